@@ -1,0 +1,373 @@
+"""Domain values shared by every layer: statuses, step records, runs and events.
+
+Plain frozen dataclasses holding JSON-compatible values; no I/O, no protobuf.
+Times are POSIX seconds (float). `to_json` / `from_json` give the storage encoding.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+Json = Any
+"""A JSON-compatible value: dict, list, str, int, float, bool or None."""
+
+StepPath = tuple[str, ...]
+"""Step ids from the top-level workflow down to a step."""
+
+
+class RunStatus(enum.StrEnum):
+    """Run lifecycle, as Mastra names it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUSPENDED = "suspended"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+    @property
+    def settled(self) -> bool:
+        """Terminal or suspended: nothing happens until someone acts."""
+        return self in _TERMINAL or self is RunStatus.SUSPENDED
+
+
+_TERMINAL = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELED})
+
+
+class StepStatus(enum.StrEnum):
+    """Status of one step record."""
+
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUSPENDED = "suspended"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    SKIPPED = "skipped"
+
+
+class EventType(enum.StrEnum):
+    """Kinds of run events; the values are Mastra's stream chunk types."""
+
+    WORKFLOW_START = "workflow-start"
+    STEP_START = "workflow-step-start"
+    STEP_RESULT = "workflow-step-result"
+    STEP_SUSPENDED = "workflow-step-suspended"
+    STEP_WAITING = "workflow-step-waiting"
+    STEP_OUTPUT = "workflow-step-output"
+    STEP_PROGRESS = "workflow-step-progress"
+    WORKFLOW_CANCELED = "workflow-canceled"
+    WORKFLOW_FINISH = "workflow-finish"
+
+
+@dataclass(frozen=True, slots=True)
+class RunError:
+    """A structured error: class name, message and optional details; never a stack trace."""
+
+    name: str
+    message: str
+    details: Json = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> RunError:
+        details = getattr(exc, "details", None)
+        return cls(name=type(exc).__name__, message=str(exc) or type(exc).__name__, details=details)
+
+    def to_json(self) -> dict[str, Json]:
+        out: dict[str, Json] = {"name": self.name, "message": self.message}
+        if self.details is not None:
+            out["details"] = self.details
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Json] | None) -> RunError | None:
+        if data is None:
+            return None
+        return cls(name=data["name"], message=data["message"], details=data.get("details"))
+
+
+@dataclass(frozen=True, slots=True)
+class ForeachItem:
+    """The state of one item of a foreach step."""
+
+    index: int
+    status: StepStatus
+    output: Json = None
+    suspend_payload: Json = None
+    error: RunError | None = None
+
+    def to_json(self) -> dict[str, Json]:
+        return _compact(
+            index=self.index,
+            status=self.status.value,
+            output=self.output,
+            suspend_payload=self.suspend_payload,
+            error=self.error.to_json() if self.error else None,
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Json]) -> ForeachItem:
+        return cls(
+            index=data["index"],
+            status=StepStatus(data["status"]),
+            output=data.get("output"),
+            suspend_payload=data.get("suspend_payload"),
+            error=RunError.from_json(data.get("error")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """What a run remembers of one step (Mastra's StepResult)."""
+
+    path: StepPath
+    status: StepStatus
+    payload: Json = None
+    output: Json = None
+    error: RunError | None = None
+    suspend_payload: Json = None
+    resume_payload: Json = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    suspended_at: float | None = None
+    resumed_at: float | None = None
+    attempt: int = 0
+    iteration: int = 0
+    """1-based loop iteration of a dowhile/dountil body; 0 outside loops."""
+    resume_labels: tuple[str, ...] = ()
+    foreach_items: tuple[ForeachItem, ...] = ()
+    wake_at: float | None = None
+    position: int = 0
+    """Order in which the step first started within its run (for stable listing)."""
+
+    @property
+    def key(self) -> str:
+        return path_key(self.path)
+
+    def to_json(self) -> dict[str, Json]:
+        return _compact(
+            path=list(self.path),
+            status=self.status.value,
+            payload=self.payload,
+            output=self.output,
+            error=self.error.to_json() if self.error else None,
+            suspend_payload=self.suspend_payload,
+            resume_payload=self.resume_payload,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            suspended_at=self.suspended_at,
+            resumed_at=self.resumed_at,
+            attempt=self.attempt or None,
+            iteration=self.iteration or None,
+            resume_labels=list(self.resume_labels) or None,
+            foreach_items=[item.to_json() for item in self.foreach_items] or None,
+            wake_at=self.wake_at,
+            position=self.position or None,
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Json]) -> StepRecord:
+        return cls(
+            path=tuple(data["path"]),
+            status=StepStatus(data["status"]),
+            payload=data.get("payload"),
+            output=data.get("output"),
+            error=RunError.from_json(data.get("error")),
+            suspend_payload=data.get("suspend_payload"),
+            resume_payload=data.get("resume_payload"),
+            started_at=data.get("started_at"),
+            ended_at=data.get("ended_at"),
+            suspended_at=data.get("suspended_at"),
+            resumed_at=data.get("resumed_at"),
+            attempt=data.get("attempt") or 0,
+            iteration=data.get("iteration") or 0,
+            resume_labels=tuple(data.get("resume_labels") or ()),
+            foreach_items=tuple(ForeachItem.from_json(i) for i in data.get("foreach_items") or ()),
+            wake_at=data.get("wake_at"),
+            position=data.get("position") or 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeLabel:
+    """Where a resume label points: a suspended step and, for foreach, an item."""
+
+    path: StepPath
+    for_each_index: int | None = None
+
+    def to_json(self) -> dict[str, Json]:
+        return _compact(path=list(self.path), for_each_index=self.for_each_index)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Json]) -> ResumeLabel:
+        return cls(path=tuple(data["path"]), for_each_index=data.get("for_each_index"))
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A workflow run as stored: identity, status, data and (when loaded) its step records."""
+
+    run_id: str
+    workflow_id: str
+    status: RunStatus
+    created_at: float
+    updated_at: float
+    resource_id: str | None = None
+    input: Json = None
+    state: Json = None
+    request_context: dict[str, Json] = field(default_factory=dict)
+    result: Json = None
+    error: RunError | None = None
+    suspended: tuple[StepPath, ...] = ()
+    resume_labels: Mapping[str, ResumeLabel] = field(default_factory=dict)
+    last_sequence: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    wake_at: float | None = None
+    trace_id: str = ""
+    steps: tuple[StepRecord, ...] = ()
+    """Step records in start order; empty unless the reader asked for them."""
+
+    def with_steps(self, steps: Iterable[StepRecord]) -> Run:
+        return replace(self, steps=tuple(sorted(steps, key=lambda s: s.position)))
+
+
+@dataclass(frozen=True, slots=True)
+class StepProgress:
+    """Foreach progress carried by a STEP_PROGRESS event."""
+
+    completed_count: int
+    total_count: int
+    current_index: int
+    iteration_status: StepStatus
+    iteration_output: Json = None
+
+    def to_json(self) -> dict[str, Json]:
+        return _compact(
+            completed_count=self.completed_count,
+            total_count=self.total_count,
+            current_index=self.current_index,
+            iteration_status=self.iteration_status.value,
+            iteration_output=self.iteration_output,
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Json] | None) -> StepProgress | None:
+        if data is None:
+            return None
+        return cls(
+            completed_count=data["completed_count"],
+            total_count=data["total_count"],
+            current_index=data["current_index"],
+            iteration_status=StepStatus(data["iteration_status"]),
+            iteration_output=data.get("iteration_output"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event before it is written; the store gives it a sequence and a time."""
+
+    type: EventType
+    run_status: RunStatus
+    step: StepRecord | None = None
+    data: Json = None
+    error: RunError | None = None
+    progress: StepProgress | None = None
+
+    def to_json(self) -> dict[str, Json]:
+        return _compact(
+            type=self.type.value,
+            run_status=self.run_status.value,
+            step=self.step.to_json() if self.step else None,
+            data=self.data,
+            error=self.error.to_json() if self.error else None,
+            progress=self.progress.to_json() if self.progress else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One durable entry of a run's event log. `sequence` is 1-based and gap-free per run."""
+
+    run_id: str
+    sequence: int
+    time: float
+    type: EventType
+    run_status: RunStatus
+    step: StepRecord | None = None
+    data: Json = None
+    error: RunError | None = None
+    progress: StepProgress | None = None
+
+    @property
+    def step_path(self) -> StepPath:
+        return self.step.path if self.step else ()
+
+    @classmethod
+    def from_json(cls, run_id: str, sequence: int, time: float, data: Mapping[str, Json]) -> Event:
+        step = data.get("step")
+        return cls(
+            run_id=run_id,
+            sequence=sequence,
+            time=time,
+            type=EventType(data["type"]),
+            run_status=RunStatus(data["run_status"]),
+            step=StepRecord.from_json(step) if step else None,
+            data=data.get("data"),
+            error=RunError.from_json(data.get("error")),
+            progress=StepProgress.from_json(data.get("progress")),
+        )
+
+    @property
+    def ends_run(self) -> bool:
+        """True for the finish event of a terminal run."""
+        return self.type is EventType.WORKFLOW_FINISH and self.run_status.terminal
+
+    @property
+    def settles_run(self) -> bool:
+        """True for any finish event: the run is terminal or suspended."""
+        return self.type is EventType.WORKFLOW_FINISH
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowState:
+    """The run as of one event (Mastra's watch `workflowState`)."""
+
+    status: RunStatus
+    steps: tuple[StepRecord, ...] = ()
+    result: Json = None
+    error: RunError | None = None
+
+    def apply(self, event: Event) -> WorkflowState:
+        """The state after `event`."""
+        steps = self.steps
+        if event.step is not None:
+            kept = [s for s in steps if s.path != event.step.path]
+            steps = (*kept, event.step) if len(kept) == len(steps) else _replace_step(steps, event.step)
+        result, error = self.result, self.error
+        if event.type is EventType.WORKFLOW_FINISH:
+            result = event.data if event.run_status is RunStatus.SUCCESS else None
+            error = event.error
+        return WorkflowState(status=event.run_status, steps=steps, result=result, error=error)
+
+
+def _replace_step(steps: tuple[StepRecord, ...], record: StepRecord) -> tuple[StepRecord, ...]:
+    return tuple(record if s.path == record.path else s for s in steps)
+
+
+def path_key(path: StepPath) -> str:
+    """The storage key of a step path ("outer.inner")."""
+    return ".".join(path)
+
+
+def _compact(**values: Json) -> dict[str, Json]:
+    return {k: v for k, v in values.items() if v is not None}
