@@ -103,6 +103,8 @@ class ForeachItem:
     output: Json = None
     suspend_payload: Json = None
     error: RunError | None = None
+    labels: tuple[str, ...] = ()
+    """Resume labels the item registered when it suspended."""
 
     def to_json(self) -> dict[str, Json]:
         return _compact(
@@ -111,6 +113,7 @@ class ForeachItem:
             output=self.output,
             suspend_payload=self.suspend_payload,
             error=self.error.to_json() if self.error else None,
+            labels=list(self.labels) or None,
         )
 
     @classmethod
@@ -121,6 +124,7 @@ class ForeachItem:
             output=data.get("output"),
             suspend_payload=data.get("suspend_payload"),
             error=RunError.from_json(data.get("error")),
+            labels=tuple(data.get("labels") or ()),
         )
 
 

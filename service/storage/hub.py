@@ -34,17 +34,21 @@ class Subscription:
             self._buffer.extend(events)
         self._ready.set()
 
-    async def wait(self, timeout: float | None) -> list[Event]:
-        """Buffered events, waiting up to `timeout` seconds for some; [] on timeout or lag."""
+    async def wait(self, idle: float | None) -> list[Event]:
+        """Buffered events, waiting up to `idle` seconds for some; [] on timeout or lag."""
         if not self._buffer and not self.lagged:
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(idle):
                     await self._ready.wait()
             except TimeoutError:
                 return []
         events, self._buffer = self._buffer, []
         self._ready.clear()
         return events
+
+    def wake(self) -> None:
+        """Wake a waiting reader without events (for example to notice a drain)."""
+        self._ready.set()
 
     def close(self) -> None:
         self._hub._unsubscribe(self)
