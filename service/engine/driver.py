@@ -296,7 +296,9 @@ class RunDriver:
         outcome = await self.run_sequence(workflow, record.payload, child)
         if outcome.kind is Kind.SUSPENDED and not announce:
             return outcome
-        return self.finish_record(record, outcome)
+        if outcome.kind is Kind.BAILED:  # bail ends the nested workflow, not its parent
+            outcome = success(outcome.output)
+        return self.finish_record(record, outcome, leaf=False)
 
     # -- executing one step ------------------------------------------------------------------
 
@@ -436,8 +438,12 @@ class RunDriver:
         self._bodies.discard(task)
         return task.result()
 
-    def finish_record(self, record: StepRecord, outcome: Outcome) -> Outcome:
-        """Record a step's outcome (and its event); returns the outcome for the walk."""
+    def finish_record(self, record: StepRecord, outcome: Outcome, *, leaf: bool = True) -> Outcome:
+        """Record a step's outcome (and its event); returns the outcome for the walk.
+
+        Only leaf steps count as suspended for Resume; a nested workflow that suspends
+        because of an inner step is recorded as suspended but not listed.
+        """
         now = time.time()
         if outcome.kind is Kind.SUSPENDED:
             detail = outcome.output if isinstance(outcome.output, dict) else {}
@@ -450,7 +456,8 @@ class RunDriver:
                 resume_labels=labels,
             )
             self.record_event(EventType.STEP_SUSPENDED, done)
-            self.note_suspended(done)
+            if leaf:
+                self.note_suspended(done)
             return SUSPENDED
         if outcome.kind in (Kind.SUCCESS, Kind.BAILED):
             done = replace(record, status=StepStatus.SUCCESS, output=outcome.output, ended_at=now)

@@ -1,0 +1,54 @@
+-- runservice SQLite schema, version 1 (PRAGMA user_version).
+-- JSON columns hold compact json.dumps text; SQL NULL means Python None.
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    resource_id TEXT,
+    status TEXT NOT NULL,
+    input TEXT,
+    state TEXT,
+    request_context TEXT,
+    result TEXT,
+    error TEXT,
+    suspended TEXT,
+    resume_labels TEXT,
+    started_at REAL,
+    ended_at REAL,
+    wake_at REAL,
+    trace_id TEXT NOT NULL DEFAULT '',
+    -- Sequence of the run's last event; appends allocate from here inside the
+    -- writing transaction, so sequences are gap-free and commit in order.
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+
+-- Listing is newest first with keyset paging on (created_at, run_id).
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow_id, created_at DESC, run_id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at DESC, run_id DESC);
+-- Boot recovery looks runs up by status.
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
+
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL,
+    path_key TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, path_key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    time REAL NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS requests (
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind, request_id)
+) WITHOUT ROWID;

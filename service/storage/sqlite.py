@@ -1,0 +1,522 @@
+"""The SQLite store: one writer thread with group commit, aiosqlite readers.
+
+Durability: WAL with `synchronous=FULL`, so `write` returns only once its
+transaction is fsynced. Group commit keeps that affordable: every write queued
+while a transaction is in flight joins the next one, and one fsync covers the
+whole batch. Each write runs in its own savepoint, so a failing write rolls
+back alone and the rest of its batch still commits.
+
+Event sequences are allocated from `runs.last_seq` inside the writing
+transaction. With a single writer, commit order is sequence order and a
+rolled-back write gives its sequences back: the log of a run is 1, 2, 3, ...
+with no gaps, and the hub hears of events only after their commit.
+
+One process owns a database file: `open` takes an exclusive `flock` on
+`<path>.lock`, so a second server on the same file refuses to start (boot
+recovery assumes nobody else is running these runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from service.model import Event, ResumeLabel, Run, RunError, RunStatus, StepPath, StepRecord
+from service.storage import RunQuery, RunWrite, WriteResult
+from service.storage.hub import EventHub
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_MAX_BATCH = 500
+_BUSY_TIMEOUT_MS = 5000
+_READERS = 2
+
+_RUN_COLUMN_LIST = (
+    "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
+    " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at"
+)
+_RUN_COLUMNS = _RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `_run_from_row` use
+_SELECT_RUN = f"SELECT {_RUN_COLUMN_LIST} FROM runs"
+_SELECT_RUN_WITH_STEPS = (
+    f"SELECT {', '.join('r.' + c for c in _RUN_COLUMNS)}, s.record"
+    " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = ?"
+)
+_INSERT_RUN = (
+    f"INSERT INTO runs ({_RUN_COLUMN_LIST}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
+    " ON CONFLICT (run_id) DO NOTHING"
+)
+_INSERT_EVENT = "INSERT INTO events (run_id, seq, time, body) VALUES (?, ?, ?, ?)"
+_UPSERT_STEP = (
+    "INSERT INTO steps (run_id, path_key, position, record) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (run_id, path_key) DO UPDATE SET position = excluded.position, record = excluded.record"
+)
+_INSERT_REQUEST = "INSERT OR IGNORE INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)"
+
+_Pending = tuple[RunWrite, asyncio.Future[WriteResult]]
+
+
+class SqliteStore:
+    """A `Store` on one SQLite file (see the module docstring for the design)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.hub = EventHub()
+        self.transactions = 0
+        """Write transactions committed so far (one per group-commit batch)."""
+        self._state = "new"  # -> "open" -> "closed"
+        self._accepting = False
+        self._lock_fd: int | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._readers: list[Any] = []  # aiosqlite.Connection
+        self._next_reader = 0
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Lock the file, create or check the schema, open the connections, start the writer."""
+        if self._state != "new":
+            raise RuntimeError("store was already opened")
+        self._state = "open"
+        loop = asyncio.get_running_loop()
+        # The writer connection lives on this one thread for its whole life.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        try:
+            self._lock_fd = await loop.run_in_executor(self._executor, _lock, self.path)
+            self._conn = await loop.run_in_executor(self._executor, _connect_writer, self.path)
+            for _ in range(_READERS):
+                self._readers.append(await _connect_reader(self.path))
+        except BaseException:
+            self._state = "closed"
+            await self._release()
+            raise
+        self._writer_task = asyncio.create_task(self._write_loop(), name=f"sqlite-writer {self.path}")
+        self._accepting = True
+
+    async def close(self) -> None:
+        """Refuse new writes, commit the queued ones, then release every resource. Idempotent."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        self._accepting = False
+        try:
+            if self._writer_task is not None:
+                self._queue.put_nowait(None)  # after every queued write: they are flushed first
+                await self._writer_task
+        finally:
+            self._writer_task = None
+            await self._release()
+
+    async def _release(self) -> None:
+        readers, self._readers = self._readers, []
+        executor, self._executor = self._executor, None
+        conn, self._conn = self._conn, None
+        try:
+            for reader in readers:
+                await reader.close()
+        finally:
+            try:
+                if executor is not None:
+                    try:
+                        if conn is not None:
+                            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+                    finally:
+                        # Returns at once unless the close above was cancelled; then it waits for
+                        # the writer thread so the file is unlocked only once nothing writes to it.
+                        executor.shutdown(wait=True)
+            finally:
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)  # closing the descriptor drops the flock
+                    self._lock_fd = None
+
+    # -- writes ----------------------------------------------------------------
+
+    async def write(self, change: RunWrite) -> WriteResult:
+        """Commit one change (see `RunWrite`); returns once it is durable.
+
+        Once called, the change is committed even if the caller is cancelled while
+        waiting, so work handed to the store is never lost half-way. The writer reads
+        the change later, in its thread: do not mutate its patch, steps or events meanwhile.
+        """
+        if not self._accepting:
+            raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((change, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        """Drain the queue in batches, one transaction per batch, until the close sentinel."""
+        batch: list[_Pending] = []
+        try:
+            while True:
+                item = await self._queue.get()
+                # Take what is queued now; never wait for more, so a lone write is not delayed.
+                while item is not None:
+                    batch.append(item)
+                    if len(batch) >= _MAX_BATCH or self._queue.empty():
+                        break
+                    item = self._queue.get_nowait()
+                if batch:
+                    await self._commit(batch)
+                    batch = []
+                if item is None:
+                    return
+        except Exception:
+            logger.exception("the store writer crashed; the store refuses further writes")
+            raise
+        finally:
+            # Only reached with work left when the writer is cancelled or crashed.
+            stopped = RuntimeError("store writer stopped; the write may or may not be committed")
+            self._accepting = False
+            while not self._queue.empty():
+                pending = self._queue.get_nowait()
+                if pending is not None:
+                    batch.append(pending)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(stopped)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        assert self._executor is not None
+        # The whole transaction runs in ONE thread hop. aiosqlite would make every
+        # statement its own hop, so a batch of k changes would hold the write lock
+        # across many round trips through the event loop.
+        try:
+            outcomes = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._run_batch, [change for change, _ in batch]
+            )
+        except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
+            for _, future in batch:
+                if not future.done():  # a caller cancelled while waiting
+                    future.set_exception(exc)
+            return
+        self.transactions += 1
+        committed: list[Event] = []
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, WriteResult):
+                committed.extend(outcome.events)
+            if future.done():
+                continue
+            if isinstance(outcome, WriteResult):
+                future.set_result(outcome)
+            else:
+                future.set_exception(outcome)
+        try:
+            self.hub.publish(committed)
+        except Exception:  # a broken subscriber must not stop the writer; the log is the record
+            logger.exception("publishing committed events failed")
+
+    def _run_batch(self, changes: list[RunWrite]) -> list[WriteResult | Exception]:
+        """In the writer thread: one transaction, one savepoint per change."""
+        conn = self._conn
+        assert conn is not None
+        outcomes: list[WriteResult | Exception] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for change in changes:
+                conn.execute("SAVEPOINT w")
+                try:
+                    outcomes.append(_apply(conn, change))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO w")
+                    outcomes.append(exc)
+                conn.execute("RELEASE w")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    # -- reads -----------------------------------------------------------------
+
+    def _reader(self) -> Any:
+        if not self._readers:
+            raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
+        self._next_reader = (self._next_reader + 1) % len(self._readers)
+        return self._readers[self._next_reader]
+
+    async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
+        """The run, with its step records when `steps` is true; None if unknown."""
+        if not steps:
+            rows = await self._reader().execute_fetchall(f"{_SELECT_RUN} WHERE run_id = ?", (run_id,))
+            return _run_from_row(rows[0]) if rows else None
+        # One statement, so the run and its steps come from the same snapshot.
+        rows = await self._reader().execute_fetchall(_SELECT_RUN_WITH_STEPS, (run_id,))
+        if not rows:
+            return None
+        records = [StepRecord.from_json(json.loads(row[-1])) for row in rows if row[-1] is not None]
+        return _run_from_row(rows[0]).with_steps(records)
+
+    async def list_runs(self, query: RunQuery) -> list[Run]:
+        """Runs matching `query`, newest first (created_at, then run_id, descending)."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if query.workflow_id is not None:
+            clauses.append("workflow_id = ?")
+            params.append(query.workflow_id)
+        if query.statuses:
+            clauses.append(f"status IN ({', '.join('?' * len(query.statuses))})")
+            params.extend(sorted(status.value for status in query.statuses))
+        if query.resource_id is not None:
+            clauses.append("resource_id = ?")
+            params.append(query.resource_id)
+        if query.from_time is not None:
+            clauses.append("created_at >= ?")
+            params.append(query.from_time)
+        if query.to_time is not None:
+            clauses.append("created_at < ?")
+            params.append(query.to_time)
+        if query.after is not None:
+            clauses.append("(created_at, run_id) < (?, ?)")
+            params.extend(query.after)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{_SELECT_RUN}{where} ORDER BY created_at DESC, run_id DESC LIMIT ?"
+        rows = await self._reader().execute_fetchall(sql, (*params, max(query.limit, 0)))
+        return [_run_from_row(row) for row in rows]
+
+    async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
+        """Events with sequence > `after`, in order, at most `limit`."""
+        rows = await self._reader().execute_fetchall(
+            "SELECT seq, time, body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (run_id, after, max(limit, 0)),
+        )
+        return [Event.from_json(run_id, seq, at, json.loads(body)) for seq, at, body in rows]
+
+    async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
+        """True if a write with this `(kind, request_id)` was committed for the run."""
+        rows = await self._reader().execute_fetchall(
+            "SELECT 1 FROM requests WHERE run_id = ? AND kind = ? AND request_id = ?",
+            (run_id, kind, request_id),
+        )
+        return bool(rows)
+
+    async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
+        """Every run whose status is one of `statuses` (oldest first)."""
+        if not statuses:
+            return []
+        marks = ", ".join("?" * len(statuses))
+        rows = await self._reader().execute_fetchall(
+            f"{_SELECT_RUN} WHERE status IN ({marks}) ORDER BY created_at, run_id",
+            sorted(status.value for status in statuses),
+        )
+        return [_run_from_row(row) for row in rows]
+
+
+# -- the writer thread's side ------------------------------------------------------
+
+
+def _lock(path: str) -> int:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"database {path} is in use by another runservice process") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _connect_writer(path: str) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves. IMMEDIATE takes the
+    # write lock up front, so busy_timeout applies instead of a deferred upgrade failing.
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        if str(mode).lower() != "wal":
+            raise RuntimeError(f"database {path} cannot use WAL journaling (got {mode!r})")
+        conn.execute("PRAGMA synchronous = FULL")  # a returned write survives power loss
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database {path} has schema version {version}; this runservice knows {SCHEMA_VERSION}"
+            )
+        if version < SCHEMA_VERSION:
+            ddl = resources.files("service.storage").joinpath("schema.sql").read_text(encoding="utf-8")
+            conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+async def _connect_reader(path: str) -> Any:
+    reader = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await reader.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        await reader.execute("PRAGMA query_only = ON")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
+
+
+def _apply(conn: sqlite3.Connection, change: RunWrite) -> WriteResult:
+    """Apply one change inside the caller's savepoint; raising rolls it back alone."""
+    now = time.time()
+    run_id = change.run_id
+    if change.delete:
+        found = _status(conn, run_id)
+        if change.expect is not None and found not in change.expect:
+            return WriteResult(applied=False, status=found)
+        for table in ("steps", "events", "requests", "runs"):
+            conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        return WriteResult(applied=True, status=None)
+    if change.create is not None:  # `expect` is meaningless for a run that does not exist yet
+        if change.create.run_id != run_id:
+            raise ValueError(f"create.run_id {change.create.run_id!r} differs from run_id {run_id!r}")
+        if conn.execute(_INSERT_RUN, _run_row(change.create, now)).rowcount == 0:
+            return WriteResult(applied=False, status=_status(conn, run_id))
+    else:
+        found = _status(conn, run_id)
+        if found is None and change.expect is None:
+            raise KeyError(run_id)
+        if found is None or (change.expect is not None and found not in change.expect):
+            return WriteResult(applied=False, status=found)
+
+    assignments = ["updated_at = ?", "last_seq = last_seq + ?"]
+    params: list[object] = [now, len(change.events)]
+    for name, value in change.patch.items():
+        encode = _PATCH_ENCODERS.get(name)
+        if encode is None:
+            raise ValueError(f"unknown run field {name!r} in patch")
+        assignments.append(f"{name} = ?")
+        params.append(encode(value))
+    # Sequences come from the row itself, inside this savepoint: a rollback returns them.
+    ((status, last_seq),) = conn.execute(
+        f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ? RETURNING status, last_seq",
+        (*params, run_id),
+    ).fetchall()
+
+    first = last_seq - len(change.events) + 1
+    bodies = [_dumps(draft.to_json()) for draft in change.events]
+    if bodies:
+        conn.executemany(_INSERT_EVENT, [(run_id, first + i, now, body) for i, body in enumerate(bodies)])
+    if change.steps:
+        conn.executemany(
+            _UPSERT_STEP, [(run_id, step.key, step.position, _dumps(step.to_json())) for step in change.steps]
+        )
+    if change.request is not None:
+        kind, request_id = change.request
+        conn.execute(_INSERT_REQUEST, (run_id, kind, request_id))
+    # Events decoded from what was stored, so live subscribers and later readers see the same values.
+    events = tuple(Event.from_json(run_id, first + i, now, json.loads(body)) for i, body in enumerate(bodies))
+    return WriteResult(applied=True, status=RunStatus(status), events=events)
+
+
+def _status(conn: sqlite3.Connection, run_id: str) -> RunStatus | None:
+    row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else RunStatus(row[0])
+
+
+# -- encoding ------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _encode_error(error: RunError | None) -> str | None:
+    return None if error is None else _dumps(error.to_json())
+
+
+def _encode_paths(paths: Sequence[StepPath]) -> str:
+    return _dumps([list(path) for path in paths])
+
+
+def _encode_labels(labels: Any) -> str:
+    return _dumps({name: label.to_json() for name, label in labels.items()})
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
+    "status": lambda value: RunStatus(value).value,
+    "input": _json,
+    "state": _json,
+    "request_context": _json,
+    "result": _json,
+    "error": _encode_error,
+    "suspended": _encode_paths,
+    "resume_labels": _encode_labels,
+    "started_at": _same,
+    "ended_at": _same,
+    "wake_at": _same,
+    "trace_id": str,
+}
+
+
+def _run_row(run: Run, now: float) -> tuple[object, ...]:
+    """Values for `_RUN_COLUMNS` of a new run (its log starts empty)."""
+    return (
+        run.run_id,
+        run.workflow_id,
+        run.resource_id,
+        run.status.value,
+        _json(run.input),
+        _json(run.state),
+        _json(run.request_context),
+        _json(run.result),
+        _encode_error(run.error),
+        _encode_paths(run.suspended),
+        _encode_labels(run.resume_labels),
+        run.started_at,
+        run.ended_at,
+        run.wake_at,
+        run.trace_id,
+        0,
+        run.created_at,
+        now,
+    )
+
+
+def _run_from_row(row: Sequence[Any]) -> Run:
+    return Run(
+        run_id=row[0],
+        workflow_id=row[1],
+        resource_id=row[2],
+        status=RunStatus(row[3]),
+        input=_loads(row[4]),
+        state=_loads(row[5]),
+        request_context=_loads(row[6]) or {},
+        result=_loads(row[7]),
+        error=RunError.from_json(_loads(row[8])),
+        suspended=tuple(tuple(path) for path in _loads(row[9]) or ()),
+        resume_labels={name: ResumeLabel.from_json(label) for name, label in (_loads(row[10]) or {}).items()},
+        started_at=row[11],
+        ended_at=row[12],
+        wake_at=row[13],
+        trace_id=row[14],
+        last_sequence=row[15],
+        created_at=row[16],
+        updated_at=row[17],
+    )

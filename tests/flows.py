@@ -1,0 +1,349 @@
+"""Workflows exercising the run semantics; served by the in-process test server.
+
+Module-level `CALLS` and `CLEANUPS` record side effects per run id, so tests can
+assert what step bodies really did (how often they ran, whether `finally` ran).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel
+
+from service.workflow import StepContext, clone_step, create_step, create_workflow
+
+CALLS: Counter[str] = Counter()
+"""`"<run_id>:<step>"` -> number of times that step's body started."""
+CLEANUPS: dict[str, str] = {}
+"""run id -> how the slow step's body ended ("finally" once its finally block ran)."""
+
+
+def _count(ctx: StepContext, name: str) -> int:
+    CALLS[f"{ctx.run_id}:{name}"] += 1
+    return CALLS[f"{ctx.run_id}:{name}"]
+
+
+class Value(BaseModel):
+    value: int
+
+
+class Text(BaseModel):
+    text: str
+
+
+class Decision(BaseModel):
+    approved: bool
+    note: str = ""
+
+
+class Question(BaseModel):
+    question: str
+
+
+# -- a three-step pipeline ------------------------------------------------------------------
+
+
+@create_step("add-one", input_schema=Value, output_schema=Value, description="Adds one")
+async def add_one(ctx: StepContext) -> Value:
+    _count(ctx, "add-one")
+    return Value(value=ctx.input_data.value + 1)
+
+
+@create_step("double", input_schema=Value, output_schema=Value)
+async def double(ctx: StepContext) -> dict[str, int]:
+    return {"value": ctx.input_data.value * 2}
+
+
+@create_step("to-text", input_schema=Value, output_schema=Text)
+async def to_text(ctx: StepContext) -> Text:
+    return Text(text=f"value is {ctx.input_data.value}")
+
+
+pipeline = (
+    create_workflow("pipeline", input_schema=Value, output_schema=Text, description="add, double, format")
+    .then(add_one)
+    .then(double)
+    .then(to_text)
+    .commit()
+)
+
+
+# -- suspend and resume -----------------------------------------------------------------------
+
+
+@create_step(
+    "approve", input_schema=Value, output_schema=Decision, resume_schema=Decision, suspend_schema=Question
+)
+async def approve(ctx: StepContext) -> Any:
+    _count(ctx, "approve")
+    if ctx.resume_data is None:
+        await ctx.suspend(Question(question=f"approve {ctx.input_data.value}?"), resume_label="manager")
+        return None
+    assert ctx.suspend_data == {"question": f"approve {ctx.input_data.value}?"}
+    return ctx.resume_data
+
+
+@create_step("finish", input_schema=Decision, output_schema=Text)
+async def finish(ctx: StepContext) -> Text:
+    _count(ctx, "finish")
+    return Text(text="approved" if ctx.input_data.approved else "rejected")
+
+
+approval = (
+    create_workflow("approval", input_schema=Value, output_schema=Text)
+    .then(add_one)
+    .then(approve)
+    .then(finish)
+    .commit()
+)
+
+
+@create_step("ask-a", input_schema=Value, output_schema=Decision, resume_schema=Decision)
+async def ask_a(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"which": "a"})
+        return None
+    return ctx.resume_data
+
+
+ask_b = clone_step(ask_a, id="ask-b")
+
+two_questions = create_workflow("two-questions", input_schema=Value).parallel([ask_a, ask_b]).commit()
+
+
+# -- failures, retries, bail --------------------------------------------------------------------
+
+
+@create_step("flaky", input_schema=Value, output_schema=Value, retries=2)
+async def flaky(ctx: StepContext) -> Value:
+    _count(ctx, "flaky")
+    if ctx.retry_count < 2:
+        raise RuntimeError(f"attempt {ctx.retry_count} failed")
+    return Value(value=ctx.retry_count)
+
+
+retrying = create_workflow("retrying", input_schema=Value).then(flaky).commit()
+
+
+@create_step("broken", input_schema=Value)
+async def broken(ctx: StepContext) -> Any:
+    _count(ctx, "broken")
+    raise ValueError("boom")
+
+
+failing = (
+    create_workflow("failing", input_schema=Value, retry_config={"attempts": 2, "delay": 0.05})
+    .then(broken)
+    .then(double)
+    .commit()
+)
+
+
+@create_step("early-exit", input_schema=Value)
+async def early_exit(ctx: StepContext) -> Any:
+    if ctx.input_data.value > 10:
+        return ctx.bail({"bailed": True, "value": ctx.input_data.value})
+    return ctx.input_data
+
+
+bailing = create_workflow("bailing", input_schema=Value).then(early_exit).then(double).commit()
+
+
+# -- cancel -----------------------------------------------------------------------------------------
+
+
+@create_step("slow", input_schema=Value)
+async def slow(ctx: StepContext) -> Any:
+    CLEANUPS[ctx.run_id] = "started"
+    try:
+        await asyncio.sleep(60)
+        CLEANUPS[ctx.run_id] = "completed"
+    finally:
+        if CLEANUPS[ctx.run_id] == "started":
+            CLEANUPS[ctx.run_id] = "finally"
+    return ctx.input_data
+
+
+sluggish = create_workflow("sluggish", input_schema=Value).then(add_one).then(slow).then(double).commit()
+
+
+# -- concurrent resumes -------------------------------------------------------------------------------
+
+
+@create_step("tail", input_schema=Decision, output_schema=Value)
+async def tail(ctx: StepContext) -> Value:
+    count = _count(ctx, "tail")
+    await asyncio.sleep(0.05)
+    return Value(value=count)
+
+
+racing = create_workflow("racing", input_schema=Value).then(approve).then(tail).commit()
+
+
+# -- state, writer, request context -------------------------------------------------------------------
+
+
+class Tally(BaseModel):
+    seen: list[str] = []
+    total: int = 0
+
+
+@create_step("remember", input_schema=Value, output_schema=Value)
+async def remember(ctx: StepContext) -> Value:
+    ctx.set_state({"seen": [*ctx.state["seen"], "remember"], "total": ctx.state["total"] + ctx.input_data.value})
+    await ctx.writer.write({"progress": "half"})
+    await ctx.writer.write({"progress": "done"})
+    return ctx.input_data
+
+
+@create_step("report", input_schema=Value)
+async def report(ctx: StepContext) -> dict[str, Any]:
+    return {
+        "state": ctx.state,
+        "tenant": ctx.request_context.get("tenant"),
+        "first": ctx.get_step_result("remember"),
+        "init": ctx.get_init_data(),
+        "resource": ctx.resource_id,
+        "workflow": ctx.workflow_id,
+    }
+
+
+stateful = (
+    create_workflow("stateful", input_schema=Value, state_schema=Tally).then(remember).then(report).commit()
+)
+
+
+# -- control flow -----------------------------------------------------------------------------------------
+
+
+@create_step("triple", input_schema=Value, output_schema=Value)
+async def triple(ctx: StepContext) -> Value:
+    return Value(value=ctx.input_data.value * 3)
+
+
+@create_step("fails-fast", input_schema=Value)
+async def fails_fast(ctx: StepContext) -> Any:
+    raise RuntimeError("branch failed")
+
+
+@create_step("collect", input_schema=None)
+async def collect(ctx: StepContext) -> Any:
+    return {"got": ctx.input_data}
+
+
+parallel_ok = create_workflow("parallel-ok", input_schema=Value).parallel([double, triple]).then(collect).commit()
+parallel_fail = create_workflow("parallel-fail", input_schema=Value).parallel([double, fails_fast]).commit()
+parallel_allow = (
+    create_workflow("parallel-allow", input_schema=Value).parallel([double, fails_fast], allow_failure=True).commit()
+)
+
+
+def is_big(ctx: Any) -> bool:
+    return bool(ctx.input_data["value"] > 5)
+
+
+def is_even(ctx: Any) -> bool:
+    return bool(ctx.input_data["value"] % 2 == 0)
+
+
+def explodes(ctx: Any) -> bool:
+    raise RuntimeError("condition failed")
+
+
+branching = (
+    create_workflow("branching", input_schema=Value)
+    .branch([(is_big, double), (is_even, triple), (explodes, add_one)])
+    .commit()
+)
+
+
+def below_twenty(ctx: Any) -> bool:
+    return bool(ctx.input_data["value"] < 20)
+
+
+def iterations_at_least_three(ctx: Any) -> bool:
+    return bool(ctx.iteration_count >= 3)
+
+
+looping_while = create_workflow("looping-while", input_schema=Value).dowhile(double, below_twenty).commit()
+looping_until = (
+    create_workflow("looping-until", input_schema=Value).dountil(add_one, iterations_at_least_three).commit()
+)
+
+
+@create_step("check-item", input_schema=Value, output_schema=Value, resume_schema=Decision)
+async def check_item(ctx: StepContext) -> Any:
+    if ctx.input_data.value < 0 and ctx.resume_data is None:
+        await ctx.suspend({"item": ctx.input_data.value}, resume_label=f"item{ctx.input_data.value}")
+        return None
+    await asyncio.sleep(0.01)
+    return Value(value=abs(ctx.input_data.value) * 10)
+
+
+each = create_workflow("each", input_schema=list[Value]).foreach(check_item, concurrency=2).commit()
+each_unchecked = create_workflow("each-unchecked").foreach(check_item).commit()
+
+mapped = (
+    create_workflow("mapped", input_schema=Value)
+    .then(double)
+    .map(
+        {
+            "doubled": {"step": "double", "path": "value"},
+            "original": {"init_data": True, "path": "value"},
+            "constant": {"value": "k"},
+            "tenant": {"request_context_path": "tenant"},
+        },
+        id="reshape",
+    )
+    .map(lambda ctx: {"sum": ctx.input_data["doubled"] + ctx.input_data["original"]})
+    .commit()
+)
+
+napping = create_workflow("napping", input_schema=Value).sleep(0.2).then(double).commit()
+long_nap = create_workflow("long-nap", input_schema=Value).sleep(60).then(double).commit()
+
+
+def soon(ctx: Any) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.2)
+
+
+napping_until = create_workflow("napping-until", input_schema=Value).sleep_until(soon).then(triple).commit()
+
+
+# -- nested workflows, three levels ------------------------------------------------------------------------
+
+innermost = create_workflow("innermost", input_schema=Value).then(double).then(approve).commit()
+middle = create_workflow("middle", input_schema=Value).then(add_one).then(innermost).commit()
+outer = create_workflow("outer", input_schema=Value).then(middle).then(finish).commit()
+
+nested_failing = create_workflow("nested-failing-inner", input_schema=Value).then(broken).commit()
+nested_failure = create_workflow("nested-failure", input_schema=Value).then(nested_failing).commit()
+
+WORKFLOWS = [
+    pipeline,
+    approval,
+    two_questions,
+    retrying,
+    failing,
+    bailing,
+    sluggish,
+    racing,
+    stateful,
+    parallel_ok,
+    parallel_fail,
+    parallel_allow,
+    branching,
+    looping_while,
+    looping_until,
+    each,
+    each_unchecked,
+    mapped,
+    napping,
+    long_nap,
+    napping_until,
+    outer,
+    nested_failure,
+]

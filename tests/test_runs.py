@@ -1,0 +1,376 @@
+"""Run semantics through a real server: start, data flow, suspend/resume, errors, retries,
+bail, cancel, claims, streams and watches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import flows
+import pytest
+
+from service import errors
+from service.client import Client
+from service.model import EventType, Run, RunStatus, StepStatus
+
+
+@pytest.fixture
+async def client(serving: Any, tmp_path: Path) -> AsyncIterator[Client]:
+    async with serving(tmp_path / "runs.db", workflows=flows.WORKFLOWS) as served:
+        async with Client(served.address, timeout=10.0) as connected:
+            yield connected
+
+
+def step(run: Run, path: str) -> Any:
+    return next(s for s in run.steps if ".".join(s.path) == path)
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_start_and_wait_returns_result_and_step_records(client: Client) -> None:
+    run = await client.get_workflow("pipeline").create_run()
+    result = await run.start_async(input_data={"value": 1})
+
+    assert result.status is RunStatus.SUCCESS
+    assert result.result == {"text": "value is 4"}
+    assert result.input == {"value": 1}
+    assert [".".join(s.path) for s in result.steps] == ["add-one", "double", "to-text"]
+    first, second = result.steps[0], result.steps[1]
+    assert (first.payload, first.output, first.status) == ({"value": 1}, {"value": 2}, StepStatus.SUCCESS)
+    assert second.payload == {"value": 2} and second.output == {"value": 4}
+    assert first.started_at is not None and first.ended_at is not None
+    assert first.started_at <= first.ended_at <= (second.started_at or 0)
+    assert result.started_at and result.ended_at and result.trace_id
+
+
+async def test_start_without_wait_then_poll(client: Client) -> None:
+    workflow = client.get_workflow("napping")
+    run = await workflow.create_run()
+    started = await run.start(input_data={"value": 5})
+    assert started.status in (RunStatus.RUNNING, RunStatus.WAITING)
+
+    async with asyncio.timeout(5):
+        while (polled := await workflow.run_execution_result(run.run_id)).status is not RunStatus.SUCCESS:
+            assert polled.status in (RunStatus.RUNNING, RunStatus.WAITING)
+            await asyncio.sleep(0.02)
+    assert polled.result == {"value": 10}
+
+
+async def test_suspend_then_resume_the_only_suspended_step(client: Client) -> None:
+    run = await client.get_workflow("approval").create_run()
+    suspended = await run.start_async(input_data={"value": 1})
+
+    assert suspended.status is RunStatus.SUSPENDED
+    assert suspended.suspended == (("approve",),)
+    record = step(suspended, "approve")
+    assert record.status is StepStatus.SUSPENDED
+    assert record.suspend_payload == {"question": "approve 2?"}
+    assert record.suspended_at is not None
+    assert "manager" in suspended.resume_labels
+
+    done = await run.resume_async(resume_data={"approved": True})
+    assert done.status is RunStatus.SUCCESS
+    assert done.result == {"text": "approved"}
+    approved = step(done, "approve")
+    assert approved.resume_payload == {"approved": True, "note": ""}
+    assert approved.output == {"approved": True, "note": ""}
+    assert flows.CALLS[f"{run.run_id}:add-one"] == 1
+    assert flows.CALLS[f"{run.run_id}:finish"] == 1
+
+
+async def test_resume_by_named_step_and_by_label(client: Client) -> None:
+    workflow = client.get_workflow("approval")
+    by_name = await workflow.create_run()
+    await by_name.start_async(input_data={"value": 1})
+    assert (await by_name.resume_async(step="approve", resume_data={"approved": False})).result == {
+        "text": "rejected"
+    }
+
+    by_label = await workflow.create_run()
+    await by_label.start_async(input_data={"value": 1})
+    assert (await by_label.resume_async(label="manager", resume_data={"approved": True})).status is (
+        RunStatus.SUCCESS
+    )
+
+
+async def test_resume_errors_have_codes_and_reasons(client: Client) -> None:
+    finished = await client.get_workflow("pipeline").create_run()
+    await finished.start_async(input_data={"value": 1})
+    with pytest.raises(errors.FailedPrecondition) as not_suspended:
+        await finished.resume_async(resume_data={})
+    assert not_suspended.value.reason == "RUN_NOT_SUSPENDED"
+    assert not_suspended.value.metadata["status"] == "success"
+
+    waiting = await client.get_workflow("approval").create_run()
+    await waiting.start_async(input_data={"value": 1})
+    with pytest.raises(errors.FailedPrecondition) as wrong_step:
+        await waiting.resume_async(step="finish", resume_data={"approved": True})
+    assert wrong_step.value.reason == "STEP_NOT_SUSPENDED"
+    assert "approve" in wrong_step.value.message
+
+    several = await client.get_workflow("two-questions").create_run()
+    both = await several.start_async(input_data={"value": 1})
+    assert set(both.suspended) == {("ask-a",), ("ask-b",)}
+    with pytest.raises(errors.FailedPrecondition) as ambiguous:
+        await several.resume_async(resume_data={"approved": True})
+    assert ambiguous.value.reason == "MULTIPLE_SUSPENDED_STEPS"
+
+    with pytest.raises(errors.NotFound) as missing:
+        await client.get_workflow("approval").run_execution_result("no-such-run")
+    assert missing.value.reason == "RUN_NOT_FOUND"
+
+
+async def test_invalid_resume_data_leaves_the_run_resumable(client: Client) -> None:
+    run = await client.get_workflow("approval").create_run()
+    await run.start_async(input_data={"value": 1})
+    with pytest.raises(errors.InvalidArgument) as invalid:
+        await run.resume_async(resume_data={"approved": "maybe"})
+    assert invalid.value.reason == "VALIDATION_FAILED"
+    assert [v.field for v in invalid.value.violations] == ["resume_data.approved"]
+    still = await client.get_workflow("approval").run_execution_result(run.run_id)
+    assert still.status is RunStatus.SUSPENDED
+    assert (await run.resume_async(resume_data={"approved": True})).status is RunStatus.SUCCESS
+
+
+async def test_parallel_suspends_are_resumed_one_by_one(client: Client) -> None:
+    run = await client.get_workflow("two-questions").create_run()
+    await run.start_async(input_data={"value": 1})
+    first = await run.resume_async(step="ask-a", resume_data={"approved": True})
+    assert first.status is RunStatus.SUSPENDED
+    assert first.suspended == (("ask-b",),)
+    done = await run.resume_async(resume_data={"approved": False})
+    assert done.status is RunStatus.SUCCESS
+    assert done.result == {"ask-a": {"approved": True, "note": ""}, "ask-b": {"approved": False, "note": ""}}
+
+
+async def test_invalid_input_is_rejected_and_the_run_stays_startable(client: Client) -> None:
+    run = await client.get_workflow("pipeline").create_run()
+    with pytest.raises(errors.InvalidArgument) as invalid:
+        await run.start_async(input_data={"value": "not a number"})
+    assert invalid.value.reason == "VALIDATION_FAILED"
+    assert [v.field for v in invalid.value.violations] == ["input_data.value"]
+    pending = await client.get_workflow("pipeline").run_execution_result(run.run_id)
+    assert pending.status is RunStatus.PENDING
+    assert (await run.start_async(input_data={"value": 2})).result == {"text": "value is 6"}
+
+
+async def test_invalid_initial_state_is_rejected(client: Client) -> None:
+    run = await client.get_workflow("stateful").create_run()
+    with pytest.raises(errors.InvalidArgument) as invalid:
+        await run.start_async(input_data={"value": 1}, initial_state={"total": "x"})
+    assert [v.field for v in invalid.value.violations] == ["initial_state.total"]
+
+
+async def test_step_input_validation_failure_fails_the_step(client: Client) -> None:
+    run = await client.get_workflow("each-unchecked").create_run()
+    result = await run.start_async(input_data=[{"value": "x"}])
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and result.error.name == "StepInputValidationError"
+
+
+async def test_retries_use_the_attempt_index(client: Client) -> None:
+    run = await client.get_workflow("retrying").create_run()
+    result = await run.start_async(input_data={"value": 1})
+    assert result.status is RunStatus.SUCCESS
+    assert result.result == {"value": 2}
+    assert step(result, "flaky").attempt == 2
+    assert flows.CALLS[f"{run.run_id}:flaky"] == 3
+
+
+async def test_failure_after_retries_is_a_structured_error(client: Client) -> None:
+    run = await client.get_workflow("failing").create_run()
+    result = await run.start_async(input_data={"value": 1})
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None
+    assert (result.error.name, result.error.message) == ("ValueError", "boom")
+    assert "Traceback" not in result.error.message
+    assert flows.CALLS[f"{run.run_id}:broken"] == 3
+    assert [".".join(s.path) for s in result.steps] == ["broken"]
+    assert step(result, "broken").status is StepStatus.FAILED
+
+
+async def test_bail_ends_the_run_successfully(client: Client) -> None:
+    run = await client.get_workflow("bailing").create_run()
+    result = await run.start_async(input_data={"value": 11})
+    assert result.status is RunStatus.SUCCESS
+    assert result.result == {"bailed": True, "value": 11}
+    assert [".".join(s.path) for s in result.steps] == ["early-exit"]
+
+
+async def test_cancel_stops_the_running_step(client: Client) -> None:
+    run = await client.get_workflow("sluggish").create_run()
+    await run.start(input_data={"value": 1})
+    await until(lambda: flows.CLEANUPS.get(run.run_id) == "started")
+
+    canceled = await run.cancel()
+    assert canceled.status is RunStatus.CANCELED
+    assert flows.CLEANUPS[run.run_id] == "finally"
+    assert step(canceled, "slow").status is StepStatus.CANCELED
+    assert [".".join(s.path) for s in canceled.steps] == ["add-one", "slow"]
+    again = await client.get_workflow("sluggish").run_execution_result(run.run_id)
+    assert again.status is RunStatus.CANCELED
+
+
+async def test_cancel_a_suspended_run_and_a_finished_one(client: Client) -> None:
+    suspended = await client.get_workflow("approval").create_run()
+    await suspended.start_async(input_data={"value": 1})
+    canceled = await suspended.cancel()
+    assert canceled.status is RunStatus.CANCELED
+    assert canceled.suspended == ()
+    with pytest.raises(errors.FailedPrecondition):
+        await suspended.resume_async(resume_data={"approved": True})
+
+    finished = await client.get_workflow("pipeline").create_run()
+    done = await finished.start_async(input_data={"value": 1})
+    unchanged = await finished.cancel()
+    assert unchanged.status is RunStatus.SUCCESS
+    assert unchanged.result == done.result
+    assert unchanged.last_sequence == done.last_sequence
+
+
+async def test_a_second_start_is_refused_unless_it_repeats_the_request_id(client: Client) -> None:
+    run = await client.get_workflow("pipeline").create_run()
+    first = await run.start_async(input_data={"value": 1}, request_id="req-1")
+    with pytest.raises(errors.AlreadyExists) as again:
+        await run.start_async(input_data={"value": 1})
+    assert again.value.reason == "RUN_ALREADY_STARTED"
+    repeated = await run.start_async(input_data={"value": 1}, request_id="req-1")
+    assert repeated.status is RunStatus.SUCCESS and repeated.result == first.result
+    assert flows.CALLS[f"{run.run_id}:add-one"] == 1
+
+
+async def test_concurrent_starts_run_the_steps_once(client: Client) -> None:
+    run = await client.get_workflow("pipeline").create_run()
+    outcomes = await asyncio.gather(
+        *(run.start_async(input_data={"value": 1}) for _ in range(5)), return_exceptions=True
+    )
+    assert sum(isinstance(o, Run) for o in outcomes) == 1
+    assert all(isinstance(o, errors.AlreadyExists) for o in outcomes if not isinstance(o, Run))
+    assert flows.CALLS[f"{run.run_id}:add-one"] == 1
+
+
+async def test_concurrent_resumes_run_the_rest_once(client: Client) -> None:
+    run = await client.get_workflow("racing").create_run()
+    await run.start_async(input_data={"value": 1})
+    outcomes = await asyncio.gather(
+        *(run.resume_async(resume_data={"approved": True}) for _ in range(6)), return_exceptions=True
+    )
+    winners = [o for o in outcomes if isinstance(o, Run)]
+    assert len(winners) == 1 and winners[0].status is RunStatus.SUCCESS
+    losers = [o for o in outcomes if not isinstance(o, Run)]
+    assert all(isinstance(o, errors.FailedPrecondition) and o.reason == "RUN_NOT_SUSPENDED" for o in losers)
+    assert flows.CALLS[f"{run.run_id}:tail"] == 1
+    assert flows.CALLS[f"{run.run_id}:approve"] == 2  # the first run and the one resume
+
+
+async def test_state_writer_and_request_context(client: Client) -> None:
+    run = await client.get_workflow("stateful").create_run(resource_id="user-7")
+    events = [e async for e in run.stream(input_data={"value": 5}, request_context={"tenant": "acme"})]
+    outputs = [e.data for e in events if e.type is EventType.STEP_OUTPUT]
+    assert outputs == [{"progress": "half"}, {"progress": "done"}]
+    result = await client.get_workflow("stateful").run_execution_result(run.run_id, include_state=True)
+    assert result.result == {
+        "state": {"seen": ["remember"], "total": 5},
+        "tenant": "acme",
+        "first": {"value": 5},
+        "init": {"value": 5},
+        "resource": "user-7",
+        "workflow": "stateful",
+    }
+    assert result.state == {"seen": ["remember"], "total": 5}
+    assert result.resource_id == "user-7"
+
+
+def kinds(events: list[Any]) -> list[tuple[str, str]]:
+    return [(e.type.value, ".".join(e.step_path)) for e in events]
+
+
+async def test_stream_events_for_success(client: Client) -> None:
+    run = await client.get_workflow("pipeline").create_run()
+    events = [e async for e in run.stream(input_data={"value": 1})]
+    assert kinds(events) == [
+        ("workflow-start", ""),
+        ("workflow-step-start", "add-one"),
+        ("workflow-step-result", "add-one"),
+        ("workflow-step-start", "double"),
+        ("workflow-step-result", "double"),
+        ("workflow-step-start", "to-text"),
+        ("workflow-step-result", "to-text"),
+        ("workflow-finish", ""),
+    ]
+    assert [e.sequence for e in events] == list(range(1, 9))
+    assert events[-1].run_status is RunStatus.SUCCESS and events[-1].data == {"text": "value is 4"}
+    assert events[2].step is not None and events[2].step.output == {"value": 2}
+
+
+async def test_stream_events_for_suspend_and_resume(client: Client) -> None:
+    run = await client.get_workflow("approval").create_run()
+    first = [e async for e in run.stream(input_data={"value": 1})]
+    assert kinds(first)[-3:] == [
+        ("workflow-step-start", "approve"),
+        ("workflow-step-suspended", "approve"),
+        ("workflow-finish", ""),
+    ]
+    assert first[-1].run_status is RunStatus.SUSPENDED
+    assert first[-2].step is not None and first[-2].step.suspend_payload == {"question": "approve 2?"}
+
+    second = [e async for e in run.resume_stream(resume_data={"approved": True})]
+    assert kinds(second) == [
+        ("workflow-start", ""),
+        ("workflow-step-start", "approve"),
+        ("workflow-step-result", "approve"),
+        ("workflow-step-start", "finish"),
+        ("workflow-step-result", "finish"),
+        ("workflow-finish", ""),
+    ]
+    assert second[0].sequence == first[-1].sequence + 1
+    assert second[1].step is not None and second[1].step.resume_payload == {"approved": True, "note": ""}
+
+
+async def test_stream_events_for_failure(client: Client) -> None:
+    run = await client.get_workflow("parallel-fail").create_run()
+    events = [e async for e in run.stream(input_data={"value": 1})]
+    assert kinds(events)[:3] == [
+        ("workflow-start", ""),
+        ("workflow-step-start", "double"),
+        ("workflow-step-start", "fails-fast"),
+    ]
+    failed = [e for e in events if e.type is EventType.STEP_RESULT and e.step and e.step.status is StepStatus.FAILED]
+    assert [".".join(e.step_path) for e in failed] == ["fails-fast"]
+    assert events[-1].type is EventType.WORKFLOW_FINISH
+    assert events[-1].run_status is RunStatus.FAILED
+    assert events[-1].error is not None and events[-1].error.message == "branch failed"
+
+
+async def test_watch_follows_across_suspend_and_resume(client: Client) -> None:
+    run = await client.get_workflow("approval").create_run()
+    seen: list[Any] = []
+    finished = asyncio.Event()
+
+    def collect(event: Any) -> None:
+        seen.append(event)
+        if event.type is EventType.WORKFLOW_FINISH and event.run_status.terminal:
+            finished.set()
+
+    unwatch = run.watch(collect)
+    try:
+        await run.start_async(input_data={"value": 1})
+        await until(lambda: any(e.run_status is RunStatus.SUSPENDED for e in seen))
+        await run.resume_async(resume_data={"approved": True})
+        async with asyncio.timeout(5):
+            await finished.wait()
+    finally:
+        unwatch()
+    assert [e.sequence for e in seen] == list(range(1, len(seen) + 1))
+    stored = await client.get_workflow("approval").run_execution_result(run.run_id)
+    assert seen[-1].sequence == stored.last_sequence
+
+    later = [e async for e in run.watch_events(after_sequence=5)]
+    assert [e.sequence for e in later] == list(range(6, stored.last_sequence + 1))
+    assert [e.sequence for e in later] == [e.sequence for e in seen[5:]]

@@ -1,0 +1,510 @@
+"""Contract tests of the SQLite store on a real database file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from service.model import (
+    Event,
+    EventDraft,
+    EventType,
+    ResumeLabel,
+    Run,
+    RunError,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+)
+from service.storage import RUN_PATCH_FIELDS, RunQuery, RunWrite, WriteResult, open_store
+from service.storage.sqlite import SqliteStore
+
+RUNNING = frozenset({RunStatus.RUNNING})
+
+
+def new_run(
+    run_id: str,
+    *,
+    workflow_id: str = "wf",
+    created_at: float = 1000.0,
+    status: RunStatus = RunStatus.PENDING,
+    resource_id: str | None = None,
+) -> Run:
+    return Run(
+        run_id=run_id,
+        workflow_id=workflow_id,
+        status=status,
+        created_at=created_at,
+        updated_at=created_at,
+        resource_id=resource_id,
+        input={"x": 1},
+        request_context={"user": "u1"},
+        trace_id="trace-" + run_id,
+    )
+
+
+def draft(data: object = None, status: RunStatus = RunStatus.RUNNING) -> EventDraft:
+    return EventDraft(type=EventType.STEP_OUTPUT, run_status=status, data=data)
+
+
+def step(
+    name: str, position: int, status: StepStatus = StepStatus.RUNNING, output: object = None
+) -> StepRecord:
+    return StepRecord(path=("outer", name), status=status, position=position, output=output)
+
+
+async def create(store: SqliteStore, run: Run, *events: EventDraft) -> WriteResult:
+    return await store.write(RunWrite(run_id=run.run_id, create=run, events=events))
+
+
+def sequences(events: Iterable[Event]) -> list[int]:
+    return [event.sequence for event in events]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "nested" / "dir" / "runs.db")  # parents do not exist yet
+
+
+@pytest.fixture
+async def store(db_path: str) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_create_then_get(store: SqliteStore, db_path: str) -> None:
+    run = new_run("r1")
+    result = await create(store, run, EventDraft(EventType.WORKFLOW_START, RunStatus.PENDING))
+    assert result.applied
+    assert result.status is RunStatus.PENDING
+    assert sequences(result.events) == [1]
+    assert result.last_sequence == 1
+
+    got = await store.get_run("r1")
+    assert got is not None
+    assert got == replace(run, updated_at=got.updated_at, last_sequence=1)
+    assert got.updated_at >= run.updated_at
+    assert await store.get_run("missing") is None
+
+    # The file is in WAL mode, created with its parent directories.
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+async def test_create_of_existing_id_is_not_applied(store: SqliteStore) -> None:
+    await create(store, new_run("r1"))
+    await store.write(RunWrite("r1", patch={"status": RunStatus.RUNNING}))
+
+    again = RunWrite(
+        "r1",
+        create=new_run("r1", workflow_id="other"),
+        patch={"result": 5},
+        events=[draft()],
+        steps=[step("a", 1)],
+        request=("start", "req-1"),
+    )
+    result = await store.write(again)
+    assert result == WriteResult(applied=False, status=RunStatus.RUNNING)
+
+    got = await store.get_run("r1", steps=True)
+    assert got is not None
+    assert (got.workflow_id, got.result, got.last_sequence, got.steps) == ("wf", None, 0, ())
+    assert not await store.has_request("r1", "start", "req-1")
+
+
+async def test_expect_mismatch_and_missing_run(store: SqliteStore) -> None:
+    await create(store, new_run("r1"))
+
+    result = await store.write(RunWrite("r1", expect=RUNNING, patch={"result": 1}, events=[draft()]))
+    assert result == WriteResult(applied=False, status=RunStatus.PENDING)
+    got = await store.get_run("r1")
+    assert got is not None
+    assert (got.result, got.last_sequence) == (None, 0)
+
+    result = await store.write(RunWrite("r1", expect=frozenset(RunStatus), patch={"result": 1}))
+    assert (result.applied, result.status) == (True, RunStatus.PENDING)
+
+    assert await store.write(RunWrite("nope", expect=RUNNING)) == WriteResult(applied=False, status=None)
+    with pytest.raises(KeyError):
+        await store.write(RunWrite("nope", patch={"result": 1}))
+
+
+async def test_patch_fields_round_trip(store: SqliteStore) -> None:
+    await create(store, new_run("r1"))
+    patch = {
+        "status": RunStatus.SUSPENDED,
+        "input": [1, "two", None],
+        "state": {"count": 3},
+        "request_context": {"tenant": "t", "n": 2},
+        "result": {"ok": True, "nothing": None},
+        "error": RunError("Boom", "it broke", details={"code": 7}),
+        "suspended": (("outer", "a"), ("b",)),
+        "resume_labels": {"approve": ResumeLabel(("outer", "a")), "item": ResumeLabel(("b",), 2)},
+        "started_at": 1001.5,
+        "ended_at": 1002.25,
+        "wake_at": 1003.0,
+        "trace_id": "abc",
+    }
+    assert set(patch) == RUN_PATCH_FIELDS  # a new patch field needs its encoding here and in the store
+    result = await store.write(RunWrite("r1", patch=patch))
+    assert (result.applied, result.status) == (True, RunStatus.SUSPENDED)
+
+    got = await store.get_run("r1")
+    assert got is not None
+    assert {name: getattr(got, name) for name in patch} == patch
+
+    # Clearing fields, and JSON values that are falsy but not null.
+    cleared: dict[str, object] = {
+        "error": None,
+        "suspended": (),
+        "resume_labels": {},
+        "started_at": None,
+        "wake_at": None,
+    }
+    await store.write(RunWrite("r1", patch=cleared))
+    got = await store.get_run("r1")
+    assert got is not None
+    assert {name: getattr(got, name) for name in cleared} == cleared
+    falsy: list[object] = [None, 0, False, "", [], {}, "null"]
+    for value in falsy:
+        await store.write(RunWrite("r1", patch={"result": value}))
+        got = await store.get_run("r1")
+        assert got is not None
+        assert got.result == value
+        assert type(got.result) is type(value)
+
+
+async def test_bad_patch_fails_alone(store: SqliteStore) -> None:
+    await create(store, new_run("r1"))
+    with pytest.raises(ValueError, match="unknown run field"):
+        await store.write(RunWrite("r1", patch={"status": RunStatus.RUNNING, "nope": 1}, events=[draft()]))
+    got = await store.get_run("r1")
+    assert got is not None
+    assert (got.status, got.last_sequence) == (RunStatus.PENDING, 0)
+
+
+async def test_steps_upsert_and_order_by_position(store: SqliteStore) -> None:
+    await create(store, new_run("r1"))
+    await store.write(RunWrite("r1", steps=[step("c", 3), step("a", 1)]))
+    await store.write(RunWrite("r1", steps=[step("b", 2), step("a", 1, StepStatus.SUCCESS, output={"v": 1})]))
+
+    got = await store.get_run("r1", steps=True)
+    assert got is not None
+    assert [s.path for s in got.steps] == [("outer", "a"), ("outer", "b"), ("outer", "c")]
+    assert got.steps[0] == step("a", 1, StepStatus.SUCCESS, output={"v": 1})
+
+    plain = await store.get_run("r1")
+    assert plain is not None
+    assert plain.steps == ()
+    assert (await store.list_runs(RunQuery()))[0].steps == ()
+
+    await create(store, new_run("empty"))
+    empty = await store.get_run("empty", steps=True)
+    assert empty is not None
+    assert empty.steps == ()
+
+
+async def test_sequences_are_gap_free_under_concurrent_writes(store: SqliteStore) -> None:
+    runs = [f"run-{i}" for i in range(50)]
+    await asyncio.gather(*(create(store, new_run(run_id)) for run_id in runs))
+
+    writes = [
+        RunWrite(run_id, events=[draft({"n": n, "k": k}) for k in range(1 + n % 3)])
+        for n in range(20)
+        for run_id in runs
+    ]
+    results = await asyncio.gather(*(store.write(w) for w in writes))
+
+    expected = sum(1 + n % 3 for n in range(20))
+    for run_id in runs:
+        written = sorted(
+            (e for w, r in zip(writes, results, strict=True) if w.run_id == run_id for e in r.events),
+            key=lambda e: e.sequence,
+        )
+        assert sequences(written) == list(range(1, expected + 1))
+        stored = await store.read_events(run_id, 0)
+        assert stored == written
+        got = await store.get_run(run_id)
+        assert got is not None
+        assert got.last_sequence == expected
+
+    # Paging through the log with `after` and `limit`.
+    assert sequences(await store.read_events("run-0", 5, limit=3)) == [6, 7, 8]
+    assert await store.read_events("run-0", expected) == []
+    assert await store.read_events("missing", 0) == []
+
+
+async def test_failing_change_consumes_no_sequence_and_spares_its_batch(store: SqliteStore) -> None:
+    await create(store, new_run("r1"))
+    await create(store, new_run("r2"))
+    bad_step = step("bad", 1, output={1, 2})  # a set: json.dumps raises TypeError
+
+    before = store.transactions
+    outcomes = await asyncio.gather(
+        store.write(RunWrite("r1", events=[draft(1)])),
+        store.write(RunWrite("r1", events=[draft(2), draft(3)], steps=[bad_step], patch={"result": "bad"})),
+        store.write(RunWrite("r2", events=[draft(1)])),
+        store.write(RunWrite("r1", events=[draft(4)], request=("k", "id"))),
+        return_exceptions=True,
+    )
+    assert store.transactions == before + 1  # all four were in one batch
+    ok1, bad, ok2, ok3 = outcomes
+    assert isinstance(bad, TypeError)
+    assert isinstance(ok1, WriteResult) and isinstance(ok2, WriteResult) and isinstance(ok3, WriteResult)
+    assert sequences(ok1.events) == [1]
+    assert sequences(ok2.events) == [1]
+    assert sequences(ok3.events) == [2]
+
+    events = await store.read_events("r1", 0)
+    assert [(e.sequence, e.data) for e in events] == [(1, 1), (2, 4)]
+    got = await store.get_run("r1", steps=True)
+    assert got is not None
+    assert (got.result, got.steps, got.last_sequence) == (None, (), 2)
+    assert await store.has_request("r1", "k", "id")
+
+
+async def test_hub_hears_committed_events_in_order(store: SqliteStore, db_path: str) -> None:
+    await create(store, new_run("r1"))
+    await create(store, new_run("r2"))
+    published: list[Event] = []
+    publish = store.hub.publish
+
+    def checking_publish(events: Iterable[Event]) -> None:
+        # At publish time, the events must already be committed: another connection sees them.
+        events = list(events)
+        with sqlite3.connect(db_path) as conn:
+            for event in events:
+                row = conn.execute(
+                    "SELECT 1 FROM events WHERE run_id = ? AND seq = ?", (event.run_id, event.sequence)
+                ).fetchone()
+                assert row is not None, f"{event.run_id}#{event.sequence} published before commit"
+        published.extend(events)
+        publish(events)
+
+    store.hub.publish = checking_publish  # type: ignore[method-assign]
+
+    with store.hub.subscribe("r1") as subscription:
+        writes = [RunWrite("r1", events=[draft(i), draft(i)]) for i in range(30)]
+        writes.append(RunWrite("r1", events=[draft("bad")], steps=[step("x", 1, output={1})]))
+        writes += [RunWrite("r2", events=[draft(i)]) for i in range(5)]
+        await asyncio.gather(*(store.write(w) for w in writes), return_exceptions=True)
+
+        received: list[Event] = []
+        while len(received) < 60:
+            batch = await subscription.wait(5)
+            assert batch, "subscriber timed out"
+            received.extend(batch)
+        assert not subscription.lagged
+        assert sequences(received) == list(range(1, 61))
+        assert all(e.run_id == "r1" and e.data != "bad" for e in received)
+        # Live events are exactly what a later reader gets from the log.
+        assert received == await store.read_events("r1", 0)
+        assert await subscription.wait(0.05) == []
+    assert len(published) == 65
+
+
+async def test_hub_events_equal_stored_events(store: SqliteStore) -> None:
+    await create(store, new_run("r1"))
+    with store.hub.subscribe("r1") as subscription:
+        data = {"tuple": (1, 2), "nested": {"list": [None, 1.5]}}
+        result = await store.write(RunWrite("r1", events=[draft(data)]))
+        live = await subscription.wait(5)
+    stored = await store.read_events("r1", 0)
+    assert list(result.events) == live == stored
+    assert stored[0].data == {"tuple": [1, 2], "nested": {"list": [None, 1.5]}}
+
+
+async def test_request_idempotency_keys(store: SqliteStore) -> None:
+    await create(store, new_run("r1"))
+    await create(store, new_run("r2"))
+    assert not await store.has_request("r1", "resume", "req-1")
+
+    first = await store.write(RunWrite("r1", events=[draft()], request=("resume", "req-1")))
+    assert first.applied
+    assert await store.has_request("r1", "resume", "req-1")
+    assert not await store.has_request("r1", "cancel", "req-1")
+    assert not await store.has_request("r2", "resume", "req-1")
+
+    # Recording the same key again is harmless.
+    again = await store.write(RunWrite("r1", request=("resume", "req-1")))
+    assert again.applied
+
+    # A write that is not applied, or fails, records nothing.
+    await store.write(RunWrite("r2", expect=RUNNING, request=("resume", "req-2")))
+    with pytest.raises(TypeError):
+        await store.write(RunWrite("r2", steps=[step("x", 1, output={1})], request=("resume", "req-3")))
+    assert not await store.has_request("r2", "resume", "req-2")
+    assert not await store.has_request("r2", "resume", "req-3")
+
+
+async def test_list_runs_filters_and_keyset_paging(store: SqliteStore) -> None:
+    specs = [
+        ("a1", "wf-a", 100.0, RunStatus.SUCCESS, "res-1"),
+        ("a2", "wf-a", 200.0, RunStatus.RUNNING, "res-2"),
+        ("a3", "wf-a", 300.0, RunStatus.FAILED, "res-1"),
+        ("b1", "wf-b", 200.0, RunStatus.RUNNING, None),
+        ("b2", "wf-b", 200.0, RunStatus.SUSPENDED, "res-1"),
+        ("b3", "wf-b", 400.0, RunStatus.PENDING, None),
+    ]
+    for run_id, workflow_id, created_at, status, resource_id in specs:
+        run = new_run(
+            run_id, workflow_id=workflow_id, created_at=created_at, status=status, resource_id=resource_id
+        )
+        await create(store, run)
+
+    async def ids(**filters: object) -> list[str]:
+        return [run.run_id for run in await store.list_runs(RunQuery(**filters))]  # type: ignore[arg-type]
+
+    # Newest first; ties on created_at by run_id descending.
+    assert await ids() == ["b3", "a3", "b2", "b1", "a2", "a1"]
+    assert await ids(workflow_id="wf-a") == ["a3", "a2", "a1"]
+    assert await ids(statuses=frozenset({RunStatus.RUNNING, RunStatus.PENDING})) == ["b3", "b1", "a2"]
+    assert await ids(resource_id="res-1") == ["a3", "b2", "a1"]
+    assert await ids(from_time=200.0, to_time=400.0) == ["a3", "b2", "b1", "a2"]
+    assert await ids(workflow_id="wf-b", statuses=frozenset({RunStatus.RUNNING})) == ["b1"]
+    assert await ids(workflow_id="none") == []
+    assert await ids(limit=2) == ["b3", "a3"]
+
+    pages: list[list[str]] = []
+    after: tuple[float, str] | None = None
+    while True:
+        page = await store.list_runs(RunQuery(limit=2, after=after))
+        if not page:
+            break
+        pages.append([run.run_id for run in page])
+        after = (page[-1].created_at, page[-1].run_id)
+    assert pages == [["b3", "a3"], ["b2", "b1"], ["a2", "a1"]]
+    assert await ids(workflow_id="wf-b", after=(200.0, "b2")) == ["b1"]
+
+
+async def test_runs_with_status(store: SqliteStore) -> None:
+    await create(store, new_run("p", created_at=1.0))
+    await create(store, new_run("r", created_at=2.0, status=RunStatus.RUNNING))
+    await create(store, new_run("w", created_at=3.0, status=RunStatus.WAITING))
+    await create(store, new_run("s", created_at=4.0, status=RunStatus.SUCCESS))
+    found = await store.runs_with_status(frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.PENDING}))
+    assert [run.run_id for run in found] == ["p", "r", "w"]
+    assert await store.runs_with_status(frozenset()) == []
+
+
+async def test_delete_with_and_without_expect(store: SqliteStore) -> None:
+    await create(store, new_run("r1"), draft())
+    await store.write(RunWrite("r1", steps=[step("a", 1)], request=("start", "x")))
+
+    kept = await store.write(RunWrite("r1", delete=True, expect=RUNNING))
+    assert kept == WriteResult(applied=False, status=RunStatus.PENDING)
+    assert await store.get_run("r1") is not None
+
+    gone = await store.write(RunWrite("r1", delete=True, expect=frozenset({RunStatus.PENDING})))
+    assert gone.applied
+    assert await store.get_run("r1") is None
+    assert await store.read_events("r1", 0) == []
+    assert not await store.has_request("r1", "start", "x")
+
+    # The id is free again and its log starts over.
+    again = await create(store, new_run("r1"), draft())
+    assert sequences(again.events) == [1]
+    recreated = await store.get_run("r1", steps=True)
+    assert recreated is not None
+    assert recreated.steps == ()
+
+    assert (await store.write(RunWrite("r1", delete=True))).applied
+    assert await store.get_run("r1") is None
+    assert await store.write(RunWrite("r1", delete=True, expect=RUNNING)) == WriteResult(False, None)
+
+
+async def test_data_survives_close_and_reopen(db_path: str) -> None:
+    first = SqliteStore(db_path)
+    await first.open()
+    await create(first, new_run("r1"), draft(1))
+    await first.write(
+        RunWrite(
+            "r1",
+            patch={"status": RunStatus.RUNNING, "state": {"s": 1}},
+            steps=[step("a", 1)],
+            events=[draft(2)],
+            request=("start", "req"),
+        )
+    )
+    await first.close()
+
+    second = open_store(db_path)
+    await second.open()
+    try:
+        got = await second.get_run("r1", steps=True)
+        assert got is not None
+        assert (got.status, got.state, got.last_sequence) == (RunStatus.RUNNING, {"s": 1}, 2)
+        assert got.steps == (step("a", 1),)
+        assert [e.data for e in await second.read_events("r1", 0)] == [1, 2]
+        assert await second.has_request("r1", "start", "req")
+        assert sequences((await second.write(RunWrite("r1", events=[draft(3)]))).events) == [3]
+    finally:
+        await second.close()
+
+
+async def test_second_store_on_same_file_refuses_to_open(store: SqliteStore, db_path: str) -> None:
+    other = SqliteStore(db_path)
+    with pytest.raises(RuntimeError, match="is in use by another runservice process"):
+        await other.open()
+    await other.close()  # harmless after a failed open
+    assert await store.get_run("r1") is None  # the first store is unaffected
+
+    await store.close()
+    third = SqliteStore(db_path)
+    await third.open()
+    await third.close()
+
+
+async def test_group_commit_batches_concurrent_writes(store: SqliteStore) -> None:
+    await create(store, new_run("r1"))
+    before = store.transactions
+    results = await asyncio.gather(*(store.write(RunWrite("r1", events=[draft(i)])) for i in range(200)))
+    assert sorted(r.last_sequence for r in results) == list(range(1, 201))
+    assert store.transactions - before < 20
+
+
+async def test_close_flushes_queued_writes_then_refuses(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    with pytest.raises(RuntimeError, match="store is not open"):
+        await store.write(RunWrite("r1"))
+    await store.open()
+    await create(store, new_run("r1"))
+    pending = [asyncio.create_task(store.write(RunWrite("r1", events=[draft(i)]))) for i in range(50)]
+    await asyncio.sleep(0)  # the writes are queued, not yet committed
+    await store.close()
+    assert all(task.done() and task.result().applied for task in pending)
+    await store.close()  # idempotent
+
+    with pytest.raises(RuntimeError, match="store is closed"):
+        await store.write(RunWrite("r1", events=[draft()]))
+    with pytest.raises(RuntimeError, match="store is closed"):
+        await store.get_run("r1")
+
+    reopened = SqliteStore(db_path)
+    await reopened.open()
+    try:
+        assert sequences(await reopened.read_events("r1", 0)) == list(range(1, 51))
+    finally:
+        await reopened.close()
+
+
+async def test_write_commits_even_if_its_caller_is_cancelled(store: SqliteStore) -> None:
+    await create(store, new_run("r1"))
+    task = asyncio.create_task(store.write(RunWrite("r1", events=[draft("handed off")])))
+    await asyncio.sleep(0)  # the change is queued
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    after = await store.write(RunWrite("r1", events=[draft("next")]))
+    assert sequences(after.events) == [2]
+    assert [e.data for e in await store.read_events("r1", 0)] == ["handed off", "next"]
