@@ -164,7 +164,7 @@ async def slow(ctx: StepContext) -> Any:
     finally:
         if CLEANUPS[ctx.run_id] == "started":
             CLEANUPS[ctx.run_id] = "finally"
-    return ctx.input_data
+    return Value(value=ctx.input_data.value)
 
 
 sluggish = create_workflow("sluggish", input_schema=Value).then(add_one).then(slow).then(double).commit()
@@ -193,10 +193,12 @@ class Tally(BaseModel):
 
 @create_step("remember", input_schema=Value, output_schema=Value)
 async def remember(ctx: StepContext) -> Value:
-    ctx.set_state({"seen": [*ctx.state["seen"], "remember"], "total": ctx.state["total"] + ctx.input_data.value})
+    ctx.set_state(
+        {"seen": [*ctx.state["seen"], "remember"], "total": ctx.state["total"] + ctx.input_data.value}
+    )
     await ctx.writer.write({"progress": "half"})
     await ctx.writer.write({"progress": "done"})
-    return ctx.input_data
+    return Value(value=ctx.input_data.value)
 
 
 @create_step("report", input_schema=Value)
@@ -234,10 +236,14 @@ async def collect(ctx: StepContext) -> Any:
     return {"got": ctx.input_data}
 
 
-parallel_ok = create_workflow("parallel-ok", input_schema=Value).parallel([double, triple]).then(collect).commit()
+parallel_ok = (
+    create_workflow("parallel-ok", input_schema=Value).parallel([double, triple]).then(collect).commit()
+)
 parallel_fail = create_workflow("parallel-fail", input_schema=Value).parallel([double, fails_fast]).commit()
 parallel_allow = (
-    create_workflow("parallel-allow", input_schema=Value).parallel([double, fails_fast], allow_failure=True).commit()
+    create_workflow("parallel-allow", input_schema=Value)
+    .parallel([double, fails_fast], allow_failure=True)
+    .commit()
 )
 
 
@@ -313,6 +319,51 @@ def soon(ctx: Any) -> dt.datetime:
 napping_until = create_workflow("napping-until", input_schema=Value).sleep_until(soon).then(triple).commit()
 
 
+@create_step("ask-more", input_schema=Value, output_schema=Value, resume_schema=Decision)
+async def ask_more(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"at": ctx.input_data.value})
+        return None
+    return Value(value=ctx.input_data.value + 1)
+
+
+def reached_three(ctx: Any) -> bool:
+    return bool(ctx.input_data["value"] >= 3)
+
+
+asking_loop = create_workflow("asking-loop", input_schema=Value).dountil(ask_more, reached_three).commit()
+
+
+@create_step("slow-item", input_schema=Value, output_schema=Value)
+async def slow_item(ctx: StepContext) -> Value:
+    _count(ctx, "slow-item")
+    await asyncio.sleep(0.1 if ctx.input_data.value == 0 else 60)
+    return Value(value=ctx.input_data.value)
+
+
+slow_each = create_workflow("slow-each", input_schema=list[Value]).foreach(slow_item, concurrency=2).commit()
+restart_nap = create_workflow("restart-nap", input_schema=Value).sleep(1.5).then(double).commit()
+
+everything = (
+    create_workflow("everything", input_schema=Value, description="every construct in one graph")
+    .then(add_one)
+    .parallel([double, triple])
+    .map(
+        lambda ctx: [
+            {"value": ctx.input_data["double"]["value"]},
+            {"value": ctx.input_data["triple"]["value"]},
+        ]
+    )
+    .foreach(check_item, concurrency=2)
+    .map({"first": {"step": "check-item", "path": "0"}}, id="first-item")
+    .map(lambda ctx: ctx.input_data["first"])
+    .dowhile(clone_step(double, id="double-again"), below_twenty)
+    .branch([(is_big, clone_step(triple, id="triple-big")), (is_even, clone_step(add_one, id="add-even"))])
+    .sleep(0.01)
+    .commit()
+)
+
+
 # -- nested workflows, three levels ------------------------------------------------------------------------
 
 innermost = create_workflow("innermost", input_schema=Value).then(double).then(approve).commit()
@@ -346,4 +397,8 @@ WORKFLOWS = [
     napping_until,
     outer,
     nested_failure,
+    asking_loop,
+    slow_each,
+    restart_nap,
+    everything,
 ]

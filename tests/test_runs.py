@@ -18,17 +18,19 @@ from service.model import EventType, Run, RunStatus, StepStatus
 
 @pytest.fixture
 async def client(serving: Any, tmp_path: Path) -> AsyncIterator[Client]:
-    async with serving(tmp_path / "runs.db", workflows=flows.WORKFLOWS) as served:
-        async with Client(served.address, timeout=10.0) as connected:
-            yield connected
+    async with (
+        serving(tmp_path / "runs.db", workflows=flows.WORKFLOWS) as served,
+        Client(served.address, timeout=10.0) as connected,
+    ):
+        yield connected
 
 
 def step(run: Run, path: str) -> Any:
     return next(s for s in run.steps if ".".join(s.path) == path)
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
+async def until(predicate: Any, limit: float = 5.0) -> None:
+    async with asyncio.timeout(limit):
         while not predicate():
             await asyncio.sleep(0.01)
 
@@ -341,7 +343,9 @@ async def test_stream_events_for_failure(client: Client) -> None:
         ("workflow-step-start", "double"),
         ("workflow-step-start", "fails-fast"),
     ]
-    failed = [e for e in events if e.type is EventType.STEP_RESULT and e.step and e.step.status is StepStatus.FAILED]
+    failed = [
+        e for e in events if e.type is EventType.STEP_RESULT and e.step and e.step.status is StepStatus.FAILED
+    ]
     assert [".".join(e.step_path) for e in failed] == ["fails-fast"]
     assert events[-1].type is EventType.WORKFLOW_FINISH
     assert events[-1].run_status is RunStatus.FAILED

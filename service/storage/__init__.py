@@ -124,7 +124,9 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite://") or "://" not in url:
         from service.storage.sqlite import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url)
+        return SqliteStore(
+            url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url
+        )
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
 
 

@@ -1,6 +1,6 @@
 """The authoring API: what workflow authors import.
 
-    from service.workflow import create_step, create_workflow
+from service.workflow import create_step, create_workflow
 """
 
 from service.workflow.builder import (

@@ -153,7 +153,9 @@ class Workflow:
             raise WorkflowDefinitionError(f"workflow {self.id!r}: foreach concurrency must be >= 1")
         return self._add(ForeachNode(_runnable(step, self.id), concurrency))
 
-    def map(self, mapping: Callable[[StepContext], Any] | dict[str, Any], *, id: str | None = None) -> Workflow:
+    def map(
+        self, mapping: Callable[[StepContext], Any] | dict[str, Any], *, id: str | None = None
+    ) -> Workflow:
         """Reshape data: a function of the context, or a dict of declarative sources.
 
         Sources: `{"step": step_or_id, "path": "a.b"}` (path "." is the whole output),

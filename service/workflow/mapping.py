@@ -15,7 +15,9 @@ from service.workflow.step import Step
 _SOURCE_KEYS = ({"step", "path"}, {"init_data", "path"}, {"value"}, {"request_context_path"}, {"fn"})
 
 
-def mapping_step(step_id: str, mapping: Callable[[StepContext], Any] | dict[str, Any], workflow_id: str) -> Step:
+def mapping_step(
+    step_id: str, mapping: Callable[[StepContext], Any] | dict[str, Any], workflow_id: str
+) -> Step:
     """Build the synthetic step of a `.map(...)` call."""
     if callable(mapping):
         fn = mapping
@@ -28,8 +30,9 @@ def mapping_step(step_id: str, mapping: Callable[[StepContext], Any] | dict[str,
     if not isinstance(mapping, dict) or not mapping:
         raise WorkflowDefinitionError(f"workflow {workflow_id!r}: map() needs a function or a non-empty dict")
     for key, source in mapping.items():
-        if not isinstance(source, dict) or not any(set(source) == keys or set(source) == keys - {"path"}
-                                                   for keys in _SOURCE_KEYS):
+        if not isinstance(source, dict) or not any(
+            set(source) == keys or set(source) == keys - {"path"} for keys in _SOURCE_KEYS
+        ):
             raise WorkflowDefinitionError(
                 f"workflow {workflow_id!r}: map key {key!r} has an unknown source {source!r}; use "
                 "{'step': s, 'path': 'a.b'}, {'init_data': True, 'path': ...}, {'value': v}, "

@@ -1,0 +1,190 @@
+"""`runservice serve` as a real process: startup, SIGTERM, bad configuration, resume after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from service.client import Client
+from service.config import ConfigError, Settings
+from service.model import RunStatus
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSERVICE_")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), str(ROOT / "stubs"), *extra.pop("PYTHONPATH", "").split(os.pathsep)]
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    proc: asyncio.subprocess.Process
+    address: str = ""
+    log: list[str] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
+
+    async def stop(self) -> int:
+        """SIGTERM, then the exit code (within STOP_TIMEOUT seconds)."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT)
+        if self.reader is not None:
+            await self.reader
+        return code
+
+
+Launcher = Callable[..., Awaitable[ServerProcess]]
+
+
+@pytest.fixture
+async def launch() -> AsyncIterator[Launcher]:
+    """Start `python -m service serve ARGS` and wait until it logs its port; kills leftovers at the end."""
+    started: list[ServerProcess] = []
+
+    async def start(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service", "serve", "--address", "127.0.0.1:0", *args,
+            cwd=ROOT, env=env or _env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        server = ServerProcess(proc)
+        started.append(server)
+        assert proc.stderr is not None
+        stderr = proc.stderr
+
+        async def until_listening() -> None:
+            while line := (await stderr.readline()).decode():
+                server.log.append(line)
+                found = re.search(r"listening on (\S+)", line)
+                if found:
+                    server.address = found.group(1)
+                    return
+            pytest.fail("the server exited before listening:\n" + "".join(server.log))
+
+        await asyncio.wait_for(until_listening(), STARTUP_TIMEOUT)
+
+        async def keep_reading() -> None:  # a full pipe would block the server's logging
+            while line := (await stderr.readline()).decode():
+                server.log.append(line)
+
+        server.reader = asyncio.create_task(keep_reading())
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.returncode is None:
+            server.proc.kill()
+            await server.proc.wait()
+        if server.reader is not None:
+            server.reader.cancel()
+
+
+async def test_serve_examples_and_stop_on_sigterm(launch: Launcher, tmp_path: Path) -> None:
+    server = await launch("--data-dir", str(tmp_path / "data"))
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", server.address) and not server.address.endswith(":0")
+    async with Client(server.address, timeout=10.0) as client:
+        ids = {wf.id for wf in await client.list_workflows()}
+    assert {"city-weather", "human-approval", "cancellable-report"} <= ids
+    assert await server.stop() == 0
+    log = "".join(server.log)
+    assert f"serving {len(ids)} workflows on {server.address}" in log
+    assert (tmp_path / "data" / "runservice.db").exists()
+    assert "Traceback" not in log
+
+
+async def test_resume_after_a_real_server_restart(launch: Launcher, tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    first = await launch("--data-dir", data, "--workflows", "tests.workflows")
+    async with Client(first.address, timeout=10.0) as client:
+        run = await client.get_workflow("approval").create_run(run_id="restart-me")
+        suspended = await run.start_async(input_data={"count": 41})
+        assert suspended.status is RunStatus.SUSPENDED
+    assert await first.stop() == 0
+
+    # The second process reads its workflows module from the environment instead.
+    second = await launch("--data-dir", data, env=_env(RUNSERVICE_WORKFLOWS="tests.workflows"))
+    async with Client(second.address, timeout=10.0) as client:
+        wf = client.get_workflow("approval")
+        before = await wf.run_by_id("restart-me")
+        assert before.status is RunStatus.SUSPENDED and before.suspended == (("ask",),)
+        again = await wf.create_run(run_id="restart-me")
+        done = await again.resume_async(resume_data={"approved": True})
+        assert done.status is RunStatus.SUCCESS and done.result == {"verdict": "approved"}
+        bump = next(step for step in done.steps if step.path == ("bump",))
+        assert bump.output == {"count": 42}
+    assert await second.stop() == 0
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", "serve", "--address", "127.0.0.1:0", *args],
+        cwd=ROOT, env=env or _env(), capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+def test_unknown_workflows_module_is_a_one_line_error(tmp_path: Path) -> None:
+    done = _run_cli("--data-dir", str(tmp_path), "--workflows", "no_such_module_here")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no_such_module_here" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_uncommitted_workflow_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "draft_flows.py").write_text(
+        "from service.workflow import create_step, create_workflow\n"
+        "@create_step('only')\n"
+        "async def only(ctx):\n"
+        "    return 1\n"
+        "draft = create_workflow('draft').then(only)\n"
+    )
+    done = _run_cli(
+        "--data-dir", str(tmp_path), "--workflows", "draft_flows", env=_env(PYTHONPATH=str(tmp_path))
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'draft'" in lines[0] and "not committed" in lines[0]
+
+
+def test_bad_setting_is_a_one_line_error(tmp_path: Path) -> None:
+    done = _run_cli("--data-dir", str(tmp_path), env=_env(RUNSERVICE_HEARTBEAT="often"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "runservice: error: heartbeat (environment): 'often' is not a number of seconds"
+    ]
+
+
+def test_settings_from_env_then_flags(tmp_path: Path) -> None:
+    env = {
+        "RUNSERVICE_ADDRESS": "0.0.0.0:6000",
+        "RUNSERVICE_WORKFLOWS": "a.b, c.d",
+        "RUNSERVICE_SHUTDOWN_GRACE": "3",
+        "RUNSERVICE_DATA_DIR": str(tmp_path),
+        "RUNSERVICE_LOG_LEVEL": "debug",
+        "UNRELATED": "x",
+    }
+    settings = Settings.from_env(env)
+    assert settings.address == "0.0.0.0:6000" and settings.workflows == ("a.b", "c.d")
+    assert settings.grace == 3.0 and settings.heartbeat == 15.0 and settings.log_level == "DEBUG"
+    assert settings.database == f"sqlite:///{tmp_path.resolve() / 'runservice.db'}"
+    flagged = settings.override(address="127.0.0.1:7000", database_url="sqlite:///x.db", grace=None)
+    assert (
+        flagged.address == "127.0.0.1:7000" and flagged.database == "sqlite:///x.db" and flagged.grace == 3.0
+    )
+    with pytest.raises(ConfigError):
+        Settings().override(heartbeat="0")

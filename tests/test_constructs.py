@@ -1,0 +1,349 @@
+"""Every control-flow construct through a real server: outputs, step records, failures,
+suspend and resume, events in order, cancel, sleeps across a restart, nested workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import flows
+import pytest
+
+from service import errors
+from service.client import Client
+from service.model import Event, EventType, Run, RunStatus, StepStatus
+
+
+@pytest.fixture
+async def client(serving: Any, tmp_path: Path) -> AsyncIterator[Client]:
+    async with (
+        serving(tmp_path / "runs.db", workflows=flows.WORKFLOWS) as served,
+        Client(served.address, timeout=10.0) as connected,
+    ):
+        yield connected
+
+
+def records(run: Run) -> dict[str, tuple[str, Any]]:
+    return {".".join(s.path): (s.status.value, s.output) for s in run.steps}
+
+
+def kinds(events: list[Event]) -> list[tuple[str, str]]:
+    return [(e.type.value, ".".join(e.step_path)) for e in events]
+
+
+async def start(client: Client, workflow: str, data: Any, **kwargs: Any) -> Run:
+    run = await client.get_workflow(workflow).create_run()
+    return await run.start_async(input_data=data, **kwargs)
+
+
+async def stream(client: Client, workflow: str, data: Any) -> tuple[str, list[Event]]:
+    run = await client.get_workflow(workflow).create_run()
+    return run.run_id, [e async for e in run.stream(input_data=data)]
+
+
+# -- parallel ---------------------------------------------------------------------------------------
+
+
+async def test_parallel_output_is_keyed_by_step_and_events_start_together(client: Client) -> None:
+    result = await start(client, "parallel-ok", {"value": 2})
+    assert result.result == {"got": {"double": {"value": 4}, "triple": {"value": 6}}}
+    assert records(result)["double"] == ("success", {"value": 4})
+    _, events = await stream(client, "parallel-ok", {"value": 2})
+    assert kinds(events)[1:3] == [("workflow-step-start", "double"), ("workflow-step-start", "triple")]
+    assert {k for k in kinds(events)[3:5]} == {
+        ("workflow-step-result", "double"),
+        ("workflow-step-result", "triple"),
+    }
+
+
+async def test_parallel_failure_fails_after_siblings_and_allow_failure_gives_null(client: Client) -> None:
+    failed = await start(client, "parallel-fail", {"value": 2})
+    assert failed.status is RunStatus.FAILED
+    assert records(failed) == {"double": ("success", {"value": 4}), "fails-fast": ("failed", None)}
+    allowed = await start(client, "parallel-allow", {"value": 2})
+    assert allowed.status is RunStatus.SUCCESS
+    assert allowed.result == {"double": {"value": 4}, "fails-fast": None}
+
+
+# -- branch ---------------------------------------------------------------------------------------------
+
+
+async def test_branch_runs_every_true_condition(client: Client) -> None:
+    both = await start(client, "branching", {"value": 6})
+    assert both.result == {"double": {"value": 12}, "triple": {"value": 18}}
+    only_even = await start(client, "branching", {"value": 4})
+    assert only_even.result == {"triple": {"value": 12}}
+    assert set(records(only_even)) == {"triple"}
+
+
+async def test_branch_with_no_true_condition_outputs_empty_and_raising_condition_is_false(
+    client: Client,
+) -> None:
+    none = await start(client, "branching", {"value": 1})
+    assert none.status is RunStatus.SUCCESS
+    assert none.result == {} and none.steps == ()
+    _, events = await stream(client, "branching", {"value": 1})
+    assert kinds(events) == [("workflow-start", ""), ("workflow-finish", "")]
+
+
+# -- loops ------------------------------------------------------------------------------------------------
+
+
+async def test_dowhile_feeds_each_iteration_the_previous_output(client: Client) -> None:
+    result = await start(client, "looping-while", {"value": 3})
+    assert result.result == {"value": 24}  # 6, 12, 24
+    body = result.steps[0]
+    assert body.iteration == 3 and body.status is StepStatus.SUCCESS
+
+
+async def test_dountil_sees_an_iteration_count_starting_at_one(client: Client) -> None:
+    result = await start(client, "looping-until", {"value": 0})
+    assert result.result == {"value": 3}
+    _, events = await stream(client, "looping-until", {"value": 0})
+    starts = [e for e in events if e.type is EventType.STEP_START]
+    assert [e.step.iteration for e in starts if e.step] == [1, 2, 3]
+
+
+async def test_a_suspending_loop_body_is_resumed_one_iteration_at_a_time(client: Client) -> None:
+    run = await client.get_workflow("asking-loop").create_run()
+    state = await run.start_async(input_data={"value": 0})
+    seen = []
+    while state.status is RunStatus.SUSPENDED:
+        body = state.steps[0]
+        seen.append((body.iteration, body.suspend_payload))
+        state = await run.resume_async(resume_data={"approved": True})
+    assert state.status is RunStatus.SUCCESS
+    assert state.result == {"value": 3}
+    assert seen == [(1, {"at": 0}), (2, {"at": 1}), (3, {"at": 2})]
+
+
+# -- foreach -------------------------------------------------------------------------------------------------
+
+
+async def test_foreach_keeps_input_order_and_reports_progress(client: Client) -> None:
+    run_id, events = await stream(client, "each", [{"value": 1}, {"value": 2}, {"value": 3}])
+    assert events[-1].data == [{"value": 10}, {"value": 20}, {"value": 30}]
+    progress = [e.progress for e in events if e.type is EventType.STEP_PROGRESS]
+    assert sorted(p.current_index for p in progress if p) == [0, 1, 2]
+    assert [p.completed_count for p in progress if p] == [1, 2, 3]
+    assert all(p.total_count == 3 for p in progress if p)
+    assert kinds(events)[1] == ("workflow-step-start", "check-item")
+    assert kinds(events)[-2] == ("workflow-step-result", "check-item")
+    result = await client.get_workflow("each").run_execution_result(run_id)
+    body = result.steps[0]
+    assert body.payload == [{"value": 1}, {"value": 2}, {"value": 3}]
+    assert [i.status for i in body.foreach_items] == [StepStatus.SUCCESS] * 3
+
+
+async def test_foreach_needs_a_list(client: Client) -> None:
+    result = await start(client, "each-unchecked", {"value": 1})
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and result.error.name == "ForeachInputError"
+    assert "needs a list" in result.error.message
+
+
+async def test_foreach_limits_items_in_flight(client: Client) -> None:
+    run = await client.get_workflow("slow-each").create_run()
+    await run.start(input_data=[{"value": 1}, {"value": 2}, {"value": 3}])
+    await asyncio.sleep(0.3)
+    assert flows.CALLS[f"{run.run_id}:slow-item"] == 2
+    canceled = await run.cancel()
+    assert canceled.status is RunStatus.CANCELED
+    assert canceled.steps[0].status is StepStatus.CANCELED
+    assert flows.CALLS[f"{run.run_id}:slow-item"] == 2
+
+
+async def test_foreach_suspended_items_resume_by_index_label_or_all(client: Client) -> None:
+    items = [{"value": -1}, {"value": 2}, {"value": -3}, {"value": -4}]
+    run = await client.get_workflow("each").create_run()
+    state = await run.start_async(input_data=items)
+    assert state.status is RunStatus.SUSPENDED
+    assert [i.status.value for i in state.steps[0].foreach_items] == [
+        "suspended",
+        "success",
+        "suspended",
+        "suspended",
+    ]
+    state = await run.resume_async(for_each_index=0, resume_data={"approved": True})
+    assert [i.status.value for i in state.steps[0].foreach_items][:1] == ["success"]
+    state = await run.resume_async(label="item-3", resume_data={"approved": True})
+    assert [i.status.value for i in state.steps[0].foreach_items] == [
+        "success",
+        "success",
+        "success",
+        "suspended",
+    ]
+    state = await run.resume_async(resume_data={"approved": True})
+    assert state.status is RunStatus.SUCCESS
+    assert state.result == [{"value": 10}, {"value": 20}, {"value": 30}, {"value": 40}]
+
+
+# -- map ---------------------------------------------------------------------------------------------------
+
+
+async def test_map_declarative_sources_and_function(client: Client) -> None:
+    result = await start(client, "mapped", {"value": 4}, request_context={"tenant": "acme"})
+    assert records(result)["reshape"] == (
+        "success",
+        {"doubled": 8, "original": 4, "constant": "k", "tenant": "acme"},
+    )
+    assert result.result == {"sum": 12}
+    assert "mapping_1" in records(result)  # generated ids are stable: the n-th map of the workflow
+
+
+# -- sleep ---------------------------------------------------------------------------------------------------
+
+
+async def test_sleep_passes_input_through_and_reports_waiting(client: Client) -> None:
+    _, events = await stream(client, "napping", {"value": 1})
+    assert kinds(events)[:3] == [
+        ("workflow-start", ""),
+        ("workflow-step-waiting", "sleep_1"),
+        ("workflow-step-result", "sleep_1"),
+    ]
+    assert events[1].run_status is RunStatus.WAITING
+    assert events[1].step is not None and events[1].step.wake_at is not None
+    assert events[-1].data == {"value": 2}
+    until = await start(client, "napping-until", {"value": 1})
+    assert until.result == {"value": 3}
+
+
+async def test_cancel_interrupts_a_sleep(client: Client) -> None:
+    run = await client.get_workflow("long-nap").create_run()
+    await run.start(input_data={"value": 1})
+    workflow = client.get_workflow("long-nap")
+    async with asyncio.timeout(5):
+        while (await workflow.run_execution_result(run.run_id)).status is not RunStatus.WAITING:
+            await asyncio.sleep(0.02)
+    began = time.monotonic()
+    canceled = await run.cancel()
+    assert time.monotonic() - began < 2
+    assert canceled.status is RunStatus.CANCELED
+    assert records(canceled) == {"sleep_1": ("canceled", None)}
+
+
+async def test_a_sleep_spans_a_server_restart_and_wakes_on_time(serving: Any, tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with serving(db, workflows=flows.WORKFLOWS) as served, Client(served.address) as first:
+        run = await first.get_workflow("restart-nap").create_run()
+        started = await run.start(input_data={"value": 4})
+        async with asyncio.timeout(5):
+            while (await first.get_workflow("restart-nap").run_execution_result(run.run_id)).wake_at is None:
+                await asyncio.sleep(0.02)
+    async with serving(db, workflows=flows.WORKFLOWS) as served, Client(served.address) as second:
+        workflow = second.get_workflow("restart-nap")
+        async with asyncio.timeout(10):
+            while (result := await workflow.run_execution_result(run.run_id)).status is not RunStatus.SUCCESS:
+                await asyncio.sleep(0.05)
+    assert result.result == {"value": 8}
+    nap = next(s for s in result.steps if s.path == ("sleep_1",))
+    assert nap.wake_at is not None and nap.ended_at is not None and started.started_at is not None
+    assert nap.wake_at == pytest.approx(started.started_at + 1.5, abs=0.5)
+    assert nap.wake_at <= nap.ended_at < nap.wake_at + 1.0
+
+
+# -- nested workflows ----------------------------------------------------------------------------------------
+
+
+async def test_nested_three_levels_suspended_and_resumed_by_path(client: Client) -> None:
+    run = await client.get_workflow("outer").create_run()
+    state = await run.start_async(input_data={"value": 1})
+    assert state.status is RunStatus.SUSPENDED
+    assert state.suspended == (("middle", "innermost", "approve"),)
+    assert records(state)["middle.innermost.double"] == ("success", {"value": 4})
+    assert records(state)["middle"][0] == "suspended"
+    done = await run.resume_async(step=["middle", "innermost", "approve"], resume_data={"approved": True})
+    assert done.status is RunStatus.SUCCESS
+    assert done.result == {"text": "approved"}
+    assert records(done)["middle.innermost"] == ("success", {"approved": True, "note": ""})
+
+
+async def test_nested_resumed_by_dotted_string_with_events_on_the_parent_stream(client: Client) -> None:
+    run = await client.get_workflow("outer").create_run()
+    first = [e async for e in run.stream(input_data={"value": 1})]
+    assert kinds(first) == [
+        ("workflow-start", ""),
+        ("workflow-step-start", "middle"),
+        ("workflow-step-start", "middle.add-one"),
+        ("workflow-step-result", "middle.add-one"),
+        ("workflow-step-start", "middle.innermost"),
+        ("workflow-step-start", "middle.innermost.double"),
+        ("workflow-step-result", "middle.innermost.double"),
+        ("workflow-step-start", "middle.innermost.approve"),
+        ("workflow-step-suspended", "middle.innermost.approve"),
+        ("workflow-step-suspended", "middle.innermost"),
+        ("workflow-step-suspended", "middle"),
+        ("workflow-finish", ""),
+    ]
+    second = [
+        e async for e in run.resume_stream(step="middle.innermost.approve", resume_data={"approved": False})
+    ]
+    assert second[-1].run_status is RunStatus.SUCCESS and second[-1].data == {"text": "rejected"}
+
+
+async def test_naming_the_outer_step_resumes_its_single_suspended_inner_step(client: Client) -> None:
+    run = await client.get_workflow("outer").create_run()
+    await run.start_async(input_data={"value": 1})
+    assert (await run.resume_async(step="middle", resume_data={"approved": True})).status is RunStatus.SUCCESS
+
+
+async def test_nested_failure_is_reported_once(client: Client) -> None:
+    result = await start(client, "nested-failure", {"value": 1})
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and result.error.message == "boom"
+    inner = next(s for s in result.steps if s.path == ("nested-failing-inner", "broken"))
+    outer = next(s for s in result.steps if s.path == ("nested-failing-inner",))
+    assert inner.error == outer.error == result.error
+
+
+async def test_every_construct_together(client: Client) -> None:
+    result = await start(client, "everything", {"value": 1})
+    assert result.status is RunStatus.SUCCESS
+    # add-one 2 -> double 4 / triple 6 -> items [4, 6] * 10 -> first 40 -> dowhile stops at 80 -> branch
+    assert result.result == {"triple-big": {"value": 240}, "add-even": {"value": 81}}
+
+
+# -- the graph over the wire ----------------------------------------------------------------------
+
+
+async def test_get_workflow_describes_every_construct(client: Client) -> None:
+    details = await client.get_workflow("everything").details()
+    assert details.description == "every construct in one graph"
+    assert [node["type"] for node in details.step_graph] == [
+        "step",
+        "parallel",
+        "map",
+        "foreach",
+        "map",
+        "map",
+        "loop",
+        "conditional",
+        "sleep",
+    ]
+    parallel = details.step_graph[1]
+    assert [c["id"] for c in parallel["children"]] == ["double", "triple"]
+    assert details.step_graph[3]["concurrency"] == 2
+    assert details.step_graph[6]["loop_kind"] == "dowhile"
+    assert details.step_graph[7]["conditions"] == ["is_big", "is_even"]
+    assert details.step_graph[4]["map_config"] == {"first": {"step": "check-item", "path": "0"}}
+    assert details.input_schema["properties"]["value"]["type"] == "integer"
+    assert details.steps["check-item"].resume_schema["properties"]["approved"]["type"] == "boolean"
+
+    nested = await client.get_workflow("outer").details()
+    middle = nested.step_graph[0]
+    assert middle["id"] == "middle"
+    inner = middle["workflow"][1]
+    assert inner["id"] == "innermost" and [n["id"] for n in inner["workflow"]] == ["double", "approve"]
+    assert "middle.innermost.approve" in nested.steps
+    assert nested.steps["middle.innermost"].is_workflow
+
+
+async def test_resume_of_an_unknown_label_is_a_clear_error(client: Client) -> None:
+    run = await client.get_workflow("approval").create_run()
+    await run.start_async(input_data={"value": 1})
+    with pytest.raises(errors.FailedPrecondition) as missing:
+        await run.resume_async(label="nobody", resume_data={"approved": True})
+    assert missing.value.reason == "RESUME_LABEL_NOT_FOUND"
