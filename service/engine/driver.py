@@ -97,7 +97,6 @@ class RunDriver:
         run: Run,
         *,
         resume: ResumeTarget | None = None,
-        cancel_grace: float = 5.0,
     ) -> None:
         self.workflow = workflow
         self.run = run
@@ -112,10 +111,10 @@ class RunDriver:
         self.abort_signal = asyncio.Event()
         self.suspended: list[StepPath] = []
         self.labels: dict[str, ResumeLabel] = {}
-        self._cancel_grace = cancel_grace
         self._next_position = max((s.position for s in run.steps), default=0) + 1
         self._bodies: set[asyncio.Task[Any]] = set()
-        self._abandon: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Tasks currently inside a step body (the driver task, or parallel branches' tasks)."""
+        self._cancels: dict[asyncio.Task[Any], int] = {}
         self.result: Run | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -135,21 +134,8 @@ class RunDriver:
         self.cancel_requested = True
         self.abort_signal.set()
         for task in self._bodies:
+            self._cancels[task] = self._cancels.get(task, 0) + 1
             task.cancel("run canceled")
-        # A body that ignores cancellation is abandoned after the grace period so the run
-        # still reaches `canceled`; the task stays owned and is cancelled again at shutdown.
-        asyncio.get_running_loop().call_later(self._cancel_grace, self._give_up)
-
-    def _give_up(self) -> None:
-        if not self._abandon.done():
-            self._abandon.set_result(None)
-
-    async def stop_bodies(self) -> None:
-        """Cancel every step body still running (shutdown) and wait for them."""
-        for task in self._bodies:
-            task.cancel("server shutting down")
-        if self._bodies:
-            await asyncio.wait(self._bodies, timeout=self._cancel_grace)
 
     async def _settle(self, outcome: Outcome) -> Run:
         now = time.time()
@@ -272,13 +258,13 @@ class RunDriver:
         now = time.time()
         announce = True
         if record is None or record.status not in (StepStatus.RUNNING, StepStatus.SUSPENDED):
-            checked = self.validate_input(workflow.input_schema, data, path)
-            if isinstance(checked, Outcome):
-                return checked
+            validated = self.validate_input(workflow.input_schema, data, path)
+            if isinstance(validated, Outcome):
+                return validated
             record = StepRecord(
                 path,
                 StepStatus.RUNNING,
-                payload=checked,
+                payload=validated[1],
                 started_at=now,
                 iteration=iteration or scope.iteration,
                 position=self.position(path),
@@ -320,10 +306,10 @@ class RunDriver:
         """
         now = time.time()
         resume = self.resume if resumed else None
-        checked = self.validate_input(step.input_schema, data, path, emit=emit, iteration=iteration)
-        if isinstance(checked, Outcome):
-            return checked
-        value = self._typed(step, checked)
+        validated = self.validate_input(step.input_schema, data, path, emit=emit, iteration=iteration)
+        if isinstance(validated, Outcome):
+            return validated
+        value, checked = validated
         if resume is not None and prior is not None:
             record = StepRecord(
                 path,
@@ -396,12 +382,9 @@ class RunDriver:
             try:
                 result = await self._call_body(step, ctx)
             except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
-                if self.cancel_requested:
+                if self._absorb_cancel():
                     return CANCELED, attempt
-                return failed(RunError("CancelledError", "the step body was cancelled")), attempt
+                raise
             except SchemaViolation as exc:  # an invalid suspend payload never retries
                 return failed(RunError("SuspendValidationError", str(exc), exc.details)), attempt
             except Exception as exc:
@@ -411,6 +394,8 @@ class RunDriver:
                     await self.interruptible_sleep(delay)
                     continue
                 return failed(RunError.from_exception(exc)), attempt
+            if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel
+                return CANCELED, attempt
             if ctx.suspension is not None:
                 payload = ctx.suspension.payload
                 labels = list(ctx.suspension.labels)
@@ -425,18 +410,32 @@ class RunDriver:
                 ), attempt
 
     async def _call_body(self, step: Step, ctx: StepContext) -> Any:
-        task = asyncio.create_task(_invoke(step, ctx), name=f"step {step.id} of run {self.run.run_id}")
+        """Run the body inside the current task; `cancel()` cancels that task while it runs.
+
+        No task per body: a run's steps execute in its driver task (or a parallel branch's
+        task), which keeps a step's overhead to one coroutine call.
+        """
+        task = asyncio.current_task()
+        assert task is not None
         self._bodies.add(task)
         try:
-            await asyncio.wait((task, self._abandon), return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            task.cancel("run driver stopped")
-            raise
-        if not task.done():  # abandoned: it ignored cancellation for the whole grace period
-            logger.warning("run %s: step %s ignored cancellation; abandoned", self.run.run_id, step.id)
-            raise asyncio.CancelledError
-        self._bodies.discard(task)
-        return task.result()
+            return await _invoke(step, ctx)
+        finally:
+            self._bodies.discard(task)
+
+    def _absorb_cancel(self) -> bool:
+        """True when the current task's pending cancellation came only from `cancel()`.
+
+        Those cancellations are undone (`uncancel`) and the step ends as canceled; any
+        other cancellation (shutdown) must propagate.
+        """
+        task = asyncio.current_task()
+        ours = self._cancels.pop(task, 0) if task is not None else 0
+        if task is None or not self.cancel_requested or task.cancelling() > ours:
+            return False
+        for _ in range(ours):
+            task.uncancel()
+        return True
 
     def finish_record(self, record: StepRecord, outcome: Outcome, *, leaf: bool = True) -> Outcome:
         """Record a step's outcome (and its event); returns the outcome for the walk.
@@ -470,12 +469,12 @@ class RunDriver:
 
     def validate_input(
         self, schema: Any, data: Json, path: StepPath, *, emit: bool = True, iteration: int = 0
-    ) -> Json | Outcome:
-        """The input's JSON form with defaults applied, or a failed outcome (recorded)."""
+    ) -> tuple[Any, Json] | Outcome:
+        """The typed input and its JSON form (defaults applied), or a failed outcome (recorded)."""
         if schema is None:
-            return data
+            return data, data
         try:
-            _, checked = schema.validate(data, "step input")
+            value, checked = schema.validate(data, "step input")
         except SchemaViolation as exc:
             error = RunError("StepInputValidationError", str(exc), exc.details)
             if emit:
@@ -492,11 +491,7 @@ class RunDriver:
                 )
                 self.record_event(EventType.STEP_RESULT, record)
             return failed(error)
-        return checked
-
-    @staticmethod
-    def _typed(step: Step, data: Json) -> Any:
-        return step.input_schema.validate(data, "step input")[0] if step.input_schema else data
+        return value, checked
 
     # -- recording -----------------------------------------------------------------------------
 

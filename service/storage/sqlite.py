@@ -418,8 +418,12 @@ def _apply(conn: sqlite3.Connection, change: RunWrite) -> WriteResult:
     if change.request is not None:
         kind, request_id = change.request
         conn.execute(_INSERT_REQUEST, (run_id, kind, request_id))
-    # Events decoded from what was stored, so live subscribers and later readers see the same values.
-    events = tuple(Event.from_json(run_id, first + i, now, json.loads(body)) for i, body in enumerate(bodies))
+    # Built from the drafts, not re-parsed: the engine hands over JSON-ready values already,
+    # and decoding on the writer thread would hold the GIL the event loop needs.
+    events = tuple(
+        Event(run_id, first + i, now, d.type, d.run_status, d.step, d.data, d.error, d.progress)
+        for i, d in enumerate(change.events)
+    )
     return WriteResult(applied=True, status=RunStatus(status), events=events)
 
 

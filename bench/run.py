@@ -1,0 +1,244 @@
+"""`python -m bench [--quick] [--only echo,sqlite,runservice] [--json out.json]`.
+
+Runs the references and runservice in one go and prints every figure next to its
+reference measured in the same run, plus the published figures of SPEC.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import echo, sqlite_ref
+from bench.load import LoadResult
+from bench.report import Row, ratio, render
+
+PARTS = ("echo", "sqlite", "runservice")
+
+PUBLISHED = {
+    "echo_concurrent": "grpc.aio echo: ~7,400 calls/s",
+    "sqlite_single": "aiosqlite: ~6,000 commits/s",
+    "sqlite_batched_rows": "aiosqlite: ~250,000 rows/s",
+    "runs_sequential": "Mastra ~1,770; DBOS ~210",
+    "runs_concurrent": "Mastra ~540; DBOS ~170",
+    "suspend_resume": "Mastra ~580",
+    "rss_per_suspended_run": "Mastra ~35 KB",
+}
+"""SPEC.md's figures (other machines' runs of the same 2-core size), for context only."""
+
+
+@dataclass
+class Settings:
+    concurrency: int = 64
+    echo_sequential: int = 5_000
+    echo_concurrent: int = 20_000
+    sqlite_commits: int = 3_000
+    sqlite_batched_commits: int = 300
+    rows_per_commit: int = 100
+    runs_sequential: int = 2_000
+    runs_concurrent: int = 5_000
+    suspend_resume: int = 3_000
+    suspended: int = 2_000
+    max_seconds: float = 20.0
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(
+            echo_sequential=500,
+            echo_concurrent=2_000,
+            sqlite_commits=300,
+            sqlite_batched_commits=30,
+            runs_sequential=200,
+            runs_concurrent=500,
+            suspend_resume=300,
+            suspended=300,
+            max_seconds=5.0,
+        )
+
+
+@dataclass
+class Outcome:
+    figures: dict[str, float] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the counts (a smoke run)")
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"comma-separated parts to run (default: {','.join(PARTS)})"
+    )
+    parser.add_argument("--concurrency", type=int, default=64, help="calls in flight (default 64)")
+    args = parser.parse_args(argv)
+    unknown = set(args.only.split(",")) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = Settings.quick() if args.quick else Settings()
+    settings.concurrency = args.concurrency
+    parts = args.only.split(",")
+    started = time.perf_counter()
+    outcome = asyncio.run(run(settings, parts))
+    outcome.details["total_seconds"] = round(time.perf_counter() - started, 1)
+
+    print(render(outcome.rows))
+    for error in outcome.errors:
+        print(f"\nERROR {error}", file=sys.stderr)
+    print(f"\n{len(outcome.rows)} figures in {outcome.details['total_seconds']} s on {_machine()}")
+    if args.json:
+        args.json.write_text(json.dumps(_as_json(outcome, settings), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 1 if outcome.errors else 0
+
+
+async def run(settings: Settings, parts: list[str]) -> Outcome:
+    out = Outcome()
+    n = settings.concurrency
+    if "echo" in parts:
+        await _part(out, "echo", _echo(out, settings, n))
+    if "sqlite" in parts:
+        await _part(out, "sqlite", _sqlite(out, settings))
+    if "runservice" in parts:
+        await _part(out, "runservice", _service(out, settings, n))
+    return out
+
+
+async def _part(out: Outcome, name: str, work: Any) -> None:
+    print(f"bench: {name}...", file=sys.stderr, flush=True)
+    try:
+        await work
+    except Exception as exc:
+        out.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        if os.environ.get("BENCH_TRACEBACK"):
+            traceback.print_exc()
+
+
+async def _echo(out: Outcome, s: Settings, n: int) -> None:
+    results = await echo.measure(
+        sequential=s.echo_sequential, concurrent=s.echo_concurrent, concurrency=n, max_seconds=s.max_seconds
+    )
+    _record(out, "echo_sequential", "echo, 1 in flight", results.sequential, "calls/s")
+    _record(out, "echo_concurrent", f"echo, {n} in flight", results.concurrent, "calls/s")
+
+
+async def _sqlite(out: Outcome, s: Settings) -> None:
+    results = await sqlite_ref.measure(
+        commits=s.sqlite_commits,
+        batched_commits=s.sqlite_batched_commits,
+        rows_per_commit=s.rows_per_commit,
+        max_seconds=s.max_seconds,
+    )
+    _record(out, "sqlite_single", "sqlite, 1 row/commit", results.single, "commits/s")
+    out.figures["sqlite_batched_rows"] = results.rows_rate
+    out.rows.append(
+        Row(
+            f"sqlite, {results.rows_per_commit} rows/commit",
+            results.rows_rate,
+            "rows/s",
+            published=PUBLISHED["sqlite_batched_rows"],
+        )
+    )
+
+
+async def _service(out: Outcome, s: Settings, n: int) -> None:
+    from bench import service_runs  # imports the generated stubs, needed only here
+
+    counts = service_runs.Counts(
+        sequential=s.runs_sequential,
+        concurrent=s.runs_concurrent,
+        suspend_resume=s.suspend_resume,
+        suspended=s.suspended,
+        concurrency=n,
+        max_seconds=s.max_seconds,
+    )
+    results = await service_runs.measure(counts)
+    f = out.figures
+    seq = _record(out, "runs_sequential", "3-step runs, 1 in flight", results.sequential, "runs/s")
+    f["runs_p50_ms"] = results.sequential.percentile(0.50) * 1000
+    f["runs_p99_ms"] = results.sequential.percentile(0.99) * 1000
+    out.rows.append(Row("  latency p50", f["runs_p50_ms"], "ms"))
+    out.rows.append(Row("  latency p99", f["runs_p99_ms"], "ms"))
+    _against(out, seq, "echo_sequential", "echo, 1 in flight")
+    _against(out, seq, "sqlite_single", "sqlite commits/s")
+
+    many = _record(out, "runs_concurrent", f"3-step runs, {n} in flight", results.concurrent, "runs/s")
+    _against(out, many, "echo_concurrent", f"echo, {n} in flight")
+    _against(out, many, "sqlite_single", "sqlite commits/s")
+
+    trips = _record(
+        out, "suspend_resume", f"suspend+resume, {n} in flight", results.suspend_resume, "round trips/s"
+    )
+    _against(out, trips, "echo_concurrent", f"echo, {n} in flight")
+
+    f["rss_per_suspended_run"] = results.rss_kb_per_suspended_run
+    out.rows.append(
+        Row(
+            f"server RSS per suspended run ({results.suspended_runs.done} runs)",
+            results.rss_kb_per_suspended_run,
+            "KB",
+            published=PUBLISHED["rss_per_suspended_run"],
+        )
+    )
+    out.details["rss_kb"] = {"before": results.rss_before_kb, "after": results.rss_after_kb}
+    for name, result in (
+        ("sequential", results.sequential),
+        ("concurrent", results.concurrent),
+        ("suspend_resume", results.suspend_resume),
+        ("suspended_runs", results.suspended_runs),
+    ):
+        if result.errors:
+            out.errors.append(f"runservice {name}: {result.errors} failed, first: {result.first_error}")
+
+
+def _record(out: Outcome, key: str, label: str, result: LoadResult, unit: str) -> Row:
+    out.figures[key] = result.rate
+    out.details[key] = {"done": result.done, "errors": result.errors, "seconds": round(result.elapsed, 3)}
+    if result.errors:
+        out.errors.append(f"{label}: {result.errors} failed, first: {result.first_error}")
+    row = Row(label, result.rate, unit, published=PUBLISHED.get(key, ""))
+    out.rows.append(row)
+    return row
+
+
+def _against(out: Outcome, row: Row, reference_key: str, reference_label: str) -> None:
+    """Attach a same-run reference to `row` (when that reference was measured)."""
+    reference = out.figures.get(reference_key)
+    if reference is None:
+        return
+    row.references.append((reference_label, reference, ratio(row.value, reference)))
+
+
+def _machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def _as_json(outcome: Outcome, settings: Settings) -> dict[str, Any]:
+    return {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "settings": settings.__dict__,
+        "figures": {k: round(v, 3) for k, v in outcome.figures.items()},
+        "rows": [row.to_json() for row in outcome.rows],
+        "published": PUBLISHED,
+        "details": outcome.details,
+        "errors": outcome.errors,
+    }

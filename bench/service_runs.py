@@ -1,0 +1,173 @@
+"""runservice itself: a real `runservice serve` process on loopback, driven with the raw stubs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from google.protobuf import struct_pb2
+
+from bench.load import LoadResult, drive
+from bench.proc import ServerProcess, child_env
+from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+# What the `runservice` console script runs, without depending on the venv's bin/ layout.
+SERVE = "import sys; from service.cli import main; sys.exit(main())"
+
+
+class BenchFailure(RuntimeError):
+    """A run did not end the way the benchmark expects."""
+
+
+@dataclass
+class ServiceResults:
+    sequential: LoadResult
+    concurrent: LoadResult
+    suspend_resume: LoadResult
+    suspended_runs: LoadResult
+    rss_before_kb: int
+    rss_after_kb: int
+
+    @property
+    def rss_kb_per_suspended_run(self) -> float:
+        runs = self.suspended_runs.done
+        return (self.rss_after_kb - self.rss_before_kb) / runs if runs else 0.0
+
+
+def _value(data: dict[str, float | bool]) -> struct_pb2.Value:
+    value = struct_pb2.Value()
+    value.struct_value.update(data)
+    return value
+
+
+INPUT = _value({"value": 1})
+RESUME = _value({"ok": True})
+
+
+def _expect(run: run_pb2.Run, status: int) -> None:
+    if run.status != status:
+        got = run_pb2.RunStatus.Name(run.status)
+        error = f": {run.error.name}: {run.error.message}" if run.HasField("error") else ""
+        raise BenchFailure(f"run {run.run_id} is {got}, expected {run_pb2.RunStatus.Name(status)}{error}")
+
+
+class Driver:
+    """The three operations the benchmark times, each a complete round trip."""
+
+    def __init__(self, stub: run_service_pb2_grpc.RunServiceAsyncStub) -> None:
+        self.stub = stub
+
+    async def three_steps(self) -> None:
+        reply = await self.stub.Start(
+            run_service_pb2.StartRequest(
+                workflow_id="bench-three-steps", run_id=uuid.uuid4().hex, input_data=INPUT, wait=True
+            )
+        )
+        _expect(reply.run, run_pb2.RUN_STATUS_SUCCESS)
+
+    async def start_suspended(self) -> str:
+        run_id = uuid.uuid4().hex
+        reply = await self.stub.Start(
+            run_service_pb2.StartRequest(
+                workflow_id="bench-suspend", run_id=run_id, input_data=INPUT, wait=True
+            )
+        )
+        _expect(reply.run, run_pb2.RUN_STATUS_SUSPENDED)
+        return run_id
+
+    async def suspend_and_resume(self) -> None:
+        run_id = await self.start_suspended()
+        reply = await self.stub.Resume(
+            run_service_pb2.ResumeRequest(run_id=run_id, resume_data=RESUME, wait=True)
+        )
+        _expect(reply.run, run_pb2.RUN_STATUS_SUCCESS)
+
+    async def check_result(self) -> None:
+        """One run with its output checked, so a fast but wrong server is caught."""
+        reply = await self.stub.Start(
+            run_service_pb2.StartRequest(workflow_id="bench-three-steps", input_data=INPUT, wait=True)
+        )
+        _expect(reply.run, run_pb2.RUN_STATUS_SUCCESS)
+        if reply.run.result.struct_value.fields["value"].number_value != 4:
+            raise BenchFailure(f"bench-three-steps returned {reply.run.result}, expected value 4")
+
+
+@dataclass
+class Counts:
+    sequential: int
+    concurrent: int
+    suspend_resume: int
+    suspended: int
+    concurrency: int
+    max_seconds: float
+
+
+async def measure(counts: Counts) -> ServiceResults:
+    """Time runs on one fresh server, then measure memory per suspended run on another.
+
+    Memory gets its own server: after thousands of finished runs the heap has room to
+    spare, and new suspended runs would fit in it without growing the process.
+    """
+    async with serving() as (server, driver):
+        await _warm_up(driver)
+        n, limit = counts.concurrency, counts.max_seconds
+        sequential = await drive(
+            driver.three_steps, total=counts.sequential, concurrency=1, max_seconds=limit
+        )
+        concurrent = await drive(
+            driver.three_steps, total=counts.concurrent, concurrency=n, max_seconds=limit
+        )
+        trips = await drive(
+            driver.suspend_and_resume, total=counts.suspend_resume, concurrency=n, max_seconds=limit
+        )
+    async with serving() as (server, driver):
+        await _warm_up(driver)
+        await asyncio.sleep(0.5)
+        before = server.rss_kb()
+        suspended = await drive(
+            driver.start_suspended, total=counts.suspended, concurrency=n, max_seconds=limit * 2
+        )
+        await asyncio.sleep(0.5)
+        after = server.rss_kb()
+    return ServiceResults(sequential, concurrent, trips, suspended, before, after)
+
+
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[tuple[ServerProcess, Driver]]:
+    """`runservice serve` on 127.0.0.1 with bench.workflows and a temporary data dir, and a driver for it."""
+    with tempfile.TemporaryDirectory(prefix="runservice-bench-") as data_dir:
+        argv = [sys.executable, "-c", SERVE, "serve", "--address", "127.0.0.1:0"]
+        argv += ["--data-dir", data_dir, "--workflows", "bench.workflows"]
+        paths = [str(ROOT), str(ROOT / "stubs"), *filter(None, [child_env().get("PYTHONPATH")])]
+        server = ServerProcess(argv, env=child_env({"PYTHONPATH": os.pathsep.join(paths)}), cwd=ROOT)
+        address = await server.start()
+        try:
+            async with grpc.aio.insecure_channel(address) as channel:
+                await asyncio.wait_for(channel.channel_ready(), 10)
+                yield server, Driver(run_service_pb2_grpc.RunServiceStub(channel))
+        except BaseException:
+            if server.tail:
+                print(f"runservice server output (last lines):\n{server.last_lines()}", file=sys.stderr)
+            raise
+        finally:
+            await server.stop()
+
+
+async def _warm_up(driver: Driver) -> None:
+    await driver.check_result()
+    for operation in (driver.three_steps, driver.suspend_and_resume):
+        _raise_on_errors("warm-up", await drive(operation, total=100, concurrency=8, max_seconds=10))
+
+
+def _raise_on_errors(what: str, result: LoadResult) -> None:
+    if result.errors:
+        raise BenchFailure(f"{what}: {result.errors} failed calls, first: {result.first_error}")

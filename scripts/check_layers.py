@@ -1,0 +1,199 @@
+"""Fail when a module of `service/` imports a layer above its own (`python scripts/check_layers.py [ROOT]`).
+
+Layers, top to bottom (a module may import its own layer and the ones below):
+
+    service.__main__
+    service.cli, service.config          (service.config: imported by service.cli only)
+    service.server | service.client      (these two never import each other)
+    service.engine                       (never service.storage.sqlite: it gets a Store)
+    service.storage
+    service.workflow, service.examples   (examples are user code: workflow, model, errors only)
+    service.model, service.errors
+
+Only service.server* and service.client may import grpc, grpc_*, google.rpc,
+google.protobuf or the generated stubs (runservice.*). Every import counts, including
+imports inside functions and under `if TYPE_CHECKING:`. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LAYERS: dict[str, int] = {
+    "service.__main__": 6,
+    "service.cli": 5,
+    "service.config": 5,
+    "service.server": 4,
+    "service.client": 4,
+    "service.engine": 3,
+    "service.storage": 2,
+    "service.workflow": 1,
+    "service.examples": 1,
+    "service.model": 0,
+    "service.errors": 0,
+}
+"""Top-level parts of the package and their layer (higher imports lower)."""
+
+PACKAGE_INIT_LAYER = 0
+"""`service/__init__.py` itself: it must stay free of imports from the package."""
+
+TRANSPORT_OWNERS = ("service.server", "service.client")
+EXAMPLES_MAY_IMPORT = ("service.workflow", "service.model", "service.errors")
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    path: Path
+    line: int
+    module: str
+    imported: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.module} imports {self.imported}: {self.why}"
+
+
+def check(root: Path = ROOT) -> list[Violation]:
+    """Every violation in `root/service/**/*.py`."""
+    package = root / "service"
+    found: list[Violation] = []
+    for path in sorted(package.rglob("*.py")):
+        module = module_name(path, root)
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        except SyntaxError as exc:
+            found.append(
+                Violation(_rel(path, root), exc.lineno or 0, module, "-", f"syntax error: {exc.msg}")
+            )
+            continue
+        for line, imported in imports_of(tree, module, path.name == "__init__.py", root):
+            why = judge(module, imported)
+            if why:
+                found.append(Violation(_rel(path, root), line, module, imported, why))
+    return found
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(tree: ast.AST, module: str, is_package: bool, root: Path) -> Iterator[tuple[int, str]]:
+    """(line, absolute name) of every import; `from a import b` also gives `a.b` when b is a module."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, module, is_package)
+            yield node.lineno, base
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                if _is_module(candidate, root) or base == "google":
+                    yield node.lineno, candidate
+
+
+def layer_of(module: str) -> int | None:
+    if module == "service":
+        return PACKAGE_INIT_LAYER
+    for prefix, layer in LAYERS.items():
+        if _within(module, prefix):
+            return layer
+    return None
+
+
+def judge(module: str, imported: str) -> str | None:
+    """Why `module` may not import `imported`, or None when it may."""
+    if is_transport(imported):
+        if not any(_within(module, owner) for owner in TRANSPORT_OWNERS):
+            return "only service.server and service.client may use gRPC, protobuf or the stubs"
+        return None
+    if not _within(imported, "service"):
+        return None
+    own, other = layer_of(module), layer_of(imported)
+    if own is None:
+        return f"{module} is not assigned to a layer (add it to LAYERS in scripts/check_layers.py)"
+    if other is None:
+        return f"{imported} is not assigned to a layer (add it to LAYERS in scripts/check_layers.py)"
+    if _within(module, "service.examples") and not any(_within(imported, ok) for ok in EXAMPLES_MAY_IMPORT):
+        return "examples are user code: they may import only service.workflow, service.model, service.errors"
+    if _within(imported, "service.config") and not (
+        _within(module, "service.cli") or _within(module, "service.config") or module == "service.__main__"
+    ):
+        return "service.config may be imported only by service.cli"
+    if _within(module, "service.engine") and _within(imported, "service.storage.sqlite"):
+        return "the engine depends on the Store protocol (service.storage), never on the SQLite store"
+    for a, b in (("service.server", "service.client"), ("service.client", "service.server")):
+        if _within(module, a) and _within(imported, b):
+            return "service.server and service.client must not import each other"
+    if other > own:
+        return (
+            f"{_part(module)} (layer {own}) may not import {_part(imported)} (layer {other}): imports go down"
+        )
+    return None
+
+
+def is_transport(module: str) -> bool:
+    """gRPC, its plugins (grpc_health...), protobuf and google.rpc types, or the generated stubs."""
+    top = _top(module)
+    return (
+        top in ("grpc", "runservice")
+        or top.startswith("grpc_")
+        or _within(module, "google.rpc")
+        or _within(module, "google.protobuf")
+    )
+
+
+def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    parts = module.split(".")
+    if not is_package:
+        parts.pop()
+    parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+    return ".".join([*parts, node.module] if node.module else parts)
+
+
+def _is_module(name: str, root: Path) -> bool:
+    base = root.joinpath(*name.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def _top(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def _part(module: str) -> str:
+    return next((p for p in LAYERS if _within(module, p)), module)
+
+
+def _rel(path: Path, root: Path) -> Path:
+    return path.relative_to(root)
+
+
+def main(argv: list[str]) -> int:
+    root = Path(argv[0]).resolve() if argv else ROOT
+    violations = check(root)
+    for violation in violations:
+        print(violation)
+    if violations:
+        print(f"{len(violations)} import-layer violation(s); see the layer list in scripts/check_layers.py")
+        return 1
+    print("import layers: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
