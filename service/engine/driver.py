@@ -122,10 +122,13 @@ class RunDriver:
     async def drive(self) -> Run:
         """Run to settlement, commit the final state, and return the run."""
         scope = Scope(self, self.workflow, (), self.run.input)
-        outcome = await self.run_sequence(self.workflow, self.run.input, scope)
-        if self.cancel_requested and outcome.kind is not Kind.FAILED:
-            outcome = CANCELED
-        return await self._settle(outcome)
+        try:
+            outcome = await self.run_sequence(self.workflow, self.run.input, scope)
+            if self.cancel_requested and outcome.kind is not Kind.FAILED:
+                outcome = CANCELED
+            return await self._settle(outcome)
+        finally:
+            await self.outbox.close()
 
     def cancel(self) -> None:
         """Stop the run: signal abort, cancel running step bodies, stop at the next boundary."""
@@ -363,7 +366,7 @@ class RunDriver:
         attempt = 0
         while True:
             # Every earlier result must be durable before user code runs again.
-            await self.outbox.commit()
+            await self.outbox.before_body()
             if self.cancel_requested:
                 return CANCELED, attempt
             ctx = StepContext(

@@ -1,9 +1,11 @@
 """Per-run staging of writes, so adjacent changes share one commit.
 
 A driver stages step records, events and run fields as they happen and commits
-them before anything irreversible: before a step body runs (so a body never runs
-unless every earlier result is durable) and when the run settles. A step's result
-and the next step's start therefore land in one transaction.
+them before anything irreversible: before a step body runs, if a result is staged
+(so a body never runs unless every earlier result is durable), and when the run
+settles. A step's start alone does not force a commit: it rides with the step's
+result, or is flushed in the background once the step has run for `START_FLUSH_DELAY`,
+so a long step still shows as running while a quick one costs a single commit.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from service.model import Event, EventDraft, RunStatus, StepRecord
+from service.model import Event, EventDraft, EventType, RunStatus, StepRecord
 from service.storage import RunWrite, Store
+
+START_FLUSH_DELAY = 0.05
+"""Seconds a step may run before its start is committed on its own."""
 
 
 class Outbox:
@@ -26,6 +31,8 @@ class Outbox:
         self._patch: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self.last_sequence = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._flusher: asyncio.Task[tuple[Event, ...]] | None = None
 
     def stage(
         self,
@@ -44,8 +51,36 @@ class Outbox:
         """Stage an event (and the step record it carries)."""
         self.stage(step=step, event=EventDraft(type=type_, run_status=status, step=step, **fields))
 
+    async def before_body(self) -> None:
+        """Make every staged result durable; a staged start alone is flushed later."""
+        if any(event.type is not EventType.STEP_START for event in self._events) or self._patch:
+            await self.commit()
+        elif self._events:
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(START_FLUSH_DELAY, self._flush_later)
+            # Let sibling parallel branches stage their starts before any body runs, so the
+            # log shows every branch starting before the first result (Mastra's order).
+            await asyncio.sleep(0)
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self.commit())
+
+    async def close(self) -> None:
+        """Stop the background flush (the run has settled or is being stopped)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+
     async def commit(self) -> tuple[Event, ...]:
         """Write everything staged so far; returns once durable."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         async with self._lock:
             if not (self._steps or self._events or self._patch):
                 return ()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import logging
 import os
 import sqlite3
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from service.model import Event, ResumeLabel, Run, RunError, RunStatus, StepPath, StepRecord
 from service.storage import RunQuery, RunWrite, WriteResult
@@ -260,7 +260,7 @@ class SqliteStore:
         rows = await self._reader().execute_fetchall(_SELECT_RUN_WITH_STEPS, (run_id,))
         if not rows:
             return None
-        records = [StepRecord.from_json(json.loads(row[-1])) for row in rows if row[-1] is not None]
+        records = [StepRecord.from_json(orjson.loads(row[-1])) for row in rows if row[-1] is not None]
         return _run_from_row(rows[0]).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
@@ -296,7 +296,7 @@ class SqliteStore:
             "SELECT seq, time, body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after, max(limit, 0)),
         )
-        return [Event.from_json(run_id, seq, at, json.loads(body)) for seq, at, body in rows]
+        return [Event.from_json(run_id, seq, at, orjson.loads(body)) for seq, at, body in rows]
 
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
@@ -436,7 +436,9 @@ def _status(conn: sqlite3.Connection, run_id: str) -> RunStatus | None:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    # orjson: the writer thread encodes every record and event while holding the GIL the
+    # event loop needs; orjson does it several times faster than the json module.
+    return orjson.dumps(value).decode()
 
 
 def _json(value: Any) -> str | None:
@@ -444,7 +446,7 @@ def _json(value: Any) -> str | None:
 
 
 def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else orjson.loads(text)
 
 
 def _encode_error(error: RunError | None) -> str | None:
