@@ -264,4 +264,112 @@ cancellable_report = (
     .commit()
 )
 
-WORKFLOWS: list[Workflow] = [city_weather, human_approval, cancellable_report]
+# -- order-fulfilment: parallel, branch, a loop and foreach in one graph ----------------------------
+
+
+class Order(BaseModel):
+    order_id: str
+    items: list[str] = Field(min_length=1)
+    express: bool = False
+
+
+class Line(BaseModel):
+    item: str
+    order_id: str
+
+
+class Picked(BaseModel):
+    item: str
+    shelf: int
+
+
+class Shipment(BaseModel):
+    parcels: int
+    carrier: str = ""
+    attempts: int = 0
+
+
+@create_step("check-stock", input_schema=Order, description="Confirm every item is in stock")
+async def check_stock(ctx: StepContext) -> dict[str, Any]:
+    return {"in_stock": True, "items": len(ctx.input_data.items)}
+
+
+@create_step("check-fraud", input_schema=Order, description="Score the order for fraud")
+async def check_fraud(ctx: StepContext) -> dict[str, Any]:
+    return {"score": int(hashlib.sha256(ctx.input_data.order_id.encode()).hexdigest(), 16) % 10}
+
+
+@create_step("pick-item", input_schema=Line, output_schema=Picked, description="Pick one item from its shelf")
+async def pick_item(ctx: StepContext) -> Picked:
+    await asyncio.sleep(0.05)
+    return Picked(
+        item=ctx.input_data.item, shelf=int(hashlib.sha256(ctx.input_data.item.encode()).hexdigest(), 16) % 40
+    )
+
+
+@create_step(
+    "book-express", input_schema=Shipment, output_schema=Shipment, description="Book an express courier"
+)
+async def book_express(ctx: StepContext) -> Shipment:
+    return Shipment(parcels=ctx.input_data.parcels, carrier="express")
+
+
+@create_step("book-standard", input_schema=Shipment, output_schema=Shipment, description="Book the post")
+async def book_standard(ctx: StepContext) -> Shipment:
+    return Shipment(parcels=ctx.input_data.parcels, carrier="standard")
+
+
+@create_step(
+    "confirm-pickup", input_schema=Shipment, output_schema=Shipment, description="Ask the carrier to confirm"
+)
+async def confirm_pickup(ctx: StepContext) -> Shipment:
+    await asyncio.sleep(0.05)
+    return Shipment(
+        parcels=ctx.input_data.parcels, carrier=ctx.input_data.carrier, attempts=ctx.input_data.attempts + 1
+    )
+
+
+def _lines(ctx: Any) -> list[dict[str, str]]:
+    order = ctx.get_init_data()
+    return [{"item": item, "order_id": order["order_id"]} for item in order["items"]]
+
+
+def _shipment(ctx: Any) -> dict[str, int]:
+    return {"parcels": len(ctx.input_data)}
+
+
+def is_express(ctx: Any) -> bool:
+    return bool(ctx.get_init_data().get("express"))
+
+
+def is_standard(ctx: Any) -> bool:
+    return not ctx.get_init_data().get("express")
+
+
+def confirmed(ctx: Any) -> bool:
+    return bool(ctx.iteration_count >= 2)
+
+
+def _booked(ctx: Any) -> Any:
+    return next(iter(ctx.input_data.values()))
+
+
+order_fulfilment = (
+    create_workflow(
+        "order-fulfilment",
+        input_schema=Order,
+        output_schema=Shipment,
+        description="Checks an order in parallel, picks each item (foreach), books a carrier (branch) "
+        "and polls it until the pickup is confirmed (loop)",
+    )
+    .parallel([check_stock, check_fraud])
+    .map(_lines, id="order-lines")
+    .foreach(pick_item, concurrency=2)
+    .map(_shipment, id="shipment")
+    .branch([(is_express, book_express), (is_standard, book_standard)])
+    .map(_booked, id="booked")
+    .dountil(confirm_pickup, confirmed)
+    .commit()
+)
+
+WORKFLOWS: list[Workflow] = [city_weather, human_approval, cancellable_report, order_fulfilment]

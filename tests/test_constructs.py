@@ -347,3 +347,18 @@ async def test_resume_of_an_unknown_label_is_a_clear_error(client: Client) -> No
     with pytest.raises(errors.FailedPrecondition) as missing:
         await run.resume_async(label="nobody", resume_data={"approved": True})
     assert missing.value.reason == "RESUME_LABEL_NOT_FOUND"
+
+
+async def test_bundled_order_fulfilment_example_uses_every_block(serving: Any, tmp_path: Path) -> None:
+    from service.examples import WORKFLOWS
+
+    async with serving(tmp_path / "ex.db", workflows=WORKFLOWS) as served, Client(served.address) as client:
+        graph = (await client.get_workflow("order-fulfilment").details()).step_graph
+        assert {"parallel", "foreach", "conditional", "loop"} <= {node["type"] for node in graph}
+        run = await client.get_workflow("order-fulfilment").create_run()
+        order = {"order_id": "A1", "items": ["tea", "mug", "spoon"], "express": False}
+        result = await run.start_async(input_data=order)
+    assert result.status is RunStatus.SUCCESS
+    assert result.result == {"parcels": 3, "carrier": "standard", "attempts": 2}
+    picked = next(s for s in result.steps if s.path == ("pick-item",))
+    assert [i.output["item"] for i in picked.foreach_items] == ["tea", "mug", "spoon"]

@@ -76,11 +76,22 @@ def step_of(workflow: Workflow, step_id: str) -> Step:
 
 def test_bundled_workflows_are_committed_with_descriptions() -> None:
     by_id = {w.id: w for w in examples.WORKFLOWS}
-    assert list(by_id) == ["city-weather", "human-approval", "cancellable-report"]
+    assert list(by_id) == ["city-weather", "human-approval", "cancellable-report", "order-fulfilment"]
     expected_steps = {
         "city-weather": ["fetch-weather", "plan-activities"],
         "human-approval": ["draft", "approve", "notify"],
         "cancellable-report": ["generate"],
+        "order-fulfilment": [
+            "check-stock",
+            "check-fraud",
+            "order-lines",
+            "pick-item",
+            "shipment",
+            "book-express",
+            "book-standard",
+            "booked",
+            "confirm-pickup",
+        ],
     }
     for workflow_id, steps in expected_steps.items():
         workflow = by_id[workflow_id]
