@@ -5,12 +5,13 @@ Layers, top to bottom (a module may import its own layer and the ones below):
     service.__main__
     service.cli, service.config          (service.config: imported by service.cli only)
     service.server | service.client      (these two never import each other)
+    service.wire                         (JSON and times in protobuf types, shared by both edges)
     service.engine                       (never service.storage.sqlite: it gets a Store)
     service.storage
     service.workflow, service.examples   (examples are user code: workflow, model, errors only)
     service.model, service.errors
 
-Only service.server* and service.client may import grpc, grpc_*, google.rpc,
+Only service.server*, service.client and service.wire may import grpc, grpc_*, google.rpc,
 google.protobuf or the generated stubs (runservice.*). Every import counts, including
 imports inside functions and under `if TYPE_CHECKING:`. Stdlib only.
 """
@@ -31,6 +32,7 @@ LAYERS: dict[str, int] = {
     "service.config": 5,
     "service.server": 4,
     "service.client": 4,
+    "service.wire": 4,
     "service.engine": 3,
     "service.storage": 2,
     "service.workflow": 1,
@@ -43,7 +45,7 @@ LAYERS: dict[str, int] = {
 PACKAGE_INIT_LAYER = 0
 """`service/__init__.py` itself: it must stay free of imports from the package."""
 
-TRANSPORT_OWNERS = ("service.server", "service.client")
+TRANSPORT_OWNERS = ("service.server", "service.client", "service.wire")
 EXAMPLES_MAY_IMPORT = ("service.workflow", "service.model", "service.errors")
 
 

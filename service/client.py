@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
-from google.protobuf import message, struct_pb2, timestamp_pb2
+from google.protobuf import message
 from google.rpc import error_details_pb2, status_pb2
 
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
-from service import errors, model
+from service import errors, model, wire
 from service.model import Json
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ logger = logging.getLogger(__name__)
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 
-_MAX_EXACT = 2**53
 _DETAILS_KEY = "grpc-status-details-bin"
 # Codes after which a Watch resumes from its cursor: the server drained, a proxy reset the
 # stream, the connection aged out. Everything else is the caller's problem.
@@ -60,81 +59,6 @@ _CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
 ]
-
-# -- JSON <-> Value (the client's own copy: it must not import the server) ------------------
-
-
-def _fill(value: struct_pb2.Value, obj: Any) -> None:
-    if obj is None:
-        value.null_value = struct_pb2.NULL_VALUE
-    elif isinstance(obj, bool):
-        value.bool_value = obj
-    elif isinstance(obj, int | float):
-        value.number_value = obj
-    elif isinstance(obj, str):
-        value.string_value = obj
-    elif isinstance(obj, dict):
-        struct = value.struct_value
-        struct.SetInParent()
-        for key, item in obj.items():
-            _fill(struct.fields[str(key)], item)
-    elif isinstance(obj, list | tuple):
-        items = value.list_value
-        items.SetInParent()
-        for item in obj:
-            _fill(items.values.add(), item)
-    elif hasattr(obj, "model_dump"):  # a pydantic model given as input
-        _fill(value, obj.model_dump(mode="json"))
-    else:
-        raise TypeError(f"not JSON data: {type(obj).__name__}")
-
-
-def _value(obj: Any) -> struct_pb2.Value | None:
-    """A request Value, or None (field left unset) for None."""
-    if obj is None:
-        return None
-    value = struct_pb2.Value()
-    _fill(value, obj)
-    return value
-
-
-def _json(value: struct_pb2.Value) -> Json:
-    kind = value.WhichOneof("kind")
-    if kind == "number_value":
-        number = value.number_value
-        return int(number) if number.is_integer() and -_MAX_EXACT <= number <= _MAX_EXACT else number
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "struct_value":
-        return {key: _json(item) for key, item in value.struct_value.fields.items()}
-    if kind == "list_value":
-        return [_json(item) for item in value.list_value.values]
-    return None
-
-
-def _field(msg: message.Message, name: str) -> Json:
-    if msg.HasField(name):
-        value: struct_pb2.Value = getattr(msg, name)
-        return _json(value)
-    return None
-
-
-def _time(msg: message.Message, name: str) -> float | None:
-    if not msg.HasField(name):
-        return None
-    ts: timestamp_pb2.Timestamp = getattr(msg, name)
-    return ts.seconds + ts.nanos / 1e9
-
-
-def _timestamp(when: float | dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if when is None:
-        return None
-    seconds = when.timestamp() if isinstance(when, dt.datetime) else float(when)
-    ts = timestamp_pb2.Timestamp()
-    ts.FromNanoseconds(round(seconds * 1e9))
-    return ts
 
 
 # -- proto -> model --------------------------------------------------------------------------
@@ -158,7 +82,7 @@ def _error(msg: message.Message, name: str) -> model.RunError | None:
     if not msg.HasField(name):
         return None
     error: run_pb2.RunError = getattr(msg, name)
-    return model.RunError(name=error.name, message=error.message, details=_field(error, "details"))
+    return model.RunError(name=error.name, message=error.message, details=wire.read_value(error, "details"))
 
 
 def step_from_proto(msg: run_pb2.StepRecord, position: int = 0) -> model.StepRecord:
@@ -166,15 +90,15 @@ def step_from_proto(msg: run_pb2.StepRecord, position: int = 0) -> model.StepRec
     return model.StepRecord(
         path=tuple(msg.path.ids),
         status=_step_status(msg.status),
-        payload=_field(msg, "payload"),
-        output=_field(msg, "output"),
+        payload=wire.read_value(msg, "payload"),
+        output=wire.read_value(msg, "output"),
         error=_error(msg, "error"),
-        suspend_payload=_field(msg, "suspend_payload"),
-        resume_payload=_field(msg, "resume_payload"),
-        started_at=_time(msg, "started_at"),
-        ended_at=_time(msg, "ended_at"),
-        suspended_at=_time(msg, "suspended_at"),
-        resumed_at=_time(msg, "resumed_at"),
+        suspend_payload=wire.read_value(msg, "suspend_payload"),
+        resume_payload=wire.read_value(msg, "resume_payload"),
+        started_at=wire.read_time(msg, "started_at"),
+        ended_at=wire.read_time(msg, "ended_at"),
+        suspended_at=wire.read_time(msg, "suspended_at"),
+        resumed_at=wire.read_time(msg, "resumed_at"),
         attempt=msg.attempt,
         iteration=msg.iteration,
         resume_labels=tuple(msg.resume_labels),
@@ -182,31 +106,31 @@ def step_from_proto(msg: run_pb2.StepRecord, position: int = 0) -> model.StepRec
             model.ForeachItem(
                 index=item.index,
                 status=_step_status(item.status),
-                output=_field(item, "output"),
-                suspend_payload=_field(item, "suspend_payload"),
+                output=wire.read_value(item, "output"),
+                suspend_payload=wire.read_value(item, "suspend_payload"),
                 error=_error(item, "error"),
             )
             for item in msg.foreach_items
         ),
-        wake_at=_time(msg, "wake_at"),
+        wake_at=wire.read_time(msg, "wake_at"),
         position=position,
     )
 
 
 def run_from_proto(msg: run_pb2.Run) -> model.Run:
     """A Run message as the model's run (steps in start order)."""
-    context = _field(msg, "request_context")
+    context = wire.read_value(msg, "request_context")
     return model.Run(
         run_id=msg.run_id,
         workflow_id=msg.workflow_id,
         status=_run_status(msg.status),
-        created_at=_time(msg, "create_time") or 0.0,
-        updated_at=_time(msg, "update_time") or 0.0,
+        created_at=wire.read_time(msg, "create_time") or 0.0,
+        updated_at=wire.read_time(msg, "update_time") or 0.0,
         resource_id=msg.resource_id or None,
-        input=_field(msg, "input"),
-        state=_field(msg, "state"),
+        input=wire.read_value(msg, "input"),
+        state=wire.read_value(msg, "state"),
         request_context=context if isinstance(context, dict) else {},
-        result=_field(msg, "result"),
+        result=wire.read_value(msg, "result"),
         error=_error(msg, "error"),
         suspended=tuple(tuple(path.ids) for path in msg.suspended),
         resume_labels={
@@ -217,9 +141,9 @@ def run_from_proto(msg: run_pb2.Run) -> model.Run:
             for label, target in msg.resume_labels.items()
         },
         last_sequence=msg.last_sequence,
-        started_at=_time(msg, "start_time"),
-        ended_at=_time(msg, "end_time"),
-        wake_at=_time(msg, "wake_time"),
+        started_at=wire.read_time(msg, "start_time"),
+        ended_at=wire.read_time(msg, "end_time"),
+        wake_at=wire.read_time(msg, "wake_time"),
         trace_id=msg.trace_id,
         steps=tuple(step_from_proto(step, i + 1) for i, step in enumerate(msg.steps)),
     )
@@ -238,16 +162,16 @@ def event_from_proto(msg: run_pb2.RunEvent) -> model.Event | None:
             total_count=p.total_count,
             current_index=p.current_index,
             iteration_status=_step_status(p.iteration_status),
-            iteration_output=_field(p, "iteration_output"),
+            iteration_output=wire.read_value(p, "iteration_output"),
         )
     return model.Event(
         run_id=msg.run_id,
         sequence=msg.sequence,
-        time=_time(msg, "time") or 0.0,
+        time=wire.read_time(msg, "time") or 0.0,
         type=kind,
         run_status=_run_status(msg.run_status),
         step=step_from_proto(msg.step) if msg.HasField("step") else None,
-        data=_field(msg, "data"),
+        data=wire.read_value(msg, "data"),
         error=_error(msg, "error"),
         progress=progress,
     )
@@ -299,11 +223,11 @@ def _graph_node(node: run_pb2.StepGraphNode) -> dict[str, Json]:
         ),
         "concurrency": node.concurrency,
         "duration_ms": node.duration_ms,
-        "until": _time(node, "until"),
+        "until": wire.read_time(node, "until"),
         "can_suspend": node.can_suspend,
         "workflow": [_graph_node(child) for child in node.workflow],
         "allow_failure": node.allow_failure,
-        "map_config": _field(node, "map_config"),
+        "map_config": wire.read_value(node, "map_config"),
     }
     out.update({key: value for key, value in optional.items() if value})  # drop defaults
     return out
@@ -314,10 +238,10 @@ def workflow_from_proto(msg: run_pb2.Workflow) -> WorkflowInfo:
         step.id: StepInfo(
             id=step.id,
             description=step.description,
-            input_schema=_field(step, "input_schema"),
-            output_schema=_field(step, "output_schema"),
-            resume_schema=_field(step, "resume_schema"),
-            suspend_schema=_field(step, "suspend_schema"),
+            input_schema=wire.read_value(step, "input_schema"),
+            output_schema=wire.read_value(step, "output_schema"),
+            resume_schema=wire.read_value(step, "resume_schema"),
+            suspend_schema=wire.read_value(step, "suspend_schema"),
             can_suspend=step.can_suspend,
             is_workflow=step.is_workflow,
             retries=step.retries,
@@ -327,9 +251,9 @@ def workflow_from_proto(msg: run_pb2.Workflow) -> WorkflowInfo:
     return WorkflowInfo(
         id=msg.id,
         description=msg.description,
-        input_schema=_field(msg, "input_schema"),
-        output_schema=_field(msg, "output_schema"),
-        state_schema=_field(msg, "state_schema"),
+        input_schema=wire.read_value(msg, "input_schema"),
+        output_schema=wire.read_value(msg, "output_schema"),
+        state_schema=wire.read_value(msg, "state_schema"),
         steps=steps,
         step_graph=[_graph_node(node) for node in msg.step_graph],
     )
@@ -565,8 +489,8 @@ class WorkflowHandle:
             workflow_id=self.workflow_id,
             statuses=[_RUN_STATUS_TO[model.RunStatus(s)] for s in wanted],
             resource_id=resource_id or "",
-            from_time=_timestamp(from_time),
-            to_time=_timestamp(to_time),
+            from_time=wire.timestamp(from_time),
+            to_time=wire.timestamp(to_time),
             page_size=page_size,
             page_token=page_token,
         )
@@ -611,9 +535,9 @@ class RunHandle:
         return run_service_pb2.StartRequest(
             workflow_id=self.workflow_id,
             run_id=self.run_id,
-            input_data=_value(input_data),
-            initial_state=_value(initial_state),
-            request_context=_value(request_context),
+            input_data=wire.optional_value(input_data),
+            initial_state=wire.optional_value(initial_state),
+            request_context=wire.optional_value(request_context),
             wait=wait,
             request_id=request_id or "",
             resource_id=self.resource_id or "",
@@ -632,11 +556,11 @@ class RunHandle:
         return run_service_pb2.ResumeRequest(
             workflow_id=self.workflow_id,
             run_id=self.run_id,
-            resume_data=_value(resume_data),
+            resume_data=wire.optional_value(resume_data),
             step=_step_path(step),
             label=label or "",
             for_each_index=for_each_index,
-            request_context=_value(request_context),
+            request_context=wire.optional_value(request_context),
             wait=wait,
             request_id=request_id or "",
         )

@@ -19,8 +19,8 @@ from runservice.v1 import run_pb2, run_service_pb2
 from service import errors
 from service.client import Client, event_from_proto
 from service.model import Event, EventType, Run, RunStatus, StepStatus
-from service.server.convert import from_value, to_value
 from service.server.status import to_status
+from service.wire import from_value, to_value
 
 if TYPE_CHECKING:
     from runservice.v1.run_service_pb2_grpc import RunServiceAsyncStub

@@ -1,25 +1,22 @@
 """Model <-> protobuf for the server: the only place server-side messages are built or read.
 
-JSON data travels as `google.protobuf.Value`; the small recursive converters here are
-faster than `json_format`. Numbers in a Value are doubles, so `from_value` turns a
-whole-number double within +-2^53 back into an `int` (callers expect `{"count": 3}`).
-Request readers validate at the edge and raise `errors.InvalidArgument` listing one
-field violation per bad field.
+JSON data and times go through `service.wire`, which the client shares. Request readers
+validate at the edge and raise `errors.InvalidArgument` listing one field violation per
+bad field.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal, TypedDict, cast
 
-from google.protobuf import message, struct_pb2, timestamp_pb2
+from google.protobuf import message, struct_pb2
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from runservice.v1 import run_pb2, run_service_pb2
-from service import model
+from service import model, wire
 from service.errors import FieldViolation, InvalidArgument
 from service.model import Json
 from service.workflow import (
@@ -38,95 +35,7 @@ from service.workflow import (
 )
 from service.workflow.builder import describe_condition, sleep_seconds
 
-_MAX_EXACT = 2**53
 _RUN_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-
-# -- JSON <-> google.protobuf.Value -------------------------------------------------------------
-
-
-def to_value(obj: Json) -> struct_pb2.Value:
-    """A JSON-compatible Python value as a Value (None becomes null_value)."""
-    value = struct_pb2.Value()
-    _fill(value, obj)
-    return value
-
-
-def _fill(value: struct_pb2.Value, obj: Json) -> None:
-    # bool before int: bool is an int subclass.
-    if obj is None:
-        value.null_value = struct_pb2.NULL_VALUE
-    elif isinstance(obj, bool):
-        value.bool_value = obj
-    elif isinstance(obj, int | float):
-        value.number_value = obj
-    elif isinstance(obj, str):
-        value.string_value = obj
-    elif isinstance(obj, Mapping):
-        struct = value.struct_value
-        struct.SetInParent()  # an empty dict is still a struct, not an unset Value
-        for key, item in obj.items():
-            _fill(struct.fields[str(key)], item)
-    elif isinstance(obj, list | tuple):
-        items = value.list_value
-        items.SetInParent()
-        for item in obj:
-            _fill(items.values.add(), item)
-    else:
-        raise TypeError(f"not JSON data: {type(obj).__name__}")
-
-
-def _set_value(target: struct_pb2.Value, obj: Json) -> None:
-    """Fill a Value field unless the model value is None (unset means None)."""
-    if obj is not None:
-        _fill(target, obj)
-
-
-def from_value(value: struct_pb2.Value) -> Json:
-    """A Value as Python data; an unset Value and null are None."""
-    kind = value.WhichOneof("kind")
-    if kind == "number_value":
-        number = value.number_value
-        if number.is_integer() and -_MAX_EXACT <= number <= _MAX_EXACT:
-            return int(number)
-        return number
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "struct_value":
-        return {key: from_value(item) for key, item in value.struct_value.fields.items()}
-    if kind == "list_value":
-        return [from_value(item) for item in value.list_value.values]
-    return None
-
-
-def _read_value(msg: message.Message, name: str) -> Json:
-    if msg.HasField(name):
-        value: struct_pb2.Value = getattr(msg, name)
-        return from_value(value)
-    return None
-
-
-# -- timestamps ------------------------------------------------------------------------------------
-
-
-def _set_time(target: timestamp_pb2.Timestamp, seconds: float | None) -> None:
-    if seconds is None:
-        return
-    whole = math.floor(seconds)
-    nanos = round((seconds - whole) * 1e9)
-    if nanos >= 1_000_000_000:  # rounding can carry into the next second
-        whole, nanos = whole + 1, nanos - 1_000_000_000
-    target.seconds = whole
-    target.nanos = nanos
-
-
-def _read_time(msg: message.Message, name: str) -> float | None:
-    if not msg.HasField(name):
-        return None
-    ts: timestamp_pb2.Timestamp = getattr(msg, name)
-    return ts.seconds + ts.nanos / 1e9
-
 
 # -- model -> proto --------------------------------------------------------------------------------
 
@@ -149,30 +58,30 @@ def _set_error(target: run_pb2.RunError, error: model.RunError | None) -> None:
         return
     target.name = error.name
     target.message = error.message
-    _set_value(target.details, error.details)
+    wire.set_value(target.details, error.details)
 
 
 def _fill_step(msg: run_pb2.StepRecord, record: model.StepRecord) -> None:
     msg.path.ids.extend(record.path)
     msg.status = _STEP_STATUS[record.status]
-    _set_value(msg.payload, record.payload)
-    _set_value(msg.output, record.output)
+    wire.set_value(msg.payload, record.payload)
+    wire.set_value(msg.output, record.output)
     _set_error(msg.error, record.error)
-    _set_value(msg.suspend_payload, record.suspend_payload)
-    _set_value(msg.resume_payload, record.resume_payload)
-    _set_time(msg.started_at, record.started_at)
-    _set_time(msg.ended_at, record.ended_at)
-    _set_time(msg.suspended_at, record.suspended_at)
-    _set_time(msg.resumed_at, record.resumed_at)
+    wire.set_value(msg.suspend_payload, record.suspend_payload)
+    wire.set_value(msg.resume_payload, record.resume_payload)
+    wire.set_time(msg.started_at, record.started_at)
+    wire.set_time(msg.ended_at, record.ended_at)
+    wire.set_time(msg.suspended_at, record.suspended_at)
+    wire.set_time(msg.resumed_at, record.resumed_at)
     msg.attempt = record.attempt
     msg.iteration = record.iteration
     msg.resume_labels.extend(record.resume_labels)
     for item in record.foreach_items:
         out = msg.foreach_items.add(index=item.index, status=_STEP_STATUS[item.status])
-        _set_value(out.output, item.output)
-        _set_value(out.suspend_payload, item.suspend_payload)
+        wire.set_value(out.output, item.output)
+        wire.set_value(out.suspend_payload, item.suspend_payload)
         _set_error(out.error, item.error)
-    _set_time(msg.wake_at, record.wake_at)
+    wire.set_time(msg.wake_at, record.wake_at)
 
 
 def _add_steps(
@@ -192,39 +101,39 @@ def run_to_proto(run: model.Run, *, include_state: bool = True) -> run_pb2.Run:
         last_sequence=run.last_sequence,
         trace_id=run.trace_id,
     )
-    _set_value(msg.input, run.input)
-    _set_value(msg.result, run.result)
+    wire.set_value(msg.input, run.input)
+    wire.set_value(msg.result, run.result)
     _set_error(msg.error, run.error)
     _add_steps(msg.steps, run.steps)
     for path in run.suspended:
         msg.suspended.add().ids.extend(path)
     if include_state:
-        _set_value(msg.state, run.state)
+        wire.set_value(msg.state, run.state)
     for label, target in run.resume_labels.items():
         entry = msg.resume_labels[label]
         entry.path.ids.extend(target.path)
         if target.for_each_index is not None:
             entry.has_for_each_index = True
             entry.for_each_index = target.for_each_index
-    _set_value(msg.request_context, run.request_context)
-    _set_time(msg.create_time, run.created_at)
-    _set_time(msg.update_time, run.updated_at)
-    _set_time(msg.start_time, run.started_at)
-    _set_time(msg.end_time, run.ended_at)
-    _set_time(msg.wake_time, run.wake_at)
+    wire.set_value(msg.request_context, run.request_context)
+    wire.set_time(msg.create_time, run.created_at)
+    wire.set_time(msg.update_time, run.updated_at)
+    wire.set_time(msg.start_time, run.started_at)
+    wire.set_time(msg.end_time, run.ended_at)
+    wire.set_time(msg.wake_time, run.wake_at)
     return msg
 
 
 def _fill_event(msg: run_pb2.RunEvent, event: model.Event) -> None:
     msg.sequence = event.sequence
     msg.run_id = event.run_id
-    _set_time(msg.time, event.time)
+    wire.set_time(msg.time, event.time)
     msg.type = _EVENT_TYPE[event.type]
     msg.run_status = _RUN_STATUS[event.run_status]
     if event.step is not None:
         msg.step_path.ids.extend(event.step.path)
         _fill_step(msg.step, event.step)
-    _set_value(msg.data, event.data)
+    wire.set_value(msg.data, event.data)
     _set_error(msg.error, event.error)
     if event.progress is not None:
         progress = event.progress
@@ -232,7 +141,7 @@ def _fill_event(msg: run_pb2.RunEvent, event: model.Event) -> None:
         msg.progress.total_count = progress.total_count
         msg.progress.current_index = progress.current_index
         msg.progress.iteration_status = _STEP_STATUS[progress.iteration_status]
-        _set_value(msg.progress.iteration_output, progress.iteration_output)
+        wire.set_value(msg.progress.iteration_output, progress.iteration_output)
 
 
 def _add_events(
@@ -260,7 +169,7 @@ def workflow_to_proto(workflow: Workflow) -> run_pb2.Workflow:
 
 def _set_schema(target: struct_pb2.Value, schema: Schema | None) -> None:
     if schema is not None:
-        _fill(target, schema.json_schema())
+        wire.fill(target, schema.json_schema())
 
 
 def _add_step_infos(
@@ -319,7 +228,7 @@ def _fill_node(msg: run_pb2.StepGraphNode, node: Node) -> None:
             msg.kind = _KIND.STEP_GRAPH_NODE_KIND_SLEEP_UNTIL
             msg.id = node_id
             if isinstance(until, dt.datetime):
-                _set_time(msg.until, until.timestamp())
+                wire.set_time(msg.until, until.timestamp())
 
 
 def _add_children(msg: run_pb2.StepGraphNode, steps: Sequence[Runnable]) -> None:
@@ -332,7 +241,7 @@ def _fill_step_node(msg: run_pb2.StepGraphNode, step: Runnable) -> None:
     msg.description = step.description
     if isinstance(step, Step) and step.map_config is not None:
         msg.kind = _KIND.STEP_GRAPH_NODE_KIND_MAP
-        _set_value(msg.map_config, step.map_config)
+        wire.set_value(msg.map_config, step.map_config)
         return
     msg.kind = _KIND.STEP_GRAPH_NODE_KIND_STEP
     msg.can_suspend = step.can_suspend
@@ -376,7 +285,7 @@ class _Checks:
         return value
 
     def json_object(self, msg: message.Message, field: str) -> dict[str, Json] | None:
-        value = _read_value(msg, field)
+        value = wire.read_value(msg, field)
         if value is None or isinstance(value, dict):
             return value
         self.bad(field, "must be a JSON object")
@@ -455,8 +364,8 @@ def start_args(request: run_service_pb2.StartRequest, prefix: str = "") -> Start
     return StartArgs(
         workflow_id=request.workflow_id,
         run_id=run_id,
-        input_data=_read_value(request, "input_data"),
-        initial_state=_read_value(request, "initial_state"),
+        input_data=wire.read_value(request, "input_data"),
+        initial_state=wire.read_value(request, "initial_state"),
         request_context=context,
         resource_id=_optional(request.resource_id),
         request_id=_optional(request.request_id),
@@ -494,7 +403,7 @@ def resume_args(request: run_service_pb2.ResumeRequest, prefix: str = "") -> Res
         step=step,
         label=_optional(request.label),
         for_each_index=index,
-        resume_data=_read_value(request, "resume_data"),
+        resume_data=wire.read_value(request, "resume_data"),
         request_context=context,
         request_id=_optional(request.request_id),
     )
@@ -542,8 +451,8 @@ def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
         workflow_id=_optional(request.workflow_id),
         statuses=tuple(statuses),
         resource_id=_optional(request.resource_id),
-        from_time=_read_time(request, "from_time"),
-        to_time=_read_time(request, "to_time"),
+        from_time=wire.read_time(request, "from_time"),
+        to_time=wire.read_time(request, "to_time"),
         page_size=request.page_size,
         page_token=request.page_token,
     )
@@ -656,7 +565,7 @@ def watch_events(
     for state in states:
         out = msg.workflow_states.add(status=_RUN_STATUS[state.status])
         _add_steps(out.steps, state.steps)
-        _set_value(out.result, state.result)
+        wire.set_value(out.result, state.result)
         _set_error(out.error, state.error)
     return msg
 
