@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -82,6 +82,20 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 async def client(served: Served) -> AsyncIterator[Client]:
     async with Client(served.address, timeout=10.0) as connected:
         yield connected
+
+
+def client_for(workflows: Iterable[Workflow]) -> Any:
+    """A `client` fixture serving `workflows` instead of tests.workflows (assign it to `client`)."""
+
+    @pytest.fixture
+    async def client(tmp_path: Path) -> AsyncIterator[Client]:
+        async with (
+            _serving(tmp_path / "runs.db", workflows=workflows) as served,
+            Client(served.address, timeout=10.0) as connected,
+        ):
+            yield connected
+
+    return client
 
 
 @pytest.fixture

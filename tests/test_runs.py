@@ -4,25 +4,17 @@ bail, cancel, claims, streams and watches."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import flows
 import pytest
+from conftest import client_for
 
 from service import errors
 from service.client import Client
 from service.model import EventType, Run, RunStatus, StepStatus
 
-
-@pytest.fixture
-async def client(serving: Any, tmp_path: Path) -> AsyncIterator[Client]:
-    async with (
-        serving(tmp_path / "runs.db", workflows=flows.WORKFLOWS) as served,
-        Client(served.address, timeout=10.0) as connected,
-    ):
-        yield connected
+client = client_for(flows.WORKFLOWS)
 
 
 def step(run: Run, path: str) -> Any:

@@ -112,17 +112,7 @@ async def run_foreach(driver: RunDriver, node: ForeachNode, data: Json, scope: S
                 "ForeachInputError",
                 f"foreach step {step.id!r} needs a list as input, got {type(data).__name__}",
             )
-            failed_record = StepRecord(
-                path,
-                StepStatus.FAILED,
-                payload=data,
-                error=error,
-                started_at=now,
-                ended_at=now,
-                position=driver.position(path),
-            )
-            driver.record_event(EventType.STEP_RESULT, failed_record)
-            return failed(error)
+            return driver.reject(path, data, error)
         record = StepRecord(
             path, StepStatus.RUNNING, payload=data, started_at=now, position=driver.position(path)
         )

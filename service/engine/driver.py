@@ -480,21 +480,24 @@ class RunDriver:
             value, checked = schema.validate(data, "step input")
         except SchemaViolation as exc:
             error = RunError("StepInputValidationError", str(exc), exc.details)
-            if emit:
-                now = time.time()
-                record = StepRecord(
-                    path,
-                    StepStatus.FAILED,
-                    payload=data,
-                    error=error,
-                    started_at=now,
-                    ended_at=now,
-                    iteration=iteration,
-                    position=self.position(path),
-                )
-                self.record_event(EventType.STEP_RESULT, record)
-            return failed(error)
+            return self.reject(path, data, error, iteration=iteration) if emit else failed(error)
         return value, checked
+
+    def reject(self, path: StepPath, data: Json, error: RunError, *, iteration: int = 0) -> Outcome:
+        """Record a step that failed before its body could run (bad input)."""
+        now = time.time()
+        record = StepRecord(
+            path,
+            StepStatus.FAILED,
+            payload=data,
+            error=error,
+            started_at=now,
+            ended_at=now,
+            iteration=iteration,
+            position=self.position(path),
+        )
+        self.record_event(EventType.STEP_RESULT, record)
+        return failed(error)
 
     # -- recording -----------------------------------------------------------------------------
 

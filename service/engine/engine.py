@@ -278,20 +278,22 @@ class Engine:
     ) -> Run:
         """Cancel a run and return it once canceled (a finished run is returned unchanged)."""
         async with self._lock(run_id):
-            run = await self._load(run_id, workflow_id)
             task = self._tasks.get(run_id)
             driver = self._drivers.get(run_id)
             if task is None or driver is None:
-                if not run.status.terminal:
-                    await self._cancel_idle(run_id)
+                run = await self._load(run_id, workflow_id, steps=True)
+                if run.status.terminal:
+                    return run
+                await self._cancel_idle(run)
                 return await self.get_run(run_id)
+            await self._load(run_id, workflow_id)  # the workflow_id given must match
             driver.cancel()
         await asyncio.wait((asyncio.shield(task),), timeout=self._cancel_grace * 2)
         return await self.get_run(run_id)
 
-    async def _cancel_idle(self, run_id: str) -> None:
+    async def _cancel_idle(self, run: Run) -> None:
         """Cancel a run no task of this process is executing (pending, suspended, orphaned)."""
-        run = await self._load(run_id, steps=True)
+        run_id = run.run_id
         now = time.time()
         stopped = [
             replace(s, status=StepStatus.CANCELED, ended_at=now)

@@ -36,14 +36,6 @@ class Outcome:
 SUSPENDED = Outcome(Kind.SUSPENDED)
 CANCELED = Outcome(Kind.CANCELED)
 
-STEP_STATUS = {
-    Kind.SUCCESS: StepStatus.SUCCESS,
-    Kind.BAILED: StepStatus.SUCCESS,
-    Kind.FAILED: StepStatus.FAILED,
-    Kind.SUSPENDED: StepStatus.SUSPENDED,
-    Kind.CANCELED: StepStatus.CANCELED,
-}
-
 
 def success(output: Json) -> Outcome:
     return Outcome(Kind.SUCCESS, output)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from service.errors import WorkflowDefinitionError
-from service.model import Json
 from service.workflow.context import ConditionContext, StepContext
 from service.workflow.schema import Schema, as_schema
 from service.workflow.step import RetryConfig, Step, check_id
@@ -344,6 +343,3 @@ def _check_pair(workflow_id: str, previous: tuple[str, Schema | None], step: Run
 def describe_condition(condition: Condition) -> str:
     """A readable name for a condition in the step graph."""
     return getattr(condition, "__name__", None) or repr(condition)
-
-
-JsonMapping = dict[str, Json]

@@ -52,8 +52,50 @@ class Writer:
         await self._runtime.write_output(to_jsonable(chunk))
 
 
-class StepContext:
-    """The single argument of a step body.
+class ConditionContext:
+    """The argument of a branch or loop condition: a read-only view of the run.
+
+    `iteration_count` is the 1-based loop iteration (0 outside loops); `retry_count` is -1,
+    as in Mastra, because conditions are not retried.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_data: Any,
+        run_id: str,
+        workflow_id: str,
+        resource_id: str | None,
+        request_context: dict[str, Json],
+        runtime: StepRuntime,
+        iteration_count: int = 0,
+        retry_count: int = -1,
+    ) -> None:
+        self.input_data = input_data
+        self.run_id = run_id
+        self.workflow_id = workflow_id
+        self.resource_id = resource_id
+        self.request_context = request_context
+        self.iteration_count = iteration_count
+        self.retry_count = retry_count
+        self._runtime = runtime
+
+    @property
+    def state(self) -> dict[str, Json]:
+        """The run-wide state (a copy; a step changes it with set_state)."""
+        return self._runtime.get_state()
+
+    def get_step_result(self, step: Any) -> Json | None:
+        """Output of an earlier step of this workflow (by id or Step) if it succeeded, else None."""
+        return self._runtime.step_result(step if isinstance(step, str) else step.id)
+
+    def get_init_data(self) -> Json:
+        """The run's input data."""
+        return self._runtime.init_data()
+
+
+class StepContext(ConditionContext):
+    """The single argument of a step body: the run view plus the step's own controls.
 
     `suspend` records a suspension (the body should return right after it; its return
     value is ignored). `bail(result)` must be returned: `return ctx.bail(result)`.
@@ -75,24 +117,21 @@ class StepContext:
         runtime: StepRuntime,
         suspend_schema: Schema | None = None,
     ) -> None:
-        self.input_data = input_data
-        self.run_id = run_id
-        self.workflow_id = workflow_id
-        self.resource_id = resource_id
-        self.request_context = request_context
-        self.retry_count = retry_count
+        super().__init__(
+            input_data=input_data,
+            run_id=run_id,
+            workflow_id=workflow_id,
+            resource_id=resource_id,
+            request_context=request_context,
+            runtime=runtime,
+            retry_count=retry_count,
+        )
         self.resume_data = resume_data
         self.suspend_data = suspend_data
         self.abort_signal = abort_signal
         self.writer = Writer(runtime)
-        self._runtime = runtime
         self._suspend_schema = suspend_schema
         self.suspension: Suspension | None = None
-
-    @property
-    def state(self) -> dict[str, Json]:
-        """The run-wide state (a copy; change it with set_state)."""
-        return self._runtime.get_state()
 
     def set_state(self, patch: Mapping[str, Any]) -> None:
         """Shallow-merge `patch` into the run state; persisted with the step's result."""
@@ -110,45 +149,3 @@ class StepContext:
     def bail(self, result: Any) -> Bail:
         """End the whole run early with status success and this result: `return ctx.bail(x)`."""
         return Bail(to_jsonable(result))
-
-    def get_step_result(self, step: Any) -> Json | None:
-        """Output of an earlier step of this workflow (by id or Step) if it succeeded, else None."""
-        return self._runtime.step_result(step if isinstance(step, str) else step.id)
-
-    def get_init_data(self) -> Json:
-        """The run's input data."""
-        return self._runtime.init_data()
-
-
-class ConditionContext:
-    """The argument of a branch or loop condition (a read-only view of the run)."""
-
-    def __init__(
-        self,
-        *,
-        input_data: Any,
-        run_id: str,
-        workflow_id: str,
-        resource_id: str | None,
-        request_context: dict[str, Json],
-        runtime: StepRuntime,
-        iteration_count: int = 0,
-    ) -> None:
-        self.input_data = input_data
-        self.run_id = run_id
-        self.workflow_id = workflow_id
-        self.resource_id = resource_id
-        self.request_context = request_context
-        self.iteration_count = iteration_count
-        self.retry_count = -1
-        self._runtime = runtime
-
-    @property
-    def state(self) -> dict[str, Json]:
-        return self._runtime.get_state()
-
-    def get_step_result(self, step: Any) -> Json | None:
-        return self._runtime.step_result(step if isinstance(step, str) else step.id)
-
-    def get_init_data(self) -> Json:
-        return self._runtime.init_data()
