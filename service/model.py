@@ -7,7 +7,7 @@ Times are POSIX seconds (float). `to_json` / `from_json` give the storage encodi
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -287,11 +287,12 @@ class EventDraft:
     error: RunError | None = None
     progress: StepProgress | None = None
 
-    def to_json(self) -> dict[str, Json]:
+    def to_json(self, encode_step: Callable[[StepRecord], Any] = StepRecord.to_json) -> dict[str, Json]:
+        """The storage encoding; `encode_step` may hand over a record already encoded."""
         return _compact(
             type=self.type.value,
             run_status=self.run_status.value,
-            step=self.step.to_json() if self.step else None,
+            step=encode_step(self.step) if self.step else None,
             data=self.data,
             error=self.error.to_json() if self.error else None,
             progress=self.progress.to_json() if self.progress else None,

@@ -1,10 +1,18 @@
-"""The SQLite store: one writer thread with group commit, aiosqlite readers.
+"""The SQLite store: one writer connection with group commit, aiosqlite readers.
 
 Durability: WAL with `synchronous=FULL`, so `write` returns only once its
 transaction is fsynced. Group commit keeps that affordable: every write queued
 while a transaction is in flight joins the next one, and one fsync covers the
-whole batch. Each write runs in its own savepoint, so a failing write rolls
-back alone and the rest of its batch still commits.
+whole batch. A failing write rolls back alone and the rest of its batch still
+commits.
+
+The writer's statements run on the event loop thread and only `COMMIT` (the
+WAL write and fsync, which release the GIL) runs on the writer thread. A
+statement is a few microseconds of in-memory B-tree work, but every call into
+sqlite3 from a second thread drops and retakes the GIL, and retaking it while
+the event loop is busy waits for the interpreter's switch interval: with the
+statements on the writer thread, each batch queued behind dozens of such waits.
+Now a batch costs one hand-off, however many changes it holds.
 
 Event sequences are allocated from `runs.last_seq` inside the writing
 transaction. With a single writer, commit order is sequence order and a
@@ -193,13 +201,10 @@ class SqliteStore:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         assert self._executor is not None
-        # The whole transaction runs in ONE thread hop. aiosqlite would make every
-        # statement its own hop, so a batch of k changes would hold the write lock
-        # across many round trips through the event loop.
         try:
-            outcomes = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._run_batch, [change for change, _ in batch]
-            )
+            outcomes = self._apply_batch([change for change, _ in batch])
+            # Only the commit leaves the loop: it is the fsync, and it releases the GIL.
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._end_transaction)
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
             for _, future in batch:
                 if not future.done():  # a caller cancelled while waiting
@@ -221,27 +226,49 @@ class SqliteStore:
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
 
-    def _run_batch(self, changes: list[RunWrite]) -> list[WriteResult | Exception]:
-        """In the writer thread: one transaction, one savepoint per change."""
+    def _apply_batch(self, changes: list[RunWrite]) -> list[WriteResult | Exception]:
+        """Open the batch's transaction and apply every change; `_end_transaction` commits it.
+
+        Changes are applied without savepoints: a change checks its conditions before it
+        modifies anything, so only a bug or a database error fails one half-way. Then the
+        transaction is rolled back and the batch applied again with a savepoint per change,
+        so the failing change rolls back alone.
+        """
         conn = self._conn
         assert conn is not None
-        outcomes: list[WriteResult | Exception] = []
+        now = time.time()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            try:
+                return [_apply(conn, change, now) for change in changes]
+            except Exception:
+                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes: list[WriteResult | Exception] = []
             for change in changes:
                 conn.execute("SAVEPOINT w")
                 try:
-                    outcomes.append(_apply(conn, change))
+                    outcomes.append(_apply(conn, change, now))
                 except Exception as exc:
                     conn.execute("ROLLBACK TO w")
                     outcomes.append(exc)
                 conn.execute("RELEASE w")
+            return outcomes
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _end_transaction(self) -> None:
+        """In the writer thread: commit the open transaction (rolled back if that fails)."""
+        conn = self._conn
+        assert conn is not None
+        try:
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return outcomes
 
     # -- reads -----------------------------------------------------------------
 
@@ -370,9 +397,8 @@ async def _connect_reader(path: str) -> Any:
     return reader
 
 
-def _apply(conn: sqlite3.Connection, change: RunWrite) -> WriteResult:
-    """Apply one change inside the caller's savepoint; raising rolls it back alone."""
-    now = time.time()
+def _apply(conn: sqlite3.Connection, change: RunWrite, now: float) -> WriteResult:
+    """Apply one change; it modifies nothing unless its conditions hold."""
     run_id = change.run_id
     if change.delete:
         found = _status(conn, run_id)
@@ -381,45 +407,71 @@ def _apply(conn: sqlite3.Connection, change: RunWrite) -> WriteResult:
         for table in ("steps", "events", "requests", "runs"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         return WriteResult(applied=True, status=None)
-    if change.create is not None:  # `expect` is meaningless for a run that does not exist yet
-        if change.create.run_id != run_id:
-            raise ValueError(f"create.run_id {change.create.run_id!r} differs from run_id {run_id!r}")
-        if conn.execute(_INSERT_RUN, _run_row(change.create, now)).rowcount == 0:
-            return WriteResult(applied=False, status=_status(conn, run_id))
-    else:
-        found = _status(conn, run_id)
-        if found is None and change.expect is None:
-            raise KeyError(run_id)
-        if found is None or (change.expect is not None and found not in change.expect):
-            return WriteResult(applied=False, status=found)
-
-    assignments = ["updated_at = ?", "last_seq = last_seq + ?"]
-    params: list[object] = [now, len(change.events)]
+    count = len(change.events)
+    assignments: list[str] = []
+    params: list[object] = []
     for name, value in change.patch.items():
         encode = _PATCH_ENCODERS.get(name)
         if encode is None:
             raise ValueError(f"unknown run field {name!r} in patch")
         assignments.append(f"{name} = ?")
         params.append(encode(value))
-    # Sequences come from the row itself, inside this savepoint: a rollback returns them.
-    ((status, last_seq),) = conn.execute(
-        f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ? RETURNING status, last_seq",
-        (*params, run_id),
-    ).fetchall()
+    if change.create is not None:  # `expect` is meaningless for a run that does not exist yet
+        if change.create.run_id != run_id:
+            raise ValueError(f"create.run_id {change.create.run_id!r} differs from run_id {run_id!r}")
+        if conn.execute(_INSERT_RUN, _run_row(change.create, now, count)).rowcount == 0:
+            return WriteResult(applied=False, status=_status(conn, run_id))
+        status, last_seq = change.create.status.value, count
+        if assignments:
+            ((status, last_seq),) = conn.execute(
+                f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ? RETURNING status, last_seq",
+                (*params, run_id),
+            ).fetchall()
+    else:
+        # One statement checks the condition, takes the sequences and sets the fields.
+        # Sequences come from the row itself, inside the transaction: a rollback returns them.
+        condition = "run_id = ?"
+        if change.expect is not None:
+            condition += f" AND status IN ({', '.join(repr(s.value) for s in sorted(change.expect))})"
+        row = conn.execute(
+            f"UPDATE runs SET {', '.join(['updated_at = ?', 'last_seq = last_seq + ?', *assignments])}"
+            f" WHERE {condition} RETURNING status, last_seq",
+            (now, count, *params, run_id),
+        ).fetchone()
+        if row is None:
+            found = _status(conn, run_id)
+            if found is None and change.expect is None:
+                raise KeyError(run_id)
+            return WriteResult(applied=False, status=found)
+        status, last_seq = row
 
-    first = last_seq - len(change.events) + 1
-    bodies = [_dumps(draft.to_json()) for draft in change.events]
-    if bodies:
-        conn.executemany(_INSERT_EVENT, [(run_id, first + i, now, body) for i, body in enumerate(bodies)])
+    # A step record is encoded once, though it is stored both in its row and in its event.
+    encoded: dict[int, orjson.Fragment] = {}
+
+    def encode_step(record: StepRecord) -> orjson.Fragment:
+        fragment = encoded.get(id(record))
+        if fragment is None:
+            fragment = encoded[id(record)] = orjson.Fragment(orjson.dumps(record.to_json()))
+        return fragment
+
     if change.steps:
         conn.executemany(
-            _UPSERT_STEP, [(run_id, step.key, step.position, _dumps(step.to_json())) for step in change.steps]
+            _UPSERT_STEP,
+            [(run_id, step.key, step.position, _dumps(encode_step(step))) for step in change.steps],
+        )
+    first = last_seq - count + 1
+    if count:
+        conn.executemany(
+            _INSERT_EVENT,
+            [
+                (run_id, first + i, now, _dumps(draft.to_json(encode_step)))
+                for i, draft in enumerate(change.events)
+            ],
         )
     if change.request is not None:
         kind, request_id = change.request
         conn.execute(_INSERT_REQUEST, (run_id, kind, request_id))
-    # Built from the drafts, not re-parsed: the engine hands over JSON-ready values already,
-    # and decoding on the writer thread would hold the GIL the event loop needs.
+    # Built from the drafts, not re-parsed: the engine hands over JSON-ready values already.
     events = tuple(
         Event(run_id, first + i, now, d.type, d.run_status, d.step, d.data, d.error, d.progress)
         for i, d in enumerate(change.events)
@@ -436,8 +488,8 @@ def _status(conn: sqlite3.Connection, run_id: str) -> RunStatus | None:
 
 
 def _dumps(value: Any) -> str:
-    # orjson: the writer thread encodes every record and event while holding the GIL the
-    # event loop needs; orjson does it several times faster than the json module.
+    # orjson: every step record and event is encoded on the event loop thread, and orjson
+    # does it several times faster than the json module.
     return orjson.dumps(value).decode()
 
 
@@ -481,8 +533,8 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
 }
 
 
-def _run_row(run: Run, now: float) -> tuple[object, ...]:
-    """Values for `_RUN_COLUMNS` of a new run (its log starts empty)."""
+def _run_row(run: Run, now: float, last_seq: int) -> tuple[object, ...]:
+    """Values for `_RUN_COLUMNS` of a new run whose log will hold `last_seq` events."""
     return (
         run.run_id,
         run.workflow_id,
@@ -499,7 +551,7 @@ def _run_row(run: Run, now: float) -> tuple[object, ...]:
         run.ended_at,
         run.wake_at,
         run.trace_id,
-        0,
+        last_seq,
         run.created_at,
         now,
     )
