@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 async def run_parallel(driver: RunDriver, node: ParallelNode, data: Json, scope: Scope) -> Outcome:
     """Every branch gets the same input; the block waits for all of them."""
-    outcomes = await asyncio.gather(*(driver.run_unit(step, data, scope) for step in node.steps))
+    outcomes = await driver.gather(*(driver.run_unit(step, data, scope) for step in node.steps))
     return combine([s.id for s in node.steps], outcomes, allow_failure=node.allow_failure)
 
 
@@ -65,7 +65,7 @@ async def run_branch(driver: RunDriver, node: BranchNode, data: Json, scope: Sco
                     step.id,
                     exc,
                 )
-    outcomes = await asyncio.gather(*(driver.run_unit(step, data, scope) for step in chosen))
+    outcomes = await driver.gather(*(driver.run_unit(step, data, scope) for step in chosen))
     return combine([s.id for s in chosen], outcomes)
 
 
@@ -173,7 +173,7 @@ async def run_foreach(driver: RunDriver, node: ForeachNode, data: Json, scope: S
                 progress=progress,
             )
 
-    await asyncio.gather(*(one(i) for i in todo))
+    await driver.gather(*(one(i) for i in todo))
     record = current
     if driver.cancel_requested:
         return driver.finish_record(record, CANCELED)

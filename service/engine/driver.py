@@ -12,9 +12,9 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from service.engine import blocks
 from service.engine.outbox import Outbox
@@ -50,6 +50,8 @@ from service.workflow import (
 )
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,8 @@ class RunDriver:
         self._bodies: set[asyncio.Task[Any]] = set()
         """Tasks currently inside a step body (the driver task, or parallel branches' tasks)."""
         self._cancels: dict[asyncio.Task[Any], int] = {}
+        self._fan_out = 0
+        """Concurrent blocks (parallel, branch, foreach) currently running."""
         self.result: Run | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -204,6 +208,14 @@ class RunDriver:
                 return outcome
             current = outcome.output
         return success(current)
+
+    async def gather(self, *branches: Awaitable[_T]) -> list[_T]:
+        """Run a block's branches concurrently (parallel, branch and foreach use this)."""
+        self._fan_out += 1
+        try:
+            return await asyncio.gather(*branches)
+        finally:
+            self._fan_out -= 1
 
     async def run_node(self, node: Node, data: Json, scope: Scope) -> Outcome:
         match node:
@@ -366,7 +378,7 @@ class RunDriver:
         attempt = 0
         while True:
             # Every earlier result must be durable before user code runs again.
-            await self.outbox.before_body()
+            await self.outbox.before_body(concurrent=self._fan_out > 0)
             if self.cancel_requested:
                 return CANCELED, attempt
             ctx = StepContext(

@@ -4,7 +4,7 @@ A driver stages step records, events and run fields as they happen and commits
 them before anything irreversible: before a step body runs, if a result is staged
 (so a body never runs unless every earlier result is durable), and when the run
 settles. A step's start alone does not force a commit: it rides with the step's
-result, or is flushed in the background once the step has run for `START_FLUSH_DELAY`,
+result, or is flushed in the background at most `START_FLUSH_DELAY` after it was staged,
 so a long step still shows as running while a quick one costs a single commit.
 """
 
@@ -51,16 +51,20 @@ class Outbox:
         """Stage an event (and the step record it carries)."""
         self.stage(step=step, event=EventDraft(type=type_, run_status=status, step=step, **fields))
 
-    async def before_body(self) -> None:
-        """Make every staged result durable; a staged start alone is flushed later."""
-        if any(event.type is not EventType.STEP_START for event in self._events) or self._patch:
+    async def before_body(self, *, concurrent: bool = False) -> None:
+        """Make every staged result durable; a staged start alone is flushed later.
+
+        `concurrent`: sibling branches run alongside this body; yield once so each
+        stages its start before any body runs, and the log shows every branch starting
+        before the first result (Mastra's order).
+        """
+        if self._patch or any(event.type is not EventType.STEP_START for event in self._events):
             await self.commit()
         elif self._events:
             if self._timer is None:
                 self._timer = asyncio.get_running_loop().call_later(START_FLUSH_DELAY, self._flush_later)
-            # Let sibling parallel branches stage their starts before any body runs, so the
-            # log shows every branch starting before the first result (Mastra's order).
-            await asyncio.sleep(0)
+            if concurrent:
+                await asyncio.sleep(0)
 
     def _flush_later(self) -> None:
         self._timer = None
@@ -77,10 +81,11 @@ class Outbox:
             await asyncio.gather(self._flusher, return_exceptions=True)
 
     async def commit(self) -> tuple[Event, ...]:
-        """Write everything staged so far; returns once durable."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Write everything staged so far; returns once durable.
+
+        A pending background flush stays armed: it finds nothing to write or writes the
+        starts staged since, so a run of quick steps arms one timer, not one per step.
+        """
         async with self._lock:
             if not (self._steps or self._events or self._patch):
                 return ()
