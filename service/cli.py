@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import logging
 import os
@@ -117,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         workflows = load_workflows(settings.workflows)
     except WorkflowLoadError as exc:
         return _fail(str(exc).replace("\n", " "), 2)
+    # Everything loaded so far (grpc, pydantic, the workflows) lives as long as the process:
+    # freezing it keeps the collector from walking it again on every full collection.
+    gc.freeze()
     if not settings.database_url:
         Path(settings.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
     try:

@@ -105,7 +105,9 @@ class RunDriver:
         self.records: dict[StepPath, StepRecord] = {s.path: s for s in run.steps}
         self.state: dict[str, Json] = dict(run.state) if isinstance(run.state, dict) else {}
         self.request_context: dict[str, Json] = dict(run.request_context)
-        self.outbox = Outbox(store, run.run_id)
+        # Held, not looked up: on Python 3.11 every get_running_loop() is a getpid() syscall.
+        self.loop = asyncio.get_running_loop()
+        self.outbox = Outbox(store, run.run_id, self.loop)
         self.outbox.last_sequence = run.last_sequence
         self.resume = resume
         self.status = RunStatus.RUNNING
@@ -430,7 +432,7 @@ class RunDriver:
         No task per body: a run's steps execute in its driver task (or a parallel branch's
         task), which keeps a step's overhead to one coroutine call.
         """
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.loop)
         assert task is not None
         self._bodies.add(task)
         try:
@@ -444,7 +446,7 @@ class RunDriver:
         Those cancellations are undone (`uncancel`) and the step ends as canceled; any
         other cancellation (shutdown) must propagate.
         """
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.loop)
         ours = self._cancels.pop(task, 0) if task is not None else 0
         if task is None or not self.cancel_requested or task.cancelling() > ours:
             return False

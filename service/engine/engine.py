@@ -17,6 +17,7 @@ from typing import Any
 
 from service.engine.driver import ResumeTarget, RunDriver
 from service.engine.follow import follow_events
+from service.engine.locks import KeyedLock
 from service.engine.targets import find_runnable, pending_resume, resolve
 from service.errors import (
     FieldViolation,
@@ -79,7 +80,8 @@ class Engine:
         self.heartbeat = heartbeat
         self._drivers: dict[str, RunDriver] = {}
         self._tasks: dict[str, asyncio.Task[Run]] = {}
-        self._locks = [asyncio.Lock() for _ in range(64)]
+        self._lock = KeyedLock()
+        """Serializes Start, Resume, Cancel and Delete of one run."""
         self._followers: set[Subscription] = set()
         self._draining = False
         self._closed = False
@@ -453,7 +455,7 @@ class Engine:
 
     def _launch(self, driver: RunDriver) -> asyncio.Task[Run]:
         run_id = driver.run.run_id
-        task = asyncio.create_task(self._drive(driver), name=f"run {run_id}")
+        task = driver.loop.create_task(self._drive(driver), name=f"run {run_id}")
         self._drivers[run_id] = driver
         self._tasks[run_id] = task
         task.add_done_callback(lambda done: self._forget(run_id, done))
@@ -494,9 +496,6 @@ class Engine:
         if run is None or (workflow_id and run.workflow_id != workflow_id):
             raise RunNotFound(run_id)
         return run
-
-    def _lock(self, run_id: str) -> asyncio.Lock:
-        return self._locks[hash(run_id) % len(self._locks)]
 
     def _check_open(self) -> None:
         if self._closed or self._draining:

@@ -23,8 +23,9 @@ START_FLUSH_DELAY = 0.05
 class Outbox:
     """Staged writes of one run, committed in order, one commit at a time."""
 
-    def __init__(self, store: Store, run_id: str) -> None:
+    def __init__(self, store: Store, run_id: str, loop: asyncio.AbstractEventLoop) -> None:
         self._store = store
+        self._loop = loop
         self._run_id = run_id
         self._steps: dict[tuple[str, ...], StepRecord] = {}
         self._events: list[EventDraft] = []
@@ -62,14 +63,14 @@ class Outbox:
             await self.commit()
         elif self._events:
             if self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(START_FLUSH_DELAY, self._flush_later)
+                self._timer = self._loop.call_later(START_FLUSH_DELAY, self._flush_later)
             if concurrent:
                 await asyncio.sleep(0)
 
     def _flush_later(self) -> None:
         self._timer = None
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self.commit())
+            self._flusher = self._loop.create_task(self.commit())
 
     async def close(self) -> None:
         """Stop the background flush (the run has settled or is being stopped)."""

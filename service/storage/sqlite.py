@@ -93,6 +93,7 @@ class SqliteStore:
         self._next_reader = 0
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -101,7 +102,8 @@ class SqliteStore:
         if self._state != "new":
             raise RuntimeError("store was already opened")
         self._state = "open"
-        loop = asyncio.get_running_loop()
+        # Held, not looked up per write: on Python 3.11 get_running_loop() is a getpid() syscall.
+        loop = self._loop = asyncio.get_running_loop()
         # The writer connection lives on this one thread for its whole life.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         try:
@@ -163,7 +165,8 @@ class SqliteStore:
         """
         if not self._accepting:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
-        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        assert self._loop is not None
+        future: asyncio.Future[WriteResult] = self._loop.create_future()
         self._queue.put_nowait((change, future))
         return await future
 
@@ -204,7 +207,8 @@ class SqliteStore:
         try:
             outcomes = self._apply_batch([change for change, _ in batch])
             # Only the commit leaves the loop: it is the fsync, and it releases the GIL.
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._end_transaction)
+            assert self._loop is not None
+            await self._loop.run_in_executor(self._executor, self._end_transaction)
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
             for _, future in batch:
                 if not future.done():  # a caller cancelled while waiting
