@@ -157,25 +157,40 @@ class StepRecord:
         return path_key(self.path)
 
     def to_json(self) -> dict[str, Json]:
-        return _compact(
-            path=list(self.path),
-            status=self.status.value,
-            payload=self.payload,
-            output=self.output,
-            error=self.error.to_json() if self.error else None,
-            suspend_payload=self.suspend_payload,
-            resume_payload=self.resume_payload,
-            started_at=self.started_at,
-            ended_at=self.ended_at,
-            suspended_at=self.suspended_at,
-            resumed_at=self.resumed_at,
-            attempt=self.attempt or None,
-            iteration=self.iteration or None,
-            resume_labels=list(self.resume_labels) or None,
-            foreach_items=[item.to_json() for item in self.foreach_items] or None,
-            wake_at=self.wake_at,
-            position=self.position or None,
-        )
+        # Spelled out rather than filtered from a dict of everything: this runs for every
+        # step start and result, and most fields are empty on most records.
+        out: dict[str, Json] = {"path": list(self.path), "status": self.status.value}
+        if self.payload is not None:
+            out["payload"] = self.payload
+        if self.output is not None:
+            out["output"] = self.output
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        if self.suspend_payload is not None:
+            out["suspend_payload"] = self.suspend_payload
+        if self.resume_payload is not None:
+            out["resume_payload"] = self.resume_payload
+        if self.started_at is not None:
+            out["started_at"] = self.started_at
+        if self.ended_at is not None:
+            out["ended_at"] = self.ended_at
+        if self.suspended_at is not None:
+            out["suspended_at"] = self.suspended_at
+        if self.resumed_at is not None:
+            out["resumed_at"] = self.resumed_at
+        if self.attempt:
+            out["attempt"] = self.attempt
+        if self.iteration:
+            out["iteration"] = self.iteration
+        if self.resume_labels:
+            out["resume_labels"] = list(self.resume_labels)
+        if self.foreach_items:
+            out["foreach_items"] = [item.to_json() for item in self.foreach_items]
+        if self.wake_at is not None:
+            out["wake_at"] = self.wake_at
+        if self.position:
+            out["position"] = self.position
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Json]) -> StepRecord:
@@ -289,14 +304,16 @@ class EventDraft:
 
     def to_json(self, encode_step: Callable[[StepRecord], Any] = StepRecord.to_json) -> dict[str, Json]:
         """The storage encoding; `encode_step` may hand over a record already encoded."""
-        return _compact(
-            type=self.type.value,
-            run_status=self.run_status.value,
-            step=encode_step(self.step) if self.step else None,
-            data=self.data,
-            error=self.error.to_json() if self.error else None,
-            progress=self.progress.to_json() if self.progress else None,
-        )
+        out: dict[str, Json] = {"type": self.type.value, "run_status": self.run_status.value}
+        if self.step is not None:
+            out["step"] = encode_step(self.step)
+        if self.data is not None:
+            out["data"] = self.data
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        if self.progress is not None:
+            out["progress"] = self.progress.to_json()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
