@@ -27,6 +27,9 @@ logger = logging.getLogger("service.cli")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
+SWITCH_INTERVAL = 0.0001
+"""Seconds the loop thread may keep the GIL while another thread waits for it."""
+
 
 class WorkflowLoadError(Exception):
     """A workflows module cannot be served."""
@@ -121,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything loaded so far (grpc, pydantic, the workflows) lives as long as the process:
     # freezing it keeps the collector from walking it again on every full collection.
     gc.freeze()
+    # The loop thread holds the GIL almost always; gRPC's completion-queue poller and the
+    # store's commit thread each need it briefly to hand a result back. With the default
+    # 5 ms switch interval they wait up to that long behind a busy loop on every hand-off,
+    # and every run in flight waits with them (measured: about +12 % runs/s at 0.1 ms).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     if not settings.database_url:
         Path(settings.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
     try:
