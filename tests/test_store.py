@@ -273,6 +273,31 @@ async def test_failing_change_consumes_no_sequence_and_spares_its_batch(store: S
     assert await store.has_request("r1", "k", "id")
 
 
+async def test_database_error_mid_batch_rolls_back_only_its_change(store: SqliteStore) -> None:
+    # A change the database refuses half-way (NOT NULL on workflow_id) sends the batch
+    # down the savepoint path: it fails alone, its neighbours commit with their rows.
+    await create(store, new_run("r1"))
+    broken = replace(new_run("r2"), workflow_id=None)  # type: ignore[arg-type]
+
+    before = store.transactions
+    outcomes = await asyncio.gather(
+        store.write(RunWrite("r1", events=[draft(1)], steps=[step("a", 1)])),
+        store.write(RunWrite("r2", create=broken, events=[draft(1)])),
+        store.write(RunWrite("r1", events=[draft(2)], steps=[step("a", 1, StepStatus.SUCCESS)])),
+        return_exceptions=True,
+    )
+    assert store.transactions == before + 1
+    ok1, bad, ok2 = outcomes
+    assert isinstance(bad, sqlite3.IntegrityError)
+    assert isinstance(ok1, WriteResult) and isinstance(ok2, WriteResult)
+    assert (sequences(ok1.events), sequences(ok2.events)) == ([1], [2])
+    assert await store.get_run("r2") is None
+    got = await store.get_run("r1", steps=True)
+    assert got is not None
+    assert [(s.path, s.status) for s in got.steps] == [(("outer", "a"), StepStatus.SUCCESS)]
+    assert [e.data for e in await store.read_events("r1", 0)] == [1, 2]
+
+
 async def test_hub_hears_committed_events_in_order(store: SqliteStore, db_path: str) -> None:
     await create(store, new_run("r1"))
     await create(store, new_run("r2"))

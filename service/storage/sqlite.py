@@ -233,10 +233,10 @@ class SqliteStore:
     def _apply_batch(self, changes: list[RunWrite]) -> list[WriteResult | Exception]:
         """Open the batch's transaction and apply every change; `_end_transaction` commits it.
 
-        Changes are applied without savepoints: a change checks its conditions before it
-        modifies anything, so only a bug or a database error fails one half-way. Then the
-        transaction is rolled back and the batch applied again with a savepoint per change,
-        so the failing change rolls back alone.
+        A change encodes everything before it touches the database and checks its
+        conditions before it modifies anything, so a bad change fails alone without a
+        savepoint. Only a database error can fail one half-way: then the transaction is
+        rolled back and the batch applied again with a savepoint per change.
         """
         conn = self._conn
         assert conn is not None
@@ -244,18 +244,25 @@ class SqliteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             try:
-                return [_apply(conn, change, now) for change in changes]
-            except Exception:
+                rows = _Rows(conn)
+                outcomes = [_apply(conn, change, now, rows) for change in changes]
+                rows.flush()
+                return outcomes
+            except sqlite3.Error:
                 conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
-            outcomes: list[WriteResult | Exception] = []
+            outcomes = []
             for change in changes:
                 conn.execute("SAVEPOINT w")
                 try:
-                    outcomes.append(_apply(conn, change, now))
-                except Exception as exc:
+                    rows = _Rows(conn)
+                    outcome = _apply(conn, change, now, rows)
+                    rows.flush()
+                except sqlite3.Error as exc:
+                    outcome = exc
+                if isinstance(outcome, Exception):
                     conn.execute("ROLLBACK TO w")
-                    outcomes.append(exc)
+                outcomes.append(outcome)
                 conn.execute("RELEASE w")
             return outcomes
         except BaseException:
@@ -401,28 +408,47 @@ async def _connect_reader(path: str) -> Any:
     return reader
 
 
-def _apply(conn: sqlite3.Connection, change: RunWrite, now: float) -> WriteResult:
-    """Apply one change; it modifies nothing unless its conditions hold."""
+class _Rows:
+    """Step and event rows of a batch, inserted with one `executemany` per table."""
+
+    __slots__ = ("_conn", "events", "steps")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.steps: list[tuple[str, str, int, str]] = []
+        self.events: list[tuple[str, int, float, str]] = []
+
+    def flush(self) -> None:
+        """Insert the rows gathered so far (before anything that reads or deletes them)."""
+        if self.steps:
+            self._conn.executemany(_UPSERT_STEP, self.steps)
+            self.steps = []
+        if self.events:
+            self._conn.executemany(_INSERT_EVENT, self.events)
+            self.events = []
+
+
+def _apply(conn: sqlite3.Connection, change: RunWrite, now: float, rows: _Rows) -> WriteResult | Exception:
+    """Apply one change, its step and event rows gathered into `rows`.
+
+    Returns the exception of a change that cannot be encoded (nothing of it is applied);
+    raises only database errors.
+    """
     run_id = change.run_id
     if change.delete:
+        rows.flush()
         found = _status(conn, run_id)
         if change.expect is not None and found not in change.expect:
             return WriteResult(applied=False, status=found)
         for table in ("steps", "events", "requests", "runs"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         return WriteResult(applied=True, status=None)
-    count = len(change.events)
-    assignments: list[str] = []
-    params: list[object] = []
-    for name, value in change.patch.items():
-        encode = _PATCH_ENCODERS.get(name)
-        if encode is None:
-            raise ValueError(f"unknown run field {name!r} in patch")
-        assignments.append(f"{name} = ?")
-        params.append(encode(value))
+    try:
+        assignments, params, steps, bodies = _encode(change)
+    except Exception as exc:  # not JSON data, an unknown field: a bug in the caller
+        return exc
+    count = len(bodies)
     if change.create is not None:  # `expect` is meaningless for a run that does not exist yet
-        if change.create.run_id != run_id:
-            raise ValueError(f"create.run_id {change.create.run_id!r} differs from run_id {run_id!r}")
         if conn.execute(_INSERT_RUN, _run_row(change.create, now, count)).rowcount == 0:
             return WriteResult(applied=False, status=_status(conn, run_id))
         status, last_seq = change.create.status.value, count
@@ -445,33 +471,12 @@ def _apply(conn: sqlite3.Connection, change: RunWrite, now: float) -> WriteResul
         if row is None:
             found = _status(conn, run_id)
             if found is None and change.expect is None:
-                raise KeyError(run_id)
+                return KeyError(run_id)
             return WriteResult(applied=False, status=found)
         status, last_seq = row
-
-    # A step record is encoded once, though it is stored both in its row and in its event.
-    encoded: dict[int, orjson.Fragment] = {}
-
-    def encode_step(record: StepRecord) -> orjson.Fragment:
-        fragment = encoded.get(id(record))
-        if fragment is None:
-            fragment = encoded[id(record)] = orjson.Fragment(orjson.dumps(record.to_json()))
-        return fragment
-
-    if change.steps:
-        conn.executemany(
-            _UPSERT_STEP,
-            [(run_id, step.key, step.position, _dumps(encode_step(step))) for step in change.steps],
-        )
     first = last_seq - count + 1
-    if count:
-        conn.executemany(
-            _INSERT_EVENT,
-            [
-                (run_id, first + i, now, _dumps(draft.to_json(encode_step)))
-                for i, draft in enumerate(change.events)
-            ],
-        )
+    rows.steps.extend((run_id, key, position, record) for key, position, record in steps)
+    rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(bodies))
     if change.request is not None:
         kind, request_id = change.request
         conn.execute(_INSERT_REQUEST, (run_id, kind, request_id))
@@ -481,6 +486,32 @@ def _apply(conn: sqlite3.Connection, change: RunWrite, now: float) -> WriteResul
         for i, d in enumerate(change.events)
     )
     return WriteResult(applied=True, status=RunStatus(status), events=events)
+
+
+def _encode(change: RunWrite) -> tuple[list[str], list[object], list[tuple[str, int, str]], list[str]]:
+    """A change's patch assignments and parameters, step rows and event bodies (may raise)."""
+    if change.create is not None and change.create.run_id != change.run_id:
+        raise ValueError(f"create.run_id {change.create.run_id!r} differs from run_id {change.run_id!r}")
+    assignments: list[str] = []
+    params: list[object] = []
+    for name, value in change.patch.items():
+        encode = _PATCH_ENCODERS.get(name)
+        if encode is None:
+            raise ValueError(f"unknown run field {name!r} in patch")
+        assignments.append(f"{name} = ?")
+        params.append(encode(value))
+    # A step record is encoded once, though it is stored both in its row and in its event.
+    encoded: dict[int, orjson.Fragment] = {}
+
+    def encode_step(record: StepRecord) -> orjson.Fragment:
+        fragment = encoded.get(id(record))
+        if fragment is None:
+            fragment = encoded[id(record)] = orjson.Fragment(orjson.dumps(record.to_json()))
+        return fragment
+
+    steps = [(step.key, step.position, _dumps(encode_step(step))) for step in change.steps]
+    bodies = [_dumps(draft.to_json(encode_step)) for draft in change.events]
+    return assignments, params, steps, bodies
 
 
 def _status(conn: sqlite3.Connection, run_id: str) -> RunStatus | None:
