@@ -22,7 +22,7 @@ from service.model import (
     StepStatus,
 )
 from service.storage import RUN_PATCH_FIELDS, RunQuery, RunWrite, WriteResult, open_store
-from service.storage.sqlite import SqliteStore
+from service.storage.sqlite import SCHEMA_VERSION, SqliteStore
 
 RUNNING = frozenset({RunStatus.RUNNING})
 
@@ -98,7 +98,7 @@ async def test_create_then_get(store: SqliteStore, db_path: str) -> None:
     # The file is in WAL mode, created with its parent directories.
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 async def test_create_of_existing_id_is_not_applied(store: SqliteStore) -> None:
@@ -476,6 +476,84 @@ async def test_data_survives_close_and_reopen(db_path: str) -> None:
         assert sequences((await second.write(RunWrite("r1", events=[draft(3)]))).events) == [3]
     finally:
         await second.close()
+
+
+# The version 1 schema exactly as released: steps and events were WITHOUT ROWID tables.
+_SCHEMA_V1 = """
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, resource_id TEXT, status TEXT NOT NULL,
+    input TEXT, state TEXT, request_context TEXT, result TEXT, error TEXT, suspended TEXT,
+    resume_labels TEXT, started_at REAL, ended_at REAL, wake_at REAL,
+    trace_id TEXT NOT NULL DEFAULT '', last_seq INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE INDEX runs_by_workflow ON runs (workflow_id, created_at DESC, run_id DESC);
+CREATE INDEX runs_by_time ON runs (created_at DESC, run_id DESC);
+CREATE INDEX runs_by_status ON runs (status);
+CREATE TABLE steps (
+    run_id TEXT NOT NULL, path_key TEXT NOT NULL, position INTEGER NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (run_id, path_key)
+) WITHOUT ROWID;
+CREATE TABLE events (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, time REAL NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE requests (
+    run_id TEXT NOT NULL, kind TEXT NOT NULL, request_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind, request_id)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+"""
+
+
+async def test_version_1_database_is_migrated_with_its_data(db_path: str) -> None:
+    Path(db_path).parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as conn:
+        conn.executescript(_SCHEMA_V1)
+        conn.execute(
+            "INSERT INTO runs (run_id, workflow_id, status, state, last_seq, created_at, updated_at)"
+            " VALUES ('r1', 'wf', 'suspended', '{\"s\":1}', 2, 1000.0, 1000.0)"
+        )
+        conn.execute(
+            'INSERT INTO steps VALUES (\'r1\', \'outer.a\', 1, \'{"path":["outer","a"],'
+            '"status":"suspended","position":1}\')'
+        )
+        for seq in (1, 2):
+            body = f'{{"type":"workflow-step-output","run_status":"running","data":{seq}}}'
+            conn.execute("INSERT INTO events VALUES ('r1', ?, 1000.0, ?)", (seq, body))
+        conn.execute("INSERT INTO requests VALUES ('r1', 'start', 'req')")
+    conn.close()
+
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        got = await store.get_run("r1", steps=True)
+        assert got is not None
+        assert (got.status, got.state, got.last_sequence) == (RunStatus.SUSPENDED, {"s": 1}, 2)
+        assert got.steps == (step("a", 1, StepStatus.SUSPENDED),)
+        assert [e.data for e in await store.read_events("r1", 0)] == [1, 2]
+        assert await store.has_request("r1", "start", "req")
+        done = step("a", 1, StepStatus.SUCCESS)
+        written = await store.write(RunWrite("r1", events=[draft(3)], steps=[done]))
+        assert sequences(written.events) == [3]
+    finally:
+        await store.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
+    conn.close()
+    assert "WITHOUT ROWID" not in tables["steps"] and "WITHOUT ROWID" not in tables["events"]
+    assert not {"steps_v2", "events_v2"} & set(tables)
+
+
+async def test_newer_schema_version_is_refused(db_path: str) -> None:
+    Path(db_path).parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    store = SqliteStore(db_path)
+    with pytest.raises(RuntimeError, match="schema version"):
+        await store.open()
 
 
 async def test_second_store_on_same_file_refuses_to_open(store: SqliteStore, db_path: str) -> None:

@@ -1,4 +1,4 @@
--- runservice SQLite schema, version 1 (PRAGMA user_version).
+-- runservice SQLite schema, version 2 (PRAGMA user_version); migrate_v2.sql upgrades version 1.
 -- JSON columns hold compact json.dumps text; SQL NULL means Python None.
 
 CREATE TABLE IF NOT EXISTS runs (
@@ -30,13 +30,17 @@ CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at DESC, run_id DESC);
 -- Boot recovery looks runs up by status.
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
 
+-- Steps and events are rowid tables: a new row lands at the right edge of the table
+-- and only the small (run_id, key) index entry goes to a random place. Clustered on
+-- (random) run ids instead, every commit rewrote many pages full of large rows: about
+-- twice the WAL written per commit, measured (see BENCHMARKS.md).
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL,
     path_key TEXT NOT NULL,
     position INTEGER NOT NULL,
     record TEXT NOT NULL,
     PRIMARY KEY (run_id, path_key)
-) WITHOUT ROWID;
+);
 
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL,
@@ -44,7 +48,7 @@ CREATE TABLE IF NOT EXISTS events (
     time REAL NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
+);
 
 CREATE TABLE IF NOT EXISTS requests (
     run_id TEXT NOT NULL,

@@ -47,7 +47,7 @@ from service.storage.hub import EventHub
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MAX_BATCH = 500
 _BUSY_TIMEOUT_MS = 5000
 _READERS = 2
@@ -389,12 +389,24 @@ def _connect_writer(path: str) -> sqlite3.Connection:
                 f"database {path} has schema version {version}; this runservice knows {SCHEMA_VERSION}"
             )
         if version < SCHEMA_VERSION:
-            ddl = resources.files("service.storage").joinpath("schema.sql").read_text(encoding="utf-8")
+            # A new file gets the current schema; an older one each migration in turn, all in
+            # one transaction, so a crash half-way leaves the old version intact.
+            scripts = ["schema.sql"] if version == 0 else _migrations(version)
+            ddl = "\n".join(_resource(name) for name in scripts)
             conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _migrations(version: int) -> list[str]:
+    """The scripts that take a database from `version` to `SCHEMA_VERSION`."""
+    return [f"migrate_v{target}.sql" for target in range(version + 1, SCHEMA_VERSION + 1)]
+
+
+def _resource(name: str) -> str:
+    return resources.files("service.storage").joinpath(name).read_text(encoding="utf-8")
 
 
 async def _connect_reader(path: str) -> Any:
