@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import Any
 
 Json = Any
@@ -16,6 +17,8 @@ Json = Any
 
 StepPath = tuple[str, ...]
 """Step ids from the top-level workflow down to a step."""
+
+_POSITION = attrgetter("position")
 
 
 class RunStatus(enum.StrEnum):
@@ -256,7 +259,7 @@ class Run:
     """Step records in start order; empty unless the reader asked for them."""
 
     def with_steps(self, steps: Iterable[StepRecord]) -> Run:
-        return replace(self, steps=tuple(sorted(steps, key=lambda s: s.position)))
+        return replace(self, steps=tuple(sorted(steps, key=_POSITION)))
 
 
 @dataclass(frozen=True, slots=True)

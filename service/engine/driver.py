@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from service.engine import blocks
@@ -52,6 +53,7 @@ from service.workflow import (
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_POSITION = attrgetter("position")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +196,8 @@ class RunDriver:
             state=common["state"],
             request_context=common["request_context"],
             last_sequence=self.outbox.last_sequence,
-        ).with_steps(self.records.values())
+            steps=tuple(sorted(self.records.values(), key=_POSITION)),
+        )
         return self.result
 
     # -- walking the graph -------------------------------------------------------------------
@@ -359,7 +362,7 @@ class RunDriver:
         )
         if not emit:
             return body
-        return self.finish_record(replace(record, attempt=attempt), body)
+        return self.finish_record(record, body, attempt=attempt)
 
     async def call_with_retries(
         self,
@@ -454,13 +457,17 @@ class RunDriver:
             task.uncancel()
         return True
 
-    def finish_record(self, record: StepRecord, outcome: Outcome, *, leaf: bool = True) -> Outcome:
+    def finish_record(
+        self, record: StepRecord, outcome: Outcome, *, leaf: bool = True, attempt: int | None = None
+    ) -> Outcome:
         """Record a step's outcome (and its event); returns the outcome for the walk.
 
         Only leaf steps count as suspended for Resume; a nested workflow that suspends
-        because of an inner step is recorded as suspended but not listed.
+        because of an inner step is recorded as suspended but not listed. `attempt`, when
+        given, is the index of the body's last attempt.
         """
         now = time.time()
+        tried = record.attempt if attempt is None else attempt
         if outcome.kind is Kind.SUSPENDED:
             detail = outcome.output if isinstance(outcome.output, dict) else {}
             labels = tuple(detail.get("labels", ()))
@@ -470,17 +477,20 @@ class RunDriver:
                 suspend_payload=detail.get("payload"),
                 suspended_at=now,
                 resume_labels=labels,
+                attempt=tried,
             )
             self.record_event(EventType.STEP_SUSPENDED, done)
             if leaf:
                 self.note_suspended(done)
             return SUSPENDED
         if outcome.kind in (Kind.SUCCESS, Kind.BAILED):
-            done = replace(record, status=StepStatus.SUCCESS, output=outcome.output, ended_at=now)
+            done = replace(
+                record, status=StepStatus.SUCCESS, output=outcome.output, ended_at=now, attempt=tried
+            )
         elif outcome.kind is Kind.FAILED:
-            done = replace(record, status=StepStatus.FAILED, error=outcome.error, ended_at=now)
+            done = replace(record, status=StepStatus.FAILED, error=outcome.error, ended_at=now, attempt=tried)
         else:
-            done = replace(record, status=StepStatus.CANCELED, ended_at=now)
+            done = replace(record, status=StepStatus.CANCELED, ended_at=now, attempt=tried)
         self.record_event(EventType.STEP_RESULT, done, state=dict(self.state))
         return outcome
 
@@ -552,4 +562,7 @@ class RunDriver:
 
 async def _invoke(step: Step, ctx: StepContext) -> Any:
     result = step.execute(ctx)
-    return await result if inspect.isawaitable(result) else result
+    # The coroutine test first: it is the common case and much cheaper than isawaitable.
+    if inspect.iscoroutine(result) or inspect.isawaitable(result):
+        return await result
+    return result
