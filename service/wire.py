@@ -21,25 +21,45 @@ _MAX_EXACT = 2**53
 
 def fill(value: struct_pb2.Value, obj: Any) -> None:
     """Write JSON data (or a pydantic model) into `value`; None becomes null_value."""
-    # bool before int: bool is an int subclass.
-    if obj is None:
+    # Exact types first: every run response goes through here, and the isinstance chain
+    # with an ABC check costs several times more. Subclasses take the general path.
+    kind = type(obj)
+    if kind is str:
+        value.string_value = obj
+    elif kind is dict:
+        struct = value.struct_value
+        struct.SetInParent()  # an empty dict is still a struct, not an unset Value
+        fields = struct.fields
+        for key, item in obj.items():
+            fill(fields[key if type(key) is str else str(key)], item)
+    elif kind is int or kind is float:
+        value.number_value = obj
+    elif kind is bool:
+        value.bool_value = obj
+    elif obj is None:
         value.null_value = struct_pb2.NULL_VALUE
-    elif isinstance(obj, bool):
+    elif kind is list:
+        items = value.list_value
+        items.SetInParent()
+        add = items.values.add
+        for item in obj:
+            fill(add(), item)
+    else:
+        _fill_other(value, obj)
+
+
+def _fill_other(value: struct_pb2.Value, obj: Any) -> None:
+    # bool before int: bool is an int subclass.
+    if isinstance(obj, bool):
         value.bool_value = obj
     elif isinstance(obj, int | float):
         value.number_value = obj
     elif isinstance(obj, str):
         value.string_value = obj
     elif isinstance(obj, Mapping):
-        struct = value.struct_value
-        struct.SetInParent()  # an empty dict is still a struct, not an unset Value
-        for key, item in obj.items():
-            fill(struct.fields[str(key)], item)
+        fill(value, dict(obj))
     elif isinstance(obj, list | tuple):
-        items = value.list_value
-        items.SetInParent()
-        for item in obj:
-            fill(items.values.add(), item)
+        fill(value, list(obj))
     elif hasattr(obj, "model_dump"):  # a pydantic model given as input
         fill(value, obj.model_dump(mode="json"))
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -14,6 +15,7 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from pydantic import BaseModel
 
 from runservice.v1 import run_pb2, run_service_pb2
 from service import errors
@@ -60,6 +62,34 @@ def test_values_round_trip_and_whole_numbers_come_back_as_ints() -> None:
     assert type(back["a"]) is int and type(back["d"]["e"]) is int
     assert type(back["f"]) is float  # beyond 2^53 a double is not a trustworthy int
     assert from_value(struct_pb2.Value()) is None
+
+
+def test_values_accept_json_like_types_and_refuse_others() -> None:
+    class Label(str):
+        pass
+
+    class Shape(BaseModel):
+        sides: int
+
+    data = {
+        "tuple": (1, "a"),
+        "mapping": MappingProxyType({"k": False}),
+        "label": Label("x"),
+        "flag": True,
+        "model": Shape(sides=3),
+        1: "int key",
+    }
+    assert from_value(to_value(data)) == {
+        "tuple": [1, "a"],
+        "mapping": {"k": False},
+        "label": "x",
+        "flag": True,
+        "model": {"sides": 3},
+        "1": "int key",
+    }
+    assert from_value(to_value([])) == [] and from_value(to_value({})) == {}
+    with pytest.raises(TypeError, match="not JSON data: set"):
+        to_value({"bad": {1, 2}})
 
 
 # -- workflows -------------------------------------------------------------------------------
