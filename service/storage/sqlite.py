@@ -473,7 +473,7 @@ def _apply(conn: sqlite3.Connection, change: RunWrite, now: float, rows: _Rows) 
         # One statement checks the condition, takes the sequences and sets the fields.
         # Sequences come from the row itself, inside the transaction: a rollback returns them.
         condition = "run_id = ?"
-        if change.expect is not None:
+        if change.expect is not None:  # statuses are fixed lowercase words: safe as SQL literals
             condition += f" AND status IN ({', '.join(repr(s.value) for s in sorted(change.expect))})"
         row = conn.execute(
             f"UPDATE runs SET {', '.join(['updated_at = ?', 'last_seq = last_seq + ?', *assignments])}"
