@@ -150,7 +150,6 @@ class RunDriver:
 
     async def _settle(self, outcome: Outcome) -> Run:
         now = time.time()
-        common: dict[str, Any] = {"state": dict(self.state), "request_context": dict(self.request_context)}
         error: RunError | None = None
         result: Json = None
         if outcome.kind in (Kind.SUCCESS, Kind.BAILED):
@@ -169,32 +168,24 @@ class RunDriver:
             self.outbox.event(EventType.WORKFLOW_CANCELED, self.status)
             self.outbox.event(EventType.WORKFLOW_FINISH, self.status)
         settled = self.status is RunStatus.SUSPENDED
-        suspended = tuple(self.suspended) if settled else ()
-        labels = dict(self.labels) if settled else {}
-        ended_at = None if settled else now
-        self.outbox.stage(
+        # The same fields are stored and returned, so the answer is what a later GetRun reads.
+        fields: dict[str, Any] = dict(
             status=self.status,
             result=result,
             error=error,
-            suspended=suspended,
-            resume_labels=labels,
-            ended_at=ended_at,
+            suspended=tuple(self.suspended) if settled else (),
+            resume_labels=dict(self.labels) if settled else {},
+            ended_at=None if settled else now,
             wake_at=None,
-            **common,
+            state=dict(self.state),
+            request_context=dict(self.request_context),
         )
+        self.outbox.stage(**fields)
         await self.outbox.commit()
         self.result = replace(
             self.run,
-            status=self.status,
-            result=result,
-            error=error,
-            suspended=suspended,
-            resume_labels=labels,
-            ended_at=ended_at,
-            wake_at=None,
+            **fields,
             updated_at=now,
-            state=common["state"],
-            request_context=common["request_context"],
             last_sequence=self.outbox.last_sequence,
             steps=tuple(sorted(self.records.values(), key=_POSITION)),
         )

@@ -161,7 +161,7 @@ class SqliteStore:
 
         Once called, the change is committed even if the caller is cancelled while
         waiting, so work handed to the store is never lost half-way. The writer reads
-        the change later, in its thread: do not mutate its patch, steps or events meanwhile.
+        the change later, with its batch: do not mutate its patch, steps or events meanwhile.
         """
         if not self._accepting:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
