@@ -21,7 +21,7 @@ from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the `runservice` console script runs, without depending on the venv's bin/ layout.
-SERVE = "import sys; from service.cli import main; sys.exit(main())"
+SERVE = "import sys; from runservice.cli import main; sys.exit(main())"
 
 
 class BenchFailure(RuntimeError):
@@ -147,7 +147,12 @@ async def serving() -> AsyncIterator[tuple[ServerProcess, Driver]]:
     with tempfile.TemporaryDirectory(prefix="runservice-bench-") as data_dir:
         argv = [sys.executable, "-c", SERVE, "serve", "--address", "127.0.0.1:0"]
         argv += ["--data-dir", data_dir, "--workflows", "bench.workflows"]
-        paths = [str(ROOT), str(ROOT / "stubs"), *filter(None, [child_env().get("PYTHONPATH")])]
+        paths = [
+            str(ROOT),
+            str(ROOT / "service"),
+            str(ROOT / "stubs"),
+            *filter(None, [child_env().get("PYTHONPATH")]),
+        ]
         server = ServerProcess(argv, env=child_env({"PYTHONPATH": os.pathsep.join(paths)}), cwd=ROOT)
         address = await server.start()
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from service.workflow import StepContext, Workflow, create_step, create_workflow
+from runservice.workflow import StepContext, Workflow, create_step, create_workflow
 
 
 class Number(BaseModel):

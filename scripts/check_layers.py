@@ -1,17 +1,17 @@
-"""Fail when a module of `service/` imports a layer above its own (`python scripts/check_layers.py [ROOT]`).
+"""Fail when a module of `runservice` imports a layer above its own (`python scripts/check_layers.py [ROOT]`).
 
 Layers, top to bottom (a module may import its own layer and the ones below):
 
-    service.__main__
-    service.cli, service.config          (service.config: imported by service.cli only)
-    service.server | service.client      (these two never import each other)
-    service.wire                         (JSON and times in protobuf types, shared by both edges)
-    service.engine                       (never service.storage.sqlite: it gets a Store)
-    service.storage
-    service.workflow, service.examples   (examples are user code: workflow, model, errors only)
-    service.model, service.errors
+    runservice.__main__
+    runservice.cli, runservice.config          (runservice.config: imported by runservice.cli only)
+    runservice.server | runservice.client      (these two never import each other)
+    runservice.wire                         (JSON and times in protobuf types, shared by both edges)
+    runservice.engine                       (never runservice.storage.sqlite: it gets a Store)
+    runservice.storage
+    runservice.workflow, runservice.examples   (examples are user code: workflow, model, errors only)
+    runservice.model, runservice.errors
 
-Only service.server*, service.client and service.wire may import grpc, grpc_*, google.rpc,
+Only runservice.server*, runservice.client and runservice.wire may import grpc, grpc_*, google.rpc,
 google.protobuf or the generated stubs (runservice.*). Every import counts, including
 imports inside functions and under `if TYPE_CHECKING:`. Stdlib only.
 """
@@ -27,26 +27,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 LAYERS: dict[str, int] = {
-    "service.__main__": 6,
-    "service.cli": 5,
-    "service.config": 5,
-    "service.server": 4,
-    "service.client": 4,
-    "service.wire": 4,
-    "service.engine": 3,
-    "service.storage": 2,
-    "service.workflow": 1,
-    "service.examples": 1,
-    "service.model": 0,
-    "service.errors": 0,
+    "runservice.__main__": 6,
+    "runservice.cli": 5,
+    "runservice.config": 5,
+    "runservice.server": 4,
+    "runservice.client": 4,
+    "runservice.wire": 4,
+    "runservice.engine": 3,
+    "runservice.storage": 2,
+    "runservice.workflow": 1,
+    "runservice.examples": 1,
+    "runservice.model": 0,
+    "runservice.errors": 0,
 }
 """Top-level parts of the package and their layer (higher imports lower)."""
 
-PACKAGE_INIT_LAYER = 0
-"""`service/__init__.py` itself: it must stay free of imports from the package."""
+PACKAGE_INIT_LAYER = 1
+"""`runservice/__init__.py` itself: it re-exports the authoring API and nothing above it."""
 
-TRANSPORT_OWNERS = ("service.server", "service.client", "service.wire")
-EXAMPLES_MAY_IMPORT = ("service.workflow", "service.model", "service.errors")
+TRANSPORT_OWNERS = ("runservice.server", "runservice.client", "runservice.wire")
+EXAMPLES_MAY_IMPORT = ("runservice.workflow", "runservice.model", "runservice.errors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +61,16 @@ class Violation:
         return f"{self.path}:{self.line}: {self.module} imports {self.imported}: {self.why}"
 
 
+SOURCE_ROOT = "service"
+"""The folder that holds the `runservice` package (the design card's `service/`)."""
+
+STUBS = "runservice.v1"
+"""The generated stubs: part of the package on disk, but transport to the layer rules."""
+
+
 def check(root: Path = ROOT) -> list[Violation]:
-    """Every violation in `root/service/**/*.py`."""
-    package = root / "service"
+    """Every violation in `root/service/runservice/**/*.py`."""
+    package = root / SOURCE_ROOT / "runservice"
     found: list[Violation] = []
     for path in sorted(package.rglob("*.py")):
         module = module_name(path, root)
@@ -82,7 +89,7 @@ def check(root: Path = ROOT) -> list[Violation]:
 
 
 def module_name(path: Path, root: Path) -> str:
-    parts = list(path.relative_to(root).with_suffix("").parts)
+    parts = list(path.relative_to(root / SOURCE_ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -104,7 +111,7 @@ def imports_of(tree: ast.AST, module: str, is_package: bool, root: Path) -> Iter
 
 
 def layer_of(module: str) -> int | None:
-    if module == "service":
+    if module == "runservice":
         return PACKAGE_INIT_LAYER
     for prefix, layer in LAYERS.items():
         if _within(module, prefix):
@@ -116,26 +123,30 @@ def judge(module: str, imported: str) -> str | None:
     """Why `module` may not import `imported`, or None when it may."""
     if is_transport(imported):
         if not any(_within(module, owner) for owner in TRANSPORT_OWNERS):
-            return "only service.server and service.client may use gRPC, protobuf or the stubs"
+            return "only runservice.server and runservice.client may use gRPC, protobuf or the stubs"
         return None
-    if not _within(imported, "service"):
+    if not _within(imported, "runservice"):
         return None
     own, other = layer_of(module), layer_of(imported)
     if own is None:
         return f"{module} is not assigned to a layer (add it to LAYERS in scripts/check_layers.py)"
     if other is None:
         return f"{imported} is not assigned to a layer (add it to LAYERS in scripts/check_layers.py)"
-    if _within(module, "service.examples") and not any(_within(imported, ok) for ok in EXAMPLES_MAY_IMPORT):
-        return "examples are user code: they may import only service.workflow, service.model, service.errors"
-    if _within(imported, "service.config") and not (
-        _within(module, "service.cli") or _within(module, "service.config") or module == "service.__main__"
+    if _within(module, "runservice.examples") and not any(
+        _within(imported, ok) for ok in EXAMPLES_MAY_IMPORT
     ):
-        return "service.config may be imported only by service.cli"
-    if _within(module, "service.engine") and _within(imported, "service.storage.sqlite"):
-        return "the engine depends on the Store protocol (service.storage), never on the SQLite store"
-    for a, b in (("service.server", "service.client"), ("service.client", "service.server")):
+        return "examples are user code: they may import only the workflow, model and errors modules"
+    if _within(imported, "runservice.config") and not (
+        _within(module, "runservice.cli")
+        or _within(module, "runservice.config")
+        or module == "runservice.__main__"
+    ):
+        return "runservice.config may be imported only by runservice.cli"
+    if _within(module, "runservice.engine") and _within(imported, "runservice.storage.sqlite"):
+        return "the engine depends on the Store protocol (runservice.storage), never on the SQLite store"
+    for a, b in (("runservice.server", "runservice.client"), ("runservice.client", "runservice.server")):
         if _within(module, a) and _within(imported, b):
-            return "service.server and service.client must not import each other"
+            return "runservice.server and runservice.client must not import each other"
     if other > own:
         return (
             f"{_part(module)} (layer {own}) may not import {_part(imported)} (layer {other}): imports go down"
@@ -147,7 +158,8 @@ def is_transport(module: str) -> bool:
     """gRPC, its plugins (grpc_health...), protobuf and google.rpc types, or the generated stubs."""
     top = _top(module)
     return (
-        top in ("grpc", "runservice")
+        top == "grpc"
+        or _within(module, STUBS)
         or top.startswith("grpc_")
         or _within(module, "google.rpc")
         or _within(module, "google.protobuf")
@@ -165,7 +177,7 @@ def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
 
 
 def _is_module(name: str, root: Path) -> bool:
-    base = root.joinpath(*name.split("."))
+    base = root.joinpath(SOURCE_ROOT, *name.split("."))
     return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
 
 

@@ -38,8 +38,9 @@ def generate(out: Path) -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    for folder in (out / "runservice", package_dir):
-        (folder / "__init__.py").write_text("")
+    # No runservice/__init__.py here: that file is the package's own (service/runservice/),
+    # which extends its __path__ to this folder; the wheel merges the two.
+    (package_dir / "__init__.py").write_text("")
     (package_dir / "py.typed").write_text("")
 
 

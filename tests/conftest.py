@@ -1,7 +1,7 @@
 """Fixtures: a real engine on a real SQLite file behind a real grpc.aio server on 127.0.0.1:0.
 
 served   the running server (engine, store, address) serving tests.workflows
-client   a connected service.client.Client
+client   a connected runservice.client.Client
 stub     a raw RunService aio stub (for status-detail and stream-level checks)
 serving  an async context manager factory: serving(db_path, address=...) for tests that
          stop and restart a server on the same database
@@ -20,12 +20,12 @@ import grpc
 import pytest
 from workflows import WORKFLOWS  # tests/ is on sys.path (pytest's rootdir conftest)
 
+from runservice.client import Client
+from runservice.engine import Engine
+from runservice.server import RunServer, build_server
+from runservice.storage import Store, open_store
 from runservice.v1 import run_service_pb2_grpc
-from service.client import Client
-from service.engine import Engine
-from service.server import RunServer, build_server
-from service.storage import Store, open_store
-from service.workflow import Workflow
+from runservice.workflow import Workflow
 
 if TYPE_CHECKING:
     from runservice.v1.run_service_pb2_grpc import RunServiceAsyncStub

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from service.workflow import StepContext, clone_step, create_step, create_workflow
+from runservice.workflow import StepContext, clone_step, create_step, create_workflow
 
 CALLS: Counter[str] = Counter()
 """`"<run_id>:<step>"` -> number of times that step's body started."""

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from service.client import Client
-from service.config import ConfigError, Settings
-from service.model import RunStatus
+from runservice.client import Client
+from runservice.config import ConfigError, Settings
+from runservice.model import RunStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 20.0
@@ -28,7 +28,12 @@ pytestmark = pytest.mark.timeout(60)
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSERVICE_")}
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), str(ROOT / "stubs"), *extra.pop("PYTHONPATH", "").split(os.pathsep)]
+        [
+            str(ROOT),
+            str(ROOT / "service"),
+            str(ROOT / "stubs"),
+            *extra.pop("PYTHONPATH", "").split(os.pathsep),
+        ]
     )
     env.update(extra)
     return env
@@ -60,7 +65,7 @@ async def launch() -> AsyncIterator[Launcher]:
 
     async def start(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "service", "serve", "--address", "127.0.0.1:0", *args,
+            sys.executable, "-m", "runservice", "serve", "--address", "127.0.0.1:0", *args,
             cwd=ROOT, env=env or _env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         server = ServerProcess(proc)
@@ -133,7 +138,7 @@ async def test_resume_after_a_real_server_restart(launch: Launcher, tmp_path: Pa
 
 def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service", "serve", "--address", "127.0.0.1:0", *args],
+        [sys.executable, "-m", "runservice", "serve", "--address", "127.0.0.1:0", *args],
         cwd=ROOT, env=env or _env(), capture_output=True, text=True, timeout=30,
     )  # fmt: skip
 
@@ -147,7 +152,7 @@ def test_unknown_workflows_module_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_uncommitted_workflow_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "draft_flows.py").write_text(
-        "from service.workflow import create_step, create_workflow\n"
+        "from runservice.workflow import create_step, create_workflow\n"
         "@create_step('only')\n"
         "async def only(ctx):\n"
         "    return 1\n"

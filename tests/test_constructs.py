@@ -12,9 +12,9 @@ import flows
 import pytest
 from conftest import client_for
 
-from service import errors
-from service.client import Client
-from service.model import Event, EventType, Run, RunStatus, StepStatus
+from runservice import errors
+from runservice.client import Client
+from runservice.model import Event, EventType, Run, RunStatus, StepStatus
 
 client = client_for(flows.WORKFLOWS)
 
@@ -343,7 +343,7 @@ async def test_resume_of_an_unknown_label_is_a_clear_error(client: Client) -> No
 
 
 async def test_bundled_order_fulfilment_example_uses_every_block(serving: Any, tmp_path: Path) -> None:
-    from service.examples import WORKFLOWS
+    from runservice.examples import WORKFLOWS
 
     async with serving(tmp_path / "ex.db", workflows=WORKFLOWS) as served, Client(served.address) as client:
         graph = (await client.get_workflow("order-fulfilment").details()).step_graph

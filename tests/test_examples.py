@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from service import examples
-from service.model import Json
-from service.workflow import Bail, Step, StepContext, Workflow
+from runservice import examples
+from runservice.model import Json
+from runservice.workflow import Bail, Step, StepContext, Workflow
 
 
 class FakeRuntime:
@@ -176,7 +176,7 @@ async def test_cancellable_report_stops_on_task_cancel(caplog: pytest.LogCapture
     generate = step_of(examples.cancellable_report, "generate")
     runtime = FakeRuntime()
     ctx = make_ctx(generate, {"title": "q3", "seconds": 30, "chunks": 100}, runtime=runtime)
-    caplog.set_level(logging.INFO, logger="service.examples")
+    caplog.set_level(logging.INFO, logger="runservice.examples")
     task = asyncio.ensure_future(generate.execute(ctx))
     await runtime.wrote.wait()
     task.cancel()
@@ -190,7 +190,7 @@ async def test_cancellable_report_honours_the_abort_signal(caplog: pytest.LogCap
     generate = step_of(examples.cancellable_report, "generate")
     abort = asyncio.Event()
     ctx = make_ctx(generate, {"title": "q4", "seconds": 30, "chunks": 3}, abort=abort)
-    caplog.set_level(logging.INFO, logger="service.examples")
+    caplog.set_level(logging.INFO, logger="runservice.examples")
     task = asyncio.ensure_future(generate.execute(ctx))
     await asyncio.sleep(0.15)
     abort.set()

@@ -17,12 +17,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pydantic import BaseModel
 
+from runservice import errors
+from runservice.client import Client, event_from_proto
+from runservice.model import Event, EventType, Run, RunStatus, StepStatus
+from runservice.server.status import to_status
 from runservice.v1 import run_pb2, run_service_pb2
-from service import errors
-from service.client import Client, event_from_proto
-from service.model import Event, EventType, Run, RunStatus, StepStatus
-from service.server.status import to_status
-from service.wire import from_value, to_value
+from runservice.wire import from_value, to_value
 
 if TYPE_CHECKING:
     from runservice.v1.run_service_pb2_grpc import RunServiceAsyncStub
@@ -442,7 +442,7 @@ async def test_client_watch_callback_sees_every_event(client: Client) -> None:
 async def test_watch_events_resume_after_a_server_restart(
     tmp_path: Path, serving: ServingFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="service.client")
+    caplog.set_level(logging.INFO, logger="runservice.client")
     db = tmp_path / "restart.db"
     async with serving(db) as first:
         address = first.address
@@ -493,7 +493,7 @@ def test_status_code_is_found_along_the_mro_and_bugs_stay_private(caplog: pytest
     gone = to_status(_Gone("it left", metadata={"id": "7"}))
     assert gone.code is grpc.StatusCode.NOT_FOUND and gone.details == "it left"
 
-    with caplog.at_level(logging.ERROR, logger="service.server.status"):
+    with caplog.at_level(logging.ERROR, logger="runservice.server.status"):
         bug = to_status(RuntimeError("secret path /etc/x"), method="GetRun")
     assert bug.code is grpc.StatusCode.INTERNAL and bug.details == "internal error"
     raw = dict(bug.trailing_metadata)["grpc-status-details-bin"]

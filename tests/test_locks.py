@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from service.engine.locks import KeyedLock
+from runservice.engine.locks import KeyedLock
 
 
 async def test_same_key_serializes_other_keys_do_not_wait() -> None:

@@ -10,9 +10,9 @@ import flows
 import pytest
 from conftest import client_for
 
-from service import errors
-from service.client import Client
-from service.model import EventType, Run, RunStatus, StepStatus
+from runservice import errors
+from runservice.client import Client
+from runservice.model import EventType, Run, RunStatus, StepStatus
 
 client = client_for(flows.WORKFLOWS)
 

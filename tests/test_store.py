@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.model import (
+from runservice.model import (
     Event,
     EventDraft,
     EventType,
@@ -21,8 +21,8 @@ from service.model import (
     StepRecord,
     StepStatus,
 )
-from service.storage import RUN_PATCH_FIELDS, RunQuery, RunWrite, WriteResult, open_store
-from service.storage.sqlite import SCHEMA_VERSION, SqliteStore
+from runservice.storage import RUN_PATCH_FIELDS, RunQuery, RunWrite, WriteResult, open_store
+from runservice.storage.sqlite import SCHEMA_VERSION, SqliteStore
 
 RUNNING = frozenset({RunStatus.RUNNING})
 

@@ -28,7 +28,7 @@ dev = load(ROOT / "dev.py")
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
-    for name, text in {"service/__init__.py": "", **files}.items():
+    for name, text in {"service/runservice/__init__.py": "", **files}.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
@@ -48,24 +48,24 @@ def test_an_upward_import_is_a_violation(tmp_path: Path) -> None:
     root = write_tree(
         tmp_path,
         {
-            "service/cli.py": "",
-            "service/model.py": "",
-            "service/engine/__init__.py": "",
-            "service/engine/run.py": """
-                from service.model import Json          # down: fine
-                from service import cli                 # up: violation
+            "service/runservice/cli.py": "",
+            "service/runservice/model.py": "",
+            "service/runservice/engine/__init__.py": "",
+            "service/runservice/engine/run.py": """
+                from runservice.model import Json          # down: fine
+                from runservice import cli                 # up: violation
                 """,
-            "service/workflow/__init__.py": "",
-            "service/workflow/step.py": """
+            "service/runservice/workflow/__init__.py": "",
+            "service/runservice/workflow/step.py": """
                 def later():
                     from ..engine import run            # relative, inside a function: still counts
                 """,
         },
     )
     assert reasons(root) == [
-        ("service.engine.run", "service.cli"),
-        ("service.workflow.step", "service.engine"),
-        ("service.workflow.step", "service.engine.run"),
+        ("runservice.engine.run", "runservice.cli"),
+        ("runservice.workflow.step", "runservice.engine"),
+        ("runservice.workflow.step", "runservice.engine.run"),
     ]
     assert layers.main([str(root)]) == 1
 
@@ -74,34 +74,42 @@ def test_the_special_rules(tmp_path: Path) -> None:
     root = write_tree(
         tmp_path,
         {
-            "service/config.py": "",
-            "service/client.py": "import grpc\nfrom service.server import app\n",
-            "service/server/__init__.py": "from google.rpc import status_pb2\n",
-            "service/server/app.py": "from service.config import Config\n",
-            "service/engine/__init__.py": "import grpc_health.v1\nfrom runservice.v1 import run_pb2\n",
-            "service/engine/store.py": "from service.storage.sqlite import SqliteStore\n",
-            "service/storage/__init__.py": "",
-            "service/storage/sqlite.py": "from google.protobuf import struct_pb2\n",
-            "service/examples.py": "from service.storage import Store\nfrom service.workflow import Step\n",
-            "service/workflow/__init__.py": "",
-            "service/metrics.py": "",
+            "service/runservice/config.py": "",
+            "service/runservice/client.py": "import grpc\nfrom runservice.server import app\n",
+            "service/runservice/server/__init__.py": "from google.rpc import status_pb2\n",
+            "service/runservice/server/app.py": "from runservice.config import Config\n",
+            "service/runservice/engine/__init__.py": (
+                "import grpc_health.v1\nfrom runservice.v1 import run_pb2\n"
+            ),
+            "service/runservice/engine/store.py": "from runservice.storage.sqlite import SqliteStore\n",
+            "service/runservice/storage/__init__.py": "",
+            "service/runservice/storage/sqlite.py": "from google.protobuf import struct_pb2\n",
+            "service/runservice/examples.py": (
+                "from runservice.storage import Store\nfrom runservice.workflow import Step\n"
+            ),
+            "service/runservice/workflow/__init__.py": "",
+            "service/runservice/metrics.py": "",
         },
     )
     assert sorted(reasons(root)) == [
-        ("service.client", "service.server"),
-        ("service.client", "service.server.app"),
-        ("service.engine", "grpc_health.v1"),
-        ("service.engine", "runservice.v1"),
-        ("service.engine.store", "service.storage.sqlite"),
-        ("service.examples", "service.storage"),
-        ("service.server.app", "service.config"),
-        ("service.storage.sqlite", "google.protobuf"),
+        ("runservice.client", "runservice.server"),
+        ("runservice.client", "runservice.server.app"),
+        ("runservice.engine", "grpc_health.v1"),
+        ("runservice.engine", "runservice.v1"),
+        ("runservice.engine.store", "runservice.storage.sqlite"),
+        ("runservice.examples", "runservice.storage"),
+        ("runservice.server.app", "runservice.config"),
+        ("runservice.storage.sqlite", "google.protobuf"),
     ]
 
 
 def test_an_unassigned_module_must_be_placed(tmp_path: Path) -> None:
     root = write_tree(
-        tmp_path, {"service/metrics.py": "from service.model import Json\n", "service/model.py": ""}
+        tmp_path,
+        {
+            "service/runservice/metrics.py": "from runservice.model import Json\n",
+            "service/runservice/model.py": "",
+        },
     )
     [violation] = layers.check(root)
     assert "not assigned to a layer" in violation.why
@@ -167,3 +175,24 @@ async def test_bench_runservice_smoke() -> None:
     assert results.sequential.done == 20
     assert results.suspended_runs.done == 20
     assert results.rss_before_kb > 0
+
+
+def test_the_wheel_lists_every_package_folder() -> None:
+    """pyproject lists the packages by hand (one package from two roots); none may be missed."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    source = ROOT / "service"
+    on_disk = {".".join(init.parent.relative_to(source).parts) for init in source.rglob("__init__.py")} | {
+        "runservice.v1"
+    }
+    assert set(config["packages"]) == on_disk
+    assert (ROOT / config["package-dir"]["runservice.v1"] / "__init__.py").is_file()
+
+
+def test_the_stubs_join_the_package_in_a_checkout() -> None:
+    import runservice
+    from runservice.v1 import run_service_pb2
+
+    assert Path(run_service_pb2.__file__).is_relative_to(ROOT / "stubs")
+    assert callable(runservice.create_workflow) and callable(runservice.create_step)

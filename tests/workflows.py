@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from service.workflow import StepContext, clone_step, create_step, create_workflow
+from runservice.workflow import StepContext, clone_step, create_step, create_workflow
 
 
 class Count(BaseModel):

@@ -1,5 +1,0 @@
-"""The engine: runs workflows durably on a Store. Knows nothing of gRPC."""
-
-from service.engine.engine import Engine
-
-__all__ = ["Engine"]

@@ -1,0 +1,150 @@
+"""`runservice serve`: load the workflow modules, then serve them until SIGTERM.
+
+Exit codes: 0 after a clean shutdown, 1 when the server cannot start (port taken,
+database unusable), 2 for a usage or configuration error (bad flag, a workflows module
+that does not import or holds no committed workflow). Errors are one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvloop
+
+from runservice.config import ConfigError, Settings
+from runservice.server import serve
+from runservice.workflow import Workflow
+
+logger = logging.getLogger("runservice.cli")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+SWITCH_INTERVAL = 0.0001
+"""Seconds the loop thread may keep the GIL while another thread waits for it."""
+
+
+class WorkflowLoadError(Exception):
+    """A workflows module cannot be served."""
+
+
+def load_workflows(modules: Sequence[str]) -> list[Workflow]:
+    """The committed workflows of `modules`: their `WORKFLOWS` list, else every Workflow attribute."""
+    found: dict[str, Workflow] = {}
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:  # the author's module can fail in any way; report it in one line
+            raise WorkflowLoadError(
+                f"cannot import workflows module {name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        declared = getattr(module, "WORKFLOWS", None)
+        if declared is not None:
+            if not isinstance(declared, list | tuple):
+                raise WorkflowLoadError(f"{name}.WORKFLOWS must be a list of workflows")
+            candidates = list(declared)
+        else:
+            candidates = [value for value in vars(module).values() if isinstance(value, Workflow)]
+        if not candidates:
+            raise WorkflowLoadError(f"module {name!r} defines no workflows (create_workflow(...).commit())")
+        for workflow in candidates:
+            if not isinstance(workflow, Workflow):
+                raise WorkflowLoadError(f"{name}.WORKFLOWS holds {workflow!r}, which is not a workflow")
+            if not workflow.committed:
+                raise WorkflowLoadError(
+                    f"workflow {workflow.id!r} in module {name!r} is not committed: call .commit() on it"
+                )
+            other = found.setdefault(workflow.id, workflow)
+            if other is not workflow:
+                raise WorkflowLoadError(f"two workflows have the id {workflow.id!r} (in {name!r})")
+    return list(found.values())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runservice", description="Durable workflow run service.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser(
+        "serve",
+        help="serve workflows over gRPC",
+        description="Serve workflows over gRPC. Each flag has a RUNSERVICE_<NAME> environment variable.",
+    )
+    run.add_argument("--address", help="HOST:PORT to listen on (RUNSERVICE_ADDRESS; default 127.0.0.1:50051)")
+    run.add_argument("--data-dir", help="directory of runservice.db (RUNSERVICE_DATA_DIR; default ./data)")
+    run.add_argument("--database-url", help="sqlite:///path, overrides --data-dir (RUNSERVICE_DATABASE_URL)")
+    run.add_argument(
+        "--workflows",
+        help="comma-separated modules of workflows (RUNSERVICE_WORKFLOWS; default runservice.examples)",
+    )
+    run.add_argument(
+        "--grace", help="shutdown grace period in seconds (RUNSERVICE_SHUTDOWN_GRACE; default 10)"
+    )
+    run.add_argument(
+        "--heartbeat", help="stream heartbeat interval in seconds (RUNSERVICE_HEARTBEAT; default 15)"
+    )
+    run.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (RUNSERVICE_LOG_LEVEL; default INFO)")
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"runservice: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `runservice` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env(os.environ).override(
+            address=args.address,
+            data_dir=args.data_dir,
+            database_url=args.database_url,
+            workflows=args.workflows,
+            grace=args.grace,
+            heartbeat=args.heartbeat,
+            log_level=args.log_level,
+        )
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    try:
+        workflows = load_workflows(settings.workflows)
+    except WorkflowLoadError as exc:
+        return _fail(str(exc).replace("\n", " "), 2)
+    # Everything loaded so far (grpc, pydantic, the workflows) lives as long as the process:
+    # freezing it keeps the collector from walking it again on every full collection.
+    gc.freeze()
+    # The loop thread holds the GIL almost always; gRPC's completion-queue poller and the
+    # store's commit thread each need it briefly to hand a result back. With the default
+    # 5 ms switch interval they wait up to that long behind a busy loop on every hand-off,
+    # and every run in flight waits with them (measured: about +12 % runs/s at 0.1 ms).
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    if not settings.database_url:
+        Path(settings.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
+    try:
+        # uvloop's event loop roughly halves asyncio's per-callback cost, and a run is
+        # mostly callbacks (gRPC completions, store futures, step coroutines).
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(
+                serve(
+                    workflows,
+                    address=settings.address,
+                    database_url=settings.database,
+                    grace=settings.grace,
+                    heartbeat=settings.heartbeat,
+                )
+            )
+    except (OSError, ValueError) as exc:
+        logger.error("cannot serve: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,555 @@
+"""Engine: the public operations on runs (start, resume, cancel, read, follow)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from runservice.engine.driver import ResumeTarget, RunDriver
+from runservice.engine.follow import follow_events
+from runservice.engine.locks import KeyedLock
+from runservice.engine.targets import find_runnable, pending_resume, resolve
+from runservice.errors import (
+    FieldViolation,
+    InvalidArgument,
+    RunActive,
+    RunAlreadyStarted,
+    RunBelongsToOtherWorkflow,
+    RunNotFound,
+    RunNotSuspended,
+    Unavailable,
+    Unimplemented,
+    ValidationFailed,
+    WorkflowDefinitionError,
+    WorkflowNotFound,
+)
+from runservice.model import (
+    Event,
+    EventDraft,
+    EventType,
+    Json,
+    Run,
+    RunStatus,
+    StepStatus,
+    WorkflowState,
+)
+from runservice.storage import RunQuery, RunWrite, Store, Subscription
+from runservice.workflow import Schema, SchemaViolation, Workflow
+
+logger = logging.getLogger(__name__)
+
+_ACTIVE = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
+_DELETABLE = frozenset(RunStatus) - _ACTIVE
+_MAX_PAGE = 1000
+
+
+class Engine:
+    """Owns every run task of this process. Use as `async with Engine(store, workflows) as engine`.
+
+    The store must be open; the engine does not close it. Entering the engine re-drives
+    the runs that were `running` or `waiting` when the previous process stopped.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        workflows: Iterable[Workflow],
+        *,
+        cancel_grace: float = 5.0,
+        heartbeat: float = 15.0,
+    ) -> None:
+        self._store = store
+        self._workflows: dict[str, Workflow] = {}
+        for workflow in workflows:
+            if not workflow.committed:
+                raise WorkflowDefinitionError(f"workflow {workflow.id!r} is not committed: call .commit()")
+            if workflow.id in self._workflows:
+                raise WorkflowDefinitionError(f"two workflows have the id {workflow.id!r}")
+            self._workflows[workflow.id] = workflow
+        self._cancel_grace = cancel_grace
+        self.heartbeat = heartbeat
+        self._drivers: dict[str, RunDriver] = {}
+        self._tasks: dict[str, asyncio.Task[Run]] = {}
+        self._lock = KeyedLock()
+        """Serializes Start, Resume, Cancel and Delete of one run."""
+        self._followers: set[Subscription] = set()
+        self._draining = False
+        self._closed = False
+
+    async def __aenter__(self) -> Engine:
+        await self._recover()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every run task. Runs in flight stay `running` in storage; the next boot re-drives them."""
+        if self._closed:
+            return
+        self._closed = True
+        self.drain()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel("engine closing")
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._drivers.clear()
+
+    def drain(self) -> None:
+        """Make every `follow` end with Unavailable (server shutting down)."""
+        self._draining = True
+        for subscription in list(self._followers):
+            subscription.wake()
+
+    @property
+    def workflows(self) -> dict[str, Workflow]:
+        return dict(self._workflows)
+
+    def workflow(self, workflow_id: str) -> Workflow:
+        """The workflow, or WorkflowNotFound."""
+        try:
+            return self._workflows[workflow_id]
+        except KeyError:
+            raise WorkflowNotFound(workflow_id) from None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def create_run(
+        self, workflow_id: str, *, run_id: str | None = None, resource_id: str | None = None
+    ) -> tuple[Run, bool]:
+        """Reserve a run (status pending). Returns (run, created); an existing run is returned as is."""
+        self.workflow(workflow_id)
+        now = time.time()
+        run = Run(
+            run_id=run_id or new_id(),
+            workflow_id=workflow_id,
+            status=RunStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            resource_id=resource_id or None,
+        )
+        result = await self._store.write(RunWrite(run.run_id, create=run))
+        if result.applied:
+            return run, True
+        existing = await self._load(run.run_id)
+        if existing.workflow_id != workflow_id:
+            raise RunBelongsToOtherWorkflow(run.run_id, existing.workflow_id)
+        return existing, False
+
+    async def start(
+        self,
+        workflow_id: str,
+        *,
+        run_id: str | None = None,
+        input_data: Json = None,
+        initial_state: Json = None,
+        request_context: dict[str, Json] | None = None,
+        resource_id: str | None = None,
+        request_id: str | None = None,
+        wait: bool = False,
+    ) -> Run:
+        """Start a run (created if needed). Without `wait` the run is returned as of its start and its
+        `last_sequence` is the sequence of its WORKFLOW_START event; with `wait`, once settled."""
+        self._check_open()
+        workflow = self.workflow(workflow_id)
+        run_input = _validate(workflow.input_schema, input_data, "input_data", "input data")
+        state = _validate(
+            workflow.state_schema,
+            {} if initial_state is None else initial_state,
+            "initial_state",
+            "initial state",
+        )
+        if not isinstance(state, dict):
+            raise _invalid("initial_state", "the run state must be a JSON object")
+        context = _context(request_context)
+        run_id = run_id or new_id()
+        async with self._lock(run_id):
+            if request_id and await self._store.has_request(run_id, "start", request_id):
+                return await self._repeat(run_id, wait)
+            now = time.time()
+            trace_id = new_id().replace("-", "")
+            begin = EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=workflow_id)
+            fields: dict[str, Any] = dict(
+                status=RunStatus.RUNNING,
+                input=run_input,
+                state=state,
+                request_context=context,
+                started_at=now,
+                trace_id=trace_id,
+            )
+            fresh = Run(
+                run_id=run_id,
+                workflow_id=workflow_id,
+                created_at=now,
+                updated_at=now,
+                resource_id=resource_id or None,
+                **fields,
+            )
+            request = ("start", request_id) if request_id else None
+            result = await self._store.write(RunWrite(run_id, create=fresh, events=(begin,), request=request))
+            if not result.applied:
+                existing = await self._load(run_id)
+                if existing.workflow_id != workflow_id:
+                    raise RunBelongsToOtherWorkflow(run_id, existing.workflow_id)
+                fresh = replace(existing, updated_at=now, **fields)
+                result = await self._store.write(
+                    RunWrite(
+                        run_id,
+                        expect=frozenset({RunStatus.PENDING}),
+                        patch=fields,
+                        events=(begin,),
+                        request=request,
+                    )
+                )
+                if not result.applied:
+                    if request_id and await self._store.has_request(run_id, "start", request_id):
+                        return await self._repeat(run_id, wait)
+                    raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
+            run = replace(fresh, last_sequence=result.last_sequence)
+            task = self._launch(RunDriver(self._store, workflow, run))
+        return await self._settled(task) if wait else run
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        workflow_id: str | None = None,
+        step: Sequence[str] = (),
+        label: str | None = None,
+        for_each_index: int | None = None,
+        resume_data: Json = None,
+        request_context: dict[str, Json] | None = None,
+        request_id: str | None = None,
+        wait: bool = False,
+    ) -> Run:
+        """Resume a suspended step; same return convention as `start`."""
+        self._check_open()
+        context = _context(request_context)
+        async with self._lock(run_id):
+            run = await self._load(run_id, workflow_id, steps=True)
+            if request_id and await self._store.has_request(run_id, "resume", request_id):
+                return await self._repeat(run_id, wait)
+            workflow = self.workflow(run.workflow_id)
+            path, index = resolve(run, step, label, for_each_index)
+            target = find_runnable(workflow, path)
+            schema = target.resume_schema if target is not None else None
+            value, data = _validate_typed(schema, resume_data, "resume_data", "resume data")
+            now = time.time()
+            merged = {**run.request_context, **context}
+            records = {s.path: s for s in run.steps}
+            accepted = replace(records[path], resume_payload=data, resumed_at=now)
+            records[path] = accepted
+            fields: dict[str, Any] = dict(
+                status=RunStatus.RUNNING, request_context=merged, suspended=(), resume_labels={}
+            )
+            result = await self._store.write(
+                RunWrite(
+                    run_id,
+                    expect=frozenset({RunStatus.SUSPENDED}),
+                    patch=fields,
+                    # The accepted resume is stored on the step, so a crash before it runs loses nothing.
+                    steps=(accepted,),
+                    events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
+                    request=("resume", request_id) if request_id else None,
+                )
+            )
+            if not result.applied:
+                if request_id and await self._store.has_request(run_id, "resume", request_id):
+                    return await self._repeat(run_id, wait)
+                raise RunNotSuspended(run_id, (result.status or RunStatus.CANCELED).value)
+            run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
+                records.values()
+            )
+            resume = ResumeTarget(path, data, value, index)
+            driver = RunDriver(self._store, workflow, run, resume=resume)
+            task = self._launch(driver)
+        return await self._settled(task) if wait else replace(run, steps=())
+
+    async def cancel(
+        self, run_id: str, *, workflow_id: str | None = None, request_id: str | None = None
+    ) -> Run:
+        """Cancel a run and return it once canceled (a finished run is returned unchanged)."""
+        async with self._lock(run_id):
+            task = self._tasks.get(run_id)
+            driver = self._drivers.get(run_id)
+            if task is None or driver is None:
+                run = await self._load(run_id, workflow_id, steps=True)
+                if run.status.terminal:
+                    return run
+                await self._cancel_idle(run)
+                return await self.get_run(run_id)
+            await self._load(run_id, workflow_id)  # the workflow_id given must match
+            driver.cancel()
+        await asyncio.wait((asyncio.shield(task),), timeout=self._cancel_grace * 2)
+        return await self.get_run(run_id)
+
+    async def _cancel_idle(self, run: Run) -> None:
+        """Cancel a run no task of this process is executing (pending, suspended, orphaned)."""
+        run_id = run.run_id
+        now = time.time()
+        stopped = [
+            replace(s, status=StepStatus.CANCELED, ended_at=now)
+            for s in run.steps
+            if s.status in (StepStatus.SUSPENDED, StepStatus.RUNNING, StepStatus.WAITING)
+        ]
+        await self._store.write(
+            RunWrite(
+                run_id,
+                expect=frozenset({RunStatus.PENDING, RunStatus.SUSPENDED, *_ACTIVE}),
+                patch=dict(
+                    status=RunStatus.CANCELED, ended_at=now, suspended=(), resume_labels={}, wake_at=None
+                ),
+                steps=stopped,
+                events=(
+                    EventDraft(EventType.WORKFLOW_CANCELED, RunStatus.CANCELED),
+                    EventDraft(EventType.WORKFLOW_FINISH, RunStatus.CANCELED),
+                ),
+            )
+        )
+
+    async def restart(self, run_id: str, *, workflow_id: str | None = None, wait: bool = False) -> Run:
+        """Re-drive a run that was running when its process died."""
+        await self._load(run_id, workflow_id)
+        raise Unimplemented(
+            "Restart is not implemented yet: runs that were running when the server stopped "
+            "are re-driven automatically when it starts again"
+        )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str, *, workflow_id: str | None = None) -> Run:
+        """The run with its step records, or RunNotFound."""
+        return await self._load(run_id, workflow_id, steps=True)
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        statuses: Iterable[RunStatus] = (),
+        resource_id: str | None = None,
+        from_time: float | None = None,
+        to_time: float | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> tuple[list[Run], str]:
+        """Runs newest first and the next page token ("" on the last page)."""
+        if workflow_id:
+            self.workflow(workflow_id)
+        if page_size < 0:
+            raise _invalid("page_size", "must not be negative")
+        limit = min(page_size or 50, _MAX_PAGE)
+        query = RunQuery(
+            workflow_id=workflow_id or None,
+            statuses=frozenset(statuses),
+            resource_id=resource_id or None,
+            from_time=from_time,
+            to_time=to_time,
+            limit=limit + 1,
+            after=_decode_token(page_token) if page_token else None,
+        )
+        runs = await self._store.list_runs(query)
+        if len(runs) <= limit:
+            return runs, ""
+        last = runs[limit - 1]
+        return runs[:limit], _encode_token(last.created_at, last.run_id)
+
+    async def delete_run(self, run_id: str, *, workflow_id: str | None = None) -> None:
+        """Delete a run that is not running or waiting (RunActive otherwise)."""
+        async with self._lock(run_id):
+            run = await self._load(run_id, workflow_id)
+            if run.status in _ACTIVE:
+                raise RunActive(run_id, run.status.value)
+            result = await self._store.write(RunWrite(run_id, expect=_DELETABLE, delete=True))
+            if not result.applied:
+                raise RunActive(run_id, (result.status or RunStatus.RUNNING).value)
+
+    def follow(
+        self, run_id: str, *, after: int = 0, until_settled: bool = False, heartbeat: float | None = None
+    ) -> AsyncIterator[list[Event]]:
+        """Events with sequence > `after`: first the stored ones, then live ones, each exactly once.
+
+        Yields non-empty lists of contiguous events, and [] as a heartbeat after `heartbeat`
+        idle seconds. Ends after the finish event of a terminal run (or, with
+        `until_settled`, after any finish event, suspended included). Raises RunNotFound
+        for an unknown run and Unavailable when the engine drains.
+        """
+        return self._follow(run_id, after, until_settled, heartbeat)
+
+    async def _follow(
+        self, run_id: str, after: int, until_settled: bool, heartbeat: float | None
+    ) -> AsyncIterator[list[Event]]:
+        if self._draining:
+            raise Unavailable("server is shutting down; reconnect with your last sequence")
+        registered: list[Subscription] = []
+
+        def register(subscription: Subscription) -> None:
+            registered.append(subscription)
+            self._followers.add(subscription)
+
+        try:
+            async for batch in follow_events(
+                self._store,
+                run_id,
+                after=after,
+                until_settled=until_settled,
+                heartbeat=heartbeat,
+                draining=lambda: self._draining,
+                register=register,
+            ):
+                yield batch
+        finally:
+            for subscription in registered:
+                self._followers.discard(subscription)
+
+    async def workflow_state_at(self, run_id: str, sequence: int) -> WorkflowState:
+        """The run's workflow state as of event `sequence` (folding events 1..sequence)."""
+        await self._load(run_id)
+        state = WorkflowState(status=RunStatus.PENDING)
+        cursor = 0
+        while cursor < sequence:
+            events = await self._store.read_events(run_id, cursor, min(1000, sequence - cursor))
+            if not events:
+                break
+            for event in events:
+                state = state.apply(event)
+            cursor = events[-1].sequence
+        return state
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        for stale in await self._store.runs_with_status(_ACTIVE):
+            workflow = self._workflows.get(stale.workflow_id)
+            if workflow is None:
+                logger.warning(
+                    "run %s: workflow %s is not served; left %s",
+                    stale.run_id,
+                    stale.workflow_id,
+                    stale.status,
+                )
+                continue
+            run = await self._load(stale.run_id, steps=True)
+            pending = pending_resume(run.steps)
+            resume = None
+            if pending is not None:
+                target = find_runnable(workflow, pending.path)
+                value, data = _validate_typed(
+                    target.resume_schema if target else None,
+                    pending.resume_payload,
+                    "resume_data",
+                    "resume data",
+                )
+                resume = ResumeTarget(pending.path, data, value)
+            logger.info("run %s: re-driving from its last checkpoint (was %s)", run.run_id, run.status)
+            self._launch(RunDriver(self._store, workflow, run, resume=resume))
+
+    def _launch(self, driver: RunDriver) -> asyncio.Task[Run]:
+        run_id = driver.run.run_id
+        task = driver.loop.create_task(self._drive(driver), name=f"run {run_id}")
+        self._drivers[run_id] = driver
+        self._tasks[run_id] = task
+        task.add_done_callback(lambda done: self._forget(run_id, done))
+        return task
+
+    async def _drive(self, driver: RunDriver) -> Run:
+        try:
+            return await driver.drive()
+        except Exception:
+            logger.exception("run %s: the engine failed while driving it", driver.run.run_id)
+            raise
+
+    def _forget(self, run_id: str, task: asyncio.Task[Run]) -> None:
+        if self._tasks.get(run_id) is task:
+            del self._tasks[run_id]
+            self._drivers.pop(run_id, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here so a failed drive is logged once, not at garbage collection
+
+    async def _settled(self, task: asyncio.Task[Run]) -> Run:
+        """The run once its driver settles; the run keeps going if the caller goes away."""
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise Unavailable("server is shutting down; the run continues when it restarts") from None
+            raise
+
+    async def _repeat(self, run_id: str, wait: bool) -> Run:
+        """The answer to a retried request: the run now, or once it settles."""
+        task = self._tasks.get(run_id)
+        if wait and task is not None:
+            return await self._settled(task)
+        return await self.get_run(run_id)
+
+    async def _load(self, run_id: str, workflow_id: str | None = None, *, steps: bool = False) -> Run:
+        run = await self._store.get_run(run_id, steps=steps)
+        if run is None or (workflow_id and run.workflow_id != workflow_id):
+            raise RunNotFound(run_id)
+        return run
+
+    def _check_open(self) -> None:
+        if self._closed or self._draining:
+            raise Unavailable("server is shutting down; retry on another instance")
+
+
+_ids = random.Random(os.urandom(32))
+
+
+def new_id() -> str:
+    """A random UUID4 string. One urandom-seeded generator: a urandom call per id costs
+    tens of microseconds on VMs, and ids need uniqueness, not secrecy."""
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+
+
+def _validate(schema: Schema | None, data: Json, field: str, what: str) -> Json:
+    return _validate_typed(schema, data, field, what)[1]
+
+
+def _validate_typed(schema: Schema | None, data: Json, field: str, what: str) -> tuple[Any, Json]:
+    if schema is None:
+        return data, data
+    try:
+        return schema.validate(data, what)
+    except SchemaViolation as exc:
+        violations = [
+            FieldViolation(f"{field}.{v.field}" if v.field else field, v.description) for v in exc.violations
+        ]
+        raise ValidationFailed(str(exc), violations=violations) from None
+
+
+def _context(request_context: dict[str, Json] | None) -> dict[str, Json]:
+    if request_context is None:
+        return {}
+    if not isinstance(request_context, dict):
+        raise _invalid("request_context", "must be a JSON object")
+    return dict(request_context)
+
+
+def _invalid(field: str, description: str) -> InvalidArgument:
+    return InvalidArgument(f"{field}: {description}", violations=[FieldViolation(field, description)])
+
+
+def _encode_token(created_at: float, run_id: str) -> str:
+    raw = json.dumps([created_at, run_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_token(token: str) -> tuple[float, str]:
+    try:
+        created_at, run_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(created_at), str(run_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise _invalid("page_token", "not a token returned by ListRuns") from None
+
+
+__all__ = ["Engine"]

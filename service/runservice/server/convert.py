@@ -1,0 +1,574 @@
+"""Model <-> protobuf for the server: the only place server-side messages are built or read.
+
+JSON data and times go through `runservice.wire`, which the client shares. Request readers
+validate at the edge and raise `errors.InvalidArgument` listing one field violation per
+bad field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from typing import Literal, TypedDict, cast
+
+from google.protobuf import message, struct_pb2
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+
+from runservice import model, wire
+from runservice.errors import FieldViolation, InvalidArgument
+from runservice.model import Json
+from runservice.v1 import run_pb2, run_service_pb2
+from runservice.workflow import (
+    BranchNode,
+    ForeachNode,
+    LoopNode,
+    Node,
+    ParallelNode,
+    Runnable,
+    Schema,
+    SleepNode,
+    SleepUntilNode,
+    Step,
+    StepNode,
+    Workflow,
+)
+from runservice.workflow.builder import describe_condition, sleep_seconds
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+# -- model -> proto --------------------------------------------------------------------------------
+
+# The proto enums are named after the model's: RUN_STATUS_<NAME>, STEP_STATUS_<NAME>...
+_RUN_STATUS = {
+    s: cast(run_pb2.RunStatus, run_pb2.RunStatus.Value(f"RUN_STATUS_{s.name}")) for s in model.RunStatus
+}
+_RUN_STATUS_BACK: dict[int, model.RunStatus] = {v: k for k, v in _RUN_STATUS.items()}
+_STEP_STATUS = {
+    s: cast(run_pb2.StepStatus, run_pb2.StepStatus.Value(f"STEP_STATUS_{s.name}")) for s in model.StepStatus
+}
+_EVENT_TYPE = {
+    t: cast(run_pb2.RunEventType, run_pb2.RunEventType.Value(f"RUN_EVENT_TYPE_{t.name}"))
+    for t in model.EventType
+}
+
+
+def _set_error(target: run_pb2.RunError, error: model.RunError | None) -> None:
+    if error is None:
+        return
+    target.name = error.name
+    target.message = error.message
+    wire.set_value(target.details, error.details)
+
+
+def _fill_step(msg: run_pb2.StepRecord, record: model.StepRecord) -> None:
+    msg.path.ids.extend(record.path)
+    msg.status = _STEP_STATUS[record.status]
+    wire.set_value(msg.payload, record.payload)
+    wire.set_value(msg.output, record.output)
+    _set_error(msg.error, record.error)
+    wire.set_value(msg.suspend_payload, record.suspend_payload)
+    wire.set_value(msg.resume_payload, record.resume_payload)
+    wire.set_time(msg.started_at, record.started_at)
+    wire.set_time(msg.ended_at, record.ended_at)
+    wire.set_time(msg.suspended_at, record.suspended_at)
+    wire.set_time(msg.resumed_at, record.resumed_at)
+    msg.attempt = record.attempt
+    msg.iteration = record.iteration
+    msg.resume_labels.extend(record.resume_labels)
+    for item in record.foreach_items:
+        out = msg.foreach_items.add(index=item.index, status=_STEP_STATUS[item.status])
+        wire.set_value(out.output, item.output)
+        wire.set_value(out.suspend_payload, item.suspend_payload)
+        _set_error(out.error, item.error)
+    wire.set_time(msg.wake_at, record.wake_at)
+
+
+def _add_steps(
+    out: RepeatedCompositeFieldContainer[run_pb2.StepRecord], steps: Iterable[model.StepRecord]
+) -> None:
+    for record in steps:
+        _fill_step(out.add(), record)
+
+
+def run_to_proto(run: model.Run, *, include_state: bool = True) -> run_pb2.Run:
+    """A run as a Run message; `state` only when asked for."""
+    msg = run_pb2.Run(
+        run_id=run.run_id,
+        workflow_id=run.workflow_id,
+        resource_id=run.resource_id or "",
+        status=_RUN_STATUS[run.status],
+        last_sequence=run.last_sequence,
+        trace_id=run.trace_id,
+    )
+    wire.set_value(msg.input, run.input)
+    wire.set_value(msg.result, run.result)
+    _set_error(msg.error, run.error)
+    _add_steps(msg.steps, run.steps)
+    for path in run.suspended:
+        msg.suspended.add().ids.extend(path)
+    if include_state:
+        wire.set_value(msg.state, run.state)
+    for label, target in run.resume_labels.items():
+        entry = msg.resume_labels[label]
+        entry.path.ids.extend(target.path)
+        if target.for_each_index is not None:
+            entry.has_for_each_index = True
+            entry.for_each_index = target.for_each_index
+    wire.set_value(msg.request_context, run.request_context)
+    wire.set_time(msg.create_time, run.created_at)
+    wire.set_time(msg.update_time, run.updated_at)
+    wire.set_time(msg.start_time, run.started_at)
+    wire.set_time(msg.end_time, run.ended_at)
+    wire.set_time(msg.wake_time, run.wake_at)
+    return msg
+
+
+def _fill_event(msg: run_pb2.RunEvent, event: model.Event) -> None:
+    msg.sequence = event.sequence
+    msg.run_id = event.run_id
+    wire.set_time(msg.time, event.time)
+    msg.type = _EVENT_TYPE[event.type]
+    msg.run_status = _RUN_STATUS[event.run_status]
+    if event.step is not None:
+        msg.step_path.ids.extend(event.step.path)
+        _fill_step(msg.step, event.step)
+    wire.set_value(msg.data, event.data)
+    _set_error(msg.error, event.error)
+    if event.progress is not None:
+        progress = event.progress
+        msg.progress.completed_count = progress.completed_count
+        msg.progress.total_count = progress.total_count
+        msg.progress.current_index = progress.current_index
+        msg.progress.iteration_status = _STEP_STATUS[progress.iteration_status]
+        wire.set_value(msg.progress.iteration_output, progress.iteration_output)
+
+
+def _add_events(
+    out: RepeatedCompositeFieldContainer[run_pb2.RunEvent], events: Iterable[model.Event]
+) -> None:
+    for event in events:
+        _fill_event(out.add(), event)
+
+
+# -- workflows ---------------------------------------------------------------------------------
+
+_KIND = run_pb2.StepGraphNodeKind
+
+
+def workflow_to_proto(workflow: Workflow) -> run_pb2.Workflow:
+    """A workflow with every step (nested ones under dotted ids), its schemas and its graph."""
+    msg = run_pb2.Workflow(id=workflow.id, description=workflow.description)
+    _set_schema(msg.input_schema, workflow.input_schema)
+    _set_schema(msg.output_schema, workflow.output_schema)
+    _set_schema(msg.state_schema, workflow.state_schema)
+    _add_step_infos(msg.steps, workflow, prefix="")
+    _add_graph(msg.step_graph, workflow)
+    return msg
+
+
+def _set_schema(target: struct_pb2.Value, schema: Schema | None) -> None:
+    if schema is not None:
+        wire.fill(target, schema.json_schema())
+
+
+def _add_step_infos(
+    out: RepeatedCompositeFieldContainer[run_pb2.StepInfo], workflow: Workflow, prefix: str
+) -> None:
+    for runnable in workflow.runnables():
+        step_id = prefix + runnable.id
+        # A step without its own retries inherits the workflow's retry config.
+        retries = runnable.retries if runnable.retries is not None else workflow.retry_config.attempts
+        info = out.add(
+            id=step_id,
+            description=runnable.description,
+            can_suspend=runnable.can_suspend,
+            is_workflow=isinstance(runnable, Workflow),
+            retries=retries,
+        )
+        _set_schema(info.input_schema, runnable.input_schema)
+        _set_schema(info.output_schema, runnable.output_schema)
+        _set_schema(info.resume_schema, runnable.resume_schema)
+        _set_schema(info.suspend_schema, runnable.suspend_schema)
+        if isinstance(runnable, Workflow):
+            _add_step_infos(out, runnable, prefix=f"{step_id}.")
+
+
+def _add_graph(out: RepeatedCompositeFieldContainer[run_pb2.StepGraphNode], workflow: Workflow) -> None:
+    for node in workflow.nodes:
+        _fill_node(out.add(), node)
+
+
+def _fill_node(msg: run_pb2.StepGraphNode, node: Node) -> None:
+    match node:
+        case StepNode(step):
+            _fill_step_node(msg, step)
+        case ParallelNode(steps, allow_failure):
+            msg.kind = _KIND.STEP_GRAPH_NODE_KIND_PARALLEL
+            msg.allow_failure = allow_failure
+            _add_children(msg, steps)
+        case BranchNode(branches):
+            msg.kind = _KIND.STEP_GRAPH_NODE_KIND_CONDITIONAL
+            _add_children(msg, [step for _, step in branches])
+            msg.conditions.extend(describe_condition(condition) for condition, _ in branches)
+        case LoopNode(step, _, kind):
+            msg.kind = _KIND.STEP_GRAPH_NODE_KIND_LOOP
+            msg.loop_kind = run_pb2.LOOP_KIND_DOWHILE if kind == "dowhile" else run_pb2.LOOP_KIND_DOUNTIL
+            _add_children(msg, [step])
+        case ForeachNode(step, concurrency):
+            msg.kind = _KIND.STEP_GRAPH_NODE_KIND_FOREACH
+            msg.concurrency = concurrency
+            _add_children(msg, [step])
+        case SleepNode(node_id, duration):
+            msg.kind = _KIND.STEP_GRAPH_NODE_KIND_SLEEP
+            msg.id = node_id
+            if not callable(duration):
+                msg.duration_ms = round(sleep_seconds(duration) * 1000)
+        case SleepUntilNode(node_id, until):
+            msg.kind = _KIND.STEP_GRAPH_NODE_KIND_SLEEP_UNTIL
+            msg.id = node_id
+            if isinstance(until, dt.datetime):
+                wire.set_time(msg.until, until.timestamp())
+
+
+def _add_children(msg: run_pb2.StepGraphNode, steps: Sequence[Runnable]) -> None:
+    for step in steps:
+        _fill_step_node(msg.children.add(), step)
+
+
+def _fill_step_node(msg: run_pb2.StepGraphNode, step: Runnable) -> None:
+    msg.id = step.id
+    msg.description = step.description
+    if isinstance(step, Step) and step.map_config is not None:
+        msg.kind = _KIND.STEP_GRAPH_NODE_KIND_MAP
+        wire.set_value(msg.map_config, step.map_config)
+        return
+    msg.kind = _KIND.STEP_GRAPH_NODE_KIND_STEP
+    msg.can_suspend = step.can_suspend
+    if isinstance(step, Workflow):
+        _add_graph(msg.workflow, step)
+
+
+# -- requests -> engine arguments ------------------------------------------------------------
+
+
+class _Checks:
+    """Collects field violations so one INVALID_ARGUMENT lists every bad field.
+
+    `prefix` names the enclosing field (for the start/resume inside a StreamRequest).
+    """
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.violations: list[FieldViolation] = []
+
+    def bad(self, field: str, description: str) -> None:
+        self.violations.append(FieldViolation(field=self.prefix + field, description=description))
+
+    def required(self, field: str, value: str) -> str:
+        if not value:
+            self.bad(field, "is required")
+        return value
+
+    def run_id(self, field: str, value: str, *, required: bool) -> str | None:
+        if not value:
+            if required:
+                self.bad(field, "is required")
+            return None
+        if not _RUN_ID.match(value):
+            self.bad(field, "must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+        return value
+
+    def non_negative(self, field: str, value: int) -> int:
+        if value < 0:
+            self.bad(field, "must not be negative")
+        return value
+
+    def json_object(self, msg: message.Message, field: str) -> dict[str, Json] | None:
+        value = wire.read_value(msg, field)
+        if value is None or isinstance(value, dict):
+            return value
+        self.bad(field, "must be a JSON object")
+        return None
+
+    def done(self) -> None:
+        if self.violations:
+            listed = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+            raise InvalidArgument(f"invalid request: {listed}", violations=self.violations)
+
+
+def _optional(value: str) -> str | None:
+    return value or None
+
+
+def workflow_id(request: run_service_pb2.GetWorkflowRequest) -> str:
+    """The required workflow id of GetWorkflow."""
+    checks = _Checks()
+    checks.required("workflow_id", request.workflow_id)
+    checks.done()
+    return request.workflow_id
+
+
+class RunRef(TypedDict):
+    """A required run id and an optional workflow id."""
+
+    run_id: str
+    workflow_id: str | None
+
+
+def run_ref(
+    request: run_service_pb2.GetRunRequest
+    | run_service_pb2.DeleteRunRequest
+    | run_service_pb2.RestartRequest,
+) -> RunRef:
+    """The run named by GetRun, DeleteRun or Restart."""
+    checks = _Checks()
+    checks.run_id("run_id", request.run_id, required=True)
+    checks.done()
+    return RunRef(run_id=request.run_id, workflow_id=_optional(request.workflow_id))
+
+
+class CreateArgs(TypedDict):
+    workflow_id: str
+    run_id: str | None
+    resource_id: str | None
+
+
+def create_args(request: run_service_pb2.CreateRunRequest) -> CreateArgs:
+    checks = _Checks()
+    checks.required("workflow_id", request.workflow_id)
+    run_id = checks.run_id("run_id", request.run_id, required=False)
+    checks.done()
+    return CreateArgs(
+        workflow_id=request.workflow_id, run_id=run_id, resource_id=_optional(request.resource_id)
+    )
+
+
+class StartArgs(TypedDict):
+    workflow_id: str
+    run_id: str | None
+    input_data: Json
+    initial_state: Json
+    request_context: dict[str, Json] | None
+    resource_id: str | None
+    request_id: str | None
+
+
+def start_args(request: run_service_pb2.StartRequest, prefix: str = "") -> StartArgs:
+    """Engine arguments of a Start (`wait` is read by the caller)."""
+    checks = _Checks(prefix)
+    checks.required("workflow_id", request.workflow_id)
+    run_id = checks.run_id("run_id", request.run_id, required=False)
+    context = checks.json_object(request, "request_context")
+    checks.done()
+    return StartArgs(
+        workflow_id=request.workflow_id,
+        run_id=run_id,
+        input_data=wire.read_value(request, "input_data"),
+        initial_state=wire.read_value(request, "initial_state"),
+        request_context=context,
+        resource_id=_optional(request.resource_id),
+        request_id=_optional(request.request_id),
+    )
+
+
+class ResumeArgs(TypedDict):
+    run_id: str
+    workflow_id: str | None
+    step: tuple[str, ...]
+    label: str | None
+    for_each_index: int | None
+    resume_data: Json
+    request_context: dict[str, Json] | None
+    request_id: str | None
+
+
+def resume_args(request: run_service_pb2.ResumeRequest, prefix: str = "") -> ResumeArgs:
+    """Engine arguments of a Resume; a single dotted step id becomes a path."""
+    checks = _Checks(prefix)
+    checks.run_id("run_id", request.run_id, required=True)
+    step = tuple(request.step)
+    if len(step) == 1 and "." in step[0]:
+        step = tuple(step[0].split("."))
+    if any(not part for part in step):
+        checks.bad("step", "step ids must not be empty")
+    index = None
+    if request.HasField("for_each_index"):
+        index = checks.non_negative("for_each_index", request.for_each_index)
+    context = checks.json_object(request, "request_context")
+    checks.done()
+    return ResumeArgs(
+        run_id=request.run_id,
+        workflow_id=_optional(request.workflow_id),
+        step=step,
+        label=_optional(request.label),
+        for_each_index=index,
+        resume_data=wire.read_value(request, "resume_data"),
+        request_context=context,
+        request_id=_optional(request.request_id),
+    )
+
+
+class CancelArgs(TypedDict):
+    run_id: str
+    workflow_id: str | None
+    request_id: str | None
+
+
+def cancel_args(request: run_service_pb2.CancelRequest) -> CancelArgs:
+    checks = _Checks()
+    checks.run_id("run_id", request.run_id, required=True)
+    checks.done()
+    return CancelArgs(
+        run_id=request.run_id,
+        workflow_id=_optional(request.workflow_id),
+        request_id=_optional(request.request_id),
+    )
+
+
+class ListArgs(TypedDict):
+    workflow_id: str | None
+    statuses: tuple[model.RunStatus, ...]
+    resource_id: str | None
+    from_time: float | None
+    to_time: float | None
+    page_size: int
+    page_token: str
+
+
+def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
+    checks = _Checks()
+    checks.non_negative("page_size", request.page_size)
+    statuses: list[model.RunStatus] = []
+    for i, status in enumerate(request.statuses):
+        known = _RUN_STATUS_BACK.get(status)
+        if known is None:
+            checks.bad(f"statuses[{i}]", f"unknown run status {status}")
+        else:
+            statuses.append(known)
+    checks.done()
+    return ListArgs(
+        workflow_id=_optional(request.workflow_id),
+        statuses=tuple(statuses),
+        resource_id=_optional(request.resource_id),
+        from_time=wire.read_time(request, "from_time"),
+        to_time=wire.read_time(request, "to_time"),
+        page_size=request.page_size,
+        page_token=request.page_token,
+    )
+
+
+class WatchArgs(TypedDict):
+    run_id: str
+    after_sequence: int
+    include_run: bool
+    include_workflow_state: bool
+
+
+def watch_args(request: run_service_pb2.WatchRequest) -> WatchArgs:
+    checks = _Checks()
+    checks.run_id("run_id", request.run_id, required=True)
+    checks.non_negative("after_sequence", request.after_sequence)
+    checks.done()
+    return WatchArgs(
+        run_id=request.run_id,
+        after_sequence=request.after_sequence,
+        include_run=request.include_run,
+        include_workflow_state=request.include_workflow_state,
+    )
+
+
+StreamAction = tuple[Literal["start"], StartArgs] | tuple[Literal["resume"], ResumeArgs]
+
+
+def stream_action(request: run_service_pb2.StreamRequest) -> StreamAction:
+    """What a Stream asks for: ("start", args) or ("resume", args)."""
+    action = request.WhichOneof("action")
+    if action == "start":
+        return "start", start_args(request.start, prefix="start.")
+    if action == "resume":
+        return "resume", resume_args(request.resume, prefix="resume.")
+    checks = _Checks()
+    checks.bad("action", "set start or resume")
+    checks.done()
+    raise AssertionError("unreachable")
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+def list_workflows_response(workflows: Iterable[run_pb2.Workflow]) -> run_service_pb2.ListWorkflowsResponse:
+    return run_service_pb2.ListWorkflowsResponse(workflows=workflows)
+
+
+def get_workflow_response(workflow: run_pb2.Workflow) -> run_service_pb2.GetWorkflowResponse:
+    return run_service_pb2.GetWorkflowResponse(workflow=workflow)
+
+
+def create_run_response(run: model.Run, created: bool) -> run_service_pb2.CreateRunResponse:
+    return run_service_pb2.CreateRunResponse(run=run_to_proto(run), created=created)
+
+
+def start_response(run: model.Run) -> run_service_pb2.StartResponse:
+    return run_service_pb2.StartResponse(run=run_to_proto(run))
+
+
+def resume_response(run: model.Run) -> run_service_pb2.ResumeResponse:
+    return run_service_pb2.ResumeResponse(run=run_to_proto(run))
+
+
+def cancel_response(run: model.Run) -> run_service_pb2.CancelResponse:
+    return run_service_pb2.CancelResponse(run=run_to_proto(run))
+
+
+def restart_response(run: model.Run) -> run_service_pb2.RestartResponse:
+    return run_service_pb2.RestartResponse(run=run_to_proto(run))
+
+
+def get_run_response(run: model.Run, *, include_state: bool) -> run_service_pb2.GetRunResponse:
+    return run_service_pb2.GetRunResponse(run=run_to_proto(run, include_state=include_state))
+
+
+def list_runs_response(runs: Iterable[model.Run], next_token: str) -> run_service_pb2.ListRunsResponse:
+    # Listings never carry the run state: it can be large and ListRuns has no include_state.
+    return run_service_pb2.ListRunsResponse(
+        runs=[run_to_proto(run, include_state=False) for run in runs], next_page_token=next_token
+    )
+
+
+def delete_run_response() -> run_service_pb2.DeleteRunResponse:
+    return run_service_pb2.DeleteRunResponse()
+
+
+def stream_events(run_id: str, events: Sequence[model.Event]) -> run_service_pb2.StreamResponse:
+    """A Stream message with a batch of events (a heartbeat when `events` is empty)."""
+    msg = run_service_pb2.StreamResponse(run_id=run_id)
+    _add_events(msg.events, events)
+    return msg
+
+
+def stream_end(run: model.Run) -> run_service_pb2.StreamResponse:
+    return run_service_pb2.StreamResponse(run_id=run.run_id, end_of_stream=True, run=run_to_proto(run))
+
+
+def watch_run(run: model.Run, watermark: int) -> run_service_pb2.WatchResponse:
+    """The first Watch message when the run was asked for."""
+    return run_service_pb2.WatchResponse(run=run_to_proto(run), watermark_sequence=watermark)
+
+
+def watch_events(
+    events: Sequence[model.Event], states: Sequence[model.WorkflowState], watermark: int
+) -> run_service_pb2.WatchResponse:
+    """A Watch message with events (and their workflow states); a heartbeat when empty."""
+    msg = run_service_pb2.WatchResponse(watermark_sequence=watermark)
+    _add_events(msg.events, events)
+    for state in states:
+        out = msg.workflow_states.add(status=_RUN_STATUS[state.status])
+        _add_steps(out.steps, state.steps)
+        wire.set_value(out.result, state.result)
+        _set_error(out.error, state.error)
+    return msg
+
+
+def watch_end(watermark: int) -> run_service_pb2.WatchResponse:
+    return run_service_pb2.WatchResponse(end_of_stream=True, watermark_sequence=watermark)

@@ -1,0 +1,222 @@
+"""RunService RPCs: convert the request, call the engine, convert the result.
+
+Every handler is wrapped so a `ServiceError` (or a bug) becomes a rich gRPC status.
+Streaming handlers are async generators that `yield`; they never catch
+`asyncio.CancelledError` (cleanup lives in `finally`), since swallowing it leaks the
+call's native state in grpc.aio.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import grpc
+
+from runservice import model
+from runservice.engine import Engine
+from runservice.server import convert
+from runservice.server.status import to_status
+from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_S = TypeVar("_S")
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
+def _unary(
+    fn: Callable[[_S, _Req, Context], Awaitable[_Resp]],
+) -> Callable[[_S, _Req, Context], Coroutine[Any, Any, _Resp]]:
+    """Turn exceptions of a unary handler into a rich status."""
+
+    @functools.wraps(fn)
+    async def handler(self: _S, request: _Req, context: Context) -> _Resp:
+        try:
+            return await fn(self, request, context)
+        except Exception as exc:  # CancelledError is a BaseException and passes through
+            status = to_status(exc, method=fn.__name__)
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    return handler
+
+
+def _streaming(
+    fn: Callable[[_S, _Req, Context], AsyncIterator[_Resp]],
+) -> Callable[[_S, _Req, Context], AsyncIterator[_Resp]]:
+    """Turn exceptions of a streaming handler into a rich status (after the messages sent so far)."""
+
+    @functools.wraps(fn)
+    async def handler(self: _S, request: _Req, context: Context) -> AsyncIterator[_Resp]:
+        messages = fn(self, request, context)
+        try:
+            async for msg in messages:
+                yield msg
+            return
+        except Exception as exc:
+            status = to_status(exc, method=fn.__name__)
+        finally:
+            await _close(messages)
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    return handler
+
+
+async def _close(iterator: AsyncIterator[Any]) -> None:
+    """Close an async generator now, so its `finally` (unsubscribe) runs at once."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class RunServicer(run_service_pb2_grpc.RunServiceServicer):
+    """The RunService of one engine. `heartbeat` is the idle interval of Stream and Watch."""
+
+    def __init__(self, engine: Engine, *, heartbeat: float) -> None:
+        self._engine = engine
+        self._heartbeat = heartbeat
+        self._workflows: dict[str, run_pb2.Workflow] | None = None
+
+    def _workflow_messages(self) -> dict[str, run_pb2.Workflow]:
+        # Workflows are fixed for the life of the process: convert them once.
+        if self._workflows is None:
+            self._workflows = {
+                wf_id: convert.workflow_to_proto(wf) for wf_id, wf in sorted(self._engine.workflows.items())
+            }
+        return self._workflows
+
+    # -- workflows -----------------------------------------------------------------------------
+
+    @_unary
+    async def ListWorkflows(
+        self, request: run_service_pb2.ListWorkflowsRequest, context: Context
+    ) -> run_service_pb2.ListWorkflowsResponse:
+        return convert.list_workflows_response(self._workflow_messages().values())
+
+    @_unary
+    async def GetWorkflow(
+        self, request: run_service_pb2.GetWorkflowRequest, context: Context
+    ) -> run_service_pb2.GetWorkflowResponse:
+        workflow_id = convert.workflow_id(request)
+        self._engine.workflow(workflow_id)  # raises WorkflowNotFound
+        return convert.get_workflow_response(self._workflow_messages()[workflow_id])
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @_unary
+    async def CreateRun(
+        self, request: run_service_pb2.CreateRunRequest, context: Context
+    ) -> run_service_pb2.CreateRunResponse:
+        run, created = await self._engine.create_run(**convert.create_args(request))
+        return convert.create_run_response(run, created)
+
+    @_unary
+    async def Start(
+        self, request: run_service_pb2.StartRequest, context: Context
+    ) -> run_service_pb2.StartResponse:
+        run = await self._engine.start(**convert.start_args(request), wait=request.wait)
+        logger.debug("run %s of %s started (%s)", run.run_id, run.workflow_id, run.status)
+        return convert.start_response(run)
+
+    @_unary
+    async def Resume(
+        self, request: run_service_pb2.ResumeRequest, context: Context
+    ) -> run_service_pb2.ResumeResponse:
+        run = await self._engine.resume(**convert.resume_args(request), wait=request.wait)
+        logger.debug("run %s resumed (%s)", run.run_id, run.status)
+        return convert.resume_response(run)
+
+    @_unary
+    async def Cancel(
+        self, request: run_service_pb2.CancelRequest, context: Context
+    ) -> run_service_pb2.CancelResponse:
+        run = await self._engine.cancel(**convert.cancel_args(request))
+        logger.debug("run %s cancel requested (%s)", run.run_id, run.status)
+        return convert.cancel_response(run)
+
+    @_unary
+    async def Restart(
+        self, request: run_service_pb2.RestartRequest, context: Context
+    ) -> run_service_pb2.RestartResponse:
+        run = await self._engine.restart(**convert.run_ref(request), wait=request.wait)
+        return convert.restart_response(run)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    @_unary
+    async def GetRun(
+        self, request: run_service_pb2.GetRunRequest, context: Context
+    ) -> run_service_pb2.GetRunResponse:
+        run = await self._engine.get_run(**convert.run_ref(request))
+        return convert.get_run_response(run, include_state=request.include_state)
+
+    @_unary
+    async def ListRuns(
+        self, request: run_service_pb2.ListRunsRequest, context: Context
+    ) -> run_service_pb2.ListRunsResponse:
+        runs, next_token = await self._engine.list_runs(**convert.list_args(request))
+        return convert.list_runs_response(runs, next_token)
+
+    @_unary
+    async def DeleteRun(
+        self, request: run_service_pb2.DeleteRunRequest, context: Context
+    ) -> run_service_pb2.DeleteRunResponse:
+        await self._engine.delete_run(**convert.run_ref(request))
+        return convert.delete_run_response()
+
+    # -- streams -------------------------------------------------------------------------------
+
+    @_streaming
+    async def Stream(
+        self, request: run_service_pb2.StreamRequest, context: Context
+    ) -> AsyncIterator[run_service_pb2.StreamResponse]:
+        action = convert.stream_action(request)
+        # Start or resume first: a refused request fails with its status before any message.
+        if action[0] == "start":
+            run = await self._engine.start(**action[1], wait=False)
+        else:
+            run = await self._engine.resume(**action[1], wait=False)
+        run_id = run.run_id
+        # The run came back as of its start: its last event is this stream's WORKFLOW_START.
+        follow = self._engine.follow(
+            run_id, after=run.last_sequence - 1, until_settled=True, heartbeat=self._heartbeat
+        )
+        try:
+            async for batch in follow:
+                yield convert.stream_events(run_id, batch)
+        finally:
+            await _close(follow)
+        yield convert.stream_end(await self._engine.get_run(run_id))
+
+    @_streaming
+    async def Watch(
+        self, request: run_service_pb2.WatchRequest, context: Context
+    ) -> AsyncIterator[run_service_pb2.WatchResponse]:
+        args = convert.watch_args(request)
+        run_id, after = args["run_id"], args["after_sequence"]
+        watermark = after
+        if args["include_run"]:
+            run = await self._engine.get_run(run_id)
+            watermark = max(watermark, run.last_sequence)
+            yield convert.watch_run(run, watermark)
+        state: model.WorkflowState | None = None
+        if args["include_workflow_state"]:
+            state = await self._engine.workflow_state_at(run_id, after)
+        follow = self._engine.follow(run_id, after=after, until_settled=False, heartbeat=self._heartbeat)
+        try:
+            async for batch in follow:
+                states: list[model.WorkflowState] = []
+                if state is not None:
+                    for event in batch:
+                        state = state.apply(event)
+                        states.append(state)
+                if batch:
+                    watermark = max(watermark, batch[-1].sequence)
+                yield convert.watch_events(batch, states, watermark)
+        finally:
+            await _close(follow)
+        yield convert.watch_end(watermark)

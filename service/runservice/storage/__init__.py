@@ -1,0 +1,142 @@
+"""Storage: the `Store` protocol, its write/query types, and `open_store(url)`.
+
+A store keeps runs, step records and each run's append-only event log. Every
+`RunWrite` is atomic: its run update, step upserts, events (given gap-free
+sequences) and idempotency key commit together or not at all, and subscribers
+hear of its events only after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runservice.model import Event, EventDraft, Run, RunStatus, StepRecord
+from runservice.storage.hub import EventHub, Subscription
+
+RUN_PATCH_FIELDS = frozenset(
+    {
+        "status",  # RunStatus
+        "input",  # Json
+        "state",  # Json
+        "request_context",  # dict[str, Json]
+        "result",  # Json
+        "error",  # RunError | None
+        "suspended",  # tuple[StepPath, ...]
+        "resume_labels",  # Mapping[str, ResumeLabel]
+        "started_at",  # float | None
+        "ended_at",  # float | None
+        "wake_at",  # float | None
+        "trace_id",  # str
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunWrite:
+    """One atomic change to one run.
+
+    - `create`: insert this new run; not applied if the run id exists.
+    - `expect`: apply only if the run exists and its status is one of these.
+    - `patch`: run fields to set (keys from RUN_PATCH_FIELDS); `updated_at` is always set.
+    - `steps`: step records to upsert, keyed by path.
+    - `events`: appended with the next sequences of the run, in order.
+    - `request`: `(kind, request_id)` remembered for idempotency (ignored if already there).
+    - `delete`: remove the run with its steps, events and requests.
+    """
+
+    run_id: str
+    create: Run | None = None
+    expect: frozenset[RunStatus] | None = None
+    patch: Mapping[str, Any] = field(default_factory=dict)
+    steps: Sequence[StepRecord] = ()
+    events: Sequence[EventDraft] = ()
+    request: tuple[str, str] | None = None
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """Outcome of a RunWrite.
+
+    `applied` is False when `create` found the id taken or `expect` did not match;
+    `status` is then the status found (None when the run does not exist).
+    `events` are the events as written, with their sequences and times.
+    """
+
+    applied: bool
+    status: RunStatus | None
+    events: tuple[Event, ...] = ()
+
+    @property
+    def last_sequence(self) -> int:
+        return self.events[-1].sequence if self.events else 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Filters and page position for listing runs, newest first."""
+
+    workflow_id: str | None = None
+    statuses: frozenset[RunStatus] = frozenset()
+    resource_id: str | None = None
+    from_time: float | None = None
+    to_time: float | None = None
+    limit: int = 50
+    after: tuple[float, str] | None = None
+    """(created_at, run_id) of the last run of the previous page."""
+
+
+class Store(Protocol):
+    """Durable runs, step records and event logs."""
+
+    hub: EventHub
+    """Live fan-out of committed events."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema and start the writer."""
+
+    async def close(self) -> None:
+        """Flush pending writes and release every resource. Safe to call twice."""
+
+    async def write(self, change: RunWrite) -> WriteResult:
+        """Commit one change; returns once it is durable."""
+
+    async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
+        """The run, with its step records when `steps` is true; None if unknown."""
+
+    async def list_runs(self, query: RunQuery) -> list[Run]:
+        """Runs matching `query`, newest first (created_at, then run_id, descending)."""
+
+    async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
+        """Events with sequence > `after`, in order, at most `limit`."""
+
+    async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
+        """True if a write with this `(kind, request_id)` was committed for the run."""
+
+    async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
+        """Every run whose status is one of `statuses` (for recovery at boot)."""
+
+
+def open_store(url: str) -> Store:
+    """The store for a database URL: `sqlite:///path/to/file.db` (or a plain path)."""
+    if url.startswith("sqlite://") or "://" not in url:
+        from runservice.storage.sqlite import SqliteStore
+
+        return SqliteStore(
+            url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url
+        )
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
+
+
+__all__ = [
+    "RUN_PATCH_FIELDS",
+    "EventHub",
+    "RunQuery",
+    "RunWrite",
+    "Store",
+    "Subscription",
+    "WriteResult",
+    "open_store",
+]

@@ -1,0 +1,627 @@
+"""The SQLite store: one writer connection with group commit, aiosqlite readers.
+
+Durability: WAL with `synchronous=FULL`, so `write` returns only once its
+transaction is fsynced. Group commit keeps that affordable: every write queued
+while a transaction is in flight joins the next one, and one fsync covers the
+whole batch. A failing write rolls back alone and the rest of its batch still
+commits.
+
+The writer's statements run on the event loop thread and only `COMMIT` (the
+WAL write and fsync, which release the GIL) runs on the writer thread. A
+statement is a few microseconds of in-memory B-tree work, but every call into
+sqlite3 from a second thread drops and retakes the GIL, and retaking it while
+the event loop is busy waits for the interpreter's switch interval: with the
+statements on the writer thread, each batch queued behind dozens of such waits.
+Now a batch costs one hand-off, however many changes it holds.
+
+Event sequences are allocated from `runs.last_seq` inside the writing
+transaction. With a single writer, commit order is sequence order and a
+rolled-back write gives its sequences back: the log of a run is 1, 2, 3, ...
+with no gaps, and the hub hears of events only after their commit.
+
+One process owns a database file: `open` takes an exclusive `flock` on
+`<path>.lock`, so a second server on the same file refuses to start (boot
+recovery assumes nobody else is running these runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from runservice.model import Event, ResumeLabel, Run, RunError, RunStatus, StepPath, StepRecord
+from runservice.storage import RunQuery, RunWrite, WriteResult
+from runservice.storage.hub import EventHub
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+_MAX_BATCH = 500
+_BUSY_TIMEOUT_MS = 5000
+_READERS = 2
+
+_RUN_COLUMN_LIST = (
+    "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
+    " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at"
+)
+_RUN_COLUMNS = _RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `_run_from_row` use
+_SELECT_RUN = f"SELECT {_RUN_COLUMN_LIST} FROM runs"
+_SELECT_RUN_WITH_STEPS = (
+    f"SELECT {', '.join('r.' + c for c in _RUN_COLUMNS)}, s.record"
+    " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = ?"
+)
+_INSERT_RUN = (
+    f"INSERT INTO runs ({_RUN_COLUMN_LIST}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
+    " ON CONFLICT (run_id) DO NOTHING"
+)
+_INSERT_EVENT = "INSERT INTO events (run_id, seq, time, body) VALUES (?, ?, ?, ?)"
+_UPSERT_STEP = (
+    "INSERT INTO steps (run_id, path_key, position, record) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (run_id, path_key) DO UPDATE SET position = excluded.position, record = excluded.record"
+)
+_INSERT_REQUEST = "INSERT OR IGNORE INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)"
+
+_Pending = tuple[RunWrite, asyncio.Future[WriteResult]]
+
+
+class SqliteStore:
+    """A `Store` on one SQLite file (see the module docstring for the design)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.hub = EventHub()
+        self.transactions = 0
+        """Write transactions committed so far (one per group-commit batch)."""
+        self._state = "new"  # -> "open" -> "closed"
+        self._accepting = False
+        self._lock_fd: int | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._readers: list[Any] = []  # aiosqlite.Connection
+        self._next_reader = 0
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Lock the file, create or check the schema, open the connections, start the writer."""
+        if self._state != "new":
+            raise RuntimeError("store was already opened")
+        self._state = "open"
+        # Held, not looked up per write: on Python 3.11 get_running_loop() is a getpid() syscall.
+        loop = self._loop = asyncio.get_running_loop()
+        # The writer connection lives on this one thread for its whole life.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        try:
+            self._lock_fd = await loop.run_in_executor(self._executor, _lock, self.path)
+            self._conn = await loop.run_in_executor(self._executor, _connect_writer, self.path)
+            for _ in range(_READERS):
+                self._readers.append(await _connect_reader(self.path))
+        except BaseException:
+            self._state = "closed"
+            await self._release()
+            raise
+        self._writer_task = asyncio.create_task(self._write_loop(), name=f"sqlite-writer {self.path}")
+        self._accepting = True
+
+    async def close(self) -> None:
+        """Refuse new writes, commit the queued ones, then release every resource. Idempotent."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        self._accepting = False
+        try:
+            if self._writer_task is not None:
+                self._queue.put_nowait(None)  # after every queued write: they are flushed first
+                await self._writer_task
+        finally:
+            self._writer_task = None
+            await self._release()
+
+    async def _release(self) -> None:
+        readers, self._readers = self._readers, []
+        executor, self._executor = self._executor, None
+        conn, self._conn = self._conn, None
+        try:
+            for reader in readers:
+                await reader.close()
+        finally:
+            try:
+                if executor is not None:
+                    try:
+                        if conn is not None:
+                            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+                    finally:
+                        # Returns at once unless the close above was cancelled; then it waits for
+                        # the writer thread so the file is unlocked only once nothing writes to it.
+                        executor.shutdown(wait=True)
+            finally:
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)  # closing the descriptor drops the flock
+                    self._lock_fd = None
+
+    # -- writes ----------------------------------------------------------------
+
+    async def write(self, change: RunWrite) -> WriteResult:
+        """Commit one change (see `RunWrite`); returns once it is durable.
+
+        Once called, the change is committed even if the caller is cancelled while
+        waiting, so work handed to the store is never lost half-way. The writer reads
+        the change later, with its batch: do not mutate its patch, steps or events meanwhile.
+        """
+        if not self._accepting:
+            raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
+        assert self._loop is not None
+        future: asyncio.Future[WriteResult] = self._loop.create_future()
+        self._queue.put_nowait((change, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        """Drain the queue in batches, one transaction per batch, until the close sentinel."""
+        batch: list[_Pending] = []
+        try:
+            while True:
+                item = await self._queue.get()
+                # Take what is queued now; never wait for more, so a lone write is not delayed.
+                while item is not None:
+                    batch.append(item)
+                    if len(batch) >= _MAX_BATCH or self._queue.empty():
+                        break
+                    item = self._queue.get_nowait()
+                if batch:
+                    await self._commit(batch)
+                    batch = []
+                if item is None:
+                    return
+        except Exception:
+            logger.exception("the store writer crashed; the store refuses further writes")
+            raise
+        finally:
+            # Only reached with work left when the writer is cancelled or crashed.
+            stopped = RuntimeError("store writer stopped; the write may or may not be committed")
+            self._accepting = False
+            while not self._queue.empty():
+                pending = self._queue.get_nowait()
+                if pending is not None:
+                    batch.append(pending)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(stopped)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        assert self._executor is not None
+        try:
+            outcomes = self._apply_batch([change for change, _ in batch])
+            # Only the commit leaves the loop: it is the fsync, and it releases the GIL.
+            assert self._loop is not None
+            await self._loop.run_in_executor(self._executor, self._end_transaction)
+        except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
+            for _, future in batch:
+                if not future.done():  # a caller cancelled while waiting
+                    future.set_exception(exc)
+            return
+        self.transactions += 1
+        committed: list[Event] = []
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, WriteResult):
+                committed.extend(outcome.events)
+            if future.done():
+                continue
+            if isinstance(outcome, WriteResult):
+                future.set_result(outcome)
+            else:
+                future.set_exception(outcome)
+        try:
+            self.hub.publish(committed)
+        except Exception:  # a broken subscriber must not stop the writer; the log is the record
+            logger.exception("publishing committed events failed")
+
+    def _apply_batch(self, changes: list[RunWrite]) -> list[WriteResult | Exception]:
+        """Open the batch's transaction and apply every change; `_end_transaction` commits it.
+
+        A change encodes everything before it touches the database and checks its
+        conditions before it modifies anything, so a bad change fails alone without a
+        savepoint. Only a database error can fail one half-way: then the transaction is
+        rolled back and the batch applied again with a savepoint per change.
+        """
+        conn = self._conn
+        assert conn is not None
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            try:
+                rows = _Rows(conn)
+                outcomes = [_apply(conn, change, now, rows) for change in changes]
+                rows.flush()
+                return outcomes
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = []
+            for change in changes:
+                conn.execute("SAVEPOINT w")
+                try:
+                    rows = _Rows(conn)
+                    outcome = _apply(conn, change, now, rows)
+                    rows.flush()
+                except sqlite3.Error as exc:
+                    outcome = exc
+                if isinstance(outcome, Exception):
+                    conn.execute("ROLLBACK TO w")
+                outcomes.append(outcome)
+                conn.execute("RELEASE w")
+            return outcomes
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _end_transaction(self) -> None:
+        """In the writer thread: commit the open transaction (rolled back if that fails)."""
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- reads -----------------------------------------------------------------
+
+    def _reader(self) -> Any:
+        if not self._readers:
+            raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
+        self._next_reader = (self._next_reader + 1) % len(self._readers)
+        return self._readers[self._next_reader]
+
+    async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
+        """The run, with its step records when `steps` is true; None if unknown."""
+        if not steps:
+            rows = await self._reader().execute_fetchall(f"{_SELECT_RUN} WHERE run_id = ?", (run_id,))
+            return _run_from_row(rows[0]) if rows else None
+        # One statement, so the run and its steps come from the same snapshot.
+        rows = await self._reader().execute_fetchall(_SELECT_RUN_WITH_STEPS, (run_id,))
+        if not rows:
+            return None
+        records = [StepRecord.from_json(orjson.loads(row[-1])) for row in rows if row[-1] is not None]
+        return _run_from_row(rows[0]).with_steps(records)
+
+    async def list_runs(self, query: RunQuery) -> list[Run]:
+        """Runs matching `query`, newest first (created_at, then run_id, descending)."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if query.workflow_id is not None:
+            clauses.append("workflow_id = ?")
+            params.append(query.workflow_id)
+        if query.statuses:
+            clauses.append(f"status IN ({', '.join('?' * len(query.statuses))})")
+            params.extend(sorted(status.value for status in query.statuses))
+        if query.resource_id is not None:
+            clauses.append("resource_id = ?")
+            params.append(query.resource_id)
+        if query.from_time is not None:
+            clauses.append("created_at >= ?")
+            params.append(query.from_time)
+        if query.to_time is not None:
+            clauses.append("created_at < ?")
+            params.append(query.to_time)
+        if query.after is not None:
+            clauses.append("(created_at, run_id) < (?, ?)")
+            params.extend(query.after)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{_SELECT_RUN}{where} ORDER BY created_at DESC, run_id DESC LIMIT ?"
+        rows = await self._reader().execute_fetchall(sql, (*params, max(query.limit, 0)))
+        return [_run_from_row(row) for row in rows]
+
+    async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
+        """Events with sequence > `after`, in order, at most `limit`."""
+        rows = await self._reader().execute_fetchall(
+            "SELECT seq, time, body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (run_id, after, max(limit, 0)),
+        )
+        return [Event.from_json(run_id, seq, at, orjson.loads(body)) for seq, at, body in rows]
+
+    async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
+        """True if a write with this `(kind, request_id)` was committed for the run."""
+        rows = await self._reader().execute_fetchall(
+            "SELECT 1 FROM requests WHERE run_id = ? AND kind = ? AND request_id = ?",
+            (run_id, kind, request_id),
+        )
+        return bool(rows)
+
+    async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
+        """Every run whose status is one of `statuses` (oldest first)."""
+        if not statuses:
+            return []
+        marks = ", ".join("?" * len(statuses))
+        rows = await self._reader().execute_fetchall(
+            f"{_SELECT_RUN} WHERE status IN ({marks}) ORDER BY created_at, run_id",
+            sorted(status.value for status in statuses),
+        )
+        return [_run_from_row(row) for row in rows]
+
+
+# -- the writer thread's side ------------------------------------------------------
+
+
+def _lock(path: str) -> int:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"database {path} is in use by another runservice process") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _connect_writer(path: str) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves. IMMEDIATE takes the
+    # write lock up front, so busy_timeout applies instead of a deferred upgrade failing.
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        if str(mode).lower() != "wal":
+            raise RuntimeError(f"database {path} cannot use WAL journaling (got {mode!r})")
+        conn.execute("PRAGMA synchronous = FULL")  # a returned write survives power loss
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database {path} has schema version {version}; this runservice knows {SCHEMA_VERSION}"
+            )
+        if version < SCHEMA_VERSION:
+            # A new file gets the current schema; an older one each migration in turn, all in
+            # one transaction, so a crash half-way leaves the old version intact.
+            scripts = ["schema.sql"] if version == 0 else _migrations(version)
+            ddl = "\n".join(_resource(name) for name in scripts)
+            conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrations(version: int) -> list[str]:
+    """The scripts that take a database from `version` to `SCHEMA_VERSION`."""
+    return [f"migrate_v{target}.sql" for target in range(version + 1, SCHEMA_VERSION + 1)]
+
+
+def _resource(name: str) -> str:
+    return resources.files("runservice.storage").joinpath(name).read_text(encoding="utf-8")
+
+
+async def _connect_reader(path: str) -> Any:
+    reader = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await reader.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        await reader.execute("PRAGMA query_only = ON")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
+
+
+class _Rows:
+    """Step and event rows of a batch, inserted with one `executemany` per table."""
+
+    __slots__ = ("_conn", "events", "steps")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.steps: list[tuple[str, str, int, str]] = []
+        self.events: list[tuple[str, int, float, str]] = []
+
+    def flush(self) -> None:
+        """Insert the rows gathered so far (before anything that reads or deletes them)."""
+        if self.steps:
+            self._conn.executemany(_UPSERT_STEP, self.steps)
+            self.steps = []
+        if self.events:
+            self._conn.executemany(_INSERT_EVENT, self.events)
+            self.events = []
+
+
+def _apply(conn: sqlite3.Connection, change: RunWrite, now: float, rows: _Rows) -> WriteResult | Exception:
+    """Apply one change, its step and event rows gathered into `rows`.
+
+    Returns the exception of a change that cannot be encoded (nothing of it is applied);
+    raises only database errors.
+    """
+    run_id = change.run_id
+    if change.delete:
+        rows.flush()
+        found = _status(conn, run_id)
+        if change.expect is not None and found not in change.expect:
+            return WriteResult(applied=False, status=found)
+        for table in ("steps", "events", "requests", "runs"):
+            conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        return WriteResult(applied=True, status=None)
+    try:
+        assignments, params, steps, bodies = _encode(change)
+    except Exception as exc:  # not JSON data, an unknown field: a bug in the caller
+        return exc
+    count = len(bodies)
+    if change.create is not None:  # `expect` is meaningless for a run that does not exist yet
+        if conn.execute(_INSERT_RUN, _run_row(change.create, now, count)).rowcount == 0:
+            return WriteResult(applied=False, status=_status(conn, run_id))
+        status, last_seq = change.create.status.value, count
+        if assignments:
+            ((status, last_seq),) = conn.execute(
+                f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ? RETURNING status, last_seq",
+                (*params, run_id),
+            ).fetchall()
+    else:
+        # One statement checks the condition, takes the sequences and sets the fields.
+        # Sequences come from the row itself, inside the transaction: a rollback returns them.
+        condition = "run_id = ?"
+        if change.expect is not None:  # statuses are fixed lowercase words: safe as SQL literals
+            condition += f" AND status IN ({', '.join(repr(s.value) for s in sorted(change.expect))})"
+        row = conn.execute(
+            f"UPDATE runs SET {', '.join(['updated_at = ?', 'last_seq = last_seq + ?', *assignments])}"
+            f" WHERE {condition} RETURNING status, last_seq",
+            (now, count, *params, run_id),
+        ).fetchone()
+        if row is None:
+            found = _status(conn, run_id)
+            if found is None and change.expect is None:
+                return KeyError(run_id)
+            return WriteResult(applied=False, status=found)
+        status, last_seq = row
+    first = last_seq - count + 1
+    rows.steps.extend((run_id, key, position, record) for key, position, record in steps)
+    rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(bodies))
+    if change.request is not None:
+        kind, request_id = change.request
+        conn.execute(_INSERT_REQUEST, (run_id, kind, request_id))
+    # Built from the drafts, not re-parsed: the engine hands over JSON-ready values already.
+    events = tuple(
+        Event(run_id, first + i, now, d.type, d.run_status, d.step, d.data, d.error, d.progress)
+        for i, d in enumerate(change.events)
+    )
+    return WriteResult(applied=True, status=RunStatus(status), events=events)
+
+
+def _encode(change: RunWrite) -> tuple[list[str], list[object], list[tuple[str, int, str]], list[str]]:
+    """A change's patch assignments and parameters, step rows and event bodies (may raise)."""
+    if change.create is not None and change.create.run_id != change.run_id:
+        raise ValueError(f"create.run_id {change.create.run_id!r} differs from run_id {change.run_id!r}")
+    assignments: list[str] = []
+    params: list[object] = []
+    for name, value in change.patch.items():
+        encode = _PATCH_ENCODERS.get(name)
+        if encode is None:
+            raise ValueError(f"unknown run field {name!r} in patch")
+        assignments.append(f"{name} = ?")
+        params.append(encode(value))
+    # A step record is encoded once, though it is stored both in its row and in its event.
+    encoded: dict[int, orjson.Fragment] = {}
+
+    def encode_step(record: StepRecord) -> orjson.Fragment:
+        fragment = encoded.get(id(record))
+        if fragment is None:
+            fragment = encoded[id(record)] = orjson.Fragment(orjson.dumps(record.to_json()))
+        return fragment
+
+    steps = [(step.key, step.position, _dumps(encode_step(step))) for step in change.steps]
+    bodies = [_dumps(draft.to_json(encode_step)) for draft in change.events]
+    return assignments, params, steps, bodies
+
+
+def _status(conn: sqlite3.Connection, run_id: str) -> RunStatus | None:
+    row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else RunStatus(row[0])
+
+
+# -- encoding ------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    # orjson: every step record and event is encoded on the event loop thread, and orjson
+    # does it several times faster than the json module.
+    return orjson.dumps(value).decode()
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def _encode_error(error: RunError | None) -> str | None:
+    return None if error is None else _dumps(error.to_json())
+
+
+def _encode_paths(paths: Sequence[StepPath]) -> str:
+    return _dumps([list(path) for path in paths])
+
+
+def _encode_labels(labels: Any) -> str:
+    return _dumps({name: label.to_json() for name, label in labels.items()})
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
+    "status": lambda value: RunStatus(value).value,
+    "input": _json,
+    "state": _json,
+    "request_context": _json,
+    "result": _json,
+    "error": _encode_error,
+    "suspended": _encode_paths,
+    "resume_labels": _encode_labels,
+    "started_at": _same,
+    "ended_at": _same,
+    "wake_at": _same,
+    "trace_id": str,
+}
+
+
+def _run_row(run: Run, now: float, last_seq: int) -> tuple[object, ...]:
+    """Values for `_RUN_COLUMNS` of a new run whose log will hold `last_seq` events."""
+    return (
+        run.run_id,
+        run.workflow_id,
+        run.resource_id,
+        run.status.value,
+        _json(run.input),
+        _json(run.state),
+        _json(run.request_context),
+        _json(run.result),
+        _encode_error(run.error),
+        _encode_paths(run.suspended),
+        _encode_labels(run.resume_labels),
+        run.started_at,
+        run.ended_at,
+        run.wake_at,
+        run.trace_id,
+        last_seq,
+        run.created_at,
+        now,
+    )
+
+
+def _run_from_row(row: Sequence[Any]) -> Run:
+    return Run(
+        run_id=row[0],
+        workflow_id=row[1],
+        resource_id=row[2],
+        status=RunStatus(row[3]),
+        input=_loads(row[4]),
+        state=_loads(row[5]),
+        request_context=_loads(row[6]) or {},
+        result=_loads(row[7]),
+        error=RunError.from_json(_loads(row[8])),
+        suspended=tuple(tuple(path) for path in _loads(row[9]) or ()),
+        resume_labels={name: ResumeLabel.from_json(label) for name, label in (_loads(row[10]) or {}).items()},
+        started_at=row[11],
+        ended_at=row[12],
+        wake_at=row[13],
+        trace_id=row[14],
+        last_sequence=row[15],
+        created_at=row[16],
+        updated_at=row[17],
+    )

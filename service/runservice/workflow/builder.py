@@ -1,0 +1,345 @@
+"""Workflows: `create_workflow(...)` and the builder (`then`, `parallel`, `branch`, loops,
+`foreach`, `map`, `sleep`, `sleep_until`, nested workflows) ending in `commit()`."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from runservice.errors import WorkflowDefinitionError
+from runservice.workflow.context import ConditionContext, StepContext
+from runservice.workflow.schema import Schema, as_schema
+from runservice.workflow.step import RetryConfig, Step, check_id
+
+Condition = Callable[[ConditionContext], bool | Awaitable[bool]]
+Duration = float | dt.timedelta
+DurationFn = Callable[[ConditionContext], Duration | Awaitable[Duration]]
+Instant = dt.datetime
+InstantFn = Callable[[ConditionContext], Instant | Awaitable[Instant]]
+
+
+@dataclass(frozen=True, eq=False)
+class StepNode:
+    """`.then(step)`: one step or nested workflow."""
+
+    step: Runnable
+
+
+@dataclass(frozen=True, eq=False)
+class ParallelNode:
+    """`.parallel([...])`: branches run concurrently on the same input."""
+
+    steps: tuple[Runnable, ...]
+    allow_failure: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class BranchNode:
+    """`.branch([(condition, step), ...])`: every branch whose condition holds runs."""
+
+    branches: tuple[tuple[Condition, Runnable], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class LoopNode:
+    """`.dowhile(step, cond)` / `.dountil(step, cond)`: the body runs at least once."""
+
+    step: Runnable
+    condition: Condition
+    kind: Literal["dowhile", "dountil"]
+
+
+@dataclass(frozen=True, eq=False)
+class ForeachNode:
+    """`.foreach(step, concurrency=N)`: the step runs once per item of the input list."""
+
+    step: Runnable
+    concurrency: int = 1
+
+
+@dataclass(frozen=True, eq=False)
+class SleepNode:
+    """`.sleep(seconds or fn)`: pass the input through after a pause."""
+
+    id: str
+    duration: Duration | DurationFn
+
+
+@dataclass(frozen=True, eq=False)
+class SleepUntilNode:
+    """`.sleep_until(datetime or fn)`: pass the input through once the time has come."""
+
+    id: str
+    until: Instant | InstantFn
+
+
+Node = StepNode | ParallelNode | BranchNode | LoopNode | ForeachNode | SleepNode | SleepUntilNode
+
+
+class Workflow:
+    """A committed graph of steps; also usable as a step of another workflow."""
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        input_schema: Any = None,
+        output_schema: Any = None,
+        state_schema: Any = None,
+        description: str = "",
+        retry_config: RetryConfig | None = None,
+    ) -> None:
+        self.id = check_id("workflow", id)
+        self.input_schema: Schema | None = as_schema(input_schema)
+        self.output_schema: Schema | None = as_schema(output_schema)
+        self.state_schema: Schema | None = as_schema(state_schema)
+        self.description = description
+        self.retry_config = retry_config or RetryConfig()
+        self.nodes: list[Node] = []
+        self.committed = False
+        # A nested workflow behaves like a step with no retries of its own.
+        self.retries: int | None = None
+        self.resume_schema: Schema | None = None
+        self.suspend_schema: Schema | None = None
+        self._generated = 0
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.id!r})"
+
+    @property
+    def can_suspend(self) -> bool:
+        return any(r.can_suspend for r in self.runnables())
+
+    # -- builder -----------------------------------------------------------------------------
+
+    def then(self, step: Runnable) -> Workflow:
+        """Run `step` on the previous output."""
+        return self._add(StepNode(_runnable(step, self.id)))
+
+    def parallel(self, steps: Sequence[Runnable], *, allow_failure: bool = False) -> Workflow:
+        """Run `steps` concurrently; the output is keyed by step id."""
+        if not steps:
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: parallel() needs at least one step")
+        return self._add(ParallelNode(tuple(_runnable(s, self.id) for s in steps), allow_failure))
+
+    def branch(self, branches: Sequence[tuple[Condition, Runnable]]) -> Workflow:
+        """Run every step whose condition is true; the output is keyed by the steps that ran."""
+        if not branches:
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: branch() needs at least one branch")
+        checked = []
+        for entry in branches:
+            if not (isinstance(entry, tuple | list) and len(entry) == 2 and callable(entry[0])):
+                raise WorkflowDefinitionError(
+                    f"workflow {self.id!r}: each branch must be a (condition, step) pair"
+                )
+            checked.append((entry[0], _runnable(entry[1], self.id)))
+        return self._add(BranchNode(tuple(checked)))
+
+    def dowhile(self, step: Runnable, condition: Condition) -> Workflow:
+        """Run `step` repeatedly while `condition` holds (at least once)."""
+        return self._add(LoopNode(_runnable(step, self.id), _callable(condition, self.id), "dowhile"))
+
+    def dountil(self, step: Runnable, condition: Condition) -> Workflow:
+        """Run `step` repeatedly until `condition` holds (at least once)."""
+        return self._add(LoopNode(_runnable(step, self.id), _callable(condition, self.id), "dountil"))
+
+    def foreach(self, step: Runnable, *, concurrency: int = 1) -> Workflow:
+        """Run `step` on each item of the previous output (a list), `concurrency` at a time."""
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: foreach concurrency must be >= 1")
+        return self._add(ForeachNode(_runnable(step, self.id), concurrency))
+
+    def map(
+        self, mapping: Callable[[StepContext], Any] | dict[str, Any], *, id: str | None = None
+    ) -> Workflow:
+        """Reshape data: a function of the context, or a dict of declarative sources.
+
+        Sources: `{"step": step_or_id, "path": "a.b"}` (path "." is the whole output),
+        `{"init_data": True, "path": ...}`, `{"value": constant}`,
+        `{"request_context_path": "a.b"}`. The id defaults to `mapping_<n>`, stable
+        across processes as long as the definition is unchanged.
+        """
+        from runservice.workflow.mapping import mapping_step
+
+        step_id = check_id("map", id) if id else self._next_id("mapping")
+        return self._add(StepNode(mapping_step(step_id, mapping, self.id)))
+
+    def sleep(self, duration: Duration | DurationFn, *, id: str | None = None) -> Workflow:
+        """Pause for `duration` seconds (a number, a timedelta, or a function returning one)."""
+        if not callable(duration) and _seconds(duration) < 0:
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: sleep duration must be >= 0")
+        return self._add(SleepNode(check_id("sleep", id) if id else self._next_id("sleep"), duration))
+
+    def sleep_until(self, until: Instant | InstantFn, *, id: str | None = None) -> Workflow:
+        """Pause until `until` (an aware datetime, or a function returning one)."""
+        if not callable(until) and not isinstance(until, dt.datetime):
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: sleep_until needs a datetime")
+        node_id = check_id("sleep", id) if id else self._next_id("sleep_until")
+        return self._add(SleepUntilNode(node_id, until))
+
+    def commit(self) -> Workflow:
+        """Check the graph and freeze it; a workflow runs only once committed."""
+        if not self.nodes:
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r} has no steps: add steps with .then(), .parallel(), "
+                ".branch()... before .commit()"
+            )
+        seen: dict[str, str] = {}
+        for node_id, _ in self.node_ids():
+            if node_id in seen:
+                raise WorkflowDefinitionError(
+                    f"workflow {self.id!r} uses step id {node_id!r} twice; step records are keyed "
+                    f"by id, so give the second use its own id with clone_step(step, id=...)"
+                )
+            seen[node_id] = node_id
+        for runnable in self.runnables():
+            if isinstance(runnable, Workflow) and not runnable.committed:
+                raise WorkflowDefinitionError(
+                    f"workflow {self.id!r} nests workflow {runnable.id!r}, which is not committed: "
+                    f"call .commit() on it first"
+                )
+        _check_schema_chain(self)
+        self.committed = True
+        return self
+
+    # -- reading the graph -----------------------------------------------------------------
+
+    def node_ids(self) -> Iterator[tuple[str, Node]]:
+        """Every step id of this workflow's own scope (not inside nested workflows)."""
+        for node in self.nodes:
+            match node:
+                case StepNode(step) | LoopNode(step, _, _) | ForeachNode(step, _):
+                    yield step.id, node
+                case ParallelNode(steps, _):
+                    for s in steps:
+                        yield s.id, node
+                case BranchNode(branches):
+                    for _, s in branches:
+                        yield s.id, node
+                case SleepNode(node_id, _) | SleepUntilNode(node_id, _):
+                    yield node_id, node
+
+    def runnables(self) -> Iterator[Runnable]:
+        """Every step and nested workflow of this workflow's own scope."""
+        for node in self.nodes:
+            match node:
+                case StepNode(step) | LoopNode(step, _, _) | ForeachNode(step, _):
+                    yield step
+                case ParallelNode(steps, _):
+                    yield from steps
+                case BranchNode(branches):
+                    for _, s in branches:
+                        yield s
+                case _:
+                    pass
+
+    def find(self, step_id: str) -> Runnable | None:
+        """The step or nested workflow with this id in this workflow's own scope."""
+        return next((r for r in self.runnables() if r.id == step_id), None)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _add(self, node: Node) -> Workflow:
+        self.nodes.append(node)
+        self.committed = False
+        return self
+
+    def _next_id(self, prefix: str) -> str:
+        self._generated += 1
+        return f"{prefix}_{self._generated}"
+
+
+Runnable = Step | Workflow
+
+
+def create_workflow(
+    id: str,
+    *,
+    input_schema: Any = None,
+    output_schema: Any = None,
+    state_schema: Any = None,
+    description: str = "",
+    retry_config: RetryConfig | dict[str, Any] | None = None,
+) -> Workflow:
+    """Start a workflow definition; chain builder calls and finish with `.commit()`."""
+    if isinstance(retry_config, dict):
+        retry_config = RetryConfig(**retry_config)
+    return Workflow(
+        id,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        state_schema=state_schema,
+        description=description,
+        retry_config=retry_config,
+    )
+
+
+def clone_workflow(workflow: Workflow, *, id: str) -> Workflow:
+    """The same graph under another id."""
+    clone = copy.copy(workflow)
+    clone.id = check_id("workflow", id)
+    clone.nodes = list(workflow.nodes)
+    return clone
+
+
+def sleep_seconds(value: Duration) -> float:
+    """Seconds of a sleep duration given as a number or a timedelta."""
+    return _seconds(value)
+
+
+def _seconds(value: Duration) -> float:
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise WorkflowDefinitionError(f"a sleep duration must be seconds or a timedelta, not {value!r}")
+
+
+def _runnable(step: Any, workflow_id: str) -> Runnable:
+    if not isinstance(step, Step | Workflow):
+        raise WorkflowDefinitionError(
+            f"workflow {workflow_id!r}: expected a step (create_step) or a workflow, got {step!r}"
+        )
+    return step
+
+
+def _callable(fn: Any, workflow_id: str) -> Any:
+    if not callable(fn):
+        raise WorkflowDefinitionError(f"workflow {workflow_id!r}: a condition must be a function")
+    return fn
+
+
+def _check_schema_chain(workflow: Workflow) -> None:
+    """Refuse `.then(a).then(b)` when b requires fields a's output model does not have."""
+    previous: tuple[str, Schema | None] = ("the workflow input", workflow.input_schema)
+    for node in workflow.nodes:
+        if isinstance(node, StepNode):
+            _check_pair(workflow.id, previous, node.step)
+            previous = (f"step {node.step.id!r}", node.step.output_schema)
+        elif isinstance(node, SleepNode | SleepUntilNode):
+            continue
+        else:
+            previous = ("", None)
+
+
+def _check_pair(workflow_id: str, previous: tuple[str, Schema | None], step: Runnable) -> None:
+    source, produced = previous
+    produced_fields = produced.model_fields if produced else None
+    wanted = step.input_schema.model_fields if step.input_schema else None
+    if produced_fields is None or wanted is None:
+        return
+    missing = [name for name, required in wanted.items() if required and name not in produced_fields]
+    if missing:
+        raise WorkflowDefinitionError(
+            f"workflow {workflow_id!r}: step {step.id!r} requires {', '.join(missing)} in its input, "
+            f"but {source} does not provide {'it' if len(missing) == 1 else 'them'}; "
+            f"add a .map(...) between them or change the schemas"
+        )
+
+
+def describe_condition(condition: Condition) -> str:
+    """A readable name for a condition in the step graph."""
+    return getattr(condition, "__name__", None) or repr(condition)

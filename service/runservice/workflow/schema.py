@@ -1,0 +1,75 @@
+"""Schemas: any type pydantic can validate (a BaseModel class, `list[str]`, `dict[str, int]`...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+import pydantic_core
+
+from runservice.errors import FieldViolation
+from runservice.model import Json
+
+
+class SchemaViolation(Exception):
+    """Data failed a schema; `violations` says where and why."""
+
+    def __init__(self, what: str, violations: list[FieldViolation]) -> None:
+        listed = "; ".join(f"{v.field or '(root)'}: {v.description}" for v in violations)
+        super().__init__(f"{what}: {listed}")
+        self.what = what
+        self.violations = violations
+        self.details = [{"field": v.field, "description": v.description} for v in violations]
+
+
+class Schema:
+    """A validating wrapper around a pydantic type."""
+
+    __slots__ = ("_adapter", "type")
+
+    def __init__(self, type_: Any) -> None:
+        self.type = type_
+        self._adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(type_)
+
+    def validate(self, data: Json, what: str) -> tuple[Any, Json]:
+        """Validate `data`; return the typed value and its JSON form (defaults applied).
+
+        Raises SchemaViolation naming `what` (for example "input data").
+        """
+        try:
+            value = self._adapter.validate_python(data)
+        except pydantic.ValidationError as exc:
+            raise SchemaViolation(f"invalid {what}", _violations(exc)) from None
+        return value, to_jsonable(value)
+
+    def json_schema(self) -> dict[str, Json]:
+        schema: dict[str, Json] = self._adapter.json_schema()
+        return schema
+
+    @property
+    def model_fields(self) -> dict[str, bool] | None:
+        """Field name -> required, when the schema is a pydantic model; else None."""
+        if isinstance(self.type, type) and issubclass(self.type, pydantic.BaseModel):
+            return {name: f.is_required() for name, f in self.type.model_fields.items()}
+        return None
+
+
+def as_schema(value: Any) -> Schema | None:
+    """Accept a Schema, a type, or None (no schema: any JSON is accepted)."""
+    if value is None or isinstance(value, Schema):
+        return value
+    return Schema(value)
+
+
+def to_jsonable(value: Any) -> Json:
+    """Turn a step's return value (model, dataclass, dict, list, date...) into JSON data."""
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    return pydantic_core.to_jsonable_python(value)
+
+
+def _violations(exc: pydantic.ValidationError) -> list[FieldViolation]:
+    return [
+        FieldViolation(field=".".join(str(part) for part in error["loc"]), description=error["msg"])
+        for error in exc.errors(include_url=False)
+    ]
