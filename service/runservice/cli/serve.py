@@ -23,7 +23,7 @@ from runservice.config import ConfigError, Settings
 from runservice.server import serve
 from runservice.workflow import Workflow
 
-logger = logging.getLogger("runservice.cli")
+logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -67,9 +67,8 @@ def load_workflows(modules: Sequence[str]) -> list[Workflow]:
     return list(found.values())
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="runservice", description="Durable workflow run service.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `serve` and its flags."""
     run = commands.add_parser(
         "serve",
         help="serve workflows over gRPC",
@@ -89,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         "--heartbeat", help="stream heartbeat interval in seconds (RUNSERVICE_HEARTBEAT; default 15)"
     )
     run.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (RUNSERVICE_LOG_LEVEL; default INFO)")
-    return parser
+    run.set_defaults(handler=run_serve)
 
 
 def _fail(message: str, code: int) -> int:
@@ -97,13 +96,8 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The `runservice` command."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command != "serve":
-        parser.print_help(sys.stderr)
-        return 2
+def run_serve(args: argparse.Namespace) -> int:
+    """`runservice serve`: settings from the environment and flags, then serve until stopped."""
     try:
         settings = Settings.from_env(os.environ).override(
             address=args.address,
