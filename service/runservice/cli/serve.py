@@ -10,18 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import uvloop
 
+from runservice.cli.loading import WorkflowLoadError, load_workflows
 from runservice.config import ConfigError, Settings
 from runservice.server import serve
-from runservice.workflow import Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -29,42 +27,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 SWITCH_INTERVAL = 0.0001
 """Seconds the loop thread may keep the GIL while another thread waits for it."""
-
-
-class WorkflowLoadError(Exception):
-    """A workflows module cannot be served."""
-
-
-def load_workflows(modules: Sequence[str]) -> list[Workflow]:
-    """The committed workflows of `modules`: their `WORKFLOWS` list, else every Workflow attribute."""
-    found: dict[str, Workflow] = {}
-    for name in modules:
-        try:
-            module = importlib.import_module(name)
-        except Exception as exc:  # the author's module can fail in any way; report it in one line
-            raise WorkflowLoadError(
-                f"cannot import workflows module {name!r}: {type(exc).__name__}: {exc}"
-            ) from exc
-        declared = getattr(module, "WORKFLOWS", None)
-        if declared is not None:
-            if not isinstance(declared, list | tuple):
-                raise WorkflowLoadError(f"{name}.WORKFLOWS must be a list of workflows")
-            candidates = list(declared)
-        else:
-            candidates = [value for value in vars(module).values() if isinstance(value, Workflow)]
-        if not candidates:
-            raise WorkflowLoadError(f"module {name!r} defines no workflows (create_workflow(...).commit())")
-        for workflow in candidates:
-            if not isinstance(workflow, Workflow):
-                raise WorkflowLoadError(f"{name}.WORKFLOWS holds {workflow!r}, which is not a workflow")
-            if not workflow.committed:
-                raise WorkflowLoadError(
-                    f"workflow {workflow.id!r} in module {name!r} is not committed: call .commit() on it"
-                )
-            other = found.setdefault(workflow.id, workflow)
-            if other is not workflow:
-                raise WorkflowLoadError(f"two workflows have the id {workflow.id!r} (in {name!r})")
-    return list(found.values())
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
