@@ -21,6 +21,7 @@ from runservice import errors
 from runservice.client import Client, event_from_proto
 from runservice.model import Event, EventType, Run, RunStatus, StepStatus
 from runservice.server.status import to_status
+from runservice.storage import RunWrite
 from runservice.v1 import run_pb2, run_service_pb2
 from runservice.wire import from_value, to_value
 
@@ -206,12 +207,34 @@ async def test_input_failing_its_schema_leaves_the_run_startable(stub: RunServic
     assert from_value(run.result) == {"count": 2}
 
 
-async def test_restart_is_unimplemented(stub: RunServiceAsyncStub) -> None:
+async def test_restart_redrives_an_orphaned_run_and_refuses_an_inactive_one(
+    stub: RunServiceAsyncStub, served: Served
+) -> None:
     await stub.CreateRun(run_service_pb2.CreateRunRequest(workflow_id="echo", run_id="r-restart"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Restart(run_service_pb2.RestartRequest(run_id="r-restart"))
-    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
-    assert rich(caught.value)[1].domain == "runservice.dev"
+    assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert rich(caught.value)[1].reason == "RUN_NOT_ACTIVE"
+
+    # A run left `running` with no task driving it, as a process that died leaves it.
+    now = 1000.0
+    orphan = Run(
+        run_id="r-orphan",
+        workflow_id="echo",
+        status=RunStatus.RUNNING,
+        created_at=now,
+        updated_at=now,
+        input={"count": 41},
+        state={},
+        started_at=now,
+    )
+    assert (await served.store.write(RunWrite("r-orphan", create=orphan))).applied
+    reply = await stub.Restart(run_service_pb2.RestartRequest(run_id="r-orphan", wait=True))
+    assert reply.run.status == run_pb2.RUN_STATUS_SUCCESS
+    assert from_value(reply.run.result) == {"count": 42}
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await stub.Restart(run_service_pb2.RestartRequest(run_id="r-orphan"))
+    assert rich(again.value)[1].reason == "RUN_NOT_ACTIVE"
 
 
 # -- health and reflection -------------------------------------------------------------------
@@ -402,8 +425,9 @@ async def test_client_errors_are_service_exceptions(client: Client) -> None:
     assert not_suspended.value.reason == "RUN_NOT_SUSPENDED"
     assert isinstance(not_suspended.value, errors.FailedPrecondition)
 
-    with pytest.raises(errors.Unimplemented):
+    with pytest.raises(errors.RunNotActive) as not_active:
         await echo.restart()
+    assert not_active.value.metadata["status"] == "success"
 
 
 async def test_client_stream_and_resume_stream(client: Client) -> None:

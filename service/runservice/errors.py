@@ -13,7 +13,8 @@
     │   ├── RunNotSuspended            Resume of a run that is not suspended
     │   ├── StepNotSuspended           Resume naming a step that is not suspended
     │   ├── MultipleSuspendedSteps     Resume without a step while several are suspended
-    │   └── RunActive                  DeleteRun of a run that is still going
+    │   ├── RunActive                  DeleteRun of a run that is still going
+    │   └── RunNotActive               Restart of a run that is suspended or finished
     ├── Unauthenticated / PermissionDenied
     ├── Unavailable                    the server is draining; retry elsewhere
     ├── Unimplemented
@@ -165,6 +166,16 @@ class RunActive(FailedPrecondition):
     def __init__(self, run_id: str, status: str) -> None:
         super().__init__(
             f"run {run_id!r} is {status}; cancel it or wait for it to finish first",
+            metadata={"run_id": run_id, "status": status},
+        )
+
+
+class RunNotActive(FailedPrecondition):
+    reason = "RUN_NOT_ACTIVE"
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(
+            f"run {run_id!r} is {status}; only a running or waiting run can be restarted",
             metadata={"run_id": run_id, "status": status},
         )
 

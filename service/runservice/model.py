@@ -108,6 +108,16 @@ class ForeachItem:
     error: RunError | None = None
     labels: tuple[str, ...] = ()
     """Resume labels the item registered when it suspended."""
+    suspended_at: float | None = None
+    resumed_at: float | None = None
+    """When a resume of this item was accepted (see `resume_pending`)."""
+    resume_payload: Json = None
+
+    @property
+    def resume_pending(self) -> bool:
+        """An accepted resume not yet carried out: it survives any crash until the item's
+        next outcome (a result or a new suspension) is committed in its place."""
+        return self.status is StepStatus.SUSPENDED and _resume_after(self.resumed_at, self.suspended_at)
 
     def to_json(self) -> dict[str, Json]:
         return _compact(
@@ -117,6 +127,9 @@ class ForeachItem:
             suspend_payload=self.suspend_payload,
             error=self.error.to_json() if self.error else None,
             labels=list(self.labels) or None,
+            suspended_at=self.suspended_at,
+            resumed_at=self.resumed_at,
+            resume_payload=self.resume_payload,
         )
 
     @classmethod
@@ -128,7 +141,14 @@ class ForeachItem:
             suspend_payload=data.get("suspend_payload"),
             error=RunError.from_json(data.get("error")),
             labels=tuple(data.get("labels") or ()),
+            suspended_at=data.get("suspended_at"),
+            resumed_at=data.get("resumed_at"),
+            resume_payload=data.get("resume_payload"),
         )
+
+
+def _resume_after(resumed_at: float | None, suspended_at: float | None) -> bool:
+    return resumed_at is not None and (suspended_at is None or resumed_at >= suspended_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +178,19 @@ class StepRecord:
     @property
     def key(self) -> str:
         return path_key(self.path)
+
+    @property
+    def resume_pending(self) -> bool:
+        """An accepted resume of this step not yet carried out.
+
+        Set when Resume is accepted (`resumed_at` after `suspended_at`, in the same commit
+        that makes the run `running` again) and still true while the resumed body runs;
+        it ends only with the step's next outcome, so a crash at any point in between
+        leaves a record that the next drive resumes again.
+        """
+        return self.status in (StepStatus.SUSPENDED, StepStatus.RUNNING) and _resume_after(
+            self.resumed_at, self.suspended_at
+        )
 
     def to_json(self) -> dict[str, Json]:
         # Spelled out rather than filtered from a dict of everything: this runs for every

@@ -1,4 +1,11 @@
-"""The control-flow blocks of a run: parallel, branch, loops, foreach and sleeps."""
+"""The control-flow blocks of a run: parallel, branch, loops, foreach and sleeps.
+
+Each block works from the step records alone, so a first run, a resume and the
+recovery of a crashed run are the same walk: a finished record gives back its
+outcome, a suspended one stays suspended unless a resume of it was accepted, and
+anything else runs. What a block needs of the run is the `Walker` protocol below;
+`RunDriver` provides it.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +13,22 @@ import asyncio
 import datetime as dt
 import inspect
 import logging
+import math
 import time
+from collections.abc import Coroutine
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, Scope, combine, failed, success
+from runservice.engine.outbox import Outbox
+from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, combine, failed, recorded, success
+from runservice.engine.scope import Scope
 from runservice.model import (
     EventType,
     ForeachItem,
     Json,
-    ResumeLabel,
     RunError,
     RunStatus,
+    StepPath,
     StepProgress,
     StepRecord,
     StepStatus,
@@ -28,176 +39,250 @@ from runservice.workflow import (
     ForeachNode,
     LoopNode,
     ParallelNode,
+    Runnable,
     SleepNode,
     SleepUntilNode,
+    Step,
     Workflow,
 )
 from runservice.workflow.builder import sleep_seconds
 
-if TYPE_CHECKING:
-    from runservice.engine.driver import RunDriver
-
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 
-async def run_parallel(driver: RunDriver, node: ParallelNode, data: Json, scope: Scope) -> Outcome:
+LATEST_TIME = 253402300799.0
+"""9999-12-31T23:59:59Z: the last second a google.protobuf.Timestamp can carry."""
+
+
+class Walker(Protocol):
+    """What the blocks need from the driver of a run."""
+
+    run_id: str
+    workflow_id: str
+    resource_id: str | None
+    request_context: dict[str, Json]
+    records: dict[StepPath, StepRecord]
+    outbox: Outbox
+    status: RunStatus
+    cancel_requested: bool
+
+    def current_record(self, path: StepPath, scope: Scope) -> StepRecord | None: ...
+
+    async def run_unit(self, runnable: Runnable, data: Json, scope: Scope, iteration: int = 0) -> Outcome: ...
+
+    async def run_nested(
+        self,
+        workflow: Workflow,
+        data: Json,
+        path: StepPath,
+        scope: Scope,
+        record: StepRecord | None,
+        iteration: int = 0,
+    ) -> Outcome: ...
+
+    async def run_sequence(self, workflow: Workflow, data: Json, scope: Scope) -> Outcome: ...
+
+    async def execute(
+        self, step: Step, data: Json, path: StepPath, scope: Scope, *, iteration: int = 0
+    ) -> Outcome: ...
+
+    async def run_item(
+        self, step: Step, data: Json, path: StepPath, scope: Scope, item: ForeachItem | None
+    ) -> Outcome: ...
+
+    async def gather(self, *branches: Coroutine[Any, Any, _T]) -> list[_T]: ...
+
+    def record_event(self, type_: EventType, record: StepRecord, **patch: Any) -> None: ...
+
+    def finish_record(
+        self, record: StepRecord, outcome: Outcome, *, leaf: bool = True, attempt: int | None = None
+    ) -> Outcome: ...
+
+    def reject(self, path: StepPath, data: Json, error: RunError, *, iteration: int = 0) -> Outcome: ...
+
+    def note_suspended(self, record: StepRecord) -> None: ...
+
+    def resume_below(self, path: StepPath) -> bool: ...
+
+    def position(self, path: StepPath) -> int: ...
+
+    async def interruptible_sleep(self, seconds: float) -> None: ...
+
+
+async def run_parallel(walker: Walker, node: ParallelNode, data: Json, scope: Scope) -> Outcome:
     """Every branch gets the same input; the block waits for all of them."""
-    outcomes = await driver.gather(*(driver.run_unit(step, data, scope) for step in node.steps))
+    outcomes = await walker.gather(*(walker.run_unit(step, data, scope) for step in node.steps))
     return combine([s.id for s in node.steps], outcomes, allow_failure=node.allow_failure)
 
 
-async def run_branch(driver: RunDriver, node: BranchNode, data: Json, scope: Scope) -> Outcome:
+async def run_branch(walker: Walker, node: BranchNode, data: Json, scope: Scope) -> Outcome:
     """Every branch whose condition is true runs; a condition that raises counts as false.
 
     Once a branch has a record its selection is settled: conditions are not evaluated
     again when the block is re-entered after a resume or a restart.
     """
-    chosen = [step for _, step in node.branches if driver.current_record((*scope.prefix, step.id), scope)]
+    chosen = [step for _, step in node.branches if walker.current_record((*scope.prefix, step.id), scope)]
     if not chosen:
         for condition, step in node.branches:
             try:
-                if await evaluate(condition, driver, data, scope):
+                if await evaluate(condition, walker, data, scope):
                     chosen.append(step)
             except Exception as exc:
                 logger.warning(
-                    "run %s: branch condition for %s raised %r; treated as false",
-                    driver.run.run_id,
-                    step.id,
-                    exc,
+                    "run %s: branch condition for %s raised %r; treated as false", walker.run_id, step.id, exc
                 )
-    outcomes = await driver.gather(*(driver.run_unit(step, data, scope) for step in chosen))
+    outcomes = await walker.gather(*(walker.run_unit(step, data, scope) for step in chosen))
     return combine([s.id for s in chosen], outcomes)
 
 
-async def run_loop(driver: RunDriver, node: LoopNode, data: Json, scope: Scope) -> Outcome:
-    """dowhile / dountil: the body runs at least once; iteration n+1 gets iteration n's output."""
+async def run_loop(walker: Walker, node: LoopNode, data: Json, scope: Scope) -> Outcome:
+    """dowhile / dountil: the body runs at least once; iteration n+1 gets iteration n's output.
+
+    The body's record holds the current iteration and its input, so a recovered walk
+    re-enters the iteration that was in flight (or suspended) with the same input.
+    """
     path = (*scope.prefix, node.step.id)
-    record = driver.records.get(path)
+    record = walker.records.get(path)
     iteration = record.iteration if record is not None and record.iteration else 1
-    if record is not None and record.status is StepStatus.SUCCESS and not isinstance(node.step, Workflow):
-        outcome = success(record.output)
-    else:
-        start = record.payload if record is not None else data
-        outcome = await driver.run_unit(node.step, start, scope, iteration=iteration)
+    start = record.payload if record is not None else data
+    outcome = await walker.run_unit(node.step, start, scope, iteration=iteration)
     while outcome.ok:
         try:
-            holds = await evaluate(node.condition, driver, outcome.output, scope, iteration)
+            holds = await evaluate(node.condition, walker, outcome.output, scope, iteration)
         except Exception as exc:
             error = RunError("LoopConditionError", f"loop condition of {node.step.id!r} raised: {exc}")
             return failed(error)
         if holds != (node.kind == "dowhile"):
             return outcome
-        if driver.cancel_requested:
+        if walker.cancel_requested:
             return CANCELED
         iteration += 1
         if isinstance(node.step, Workflow):
-            outcome = await driver.run_nested(node.step, outcome.output, path, scope, None, iteration)
+            outcome = await walker.run_nested(node.step, outcome.output, path, scope, None, iteration)
         else:
-            outcome = await driver.execute(node.step, outcome.output, path, scope, iteration=iteration)
+            outcome = await walker.execute(node.step, outcome.output, path, scope, iteration=iteration)
     return outcome
 
 
-async def run_foreach(driver: RunDriver, node: ForeachNode, data: Json, scope: Scope) -> Outcome:
-    """Run the step once per item, at most `concurrency` at a time; outputs keep input order."""
+async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scope) -> Outcome:
+    """Run the step once per item, at most `concurrency` at a time; outputs keep input order.
+
+    The foreach record holds the items (its payload) and each finished or suspended
+    item's state; it is committed with every item's outcome, so a recovered walk runs
+    exactly the items that have no outcome yet, or whose accepted resume has not run.
+    """
     step = node.step
     path = (*scope.prefix, step.id)
-    record = driver.current_record(path, scope)
-    if record is not None and record.status is StepStatus.SUCCESS:
-        return success(record.output)
-    now = time.time()
-    resuming: set[int] = set()
+    record = walker.current_record(path, scope)
+    if record is not None and (done := recorded(record)) is not None:
+        return done
+    nested = isinstance(step, Workflow)
     if record is None or record.status not in (StepStatus.RUNNING, StepStatus.SUSPENDED):
         if not isinstance(data, list):
             error = RunError(
                 "ForeachInputError",
                 f"foreach step {step.id!r} needs a list as input, got {type(data).__name__}",
             )
-            return driver.reject(path, data, error)
+            return walker.reject(path, data, error)
         record = StepRecord(
-            path, StepStatus.RUNNING, payload=data, started_at=now, position=driver.position(path)
+            path, StepStatus.RUNNING, payload=data, started_at=time.time(), position=walker.position(path)
         )
-        driver.record_event(EventType.STEP_START, record)
-    elif record.status is StepStatus.SUSPENDED:
-        target = driver.resume
-        if target is None or target.path != path:
-            _note_foreach_suspended(driver, record)
+        walker.record_event(EventType.STEP_START, record)
+    items = record.payload if isinstance(record.payload, list) else None
+    if items is None:
+        error = RunError("RecoveryError", f"the stored record of foreach step {step.id!r} has no items")
+        return walker.finish_record(record, failed(error))
+    state = {item.index: item for item in record.foreach_items}
+
+    async def walk(index: int) -> Outcome:
+        if isinstance(step, Workflow):
+            item_scope = scope.child(step, (*path, f"[{index}]"), items[index])
+            return await walker.run_sequence(step, items[index], item_scope)
+        return await walker.run_item(step, items[index], path, scope, state.get(index))
+
+    if record.status is StepStatus.SUSPENDED:
+        if not walker.resume_below(path):
+            if nested:  # walking a suspended item runs nothing; it lists its suspended steps
+                suspended = [i for i in sorted(state) if state[i].status is StepStatus.SUSPENDED]
+                await walker.gather(*(walk(i) for i in suspended))
+            else:
+                walker.note_suspended(record)
             return SUSPENDED
-        suspended = {i.index for i in record.foreach_items if i.status is StepStatus.SUSPENDED}
-        resuming = {target.for_each_index} & suspended if target.for_each_index is not None else suspended
-        record = replace(record, status=StepStatus.RUNNING, resumed_at=now, resume_payload=target.data)
-        driver.record_event(EventType.STEP_START, record)
-    items: list[Any] = list(record.payload or [])
-    state = {i.index: i for i in record.foreach_items}
-    todo = [
-        i
-        for i in range(len(items))
-        if i not in state or state[i].status is StepStatus.RUNNING or i in resuming
-    ]
+        record = replace(record, status=StepStatus.RUNNING)
+        walker.record_event(EventType.STEP_START, record)
+    todo = [i for i in range(len(items)) if _needs_run(state.get(i), nested)]
     limit = asyncio.Semaphore(node.concurrency)
     stop = False
-    current: StepRecord = record
+    current = record
 
     async def one(index: int) -> None:
         nonlocal current, stop
         async with limit:
-            if stop or driver.cancel_requested:
+            if stop or walker.cancel_requested:
                 return
-            prior = state.get(index)
-            is_resume = index in resuming
-            if isinstance(step, Workflow):
-                item_scope = scope.child(step, (*path, f"[{index}]"), items[index])
-                outcome = await driver.run_sequence(step, items[index], item_scope)
-            else:
-                prior_record = StepRecord(
-                    path,
-                    StepStatus.SUSPENDED,
-                    payload=items[index],
-                    suspend_payload=prior.suspend_payload if prior else None,
-                )
-                outcome = await driver.execute(
-                    step, items[index], path, scope, prior=prior_record, resumed=is_resume, emit=False
-                )
-            item = _item(index, outcome)
+            outcome = await walk(index)
+            item = _item(index, outcome, state.get(index))
             state[index] = item
             if outcome.kind in (Kind.FAILED, Kind.CANCELED, Kind.BAILED):
                 stop = True
             current = replace(current, foreach_items=tuple(state[i] for i in sorted(state)))
             completed = sum(1 for i in state.values() if i.status in (StepStatus.SUCCESS, StepStatus.FAILED))
             progress = StepProgress(completed, len(items), index, item.status, item.output)
-            driver.records[path] = current
-            driver.outbox.stage(step=current)
-            driver.outbox.event(
+            walker.records[path] = current
+            walker.outbox.stage(step=current)
+            walker.outbox.event(
                 EventType.STEP_PROGRESS,
-                driver.status,
+                walker.status,
                 StepRecord(path, StepStatus.RUNNING, position=current.position),
                 progress=progress,
             )
+            await walker.outbox.after_body()
 
-    await driver.gather(*(one(i) for i in todo))
+    await walker.gather(*(one(i) for i in todo))
     record = current
-    if driver.cancel_requested:
-        return driver.finish_record(record, CANCELED)
+    if walker.cancel_requested:
+        return walker.finish_record(record, CANCELED)
     failure = next((i for i in state.values() if i.status is StepStatus.FAILED), None)
-    if failure is not None and failure.error is not None:
-        return driver.finish_record(record, failed(failure.error))
+    if failure is not None:
+        return walker.finish_record(record, failed(failure.error or RunError("Error", "an item failed")))
     waiting = [i for i in sorted(state) if state[i].status is StepStatus.SUSPENDED]
     if waiting:
         first = state[waiting[0]]
-        detail = {"payload": first.suspend_payload, "labels": []}
-        outcome = driver.finish_record(record, Outcome(Kind.SUSPENDED, detail))
-        _note_foreach_suspended(driver, driver.records[path])
+        outcome = walker.finish_record(
+            record, Outcome(Kind.SUSPENDED, {"payload": first.suspend_payload, "labels": []}), leaf=False
+        )
+        if not nested:
+            walker.note_suspended(walker.records[path])
         return outcome
-    return driver.finish_record(record, success([state[i].output for i in range(len(items))]))
+    return walker.finish_record(record, success([state[i].output for i in range(len(items))]))
 
 
-def _item(index: int, outcome: Outcome) -> ForeachItem:
+def _needs_run(item: ForeachItem | None, nested: bool) -> bool:
+    """Whether an item must run (again) on this walk.
+
+    A suspended item of nested workflows is walked again: the walk finds its inner
+    records and runs only an inner step whose resume was accepted.
+    """
+    if item is None or item.status is StepStatus.RUNNING:
+        return True
+    if item.status is StepStatus.SUSPENDED:
+        return nested or item.resume_pending
+    return False
+
+
+def _item(index: int, outcome: Outcome, before: ForeachItem | None) -> ForeachItem:
     if outcome.kind is Kind.SUSPENDED:
         detail = outcome.output if isinstance(outcome.output, dict) else {}
+        now = time.time()
+        if before is not None and before.resumed_at is not None and now <= before.resumed_at:
+            now = before.resumed_at + 1e-6  # a new suspension must read as after the resume it ends
         return ForeachItem(
             index,
             StepStatus.SUSPENDED,
             suspend_payload=detail.get("payload"),
             labels=tuple(detail.get("labels", ())),
+            suspended_at=now,
         )
     if outcome.kind is Kind.FAILED:
         return ForeachItem(index, StepStatus.FAILED, error=outcome.error)
@@ -206,29 +291,22 @@ def _item(index: int, outcome: Outcome) -> ForeachItem:
     return ForeachItem(index, StepStatus.SUCCESS, output=outcome.output)
 
 
-def _note_foreach_suspended(driver: RunDriver, record: StepRecord) -> None:
-    driver.note_suspended(record)
-    for item in record.foreach_items:
-        for label in item.labels:
-            driver.labels[label] = ResumeLabel(record.path, item.index)
-
-
-async def run_sleep(driver: RunDriver, node: SleepNode | SleepUntilNode, data: Json, scope: Scope) -> Outcome:
+async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json, scope: Scope) -> Outcome:
     """Pass the input through after a pause; the run is `waiting` meanwhile and the
     wake-up time is stored, so a restart keeps it."""
     path = (*scope.prefix, node.id)
-    record = driver.current_record(path, scope)
-    if record is not None and record.status is StepStatus.SUCCESS:
-        return success(record.output)
+    record = walker.current_record(path, scope)
+    if record is not None and (done := recorded(record)) is not None:
+        return done
     now = time.time()
     if record is None or record.status is not StepStatus.WAITING or record.wake_at is None:
         try:
-            wake_at = await _wake_time(driver, node, data, scope, now)
+            wake_at = await _wake_time(walker, node, data, scope, now)
         except Exception as exc:
             error = RunError("SleepError", f"sleep {node.id!r}: {exc}")
-            return driver.finish_record(
+            return walker.finish_record(
                 StepRecord(
-                    path, StepStatus.RUNNING, payload=data, started_at=now, position=driver.position(path)
+                    path, StepStatus.RUNNING, payload=data, started_at=now, position=walker.position(path)
                 ),
                 failed(error),
             )
@@ -238,40 +316,48 @@ async def run_sleep(driver: RunDriver, node: SleepNode | SleepUntilNode, data: J
             payload=data,
             started_at=now,
             wake_at=wake_at,
-            position=driver.position(path),
+            position=walker.position(path),
         )
-    driver.status = RunStatus.WAITING
-    driver.record_event(EventType.STEP_WAITING, record, status=RunStatus.WAITING, wake_at=record.wake_at)
-    await driver.outbox.commit()
-    await driver.interruptible_sleep((record.wake_at or now) - time.time())
-    driver.status = RunStatus.RUNNING
-    driver.outbox.stage(status=RunStatus.RUNNING, wake_at=None)
-    if driver.cancel_requested:
-        return driver.finish_record(record, CANCELED)
-    return driver.finish_record(record, success(record.payload))
+    walker.status = RunStatus.WAITING
+    walker.record_event(EventType.STEP_WAITING, record, status=RunStatus.WAITING, wake_at=record.wake_at)
+    await walker.outbox.commit()
+    await walker.interruptible_sleep((record.wake_at or now) - time.time())
+    walker.status = RunStatus.RUNNING
+    walker.outbox.stage(status=RunStatus.RUNNING, wake_at=None)
+    if walker.cancel_requested:
+        return walker.finish_record(record, CANCELED)
+    return walker.finish_record(record, success(record.payload))
 
 
 async def _wake_time(
-    driver: RunDriver, node: SleepNode | SleepUntilNode, data: Json, scope: Scope, now: float
+    walker: Walker, node: SleepNode | SleepUntilNode, data: Json, scope: Scope, now: float
 ) -> float:
+    """When the sleep ends; a duration or time that cannot be stored fails the sleep."""
     if isinstance(node, SleepNode):
         value = node.duration
         if callable(value):
-            value = await _call(value, _condition_context(driver, data, scope))
-        return now + sleep_seconds(value)
-    until = node.until
-    if callable(until):
-        until = await _call(until, _condition_context(driver, data, scope))
-    if not isinstance(until, dt.datetime):
-        raise TypeError(f"sleep_until needs a datetime, got {until!r}")
-    if until.tzinfo is None:
-        until = until.replace(tzinfo=dt.UTC)
-    return until.timestamp()
+            value = await _call(value, _condition_context(walker, data, scope))
+        seconds = sleep_seconds(value)
+        if not math.isfinite(seconds):
+            raise ValueError(f"the duration must be a finite number of seconds, got {seconds!r}")
+        wake_at = now + max(seconds, 0.0)
+    else:
+        until = node.until
+        if callable(until):
+            until = await _call(until, _condition_context(walker, data, scope))
+        if not isinstance(until, dt.datetime):
+            raise TypeError(f"sleep_until needs a datetime, got {until!r}")
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=dt.UTC)
+        wake_at = until.timestamp()
+    if wake_at > LATEST_TIME:
+        raise ValueError("it would end after 9999-12-31, the latest time a run can store")
+    return wake_at
 
 
-async def evaluate(condition: Any, driver: RunDriver, data: Json, scope: Scope, iteration: int = 0) -> bool:
+async def evaluate(condition: Any, walker: Walker, data: Json, scope: Scope, iteration: int = 0) -> bool:
     """Call a branch or loop condition (sync or async) and return its truth."""
-    return bool(await _call(condition, _condition_context(driver, data, scope, iteration)))
+    return bool(await _call(condition, _condition_context(walker, data, scope, iteration)))
 
 
 async def _call(fn: Any, ctx: ConditionContext) -> Any:
@@ -279,13 +365,13 @@ async def _call(fn: Any, ctx: ConditionContext) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
-def _condition_context(driver: RunDriver, data: Json, scope: Scope, iteration: int = 0) -> ConditionContext:
+def _condition_context(walker: Walker, data: Json, scope: Scope, iteration: int = 0) -> ConditionContext:
     return ConditionContext(
         input_data=data,
-        run_id=driver.run.run_id,
-        workflow_id=driver.workflow.id,
-        resource_id=driver.run.resource_id,
-        request_context=driver.request_context,
+        run_id=walker.run_id,
+        workflow_id=walker.workflow_id,
+        resource_id=walker.resource_id,
+        request_context=walker.request_context,
         runtime=scope,
         iteration_count=iteration,
     )

@@ -1,9 +1,12 @@
 """RunDriver: walks a run's graph from its checkpoint until the run settles.
 
-Completed steps are never run again: the walk reuses their recorded outputs. A
-suspended step runs again only when it is the resume target; a step whose record
-says `running` (its process died) runs again. So resume after a suspend and
-recovery after a crash are the same walk over the stored records.
+The walk decides everything from the step records, never from how it was started:
+a finished record gives back its outcome (a finished step never runs again), a
+suspended record stays suspended unless it carries an accepted resume, and an
+unfinished record runs again. Resume writes its acceptance onto the record before
+the walk starts, so a first run, a resume and the recovery of a crashed process are
+one code path. Executing a step has three parts: its start record, its body (with
+retries), and its finish record.
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
 from runservice.engine import blocks
-from runservice.engine.outbox import Outbox
-from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, Scope, failed, success
+from runservice.engine.outbox import IN_CONCURRENT_BLOCK, Outbox
+from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
+from runservice.engine.scope import Scope
 from runservice.model import (
     EventType,
+    ForeachItem,
     Json,
     ResumeLabel,
     Run,
@@ -57,53 +62,23 @@ _POSITION = attrgetter("position")
 
 
 @dataclass(frozen=True, slots=True)
-class ResumeTarget:
-    """The suspended step a resume re-enters, with its validated resume data."""
+class Resumption:
+    """An accepted resume as a body receives it: the resume data (checked against the
+    step's resume schema when the body is called) and the payload it suspended with."""
 
-    path: StepPath
     data: Json
-    value: Any
-    for_each_index: int | None = None
-
-
-class _StepRuntime:
-    """A scope's runtime bound to one step, so writer output names its step."""
-
-    __slots__ = ("_path", "_scope")
-
-    def __init__(self, scope: Scope, path: StepPath) -> None:
-        self._scope = scope
-        self._path = path
-
-    def get_state(self) -> dict[str, Json]:
-        return self._scope.get_state()
-
-    def set_state(self, patch: Mapping[str, Json]) -> None:
-        self._scope.set_state(patch)
-
-    async def write_output(self, chunk: Json) -> None:
-        await self._scope.driver.write_output(chunk, self._path)
-
-    def step_result(self, step_id: str) -> Json | None:
-        return self._scope.step_result(step_id)
-
-    def init_data(self) -> Json:
-        return self._scope.init_data()
+    suspend_payload: Json
 
 
 class RunDriver:
     """Executes one run in this process until it is terminal or suspended."""
 
-    def __init__(
-        self,
-        store: Store,
-        workflow: Workflow,
-        run: Run,
-        *,
-        resume: ResumeTarget | None = None,
-    ) -> None:
+    def __init__(self, store: Store, workflow: Workflow, run: Run) -> None:
         self.workflow = workflow
         self.run = run
+        self.run_id = run.run_id
+        self.workflow_id = workflow.id
+        self.resource_id = run.resource_id
         self.records: dict[StepPath, StepRecord] = {s.path: s for s in run.steps}
         self.state: dict[str, Json] = dict(run.state) if isinstance(run.state, dict) else {}
         self.request_context: dict[str, Json] = dict(run.request_context)
@@ -111,7 +86,6 @@ class RunDriver:
         self.loop = asyncio.get_running_loop()
         self.outbox = Outbox(store, run.run_id, self.loop)
         self.outbox.last_sequence = run.last_sequence
-        self.resume = resume
         self.status = RunStatus.RUNNING
         self.cancel_requested = False
         self.abort_signal = asyncio.Event()
@@ -119,10 +93,8 @@ class RunDriver:
         self.labels: dict[str, ResumeLabel] = {}
         self._next_position = max((s.position for s in run.steps), default=0) + 1
         self._bodies: set[asyncio.Task[Any]] = set()
-        """Tasks currently inside a step body (the driver task, or parallel branches' tasks)."""
+        """Tasks currently inside a step body (the driver task, or a concurrent block's tasks)."""
         self._cancels: dict[asyncio.Task[Any], int] = {}
-        self._fan_out = 0
-        """Concurrent blocks (parallel, branch, foreach) currently running."""
         self.result: Run | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -138,8 +110,10 @@ class RunDriver:
         finally:
             await self.outbox.close()
 
-    def cancel(self) -> None:
+    def cancel(self, request_id: str | None = None) -> None:
         """Stop the run: signal abort, cancel running step bodies, stop at the next boundary."""
+        if request_id:
+            self.outbox.remember("cancel", request_id)
         if self.cancel_requested:
             return
         self.cancel_requested = True
@@ -205,13 +179,21 @@ class RunDriver:
             current = outcome.output
         return success(current)
 
-    async def gather(self, *branches: Awaitable[_T]) -> list[_T]:
-        """Run a block's branches concurrently (parallel, branch and foreach use this)."""
-        self._fan_out += 1
+    async def gather(self, *branches: Coroutine[Any, Any, _T]) -> list[_T]:
+        """Run a block's branches concurrently (parallel, branch and foreach use this).
+
+        A task group owns the branches: if one fails unexpectedly the others are
+        cancelled, never left running unowned.
+        """
+        if not branches:
+            return []
+        token = IN_CONCURRENT_BLOCK.set(True)  # each branch task copies the context
         try:
-            return await asyncio.gather(*branches)
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(branch) for branch in branches]
         finally:
-            self._fan_out -= 1
+            IN_CONCURRENT_BLOCK.reset(token)
+        return [task.result() for task in tasks]
 
     async def run_node(self, node: Node, data: Json, scope: Scope) -> Outcome:
         match node:
@@ -230,22 +212,21 @@ class RunDriver:
         raise AssertionError(f"unknown node {node!r}")
 
     async def run_unit(self, runnable: Runnable, data: Json, scope: Scope, iteration: int = 0) -> Outcome:
-        """Run a step or nested workflow at `scope.prefix + (id,)`, reusing its checkpoint."""
+        """Run a step or nested workflow at `scope.prefix + (id,)`, following its record."""
         path = (*scope.prefix, runnable.id)
         record = self.current_record(path, scope)
         if isinstance(runnable, Workflow):
             return await self.run_nested(runnable, data, path, scope, record, iteration)
         if record is not None:
-            if record.status is StepStatus.SUCCESS:
-                return success(record.output)
+            done = recorded(record)
+            if done is not None:
+                return done
+            if record.resume_pending:
+                return await self.resume_step(runnable, record, scope)
             if record.status is StepStatus.SUSPENDED:
-                if self.resume is None or self.resume.path != path:
-                    self.note_suspended(record)
-                    return SUSPENDED
-                return await self.execute(runnable, record.payload, path, scope, prior=record, resumed=True)
-        return await self.execute(
-            runnable, data, path, scope, prior=record, iteration=iteration or scope.iteration
-        )
+                self.note_suspended(record)
+                return SUSPENDED
+        return await self.execute(runnable, data, path, scope, iteration=iteration or scope.iteration)
 
     def current_record(self, path: StepPath, scope: Scope) -> StepRecord | None:
         """The step's record if it belongs to the current loop iteration of its scope."""
@@ -253,6 +234,17 @@ class RunDriver:
         if record is not None and scope.iteration and record.iteration != scope.iteration:
             return None
         return record
+
+    def resume_below(self, path: StepPath) -> bool:
+        """Whether a step at or under `path` (or one of its foreach items) has an accepted
+        resume that has not run yet."""
+        size = len(path)
+        for key, record in self.records.items():
+            if key[:size] == path and (
+                record.resume_pending or any(item.resume_pending for item in record.foreach_items)
+            ):
+                return True
+        return False
 
     async def run_nested(
         self,
@@ -264,9 +256,8 @@ class RunDriver:
         iteration: int = 0,
     ) -> Outcome:
         """A nested workflow as a step: its steps are recorded under `path`."""
-        if record is not None and record.status is StepStatus.SUCCESS:
-            return success(record.output)
-        now = time.time()
+        if record is not None and (done := recorded(record)) is not None:
+            return done
         announce = True
         if record is None or record.status not in (StepStatus.RUNNING, StepStatus.SUSPENDED):
             validated = self.validate_input(workflow.input_schema, data, path)
@@ -276,17 +267,15 @@ class RunDriver:
                 path,
                 StepStatus.RUNNING,
                 payload=validated[1],
-                started_at=now,
+                started_at=time.time(),
                 iteration=iteration or scope.iteration,
                 position=self.position(path),
             )
         elif record.status is StepStatus.SUSPENDED:
-            if self.resume is not None and self.resume.path[: len(path)] == path:
-                record = replace(
-                    record, status=StepStatus.RUNNING, resumed_at=now, resume_payload=self.resume.data
-                )
+            if self.resume_below(path):
+                record = replace(record, status=StepStatus.RUNNING)
             else:
-                announce = False
+                announce = False  # the walk only lists the suspended steps inside
         if announce:
             self.record_event(EventType.STEP_START, record)
         child = scope.child(workflow, path, record.payload, iteration=record.iteration)
@@ -297,97 +286,90 @@ class RunDriver:
             outcome = success(outcome.output)
         return self.finish_record(record, outcome, leaf=False)
 
-    # -- executing one step ------------------------------------------------------------------
+    # -- executing one step: start record, body, finish record ---------------------------------
 
     async def execute(
-        self,
-        step: Step,
-        data: Json,
-        path: StepPath,
-        scope: Scope,
-        *,
-        prior: StepRecord | None = None,
-        resumed: bool = False,
-        iteration: int = 0,
-        emit: bool = True,
+        self, step: Step, data: Json, path: StepPath, scope: Scope, *, iteration: int = 0
     ) -> Outcome:
-        """Run a step body (with retries) and record what it did.
-
-        With `emit=False` (foreach items) nothing is recorded; the caller records.
-        """
-        now = time.time()
-        resume = self.resume if resumed else None
-        validated = self.validate_input(step.input_schema, data, path, emit=emit, iteration=iteration)
+        """Run a step from its input (first run, or again after a crash) and record it."""
+        validated = self.validate_input(step.input_schema, data, path, iteration=iteration)
         if isinstance(validated, Outcome):
             return validated
         value, checked = validated
-        if resume is not None and prior is not None:
-            record = StepRecord(
-                path,
-                StepStatus.RUNNING,
-                payload=prior.payload,
-                started_at=prior.started_at,
-                resumed_at=now,
-                resume_payload=resume.data,
-                iteration=prior.iteration,
-                position=prior.position,
-            )
-        else:
-            record = StepRecord(
-                path,
-                StepStatus.RUNNING,
-                payload=checked,
-                started_at=now,
-                iteration=iteration,
-                position=prior.position if prior else self.position(path),
-            )
-        if emit:
-            self.record_event(EventType.STEP_START, record)
-        body, attempt = await self.call_with_retries(
-            step,
-            value,
-            scope,
+        record = StepRecord(
             path,
-            resume_value=resume.value if resume else None,
-            suspend_data=prior.suspend_payload if resume and prior else None,
+            StepStatus.RUNNING,
+            payload=checked,
+            started_at=time.time(),
+            iteration=iteration,
+            position=self.position(path),
         )
-        if not emit:
-            return body
-        return self.finish_record(record, body, attempt=attempt)
+        self.record_event(EventType.STEP_START, record)
+        body, attempt = await self.run_body(step, value, scope, path, None)
+        outcome = self.finish_record(record, body, attempt=attempt)
+        await self.outbox.after_body()
+        return outcome
 
-    async def call_with_retries(
-        self,
-        step: Step,
-        value: Any,
-        scope: Scope,
-        path: StepPath,
-        *,
-        resume_value: Any,
-        suspend_data: Json,
+    async def resume_step(self, step: Step, record: StepRecord, scope: Scope) -> Outcome:
+        """Run a suspended step again with the resume accepted on its record."""
+        validated = self.validate_input(step.input_schema, record.payload, record.path, emit=False)
+        if isinstance(validated, Outcome):
+            return self.finish_record(record, validated)
+        running = replace(record, status=StepStatus.RUNNING)
+        self.record_event(EventType.STEP_START, running)
+        resumption = Resumption(record.resume_payload, record.suspend_payload)
+        body, attempt = await self.run_body(step, validated[0], scope, record.path, resumption)
+        outcome = self.finish_record(running, body, attempt=attempt)
+        await self.outbox.after_body()
+        return outcome
+
+    async def run_item(
+        self, step: Step, data: Json, path: StepPath, scope: Scope, item: ForeachItem | None
+    ) -> Outcome:
+        """Run one foreach item's body; the foreach block records the item's outcome."""
+        validated = self.validate_input(step.input_schema, data, path, emit=False)
+        if isinstance(validated, Outcome):
+            return validated
+        resumption = None
+        if item is not None and item.resume_pending:
+            resumption = Resumption(item.resume_payload, item.suspend_payload)
+        body, _ = await self.run_body(step, validated[0], scope, path, resumption)
+        return body
+
+    async def run_body(
+        self, step: Step, value: Any, scope: Scope, path: StepPath, resumption: Resumption | None
     ) -> tuple[Outcome, int]:
         """Call the body until it succeeds, suspends, bails or runs out of retries.
 
         Returns the outcome and the index of the last attempt.
         """
+        resume_value: Any = None
+        if resumption is not None:
+            try:
+                resume_value = _resume_value(step, resumption.data)
+            except SchemaViolation as exc:
+                # Resume data is checked when Resume accepts it; this fails only when the
+                # step's resume schema changed since, and then only this run fails.
+                return failed(RunError("ResumeValidationError", str(exc), exc.details)), 0
         retries = step.retries if step.retries is not None else scope.workflow.retry_config.attempts
         delay = scope.workflow.retry_config.delay
         attempt = 0
         while True:
             # Every earlier result must be durable before user code runs again.
-            await self.outbox.before_body(concurrent=self._fan_out > 0)
+            await self.outbox.before_body()
             if self.cancel_requested:
                 return CANCELED, attempt
             ctx = StepContext(
                 input_data=value,
-                run_id=self.run.run_id,
-                workflow_id=self.workflow.id,
-                resource_id=self.run.resource_id,
+                run_id=self.run_id,
+                workflow_id=self.workflow_id,
+                resource_id=self.resource_id,
                 request_context=self.request_context,
                 retry_count=attempt,
                 resume_data=resume_value,
-                suspend_data=suspend_data,
+                suspend_data=resumption.suspend_payload if resumption is not None else None,
                 abort_signal=self.abort_signal,
-                runtime=_StepRuntime(scope, path),
+                runtime=scope.step_runtime(path),
                 suspend_schema=step.suspend_schema,
             )
             try:
@@ -400,10 +382,25 @@ class RunDriver:
                 return failed(RunError("SuspendValidationError", str(exc), exc.details)), attempt
             except Exception as exc:
                 if attempt < retries and not self.cancel_requested:
+                    logger.warning(
+                        "run %s step %s attempt %d failed; retrying",
+                        self.run_id,
+                        ".".join(path),
+                        attempt,
+                        exc_info=exc,
+                        extra=_log_fields(self.run_id, path, attempt),
+                    )
                     attempt += 1
-                    logger.info("run %s step %s failed (%s); retry %d", self.run.run_id, path, exc, attempt)
                     await self.interruptible_sleep(delay)
                     continue
+                logger.error(
+                    "run %s step %s attempt %d failed",
+                    self.run_id,
+                    ".".join(path),
+                    attempt,
+                    exc_info=exc,
+                    extra=_log_fields(self.run_id, path, attempt),
+                )
                 return failed(RunError.from_exception(exc)), attempt
             if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel
                 return CANCELED, attempt
@@ -423,8 +420,8 @@ class RunDriver:
     async def _call_body(self, step: Step, ctx: StepContext) -> Any:
         """Run the body inside the current task; `cancel()` cancels that task while it runs.
 
-        No task per body: a run's steps execute in its driver task (or a parallel branch's
-        task), which keeps a step's overhead to one coroutine call.
+        No task per body: a run's steps execute in its driver task (or a concurrent
+        block's task), which keeps a step's overhead to one coroutine call.
         """
         task = asyncio.current_task(self.loop)
         assert task is not None
@@ -460,14 +457,15 @@ class RunDriver:
         now = time.time()
         tried = record.attempt if attempt is None else attempt
         if outcome.kind is Kind.SUSPENDED:
+            if record.resumed_at is not None and now <= record.resumed_at:
+                now = record.resumed_at + 1e-6  # a new suspension must read as after the resume it ends
             detail = outcome.output if isinstance(outcome.output, dict) else {}
-            labels = tuple(detail.get("labels", ()))
             done = replace(
                 record,
                 status=StepStatus.SUSPENDED,
                 suspend_payload=detail.get("payload"),
                 suspended_at=now,
-                resume_labels=labels,
+                resume_labels=tuple(detail.get("labels", ())),
                 attempt=tried,
             )
             self.record_event(EventType.STEP_SUSPENDED, done)
@@ -488,7 +486,8 @@ class RunDriver:
     def validate_input(
         self, schema: Any, data: Json, path: StepPath, *, emit: bool = True, iteration: int = 0
     ) -> tuple[Any, Json] | Outcome:
-        """The typed input and its JSON form (defaults applied), or a failed outcome (recorded)."""
+        """The typed input and its JSON form (defaults applied), or a failed outcome
+        (recorded as the step's result when `emit`)."""
         if schema is None:
             return data, data
         try:
@@ -517,16 +516,21 @@ class RunDriver:
     # -- recording -----------------------------------------------------------------------------
 
     def record_event(self, type_: EventType, record: StepRecord, **patch: Any) -> None:
+        """Store the step's record and announce it with an event, in the same commit."""
         self.records[record.path] = record
+        self.outbox.stage(step=record, **patch)
         self.outbox.event(type_, self.status, record)
-        if patch:
-            self.outbox.stage(**patch)
 
     def note_suspended(self, record: StepRecord) -> None:
+        """List a suspended step (and its suspended foreach items' labels) for Resume."""
         if record.path not in self.suspended:
             self.suspended.append(record.path)
         for label in record.resume_labels:
             self.labels[label] = ResumeLabel(record.path)
+        for item in record.foreach_items:
+            if item.status is StepStatus.SUSPENDED:
+                for label in item.labels:
+                    self.labels[label] = ResumeLabel(record.path, item.index)
 
     def position(self, path: StepPath) -> int:
         existing = self.records.get(path)
@@ -549,6 +553,18 @@ class RunDriver:
                 await self.abort_signal.wait()
         except TimeoutError:
             pass
+
+
+def _resume_value(step: Step, data: Json) -> Any:
+    schema = step.resume_schema
+    if schema is None:
+        return data
+    value, _ = schema.validate(data, "resume data")
+    return value
+
+
+def _log_fields(run_id: str, path: StepPath, attempt: int) -> dict[str, Any]:
+    return {"run_id": run_id, "step_path": ".".join(path), "attempt": attempt}
 
 
 async def _invoke(step: Step, ctx: StepContext) -> Any:

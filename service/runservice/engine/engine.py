@@ -15,20 +15,20 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from runservice.engine.driver import ResumeTarget, RunDriver
+from runservice.engine.driver import RunDriver
 from runservice.engine.follow import follow_events
 from runservice.engine.locks import KeyedLock
-from runservice.engine.targets import find_runnable, pending_resume, resolve
+from runservice.engine.targets import accept, find_runnable, resolve
 from runservice.errors import (
     FieldViolation,
     InvalidArgument,
     RunActive,
     RunAlreadyStarted,
     RunBelongsToOtherWorkflow,
+    RunNotActive,
     RunNotFound,
     RunNotSuspended,
     Unavailable,
-    Unimplemented,
     ValidationFailed,
     WorkflowDefinitionError,
     WorkflowNotFound,
@@ -39,12 +39,13 @@ from runservice.model import (
     EventType,
     Json,
     Run,
+    RunError,
     RunStatus,
     StepStatus,
     WorkflowState,
 )
 from runservice.storage import RunQuery, RunWrite, Store, Subscription
-from runservice.workflow import Schema, SchemaViolation, Workflow
+from runservice.workflow import Schema, SchemaViolation, Step, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,9 @@ class Engine:
         if not isinstance(state, dict):
             raise _invalid("initial_state", "the run state must be a JSON object")
         context = _context(request_context)
-        run_id = run_id or new_id()
+        # Without a run id, a request id alone must identify the first outcome: the run id
+        # is derived from it, so a retry lands on the same run, even on another replica.
+        run_id = run_id or (request_run_id(workflow_id, request_id) if request_id else new_id())
         async with self._lock(run_id):
             if request_id and await self._store.has_request(run_id, "start", request_id):
                 return await self._repeat(run_id, wait)
@@ -242,12 +245,14 @@ class Engine:
             workflow = self.workflow(run.workflow_id)
             path, index = resolve(run, step, label, for_each_index)
             target = find_runnable(workflow, path)
-            schema = target.resume_schema if target is not None else None
-            value, data = _validate_typed(schema, resume_data, "resume_data", "resume data")
+            schema = target.resume_schema if isinstance(target, Step) else None
+            _, data = _validate_typed(schema, resume_data, "resume_data", "resume data")
             now = time.time()
             merged = {**run.request_context, **context}
             records = {s.path: s for s in run.steps}
-            accepted = replace(records[path], resume_payload=data, resumed_at=now)
+            # The accepted resume is stored on the step, so a crash before or while it runs
+            # loses nothing: every later drive resumes that step until its next outcome.
+            accepted = accept(run_id, records[path], index, data, now)
             records[path] = accepted
             fields: dict[str, Any] = dict(
                 status=RunStatus.RUNNING, request_context=merged, suspended=(), resume_labels={}
@@ -257,7 +262,6 @@ class Engine:
                     run_id,
                     expect=frozenset({RunStatus.SUSPENDED}),
                     patch=fields,
-                    # The accepted resume is stored on the step, so a crash before it runs loses nothing.
                     steps=(accepted,),
                     events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
                     request=("resume", request_id) if request_id else None,
@@ -270,30 +274,33 @@ class Engine:
             run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
                 records.values()
             )
-            resume = ResumeTarget(path, data, value, index)
-            driver = RunDriver(self._store, workflow, run, resume=resume)
-            task = self._launch(driver)
+            task = self._launch(RunDriver(self._store, workflow, run))
         return await self._settled(task) if wait else replace(run, steps=())
 
     async def cancel(
         self, run_id: str, *, workflow_id: str | None = None, request_id: str | None = None
     ) -> Run:
-        """Cancel a run and return it once canceled (a finished run is returned unchanged)."""
+        """Cancel a run and return it once canceled (a finished run is returned unchanged).
+
+        A retry with the same `request_id` changes nothing and returns the run as it is.
+        """
         async with self._lock(run_id):
+            if request_id and await self._store.has_request(run_id, "cancel", request_id):
+                return await self._load(run_id, workflow_id, steps=True)
             task = self._tasks.get(run_id)
             driver = self._drivers.get(run_id)
             if task is None or driver is None:
                 run = await self._load(run_id, workflow_id, steps=True)
                 if run.status.terminal:
                     return run
-                await self._cancel_idle(run)
+                await self._cancel_idle(run, request_id)
                 return await self.get_run(run_id)
             await self._load(run_id, workflow_id)  # the workflow_id given must match
-            driver.cancel()
+            driver.cancel(request_id)
         await asyncio.wait((asyncio.shield(task),), timeout=self._cancel_grace * 2)
         return await self.get_run(run_id)
 
-    async def _cancel_idle(self, run: Run) -> None:
+    async def _cancel_idle(self, run: Run, request_id: str | None = None) -> None:
         """Cancel a run no task of this process is executing (pending, suspended, orphaned)."""
         run_id = run.run_id
         now = time.time()
@@ -314,16 +321,26 @@ class Engine:
                     EventDraft(EventType.WORKFLOW_CANCELED, RunStatus.CANCELED),
                     EventDraft(EventType.WORKFLOW_FINISH, RunStatus.CANCELED),
                 ),
+                request=("cancel", request_id) if request_id else None,
             )
         )
 
     async def restart(self, run_id: str, *, workflow_id: str | None = None, wait: bool = False) -> Run:
-        """Re-drive a run that was running when its process died."""
-        await self._load(run_id, workflow_id)
-        raise Unimplemented(
-            "Restart is not implemented yet: runs that were running when the server stopped "
-            "are re-driven automatically when it starts again"
-        )
+        """Re-drive an active (`running` or `waiting`) run from its last checkpoint.
+
+        A run this process is already driving is left alone (and waited for with `wait`);
+        a suspended or finished run is RunNotActive.
+        """
+        self._check_open()
+        async with self._lock(run_id):
+            run = await self._load(run_id, workflow_id, steps=True)
+            if run.status not in _ACTIVE:
+                raise RunNotActive(run_id, run.status.value)
+            task = self._tasks.get(run_id)
+            if task is None:
+                logger.info("run %s: restarted from its last checkpoint (was %s)", run_id, run.status)
+                task = self._launch(RunDriver(self._store, self.workflow(run.workflow_id), run))
+        return await self._settled(task) if wait else replace(run, steps=())
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -428,6 +445,8 @@ class Engine:
     # -- internals -------------------------------------------------------------------------
 
     async def _recover(self) -> None:
+        """Re-drive every run left `running` or `waiting`; one run that cannot be recovered
+        is failed alone (and logged), never stopping the others or the boot."""
         for stale in await self._store.runs_with_status(_ACTIVE):
             workflow = self._workflows.get(stale.workflow_id)
             if workflow is None:
@@ -438,20 +457,13 @@ class Engine:
                     stale.status,
                 )
                 continue
-            run = await self._load(stale.run_id, steps=True)
-            pending = pending_resume(run.steps)
-            resume = None
-            if pending is not None:
-                target = find_runnable(workflow, pending.path)
-                value, data = _validate_typed(
-                    target.resume_schema if target else None,
-                    pending.resume_payload,
-                    "resume_data",
-                    "resume data",
-                )
-                resume = ResumeTarget(pending.path, data, value)
-            logger.info("run %s: re-driving from its last checkpoint (was %s)", run.run_id, run.status)
-            self._launch(RunDriver(self._store, workflow, run, resume=resume))
+            try:
+                run = await self._load(stale.run_id, steps=True)
+                logger.info("run %s: re-driving from its last checkpoint (was %s)", run.run_id, run.status)
+                self._launch(RunDriver(self._store, workflow, run))
+            except Exception:
+                logger.exception("run %s: cannot be recovered", stale.run_id)
+                await self._fail(stale.run_id, "the run could not be recovered; see the server log")
 
     def _launch(self, driver: RunDriver) -> asyncio.Task[Run]:
         run_id = driver.run.run_id
@@ -465,8 +477,26 @@ class Engine:
         try:
             return await driver.drive()
         except Exception:
-            logger.exception("run %s: the engine failed while driving it", driver.run.run_id)
+            # A bug or a storage failure: fail the run loudly rather than leave it
+            # `running` to fail again at every boot.
+            logger.exception("run %s: the engine failed while driving it", driver.run_id)
+            await self._fail(driver.run_id, "the engine failed while driving the run; see the server log")
             raise
+
+    async def _fail(self, run_id: str, message: str) -> None:
+        """Mark an active run failed with an internal error (best effort: storage may be down)."""
+        error = RunError("InternalError", message)
+        try:
+            await self._store.write(
+                RunWrite(
+                    run_id,
+                    expect=_ACTIVE,
+                    patch=dict(status=RunStatus.FAILED, error=error, ended_at=time.time(), wake_at=None),
+                    events=(EventDraft(EventType.WORKFLOW_FINISH, RunStatus.FAILED, error=error),),
+                )
+            )
+        except Exception:
+            logger.exception("run %s: could not be marked failed", run_id)
 
     def _forget(self, run_id: str, task: asyncio.Task[Run]) -> None:
         if self._tasks.get(run_id) is task:
@@ -503,6 +533,14 @@ class Engine:
 
 
 _ids = random.Random(os.urandom(32))
+
+
+_REQUEST_IDS = uuid.UUID("6f1d3c2e-5b7a-4c8e-9a0b-2d4e6f8a1c3e")
+
+
+def request_run_id(workflow_id: str, request_id: str) -> str:
+    """The run id a Start without one gets from its request id (stable across retries)."""
+    return str(uuid.uuid5(_REQUEST_IDS, f"{workflow_id}\x00{request_id}"))
 
 
 def new_id() -> str:

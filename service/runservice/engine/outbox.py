@@ -6,18 +6,31 @@ them before anything irreversible: before a step body runs, if a result is stage
 settles. A step's start alone does not force a commit: it rides with the step's
 result, or is flushed in the background at most `START_FLUSH_DELAY` after it was staged,
 so a long step still shows as running while a quick one costs a single commit.
+
+Step records and events are staged separately: an event names the step it is about
+but never replaces the step's stored record (a foreach progress event carries only
+the item, and must not overwrite the record that holds every item's state).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 from typing import Any
 
 from runservice.model import Event, EventDraft, EventType, RunStatus, StepRecord
 from runservice.storage import RunWrite, Store
 
+logger = logging.getLogger(__name__)
+
 START_FLUSH_DELAY = 0.05
 """Seconds a step may run before its start is committed on its own."""
+
+IN_CONCURRENT_BLOCK: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "runservice_in_concurrent_block", default=False
+)
+"""True inside the branch tasks of a parallel, branch or foreach block (tasks copy it)."""
 
 
 class Outbox:
@@ -34,6 +47,8 @@ class Outbox:
         self.last_sequence = 0
         self._timer: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task[tuple[Event, ...]] | None = None
+        self._flush_error: BaseException | None = None
+        self._request: tuple[str, str] | None = None
 
     def stage(
         self,
@@ -48,29 +63,53 @@ class Outbox:
             self._events.append(event)
         self._patch.update(patch)
 
-    def event(self, type_: Any, status: RunStatus, step: StepRecord | None = None, **fields: Any) -> None:
-        """Stage an event (and the step record it carries)."""
-        self.stage(step=step, event=EventDraft(type=type_, run_status=status, step=step, **fields))
+    def remember(self, kind: str, request_id: str) -> None:
+        """Commit this idempotency key with the next write (see `RunWrite.request`)."""
+        self._request = (kind, request_id)
 
-    async def before_body(self, *, concurrent: bool = False) -> None:
+    def event(self, type_: Any, status: RunStatus, step: StepRecord | None = None, **fields: Any) -> None:
+        """Stage an event about `step`; the step's stored record is not touched."""
+        self._events.append(EventDraft(type=type_, run_status=status, step=step, **fields))
+
+    async def before_body(self) -> None:
         """Make every staged result durable; a staged start alone is flushed later.
 
-        `concurrent`: sibling branches run alongside this body; yield once so each
-        stages its start before any body runs, and the log shows every branch starting
-        before the first result (Mastra's order).
+        Inside a concurrent block, yield once so every sibling stages its start before
+        any body runs, and the log shows every branch starting before the first result
+        (Mastra's order).
         """
         if self._patch or any(event.type is not EventType.STEP_START for event in self._events):
             await self.commit()
         elif self._events:
             if self._timer is None:
                 self._timer = self._loop.call_later(START_FLUSH_DELAY, self._flush_later)
-            if concurrent:
+            if IN_CONCURRENT_BLOCK.get():
                 await asyncio.sleep(0)
+
+    async def after_body(self) -> None:
+        """Commit a result at once when sibling bodies are still running.
+
+        A sequential result rides with the next step's start (`before_body` commits it
+        before the next body runs); in a concurrent block nothing would commit it until
+        the slowest sibling ends, and a crash meanwhile would run a finished body again.
+        """
+        if IN_CONCURRENT_BLOCK.get():
+            await self.commit()
 
     def _flush_later(self) -> None:
         self._timer = None
         if self._flusher is None or self._flusher.done():
             self._flusher = self._loop.create_task(self.commit())
+            self._flusher.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[tuple[Event, ...]]) -> None:
+        """A background flush that failed fails the run's next commit instead of vanishing."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            logger.error("run %s: background flush failed", self._run_id, exc_info=error)
+            self._flush_error = error
 
     async def close(self) -> None:
         """Stop the background flush (the run has settled or is being stopped)."""
@@ -88,6 +127,8 @@ class Outbox:
         starts staged since, so a run of quick steps arms one timer, not one per step.
         """
         async with self._lock:
+            if self._flush_error is not None:
+                raise RuntimeError("an earlier background flush of this run failed") from self._flush_error
             if not (self._steps or self._events or self._patch):
                 return ()
             change = RunWrite(
@@ -95,8 +136,9 @@ class Outbox:
                 patch=self._patch,
                 steps=tuple(self._steps.values()),
                 events=tuple(self._events),
+                request=self._request,
             )
-            self._steps, self._events, self._patch = {}, [], {}
+            self._steps, self._events, self._patch, self._request = {}, [], {}, None
             result = await self._store.write(change)
             if result.events:
                 self.last_sequence = result.events[-1].sequence

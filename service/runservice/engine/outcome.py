@@ -1,17 +1,12 @@
-"""What running a node of the graph produced, and the runtime scope steps see."""
+"""What running a node of the graph produced."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-from runservice.model import Json, RunError, StepPath, StepStatus
-
-if TYPE_CHECKING:
-    from runservice.engine.driver import RunDriver
-    from runservice.workflow import Workflow
+from runservice.model import Json, RunError, StepRecord, StepStatus
 
 
 class Kind(enum.Enum):
@@ -67,34 +62,16 @@ def combine(ids: Sequence[str], outcomes: Sequence[Outcome], *, allow_failure: b
     return success(output)
 
 
-class Scope:
-    """One workflow level of a run (top-level or nested): what `StepRuntime` needs."""
+def recorded(record: StepRecord) -> Outcome | None:
+    """The outcome a finished record stands for, or None while the step is unfinished.
 
-    def __init__(
-        self, driver: RunDriver, workflow: Workflow, prefix: StepPath, init: Json, iteration: int = 0
-    ):
-        self.driver = driver
-        self.workflow = workflow
-        self.prefix = prefix
-        self.init = init
-        self.iteration = iteration
-        """Loop iteration of the enclosing body; records of older iterations are stale."""
-
-    def get_state(self) -> dict[str, Json]:
-        return dict(self.driver.state)
-
-    def set_state(self, patch: Mapping[str, Json]) -> None:
-        self.driver.state.update(patch)
-
-    async def write_output(self, chunk: Json) -> None:
-        await self.driver.write_output(chunk, self.prefix)
-
-    def step_result(self, step_id: str) -> Json | None:
-        record = self.driver.records.get((*self.prefix, step_id))
-        return record.output if record is not None and record.status is StepStatus.SUCCESS else None
-
-    def init_data(self) -> Json:
-        return self.init
-
-    def child(self, workflow: Workflow, path: StepPath, init: Any, iteration: int = 0) -> Scope:
-        return Scope(self.driver, workflow, path, init, iteration)
+    A finished step is never run again: a recovered walk takes its outcome from here,
+    failures and cancellations included, so no step ever gets a second result.
+    """
+    if record.status is StepStatus.SUCCESS:
+        return success(record.output)
+    if record.status is StepStatus.FAILED:
+        return failed(record.error or RunError("Error", "the step failed"))
+    if record.status is StepStatus.CANCELED:
+        return CANCELED
+    return None

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from runservice.errors import FailedPrecondition, MultipleSuspendedSteps, RunNotSuspended, StepNotSuspended
-from runservice.model import Run, RunStatus, StepPath, StepRecord, StepStatus
+from runservice.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    MultipleSuspendedSteps,
+    RunNotSuspended,
+    StepNotSuspended,
+)
+from runservice.model import Json, Run, RunStatus, StepPath, StepRecord, StepStatus
 from runservice.workflow import Runnable, Workflow
 
 
@@ -29,19 +37,56 @@ def resolve(
                 metadata={"run_id": run.run_id, "label": label},
             )
         return target.path, for_each_index if for_each_index is not None else target.for_each_index
+    wanted: StepPath = ()
     if step:
         wanted = tuple(step[0].split(".")) if len(step) == 1 else tuple(step)
-        matches = [p for p in suspended if p[: len(wanted)] == wanted]
-        if not matches:
-            raise StepNotSuspended(run.run_id, ".".join(wanted), names)
-        if len(matches) > 1:
-            raise MultipleSuspendedSteps(run.run_id, [".".join(p) for p in matches])
-        return matches[0], for_each_index
-    if not suspended:
-        raise RunNotSuspended(run.run_id, run.status.value)
-    if len(suspended) > 1:
-        raise MultipleSuspendedSteps(run.run_id, names)
-    return suspended[0], for_each_index
+    matches = [p for p in suspended if p[: len(wanted)] == wanted]
+    if for_each_index is not None:
+        # In a foreach of workflows the index picks the item: "[i]" is in the inner path.
+        item = f"[{for_each_index}]"
+        matches = [p for p in matches if item in p or not any(part.startswith("[") for part in p)]
+    if not matches:
+        if not suspended:
+            raise RunNotSuspended(run.run_id, run.status.value)
+        raise StepNotSuspended(run.run_id, ".".join(wanted) or "(any)", names)
+    if len(matches) > 1:
+        raise MultipleSuspendedSteps(run.run_id, [".".join(p) for p in matches])
+    return matches[0], for_each_index
+
+
+def accept(run_id: str, record: StepRecord, index: int | None, data: Json, now: float) -> StepRecord:
+    """The step record with the resume accepted on it (on the chosen foreach items).
+
+    Stored in the same commit that makes the run `running` again, it is what every
+    later drive of the run follows until the resumed step's next outcome is committed.
+    """
+    if record.foreach_items:
+        items = record.payload if isinstance(record.payload, list) else []
+        suspended = {i.index for i in record.foreach_items if i.status is StepStatus.SUSPENDED}
+        if index is not None:
+            if not 0 <= index < len(items):
+                raise _bad_index(f"step {'.'.join(record.path)!r} has items 0 to {len(items) - 1}")
+            if index not in suspended:
+                raise StepNotSuspended(
+                    run_id,
+                    f"{'.'.join(record.path)}[{index}]",
+                    [f"{'.'.join(record.path)}[{i}]" for i in sorted(suspended)],
+                )
+        chosen = suspended if index is None else {index}
+        resumed = tuple(
+            replace(i, resumed_at=now, resume_payload=data) if i.index in chosen else i
+            for i in record.foreach_items
+        )
+        return replace(record, foreach_items=resumed, resumed_at=now, resume_payload=data)
+    if index is not None and f"[{index}]" not in record.path:
+        raise _bad_index(f"step {'.'.join(record.path)!r} is not a foreach step")
+    return replace(record, resumed_at=now, resume_payload=data)
+
+
+def _bad_index(description: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"for_each_index: {description}", violations=[FieldViolation("for_each_index", description)]
+    )
 
 
 def find_runnable(workflow: Workflow, path: StepPath) -> Runnable | None:
@@ -57,15 +102,3 @@ def find_runnable(workflow: Workflow, path: StepPath) -> Runnable | None:
             return None
         current = found
     return current
-
-
-def pending_resume(records: Sequence[StepRecord]) -> StepRecord | None:
-    """A suspended step whose resume was accepted but not yet run (the process died)."""
-    for record in records:
-        if (
-            record.status is StepStatus.SUSPENDED
-            and record.resumed_at is not None
-            and (record.suspended_at is None or record.resumed_at >= record.suspended_at)
-        ):
-            return record
-    return None

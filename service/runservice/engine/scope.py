@@ -1,0 +1,81 @@
+"""Scope: one workflow level of a run (top level or nested), as step bodies see it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from runservice.model import Json, StepPath, StepRecord, StepStatus
+from runservice.workflow import Workflow
+
+
+class RunMemory(Protocol):
+    """What a scope reads and writes of its run (the driver provides it)."""
+
+    state: dict[str, Json]
+    records: dict[StepPath, StepRecord]
+
+    async def write_output(self, chunk: Json, path: StepPath) -> None: ...
+
+
+class Scope:
+    """A workflow level: its definition, the path prefix of its steps, its input."""
+
+    __slots__ = ("init", "iteration", "memory", "prefix", "workflow")
+
+    def __init__(
+        self, memory: RunMemory, workflow: Workflow, prefix: StepPath, init: Json, iteration: int = 0
+    ) -> None:
+        self.memory = memory
+        self.workflow = workflow
+        self.prefix = prefix
+        self.init = init
+        self.iteration = iteration
+        """Loop iteration of the enclosing body; records of older iterations are stale."""
+
+    def child(self, workflow: Workflow, path: StepPath, init: Any, iteration: int = 0) -> Scope:
+        return Scope(self.memory, workflow, path, init, iteration)
+
+    def step_runtime(self, path: StepPath) -> BoundRuntime:
+        return BoundRuntime(self, path)
+
+    def get_state(self) -> dict[str, Json]:
+        return dict(self.memory.state)
+
+    def set_state(self, patch: Mapping[str, Json]) -> None:
+        self.memory.state.update(patch)
+
+    async def write_output(self, chunk: Json) -> None:
+        await self.memory.write_output(chunk, self.prefix)
+
+    def step_result(self, step_id: str) -> Json | None:
+        record = self.memory.records.get((*self.prefix, step_id))
+        return record.output if record is not None and record.status is StepStatus.SUCCESS else None
+
+    def init_data(self) -> Json:
+        return self.init
+
+
+class BoundRuntime:
+    """A scope bound to one step, so the step's writer output names that step."""
+
+    __slots__ = ("_path", "_scope")
+
+    def __init__(self, scope: Scope, path: StepPath) -> None:
+        self._scope = scope
+        self._path = path
+
+    def get_state(self) -> dict[str, Json]:
+        return self._scope.get_state()
+
+    def set_state(self, patch: Mapping[str, Json]) -> None:
+        self._scope.set_state(patch)
+
+    async def write_output(self, chunk: Json) -> None:
+        await self._scope.memory.write_output(chunk, self._path)
+
+    def step_result(self, step_id: str) -> Json | None:
+        return self._scope.step_result(step_id)
+
+    def init_data(self) -> Json:
+        return self._scope.init_data()

@@ -1,0 +1,588 @@
+"""Recovery of every construct from what was committed at each point of its life.
+
+Each test runs a workflow on a real engine and SQLite file, holds one or more step
+bodies at a chosen point, then stops the engine the hard way (`Engine.aclose` cancels
+every run task; nothing staged is committed) and boots a new engine on the same file,
+as a restarted process would. The probe counts every body execution, so the tests can
+say which bodies ran again: only those that were in flight when the engine stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from runservice.engine import Engine
+from runservice.errors import InvalidArgument, StepNotSuspended
+from runservice.model import Run, RunStatus, StepStatus
+from runservice.storage import Store, open_store
+from runservice.workflow import StepContext, Workflow, create_step, create_workflow
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Probe:
+    """Counts body executions and holds the bodies a test names until it lets them go."""
+
+    def __init__(self) -> None:
+        self.ran: Counter[str] = Counter()
+        self.hold: set[str] = set()
+        self.entered: dict[str, asyncio.Event] = {}
+
+    def _entered(self, key: str) -> asyncio.Event:
+        return self.entered.setdefault(key, asyncio.Event())
+
+    async def body(self, key: str) -> None:
+        self.ran[key] += 1
+        self._entered(key).set()
+        if key in self.hold:
+            await asyncio.Event().wait()  # until the engine is stopped
+
+    async def wait_entered(self, *keys: str) -> None:
+        async with asyncio.timeout(10):
+            for key in keys:
+                await self._entered(key).wait()
+
+    def reset_entered(self) -> None:
+        self.entered.clear()
+
+
+probe = Probe()
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe() -> None:
+    global probe
+    probe.__init__()  # type: ignore[misc]
+
+
+class N(BaseModel):
+    n: int
+
+
+class Answer(BaseModel):
+    ok: bool
+
+
+@create_step("explode", input_schema=N)
+async def explode(ctx: StepContext) -> list[int]:
+    await probe.body("explode")
+    return list(range(ctx.input_data.n))
+
+
+@create_step("square")
+async def square(ctx: StepContext) -> int:
+    await probe.body(f"square[{ctx.input_data}]")
+    return int(ctx.input_data) ** 2
+
+
+@create_step("collect")
+async def collect(ctx: StepContext) -> dict[str, int]:
+    await probe.body("collect")
+    return {"n": sum(ctx.input_data)}
+
+
+squares = (
+    create_workflow("squares", input_schema=N)
+    .then(explode)
+    .foreach(square, concurrency=3)
+    .sleep(0.01)
+    .then(collect)
+    .commit()
+)
+
+
+@create_step("first")
+async def first(ctx: StepContext) -> int:
+    await probe.body("first")
+    return int(ctx.input_data["n"]) + 1
+
+
+@create_step("second")
+async def second(ctx: StepContext) -> int:
+    await probe.body("second")
+    return int(ctx.input_data) * 10
+
+
+sequence = create_workflow("sequence").then(first).then(second).commit()
+
+
+@create_step("left")
+async def left(ctx: StepContext) -> str:
+    await probe.body("left")
+    return "L"
+
+
+@create_step("right")
+async def right(ctx: StepContext) -> str:
+    await probe.body("right")
+    return "R"
+
+
+@create_step("broken-branch")
+async def broken_branch(ctx: StepContext) -> str:
+    await probe.body("broken-branch")
+    raise RuntimeError("this branch always fails")
+
+
+sides = create_workflow("sides").parallel([left, right]).commit()
+tolerant = create_workflow("tolerant").parallel([broken_branch, right], allow_failure=True).commit()
+
+
+@create_step("approve", resume_schema=Answer)
+async def approve(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"question": "ok?"})
+        return None
+    await probe.body("approve-resumed")
+    return {"approved": ctx.resume_data.ok}
+
+
+gate = create_workflow("gate").then(approve).commit()
+
+
+@create_step("ask-item", resume_schema=Answer)
+async def ask_item(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"item": ctx.input_data})
+        return None
+    await probe.body(f"ask-item[{ctx.input_data}]")
+    return {"item": ctx.input_data, "ok": ctx.resume_data.ok}
+
+
+asking_each = create_workflow("asking-each").foreach(ask_item, concurrency=4).commit()
+
+item_flow = create_workflow("item-flow").then(ask_item).commit()
+nested_each = create_workflow("nested-each").foreach(item_flow, concurrency=4).commit()
+
+
+@create_step("ask-left", resume_schema=Answer)
+async def ask_left(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"side": "left"})
+        return None
+    await probe.body("ask-left-resumed")
+    return "L"
+
+
+@create_step("ask-right", resume_schema=Answer)
+async def ask_right(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"side": "right"})
+        return None
+    await probe.body("ask-right-resumed")
+    return "R"
+
+
+asking_sides = create_workflow("asking-sides").parallel([ask_left, ask_right]).commit()
+
+inner = create_workflow("inner").then(approve).commit()
+middle = create_workflow("middle").then(inner).commit()
+outer = create_workflow("outer").then(middle).commit()
+
+
+@create_step("ask-count", resume_schema=Answer)
+async def ask_count(ctx: StepContext) -> Any:
+    count = int(ctx.input_data["count"])
+    if ctx.resume_data is None:
+        await ctx.suspend({"count": count})
+        return None
+    await probe.body(f"ask-count[{count}]")
+    return {"count": count + 1}
+
+
+counting = create_workflow("counting").dountil(ask_count, lambda ctx: ctx.input_data["count"] >= 2).commit()
+
+WORKFLOWS = [
+    squares,
+    sequence,
+    sides,
+    tolerant,
+    gate,
+    asking_each,
+    nested_each,
+    asking_sides,
+    outer,
+    counting,
+]
+
+
+@contextlib.asynccontextmanager
+async def booted(path: Path, workflows: Iterable[Workflow] = WORKFLOWS) -> AsyncIterator[Engine]:
+    """An engine on the database at `path`; leaving the block stops it the hard way."""
+    store: Store = open_store(str(path))
+    await store.open()
+    try:
+        engine = Engine(store, workflows)
+        await engine.__aenter__()
+        try:
+            yield engine
+        finally:
+            await engine.aclose()
+    finally:
+        await store.close()
+
+
+async def settled(engine: Engine, run_id: str, *, allow: Iterable[RunStatus] = ()) -> Run:
+    """The run once it is terminal or suspended (polling the store)."""
+    wanted = {RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.SUSPENDED, *allow}
+    deadline = time.monotonic() + 10
+    while True:
+        run = await engine.get_run(run_id)
+        if run.status in wanted:
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} still {run.status}"
+        await asyncio.sleep(0.01)
+
+
+def results_per_step(run: Run) -> Counter[str]:
+    return Counter(".".join(s.path) for s in run.steps)
+
+
+# -- runs interrupted in a body ---------------------------------------------------------------------
+
+
+async def test_a_sequence_reruns_only_the_step_in_flight(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    probe.hold = {"second"}
+    async with booted(db) as engine:
+        run = await engine.start("sequence", input_data={"n": 4})
+        await probe.wait_entered("second")
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == 50
+    assert probe.ran == Counter({"first": 1, "second": 2})
+
+
+async def test_a_foreach_keeps_committed_items_and_runs_the_rest(tmp_path: Path) -> None:
+    """Issue 11 #0: the recovered foreach once finished with [] and a wrong run result."""
+    db = tmp_path / "runs.db"
+    probe.hold = {"square[3]", "square[4]"}
+    async with booted(db) as engine:
+        run = await engine.start("squares", input_data={"n": 6})
+        await probe.wait_entered("square[3]", "square[4]")
+        stored = await engine.get_run(run.run_id)
+    foreach = next(s for s in stored.steps if s.path == ("square",))
+    assert foreach.payload == [0, 1, 2, 3, 4, 5], "the foreach record keeps its items"
+    assert {i.index for i in foreach.foreach_items if i.status is StepStatus.SUCCESS} >= {0}
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS
+    assert done.result == {"n": sum(i * i for i in range(6))}
+    square_record = next(s for s in done.steps if s.path == ("square",))
+    assert square_record.output == [i * i for i in range(6)]
+    committed_before = {i.index for i in foreach.foreach_items if i.status is StepStatus.SUCCESS}
+    for index in range(6):
+        expected = 1 if index in committed_before or index == 5 else 2
+        assert probe.ran[f"square[{index}]"] == expected, (index, probe.ran)
+    assert probe.ran["explode"] == 1 and probe.ran["collect"] == 1
+
+
+async def test_a_parallel_block_reruns_only_the_branch_in_flight(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    probe.hold = {"right"}
+    async with booted(db) as engine:
+        run = await engine.start("sides")
+        await probe.wait_entered("left", "right")
+        await asyncio.sleep(0.1)  # the left branch's result is committed by the start flush
+        stored = await engine.get_run(run.run_id)
+    assert any(s.path == ("left",) and s.status is StepStatus.SUCCESS for s in stored.steps)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.result == {"left": "L", "right": "R"}
+    assert probe.ran == Counter({"left": 1, "right": 2})
+
+
+async def test_a_committed_failure_is_not_run_again(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    probe.hold = {"right"}
+    async with booted(db) as engine:
+        run = await engine.start("tolerant")
+        await probe.wait_entered("broken-branch", "right")
+        await asyncio.sleep(0.1)
+        stored = await engine.get_run(run.run_id)
+    assert any(s.path == ("broken-branch",) and s.status is StepStatus.FAILED for s in stored.steps)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == {"broken-branch": None, "right": "R"}
+    assert probe.ran["broken-branch"] == 1
+    assert results_per_step(done)["broken-branch"] == 1
+
+
+# -- accepted resumes interrupted in flight (issue 11 #1) ----------------------------------------------
+
+
+async def test_a_resumed_step_in_flight_is_resumed_again(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    probe.hold = {"approve-resumed"}
+    async with booted(db) as engine:
+        run = await engine.start("gate", wait=True)
+        assert run.status is RunStatus.SUSPENDED
+        await engine.resume(run.run_id, resume_data={"ok": True}, request_id="r1")
+        await probe.wait_entered("approve-resumed")
+        await asyncio.sleep(0.1)  # the resumed start is committed
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+        assert done.status is RunStatus.SUCCESS and done.result == {"approved": True}
+        again = await engine.resume(run.run_id, resume_data={"ok": False}, request_id="r1")
+        assert again.status is RunStatus.SUCCESS and again.result == {"approved": True}
+    assert probe.ran["approve-resumed"] == 2
+
+
+async def test_a_resume_accepted_just_before_the_stop_is_carried_out(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with booted(db) as engine:
+        run = await engine.start("gate", wait=True)
+        probe.hold = {"approve-resumed"}
+        await engine.resume(run.run_id, resume_data={"ok": True})
+        # stopped at once: the acceptance is committed, the body may not have started
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == {"approved": True}
+
+
+async def test_a_resumed_foreach_item_in_flight_is_resumed_again(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with booted(db) as engine:
+        run = await engine.start("asking-each", input_data=[0, 1, 2], wait=True)
+        assert run.status is RunStatus.SUSPENDED
+        probe.hold = {"ask-item[1]"}
+        await engine.resume(run.run_id, for_each_index=1, resume_data={"ok": True}, request_id="item1")
+        await probe.wait_entered("ask-item[1]")
+        await asyncio.sleep(0.1)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        after = await settled(engine, run.run_id)
+        assert after.status is RunStatus.SUSPENDED
+        [foreach] = [s for s in after.steps if s.path == ("ask-item",)]
+        statuses = {i.index: i.status for i in foreach.foreach_items}
+        assert statuses == {0: StepStatus.SUSPENDED, 1: StepStatus.SUCCESS, 2: StepStatus.SUSPENDED}
+        repeat = await engine.resume(
+            run.run_id, for_each_index=1, resume_data={"ok": True}, request_id="item1"
+        )
+        assert repeat.status is RunStatus.SUSPENDED
+        for index in (0, 2):
+            await engine.resume(run.run_id, for_each_index=index, resume_data={"ok": index == 0}, wait=True)
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS
+    assert done.result == [
+        {"item": 0, "ok": True},
+        {"item": 1, "ok": True},
+        {"item": 2, "ok": False},
+    ]
+    assert probe.ran == Counter({"ask-item[0]": 1, "ask-item[1]": 2, "ask-item[2]": 1})
+
+
+async def test_a_resumed_parallel_branch_in_flight_is_resumed_again(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with booted(db) as engine:
+        run = await engine.start("asking-sides", wait=True)
+        assert set(run.suspended) == {("ask-left",), ("ask-right",)}
+        probe.hold = {"ask-right-resumed"}
+        await engine.resume(run.run_id, step=["ask-right"], resume_data={"ok": True})
+        await probe.wait_entered("ask-right-resumed")
+        await asyncio.sleep(0.1)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        after = await settled(engine, run.run_id)
+        assert after.status is RunStatus.SUSPENDED and after.suspended == (("ask-left",),)
+        done = await engine.resume(run.run_id, step=["ask-left"], resume_data={"ok": True}, wait=True)
+    assert done.status is RunStatus.SUCCESS and done.result == {"ask-left": "L", "ask-right": "R"}
+    assert probe.ran == Counter({"ask-right-resumed": 2, "ask-left-resumed": 1})
+
+
+async def test_a_resumed_nested_step_in_flight_is_resumed_again(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with booted(db) as engine:
+        run = await engine.start("outer", wait=True)
+        assert run.suspended == (("middle", "inner", "approve"),)
+        probe.hold = {"approve-resumed"}
+        await engine.resume(run.run_id, step=["middle", "inner", "approve"], resume_data={"ok": True})
+        await probe.wait_entered("approve-resumed")
+        await asyncio.sleep(0.1)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == {"approved": True}
+    assert probe.ran["approve-resumed"] == 2
+    finished = {".".join(s.path): s.status for s in done.steps}
+    assert finished == {
+        "middle": StepStatus.SUCCESS,
+        "middle.inner": StepStatus.SUCCESS,
+        "middle.inner.approve": StepStatus.SUCCESS,
+    }
+
+
+async def test_a_resumed_loop_iteration_in_flight_is_resumed_again(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with booted(db) as engine:
+        run = await engine.start("counting", input_data={"count": 0}, wait=True)
+        assert run.status is RunStatus.SUSPENDED
+        probe.hold = {"ask-count[0]"}
+        await engine.resume(run.run_id, resume_data={"ok": True})
+        await probe.wait_entered("ask-count[0]")
+        await asyncio.sleep(0.1)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        after = await settled(engine, run.run_id)
+        assert after.status is RunStatus.SUSPENDED, "iteration 2 asks again"
+        [body] = after.steps
+        assert body.iteration == 2 and body.suspend_payload == {"count": 1}
+        done = await engine.resume(run.run_id, resume_data={"ok": True}, wait=True)
+    assert done.status is RunStatus.SUCCESS and done.result == {"count": 2}
+    assert probe.ran == Counter({"ask-count[0]": 2, "ask-count[1]": 1})
+
+
+# -- foreach over a nested workflow whose items suspend (issue 11 #0b) -----------------------------
+
+
+async def test_a_foreach_of_nested_workflows_resumes_item_by_item(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with booted(db) as engine:
+        run = await engine.start("nested-each", input_data=[10, 20], wait=True)
+        assert run.status is RunStatus.SUSPENDED
+        assert set(run.suspended) == {("item-flow", "[0]", "ask-item"), ("item-flow", "[1]", "ask-item")}
+        one = await engine.resume(
+            run.run_id, step=["item-flow", "[1]", "ask-item"], resume_data={"ok": True}, wait=True
+        )
+        assert one.status is RunStatus.SUSPENDED
+        assert one.suspended == (("item-flow", "[0]", "ask-item"),)
+        probe.hold = {"ask-item[10]"}
+        await engine.resume(run.run_id, for_each_index=0, resume_data={"ok": False})
+        await probe.wait_entered("ask-item[10]")
+        await asyncio.sleep(0.1)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS
+    assert done.result == [{"item": 10, "ok": False}, {"item": 20, "ok": True}]
+    assert probe.ran == Counter({"ask-item[20]": 1, "ask-item[10]": 2})
+
+
+# -- one bad run never stops the others (issue 11 #0c) ---------------------------------------------
+
+
+class Strict(BaseModel):
+    ok: bool
+    reason: str
+
+
+@create_step("approve", resume_schema=Strict)
+async def approve_strict(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"question": "ok?"})
+        return None
+    return {"approved": ctx.resume_data.ok}
+
+
+gate_v2 = create_workflow("gate").then(approve_strict).commit()
+
+
+async def test_a_stored_resume_that_no_longer_validates_fails_its_run_alone(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with booted(db) as engine:
+        bad = await engine.start("gate", wait=True)
+        probe.hold = {"approve-resumed", "second"}
+        await engine.resume(bad.run_id, resume_data={"ok": True})
+        good = await engine.start("sequence", input_data={"n": 1})
+        await probe.wait_entered("approve-resumed", "second")
+        await asyncio.sleep(0.1)
+    probe.hold.clear()
+    workflows = [w for w in WORKFLOWS if w.id != "gate"] + [gate_v2]
+    async with booted(db, workflows) as engine:
+        failed = await settled(engine, bad.run_id)
+        ok = await settled(engine, good.run_id)
+    assert ok.status is RunStatus.SUCCESS and ok.result == 20
+    assert failed.status is RunStatus.FAILED
+    assert failed.error is not None and failed.error.name == "ResumeValidationError"
+    assert "reason" in failed.error.message
+
+
+# -- resume checks (issue 11 #6) ----------------------------------------------------------------------
+
+
+async def test_for_each_index_must_name_a_suspended_item_of_a_foreach(tmp_path: Path) -> None:
+    async with booted(tmp_path / "runs.db") as engine:
+        run = await engine.start("asking-each", input_data=[0, 1], wait=True)
+        with pytest.raises(InvalidArgument) as past_end:
+            await engine.resume(run.run_id, for_each_index=2, resume_data={"ok": True})
+        assert past_end.value.violations[0].field == "for_each_index"
+        await engine.resume(run.run_id, for_each_index=0, resume_data={"ok": True}, wait=True)
+        with pytest.raises(StepNotSuspended):
+            await engine.resume(run.run_id, for_each_index=0, resume_data={"ok": True})
+        gate_run = await engine.start("gate", wait=True)
+        with pytest.raises(InvalidArgument) as not_foreach:
+            await engine.resume(gate_run.run_id, for_each_index=0, resume_data={"ok": True})
+        assert not_foreach.value.violations[0].field == "for_each_index"
+        unchanged = await engine.get_run(gate_run.run_id)
+        assert unchanged.status is RunStatus.SUSPENDED and unchanged.last_sequence == gate_run.last_sequence
+
+
+# -- smaller rules of the engine (issue 11 #2, #7, #10, #13) ------------------------------------------
+
+
+napper = create_workflow("napper").sleep(lambda ctx: ctx.input_data["seconds"]).commit()
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 1e12])
+async def test_a_sleep_that_cannot_be_stored_fails_its_step(tmp_path: Path, seconds: float) -> None:
+    async with booted(tmp_path / "runs.db", [napper]) as engine:
+        done = await engine.start("napper", input_data={"seconds": seconds}, wait=True)
+        assert done.status is RunStatus.FAILED
+        assert done.error is not None and done.error.name == "SleepError"
+        stored = await engine.get_run(done.run_id)
+        assert stored.wake_at is None and all(s.wake_at is None for s in stored.steps)
+
+
+async def test_a_request_id_alone_makes_start_idempotent(tmp_path: Path) -> None:
+    async with booted(tmp_path / "runs.db") as engine:
+        first = await engine.start("sequence", input_data={"n": 1}, request_id="once", wait=True)
+        again = await engine.start("sequence", input_data={"n": 9}, request_id="once", wait=True)
+        other = await engine.start("sequence", input_data={"n": 2}, request_id="twice", wait=True)
+        runs, _ = await engine.list_runs(workflow_id="sequence")
+    assert again.run_id == first.run_id and again.result == first.result == 20
+    assert other.run_id != first.run_id
+    assert len(runs) == 2 and probe.ran["first"] == 2
+
+
+async def test_cancel_remembers_its_request_id(tmp_path: Path) -> None:
+    async with booted(tmp_path / "runs.db") as engine:
+        run = await engine.start("gate", wait=True)
+        canceled = await engine.cancel(run.run_id, request_id="stop-1")
+        assert canceled.status is RunStatus.CANCELED
+        repeat = await engine.cancel(run.run_id, request_id="stop-1")
+        assert repeat.status is RunStatus.CANCELED and repeat.last_sequence == canceled.last_sequence
+        probe.hold = {"second"}
+        active = await engine.start("sequence", input_data={"n": 1})
+        await probe.wait_entered("second")
+        stopped = await engine.cancel(active.run_id, request_id="stop-2")
+        assert stopped.status is RunStatus.CANCELED
+        assert await engine._store.has_request(active.run_id, "cancel", "stop-2")
+
+
+async def test_a_failed_step_is_logged_with_its_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="runservice.engine.driver")
+    async with booted(tmp_path / "runs.db") as engine:
+        done = await engine.start("tolerant", wait=True)
+    assert done.status is RunStatus.SUCCESS
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info is not None and "always fails" in str(record.exc_info[1])
+    assert record.__dict__["run_id"] == done.run_id and record.__dict__["step_path"] == "broken-branch"
+    assert record.__dict__["attempt"] == 0
+    assert done.steps[0].error is not None and "Traceback" not in done.steps[0].error.message
