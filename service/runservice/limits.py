@@ -92,7 +92,8 @@ def _varint(n: int) -> int:
 
 
 def check(field: str, obj: Any, limit: int) -> int:
-    """The size of `obj`; raises `PayloadTooLarge` naming `field` when it exceeds `limit`."""
+    """The size of `obj` (0 for None, an unset field); raises `PayloadTooLarge` naming
+    `field` when it exceeds `limit`."""
     size = 0 if obj is None else json_size(obj)
     if size > limit:
         raise PayloadTooLarge(field, size, limit)
