@@ -430,7 +430,7 @@ ROWS: list[Row] = [
     Row(
         "ListRuns-unknown-status",
         "ListRuns",
-        msg(lambda ids: run_service_pb2.ListRunsRequest(statuses=[run_pb2.RunStatus.ValueType(99)])),
+        lambda ids: _list_with_status(99),
         INVALID,
         REQ,
         "statuses[0]",
@@ -473,6 +473,11 @@ ROWS: list[Row] = [
 ]
 
 
+def _list_with_status(number: int) -> bytes:
+    """A ListRunsRequest with a status number the enum does not have (field 2, packed)."""
+    return bytes([0x12, 1, number])
+
+
 def _list_with_time(seconds: int, nanos: int) -> bytes:
     request = run_service_pb2.ListRunsRequest()
     request.from_time.seconds = seconds
@@ -502,9 +507,9 @@ def details(exc: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, lis
 async def call(channel: grpc.aio.Channel, method: str, raw: bytes) -> list[bytes]:
     """Send raw request bytes; the raw reply (or every streamed reply)."""
     if method in STREAMING:
-        stream = channel.unary_stream(PREFIX + method)
+        stream: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(PREFIX + method)
         return [reply async for reply in stream(raw, timeout=10)]
-    unary = channel.unary_unary(PREFIX + method)
+    unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(PREFIX + method)
     return [await unary(raw, timeout=10)]
 
 
@@ -595,9 +600,11 @@ async def test_odd_stored_values_never_fail_a_read(served: Served) -> None:
         (raw,) = await call(channel, "ListRuns", listing.SerializeToString())
         assert [r.run_id for r in run_service_pb2.ListRunsResponse.FromString(raw).runs] == ["odd"]
         watch = run_service_pb2.WatchRequest(run_id="odd", include_run=True)
-        stream = channel.unary_stream(PREFIX + "Watch")(watch.SerializeToString(), timeout=10)
-        first = run_service_pb2.WatchResponse.FromString(await asyncio.wait_for(stream.read(), 10))
-        assert first.run.wake_time.seconds == 253_402_300_799
+        watching: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(PREFIX + "Watch")
+        stream = watching(watch.SerializeToString(), timeout=10)
+        first = await asyncio.wait_for(stream.read(), 10)
+        assert isinstance(first, bytes)
+        assert run_service_pb2.WatchResponse.FromString(first).run.wake_time.seconds == 253_402_300_799
         stream.cancel()
 
 
