@@ -9,7 +9,7 @@ Layers, top to bottom (a module may import its own layer and the ones below):
     runservice.engine                       (never runservice.storage.sqlite: it gets a Store)
     runservice.storage
     runservice.workflow, runservice.examples   (examples are user code: workflow, model, errors only)
-    runservice.model, runservice.errors
+    runservice.model, runservice.errors, runservice.limits
 
 Only runservice.server*, runservice.client and runservice.wire may import grpc, grpc_*, google.rpc,
 google.protobuf or the generated stubs (runservice.*). Every import counts, including
@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "runservice.workflow": 1,
     "runservice.examples": 1,
     "runservice.model": 0,
+    "runservice.limits": 0,
     "runservice.errors": 0,
 }
 """Top-level parts of the package and their layer (higher imports lower)."""

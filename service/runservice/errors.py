@@ -2,7 +2,9 @@
 
     ServiceError                       every error a caller can see; carries a stable `reason`
     ├── InvalidArgument                malformed request or data failing its schema (violations)
-    │   └── ValidationFailed           input, initial state or resume data failed its schema
+    │   ├── ValidationFailed           input, initial state or resume data failed its schema
+    │   ├── PayloadTooLarge            a JSON field or id over its documented limit
+    │   └── RunWorkflowMismatch        the run exists but belongs to another workflow
     ├── NotFound
     │   ├── WorkflowNotFound
     │   └── RunNotFound
@@ -13,8 +15,11 @@
     │   ├── RunNotSuspended            Resume of a run that is not suspended
     │   ├── StepNotSuspended           Resume naming a step that is not suspended
     │   ├── MultipleSuspendedSteps     Resume without a step while several are suspended
+    │   ├── ResumeLabelNotFound        Resume naming a label no suspended step registered
     │   ├── RunActive                  DeleteRun of a run that is still going
     │   └── RunNotActive               Restart of a run that is suspended or finished
+    ├── ResourceExhausted
+    │   └── ReplyTooLarge              the reply would exceed the send limit; ask for a smaller view
     ├── Unauthenticated / PermissionDenied
     ├── Unavailable                    the server is draining; retry elsewhere
     ├── Unimplemented
@@ -74,6 +79,33 @@ class ValidationFailed(InvalidArgument):
     """Data failed its schema before anything ran; the run is left as it was."""
 
     reason = "VALIDATION_FAILED"
+
+
+class PayloadTooLarge(InvalidArgument):
+    """A field is larger than its documented limit (`runservice.limits`); nothing was stored."""
+
+    reason = "PAYLOAD_TOO_LARGE"
+
+    def __init__(self, field: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{field} is {size} bytes; the limit is {limit} bytes",
+            metadata={"field": field, "size": str(size), "limit": str(limit)},
+            violations=[FieldViolation(field, f"is {size} bytes; the limit is {limit} bytes")],
+        )
+
+
+class RunWorkflowMismatch(InvalidArgument):
+    """The request names a workflow the run does not belong to (the run exists)."""
+
+    reason = "RUN_WORKFLOW_MISMATCH"
+
+    def __init__(self, run_id: str, workflow_id: str, run_workflow_id: str) -> None:
+        description = f"run {run_id!r} belongs to workflow {run_workflow_id!r}, not {workflow_id!r}"
+        super().__init__(
+            description,
+            metadata={"run_id": run_id, "workflow_id": workflow_id, "run_workflow_id": run_workflow_id},
+            violations=[FieldViolation("workflow_id", description)],
+        )
 
 
 class NotFound(ServiceError):
@@ -177,6 +209,36 @@ class RunNotActive(FailedPrecondition):
         super().__init__(
             f"run {run_id!r} is {status}; only a running or waiting run can be restarted",
             metadata={"run_id": run_id, "status": status},
+        )
+
+
+class ResumeLabelNotFound(FailedPrecondition):
+    reason = "RESUME_LABEL_NOT_FOUND"
+
+    def __init__(self, run_id: str, label: str, labels: Sequence[str]) -> None:
+        known = ", ".join(sorted(labels)) or "none"
+        super().__init__(
+            f"run {run_id!r} has no suspended step with resume label {label!r}; labels: {known}",
+            metadata={"run_id": run_id, "label": label},
+        )
+
+
+class ResourceExhausted(ServiceError):
+    """A limit of the server was reached; the same request will fail again."""
+
+    reason = "RESOURCE_EXHAUSTED"
+
+
+class ReplyTooLarge(ResourceExhausted):
+    """The reply would be larger than the server can send; ask for a smaller view."""
+
+    reason = "REPLY_TOO_LARGE"
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"the {what} reply would be {size} bytes, over the {limit}-byte send limit; "
+            "ask for a smaller view (RUN_VIEW_WITHOUT_PAYLOADS or RUN_VIEW_SUMMARY) or a smaller page",
+            metadata={"size": str(size), "limit": str(limit)},
         )
 
 

@@ -3,6 +3,12 @@
 JSON travels as `google.protobuf.Value`, whose numbers are doubles: a whole number within
 ±2^53 is read back as an `int`, so callers get `{"count": 3}`, not `3.0`. An unset Value
 field means None.
+
+Writing is total, so no stored value can make a read fail: a non-finite number (NaN,
+±Infinity; JSON has none) or an int beyond a double's range is written as null, and a
+time outside what `google.protobuf.Timestamp` can carry (years 1 to 9999) is clamped to
+the nearest end of that range (NaN times are left unset). Requests never bring such
+values in: the server rejects non-finite numbers (`non_finite_path`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from google.protobuf import message, struct_pb2, timestamp_pb2
 from runservice.model import Json
 
 _MAX_EXACT = 2**53
+_MAX_DOUBLE_INT = 2**1024  # float(int) overflows from here
+# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+MIN_TIME = -62_135_596_800
+MAX_TIME = 253_402_300_799
 
 
 def fill(value: struct_pb2.Value, obj: Any) -> None:
@@ -32,8 +42,16 @@ def fill(value: struct_pb2.Value, obj: Any) -> None:
         fields = struct.fields
         for key, item in obj.items():
             fill(fields[key if type(key) is str else str(key)], item)
-    elif kind is int or kind is float:
-        value.number_value = obj
+    elif kind is float:
+        if obj - obj == 0.0:  # finite: NaN and ±inf give NaN
+            value.number_value = obj
+        else:
+            value.null_value = struct_pb2.NULL_VALUE
+    elif kind is int:
+        if -_MAX_DOUBLE_INT < obj < _MAX_DOUBLE_INT:
+            value.number_value = obj
+        else:
+            value.null_value = struct_pb2.NULL_VALUE
     elif kind is bool:
         value.bool_value = obj
     elif obj is None:
@@ -52,8 +70,10 @@ def _fill_other(value: struct_pb2.Value, obj: Any) -> None:
     # bool before int: bool is an int subclass.
     if isinstance(obj, bool):
         value.bool_value = obj
-    elif isinstance(obj, int | float):
-        value.number_value = obj
+    elif isinstance(obj, int):
+        fill(value, int(obj))
+    elif isinstance(obj, float):
+        fill(value, float(obj))
     elif isinstance(obj, str):
         value.string_value = obj
     elif isinstance(obj, Mapping):
@@ -103,6 +123,23 @@ def from_value(value: struct_pb2.Value) -> Json:
     return None
 
 
+def non_finite_path(obj: Json, path: str) -> str | None:
+    """The path (`path.key[2].x`) of the first NaN or ±Infinity in JSON data, or None."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else path
+    if isinstance(obj, dict):
+        for key, item in obj.items():
+            found = non_finite_path(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(obj, list):
+        for i, item in enumerate(obj):
+            found = non_finite_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def read_value(msg: message.Message, name: str) -> Json:
     """The Value field `name` of `msg` as Python data; None when unset."""
     if msg.HasField(name):
@@ -112,8 +149,12 @@ def read_value(msg: message.Message, name: str) -> Json:
 
 
 def set_time(target: timestamp_pb2.Timestamp, seconds: float | None) -> None:
-    """Fill a Timestamp field from POSIX seconds unless None."""
-    if seconds is None:
+    """Fill a Timestamp field from POSIX seconds unless None (or NaN); clamped to its range."""
+    if seconds is None or seconds != seconds:  # None or NaN: nothing to say
+        return
+    if not MIN_TIME <= seconds <= MAX_TIME:  # ±inf and far-off times: the nearest end
+        target.seconds = MIN_TIME if seconds < MIN_TIME else MAX_TIME
+        target.nanos = 0
         return
     whole = math.floor(seconds)
     nanos = round((seconds - whole) * 1e9)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import logging
 import os
 import random
@@ -15,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from runservice.engine import paging
 from runservice.engine.driver import RunDriver
 from runservice.engine.follow import follow_events
 from runservice.engine.locks import KeyedLock
@@ -28,6 +26,7 @@ from runservice.errors import (
     RunNotActive,
     RunNotFound,
     RunNotSuspended,
+    RunWorkflowMismatch,
     Unavailable,
     ValidationFailed,
     WorkflowDefinitionError,
@@ -358,8 +357,12 @@ class Engine:
         to_time: float | None = None,
         page_size: int = 0,
         page_token: str = "",
+        payloads: bool = True,
     ) -> tuple[list[Run], str]:
-        """Runs newest first and the next page token ("" on the last page)."""
+        """Runs newest first and the next page token ("" on the last page).
+
+        `payloads=False` leaves input, result, state and request context out (summaries).
+        A page token only continues the listing of the filters it was issued for."""
         if workflow_id:
             self.workflow(workflow_id)
         if page_size < 0:
@@ -372,13 +375,15 @@ class Engine:
             from_time=from_time,
             to_time=to_time,
             limit=limit + 1,
-            after=_decode_token(page_token) if page_token else None,
+            payloads=payloads,
         )
+        if page_token:
+            query = replace(query, after=paging.decode_token(page_token, query))
         runs = await self._store.list_runs(query)
         if len(runs) <= limit:
             return runs, ""
         last = runs[limit - 1]
-        return runs[:limit], _encode_token(last.created_at, last.run_id)
+        return runs[:limit], paging.encode_token(query, last.created_at, last.run_id)
 
     async def delete_run(self, run_id: str, *, workflow_id: str | None = None) -> None:
         """Delete a run that is not running or waiting (RunActive otherwise)."""
@@ -523,8 +528,10 @@ class Engine:
 
     async def _load(self, run_id: str, workflow_id: str | None = None, *, steps: bool = False) -> Run:
         run = await self._store.get_run(run_id, steps=steps)
-        if run is None or (workflow_id and run.workflow_id != workflow_id):
+        if run is None:
             raise RunNotFound(run_id)
+        if workflow_id and run.workflow_id != workflow_id:
+            raise RunWorkflowMismatch(run_id, workflow_id, run.workflow_id)
         return run
 
     def _check_open(self) -> None:
@@ -575,19 +582,6 @@ def _context(request_context: dict[str, Json] | None) -> dict[str, Json]:
 
 def _invalid(field: str, description: str) -> InvalidArgument:
     return InvalidArgument(f"{field}: {description}", violations=[FieldViolation(field, description)])
-
-
-def _encode_token(created_at: float, run_id: str) -> str:
-    raw = json.dumps([created_at, run_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_token(token: str) -> tuple[float, str]:
-    try:
-        created_at, run_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return float(created_at), str(run_id)
-    except (ValueError, TypeError, binascii.Error):
-        raise _invalid("page_token", "not a token returned by ListRuns") from None
 
 
 __all__ = ["Engine"]

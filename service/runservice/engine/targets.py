@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from runservice.errors import (
-    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     MultipleSuspendedSteps,
+    ResumeLabelNotFound,
     RunNotSuspended,
     StepNotSuspended,
 )
@@ -30,12 +30,7 @@ def resolve(
     if label:
         target = run.resume_labels.get(label)
         if target is None:
-            known = ", ".join(sorted(run.resume_labels)) or "none"
-            raise FailedPrecondition(
-                f"run {run.run_id!r} has no suspended step with resume label {label!r}; labels: {known}",
-                reason="RESUME_LABEL_NOT_FOUND",
-                metadata={"run_id": run.run_id, "label": label},
-            )
+            raise ResumeLabelNotFound(run.run_id, label, list(run.resume_labels))
         return target.path, for_each_index if for_each_index is not None else target.for_each_index
     wanted: StepPath = ()
     if step:

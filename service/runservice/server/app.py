@@ -20,9 +20,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from runservice.engine import Engine
+from runservice.server.decoding import add_run_service
 from runservice.server.servicer import RunServicer
 from runservice.storage import open_store
-from runservice.v1 import run_service_pb2, run_service_pb2_grpc
+from runservice.v1 import run_service_pb2
 from runservice.workflow import Workflow
 
 logger = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ class RunServer:
     def __init__(self, engine: Engine, *, address: str, heartbeat: float) -> None:
         self.engine = engine
         self.server = grpc.aio.server(options=SERVER_OPTIONS)
-        run_service_pb2_grpc.add_RunServiceServicer_to_server(
-            RunServicer(engine, heartbeat=heartbeat), self.server
-        )
+        # In place of the generated add_RunServiceServicer_to_server: malformed requests
+        # become INVALID_ARGUMENT instead of UNKNOWN (see decoding.py).
+        add_run_service(RunServicer(engine, heartbeat=heartbeat), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

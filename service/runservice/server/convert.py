@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
-from typing import Literal, TypedDict, cast
+from typing import Literal, TypedDict, TypeVar, cast
 
-from google.protobuf import message, struct_pb2
+from google.protobuf import message, struct_pb2, timestamp_pb2
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
-from runservice import model, wire
-from runservice.errors import FieldViolation, InvalidArgument
+from runservice import limits, model, wire
+from runservice.errors import FieldViolation, InvalidArgument, PayloadTooLarge, ReplyTooLarge
 from runservice.model import Json
 from runservice.v1 import run_pb2, run_service_pb2
 from runservice.workflow import (
@@ -34,6 +34,8 @@ from runservice.workflow import (
     Workflow,
 )
 from runservice.workflow.builder import describe_condition, sleep_seconds
+
+_M = TypeVar("_M", bound=message.Message)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -61,14 +63,15 @@ def _set_error(target: run_pb2.RunError, error: model.RunError | None) -> None:
     wire.set_value(target.details, error.details)
 
 
-def _fill_step(msg: run_pb2.StepRecord, record: model.StepRecord) -> None:
+def _fill_step(msg: run_pb2.StepRecord, record: model.StepRecord, *, payloads: bool = True) -> None:
     msg.path.ids.extend(record.path)
     msg.status = _STEP_STATUS[record.status]
-    wire.set_value(msg.payload, record.payload)
-    wire.set_value(msg.output, record.output)
+    if payloads:
+        wire.set_value(msg.payload, record.payload)
+        wire.set_value(msg.output, record.output)
+        wire.set_value(msg.suspend_payload, record.suspend_payload)
+        wire.set_value(msg.resume_payload, record.resume_payload)
     _set_error(msg.error, record.error)
-    wire.set_value(msg.suspend_payload, record.suspend_payload)
-    wire.set_value(msg.resume_payload, record.resume_payload)
     wire.set_time(msg.started_at, record.started_at)
     wire.set_time(msg.ended_at, record.ended_at)
     wire.set_time(msg.suspended_at, record.suspended_at)
@@ -78,21 +81,31 @@ def _fill_step(msg: run_pb2.StepRecord, record: model.StepRecord) -> None:
     msg.resume_labels.extend(record.resume_labels)
     for item in record.foreach_items:
         out = msg.foreach_items.add(index=item.index, status=_STEP_STATUS[item.status])
-        wire.set_value(out.output, item.output)
-        wire.set_value(out.suspend_payload, item.suspend_payload)
+        if payloads:
+            wire.set_value(out.output, item.output)
+            wire.set_value(out.suspend_payload, item.suspend_payload)
         _set_error(out.error, item.error)
     wire.set_time(msg.wake_at, record.wake_at)
 
 
 def _add_steps(
-    out: RepeatedCompositeFieldContainer[run_pb2.StepRecord], steps: Iterable[model.StepRecord]
+    out: RepeatedCompositeFieldContainer[run_pb2.StepRecord],
+    steps: Iterable[model.StepRecord],
+    *,
+    payloads: bool = True,
 ) -> None:
     for record in steps:
-        _fill_step(out.add(), record)
+        _fill_step(out.add(), record, payloads=payloads)
 
 
-def run_to_proto(run: model.Run, *, include_state: bool = True) -> run_pb2.Run:
-    """A run as a Run message; `state` only when asked for."""
+View = run_service_pb2.RunView
+FULL = run_service_pb2.RUN_VIEW_FULL
+WITHOUT_PAYLOADS = run_service_pb2.RUN_VIEW_WITHOUT_PAYLOADS
+SUMMARY = run_service_pb2.RUN_VIEW_SUMMARY
+
+
+def run_to_proto(run: model.Run, *, include_state: bool = True, view: View = FULL) -> run_pb2.Run:
+    """A run as a Run message in `view` (see RunView); `state` only when asked for (full views)."""
     msg = run_pb2.Run(
         run_id=run.run_id,
         workflow_id=run.workflow_id,
@@ -101,21 +114,23 @@ def run_to_proto(run: model.Run, *, include_state: bool = True) -> run_pb2.Run:
         last_sequence=run.last_sequence,
         trace_id=run.trace_id,
     )
-    wire.set_value(msg.input, run.input)
-    wire.set_value(msg.result, run.result)
+    summary = view == SUMMARY
+    if not summary:
+        wire.set_value(msg.input, run.input)
+        wire.set_value(msg.result, run.result)
+        wire.set_value(msg.request_context, run.request_context)
+        _add_steps(msg.steps, run.steps, payloads=view == FULL)
+        if include_state:
+            wire.set_value(msg.state, run.state)
     _set_error(msg.error, run.error)
-    _add_steps(msg.steps, run.steps)
     for path in run.suspended:
         msg.suspended.add().ids.extend(path)
-    if include_state:
-        wire.set_value(msg.state, run.state)
     for label, target in run.resume_labels.items():
         entry = msg.resume_labels[label]
         entry.path.ids.extend(target.path)
         if target.for_each_index is not None:
             entry.has_for_each_index = True
             entry.for_each_index = target.for_each_index
-    wire.set_value(msg.request_context, run.request_context)
     wire.set_time(msg.create_time, run.created_at)
     wire.set_time(msg.update_time, run.updated_at)
     wire.set_time(msg.start_time, run.started_at)
@@ -265,9 +280,15 @@ class _Checks:
     def bad(self, field: str, description: str) -> None:
         self.violations.append(FieldViolation(field=self.prefix + field, description=description))
 
-    def required(self, field: str, value: str) -> str:
+    def required(self, field: str, value: str, limit: int = limits.ID) -> str:
         if not value:
             self.bad(field, "is required")
+        return self.bounded(field, value, limit)
+
+    def bounded(self, field: str, value: str, limit: int = limits.ID) -> str:
+        """A string field of at most `limit` characters (ids, labels, tokens)."""
+        if len(value) > limit:
+            self.bad(field, f"must be at most {limit} characters (got {len(value)})")
         return value
 
     def run_id(self, field: str, value: str, *, required: bool) -> str | None:
@@ -284,12 +305,55 @@ class _Checks:
             self.bad(field, "must not be negative")
         return value
 
-    def json_object(self, msg: message.Message, field: str) -> dict[str, Json] | None:
-        value = wire.read_value(msg, field)
+    def json(self, msg: message.Message, field: str, limit: int) -> Json:
+        """A JSON field: at most `limit` bytes (else PayloadTooLarge at once) and finite numbers."""
+        if not msg.HasField(field):
+            return None
+        value: struct_pb2.Value = getattr(msg, field)
+        size = value.ByteSize()
+        if size > limit:
+            raise PayloadTooLarge(self.prefix + field, size, limit)
+        data = wire.from_value(value)
+        bad = wire.non_finite_path(data, field)
+        if bad is not None:
+            self.bad(bad, "numbers must be finite (NaN and Infinity are not JSON)")
+        return data
+
+    def json_object(self, msg: message.Message, field: str, limit: int) -> dict[str, Json] | None:
+        value = self.json(msg, field, limit)
         if value is None or isinstance(value, dict):
             return value
         self.bad(field, "must be a JSON object")
         return None
+
+    def time(self, msg: message.Message, field: str) -> float | None:
+        """A Timestamp field within Timestamp's documented range, as POSIX seconds."""
+        if not msg.HasField(field):
+            return None
+        ts: timestamp_pb2.Timestamp = getattr(msg, field)
+        if not wire.MIN_TIME <= ts.seconds <= wire.MAX_TIME or not 0 <= ts.nanos < 1_000_000_000:
+            self.bad(field, "must be a valid time between years 1 and 9999")
+            return None
+        return ts.seconds + ts.nanos / 1e9
+
+    def step_path(self, field: str, parts: Sequence[str]) -> tuple[str, ...]:
+        """A step path (`a.b` or ids): bounded in length and depth, no empty id."""
+        step = tuple(parts)
+        if len(step) > limits.STEP_PATH:
+            self.bad(field, f"must have at most {limits.STEP_PATH} ids (got {len(step)})")
+            return ()
+        for i, part in enumerate(step):
+            self.bounded(f"{field}[{i}]", part, limits.ID * limits.STEP_PATH)
+        if len(step) == 1 and "." in step[0]:
+            step = tuple(step[0].split("."))
+            if len(step) > limits.STEP_PATH:
+                self.bad(field, f"must have at most {limits.STEP_PATH} ids (got {len(step)})")
+                return ()
+        if any(not part for part in step):
+            self.bad(field, "step ids must not be empty")
+        elif any(len(part) > limits.ID for part in step):
+            self.bad(field, f"each step id must be at most {limits.ID} characters")
+        return step
 
     def done(self) -> None:
         if self.violations:
@@ -309,6 +373,10 @@ def workflow_id(request: run_service_pb2.GetWorkflowRequest) -> str:
     return request.workflow_id
 
 
+def _workflow_ref(checks: _Checks, value: str) -> str | None:
+    return _optional(checks.bounded("workflow_id", value))
+
+
 class RunRef(TypedDict):
     """A required run id and an optional workflow id."""
 
@@ -324,8 +392,9 @@ def run_ref(
     """The run named by GetRun, DeleteRun or Restart."""
     checks = _Checks()
     checks.run_id("run_id", request.run_id, required=True)
+    workflow = _workflow_ref(checks, request.workflow_id)
     checks.done()
-    return RunRef(run_id=request.run_id, workflow_id=_optional(request.workflow_id))
+    return RunRef(run_id=request.run_id, workflow_id=workflow)
 
 
 class CreateArgs(TypedDict):
@@ -338,6 +407,7 @@ def create_args(request: run_service_pb2.CreateRunRequest) -> CreateArgs:
     checks = _Checks()
     checks.required("workflow_id", request.workflow_id)
     run_id = checks.run_id("run_id", request.run_id, required=False)
+    checks.bounded("resource_id", request.resource_id, limits.RESOURCE_ID)
     checks.done()
     return CreateArgs(
         workflow_id=request.workflow_id, run_id=run_id, resource_id=_optional(request.resource_id)
@@ -359,13 +429,17 @@ def start_args(request: run_service_pb2.StartRequest, prefix: str = "") -> Start
     checks = _Checks(prefix)
     checks.required("workflow_id", request.workflow_id)
     run_id = checks.run_id("run_id", request.run_id, required=False)
-    context = checks.json_object(request, "request_context")
+    checks.bounded("resource_id", request.resource_id, limits.RESOURCE_ID)
+    checks.bounded("request_id", request.request_id)
+    input_data = checks.json(request, "input_data", limits.INPUT)
+    initial_state = checks.json(request, "initial_state", limits.INITIAL_STATE)
+    context = checks.json_object(request, "request_context", limits.REQUEST_CONTEXT)
     checks.done()
     return StartArgs(
         workflow_id=request.workflow_id,
         run_id=run_id,
-        input_data=wire.read_value(request, "input_data"),
-        initial_state=wire.read_value(request, "initial_state"),
+        input_data=input_data,
+        initial_state=initial_state,
         request_context=context,
         resource_id=_optional(request.resource_id),
         request_id=_optional(request.request_id),
@@ -387,23 +461,23 @@ def resume_args(request: run_service_pb2.ResumeRequest, prefix: str = "") -> Res
     """Engine arguments of a Resume; a single dotted step id becomes a path."""
     checks = _Checks(prefix)
     checks.run_id("run_id", request.run_id, required=True)
-    step = tuple(request.step)
-    if len(step) == 1 and "." in step[0]:
-        step = tuple(step[0].split("."))
-    if any(not part for part in step):
-        checks.bad("step", "step ids must not be empty")
+    workflow = _workflow_ref(checks, request.workflow_id)
+    step = checks.step_path("step", request.step)
+    checks.bounded("label", request.label)
+    checks.bounded("request_id", request.request_id)
     index = None
     if request.HasField("for_each_index"):
         index = checks.non_negative("for_each_index", request.for_each_index)
-    context = checks.json_object(request, "request_context")
+    resume_data = checks.json(request, "resume_data", limits.RESUME_DATA)
+    context = checks.json_object(request, "request_context", limits.REQUEST_CONTEXT)
     checks.done()
     return ResumeArgs(
         run_id=request.run_id,
-        workflow_id=_optional(request.workflow_id),
+        workflow_id=workflow,
         step=step,
         label=_optional(request.label),
         for_each_index=index,
-        resume_data=wire.read_value(request, "resume_data"),
+        resume_data=resume_data,
         request_context=context,
         request_id=_optional(request.request_id),
     )
@@ -418,10 +492,12 @@ class CancelArgs(TypedDict):
 def cancel_args(request: run_service_pb2.CancelRequest) -> CancelArgs:
     checks = _Checks()
     checks.run_id("run_id", request.run_id, required=True)
+    workflow = _workflow_ref(checks, request.workflow_id)
+    checks.bounded("request_id", request.request_id)
     checks.done()
     return CancelArgs(
         run_id=request.run_id,
-        workflow_id=_optional(request.workflow_id),
+        workflow_id=workflow,
         request_id=_optional(request.request_id),
     )
 
@@ -434,13 +510,21 @@ class ListArgs(TypedDict):
     to_time: float | None
     page_size: int
     page_token: str
+    payloads: bool
 
 
 def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
     checks = _Checks()
     checks.non_negative("page_size", request.page_size)
+    workflow = _workflow_ref(checks, request.workflow_id)
+    checks.bounded("resource_id", request.resource_id, limits.RESOURCE_ID)
+    checks.bounded("page_token", request.page_token, limits.PAGE_TOKEN)
+    from_time = checks.time(request, "from_time")
+    to_time = checks.time(request, "to_time")
+    if len(request.statuses) > limits.STATUSES:
+        checks.bad("statuses", f"must list at most {limits.STATUSES} statuses")
     statuses: list[model.RunStatus] = []
-    for i, status in enumerate(request.statuses):
+    for i, status in enumerate(request.statuses[: limits.STATUSES]):
         known = _RUN_STATUS_BACK.get(status)
         if known is None:
             checks.bad(f"statuses[{i}]", f"unknown run status {status}")
@@ -448,13 +532,14 @@ def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
             statuses.append(known)
     checks.done()
     return ListArgs(
-        workflow_id=_optional(request.workflow_id),
+        workflow_id=workflow,
         statuses=tuple(statuses),
         resource_id=_optional(request.resource_id),
-        from_time=wire.read_time(request, "from_time"),
-        to_time=wire.read_time(request, "to_time"),
+        from_time=from_time,
+        to_time=to_time,
         page_size=request.page_size,
         page_token=request.page_token,
+        payloads=list_view(request.view) != SUMMARY,
     )
 
 
@@ -505,35 +590,73 @@ def get_workflow_response(workflow: run_pb2.Workflow) -> run_service_pb2.GetWork
     return run_service_pb2.GetWorkflowResponse(workflow=workflow)
 
 
+MAX_REPLY = limits.MESSAGE - 4 * limits.KIB
+"""Largest reply built: the send limit less room for the response's own fields."""
+
+
+def _checked(reply: _M, what: str) -> _M:
+    """`reply`, or ReplyTooLarge when it could not be sent."""
+    size = reply.ByteSize()
+    if size > MAX_REPLY:
+        raise ReplyTooLarge(what, size, MAX_REPLY)
+    return reply
+
+
+def _run_reply(run: model.Run) -> run_pb2.Run:
+    """The run for the reply of a change (Start, Resume...): the change is done, so the reply
+    must not fail; a run too large in full is sent without step payloads, then as a summary."""
+    msg = run_to_proto(run)
+    if msg.ByteSize() <= MAX_REPLY:
+        return msg
+    msg = run_to_proto(run, view=WITHOUT_PAYLOADS)
+    if msg.ByteSize() <= MAX_REPLY:
+        return msg
+    return run_to_proto(run, view=SUMMARY)
+
+
 def create_run_response(run: model.Run, created: bool) -> run_service_pb2.CreateRunResponse:
-    return run_service_pb2.CreateRunResponse(run=run_to_proto(run), created=created)
+    return run_service_pb2.CreateRunResponse(run=_run_reply(run), created=created)
 
 
 def start_response(run: model.Run) -> run_service_pb2.StartResponse:
-    return run_service_pb2.StartResponse(run=run_to_proto(run))
+    return run_service_pb2.StartResponse(run=_run_reply(run))
 
 
 def resume_response(run: model.Run) -> run_service_pb2.ResumeResponse:
-    return run_service_pb2.ResumeResponse(run=run_to_proto(run))
+    return run_service_pb2.ResumeResponse(run=_run_reply(run))
 
 
 def cancel_response(run: model.Run) -> run_service_pb2.CancelResponse:
-    return run_service_pb2.CancelResponse(run=run_to_proto(run))
+    return run_service_pb2.CancelResponse(run=_run_reply(run))
 
 
 def restart_response(run: model.Run) -> run_service_pb2.RestartResponse:
-    return run_service_pb2.RestartResponse(run=run_to_proto(run))
+    return run_service_pb2.RestartResponse(run=_run_reply(run))
 
 
-def get_run_response(run: model.Run, *, include_state: bool) -> run_service_pb2.GetRunResponse:
-    return run_service_pb2.GetRunResponse(run=run_to_proto(run, include_state=include_state))
+def get_run_response(
+    run: model.Run, *, include_state: bool, view: View = run_service_pb2.RUN_VIEW_UNSPECIFIED
+) -> run_service_pb2.GetRunResponse:
+    """GetRun's reply in `view` (unspecified: full); ReplyTooLarge when it cannot be sent."""
+    shown = FULL if view == run_service_pb2.RUN_VIEW_UNSPECIFIED else view
+    reply = run_service_pb2.GetRunResponse(run=run_to_proto(run, include_state=include_state, view=shown))
+    return _checked(reply, "GetRun")
 
 
-def list_runs_response(runs: Iterable[model.Run], next_token: str) -> run_service_pb2.ListRunsResponse:
-    # Listings never carry the run state: it can be large and ListRuns has no include_state.
-    return run_service_pb2.ListRunsResponse(
-        runs=[run_to_proto(run, include_state=False) for run in runs], next_page_token=next_token
+def list_view(view: View) -> View:
+    """The view of a ListRuns (unspecified: summary)."""
+    return SUMMARY if view == run_service_pb2.RUN_VIEW_UNSPECIFIED else view
+
+
+def list_runs_response(
+    runs: Iterable[model.Run], next_token: str, view: View = SUMMARY
+) -> run_service_pb2.ListRunsResponse:
+    """ListRuns' reply; ReplyTooLarge when it cannot be sent (ask a smaller view or page)."""
+    # Listings never carry the run state or step records: the store does not load them.
+    reply = run_service_pb2.ListRunsResponse(
+        runs=[run_to_proto(run, include_state=False, view=view) for run in runs], next_page_token=next_token
     )
+    return _checked(reply, "ListRuns")
 
 
 def delete_run_response() -> run_service_pb2.DeleteRunResponse:
@@ -548,12 +671,12 @@ def stream_events(run_id: str, events: Sequence[model.Event]) -> run_service_pb2
 
 
 def stream_end(run: model.Run) -> run_service_pb2.StreamResponse:
-    return run_service_pb2.StreamResponse(run_id=run.run_id, end_of_stream=True, run=run_to_proto(run))
+    return run_service_pb2.StreamResponse(run_id=run.run_id, end_of_stream=True, run=_run_reply(run))
 
 
 def watch_run(run: model.Run, watermark: int) -> run_service_pb2.WatchResponse:
     """The first Watch message when the run was asked for."""
-    return run_service_pb2.WatchResponse(run=run_to_proto(run), watermark_sequence=watermark)
+    return run_service_pb2.WatchResponse(run=_run_reply(run), watermark_sequence=watermark)
 
 
 def watch_events(

@@ -152,14 +152,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: run_service_pb2.GetRunRequest, context: Context
     ) -> run_service_pb2.GetRunResponse:
         run = await self._engine.get_run(**convert.run_ref(request))
-        return convert.get_run_response(run, include_state=request.include_state)
+        return convert.get_run_response(run, include_state=request.include_state, view=request.view)
 
     @_unary
     async def ListRuns(
         self, request: run_service_pb2.ListRunsRequest, context: Context
     ) -> run_service_pb2.ListRunsResponse:
         runs, next_token = await self._engine.list_runs(**convert.list_args(request))
-        return convert.list_runs_response(runs, next_token)
+        return convert.list_runs_response(runs, next_token, convert.list_view(request.view))
 
     @_unary
     async def DeleteRun(

@@ -29,6 +29,7 @@ CODES: dict[type, grpc.StatusCode] = {
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     errors.Internal: grpc.StatusCode.INTERNAL,
@@ -36,6 +37,24 @@ CODES: dict[type, grpc.StatusCode] = {
 }
 
 _INTERNAL_MESSAGE = "internal error"
+
+MAX_MESSAGE = 1024
+"""Longest status message sent (characters); longer ones are cut (see `clip`)."""
+MAX_DETAIL = 256
+"""Longest ErrorInfo metadata value or field-violation text sent (characters)."""
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, saying how long it was.
+
+    Errors quote what the caller sent (ids, labels, paths); a 1 MB id echoed back would
+    make the trailer larger than gRPC's metadata limit, and the caller would see
+    RESOURCE_EXHAUSTED instead of the real error.
+    """
+    if len(text) <= limit:
+        return text
+    note = f"...({len(text)} characters)"
+    return text[: max(limit - len(note), 0)] + note
 
 
 def code_for(error: errors.ServiceError) -> grpc.StatusCode:
@@ -79,7 +98,9 @@ def _status(
     info = any_pb2.Any()
     info.Pack(
         error_details_pb2.ErrorInfo(
-            reason=reason, domain=DOMAIN, metadata={k: str(v) for k, v in metadata.items()}
+            reason=reason,
+            domain=DOMAIN,
+            metadata={clip(k, MAX_DETAIL): clip(str(v), MAX_DETAIL) for k, v in metadata.items()},
         )
     )
     details = [info]
@@ -88,13 +109,15 @@ def _status(
         request.Pack(
             error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=clip(v.field, MAX_DETAIL), description=clip(v.description, MAX_DETAIL)
+                    )
                     for v in violations
                 ]
             )
         )
         details.append(request)
     status: grpc.Status = rpc_status.to_status(
-        status_pb2.Status(code=code.value[0], message=message, details=details)
+        status_pb2.Status(code=code.value[0], message=clip(message, MAX_MESSAGE), details=details)
     )
     return status

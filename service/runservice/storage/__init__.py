@@ -86,6 +86,8 @@ class RunQuery:
     limit: int = 50
     after: tuple[float, str] | None = None
     """(created_at, run_id) of the last run of the previous page."""
+    payloads: bool = True
+    """Load input, result, state and request context; False leaves them None (summaries)."""
 
 
 class Store(Protocol):

@@ -1,4 +1,4 @@
--- runservice SQLite schema, version 2 (PRAGMA user_version); migrate_v2.sql upgrades version 1.
+-- runservice SQLite schema, version 3 (PRAGMA user_version); migrate_vN.sql upgrades version N-1.
 -- JSON columns hold compact json.dumps text; SQL NULL means Python None.
 
 CREATE TABLE IF NOT EXISTS runs (
@@ -24,11 +24,21 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at REAL NOT NULL
 );
 
--- Listing is newest first with keyset paging on (created_at, run_id).
+-- Listing is newest first with keyset paging on (created_at, run_id). One index per
+-- combination of equality filters (workflow, resource, status), each ending in that order:
+-- every ListRuns page is a range read of one index (the store names it with INDEXED BY),
+-- never a scan and sort, at any table size. A list of statuses is one range per status,
+-- merged. Boot recovery looks runs up by status too.
 CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow_id, created_at DESC, run_id DESC);
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at DESC, run_id DESC);
--- Boot recovery looks runs up by status.
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at DESC, run_id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_resource ON runs (resource_id, created_at DESC, run_id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_workflow_status ON runs (workflow_id, status, created_at DESC, run_id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_workflow_resource
+    ON runs (workflow_id, resource_id, created_at DESC, run_id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_resource_status ON runs (resource_id, status, created_at DESC, run_id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_workflow_resource_status
+    ON runs (workflow_id, resource_id, status, created_at DESC, run_id DESC);
 
 -- Steps and events are rowid tables: a new row lands at the right edge of the table
 -- and only the small (run_id, key) index entry goes to a random place. Clustered on

@@ -47,7 +47,7 @@ from runservice.storage.hub import EventHub
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MAX_BATCH = 500
 _BUSY_TIMEOUT_MS = 5000
 _READERS = 2
@@ -303,29 +303,8 @@ class SqliteStore:
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
-        clauses: list[str] = []
-        params: list[object] = []
-        if query.workflow_id is not None:
-            clauses.append("workflow_id = ?")
-            params.append(query.workflow_id)
-        if query.statuses:
-            clauses.append(f"status IN ({', '.join('?' * len(query.statuses))})")
-            params.extend(sorted(status.value for status in query.statuses))
-        if query.resource_id is not None:
-            clauses.append("resource_id = ?")
-            params.append(query.resource_id)
-        if query.from_time is not None:
-            clauses.append("created_at >= ?")
-            params.append(query.from_time)
-        if query.to_time is not None:
-            clauses.append("created_at < ?")
-            params.append(query.to_time)
-        if query.after is not None:
-            clauses.append("(created_at, run_id) < (?, ?)")
-            params.extend(query.after)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{_SELECT_RUN}{where} ORDER BY created_at DESC, run_id DESC LIMIT ?"
-        rows = await self._reader().execute_fetchall(sql, (*params, max(query.limit, 0)))
+        sql, params = _list_sql(query)
+        rows = await self._reader().execute_fetchall(sql, params)
         return [_run_from_row(row) for row in rows]
 
     async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
@@ -354,6 +333,68 @@ class SqliteStore:
             sorted(status.value for status in statuses),
         )
         return [_run_from_row(row) for row in rows]
+
+
+# -- listing -------------------------------------------------------------------------
+
+_SUMMARY_COLUMN_LIST = ", ".join(
+    "NULL" if column in ("input", "state", "request_context", "result") else column for column in _RUN_COLUMNS
+)
+
+
+def _list_sql(query: RunQuery) -> tuple[str, list[object]]:
+    """The statement (and parameters) of one ListRuns page.
+
+    Each page is a range read of the one index made for its equality filters (schema.sql),
+    named with INDEXED BY so the planner cannot pick a shorter index and sort. Several
+    statuses are one ordered, limited range per status, merged by a UNION ALL: at most
+    `limit` rows per status are read, whatever the table holds.
+    """
+    statuses = sorted(status.value for status in query.statuses)
+    limit = max(query.limit, 0)
+    columns = _RUN_COLUMN_LIST if query.payloads else _SUMMARY_COLUMN_LIST
+    if len(statuses) <= 1:
+        sql, one_params = _list_one(query, statuses[0] if statuses else None, columns)
+        return f"{sql} LIMIT ?", [*one_params, limit]
+    parts: list[str] = []
+    params: list[object] = []
+    for status in statuses:
+        part, part_params = _list_one(query, status, columns)
+        parts.append(f"SELECT * FROM ({part} LIMIT ?)")
+        params.extend((*part_params, limit))
+    return f"{' UNION ALL '.join(parts)} ORDER BY created_at DESC, run_id DESC LIMIT ?", [*params, limit]
+
+
+def _list_one(query: RunQuery, status: str | None, columns: str) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    index = ["runs_by"]
+    if query.workflow_id is not None:
+        clauses.append("workflow_id = ?")
+        params.append(query.workflow_id)
+        index.append("workflow")
+    if query.resource_id is not None:
+        clauses.append("resource_id = ?")
+        params.append(query.resource_id)
+        index.append("resource")
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+        index.append("status")
+    if len(index) == 1:
+        index.append("time")
+    if query.from_time is not None:
+        clauses.append("created_at >= ?")
+        params.append(query.from_time)
+    if query.to_time is not None:
+        clauses.append("created_at < ?")
+        params.append(query.to_time)
+    if query.after is not None:
+        clauses.append("(created_at, run_id) < (?, ?)")
+        params.extend(query.after)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    order = " ORDER BY created_at DESC, run_id DESC"
+    return f"SELECT {columns} FROM runs INDEXED BY {'_'.join(index)}{where}{order}", params
 
 
 # -- the writer thread's side ------------------------------------------------------

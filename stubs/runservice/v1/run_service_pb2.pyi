@@ -4,12 +4,24 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from runservice.v1 import run_pb2 as _run_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class RunView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_VIEW_UNSPECIFIED: _ClassVar[RunView]
+    RUN_VIEW_SUMMARY: _ClassVar[RunView]
+    RUN_VIEW_WITHOUT_PAYLOADS: _ClassVar[RunView]
+    RUN_VIEW_FULL: _ClassVar[RunView]
+RUN_VIEW_UNSPECIFIED: RunView
+RUN_VIEW_SUMMARY: RunView
+RUN_VIEW_WITHOUT_PAYLOADS: RunView
+RUN_VIEW_FULL: RunView
 
 class ListWorkflowsRequest(_message.Message):
     __slots__ = ()
@@ -184,14 +196,16 @@ class WatchResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[_run_pb2.RunEvent, _Mapping]]] = ..., workflow_states: _Optional[_Iterable[_Union[_run_pb2.WorkflowState, _Mapping]]] = ..., watermark_sequence: _Optional[int] = ..., end_of_stream: _Optional[bool] = ..., run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
-    __slots__ = ("workflow_id", "run_id", "include_state")
+    __slots__ = ("workflow_id", "run_id", "include_state", "view")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_STATE_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     run_id: str
     include_state: bool
-    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., include_state: _Optional[bool] = ...) -> None: ...
+    view: RunView
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., include_state: _Optional[bool] = ..., view: _Optional[_Union[RunView, str]] = ...) -> None: ...
 
 class GetRunResponse(_message.Message):
     __slots__ = ("run",)
@@ -200,7 +214,7 @@ class GetRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
-    __slots__ = ("workflow_id", "statuses", "resource_id", "from_time", "to_time", "page_size", "page_token")
+    __slots__ = ("workflow_id", "statuses", "resource_id", "from_time", "to_time", "page_size", "page_token", "view")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +222,7 @@ class ListRunsRequest(_message.Message):
     TO_TIME_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     statuses: _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus]
     resource_id: str
@@ -215,7 +230,8 @@ class ListRunsRequest(_message.Message):
     to_time: _timestamp_pb2.Timestamp
     page_size: int
     page_token: str
-    def __init__(self, workflow_id: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_run_pb2.RunStatus, str]]] = ..., resource_id: _Optional[str] = ..., from_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    view: RunView
+    def __init__(self, workflow_id: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_run_pb2.RunStatus, str]]] = ..., resource_id: _Optional[str] = ..., from_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., view: _Optional[_Union[RunView, str]] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs", "next_page_token")

@@ -1,0 +1,135 @@
+"""The documented limits on what the service accepts and stores, and how sizes are measured.
+
+Every limit is checked before anything is stored, so a stored run always fits in a
+reply: the JSON limits below add up to well under the 8 MiB gRPC message limit. A
+JSON value's size is the size of its `google.protobuf.Value` encoding (`json_size`),
+the figure that counts against the message limit; the server measures request fields
+with protobuf's own `ByteSize()`, which equals `json_size` of the decoded data.
+
+Over a JSON limit: `PayloadTooLarge` (INVALID_ARGUMENT, reason PAYLOAD_TOO_LARGE, with
+`field`, `size` and `limit` in the ErrorInfo metadata). Over an id limit: INVALID_ARGUMENT,
+reason INVALID_REQUEST, with a field violation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runservice.errors import PayloadTooLarge
+
+KIB = 1024
+MIB = 1024 * KIB
+
+MESSAGE = 8 * MIB
+"""gRPC message limit, both directions (server options); no reply is built above it."""
+
+INPUT = 1 * MIB
+"""A run's input (`input_data`)."""
+INITIAL_STATE = 1 * MIB
+"""A run's initial state (`initial_state`)."""
+RESUME_DATA = 1 * MIB
+"""The data of one Resume (`resume_data`)."""
+REQUEST_CONTEXT = 64 * KIB
+"""A request context (`request_context` of Start or Resume)."""
+STEP_OUTPUT = 1 * MIB
+"""What one step returns (its output) or suspends with; the engine fails the step above it."""
+STATE = 1 * MIB
+"""The run-wide state after a step changed it."""
+RUN_TOTAL = 6 * MIB
+"""All JSON data of a run together (input, context, state, result, every step record's
+payloads): a GetRun of the full run stays under MESSAGE."""
+
+ID = 128
+"""run_id, workflow_id, request_id, a step id and a resume label (characters)."""
+RESOURCE_ID = 256
+"""resource_id (characters): room for tenant names and e-mail addresses."""
+STEP_PATH = 32
+"""Step ids in one path (nesting depth of workflows)."""
+PAGE_TOKEN = 512
+"""A ListRuns page token (characters); the server's own tokens are under 200."""
+STATUSES = 16
+"""Statuses in one ListRuns filter (there are 7; repeats are harmless up to this)."""
+
+
+def json_size(obj: Any) -> int:
+    """The size in bytes of `obj` encoded as a `google.protobuf.Value` (as the server sends it).
+
+    Exact for JSON data (dict with str keys, list, str, int, float, bool, None); tuples count
+    as lists and other mappings as dicts.
+    """
+    if obj is None or obj is True or obj is False:
+        return 2  # tag + one-byte varint
+    kind = type(obj)
+    if kind is str:
+        return _delimited(len(obj.encode("utf-8", "surrogatepass")))
+    if kind is int or kind is float:
+        return 9  # tag + fixed64
+    if isinstance(obj, Mapping):
+        body = 0
+        for key, item in obj.items():
+            key_bytes = len(str(key).encode("utf-8", "surrogatepass"))
+            body += _delimited(_delimited(key_bytes) + _delimited(json_size(item)))
+        return _delimited(body)
+    if isinstance(obj, list | tuple):
+        return _delimited(sum(_delimited(json_size(item)) for item in obj))
+    if isinstance(obj, bool):
+        return 2
+    if isinstance(obj, int | float):
+        return 9
+    if isinstance(obj, str):
+        return json_size(str(obj))
+    raise TypeError(f"not JSON data: {type(obj).__name__}")
+
+
+def _delimited(length: int) -> int:
+    """A length-delimited field of `length` bytes: one-byte tag, varint length, the bytes."""
+    return 1 + _varint(length) + length
+
+
+def _varint(n: int) -> int:
+    return 1 if n < 0x80 else (n.bit_length() + 6) // 7
+
+
+def check(field: str, obj: Any, limit: int) -> int:
+    """The size of `obj` (0 for None, an unset field); raises `PayloadTooLarge` naming
+    `field` when it exceeds `limit`."""
+    size = 0 if obj is None else json_size(obj)
+    if size > limit:
+        raise PayloadTooLarge(field, size, limit)
+    return size
+
+
+def check_step_output(path: tuple[str, ...], output: Any) -> None:
+    """Raise `PayloadTooLarge` when a step's output exceeds STEP_OUTPUT.
+
+    The engine calls this before it records a step's result, and fails the step with the
+    error instead of storing the output.
+    """
+    check(f"steps.{'.'.join(path)}.output", output, STEP_OUTPUT)
+
+
+def check_state(state: Any) -> None:
+    """Raise `PayloadTooLarge` when the run-wide state exceeds STATE."""
+    check("state", state, STATE)
+
+
+__all__ = [
+    "ID",
+    "INITIAL_STATE",
+    "INPUT",
+    "MESSAGE",
+    "PAGE_TOKEN",
+    "REQUEST_CONTEXT",
+    "RESOURCE_ID",
+    "RESUME_DATA",
+    "RUN_TOTAL",
+    "STATE",
+    "STATUSES",
+    "STEP_OUTPUT",
+    "STEP_PATH",
+    "check",
+    "check_state",
+    "check_step_output",
+    "json_size",
+]

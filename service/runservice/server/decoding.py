@@ -1,0 +1,111 @@
+"""Registering RunService so that a malformed request is INVALID_ARGUMENT, not UNKNOWN.
+
+grpc.aio decodes a request before any handler runs; when decoding fails (bytes that are
+not the message, invalid UTF-8 in a string field, nesting beyond protobuf's recursion
+limit, such as a `Value` nested 90 levels) it ends the call with UNKNOWN and no details.
+Here each method decodes with a deserializer that returns a `Malformed` marker instead of
+raising, and a thin guard in front of the servicer's method answers the marker with
+INVALID_ARGUMENT, reason INVALID_REQUEST, like every other bad request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import message
+from google.protobuf.descriptor import MethodDescriptor
+
+from runservice.errors import FieldViolation, InvalidArgument
+from runservice.server.status import to_status
+from runservice.v1 import run_service_pb2
+
+SERVICE = run_service_pb2.DESCRIPTOR.services_by_name["RunService"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class Malformed:
+    """Stands for a request that could not be decoded; `what` names the expected message."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
+def _deserializer(cls: type[message.Message]) -> Callable[[bytes], Any]:
+    what = cls.DESCRIPTOR.full_name
+
+    def decode(data: bytes) -> Any:
+        try:
+            return cls.FromString(data)
+        except (message.DecodeError, RecursionError, ValueError):
+            return Malformed(what)
+
+    return decode
+
+
+def _error(request: Malformed) -> grpc.Status:
+    description = (
+        f"not a valid {request.what}: undecodable bytes, a string that is not UTF-8, "
+        "or nesting deeper than protobuf's recursion limit"
+    )
+    return to_status(
+        InvalidArgument(f"malformed request: {description}", violations=[FieldViolation("", description)])
+    )
+
+
+def _guard_unary(behavior: Callable[[Any, Context], Any]) -> Callable[[Any, Context], Any]:
+    async def handler(request: Any, context: Context) -> Any:
+        if isinstance(request, Malformed):
+            status = _error(request)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        return await behavior(request, context)
+
+    return handler
+
+
+def _guard_stream(behavior: Callable[[Any, Context], AsyncIterator[Any]]) -> Callable[..., Any]:
+    async def handler(request: Any, context: Context) -> AsyncIterator[Any]:
+        if isinstance(request, Malformed):
+            status = _error(request)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        messages = behavior(request, context)
+        try:
+            async for msg in messages:
+                yield msg
+        finally:
+            aclose = getattr(messages, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    return handler
+
+
+def _handler(servicer: Any, method: MethodDescriptor) -> grpc.RpcMethodHandler[Any, Any]:
+    request_cls = run_service_pb2.__dict__.get(method.input_type.name)
+    response_cls = run_service_pb2.__dict__.get(method.output_type.name)
+    assert request_cls is not None and response_cls is not None, method.full_name
+    behavior = getattr(servicer, method.name)
+    decode = _deserializer(request_cls)
+    if method.server_streaming:
+        return grpc.unary_stream_rpc_method_handler(
+            _guard_stream(behavior),
+            request_deserializer=decode,
+            response_serializer=response_cls.SerializeToString,
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        _guard_unary(behavior),
+        request_deserializer=decode,
+        response_serializer=response_cls.SerializeToString,
+    )
+
+
+def add_run_service(servicer: Any, server: grpc.aio.Server) -> None:
+    """Register `servicer`'s RunService methods on `server` with malformed-request guards
+    (in place of the generated `add_RunServiceServicer_to_server`)."""
+    handlers = {method.name: _handler(servicer, method) for method in SERVICE.methods}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)

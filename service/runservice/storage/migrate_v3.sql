@@ -1,0 +1,13 @@
+-- runservice SQLite schema: version 2 -> 3 (run inside the caller's transaction).
+-- ListRuns indexes: one per combination of equality filters (workflow, resource, status),
+-- each ending in the listing order (created_at, run_id), so every filtered page is an
+-- index range read with no sort, whatever the size of the table (see schema.sql).
+
+DROP INDEX IF EXISTS runs_by_status;
+CREATE INDEX runs_by_status ON runs (status, created_at DESC, run_id DESC);
+CREATE INDEX runs_by_resource ON runs (resource_id, created_at DESC, run_id DESC);
+CREATE INDEX runs_by_workflow_status ON runs (workflow_id, status, created_at DESC, run_id DESC);
+CREATE INDEX runs_by_workflow_resource ON runs (workflow_id, resource_id, created_at DESC, run_id DESC);
+CREATE INDEX runs_by_resource_status ON runs (resource_id, status, created_at DESC, run_id DESC);
+CREATE INDEX runs_by_workflow_resource_status
+    ON runs (workflow_id, resource_id, status, created_at DESC, run_id DESC);
