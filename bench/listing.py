@@ -11,8 +11,8 @@ the query plan of each, so a filter that scans or sorts shows at once.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import random
 import sqlite3
 import statistics
