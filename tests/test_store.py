@@ -154,6 +154,7 @@ async def test_patch_fields_round_trip(store: SqliteStore) -> None:
         "ended_at": 1002.25,
         "wake_at": 1003.0,
         "trace_id": "abc",
+        "cancel_requested": True,
     }
     assert set(patch) == RUN_PATCH_FIELDS  # a new patch field needs its encoding here and in the store
     result = await store.write(RunWrite("r1", patch=patch))

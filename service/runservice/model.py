@@ -288,6 +288,8 @@ class Run:
     ended_at: float | None = None
     wake_at: float | None = None
     trace_id: str = ""
+    cancel_requested: bool = False
+    """A Cancel reached a replica that does not drive the run; its owner stops it."""
     steps: tuple[StepRecord, ...] = ()
     """Step records in start order; empty unless the reader asked for them."""
 

@@ -36,7 +36,7 @@ from runservice.model import (
     StepRecord,
     StepStatus,
 )
-from runservice.storage import Store
+from runservice.storage import Lease, Store
 from runservice.workflow import (
     Bail,
     BranchNode,
@@ -73,8 +73,9 @@ class Resumption:
 class RunDriver:
     """Executes one run in this process until it is terminal or suspended."""
 
-    def __init__(self, store: Store, workflow: Workflow, run: Run) -> None:
+    def __init__(self, store: Store, workflow: Workflow, run: Run, lease: Lease | None = None) -> None:
         self.workflow = workflow
+        self.lease = lease
         self.run = run
         self.run_id = run.run_id
         self.workflow_id = workflow.id
@@ -84,7 +85,7 @@ class RunDriver:
         self.request_context: dict[str, Json] = dict(run.request_context)
         # Held, not looked up: on Python 3.11 every get_running_loop() is a getpid() syscall.
         self.loop = asyncio.get_running_loop()
-        self.outbox = Outbox(store, run.run_id, self.loop)
+        self.outbox = Outbox(store, run.run_id, self.loop, lease)
         self.outbox.last_sequence = run.last_sequence
         self.status = RunStatus.RUNNING
         self.cancel_requested = False
@@ -95,7 +96,11 @@ class RunDriver:
         self._bodies: set[asyncio.Task[Any]] = set()
         """Tasks currently inside a step body (the driver task, or a concurrent block's tasks)."""
         self._cancels: dict[asyncio.Task[Any], int] = {}
+        self.settling = False
+        """True from the moment the final commit is staged (the lease is released with it)."""
         self.result: Run | None = None
+        if run.cancel_requested:  # a Cancel reached another replica before this one took over
+            self.cancel()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -153,8 +158,11 @@ class RunDriver:
             wake_at=None,
             state=dict(self.state),
             request_context=dict(self.request_context),
+            cancel_requested=False,
         )
         self.outbox.stage(**fields)
+        self.outbox.release()
+        self.settling = True
         await self.outbox.commit()
         self.result = replace(
             self.run,

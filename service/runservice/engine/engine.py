@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -15,6 +16,7 @@ from typing import Any
 from runservice.engine import paging
 from runservice.engine.driver import RunDriver
 from runservice.engine.follow import follow_events
+from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
 from runservice.engine.targets import accept, find_runnable, resolve
 from runservice.errors import (
@@ -43,7 +45,7 @@ from runservice.model import (
     StepStatus,
     WorkflowState,
 )
-from runservice.storage import RunQuery, RunWrite, Store, Subscription
+from runservice.storage import Lease, RunQuery, RunWrite, Store, Subscription
 from runservice.workflow import Schema, SchemaViolation, Step, Workflow
 
 logger = logging.getLogger(__name__)
@@ -67,7 +69,13 @@ class Engine:
         *,
         cancel_grace: float = 5.0,
         heartbeat: float = 15.0,
+        owner: str | None = None,
+        lease_seconds: float = 10.0,
+        claim_interval: float = 1.0,
     ) -> None:
+        """`owner` names this replica (fresh per process by default); `lease_seconds` is how
+        long its runs stay its own without a heartbeat, `claim_interval` how often it looks
+        for runs nobody drives. On an exclusive store (SQLite) leases never expire."""
         self._store = store
         self._workflows: dict[str, Workflow] = {}
         for workflow in workflows:
@@ -85,9 +93,28 @@ class Engine:
         self._followers: set[Subscription] = set()
         self._draining = False
         self._closed = False
+        self._keeper = LeaseKeeper(
+            store,
+            owner=owner or replica_id(),
+            lease_seconds=lease_seconds,
+            claim_interval=claim_interval,
+            workflows=list(self._workflows),
+            adopt=self._adopt,
+            local=lambda: {run_id: driver.settling for run_id, driver in self._drivers.items()},
+            lost=self._lost,
+            cancel=self._remote_cancel,
+        )
+
+    @property
+    def owner(self) -> str:
+        """This replica's id in run leases."""
+        return self._keeper.owner
 
     async def __aenter__(self) -> Engine:
-        await self._recover()
+        """Claim and re-drive the runs nobody drives (left by a stopped process), then keep
+        claiming in the background."""
+        await self._keeper.claim_due()
+        self._keeper.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -99,6 +126,7 @@ class Engine:
             return
         self._closed = True
         self.drain()
+        await self._keeper.aclose()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel("engine closing")
@@ -198,7 +226,10 @@ class Engine:
                 **fields,
             )
             request = ("start", request_id) if request_id else None
-            result = await self._store.write(RunWrite(run_id, create=fresh, events=(begin,), request=request))
+            claim = self._keeper.claim
+            result = await self._store.write(
+                RunWrite(run_id, create=fresh, events=(begin,), request=request, claim=claim)
+            )
             if not result.applied:
                 existing = await self._load(run_id)
                 if existing.workflow_id != workflow_id:
@@ -211,6 +242,7 @@ class Engine:
                         patch=fields,
                         events=(begin,),
                         request=request,
+                        claim=claim,
                     )
                 )
                 if not result.applied:
@@ -218,7 +250,7 @@ class Engine:
                         return await self._repeat(run_id, wait)
                     raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
             run = replace(fresh, last_sequence=result.last_sequence)
-            task = self._launch(RunDriver(self._store, workflow, run))
+            task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
         return await self._settled(task) if wait else run
 
     async def resume(
@@ -264,6 +296,7 @@ class Engine:
                     steps=(accepted,),
                     events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
                     request=("resume", request_id) if request_id else None,
+                    claim=self._keeper.claim,
                 )
             )
             if not result.applied:
@@ -273,7 +306,7 @@ class Engine:
             run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
                 records.values()
             )
-            task = self._launch(RunDriver(self._store, workflow, run))
+            task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
         return await self._settled(task) if wait else replace(run, steps=())
 
     async def cancel(
@@ -292,15 +325,44 @@ class Engine:
                 run = await self._load(run_id, workflow_id, steps=True)
                 if run.status.terminal:
                     return run
-                await self._cancel_idle(run, request_id)
-                return await self.get_run(run_id)
-            await self._load(run_id, workflow_id)  # the workflow_id given must match
-            driver.cancel(request_id)
-        await asyncio.wait((asyncio.shield(task),), timeout=self._cancel_grace * 2)
+                if run.status not in _ACTIVE:
+                    await self._cancel_idle(run, request_id)
+                    return await self.get_run(run_id)
+                # Active but not driven here: take it if nobody drives it, else ask its owner.
+                claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
+                if claimed.applied:
+                    await self._cancel_idle(run, request_id, self._lease(claimed.epoch))
+                    return await self.get_run(run_id)
+                await self._store.write(
+                    RunWrite(
+                        run_id,
+                        expect=_ACTIVE,
+                        patch={"cancel_requested": True},
+                        request=("cancel", request_id) if request_id else None,
+                    )
+                )
+            else:
+                await self._load(run_id, workflow_id)  # the workflow_id given must match
+                driver.cancel(request_id)
+        if task is not None:
+            await asyncio.wait((asyncio.shield(task),), timeout=self._cancel_grace * 2)
+        else:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._cancel_grace * 2 + self._keeper.lease_seconds):
+                    await self._until_settled(run_id)
         return await self.get_run(run_id)
 
-    async def _cancel_idle(self, run: Run, request_id: str | None = None) -> None:
-        """Cancel a run no task of this process is executing (pending, suspended, orphaned)."""
+    async def _until_settled(self, run_id: str) -> None:
+        """Wait (polling the store) until a run driven elsewhere is no longer active."""
+        while True:
+            run = await self._store.get_run(run_id)
+            if run is None or run.status not in _ACTIVE:
+                return
+            await asyncio.sleep(0.05)
+
+    async def _cancel_idle(self, run: Run, request_id: str | None = None, lease: Lease | None = None) -> None:
+        """Cancel a run no task is executing: pending, suspended, or active with no live
+        owner (then `lease` is the claim this engine just took on it)."""
         run_id = run.run_id
         now = time.time()
         stopped = [
@@ -321,6 +383,8 @@ class Engine:
                     EventDraft(EventType.WORKFLOW_FINISH, RunStatus.CANCELED),
                 ),
                 request=("cancel", request_id) if request_id else None,
+                fence=lease,
+                release=True,
             )
         )
 
@@ -337,8 +401,13 @@ class Engine:
                 raise RunNotActive(run_id, run.status.value)
             task = self._tasks.get(run_id)
             if task is None:
+                workflow = self.workflow(run.workflow_id)
+                claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
+                if not claimed.applied:  # another replica drives it
+                    return replace(run, steps=())
+                run = await self._load(run_id, steps=True)
                 logger.info("run %s: restarted from its last checkpoint (was %s)", run_id, run.status)
-                task = self._launch(RunDriver(self._store, self.workflow(run.workflow_id), run))
+                task = self._launch(RunDriver(self._store, workflow, run, self._lease(claimed.epoch)))
         return await self._settled(task) if wait else replace(run, steps=())
 
     # -- reads ---------------------------------------------------------------------------------
@@ -449,26 +518,30 @@ class Engine:
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _recover(self) -> None:
-        """Re-drive every run left `running` or `waiting`; one run that cannot be recovered
-        is failed alone (and logged), never stopping the others or the boot."""
-        for stale in await self._store.runs_with_status(_ACTIVE):
-            workflow = self._workflows.get(stale.workflow_id)
-            if workflow is None:
-                logger.warning(
-                    "run %s: workflow %s is not served; left %s",
-                    stale.run_id,
-                    stale.workflow_id,
-                    stale.status,
-                )
-                continue
-            try:
-                run = await self._load(stale.run_id, steps=True)
-                logger.info("run %s: re-driving from its last checkpoint (was %s)", run.run_id, run.status)
-                self._launch(RunDriver(self._store, workflow, run))
-            except Exception:
-                logger.exception("run %s: cannot be recovered", stale.run_id)
-                await self._fail(stale.run_id, "the run could not be recovered; see the server log")
+    async def _adopt(self, run_id: str, lease: Lease) -> None:
+        """Drive a run the claim loop took (nobody drove it: its process stopped)."""
+        try:
+            run = await self._load(run_id, steps=True)
+            workflow = self.workflow(run.workflow_id)
+            logger.info("run %s: re-driving from its last checkpoint (was %s)", run_id, run.status)
+            self._launch(RunDriver(self._store, workflow, run, lease))
+        except Exception:
+            logger.exception("run %s: cannot be recovered", run_id)
+            await self._fail(run_id, "the run could not be recovered; see the server log", lease)
+
+    def _lease(self, epoch: int) -> Lease:
+        return Lease(self._keeper.owner, epoch)
+
+    def _lost(self, run_id: str) -> None:
+        """Another replica owns the run now: stop driving it here (its commits are fenced)."""
+        task = self._tasks.get(run_id)
+        if task is not None:
+            task.cancel("lease lost")
+
+    def _remote_cancel(self, run_id: str) -> None:
+        driver = self._drivers.get(run_id)
+        if driver is not None:
+            driver.cancel()
 
     def _launch(self, driver: RunDriver) -> asyncio.Task[Run]:
         run_id = driver.run.run_id
@@ -481,14 +554,19 @@ class Engine:
     async def _drive(self, driver: RunDriver) -> Run:
         try:
             return await driver.drive()
+        except LeaseLost:
+            logger.warning("run %s: lease lost; another replica continues it", driver.run_id)
+            return await self._load(driver.run_id, steps=True)
         except Exception:
             # A bug or a storage failure: fail the run loudly rather than leave it
             # `running` to fail again at every boot.
             logger.exception("run %s: the engine failed while driving it", driver.run_id)
-            await self._fail(driver.run_id, "the engine failed while driving the run; see the server log")
+            await self._fail(
+                driver.run_id, "the engine failed while driving the run; see the server log", driver.lease
+            )
             raise
 
-    async def _fail(self, run_id: str, message: str) -> None:
+    async def _fail(self, run_id: str, message: str, lease: Lease | None) -> None:
         """Mark an active run failed with an internal error (best effort: storage may be down)."""
         error = RunError("InternalError", message)
         try:
@@ -498,6 +576,8 @@ class Engine:
                     expect=_ACTIVE,
                     patch=dict(status=RunStatus.FAILED, error=error, ended_at=time.time(), wake_at=None),
                     events=(EventDraft(EventType.WORKFLOW_FINISH, RunStatus.FAILED, error=error),),
+                    fence=lease,
+                    release=True,
                 )
             )
         except Exception:

@@ -19,8 +19,9 @@ import contextvars
 import logging
 from typing import Any
 
+from runservice.engine.leases import LeaseLost
 from runservice.model import Event, EventDraft, EventType, RunStatus, StepRecord
-from runservice.storage import RunWrite, Store
+from runservice.storage import Lease, RunWrite, Store
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,15 @@ IN_CONCURRENT_BLOCK: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 
 class Outbox:
-    """Staged writes of one run, committed in order, one commit at a time."""
+    """Staged writes of one run, committed in order, one commit at a time, each fenced by
+    the run's lease (a commit after the lease was lost raises `LeaseLost`)."""
 
-    def __init__(self, store: Store, run_id: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, store: Store, run_id: str, loop: asyncio.AbstractEventLoop, lease: Lease | None = None
+    ) -> None:
         self._store = store
+        self._lease = lease
+        self._release = False
         self._loop = loop
         self._run_id = run_id
         self._steps: dict[tuple[str, ...], StepRecord] = {}
@@ -62,6 +68,10 @@ class Outbox:
         if event is not None:
             self._events.append(event)
         self._patch.update(patch)
+
+    def release(self) -> None:
+        """Give up the run's lease with the next commit (the run settles)."""
+        self._release = True
 
     def remember(self, kind: str, request_id: str) -> None:
         """Commit this idempotency key with the next write (see `RunWrite.request`)."""
@@ -137,9 +147,13 @@ class Outbox:
                 steps=tuple(self._steps.values()),
                 events=tuple(self._events),
                 request=self._request,
+                fence=self._lease,
+                release=self._release,
             )
             self._steps, self._events, self._patch, self._request = {}, [], {}, None
             result = await self._store.write(change)
+            if not result.applied:
+                raise LeaseLost(self._run_id)
             if result.events:
                 self.last_sequence = result.events[-1].sequence
             return result.events

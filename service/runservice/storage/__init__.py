@@ -29,8 +29,30 @@ RUN_PATCH_FIELDS = frozenset(
         "ended_at",  # float | None
         "wake_at",  # float | None
         "trace_id",  # str
+        "cancel_requested",  # bool
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One replica's ownership of an active run.
+
+    `epoch` grows with every claim of the run, so a replica that lost the run (its lease
+    expired and another replica claimed it) is told apart from the new owner: every
+    commit of the run's progress is fenced by the lease it was made under.
+    """
+
+    owner: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Take ownership of a run that has no live owner, for `seconds` (renewed by heartbeats)."""
+
+    owner: str
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +66,9 @@ class RunWrite:
     - `events`: appended with the next sequences of the run, in order.
     - `request`: `(kind, request_id)` remembered for idempotency (ignored if already there).
     - `delete`: remove the run with its steps, events and requests.
+    - `fence`: apply only while this lease owns the run (progress of a driven run).
+    - `claim`: the run must have no live owner; the writer becomes its owner (epoch + 1).
+    - `release`: the run has no owner afterwards (it settled: suspended or finished).
     """
 
     run_id: str
@@ -54,20 +79,26 @@ class RunWrite:
     events: Sequence[EventDraft] = ()
     request: tuple[str, str] | None = None
     delete: bool = False
+    fence: Lease | None = None
+    claim: Claim | None = None
+    release: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     """Outcome of a RunWrite.
 
-    `applied` is False when `create` found the id taken or `expect` did not match;
-    `status` is then the status found (None when the run does not exist).
+    `applied` is False when `create` found the id taken, `expect` did not match, the
+    `fence` no longer owns the run, or a `claim` found a live owner; `status` is then the
+    status found (None when the run does not exist).
     `events` are the events as written, with their sequences and times.
+    `epoch` is the run's lease epoch after a `claim` (0 otherwise).
     """
 
     applied: bool
     status: RunStatus | None
     events: tuple[Event, ...] = ()
+    epoch: int = 0
 
     @property
     def last_sequence(self) -> int:
@@ -96,6 +127,10 @@ class Store(Protocol):
     hub: EventHub
     """Live fan-out of committed events."""
 
+    exclusive: bool
+    """True when one process has the database to itself (SQLite's lock file): leases are
+    claimed for good and voided when the next process opens it."""
+
     async def open(self) -> None:
         """Create or migrate the schema and start the writer."""
 
@@ -118,7 +153,16 @@ class Store(Protocol):
         """True if a write with this `(kind, request_id)` was committed for the run."""
 
     async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
-        """Every run whose status is one of `statuses` (for recovery at boot)."""
+        """Every run whose status is one of `statuses`."""
+
+    async def claim_runs(self, claim: Claim, limit: int, workflows: Sequence[str]) -> list[tuple[str, Lease]]:
+        """Take up to `limit` active runs (running or waiting) of these workflows that have
+        no live owner: none, or a lease that expired (by the database's clock), oldest
+        first. Returns (run id, lease) of each."""
+
+    async def renew_leases(self, owner: str, seconds: float) -> dict[str, bool]:
+        """Extend every lease `owner` holds by `seconds`; returns the runs it still owns,
+        each with its `cancel_requested` flag (a Cancel that reached another replica)."""
 
 
 def open_store(url: str) -> Store:
@@ -134,7 +178,9 @@ def open_store(url: str) -> Store:
 
 __all__ = [
     "RUN_PATCH_FIELDS",
+    "Claim",
     "EventHub",
+    "Lease",
     "RunQuery",
     "RunWrite",
     "Store",

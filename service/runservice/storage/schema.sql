@@ -1,4 +1,4 @@
--- runservice SQLite schema, version 3 (PRAGMA user_version); migrate_vN.sql upgrades version N-1.
+-- runservice SQLite schema, version 4 (PRAGMA user_version); migrate_vN.sql upgrades version N-1.
 -- JSON columns hold compact json.dumps text; SQL NULL means Python None.
 
 CREATE TABLE IF NOT EXISTS runs (
@@ -21,7 +21,14 @@ CREATE TABLE IF NOT EXISTS runs (
     -- writing transaction, so sequences are gap-free and commit in order.
     last_seq INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    -- Ownership of an active run (see storage.Lease): the replica driving it, the epoch
+    -- that fences its commits, and when its lease ends unless renewed. SQLite has one
+    -- process (the lock file), which voids every lease when it opens the database.
+    owner TEXT,
+    epoch INTEGER NOT NULL DEFAULT 0,
+    lease_expires_at REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 
 -- Listing is newest first with keyset paging on (created_at, run_id). One index per
@@ -39,6 +46,9 @@ CREATE INDEX IF NOT EXISTS runs_by_workflow_resource
 CREATE INDEX IF NOT EXISTS runs_by_resource_status ON runs (resource_id, status, created_at DESC, run_id DESC);
 CREATE INDEX IF NOT EXISTS runs_by_workflow_resource_status
     ON runs (workflow_id, resource_id, status, created_at DESC, run_id DESC);
+
+-- Heartbeats renew every lease of one owner; only owned (active) runs are in this index.
+CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner) WHERE owner IS NOT NULL;
 
 -- Steps and events are rowid tables: a new row lands at the right edge of the table
 -- and only the small (run_id, key) index entry goes to a random place. Clustered on

@@ -42,19 +42,20 @@ import aiosqlite
 import orjson
 
 from runservice.model import Event, ResumeLabel, Run, RunError, RunStatus, StepPath, StepRecord
-from runservice.storage import RunQuery, RunWrite, WriteResult
+from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult
 from runservice.storage.hub import EventHub
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _MAX_BATCH = 500
 _BUSY_TIMEOUT_MS = 5000
 _READERS = 2
 
 _RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
-    " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at"
+    " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
+    " cancel_requested"
 )
 _RUN_COLUMNS = _RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `_run_from_row` use
 _SELECT_RUN = f"SELECT {_RUN_COLUMN_LIST} FROM runs"
@@ -73,11 +74,35 @@ _UPSERT_STEP = (
 )
 _INSERT_REQUEST = "INSERT OR IGNORE INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)"
 
-_Pending = tuple[RunWrite, asyncio.Future[WriteResult]]
+_ACTIVE_SQL = "('running', 'waiting')"
+
+
+class _Operation:
+    """A write that is not a RunWrite (claims, heartbeats), run in the writer's batch."""
+
+    __slots__ = ("apply",)
+
+    def __init__(self, apply: Callable[[sqlite3.Connection, float], Any]) -> None:
+        self.apply = apply
+
+
+class _Done:
+    """The result of an `_Operation` (told apart from an exception outcome)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_Pending = tuple[RunWrite | _Operation, asyncio.Future[Any]]
 
 
 class SqliteStore:
     """A `Store` on one SQLite file (see the module docstring for the design)."""
+
+    exclusive = True
+    """One process per file (the lock file): see `Store.exclusive`."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -163,11 +188,48 @@ class SqliteStore:
         waiting, so work handed to the store is never lost half-way. The writer reads
         the change later, with its batch: do not mutate its patch, steps or events meanwhile.
         """
+        result: WriteResult = await self._submit(change)
+        return result
+
+    async def claim_runs(self, claim: Claim, limit: int, workflows: Sequence[str]) -> list[tuple[str, Lease]]:
+        """Take up to `limit` active runs with no live owner (see `Store.claim_runs`)."""
+        if not workflows:
+            return []
+
+        def apply(conn: sqlite3.Connection, now: float) -> list[tuple[str, Lease]]:
+            rows = conn.execute(
+                "UPDATE runs SET owner = ?, epoch = epoch + 1, lease_expires_at = ?"
+                " WHERE run_id IN (SELECT run_id FROM runs"
+                f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
+                f" AND workflow_id IN ({', '.join('?' * len(workflows))})"
+                " ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
+                (claim.owner, now + claim.seconds, now, *workflows, limit),
+            ).fetchall()
+            return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
+
+        claimed: list[tuple[str, Lease]] = await self._submit(_Operation(apply))
+        return claimed
+
+    async def renew_leases(self, owner: str, seconds: float) -> dict[str, bool]:
+        """Extend `owner`'s leases; the runs it still owns with their cancel flags."""
+
+        def apply(conn: sqlite3.Connection, now: float) -> dict[str, bool]:
+            rows = conn.execute(
+                "UPDATE runs SET lease_expires_at = ?"
+                f" WHERE owner = ? AND status IN {_ACTIVE_SQL} RETURNING run_id, cancel_requested",
+                (now + seconds, owner),
+            ).fetchall()
+            return {run_id: bool(flag) for run_id, flag in rows}
+
+        owned: dict[str, bool] = await self._submit(_Operation(apply))
+        return owned
+
+    async def _submit(self, item: RunWrite | _Operation) -> Any:
         if not self._accepting:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
         assert self._loop is not None
-        future: asyncio.Future[WriteResult] = self._loop.create_future()
-        self._queue.put_nowait((change, future))
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._queue.put_nowait((item, future))
         return await future
 
     async def _write_loop(self) -> None:
@@ -223,6 +285,8 @@ class SqliteStore:
                 continue
             if isinstance(outcome, WriteResult):
                 future.set_result(outcome)
+            elif isinstance(outcome, _Done):
+                future.set_result(outcome.value)
             else:
                 future.set_exception(outcome)
         try:
@@ -230,7 +294,7 @@ class SqliteStore:
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
 
-    def _apply_batch(self, changes: list[RunWrite]) -> list[WriteResult | Exception]:
+    def _apply_batch(self, changes: list[RunWrite | _Operation]) -> list[WriteResult | _Done | Exception]:
         """Open the batch's transaction and apply every change; `_end_transaction` commits it.
 
         A change encodes everything before it touches the database and checks its
@@ -435,6 +499,9 @@ def _connect_writer(path: str) -> sqlite3.Connection:
             scripts = ["schema.sql"] if version == 0 else _migrations(version)
             ddl = "\n".join(_resource(name) for name in scripts)
             conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+        # The lock file makes this the only process on the database, so every lease held
+        # by an earlier process is void: its runs can be claimed (re-driven) at once.
+        conn.execute("UPDATE runs SET owner = NULL, lease_expires_at = NULL WHERE owner IS NOT NULL")
     except BaseException:
         conn.close()
         raise
@@ -481,12 +548,17 @@ class _Rows:
             self.events = []
 
 
-def _apply(conn: sqlite3.Connection, change: RunWrite, now: float, rows: _Rows) -> WriteResult | Exception:
+def _apply(
+    conn: sqlite3.Connection, change: RunWrite | _Operation, now: float, rows: _Rows
+) -> WriteResult | _Done | Exception:
     """Apply one change, its step and event rows gathered into `rows`.
 
     Returns the exception of a change that cannot be encoded (nothing of it is applied);
     raises only database errors.
     """
+    if isinstance(change, _Operation):
+        rows.flush()
+        return _Done(change.apply(conn, now))
     run_id = change.run_id
     if change.delete:
         rows.flush()
@@ -501,32 +573,45 @@ def _apply(conn: sqlite3.Connection, change: RunWrite, now: float, rows: _Rows) 
     except Exception as exc:  # not JSON data, an unknown field: a bug in the caller
         return exc
     count = len(bodies)
+    if change.claim is not None:
+        assignments += ["owner = ?", "epoch = epoch + 1", "lease_expires_at = ?"]
+        params += [change.claim.owner, now + change.claim.seconds]
+    elif change.release:
+        assignments += ["owner = NULL", "lease_expires_at = NULL"]
     if change.create is not None:  # `expect` is meaningless for a run that does not exist yet
         if conn.execute(_INSERT_RUN, _run_row(change.create, now, count)).rowcount == 0:
             return WriteResult(applied=False, status=_status(conn, run_id))
-        status, last_seq = change.create.status.value, count
+        status, last_seq, epoch = change.create.status.value, count, 0
         if assignments:
-            ((status, last_seq),) = conn.execute(
-                f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ? RETURNING status, last_seq",
+            ((status, last_seq, epoch),) = conn.execute(
+                f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ?"
+                " RETURNING status, last_seq, epoch",
                 (*params, run_id),
             ).fetchall()
     else:
         # One statement checks the condition, takes the sequences and sets the fields.
         # Sequences come from the row itself, inside the transaction: a rollback returns them.
         condition = "run_id = ?"
+        where: list[object] = [run_id]
         if change.expect is not None:  # statuses are fixed lowercase words: safe as SQL literals
             condition += f" AND status IN ({', '.join(repr(s.value) for s in sorted(change.expect))})"
+        if change.fence is not None:
+            condition += " AND owner = ? AND epoch = ?"
+            where += [change.fence.owner, change.fence.epoch]
+        if change.claim is not None:
+            condition += " AND (owner IS NULL OR lease_expires_at < ?)"
+            where.append(now)
         row = conn.execute(
             f"UPDATE runs SET {', '.join(['updated_at = ?', 'last_seq = last_seq + ?', *assignments])}"
-            f" WHERE {condition} RETURNING status, last_seq",
-            (now, count, *params, run_id),
+            f" WHERE {condition} RETURNING status, last_seq, epoch",
+            (now, count, *params, *where),
         ).fetchone()
         if row is None:
             found = _status(conn, run_id)
             if found is None and change.expect is None:
                 return KeyError(run_id)
             return WriteResult(applied=False, status=found)
-        status, last_seq = row
+        status, last_seq, epoch = row
     first = last_seq - count + 1
     rows.steps.extend((run_id, key, position, record) for key, position, record in steps)
     rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(bodies))
@@ -538,7 +623,9 @@ def _apply(conn: sqlite3.Connection, change: RunWrite, now: float, rows: _Rows) 
         Event(run_id, first + i, now, d.type, d.run_status, d.step, d.data, d.error, d.progress)
         for i, d in enumerate(change.events)
     )
-    return WriteResult(applied=True, status=RunStatus(status), events=events)
+    return WriteResult(
+        applied=True, status=RunStatus(status), events=events, epoch=epoch if change.claim else 0
+    )
 
 
 def _encode(change: RunWrite) -> tuple[list[str], list[object], list[tuple[str, int, str]], list[str]]:
@@ -618,6 +705,7 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
     "ended_at": _same,
     "wake_at": _same,
     "trace_id": str,
+    "cancel_requested": lambda value: int(bool(value)),
 }
 
 
@@ -642,6 +730,7 @@ def _run_row(run: Run, now: float, last_seq: int) -> tuple[object, ...]:
         last_seq,
         run.created_at,
         now,
+        int(run.cancel_requested),
     )
 
 
@@ -665,4 +754,5 @@ def _run_from_row(row: Sequence[Any]) -> Run:
         last_sequence=row[15],
         created_at=row[16],
         updated_at=row[17],
+        cancel_requested=bool(row[18]),
     )

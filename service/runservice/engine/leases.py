@@ -1,0 +1,129 @@
+"""Ownership of active runs: the claim loop and the lease heartbeat.
+
+Every active run (running or waiting) is driven by the one replica that holds its
+lease; every commit of its progress is fenced by that lease's epoch. The claim loop
+takes runs that have no live owner (at boot, and continuously: runs of a replica that
+died, runs left by a Restart) and hands them to the engine to drive from their last
+checkpoint. The heartbeat renews this replica's leases, stops the local drive of any
+run it no longer owns, and passes on a Cancel that reached another replica.
+
+On a store that is `exclusive` (SQLite: one process, enforced by a lock file), leases
+never need renewing: they are claimed for good and voided when the next process opens
+the database, so recovery at boot is immediate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Collection
+
+from runservice.storage import Claim, Lease, Store
+
+logger = logging.getLogger(__name__)
+
+FOREVER = 1e9
+"""Lease length on an exclusive store (about 31 years): only the next boot ends it."""
+
+
+class LeaseLost(Exception):
+    """A commit was fenced: another replica owns the run now and continues it."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id}: lease lost; another replica continues the run")
+        self.run_id = run_id
+
+
+def replica_id() -> str:
+    """A fresh owner id for this process (host, pid and a random part: never reused)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class LeaseKeeper:
+    """Runs the claim loop and the heartbeat of one engine."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        owner: str,
+        lease_seconds: float,
+        claim_interval: float,
+        workflows: Collection[str],
+        adopt: Callable[[str, Lease], Awaitable[None]],
+        local: Callable[[], dict[str, bool]],
+        lost: Callable[[str], None],
+        cancel: Callable[[str], None],
+    ) -> None:
+        """`adopt(run_id, lease)` drives a claimed run; `local()` maps the runs this
+        engine drives to whether they settled already; `lost(run_id)` stops one that is
+        no longer ours; `cancel(run_id)` cancels one a Cancel elsewhere asked to stop."""
+        self._store = store
+        self.owner = owner
+        self.exclusive = bool(getattr(store, "exclusive", False))
+        self.lease_seconds = FOREVER if self.exclusive else lease_seconds
+        self._claim_interval = claim_interval
+        self._workflows = tuple(workflows)
+        self._adopt = adopt
+        self._local = local
+        self._lost = lost
+        self._cancel = cancel
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def claim(self) -> Claim:
+        return Claim(self.owner, self.lease_seconds)
+
+    async def claim_due(self, limit: int = 100) -> int:
+        """Claim and adopt due runs until none is left; returns how many were adopted."""
+        adopted = 0
+        while True:
+            claimed = await self._store.claim_runs(self.claim, limit, self._workflows)
+            for run_id, lease in claimed:
+                await self._adopt(run_id, lease)
+            adopted += len(claimed)
+            if len(claimed) < limit:
+                return adopted
+
+    def start(self) -> None:
+        """Start the background loops (after a first `claim_due`)."""
+        self._tasks.append(asyncio.create_task(self._claim_loop(), name="runservice claim loop"))
+        if not self.exclusive:
+            self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="runservice heartbeat"))
+
+    async def aclose(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._claim_interval)
+            try:
+                await self.claim_due()
+            except Exception:
+                logger.exception("claiming due runs failed; retrying in %.1fs", self._claim_interval)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.heartbeat()
+            except Exception:
+                logger.exception("renewing leases failed; retrying in %.1fs", interval)
+
+    async def heartbeat(self) -> None:
+        """Renew this replica's leases; stop what it lost; pass on remote cancels."""
+        owned = await self._store.renew_leases(self.owner, self.lease_seconds)
+        for run_id, settled in self._local().items():
+            if run_id not in owned and not settled:
+                logger.warning("run %s: lease lost; stopping the local drive", run_id)
+                self._lost(run_id)
+        for run_id, cancel_requested in owned.items():
+            if cancel_requested:
+                self._cancel(run_id)

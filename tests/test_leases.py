@@ -1,0 +1,230 @@
+"""Leases, fencing and the claim loop.
+
+The store tests check the lease rules of `RunWrite`, `claim_runs` and `renew_leases` on
+a real SQLite file. The engine tests run two engines ("replicas") on one database: the
+SQLite store is used as a shared one (`exclusive = False`), so leases expire and are
+renewed by heartbeats exactly as they are on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runservice.engine import Engine
+from runservice.model import EventType, Run, RunStatus
+from runservice.storage import Claim, Lease, RunWrite, open_store
+from runservice.storage.sqlite import SqliteStore
+from runservice.workflow import StepContext, create_step, create_workflow
+
+pytestmark = pytest.mark.timeout(30)
+
+ran: Counter[str] = Counter()
+release = asyncio.Event()
+entered: dict[str, asyncio.Event] = {}
+
+
+@pytest.fixture(autouse=True)
+def reset() -> None:
+    global release
+    ran.clear()
+    entered.clear()
+    release = asyncio.Event()
+
+
+async def hold(key: str) -> None:
+    ran[key] += 1
+    entered.setdefault(key, asyncio.Event()).set()
+    await release.wait()
+
+
+async def wait_entered(key: str, count: int = 1) -> None:
+    async with asyncio.timeout(10):
+        while ran[key] < count:
+            await entered.setdefault(key, asyncio.Event()).wait()
+            entered[key] = asyncio.Event()
+
+
+@create_step("prepare")
+async def prepare(ctx: StepContext) -> int:
+    ran["prepare"] += 1
+    return int(ctx.input_data["n"])
+
+
+@create_step("work")
+async def work(ctx: StepContext) -> int:
+    await hold("work")
+    return int(ctx.input_data) * 2
+
+
+slow = create_workflow("slow").then(prepare).then(work).commit()
+
+
+def new_run(run_id: str, status: RunStatus = RunStatus.RUNNING) -> Run:
+    return Run(run_id=run_id, workflow_id="slow", status=status, created_at=1.0, updated_at=1.0)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = open_store(str(tmp_path / "runs.db"))
+    assert isinstance(opened, SqliteStore)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+# -- the store's lease rules ---------------------------------------------------------------------
+
+
+async def test_claims_take_only_runs_without_a_live_owner(store: SqliteStore) -> None:
+    for run_id, status in (("a", RunStatus.RUNNING), ("b", RunStatus.WAITING), ("c", RunStatus.SUSPENDED)):
+        await store.write(RunWrite(run_id, create=new_run(run_id, status)))
+    claimed = await store.claim_runs(Claim("r1", 0.2), 10, ["slow"])
+    assert sorted(claimed) == [("a", Lease("r1", 1)), ("b", Lease("r1", 1))]
+    assert await store.claim_runs(Claim("r2", 10), 10, ["slow"]) == []
+    assert await store.claim_runs(Claim("r2", 10), 10, ["other"]) == []
+    await asyncio.sleep(0.25)  # r1's leases expire
+    again = await store.claim_runs(Claim("r2", 10), 10, ["slow"])
+    assert sorted(again) == [("a", Lease("r2", 2)), ("b", Lease("r2", 2))]
+
+
+async def test_a_write_fenced_by_an_old_epoch_is_not_applied(store: SqliteStore) -> None:
+    await store.write(RunWrite("a", create=new_run("a")))
+    [(_, old)] = await store.claim_runs(Claim("r1", 0.05), 10, ["slow"])
+    await asyncio.sleep(0.1)
+    [(_, new)] = await store.claim_runs(Claim("r2", 10), 10, ["slow"])
+    stale = await store.write(RunWrite("a", fence=old, patch={"result": "zombie"}))
+    assert not stale.applied and stale.status is RunStatus.RUNNING
+    fresh = await store.write(RunWrite("a", fence=new, patch={"result": "owner"}, release=True))
+    assert fresh.applied
+    run = await store.get_run("a")
+    assert run is not None and run.result == "owner"
+    # Released: the next claim takes it at once, with the next epoch.
+    assert await store.claim_runs(Claim("r3", 10), 10, ["slow"]) == [("a", Lease("r3", 3))]
+
+
+async def test_renewal_keeps_leases_and_reports_remote_cancels(store: SqliteStore) -> None:
+    for run_id in ("a", "b"):
+        await store.write(RunWrite(run_id, create=new_run(run_id)))
+    await store.claim_runs(Claim("r1", 0.2), 10, ["slow"])
+    await store.write(RunWrite("b", patch={"cancel_requested": True}))
+    for _ in range(3):
+        await asyncio.sleep(0.1)
+        assert await store.renew_leases("r1", 0.2) == {"a": False, "b": True}
+    assert await store.claim_runs(Claim("r2", 10), 10, ["slow"]) == []
+    assert await store.renew_leases("r2", 0.2) == {}
+
+
+async def test_a_claim_on_start_gives_epoch_one_and_reopening_voids_leases(tmp_path: Path) -> None:
+    path = str(tmp_path / "runs.db")
+    store = open_store(path)
+    await store.open()
+    result = await store.write(RunWrite("a", create=new_run("a"), claim=Claim("r1", 1e9)))
+    assert result.applied and result.epoch == 1
+    assert await store.claim_runs(Claim("r2", 10), 10, ["slow"]) == []
+    await store.close()
+    store = open_store(path)
+    await store.open()
+    try:
+        assert await store.claim_runs(Claim("r2", 10), 10, ["slow"]) == [("a", Lease("r2", 2))]
+    finally:
+        await store.close()
+
+
+# -- two replicas on one database ----------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def replica(store: SqliteStore, name: str) -> AsyncIterator[Engine]:
+    engine = Engine(store, [slow], owner=name, lease_seconds=0.6, claim_interval=0.05, cancel_grace=1.0)
+    await engine.__aenter__()
+    try:
+        yield engine
+    finally:
+        await engine.aclose()
+
+
+@pytest.fixture
+async def shared(store: SqliteStore) -> SqliteStore:
+    store.exclusive = False  # as on PostgreSQL: leases expire unless renewed
+    return store
+
+
+async def settled(engine: Engine, run_id: str) -> Run:
+    deadline = time.monotonic() + 10
+    while True:
+        run = await engine.get_run(run_id)
+        if run.status.terminal:
+            return run
+        assert time.monotonic() < deadline, run.status
+        await asyncio.sleep(0.02)
+
+
+def results(events: list[Any], path: tuple[str, ...]) -> int:
+    return sum(1 for e in events if e.type is EventType.STEP_RESULT and e.step and e.step.path == path)
+
+
+async def test_a_dead_replicas_run_is_finished_by_another(shared: SqliteStore) -> None:
+    async with replica(shared, "b") as b:
+        async with replica(shared, "a") as a:
+            run = await a.start("slow", input_data={"n": 21})
+            await wait_entered("work")
+        # `a` is gone (its task cancelled, its lease no longer renewed); `b` takes over.
+        release.set()
+        done = await settled(b, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == 42
+    assert ran == Counter({"prepare": 1, "work": 2})
+    events = await shared.read_events(run.run_id, 0)
+    assert results(events, ("prepare",)) == 1 and results(events, ("work",)) == 1
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_replica_that_lost_its_lease_commits_nothing(shared: SqliteStore) -> None:
+    async with replica(shared, "a") as a, replica(shared, "b") as b:
+        run = await a.start("slow", input_data={"n": 5})
+        await wait_entered("work")
+        await a._keeper.aclose()  # a stalls: no more heartbeats, its body still running
+        await wait_entered("work", 2)  # b claimed the run and runs the step again
+        release.set()
+        done = await settled(b, run.run_id)
+        await asyncio.sleep(0.1)  # a's body returned too; its commit is fenced
+    assert done.status is RunStatus.SUCCESS and done.result == 10
+    events = await shared.read_events(run.run_id, 0)
+    assert results(events, ("work",)) == 1
+    assert sum(1 for e in events if e.type is EventType.WORKFLOW_FINISH) == 1
+
+
+async def test_cancel_at_another_replica_stops_the_step_at_its_owner(shared: SqliteStore) -> None:
+    async with replica(shared, "a") as a, replica(shared, "b") as b:
+        run = await a.start("slow", input_data={"n": 1})
+        await wait_entered("work")
+        canceled = await b.cancel(run.run_id, request_id="c1")
+        assert canceled.status is RunStatus.CANCELED
+        again = await b.cancel(run.run_id, request_id="c1")
+        assert again.last_sequence == canceled.last_sequence
+        stored = await a.get_run(run.run_id)
+    assert ran["work"] == 1 and not release.is_set()  # the body was cancelled, not released
+    [work] = [s for s in stored.steps if s.path == ("work",)]
+    assert work.status.value == "canceled"
+
+
+async def test_restart_leaves_a_run_another_replica_drives(shared: SqliteStore) -> None:
+    async with replica(shared, "a") as a, replica(shared, "b") as b:
+        run = await a.start("slow", input_data={"n": 3})
+        await wait_entered("work")
+        same = await b.restart(run.run_id)
+        assert same.status is RunStatus.RUNNING
+        await asyncio.sleep(0.2)
+        assert ran["work"] == 1
+        release.set()
+        done = await settled(a, run.run_id)
+    assert done.result == 6 and ran["work"] == 1
