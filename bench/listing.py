@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import random
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -95,7 +95,7 @@ def cases(now: float) -> dict[str, RunQuery]:
 
 async def measure(store: SqliteStore, query: RunQuery, repeat: int) -> tuple[float, float, int, float]:
     """(median ms, worst ms, runs on the first page, median ms of the second page)."""
-    page = dataclasses.replace(query, limit=51, payloads=False)
+    page = replace(query, limit=51, payloads=False)
     first: list[float] = []
     runs = await store.list_runs(page)
     for _ in range(repeat):
@@ -104,7 +104,7 @@ async def measure(store: SqliteStore, query: RunQuery, repeat: int) -> tuple[flo
         first.append((time.perf_counter() - start) * 1000)
     second: list[float] = []
     if len(runs) > 50:
-        after = dataclasses.replace(page, after=(runs[49].created_at, runs[49].run_id))
+        after = replace(page, after=(runs[49].created_at, runs[49].run_id))
         for _ in range(repeat):
             start = time.perf_counter()
             await store.list_runs(after)
@@ -113,7 +113,7 @@ async def measure(store: SqliteStore, query: RunQuery, repeat: int) -> tuple[flo
 
 
 def plan(path: str, query: RunQuery) -> str:
-    sql, params = _list_sql(dataclasses.replace(query, limit=51, payloads=False))
+    sql, params = _list_sql(replace(query, limit=51, payloads=False))
     conn = sqlite3.connect(path)
     try:
         rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()

@@ -21,7 +21,7 @@ from google.protobuf import message, struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from runservice import limits
-from runservice.model import Run, RunStatus, StepRecord, StepStatus
+from runservice.model import EventDraft, EventType, Run, RunStatus, StepRecord, StepStatus
 from runservice.storage import RunWrite
 from runservice.v1 import run_pb2, run_service_pb2
 
@@ -657,3 +657,27 @@ async def test_page_tokens_continue_only_their_own_listing(served: Served) -> No
     again, _ = await engine.list_runs(workflow_id="echo", page_size=5, page_token=token)
     assert [r.run_id for r in again] == [r.run_id for r in second]
     assert math.isfinite(first[0].created_at)
+
+
+async def test_event_batches_over_the_send_limit_are_split(served: Served) -> None:
+    """A run whose events together hold far more than one message: Watch and its workflow
+    states still deliver every event, in order, in messages that can be sent."""
+    big = "e" * (1024 * 1024)
+    step = StepRecord(path=("s",), status=StepStatus.SUCCESS, payload=big, output=big)
+    events = [EventDraft(EventType.STEP_OUTPUT, RunStatus.RUNNING, step=step, data=big) for _ in range(9)]
+    events.append(EventDraft(EventType.WORKFLOW_FINISH, RunStatus.SUCCESS))
+    run = odd_run("chatty", input="i")
+    await served.store.write(RunWrite(run_id="chatty", create=run, steps=(step,), events=tuple(events)))
+    options = [("grpc.max_receive_message_length", limits.MESSAGE)]  # the server's limit, not 4 MiB
+    async with grpc.aio.insecure_channel(served.address, options=options) as channel:
+        for with_state in (False, True):
+            watch = run_service_pb2.WatchRequest(run_id="chatty", include_workflow_state=with_state)
+            replies = [
+                run_service_pb2.WatchResponse.FromString(raw)
+                for raw in await call(channel, "Watch", watch.SerializeToString())
+            ]
+            got = [event.sequence for reply in replies for event in reply.events]
+            assert got == list(range(1, 11))
+            assert len(replies) > 2 and replies[-1].end_of_stream
+            assert all(reply.ByteSize() <= limits.MESSAGE for reply in replies)
+            assert replies[0].events[0].data.string_value == big

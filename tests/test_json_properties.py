@@ -160,3 +160,20 @@ def test_request_size_checks_agree_with_the_measure(text: str) -> None:
     request = run_service_pb2.StartRequest(workflow_id="echo")
     fill(request.input_data, {"t": text})
     assert request.input_data.ByteSize() == limits.json_size({"t": text})
+
+
+def test_step_and_run_checks_name_what_is_too_large() -> None:
+    big = "z" * limits.STEP_OUTPUT
+    with pytest.raises(errors.PayloadTooLarge) as refused:
+        limits.check_step_output(("outer", "inner"), big)
+    assert refused.value.metadata["field"] == "steps.outer.inner.output"
+    limits.check_step_output(("s",), "z" * 1000)
+    with pytest.raises(errors.PayloadTooLarge) as refused:
+        limits.check_state({"s": big})
+    assert refused.value.metadata["field"] == "state"
+    assert limits.check_run_total([None, {"a": 1}, "xy"]) == limits.json_size({"a": 1}) + limits.json_size(
+        "xy"
+    )
+    with pytest.raises(errors.PayloadTooLarge) as refused:
+        limits.check_run_total([big] * 7)
+    assert refused.value.metadata["limit"] == str(limits.RUN_TOTAL)

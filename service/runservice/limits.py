@@ -13,7 +13,7 @@ reason INVALID_REQUEST, with a field violation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runservice.errors import PayloadTooLarge
@@ -114,6 +114,16 @@ def check_state(state: Any) -> None:
     check("state", state, STATE)
 
 
+def check_run_total(parts: Iterable[Any]) -> int:
+    """The total size of a run's JSON `parts` (input, request context, state, result and
+    every step record's payload, output, suspend and resume payloads); raises
+    `PayloadTooLarge` (field `run`) above RUN_TOTAL."""
+    total = sum(json_size(part) for part in parts if part is not None)
+    if total > RUN_TOTAL:
+        raise PayloadTooLarge("run", total, RUN_TOTAL)
+    return total
+
+
 __all__ = [
     "ID",
     "INITIAL_STATE",
@@ -129,6 +139,7 @@ __all__ = [
     "STEP_OUTPUT",
     "STEP_PATH",
     "check",
+    "check_run_total",
     "check_state",
     "check_step_output",
     "json_size",

@@ -139,7 +139,7 @@ def run_to_proto(run: model.Run, *, include_state: bool = True, view: View = FUL
     return msg
 
 
-def _fill_event(msg: run_pb2.RunEvent, event: model.Event) -> None:
+def _fill_event(msg: run_pb2.RunEvent, event: model.Event, *, payloads: bool = True) -> None:
     msg.sequence = event.sequence
     msg.run_id = event.run_id
     wire.set_time(msg.time, event.time)
@@ -147,8 +147,9 @@ def _fill_event(msg: run_pb2.RunEvent, event: model.Event) -> None:
     msg.run_status = _RUN_STATUS[event.run_status]
     if event.step is not None:
         msg.step_path.ids.extend(event.step.path)
-        _fill_step(msg.step, event.step)
-    wire.set_value(msg.data, event.data)
+        _fill_step(msg.step, event.step, payloads=payloads)
+    if payloads:
+        wire.set_value(msg.data, event.data)
     _set_error(msg.error, event.error)
     if event.progress is not None:
         progress = event.progress
@@ -156,14 +157,18 @@ def _fill_event(msg: run_pb2.RunEvent, event: model.Event) -> None:
         msg.progress.total_count = progress.total_count
         msg.progress.current_index = progress.current_index
         msg.progress.iteration_status = _STEP_STATUS[progress.iteration_status]
-        wire.set_value(msg.progress.iteration_output, progress.iteration_output)
+        if payloads:
+            wire.set_value(msg.progress.iteration_output, progress.iteration_output)
 
 
 def _add_events(
-    out: RepeatedCompositeFieldContainer[run_pb2.RunEvent], events: Iterable[model.Event]
+    out: RepeatedCompositeFieldContainer[run_pb2.RunEvent],
+    events: Iterable[model.Event],
+    *,
+    payloads: bool = True,
 ) -> None:
     for event in events:
-        _fill_event(out.add(), event)
+        _fill_event(out.add(), event, payloads=payloads)
 
 
 # -- workflows ---------------------------------------------------------------------------------
@@ -663,11 +668,25 @@ def delete_run_response() -> run_service_pb2.DeleteRunResponse:
     return run_service_pb2.DeleteRunResponse()
 
 
-def stream_events(run_id: str, events: Sequence[model.Event]) -> run_service_pb2.StreamResponse:
+def stream_events(
+    run_id: str, events: Sequence[model.Event], *, payloads: bool = True
+) -> run_service_pb2.StreamResponse:
     """A Stream message with a batch of events (a heartbeat when `events` is empty)."""
     msg = run_service_pb2.StreamResponse(run_id=run_id)
-    _add_events(msg.events, events)
+    _add_events(msg.events, events, payloads=payloads)
     return msg
+
+
+def stream_replies(run_id: str, events: Sequence[model.Event]) -> list[run_service_pb2.StreamResponse]:
+    """A batch of events as Stream messages that can be sent: usually one; a batch over the
+    send limit is split, and a lone event still over it goes without its JSON data."""
+    msg = stream_events(run_id, events)
+    if msg.ByteSize() <= MAX_REPLY:
+        return [msg]
+    if len(events) > 1:
+        half = len(events) // 2
+        return stream_replies(run_id, events[:half]) + stream_replies(run_id, events[half:])
+    return [_checked(stream_events(run_id, events, payloads=False), "Stream")]
 
 
 def stream_end(run: model.Run) -> run_service_pb2.StreamResponse:
@@ -680,17 +699,37 @@ def watch_run(run: model.Run, watermark: int) -> run_service_pb2.WatchResponse:
 
 
 def watch_events(
-    events: Sequence[model.Event], states: Sequence[model.WorkflowState], watermark: int
+    events: Sequence[model.Event],
+    states: Sequence[model.WorkflowState],
+    watermark: int,
+    *,
+    payloads: bool = True,
 ) -> run_service_pb2.WatchResponse:
     """A Watch message with events (and their workflow states); a heartbeat when empty."""
     msg = run_service_pb2.WatchResponse(watermark_sequence=watermark)
-    _add_events(msg.events, events)
+    _add_events(msg.events, events, payloads=payloads)
     for state in states:
         out = msg.workflow_states.add(status=_RUN_STATUS[state.status])
-        _add_steps(out.steps, state.steps)
+        _add_steps(out.steps, state.steps, payloads=payloads)
         wire.set_value(out.result, state.result)
         _set_error(out.error, state.error)
     return msg
+
+
+def watch_replies(
+    events: Sequence[model.Event], states: Sequence[model.WorkflowState], watermark: int
+) -> list[run_service_pb2.WatchResponse]:
+    """A batch of events (and states) as Watch messages that can be sent: usually one; a
+    batch over the send limit is split (each part's watermark is its last event), and a lone
+    event still over it goes without the JSON data of its step records and states."""
+    msg = watch_events(events, states, watermark)
+    if msg.ByteSize() <= MAX_REPLY:
+        return [msg]
+    if len(events) > 1:
+        half = len(events) // 2
+        first = watch_replies(events[:half], states[:half], events[half - 1].sequence)
+        return first + watch_replies(events[half:], states[half:], watermark)
+    return [_checked(watch_events(events, states, watermark, payloads=False), "Watch")]
 
 
 def watch_end(watermark: int) -> run_service_pb2.WatchResponse:

@@ -187,7 +187,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         )
         try:
             async for batch in follow:
-                yield convert.stream_events(run_id, batch)
+                for reply in convert.stream_replies(run_id, batch):
+                    yield reply
         finally:
             await _close(follow)
         yield convert.stream_end(await self._engine.get_run(run_id))
@@ -216,7 +217,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                         states.append(state)
                 if batch:
                     watermark = max(watermark, batch[-1].sequence)
-                yield convert.watch_events(batch, states, watermark)
+                for reply in convert.watch_replies(batch, states, watermark):
+                    yield reply
         finally:
             await _close(follow)
         yield convert.watch_end(watermark)

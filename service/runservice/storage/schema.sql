@@ -76,3 +76,12 @@ CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT NOT NULL,
     PRIMARY KEY (run_id, kind, request_id)
 ) WITHOUT ROWID;
+
+-- Large JSON values (input, step payloads and outputs, event data) stored once per run and
+-- referenced from run columns, step records and events (see storage/values.py).
+CREATE TABLE IF NOT EXISTS run_values (
+    run_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, digest)
+);

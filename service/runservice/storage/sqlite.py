@@ -42,7 +42,7 @@ import aiosqlite
 import orjson
 
 from runservice.model import Event, ResumeLabel, Run, RunError, RunStatus, StepPath, StepRecord
-from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult
+from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, values
 from runservice.storage.hub import EventHub
 
 logger = logging.getLogger(__name__)
@@ -357,19 +357,25 @@ class SqliteStore:
         """The run, with its step records when `steps` is true; None if unknown."""
         if not steps:
             rows = await self._reader().execute_fetchall(f"{_SELECT_RUN} WHERE run_id = ?", (run_id,))
-            return _run_from_row(rows[0]) if rows else None
+            return (await self._runs_from_rows(rows))[0] if rows else None
         # One statement, so the run and its steps come from the same snapshot.
         rows = await self._reader().execute_fetchall(_SELECT_RUN_WITH_STEPS, (run_id,))
         if not rows:
             return None
-        records = [StepRecord.from_json(orjson.loads(row[-1])) for row in rows if row[-1] is not None]
-        return _run_from_row(rows[0]).with_steps(records)
+        decoded = [orjson.loads(row[-1]) for row in rows if row[-1] is not None]
+        wanted: set[str] = set()
+        for record in decoded:
+            values.wanted(record, wanted)
+        _column_digests(rows[0], wanted)
+        found = await self._values(run_id, wanted)
+        records = [StepRecord.from_json(values.resolve(record, found)) for record in decoded]
+        return _run_from_row(rows[0], found).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
         sql, params = _list_sql(query)
         rows = await self._reader().execute_fetchall(sql, params)
-        return [_run_from_row(row) for row in rows]
+        return await self._runs_from_rows(rows)
 
     async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
         """Events with sequence > `after`, in order, at most `limit`."""
@@ -377,7 +383,12 @@ class SqliteStore:
             "SELECT seq, time, body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after, max(limit, 0)),
         )
-        return [Event.from_json(run_id, seq, at, orjson.loads(body)) for seq, at, body in rows]
+        decoded = [(seq, at, orjson.loads(body)) for seq, at, body in rows]
+        wanted: set[str] = set()
+        for _, _, body in decoded:
+            values.wanted(body, wanted)
+        found = await self._values(run_id, wanted)
+        return [Event.from_json(run_id, seq, at, values.resolve(body, found)) for seq, at, body in decoded]
 
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
@@ -396,7 +407,26 @@ class SqliteStore:
             f"{_SELECT_RUN} WHERE status IN ({marks}) ORDER BY created_at, run_id",
             sorted(status.value for status in statuses),
         )
-        return [_run_from_row(row) for row in rows]
+        return await self._runs_from_rows(rows)
+
+    async def _values(self, run_id: str, digests: set[str]) -> dict[str, Any]:
+        """The stored values of a run by digest (see storage/values.py)."""
+        if not digests:
+            return {}
+        marks = ", ".join("?" * len(digests))
+        rows = await self._reader().execute_fetchall(
+            f"SELECT digest, body FROM run_values WHERE run_id = ? AND digest IN ({marks})",
+            (run_id, *digests),
+        )
+        return {digest: orjson.loads(body) for digest, body in rows}
+
+    async def _runs_from_rows(self, rows: Sequence[Sequence[Any]]) -> list[Run]:
+        runs = []
+        for row in rows:
+            wanted: set[str] = set()
+            _column_digests(row, wanted)
+            runs.append(_run_from_row(row, await self._values(row[0], wanted) if wanted else None))
+        return runs
 
 
 # -- listing -------------------------------------------------------------------------
@@ -531,12 +561,13 @@ async def _connect_reader(path: str) -> Any:
 class _Rows:
     """Step and event rows of a batch, inserted with one `executemany` per table."""
 
-    __slots__ = ("_conn", "events", "steps")
+    __slots__ = ("_conn", "events", "steps", "values")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self.steps: list[tuple[str, str, int, str]] = []
         self.events: list[tuple[str, int, float, str]] = []
+        self.values: list[tuple[str, str, str]] = []
 
     def flush(self) -> None:
         """Insert the rows gathered so far (before anything that reads or deletes them)."""
@@ -546,6 +577,9 @@ class _Rows:
         if self.events:
             self._conn.executemany(_INSERT_EVENT, self.events)
             self.events = []
+        if self.values:
+            self._conn.executemany(values.INSERT, self.values)
+            self.values = []
 
 
 def _apply(
@@ -565,11 +599,13 @@ def _apply(
         found = _status(conn, run_id)
         if change.expect is not None and found not in change.expect:
             return WriteResult(applied=False, status=found)
-        for table in ("steps", "events", "requests", "runs"):
+        for table in ("steps", "events", "requests", "run_values", "runs"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         return WriteResult(applied=True, status=None)
+    writer = values.ValueWriter()
     try:
-        assignments, params, steps, bodies = _encode(change)
+        assignments, params, steps, bodies = _encode(change, writer)
+        created = None if change.create is None else _run_row(change.create, now, len(bodies), writer)
     except Exception as exc:  # not JSON data, an unknown field: a bug in the caller
         return exc
     count = len(bodies)
@@ -578,8 +614,8 @@ def _apply(
         params += [change.claim.owner, now + change.claim.seconds]
     elif change.release:
         assignments += ["owner = NULL", "lease_expires_at = NULL"]
-    if change.create is not None:  # `expect` is meaningless for a run that does not exist yet
-        if conn.execute(_INSERT_RUN, _run_row(change.create, now, count)).rowcount == 0:
+    if change.create is not None and created is not None:  # `expect` means nothing for a new run
+        if conn.execute(_INSERT_RUN, created).rowcount == 0:
             return WriteResult(applied=False, status=_status(conn, run_id))
         status, last_seq, epoch = change.create.status.value, count, 0
         if assignments:
@@ -613,6 +649,7 @@ def _apply(
             return WriteResult(applied=False, status=found)
         status, last_seq, epoch = row
     first = last_seq - count + 1
+    rows.values.extend(writer.rows)
     rows.steps.extend((run_id, key, position, record) for key, position, record in steps)
     rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(bodies))
     if change.request is not None:
@@ -628,7 +665,9 @@ def _apply(
     )
 
 
-def _encode(change: RunWrite) -> tuple[list[str], list[object], list[tuple[str, int, str]], list[str]]:
+def _encode(
+    change: RunWrite, writer: values.ValueWriter
+) -> tuple[list[str], list[object], list[tuple[str, int, str]], list[str]]:
     """A change's patch assignments and parameters, step rows and event bodies (may raise)."""
     if change.create is not None and change.create.run_id != change.run_id:
         raise ValueError(f"create.run_id {change.create.run_id!r} differs from run_id {change.run_id!r}")
@@ -639,18 +678,22 @@ def _encode(change: RunWrite) -> tuple[list[str], list[object], list[tuple[str, 
         if encode is None:
             raise ValueError(f"unknown run field {name!r} in patch")
         assignments.append(f"{name} = ?")
-        params.append(encode(value))
+        params.append(writer.column(change.run_id, value) if name in _VALUE_COLUMNS else encode(value))
     # A step record is encoded once, though it is stored both in its row and in its event.
     encoded: dict[int, orjson.Fragment] = {}
 
     def encode_step(record: StepRecord) -> orjson.Fragment:
         fragment = encoded.get(id(record))
         if fragment is None:
-            fragment = encoded[id(record)] = orjson.Fragment(orjson.dumps(record.to_json()))
+            data = writer.fields(change.run_id, record.to_json(), values.RECORD_FIELDS)
+            fragment = encoded[id(record)] = orjson.Fragment(orjson.dumps(data))
         return fragment
 
     steps = [(step.key, step.position, _dumps(encode_step(step))) for step in change.steps]
-    bodies = [_dumps(draft.to_json(encode_step)) for draft in change.events]
+    bodies = [
+        _dumps(writer.fields(change.run_id, draft.to_json(encode_step), values.EVENT_FIELDS))
+        for draft in change.events
+    ]
     return assignments, params, steps, bodies
 
 
@@ -709,17 +752,28 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
 }
 
 
-def _run_row(run: Run, now: float, last_seq: int) -> tuple[object, ...]:
+_VALUE_COLUMNS = frozenset({"input", "result"})
+"""Run columns whose large values are stored once in run_values (see storage/values.py)."""
+
+
+def _column_digests(row: Sequence[Any], into: set[str]) -> None:
+    for index in (4, 7):  # input, result
+        digest = values.column_digest(row[index])
+        if digest is not None:
+            into.add(digest)
+
+
+def _run_row(run: Run, now: float, last_seq: int, writer: values.ValueWriter) -> tuple[object, ...]:
     """Values for `_RUN_COLUMNS` of a new run whose log will hold `last_seq` events."""
     return (
         run.run_id,
         run.workflow_id,
         run.resource_id,
         run.status.value,
-        _json(run.input),
+        writer.column(run.run_id, run.input),
         _json(run.state),
         _json(run.request_context),
-        _json(run.result),
+        writer.column(run.run_id, run.result),
         _encode_error(run.error),
         _encode_paths(run.suspended),
         _encode_labels(run.resume_labels),
@@ -734,16 +788,23 @@ def _run_row(run: Run, now: float, last_seq: int) -> tuple[object, ...]:
     )
 
 
-def _run_from_row(row: Sequence[Any]) -> Run:
+def _cell(cell: Any, found: dict[str, Any] | None) -> Any:
+    """A JSON column: inline text, or a reference to a stored value."""
+    if isinstance(cell, bytes):
+        return None if found is None else found.get(cell.decode())
+    return _loads(cell)
+
+
+def _run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Run:
     return Run(
         run_id=row[0],
         workflow_id=row[1],
         resource_id=row[2],
         status=RunStatus(row[3]),
-        input=_loads(row[4]),
+        input=_cell(row[4], found),
         state=_loads(row[5]),
         request_context=_loads(row[6]) or {},
-        result=_loads(row[7]),
+        result=_cell(row[7], found),
         error=RunError.from_json(_loads(row[8])),
         suspended=tuple(tuple(path) for path in _loads(row[9]) or ()),
         resume_labels={name: ResumeLabel.from_json(label) for name, label in (_loads(row[10]) or {}).items()},

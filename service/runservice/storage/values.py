@@ -1,0 +1,110 @@
+"""Large JSON values stored once per run and referenced wherever they appear.
+
+The same value turns up many times in a run: its input is the first step's payload, a
+step's output is the next step's payload, the last output is the result, and every step
+record is written again into its events. Stored inline, a 1 MB input through three
+pass-through steps cost 18 MB on disk. Here a value whose JSON is at least `THRESHOLD`
+bytes goes once into `run_values` (key: run id and a digest of its JSON) and is referenced:
+
+- in a step record or an event, the field is left out and `"refs": {field: digest}` is
+  added (step records: payload, output, suspend_payload, resume_payload; events: data);
+- in a run column (input, result), the column holds the digest as a BLOB instead of the
+  JSON text (SQLite keeps the type, so the two cannot be confused).
+
+Values are deleted with their run. Smaller values stay inline: a lookup would cost more
+than the copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+THRESHOLD = 1024
+"""JSON size (bytes) from which a value is stored once and referenced."""
+
+RECORD_FIELDS = ("payload", "output", "suspend_payload", "resume_payload")
+"""The fields of a step record that may be references."""
+EVENT_FIELDS = ("data",)
+"""The fields of an event body that may be references (besides its step record)."""
+
+INSERT = "INSERT OR IGNORE INTO run_values (run_id, digest, body) VALUES (?, ?, ?)"
+
+
+class ValueWriter:
+    """Encodes the values of one batch, gathering the large ones as `run_values` rows."""
+
+    __slots__ = ("_encoded", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str]] = []
+        # By object identity: the same object (a payload shared by a record and its events)
+        # is encoded and hashed once per batch; the batch keeps every object alive.
+        self._encoded: dict[int, tuple[Any, bytes, str | None]] = {}
+
+    def encode(self, run_id: str, value: Any) -> tuple[bytes, str | None]:
+        """The JSON of `value` and, when it is large, its digest (its row is gathered)."""
+        known = self._encoded.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1], known[2]
+        body = orjson.dumps(value)
+        digest = None
+        if len(body) >= THRESHOLD:
+            digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+            self.rows.append((run_id, digest, body.decode()))
+        self._encoded[id(value)] = (value, body, digest)
+        return body, digest
+
+    def column(self, run_id: str, value: Any) -> str | bytes | None:
+        """A run column: JSON text, or the digest as a BLOB for a large value."""
+        if value is None:
+            return None
+        body, digest = self.encode(run_id, value)
+        return body.decode() if digest is None else digest.encode()
+
+    def fields(self, run_id: str, data: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+        """`data` (a record or event body, changed in place) with its large `names` referenced."""
+        refs: dict[str, str] = {}
+        for name in names:
+            value = data.get(name)
+            if value is None or type(value) in (bool, int, float):
+                continue
+            body, digest = self.encode(run_id, value)
+            if digest is None:
+                data[name] = orjson.Fragment(body)  # encoded already: not again
+            else:
+                del data[name]
+                refs[name] = digest
+        if refs:
+            data["refs"] = refs
+        return data
+
+
+def wanted(data: Mapping[str, Any], into: set[str]) -> None:
+    """Add the digests a decoded record or event body (and its step) refers to."""
+    refs = data.get("refs")
+    if refs:
+        into.update(refs.values())
+    step = data.get("step")
+    if step is not None:
+        wanted(step, into)
+
+
+def resolve(data: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` (changed in place) with its references (and its step's) replaced by the values."""
+    refs = data.pop("refs", None)
+    if refs:
+        for name, digest in refs.items():
+            data[name] = values.get(digest)
+    step = data.get("step")
+    if step is not None:
+        resolve(step, values)
+    return data
+
+
+def column_digest(cell: Any) -> str | None:
+    """The digest a run column refers to, or None for inline JSON (or NULL)."""
+    return cell.decode() if isinstance(cell, bytes) else None

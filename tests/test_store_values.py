@@ -1,0 +1,121 @@
+"""Large values are stored once per run (storage/values.py) and read back unchanged."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from runservice.model import EventDraft, EventType, Run, RunStatus, StepRecord, StepStatus
+from runservice.storage import RunQuery, RunWrite
+from runservice.storage.sqlite import SqliteStore
+from runservice.storage.values import THRESHOLD
+
+pytestmark = pytest.mark.timeout(30)
+
+BIG = {"text": "v" * (200 * 1024), "n": [1, 2.5, None, True]}
+OTHER = {"text": "w" * (THRESHOLD + 10)}
+SMALL = {"x": 1}
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(str(tmp_path / "runs.db"))
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def value_rows(store: SqliteStore, run_id: str) -> int:
+    conn = sqlite3.connect(store.path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM run_values WHERE run_id = ?", (run_id,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def write_pass_through(store: SqliteStore, run_id: str, data: object) -> None:
+    """A run whose input, every step payload and output, event data and result are `data`
+    (equal copies, not one object, as a step's validated output would be)."""
+    copy = dict(data) if isinstance(data, dict) else data
+    run = Run(
+        run_id=run_id, workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0, input=data
+    )
+    await store.write(RunWrite(run_id=run_id, create=run))
+    for i, name in enumerate(("one", "two", "three")):
+        started = StepRecord(path=(name,), status=StepStatus.RUNNING, payload=copy, position=i)
+        done = StepRecord(path=(name,), status=StepStatus.SUCCESS, payload=copy, output=dict(BIG), position=i)
+        await store.write(
+            RunWrite(
+                run_id=run_id,
+                steps=(started,),
+                events=(EventDraft(EventType.STEP_START, RunStatus.RUNNING, step=started),),
+            )
+        )
+        await store.write(
+            RunWrite(
+                run_id=run_id,
+                steps=(done,),
+                events=(
+                    EventDraft(EventType.STEP_OUTPUT, RunStatus.RUNNING, data=dict(BIG)),
+                    EventDraft(EventType.STEP_RESULT, RunStatus.RUNNING, step=done),
+                ),
+            )
+        )
+    await store.write(RunWrite(run_id=run_id, patch={"status": RunStatus.SUCCESS, "result": dict(BIG)}))
+
+
+async def test_equal_large_values_are_stored_once_and_read_back(store: SqliteStore) -> None:
+    await write_pass_through(store, "r1", BIG)
+    assert value_rows(store, "r1") == 1
+    run = await store.get_run("r1", steps=True)
+    assert run is not None and run.input == BIG and run.result == BIG
+    assert [(s.payload, s.output) for s in run.steps] == [(BIG, BIG)] * 3
+    plain = await store.get_run("r1")
+    assert plain is not None and plain.input == BIG and plain.result == BIG
+    events = await store.read_events("r1", 0)
+    assert [e.type for e in events] == [
+        EventType.STEP_START,
+        EventType.STEP_OUTPUT,
+        EventType.STEP_RESULT,
+    ] * 3
+    assert all(e.step is None or e.step.payload == BIG for e in events)
+    assert [e.data for e in events if e.type is EventType.STEP_OUTPUT] == [BIG] * 3
+    assert events[2].step is not None and events[2].step.output == BIG
+    (listed,) = await store.list_runs(RunQuery())
+    assert listed.input == BIG and listed.result == BIG
+    (summary,) = await store.list_runs(RunQuery(payloads=False))
+    assert summary.input is None and summary.result is None and summary.status is RunStatus.SUCCESS
+
+
+async def test_different_values_each_stored_once_small_ones_inline(store: SqliteStore) -> None:
+    run = Run(
+        run_id="r2", workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0, input=SMALL
+    )
+    record = StepRecord(path=("a",), status=StepStatus.SUSPENDED, payload=OTHER, suspend_payload=BIG)
+    await store.write(RunWrite(run_id="r2", create=run, steps=(record,)))
+    assert value_rows(store, "r2") == 2
+    got = await store.get_run("r2", steps=True)
+    assert got is not None and got.input == SMALL
+    assert got.steps[0].payload == OTHER and got.steps[0].suspend_payload == BIG
+
+
+async def test_deleting_a_run_deletes_its_values(store: SqliteStore) -> None:
+    await write_pass_through(store, "gone", BIG)
+    await write_pass_through(store, "kept", BIG)
+    await store.write(RunWrite(run_id="gone", delete=True))
+    assert value_rows(store, "gone") == 0 and value_rows(store, "kept") == 1
+    kept = await store.get_run("kept", steps=True)
+    assert kept is not None and kept.steps[2].output == BIG
+
+
+async def test_a_large_run_costs_about_one_copy_on_disk(store: SqliteStore, tmp_path: Path) -> None:
+    """The pass-through run of a 200 KB value: one copy on disk, not a dozen."""
+    await write_pass_through(store, "r3", BIG)
+    await store.close()
+    size = Path(store.path).stat().st_size  # noqa: ASYNC240  (one stat after the store closed)
+    assert size < 1.5 * len(BIG["text"]) + 200 * 1024  # the schema's pages and small rows
