@@ -149,6 +149,8 @@ class RunPlan:
     """Target key -> number of kills done when its resume was acknowledged."""
     sent: set[tuple[str, int | None, int]] = field(default_factory=set)
     """Every resume the driver sent, acknowledged or not: (path, foreach index, iteration)."""
+    reported: set[tuple[StepPath, int | None, int]] = field(default_factory=set)
+    """Acknowledged targets already reported as suspended again (each is reported once)."""
     started: bool = False
     done: str = ""
     """Why driving stopped: terminal, stuck, stalled, budget."""
@@ -166,6 +168,7 @@ class Report:
     reruns_in_flight: int
     repeats_checked: int
     elapsed: float
+    rerun_coverage: Counter[str]
 
     @property
     def watched_events(self) -> int:
@@ -294,6 +297,7 @@ class Soak:
         self.repeats_checked = 0
         self.client: Client | None = None
         self.start_time = 0.0
+        self.rerun_coverage = Counter()
 
     def note(self, kind: str, run_id: str, detail: str) -> None:
         self.anomalies.append(Anomaly(kind, run_id, detail))
@@ -346,6 +350,7 @@ class Soak:
             self.reruns_in_flight,
             self.repeats_checked,
             time.time() - self.start_time,
+            self.rerun_coverage,
         )
 
     # -- the server's life -------------------------------------------------------------------
@@ -529,6 +534,9 @@ class Soak:
         fresh = []
         for target in targets:
             if target.key in plan.accepted:
+                if target.key in plan.reported:
+                    continue
+                plan.reported.add(target.key)
                 at = plan.accepted_at_kill[target.key]
                 kills = len(self.kills) - at
                 # With no kill in between it is not a crash defect: the resume was accepted and ignored.
@@ -675,6 +683,8 @@ class Soak:
     # -- the checks ------------------------------------------------------------------------------------
 
     reruns_in_flight = 0
+    rerun_coverage: Counter[str]
+    """Legitimate reruns (a kill hit the body) by workflow and phase: where the kills landed."""
     hit_by = 0
     """While checking a run: how many killed processes ran some of its steps."""
 
@@ -863,6 +873,8 @@ class Soak:
                     )
                 else:
                     self.reruns_in_flight += 1
+                    workflow = run_id.split("-", 2)[-1]
+                    self.rerun_coverage[f"{workflow}:{phase}"] += 1
 
 
 def _where(target: Target) -> str:

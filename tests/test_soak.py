@@ -26,6 +26,9 @@ KNOWN_DEFECTS_ISSUE_11 = frozenset(
         "accepted_resume_ignored",  # item 0b: foreach over a nested workflow, resume accepted, nothing runs
         "accepted_resume_lost",  # item 1 (and 0b): an acknowledged resume is not carried out after a kill
         "resumed_without_request",  # item 1: at boot every suspended item is resumed with one item's data
+        # item 1 in a parallel branch / plain step: killed after its resumed start was committed, the
+        # step is re-run from scratch without its resume data (and suspends again)
+        "rerun_after_commit",
         "not_terminal",  # the runs left suspended forever by the three above
     }
 )
@@ -39,6 +42,7 @@ async def test_kill_9_soak(tmp_path: Path) -> None:
     report = await Soak(config, tmp_path).run()
     for anomaly in report.anomalies:
         print(anomaly)
+    print("kills hit bodies of:", dict(sorted(report.rerun_coverage.items())))
     print(report.summary(), flush=True)
     # The soak itself did what it claims: every kill happened, runs were watched and resumed.
     assert len(report.kills) == config.kills
