@@ -97,6 +97,7 @@ class Kill:
     restarted_at: float = 0.0
     serving_at: float = 0.0
     recovered_at: float | None = None
+    how: str = "at random"
     active: int = 0
     """Runs running or waiting in the database at the kill."""
     stalled: list[str] = field(default_factory=list)
@@ -109,7 +110,7 @@ class Kill:
             else f">{RECOVERY_BOUND:.0f}s ({len(self.stalled)} not moving)"
         )
         return (
-            f"kill {self.number} (pid {self.pid}): serving after {serving:.2f}s, "
+            f"kill {self.number} {self.how} (pid {self.pid}): serving after {serving:.2f}s, "
             f"{self.active} active runs moving/settled after {recovered}"
         )
 
@@ -298,6 +299,8 @@ class Soak:
         self.client: Client | None = None
         self.start_time = 0.0
         self.rerun_coverage = Counter()
+        self.acks = 0
+        """Resumes acknowledged so far (a kill after a resume waits for the next one)."""
 
     def note(self, kind: str, run_id: str, detail: str) -> None:
         self.anomalies.append(Anomaly(kind, run_id, detail))
@@ -372,19 +375,28 @@ class Soak:
         raise RuntimeError("the server did not become SERVING in time:\n" + self.server.log_tail())
 
     async def kill_loop(self, thresholds: list[int], delays: list[float], deadline: float) -> None:
+        """Kill at seeded points of the launch; every second kill lands just after a resume was
+        acknowledged, inside the resumed body or its commit (issue 11, item 1)."""
         for number, (threshold, delay) in enumerate(zip(thresholds, delays, strict=True), 1):
             while self.launched < threshold and time.time() < deadline:
                 await asyncio.sleep(0.01)
             if time.time() >= deadline:
                 return
+            after_resume = number % 2 == 0
+            if after_resume:
+                acks = self.acks
+                bound = time.time() + 10.0
+                while self.acks == acks and time.time() < bound:
+                    await asyncio.sleep(0.001)
+                delay = delay / 15  # 0 to 33 ms: a body takes 2 to 20 ms
             await asyncio.sleep(delay)
-            await self.kill_and_restart(number)
+            await self.kill_and_restart(number, "after a resume" if after_resume else "at random")
 
-    async def kill_and_restart(self, number: int) -> None:
+    async def kill_and_restart(self, number: int, how: str) -> None:
         self.up.clear()
         self.down_since = time.time()
         pid, at = await self.server.kill()
-        kill = Kill(number, pid, at)
+        kill = Kill(number, pid, at, how=how)
         self.kills.append(kill)
         before = {
             run_id: seq
@@ -393,30 +405,37 @@ class Soak:
         }
         kill.active = len(before)
         kill.restarted_at = await self.server.start()
-        kill.serving_at = await self.wait_serving(time.time() + STARTUP_TIMEOUT)
-        self.up.set()
+        # Recovery is watched from the spawn on: a server may re-drive runs before it serves.
+        moving = asyncio.create_task(self.until_moving(before, kill.restarted_at + RECOVERY_BOUND))
+        try:
+            kill.serving_at = await self.wait_serving(time.time() + STARTUP_TIMEOUT)
+            self.up.set()
+            kill.recovered_at, kill.stalled = await moving
+        finally:
+            moving.cancel()
+        for run_id in kill.stalled:
+            self.note(
+                "recovery_stalled",
+                run_id,
+                f"active at kill {number}, no new event {RECOVERY_BOUND:.0f}s after the restart",
+            )
+        print(kill.describe(), flush=True)
+        await self.repeat_requests(final=False)
+
+    async def until_moving(self, before: dict[str, int], bound: float) -> tuple[float | None, list[str]]:
+        """When every run active at the kill had a new event or settled (None and the rest if never)."""
         waiting = dict(before)
-        bound = time.time() + RECOVERY_BOUND
         while waiting and time.time() < bound:
-            now = active_runs(self.server.db_path)
+            await asyncio.sleep(0.01)
+            try:
+                now = active_runs(self.server.db_path)
+            except sqlite3.Error:
+                continue  # the server is still opening the database
             for run_id in list(waiting):
                 status, seq = now[run_id]
                 if status in _SETTLED or seq > waiting[run_id]:
                     del waiting[run_id]
-            if waiting:
-                await asyncio.sleep(0.02)
-        if waiting:
-            kill.stalled = sorted(waiting)
-            for run_id in kill.stalled:
-                self.note(
-                    "recovery_stalled",
-                    run_id,
-                    f"active at kill {number}, no new event {RECOVERY_BOUND:.0f}s after the restart",
-                )
-        else:
-            kill.recovered_at = time.time()
-        print(kill.describe(), flush=True)
-        await self.repeat_requests(final=False)
+        return (None, sorted(waiting)) if waiting else (time.time(), [])
 
     # -- driving one run -----------------------------------------------------------------------
 
@@ -571,6 +590,7 @@ class Soak:
             return False
         plan.accepted[target.key] = request_id
         plan.accepted_at_kill[target.key] = len(self.kills)
+        self.acks += 1
         return True
 
     # -- watchers --------------------------------------------------------------------------------
@@ -624,6 +644,32 @@ class Soak:
         self.rng.shuffle(candidates)
         sample = candidates if final else candidates[:8]
         deadline = time.time() + 60.0
+        if not final:
+            # Runs still being driven: resend their last acknowledged resume. The answer must be the
+            # first outcome; anything it made run twice shows in the ledger and the event log.
+            active = [p for p in self.plans if p.accepted and not p.done]
+            for plan in active[:6]:
+                key, request_id = list(plan.accepted.items())[-1]
+                target = Target(*key)
+                handle = RunHandle(self.client, plan.workflow_id, plan.run_id)
+                try:
+                    await self.call(
+                        request_id,
+                        lambda handle=handle, target=target, request_id=request_id: handle.resume(
+                            target.data(),
+                            step=list(target.path),
+                            for_each_index=target.index,
+                            request_id=request_id,
+                        ),
+                        deadline,
+                    )
+                    self.repeats_checked += 1
+                except errors.ServiceError as exc:
+                    self.note(
+                        "repeat_rejected", plan.run_id, f"repeating {request_id!r} got {exc.reason}: {exc}"
+                    )
+                except TimeoutError:
+                    return
         for plan in sample[:40]:
             wf = self.client.get_workflow(plan.workflow_id)
             handle = RunHandle(self.client, plan.workflow_id, plan.run_id)
