@@ -1,0 +1,979 @@
+"""The kill -9 soak: a real server process, mixed runs, SIGKILLs at random moments, restarts.
+
+`Soak(config).run()` drives everything and returns a `Report`; tests/test_soak.py asserts on it.
+What it checks is listed on `Report.check`; every finding is an `Anomaly` with its kind and the
+run it concerns, printed at the end with the seed that produced it.
+
+Layout of one soak (all under one tmp dir): the server's data dir, the server's stderr log,
+and the ledger (soak_workflows' side table of step executions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import soak_workflows
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from runservice import errors
+from runservice.client import Client, RunHandle, event_from_proto
+from runservice.model import Event, EventType, Run, RunStatus, StepPath, StepRecord, StepStatus
+from runservice.v1 import run_service_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Channel options for a server that dies and comes back on the same port: reconnect fast.
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+]
+CALL_TIMEOUT = 20.0
+"""Per-call deadline: generous, a loaded 2-core machine can be slow without being wrong."""
+STARTUP_TIMEOUT = 60.0
+RECOVERY_BOUND = 30.0
+"""Seconds after a restart within which every run active at the kill must move or settle."""
+STALL_BOUND = 45.0
+"""Seconds (server up) an unsettled run may go without a new event before it counts as stalled."""
+POLL = 0.25
+
+
+@dataclass
+class Config:
+    runs: int = 300
+    kills: int = 7
+    seed: int = 0
+    in_flight: int = 24
+    """Runs driven at the same time."""
+    watch_share: float = 0.5
+    """Share of runs with a reconnecting watcher."""
+    budget: float = 200.0
+    """Wall-clock bound of the driving phase (seconds); what is unsettled then is reported."""
+
+    @classmethod
+    def from_env(cls) -> Config:
+        seed = os.environ.get("RUNSERVICE_SOAK_SEED")
+        return cls(
+            runs=int(os.environ.get("RUNSERVICE_SOAK_RUNS", cls.runs)),
+            kills=int(os.environ.get("RUNSERVICE_SOAK_KILLS", cls.kills)),
+            seed=int(seed) if seed else random.SystemRandom().randrange(1, 2**31),
+            in_flight=int(os.environ.get("RUNSERVICE_SOAK_IN_FLIGHT", cls.in_flight)),
+            budget=float(os.environ.get("RUNSERVICE_SOAK_BUDGET", cls.budget)),
+        )
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    kind: str
+    run_id: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.kind}] {self.run_id}: {self.detail}"
+
+
+@dataclass
+class Kill:
+    """One kill -9 and the restart after it."""
+
+    number: int
+    pid: int
+    at: float
+    restarted_at: float = 0.0
+    serving_at: float = 0.0
+    recovered_at: float | None = None
+    how: str = "at random"
+    active: int = 0
+    """Runs running or waiting in the database at the kill."""
+    stalled: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        serving = self.serving_at - self.restarted_at
+        recovered = (
+            f"{self.recovered_at - self.restarted_at:.2f}s"
+            if self.recovered_at is not None
+            else f">{RECOVERY_BOUND:.0f}s ({len(self.stalled)} not moving)"
+        )
+        return (
+            f"kill {self.number} {self.how} (pid {self.pid}): serving after {serving:.2f}s, "
+            f"{self.active} active runs moving/settled after {recovered}"
+        )
+
+
+@dataclass
+class Target:
+    """A suspended step (or foreach item) a resume addresses."""
+
+    path: StepPath
+    index: int | None
+    iteration: int
+
+    @property
+    def key(self) -> tuple[StepPath, int | None, int]:
+        return (self.path, self.index, self.iteration)
+
+    def data(self) -> dict[str, int]:
+        index = self.index
+        if index is None:
+            index = next((int(p[1:-1]) for p in self.path if p.startswith("[")), None)
+        return {"add": soak_workflows.resume_value(index, self.iteration)}
+
+    def request_id(self, run_id: str) -> str:
+        index = "" if self.index is None else f"#{self.index}"
+        return f"resume:{run_id}:{'.'.join(self.path)}{index}@{self.iteration}"
+
+
+@dataclass
+class RunPlan:
+    run_id: str
+    workflow_id: str
+    input: dict[str, Any]
+    watched: bool
+    accepted: dict[tuple[StepPath, int | None, int], str] = field(default_factory=dict)
+    """Resumes the server acknowledged: target key -> request id."""
+    accepted_at_kill: dict[tuple[StepPath, int | None, int], int] = field(default_factory=dict)
+    """Target key -> number of kills done when its resume was acknowledged."""
+    sent: set[tuple[str, int | None, int]] = field(default_factory=set)
+    """Every resume the driver sent, acknowledged or not: (path, foreach index, iteration)."""
+    reported: set[tuple[StepPath, int | None, int]] = field(default_factory=set)
+    """Acknowledged targets already reported as suspended again (each is reported once)."""
+    started: bool = False
+    done: str = ""
+    """Why driving stopped: terminal, stuck, stalled, budget."""
+    watch_events: list[Event] = field(default_factory=list)
+    watch_reconnects: int = 0
+    watch_ended: bool = False
+
+
+@dataclass
+class Report:
+    config: Config
+    plans: list[RunPlan]
+    kills: list[Kill]
+    anomalies: list[Anomaly]
+    reruns_in_flight: int
+    repeats_checked: int
+    elapsed: float
+    rerun_coverage: Counter[str]
+
+    @property
+    def watched_events(self) -> int:
+        return sum(len(plan.watch_events) for plan in self.plans)
+
+    @property
+    def resumes_sent(self) -> int:
+        return sum(len(plan.sent) for plan in self.plans)
+
+    def counts(self) -> Counter[str]:
+        return Counter(a.kind for a in self.anomalies)
+
+    def summary(self) -> str:
+        recovery = ", ".join(
+            f"{k.recovered_at - k.restarted_at:.2f}s" if k.recovered_at is not None else "stalled"
+            for k in self.kills
+        )
+        serving = ", ".join(f"{k.serving_at - k.restarted_at:.2f}s" for k in self.kills)
+        kinds = ", ".join(f"{kind}={n}" for kind, n in sorted(self.counts().items())) or "none"
+        return (
+            f"soak seed={self.config.seed}: {len(self.plans)} runs, {len(self.kills)} kills, "
+            f"restart->SERVING [{serving}], restart->active runs moving [{recovery}], "
+            f"resumes {self.resumes_sent}, watchers {sum(p.watched for p in self.plans)} "
+            f"({self.watched_events} events, {sum(p.watch_reconnects for p in self.plans)} reconnects), "
+            f"in-flight reruns {self.reruns_in_flight}, repeated request_ids {self.repeats_checked}, "
+            f"{self.elapsed:.0f}s; anomalies: {len(self.anomalies)} ({kinds})"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """`python -m runservice serve` on a fixed port and data dir, killed and restarted at will."""
+
+    def __init__(self, tmp: Path, port: int, ledger: Path) -> None:
+        self.address = f"127.0.0.1:{port}"
+        self.data_dir = tmp / "data"
+        self.log_path = tmp / "server.log"
+        self.ledger = ledger
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pids: list[int] = []
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSERVICE_")}
+        env["PYTHONPATH"] = os.pathsep.join(str(ROOT / part) for part in ("service", "stubs", "tests"))
+        env[soak_workflows.LEDGER_ENV] = str(self.ledger)
+        return env
+
+    async def start(self) -> float:
+        """Spawn the server; returns the spawn time."""
+        spawned = time.time()
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "runservice", "serve", "--address", self.address,
+                "--data-dir", str(self.data_dir), "--workflows", "soak_workflows", "--log-level", "WARNING",
+                cwd=ROOT, env=self._env(), stdout=asyncio.subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
+        self.pids.append(self.proc.pid)
+        return spawned
+
+    async def kill(self) -> tuple[int, float]:
+        """SIGKILL the server; returns its pid and the kill time."""
+        assert self.proc is not None
+        at = time.time()
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+        return self.proc.pid, at
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 30.0)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+    def exited(self) -> bool:
+        return self.proc is None or self.proc.returncode is not None
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "runservice.db"
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _db(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), timeout=30.0)
+    db.execute("PRAGMA busy_timeout=30000")
+    return db
+
+
+def active_runs(db_path: Path) -> dict[str, tuple[str, int]]:
+    """run id -> (status, last sequence) of every run, read straight from the database."""
+    with contextlib.closing(_db(db_path)) as db:
+        rows = db.execute("SELECT run_id, status, last_seq FROM runs").fetchall()
+    return {run_id: (status, seq) for run_id, status, seq in rows}
+
+
+_SETTLED = {s.value for s in RunStatus if s.settled}
+
+
+class Soak:
+    def __init__(self, config: Config, tmp: Path) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.tmp = tmp
+        self.ledger = tmp / "ledger.db"
+        soak_workflows.create_ledger(str(self.ledger))
+        self.server = Server(tmp, free_port(), self.ledger)
+        self.anomalies: list[Anomaly] = []
+        self.kills: list[Kill] = []
+        self.plans: list[RunPlan] = []
+        self.up = asyncio.Event()
+        """Set while the server is believed to serve (cleared during a kill and restart)."""
+        self.down_since = 0.0
+        self.launched = 0
+        self.repeats_checked = 0
+        self.client: Client | None = None
+        self.start_time = 0.0
+        self.rerun_coverage = Counter()
+        self.acks = 0
+        """Resumes acknowledged so far (a kill after a resume waits for the next one)."""
+
+    def note(self, kind: str, run_id: str, detail: str) -> None:
+        self.anomalies.append(Anomaly(kind, run_id, detail))
+
+    # -- the whole soak --------------------------------------------------------------------
+
+    async def run(self) -> Report:
+        self.start_time = time.time()
+        workflows = [wf.id for wf in soak_workflows.WORKFLOWS]
+        for i in range(self.config.runs):
+            workflow_id = workflows[i % len(workflows)] if i < len(workflows) else self.rng.choice(workflows)
+            self.plans.append(
+                RunPlan(
+                    run_id=f"soak-{i:04d}-{workflow_id.removeprefix('soak-')}",
+                    workflow_id=workflow_id,
+                    input=soak_workflows.make_input(workflow_id, self.rng),
+                    watched=self.rng.random() < self.config.watch_share,
+                )
+            )
+        self.rng.shuffle(self.plans)
+        span = max(1, self.config.runs)
+        thresholds = sorted(
+            self.rng.sample(range(span // 10, span * 9 // 10 + 1), min(self.config.kills, span))
+        )
+        delays = [self.rng.uniform(0.0, 0.5) for _ in thresholds]
+
+        await self.server.start()
+        await self.wait_serving(time.time() + STARTUP_TIMEOUT)
+        self.up.set()
+        async with Client(self.server.address, timeout=CALL_TIMEOUT, options=CHANNEL_OPTIONS) as client:
+            self.client = client
+            deadline = time.time() + self.config.budget
+            killer = asyncio.create_task(self.kill_loop(thresholds, delays, deadline))
+            slots = asyncio.Semaphore(self.config.in_flight)
+            drivers = [asyncio.create_task(self.drive(plan, slots, deadline)) for plan in self.plans]
+            try:
+                await asyncio.gather(killer, *drivers)
+            finally:
+                for task in (killer, *drivers):
+                    task.cancel()
+                await asyncio.gather(killer, *drivers, return_exceptions=True)
+            await self.repeat_requests(final=True)
+        await self.server.stop()
+        self.check()
+        return Report(
+            self.config,
+            self.plans,
+            self.kills,
+            self.anomalies,
+            self.reruns_in_flight,
+            self.repeats_checked,
+            time.time() - self.start_time,
+            self.rerun_coverage,
+        )
+
+    # -- the server's life -------------------------------------------------------------------
+
+    async def wait_serving(self, deadline: float) -> float:
+        """Poll gRPC health until SERVING; returns when it was seen."""
+        async with grpc.aio.insecure_channel(self.server.address, options=CHANNEL_OPTIONS) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while time.time() < deadline:
+                if self.server.exited():
+                    raise RuntimeError("the server exited while starting:\n" + self.server.log_tail())
+                try:
+                    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return time.time()
+                except grpc.aio.AioRpcError:
+                    pass
+                await asyncio.sleep(0.02)
+        raise RuntimeError("the server did not become SERVING in time:\n" + self.server.log_tail())
+
+    async def kill_loop(self, thresholds: list[int], delays: list[float], deadline: float) -> None:
+        """Kill at seeded points of the launch; every second kill lands just after a resume was
+        acknowledged, inside the resumed body or its commit (issue 11, item 1)."""
+        for number, (threshold, delay) in enumerate(zip(thresholds, delays, strict=True), 1):
+            while self.launched < threshold and time.time() < deadline:
+                await asyncio.sleep(0.01)
+            if time.time() >= deadline:
+                return
+            after_resume = number % 2 == 0
+            if after_resume:
+                acks = self.acks
+                bound = time.time() + 10.0
+                while self.acks == acks and time.time() < bound:
+                    await asyncio.sleep(0.001)
+                delay = delay / 15  # 0 to 33 ms: a body takes 2 to 20 ms
+            await asyncio.sleep(delay)
+            await self.kill_and_restart(number, "after a resume" if after_resume else "at random")
+
+    async def kill_and_restart(self, number: int, how: str) -> None:
+        self.up.clear()
+        self.down_since = time.time()
+        pid, at = await self.server.kill()
+        kill = Kill(number, pid, at, how=how)
+        self.kills.append(kill)
+        before = {
+            run_id: seq
+            for run_id, (status, seq) in active_runs(self.server.db_path).items()
+            if status not in _SETTLED and status != RunStatus.PENDING.value
+        }
+        kill.active = len(before)
+        kill.restarted_at = await self.server.start()
+        # Recovery is watched from the spawn on: a server may re-drive runs before it serves.
+        moving = asyncio.create_task(self.until_moving(before, kill.restarted_at + RECOVERY_BOUND))
+        try:
+            kill.serving_at = await self.wait_serving(time.time() + STARTUP_TIMEOUT)
+            self.up.set()
+            kill.recovered_at, kill.stalled = await moving
+        finally:
+            moving.cancel()
+        for run_id in kill.stalled:
+            self.note(
+                "recovery_stalled",
+                run_id,
+                f"active at kill {number}, no new event {RECOVERY_BOUND:.0f}s after the restart",
+            )
+        print(kill.describe(), flush=True)
+        await self.repeat_requests(final=False)
+
+    async def until_moving(self, before: dict[str, int], bound: float) -> tuple[float | None, list[str]]:
+        """When every run active at the kill had a new event or settled (None and the rest if never)."""
+        waiting = dict(before)
+        while waiting and time.time() < bound:
+            await asyncio.sleep(0.01)
+            try:
+                now = active_runs(self.server.db_path)
+            except sqlite3.Error:
+                continue  # the server is still opening the database
+            for run_id in list(waiting):
+                status, seq = now[run_id]
+                if status in _SETTLED or seq > waiting[run_id]:
+                    del waiting[run_id]
+        return (None, sorted(waiting)) if waiting else (time.time(), [])
+
+    # -- driving one run -----------------------------------------------------------------------
+
+    async def call(self, what: str, fn: Any, deadline: float) -> Any:
+        """Call `fn()` until it answers, waiting out kills; service errors are raised."""
+        delay = 0.05
+        while True:
+            await self.up.wait()
+            try:
+                return await fn()
+            except errors.ServiceError as exc:
+                if exc.reason not in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "SERVER_DRAINING"):
+                    raise
+            if time.time() > deadline:
+                raise TimeoutError(f"{what}: no answer before the soak's deadline")
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 2)
+
+    async def drive(self, plan: RunPlan, slots: asyncio.Semaphore, deadline: float) -> None:
+        async with slots:
+            assert self.client is not None
+            handle = RunHandle(self.client, plan.workflow_id, plan.run_id)
+            watcher: asyncio.Task[None] | None = None
+            try:
+                await self.call(
+                    "create",
+                    lambda: self.client.get_workflow(plan.workflow_id).create_run(plan.run_id),
+                    deadline,
+                )
+                self.launched += 1
+                if plan.watched:
+                    watcher = asyncio.create_task(self.watch(plan, deadline))
+                await self.start_run(plan, handle, deadline)
+                await self.follow_run(plan, handle, deadline)
+                if watcher is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            asyncio.shield(watcher), max(1.0, min(20.0, deadline - time.time()))
+                        )
+            except TimeoutError:
+                plan.done = plan.done or "budget"
+            finally:
+                if watcher is not None and not watcher.done():
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
+
+    async def start_run(self, plan: RunPlan, handle: RunHandle, deadline: float) -> None:
+        request_id = f"start:{plan.run_id}"
+        try:
+            await self.call("start", lambda: handle.start(plan.input, request_id=request_id), deadline)
+        except errors.AlreadyExists as exc:
+            # Only after an unanswered first attempt; its request_id must make it a repeat.
+            self.note(
+                "start_retry_rejected", plan.run_id, f"Start retried with its request_id got {exc.reason}"
+            )
+        plan.started = True
+
+    def targets(self, run: Run) -> list[Target]:
+        """What the run waits for: suspended leaf steps, foreach items one by one."""
+        records = {s.path: s for s in run.steps}
+        found: list[Target] = []
+        for path in run.suspended:
+            if any(other != path and other[: len(path)] == path for other in run.suspended):
+                continue  # a container (nested workflow, foreach over one): resume its leaves
+            record = records.get(path)
+            if record is None:
+                continue
+            items = [i.index for i in record.foreach_items if i.status is StepStatus.SUSPENDED]
+            if items:
+                found.extend(Target(path, index, record.iteration) for index in items)
+            else:
+                found.append(Target(path, None, record.iteration))
+        return found
+
+    async def follow_run(self, plan: RunPlan, handle: RunHandle, deadline: float) -> None:
+        last_seq = -1
+        last_move = time.time()
+        while True:
+            if time.time() > deadline:
+                plan.done = "budget"
+                return
+            run = await self.call(
+                "get", lambda: handle.client.get_workflow(plan.workflow_id).run_by_id(plan.run_id), deadline
+            )
+            if run.last_sequence != last_seq or not self.up.is_set():
+                last_seq = run.last_sequence
+                last_move = time.time()
+            if self.down_since > last_move:
+                last_move = time.time()
+            if run.status.terminal:
+                plan.done = "terminal"
+                return
+            if run.status is RunStatus.SUSPENDED:
+                if not await self.resume_next(plan, handle, run, deadline):
+                    plan.done = "stuck"
+                    return
+                last_move = time.time()
+            elif time.time() - last_move > STALL_BOUND:
+                self.note(
+                    "stalled",
+                    plan.run_id,
+                    f"{run.status.value} with no new event for {STALL_BOUND:.0f}s (last sequence {last_seq})",
+                )
+                plan.done = "stalled"
+                return
+            await asyncio.sleep(POLL * self.rng.uniform(0.6, 1.4))
+
+    async def resume_next(self, plan: RunPlan, handle: RunHandle, run: Run, deadline: float) -> bool:
+        """Resume one target; False when nothing can be resumed (the run is stuck)."""
+        targets = self.targets(run)
+        if not targets:
+            self.note("suspended_without_target", plan.run_id, f"suspended={run.suspended}")
+            return False
+        fresh = []
+        for target in targets:
+            if target.key in plan.accepted:
+                if target.key in plan.reported:
+                    continue
+                plan.reported.add(target.key)
+                at = plan.accepted_at_kill[target.key]
+                kills = len(self.kills) - at
+                # With no kill in between it is not a crash defect: the resume was accepted and ignored.
+                self.note(
+                    "accepted_resume_lost" if kills else "accepted_resume_ignored",
+                    plan.run_id,
+                    f"resume {plan.accepted[target.key]!r} was acknowledged, yet {_where(target)} "
+                    f"is suspended again ({kills} kill(s) since the acknowledgement)",
+                )
+            else:
+                fresh.append(target)
+        if not fresh:
+            return False
+        target = fresh[0]
+        request_id = target.request_id(plan.run_id)
+        plan.sent.add((".".join(target.path), target.index, target.iteration))
+        try:
+            await self.call(
+                "resume",
+                lambda: handle.resume(
+                    target.data(), step=list(target.path), for_each_index=target.index, request_id=request_id
+                ),
+                deadline,
+            )
+        except errors.FailedPrecondition as exc:
+            if exc.reason == "RUN_NOT_SUSPENDED":
+                return True  # another poll will see what the run does now
+            self.note("resume_rejected", plan.run_id, f"{request_id}: {exc.reason} {exc}")
+            return False
+        except errors.ServiceError as exc:
+            self.note("resume_rejected", plan.run_id, f"{request_id}: {exc.reason} {exc}")
+            return False
+        plan.accepted[target.key] = request_id
+        plan.accepted_at_kill[target.key] = len(self.kills)
+        self.acks += 1
+        return True
+
+    # -- watchers --------------------------------------------------------------------------------
+
+    async def watch(self, plan: RunPlan, deadline: float) -> None:
+        """Follow the run with raw Watch calls, reconnecting after the last sequence seen."""
+        assert self.client is not None
+        last = 0
+        while time.time() < deadline:
+            await self.up.wait()
+            call = self.client.stub.Watch(
+                run_service_pb2.WatchRequest(run_id=plan.run_id, after_sequence=last)
+            )
+            try:
+                async for response in call:
+                    for msg in response.events:
+                        if msg.sequence != last + 1:
+                            kind = "watch_duplicate" if msg.sequence <= last else "watch_gap"
+                            self.note(
+                                kind, plan.run_id, f"after sequence {last} the watch sent {msg.sequence}"
+                            )
+                        last = max(last, msg.sequence)
+                        event = event_from_proto(msg)
+                        if event is not None:
+                            plan.watch_events.append(event)
+                    if response.end_of_stream:
+                        plan.watch_ended = True
+                        return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.CANCELLED,
+                    grpc.StatusCode.UNKNOWN,
+                    grpc.StatusCode.INTERNAL,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                ):
+                    self.note("watch_error", plan.run_id, f"{exc.code().name}: {exc.details()}")
+                    return
+            finally:
+                call.cancel()
+            plan.watch_reconnects += 1
+            await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+
+    # -- repeated request ids -----------------------------------------------------------------------
+
+    async def repeat_requests(self, *, final: bool) -> None:
+        """Send again some acknowledged Start/Resume requests of settled runs: nothing may change."""
+        assert self.client is not None
+        # Only runs whose driver is done: a resume the driver sends meanwhile would look like a change.
+        candidates = [p for p in self.plans if p.started and p.done]
+        self.rng.shuffle(candidates)
+        sample = candidates if final else candidates[:8]
+        deadline = time.time() + 60.0
+        if not final:
+            # Runs still being driven: resend their last acknowledged resume. The answer must be the
+            # first outcome; anything it made run twice shows in the ledger and the event log.
+            active = [p for p in self.plans if p.accepted and not p.done]
+            for plan in active[:6]:
+                key, request_id = list(plan.accepted.items())[-1]
+                target = Target(*key)
+                handle = RunHandle(self.client, plan.workflow_id, plan.run_id)
+                try:
+                    await self.call(
+                        request_id,
+                        lambda handle=handle, target=target, request_id=request_id: handle.resume(
+                            target.data(),
+                            step=list(target.path),
+                            for_each_index=target.index,
+                            request_id=request_id,
+                        ),
+                        deadline,
+                    )
+                    self.repeats_checked += 1
+                except errors.ServiceError as exc:
+                    self.note(
+                        "repeat_rejected", plan.run_id, f"repeating {request_id!r} got {exc.reason}: {exc}"
+                    )
+                except TimeoutError:
+                    return
+        for plan in sample[:40]:
+            wf = self.client.get_workflow(plan.workflow_id)
+            handle = RunHandle(self.client, plan.workflow_id, plan.run_id)
+            try:
+                before = await self.call("get", lambda wf=wf, plan=plan: wf.run_by_id(plan.run_id), deadline)
+                if not before.status.settled:
+                    continue
+                requests: list[tuple[str, Any]] = [
+                    (
+                        "start",
+                        lambda handle=handle, plan=plan: handle.start(
+                            plan.input, request_id=f"start:{plan.run_id}"
+                        ),
+                    )
+                ]
+                for key, request_id in list(plan.accepted.items())[:2]:
+                    target = Target(*key)
+                    requests.append(
+                        (
+                            request_id,
+                            lambda handle=handle, target=target, request_id=request_id: handle.resume(
+                                target.data(),
+                                step=list(target.path),
+                                for_each_index=target.index,
+                                request_id=request_id,
+                            ),
+                        )
+                    )
+                for what, send in requests:
+                    try:
+                        await self.call(what, send, deadline)
+                    except errors.ServiceError as exc:
+                        self.note(
+                            "repeat_rejected", plan.run_id, f"repeating {what!r} got {exc.reason}: {exc}"
+                        )
+                        continue
+                    self.repeats_checked += 1
+                    after = await self.call(
+                        "get", lambda wf=wf, plan=plan: wf.run_by_id(plan.run_id), deadline
+                    )
+                    if (after.status, after.last_sequence, after.result) != (
+                        before.status,
+                        before.last_sequence,
+                        before.result,
+                    ):
+                        self.note(
+                            "repeat_changed_run",
+                            plan.run_id,
+                            f"repeating {what!r} changed the run: "
+                            f"{before.status.value}/{before.last_sequence} -> "
+                            f"{after.status.value}/{after.last_sequence}",
+                        )
+                        before = after
+            except TimeoutError:
+                return
+
+    # -- the checks ------------------------------------------------------------------------------------
+
+    reruns_in_flight = 0
+    rerun_coverage: Counter[str]
+    """Legitimate reruns (a kill hit the body) by workflow and phase: where the kills landed."""
+    hit_by = 0
+    """While checking a run: how many killed processes ran some of its steps."""
+
+    def check(self) -> None:
+        """Compare what is stored with the reference and what the ledger and watchers saw."""
+        with contextlib.closing(_db(self.server.db_path)) as db:
+            runs = {
+                row[0]: row[1:]
+                for row in db.execute("SELECT run_id, status, result, error, last_seq FROM runs")
+            }
+            events: dict[str, list[Event]] = defaultdict(list)
+            for run_id, seq, at, body in db.execute(
+                "SELECT run_id, seq, time, body FROM events ORDER BY run_id, seq"
+            ):
+                events[run_id].append(Event.from_json(run_id, seq, at, json.loads(body)))
+            steps: dict[str, list[StepRecord]] = defaultdict(list)
+            for run_id, record in db.execute("SELECT run_id, record FROM steps"):
+                steps[run_id].append(StepRecord.from_json(json.loads(record)))
+        with contextlib.closing(_db(self.ledger)) as db:
+            executions = db.execute(
+                "SELECT run_id, path, idx, iteration, phase, pid, started, ended FROM executions ORDER BY id"
+            ).fetchall()
+        killed = {kill.pid for kill in self.kills}
+        hit: Counter[str] = Counter()
+        for run_id, pids in _pids_by_run(executions).items():
+            hit[run_id] = len(pids & killed)
+        for plan in self.plans:
+            self.hit_by = hit[plan.run_id]
+            self.check_run(
+                plan, runs.get(plan.run_id), events.get(plan.run_id, []), steps.get(plan.run_id, [])
+            )
+        self.check_executions(executions, events)
+        self.check_resumed(executions)
+
+    def check_run(
+        self, plan: RunPlan, row: tuple[Any, ...] | None, log: list[Event], records: list[StepRecord]
+    ) -> None:
+        run_id = plan.run_id
+        if row is None:
+            self.note("run_missing", run_id, "no stored run")
+            return
+        status, result, error, last_seq = row
+        want = soak_workflows.expected(plan.workflow_id, plan.input)
+        got = json.loads(result) if result is not None else None
+        if status != RunStatus.SUCCESS.value:
+            kind = (
+                "not_terminal"
+                if status not in (RunStatus.FAILED.value, RunStatus.CANCELED.value)
+                else "wrong_status"
+            )
+            self.note(
+                kind,
+                run_id,
+                f"status {status} (driver: {plan.done or 'unfinished'}), expected success with {want}; "
+                f"error {error}; its steps ran in {self.hit_by} killed process(es)",
+            )
+        elif got != want:
+            self.note(
+                "wrong_result",
+                run_id,
+                f"finished success with {got}, expected {want} (input {plan.input}); "
+                f"its steps ran in {self.hit_by} killed process(es)",
+            )
+        # Sequences 1..N with no gap, N the run's last sequence.
+        seqs = [e.sequence for e in log]
+        if seqs != list(range(1, len(seqs) + 1)) or len(seqs) != last_seq:
+            self.note(
+                "sequence_gap", run_id, f"stored sequences {seqs[:5]}...{seqs[-5:]} with last_seq {last_seq}"
+            )
+        # Exactly one committed result per step (path + loop iteration) and per foreach item.
+        results = Counter(
+            (e.step.path, e.step.iteration) for e in log if e.type is EventType.STEP_RESULT and e.step
+        )
+        for (path, iteration), n in results.items():
+            if n > 1:
+                self.note(
+                    "duplicate_step_result",
+                    run_id,
+                    f"{'.'.join(path)} iteration {iteration}: {n} STEP_RESULT events",
+                )
+        items = Counter(
+            (e.step.path, e.progress.current_index)
+            for e in log
+            if e.type is EventType.STEP_PROGRESS
+            and e.step
+            and e.progress
+            and e.progress.iteration_status in (StepStatus.SUCCESS, StepStatus.FAILED)
+        )
+        for (path, index), n in items.items():
+            if n > 1:
+                self.note(
+                    "duplicate_item_result",
+                    run_id,
+                    f"{'.'.join(path)} item {index}: {n} final progress events",
+                )
+        # Stored step records: a successful run has only successful steps; a foreach keeps its items.
+        if status == RunStatus.SUCCESS.value:
+            for record in records:
+                if record.status is not StepStatus.SUCCESS:
+                    self.note(
+                        "bad_step_record",
+                        run_id,
+                        f"{record.key} is {record.status.value} in a successful run",
+                    )
+                elif record.path in soak_workflows.FOREACH_STEPS:
+                    size = len(plan.input["values"])  # one item per input value, whatever is stored
+                    counts = (len(record.payload or []), len(record.foreach_items), len(record.output or []))
+                    if counts != (size, size, size):
+                        self.note(
+                            "bad_step_record",
+                            run_id,
+                            f"foreach {record.key} over {size} values: stored payload, item records and "
+                            f"output have {counts} items",
+                        )
+        # Every watcher event (by sequence) equals the stored one.
+        stored = {e.sequence: e for e in log}
+        for event in plan.watch_events:
+            same = stored.get(event.sequence)
+            if same is None or _shape(same) != _shape(event):
+                self.note(
+                    "watch_mismatch",
+                    run_id,
+                    f"sequence {event.sequence}: watched {_shape(event)}, stored {_shape(same)}",
+                )
+                break
+        terminal = status in (RunStatus.SUCCESS.value, RunStatus.FAILED.value, RunStatus.CANCELED.value)
+        if plan.watched and terminal and (not plan.watch_ended or len(plan.watch_events) != len(log)):
+            self.note(
+                "watch_incomplete",
+                run_id,
+                f"watcher got {len(plan.watch_events)} of {len(log)} events, ended={plan.watch_ended}",
+            )
+
+    def check_resumed(self, executions: list[tuple[Any, ...]]) -> None:
+        """A body runs with resume data only for a target the driver resumed (no stray resume)."""
+        plans = {plan.run_id: plan for plan in self.plans}
+        seen: set[tuple[str, str, int, int]] = set()
+        for run_id, path, idx, iteration, phase, pid, _, _ in executions:
+            if phase != "resume" or (run_id, path, idx, iteration) in seen:
+                continue
+            seen.add((run_id, path, idx, iteration))
+            sent = plans[run_id].sent
+            candidates: set[tuple[str, int | None, int]] = {(path, None, iteration)}
+            if "[" not in path and idx >= 0:
+                candidates = {(path, idx, iteration)}
+            parts = path.split(".")
+            for n, part in enumerate(parts):
+                if part.startswith("["):  # an item of a foreach over a nested workflow
+                    candidates.add((".".join(parts[:n]), int(part[1:-1]), iteration))
+            if not candidates & sent:
+                self.note(
+                    "resumed_without_request",
+                    run_id,
+                    f"{path}{'' if idx < 0 else f' item {idx}'} ran with resume data in pid {pid}, "
+                    f"but the driver never resumed it (resumes sent: {sorted(map(str, sent))})",
+                )
+
+    def check_executions(self, executions: list[tuple[Any, ...]], events: dict[str, list[Event]]) -> None:
+        """A body may run again only when the process running it died before its result was durable."""
+        killed = {kill.pid: kill.at for kill in self.kills}
+        groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
+        for run_id, path, idx, iteration, phase, pid, started, ended in executions:
+            groups[(run_id, path, idx, iteration, phase)].append((pid, started, ended))
+        for (run_id, path, idx, iteration, phase), runs in groups.items():
+            item = "" if idx < 0 else f" item {idx}"
+            where = f"{path}{item}{'' if not iteration else f' iteration {iteration}'} ({phase})"
+            for (pid, _, _), (next_pid, _, _) in itertools.pairwise(runs):
+                if pid == next_pid:
+                    self.note("rerun_same_process", run_id, f"{where} ran twice in pid {pid}")
+                    continue
+                kill_at = killed.get(pid)
+                if kill_at is None:
+                    self.note(
+                        "rerun_unexplained",
+                        run_id,
+                        f"{where} ran in pid {pid} (not killed), then again in pid {next_pid}",
+                    )
+                    continue
+                committed = _committed_before(events.get(run_id, []), path, idx, iteration, phase, kill_at)
+                if committed is not None:
+                    self.note(
+                        "rerun_after_commit",
+                        run_id,
+                        f"{where} ran again in pid {next_pid} although its result was committed "
+                        f"(sequence {committed}) before pid {pid} was killed",
+                    )
+                else:
+                    self.reruns_in_flight += 1
+                    workflow = run_id.split("-", 2)[-1]
+                    self.rerun_coverage[f"{workflow}:{phase}"] += 1
+
+
+def _where(target: Target) -> str:
+    item = "" if target.index is None else f" item {target.index}"
+    return f"{'.'.join(target.path)}{item} (iteration {target.iteration})"
+
+
+def _pids_by_run(executions: list[tuple[Any, ...]]) -> dict[str, set[int]]:
+    pids: dict[str, set[int]] = defaultdict(set)
+    for row in executions:
+        pids[row[0]].add(row[5])
+    return pids
+
+
+def _committed_before(
+    log: list[Event], path: str, idx: int, iteration: int, phase: str, kill_at: float
+) -> int | None:
+    """The sequence of the committed outcome of one execution, if it was written before `kill_at`."""
+    steps = tuple(path.split("."))
+    for event in log:
+        if event.time >= kill_at or event.step is None or event.step.path != steps:
+            continue
+        if idx >= 0 and "[" not in path:  # a foreach item: its progress event carries the outcome
+            if (
+                event.type is EventType.STEP_PROGRESS
+                and event.progress
+                and event.progress.current_index == idx
+            ):
+                final = event.progress.iteration_status
+                if (phase == "suspend") == (
+                    final is StepStatus.SUSPENDED
+                ) and final is not StepStatus.RUNNING:
+                    return event.sequence
+            continue
+        if iteration and event.step.iteration != iteration:
+            continue
+        if phase == "suspend" and event.type is EventType.STEP_SUSPENDED:
+            return event.sequence
+        if phase != "suspend" and event.type is EventType.STEP_RESULT:
+            return event.sequence
+    return None
+
+
+def _shape(event: Event | None) -> tuple[Any, ...] | None:
+    """What a watcher's event and the stored one must share."""
+    if event is None:
+        return None
+    step = event.step
+    return (
+        event.sequence,
+        event.type.value,
+        event.run_status.value,
+        step.path if step else None,
+        step.status.value if step else None,
+        event.progress.current_index if event.progress else None,
+    )
