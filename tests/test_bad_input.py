@@ -479,6 +479,38 @@ ROWS: list[Row] = [
         )
     ),
     Row(
+        "Restart-workflow-mismatch",
+        "Restart",
+        msg(lambda ids: run_service_pb2.RestartRequest(run_id=ids.done, workflow_id="approval")),
+        INVALID,
+        "RUN_WORKFLOW_MISMATCH",
+        "workflow_id",
+    ),
+    Row(
+        "Restart-workflow-1mb",
+        "Restart",
+        msg(lambda ids: run_service_pb2.RestartRequest(run_id=ids.done, workflow_id=MB)),
+        INVALID,
+        REQ,
+        "workflow_id",
+    ),
+    Row(
+        "Stream-start-workflow-1mb",
+        "Stream",
+        msg(lambda ids: run_service_pb2.StreamRequest(start=run_service_pb2.StartRequest(workflow_id=MB))),
+        INVALID,
+        REQ,
+        "start.workflow_id",
+    ),
+    Row("Stream-no-action", "Stream", lambda ids: b"", INVALID, REQ, "action"),
+    Row(
+        "Watch-utf8-run-id",
+        "Watch",
+        bad_utf8(msg(lambda ids: run_service_pb2.WatchRequest(run_id="r\u00e9")), b"\xc3\xa9", b"\xe9\xff"),
+        INVALID,
+        REQ,
+    ),
+    Row(
         "Resume-label-not-found",
         "Resume",
         resume(label="no-such-label"),
