@@ -163,3 +163,19 @@ async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
         assert "created_at" in columns
     finally:
         conn.close()
+
+
+async def test_numbers_json_cannot_carry_never_fail_a_write(store: SqliteStore) -> None:
+    """A step may hand back ints beyond 64 bits or NaN: the write succeeds, as on the wire."""
+    odd = {"wide": 2**70, "huge": 2**2000, "nan": float("nan"), "ok": [1, 2**63 - 1]}
+    run = Run(
+        run_id="n", workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0, input=odd
+    )
+    record = StepRecord(path=("a",), status=StepStatus.SUCCESS, output=odd)
+    event = EventDraft(EventType.STEP_RESULT, RunStatus.RUNNING, step=record, data=odd)
+    await store.write(RunWrite(run_id="n", create=run, steps=(record,), events=(event,)))
+    expected = {"wide": float(2**70), "huge": None, "nan": None, "ok": [1, 2**63 - 1]}
+    got = await store.get_run("n", steps=True)
+    assert got is not None and got.input == expected and got.steps[0].output == expected
+    (stored,) = await store.read_events("n", 0)
+    assert stored.data == expected
