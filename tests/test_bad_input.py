@@ -20,7 +20,8 @@ from conftest import Served
 from google.protobuf import message, struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from runservice import limits
+from runservice import errors, limits
+from runservice.client import Client
 from runservice.model import EventDraft, EventType, Run, RunStatus, StepRecord, StepStatus
 from runservice.storage import RunWrite
 from runservice.v1 import run_pb2, run_service_pb2
@@ -302,6 +303,20 @@ ROWS: list[Row] = [
     Row("Resume-step-path-deep", "Resume", resume(step=["s"] * 100), INVALID, REQ, "step"),
     Row("Resume-step-dotted-deep", "Resume", resume(step=[".".join(["s"] * 100)]), INVALID, REQ, "step"),
     Row("Resume-step-empty-id", "Resume", resume(step=["a..b"]), INVALID, REQ, "step"),
+    Row(
+        "Resume-every-field-bad",
+        "Resume",
+        resume(
+            workflow_id="w" * 100_000,
+            label="l" * 100_000,
+            request_id="r" * 100_000,
+            step=["s" * 100_000] * 30,
+            request_context=value({"k" * 50_000: NAN}),
+        ),
+        INVALID,
+        REQ,
+        "workflow_id",
+    ),
     Row("Resume-negative-index", "Resume", resume(for_each_index=-1), INVALID, REQ, "for_each_index"),
     Row(
         "Cancel-run-id-1mb",
@@ -464,6 +479,38 @@ ROWS: list[Row] = [
         )
     ),
     Row(
+        "Restart-workflow-mismatch",
+        "Restart",
+        msg(lambda ids: run_service_pb2.RestartRequest(run_id=ids.done, workflow_id="approval")),
+        INVALID,
+        "RUN_WORKFLOW_MISMATCH",
+        "workflow_id",
+    ),
+    Row(
+        "Restart-workflow-1mb",
+        "Restart",
+        msg(lambda ids: run_service_pb2.RestartRequest(run_id=ids.done, workflow_id=MB)),
+        INVALID,
+        REQ,
+        "workflow_id",
+    ),
+    Row(
+        "Stream-start-workflow-1mb",
+        "Stream",
+        msg(lambda ids: run_service_pb2.StreamRequest(start=run_service_pb2.StartRequest(workflow_id=MB))),
+        INVALID,
+        REQ,
+        "start.workflow_id",
+    ),
+    Row("Stream-no-action", "Stream", lambda ids: b"", INVALID, REQ, "action"),
+    Row(
+        "Watch-utf8-run-id",
+        "Watch",
+        bad_utf8(msg(lambda ids: run_service_pb2.WatchRequest(run_id="r\u00e9")), b"\xc3\xa9", b"\xe9\xff"),
+        INVALID,
+        REQ,
+    ),
+    Row(
         "Resume-label-not-found",
         "Resume",
         resume(label="no-such-label"),
@@ -551,8 +598,9 @@ async def test_bad_input_is_refused_and_changes_nothing(
     if row.field is not None:
         assert row.field in fields
     # Nothing unbounded is echoed: the whole trailer stays small.
-    assert len(exc.details() or "") <= 1024
-    assert all(len(v) <= 256 for v in info.metadata.values())
+    assert len(exc.details() or "") <= 512
+    assert all(len(v) <= 128 for v in info.metadata.values())
+    assert sum(len(k) + len(v) for k, v in exc.trailing_metadata() or ()) < 6 * 1024
     # The server still answers, and nothing stored changed.
     listed = await call(channel, "ListWorkflows", b"")
     assert run_service_pb2.ListWorkflowsResponse.FromString(listed[0]).workflows
@@ -681,3 +729,17 @@ async def test_event_batches_over_the_send_limit_are_split(served: Served) -> No
             assert len(replies) > 2 and replies[-1].end_of_stream
             assert all(reply.ByteSize() <= limits.MESSAGE for reply in replies)
             assert replies[0].events[0].data.string_value == big
+
+
+async def test_client_lists_summaries_unless_asked_for_full(client: Client) -> None:
+    wf = client.get_workflow("echo")
+    handle = await wf.create_run()
+    await handle.start_async({"count": 4})
+    (summary,), _ = await wf.runs()
+    assert summary.run_id == handle.run_id and summary.status is RunStatus.SUCCESS
+    assert summary.input is None and summary.result is None
+    (full,), _ = await wf.runs(full=True)
+    assert full.input == {"count": 4} and full.result == {"count": 5}
+    with pytest.raises(errors.RunWorkflowMismatch) as mismatch:
+        await client.get_workflow("approval").run_by_id(handle.run_id)
+    assert mismatch.value.metadata["run_workflow_id"] == "echo"

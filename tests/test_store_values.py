@@ -119,3 +119,63 @@ async def test_a_large_run_costs_about_one_copy_on_disk(store: SqliteStore, tmp_
     await store.close()
     size = Path(store.path).stat().st_size  # noqa: ASYNC240  (one stat after the store closed)
     assert size < 1.5 * len(BIG["text"]) + 200 * 1024  # the schema's pages and small rows
+
+
+async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
+    """A v2 database (v2 indexes, no run_values) gains the listing indexes and run_values."""
+    path = str(tmp_path / "v2.db")
+    store = SqliteStore(path)
+    await store.open()
+    run = Run(
+        run_id="old", workflow_id="wf", status=RunStatus.FAILED, created_at=1.0, updated_at=1.0, input=SMALL
+    )
+    await store.write(
+        RunWrite(run_id="old", create=run, steps=(StepRecord(path=("a",), status=StepStatus.FAILED),))
+    )
+    await store.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        DROP INDEX runs_by_status; DROP INDEX runs_by_resource; DROP INDEX runs_by_workflow_status;
+        DROP INDEX runs_by_workflow_resource; DROP INDEX runs_by_resource_status;
+        DROP INDEX runs_by_workflow_resource_status; DROP TABLE run_values;
+        CREATE INDEX runs_by_status ON runs (status);
+        PRAGMA user_version = 2;
+        """
+    )
+    conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        failed = frozenset({RunStatus.FAILED})
+        query = RunQuery(workflow_id="wf", resource_id=None, statuses=failed)
+        assert [r.run_id for r in await store.list_runs(query)] == ["old"]
+        assert [r.run_id for r in await store.list_runs(RunQuery(resource_id="x", statuses=failed))] == []
+        await write_pass_through(store, "new", BIG)
+        got = await store.get_run("new", steps=True)
+        assert got is not None and got.result == BIG
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        (columns,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'runs_by_status'").fetchone()
+        assert "created_at" in columns
+    finally:
+        conn.close()
+
+
+async def test_numbers_json_cannot_carry_never_fail_a_write(store: SqliteStore) -> None:
+    """A step may hand back ints beyond 64 bits or NaN: the write succeeds, as on the wire."""
+    odd = {"wide": 2**70, "huge": 2**2000, "nan": float("nan"), "ok": [1, 2**63 - 1]}
+    run = Run(
+        run_id="n", workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0, input=odd
+    )
+    record = StepRecord(path=("a",), status=StepStatus.SUCCESS, output=odd)
+    event = EventDraft(EventType.STEP_RESULT, RunStatus.RUNNING, step=record, data=odd)
+    await store.write(RunWrite(run_id="n", create=run, steps=(record,), events=(event,)))
+    expected = {"wide": float(2**70), "huge": None, "nan": None, "ok": [1, 2**63 - 1]}
+    got = await store.get_run("n", steps=True)
+    assert got is not None and got.input == expected and got.steps[0].output == expected
+    (stored,) = await store.read_events("n", 0)
+    assert stored.data == expected

@@ -482,8 +482,11 @@ class WorkflowHandle:
         to_time: float | dt.datetime | None = None,
         page_size: int = 0,
         page_token: str = "",
+        full: bool = False,
     ) -> tuple[list[model.Run], str]:
-        """Runs of this workflow, newest first, and the next page token ("" on the last page)."""
+        """Runs of this workflow, newest first, and the next page token ("" on the last page).
+
+        Runs are summaries (no input, result or request context) unless `full` is true."""
         wanted = [status] if isinstance(status, str) else list(status or ())
         request = run_service_pb2.ListRunsRequest(
             workflow_id=self.workflow_id,
@@ -493,6 +496,7 @@ class WorkflowHandle:
             to_time=wire.timestamp(to_time),
             page_size=page_size,
             page_token=page_token,
+            view=run_service_pb2.RUN_VIEW_FULL if full else run_service_pb2.RUN_VIEW_SUMMARY,
         )
         response = await self.client.call(self.client.stub.ListRuns, request)
         return [run_from_proto(run) for run in response.runs], response.next_page_token

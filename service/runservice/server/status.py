@@ -38,10 +38,15 @@ CODES: dict[type, grpc.StatusCode] = {
 
 _INTERNAL_MESSAGE = "internal error"
 
-MAX_MESSAGE = 1024
+# The status travels in trailers (grpc-message, and grpc-status-details-bin in base64, which
+# carries the message again), and clients refuse metadata over 8 KiB (gRPC's default soft
+# limit): with these bounds a status stays under about 5 KiB whatever the request held.
+MAX_MESSAGE = 512
 """Longest status message sent (characters); longer ones are cut (see `clip`)."""
-MAX_DETAIL = 256
-"""Longest ErrorInfo metadata value or field-violation text sent (characters)."""
+MAX_DETAIL = 128
+"""Longest ErrorInfo metadata key or value, violation field or description sent (characters)."""
+MAX_VIOLATIONS = 5
+"""Field violations sent; the message says how many there were."""
 
 
 def clip(text: str, limit: int) -> str:
@@ -95,6 +100,8 @@ def _status(
     *,
     bad_request: bool = False,
 ) -> grpc.Status:
+    if len(violations) > MAX_VIOLATIONS:
+        message = f"{len(violations)} invalid fields (the first {MAX_VIOLATIONS} are listed): {message}"
     info = any_pb2.Any()
     info.Pack(
         error_details_pb2.ErrorInfo(
@@ -112,7 +119,7 @@ def _status(
                     error_details_pb2.BadRequest.FieldViolation(
                         field=clip(v.field, MAX_DETAIL), description=clip(v.description, MAX_DETAIL)
                     )
-                    for v in violations
+                    for v in violations[:MAX_VIOLATIONS]
                 ]
             )
         )

@@ -686,7 +686,7 @@ def _encode(
         fragment = encoded.get(id(record))
         if fragment is None:
             data = writer.fields(change.run_id, record.to_json(), values.RECORD_FIELDS)
-            fragment = encoded[id(record)] = orjson.Fragment(orjson.dumps(data))
+            fragment = encoded[id(record)] = orjson.Fragment(values.dumps(data))
         return fragment
 
     steps = [(step.key, step.position, _dumps(encode_step(step))) for step in change.steps]
@@ -708,7 +708,7 @@ def _status(conn: sqlite3.Connection, run_id: str) -> RunStatus | None:
 def _dumps(value: Any) -> str:
     # orjson: every step record and event is encoded on the event loop thread, and orjson
     # does it several times faster than the json module.
-    return orjson.dumps(value).decode()
+    return values.dumps(value).decode()
 
 
 def _json(value: Any) -> str | None:

@@ -34,6 +34,35 @@ EVENT_FIELDS = ("data",)
 INSERT = "INSERT OR IGNORE INTO run_values (run_id, digest, body) VALUES (?, ?, ?)"
 
 
+def dumps(value: Any) -> bytes:
+    """Compact JSON of `value`. Total for numbers, so no step output can make a write fail:
+    NaN and Infinity become null (orjson's rule), and an int beyond 64 bits, which orjson
+    refuses, becomes the nearest double (null beyond a double's range), as it would on the wire.
+    """
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        if "Integer" not in str(exc):
+            raise
+        return orjson.dumps(_wide_ints_as_floats(value))
+
+
+def _wide_ints_as_floats(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, float | str):
+        return value
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**64:
+            return value
+        return float(value) if -(2**1024) < value < 2**1024 else None
+    if isinstance(value, orjson.Fragment):
+        return value
+    if isinstance(value, Mapping):
+        return {key: _wide_ints_as_floats(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wide_ints_as_floats(item) for item in value]
+    return value
+
+
 class ValueWriter:
     """Encodes the values of one batch, gathering the large ones as `run_values` rows."""
 
@@ -50,7 +79,7 @@ class ValueWriter:
         known = self._encoded.get(id(value))
         if known is not None and known[0] is value:
             return known[1], known[2]
-        body = orjson.dumps(value)
+        body = dumps(value)
         digest = None
         if len(body) >= THRESHOLD:
             digest = hashlib.blake2b(body, digest_size=16).hexdigest()
