@@ -24,7 +24,7 @@ from runservice.engine import Engine
 from runservice.errors import InvalidArgument, StepNotSuspended
 from runservice.model import Run, RunStatus, StepStatus
 from runservice.storage import Store, open_store
-from runservice.workflow import StepContext, Workflow, create_step, create_workflow
+from runservice.workflow import StepContext, Workflow, clone_step, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -586,3 +586,52 @@ async def test_a_failed_step_is_logged_with_its_traceback(
     assert record.__dict__["run_id"] == done.run_id and record.__dict__["step_path"] == "broken-branch"
     assert record.__dict__["attempt"] == 0
     assert done.steps[0].error is not None and "Traceback" not in done.steps[0].error.message
+
+
+# -- what a step produces is bounded (issue 11 #3) -----------------------------------------------
+
+BIG = "x" * (1024 * 1024 + 1)
+
+
+@create_step("too-big")
+async def too_big(ctx: StepContext) -> Any:
+    kind = ctx.input_data["kind"]
+    if kind == "output":
+        return {"blob": BIG}
+    if kind == "suspend":
+        await ctx.suspend({"blob": BIG})
+        return None
+    if kind == "state":
+        ctx.set_state({"blob": BIG})
+    return {"blob": "x" * 900_000}
+
+
+@create_step("more")
+async def more(ctx: StepContext) -> Any:
+    return {"blob": "y" * 900_000}
+
+
+bulky = create_workflow("bulky").then(too_big).commit()
+growing = create_workflow("growing").then(more)
+for number in range(2, 9):
+    growing = growing.then(clone_step(more, id=f"more-{number}"))
+growing = growing.commit()
+
+
+@pytest.mark.parametrize("kind", ["output", "suspend", "state"])
+async def test_a_step_over_a_size_limit_fails_and_nothing_big_is_stored(tmp_path: Path, kind: str) -> None:
+    async with booted(tmp_path / "runs.db", [bulky]) as engine:
+        done = await engine.start("bulky", input_data={"kind": kind}, wait=True)
+        stored = await engine.get_run(done.run_id)
+    assert done.status is RunStatus.FAILED
+    assert done.error is not None and done.error.name == "PayloadTooLarge"
+    assert BIG not in str(stored)
+
+
+async def test_a_run_over_its_total_size_fails_at_the_step_that_crosses_it(tmp_path: Path) -> None:
+    async with booted(tmp_path / "runs.db", [growing]) as engine:
+        done = await engine.start("growing", wait=True)
+    assert done.status is RunStatus.FAILED and done.error is not None
+    assert done.error.name == "PayloadTooLarge" and "run is" in done.error.message
+    finished = [s for s in done.steps if s.status is StepStatus.SUCCESS]
+    assert len(finished) == 6  # 6 x 900 kB fit in 6 MiB; the 7th would not

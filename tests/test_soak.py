@@ -19,6 +19,7 @@ from soak_driver import Config, Soak
 
 pytestmark = pytest.mark.timeout(int(os.environ.get("RUNSERVICE_SOAK_TIMEOUT", "600")))
 
+
 async def test_kill_9_soak(tmp_path: Path) -> None:
     config = Config.from_env()
     print(f"\nsoak: seed {config.seed} (RUNSERVICE_SOAK_SEED={config.seed}), data in {tmp_path}", flush=True)

@@ -20,10 +20,12 @@ from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
+from runservice import limits
 from runservice.engine import blocks
 from runservice.engine.outbox import IN_CONCURRENT_BLOCK, Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
 from runservice.engine.scope import Scope
+from runservice.errors import PayloadTooLarge
 from runservice.model import (
     EventType,
     ForeachItem,
@@ -96,6 +98,9 @@ class RunDriver:
         self._bodies: set[asyncio.Task[Any]] = set()
         """Tasks currently inside a step body (the driver task, or a concurrent block's tasks)."""
         self._cancels: dict[asyncio.Task[Any], int] = {}
+        self._sizes: dict[StepPath, int] = {}
+        """Bytes of each step's output or suspend payload (for the run's total size)."""
+        self._base_size = limits.json_size(run.input) + limits.json_size(self.request_context)
         self.settling = False
         """True from the moment the final commit is staged (the lease is released with it)."""
         self.result: Run | None = None
@@ -464,6 +469,7 @@ class RunDriver:
         """
         now = time.time()
         tried = record.attempt if attempt is None else attempt
+        outcome = self._within_limits(record.path, outcome)
         if outcome.kind is Kind.SUSPENDED:
             if record.resumed_at is not None and now <= record.resumed_at:
                 now = record.resumed_at + 1e-6  # a new suspension must read as after the resume it ends
@@ -489,6 +495,27 @@ class RunDriver:
         else:
             done = replace(record, status=StepStatus.CANCELED, ended_at=now, attempt=tried)
         self.record_event(EventType.STEP_RESULT, done, state=dict(self.state))
+        return outcome
+
+    def _within_limits(self, path: StepPath, outcome: Outcome) -> Outcome:
+        """The outcome, or a failure when what the step produced is over a size limit
+        (`runservice.limits`): nothing over a limit is stored, so every run stays readable."""
+        if outcome.kind is Kind.SUSPENDED:
+            detail = outcome.output if isinstance(outcome.output, dict) else {}
+            value, field = detail.get("payload"), f"steps.{'.'.join(path)}.suspend_payload"
+        elif outcome.kind in (Kind.SUCCESS, Kind.BAILED):
+            value, field = outcome.output, f"steps.{'.'.join(path)}.output"
+        else:
+            return outcome
+        try:
+            size = limits.check(field, value, limits.STEP_OUTPUT)
+            sizes = {**self._sizes, path: size}
+            total = self._base_size + sum(sizes.values())
+            if total > limits.RUN_TOTAL:
+                raise PayloadTooLarge("run", total, limits.RUN_TOTAL)
+        except PayloadTooLarge as exc:
+            return failed(RunError("PayloadTooLarge", str(exc), exc.metadata))
+        self._sizes = sizes
         return outcome
 
     def validate_input(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from runservice import limits
 from runservice.model import Json, StepPath, StepRecord, StepStatus
 from runservice.workflow import Workflow
 
@@ -43,6 +44,10 @@ class Scope:
         return dict(self.memory.state)
 
     def set_state(self, patch: Mapping[str, Json]) -> None:
+        """Merge `patch` into the run state; a state over `limits.STATE` is refused
+        (PayloadTooLarge raised in the step, which fails it) and left unchanged."""
+        merged = {**self.memory.state, **patch}
+        limits.check_state(merged)
         self.memory.state.update(patch)
 
     async def write_output(self, chunk: Json) -> None:
