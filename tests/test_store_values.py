@@ -10,7 +10,7 @@ import pytest
 
 from runservice.model import EventDraft, EventType, Run, RunStatus, StepRecord, StepStatus
 from runservice.storage import RunQuery, RunWrite
-from runservice.storage.sqlite import SqliteStore
+from runservice.storage.sqlite import SCHEMA_VERSION, SqliteStore
 from runservice.storage.values import THRESHOLD
 
 pytestmark = pytest.mark.timeout(30)
@@ -122,7 +122,8 @@ async def test_a_large_run_costs_about_one_copy_on_disk(store: SqliteStore, tmp_
 
 
 async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
-    """A v2 database (v2 indexes, no run_values) gains the listing indexes and run_values."""
+    """A v2 database (v2 indexes, no run_values, no leases) gains the listing indexes,
+    run_values (v3) and the lease columns (v4)."""
     path = str(tmp_path / "v2.db")
     store = SqliteStore(path)
     await store.open()
@@ -139,6 +140,8 @@ async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
         DROP INDEX runs_by_status; DROP INDEX runs_by_resource; DROP INDEX runs_by_workflow_status;
         DROP INDEX runs_by_workflow_resource; DROP INDEX runs_by_resource_status;
         DROP INDEX runs_by_workflow_resource_status; DROP TABLE run_values;
+        DROP INDEX runs_by_owner; ALTER TABLE runs DROP COLUMN owner; ALTER TABLE runs DROP COLUMN epoch;
+        ALTER TABLE runs DROP COLUMN lease_expires_at; ALTER TABLE runs DROP COLUMN cancel_requested;
         CREATE INDEX runs_by_status ON runs (status);
         PRAGMA user_version = 2;
         """
@@ -158,7 +161,9 @@ async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
         await store.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        lease_columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        assert {"owner", "epoch", "lease_expires_at", "cancel_requested"} <= lease_columns
         (columns,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'runs_by_status'").fetchone()
         assert "created_at" in columns
     finally:

@@ -1,6 +1,10 @@
 -- runservice SQLite schema, version 4 (PRAGMA user_version); migrate_vN.sql upgrades version N-1.
 -- JSON columns hold compact json.dumps text; SQL NULL means Python None.
 
+-- owner, epoch, lease_expires_at: ownership of an active run (see storage.Lease): the
+-- replica driving it, the epoch that fences its commits, and when its lease ends unless
+-- renewed. SQLite has one process (the lock file), which voids every lease at open.
+-- cancel_requested: a Cancel reached a replica that does not drive the run.
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     workflow_id TEXT NOT NULL,
@@ -22,9 +26,6 @@ CREATE TABLE IF NOT EXISTS runs (
     last_seq INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    -- Ownership of an active run (see storage.Lease): the replica driving it, the epoch
-    -- that fences its commits, and when its lease ends unless renewed. SQLite has one
-    -- process (the lock file), which voids every lease when it opens the database.
     owner TEXT,
     epoch INTEGER NOT NULL DEFAULT 0,
     lease_expires_at REAL,
