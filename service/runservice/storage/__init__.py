@@ -118,6 +118,9 @@ class Store(Protocol):
     async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
         """Every run whose status is one of `statuses` (for recovery at boot)."""
 
+    async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
+        """How many runs have each of `statuses` (every one of them is a key), for metrics gauges."""
+
 
 def open_store(url: str) -> Store:
     """The store for a database URL: `sqlite:///path/to/file.db` (or a plain path)."""
