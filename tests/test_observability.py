@@ -568,3 +568,38 @@ async def test_serve_process_writes_json_lines_and_serves_metrics(tmp_path: Path
             await proc.wait()
     access = [line for line in lines if line["logger"] == logs.ACCESS_LOGGER]
     assert [line["method"] for line in access] == ["/runservice.v1.RunService/Start"]
+
+
+async def test_runs_started_concurrently_in_one_caller_trace_keep_their_own_options(tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    async with (
+        serving(tmp_path / "runs.db", tracing=Tracing(SimpleSpanProcessor(exporter))) as served,
+        stub_for(served) as stub,
+    ):
+        header = (("traceparent", f"00-{TRACEPARENT_TRACE}-{TRACEPARENT_SPAN}-01"),)
+
+        async def start(tag: str, run_id: str = "") -> Any:
+            request = run_service_pb2.StartRequest(
+                workflow_id="nested",
+                run_id=run_id,
+                input_data=count(1),
+                tracing_options=run_service_pb2.TracingOptions(tags=[tag]),
+                wait=True,
+            )
+            return (await stub.Start(request, metadata=header)).run
+
+        runs = await asyncio.gather(*(start(f"t{i}", f"run-{i}" if i % 2 else "") for i in range(6)))
+
+        async def all_ended() -> None:
+            assert len([s for s in exporter.get_finished_spans() if s.name == "run nested"]) == 6
+
+        await eventually(all_ended)
+    tags = {
+        dict(s.attributes or {})["runservice.run_id"]: dict(s.attributes or {})["runservice.tags"]
+        for s in exporter.get_finished_spans()
+        if s.name == "run nested"
+    }
+    assert sorted(tags.values(), key=str) == [(f"t{i}",) for i in range(6)]
+    for i in range(1, 6, 2):  # runs named by the caller get exactly their own options
+        assert tags[f"run-{i}"] == (f"t{i}",)
+    assert {run.trace_id for run in runs} == {TRACEPARENT_TRACE}

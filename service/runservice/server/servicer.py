@@ -164,11 +164,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if self._tracing is None:
             return await self._engine.start(**args, wait=wait, trace_id=trace_id)
         trace_id = trace_id or new_trace_id()
-        self._tracing.expect_start(trace_id, trace)
+        forget = self._tracing.expect_start(trace_id, args["run_id"], trace)
         try:
             return await self._engine.start(**args, wait=wait, trace_id=trace_id)
         except Exception:
-            self._tracing.forget(trace_id=trace_id)
+            forget()
             raise
 
     async def _resume(
@@ -184,13 +184,13 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if self._tracing is None:
             return await self._engine.resume(**args, wait=wait)
         options = request.tracing_options if request.HasField("tracing_options") else None
-        self._tracing.expect_resume(
+        forget = self._tracing.expect_resume(
             args["run_id"], trace_request(options, context.invocation_metadata(), field=field)
         )
         try:
             return await self._engine.resume(**args, wait=wait)
         except Exception:
-            self._tracing.forget(run_id=args["run_id"])
+            forget()
             raise
 
     # -- reads ---------------------------------------------------------------------------------

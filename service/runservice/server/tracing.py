@@ -20,7 +20,7 @@ import contextvars
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,10 +153,10 @@ class Tracing:
         if processor is not None:
             self.provider.add_span_processor(processor)
         self._tracer = self.provider.get_tracer("runservice")
-        self._starts: OrderedDict[str, TraceRequest] = OrderedDict()
-        """Trace requests of Starts whose WORKFLOW_START is not seen yet, by trace id."""
-        self._resumes: OrderedDict[str, TraceRequest] = OrderedDict()
-        """Trace requests of Resumes whose WORKFLOW_START is not seen yet, by run id."""
+        self._pending: OrderedDict[tuple[str, str], list[TraceRequest]] = OrderedDict()
+        """Trace requests whose WORKFLOW_START is not seen yet: by ("run", run id) when the
+        Start named its run, ("trace", trace id) when not (several runs may share a trace),
+        and ("resume", run id)."""
         self._executions: dict[str, _Execution] = {}
 
     @classmethod
@@ -185,20 +185,39 @@ class Tracing:
 
     # -- what callers asked for ----------------------------------------------------------------
 
-    def expect_start(self, trace_id: str, request: TraceRequest) -> None:
-        """Remember how the Start of the run with `trace_id` is to be traced."""
-        _remember(self._starts, trace_id, request)
+    def expect_start(self, trace_id: str, run_id: str | None, request: TraceRequest) -> Callable[[], None]:
+        """Remember how a Start is to be traced; returns the function that forgets it (refused)."""
+        return self._remember(("run", run_id) if run_id else ("trace", trace_id), request)
 
-    def expect_resume(self, run_id: str, request: TraceRequest) -> None:
-        """Remember how the next Resume of `run_id` is to be traced."""
-        _remember(self._resumes, run_id, request)
+    def expect_resume(self, run_id: str, request: TraceRequest) -> Callable[[], None]:
+        """Remember how the next Resume of `run_id` is to be traced; returns its forget function."""
+        # One resume of a run is accepted at a time: a request left by a repeated (idempotent) one goes.
+        self._pending.pop(("resume", run_id), None)
+        return self._remember(("resume", run_id), request)
 
-    def forget(self, trace_id: str | None = None, run_id: str | None = None) -> None:
-        """Drop a request whose Start or Resume was refused."""
-        if trace_id is not None:
-            self._starts.pop(trace_id, None)
-        if run_id is not None:
-            self._resumes.pop(run_id, None)
+    def _remember(self, key: tuple[str, str], request: TraceRequest) -> Callable[[], None]:
+        self._pending.setdefault(key, []).append(request)
+        self._pending.move_to_end(key)
+        while len(self._pending) > _PENDING_LIMIT:  # requests whose run never started (refused late)
+            self._pending.popitem(last=False)
+
+        def forget() -> None:
+            waiting = self._pending.get(key)
+            if waiting is not None and request in waiting:
+                waiting.remove(request)
+                if not waiting:
+                    del self._pending[key]
+
+        return forget
+
+    def _take(self, key: tuple[str, str]) -> TraceRequest | None:
+        waiting = self._pending.get(key)
+        if not waiting:
+            return None
+        request = waiting.pop(0)
+        if not waiting:
+            del self._pending[key]
+        return request
 
     # -- committed events ----------------------------------------------------------------------
 
@@ -229,9 +248,12 @@ class Tracing:
         if recovered:
             request, segment = TraceRequest(), "recovery"
         elif event.sequence == 1:
-            request, segment = self._starts.pop(info.trace_id, TraceRequest()), "start"
+            segment = "start"
+            request = (
+                self._take(("run", info.run_id)) or self._take(("trace", info.trace_id)) or TraceRequest()
+            )
         else:
-            request, segment = self._resumes.pop(info.run_id, TraceRequest()), "resume"
+            request, segment = self._take(("resume", info.run_id)) or TraceRequest(), "resume"
         trace_id = request.trace_id or info.trace_id or None
         attributes: dict[str, Any] = {
             "runservice.run_id": info.run_id,
@@ -321,13 +343,6 @@ class Tracing:
                 root.set_status(Status(StatusCode.ERROR, f"{error.name}: {error.message}" if error else None))
         root.end(_ns(event.time))
         self._executions.pop(run_id, None)
-
-
-def _remember(pending: OrderedDict[str, TraceRequest], key: str, request: TraceRequest) -> None:
-    pending[key] = request
-    pending.move_to_end(key)
-    while len(pending) > _PENDING_LIMIT:  # requests whose run never started (refused late)
-        pending.popitem(last=False)
 
 
 def _ns(seconds: float) -> int:
