@@ -17,6 +17,7 @@ flow) and not exported.
 from __future__ import annotations
 
 import contextvars
+import importlib
 import logging
 import re
 from collections import OrderedDict
@@ -161,18 +162,26 @@ class Tracing:
 
     @classmethod
     def with_default_exporter(cls) -> Tracing:
-        """Export over OTLP (configured by the standard OTEL_EXPORTER_OTLP_* variables) when the
-        `opentelemetry-exporter-otlp` package is installed; otherwise make spans without exporting."""
-        try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found]
-                OTLPSpanExporter,
-            )
-        except ImportError:
+        """Export over OTLP (configured by the standard OTEL_EXPORTER_OTLP_* variables) when an
+        OTLP exporter package is installed (gRPC first, then HTTP); otherwise make spans without
+        exporting them (trace ids still reach the runs and the logs)."""
+        exporter: Any = None
+        for module in (
+            "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+            "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        ):
+            try:
+                exporter = importlib.import_module(module).OTLPSpanExporter()
+            except ImportError:
+                continue
+            logger.info("tracing on; exporting spans with %s", module)
+            break
+        if exporter is None:
             logger.info("tracing on; spans are not exported (install opentelemetry-exporter-otlp to export)")
             return cls()
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        return cls(BatchSpanProcessor(OTLPSpanExporter()))
+        return cls(BatchSpanProcessor(exporter))
 
     def shutdown(self) -> None:
         """End the spans still open and flush the processors."""
