@@ -35,7 +35,7 @@ from runservice.server.tracing import Tracing
 from runservice.storage import open_store
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 from runservice.wire import to_value
-from runservice.workflow import StepContext, create_step, create_workflow
+from runservice.workflow import StepContext, clone_step, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -81,7 +81,14 @@ sub = create_workflow("sub", input_schema=Count, output_schema=Count).then(sub_a
 nested = create_workflow("nested", input_schema=Count, output_schema=Count).then(add).then(sub).commit()
 gated = create_workflow("gated", input_schema=Count, output_schema=Count).then(add).then(gate).commit()
 failing = create_workflow("failing", input_schema=Count, output_schema=Count).then(boom).commit()
-WORKFLOWS = [nested, gated, failing]
+sleepy = (
+    create_workflow("sleepy", input_schema=Count, output_schema=Count)
+    .then(add)
+    .sleep(0.5)
+    .then(clone_step(add, id="add-again"))
+    .commit()
+)
+WORKFLOWS = [nested, gated, failing, sleepy]
 
 TRACEPARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT_SPAN = "00f067aa0ba902b7"
@@ -105,14 +112,15 @@ async def serving(
 ) -> AsyncIterator[Served]:
     store = open_store(str(db))
     await store.open()
+    observability = Observability(
+        store,
+        metrics_address="127.0.0.1:0" if metrics else None,
+        tracing=tracing,
+        access_log=access_log,
+    )
     try:
+        await observability.start()  # as `serve` does: before the engine re-drives active runs
         async with Engine(store, WORKFLOWS, heartbeat=0.2) as engine:
-            observability = Observability(
-                store,
-                metrics_address="127.0.0.1:0" if metrics else None,
-                tracing=tracing,
-                access_log=access_log,
-            )
             server = build_server(engine, heartbeat=0.2, observability=observability)
             await server.start()
             try:
@@ -120,6 +128,7 @@ async def serving(
             finally:
                 await server.stop(0.5)
     finally:
+        await observability.stop()
         await store.close()
 
 
@@ -603,3 +612,74 @@ async def test_runs_started_concurrently_in_one_caller_trace_keep_their_own_opti
     for i in range(1, 6, 2):  # runs named by the caller get exactly their own options
         assert tags[f"run-{i}"] == (f"t{i}",)
     assert {run.trace_id for run in runs} == {TRACEPARENT_TRACE}
+
+
+async def test_a_run_span_uses_the_run_trace_id_also_when_started_by_stream(tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    async with (
+        serving(tmp_path / "runs.db", tracing=Tracing(SimpleSpanProcessor(exporter))) as served,
+        stub_for(served) as stub,
+    ):
+        plain = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="nested", input_data=count(1), wait=True)
+        )
+        streamed = run_service_pb2.StreamRequest(
+            start=run_service_pb2.StartRequest(
+                workflow_id="nested",
+                input_data=count(2),
+                tracing_options=run_service_pb2.TracingOptions(trace_id="feed", tags=["streamed"]),
+            )
+        )
+        messages = [message async for message in stub.Stream(streamed)]
+        assert messages[-1].end_of_stream and messages[-1].run.trace_id == "feed".rjust(32, "0")
+
+        async def both_ended() -> None:
+            assert len([s for s in exporter.get_finished_spans() if s.name == "run nested"]) == 2
+
+        await eventually(both_ended)
+    runs = {
+        dict(s.attributes or {})["runservice.run_id"]: s
+        for s in exporter.get_finished_spans()
+        if s.name == "run nested"
+    }
+    first = runs[plain.run.run_id]
+    assert first.context.trace_id == int(plain.run.trace_id, 16) and first.parent is None
+    second = runs[messages[-1].run.run_id]
+    assert second.context.trace_id == 0xFEED and second.parent is None
+    assert dict(second.attributes or {})["runservice.tags"] == ("streamed",)
+
+
+async def test_a_run_recovered_at_boot_is_traced_and_counted(tmp_path: Path) -> None:
+    """The engine re-drives a sleeping run at boot: its spans and metrics come from the next server."""
+    db = tmp_path / "runs.db"
+    async with serving(db) as served, stub_for(served) as stub:
+        started = await stub.Start(run_service_pb2.StartRequest(workflow_id="sleepy", input_data=count(1)))
+        run_id = started.run.run_id
+
+        async def sleeping() -> None:
+            run = await stub.GetRun(run_service_pb2.GetRunRequest(run_id=run_id))
+            assert run.run.status == run_pb2.RUN_STATUS_WAITING
+
+        await eventually(sleeping)
+    exporter = InMemorySpanExporter()
+    async with (
+        serving(db, metrics=True, tracing=Tracing(SimpleSpanProcessor(exporter))) as served,
+        stub_for(served) as stub,
+    ):
+
+        async def finished() -> None:
+            run = await stub.GetRun(run_service_pb2.GetRunRequest(run_id=run_id))
+            assert run.run.status == run_pb2.RUN_STATUS_SUCCESS
+            assert any(s.name == "run sleepy" for s in exporter.get_finished_spans())
+            samples = await scrape(served.metrics_url)
+            assert value(samples, "runservice_runs_finished_total", workflow="sleepy", status="success") == 1
+            again = {"workflow": "sleepy", "step": "add-again", "status": "success"}
+            assert value(samples, "runservice_step_duration_seconds_count", **again) == 1
+
+        await eventually(finished)
+    spans = exporter.get_finished_spans()
+    run_span = _by_name(spans, "run sleepy")
+    assert dict(run_span.attributes or {})["runservice.execution"] == "recovery"
+    assert run_span.context.trace_id == int(started.run.trace_id, 16)
+    again = _by_name(spans, "step add-again")
+    assert again.parent is not None and again.parent.span_id == run_span.context.span_id

@@ -149,14 +149,16 @@ async def serve(
     store = open_store(database_url)
     try:
         await store.open()
+        observability = Observability(
+            store,
+            metrics_address=metrics_address,
+            tracing=Tracing.with_default_exporter() if tracing else None,
+            access_log=access_log,
+        )
         try:
+            # Before the engine re-drives the runs left active: their events are counted too.
+            await observability.start()
             async with Engine(store, workflows, heartbeat=heartbeat) as engine:
-                observability = Observability(
-                    store,
-                    metrics_address=metrics_address,
-                    tracing=Tracing.with_default_exporter() if tracing else None,
-                    access_log=access_log,
-                )
                 server = build_server(
                     engine, address=address, heartbeat=heartbeat, observability=observability
                 )
@@ -171,7 +173,10 @@ async def serve(
                 # Leaving the block closes the engine: in-flight runs stay `running` and are
                 # re-driven at the next boot.
         finally:
-            await store.close()
+            try:
+                await observability.stop()
+            finally:
+                await store.close()
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)

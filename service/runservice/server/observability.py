@@ -45,6 +45,7 @@ class Observability:
             handlers.append(tracing.on_event)
         self._events = CommittedEvents(store, handlers, read_runs=tracing is not None) if handlers else None
         self._stop_commits: Callable[[], None] | None = None
+        self._started = False
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         """The server interceptors to install (none when neither metrics nor the access log is on)."""
@@ -58,7 +59,11 @@ class Observability:
         return [CallObserver(on_start, on_end)] if on_end else []
 
     async def start(self) -> None:
-        """Start listening to the store and serving metrics."""
+        """Start listening to the store and serving metrics. Idempotent: an owner may start it
+        before the engine recovers runs, and the server's `start` again."""
+        if self._started:
+            return
+        self._started = True
         if self._events is not None:
             self._events.start()
         if self.metrics is not None and self._stop_commits is None:
@@ -68,6 +73,7 @@ class Observability:
 
     async def stop(self) -> None:
         """Stop serving metrics and listening; flush the spans. Safe to call twice."""
+        self._started = True  # a stopped Observability does not start again
         if self.endpoint is not None:
             await self.endpoint.stop()
         if self._events is not None:
