@@ -9,7 +9,7 @@ Layers, top to bottom (a module may import its own layer and the ones below):
     runservice.engine                       (never runservice.storage.sqlite: it gets a Store)
     runservice.storage
     runservice.workflow, runservice.examples   (examples are user code: workflow, model, errors only)
-    runservice.model, runservice.errors, runservice.limits
+    runservice.model, runservice.errors, runservice.limits, runservice.logs   (logs: stdlib only)
 
 Only runservice.server*, runservice.client and runservice.wire may import grpc, grpc_*, google.rpc,
 google.protobuf or the generated stubs (runservice.*). Every import counts, including
@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "runservice.model": 0,
     "runservice.limits": 0,
     "runservice.errors": 0,
+    "runservice.logs": 0,
 }
 """Top-level parts of the package and their layer (higher imports lower)."""
 

@@ -10,6 +10,8 @@ from typing import Any
 
 PREFIX = "RUNSERVICE_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class ConfigError(ValueError):
@@ -31,6 +33,14 @@ class Settings:
     heartbeat: float = 15.0
     """Seconds of silence after which Stream and Watch send a heartbeat."""
     log_level: str = "INFO"
+    log_format: str = "text"
+    """`text` (human-readable lines) or `json` (one JSON object per line)."""
+    access_log: bool = True
+    """One log line per RPC (method, code, duration, peer) on the `runservice.access` logger."""
+    metrics_address: str | None = None
+    """HOST:PORT serving Prometheus metrics at /metrics; None: no metrics."""
+    tracing: bool = False
+    """OpenTelemetry spans of runs and steps (exported over OTLP when its package is installed)."""
 
     @property
     def database(self) -> str:
@@ -42,7 +52,8 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Defaults overridden by `RUNSERVICE_ADDRESS`, `_DATA_DIR`, `_DATABASE_URL`,
-        `_WORKFLOWS`, `_SHUTDOWN_GRACE`, `_HEARTBEAT` and `_LOG_LEVEL`; empty values are ignored."""
+        `_WORKFLOWS`, `_SHUTDOWN_GRACE`, `_HEARTBEAT`, `_LOG_LEVEL`, `_LOG_FORMAT`, `_ACCESS_LOG`,
+        `_METRICS_ADDRESS` and `_TRACING`; empty values are ignored."""
         names = {
             "address": "ADDRESS",
             "data_dir": "DATA_DIR",
@@ -51,6 +62,10 @@ class Settings:
             "grace": "SHUTDOWN_GRACE",
             "heartbeat": "HEARTBEAT",
             "log_level": "LOG_LEVEL",
+            "log_format": "LOG_FORMAT",
+            "access_log": "ACCESS_LOG",
+            "metrics_address": "METRICS_ADDRESS",
+            "tracing": "TRACING",
         }
         raw = {field: environ.get(PREFIX + name, "") for field, name in names.items()}
         return cls().override(**{field: value for field, value in raw.items() if value}, source="environment")
@@ -89,6 +104,20 @@ def _parse(field: str, value: Any, source: str) -> Any:
         if level not in _LOG_LEVELS:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(_LOG_LEVELS)}")
         return level
-    if field == "address" and ":" not in str(value):
+    if field in ("access_log", "tracing"):
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise ConfigError(f"{where}: {value!r} is not one of true, false, 1, 0, on, off")
+    if field == "log_format":
+        fmt = str(value).lower()
+        if fmt not in ("text", "json"):
+            raise ConfigError(f"{where}: {value!r} is not one of text, json")
+        return fmt
+    if field in ("address", "metrics_address") and ":" not in str(value):
         raise ConfigError(f"{where}: {value!r} must be HOST:PORT")
     return str(value)

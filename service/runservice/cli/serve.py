@@ -17,13 +17,12 @@ from pathlib import Path
 
 import uvloop
 
+from runservice import logs
 from runservice.cli.loading import WorkflowLoadError, load_workflows
 from runservice.config import ConfigError, Settings
 from runservice.server import serve
 
 logger = logging.getLogger(__name__)
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 SWITCH_INTERVAL = 0.0001
 """Seconds the loop thread may keep the GIL while another thread waits for it."""
@@ -50,6 +49,23 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--heartbeat", help="stream heartbeat interval in seconds (RUNSERVICE_HEARTBEAT; default 15)"
     )
     run.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (RUNSERVICE_LOG_LEVEL; default INFO)")
+    run.add_argument("--log-format", help="text or json lines (RUNSERVICE_LOG_FORMAT; default text)")
+    run.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one log line per RPC (RUNSERVICE_ACCESS_LOG; default on)",
+    )
+    run.add_argument(
+        "--metrics-address",
+        help="HOST:PORT serving Prometheus metrics at /metrics (RUNSERVICE_METRICS_ADDRESS; default off)",
+    )
+    run.add_argument(
+        "--tracing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="OpenTelemetry spans of runs and steps (RUNSERVICE_TRACING; default off)",
+    )
     run.set_defaults(handler=run_serve)
 
 
@@ -69,10 +85,14 @@ def run_serve(args: argparse.Namespace) -> int:
             grace=args.grace,
             heartbeat=args.heartbeat,
             log_level=args.log_level,
+            log_format=args.log_format,
+            access_log=args.access_log,
+            metrics_address=args.metrics_address,
+            tracing=args.tracing,
         )
     except ConfigError as exc:
         return _fail(str(exc), 2)
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    logs.configure(settings.log_level, settings.log_format, access_log=settings.access_log)
     try:
         workflows = load_workflows(settings.workflows)
     except WorkflowLoadError as exc:
@@ -98,6 +118,9 @@ def run_serve(args: argparse.Namespace) -> int:
                     database_url=settings.database,
                     grace=settings.grace,
                     heartbeat=settings.heartbeat,
+                    metrics_address=settings.metrics_address,
+                    tracing=settings.tracing,
+                    access_log=settings.access_log,
                 )
             )
     except (OSError, ValueError) as exc:

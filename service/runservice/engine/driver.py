@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from runservice import limits
+from runservice import limits, logs
 from runservice.engine import blocks
 from runservice.engine.outbox import IN_CONCURRENT_BLOCK, Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
@@ -386,7 +386,8 @@ class RunDriver:
                 suspend_schema=step.suspend_schema,
             )
             try:
-                result = await self._call_body(step, ctx)
+                with logs.in_step(path):
+                    result = await self._call_body(step, ctx)
             except asyncio.CancelledError:
                 if self._absorb_cancel():
                     return CANCELED, attempt
@@ -401,7 +402,7 @@ class RunDriver:
                         ".".join(path),
                         attempt,
                         exc_info=exc,
-                        extra=_log_fields(self.run_id, path, attempt),
+                        extra=logs.step_extra(self.run_id, path, attempt),
                     )
                     attempt += 1
                     await self.interruptible_sleep(delay)
@@ -412,7 +413,7 @@ class RunDriver:
                     ".".join(path),
                     attempt,
                     exc_info=exc,
-                    extra=_log_fields(self.run_id, path, attempt),
+                    extra=logs.step_extra(self.run_id, path, attempt),
                 )
                 return failed(RunError.from_exception(exc)), attempt
             if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel
@@ -596,10 +597,6 @@ def _resume_value(step: Step, data: Json) -> Any:
         return data
     value, _ = schema.validate(data, "resume data")
     return value
-
-
-def _log_fields(run_id: str, path: StepPath, attempt: int) -> dict[str, Any]:
-    return {"run_id": run_id, "step_path": ".".join(path), "attempt": attempt}
 
 
 async def _invoke(step: Step, ctx: StepContext) -> Any:

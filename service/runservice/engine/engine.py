@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from runservice import logs
 from runservice.engine import paging
 from runservice.engine.driver import RunDriver
 from runservice.engine.follow import follow_events
@@ -185,9 +186,11 @@ class Engine:
         resource_id: str | None = None,
         request_id: str | None = None,
         wait: bool = False,
+        trace_id: str | None = None,
     ) -> Run:
         """Start a run (created if needed). Without `wait` the run is returned as of its start and its
-        `last_sequence` is the sequence of its WORKFLOW_START event; with `wait`, once settled."""
+        `last_sequence` is the sequence of its WORKFLOW_START event; with `wait`, once settled.
+        `trace_id` (32 lowercase hex digits, a W3C trace id) is the run's; a new one when None."""
         self._check_open()
         workflow = self.workflow(workflow_id)
         run_input = _validate(workflow.input_schema, input_data, "input_data", "input data")
@@ -207,7 +210,7 @@ class Engine:
             if request_id and await self._store.has_request(run_id, "start", request_id):
                 return await self._repeat(run_id, wait)
             now = time.time()
-            trace_id = new_id().replace("-", "")
+            trace_id = trace_id or new_trace_id()
             begin = EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=workflow_id)
             fields: dict[str, Any] = dict(
                 status=RunStatus.RUNNING,
@@ -552,6 +555,8 @@ class Engine:
         return task
 
     async def _drive(self, driver: RunDriver) -> Run:
+        # This task's own context: every log line of the run carries its id and trace id.
+        logs.bind_run(driver.run.run_id, driver.run.trace_id)
         try:
             return await driver.drive()
         except LeaseLost:
@@ -634,6 +639,11 @@ def new_id() -> str:
     """A random UUID4 string. One urandom-seeded generator: a urandom call per id costs
     tens of microseconds on VMs, and ids need uniqueness, not secrecy."""
     return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+
+
+def new_trace_id() -> str:
+    """A random W3C trace id: 32 lowercase hex digits, never all zeros."""
+    return f"{_ids.getrandbits(128) or 1:032x}"
 
 
 def _validate(schema: Schema | None, data: Json, field: str, what: str) -> Json:

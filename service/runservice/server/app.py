@@ -21,7 +21,9 @@ from grpc_reflection.v1alpha import reflection
 
 from runservice.engine import Engine
 from runservice.server.decoding import add_run_service
+from runservice.server.observability import Observability
 from runservice.server.servicer import RunServicer
+from runservice.server.tracing import Tracing
 from runservice.storage import open_store
 from runservice.v1 import run_service_pb2
 from runservice.workflow import Workflow
@@ -51,12 +53,17 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 class RunServer:
     """One grpc.aio server for one engine. Create it inside the running event loop."""
 
-    def __init__(self, engine: Engine, *, address: str, heartbeat: float) -> None:
+    def __init__(
+        self, engine: Engine, *, address: str, heartbeat: float, observability: Observability | None = None
+    ) -> None:
         self.engine = engine
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        self.observability = observability
+        interceptors = observability.interceptors() if observability is not None else []
+        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+        tracing = observability.tracing if observability is not None else None
         # In place of the generated add_RunServiceServicer_to_server: malformed requests
         # become INVALID_ARGUMENT instead of UNKNOWN (see decoding.py).
-        add_run_service(RunServicer(engine, heartbeat=heartbeat), self.server)
+        add_run_service(RunServicer(engine, heartbeat=heartbeat, tracing=tracing), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -75,6 +82,8 @@ class RunServer:
 
     async def start(self) -> None:
         """Start serving and report SERVING for liveness ("") and readiness (RunService)."""
+        if self.observability is not None:
+            await self.observability.start()
         await self.server.start()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(RUN_SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -87,12 +96,22 @@ class RunServer:
         self._stopped = True
         await self.health.enter_graceful_shutdown()
         self.engine.drain()
-        await self.server.stop(grace)
+        try:
+            await self.server.stop(grace)
+        finally:
+            if self.observability is not None:
+                await self.observability.stop()
 
 
-def build_server(engine: Engine, *, address: str = "127.0.0.1:0", heartbeat: float = 15.0) -> RunServer:
+def build_server(
+    engine: Engine,
+    *,
+    address: str = "127.0.0.1:0",
+    heartbeat: float = 15.0,
+    observability: Observability | None = None,
+) -> RunServer:
     """A RunServer bound to `address` (not started yet); `.port` is the bound port."""
-    return RunServer(engine, address=address, heartbeat=heartbeat)
+    return RunServer(engine, address=address, heartbeat=heartbeat, observability=observability)
 
 
 async def serve(
@@ -102,8 +121,15 @@ async def serve(
     database_url: str,
     grace: float = 10.0,
     heartbeat: float = 15.0,
+    metrics_address: str | None = None,
+    tracing: bool = False,
+    access_log: bool = True,
 ) -> None:
     """Serve `workflows` until SIGTERM or SIGINT, then shut down gracefully.
+
+    `metrics_address` serves Prometheus metrics there; `tracing` makes OpenTelemetry
+    spans (exported over OTLP when its exporter package is installed); `access_log`
+    logs one line per RPC.
 
     A second signal during the shutdown exits the process at once.
     """
@@ -124,9 +150,19 @@ async def serve(
     store = open_store(database_url)
     try:
         await store.open()
+        observability = Observability(
+            store,
+            metrics_address=metrics_address,
+            tracing=Tracing.with_default_exporter() if tracing else None,
+            access_log=access_log,
+        )
         try:
+            # Before the engine re-drives the runs left active: their events are counted too.
+            await observability.start()
             async with Engine(store, workflows, heartbeat=heartbeat) as engine:
-                server = build_server(engine, address=address, heartbeat=heartbeat)
+                server = build_server(
+                    engine, address=address, heartbeat=heartbeat, observability=observability
+                )
                 await server.start()
                 logger.info(
                     "serving %d workflows on %s (database: %s)", len(workflows), server.address, database_url
@@ -138,7 +174,10 @@ async def serve(
                 # Leaving the block closes the engine: in-flight runs stay `running` and are
                 # re-driven at the next boot.
         finally:
-            await store.close()
+            try:
+                await observability.stop()
+            finally:
+                await store.close()
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)

@@ -17,8 +17,10 @@ import grpc
 
 from runservice import model
 from runservice.engine import Engine
+from runservice.engine.engine import new_trace_id
 from runservice.server import convert
 from runservice.server.status import to_status
+from runservice.server.tracing import Tracing, trace_request
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -76,9 +78,10 @@ async def _close(iterator: AsyncIterator[Any]) -> None:
 class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     """The RunService of one engine. `heartbeat` is the idle interval of Stream and Watch."""
 
-    def __init__(self, engine: Engine, *, heartbeat: float) -> None:
+    def __init__(self, engine: Engine, *, heartbeat: float, tracing: Tracing | None = None) -> None:
         self._engine = engine
         self._heartbeat = heartbeat
+        self._tracing = tracing
         self._workflows: dict[str, run_pb2.Workflow] | None = None
 
     def _workflow_messages(self) -> dict[str, run_pb2.Workflow]:
@@ -118,7 +121,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Start(
         self, request: run_service_pb2.StartRequest, context: Context
     ) -> run_service_pb2.StartResponse:
-        run = await self._engine.start(**convert.start_args(request), wait=request.wait)
+        run = await self._start(request, context, wait=request.wait)
         logger.debug("run %s of %s started (%s)", run.run_id, run.workflow_id, run.status)
         return convert.start_response(run)
 
@@ -126,7 +129,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Resume(
         self, request: run_service_pb2.ResumeRequest, context: Context
     ) -> run_service_pb2.ResumeResponse:
-        run = await self._engine.resume(**convert.resume_args(request), wait=request.wait)
+        run = await self._resume(request, context, wait=request.wait)
         logger.debug("run %s resumed (%s)", run.run_id, run.status)
         return convert.resume_response(run)
 
@@ -144,6 +147,51 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> run_service_pb2.RestartResponse:
         run = await self._engine.restart(**convert.run_ref(request), wait=request.wait)
         return convert.restart_response(run)
+
+    async def _start(
+        self,
+        request: run_service_pb2.StartRequest,
+        context: Context,
+        *,
+        wait: bool,
+        field: str = "tracing_options",
+    ) -> model.Run:
+        """Start with the trace id the caller asked for (options, then `traceparent`), if any."""
+        args = convert.start_args(request)
+        options = request.tracing_options if request.HasField("tracing_options") else None
+        trace = trace_request(options, context.invocation_metadata(), field=field)
+        trace_id = trace.trace_id
+        if self._tracing is None:
+            return await self._engine.start(**args, wait=wait, trace_id=trace_id)
+        trace_id = trace_id or new_trace_id()
+        forget = self._tracing.expect_start(trace_id, args["run_id"], trace)
+        try:
+            return await self._engine.start(**args, wait=wait, trace_id=trace_id)
+        except Exception:
+            forget()
+            raise
+
+    async def _resume(
+        self,
+        request: run_service_pb2.ResumeRequest,
+        context: Context,
+        *,
+        wait: bool,
+        field: str = "tracing_options",
+    ) -> model.Run:
+        """Resume; its span follows the caller's tracing options or `traceparent`, if any."""
+        args = convert.resume_args(request)
+        if self._tracing is None:
+            return await self._engine.resume(**args, wait=wait)
+        options = request.tracing_options if request.HasField("tracing_options") else None
+        forget = self._tracing.expect_resume(
+            args["run_id"], trace_request(options, context.invocation_metadata(), field=field)
+        )
+        try:
+            return await self._engine.resume(**args, wait=wait)
+        except Exception:
+            forget()
+            raise
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -177,9 +225,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         action = convert.stream_action(request)
         # Start or resume first: a refused request fails with its status before any message.
         if action[0] == "start":
-            run = await self._engine.start(**action[1], wait=False)
+            run = await self._start(request.start, context, wait=False, field="start.tracing_options")
         else:
-            run = await self._engine.resume(**action[1], wait=False)
+            run = await self._resume(request.resume, context, wait=False, field="resume.tracing_options")
         run_id = run.run_id
         # The run came back as of its start: its last event is this stream's WORKFLOW_START.
         follow = self._engine.follow(

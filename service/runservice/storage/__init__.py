@@ -164,6 +164,9 @@ class Store(Protocol):
         """Extend every lease `owner` holds by `seconds`; returns the runs it still owns,
         each with its `cancel_requested` flag (a Cancel that reached another replica)."""
 
+    async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
+        """How many runs have each of `statuses` (every one of them is a key), for metrics gauges."""
+
 
 def open_store(url: str) -> Store:
     """The store for a database URL: `sqlite:///path/to/file.db` (or a plain path)."""

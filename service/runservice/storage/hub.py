@@ -7,10 +7,13 @@ marked `lagged` and must re-read the store from its own cursor.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 
 from runservice.model import Event
+
+logger = logging.getLogger(__name__)
 
 _MAX_BUFFERED = 1000
 
@@ -60,18 +63,59 @@ class Subscription:
         self.close()
 
 
+EventListener = Callable[[Sequence[Event]], None]
+"""Called with every batch of committed events, of any run (see `EventHub.listen`)."""
+
+CommitListener = Callable[[float, int], None]
+"""Called after each store transaction with its duration in seconds and its number of changes."""
+
+
 class EventHub:
-    """Subscriptions per run id; `publish` is called by the store after each commit."""
+    """Subscriptions per run id; `publish` is called by the store after each commit.
+
+    Besides the per-run subscriptions, listeners (metrics, traces) may hear every
+    committed event (`listen`) and every transaction's cost (`listen_commits`).
+    Listeners are called synchronously on the store's writer task, after the commit:
+    they must be quick (the store is on every run's path); an exception is logged.
+    """
 
     def __init__(self) -> None:
         self._subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
+        self._listeners: tuple[EventListener, ...] = ()
+        self._commit_listeners: tuple[CommitListener, ...] = ()
+
+    def listen(self, listener: EventListener) -> Callable[[], None]:
+        """Call `listener` with every batch of committed events; returns the function that stops it."""
+        self._listeners = (*self._listeners, listener)
+
+        def stop() -> None:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+        return stop
+
+    def listen_commits(self, listener: CommitListener) -> Callable[[], None]:
+        """Call `listener(seconds, changes)` after each transaction; returns the function that stops it."""
+        self._commit_listeners = (*self._commit_listeners, listener)
+
+        def stop() -> None:
+            self._commit_listeners = tuple(x for x in self._commit_listeners if x is not listener)
+
+        return stop
+
+    def committed(self, seconds: float, changes: int) -> None:
+        """Called by the store after each transaction (committed or not) with its cost."""
+        for listener in self._commit_listeners:
+            try:
+                listener(seconds, changes)
+            except Exception:
+                logger.exception("a commit listener failed")
 
     def subscribe(self, run_id: str) -> Subscription:
         subscription = Subscription(self, run_id)
         self._subscribers[run_id].add(subscription)
         return subscription
 
-    def publish(self, events: Iterable[Event]) -> None:
+    def publish(self, events: Sequence[Event]) -> None:
         by_run: defaultdict[str, list[Event]] = defaultdict(list)
         for event in events:
             if event.run_id in self._subscribers:
@@ -79,6 +123,12 @@ class EventHub:
         for run_id, run_events in by_run.items():
             for subscription in self._subscribers.get(run_id, ()):
                 subscription._push(run_events)
+        if events:
+            for listener in self._listeners:
+                try:
+                    listener(events)
+                except Exception:  # an observer's bug must not hide events from the others
+                    logger.exception("an event listener failed")
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscribers.get(subscription.run_id)

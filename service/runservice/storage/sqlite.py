@@ -266,17 +266,20 @@ class SqliteStore:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         assert self._executor is not None
+        started = time.perf_counter()
         try:
             outcomes = self._apply_batch([change for change, _ in batch])
             # Only the commit leaves the loop: it is the fsync, and it releases the GIL.
             assert self._loop is not None
             await self._loop.run_in_executor(self._executor, self._end_transaction)
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
+            self.hub.committed(time.perf_counter() - started, len(batch))
             for _, future in batch:
                 if not future.done():  # a caller cancelled while waiting
                     future.set_exception(exc)
             return
         self.transactions += 1
+        self.hub.committed(time.perf_counter() - started, len(batch))
         committed: list[Event] = []
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, WriteResult):
@@ -427,6 +430,20 @@ class SqliteStore:
             _column_digests(row, wanted)
             runs.append(_run_from_row(row, await self._values(row[0], wanted) if wanted else None))
         return runs
+
+    async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
+        """How many runs have each of `statuses` (an index range count per status)."""
+        counts = dict.fromkeys(statuses, 0)
+        if not statuses:
+            return counts
+        marks = ", ".join("?" * len(statuses))
+        rows = await self._reader().execute_fetchall(
+            f"SELECT status, COUNT(*) FROM runs WHERE status IN ({marks}) GROUP BY status",
+            sorted(status.value for status in statuses),
+        )
+        for status, count in rows:
+            counts[RunStatus(status)] = count
+        return counts
 
 
 # -- listing -------------------------------------------------------------------------

@@ -64,7 +64,7 @@ class CreateRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class StartRequest(_message.Message):
-    __slots__ = ("workflow_id", "run_id", "input_data", "initial_state", "request_context", "wait", "request_id", "resource_id")
+    __slots__ = ("workflow_id", "run_id", "input_data", "initial_state", "request_context", "wait", "request_id", "resource_id", "tracing_options")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_DATA_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class StartRequest(_message.Message):
     WAIT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACING_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     run_id: str
     input_data: _struct_pb2.Value
@@ -81,7 +82,8 @@ class StartRequest(_message.Message):
     wait: bool
     request_id: str
     resource_id: str
-    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., input_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., initial_state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., resource_id: _Optional[str] = ...) -> None: ...
+    tracing_options: TracingOptions
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., input_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., initial_state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ...) -> None: ...
 
 class StartResponse(_message.Message):
     __slots__ = ("run",)
@@ -90,7 +92,7 @@ class StartResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class ResumeRequest(_message.Message):
-    __slots__ = ("workflow_id", "run_id", "resume_data", "step", "label", "for_each_index", "request_context", "wait", "request_id")
+    __slots__ = ("workflow_id", "run_id", "resume_data", "step", "label", "for_each_index", "request_context", "wait", "request_id", "tracing_options")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_DATA_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +102,7 @@ class ResumeRequest(_message.Message):
     REQUEST_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACING_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     run_id: str
     resume_data: _struct_pb2.Value
@@ -109,7 +112,8 @@ class ResumeRequest(_message.Message):
     request_context: _struct_pb2.Value
     wait: bool
     request_id: str
-    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., resume_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., step: _Optional[_Iterable[str]] = ..., label: _Optional[str] = ..., for_each_index: _Optional[int] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    tracing_options: TracingOptions
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., resume_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., step: _Optional[_Iterable[str]] = ..., label: _Optional[str] = ..., for_each_index: _Optional[int] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ...) -> None: ...
 
 class ResumeResponse(_message.Message):
     __slots__ = ("run",)
@@ -252,3 +256,17 @@ class DeleteRunRequest(_message.Message):
 class DeleteRunResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class TracingOptions(_message.Message):
+    __slots__ = ("trace_id", "parent_span_id", "tags", "metadata", "request_context_keys")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_CONTEXT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    parent_span_id: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _struct_pb2.Value
+    request_context_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, trace_id: _Optional[str] = ..., parent_span_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context_keys: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -1,0 +1,174 @@
+"""Log records about runs: context fields, and the text and JSON line formats.
+
+Whoever drives a run binds its id and trace id (`bind_run`) in the task that drives it,
+and the step path (`bind_step`) around a step body; `RunFields`, a logging filter, copies
+them onto every record made in that task (and the tasks it starts, which inherit the
+context). A record can also carry them explicitly with `extra=step_extra(...)`.
+
+Stdlib only, so every layer may use it (the engine included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TextIO
+
+RUN_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("runservice_run_id", default=None)
+TRACE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("runservice_trace_id", default=None)
+STEP_PATH: contextvars.ContextVar[str | None] = contextvars.ContextVar("runservice_step_path", default=None)
+
+FIELDS = ("run_id", "step_path", "trace_id", "attempt")
+"""Run fields a record may carry (None when not about a run)."""
+
+FORMATS = ("text", "json")
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s%(run_fields)s"
+
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "run_fields"}
+
+
+def bind_run(run_id: str, trace_id: str | None = None) -> None:
+    """Mark the current context (a run's task) as driving `run_id`."""
+    RUN_ID.set(run_id)
+    TRACE_ID.set(trace_id or None)
+    STEP_PATH.set(None)
+
+
+def bind_step(path: Sequence[str] | None) -> contextvars.Token[str | None]:
+    """Mark the current context as running the step at `path`; reset with the returned token."""
+    return STEP_PATH.set(".".join(path) if path else None)
+
+
+@contextlib.contextmanager
+def in_step(path: Sequence[str]) -> Iterator[None]:
+    """`with in_step(path):` around a step body, so its log lines (and the engine's) name the step."""
+    token = bind_step(path)
+    try:
+        yield
+    finally:
+        STEP_PATH.reset(token)
+
+
+def step_extra(run_id: str, path: Sequence[str], attempt: int) -> dict[str, Any]:
+    """`extra=` fields of a record about one attempt of one step."""
+    return {"run_id": run_id, "step_path": ".".join(path), "attempt": attempt}
+
+
+class RunFields(logging.Filter):
+    """Fills `run_id`, `step_path`, `trace_id` and `attempt` on every record (None when unknown).
+
+    Fields given with `extra=` win over the context's.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        values = record.__dict__
+        run_id = RUN_ID.get()
+        if values.get("run_id") is None:
+            values["run_id"] = run_id
+        if run_id is not None and values["run_id"] == run_id:
+            if values.get("trace_id") is None:
+                values["trace_id"] = TRACE_ID.get()
+            if values.get("step_path") is None:
+                values["step_path"] = STEP_PATH.get()
+        for name in FIELDS:
+            values.setdefault(name, None)
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """One human-readable line; run fields, when present, follow as `key=value`."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        pairs = [f"{name}={value}" for name in FIELDS if (value := getattr(record, name, None)) is not None]
+        record.run_fields = f" [{' '.join(pairs)}]" if pairs else ""
+        return super().format(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, run fields, any `extra=` fields,
+    and `exc_info` (the formatted traceback) when the record has one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": _iso(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                out[name] = value
+        for name, value in record.__dict__.items():
+            if name not in _RESERVED and name not in out and value is not None:
+                out[name] = value
+        if record.exc_info:
+            out["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc_info"] = record.exc_text
+        if record.stack_info:
+            out["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def _iso(created: float) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+
+
+def handler(fmt: str = "text", stream: TextIO | None = None) -> logging.Handler:
+    """A stream handler writing `fmt` ("text" or "json") lines, with the run fields filled."""
+    if fmt not in FORMATS:
+        raise ValueError(f"log format {fmt!r} is not one of {', '.join(FORMATS)}")
+    out = logging.StreamHandler(sys.stderr if stream is None else stream)
+    out.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    out.addFilter(RunFields())
+    return out
+
+
+def configure(level: str = "INFO", fmt: str = "text", *, access_log: bool = True) -> None:
+    """Log `level` and above to stderr as `fmt` lines; `access_log=False` silences the per-RPC lines."""
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler(fmt))
+    root.setLevel(level)
+    logging.getLogger(ACCESS_LOGGER).disabled = not access_log
+
+
+ACCESS_LOGGER = "runservice.access"
+"""The logger of the access log (one INFO line per RPC)."""
+
+
+def fields_of(record: logging.LogRecord) -> Mapping[str, Any]:
+    """The run fields of a record (after `RunFields` ran), for tests and tools."""
+    return {name: getattr(record, name, None) for name in FIELDS}
+
+
+__all__ = [
+    "ACCESS_LOGGER",
+    "FIELDS",
+    "FORMATS",
+    "RUN_ID",
+    "STEP_PATH",
+    "TRACE_ID",
+    "JsonFormatter",
+    "RunFields",
+    "TextFormatter",
+    "bind_run",
+    "bind_step",
+    "configure",
+    "fields_of",
+    "handler",
+    "in_step",
+    "step_extra",
+]

@@ -1,0 +1,193 @@
+"""An interceptor that tells observers when each RPC starts and ends, with its final code.
+
+Written for grpc.aio and its two streaming styles (the off-the-shelf ones `await` every
+handler or drain a stream with a sync iterator): a response stream is either an async
+generator (our servicers, reflection) or a coroutine that calls `context.write` (the
+health service's Watch). The wrapper keeps the handler's cardinality, re-yields each
+message of a generator, and learns a stream's code and duration only when it ends: OK,
+the code it aborted with, CANCELLED when the client went away (the task's
+`CancelledError`, always re-raised), UNKNOWN for an unexpected exception.
+
+Observers are plain callables (metrics, the access log); they run on the event loop and
+must be quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+
+from runservice.logs import ACCESS_LOGGER
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Any
+"""A grpc.RpcMethodHandler: a namedtuple at run time (`_replace`), which its stubs do not say."""
+
+KINDS = {
+    (False, False): "unary",
+    (False, True): "server_stream",
+    (True, False): "client_stream",
+    (True, True): "bidi_stream",
+}
+"""grpc_type label of a method, by (request_streaming, response_streaming)."""
+
+
+class Call:
+    """One RPC as observers see it. `code` and `seconds` are set when it ends."""
+
+    __slots__ = ("code", "context", "kind", "method", "seconds", "sent", "service", "started")
+
+    def __init__(self, service: str, method: str, kind: str, context: Context) -> None:
+        self.service = service
+        self.method = method
+        self.kind = kind
+        self.context = context
+        self.started = time.perf_counter()
+        self.code = grpc.StatusCode.OK
+        self.seconds = 0.0
+        self.sent = 0
+        """Messages sent by a generator-style response stream."""
+
+    @property
+    def streaming(self) -> bool:
+        return self.kind != "unary"
+
+
+Observer = Callable[[Call], None]
+
+
+class CallObserver(grpc.aio.ServerInterceptor):
+    """Calls each `on_start(call)` before a handler runs and each `on_end(call)` once it ends."""
+
+    def __init__(self, on_start: Sequence[Observer] = (), on_end: Sequence[Observer] = ()) -> None:
+        self._on_start = tuple(on_start)
+        self._on_end = tuple(on_end)
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+        """Per method: the handler grpc gave us and our wrapper of it (built once)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        full = handler_call_details.method
+        cached = self._wrapped.get(full)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(full, handler)
+        self._wrapped[full] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, full: str, handler: Handler) -> Handler:
+        service, _, method = full.lstrip("/").rpartition("/")
+        kind = KINDS[(handler.request_streaming, handler.response_streaming)]
+        if kind == "unary":
+            return handler._replace(unary_unary=self._unary(service, method, kind, handler.unary_unary))
+        if kind == "client_stream":
+            return handler._replace(stream_unary=self._unary(service, method, kind, handler.stream_unary))
+        if kind == "server_stream":
+            return handler._replace(unary_stream=self._stream(service, method, kind, handler.unary_stream))
+        return handler._replace(stream_stream=self._stream(service, method, kind, handler.stream_stream))
+
+    def _begin(self, service: str, method: str, kind: str, context: Context) -> Call:
+        call = Call(service, method, kind, context)
+        for observer in self._on_start:
+            observer(call)
+        return call
+
+    def _end(self, call: Call, code: grpc.StatusCode) -> None:
+        call.seconds = time.perf_counter() - call.started
+        call.code = code
+        for observer in self._on_end:
+            observer(call)
+
+    def _unary(
+        self, service: str, method: str, kind: str, behavior: Callable[..., Any]
+    ) -> Callable[[Any, Context], Awaitable[Any]]:
+        async def observed(request: Any, context: Context) -> Any:
+            call = self._begin(service, method, kind, context)
+            code = grpc.StatusCode.UNKNOWN
+            try:
+                response = behavior(request, context)
+                if inspect.isawaitable(response):
+                    response = await response
+                code = context.code() or grpc.StatusCode.OK
+                return response
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # set by abort(); else a bug
+                raise
+            finally:
+                self._end(call, code)
+
+        return observed
+
+    def _stream(
+        self, service: str, method: str, kind: str, behavior: Callable[..., Any]
+    ) -> Callable[[Any, Context], Any]:
+        if not inspect.isasyncgenfunction(behavior):
+            # The `context.write` style (a coroutine): no messages to re-yield.
+            return self._unary(service, method, kind, behavior)
+
+        async def observed(request: Any, context: Context) -> AsyncIterator[Any]:
+            call = self._begin(service, method, kind, context)
+            code = grpc.StatusCode.UNKNOWN
+            messages = behavior(request, context)
+            try:
+                async for message in messages:
+                    call.sent += 1
+                    yield message
+                code = context.code() or grpc.StatusCode.OK
+            except asyncio.CancelledError:  # the client cancelled or the server is stopping
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            finally:
+                try:
+                    await messages.aclose()  # run the handler's own cleanup now, not at collection
+                finally:
+                    self._end(call, code)
+
+        return observed
+
+
+access_logger = logging.getLogger(ACCESS_LOGGER)
+
+
+def log_access(call: Call) -> None:
+    """One INFO line per RPC on the `runservice.access` logger: method, code, duration, peer."""
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    method = f"/{call.service}/{call.method}"
+    code = call.code.name
+    ms = round(call.seconds * 1000, 3)
+    peer = call.context.peer()
+    # The record is made directly: `Logger.info` would walk the stack for the caller's file
+    # and line on every RPC, which nobody reads for this line.
+    record = access_logger.makeRecord(
+        ACCESS_LOGGER,
+        logging.INFO,
+        __file__,
+        0,
+        "%s %s %.3fms %s",
+        (method, code, ms, peer),
+        None,
+        extra={"method": method, "code": code, "duration_ms": ms, "peer": peer},
+    )
+    access_logger.handle(record)
+
+
+__all__ = ["KINDS", "Call", "CallObserver", "Observer", "log_access"]

@@ -1,0 +1,134 @@
+"""Every committed event with what is known of its run, for metrics and traces.
+
+The store's hub hands over each batch of committed events (`EventHub.listen`), so
+what metrics and spans describe is what is durable, and the engine does nothing for
+them. An event names only its run; the run's workflow (and, for traces, its trace id
+and request context) comes from the WORKFLOW_START event when that suffices, else from
+one read of the run, done in a task while that run's events wait in order. A run is
+forgotten when it settles (WORKFLOW_FINISH), so the index holds only active runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+
+from runservice.model import Event, EventType, Json, Run
+from runservice.storage import Store
+
+logger = logging.getLogger(__name__)
+
+
+class RunInfo:
+    """What handlers know of an event's run. `run` is the stored run when it was read."""
+
+    __slots__ = ("run", "run_id", "workflow_id")
+
+    def __init__(self, run_id: str, workflow_id: str, run: Run | None = None) -> None:
+        self.run_id = run_id
+        self.workflow_id = workflow_id
+        self.run = run
+
+    @property
+    def trace_id(self) -> str:
+        return self.run.trace_id if self.run is not None else ""
+
+    @property
+    def request_context(self) -> dict[str, Json]:
+        return self.run.request_context if self.run is not None else {}
+
+
+EventHandler = Callable[[RunInfo, Event], None]
+
+UNKNOWN_WORKFLOW = "unknown"
+"""The workflow label of a run that was deleted before it could be read."""
+
+
+class CommittedEvents:
+    """Feeds `handlers` every committed event of `store`, in each run's order.
+
+    `read_runs`: read the run at each (re)start too, not only for runs first seen
+    mid-way (tracing needs the stored trace id and request context).
+    """
+
+    def __init__(self, store: Store, handlers: Sequence[EventHandler], *, read_runs: bool = False) -> None:
+        self._store = store
+        self._handlers = tuple(handlers)
+        self._read_runs = read_runs
+        self._runs: dict[str, RunInfo] = {}
+        self._waiting: dict[str, list[Event]] = {}
+        """Events of runs being read, in order; dispatched once the read is done."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        if self._stop is None:
+            self._stop = self._store.hub.listen(self._on_events)
+
+    async def stop(self) -> None:
+        """Stop listening and cancel the reads in flight (their events are dropped)."""
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _on_events(self, events: Sequence[Event]) -> None:
+        for event in events:
+            run_id = event.run_id
+            waiting = self._waiting.get(run_id)
+            if waiting is not None:
+                waiting.append(event)
+                continue
+            info = self._runs.get(run_id)
+            if info is None:
+                if (
+                    event.type is EventType.WORKFLOW_START
+                    and not self._read_runs
+                    and isinstance(event.data, str)
+                ):
+                    info = self._runs[run_id] = RunInfo(run_id, event.data)
+                else:
+                    self._waiting[run_id] = [event]
+                    task = asyncio.get_running_loop().create_task(
+                        self._read(run_id), name=f"read run {run_id}"
+                    )
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                    continue
+            self._dispatch(info, event)
+
+    async def _read(self, run_id: str) -> None:
+        run: Run | None = None
+        try:
+            run = await self._store.get_run(run_id)
+        except Exception:  # the events still count, under an unknown workflow
+            logger.exception("reading run %s for metrics and traces failed", run_id)
+        events = self._waiting.pop(run_id, [])
+        if run is not None:
+            info = RunInfo(run_id, run.workflow_id, run)
+        else:
+            first = events[0] if events else None
+            workflow = first.data if first and isinstance(first.data, str) else UNKNOWN_WORKFLOW
+            info = RunInfo(run_id, workflow)
+        self._runs[run_id] = info
+        for event in events:
+            self._dispatch(info, event)
+
+    def _dispatch(self, info: RunInfo, event: Event) -> None:
+        for handler in self._handlers:
+            try:
+                handler(info, event)
+            except Exception:
+                logger.exception("an event handler failed on run %s", info.run_id)
+        if event.type is EventType.WORKFLOW_FINISH:
+            self._runs.pop(info.run_id, None)
+
+
+__all__ = ["UNKNOWN_WORKFLOW", "CommittedEvents", "EventHandler", "RunInfo"]

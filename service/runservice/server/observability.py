@@ -1,0 +1,89 @@
+"""Metrics, traces and the access log of one server, wired to its store and its RPCs.
+
+`Observability` owns the parts that are switched on: the RPC interceptor (metrics and
+the access log), the committed-event feed (run and step metrics, spans), the store's
+commit timings, and the metrics HTTP endpoint. With everything off it adds nothing to
+the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+
+from runservice.server.calls import CallObserver, Observer, log_access
+from runservice.server.committed import CommittedEvents, EventHandler
+from runservice.server.metrics import Metrics, MetricsEndpoint
+from runservice.server.tracing import Tracing
+from runservice.storage import Store
+
+
+class Observability:
+    """What a server reports. `metrics_address` (HOST:PORT, port 0 picks one) serves
+    Prometheus metrics; `tracing` makes spans; `access_log` logs one line per RPC."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        metrics_address: str | None = None,
+        tracing: Tracing | None = None,
+        access_log: bool = False,
+    ) -> None:
+        self.store = store
+        self.metrics = Metrics(store) if metrics_address else None
+        self.endpoint = (
+            MetricsEndpoint(self.metrics, metrics_address) if self.metrics and metrics_address else None
+        )
+        self.tracing = tracing
+        self.access_log = access_log
+        handlers: list[EventHandler] = []
+        if self.metrics is not None:
+            handlers.append(self.metrics.on_event)
+        if tracing is not None:
+            handlers.append(tracing.on_event)
+        self._events = CommittedEvents(store, handlers, read_runs=tracing is not None) if handlers else None
+        self._stop_commits: Callable[[], None] | None = None
+        self._started = False
+
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """The server interceptors to install (none when neither metrics nor the access log is on)."""
+        on_start: list[Observer] = []
+        on_end: list[Observer] = []
+        if self.metrics is not None:
+            on_start.append(self.metrics.on_call_start)
+            on_end.append(self.metrics.on_call_end)
+        if self.access_log:
+            on_end.append(log_access)
+        return [CallObserver(on_start, on_end)] if on_end else []
+
+    async def start(self) -> None:
+        """Start listening to the store and serving metrics. Idempotent: an owner may start it
+        before the engine recovers runs, and the server's `start` again."""
+        if self._started:
+            return
+        self._started = True
+        if self._events is not None:
+            self._events.start()
+        if self.metrics is not None and self._stop_commits is None:
+            self._stop_commits = self.store.hub.listen_commits(self.metrics.on_commit)
+        if self.endpoint is not None:
+            await self.endpoint.start()
+
+    async def stop(self) -> None:
+        """Stop serving metrics and listening; flush the spans. Safe to call twice."""
+        self._started = True  # a stopped Observability does not start again
+        if self.endpoint is not None:
+            await self.endpoint.stop()
+        if self._events is not None:
+            await self._events.stop()
+        if self._stop_commits is not None:
+            self._stop_commits()
+            self._stop_commits = None
+        if self.tracing is not None:
+            self.tracing.shutdown()
+            self.tracing = None
+
+
+__all__ = ["Observability"]

@@ -1,0 +1,708 @@
+"""Metrics, traces and logs through a real server: real calls, a real scrape, real spans and log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
+
+from runservice import logs
+from runservice.config import ConfigError, Settings
+from runservice.engine import Engine
+from runservice.server import build_server
+from runservice.server.observability import Observability
+from runservice.server.tracing import Tracing
+from runservice.storage import open_store
+from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
+from runservice.wire import to_value
+from runservice.workflow import StepContext, clone_step, create_step, create_workflow
+
+pytestmark = pytest.mark.timeout(30)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+step_log = logging.getLogger("tests.observability.steps")
+
+
+class Count(BaseModel):
+    count: int
+
+
+@create_step("add", input_schema=Count, output_schema=Count)
+async def add(ctx: StepContext) -> Count:
+    step_log.info("adding one to %d", ctx.input_data.count)
+    return Count(count=ctx.input_data.count + 1)
+
+
+@create_step("sub-add", input_schema=Count, output_schema=Count)
+async def sub_add(ctx: StepContext) -> Count:
+    return Count(count=ctx.input_data.count + 10)
+
+
+@create_step("gate", input_schema=Count, output_schema=Count, resume_schema=Count)
+async def gate(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"why": "approval"})
+        return None
+    return ctx.resume_data
+
+
+def explode_in_step_body() -> None:
+    raise ValueError("the step body broke")
+
+
+@create_step("boom", input_schema=Count, output_schema=Count)
+async def boom(ctx: StepContext) -> Count:
+    explode_in_step_body()
+    return Count(count=0)
+
+
+sub = create_workflow("sub", input_schema=Count, output_schema=Count).then(sub_add).commit()
+nested = create_workflow("nested", input_schema=Count, output_schema=Count).then(add).then(sub).commit()
+gated = create_workflow("gated", input_schema=Count, output_schema=Count).then(add).then(gate).commit()
+failing = create_workflow("failing", input_schema=Count, output_schema=Count).then(boom).commit()
+sleepy = (
+    create_workflow("sleepy", input_schema=Count, output_schema=Count)
+    .then(add)
+    .sleep(0.5)
+    .then(clone_step(add, id="add-again"))
+    .commit()
+)
+WORKFLOWS = [nested, gated, failing, sleepy]
+
+TRACEPARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT_SPAN = "00f067aa0ba902b7"
+
+
+class Served:
+    def __init__(self, address: str, store: Any, observability: Observability) -> None:
+        self.address = address
+        self.store = store
+        self.observability = observability
+
+    @property
+    def metrics_url(self) -> str:
+        assert self.observability.endpoint is not None
+        return f"http://{self.observability.endpoint.address}/metrics"
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    db: Path, *, metrics: bool = False, tracing: Tracing | None = None, access_log: bool = False
+) -> AsyncIterator[Served]:
+    store = open_store(str(db))
+    await store.open()
+    observability = Observability(
+        store,
+        metrics_address="127.0.0.1:0" if metrics else None,
+        tracing=tracing,
+        access_log=access_log,
+    )
+    try:
+        await observability.start()  # as `serve` does: before the engine re-drives active runs
+        async with Engine(store, WORKFLOWS, heartbeat=0.2) as engine:
+            server = build_server(engine, heartbeat=0.2, observability=observability)
+            await server.start()
+            try:
+                yield Served(server.address, store, observability)
+            finally:
+                await server.stop(0.5)
+    finally:
+        await observability.stop()
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def stub_for(served: Served) -> AsyncIterator[Any]:
+    async with grpc.aio.insecure_channel(served.address) as channel:
+        yield run_service_pb2_grpc.RunServiceStub(channel)
+
+
+def count(n: int) -> Any:
+    return to_value({"count": n})
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+async def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a real HTTP scrape, by (name, labels)."""
+    status, text = await asyncio.to_thread(_get, url)
+    assert status == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def rpc(method: str, *, code: str | None = None, kind: str = "unary", **extra: str) -> dict[str, str]:
+    labels = {"grpc_service": "runservice.v1.RunService", "grpc_method": method, "grpc_type": kind, **extra}
+    if code is not None:
+        labels["grpc_code"] = code
+    return labels
+
+
+async def eventually(check: Callable[[], Any]) -> None:
+    """Retry an async `check` (it raises AssertionError until it holds) for up to 5 seconds."""
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while True:
+        try:
+            await check()
+            return
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def test_metrics_count_rpcs_streams_runs_steps_and_commits(tmp_path: Path) -> None:
+    async with serving(tmp_path / "runs.db", metrics=True) as served, stub_for(served) as stub:
+        done = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="nested", input_data=count(1), wait=True)
+        )
+        assert done.run.status == run_pb2.RUN_STATUS_SUCCESS
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.GetRun(run_service_pb2.GetRunRequest(run_id="no-such-run"))
+        assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+        parked = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="gated", input_data=count(1), wait=True)
+        )
+        assert parked.run.status == run_pb2.RUN_STATUS_SUSPENDED
+        # A Watch that ends by itself (the finished run: backlog, then end of stream).
+        messages = [m async for m in stub.Watch(run_service_pb2.WatchRequest(run_id=done.run.run_id))]
+        assert messages[-1].end_of_stream
+        # A Watch of a suspended run stays open: scrape while it is, then cancel it client-side.
+        watch = stub.Watch(run_service_pb2.WatchRequest(run_id=parked.run.run_id))
+        await watch.read()
+
+        async def one_watch_open() -> None:
+            samples = await scrape(served.metrics_url)
+            assert value(samples, "grpc_server_streams_open", grpc_service="runservice.v1.RunService",
+                         grpc_method="Watch") == 1  # fmt: skip
+
+        await eventually(one_watch_open)
+        watch.cancel()
+        # The health service's Watch is the `context.write` style: observed too.
+        async with grpc.aio.insecure_channel(served.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            assert (await health.Check(health_pb2.HealthCheckRequest())).status == 1
+            health_watch = health.Watch(health_pb2.HealthCheckRequest())
+            await health_watch.read()
+            health_watch.cancel()
+
+        async def all_counted() -> None:
+            s = await scrape(served.metrics_url)
+            assert value(s, "grpc_server_handled_total", **rpc("Start", code="OK")) == 2
+            assert value(s, "grpc_server_started_total", **rpc("Start")) == 2
+            assert value(s, "grpc_server_handled_total", **rpc("GetRun", code="NOT_FOUND")) == 1
+            watch_ok = rpc("Watch", code="OK", kind="server_stream")
+            watch_cancelled = rpc("Watch", code="CANCELLED", kind="server_stream")
+            assert value(s, "grpc_server_handled_total", **watch_ok) == 1
+            assert value(s, "grpc_server_handled_total", **watch_cancelled) == 1
+            assert value(s, "grpc_server_handling_seconds_count", **watch_cancelled) == 1
+            assert value(s, "grpc_server_handling_seconds_count", **rpc("Start", code="OK")) == 2
+            assert value(s, "grpc_server_msg_sent_total", **rpc("Watch", kind="server_stream")) >= 2
+            assert value(s, "grpc_server_streams_open", grpc_service="runservice.v1.RunService",
+                         grpc_method="Watch") == 0  # fmt: skip
+            health_cancelled = {"grpc_service": "grpc.health.v1.Health", "grpc_method": "Watch",
+                                "grpc_type": "server_stream", "grpc_code": "CANCELLED"}  # fmt: skip
+            assert value(s, "grpc_server_handled_total", **health_cancelled) == 1
+            assert value(s, "runservice_runs_started_total", workflow="nested") == 1
+            assert value(s, "runservice_runs_started_total", workflow="gated") == 1
+            assert value(s, "runservice_runs_finished_total", workflow="nested", status="success") == 1
+            assert value(s, "runservice_runs_suspensions_total", workflow="gated") == 1
+            for step in ("add", "sub", "sub.sub-add"):
+                labels = {"workflow": "nested", "step": step, "status": "success"}
+                assert value(s, "runservice_step_duration_seconds_count", **labels) == 1, step
+            assert value(s, "runservice_runs_suspended") == 1
+            assert value(s, "runservice_runs_in_flight") == 0
+            assert value(s, "runservice_store_commit_seconds_count") >= 3
+            assert value(s, "runservice_store_commit_batch_size_sum") >= value(
+                s, "runservice_store_commit_batch_size_count"
+            )
+
+        await eventually(all_counted)
+        # A resume is counted as such, and the run's finish under its workflow and status.
+        resumed = await stub.Resume(
+            run_service_pb2.ResumeRequest(run_id=parked.run.run_id, resume_data=count(5), wait=True)
+        )
+        assert resumed.run.status == run_pb2.RUN_STATUS_SUCCESS
+
+        async def resume_counted() -> None:
+            s = await scrape(served.metrics_url)
+            assert value(s, "runservice_runs_resumed_total", workflow="gated") == 1
+            assert value(s, "runservice_runs_finished_total", workflow="gated", status="success") == 1
+            assert value(s, "runservice_runs_suspended") == 0
+            assert value(s, "runservice_step_duration_seconds_count", workflow="gated", step="gate",
+                         status="success") == 1  # fmt: skip
+
+        await eventually(resume_counted)
+        status, _ = await asyncio.to_thread(_get, served.metrics_url.replace("/metrics", "/nope"))
+        assert status == 404
+
+
+async def test_runs_recovered_at_boot_are_counted_under_their_workflow(tmp_path: Path) -> None:
+    """A run first seen mid-way (no WORKFLOW_START in this process) is read once for its workflow."""
+    db = tmp_path / "runs.db"
+    async with serving(db) as served, stub_for(served) as stub:
+        parked = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="gated", input_data=count(1), wait=True)
+        )
+    async with serving(db, metrics=True) as served, stub_for(served) as stub:
+        await stub.Cancel(run_service_pb2.CancelRequest(run_id=parked.run.run_id))
+
+        async def counted() -> None:
+            s = await scrape(served.metrics_url)
+            assert value(s, "runservice_runs_finished_total", workflow="gated", status="canceled") == 1
+            assert value(s, "runservice_runs_suspended") == 0
+
+        await eventually(counted)
+
+
+# -- traces ----------------------------------------------------------------------------------------
+
+
+def _by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
+    found = [span for span in spans if span.name == name]
+    assert len(found) == 1, [span.name for span in spans]
+    return found[0]
+
+
+async def test_spans_of_a_run_its_steps_and_nested_steps_follow_traceparent_and_options(
+    tmp_path: Path,
+) -> None:
+    exporter = InMemorySpanExporter()
+    tracing = Tracing(SimpleSpanProcessor(exporter))
+    async with serving(tmp_path / "runs.db", tracing=tracing) as served, stub_for(served) as stub:
+        options = run_service_pb2.TracingOptions(
+            tags=["nightly", "billing"],
+            metadata=to_value({"user_id": "u-7", "attempts": 3, "flags": ["a"]}),
+            request_context_keys=["tenant", "user.id", "absent"],
+        )
+        done = await stub.Start(
+            run_service_pb2.StartRequest(
+                workflow_id="nested",
+                input_data=count(1),
+                request_context=to_value({"tenant": "acme", "user": {"id": "u-7"}}),
+                tracing_options=options,
+                wait=True,
+            ),
+            metadata=(("traceparent", f"00-{TRACEPARENT_TRACE}-{TRACEPARENT_SPAN}-01"),),
+        )
+        assert done.run.trace_id == TRACEPARENT_TRACE
+
+        async def finished() -> None:
+            assert any(span.name == "run nested" for span in exporter.get_finished_spans())
+
+        await eventually(finished)
+    spans = exporter.get_finished_spans()
+    run = _by_name(spans, "run nested")
+    add_span, sub_span = _by_name(spans, "step add"), _by_name(spans, "step sub")
+    inner = _by_name(spans, "step sub.sub-add")
+    assert {span.context.trace_id for span in spans} == {int(TRACEPARENT_TRACE, 16)}
+    assert run.parent is not None and run.parent.span_id == int(TRACEPARENT_SPAN, 16) and run.parent.is_remote
+    assert add_span.parent is not None and add_span.parent.span_id == run.context.span_id
+    assert sub_span.parent is not None and sub_span.parent.span_id == run.context.span_id
+    assert inner.parent is not None and inner.parent.span_id == sub_span.context.span_id
+    attributes = dict(run.attributes or {})
+    assert attributes["runservice.run_id"] == done.run.run_id
+    assert attributes["runservice.workflow_id"] == "nested"
+    assert attributes["runservice.tags"] == ("nightly", "billing")
+    assert attributes["runservice.metadata.user_id"] == "u-7"
+    assert attributes["runservice.metadata.attempts"] == 3
+    assert attributes["runservice.metadata.flags"] == '["a"]'
+    assert attributes["runservice.request_context.tenant"] == "acme"
+    assert attributes["runservice.request_context.user.id"] == "u-7"
+    assert "runservice.request_context.absent" not in attributes
+    assert attributes["runservice.run_status"] == "success"
+    assert dict(add_span.attributes or {})["runservice.step_status"] == "success"
+    # Step spans sit inside the run's span and carry the step records' times.
+    assert run.start_time is not None and run.end_time is not None
+    for span in (add_span, sub_span, inner):
+        assert span.start_time is not None and span.end_time is not None
+        assert run.start_time <= span.start_time <= span.end_time <= run.end_time
+    assert sub_span.start_time <= inner.start_time and inner.end_time <= sub_span.end_time  # type: ignore[operator]
+
+
+async def test_trace_options_set_the_run_trace_id_and_a_resume_is_its_own_span(tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    async with (
+        serving(tmp_path / "runs.db", tracing=Tracing(SimpleSpanProcessor(exporter))) as served,
+        stub_for(served) as stub,
+    ):
+        parked = await stub.Start(
+            run_service_pb2.StartRequest(
+                workflow_id="gated",
+                input_data=count(1),
+                tracing_options=run_service_pb2.TracingOptions(trace_id="ABC123", parent_span_id="42"),
+                wait=True,
+            )
+        )
+        trace_id = "abc123".rjust(32, "0")
+        assert parked.run.trace_id == trace_id
+        resumed = await stub.Resume(
+            run_service_pb2.ResumeRequest(
+                run_id=parked.run.run_id,
+                resume_data=count(9),
+                tracing_options=run_service_pb2.TracingOptions(tags=["resumed"]),
+                wait=True,
+            )
+        )
+        assert resumed.run.status == run_pb2.RUN_STATUS_SUCCESS and resumed.run.trace_id == trace_id
+        for bad in (
+            run_service_pb2.TracingOptions(trace_id="xyz"),
+            run_service_pb2.TracingOptions(parent_span_id="0" * 17),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.Start(
+                    run_service_pb2.StartRequest(
+                        workflow_id="gated", input_data=count(1), tracing_options=bad
+                    )
+                )
+            assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+        async def both_ended() -> None:
+            assert len([s for s in exporter.get_finished_spans() if s.name == "run gated"]) == 2
+
+        await eventually(both_ended)
+    runs = sorted(
+        (s for s in exporter.get_finished_spans() if s.name == "run gated"), key=lambda s: s.start_time or 0
+    )
+    first, second = runs
+    assert first.context.trace_id == second.context.trace_id == int(trace_id, 16)
+    assert first.parent is not None and first.parent.span_id == 0x42
+    assert dict(first.attributes or {})["runservice.run_status"] == "suspended"
+    assert dict(second.attributes or {})["runservice.execution"] == "resume"
+    assert dict(second.attributes or {})["runservice.tags"] == ("resumed",)
+    gate_spans = [s for s in exporter.get_finished_spans() if s.name == "step gate"]
+    assert [s.parent.span_id for s in gate_spans if s.parent] == [
+        first.context.span_id,
+        second.context.span_id,
+    ]
+
+
+async def test_without_tracing_the_run_trace_id_still_follows_traceparent(tmp_path: Path) -> None:
+    async with serving(tmp_path / "runs.db") as served, stub_for(served) as stub:
+        done = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="nested", input_data=count(1), wait=True),
+            metadata=(("traceparent", f"00-{TRACEPARENT_TRACE}-{TRACEPARENT_SPAN}-01"),),
+        )
+        assert done.run.trace_id == TRACEPARENT_TRACE
+        fresh = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="nested", input_data=count(1), wait=True)
+        )
+        assert len(fresh.run.trace_id) == 32 and int(fresh.run.trace_id, 16) != 0
+        assert fresh.run.trace_id != TRACEPARENT_TRACE
+
+
+# -- logs ------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def json_log_lines(level: int = logging.INFO) -> Iterator[list[dict[str, Any]]]:
+    """Capture the process's log as the server writes it with `--log-format json`."""
+    stream = io.StringIO()
+    handler = logs.handler("json", stream=stream)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    lines: list[dict[str, Any]] = []
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        lines.extend(json.loads(line) for line in stream.getvalue().splitlines())
+
+
+async def test_json_log_lines_about_a_run_carry_its_id_and_trace_id_and_rpcs_have_an_access_line(
+    tmp_path: Path,
+) -> None:
+    with json_log_lines() as lines:
+        async with serving(tmp_path / "runs.db", access_log=True) as served, stub_for(served) as stub:
+            done = await stub.Start(
+                run_service_pb2.StartRequest(workflow_id="nested", input_data=count(4), wait=True)
+            )
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.GetRun(run_service_pb2.GetRunRequest(run_id="missing"))
+    in_step = [line for line in lines if line["message"] == "adding one to 4"]
+    assert len(in_step) == 1
+    assert in_step[0]["run_id"] == done.run.run_id and in_step[0]["trace_id"] == done.run.trace_id
+    assert in_step[0]["logger"] == "tests.observability.steps" and in_step[0]["level"] == "INFO"
+    access = [line for line in lines if line["logger"] == logs.ACCESS_LOGGER]
+    by_method = {line["method"]: line for line in access}
+    start = by_method["/runservice.v1.RunService/Start"]
+    assert start["code"] == "OK" and start["duration_ms"] > 0 and start["peer"].startswith("ipv4:127.0.0.1:")
+    assert by_method["/runservice.v1.RunService/GetRun"]["code"] == "NOT_FOUND"
+    assert "run_id" not in start  # an RPC line is not about a run driven in its task
+
+
+async def test_access_log_off_writes_no_rpc_lines(tmp_path: Path) -> None:
+    with json_log_lines() as lines:
+        async with serving(tmp_path / "runs.db", access_log=False) as served, stub_for(served) as stub:
+            await stub.Start(
+                run_service_pb2.StartRequest(workflow_id="nested", input_data=count(4), wait=True)
+            )
+    assert lines and not [line for line in lines if line["logger"] == logs.ACCESS_LOGGER]
+
+
+async def test_log_lines_inside_a_step_carry_its_path(tmp_path: Path) -> None:
+    with json_log_lines() as lines:
+        async with serving(tmp_path / "runs.db") as served, stub_for(served) as stub:
+            await stub.Start(
+                run_service_pb2.StartRequest(workflow_id="nested", input_data=count(4), wait=True)
+            )
+    in_step = [line for line in lines if line["message"] == "adding one to 4"]
+    assert in_step and in_step[0].get("step_path") == "add"
+
+
+async def test_a_failed_step_is_logged_with_its_traceback_run_step_and_attempt(tmp_path: Path) -> None:
+    with json_log_lines() as lines:
+        async with serving(tmp_path / "runs.db") as served, stub_for(served) as stub:
+            done = await stub.Start(
+                run_service_pb2.StartRequest(workflow_id="failing", input_data=count(1), wait=True)
+            )
+    assert done.run.status == run_pb2.RUN_STATUS_FAILED
+    assert "Traceback" not in done.run.error.message and "explode_in_step_body" not in str(done.run.error)
+    failed = [line for line in lines if "exc_info" in line and line.get("run_id") == done.run.run_id]
+    assert len(failed) == 1, lines
+    line = failed[0]
+    assert line["level"] == "ERROR" and line["step_path"] == "boom" and line["attempt"] == 0
+    assert line["trace_id"] == done.run.trace_id
+    assert "Traceback" in line["exc_info"] and "explode_in_step_body" in line["exc_info"]
+    assert "ValueError: the step body broke" in line["exc_info"]
+
+
+# -- settings and the real process -------------------------------------------------------------
+
+
+def test_observability_settings_from_env_then_flags() -> None:
+    settings = Settings.from_env(
+        {
+            "RUNSERVICE_METRICS_ADDRESS": "0.0.0.0:9464",
+            "RUNSERVICE_TRACING": "on",
+            "RUNSERVICE_LOG_FORMAT": "JSON",
+            "RUNSERVICE_ACCESS_LOG": "false",
+        }
+    )
+    assert settings.metrics_address == "0.0.0.0:9464" and settings.tracing is True
+    assert settings.log_format == "json" and settings.access_log is False
+    assert Settings().metrics_address is None and not Settings().tracing and Settings().access_log
+    flagged = settings.override(access_log=True, tracing=False, metrics_address=None)
+    assert (
+        flagged.access_log is True and flagged.tracing is False and flagged.metrics_address == "0.0.0.0:9464"
+    )
+    for bad in ({"log_format": "xml"}, {"tracing": "maybe"}, {"metrics_address": "9464"}):
+        with pytest.raises(ConfigError):
+            Settings().override(**bad)
+
+
+async def test_serve_process_writes_json_lines_and_serves_metrics(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSERVICE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "service"), str(ROOT / "stubs")])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "runservice", "serve", "--address", "127.0.0.1:0", "--data-dir", str(tmp_path),
+        "--metrics-address", "127.0.0.1:0", "--log-format", "json", "--tracing",
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    lines: list[dict[str, Any]] = []
+    try:
+        address = metrics_url = ""
+        async with asyncio.timeout(20):
+            while not address:
+                raw = await proc.stderr.readline()
+                assert raw, "the server exited before listening"
+                lines.append(json.loads(raw))  # every line is JSON
+                message = lines[-1]["message"]
+                if message.startswith("metrics on "):
+                    metrics_url = message.removeprefix("metrics on ")
+                if message.startswith("listening on "):
+                    address = message.removeprefix("listening on ")
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = run_service_pb2_grpc.RunServiceStub(channel)
+            request = run_service_pb2.StartRequest(workflow_id="city-weather", wait=True)
+            request.input_data.CopyFrom(to_value({"city": "Paris"}))
+            done = await stub.Start(request)
+        assert done.run.status == run_pb2.RUN_STATUS_SUCCESS
+        samples = await scrape(metrics_url)
+        assert (
+            value(samples, "runservice_runs_finished_total", workflow="city-weather", status="success") == 1
+        )
+        assert value(samples, "grpc_server_handled_total", **rpc("Start", code="OK")) == 1
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            rest = await proc.stderr.read()
+        assert await proc.wait() == 0
+        lines.extend(json.loads(line) for line in rest.decode().splitlines())
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    access = [line for line in lines if line["logger"] == logs.ACCESS_LOGGER]
+    assert [line["method"] for line in access] == ["/runservice.v1.RunService/Start"]
+
+
+async def test_runs_started_concurrently_in_one_caller_trace_keep_their_own_options(tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    async with (
+        serving(tmp_path / "runs.db", tracing=Tracing(SimpleSpanProcessor(exporter))) as served,
+        stub_for(served) as stub,
+    ):
+        header = (("traceparent", f"00-{TRACEPARENT_TRACE}-{TRACEPARENT_SPAN}-01"),)
+
+        async def start(tag: str, run_id: str = "") -> Any:
+            request = run_service_pb2.StartRequest(
+                workflow_id="nested",
+                run_id=run_id,
+                input_data=count(1),
+                tracing_options=run_service_pb2.TracingOptions(tags=[tag]),
+                wait=True,
+            )
+            return (await stub.Start(request, metadata=header)).run
+
+        runs = await asyncio.gather(*(start(f"t{i}", f"run-{i}" if i % 2 else "") for i in range(6)))
+
+        async def all_ended() -> None:
+            assert len([s for s in exporter.get_finished_spans() if s.name == "run nested"]) == 6
+
+        await eventually(all_ended)
+    tags = {
+        dict(s.attributes or {})["runservice.run_id"]: dict(s.attributes or {})["runservice.tags"]
+        for s in exporter.get_finished_spans()
+        if s.name == "run nested"
+    }
+    assert sorted(tags.values(), key=str) == [(f"t{i}",) for i in range(6)]
+    for i in range(1, 6, 2):  # runs named by the caller get exactly their own options
+        assert tags[f"run-{i}"] == (f"t{i}",)
+    assert {run.trace_id for run in runs} == {TRACEPARENT_TRACE}
+
+
+async def test_a_run_span_uses_the_run_trace_id_also_when_started_by_stream(tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    async with (
+        serving(tmp_path / "runs.db", tracing=Tracing(SimpleSpanProcessor(exporter))) as served,
+        stub_for(served) as stub,
+    ):
+        plain = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="nested", input_data=count(1), wait=True)
+        )
+        streamed = run_service_pb2.StreamRequest(
+            start=run_service_pb2.StartRequest(
+                workflow_id="nested",
+                input_data=count(2),
+                tracing_options=run_service_pb2.TracingOptions(trace_id="feed", tags=["streamed"]),
+            )
+        )
+        messages = [message async for message in stub.Stream(streamed)]
+        assert messages[-1].end_of_stream and messages[-1].run.trace_id == "feed".rjust(32, "0")
+
+        async def both_ended() -> None:
+            assert len([s for s in exporter.get_finished_spans() if s.name == "run nested"]) == 2
+
+        await eventually(both_ended)
+    runs = {
+        dict(s.attributes or {})["runservice.run_id"]: s
+        for s in exporter.get_finished_spans()
+        if s.name == "run nested"
+    }
+    first = runs[plain.run.run_id]
+    assert first.context.trace_id == int(plain.run.trace_id, 16) and first.parent is None
+    second = runs[messages[-1].run.run_id]
+    assert second.context.trace_id == 0xFEED and second.parent is None
+    assert dict(second.attributes or {})["runservice.tags"] == ("streamed",)
+
+
+async def test_a_run_recovered_at_boot_is_traced_and_counted(tmp_path: Path) -> None:
+    """The engine re-drives a sleeping run at boot: its spans and metrics come from the next server."""
+    db = tmp_path / "runs.db"
+    async with serving(db) as served, stub_for(served) as stub:
+        started = await stub.Start(run_service_pb2.StartRequest(workflow_id="sleepy", input_data=count(1)))
+        run_id = started.run.run_id
+
+        async def sleeping() -> None:
+            run = await stub.GetRun(run_service_pb2.GetRunRequest(run_id=run_id))
+            assert run.run.status == run_pb2.RUN_STATUS_WAITING
+
+        await eventually(sleeping)
+    exporter = InMemorySpanExporter()
+    async with (
+        serving(db, metrics=True, tracing=Tracing(SimpleSpanProcessor(exporter))) as served,
+        stub_for(served) as stub,
+    ):
+
+        async def finished() -> None:
+            run = await stub.GetRun(run_service_pb2.GetRunRequest(run_id=run_id))
+            assert run.run.status == run_pb2.RUN_STATUS_SUCCESS
+            assert any(s.name == "run sleepy" for s in exporter.get_finished_spans())
+            samples = await scrape(served.metrics_url)
+            assert value(samples, "runservice_runs_finished_total", workflow="sleepy", status="success") == 1
+            again = {"workflow": "sleepy", "step": "add-again", "status": "success"}
+            assert value(samples, "runservice_step_duration_seconds_count", **again) == 1
+
+        await eventually(finished)
+    spans = exporter.get_finished_spans()
+    run_span = _by_name(spans, "run sleepy")
+    assert dict(run_span.attributes or {})["runservice.execution"] == "recovery"
+    assert run_span.context.trace_id == int(started.run.trace_id, 16)
+    again = _by_name(spans, "step add-again")
+    assert again.parent is not None and again.parent.span_id == run_span.context.span_id
+
+
+async def test_text_log_lines_about_a_run_end_with_its_fields(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    handler = logs.handler("text", stream=stream)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        async with serving(tmp_path / "runs.db") as served, stub_for(served) as stub:
+            done = await stub.Start(
+                run_service_pb2.StartRequest(workflow_id="nested", input_data=count(7), wait=True)
+            )
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    (line,) = [line for line in stream.getvalue().splitlines() if "adding one to 7" in line]
+    message, _, fields = line.partition("adding one to 7 [")
+    # step_path=add joins them once the driver binds the step (see the xfail test above).
+    assert fields.endswith("]") and set(fields[:-1].split()) - {"step_path=add"} == {
+        f"run_id={done.run.run_id}",
+        f"trace_id={done.run.trace_id}",
+    }
+    assert " INFO tests.observability.steps " in message
