@@ -15,6 +15,8 @@
     │   ├── MultipleSuspendedSteps     Resume without a step while several are suspended
     │   └── RunActive                  DeleteRun of a run that is still going
     ├── Unauthenticated / PermissionDenied
+    ├── ResourceExhausted              a limit was reached (metadata `limit`)
+    │   └── TooManyStreams             too many open Stream/Watch calls for one caller
     ├── Unavailable                    the server is draining; retry elsewhere
     ├── Unimplemented
     └── Internal                       a bug; details are logged, never sent
@@ -175,6 +177,22 @@ class Unauthenticated(ServiceError):
 
 class PermissionDenied(ServiceError):
     reason = "PERMISSION_DENIED"
+
+
+class ResourceExhausted(ServiceError):
+    """A limit was reached; the request may succeed later. `metadata["limit"]` says which value."""
+
+    reason = "RESOURCE_EXHAUSTED"
+
+
+class TooManyStreams(ResourceExhausted):
+    reason = "TOO_MANY_STREAMS"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this caller already has {limit} open Stream/Watch calls (the limit); close one first",
+            metadata={"limit": str(limit)},
+        )
 
 
 class Unavailable(ServiceError):

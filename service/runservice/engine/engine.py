@@ -84,6 +84,8 @@ class Engine:
         """Serializes Start, Resume, Cancel and Delete of one run."""
         self._followers: set[Subscription] = set()
         self._draining = False
+        self._stopping = False
+        """Set by `shutdown`: no new Start or Resume."""
         self._closed = False
 
     async def __aenter__(self) -> Engine:
@@ -104,6 +106,27 @@ class Engine:
             task.cancel("engine closing")
         await asyncio.gather(*tasks, return_exceptions=True)
         self._drivers.clear()
+
+    async def shutdown(self, grace: float) -> list[str]:
+        """Stop gracefully: launch nothing new, give run tasks up to `grace` seconds to settle
+        (finish, suspend or wait), then cancel the rest at their last checkpoint and log each
+        one. Returns the ids of the runs left; the next boot re-drives them."""
+        self._stopping = True  # Start and Resume launch nothing from now on
+        tasks = dict(self._tasks)
+        if tasks and grace > 0:
+            logger.info("waiting up to %.1fs for %d running runs to settle", grace, len(tasks))
+            await asyncio.wait(tasks.values(), timeout=grace)
+        left = {run_id: task for run_id, task in tasks.items() if not task.done()}
+        for task in left.values():
+            task.cancel("engine shutting down")
+        await asyncio.gather(*left.values(), return_exceptions=True)
+        for run_id in left:
+            run = await self._store.get_run(run_id)
+            status = run.status.value if run is not None else "unknown"
+            logger.warning(
+                "run %s left %s at its last checkpoint; the next boot re-drives it", run_id, status
+            )
+        return list(left)
 
     def drain(self) -> None:
         """Make every `follow` end with Unavailable (server shutting down)."""
@@ -498,7 +521,7 @@ class Engine:
         return run
 
     def _check_open(self) -> None:
-        if self._closed or self._draining:
+        if self._closed or self._draining or self._stopping:
             raise Unavailable("server is shutting down; retry on another instance")
 
 

@@ -17,7 +17,7 @@ import grpc
 
 from runservice import model
 from runservice.engine import Engine
-from runservice.server import convert
+from runservice.server import convert, scope
 from runservice.server.status import to_status
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 
@@ -111,14 +111,20 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def CreateRun(
         self, request: run_service_pb2.CreateRunRequest, context: Context
     ) -> run_service_pb2.CreateRunResponse:
-        run, created = await self._engine.create_run(**convert.create_args(request))
+        args = convert.create_args(request)
+        scope.check_writer("CreateRun")
+        await scope.check_new_run(self._engine, args["run_id"], args["resource_id"], "CreateRun")
+        run, created = await self._engine.create_run(**args)
         return convert.create_run_response(run, created)
 
     @_unary
     async def Start(
         self, request: run_service_pb2.StartRequest, context: Context
     ) -> run_service_pb2.StartResponse:
-        run = await self._engine.start(**convert.start_args(request), wait=request.wait)
+        args = convert.start_args(request)
+        scope.check_writer("Start")
+        await scope.check_new_run(self._engine, args["run_id"], args["resource_id"], "Start")
+        run = await self._engine.start(**args, wait=request.wait)
         logger.debug("run %s of %s started (%s)", run.run_id, run.workflow_id, run.status)
         return convert.start_response(run)
 
@@ -126,7 +132,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Resume(
         self, request: run_service_pb2.ResumeRequest, context: Context
     ) -> run_service_pb2.ResumeResponse:
-        run = await self._engine.resume(**convert.resume_args(request), wait=request.wait)
+        args = convert.resume_args(request)
+        scope.check_writer("Resume")
+        await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
+        run = await self._engine.resume(**args, wait=request.wait)
         logger.debug("run %s resumed (%s)", run.run_id, run.status)
         return convert.resume_response(run)
 
@@ -134,7 +143,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Cancel(
         self, request: run_service_pb2.CancelRequest, context: Context
     ) -> run_service_pb2.CancelResponse:
-        run = await self._engine.cancel(**convert.cancel_args(request))
+        args = convert.cancel_args(request)
+        scope.check_writer("Cancel")
+        await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
+        run = await self._engine.cancel(**args)
         logger.debug("run %s cancel requested (%s)", run.run_id, run.status)
         return convert.cancel_response(run)
 
@@ -142,7 +154,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Restart(
         self, request: run_service_pb2.RestartRequest, context: Context
     ) -> run_service_pb2.RestartResponse:
-        run = await self._engine.restart(**convert.run_ref(request), wait=request.wait)
+        ref = convert.run_ref(request)
+        scope.check_writer("Restart")
+        await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
+        run = await self._engine.restart(**ref, wait=request.wait)
         return convert.restart_response(run)
 
     # -- reads ---------------------------------------------------------------------------------
@@ -151,21 +166,29 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def GetRun(
         self, request: run_service_pb2.GetRunRequest, context: Context
     ) -> run_service_pb2.GetRunResponse:
-        run = await self._engine.get_run(**convert.run_ref(request))
+        run = scope.check_visible(await self._engine.get_run(**convert.run_ref(request)))
         return convert.get_run_response(run, include_state=request.include_state)
 
     @_unary
     async def ListRuns(
         self, request: run_service_pb2.ListRunsRequest, context: Context
     ) -> run_service_pb2.ListRunsResponse:
-        runs, next_token = await self._engine.list_runs(**convert.list_args(request))
+        args = convert.list_args(request)
+        args["resource_id"], nothing = scope.list_filter(args["resource_id"])
+        if nothing:
+            return convert.list_runs_response([], "")
+        runs, next_token = await self._engine.list_runs(**args)
+        runs = scope.visible(runs)
         return convert.list_runs_response(runs, next_token)
 
     @_unary
     async def DeleteRun(
         self, request: run_service_pb2.DeleteRunRequest, context: Context
     ) -> run_service_pb2.DeleteRunResponse:
-        await self._engine.delete_run(**convert.run_ref(request))
+        ref = convert.run_ref(request)
+        scope.check_writer("DeleteRun")
+        await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
+        await self._engine.delete_run(**ref)
         return convert.delete_run_response()
 
     # -- streams -------------------------------------------------------------------------------
@@ -175,10 +198,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: run_service_pb2.StreamRequest, context: Context
     ) -> AsyncIterator[run_service_pb2.StreamResponse]:
         action = convert.stream_action(request)
+        scope.check_writer("Stream")
         # Start or resume first: a refused request fails with its status before any message.
         if action[0] == "start":
-            run = await self._engine.start(**action[1], wait=False)
+            start = action[1]
+            await scope.check_new_run(self._engine, start["run_id"], start["resource_id"], "Stream")
+            run = await self._engine.start(**start, wait=False)
         else:
+            await scope.check_run(self._engine, action[1]["run_id"], action[1]["workflow_id"])
             run = await self._engine.resume(**action[1], wait=False)
         run_id = run.run_id
         # The run came back as of its start: its last event is this stream's WORKFLOW_START.
@@ -198,6 +225,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> AsyncIterator[run_service_pb2.WatchResponse]:
         args = convert.watch_args(request)
         run_id, after = args["run_id"], args["after_sequence"]
+        await scope.check_run(self._engine, run_id)
         watermark = after
         if args["include_run"]:
             run = await self._engine.get_run(run_id)
