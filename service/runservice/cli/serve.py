@@ -12,6 +12,7 @@ import asyncio
 import gc
 import inspect
 import logging
+import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -98,6 +99,9 @@ def run_serve(args: argparse.Namespace) -> int:
             return _fail(f"data directory {data_dir} exists and is not a directory", 1)
         except OSError as exc:
             return _fail(f"cannot create the data directory {data_dir}: {exc.strerror or exc}", 1)
+    taken = _address_taken(settings.address)
+    if taken:
+        return _fail(f"cannot serve: cannot listen on {settings.address}: {taken}", 1)
     try:
         # uvloop's event loop roughly halves asyncio's per-callback cost, and a run is
         # mostly callbacks (gRPC completions, store futures, step coroutines).
@@ -148,6 +152,30 @@ def _app_dir(settings: Settings) -> dict[str, str]:
     if "app_dir" in inspect.signature(load_workflows).parameters:
         return {"app_dir": settings.app_dir}
     return {}
+
+
+def _address_taken(address: str) -> str | None:
+    """Why `address` cannot be bound now, or None (also None when it cannot be checked here).
+
+    Checked before gRPC binds so that a taken port is one line without gRPC's own log line;
+    gRPC's bind error stays the fallback.
+    """
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit() or int(port) == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return None
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                return exc.strerror or str(exc)
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
