@@ -3,58 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import trustme
+from edge import error_info, serving
 from google.protobuf import struct_pb2
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from workflows import WORKFLOWS
 
 from runservice import errors
 from runservice.client import Client
-from runservice.engine import Engine
-from runservice.server import EdgeOptions, RunServer, build_server
+from runservice.server import EdgeOptions
 from runservice.server.auth import TokenFileError, TokenSet
 from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
-from runservice.storage import open_store
 from runservice.v1 import run_service_pb2 as pb
 from runservice.v1 import run_service_pb2_grpc
 
 HEARTBEAT = 0.2
-
-
-@contextlib.asynccontextmanager
-async def serving(db: Path, options: EdgeOptions) -> AsyncIterator[RunServer]:
-    store = open_store(str(db))
-    await store.open()
-    try:
-        async with Engine(store, WORKFLOWS, heartbeat=HEARTBEAT) as engine:
-            server = build_server(engine, heartbeat=HEARTBEAT, options=options)
-            await server.start()
-            try:
-                yield server
-            finally:
-                await server.stop(0.5)
-    finally:
-        await store.close()
-
-
-def error_info(exc: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    for key, value in exc.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                info = error_details_pb2.ErrorInfo()
-                if detail.Unpack(info):
-                    return info
-    raise AssertionError(f"no ErrorInfo in {exc!r}")
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
