@@ -193,3 +193,53 @@ async def test_second_server_on_the_same_data_dir(tmp_path: Path) -> None:
         assert await first.stop() == 0
     finally:
         await first.kill()
+
+
+# -- TLS, tokens and SIGHUP through the real command ----------------------------------------------
+
+
+async def test_serve_with_tls_tokens_and_sighup_reload(tmp_path: Path) -> None:
+    import trustme
+
+    from runservice import errors
+
+    first_ca, second_ca = trustme.CA(), trustme.CA()
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+
+    def issue(ca: trustme.CA) -> None:
+        leaf = ca.issue_cert("127.0.0.1")
+        cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        key.write_bytes(leaf.private_key_pem.bytes())
+
+    issue(first_ca)
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("file-token\n")
+    env = server_env(RUNSERVICE_TOKENS="env-token", RUNSERVICE_TLS_KEY=str(key))
+    args = ("--data-dir", str(tmp_path / "data"), "--tokens-file", str(tokens), "--tls-cert", str(cert))
+    server = await start_server(serve_argv(*args), env=env)
+    try:
+        for ca, token in ((first_ca, "file-token"), (first_ca, "env-token")):
+            credentials = grpc.ssl_channel_credentials(ca.cert_pem.bytes())
+            async with Client(server.address, credentials=credentials, token=token, timeout=5) as client:
+                assert len(await client.list_workflows()) == 4  # the bundled examples
+        async with Client(
+            server.address, credentials=grpc.ssl_channel_credentials(first_ca.cert_pem.bytes()), timeout=5
+        ) as anonymous:
+            with pytest.raises(errors.Unauthenticated):
+                await anonymous.list_workflows()
+
+        # SIGHUP: the next handshake reads the (new) files.
+        await asyncio.to_thread(issue, second_ca)
+        server.proc.send_signal(1)
+        for _ in range(100):
+            if "SIGHUP received" in server.text:
+                break
+            await asyncio.sleep(0.02)
+        credentials = grpc.ssl_channel_credentials(second_ca.cert_pem.bytes())
+        async with Client(server.address, credentials=credentials, token="file-token", timeout=5) as client:
+            assert len(await client.list_workflows()) == 4  # the bundled examples
+        assert "TLS certificate reloaded" in server.text
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+    assert "file-token" not in server.text and "env-token" not in server.text  # secrets are never logged

@@ -90,8 +90,9 @@ class RunServer:
         interceptors: list[grpc.aio.ServerInterceptor] = []
         if options.tokens is not None:
             interceptors.append(AuthInterceptor(options.tokens))
-        # After auth: it reads the caller that the auth wrapper sets.
-        interceptors.append(StreamLimitInterceptor(options.max_streams_per_caller))
+        if options.max_streams_per_caller > 0:
+            # After auth: it reads the caller that the auth wrapper sets.
+            interceptors.append(StreamLimitInterceptor(options.max_streams_per_caller))
         self.server = grpc.aio.server(options=server_options(options), interceptors=interceptors)
         run_service_pb2_grpc.add_RunServiceServicer_to_server(
             RunServicer(engine, heartbeat=heartbeat), self.server
