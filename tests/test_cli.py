@@ -224,3 +224,12 @@ def test_every_setting_is_a_flag_and_a_readme_row() -> None:
         if name not in SECRET_SETTINGS:
             flag = "--" + name.replace("_", "-")
             assert flag in parser_help and f"`{flag}`" in readme, name
+
+
+def test_default_settings_give_the_default_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runservice.cli.serve import edge_options
+    from runservice.server import EdgeOptions
+
+    for name in [n for n in os.environ if n.startswith("RUNSERVICE_")]:
+        monkeypatch.delenv(name)
+    assert edge_options(Settings.load()) == EdgeOptions()

@@ -228,18 +228,25 @@ async def test_serve_with_tls_tokens_and_sighup_reload(tmp_path: Path) -> None:
             with pytest.raises(errors.Unauthenticated):
                 await anonymous.list_workflows()
 
-        # SIGHUP: the next handshake reads the (new) files.
+        # SIGHUP: the next handshake reads the (new) certificate files; the tokens file is read again.
         await asyncio.to_thread(issue, second_ca)
+        await asyncio.to_thread(tokens.write_text, "rotated-token\n")
         server.proc.send_signal(1)
         for _ in range(100):
             if "SIGHUP received" in server.text:
                 break
             await asyncio.sleep(0.02)
         credentials = grpc.ssl_channel_credentials(second_ca.cert_pem.bytes())
-        async with Client(server.address, credentials=credentials, token="file-token", timeout=5) as client:
+        async with Client(
+            server.address, credentials=credentials, token="rotated-token", timeout=5
+        ) as client:
             assert len(await client.list_workflows()) == 4  # the bundled examples
-        assert "TLS certificate reloaded" in server.text
+        async with Client(server.address, credentials=credentials, token="file-token", timeout=5) as client:
+            with pytest.raises(errors.Unauthenticated):  # dropped from the file
+                await client.list_workflows()
+        assert "TLS certificate reloaded" in server.text and "tokens reloaded (2 tokens)" in server.text
         assert await server.stop() == 0
     finally:
         await server.kill()
-    assert "file-token" not in server.text and "env-token" not in server.text  # secrets are never logged
+    for secret in ("file-token", "env-token", "rotated-token"):  # secrets are never logged
+        assert secret not in server.text

@@ -74,9 +74,9 @@ class Settings(BaseSettings):
     tls_key: str | None = Field(None, description="PEM private key of --tls-cert")
     tls_client_ca: str | None = Field(None, description="PEM CA bundle: require client certificates (mTLS)")
     max_message_size: int = Field(8 * _MIB, description="largest request or reply in bytes")
-    max_concurrent_streams: int = Field(100, description="concurrent calls per connection (HTTP/2)")
+    max_concurrent_streams: int = Field(1000, description="concurrent calls per connection (HTTP/2)")
     max_streams_per_caller: int = Field(
-        64, description="open Stream/Watch calls per caller (token, else peer address); 0: no limit"
+        1000, description="open Stream/Watch calls per caller (token, else peer address); 0: no limit"
     )
 
     @field_validator("grace", "heartbeat", "drain_delay", mode="before")

@@ -61,9 +61,9 @@ class EdgeOptions:
     tls: TlsFiles | None = None
     """Serve TLS (mTLS when `tls.client_ca` is set); None: plaintext."""
     max_message_size: int = 8 * _MIB
-    max_concurrent_streams: int = 100
+    max_concurrent_streams: int = 1000
     """Concurrent calls per HTTP/2 connection; more wait on the client side."""
-    max_streams_per_caller: int = 64
+    max_streams_per_caller: int = 1000
     """Open Stream/Watch calls per caller; 0: no limit."""
     drain_delay: float = 0.0
     """Seconds between health NOT_SERVING and closing the listener on shutdown."""
@@ -88,8 +88,9 @@ class RunServer:
         self.engine = engine
         self.options = options = options or EdgeOptions()
         interceptors: list[grpc.aio.ServerInterceptor] = []
-        if options.tokens is not None:
-            interceptors.append(AuthInterceptor(options.tokens))
+        self.auth = AuthInterceptor(options.tokens) if options.tokens is not None else None
+        if self.auth is not None:
+            interceptors.append(self.auth)
         if options.max_streams_per_caller > 0:
             # After auth: it reads the caller that the auth wrapper sets.
             interceptors.append(StreamLimitInterceptor(options.max_streams_per_caller))
@@ -167,7 +168,7 @@ async def serve(
     Shutdown phases: health NOT_SERVING while still serving for the drain delay; stop accepting;
     in-flight calls and running steps get `grace` seconds; runs still going are then stopped at
     their last checkpoint and each is logged (the next boot re-drives them). A second signal
-    during the shutdown exits the process at once. SIGHUP reloads the TLS certificate.
+    during the shutdown exits the process at once. SIGHUP reloads the tokens and the TLS certificate.
     `address_file`, when given, receives the bound address (`runservice health` reads it).
     """
     workflows = list(workflows)
@@ -187,9 +188,11 @@ async def serve(
     server: RunServer | None = None
 
     def on_hangup() -> None:
+        logger.info("SIGHUP received: reloading the tokens file and the TLS certificate, if any")
+        if server is not None and server.auth is not None:
+            server.auth.reload()
         if server is not None and server.tls is not None:
-            logger.info("SIGHUP received: reloading the TLS certificate at the next handshake")
-            server.tls.request_reload()
+            server.tls.request_reload()  # read at the next handshake
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
     store = open_store(database_url)

@@ -80,8 +80,11 @@ class _Entry:
 class TokenSet:
     """Digests of the accepted tokens and the caller each one stands for."""
 
-    def __init__(self, entries: Iterable[_Entry]) -> None:
+    def __init__(
+        self, entries: Iterable[_Entry], *, path: str | None = None, tokens: str | None = None
+    ) -> None:
         self._entries = tuple(entries)
+        self._sources = (path, tokens)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -95,7 +98,11 @@ class TokenSet:
                 entries.append(_Entry(_digest(token), Caller(name=f"env-token-{number + 1}")))
         if path:
             entries.extend(_read_file(Path(path)))
-        return cls(entries)
+        return cls(entries, path=path, tokens=tokens)
+
+    def reloaded(self) -> TokenSet:
+        """The same sources read again (SIGHUP); TokenFileError when the file is now unusable."""
+        return TokenSet.load(*self._sources)
 
     def find(self, token: str) -> Caller | None:
         """The caller of `token`, or None. Compares with every digest, found or not."""
@@ -178,6 +185,19 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, tokens: TokenSet) -> None:
         self.tokens = tokens
+
+    def reload(self) -> None:
+        """Read the tokens file again; on an error keep the current tokens and log it."""
+        try:
+            tokens = self.tokens.reloaded()
+        except TokenFileError as exc:
+            logger.error("tokens not reloaded, keeping the current ones: %s", exc)
+            return
+        if not len(tokens):
+            logger.error("tokens not reloaded: the new file holds no token, keeping the current ones")
+            return
+        self.tokens = tokens
+        logger.info("tokens reloaded (%d tokens)", len(tokens))
 
     async def intercept_service(
         self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
