@@ -13,6 +13,7 @@ import trustme
 from edge import error_info, serving
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from runservice import errors
 from runservice.client import Client
@@ -99,6 +100,13 @@ async def test_missing_or_wrong_token_is_unauthenticated_and_health_stays_open(
         health = health_pb2_grpc.HealthStub(channel)
         reply = await health.Check(health_pb2.HealthCheckRequest(service="runservice.v1.RunService"))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        # Reflection needs no token either (grpcurl and buf curl list services first).
+        reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = reflect.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+        services = [svc.name async for answer in answers for svc in answer.list_services_response.service]
+        assert "runservice.v1.RunService" in services
         # Tokens from the file (plain and digest) and from the environment list all work.
         for token in ("admin-secret", "a-secret", "env-secret"):
             listed = await stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer(token))
