@@ -50,3 +50,21 @@ def test_one_replica_statefulset_with_grpc_probes_and_volume() -> None:
     assert (
         service["spec"]["ports"][0]["name"] == "grpc" and service["spec"]["ports"][0]["targetPort"] == "grpc"
     )
+
+
+def test_compose_file_matches_the_image() -> None:
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    (service,) = compose["services"].values()
+    env = service["environment"]
+    assert set(env) <= known_variables()
+    port = env["RUNSERVICE_ADDRESS"].rsplit(":", 1)[1]
+    assert service["ports"] == [f"{port}:{port}"]
+    assert service["volumes"][0].split(":")[1] == env["RUNSERVICE_DATA_DIR"]
+    stage = final_stage(ROOT / "Dockerfile")
+    assert service["command"] == json.loads(instruction(stage, "CMD"))
+    assert service["healthcheck"]["test"] == [
+        "CMD",
+        *json.loads(instruction(stage, "HEALTHCHECK").split(" CMD ", 1)[1]),
+    ]
+    grace = float(env["RUNSERVICE_DRAIN_DELAY"]) + float(env["RUNSERVICE_SHUTDOWN_GRACE"])
+    assert float(service["stop_grace_period"].rstrip("s")) > grace
