@@ -1,13 +1,16 @@
 # runservice: a small, non-root image serving workflows over gRPC with SQLite in /data.
 #   docker build -t runservice .
 #   docker run -p 50051:50051 -v runservice-data:/data runservice
-# Serve your own workflows by building FROM this image and adding your package, then
-#   CMD ["serve", "--workflows", "my_app.workflows"]   (or ENV RUNSERVICE_WORKFLOWS=my_app.workflows)
+# Serve your own workflows by building FROM this image (README "Docker" has a full example):
+#   COPY my_app /app/my_app  +  ENV RUNSERVICE_APP_DIR=/app RUNSERVICE_WORKFLOWS=my_app.workflows
+# tests/test_image.py builds the same wheel, installs it into a fresh venv and runs this
+# ENTRYPOINT + CMD with this ENV, then this HEALTHCHECK.
 
-# --- build: install the package and its pinned dependencies into a venv ------------------------
+# --- build: the project's wheel, installed with its pinned dependencies into a venv --------------
 FROM python:3.11-slim AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/venv
@@ -17,7 +20,8 @@ ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
 COPY stubs ./stubs
 COPY service ./service
-RUN pip install --no-cache-dir .
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+    && pip install /wheels/*.whl
 
 # --- runtime ------------------------------------------------------------------------------------
 FROM python:3.11-slim
@@ -25,25 +29,29 @@ FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
     RUNSERVICE_ADDRESS=0.0.0.0:50051 \
     RUNSERVICE_DATA_DIR=/data
 
 RUN groupadd --system --gid 10001 runservice \
     && useradd --system --uid 10001 --gid runservice --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin runservice \
-    && mkdir /data \
+    && mkdir /data /app \
     && chown runservice:runservice /data
 
 COPY --from=build /opt/venv /opt/venv
 
 USER 10001:10001
-WORKDIR /data
+WORKDIR /app
 VOLUME ["/data"]
 EXPOSE 50051
 
-# The standard gRPC health service on the port of RUNSERVICE_ADDRESS (NOT_SERVING while draining).
+# `runservice health` asks the gRPC health service at the address the server wrote into
+# /data/runservice.address when it started, so it follows an --address given in the command.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; port = os.environ.get('RUNSERVICE_ADDRESS', ':50051').rpartition(':')[2]; reply = g.HealthStub(grpc.insecure_channel('127.0.0.1:' + port)).Check(h.HealthCheckRequest(), timeout=3); sys.exit(reply.status != h.HealthCheckResponse.SERVING)"]
+    CMD ["runservice", "health"]
 
+# Exec form: runservice is PID 1 and receives SIGTERM itself (health NOT_SERVING, drain, grace).
 ENTRYPOINT ["runservice"]
 CMD ["serve"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runservice.client import Client
-from runservice.config import ConfigError, Settings
+from runservice.config import SECRET_SETTINGS, ConfigError, Settings, env_name
 from runservice.model import RunStatus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,22 +174,62 @@ def test_bad_setting_is_a_one_line_error(tmp_path: Path) -> None:
     ]
 
 
-def test_settings_from_env_then_flags(tmp_path: Path) -> None:
+def test_settings_from_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
         "RUNSERVICE_ADDRESS": "0.0.0.0:6000",
         "RUNSERVICE_WORKFLOWS": "a.b, c.d",
         "RUNSERVICE_SHUTDOWN_GRACE": "3",
         "RUNSERVICE_DATA_DIR": str(tmp_path),
         "RUNSERVICE_LOG_LEVEL": "debug",
-        "UNRELATED": "x",
+        "RUNSERVICE_MAX_STREAMS_PER_CALLER": "5",
     }
-    settings = Settings.from_env(env)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.load()
     assert settings.address == "0.0.0.0:6000" and settings.workflows == ("a.b", "c.d")
     assert settings.grace == 3.0 and settings.heartbeat == 15.0 and settings.log_level == "DEBUG"
+    assert settings.max_streams_per_caller == 5
     assert settings.database == f"sqlite:///{tmp_path.resolve() / 'runservice.db'}"
-    flagged = settings.override(address="127.0.0.1:7000", database_url="sqlite:///x.db", grace=None)
+    flagged = Settings.load(address="127.0.0.1:7000", database_url="sqlite:///x.db", grace=None)
     assert (
         flagged.address == "127.0.0.1:7000" and flagged.database == "sqlite:///x.db" and flagged.grace == 3.0
     )
-    with pytest.raises(ConfigError):
-        Settings().override(heartbeat="0")
+    monkeypatch.delenv("RUNSERVICE_SHUTDOWN_GRACE")
+    monkeypatch.setenv("RUNSERVICE_GRACE", "4")  # the short name works too
+    assert Settings.load().grace == 4.0
+    with pytest.raises(ConfigError, match=r"^heartbeat \(flag\): '0' must be positive$"):
+        Settings.load(heartbeat="0")
+
+
+def test_unknown_variable_is_one_warning_line(tmp_path: Path) -> None:
+    done = _run_cli(
+        "--data-dir", str(tmp_path), "--workflows", "no_such_module_here",
+        env=_env(RUNSERVICE_GRACEFUL="3", RUNSERVICE_HEARTBEET="1", RUNSERVICE_GRACE="2"),
+    )  # fmt: skip
+    warnings = [line for line in done.stderr.splitlines() if "unknown environment variables" in line]
+    assert len(warnings) == 1
+    assert (
+        "RUNSERVICE_GRACEFUL, RUNSERVICE_HEARTBEET" in warnings[0] and "RUNSERVICE_GRACE," not in warnings[0]
+    )
+
+
+def test_every_setting_is_a_flag_and_a_readme_row() -> None:
+    readme = (ROOT / "README.md").read_text()
+    parser_help = subprocess.run(
+        [sys.executable, "-m", "runservice", "serve", "--help"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    for name in Settings.model_fields:
+        assert f"`{env_name(name)}`" in readme, name
+        if name not in SECRET_SETTINGS:
+            flag = "--" + name.replace("_", "-")
+            assert flag in parser_help and f"`{flag}`" in readme, name
+
+
+def test_default_settings_give_the_default_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runservice.cli.serve import edge_options
+    from runservice.server import EdgeOptions
+
+    for name in [n for n in os.environ if n.startswith("RUNSERVICE_")]:
+        monkeypatch.delenv(name)
+    assert edge_options(Settings.load()) == EdgeOptions()

@@ -510,25 +510,32 @@ async def test_a_failed_step_is_logged_with_its_traceback_run_step_and_attempt(t
 # -- settings and the real process -------------------------------------------------------------
 
 
-def test_observability_settings_from_env_then_flags() -> None:
-    settings = Settings.from_env(
-        {
-            "RUNSERVICE_METRICS_ADDRESS": "0.0.0.0:9464",
-            "RUNSERVICE_TRACING": "on",
-            "RUNSERVICE_LOG_FORMAT": "JSON",
-            "RUNSERVICE_ACCESS_LOG": "false",
-        }
-    )
+def test_observability_settings_from_env_then_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "RUNSERVICE_METRICS_ADDRESS": "0.0.0.0:9464",
+        "RUNSERVICE_TRACING": "on",
+        "RUNSERVICE_LOG_FORMAT": "JSON",
+        "RUNSERVICE_ACCESS_LOG": "false",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.load()
     assert settings.metrics_address == "0.0.0.0:9464" and settings.tracing is True
     assert settings.log_format == "json" and settings.access_log is False
-    assert Settings().metrics_address is None and not Settings().tracing and Settings().access_log
-    flagged = settings.override(access_log=True, tracing=False, metrics_address=None)
-    assert (
-        flagged.access_log is True and flagged.tracing is False and flagged.metrics_address == "0.0.0.0:9464"
-    )
+    flagged = Settings.load(access_log=True, tracing=False)
+    assert flagged.access_log is True and flagged.tracing is False
+    assert flagged.metrics_address == "0.0.0.0:9464"
     for bad in ({"log_format": "xml"}, {"tracing": "maybe"}, {"metrics_address": "9464"}):
         with pytest.raises(ConfigError):
-            Settings().override(**bad)
+            Settings.load(**bad)
+    for name in (
+        "RUNSERVICE_METRICS_ADDRESS",
+        "RUNSERVICE_TRACING",
+        "RUNSERVICE_LOG_FORMAT",
+        "RUNSERVICE_ACCESS_LOG",
+    ):
+        monkeypatch.delenv(name)
+    default = Settings.load()
+    assert default.metrics_address is None and not default.tracing and default.access_log
 
 
 async def test_serve_process_writes_json_lines_and_serves_metrics(tmp_path: Path) -> None:

@@ -281,6 +281,7 @@ _BY_CODE: dict[grpc.StatusCode, type[errors.ServiceError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
     grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
     grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
     grpc.StatusCode.UNIMPLEMENTED: errors.Unimplemented,
     grpc.StatusCode.INTERNAL: errors.Internal,
@@ -320,10 +321,39 @@ def error_from_rpc(exc: grpc.aio.AioRpcError) -> errors.ServiceError:
 # -- the client ------------------------------------------------------------------------------
 
 
+def _with_token(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    metadata.add("authorization", f"Bearer {token}")
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+class _BearerUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds `authorization: Bearer <token>` to unary calls (works over plaintext, unlike call credentials)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(_with_token(client_call_details, self._token), request)
+
+
+class _BearerStream(grpc.aio.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to server-streaming calls."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(_with_token(client_call_details, self._token), request)
+
+
 class Client:
     """A connection to a RunService. Use `async with Client(target)` or call `close()`.
 
-    `timeout` bounds unary calls that do not wait for a run (None: no deadline).
+    `timeout` bounds unary calls that do not wait for a run (None: no deadline). `token` sends
+    `authorization: Bearer <token>` on every call; `credentials` makes the channel TLS.
     """
 
     def __init__(
@@ -333,8 +363,12 @@ class Client:
         timeout: float | None = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        token: str | None = None,
     ) -> None:
         self.target = target
+        self._interceptors: list[grpc.aio.ClientInterceptor] = (
+            [_BearerUnary(token), _BearerStream(token)] if token else []
+        )
         self.timeout = timeout
         self._credentials = credentials
         self._options = [*_CHANNEL_OPTIONS, *options]
@@ -356,9 +390,13 @@ class Client:
             raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED")
         if self._stub is None:
             if self._credentials is None:
-                self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+                self._channel = grpc.aio.insecure_channel(
+                    self.target, options=self._options, interceptors=self._interceptors
+                )
             else:
-                self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._options)
+                self._channel = grpc.aio.secure_channel(
+                    self.target, self._credentials, options=self._options, interceptors=self._interceptors
+                )
             self._stub = run_service_pb2_grpc.RunServiceStub(self._channel)
         return self._stub
 
@@ -736,3 +774,40 @@ class RunHandle:
             task.cancel()
 
         return unwatch
+
+
+# -- health --------------------------------------------------------------------------------------
+
+RUN_SERVICE_NAME = "runservice.v1.RunService"
+
+
+async def check_health(
+    target: str,
+    *,
+    service: str = RUN_SERVICE_NAME,
+    deadline: float = 3.0,
+    tls_ca: bytes | None = None,
+) -> str:
+    """The gRPC health status of `service` at `target` ("SERVING", "NOT_SERVING", ...), over TLS
+    trusting the PEM `tls_ca` when given.
+
+    Raises errors.Unavailable when the server cannot be reached within `deadline` seconds.
+    """
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    channel = (
+        grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(tls_ca))
+        if tls_ca is not None
+        else grpc.aio.insecure_channel(target)
+    )
+    async with channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=deadline
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.Unavailable(
+                f"health check of {target} failed: {exc.code().name}: {exc.details()}"
+            ) from None
+    name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return name

@@ -1,46 +1,159 @@
-"""Settings of `runservice serve`: defaults, overridden by `RUNSERVICE_*` variables, then flags."""
+"""Settings of `runservice serve`: one pydantic-settings object behind the flags and `RUNSERVICE_*`.
+
+Precedence: defaults, then `RUNSERVICE_<NAME>` environment variables, then flags. Every field
+is one setting; `cli/serve.py` builds its flags from the fields, and the README table lists them.
+A `RUNSERVICE_*` variable that names no setting is reported by `unknown_variables` (serve logs it).
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PREFIX = "RUNSERVICE_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+_MIB = 1024 * 1024
+
+SECRET_SETTINGS = frozenset({"tokens"})
+"""Settings read only from the environment: a flag would show the secret in `ps`."""
 
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(BaseSettings):
     """Everything `serve` needs; `database` resolves the database URL."""
 
-    address: str = "127.0.0.1:50051"
-    data_dir: str = "./data"
-    database_url: str | None = None
-    """Overrides `data_dir` when set (`sqlite:///path/to/file.db`)."""
-    workflows: tuple[str, ...] = ("runservice.examples",)
-    """Modules whose committed workflows are served."""
-    grace: float = 10.0
-    """Seconds in-flight RPCs get to finish on shutdown."""
-    heartbeat: float = 15.0
-    """Seconds of silence after which Stream and Watch send a heartbeat."""
-    log_level: str = "INFO"
-    log_format: str = "text"
-    """`text` (human-readable lines) or `json` (one JSON object per line)."""
-    access_log: bool = True
-    """One log line per RPC (method, code, duration, peer) on the `runservice.access` logger."""
-    metrics_address: str | None = None
-    """HOST:PORT serving Prometheus metrics at /metrics; None: no metrics."""
-    tracing: bool = False
-    """OpenTelemetry spans of runs and steps (exported over OTLP when its package is installed)."""
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+        env_ignore_empty=True,
+    )
+
+    address: str = Field("127.0.0.1:50051", description="HOST:PORT to listen on")
+    data_dir: str = Field("./data", description="directory of runservice.db and runservice.address")
+    database_url: str | None = Field(
+        None, description="`sqlite:///path/to/file.db`; overrides the data directory"
+    )
+    workflows: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("runservice.examples",), description="comma-separated modules whose workflows are served"
+    )
+    app_dir: str = Field(".", description="directory the workflows modules are imported from")
+    grace: float = Field(
+        10.0,
+        validation_alias=AliasChoices("grace", PREFIX + "SHUTDOWN_GRACE", PREFIX + "GRACE"),
+        description="seconds in-flight RPCs and running steps get to finish on SIGTERM "
+        "(variable RUNSERVICE_SHUTDOWN_GRACE or RUNSERVICE_GRACE)",
+    )
+    drain_delay: float = Field(
+        0.0,
+        description="seconds health reports NOT_SERVING while still serving, before the listener closes",
+    )
+    heartbeat: float = Field(
+        15.0, description="seconds of silence after which Stream and Watch send a heartbeat"
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: str = Field("text", description="text, or json for one JSON object per line")
+    access_log: bool = Field(True, description="one log line per RPC (method, code, duration, peer)")
+    metrics_address: str | None = Field(
+        None, description="HOST:PORT serving Prometheus metrics at /metrics; unset: no metrics"
+    )
+    tracing: bool = Field(False, description="OpenTelemetry spans of runs and steps")
+    tokens_file: str | None = Field(
+        None, description="bearer tokens: one per line, or a .toml/.json file with per-token options"
+    )
+    tokens: str | None = Field(
+        None, description="comma-separated bearer tokens with full access (environment only)"
+    )
+    tls_cert: str | None = Field(
+        None, description="PEM certificate chain: serve TLS (reloaded on change/SIGHUP)"
+    )
+    tls_key: str | None = Field(None, description="PEM private key of --tls-cert")
+    tls_client_ca: str | None = Field(None, description="PEM CA bundle: require client certificates (mTLS)")
+    max_message_size: int = Field(8 * _MIB, description="largest request or reply in bytes")
+    max_concurrent_streams: int = Field(1000, description="concurrent calls per connection (HTTP/2)")
+    max_streams_per_caller: int = Field(
+        1000, description="open Stream/Watch calls per caller (token, else peer address); 0: no limit"
+    )
+
+    @field_validator("grace", "heartbeat", "drain_delay", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError("is not a number of seconds") from None
+        return value
+
+    @field_validator("grace", "drain_delay")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must be >= 0")
+        return value
+
+    @field_validator("heartbeat")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @field_validator("max_message_size", "max_concurrent_streams")
+    @classmethod
+    def _positive_int(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @field_validator("max_streams_per_caller")
+    @classmethod
+    def _limit(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be >= 0 (0: no limit)")
+        return value
+
+    @field_validator("workflows", mode="before")
+    @classmethod
+    def _modules(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not value:
+            raise ValueError("name at least one module")
+        return tuple(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        level = str(value).upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"is not one of {', '.join(_LOG_LEVELS)}")
+        return level
+
+    @field_validator("address", "metrics_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and ":" not in value:
+            raise ValueError("must be HOST:PORT")
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: Any) -> Any:
+        fmt = str(value).lower()
+        if fmt not in ("text", "json"):
+            raise ValueError("is not text or json")
+        return fmt
 
     @property
     def database(self) -> str:
@@ -49,75 +162,52 @@ class Settings:
             return self.database_url
         return f"sqlite:///{Path(self.data_dir).expanduser().resolve() / 'runservice.db'}"
 
+    @property
+    def address_file(self) -> Path:
+        """Where the server writes the address it listens on (read by `runservice health`)."""
+        return Path(self.data_dir).expanduser() / "runservice.address"
+
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Defaults overridden by `RUNSERVICE_ADDRESS`, `_DATA_DIR`, `_DATABASE_URL`,
-        `_WORKFLOWS`, `_SHUTDOWN_GRACE`, `_HEARTBEAT`, `_LOG_LEVEL`, `_LOG_FORMAT`, `_ACCESS_LOG`,
-        `_METRICS_ADDRESS` and `_TRACING`; empty values are ignored."""
-        names = {
-            "address": "ADDRESS",
-            "data_dir": "DATA_DIR",
-            "database_url": "DATABASE_URL",
-            "workflows": "WORKFLOWS",
-            "grace": "SHUTDOWN_GRACE",
-            "heartbeat": "HEARTBEAT",
-            "log_level": "LOG_LEVEL",
-            "log_format": "LOG_FORMAT",
-            "access_log": "ACCESS_LOG",
-            "metrics_address": "METRICS_ADDRESS",
-            "tracing": "TRACING",
-        }
-        raw = {field: environ.get(PREFIX + name, "") for field, name in names.items()}
-        return cls().override(**{field: value for field, value in raw.items() if value}, source="environment")
+    def load(cls, **flags: Any) -> Settings:
+        """Defaults, then `RUNSERVICE_*` variables, then `flags` (None means "not given").
 
-    def override(self, *, source: str = "flags", **values: Any) -> Settings:
-        """A copy with the given settings (None means "not given"), parsed and checked."""
-        parsed: dict[str, Any] = {}
-        for field, value in values.items():
-            if value is None:
-                continue
-            parsed[field] = _parse(field, value, source)
-        return dataclasses.replace(self, **parsed)
-
-
-def _parse(field: str, value: Any, source: str) -> Any:
-    where = f"{field.replace('_', '-')} ({source})"
-    if field in ("grace", "heartbeat"):
+        Raises ConfigError with one line naming the setting and where its value came from.
+        """
+        given = {name: value for name, value in flags.items() if value is not None}
         try:
-            number = float(value)
-        except ValueError:
-            raise ConfigError(f"{where}: {value!r} is not a number of seconds") from None
-        if number < 0 or (field == "heartbeat" and number == 0):
-            raise ConfigError(f"{where}: {value!r} must be {'positive' if field == 'heartbeat' else '>= 0'}")
-        return number
-    if field == "workflows":
-        modules = (
-            tuple(part.strip() for part in str(value).split(",") if part.strip())
-            if isinstance(value, str)
-            else tuple(value)
-        )
-        if not modules:
-            raise ConfigError(f"{where}: name at least one module")
-        return modules
-    if field == "log_level":
-        level = str(value).upper()
-        if level not in _LOG_LEVELS:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(_LOG_LEVELS)}")
-        return level
-    if field in ("access_log", "tracing"):
-        if isinstance(value, bool):
-            return value
-        word = str(value).strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-        raise ConfigError(f"{where}: {value!r} is not one of true, false, 1, 0, on, off")
-    if field == "log_format":
-        fmt = str(value).lower()
-        if fmt not in ("text", "json"):
-            raise ConfigError(f"{where}: {value!r} is not one of text, json")
-        return fmt
-    if field in ("address", "metrics_address") and ":" not in str(value):
-        raise ConfigError(f"{where}: {value!r} must be HOST:PORT")
-    return str(value)
+            return cls(**given)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, given)) from None
+
+
+def env_name(field: str) -> str:
+    """The main environment variable of a setting."""
+    return PREFIX + ("SHUTDOWN_GRACE" if field == "grace" else field.upper())
+
+
+def known_variables() -> frozenset[str]:
+    """Every `RUNSERVICE_*` variable a setting reads."""
+    names: set[str] = set()
+    for field, info in Settings.model_fields.items():
+        names.add(PREFIX + field.upper())
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice).upper() for choice in alias.choices if str(choice).startswith(PREFIX))
+    return frozenset(names)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`RUNSERVICE_*` variables that no setting reads (a typo, or a setting that does not exist)."""
+    known = known_variables()
+    env = os.environ if environ is None else environ
+    return sorted(name for name in env if name.upper().startswith(PREFIX) and name.upper() not in known)
+
+
+def _describe(exc: ValidationError, flags: Mapping[str, Any]) -> str:
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "settings"
+    name = next((f for f in Settings.model_fields if field == f or field.upper().endswith(f.upper())), field)
+    source = "flag" if name in flags else "environment"
+    error = first.get("ctx", {}).get("error")
+    message = str(error) if error is not None else first["msg"].lower()
+    return f"{name.replace('_', '-')} ({source}): {first['input']!r} {message}"

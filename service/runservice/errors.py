@@ -18,8 +18,9 @@
     │   ├── ResumeLabelNotFound        Resume naming a label no suspended step registered
     │   ├── RunActive                  DeleteRun of a run that is still going
     │   └── RunNotActive               Restart of a run that is suspended or finished
-    ├── ResourceExhausted
-    │   └── ReplyTooLarge              the reply would exceed the send limit; ask for a smaller view
+    ├── ResourceExhausted              a limit was reached (metadata `limit`)
+    │   ├── ReplyTooLarge              the reply would exceed the send limit; ask for a smaller view
+    │   └── TooManyStreams             too many open Stream/Watch calls for one caller
     ├── Unauthenticated / PermissionDenied
     ├── Unavailable                    the server is draining; retry elsewhere
     ├── Unimplemented
@@ -224,7 +225,8 @@ class ResumeLabelNotFound(FailedPrecondition):
 
 
 class ResourceExhausted(ServiceError):
-    """A limit of the server was reached; the same request will fail again."""
+    """A limit of the server was reached (`metadata["limit"]`); see the subclass for whether
+    the same request can succeed later."""
 
     reason = "RESOURCE_EXHAUSTED"
 
@@ -248,6 +250,16 @@ class Unauthenticated(ServiceError):
 
 class PermissionDenied(ServiceError):
     reason = "PERMISSION_DENIED"
+
+
+class TooManyStreams(ResourceExhausted):
+    reason = "TOO_MANY_STREAMS"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this caller already has {limit} open Stream/Watch calls (the limit); close one first",
+            metadata={"limit": str(limit)},
+        )
 
 
 class Unavailable(ServiceError):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from runservice.cli import serve
+from runservice.cli import health, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runservice", description="Durable workflow run service.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve.add_parser(commands)
+    health.add_parser(commands)
     return parser
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import logging
-import os
+import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -19,8 +21,10 @@ import uvloop
 
 from runservice import logs
 from runservice.cli.loading import WorkflowLoadError, load_workflows
-from runservice.config import ConfigError, Settings
-from runservice.server import serve
+from runservice.config import SECRET_SETTINGS, ConfigError, Settings, env_name, unknown_variables
+from runservice.server import EdgeOptions, serve
+from runservice.server.auth import TokenFileError, TokenSet
+from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
 
 logger = logging.getLogger(__name__)
 
@@ -29,43 +33,29 @@ SWITCH_INTERVAL = 0.0001
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `serve` and its flags."""
+    """Register `serve`, one flag per setting (`--data-dir` for `data_dir`, and so on)."""
     run = commands.add_parser(
         "serve",
         help="serve workflows over gRPC",
-        description="Serve workflows over gRPC. Each flag has a RUNSERVICE_<NAME> environment variable.",
+        description="Serve workflows over gRPC. Each flag has a RUNSERVICE_<NAME> environment variable; "
+        "flags win.",
     )
-    run.add_argument("--address", help="HOST:PORT to listen on (RUNSERVICE_ADDRESS; default 127.0.0.1:50051)")
-    run.add_argument("--data-dir", help="directory of runservice.db (RUNSERVICE_DATA_DIR; default ./data)")
-    run.add_argument("--database-url", help="sqlite:///path, overrides --data-dir (RUNSERVICE_DATABASE_URL)")
-    run.add_argument(
-        "--workflows",
-        help="comma-separated modules of workflows (RUNSERVICE_WORKFLOWS; default runservice.examples)",
-    )
-    run.add_argument(
-        "--grace", help="shutdown grace period in seconds (RUNSERVICE_SHUTDOWN_GRACE; default 10)"
-    )
-    run.add_argument(
-        "--heartbeat", help="stream heartbeat interval in seconds (RUNSERVICE_HEARTBEAT; default 15)"
-    )
-    run.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (RUNSERVICE_LOG_LEVEL; default INFO)")
-    run.add_argument("--log-format", help="text or json lines (RUNSERVICE_LOG_FORMAT; default text)")
-    run.add_argument(
-        "--access-log",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="one log line per RPC (RUNSERVICE_ACCESS_LOG; default on)",
-    )
-    run.add_argument(
-        "--metrics-address",
-        help="HOST:PORT serving Prometheus metrics at /metrics (RUNSERVICE_METRICS_ADDRESS; default off)",
-    )
-    run.add_argument(
-        "--tracing",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="OpenTelemetry spans of runs and steps (RUNSERVICE_TRACING; default off)",
-    )
+    for name, info in Settings.model_fields.items():
+        if name in SECRET_SETTINGS:
+            continue
+        default = "unset" if info.default is None else info.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        flags = [f"--{name.replace('_', '-')}"]
+        if name == "grace":
+            flags.append("--shutdown-grace")
+        help = f"{info.description} ({env_name(name)}; default {default})"
+        if info.annotation is bool:  # --tracing / --no-tracing
+            run.add_argument(
+                *flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help
+            )
+        else:
+            run.add_argument(*flags, dest=name, help=help)
     run.set_defaults(handler=run_serve)
 
 
@@ -77,24 +67,25 @@ def _fail(message: str, code: int) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     """`runservice serve`: settings from the environment and flags, then serve until stopped."""
     try:
-        settings = Settings.from_env(os.environ).override(
-            address=args.address,
-            data_dir=args.data_dir,
-            database_url=args.database_url,
-            workflows=args.workflows,
-            grace=args.grace,
-            heartbeat=args.heartbeat,
-            log_level=args.log_level,
-            log_format=args.log_format,
-            access_log=args.access_log,
-            metrics_address=args.metrics_address,
-            tracing=args.tracing,
+        settings = Settings.load(
+            **{
+                name: getattr(args, name, None)
+                for name in Settings.model_fields
+                if name not in SECRET_SETTINGS
+            }
         )
     except ConfigError as exc:
         return _fail(str(exc), 2)
     logs.configure(settings.log_level, settings.log_format, access_log=settings.access_log)
+    unknown = unknown_variables()
+    if unknown:
+        logger.warning("ignoring unknown environment variables (no such setting): %s", ", ".join(unknown))
     try:
-        workflows = load_workflows(settings.workflows)
+        options = edge_options(settings)
+    except (TokenFileError, TlsConfigError) as exc:
+        return _fail(str(exc), 2)
+    try:
+        workflows = load_workflows(settings.workflows, **_app_dir(settings))
     except WorkflowLoadError as exc:
         return _fail(str(exc).replace("\n", " "), 2)
     # Everything loaded so far (grpc, pydantic, the workflows) lives as long as the process:
@@ -106,7 +97,16 @@ def run_serve(args: argparse.Namespace) -> int:
     # and every run in flight waits with them (measured: about +12 % runs/s at 0.1 ms).
     sys.setswitchinterval(SWITCH_INTERVAL)
     if not settings.database_url:
-        Path(settings.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
+        data_dir = Path(settings.data_dir).expanduser()
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            return _fail(f"data directory {data_dir} exists and is not a directory", 1)
+        except OSError as exc:
+            return _fail(f"cannot create the data directory {data_dir}: {exc.strerror or exc}", 1)
+    taken = _address_taken(settings.address)
+    if taken:
+        return _fail(f"cannot serve: cannot listen on {settings.address}: {taken}", 1)
     try:
         # uvloop's event loop roughly halves asyncio's per-callback cost, and a run is
         # mostly callbacks (gRPC completions, store futures, step coroutines).
@@ -118,12 +118,76 @@ def run_serve(args: argparse.Namespace) -> int:
                     database_url=settings.database,
                     grace=settings.grace,
                     heartbeat=settings.heartbeat,
+                    options=options,
+                    address_file=settings.address_file,
                     metrics_address=settings.metrics_address,
                     tracing=settings.tracing,
                     access_log=settings.access_log,
                 )
             )
-    except (OSError, ValueError) as exc:
-        logger.error("cannot serve: %s", exc)
-        return 1
+    except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
+        # Start-up failures (port taken, database in use, corrupt or newer): one line, no traceback.
+        logger.debug("cannot serve", exc_info=exc)
+        return _fail(f"cannot serve: {_one_line(exc)}", 1)
     return 0
+
+
+def edge_options(settings: Settings) -> EdgeOptions:
+    """The gRPC edge's security and limits from the settings (reads the token and TLS files)."""
+    tokens = None
+    if settings.tokens_file or settings.tokens:
+        tokens = TokenSet.load(settings.tokens_file, settings.tokens)
+        if not len(tokens):
+            raise TokenFileError("authentication is configured but no token was found")
+    tls = None
+    if settings.tls_cert or settings.tls_key or settings.tls_client_ca:
+        if not (settings.tls_cert and settings.tls_key):
+            raise TlsConfigError("TLS needs both --tls-cert and --tls-key")
+        tls = TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        check_tls_files(tls)
+    return EdgeOptions(
+        tokens=tokens,
+        tls=tls,
+        max_message_size=settings.max_message_size,
+        max_concurrent_streams=settings.max_concurrent_streams,
+        max_streams_per_caller=settings.max_streams_per_caller,
+        drain_delay=settings.drain_delay,
+    )
+
+
+def _app_dir(settings: Settings) -> dict[str, str]:
+    """`app_dir=` for load_workflows when it takes one (older versions do not)."""
+    if "app_dir" in inspect.signature(load_workflows).parameters:
+        return {"app_dir": settings.app_dir}
+    return {}
+
+
+def _address_taken(address: str) -> str | None:
+    """Why `address` cannot be bound now, or None (also None when it cannot be checked here).
+
+    Checked before gRPC binds so that a taken port is one line without gRPC's own log line;
+    gRPC's bind error stays the fallback.
+    """
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit() or int(port) == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return None
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                return exc.strerror or str(exc)
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"database error: {text} (is the database file corrupt?)"
+    return text or type(exc).__name__

@@ -93,6 +93,8 @@ class Engine:
         """Serializes Start, Resume, Cancel and Delete of one run."""
         self._followers: set[Subscription] = set()
         self._draining = False
+        self._stopping = False
+        """Set by `shutdown`: no new Start or Resume."""
         self._closed = False
         self._keeper = LeaseKeeper(
             store,
@@ -133,6 +135,27 @@ class Engine:
             task.cancel("engine closing")
         await asyncio.gather(*tasks, return_exceptions=True)
         self._drivers.clear()
+
+    async def shutdown(self, grace: float) -> list[str]:
+        """Stop gracefully: launch nothing new, give run tasks up to `grace` seconds to settle
+        (finish, suspend or wait), then cancel the rest at their last checkpoint and log each
+        one. Returns the ids of the runs left; the next boot re-drives them."""
+        self._stopping = True  # Start and Resume launch nothing from now on
+        tasks = dict(self._tasks)
+        if tasks and grace > 0:
+            logger.info("waiting up to %.1fs for %d running runs to settle", grace, len(tasks))
+            await asyncio.wait(tasks.values(), timeout=grace)
+        left = {run_id: task for run_id, task in tasks.items() if not task.done()}
+        for task in left.values():
+            task.cancel("engine shutting down")
+        await asyncio.gather(*left.values(), return_exceptions=True)
+        for run_id in left:
+            run = await self._store.get_run(run_id)
+            status = run.status.value if run is not None else "unknown"
+            logger.warning(
+                "run %s left %s at its last checkpoint; the next boot re-drives it", run_id, status
+            )
+        return list(left)
 
     def drain(self) -> None:
         """Make every `follow` end with Unavailable (server shutting down)."""
@@ -205,7 +228,7 @@ class Engine:
         context = _context(request_context)
         # Without a run id, a request id alone must identify the first outcome: the run id
         # is derived from it, so a retry lands on the same run, even on another replica.
-        run_id = run_id or (request_run_id(workflow_id, request_id) if request_id else new_id())
+        run_id = run_id or (request_run_id(workflow_id, request_id, resource_id) if request_id else new_id())
         async with self._lock(run_id):
             if request_id and await self._store.has_request(run_id, "start", request_id):
                 return await self._repeat(run_id, wait)
@@ -620,7 +643,7 @@ class Engine:
         return run
 
     def _check_open(self) -> None:
-        if self._closed or self._draining:
+        if self._closed or self._draining or self._stopping:
             raise Unavailable("server is shutting down; retry on another instance")
 
 
@@ -630,9 +653,13 @@ _ids = random.Random(os.urandom(32))
 _REQUEST_IDS = uuid.UUID("6f1d3c2e-5b7a-4c8e-9a0b-2d4e6f8a1c3e")
 
 
-def request_run_id(workflow_id: str, request_id: str) -> str:
-    """The run id a Start without one gets from its request id (stable across retries)."""
-    return str(uuid.uuid5(_REQUEST_IDS, f"{workflow_id}\x00{request_id}"))
+def request_run_id(workflow_id: str, request_id: str, resource_id: str | None) -> str:
+    """The run id a Start without one gets from its request id (stable across retries).
+
+    The resource id is part of it: callers of different tenants who happen to use the same
+    request id get different runs, never each other's.
+    """
+    return str(uuid.uuid5(_REQUEST_IDS, f"{workflow_id}\x00{resource_id or ''}\x00{request_id}"))
 
 
 def new_id() -> str:

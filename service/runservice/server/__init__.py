@@ -8,6 +8,6 @@
 `serve(...)` runs a whole process (store, engine, server, signals).
 """
 
-from runservice.server.app import RunServer, build_server, serve
+from runservice.server.app import EdgeOptions, RunServer, build_server, serve
 
-__all__ = ["RunServer", "build_server", "serve"]
+__all__ = ["EdgeOptions", "RunServer", "build_server", "serve"]

@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from google.rpc import error_details_pb2  # noqa: F401  (registers error detail types for reflection)
@@ -20,9 +22,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from runservice.engine import Engine
+from runservice.server.auth import AuthInterceptor, TokenSet
 from runservice.server.decoding import add_run_service
+from runservice.server.limits import StreamLimitInterceptor
 from runservice.server.observability import Observability
 from runservice.server.servicer import RunServicer
+from runservice.server.tls import ReloadingCredentials, TlsFiles
 from runservice.server.tracing import Tracing
 from runservice.storage import open_store
 from runservice.v1 import run_service_pb2
@@ -50,16 +55,59 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class EdgeOptions:
+    """Security and limits of the gRPC edge (the defaults serve plaintext without auth)."""
+
+    tokens: TokenSet | None = None
+    """Bearer tokens; None: no authentication."""
+    tls: TlsFiles | None = None
+    """Serve TLS (mTLS when `tls.client_ca` is set); None: plaintext."""
+    max_message_size: int = 8 * _MIB
+    max_concurrent_streams: int = 1000
+    """Concurrent calls per HTTP/2 connection; more wait on the client side."""
+    max_streams_per_caller: int = 1000
+    """Open Stream/Watch calls per caller; 0: no limit."""
+    drain_delay: float = 0.0
+    """Seconds between health NOT_SERVING and closing the listener on shutdown."""
+
+
+def server_options(options: EdgeOptions) -> list[tuple[str, int]]:
+    """SERVER_OPTIONS with the limits of `options`."""
+    limits = {
+        "grpc.max_receive_message_length": options.max_message_size,
+        "grpc.max_send_message_length": options.max_message_size,
+        "grpc.max_concurrent_streams": options.max_concurrent_streams,
+    }
+    return [(k, v) for k, v in SERVER_OPTIONS if k not in limits] + list(limits.items())
+
+
 class RunServer:
     """One grpc.aio server for one engine. Create it inside the running event loop."""
 
     def __init__(
-        self, engine: Engine, *, address: str, heartbeat: float, observability: Observability | None = None
+        self,
+        engine: Engine,
+        *,
+        address: str,
+        heartbeat: float,
+        options: EdgeOptions | None = None,
+        observability: Observability | None = None,
     ) -> None:
         self.engine = engine
+        self.options = options = options or EdgeOptions()
         self.observability = observability
-        interceptors = observability.interceptors() if observability is not None else []
-        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+        # Observability first: it times and counts every call, refused ones included.
+        interceptors: list[grpc.aio.ServerInterceptor] = (
+            list(observability.interceptors()) if observability is not None else []
+        )
+        self.auth = AuthInterceptor(options.tokens) if options.tokens is not None else None
+        if self.auth is not None:
+            interceptors.append(self.auth)
+        if options.max_streams_per_caller > 0:
+            # After auth: it reads the caller that the auth wrapper sets.
+            interceptors.append(StreamLimitInterceptor(options.max_streams_per_caller))
+        self.server = grpc.aio.server(options=server_options(options), interceptors=interceptors)
         tracing = observability.tracing if observability is not None else None
         # In place of the generated add_RunServiceServicer_to_server: malformed requests
         # become INVALID_ARGUMENT instead of UNKNOWN (see decoding.py).
@@ -69,8 +117,12 @@ class RunServer:
         reflection.enable_server_reflection(
             (RUN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
+        self.tls = ReloadingCredentials(options.tls) if options.tls is not None else None
         try:
-            self.port = self.server.add_insecure_port(address)
+            if self.tls is not None:
+                self.port = self.server.add_secure_port(address, self.tls.credentials)
+            else:
+                self.port = self.server.add_insecure_port(address)
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {address}: {exc}") from None
         if self.port == 0:
@@ -89,12 +141,19 @@ class RunServer:
         await self.health.set(RUN_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         logger.info("listening on %s", self.address)
 
-    async def stop(self, grace: float | None) -> None:
-        """Drain: health NOT_SERVING, end follow streams (UNAVAILABLE), then stop within `grace`."""
+    async def stop(self, grace: float | None, *, drain_delay: float | None = None) -> None:
+        """Stop in phases: health NOT_SERVING while still serving for `drain_delay` seconds (default
+        from the options), so readiness probes and load balancers move away; then end follow
+        streams (UNAVAILABLE, clients resume elsewhere) and stop accepting; in-flight calls get
+        `grace` seconds."""
         if self._stopped:
             return
         self._stopped = True
         await self.health.enter_graceful_shutdown()
+        delay = self.options.drain_delay if drain_delay is None else drain_delay
+        if delay > 0:
+            logger.info("health NOT_SERVING; still serving for the drain delay (%.1fs)", delay)
+            await asyncio.sleep(delay)
         self.engine.drain()
         try:
             await self.server.stop(grace)
@@ -108,10 +167,13 @@ def build_server(
     *,
     address: str = "127.0.0.1:0",
     heartbeat: float = 15.0,
+    options: EdgeOptions | None = None,
     observability: Observability | None = None,
 ) -> RunServer:
     """A RunServer bound to `address` (not started yet); `.port` is the bound port."""
-    return RunServer(engine, address=address, heartbeat=heartbeat, observability=observability)
+    return RunServer(
+        engine, address=address, heartbeat=heartbeat, options=options, observability=observability
+    )
 
 
 async def serve(
@@ -121,17 +183,22 @@ async def serve(
     database_url: str,
     grace: float = 10.0,
     heartbeat: float = 15.0,
+    options: EdgeOptions | None = None,
+    address_file: Path | None = None,
     metrics_address: str | None = None,
     tracing: bool = False,
     access_log: bool = True,
 ) -> None:
     """Serve `workflows` until SIGTERM or SIGINT, then shut down gracefully.
 
-    `metrics_address` serves Prometheus metrics there; `tracing` makes OpenTelemetry
-    spans (exported over OTLP when its exporter package is installed); `access_log`
-    logs one line per RPC.
-
-    A second signal during the shutdown exits the process at once.
+    Shutdown phases: health NOT_SERVING while still serving for the drain delay; stop accepting;
+    in-flight calls and running steps get `grace` seconds; runs still going are then stopped at
+    their last checkpoint and each is logged (the next boot re-drives them). A second signal
+    during the shutdown exits the process at once. SIGHUP reloads the tokens and the TLS certificate.
+    `address_file`, when given, receives the bound address (`runservice health` reads it).
+    `metrics_address` serves Prometheus metrics there; `tracing` makes OpenTelemetry spans
+    (exported over OTLP when its exporter package is installed); `access_log` logs one line
+    per RPC.
     """
     workflows = list(workflows)
     stop = asyncio.Event()
@@ -147,6 +214,16 @@ async def serve(
 
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
+    server: RunServer | None = None
+
+    def on_hangup() -> None:
+        logger.info("SIGHUP received: reloading the tokens file and the TLS certificate, if any")
+        if server is not None and server.auth is not None:
+            server.auth.reload()
+        if server is not None and server.tls is not None:
+            server.tls.request_reload()  # read at the next handshake
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     store = open_store(database_url)
     try:
         await store.open()
@@ -161,17 +238,20 @@ async def serve(
             await observability.start()
             async with Engine(store, workflows, heartbeat=heartbeat) as engine:
                 server = build_server(
-                    engine, address=address, heartbeat=heartbeat, observability=observability
+                    engine, address=address, heartbeat=heartbeat, options=options, observability=observability
                 )
                 await server.start()
+                if address_file is not None:
+                    _write_address(address_file, server.address)
                 logger.info(
                     "serving %d workflows on %s (database: %s)", len(workflows), server.address, database_url
                 )
                 try:
                     await stop.wait()
                 finally:
-                    await server.stop(grace)
-                # Leaving the block closes the engine: in-flight runs stay `running` and are
+                    # Calls and run tasks share the grace period; what is left is logged.
+                    await asyncio.gather(server.stop(grace), _after_drain(server, engine, grace))
+                # Leaving the block closes the engine: runs left stay `running` and are
                 # re-driven at the next boot.
         finally:
             try:
@@ -179,6 +259,23 @@ async def serve(
             finally:
                 await store.close()
     finally:
-        for signum in signals:
+        for signum in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(signum)
     logger.info("stopped")
+
+
+async def _after_drain(server: RunServer, engine: Engine, grace: float) -> None:
+    """Once the drain delay is over, give running steps `grace` seconds, then stop the rest."""
+    await asyncio.sleep(server.options.drain_delay)
+    await engine.shutdown(grace)
+
+
+def _write_address(path: Path, address: str) -> None:
+    """Write the bound address atomically (a health check never reads half a line)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".tmp")
+        partial.write_text(address + "\n")
+        os.replace(partial, path)
+    except OSError as exc:
+        logger.warning("cannot write the address file %s: %s", path, exc)

@@ -18,7 +18,7 @@ import grpc
 from runservice import model
 from runservice.engine import Engine
 from runservice.engine.engine import new_trace_id
-from runservice.server import convert
+from runservice.server import convert, scope
 from runservice.server.status import to_status
 from runservice.server.tracing import Tracing, trace_request
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
@@ -114,13 +114,17 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def CreateRun(
         self, request: run_service_pb2.CreateRunRequest, context: Context
     ) -> run_service_pb2.CreateRunResponse:
-        run, created = await self._engine.create_run(**convert.create_args(request))
+        args = convert.create_args(request)
+        scope.check_writer("CreateRun")
+        await scope.check_new_run(self._engine, args["run_id"], args["resource_id"], "CreateRun")
+        run, created = await self._engine.create_run(**args)
         return convert.create_run_response(run, created)
 
     @_unary
     async def Start(
         self, request: run_service_pb2.StartRequest, context: Context
     ) -> run_service_pb2.StartResponse:
+        scope.check_writer("Start")
         run = await self._start(request, context, wait=request.wait)
         logger.debug("run %s of %s started (%s)", run.run_id, run.workflow_id, run.status)
         return convert.start_response(run)
@@ -129,6 +133,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Resume(
         self, request: run_service_pb2.ResumeRequest, context: Context
     ) -> run_service_pb2.ResumeResponse:
+        scope.check_writer("Resume")
         run = await self._resume(request, context, wait=request.wait)
         logger.debug("run %s resumed (%s)", run.run_id, run.status)
         return convert.resume_response(run)
@@ -137,7 +142,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Cancel(
         self, request: run_service_pb2.CancelRequest, context: Context
     ) -> run_service_pb2.CancelResponse:
-        run = await self._engine.cancel(**convert.cancel_args(request))
+        args = convert.cancel_args(request)
+        scope.check_writer("Cancel")
+        await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
+        run = await self._engine.cancel(**args)
         logger.debug("run %s cancel requested (%s)", run.run_id, run.status)
         return convert.cancel_response(run)
 
@@ -145,7 +153,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Restart(
         self, request: run_service_pb2.RestartRequest, context: Context
     ) -> run_service_pb2.RestartResponse:
-        run = await self._engine.restart(**convert.run_ref(request), wait=request.wait)
+        ref = convert.run_ref(request)
+        scope.check_writer("Restart")
+        await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
+        run = await self._engine.restart(**ref, wait=request.wait)
         return convert.restart_response(run)
 
     async def _start(
@@ -155,9 +166,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         *,
         wait: bool,
         field: str = "tracing_options",
+        verb: str = "Start",
     ) -> model.Run:
         """Start with the trace id the caller asked for (options, then `traceparent`), if any."""
         args = convert.start_args(request)
+        await scope.check_new_run(self._engine, args["run_id"], args["resource_id"], verb)
         options = request.tracing_options if request.HasField("tracing_options") else None
         trace = trace_request(options, context.invocation_metadata(), field=field)
         trace_id = trace.trace_id
@@ -181,6 +194,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> model.Run:
         """Resume; its span follows the caller's tracing options or `traceparent`, if any."""
         args = convert.resume_args(request)
+        await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         if self._tracing is None:
             return await self._engine.resume(**args, wait=wait)
         options = request.tracing_options if request.HasField("tracing_options") else None
@@ -199,21 +213,29 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def GetRun(
         self, request: run_service_pb2.GetRunRequest, context: Context
     ) -> run_service_pb2.GetRunResponse:
-        run = await self._engine.get_run(**convert.run_ref(request))
+        run = scope.check_visible(await self._engine.get_run(**convert.run_ref(request)))
         return convert.get_run_response(run, include_state=request.include_state, view=request.view)
 
     @_unary
     async def ListRuns(
         self, request: run_service_pb2.ListRunsRequest, context: Context
     ) -> run_service_pb2.ListRunsResponse:
-        runs, next_token = await self._engine.list_runs(**convert.list_args(request))
-        return convert.list_runs_response(runs, next_token, convert.list_view(request.view))
+        args = convert.list_args(request)
+        view = convert.list_view(request.view)
+        args["resource_id"], nothing = scope.list_filter(args["resource_id"])
+        if nothing:
+            return convert.list_runs_response([], "", view)
+        runs, next_token = await self._engine.list_runs(**args)
+        return convert.list_runs_response(scope.visible(runs), next_token, view)
 
     @_unary
     async def DeleteRun(
         self, request: run_service_pb2.DeleteRunRequest, context: Context
     ) -> run_service_pb2.DeleteRunResponse:
-        await self._engine.delete_run(**convert.run_ref(request))
+        ref = convert.run_ref(request)
+        scope.check_writer("DeleteRun")
+        await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
+        await self._engine.delete_run(**ref)
         return convert.delete_run_response()
 
     # -- streams -------------------------------------------------------------------------------
@@ -223,9 +245,12 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: run_service_pb2.StreamRequest, context: Context
     ) -> AsyncIterator[run_service_pb2.StreamResponse]:
         action = convert.stream_action(request)
+        scope.check_writer("Stream")
         # Start or resume first: a refused request fails with its status before any message.
         if action[0] == "start":
-            run = await self._start(request.start, context, wait=False, field="start.tracing_options")
+            run = await self._start(
+                request.start, context, wait=False, field="start.tracing_options", verb="Stream"
+            )
         else:
             run = await self._resume(request.resume, context, wait=False, field="resume.tracing_options")
         run_id = run.run_id
@@ -247,6 +272,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> AsyncIterator[run_service_pb2.WatchResponse]:
         args = convert.watch_args(request)
         run_id, after = args["run_id"], args["after_sequence"]
+        await scope.check_run(self._engine, run_id)
         watermark = after
         if args["include_run"]:
             run = await self._engine.get_run(run_id)

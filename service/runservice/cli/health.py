@@ -1,0 +1,67 @@
+"""`runservice health`: ask a running server's gRPC health service (the image's HEALTHCHECK).
+
+The address comes from, in order: `--address`; the address file the server writes into its
+data directory when it starts (`runservice.address`: right even when the server was started
+with its own `--address`); `RUNSERVICE_ADDRESS`. A wildcard host (0.0.0.0, [::]) is checked on
+loopback. Exit 0 when SERVING, 1 otherwise, with one line on stdout or stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from runservice import errors
+from runservice.client import RUN_SERVICE_NAME, check_health
+from runservice.config import ConfigError, Settings
+
+_WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]", "::": "[::1]"}
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `health`."""
+    check = commands.add_parser(
+        "health",
+        help="check a running server's gRPC health (exit 0 when SERVING)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    check.add_argument("--address", help="HOST:PORT to check (default: the data dir's address file)")
+    check.add_argument("--data-dir", help="the server's data directory (RUNSERVICE_DATA_DIR; default ./data)")
+    check.add_argument(
+        "--service",
+        default=RUN_SERVICE_NAME,
+        help=f"service to check ('' for the server; default {RUN_SERVICE_NAME})",
+    )
+    check.add_argument(
+        "--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)"
+    )
+    check.add_argument("--tls-ca", help="PEM CA bundle: check over TLS, trusting this CA")
+    check.set_defaults(handler=run_health)
+
+
+def target_address(address: str | None, data_dir: str | None) -> str:
+    """The address to check (see the module docstring), with a wildcard host made loopback."""
+    if not address:
+        settings = Settings.load(data_dir=data_dir)
+        try:
+            address = settings.address_file.read_text().strip()
+        except OSError:
+            address = ""
+        address = address or settings.address
+    host, _, port = address.rpartition(":")
+    return f"{_WILDCARDS.get(host, host)}:{port}"
+
+
+def run_health(args: argparse.Namespace) -> int:
+    """`runservice health`."""
+    try:
+        target = target_address(args.address, args.data_dir)
+        tls_ca = Path(args.tls_ca).read_bytes() if args.tls_ca else None
+        status = asyncio.run(check_health(target, service=args.service, deadline=args.timeout, tls_ca=tls_ca))
+    except (ConfigError, OSError, errors.ServiceError) as exc:
+        print(f"runservice: health: {exc}", file=sys.stderr)
+        return 1
+    print(f"{target} {status}")
+    return 0 if status == "SERVING" else 1

@@ -1,0 +1,276 @@
+"""Bearer-token authentication and tenant scoping at the gRPC edge.
+
+Tokens come from a file and/or a comma-separated list (`RUNSERVICE_TOKENS`). Only their
+SHA-256 digests are kept; a presented token is hashed and compared with every digest with
+`hmac.compare_digest`, so timing says nothing about how much of it matched.
+
+Token file formats (chosen by suffix):
+
+    tokens.txt    one token per line, full access; blank lines and `#` comments ignored
+    tokens.toml   [[tokens]] tables, see below     tokens.json  {"tokens": [ {...}, ... ]}
+
+    [[tokens]]
+    name = "tenant-a-reader"      # shown in logs, never the token itself
+    token = "s3cr3t"              # or sha256 = "<hex digest>", so the file holds no secret
+    resources = ["tenant-a"]      # optional: only runs with these resource ids
+    read_only = true              # optional: no Start, Resume, Cancel, Restart, CreateRun, DeleteRun
+
+The interceptor checks `authorization: Bearer <token>` on every call except health and
+reflection and puts the caller in `CALLER` (a contextvar) for the servicer, which applies the
+scope. The engine knows nothing of tokens.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+import json
+import logging
+import tomllib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import grpc
+
+from runservice import errors
+from runservice.server.status import to_status
+
+logger = logging.getLogger(__name__)
+
+OPEN_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+"""Method prefixes that need no token: probes and tooling must reach them."""
+
+
+class TokenFileError(ValueError):
+    """The token file cannot be read or has a wrong entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who makes the current call: a token's name and scope, or the peer when auth is off."""
+
+    name: str
+    resources: frozenset[str] | None = None
+    """Resource ids whose runs this caller sees; None: every run."""
+    read_only: bool = False
+
+    def may_see(self, resource_id: str | None) -> bool:
+        return self.resources is None or (resource_id is not None and resource_id in self.resources)
+
+
+ANONYMOUS = Caller(name="anonymous")
+
+CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("runservice_caller", default=ANONYMOUS)
+"""The caller of the RPC being handled (set by the interceptor, read by the servicer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    digest: bytes
+    caller: Caller
+
+
+class TokenSet:
+    """Digests of the accepted tokens and the caller each one stands for."""
+
+    def __init__(
+        self, entries: Iterable[_Entry], *, path: str | None = None, tokens: str | None = None
+    ) -> None:
+        self._entries = tuple(entries)
+        self._sources = (path, tokens)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @classmethod
+    def load(cls, path: str | None = None, tokens: str | None = None) -> TokenSet:
+        """Tokens from `path` and from the comma-separated `tokens`; TokenFileError when unusable."""
+        entries: list[_Entry] = []
+        for number, token in enumerate(t.strip() for t in (tokens or "").split(",")):
+            if token:
+                entries.append(_Entry(_digest(token), Caller(name=f"env-token-{number + 1}")))
+        if path:
+            entries.extend(_read_file(Path(path)))
+        return cls(entries, path=path, tokens=tokens)
+
+    def reloaded(self) -> TokenSet:
+        """The same sources read again (SIGHUP); TokenFileError when the file is now unusable."""
+        return TokenSet.load(*self._sources)
+
+    def find(self, token: str) -> Caller | None:
+        """The caller of `token`, or None. Compares with every digest, found or not."""
+        presented = _digest(token)
+        found: Caller | None = None
+        for entry in self._entries:
+            if hmac.compare_digest(presented, entry.digest) and found is None:
+                found = entry.caller
+        return found
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _read_file(path: Path) -> list[_Entry]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TokenFileError(f"cannot read tokens file {path}: {exc}") from None
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        lines = (line.strip() for line in text.splitlines())
+        tokens = [line for line in lines if line and not line.startswith("#")]
+        return [_Entry(_digest(t), Caller(name=f"{path.name}:{n + 1}")) for n, t in enumerate(tokens)]
+    try:
+        data: Any = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise TokenFileError(f"tokens file {path} is not valid {suffix[1:].upper()}: {exc}") from None
+    raw = data.get("tokens") if isinstance(data, dict) else None
+    if not isinstance(raw, list):
+        raise TokenFileError(f"tokens file {path} needs a `tokens` list")
+    return [_entry(item, n, path) for n, item in enumerate(raw)]
+
+
+def _entry(item: Any, number: int, path: Path) -> _Entry:
+    where = f"tokens file {path}, entry {number + 1}"
+    if not isinstance(item, dict):
+        raise TokenFileError(f"{where}: must be a table/object")
+    unknown = set(item) - {"name", "token", "sha256", "resources", "read_only"}
+    if unknown:
+        raise TokenFileError(f"{where}: unknown keys {sorted(unknown)}")
+    token, hexdigest = item.get("token"), item.get("sha256")
+    if (token is None) == (hexdigest is None):
+        raise TokenFileError(f"{where}: give exactly one of `token` or `sha256`")
+    if token is not None:
+        if not isinstance(token, str) or not token:
+            raise TokenFileError(f"{where}: `token` must be a non-empty string")
+        digest = _digest(token)
+    else:
+        try:
+            digest = bytes.fromhex(str(hexdigest))
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            raise TokenFileError(f"{where}: `sha256` must be 64 hex digits")
+    resources = item.get("resources")
+    if resources is not None and (
+        not isinstance(resources, list) or not all(isinstance(r, str) and r for r in resources)
+    ):
+        raise TokenFileError(f"{where}: `resources` must be a list of resource ids")
+    read_only = item.get("read_only", False)
+    if not isinstance(read_only, bool):
+        raise TokenFileError(f"{where}: `read_only` must be true or false")
+    name = str(item.get("name") or f"{path.name}:{number + 1}")
+    caller = Caller(
+        name=name, resources=frozenset(resources) if resources is not None else None, read_only=read_only
+    )
+    return _Entry(digest, caller)
+
+
+# -- the interceptor ---------------------------------------------------------------------------
+
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+_Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]]"
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Reject calls without a known bearer token (UNAUTHENTICATED); set CALLER for the others."""
+
+    def __init__(self, tokens: TokenSet) -> None:
+        self.tokens = tokens
+
+    def reload(self) -> None:
+        """Read the tokens file again; on an error keep the current tokens and log it."""
+        try:
+            tokens = self.tokens.reloaded()
+        except TokenFileError as exc:
+            logger.error("tokens not reloaded, keeping the current ones: %s", exc)
+            return
+        if not len(tokens):
+            logger.error("tokens not reloaded: the new file holds no token, keeping the current ones")
+            return
+        self.tokens = tokens
+        logger.info("tokens reloaded (%d tokens)", len(tokens))
+
+    async def intercept_service(
+        self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> _Handler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(OPEN_SERVICES):
+            return handler
+        caller, error = self._authenticate(handler_call_details.invocation_metadata or ())
+        if error is not None:
+            return _denying(handler, error, method)
+        assert caller is not None
+        return with_caller(handler, caller)
+
+    def _authenticate(self, metadata: Any) -> tuple[Caller | None, errors.ServiceError | None]:
+        values = [value for key, value in metadata if key == "authorization"]
+        if not values:
+            return None, errors.Unauthenticated(
+                "missing bearer token: send metadata `authorization: Bearer <token>`", reason="TOKEN_MISSING"
+            )
+        value = values[0] if isinstance(values[0], str) else values[0].decode("latin-1")
+        scheme, _, token = value.partition(" ")
+        caller = self.tokens.find(token.strip()) if scheme.lower() == "bearer" else None
+        if caller is None:
+            return None, errors.Unauthenticated("invalid bearer token", reason="TOKEN_INVALID")
+        return caller, None
+
+
+def with_caller(handler: _Handler, caller: Caller) -> _Handler:
+    """`handler` with CALLER set to `caller` inside the call (unary and server-streaming)."""
+    if handler.unary_unary is not None:
+        inner_unary: Any = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            CALLER.set(caller)
+            return await inner_unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream is not None:
+        inner_stream: Any = handler.unary_stream
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            CALLER.set(caller)
+            async for message in inner_stream(request, context):
+                yield message
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream, handler.request_deserializer, handler.response_serializer
+        )
+    return handler  # RunService has no client-streaming methods
+
+
+def _denying(handler: _Handler, error: errors.ServiceError, method: str) -> _Handler:
+    status = to_status(error, method=method)
+
+    async def abort(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    if handler.unary_stream is not None:
+
+        async def deny_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await abort(context)
+            yield  # pragma: no cover (abort raises)
+
+        return grpc.unary_stream_rpc_method_handler(
+            deny_stream, handler.request_deserializer, handler.response_serializer
+        )
+
+    async def deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await abort(context)
+
+    return grpc.unary_unary_rpc_method_handler(
+        deny, handler.request_deserializer, handler.response_serializer
+    )

@@ -1,0 +1,95 @@
+"""Tenant scoping and read-only tokens, applied by the servicer to the caller of each RPC.
+
+A caller bound to resource ids sees only runs whose `resource_id` is one of them: any other
+run is `RUN_NOT_FOUND`, exactly as a missing one, so no other tenant's run ids leak. The
+engine knows nothing of callers: the servicer checks here before it calls the engine, and
+filters `ListRuns`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from runservice import errors, model
+from runservice.engine import Engine
+from runservice.server.auth import CALLER, Caller
+
+
+def caller() -> Caller:
+    """The caller of the RPC being handled (anonymous with full access when auth is off)."""
+    return CALLER.get()
+
+
+def check_writer(method: str) -> None:
+    """PermissionDenied for a read-only caller."""
+    who = caller()
+    if who.read_only:
+        raise errors.PermissionDenied(
+            f"token {who.name!r} is read-only: {method} is not allowed",
+            reason="TOKEN_READ_ONLY",
+            metadata={"method": method},
+        )
+
+
+def check_resource(resource_id: str | None, method: str) -> None:
+    """PermissionDenied when a scoped caller creates a run outside its resources."""
+    who = caller()
+    if not who.may_see(resource_id):
+        raise errors.PermissionDenied(
+            f"this token may only {method} runs with resource_id in its scope",
+            reason="RESOURCE_NOT_ALLOWED",
+            metadata={"method": method},
+        )
+
+
+async def check_run(engine: Engine, run_id: str | None, workflow_id: str | None = None) -> None:
+    """RunNotFound when the run exists but is outside the caller's scope (no-op without a scope)."""
+    who = caller()
+    if who.resources is None or not run_id:
+        return
+    run = await engine.get_run(run_id, workflow_id=workflow_id)
+    if not who.may_see(run.resource_id):
+        raise errors.RunNotFound(run_id)
+
+
+async def check_new_run(engine: Engine, run_id: str | None, resource_id: str | None, method: str) -> None:
+    """Start/CreateRun: the resource must be in scope, and an existing run id must be the caller's."""
+    check_resource(resource_id, method)
+    who = caller()
+    if who.resources is None or not run_id:
+        return
+    try:
+        existing = await engine.get_run(run_id)
+    except errors.RunNotFound:
+        return
+    if not who.may_see(existing.resource_id):
+        raise errors.PermissionDenied(
+            f"run id {run_id!r} cannot be used with this token",
+            reason="RESOURCE_NOT_ALLOWED",
+            metadata={"method": method},
+        )
+
+
+def check_visible(run: model.Run) -> model.Run:
+    """`run`, or RunNotFound when it is outside the caller's scope."""
+    if not caller().may_see(run.resource_id):
+        raise errors.RunNotFound(run.run_id)
+    return run
+
+
+def list_filter(resource_id: str | None) -> tuple[str | None, bool]:
+    """(resource_id to ask the engine for, whether nothing can match) for ListRuns."""
+    who = caller()
+    if who.resources is None:
+        return resource_id, False
+    if resource_id is not None:
+        return resource_id, resource_id not in who.resources
+    if len(who.resources) == 1:
+        return next(iter(who.resources)), False
+    return None, False  # several resources: the servicer filters each page
+
+
+def visible(runs: Sequence[model.Run]) -> list[model.Run]:
+    """The runs of `runs` the caller may see."""
+    who = caller()
+    return [run for run in runs if who.may_see(run.resource_id)]

@@ -1,0 +1,254 @@
+"""A real server process: stopping in phases on SIGTERM; start-up failures are one line, no traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from process import ROOT, ServerProcess, serve_argv, server_env, start_server
+
+from runservice.client import Client
+from runservice.model import RunStatus
+
+pytestmark = pytest.mark.timeout(90)
+
+SLOW_FLOWS = '''
+import asyncio
+import os
+from pathlib import Path
+
+from runservice.workflow import create_step, create_workflow
+
+MARKS = Path(os.environ["OPS_MARKS"])
+
+
+def mark(name: str) -> int:
+    """Append `name` to the marks file; return how many times it was marked before."""
+    before = MARKS.read_text().split().count(name) if MARKS.exists() else 0
+    with MARKS.open("a") as out:
+        out.write(name + "\\n")
+    return before
+
+
+@create_step("short")
+async def short(ctx):
+    mark("short")
+    await asyncio.sleep(3.5)
+    mark("short-done")
+    return {"done": "short"}
+
+
+@create_step("long")
+async def long(ctx):
+    if mark("long") == 0:  # only the first execution is long; the re-driven one is quick
+        await asyncio.sleep(60)
+    mark("long-done")
+    return {"done": "long"}
+
+
+short_flow = create_workflow("short-flow").then(short).commit()
+long_flow = create_workflow("long-flow").then(long).commit()
+'''
+
+
+def marks(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+async def health_status(address: str) -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="runservice.v1.RunService"), timeout=2
+        )
+        return int(reply.status)
+
+
+async def test_sigterm_stops_in_phases(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "slow_flows.py").write_text(SLOW_FLOWS)
+    mark_file = tmp_path / "marks.txt"
+    env = server_env(PYTHONPATH=str(tmp_path / "app"), OPS_MARKS=str(mark_file))
+    args = ("--data-dir", str(tmp_path / "data"), "--workflows", "slow_flows", "--grace", "4")
+    server = await start_server(serve_argv(*args, "--drain-delay", "2.5"), env=env)
+    try:
+        async with Client(server.address, timeout=10) as client:
+            await (await client.get_workflow("short-flow").create_run(run_id="short-run")).start()
+            await (await client.get_workflow("long-flow").create_run(run_id="long-run")).start()
+            while not {"short", "long"} <= set(marks(mark_file)):
+                await asyncio.sleep(0.05)
+            assert await health_status(server.address) == health_pb2.HealthCheckResponse.SERVING
+
+            assert "short-done" not in marks(mark_file)  # still running when the signal comes
+            server.proc.send_signal(15)
+            loop = asyncio.get_running_loop()
+            signalled = loop.time()
+            # Draining: health says NOT_SERVING while calls are still answered.
+            while await health_status(server.address) != health_pb2.HealthCheckResponse.NOT_SERVING:
+                await asyncio.sleep(0.02)
+            run = await client.get_workflow("long-flow").run_by_id("long-run")
+            assert run.status is RunStatus.RUNNING
+            assert len(await client.list_workflows()) == 2
+            assert loop.time() - signalled < 2.5, "health should turn NOT_SERVING before the drain delay ends"
+        assert await server.stop(15, signalled=True) == 0
+    finally:
+        await server.kill()
+    # The short step finished inside the grace period; the long one was left and logged.
+    assert "short-done" in marks(mark_file) and "long-done" not in marks(mark_file)
+    assert "run long-run left running at its last checkpoint" in server.text
+    assert "waiting up to 4.0s for 2 running runs to settle" in server.text
+    assert "short-run left" not in server.text and "Traceback" not in server.text
+
+    # The next boot re-drives the run that was left, and the short one stays done.
+    again = await start_server(serve_argv(*args), env=env)
+    try:
+        async with Client(again.address, timeout=10) as client:
+            for _ in range(200):
+                long_run = await client.get_workflow("long-flow").run_by_id("long-run")
+                if long_run.status is not RunStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.05)
+            assert long_run.status is RunStatus.SUCCESS and long_run.result == {"done": "long"}
+            short_run = await client.get_workflow("short-flow").run_by_id("short-run")
+            assert short_run.status is RunStatus.SUCCESS
+        assert await again.stop() == 0
+    finally:
+        await again.kill()
+    assert marks(mark_file).count("short") == 1 and marks(mark_file).count("long") == 2
+
+
+# -- start-up failures ---------------------------------------------------------------------------
+
+
+def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runservice", "serve", *args],
+        cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+def assert_one_line_failure(done: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert done.returncode != 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("runservice: error: ")
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    done = run_serve("--address", "127.0.0.1:0", "--data-dir", str(blocker))
+    assert_one_line_failure(done, str(blocker), "not a directory")
+
+
+def test_data_dir_that_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    done = run_serve("--address", "127.0.0.1:0", "--data-dir", str(blocker / "data"))
+    assert_one_line_failure(done, "cannot create the data directory", str(blocker / "data"))
+
+
+def test_corrupt_database(tmp_path: Path) -> None:
+    (tmp_path / "runservice.db").write_bytes(b"this is not a database" * 100)
+    done = run_serve("--address", "127.0.0.1:0", "--data-dir", str(tmp_path))
+    assert_one_line_failure(done, "database", "corrupt")
+
+
+def test_database_of_a_newer_schema(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "runservice.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    done = run_serve("--address", "127.0.0.1:0", "--data-dir", str(tmp_path))
+    assert_one_line_failure(done, "schema version 999")
+
+
+def test_taken_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_serve("--address", f"127.0.0.1:{port}", "--data-dir", str(tmp_path))
+    assert_one_line_failure(done, f"127.0.0.1:{port}")
+
+
+def test_bad_tls_file(tmp_path: Path) -> None:
+    done = run_serve(
+        "--address", "127.0.0.1:0", "--data-dir", str(tmp_path),
+        "--tls-cert", str(tmp_path / "absent.pem"), "--tls-key", str(tmp_path / "absent.key"),
+    )  # fmt: skip
+    assert_one_line_failure(done, "absent.pem")
+
+
+async def test_second_server_on_the_same_data_dir(tmp_path: Path) -> None:
+    first: ServerProcess = await start_server(serve_argv("--data-dir", str(tmp_path)))
+    try:
+        done = await asyncio.to_thread(run_serve, "--address", "127.0.0.1:0", "--data-dir", str(tmp_path))
+        assert_one_line_failure(done, "in use by another runservice process")
+        assert await first.stop() == 0
+    finally:
+        await first.kill()
+
+
+# -- TLS, tokens and SIGHUP through the real command ----------------------------------------------
+
+
+async def test_serve_with_tls_tokens_and_sighup_reload(tmp_path: Path) -> None:
+    import trustme
+
+    from runservice import errors
+
+    first_ca, second_ca = trustme.CA(), trustme.CA()
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+
+    def issue(ca: trustme.CA) -> None:
+        leaf = ca.issue_cert("127.0.0.1")
+        cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        key.write_bytes(leaf.private_key_pem.bytes())
+
+    issue(first_ca)
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("file-token\n")
+    env = server_env(RUNSERVICE_TOKENS="env-token", RUNSERVICE_TLS_KEY=str(key))
+    args = ("--data-dir", str(tmp_path / "data"), "--tokens-file", str(tokens), "--tls-cert", str(cert))
+    server = await start_server(serve_argv(*args), env=env)
+    try:
+        for ca, token in ((first_ca, "file-token"), (first_ca, "env-token")):
+            credentials = grpc.ssl_channel_credentials(ca.cert_pem.bytes())
+            async with Client(server.address, credentials=credentials, token=token, timeout=5) as client:
+                assert len(await client.list_workflows()) == 4  # the bundled examples
+        async with Client(
+            server.address, credentials=grpc.ssl_channel_credentials(first_ca.cert_pem.bytes()), timeout=5
+        ) as anonymous:
+            with pytest.raises(errors.Unauthenticated):
+                await anonymous.list_workflows()
+
+        # SIGHUP: the next handshake reads the (new) certificate files; the tokens file is read again.
+        await asyncio.to_thread(issue, second_ca)
+        await asyncio.to_thread(tokens.write_text, "rotated-token\n")
+        server.proc.send_signal(1)
+        for _ in range(100):
+            if "SIGHUP received" in server.text:
+                break
+            await asyncio.sleep(0.02)
+        credentials = grpc.ssl_channel_credentials(second_ca.cert_pem.bytes())
+        async with Client(
+            server.address, credentials=credentials, token="rotated-token", timeout=5
+        ) as client:
+            assert len(await client.list_workflows()) == 4  # the bundled examples
+        async with Client(server.address, credentials=credentials, token="file-token", timeout=5) as client:
+            with pytest.raises(errors.Unauthenticated):  # dropped from the file
+                await client.list_workflows()
+        assert "TLS certificate reloaded" in server.text and "tokens reloaded (2 tokens)" in server.text
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+    for secret in ("file-token", "env-token", "rotated-token"):  # secrets are never logged
+        assert secret not in server.text

@@ -1,0 +1,372 @@
+"""Bearer tokens, tenant scoping, read-only tokens, TLS/mTLS with reload and limits, through a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import trustme
+from edge import error_info, serving
+from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from runservice import errors
+from runservice.client import Client
+from runservice.server import EdgeOptions
+from runservice.server.auth import TokenFileError, TokenSet
+from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
+from runservice.v1 import run_service_pb2 as pb
+from runservice.v1 import run_service_pb2_grpc
+
+HEARTBEAT = 0.2
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def count(n: int) -> struct_pb2.Value:
+    value = struct_pb2.Value()
+    value.struct_value.update({"count": n})
+    return value
+
+
+async def first_message(call: Any) -> pb.WatchResponse:
+    message = await call.read()
+    assert isinstance(message, pb.WatchResponse)
+    return message
+
+
+async def rpc_error(call: Any) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+TOKENS_TOML = """
+[[tokens]]
+name = "admin"
+token = "admin-secret"
+
+[[tokens]]
+name = "tenant-a"
+sha256 = "{a_digest}"
+resources = ["a"]
+
+[[tokens]]
+name = "reader-a"
+token = "reader-secret"
+resources = ["a"]
+read_only = true
+
+[[tokens]]
+name = "tenant-ab"
+token = "ab-secret"
+resources = ["a", "b"]
+"""
+
+
+@pytest.fixture
+def tokens_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tokens.toml"
+    path.write_text(TOKENS_TOML.format(a_digest=hashlib.sha256(b"a-secret").hexdigest()))
+    return path
+
+
+async def test_missing_or_wrong_token_is_unauthenticated_and_health_stays_open(
+    tmp_path: Path, tokens_file: Path
+) -> None:
+    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file), tokens="env-secret"))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        missing = await rpc_error(stub.ListWorkflows(pb.ListWorkflowsRequest()))
+        assert missing.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert error_info(missing).reason == "TOKEN_MISSING"
+        wrong = await rpc_error(stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer("nope")))
+        assert wrong.code() is grpc.StatusCode.UNAUTHENTICATED and error_info(wrong).reason == "TOKEN_INVALID"
+        # A stream is refused the same way, before any message.
+        watch = stub.Watch(pb.WatchRequest(run_id="x"), metadata=bearer("admin-secretX"))
+        refused = await rpc_error(watch.read())
+        assert error_info(refused).reason == "TOKEN_INVALID"
+        # Health needs no token.
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = await health.Check(health_pb2.HealthCheckRequest(service="runservice.v1.RunService"))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        # Reflection needs no token either (grpcurl and buf curl list services first).
+        reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = reflect.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+        services = [svc.name async for answer in answers for svc in answer.list_services_response.service]
+        assert "runservice.v1.RunService" in services
+        # Tokens from the file (plain and digest) and from the environment list all work.
+        for token in ("admin-secret", "a-secret", "env-secret"):
+            listed = await stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer(token))
+            assert {wf.id for wf in listed.workflows} == {"echo", "approval", "shapes"}
+        # The real client sends its token.
+        async with Client(server.address, token="admin-secret", timeout=10) as client:
+            run = await client.get_workflow("echo").create_run(run_id="authed")
+            done = await run.start_async(input_data={"count": 1})
+            assert done.result == {"count": 2}
+        async with Client(server.address, token="bad", timeout=10) as client:
+            with pytest.raises(errors.Unauthenticated) as denied:
+                await client.list_workflows()
+            assert denied.value.reason == "TOKEN_INVALID"
+
+
+async def test_scoped_and_read_only_tokens(tmp_path: Path, tokens_file: Path) -> None:
+    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        admin, tenant, reader, both = (
+            bearer("admin-secret"), bearer("a-secret"), bearer("reader-secret"), bearer("ab-secret"),
+        )  # fmt: skip
+        for run_id, resource in (("run-a", "a"), ("run-b", "b"), ("run-none", "")):
+            await stub.Start(
+                pb.StartRequest(
+                    workflow_id="approval", run_id=run_id, resource_id=resource, input_data=count(1)
+                ),
+                metadata=admin,
+            )
+
+        # In scope: readable, listable.
+        got = await stub.GetRun(pb.GetRunRequest(run_id="run-a"), metadata=tenant)
+        assert got.run.run_id == "run-a"
+        listed = await stub.ListRuns(pb.ListRunsRequest(), metadata=tenant)
+        assert [run.run_id for run in listed.runs] == ["run-a"]
+        listed = await stub.ListRuns(pb.ListRunsRequest(resource_id="b"), metadata=tenant)
+        assert list(listed.runs) == []
+        listed = await stub.ListRuns(pb.ListRunsRequest(), metadata=both)
+        assert sorted(run.run_id for run in listed.runs) == ["run-a", "run-b"]
+        listed = await stub.ListRuns(pb.ListRunsRequest(), metadata=admin)
+        assert len(listed.runs) == 3
+
+        # Out of scope: exactly what a missing run answers.
+        missing = await rpc_error(stub.GetRun(pb.GetRunRequest(run_id="run-zzz"), metadata=tenant))
+        for run_id in ("run-b", "run-none"):
+            calls = [
+                stub.GetRun(pb.GetRunRequest(run_id=run_id), metadata=tenant),
+                stub.Cancel(pb.CancelRequest(run_id=run_id), metadata=tenant),
+                stub.DeleteRun(pb.DeleteRunRequest(run_id=run_id), metadata=tenant),
+                stub.Resume(pb.ResumeRequest(run_id=run_id), metadata=tenant),
+                stub.Watch(pb.WatchRequest(run_id=run_id, include_run=True), metadata=tenant).read(),
+            ]
+            for call in calls:
+                hidden = await rpc_error(call)
+                assert hidden.code() is grpc.StatusCode.NOT_FOUND == missing.code()
+                assert error_info(hidden).reason == error_info(missing).reason == "RUN_NOT_FOUND"
+        still = await stub.GetRun(pb.GetRunRequest(run_id="run-b"), metadata=admin)
+        assert still.run.status != 0  # not canceled or deleted by the refused calls
+        assert still.run.run_id == "run-b"
+
+        # Starting outside the scope, or without a resource, is refused.
+        for resource in ("b", ""):
+            denied = await rpc_error(
+                stub.Start(pb.StartRequest(workflow_id="echo", resource_id=resource), metadata=tenant)
+            )
+            assert denied.code() is grpc.StatusCode.PERMISSION_DENIED
+            assert error_info(denied).reason == "RESOURCE_NOT_ALLOWED"
+            denied = await rpc_error(
+                stub.CreateRun(pb.CreateRunRequest(workflow_id="echo", resource_id=resource), metadata=tenant)
+            )
+            assert denied.code() is grpc.StatusCode.PERMISSION_DENIED
+        started = await stub.Start(
+            pb.StartRequest(workflow_id="echo", resource_id="a", input_data=count(1), wait=True),
+            metadata=tenant,
+        )
+        assert started.run.resource_id == "a"
+
+        # Read-only: reads work, every write is refused.
+        got = await stub.GetRun(pb.GetRunRequest(run_id="run-a"), metadata=reader)
+        assert got.run.run_id == "run-a"
+        writes = [
+            stub.Start(pb.StartRequest(workflow_id="echo", resource_id="a"), metadata=reader),
+            stub.CreateRun(pb.CreateRunRequest(workflow_id="echo", resource_id="a"), metadata=reader),
+            stub.Resume(pb.ResumeRequest(run_id="run-a"), metadata=reader),
+            stub.Cancel(pb.CancelRequest(run_id="run-a"), metadata=reader),
+            stub.Restart(pb.RestartRequest(run_id="run-a"), metadata=reader),
+            stub.DeleteRun(pb.DeleteRunRequest(run_id="run-a"), metadata=reader),
+        ]
+        for call in writes:
+            denied = await rpc_error(call)
+            assert denied.code() is grpc.StatusCode.PERMISSION_DENIED
+            assert error_info(denied).reason == "TOKEN_READ_ONLY"
+
+
+def test_token_files_plain_and_bad(tmp_path: Path) -> None:
+    plain = tmp_path / "tokens.txt"
+    plain.write_text("# operators\none\n\n  two  \n")
+    tokens = TokenSet.load(str(plain))
+    assert len(tokens) == 2 and tokens.find("two") is not None and tokens.find("three") is None
+    bad = tmp_path / "tokens.json"
+    bad.write_text('{"tokens": [{"token": "x", "resources": "a"}]}')
+    with pytest.raises(TokenFileError, match="resources"):
+        TokenSet.load(str(bad))
+    with pytest.raises(TokenFileError, match="cannot read"):
+        TokenSet.load(str(tmp_path / "absent.txt"))
+
+
+async def test_stream_limit_per_caller(tmp_path: Path) -> None:
+    options = EdgeOptions(max_streams_per_caller=2)
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        await stub.Start(pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True))
+        watches = [stub.Watch(pb.WatchRequest(run_id="r", include_run=True)) for _ in range(2)]
+        for watch in watches:
+            assert (await first_message(watch)).HasField("run")
+        third = stub.Watch(pb.WatchRequest(run_id="r", include_run=True))
+        refused = await rpc_error(third.read())
+        assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        info = error_info(refused)
+        assert info.reason == "TOO_MANY_STREAMS" and info.metadata["limit"] == "2"
+        # Everything else is still served, and closing a stream frees a slot.
+        assert (await stub.GetRun(pb.GetRunRequest(run_id="r"))).run.run_id == "r"
+        watches[0].cancel()
+        for _ in range(50):
+            fourth = stub.Watch(pb.WatchRequest(run_id="r", include_run=True))
+            try:
+                assert (await first_message(fourth)).HasField("run")
+                break
+            except grpc.aio.AioRpcError as exc:  # the freed slot is released asynchronously
+                assert exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("a cancelled stream never freed its slot")
+        fourth.cancel()
+        watches[1].cancel()
+
+
+async def test_message_size_and_concurrent_stream_limits(tmp_path: Path) -> None:
+    options = EdgeOptions(max_message_size=64 * 1024, max_concurrent_streams=2)
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        big = struct_pb2.Value(string_value="x" * 100_000)
+        too_big = await rpc_error(stub.Start(pb.StartRequest(workflow_id="echo", input_data=big)))
+        assert too_big.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        await stub.Start(pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True))
+
+        # Two streams fill the connection; a third waits (HTTP/2), then runs once one ends.
+        watches = [stub.Watch(pb.WatchRequest(run_id="r", include_run=True)) for _ in range(2)]
+        for watch in watches:
+            await watch.read()
+        third = stub.Watch(pb.WatchRequest(run_id="r", include_run=True))
+        first_read = asyncio.ensure_future(first_message(third))
+        done, _ = await asyncio.wait({first_read}, timeout=0.5)
+        assert not done, "a third concurrent stream on one connection should wait"
+        async with grpc.aio.insecure_channel(
+            server.address, options=[("grpc.use_local_subchannel_pool", 1)]
+        ) as other:  # another connection is served
+            other_stub = run_service_pb2_grpc.RunServiceStub(other)
+            assert (await other_stub.GetRun(pb.GetRunRequest(run_id="r"))).run.run_id == "r"
+        watches[0].cancel()
+        assert (await asyncio.wait_for(first_read, 5)).HasField("run")
+        third.cancel()
+        watches[1].cancel()
+
+
+# -- TLS -----------------------------------------------------------------------------------------
+
+
+def write_cert(ca: trustme.CA, directory: Path, name: str) -> TlsFiles:
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    directory.mkdir(parents=True, exist_ok=True)
+    chain, key = directory / f"{name}.pem", directory / f"{name}.key"
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    key.write_bytes(cert.private_key_pem.bytes())
+    return TlsFiles(str(chain), str(key))
+
+
+def replace_file(target: str, source: str) -> None:
+    Path(target).write_bytes(Path(source).read_bytes())
+
+
+def write_file(target: str, text: str) -> None:
+    Path(target).write_text(text)
+
+
+async def list_over_tls(address: str, credentials: grpc.ChannelCredentials) -> int:
+    async with Client(address, credentials=credentials, timeout=5) as client:
+        return len(await client.list_workflows())
+
+
+async def test_tls_and_reload_without_restart(tmp_path: Path) -> None:
+    first_ca, second_ca = trustme.CA(), trustme.CA()
+    files = write_cert(first_ca, tmp_path / "tls", "server")
+    async with serving(tmp_path / "runs.db", EdgeOptions(tls=files)) as server:
+        trusting_first = grpc.ssl_channel_credentials(first_ca.cert_pem.bytes())
+        trusting_second = grpc.ssl_channel_credentials(second_ca.cert_pem.bytes())
+        assert await list_over_tls(server.address, trusting_first) == 3
+        with pytest.raises(errors.Unavailable):  # plaintext to a TLS port fails
+            async with Client(server.address, timeout=2) as plain:
+                await plain.list_workflows()
+
+        # Replace the files: new connections get the new certificate, no restart.
+        new = write_cert(second_ca, tmp_path / "new", "server")
+        replace_file(files.cert, new.cert)
+        replace_file(files.key, new.key)
+        assert await list_over_tls(server.address, trusting_second) == 3
+        with pytest.raises(errors.Unavailable):
+            await list_over_tls(server.address, trusting_first)
+        assert server.tls is not None and server.tls.reloads == 1
+
+        # SIGHUP's path: a requested reload reads the files again even if they look unchanged.
+        server.tls.request_reload()
+        assert await list_over_tls(server.address, trusting_second) == 3
+        assert server.tls.reloads == 2
+
+        # A broken new key is refused; the server keeps its certificate.
+        write_file(files.key, "not a key")
+        assert await list_over_tls(server.address, trusting_second) == 3
+
+
+async def test_mutual_tls(tmp_path: Path) -> None:
+    server_ca, client_ca = trustme.CA(), trustme.CA()
+    files = write_cert(server_ca, tmp_path, "server")
+    ca_file = tmp_path / "client-ca.pem"
+    ca_file.write_bytes(client_ca.cert_pem.bytes())
+    mtls = TlsFiles(files.cert, files.key, str(ca_file))
+    async with serving(tmp_path / "runs.db", EdgeOptions(tls=mtls)) as server:
+        client_cert = client_ca.issue_cert("client@example.com")
+        with_cert = grpc.ssl_channel_credentials(
+            server_ca.cert_pem.bytes(),
+            client_cert.private_key_pem.bytes(),
+            b"".join(blob.bytes() for blob in client_cert.cert_chain_pems),
+        )
+        assert await list_over_tls(server.address, with_cert) == 3
+        without_cert = grpc.ssl_channel_credentials(server_ca.cert_pem.bytes())
+        with pytest.raises(errors.Unavailable):
+            await list_over_tls(server.address, without_cert)
+        stranger = trustme.CA().issue_cert("stranger@example.com")
+        wrong_cert = grpc.ssl_channel_credentials(
+            server_ca.cert_pem.bytes(),
+            stranger.private_key_pem.bytes(),
+            b"".join(blob.bytes() for blob in stranger.cert_chain_pems),
+        )
+        with pytest.raises(errors.Unavailable):
+            await list_over_tls(server.address, wrong_cert)
+
+
+def test_bad_tls_files_are_refused_before_serving(tmp_path: Path) -> None:
+    files = write_cert(trustme.CA(), tmp_path, "server")
+    other = write_cert(trustme.CA(), tmp_path, "other")
+    with pytest.raises(TlsConfigError, match="not a usable pair"):
+        check_tls_files(TlsFiles(files.cert, other.key))
+    with pytest.raises(TlsConfigError, match="cannot read"):
+        check_tls_files(TlsFiles(files.cert, str(tmp_path / "absent.key")))
