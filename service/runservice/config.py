@@ -28,6 +28,8 @@ class Settings:
     """Overrides `data_dir` when set (`sqlite:///path/to/file.db`)."""
     workflows: tuple[str, ...] = ("runservice.examples",)
     """Modules whose committed workflows are served."""
+    app_dir: str = "."
+    """Directory put first on sys.path before the workflow modules are imported."""
     grace: float = 10.0
     """Seconds in-flight RPCs get to finish on shutdown."""
     heartbeat: float = 15.0
@@ -52,13 +54,14 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Defaults overridden by `RUNSERVICE_ADDRESS`, `_DATA_DIR`, `_DATABASE_URL`,
-        `_WORKFLOWS`, `_SHUTDOWN_GRACE`, `_HEARTBEAT`, `_LOG_LEVEL`, `_LOG_FORMAT`, `_ACCESS_LOG`,
-        `_METRICS_ADDRESS` and `_TRACING`; empty values are ignored."""
+        `_WORKFLOWS`, `_APP_DIR`, `_SHUTDOWN_GRACE`, `_HEARTBEAT`, `_LOG_LEVEL`, `_LOG_FORMAT`,
+        `_ACCESS_LOG`, `_METRICS_ADDRESS` and `_TRACING`; empty values are ignored."""
         names = {
             "address": "ADDRESS",
             "data_dir": "DATA_DIR",
             "database_url": "DATABASE_URL",
             "workflows": "WORKFLOWS",
+            "app_dir": "APP_DIR",
             "grace": "SHUTDOWN_GRACE",
             "heartbeat": "HEARTBEAT",
             "log_level": "LOG_LEVEL",

@@ -43,6 +43,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="comma-separated modules of workflows (RUNSERVICE_WORKFLOWS; default runservice.examples)",
     )
     run.add_argument(
+        "--app-dir",
+        help="directory put first on the import path for --workflows (RUNSERVICE_APP_DIR; default .)",
+    )
+    run.add_argument(
         "--grace", help="shutdown grace period in seconds (RUNSERVICE_SHUTDOWN_GRACE; default 10)"
     )
     run.add_argument(
@@ -82,6 +86,7 @@ def run_serve(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             database_url=args.database_url,
             workflows=args.workflows,
+            app_dir=args.app_dir,
             grace=args.grace,
             heartbeat=args.heartbeat,
             log_level=args.log_level,
@@ -94,7 +99,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc), 2)
     logs.configure(settings.log_level, settings.log_format, access_log=settings.access_log)
     try:
-        workflows = load_workflows(settings.workflows)
+        workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
     except WorkflowLoadError as exc:
         return _fail(str(exc).replace("\n", " "), 2)
     # Everything loaded so far (grpc, pydantic, the workflows) lives as long as the process:
