@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import re
+import signal
 import struct
 import subprocess
 import termios
@@ -200,3 +201,18 @@ async def test_live_display_shows_a_running_step_and_its_writer_output(target: s
     assert await term.finish() == 3  # the run ended canceled
     assert re.search(r"generate\s+canceled", term.screen_text)
     assert "canceled" in term.screen_text.splitlines()[-1]
+
+
+async def test_ctrl_c_stops_a_watch_quietly(target: str) -> None:
+    await suspended_run(target, "w6")
+    proc = await asyncio.create_subprocess_exec(
+        str(RUNSERVICE), "watch", "w6", "--target", target,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+    )  # fmt: skip
+    assert proc.stdout is not None
+    while b"finish" not in await asyncio.wait_for(proc.stdout.readline(), 15):
+        pass
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 130
+    assert err.decode().strip() == ""

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -44,17 +44,38 @@ def console(*, stderr: bool = False) -> Console:
     return Console(file=stream, highlight=False, width=PIPE_WIDTH, color_system=None, soft_wrap=True)
 
 
-def table(*columns: str, framed: bool) -> Table:
-    """A table with these columns: `framed` on a terminal, space-separated columns when piped."""
-    grid = Table(
+class OneLineTable(Table):
+    """A table whose rows stay one line each. On a narrow terminal the widest columns give way
+    first (rich shrinks wrappable columns, widest first) and their cells end in an ellipsis."""
+
+    def add_row(self, *renderables: RenderableType | None, **kwargs: Any) -> None:
+        cells: list[RenderableType | None] = []
+        for cell in renderables:
+            if isinstance(cell, str | Text):
+                text = Text(cell) if isinstance(cell, str) else cell.copy()
+                text.no_wrap, text.overflow = True, "ellipsis"
+                cells.append(text)
+            else:
+                cells.append(cell)
+        super().add_row(*cells, **kwargs)
+
+
+def table(*columns: str, framed: bool, keep: tuple[str, ...] = ()) -> Table:
+    """A table with these columns: `framed` on a terminal, space-separated columns when piped.
+    The first column and those named in `keep` are never cut."""
+    grid = OneLineTable(
         box=box.SIMPLE_HEAD if framed else None,
         show_edge=False,
         pad_edge=False,
         header_style="bold" if framed else "",
     )
-    for name in columns:
-        # One line per row either way: cut with an ellipsis to fit a terminal, whole when piped.
-        grid.add_column(name, overflow="ellipsis" if framed else "ignore", no_wrap=True)
+    for index, name in enumerate(columns):
+        # Piped, nothing is cut or wrapped (the console is as wide as the content).
+        grid.add_column(
+            name,
+            overflow="ellipsis" if framed else "ignore",
+            no_wrap=not framed or index == 0 or name in keep,
+        )
     return grid
 
 

@@ -184,7 +184,16 @@ async def list_runs(client: Client, args: argparse.Namespace) -> int:
         print_json({"runs": [jsonable(run) for run in runs], "next_page_token": token})
         return EXIT_OK
     out = console()
-    grid = table("RUN", "WORKFLOW", "STATUS", "RESOURCE", "CREATED", "UPDATED", framed=out.is_terminal)
+    grid = table(
+        "RUN",
+        "WORKFLOW",
+        "STATUS",
+        "RESOURCE",
+        "CREATED",
+        "UPDATED",
+        framed=out.is_terminal,
+        keep=("STATUS",),
+    )
     for run in runs:
         grid.add_row(
             Text(run.run_id),
@@ -222,7 +231,16 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
             out.print(Text(f"{name}: {value}"))
     if run.steps:
         now = time.time()
-        grid = table("STEP", "STATUS", "ATTEMPT", "STARTED", "TIME", "DETAIL", framed=out.is_terminal)
+        grid = table(
+            "STEP",
+            "STATUS",
+            "ATTEMPT",
+            "STARTED",
+            "TIME",
+            "DETAIL",
+            framed=out.is_terminal,
+            keep=("STATUS", "TIME"),
+        )
         for step in run.steps:
             grid.add_row(
                 Text(step_label(step)),

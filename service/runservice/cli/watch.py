@@ -142,7 +142,7 @@ class RunView:
 
     def __rich__(self) -> Group:
         now = time.time()
-        grid: Table = table("STEP", "STATUS", "TIME", "DETAIL", framed=True)
+        grid: Table = table("STEP", "STATUS", "TIME", "DETAIL", framed=True, keep=("STATUS", "TIME"))
         for step in sorted(self.steps.values(), key=lambda s: s.position or 1 << 30):
             detail = step_detail(step)
             progress = self.progress.get(step.path)

@@ -45,7 +45,7 @@ async def list_workflows(client: Client, args: argparse.Namespace) -> int:
         print_json({"workflows": [jsonable(wf) for wf in workflows]})
         return EXIT_OK
     out = console()
-    grid = table("WORKFLOW", "STEPS", "INPUT", "DESCRIPTION", framed=out.is_terminal)
+    grid = table("WORKFLOW", "STEPS", "INPUT", "DESCRIPTION", framed=out.is_terminal, keep=("STEPS",))
     for wf in workflows:
         grid.add_row(
             Text(wf.id, style="bold"),
