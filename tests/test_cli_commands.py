@@ -318,6 +318,9 @@ async def test_runs_filters_and_pages(target: str) -> None:
     assert [run["run_id"] for run in suspended.json()["runs"]] == ["a0"]
     owned = await cli(target, "runs", "--resource", "r1", "--json")
     assert [run["run_id"] for run in owned.json()["runs"]] == ["a0"]
+    assert owned.json()["runs"][0]["input"] is None  # a summary
+    full = await cli(target, "runs", "--resource", "r1", "--json", "--full")
+    assert full.json()["runs"][0]["input"] == {"count": 1}
 
     page = await cli(target, "runs", "--limit", "3", "--json")
     first = page.json()

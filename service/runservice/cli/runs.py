@@ -108,6 +108,9 @@ def add_parsers(
     runs.add_argument("--resource", help="only runs of this resource id")
     runs.add_argument("--limit", "-n", type=int, default=0, help="runs per page (default 50, at most 1000)")
     runs.add_argument("--page-token", default="", help="the next_page_token of a previous page")
+    runs.add_argument(
+        "--full", action="store_true", help="with --json: each run's input, result and request context too"
+    )
     runs.set_defaults(handler=client_command(list_runs))
 
     show = commands.add_parser(
@@ -178,7 +181,11 @@ async def list_runs(client: Client, args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"--status: {', '.join(unknown)} is not one of {', '.join(RunStatus)}")
     runs, token = await client.get_workflow(args.workflow or "").runs(
-        status=statuses, resource_id=args.resource, page_size=args.limit, page_token=args.page_token
+        status=statuses,
+        resource_id=args.resource,
+        page_size=args.limit,
+        page_token=args.page_token,
+        full=args.full,
     )
     if args.json:
         print_json({"runs": [jsonable(run) for run in runs], "next_page_token": token})
