@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.text import Text
 
 from runservice.cli.common import EXIT_CALL, EXIT_OK, EXIT_USAGE, fail, print_json
@@ -94,12 +95,12 @@ def _print_workflow(out: Console, wf: dict[str, Json]) -> None:
         if step["retries"]:
             notes.append(f"retries {step['retries']}")
         grid.add_row(
-            Text(f"    {step['id']}"),
+            Text(step["id"]),
             Text(schema_summary(step["input_schema"])),
             Text(schema_summary(step["output_schema"])),
             Text(", ".join(notes)),
         )
-    print_table(out, grid)
+    print_table(out, Padding(grid, (0, 0, 0, 4)))
 
 
 def _module_json(module: LoadedModule) -> dict[str, Json]:

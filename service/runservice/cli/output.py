@@ -79,7 +79,7 @@ def table(*columns: str, framed: bool, keep: tuple[str, ...] = ()) -> Table:
     return grid
 
 
-def print_table(out: Console, grid: Table) -> None:
+def print_table(out: Console, grid: RenderableType) -> None:
     """Print a table; piped, without the padding rich leaves at the end of each line."""
     if out.is_terminal:
         out.print(grid)
