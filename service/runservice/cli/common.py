@@ -52,11 +52,13 @@ def client_options() -> argparse.ArgumentParser:
     group = parent.add_argument_group("connection and output")
     group.add_argument(
         "--target",
+        metavar="HOST:PORT",
         default=os.environ.get(TARGET_ENV) or DEFAULT_TARGET,
-        help=f"HOST:PORT of the server ({TARGET_ENV}; default {DEFAULT_TARGET})",
+        help=f"the server to call ({TARGET_ENV}; default {DEFAULT_TARGET})",
     )
     group.add_argument(
         "--timeout",
+        metavar="SECONDS",
         type=_seconds,
         default=None,
         help=f"give up after SECONDS (default {DEFAULT_TIMEOUT:g} s per call; none with --wait or watch)",
