@@ -110,8 +110,8 @@ def cmd_test(args: list[str]) -> int:
 
 def cmd_serve(args: list[str]) -> int:
     argv = [str(tool("runservice")), "serve", *args]
-    if os.name == "nt":
-        return run(argv)
+    if os.name == "nt":  # from the caller's directory: it is the app directory of --workflows
+        return run(argv, cwd=Path.cwd())
     os.execv(argv[0], argv)
 
 

@@ -1,20 +1,45 @@
-"""The `runservice` command: one module per group of subcommands, each registering its parser."""
+"""The `runservice` command: one module per group of subcommands, each registering its parser.
+
+    serve                       serve workflows (cli/serve.py)
+    check                       load workflow modules and report what they define (cli/check.py)
+    workflows, graph            what a server runs (cli/workflows.py)
+    start, resume, cancel,
+    runs, show, delete          runs (cli/runs.py)
+    watch                       follow a run live (cli/watch.py)
+
+Exit codes are listed in cli/common.py: 0 done, 1 a failed call, 2 usage, 3 a run that
+ended failed or canceled, 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from runservice.cli import health, serve
+from runservice import __version__
+from runservice.cli import check, health, runs, serve, watch, workflows
+from runservice.cli.common import EXIT_USAGE, client_options
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; each sets `handler` to the function that runs it."""
-    parser = argparse.ArgumentParser(prog="runservice", description="Durable workflow run service.")
+    parser = argparse.ArgumentParser(
+        prog="runservice",
+        description="Durable workflow run service: serve workflows, and start, follow and manage their runs.",
+        epilog="Every command that calls a server takes --target (RUNSERVICE_TARGET), --timeout and --json. "
+        "Exit codes: 0 done, 1 the call failed, 2 usage, 3 the run ended failed or canceled.",
+    )
+    parser.add_argument("--version", action="version", version=f"runservice {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parent = client_options()
     serve.add_parser(commands)
     health.add_parser(commands)
+    check.add_parser(commands)
+    workflows.add_parsers(commands, parent)
+    runs.add_parsers(commands, parent)
+    watch.add_parser(commands, parent)
     return parser
 
 
@@ -25,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
-        return 2
-    code: int = handler(args)
+        return EXIT_USAGE
+    try:
+        code: int = handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`runservice runs | head -1`): stop quietly, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code

@@ -1,27 +1,68 @@
-"""Loading the workflows an author's modules define."""
+"""Loading the workflows an author's modules define.
+
+Like uvicorn and celery, the app directory (the working directory unless told otherwise) goes
+first on `sys.path` before the modules are imported: the installed `runservice` script starts
+with its own bin directory there, so without it `--workflows my_app.workflows` would not find
+`my_app/` beside the author.
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from runservice.workflow import Workflow
+
+_NOT_THE_AUTHORS = (
+    "<frozen",
+    str(Path(__file__).resolve().parent.parent),
+    str(Path(importlib.__file__).resolve().parent),
+)
+"""Frames of ours and of the import machinery: an error's location is the last frame outside them."""
 
 
 class WorkflowLoadError(Exception):
     """A workflows module cannot be served."""
 
 
-def load_workflows(modules: Sequence[str]) -> list[Workflow]:
-    """The committed workflows of `modules`: their `WORKFLOWS` list, else every Workflow attribute."""
-    found: dict[str, Workflow] = {}
+@dataclass(frozen=True, slots=True)
+class LoadedModule:
+    """One workflows module and the committed workflows it defines."""
+
+    name: str
+    file: str | None
+    workflows: tuple[Workflow, ...]
+
+
+def use_app_dir(app_dir: str | os.PathLike[str]) -> Path:
+    """Put `app_dir` (resolved) first on `sys.path`, once; it must be a directory."""
+    path = Path(app_dir).expanduser().resolve()
+    if not path.is_dir():
+        raise WorkflowLoadError(f"app directory {str(app_dir)!r} is not a directory")
+    entry = str(path)
+    if entry in sys.path:
+        sys.path.remove(entry)
+    sys.path.insert(0, entry)
+    # A module written after this process looked at the directory must still be found.
+    importlib.invalidate_caches()
+    return path
+
+
+def load_modules(
+    modules: Sequence[str], *, app_dir: str | os.PathLike[str] | None = "."
+) -> list[LoadedModule]:
+    """Import `modules` (from `app_dir` first; None leaves `sys.path` alone) and collect
+    their committed workflows: each module's `WORKFLOWS` list, else every Workflow attribute."""
+    where = use_app_dir(app_dir) if app_dir is not None else None
+    loaded: list[LoadedModule] = []
+    seen: dict[str, tuple[str, Workflow]] = {}
     for name in modules:
-        try:
-            module = importlib.import_module(name)
-        except Exception as exc:  # the author's module can fail in any way; report it in one line
-            raise WorkflowLoadError(
-                f"cannot import workflows module {name!r}: {type(exc).__name__}: {exc}"
-            ) from exc
+        module = _import(name, where)
         declared = getattr(module, "WORKFLOWS", None)
         if declared is not None:
             if not isinstance(declared, list | tuple):
@@ -31,6 +72,7 @@ def load_workflows(modules: Sequence[str]) -> list[Workflow]:
             candidates = [value for value in vars(module).values() if isinstance(value, Workflow)]
         if not candidates:
             raise WorkflowLoadError(f"module {name!r} defines no workflows (create_workflow(...).commit())")
+        kept: list[Workflow] = []
         for workflow in candidates:
             if not isinstance(workflow, Workflow):
                 raise WorkflowLoadError(f"{name}.WORKFLOWS holds {workflow!r}, which is not a workflow")
@@ -38,7 +80,50 @@ def load_workflows(modules: Sequence[str]) -> list[Workflow]:
                 raise WorkflowLoadError(
                     f"workflow {workflow.id!r} in module {name!r} is not committed: call .commit() on it"
                 )
-            other = found.setdefault(workflow.id, workflow)
+            first, other = seen.setdefault(workflow.id, (name, workflow))
             if other is not workflow:
-                raise WorkflowLoadError(f"two workflows have the id {workflow.id!r} (in {name!r})")
+                raise WorkflowLoadError(
+                    f"two workflows have the id {workflow.id!r} (in {first!r} and {name!r})"
+                )
+            if not any(known is workflow for known in kept):  # one module may list it twice
+                kept.append(workflow)
+        loaded.append(LoadedModule(name=name, file=getattr(module, "__file__", None), workflows=tuple(kept)))
+    return loaded
+
+
+def load_workflows(modules: Sequence[str], *, app_dir: str | os.PathLike[str] | None = ".") -> list[Workflow]:
+    """The committed workflows of `modules`, imported with `app_dir` first on `sys.path`."""
+    found = {wf.id: wf for module in load_modules(modules, app_dir=app_dir) for wf in module.workflows}
     return list(found.values())
+
+
+def _import(name: str, app_dir: Path | None) -> object:
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # the author's module can fail in any way; report it in one line
+        if isinstance(exc, ModuleNotFoundError) and exc.name and _is_prefix(exc.name, name):
+            looked = f" (looked in the app directory {app_dir}; see --app-dir)" if app_dir else ""
+            raise WorkflowLoadError(f"cannot import workflows module {name!r}: {exc}{looked}") from exc
+        location = _location(exc)
+        at = f" at {location}" if location else ""
+        detail = str(exc).replace("\n", " ")
+        raise WorkflowLoadError(
+            f"cannot import workflows module {name!r}: {type(exc).__name__}{at}: {detail}"
+        ) from exc
+
+
+def _is_prefix(missing: str, name: str) -> bool:
+    return name == missing or name.startswith(missing + ".")
+
+
+def _location(exc: BaseException) -> str | None:
+    """FILE:LINE of the author's code that raised: a syntax error's position, else the
+    innermost traceback frame that is neither ours nor the import machinery's."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith(_NOT_THE_AUTHORS):
+            continue
+        found = f"{frame.filename}:{frame.lineno}"
+    return found

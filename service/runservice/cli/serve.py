@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import inspect
 import logging
 import socket
 import sqlite3
@@ -85,7 +84,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except (TokenFileError, TlsConfigError) as exc:
         return _fail(str(exc), 2)
     try:
-        workflows = load_workflows(settings.workflows, **_app_dir(settings))
+        workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
     except WorkflowLoadError as exc:
         return _fail(str(exc).replace("\n", " "), 2)
     # Everything loaded so far (grpc, pydantic, the workflows) lives as long as the process:
@@ -153,13 +152,6 @@ def edge_options(settings: Settings) -> EdgeOptions:
         max_streams_per_caller=settings.max_streams_per_caller,
         drain_delay=settings.drain_delay,
     )
-
-
-def _app_dir(settings: Settings) -> dict[str, str]:
-    """`app_dir=` for load_workflows when it takes one (older versions do not)."""
-    if "app_dir" in inspect.signature(load_workflows).parameters:
-        return {"app_dir": settings.app_dir}
-    return {}
 
 
 def _address_taken(address: str) -> str | None:

@@ -1,0 +1,207 @@
+"""What the commands that call a server share: options, JSON input, errors and exit codes.
+
+Exit codes of every command:
+
+    0    done (for `start --wait`, `resume --wait` and `watch`: the run succeeded or is suspended)
+    1    the call failed: the server answered with an error status, or could not be reached
+         in time (also `check` when a workflows module is wrong)
+    2    usage: an unknown flag, a missing argument, input that is not JSON
+    3    `start --wait`, `resume --wait` or `watch`: the run ended failed or canceled
+    130  interrupted (Ctrl-C)
+
+An error is one line on stderr, `runservice: error: CODE REASON: message`; with `--json`
+the same error is also printed to stdout as `{"error": {...}}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runservice import errors
+from runservice.model import Json, Run, RunStatus
+
+if TYPE_CHECKING:
+    from runservice.client import Client, RunHandle
+
+EXIT_OK = 0
+EXIT_CALL = 1
+EXIT_USAGE = 2
+EXIT_RUN = 3
+EXIT_INTERRUPTED = 130
+
+TARGET_ENV = "RUNSERVICE_TARGET"
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a call that does not wait for a run may take when --timeout is not given."""
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done (exit 2)."""
+
+
+def client_options() -> argparse.ArgumentParser:
+    """The options of every command that calls a server (a parent parser)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection and output")
+    group.add_argument(
+        "--target",
+        metavar="HOST:PORT",
+        default=os.environ.get(TARGET_ENV) or DEFAULT_TARGET,
+        help=f"the server to call ({TARGET_ENV}; default {DEFAULT_TARGET})",
+    )
+    group.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=None,
+        help=f"give up after SECONDS (default {DEFAULT_TIMEOUT:g} s per call; none with --wait or watch)",
+    )
+    group.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
+    return parent
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
+
+
+def read_json(text: str | None, flag: str) -> Json:
+    """The JSON value of a flag: inline JSON, `@FILE` for a file's contents or `-` for stdin."""
+    if text is None:
+        return None
+    source = "the argument"
+    if text == "-":
+        source, text = "stdin", sys.stdin.read()
+    elif text.startswith("@"):
+        path = Path(text[1:]).expanduser()
+        try:
+            source, text = str(path), path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{flag}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{flag}: {source} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+
+
+def run_handle(
+    client: Client, run_id: str, *, workflow_id: str = "", resource_id: str | None = None
+) -> RunHandle:
+    """A handle on a run; the server finds the workflow when `workflow_id` is empty."""
+    from runservice.client import RunHandle
+
+    return RunHandle(client, workflow_id, run_id, resource_id=resource_id)
+
+
+def run_exit_code(run: Run) -> int:
+    """EXIT_RUN when the run ended failed or canceled, else EXIT_OK."""
+    return EXIT_RUN if run.status in (RunStatus.FAILED, RunStatus.CANCELED) else EXIT_OK
+
+
+Command = Callable[["Client", argparse.Namespace], Awaitable[int]]
+
+
+def client_command(body: Command) -> Callable[[argparse.Namespace], int]:
+    """A parser handler that connects to `--target`, runs `body` and turns errors into exit codes."""
+
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            return asyncio.run(_with_client(body, args))
+        except UsageError as exc:
+            return fail(str(exc), EXIT_USAGE)
+        except errors.ServiceError as exc:
+            return fail_call(exc, args)
+        except TimeoutError:
+            late = errors.ServiceError(f"no answer within {args.timeout:g} s", reason="DEADLINE_EXCEEDED")
+            return fail_call(late, args)
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    handler.__doc__ = body.__doc__
+    return handler
+
+
+async def _with_client(body: Command, args: argparse.Namespace) -> int:
+    from runservice.client import Client
+
+    async with Client(args.target, timeout=args.timeout or DEFAULT_TIMEOUT) as client:
+        if args.timeout is None:
+            return await body(client, args)
+        async with asyncio.timeout(args.timeout):
+            return await body(client, args)
+
+
+def fail(message: str, code: int) -> int:
+    """Print `runservice: error: MESSAGE` (one line) on stderr and return `code`."""
+    print(f"runservice: error: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+_CODES: tuple[tuple[type[errors.ServiceError], str], ...] = (
+    (errors.InvalidArgument, "INVALID_ARGUMENT"),
+    (errors.NotFound, "NOT_FOUND"),
+    (errors.AlreadyExists, "ALREADY_EXISTS"),
+    (errors.FailedPrecondition, "FAILED_PRECONDITION"),
+    (errors.Unauthenticated, "UNAUTHENTICATED"),
+    (errors.PermissionDenied, "PERMISSION_DENIED"),
+    (errors.Unavailable, "UNAVAILABLE"),
+    (errors.Unimplemented, "UNIMPLEMENTED"),
+    (errors.Internal, "INTERNAL"),
+)
+
+
+def status_code(exc: errors.ServiceError) -> str:
+    """The gRPC status code name of a service error."""
+    code = getattr(exc, "code", None)  # a client that records the code says it directly
+    if isinstance(code, str) and code:
+        return code
+    for cls, name in _CODES:
+        if isinstance(exc, cls):
+            return name
+    # Not one of ours (a transport error such as DEADLINE_EXCEEDED): the reason is the code.
+    return exc.reason if exc.reason.isupper() else "UNKNOWN"
+
+
+def error_json(exc: errors.ServiceError) -> dict[str, Json]:
+    """A service error for `--json` output."""
+    return {
+        "code": status_code(exc),
+        "reason": exc.reason,
+        "message": exc.message,
+        "metadata": exc.metadata,
+        "violations": [{"field": v.field, "description": v.description} for v in exc.violations],
+    }
+
+
+def fail_call(exc: errors.ServiceError, args: argparse.Namespace) -> int:
+    """Report a failed call in one line (and as JSON with --json); EXIT_CALL."""
+    code = status_code(exc)
+    head = code if exc.reason == code else f"{code} {exc.reason}"
+    text = exc.message
+    if exc.violations:
+        text += " (" + "; ".join(f"{v.field}: {v.description}" for v in exc.violations) + ")"
+    if code == "UNAVAILABLE" and exc.reason == "UNAVAILABLE":
+        text += f" (is a server running at {args.target}? see --target or {TARGET_ENV})"
+    if getattr(args, "json", False):
+        print_json({"error": error_json(exc)})
+    return fail(f"{head}: {text}", EXIT_CALL)
+
+
+def print_json(value: Any, *, indent: int | None = 2) -> None:
+    """`value` as JSON on stdout (`indent=None`: one line, for a stream of values)."""
+    print(json.dumps(value, indent=indent, ensure_ascii=False, default=str), flush=True)

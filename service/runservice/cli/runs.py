@@ -1,0 +1,271 @@
+"""Commands on runs: `start`, `resume`, `cancel`, `runs`, `show` and `delete`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from runservice.cli.common import (
+    EXIT_OK,
+    UsageError,
+    client_command,
+    print_json,
+    read_json,
+    run_exit_code,
+    run_handle,
+)
+from runservice.cli.output import (
+    console,
+    error_line,
+    jsonable,
+    print_run,
+    print_table,
+    short_json,
+    status_text,
+    step_detail,
+    step_label,
+    step_time,
+    table,
+    when,
+)
+from runservice.model import Run, RunStatus
+
+if TYPE_CHECKING:
+    from runservice.client import Client
+
+JSON_HELP = "inline JSON, @FILE to read a file, or - for stdin"
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
+) -> None:
+    """Register the run commands."""
+    start = commands.add_parser(
+        "start",
+        parents=[parent],
+        help="start a run of a workflow",
+        description="Start a run. Without --wait it returns once the run is accepted; with --wait, once "
+        "the run has succeeded, failed, been canceled or suspended.",
+    )
+    start.add_argument("workflow", metavar="WORKFLOW", help="the workflow id")
+    start.add_argument("--input", "-i", metavar="JSON", help=f"the run input ({JSON_HELP})")
+    start.add_argument("--state", metavar="JSON", help=f"the initial run state ({JSON_HELP})")
+    start.add_argument("--context", metavar="JSON", help=f"the request context, an object ({JSON_HELP})")
+    start.add_argument("--run-id", help="the run id (default: the server generates one)")
+    start.add_argument("--resource-id", help="the resource (owner) of the run")
+    start.add_argument(
+        "--request-id", help="idempotency key: a retry with the same key returns the first outcome"
+    )
+    start.add_argument("--wait", action="store_true", help="return once the run is finished or suspended")
+    start.set_defaults(handler=client_command(start_run))
+
+    resume = commands.add_parser(
+        "resume",
+        parents=[parent],
+        help="resume a suspended run",
+        description="Resume a suspended step of a run with data. --step is needed only when several "
+        "steps are suspended.",
+    )
+    resume.add_argument("run_id", metavar="RUN", help="the run id")
+    resume.add_argument("--data", "-d", metavar="JSON", help=f"the resume data ({JSON_HELP})")
+    resume.add_argument(
+        "--step", metavar="PATH", help="the suspended step: an id, or outer.inner when nested"
+    )
+    resume.add_argument("--label", help="the resume label the step registered when it suspended")
+    resume.add_argument("--index", type=int, metavar="N", help="resume only item N of a foreach step")
+    resume.add_argument("--context", metavar="JSON", help=f"request context entries ({JSON_HELP})")
+    resume.add_argument("--request-id", help="idempotency key")
+    resume.add_argument("--wait", action="store_true", help="return once the run is finished or suspended")
+    resume.set_defaults(handler=client_command(resume_run))
+
+    cancel = commands.add_parser(
+        "cancel",
+        parents=[parent],
+        help="cancel a run",
+        description="Cancel a run: its running step is stopped. A finished run is left as it is.",
+    )
+    cancel.add_argument("run_id", metavar="RUN", help="the run id")
+    cancel.set_defaults(handler=client_command(cancel_run))
+
+    runs = commands.add_parser(
+        "runs",
+        parents=[parent],
+        help="list runs, newest first",
+        description="List runs, newest first, with filters. Prints the token of the next page when "
+        "there is one (on stderr, or as next_page_token with --json).",
+    )
+    runs.add_argument("--workflow", "-w", help="only runs of this workflow")
+    runs.add_argument(
+        "--status",
+        "-s",
+        action="append",
+        metavar="STATUS",
+        help=f"only runs with this status (repeat or separate with commas): {', '.join(RunStatus)}",
+    )
+    runs.add_argument("--resource", help="only runs of this resource id")
+    runs.add_argument("--limit", "-n", type=int, default=0, help="runs per page (default 50, at most 1000)")
+    runs.add_argument("--page-token", default="", help="the next_page_token of a previous page")
+    runs.add_argument(
+        "--full", action="store_true", help="with --json: each run's input, result and request context too"
+    )
+    runs.set_defaults(handler=client_command(list_runs))
+
+    show = commands.add_parser(
+        "show",
+        parents=[parent],
+        help="show a run and its steps",
+        description="Show a run: status, input, result or error, state and every step.",
+    )
+    show.add_argument("run_id", metavar="RUN", help="the run id")
+    show.set_defaults(handler=client_command(show_run))
+
+    delete = commands.add_parser(
+        "delete",
+        parents=[parent],
+        help="delete a finished run",
+        description="Delete a run that is not running, with its events.",
+    )
+    delete.add_argument("run_id", metavar="RUN", help="the run id")
+    delete.set_defaults(handler=client_command(delete_run))
+
+
+def _report(run: Run, args: argparse.Namespace, *, waited: bool) -> int:
+    if args.json:
+        print_json(jsonable(run))
+    else:
+        print_run(run, console(), hint_watch=True)
+    return run_exit_code(run) if waited else EXIT_OK
+
+
+async def start_run(client: Client, args: argparse.Namespace) -> int:
+    """`runservice start WORKFLOW`."""
+    input_data = read_json(args.input, "--input")
+    state = read_json(args.state, "--state")
+    context = read_json(args.context, "--context")
+    run = run_handle(client, args.run_id or "", workflow_id=args.workflow, resource_id=args.resource_id)
+    start = run.start_async if args.wait else run.start
+    done = await start(input_data, initial_state=state, request_context=context, request_id=args.request_id)
+    return _report(done, args, waited=args.wait)
+
+
+async def resume_run(client: Client, args: argparse.Namespace) -> int:
+    """`runservice resume RUN`."""
+    data = read_json(args.data, "--data")
+    context = read_json(args.context, "--context")
+    run = run_handle(client, args.run_id)
+    resume = run.resume_async if args.wait else run.resume
+    done = await resume(
+        data,
+        step=args.step,
+        label=args.label,
+        for_each_index=args.index,
+        request_context=context,
+        request_id=args.request_id,
+    )
+    return _report(done, args, waited=args.wait)
+
+
+async def cancel_run(client: Client, args: argparse.Namespace) -> int:
+    """`runservice cancel RUN`."""
+    done = await run_handle(client, args.run_id).cancel()
+    return _report(done, args, waited=False)
+
+
+async def list_runs(client: Client, args: argparse.Namespace) -> int:
+    """`runservice runs`."""
+    statuses = [part.strip() for given in args.status or () for part in given.split(",") if part.strip()]
+    unknown = [s for s in statuses if s not in {known.value for known in RunStatus}]
+    if unknown:
+        raise UsageError(f"--status: {', '.join(unknown)} is not one of {', '.join(RunStatus)}")
+    runs, token = await client.get_workflow(args.workflow or "").runs(
+        status=statuses,
+        resource_id=args.resource,
+        page_size=args.limit,
+        page_token=args.page_token,
+        full=args.full,
+    )
+    if args.json:
+        print_json({"runs": [jsonable(run) for run in runs], "next_page_token": token})
+        return EXIT_OK
+    out = console()
+    grid = table(
+        "RUN",
+        "WORKFLOW",
+        "STATUS",
+        "RESOURCE",
+        "CREATED",
+        "UPDATED",
+        framed=out.is_terminal,
+        keep=("STATUS",),
+    )
+    for run in runs:
+        grid.add_row(
+            Text(run.run_id),
+            Text(run.workflow_id),
+            status_text(run.status),
+            Text(run.resource_id or ""),
+            when(run.created_at),
+            when(run.updated_at),
+        )
+    print_table(out, grid)
+    if token:
+        console(stderr=True).print(Text(f"more: --page-token {token}", style="dim"))
+    return EXIT_OK
+
+
+async def show_run(client: Client, args: argparse.Namespace) -> int:
+    """`runservice show RUN`."""
+    run = await client.get_workflow("").run_execution_result(args.run_id, include_state=True)
+    if args.json:
+        print_json(jsonable(run))
+        return EXIT_OK
+    out = console()
+    print_run(run, out)
+    facts = [
+        ("resource", run.resource_id or ""),
+        ("created", when(run.created_at)),
+        ("started", when(run.started_at)),
+        ("ended", when(run.ended_at)),
+        ("input", short_json(run.input, 2000) if run.input is not None else ""),
+        ("state", short_json(run.state, 2000) if run.state not in (None, {}) else ""),
+        ("events", str(run.last_sequence)),
+    ]
+    for name, value in facts:
+        if value:
+            out.print(Text(f"{name}: {value}"))
+    if run.steps:
+        now = time.time()
+        grid = table(
+            "STEP",
+            "STATUS",
+            "ATTEMPT",
+            "STARTED",
+            "TIME",
+            "DETAIL",
+            framed=out.is_terminal,
+            keep=("STATUS", "TIME"),
+        )
+        for step in run.steps:
+            grid.add_row(
+                Text(step_label(step)),
+                status_text(step.status),
+                str(step.attempt + 1) if step.attempt else "",
+                when(step.started_at),
+                step_time(step, now),
+                Text(step_detail(step, 100) or error_line(step.error)),
+            )
+        print_table(out, grid)
+    return EXIT_OK
+
+
+async def delete_run(client: Client, args: argparse.Namespace) -> int:
+    """`runservice delete RUN`."""
+    await client.get_workflow("").delete_run_by_id(args.run_id)
+    if args.json:
+        print_json({"run_id": args.run_id, "deleted": True})
+    else:
+        console().print(Text(f"deleted run {args.run_id}"))
+    return EXIT_OK

@@ -1,0 +1,385 @@
+"""The people's CLI (`runservice workflows | graph | start | resume | cancel | runs | show | delete`)
+run as the installed console script against a real server, text and --json, and its exit codes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from clitools import Result, clean_env, cli_workflows, runservice
+from conftest import ServingFactory
+
+from runservice import __version__
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+async def target(serving: ServingFactory, tmp_path: Path) -> AsyncIterator[str]:
+    async with serving(tmp_path / "runs.db", workflows=cli_workflows()) as served:
+        yield served.address
+
+
+async def cli(target: str, *args: str, stdin: str | None = None) -> Result:
+    return await runservice(*args, "--target", target, stdin=stdin)
+
+
+def one_error_line(result: Result, *parts: str) -> str:
+    """The single stderr line of a failed command, checked to hold `parts`."""
+    lines = result.error_lines
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("runservice: error: "), lines[0]
+    for part in parts:
+        assert part in lines[0], lines[0]
+    assert "Traceback" not in result.err
+    return lines[0]
+
+
+# -- the command itself -------------------------------------------------------------------------
+
+
+async def test_version_help_and_usage_errors() -> None:
+    version = await runservice("--version")
+    assert version.code == 0 and version.out.strip() == f"runservice {__version__}"
+
+    bare = await runservice()
+    assert bare.code == 2 and "COMMAND" in bare.err
+
+    for command in ("workflows", "graph", "start", "resume", "cancel", "runs", "show", "delete", "watch"):
+        helped = await runservice(command, "--help")
+        assert helped.code == 0 and "--target" in helped.out and "--json" in helped.out, command
+
+    unknown = await runservice("runs", "--no-such-flag")
+    assert unknown.code == 2 and "--no-such-flag" in unknown.err
+    missing = await runservice("show")
+    assert missing.code == 2 and "RUN" in missing.err
+
+
+async def test_unreachable_server_is_one_line_and_exit_1(unused_tcp_port: int) -> None:
+    down = f"127.0.0.1:{unused_tcp_port}"
+    result = await runservice("workflows", "--target", down)
+    assert result.code == 1
+    one_error_line(result, "UNAVAILABLE", down, "RUNSERVICE_TARGET")
+
+    # The target also comes from the environment.
+    from_env = await runservice("runs", "--json", env=clean_env(RUNSERVICE_TARGET=down))
+    assert from_env.code == 1 and from_env.json()["error"]["code"] == "UNAVAILABLE"
+
+
+async def test_target_from_the_environment(target: str) -> None:
+    result = await runservice("workflows", "--json", env=clean_env(RUNSERVICE_TARGET=target))
+    assert result.code == 0, result.err
+    assert "echo" in {wf["id"] for wf in result.json()["workflows"]}
+
+
+# -- workflows and graph ----------------------------------------------------------------------------
+
+
+async def test_workflows_lists_ids_steps_and_inputs(target: str) -> None:
+    listed = await cli(target, "workflows", "--json")
+    assert listed.code == 0, listed.err
+    by_id = {wf["id"]: wf for wf in listed.json()["workflows"]}
+    assert {"echo", "approval", "shapes", "human-approval", "order-fulfilment"} <= set(by_id)
+    assert set(by_id["approval"]["steps"]) == {"bump", "ask", "report"}
+    assert by_id["echo"]["input_schema"]["required"] == ["count"]
+
+    text = await cli(target, "workflows")
+    assert text.code == 0, text.err
+    rows = {line.split()[0]: line for line in text.out.splitlines()[1:] if line.strip()}
+    assert set(rows) == set(by_id)
+    assert re.search(r"^echo\s+1\s+\{count: integer\}\s+Adds one to a count$", rows["echo"])
+    assert "\x1b[" not in text.out  # piped: no colours
+
+
+async def test_graph_is_a_mermaid_flowchart_of_every_construct(target: str) -> None:
+    shapes = await cli(target, "graph", "shapes")
+    assert shapes.code == 0, shapes.err
+    chart = shapes.out
+    assert chart.startswith("---\ntitle: shapes\n---\nflowchart TD\n")
+    # the nested workflow is a subgraph holding its own step; parallel forks and joins; sleep; map
+    assert re.search(r'subgraph sg\d+\["workflow inner"\]\n\s+n\d+\["inner-bump"\]\n\s+end', chart)
+    fork = re.search(r'(n\d+)\{\{"parallel"\}\}', chart)
+    join = re.search(r'(n\d+)\{\{"join"\}\}', chart)
+    assert fork and join
+    for step in ("double", "triple"):
+        node = re.search(rf'(n\d+)\["{step}"\]', chart)
+        assert node, step
+        assert f"{fork[1]} --> {node[1]}" in chart and f"{node[1]} --> {join[1]}" in chart
+    assert re.search(r'n\d+\(\["sleep 0\.01s"\]\)', chart)
+    assert re.search(r'n\d+\[/"map [^"]+"/\]', chart)
+    assert "start --> " in chart and " --> done" in chart
+
+    order = await cli(target, "graph", "order-fulfilment")
+    assert order.code == 0, order.err
+    assert re.search(r'subgraph sg\d+\["foreach, 2 at a time"\]\n\s+n\d+\["pick-item"\]', order.out)
+    assert '-->|"is_express"|' in order.out and '-->|"is_standard"|' in order.out
+    loop = re.search(r'(n\d+)\["confirm-pickup"\]', order.out)
+    check = re.search(r'(n\d+)\{"dountil"\}', order.out)
+    assert loop and check
+    assert f'{check[1]} -->|"condition false"| {loop[1]}' in order.out
+    assert f'{check[1]} -->|"condition true"| done' in order.out
+
+    approval = await cli(target, "graph", "approval", "--json")
+    data = approval.json()
+    assert data["workflow_id"] == "approval" and [n["id"] for n in data["step_graph"]] == [
+        "bump",
+        "ask",
+        "report",
+    ]
+    ask = re.search(r'(n\d+)\["ask"\]', data["mermaid"])
+    assert ask and f"class {ask[1]} suspends" in data["mermaid"]  # a step that can suspend is dashed
+
+    missing = await cli(target, "graph", "no-such-workflow")
+    assert missing.code == 1
+    one_error_line(missing, "NOT_FOUND WORKFLOW_NOT_FOUND", "no-such-workflow")
+
+
+# -- start, resume, cancel ----------------------------------------------------------------------------
+
+
+async def test_start_waits_and_reports_the_result(target: str) -> None:
+    done = await cli(target, "start", "echo", "--input", '{"count": 41}', "--wait")
+    assert done.code == 0, done.err
+    lines = done.out.splitlines()
+    assert re.fullmatch(r"run \S+ \(echo\) success", lines[0])
+    assert lines[1] == 'result: {"count": 42}'
+
+    as_json = await cli(
+        target, "start", "echo", "-i", '{"count": 1}', "--wait", "--json", "--run-id", "echo-1"
+    )
+    run = as_json.json()
+    assert run["run_id"] == "echo-1" and run["status"] == "success" and run["result"] == {"count": 2}
+    assert [step["path"] for step in run["steps"]] == [["bump"]]
+
+
+async def test_start_without_wait_returns_at_once(target: str) -> None:
+    started = await cli(target, "start", "sluggish", "-i", '{"value": 1}', "--run-id", "slow-1", "--json")
+    assert started.code == 0, started.err
+    assert started.json()["status"] in ("pending", "running")
+    text = await cli(target, "cancel", "slow-1")
+    assert text.code == 0, text.err
+    assert text.out.splitlines()[0] == "run slow-1 (sluggish) canceled"
+
+
+async def test_start_input_from_a_file_and_stdin_and_every_option(target: str, tmp_path: Path) -> None:
+    (tmp_path / "input.json").write_text('{"value": 5}')
+    from_file = await cli(
+        target, "start", "stateful", "--input", f"@{tmp_path / 'input.json'}", "--wait", "--json",
+        "--state", '{"seen": ["cli"], "total": 1}', "--context", '{"tenant": "acme"}',
+        "--resource-id", "user-7", "--run-id", "stateful-1",
+    )  # fmt: skip
+    assert from_file.code == 0, from_file.err
+    result = from_file.json()["result"]
+    assert result["state"] == {"seen": ["cli", "remember"], "total": 6}
+    assert result["tenant"] == "acme" and result["resource"] == "user-7" and result["init"] == {"value": 5}
+
+    from_stdin = await cli(target, "start", "echo", "--input", "-", "--wait", "--json", stdin='{"count": 9}')
+    assert from_stdin.json()["result"] == {"count": 10}
+
+
+async def test_start_errors(target: str, tmp_path: Path) -> None:
+    invalid = await cli(target, "start", "echo", "--input", '{"count": "many"}', "--wait")
+    assert invalid.code == 1 and invalid.out == ""
+    one_error_line(invalid, "INVALID_ARGUMENT VALIDATION_FAILED", "count")
+
+    invalid_json = await cli(target, "start", "echo", "--input", '{"count": "many"}', "--json")
+    error = invalid_json.json()["error"]
+    assert error["code"] == "INVALID_ARGUMENT" and error["reason"] == "VALIDATION_FAILED"
+    assert [v["field"] for v in error["violations"]] == ["input_data.count"]
+
+    unknown = await cli(target, "start", "nope", "--input", "{}")
+    assert unknown.code == 1
+    one_error_line(unknown, "NOT_FOUND WORKFLOW_NOT_FOUND", "'nope'")
+
+    not_json = await cli(target, "start", "echo", "--input", "{count: 1}")
+    assert not_json.code == 2
+    one_error_line(not_json, "--input", "not JSON")
+    no_file = await cli(target, "start", "echo", "--input", f"@{tmp_path / 'missing.json'}")
+    assert no_file.code == 2
+    one_error_line(no_file, "--input", "missing.json")
+
+    first = await cli(target, "start", "echo", "-i", '{"count": 1}', "--run-id", "twice", "--wait")
+    assert first.code == 0, first.err
+    again = await cli(target, "start", "echo", "-i", '{"count": 1}', "--run-id", "twice")
+    assert again.code == 1
+    one_error_line(again, "ALREADY_EXISTS RUN_ALREADY_STARTED", "twice")
+
+
+async def test_a_failed_run_exits_3(target: str) -> None:
+    failed = await cli(target, "start", "failing", "-i", '{"value": 1}', "--wait")
+    assert failed.code == 3, failed.err
+    assert re.fullmatch(r"run \S+ \(failing\) failed", failed.out.splitlines()[0])
+    assert "error: ValueError: boom" in failed.out
+    assert failed.err == ""
+
+
+async def test_resume_a_suspended_run(target: str) -> None:
+    suspended = await cli(target, "start", "approval", "-i", '{"count": 1}', "--run-id", "ap-1", "--wait")
+    assert suspended.code == 0, suspended.err
+    assert suspended.out.splitlines() == [
+        "run ap-1 (approval) suspended",
+        'suspended: ask {"question": "approve 2?"}',
+        "resume with: runservice resume ap-1 --data JSON",
+    ]
+    wrong = await cli(target, "resume", "ap-1", "--data", '{"approved": "perhaps"}')
+    assert wrong.code == 1
+    one_error_line(wrong, "INVALID_ARGUMENT VALIDATION_FAILED")
+
+    resumed = await cli(target, "resume", "ap-1", "--step", "ask", "--data", '{"approved": true}', "--wait")
+    assert resumed.code == 0, resumed.err
+    assert resumed.out.splitlines()[:2] == ["run ap-1 (approval) success", 'result: {"verdict": "approved"}']
+
+    again = await cli(target, "resume", "ap-1", "--data", '{"approved": true}')
+    assert again.code == 1
+    one_error_line(again, "FAILED_PRECONDITION RUN_NOT_SUSPENDED", "ap-1")
+
+
+async def test_resume_by_step_path_label_and_foreach_index(target: str) -> None:
+    # Two suspended steps: the step must be named.
+    two = await cli(target, "start", "two-questions", "-i", '{"value": 1}', "--run-id", "tq", "--wait")
+    assert two.code == 0 and "--step ask-a" in two.out and "--step ask-b" in two.out
+    unnamed = await cli(target, "resume", "tq", "--data", '{"approved": true}')
+    assert unnamed.code == 1
+    one_error_line(unnamed, "FAILED_PRECONDITION MULTIPLE_SUSPENDED_STEPS")
+    named = await cli(
+        target, "resume", "tq", "--step", "ask-a", "--data", '{"approved": true}', "--wait", "--json"
+    )
+    assert named.json()["suspended"] == [["ask-b"]]
+
+    # A step three workflows deep, named by its dotted path, then by its label.
+    nested = await cli(target, "start", "outer", "-i", '{"value": 1}', "--run-id", "nest", "--wait", "--json")
+    assert nested.json()["suspended"] == [["middle", "innermost", "approve"]]
+    bad_step = await cli(target, "resume", "nest", "--step", "middle.approve", "--data", '{"approved": true}')
+    assert bad_step.code == 1
+    one_error_line(bad_step, "FAILED_PRECONDITION STEP_NOT_SUSPENDED")
+    by_label = await cli(
+        target, "resume", "nest", "--label", "manager", "--data", '{"approved": true}', "--wait"
+    )
+    assert by_label.code == 0, by_label.err
+    assert 'result: {"text": "approved"}' in by_label.out
+
+    # A foreach with two suspended items: resume one by index, the other by its label.
+    items = '[{"value": -1}, {"value": 2}, {"value": -3}]'
+    each = await cli(target, "start", "each", "-i", items, "--run-id", "each-1", "--wait", "--json")
+    assert each.json()["status"] == "suspended"
+    first = await cli(
+        target, "resume", "each-1", "--step", "check-item", "--index", "0", "-d", '{"approved": true}',
+        "--wait", "--json",
+    )  # fmt: skip
+    assert first.code == 0 and first.json()["status"] == "suspended"
+    last = await cli(
+        target, "resume", "each-1", "--label", "item-3", "-d", '{"approved": true}', "--wait", "--json"
+    )
+    assert last.code == 0, last.err
+    assert last.json()["result"] == [{"value": 10}, {"value": 20}, {"value": 30}]
+
+
+async def test_cancel(target: str) -> None:
+    await cli(target, "start", "cancellable-report", "-i", '{"seconds": 30}', "--run-id", "rep")
+    canceled = await cli(target, "cancel", "rep", "--json")
+    assert canceled.code == 0 and canceled.json()["status"] == "canceled"
+    # Cancel of a finished run is fine and changes nothing.
+    again = await cli(target, "cancel", "rep")
+    assert again.code == 0 and again.out.startswith("run rep (cancellable-report) canceled")
+    missing = await cli(target, "cancel", "no-such-run")
+    assert missing.code == 1
+    one_error_line(missing, "NOT_FOUND RUN_NOT_FOUND")
+
+
+async def test_timeout_gives_up_with_deadline_exceeded(target: str) -> None:
+    result = await cli(
+        target, "start", "cancellable-report", "-i", '{"seconds": 30}', "--wait", "--timeout", "0.5"
+    )
+    assert result.code == 1
+    one_error_line(result, "DEADLINE_EXCEEDED", "0.5 s")
+    bad = await cli(target, "runs", "--timeout", "soon")
+    assert bad.code == 2 and "--timeout" in bad.err
+
+
+# -- runs, show, delete ---------------------------------------------------------------------------------
+
+
+async def test_runs_filters_and_pages(target: str) -> None:
+    for n in range(3):
+        done = await cli(target, "start", "echo", "-i", f'{{"count": {n}}}', "--run-id", f"e{n}", "--wait")
+        assert done.code == 0, done.err
+    await cli(
+        target, "start", "approval", "-i", '{"count": 1}', "--run-id", "a0", "--resource-id", "r1", "--wait"
+    )
+
+    everything = await cli(target, "runs", "--json")
+    assert [run["run_id"] for run in everything.json()["runs"]] == ["a0", "e2", "e1", "e0"]  # newest first
+
+    echo = await cli(target, "runs", "--workflow", "echo", "--json")
+    assert {run["run_id"] for run in echo.json()["runs"]} == {"e0", "e1", "e2"}
+    suspended = await cli(target, "runs", "--status", "suspended,failed", "--json")
+    assert [run["run_id"] for run in suspended.json()["runs"]] == ["a0"]
+    owned = await cli(target, "runs", "--resource", "r1", "--json")
+    assert [run["run_id"] for run in owned.json()["runs"]] == ["a0"]
+    assert owned.json()["runs"][0]["input"] is None  # a summary
+    full = await cli(target, "runs", "--resource", "r1", "--json", "--full")
+    assert full.json()["runs"][0]["input"] == {"count": 1}
+
+    page = await cli(target, "runs", "--limit", "3", "--json")
+    first = page.json()
+    assert len(first["runs"]) == 3 and first["next_page_token"]
+    rest = await cli(target, "runs", "--limit", "3", "--page-token", first["next_page_token"], "--json")
+    assert [run["run_id"] for run in rest.json()["runs"]] == ["e0"] and rest.json()["next_page_token"] == ""
+
+    text = await cli(target, "runs", "--limit", "3")
+    assert text.code == 0
+    lines = text.out.splitlines()
+    assert lines[0].split() == ["RUN", "WORKFLOW", "STATUS", "RESOURCE", "CREATED", "UPDATED"]
+    assert lines[1].split()[:4] == ["a0", "approval", "suspended", "r1"]
+    assert len(lines) == 4 and all(line == line.rstrip() for line in lines)
+    assert f"--page-token {first['next_page_token']}" in text.err
+
+    bad = await cli(target, "runs", "--status", "sleeping")
+    assert bad.code == 2
+    one_error_line(bad, "--status", "sleeping")
+
+
+async def test_show_a_run_and_its_steps(target: str) -> None:
+    await cli(target, "start", "approval", "-i", '{"count": 4}', "--run-id", "sh", "--wait")
+    text = await cli(target, "show", "sh")
+    assert text.code == 0, text.err
+    out = text.out.splitlines()
+    assert out[0] == "run sh (approval) suspended"
+    assert 'input: {"count": 4}' in out
+    steps = {
+        line.split()[0]: line.split()
+        for line in out[out.index(next(x for x in out if x.startswith("STEP"))) + 1 :]
+    }
+    assert steps["bump"][1] == "success" and steps["ask"][1] == "suspended"
+    assert '{"question": "approve 5?"}' in text.out
+
+    as_json = await cli(target, "show", "sh", "--json")
+    run = as_json.json()
+    assert run["status"] == "suspended" and run["input"] == {"count": 4}
+    assert {tuple(step["path"]): step["status"] for step in run["steps"]} == {
+        ("bump",): "success",
+        ("ask",): "suspended",
+    }
+    assert run["last_sequence"] >= 5 and isinstance(run["created_at"], float)
+
+    missing = await cli(target, "show", "nope", "--json")
+    assert missing.code == 1 and missing.json()["error"]["reason"] == "RUN_NOT_FOUND"
+
+
+async def test_delete(target: str) -> None:
+    await cli(target, "start", "echo", "-i", '{"count": 1}', "--run-id", "gone", "--wait")
+    deleted = await cli(target, "delete", "gone", "--json")
+    assert deleted.code == 0 and deleted.json() == {"run_id": "gone", "deleted": True}
+    after = await cli(target, "show", "gone")
+    assert after.code == 1
+    one_error_line(after, "NOT_FOUND RUN_NOT_FOUND", "gone")
+
+    await cli(target, "start", "sluggish", "-i", '{"value": 1}', "--run-id", "busy")
+    active = await cli(target, "delete", "busy")
+    assert active.code == 1
+    one_error_line(active, "FAILED_PRECONDITION RUN_ACTIVE", "busy")
+    await cli(target, "cancel", "busy")
+    text = await cli(target, "delete", "busy")
+    assert text.code == 0 and text.out == "deleted run busy\n"
