@@ -93,6 +93,7 @@ class SyncClient:
         self.channel: grpc.Channel = channel
         self.stub = run_service_pb2_grpc.RunServiceStub(channel)
         self._watches: set[SyncWatchHandle] = set()
+        self._follows: set[_Follow] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -103,12 +104,12 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
-        """Stop every watch this client started, then close the channel (if it opened it)."""
+        """End every watch and follow of this client, then close the channel (if it opened it)."""
         self._closed = True
         with self._lock:
-            watches = list(self._watches)
-        for watch in watches:
-            watch.stop()
+            watches, follows = list(self._watches), list(self._follows)
+        for follow in follows:
+            follow.stop()
         for watch in watches:
             watch.join(5.0)
         if self._owns_channel:
@@ -148,12 +149,13 @@ class SyncClient:
         """
         return _Follow(self, run_id, after_sequence, until_settled, attempt_timeout).events()
 
-    def _register(self, watch: SyncWatchHandle, add: bool) -> None:
+    def _register(self, item: SyncWatchHandle | _Follow, add: bool) -> None:
         with self._lock:
+            found: set[Any] = self._watches if isinstance(item, SyncWatchHandle) else self._follows
             if add:
-                self._watches.add(watch)
+                found.add(item)
             else:
-                self._watches.discard(watch)
+                found.discard(item)
 
 
 class _Follow:
@@ -182,6 +184,13 @@ class _Follow:
             call.cancel()
 
     def events(self) -> Iterator[model.Event]:
+        self.client._register(self, True)
+        try:
+            yield from self._events()
+        finally:
+            self.client._register(self, False)
+
+    def _events(self) -> Iterator[model.Event]:
         backoff = Backoff()
         while not self._stopped.is_set():
             request = run_service_pb2.WatchRequest(run_id=self.run_id, after_sequence=self.last)

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 import grpc
 from google.rpc import error_details_pb2  # noqa: F401  (registers error detail types for reflection)
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from runservice.engine import Engine
+from runservice.server.reflection import enable_reflection
 from runservice.server.servicer import RunServicer
 from runservice.storage import open_store
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
@@ -58,9 +58,7 @@ class RunServer:
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (RUN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
+        enable_reflection(self.server, (RUN_SERVICE, health.SERVICE_NAME))  # v1 and v1alpha
         try:
             self.port = self.server.add_insecure_port(address)
         except RuntimeError as exc:
