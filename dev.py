@@ -85,6 +85,7 @@ def gates() -> list[tuple[str, list[str | Path], Path]]:
         ("buf lint", [tool("buf"), "lint"], protos),
         ("buf format", [tool("buf"), "format", "-d", "--exit-code"], protos),
         ("stub freshness", [PYTHON, "scripts/check_stubs.py"], ROOT),
+        ("node types freshness", [PYTHON, "scripts/node_client.py"], ROOT),
         ("hadolint", [tool("hadolint"), "Dockerfile"], ROOT),
         ("import layers", [PYTHON, "scripts/check_layers.py"], ROOT),
     ]
