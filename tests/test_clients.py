@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,7 +19,7 @@ import pytest
 from conftest import Served
 
 from runservice import errors
-from runservice.client import Client, RetryPolicy, SyncClient
+from runservice.client import Client, RetryPolicy, SyncClient, TlsFiles
 from runservice.model import Event, EventType, RunStatus
 from runservice.v1 import run_pb2, run_service_pb2
 
@@ -27,12 +28,21 @@ pytestmark = pytest.mark.timeout(30)
 SERVICE = "runservice.v1.RunService"
 
 
+TLS = Path(__file__).resolve().parent / "tls"
+
+
 @contextlib.asynccontextmanager
-async def scripted(methods: dict[str, grpc.RpcMethodHandler[Any, Any]]) -> AsyncIterator[str]:
-    """A real server on a free port answering the given RunService methods."""
+async def scripted(
+    methods: dict[str, grpc.RpcMethodHandler[Any, Any]], *, tls: bool = False
+) -> AsyncIterator[str]:
+    """A real server on a free port answering the given RunService methods (with TLS: tests/tls)."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, methods)])
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls:
+        pair = ((TLS / "server.key").read_bytes(), (TLS / "server.pem").read_bytes())
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([pair]))
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
         yield f"127.0.0.1:{port}"
@@ -176,6 +186,36 @@ async def test_unary_calls_are_retried_on_unavailable_by_the_published_policy() 
         assert calls == -8
 
 
+async def test_both_clients_speak_tls_from_pem_paths_and_send_the_token() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def list_workflows(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        seen.append(dict(context.invocation_metadata() or ()))
+        return run_service_pb2.ListWorkflowsResponse(workflows=[run_pb2.Workflow(id="secure")])
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        list_workflows,
+        request_deserializer=run_service_pb2.ListWorkflowsRequest.FromString,
+        response_serializer=run_service_pb2.ListWorkflowsResponse.SerializeToString,
+    )
+    tls = TlsFiles(ca=TLS / "ca.pem")
+    async with scripted({"ListWorkflows": handler}, tls=True) as address:
+        async with Client(address, credentials=tls, token="abc") as client:
+            assert [wf.id for wf in await client.list_workflows()] == ["secure"]
+
+        def sync_call() -> list[str]:
+            with SyncClient(address, credentials=tls, metadata=[("x-team", "ops")]) as client:
+                return [wf.id for wf in client.list_workflows()]
+
+        assert await asyncio.to_thread(sync_call) == ["secure"]
+        async with Client(address, timeout=3.0, retry=None) as plaintext:  # no TLS: refused
+            with pytest.raises(errors.Unavailable):
+                await plaintext.list_workflows()
+    assert seen[0]["authorization"] == "Bearer abc" and seen[1]["x-team"] == "ops"
+    with pytest.raises(ValueError, match="both cert and key"):
+        TlsFiles(cert=TLS / "server.pem").credentials()
+
+
 # -- the sync client end to end ---------------------------------------------------------------
 
 
@@ -184,10 +224,10 @@ async def on_thread(fn: Callable[[], Any]) -> Any:
     return await asyncio.to_thread(fn)
 
 
-async def test_sync_client_runs_suspends_resumes_streams_and_watches(served: Served) -> None:
+async def test_sync_client_runs_suspends_resumes_streams_and_watches(sync_client: SyncClient) -> None:
     def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        with SyncClient(served.address, timeout=10.0, token="ignored-by-this-server") as client:
+        with sync_client as client:
             out["workflows"] = [wf.id for wf in client.list_workflows()]
             approval = client.get_workflow("approval")
             out["ask"] = approval.details().steps["ask"].can_suspend
