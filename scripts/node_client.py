@@ -2,6 +2,7 @@
 
     python scripts/node_client.py           fail when clients/node/generated differs from fresh types
     python scripts/node_client.py install   `npm ci` in clients/node when the lock file changed
+    python scripts/node_client.py gen       regenerate clients/node/generated (part of `dev.py gen`)
 
 The types come from the same contract as the Python stubs (proto-loader-gen-types, run by
 clients/node/scripts/gen-types.mjs). Node is needed: on CI (CI=true) a missing node or npm is
@@ -76,6 +77,10 @@ def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["install"]:
             install()
+            return 0
+        if argv[:1] == ["gen"]:
+            install()
+            generate(GENERATED)
             return 0
         differences = stale()
     except NodeMissing as exc:

@@ -305,10 +305,12 @@ def test_watch_handle_hands_the_error_to_on_error_and_wait(channel: grpc_testing
 def test_service_config_and_retry_policy_are_channel_options() -> None:
     import json
 
-    from runservice.client import RetryPolicy, service_config
+    from runservice.client import DEFAULT_RETRY, RetryPolicy, published_service_config, service_config
     from runservice.client.channel import channel_options
 
     published = service_config()
+    assert published == published_service_config()  # the default retry policy is the published one
+    assert RetryPolicy(4, 0.2, 3.0, 2.0, ("UNAVAILABLE",)) == DEFAULT_RETRY
     unary, waiting, streams = published["methodConfig"]
     assert unary["timeout"] == "30s" and "timeout" not in waiting and "retryPolicy" not in streams
     assert unary["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]

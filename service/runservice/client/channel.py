@@ -49,7 +49,7 @@ def published_service_config() -> dict[str, Json]:
 class RetryPolicy:
     """gRPC retries of unary calls (the service config's `retryPolicy`).
 
-    The defaults are the published ones. Only UNAVAILABLE is retried unless you add codes:
+    `DEFAULT_RETRY` is the published one. Only UNAVAILABLE is retried unless you add codes:
     anything else may have changed something on the server.
     """
 
@@ -59,17 +59,41 @@ class RetryPolicy:
     multiplier: float = 2.0
     codes: tuple[str, ...] = ("UNAVAILABLE",)
 
+    @classmethod
+    def from_config(cls, policy: dict[str, Json]) -> RetryPolicy:
+        """A policy from a service config's `retryPolicy` object."""
+        return cls(
+            max_attempts=int(policy["maxAttempts"]),
+            initial_backoff=float(str(policy["initialBackoff"]).removesuffix("s")),
+            max_backoff=float(str(policy["maxBackoff"]).removesuffix("s")),
+            multiplier=float(policy["backoffMultiplier"]),
+            codes=tuple(policy["retryableStatusCodes"]),
+        )
+
     def as_config(self) -> dict[str, Json]:
         return {
             "maxAttempts": self.max_attempts,
-            "initialBackoff": f"{self.initial_backoff}s",
-            "maxBackoff": f"{self.max_backoff}s",
+            "initialBackoff": _duration(self.initial_backoff),
+            "maxBackoff": _duration(self.max_backoff),
             "backoffMultiplier": self.multiplier,
             "retryableStatusCodes": list(self.codes),
         }
 
 
-DEFAULT_RETRY = RetryPolicy()
+def _duration(seconds: float) -> str:
+    """Seconds as a service config duration ("0.2s", "3s"; never an exponent)."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
+
+
+def _published_retry() -> RetryPolicy:
+    for method in published_service_config()["methodConfig"]:
+        if "retryPolicy" in method:
+            return RetryPolicy.from_config(method["retryPolicy"])
+    raise ValueError("the published service config has no retry policy")
+
+
+DEFAULT_RETRY = _published_retry()
+"""The published retry policy (the service config's, read at import)."""
 
 
 def service_config(retry: RetryPolicy | None = DEFAULT_RETRY) -> dict[str, Json]:
