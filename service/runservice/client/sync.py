@@ -198,6 +198,8 @@ class _Follow:
                 request, timeout=self.attempt_timeout, metadata=self.client.metadata
             )
             self._call = cast(grpc.Call, responses)
+            if self._stopped.is_set():  # stop() ran before the call was visible to it
+                self._call.cancel()
             try:
                 for response in responses:
                     backoff.reset()
