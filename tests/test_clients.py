@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,10 @@ async def test_a_per_attempt_deadline_reopens_the_watch(
             seen.append(event)
 
     watching = asyncio.create_task(collect())
-    await asyncio.sleep(1.0)  # at least one attempt runs out while the run is suspended
+    for _ in range(100):  # until at least one attempt ran out while the run is suspended
+        if "ended with DEADLINE_EXCEEDED" in caplog.text:
+            break
+        await asyncio.sleep(0.1)
     await run.resume_async({"approved": True})
     await asyncio.wait_for(watching, 10)
     assert "ended with DEADLINE_EXCEEDED" in caplog.text
@@ -285,9 +289,17 @@ async def test_sync_close_ends_a_follow_on_another_thread(served: Served) -> Non
     client = SyncClient(served.address, timeout=10.0)
     run = await on_thread(lambda: client.get_workflow("approval").create_run())
     await on_thread(lambda: run.start_async({"count": 1}))
-    following: Awaitable[list[Event]] = on_thread(lambda: list(run.watch_events()))
-    task = asyncio.ensure_future(following)
-    await asyncio.sleep(0.3)
+    seen: list[Event] = []
+    caught_up = threading.Event()
+
+    def follow() -> None:
+        for event in run.watch_events():
+            seen.append(event)
+            if event.settles_run:
+                caught_up.set()  # the backlog is in; the run is suspended and the stream idles
+
+    following = asyncio.ensure_future(on_thread(follow))
+    assert await on_thread(lambda: caught_up.wait(10))
     await on_thread(client.close)
-    seen = await asyncio.wait_for(task, 5)
-    assert seen and seen[-1].settles_run  # the backlog, then a quiet end when the client closed
+    await asyncio.wait_for(following, 5)  # a quiet end, no error
+    assert seen[-1].settles_run and seen[-1].run_status is RunStatus.SUSPENDED
