@@ -108,3 +108,22 @@ async def test_both_reflection_versions_serve_the_contract_with_source_info(
         channel, service, reflection_pb2.ServerReflectionRequest(file_containing_symbol="no.such.Thing")
     )
     assert missing.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+async def test_buf_curl_calls_through_reflection_v1(served: Served) -> None:
+    buf = GRPCURL.parent / "buf"
+    proc = await asyncio.create_subprocess_exec(
+        str(buf) if buf.exists() else "buf",
+        "curl",
+        "--protocol=grpc",
+        "--http2-prior-knowledge",
+        "--reflect-protocol=grpc-v1",  # v1 only: no fallback to v1alpha
+        "-d",
+        '{"workflow_id": "echo"}',
+        f"http://{served.address}/runservice.v1.RunService/GetWorkflow",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, out.decode()
+    assert '"description": "Adds one to a count"' in out.decode()
