@@ -4,7 +4,7 @@
     python3 dev.py serve [ARGS...]   serve the bundled examples (runservice serve ARGS...)
     python3 dev.py test [PYTEST_ARGS...]
                                      every quality gate, then the test suite
-    python3 dev.py gen               regenerate stubs/ from protos/
+    python3 dev.py gen               regenerate stubs/ and clients/node/generated/ from protos/
     python3 dev.py bench [ARGS...]   run the benchmark (python -m bench ARGS...)
     python3 dev.py fmt               format and auto-fix lint
 
@@ -85,6 +85,7 @@ def gates() -> list[tuple[str, list[str | Path], Path]]:
         ("buf lint", [tool("buf"), "lint"], protos),
         ("buf format", [tool("buf"), "format", "-d", "--exit-code"], protos),
         ("stub freshness", [PYTHON, "scripts/check_stubs.py"], ROOT),
+        ("node types freshness", [PYTHON, "scripts/node_client.py"], ROOT),
         ("hadolint", [tool("hadolint"), "Dockerfile"], ROOT),
         ("import layers", [PYTHON, "scripts/check_layers.py"], ROOT),
     ]
@@ -116,7 +117,8 @@ def cmd_serve(args: list[str]) -> int:
 
 
 def cmd_gen(args: list[str]) -> int:
-    return run([PYTHON, "scripts/gen_stubs.py", *args])
+    """The Python stubs and descriptor set, then the Node.js types (skipped without Node)."""
+    return run([PYTHON, "scripts/gen_stubs.py", *args]) or run([PYTHON, "scripts/node_client.py", "gen"])
 
 
 def cmd_bench(args: list[str]) -> int:

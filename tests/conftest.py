@@ -2,6 +2,8 @@
 
 served   the running server (engine, store, address) serving tests.workflows
 client   a connected runservice.client.Client
+sync_client  a runservice.client.SyncClient of the same server (call it through asyncio.to_thread:
+         the server runs on the test's event loop)
 stub     a raw RunService aio stub (for status-detail and stream-level checks)
 serving  an async context manager factory: serving(db_path, address=...) for tests that
          stop and restart a server on the same database
@@ -10,7 +12,7 @@ serving  an async context manager factory: serving(db_path, address=...) for tes
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ import grpc
 import pytest
 from workflows import WORKFLOWS  # tests/ is on sys.path (pytest's rootdir conftest)
 
-from runservice.client import Client
+from runservice.client import Client, SyncClient
 from runservice.engine import Engine
 from runservice.server import RunServer, build_server
 from runservice.storage import Store, open_store
@@ -82,6 +84,15 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 async def client(served: Served) -> AsyncIterator[Client]:
     async with Client(served.address, timeout=10.0) as connected:
         yield connected
+
+
+@pytest.fixture
+def sync_client(served: Served) -> Iterator[SyncClient]:
+    connected = SyncClient(served.address, timeout=10.0)
+    try:
+        yield connected
+    finally:
+        connected.close()
 
 
 def client_for(workflows: Iterable[Workflow]) -> Any:

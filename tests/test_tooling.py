@@ -124,6 +124,7 @@ def test_dev_test_runs_every_gate_in_order() -> None:
         "buf lint",
         "buf format",
         "stub freshness",
+        "node types freshness",
         "hadolint",
         "import layers",
     ]

@@ -28,7 +28,7 @@
     WorkflowDefinitionError            raised in the author's code at definition time
 
 The server maps each branch to a gRPC status code (service/server/status.py) and the
-client maps codes and reasons back (service/client.py). Nothing here knows gRPC.
+client maps codes and reasons back (runservice/client/status.py). Nothing here knows gRPC.
 """
 
 from __future__ import annotations

@@ -19,13 +19,13 @@ from pathlib import Path
 import grpc
 from google.rpc import error_details_pb2  # noqa: F401  (registers error detail types for reflection)
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from runservice.engine import Engine
 from runservice.server.auth import AuthInterceptor, TokenSet
 from runservice.server.decoding import add_run_service
 from runservice.server.limits import StreamLimitInterceptor
 from runservice.server.observability import Observability
+from runservice.server.reflection import enable_reflection
 from runservice.server.servicer import RunServicer
 from runservice.server.tls import ReloadingCredentials, TlsFiles
 from runservice.server.tracing import Tracing
@@ -114,9 +114,7 @@ class RunServer:
         add_run_service(RunServicer(engine, heartbeat=heartbeat, tracing=tracing), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (RUN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
+        enable_reflection(self.server, (RUN_SERVICE, health.SERVICE_NAME))  # v1 and v1alpha
         self.tls = ReloadingCredentials(options.tls) if options.tls is not None else None
         try:
             if self.tls is not None:

@@ -1,0 +1,38 @@
+// Original file: runservice/v1/run_service.proto
+
+
+/**
+ * Request of Restart.
+ */
+export interface RestartRequest {
+  /**
+   * Optional. When set, must be the run's workflow.
+   */
+  'workflowId'?: (string);
+  /**
+   * Required. The run to re-drive.
+   */
+  'runId'?: (string);
+  /**
+   * True: return only when the run is terminal or suspended. False: return at once.
+   */
+  'wait'?: (boolean);
+}
+
+/**
+ * Request of Restart.
+ */
+export interface RestartRequest__Output {
+  /**
+   * Optional. When set, must be the run's workflow.
+   */
+  'workflowId': (string);
+  /**
+   * Required. The run to re-drive.
+   */
+  'runId': (string);
+  /**
+   * True: return only when the run is terminal or suspended. False: return at once.
+   */
+  'wait': (boolean);
+}

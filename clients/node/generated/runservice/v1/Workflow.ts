@@ -1,0 +1,73 @@
+// Original file: runservice/v1/run.proto
+
+import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from '../../google/protobuf/Value';
+import type { StepInfo as _runservice_v1_StepInfo, StepInfo__Output as _runservice_v1_StepInfo__Output } from '../../runservice/v1/StepInfo';
+import type { StepGraphNode as _runservice_v1_StepGraphNode, StepGraphNode__Output as _runservice_v1_StepGraphNode__Output } from '../../runservice/v1/StepGraphNode';
+
+/**
+ * A workflow this server runs.
+ */
+export interface Workflow {
+  /**
+   * The workflow id.
+   */
+  'id'?: (string);
+  /**
+   * The workflow's description.
+   */
+  'description'?: (string);
+  /**
+   * JSON Schema of the run input.
+   */
+  'inputSchema'?: (_google_protobuf_Value | null);
+  /**
+   * JSON Schema of the run result.
+   */
+  'outputSchema'?: (_google_protobuf_Value | null);
+  /**
+   * JSON Schema of the run state; unset if the workflow declares none.
+   */
+  'stateSchema'?: (_google_protobuf_Value | null);
+  /**
+   * Every step, nested workflows' steps included (with dotted ids).
+   */
+  'steps'?: (_runservice_v1_StepInfo)[];
+  /**
+   * The step graph, in execution order.
+   */
+  'stepGraph'?: (_runservice_v1_StepGraphNode)[];
+}
+
+/**
+ * A workflow this server runs.
+ */
+export interface Workflow__Output {
+  /**
+   * The workflow id.
+   */
+  'id': (string);
+  /**
+   * The workflow's description.
+   */
+  'description': (string);
+  /**
+   * JSON Schema of the run input.
+   */
+  'inputSchema': (_google_protobuf_Value__Output | null);
+  /**
+   * JSON Schema of the run result.
+   */
+  'outputSchema': (_google_protobuf_Value__Output | null);
+  /**
+   * JSON Schema of the run state; unset if the workflow declares none.
+   */
+  'stateSchema': (_google_protobuf_Value__Output | null);
+  /**
+   * Every step, nested workflows' steps included (with dotted ids).
+   */
+  'steps': (_runservice_v1_StepInfo__Output)[];
+  /**
+   * The step graph, in execution order.
+   */
+  'stepGraph': (_runservice_v1_StepGraphNode__Output)[];
+}

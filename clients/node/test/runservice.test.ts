@@ -1,0 +1,202 @@
+/**
+ * The Node.js caller's view, against a real runservice (RUNSERVICE_TARGET, started by
+ * tests/test_node_client.py with the workflows of tests/workflows.py): typed calls through
+ * the generated types, JSON through toValue/fromValue, streams, and decoded error details.
+ */
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+
+import * as grpc from "@grpc/grpc-js";
+
+import type { CancelResponse__Output } from "../generated/runservice/v1/CancelResponse";
+import type { CreateRunResponse__Output } from "../generated/runservice/v1/CreateRunResponse";
+import type { GetRunResponse__Output } from "../generated/runservice/v1/GetRunResponse";
+import type { GetWorkflowResponse__Output } from "../generated/runservice/v1/GetWorkflowResponse";
+import type { ListWorkflowsResponse__Output } from "../generated/runservice/v1/ListWorkflowsResponse";
+import type { ResumeResponse__Output } from "../generated/runservice/v1/ResumeResponse";
+import type { RunEvent__Output } from "../generated/runservice/v1/RunEvent";
+import type { StartResponse__Output } from "../generated/runservice/v1/StartResponse";
+import type { StreamResponse__Output } from "../generated/runservice/v1/StreamResponse";
+import type { WatchResponse__Output } from "../generated/runservice/v1/WatchResponse";
+import { createClient, deadline, decodeError, unary } from "../src/client";
+import { fromValue, toValue } from "../src/value";
+
+const target = process.env.RUNSERVICE_TARGET;
+if (!target) throw new Error("set RUNSERVICE_TARGET to a running runservice (host:port)");
+const client = createClient(target);
+after(() => client.close());
+
+/** Every message of a server stream, until the server ends it. */
+function drain<T>(stream: grpc.ClientReadableStream<T>, onMessage?: (message: T) => void): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const messages: T[] = [];
+    stream.on("data", (message: T) => {
+      messages.push(message);
+      onMessage?.(message);
+    });
+    stream.on("error", reject);
+    stream.on("end", () => resolve(messages));
+  });
+}
+
+function sequences(events: RunEvent__Output[]): number[] {
+  return events.map((event) => Number(event.sequence)); // int64 arrives as a string (longs: String)
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+test("lists and describes workflows", async () => {
+  const listed = await unary<ListWorkflowsResponse__Output>((cb) => client.ListWorkflows({}, deadline(10), cb));
+  assert.deepEqual(
+    listed.workflows.map((wf) => wf.id),
+    ["approval", "echo", "shapes"],
+  );
+  const { workflow } = await unary<GetWorkflowResponse__Output>((cb) =>
+    client.GetWorkflow({ workflowId: "approval" }, deadline(10), cb),
+  );
+  assert.ok(workflow);
+  assert.equal(workflow.description, "Asks a human");
+  const ask = workflow.steps.find((step) => step.id === "ask");
+  assert.ok(ask?.canSuspend);
+  const schema = fromValue(workflow.inputSchema) as { type: string; properties: Record<string, { type: string }> };
+  assert.equal(schema.type, "object");
+  assert.equal(schema.properties.count.type, "integer");
+  assert.deepEqual(
+    workflow.stepGraph.map((node) => [node.kind, node.id]),
+    [
+      ["STEP_GRAPH_NODE_KIND_STEP", "bump"],
+      ["STEP_GRAPH_NODE_KIND_STEP", "ask"],
+      ["STEP_GRAPH_NODE_KIND_STEP", "report"],
+    ],
+  );
+});
+
+test("starts without wait, then watches the run to its end", async () => {
+  const { run } = await unary<StartResponse__Output>((cb) =>
+    client.Start({ workflowId: "echo", inputData: toValue({ count: 2 }), requestId: "node-echo-1" }, deadline(10), cb),
+  );
+  assert.ok(run?.runId);
+  const messages = await drain<WatchResponse__Output>(client.Watch({ runId: run.runId, afterSequence: "0" }));
+  const events = messages.flatMap((message) => message.events);
+  assert.deepEqual(sequences(events), range(1, events.length));
+  assert.equal(events[0].type, "RUN_EVENT_TYPE_WORKFLOW_START");
+  assert.equal(events.at(-1)?.type, "RUN_EVENT_TYPE_WORKFLOW_FINISH");
+  assert.ok(messages.at(-1)?.endOfStream, "a finished Watch ends with end_of_stream");
+
+  const fetched = await unary<GetRunResponse__Output>((cb) => client.GetRun({ runId: run.runId }, deadline(10), cb));
+  assert.equal(fetched.run?.status, "RUN_STATUS_SUCCESS");
+  assert.deepEqual(fromValue(fetched.run?.result), { count: 3 });
+
+  // The same request_id again: the first outcome, not ALREADY_EXISTS.
+  const again = await unary<StartResponse__Output>((cb) =>
+    client.Start({ workflowId: "echo", runId: run.runId, inputData: toValue({ count: 2 }), requestId: "node-echo-1" }, deadline(10), cb),
+  );
+  assert.equal(again.run?.runId, run.runId);
+});
+
+test("starts with wait and gets a suspended run, then resumes it", async () => {
+  const started = await unary<StartResponse__Output>((cb) =>
+    client.Start({ workflowId: "approval", inputData: toValue({ count: 1 }), wait: true }, deadline(20), cb),
+  );
+  assert.equal(started.run?.status, "RUN_STATUS_SUSPENDED");
+  assert.deepEqual(
+    started.run?.suspended.map((path) => path.ids),
+    [["ask"]],
+  );
+  const ask = started.run?.steps.find((step) => step.path?.ids.join(".") === "ask");
+  assert.deepEqual(fromValue(ask?.suspendPayload), { question: "approve 2?" });
+
+  const resumed = await unary<ResumeResponse__Output>((cb) =>
+    client.Resume({ runId: started.run?.runId, step: ["ask"], resumeData: toValue({ approved: false }), wait: true }, deadline(20), cb),
+  );
+  assert.equal(resumed.run?.status, "RUN_STATUS_SUCCESS");
+  assert.deepEqual(fromValue(resumed.run?.result), { verdict: "rejected" });
+});
+
+test("streams a run's events until it settles", async () => {
+  const messages = await drain<StreamResponse__Output>(
+    client.Stream({ start: { workflowId: "echo", inputData: toValue({ count: 41 }) } }),
+  );
+  const events = messages.flatMap((message) => message.events);
+  assert.deepEqual(sequences(events), range(1, events.length));
+  assert.equal(events.at(-1)?.type, "RUN_EVENT_TYPE_WORKFLOW_FINISH");
+  const last = messages.at(-1);
+  assert.ok(last?.endOfStream);
+  assert.equal(last?.run?.status, "RUN_STATUS_SUCCESS");
+  assert.deepEqual(fromValue(last?.run?.result), { count: 42 });
+});
+
+test("watches one run across a suspend and a resume", async () => {
+  const created = await unary<CreateRunResponse__Output>((cb) =>
+    client.CreateRun({ workflowId: "approval" }, deadline(10), cb),
+  );
+  const runId = created.run?.runId;
+  assert.ok(runId);
+  const seen: { resumed?: Promise<ResumeResponse__Output> } = {};
+  const watching = drain<WatchResponse__Output>(client.Watch({ runId, afterSequence: "0" }), (message) => {
+    const suspended = message.events.some(
+      (event) => event.type === "RUN_EVENT_TYPE_WORKFLOW_FINISH" && event.runStatus === "RUN_STATUS_SUSPENDED",
+    );
+    if (suspended && seen.resumed === undefined) {
+      seen.resumed = unary<ResumeResponse__Output>((cb) =>
+        client.Resume({ runId, resumeData: toValue({ approved: true }), wait: true }, deadline(20), cb),
+      );
+    }
+  });
+  await unary<StartResponse__Output>((cb) =>
+    client.Start({ workflowId: "approval", runId, inputData: toValue({ count: 1 }) }, deadline(10), cb),
+  );
+  const messages = await watching;
+  assert.ok(seen.resumed, "the watch saw the suspension");
+  assert.equal((await seen.resumed).run?.status, "RUN_STATUS_SUCCESS");
+  const events = messages.flatMap((message) => message.events);
+  assert.deepEqual(sequences(events), range(1, events.length), "nothing lost or repeated across the resume");
+  const finishes = events.filter((event) => event.type === "RUN_EVENT_TYPE_WORKFLOW_FINISH");
+  assert.deepEqual(
+    finishes.map((event) => event.runStatus),
+    ["RUN_STATUS_SUSPENDED", "RUN_STATUS_SUCCESS"],
+  );
+  assert.ok(messages.at(-1)?.endOfStream);
+  assert.ok(messages.every((m) => m.events.length > 0 || BigInt(m.watermarkSequence) >= 0n));
+});
+
+test("cancels a suspended run", async () => {
+  const started = await unary<StartResponse__Output>((cb) =>
+    client.Start({ workflowId: "approval", inputData: toValue({ count: 5 }), wait: true }, deadline(20), cb),
+  );
+  const canceled = await unary<CancelResponse__Output>((cb) =>
+    client.Cancel({ runId: started.run?.runId, requestId: "node-cancel-1" }, deadline(10), cb),
+  );
+  assert.equal(canceled.run?.status, "RUN_STATUS_CANCELED");
+});
+
+test("decodes an error's status code, ErrorInfo and BadRequest", async () => {
+  const missing = await unary((cb) => client.GetWorkflow({ workflowId: "nope" }, deadline(10), cb)).then(
+    () => assert.fail("GetWorkflow of an unknown workflow succeeded"),
+    (error: grpc.ServiceError) => decodeError(error),
+  );
+  assert.equal(missing.code, grpc.status.NOT_FOUND);
+  assert.equal(missing.status?.code, grpc.status.NOT_FOUND);
+  assert.equal(missing.errorInfo?.reason, "WORKFLOW_NOT_FOUND");
+  assert.equal(missing.errorInfo?.domain, "runservice.dev");
+  assert.deepEqual(missing.errorInfo?.metadata, { workflow_id: "nope" });
+
+  const invalid = await unary((cb) =>
+    client.Start({ workflowId: "echo", inputData: toValue({ count: "many" }) }, deadline(10), cb),
+  ).then(
+    () => assert.fail("a start with invalid input succeeded"),
+    (error: grpc.ServiceError) => decodeError(error),
+  );
+  assert.equal(invalid.code, grpc.status.INVALID_ARGUMENT);
+  assert.equal(invalid.errorInfo?.reason, "VALIDATION_FAILED");
+  assert.ok(invalid.badRequest?.fieldViolations.some((v) => v.field === "input_data.count"));
+});
+
+test("toValue and fromValue round-trip JSON and refuse what doubles cannot carry", () => {
+  const data = { a: 1, b: [true, null, "x", { c: 2.5 }], d: {} };
+  assert.deepEqual(fromValue(toValue(data)), data);
+  assert.throws(() => toValue(Number.NaN), RangeError);
+  assert.throws(() => toValue(2 ** 60), RangeError);
+});

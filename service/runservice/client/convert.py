@@ -1,0 +1,306 @@
+"""Conversions shared by both clients: protobuf messages to the model, and requests from arguments.
+
+Responses come back as the model dataclasses (`model.Run`, `model.Event`) and the two small
+descriptions of a workflow below; a status or event kind this client does not know is read
+the way the contract says (a run status is "not terminal", an event kind is skipped).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from google.protobuf import message
+
+from runservice import model, wire
+from runservice.model import Json
+from runservice.v1 import run_pb2, run_service_pb2
+
+_RUN_STATUS = {run_pb2.RunStatus.Value(f"RUN_STATUS_{s.name}"): s for s in model.RunStatus}
+_RUN_STATUS_TO = {s: cast(run_pb2.RunStatus, v) for v, s in _RUN_STATUS.items()}
+_STEP_STATUS = {run_pb2.StepStatus.Value(f"STEP_STATUS_{s.name}"): s for s in model.StepStatus}
+_EVENT_TYPE = {run_pb2.RunEventType.Value(f"RUN_EVENT_TYPE_{t.name}"): t for t in model.EventType}
+
+
+def _run_status(value: int) -> model.RunStatus:
+    # The contract says: a status this client does not know is "not terminal".
+    return _RUN_STATUS.get(value, model.RunStatus.RUNNING)
+
+
+def _step_status(value: int) -> model.StepStatus:
+    return _STEP_STATUS.get(value, model.StepStatus.RUNNING)
+
+
+def _error(msg: message.Message, name: str) -> model.RunError | None:
+    if not msg.HasField(name):
+        return None
+    error: run_pb2.RunError = getattr(msg, name)
+    return model.RunError(name=error.name, message=error.message, details=wire.read_value(error, "details"))
+
+
+def step_from_proto(msg: run_pb2.StepRecord, position: int = 0) -> model.StepRecord:
+    """A StepRecord message as the model's step record."""
+    return model.StepRecord(
+        path=tuple(msg.path.ids),
+        status=_step_status(msg.status),
+        payload=wire.read_value(msg, "payload"),
+        output=wire.read_value(msg, "output"),
+        error=_error(msg, "error"),
+        suspend_payload=wire.read_value(msg, "suspend_payload"),
+        resume_payload=wire.read_value(msg, "resume_payload"),
+        started_at=wire.read_time(msg, "started_at"),
+        ended_at=wire.read_time(msg, "ended_at"),
+        suspended_at=wire.read_time(msg, "suspended_at"),
+        resumed_at=wire.read_time(msg, "resumed_at"),
+        attempt=msg.attempt,
+        iteration=msg.iteration,
+        resume_labels=tuple(msg.resume_labels),
+        foreach_items=tuple(
+            model.ForeachItem(
+                index=item.index,
+                status=_step_status(item.status),
+                output=wire.read_value(item, "output"),
+                suspend_payload=wire.read_value(item, "suspend_payload"),
+                error=_error(item, "error"),
+            )
+            for item in msg.foreach_items
+        ),
+        wake_at=wire.read_time(msg, "wake_at"),
+        position=position,
+    )
+
+
+def run_from_proto(msg: run_pb2.Run) -> model.Run:
+    """A Run message as the model's run (steps in start order)."""
+    context = wire.read_value(msg, "request_context")
+    return model.Run(
+        run_id=msg.run_id,
+        workflow_id=msg.workflow_id,
+        status=_run_status(msg.status),
+        created_at=wire.read_time(msg, "create_time") or 0.0,
+        updated_at=wire.read_time(msg, "update_time") or 0.0,
+        resource_id=msg.resource_id or None,
+        input=wire.read_value(msg, "input"),
+        state=wire.read_value(msg, "state"),
+        request_context=context if isinstance(context, dict) else {},
+        result=wire.read_value(msg, "result"),
+        error=_error(msg, "error"),
+        suspended=tuple(tuple(path.ids) for path in msg.suspended),
+        resume_labels={
+            label: model.ResumeLabel(
+                path=tuple(target.path.ids),
+                for_each_index=target.for_each_index if target.has_for_each_index else None,
+            )
+            for label, target in msg.resume_labels.items()
+        },
+        last_sequence=msg.last_sequence,
+        started_at=wire.read_time(msg, "start_time"),
+        ended_at=wire.read_time(msg, "end_time"),
+        wake_at=wire.read_time(msg, "wake_time"),
+        trace_id=msg.trace_id,
+        steps=tuple(step_from_proto(step, i + 1) for i, step in enumerate(msg.steps)),
+    )
+
+
+def event_from_proto(msg: run_pb2.RunEvent) -> model.Event | None:
+    """A RunEvent as the model's event; None for a kind this client does not know."""
+    kind = _EVENT_TYPE.get(msg.type)
+    if kind is None:
+        return None
+    progress = None
+    if msg.HasField("progress"):
+        p = msg.progress
+        progress = model.StepProgress(
+            completed_count=p.completed_count,
+            total_count=p.total_count,
+            current_index=p.current_index,
+            iteration_status=_step_status(p.iteration_status),
+            iteration_output=wire.read_value(p, "iteration_output"),
+        )
+    return model.Event(
+        run_id=msg.run_id,
+        sequence=msg.sequence,
+        time=wire.read_time(msg, "time") or 0.0,
+        type=kind,
+        run_status=_run_status(msg.run_status),
+        step=step_from_proto(msg.step) if msg.HasField("step") else None,
+        data=wire.read_value(msg, "data"),
+        error=_error(msg, "error"),
+        progress=progress,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """A step of a workflow (nested steps have dotted ids); schemas are JSON Schema dicts."""
+
+    id: str
+    description: str
+    input_schema: Json
+    output_schema: Json
+    resume_schema: Json
+    suspend_schema: Json
+    can_suspend: bool
+    is_workflow: bool
+    retries: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInfo:
+    """A workflow as `details()` describes it: schemas, steps by id, and the step graph."""
+
+    id: str
+    description: str
+    input_schema: Json
+    output_schema: Json
+    state_schema: Json
+    steps: dict[str, StepInfo]
+    step_graph: list[dict[str, Json]]
+
+
+_NODE_KIND = {
+    value: name.removeprefix("STEP_GRAPH_NODE_KIND_").lower()
+    for name, value in run_pb2.StepGraphNodeKind.items()
+}
+
+
+def _graph_node(node: run_pb2.StepGraphNode) -> dict[str, Json]:
+    out: dict[str, Json] = {"type": _NODE_KIND.get(node.kind, "unspecified")}
+    optional: dict[str, Json] = {
+        "id": node.id,
+        "description": node.description,
+        "children": [_graph_node(child) for child in node.children],
+        "conditions": list(node.conditions),
+        "loop_kind": {run_pb2.LOOP_KIND_DOWHILE: "dowhile", run_pb2.LOOP_KIND_DOUNTIL: "dountil"}.get(
+            node.loop_kind
+        ),
+        "concurrency": node.concurrency,
+        "duration_ms": node.duration_ms,
+        "until": wire.read_time(node, "until"),
+        "can_suspend": node.can_suspend,
+        "workflow": [_graph_node(child) for child in node.workflow],
+        "allow_failure": node.allow_failure,
+        "map_config": wire.read_value(node, "map_config"),
+    }
+    out.update({key: value for key, value in optional.items() if value})  # drop defaults
+    return out
+
+
+def workflow_from_proto(msg: run_pb2.Workflow) -> WorkflowInfo:
+    steps = {
+        step.id: StepInfo(
+            id=step.id,
+            description=step.description,
+            input_schema=wire.read_value(step, "input_schema"),
+            output_schema=wire.read_value(step, "output_schema"),
+            resume_schema=wire.read_value(step, "resume_schema"),
+            suspend_schema=wire.read_value(step, "suspend_schema"),
+            can_suspend=step.can_suspend,
+            is_workflow=step.is_workflow,
+            retries=step.retries,
+        )
+        for step in msg.steps
+    }
+    return WorkflowInfo(
+        id=msg.id,
+        description=msg.description,
+        input_schema=wire.read_value(msg, "input_schema"),
+        output_schema=wire.read_value(msg, "output_schema"),
+        state_schema=wire.read_value(msg, "state_schema"),
+        steps=steps,
+        step_graph=[_graph_node(node) for node in msg.step_graph],
+    )
+
+
+# -- requests --------------------------------------------------------------------------------
+
+StepRef = str | Any
+"""A step to resume: an id, a dotted path "a.b", a Step-like object with `.id`, or a list of those."""
+
+
+def step_path(step: StepRef | Sequence[StepRef] | None) -> list[str]:
+    if step is None:
+        return []
+    parts: Sequence[Any] = step if isinstance(step, list | tuple) else [step]
+    return [part if isinstance(part, str) else str(part.id) for part in parts]
+
+
+def request_id(given: str | None) -> str:
+    """The caller's idempotency key, or a fresh one: a retried call then returns the first outcome."""
+    return given or str(uuid.uuid4())
+
+
+def start_request(
+    workflow_id: str,
+    run_id: str,
+    *,
+    resource_id: str | None,
+    input_data: Any,
+    initial_state: Any,
+    request_context: dict[str, Any] | None,
+    request_id: str,
+    wait: bool,
+) -> run_service_pb2.StartRequest:
+    return run_service_pb2.StartRequest(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        input_data=wire.optional_value(input_data),
+        initial_state=wire.optional_value(initial_state),
+        request_context=wire.optional_value(request_context),
+        wait=wait,
+        request_id=request_id,
+        resource_id=resource_id or "",
+    )
+
+
+def resume_request(
+    workflow_id: str,
+    run_id: str,
+    *,
+    resume_data: Any,
+    step: StepRef | Sequence[StepRef] | None,
+    label: str | None,
+    for_each_index: int | None,
+    request_context: dict[str, Any] | None,
+    request_id: str,
+    wait: bool,
+) -> run_service_pb2.ResumeRequest:
+    return run_service_pb2.ResumeRequest(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        resume_data=wire.optional_value(resume_data),
+        step=step_path(step),
+        label=label or "",
+        for_each_index=for_each_index,
+        request_context=wire.optional_value(request_context),
+        wait=wait,
+        request_id=request_id,
+    )
+
+
+def list_runs_request(
+    workflow_id: str,
+    *,
+    status: model.RunStatus | str | Iterable[model.RunStatus | str] | None,
+    resource_id: str | None,
+    from_time: float | dt.datetime | None,
+    to_time: float | dt.datetime | None,
+    page_size: int,
+    page_token: str,
+    full: bool = False,
+) -> run_service_pb2.ListRunsRequest:
+    """A ListRuns request: summaries (no input, result or request context) unless `full`."""
+    wanted = [status] if isinstance(status, str) else list(status or ())
+    return run_service_pb2.ListRunsRequest(
+        workflow_id=workflow_id,
+        statuses=[_RUN_STATUS_TO[model.RunStatus(s)] for s in wanted],
+        resource_id=resource_id or "",
+        from_time=wire.timestamp(from_time),
+        to_time=wire.timestamp(to_time),
+        page_size=page_size,
+        page_token=page_token,
+        view=run_service_pb2.RUN_VIEW_FULL if full else run_service_pb2.RUN_VIEW_SUMMARY,
+    )

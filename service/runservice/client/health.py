@@ -1,0 +1,41 @@
+"""The standard gRPC health check of a server (`runservice health`, the image's HEALTHCHECK)."""
+
+from __future__ import annotations
+
+import grpc
+
+from runservice import errors
+
+RUN_SERVICE_NAME = "runservice.v1.RunService"
+
+
+async def check_health(
+    target: str,
+    *,
+    service: str = RUN_SERVICE_NAME,
+    deadline: float = 3.0,
+    tls_ca: bytes | None = None,
+) -> str:
+    """The gRPC health status of `service` at `target` ("SERVING", "NOT_SERVING", ...), over TLS
+    trusting the PEM `tls_ca` when given.
+
+    Raises errors.Unavailable when the server cannot be reached within `deadline` seconds.
+    """
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    channel = (
+        grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(tls_ca))
+        if tls_ca is not None
+        else grpc.aio.insecure_channel(target)
+    )
+    async with channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=deadline
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.Unavailable(
+                f"health check of {target} failed: {exc.code().name}: {exc.details()}"
+            ) from None
+    name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return name

@@ -1,0 +1,122 @@
+"""Failed calls as `runservice.errors` exceptions, and when a broken stream may be reopened.
+
+Both clients raise the exception chosen by the `ErrorInfo.reason` of the status details
+(`grpc-status-details-bin`) when this client knows it, else by status code. Sync calls raise
+`grpc.RpcError` and aio calls `grpc.aio.AioRpcError`; both carry code, details and trailers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from typing import Protocol
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from runservice import errors
+
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+class FailedCall(Protocol):
+    """What both kinds of failed call offer (grpc.Call of a sync call, grpc.aio.AioRpcError)."""
+
+    def code(self) -> grpc.StatusCode: ...
+
+    def details(self) -> str | None: ...
+
+    def trailing_metadata(self) -> object: ...
+
+
+def _error_classes() -> dict[str, type[errors.ServiceError]]:
+    by_reason: dict[str, type[errors.ServiceError]] = {}
+    pending: list[type[errors.ServiceError]] = [errors.ServiceError]
+    while pending:  # parents first, so a subclass sharing its parent's reason wins
+        cls = pending.pop(0)
+        by_reason[cls.reason] = cls
+        pending.extend(cls.__subclasses__())
+    return by_reason
+
+
+_BY_REASON = _error_classes()
+_BY_CODE: dict[grpc.StatusCode, type[errors.ServiceError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.OUT_OF_RANGE: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+    grpc.StatusCode.UNIMPLEMENTED: errors.Unimplemented,
+    grpc.StatusCode.INTERNAL: errors.Internal,
+}
+
+
+def error_from_rpc(exc: FailedCall) -> errors.ServiceError:
+    """The service exception for a failed call: class by ErrorInfo reason, else by code."""
+    code = exc.code()
+    text = exc.details() or code.name
+    reason: str | None = None
+    metadata: dict[str, str] = {}
+    violations: list[errors.FieldViolation] = []
+    trailers: Iterable[tuple[str, str | bytes]] = exc.trailing_metadata() or ()  # type: ignore[assignment]
+    for key, raw in trailers:
+        if key != _DETAILS_KEY or not isinstance(raw, bytes):
+            continue
+        status = status_pb2.Status.FromString(raw)
+        text = status.message or text
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason, metadata = info.reason, dict(info.metadata)
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                violations.extend(errors.FieldViolation(v.field, v.description) for v in bad.field_violations)
+    cls = _BY_REASON.get(reason or "") or _BY_CODE.get(code, errors.ServiceError)
+    if reason is None:  # not from our server (transport, proxy): the code says what happened
+        reason = code.name
+    # Some classes have their own __init__ (WorkflowNotFound(workflow_id)...); bypass it.
+    error = cls.__new__(cls)
+    errors.ServiceError.__init__(error, text, reason=reason, metadata=metadata, violations=violations)
+    return error
+
+
+# -- reconnecting streams --------------------------------------------------------------------
+
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE})
+"""Codes after which Watch is reopened from its cursor: the server drained, the connection broke
+or aged out. Anything else (INTERNAL, NOT_FOUND, PERMISSION_DENIED...) is raised: reopening
+would fail the same way, or hide a bug."""
+
+
+def should_reconnect(code: grpc.StatusCode, *, attempt_deadline: bool) -> bool:
+    """True when a stream that failed with `code` should be reopened from its cursor.
+
+    DEADLINE_EXCEEDED counts only when the client set a per-attempt deadline itself: then it
+    means "this attempt is over", not "the caller's time is up".
+    """
+    return code in TRANSIENT or (attempt_deadline and code is grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter, reset by any message received."""
+
+    def __init__(self, initial: float = 0.2, maximum: float = 5.0, multiplier: float = 2.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.multiplier = multiplier
+        self.failures = 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """Seconds to wait before the next attempt: uniform in [cap/2, cap], cap growing per failure."""
+        cap = min(self.maximum, self.initial * self.multiplier**self.failures)
+        self.failures += 1
+        return cap * random.uniform(0.5, 1.0)

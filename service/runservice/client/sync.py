@@ -1,0 +1,575 @@
+"""The synchronous client: the async client's methods on a plain `grpc` channel, no event loop.
+
+For Django, Flask, scripts and notebooks:
+
+    with SyncClient("127.0.0.1:50051") as client:
+        run = client.get_workflow("city-weather").create_run()
+        result = run.start_async(input_data={"city": "Paris"})
+
+Same arguments, same results (`model.Run`, `model.Event`), same `runservice.errors`
+exceptions and the same reconnecting Watch as `runservice.client.Client`. A `SyncClient` may
+be shared by threads (a grpc channel is thread-safe); `watch()` calls its callback on a
+background thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar, cast
+
+import grpc
+
+from runservice import errors, model
+from runservice.client import convert
+from runservice.client.channel import (
+    DEFAULT_RETRY,
+    Credentials,
+    RetryPolicy,
+    call_metadata,
+    channel_credentials,
+    channel_options,
+)
+from runservice.client.convert import (
+    StepRef,
+    WorkflowInfo,
+    event_from_proto,
+    run_from_proto,
+    workflow_from_proto,
+)
+from runservice.client.status import Backoff, FailedCall, error_from_rpc, should_reconnect
+from runservice.model import Json
+from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
+
+logger = logging.getLogger("runservice.client")
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
+def _mapped(exc: grpc.RpcError) -> errors.ServiceError:
+    # A failed sync call raises an object that is both grpc.RpcError and grpc.Call.
+    return error_from_rpc(cast(FailedCall, exc))
+
+
+class SyncClient:
+    """A blocking connection to a RunService. Use `with SyncClient(target)` or call `close()`.
+
+    Takes the arguments of `Client` (timeout, credentials, metadata, token, retry,
+    service_config, options), or an open `channel` instead of a target.
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        timeout: float | None = 30.0,
+        credentials: Credentials | None = None,
+        metadata: Any = (),
+        token: str | None = None,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        service_config: dict[str, Json] | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        if (target is None) == (channel is None):
+            raise ValueError("give a target or a channel")
+        self.target = target
+        self.timeout = timeout
+        self.metadata = call_metadata(metadata, token)
+        if channel is None:
+            assert target is not None
+            opts = channel_options(retry=retry, config=service_config, options=options)
+            secure = channel_credentials(credentials)
+            if secure is None:
+                channel = grpc.insecure_channel(target, options=opts)
+            else:
+                channel = grpc.secure_channel(target, secure, options=opts)
+            self._owns_channel = True
+        else:
+            self._owns_channel = False
+        self.channel: grpc.Channel = channel
+        self.stub = run_service_pb2_grpc.RunServiceStub(channel)
+        self._watches: set[SyncWatchHandle] = set()
+        self._follows: set[_Follow] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End every watch and follow of this client, then close the channel (if it opened it)."""
+        self._closed = True
+        with self._lock:
+            watches, follows = list(self._watches), list(self._follows)
+        for follow in follows:
+            follow.stop()
+        for watch in watches:
+            watch.join(5.0)
+        if self._owns_channel:
+            self.channel.close()
+
+    def call(
+        self, method: grpc.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req, *, wait: bool = False
+    ) -> _Resp:
+        """One unary call, with service errors raised as `runservice.errors` exceptions."""
+        if self._closed:
+            raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED")
+        try:
+            return method(request, timeout=None if wait else self.timeout, metadata=self.metadata)
+        except grpc.RpcError as exc:
+            raise _mapped(exc) from exc
+
+    def list_workflows(self) -> list[WorkflowInfo]:
+        """Every workflow the server runs, sorted by id."""
+        response = self.call(self.stub.ListWorkflows, run_service_pb2.ListWorkflowsRequest())
+        return [workflow_from_proto(wf) for wf in response.workflows]
+
+    def get_workflow(self, workflow_id: str) -> SyncWorkflowHandle:
+        """A handle on one workflow (no call is made yet)."""
+        return SyncWorkflowHandle(self, workflow_id)
+
+    def follow(
+        self,
+        run_id: str,
+        after_sequence: int = 0,
+        *,
+        until_settled: bool = False,
+        attempt_timeout: float | None = None,
+    ) -> Iterator[model.Event]:
+        """Events of a run after `after_sequence`, reopening Watch from the last one seen.
+
+        Same rules as `Client.follow`. Leaving the loop early closes the stream.
+        """
+        return _Follow(self, run_id, after_sequence, until_settled, attempt_timeout).events()
+
+    def _register(self, item: SyncWatchHandle | _Follow, add: bool) -> None:
+        with self._lock:
+            found: set[Any] = self._watches if isinstance(item, SyncWatchHandle) else self._follows
+            if add:
+                found.add(item)
+            else:
+                found.discard(item)
+
+
+class _Follow:
+    """One reconnecting Watch; `stop()` (from any thread) ends it quietly."""
+
+    def __init__(
+        self,
+        client: SyncClient,
+        run_id: str,
+        after_sequence: int,
+        until_settled: bool,
+        attempt_timeout: float | None,
+    ) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.last = after_sequence
+        self.until_settled = until_settled
+        self.attempt_timeout = attempt_timeout
+        self._stopped = threading.Event()
+        self._call: grpc.Call | None = None
+
+    def stop(self) -> None:
+        self._stopped.set()
+        call = self._call
+        if call is not None:
+            call.cancel()
+
+    def events(self) -> Iterator[model.Event]:
+        self.client._register(self, True)
+        try:
+            yield from self._events()
+        finally:
+            self.client._register(self, False)
+
+    def _events(self) -> Iterator[model.Event]:
+        backoff = Backoff()
+        while not self._stopped.is_set():
+            request = run_service_pb2.WatchRequest(run_id=self.run_id, after_sequence=self.last)
+            responses = self.client.stub.Watch(
+                request, timeout=self.attempt_timeout, metadata=self.client.metadata
+            )
+            self._call = cast(grpc.Call, responses)
+            if self._stopped.is_set():  # stop() ran before the call was visible to it
+                self._call.cancel()
+            try:
+                for response in responses:
+                    backoff.reset()
+                    for msg in response.events:
+                        if msg.sequence <= self.last:
+                            continue  # already delivered before a reconnect
+                        self.last = msg.sequence
+                        event = event_from_proto(msg)
+                        if event is None:
+                            continue
+                        yield event
+                        if self.until_settled and event.settles_run:
+                            return
+                    if response.end_of_stream:
+                        return
+                why = "ended without end_of_stream"
+            except grpc.RpcError as exc:
+                if self._stopped.is_set():
+                    return
+                code = cast(FailedCall, exc).code()
+                if self.client._closed or not should_reconnect(
+                    code, attempt_deadline=self.attempt_timeout is not None
+                ):
+                    raise _mapped(exc) from exc
+                why = f"ended with {code.name}"
+            finally:
+                self._call = None
+                self._cancel(responses)
+            delay = backoff.next_delay()
+            logger.info("watch of run %s %s; resuming after %d in %.2fs", self.run_id, why, self.last, delay)
+            self._stopped.wait(delay)
+
+    @staticmethod
+    def _cancel(responses: object) -> None:
+        cast(grpc.Call, responses).cancel()
+
+
+class SyncWatchHandle:
+    """A watch running on a background thread. Call it (or `stop()`) to stop watching.
+
+    `wait()` blocks until the run is terminal or the watch was stopped, and raises the error
+    that ended it otherwise (a service error, or the callback's own exception).
+    """
+
+    def __init__(
+        self,
+        client: SyncClient,
+        follow: _Follow,
+        callback: Callable[[model.Event], object],
+        on_error: Callable[[BaseException], object] | None,
+    ) -> None:
+        self._client = client
+        self._follow = follow
+        self._callback = callback
+        self._on_error = on_error
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"watch-{follow.run_id}", daemon=True)
+        client._register(self, True)
+        self._thread.start()
+
+    def __call__(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._follow.stop()
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def error(self) -> BaseException | None:
+        """The error that ended the watch (None while running, or when it finished or was stopped)."""
+        return self._error
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the watch ends (TimeoutError after `timeout` seconds); raise its error."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the watch of run {self._follow.run_id!r} is still running")
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            for event in self._follow.events():
+                self._callback(event)
+        except Exception as exc:
+            self._error = exc
+            if self._on_error is not None:
+                try:
+                    self._on_error(exc)
+                except Exception:
+                    logger.exception("on_error of the watch of run %s failed", self._follow.run_id)
+            else:
+                logger.warning("watch of run %s stopped: %r", self._follow.run_id, exc)
+        finally:
+            self._client._register(self, False)
+
+
+class SyncWorkflowHandle:
+    """One workflow of a server (Mastra's `client.getWorkflow(id)`)."""
+
+    def __init__(self, client: SyncClient, workflow_id: str) -> None:
+        self.client = client
+        self.workflow_id = workflow_id
+
+    def details(self) -> WorkflowInfo:
+        """Steps, step graph and schemas."""
+        request = run_service_pb2.GetWorkflowRequest(workflow_id=self.workflow_id)
+        return workflow_from_proto(self.client.call(self.client.stub.GetWorkflow, request).workflow)
+
+    def create_run(self, run_id: str | None = None, resource_id: str | None = None) -> SyncRunHandle:
+        """Reserve a run (or get the existing one with this id)."""
+        request = run_service_pb2.CreateRunRequest(
+            workflow_id=self.workflow_id, run_id=run_id or "", resource_id=resource_id or ""
+        )
+        response = self.client.call(self.client.stub.CreateRun, request)
+        handle = SyncRunHandle(self.client, self.workflow_id, response.run.run_id, resource_id=resource_id)
+        handle.last_run = run_from_proto(response.run)
+        return handle
+
+    def run_execution_result(self, run_id: str, *, include_state: bool = False) -> model.Run:
+        """The run with its status, result or error and every step record."""
+        request = run_service_pb2.GetRunRequest(
+            workflow_id=self.workflow_id, run_id=run_id, include_state=include_state
+        )
+        return run_from_proto(self.client.call(self.client.stub.GetRun, request).run)
+
+    def run_by_id(self, run_id: str) -> model.Run:
+        """The run (same as `run_execution_result`)."""
+        return self.run_execution_result(run_id)
+
+    def delete_run_by_id(self, run_id: str) -> None:
+        """Delete a run that is not running, with its events."""
+        request = run_service_pb2.DeleteRunRequest(workflow_id=self.workflow_id, run_id=run_id)
+        self.client.call(self.client.stub.DeleteRun, request)
+
+    def runs(
+        self,
+        *,
+        status: model.RunStatus | str | Iterable[model.RunStatus | str] | None = None,
+        resource_id: str | None = None,
+        from_time: float | dt.datetime | None = None,
+        to_time: float | dt.datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        full: bool = False,
+    ) -> tuple[list[model.Run], str]:
+        """Runs of this workflow, newest first, and the next page token ("" on the last page).
+
+        Runs are summaries (no input, result or request context) unless `full` is true."""
+        request = convert.list_runs_request(
+            self.workflow_id,
+            status=status,
+            resource_id=resource_id,
+            from_time=from_time,
+            to_time=to_time,
+            page_size=page_size,
+            page_token=page_token,
+            full=full,
+        )
+        response = self.client.call(self.client.stub.ListRuns, request)
+        return [run_from_proto(run) for run in response.runs], response.next_page_token
+
+
+class SyncRunHandle:
+    """One run; the blocking twin of `runservice.client.RunHandle`."""
+
+    def __init__(
+        self, client: SyncClient, workflow_id: str, run_id: str, *, resource_id: str | None = None
+    ) -> None:
+        self.client = client
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.resource_id = resource_id
+        self.last_run: model.Run | None = None
+
+    def __repr__(self) -> str:
+        return f"SyncRunHandle({self.workflow_id!r}, {self.run_id!r})"
+
+    def _keep(self, run: run_pb2.Run) -> model.Run:
+        self.last_run = run_from_proto(run)
+        return self.last_run
+
+    def _start_request(
+        self,
+        input_data: Any,
+        initial_state: Any,
+        request_context: dict[str, Any] | None,
+        request_id: str | None,
+        wait: bool,
+    ) -> run_service_pb2.StartRequest:
+        return convert.start_request(
+            self.workflow_id,
+            self.run_id,
+            resource_id=self.resource_id,
+            input_data=input_data,
+            initial_state=initial_state,
+            request_context=request_context,
+            request_id=convert.request_id(request_id),
+            wait=wait,
+        )
+
+    def _resume_request(
+        self,
+        resume_data: Any,
+        step: StepRef | Sequence[StepRef] | None,
+        label: str | None,
+        for_each_index: int | None,
+        request_context: dict[str, Any] | None,
+        request_id: str | None,
+        wait: bool,
+    ) -> run_service_pb2.ResumeRequest:
+        return convert.resume_request(
+            self.workflow_id,
+            self.run_id,
+            resume_data=resume_data,
+            step=step,
+            label=label,
+            for_each_index=for_each_index,
+            request_context=request_context,
+            request_id=convert.request_id(request_id),
+            wait=wait,
+        )
+
+    def start(
+        self,
+        input_data: Any = None,
+        *,
+        initial_state: Any = None,
+        request_context: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> model.Run:
+        """Start the run and return at once (Mastra `start`)."""
+        request = self._start_request(input_data, initial_state, request_context, request_id, False)
+        return self._keep(self.client.call(self.client.stub.Start, request).run)
+
+    def start_async(
+        self,
+        input_data: Any = None,
+        *,
+        initial_state: Any = None,
+        request_context: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> model.Run:
+        """Start the run and return once it is terminal or suspended (Mastra `startAsync`)."""
+        request = self._start_request(input_data, initial_state, request_context, request_id, True)
+        return self._keep(self.client.call(self.client.stub.Start, request, wait=True).run)
+
+    def resume(
+        self,
+        resume_data: Any = None,
+        *,
+        step: StepRef | Sequence[StepRef] | None = None,
+        label: str | None = None,
+        for_each_index: int | None = None,
+        request_context: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> model.Run:
+        """Resume a suspended step and return at once (Mastra `resume`)."""
+        request = self._resume_request(
+            resume_data, step, label, for_each_index, request_context, request_id, False
+        )
+        return self._keep(self.client.call(self.client.stub.Resume, request).run)
+
+    def resume_async(
+        self,
+        resume_data: Any = None,
+        *,
+        step: StepRef | Sequence[StepRef] | None = None,
+        label: str | None = None,
+        for_each_index: int | None = None,
+        request_context: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> model.Run:
+        """Resume and return once the run is terminal or suspended again (Mastra `resumeAsync`)."""
+        request = self._resume_request(
+            resume_data, step, label, for_each_index, request_context, request_id, True
+        )
+        return self._keep(self.client.call(self.client.stub.Resume, request, wait=True).run)
+
+    def cancel(self, *, request_id: str | None = None) -> model.Run:
+        """Cancel the run; a finished run comes back unchanged."""
+        request = run_service_pb2.CancelRequest(
+            workflow_id=self.workflow_id, run_id=self.run_id, request_id=convert.request_id(request_id)
+        )
+        return self._keep(self.client.call(self.client.stub.Cancel, request).run)
+
+    def restart(self, *, wait: bool = False) -> model.Run:
+        """Re-drive a run that was running when its server died."""
+        request = run_service_pb2.RestartRequest(workflow_id=self.workflow_id, run_id=self.run_id, wait=wait)
+        return self._keep(self.client.call(self.client.stub.Restart, request, wait=wait).run)
+
+    def stream(
+        self,
+        input_data: Any = None,
+        *,
+        initial_state: Any = None,
+        request_context: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> Iterator[model.Event]:
+        """Start the run and yield its events until it is terminal or suspended (`last_run` is then set)."""
+        start = self._start_request(input_data, initial_state, request_context, request_id, False)
+        return self._stream(run_service_pb2.StreamRequest(start=start))
+
+    def resume_stream(
+        self,
+        resume_data: Any = None,
+        *,
+        step: StepRef | Sequence[StepRef] | None = None,
+        label: str | None = None,
+        for_each_index: int | None = None,
+        request_context: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> Iterator[model.Event]:
+        """Resume the run and yield its events until it is terminal or suspended again."""
+        resume = self._resume_request(
+            resume_data, step, label, for_each_index, request_context, request_id, False
+        )
+        return self._stream(run_service_pb2.StreamRequest(resume=resume))
+
+    def _stream(self, request: run_service_pb2.StreamRequest) -> Iterator[model.Event]:
+        last = 0
+        settled = False
+        responses = self.client.stub.Stream(request, metadata=self.client.metadata)
+        try:
+            for response in responses:
+                for msg in response.events:
+                    last = max(last, msg.sequence)
+                    event = event_from_proto(msg)
+                    if event is not None:
+                        settled = settled or event.settles_run
+                        yield event
+                if response.end_of_stream:
+                    self._keep(response.run)
+                    return
+        except grpc.RpcError as exc:
+            code = cast(FailedCall, exc).code()
+            # Before the first event we cannot tell whether the start happened: report it.
+            if last == 0 or not should_reconnect(code, attempt_deadline=False):
+                raise _mapped(exc) from exc
+            logger.info("stream of run %s ended with %s; following after %d", self.run_id, code.name, last)
+        finally:
+            cast(grpc.Call, responses).cancel()
+        if last == 0:
+            raise errors.Unavailable(f"the stream of run {self.run_id!r} ended before any event")
+        if not settled:  # the stream broke after the run started: follow the rest with Watch
+            yield from self.client.follow(self.run_id, last, until_settled=True)
+        request_run = run_service_pb2.GetRunRequest(workflow_id=self.workflow_id, run_id=self.run_id)
+        self._keep(self.client.call(self.client.stub.GetRun, request_run).run)
+
+    def watch_events(
+        self, after_sequence: int = 0, *, attempt_timeout: float | None = None
+    ) -> Iterator[model.Event]:
+        """Every event after `after_sequence` until the run is terminal, across suspend and resume."""
+        return self.client.follow(self.run_id, after_sequence, attempt_timeout=attempt_timeout)
+
+    def watch(
+        self,
+        callback: Callable[[model.Event], object],
+        *,
+        after_sequence: int = 0,
+        on_error: Callable[[BaseException], object] | None = None,
+    ) -> SyncWatchHandle:
+        """Call `callback(event)` on a background thread for each event (see `RunHandle.watch`)."""
+        follow = _Follow(self.client, self.run_id, after_sequence, False, None)
+        return SyncWatchHandle(self.client, follow, callback, on_error)
+
+
+__all__ = ["SyncClient", "SyncRunHandle", "SyncWatchHandle", "SyncWorkflowHandle"]

@@ -1,0 +1,305 @@
+"""Both Python clients against real servers: the async and the sync client end to end, how a
+watch surfaces its errors, when Watch is reopened, and the published retry policy at work.
+
+`scripted` is a real grpc.aio server whose RunService methods are small scripts, for failures
+the real server does not produce on demand (INTERNAL mid-stream, UNAVAILABLE on a unary call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from conftest import Served
+
+from runservice import errors
+from runservice.client import Client, RetryPolicy, SyncClient, TlsFiles
+from runservice.model import Event, EventType, RunStatus
+from runservice.v1 import run_pb2, run_service_pb2
+
+pytestmark = pytest.mark.timeout(30)
+
+SERVICE = "runservice.v1.RunService"
+
+
+TLS = Path(__file__).resolve().parent / "tls"
+
+
+@contextlib.asynccontextmanager
+async def scripted(
+    methods: dict[str, grpc.RpcMethodHandler[Any, Any]], *, tls: bool = False
+) -> AsyncIterator[str]:
+    """A real server on a free port answering the given RunService methods (with TLS: tests/tls)."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, methods)])
+    if tls:
+        pair = ((TLS / "server.key").read_bytes(), (TLS / "server.pem").read_bytes())
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([pair]))
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+
+
+def watch_handler(
+    behavior: Callable[
+        [run_service_pb2.WatchRequest, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]
+    ],
+) -> grpc.RpcMethodHandler[Any, Any]:
+    return grpc.unary_stream_rpc_method_handler(
+        behavior,
+        request_deserializer=run_service_pb2.WatchRequest.FromString,
+        response_serializer=run_service_pb2.WatchResponse.SerializeToString,
+    )
+
+
+def events(*sequences: int) -> run_service_pb2.WatchResponse:
+    return run_service_pb2.WatchResponse(
+        events=[
+            run_pb2.RunEvent(run_id="r1", sequence=s, type=run_pb2.RUN_EVENT_TYPE_STEP_START)
+            for s in sequences
+        ],
+        watermark_sequence=sequences[-1],
+    )
+
+
+# -- the async client: watch errors and reconnects -------------------------------------------
+
+
+async def test_follow_reopens_on_unavailable_and_raises_internal(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="runservice.client")
+    requests: list[tuple[int, dict[str, Any]]] = []
+
+    async def watch(
+        request: run_service_pb2.WatchRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Any:
+        requests.append((request.after_sequence, dict(context.invocation_metadata() or ())))
+        if len(requests) == 1:
+            yield events(1, 2)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "draining")
+        yield events(3)
+        await context.abort(grpc.StatusCode.INTERNAL, "a bug")
+
+    seen: list[int] = []
+    async with scripted({"Watch": watch_handler(watch)}) as address, Client(address, token="tok") as client:
+        with pytest.raises(errors.Internal) as caught:
+            async for event in client.follow("r1"):
+                seen.append(event.sequence)
+    assert seen == [1, 2, 3] and caught.value.reason == "INTERNAL"
+    assert [after for after, _ in requests] == [0, 2]  # reopened once, from the cursor; never after INTERNAL
+    assert all(metadata["authorization"] == "Bearer tok" for _, metadata in requests)
+    assert "ended with UNAVAILABLE; resuming after 2" in caplog.text
+
+
+async def test_watch_hands_a_missing_run_to_on_error_and_wait(client: Client) -> None:
+    got: list[BaseException] = []
+    handle = client.get_workflow("approval")
+    from runservice.client import RunHandle
+
+    watch = RunHandle(client, handle.workflow_id, "no-such-run").watch(lambda e: None, on_error=got.append)
+    with pytest.raises(errors.RunNotFound):
+        await asyncio.wait_for(watch.wait(), 10)
+    assert [type(e) for e in got] == [errors.RunNotFound] and watch.done
+    assert isinstance(watch.error(), errors.RunNotFound)
+
+
+async def test_a_failing_callback_ends_the_watch_and_is_raised(client: Client) -> None:
+    run = await client.get_workflow("echo").create_run()
+    await run.start_async({"count": 1})
+
+    def explode(event: Event) -> None:
+        raise ValueError(f"cannot handle {event.sequence}")
+
+    watch = run.watch(explode)
+    with pytest.raises(ValueError, match="cannot handle 1"):
+        await asyncio.wait_for(watch.wait(), 10)
+
+
+async def test_a_stopped_watch_waits_quietly(client: Client) -> None:
+    run = await client.get_workflow("approval").create_run()
+    await run.start_async({"count": 1})  # suspended: the watch would wait forever
+    watch = run.watch(lambda e: None)
+    await asyncio.sleep(0.2)
+    watch()
+    await asyncio.wait_for(watch.wait(), 5)
+    assert watch.done and watch.error() is None
+
+
+async def test_a_per_attempt_deadline_reopens_the_watch(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="runservice.client")
+    run = await client.get_workflow("approval").create_run()
+    await run.start_async({"count": 1})
+    seen: list[Event] = []
+
+    async def collect() -> None:
+        async for event in run.watch_events(attempt_timeout=0.4):
+            seen.append(event)
+
+    watching = asyncio.create_task(collect())
+    for _ in range(100):  # until at least one attempt ran out while the run is suspended
+        if "ended with DEADLINE_EXCEEDED" in caplog.text:
+            break
+        await asyncio.sleep(0.1)
+    await run.resume_async({"approved": True})
+    await asyncio.wait_for(watching, 10)
+    assert "ended with DEADLINE_EXCEEDED" in caplog.text
+    assert [e.sequence for e in seen] == list(range(1, len(seen) + 1))
+    assert seen[-1].ends_run and seen[-1].run_status is RunStatus.SUCCESS
+
+
+async def test_unary_calls_are_retried_on_unavailable_by_the_published_policy() -> None:
+    calls = 0
+
+    async def list_workflows(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+        return run_service_pb2.ListWorkflowsResponse(workflows=[run_pb2.Workflow(id="only")])
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        list_workflows,
+        request_deserializer=run_service_pb2.ListWorkflowsRequest.FromString,
+        response_serializer=run_service_pb2.ListWorkflowsResponse.SerializeToString,
+    )
+    async with scripted({"ListWorkflows": handler}) as address:
+        async with Client(address) as client:
+            assert [wf.id for wf in await client.list_workflows()] == ["only"]
+        assert calls == 3
+        calls = 0
+        async with Client(address, retry=None) as client:
+            with pytest.raises(errors.Unavailable):
+                await client.list_workflows()
+        assert calls == 1
+        calls = -10  # more failures than attempts: the last UNAVAILABLE is raised
+        async with Client(address, retry=RetryPolicy(max_attempts=2, initial_backoff=0.01)) as client:
+            with pytest.raises(errors.Unavailable):
+                await client.list_workflows()
+        assert calls == -8
+
+
+async def test_both_clients_speak_tls_from_pem_paths_and_send_the_token() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def list_workflows(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        seen.append(dict(context.invocation_metadata() or ()))
+        return run_service_pb2.ListWorkflowsResponse(workflows=[run_pb2.Workflow(id="secure")])
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        list_workflows,
+        request_deserializer=run_service_pb2.ListWorkflowsRequest.FromString,
+        response_serializer=run_service_pb2.ListWorkflowsResponse.SerializeToString,
+    )
+    tls = TlsFiles(ca=TLS / "ca.pem")
+    async with scripted({"ListWorkflows": handler}, tls=True) as address:
+        async with Client(address, credentials=tls, token="abc") as client:
+            assert [wf.id for wf in await client.list_workflows()] == ["secure"]
+
+        def sync_call() -> list[str]:
+            with SyncClient(address, credentials=tls, metadata=[("x-team", "ops")]) as client:
+                return [wf.id for wf in client.list_workflows()]
+
+        assert await asyncio.to_thread(sync_call) == ["secure"]
+        async with Client(address, timeout=3.0, retry=None) as plaintext:  # no TLS: refused
+            with pytest.raises(errors.Unavailable):
+                await plaintext.list_workflows()
+    assert seen[0]["authorization"] == "Bearer abc" and seen[1]["x-team"] == "ops"
+    with pytest.raises(ValueError, match="both cert and key"):
+        TlsFiles(cert=TLS / "server.pem").credentials()
+
+
+# -- the sync client end to end ---------------------------------------------------------------
+
+
+async def on_thread(fn: Callable[[], Any]) -> Any:
+    """The sync client blocks: run it off the event loop that serves it."""
+    return await asyncio.to_thread(fn)
+
+
+async def test_sync_client_runs_suspends_resumes_streams_and_watches(sync_client: SyncClient) -> None:
+    def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with sync_client as client:
+            out["workflows"] = [wf.id for wf in client.list_workflows()]
+            approval = client.get_workflow("approval")
+            out["ask"] = approval.details().steps["ask"].can_suspend
+            run = approval.create_run(run_id="sync-1", resource_id="u1")
+            suspended = run.start_async({"count": 1})
+            seen: list[Event] = []
+            watch = run.watch(seen.append)
+            done = run.resume_async({"approved": True}, step="ask")
+            watch.wait(10)  # returns once the run is terminal
+            out["suspended"], out["done"], out["seen"] = suspended, done, seen
+            out["listed"] = [r.run_id for r in approval.runs(status="success", resource_id="u1")[0]]
+            streamed = client.get_workflow("echo").create_run()
+            out["stream"] = [e.type for e in streamed.stream({"count": 2})]
+            out["streamed_run"] = streamed.last_run
+            canceled = client.get_workflow("approval").create_run()
+            canceled.start_async({"count": 1})
+            out["canceled"] = canceled.cancel().status
+            with pytest.raises(errors.WorkflowNotFound) as missing:
+                client.get_workflow("nope").details()
+            out["missing"] = missing.value.metadata
+            approval.delete_run_by_id("sync-1")
+            with pytest.raises(errors.RunNotFound):
+                approval.run_by_id("sync-1")
+        return out
+
+    out = await on_thread(scenario)
+    assert out["workflows"] == ["approval", "echo", "shapes"] and out["ask"]
+    assert out["suspended"].status is RunStatus.SUSPENDED and out["suspended"].suspended == (("ask",),)
+    assert out["done"].status is RunStatus.SUCCESS and out["done"].result == {"verdict": "approved"}
+    seen = out["seen"]
+    assert [e.sequence for e in seen] == list(range(1, len(seen) + 1)) and seen[-1].ends_run
+    assert out["listed"] == ["sync-1"]
+    assert out["stream"][0] is EventType.WORKFLOW_START and out["stream"][-1] is EventType.WORKFLOW_FINISH
+    assert out["streamed_run"].result == {"count": 3}
+    assert out["canceled"] is RunStatus.CANCELED
+    assert out["missing"] == {"workflow_id": "nope"}
+
+
+async def test_sync_watch_of_a_missing_run_reports_the_error(served: Served) -> None:
+    def scenario() -> list[BaseException]:
+        got: list[BaseException] = []
+        with SyncClient(served.address, timeout=10.0) as client:
+            from runservice.client import SyncRunHandle
+
+            watch = SyncRunHandle(client, "approval", "nobody").watch(lambda e: None, on_error=got.append)
+            with pytest.raises(errors.RunNotFound):
+                watch.wait(10)
+        return got
+
+    got = await on_thread(scenario)
+    assert [type(e) for e in got] == [errors.RunNotFound]
+
+
+async def test_sync_close_ends_a_follow_on_another_thread(served: Served) -> None:
+    client = SyncClient(served.address, timeout=10.0)
+    run = await on_thread(lambda: client.get_workflow("approval").create_run())
+    await on_thread(lambda: run.start_async({"count": 1}))
+    seen: list[Event] = []
+    caught_up = threading.Event()
+
+    def follow() -> None:
+        for event in run.watch_events():
+            seen.append(event)
+            if event.settles_run:
+                caught_up.set()  # the backlog is in; the run is suspended and the stream idles
+
+    following = asyncio.ensure_future(on_thread(follow))
+    assert await on_thread(lambda: caught_up.wait(10))
+    await on_thread(client.close)
+    await asyncio.wait_for(following, 5)  # a quiet end, no error
+    assert seen[-1].settles_run and seen[-1].run_status is RunStatus.SUSPENDED

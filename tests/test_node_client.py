@@ -1,0 +1,88 @@
+"""The Node.js caller (clients/node) against a real server: its TypeScript is compiled with tsc
+(which type-checks every call against the generated types), then `node --test` runs it with
+RUNSERVICE_TARGET pointing at a server on a free port. On CI (CI=true) a missing Node fails."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from conftest import Served
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_TIMEOUT = 90.0
+
+
+def _node_client() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("node_client", ROOT / "scripts" / "node_client.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+node_client = _node_client()
+
+
+def require_node() -> None:
+    try:
+        node_client.executables()
+    except node_client.NodeMissing as exc:
+        if node_client.on_ci():
+            pytest.fail(f"CI must run the Node.js client test: {exc}")
+        pytest.skip(str(exc))
+
+
+async def run(*argv: str, env: dict[str, str] | None = None) -> str:
+    """Run a command off the serving loop; fail with its output when it fails or overruns."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=node_client.PACKAGE,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), NODE_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail(f"{' '.join(argv)} did not finish within {NODE_TIMEOUT:.0f}s")
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, f"{' '.join(argv)} exited {proc.returncode}:\n{text}"
+    return text
+
+
+@pytest.mark.timeout(240)
+async def test_the_node_client_against_a_real_server(served: Served) -> None:
+    require_node()
+    await asyncio.to_thread(node_client.install)  # npm ci from the lock file, once per lock change
+    node, _ = node_client.executables()
+    build = node_client.PACKAGE / "build"  # inside the package: the JS resolves its node_modules
+    shutil.rmtree(build, ignore_errors=True)
+    tsc = str(node_client.PACKAGE / "node_modules" / "typescript" / "bin" / "tsc")
+    await run(node, tsc, "-p", "tsconfig.json", "--noEmit")
+    await run(node, tsc, "-p", "tsconfig.json")
+    out = await run(
+        node,
+        "--test",
+        "--test-reporter=spec",
+        str(build / "test" / "runservice.test.js"),
+        env={"RUNSERVICE_TARGET": served.address, "RUNSERVICE_PROTOS": str(ROOT / "protos")},
+    )
+    assert "# fail 0" in out or "fail 0" in out, out
+    assert "decodes an error's status code, ErrorInfo and BadRequest" in out
+    assert "watches one run across a suspend and a resume" in out
+
+
+def test_node_missing_on_ci_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    assert node_client.main([]) == 1
+    monkeypatch.setenv("CI", "")
+    assert node_client.main([]) == 0
