@@ -389,6 +389,8 @@ class Soak:
                 while self.acks == acks and time.time() < bound:
                     await asyncio.sleep(0.001)
                 delay = delay / 15  # 0 to 33 ms: a body takes 2 to 20 ms
+            else:
+                await self.until_some_run_active(time.time() + 10.0)
             await asyncio.sleep(delay)
             await self.kill_and_restart(number, "after a resume" if after_resume else "at random")
 
@@ -421,6 +423,14 @@ class Soak:
             )
         print(kill.describe(), flush=True)
         await self.repeat_requests(final=False)
+
+    async def until_some_run_active(self, bound: float) -> None:
+        """Wait (boundedly) until some run is running or waiting, so a kill has something to hit."""
+        while time.time() < bound:
+            runs = active_runs(self.server.db_path)
+            if any(status in ("running", "waiting") for status, _ in runs.values()):
+                return
+            await asyncio.sleep(0.005)
 
     async def until_moving(self, before: dict[str, int], bound: float) -> tuple[float | None, list[str]]:
         """When every run active at the kill had a new event or settled (None and the rest if never)."""
