@@ -742,6 +742,8 @@ class Soak:
     rerun_coverage: Counter[str]
     """Legitimate reruns (a kill hit the body) by workflow and phase: where the kills landed."""
     hit_by = 0
+    ran_paths: set[str] = set()  # noqa: RUF012 (rebound per run while checking)
+    """While checking a run: the step paths the ledger saw running."""
     """While checking a run: how many killed processes ran some of its steps."""
 
     def check(self) -> None:
@@ -767,8 +769,12 @@ class Soak:
         hit: Counter[str] = Counter()
         for run_id, pids in _pids_by_run(executions).items():
             hit[run_id] = len(pids & killed)
+        ran: dict[str, set[str]] = defaultdict(set)
+        for row in executions:
+            ran[row[0]].add(row[1])
         for plan in self.plans:
             self.hit_by = hit[plan.run_id]
+            self.ran_paths = ran[plan.run_id]
             self.check_run(
                 plan, runs.get(plan.run_id), events.get(plan.run_id, []), steps.get(plan.run_id, [])
             )
@@ -836,8 +842,23 @@ class Soak:
                     run_id,
                     f"{'.'.join(path)} item {index}: {n} final progress events",
                 )
-        # Stored step records: a successful run has only successful steps; a foreach keeps its items.
+        # Stored step records: a successful run has only successful steps, each with exactly one
+        # STEP_RESULT for its last iteration, a record for every step whose body ran, and each
+        # foreach keeps its items.
         if status == RunStatus.SUCCESS.value:
+            stored_paths = {record.key for record in records}
+            for key in sorted(self.ran_paths - stored_paths):
+                self.note(
+                    "missing_step_record", run_id, f"{key} ran but the successful run has no record of it"
+                )
+            for record in records:
+                n = results.get((record.path, record.iteration), 0)
+                if n == 0 and record.status is StepStatus.SUCCESS:  # more than one: duplicate_step_result
+                    self.note(
+                        "missing_step_result",
+                        run_id,
+                        f"{record.key} iteration {record.iteration}: {n} STEP_RESULT events, step succeeded",
+                    )
             for record in records:
                 if record.status is not StepStatus.SUCCESS:
                     self.note(
