@@ -64,6 +64,8 @@ class Config:
     """Share of runs with a reconnecting watcher."""
     budget: float = 200.0
     """Wall-clock bound of the driving phase (seconds); what is unsettled then is reported."""
+    workflows: tuple[str, ...] = ()
+    """Only these workflows (all when empty), to look at one construct."""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -74,6 +76,7 @@ class Config:
             seed=int(seed) if seed else random.SystemRandom().randrange(1, 2**31),
             in_flight=int(os.environ.get("RUNSERVICE_SOAK_IN_FLIGHT", cls.in_flight)),
             budget=float(os.environ.get("RUNSERVICE_SOAK_BUDGET", cls.budget)),
+            workflows=tuple(w for w in os.environ.get("RUNSERVICE_SOAK_WORKFLOWS", "").split(",") if w),
         )
 
 
@@ -300,6 +303,8 @@ class Soak:
         self.start_time = 0.0
         self.rerun_coverage = Counter()
         self.acks = 0
+        self.launch_limit = sys.maxsize
+        """Runs are not created past this count (the kill loop holds them until its next kill)."""
         """Resumes acknowledged so far (a kill after a resume waits for the next one)."""
 
     def note(self, kind: str, run_id: str, detail: str) -> None:
@@ -310,6 +315,13 @@ class Soak:
     async def run(self) -> Report:
         self.start_time = time.time()
         workflows = [wf.id for wf in soak_workflows.WORKFLOWS]
+        if self.config.workflows:
+            unknown = set(self.config.workflows) - set(workflows)
+            if unknown:
+                raise ValueError(
+                    f"RUNSERVICE_SOAK_WORKFLOWS: no workflow {sorted(unknown)}; known: {workflows}"
+                )
+            workflows = list(self.config.workflows)
         for i in range(self.config.runs):
             workflow_id = workflows[i % len(workflows)] if i < len(workflows) else self.rng.choice(workflows)
             self.plans.append(
@@ -378,6 +390,9 @@ class Soak:
         """Kill at seeded points of the launch; every second kill lands just after a resume was
         acknowledged, inside the resumed body or its commit (issue 11, item 1)."""
         for number, (threshold, delay) in enumerate(zip(thresholds, delays, strict=True), 1):
+            # Launches wait for this kill once a batch past its threshold is out: restarts take
+            # time, and kills must not all fall after the last run finished.
+            self.launch_limit = threshold + self.config.in_flight
             while self.launched < threshold and time.time() < deadline:
                 await asyncio.sleep(0.01)
             if time.time() >= deadline:
@@ -388,11 +403,12 @@ class Soak:
                 bound = time.time() + 10.0
                 while self.acks == acks and time.time() < bound:
                     await asyncio.sleep(0.001)
-                delay = delay / 15  # 0 to 33 ms: a body takes 2 to 20 ms
+                await asyncio.sleep(delay / 15)  # 0 to 33 ms: a body takes 2 to 20 ms
             else:
+                await asyncio.sleep(delay)
                 await self.until_some_run_active(time.time() + 10.0)
-            await asyncio.sleep(delay)
             await self.kill_and_restart(number, "after a resume" if after_resume else "at random")
+        self.launch_limit = sys.maxsize
 
     async def kill_and_restart(self, number: int, how: str) -> None:
         self.up.clear()
@@ -470,6 +486,8 @@ class Soak:
             handle = RunHandle(self.client, plan.workflow_id, plan.run_id)
             watcher: asyncio.Task[None] | None = None
             try:
+                while self.launched >= self.launch_limit and time.time() < deadline:
+                    await asyncio.sleep(0.01)
                 await self.call(
                     "create",
                     lambda: self.client.get_workflow(plan.workflow_id).create_run(plan.run_id),
