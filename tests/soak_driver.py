@@ -1,11 +1,29 @@
 """The kill -9 soak: a real server process, mixed runs, SIGKILLs at random moments, restarts.
 
-`Soak(config).run()` drives everything and returns a `Report`; tests/test_soak.py asserts on it.
-What it checks is listed on `Report.check`; every finding is an `Anomaly` with its kind and the
-run it concerns, printed at the end with the seed that produced it.
+`Soak(config, tmp).run()` drives everything and returns a `Report`; tests/test_soak.py asserts on
+it. Every finding is an `Anomaly` (kind, run id, what was expected and what was stored). Kinds:
 
-Layout of one soak (all under one tmp dir): the server's data dir, the server's stderr log,
-and the ledger (soak_workflows' side table of step executions).
+  outcome        wrong_result, wrong_status, not_terminal (vs soak_workflows.expected), run_missing
+  event log      sequence_gap (not 1..N or N != last_seq), duplicate_step_result (path+iteration),
+                 duplicate_item_result (foreach path+index), missing_step_result
+  step records   bad_step_record (non-success record in a successful run, foreach record whose
+                 payload/items/output do not match the input), missing_step_record (a body ran,
+                 no record)
+  executions     rerun_same_process, rerun_unexplained (first process was not killed),
+                 rerun_after_commit (its outcome was committed before the kill),
+                 resumed_without_request (a body got resume data nobody sent for it)
+  resumes        accepted_resume_lost (acknowledged, a kill, target suspended again),
+                 accepted_resume_ignored (the same with no kill), resume_rejected,
+                 suspended_without_target, start_retry_rejected
+  repeats        repeat_rejected, repeat_changed_run (same request_id again changed a settled run)
+  watchers       watch_gap, watch_duplicate, watch_mismatch (vs the stored event), watch_incomplete,
+                 watch_error
+  liveness       recovery_stalled (active at a kill, no event within RECOVERY_BOUND after the
+                 restart), stalled (no event for STALL_BOUND while the server was up)
+
+A rerun is legitimate only when the process running the body was killed before the body's outcome
+was committed; those are counted (`reruns_in_flight`, and by workflow in `rerun_coverage`).
+The seed fixes the plan (runs, inputs, kill points), not the instant each kill lands.
 """
 
 from __future__ import annotations
