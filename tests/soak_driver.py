@@ -167,10 +167,12 @@ class RunPlan:
     watched: bool
     accepted: dict[tuple[StepPath, int | None, int], str] = field(default_factory=dict)
     """Resumes the server acknowledged: target key -> request id."""
-    accepted_at_kill: dict[tuple[StepPath, int | None, int], int] = field(default_factory=dict)
-    """Target key -> number of kills done when its resume was acknowledged."""
     sent: set[tuple[str, int | None, int]] = field(default_factory=set)
     """Every resume the driver sent, acknowledged or not: (path, foreach index, iteration)."""
+    sent_at: dict[tuple[StepPath, int | None, int], float] = field(default_factory=dict)
+    """Target key -> when its resume was (last) sent."""
+    settled_after: dict[tuple[StepPath, int | None, int], float] = field(default_factory=dict)
+    """Target key -> the run's update time when it was first seen suspended after that resume."""
     reported: set[tuple[StepPath, int | None, int]] = field(default_factory=set)
     """Acknowledged targets already reported as suspended again (each is reported once)."""
     started: bool = False
@@ -596,20 +598,23 @@ class Soak:
         if not targets:
             self.note("suspended_without_target", plan.run_id, f"suspended={run.suspended}")
             return False
+        for key in plan.accepted:  # when the run settled (suspended) first after each resume
+            plan.settled_after.setdefault(key, run.updated_at)
         fresh = []
         for target in targets:
             if target.key in plan.accepted:
                 if target.key in plan.reported:
                     continue
                 plan.reported.add(target.key)
-                at = plan.accepted_at_kill[target.key]
-                kills = len(self.kills) - at
-                # With no kill in between it is not a crash defect: the resume was accepted and ignored.
+                # Kills between sending the resume and the run settling after it: with none, it is
+                # not a crash defect: the resume was accepted and ignored.
+                sent, settled = plan.sent_at[target.key], plan.settled_after[target.key]
+                kills = sum(1 for kill in self.kills if sent < kill.at < settled)
                 self.note(
                     "accepted_resume_lost" if kills else "accepted_resume_ignored",
                     plan.run_id,
                     f"resume {plan.accepted[target.key]!r} was acknowledged, yet {_where(target)} "
-                    f"is suspended again ({kills} kill(s) since the acknowledgement)",
+                    f"is suspended again ({kills} kill(s) between the resume and the run settling)",
                 )
             else:
                 fresh.append(target)
@@ -618,6 +623,7 @@ class Soak:
         target = fresh[0]
         request_id = target.request_id(plan.run_id)
         plan.sent.add((".".join(target.path), target.index, target.iteration))
+        plan.sent_at[target.key] = time.time()
         try:
             await self.call(
                 "resume",
@@ -635,7 +641,6 @@ class Soak:
             self.note("resume_rejected", plan.run_id, f"{request_id}: {exc.reason} {exc}")
             return False
         plan.accepted[target.key] = request_id
-        plan.accepted_at_kill[target.key] = len(self.kills)
         self.acks += 1
         return True
 
