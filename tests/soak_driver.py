@@ -1,11 +1,29 @@
 """The kill -9 soak: a real server process, mixed runs, SIGKILLs at random moments, restarts.
 
-`Soak(config).run()` drives everything and returns a `Report`; tests/test_soak.py asserts on it.
-What it checks is listed on `Report.check`; every finding is an `Anomaly` with its kind and the
-run it concerns, printed at the end with the seed that produced it.
+`Soak(config, tmp).run()` drives everything and returns a `Report`; tests/test_soak.py asserts on
+it. Every finding is an `Anomaly` (kind, run id, what was expected and what was stored). Kinds:
 
-Layout of one soak (all under one tmp dir): the server's data dir, the server's stderr log,
-and the ledger (soak_workflows' side table of step executions).
+  outcome        wrong_result, wrong_status, not_terminal (vs soak_workflows.expected), run_missing
+  event log      sequence_gap (not 1..N or N != last_seq), duplicate_step_result (path+iteration),
+                 duplicate_item_result (foreach path+index), missing_step_result
+  step records   bad_step_record (non-success record in a successful run, foreach record whose
+                 payload/items/output do not match the input), missing_step_record (a body ran,
+                 no record)
+  executions     rerun_same_process, rerun_unexplained (first process was not killed),
+                 rerun_after_commit (its outcome was committed before the kill),
+                 resumed_without_request (a body got resume data nobody sent for it)
+  resumes        accepted_resume_lost (acknowledged, a kill, target suspended again),
+                 accepted_resume_ignored (the same with no kill), resume_rejected,
+                 suspended_without_target, start_retry_rejected
+  repeats        repeat_rejected, repeat_changed_run (same request_id again changed a settled run)
+  watchers       watch_gap, watch_duplicate, watch_mismatch (vs the stored event), watch_incomplete,
+                 watch_error
+  liveness       recovery_stalled (active at a kill, no event within RECOVERY_BOUND after the
+                 restart), stalled (no event for STALL_BOUND while the server was up)
+
+A rerun is legitimate only when the process running the body was killed before the body's outcome
+was committed; those are counted (`reruns_in_flight`, and by workflow in `rerun_coverage`).
+The seed fixes the plan (runs, inputs, kill points), not the instant each kill lands.
 """
 
 from __future__ import annotations
@@ -64,6 +82,8 @@ class Config:
     """Share of runs with a reconnecting watcher."""
     budget: float = 200.0
     """Wall-clock bound of the driving phase (seconds); what is unsettled then is reported."""
+    workflows: tuple[str, ...] = ()
+    """Only these workflows (all when empty), to look at one construct."""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -74,6 +94,7 @@ class Config:
             seed=int(seed) if seed else random.SystemRandom().randrange(1, 2**31),
             in_flight=int(os.environ.get("RUNSERVICE_SOAK_IN_FLIGHT", cls.in_flight)),
             budget=float(os.environ.get("RUNSERVICE_SOAK_BUDGET", cls.budget)),
+            workflows=tuple(w for w in os.environ.get("RUNSERVICE_SOAK_WORKFLOWS", "").split(",") if w),
         )
 
 
@@ -146,10 +167,12 @@ class RunPlan:
     watched: bool
     accepted: dict[tuple[StepPath, int | None, int], str] = field(default_factory=dict)
     """Resumes the server acknowledged: target key -> request id."""
-    accepted_at_kill: dict[tuple[StepPath, int | None, int], int] = field(default_factory=dict)
-    """Target key -> number of kills done when its resume was acknowledged."""
     sent: set[tuple[str, int | None, int]] = field(default_factory=set)
     """Every resume the driver sent, acknowledged or not: (path, foreach index, iteration)."""
+    sent_at: dict[tuple[StepPath, int | None, int], float] = field(default_factory=dict)
+    """Target key -> when its resume was (last) sent."""
+    settled_after: dict[tuple[StepPath, int | None, int], float] = field(default_factory=dict)
+    """Target key -> the run's update time when it was first seen suspended after that resume."""
     reported: set[tuple[StepPath, int | None, int]] = field(default_factory=set)
     """Acknowledged targets already reported as suspended again (each is reported once)."""
     started: bool = False
@@ -300,6 +323,8 @@ class Soak:
         self.start_time = 0.0
         self.rerun_coverage = Counter()
         self.acks = 0
+        self.launch_limit = sys.maxsize
+        """Runs are not created past this count (the kill loop holds them until its next kill)."""
         """Resumes acknowledged so far (a kill after a resume waits for the next one)."""
 
     def note(self, kind: str, run_id: str, detail: str) -> None:
@@ -310,6 +335,13 @@ class Soak:
     async def run(self) -> Report:
         self.start_time = time.time()
         workflows = [wf.id for wf in soak_workflows.WORKFLOWS]
+        if self.config.workflows:
+            unknown = set(self.config.workflows) - set(workflows)
+            if unknown:
+                raise ValueError(
+                    f"RUNSERVICE_SOAK_WORKFLOWS: no workflow {sorted(unknown)}; known: {workflows}"
+                )
+            workflows = list(self.config.workflows)
         for i in range(self.config.runs):
             workflow_id = workflows[i % len(workflows)] if i < len(workflows) else self.rng.choice(workflows)
             self.plans.append(
@@ -378,6 +410,9 @@ class Soak:
         """Kill at seeded points of the launch; every second kill lands just after a resume was
         acknowledged, inside the resumed body or its commit (issue 11, item 1)."""
         for number, (threshold, delay) in enumerate(zip(thresholds, delays, strict=True), 1):
+            # Launches wait for this kill once a batch past its threshold is out: restarts take
+            # time, and kills must not all fall after the last run finished.
+            self.launch_limit = threshold + self.config.in_flight
             while self.launched < threshold and time.time() < deadline:
                 await asyncio.sleep(0.01)
             if time.time() >= deadline:
@@ -388,9 +423,12 @@ class Soak:
                 bound = time.time() + 10.0
                 while self.acks == acks and time.time() < bound:
                     await asyncio.sleep(0.001)
-                delay = delay / 15  # 0 to 33 ms: a body takes 2 to 20 ms
-            await asyncio.sleep(delay)
+                await asyncio.sleep(delay / 15)  # 0 to 33 ms: a body takes 2 to 20 ms
+            else:
+                await asyncio.sleep(delay)
+                await self.until_some_run_active(time.time() + 10.0)
             await self.kill_and_restart(number, "after a resume" if after_resume else "at random")
+        self.launch_limit = sys.maxsize
 
     async def kill_and_restart(self, number: int, how: str) -> None:
         self.up.clear()
@@ -421,6 +459,14 @@ class Soak:
             )
         print(kill.describe(), flush=True)
         await self.repeat_requests(final=False)
+
+    async def until_some_run_active(self, bound: float) -> None:
+        """Wait (boundedly) until some run is running or waiting, so a kill has something to hit."""
+        while time.time() < bound:
+            runs = active_runs(self.server.db_path)
+            if any(status in ("running", "waiting") for status, _ in runs.values()):
+                return
+            await asyncio.sleep(0.005)
 
     async def until_moving(self, before: dict[str, int], bound: float) -> tuple[float | None, list[str]]:
         """When every run active at the kill had a new event or settled (None and the rest if never)."""
@@ -460,6 +506,8 @@ class Soak:
             handle = RunHandle(self.client, plan.workflow_id, plan.run_id)
             watcher: asyncio.Task[None] | None = None
             try:
+                while self.launched >= self.launch_limit and time.time() < deadline:
+                    await asyncio.sleep(0.01)
                 await self.call(
                     "create",
                     lambda: self.client.get_workflow(plan.workflow_id).create_run(plan.run_id),
@@ -550,20 +598,23 @@ class Soak:
         if not targets:
             self.note("suspended_without_target", plan.run_id, f"suspended={run.suspended}")
             return False
+        for key in plan.accepted:  # when the run settled (suspended) first after each resume
+            plan.settled_after.setdefault(key, run.updated_at)
         fresh = []
         for target in targets:
             if target.key in plan.accepted:
                 if target.key in plan.reported:
                     continue
                 plan.reported.add(target.key)
-                at = plan.accepted_at_kill[target.key]
-                kills = len(self.kills) - at
-                # With no kill in between it is not a crash defect: the resume was accepted and ignored.
+                # Kills between sending the resume and the run settling after it: with none, it is
+                # not a crash defect: the resume was accepted and ignored.
+                sent, settled = plan.sent_at[target.key], plan.settled_after[target.key]
+                kills = sum(1 for kill in self.kills if sent < kill.at < settled)
                 self.note(
                     "accepted_resume_lost" if kills else "accepted_resume_ignored",
                     plan.run_id,
                     f"resume {plan.accepted[target.key]!r} was acknowledged, yet {_where(target)} "
-                    f"is suspended again ({kills} kill(s) since the acknowledgement)",
+                    f"is suspended again ({kills} kill(s) between the resume and the run settling)",
                 )
             else:
                 fresh.append(target)
@@ -572,6 +623,7 @@ class Soak:
         target = fresh[0]
         request_id = target.request_id(plan.run_id)
         plan.sent.add((".".join(target.path), target.index, target.iteration))
+        plan.sent_at[target.key] = time.time()
         try:
             await self.call(
                 "resume",
@@ -589,7 +641,6 @@ class Soak:
             self.note("resume_rejected", plan.run_id, f"{request_id}: {exc.reason} {exc}")
             return False
         plan.accepted[target.key] = request_id
-        plan.accepted_at_kill[target.key] = len(self.kills)
         self.acks += 1
         return True
 
@@ -732,6 +783,8 @@ class Soak:
     rerun_coverage: Counter[str]
     """Legitimate reruns (a kill hit the body) by workflow and phase: where the kills landed."""
     hit_by = 0
+    ran_paths: set[str] = set()  # noqa: RUF012 (rebound per run while checking)
+    """While checking a run: the step paths the ledger saw running."""
     """While checking a run: how many killed processes ran some of its steps."""
 
     def check(self) -> None:
@@ -757,8 +810,12 @@ class Soak:
         hit: Counter[str] = Counter()
         for run_id, pids in _pids_by_run(executions).items():
             hit[run_id] = len(pids & killed)
+        ran: dict[str, set[str]] = defaultdict(set)
+        for row in executions:
+            ran[row[0]].add(row[1])
         for plan in self.plans:
             self.hit_by = hit[plan.run_id]
+            self.ran_paths = ran[plan.run_id]
             self.check_run(
                 plan, runs.get(plan.run_id), events.get(plan.run_id, []), steps.get(plan.run_id, [])
             )
@@ -826,8 +883,23 @@ class Soak:
                     run_id,
                     f"{'.'.join(path)} item {index}: {n} final progress events",
                 )
-        # Stored step records: a successful run has only successful steps; a foreach keeps its items.
+        # Stored step records: a successful run has only successful steps, each with exactly one
+        # STEP_RESULT for its last iteration, a record for every step whose body ran, and each
+        # foreach keeps its items.
         if status == RunStatus.SUCCESS.value:
+            stored_paths = {record.key for record in records}
+            for key in sorted(self.ran_paths - stored_paths):
+                self.note(
+                    "missing_step_record", run_id, f"{key} ran but the successful run has no record of it"
+                )
+            for record in records:
+                n = results.get((record.path, record.iteration), 0)
+                if n == 0 and record.status is StepStatus.SUCCESS:  # more than one: duplicate_step_result
+                    self.note(
+                        "missing_step_result",
+                        run_id,
+                        f"{record.key} iteration {record.iteration}: {n} STEP_RESULT events, step succeeded",
+                    )
             for record in records:
                 if record.status is not StepStatus.SUCCESS:
                     self.note(

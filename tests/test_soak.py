@@ -5,7 +5,8 @@ Size and seed come from the environment, for a longer local run:
 RUNSERVICE_SOAK_RUNS (300), RUNSERVICE_SOAK_KILLS (7), RUNSERVICE_SOAK_SEED (random, printed; it fixes
 the plan of runs, inputs and kill points, not the exact instant each kill lands),
 RUNSERVICE_SOAK_BUDGET (seconds of driving, 200), RUNSERVICE_SOAK_IN_FLIGHT (24 runs at once),
-RUNSERVICE_SOAK_TIMEOUT (pytest timeout, 600).
+RUNSERVICE_SOAK_TIMEOUT (pytest timeout, 600), RUNSERVICE_SOAK_WORKFLOWS (comma-separated ids of
+tests/soak_workflows.py, to soak one construct; all by default).
 Run it alone with `.venv/bin/python -m pytest -q tests/test_soak.py -s`.
 """
 
