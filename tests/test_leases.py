@@ -228,3 +228,13 @@ async def test_restart_leaves_a_run_another_replica_drives(shared: SqliteStore) 
         release.set()
         done = await settled(a, run.run_id)
     assert done.result == 6 and ran["work"] == 1
+
+
+async def test_a_graceful_shutdown_releases_the_runs_it_leaves(shared: SqliteStore) -> None:
+    async with replica(shared, "a") as a:
+        run = await a.start("slow", input_data={"n": 2})
+        await wait_entered("work")
+        left = await a.shutdown(0.05)
+        assert left == [run.run_id]
+        # Released, not left to expire: another server can take it over at once.
+        assert await shared.claim_runs(Claim("c", 10), 10, ["slow"]) == [(run.run_id, Lease("c", 2))]

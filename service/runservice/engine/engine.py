@@ -141,15 +141,18 @@ class Engine:
         (finish, suspend or wait), then cancel the rest at their last checkpoint and log each
         one. Returns the ids of the runs left; the next boot re-drives them."""
         self._stopping = True  # Start and Resume launch nothing from now on
+        await self._keeper.stop_claiming()
         tasks = dict(self._tasks)
         if tasks and grace > 0:
             logger.info("waiting up to %.1fs for %d running runs to settle", grace, len(tasks))
             await asyncio.wait(tasks.values(), timeout=grace)
         left = {run_id: task for run_id, task in tasks.items() if not task.done()}
+        leases = {run_id: driver.lease for run_id, driver in self._drivers.items() if run_id in left}
         for task in left.values():
             task.cancel("engine shutting down")
         await asyncio.gather(*left.values(), return_exceptions=True)
         for run_id in left:
+            await self._release(run_id, leases.get(run_id))
             run = await self._store.get_run(run_id)
             status = run.status.value if run is not None else "unknown"
             logger.warning(
@@ -554,6 +557,15 @@ class Engine:
         except Exception:
             logger.exception("run %s: cannot be recovered", run_id)
             await self._fail(run_id, "the run could not be recovered; see the server log", lease)
+
+    async def _release(self, run_id: str, lease: Lease | None) -> None:
+        """Give up a run left at its checkpoint, so another server claims it at once."""
+        if lease is None:
+            return
+        try:
+            await self._store.write(RunWrite(run_id, fence=lease, release=True))
+        except Exception:
+            logger.exception("run %s: could not release its lease; it is claimed when the lease ends", run_id)
 
     def _lease(self, epoch: int) -> Lease:
         return Lease(self._keeper.owner, epoch)

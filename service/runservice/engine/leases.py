@@ -71,7 +71,8 @@ class LeaseKeeper:
         self._local = local
         self._lost = lost
         self._cancel = cancel
-        self._tasks: list[asyncio.Task[None]] = []
+        self._claiming: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def claim(self) -> Claim:
@@ -90,15 +91,23 @@ class LeaseKeeper:
 
     def start(self) -> None:
         """Start the background loops (after a first `claim_due`)."""
-        self._tasks.append(asyncio.create_task(self._claim_loop(), name="runservice claim loop"))
+        self._claiming = asyncio.create_task(self._claim_loop(), name="runservice claim loop")
         if not self.exclusive:
-            self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="runservice heartbeat"))
+            self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="runservice heartbeat")
+
+    async def stop_claiming(self) -> None:
+        """Take no more runs (a graceful shutdown); leases held are still renewed."""
+        task, self._claiming = self._claiming, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def aclose(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        await self.stop_claiming()
+        task, self._heartbeat = self._heartbeat, None
+        if task is not None:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _claim_loop(self) -> None:
         while True:
