@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from runservice.engine import Engine
 from runservice.server.servicer import RunServicer
-from runservice.storage import open_store
+from runservice.storage import open_store, redact_url
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
 from runservice.workflow import Workflow
 
@@ -128,7 +128,10 @@ async def serve(
                 server = build_server(engine, address=address, heartbeat=heartbeat)
                 await server.start()
                 logger.info(
-                    "serving %d workflows on %s (database: %s)", len(workflows), server.address, database_url
+                    "serving %d workflows on %s (database: %s)",
+                    len(workflows),
+                    server.address,
+                    redact_url(database_url),
                 )
                 try:
                     await stop.wait()

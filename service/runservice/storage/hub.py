@@ -46,6 +46,12 @@ class Subscription:
         self._ready.clear()
         return events
 
+    def _nudge(self) -> None:
+        # Events exist that the hub did not carry (another process wrote them): the reader
+        # re-reads the store from its own cursor, exactly as after dropped events.
+        self.lagged = True
+        self._ready.set()
+
     def wake(self) -> None:
         """Wake a waiting reader without events (for example to notice a drain)."""
         self._ready.set()
@@ -79,6 +85,23 @@ class EventHub:
         for run_id, run_events in by_run.items():
             for subscription in self._subscribers.get(run_id, ()):
                 subscription._push(run_events)
+
+    def watching(self, run_id: str) -> bool:
+        """True if some subscription follows `run_id`."""
+        return run_id in self._subscribers
+
+    def watched(self) -> list[str]:
+        """The run ids that have subscribers."""
+        return list(self._subscribers)
+
+    def nudge(self, run_id: str) -> None:
+        """Tell the subscribers of `run_id` that its log moved without them: they re-read the store.
+
+        For events committed elsewhere (another process on the same database), which this
+        hub never saw; a store calls it when it learns of them (NOTIFY, polling).
+        """
+        for subscription in self._subscribers.get(run_id, ()):
+            subscription._nudge()
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscribers.get(subscription.run_id)
