@@ -353,6 +353,50 @@ async def test_database_error_mid_batch_rolls_back_only_its_change(store: AnySto
     assert [e.data for e in await store.read_events("r1", 0)] == [1, 2]
 
 
+async def test_one_batch_applies_each_runs_changes_in_order(store: AnyStore) -> None:
+    # Queued together, these commit in one transaction; each run's changes apply in the
+    # order they were written, whatever else the batch holds.
+    await create(store, new_run("old"), draft(0))
+    pending = RunStatus.PENDING
+    writes = [
+        RunWrite("new", create=new_run("new"), events=[draft(1)]),
+        RunWrite("new", patch={"status": RunStatus.RUNNING}, events=[draft(2)], steps=[step("a", 1)]),
+        RunWrite("old", expect=frozenset({pending}), patch={"status": RunStatus.RUNNING}),
+        RunWrite("new", expect=frozenset({pending}), patch={"result": "too late"}),
+        RunWrite("new", steps=[step("a", 1, StepStatus.SUCCESS)], events=[draft(3)]),
+        RunWrite("old", delete=True),
+        RunWrite("old", create=new_run("old"), patch={"status": RunStatus.SUSPENDED}, events=[draft(4)]),
+        RunWrite("old", expect=frozenset({RunStatus.SUSPENDED}), events=[draft(5)], request=("r", "1")),
+        RunWrite("gone", patch={"result": 1}),
+        RunWrite("new", expect=frozenset(), events=[draft("never")]),
+    ]
+    before = store.transactions
+    results = await asyncio.gather(*(store.write(w) for w in writes), return_exceptions=True)
+    assert store.transactions == before + 1
+    applied = [r.applied if isinstance(r, WriteResult) else type(r) for r in results]
+    assert applied == [True, True, True, False, True, True, True, True, KeyError, False]
+    assert [sequences(r.events) for r in results if isinstance(r, WriteResult)] == [
+        [1],
+        [2],
+        [],
+        [],
+        [3],
+        [],
+        [1],
+        [2],
+        [],
+    ]
+    new = await store.get_run("new", steps=True)
+    old = await store.get_run("old", steps=True)
+    assert new is not None and old is not None
+    assert (new.status, new.result, new.last_sequence) == (RunStatus.RUNNING, None, 3)
+    assert new.steps == (step("a", 1, StepStatus.SUCCESS),)
+    assert (old.status, old.last_sequence, old.steps) == (RunStatus.SUSPENDED, 2, ())
+    assert [e.data for e in await store.read_events("old", 0)] == [4, 5]
+    assert [e.data for e in await store.read_events("new", 0)] == [1, 2, 3]
+    assert await store.has_request("old", "r", "1")
+
+
 async def test_hub_hears_committed_events_in_order(store: AnyStore, url: str) -> None:
     await create(store, new_run("r1"))
     await create(store, new_run("r2"))
