@@ -877,3 +877,40 @@ async def test_postgres_unreachable_database_is_an_os_error_without_the_password
         await store.open()
     assert "hunter2" not in str(raised.value) and "user:***@" in str(raised.value)
     await store.close()
+
+
+async def test_postgres_store_recovers_from_dropped_connections(pg_databases: Databases) -> None:
+    """The database ends the writer's and the listener's sessions (a failover, an admin):
+    a write in flight may fail, the next ones reconnect; watchers still hear events."""
+    url = await pg_databases.url_for("dropped")
+    store, other = PostgresStore(url), PostgresStore(url, poll_interval=0.1)
+    await store.open()
+    await other.open()
+    try:
+        await create(store, new_run("r1"), draft(0))
+        with other.hub.subscribe("r1") as subscription:
+            admin = await asyncpg.connect(url)
+            try:
+                ended = await admin.fetchval(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()) t"
+                )
+            finally:
+                await admin.close()
+            assert ended >= 4  # both writers, both listeners, the readers
+            first = await asyncio.gather(
+                store.write(RunWrite("r1", events=[draft(1)])), return_exceptions=True
+            )
+            written = 0 if isinstance(first[0], Exception) else 1
+            for i in range(2, 5):
+                assert (await store.write(RunWrite("r1", events=[draft(i)]))).applied
+                written += 1
+            assert (await store.get_run("r1")) is not None  # the reader pool reconnects too
+            deadline = asyncio.get_running_loop().time() + 10
+            while not subscription.lagged:
+                assert asyncio.get_running_loop().time() < deadline, "the other store never heard"
+                await subscription.wait(0.5)
+        assert sequences(await other.read_events("r1", 0)) == list(range(1, written + 2))
+    finally:
+        await store.close()
+        await other.close()
