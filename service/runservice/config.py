@@ -23,7 +23,7 @@ class Settings:
     address: str = "127.0.0.1:50051"
     data_dir: str = "./data"
     database_url: str | None = None
-    """Overrides `data_dir` when set (`sqlite:///path/to/file.db`)."""
+    """Overrides `data_dir` when set (`sqlite:///path/to/file.db`, `postgresql://user@host/db`)."""
     workflows: tuple[str, ...] = ("runservice.examples",)
     """Modules whose committed workflows are served."""
     grace: float = 10.0

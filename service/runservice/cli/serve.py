@@ -38,7 +38,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     run.add_argument("--address", help="HOST:PORT to listen on (RUNSERVICE_ADDRESS; default 127.0.0.1:50051)")
     run.add_argument("--data-dir", help="directory of runservice.db (RUNSERVICE_DATA_DIR; default ./data)")
-    run.add_argument("--database-url", help="sqlite:///path, overrides --data-dir (RUNSERVICE_DATABASE_URL)")
+    run.add_argument(
+        "--database-url",
+        help="sqlite:///path or postgresql://user@host/db, overrides --data-dir (RUNSERVICE_DATABASE_URL)",
+    )
     run.add_argument(
         "--workflows",
         help="comma-separated modules of workflows (RUNSERVICE_WORKFLOWS; default runservice.examples)",
