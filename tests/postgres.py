@@ -1,5 +1,7 @@
 """A throwaway PostgreSQL server for the tests: `initdb` + `pg_ctl` in a temporary directory.
 
+`.venv/bin/python tests/postgres.py` starts one by hand and prints its URL (for `dev.py bench`).
+
 The server listens on a free port of 127.0.0.1 (and a socket in its own directory),
 trusts local connections, keeps `fsync` on (the tests check durability contracts),
 and is stopped and deleted at the end of the session. PostgreSQL refuses to run as
@@ -150,3 +152,27 @@ class PostgresServer:
         await store.open()  # migrates
         await store.close()
         self._template_ready = True
+
+
+def main() -> None:
+    """`python3 tests/postgres.py`: a throwaway server for manual runs (the benchmark); Ctrl-C stops it."""
+    import signal
+    import sys
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        sys.exit("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+    server = PostgresServer(bin_dir)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.start()
+        print(server.url(), flush=True)
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,11 +7,10 @@ runs without savepoints first; if the database refuses one change half-way, the 
 is rolled back and applied again with a savepoint per change, so that change fails
 alone and the rest still commit (the same contract as the SQLite store).
 
-Round trips, not server work, are what a batch costs, so a change is one statement (an
-`UPDATE ... RETURNING` that checks its condition, allocates its sequences and sets its
-fields) and the batch's step, event and request rows go in with one `unnest` statement
-per table. Event sequences come from `runs.last_seq` inside the writing transaction,
-under the run's row lock: a run's log is 1, 2, 3, ... with no gaps, in commit order.
+Round trips, not server work, are what a batch costs, so changes are applied in rounds
+of a few `unnest` statements (storage/postgres_writes.py). Event sequences come from
+`runs.last_seq` inside the writing transaction, under the run's row lock: a run's log
+is 1, 2, 3, ... with no gaps, in commit order.
 
 Events are announced after commit: the batch's transaction ends with one coalesced
 `NOTIFY` (delivered by PostgreSQL at commit) naming each run and its last sequence,
@@ -55,6 +54,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = ((1, "postgres_v1.sql"),)
 """(version, script) in order; a new schema change is a new script appended here."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 MIGRATION_LOCK = 0x72756E73657276  # pg_advisory_xact_lock key for migrations ("runserv")
+
 _MAX_BATCH = 500
 _READERS = 4
 _POLL_INTERVAL = 1.0
