@@ -274,6 +274,8 @@ class PostgresStore:
                 await self._poll()
             except _CONNECTION_ERRORS as exc:
                 logger.warning("polling watched runs failed: %s", exc)
+            except Exception:  # keep feeding: watchers depend on this loop for other processes' events
+                logger.exception("polling watched runs failed")
             await asyncio.sleep(self.poll_interval if self._listener is not None else _RECONNECT_DELAY)
 
     def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
@@ -281,7 +283,8 @@ class PostgresStore:
             return  # this process's own commits reach the hub directly
         for line in payload.splitlines():
             sequence, _, run_id = line.partition(" ")
-            self._heard(run_id, int(sequence))
+            if sequence.isdigit():  # anything else on the channel is not ours to read
+                self._heard(run_id, int(sequence))
 
     def _heard(self, run_id: str, sequence: int) -> None:
         """The log of `run_id` reaches `sequence`: wake its subscribers if that is news to them."""

@@ -3,7 +3,10 @@
 --
 -- JSON documents are bytea holding orjson output: the store never queries inside them,
 -- so jsonb's server-side parse and re-encoding on every write (and its text round trip
--- through the driver) would be pure cost. SQL NULL means Python None.
+-- through the driver) would be pure cost. Measured on an event-sized document, 10,000
+-- rows inserted 50 per unnest statement: ~5 us of server CPU per row as bytea, ~10 us
+-- as jsonb (a run writes ~12 such documents); reading back costs the same either way.
+-- SQL NULL means Python None.
 --
 -- Leases (owner, epoch, expiry) come in a later migration as columns of `runs`: the
 -- table keeps a fillfactor below 100 so the frequent per-step updates of a run row stay
