@@ -731,7 +731,7 @@ from runservice.storage.postgres import PostgresStore
 
 async def main(url: str, start_at: float) -> None:
     await asyncio.sleep(max(0.0, start_at - time.time()))
-    store = PostgresStore(url)
+    store = PostgresStore(url, exclusive=False)
     await store.open()
     await store.close()
 
@@ -750,7 +750,7 @@ async def test_postgres_concurrent_boots_on_an_empty_database_migrate_once(pg_da
 
     async def boot_here() -> AnyStore:
         await asyncio.sleep(max(0.0, 2.0 - (asyncio.get_running_loop().time() - start_at)))
-        store = PostgresStore(url)
+        store = PostgresStore(url, exclusive=False)  # as replicas will (one process each, for now)
         await store.open()
         return store
 
@@ -814,8 +814,8 @@ async def test_postgres_watchers_hear_events_committed_by_another_process(
     through NOTIFY (the follower's poll is made too slow to matter) or, with NOTIFY off,
     through the follower's periodic poll alone."""
     url = await pg_databases.url_for("shared")
-    writer = PostgresStore(url, notify=announce == "notify")
-    follower = PostgresStore(url, poll_interval=60.0 if announce == "notify" else 0.1)
+    writer = PostgresStore(url, notify=announce == "notify", exclusive=False)
+    follower = PostgresStore(url, poll_interval=60.0 if announce == "notify" else 0.1, exclusive=False)
     await writer.open()
     await follower.open()
     try:
@@ -840,7 +840,7 @@ async def test_postgres_two_writers_keep_each_log_gap_free(pg_databases: Databas
     """Sequences come from the run row under its lock: two stores writing the same runs
     at once still give every run a log of 1..N (a base the leased replicas will build on)."""
     url = await pg_databases.url_for("two-writers")
-    first, second = PostgresStore(url), PostgresStore(url)
+    first, second = PostgresStore(url, exclusive=False), PostgresStore(url, exclusive=False)
     await first.open()
     await second.open()
     try:
@@ -883,7 +883,8 @@ async def test_postgres_store_recovers_from_dropped_connections(pg_databases: Da
     """The database ends the writer's and the listener's sessions (a failover, an admin):
     a write in flight may fail, the next ones reconnect; watchers still hear events."""
     url = await pg_databases.url_for("dropped")
-    store, other = PostgresStore(url), PostgresStore(url, poll_interval=0.1)
+    # `store` holds the one-process lock: its writer must take it again on its new session.
+    store, other = PostgresStore(url), PostgresStore(url, poll_interval=0.1, exclusive=False)
     await store.open()
     await other.open()
     try:
@@ -914,3 +915,31 @@ async def test_postgres_store_recovers_from_dropped_connections(pg_databases: Da
     finally:
         await store.close()
         await other.close()
+
+
+async def test_postgres_second_process_on_the_database_refuses_to_open(pg_databases: Databases) -> None:
+    url = await pg_databases.url_for("owned")
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        other = PostgresStore(url)
+        with pytest.raises(RuntimeError, match="is in use by another runservice process"):
+            await other.open()
+        await other.close()  # harmless after a failed open
+        await create(store, new_run("r1"))  # the first store is unaffected
+        # The lock is per schema: another schema of the same database is another runservice.
+        admin = await asyncpg.connect(url)
+        try:
+            await admin.execute("CREATE SCHEMA elsewhere")
+        finally:
+            await admin.close()
+        neighbour = PostgresStore(url + "?search_path=elsewhere")
+        await neighbour.open()
+        assert await neighbour.get_run("r1") is None
+        await neighbour.close()
+    finally:
+        await store.close()
+    third = PostgresStore(url)
+    await third.open()
+    assert await third.get_run("r1") is not None
+    await third.close()

@@ -23,7 +23,9 @@ Schema changes are numbered migrations (`postgres_vN.sql`), each applied in its 
 transaction under a transaction-scoped advisory lock and recorded in
 `schema_migrations`, so replicas booting at once on an empty database migrate once.
 Several replicas on one database are not supported yet: runs have no owner, and each
-process re-drives every active run at boot (leases and fenced commits come next).
+process re-drives every active run at boot (leases and fenced commits come next). Until
+then the writer holds a session advisory lock on the database's schema, so a second
+runservice process on it refuses to start, as a second one on an SQLite file does.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = ((1, "postgres_v1.sql"),)
 """(version, script) in order; a new schema change is a new script appended here."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 MIGRATION_LOCK = 0x72756E73657276  # pg_advisory_xact_lock key for migrations ("runserv")
+_OWNER_LOCK = "SELECT pg_try_advisory_lock(1920298611, hashtext(current_schema()))"
+"""The one-process-per-database lock, per schema, held by the writer's session."""
 
 _MAX_BATCH = 500
 _READERS = 4
@@ -80,7 +84,9 @@ _Pending = tuple[RunWrite, asyncio.Future[WriteResult]]
 class PostgresStore:
     """A `Store` on one PostgreSQL database (see the module docstring for the design)."""
 
-    def __init__(self, url: str, *, poll_interval: float = _POLL_INTERVAL, notify: bool = True) -> None:
+    def __init__(
+        self, url: str, *, poll_interval: float = _POLL_INTERVAL, notify: bool = True, exclusive: bool = True
+    ) -> None:
         self.url = url
         self.hub = EventHub()
         self.transactions = 0
@@ -89,6 +95,8 @@ class PostgresStore:
         """Seconds between reads of the watched runs' last sequences (the lost-NOTIFY safety net)."""
         self.notify = notify
         """Announce committed events with NOTIFY (other processes' watchers then hear at once)."""
+        self.exclusive = exclusive
+        """Refuse to open while another exclusive store holds the database (tests turn it off)."""
         self._state = "new"  # -> "open" -> "closed"
         self._accepting = False
         self._writer: Any = None  # asyncpg.Connection
@@ -113,6 +121,7 @@ class PostgresStore:
         try:
             self._writer = await self._connect()
             await migrate(self._writer)
+            await self._own(self._writer)
             self._writer_pid = self._writer.get_server_pid()
             self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=_READERS)
         except BaseException as exc:
@@ -139,6 +148,13 @@ class PostgresStore:
                 "plan_cache_mode": "force_generic_plan",
             },
         )
+
+    async def _own(self, conn: Any) -> None:
+        if self.exclusive and not await conn.fetchval(_OWNER_LOCK):
+            raise RuntimeError(
+                f"database {redact_url(self.url)} is in use by another runservice process"
+                " (one process per database until runs are leased)"
+            )
 
     async def close(self) -> None:
         """Refuse new writes, commit the queued ones, then release every resource. Idempotent."""
@@ -226,8 +242,13 @@ class PostgresStore:
                 # The database restarted or the connection dropped: a batch that failed at
                 # COMMIT was reported as failed; start over on a new connection.
                 self._writer = None
-                self._writer = await self._connect()
-                self._writer_pid = self._writer.get_server_pid()
+                writer = await self._connect()
+                try:
+                    await self._own(writer)  # the session lock went with the old session
+                except BaseException:
+                    writer.terminate()
+                    raise
+                self._writer, self._writer_pid = writer, writer.get_server_pid()
             outcomes = await apply_batch(self._writer, [change for change, _ in batch], self.notify)
         except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing is reported committed
             for _, future in batch:
