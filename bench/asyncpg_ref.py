@@ -74,10 +74,18 @@ async def scratch_schema(url: str, prefix: str) -> AsyncIterator[str]:
 
 
 async def _loop(
-    conn: asyncpg.Connection, result: LoadResult, *, commits: int, rows: int, deadline: float, offset: int
+    conn: asyncpg.Connection,
+    result: LoadResult,
+    issued: list[int],
+    *,
+    commits: int,
+    rows: int,
+    deadline: float,
+    offset: int,
 ) -> None:
     sequence = offset
-    while result.done < commits and time.perf_counter() < deadline:
+    while issued[0] < commits and time.perf_counter() < deadline:
+        issued[0] += 1  # claimed before awaiting, so the connections together make exactly `commits`
         if rows == 1:
             sequence += 1
             await conn.execute(INSERT_ONE, f"run-{sequence % 997}", sequence, ROW)
@@ -92,11 +100,12 @@ async def _measure(
     conns: list[asyncpg.Connection], *, commits: int, rows: int, max_seconds: float
 ) -> LoadResult:
     result = LoadResult()
+    issued = [0]
     started = time.perf_counter()
     deadline = started + max_seconds
     await asyncio.gather(
         *(
-            _loop(conn, result, commits=commits, rows=rows, deadline=deadline, offset=i * 10**9)
+            _loop(conn, result, issued, commits=commits, rows=rows, deadline=deadline, offset=i * 10**9)
             for i, conn in enumerate(conns)
         )
     )
