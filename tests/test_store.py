@@ -819,6 +819,9 @@ async def test_postgres_watchers_hear_events_committed_by_another_process(
     await writer.open()
     await follower.open()
     try:
+        async with asyncio.timeout(10):
+            while not follower.listening:  # NOTIFYs sent before LISTEN are lost by design
+                await asyncio.sleep(0.01)
         await create(writer, new_run("r1"), draft(0))
         following = asyncio.create_task(_follow_all(follower, "r1"))
         await asyncio.sleep(0.2)  # the follower has read the backlog and waits for live events

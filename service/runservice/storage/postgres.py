@@ -149,6 +149,11 @@ class PostgresStore:
             },
         )
 
+    @property
+    def listening(self) -> bool:
+        """True while the LISTEN connection is up (events from other processes arrive at once)."""
+        return self._listener is not None and not self._listener.is_closed()
+
     async def _own(self, conn: Any) -> None:
         if self.exclusive and not await conn.fetchval(_OWNER_LOCK):
             raise RuntimeError(
