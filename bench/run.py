@@ -1,7 +1,10 @@
-"""`python -m bench [--quick] [--only echo,sqlite,runservice] [--json out.json]`.
+"""`python -m bench [--quick] [--only PARTS] [--database-url URL] [--json out.json]`.
 
 Runs the references and runservice in one go and prints every figure next to its
 reference measured in the same run, plus the published figures of SPEC.md.
+With `--database-url postgresql://...`, a bare asyncpg commit loop on that database
+is measured too and runservice runs on that database (each in a scratch schema,
+dropped afterwards) instead of an SQLite file.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import echo, sqlite_ref
+from bench import asyncpg_ref, echo, sqlite_ref
 from bench.load import LoadResult
 from bench.report import Row, ratio, render
 
-PARTS = ("echo", "sqlite", "runservice")
+PARTS = ("echo", "sqlite", "postgres", "runservice")
+"""`postgres` runs only with --database-url."""
 
 PUBLISHED = {
     "echo_concurrent": "grpc.aio echo: ~7,400 calls/s",
@@ -44,6 +48,8 @@ class Settings:
     sqlite_commits: int = 3_000
     sqlite_batched_commits: int = 300
     rows_per_commit: int = 100
+    postgres_commits: int = 3_000
+    postgres_concurrent_commits: int = 10_000
     runs_sequential: int = 2_000
     runs_concurrent: int = 5_000
     suspend_resume: int = 3_000
@@ -57,6 +63,8 @@ class Settings:
             echo_concurrent=2_000,
             sqlite_commits=300,
             sqlite_batched_commits=30,
+            postgres_commits=300,
+            postgres_concurrent_commits=1_000,
             runs_sequential=200,
             runs_concurrent=500,
             suspend_resume=300,
@@ -81,7 +89,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", default=",".join(PARTS), help=f"comma-separated parts to run (default: {','.join(PARTS)})"
     )
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight (default 64)")
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="postgresql://user@host/db: measure the asyncpg reference and runservice on this database",
+    )
     args = parser.parse_args(argv)
+    if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
+        parser.error("--database-url must be a postgresql:// URL")
     unknown = set(args.only.split(",")) - set(PARTS)
     if unknown:
         parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
@@ -93,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.quick() if args.quick else Settings()
     settings.concurrency = args.concurrency
     parts = args.only.split(",")
+    if not args.database_url:
+        parts = [part for part in parts if part != "postgres"]
     started = time.perf_counter()
-    outcome = asyncio.run(run(settings, parts))
+    outcome = asyncio.run(run(settings, parts, args.database_url))
     outcome.details["total_seconds"] = round(time.perf_counter() - started, 1)
 
     print(render(outcome.rows))
@@ -107,15 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if outcome.errors else 0
 
 
-async def run(settings: Settings, parts: list[str]) -> Outcome:
+async def run(settings: Settings, parts: list[str], database_url: str | None = None) -> Outcome:
     out = Outcome()
     n = settings.concurrency
     if "echo" in parts:
         await _part(out, "echo", _echo(out, settings, n))
     if "sqlite" in parts:
         await _part(out, "sqlite", _sqlite(out, settings))
+    if "postgres" in parts and database_url:
+        await _part(out, "postgres", _postgres(out, settings, database_url, n))
     if "runservice" in parts:
-        await _part(out, "runservice", _service(out, settings, n))
+        out.details["runservice_database"] = "postgresql" if database_url else "sqlite"
+        await _part(out, "runservice", _service(out, settings, n, database_url))
     return out
 
 
@@ -156,7 +176,25 @@ async def _sqlite(out: Outcome, s: Settings) -> None:
     )
 
 
-async def _service(out: Outcome, s: Settings, n: int) -> None:
+async def _postgres(out: Outcome, s: Settings, url: str, n: int) -> None:
+    results = await asyncpg_ref.measure(
+        url,
+        commits=s.postgres_commits,
+        batched_commits=s.sqlite_batched_commits,
+        rows_per_commit=s.rows_per_commit,
+        concurrent_commits=s.postgres_concurrent_commits,
+        concurrency=n,
+        max_seconds=s.max_seconds,
+    )
+    _record(out, "postgres_single", "asyncpg, 1 row/commit", results.single, "commits/s")
+    out.figures["postgres_batched_rows"] = results.rows_rate
+    out.rows.append(Row(f"asyncpg, {results.rows_per_commit} rows/commit", results.rows_rate, "rows/s"))
+    _record(
+        out, "postgres_concurrent", f"asyncpg, 1 row/commit, {n} connections", results.concurrent, "commits/s"
+    )
+
+
+async def _service(out: Outcome, s: Settings, n: int, database_url: str | None = None) -> None:
     from bench import service_runs  # imports the generated stubs, needed only here
 
     counts = service_runs.Counts(
@@ -167,22 +205,29 @@ async def _service(out: Outcome, s: Settings, n: int) -> None:
         concurrency=n,
         max_seconds=s.max_seconds,
     )
-    results = await service_runs.measure(counts)
+    results = await service_runs.measure(counts, database_url)
     f = out.figures
-    seq = _record(out, "runs_sequential", "3-step runs, 1 in flight", results.sequential, "runs/s")
+    on_pg = database_url is not None
+    db = " (postgresql)" if on_pg else ""
+    commits, commits_label = (
+        ("postgres_single", "asyncpg commits/s") if on_pg else ("sqlite_single", "sqlite commits/s")
+    )
+    seq = _record(out, "runs_sequential", f"3-step runs, 1 in flight{db}", results.sequential, "runs/s")
     f["runs_p50_ms"] = results.sequential.percentile(0.50) * 1000
     f["runs_p99_ms"] = results.sequential.percentile(0.99) * 1000
     out.rows.append(Row("  latency p50", f["runs_p50_ms"], "ms"))
     out.rows.append(Row("  latency p99", f["runs_p99_ms"], "ms"))
     _against(out, seq, "echo_sequential", "echo, 1 in flight")
-    _against(out, seq, "sqlite_single", "sqlite commits/s")
+    _against(out, seq, commits, commits_label)
 
-    many = _record(out, "runs_concurrent", f"3-step runs, {n} in flight", results.concurrent, "runs/s")
+    many = _record(out, "runs_concurrent", f"3-step runs, {n} in flight{db}", results.concurrent, "runs/s")
     _against(out, many, "echo_concurrent", f"echo, {n} in flight")
-    _against(out, many, "sqlite_single", "sqlite commits/s")
+    _against(out, many, commits, commits_label)
+    if on_pg:
+        _against(out, many, "postgres_concurrent", f"asyncpg commits/s, {n} connections")
 
     trips = _record(
-        out, "suspend_resume", f"suspend+resume, {n} in flight", results.suspend_resume, "round trips/s"
+        out, "suspend_resume", f"suspend+resume, {n} in flight{db}", results.suspend_resume, "round trips/s"
     )
     _against(out, trips, "echo_concurrent", f"echo, {n} in flight")
 

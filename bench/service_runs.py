@@ -111,13 +111,13 @@ class Counts:
     max_seconds: float
 
 
-async def measure(counts: Counts) -> ServiceResults:
+async def measure(counts: Counts, database_url: str | None = None) -> ServiceResults:
     """Time runs on one fresh server, then measure memory per suspended run on another.
 
     Memory gets its own server: after thousands of finished runs the heap has room to
     spare, and new suspended runs would fit in it without growing the process.
     """
-    async with serving() as (server, driver):
+    async with serving(database_url) as (server, driver):
         await _warm_up(driver)
         n, limit = counts.concurrency, counts.max_seconds
         sequential = await drive(
@@ -129,7 +129,7 @@ async def measure(counts: Counts) -> ServiceResults:
         trips = await drive(
             driver.suspend_and_resume, total=counts.suspend_resume, concurrency=n, max_seconds=limit
         )
-    async with serving() as (server, driver):
+    async with serving(database_url) as (server, driver):
         await _warm_up(driver)
         await asyncio.sleep(0.5)
         before = server.rss_kb()
@@ -142,11 +142,21 @@ async def measure(counts: Counts) -> ServiceResults:
 
 
 @contextlib.asynccontextmanager
-async def serving() -> AsyncIterator[tuple[ServerProcess, Driver]]:
-    """`runservice serve` on 127.0.0.1 with bench.workflows and a temporary data dir, and a driver for it."""
-    with tempfile.TemporaryDirectory(prefix="runservice-bench-") as data_dir:
+async def serving(database_url: str | None = None) -> AsyncIterator[tuple[ServerProcess, Driver]]:
+    """`runservice serve` on 127.0.0.1 with bench.workflows and a driver for it.
+
+    Its database is an SQLite file in a temporary data dir or, with `database_url`, a
+    scratch schema of that PostgreSQL database (dropped afterwards).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="runservice-bench-"))
         argv = [sys.executable, "-c", SERVE, "serve", "--address", "127.0.0.1:0"]
         argv += ["--data-dir", data_dir, "--workflows", "bench.workflows"]
+        if database_url:
+            from bench.asyncpg_ref import scratch_schema, with_search_path
+
+            schema = await stack.enter_async_context(scratch_schema(database_url, "runservice_bench"))
+            argv += ["--database-url", with_search_path(database_url, schema)]
         paths = [
             str(ROOT),
             str(ROOT / "service"),

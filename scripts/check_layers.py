@@ -6,7 +6,7 @@ Layers, top to bottom (a module may import its own layer and the ones below):
     runservice.cli, runservice.config          (runservice.config: imported by runservice.cli only)
     runservice.server | runservice.client      (these two never import each other)
     runservice.wire                         (JSON and times in protobuf types, shared by both edges)
-    runservice.engine                       (never runservice.storage.sqlite: it gets a Store)
+    runservice.engine                       (never runservice.storage.sqlite/.postgres: it gets a Store)
     runservice.storage
     runservice.workflow, runservice.examples   (examples are user code: workflow, model, errors only)
     runservice.model, runservice.errors, runservice.limits, runservice.logs   (logs: stdlib only)
@@ -144,8 +144,10 @@ def judge(module: str, imported: str) -> str | None:
         or module == "runservice.__main__"
     ):
         return "runservice.config may be imported only by runservice.cli"
-    if _within(module, "runservice.engine") and _within(imported, "runservice.storage.sqlite"):
-        return "the engine depends on the Store protocol (runservice.storage), never on the SQLite store"
+    if _within(module, "runservice.engine") and any(
+        _within(imported, f"runservice.storage.{store}") for store in ("sqlite", "postgres")
+    ):
+        return "the engine depends on the Store protocol (runservice.storage), never on a store itself"
     for a, b in (("runservice.server", "runservice.client"), ("runservice.client", "runservice.server")):
         if _within(module, a) and _within(imported, b):
             return "runservice.server and runservice.client must not import each other"

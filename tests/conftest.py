@@ -1,4 +1,4 @@
-"""Fixtures: a real engine on a real SQLite file behind a real grpc.aio server on 127.0.0.1:0.
+"""Fixtures: a real engine on a real database behind a real grpc.aio server on 127.0.0.1:0.
 
 served   the running server (engine, store, address) serving tests.workflows
 client   a connected runservice.client.Client
@@ -7,6 +7,13 @@ sync_client  a runservice.client.SyncClient of the same server (call it through 
 stub     a raw RunService aio stub (for status-detail and stream-level checks)
 serving  an async context manager factory: serving(db_path, address=...) for tests that
          stop and restart a server on the same database
+backend  "sqlite" or "postgres": the database the fixtures above use (see below)
+databases  database URLs for the test's backend: `await databases.url_for(path)`
+
+The database is an SQLite file in the test's tmp dir, or a fresh database on a throwaway
+PostgreSQL server the session starts (tests/postgres.py). `--database` chooses:
+`auto` (the default) runs the modules in BOTH_BACKENDS on both and the rest on SQLite;
+`sqlite`, `postgres` or `both` apply to every test that uses a database fixture.
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
+from postgres import PostgresServer, find_bin_dir
 from workflows import WORKFLOWS  # tests/ is on sys.path (pytest's rootdir conftest)
 
 from runservice.client import Client, SyncClient
@@ -32,8 +40,94 @@ from runservice.workflow import Workflow
 if TYPE_CHECKING:
     from runservice.v1.run_service_pb2_grpc import RunServiceAsyncStub
 
+LEASE = 1.0
+"""Seconds a test server's leases last without a heartbeat (PostgreSQL)."""
+
 HEARTBEAT = 0.2
 """Idle seconds before Stream and Watch send a heartbeat (small, so tests see some)."""
+
+
+BOTH_BACKENDS = frozenset({"test_store", "test_runs", "test_constructs", "test_recovery", "test_leases"})
+"""Test modules that run on SQLite and PostgreSQL by default."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database",
+        choices=("auto", "sqlite", "postgres", "both"),
+        default="auto",
+        help="backend(s) for tests that use a database fixture (default: auto, see tests/conftest.py)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    choice = metafunc.config.getoption("--database")
+    if choice == "auto":
+        module = metafunc.module.__name__.rsplit(".", 1)[-1]
+        choice = "both" if module in BOTH_BACKENDS else "sqlite"
+    backends = ["sqlite", "postgres"] if choice == "both" else [choice]
+    if backends != ["sqlite"]:  # plain SQLite keeps the tests' ids unchanged
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session (started on first use, removed at the end)."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(
+            "PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql (.ci/run does)"
+        )
+    server = PostgresServer(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Databases:
+    """The test's databases on its backend; PostgreSQL ones are dropped after the test."""
+
+    backend: str
+    server: PostgresServer | None
+    created: dict[str, str] = field(default_factory=dict)
+
+    async def url_for(self, path: Path | str) -> str:
+        """The database for `path`: the SQLite file itself, or a PostgreSQL database made for it."""
+        if self.server is None:
+            return str(path)
+        key = str(path)
+        if key not in self.created:
+            self.created[key] = await self.server.create_database()
+        return self.created[key]
+
+    async def empty(self) -> str:
+        """A new database with no schema at all (PostgreSQL only)."""
+        assert self.server is not None
+        url = await self.server.create_database(migrated=False)
+        self.created[url] = url
+        return url
+
+
+@pytest.fixture
+async def databases(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Databases]:
+    server = request.getfixturevalue("postgres_server") if backend == "postgres" else None
+    made = Databases(backend, server)
+    try:
+        yield made
+    finally:
+        if server is not None:
+            for url in made.created.values():
+                await server.drop_database(url)
 
 
 @dataclass
@@ -49,12 +143,16 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def _serving(
-    db_path: Path, *, address: str = "127.0.0.1:0", workflows: Iterable[Workflow] = WORKFLOWS
+    db_path: Path | str, *, address: str = "127.0.0.1:0", workflows: Iterable[Workflow] = WORKFLOWS
 ) -> AsyncIterator[Served]:
     store = open_store(str(db_path))
     await store.open()
     try:
-        async with Engine(store, workflows, heartbeat=HEARTBEAT) as engine:
+        # Short leases: on PostgreSQL a restarted server takes over the runs of the stopped one
+        # within a second (on SQLite leases end when the file is opened again anyway).
+        async with Engine(
+            store, workflows, heartbeat=HEARTBEAT, lease_seconds=LEASE, claim_interval=0.1
+        ) as engine:
             server = build_server(engine, address=address, heartbeat=HEARTBEAT)
             await server.start()
             try:
@@ -69,14 +167,23 @@ ServingFactory = Callable[..., AbstractAsyncContextManager[Served]]
 
 
 @pytest.fixture
-def serving() -> ServingFactory:
-    """`async with serving(db_path) as served:` runs a server until the block ends."""
-    return _serving
+def serving(databases: Databases) -> ServingFactory:
+    """`async with serving(db_path) as served:` runs a server until the block ends.
+
+    On PostgreSQL, `db_path` names a database made for it (the same path, the same database).
+    """
+
+    @contextlib.asynccontextmanager
+    async def on_backend(db_path: Path | str, **options: Any) -> AsyncIterator[Served]:
+        async with _serving(await databases.url_for(db_path), **options) as running:
+            yield running
+
+    return on_backend
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    async with _serving(tmp_path / "runs.db") as running:
+async def served(tmp_path: Path, databases: Databases) -> AsyncIterator[Served]:
+    async with _serving(await databases.url_for(tmp_path / "runs.db")) as running:
         yield running
 
 
@@ -99,9 +206,9 @@ def client_for(workflows: Iterable[Workflow]) -> Any:
     """A `client` fixture serving `workflows` instead of tests.workflows (assign it to `client`)."""
 
     @pytest.fixture
-    async def client(tmp_path: Path) -> AsyncIterator[Client]:
+    async def client(tmp_path: Path, databases: Databases) -> AsyncIterator[Client]:
         async with (
-            _serving(tmp_path / "runs.db", workflows=workflows) as served,
+            _serving(await databases.url_for(tmp_path / "runs.db"), workflows=workflows) as served,
             Client(served.address, timeout=10.0) as connected,
         ):
             yield connected

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from postgres import PostgresServer
 
 from runservice.client import Client
 from runservice.config import SECRET_SETTINGS, ConfigError, Settings, env_name
@@ -134,6 +135,44 @@ async def test_resume_after_a_real_server_restart(launch: Launcher, tmp_path: Pa
         bump = next(step for step in done.steps if step.path == ("bump",))
         assert bump.output == {"count": 42}
     assert await second.stop() == 0
+
+
+async def test_serve_on_postgresql_resumes_after_a_restart(
+    launch: Launcher, postgres_server: PostgresServer
+) -> None:
+    empty = await postgres_server.create_database(migrated=False)
+    user, host = empty.split("://", 1)[1].split("@", 1)
+    url = f"postgresql://{user}:not-logged@{host}"  # trust auth ignores the password; logs must too
+    first = await launch("--database-url", url, "--workflows", "tests.workflows")
+    async with Client(first.address, timeout=10.0) as client:
+        run = await client.get_workflow("approval").create_run(run_id="pg-restart")
+        suspended = await run.start_async(input_data={"count": 1})
+        assert suspended.status is RunStatus.SUSPENDED
+    assert await first.stop() == 0
+    log = "".join(first.log)
+    assert "migrated the database schema to version 1" in log
+    assert "not-logged" not in log and f"{user}:***@" in log
+
+    second = await launch(env=_env(RUNSERVICE_WORKFLOWS="tests.workflows", RUNSERVICE_DATABASE_URL=url))
+    async with Client(second.address, timeout=10.0) as client:
+        again = await client.get_workflow("approval").create_run(run_id="pg-restart")
+        done = await again.resume_async(resume_data={"approved": True})
+        assert done.status is RunStatus.SUCCESS and done.result == {"verdict": "approved"}
+    assert await second.stop() == 0
+    assert "migrated" not in "".join(second.log)  # already at the current version
+    await postgres_server.drop_database(empty)
+
+
+def test_unreachable_postgresql_is_a_clean_failure() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    done = _run_cli("--database-url", f"postgresql://u:secret@127.0.0.1:{port}/db")
+    assert done.returncode == 1
+    assert "cannot open PostgreSQL database" in done.stderr and "secret" not in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

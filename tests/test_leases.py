@@ -1,9 +1,9 @@
-"""Leases, fencing and the claim loop.
+"""Leases, fencing and the claim loop, on SQLite and PostgreSQL.
 
-The store tests check the lease rules of `RunWrite`, `claim_runs` and `renew_leases` on
-a real SQLite file. The engine tests run two engines ("replicas") on one database: the
-SQLite store is used as a shared one (`exclusive = False`), so leases expire and are
-renewed by heartbeats exactly as they are on PostgreSQL.
+The store tests check the lease rules of `RunWrite`, `claim_runs` and `renew_leases` on a
+real database. The engine tests run two engines ("replicas") on one database: on SQLite
+the store is used as a shared one (`exclusive = False`), so leases expire and are renewed
+by heartbeats exactly as they are on PostgreSQL, where they run as they are.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 from runservice.engine import Engine
 from runservice.model import EventType, Run, RunStatus
-from runservice.storage import Claim, Lease, RunWrite, open_store
+from runservice.storage import Claim, Lease, RunWrite, Store, open_store
 from runservice.storage.sqlite import SqliteStore
 from runservice.workflow import StepContext, create_step, create_workflow
 
@@ -72,9 +72,14 @@ def new_run(run_id: str, status: RunStatus = RunStatus.RUNNING) -> Run:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = open_store(str(tmp_path / "runs.db"))
-    assert isinstance(opened, SqliteStore)
+async def url(databases: Any, tmp_path: Path) -> str:
+    made: str = await databases.url_for(tmp_path / "runs.db")
+    return made
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[Store]:
+    opened = open_store(url)
     await opened.open()
     try:
         yield opened
@@ -85,7 +90,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 # -- the store's lease rules ---------------------------------------------------------------------
 
 
-async def test_claims_take_only_runs_without_a_live_owner(store: SqliteStore) -> None:
+async def test_claims_take_only_runs_without_a_live_owner(store: Store) -> None:
     for run_id, status in (("a", RunStatus.RUNNING), ("b", RunStatus.WAITING), ("c", RunStatus.SUSPENDED)):
         await store.write(RunWrite(run_id, create=new_run(run_id, status)))
     claimed = await store.claim_runs(Claim("r1", 0.2), 10, ["slow"])
@@ -97,7 +102,7 @@ async def test_claims_take_only_runs_without_a_live_owner(store: SqliteStore) ->
     assert sorted(again) == [("a", Lease("r2", 2)), ("b", Lease("r2", 2))]
 
 
-async def test_a_write_fenced_by_an_old_epoch_is_not_applied(store: SqliteStore) -> None:
+async def test_a_write_fenced_by_an_old_epoch_is_not_applied(store: Store) -> None:
     await store.write(RunWrite("a", create=new_run("a")))
     [(_, old)] = await store.claim_runs(Claim("r1", 0.05), 10, ["slow"])
     await asyncio.sleep(0.1)
@@ -112,7 +117,7 @@ async def test_a_write_fenced_by_an_old_epoch_is_not_applied(store: SqliteStore)
     assert await store.claim_runs(Claim("r3", 10), 10, ["slow"]) == [("a", Lease("r3", 3))]
 
 
-async def test_renewal_keeps_leases_and_reports_remote_cancels(store: SqliteStore) -> None:
+async def test_renewal_keeps_leases_and_reports_remote_cancels(store: Store) -> None:
     for run_id in ("a", "b"):
         await store.write(RunWrite(run_id, create=new_run(run_id)))
     await store.claim_runs(Claim("r1", 0.2), 10, ["slow"])
@@ -124,18 +129,21 @@ async def test_renewal_keeps_leases_and_reports_remote_cancels(store: SqliteStor
     assert await store.renew_leases("r2", 0.2) == {}
 
 
-async def test_a_claim_on_start_gives_epoch_one_and_reopening_voids_leases(tmp_path: Path) -> None:
-    path = str(tmp_path / "runs.db")
-    store = open_store(path)
+async def test_a_claim_on_start_gives_epoch_one_and_only_sqlite_voids_leases_at_open(url: str) -> None:
+    store = open_store(url)
     await store.open()
     result = await store.write(RunWrite("a", create=new_run("a"), claim=Claim("r1", 1e9)))
     assert result.applied and result.epoch == 1
     assert await store.claim_runs(Claim("r2", 10), 10, ["slow"]) == []
     await store.close()
-    store = open_store(path)
+    store = open_store(url)
     await store.open()
     try:
-        assert await store.claim_runs(Claim("r2", 10), 10, ["slow"]) == [("a", Lease("r2", 2))]
+        claimed = await store.claim_runs(Claim("r2", 10), 10, ["slow"])
+        if store.exclusive:  # SQLite: this process is the only one, every earlier lease is void
+            assert claimed == [("a", Lease("r2", 2))]
+        else:  # PostgreSQL: r1 may be a live replica; its lease holds until it expires
+            assert claimed == []
     finally:
         await store.close()
 
@@ -144,7 +152,7 @@ async def test_a_claim_on_start_gives_epoch_one_and_reopening_voids_leases(tmp_p
 
 
 @contextlib.asynccontextmanager
-async def replica(store: SqliteStore, name: str) -> AsyncIterator[Engine]:
+async def replica(store: Store, name: str) -> AsyncIterator[Engine]:
     engine = Engine(store, [slow], owner=name, lease_seconds=0.6, claim_interval=0.05, cancel_grace=1.0)
     await engine.__aenter__()
     try:
@@ -154,8 +162,9 @@ async def replica(store: SqliteStore, name: str) -> AsyncIterator[Engine]:
 
 
 @pytest.fixture
-async def shared(store: SqliteStore) -> SqliteStore:
-    store.exclusive = False  # as on PostgreSQL: leases expire unless renewed
+async def shared(store: Store) -> Store:
+    if isinstance(store, SqliteStore):
+        store.exclusive = False  # as on PostgreSQL: leases expire unless renewed
     return store
 
 
@@ -173,7 +182,7 @@ def results(events: list[Any], path: tuple[str, ...]) -> int:
     return sum(1 for e in events if e.type is EventType.STEP_RESULT and e.step and e.step.path == path)
 
 
-async def test_a_dead_replicas_run_is_finished_by_another(shared: SqliteStore) -> None:
+async def test_a_dead_replicas_run_is_finished_by_another(shared: Store) -> None:
     async with replica(shared, "b") as b:
         async with replica(shared, "a") as a:
             run = await a.start("slow", input_data={"n": 21})
@@ -188,7 +197,7 @@ async def test_a_dead_replicas_run_is_finished_by_another(shared: SqliteStore) -
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
 
 
-async def test_a_replica_that_lost_its_lease_commits_nothing(shared: SqliteStore) -> None:
+async def test_a_replica_that_lost_its_lease_commits_nothing(shared: Store) -> None:
     async with replica(shared, "a") as a, replica(shared, "b") as b:
         run = await a.start("slow", input_data={"n": 5})
         await wait_entered("work")
@@ -203,7 +212,7 @@ async def test_a_replica_that_lost_its_lease_commits_nothing(shared: SqliteStore
     assert sum(1 for e in events if e.type is EventType.WORKFLOW_FINISH) == 1
 
 
-async def test_cancel_at_another_replica_stops_the_step_at_its_owner(shared: SqliteStore) -> None:
+async def test_cancel_at_another_replica_stops_the_step_at_its_owner(shared: Store) -> None:
     async with replica(shared, "a") as a, replica(shared, "b") as b:
         run = await a.start("slow", input_data={"n": 1})
         await wait_entered("work")
@@ -217,7 +226,7 @@ async def test_cancel_at_another_replica_stops_the_step_at_its_owner(shared: Sql
     assert work.status.value == "canceled"
 
 
-async def test_restart_leaves_a_run_another_replica_drives(shared: SqliteStore) -> None:
+async def test_restart_leaves_a_run_another_replica_drives(shared: Store) -> None:
     async with replica(shared, "a") as a, replica(shared, "b") as b:
         run = await a.start("slow", input_data={"n": 3})
         await wait_entered("work")
@@ -230,7 +239,7 @@ async def test_restart_leaves_a_run_another_replica_drives(shared: SqliteStore) 
     assert done.result == 6 and ran["work"] == 1
 
 
-async def test_a_graceful_shutdown_releases_the_runs_it_leaves(shared: SqliteStore) -> None:
+async def test_a_graceful_shutdown_releases_the_runs_it_leaves(shared: Store) -> None:
     async with replica(shared, "a") as a:
         run = await a.start("slow", input_data={"n": 2})
         await wait_entered("work")

@@ -215,13 +215,23 @@ WORKFLOWS = [
 ]
 
 
+@pytest.fixture
+async def db(databases: Any, tmp_path: Path) -> str:
+    """The test's database URL (an SQLite file, or a PostgreSQL database: see conftest)."""
+    url: str = await databases.url_for(tmp_path / "runs.db")
+    return url
+
+
 @contextlib.asynccontextmanager
-async def booted(path: Path, workflows: Iterable[Workflow] = WORKFLOWS) -> AsyncIterator[Engine]:
-    """An engine on the database at `path`; leaving the block stops it the hard way."""
-    store: Store = open_store(str(path))
+async def booted(url: str, workflows: Iterable[Workflow] = WORKFLOWS) -> AsyncIterator[Engine]:
+    """An engine on the database at `url`; leaving the block stops it the hard way.
+
+    Leases are short, so on a shared database (PostgreSQL) the next engine takes over the
+    stopped one's runs within a second, as a replica would after a crash."""
+    store: Store = open_store(url)
     await store.open()
     try:
-        engine = Engine(store, workflows)
+        engine = Engine(store, workflows, lease_seconds=0.5, claim_interval=0.05)
         await engine.__aenter__()
         try:
             yield engine
@@ -250,8 +260,7 @@ def results_per_step(run: Run) -> Counter[str]:
 # -- runs interrupted in a body ---------------------------------------------------------------------
 
 
-async def test_a_sequence_reruns_only_the_step_in_flight(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_sequence_reruns_only_the_step_in_flight(db: str) -> None:
     probe.hold = {"second"}
     async with booted(db) as engine:
         run = await engine.start("sequence", input_data={"n": 4})
@@ -263,9 +272,8 @@ async def test_a_sequence_reruns_only_the_step_in_flight(tmp_path: Path) -> None
     assert probe.ran == Counter({"first": 1, "second": 2})
 
 
-async def test_a_foreach_keeps_committed_items_and_runs_the_rest(tmp_path: Path) -> None:
+async def test_a_foreach_keeps_committed_items_and_runs_the_rest(db: str) -> None:
     """Issue 11 #0: the recovered foreach once finished with [] and a wrong run result."""
-    db = tmp_path / "runs.db"
     probe.hold = {"square[3]", "square[4]"}
     async with booted(db) as engine:
         run = await engine.start("squares", input_data={"n": 6})
@@ -288,8 +296,7 @@ async def test_a_foreach_keeps_committed_items_and_runs_the_rest(tmp_path: Path)
     assert probe.ran["explode"] == 1 and probe.ran["collect"] == 1
 
 
-async def test_a_parallel_block_reruns_only_the_branch_in_flight(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_parallel_block_reruns_only_the_branch_in_flight(db: str) -> None:
     probe.hold = {"right"}
     async with booted(db) as engine:
         run = await engine.start("sides")
@@ -304,8 +311,7 @@ async def test_a_parallel_block_reruns_only_the_branch_in_flight(tmp_path: Path)
     assert probe.ran == Counter({"left": 1, "right": 2})
 
 
-async def test_a_committed_failure_is_not_run_again(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_committed_failure_is_not_run_again(db: str) -> None:
     probe.hold = {"right"}
     async with booted(db) as engine:
         run = await engine.start("tolerant")
@@ -324,8 +330,7 @@ async def test_a_committed_failure_is_not_run_again(tmp_path: Path) -> None:
 # -- accepted resumes interrupted in flight (issue 11 #1) ----------------------------------------------
 
 
-async def test_a_resumed_step_in_flight_is_resumed_again(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_resumed_step_in_flight_is_resumed_again(db: str) -> None:
     probe.hold = {"approve-resumed"}
     async with booted(db) as engine:
         run = await engine.start("gate", wait=True)
@@ -342,8 +347,7 @@ async def test_a_resumed_step_in_flight_is_resumed_again(tmp_path: Path) -> None
     assert probe.ran["approve-resumed"] == 2
 
 
-async def test_a_resume_accepted_just_before_the_stop_is_carried_out(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_resume_accepted_just_before_the_stop_is_carried_out(db: str) -> None:
     async with booted(db) as engine:
         run = await engine.start("gate", wait=True)
         probe.hold = {"approve-resumed"}
@@ -355,8 +359,7 @@ async def test_a_resume_accepted_just_before_the_stop_is_carried_out(tmp_path: P
     assert done.status is RunStatus.SUCCESS and done.result == {"approved": True}
 
 
-async def test_a_resumed_foreach_item_in_flight_is_resumed_again(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_resumed_foreach_item_in_flight_is_resumed_again(db: str) -> None:
     async with booted(db) as engine:
         run = await engine.start("asking-each", input_data=[0, 1, 2], wait=True)
         assert run.status is RunStatus.SUSPENDED
@@ -387,8 +390,7 @@ async def test_a_resumed_foreach_item_in_flight_is_resumed_again(tmp_path: Path)
     assert probe.ran == Counter({"ask-item[0]": 1, "ask-item[1]": 2, "ask-item[2]": 1})
 
 
-async def test_a_resumed_parallel_branch_in_flight_is_resumed_again(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_resumed_parallel_branch_in_flight_is_resumed_again(db: str) -> None:
     async with booted(db) as engine:
         run = await engine.start("asking-sides", wait=True)
         assert set(run.suspended) == {("ask-left",), ("ask-right",)}
@@ -405,8 +407,7 @@ async def test_a_resumed_parallel_branch_in_flight_is_resumed_again(tmp_path: Pa
     assert probe.ran == Counter({"ask-right-resumed": 2, "ask-left-resumed": 1})
 
 
-async def test_a_resumed_nested_step_in_flight_is_resumed_again(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_resumed_nested_step_in_flight_is_resumed_again(db: str) -> None:
     async with booted(db) as engine:
         run = await engine.start("outer", wait=True)
         assert run.suspended == (("middle", "inner", "approve"),)
@@ -427,8 +428,7 @@ async def test_a_resumed_nested_step_in_flight_is_resumed_again(tmp_path: Path) 
     }
 
 
-async def test_a_resumed_loop_iteration_in_flight_is_resumed_again(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_resumed_loop_iteration_in_flight_is_resumed_again(db: str) -> None:
     async with booted(db) as engine:
         run = await engine.start("counting", input_data={"count": 0}, wait=True)
         assert run.status is RunStatus.SUSPENDED
@@ -450,8 +450,7 @@ async def test_a_resumed_loop_iteration_in_flight_is_resumed_again(tmp_path: Pat
 # -- foreach over a nested workflow whose items suspend (issue 11 #0b) -----------------------------
 
 
-async def test_a_foreach_of_nested_workflows_resumes_item_by_item(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_foreach_of_nested_workflows_resumes_item_by_item(db: str) -> None:
     async with booted(db) as engine:
         run = await engine.start("nested-each", input_data=[10, 20], wait=True)
         assert run.status is RunStatus.SUSPENDED
@@ -492,8 +491,7 @@ async def approve_strict(ctx: StepContext) -> Any:
 gate_v2 = create_workflow("gate").then(approve_strict).commit()
 
 
-async def test_a_stored_resume_that_no_longer_validates_fails_its_run_alone(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
+async def test_a_stored_resume_that_no_longer_validates_fails_its_run_alone(db: str) -> None:
     async with booted(db) as engine:
         bad = await engine.start("gate", wait=True)
         probe.hold = {"approve-resumed", "second"}
@@ -515,8 +513,8 @@ async def test_a_stored_resume_that_no_longer_validates_fails_its_run_alone(tmp_
 # -- resume checks (issue 11 #6) ----------------------------------------------------------------------
 
 
-async def test_for_each_index_must_name_a_suspended_item_of_a_foreach(tmp_path: Path) -> None:
-    async with booted(tmp_path / "runs.db") as engine:
+async def test_for_each_index_must_name_a_suspended_item_of_a_foreach(db: str) -> None:
+    async with booted(db) as engine:
         run = await engine.start("asking-each", input_data=[0, 1], wait=True)
         with pytest.raises(InvalidArgument) as past_end:
             await engine.resume(run.run_id, for_each_index=2, resume_data={"ok": True})
@@ -539,8 +537,8 @@ napper = create_workflow("napper").sleep(lambda ctx: ctx.input_data["seconds"]).
 
 
 @pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 1e12])
-async def test_a_sleep_that_cannot_be_stored_fails_its_step(tmp_path: Path, seconds: float) -> None:
-    async with booted(tmp_path / "runs.db", [napper]) as engine:
+async def test_a_sleep_that_cannot_be_stored_fails_its_step(db: str, seconds: float) -> None:
+    async with booted(db, [napper]) as engine:
         done = await engine.start("napper", input_data={"seconds": seconds}, wait=True)
         assert done.status is RunStatus.FAILED
         assert done.error is not None and done.error.name == "SleepError"
@@ -548,8 +546,8 @@ async def test_a_sleep_that_cannot_be_stored_fails_its_step(tmp_path: Path, seco
         assert stored.wake_at is None and all(s.wake_at is None for s in stored.steps)
 
 
-async def test_a_request_id_alone_makes_start_idempotent(tmp_path: Path) -> None:
-    async with booted(tmp_path / "runs.db") as engine:
+async def test_a_request_id_alone_makes_start_idempotent(db: str) -> None:
+    async with booted(db) as engine:
         first = await engine.start("sequence", input_data={"n": 1}, request_id="once", wait=True)
         again = await engine.start("sequence", input_data={"n": 9}, request_id="once", wait=True)
         other = await engine.start("sequence", input_data={"n": 2}, request_id="twice", wait=True)
@@ -559,8 +557,8 @@ async def test_a_request_id_alone_makes_start_idempotent(tmp_path: Path) -> None
     assert len(runs) == 2 and probe.ran["first"] == 2
 
 
-async def test_cancel_remembers_its_request_id(tmp_path: Path) -> None:
-    async with booted(tmp_path / "runs.db") as engine:
+async def test_cancel_remembers_its_request_id(db: str) -> None:
+    async with booted(db) as engine:
         run = await engine.start("gate", wait=True)
         canceled = await engine.cancel(run.run_id, request_id="stop-1")
         assert canceled.status is RunStatus.CANCELED
@@ -574,11 +572,9 @@ async def test_cancel_remembers_its_request_id(tmp_path: Path) -> None:
         assert await engine._store.has_request(active.run_id, "cancel", "stop-2")
 
 
-async def test_a_failed_step_is_logged_with_its_traceback(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_failed_step_is_logged_with_its_traceback(db: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("WARNING", logger="runservice.engine.driver")
-    async with booted(tmp_path / "runs.db") as engine:
+    async with booted(db) as engine:
         done = await engine.start("tolerant", wait=True)
     assert done.status is RunStatus.SUCCESS
     [record] = [r for r in caplog.records if r.levelname == "ERROR"]
@@ -619,8 +615,8 @@ growing = growing.commit()
 
 
 @pytest.mark.parametrize("kind", ["output", "suspend", "state"])
-async def test_a_step_over_a_size_limit_fails_and_nothing_big_is_stored(tmp_path: Path, kind: str) -> None:
-    async with booted(tmp_path / "runs.db", [bulky]) as engine:
+async def test_a_step_over_a_size_limit_fails_and_nothing_big_is_stored(db: str, kind: str) -> None:
+    async with booted(db, [bulky]) as engine:
         done = await engine.start("bulky", input_data={"kind": kind}, wait=True)
         stored = await engine.get_run(done.run_id)
     assert done.status is RunStatus.FAILED
@@ -628,8 +624,8 @@ async def test_a_step_over_a_size_limit_fails_and_nothing_big_is_stored(tmp_path
     assert BIG not in str(stored)
 
 
-async def test_a_run_over_its_total_size_fails_at_the_step_that_crosses_it(tmp_path: Path) -> None:
-    async with booted(tmp_path / "runs.db", [growing]) as engine:
+async def test_a_run_over_its_total_size_fails_at_the_step_that_crosses_it(db: str) -> None:
+    async with booted(db, [growing]) as engine:
         done = await engine.start("growing", wait=True)
     assert done.status is RunStatus.FAILED and done.error is not None
     assert done.error.name == "PayloadTooLarge" and "run is" in done.error.message

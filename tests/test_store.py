@@ -1,14 +1,22 @@
-"""Contract tests of the SQLite store on a real database file."""
+"""Contract tests of the stores: every test taking `store` or `url` runs on SQLite (a real
+file) and on PostgreSQL (a real server, tests/postgres.py); the rest are backend-specific."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 from pathlib import Path
 
+import asyncpg
 import pytest
+from conftest import Databases
+from postgres import SUPERUSER, PostgresServer, find_bin_dir
 
 from runservice.model import (
     Event,
@@ -22,7 +30,11 @@ from runservice.model import (
     StepStatus,
 )
 from runservice.storage import RUN_PATCH_FIELDS, RunQuery, RunWrite, WriteResult, open_store
+from runservice.storage import postgres as pg
+from runservice.storage.postgres import PostgresStore
 from runservice.storage.sqlite import SCHEMA_VERSION, SqliteStore
+
+AnyStore = SqliteStore | PostgresStore
 
 RUNNING = frozenset({RunStatus.RUNNING})
 
@@ -58,7 +70,7 @@ def step(
     return StepRecord(path=("outer", name), status=status, position=position, output=output)
 
 
-async def create(store: SqliteStore, run: Run, *events: EventDraft) -> WriteResult:
+async def create(store: AnyStore, run: Run, *events: EventDraft) -> WriteResult:
     return await store.write(RunWrite(run_id=run.run_id, create=run, events=events))
 
 
@@ -72,8 +84,20 @@ def db_path(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def store(db_path: str) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(db_path)
+async def url(databases: Databases, db_path: str) -> str:
+    """The test's database on its backend: the SQLite file, or a migrated PostgreSQL database."""
+    return await databases.url_for(db_path)
+
+
+def new_store(url: str) -> AnyStore:
+    store = open_store(url)
+    assert isinstance(store, SqliteStore | PostgresStore)
+    return store
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[AnyStore]:
+    store = new_store(url)
     await store.open()
     try:
         yield store
@@ -81,7 +105,32 @@ async def store(db_path: str) -> AsyncIterator[SqliteStore]:
         await store.close()
 
 
-async def test_create_then_get(store: SqliteStore, db_path: str) -> None:
+def uncommitted(url: str, events: list[Event]) -> list[Event]:
+    """The events another connection does not see (a blocking check, for use inside callbacks)."""
+    keys = [(event.run_id, event.sequence) for event in events]
+    if url.startswith("postgresql://"):
+        bin_dir = find_bin_dir()
+        assert bin_dir is not None
+        values = ", ".join(f"('{run_id}', {seq})" for run_id, seq in keys)
+        sql = f"SELECT run_id, seq FROM events WHERE (run_id, seq) IN ({values})"
+        out = subprocess.run(
+            [str(bin_dir / "psql"), "-At", "-F", " ", "-U", SUPERUSER, "-d", url, "-c", sql],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seen = {(run_id, int(seq)) for run_id, seq in (line.split() for line in out.stdout.splitlines())}
+    else:
+        with sqlite3.connect(url) as conn:
+            seen = {key for key in keys if conn.execute(_HAS_EVENT, key).fetchone() is not None}
+        conn.close()
+    return [event for event, key in zip(events, keys, strict=True) if key not in seen]
+
+
+_HAS_EVENT = "SELECT 1 FROM events WHERE run_id = ? AND seq = ?"
+
+
+async def test_create_then_get(store: AnyStore) -> None:
     run = new_run("r1")
     result = await create(store, run, EventDraft(EventType.WORKFLOW_START, RunStatus.PENDING))
     assert result.applied
@@ -95,13 +144,19 @@ async def test_create_then_get(store: SqliteStore, db_path: str) -> None:
     assert got.updated_at >= run.updated_at
     assert await store.get_run("missing") is None
 
+
+async def test_sqlite_file_is_wal_with_its_schema_version(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    await store.open()
+    await store.close()
     # The file is in WAL mode, created with its parent directories.
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
 
 
-async def test_create_of_existing_id_is_not_applied(store: SqliteStore) -> None:
+async def test_create_of_existing_id_is_not_applied(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     await store.write(RunWrite("r1", patch={"status": RunStatus.RUNNING}))
 
@@ -122,7 +177,7 @@ async def test_create_of_existing_id_is_not_applied(store: SqliteStore) -> None:
     assert not await store.has_request("r1", "start", "req-1")
 
 
-async def test_expect_mismatch_and_missing_run(store: SqliteStore) -> None:
+async def test_expect_mismatch_and_missing_run(store: AnyStore) -> None:
     await create(store, new_run("r1"))
 
     result = await store.write(RunWrite("r1", expect=RUNNING, patch={"result": 1}, events=[draft()]))
@@ -139,7 +194,7 @@ async def test_expect_mismatch_and_missing_run(store: SqliteStore) -> None:
         await store.write(RunWrite("nope", patch={"result": 1}))
 
 
-async def test_patch_fields_round_trip(store: SqliteStore) -> None:
+async def test_patch_fields_round_trip(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     patch = {
         "status": RunStatus.SUSPENDED,
@@ -185,7 +240,7 @@ async def test_patch_fields_round_trip(store: SqliteStore) -> None:
         assert type(got.result) is type(value)
 
 
-async def test_bad_patch_fails_alone(store: SqliteStore) -> None:
+async def test_bad_patch_fails_alone(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     with pytest.raises(ValueError, match="unknown run field"):
         await store.write(RunWrite("r1", patch={"status": RunStatus.RUNNING, "nope": 1}, events=[draft()]))
@@ -194,7 +249,7 @@ async def test_bad_patch_fails_alone(store: SqliteStore) -> None:
     assert (got.status, got.last_sequence) == (RunStatus.PENDING, 0)
 
 
-async def test_steps_upsert_and_order_by_position(store: SqliteStore) -> None:
+async def test_steps_upsert_and_order_by_position(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     await store.write(RunWrite("r1", steps=[step("c", 3), step("a", 1)]))
     await store.write(RunWrite("r1", steps=[step("b", 2), step("a", 1, StepStatus.SUCCESS, output={"v": 1})]))
@@ -215,7 +270,7 @@ async def test_steps_upsert_and_order_by_position(store: SqliteStore) -> None:
     assert empty.steps == ()
 
 
-async def test_sequences_are_gap_free_under_concurrent_writes(store: SqliteStore) -> None:
+async def test_sequences_are_gap_free_under_concurrent_writes(store: AnyStore) -> None:
     runs = [f"run-{i}" for i in range(50)]
     await asyncio.gather(*(create(store, new_run(run_id)) for run_id in runs))
 
@@ -245,7 +300,7 @@ async def test_sequences_are_gap_free_under_concurrent_writes(store: SqliteStore
     assert await store.read_events("missing", 0) == []
 
 
-async def test_failing_change_consumes_no_sequence_and_spares_its_batch(store: SqliteStore) -> None:
+async def test_failing_change_consumes_no_sequence_and_spares_its_batch(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     await create(store, new_run("r2"))
     bad_step = step("bad", 1, output={1, 2})  # a set: json.dumps raises TypeError
@@ -274,7 +329,7 @@ async def test_failing_change_consumes_no_sequence_and_spares_its_batch(store: S
     assert await store.has_request("r1", "k", "id")
 
 
-async def test_database_error_mid_batch_rolls_back_only_its_change(store: SqliteStore) -> None:
+async def test_database_error_mid_batch_rolls_back_only_its_change(store: AnyStore) -> None:
     # A change the database refuses half-way (NOT NULL on workflow_id) sends the batch
     # down the savepoint path: it fails alone, its neighbours commit with their rows.
     await create(store, new_run("r1"))
@@ -289,7 +344,7 @@ async def test_database_error_mid_batch_rolls_back_only_its_change(store: Sqlite
     )
     assert store.transactions == before + 1
     ok1, bad, ok2 = outcomes
-    assert isinstance(bad, sqlite3.IntegrityError)
+    assert isinstance(bad, sqlite3.IntegrityError | asyncpg.NotNullViolationError)
     assert isinstance(ok1, WriteResult) and isinstance(ok2, WriteResult)
     assert (sequences(ok1.events), sequences(ok2.events)) == ([1], [2])
     assert await store.get_run("r2") is None
@@ -299,7 +354,51 @@ async def test_database_error_mid_batch_rolls_back_only_its_change(store: Sqlite
     assert [e.data for e in await store.read_events("r1", 0)] == [1, 2]
 
 
-async def test_hub_hears_committed_events_in_order(store: SqliteStore, db_path: str) -> None:
+async def test_one_batch_applies_each_runs_changes_in_order(store: AnyStore) -> None:
+    # Queued together, these commit in one transaction; each run's changes apply in the
+    # order they were written, whatever else the batch holds.
+    await create(store, new_run("old"), draft(0))
+    pending = RunStatus.PENDING
+    writes = [
+        RunWrite("new", create=new_run("new"), events=[draft(1)]),
+        RunWrite("new", patch={"status": RunStatus.RUNNING}, events=[draft(2)], steps=[step("a", 1)]),
+        RunWrite("old", expect=frozenset({pending}), patch={"status": RunStatus.RUNNING}),
+        RunWrite("new", expect=frozenset({pending}), patch={"result": "too late"}),
+        RunWrite("new", steps=[step("a", 1, StepStatus.SUCCESS)], events=[draft(3)]),
+        RunWrite("old", delete=True),
+        RunWrite("old", create=new_run("old"), patch={"status": RunStatus.SUSPENDED}, events=[draft(4)]),
+        RunWrite("old", expect=frozenset({RunStatus.SUSPENDED}), events=[draft(5)], request=("r", "1")),
+        RunWrite("gone", patch={"result": 1}),
+        RunWrite("new", expect=frozenset(), events=[draft("never")]),
+    ]
+    before = store.transactions
+    results = await asyncio.gather(*(store.write(w) for w in writes), return_exceptions=True)
+    assert store.transactions == before + 1
+    applied = [r.applied if isinstance(r, WriteResult) else type(r) for r in results]
+    assert applied == [True, True, True, False, True, True, True, True, KeyError, False]
+    assert [sequences(r.events) for r in results if isinstance(r, WriteResult)] == [
+        [1],
+        [2],
+        [],
+        [],
+        [3],
+        [],
+        [1],
+        [2],
+        [],
+    ]
+    new = await store.get_run("new", steps=True)
+    old = await store.get_run("old", steps=True)
+    assert new is not None and old is not None
+    assert (new.status, new.result, new.last_sequence) == (RunStatus.RUNNING, None, 3)
+    assert new.steps == (step("a", 1, StepStatus.SUCCESS),)
+    assert (old.status, old.last_sequence, old.steps) == (RunStatus.SUSPENDED, 2, ())
+    assert [e.data for e in await store.read_events("old", 0)] == [4, 5]
+    assert [e.data for e in await store.read_events("new", 0)] == [1, 2, 3]
+    assert await store.has_request("old", "r", "1")
+
+
+async def test_hub_hears_committed_events_in_order(store: AnyStore, url: str) -> None:
     await create(store, new_run("r1"))
     await create(store, new_run("r2"))
     published: list[Event] = []
@@ -308,12 +407,8 @@ async def test_hub_hears_committed_events_in_order(store: SqliteStore, db_path: 
     def checking_publish(events: Iterable[Event]) -> None:
         # At publish time, the events must already be committed: another connection sees them.
         events = list(events)
-        with sqlite3.connect(db_path) as conn:
-            for event in events:
-                row = conn.execute(
-                    "SELECT 1 FROM events WHERE run_id = ? AND seq = ?", (event.run_id, event.sequence)
-                ).fetchone()
-                assert row is not None, f"{event.run_id}#{event.sequence} published before commit"
+        if events:
+            assert uncommitted(url, events) == [], "published before commit"
         published.extend(events)
         publish(events)
 
@@ -339,7 +434,7 @@ async def test_hub_hears_committed_events_in_order(store: SqliteStore, db_path: 
     assert len(published) == 65
 
 
-async def test_hub_events_equal_stored_events(store: SqliteStore) -> None:
+async def test_hub_events_equal_stored_events(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     with store.hub.subscribe("r1") as subscription:
         # Stores take JSON data (the engine passes `to_jsonable` output); it round-trips unchanged.
@@ -351,7 +446,7 @@ async def test_hub_events_equal_stored_events(store: SqliteStore) -> None:
     assert stored[0].data == data
 
 
-async def test_request_idempotency_keys(store: SqliteStore) -> None:
+async def test_request_idempotency_keys(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     await create(store, new_run("r2"))
     assert not await store.has_request("r1", "resume", "req-1")
@@ -374,7 +469,7 @@ async def test_request_idempotency_keys(store: SqliteStore) -> None:
     assert not await store.has_request("r2", "resume", "req-3")
 
 
-async def test_list_runs_filters_and_keyset_paging(store: SqliteStore) -> None:
+async def test_list_runs_filters_and_keyset_paging(store: AnyStore) -> None:
     specs = [
         ("a1", "wf-a", 100.0, RunStatus.SUCCESS, "res-1"),
         ("a2", "wf-a", 200.0, RunStatus.RUNNING, "res-2"),
@@ -414,7 +509,7 @@ async def test_list_runs_filters_and_keyset_paging(store: SqliteStore) -> None:
     assert await ids(workflow_id="wf-b", after=(200.0, "b2")) == ["b1"]
 
 
-async def test_runs_with_status(store: SqliteStore) -> None:
+async def test_runs_with_status(store: AnyStore) -> None:
     await create(store, new_run("p", created_at=1.0))
     await create(store, new_run("r", created_at=2.0, status=RunStatus.RUNNING))
     await create(store, new_run("w", created_at=3.0, status=RunStatus.WAITING))
@@ -424,7 +519,7 @@ async def test_runs_with_status(store: SqliteStore) -> None:
     assert await store.runs_with_status(frozenset()) == []
 
 
-async def test_delete_with_and_without_expect(store: SqliteStore) -> None:
+async def test_delete_with_and_without_expect(store: AnyStore) -> None:
     await create(store, new_run("r1"), draft())
     await store.write(RunWrite("r1", steps=[step("a", 1)], request=("start", "x")))
 
@@ -450,8 +545,8 @@ async def test_delete_with_and_without_expect(store: SqliteStore) -> None:
     assert await store.write(RunWrite("r1", delete=True, expect=RUNNING)) == WriteResult(False, None)
 
 
-async def test_data_survives_close_and_reopen(db_path: str) -> None:
-    first = SqliteStore(db_path)
+async def test_data_survives_close_and_reopen(url: str) -> None:
+    first = new_store(url)
     await first.open()
     await create(first, new_run("r1"), draft(1))
     await first.write(
@@ -465,7 +560,7 @@ async def test_data_survives_close_and_reopen(db_path: str) -> None:
     )
     await first.close()
 
-    second = open_store(db_path)
+    second = open_store(url)
     await second.open()
     try:
         got = await second.get_run("r1", steps=True)
@@ -557,7 +652,9 @@ async def test_newer_schema_version_is_refused(db_path: str) -> None:
         await store.open()
 
 
-async def test_second_store_on_same_file_refuses_to_open(store: SqliteStore, db_path: str) -> None:
+async def test_second_store_on_same_file_refuses_to_open(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    await store.open()
     other = SqliteStore(db_path)
     with pytest.raises(RuntimeError, match="is in use by another runservice process"):
         await other.open()
@@ -570,7 +667,7 @@ async def test_second_store_on_same_file_refuses_to_open(store: SqliteStore, db_
     await third.close()
 
 
-async def test_group_commit_batches_concurrent_writes(store: SqliteStore) -> None:
+async def test_group_commit_batches_concurrent_writes(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     before = store.transactions
     results = await asyncio.gather(*(store.write(RunWrite("r1", events=[draft(i)])) for i in range(200)))
@@ -578,8 +675,8 @@ async def test_group_commit_batches_concurrent_writes(store: SqliteStore) -> Non
     assert store.transactions - before < 20
 
 
-async def test_close_flushes_queued_writes_then_refuses(db_path: str) -> None:
-    store = SqliteStore(db_path)
+async def test_close_flushes_queued_writes_then_refuses(url: str) -> None:
+    store = new_store(url)
     with pytest.raises(RuntimeError, match="store is not open"):
         await store.write(RunWrite("r1"))
     await store.open()
@@ -595,7 +692,7 @@ async def test_close_flushes_queued_writes_then_refuses(db_path: str) -> None:
     with pytest.raises(RuntimeError, match="store is closed"):
         await store.get_run("r1")
 
-    reopened = SqliteStore(db_path)
+    reopened = new_store(url)
     await reopened.open()
     try:
         assert sequences(await reopened.read_events("r1", 0)) == list(range(1, 51))
@@ -603,7 +700,7 @@ async def test_close_flushes_queued_writes_then_refuses(db_path: str) -> None:
         await reopened.close()
 
 
-async def test_write_commits_even_if_its_caller_is_cancelled(store: SqliteStore) -> None:
+async def test_write_commits_even_if_its_caller_is_cancelled(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     task = asyncio.create_task(store.write(RunWrite("r1", events=[draft("handed off")])))
     await asyncio.sleep(0)  # the change is queued
@@ -613,3 +710,236 @@ async def test_write_commits_even_if_its_caller_is_cancelled(store: SqliteStore)
     after = await store.write(RunWrite("r1", events=[draft("next")]))
     assert sequences(after.events) == [2]
     assert [e.data for e in await store.read_events("r1", 0)] == ["handed off", "next"]
+
+
+# -- PostgreSQL only ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pg_databases(postgres_server: PostgresServer) -> AsyncIterator[Databases]:
+    """Databases on the session's PostgreSQL server, whatever `--database` says."""
+    made = Databases("postgres", postgres_server)
+    try:
+        yield made
+    finally:
+        for url in made.created.values():
+            await postgres_server.drop_database(url)
+
+
+_BOOT = """
+import asyncio, sys, time
+from runservice.storage.postgres import PostgresStore
+
+async def main(url: str, start_at: float) -> None:
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    store = PostgresStore(url)
+    await store.open()
+    await store.close()
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2])))
+"""
+
+
+async def test_postgres_concurrent_boots_on_an_empty_database_migrate_once(pg_databases: Databases) -> None:
+    url = await pg_databases.empty()
+    start_at = asyncio.get_running_loop().time()
+    wall_start = time.time() + 2.0  # every opener, here and in the processes, starts at this instant
+    processes = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", _BOOT, url, str(wall_start))
+        for _ in range(3)
+    ]
+
+    async def boot_here() -> AnyStore:
+        await asyncio.sleep(max(0.0, 2.0 - (asyncio.get_running_loop().time() - start_at)))
+        store = PostgresStore(url)  # as replicas will (one process each, for now)
+        await store.open()
+        return store
+
+    stores = await asyncio.gather(*(boot_here() for _ in range(4)))
+    codes = await asyncio.gather(*(process.wait() for process in processes))
+    assert codes == [0, 0, 0]
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            versions = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        finally:
+            await conn.close()
+        assert [row["version"] for row in versions] == [v for v, _ in pg.MIGRATIONS]
+        # The schema is usable from every store.
+        for i, store in enumerate(stores):
+            result = await create(store, new_run(f"r{i}"), draft(i))
+            assert sequences(result.events) == [1]
+        assert {run.run_id for run in await stores[0].list_runs(RunQuery())} == {"r0", "r1", "r2", "r3"}
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_postgres_newer_schema_version_is_refused(pg_databases: Databases) -> None:
+    url = await pg_databases.url_for("newer")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO schema_migrations (version, script) VALUES ($1, 'future.sql')", pg.SCHEMA_VERSION + 1
+        )
+    finally:
+        await conn.close()
+    store = PostgresStore(url)
+    with pytest.raises(RuntimeError, match="schema version"):
+        await store.open()
+    await store.close()
+
+
+async def _follow_all(store: PostgresStore, run_id: str) -> list[Event]:
+    from runservice.engine.follow import follow_events
+
+    seen: list[Event] = []
+    async for batch in follow_events(
+        store,
+        run_id,
+        after=0,
+        until_settled=False,
+        heartbeat=None,
+        draining=lambda: False,
+        register=lambda subscription: None,
+    ):
+        seen.extend(batch)
+    return seen
+
+
+@pytest.mark.parametrize("announce", ["notify", "poll"])
+async def test_postgres_watchers_hear_events_committed_by_another_process(
+    pg_databases: Databases, announce: str
+) -> None:
+    """A follower on one store sees every event written through another, exactly once,
+    through NOTIFY (the follower's poll is made too slow to matter) or, with NOTIFY off,
+    through the follower's periodic poll alone."""
+    url = await pg_databases.url_for("shared")
+    writer = PostgresStore(url, notify=announce == "notify")
+    follower = PostgresStore(url, poll_interval=60.0 if announce == "notify" else 0.1)
+    await writer.open()
+    await follower.open()
+    try:
+        async with asyncio.timeout(10):
+            while not follower.listening:  # NOTIFYs sent before LISTEN are lost by design
+                await asyncio.sleep(0.01)
+        await create(writer, new_run("r1"), draft(0))
+        following = asyncio.create_task(_follow_all(follower, "r1"))
+        await asyncio.sleep(0.2)  # the follower has read the backlog and waits for live events
+        for i in range(1, 20):
+            await writer.write(RunWrite("r1", events=[draft(i), draft(i)]))
+            if i % 5 == 0:
+                await asyncio.sleep(0.05)
+        finish = EventDraft(EventType.WORKFLOW_FINISH, RunStatus.SUCCESS)
+        await writer.write(RunWrite("r1", patch={"status": RunStatus.SUCCESS}, events=[finish]))
+        seen = await asyncio.wait_for(following, 10)
+        assert sequences(seen) == list(range(1, 41))
+        assert seen == await writer.read_events("r1", 0)
+    finally:
+        await writer.close()
+        await follower.close()
+
+
+async def test_postgres_two_writers_keep_each_log_gap_free(pg_databases: Databases) -> None:
+    """Sequences come from the run row under its lock: two stores writing the same runs
+    at once still give every run a log of 1..N (a base the leased replicas will build on)."""
+    url = await pg_databases.url_for("two-writers")
+    first, second = PostgresStore(url), PostgresStore(url)
+    await first.open()
+    await second.open()
+    try:
+        runs = [f"run-{i}" for i in range(10)]
+        await asyncio.gather(*(create(first, new_run(run_id)) for run_id in runs))
+        writes = [
+            (first if n % 2 else second).write(RunWrite(run_id, events=[draft(n), draft(n)]))
+            for n in range(30)
+            for run_id in runs
+        ]
+        await asyncio.gather(*writes)
+        for run_id in runs:
+            assert sequences(await first.read_events(run_id, 0)) == list(range(1, 61))
+    finally:
+        await first.close()
+        await second.close()
+
+
+def test_open_store_chooses_the_store_by_url(tmp_path: Path) -> None:
+    for url in ("postgresql://u@127.0.0.1/db", "postgres://u@127.0.0.1:5432/db"):
+        assert isinstance(open_store(url), PostgresStore)
+    assert isinstance(open_store(f"sqlite:///{tmp_path}/a.db"), SqliteStore)
+    assert isinstance(open_store(str(tmp_path / "b.db")), SqliteStore)
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        open_store("mysql://u@h/db")
+
+
+async def test_postgres_unreachable_database_is_an_os_error_without_the_password() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = PostgresStore(f"postgresql://user:hunter2@127.0.0.1:{port}/db")
+    with pytest.raises(OSError, match="cannot open PostgreSQL database") as raised:
+        await store.open()
+    assert "hunter2" not in str(raised.value) and "user:***@" in str(raised.value)
+    await store.close()
+
+
+async def test_postgres_store_recovers_from_dropped_connections(pg_databases: Databases) -> None:
+    """The database ends the writer's and the listener's sessions (a failover, an admin):
+    a write in flight may fail, the next ones reconnect; watchers still hear events."""
+    url = await pg_databases.url_for("dropped")
+    # `store` holds the one-process lock: its writer must take it again on its new session.
+    store, other = PostgresStore(url), PostgresStore(url, poll_interval=0.1)
+    await store.open()
+    await other.open()
+    try:
+        await create(store, new_run("r1"), draft(0))
+        with other.hub.subscribe("r1") as subscription:
+            admin = await asyncpg.connect(url)
+            try:
+                ended = await admin.fetchval(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()) t"
+                )
+            finally:
+                await admin.close()
+            assert ended >= 4  # both writers, both listeners, the readers
+            first = await asyncio.gather(
+                store.write(RunWrite("r1", events=[draft(1)])), return_exceptions=True
+            )
+            written = 0 if isinstance(first[0], Exception) else 1
+            for i in range(2, 5):
+                assert (await store.write(RunWrite("r1", events=[draft(i)]))).applied
+                written += 1
+            assert (await store.get_run("r1")) is not None  # the reader pool reconnects too
+            deadline = asyncio.get_running_loop().time() + 10
+            while not subscription.lagged:
+                assert asyncio.get_running_loop().time() < deadline, "the other store never heard"
+                await subscription.wait(0.5)
+        assert sequences(await other.read_events("r1", 0)) == list(range(1, written + 2))
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_postgres_replicas_share_a_database_and_a_schema_is_its_own(pg_databases: Databases) -> None:
+    url = await pg_databases.url_for("shared-db")
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        replica = PostgresStore(url)  # a second replica on the same database: leases share the runs
+        await replica.open()
+        await create(store, new_run("r1"))
+        assert await replica.get_run("r1") is not None
+        await replica.close()
+        # Another schema of the same database is another runservice.
+        admin = await asyncpg.connect(url)
+        try:
+            await admin.execute("CREATE SCHEMA elsewhere")
+        finally:
+            await admin.close()
+        neighbour = PostgresStore(url + "?search_path=elsewhere")
+        await neighbour.open()
+        assert await neighbour.get_run("r1") is None
+        await neighbour.close()
+    finally:
+        await store.close()

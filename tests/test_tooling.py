@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -176,6 +177,50 @@ async def test_bench_runservice_smoke() -> None:
     assert results.sequential.done == 20
     assert results.suspended_runs.done == 20
     assert results.rss_before_kb > 0
+
+
+@pytest.mark.timeout(90)
+async def test_bench_on_postgresql_smoke(postgres_server: PostgresServer) -> None:
+    """`bench --database-url`: the asyncpg reference and runservice on that database, in scratch
+    schemas that are dropped afterwards."""
+    import asyncpg
+
+    from bench import asyncpg_ref, service_runs
+
+    url = await postgres_server.create_database(migrated=False)
+    try:
+        reference = await asyncpg_ref.measure(
+            url,
+            commits=30,
+            batched_commits=5,
+            rows_per_commit=10,
+            concurrent_commits=40,
+            concurrency=4,
+            max_seconds=5,
+        )
+        assert (reference.single.done, reference.batched.done, reference.concurrent.done) == (30, 5, 40)
+        counts = service_runs.Counts(
+            sequential=10, concurrent=20, suspend_resume=10, suspended=10, concurrency=4, max_seconds=10
+        )
+        results = await service_runs.measure(counts, url)
+        for result in (
+            results.sequential,
+            results.concurrent,
+            results.suspend_resume,
+            results.suspended_runs,
+        ):
+            assert result.errors == 0, result.first_error
+        assert results.concurrent.done == 20
+        conn = await asyncpg.connect(url)
+        try:
+            schemas = await conn.fetchval(
+                "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'runservice%'"
+            )
+        finally:
+            await conn.close()
+        assert schemas == 0
+    finally:
+        await postgres_server.drop_database(url)
 
 
 def test_the_wheel_lists_every_package_folder() -> None:

@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     address: str = Field("127.0.0.1:50051", description="HOST:PORT to listen on")
     data_dir: str = Field("./data", description="directory of runservice.db and runservice.address")
     database_url: str | None = Field(
-        None, description="`sqlite:///path/to/file.db`; overrides the data directory"
+        None,
+        description="`sqlite:///path/to/file.db` or `postgresql://user@host/db` (overrides the data dir)",
     )
     workflows: Annotated[tuple[str, ...], NoDecode] = Field(
         ("runservice.examples",), description="comma-separated modules whose workflows are served"

@@ -29,7 +29,7 @@ from runservice.server.reflection import enable_reflection
 from runservice.server.servicer import RunServicer
 from runservice.server.tls import ReloadingCredentials, TlsFiles
 from runservice.server.tracing import Tracing
-from runservice.storage import open_store
+from runservice.storage import open_store, redact_url
 from runservice.v1 import run_service_pb2
 from runservice.workflow import Workflow
 
@@ -242,7 +242,10 @@ async def serve(
                 if address_file is not None:
                     _write_address(address_file, server.address)
                 logger.info(
-                    "serving %d workflows on %s (database: %s)", len(workflows), server.address, database_url
+                    "serving %d workflows on %s (database: %s)",
+                    len(workflows),
+                    server.address,
+                    redact_url(database_url),
                 )
                 try:
                     await stop.wait()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from runservice.model import Event, EventDraft, Run, RunStatus, StepRecord
 from runservice.storage.hub import EventHub, Subscription
@@ -169,14 +170,30 @@ class Store(Protocol):
 
 
 def open_store(url: str) -> Store:
-    """The store for a database URL: `sqlite:///path/to/file.db` (or a plain path)."""
+    """The store for a database URL: `sqlite:///path/to/file.db` (or a plain path), or
+    `postgresql://user:password@host:port/database` (also `postgres://`)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from runservice.storage.postgres import PostgresStore
+
+        return PostgresStore(url)
     if url.startswith("sqlite://") or "://" not in url:
         from runservice.storage.sqlite import SqliteStore
 
         return SqliteStore(
             url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url
         )
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
+    raise ValueError(
+        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or postgresql://host/database"
+    )
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (if any) replaced by `***`, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 __all__ = [
@@ -190,4 +207,5 @@ __all__ = [
     "Subscription",
     "WriteResult",
     "open_store",
+    "redact_url",
 ]

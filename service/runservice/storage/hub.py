@@ -49,6 +49,12 @@ class Subscription:
         self._ready.clear()
         return events
 
+    def _nudge(self) -> None:
+        # Events exist that the hub did not carry (another process wrote them): the reader
+        # re-reads the store from its own cursor, exactly as after dropped events.
+        self.lagged = True
+        self._ready.set()
+
     def wake(self) -> None:
         """Wake a waiting reader without events (for example to notice a drain)."""
         self._ready.set()
@@ -129,6 +135,23 @@ class EventHub:
                     listener(events)
                 except Exception:  # an observer's bug must not hide events from the others
                     logger.exception("an event listener failed")
+
+    def watching(self, run_id: str) -> bool:
+        """True if some subscription follows `run_id`."""
+        return run_id in self._subscribers
+
+    def watched(self) -> list[str]:
+        """The run ids that have subscribers."""
+        return list(self._subscribers)
+
+    def nudge(self, run_id: str) -> None:
+        """Tell the subscribers of `run_id` that its log moved without them: they re-read the store.
+
+        For events committed elsewhere (another process on the same database), which this
+        hub never saw; a store calls it when it learns of them (NOTIFY, polling).
+        """
+        for subscription in self._subscribers.get(run_id, ()):
+            subscription._nudge()
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscribers.get(subscription.run_id)

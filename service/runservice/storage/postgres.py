@@ -1,0 +1,481 @@
+"""The PostgreSQL store: asyncpg, one writer connection with group commit, a reader pool.
+
+Durability: `synchronous_commit = on` on the writer, so `write` returns only once its
+transaction is flushed. Group commit keeps that affordable: every write queued while a
+transaction is in flight joins the next one; one commit covers the whole batch. A batch
+runs without savepoints first; if the database refuses one change half-way, the batch
+is rolled back and applied again with a savepoint per change, so that change fails
+alone and the rest still commit (the same contract as the SQLite store).
+
+Round trips, not server work, are what a batch costs, so changes are applied in rounds
+of a few `unnest` statements (storage/postgres_writes.py). Event sequences come from
+`runs.last_seq` inside the writing transaction, under the run's row lock: a run's log
+is 1, 2, 3, ... with no gaps, in commit order.
+
+Events are announced after commit: the batch's transaction ends with one coalesced
+`NOTIFY` (delivered by PostgreSQL at commit) naming each run and its last sequence,
+never the data. A dedicated LISTEN connection wakes this process's subscribers of
+those runs (events this process wrote reach its hub directly), who then re-read the
+log from their own cursor; a periodic poll of the watched runs' `last_seq` covers a
+lost notification or a dropped LISTEN connection, so an event can be late, never lost.
+
+Schema changes are numbered migrations (`postgres_vN.sql`), each applied in its own
+transaction under a transaction-scoped advisory lock and recorded in
+`schema_migrations`, so replicas booting at once on an empty database migrate once.
+
+Several replicas share one database: every active run is owned through a lease (owner,
+epoch, expiry by the database's clock). The writer applies `RunWrite.fence`, `claim` and
+`release` in the same statements as the change itself; `claim_runs` takes due runs with
+`FOR UPDATE SKIP LOCKED`, so two replicas never claim the same run, and `renew_leases`
+is one statement per heartbeat for all of a replica's runs (storage.Lease, engine.leases).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import orjson
+
+from runservice.model import Event, Run, RunStatus, StepRecord
+from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, redact_url
+from runservice.storage.hub import EventHub
+from runservice.storage.postgres_writes import (
+    CHANNEL,
+    RUN_COLUMN_LIST,
+    RUN_COLUMNS,
+    apply_batch,
+    run_from_row,
+)
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, "postgres_v1.sql"), (2, "postgres_v2.sql"))
+"""(version, script) in order; a new schema change is a new script appended here."""
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+MIGRATION_LOCK = 0x72756E73657276  # pg_advisory_xact_lock key for migrations ("runserv")
+_ACTIVE = ["running", "waiting"]
+_NOW = "extract(epoch from now())::double precision"
+_CLAIM = (
+    f"UPDATE runs SET owner = $1, epoch = epoch + 1, lease_expires_at = {_NOW} + $2"
+    " WHERE run_id IN (SELECT run_id FROM runs"
+    f" WHERE status = ANY($3::text[]) AND (owner IS NULL OR lease_expires_at < {_NOW})"
+    " AND workflow_id = ANY($4::text[]) ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
+    " RETURNING run_id, epoch"
+)
+_RENEW = (
+    f"UPDATE runs SET lease_expires_at = {_NOW} + $2"
+    " WHERE owner = $1 AND status = ANY($3::text[]) RETURNING run_id, cancel_requested"
+)
+
+_MAX_BATCH = 500
+_READERS = 4
+_POLL_INTERVAL = 1.0
+_RECONNECT_DELAY = 0.5
+_CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    script text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+_SELECT_RUN = f"SELECT {RUN_COLUMN_LIST} FROM runs"
+_SELECT_SUMMARY = "SELECT {} FROM runs".format(
+    ", ".join("NULL" if c in ("input", "state", "request_context", "result") else c for c in RUN_COLUMNS)
+)
+"""A listing's summaries: the payload columns are not read at all."""
+_SELECT_RUN_WITH_STEPS = (
+    f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, s.record"
+    " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = $1"
+)
+
+_Pending = tuple[RunWrite, asyncio.Future[WriteResult]]
+
+
+class PostgresStore:
+    """A `Store` on one PostgreSQL database (see the module docstring for the design)."""
+
+    exclusive = False
+    """Several replicas may share the database: leases expire unless renewed (`Store.exclusive`)."""
+
+    def __init__(self, url: str, *, poll_interval: float = _POLL_INTERVAL, notify: bool = True) -> None:
+        self.url = url
+        self.hub = EventHub()
+        self.transactions = 0
+        """Write transactions committed so far (one per group-commit batch)."""
+        self.poll_interval = poll_interval
+        """Seconds between reads of the watched runs' last sequences (the lost-NOTIFY safety net)."""
+        self.notify = notify
+        """Announce committed events with NOTIFY (other processes' watchers then hear at once)."""
+        self._state = "new"  # -> "open" -> "closed"
+        self._accepting = False
+        self._writer: Any = None  # asyncpg.Connection
+        self._writer_pid = 0
+        self._pool: Any = None  # asyncpg.Pool
+        self._listener: Any = None  # asyncpg.Connection
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._feed_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._known: dict[str, int] = {}
+        """Last sequence this process's subscribers were given or told of, per watched run."""
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Migrate the schema, open the connections, start the writer and the event feed."""
+        if self._state != "new":
+            raise RuntimeError("store was already opened")
+        self._state = "open"
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._writer = await self._connect()
+            await migrate(self._writer)
+            self._writer_pid = self._writer.get_server_pid()
+            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=_READERS)
+        except BaseException as exc:
+            self._state = "closed"
+            await self._release()
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise OSError(f"cannot open PostgreSQL database {redact_url(self.url)}: {exc}") from exc
+            raise
+        self._writer_task = asyncio.create_task(self._write_loop(), name="postgres-writer")
+        self._feed_task = asyncio.create_task(self._feed(), name="postgres-event-feed")
+        self._accepting = True
+
+    async def _connect(self) -> Any:
+        # synchronous_commit on whatever the server default: a returned write survives a
+        # crash of the database host, not only of this process. The writer's statements
+        # have fixed shapes whose best plan does not depend on the values (index lookups
+        # by run id), so generic plans save re-planning them (~10 % of the server's CPU
+        # per run, measured in-process; within this machine's noise, but never worse).
+        return await asyncpg.connect(
+            self.url,
+            server_settings={
+                "synchronous_commit": "on",
+                "application_name": "runservice",
+                "plan_cache_mode": "force_generic_plan",
+            },
+        )
+
+    @property
+    def listening(self) -> bool:
+        """True while the LISTEN connection is up (events from other processes arrive at once)."""
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def close(self) -> None:
+        """Refuse new writes, commit the queued ones, then release every resource. Idempotent."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        self._accepting = False
+        try:
+            if self._writer_task is not None:
+                self._queue.put_nowait(None)  # after every queued write: they are flushed first
+                await self._writer_task
+        finally:
+            self._writer_task = None
+            if self._feed_task is not None:
+                self._feed_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._feed_task
+                self._feed_task = None
+            await self._release()
+
+    async def _release(self) -> None:
+        writer, self._writer = self._writer, None
+        listener, self._listener = self._listener, None
+        pool, self._pool = self._pool, None
+        try:
+            if pool is not None:
+                await pool.close()
+        finally:
+            for conn in (listener, writer):
+                if conn is not None:
+                    try:
+                        await conn.close(timeout=5)
+                    except Exception:  # closing anyway: drop the socket
+                        conn.terminate()
+
+    # -- writes ----------------------------------------------------------------
+
+    async def write(self, change: RunWrite) -> WriteResult:
+        """Commit one change (see `RunWrite`); returns once it is durable.
+
+        Once called, the change is committed even if the caller is cancelled while
+        waiting. The writer reads the change later, with its batch: do not mutate it meanwhile.
+        """
+        if not self._accepting:
+            raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
+        assert self._loop is not None
+        future: asyncio.Future[WriteResult] = self._loop.create_future()
+        self._queue.put_nowait((change, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        """Drain the queue in batches, one transaction per batch, until the close sentinel."""
+        batch: list[_Pending] = []
+        try:
+            while True:
+                item = await self._queue.get()
+                # Take what is queued now; never wait for more, so a lone write is not delayed.
+                while item is not None:
+                    batch.append(item)
+                    if len(batch) >= _MAX_BATCH or self._queue.empty():
+                        break
+                    item = self._queue.get_nowait()
+                if batch:
+                    await self._commit(batch)
+                    batch = []
+                if item is None:
+                    return
+        except Exception:
+            logger.exception("the store writer crashed; the store refuses further writes")
+            raise
+        finally:
+            stopped = RuntimeError("store writer stopped; the write may or may not be committed")
+            self._accepting = False
+            while not self._queue.empty():
+                pending = self._queue.get_nowait()
+                if pending is not None:
+                    batch.append(pending)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(stopped)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        try:
+            if self._writer is None or self._writer.is_closed():
+                # The database restarted or the connection dropped: a batch that failed at
+                # COMMIT was reported as failed; start over on a new connection.
+                self._writer = None
+                writer = await self._connect()
+                self._writer, self._writer_pid = writer, writer.get_server_pid()
+            outcomes = await apply_batch(self._writer, [change for change, _ in batch], self.notify)
+        except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing is reported committed
+            self.hub.committed(time.perf_counter() - started, len(batch))
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.transactions += 1
+        self.hub.committed(time.perf_counter() - started, len(batch))
+        committed: list[Event] = []
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, WriteResult):
+                committed.extend(outcome.events)
+            if future.done():
+                continue
+            if isinstance(outcome, WriteResult):
+                future.set_result(outcome)
+            else:
+                future.set_exception(outcome)
+        known, hub = self._known, self.hub
+        for event in committed:  # what the hub carries, the poll need not announce again
+            if hub.watching(event.run_id) and event.sequence > known.get(event.run_id, 0):
+                known[event.run_id] = event.sequence
+        try:
+            self.hub.publish(committed)
+        except Exception:  # a broken subscriber must not stop the writer; the log is the record
+            logger.exception("publishing committed events failed")
+
+    # -- leases ------------------------------------------------------------------
+
+    async def claim_runs(self, claim: Claim, limit: int, workflows: Sequence[str]) -> list[tuple[str, Lease]]:
+        """Take up to `limit` active runs with no live owner (see `Store.claim_runs`).
+
+        `FOR UPDATE SKIP LOCKED`: replicas claiming at once take different runs, and a run
+        whose row the writer holds right now (its owner is committing) is skipped."""
+        if not workflows:
+            return []
+        rows = await self._readers().fetch(
+            _CLAIM, claim.owner, claim.seconds, _ACTIVE, list(workflows), limit
+        )
+        return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
+
+    async def renew_leases(self, owner: str, seconds: float) -> dict[str, bool]:
+        """Extend `owner`'s leases; the runs it still owns with their cancel flags."""
+        rows = await self._readers().fetch(_RENEW, owner, seconds, _ACTIVE)
+        return {run_id: bool(flag) for run_id, flag in rows}
+
+    # -- events from other processes ---------------------------------------------
+
+    async def _feed(self) -> None:
+        """Keep the LISTEN connection up and poll the watched runs, until cancelled."""
+        while True:
+            if self._listener is None or self._listener.is_closed():
+                self._listener = None
+                try:
+                    listener = await self._connect()
+                    await listener.add_listener(CHANNEL, self._on_notify)
+                    self._listener = listener
+                except _CONNECTION_ERRORS as exc:
+                    logger.warning("LISTEN connection failed (polling meanwhile): %s", exc)
+                else:
+                    # Notifications sent while nobody listened are gone: look at every watched run.
+                    self._known.clear()
+            try:
+                await self._poll()
+            except _CONNECTION_ERRORS as exc:
+                logger.warning("polling watched runs failed: %s", exc)
+            except Exception:  # keep feeding: watchers depend on this loop for other processes' events
+                logger.exception("polling watched runs failed")
+            await asyncio.sleep(self.poll_interval if self._listener is not None else _RECONNECT_DELAY)
+
+    def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        if pid == self._writer_pid:
+            return  # this process's own commits reach the hub directly
+        for line in payload.splitlines():
+            sequence, _, run_id = line.partition(" ")
+            if sequence.isdigit():  # anything else on the channel is not ours to read
+                self._heard(run_id, int(sequence))
+
+    def _heard(self, run_id: str, sequence: int) -> None:
+        """The log of `run_id` reaches `sequence`: wake its subscribers if that is news to them."""
+        if not self.hub.watching(run_id):
+            return
+        if sequence > self._known.get(run_id, 0):  # an empty log has nothing to miss
+            self._known[run_id] = sequence
+            self.hub.nudge(run_id)
+
+    async def _poll(self) -> None:
+        """Read the last sequence of every watched run; nudge the ones that moved unseen."""
+        watched = self.hub.watched()
+        for run_id in [r for r in self._known if r not in watched]:
+            del self._known[run_id]
+        if not watched or self._pool is None:
+            return
+        rows = await self._pool.fetch("SELECT run_id, last_seq FROM runs WHERE run_id = ANY($1)", watched)
+        for run_id, last_seq in rows:
+            self._heard(run_id, last_seq)
+
+    # -- reads -----------------------------------------------------------------
+
+    def _readers(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
+        return self._pool
+
+    async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
+        """The run, with its step records when `steps` is true; None if unknown."""
+        if not steps:
+            row = await self._readers().fetchrow(f"{_SELECT_RUN} WHERE run_id = $1", run_id)
+            return None if row is None else run_from_row(row)
+        # One statement, so the run and its steps come from the same snapshot.
+        rows = await self._readers().fetch(_SELECT_RUN_WITH_STEPS, run_id)
+        if not rows:
+            return None
+        records = [StepRecord.from_json(orjson.loads(row[-1])) for row in rows if row[-1] is not None]
+        return run_from_row(rows[0]).with_steps(records)
+
+    async def list_runs(self, query: RunQuery) -> list[Run]:
+        """Runs matching `query`, newest first (created_at, then run_id, descending)."""
+        clauses: list[str] = []
+        params: list[object] = []
+
+        def param(value: object) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        if query.workflow_id is not None:
+            clauses.append(f"workflow_id = {param(query.workflow_id)}")
+        if query.statuses:
+            clauses.append(f"status = ANY({param(sorted(s.value for s in query.statuses))}::text[])")
+        if query.resource_id is not None:
+            clauses.append(f"resource_id = {param(query.resource_id)}")
+        if query.from_time is not None:
+            clauses.append(f"created_at >= {param(query.from_time)}")
+        if query.to_time is not None:
+            clauses.append(f"created_at < {param(query.to_time)}")
+        if query.after is not None:
+            created_at, run_id = query.after
+            clauses.append(f"(created_at, run_id) < ({param(created_at)}, {param(run_id)})")
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        select = _SELECT_RUN if query.payloads else _SELECT_SUMMARY
+        sql = f"{select}{where} ORDER BY created_at DESC, run_id DESC LIMIT {param(max(query.limit, 0))}"
+        return [run_from_row(row) for row in await self._readers().fetch(sql, *params)]
+
+    async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
+        """Events with sequence > `after`, in order, at most `limit`."""
+        rows = await self._readers().fetch(
+            "SELECT seq, time, body FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            run_id,
+            after,
+            max(limit, 0),
+        )
+        return [Event.from_json(run_id, seq, at, orjson.loads(body)) for seq, at, body in rows]
+
+    async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
+        """True if a write with this `(kind, request_id)` was committed for the run."""
+        row = await self._readers().fetchrow(
+            "SELECT 1 FROM requests WHERE run_id = $1 AND kind = $2 AND request_id = $3",
+            run_id,
+            kind,
+            request_id,
+        )
+        return row is not None
+
+    async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
+        """How many runs have each of `statuses`."""
+        counts = dict.fromkeys(statuses, 0)
+        if not statuses:
+            return counts
+        rows = await self._readers().fetch(
+            "SELECT status, count(*) FROM runs WHERE status = ANY($1::text[]) GROUP BY status",
+            sorted(status.value for status in statuses),
+        )
+        for status, count in rows:
+            counts[RunStatus(status)] = count
+        return counts
+
+    async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
+        """Every run whose status is one of `statuses` (oldest first)."""
+        if not statuses:
+            return []
+        rows = await self._readers().fetch(
+            f"{_SELECT_RUN} WHERE status = ANY($1::text[]) ORDER BY created_at, run_id",
+            sorted(status.value for status in statuses),
+        )
+        return [run_from_row(row) for row in rows]
+
+
+# -- migrations ------------------------------------------------------------------------
+
+
+async def migrate(conn: Any) -> int:
+    """Bring the schema to SCHEMA_VERSION, one migration per transaction; returns the version.
+
+    Every step holds a transaction-scoped advisory lock, so processes booting at once
+    take turns: the first applies a migration, the others then find it recorded.
+    """
+    while True:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(_MIGRATIONS_TABLE)
+            version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"database has schema version {version}; this runservice knows {SCHEMA_VERSION}"
+                )
+            pending = [(v, script) for v, script in MIGRATIONS if v > version]
+            if not pending:
+                return int(version)
+            target, script = pending[0]
+            await conn.execute(_resource(script))
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, script) VALUES ($1, $2)", target, script
+            )
+            logger.info("migrated the database schema to version %d (%s)", target, script)
+
+
+def _resource(name: str) -> str:
+    return resources.files("runservice.storage").joinpath(name).read_text(encoding="utf-8")
