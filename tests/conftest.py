@@ -119,6 +119,17 @@ class Databases:
 
 
 @pytest.fixture
+async def pg_databases(postgres_server: PostgresServer) -> AsyncIterator[Databases]:
+    """Databases on the session's PostgreSQL server, whatever `--database` says."""
+    made = Databases("postgres", postgres_server)
+    try:
+        yield made
+    finally:
+        for url in made.created.values():
+            await postgres_server.drop_database(url)
+
+
+@pytest.fixture
 async def databases(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Databases]:
     server = request.getfixturevalue("postgres_server") if backend == "postgres" else None
     made = Databases(backend, server)

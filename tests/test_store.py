@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from conftest import Databases
-from postgres import SUPERUSER, PostgresServer, find_bin_dir
+from postgres import SUPERUSER, find_bin_dir
 
 from runservice.model import (
     Event,
@@ -713,17 +713,6 @@ async def test_write_commits_even_if_its_caller_is_cancelled(store: AnyStore) ->
 
 
 # -- PostgreSQL only ------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def pg_databases(postgres_server: PostgresServer) -> AsyncIterator[Databases]:
-    """Databases on the session's PostgreSQL server, whatever `--database` says."""
-    made = Databases("postgres", postgres_server)
-    try:
-        yield made
-    finally:
-        for url in made.created.values():
-            await postgres_server.drop_database(url)
 
 
 _BOOT = """

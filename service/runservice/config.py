@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     heartbeat: float = Field(
         15.0, description="seconds of silence after which Stream and Watch send a heartbeat"
     )
+    lease_seconds: float = Field(
+        10.0,
+        description="seconds a replica keeps an active run without renewing its lease (PostgreSQL); "
+        "a run of a dead replica is taken over after it",
+    )
+    claim_interval: float = Field(
+        1.0, description="seconds between looks for active runs that no replica drives"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: str = Field("text", description="text, or json for one JSON object per line")
     access_log: bool = Field(True, description="one log line per RPC (method, code, duration, peer)")
@@ -86,7 +94,7 @@ class Settings(BaseSettings):
         1000, description="open Stream/Watch calls per caller (token, else peer address); 0: no limit"
     )
 
-    @field_validator("grace", "heartbeat", "drain_delay", mode="before")
+    @field_validator("grace", "heartbeat", "drain_delay", "lease_seconds", "claim_interval", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -103,7 +111,7 @@ class Settings(BaseSettings):
             raise ValueError("must be >= 0")
         return value
 
-    @field_validator("heartbeat")
+    @field_validator("heartbeat", "lease_seconds", "claim_interval")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:

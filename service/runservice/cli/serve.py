@@ -117,6 +117,8 @@ def run_serve(args: argparse.Namespace) -> int:
                     database_url=settings.database,
                     grace=settings.grace,
                     heartbeat=settings.heartbeat,
+                    lease_seconds=settings.lease_seconds,
+                    claim_interval=settings.claim_interval,
                     options=options,
                     address_file=settings.address_file,
                     metrics_address=settings.metrics_address,

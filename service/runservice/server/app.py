@@ -181,6 +181,8 @@ async def serve(
     database_url: str,
     grace: float = 10.0,
     heartbeat: float = 15.0,
+    lease_seconds: float = 10.0,
+    claim_interval: float = 1.0,
     options: EdgeOptions | None = None,
     address_file: Path | None = None,
     metrics_address: str | None = None,
@@ -234,7 +236,13 @@ async def serve(
         try:
             # Before the engine re-drives the runs left active: their events are counted too.
             await observability.start()
-            async with Engine(store, workflows, heartbeat=heartbeat) as engine:
+            async with Engine(
+                store,
+                workflows,
+                heartbeat=heartbeat,
+                lease_seconds=lease_seconds,
+                claim_interval=claim_interval,
+            ) as engine:
                 server = build_server(
                     engine, address=address, heartbeat=heartbeat, options=options, observability=observability
                 )
