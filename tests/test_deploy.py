@@ -68,3 +68,39 @@ def test_compose_file_matches_the_image() -> None:
     ]
     grace = float(env["RUNSERVICE_DRAIN_DELAY"]) + float(env["RUNSERVICE_SHUTDOWN_GRACE"])
     assert float(service["stop_grace_period"].rstrip("s")) > grace
+
+
+def test_several_replicas_on_postgresql_with_rolling_updates() -> None:
+    docs = {
+        doc["kind"]: doc
+        for doc in yaml.safe_load_all((ROOT / "deploy" / "kubernetes-postgres.yaml").read_text())
+        if doc
+    }
+    deployment = docs["Deployment"]
+    assert deployment["spec"]["replicas"] > 1
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    names = {item["name"] for item in container["env"]}
+    assert names <= known_variables()
+    assert "RUNSERVICE_DATABASE_URL" in names and "RUNSERVICE_LEASE_SECONDS" in names
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    port = int(env["RUNSERVICE_ADDRESS"].rsplit(":", 1)[1])
+    assert container["ports"] == [{"name": "grpc", "containerPort": port}]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["grpc"]["port"] == port
+    drain, grace = float(env["RUNSERVICE_DRAIN_DELAY"]), float(env["RUNSERVICE_SHUTDOWN_GRACE"])
+    assert pod["terminationGracePeriodSeconds"] > drain + grace
+    assert docs["Service"]["spec"]["ports"][0]["name"] == "grpc"
+
+
+def test_compose_runs_two_replicas_on_one_postgresql() -> None:
+    compose = yaml.safe_load((ROOT / "deploy" / "compose-postgres.yaml").read_text())
+    services = compose["services"]
+    replicas = [s for name, s in services.items() if name.startswith("runservice")]
+    assert len(replicas) == 2 and "postgres" in services
+    urls = {replica["environment"]["RUNSERVICE_DATABASE_URL"] for replica in replicas}
+    assert len(urls) == 1 and urls.pop().startswith("postgresql://")
+    for replica in replicas:
+        assert set(replica["environment"]) <= known_variables()
+        assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"

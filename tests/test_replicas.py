@@ -47,9 +47,8 @@ async def replicas(url: str, side_db: Path, count: int) -> AsyncIterator[list[Se
         yield started
     except BaseException:
         for name, server in zip("ABCDEFG", started, strict=False):  # what each replica said
-            print(
-                f"--- replica {name} (pid {server.proc.pid}, exit {server.proc.returncode}):\n{server.text[-4000:]}"
-            )
+            state = f"pid {server.proc.pid}, exit {server.proc.returncode}"
+            print(f"--- replica {name} ({state}):\n{server.text[-4000:]}")
         raise
     finally:
         for server in started:
