@@ -94,9 +94,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="URL",
         help="postgresql://user@host/db: measure the asyncpg reference and runservice on this database",
     )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="runservice processes sharing the database (more than 1 needs --database-url)",
+    )
     args = parser.parse_args(argv)
     if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
         parser.error("--database-url must be a postgresql:// URL")
+    if args.replicas < 1 or (args.replicas > 1 and not args.database_url):
+        parser.error("--replicas: 1, or more with a PostgreSQL --database-url")
     unknown = set(args.only.split(",")) - set(PARTS)
     if unknown:
         parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
@@ -111,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         parts = [part for part in parts if part != "postgres"]
     started = time.perf_counter()
-    outcome = asyncio.run(run(settings, parts, args.database_url))
+    outcome = asyncio.run(run(settings, parts, args.database_url, args.replicas))
     outcome.details["total_seconds"] = round(time.perf_counter() - started, 1)
 
     print(render(outcome.rows))
@@ -124,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if outcome.errors else 0
 
 
-async def run(settings: Settings, parts: list[str], database_url: str | None = None) -> Outcome:
+async def run(
+    settings: Settings, parts: list[str], database_url: str | None = None, replicas: int = 1
+) -> Outcome:
     out = Outcome()
     n = settings.concurrency
     if "echo" in parts:
@@ -135,7 +145,8 @@ async def run(settings: Settings, parts: list[str], database_url: str | None = N
         await _part(out, "postgres", _postgres(out, settings, database_url, n))
     if "runservice" in parts:
         out.details["runservice_database"] = "postgresql" if database_url else "sqlite"
-        await _part(out, "runservice", _service(out, settings, n, database_url))
+        out.details["runservice_replicas"] = replicas
+        await _part(out, "runservice", _service(out, settings, n, database_url, replicas))
     return out
 
 
@@ -194,7 +205,9 @@ async def _postgres(out: Outcome, s: Settings, url: str, n: int) -> None:
     )
 
 
-async def _service(out: Outcome, s: Settings, n: int, database_url: str | None = None) -> None:
+async def _service(
+    out: Outcome, s: Settings, n: int, database_url: str | None = None, replicas: int = 1
+) -> None:
     from bench import service_runs  # imports the generated stubs, needed only here
 
     counts = service_runs.Counts(
@@ -205,10 +218,10 @@ async def _service(out: Outcome, s: Settings, n: int, database_url: str | None =
         concurrency=n,
         max_seconds=s.max_seconds,
     )
-    results = await service_runs.measure(counts, database_url)
+    results = await service_runs.measure(counts, database_url, replicas)
     f = out.figures
     on_pg = database_url is not None
-    db = " (postgresql)" if on_pg else ""
+    db = (f" (postgresql, {replicas} replicas)" if replicas > 1 else " (postgresql)") if on_pg else ""
     commits, commits_label = (
         ("postgres_single", "asyncpg commits/s") if on_pg else ("sqlite_single", "sqlite commits/s")
     )

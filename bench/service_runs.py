@@ -61,10 +61,20 @@ def _expect(run: run_pb2.Run, status: int) -> None:
 
 
 class Driver:
-    """The three operations the benchmark times, each a complete round trip."""
+    """The three operations the benchmark times, each a complete round trip.
 
-    def __init__(self, stub: run_service_pb2_grpc.RunServiceAsyncStub) -> None:
-        self.stub = stub
+    With several replicas, calls go to each in turn, and a resume goes to another replica
+    than the start of its run (so a run is resumed by a replica that does not own it).
+    """
+
+    def __init__(self, stubs: list[run_service_pb2_grpc.RunServiceAsyncStub]) -> None:
+        self.stubs = stubs
+        self._turn = 0
+
+    @property
+    def stub(self) -> run_service_pb2_grpc.RunServiceAsyncStub:
+        self._turn += 1
+        return self.stubs[self._turn % len(self.stubs)]
 
     async def three_steps(self) -> None:
         reply = await self.stub.Start(
@@ -111,13 +121,14 @@ class Counts:
     max_seconds: float
 
 
-async def measure(counts: Counts, database_url: str | None = None) -> ServiceResults:
-    """Time runs on one fresh server, then measure memory per suspended run on another.
+async def measure(counts: Counts, database_url: str | None = None, replicas: int = 1) -> ServiceResults:
+    """Time runs on fresh servers (`replicas` of them on one PostgreSQL database), then
+    measure memory per suspended run on another, single server.
 
     Memory gets its own server: after thousands of finished runs the heap has room to
     spare, and new suspended runs would fit in it without growing the process.
     """
-    async with serving(database_url) as (server, driver):
+    async with serving(database_url, replicas) as (server, driver):
         await _warm_up(driver)
         n, limit = counts.concurrency, counts.max_seconds
         sequential = await drive(
@@ -142,39 +153,53 @@ async def measure(counts: Counts, database_url: str | None = None) -> ServiceRes
 
 
 @contextlib.asynccontextmanager
-async def serving(database_url: str | None = None) -> AsyncIterator[tuple[ServerProcess, Driver]]:
-    """`runservice serve` on 127.0.0.1 with bench.workflows and a driver for it.
+async def serving(
+    database_url: str | None = None, replicas: int = 1
+) -> AsyncIterator[tuple[ServerProcess, Driver]]:
+    """`runservice serve` on 127.0.0.1 with bench.workflows (`replicas` processes sharing one
+    PostgreSQL database), the first server and a driver for all of them.
 
-    Its database is an SQLite file in a temporary data dir or, with `database_url`, a
+    The database is an SQLite file in a temporary data dir or, with `database_url`, a
     scratch schema of that PostgreSQL database (dropped afterwards).
     """
+    if replicas > 1 and not database_url:
+        raise ValueError("several replicas need a PostgreSQL database (--database-url)")
     async with contextlib.AsyncExitStack() as stack:
-        data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="runservice-bench-"))
-        argv = [sys.executable, "-c", SERVE, "serve", "--address", "127.0.0.1:0"]
-        argv += ["--data-dir", data_dir, "--workflows", "bench.workflows"]
+        database: list[str] = []
         if database_url:
             from bench.asyncpg_ref import scratch_schema, with_search_path
 
             schema = await stack.enter_async_context(scratch_schema(database_url, "runservice_bench"))
-            argv += ["--database-url", with_search_path(database_url, schema)]
+            database = ["--database-url", with_search_path(database_url, schema)]
         paths = [
             str(ROOT),
             str(ROOT / "service"),
             str(ROOT / "stubs"),
             *filter(None, [child_env().get("PYTHONPATH")]),
         ]
-        server = ServerProcess(argv, env=child_env({"PYTHONPATH": os.pathsep.join(paths)}), cwd=ROOT)
-        address = await server.start()
+        env = child_env({"PYTHONPATH": os.pathsep.join(paths)})
+        servers: list[ServerProcess] = []
+        stubs: list[run_service_pb2_grpc.RunServiceAsyncStub] = []
         try:
-            async with grpc.aio.insecure_channel(address) as channel:
+            for _ in range(replicas):
+                data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="runservice-bench-"))
+                argv = [sys.executable, "-c", SERVE, "serve", "--address", "127.0.0.1:0"]
+                argv += ["--data-dir", data_dir, "--workflows", "bench.workflows", *database]
+                server = ServerProcess(argv, env=env, cwd=ROOT)
+                servers.append(server)
+                address = await server.start()
+                channel = await stack.enter_async_context(grpc.aio.insecure_channel(address))
                 await asyncio.wait_for(channel.channel_ready(), 10)
-                yield server, Driver(run_service_pb2_grpc.RunServiceStub(channel))
+                stubs.append(run_service_pb2_grpc.RunServiceStub(channel))
+            yield servers[0], Driver(stubs)
         except BaseException:
-            if server.tail:
-                print(f"runservice server output (last lines):\n{server.last_lines()}", file=sys.stderr)
+            for server in servers:
+                if server.tail:
+                    print(f"runservice server output (last lines):\n{server.last_lines()}", file=sys.stderr)
             raise
         finally:
-            await server.stop()
+            for server in servers:
+                await server.stop()
 
 
 async def _warm_up(driver: Driver) -> None:

@@ -247,3 +247,27 @@ async def test_a_graceful_shutdown_releases_the_runs_it_leaves(shared: Store) ->
         assert left == [run.run_id]
         # Released, not left to expire: another server can take it over at once.
         assert await shared.claim_runs(Claim("c", 10), 10, ["slow"]) == [(run.run_id, Lease("c", 2))]
+
+
+@create_step("quick")
+async def quick(ctx: StepContext) -> int:
+    await asyncio.sleep(0.02)
+    return int(ctx.input_data["n"])
+
+
+quick_flow = create_workflow("quick-flow").then(quick).commit()
+
+
+async def test_heartbeats_racing_with_starts_never_stop_a_new_run(shared: Store) -> None:
+    """A run claimed while a renewal is in flight is missing from that renewal's answer;
+    the heartbeat must not take it for a lost one (it once cancelled such runs)."""
+    engine = Engine(shared, [quick_flow], owner="racer", lease_seconds=0.15, claim_interval=0.05)
+    results: list[Run] = []
+
+    async def worker(first: int) -> None:  # a steady stream of starts, 32 at a time
+        for n in range(first, 400, 32):
+            results.append(await engine.start("quick-flow", input_data={"n": n}, wait=True))
+
+    async with engine:
+        await asyncio.gather(*(worker(first) for first in range(32)))
+    assert sorted(r.result for r in results if r.status is RunStatus.SUCCESS) == list(range(400))

@@ -548,7 +548,11 @@ class Engine:
     # -- internals -------------------------------------------------------------------------
 
     async def _adopt(self, run_id: str, lease: Lease) -> None:
-        """Drive a run the claim loop took (nobody drove it: its process stopped)."""
+        """Drive a run the claim loop took (nobody drove it: its process stopped, or this
+        one's heartbeat came too late and its own drive lost the lease)."""
+        stale = self._tasks.get(run_id)
+        if stale is not None:  # its commits are fenced now: stop it rather than let it run on
+            stale.cancel("lease lost")
         try:
             run = await self._load(run_id, steps=True)
             workflow = self.workflow(run.workflow_id)

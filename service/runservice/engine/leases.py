@@ -128,9 +128,12 @@ class LeaseKeeper:
 
     async def heartbeat(self) -> None:
         """Renew this replica's leases; stop what it lost; pass on remote cancels."""
+        # Only runs driven here before the renewal was sent can be judged by it: a run claimed
+        # while it ran (a Start committed meanwhile) may be missing from its snapshot.
+        before = {run_id for run_id, settled in self._local().items() if not settled}
         owned = await self._store.renew_leases(self.owner, self.lease_seconds)
         for run_id, settled in self._local().items():
-            if run_id not in owned and not settled:
+            if run_id in before and run_id not in owned and not settled:
                 logger.warning("run %s: lease lost; stopping the local drive", run_id)
                 self._lost(run_id)
         for run_id, cancel_requested in owned.items():

@@ -64,9 +64,10 @@ _SELECT_RUN_WITH_STEPS = (
     " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = ?"
 )
 _INSERT_RUN = (
-    f"INSERT INTO runs ({_RUN_COLUMN_LIST}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
-    " ON CONFLICT (run_id) DO NOTHING"
+    f"INSERT INTO runs ({_RUN_COLUMN_LIST}, owner, epoch, lease_expires_at)"
+    f" VALUES ({', '.join('?' * (len(_RUN_COLUMNS) + 3))}) ON CONFLICT (run_id) DO NOTHING"
 )
+"""A new run, claimed by its creator or not (owner, epoch, lease end: set in the same row)."""
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, time, body) VALUES (?, ?, ?, ?)"
 _UPSERT_STEP = (
     "INSERT INTO steps (run_id, path_key, position, record) VALUES (?, ?, ?, ?)"
@@ -626,15 +627,13 @@ def _apply(
     except Exception as exc:  # not JSON data, an unknown field: a bug in the caller
         return exc
     count = len(bodies)
-    if change.claim is not None:
-        assignments += ["owner = ?", "epoch = epoch + 1", "lease_expires_at = ?"]
-        params += [change.claim.owner, now + change.claim.seconds]
-    elif change.release:
-        assignments += ["owner = NULL", "lease_expires_at = NULL"]
+    claim = change.claim
     if change.create is not None and created is not None:  # `expect` means nothing for a new run
-        if conn.execute(_INSERT_RUN, created).rowcount == 0:
+        # The claim goes into the new row itself: one statement for a Start.
+        lease = (claim.owner, 1, now + claim.seconds) if claim is not None else (None, 0, None)
+        if conn.execute(_INSERT_RUN, (*created, *lease)).rowcount == 0:
             return WriteResult(applied=False, status=_status(conn, run_id))
-        status, last_seq, epoch = change.create.status.value, count, 0
+        status, last_seq, epoch = change.create.status.value, count, lease[1]
         if assignments:
             ((status, last_seq, epoch),) = conn.execute(
                 f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ?"
@@ -642,6 +641,11 @@ def _apply(
                 (*params, run_id),
             ).fetchall()
     else:
+        if claim is not None:
+            assignments += ["owner = ?", "epoch = epoch + 1", "lease_expires_at = ?"]
+            params += [claim.owner, now + claim.seconds]
+        elif change.release:
+            assignments += ["owner = NULL", "lease_expires_at = NULL"]
         # One statement checks the condition, takes the sequences and sets the fields.
         # Sequences come from the row itself, inside the transaction: a rollback returns them.
         condition = "run_id = ?"
