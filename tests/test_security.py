@@ -370,3 +370,25 @@ def test_bad_tls_files_are_refused_before_serving(tmp_path: Path) -> None:
         check_tls_files(TlsFiles(files.cert, other.key))
     with pytest.raises(TlsConfigError, match="cannot read"):
         check_tls_files(TlsFiles(files.cert, str(tmp_path / "absent.key")))
+
+
+async def test_the_cli_calls_a_server_with_tls_and_a_token(tmp_path: Path) -> None:
+    from clitools import clean_env, runservice
+
+    ca = trustme.CA()
+    files = write_cert(ca, tmp_path / "tls", "server")
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    options = EdgeOptions(tokens=TokenSet.load(None, tokens="cli-secret"), tls=files)
+    async with serving(tmp_path / "runs.db", options) as server:
+        target = server.address.replace("127.0.0.1", "localhost")  # the certificate's name
+        base = ("--target", target, "--tls-ca", str(ca_file), "--json")
+        listed = await runservice("workflows", *base, env=clean_env(RUNSERVICE_TOKEN="cli-secret"))
+        assert listed.code == 0, listed.err
+        assert {w["id"] for w in listed.json()["workflows"]} >= {"echo", "approval"}
+        refused = await runservice("workflows", *base, env=clean_env())
+        assert refused.code == 1 and "UNAUTHENTICATED" in refused.err
+        plain = await runservice(
+            "workflows", "--target", target, env=clean_env(RUNSERVICE_TOKEN="cli-secret")
+        )
+        assert plain.code == 1

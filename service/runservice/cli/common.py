@@ -11,6 +11,9 @@ Exit codes of every command:
 
 An error is one line on stderr, `runservice: error: CODE REASON: message`; with `--json`
 the same error is also printed to stdout as `{"error": {...}}`.
+
+A server that requires a bearer token gets the one in RUNSERVICE_TOKEN (never a flag: it would
+show in `ps`); `--tls`, `--tls-ca`, `--tls-cert` and `--tls-key` connect over TLS or mTLS.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ EXIT_RUN = 3
 EXIT_INTERRUPTED = 130
 
 TARGET_ENV = "RUNSERVICE_TARGET"
+TOKEN_ENV = "RUNSERVICE_TOKEN"
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 30.0
 """Seconds a call that does not wait for a run may take when --timeout is not given."""
@@ -64,7 +68,26 @@ def client_options() -> argparse.ArgumentParser:
         help=f"give up after SECONDS (default {DEFAULT_TIMEOUT:g} s per call; none with --wait or watch)",
     )
     group.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
+    group.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect over TLS (the system's roots, or --tls-ca); implied by --tls-ca and --tls-cert",
+    )
+    group.add_argument("--tls-ca", metavar="PEM", help="CA bundle that signed the server's certificate")
+    group.add_argument("--tls-cert", metavar="PEM", help="client certificate, for a server that asks (mTLS)")
+    group.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     return parent
+
+
+def _credentials(args: argparse.Namespace) -> Any:
+    """TLS files for the client, or None for plaintext."""
+    from runservice.client import TlsFiles
+
+    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    return TlsFiles(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key)
 
 
 def _seconds(text: str) -> float:
@@ -139,7 +162,15 @@ def client_command(body: Command) -> Callable[[argparse.Namespace], int]:
 async def _with_client(body: Command, args: argparse.Namespace) -> int:
     from runservice.client import Client
 
-    async with Client(args.target, timeout=args.timeout or DEFAULT_TIMEOUT) as client:
+    # The token only from the environment: a flag would show it in `ps` and shell history.
+    token = os.environ.get(TOKEN_ENV) or None
+    client = Client(
+        args.target,
+        timeout=args.timeout or DEFAULT_TIMEOUT,
+        token=token,
+        credentials=_credentials(args),
+    )
+    async with client:
         if args.timeout is None:
             return await body(client, args)
         async with asyncio.timeout(args.timeout):
