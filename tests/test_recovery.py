@@ -460,6 +460,10 @@ async def test_a_foreach_of_nested_workflows_resumes_item_by_item(db: str) -> No
         )
         assert one.status is RunStatus.SUSPENDED
         assert one.suspended == (("item-flow", "[0]", "ask-item"),)
+        since = [e async for batch in engine.follow(run.run_id, after=run.last_sequence, until_settled=True)
+                 for e in batch]  # fmt: skip
+        progress = [e.progress.current_index for e in since if e.progress is not None]
+        assert progress == [1], "only the resumed item reports progress"
         probe.hold = {"ask-item[10]"}
         await engine.resume(run.run_id, for_each_index=0, resume_data={"ok": False})
         await probe.wait_entered("ask-item[10]")

@@ -221,8 +221,19 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
         async with limit:
             if stop or walker.cancel_requested:
                 return
+            before = state.get(index)
+            # A suspended item of workflows with no resume inside is walked only to list its
+            # suspended steps: it stays as it is, with no new state and no progress event.
+            unchanged = (
+                nested
+                and before is not None
+                and before.status is StepStatus.SUSPENDED
+                and not walker.resume_below((*path, f"[{index}]"))
+            )
             outcome = await walk(index)
-            item = _item(index, outcome, state.get(index))
+            if unchanged and outcome.kind is Kind.SUSPENDED:
+                return
+            item = _item(index, outcome, before)
             state[index] = item
             if outcome.kind in (Kind.FAILED, Kind.CANCELED, Kind.BAILED):
                 stop = True
