@@ -15,15 +15,14 @@ import socket
 import sqlite3
 import sys
 from pathlib import Path
-
-import uvloop
+from typing import TYPE_CHECKING
 
 from runservice import logs
 from runservice.cli.loading import WorkflowLoadError, load_workflows
 from runservice.config import SECRET_SETTINGS, ConfigError, Settings, env_name, unknown_variables
-from runservice.server import EdgeOptions, serve
-from runservice.server.auth import TokenFileError, TokenSet
-from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
+
+if TYPE_CHECKING:
+    from runservice.server import EdgeOptions
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +64,14 @@ def _fail(message: str, code: int) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """`runservice serve`: settings from the environment and flags, then serve until stopped."""
+    # The server (grpc, the engine, the stores) is imported here, not at module level: every
+    # other command of the CLI would pay for it at start-up.
+    import uvloop
+
+    from runservice.server import serve
+    from runservice.server.auth import TokenFileError
+    from runservice.server.tls import TlsConfigError
+
     try:
         settings = Settings.load(
             **{
@@ -135,6 +142,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def edge_options(settings: Settings) -> EdgeOptions:
     """The gRPC edge's security and limits from the settings (reads the token and TLS files)."""
+    from runservice.server import EdgeOptions
+    from runservice.server.auth import TokenFileError, TokenSet
+    from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
+
     tokens = None
     if settings.tokens_file or settings.tokens:
         tokens = TokenSet.load(settings.tokens_file, settings.tokens)
