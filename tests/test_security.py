@@ -260,6 +260,8 @@ async def test_message_size_and_concurrent_stream_limits(tmp_path: Path) -> None
         big = struct_pb2.Value(string_value="x" * 100_000)
         too_big = await rpc_error(stub.Start(pb.StartRequest(workflow_id="echo", input_data=big)))
         assert too_big.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        info = error_info(too_big)
+        assert info.reason == "MESSAGE_TOO_LARGE" and info.metadata["limit"] == str(64 * 1024)
         await stub.Start(pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True))
 
         # Two streams fill the connection; a third waits (HTTP/2), then runs once one ends.

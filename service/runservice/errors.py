@@ -20,6 +20,7 @@
     │   └── RunNotActive               Restart of a run that is suspended or finished
     ├── ResourceExhausted              a limit was reached (metadata `limit`)
     │   ├── ReplyTooLarge              the reply would exceed the send limit; ask for a smaller view
+    │   ├── MessageTooLarge            a request over the message limit
     │   └── TooManyStreams             too many open Stream/Watch calls for one caller
     ├── Unauthenticated / PermissionDenied
     ├── Unavailable                    the server is draining; retry elsewhere
@@ -250,6 +251,18 @@ class Unauthenticated(ServiceError):
 
 class PermissionDenied(ServiceError):
     reason = "PERMISSION_DENIED"
+
+
+class MessageTooLarge(ResourceExhausted):
+    """A request larger than the server's message limit."""
+
+    reason = "MESSAGE_TOO_LARGE"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the request is {size} bytes, over the {limit}-byte message limit",
+            metadata={"size": str(size), "limit": str(limit)},
+        )
 
 
 class TooManyStreams(ResourceExhausted):

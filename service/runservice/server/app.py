@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from runservice.engine import Engine
 from runservice.server.auth import AuthInterceptor, TokenSet
-from runservice.server.decoding import add_run_service
+from runservice.server.decoding import RECEIVE_SLACK, add_run_service
 from runservice.server.limits import StreamLimitInterceptor
 from runservice.server.observability import Observability
 from runservice.server.reflection import enable_reflection
@@ -75,7 +75,8 @@ class EdgeOptions:
 def server_options(options: EdgeOptions) -> list[tuple[str, int]]:
     """SERVER_OPTIONS with the limits of `options`."""
     limits = {
-        "grpc.max_receive_message_length": options.max_message_size,
+        # More than the limit, so that the decoder refuses an oversized request with details.
+        "grpc.max_receive_message_length": options.max_message_size * RECEIVE_SLACK,
         "grpc.max_send_message_length": options.max_message_size,
         "grpc.max_concurrent_streams": options.max_concurrent_streams,
     }
@@ -111,7 +112,11 @@ class RunServer:
         tracing = observability.tracing if observability is not None else None
         # In place of the generated add_RunServiceServicer_to_server: malformed requests
         # become INVALID_ARGUMENT instead of UNKNOWN (see decoding.py).
-        add_run_service(RunServicer(engine, heartbeat=heartbeat, tracing=tracing), self.server)
+        add_run_service(
+            RunServicer(engine, heartbeat=heartbeat, tracing=tracing),
+            self.server,
+            max_message_size=options.max_message_size,
+        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         enable_reflection(self.server, (RUN_SERVICE, health.SERVICE_NAME))  # v1 and v1alpha

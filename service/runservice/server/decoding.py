@@ -6,6 +6,12 @@ limit, such as a `Value` nested 90 levels) it ends the call with UNKNOWN and no 
 Here each method decodes with a deserializer that returns a `Malformed` marker instead of
 raising, and a thin guard in front of the servicer's method answers the marker with
 INVALID_ARGUMENT, reason INVALID_REQUEST, like every other bad request.
+
+The message-size limit is checked here too: gRPC's own refusal of an oversized request is
+RESOURCE_EXHAUSTED with no details, so the server lets gRPC accept somewhat more
+(`RECEIVE_SLACK`) and a request over the configured limit becomes RESOURCE_EXHAUSTED with
+reason MESSAGE_TOO_LARGE and the limit in its ErrorInfo (only one far beyond it still gets
+gRPC's bare refusal).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import grpc
 from google.protobuf import message
 from google.protobuf.descriptor import MethodDescriptor
 
-from runservice.errors import FieldViolation, InvalidArgument
+from runservice.errors import FieldViolation, InvalidArgument, MessageTooLarge
 from runservice.server.status import to_status
 from runservice.v1 import run_service_pb2
 
@@ -26,19 +32,29 @@ SERVICE = run_service_pb2.DESCRIPTOR.services_by_name["RunService"]
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
+RECEIVE_SLACK = 4
+"""gRPC accepts requests up to this many times the configured limit, for this check to
+answer them with details."""
+
+
 class Malformed:
-    """Stands for a request that could not be decoded; `what` names the expected message."""
+    """Stands for a request that could not be decoded; `what` names the expected message,
+    `size` is set when the request was only too large."""
 
-    __slots__ = ("what",)
+    __slots__ = ("limit", "size", "what")
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, size: int = 0, limit: int = 0) -> None:
         self.what = what
+        self.size = size
+        self.limit = limit
 
 
-def _deserializer(cls: type[message.Message]) -> Callable[[bytes], Any]:
+def _deserializer(cls: type[message.Message], limit: int) -> Callable[[bytes], Any]:
     what = cls.DESCRIPTOR.full_name
 
     def decode(data: bytes) -> Any:
+        if limit and len(data) > limit:
+            return Malformed(what, len(data), limit)
         try:
             return cls.FromString(data)
         except (message.DecodeError, RecursionError, ValueError):
@@ -48,6 +64,8 @@ def _deserializer(cls: type[message.Message]) -> Callable[[bytes], Any]:
 
 
 def _error(request: Malformed) -> grpc.Status:
+    if request.size:
+        return to_status(MessageTooLarge(request.size, request.limit))
     description = (
         f"not a valid {request.what}: undecodable bytes, a string that is not UTF-8, "
         "or nesting deeper than protobuf's recursion limit"
@@ -84,12 +102,12 @@ def _guard_stream(behavior: Callable[[Any, Context], AsyncIterator[Any]]) -> Cal
     return handler
 
 
-def _handler(servicer: Any, method: MethodDescriptor) -> grpc.RpcMethodHandler[Any, Any]:
+def _handler(servicer: Any, method: MethodDescriptor, limit: int) -> grpc.RpcMethodHandler[Any, Any]:
     request_cls = run_service_pb2.__dict__.get(method.input_type.name)
     response_cls = run_service_pb2.__dict__.get(method.output_type.name)
     assert request_cls is not None and response_cls is not None, method.full_name
     behavior = getattr(servicer, method.name)
-    decode = _deserializer(request_cls)
+    decode = _deserializer(request_cls, limit)
     if method.server_streaming:
         return grpc.unary_stream_rpc_method_handler(
             _guard_stream(behavior),
@@ -103,9 +121,10 @@ def _handler(servicer: Any, method: MethodDescriptor) -> grpc.RpcMethodHandler[A
     )
 
 
-def add_run_service(servicer: Any, server: grpc.aio.Server) -> None:
+def add_run_service(servicer: Any, server: grpc.aio.Server, max_message_size: int = 0) -> None:
     """Register `servicer`'s RunService methods on `server` with malformed-request guards
-    (in place of the generated `add_RunServiceServicer_to_server`)."""
-    handlers = {method.name: _handler(servicer, method) for method in SERVICE.methods}
+    (in place of the generated `add_RunServiceServicer_to_server`); a request over
+    `max_message_size` bytes (0: no check) is refused with details."""
+    handlers = {method.name: _handler(servicer, method, max_message_size) for method in SERVICE.methods}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
     server.add_registered_method_handlers(SERVICE.full_name, handlers)
