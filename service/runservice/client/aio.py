@@ -42,7 +42,7 @@ from runservice.client.convert import (
 )
 from runservice.client.status import Backoff, error_from_rpc, should_reconnect
 from runservice.model import Json
-from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
+from runservice.v1 import run_service_pb2, run_service_pb2_grpc
 
 if TYPE_CHECKING:
     from runservice.v1.run_service_pb2_grpc import RunServiceAsyncStub
@@ -296,7 +296,7 @@ async def _maybe_await(result: object) -> None:
         await result
 
 
-class RunHandle:
+class RunHandle(convert.RunRequests):
     """One run (Mastra's `workflow.createRun()` result). `last_run` is the latest run seen.
 
     Start, Resume and Cancel always carry a `request_id` (yours, or a fresh UUID), so the
@@ -306,59 +306,8 @@ class RunHandle:
     def __init__(
         self, client: Client, workflow_id: str, run_id: str, *, resource_id: str | None = None
     ) -> None:
+        super().__init__(workflow_id, run_id, resource_id)
         self.client = client
-        self.workflow_id = workflow_id
-        self.run_id = run_id
-        self.resource_id = resource_id
-        self.last_run: model.Run | None = None
-
-    def __repr__(self) -> str:
-        return f"RunHandle({self.workflow_id!r}, {self.run_id!r})"
-
-    def _start_request(
-        self,
-        input_data: Any,
-        initial_state: Any,
-        request_context: dict[str, Any] | None,
-        request_id: str | None,
-        wait: bool,
-    ) -> run_service_pb2.StartRequest:
-        return convert.start_request(
-            self.workflow_id,
-            self.run_id,
-            resource_id=self.resource_id,
-            input_data=input_data,
-            initial_state=initial_state,
-            request_context=request_context,
-            request_id=convert.request_id(request_id),
-            wait=wait,
-        )
-
-    def _resume_request(
-        self,
-        resume_data: Any,
-        step: StepRef | Sequence[StepRef] | None,
-        label: str | None,
-        for_each_index: int | None,
-        request_context: dict[str, Any] | None,
-        request_id: str | None,
-        wait: bool,
-    ) -> run_service_pb2.ResumeRequest:
-        return convert.resume_request(
-            self.workflow_id,
-            self.run_id,
-            resume_data=resume_data,
-            step=step,
-            label=label,
-            for_each_index=for_each_index,
-            request_context=request_context,
-            request_id=convert.request_id(request_id),
-            wait=wait,
-        )
-
-    def _keep(self, run: run_pb2.Run) -> model.Run:
-        self.last_run = run_from_proto(run)
-        return self.last_run
 
     async def start(
         self,
@@ -419,7 +368,7 @@ class RunHandle:
     async def cancel(self, *, request_id: str | None = None) -> model.Run:
         """Cancel the run; a finished run comes back unchanged."""
         request = run_service_pb2.CancelRequest(
-            workflow_id=self.workflow_id, run_id=self.run_id, request_id=convert.request_id(request_id)
+            workflow_id=self.workflow_id, run_id=self.run_id, request_id=convert.ensure_request_id(request_id)
         )
         return self._keep((await self.client.call(self.client.stub.Cancel, request)).run)
 

@@ -228,7 +228,7 @@ def step_path(step: StepRef | Sequence[StepRef] | None) -> list[str]:
     return [part if isinstance(part, str) else str(part.id) for part in parts]
 
 
-def request_id(given: str | None) -> str:
+def ensure_request_id(given: str | None) -> str:
     """The caller's idempotency key, or a fresh one: a retried call then returns the first outcome."""
     return given or str(uuid.uuid4())
 
@@ -304,3 +304,62 @@ def list_runs_request(
         page_token=page_token,
         view=run_service_pb2.RUN_VIEW_FULL if full else run_service_pb2.RUN_VIEW_SUMMARY,
     )
+
+
+class RunRequests:
+    """What both run handles (async and sync) share: the run's identity, the latest run
+    seen, and building its Start and Resume requests."""
+
+    def __init__(self, workflow_id: str, run_id: str, resource_id: str | None) -> None:
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.resource_id = resource_id
+        self.last_run: model.Run | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.workflow_id!r}, {self.run_id!r})"
+
+    def _keep(self, run: run_pb2.Run) -> model.Run:
+        self.last_run = run_from_proto(run)
+        return self.last_run
+
+    def _start_request(
+        self,
+        input_data: Any,
+        initial_state: Any,
+        request_context: dict[str, Any] | None,
+        request_id: str | None,
+        wait: bool,
+    ) -> run_service_pb2.StartRequest:
+        return start_request(
+            self.workflow_id,
+            self.run_id,
+            resource_id=self.resource_id,
+            input_data=input_data,
+            initial_state=initial_state,
+            request_context=request_context,
+            request_id=ensure_request_id(request_id),
+            wait=wait,
+        )
+
+    def _resume_request(
+        self,
+        resume_data: Any,
+        step: StepRef | Sequence[StepRef] | None,
+        label: str | None,
+        for_each_index: int | None,
+        request_context: dict[str, Any] | None,
+        request_id: str | None,
+        wait: bool,
+    ) -> run_service_pb2.ResumeRequest:
+        return resume_request(
+            self.workflow_id,
+            self.run_id,
+            resume_data=resume_data,
+            step=step,
+            label=label,
+            for_each_index=for_each_index,
+            request_context=request_context,
+            request_id=ensure_request_id(request_id),
+            wait=wait,
+        )

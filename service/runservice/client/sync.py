@@ -41,7 +41,7 @@ from runservice.client.convert import (
 )
 from runservice.client.status import Backoff, FailedCall, error_from_rpc, should_reconnect
 from runservice.model import Json
-from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
+from runservice.v1 import run_service_pb2, run_service_pb2_grpc
 
 logger = logging.getLogger("runservice.client")
 
@@ -368,65 +368,14 @@ class SyncWorkflowHandle:
         return [run_from_proto(run) for run in response.runs], response.next_page_token
 
 
-class SyncRunHandle:
+class SyncRunHandle(convert.RunRequests):
     """One run; the blocking twin of `runservice.client.RunHandle`."""
 
     def __init__(
         self, client: SyncClient, workflow_id: str, run_id: str, *, resource_id: str | None = None
     ) -> None:
+        super().__init__(workflow_id, run_id, resource_id)
         self.client = client
-        self.workflow_id = workflow_id
-        self.run_id = run_id
-        self.resource_id = resource_id
-        self.last_run: model.Run | None = None
-
-    def __repr__(self) -> str:
-        return f"SyncRunHandle({self.workflow_id!r}, {self.run_id!r})"
-
-    def _keep(self, run: run_pb2.Run) -> model.Run:
-        self.last_run = run_from_proto(run)
-        return self.last_run
-
-    def _start_request(
-        self,
-        input_data: Any,
-        initial_state: Any,
-        request_context: dict[str, Any] | None,
-        request_id: str | None,
-        wait: bool,
-    ) -> run_service_pb2.StartRequest:
-        return convert.start_request(
-            self.workflow_id,
-            self.run_id,
-            resource_id=self.resource_id,
-            input_data=input_data,
-            initial_state=initial_state,
-            request_context=request_context,
-            request_id=convert.request_id(request_id),
-            wait=wait,
-        )
-
-    def _resume_request(
-        self,
-        resume_data: Any,
-        step: StepRef | Sequence[StepRef] | None,
-        label: str | None,
-        for_each_index: int | None,
-        request_context: dict[str, Any] | None,
-        request_id: str | None,
-        wait: bool,
-    ) -> run_service_pb2.ResumeRequest:
-        return convert.resume_request(
-            self.workflow_id,
-            self.run_id,
-            resume_data=resume_data,
-            step=step,
-            label=label,
-            for_each_index=for_each_index,
-            request_context=request_context,
-            request_id=convert.request_id(request_id),
-            wait=wait,
-        )
 
     def start(
         self,
@@ -487,7 +436,7 @@ class SyncRunHandle:
     def cancel(self, *, request_id: str | None = None) -> model.Run:
         """Cancel the run; a finished run comes back unchanged."""
         request = run_service_pb2.CancelRequest(
-            workflow_id=self.workflow_id, run_id=self.run_id, request_id=convert.request_id(request_id)
+            workflow_id=self.workflow_id, run_id=self.run_id, request_id=convert.ensure_request_id(request_id)
         )
         return self._keep(self.client.call(self.client.stub.Cancel, request).run)
 
