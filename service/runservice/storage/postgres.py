@@ -44,7 +44,7 @@ import asyncpg
 import orjson
 
 from runservice.model import Event, Run, RunStatus, StepRecord
-from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, redact_url
+from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, batching, redact_url
 from runservice.storage.hub import EventHub
 from runservice.storage.postgres_writes import (
     CHANNEL,
@@ -97,7 +97,7 @@ _SELECT_RUN_WITH_STEPS = (
     " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = $1"
 )
 
-_Pending = tuple[RunWrite, asyncio.Future[WriteResult]]
+_Pending = batching.Pending
 
 
 class PostgresStore:
@@ -222,34 +222,10 @@ class PostgresStore:
 
     async def _write_loop(self) -> None:
         """Drain the queue in batches, one transaction per batch, until the close sentinel."""
-        batch: list[_Pending] = []
-        try:
-            while True:
-                item = await self._queue.get()
-                # Take what is queued now; never wait for more, so a lone write is not delayed.
-                while item is not None:
-                    batch.append(item)
-                    if len(batch) >= _MAX_BATCH or self._queue.empty():
-                        break
-                    item = self._queue.get_nowait()
-                if batch:
-                    await self._commit(batch)
-                    batch = []
-                if item is None:
-                    return
-        except Exception:
-            logger.exception("the store writer crashed; the store refuses further writes")
-            raise
-        finally:
-            stopped = RuntimeError("store writer stopped; the write may or may not be committed")
-            self._accepting = False
-            while not self._queue.empty():
-                pending = self._queue.get_nowait()
-                if pending is not None:
-                    batch.append(pending)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(stopped)
+        await batching.write_batches(self._queue, self._commit, max_batch=_MAX_BATCH, stopped=self._stop)
+
+    def _stop(self) -> None:
+        self._accepting = False
 
     async def _commit(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
@@ -263,22 +239,11 @@ class PostgresStore:
             outcomes = await apply_batch(self._writer, [change for change, _ in batch], self.notify)
         except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing is reported committed
             self.hub.committed(time.perf_counter() - started, len(batch))
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            batching.fail(batch, exc)
             return
         self.transactions += 1
         self.hub.committed(time.perf_counter() - started, len(batch))
-        committed: list[Event] = []
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, WriteResult):
-                committed.extend(outcome.events)
-            if future.done():
-                continue
-            if isinstance(outcome, WriteResult):
-                future.set_result(outcome)
-            else:
-                future.set_exception(outcome)
+        committed = batching.answer(batch, outcomes)
         known, hub = self._known, self.hub
         for event in committed:  # what the hub carries, the poll need not announce again
             if hub.watching(event.run_id) and event.sequence > known.get(event.run_id, 0):

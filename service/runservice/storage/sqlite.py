@@ -42,7 +42,7 @@ import aiosqlite
 import orjson
 
 from runservice.model import Event, ResumeLabel, Run, RunError, RunStatus, StepPath, StepRecord
-from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, values
+from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, batching, values
 from runservice.storage.hub import EventHub
 
 logger = logging.getLogger(__name__)
@@ -87,16 +87,7 @@ class _Operation:
         self.apply = apply
 
 
-class _Done:
-    """The result of an `_Operation` (told apart from an exception outcome)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-_Pending = tuple[RunWrite | _Operation, asyncio.Future[Any]]
+_Pending = batching.Pending
 
 
 class SqliteStore:
@@ -235,35 +226,10 @@ class SqliteStore:
 
     async def _write_loop(self) -> None:
         """Drain the queue in batches, one transaction per batch, until the close sentinel."""
-        batch: list[_Pending] = []
-        try:
-            while True:
-                item = await self._queue.get()
-                # Take what is queued now; never wait for more, so a lone write is not delayed.
-                while item is not None:
-                    batch.append(item)
-                    if len(batch) >= _MAX_BATCH or self._queue.empty():
-                        break
-                    item = self._queue.get_nowait()
-                if batch:
-                    await self._commit(batch)
-                    batch = []
-                if item is None:
-                    return
-        except Exception:
-            logger.exception("the store writer crashed; the store refuses further writes")
-            raise
-        finally:
-            # Only reached with work left when the writer is cancelled or crashed.
-            stopped = RuntimeError("store writer stopped; the write may or may not be committed")
-            self._accepting = False
-            while not self._queue.empty():
-                pending = self._queue.get_nowait()
-                if pending is not None:
-                    batch.append(pending)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(stopped)
+        await batching.write_batches(self._queue, self._commit, max_batch=_MAX_BATCH, stopped=self._stop)
+
+    def _stop(self) -> None:
+        self._accepting = False
 
     async def _commit(self, batch: list[_Pending]) -> None:
         assert self._executor is not None
@@ -275,30 +241,19 @@ class SqliteStore:
             await self._loop.run_in_executor(self._executor, self._end_transaction)
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
             self.hub.committed(time.perf_counter() - started, len(batch))
-            for _, future in batch:
-                if not future.done():  # a caller cancelled while waiting
-                    future.set_exception(exc)
+            batching.fail(batch, exc)
             return
         self.transactions += 1
         self.hub.committed(time.perf_counter() - started, len(batch))
-        committed: list[Event] = []
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, WriteResult):
-                committed.extend(outcome.events)
-            if future.done():
-                continue
-            if isinstance(outcome, WriteResult):
-                future.set_result(outcome)
-            elif isinstance(outcome, _Done):
-                future.set_result(outcome.value)
-            else:
-                future.set_exception(outcome)
+        committed = batching.answer(batch, outcomes)
         try:
             self.hub.publish(committed)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
 
-    def _apply_batch(self, changes: list[RunWrite | _Operation]) -> list[WriteResult | _Done | Exception]:
+    def _apply_batch(
+        self, changes: list[RunWrite | _Operation]
+    ) -> list[WriteResult | batching.Done | Exception]:
         """Open the batch's transaction and apply every change; `_end_transaction` commits it.
 
         A change encodes everything before it touches the database and checks its
@@ -602,7 +557,7 @@ class _Rows:
 
 def _apply(
     conn: sqlite3.Connection, change: RunWrite | _Operation, now: float, rows: _Rows
-) -> WriteResult | _Done | Exception:
+) -> WriteResult | batching.Done | Exception:
     """Apply one change, its step and event rows gathered into `rows`.
 
     Returns the exception of a change that cannot be encoded (nothing of it is applied);
@@ -610,7 +565,7 @@ def _apply(
     """
     if isinstance(change, _Operation):
         rows.flush()
-        return _Done(change.apply(conn, now))
+        return batching.Done(change.apply(conn, now))
     run_id = change.run_id
     if change.delete:
         rows.flush()
