@@ -161,7 +161,7 @@ async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
         await store.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         lease_columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
         assert {"owner", "epoch", "lease_expires_at", "cancel_requested"} <= lease_columns
         (columns,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'runs_by_status'").fetchone()

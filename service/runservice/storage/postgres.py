@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Sequence
 from importlib import resources
@@ -56,8 +57,14 @@ from runservice.storage.postgres_writes import (
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, "postgres_v1.sql"), (2, "postgres_v2.sql"))
-"""(version, script) in order; a new schema change is a new script appended here."""
+MIGRATIONS: tuple[tuple[int, str], ...] = tuple(
+    sorted(
+        (int(match.group(1)), match.group(0))
+        for entry in resources.files("runservice.storage").iterdir()
+        if (match := re.fullmatch(r"postgres_v(\d+)\.sql", entry.name))
+    )
+)
+"""(version, script) in order, found by name: a new schema change is a new `postgres_vN.sql`."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 MIGRATION_LOCK = 0x72756E73657276  # pg_advisory_xact_lock key for migrations ("runserv")
 _ACTIVE = ["running", "waiting"]

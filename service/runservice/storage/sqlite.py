@@ -30,6 +30,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -47,7 +48,15 @@ from runservice.storage.hub import EventHub
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+BASE_VERSION = 4
+"""The version schema.sql creates; every later change is only a numbered migration."""
+MIGRATIONS: dict[int, str] = {
+    int(match.group(1)): match.group(0)
+    for entry in resources.files("runservice.storage").iterdir()
+    if (match := re.fullmatch(r"migrate_v(\d+)\.sql", entry.name))
+}
+"""version -> script (`migrate_vN.sql` upgrades to N); found by name, so a new change is a new file."""
+SCHEMA_VERSION = max([BASE_VERSION, *MIGRATIONS])
 _MAX_BATCH = 500
 _BUSY_TIMEOUT_MS = 5000
 _READERS = 2
@@ -499,7 +508,8 @@ def _connect_writer(path: str) -> sqlite3.Connection:
         if version < SCHEMA_VERSION:
             # A new file gets the current schema; an older one each migration in turn, all in
             # one transaction, so a crash half-way leaves the old version intact.
-            scripts = ["schema.sql"] if version == 0 else _migrations(version)
+            # A new file starts from schema.sql (BASE_VERSION) and takes the later migrations.
+            scripts = ["schema.sql", *_migrations(BASE_VERSION)] if version == 0 else _migrations(version)
             ddl = "\n".join(_resource(name) for name in scripts)
             conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
         # The lock file makes this the only process on the database, so every lease held
@@ -513,7 +523,7 @@ def _connect_writer(path: str) -> sqlite3.Connection:
 
 def _migrations(version: int) -> list[str]:
     """The scripts that take a database from `version` to `SCHEMA_VERSION`."""
-    return [f"migrate_v{target}.sql" for target in range(version + 1, SCHEMA_VERSION + 1)]
+    return [MIGRATIONS[target] for target in sorted(MIGRATIONS) if target > version]
 
 
 def _resource(name: str) -> str:
