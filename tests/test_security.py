@@ -364,6 +364,22 @@ async def test_mutual_tls(tmp_path: Path) -> None:
         with pytest.raises(errors.Unavailable):
             await list_over_tls(server.address, wrong_cert)
 
+        # `runservice health` (the image's HEALTHCHECK) presents a client certificate too.
+        from clitools import clean_env, runservice
+
+        client_files = write_cert(client_ca, tmp_path / "client", "client")
+        server_ca_file = tmp_path / "server-ca.pem"
+        server_ca_file.write_bytes(server_ca.cert_pem.bytes())
+        health = ("health", "--address", server.address, "--tls-ca", str(server_ca_file))
+        checked = await runservice(
+            *health, "--tls-cert", client_files.cert, "--tls-key", client_files.key, env=clean_env()
+        )
+        assert checked.code == 0 and checked.out.strip().endswith("SERVING"), checked.err
+        refused = await runservice(*health, env=clean_env())
+        assert refused.code == 1 and "health check" in refused.err
+        half = await runservice(*health, "--tls-cert", client_files.cert, env=clean_env())
+        assert half.code == 1 and "go together" in half.err
+
 
 def test_bad_tls_files_are_refused_before_serving(tmp_path: Path) -> None:
     files = write_cert(trustme.CA(), tmp_path, "server")

@@ -38,6 +38,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)"
     )
     check.add_argument("--tls-ca", help="PEM CA bundle: check over TLS, trusting this CA")
+    check.add_argument("--tls-cert", help="PEM client certificate, for a server that asks (mTLS)")
+    check.add_argument("--tls-key", help="PEM private key of --tls-cert")
     check.set_defaults(handler=run_health)
 
 
@@ -58,8 +60,21 @@ def run_health(args: argparse.Namespace) -> int:
     """`runservice health`."""
     try:
         target = target_address(args.address, args.data_dir)
-        tls_ca = Path(args.tls_ca).read_bytes() if args.tls_ca else None
-        status = asyncio.run(check_health(target, service=args.service, deadline=args.timeout, tls_ca=tls_ca))
+        if (args.tls_cert is None) != (args.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        tls_ca, tls_cert, tls_key = (
+            Path(name).read_bytes() if name else None for name in (args.tls_ca, args.tls_cert, args.tls_key)
+        )
+        status = asyncio.run(
+            check_health(
+                target,
+                service=args.service,
+                deadline=args.timeout,
+                tls_ca=tls_ca,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+            )
+        )
     except (ConfigError, OSError, errors.ServiceError) as exc:
         print(f"runservice: health: {exc}", file=sys.stderr)
         return 1

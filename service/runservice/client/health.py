@@ -15,17 +15,21 @@ async def check_health(
     service: str = RUN_SERVICE_NAME,
     deadline: float = 3.0,
     tls_ca: bytes | None = None,
+    tls_cert: bytes | None = None,
+    tls_key: bytes | None = None,
 ) -> str:
     """The gRPC health status of `service` at `target` ("SERVING", "NOT_SERVING", ...), over TLS
-    trusting the PEM `tls_ca` when given.
+    trusting the PEM `tls_ca` when given, presenting the PEM client `tls_cert`/`tls_key` to a
+    server that asks for one (mTLS: its handshake comes before any service, health included).
 
     Raises errors.Unavailable when the server cannot be reached within `deadline` seconds.
     """
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    secure = tls_ca is not None or tls_cert is not None
     channel = (
-        grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(tls_ca))
-        if tls_ca is not None
+        grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(tls_ca, tls_key, tls_cert))
+        if secure
         else grpc.aio.insecure_channel(target)
     )
     async with channel:
