@@ -48,7 +48,15 @@ HEARTBEAT = 0.2
 
 
 BOTH_BACKENDS = frozenset(
-    {"test_store", "test_runs", "test_constructs", "test_recovery", "test_leases", "test_time_travel"}
+    {
+        "test_store",
+        "test_runs",
+        "test_constructs",
+        "test_recovery",
+        "test_leases",
+        "test_time_travel",
+        "test_time_travel_replicas",
+    }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""
 

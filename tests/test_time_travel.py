@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flows
 import pytest
 from conftest import client_for
 from flows import Text, Value, add_one, to_text
 
-from runservice import create_step, create_workflow, errors
-from runservice.client import Client
+from runservice import create_step, create_workflow, errors, wire
+from runservice.client import Client, SyncClient
 from runservice.model import Event, EventType, Run, RunStatus, StepStatus
+from runservice.v1 import run_pb2, run_service_pb2
 from runservice.workflow import StepContext
+
+if TYPE_CHECKING:
+    from runservice.v1.run_service_pb2_grpc import RunServiceAsyncStub
 
 BODIES: Counter[str] = Counter()
 """`run id:step id` -> how many times the body ran."""
@@ -312,3 +316,46 @@ async def test_fork_leaves_the_original_untouched_and_names_its_origin(client: C
     # The fork's id is taken now: a second fork into it is refused.
     with pytest.raises(errors.AlreadyExists):
         await handle.fork("times-ten", {"value": 6}, new_run_id=fork.run_id)
+
+
+async def test_the_sync_client_time_travels_and_forks(sync_client: SyncClient) -> None:
+    def scenario() -> tuple[Run, Run, Run, list[Run]]:
+        with sync_client as connected:
+            echo = connected.get_workflow("echo")
+            run = echo.create_run(run_id="sync-tt")
+            first = run.start_async({"count": 1})
+            again = run.time_travel("bump", {"count": 10}, wait=True)
+            fork = run.fork("bump", {"count": 20}, new_run_id="sync-fork", wait=True)
+            forks, _ = echo.runs(forked_from="sync-tt")
+        return first, again, fork, forks
+
+    first, again, fork, forks = await asyncio.to_thread(scenario)
+    assert first.result == {"count": 2}
+    assert again.result == {"count": 11} and again.travel is not None and again.travel.count == 1
+    assert fork.result == {"count": 21} and fork.forked_from == "sync-tt"
+    assert [r.run_id for r in forks] == ["sync-fork"]
+
+
+async def test_watch_workflow_state_drops_the_replaced_records(stub: RunServiceAsyncStub) -> None:
+    await stub.Start(
+        run_service_pb2.StartRequest(
+            workflow_id="echo", run_id="state-tt", input_data=wire.optional_value({"count": 1}), wait=True
+        )
+    )
+    await stub.TimeTravel(
+        run_service_pb2.TimeTravelRequest(
+            run_id="state-tt", step=["bump"], input_data=wire.optional_value({"count": 5}), wait=True
+        )
+    )
+    states: dict[int, Any] = {}
+    async with asyncio.timeout(10):
+        async for reply in stub.Watch(
+            run_service_pb2.WatchRequest(run_id="state-tt", include_workflow_state=True)
+        ):
+            for event, state in zip(reply.events, reply.workflow_states, strict=True):
+                states[event.type] = state
+    travel = states[run_pb2.RUN_EVENT_TYPE_TIME_TRAVEL]
+    assert list(travel.steps) == [] and not travel.HasField("result")
+    final = states[run_pb2.RUN_EVENT_TYPE_WORKFLOW_FINISH]
+    assert [list(s.path.ids) for s in final.steps] == [["bump"]]
+    assert wire.read_value(final, "result") == {"count": 6}
