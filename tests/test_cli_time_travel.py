@@ -46,5 +46,10 @@ async def test_time_travel_fork_and_list_forks(target: str) -> None:
     shown = await cli(target, "show", "cli-fork")
     assert "forked from: cli-tt" in shown.out
 
+    watched = await cli(target, "watch", "cli-tt")  # piped: one line per event, to the new finish
+    assert watched.code == 0, watched.err
+    kinds = [line.split()[2] for line in watched.out.splitlines()]
+    assert kinds.count("finish") == 2 and kinds[kinds.index("time-travel") + 1] == "start"
+
     unknown = await cli(target, "time-travel", "cli-tt", "--step", "nope")
     assert unknown.code != 0 and "nope" in unknown.err and "Traceback" not in unknown.err

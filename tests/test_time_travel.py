@@ -63,7 +63,12 @@ tt_failing = tt_failing.commit()
 tt_gated = create_workflow("tt-gated", input_schema=Value).then(add_one).then(gate).then(times_ten).commit()
 tt_nap = create_workflow("tt-nap", input_schema=Value).sleep(60).then(times_ten).commit()
 
-client = client_for([tt_pipeline, tt_nested, tt_failing, tt_gated, tt_nap])
+ALLOW = {"times-ten": True}
+"""The branch condition of tt-branch (outside the run, so it can change between drives)."""
+tt_branch = create_workflow("tt-branch", input_schema=Value).then(add_one)
+tt_branch = tt_branch.branch([(lambda ctx: ALLOW["times-ten"], times_ten)]).commit()
+
+client = client_for([tt_pipeline, tt_nested, tt_failing, tt_gated, tt_nap, tt_branch])
 
 
 def _step(run: Run, path: str) -> Any:
@@ -157,6 +162,19 @@ async def test_time_travel_of_a_failed_run_with_fixed_input(client: Client) -> N
     travel = next(e for e in await _events(client, handle.run_id) if e.type is EventType.TIME_TRAVEL)
     assert travel.data["previous"]["status"] == "failed"
     assert "odd value 3" in travel.data["previous"]["error"]["message"]
+
+
+async def test_a_branch_target_runs_again_even_if_its_condition_no_longer_holds(client: Client) -> None:
+    handle = await client.get_workflow("tt-branch").create_run()
+    ALLOW["times-ten"] = True
+    first = await handle.start_async(input_data={"value": 1})
+    assert first.result == {"times-ten": {"value": 20}}
+    ALLOW["times-ten"] = False
+    try:
+        again = await handle.time_travel("times-ten", {"value": 3}, wait=True)
+    finally:
+        ALLOW["times-ten"] = True
+    assert again.status is RunStatus.SUCCESS and again.result == {"times-ten": {"value": 30}}
 
 
 async def test_time_travel_without_input_reuses_the_recorded_input(client: Client) -> None:
