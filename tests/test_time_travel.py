@@ -68,7 +68,11 @@ ALLOW = {"times-ten": True}
 tt_branch = create_workflow("tt-branch", input_schema=Value).then(add_one)
 tt_branch = tt_branch.branch([(lambda ctx: ALLOW["times-ten"], times_ten)]).commit()
 
-client = client_for([tt_pipeline, tt_nested, tt_failing, tt_gated, tt_nap, tt_branch])
+tt_each = create_workflow("tt-each", input_schema=list[Value]).foreach(times_ten, concurrency=2).commit()
+
+client = client_for(
+    [tt_pipeline, tt_nested, tt_failing, tt_gated, tt_nap, tt_branch, tt_each, flows.approval]
+)
 
 
 def _step(run: Run, path: str) -> Any:
@@ -147,6 +151,35 @@ async def test_time_travel_into_a_nested_workflow(client: Client) -> None:
     # A path of ids works as well as the dotted form.
     third = await handle.time_travel(["tt-inner", "times-ten"], {"value": 6}, wait=True)
     assert third.result == {"text": "value is 60"} and third.travel is not None and third.travel.count == 2
+
+
+async def test_time_travel_to_a_nested_workflow_step_and_to_a_foreach_step(client: Client) -> None:
+    nested = await client.get_workflow("tt-nested").create_run()
+    await nested.start_async(input_data={"value": 1})
+    again = await nested.time_travel("tt-inner", {"value": 4}, wait=True)  # the whole inner workflow
+    assert again.result == {"text": "value is 50"}  # (4 + 1) * 10
+    assert _step(again, "tt-inner").payload == {"value": 4}
+    assert _step(again, "tt-inner.add-one").payload == {"value": 4}
+
+    each = await client.get_workflow("tt-each").create_run()
+    first = await each.start_async(input_data=[{"value": 1}, {"value": 2}])
+    assert first.result == [{"value": 10}, {"value": 20}]
+    with pytest.raises(errors.ValidationFailed) as invalid:
+        await each.time_travel("times-ten", [{"value": 3}, {"value": "x"}])
+    assert [v.field for v in invalid.value.violations] == ["input_data[1].value"]
+    items = await each.time_travel("times-ten", [{"value": 3}], wait=True)
+    assert items.result == [{"value": 30}]
+
+
+async def test_a_suspended_run_can_time_travel_and_is_resumable_after(client: Client) -> None:
+    handle = await client.get_workflow("approval").create_run()
+    suspended = await handle.start_async(input_data={"value": 1})
+    assert suspended.status is RunStatus.SUSPENDED
+    again = await handle.time_travel("approve", {"value": 7}, wait=True)
+    assert again.status is RunStatus.SUSPENDED and again.suspended == (("approve",),)
+    assert _step(again, "approve").suspend_payload == {"question": "approve 7?"}
+    done = await handle.resume_async({"approved": True}, label="manager")
+    assert done.status is RunStatus.SUCCESS and done.result == {"text": "approved"}
 
 
 async def test_time_travel_of_a_failed_run_with_fixed_input(client: Client) -> None:
