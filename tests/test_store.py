@@ -28,6 +28,7 @@ from runservice.model import (
     RunStatus,
     StepRecord,
     StepStatus,
+    Travel,
 )
 from runservice.storage import RUN_PATCH_FIELDS, RunQuery, RunWrite, WriteResult, open_store
 from runservice.storage import postgres as pg
@@ -210,6 +211,7 @@ async def test_patch_fields_round_trip(store: AnyStore) -> None:
         "wake_at": 1003.0,
         "trace_id": "abc",
         "cancel_requested": True,
+        "travel": Travel(("outer", "a"), {"value": 1}, count=2, fork_step=("b",)),
     }
     assert set(patch) == RUN_PATCH_FIELDS  # a new patch field needs its encoding here and in the store
     result = await store.write(RunWrite("r1", patch=patch))

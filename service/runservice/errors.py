@@ -17,7 +17,10 @@
     │   ├── MultipleSuspendedSteps     Resume without a step while several are suspended
     │   ├── ResumeLabelNotFound        Resume naming a label no suspended step registered
     │   ├── RunActive                  DeleteRun of a run that is still going
-    │   └── RunNotActive               Restart of a run that is suspended or finished
+    │   ├── RunNotActive               Restart of a run that is suspended or finished
+    │   ├── RunStillActive             TimeTravel / ForkRun of a running or waiting run
+    │   ├── RunNotStarted              TimeTravel / ForkRun of a pending run
+    │   └── StepNotReached             TimeTravel / ForkRun from a step that never ran
     ├── ResourceExhausted              a limit was reached (metadata `limit`)
     │   ├── ReplyTooLarge              the reply would exceed the send limit; ask for a smaller view
     │   ├── MessageTooLarge            a request over the message limit
@@ -211,6 +214,42 @@ class RunNotActive(FailedPrecondition):
         super().__init__(
             f"run {run_id!r} is {status}; only a running or waiting run can be restarted",
             metadata={"run_id": run_id, "status": status},
+        )
+
+
+class RunStillActive(FailedPrecondition):
+    """TimeTravel or ForkRun of a run that is running or waiting (Mastra refuses a running one)."""
+
+    reason = "RUN_STILL_ACTIVE"
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(
+            f"run {run_id!r} is still {status}; cancel it or wait for it to settle before time travel",
+            metadata={"run_id": run_id, "status": status},
+        )
+
+
+class RunNotStarted(FailedPrecondition):
+    """TimeTravel or ForkRun of a run that was never started (nothing to go back to)."""
+
+    reason = "RUN_NOT_STARTED"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id!r} was never started; start it instead",
+            metadata={"run_id": run_id, "status": "pending"},
+        )
+
+
+class StepNotReached(FailedPrecondition):
+    """TimeTravel or ForkRun from a step the run never executed (it has no record to go back to)."""
+
+    reason = "STEP_NOT_REACHED"
+
+    def __init__(self, run_id: str, step: str) -> None:
+        super().__init__(
+            f"step {step!r} never ran in run {run_id!r}; time travel goes back to a step that ran",
+            metadata={"run_id": run_id, "step": step},
         )
 
 

@@ -69,6 +69,9 @@ class EventType(enum.StrEnum):
     STEP_PROGRESS = "workflow-step-progress"
     WORKFLOW_CANCELED = "workflow-canceled"
     WORKFLOW_FINISH = "workflow-finish"
+    TIME_TRAVEL = "workflow-time-travel"
+    """The run is executed again from a step (TimeTravel, or the ForkRun that made it);
+    its data says from where and what the run's earlier outcome was."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +270,39 @@ class ResumeLabel:
 
 
 @dataclass(frozen=True, slots=True)
+class Travel:
+    """A re-execution of a run from one step: TimeTravel (in place) or ForkRun (a new run).
+
+    Stored on the run: the walk gives the target step `input` instead of its
+    predecessor's output for as long as that step has no outcome, so a crash while it
+    runs re-runs it with the same input.
+    """
+
+    step: StepPath
+    input: Json = None
+    count: int = 0
+    """Time travels of this run so far (a fork starts at 0)."""
+    fork_step: StepPath = ()
+    """For a fork: the step it was forked at (kept across later time travels)."""
+
+    def to_json(self) -> dict[str, Json]:
+        return _compact(
+            step=list(self.step), input=self.input, count=self.count, fork_step=list(self.fork_step) or None
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Json] | None) -> Travel | None:
+        if data is None:
+            return None
+        return cls(
+            step=tuple(data["step"]),
+            input=data.get("input"),
+            count=data.get("count") or 0,
+            fork_step=tuple(data.get("fork_step") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     """A workflow run as stored: identity, status, data and (when loaded) its step records."""
 
@@ -292,6 +328,10 @@ class Run:
     """A Cancel reached a replica that does not drive the run; its owner stops it."""
     steps: tuple[StepRecord, ...] = ()
     """Step records in start order; empty unless the reader asked for them."""
+    forked_from: str | None = None
+    """The run this one was forked from (ForkRun)."""
+    travel: Travel | None = None
+    """The latest time travel of this run (or the fork that made it)."""
 
     def with_steps(self, steps: Iterable[StepRecord]) -> Run:
         return replace(self, steps=tuple(sorted(steps, key=_POSITION)))
@@ -414,6 +454,11 @@ class WorkflowState:
             kept = [s for s in steps if s.path != event.step.path]
             steps = (*kept, event.step) if len(kept) == len(steps) else _replace_step(steps, event.step)
         result, error = self.result, self.error
+        if event.type is EventType.TIME_TRAVEL:  # the replaced records and outcome go
+            data = event.data if isinstance(event.data, dict) else {}
+            replaced = set(data.get("replaced_steps") or ())
+            steps = tuple(s for s in steps if s.key not in replaced)
+            result, error = None, None
         if event.type is EventType.WORKFLOW_FINISH:
             result = event.data if event.run_status is RunStatus.SUCCESS else None
             error = event.error

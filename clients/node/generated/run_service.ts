@@ -12,6 +12,8 @@ import type { CreateRunResponse as _runservice_v1_CreateRunResponse, CreateRunRe
 import type { DeleteRunRequest as _runservice_v1_DeleteRunRequest, DeleteRunRequest__Output as _runservice_v1_DeleteRunRequest__Output } from './runservice/v1/DeleteRunRequest';
 import type { DeleteRunResponse as _runservice_v1_DeleteRunResponse, DeleteRunResponse__Output as _runservice_v1_DeleteRunResponse__Output } from './runservice/v1/DeleteRunResponse';
 import type { ForeachItem as _runservice_v1_ForeachItem, ForeachItem__Output as _runservice_v1_ForeachItem__Output } from './runservice/v1/ForeachItem';
+import type { ForkRunRequest as _runservice_v1_ForkRunRequest, ForkRunRequest__Output as _runservice_v1_ForkRunRequest__Output } from './runservice/v1/ForkRunRequest';
+import type { ForkRunResponse as _runservice_v1_ForkRunResponse, ForkRunResponse__Output as _runservice_v1_ForkRunResponse__Output } from './runservice/v1/ForkRunResponse';
 import type { GetRunRequest as _runservice_v1_GetRunRequest, GetRunRequest__Output as _runservice_v1_GetRunRequest__Output } from './runservice/v1/GetRunRequest';
 import type { GetRunResponse as _runservice_v1_GetRunResponse, GetRunResponse__Output as _runservice_v1_GetRunResponse__Output } from './runservice/v1/GetRunResponse';
 import type { GetWorkflowRequest as _runservice_v1_GetWorkflowRequest, GetWorkflowRequest__Output as _runservice_v1_GetWorkflowRequest__Output } from './runservice/v1/GetWorkflowRequest';
@@ -38,6 +40,8 @@ import type { StepProgress as _runservice_v1_StepProgress, StepProgress__Output 
 import type { StepRecord as _runservice_v1_StepRecord, StepRecord__Output as _runservice_v1_StepRecord__Output } from './runservice/v1/StepRecord';
 import type { StreamRequest as _runservice_v1_StreamRequest, StreamRequest__Output as _runservice_v1_StreamRequest__Output } from './runservice/v1/StreamRequest';
 import type { StreamResponse as _runservice_v1_StreamResponse, StreamResponse__Output as _runservice_v1_StreamResponse__Output } from './runservice/v1/StreamResponse';
+import type { TimeTravelRequest as _runservice_v1_TimeTravelRequest, TimeTravelRequest__Output as _runservice_v1_TimeTravelRequest__Output } from './runservice/v1/TimeTravelRequest';
+import type { TimeTravelResponse as _runservice_v1_TimeTravelResponse, TimeTravelResponse__Output as _runservice_v1_TimeTravelResponse__Output } from './runservice/v1/TimeTravelResponse';
 import type { TracingOptions as _runservice_v1_TracingOptions, TracingOptions__Output as _runservice_v1_TracingOptions__Output } from './runservice/v1/TracingOptions';
 import type { WatchRequest as _runservice_v1_WatchRequest, WatchRequest__Output as _runservice_v1_WatchRequest__Output } from './runservice/v1/WatchRequest';
 import type { WatchResponse as _runservice_v1_WatchResponse, WatchResponse__Output as _runservice_v1_WatchResponse__Output } from './runservice/v1/WatchResponse';
@@ -67,6 +71,8 @@ export interface ProtoGrpcType {
       DeleteRunRequest: MessageTypeDefinition<_runservice_v1_DeleteRunRequest, _runservice_v1_DeleteRunRequest__Output>
       DeleteRunResponse: MessageTypeDefinition<_runservice_v1_DeleteRunResponse, _runservice_v1_DeleteRunResponse__Output>
       ForeachItem: MessageTypeDefinition<_runservice_v1_ForeachItem, _runservice_v1_ForeachItem__Output>
+      ForkRunRequest: MessageTypeDefinition<_runservice_v1_ForkRunRequest, _runservice_v1_ForkRunRequest__Output>
+      ForkRunResponse: MessageTypeDefinition<_runservice_v1_ForkRunResponse, _runservice_v1_ForkRunResponse__Output>
       GetRunRequest: MessageTypeDefinition<_runservice_v1_GetRunRequest, _runservice_v1_GetRunRequest__Output>
       GetRunResponse: MessageTypeDefinition<_runservice_v1_GetRunResponse, _runservice_v1_GetRunResponse__Output>
       GetWorkflowRequest: MessageTypeDefinition<_runservice_v1_GetWorkflowRequest, _runservice_v1_GetWorkflowRequest__Output>
@@ -107,6 +113,8 @@ export interface ProtoGrpcType {
       StepStatus: EnumTypeDefinition
       StreamRequest: MessageTypeDefinition<_runservice_v1_StreamRequest, _runservice_v1_StreamRequest__Output>
       StreamResponse: MessageTypeDefinition<_runservice_v1_StreamResponse, _runservice_v1_StreamResponse__Output>
+      TimeTravelRequest: MessageTypeDefinition<_runservice_v1_TimeTravelRequest, _runservice_v1_TimeTravelRequest__Output>
+      TimeTravelResponse: MessageTypeDefinition<_runservice_v1_TimeTravelResponse, _runservice_v1_TimeTravelResponse__Output>
       TracingOptions: MessageTypeDefinition<_runservice_v1_TracingOptions, _runservice_v1_TracingOptions__Output>
       WatchRequest: MessageTypeDefinition<_runservice_v1_WatchRequest, _runservice_v1_WatchRequest__Output>
       WatchResponse: MessageTypeDefinition<_runservice_v1_WatchResponse, _runservice_v1_WatchResponse__Output>

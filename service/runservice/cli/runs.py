@@ -1,4 +1,4 @@
-"""Commands on runs: `start`, `resume`, `cancel`, `runs`, `show` and `delete`."""
+"""Commands on runs: `start`, `resume`, `cancel`, `time-travel`, `fork`, `runs`, `show` and `delete`."""
 
 from __future__ import annotations
 
@@ -90,6 +90,35 @@ def add_parsers(
     cancel.add_argument("run_id", metavar="RUN", help="the run id")
     cancel.set_defaults(handler=client_command(cancel_run))
 
+    for name, what in (("time-travel", "this run"), ("fork", "a new run, leaving this one untouched")):
+        travel = commands.add_parser(
+            name,
+            parents=[parent],
+            help="re-execute a finished run from a step" + (" as a new run" if name == "fork" else ""),
+            description=f"Re-execute a finished, failed, canceled or suspended run from a step, into {what}: "
+            "the steps before it keep their results, that step gets the new input, it and "
+            "everything after run again.",
+        )
+        travel.add_argument("run_id", metavar="RUN", help="the run id")
+        travel.add_argument(
+            "--step", required=True, metavar="PATH", help="the step: an id, or outer.inner when nested"
+        )
+        travel.add_argument(
+            "--input",
+            "-i",
+            metavar="JSON",
+            help=f"the step's new input (default: its recorded one; {JSON_HELP})",
+        )
+        travel.add_argument("--state", metavar="JSON", help=f"replace the run state ({JSON_HELP})")
+        travel.add_argument("--context", metavar="JSON", help=f"request context entries ({JSON_HELP})")
+        travel.add_argument("--request-id", help="idempotency key")
+        if name == "fork":
+            travel.add_argument("--new-run-id", help="the new run's id (default: generated)")
+        travel.add_argument(
+            "--wait", action="store_true", help="return once the run is finished or suspended"
+        )
+        travel.set_defaults(handler=client_command(time_travel_run if name == "time-travel" else fork_run))
+
     runs = commands.add_parser(
         "runs",
         parents=[parent],
@@ -106,6 +135,7 @@ def add_parsers(
         help=f"only runs with this status (repeat or separate with commas): {', '.join(RunStatus)}",
     )
     runs.add_argument("--resource", help="only runs of this resource id")
+    runs.add_argument("--forked-from", metavar="RUN", help="only the forks of this run")
     runs.add_argument("--limit", "-n", type=int, default=0, help="runs per page (default 50, at most 1000)")
     runs.add_argument("--page-token", default="", help="the next_page_token of a previous page")
     runs.add_argument(
@@ -174,6 +204,33 @@ async def cancel_run(client: Client, args: argparse.Namespace) -> int:
     return _report(done, args, waited=False)
 
 
+async def time_travel_run(client: Client, args: argparse.Namespace) -> int:
+    """`runservice time-travel RUN --step STEP`."""
+    done = await run_handle(client, args.run_id).time_travel(
+        args.step,
+        read_json(args.input, "--input"),
+        initial_state=read_json(args.state, "--state"),
+        request_context=read_json(args.context, "--context"),
+        request_id=args.request_id,
+        wait=args.wait,
+    )
+    return _report(done, args, waited=args.wait)
+
+
+async def fork_run(client: Client, args: argparse.Namespace) -> int:
+    """`runservice fork RUN --step STEP`."""
+    done = await run_handle(client, args.run_id).fork(
+        args.step,
+        read_json(args.input, "--input"),
+        new_run_id=args.new_run_id,
+        initial_state=read_json(args.state, "--state"),
+        request_context=read_json(args.context, "--context"),
+        request_id=args.request_id,
+        wait=args.wait,
+    )
+    return _report(done, args, waited=args.wait)
+
+
 async def list_runs(client: Client, args: argparse.Namespace) -> int:
     """`runservice runs`."""
     statuses = [part.strip() for given in args.status or () for part in given.split(",") if part.strip()]
@@ -186,6 +243,7 @@ async def list_runs(client: Client, args: argparse.Namespace) -> int:
         page_size=args.limit,
         page_token=args.page_token,
         full=args.full,
+        forked_from=args.forked_from,
     )
     if args.json:
         print_json({"runs": [jsonable(run) for run in runs], "next_page_token": token})
@@ -232,6 +290,8 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
         ("input", short_json(run.input, 2000) if run.input is not None else ""),
         ("state", short_json(run.state, 2000) if run.state not in (None, {}) else ""),
         ("events", str(run.last_sequence)),
+        ("forked from", run.forked_from or ""),
+        ("time travels", str(run.travel.count) if run.travel and run.travel.count else ""),
     ]
     for name, value in facts:
         if value:

@@ -62,6 +62,7 @@ _KIND = {
     EventType.STEP_PROGRESS: "step-progress",
     EventType.WORKFLOW_CANCELED: "canceled",
     EventType.WORKFLOW_FINISH: "finish",
+    EventType.TIME_TRAVEL: "time-travel",
 }
 
 

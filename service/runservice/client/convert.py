@@ -102,6 +102,14 @@ def run_from_proto(msg: run_pb2.Run) -> model.Run:
         wake_at=wire.read_time(msg, "wake_time"),
         trace_id=msg.trace_id,
         steps=tuple(step_from_proto(step, i + 1) for i, step in enumerate(msg.steps)),
+        forked_from=msg.forked_from_run_id or None,
+        travel=model.Travel(
+            step=tuple(msg.time_travel_step.ids),
+            count=msg.time_travel_count,
+            fork_step=tuple(msg.forked_from_step.ids),
+        )
+        if msg.time_travel_step.ids
+        else None,
     )
 
 
@@ -291,6 +299,7 @@ def list_runs_request(
     page_size: int,
     page_token: str,
     full: bool = False,
+    forked_from: str | None = None,
 ) -> run_service_pb2.ListRunsRequest:
     """A ListRuns request: summaries (no input, result or request context) unless `full`."""
     wanted = [status] if isinstance(status, str) else list(status or ())
@@ -303,12 +312,13 @@ def list_runs_request(
         page_size=page_size,
         page_token=page_token,
         view=run_service_pb2.RUN_VIEW_FULL if full else run_service_pb2.RUN_VIEW_SUMMARY,
+        forked_from_run_id=forked_from or "",
     )
 
 
 class RunRequests:
     """What both run handles (async and sync) share: the run's identity, the latest run
-    seen, and building its Start and Resume requests."""
+    seen, and building its Start, Resume, TimeTravel and ForkRun requests."""
 
     def __init__(self, workflow_id: str, run_id: str, resource_id: str | None) -> None:
         self.workflow_id = workflow_id
@@ -363,3 +373,53 @@ class RunRequests:
             request_id=ensure_request_id(request_id),
             wait=wait,
         )
+
+
+def time_travel_request(
+    workflow_id: str,
+    run_id: str,
+    *,
+    step: StepRef | Sequence[StepRef],
+    input_data: Any,
+    initial_state: Any,
+    request_context: dict[str, Any] | None,
+    request_id: str,
+    wait: bool,
+) -> run_service_pb2.TimeTravelRequest:
+    """A TimeTravel request; `input_data=None` leaves the step's recorded input."""
+    return run_service_pb2.TimeTravelRequest(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        step=step_path(step),
+        input_data=wire.optional_value(input_data),
+        initial_state=wire.optional_value(initial_state),
+        request_context=wire.optional_value(request_context),
+        wait=wait,
+        request_id=request_id,
+    )
+
+
+def fork_run_request(
+    workflow_id: str,
+    run_id: str,
+    *,
+    new_run_id: str | None,
+    step: StepRef | Sequence[StepRef],
+    input_data: Any,
+    initial_state: Any,
+    request_context: dict[str, Any] | None,
+    request_id: str,
+    wait: bool,
+) -> run_service_pb2.ForkRunRequest:
+    """A ForkRun request; `input_data=None` leaves the step's recorded input."""
+    return run_service_pb2.ForkRunRequest(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        new_run_id=new_run_id or "",
+        step=step_path(step),
+        input_data=wire.optional_value(input_data),
+        initial_state=wire.optional_value(initial_state),
+        request_context=wire.optional_value(request_context),
+        wait=wait,
+        request_id=request_id,
+    )

@@ -350,10 +350,12 @@ class SyncWorkflowHandle:
         page_size: int = 0,
         page_token: str = "",
         full: bool = False,
+        forked_from: str | None = None,
     ) -> tuple[list[model.Run], str]:
         """Runs of this workflow, newest first, and the next page token ("" on the last page).
 
-        Runs are summaries (no input, result or request context) unless `full` is true."""
+        Runs are summaries (no input, result or request context) unless `full` is true;
+        `forked_from` lists only the forks of that run."""
         request = convert.list_runs_request(
             self.workflow_id,
             status=status,
@@ -363,6 +365,7 @@ class SyncWorkflowHandle:
             page_size=page_size,
             page_token=page_token,
             full=full,
+            forked_from=forked_from,
         )
         response = self.client.call(self.client.stub.ListRuns, request)
         return [run_from_proto(run) for run in response.runs], response.next_page_token
@@ -439,6 +442,57 @@ class SyncRunHandle(convert.RunRequests):
             workflow_id=self.workflow_id, run_id=self.run_id, request_id=convert.ensure_request_id(request_id)
         )
         return self._keep(self.client.call(self.client.stub.Cancel, request).run)
+
+    def time_travel(
+        self,
+        step: StepRef | Sequence[StepRef],
+        input_data: Any = None,
+        *,
+        initial_state: Any = None,
+        request_context: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        wait: bool = False,
+    ) -> model.Run:
+        """Re-execute this settled run from `step` (a dotted id or a path) with `input_data`
+        (None: the input the step ran with); with `wait`, return once it settles again
+        (Mastra `timeTravel` / `timeTravelAsync`). The earlier outcome stays in the run's events."""
+        request = convert.time_travel_request(
+            self.workflow_id,
+            self.run_id,
+            step=step,
+            input_data=input_data,
+            initial_state=initial_state,
+            request_context=request_context,
+            request_id=convert.ensure_request_id(request_id),
+            wait=wait,
+        )
+        return self._keep((self.client.call(self.client.stub.TimeTravel, request, wait=wait)).run)
+
+    def fork(
+        self,
+        step: StepRef | Sequence[StepRef],
+        input_data: Any = None,
+        *,
+        new_run_id: str | None = None,
+        initial_state: Any = None,
+        request_context: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        wait: bool = False,
+    ) -> model.Run:
+        """Fork this settled run from `step` into a new run (`new_run_id`, or generated),
+        leaving this one untouched; returns the new run (its `forked_from` names this one)."""
+        request = convert.fork_run_request(
+            self.workflow_id,
+            self.run_id,
+            new_run_id=new_run_id,
+            step=step,
+            input_data=input_data,
+            initial_state=initial_state,
+            request_context=request_context,
+            request_id=convert.ensure_request_id(request_id),
+            wait=wait,
+        )
+        return run_from_proto((self.client.call(self.client.stub.ForkRun, request, wait=wait)).run)
 
     def restart(self, *, wait: bool = False) -> model.Run:
         """Re-drive a run that was running when its server died."""

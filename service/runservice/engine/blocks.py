@@ -32,6 +32,7 @@ from runservice.model import (
     StepProgress,
     StepRecord,
     StepStatus,
+    Travel,
 )
 from runservice.workflow import (
     BranchNode,
@@ -66,6 +67,7 @@ class Walker(Protocol):
     outbox: Outbox
     status: RunStatus
     cancel_requested: bool
+    travel: Travel | None
 
     def current_record(self, path: StepPath, scope: Scope) -> StepRecord | None: ...
 
@@ -132,6 +134,10 @@ async def run_branch(walker: Walker, node: BranchNode, data: Json, scope: Scope)
                 logger.warning(
                     "run %s: branch condition for %s raised %r; treated as false", walker.run_id, step.id, exc
                 )
+    target = walker.travel.step if walker.travel is not None else None
+    if target is not None and target not in walker.records:
+        # A time travel's target runs again even if its condition no longer holds.
+        chosen = [s for _, s in node.branches if s in chosen or (*scope.prefix, s.id) == target]
     outcomes = await walker.gather(*(walker.run_unit(step, data, scope) for step in chosen))
     return combine([s.id for s in chosen], outcomes)
 

@@ -104,6 +104,8 @@ class RunDriver:
         self.settling = False
         """True from the moment the final commit is staged (the lease is released with it)."""
         self.result: Run | None = None
+        self.travel = run.travel
+        """A time travel's target step and its new input (see `travel_input`)."""
         if run.cancel_requested:  # a Cancel reached another replica before this one took over
             self.cancel()
 
@@ -219,6 +221,7 @@ class RunDriver:
             case LoopNode():
                 return await blocks.run_loop(self, node, data, scope)
             case ForeachNode():
+                data = self.travel_input((*scope.prefix, node.step.id), data)
                 return await blocks.run_foreach(self, node, data, scope)
             case SleepNode() | SleepUntilNode():
                 return await blocks.run_sleep(self, node, data, scope)
@@ -227,6 +230,8 @@ class RunDriver:
     async def run_unit(self, runnable: Runnable, data: Json, scope: Scope, iteration: int = 0) -> Outcome:
         """Run a step or nested workflow at `scope.prefix + (id,)`, following its record."""
         path = (*scope.prefix, runnable.id)
+        if self.travel is not None:  # checked here: this runs for every step of every run
+            data = self.travel_input(path, data)
         record = self.current_record(path, scope)
         if isinstance(runnable, Workflow):
             return await self.run_nested(runnable, data, path, scope, record, iteration)
@@ -240,6 +245,17 @@ class RunDriver:
                 self.note_suspended(record)
                 return SUSPENDED
         return await self.execute(runnable, data, path, scope, iteration=iteration or scope.iteration)
+
+    def travel_input(self, path: StepPath, data: Json) -> Json:
+        """The input of the step at `path`: a time travel's new input while its target has
+        no outcome yet (in its first loop iteration), else `data` (the walk's)."""
+        travel = self.travel
+        if travel is None or travel.step != path:
+            return data
+        record = self.records.get(path)
+        if record is None or (recorded(record) is None and record.iteration <= 1):
+            return travel.input
+        return data
 
     def current_record(self, path: StepPath, scope: Scope) -> StepRecord | None:
         """The step's record if it belongs to the current loop iteration of its scope."""

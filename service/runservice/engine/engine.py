@@ -20,6 +20,14 @@ from runservice.engine.follow import follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
 from runservice.engine.targets import accept, find_runnable, resolve
+from runservice.engine.timetravel import (
+    RECORDED_INPUT,
+    check_time_travel,
+    fork_run_id,
+    plan,
+    refusal,
+    travel_event,
+)
 from runservice.errors import (
     FieldViolation,
     InvalidArgument,
@@ -44,6 +52,7 @@ from runservice.model import (
     RunError,
     RunStatus,
     StepStatus,
+    Travel,
     WorkflowState,
 )
 from runservice.storage import Lease, RunQuery, RunWrite, Store, Subscription
@@ -439,6 +448,143 @@ class Engine:
                 task = self._launch(RunDriver(self._store, workflow, run, self._lease(claimed.epoch)))
         return await self._settled(task) if wait else replace(run, steps=())
 
+    async def time_travel(
+        self,
+        run_id: str,
+        *,
+        workflow_id: str | None = None,
+        step: Sequence[str] = (),
+        input_data: Json = RECORDED_INPUT,
+        initial_state: Json = None,
+        request_context: dict[str, Json] | None = None,
+        request_id: str | None = None,
+        wait: bool = False,
+    ) -> Run:
+        """Run a settled run again from `step` with `input_data` (Mastra's timeTravel; see
+        `engine/timetravel.py`). Same return convention as `start`. `initial_state`
+        replaces the run state when given; `request_context` entries are merged in."""
+        self._check_open()
+        context = _context(request_context)
+        async with self._lock(run_id):
+            run = await self._load(run_id, workflow_id, steps=True)
+            if request_id and await self._store.has_request(run_id, "time-travel", request_id):
+                return await self._repeat(run_id, wait)
+            workflow = self.workflow(run.workflow_id)
+            check_time_travel(run, workflow)
+            target = plan(run, workflow, step, input_data)
+            previous = run.travel
+            travel = Travel(
+                target.path,
+                target.input,
+                count=(previous.count if previous else 0) + 1,
+                fork_step=previous.fork_step if previous else (),
+            )
+            fields: dict[str, Any] = dict(
+                status=RunStatus.RUNNING,
+                result=None,
+                error=None,
+                ended_at=None,
+                suspended=(),
+                resume_labels={},
+                wake_at=None,
+                cancel_requested=False,
+                state=_travel_state(workflow, run, initial_state),
+                request_context={**run.request_context, **context},
+                travel=travel,
+            )
+            events = (
+                travel_event(target.path, target.replaced, run, fork=False),
+                EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),
+            )
+            # Conditional on the settled status: of two concurrent time travels (on any
+            # replicas) one applies, the other finds the run running and is refused.
+            result = await self._store.write(
+                RunWrite(
+                    run_id,
+                    expect=frozenset({run.status}),
+                    patch=fields,
+                    drop_steps=[s.path for s in target.replaced],
+                    events=events,
+                    request=("time-travel", request_id) if request_id else None,
+                    claim=self._keeper.claim,
+                )
+            )
+            if not result.applied:
+                if request_id and await self._store.has_request(run_id, "time-travel", request_id):
+                    return await self._repeat(run_id, wait)
+                raise refusal(run_id, result.status)
+            logger.info("run %s: time travel to %s", run_id, ".".join(target.path))
+            run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
+            run = run.with_steps(target.kept)
+            task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
+        return await self._settled(task) if wait else replace(run, steps=())
+
+    async def fork(
+        self,
+        run_id: str,
+        *,
+        workflow_id: str | None = None,
+        new_run_id: str | None = None,
+        step: Sequence[str] = (),
+        input_data: Json = RECORDED_INPUT,
+        initial_state: Json = None,
+        request_context: dict[str, Json] | None = None,
+        request_id: str | None = None,
+        wait: bool = False,
+        trace_id: str | None = None,
+    ) -> Run:
+        """Time travel into a new run (DBOS's fork): `run_id` is left as it is; the new run
+        (`new_run_id`, else derived from `request_id`, else random) copies its input, state,
+        request context and the records before `step`, and names it in `forked_from`."""
+        self._check_open()
+        context = _context(request_context)
+        source = await self._load(run_id, workflow_id, steps=True)
+        fork_id = new_run_id or (fork_run_id(run_id, request_id) if request_id else new_id())
+        async with self._lock(fork_id):
+            if request_id and await self._store.has_request(fork_id, "fork", request_id):
+                return await self._repeat(fork_id, wait)
+            workflow = self.workflow(source.workflow_id)
+            check_time_travel(source, workflow)
+            target = plan(source, workflow, step, input_data)
+            now = time.time()
+            fresh = Run(
+                run_id=fork_id,
+                workflow_id=source.workflow_id,
+                status=RunStatus.RUNNING,
+                created_at=now,
+                updated_at=now,
+                resource_id=source.resource_id,
+                input=source.input,
+                state=_travel_state(workflow, source, initial_state),
+                request_context={**source.request_context, **context},
+                started_at=now,
+                trace_id=trace_id or new_trace_id(),
+                forked_from=source.run_id,
+                travel=Travel(target.path, target.input, fork_step=target.path),
+            )
+            events = (
+                travel_event(target.path, target.replaced, source, fork=True),
+                EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=source.workflow_id),
+            )
+            result = await self._store.write(
+                RunWrite(
+                    fork_id,
+                    create=fresh,
+                    steps=target.kept,
+                    events=events,
+                    request=("fork", request_id) if request_id else None,
+                    claim=self._keeper.claim,
+                )
+            )
+            if not result.applied:
+                if request_id and await self._store.has_request(fork_id, "fork", request_id):
+                    return await self._repeat(fork_id, wait)
+                raise RunAlreadyStarted(fork_id, (result.status or RunStatus.PENDING).value)
+            logger.info("run %s: forked from run %s at %s", fork_id, run_id, ".".join(target.path))
+            run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
+            task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
+        return await self._settled(task) if wait else replace(run, steps=())
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def get_run(self, run_id: str, *, workflow_id: str | None = None) -> Run:
@@ -456,6 +602,7 @@ class Engine:
         page_size: int = 0,
         page_token: str = "",
         payloads: bool = True,
+        forked_from: str | None = None,
     ) -> tuple[list[Run], str]:
         """Runs newest first and the next page token ("" on the last page).
 
@@ -474,6 +621,7 @@ class Engine:
             to_time=to_time,
             limit=limit + 1,
             payloads=payloads,
+            forked_from=forked_from or None,
         )
         if page_token:
             query = replace(query, after=paging.decode_token(page_token, query))
@@ -703,6 +851,16 @@ def _validate_typed(schema: Schema | None, data: Json, field: str, what: str) ->
             FieldViolation(f"{field}.{v.field}" if v.field else field, v.description) for v in exc.violations
         ]
         raise ValidationFailed(str(exc), violations=violations) from None
+
+
+def _travel_state(workflow: Workflow, run: Run, initial_state: Json) -> Json:
+    """A time travel's run state: `initial_state` when given (validated), else the run's."""
+    if initial_state is None:
+        return run.state
+    state = _validate(workflow.state_schema, initial_state, "initial_state", "initial state")
+    if not isinstance(state, dict):
+        raise _invalid("initial_state", "the run state must be a JSON object")
+    return state
 
 
 def _context(request_context: dict[str, Json] | None) -> dict[str, Json]:

@@ -20,18 +20,21 @@ async def follow_events(
     register: Callable[[Subscription], None],
 ) -> AsyncIterator[list[Event]]:
     """See Engine.follow. Subscribes before reading the store so nothing falls in between."""
-    stop = (lambda e: e.settles_run) if until_settled else (lambda e: e.ends_run)
+    stop: Callable[[Event], bool] = (lambda e: e.settles_run) if until_settled else (lambda e: e.ends_run)
     with store.hub.subscribe(run_id) as subscription:
         register(subscription)
         run = await store.get_run(run_id)
         if run is None:
             raise RunNotFound(run_id)
         cursor = after
+        # A time travel continues a finished run's log: a terminal finish event before the
+        # last event the run had when we subscribed is not the end of a Watch.
+        last = 0 if until_settled else run.last_sequence
         while True:  # the stored backlog
             stored = await store.read_events(run_id, cursor)
             if not stored:
                 break
-            batch, done = _until(stored, stop)
+            batch, done = _until(stored, lambda e: stop(e) and e.sequence >= last)
             yield batch
             cursor = batch[-1].sequence
             if done:

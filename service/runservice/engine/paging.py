@@ -26,6 +26,8 @@ def filters_digest(query: RunQuery) -> str:
         query.from_time,
         query.to_time,
     ]
+    if query.forked_from is not None:  # appended only when set: older tokens stay valid
+        filters.append(query.forked_from)
     canonical = json.dumps(filters, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()[:16]
 

@@ -16,6 +16,7 @@ from google.protobuf import message, struct_pb2, timestamp_pb2
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from runservice import limits, model, wire
+from runservice.engine.timetravel import RECORDED_INPUT
 from runservice.errors import FieldViolation, InvalidArgument, PayloadTooLarge, ReplyTooLarge
 from runservice.model import Json
 from runservice.v1 import run_pb2, run_service_pb2
@@ -136,6 +137,12 @@ def run_to_proto(run: model.Run, *, include_state: bool = True, view: View = FUL
     wire.set_time(msg.start_time, run.started_at)
     wire.set_time(msg.end_time, run.ended_at)
     wire.set_time(msg.wake_time, run.wake_at)
+    if run.forked_from:
+        msg.forked_from_run_id = run.forked_from
+    if run.travel is not None:
+        msg.forked_from_step.ids.extend(run.travel.fork_step if run.forked_from else ())
+        msg.time_travel_count = run.travel.count
+        msg.time_travel_step.ids.extend(run.travel.step)
     return msg
 
 
@@ -488,6 +495,61 @@ def resume_args(request: run_service_pb2.ResumeRequest, prefix: str = "") -> Res
     )
 
 
+class TimeTravelArgs(TypedDict):
+    run_id: str
+    workflow_id: str | None
+    step: tuple[str, ...]
+    input_data: Json
+    initial_state: Json
+    request_context: dict[str, Json] | None
+    request_id: str | None
+
+
+def time_travel_args(
+    request: run_service_pb2.TimeTravelRequest | run_service_pb2.ForkRunRequest,
+) -> TimeTravelArgs:
+    """Engine arguments of a TimeTravel or ForkRun (`wait`, `new_run_id` and tracing are
+    read by the caller); an unset input_data is the step's recorded input."""
+    checks = _Checks()
+    checks.run_id("run_id", request.run_id, required=True)
+    workflow = _workflow_ref(checks, request.workflow_id)
+    step = checks.step_path("step", request.step)
+    if not request.step:
+        checks.bad("step", "is required: the step to re-execute from")
+    checks.bounded("request_id", request.request_id)
+    input_data = checks.json(request, "input_data", limits.INPUT)
+    if not request.HasField("input_data"):
+        input_data = RECORDED_INPUT
+    initial_state = checks.json(request, "initial_state", limits.INITIAL_STATE)
+    context = checks.json_object(request, "request_context", limits.REQUEST_CONTEXT)
+    checks.done()
+    return TimeTravelArgs(
+        run_id=request.run_id,
+        workflow_id=workflow,
+        step=step,
+        input_data=input_data,
+        initial_state=initial_state,
+        request_context=context,
+        request_id=_optional(request.request_id),
+    )
+
+
+def new_run_id(request: run_service_pb2.ForkRunRequest) -> str | None:
+    """ForkRun's optional new run id (checked like any run id)."""
+    checks = _Checks()
+    value = checks.run_id("new_run_id", request.new_run_id, required=False)
+    checks.done()
+    return value
+
+
+def time_travel_response(run: model.Run) -> run_service_pb2.TimeTravelResponse:
+    return run_service_pb2.TimeTravelResponse(run=_run_reply(run))
+
+
+def fork_run_response(run: model.Run) -> run_service_pb2.ForkRunResponse:
+    return run_service_pb2.ForkRunResponse(run=_run_reply(run))
+
+
 class CancelArgs(TypedDict):
     run_id: str
     workflow_id: str | None
@@ -516,6 +578,7 @@ class ListArgs(TypedDict):
     page_size: int
     page_token: str
     payloads: bool
+    forked_from: str | None
 
 
 def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
@@ -524,6 +587,7 @@ def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
     workflow = _workflow_ref(checks, request.workflow_id)
     checks.bounded("resource_id", request.resource_id, limits.RESOURCE_ID)
     checks.bounded("page_token", request.page_token, limits.PAGE_TOKEN)
+    forked_from = checks.run_id("forked_from_run_id", request.forked_from_run_id, required=False)
     from_time = checks.time(request, "from_time")
     to_time = checks.time(request, "to_time")
     if len(request.statuses) > limits.STATUSES:
@@ -545,6 +609,7 @@ def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
         page_size=request.page_size,
         page_token=request.page_token,
         payloads=list_view(request.view) != SUMMARY,
+        forked_from=forked_from,
     )
 
 

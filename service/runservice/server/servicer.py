@@ -17,7 +17,8 @@ import grpc
 
 from runservice import model
 from runservice.engine import Engine
-from runservice.engine.engine import new_trace_id
+from runservice.engine.engine import new_id, new_trace_id
+from runservice.engine.timetravel import fork_run_id
 from runservice.server import convert, scope
 from runservice.server.status import to_status
 from runservice.server.tracing import Tracing, trace_request
@@ -237,6 +238,60 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
         await self._engine.delete_run(**ref)
         return convert.delete_run_response()
+
+    # -- time travel ---------------------------------------------------------------------------
+
+    @_unary
+    async def TimeTravel(
+        self, request: run_service_pb2.TimeTravelRequest, context: Context
+    ) -> run_service_pb2.TimeTravelResponse:
+        args = convert.time_travel_args(request)
+        scope.check_writer("TimeTravel")
+        await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
+        # The re-execution is traced like a resume: its WORKFLOW_START follows the time travel.
+        forget = self._expect_execution(args["run_id"], request, context)
+        try:
+            run = await self._engine.time_travel(**args, wait=request.wait)
+        except Exception:
+            forget()
+            raise
+        return convert.time_travel_response(run)
+
+    @_unary
+    async def ForkRun(
+        self, request: run_service_pb2.ForkRunRequest, context: Context
+    ) -> run_service_pb2.ForkRunResponse:
+        args = convert.time_travel_args(request)
+        new_run_id = convert.new_run_id(request)
+        scope.check_writer("ForkRun")
+        await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
+        source = await self._engine.get_run(args["run_id"])
+        fork_id = new_run_id or (
+            fork_run_id(args["run_id"], args["request_id"]) if args["request_id"] else new_id()
+        )
+        await scope.check_new_run(self._engine, fork_id, source.resource_id, "ForkRun")
+        options = request.tracing_options if request.HasField("tracing_options") else None
+        trace_id = trace_request(options, context.invocation_metadata(), field="tracing_options").trace_id
+        forget = self._expect_execution(fork_id, request, context)
+        try:
+            run = await self._engine.fork(**args, new_run_id=fork_id, wait=request.wait, trace_id=trace_id)
+        except Exception:
+            forget()
+            raise
+        return convert.fork_run_response(run)
+
+    def _expect_execution(
+        self,
+        run_id: str,
+        request: run_service_pb2.TimeTravelRequest | run_service_pb2.ForkRunRequest,
+        context: Context,
+    ) -> Callable[[], None]:
+        """Remember the caller's tracing options for the run's next execution span."""
+        if self._tracing is None:
+            return lambda: None
+        options = request.tracing_options if request.HasField("tracing_options") else None
+        trace = trace_request(options, context.invocation_metadata(), field="tracing_options")
+        return self._tracing.expect_resume(run_id, trace)
 
     # -- streams -------------------------------------------------------------------------------
 

@@ -232,6 +232,8 @@ class Tracing:
 
     def on_event(self, info: RunInfo, event: Event) -> None:
         kind = event.type
+        if kind is EventType.TIME_TRAVEL:  # the WORKFLOW_START that follows opens the execution
+            return
         execution = self._executions.get(info.run_id)
         if kind is EventType.WORKFLOW_START:
             if execution is not None:  # a START without the previous FINISH: close what was open

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from runservice.model import Event, EventDraft, Run, RunStatus, StepRecord
+from runservice.model import Event, EventDraft, Run, RunStatus, StepPath, StepRecord
 from runservice.storage.hub import EventHub, Subscription
 
 RUN_PATCH_FIELDS = frozenset(
@@ -31,6 +31,7 @@ RUN_PATCH_FIELDS = frozenset(
         "wake_at",  # float | None
         "trace_id",  # str
         "cancel_requested",  # bool
+        "travel",  # Travel | None
     }
 )
 
@@ -66,6 +67,7 @@ class RunWrite:
     - `steps`: step records to upsert, keyed by path.
     - `events`: appended with the next sequences of the run, in order.
     - `request`: `(kind, request_id)` remembered for idempotency (ignored if already there).
+    - `drop_steps`: step records to remove, by path (before `steps` are upserted).
     - `delete`: remove the run with its steps, events and requests.
     - `fence`: apply only while this lease owns the run (progress of a driven run).
     - `claim`: the run must have no live owner; the writer becomes its owner (epoch + 1).
@@ -83,6 +85,7 @@ class RunWrite:
     fence: Lease | None = None
     claim: Claim | None = None
     release: bool = False
+    drop_steps: Sequence[StepPath] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,8 @@ class RunQuery:
     """(created_at, run_id) of the last run of the previous page."""
     payloads: bool = True
     """Load input, result, state and request context; False leaves them None (summaries)."""
+    forked_from: str | None = None
+    """Only the forks of this run (ForkRun)."""
 
 
 class Store(Protocol):

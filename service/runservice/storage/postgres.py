@@ -364,6 +364,8 @@ class PostgresStore:
             clauses.append(f"status = ANY({param(sorted(s.value for s in query.statuses))}::text[])")
         if query.resource_id is not None:
             clauses.append(f"resource_id = {param(query.resource_id)}")
+        if query.forked_from is not None:
+            clauses.append(f"forked_from = {param(query.forked_from)}")
         if query.from_time is not None:
             clauses.append(f"created_at >= {param(query.from_time)}")
         if query.to_time is not None:

@@ -25,7 +25,17 @@ from typing import Any
 import asyncpg
 import orjson
 
-from runservice.model import Event, ResumeLabel, Run, RunError, RunStatus, StepPath, StepRecord
+from runservice.model import (
+    Event,
+    ResumeLabel,
+    Run,
+    RunError,
+    RunStatus,
+    StepPath,
+    StepRecord,
+    Travel,
+    path_key,
+)
 from runservice.storage import RunWrite, WriteResult
 
 STATEMENT_ERRORS = (asyncpg.PostgresError, asyncpg.exceptions._base.DataError)
@@ -39,7 +49,7 @@ _NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
 RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
     " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested"
+    " cancel_requested, forked_from, travel"
 )
 RUN_COLUMNS = RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `run_from_row` use
 _RUN_TYPES = (
@@ -49,6 +59,7 @@ _RUN_TYPES = (
     + ["text", "bigint"]
     + ["double precision"] * 2
     + ["boolean"]
+    + ["text", "bytea"]
 )
 _NOW = "extract(epoch from now())::double precision"
 """The database's clock: every lease is measured by it, never by a replica's own clock."""
@@ -66,6 +77,7 @@ _PATCHABLE = (
     ("wake_at", "double precision"),
     ("trace_id", "text"),
     ("cancel_requested", "boolean"),
+    ("travel", "bytea"),
 )
 _PATCH_SLOT = {name: i for i, (name, _) in enumerate(_PATCHABLE)}
 
@@ -311,6 +323,10 @@ def _applied(
     """The result of an applied change; its step, event and request rows go into `rows`."""
     run_id = change.run_id
     first = last_seq - len(encoded.bodies) + 1
+    for path in change.drop_steps:  # deleted before the batch's step rows are written
+        key = path_key(path)
+        rows.steps.pop((run_id, key), None)
+        rows.drops.append((run_id, key))
     for key, position, record in encoded.steps:
         rows.steps[(run_id, key)] = (position, record)
     rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(encoded.bodies))
@@ -330,7 +346,7 @@ def _applied(
 class _Rows:
     """Step, event and request rows of applied changes, inserted with one statement."""
 
-    __slots__ = ("events", "requests", "steps")
+    __slots__ = ("drops", "events", "requests", "steps")
 
     def __init__(self) -> None:
         # Keyed by (run, path): a step upserted twice keeps its last record (one statement
@@ -338,10 +354,20 @@ class _Rows:
         self.steps: dict[tuple[str, str], tuple[int, bytes]] = {}
         self.events: list[tuple[str, int, float, bytes]] = []
         self.requests: list[tuple[str, str, str]] = []
+        self.drops: list[tuple[str, str]] = []
+        """(run, path key) of step records to delete (time travel), before the upserts."""
 
     async def flush(self, conn: Any, notifications: list[str] | None = None) -> None:
         """Insert the rows gathered so far (before anything that deletes them), and send
         `notifications` (NOTIFY payloads) in the same statement."""
+        if self.drops:
+            drops, self.drops = self.drops, []
+            await conn.execute(
+                "DELETE FROM steps WHERE (run_id, path_key) IN"
+                " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                [d[0] for d in drops],
+                [d[1] for d in drops],
+            )
         if not (self.steps or self.events or self.requests or notifications):
             return
         keys, steps = list(self.steps), list(self.steps.values())
@@ -454,6 +480,7 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
     "wake_at": _same,
     "trace_id": str,
     "cancel_requested": bool,
+    "travel": lambda value: _json(value.to_json() if value else None),
 }
 assert set(_PATCH_ENCODERS) == set(_PATCH_SLOT)
 
@@ -482,6 +509,8 @@ def _patched_run_row(change: RunWrite, encoded: _Encoded, now: float) -> tuple[o
         run.created_at,
         now,
         run.cancel_requested,
+        run.forked_from,
+        _json(run.travel.to_json() if run.travel else None),
     ]
     if encoded.mask:
         for slot, (name, _) in enumerate(_PATCHABLE):
@@ -512,4 +541,6 @@ def run_from_row(row: Sequence[Any]) -> Run:
         created_at=row[16],
         updated_at=row[17],
         cancel_requested=bool(row[18]),
+        forked_from=row[19],
+        travel=Travel.from_json(loads(row[20])),
     )

@@ -42,7 +42,17 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from runservice.model import Event, ResumeLabel, Run, RunError, RunStatus, StepPath, StepRecord
+from runservice.model import (
+    Event,
+    ResumeLabel,
+    Run,
+    RunError,
+    RunStatus,
+    StepPath,
+    StepRecord,
+    Travel,
+    path_key,
+)
 from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, batching, values
 from runservice.storage.hub import EventHub
 
@@ -64,7 +74,7 @@ _READERS = 2
 _RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
     " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested"
+    " cancel_requested, forked_from, travel"
 )
 _RUN_COLUMNS = _RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `_run_from_row` use
 _SELECT_RUN = f"SELECT {_RUN_COLUMN_LIST} FROM runs"
@@ -459,6 +469,10 @@ def _list_one(query: RunQuery, status: str | None, columns: str) -> tuple[str, l
         index.append("status")
     if len(index) == 1:
         index.append("time")
+    if query.forked_from is not None:  # a run's forks are few: their own index, the rest filtered
+        clauses.append("forked_from = ?")
+        params.append(query.forked_from)
+        index = ["runs_by", "forked_from"]
     if query.from_time is not None:
         clauses.append("created_at >= ?")
         params.append(query.from_time)
@@ -635,6 +649,12 @@ def _apply(
             return WriteResult(applied=False, status=found)
         status, last_seq, epoch = row
     first = last_seq - count + 1
+    if change.drop_steps:  # applied (the condition held): drop before this change's upserts
+        rows.flush()
+        conn.executemany(
+            "DELETE FROM steps WHERE run_id = ? AND path_key = ?",
+            [(run_id, path_key(path)) for path in change.drop_steps],
+        )
     rows.values.extend(writer.rows)
     rows.steps.extend((run_id, key, position, record) for key, position, record in steps)
     rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(bodies))
@@ -735,6 +755,7 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
     "wake_at": _same,
     "trace_id": str,
     "cancel_requested": lambda value: int(bool(value)),
+    "travel": lambda value: _json(value.to_json() if value else None),
 }
 
 
@@ -771,6 +792,8 @@ def _run_row(run: Run, now: float, last_seq: int, writer: values.ValueWriter) ->
         run.created_at,
         now,
         int(run.cancel_requested),
+        run.forked_from,
+        _json(run.travel.to_json() if run.travel else None),
     )
 
 
@@ -802,4 +825,6 @@ def _run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Ru
         created_at=row[16],
         updated_at=row[17],
         cancel_requested=bool(row[18]),
+        forked_from=row[19],
+        travel=Travel.from_json(_loads(row[20])),
     )

@@ -45,6 +45,7 @@ class RunEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_EVENT_TYPE_STEP_PROGRESS: _ClassVar[RunEventType]
     RUN_EVENT_TYPE_WORKFLOW_CANCELED: _ClassVar[RunEventType]
     RUN_EVENT_TYPE_WORKFLOW_FINISH: _ClassVar[RunEventType]
+    RUN_EVENT_TYPE_TIME_TRAVEL: _ClassVar[RunEventType]
 
 class StepGraphNodeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -89,6 +90,7 @@ RUN_EVENT_TYPE_STEP_OUTPUT: RunEventType
 RUN_EVENT_TYPE_STEP_PROGRESS: RunEventType
 RUN_EVENT_TYPE_WORKFLOW_CANCELED: RunEventType
 RUN_EVENT_TYPE_WORKFLOW_FINISH: RunEventType
+RUN_EVENT_TYPE_TIME_TRAVEL: RunEventType
 STEP_GRAPH_NODE_KIND_UNSPECIFIED: StepGraphNodeKind
 STEP_GRAPH_NODE_KIND_STEP: StepGraphNodeKind
 STEP_GRAPH_NODE_KIND_PARALLEL: StepGraphNodeKind
@@ -179,7 +181,7 @@ class ResumeLabelTarget(_message.Message):
     def __init__(self, path: _Optional[_Union[StepPath, _Mapping]] = ..., has_for_each_index: _Optional[bool] = ..., for_each_index: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "workflow_id", "resource_id", "status", "input", "result", "error", "steps", "suspended", "state", "resume_labels", "request_context", "last_sequence", "create_time", "update_time", "start_time", "end_time", "trace_id", "wake_time")
+    __slots__ = ("run_id", "workflow_id", "resource_id", "status", "input", "result", "error", "steps", "suspended", "state", "resume_labels", "request_context", "last_sequence", "create_time", "update_time", "start_time", "end_time", "trace_id", "wake_time", "forked_from_run_id", "forked_from_step", "time_travel_count", "time_travel_step")
     class ResumeLabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -206,6 +208,10 @@ class Run(_message.Message):
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     WAKE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FORKED_FROM_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    FORKED_FROM_STEP_FIELD_NUMBER: _ClassVar[int]
+    TIME_TRAVEL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TIME_TRAVEL_STEP_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     workflow_id: str
     resource_id: str
@@ -225,7 +231,11 @@ class Run(_message.Message):
     end_time: _timestamp_pb2.Timestamp
     trace_id: str
     wake_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ..., suspended: _Optional[_Iterable[_Union[StepPath, _Mapping]]] = ..., state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_labels: _Optional[_Mapping[str, ResumeLabelTarget]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., last_sequence: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ..., wake_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    forked_from_run_id: str
+    forked_from_step: StepPath
+    time_travel_count: int
+    time_travel_step: StepPath
+    def __init__(self, run_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ..., suspended: _Optional[_Iterable[_Union[StepPath, _Mapping]]] = ..., state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_labels: _Optional[_Mapping[str, ResumeLabelTarget]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., last_sequence: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ..., wake_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forked_from_run_id: _Optional[str] = ..., forked_from_step: _Optional[_Union[StepPath, _Mapping]] = ..., time_travel_count: _Optional[int] = ..., time_travel_step: _Optional[_Union[StepPath, _Mapping]] = ...) -> None: ...
 
 class StepProgress(_message.Message):
     __slots__ = ("completed_count", "total_count", "current_index", "iteration_status", "iteration_output")

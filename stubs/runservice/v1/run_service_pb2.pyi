@@ -218,7 +218,7 @@ class GetRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
-    __slots__ = ("workflow_id", "statuses", "resource_id", "from_time", "to_time", "page_size", "page_token", "view")
+    __slots__ = ("workflow_id", "statuses", "resource_id", "from_time", "to_time", "page_size", "page_token", "view", "forked_from_run_id")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -227,6 +227,7 @@ class ListRunsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
+    FORKED_FROM_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     statuses: _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus]
     resource_id: str
@@ -235,7 +236,8 @@ class ListRunsRequest(_message.Message):
     page_size: int
     page_token: str
     view: RunView
-    def __init__(self, workflow_id: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_run_pb2.RunStatus, str]]] = ..., resource_id: _Optional[str] = ..., from_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., view: _Optional[_Union[RunView, str]] = ...) -> None: ...
+    forked_from_run_id: str
+    def __init__(self, workflow_id: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_run_pb2.RunStatus, str]]] = ..., resource_id: _Optional[str] = ..., from_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., view: _Optional[_Union[RunView, str]] = ..., forked_from_run_id: _Optional[str] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs", "next_page_token")
@@ -256,6 +258,64 @@ class DeleteRunRequest(_message.Message):
 class DeleteRunResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class TimeTravelRequest(_message.Message):
+    __slots__ = ("workflow_id", "run_id", "step", "input_data", "initial_state", "request_context", "wait", "request_id", "tracing_options")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    INPUT_DATA_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_STATE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACING_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    run_id: str
+    step: _containers.RepeatedScalarFieldContainer[str]
+    input_data: _struct_pb2.Value
+    initial_state: _struct_pb2.Value
+    request_context: _struct_pb2.Value
+    wait: bool
+    request_id: str
+    tracing_options: TracingOptions
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., step: _Optional[_Iterable[str]] = ..., input_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., initial_state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ...) -> None: ...
+
+class TimeTravelResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: _run_pb2.Run
+    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
+
+class ForkRunRequest(_message.Message):
+    __slots__ = ("workflow_id", "run_id", "new_run_id", "step", "input_data", "initial_state", "request_context", "wait", "request_id", "tracing_options")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    INPUT_DATA_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_STATE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACING_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    run_id: str
+    new_run_id: str
+    step: _containers.RepeatedScalarFieldContainer[str]
+    input_data: _struct_pb2.Value
+    initial_state: _struct_pb2.Value
+    request_context: _struct_pb2.Value
+    wait: bool
+    request_id: str
+    tracing_options: TracingOptions
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., new_run_id: _Optional[str] = ..., step: _Optional[_Iterable[str]] = ..., input_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., initial_state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ...) -> None: ...
+
+class ForkRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: _run_pb2.Run
+    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class TracingOptions(_message.Message):
     __slots__ = ("trace_id", "parent_span_id", "tags", "metadata", "request_context_keys")

@@ -100,6 +100,16 @@ class RunServiceStub:
                 request_serializer=runservice_dot_v1_dot_run__service__pb2.DeleteRunRequest.SerializeToString,
                 response_deserializer=runservice_dot_v1_dot_run__service__pb2.DeleteRunResponse.FromString,
                 _registered_method=True)
+        self.TimeTravel = channel.unary_unary(
+                '/runservice.v1.RunService/TimeTravel',
+                request_serializer=runservice_dot_v1_dot_run__service__pb2.TimeTravelRequest.SerializeToString,
+                response_deserializer=runservice_dot_v1_dot_run__service__pb2.TimeTravelResponse.FromString,
+                _registered_method=True)
+        self.ForkRun = channel.unary_unary(
+                '/runservice.v1.RunService/ForkRun',
+                request_serializer=runservice_dot_v1_dot_run__service__pb2.ForkRunRequest.SerializeToString,
+                response_deserializer=runservice_dot_v1_dot_run__service__pb2.ForkRunResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -198,6 +208,29 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TimeTravel(self, request, context):
+        """Re-executes a settled run from a step with new input (Mastra `timeTravel`): the
+        records of the steps that started before it are kept, that step and everything
+        after run again. The run's event log continues (a TIME_TRAVEL event, then
+        WORKFLOW_START); the earlier outcome stays readable in the events before it.
+        A running or waiting run is FAILED_PRECONDITION (reason RUN_STILL_ACTIVE), a
+        pending one RUN_NOT_STARTED, a step that never ran STEP_NOT_REACHED; an unknown
+        step is INVALID_ARGUMENT with a field violation on `step`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForkRun(self, request, context):
+        """Time travel into a new run (DBOS's fork): the original run is left untouched; the
+        new run names it in Run.forked_from_run_id, and ListRuns lists a run's forks with
+        ListRunsRequest.forked_from_run_id. Same preconditions and errors as TimeTravel;
+        ALREADY_EXISTS when new_run_id is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -260,6 +293,16 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.DeleteRun,
                     request_deserializer=runservice_dot_v1_dot_run__service__pb2.DeleteRunRequest.FromString,
                     response_serializer=runservice_dot_v1_dot_run__service__pb2.DeleteRunResponse.SerializeToString,
+            ),
+            'TimeTravel': grpc.unary_unary_rpc_method_handler(
+                    servicer.TimeTravel,
+                    request_deserializer=runservice_dot_v1_dot_run__service__pb2.TimeTravelRequest.FromString,
+                    response_serializer=runservice_dot_v1_dot_run__service__pb2.TimeTravelResponse.SerializeToString,
+            ),
+            'ForkRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForkRun,
+                    request_deserializer=runservice_dot_v1_dot_run__service__pb2.ForkRunRequest.FromString,
+                    response_serializer=runservice_dot_v1_dot_run__service__pb2.ForkRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -592,6 +635,60 @@ class RunService:
             '/runservice.v1.RunService/DeleteRun',
             runservice_dot_v1_dot_run__service__pb2.DeleteRunRequest.SerializeToString,
             runservice_dot_v1_dot_run__service__pb2.DeleteRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TimeTravel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runservice.v1.RunService/TimeTravel',
+            runservice_dot_v1_dot_run__service__pb2.TimeTravelRequest.SerializeToString,
+            runservice_dot_v1_dot_run__service__pb2.TimeTravelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForkRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runservice.v1.RunService/ForkRun',
+            runservice_dot_v1_dot_run__service__pb2.ForkRunRequest.SerializeToString,
+            runservice_dot_v1_dot_run__service__pb2.ForkRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,21 @@ class RunServiceStub:
     """Lists runs, newest first."""
     DeleteRun: _grpc.UnaryUnaryMultiCallable[_run_service_pb2.DeleteRunRequest, _run_service_pb2.DeleteRunResponse]
     """Deletes a run that is not running, with its events."""
+    TimeTravel: _grpc.UnaryUnaryMultiCallable[_run_service_pb2.TimeTravelRequest, _run_service_pb2.TimeTravelResponse]
+    """Re-executes a settled run from a step with new input (Mastra `timeTravel`): the
+    records of the steps that started before it are kept, that step and everything
+    after run again. The run's event log continues (a TIME_TRAVEL event, then
+    WORKFLOW_START); the earlier outcome stays readable in the events before it.
+    A running or waiting run is FAILED_PRECONDITION (reason RUN_STILL_ACTIVE), a
+    pending one RUN_NOT_STARTED, a step that never ran STEP_NOT_REACHED; an unknown
+    step is INVALID_ARGUMENT with a field violation on `step`.
+    """
+    ForkRun: _grpc.UnaryUnaryMultiCallable[_run_service_pb2.ForkRunRequest, _run_service_pb2.ForkRunResponse]
+    """Time travel into a new run (DBOS's fork): the original run is left untouched; the
+    new run names it in Run.forked_from_run_id, and ListRuns lists a run's forks with
+    ListRunsRequest.forked_from_run_id. Same preconditions and errors as TimeTravel;
+    ALREADY_EXISTS when new_run_id is taken.
+    """
 
 @_typing.type_check_only
 class RunServiceAsyncStub(RunServiceStub):
@@ -109,6 +124,21 @@ class RunServiceAsyncStub(RunServiceStub):
     """Lists runs, newest first."""
     DeleteRun: _aio.UnaryUnaryMultiCallable[_run_service_pb2.DeleteRunRequest, _run_service_pb2.DeleteRunResponse]  # type: ignore[assignment]
     """Deletes a run that is not running, with its events."""
+    TimeTravel: _aio.UnaryUnaryMultiCallable[_run_service_pb2.TimeTravelRequest, _run_service_pb2.TimeTravelResponse]  # type: ignore[assignment]
+    """Re-executes a settled run from a step with new input (Mastra `timeTravel`): the
+    records of the steps that started before it are kept, that step and everything
+    after run again. The run's event log continues (a TIME_TRAVEL event, then
+    WORKFLOW_START); the earlier outcome stays readable in the events before it.
+    A running or waiting run is FAILED_PRECONDITION (reason RUN_STILL_ACTIVE), a
+    pending one RUN_NOT_STARTED, a step that never ran STEP_NOT_REACHED; an unknown
+    step is INVALID_ARGUMENT with a field violation on `step`.
+    """
+    ForkRun: _aio.UnaryUnaryMultiCallable[_run_service_pb2.ForkRunRequest, _run_service_pb2.ForkRunResponse]  # type: ignore[assignment]
+    """Time travel into a new run (DBOS's fork): the original run is left untouched; the
+    new run names it in Run.forked_from_run_id, and ListRuns lists a run's forks with
+    ListRunsRequest.forked_from_run_id. Same preconditions and errors as TimeTravel;
+    ALREADY_EXISTS when new_run_id is taken.
+    """
 
 class RunServiceServicer(metaclass=_abc_1.ABCMeta):
     """RunService starts, resumes, cancels and observes durable workflow runs.
@@ -219,5 +249,32 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_run_service_pb2.DeleteRunResponse, _abc.Awaitable[_run_service_pb2.DeleteRunResponse]]:
         """Deletes a run that is not running, with its events."""
+
+    @_abc_1.abstractmethod
+    def TimeTravel(
+        self,
+        request: _run_service_pb2.TimeTravelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_run_service_pb2.TimeTravelResponse, _abc.Awaitable[_run_service_pb2.TimeTravelResponse]]:
+        """Re-executes a settled run from a step with new input (Mastra `timeTravel`): the
+        records of the steps that started before it are kept, that step and everything
+        after run again. The run's event log continues (a TIME_TRAVEL event, then
+        WORKFLOW_START); the earlier outcome stays readable in the events before it.
+        A running or waiting run is FAILED_PRECONDITION (reason RUN_STILL_ACTIVE), a
+        pending one RUN_NOT_STARTED, a step that never ran STEP_NOT_REACHED; an unknown
+        step is INVALID_ARGUMENT with a field violation on `step`.
+        """
+
+    @_abc_1.abstractmethod
+    def ForkRun(
+        self,
+        request: _run_service_pb2.ForkRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_run_service_pb2.ForkRunResponse, _abc.Awaitable[_run_service_pb2.ForkRunResponse]]:
+        """Time travel into a new run (DBOS's fork): the original run is left untouched; the
+        new run names it in Run.forked_from_run_id, and ListRuns lists a run's forks with
+        ListRunsRequest.forked_from_run_id. Same preconditions and errors as TimeTravel;
+        ALREADY_EXISTS when new_run_id is taken.
+        """
 
 def add_RunServiceServicer_to_server(servicer: RunServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

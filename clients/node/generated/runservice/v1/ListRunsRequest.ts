@@ -41,6 +41,10 @@ export interface ListRunsRequest {
    * never carry step records or state: use GetRun for those.
    */
   'view'?: (_runservice_v1_RunView);
+  /**
+   * Optional. Only the forks of this run (ForkRun).
+   */
+  'forkedFromRunId'?: (string);
 }
 
 /**
@@ -80,4 +84,8 @@ export interface ListRunsRequest__Output {
    * never carry step records or state: use GetRun for those.
    */
   'view': (_runservice_v1_RunView__Output);
+  /**
+   * Optional. Only the forks of this run (ForkRun).
+   */
+  'forkedFromRunId': (string);
 }

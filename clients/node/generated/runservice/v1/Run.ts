@@ -90,6 +90,22 @@ export interface Run {
    * When a waiting run wakes up.
    */
   'wakeTime'?: (_google_protobuf_Timestamp | null);
+  /**
+   * The run this one was forked from (ForkRun); empty for other runs.
+   */
+  'forkedFromRunId'?: (string);
+  /**
+   * For a fork: the step of forked_from_run_id it was forked at.
+   */
+  'forkedFromStep'?: (_runservice_v1_StepPath | null);
+  /**
+   * How many times TimeTravel re-executed this run (a fork starts at 0).
+   */
+  'timeTravelCount'?: (number);
+  /**
+   * The step the latest TimeTravel (or the ForkRun that made this run) started from.
+   */
+  'timeTravelStep'?: (_runservice_v1_StepPath | null);
 }
 
 /**
@@ -173,4 +189,20 @@ export interface Run__Output {
    * When a waiting run wakes up.
    */
   'wakeTime': (_google_protobuf_Timestamp__Output | null);
+  /**
+   * The run this one was forked from (ForkRun); empty for other runs.
+   */
+  'forkedFromRunId': (string);
+  /**
+   * For a fork: the step of forked_from_run_id it was forked at.
+   */
+  'forkedFromStep': (_runservice_v1_StepPath__Output | null);
+  /**
+   * How many times TimeTravel re-executed this run (a fork starts at 0).
+   */
+  'timeTravelCount': (number);
+  /**
+   * The step the latest TimeTravel (or the ForkRun that made this run) started from.
+   */
+  'timeTravelStep': (_runservice_v1_StepPath__Output | null);
 }

@@ -44,6 +44,15 @@ export const RunEventType = {
    * The run stopped: terminal, or suspended until the next Resume (`workflow-finish`).
    */
   RUN_EVENT_TYPE_WORKFLOW_FINISH: 'RUN_EVENT_TYPE_WORKFLOW_FINISH',
+  /**
+   * The run is executed again from a step (TimeTravel), or was forked (ForkRun); a
+   * WORKFLOW_START follows. RunEvent.data is an object: `step` (the path), and
+   * `replaced_steps` (dotted paths of the step records that were replaced: their
+   * earlier events stay in the log) with `previous` (the earlier outcome: run_id,
+   * status, result, error, last_sequence) for TimeTravel, or `forked_from` (the same
+   * fields, of the original run) for ForkRun.
+   */
+  RUN_EVENT_TYPE_TIME_TRAVEL: 'RUN_EVENT_TYPE_TIME_TRAVEL',
 } as const;
 
 /**
@@ -100,6 +109,16 @@ export type RunEventType =
    */
   | 'RUN_EVENT_TYPE_WORKFLOW_FINISH'
   | 9
+  /**
+   * The run is executed again from a step (TimeTravel), or was forked (ForkRun); a
+   * WORKFLOW_START follows. RunEvent.data is an object: `step` (the path), and
+   * `replaced_steps` (dotted paths of the step records that were replaced: their
+   * earlier events stay in the log) with `previous` (the earlier outcome: run_id,
+   * status, result, error, last_sequence) for TimeTravel, or `forked_from` (the same
+   * fields, of the original run) for ForkRun.
+   */
+  | 'RUN_EVENT_TYPE_TIME_TRAVEL'
+  | 10
 
 /**
  * Kind of a run event. Mirrors Mastra's workflow stream chunk types.

@@ -8,6 +8,8 @@ import type { CreateRunRequest as _runservice_v1_CreateRunRequest, CreateRunRequ
 import type { CreateRunResponse as _runservice_v1_CreateRunResponse, CreateRunResponse__Output as _runservice_v1_CreateRunResponse__Output } from '../../runservice/v1/CreateRunResponse';
 import type { DeleteRunRequest as _runservice_v1_DeleteRunRequest, DeleteRunRequest__Output as _runservice_v1_DeleteRunRequest__Output } from '../../runservice/v1/DeleteRunRequest';
 import type { DeleteRunResponse as _runservice_v1_DeleteRunResponse, DeleteRunResponse__Output as _runservice_v1_DeleteRunResponse__Output } from '../../runservice/v1/DeleteRunResponse';
+import type { ForkRunRequest as _runservice_v1_ForkRunRequest, ForkRunRequest__Output as _runservice_v1_ForkRunRequest__Output } from '../../runservice/v1/ForkRunRequest';
+import type { ForkRunResponse as _runservice_v1_ForkRunResponse, ForkRunResponse__Output as _runservice_v1_ForkRunResponse__Output } from '../../runservice/v1/ForkRunResponse';
 import type { GetRunRequest as _runservice_v1_GetRunRequest, GetRunRequest__Output as _runservice_v1_GetRunRequest__Output } from '../../runservice/v1/GetRunRequest';
 import type { GetRunResponse as _runservice_v1_GetRunResponse, GetRunResponse__Output as _runservice_v1_GetRunResponse__Output } from '../../runservice/v1/GetRunResponse';
 import type { GetWorkflowRequest as _runservice_v1_GetWorkflowRequest, GetWorkflowRequest__Output as _runservice_v1_GetWorkflowRequest__Output } from '../../runservice/v1/GetWorkflowRequest';
@@ -24,6 +26,8 @@ import type { StartRequest as _runservice_v1_StartRequest, StartRequest__Output 
 import type { StartResponse as _runservice_v1_StartResponse, StartResponse__Output as _runservice_v1_StartResponse__Output } from '../../runservice/v1/StartResponse';
 import type { StreamRequest as _runservice_v1_StreamRequest, StreamRequest__Output as _runservice_v1_StreamRequest__Output } from '../../runservice/v1/StreamRequest';
 import type { StreamResponse as _runservice_v1_StreamResponse, StreamResponse__Output as _runservice_v1_StreamResponse__Output } from '../../runservice/v1/StreamResponse';
+import type { TimeTravelRequest as _runservice_v1_TimeTravelRequest, TimeTravelRequest__Output as _runservice_v1_TimeTravelRequest__Output } from '../../runservice/v1/TimeTravelRequest';
+import type { TimeTravelResponse as _runservice_v1_TimeTravelResponse, TimeTravelResponse__Output as _runservice_v1_TimeTravelResponse__Output } from '../../runservice/v1/TimeTravelResponse';
 import type { WatchRequest as _runservice_v1_WatchRequest, WatchRequest__Output as _runservice_v1_WatchRequest__Output } from '../../runservice/v1/WatchRequest';
 import type { WatchResponse as _runservice_v1_WatchResponse, WatchResponse__Output as _runservice_v1_WatchResponse__Output } from '../../runservice/v1/WatchResponse';
 
@@ -80,6 +84,27 @@ export interface RunServiceClient extends grpc.Client {
   deleteRun(argument: _runservice_v1_DeleteRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runservice_v1_DeleteRunResponse__Output>): grpc.ClientUnaryCall;
   deleteRun(argument: _runservice_v1_DeleteRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runservice_v1_DeleteRunResponse__Output>): grpc.ClientUnaryCall;
   deleteRun(argument: _runservice_v1_DeleteRunRequest, callback: grpc.requestCallback<_runservice_v1_DeleteRunResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Time travel into a new run (DBOS's fork): the original run is left untouched; the
+   * new run names it in Run.forked_from_run_id, and ListRuns lists a run's forks with
+   * ListRunsRequest.forked_from_run_id. Same preconditions and errors as TimeTravel;
+   * ALREADY_EXISTS when new_run_id is taken.
+   */
+  ForkRun(argument: _runservice_v1_ForkRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runservice_v1_ForkRunResponse__Output>): grpc.ClientUnaryCall;
+  ForkRun(argument: _runservice_v1_ForkRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runservice_v1_ForkRunResponse__Output>): grpc.ClientUnaryCall;
+  ForkRun(argument: _runservice_v1_ForkRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runservice_v1_ForkRunResponse__Output>): grpc.ClientUnaryCall;
+  ForkRun(argument: _runservice_v1_ForkRunRequest, callback: grpc.requestCallback<_runservice_v1_ForkRunResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Time travel into a new run (DBOS's fork): the original run is left untouched; the
+   * new run names it in Run.forked_from_run_id, and ListRuns lists a run's forks with
+   * ListRunsRequest.forked_from_run_id. Same preconditions and errors as TimeTravel;
+   * ALREADY_EXISTS when new_run_id is taken.
+   */
+  forkRun(argument: _runservice_v1_ForkRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runservice_v1_ForkRunResponse__Output>): grpc.ClientUnaryCall;
+  forkRun(argument: _runservice_v1_ForkRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runservice_v1_ForkRunResponse__Output>): grpc.ClientUnaryCall;
+  forkRun(argument: _runservice_v1_ForkRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runservice_v1_ForkRunResponse__Output>): grpc.ClientUnaryCall;
+  forkRun(argument: _runservice_v1_ForkRunRequest, callback: grpc.requestCallback<_runservice_v1_ForkRunResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * Returns a run: status, input, result or error, steps, suspended paths.
@@ -200,6 +225,33 @@ export interface RunServiceClient extends grpc.Client {
   stream(argument: _runservice_v1_StreamRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_runservice_v1_StreamResponse__Output>;
   
   /**
+   * Re-executes a settled run from a step with new input (Mastra `timeTravel`): the
+   * records of the steps that started before it are kept, that step and everything
+   * after run again. The run's event log continues (a TIME_TRAVEL event, then
+   * WORKFLOW_START); the earlier outcome stays readable in the events before it.
+   * A running or waiting run is FAILED_PRECONDITION (reason RUN_STILL_ACTIVE), a
+   * pending one RUN_NOT_STARTED, a step that never ran STEP_NOT_REACHED; an unknown
+   * step is INVALID_ARGUMENT with a field violation on `step`.
+   */
+  TimeTravel(argument: _runservice_v1_TimeTravelRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runservice_v1_TimeTravelResponse__Output>): grpc.ClientUnaryCall;
+  TimeTravel(argument: _runservice_v1_TimeTravelRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runservice_v1_TimeTravelResponse__Output>): grpc.ClientUnaryCall;
+  TimeTravel(argument: _runservice_v1_TimeTravelRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runservice_v1_TimeTravelResponse__Output>): grpc.ClientUnaryCall;
+  TimeTravel(argument: _runservice_v1_TimeTravelRequest, callback: grpc.requestCallback<_runservice_v1_TimeTravelResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Re-executes a settled run from a step with new input (Mastra `timeTravel`): the
+   * records of the steps that started before it are kept, that step and everything
+   * after run again. The run's event log continues (a TIME_TRAVEL event, then
+   * WORKFLOW_START); the earlier outcome stays readable in the events before it.
+   * A running or waiting run is FAILED_PRECONDITION (reason RUN_STILL_ACTIVE), a
+   * pending one RUN_NOT_STARTED, a step that never ran STEP_NOT_REACHED; an unknown
+   * step is INVALID_ARGUMENT with a field violation on `step`.
+   */
+  timeTravel(argument: _runservice_v1_TimeTravelRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_runservice_v1_TimeTravelResponse__Output>): grpc.ClientUnaryCall;
+  timeTravel(argument: _runservice_v1_TimeTravelRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_runservice_v1_TimeTravelResponse__Output>): grpc.ClientUnaryCall;
+  timeTravel(argument: _runservice_v1_TimeTravelRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_runservice_v1_TimeTravelResponse__Output>): grpc.ClientUnaryCall;
+  timeTravel(argument: _runservice_v1_TimeTravelRequest, callback: grpc.requestCallback<_runservice_v1_TimeTravelResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Follows a run's events from a cursor until the run is terminal, across
    * suspends and resumes. Only a message with end_of_stream means "done"; any
    * other end means "reconnect with the last sequence you saw".
@@ -239,6 +291,14 @@ export interface RunServiceHandlers extends grpc.UntypedServiceImplementation {
    * Deletes a run that is not running, with its events.
    */
   DeleteRun: grpc.handleUnaryCall<_runservice_v1_DeleteRunRequest__Output, _runservice_v1_DeleteRunResponse>;
+  
+  /**
+   * Time travel into a new run (DBOS's fork): the original run is left untouched; the
+   * new run names it in Run.forked_from_run_id, and ListRuns lists a run's forks with
+   * ListRunsRequest.forked_from_run_id. Same preconditions and errors as TimeTravel;
+   * ALREADY_EXISTS when new_run_id is taken.
+   */
+  ForkRun: grpc.handleUnaryCall<_runservice_v1_ForkRunRequest__Output, _runservice_v1_ForkRunResponse>;
   
   /**
    * Returns a run: status, input, result or error, steps, suspended paths.
@@ -282,6 +342,17 @@ export interface RunServiceHandlers extends grpc.UntypedServiceImplementation {
   Stream: grpc.handleServerStreamingCall<_runservice_v1_StreamRequest__Output, _runservice_v1_StreamResponse>;
   
   /**
+   * Re-executes a settled run from a step with new input (Mastra `timeTravel`): the
+   * records of the steps that started before it are kept, that step and everything
+   * after run again. The run's event log continues (a TIME_TRAVEL event, then
+   * WORKFLOW_START); the earlier outcome stays readable in the events before it.
+   * A running or waiting run is FAILED_PRECONDITION (reason RUN_STILL_ACTIVE), a
+   * pending one RUN_NOT_STARTED, a step that never ran STEP_NOT_REACHED; an unknown
+   * step is INVALID_ARGUMENT with a field violation on `step`.
+   */
+  TimeTravel: grpc.handleUnaryCall<_runservice_v1_TimeTravelRequest__Output, _runservice_v1_TimeTravelResponse>;
+  
+  /**
    * Follows a run's events from a cursor until the run is terminal, across
    * suspends and resumes. Only a message with end_of_stream means "done"; any
    * other end means "reconnect with the last sequence you saw".
@@ -294,6 +365,7 @@ export interface RunServiceDefinition extends grpc.ServiceDefinition {
   Cancel: MethodDefinition<_runservice_v1_CancelRequest, _runservice_v1_CancelResponse, _runservice_v1_CancelRequest__Output, _runservice_v1_CancelResponse__Output>
   CreateRun: MethodDefinition<_runservice_v1_CreateRunRequest, _runservice_v1_CreateRunResponse, _runservice_v1_CreateRunRequest__Output, _runservice_v1_CreateRunResponse__Output>
   DeleteRun: MethodDefinition<_runservice_v1_DeleteRunRequest, _runservice_v1_DeleteRunResponse, _runservice_v1_DeleteRunRequest__Output, _runservice_v1_DeleteRunResponse__Output>
+  ForkRun: MethodDefinition<_runservice_v1_ForkRunRequest, _runservice_v1_ForkRunResponse, _runservice_v1_ForkRunRequest__Output, _runservice_v1_ForkRunResponse__Output>
   GetRun: MethodDefinition<_runservice_v1_GetRunRequest, _runservice_v1_GetRunResponse, _runservice_v1_GetRunRequest__Output, _runservice_v1_GetRunResponse__Output>
   GetWorkflow: MethodDefinition<_runservice_v1_GetWorkflowRequest, _runservice_v1_GetWorkflowResponse, _runservice_v1_GetWorkflowRequest__Output, _runservice_v1_GetWorkflowResponse__Output>
   ListRuns: MethodDefinition<_runservice_v1_ListRunsRequest, _runservice_v1_ListRunsResponse, _runservice_v1_ListRunsRequest__Output, _runservice_v1_ListRunsResponse__Output>
@@ -302,5 +374,6 @@ export interface RunServiceDefinition extends grpc.ServiceDefinition {
   Resume: MethodDefinition<_runservice_v1_ResumeRequest, _runservice_v1_ResumeResponse, _runservice_v1_ResumeRequest__Output, _runservice_v1_ResumeResponse__Output>
   Start: MethodDefinition<_runservice_v1_StartRequest, _runservice_v1_StartResponse, _runservice_v1_StartRequest__Output, _runservice_v1_StartResponse__Output>
   Stream: MethodDefinition<_runservice_v1_StreamRequest, _runservice_v1_StreamResponse, _runservice_v1_StreamRequest__Output, _runservice_v1_StreamResponse__Output>
+  TimeTravel: MethodDefinition<_runservice_v1_TimeTravelRequest, _runservice_v1_TimeTravelResponse, _runservice_v1_TimeTravelRequest__Output, _runservice_v1_TimeTravelResponse__Output>
   Watch: MethodDefinition<_runservice_v1_WatchRequest, _runservice_v1_WatchResponse, _runservice_v1_WatchRequest__Output, _runservice_v1_WatchResponse__Output>
 }

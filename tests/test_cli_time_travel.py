@@ -1,0 +1,55 @@
+"""`runservice time-travel` and `runservice fork` (and `runs --forked-from`) run as the
+installed console script against a real server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from clitools import Result, cli_workflows, runservice
+from conftest import ServingFactory
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+async def target(serving: ServingFactory, tmp_path: Path) -> AsyncIterator[str]:
+    async with serving(tmp_path / "runs.db", workflows=cli_workflows()) as served:
+        yield served.address
+
+
+async def cli(target: str, *args: str) -> Result:
+    return await runservice(*args, "--target", target)
+
+
+async def test_time_travel_fork_and_list_forks(target: str) -> None:
+    started = await cli(target, "start", "echo", "-i", '{"count": 1}', "--wait", "--run-id", "cli-tt")
+    assert started.code == 0, started.err
+
+    travelled = await cli(
+        target, "time-travel", "cli-tt", "--step", "bump", "-i", '{"count": 41}', "--wait", "--json"
+    )
+    assert travelled.code == 0, travelled.err
+    run = travelled.json()
+    assert run["status"] == "success" and run["result"] == {"count": 42}
+    assert run["travel"]["count"] == 1
+
+    forked = await cli(
+        target, "fork", "cli-tt", "--step", "bump", "-i", '{"count": 9}', "--new-run-id", "cli-fork", "--wait"
+    )
+    assert forked.code == 0, forked.err
+    assert forked.out.splitlines()[0] == "run cli-fork (echo) success"
+
+    listed = await cli(target, "runs", "--forked-from", "cli-tt", "--json")
+    assert [r["run_id"] for r in listed.json()["runs"]] == ["cli-fork"]
+    shown = await cli(target, "show", "cli-fork")
+    assert "forked from: cli-tt" in shown.out
+
+    watched = await cli(target, "watch", "cli-tt")  # piped: one line per event, to the new finish
+    assert watched.code == 0, watched.err
+    kinds = [line.split()[2] for line in watched.out.splitlines()]
+    assert kinds.count("finish") == 2 and kinds[kinds.index("time-travel") + 1] == "start"
+
+    unknown = await cli(target, "time-travel", "cli-tt", "--step", "nope")
+    assert unknown.code != 0 and "nope" in unknown.err and "Traceback" not in unknown.err

@@ -1,0 +1,412 @@
+"""TimeTravel and ForkRun through a real server (both backends): success, failed and
+canceled runs, nested paths, refusals, the earlier outcome, Watch and request ids."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import flows
+import pytest
+from conftest import client_for
+from flows import Text, Value, add_one, to_text
+
+from runservice import create_step, create_workflow, errors, wire
+from runservice.client import Client, SyncClient
+from runservice.model import Event, EventType, Run, RunStatus, StepStatus
+from runservice.v1 import run_pb2, run_service_pb2
+from runservice.workflow import StepContext
+
+if TYPE_CHECKING:
+    from runservice.v1.run_service_pb2_grpc import RunServiceAsyncStub
+
+BODIES: Counter[str] = Counter()
+"""`run id:step id` -> how many times the body ran."""
+
+
+def _ran(ctx: StepContext, name: str) -> None:
+    BODIES[f"{ctx.run_id}:{name}"] += 1
+
+
+@create_step("times-ten", input_schema=Value, output_schema=Value)
+async def times_ten(ctx: StepContext) -> Value:
+    _ran(ctx, "times-ten")
+    return Value(value=ctx.input_data.value * 10)
+
+
+@create_step("picky", input_schema=Value, output_schema=Value)
+async def picky(ctx: StepContext) -> Value:
+    """Fails on odd values (no retries)."""
+    _ran(ctx, "picky")
+    if ctx.input_data.value % 2:
+        raise ValueError(f"odd value {ctx.input_data.value}")
+    return Value(value=ctx.input_data.value)
+
+
+@create_step("gate", input_schema=Value, output_schema=Value)
+async def gate(ctx: StepContext) -> Value:
+    """Slow (until canceled) below 100, instant from 100."""
+    _ran(ctx, "gate")
+    if ctx.input_data.value < 100:
+        await asyncio.sleep(60)
+    return Value(value=ctx.input_data.value)
+
+
+tt_pipeline = create_workflow("tt-pipeline", input_schema=Value, output_schema=Text)
+tt_pipeline = tt_pipeline.then(add_one).then(times_ten).then(to_text).commit()
+tt_inner = create_workflow("tt-inner", input_schema=Value).then(add_one).then(times_ten).commit()
+tt_nested = create_workflow("tt-nested", input_schema=Value).then(add_one).then(tt_inner).then(to_text)
+tt_nested = tt_nested.commit()
+tt_failing = create_workflow("tt-failing", input_schema=Value).then(add_one).then(picky).then(times_ten)
+tt_failing = tt_failing.commit()
+tt_gated = create_workflow("tt-gated", input_schema=Value).then(add_one).then(gate).then(times_ten).commit()
+tt_nap = create_workflow("tt-nap", input_schema=Value).sleep(60).then(times_ten).commit()
+
+ALLOW = {"times-ten": True}
+"""The branch condition of tt-branch (outside the run, so it can change between drives)."""
+tt_branch = create_workflow("tt-branch", input_schema=Value).then(add_one)
+tt_branch = tt_branch.branch([(lambda ctx: ALLOW["times-ten"], times_ten)]).commit()
+
+tt_each = create_workflow("tt-each", input_schema=list[Value]).foreach(times_ten, concurrency=2).commit()
+
+client = client_for(
+    [tt_pipeline, tt_nested, tt_failing, tt_gated, tt_nap, tt_branch, tt_each, flows.approval]
+)
+
+
+def _step(run: Run, path: str) -> Any:
+    return next(s for s in run.steps if ".".join(s.path) == path)
+
+
+async def _events(client: Client, run_id: str, after: int = 0) -> list[Event]:
+    async with asyncio.timeout(10):
+        return [event async for event in client.follow(run_id, after)]
+
+
+async def _until_status(client: Client, workflow: str, run_id: str, status: RunStatus) -> Run:
+    async with asyncio.timeout(10):
+        while (run := await client.get_workflow(workflow).run_by_id(run_id)).status is not status:
+            await asyncio.sleep(0.02)
+    return run
+
+
+async def test_time_travel_of_a_successful_run_keeps_earlier_steps_reruns_the_rest(client: Client) -> None:
+    handle = await client.get_workflow("tt-pipeline").create_run()
+    first = await handle.start_async(input_data={"value": 1})
+    assert first.result == {"text": "value is 20"}
+
+    again = await handle.time_travel("times-ten", {"value": 7}, wait=True)
+
+    assert again.status is RunStatus.SUCCESS
+    assert again.result == {"text": "value is 70"}
+    assert [".".join(s.path) for s in again.steps] == ["add-one", "times-ten", "to-text"]
+    kept, rerun = _step(again, "add-one"), _step(again, "times-ten")
+    assert kept.started_at == _step(first, "add-one").started_at  # the record kept as it was
+    assert rerun.payload == {"value": 7} and rerun.output == {"value": 70}
+    assert BODIES[f"{handle.run_id}:times-ten"] == 2  # the first run and the time travel
+    assert again.travel is not None and again.travel.count == 1 and again.travel.step == ("times-ten",)
+    assert again.forked_from is None and again.last_sequence > first.last_sequence
+
+
+async def test_the_earlier_outcome_stays_readable_in_the_events(client: Client) -> None:
+    handle = await client.get_workflow("tt-pipeline").create_run()
+    first = await handle.start_async(input_data={"value": 1})
+    await handle.time_travel("times-ten", {"value": 4}, wait=True)
+
+    events = await _events(client, handle.run_id)
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))  # gap-free across it
+    travel = next(e for e in events if e.type is EventType.TIME_TRAVEL)
+    assert travel.sequence == first.last_sequence + 1
+    assert travel.data["step"] == ["times-ten"]
+    assert travel.data["previous"]["status"] == "success"
+    assert travel.data["previous"]["result"] == {"text": "value is 20"}
+    assert sorted(travel.data["replaced_steps"]) == ["times-ten", "to-text"]
+    # The replaced records are still in the log before the time travel.
+    earlier = [e for e in events if e.sequence < travel.sequence and e.type is EventType.STEP_RESULT]
+    assert [(".".join(e.step_path), e.step.output) for e in earlier if e.step] == [
+        ("add-one", {"value": 2}),
+        ("times-ten", {"value": 20}),
+        ("to-text", {"text": "value is 20"}),
+    ]
+    after = [e.type for e in events if e.sequence > travel.sequence]
+    assert after[0] is EventType.WORKFLOW_START and after[-1] is EventType.WORKFLOW_FINISH
+    finishes = [e for e in events if e.type is EventType.WORKFLOW_FINISH]
+    assert [f.data for f in finishes] == [{"text": "value is 20"}, {"text": "value is 40"}]
+
+
+async def test_time_travel_into_a_nested_workflow(client: Client) -> None:
+    handle = await client.get_workflow("tt-nested").create_run()
+    first = await handle.start_async(input_data={"value": 1})
+    assert first.result == {"text": "value is 30"}  # (1 + 1 + 1) * 10
+
+    again = await handle.time_travel("tt-inner.times-ten", {"value": 5}, wait=True)
+
+    assert again.status is RunStatus.SUCCESS
+    assert again.result == {"text": "value is 50"}
+    assert _step(again, "tt-inner.add-one").started_at == _step(first, "tt-inner.add-one").started_at
+    assert _step(again, "tt-inner.times-ten").payload == {"value": 5}
+    assert _step(again, "tt-inner").output == {"value": 50}
+    assert BODIES[f"{handle.run_id}:times-ten"] == 2
+    # A path of ids works as well as the dotted form.
+    third = await handle.time_travel(["tt-inner", "times-ten"], {"value": 6}, wait=True)
+    assert third.result == {"text": "value is 60"} and third.travel is not None and third.travel.count == 2
+
+
+async def test_time_travel_to_a_nested_workflow_step_and_to_a_foreach_step(client: Client) -> None:
+    nested = await client.get_workflow("tt-nested").create_run()
+    await nested.start_async(input_data={"value": 1})
+    again = await nested.time_travel("tt-inner", {"value": 4}, wait=True)  # the whole inner workflow
+    assert again.result == {"text": "value is 50"}  # (4 + 1) * 10
+    assert _step(again, "tt-inner").payload == {"value": 4}
+    assert _step(again, "tt-inner.add-one").payload == {"value": 4}
+
+    each = await client.get_workflow("tt-each").create_run()
+    first = await each.start_async(input_data=[{"value": 1}, {"value": 2}])
+    assert first.result == [{"value": 10}, {"value": 20}]
+    with pytest.raises(errors.ValidationFailed) as invalid:
+        await each.time_travel("times-ten", [{"value": 3}, {"value": "x"}])
+    assert [v.field for v in invalid.value.violations] == ["input_data[1].value"]
+    items = await each.time_travel("times-ten", [{"value": 3}], wait=True)
+    assert items.result == [{"value": 30}]
+
+
+async def test_a_suspended_run_can_time_travel_and_is_resumable_after(client: Client) -> None:
+    handle = await client.get_workflow("approval").create_run()
+    suspended = await handle.start_async(input_data={"value": 1})
+    assert suspended.status is RunStatus.SUSPENDED
+    again = await handle.time_travel("approve", {"value": 7}, wait=True)
+    assert again.status is RunStatus.SUSPENDED and again.suspended == (("approve",),)
+    assert _step(again, "approve").suspend_payload == {"question": "approve 7?"}
+    done = await handle.resume_async({"approved": True}, label="manager")
+    assert done.status is RunStatus.SUCCESS and done.result == {"text": "approved"}
+
+
+async def test_time_travel_of_a_failed_run_with_fixed_input(client: Client) -> None:
+    handle = await client.get_workflow("tt-failing").create_run()
+    failed = await handle.start_async(input_data={"value": 2})  # picky gets 3: odd
+    assert failed.status is RunStatus.FAILED and failed.error is not None
+    assert _step(failed, "picky").status is StepStatus.FAILED
+
+    fixed = await handle.time_travel("picky", {"value": 4}, wait=True)
+
+    assert fixed.status is RunStatus.SUCCESS and fixed.error is None
+    assert fixed.result == {"value": 40}
+    travel = next(e for e in await _events(client, handle.run_id) if e.type is EventType.TIME_TRAVEL)
+    assert travel.data["previous"]["status"] == "failed"
+    assert "odd value 3" in travel.data["previous"]["error"]["message"]
+
+
+async def test_a_branch_target_runs_again_even_if_its_condition_no_longer_holds(client: Client) -> None:
+    handle = await client.get_workflow("tt-branch").create_run()
+    ALLOW["times-ten"] = True
+    first = await handle.start_async(input_data={"value": 1})
+    assert first.result == {"times-ten": {"value": 20}}
+    ALLOW["times-ten"] = False
+    try:
+        again = await handle.time_travel("times-ten", {"value": 3}, wait=True)
+    finally:
+        ALLOW["times-ten"] = True
+    assert again.status is RunStatus.SUCCESS and again.result == {"times-ten": {"value": 30}}
+
+
+async def test_time_travel_without_input_reuses_the_recorded_input(client: Client) -> None:
+    handle = await client.get_workflow("tt-pipeline").create_run()
+    await handle.start_async(input_data={"value": 1})
+    again = await handle.time_travel("to-text", wait=True)
+    assert again.result == {"text": "value is 20"}
+    assert BODIES[f"{handle.run_id}:times-ten"] == 1  # before the target: not run again
+
+
+async def test_time_travel_and_fork_of_a_canceled_run(client: Client) -> None:
+    handle = await client.get_workflow("tt-gated").create_run()
+    await handle.start(input_data={"value": 1})
+    async with asyncio.timeout(5):
+        while BODIES[f"{handle.run_id}:gate"] == 0:
+            await asyncio.sleep(0.01)
+    canceled = await handle.cancel()
+    assert canceled.status is RunStatus.CANCELED
+
+    fork = await handle.fork("gate", {"value": 200}, wait=True)
+    assert fork.status is RunStatus.SUCCESS and fork.result == {"value": 2000}
+    assert fork.forked_from == handle.run_id
+    assert (await client.get_workflow("tt-gated").run_by_id(handle.run_id)).status is RunStatus.CANCELED
+
+    again = await handle.time_travel("gate", {"value": 100}, wait=True)
+    assert again.status is RunStatus.SUCCESS and again.result == {"value": 1000}
+
+
+async def test_refusals(client: Client) -> None:
+    gated = client.get_workflow("tt-gated")
+    running = await gated.create_run()
+    await running.start(input_data={"value": 1})
+    with pytest.raises(errors.FailedPrecondition) as still:
+        await running.time_travel("gate", {"value": 100})
+    assert still.value.reason == "RUN_STILL_ACTIVE"
+    with pytest.raises(errors.FailedPrecondition) as fork_still:
+        await running.fork("gate", {"value": 100})
+    assert fork_still.value.reason == "RUN_STILL_ACTIVE"
+    await running.cancel()
+
+    napping = await client.get_workflow("tt-nap").create_run()
+    await napping.start(input_data={"value": 1})
+    await _until_status(client, "tt-nap", napping.run_id, RunStatus.WAITING)
+    with pytest.raises(errors.FailedPrecondition) as waiting:
+        await napping.time_travel("times-ten", {"value": 1})
+    assert waiting.value.reason == "RUN_STILL_ACTIVE"
+    await napping.cancel()
+
+    pending = await client.get_workflow("tt-pipeline").create_run()
+    with pytest.raises(errors.FailedPrecondition) as not_started:
+        await pending.time_travel("times-ten", {"value": 1})
+    assert not_started.value.reason == "RUN_NOT_STARTED"
+
+    done = await client.get_workflow("tt-pipeline").create_run()
+    await done.start_async(input_data={"value": 1})
+    with pytest.raises(errors.InvalidArgument) as unknown:
+        await done.time_travel("no-such-step", {"value": 1})
+    assert [v.field for v in unknown.value.violations] == ["step"]
+    with pytest.raises(errors.InvalidArgument) as unknown_nested:
+        await done.time_travel("add-one.deeper", {"value": 1})
+    assert [v.field for v in unknown_nested.value.violations] == ["step"]
+    with pytest.raises(errors.ValidationFailed) as invalid:
+        await done.time_travel("times-ten", {"value": "ten"})
+    assert [v.field for v in invalid.value.violations] == ["input_data.value"]
+    # A refused time travel changes nothing.
+    unchanged = await client.get_workflow("tt-pipeline").run_by_id(done.run_id)
+    assert unchanged.status is RunStatus.SUCCESS and unchanged.travel is None
+
+
+async def test_a_step_that_never_ran_is_refused(client: Client) -> None:
+    handle = await client.get_workflow("tt-failing").create_run()
+    await handle.start_async(input_data={"value": 2})  # fails at picky: times-ten never ran
+    with pytest.raises(errors.FailedPrecondition) as never:
+        await handle.time_travel("times-ten", {"value": 1})
+    assert never.value.reason == "STEP_NOT_REACHED"
+
+
+async def test_watch_follows_across_a_time_travel(client: Client) -> None:
+    handle = await client.get_workflow("tt-gated").create_run()
+    first = await handle.start_async(input_data={"value": 100})  # gate is instant from 100
+    assert first.status is RunStatus.SUCCESS
+
+    # A watcher from the old end sees exactly the re-execution; one from 0 sees everything.
+    await handle.time_travel("gate", {"value": 300})
+    tail = await _events(client, handle.run_id, first.last_sequence)
+    whole = await _events(client, handle.run_id)
+
+    assert tail[0].sequence == first.last_sequence + 1 and tail[0].type is EventType.TIME_TRAVEL
+    assert [e.sequence for e in whole] == list(range(1, whole[-1].sequence + 1))
+    assert whole[len(whole) - len(tail) :] == tail
+    assert tail[-1].type is EventType.WORKFLOW_FINISH and tail[-1].data == {"value": 3000}
+    assert (await client.get_workflow("tt-gated").run_by_id(handle.run_id)).last_sequence == tail[-1].sequence
+
+
+async def test_a_watcher_attached_while_the_time_travel_runs(client: Client) -> None:
+    handle = await client.get_workflow("tt-gated").create_run()
+    await handle.start_async(input_data={"value": 100})
+    travelling = await handle.time_travel("gate", {"value": 1})  # gate now waits: the run stays running
+    assert travelling.status is RunStatus.RUNNING
+    watched: list[Event] = []
+
+    async def watch() -> None:
+        async for event in client.follow(handle.run_id):
+            watched.append(event)
+
+    watcher = asyncio.create_task(watch())
+    async with asyncio.timeout(5):
+        while not any(e.type is EventType.STEP_START and e.step_path == ("gate",) for e in watched[5:]):
+            await asyncio.sleep(0.01)
+    await handle.cancel()
+    async with asyncio.timeout(5):
+        await watcher
+    assert [e.sequence for e in watched] == list(range(1, len(watched) + 1))
+    assert watched[-1].type is EventType.WORKFLOW_FINISH and watched[-1].run_status is RunStatus.CANCELED
+
+
+async def test_request_id_retry_returns_the_first_outcome(client: Client) -> None:
+    handle = await client.get_workflow("tt-pipeline").create_run()
+    await handle.start_async(input_data={"value": 1})
+    first = await handle.time_travel("times-ten", {"value": 3}, request_id="tt-1", wait=True)
+    retry = await handle.time_travel("times-ten", {"value": 3}, request_id="tt-1", wait=True)
+    assert retry.result == first.result == {"text": "value is 30"}
+    assert retry.last_sequence == first.last_sequence
+    assert retry.travel is not None and retry.travel.count == 1
+    assert BODIES[f"{handle.run_id}:times-ten"] == 2
+
+    fork = await handle.fork("times-ten", {"value": 4}, request_id="fork-1", wait=True)
+    fork_retry = await handle.fork("times-ten", {"value": 4}, request_id="fork-1", wait=True)
+    assert fork_retry.run_id == fork.run_id and fork_retry.last_sequence == fork.last_sequence
+    assert BODIES[f"{fork.run_id}:times-ten"] == 1
+
+
+async def test_fork_leaves_the_original_untouched_and_names_its_origin(client: Client) -> None:
+    workflow = client.get_workflow("tt-pipeline")
+    handle = await workflow.create_run()
+    original = await handle.start_async(input_data={"value": 1})
+
+    fork = await handle.fork("times-ten", {"value": 5}, new_run_id=f"{handle.run_id}-fork", wait=True)
+
+    assert fork.run_id == f"{handle.run_id}-fork"
+    assert fork.status is RunStatus.SUCCESS and fork.result == {"text": "value is 50"}
+    assert fork.forked_from == handle.run_id
+    assert fork.travel is not None and fork.travel.fork_step == ("times-ten",) and fork.travel.count == 0
+    assert fork.input == original.input
+    assert _step(fork, "add-one").output == {"value": 2}
+    assert BODIES[f"{fork.run_id}:times-ten"] == 1
+    assert flows.CALLS[f"{fork.run_id}:add-one"] == 0  # kept from the original, never run in the fork
+    assert flows.CALLS[f"{handle.run_id}:add-one"] == 1
+    after = await workflow.run_by_id(handle.run_id)
+    assert after.result == original.result and after.last_sequence == original.last_sequence
+    assert [s.output for s in after.steps] == [s.output for s in original.steps]
+    events = await _events(client, fork.run_id)
+    assert [e.type for e in events[:2]] == [EventType.TIME_TRAVEL, EventType.WORKFLOW_START]
+    assert events[0].data["forked_from"]["run_id"] == handle.run_id
+    forks, _ = await workflow.runs(forked_from=handle.run_id)
+    assert [r.run_id for r in forks] == [fork.run_id]
+    # The fork's id is taken now: a second fork into it is refused.
+    with pytest.raises(errors.AlreadyExists):
+        await handle.fork("times-ten", {"value": 6}, new_run_id=fork.run_id)
+
+
+async def test_the_sync_client_time_travels_and_forks(sync_client: SyncClient) -> None:
+    def scenario() -> tuple[Run, Run, Run, list[Run]]:
+        with sync_client as connected:
+            echo = connected.get_workflow("echo")
+            run = echo.create_run(run_id="sync-tt")
+            first = run.start_async({"count": 1})
+            again = run.time_travel("bump", {"count": 10}, wait=True)
+            fork = run.fork("bump", {"count": 20}, new_run_id="sync-fork", wait=True)
+            forks, _ = echo.runs(forked_from="sync-tt")
+        return first, again, fork, forks
+
+    first, again, fork, forks = await asyncio.to_thread(scenario)
+    assert first.result == {"count": 2}
+    assert again.result == {"count": 11} and again.travel is not None and again.travel.count == 1
+    assert fork.result == {"count": 21} and fork.forked_from == "sync-tt"
+    assert [r.run_id for r in forks] == ["sync-fork"]
+
+
+async def test_watch_workflow_state_drops_the_replaced_records(stub: RunServiceAsyncStub) -> None:
+    await stub.Start(
+        run_service_pb2.StartRequest(
+            workflow_id="echo", run_id="state-tt", input_data=wire.optional_value({"count": 1}), wait=True
+        )
+    )
+    await stub.TimeTravel(
+        run_service_pb2.TimeTravelRequest(
+            run_id="state-tt", step=["bump"], input_data=wire.optional_value({"count": 5}), wait=True
+        )
+    )
+    states: dict[int, Any] = {}
+    async with asyncio.timeout(10):
+        async for reply in stub.Watch(
+            run_service_pb2.WatchRequest(run_id="state-tt", include_workflow_state=True)
+        ):
+            for event, state in zip(reply.events, reply.workflow_states, strict=True):
+                states[event.type] = state
+    travel = states[run_pb2.RUN_EVENT_TYPE_TIME_TRAVEL]
+    assert list(travel.steps) == [] and not travel.HasField("result")
+    final = states[run_pb2.RUN_EVENT_TYPE_WORKFLOW_FINISH]
+    assert [list(s.path.ids) for s in final.steps] == [["bump"]]
+    assert wire.read_value(final, "result") == {"count": 6}
