@@ -210,6 +210,7 @@ async def test_patch_fields_round_trip(store: AnyStore) -> None:
         "wake_at": 1003.0,
         "trace_id": "abc",
         "cancel_requested": True,
+        "deadline": 1004.5,
     }
     assert set(patch) == RUN_PATCH_FIELDS  # a new patch field needs its encoding here and in the store
     result = await store.write(RunWrite("r1", patch=patch))
@@ -226,6 +227,7 @@ async def test_patch_fields_round_trip(store: AnyStore) -> None:
         "resume_labels": {},
         "started_at": None,
         "wake_at": None,
+        "deadline": None,
     }
     await store.write(RunWrite("r1", patch=cleared))
     got = await store.get_run("r1")

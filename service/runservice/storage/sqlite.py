@@ -64,7 +64,7 @@ _READERS = 2
 _RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
     " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested"
+    " cancel_requested, deadline"
 )
 _RUN_COLUMNS = _RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `_run_from_row` use
 _SELECT_RUN = f"SELECT {_RUN_COLUMN_LIST} FROM runs"
@@ -201,10 +201,11 @@ class SqliteStore:
             rows = conn.execute(
                 "UPDATE runs SET owner = ?, epoch = epoch + 1, lease_expires_at = ?"
                 " WHERE run_id IN (SELECT run_id FROM runs"
-                f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
+                f" WHERE (status IN {_ACTIVE_SQL} OR (status = 'suspended' AND deadline < ?))"
+                " AND (owner IS NULL OR lease_expires_at < ?)"
                 f" AND workflow_id IN ({', '.join('?' * len(workflows))})"
                 " ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
-                (claim.owner, now + claim.seconds, now, *workflows, limit),
+                (claim.owner, now + claim.seconds, now, now, *workflows, limit),
             ).fetchall()
             return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 
@@ -735,6 +736,7 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
     "wake_at": _same,
     "trace_id": str,
     "cancel_requested": lambda value: int(bool(value)),
+    "deadline": _same,
 }
 
 
@@ -771,6 +773,7 @@ def _run_row(run: Run, now: float, last_seq: int, writer: values.ValueWriter) ->
         run.created_at,
         now,
         int(run.cancel_requested),
+        run.deadline,
     )
 
 
@@ -802,4 +805,5 @@ def _run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Ru
         created_at=row[16],
         updated_at=row[17],
         cancel_requested=bool(row[18]),
+        deadline=row[19],
     )

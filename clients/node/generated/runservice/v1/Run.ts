@@ -90,6 +90,13 @@ export interface Run {
    * When a waiting run wakes up.
    */
   'wakeTime'?: (_google_protobuf_Timestamp | null);
+  /**
+   * When the run times out; unset when it has no timeout. Fixed at Start (workflow
+   * timeout and StartRequest.timeout) and stored, so it holds across restarts. Wall
+   * clock: time suspended or sleeping counts. Past it the run ends RUN_STATUS_FAILED
+   * with a RunError named "RunTimeoutError" (details.reason "RUN_DEADLINE_EXCEEDED").
+   */
+  'deadline'?: (_google_protobuf_Timestamp | null);
 }
 
 /**
@@ -173,4 +180,11 @@ export interface Run__Output {
    * When a waiting run wakes up.
    */
   'wakeTime': (_google_protobuf_Timestamp__Output | null);
+  /**
+   * When the run times out; unset when it has no timeout. Fixed at Start (workflow
+   * timeout and StartRequest.timeout) and stored, so it holds across restarts. Wall
+   * clock: time suspended or sleeping counts. Past it the run ends RUN_STATUS_FAILED
+   * with a RunError named "RunTimeoutError" (details.reason "RUN_DEADLINE_EXCEEDED").
+   */
+  'deadline': (_google_protobuf_Timestamp__Output | null);
 }
