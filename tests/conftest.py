@@ -56,6 +56,7 @@ BOTH_BACKENDS = frozenset(
         "test_leases",
         "test_time_travel",
         "test_time_travel_replicas",
+        "test_timeouts",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""

@@ -163,6 +163,16 @@ async def test_start_without_wait_returns_at_once(target: str) -> None:
     assert text.out.splitlines()[0] == "run slow-1 (sluggish) canceled"
 
 
+async def test_start_with_a_timeout_ends_the_run_at_its_deadline(target: str) -> None:
+    done = await cli(
+        target, "start", "sluggish", "-i", '{"value": 1}', "--run-timeout", "0.3", "--wait", "--json"
+    )
+    assert done.code != 0
+    run = done.json()
+    assert run["status"] == "failed" and run["error"]["name"] == "RunTimeoutError"
+    assert run["deadline"] == pytest.approx(run["started_at"] + 0.3, abs=0.01)
+
+
 async def test_start_input_from_a_file_and_stdin_and_every_option(target: str, tmp_path: Path) -> None:
     (tmp_path / "input.json").write_text('{"value": 5}')
     from_file = await cli(

@@ -261,3 +261,40 @@ async def test_a_paused_replica_commits_nothing_for_the_runs_it_lost(
         assert [e.sequence for e in logs_after[run_id]] == [e.sequence for e in logs_before[run_id]]
         check_log(logs_after[run_id])
     assert "lease lost" in a.text
+
+
+async def test_a_killed_owners_run_still_ends_at_its_deadline(pg_databases: Any, tmp_path: Path) -> None:
+    """The deadline is stored: the replica that takes over a run from a killed owner stops it
+    at the deadline, and a suspended run past its deadline is ended once, by one replica."""
+    url = await pg_databases.url_for("deadline")
+    side = tmp_path / "ran.db"
+    async with replicas(url, side, 2) as (a, b):
+        async with Client(a.address) as on_a:
+            relay = await on_a.get_workflow("relay").create_run()
+            await relay.start(input_data={"seconds": 60.0, "n": 1}, run_timeout=LEASE + 2.0)
+            asker = await on_a.get_workflow("asker").create_run()
+            suspended = await asker.start_async(run_timeout=LEASE + 2.0)
+            assert suspended.status is RunStatus.SUSPENDED
+        await until(started(side, 1), 30, "the slow step to start on A")
+        a.proc.kill()  # SIGKILL: its lease on the relay run lapses; nobody else has its timer
+        await a.proc.wait()
+
+        async def ended() -> bool:
+            async with Client(b.address) as on_b:
+                runs = [
+                    await on_b.get_workflow(w).run_execution_result(r)
+                    for w, r in (("relay", relay.run_id), ("asker", asker.run_id))
+                ]
+            return all(r.status.terminal for r in runs)
+
+        await until(ended, LEASE + 30, "B to end both runs at their deadline")
+    stored_runs, logs = await stored(url, [relay.run_id, asker.run_id])
+    for run_id, run in stored_runs.items():
+        assert run.status is RunStatus.FAILED, run
+        assert run.error is not None and run.error.name == "RunTimeoutError"
+        assert run.deadline is not None and run.ended_at is not None and run.ended_at >= run.deadline
+        finishes = [e for e in logs[run_id] if e.type is EventType.WORKFLOW_FINISH]
+        assert finishes[-1].run_status is RunStatus.FAILED
+        assert [e.sequence for e in logs[run_id]] == list(range(1, len(logs[run_id]) + 1))
+    ran = executions(side)
+    assert not [s for r, s, _, _ in ran if r == relay.run_id and s == "last"], "nothing ran past the deadline"

@@ -212,6 +212,7 @@ async def test_patch_fields_round_trip(store: AnyStore) -> None:
         "trace_id": "abc",
         "cancel_requested": True,
         "travel": Travel(("outer", "a"), {"value": 1}, count=2, fork_step=("b",)),
+        "deadline": 1004.5,
     }
     assert set(patch) == RUN_PATCH_FIELDS  # a new patch field needs its encoding here and in the store
     result = await store.write(RunWrite("r1", patch=patch))
@@ -228,6 +229,7 @@ async def test_patch_fields_round_trip(store: AnyStore) -> None:
         "resume_labels": {},
         "started_at": None,
         "wake_at": None,
+        "deadline": None,
     }
     await store.write(RunWrite("r1", patch=cleared))
     got = await store.get_run("r1")

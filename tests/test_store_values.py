@@ -144,6 +144,7 @@ async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
         ALTER TABLE runs DROP COLUMN lease_expires_at; ALTER TABLE runs DROP COLUMN cancel_requested;
         DROP INDEX runs_by_forked_from; ALTER TABLE runs DROP COLUMN forked_from;
         ALTER TABLE runs DROP COLUMN travel;
+        DROP INDEX runs_overdue; ALTER TABLE runs DROP COLUMN deadline;
         CREATE INDEX runs_by_status ON runs (status);
         PRAGMA user_version = 2;
         """

@@ -20,7 +20,8 @@
     │   ├── RunNotActive               Restart of a run that is suspended or finished
     │   ├── RunStillActive             TimeTravel / ForkRun of a running or waiting run
     │   ├── RunNotStarted              TimeTravel / ForkRun of a pending run
-    │   └── StepNotReached             TimeTravel / ForkRun from a step that never ran
+    │   ├── StepNotReached             TimeTravel / ForkRun from a step that never ran
+    │   └── RunDeadlineExceeded        Resume of a run whose deadline passed (the run is ended)
     ├── ResourceExhausted              a limit was reached (metadata `limit`)
     │   ├── ReplyTooLarge              the reply would exceed the send limit; ask for a smaller view
     │   ├── MessageTooLarge            a request over the message limit
@@ -30,6 +31,8 @@
     ├── Unimplemented
     └── Internal                       a bug; details are logged, never sent
     WorkflowDefinitionError            raised in the author's code at definition time
+    StepTimeoutError, RunTimeoutError, WorkflowTimeoutError
+                                       errors a timed-out step, run or nested workflow is recorded with
 
 The server maps each branch to a gRPC status code (service/server/status.py) and the
 client maps codes and reasons back (runservice/client/status.py). Nothing here knows gRPC.
@@ -264,6 +267,18 @@ class ResumeLabelNotFound(FailedPrecondition):
         )
 
 
+class RunDeadlineExceeded(FailedPrecondition):
+    """Resume of a run whose deadline passed: the run is ended (failed with RunTimeoutError)."""
+
+    reason = "RUN_DEADLINE_EXCEEDED"
+
+    def __init__(self, run_id: str, deadline: str) -> None:
+        super().__init__(
+            f"run {run_id!r} passed its deadline ({deadline}); it ended failed with RunTimeoutError",
+            metadata={"run_id": run_id, "deadline": deadline},
+        )
+
+
 class ResourceExhausted(ServiceError):
     """A limit of the server was reached (`metadata["limit"]`); see the subclass for whether
     the same request can succeed later."""
@@ -332,3 +347,39 @@ class Internal(ServiceError):
 
 class WorkflowDefinitionError(ValueError):
     """A workflow or step definition is wrong; raised while the author's module loads."""
+
+
+class StepTimeoutError(TimeoutError):
+    """A step attempt ran past the step's `timeout`: its body was cancelled (its `finally`
+    blocks ran). It counts as an attempt: the step's retries apply, each with a fresh timeout.
+    A run records it as the step's error, named `StepTimeoutError` with `details`."""
+
+    def __init__(self, step: str, seconds: float) -> None:
+        super().__init__(f"step {step!r} timed out after {seconds:g}s")
+        self.details: dict[str, str | float] = {
+            "reason": "STEP_TIMEOUT",
+            "step": step,
+            "timeout_seconds": seconds,
+        }
+
+
+class RunTimeoutError(TimeoutError):
+    """The run passed its deadline: its running steps were stopped and it ended failed.
+    Recorded as the run's error, named `RunTimeoutError` with a stable `details.reason`."""
+
+    def __init__(self, deadline: str) -> None:
+        super().__init__(f"the run passed its deadline ({deadline})")
+        self.details: dict[str, str] = {"reason": "RUN_DEADLINE_EXCEEDED", "deadline": deadline}
+
+
+class WorkflowTimeoutError(TimeoutError):
+    """A nested workflow passed its own `timeout` (counted from when it started): its running
+    step was cancelled and the nested workflow failed as a step of its parent (not retried)."""
+
+    def __init__(self, workflow: str, deadline: str) -> None:
+        super().__init__(f"nested workflow {workflow!r} passed its deadline ({deadline})")
+        self.details: dict[str, str] = {
+            "reason": "WORKFLOW_DEADLINE_EXCEEDED",
+            "workflow": workflow,
+            "deadline": deadline,
+        }

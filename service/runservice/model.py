@@ -326,6 +326,9 @@ class Run:
     trace_id: str = ""
     cancel_requested: bool = False
     """A Cancel reached a replica that does not drive the run; its owner stops it."""
+    deadline: float | None = None
+    """When the run times out (POSIX seconds, fixed at Start from the workflow's and the
+    caller's timeouts); None: never. Stored, so it holds across restarts and replicas."""
     steps: tuple[StepRecord, ...] = ()
     """Step records in start order; empty unless the reader asked for them."""
     forked_from: str | None = None

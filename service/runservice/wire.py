@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from google.protobuf import message, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, message, struct_pb2, timestamp_pb2
 
 from runservice.model import Json
 
@@ -179,3 +179,32 @@ def timestamp(when: float | dt.datetime | None) -> timestamp_pb2.Timestamp | Non
     ts = timestamp_pb2.Timestamp()
     set_time(ts, when.timestamp() if isinstance(when, dt.datetime) else float(when))
     return ts
+
+
+def set_duration(target: duration_pb2.Duration, seconds: float | None) -> None:
+    """Fill a Duration field from seconds unless None."""
+    if seconds is None:
+        return
+    whole = math.floor(seconds)
+    nanos = round((seconds - whole) * 1e9)
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    target.seconds = whole
+    target.nanos = nanos
+
+
+def read_duration(msg: message.Message, name: str) -> float | None:
+    """The Duration field `name` of `msg` as seconds; None when unset."""
+    if not msg.HasField(name):
+        return None
+    value: duration_pb2.Duration = getattr(msg, name)
+    return value.seconds + value.nanos / 1e9
+
+
+def duration(seconds: float | dt.timedelta | None) -> duration_pb2.Duration | None:
+    """A new Duration from seconds or a timedelta; None for None."""
+    if seconds is None:
+        return None
+    value = duration_pb2.Duration()
+    set_duration(value, seconds.total_seconds() if isinstance(seconds, dt.timedelta) else float(seconds))
+    return value

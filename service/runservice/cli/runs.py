@@ -60,6 +60,12 @@ def add_parsers(
         "--request-id", help="idempotency key: a retry with the same key returns the first outcome"
     )
     start.add_argument("--wait", action="store_true", help="return once the run is finished or suspended")
+    start.add_argument(
+        "--run-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="the run's deadline from now (wall clock; the workflow's own timeout, if shorter, wins)",
+    )
     start.set_defaults(handler=client_command(start_run))
 
     resume = commands.add_parser(
@@ -177,7 +183,13 @@ async def start_run(client: Client, args: argparse.Namespace) -> int:
     context = read_json(args.context, "--context")
     run = run_handle(client, args.run_id or "", workflow_id=args.workflow, resource_id=args.resource_id)
     start = run.start_async if args.wait else run.start
-    done = await start(input_data, initial_state=state, request_context=context, request_id=args.request_id)
+    done = await start(
+        input_data,
+        initial_state=state,
+        request_context=context,
+        request_id=args.request_id,
+        run_timeout=args.run_timeout,
+    )
     return _report(done, args, waited=args.wait)
 
 
@@ -287,6 +299,7 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
         ("created", when(run.created_at)),
         ("started", when(run.started_at)),
         ("ended", when(run.ended_at)),
+        ("deadline", when(run.deadline)),
         ("input", short_json(run.input, 2000) if run.input is not None else ""),
         ("state", short_json(run.state, 2000) if run.state not in (None, {}) else ""),
         ("events", str(run.last_sequence)),

@@ -319,9 +319,16 @@ class RunHandle(convert.RunRequests):
         initial_state: Any = None,
         request_context: dict[str, Any] | None = None,
         request_id: str | None = None,
+        run_timeout: float | dt.timedelta | None = None,
+        include_state: bool = False,
     ) -> model.Run:
-        """Start the run and return at once (Mastra `start`)."""
-        request = self._start_request(input_data, initial_state, request_context, request_id, False)
+        """Start the run and return at once (Mastra `start`).
+
+        `run_timeout` (seconds or a timedelta) bounds the run: its deadline is the start time plus
+        the shorter of it and the workflow's timeout. `include_state` returns the run's state."""
+        request = self._start_request(
+            input_data, initial_state, request_context, request_id, False, run_timeout, include_state
+        )
         return self._keep((await self.client.call(self.client.stub.Start, request)).run)
 
     async def start_async(
@@ -331,9 +338,15 @@ class RunHandle(convert.RunRequests):
         initial_state: Any = None,
         request_context: dict[str, Any] | None = None,
         request_id: str | None = None,
+        run_timeout: float | dt.timedelta | None = None,
+        include_state: bool = False,
     ) -> model.Run:
-        """Start the run and return once it is terminal or suspended (Mastra `startAsync`)."""
-        request = self._start_request(input_data, initial_state, request_context, request_id, True)
+        """Start the run and return once it is terminal or suspended (Mastra `startAsync`).
+
+        `run_timeout` and `include_state` as for `start`."""
+        request = self._start_request(
+            input_data, initial_state, request_context, request_id, True, run_timeout, include_state
+        )
         return self._keep((await self.client.call(self.client.stub.Start, request, wait=True)).run)
 
     async def resume(
@@ -345,10 +358,11 @@ class RunHandle(convert.RunRequests):
         for_each_index: int | None = None,
         request_context: dict[str, Any] | None = None,
         request_id: str | None = None,
+        include_state: bool = False,
     ) -> model.Run:
         """Resume a suspended step and return at once (Mastra `resume`)."""
         request = self._resume_request(
-            resume_data, step, label, for_each_index, request_context, request_id, False
+            resume_data, step, label, for_each_index, request_context, request_id, False, include_state
         )
         return self._keep((await self.client.call(self.client.stub.Resume, request)).run)
 
@@ -361,10 +375,11 @@ class RunHandle(convert.RunRequests):
         for_each_index: int | None = None,
         request_context: dict[str, Any] | None = None,
         request_id: str | None = None,
+        include_state: bool = False,
     ) -> model.Run:
         """Resume and return once the run is terminal or suspended again (Mastra `resumeAsync`)."""
         request = self._resume_request(
-            resume_data, step, label, for_each_index, request_context, request_id, True
+            resume_data, step, label, for_each_index, request_context, request_id, True, include_state
         )
         return self._keep((await self.client.call(self.client.stub.Resume, request, wait=True)).run)
 
@@ -438,9 +453,12 @@ class RunHandle(convert.RunRequests):
         initial_state: Any = None,
         request_context: dict[str, Any] | None = None,
         request_id: str | None = None,
+        run_timeout: float | dt.timedelta | None = None,
     ) -> AsyncIterator[model.Event]:
         """Start the run and yield its events until it is terminal or suspended (`last_run` is then set)."""
-        start = self._start_request(input_data, initial_state, request_context, request_id, False)
+        start = self._start_request(
+            input_data, initial_state, request_context, request_id, False, run_timeout
+        )
         async for event in self._stream(run_service_pb2.StreamRequest(start=start)):
             yield event
 

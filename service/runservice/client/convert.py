@@ -100,6 +100,7 @@ def run_from_proto(msg: run_pb2.Run) -> model.Run:
         started_at=wire.read_time(msg, "start_time"),
         ended_at=wire.read_time(msg, "end_time"),
         wake_at=wire.read_time(msg, "wake_time"),
+        deadline=wire.read_time(msg, "deadline"),
         trace_id=msg.trace_id,
         steps=tuple(step_from_proto(step, i + 1) for i, step in enumerate(msg.steps)),
         forked_from=msg.forked_from_run_id or None,
@@ -154,6 +155,8 @@ class StepInfo:
     can_suspend: bool
     is_workflow: bool
     retries: int
+    timeout: float | None = None
+    """Seconds one attempt may take (a nested workflow: its own timeout); None: unlimited."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,8 @@ class WorkflowInfo:
     state_schema: Json
     steps: dict[str, StepInfo]
     step_graph: list[dict[str, Json]]
+    timeout: float | None = None
+    """Seconds a run may take (wall clock); None: unlimited."""
 
 
 _NODE_KIND = {
@@ -209,6 +214,7 @@ def workflow_from_proto(msg: run_pb2.Workflow) -> WorkflowInfo:
             can_suspend=step.can_suspend,
             is_workflow=step.is_workflow,
             retries=step.retries,
+            timeout=wire.read_duration(step, "timeout"),
         )
         for step in msg.steps
     }
@@ -220,6 +226,7 @@ def workflow_from_proto(msg: run_pb2.Workflow) -> WorkflowInfo:
         state_schema=wire.read_value(msg, "state_schema"),
         steps=steps,
         step_graph=[_graph_node(node) for node in msg.step_graph],
+        timeout=wire.read_duration(msg, "timeout"),
     )
 
 
@@ -251,6 +258,8 @@ def start_request(
     request_context: dict[str, Any] | None,
     request_id: str,
     wait: bool,
+    run_timeout: float | dt.timedelta | None = None,
+    include_state: bool = False,
 ) -> run_service_pb2.StartRequest:
     return run_service_pb2.StartRequest(
         workflow_id=workflow_id,
@@ -261,6 +270,8 @@ def start_request(
         wait=wait,
         request_id=request_id,
         resource_id=resource_id or "",
+        timeout=wire.duration(run_timeout),
+        include_state=include_state,
     )
 
 
@@ -275,6 +286,7 @@ def resume_request(
     request_context: dict[str, Any] | None,
     request_id: str,
     wait: bool,
+    include_state: bool = False,
 ) -> run_service_pb2.ResumeRequest:
     return run_service_pb2.ResumeRequest(
         workflow_id=workflow_id,
@@ -286,6 +298,7 @@ def resume_request(
         request_context=wire.optional_value(request_context),
         wait=wait,
         request_id=request_id,
+        include_state=include_state,
     )
 
 
@@ -340,6 +353,8 @@ class RunRequests:
         request_context: dict[str, Any] | None,
         request_id: str | None,
         wait: bool,
+        run_timeout: float | dt.timedelta | None = None,
+        include_state: bool = False,
     ) -> run_service_pb2.StartRequest:
         return start_request(
             self.workflow_id,
@@ -350,6 +365,8 @@ class RunRequests:
             request_context=request_context,
             request_id=ensure_request_id(request_id),
             wait=wait,
+            run_timeout=run_timeout,
+            include_state=include_state,
         )
 
     def _resume_request(
@@ -361,6 +378,7 @@ class RunRequests:
         request_context: dict[str, Any] | None,
         request_id: str | None,
         wait: bool,
+        include_state: bool = False,
     ) -> run_service_pb2.ResumeRequest:
         return resume_request(
             self.workflow_id,
@@ -372,6 +390,7 @@ class RunRequests:
             request_context=request_context,
             request_id=ensure_request_id(request_id),
             wait=wait,
+            include_state=include_state,
         )
 
 

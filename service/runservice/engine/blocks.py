@@ -19,6 +19,7 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
+from runservice.engine.deadlines import workflow_deadline_error
 from runservice.engine.outbox import Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, combine, failed, recorded, success
 from runservice.engine.scope import Scope
@@ -200,10 +201,11 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
         error = RunError("RecoveryError", f"the stored record of foreach step {step.id!r} has no items")
         return walker.finish_record(record, failed(error))
     state = {item.index: item for item in record.foreach_items}
+    started_at = record.started_at
 
     async def walk(index: int) -> Outcome:
-        if isinstance(step, Workflow):
-            item_scope = scope.child(step, (*path, f"[{index}]"), items[index])
+        if isinstance(step, Workflow):  # an item's own timeout counts from the foreach's start
+            item_scope = scope.child(step, (*path, f"[{index}]"), items[index], started_at=started_at)
             return await walker.run_sequence(step, items[index], item_scope)
         return await walker.run_item(step, items[index], path, scope, state.get(index))
 
@@ -338,11 +340,17 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
     walker.status = RunStatus.WAITING
     walker.record_event(EventType.STEP_WAITING, record, status=RunStatus.WAITING, wake_at=record.wake_at)
     await walker.outbox.commit()
-    await walker.interruptible_sleep((record.wake_at or now) - time.time())
+    wake_at = record.wake_at or now
+    cut = scope.deadline is not None and scope.deadline < wake_at  # a nested workflow's deadline comes first
+    await walker.interruptible_sleep(min(wake_at, scope.deadline or wake_at) - time.time())
     walker.status = RunStatus.RUNNING
     walker.outbox.stage(status=RunStatus.RUNNING, wake_at=None)
     if walker.cancel_requested:
         return walker.finish_record(record, CANCELED)
+    if cut and scope.deadline is not None:
+        return walker.finish_record(
+            record, failed(workflow_deadline_error(scope.deadline_of, scope.deadline))
+        )
     return walker.finish_record(record, success(record.payload))
 
 

@@ -22,10 +22,11 @@ from typing import Any, TypeVar
 
 from runservice import limits, logs
 from runservice.engine import blocks
+from runservice.engine.deadlines import deadline_error, iso, workflow_deadline_error
 from runservice.engine.outbox import IN_CONCURRENT_BLOCK, Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
 from runservice.engine.scope import Scope
-from runservice.errors import PayloadTooLarge
+from runservice.errors import PayloadTooLarge, StepTimeoutError, WorkflowTimeoutError
 from runservice.model import (
     EventType,
     ForeachItem,
@@ -106,6 +107,10 @@ class RunDriver:
         self.result: Run | None = None
         self.travel = run.travel
         """A time travel's target step and its new input (see `travel_input`)."""
+        self.deadline = run.deadline
+        self.timed_out = False
+        """True once the run's deadline stopped it: it ends failed with RunTimeoutError."""
+        self._deadline_timer: asyncio.TimerHandle | None = None
         if run.cancel_requested:  # a Cancel reached another replica before this one took over
             self.cancel()
 
@@ -115,12 +120,30 @@ class RunDriver:
         """Run to settlement, commit the final state, and return the run."""
         scope = Scope(self, self.workflow, (), self.run.input)
         try:
+            if self.deadline is not None:
+                left = self.deadline - time.time()
+                if left <= 0:  # it passed while nobody drove the run: nothing more runs
+                    self.timed_out = True
+                    return await self._settle(failed(deadline_error(self.deadline)))
+                self._deadline_timer = self.loop.call_later(left, self.expire)
             outcome = await self.run_sequence(self.workflow, self.run.input, scope)
-            if self.cancel_requested and outcome.kind is not Kind.FAILED:
+            if self.timed_out and self.deadline is not None:
+                outcome = failed(deadline_error(self.deadline))
+            elif self.cancel_requested and outcome.kind is not Kind.FAILED:
                 outcome = CANCELED
             return await self._settle(outcome)
         finally:
+            if self._deadline_timer is not None:
+                self._deadline_timer.cancel()
             await self.outbox.close()
+
+    def expire(self) -> None:
+        """The run's deadline passed: stop it as Cancel does; it ends failed (RunTimeoutError)."""
+        if self.settling or self.cancel_requested:
+            return
+        logger.warning("run %s: deadline passed; stopping it", self.run_id)
+        self.timed_out = True
+        self.cancel()
 
     def cancel(self, request_id: str | None = None) -> None:
         """Stop the run: signal abort, cancel running step bodies, stop at the next boundary."""
@@ -136,6 +159,8 @@ class RunDriver:
 
     async def _settle(self, outcome: Outcome) -> Run:
         now = time.time()
+        if self.timed_out:
+            self._stop_unfinished(now)
         error: RunError | None = None
         result: Json = None
         if outcome.kind in (Kind.SUCCESS, Kind.BAILED):
@@ -180,6 +205,17 @@ class RunDriver:
         )
         return self.result
 
+    def _stop_unfinished(self, now: float) -> None:
+        """Record every step still running, waiting or suspended as canceled (the deadline
+        stopped it), so a timed-out run shows no step as going on."""
+        for record in sorted(self.records.values(), key=_POSITION):
+            if record.status in (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.SUSPENDED):
+                self.record_event(
+                    EventType.STEP_RESULT, replace(record, status=StepStatus.CANCELED, ended_at=now)
+                )
+        self.suspended.clear()
+        self.labels.clear()
+
     # -- walking the graph -------------------------------------------------------------------
 
     async def run_sequence(self, workflow: Workflow, data: Json, scope: Scope) -> Outcome:
@@ -188,6 +224,9 @@ class RunDriver:
         for node in workflow.nodes:
             if self.cancel_requested:
                 return CANCELED
+            left = scope.deadline_left()
+            if left is not None and left <= 0:  # a nested workflow past its own deadline
+                return failed(workflow_deadline_error(scope.deadline_of, scope.deadline or 0.0))
             outcome = await self.run_node(node, current, scope)
             if not outcome.ok:
                 return outcome
@@ -307,7 +346,9 @@ class RunDriver:
                 announce = False  # the walk only lists the suspended steps inside
         if announce:
             self.record_event(EventType.STEP_START, record)
-        child = scope.child(workflow, path, record.payload, iteration=record.iteration)
+        child = scope.child(
+            workflow, path, record.payload, iteration=record.iteration, started_at=record.started_at
+        )
         outcome = await self.run_sequence(workflow, record.payload, child)
         if outcome.kind is Kind.SUSPENDED and not announce:
             return outcome
@@ -401,9 +442,20 @@ class RunDriver:
                 runtime=scope.step_runtime(path),
                 suspend_schema=step.suspend_schema,
             )
+            # Each attempt gets the step's whole timeout, cut to what is left of the
+            # deadline of the nested workflow it is in (if any).
+            seconds, left = step.timeout, scope.deadline_left()
+            if left is not None and left <= 0:
+                return failed(workflow_deadline_error(scope.deadline_of, scope.deadline or 0.0)), attempt
+            cut = left is not None and (seconds is None or left < seconds)
             try:
                 with logs.in_step(path):
-                    result = await self._call_body(step, ctx)
+                    if cut:
+                        result = await self._call_timed(step, ctx, path, left or 0.0, scope)
+                    elif seconds is not None:
+                        result = await self._call_timed(step, ctx, path, seconds)
+                    else:
+                        result = await self._call_body(step, ctx)
             except asyncio.CancelledError:
                 if self._absorb_cancel():
                     return CANCELED, attempt
@@ -411,7 +463,12 @@ class RunDriver:
             except SchemaViolation as exc:  # an invalid suspend payload never retries
                 return failed(RunError("SuspendValidationError", str(exc), exc.details)), attempt
             except Exception as exc:
-                if attempt < retries and not self.cancel_requested:
+                # Retrying past the deadline of a nested workflow is pointless: it is over.
+                if (
+                    attempt < retries
+                    and not self.cancel_requested
+                    and not isinstance(exc, WorkflowTimeoutError)
+                ):
                     logger.warning(
                         "run %s step %s attempt %d failed; retrying",
                         self.run_id,
@@ -460,6 +517,31 @@ class RunDriver:
             return await _invoke(step, ctx)
         finally:
             self._bodies.discard(task)
+
+    async def _call_timed(
+        self, step: Step, ctx: StepContext, path: StepPath, seconds: float, nested: Scope | None = None
+    ) -> Any:
+        """`_call_body` bounded by `seconds`: past it the body's task is cancelled (so its
+        `finally` blocks run) and the attempt fails with StepTimeoutError, or with
+        WorkflowTimeoutError when the limit was the deadline of the `nested` workflow scope.
+        A body that swallows the cancellation still fails: its attempt ran out of time."""
+        limit = asyncio.timeout(seconds)
+        try:
+            async with limit:
+                result = await self._call_body(step, ctx)
+        except Exception:
+            if limit.expired():
+                raise self._timeout(path, seconds, nested) from None
+            raise
+        if limit.expired():
+            raise self._timeout(path, seconds, nested)
+        return result
+
+    @staticmethod
+    def _timeout(path: StepPath, seconds: float, nested: Scope | None) -> TimeoutError:
+        if nested is not None and nested.deadline is not None:
+            return WorkflowTimeoutError(nested.deadline_of, iso(nested.deadline))
+        return StepTimeoutError(".".join(path), seconds)
 
     def _absorb_cancel(self) -> bool:
         """True when the current task's pending cancellation came only from `cancel()`.

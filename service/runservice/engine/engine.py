@@ -15,6 +15,7 @@ from typing import Any
 
 from runservice import logs
 from runservice.engine import paging
+from runservice.engine.deadlines import deadline_error, iso, run_deadline
 from runservice.engine.driver import RunDriver
 from runservice.engine.follow import follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
@@ -34,6 +35,7 @@ from runservice.errors import (
     RunActive,
     RunAlreadyStarted,
     RunBelongsToOtherWorkflow,
+    RunDeadlineExceeded,
     RunNotActive,
     RunNotFound,
     RunNotSuspended,
@@ -222,10 +224,13 @@ class Engine:
         request_id: str | None = None,
         wait: bool = False,
         trace_id: str | None = None,
+        run_timeout: float | None = None,
     ) -> Run:
         """Start a run (created if needed). Without `wait` the run is returned as of its start and its
         `last_sequence` is the sequence of its WORKFLOW_START event; with `wait`, once settled.
-        `trace_id` (32 lowercase hex digits, a W3C trace id) is the run's; a new one when None."""
+        `trace_id` (32 lowercase hex digits, a W3C trace id) is the run's; a new one when None.
+        `run_timeout` (seconds) is the caller's: the run's deadline is start time plus the shorter of
+        it and the workflow's `timeout` (a caller can shorten the author's limit, never extend it)."""
         self._check_open()
         workflow = self.workflow(workflow_id)
         run_input = _validate(workflow.input_schema, input_data, "input_data", "input data")
@@ -238,6 +243,7 @@ class Engine:
         if not isinstance(state, dict):
             raise _invalid("initial_state", "the run state must be a JSON object")
         context = _context(request_context)
+        run_deadline(0.0, None, run_timeout)  # a bad timeout is refused before anything is written
         # Without a run id, a request id alone must identify the first outcome: the run id
         # is derived from it, so a retry lands on the same run, even on another replica.
         run_id = run_id or (request_run_id(workflow_id, request_id, resource_id) if request_id else new_id())
@@ -254,6 +260,7 @@ class Engine:
                 request_context=context,
                 started_at=now,
                 trace_id=trace_id,
+                deadline=run_deadline(now, workflow.timeout, run_timeout),
             )
             fresh = Run(
                 run_id=run_id,
@@ -312,6 +319,10 @@ class Engine:
             if request_id and await self._store.has_request(run_id, "resume", request_id):
                 return await self._repeat(run_id, wait)
             workflow = self.workflow(run.workflow_id)
+            if run.status is RunStatus.SUSPENDED and run.deadline is not None and time.time() >= run.deadline:
+                # Past its deadline a run never continues: it ends here, not half-way later.
+                await self._expire_idle(run)
+                raise RunDeadlineExceeded(run_id, iso(run.deadline))
             path, index = resolve(run, step, label, for_each_index)
             target = find_runnable(workflow, path)
             schema = target.resume_schema if isinstance(target, Step) else None
@@ -425,6 +436,43 @@ class Engine:
                 release=True,
             )
         )
+
+    async def _expire_idle(self, run: Run, lease: Lease | None = None) -> bool:
+        """End a suspended run past its deadline: failed with RunTimeoutError, its suspended
+        steps canceled. `lease` is the claim the claim loop took on it. False if it was no
+        longer suspended (resumed or ended meanwhile)."""
+        assert run.deadline is not None
+        now = time.time()
+        error = deadline_error(run.deadline)
+        stopped = [
+            replace(s, status=StepStatus.CANCELED, ended_at=now)
+            for s in run.steps
+            if s.status in (StepStatus.SUSPENDED, StepStatus.RUNNING, StepStatus.WAITING)
+        ]
+        result = await self._store.write(
+            RunWrite(
+                run.run_id,
+                expect=frozenset({RunStatus.SUSPENDED}),
+                patch=dict(
+                    status=RunStatus.FAILED,
+                    error=error,
+                    ended_at=now,
+                    suspended=(),
+                    resume_labels={},
+                    wake_at=None,
+                ),
+                steps=stopped,
+                events=(
+                    *(EventDraft(EventType.STEP_RESULT, RunStatus.FAILED, step=s) for s in stopped),
+                    EventDraft(EventType.WORKFLOW_FINISH, RunStatus.FAILED, error=error),
+                ),
+                fence=lease,
+                release=True,
+            )
+        )
+        if result.applied:
+            logger.warning("run %s: passed its deadline while suspended; ended", run.run_id)
+        return result.applied
 
     async def restart(self, run_id: str, *, workflow_id: str | None = None, wait: bool = False) -> Run:
         """Re-drive an active (`running` or `waiting`) run from its last checkpoint.
@@ -703,6 +751,10 @@ class Engine:
             stale.cancel("lease lost")
         try:
             run = await self._load(run_id, steps=True)
+            if run.status is RunStatus.SUSPENDED:  # claimed because its deadline passed
+                if not await self._expire_idle(run, lease):
+                    await self._release(run_id, lease)
+                return
             workflow = self.workflow(run.workflow_id)
             logger.info("run %s: re-driving from its last checkpoint (was %s)", run_id, run.status)
             self._launch(RunDriver(self._store, workflow, run, lease))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ class RunMemory(Protocol):
 class Scope:
     """A workflow level: its definition, the path prefix of its steps, its input."""
 
-    __slots__ = ("init", "iteration", "memory", "prefix", "workflow")
+    __slots__ = ("deadline", "deadline_of", "init", "iteration", "memory", "prefix", "workflow")
 
     def __init__(
         self, memory: RunMemory, workflow: Workflow, prefix: StepPath, init: Json, iteration: int = 0
@@ -33,9 +34,33 @@ class Scope:
         self.init = init
         self.iteration = iteration
         """Loop iteration of the enclosing body; records of older iterations are stale."""
+        self.deadline: float | None = None
+        """When the nested workflow(s) this scope is inside time out (engine/deadlines.py);
+        None at the top level, where the run's own deadline is the driver's timer."""
+        self.deadline_of = ""
+        """The id of the nested workflow whose timeout set `deadline`."""
 
-    def child(self, workflow: Workflow, path: StepPath, init: Any, iteration: int = 0) -> Scope:
-        return Scope(self.memory, workflow, path, init, iteration)
+    def child(
+        self,
+        workflow: Workflow,
+        path: StepPath,
+        init: Any,
+        iteration: int = 0,
+        started_at: float | None = None,
+    ) -> Scope:
+        """The scope of a nested workflow; it inherits this scope's deadline, or has its own
+        (its `timeout` from `started_at`, its record's start) when that is sooner."""
+        scope = Scope(self.memory, workflow, path, init, iteration)
+        scope.deadline, scope.deadline_of = self.deadline, self.deadline_of
+        if workflow.timeout is not None and started_at is not None:
+            own = started_at + workflow.timeout
+            if self.deadline is None or own < self.deadline:
+                scope.deadline, scope.deadline_of = own, workflow.id
+        return scope
+
+    def deadline_left(self) -> float | None:
+        """Seconds left before this scope's deadline (<= 0 once passed); None without one."""
+        return None if self.deadline is None else self.deadline - time.time()
 
     def step_runtime(self, path: StepPath) -> BoundRuntime:
         return BoundRuntime(self, path)

@@ -143,6 +143,7 @@ def run_to_proto(run: model.Run, *, include_state: bool = True, view: View = FUL
         msg.forked_from_step.ids.extend(run.travel.fork_step if run.forked_from else ())
         msg.time_travel_count = run.travel.count
         msg.time_travel_step.ids.extend(run.travel.step)
+    wire.set_time(msg.deadline, run.deadline)
     return msg
 
 
@@ -189,6 +190,7 @@ def workflow_to_proto(workflow: Workflow) -> run_pb2.Workflow:
     _set_schema(msg.input_schema, workflow.input_schema)
     _set_schema(msg.output_schema, workflow.output_schema)
     _set_schema(msg.state_schema, workflow.state_schema)
+    wire.set_duration(msg.timeout, workflow.timeout)
     _add_step_infos(msg.steps, workflow, prefix="")
     _add_graph(msg.step_graph, workflow)
     return msg
@@ -217,6 +219,7 @@ def _add_step_infos(
         _set_schema(info.output_schema, runnable.output_schema)
         _set_schema(info.resume_schema, runnable.resume_schema)
         _set_schema(info.suspend_schema, runnable.suspend_schema)
+        wire.set_duration(info.timeout, runnable.timeout)
         if isinstance(runnable, Workflow):
             _add_step_infos(out, runnable, prefix=f"{step_id}.")
 
@@ -434,6 +437,7 @@ class StartArgs(TypedDict):
     request_context: dict[str, Json] | None
     resource_id: str | None
     request_id: str | None
+    run_timeout: float | None
 
 
 def start_args(request: run_service_pb2.StartRequest, prefix: str = "") -> StartArgs:
@@ -446,6 +450,9 @@ def start_args(request: run_service_pb2.StartRequest, prefix: str = "") -> Start
     input_data = checks.json(request, "input_data", limits.INPUT)
     initial_state = checks.json(request, "initial_state", limits.INITIAL_STATE)
     context = checks.json_object(request, "request_context", limits.REQUEST_CONTEXT)
+    timeout = wire.read_duration(request, "timeout")
+    if timeout is not None and not (timeout > 0 and request.timeout.nanos >= 0):
+        checks.bad("timeout", "must be a positive duration")
     checks.done()
     return StartArgs(
         workflow_id=request.workflow_id,
@@ -455,6 +462,7 @@ def start_args(request: run_service_pb2.StartRequest, prefix: str = "") -> Start
         request_context=context,
         resource_id=_optional(request.resource_id),
         request_id=_optional(request.request_id),
+        run_timeout=timeout,
     )
 
 
@@ -672,13 +680,13 @@ def _checked(reply: _M, what: str) -> _M:
     return reply
 
 
-def _run_reply(run: model.Run) -> run_pb2.Run:
+def _run_reply(run: model.Run, *, include_state: bool = True) -> run_pb2.Run:
     """The run for the reply of a change (Start, Resume...): the change is done, so the reply
     must not fail; a run too large in full is sent without step payloads, then as a summary."""
-    msg = run_to_proto(run)
+    msg = run_to_proto(run, include_state=include_state)
     if msg.ByteSize() <= MAX_REPLY:
         return msg
-    msg = run_to_proto(run, view=WITHOUT_PAYLOADS)
+    msg = run_to_proto(run, include_state=include_state, view=WITHOUT_PAYLOADS)
     if msg.ByteSize() <= MAX_REPLY:
         return msg
     return run_to_proto(run, view=SUMMARY)
@@ -688,12 +696,14 @@ def create_run_response(run: model.Run, created: bool) -> run_service_pb2.Create
     return run_service_pb2.CreateRunResponse(run=_run_reply(run), created=created)
 
 
-def start_response(run: model.Run) -> run_service_pb2.StartResponse:
-    return run_service_pb2.StartResponse(run=_run_reply(run))
+def start_response(run: model.Run, *, include_state: bool = False) -> run_service_pb2.StartResponse:
+    """`state` only when the request's `include_state` asked for it."""
+    return run_service_pb2.StartResponse(run=_run_reply(run, include_state=include_state))
 
 
-def resume_response(run: model.Run) -> run_service_pb2.ResumeResponse:
-    return run_service_pb2.ResumeResponse(run=_run_reply(run))
+def resume_response(run: model.Run, *, include_state: bool = False) -> run_service_pb2.ResumeResponse:
+    """`state` only when the request's `include_state` asked for it."""
+    return run_service_pb2.ResumeResponse(run=_run_reply(run, include_state=include_state))
 
 
 def cancel_response(run: model.Run) -> run_service_pb2.CancelResponse:

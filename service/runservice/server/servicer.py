@@ -128,7 +128,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         scope.check_writer("Start")
         run = await self._start(request, context, wait=request.wait)
         logger.debug("run %s of %s started (%s)", run.run_id, run.workflow_id, run.status)
-        return convert.start_response(run)
+        return convert.start_response(run, include_state=request.include_state)
 
     @_unary
     async def Resume(
@@ -137,7 +137,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         scope.check_writer("Resume")
         run = await self._resume(request, context, wait=request.wait)
         logger.debug("run %s resumed (%s)", run.run_id, run.status)
-        return convert.resume_response(run)
+        return convert.resume_response(run, include_state=request.include_state)
 
     @_unary
     async def Cancel(

@@ -32,6 +32,7 @@ RUN_PATCH_FIELDS = frozenset(
         "trace_id",  # str
         "cancel_requested",  # bool
         "travel",  # Travel | None
+        "deadline",  # float | None
     }
 )
 
@@ -164,7 +165,8 @@ class Store(Protocol):
     async def claim_runs(self, claim: Claim, limit: int, workflows: Sequence[str]) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs (running or waiting) of these workflows that have
         no live owner: none, or a lease that expired (by the database's clock), oldest
-        first. Returns (run id, lease) of each."""
+        first; and suspended runs whose deadline passed (the claimer ends them). Returns
+        (run id, lease) of each."""
 
     async def renew_leases(self, owner: str, seconds: float) -> dict[str, bool]:
         """Extend every lease `owner` holds by `seconds`; returns the runs it still owns,

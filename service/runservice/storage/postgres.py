@@ -72,7 +72,9 @@ _NOW = "extract(epoch from now())::double precision"
 _CLAIM = (
     f"UPDATE runs SET owner = $1, epoch = epoch + 1, lease_expires_at = {_NOW} + $2"
     " WHERE run_id IN (SELECT run_id FROM runs"
-    f" WHERE status = ANY($3::text[]) AND (owner IS NULL OR lease_expires_at < {_NOW})"
+    # Suspended runs past their deadline are claimed too: the claimer ends them.
+    f" WHERE (status = ANY($3::text[]) OR (status = 'suspended' AND deadline < {_NOW}))"
+    f" AND (owner IS NULL OR lease_expires_at < {_NOW})"
     " AND workflow_id = ANY($4::text[]) ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
     " RETURNING run_id, epoch"
 )

@@ -49,7 +49,7 @@ _NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
 RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
     " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested, forked_from, travel"
+    " cancel_requested, forked_from, travel, deadline"
 )
 RUN_COLUMNS = RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `run_from_row` use
 _RUN_TYPES = (
@@ -60,6 +60,7 @@ _RUN_TYPES = (
     + ["double precision"] * 2
     + ["boolean"]
     + ["text", "bytea"]
+    + ["double precision"]
 )
 _NOW = "extract(epoch from now())::double precision"
 """The database's clock: every lease is measured by it, never by a replica's own clock."""
@@ -78,6 +79,7 @@ _PATCHABLE = (
     ("trace_id", "text"),
     ("cancel_requested", "boolean"),
     ("travel", "bytea"),
+    ("deadline", "double precision"),
 )
 _PATCH_SLOT = {name: i for i, (name, _) in enumerate(_PATCHABLE)}
 
@@ -481,6 +483,7 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
     "trace_id": str,
     "cancel_requested": bool,
     "travel": lambda value: _json(value.to_json() if value else None),
+    "deadline": _same,
 }
 assert set(_PATCH_ENCODERS) == set(_PATCH_SLOT)
 
@@ -511,6 +514,7 @@ def _patched_run_row(change: RunWrite, encoded: _Encoded, now: float) -> tuple[o
         run.cancel_requested,
         run.forked_from,
         _json(run.travel.to_json() if run.travel else None),
+        run.deadline,
     ]
     if encoded.mask:
         for slot, (name, _) in enumerate(_PATCHABLE):
@@ -543,4 +547,5 @@ def run_from_row(row: Sequence[Any]) -> Run:
         cancel_requested=bool(row[18]),
         forked_from=row[19],
         travel=Travel.from_json(loads(row[20])),
+        deadline=row[21],
     )

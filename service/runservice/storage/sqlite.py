@@ -74,7 +74,7 @@ _READERS = 2
 _RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
     " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested, forked_from, travel"
+    " cancel_requested, forked_from, travel, deadline"
 )
 _RUN_COLUMNS = _RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `_run_from_row` use
 _SELECT_RUN = f"SELECT {_RUN_COLUMN_LIST} FROM runs"
@@ -211,10 +211,11 @@ class SqliteStore:
             rows = conn.execute(
                 "UPDATE runs SET owner = ?, epoch = epoch + 1, lease_expires_at = ?"
                 " WHERE run_id IN (SELECT run_id FROM runs"
-                f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
+                f" WHERE (status IN {_ACTIVE_SQL} OR (status = 'suspended' AND deadline < ?))"
+                " AND (owner IS NULL OR lease_expires_at < ?)"
                 f" AND workflow_id IN ({', '.join('?' * len(workflows))})"
                 " ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
-                (claim.owner, now + claim.seconds, now, *workflows, limit),
+                (claim.owner, now + claim.seconds, now, now, *workflows, limit),
             ).fetchall()
             return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 
@@ -756,6 +757,7 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
     "trace_id": str,
     "cancel_requested": lambda value: int(bool(value)),
     "travel": lambda value: _json(value.to_json() if value else None),
+    "deadline": _same,
 }
 
 
@@ -794,6 +796,7 @@ def _run_row(run: Run, now: float, last_seq: int, writer: values.ValueWriter) ->
         int(run.cancel_requested),
         run.forked_from,
         _json(run.travel.to_json() if run.travel else None),
+        run.deadline,
     )
 
 
@@ -827,4 +830,5 @@ def _run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Ru
         cancel_requested=bool(row[18]),
         forked_from=row[19],
         travel=Travel.from_json(_loads(row[20])),
+        deadline=row[21],
     )

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from runservice.errors import WorkflowDefinitionError
 from runservice.workflow.context import ConditionContext, StepContext
 from runservice.workflow.schema import Schema, as_schema
-from runservice.workflow.step import RetryConfig, Step, check_id
+from runservice.workflow.step import RetryConfig, Step, check_id, check_timeout
 
 Condition = Callable[[ConditionContext], bool | Awaitable[bool]]
 Duration = float | dt.timedelta
@@ -91,8 +91,12 @@ class Workflow:
         state_schema: Any = None,
         description: str = "",
         retry_config: RetryConfig | None = None,
+        timeout: float | dt.timedelta | None = None,
     ) -> None:
         self.id = check_id("workflow", id)
+        self.timeout = check_timeout(f"workflow {id!r}", timeout)
+        """Seconds a run of this workflow may take, wall clock, suspended and sleeping time
+        included; when nested, the seconds its part of the parent run may take."""
         self.input_schema: Schema | None = as_schema(input_schema)
         self.output_schema: Schema | None = as_schema(output_schema)
         self.state_schema: Schema | None = as_schema(state_schema)
@@ -263,8 +267,13 @@ def create_workflow(
     state_schema: Any = None,
     description: str = "",
     retry_config: RetryConfig | dict[str, Any] | None = None,
+    timeout: float | dt.timedelta | None = None,
 ) -> Workflow:
-    """Start a workflow definition; chain builder calls and finish with `.commit()`."""
+    """Start a workflow definition; chain builder calls and finish with `.commit()`.
+
+    `timeout` (seconds or a timedelta) sets each run's deadline: start time plus timeout,
+    wall clock (time suspended or sleeping counts). Past it the run's running steps are
+    stopped and the run ends failed with RunTimeoutError."""
     if isinstance(retry_config, dict):
         retry_config = RetryConfig(**retry_config)
     return Workflow(
@@ -274,6 +283,7 @@ def create_workflow(
         state_schema=state_schema,
         description=description,
         retry_config=retry_config,
+        timeout=timeout,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -26,6 +28,18 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
+def check_timeout(owner: str, value: float | dt.timedelta | None) -> float | None:
+    """A timeout in seconds (a positive number or a timedelta), or None for none."""
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise WorkflowDefinitionError(f"{owner}: timeout must be seconds or a timedelta, not {value!r}")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise WorkflowDefinitionError(f"{owner}: timeout must be a positive, finite number of seconds")
+    return float(seconds)
+
+
 @dataclass(frozen=True, eq=False)
 class RetryConfig:
     """Workflow-wide retries: `attempts` further executions after a failure, `delay` seconds apart."""
@@ -46,6 +60,9 @@ class Step:
     suspend_schema: Schema | None = None
     description: str = ""
     retries: int | None = None
+    timeout: float | None = None
+    """Seconds one attempt of the body may take; past it the body is cancelled and the
+    attempt fails with StepTimeoutError (retried like any failure). None: no limit."""
     map_config: Any = None
     """For steps built by `Workflow.map`: the declarative mapping, shown in the step graph."""
 
@@ -64,6 +81,7 @@ def create_step(
     resume_schema: Any = None,
     suspend_schema: Any = None,
     retries: int | None = None,
+    timeout: float | dt.timedelta | None = None,
     description: str = "",
 ) -> Step: ...
 
@@ -78,6 +96,7 @@ def create_step(
     resume_schema: Any = None,
     suspend_schema: Any = None,
     retries: int | None = None,
+    timeout: float | dt.timedelta | None = None,
     description: str = "",
 ) -> Callable[[StepFn], Step]: ...
 
@@ -91,11 +110,14 @@ def create_step(
     resume_schema: Any = None,
     suspend_schema: Any = None,
     retries: int | None = None,
+    timeout: float | dt.timedelta | None = None,
     description: str = "",
 ) -> Step | Callable[[StepFn], Step]:
     """Define a step. Schemas are pydantic types (a BaseModel class, `list[str]`...) or None.
 
-    Pass `execute=` or use it as a decorator on an `async def body(ctx)`.
+    Pass `execute=` or use it as a decorator on an `async def body(ctx)`. `timeout` (seconds
+    or a timedelta) bounds each attempt: past it the body is cancelled (its `finally` blocks
+    run) and the attempt fails with StepTimeoutError, which `retries` retry.
     """
 
     def build(fn: StepFn) -> Step:
@@ -112,6 +134,7 @@ def create_step(
             suspend_schema=as_schema(suspend_schema),
             description=description or (fn.__doc__ or "").strip().split("\n")[0],
             retries=retries,
+            timeout=check_timeout(f"step {id!r}", timeout),
         )
 
     return build if execute is None else build(execute)

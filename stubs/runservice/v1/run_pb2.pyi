@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -181,7 +182,7 @@ class ResumeLabelTarget(_message.Message):
     def __init__(self, path: _Optional[_Union[StepPath, _Mapping]] = ..., has_for_each_index: _Optional[bool] = ..., for_each_index: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "workflow_id", "resource_id", "status", "input", "result", "error", "steps", "suspended", "state", "resume_labels", "request_context", "last_sequence", "create_time", "update_time", "start_time", "end_time", "trace_id", "wake_time", "forked_from_run_id", "forked_from_step", "time_travel_count", "time_travel_step")
+    __slots__ = ("run_id", "workflow_id", "resource_id", "status", "input", "result", "error", "steps", "suspended", "state", "resume_labels", "request_context", "last_sequence", "create_time", "update_time", "start_time", "end_time", "trace_id", "wake_time", "forked_from_run_id", "forked_from_step", "time_travel_count", "time_travel_step", "deadline")
     class ResumeLabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +213,7 @@ class Run(_message.Message):
     FORKED_FROM_STEP_FIELD_NUMBER: _ClassVar[int]
     TIME_TRAVEL_COUNT_FIELD_NUMBER: _ClassVar[int]
     TIME_TRAVEL_STEP_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     workflow_id: str
     resource_id: str
@@ -235,7 +237,8 @@ class Run(_message.Message):
     forked_from_step: StepPath
     time_travel_count: int
     time_travel_step: StepPath
-    def __init__(self, run_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ..., suspended: _Optional[_Iterable[_Union[StepPath, _Mapping]]] = ..., state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_labels: _Optional[_Mapping[str, ResumeLabelTarget]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., last_sequence: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ..., wake_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forked_from_run_id: _Optional[str] = ..., forked_from_step: _Optional[_Union[StepPath, _Mapping]] = ..., time_travel_count: _Optional[int] = ..., time_travel_step: _Optional[_Union[StepPath, _Mapping]] = ...) -> None: ...
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, run_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ..., suspended: _Optional[_Iterable[_Union[StepPath, _Mapping]]] = ..., state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_labels: _Optional[_Mapping[str, ResumeLabelTarget]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., last_sequence: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ..., wake_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forked_from_run_id: _Optional[str] = ..., forked_from_step: _Optional[_Union[StepPath, _Mapping]] = ..., time_travel_count: _Optional[int] = ..., time_travel_step: _Optional[_Union[StepPath, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepProgress(_message.Message):
     __slots__ = ("completed_count", "total_count", "current_index", "iteration_status", "iteration_output")
@@ -318,7 +321,7 @@ class StepGraphNode(_message.Message):
     def __init__(self, kind: _Optional[_Union[StepGraphNodeKind, str]] = ..., id: _Optional[str] = ..., description: _Optional[str] = ..., children: _Optional[_Iterable[_Union[StepGraphNode, _Mapping]]] = ..., conditions: _Optional[_Iterable[str]] = ..., loop_kind: _Optional[_Union[LoopKind, str]] = ..., concurrency: _Optional[int] = ..., duration_ms: _Optional[int] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., can_suspend: _Optional[bool] = ..., workflow: _Optional[_Iterable[_Union[StepGraphNode, _Mapping]]] = ..., allow_failure: _Optional[bool] = ..., map_config: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class StepInfo(_message.Message):
-    __slots__ = ("id", "description", "input_schema", "output_schema", "resume_schema", "suspend_schema", "can_suspend", "is_workflow", "retries")
+    __slots__ = ("id", "description", "input_schema", "output_schema", "resume_schema", "suspend_schema", "can_suspend", "is_workflow", "retries", "timeout")
     ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     INPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
@@ -328,6 +331,7 @@ class StepInfo(_message.Message):
     CAN_SUSPEND_FIELD_NUMBER: _ClassVar[int]
     IS_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     id: str
     description: str
     input_schema: _struct_pb2.Value
@@ -337,10 +341,11 @@ class StepInfo(_message.Message):
     can_suspend: bool
     is_workflow: bool
     retries: int
-    def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., suspend_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., can_suspend: _Optional[bool] = ..., is_workflow: _Optional[bool] = ..., retries: _Optional[int] = ...) -> None: ...
+    timeout: _duration_pb2.Duration
+    def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., suspend_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., can_suspend: _Optional[bool] = ..., is_workflow: _Optional[bool] = ..., retries: _Optional[int] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Workflow(_message.Message):
-    __slots__ = ("id", "description", "input_schema", "output_schema", "state_schema", "steps", "step_graph")
+    __slots__ = ("id", "description", "input_schema", "output_schema", "state_schema", "steps", "step_graph", "timeout")
     ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     INPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
@@ -348,6 +353,7 @@ class Workflow(_message.Message):
     STATE_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     STEP_GRAPH_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     id: str
     description: str
     input_schema: _struct_pb2.Value
@@ -355,4 +361,5 @@ class Workflow(_message.Message):
     state_schema: _struct_pb2.Value
     steps: _containers.RepeatedCompositeFieldContainer[StepInfo]
     step_graph: _containers.RepeatedCompositeFieldContainer[StepGraphNode]
-    def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepInfo, _Mapping]]] = ..., step_graph: _Optional[_Iterable[_Union[StepGraphNode, _Mapping]]] = ...) -> None: ...
+    timeout: _duration_pb2.Duration
+    def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepInfo, _Mapping]]] = ..., step_graph: _Optional[_Iterable[_Union[StepGraphNode, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...

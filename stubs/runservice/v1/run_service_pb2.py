@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from runservice.v1 import run_pb2 as runservice_dot_v1_dot_run__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frunservice/v1/run_service.proto\x12\rrunservice.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17runservice/v1/run.proto\"\x16\n\x14ListWorkflowsRequest\"C\n\x15ListWorkflowsResponse\x12*\n\tworkflows\x18\x01 \x03(\x0b\x32\x17.runservice.v1.Workflow\")\n\x12GetWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\"@\n\x13GetWorkflowResponse\x12)\n\x08workflow\x18\x01 \x01(\x0b\x32\x17.runservice.v1.Workflow\"L\n\x10\x43reateRunRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\"E\n\x11\x43reateRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\xae\x02\n\x0cStartRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12*\n\ninput_data\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\rinitial_state\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12/\n\x0frequest_context\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04wait\x18\x06 \x01(\x08\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x13\n\x0bresource_id\x18\x08 \x01(\t\x12\x36\n\x0ftracing_options\x18\t \x01(\x0b\x32\x1d.runservice.v1.TracingOptions\"0\n\rStartResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"\xb9\x02\n\rResumeRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12+\n\x0bresume_data\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04step\x18\x04 \x03(\t\x12\r\n\x05label\x18\x05 \x01(\t\x12\x1b\n\x0e\x66or_each_index\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12/\n\x0frequest_context\x18\x07 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04wait\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x36\n\x0ftracing_options\x18\n \x01(\x0b\x32\x1d.runservice.v1.TracingOptionsB\x11\n\x0f_for_each_index\"1\n\x0eResumeResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"H\n\rCancelRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"1\n\x0e\x43\x61ncelResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"C\n\x0eRestartRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"2\n\x0fRestartResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"w\n\rStreamRequest\x12,\n\x05start\x18\x01 \x01(\x0b\x32\x1b.runservice.v1.StartRequestH\x00\x12.\n\x06resume\x18\x02 \x01(\x0b\x32\x1c.runservice.v1.ResumeRequestH\x00\x42\x08\n\x06\x61\x63tion\"\x81\x01\n\x0eStreamResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.runservice.v1.RunEvent\x12\x15\n\rend_of_stream\x18\x03 \x01(\x08\x12\x1f\n\x03run\x18\x04 \x01(\x0b\x32\x12.runservice.v1.Run\"k\n\x0cWatchRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x13\n\x0binclude_run\x18\x03 \x01(\x08\x12\x1e\n\x16include_workflow_state\x18\x04 \x01(\x08\"\xc3\x01\n\rWatchResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.runservice.v1.RunEvent\x12\x35\n\x0fworkflow_states\x18\x02 \x03(\x0b\x32\x1c.runservice.v1.WorkflowState\x12\x1a\n\x12watermark_sequence\x18\x03 \x01(\x03\x12\x15\n\rend_of_stream\x18\x04 \x01(\x08\x12\x1f\n\x03run\x18\x05 \x01(\x0b\x32\x12.runservice.v1.Run\"q\n\rGetRunRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x15\n\rinclude_state\x18\x03 \x01(\x08\x12$\n\x04view\x18\x04 \x01(\x0e\x32\x16.runservice.v1.RunView\"1\n\x0eGetRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"\xac\x02\n\x0fListRunsRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12*\n\x08statuses\x18\x02 \x03(\x0e\x32\x18.runservice.v1.RunStatus\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12-\n\tfrom_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07to_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12$\n\x04view\x18\x08 \x01(\x0e\x32\x16.runservice.v1.RunView\x12\x1a\n\x12\x66orked_from_run_id\x18\x32 \x01(\t\"M\n\x10ListRunsResponse\x12 \n\x04runs\x18\x01 \x03(\x0b\x32\x12.runservice.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x10\x44\x65leteRunRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"\x13\n\x11\x44\x65leteRunResponse\"\xac\x02\n\x11TimeTravelRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x03(\t\x12*\n\ninput_data\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\rinitial_state\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12/\n\x0frequest_context\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04wait\x18\x07 \x01(\x08\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x36\n\x0ftracing_options\x18\t \x01(\x0b\x32\x1d.runservice.v1.TracingOptions\"5\n\x12TimeTravelResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"\xbd\x02\n\x0e\x46orkRunRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\nnew_run_id\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x03(\t\x12*\n\ninput_data\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\rinitial_state\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12/\n\x0frequest_context\x18\x07 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04wait\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x36\n\x0ftracing_options\x18\n \x01(\x0b\x32\x1d.runservice.v1.TracingOptions\"2\n\x0f\x46orkRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"\x90\x01\n\x0eTracingOptions\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x16\n\x0eparent_span_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12(\n\x08metadata\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x1c\n\x14request_context_keys\x18\x05 \x03(\t*k\n\x07RunView\x12\x18\n\x14RUN_VIEW_UNSPECIFIED\x10\x00\x12\x14\n\x10RUN_VIEW_SUMMARY\x10\x01\x12\x1d\n\x19RUN_VIEW_WITHOUT_PAYLOADS\x10\x02\x12\x11\n\rRUN_VIEW_FULL\x10\x03\x32\xba\x08\n\nRunService\x12Z\n\rListWorkflows\x12#.runservice.v1.ListWorkflowsRequest\x1a$.runservice.v1.ListWorkflowsResponse\x12T\n\x0bGetWorkflow\x12!.runservice.v1.GetWorkflowRequest\x1a\".runservice.v1.GetWorkflowResponse\x12N\n\tCreateRun\x12\x1f.runservice.v1.CreateRunRequest\x1a .runservice.v1.CreateRunResponse\x12\x42\n\x05Start\x12\x1b.runservice.v1.StartRequest\x1a\x1c.runservice.v1.StartResponse\x12\x45\n\x06Resume\x12\x1c.runservice.v1.ResumeRequest\x1a\x1d.runservice.v1.ResumeResponse\x12\x45\n\x06\x43\x61ncel\x12\x1c.runservice.v1.CancelRequest\x1a\x1d.runservice.v1.CancelResponse\x12H\n\x07Restart\x12\x1d.runservice.v1.RestartRequest\x1a\x1e.runservice.v1.RestartResponse\x12G\n\x06Stream\x12\x1c.runservice.v1.StreamRequest\x1a\x1d.runservice.v1.StreamResponse0\x01\x12\x44\n\x05Watch\x12\x1b.runservice.v1.WatchRequest\x1a\x1c.runservice.v1.WatchResponse0\x01\x12\x45\n\x06GetRun\x12\x1c.runservice.v1.GetRunRequest\x1a\x1d.runservice.v1.GetRunResponse\x12K\n\x08ListRuns\x12\x1e.runservice.v1.ListRunsRequest\x1a\x1f.runservice.v1.ListRunsResponse\x12N\n\tDeleteRun\x12\x1f.runservice.v1.DeleteRunRequest\x1a .runservice.v1.DeleteRunResponse\x12Q\n\nTimeTravel\x12 .runservice.v1.TimeTravelRequest\x1a!.runservice.v1.TimeTravelResponse\x12H\n\x07\x46orkRun\x12\x1d.runservice.v1.ForkRunRequest\x1a\x1e.runservice.v1.ForkRunResponseBT\n\x11\x64\x65v.runservice.v1B\x0fRunServiceProtoP\x01Z,runservice/gen/go/runservice/v1;runservicev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frunservice/v1/run_service.proto\x12\rrunservice.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17runservice/v1/run.proto\"\x16\n\x14ListWorkflowsRequest\"C\n\x15ListWorkflowsResponse\x12*\n\tworkflows\x18\x01 \x03(\x0b\x32\x17.runservice.v1.Workflow\")\n\x12GetWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\"@\n\x13GetWorkflowResponse\x12)\n\x08workflow\x18\x01 \x01(\x0b\x32\x17.runservice.v1.Workflow\"L\n\x10\x43reateRunRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\"E\n\x11\x43reateRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\xf1\x02\n\x0cStartRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12*\n\ninput_data\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\rinitial_state\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12/\n\x0frequest_context\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04wait\x18\x06 \x01(\x08\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x13\n\x0bresource_id\x18\x08 \x01(\t\x12\x36\n\x0ftracing_options\x18\t \x01(\x0b\x32\x1d.runservice.v1.TracingOptions\x12*\n\x07timeout\x18( \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rinclude_state\x18) \x01(\x08\"0\n\rStartResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"\xd0\x02\n\rResumeRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12+\n\x0bresume_data\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04step\x18\x04 \x03(\t\x12\r\n\x05label\x18\x05 \x01(\t\x12\x1b\n\x0e\x66or_each_index\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12/\n\x0frequest_context\x18\x07 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04wait\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x36\n\x0ftracing_options\x18\n \x01(\x0b\x32\x1d.runservice.v1.TracingOptions\x12\x15\n\rinclude_state\x18( \x01(\x08\x42\x11\n\x0f_for_each_index\"1\n\x0eResumeResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"H\n\rCancelRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"1\n\x0e\x43\x61ncelResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"C\n\x0eRestartRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"2\n\x0fRestartResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"w\n\rStreamRequest\x12,\n\x05start\x18\x01 \x01(\x0b\x32\x1b.runservice.v1.StartRequestH\x00\x12.\n\x06resume\x18\x02 \x01(\x0b\x32\x1c.runservice.v1.ResumeRequestH\x00\x42\x08\n\x06\x61\x63tion\"\x81\x01\n\x0eStreamResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.runservice.v1.RunEvent\x12\x15\n\rend_of_stream\x18\x03 \x01(\x08\x12\x1f\n\x03run\x18\x04 \x01(\x0b\x32\x12.runservice.v1.Run\"k\n\x0cWatchRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x13\n\x0binclude_run\x18\x03 \x01(\x08\x12\x1e\n\x16include_workflow_state\x18\x04 \x01(\x08\"\xc3\x01\n\rWatchResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.runservice.v1.RunEvent\x12\x35\n\x0fworkflow_states\x18\x02 \x03(\x0b\x32\x1c.runservice.v1.WorkflowState\x12\x1a\n\x12watermark_sequence\x18\x03 \x01(\x03\x12\x15\n\rend_of_stream\x18\x04 \x01(\x08\x12\x1f\n\x03run\x18\x05 \x01(\x0b\x32\x12.runservice.v1.Run\"q\n\rGetRunRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x15\n\rinclude_state\x18\x03 \x01(\x08\x12$\n\x04view\x18\x04 \x01(\x0e\x32\x16.runservice.v1.RunView\"1\n\x0eGetRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"\xac\x02\n\x0fListRunsRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12*\n\x08statuses\x18\x02 \x03(\x0e\x32\x18.runservice.v1.RunStatus\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12-\n\tfrom_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07to_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12$\n\x04view\x18\x08 \x01(\x0e\x32\x16.runservice.v1.RunView\x12\x1a\n\x12\x66orked_from_run_id\x18\x32 \x01(\t\"M\n\x10ListRunsResponse\x12 \n\x04runs\x18\x01 \x03(\x0b\x32\x12.runservice.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x10\x44\x65leteRunRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"\x13\n\x11\x44\x65leteRunResponse\"\xac\x02\n\x11TimeTravelRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x03(\t\x12*\n\ninput_data\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\rinitial_state\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12/\n\x0frequest_context\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04wait\x18\x07 \x01(\x08\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x36\n\x0ftracing_options\x18\t \x01(\x0b\x32\x1d.runservice.v1.TracingOptions\"5\n\x12TimeTravelResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"\xbd\x02\n\x0e\x46orkRunRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\nnew_run_id\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x03(\t\x12*\n\ninput_data\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\rinitial_state\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12/\n\x0frequest_context\x18\x07 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04wait\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x36\n\x0ftracing_options\x18\n \x01(\x0b\x32\x1d.runservice.v1.TracingOptions\"2\n\x0f\x46orkRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.runservice.v1.Run\"\x90\x01\n\x0eTracingOptions\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x16\n\x0eparent_span_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12(\n\x08metadata\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x1c\n\x14request_context_keys\x18\x05 \x03(\t*k\n\x07RunView\x12\x18\n\x14RUN_VIEW_UNSPECIFIED\x10\x00\x12\x14\n\x10RUN_VIEW_SUMMARY\x10\x01\x12\x1d\n\x19RUN_VIEW_WITHOUT_PAYLOADS\x10\x02\x12\x11\n\rRUN_VIEW_FULL\x10\x03\x32\xba\x08\n\nRunService\x12Z\n\rListWorkflows\x12#.runservice.v1.ListWorkflowsRequest\x1a$.runservice.v1.ListWorkflowsResponse\x12T\n\x0bGetWorkflow\x12!.runservice.v1.GetWorkflowRequest\x1a\".runservice.v1.GetWorkflowResponse\x12N\n\tCreateRun\x12\x1f.runservice.v1.CreateRunRequest\x1a .runservice.v1.CreateRunResponse\x12\x42\n\x05Start\x12\x1b.runservice.v1.StartRequest\x1a\x1c.runservice.v1.StartResponse\x12\x45\n\x06Resume\x12\x1c.runservice.v1.ResumeRequest\x1a\x1d.runservice.v1.ResumeResponse\x12\x45\n\x06\x43\x61ncel\x12\x1c.runservice.v1.CancelRequest\x1a\x1d.runservice.v1.CancelResponse\x12H\n\x07Restart\x12\x1d.runservice.v1.RestartRequest\x1a\x1e.runservice.v1.RestartResponse\x12G\n\x06Stream\x12\x1c.runservice.v1.StreamRequest\x1a\x1d.runservice.v1.StreamResponse0\x01\x12\x44\n\x05Watch\x12\x1b.runservice.v1.WatchRequest\x1a\x1c.runservice.v1.WatchResponse0\x01\x12\x45\n\x06GetRun\x12\x1c.runservice.v1.GetRunRequest\x1a\x1d.runservice.v1.GetRunResponse\x12K\n\x08ListRuns\x12\x1e.runservice.v1.ListRunsRequest\x1a\x1f.runservice.v1.ListRunsResponse\x12N\n\tDeleteRun\x12\x1f.runservice.v1.DeleteRunRequest\x1a .runservice.v1.DeleteRunResponse\x12Q\n\nTimeTravel\x12 .runservice.v1.TimeTravelRequest\x1a!.runservice.v1.TimeTravelResponse\x12H\n\x07\x46orkRun\x12\x1d.runservice.v1.ForkRunRequest\x1a\x1e.runservice.v1.ForkRunResponseBT\n\x11\x64\x65v.runservice.v1B\x0fRunServiceProtoP\x01Z,runservice/gen/go/runservice/v1;runservicev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,66 +36,66 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'runservice.v1.run_service_p
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\021dev.runservice.v1B\017RunServiceProtoP\001Z,runservice/gen/go/runservice/v1;runservicev1'
-  _globals['_RUNVIEW']._serialized_start=3520
-  _globals['_RUNVIEW']._serialized_end=3627
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=138
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=160
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=162
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=229
-  _globals['_GETWORKFLOWREQUEST']._serialized_start=231
-  _globals['_GETWORKFLOWREQUEST']._serialized_end=272
-  _globals['_GETWORKFLOWRESPONSE']._serialized_start=274
-  _globals['_GETWORKFLOWRESPONSE']._serialized_end=338
-  _globals['_CREATERUNREQUEST']._serialized_start=340
-  _globals['_CREATERUNREQUEST']._serialized_end=416
-  _globals['_CREATERUNRESPONSE']._serialized_start=418
-  _globals['_CREATERUNRESPONSE']._serialized_end=487
-  _globals['_STARTREQUEST']._serialized_start=490
-  _globals['_STARTREQUEST']._serialized_end=792
-  _globals['_STARTRESPONSE']._serialized_start=794
-  _globals['_STARTRESPONSE']._serialized_end=842
-  _globals['_RESUMEREQUEST']._serialized_start=845
-  _globals['_RESUMEREQUEST']._serialized_end=1158
-  _globals['_RESUMERESPONSE']._serialized_start=1160
-  _globals['_RESUMERESPONSE']._serialized_end=1209
-  _globals['_CANCELREQUEST']._serialized_start=1211
-  _globals['_CANCELREQUEST']._serialized_end=1283
-  _globals['_CANCELRESPONSE']._serialized_start=1285
-  _globals['_CANCELRESPONSE']._serialized_end=1334
-  _globals['_RESTARTREQUEST']._serialized_start=1336
-  _globals['_RESTARTREQUEST']._serialized_end=1403
-  _globals['_RESTARTRESPONSE']._serialized_start=1405
-  _globals['_RESTARTRESPONSE']._serialized_end=1455
-  _globals['_STREAMREQUEST']._serialized_start=1457
-  _globals['_STREAMREQUEST']._serialized_end=1576
-  _globals['_STREAMRESPONSE']._serialized_start=1579
-  _globals['_STREAMRESPONSE']._serialized_end=1708
-  _globals['_WATCHREQUEST']._serialized_start=1710
-  _globals['_WATCHREQUEST']._serialized_end=1817
-  _globals['_WATCHRESPONSE']._serialized_start=1820
-  _globals['_WATCHRESPONSE']._serialized_end=2015
-  _globals['_GETRUNREQUEST']._serialized_start=2017
-  _globals['_GETRUNREQUEST']._serialized_end=2130
-  _globals['_GETRUNRESPONSE']._serialized_start=2132
-  _globals['_GETRUNRESPONSE']._serialized_end=2181
-  _globals['_LISTRUNSREQUEST']._serialized_start=2184
-  _globals['_LISTRUNSREQUEST']._serialized_end=2484
-  _globals['_LISTRUNSRESPONSE']._serialized_start=2486
-  _globals['_LISTRUNSRESPONSE']._serialized_end=2563
-  _globals['_DELETERUNREQUEST']._serialized_start=2565
-  _globals['_DELETERUNREQUEST']._serialized_end=2620
-  _globals['_DELETERUNRESPONSE']._serialized_start=2622
-  _globals['_DELETERUNRESPONSE']._serialized_end=2641
-  _globals['_TIMETRAVELREQUEST']._serialized_start=2644
-  _globals['_TIMETRAVELREQUEST']._serialized_end=2944
-  _globals['_TIMETRAVELRESPONSE']._serialized_start=2946
-  _globals['_TIMETRAVELRESPONSE']._serialized_end=2999
-  _globals['_FORKRUNREQUEST']._serialized_start=3002
-  _globals['_FORKRUNREQUEST']._serialized_end=3319
-  _globals['_FORKRUNRESPONSE']._serialized_start=3321
-  _globals['_FORKRUNRESPONSE']._serialized_end=3371
-  _globals['_TRACINGOPTIONS']._serialized_start=3374
-  _globals['_TRACINGOPTIONS']._serialized_end=3518
-  _globals['_RUNSERVICE']._serialized_start=3630
-  _globals['_RUNSERVICE']._serialized_end=4712
+  _globals['_RUNVIEW']._serialized_start=3642
+  _globals['_RUNVIEW']._serialized_end=3749
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=170
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=192
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=194
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=261
+  _globals['_GETWORKFLOWREQUEST']._serialized_start=263
+  _globals['_GETWORKFLOWREQUEST']._serialized_end=304
+  _globals['_GETWORKFLOWRESPONSE']._serialized_start=306
+  _globals['_GETWORKFLOWRESPONSE']._serialized_end=370
+  _globals['_CREATERUNREQUEST']._serialized_start=372
+  _globals['_CREATERUNREQUEST']._serialized_end=448
+  _globals['_CREATERUNRESPONSE']._serialized_start=450
+  _globals['_CREATERUNRESPONSE']._serialized_end=519
+  _globals['_STARTREQUEST']._serialized_start=522
+  _globals['_STARTREQUEST']._serialized_end=891
+  _globals['_STARTRESPONSE']._serialized_start=893
+  _globals['_STARTRESPONSE']._serialized_end=941
+  _globals['_RESUMEREQUEST']._serialized_start=944
+  _globals['_RESUMEREQUEST']._serialized_end=1280
+  _globals['_RESUMERESPONSE']._serialized_start=1282
+  _globals['_RESUMERESPONSE']._serialized_end=1331
+  _globals['_CANCELREQUEST']._serialized_start=1333
+  _globals['_CANCELREQUEST']._serialized_end=1405
+  _globals['_CANCELRESPONSE']._serialized_start=1407
+  _globals['_CANCELRESPONSE']._serialized_end=1456
+  _globals['_RESTARTREQUEST']._serialized_start=1458
+  _globals['_RESTARTREQUEST']._serialized_end=1525
+  _globals['_RESTARTRESPONSE']._serialized_start=1527
+  _globals['_RESTARTRESPONSE']._serialized_end=1577
+  _globals['_STREAMREQUEST']._serialized_start=1579
+  _globals['_STREAMREQUEST']._serialized_end=1698
+  _globals['_STREAMRESPONSE']._serialized_start=1701
+  _globals['_STREAMRESPONSE']._serialized_end=1830
+  _globals['_WATCHREQUEST']._serialized_start=1832
+  _globals['_WATCHREQUEST']._serialized_end=1939
+  _globals['_WATCHRESPONSE']._serialized_start=1942
+  _globals['_WATCHRESPONSE']._serialized_end=2137
+  _globals['_GETRUNREQUEST']._serialized_start=2139
+  _globals['_GETRUNREQUEST']._serialized_end=2252
+  _globals['_GETRUNRESPONSE']._serialized_start=2254
+  _globals['_GETRUNRESPONSE']._serialized_end=2303
+  _globals['_LISTRUNSREQUEST']._serialized_start=2306
+  _globals['_LISTRUNSREQUEST']._serialized_end=2606
+  _globals['_LISTRUNSRESPONSE']._serialized_start=2608
+  _globals['_LISTRUNSRESPONSE']._serialized_end=2685
+  _globals['_DELETERUNREQUEST']._serialized_start=2687
+  _globals['_DELETERUNREQUEST']._serialized_end=2742
+  _globals['_DELETERUNRESPONSE']._serialized_start=2744
+  _globals['_DELETERUNRESPONSE']._serialized_end=2763
+  _globals['_TIMETRAVELREQUEST']._serialized_start=2766
+  _globals['_TIMETRAVELREQUEST']._serialized_end=3066
+  _globals['_TIMETRAVELRESPONSE']._serialized_start=3068
+  _globals['_TIMETRAVELRESPONSE']._serialized_end=3121
+  _globals['_FORKRUNREQUEST']._serialized_start=3124
+  _globals['_FORKRUNREQUEST']._serialized_end=3441
+  _globals['_FORKRUNRESPONSE']._serialized_start=3443
+  _globals['_FORKRUNRESPONSE']._serialized_end=3493
+  _globals['_TRACINGOPTIONS']._serialized_start=3496
+  _globals['_TRACINGOPTIONS']._serialized_end=3640
+  _globals['_RUNSERVICE']._serialized_start=3752
+  _globals['_RUNSERVICE']._serialized_end=4834
 # @@protoc_insertion_point(module_scope)

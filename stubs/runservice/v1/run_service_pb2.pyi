@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from runservice.v1 import run_pb2 as _run_pb2
@@ -64,7 +65,7 @@ class CreateRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class StartRequest(_message.Message):
-    __slots__ = ("workflow_id", "run_id", "input_data", "initial_state", "request_context", "wait", "request_id", "resource_id", "tracing_options")
+    __slots__ = ("workflow_id", "run_id", "input_data", "initial_state", "request_context", "wait", "request_id", "resource_id", "tracing_options", "timeout", "include_state")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_DATA_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +75,8 @@ class StartRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     TRACING_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_STATE_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     run_id: str
     input_data: _struct_pb2.Value
@@ -83,7 +86,9 @@ class StartRequest(_message.Message):
     request_id: str
     resource_id: str
     tracing_options: TracingOptions
-    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., input_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., initial_state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ...) -> None: ...
+    timeout: _duration_pb2.Duration
+    include_state: bool
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., input_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., initial_state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., include_state: _Optional[bool] = ...) -> None: ...
 
 class StartResponse(_message.Message):
     __slots__ = ("run",)
@@ -92,7 +97,7 @@ class StartResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class ResumeRequest(_message.Message):
-    __slots__ = ("workflow_id", "run_id", "resume_data", "step", "label", "for_each_index", "request_context", "wait", "request_id", "tracing_options")
+    __slots__ = ("workflow_id", "run_id", "resume_data", "step", "label", "for_each_index", "request_context", "wait", "request_id", "tracing_options", "include_state")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_DATA_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +108,7 @@ class ResumeRequest(_message.Message):
     WAIT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACING_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_STATE_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     run_id: str
     resume_data: _struct_pb2.Value
@@ -113,7 +119,8 @@ class ResumeRequest(_message.Message):
     wait: bool
     request_id: str
     tracing_options: TracingOptions
-    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., resume_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., step: _Optional[_Iterable[str]] = ..., label: _Optional[str] = ..., for_each_index: _Optional[int] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ...) -> None: ...
+    include_state: bool
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., resume_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., step: _Optional[_Iterable[str]] = ..., label: _Optional[str] = ..., for_each_index: _Optional[int] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ..., include_state: _Optional[bool] = ...) -> None: ...
 
 class ResumeResponse(_message.Message):
     __slots__ = ("run",)

@@ -48,6 +48,10 @@ export interface ResumeRequest {
    * Optional tracing of the resumed execution (its span, trace id and attributes).
    */
   'tracingOptions'?: (_runservice_v1_TracingOptions | null);
+  /**
+   * True: the reply's Run carries `state` (Mastra's outputOptions.includeState).
+   */
+  'includeState'?: (boolean);
   '_forEachIndex'?: "forEachIndex";
 }
 
@@ -96,5 +100,9 @@ export interface ResumeRequest__Output {
    * Optional tracing of the resumed execution (its span, trace id and attributes).
    */
   'tracingOptions': (_runservice_v1_TracingOptions__Output | null);
+  /**
+   * True: the reply's Run carries `state` (Mastra's outputOptions.includeState).
+   */
+  'includeState': (boolean);
   '_forEachIndex'?: "forEachIndex";
 }

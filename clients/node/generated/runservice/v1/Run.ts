@@ -91,6 +91,13 @@ export interface Run {
    */
   'wakeTime'?: (_google_protobuf_Timestamp | null);
   /**
+   * When the run times out; unset when it has no timeout. Fixed at Start (workflow
+   * timeout and StartRequest.timeout) and stored, so it holds across restarts. Wall
+   * clock: time suspended or sleeping counts. Past it the run ends RUN_STATUS_FAILED
+   * with a RunError named "RunTimeoutError" (details.reason "RUN_DEADLINE_EXCEEDED").
+   */
+  'deadline'?: (_google_protobuf_Timestamp | null);
+  /**
    * The run this one was forked from (ForkRun); empty for other runs.
    */
   'forkedFromRunId'?: (string);
@@ -189,6 +196,13 @@ export interface Run__Output {
    * When a waiting run wakes up.
    */
   'wakeTime': (_google_protobuf_Timestamp__Output | null);
+  /**
+   * When the run times out; unset when it has no timeout. Fixed at Start (workflow
+   * timeout and StartRequest.timeout) and stored, so it holds across restarts. Wall
+   * clock: time suspended or sleeping counts. Past it the run ends RUN_STATUS_FAILED
+   * with a RunError named "RunTimeoutError" (details.reason "RUN_DEADLINE_EXCEEDED").
+   */
+  'deadline': (_google_protobuf_Timestamp__Output | null);
   /**
    * The run this one was forked from (ForkRun); empty for other runs.
    */

@@ -2,6 +2,7 @@
 
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from '../../google/protobuf/Value';
 import type { TracingOptions as _runservice_v1_TracingOptions, TracingOptions__Output as _runservice_v1_TracingOptions__Output } from '../../runservice/v1/TracingOptions';
+import type { Duration as _google_protobuf_Duration, Duration__Output as _google_protobuf_Duration__Output } from '../../google/protobuf/Duration';
 
 /**
  * Request of Start.
@@ -44,6 +45,18 @@ export interface StartRequest {
    * Optional tracing of this execution (the run's span, its trace id and attributes).
    */
   'tracingOptions'?: (_runservice_v1_TracingOptions | null);
+  /**
+   * Optional. How long the run may take, wall clock from this start, time suspended or
+   * sleeping included. The run's deadline (Run.deadline) is the start time plus the
+   * shorter of this and the workflow's own timeout: a caller can shorten the author's
+   * limit, never extend it. Past it the run ends RUN_STATUS_FAILED with a RunError named
+   * "RunTimeoutError" (details.reason "RUN_DEADLINE_EXCEEDED"). Must be positive.
+   */
+  'timeout'?: (_google_protobuf_Duration | null);
+  /**
+   * True: the reply's Run carries `state` (Mastra's outputOptions.includeState).
+   */
+  'includeState'?: (boolean);
 }
 
 /**
@@ -87,4 +100,16 @@ export interface StartRequest__Output {
    * Optional tracing of this execution (the run's span, its trace id and attributes).
    */
   'tracingOptions': (_runservice_v1_TracingOptions__Output | null);
+  /**
+   * Optional. How long the run may take, wall clock from this start, time suspended or
+   * sleeping included. The run's deadline (Run.deadline) is the start time plus the
+   * shorter of this and the workflow's own timeout: a caller can shorten the author's
+   * limit, never extend it. Past it the run ends RUN_STATUS_FAILED with a RunError named
+   * "RunTimeoutError" (details.reason "RUN_DEADLINE_EXCEEDED"). Must be positive.
+   */
+  'timeout': (_google_protobuf_Duration__Output | null);
+  /**
+   * True: the reply's Run carries `state` (Mastra's outputOptions.includeState).
+   */
+  'includeState': (boolean);
 }

@@ -1,6 +1,7 @@
 // Original file: runservice/v1/run.proto
 
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from '../../google/protobuf/Value';
+import type { Duration as _google_protobuf_Duration, Duration__Output as _google_protobuf_Duration__Output } from '../../google/protobuf/Duration';
 
 /**
  * A step's identity and schemas.
@@ -42,6 +43,12 @@ export interface StepInfo {
    * Number of retries after a failed attempt.
    */
   'retries'?: (number);
+  /**
+   * How long one attempt of the step may take; unset when unlimited. Past it the
+   * attempt is cancelled and fails with a RunError named "StepTimeoutError", which
+   * counts as an attempt for `retries`. For a nested workflow: its own timeout.
+   */
+  'timeout'?: (_google_protobuf_Duration | null);
 }
 
 /**
@@ -84,4 +91,10 @@ export interface StepInfo__Output {
    * Number of retries after a failed attempt.
    */
   'retries': (number);
+  /**
+   * How long one attempt of the step may take; unset when unlimited. Past it the
+   * attempt is cancelled and fails with a RunError named "StepTimeoutError", which
+   * counts as an attempt for `retries`. For a nested workflow: its own timeout.
+   */
+  'timeout': (_google_protobuf_Duration__Output | null);
 }

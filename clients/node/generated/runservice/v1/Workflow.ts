@@ -3,6 +3,7 @@
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from '../../google/protobuf/Value';
 import type { StepInfo as _runservice_v1_StepInfo, StepInfo__Output as _runservice_v1_StepInfo__Output } from '../../runservice/v1/StepInfo';
 import type { StepGraphNode as _runservice_v1_StepGraphNode, StepGraphNode__Output as _runservice_v1_StepGraphNode__Output } from '../../runservice/v1/StepGraphNode';
+import type { Duration as _google_protobuf_Duration, Duration__Output as _google_protobuf_Duration__Output } from '../../google/protobuf/Duration';
 
 /**
  * A workflow this server runs.
@@ -36,6 +37,11 @@ export interface Workflow {
    * The step graph, in execution order.
    */
   'stepGraph'?: (_runservice_v1_StepGraphNode)[];
+  /**
+   * How long a run of this workflow may take (wall clock, suspended and sleeping time
+   * included); unset when unlimited. See StartRequest.timeout.
+   */
+  'timeout'?: (_google_protobuf_Duration | null);
 }
 
 /**
@@ -70,4 +76,9 @@ export interface Workflow__Output {
    * The step graph, in execution order.
    */
   'stepGraph': (_runservice_v1_StepGraphNode__Output)[];
+  /**
+   * How long a run of this workflow may take (wall clock, suspended and sleeping time
+   * included); unset when unlimited. See StartRequest.timeout.
+   */
+  'timeout': (_google_protobuf_Duration__Output | null);
 }
