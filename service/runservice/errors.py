@@ -7,7 +7,8 @@
     │   └── RunWorkflowMismatch        the run exists but belongs to another workflow
     ├── NotFound
     │   ├── WorkflowNotFound
-    │   └── RunNotFound
+    │   ├── RunNotFound
+    │   └── ScheduleNotFound
     ├── AlreadyExists
     │   ├── RunAlreadyStarted          a second Start of a run
     │   └── RunBelongsToOtherWorkflow  a run id reused with another workflow
@@ -17,7 +18,8 @@
     │   ├── MultipleSuspendedSteps     Resume without a step while several are suspended
     │   ├── ResumeLabelNotFound        Resume naming a label no suspended step registered
     │   ├── RunActive                  DeleteRun of a run that is still going
-    │   └── RunNotActive               Restart of a run that is suspended or finished
+    │   ├── RunNotActive               Restart of a run that is suspended or finished
+    │   └── ScheduleWorkflowNotServed  TriggerSchedule on a replica that does not serve its workflow
     ├── ResourceExhausted              a limit was reached (metadata `limit`)
     │   ├── ReplyTooLarge              the reply would exceed the send limit; ask for a smaller view
     │   ├── MessageTooLarge            a request over the message limit
@@ -211,6 +213,23 @@ class RunNotActive(FailedPrecondition):
         super().__init__(
             f"run {run_id!r} is {status}; only a running or waiting run can be restarted",
             metadata={"run_id": run_id, "status": status},
+        )
+
+
+class ScheduleNotFound(NotFound):
+    reason = "SCHEDULE_NOT_FOUND"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id!r} not found", metadata={"schedule_id": schedule_id})
+
+
+class ScheduleWorkflowNotServed(FailedPrecondition):
+    reason = "SCHEDULE_WORKFLOW_NOT_SERVED"
+
+    def __init__(self, schedule_id: str, workflow_id: str) -> None:
+        super().__init__(
+            f"schedule {schedule_id!r} starts workflow {workflow_id!r}, which this server does not serve",
+            metadata={"schedule_id": schedule_id, "workflow_id": workflow_id},
         )
 
 

@@ -292,6 +292,10 @@ class Run:
     """A Cancel reached a replica that does not drive the run; its owner stops it."""
     steps: tuple[StepRecord, ...] = ()
     """Step records in start order; empty unless the reader asked for them."""
+    schedule_id: str | None = None
+    """The schedule that started the run (None for a run started by a caller)."""
+    schedule_tick: float | None = None
+    """The tick (seconds since the epoch) of `schedule_id` that started the run."""
 
     def with_steps(self, steps: Iterable[StepRecord]) -> Run:
         return replace(self, steps=tuple(sorted(steps, key=_POSITION)))

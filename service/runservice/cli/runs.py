@@ -232,6 +232,7 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
         ("input", short_json(run.input, 2000) if run.input is not None else ""),
         ("state", short_json(run.state, 2000) if run.state not in (None, {}) else ""),
         ("events", str(run.last_sequence)),
+        ("schedule", f"{run.schedule_id} (tick {when(run.schedule_tick)})" if run.schedule_id else ""),
     ]
     for name, value in facts:
         if value:

@@ -102,6 +102,8 @@ def run_from_proto(msg: run_pb2.Run) -> model.Run:
         wake_at=wire.read_time(msg, "wake_time"),
         trace_id=msg.trace_id,
         steps=tuple(step_from_proto(step, i + 1) for i, step in enumerate(msg.steps)),
+        schedule_id=msg.schedule_id or None,
+        schedule_tick=wire.read_time(msg, "schedule_tick_time"),
     )
 
 

@@ -136,6 +136,9 @@ def run_to_proto(run: model.Run, *, include_state: bool = True, view: View = FUL
     wire.set_time(msg.start_time, run.started_at)
     wire.set_time(msg.end_time, run.ended_at)
     wire.set_time(msg.wake_time, run.wake_at)
+    if run.schedule_id is not None:
+        msg.schedule_id = run.schedule_id
+        wire.set_time(msg.schedule_tick_time, run.schedule_tick)
     return msg
 
 

@@ -45,6 +45,7 @@ import orjson
 from runservice.model import Event, ResumeLabel, Run, RunError, RunStatus, StepPath, StepRecord
 from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, batching, values
 from runservice.storage.hub import EventHub
+from runservice.storage.sqlite_schedules import SqliteSchedules
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class _Operation:
 _Pending = batching.Pending
 
 
-class SqliteStore:
+class SqliteStore(SqliteSchedules):
     """A `Store` on one SQLite file (see the module docstring for the design)."""
 
     exclusive = True

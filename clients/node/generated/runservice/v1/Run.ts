@@ -90,6 +90,15 @@ export interface Run {
    * When a waiting run wakes up.
    */
   'wakeTime'?: (_google_protobuf_Timestamp | null);
+  /**
+   * The schedule that started the run (ScheduleService); empty for a run a
+   * caller started.
+   */
+  'scheduleId'?: (string);
+  /**
+   * The tick of `schedule_id` that started the run; unset for a run a caller started.
+   */
+  'scheduleTickTime'?: (_google_protobuf_Timestamp | null);
 }
 
 /**
@@ -173,4 +182,13 @@ export interface Run__Output {
    * When a waiting run wakes up.
    */
   'wakeTime': (_google_protobuf_Timestamp__Output | null);
+  /**
+   * The schedule that started the run (ScheduleService); empty for a run a
+   * caller started.
+   */
+  'scheduleId': (string);
+  /**
+   * The tick of `schedule_id` that started the run; unset for a run a caller started.
+   */
+  'scheduleTickTime': (_google_protobuf_Timestamp__Output | null);
 }
