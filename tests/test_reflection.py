@@ -37,6 +37,7 @@ async def test_grpcurl_lists_every_service(served: Served) -> None:
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         "runservice.v1.RunService",
+        "runservice.v1.ScheduleService",
     ]
 
 

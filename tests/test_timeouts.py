@@ -283,6 +283,20 @@ async def test_a_caller_can_shorten_the_workflow_timeout_but_not_extend_it(clien
     await _final(client, "run-timeout", longer.run_id)
 
 
+async def test_a_time_travel_or_fork_of_a_timed_out_run_gets_a_fresh_deadline(client: Client) -> None:
+    run = await client.get_workflow("run-timeout").create_run()
+    timed_out = await run.start_async({"seconds": 10})
+    assert timed_out.status is RunStatus.FAILED and timed_out.deadline is not None
+    await asyncio.sleep(0.1)  # the old deadline is past
+    again = await run.time_travel("slow", {"seconds": 0.05}, wait=True)
+    assert again.status is RunStatus.SUCCESS, again.error
+    assert again.deadline is not None and again.deadline > timed_out.deadline + 0.1
+    fork = await run.fork("slow", {"seconds": 0.05}, wait=True)
+    assert fork.status is RunStatus.SUCCESS, fork.error
+    assert fork.deadline is not None and fork.started_at is not None
+    assert fork.deadline == pytest.approx(fork.started_at + 0.5, abs=0.05)
+
+
 async def test_a_timeout_that_is_not_positive_is_invalid(client: Client) -> None:
     run = await client.get_workflow("no-timeout").create_run()
     with pytest.raises(errors.InvalidArgument) as caught:

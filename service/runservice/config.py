@@ -7,13 +7,18 @@ A `RUNSERVICE_*` variable that names no setting is reported by `unknown_variable
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from runservice.errors import WorkflowDefinitionError
+from runservice.workflow.schedule import Schedule
 
 PREFIX = "RUNSERVICE_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -93,6 +98,12 @@ class Settings(BaseSettings):
     max_streams_per_caller: int = Field(
         1000, description="open Stream/Watch calls per caller (token, else peer address); 0: no limit"
     )
+    schedules: str | None = Field(
+        None,
+        description="cron schedules besides the workflows' own: a JSON array of objects (id, workflow, "
+        "cron, timezone, input_data, overlap, missed, resource_id, description), or the path of a "
+        ".json or .toml file holding one (TOML: [[schedules]] tables)",
+    )
 
     @field_validator("grace", "heartbeat", "drain_delay", "lease_seconds", "claim_interval", mode="before")
     @classmethod
@@ -164,6 +175,17 @@ class Settings(BaseSettings):
             raise ValueError("is not text or json")
         return fmt
 
+    @field_validator("schedules")
+    @classmethod
+    def _schedules(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_schedules(value)  # a bad cron, time zone or policy is an error at load time
+        return value
+
+    def declared_schedules(self) -> list[Schedule]:
+        """The schedules of the `schedules` setting, checked (cron, time zone, policies)."""
+        return [] if self.schedules is None else parse_schedules(self.schedules)
+
     @property
     def database(self) -> str:
         """The database URL: `database_url`, else `runservice.db` in the data directory."""
@@ -187,6 +209,74 @@ class Settings(BaseSettings):
             return cls(**given)
         except ValidationError as exc:
             raise ConfigError(_describe(exc, given)) from None
+
+
+class ScheduleSetting(BaseModel):
+    """One schedule of the `schedules` setting; `workflow` names a served workflow."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    workflow: str
+    cron: str
+    timezone: str = "UTC"
+    input_data: Any = None
+    overlap: str = "skip"
+    missed: str = "skip"
+    resource_id: str | None = None
+    description: str = ""
+
+
+def parse_schedules(value: str) -> list[Schedule]:
+    """The schedules of the `schedules` setting: JSON text, or a .json / .toml file's path.
+    Raises ValueError naming what is wrong."""
+    text = value.strip()
+    if not text.startswith("["):
+        path = Path(text).expanduser()
+        if path.suffix not in (".json", ".toml"):
+            raise ValueError("is neither a JSON array nor the path of a .json or .toml file")
+        try:
+            content = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            data: Any = tomllib.loads(content) if path.suffix == ".toml" else json.loads(content)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+        if isinstance(data, dict):
+            data = data.get("schedules", [])
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"is not valid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise ValueError("must be a list of schedules")
+    schedules: list[Schedule] = []
+    for index, entry in enumerate(data):
+        try:
+            item = ScheduleSetting.model_validate(entry)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"schedule #{index + 1}: {where}: {first['msg'].lower()}") from None
+        try:
+            schedules.append(
+                Schedule(
+                    id=item.id,
+                    cron=item.cron,
+                    timezone=item.timezone,
+                    input_data=item.input_data,
+                    overlap=item.overlap,
+                    missed=item.missed,
+                    resource_id=item.resource_id,
+                    description=item.description,
+                    workflow_id=item.workflow,
+                )
+            )
+        except WorkflowDefinitionError as exc:
+            raise ValueError(str(exc)) from None
+    return schedules
 
 
 def env_name(field: str) -> str:

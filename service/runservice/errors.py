@@ -7,7 +7,8 @@
     │   └── RunWorkflowMismatch        the run exists but belongs to another workflow
     ├── NotFound
     │   ├── WorkflowNotFound
-    │   └── RunNotFound
+    │   ├── RunNotFound
+    │   └── ScheduleNotFound
     ├── AlreadyExists
     │   ├── RunAlreadyStarted          a second Start of a run
     │   └── RunBelongsToOtherWorkflow  a run id reused with another workflow
@@ -21,7 +22,8 @@
     │   ├── RunStillActive             TimeTravel / ForkRun of a running or waiting run
     │   ├── RunNotStarted              TimeTravel / ForkRun of a pending run
     │   ├── StepNotReached             TimeTravel / ForkRun from a step that never ran
-    │   └── RunDeadlineExceeded        Resume of a run whose deadline passed (the run is ended)
+    │   ├── RunDeadlineExceeded        Resume of a run whose deadline passed (the run is ended)
+    │   └── ScheduleWorkflowNotServed  TriggerSchedule on a replica that does not serve its workflow
     ├── ResourceExhausted              a limit was reached (metadata `limit`)
     │   ├── ReplyTooLarge              the reply would exceed the send limit; ask for a smaller view
     │   ├── MessageTooLarge            a request over the message limit
@@ -253,6 +255,23 @@ class StepNotReached(FailedPrecondition):
         super().__init__(
             f"step {step!r} never ran in run {run_id!r}; time travel goes back to a step that ran",
             metadata={"run_id": run_id, "step": step},
+        )
+
+
+class ScheduleNotFound(NotFound):
+    reason = "SCHEDULE_NOT_FOUND"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id!r} not found", metadata={"schedule_id": schedule_id})
+
+
+class ScheduleWorkflowNotServed(FailedPrecondition):
+    reason = "SCHEDULE_WORKFLOW_NOT_SERVED"
+
+    def __init__(self, schedule_id: str, workflow_id: str) -> None:
+        super().__init__(
+            f"schedule {schedule_id!r} starts workflow {workflow_id!r}, which this server does not serve",
+            metadata={"schedule_id": schedule_id, "workflow_id": workflow_id},
         )
 
 

@@ -335,6 +335,10 @@ class Run:
     """The run this one was forked from (ForkRun)."""
     travel: Travel | None = None
     """The latest time travel of this run (or the fork that made it)."""
+    schedule_id: str | None = None
+    """The schedule that started the run (None for a run started by a caller)."""
+    schedule_tick: float | None = None
+    """The tick (seconds since the epoch) of `schedule_id` that started the run."""
 
     def with_steps(self, steps: Iterable[StepRecord]) -> Run:
         return replace(self, steps=tuple(sorted(steps, key=_POSITION)))

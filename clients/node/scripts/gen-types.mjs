@@ -27,6 +27,7 @@ const result = spawnSync(
     "--includeDirs=.", // relative: the generated "Original file" comments must not name this machine's paths
     `--outDir=${out}`,
     "runservice/v1/run_service.proto",
+    "runservice/v1/schedule_service.proto",
     "google/rpc/status.proto",
     "google/rpc/error_details.proto",
   ],

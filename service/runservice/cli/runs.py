@@ -305,6 +305,7 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
         ("events", str(run.last_sequence)),
         ("forked from", run.forked_from or ""),
         ("time travels", str(run.travel.count) if run.travel and run.travel.count else ""),
+        ("schedule", f"{run.schedule_id} (tick {when(run.schedule_tick)})" if run.schedule_id else ""),
     ]
     for name, value in facts:
         if value:

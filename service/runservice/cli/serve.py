@@ -94,6 +94,15 @@ def run_serve(args: argparse.Namespace) -> int:
         workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
     except WorkflowLoadError as exc:
         return _fail(str(exc).replace("\n", " "), 2)
+    schedules = settings.declared_schedules()
+    served = {workflow.id for workflow in workflows}
+    for schedule in schedules:
+        if schedule.workflow_id not in served:
+            return _fail(
+                f"schedules: schedule {schedule.id!r} names workflow {schedule.workflow_id!r}, "
+                f"which is not served (served: {', '.join(sorted(served))})",
+                2,
+            )
     # Everything loaded so far (grpc, pydantic, the workflows) lives as long as the process:
     # freezing it keeps the collector from walking it again on every full collection.
     gc.freeze()
@@ -131,6 +140,7 @@ def run_serve(args: argparse.Namespace) -> int:
                     metrics_address=settings.metrics_address,
                     tracing=settings.tracing,
                     access_log=settings.access_log,
+                    schedules=schedules,
                 )
             )
     except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:

@@ -32,6 +32,7 @@ from runservice.client.convert import (
     workflow_from_proto,
 )
 from runservice.client.health import RUN_SERVICE_NAME, check_health
+from runservice.client.schedules import ScheduleInfo, TriggerResult
 from runservice.client.status import error_from_rpc
 from runservice.client.sync import SyncClient, SyncRunHandle, SyncWatchHandle, SyncWorkflowHandle
 
@@ -41,6 +42,7 @@ __all__ = [
     "Client",
     "RetryPolicy",
     "RunHandle",
+    "ScheduleInfo",
     "StepInfo",
     "StepRef",
     "SyncClient",
@@ -48,6 +50,7 @@ __all__ = [
     "SyncWatchHandle",
     "SyncWorkflowHandle",
     "TlsFiles",
+    "TriggerResult",
     "WatchHandle",
     "WorkflowHandle",
     "WorkflowInfo",

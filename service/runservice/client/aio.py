@@ -40,6 +40,7 @@ from runservice.client.convert import (
     run_from_proto,
     workflow_from_proto,
 )
+from runservice.client.schedules import AsyncSchedules
 from runservice.client.status import Backoff, error_from_rpc, should_reconnect
 from runservice.model import Json
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
@@ -87,6 +88,8 @@ class Client:
         self._stub: RunServiceAsyncStub | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.schedules = AsyncSchedules(self)
+        """ScheduleService: list, get, pause, resume and trigger cron schedules."""
 
     async def __aenter__(self) -> Client:
         return self

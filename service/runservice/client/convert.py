@@ -111,6 +111,8 @@ def run_from_proto(msg: run_pb2.Run) -> model.Run:
         )
         if msg.time_travel_step.ids
         else None,
+        schedule_id=msg.schedule_id or None,
+        schedule_tick=wire.read_time(msg, "schedule_tick_time"),
     )
 
 

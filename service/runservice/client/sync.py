@@ -39,6 +39,7 @@ from runservice.client.convert import (
     run_from_proto,
     workflow_from_proto,
 )
+from runservice.client.schedules import SyncSchedules
 from runservice.client.status import Backoff, FailedCall, error_from_rpc, should_reconnect
 from runservice.model import Json
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
@@ -92,6 +93,8 @@ class SyncClient:
             self._owns_channel = False
         self.channel: grpc.Channel = channel
         self.stub = run_service_pb2_grpc.RunServiceStub(channel)
+        self.schedules = SyncSchedules(self)
+        """ScheduleService: list, get, pause, resume and trigger cron schedules."""
         self._watches: set[SyncWatchHandle] = set()
         self._follows: set[_Follow] = set()
         self._lock = threading.Lock()

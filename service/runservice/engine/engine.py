@@ -20,6 +20,7 @@ from runservice.engine.driver import RunDriver
 from runservice.engine.follow import follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
+from runservice.engine.schedules import Scheduler
 from runservice.engine.targets import accept, find_runnable, resolve
 from runservice.engine.timetravel import (
     RECORDED_INPUT,
@@ -58,7 +59,7 @@ from runservice.model import (
     WorkflowState,
 )
 from runservice.storage import Lease, RunQuery, RunWrite, Store, Subscription
-from runservice.workflow import Schema, SchemaViolation, Step, Workflow
+from runservice.workflow import Schedule, Schema, SchemaViolation, Step, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +85,13 @@ class Engine:
         owner: str | None = None,
         lease_seconds: float = 10.0,
         claim_interval: float = 1.0,
+        schedules: Iterable[Schedule] = (),
     ) -> None:
         """`owner` names this replica (fresh per process by default); `lease_seconds` is how
         long its runs stay its own without a heartbeat, `claim_interval` how often it looks
-        for runs nobody drives. On an exclusive store (SQLite) leases never expire."""
+        for runs nobody drives. On an exclusive store (SQLite) leases never expire.
+        `schedules`: cron schedules declared by the configuration (each bound to a served
+        workflow), besides those the workflows declare."""
         self._store = store
         self._workflows: dict[str, Workflow] = {}
         for workflow in workflows:
@@ -118,6 +122,16 @@ class Engine:
             lost=self._lost,
             cancel=self._remote_cancel,
         )
+        self.schedules = Scheduler(
+            store,
+            self._workflows,
+            [*(s for w in self._workflows.values() for s in w.schedules), *schedules],
+            claim=lambda: self._keeper.claim,
+            launch=self._launch_claimed,
+            trace_id=new_trace_id,
+            poll_interval=claim_interval,
+        )
+        """Cron schedules (engine/schedules.py): fired by a loop started and stopped with the engine."""
 
     @property
     def owner(self) -> str:
@@ -129,6 +143,12 @@ class Engine:
         claiming in the background."""
         await self._keeper.claim_due()
         self._keeper.start()
+        try:
+            await self.schedules.declare()
+        except BaseException:  # the engine is not entered: stop what it started
+            await self.aclose()
+            raise
+        self.schedules.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -140,6 +160,7 @@ class Engine:
             return
         self._closed = True
         self.drain()
+        await self.schedules.aclose()
         await self._keeper.aclose()
         tasks = list(self._tasks.values())
         for task in tasks:
@@ -152,6 +173,7 @@ class Engine:
         (finish, suspend or wait), then cancel the rest at their last checkpoint and log each
         one. Returns the ids of the runs left; the next boot re-drives them."""
         self._stopping = True  # Start and Resume launch nothing from now on
+        await self.schedules.aclose()
         await self._keeper.stop_claiming()
         tasks = dict(self._tasks)
         if tasks and grace > 0:
@@ -539,6 +561,9 @@ class Engine:
                 state=_travel_state(workflow, run, initial_state),
                 request_context={**run.request_context, **context},
                 travel=travel,
+                # A new execution: the workflow's timeout counts again from now (a timed-out
+                # run's old deadline would end it at once).
+                deadline=run_deadline(time.time(), workflow.timeout, None),
             )
             events = (
                 travel_event(target.path, target.replaced, run, fork=False),
@@ -609,6 +634,7 @@ class Engine:
                 trace_id=trace_id or new_trace_id(),
                 forked_from=source.run_id,
                 travel=Travel(target.path, target.input, fork_step=target.path),
+                deadline=run_deadline(now, workflow.timeout, None),
             )
             events = (
                 travel_event(target.path, target.replaced, source, fork=True),
@@ -637,7 +663,8 @@ class Engine:
 
     async def get_run(self, run_id: str, *, workflow_id: str | None = None) -> Run:
         """The run with its step records, or RunNotFound."""
-        return await self._load(run_id, workflow_id, steps=True)
+        run = await self._load(run_id, workflow_id, steps=True)
+        return (await self._with_origins([run]))[0]
 
     async def list_runs(
         self,
@@ -673,7 +700,7 @@ class Engine:
         )
         if page_token:
             query = replace(query, after=paging.decode_token(page_token, query))
-        runs = await self._store.list_runs(query)
+        runs = await self._with_origins(await self._store.list_runs(query))
         if len(runs) <= limit:
             return runs, ""
         last = runs[limit - 1]
@@ -770,6 +797,22 @@ class Engine:
             await self._store.write(RunWrite(run_id, fence=lease, release=True))
         except Exception:
             logger.exception("run %s: could not release its lease; it is claimed when the lease ends", run_id)
+
+    async def _with_origins(self, runs: list[Run]) -> list[Run]:
+        """`runs` with the schedule and tick of those a schedule started."""
+        origins = await self._store.schedule_origins([run.run_id for run in runs])
+        if not origins:
+            return runs
+        return [
+            replace(run, schedule_id=origins[run.run_id][0], schedule_tick=origins[run.run_id][1])
+            if run.run_id in origins
+            else run
+            for run in runs
+        ]
+
+    def _launch_claimed(self, run: Run, epoch: int) -> asyncio.Task[Run]:
+        """Drive a run this replica created already claimed (a schedule's tick)."""
+        return self._launch(RunDriver(self._store, self.workflow(run.workflow_id), run, self._lease(epoch)))
 
     def _lease(self, epoch: int) -> Lease:
         return Lease(self._keeper.owner, epoch)

@@ -26,12 +26,13 @@ from runservice.server.decoding import RECEIVE_SLACK, add_run_service
 from runservice.server.limits import StreamLimitInterceptor
 from runservice.server.observability import Observability
 from runservice.server.reflection import enable_reflection
+from runservice.server.schedules import SCHEDULE_SERVICE, ScheduleServicer, add_schedule_service
 from runservice.server.servicer import RunServicer
 from runservice.server.tls import ReloadingCredentials, TlsFiles
 from runservice.server.tracing import Tracing
 from runservice.storage import open_store, redact_url
 from runservice.v1 import run_service_pb2
-from runservice.workflow import Workflow
+from runservice.workflow import Schedule, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +118,10 @@ class RunServer:
             self.server,
             max_message_size=options.max_message_size,
         )
+        add_schedule_service(ScheduleServicer(engine), self.server, max_message_size=options.max_message_size)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        enable_reflection(self.server, (RUN_SERVICE, health.SERVICE_NAME))  # v1 and v1alpha
+        enable_reflection(self.server, (RUN_SERVICE, SCHEDULE_SERVICE, health.SERVICE_NAME))  # v1 and v1alpha
         self.tls = ReloadingCredentials(options.tls) if options.tls is not None else None
         try:
             if self.tls is not None:
@@ -142,6 +144,7 @@ class RunServer:
         await self.server.start()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(RUN_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(SCHEDULE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         logger.info("listening on %s", self.address)
 
     async def stop(self, grace: float | None, *, drain_delay: float | None = None) -> None:
@@ -193,6 +196,7 @@ async def serve(
     metrics_address: str | None = None,
     tracing: bool = False,
     access_log: bool = True,
+    schedules: Iterable[Schedule] = (),
 ) -> None:
     """Serve `workflows` until SIGTERM or SIGINT, then shut down gracefully.
 
@@ -203,7 +207,7 @@ async def serve(
     `address_file`, when given, receives the bound address (`runservice health` reads it).
     `metrics_address` serves Prometheus metrics there; `tracing` makes OpenTelemetry spans
     (exported over OTLP when its exporter package is installed); `access_log` logs one line
-    per RPC.
+    per RPC. `schedules` are cron schedules declared by the configuration.
     """
     workflows = list(workflows)
     stop = asyncio.Event()
@@ -247,6 +251,7 @@ async def serve(
                 heartbeat=heartbeat,
                 lease_seconds=lease_seconds,
                 claim_interval=claim_interval,
+                schedules=schedules,
             ) as engine:
                 server = build_server(
                     engine, address=address, heartbeat=heartbeat, options=options, observability=observability

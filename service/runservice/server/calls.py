@@ -41,7 +41,7 @@ KINDS = {
 class Call:
     """One RPC as observers see it. `code` and `seconds` are set when it ends."""
 
-    __slots__ = ("code", "context", "kind", "method", "seconds", "sent", "service", "started")
+    __slots__ = ("code", "context", "kind", "method", "peer", "seconds", "sent", "service", "started")
 
     def __init__(self, service: str, method: str, kind: str, context: Context) -> None:
         self.service = service
@@ -53,6 +53,9 @@ class Call:
         self.seconds = 0.0
         self.sent = 0
         """Messages sent by a generator-style response stream."""
+        # Read while the call is live: grpc.aio's peer() on a stream that has already been torn
+        # down (its client gone) can crash the process (SIGSEGV, seen in tests/test_replicas.py).
+        self.peer: str | None = context.peer() if kind != "unary" else None
 
     @property
     def streaming(self) -> bool:
@@ -174,7 +177,7 @@ def log_access(call: Call) -> None:
     method = f"/{call.service}/{call.method}"
     code = call.code.name
     ms = round(call.seconds * 1000, 3)
-    peer = call.context.peer()
+    peer = call.peer if call.peer is not None else call.context.peer()
     # The record is made directly: `Logger.info` would walk the stack for the caller's file
     # and line on every RPC, which nobody reads for this line.
     record = access_logger.makeRecord(

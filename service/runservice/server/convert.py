@@ -144,6 +144,9 @@ def run_to_proto(run: model.Run, *, include_state: bool = True, view: View = FUL
         msg.time_travel_count = run.travel.count
         msg.time_travel_step.ids.extend(run.travel.step)
     wire.set_time(msg.deadline, run.deadline)
+    if run.schedule_id is not None:
+        msg.schedule_id = run.schedule_id
+        wire.set_time(msg.schedule_tick_time, run.schedule_tick)
     return msg
 
 

@@ -175,6 +175,43 @@ class Store(Protocol):
     async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
         """How many runs have each of `statuses` (every one of them is a key), for metrics gauges."""
 
+    # -- cron schedules (storage/schedules.py has the types) ---------------------------------
+
+    async def upsert_schedules(
+        self, schedules: Sequence[ScheduleDefinition], *, prune: Sequence[str] = ()
+    ) -> None:
+        """Store the declared schedules: a new one as given; a known one takes the declared
+        definition fields, keeps its paused state, and keeps its next tick unless its cron or
+        time zone changed. Schedules of the workflows in `prune` that are not among
+        `schedules` are deleted (their fired ticks stay recorded)."""
+
+    async def list_schedules(self) -> list[StoredSchedule]:
+        """Every stored schedule, by id."""
+
+    async def get_schedule(self, schedule_id: str) -> StoredSchedule | None:
+        """The schedule, or None."""
+
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, next_tick: float | None
+    ) -> StoredSchedule | None:
+        """Pause or resume a schedule; resuming sets its next tick to `next_tick` (the ticks
+        that fell while it was paused are not fired). None if unknown."""
+
+    async def fire_tick(self, fire: TickFire) -> TickResult:
+        """Claim one tick of a schedule and, if the overlap policy lets it, create its run,
+        in ONE transaction (see `TickFire`): a tick fires once, whoever tries."""
+
+    async def schedule_origins(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """(schedule id, tick time) of each of these runs that a schedule started."""
+
+
+from runservice.storage.schedules import (  # noqa: E402 (they use RunWrite and WriteResult above)
+    ScheduleDefinition,
+    StoredSchedule,
+    TickFire,
+    TickResult,
+)
+
 
 def open_store(url: str) -> Store:
     """The store for a database URL: `sqlite:///path/to/file.db` (or a plain path), or
@@ -210,8 +247,12 @@ __all__ = [
     "Lease",
     "RunQuery",
     "RunWrite",
+    "ScheduleDefinition",
     "Store",
+    "StoredSchedule",
     "Subscription",
+    "TickFire",
+    "TickResult",
     "WriteResult",
     "open_store",
     "redact_url",

@@ -47,6 +47,7 @@ import orjson
 from runservice.model import Event, Run, RunStatus, StepRecord
 from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, batching, redact_url
 from runservice.storage.hub import EventHub
+from runservice.storage.postgres_schedules import PostgresSchedules
 from runservice.storage.postgres_writes import (
     CHANNEL,
     RUN_COLUMN_LIST,
@@ -109,7 +110,7 @@ _SELECT_RUN_WITH_STEPS = (
 _Pending = batching.Pending
 
 
-class PostgresStore:
+class PostgresStore(PostgresSchedules):
     """A `Store` on one PostgreSQL database (see the module docstring for the design)."""
 
     exclusive = False

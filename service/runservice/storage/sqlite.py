@@ -55,6 +55,7 @@ from runservice.model import (
 )
 from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, batching, values
 from runservice.storage.hub import EventHub
+from runservice.storage.sqlite_schedules import SqliteSchedules
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class _Operation:
 _Pending = batching.Pending
 
 
-class SqliteStore:
+class SqliteStore(SqliteSchedules):
     """A `Store` on one SQLite file (see the module docstring for the design)."""
 
     exclusive = True

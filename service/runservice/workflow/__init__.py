@@ -18,6 +18,7 @@ from runservice.workflow.builder import (
     create_workflow,
 )
 from runservice.workflow.context import Bail, ConditionContext, StepContext, StepRuntime, Suspension
+from runservice.workflow.schedule import Missed, Overlap, Schedule
 from runservice.workflow.schema import Schema, SchemaViolation, to_jsonable
 from runservice.workflow.step import RetryConfig, Step, clone_step, create_step
 
@@ -27,10 +28,13 @@ __all__ = [
     "ConditionContext",
     "ForeachNode",
     "LoopNode",
+    "Missed",
     "Node",
+    "Overlap",
     "ParallelNode",
     "RetryConfig",
     "Runnable",
+    "Schedule",
     "Schema",
     "SchemaViolation",
     "SleepNode",

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from runservice.errors import WorkflowDefinitionError
 from runservice.workflow.context import ConditionContext, StepContext
+from runservice.workflow.schedule import Schedule
 from runservice.workflow.schema import Schema, as_schema
 from runservice.workflow.step import RetryConfig, Step, check_id, check_timeout
 
@@ -109,6 +110,8 @@ class Workflow:
         self.resume_schema: Schema | None = None
         self.suspend_schema: Schema | None = None
         self._generated = 0
+        self.schedules: list[Schedule] = []
+        """Cron schedules that start runs of this workflow (`schedule`)."""
 
     def __repr__(self) -> str:
         return f"Workflow({self.id!r})"
@@ -209,6 +212,42 @@ class Workflow:
         self.committed = True
         return self
 
+    def schedule(
+        self,
+        id: str,
+        cron: str,
+        *,
+        timezone: str = "UTC",
+        input_data: Any = None,
+        overlap: str = "skip",
+        missed: str = "skip",
+        resource_id: str | None = None,
+        description: str = "",
+    ) -> Workflow:
+        """Start a run of this workflow at every tick of `cron` (see `runservice.workflow.schedule`
+        for the expression, the time zone and the `overlap` and `missed` policies)."""
+        return self.add_schedule(
+            Schedule(
+                id=id,
+                cron=cron,
+                timezone=timezone,
+                input_data=input_data,
+                overlap=overlap,
+                missed=missed,
+                resource_id=resource_id,
+                description=description,
+            )
+        )
+
+    def add_schedule(self, schedule: Schedule) -> Workflow:
+        """Declare a `Schedule` made elsewhere (ids are unique per server, not per workflow)."""
+        if not isinstance(schedule, Schedule):
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: schedules must be Schedule objects")
+        if any(s.id == schedule.id for s in self.schedules):
+            raise WorkflowDefinitionError(f"workflow {self.id!r} declares schedule {schedule.id!r} twice")
+        self.schedules.append(schedule.for_workflow(self.id))
+        return self
+
     # -- reading the graph -----------------------------------------------------------------
 
     def node_ids(self) -> Iterator[tuple[str, Node]]:
@@ -268,15 +307,17 @@ def create_workflow(
     description: str = "",
     retry_config: RetryConfig | dict[str, Any] | None = None,
     timeout: float | dt.timedelta | None = None,
+    schedules: Sequence[Schedule] = (),
 ) -> Workflow:
     """Start a workflow definition; chain builder calls and finish with `.commit()`.
 
     `timeout` (seconds or a timedelta) sets each run's deadline: start time plus timeout,
     wall clock (time suspended or sleeping counts). Past it the run's running steps are
-    stopped and the run ends failed with RunTimeoutError."""
+    stopped and the run ends failed with RunTimeoutError. `schedules` start runs on cron
+    ticks (also `.schedule(...)`)."""
     if isinstance(retry_config, dict):
         retry_config = RetryConfig(**retry_config)
-    return Workflow(
+    workflow = Workflow(
         id,
         input_schema=input_schema,
         output_schema=output_schema,
@@ -285,6 +326,9 @@ def create_workflow(
         retry_config=retry_config,
         timeout=timeout,
     )
+    for schedule in schedules:
+        workflow.add_schedule(schedule)
+    return workflow
 
 
 def clone_workflow(workflow: Workflow, *, id: str) -> Workflow:
@@ -292,6 +336,7 @@ def clone_workflow(workflow: Workflow, *, id: str) -> Workflow:
     clone = copy.copy(workflow)
     clone.id = check_id("workflow", id)
     clone.nodes = list(workflow.nodes)
+    clone.schedules = []  # a schedule's id is unique: the clone declares its own
     return clone
 
 

@@ -113,6 +113,15 @@ export interface Run {
    * The step the latest TimeTravel (or the ForkRun that made this run) started from.
    */
   'timeTravelStep'?: (_runservice_v1_StepPath | null);
+  /**
+   * The schedule that started the run (ScheduleService); empty for a run a
+   * caller started.
+   */
+  'scheduleId'?: (string);
+  /**
+   * The tick of `schedule_id` that started the run; unset for a run a caller started.
+   */
+  'scheduleTickTime'?: (_google_protobuf_Timestamp | null);
 }
 
 /**
@@ -219,4 +228,13 @@ export interface Run__Output {
    * The step the latest TimeTravel (or the ForkRun that made this run) started from.
    */
   'timeTravelStep': (_runservice_v1_StepPath__Output | null);
+  /**
+   * The schedule that started the run (ScheduleService); empty for a run a
+   * caller started.
+   */
+  'scheduleId': (string);
+  /**
+   * The tick of `schedule_id` that started the run; unset for a run a caller started.
+   */
+  'scheduleTickTime': (_google_protobuf_Timestamp__Output | null);
 }

@@ -1,0 +1,370 @@
+"""Cron schedules: the loop that fires due ticks, and the operations on schedules.
+
+Every replica runs the loop; the database decides which replica fires a tick (see
+storage/schedules.py): a tick is claimed in the transaction that creates its run, so it
+fires once across restarts and replicas, and no tick lives only in one process's timer.
+
+The loop wakes at the earliest due tick of the schedules it serves, and at least every
+`poll_interval` seconds (the engine's claim interval), so it sees what other replicas and
+the API changed (a resume, a buffered tick whose active run ended elsewhere).
+
+When a tick is due:
+- on time (its cron time is at most `grace` seconds ago): it fires;
+- later than that (nothing was running when it fell): the `missed` policy decides. `skip`
+  fires nothing for the past; `run_once` fires one run for the most recent missed tick.
+  Either way `next_tick` moves to the first tick after now.
+A firing tick then meets the `overlap` policy (in the same transaction): `allow` starts the
+run, `skip` starts nothing while the schedule's last run is active (pending, running,
+waiting or suspended), `buffer_one` keeps the tick and starts it when that run ends.
+
+A run started by a schedule has a run id derived from (schedule id, tick time), so a claim
+retried after an unknown outcome cannot make a second run, and its schedule id and tick
+time are recorded with the tick (`Engine.get_run` and `list_runs` show them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from runservice.engine.deadlines import run_deadline
+from runservice.errors import (
+    ScheduleNotFound,
+    ScheduleWorkflowNotServed,
+    Unavailable,
+    WorkflowDefinitionError,
+)
+from runservice.model import EventDraft, EventType, Json, Run, RunStatus
+from runservice.storage import (
+    Claim,
+    RunWrite,
+    ScheduleDefinition,
+    Store,
+    StoredSchedule,
+    TickFire,
+    TickResult,
+)
+from runservice.workflow import Schedule, Schema, SchemaViolation, Workflow
+from runservice.workflow.schedule import next_tick, previous_tick
+
+logger = logging.getLogger(__name__)
+
+GRACE = 5.0
+"""Seconds after its cron time during which a tick still counts as on time (not missed)."""
+
+_TICK_RUN_IDS = uuid.UUID("0b6c9d3e-57a1-4f0e-8c2d-6a1e9f4b7c53")
+
+
+def tick_run_id(schedule_id: str, tick: float) -> str:
+    """The run id of a schedule's tick: the same for every replica and every retry."""
+    return str(uuid.uuid5(_TICK_RUN_IDS, f"{schedule_id}\x00{tick!r}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Triggered:
+    """What TriggerSchedule did: `outcome` started, skipped or buffered (see `TickResult`)."""
+
+    schedule: StoredSchedule
+    tick: float
+    outcome: str
+    run: Run | None = None
+    active_run_id: str | None = None
+
+
+Launch = Callable[[Run, int], "asyncio.Task[Run]"]
+
+
+class Scheduler:
+    """The schedules of one engine: declared at boot, fired by one owned background task."""
+
+    def __init__(
+        self,
+        store: Store,
+        workflows: Mapping[str, Workflow],
+        declared: Iterable[Schedule],
+        *,
+        claim: Callable[[], Claim],
+        launch: Launch,
+        trace_id: Callable[[], str],
+        poll_interval: float = 1.0,
+        grace: float = GRACE,
+    ) -> None:
+        """`declared`: the schedules of the workflows and of the configuration (ids unique).
+        `launch(run, epoch)` drives a run this replica created already claimed."""
+        self._store = store
+        self._workflows = dict(workflows)
+        self._declared: dict[str, Schedule] = {}
+        self._inputs: dict[str, tuple[Json, Json]] = {}
+        for schedule in declared:
+            if schedule.id in self._declared:
+                raise WorkflowDefinitionError(f"two schedules have the id {schedule.id!r}")
+            workflow = self._workflows.get(schedule.workflow_id)
+            if workflow is None:
+                raise WorkflowDefinitionError(
+                    f"schedule {schedule.id!r} names workflow {schedule.workflow_id!r}, which is not served"
+                )
+            # Checked at load time: a schedule whose input fails its workflow's schema would
+            # otherwise fail at every tick.
+            self._inputs[schedule.id] = _run_data(workflow, schedule.input_data, f"schedule {schedule.id!r}")
+            self._declared[schedule.id] = schedule
+        self._claim = claim
+        self._launch = launch
+        self._trace_id = trace_id
+        self.poll_interval = poll_interval
+        self.grace = grace
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def declared(self) -> dict[str, Schedule]:
+        return dict(self._declared)
+
+    async def declare(self) -> None:
+        """Store the declared schedules: definitions from code and configuration win, the paused
+        state set through the API is kept; schedules of the workflows served here that are no
+        longer declared are removed (those of workflows only other replicas serve are theirs)."""
+        now = time.time()
+        await self._store.upsert_schedules(
+            [
+                ScheduleDefinition(
+                    schedule_id=s.id,
+                    workflow_id=s.workflow_id,
+                    cron=s.cron,
+                    timezone=s.timezone,
+                    input=s.input_data,
+                    resource_id=s.resource_id,
+                    overlap=str(s.overlap),
+                    missed=str(s.missed),
+                    description=s.description,
+                    next_tick=s.next_after(now),
+                )
+                for s in self._declared.values()
+            ],
+            prune=list(self._workflows),
+        )
+
+    def start(self) -> None:
+        """Start the loop (after `declare`)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="runservice schedule loop")
+
+    async def aclose(self) -> None:
+        """Stop the loop; a tick it was firing commits whole or not at all (a run it created
+        but did not launch is re-driven like any run left by a stopped process)."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Look at the schedules now (a schedule changed, or one of its runs ended)."""
+        self._wake.set()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            delay = self.poll_interval
+            self._wake.clear()  # before looking: a wake-up during the look is not lost
+            try:
+                due_at = await self.fire_due()
+                if due_at is not None:
+                    delay = min(delay, max(due_at - time.time(), 0.0))
+            except Exception:
+                logger.exception("firing schedule ticks failed; retrying in %.1fs", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def fire_due(self) -> float | None:
+        """Fire every due tick of the schedules this engine serves; returns when the next is due."""
+        earliest: float | None = None
+        for row in await self._store.list_schedules():
+            if row.paused or row.workflow_id not in self._workflows:
+                continue
+            try:
+                if row.pending_tick is not None:
+                    await self._fire_buffered(row)
+                if row.next_tick is not None and row.next_tick <= time.time():
+                    await self._fire_cron(row, time.time())
+                    row = await self._store.get_schedule(row.schedule_id) or row
+            except Exception:  # one broken schedule must not stop the others
+                logger.exception("schedule %s: firing its tick failed", row.schedule_id)
+            if row.next_tick is not None and not row.paused:
+                earliest = row.next_tick if earliest is None else min(earliest, row.next_tick)
+        return earliest
+
+    async def _fire_cron(self, row: StoredSchedule, now: float) -> TickResult:
+        """Fire the due tick (each on-time tick in turn, so a slow loop catches up), or apply
+        the missed policy to ticks older than the grace."""
+        due = row.next_tick
+        assert due is not None  # it is due
+        if now - due <= self.grace:
+            tick, kind = due, "cron"
+        else:
+            # The latest tick that fell, never before the one due (a cadence changed meanwhile).
+            tick = max(previous_tick(row.cron, row.timezone, now), due)
+            if now - tick <= self.grace:  # the older ones were missed; this one is on time
+                kind = "cron"
+            elif row.missed == "run_once":
+                kind = "missed"
+            else:
+                logger.info(
+                    "schedule %s: ticks from %s to %s missed while nothing ran; skipped (missed=skip)",
+                    row.schedule_id,
+                    _iso(due),
+                    _iso(tick),
+                )
+                advance = TickFire(
+                    row.schedule_id, tick, "cron", None, expect_next=due, advance_to=self._after(row, tick)
+                )
+                return await self._store.fire_tick(advance)
+        return await self._fire(row, tick, kind, expect_next=due, advance_to=self._after(row, tick))
+
+    @staticmethod
+    def _after(row: StoredSchedule, tick: float) -> float:
+        return next_tick(row.cron, row.timezone, tick)
+
+    async def _fire_buffered(self, row: StoredSchedule) -> TickResult:
+        assert row.pending_tick is not None
+        return await self._fire(row, row.pending_tick, "buffered")
+
+    async def _fire(
+        self,
+        row: StoredSchedule,
+        tick: float,
+        kind: Any,
+        *,
+        expect_next: float | None = None,
+        advance_to: float | None = None,
+    ) -> TickResult:
+        run = self._new_run(row, tick)
+        claim = self._claim()
+        write = RunWrite(
+            run.run_id,
+            create=run,
+            events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=row.workflow_id),),
+            claim=claim,
+        )
+        result = await self._store.fire_tick(
+            TickFire(row.schedule_id, tick, kind, write, expect_next=expect_next, advance_to=advance_to)
+        )
+        if result.outcome == "started" and result.write is not None:
+            logger.info("schedule %s: tick %s started run %s", row.schedule_id, _iso(tick), run.run_id)
+            started = replace(run, last_sequence=result.write.last_sequence)
+            task = self._launch(started, result.write.epoch)
+            task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
+        elif result.outcome in ("skipped", "buffered"):
+            logger.info(
+                "schedule %s: tick %s %s (overlap=%s, run %s is active)",
+                row.schedule_id,
+                _iso(tick),
+                result.outcome,
+                row.overlap,
+                result.active_run_id,
+            )
+        return result
+
+    def _new_run(self, row: StoredSchedule, tick: float) -> Run:
+        workflow = self._workflows[row.workflow_id]
+        declared = self._declared.get(row.schedule_id)
+        if declared is not None and declared.input_data == row.input:
+            run_input, state = self._inputs[row.schedule_id]
+        else:  # declared by another replica's code or configuration: check it here
+            run_input, state = _run_data(workflow, row.input, f"schedule {row.schedule_id!r}")
+        now = time.time()
+        return Run(
+            run_id=tick_run_id(row.schedule_id, tick),
+            workflow_id=row.workflow_id,
+            status=RunStatus.RUNNING,
+            created_at=now,
+            updated_at=now,
+            resource_id=row.resource_id,
+            input=run_input,
+            state=state,
+            started_at=now,
+            trace_id=self._trace_id(),
+            deadline=run_deadline(now, workflow.timeout, None),
+        )
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def list(self) -> list[StoredSchedule]:
+        """Every stored schedule, by id."""
+        return await self._store.list_schedules()
+
+    async def get(self, schedule_id: str) -> StoredSchedule:
+        """The schedule, or ScheduleNotFound."""
+        row = await self._store.get_schedule(schedule_id)
+        if row is None:
+            raise ScheduleNotFound(schedule_id)
+        return row
+
+    async def pause(self, schedule_id: str) -> StoredSchedule:
+        """Stop firing ticks until `resume` (kept across restarts); a paused schedule stays paused."""
+        row = await self._store.set_schedule_paused(schedule_id, True, None)
+        if row is None:
+            raise ScheduleNotFound(schedule_id)
+        self.wake()
+        return row
+
+    async def resume(self, schedule_id: str) -> StoredSchedule:
+        """Fire ticks again from the next one after now (ticks that fell while paused are not fired)."""
+        row = await self.get(schedule_id)
+        resumed = await self._store.set_schedule_paused(
+            schedule_id, False, next_tick(row.cron, row.timezone, time.time())
+        )
+        if resumed is None:
+            raise ScheduleNotFound(schedule_id)
+        self.wake()
+        return resumed
+
+    async def trigger(self, schedule_id: str) -> Triggered:
+        """Fire the schedule now, outside its cadence (paused or not), under its overlap policy."""
+        if self._closed:
+            raise Unavailable("server is shutting down; retry on another instance")
+        row = await self.get(schedule_id)
+        if row.workflow_id not in self._workflows:
+            raise ScheduleWorkflowNotServed(schedule_id, row.workflow_id)
+        tick = time.time()
+        result = await self._fire(row, tick, "trigger")
+        if result.outcome == "lost":  # removed meanwhile
+            raise ScheduleNotFound(schedule_id)
+        run = None
+        if result.write is not None:
+            run = await self._store.get_run(tick_run_id(schedule_id, tick))
+            if run is not None:
+                run = replace(run, schedule_id=schedule_id, schedule_tick=tick)
+        return Triggered(await self.get(schedule_id), tick, result.outcome, run, result.active_run_id)
+
+
+def _run_data(workflow: Workflow, input_data: Json, what: str) -> tuple[Json, Json]:
+    """The run input and initial state of a scheduled run, validated (schema defaults applied)."""
+    run_input = _validated(workflow.input_schema, input_data, f"{what}: input_data")
+    state = _validated(workflow.state_schema, {}, f"{what}: initial state")
+    return run_input, state
+
+
+def _validated(schema: Schema | None, data: Json, what: str) -> Json:
+    if schema is None:
+        return data
+    try:
+        return schema.validate(data, what)[1]
+    except SchemaViolation as exc:
+        raise WorkflowDefinitionError(f"{what} fails the workflow's schema: {exc}") from None
+
+
+def _iso(when: float | None) -> str:
+    if when is None:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+__all__ = ["GRACE", "Scheduler", "Triggered", "tick_run_id"]

@@ -1,0 +1,234 @@
+"""The PostgreSQL store's cron schedules (`PostgresStore` inherits these methods).
+
+A tick is fired in its own transaction on a pool connection: the schedule row is locked
+with `FOR UPDATE SKIP LOCKED` (a replica that finds it locked leaves the tick to the one
+holding it), the decision is taken on what the lock protects (storage/schedules.py), and
+the tick's record, its run (with the same statements as the writer's batches) and the
+schedule's new position commit together. The run's events are announced with the same
+NOTIFY as every other commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from runservice.model import RunStatus
+from runservice.storage import WriteResult
+from runservice.storage.postgres_writes import _apply_all
+from runservice.storage.schedules import (
+    ScheduleDefinition,
+    StoredSchedule,
+    TickFire,
+    TickResult,
+    decide,
+)
+
+if TYPE_CHECKING:
+    from runservice.storage.hub import EventHub
+
+_COLUMNS = (
+    "schedule_id, workflow_id, cron, timezone, input, resource_id, overlap, missed, description,"
+    " paused, next_tick, last_tick, pending_tick, last_run_id, created_at, updated_at"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM schedules"
+_UPSERT = (
+    "INSERT INTO schedules (schedule_id, workflow_id, cron, timezone, input, resource_id, overlap,"
+    " missed, description, paused, next_tick, created_at, updated_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10, $11, $11)"
+    " ON CONFLICT (schedule_id) DO UPDATE SET workflow_id = excluded.workflow_id,"
+    " input = excluded.input, resource_id = excluded.resource_id, overlap = excluded.overlap,"
+    " missed = excluded.missed, description = excluded.description, updated_at = excluded.updated_at,"
+    # A new cadence starts from now; the same cadence keeps its place (a missed tick stays due).
+    " next_tick = CASE WHEN schedules.cron = excluded.cron AND schedules.timezone = excluded.timezone"
+    " THEN schedules.next_tick ELSE excluded.next_tick END,"
+    " cron = excluded.cron, timezone = excluded.timezone"
+)
+
+
+def _row(row: Sequence[Any]) -> StoredSchedule:
+    return StoredSchedule(
+        schedule_id=row[0],
+        workflow_id=row[1],
+        cron=row[2],
+        timezone=row[3],
+        input=None if row[4] is None else orjson.loads(row[4]),
+        resource_id=row[5],
+        overlap=row[6],
+        missed=row[7],
+        description=row[8],
+        paused=bool(row[9]),
+        next_tick=row[10],
+        last_tick=row[11],
+        pending_tick=row[12],
+        last_run_id=row[13],
+        created_at=row[14],
+        updated_at=row[15],
+    )
+
+
+class PostgresSchedules:
+    """Schedule methods of the PostgreSQL store (see `Store`); they use the store's reader pool."""
+
+    hub: EventHub
+    notify: bool
+    _readers: Any
+    """Provided by PostgresStore: the connection pool."""
+
+    async def upsert_schedules(
+        self, schedules: Sequence[ScheduleDefinition], *, prune: Sequence[str] = ()
+    ) -> None:
+        """Store the declared schedules (see `Store.upsert_schedules`)."""
+        now = time.time()
+        async with self._readers().acquire() as conn, conn.transaction():
+            await conn.executemany(
+                _UPSERT,
+                [
+                    (
+                        s.schedule_id,
+                        s.workflow_id,
+                        s.cron,
+                        s.timezone,
+                        None if s.input is None else orjson.dumps(s.input),
+                        s.resource_id,
+                        s.overlap,
+                        s.missed,
+                        s.description,
+                        s.next_tick,
+                        now,
+                    )
+                    for s in schedules
+                ],
+            )
+            if prune:
+                await conn.execute(
+                    "DELETE FROM schedules WHERE workflow_id = ANY($1::text[])"
+                    " AND NOT schedule_id = ANY($2::text[])",
+                    list(prune),
+                    [s.schedule_id for s in schedules],
+                )
+
+    async def list_schedules(self) -> list[StoredSchedule]:
+        """Every stored schedule, by id."""
+        return [_row(row) for row in await self._readers().fetch(f"{_SELECT} ORDER BY schedule_id")]
+
+    async def get_schedule(self, schedule_id: str) -> StoredSchedule | None:
+        """The schedule, or None."""
+        row = await self._readers().fetchrow(f"{_SELECT} WHERE schedule_id = $1", schedule_id)
+        return None if row is None else _row(row)
+
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, next_tick: float | None
+    ) -> StoredSchedule | None:
+        """Pause or resume a schedule (see `Store.set_schedule_paused`)."""
+        if paused:
+            row = await self._readers().fetchrow(
+                "UPDATE schedules SET paused = true, updated_at = $1 WHERE schedule_id = $2"
+                f" RETURNING {_COLUMNS}",
+                time.time(),
+                schedule_id,
+            )
+        else:
+            row = await self._readers().fetchrow(
+                "UPDATE schedules SET next_tick = CASE WHEN paused THEN $1 ELSE next_tick END,"
+                f" paused = false, updated_at = $2 WHERE schedule_id = $3 RETURNING {_COLUMNS}",
+                next_tick,
+                time.time(),
+                schedule_id,
+            )
+        return None if row is None else _row(row)
+
+    async def fire_tick(self, fire: TickFire) -> TickResult:
+        """Claim a tick and create its run in one transaction (see `Store.fire_tick`)."""
+        try:
+            result = await self._fire(fire)
+        except _Lost:
+            return TickResult("lost")
+        if result.write is not None and result.write.events:
+            self.hub.publish(list(result.write.events))
+        return result
+
+    async def _fire(self, fire: TickFire) -> TickResult:
+        now = time.time()
+        async with self._readers().acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT paused, next_tick, pending_tick, overlap, last_run_id FROM schedules"
+                " WHERE schedule_id = $1 FOR UPDATE SKIP LOCKED",
+                fire.schedule_id,
+            )
+            if row is None:  # unknown, or another replica is firing it right now
+                return TickResult("lost")
+            paused, next_tick, pending_tick, overlap, last_run_id = row
+            status = None
+            if last_run_id is not None:
+                found = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", last_run_id)
+                status = None if found is None else RunStatus(found)
+            decision = decide(
+                fire,
+                paused=paused,
+                next_tick=next_tick,
+                pending_tick=pending_tick,
+                overlap=overlap,
+                last_run_status=status,
+            )
+            if decision.outcome == "lost":
+                return TickResult("lost")
+            write: WriteResult | None = None
+            run_id = None
+            if decision.outcome == "started":
+                assert fire.start is not None
+                inserted = await conn.fetchval(
+                    "INSERT INTO schedule_ticks (schedule_id, tick, kind, outcome, run_id, fired_at)"
+                    " VALUES ($1, $2, $3, 'started', $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+                    fire.schedule_id,
+                    fire.tick,
+                    fire.kind,
+                    fire.start.run_id,
+                    now,
+                )
+                if not inserted:
+                    return TickResult("lost")  # this tick fired already
+                (outcome,) = await _apply_all(conn, [fire.start], now, notify=self.notify)
+                if isinstance(outcome, Exception):
+                    raise outcome
+                if not outcome.applied:  # the tick's run exists: it fired before
+                    raise _Lost
+                write, run_id = outcome, fire.start.run_id
+            elif decision.record:
+                await conn.execute(
+                    "INSERT INTO schedule_ticks (schedule_id, tick, kind, outcome, run_id, fired_at)"
+                    " VALUES ($1, $2, $3, 'skipped', NULL, $4) ON CONFLICT DO NOTHING",
+                    fire.schedule_id,
+                    fire.tick,
+                    fire.kind,
+                    now,
+                )
+            await conn.execute(
+                "UPDATE schedules SET next_tick = $1, pending_tick = $2, updated_at = $3,"
+                " last_tick = CASE WHEN $4::text IS NULL THEN last_tick ELSE $5 END,"
+                " last_run_id = coalesce($4, last_run_id) WHERE schedule_id = $6",
+                decision.next_tick,
+                decision.pending_tick,
+                now,
+                run_id,
+                fire.tick,
+                fire.schedule_id,
+            )
+            return TickResult(decision.outcome, write, None if run_id else last_run_id)
+
+    async def schedule_origins(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """(schedule id, tick) of each of these runs that a schedule started."""
+        if not run_ids:
+            return {}
+        rows = await self._readers().fetch(
+            "SELECT run_id, schedule_id, tick FROM schedule_ticks WHERE run_id = ANY($1::text[])",
+            list(run_ids),
+        )
+        return {run_id: (schedule_id, tick) for run_id, schedule_id, tick in rows}
+
+
+class _Lost(Exception):
+    """The tick's run exists already: the transaction rolls back and the tick is reported lost."""

@@ -1,0 +1,161 @@
+"""Stored cron schedules and fired ticks: the types both stores share, and the one decision
+each store makes inside its tick transaction (`decide`).
+
+Tables (migrate_v5.sql, postgres_v3.sql): `schedules` holds each schedule's definition,
+its paused flag and where it stands (next tick, last tick, the tick buffered by
+`buffer_one`, the last run it started); `schedule_ticks` records every tick that was
+fired or skipped, keyed by (schedule id, tick time), with the run it started.
+
+Exactly once: a cron tick is claimed by a conditional change of `next_tick` (it applies
+only while `next_tick` is still the tick being fired, under the schedule row's lock), and
+the tick's record, its run (whose id is derived from the schedule and the tick) and the
+new `next_tick` commit in the same transaction. A replica that comes second finds
+`next_tick` moved on and does nothing; a crash before the commit leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from runservice.model import Json, RunStatus
+from runservice.storage import RunWrite, WriteResult
+
+TickKind = Literal["cron", "trigger", "buffered", "missed"]
+"""Why a tick fires: its cron time came, TriggerSchedule, the tick `buffer_one` kept, or the
+missed tick `run_once` fires."""
+Outcome = Literal["started", "skipped", "buffered", "advanced", "lost"]
+
+BUSY = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.SUSPENDED})
+"""Statuses of a run that is still in progress, for the overlap policy."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDefinition:
+    """A schedule as declared (code or configuration); `next_tick` is its first tick from now."""
+
+    schedule_id: str
+    workflow_id: str
+    cron: str
+    timezone: str
+    input: Json
+    resource_id: str | None
+    overlap: str
+    missed: str
+    description: str
+    next_tick: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSchedule:
+    """A schedule as stored: its definition and where it stands."""
+
+    schedule_id: str
+    workflow_id: str
+    cron: str
+    timezone: str
+    input: Json
+    resource_id: str | None
+    overlap: str
+    missed: str
+    description: str
+    paused: bool
+    next_tick: float | None
+    """When the next cron tick is due (seconds since the epoch)."""
+    last_tick: float | None
+    """The last tick that fired (cron, buffered, missed or trigger)."""
+    pending_tick: float | None
+    """A tick `buffer_one` keeps until the active run ends."""
+    last_run_id: str | None
+    """The last run the schedule started."""
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TickFire:
+    """Fire one tick of a schedule (see `Store.fire_tick`).
+
+    - `kind` "cron" or "missed": applies only while the schedule is not paused and its
+      `next_tick` is still `expect_next`; `next_tick` becomes `advance_to` whatever happens
+      to the tick. "buffered": applies only while `pending_tick` is `tick`. "trigger": any time.
+    - `start`: the write that creates the run (None: only advance `next_tick`, the tick
+      itself is not fired: the `skip` policy for missed ticks).
+    - The overlap policy is checked in the transaction against the schedule's last run.
+    """
+
+    schedule_id: str
+    tick: float
+    kind: TickKind
+    start: RunWrite | None
+    expect_next: float | None = None
+    advance_to: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """What a `fire_tick` did.
+
+    `outcome`: "started" (the run was created: `write` is its result), "skipped" (a run of the
+    schedule is active and the policy is `skip`, or a tick is already buffered), "buffered"
+    (kept for when the active run ends), "advanced" (only `next_tick` moved), "lost" (another
+    replica fired this tick first, or the schedule was paused, changed or removed meanwhile).
+    `active_run_id` is the run that caused a skip or a buffer.
+    """
+
+    outcome: Outcome
+    write: WriteResult | None = None
+    active_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the tick transaction does, decided from the row it locked."""
+
+    outcome: Outcome
+    next_tick: float | None
+    pending_tick: float | None
+    record: bool
+    """Insert the tick's record (started or skipped)."""
+
+
+def decide(
+    fire: TickFire,
+    *,
+    paused: bool,
+    next_tick: float | None,
+    pending_tick: float | None,
+    overlap: str,
+    last_run_status: RunStatus | None,
+) -> Decision:
+    """The one policy decision of a tick, taken on the locked schedule row by both stores."""
+    if fire.kind in ("cron", "missed"):
+        if paused or next_tick != fire.expect_next:
+            return Decision("lost", next_tick, pending_tick, record=False)
+        next_tick = fire.advance_to
+    elif fire.kind == "buffered" and (paused or pending_tick != fire.tick):
+        return Decision("lost", next_tick, pending_tick, record=False)
+    if fire.start is None:
+        return Decision("advanced", next_tick, pending_tick, record=False)
+    busy = last_run_status in BUSY
+    if busy and overlap != "allow":
+        if fire.kind == "buffered":  # still busy: the buffered tick waits on
+            return Decision("lost", next_tick, pending_tick, record=False)
+        if overlap == "buffer_one" and pending_tick is None:
+            return Decision("buffered", next_tick, fire.tick, record=False)
+        return Decision("skipped", next_tick, pending_tick, record=True)
+    if fire.kind == "buffered":
+        pending_tick = None
+    return Decision("started", next_tick, pending_tick, record=True)
+
+
+__all__ = [
+    "BUSY",
+    "Decision",
+    "ScheduleDefinition",
+    "StoredSchedule",
+    "TickFire",
+    "TickKind",
+    "TickResult",
+    "decide",
+]

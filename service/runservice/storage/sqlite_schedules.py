@@ -1,0 +1,272 @@
+"""The SQLite store's cron schedules (`SqliteStore` inherits these methods).
+
+Every change goes through the store's single writer, in its group-commit batches: a tick's
+claim (the conditional move of `next_tick`), its record and its run's creation are one
+change of one transaction (see storage/schedules.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from runservice.model import RunStatus
+from runservice.storage import WriteResult
+from runservice.storage.schedules import (
+    ScheduleDefinition,
+    StoredSchedule,
+    TickFire,
+    TickResult,
+    decide,
+)
+
+if TYPE_CHECKING:
+    from runservice.storage.hub import EventHub
+
+_COLUMNS = (
+    "schedule_id, workflow_id, cron, timezone, input, resource_id, overlap, missed, description,"
+    " paused, next_tick, last_tick, pending_tick, last_run_id, created_at, updated_at"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM schedules"
+_UPSERT = (
+    "INSERT INTO schedules (schedule_id, workflow_id, cron, timezone, input, resource_id, overlap,"
+    " missed, description, paused, next_tick, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
+    " ON CONFLICT (schedule_id) DO UPDATE SET workflow_id = excluded.workflow_id,"
+    " input = excluded.input, resource_id = excluded.resource_id, overlap = excluded.overlap,"
+    " missed = excluded.missed, description = excluded.description, updated_at = excluded.updated_at,"
+    # A new cadence starts from now; the same cadence keeps its place (a missed tick stays due).
+    " next_tick = CASE WHEN schedules.cron = excluded.cron AND schedules.timezone = excluded.timezone"
+    " THEN schedules.next_tick ELSE excluded.next_tick END,"
+    " cron = excluded.cron, timezone = excluded.timezone"
+)
+
+
+def _row(row: Sequence[Any]) -> StoredSchedule:
+    return StoredSchedule(
+        schedule_id=row[0],
+        workflow_id=row[1],
+        cron=row[2],
+        timezone=row[3],
+        input=None if row[4] is None else orjson.loads(row[4]),
+        resource_id=row[5],
+        overlap=row[6],
+        missed=row[7],
+        description=row[8],
+        paused=bool(row[9]),
+        next_tick=row[10],
+        last_tick=row[11],
+        pending_tick=row[12],
+        last_run_id=row[13],
+        created_at=row[14],
+        updated_at=row[15],
+    )
+
+
+class SqliteSchedules:
+    """Schedule methods of the SQLite store (see `Store`); they use the store's writer and readers."""
+
+    hub: EventHub
+    _submit: Callable[[Any], Awaitable[Any]]
+    """Provided by SqliteStore: queue a change for the writer."""
+    _reader: Callable[[], Any]
+    """Provided by SqliteStore: a reader connection."""
+
+    async def _operation(self, apply: Any) -> Any:
+        from runservice.storage.sqlite import _Operation  # the store module imports this one
+
+        return await self._submit(_Operation(apply))
+
+    async def upsert_schedules(
+        self, schedules: Sequence[ScheduleDefinition], *, prune: Sequence[str] = ()
+    ) -> None:
+        """Store the declared schedules (see `Store.upsert_schedules`)."""
+
+        def apply(conn: sqlite3.Connection, now: float) -> None:
+            conn.executemany(
+                _UPSERT,
+                [
+                    (
+                        s.schedule_id,
+                        s.workflow_id,
+                        s.cron,
+                        s.timezone,
+                        None if s.input is None else orjson.dumps(s.input).decode(),
+                        s.resource_id,
+                        s.overlap,
+                        s.missed,
+                        s.description,
+                        s.next_tick,
+                        now,
+                        now,
+                    )
+                    for s in schedules
+                ],
+            )
+            if prune:
+                ids = [s.schedule_id for s in schedules]
+                conn.execute(
+                    f"DELETE FROM schedules WHERE workflow_id IN ({', '.join('?' * len(prune))})"
+                    f" AND schedule_id NOT IN ({', '.join('?' * len(ids))})",
+                    [*prune, *ids],
+                )
+
+        await self._operation(apply)
+
+    async def list_schedules(self) -> list[StoredSchedule]:
+        """Every stored schedule, by id."""
+        rows = await self._reader().execute_fetchall(f"{_SELECT} ORDER BY schedule_id")
+        return [_row(row) for row in rows]
+
+    async def get_schedule(self, schedule_id: str) -> StoredSchedule | None:
+        """The schedule, or None."""
+        rows = await self._reader().execute_fetchall(f"{_SELECT} WHERE schedule_id = ?", (schedule_id,))
+        return _row(rows[0]) if rows else None
+
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, next_tick: float | None
+    ) -> StoredSchedule | None:
+        """Pause or resume a schedule (see `Store.set_schedule_paused`)."""
+
+        def apply(conn: sqlite3.Connection, now: float) -> StoredSchedule | None:
+            if paused:
+                sql = "UPDATE schedules SET paused = 1, updated_at = ? WHERE schedule_id = ?"
+                params: tuple[object, ...] = (now, schedule_id)
+            else:
+                sql = (
+                    "UPDATE schedules SET next_tick = CASE WHEN paused = 1 THEN ? ELSE next_tick END,"
+                    " paused = 0, updated_at = ? WHERE schedule_id = ?"
+                )
+                params = (next_tick, now, schedule_id)
+            row = conn.execute(f"{sql} RETURNING {_COLUMNS}", params).fetchone()
+            return None if row is None else _row(row)
+
+        found: StoredSchedule | None = await self._operation(apply)
+        return found
+
+    async def fire_tick(self, fire: TickFire) -> TickResult:
+        """Claim a tick and create its run in one transaction (see `Store.fire_tick`)."""
+        from runservice.storage.sqlite import _apply, _Rows
+
+        def apply(conn: sqlite3.Connection, now: float) -> TickResult:
+            row = conn.execute(
+                "SELECT paused, next_tick, pending_tick, overlap, last_run_id FROM schedules"
+                " WHERE schedule_id = ?",
+                (fire.schedule_id,),
+            ).fetchone()
+            if row is None:
+                return TickResult("lost")
+            paused, next_tick, pending_tick, overlap, last_run_id = row
+            status = None
+            if last_run_id is not None:
+                found = conn.execute("SELECT status FROM runs WHERE run_id = ?", (last_run_id,)).fetchone()
+                status = None if found is None else RunStatus(found[0])
+            decision = decide(
+                fire,
+                paused=bool(paused),
+                next_tick=next_tick,
+                pending_tick=pending_tick,
+                overlap=overlap,
+                last_run_status=status,
+            )
+            if decision.outcome == "lost":
+                return TickResult("lost")
+            write: WriteResult | None = None
+            run_id = None
+            if decision.outcome == "started":
+                assert fire.start is not None
+                inserted = conn.execute(
+                    "INSERT INTO schedule_ticks (schedule_id, tick, kind, outcome, run_id, fired_at)"
+                    " VALUES (?, ?, ?, 'started', ?, ?) ON CONFLICT DO NOTHING",
+                    (fire.schedule_id, fire.tick, fire.kind, fire.start.run_id, now),
+                ).rowcount
+                if not inserted:
+                    return TickResult("lost")  # this tick fired already
+                rows = _Rows(conn)
+                outcome = _apply(conn, fire.start, now, rows)
+                rows.flush()
+                if isinstance(outcome, Exception):
+                    raise outcome
+                assert isinstance(outcome, WriteResult)
+                if not outcome.applied:  # the tick's run exists: it fired before
+                    raise _Lost
+                write, run_id = outcome, fire.start.run_id
+            elif decision.record:
+                conn.execute(
+                    "INSERT INTO schedule_ticks (schedule_id, tick, kind, outcome, run_id, fired_at)"
+                    " VALUES (?, ?, ?, 'skipped', NULL, ?) ON CONFLICT DO NOTHING",
+                    (fire.schedule_id, fire.tick, fire.kind, now),
+                )
+            conn.execute(
+                "UPDATE schedules SET next_tick = ?, pending_tick = ?, updated_at = ?,"
+                " last_tick = CASE WHEN ? IS NULL THEN last_tick ELSE ? END,"
+                " last_run_id = coalesce(?, last_run_id) WHERE schedule_id = ?",
+                (
+                    decision.next_tick,
+                    decision.pending_tick,
+                    now,
+                    run_id,
+                    fire.tick,
+                    run_id,
+                    fire.schedule_id,
+                ),
+            )
+            return TickResult(decision.outcome, write, None if run_id else last_run_id)
+
+        result = await self._operation(_savepoint(apply))
+        if isinstance(result, Exception):
+            raise result
+        assert isinstance(result, TickResult)
+        if result.write is not None and result.write.events:
+            self.hub.publish(list(result.write.events))  # operations' events are not published by the writer
+        return result
+
+    async def schedule_origins(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """(schedule id, tick) of each of these runs that a schedule started."""
+        if not run_ids:
+            return {}
+        found: dict[str, tuple[str, float]] = {}
+        ids = list(run_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self._reader().execute_fetchall(
+                "SELECT run_id, schedule_id, tick FROM schedule_ticks"
+                f" WHERE run_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update({run_id: (schedule_id, tick) for run_id, schedule_id, tick in rows})
+        return found
+
+
+class _Lost(Exception):
+    """The tick's run exists already: undo the tick's changes (the savepoint) and report it lost."""
+
+
+def _savepoint(apply: Any) -> Any:
+    """`apply` inside a savepoint, so a tick that turns out lost half-way leaves nothing.
+
+    Only a database error may leave an operation (the batch then retries change by change);
+    any other failure is returned, to be raised to the caller alone.
+    """
+
+    def wrapped(conn: sqlite3.Connection, now: float) -> Any:
+        conn.execute("SAVEPOINT tick")
+        try:
+            result = apply(conn, now)
+        except _Lost:
+            result = TickResult("lost")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK TO tick")
+            conn.execute("RELEASE tick")
+            raise
+        except Exception as exc:
+            result = exc
+        if not isinstance(result, TickResult) or result.outcome == "lost":
+            conn.execute("ROLLBACK TO tick")
+        conn.execute("RELEASE tick")
+        return result
+
+    return wrapped

@@ -1,0 +1,453 @@
+"""Cron schedules through the real server: ticks fire once over a restart, pause and resume,
+trigger, the overlap and missed-tick policies, bad declarations, and the run's record of its
+schedule and tick. (Two replicas on one PostgreSQL: tests/test_schedule_replicas.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clitools import runservice
+from conftest import ServingFactory
+from pydantic import BaseModel
+
+from runservice import StepContext, create_step, create_workflow
+from runservice.client import Client, SyncClient
+from runservice.config import ConfigError, Settings
+from runservice.engine import Engine
+from runservice.errors import FailedPrecondition, ScheduleNotFound, WorkflowDefinitionError
+from runservice.model import RunStatus
+from runservice.storage import open_store
+from runservice.workflow import Schedule, Workflow
+
+pytestmark = pytest.mark.timeout(60)
+
+EVERY_SECOND = "* * * * * *"
+
+
+def ticking(schedule_id: str, ran: Counter[str], **options: Any) -> Workflow:
+    """A workflow with one quick step (counting its executions per run) and one schedule."""
+
+    @create_step("count")
+    async def count(ctx: StepContext) -> Any:
+        ran[ctx.run_id] += 1
+        return {"input": ctx.input_data}
+
+    options.setdefault("cron", EVERY_SECOND)
+    return create_workflow(f"wf-{schedule_id}").then(count).schedule(schedule_id, **options).commit()
+
+
+def asking(schedule_id: str, **options: Any) -> Workflow:
+    """A workflow whose run suspends until resumed (so it stays active), with one schedule."""
+
+    @create_step("ask")
+    async def ask(ctx: StepContext) -> Any:
+        if ctx.resume_data is None:
+            await ctx.suspend({"go": "?"})
+            return None
+        return {"done": ctx.resume_data}
+
+    options.setdefault("cron", EVERY_SECOND)
+    return create_workflow(f"wf-{schedule_id}").then(ask).schedule(schedule_id, **options).commit()
+
+
+async def until(check: Callable[[], Awaitable[bool]], limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def scheduled_runs(client: Client, workflow_id: str) -> list[Any]:
+    """Every run of the workflow, oldest tick first."""
+    runs, _ = await client.get_workflow(workflow_id).runs(page_size=1000)
+    return sorted(runs, key=lambda run: run.schedule_tick or 0.0)
+
+
+# -- ticking -----------------------------------------------------------------------------------
+
+
+async def test_each_tick_fires_once_over_a_restart(serving: ServingFactory, tmp_path: Path) -> None:
+    ran: Counter[str] = Counter()
+    db = tmp_path / "runs.db"
+    before: list[Any] = []
+    for round_ in range(2):
+        workflow = ticking("every-second", ran, input_data={"n": 1})
+        async with serving(db, workflows=[workflow]) as served, Client(served.address) as client:
+
+            async def enough(floor: int = 2 + len(before), workflow_id: str = workflow.id) -> bool:
+                return len(await scheduled_runs(client, workflow_id)) >= floor
+
+            await until(enough, 10, "scheduled runs")
+            runs = await scheduled_runs(client, workflow.id)
+            if round_ == 0:
+                before = runs
+        # The server is stopped here: round 2 starts a new one on the same database.
+    ticks = [run.schedule_tick for run in runs]
+    assert all(run.schedule_id == "every-second" for run in runs)
+    assert len(set(ticks)) == len(ticks), "a tick fired twice"
+    assert all(tick is not None and tick == int(tick) for tick in ticks), ticks  # whole seconds
+    assert {run.run_id for run in before} <= {run.run_id for run in runs}
+    # Each tick's run ran its step once, and ticks before the restart did not fire again after it.
+    assert all(ran[run.run_id] == 1 for run in runs if run.status is RunStatus.SUCCESS), ran
+    after = [run for run in runs if run.run_id not in {r.run_id for r in before}]
+    assert after and min(r.schedule_tick for r in after) > max(r.schedule_tick for r in before)
+    assert all(run.input == {"n": 1} for run in runs if run.input is not None)
+
+
+async def test_run_records_schedule_and_tick(serving: ServingFactory, tmp_path: Path) -> None:
+    ran: Counter[str] = Counter()
+    workflow = ticking("recorded", ran)
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+
+        async def one() -> bool:
+            return len(await scheduled_runs(client, workflow.id)) >= 1
+
+        await until(one, 10, "a scheduled run")
+        listed = (await scheduled_runs(client, workflow.id))[0]
+        got = await client.get_workflow(workflow.id).run_execution_result(listed.run_id)
+        assert got.schedule_id == listed.schedule_id == "recorded"
+        assert got.schedule_tick == listed.schedule_tick
+        assert got.schedule_tick is not None and abs(got.schedule_tick - got.created_at) < 2
+        schedule = await client.schedules.get("recorded")
+        assert schedule.last_run_id is not None and schedule.last_tick is not None
+        # A run started by a caller has no schedule.
+        manual = await client.get_workflow(workflow.id).create_run()
+        await manual.start_async(input_data=None)
+        plain = await client.get_workflow(workflow.id).run_execution_result(manual.run_id)
+        assert plain.schedule_id is None and plain.schedule_tick is None
+
+
+async def test_pause_stops_ticks_resume_restarts_them(serving: ServingFactory, tmp_path: Path) -> None:
+    ran: Counter[str] = Counter()
+    db = tmp_path / "runs.db"
+    async with serving(db, workflows=[ticking("pausable", ran)]) as served, Client(served.address) as client:
+        paused = await client.schedules.pause("pausable")
+        assert paused.paused
+        count = len(await scheduled_runs(client, "wf-pausable"))
+        await asyncio.sleep(2.5)
+        assert len(await scheduled_runs(client, "wf-pausable")) == count, "a paused schedule fired"
+    # Paused through the API survives a restart (the declaration does not unpause it).
+    async with serving(db, workflows=[ticking("pausable", ran)]) as served, Client(served.address) as client:
+        assert (await client.schedules.get("pausable")).paused
+        await asyncio.sleep(1.5)
+        assert len(await scheduled_runs(client, "wf-pausable")) == count
+        resumed = await client.schedules.resume("pausable")
+        assert not resumed.paused and resumed.next_tick is not None and resumed.next_tick > time.time() - 1
+
+        async def more() -> bool:
+            return len(await scheduled_runs(client, "wf-pausable")) >= count + 2
+
+        await until(more, 10, "ticks after resume")
+
+
+async def test_trigger_fires_now(serving: ServingFactory, tmp_path: Path) -> None:
+    ran: Counter[str] = Counter()
+    yearly = ticking("yearly", ran, cron="0 0 1 1 *", input_data={"why": "trigger"})
+    async with serving(tmp_path / "runs.db", workflows=[yearly]) as served, Client(served.address) as client:
+        assert await scheduled_runs(client, yearly.id) == []
+        before = time.time()
+        fired = await client.schedules.trigger("yearly")
+        assert fired.outcome == "started" and fired.run is not None
+        assert fired.run.schedule_id == "yearly" and fired.tick is not None and fired.tick >= before - 0.01
+        done = await client.get_workflow(yearly.id).run_execution_result(fired.run.run_id)
+        assert done.schedule_tick == pytest.approx(fired.tick, abs=1e-3)
+        assert done.input == {"why": "trigger"}
+
+        async def finished() -> bool:
+            run = await client.get_workflow(yearly.id).run_execution_result(fired.run.run_id)  # type: ignore[union-attr]
+            return run.status is RunStatus.SUCCESS
+
+        await until(finished, 10, "the triggered run")
+        assert ran[fired.run.run_id] == 1
+        # The cadence is untouched: the next tick is still next New Year.
+        schedule = await client.schedules.get("yearly")
+        assert schedule.next_tick is not None and schedule.next_tick > time.time() + 60
+        # A paused schedule can still be triggered.
+        await client.schedules.pause("yearly")
+        assert (await client.schedules.trigger("yearly")).outcome == "started"
+        with pytest.raises(ScheduleNotFound) as missing:
+            await client.schedules.trigger("no-such-schedule")
+        assert missing.value.reason == "SCHEDULE_NOT_FOUND"
+
+
+# -- policies ----------------------------------------------------------------------------------
+
+
+async def test_overlap_skip(serving: ServingFactory, tmp_path: Path) -> None:
+    workflow = asking("skipper", overlap="skip")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+
+        async def suspended() -> bool:
+            runs = await scheduled_runs(client, workflow.id)
+            return len(runs) >= 1 and runs[0].status is RunStatus.SUSPENDED
+
+        await until(suspended, 10, "the first run to suspend")
+        await asyncio.sleep(2.2)  # two ticks or more while it is suspended
+        runs = await scheduled_runs(client, workflow.id)
+        assert len(runs) == 1, "a tick started a run while the previous one was active"
+        first = runs[0]
+        skipped = await client.schedules.trigger("skipper")
+        assert skipped.outcome == "skipped" and skipped.active_run_id == first.run_id and skipped.run is None
+        resumed = await _resume(client, workflow.id, first.run_id)
+        assert resumed.status is RunStatus.SUCCESS
+
+        async def next_one() -> bool:
+            return len(await scheduled_runs(client, workflow.id)) >= 2
+
+        await until(next_one, 10, "a tick after the active run ended")
+
+
+async def test_overlap_allow(serving: ServingFactory, tmp_path: Path) -> None:
+    workflow = asking("allower", overlap="allow")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+
+        async def overlapping() -> bool:
+            runs = await scheduled_runs(client, workflow.id)
+            return sum(run.status is RunStatus.SUSPENDED for run in runs) >= 3
+
+        await until(overlapping, 10, "three overlapping runs")
+        assert (await client.schedules.trigger("allower")).outcome == "started"
+
+
+async def test_overlap_buffer_one(serving: ServingFactory, tmp_path: Path) -> None:
+    workflow = asking("buffer", overlap="buffer_one")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+
+        async def suspended() -> bool:
+            runs = await scheduled_runs(client, workflow.id)
+            return len(runs) >= 1 and runs[0].status is RunStatus.SUSPENDED
+
+        await until(suspended, 10, "the first run to suspend")
+        first = (await scheduled_runs(client, workflow.id))[0]
+
+        async def buffered() -> bool:
+            return (await client.schedules.get("buffer")).pending_tick is not None
+
+        await until(buffered, 5, "a buffered tick")
+        await asyncio.sleep(1.5)  # more ticks: skipped, the one buffered is kept
+        schedule = await client.schedules.get("buffer")
+        pending = schedule.pending_tick
+        assert pending is not None and first.schedule_tick is not None and pending > first.schedule_tick
+        assert len(await scheduled_runs(client, workflow.id)) == 1
+        again = await client.schedules.trigger("buffer")
+        assert again.outcome == "skipped" and again.active_run_id == first.run_id  # one is already pending
+        # Pause so no new cron tick races the buffered one; the buffered tick is not fired while paused.
+        await client.schedules.pause("buffer")
+        await _resume(client, workflow.id, first.run_id)
+        await asyncio.sleep(0.6)
+        assert len(await scheduled_runs(client, workflow.id)) == 1
+        await client.schedules.resume("buffer")
+
+        async def started() -> bool:
+            return any(r.schedule_tick == pending for r in await scheduled_runs(client, workflow.id))
+
+        await until(started, 5, "the buffered tick's run")
+        assert (await client.schedules.get("buffer")).pending_tick is None
+
+
+async def _resume(client: Client, workflow_id: str, run_id: str) -> Any:
+    """Resume a suspended scheduled run (CreateRun of an existing id is a handle on it)."""
+    handle = await client.get_workflow(workflow_id).create_run(run_id)
+    return await handle.resume_async("yes")
+
+
+@pytest.mark.parametrize("missed", ["skip", "run_once"])
+async def test_missed_ticks(serving: ServingFactory, tmp_path: Path, missed: str) -> None:
+    ran: Counter[str] = Counter()
+    db = tmp_path / "runs.db"
+    daily = "0 0 * * *"  # midnight UTC: never on time while this test runs (barring midnight itself)
+    async with serving(db, workflows=[ticking("daily", ran, cron=daily, missed=missed)]):
+        pass
+    # Nothing ran for two days: the schedule's next tick is the day before yesterday's midnight.
+    midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE schedules SET next_tick = ?", (midnight - 2 * 86400,))
+    conn.close()
+    async with (
+        serving(db, workflows=[ticking("daily", ran, cron=daily, missed=missed)]) as served,
+        Client(served.address) as client,
+    ):
+
+        async def moved() -> bool:
+            tick = (await client.schedules.get("daily")).next_tick
+            return tick is not None and tick > time.time()
+
+        await until(moved, 5, "the schedule to move past the missed ticks")
+        await asyncio.sleep(0.3)
+        runs = await scheduled_runs(client, "wf-daily")
+        assert (await client.schedules.get("daily")).next_tick == midnight + 86400
+    if missed == "skip":
+        assert runs == []
+    else:  # one run, for the most recent missed tick
+        assert [run.schedule_tick for run in runs] == [midnight]
+
+
+# -- declarations ------------------------------------------------------------------------------
+
+
+def test_bad_cron_and_time_zone_fail_at_definition() -> None:
+    with pytest.raises(WorkflowDefinitionError, match="invalid cron expression"):
+        Schedule(id="bad", cron="61 * * * *")
+    with pytest.raises(WorkflowDefinitionError, match="5 fields"):
+        create_workflow("w").schedule("bad", "* * *")
+    with pytest.raises(WorkflowDefinitionError, match="unknown time zone 'Mars/Olympus'"):
+        Schedule(id="bad", cron="* * * * *", timezone="Mars/Olympus")
+    with pytest.raises(WorkflowDefinitionError, match="overlap must be one of"):
+        Schedule(id="bad", cron="* * * * *", overlap="queue")
+    with pytest.raises(WorkflowDefinitionError, match="missed must be one of"):
+        Schedule(id="bad", cron="* * * * *", missed="all")
+    with pytest.raises(WorkflowDefinitionError, match="schedule id"):
+        Schedule(id="a.b", cron="* * * * *")
+    with pytest.raises(WorkflowDefinitionError, match="twice"):
+        create_workflow("w").schedule("s", "* * * * *").schedule("s", "* * * * *")
+    # The create_workflow form declares the same thing.
+    workflow = create_workflow(
+        "w", schedules=[Schedule(id="s", cron="*/5 * * * * *", timezone="Europe/Paris")]
+    )
+    assert [(s.id, s.workflow_id, s.timezone) for s in workflow.schedules] == [("s", "w", "Europe/Paris")]
+
+
+class Order(BaseModel):
+    quantity: int
+
+
+async def test_bad_schedule_input_and_duplicates_fail_at_load(tmp_path: Path) -> None:
+    @create_step("noop")
+    async def noop(ctx: StepContext) -> Any:
+        return None
+
+    typed = (
+        create_workflow("typed", input_schema=Order).then(noop).schedule("typed", "* * * * *", input_data={})
+    )
+    typed.commit()
+    store = open_store(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        with pytest.raises(WorkflowDefinitionError, match="schedule 'typed': input_data"):
+            Engine(store, [typed])
+        other = create_workflow("other").then(noop).schedule("typed", "* * * * *").commit()
+        good = create_workflow("good", input_schema=Order).then(noop)
+        good.schedule("typed", "* * * * *", input_data={"quantity": 1}).commit()
+        with pytest.raises(WorkflowDefinitionError, match="two schedules have the id 'typed'"):
+            Engine(store, [good, other])
+        stray = Schedule(id="stray", cron="* * * * *", workflow_id="nowhere")
+        with pytest.raises(WorkflowDefinitionError, match="not served"):
+            Engine(store, [good], schedules=[stray])
+    finally:
+        await store.close()
+
+
+def test_configuration_declares_schedules(tmp_path: Path) -> None:
+    text = '[{"id": "nightly", "workflow": "w", "cron": "0 3 * * *", "timezone": "Asia/Tokyo"}]'
+    settings = Settings.load(schedules=text)
+    [nightly] = settings.declared_schedules()
+    assert (nightly.id, nightly.workflow_id, nightly.timezone) == ("nightly", "w", "Asia/Tokyo")
+    toml = tmp_path / "schedules.toml"
+    toml.write_text('[[schedules]]\nid = "t"\nworkflow = "w"\ncron = "*/10 * * * * *"\nmissed = "run_once"\n')
+    [from_file] = Settings.load(schedules=str(toml)).declared_schedules()
+    assert from_file.missed == "run_once"
+    for bad, message in (
+        ('[{"id": "x", "workflow": "w", "cron": "0 25 * * *"}]', "invalid cron expression"),
+        (
+            '[{"id": "x", "workflow": "w", "cron": "* * * * *", "timezone": "Nowhere/Land"}]',
+            "unknown time zone",
+        ),
+        ('[{"id": "x", "cron": "* * * * *"}]', "workflow"),
+        ("[{", "not valid JSON"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            Settings.load(schedules=bad)
+
+
+async def test_serve_refuses_bad_schedules_clearly(tmp_path: Path) -> None:
+    bad = await runservice(
+        "serve", "--data-dir", str(tmp_path), "--schedules", '[{"id": "x", "workflow": "w", "cron": "* * *"}]'
+    )
+    assert bad.code == 2 and "schedules" in bad.err and "5 fields" in bad.err and "Traceback" not in bad.err
+    stray = await runservice(
+        "serve",
+        "--data-dir",
+        str(tmp_path),
+        "--address",
+        "127.0.0.1:0",
+        "--schedules",
+        '[{"id": "x", "workflow": "no-such-workflow", "cron": "* * * * *"}]',
+    )
+    assert stray.code == 2 and "no-such-workflow" in stray.err and "not served" in stray.err
+
+
+async def test_time_zone_and_listing(serving: ServingFactory, tmp_path: Path) -> None:
+    ran: Counter[str] = Counter()
+    tokyo = ticking("tokyo-nine", ran, cron="0 9 * * *", timezone="Asia/Tokyo", description="9 am in Tokyo")
+    async with serving(tmp_path / "runs.db", workflows=[tokyo]) as served, Client(served.address) as client:
+        [listed] = await client.schedules.list()
+        assert (listed.schedule_id, listed.workflow_id, listed.cron) == ("tokyo-nine", tokyo.id, "0 9 * * *")
+        assert (listed.overlap, listed.missed, listed.description) == ("skip", "skip", "9 am in Tokyo")
+        assert listed.next_tick is not None
+        utc = dt.datetime.fromtimestamp(listed.next_tick, dt.UTC)
+        assert (utc.hour, utc.minute, utc.second) == (0, 0, 0)  # 09:00 in Tokyo is 00:00 UTC
+        assert await client.schedules.list("other-workflow") == []
+        with pytest.raises(ScheduleNotFound):
+            await client.schedules.get("nope")
+        # The blocking client has the same calls.
+        sync = SyncClient(served.address)
+        try:
+            got = await asyncio.to_thread(sync.schedules.get, "tokyo-nine")
+            assert got == listed
+            paused = await asyncio.to_thread(sync.schedules.pause, "tokyo-nine")
+            assert paused.paused and paused.next_tick is None
+        finally:
+            sync.close()
+        # The CLI group.
+        listed_cli = await runservice("schedules", "list", "--json", "--target", served.address)
+        assert listed_cli.code == 0, listed_cli.err
+        assert listed_cli.json()["schedules"][0]["schedule_id"] == "tokyo-nine"
+        resumed = await runservice("schedules", "resume", "tokyo-nine", "--target", served.address)
+        assert resumed.code == 0 and "active" in resumed.out
+        fired = await runservice("schedules", "trigger", "tokyo-nine", "--json", "--target", served.address)
+        assert fired.code == 0 and fired.json()["outcome"] == "started"
+        missing = await runservice("schedules", "get", "nope", "--target", served.address)
+        assert missing.code == 1 and "SCHEDULE_NOT_FOUND" in missing.err + missing.out
+
+
+async def test_schedules_of_workflows_served_elsewhere(serving: ServingFactory, tmp_path: Path) -> None:
+    """A server keeps (and never fires) the schedules of workflows it does not serve: another
+    replica serves them. Its own undeclared schedules are removed at boot."""
+    ran: Counter[str] = Counter()
+    db = tmp_path / "runs.db"
+    async with serving(db, workflows=[ticking("theirs", ran, cron="0 0 1 1 *"), ticking("gone", ran)]):
+        pass
+
+    @create_step("noop")
+    async def noop(ctx: StepContext) -> Any:
+        return None
+
+    unscheduled = create_workflow("wf-gone").then(noop).commit()  # its schedule is no longer declared
+    mine = ticking("mine", ran, cron="0 0 1 1 *")
+    async with serving(db, workflows=[mine, unscheduled]) as served, Client(served.address) as client:
+        assert [s.schedule_id for s in await client.schedules.list()] == ["mine", "theirs"]
+        with pytest.raises(FailedPrecondition) as refused:
+            await client.schedules.trigger("theirs")
+        assert refused.value.reason == "SCHEDULE_WORKFLOW_NOT_SERVED"
+        assert refused.value.metadata == {"schedule_id": "theirs", "workflow_id": "wf-theirs"}
