@@ -427,12 +427,13 @@ def _replace_step(steps: tuple[StepRecord, ...], record: StepRecord) -> tuple[St
 
 
 _D = TypeVar("_D")
-_SLOTS: dict[type, tuple[tuple[str, Any], ...] | None] = {}
-"""Per dataclass: its fields' slot descriptors, or None when `evolve` must not bypass `__init__`."""
+_SLOTS: dict[type, tuple[tuple[str, Any, Any], ...] | None] = {}
+"""Per dataclass: its fields' names and slot setters and getters, or None when `evolve` must not
+bypass `__init__`."""
 
 
 def evolve(obj: _D, /, **changes: Any) -> _D:
-    """`dataclasses.replace`, about twice as fast for the slotted dataclasses (this module's).
+    """`dataclasses.replace`, almost twice as fast for the slotted dataclasses (this module's).
 
     `replace` walks the fields' metadata and calls the frozen `__init__`, which sets each
     field through `object.__setattr__`; the engine copies a step record or a run several
@@ -447,24 +448,24 @@ def evolve(obj: _D, /, **changes: Any) -> _D:
     if slots is None:
         return replace(obj, **changes)  # type: ignore[type-var]
     new = object.__new__(cls)
-    for name, slot in slots:
-        slot.__set__(new, changes.pop(name) if name in changes else slot.__get__(obj, cls))
+    for name, put, get in slots:
+        put(new, changes.pop(name) if name in changes else get(obj))
     if changes:
         raise TypeError(f"{cls.__name__} has no field(s) {', '.join(changes)}")
     return new
 
 
-def _slots_of(cls: type) -> tuple[tuple[str, Any], ...] | None:
+def _slots_of(cls: type) -> tuple[tuple[str, Any, Any], ...] | None:
     if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
         return None
     fields = dataclasses.fields(cls)
-    slots = tuple((f.name, cls.__dict__.get(f.name)) for f in fields)
+    slots: list[Any] = [cls.__dict__.get(f.name) for f in fields]
     if len(fields) != len(getattr(cls, "__dataclass_fields__", ())) or not all(
-        f.init and isinstance(slot, types.MemberDescriptorType)
-        for f, (_, slot) in zip(fields, slots, strict=True)
+        f.init and isinstance(slot, types.MemberDescriptorType) for f, slot in zip(fields, slots, strict=True)
     ):
         return None
-    return slots
+    # Each descriptor's bound methods, made once: looking them up per copy costs as much as the copy.
+    return tuple((f.name, slot.__set__, slot.__get__) for f, slot in zip(fields, slots, strict=True))
 
 
 def path_key(path: StepPath) -> str:
