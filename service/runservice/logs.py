@@ -10,12 +10,14 @@ Stdlib only, so every layer may use it (the engine included).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import json
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -125,11 +127,72 @@ def _iso(created: float) -> str:
     return f"{seconds}.{int(created % 1 * 1000):03d}Z"
 
 
+class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes the INFO and DEBUG lines of one event loop iteration together.
+
+    stderr is line buffered, so each line is a system call that also wakes whoever reads the
+    pipe: with an access line per RPC that was about 4 % of the event loop's time at 64 calls
+    in flight. On an event loop thread, such lines are kept and written with one call when
+    the iteration's callbacks have run (`call_soon`), in order. A WARNING or worse, a line
+    from another thread and `flush()` write at once, after the lines kept before them, so
+    nothing is lost on an exit that skips the loop (`os._exit` after a second signal logs
+    a warning first).
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            loop = asyncio._get_running_loop() if record.levelno < logging.WARNING else None
+            if loop is None:
+                self._lines.append(line)
+                self._write()
+                return
+            if not self._lines:
+                loop.call_soon(self._write_kept)
+            self._lines.append(line)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write()
+            super().flush()
+        finally:
+            self.release()
+
+    def _write_kept(self) -> None:
+        self.acquire()
+        try:
+            self._write()
+        except Exception:  # a logging failure never raises into the loop (like `handleError`)
+            self._lines = []
+            if logging.raiseExceptions:
+                traceback.print_exc(file=sys.stderr)
+        finally:
+            self.release()
+
+    def _write(self) -> None:
+        """Write the kept lines (the caller holds the lock)."""
+        if self._lines:
+            text = self.terminator.join(self._lines) + self.terminator
+            self._lines = []
+            self.stream.write(text)
+            self.stream.flush()
+
+
 def handler(fmt: str = "text", stream: TextIO | None = None) -> logging.Handler:
-    """A stream handler writing `fmt` ("text" or "json") lines, with the run fields filled."""
+    """A stream handler writing `fmt` ("text" or "json") lines, with the run fields filled
+    (the lines of one event loop iteration written together, see `LineBatchingHandler`)."""
     if fmt not in FORMATS:
         raise ValueError(f"log format {fmt!r} is not one of {', '.join(FORMATS)}")
-    out = logging.StreamHandler(sys.stderr if stream is None else stream)
+    out = LineBatchingHandler(sys.stderr if stream is None else stream)
     out.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     out.addFilter(RunFields())
     return out

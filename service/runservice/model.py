@@ -6,11 +6,13 @@ Times are POSIX seconds (float). `to_json` / `from_json` give the storage encodi
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 Json = Any
 """A JSON-compatible value: dict, list, str, int, float, bool or None."""
@@ -474,6 +476,48 @@ class WorkflowState:
 
 def _replace_step(steps: tuple[StepRecord, ...], record: StepRecord) -> tuple[StepRecord, ...]:
     return tuple(record if s.path == record.path else s for s in steps)
+
+
+_D = TypeVar("_D")
+_SLOTS: dict[type, tuple[tuple[str, Any, Any], ...] | None] = {}
+"""Per dataclass: its fields' names and slot setters and getters, or None when `evolve` must not
+bypass `__init__`."""
+
+
+def evolve(obj: _D, /, **changes: Any) -> _D:
+    """`dataclasses.replace`, almost twice as fast for the slotted dataclasses (this module's).
+
+    `replace` walks the fields' metadata and calls the frozen `__init__`, which sets each
+    field through `object.__setattr__`; the engine copies a step record or a run several
+    times per step. Here the copy is filled slot by slot. A class with an `__init__` that
+    does more (`__post_init__`, `InitVar`, `init=False` fields) or without slots goes
+    through `replace` itself.
+    """
+    cls = type(obj)
+    slots = _SLOTS.get(cls, ())
+    if slots == ():
+        slots = _SLOTS[cls] = _slots_of(cls)
+    if slots is None:
+        return replace(obj, **changes)  # type: ignore[type-var]
+    new = object.__new__(cls)
+    for name, put, get in slots:
+        put(new, changes.pop(name) if name in changes else get(obj))
+    if changes:
+        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(changes)}")
+    return new
+
+
+def _slots_of(cls: type) -> tuple[tuple[str, Any, Any], ...] | None:
+    if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        return None
+    fields = dataclasses.fields(cls)
+    slots: list[Any] = [cls.__dict__.get(f.name) for f in fields]
+    if len(fields) != len(getattr(cls, "__dataclass_fields__", ())) or not all(
+        f.init and isinstance(slot, types.MemberDescriptorType) for f, slot in zip(fields, slots, strict=True)
+    ):
+        return None
+    # Each descriptor's bound methods, made once: looking them up per copy costs as much as the copy.
+    return tuple((f.name, slot.__set__, slot.__get__) for f, slot in zip(fields, slots, strict=True))
 
 
 def path_key(path: StepPath) -> str:

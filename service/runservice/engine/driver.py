@@ -16,7 +16,7 @@ import inspect
 import logging
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ from runservice.model import (
     StepRecord,
     StepStatus,
 )
+from runservice.model import evolve as replace  # dataclasses.replace, faster
 from runservice.storage import Lease, Store
 from runservice.workflow import (
     Bail,

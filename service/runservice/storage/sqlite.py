@@ -209,14 +209,22 @@ class SqliteStore(SqliteSchedules):
             return []
 
         def apply(conn: sqlite3.Connection, now: float) -> list[tuple[str, Lease]]:
+            # INDEXED BY: with one workflow the planner preferred runs_by_workflow and read
+            # every run the workflow ever had, on the event loop, once per claim interval;
+            # this reads only the active ones, and (runs_overdue) the suspended runs whose
+            # deadline passed, which the engine ends.
+            served = ", ".join("?" * len(workflows))
             rows = conn.execute(
                 "UPDATE runs SET owner = ?, epoch = epoch + 1, lease_expires_at = ?"
-                " WHERE run_id IN (SELECT run_id FROM runs"
-                f" WHERE (status IN {_ACTIVE_SQL} OR (status = 'suspended' AND deadline < ?))"
-                " AND (owner IS NULL OR lease_expires_at < ?)"
-                f" AND workflow_id IN ({', '.join('?' * len(workflows))})"
-                " ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
-                (claim.owner, now + claim.seconds, now, now, *workflows, limit),
+                " WHERE run_id IN (SELECT run_id FROM ("
+                " SELECT run_id, created_at FROM runs INDEXED BY runs_by_workflow_status"
+                f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
+                f" AND workflow_id IN ({served})"
+                " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_overdue"
+                " WHERE status = 'suspended' AND deadline IS NOT NULL AND deadline < ?"
+                f" AND (owner IS NULL OR lease_expires_at < ?) AND workflow_id IN ({served})"
+                ") ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
+                (claim.owner, now + claim.seconds, now, *workflows, now, now, *workflows, limit),
             ).fetchall()
             return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 

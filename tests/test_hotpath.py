@@ -1,0 +1,129 @@
+"""The hot path's shortcuts behave like what they replace (issue 9: CPU per run).
+
+`model.evolve` is `dataclasses.replace`; the log handler writes every line, in order;
+the claim query and the ListRuns pages by resource read only the indexes made for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from runservice import logs
+from runservice.model import Run, RunStatus, StepRecord, StepStatus, evolve
+from runservice.storage import Claim, RunQuery, RunWrite
+from runservice.storage.sqlite import SqliteStore
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_evolve_is_replace_for_slotted_and_other_dataclasses() -> None:
+    record = StepRecord(("a",), StepStatus.RUNNING, payload={"v": 1}, started_at=1.0)
+    done = evolve(record, status=StepStatus.SUCCESS, output={"v": 2}, ended_at=2.0)
+    assert done == dataclasses.replace(record, status=StepStatus.SUCCESS, output={"v": 2}, ended_at=2.0)
+    assert record.status is StepStatus.RUNNING and record.output is None  # the original is untouched
+    run = Run(run_id="r", workflow_id="w", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0)
+    assert evolve(run, last_sequence=3) == dataclasses.replace(run, last_sequence=3)
+    with pytest.raises(TypeError, match="nope"):
+        evolve(record, nope=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        done.status = StepStatus.FAILED  # type: ignore[misc]
+
+    @dataclasses.dataclass(frozen=True)
+    class Checked:  # no slots, and an __init__ that does more: replace's own path
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("negative")
+
+    assert evolve(Checked(1), n=2) == Checked(2)
+    with pytest.raises(ValueError, match="negative"):
+        evolve(Checked(1), n=-1)
+
+
+async def test_log_lines_of_one_loop_iteration_are_written_together_in_order() -> None:
+    stream = io.StringIO()
+    handler = logs.handler("text", stream=stream)
+    logger = logging.getLogger("tests.hotpath.batching")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        logger.info("one")
+        logger.info("two")
+        assert stream.getvalue() == ""  # kept until the iteration's callbacks have run
+        logger.warning("three")  # a warning is written at once, after the lines before it
+        assert [line.rsplit(" ", 1)[-1] for line in stream.getvalue().splitlines()] == ["one", "two", "three"]
+        logger.info("four")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert stream.getvalue().splitlines()[-1].endswith(" four")
+        logger.info("five")
+        handler.flush()  # logging.shutdown() at exit flushes every handler
+        assert stream.getvalue().splitlines()[-1].endswith(" five")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+
+def test_log_lines_outside_an_event_loop_are_written_at_once() -> None:
+    stream = io.StringIO()
+    handler = logs.handler("json", stream=stream)
+    logger = logging.getLogger("tests.hotpath.plain")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        logger.info("plain")
+        assert '"message": "plain"' in stream.getvalue()
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+
+async def test_claims_and_resource_listings_read_the_indexes_made_for_them(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        for i, resource in enumerate([None, "res", None]):
+            run = Run(
+                run_id=f"r{i}",
+                workflow_id="w",
+                status=RunStatus.RUNNING,
+                created_at=float(i),
+                updated_at=float(i),
+                resource_id=resource,
+            )
+            assert (await store.write(RunWrite(run.run_id, create=run))).applied
+        claimed = await store.claim_runs(Claim("me", 10), 10, ["w"])
+        assert sorted(run_id for run_id, _ in claimed) == ["r0", "r1", "r2"]
+        listed = await store.list_runs(RunQuery(resource_id="res"))
+        assert [run.run_id for run in listed] == ["r1"]
+        listed = await store.list_runs(
+            RunQuery(resource_id="res", workflow_id="w", statuses=frozenset({RunStatus.RUNNING}))
+        )
+        assert [run.run_id for run in listed] == ["r1"]
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        # Only the run with a resource id is in the resource indexes.
+        for index in ("runs_by_resource", "runs_by_workflow_resource", "runs_by_resource_status"):
+            (count,) = conn.execute(
+                f"SELECT count(*) FROM runs INDEXED BY {index} WHERE resource_id = 'res'"
+            ).fetchone()
+            assert count == 1
+        (sql,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'runs_by_workflow_resource_status'"
+        ).fetchone()
+        assert "WHERE resource_id IS NOT NULL" in sql
+    finally:
+        conn.close()
