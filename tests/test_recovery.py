@@ -163,6 +163,21 @@ asking_each = create_workflow("asking-each").foreach(ask_item, concurrency=4).co
 item_flow = create_workflow("item-flow").then(ask_item).commit()
 nested_each = create_workflow("nested-each").foreach(item_flow, concurrency=4).commit()
 squares_one = create_workflow("squares-one").foreach(square).commit()
+
+
+@create_step("pair")
+async def pair(ctx: StepContext) -> list[int]:
+    return [len(str(ctx.input_data)), 7]
+
+
+asking_rounds = (
+    create_workflow("asking-rounds")
+    .dountil(
+        create_workflow("round").then(pair).foreach(ask_item).map(lambda ctx: len(ctx.input_data)).commit(),
+        lambda ctx: ctx.iteration_count >= 2,
+    )
+    .commit()
+)
 asking_one = create_workflow("asking-one").foreach(ask_item).commit()
 
 
@@ -213,6 +228,7 @@ WORKFLOWS = [
     nested_each,
     squares_one,
     asking_one,
+    asking_rounds,
     asking_sides,
     outer,
     counting,
@@ -338,6 +354,18 @@ async def test_a_foreach_one_at_a_time_resumes_item_by_item_across_restarts(db: 
     assert done.status is RunStatus.SUCCESS
     assert done.result == [{"item": 0, "ok": True}, {"item": 1, "ok": True}, {"item": 2, "ok": False}]
     assert probe.ran == Counter({"ask-item[0]": 1, "ask-item[1]": 2, "ask-item[2]": 1})
+
+
+async def test_a_foreach_in_a_loop_starts_over_in_each_iteration(db: str) -> None:
+    async with booted(db) as engine:
+        run = await engine.start("asking-rounds", input_data=5, wait=True)
+        for asked in range(1, 5):
+            assert run.status is RunStatus.SUSPENDED, asked
+            [foreach] = [s for s in run.steps if s.path[-1] == "ask-item"]
+            assert len(foreach.foreach_items) == (asked - 1) % 2 + 1, "this iteration's items only"
+            run = await engine.resume(run.run_id, resume_data={"ok": True}, wait=True)
+    assert run.status is RunStatus.SUCCESS and run.result == 2
+    assert probe.ran == Counter({"ask-item[1]": 2, "ask-item[7]": 2})
 
 
 async def test_a_parallel_block_reruns_only_the_branch_in_flight(db: str) -> None:

@@ -192,8 +192,14 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
                 f"foreach step {step.id!r} needs a list as input, got {type(data).__name__}",
             )
             return walker.reject(path, data, error)
+        # The loop iteration it belongs to (as any step's): a later iteration starts over.
         record = StepRecord(
-            path, StepStatus.RUNNING, payload=data, started_at=time.time(), position=walker.position(path)
+            path,
+            StepStatus.RUNNING,
+            payload=data,
+            started_at=time.time(),
+            iteration=scope.iteration,
+            position=walker.position(path),
         )
         walker.outbox.clear_items(path)  # items of an earlier pass (a loop iteration) go
         announce = True

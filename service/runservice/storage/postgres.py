@@ -102,8 +102,9 @@ _SELECT_SUMMARY = "SELECT {} FROM runs".format(
 """A listing's summaries: the payload columns are not read at all."""
 _SELECT_RUN_WITH_STEPS = (
     f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, s.record,"
-    # A foreach step's item rows (NULL when it has none).
-    " (SELECT array_agg(f.item) FROM foreach_items f WHERE f.run_id = s.run_id AND f.path_key = s.path_key)"
+    # A foreach step's item rows, comma-separated JSON (NULL when it has none).
+    " (SELECT string_agg(f.item, ','::bytea) FROM foreach_items f"
+    " WHERE f.run_id = s.run_id AND f.path_key = s.path_key)"
     " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = $1"
 )
 

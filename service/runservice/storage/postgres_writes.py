@@ -457,14 +457,14 @@ def _encode(change: RunWrite) -> _Encoded:
     return _Encoded(mask, values, steps, bodies, items)
 
 
-def with_items(record: dict[str, Any], items: Sequence[bytes] | None) -> dict[str, Any]:
-    """A decoded step record with its item rows as `foreach_items`; items a record still
-    holds inline (written before item rows existed) stay unless a row replaces them."""
+def with_items(record: dict[str, Any], items: bytes | None) -> dict[str, Any]:
+    """A decoded step record with its item rows (`items`: their JSON, comma-separated) as
+    `foreach_items`; items a record still holds inline (written before item rows existed)
+    stay unless a row replaces them."""
     if not items:
         return record
     merged = {item["index"]: item for item in record.get("foreach_items") or ()}
-    for body in items:
-        item = orjson.loads(body)
+    for item in orjson.loads(b"[" + items + b"]"):
         merged[item["index"]] = item
     record["foreach_items"] = [merged[index] for index in sorted(merged)]
     return record
