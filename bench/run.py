@@ -25,8 +25,8 @@ from bench import asyncpg_ref, echo, sqlite_ref
 from bench.load import LoadResult
 from bench.report import Row, ratio, render
 
-PARTS = ("echo", "sqlite", "postgres", "runservice")
-"""`postgres` runs only with --database-url."""
+PARTS = ("echo", "sqlite", "postgres", "runservice", "foreach")
+"""`postgres` runs only with --database-url. `foreach` is in process (engine and store, no gRPC)."""
 
 PUBLISHED = {
     "echo_concurrent": "grpc.aio echo: ~7,400 calls/s",
@@ -54,6 +54,8 @@ class Settings:
     runs_concurrent: int = 5_000
     suspend_resume: int = 3_000
     suspended: int = 2_000
+    foreach_items: tuple[int, ...] = (1_000, 10_000)
+    foreach_repeat: int = 3
     max_seconds: float = 20.0
 
     @classmethod
@@ -69,6 +71,8 @@ class Settings:
             runs_concurrent=500,
             suspend_resume=300,
             suspended=300,
+            foreach_items=(100, 1_000),
+            foreach_repeat=1,
             max_seconds=5.0,
         )
 
@@ -147,6 +151,8 @@ async def run(
         out.details["runservice_database"] = "postgresql" if database_url else "sqlite"
         out.details["runservice_replicas"] = replicas
         await _part(out, "runservice", _service(out, settings, n, database_url, replicas))
+    if "foreach" in parts:
+        await _part(out, "foreach", _foreach(out, settings, database_url))
     return out
 
 
@@ -262,6 +268,24 @@ async def _service(
     ):
         if result.errors:
             out.errors.append(f"runservice {name}: {result.errors} failed, first: {result.first_error}")
+
+
+async def _foreach(out: Outcome, s: Settings, database_url: str | None) -> None:
+    from bench import foreach
+
+    counts = list(s.foreach_items)
+    results = await foreach.measure(counts, s.foreach_repeat, database_url)
+    db = " (postgresql)" if database_url else ""
+    for count in counts:
+        key = f"foreach_{count}_ms"
+        out.figures[key] = results.ms[count]
+        out.figures[f"foreach_{count}_us_per_item"] = results.per_item_us(count)
+        out.details[key] = results.runs[count]
+        label = f"foreach over {count:,} items, concurrency 1, in process{db}"
+        out.rows.append(Row(label, results.ms[count], "ms"))
+        out.rows.append(Row("  per item", results.per_item_us(count), "us"))
+        out.figures[f"foreach_{count}_cpu_us_per_item"] = results.cpu_per_item_us(count)
+        out.rows.append(Row("  CPU per item (process, all threads)", results.cpu_per_item_us(count), "us"))
 
 
 def _record(out: Outcome, key: str, label: str, result: LoadResult, unit: str) -> Row:

@@ -60,3 +60,18 @@ suspend_once = (
 )
 
 WORKFLOWS: list[Workflow] = [three_steps, suspend_once]
+
+
+async def _square(ctx: StepContext) -> Any:
+    return ctx.input_data * ctx.input_data
+
+
+square_item = create_step("square-item", execute=_square)
+
+foreach_one = (
+    create_workflow("bench-foreach", description="A trivial step over every item, one at a time")
+    .foreach(square_item)
+    .commit()
+)
+
+WORKFLOWS.append(foreach_one)

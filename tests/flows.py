@@ -292,6 +292,15 @@ async def check_item(ctx: StepContext) -> Any:
 each = create_workflow("each", input_schema=list[Value]).foreach(check_item, concurrency=2).commit()
 each_unchecked = create_workflow("each-unchecked").foreach(check_item).commit()
 
+
+@create_step("tick")
+async def tick(ctx: StepContext) -> Any:
+    return {"n": ctx.input_data, "square": ctx.input_data * ctx.input_data}
+
+
+many_each = create_workflow("many-each").foreach(tick).commit()
+"""A foreach of a trivial step, one item at a time: for large item counts."""
+
 mapped = (
     create_workflow("mapped", input_schema=Value)
     .then(double)
@@ -391,6 +400,7 @@ WORKFLOWS = [
     looping_until,
     each,
     each_unchecked,
+    many_each,
     mapped,
     napping,
     long_nap,

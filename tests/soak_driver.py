@@ -287,6 +287,12 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
 
+_STEPS_WITH_ITEMS = (
+    "SELECT s.run_id, s.record, (SELECT '[' || group_concat(f.item, ',') || ']' FROM foreach_items f"
+    " WHERE f.run_id = s.run_id AND f.path_key = s.path_key) FROM steps s"
+)
+
+
 def _db(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(str(path), timeout=30.0)
     db.execute("PRAGMA busy_timeout=30000")
@@ -800,8 +806,11 @@ class Soak:
             ):
                 events[run_id].append(Event.from_json(run_id, seq, at, json.loads(body)))
             steps: dict[str, list[StepRecord]] = defaultdict(list)
-            for run_id, record in db.execute("SELECT run_id, record FROM steps"):
-                steps[run_id].append(StepRecord.from_json(json.loads(record)))
+            for run_id, record, items in db.execute(_STEPS_WITH_ITEMS):
+                data = json.loads(record)
+                if items is not None:  # a foreach step's items are rows of their own
+                    data["foreach_items"] = sorted(json.loads(items), key=lambda item: item["index"])
+                steps[run_id].append(StepRecord.from_json(data))
         with contextlib.closing(_db(self.ledger)) as db:
             executions = db.execute(
                 "SELECT run_id, path, idx, iteration, phase, pid, started, ended FROM executions ORDER BY id"

@@ -149,29 +149,93 @@ async def test_foreach_limits_items_in_flight(client: Client) -> None:
     assert flows.CALLS[f"{run.run_id}:slow-item"] == 2
 
 
-async def test_foreach_suspended_items_resume_by_index_label_or_all(client: Client) -> None:
-    items = [{"value": -1}, {"value": 2}, {"value": -3}, {"value": -4}]
+def item_states(run: Run) -> list[str]:
+    [foreach] = [s for s in run.steps if s.path == ("check-item",)]
+    return [i.status.value for i in foreach.foreach_items]
+
+
+async def test_foreach_one_at_a_time_suspends_and_resumes_item_by_item(client: Client) -> None:
+    """Mastra's order with concurrency 1: each resume finishes one item and runs the next."""
+    run = await client.get_workflow("each-unchecked").create_run()
+    state = await run.start_async(input_data=[{"value": -1}, {"value": -2}, {"value": -3}])
+    assert state.status is RunStatus.SUSPENDED
+    assert item_states(state) == ["suspended"], "only item 0 ran"
+    assert set(state.resume_labels) == {"item-1"}
+    for done in (1, 2):
+        state = await run.resume_async(resume_data={"approved": True})
+        assert state.status is RunStatus.SUSPENDED
+        assert item_states(state) == ["success"] * done + ["suspended"]
+        assert set(state.resume_labels) == {f"item-{done + 1}"}
+    state = await run.resume_async(resume_data={"approved": True})
+    assert state.status is RunStatus.SUCCESS
+    assert state.result == [{"value": 10}, {"value": 20}, {"value": 30}]
+    assert item_states(state) == ["success"] * 3
+
+
+async def test_foreach_runs_in_batches_and_resumes_by_index_label_or_all(client: Client) -> None:
+    """Concurrency 2: a batch starts once every item of the one before succeeded."""
+    items = [{"value": -1}, {"value": 2}, {"value": -3}, {"value": -4}, {"value": -5}]
     run = await client.get_workflow("each").create_run()
     state = await run.start_async(input_data=items)
     assert state.status is RunStatus.SUSPENDED
-    assert [i.status.value for i in state.steps[0].foreach_items] == [
-        "suspended",
-        "success",
-        "suspended",
-        "suspended",
-    ]
+    assert item_states(state) == ["suspended", "success"]
     state = await run.resume_async(for_each_index=0, resume_data={"approved": True})
-    assert [i.status.value for i in state.steps[0].foreach_items][:1] == ["success"]
+    assert item_states(state) == ["success", "success", "suspended", "suspended"]
+    assert set(state.resume_labels) == {"item-3", "item-4"}
     state = await run.resume_async(label="item-3", resume_data={"approved": True})
-    assert [i.status.value for i in state.steps[0].foreach_items] == [
-        "success",
-        "success",
-        "success",
-        "suspended",
-    ]
+    assert item_states(state) == ["success", "success", "success", "suspended"], "item 3 still waits"
+    with pytest.raises(errors.StepNotSuspended):
+        await run.resume_async(for_each_index=2, resume_data={"approved": True})
+    state = await run.resume_async(step=["check-item"], for_each_index=3, resume_data={"approved": True})
+    assert item_states(state) == ["success"] * 4 + ["suspended"]
     state = await run.resume_async(resume_data={"approved": True})
     assert state.status is RunStatus.SUCCESS
-    assert state.result == [{"value": 10}, {"value": 20}, {"value": 30}, {"value": 40}]
+    assert state.result == [{"value": 10}, {"value": 20}, {"value": 30}, {"value": 40}, {"value": 50}]
+
+
+async def test_resuming_every_suspended_item_of_a_batch_at_once(client: Client) -> None:
+    run = await client.get_workflow("each").create_run()
+    state = await run.start_async(input_data=[{"value": -1}, {"value": -2}, {"value": -3}])
+    assert item_states(state) == ["suspended", "suspended"]
+    state = await run.resume_async(resume_data={"approved": True})
+    assert item_states(state) == ["success", "success", "suspended"]
+    state = await run.resume_async(resume_data={"approved": True})
+    assert state.status is RunStatus.SUCCESS
+    assert state.result == [{"value": 10}, {"value": 20}, {"value": 30}]
+
+
+async def test_a_large_foreach_keeps_every_item_in_order(client: Client) -> None:
+    count = 2_000
+    run = await client.get_workflow("many-each").create_run()
+    events = [e async for e in run.stream(input_data=list(range(count)))]
+    assert events[-1].type is EventType.WORKFLOW_FINISH
+    result = await client.get_workflow("many-each").run_execution_result(run.run_id)
+    assert result.status is RunStatus.SUCCESS
+    assert result.result == [{"n": i, "square": i * i} for i in range(count)]
+    [foreach] = result.steps
+    assert [i.index for i in foreach.foreach_items] == list(range(count))
+    assert all(i.status is StepStatus.SUCCESS for i in foreach.foreach_items)
+    assert [i.output for i in foreach.foreach_items] == result.result
+    progress = [e.progress for e in events if e.type is EventType.STEP_PROGRESS]
+    assert [p.completed_count for p in progress if p] == list(range(1, count + 1))
+    assert all(e.step is None or not e.step.foreach_items for e in events), "events stay small"
+
+
+async def test_a_foreach_sequence_survives_a_restart_between_resumes(serving: Any, tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    items = [{"value": -1}, {"value": -2}, {"value": -3}]
+    async with serving(db, workflows=flows.WORKFLOWS) as served, Client(served.address) as first:
+        run = await first.get_workflow("each-unchecked").create_run()
+        await run.start_async(input_data=items)
+        state = await run.resume_async(resume_data={"approved": True})
+        assert item_states(state) == ["success", "suspended"]
+    async with serving(db, workflows=flows.WORKFLOWS) as served, Client(served.address) as second:
+        again = await second.get_workflow("each-unchecked").create_run(run.run_id)
+        state = await again.resume_async(label="item-2", resume_data={"approved": True})
+        assert item_states(state) == ["success", "success", "suspended"]
+        state = await again.resume_async(for_each_index=2, resume_data={"approved": True})
+    assert state.status is RunStatus.SUCCESS
+    assert state.result == [{"value": 10}, {"value": 20}, {"value": 30}]
 
 
 # -- map ---------------------------------------------------------------------------------------------------

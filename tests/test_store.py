@@ -22,6 +22,7 @@ from runservice.model import (
     Event,
     EventDraft,
     EventType,
+    ForeachItem,
     ResumeLabel,
     Run,
     RunError,
@@ -936,3 +937,98 @@ async def test_postgres_replicas_share_a_database_and_a_schema_is_its_own(pg_dat
         await neighbour.close()
     finally:
         await store.close()
+
+
+# -- foreach items: rows of their own -------------------------------------------------------------
+
+EACH = ("each",)
+
+
+def item(index: int, status: StepStatus = StepStatus.SUCCESS, output: object = None) -> ForeachItem:
+    return ForeachItem(index, status, output=output)
+
+
+def indexed(run: Run | None) -> dict[int, ForeachItem]:
+    assert run is not None
+    [record] = [s for s in run.steps if s.path == EACH]
+    assert [i.index for i in record.foreach_items] == sorted(i.index for i in record.foreach_items)
+    return {i.index: i for i in record.foreach_items}
+
+
+async def test_foreach_items_are_rows_of_their_own(store: AnyStore) -> None:
+    await create(store, new_run("r1", status=RunStatus.RUNNING))
+    big = {"text": "x" * 5000}  # stored once as a value on SQLite, referenced from its row
+    record = StepRecord(EACH, StepStatus.RUNNING, payload=[1, 2, 3], position=1)
+    suspended = ForeachItem(
+        1, StepStatus.SUSPENDED, suspend_payload={"q": 1}, labels=("l1",), suspended_at=5.0
+    )
+    first = replace(record, foreach_items=(item(0, output=big), suspended))
+    assert (await store.write(RunWrite("r1", steps=[first]))).applied
+    assert indexed(await store.get_run("r1", steps=True)) == {0: item(0, output=big), 1: suspended}
+
+    # An item alone: one row; the step's record, written again without items, keeps them.
+    await store.write(RunWrite("r1", items=[(EACH, item(2, output=4))]))
+    await store.write(RunWrite("r1", steps=[replace(record, attempt=1)], items=[(EACH, item(1, output=2))]))
+    got = await store.get_run("r1", steps=True)
+    assert indexed(got) == {0: item(0, output=big), 1: item(1, output=2), 2: item(2, output=4)}
+    assert got is not None and got.steps[0].attempt == 1
+
+    # A foreach that starts over drops its items; items staged after the clear stay.
+    await store.write(RunWrite("r1", clear_items=[EACH], items=[(EACH, item(0, output=7))]))
+    assert indexed(await store.get_run("r1", steps=True)) == {0: item(0, output=7)}
+
+    # Dropping the step (time travel) drops its items: the step written again has none.
+    await store.write(RunWrite("r1", drop_steps=[EACH]))
+    await store.write(RunWrite("r1", steps=[record]))
+    assert indexed(await store.get_run("r1", steps=True)) == {}
+    await store.write(RunWrite("r1", items=[(EACH, item(0, output=7))]))
+
+    # Deleting the run deletes its items: a new run of the same id starts with none.
+    assert (await store.write(RunWrite("r1", delete=True))).applied
+    await create(store, new_run("r1", status=RunStatus.RUNNING))
+    await store.write(RunWrite("r1", steps=[record]))
+    assert indexed(await store.get_run("r1", steps=True)) == {}
+
+
+async def test_foreach_items_inline_in_an_older_record_are_still_read(db_path: str) -> None:
+    """A version 4 database kept a step's items inside its record: they read as before,
+    item rows written since win for their index, and the next full write moves them out."""
+    Path(db_path).parent.mkdir(parents=True)
+    schema = (Path(__file__).parent.parent / "service/runservice/storage/schema.sql").read_text()
+    with sqlite3.connect(db_path) as conn:
+        conn.executescript(schema)
+        conn.execute("PRAGMA user_version = 4")
+        conn.execute(
+            "INSERT INTO runs (run_id, workflow_id, status, last_seq, created_at, updated_at)"
+            " VALUES ('r1', 'wf', 'running', 0, 1000.0, 1000.0)"
+        )
+        record = (
+            '{"path":["each"],"status":"running","payload":[1,2,3],"position":1,"foreach_items":'
+            '[{"index":0,"status":"success","output":10},{"index":1,"status":"suspended"}]}'
+        )
+        conn.execute("INSERT INTO steps VALUES ('r1', 'each', 1, ?)", (record,))
+    conn.close()
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        assert indexed(await store.get_run("r1", steps=True)) == {
+            0: item(0, output=10),
+            1: item(1, StepStatus.SUSPENDED),
+        }
+        await store.write(RunWrite("r1", items=[(EACH, item(1, output=20))]))
+        got = await store.get_run("r1", steps=True)
+        assert indexed(got) == {0: item(0, output=10), 1: item(1, output=20)}
+        assert got is not None
+        await store.write(RunWrite("r1", steps=[replace(got.steps[0], status=StepStatus.SUCCESS)]))
+        assert indexed(await store.get_run("r1", steps=True)) == {
+            0: item(0, output=10),
+            1: item(1, output=20),
+        }
+    finally:
+        await store.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        (stored,) = conn.execute("SELECT record FROM steps WHERE run_id = 'r1'").fetchone()
+        rows = conn.execute("SELECT item_index FROM foreach_items WHERE run_id = 'r1'").fetchall()
+    conn.close()
+    assert "foreach_items" not in stored and sorted(rows) == [(0,), (1,)]

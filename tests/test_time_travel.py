@@ -169,6 +169,8 @@ async def test_time_travel_to_a_nested_workflow_step_and_to_a_foreach_step(clien
     assert [v.field for v in invalid.value.violations] == ["input_data[1].value"]
     items = await each.time_travel("times-ten", [{"value": 3}], wait=True)
     assert items.result == [{"value": 30}]
+    stored = await client.get_workflow("tt-each").run_by_id(each.run_id)  # the earlier items are gone
+    assert [item.output for item in _step(stored, "times-ten").foreach_items] == [{"value": 30}]
 
 
 async def test_a_suspended_run_can_time_travel_and_is_resumable_after(client: Client) -> None:

@@ -9,7 +9,6 @@ anything else runs. What a block needs of the run is the `Walker` protocol below
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import inspect
 import logging
@@ -173,11 +172,18 @@ async def run_loop(walker: Walker, node: LoopNode, data: Json, scope: Scope) -> 
 
 
 async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scope) -> Outcome:
-    """Run the step once per item, at most `concurrency` at a time; outputs keep input order.
+    """Run the step once per item, in batches of `concurrency`; outputs keep input order.
 
-    The foreach record holds the items (its payload) and each finished or suspended
-    item's state; it is committed with every item's outcome, so a recovered walk runs
-    exactly the items that have no outcome yet, or whose accepted resume has not run.
+    As Mastra: a batch starts only once every item of the batch before it succeeded. An
+    item that fails ends the foreach with its batch; an item that suspends suspends it
+    with its batch, and the resume of that batch's items goes on to the next batch (with
+    concurrency 1, each resume finishes one item and runs the next until it suspends).
+
+    The foreach record holds the items (its payload); each item's outcome is stored as a
+    row of its own (`Outbox.stage_item`), so an item costs the same whatever the item
+    count, and a recovered walk runs exactly the items that have no outcome yet, or
+    whose accepted resume has not run. The record written for the step itself never
+    carries the items: they are in their rows already.
     """
     step = node.step
     path = (*scope.prefix, step.id)
@@ -185,6 +191,7 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
     if record is not None and (done := recorded(record)) is not None:
         return done
     nested = isinstance(step, Workflow)
+    announce = False
     if record is None or record.status not in (StepStatus.RUNNING, StepStatus.SUSPENDED):
         if not isinstance(data, list):
             error = RunError(
@@ -192,10 +199,17 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
                 f"foreach step {step.id!r} needs a list as input, got {type(data).__name__}",
             )
             return walker.reject(path, data, error)
+        # The loop iteration it belongs to (as any step's): a later iteration starts over.
         record = StepRecord(
-            path, StepStatus.RUNNING, payload=data, started_at=time.time(), position=walker.position(path)
+            path,
+            StepStatus.RUNNING,
+            payload=data,
+            started_at=time.time(),
+            iteration=scope.iteration,
+            position=walker.position(path),
         )
-        walker.record_event(EventType.STEP_START, record)
+        walker.outbox.clear_items(path)  # items of an earlier pass (a loop iteration) go
+        announce = True
     items = record.payload if isinstance(record.payload, list) else None
     if items is None:
         error = RunError("RecoveryError", f"the stored record of foreach step {step.id!r} has no items")
@@ -218,63 +232,87 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
                 walker.note_suspended(record)
             return SUSPENDED
         record = replace(record, status=StepStatus.RUNNING)
+        announce = True
+    # From here the step's own record leaves the items out: they are in their rows, and a
+    # record carrying them would write them all again (and could write back stale ones).
+    loaded = [item.index for item in record.foreach_items]
+    record = replace(record, foreach_items=())
+    if announce:
         walker.record_event(EventType.STEP_START, record)
-    todo = [i for i in range(len(items)) if _needs_run(state.get(i), nested)]
-    limit = asyncio.Semaphore(node.concurrency)
-    stop = False
-    current = record
+    marker = StepRecord(path, StepStatus.RUNNING, position=record.position)
+    """The step a progress event names: the path only, never the items."""
+    total = len(items)
+    completed = sum(1 for i in state.values() if i.status in (StepStatus.SUCCESS, StepStatus.FAILED))
 
     async def one(index: int) -> None:
-        nonlocal current, stop
-        async with limit:
-            if stop or walker.cancel_requested:
-                return
-            before = state.get(index)
-            # A suspended item of workflows with no resume inside is walked only to list its
-            # suspended steps: it stays as it is, with no new state and no progress event.
-            unchanged = (
-                nested
-                and before is not None
-                and before.status is StepStatus.SUSPENDED
-                and not walker.resume_below((*path, f"[{index}]"))
-            )
-            outcome = await walk(index)
-            if unchanged and outcome.kind is Kind.SUSPENDED:
-                return
-            item = _item(index, outcome, before)
-            state[index] = item
-            if outcome.kind in (Kind.FAILED, Kind.CANCELED, Kind.BAILED):
-                stop = True
-            current = replace(current, foreach_items=tuple(state[i] for i in sorted(state)))
-            completed = sum(1 for i in state.values() if i.status in (StepStatus.SUCCESS, StepStatus.FAILED))
-            progress = StepProgress(completed, len(items), index, item.status, item.output)
-            walker.records[path] = current
-            walker.outbox.stage(step=current)
-            walker.outbox.event(
-                EventType.STEP_PROGRESS,
-                walker.status,
-                StepRecord(path, StepStatus.RUNNING, position=current.position),
-                progress=progress,
-            )
-            await walker.outbox.after_body()
+        nonlocal completed
+        if walker.cancel_requested:
+            return
+        before = state.get(index)
+        # A suspended item of workflows with no resume inside is walked only to list its
+        # suspended steps: it stays as it is, with no new state and no progress event.
+        unchanged = (
+            nested
+            and before is not None
+            and before.status is StepStatus.SUSPENDED
+            and not walker.resume_below((*path, f"[{index}]"))
+        )
+        outcome = await walk(index)
+        if unchanged and outcome.kind is Kind.SUSPENDED:
+            return
+        item = _item(index, outcome, before)
+        state[index] = item
+        if item.status in (StepStatus.SUCCESS, StepStatus.FAILED):
+            completed += 1
+        walker.outbox.stage_item(path, item)
+        walker.outbox.event(
+            EventType.STEP_PROGRESS,
+            walker.status,
+            marker,
+            progress=StepProgress(completed, total, index, item.status, item.output),
+        )
+        await walker.outbox.after_body()
 
-    await walker.gather(*(one(i) for i in todo))
-    record = current
+    size = max(node.concurrency, 1)
+    for first in range(0, total, size):
+        batch = range(first, min(first + size, total))
+        todo = [i for i in batch if _needs_run(state.get(i), nested)]
+        if len(todo) == 1:  # one body at a time: no task to start, as for a plain step
+            await one(todo[0])
+        elif todo:
+            await walker.gather(*(one(i) for i in todo))
+        if walker.cancel_requested or any(
+            (i := state.get(index)) is None or i.status is not StepStatus.SUCCESS for index in batch
+        ):
+            break
+    # The record the walk keeps has the items (the run's answer, labels and Resume read it).
+    listed = tuple(state[i] for i in sorted(state))
+
+    def finish(outcome: Outcome, *, leaf: bool = True) -> Outcome:
+        result = walker.finish_record(record, outcome, leaf=leaf)
+        # Items this walk found stored are written once more as rows: a record stored before
+        # items had rows of their own held them inline, and the record just staged has none.
+        for index in loaded:
+            walker.outbox.stage_item(path, state[index])
+        walker.records[path] = replace(walker.records[path], foreach_items=listed)
+        return result
+
     if walker.cancel_requested:
-        return walker.finish_record(record, CANCELED)
-    failure = next((i for i in state.values() if i.status is StepStatus.FAILED), None)
+        return finish(CANCELED)
+    failure = next((i for i in listed if i.status is StepStatus.FAILED), None)
     if failure is not None:
-        return walker.finish_record(record, failed(failure.error or RunError("Error", "an item failed")))
-    waiting = [i for i in sorted(state) if state[i].status is StepStatus.SUSPENDED]
+        return finish(failed(failure.error or RunError("Error", "an item failed")))
+    waiting = [i for i in listed if i.status is StepStatus.SUSPENDED]
     if waiting:
-        first = state[waiting[0]]
-        outcome = walker.finish_record(
-            record, Outcome(Kind.SUSPENDED, {"payload": first.suspend_payload, "labels": []}), leaf=False
+        outcome = finish(
+            Outcome(Kind.SUSPENDED, {"payload": waiting[0].suspend_payload, "labels": []}), leaf=False
         )
         if not nested:
             walker.note_suspended(walker.records[path])
         return outcome
-    return walker.finish_record(record, success([state[i].output for i in range(len(items))]))
+    if len(listed) != total or any(i.status is not StepStatus.SUCCESS for i in listed):
+        return finish(CANCELED)  # an item canceled on its own: nothing else leaves one unfinished
+    return finish(success([i.output for i in listed]))
 
 
 def _needs_run(item: ForeachItem | None, nested: bool) -> bool:

@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 from runservice.engine.leases import LeaseLost
-from runservice.model import Event, EventDraft, EventType, RunStatus, StepRecord
+from runservice.model import Event, EventDraft, EventType, ForeachItem, RunStatus, StepPath, StepRecord
 from runservice.storage import Lease, RunWrite, Store
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ class Outbox:
         self._loop = loop
         self._run_id = run_id
         self._steps: dict[tuple[str, ...], StepRecord] = {}
+        self._items: dict[tuple[StepPath, int], ForeachItem] = {}
+        self._cleared: list[StepPath] = []
         self._events: list[EventDraft] = []
         self._patch: dict[str, Any] = {}
         self._lock = asyncio.Lock()
@@ -68,6 +70,15 @@ class Outbox:
         if event is not None:
             self._events.append(event)
         self._patch.update(patch)
+
+    def stage_item(self, path: StepPath, item: ForeachItem) -> None:
+        """Stage one foreach item's state: a row of its own, not its step's whole record."""
+        self._items[(path, item.index)] = item
+
+    def clear_items(self, path: StepPath) -> None:
+        """Delete the stored items of a foreach step that starts over (with the next commit)."""
+        self._items = {key: item for key, item in self._items.items() if key[0] != path}
+        self._cleared.append(path)
 
     def release(self) -> None:
         """Give up the run's lease with the next commit (the run settles)."""
@@ -139,7 +150,7 @@ class Outbox:
         async with self._lock:
             if self._flush_error is not None:
                 raise RuntimeError("an earlier background flush of this run failed") from self._flush_error
-            if not (self._steps or self._events or self._patch):
+            if not (self._steps or self._events or self._patch or self._items or self._cleared):
                 return ()
             change = RunWrite(
                 run_id=self._run_id,
@@ -149,8 +160,11 @@ class Outbox:
                 request=self._request,
                 fence=self._lease,
                 release=self._release,
+                items=tuple((path, item) for (path, _), item in self._items.items()),
+                clear_items=tuple(self._cleared),
             )
             self._steps, self._events, self._patch, self._request = {}, [], {}, None
+            self._items, self._cleared = {}, []
             result = await self._store.write(change)
             if not result.applied:
                 raise LeaseLost(self._run_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from runservice.model import Event, EventDraft, Run, RunStatus, StepPath, StepRecord
+from runservice.model import Event, EventDraft, ForeachItem, Run, RunStatus, StepPath, StepRecord
 from runservice.storage.hub import EventHub, Subscription
 
 RUN_PATCH_FIELDS = frozenset(
@@ -65,14 +65,19 @@ class RunWrite:
     - `create`: insert this new run; not applied if the run id exists.
     - `expect`: apply only if the run exists and its status is one of these.
     - `patch`: run fields to set (keys from RUN_PATCH_FIELDS); `updated_at` is always set.
-    - `steps`: step records to upsert, keyed by path.
+    - `steps`: step records to upsert, keyed by path. A record's `foreach_items` are
+      stored as item rows (upserted, like `items`), never inside the step's own row.
     - `events`: appended with the next sequences of the run, in order.
     - `request`: `(kind, request_id)` remembered for idempotency (ignored if already there).
-    - `drop_steps`: step records to remove, by path (before `steps` are upserted).
+    - `drop_steps`: step records to remove, by path, with their foreach items (before `steps`
+      are upserted).
     - `delete`: remove the run with its steps, events and requests.
     - `fence`: apply only while this lease owns the run (progress of a driven run).
     - `claim`: the run must have no live owner; the writer becomes its owner (epoch + 1).
     - `release`: the run has no owner afterwards (it settled: suspended or finished).
+    - `items`: foreach item states to upsert, keyed by (step path, item index): an item's
+      progress is one small row, however many items its step has.
+    - `clear_items`: steps whose stored items are deleted first (a foreach that starts over).
     """
 
     run_id: str
@@ -87,6 +92,8 @@ class RunWrite:
     claim: Claim | None = None
     release: bool = False
     drop_steps: Sequence[StepPath] = ()
+    items: Sequence[tuple[StepPath, ForeachItem]] = ()
+    clear_items: Sequence[StepPath] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ from runservice.storage.postgres_writes import (
     RUN_COLUMNS,
     apply_batch,
     run_from_row,
+    with_items,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,10 @@ _SELECT_SUMMARY = "SELECT {} FROM runs".format(
 )
 """A listing's summaries: the payload columns are not read at all."""
 _SELECT_RUN_WITH_STEPS = (
-    f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, s.record"
+    f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, s.record,"
+    # A foreach step's item rows, comma-separated JSON (NULL when it has none).
+    " (SELECT string_agg(f.item, ','::bytea) FROM foreach_items f"
+    " WHERE f.run_id = s.run_id AND f.path_key = s.path_key)"
     " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = $1"
 )
 
@@ -349,7 +353,11 @@ class PostgresStore(PostgresSchedules):
         rows = await self._readers().fetch(_SELECT_RUN_WITH_STEPS, run_id)
         if not rows:
             return None
-        records = [StepRecord.from_json(orjson.loads(row[-1])) for row in rows if row[-1] is not None]
+        records = [
+            StepRecord.from_json(with_items(orjson.loads(row[-2]), row[-1]))
+            for row in rows
+            if row[-2] is not None
+        ]
         return run_from_row(rows[0]).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:

@@ -133,15 +133,23 @@ _WRITE_ROWS_CTES = (
     " e AS (INSERT INTO events (run_id, seq, time, body)"
     " SELECT * FROM unnest($5::text[], $6::bigint[], $7::double precision[], $8::bytea[])),"
     " q AS (INSERT INTO requests (run_id, kind, request_id)"
-    " SELECT * FROM unnest($9::text[], $10::text[], $11::text[]) ON CONFLICT DO NOTHING)"
+    " SELECT * FROM unnest($9::text[], $10::text[], $11::text[]) ON CONFLICT DO NOTHING),"
+    " i AS (INSERT INTO foreach_items (run_id, path_key, item_index, item)"
+    " SELECT * FROM unnest($12::text[], $13::text[], $14::integer[], $15::bytea[])"
+    " ON CONFLICT (run_id, path_key, item_index) DO UPDATE SET item = excluded.item)"
 )
 _WRITE_ROWS = f"{_WRITE_ROWS_CTES} SELECT 1"
 _WRITE_ROWS_AND_NOTIFY = (
-    f"{_WRITE_ROWS_CTES} SELECT pg_notify('{CHANNEL}', payload) FROM unnest($12::text[]) AS payload"
+    f"{_WRITE_ROWS_CTES} SELECT pg_notify('{CHANNEL}', payload) FROM unnest($16::text[]) AS payload"
+)
+_CLEAR_ITEMS = (
+    "DELETE FROM foreach_items f USING unnest($1::text[], $2::text[]) AS c(run_id, path_key)"
+    " WHERE f.run_id = c.run_id AND f.path_key = c.path_key"
 )
 _DELETE_RUN = (
     "WITH r AS (DELETE FROM runs WHERE run_id = $1),"
     " s AS (DELETE FROM steps WHERE run_id = $1),"
+    " f AS (DELETE FROM foreach_items WHERE run_id = $1),"
     " e AS (DELETE FROM events WHERE run_id = $1),"
     " q AS (DELETE FROM requests WHERE run_id = $1)"
     " SELECT 1"
@@ -149,6 +157,7 @@ _DELETE_RUN = (
 _DELETE_RUN_IF = (
     "WITH gone AS (DELETE FROM runs WHERE run_id = $1 AND status = ANY($2::text[]) RETURNING run_id),"
     " s AS (DELETE FROM steps WHERE run_id IN (SELECT run_id FROM gone)),"
+    " f AS (DELETE FROM foreach_items WHERE run_id IN (SELECT run_id FROM gone)),"
     " e AS (DELETE FROM events WHERE run_id IN (SELECT run_id FROM gone)),"
     " q AS (DELETE FROM requests WHERE run_id IN (SELECT run_id FROM gone))"
     " SELECT count(*) FROM gone"
@@ -244,6 +253,8 @@ class _Encoded:
     values: list[object]
     steps: list[tuple[str, int, bytes]]
     bodies: list[bytes]
+    items: list[tuple[str, int, bytes]]
+    """Foreach item rows: (path key, index, JSON)."""
 
 
 class _Round:
@@ -331,6 +342,10 @@ def _applied(
         rows.drops.append((run_id, key))
     for key, position, record in encoded.steps:
         rows.steps[(run_id, key)] = (position, record)
+    if change.clear_items or change.drop_steps:  # a dropped step's items go with it
+        rows.clear(run_id, [*change.clear_items, *change.drop_steps])
+    for key, index, item in encoded.items:
+        rows.items[(run_id, key, index)] = item
     rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(encoded.bodies))
     if change.request is not None:
         kind, request_id = change.request
@@ -346,18 +361,26 @@ def _applied(
 
 
 class _Rows:
-    """Step, event and request rows of applied changes, inserted with one statement."""
+    """Step, item, event and request rows of applied changes, inserted with one statement."""
 
-    __slots__ = ("drops", "events", "requests", "steps")
+    __slots__ = ("clears", "drops", "events", "items", "requests", "steps")
 
     def __init__(self) -> None:
         # Keyed by (run, path): a step upserted twice keeps its last record (one statement
         # may not upsert the same row twice).
         self.steps: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self.items: dict[tuple[str, str, int], bytes] = {}
+        self.clears: list[tuple[str, str]] = []
         self.events: list[tuple[str, int, float, bytes]] = []
         self.requests: list[tuple[str, str, str]] = []
         self.drops: list[tuple[str, str]] = []
         """(run, path key) of step records to delete (time travel), before the upserts."""
+
+    def clear(self, run_id: str, paths: Sequence[StepPath]) -> None:
+        """Delete these steps' stored items (at the flush, before the items gathered after)."""
+        keys = {path_key(path) for path in paths}
+        self.items = {k: v for k, v in self.items.items() if k[0] != run_id or k[1] not in keys}
+        self.clears.extend((run_id, key) for key in keys)
 
     async def flush(self, conn: Any, notifications: list[str] | None = None) -> None:
         """Insert the rows gathered so far (before anything that deletes them), and send
@@ -370,11 +393,13 @@ class _Rows:
                 [d[0] for d in drops],
                 [d[1] for d in drops],
             )
-        if not (self.steps or self.events or self.requests or notifications):
+        if not (self.steps or self.items or self.clears or self.events or self.requests or notifications):
             return
         keys, steps = list(self.steps), list(self.steps.values())
-        events, requests = self.events, self.requests
-        self.steps, self.events, self.requests = {}, [], []
+        events, requests, items, clears = self.events, self.requests, self.items, self.clears
+        self.steps, self.events, self.requests, self.items, self.clears = {}, [], [], {}, []
+        if clears:  # rare (a foreach starting over): its own statement, before the new items
+            await conn.execute(_CLEAR_ITEMS, [c[0] for c in clears], [c[1] for c in clears])
         await conn.execute(
             _WRITE_ROWS_AND_NOTIFY if notifications else _WRITE_ROWS,
             [run_id for run_id, _ in keys],
@@ -388,6 +413,10 @@ class _Rows:
             [r[0] for r in requests],
             [r[1] for r in requests],
             [r[2] for r in requests],
+            [k[0] for k in items],
+            [k[1] for k in items],
+            [k[2] for k in items],
+            list(items.values()),
             *([notifications] if notifications else []),
         )
 
@@ -438,9 +467,35 @@ def _encode(change: RunWrite) -> _Encoded:
             fragment = encoded[id(record)] = orjson.Fragment(orjson.dumps(record.to_json()))
         return fragment
 
-    steps = [(step.key, step.position, orjson.dumps(encode_step(step))) for step in change.steps]
+    def step_row(record: StepRecord) -> bytes:
+        if not record.foreach_items:
+            return orjson.dumps(encode_step(record))
+        data = record.to_json()  # the items go to their own rows, not into the step's
+        del data["foreach_items"]
+        return orjson.dumps(data)
+
+    steps = [(step.key, step.position, step_row(step)) for step in change.steps]
     bodies = [orjson.dumps(draft.to_json(encode_step)) for draft in change.events]
-    return _Encoded(mask, values, steps, bodies)
+    items = [
+        (record.key, item.index, orjson.dumps(item.to_json()))
+        for record in change.steps
+        for item in record.foreach_items
+    ]
+    items.extend((path_key(path), item.index, orjson.dumps(item.to_json())) for path, item in change.items)
+    return _Encoded(mask, values, steps, bodies, items)
+
+
+def with_items(record: dict[str, Any], items: bytes | None) -> dict[str, Any]:
+    """A decoded step record with its item rows (`items`: their JSON, comma-separated) as
+    `foreach_items`; items a record still holds inline (written before item rows existed)
+    stay unless a row replaces them."""
+    if not items:
+        return record
+    merged = {item["index"]: item for item in record.get("foreach_items") or ()}
+    for item in orjson.loads(b"[" + items + b"]"):
+        merged[item["index"]] = item
+    record["foreach_items"] = [merged[index] for index in sorted(merged)]
+    return record
 
 
 def _json(value: Any) -> bytes | None:

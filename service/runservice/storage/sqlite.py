@@ -80,7 +80,10 @@ _RUN_COLUMN_LIST = (
 _RUN_COLUMNS = _RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `_run_from_row` use
 _SELECT_RUN = f"SELECT {_RUN_COLUMN_LIST} FROM runs"
 _SELECT_RUN_WITH_STEPS = (
-    f"SELECT {', '.join('r.' + c for c in _RUN_COLUMNS)}, s.record"
+    f"SELECT {', '.join('r.' + c for c in _RUN_COLUMNS)}, s.record,"
+    # A foreach step's item rows as one JSON array (NULL when it has none).
+    " (SELECT '[' || group_concat(f.item, ',') || ']' FROM foreach_items f"
+    " WHERE f.run_id = s.run_id AND f.path_key = s.path_key)"
     " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = ?"
 )
 _INSERT_RUN = (
@@ -94,6 +97,11 @@ _UPSERT_STEP = (
     " ON CONFLICT (run_id, path_key) DO UPDATE SET position = excluded.position, record = excluded.record"
 )
 _INSERT_REQUEST = "INSERT OR IGNORE INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)"
+_UPSERT_ITEM = (
+    "INSERT INTO foreach_items (run_id, path_key, item_index, item) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (run_id, path_key, item_index) DO UPDATE SET item = excluded.item"
+)
+_CLEAR_ITEMS = "DELETE FROM foreach_items WHERE run_id = ? AND path_key = ?"
 
 _ACTIVE_SQL = "('running', 'waiting')"
 
@@ -350,13 +358,15 @@ class SqliteStore(SqliteSchedules):
         rows = await self._reader().execute_fetchall(_SELECT_RUN_WITH_STEPS, (run_id,))
         if not rows:
             return None
-        decoded = [orjson.loads(row[-1]) for row in rows if row[-1] is not None]
+        decoded = [_with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
         wanted: set[str] = set()
         for record in decoded:
             values.wanted(record, wanted)
+            for item in record.get("foreach_items") or ():
+                values.wanted(item, wanted)
         _column_digests(rows[0], wanted)
         found = await self._values(run_id, wanted)
-        records = [StepRecord.from_json(values.resolve(record, found)) for record in decoded]
+        records = [StepRecord.from_json(_resolve_record(record, found)) for record in decoded]
         return _run_from_row(rows[0], found).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
@@ -566,21 +576,35 @@ async def _connect_reader(path: str) -> Any:
 
 
 class _Rows:
-    """Step and event rows of a batch, inserted with one `executemany` per table."""
+    """Step, item and event rows of a batch, inserted with one `executemany` per table."""
 
-    __slots__ = ("_conn", "events", "steps", "values")
+    __slots__ = ("_conn", "clears", "events", "items", "steps", "values")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self.steps: list[tuple[str, str, int, str]] = []
+        self.items: list[tuple[str, str, int, str]] = []
+        self.clears: list[tuple[str, str]] = []
         self.events: list[tuple[str, int, float, str]] = []
         self.values: list[tuple[str, str, str]] = []
+
+    def clear(self, run_id: str, paths: Sequence[StepPath]) -> None:
+        """Delete these steps' stored items (at the flush, before the items gathered after)."""
+        keys = {path_key(path) for path in paths}
+        self.items = [row for row in self.items if row[0] != run_id or row[1] not in keys]
+        self.clears.extend((run_id, key) for key in keys)
 
     def flush(self) -> None:
         """Insert the rows gathered so far (before anything that reads or deletes them)."""
         if self.steps:
             self._conn.executemany(_UPSERT_STEP, self.steps)
             self.steps = []
+        if self.clears:
+            self._conn.executemany(_CLEAR_ITEMS, self.clears)
+            self.clears = []
+        if self.items:
+            self._conn.executemany(_UPSERT_ITEM, self.items)
+            self.items = []
         if self.events:
             self._conn.executemany(_INSERT_EVENT, self.events)
             self.events = []
@@ -606,12 +630,13 @@ def _apply(
         found = _status(conn, run_id)
         if change.expect is not None and found not in change.expect:
             return WriteResult(applied=False, status=found)
-        for table in ("steps", "events", "requests", "run_values", "runs"):
+        for table in ("steps", "foreach_items", "events", "requests", "run_values", "runs"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         return WriteResult(applied=True, status=None)
     writer = values.ValueWriter()
     try:
         assignments, params, steps, bodies = _encode(change, writer)
+        items = _encode_items(change, writer)
         created = None if change.create is None else _run_row(change.create, now, len(bodies), writer)
     except Exception as exc:  # not JSON data, an unknown field: a bug in the caller
         return exc
@@ -667,6 +692,9 @@ def _apply(
         )
     rows.values.extend(writer.rows)
     rows.steps.extend((run_id, key, position, record) for key, position, record in steps)
+    if change.clear_items or change.drop_steps:  # a dropped step's items go with it
+        rows.clear(run_id, [*change.clear_items, *change.drop_steps])
+    rows.items.extend((run_id, key, index, item) for key, index, item in items)
     rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(bodies))
     if change.request is not None:
         kind, request_id = change.request
@@ -705,12 +733,64 @@ def _encode(
             fragment = encoded[id(record)] = orjson.Fragment(values.dumps(data))
         return fragment
 
-    steps = [(step.key, step.position, _dumps(encode_step(step))) for step in change.steps]
+    def step_row(record: StepRecord) -> str:
+        if not record.foreach_items:
+            return _dumps(encode_step(record))
+        # The items go to their own rows (`_encode_items`), not into the step's.
+        data = writer.fields(change.run_id, record.to_json(), values.RECORD_FIELDS)
+        del data["foreach_items"]
+        return _dumps(data)
+
+    steps = [(step.key, step.position, step_row(step)) for step in change.steps]
     bodies = [
         _dumps(writer.fields(change.run_id, draft.to_json(encode_step), values.EVENT_FIELDS))
         for draft in change.events
     ]
     return assignments, params, steps, bodies
+
+
+def _encode_items(change: RunWrite, writer: values.ValueWriter) -> list[tuple[str, int, str]]:
+    """Item rows (path key, index, JSON) of a change: its records' items, then `items`."""
+    rows: list[tuple[str, int, str]] = []
+    for record in change.steps:
+        key = record.key
+        for item in record.foreach_items:
+            rows.append((key, item.index, _dumps(writer.fields(change.run_id, item.to_json(), ITEM_FIELDS))))
+    for path, item in change.items:
+        body = _dumps(writer.fields(change.run_id, item.to_json(), ITEM_FIELDS))
+        rows.append((path_key(path), item.index, body))
+    return rows
+
+
+ITEM_FIELDS = ("output", "suspend_payload", "resume_payload")
+"""The fields of a foreach item that may be references to stored values."""
+
+
+def _with_items(record: dict[str, Any], items: str | None) -> dict[str, Any]:
+    """A decoded step record with its item rows as `foreach_items`; items a record still
+    holds inline (written before item rows existed) stay unless a row replaces them."""
+    if items is None:
+        return record
+    rows = orjson.loads(items)
+    inline = record.get("foreach_items")
+    if inline:
+        merged = {item["index"]: item for item in inline}
+        merged.update((item["index"], item) for item in rows)
+        rows = list(merged.values())
+    rows.sort(key=_index)
+    record["foreach_items"] = rows
+    return record
+
+
+def _index(item: dict[str, Any]) -> int:
+    index: int = item["index"]
+    return index
+
+
+def _resolve_record(record: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
+    for item in record.get("foreach_items") or ():
+        values.resolve(item, found)
+    return values.resolve(record, found)
 
 
 def _status(conn: sqlite3.Connection, run_id: str) -> RunStatus | None:
