@@ -138,8 +138,17 @@ class Store(Protocol):
     async def close(self) -> None:
         """Flush pending writes and release every resource. Safe to call twice."""
 
-    async def write(self, change: RunWrite) -> WriteResult:
-        """Commit one change; returns once it is durable."""
+    async def write(self, change: RunWrite, *, durable: bool = True) -> WriteResult:
+        """Commit one change; returns once it is durable (survives a power loss). With
+        `durable=False` (internal progress nobody is told about) it may return once it is
+        committed, safe against a process crash; a later `sync` covers it."""
+
+    async def sync(self, upto: int | None = None) -> None:
+        """Return once every commit made so far (or up to commit number `upto`) is durable.
+
+        The engine awaits it before telling a caller anything that rests on progress
+        written with `durable=False`; reads call it themselves. PostgreSQL: every commit
+        is durable already (synchronous_commit on), so it returns at once."""
 
     async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
         """The run, with its step records when `steps` is true; None if unknown."""
@@ -169,9 +178,13 @@ class Store(Protocol):
         """How many runs have each of `statuses` (every one of them is a key), for metrics gauges."""
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, durability: str = "full") -> Store:
     """The store for a database URL: `sqlite:///path/to/file.db` (or a plain path), or
-    `postgresql://user:password@host:port/database` (also `postgres://`)."""
+    `postgresql://user:password@host:port/database` (also `postgres://`).
+
+    `durability` (SQLite): `full` syncs before anything is told (the rule), `normal` never
+    syncs (a power loss may lose replies and events already delivered). PostgreSQL
+    commits are durable either way."""
     if url.startswith(("postgresql://", "postgres://")):
         from runservice.storage.postgres import PostgresStore
 
@@ -180,7 +193,8 @@ def open_store(url: str) -> Store:
         from runservice.storage.sqlite import SqliteStore
 
         return SqliteStore(
-            url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url
+            url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url,
+            durability=durability,
         )
     raise ValueError(
         f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or postgresql://host/database"
