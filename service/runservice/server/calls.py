@@ -41,13 +41,16 @@ KINDS = {
 class Call:
     """One RPC as observers see it. `code` and `seconds` are set when it ends."""
 
-    __slots__ = ("code", "context", "kind", "method", "seconds", "sent", "service", "started")
+    __slots__ = ("code", "context", "kind", "method", "peer", "seconds", "sent", "service", "started")
 
     def __init__(self, service: str, method: str, kind: str, context: Context) -> None:
         self.service = service
         self.method = method
         self.kind = kind
         self.context = context
+        # Read now, while the call is alive: grpc.aio's `peer()` on a stream the client has
+        # already cancelled can crash the process (SIGSEGV seen in tests/test_replicas.py).
+        self.peer: str = context.peer()
         self.started = time.perf_counter()
         self.code = grpc.StatusCode.OK
         self.seconds = 0.0
@@ -174,7 +177,7 @@ def log_access(call: Call) -> None:
     method = f"/{call.service}/{call.method}"
     code = call.code.name
     ms = round(call.seconds * 1000, 3)
-    peer = call.context.peer()
+    peer = call.peer
     # The record is made directly: `Logger.info` would walk the stack for the caller's file
     # and line on every RPC, which nobody reads for this line.
     record = access_logger.makeRecord(
