@@ -102,9 +102,9 @@ class ServerProcess:
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a server child: ours without RUNSERVICE_* settings (except the log level)."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("RUNSERVICE_") or k == "RUNSERVICE_LOG_LEVEL"
-    }
+    """The environment for a server child: ours without RUNSERVICE_* settings (except the log
+    level, and the durability setting, so `RUNSERVICE_DURABILITY=normal python -m bench` measures it)."""
+    kept = ("RUNSERVICE_LOG_LEVEL", "RUNSERVICE_DURABILITY")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSERVICE_") or k in kept}
     env.update(extra or {})
     return env

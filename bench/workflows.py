@@ -59,7 +59,33 @@ suspend_once = (
     .commit()
 )
 
-WORKFLOWS: list[Workflow] = [three_steps, suspend_once]
+
+class Chunks(BaseModel):
+    count: int
+
+
+@create_step("write-chunks", input_schema=Chunks, output_schema=Chunks)
+async def write_chunks(ctx: StepContext) -> Chunks:
+    """One event per chunk (each `writer.write` is its own commit)."""
+    count = Chunks.model_validate(ctx.input_data).count
+    for index in range(count):
+        await ctx.writer.write({"chunk": index})
+    return Chunks(count=count)
+
+
+chatty = (
+    create_workflow(
+        "bench-chatty",
+        input_schema=Chunks,
+        output_schema=Chunks,
+        description="One step writing `count` output chunks, for Watch fan-out",
+    )
+    .then(write_chunks)
+    .commit()
+)
+
+
+WORKFLOWS: list[Workflow] = [three_steps, suspend_once, chatty]
 
 
 async def _square(ctx: StepContext) -> Any:

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         None,
         description="`sqlite:///path/to/file.db` or `postgresql://user@host/db` (overrides the data dir)",
     )
+    durability: str = Field(
+        "full",
+        description="SQLite: full (whatever a caller or watcher is told survives a power loss) or "
+        "normal (no fsync ever: a power loss may lose replies and events already delivered)",
+    )
     workflows: Annotated[tuple[str, ...], NoDecode] = Field(
         ("runservice.examples",), description="comma-separated modules whose workflows are served"
     )
@@ -166,6 +171,14 @@ class Settings(BaseSettings):
         if value is not None and ":" not in value:
             raise ValueError("must be HOST:PORT")
         return value
+
+    @field_validator("durability", mode="before")
+    @classmethod
+    def _durability(cls, value: Any) -> Any:
+        mode = str(value).lower()
+        if mode not in ("full", "normal"):
+            raise ValueError("is not full or normal")
+        return mode
 
     @field_validator("log_format", mode="before")
     @classmethod

@@ -131,6 +131,7 @@ def run_serve(args: argparse.Namespace) -> int:
                     workflows,
                     address=settings.address,
                     database_url=settings.database,
+                    durability=settings.durability,
                     grace=settings.grace,
                     heartbeat=settings.heartbeat,
                     lease_seconds=settings.lease_seconds,

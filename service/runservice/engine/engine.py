@@ -294,8 +294,11 @@ class Engine:
             )
             request = ("start", request_id) if request_id else None
             claim = self._keeper.claim
+            # With `wait`, the reply comes after the settling commit, which is synced: the
+            # start's own commit need not wait for an fsync.
             result = await self._store.write(
-                RunWrite(run_id, create=fresh, events=(begin,), request=request, claim=claim)
+                RunWrite(run_id, create=fresh, events=(begin,), request=request, claim=claim),
+                durable=not wait,
             )
             if not result.applied:
                 existing = await self._load(run_id)
@@ -880,7 +883,9 @@ class Engine:
     async def _settled(self, task: asyncio.Task[Run]) -> Run:
         """The run once its driver settles; the run keeps going if the caller goes away."""
         try:
-            return await asyncio.shield(task)
+            run = await asyncio.shield(task)
+            await self._store.sync()  # the reply rests on progress written without an fsync
+            return run
         except asyncio.CancelledError:
             if task.cancelled():
                 raise Unavailable("server is shutting down; the run continues when it restarts") from None

@@ -165,7 +165,10 @@ class Outbox:
             )
             self._steps, self._events, self._patch, self._request = {}, [], {}, None
             self._items, self._cleared = {}, []
-            result = await self._store.write(change)
+            # Progress is internal until the run settles: only the settling commit (the
+            # caller's reply, the watchers' last event) must be synced; it covers the rest.
+            # A watched run's events are synced by the store before a watcher sees them.
+            result = await self._store.write(change, durable=self._release)
             if not result.applied:
                 raise LeaseLost(self._run_id)
             if result.events:

@@ -187,6 +187,7 @@ async def serve(
     *,
     address: str,
     database_url: str,
+    durability: str = "full",
     grace: float = 10.0,
     heartbeat: float = 15.0,
     lease_seconds: float = 10.0,
@@ -207,7 +208,8 @@ async def serve(
     `address_file`, when given, receives the bound address (`runservice health` reads it).
     `metrics_address` serves Prometheus metrics there; `tracing` makes OpenTelemetry spans
     (exported over OTLP when its exporter package is installed); `access_log` logs one line
-    per RPC. `schedules` are cron schedules declared by the configuration.
+    per RPC. `schedules` are cron schedules declared by the configuration. `durability` is the
+    SQLite store's (see `open_store`).
     """
     workflows = list(workflows)
     stop = asyncio.Event()
@@ -233,7 +235,7 @@ async def serve(
             server.tls.request_reload()  # read at the next handshake
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
-    store = open_store(database_url)
+    store = open_store(database_url, durability=durability)
     try:
         await store.open()
         observability = Observability(

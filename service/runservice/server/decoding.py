@@ -63,6 +63,11 @@ def _deserializer(cls: type[message.Message], limit: int) -> Callable[[bytes], A
     return decode
 
 
+def _serialize(msg: message.Message | bytes) -> bytes:
+    """A response stream may send bytes serialised once for many streams (server/fanout.py)."""
+    return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+
 def _error(request: Malformed) -> grpc.Status:
     if request.size:
         return to_status(MessageTooLarge(request.size, request.limit))
@@ -112,7 +117,7 @@ def _handler(servicer: Any, method: MethodDescriptor, limit: int) -> grpc.RpcMet
         return grpc.unary_stream_rpc_method_handler(
             _guard_stream(behavior),
             request_deserializer=decode,
-            response_serializer=response_cls.SerializeToString,
+            response_serializer=_serialize,
         )
     return grpc.unary_unary_rpc_method_handler(
         _guard_unary(behavior),

@@ -20,6 +20,7 @@ from runservice.engine import Engine
 from runservice.engine.engine import new_id, new_trace_id
 from runservice.engine.timetravel import fork_run_id
 from runservice.server import convert, scope
+from runservice.server.fanout import SharedReplies
 from runservice.server.status import to_status
 from runservice.server.tracing import Tracing, trace_request
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
@@ -84,6 +85,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self._heartbeat = heartbeat
         self._tracing = tracing
         self._workflows: dict[str, run_pb2.Workflow] | None = None
+        self._shared = SharedReplies()
 
     def _workflow_messages(self) -> dict[str, run_pb2.Workflow]:
         # Workflows are fixed for the life of the process: convert them once.
@@ -322,9 +324,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         yield convert.stream_end(await self._engine.get_run(run_id))
 
     @_streaming
-    async def Watch(
+    async def Watch(  # type: ignore[override]  # also yields serialised messages (fanout.py)
         self, request: run_service_pb2.WatchRequest, context: Context
-    ) -> AsyncIterator[run_service_pb2.WatchResponse]:
+    ) -> AsyncIterator[run_service_pb2.WatchResponse | bytes]:
         args = convert.watch_args(request)
         run_id, after = args["run_id"], args["after_sequence"]
         await scope.check_run(self._engine, run_id)
@@ -346,7 +348,13 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                         states.append(state)
                 if batch:
                     watermark = max(watermark, batch[-1].sequence)
-                for reply in convert.watch_replies(batch, states, watermark):
+                # Without states, every stream of the run sends the same bytes: made once.
+                shared = bool(batch) and state is None
+                for reply in (
+                    self._shared.replies(batch, watermark)
+                    if shared
+                    else convert.watch_replies(batch, states, watermark)
+                ):
                     yield reply
         finally:
             await _close(follow)

@@ -151,8 +151,17 @@ class Store(Protocol):
     async def close(self) -> None:
         """Flush pending writes and release every resource. Safe to call twice."""
 
-    async def write(self, change: RunWrite) -> WriteResult:
-        """Commit one change; returns once it is durable."""
+    async def write(self, change: RunWrite, *, durable: bool = True) -> WriteResult:
+        """Commit one change; returns once it is durable (survives a power loss). With
+        `durable=False` (internal progress nobody is told about) it may return once it is
+        committed, safe against a process crash; a later `sync` covers it."""
+
+    async def sync(self, upto: int | None = None) -> None:
+        """Return once every commit made so far (or up to commit number `upto`) is durable.
+
+        The engine awaits it before telling a caller anything that rests on progress
+        written with `durable=False`; reads call it themselves. PostgreSQL: every commit
+        is durable already (synchronous_commit on), so it returns at once."""
 
     async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
         """The run, with its step records when `steps` is true; None if unknown."""
@@ -220,9 +229,13 @@ from runservice.storage.schedules import (  # noqa: E402 (they use RunWrite and 
 )
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, durability: str = "full") -> Store:
     """The store for a database URL: `sqlite:///path/to/file.db` (or a plain path), or
-    `postgresql://user:password@host:port/database` (also `postgres://`)."""
+    `postgresql://user:password@host:port/database` (also `postgres://`).
+
+    `durability` (SQLite): `full` syncs before anything is told (the rule), `normal` never
+    syncs (a power loss may lose replies and events already delivered). PostgreSQL
+    commits are durable either way."""
     if url.startswith(("postgresql://", "postgres://")):
         from runservice.storage.postgres import PostgresStore
 
@@ -231,7 +244,8 @@ def open_store(url: str) -> Store:
         from runservice.storage.sqlite import SqliteStore
 
         return SqliteStore(
-            url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url
+            url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url,
+            durability=durability,
         )
     raise ValueError(
         f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or postgresql://host/database"

@@ -221,8 +221,13 @@ class PostgresStore(PostgresSchedules):
 
     # -- writes ----------------------------------------------------------------
 
-    async def write(self, change: RunWrite) -> WriteResult:
-        """Commit one change (see `RunWrite`); returns once it is durable.
+    async def sync(self, upto: int | None = None) -> None:
+        """Nothing to wait for: each commit is durable when `write` returns (synchronous_commit
+        on), and reads see only committed rows."""
+
+    async def write(self, change: RunWrite, *, durable: bool = True) -> WriteResult:
+        """Commit one change (see `RunWrite`); returns once it is durable: every commit is
+        (synchronous_commit on), so `durable=False` changes nothing here.
 
         Once called, the change is committed even if the caller is cancelled while
         waiting. The writer reads the change later, with its batch: do not mutate it meanwhile.

@@ -1,10 +1,27 @@
 """The SQLite store: one writer connection with group commit, aiosqlite readers.
 
-Durability: WAL with `synchronous=FULL`, so `write` returns only once its
-transaction is fsynced. Group commit keeps that affordable: every write queued
-while a transaction is in flight joins the next one, and one fsync covers the
-whole batch. A failing write rolls back alone and the rest of its batch still
-commits.
+Durability (the rule: whatever a caller or a watcher has been told survives a
+power loss). The WAL is appended in order and an fsync of it covers every frame
+before it, so the writer commits each batch under `synchronous=NORMAL` (safe
+against a process crash, no fsync) unless the batch must be synced, and then
+under `synchronous=FULL` (the commit fsyncs the WAL, covering every earlier
+NORMAL commit). A batch is synced when it holds a durable `write` (the default),
+events of a run someone watches, or a `sync` barrier. `commits` counts the
+transactions, `durable` is the watermark: every commit up to it is fsynced.
+`sync()` waits until the watermark covers every commit made so far, and reads
+(`get_run`, `list_runs`, `read_events`) call it before returning what they saw,
+so nothing unsynced is ever handed out. Subscribers of the hub hear only of
+events at or below the watermark. Internal progress (`write(change,
+durable=False)`, leases) commits without an fsync; the next synced commit
+covers it. `durability="normal"` never syncs (Mastra's setting): a power loss
+may then lose replies and events already delivered. Group commit keeps the
+syncs few: every write queued while a transaction is in flight joins the next
+one, and one fsync covers the whole batch. A failing write rolls back alone and
+the rest of its batch still commits.
+
+WAL checkpoints run off the commit path: the writer's auto-checkpoint is off
+and a checkpointer thread with its own connection runs PASSIVE checkpoints
+(periodically and when the WAL grows), and a TRUNCATE one at close.
 
 The writer's statements run on the event loop thread and only `COMMIT` (the
 WAL write and fsync, which release the GIL) runs on the writer thread. A
@@ -32,6 +49,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +89,15 @@ SCHEMA_VERSION = max([BASE_VERSION, *MIGRATIONS])
 _MAX_BATCH = 500
 _BUSY_TIMEOUT_MS = 5000
 _READERS = 2
+DURABILITY_MODES = ("full", "normal")
+"""`full`: synced before anything is told (the rule); `normal`: never synced (opt-in)."""
+_CHECKPOINT_INTERVAL = 1.0
+"""Seconds between the checkpointer's looks at the WAL."""
+_CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+"""A WAL larger than this is checkpointed at once (else at each interval, if it grew)."""
+_JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""A reset WAL is truncated to this size, so one burst does not keep a large file."""
+_MARK_SYNC = "UPDATE sync_marks SET count = count + 1 WHERE id = 1"
 
 _RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
@@ -107,12 +134,34 @@ _ACTIVE_SQL = "('running', 'waiting')"
 
 
 class _Operation:
-    """A write that is not a RunWrite (claims, heartbeats), run in the writer's batch."""
+    """A write that is not a RunWrite (claims, heartbeats), run in the writer's batch.
+
+    Not synced by itself: one process owns the file and voids every lease when it opens
+    it, so a lease lost to a power loss changes nothing anyone was told.
+    """
 
     __slots__ = ("apply",)
 
     def __init__(self, apply: Callable[[sqlite3.Connection, float], Any]) -> None:
         self.apply = apply
+
+
+class _Quiet:
+    """A RunWrite of internal progress: committed without waiting for an fsync."""
+
+    __slots__ = ("change",)
+
+    def __init__(self, change: RunWrite) -> None:
+        self.change = change
+
+
+class _Sync:
+    """A barrier: answered once every commit up to `target` is fsynced."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: int) -> None:
+        self.target = target
 
 
 _Pending = batching.Pending
@@ -124,11 +173,23 @@ class SqliteStore(SqliteSchedules):
     exclusive = True
     """One process per file (the lock file): see `Store.exclusive`."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, durability: str = "full") -> None:
+        if durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}")
         self.path = path
+        self.durability = durability
         self.hub = EventHub()
         self.transactions = 0
         """Write transactions committed so far (one per group-commit batch)."""
+        self.commits = 0
+        """Write transactions whose COMMIT was issued (numbered 1, 2, ...: the watermark's scale)."""
+        self.durable = 0
+        """The durable watermark: every commit up to this number is fsynced (see `sync`)."""
+        self.syncs = 0
+        """Commits made under synchronous=FULL (each one fsync of the WAL)."""
+        self._synchronous = "NORMAL"  # the writer connection's current setting
+        self._held: list[Event] = []  # committed, not yet synced: kept from subscribers
+        self._checkpointer: _Checkpointer | None = None
         self._state = "new"  # -> "open" -> "closed"
         self._accepting = False
         self._lock_fd: int | None = None
@@ -156,6 +217,8 @@ class SqliteStore(SqliteSchedules):
             self._conn = await loop.run_in_executor(self._executor, _connect_writer, self.path)
             for _ in range(_READERS):
                 self._readers.append(await _connect_reader(self.path))
+            self._checkpointer = _Checkpointer(self.path, lambda: self.commits)
+            self._checkpointer.start()
         except BaseException:
             self._state = "closed"
             await self._release()
@@ -181,7 +244,11 @@ class SqliteStore(SqliteSchedules):
         readers, self._readers = self._readers, []
         executor, self._executor = self._executor, None
         conn, self._conn = self._conn, None
+        checkpointer, self._checkpointer = self._checkpointer, None
         try:
+            if checkpointer is not None:
+                # Last, with the writer idle: fold the WAL into the file and truncate it.
+                await asyncio.get_running_loop().run_in_executor(None, checkpointer.stop)
             for reader in readers:
                 await reader.close()
         finally:
@@ -201,15 +268,26 @@ class SqliteStore(SqliteSchedules):
 
     # -- writes ----------------------------------------------------------------
 
-    async def write(self, change: RunWrite) -> WriteResult:
-        """Commit one change (see `RunWrite`); returns once it is durable.
+    async def write(self, change: RunWrite, *, durable: bool = True) -> WriteResult:
+        """Commit one change (see `RunWrite`); returns once it is durable, or with
+        `durable=False` once it is committed (safe against a process crash; a later
+        synced commit, see `sync`, covers it against a power loss).
 
         Once called, the change is committed even if the caller is cancelled while
         waiting, so work handed to the store is never lost half-way. The writer reads
         the change later, with its batch: do not mutate its patch, steps or events meanwhile.
         """
-        result: WriteResult = await self._submit(change)
+        result: WriteResult = await self._submit(change if durable else _Quiet(change))
         return result
+
+    async def sync(self, upto: int | None = None) -> None:
+        """Return once every commit up to `upto` (default: every commit made so far) is
+        fsynced. Callers await it before telling anyone what those commits hold; waiters
+        that arrive together share one fsync. Immediate when the watermark covers it."""
+        target = self.commits if upto is None else upto
+        if self.durable >= target:
+            return
+        await self._submit(_Sync(target))
 
     async def claim_runs(self, claim: Claim, limit: int, workflows: Sequence[str]) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs with no live owner (see `Store.claim_runs`)."""
@@ -253,7 +331,7 @@ class SqliteStore(SqliteSchedules):
         owned: dict[str, bool] = await self._submit(_Operation(apply))
         return owned
 
-    async def _submit(self, item: RunWrite | _Operation) -> Any:
+    async def _submit(self, item: RunWrite | _Operation | _Quiet | _Sync) -> Any:
         if not self._accepting:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
         assert self._loop is not None
@@ -270,9 +348,27 @@ class SqliteStore(SqliteSchedules):
 
     async def _commit(self, batch: list[_Pending]) -> None:
         assert self._executor is not None
+        changes: list[RunWrite | _Operation | _Sync] = []
+        sync = False
+        for item, _ in batch:
+            if isinstance(item, _Quiet):
+                item = item.change
+                # A watcher would be handed its events: they must be synced first.
+                sync = sync or (bool(item.events) and self.hub.watching(item.run_id))
+            elif isinstance(item, _Sync):
+                sync = sync or item.target > self.durable
+            elif isinstance(item, RunWrite):
+                sync = True
+            changes.append(item)
+        full = sync and self.durability == "full"
+        if not full and all(isinstance(change, _Sync) for change in changes):
+            batching.answer(batch, [batching.Done(None)] * len(batch))  # already covered
+            return
         started = time.perf_counter()
         try:
-            outcomes = self._apply_batch([change for change, _ in batch])
+            outcomes = self._apply_batch(changes, full)
+            self.commits += 1
+            number = self.commits
             # Only the commit leaves the loop: it is the fsync, and it releases the GIL.
             assert self._loop is not None
             await self._loop.run_in_executor(self._executor, self._end_transaction)
@@ -281,17 +377,41 @@ class SqliteStore(SqliteSchedules):
             batching.fail(batch, exc)
             return
         self.transactions += 1
+        if full:
+            self.syncs += 1
+        if full or self.durability == "normal":
+            self.durable = number
         self.hub.committed(time.perf_counter() - started, len(batch))
         committed = batching.answer(batch, outcomes)
         try:
-            self.hub.publish(committed)
+            self._publish(committed, number)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
 
+    def _publish(self, committed: list[Event], number: int) -> None:
+        """Hand committed events to the hub once they are durable: subscribers (watchers,
+        streams, waiting callers) never see an event a power loss could take back."""
+        if self.durable >= number:
+            held, self._held = self._held, []
+            self.hub.publish(held + committed if held else committed)
+            return
+        if not self._held and not any(self.hub.watching(event.run_id) for event in committed):
+            self.hub.publish(committed)  # nobody follows these runs: only listeners hear them
+            return
+        # A watcher subscribed while this batch was committing (or earlier events wait):
+        # keep them, in order, for the sync this barrier makes.
+        self._held.extend(committed)
+        assert self._loop is not None
+        future: asyncio.Future[Any] = self._loop.create_future()
+        future.add_done_callback(_ignore_outcome)
+        self._queue.put_nowait((_Sync(number), future))
+
     def _apply_batch(
-        self, changes: list[RunWrite | _Operation]
+        self, changes: list[RunWrite | _Operation | _Sync], full: bool = False
     ) -> list[WriteResult | batching.Done | Exception]:
-        """Open the batch's transaction and apply every change; `_end_transaction` commits it.
+        """Open the batch's transaction and apply every change; `_end_transaction` commits it
+        (under synchronous=FULL when `full`: then the commit fsyncs the WAL, writing a sync
+        mark if nothing else of the batch wrote a frame).
 
         A change encodes everything before it touches the database and checks its
         conditions before it modifies anything, so a bad change fails alone without a
@@ -301,12 +421,19 @@ class SqliteStore(SqliteSchedules):
         conn = self._conn
         assert conn is not None
         now = time.time()
+        synchronous = "FULL" if full else "NORMAL"
+        if synchronous != self._synchronous:
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._synchronous = synchronous
+        before = conn.total_changes
         conn.execute("BEGIN IMMEDIATE")
         try:
             try:
                 rows = _Rows(conn)
                 outcomes = [_apply(conn, change, now, rows) for change in changes]
                 rows.flush()
+                if full and conn.total_changes == before:
+                    conn.execute(_MARK_SYNC)  # an fsync needs a frame to write
                 return outcomes
             except sqlite3.Error:
                 conn.execute("ROLLBACK")
@@ -324,6 +451,8 @@ class SqliteStore(SqliteSchedules):
                     conn.execute("ROLLBACK TO w")
                 outcomes.append(outcome)
                 conn.execute("RELEASE w")
+            if full:
+                conn.execute(_MARK_SYNC)
             return outcomes
         except BaseException:
             if conn.in_transaction:
@@ -353,9 +482,11 @@ class SqliteStore(SqliteSchedules):
         """The run, with its step records when `steps` is true; None if unknown."""
         if not steps:
             rows = await self._reader().execute_fetchall(f"{_SELECT_RUN} WHERE run_id = ?", (run_id,))
+            await self.sync()  # what a read saw may be told: it must be durable first
             return (await self._runs_from_rows(rows))[0] if rows else None
         # One statement, so the run and its steps come from the same snapshot.
         rows = await self._reader().execute_fetchall(_SELECT_RUN_WITH_STEPS, (run_id,))
+        await self.sync()
         if not rows:
             return None
         decoded = [_with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
@@ -373,6 +504,7 @@ class SqliteStore(SqliteSchedules):
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
         sql, params = _list_sql(query)
         rows = await self._reader().execute_fetchall(sql, params)
+        await self.sync()
         return await self._runs_from_rows(rows)
 
     async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
@@ -381,6 +513,7 @@ class SqliteStore(SqliteSchedules):
             "SELECT seq, time, body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after, max(limit, 0)),
         )
+        await self.sync()
         decoded = [(seq, at, orjson.loads(body)) for seq, at, body in rows]
         wanted: set[str] = set()
         for _, _, body in decoded:
@@ -405,6 +538,7 @@ class SqliteStore(SqliteSchedules):
             f"{_SELECT_RUN} WHERE status IN ({marks}) ORDER BY created_at, run_id",
             sorted(status.value for status in statuses),
         )
+        await self.sync()
         return await self._runs_from_rows(rows)
 
     async def _values(self, run_id: str, digests: set[str]) -> dict[str, Any]:
@@ -507,6 +641,73 @@ def _list_one(query: RunQuery, status: str | None, columns: str) -> tuple[str, l
     return f"SELECT {columns} FROM runs INDEXED BY {'_'.join(index)}{where}{order}", params
 
 
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    # A barrier the store queued for itself: nobody awaits it; a failure is the writer's
+    # own, already logged, and the held events wait for the next synced commit.
+    if not future.cancelled():
+        future.exception()
+
+
+class _Checkpointer:
+    """WAL checkpoints off the commit path, on a thread with its own connection.
+
+    The writer's auto-checkpoint is off, so no commit ever copies pages into the
+    database file. This thread runs a PASSIVE checkpoint (it never waits for the
+    writer or readers) every `_CHECKPOINT_INTERVAL` seconds if anything was committed, and at
+    once when it passes `_CHECKPOINT_WAL_BYTES`; once a checkpoint has copied every
+    frame, the writer's next transaction starts the WAL over from its beginning (and
+    `journal_size_limit` trims the file). `stop` runs a last TRUNCATE checkpoint.
+    """
+
+    def __init__(self, path: str, commits: Callable[[], int]) -> None:
+        self._path = path
+        self._commits = commits
+        self._wal = f"{path}-wal"
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sqlite-checkpointer {path}", daemon=True)
+        self.checkpoints = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (blocking), then checkpoint everything and truncate the WAL."""
+        self._stopping.set()
+        self._thread.join()
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:  # the next open replays the WAL: nothing is lost
+            logger.warning("final WAL checkpoint of %s failed", self._path, exc_info=True)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            ticks, done = 0, 0  # tenths of the interval waited; commits checkpointed
+            while not self._stopping.wait(_CHECKPOINT_INTERVAL / 10):
+                ticks += 1
+                commits = self._commits()
+                try:
+                    large = os.stat(self._wal).st_size >= _CHECKPOINT_WAL_BYTES
+                except FileNotFoundError:
+                    large = False
+                if not (large or (ticks >= 10 and commits != done)):
+                    continue
+                ticks = 0
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.checkpoints += 1
+                    done = commits
+                except sqlite3.Error:
+                    logger.warning("WAL checkpoint of %s failed; retrying later", self._path, exc_info=True)
+        finally:
+            conn.close()
+
+
 # -- the writer thread's side ------------------------------------------------------
 
 
@@ -532,7 +733,10 @@ def _connect_writer(path: str) -> sqlite3.Connection:
         (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
         if str(mode).lower() != "wal":
             raise RuntimeError(f"database {path} cannot use WAL journaling (got {mode!r})")
-        conn.execute("PRAGMA synchronous = FULL")  # a returned write survives power loss
+        # Per batch, the store switches to FULL when the batch must be synced (see the module).
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
+        conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
@@ -614,13 +818,15 @@ class _Rows:
 
 
 def _apply(
-    conn: sqlite3.Connection, change: RunWrite | _Operation, now: float, rows: _Rows
+    conn: sqlite3.Connection, change: RunWrite | _Operation | _Sync, now: float, rows: _Rows
 ) -> WriteResult | batching.Done | Exception:
     """Apply one change, its step and event rows gathered into `rows`.
 
     Returns the exception of a change that cannot be encoded (nothing of it is applied);
     raises only database errors.
     """
+    if isinstance(change, _Sync):
+        return batching.Done(None)
     if isinstance(change, _Operation):
         rows.flush()
         return batching.Done(change.apply(conn, now))

@@ -1,0 +1,106 @@
+"""`python -m bench.inprocess [--runs 3000] [--concurrency 64] [--durability full|normal]`.
+
+The engine and the SQLite store in this process, no gRPC: the like-for-like comparison
+with Mastra's in-process figures. The same workflows as the service benchmark
+(bench/workflows.py): 3-step runs one at a time (rate, p50, p99) and `--concurrency`
+in flight, and suspend+resume round trips in flight, each started with `wait` exactly
+as the Start RPC does. Prints the store's commits and fsyncs per run too, so the
+durability setting's cost shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import uvloop
+
+from bench.load import LoadResult, drive
+from bench.workflows import WORKFLOWS
+from runservice.engine import Engine
+from runservice.model import RunStatus
+from runservice.storage.sqlite import SqliteStore
+
+
+async def measure(runs: int, concurrency: int, durability: str, max_seconds: float) -> list[str]:
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-inprocess-") as tmp:
+        path = str(Path(tmp) / "runs.db")
+        # The default without the keyword, so this file also measures commits before the setting.
+        store = SqliteStore(path) if durability == "full" else SqliteStore(path, durability=durability)
+        await store.open()
+        try:
+            async with Engine(store, WORKFLOWS) as engine:
+
+                async def three_steps() -> None:
+                    run = await engine.start(
+                        "bench-three-steps", run_id=uuid.uuid4().hex, input_data={"value": 1}, wait=True
+                    )
+                    if run.status is not RunStatus.SUCCESS:
+                        raise RuntimeError(f"run {run.run_id} is {run.status.value}")
+
+                async def suspend_resume() -> None:
+                    run = await engine.start(
+                        "bench-suspend", run_id=uuid.uuid4().hex, input_data={"value": 1}, wait=True
+                    )
+                    if run.status is not RunStatus.SUSPENDED:
+                        raise RuntimeError(f"run {run.run_id} is {run.status.value}")
+                    done = await engine.resume(run.run_id, resume_data={"ok": True}, wait=True)
+                    if done.status is not RunStatus.SUCCESS:
+                        raise RuntimeError(f"run {run.run_id} is {done.status.value}")
+
+                # Warm up (imports, caches, the file's first pages).
+                await drive(three_steps, total=min(200, runs), concurrency=1, max_seconds=max_seconds)
+                for label, operation, n in (
+                    ("3-step runs, 1 in flight", three_steps, 1),
+                    (f"3-step runs, {concurrency} in flight", three_steps, concurrency),
+                    (f"suspend+resume, {concurrency} in flight", suspend_resume, concurrency),
+                ):
+                    commits, syncs = _counts(store)
+                    result = await drive(operation, total=runs, concurrency=n, max_seconds=max_seconds)
+                    after = _counts(store)
+                    lines.append(_line(label, result, after[0] - commits, after[1] - syncs))
+        finally:
+            await store.close()
+    return lines
+
+
+def _counts(store: SqliteStore) -> tuple[int, int]:
+    """(commits, fsyncs) so far; before the durability watermark every commit was synced."""
+    commits = store.transactions
+    return commits, getattr(store, "syncs", commits)
+
+
+def _line(label: str, result: LoadResult, commits: int, syncs: int) -> str:
+    done = max(result.done, 1)
+    text = (
+        f"{label:<32} {result.rate:>8,.0f} /s   p50 {result.percentile(0.5) * 1000:6.3f} ms"
+        f"   p99 {result.percentile(0.99) * 1000:6.3f} ms   commits/op {commits / done:5.2f}"
+        f"   fsyncs/op {syncs / done:5.2f}"
+    )
+    if result.errors:
+        text += f"   ERRORS {result.errors}: {result.first_error}"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.inprocess", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--runs", type=int, default=3000, help="operations per measurement (default 3000)")
+    parser.add_argument("--concurrency", type=int, default=64, help="operations in flight (default 64)")
+    parser.add_argument("--durability", choices=("full", "normal"), default="full", help="store setting")
+    parser.add_argument("--max-seconds", type=float, default=20.0, help="cap per measurement (default 20)")
+    args = parser.parse_args(argv)
+    sys.setswitchinterval(0.0001)  # as `runservice serve` does (see cli/serve.py)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        lines = runner.run(measure(args.runs, args.concurrency, args.durability, args.max_seconds))
+    print(f"in-process engine + SQLite store, durability={args.durability}")
+    print("\n".join(lines))
+    return 1 if any("ERRORS" in line for line in lines) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The durability rule on SQLite: whatever a caller or a watcher is told has been fsynced.
+
+A power loss cannot be simulated here, so these tests check the store's side of the
+rule through its durable watermark (`commits`, `durable`, `syncs`) and through SQLite's
+own state (the sync mark a barrier writes): internal progress commits without a sync,
+anything handed out (a read, a reply, an event to a subscriber) waits for a synced
+commit that covers it, and `durability="normal"` never syncs. kill -9 consistency is
+tests/test_recovery.py and tests/test_soak.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from workflows import approval, echo
+
+from runservice.engine.engine import Engine
+from runservice.model import EventDraft, EventType, Run, RunStatus
+from runservice.storage import RunWrite
+from runservice.storage.sqlite import SqliteStore
+
+
+def _new_run(run_id: str) -> RunWrite:
+    run = Run(run_id=run_id, workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0)
+    return RunWrite(run_id, create=run, events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING),))
+
+
+def _progress(run_id: str) -> RunWrite:
+    return RunWrite(run_id, events=(EventDraft(EventType.STEP_START, RunStatus.RUNNING),))
+
+
+def _marks(path: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        (count,) = conn.execute("SELECT count FROM sync_marks").fetchone()
+        return int(count)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(str(tmp_path / "runs.db"))
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_a_durable_write_returns_synced(store: SqliteStore) -> None:
+    await store.write(_new_run("a"))
+    assert store.durable == store.commits == 1
+    assert store.syncs == 1
+
+
+async def test_progress_is_not_synced_until_a_barrier_covers_it(store: SqliteStore) -> None:
+    await store.write(_new_run("a"))
+    for _ in range(3):
+        await store.write(_progress("a"), durable=False)
+    assert store.commits == 4
+    assert store.durable == 1  # three commits nobody was told about: no fsync yet
+    assert store.syncs == 1
+    # Several callers at once share one barrier: one synced commit covers all of them.
+    await asyncio.gather(*(store.sync() for _ in range(5)))
+    assert store.durable == store.commits == 5
+    assert store.syncs == 2
+    await store.sync()  # already covered: no commit at all
+    assert store.commits == 5
+    await store.close()
+    assert _marks(store.path) == 1  # the barrier wrote SQLite's one frame, under FULL
+
+
+async def test_a_durable_write_covers_earlier_progress(store: SqliteStore) -> None:
+    await store.write(_new_run("a"))
+    await store.write(_progress("a"), durable=False)
+    await store.write(_progress("a"))
+    assert store.durable == store.commits == 3
+    await store.sync()
+    assert store.commits == 3  # the write's own synced commit covered the progress before it
+    await store.close()
+    assert _marks(store.path) == 0
+
+
+async def test_reads_hand_out_only_synced_commits(store: SqliteStore) -> None:
+    await store.write(_new_run("a"))
+    await store.write(_progress("a"), durable=False)
+    assert store.durable < store.commits
+    run = await store.get_run("a")
+    assert run is not None and run.last_sequence == 2
+    assert store.durable == store.commits  # the read waited for a sync covering what it saw
+    await store.write(_progress("a"), durable=False)
+    events = await store.read_events("a", 0)
+    assert [event.sequence for event in events] == [1, 2, 3]
+    assert store.durable == store.commits
+
+
+async def test_a_watched_runs_events_reach_subscribers_only_once_synced(store: SqliteStore) -> None:
+    await store.write(_new_run("a"))
+    with store.hub.subscribe("a") as subscription:
+        await store.write(_progress("a"), durable=False)
+        # A subscriber follows the run: its progress is synced before the events are handed over.
+        assert store.durable == store.commits
+        events = await subscription.wait(5)
+        assert [event.sequence for event in events] == [2]
+
+
+async def test_a_subscriber_arriving_during_an_unsynced_commit_waits_for_the_sync(
+    store: SqliteStore,
+) -> None:
+    await store.write(_new_run("a"))
+    syncs = store.syncs
+    writing = asyncio.create_task(store.write(_progress("a"), durable=False))
+    while store.commits < 2:  # the batch left for its (unsynced) COMMIT
+        await asyncio.sleep(0)
+    number = store.commits
+    with store.hub.subscribe("a") as subscription:
+        events = await subscription.wait(5)
+        assert [event.sequence for event in events] == [2]
+        assert store.durable >= number  # handed over only after a synced commit covered it
+        assert store.syncs == syncs + 1
+    await writing
+
+
+async def test_normal_mode_never_syncs(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "runs.db"), durability="normal")
+    await store.open()
+    try:
+        await store.write(_new_run("a"))
+        await store.write(_progress("a"), durable=False)
+        with store.hub.subscribe("a") as subscription:
+            await store.write(_progress("a"), durable=False)
+            assert [event.sequence for event in await subscription.wait(5)] == [3]
+        await store.sync()
+        await store.get_run("a")
+        assert store.durable == store.commits == 3
+        assert store.syncs == 0
+    finally:
+        await store.close()
+    assert _marks(store.path) == 0
+
+
+def test_unknown_durability_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="durability"):
+        SqliteStore(str(tmp_path / "runs.db"), durability="sometimes")
+
+
+async def test_a_reply_waits_for_one_sync_covering_the_run(store: SqliteStore) -> None:
+    async with Engine(store, [echo, approval]) as engine:
+        syncs = store.syncs
+        run = await engine.start("echo", input_data={"count": 1}, wait=True)
+        assert run.status is RunStatus.SUCCESS
+        assert store.durable == store.commits  # nothing the reply rests on is unsynced
+        assert store.syncs == syncs + 1  # the run's progress shared the settling commit's fsync
+        suspended = await engine.start("approval", input_data={"count": 1}, wait=True)
+        assert suspended.status is RunStatus.SUSPENDED
+        assert store.durable == store.commits
+        done = await engine.resume(suspended.run_id, resume_data={"approved": True}, wait=True)
+        assert done.status is RunStatus.SUCCESS
+        assert store.durable == store.commits
+        started = await engine.start("echo", input_data={"count": 1})  # no wait: the start is the reply
+        assert started.status is RunStatus.RUNNING
+        assert store.durable == store.commits
