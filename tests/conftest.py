@@ -47,7 +47,9 @@ HEARTBEAT = 0.2
 """Idle seconds before Stream and Watch send a heartbeat (small, so tests see some)."""
 
 
-BOTH_BACKENDS = frozenset({"test_store", "test_runs", "test_constructs", "test_recovery", "test_leases"})
+BOTH_BACKENDS = frozenset(
+    {"test_store", "test_runs", "test_constructs", "test_recovery", "test_leases", "test_versions"}
+)
 """Test modules that run on SQLite and PostgreSQL by default."""
 
 

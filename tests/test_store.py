@@ -210,6 +210,8 @@ async def test_patch_fields_round_trip(store: AnyStore) -> None:
         "wake_at": 1003.0,
         "trace_id": "abc",
         "cancel_requested": True,
+        "definition_version": "2",
+        "definition_digest": "sha256:abc",
     }
     assert set(patch) == RUN_PATCH_FIELDS  # a new patch field needs its encoding here and in the store
     result = await store.write(RunWrite("r1", patch=patch))

@@ -142,6 +142,8 @@ async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
         DROP INDEX runs_by_workflow_resource_status; DROP TABLE run_values;
         DROP INDEX runs_by_owner; ALTER TABLE runs DROP COLUMN owner; ALTER TABLE runs DROP COLUMN epoch;
         ALTER TABLE runs DROP COLUMN lease_expires_at; ALTER TABLE runs DROP COLUMN cancel_requested;
+        DROP INDEX runs_by_workflow_version; ALTER TABLE runs DROP COLUMN definition_version;
+        ALTER TABLE runs DROP COLUMN definition_digest;
         CREATE INDEX runs_by_status ON runs (status);
         PRAGMA user_version = 2;
         """

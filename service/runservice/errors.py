@@ -17,7 +17,9 @@
     │   ├── MultipleSuspendedSteps     Resume without a step while several are suspended
     │   ├── ResumeLabelNotFound        Resume naming a label no suspended step registered
     │   ├── RunActive                  DeleteRun of a run that is still going
-    │   └── RunNotActive               Restart of a run that is suspended or finished
+    │   ├── RunNotActive               Restart of a run that is suspended or finished
+    │   ├── WorkflowVersionUnavailable the run's recorded workflow version is not served
+    │   └── WorkflowDefinitionChanged  the served definition of the run's version has another graph
     ├── ResourceExhausted              a limit was reached (metadata `limit`)
     │   ├── ReplyTooLarge              the reply would exceed the send limit; ask for a smaller view
     │   ├── MessageTooLarge            a request over the message limit
@@ -211,6 +213,50 @@ class RunNotActive(FailedPrecondition):
         super().__init__(
             f"run {run_id!r} is {status}; only a running or waiting run can be restarted",
             metadata={"run_id": run_id, "status": status},
+        )
+
+
+class WorkflowVersionUnavailable(FailedPrecondition):
+    """The run started on a version of its workflow this server does not serve (retired,
+    or not deployed here yet): nothing of it is driven until a server serves that version."""
+
+    reason = "WORKFLOW_VERSION_UNAVAILABLE"
+
+    def __init__(self, run_id: str, workflow_id: str, recorded: str, served: Sequence[str]) -> None:
+        listed = ", ".join(served) or "none"
+        super().__init__(
+            f"run {run_id!r} started on version {recorded!r} of workflow {workflow_id!r}, which this "
+            f"server does not serve (served versions: {listed}); serve that version again to continue it",
+            metadata={
+                "run_id": run_id,
+                "workflow_id": workflow_id,
+                "recorded_version": recorded,
+                "served_versions": ",".join(served),
+            },
+        )
+
+
+class WorkflowDefinitionChanged(FailedPrecondition):
+    """The served definition of the run's version has another step graph than the one the
+    run started on (the code changed under the same version)."""
+
+    reason = "WORKFLOW_DEFINITION_CHANGED"
+
+    def __init__(
+        self, run_id: str, workflow_id: str, version: str, recorded_digest: str, served_digest: str
+    ) -> None:
+        super().__init__(
+            f"run {run_id!r} started on version {version!r} of workflow {workflow_id!r} with step graph "
+            f"{recorded_digest}, but the served version {version!r} has step graph {served_digest}; "
+            "serve the original definition, or give a changed graph a new version",
+            metadata={
+                "run_id": run_id,
+                "workflow_id": workflow_id,
+                "recorded_version": version,
+                "served_version": version,
+                "recorded_digest": recorded_digest,
+                "served_digest": served_digest,
+            },
         )
 
 

@@ -290,6 +290,10 @@ class Run:
     trace_id: str = ""
     cancel_requested: bool = False
     """A Cancel reached a replica that does not drive the run; its owner stops it."""
+    definition_version: str = "1"
+    """The workflow version the run started on (runs stored before versions existed: "1")."""
+    definition_digest: str = ""
+    """The step-graph digest of that definition ("" for runs stored before digests existed)."""
     steps: tuple[StepRecord, ...] = ()
     """Step records in start order; empty unless the reader asked for them."""
 

@@ -106,6 +106,9 @@ def add_parsers(
         help=f"only runs with this status (repeat or separate with commas): {', '.join(RunStatus)}",
     )
     runs.add_argument("--resource", help="only runs of this resource id")
+    runs.add_argument(
+        "--version", help="with --workflow: only runs that started on this version of the workflow"
+    )
     runs.add_argument("--limit", "-n", type=int, default=0, help="runs per page (default 50, at most 1000)")
     runs.add_argument("--page-token", default="", help="the next_page_token of a previous page")
     runs.add_argument(
@@ -186,6 +189,7 @@ async def list_runs(client: Client, args: argparse.Namespace) -> int:
         page_size=args.limit,
         page_token=args.page_token,
         full=args.full,
+        version=args.version,
     )
     if args.json:
         print_json({"runs": [jsonable(run) for run in runs], "next_page_token": token})
@@ -226,6 +230,7 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
     print_run(run, out)
     facts = [
         ("resource", run.resource_id or ""),
+        ("version", f"{run.definition_version} ({run.definition_digest or 'no digest recorded'})"),
         ("created", when(run.created_at)),
         ("started", when(run.started_at)),
         ("ended", when(run.ended_at)),

@@ -101,6 +101,8 @@ def run_from_proto(msg: run_pb2.Run) -> model.Run:
         ended_at=wire.read_time(msg, "end_time"),
         wake_at=wire.read_time(msg, "wake_time"),
         trace_id=msg.trace_id,
+        definition_version=msg.definition_version or "1",
+        definition_digest=msg.definition_digest,
         steps=tuple(step_from_proto(step, i + 1) for i, step in enumerate(msg.steps)),
     )
 
@@ -159,6 +161,12 @@ class WorkflowInfo:
     state_schema: Json
     steps: dict[str, StepInfo]
     step_graph: list[dict[str, Json]]
+    version: str = "1"
+    """The newest served version (new runs start on it)."""
+    digest: str = ""
+    """Digest of that version's step graph."""
+    versions: tuple[tuple[str, str], ...] = ()
+    """Every served (version, digest), oldest first."""
 
 
 _NODE_KIND = {
@@ -212,6 +220,9 @@ def workflow_from_proto(msg: run_pb2.Workflow) -> WorkflowInfo:
         state_schema=wire.read_value(msg, "state_schema"),
         steps=steps,
         step_graph=[_graph_node(node) for node in msg.step_graph],
+        version=msg.version or "1",
+        digest=msg.digest,
+        versions=tuple((v.version, v.digest) for v in msg.versions),
     )
 
 
@@ -291,6 +302,7 @@ def list_runs_request(
     page_size: int,
     page_token: str,
     full: bool = False,
+    version: str | None = None,
 ) -> run_service_pb2.ListRunsRequest:
     """A ListRuns request: summaries (no input, result or request context) unless `full`."""
     wanted = [status] if isinstance(status, str) else list(status or ())
@@ -303,6 +315,7 @@ def list_runs_request(
         page_size=page_size,
         page_token=page_token,
         view=run_service_pb2.RUN_VIEW_FULL if full else run_service_pb2.RUN_VIEW_SUMMARY,
+        definition_version=version or "",
     )
 
 

@@ -350,10 +350,12 @@ class SyncWorkflowHandle:
         page_size: int = 0,
         page_token: str = "",
         full: bool = False,
+        version: str | None = None,
     ) -> tuple[list[model.Run], str]:
         """Runs of this workflow, newest first, and the next page token ("" on the last page).
 
-        Runs are summaries (no input, result or request context) unless `full` is true."""
+        Runs are summaries (no input, result or request context) unless `full` is true;
+        `version` keeps only runs that started on that version of the workflow."""
         request = convert.list_runs_request(
             self.workflow_id,
             status=status,
@@ -363,6 +365,7 @@ class SyncWorkflowHandle:
             page_size=page_size,
             page_token=page_token,
             full=full,
+            version=version,
         )
         response = self.client.call(self.client.stub.ListRuns, request)
         return [run_from_proto(run) for run in response.runs], response.next_page_token

@@ -20,6 +20,7 @@ from runservice.engine.follow import follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
 from runservice.engine.targets import accept, find_runnable, resolve
+from runservice.engine.versions import ServedVersions, identity
 from runservice.errors import (
     FieldViolation,
     InvalidArgument,
@@ -32,8 +33,9 @@ from runservice.errors import (
     RunWorkflowMismatch,
     Unavailable,
     ValidationFailed,
-    WorkflowDefinitionError,
+    WorkflowDefinitionChanged,
     WorkflowNotFound,
+    WorkflowVersionUnavailable,
 )
 from runservice.model import (
     Event,
@@ -78,13 +80,8 @@ class Engine:
         long its runs stay its own without a heartbeat, `claim_interval` how often it looks
         for runs nobody drives. On an exclusive store (SQLite) leases never expire."""
         self._store = store
-        self._workflows: dict[str, Workflow] = {}
-        for workflow in workflows:
-            if not workflow.committed:
-                raise WorkflowDefinitionError(f"workflow {workflow.id!r} is not committed: call .commit()")
-            if workflow.id in self._workflows:
-                raise WorkflowDefinitionError(f"two workflows have the id {workflow.id!r}")
-            self._workflows[workflow.id] = workflow
+        self._versions = ServedVersions(workflows)
+        self._workflows: dict[str, Workflow] = self._versions.newest()
         self._cancel_grace = cancel_grace
         self.heartbeat = heartbeat
         self._drivers: dict[str, RunDriver] = {}
@@ -102,6 +99,7 @@ class Engine:
             lease_seconds=lease_seconds,
             claim_interval=claim_interval,
             workflows=list(self._workflows),
+            definitions=self._versions.definitions(),
             adopt=self._adopt,
             local=lambda: {run_id: driver.settling for run_id, driver in self._drivers.items()},
             lost=self._lost,
@@ -168,7 +166,19 @@ class Engine:
 
     @property
     def workflows(self) -> dict[str, Workflow]:
+        """The newest served version of each workflow (the one new runs start on)."""
         return dict(self._workflows)
+
+    def versions(self, workflow_id: str) -> list[Workflow]:
+        """Every served version of a workflow, oldest first (the last is the newest), or WorkflowNotFound."""
+        self.workflow(workflow_id)
+        return self._versions.of(workflow_id)
+
+    def definition(self, run: Run) -> Workflow:
+        """The served definition a run continues on: the version it recorded, with the same
+        step graph. Raises WorkflowVersionUnavailable or WorkflowDefinitionChanged otherwise."""
+        self.workflow(run.workflow_id)
+        return self._versions.definition(run)
 
     def workflow(self, workflow_id: str) -> Workflow:
         """The workflow, or WorkflowNotFound."""
@@ -192,6 +202,7 @@ class Engine:
             created_at=now,
             updated_at=now,
             resource_id=resource_id or None,
+            **identity(self.workflow(workflow_id)),
         )
         result = await self._store.write(RunWrite(run.run_id, create=run))
         if result.applied:
@@ -245,6 +256,7 @@ class Engine:
                 request_context=context,
                 started_at=now,
                 trace_id=trace_id,
+                **identity(workflow),  # the run finishes on the definition it starts on
             )
             fresh = Run(
                 run_id=run_id,
@@ -302,8 +314,8 @@ class Engine:
             run = await self._load(run_id, workflow_id, steps=True)
             if request_id and await self._store.has_request(run_id, "resume", request_id):
                 return await self._repeat(run_id, wait)
-            workflow = self.workflow(run.workflow_id)
             path, index = resolve(run, step, label, for_each_index)
+            workflow = self.definition(run)  # after resolve: a finished run is RUN_NOT_SUSPENDED
             target = find_runnable(workflow, path)
             schema = target.resume_schema if isinstance(target, Step) else None
             _, data = _validate_typed(schema, resume_data, "resume_data", "resume data")
@@ -382,11 +394,23 @@ class Engine:
         return await self.get_run(run_id)
 
     async def _until_settled(self, run_id: str) -> None:
-        """Wait (polling the store) until a run driven elsewhere is no longer active."""
+        """Wait (polling the store) until a run driven elsewhere is no longer active.
+
+        If its owner's lease ends meanwhile and nobody takes the run over (its owner died
+        and no live server serves the run's workflow version), it is canceled here."""
+        polls = 0
         while True:
             run = await self._store.get_run(run_id)
             if run is None or run.status not in _ACTIVE:
                 return
+            polls += 1
+            if polls % 10 == 0:  # every half second: is it ownerless now?
+                claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
+                if claimed.applied:
+                    await self._cancel_idle(
+                        await self._load(run_id, steps=True), None, self._lease(claimed.epoch)
+                    )
+                    return
             await asyncio.sleep(0.05)
 
     async def _cancel_idle(self, run: Run, request_id: str | None = None, lease: Lease | None = None) -> None:
@@ -430,7 +454,7 @@ class Engine:
                 raise RunNotActive(run_id, run.status.value)
             task = self._tasks.get(run_id)
             if task is None:
-                workflow = self.workflow(run.workflow_id)
+                workflow = self.definition(run)
                 claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
                 if not claimed.applied:  # another replica drives it
                     return replace(run, steps=())
@@ -456,6 +480,7 @@ class Engine:
         page_size: int = 0,
         page_token: str = "",
         payloads: bool = True,
+        definition_version: str | None = None,
     ) -> tuple[list[Run], str]:
         """Runs newest first and the next page token ("" on the last page).
 
@@ -463,6 +488,8 @@ class Engine:
         A page token only continues the listing of the filters it was issued for."""
         if workflow_id:
             self.workflow(workflow_id)
+        elif definition_version:
+            raise _invalid("definition_version", "filtering by version needs a workflow_id")
         if page_size < 0:
             raise _invalid("page_size", "must not be negative")
         limit = min(page_size or 50, _MAX_PAGE)
@@ -474,6 +501,7 @@ class Engine:
             to_time=to_time,
             limit=limit + 1,
             payloads=payloads,
+            definition_version=definition_version or None,
         )
         if page_token:
             query = replace(query, after=paging.decode_token(page_token, query))
@@ -555,9 +583,14 @@ class Engine:
             stale.cancel("lease lost")
         try:
             run = await self._load(run_id, steps=True)
-            workflow = self.workflow(run.workflow_id)
+            workflow = self.definition(run)
             logger.info("run %s: re-driving from its last checkpoint (was %s)", run_id, run.status)
             self._launch(RunDriver(self._store, workflow, run, lease))
+        except (WorkflowVersionUnavailable, WorkflowDefinitionChanged) as exc:
+            # Not this server's to drive (the claim normally skips it): leave it as it is,
+            # unowned, for a server that serves its definition; never fail it.
+            logger.warning("run %s: not re-driven: %s", run_id, exc.message)
+            await self._release(run_id, lease)
         except Exception:
             logger.exception("run %s: cannot be recovered", run_id)
             await self._fail(run_id, "the run could not be recovered; see the server log", lease)

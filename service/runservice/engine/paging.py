@@ -26,6 +26,8 @@ def filters_digest(query: RunQuery) -> str:
         query.from_time,
         query.to_time,
     ]
+    if query.definition_version is not None:  # appended: tokens issued before versions stay valid
+        filters.append(query.definition_version)
     canonical = json.dumps(filters, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()[:16]
 

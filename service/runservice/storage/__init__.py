@@ -8,7 +8,7 @@ hear of its events only after the commit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -31,8 +31,14 @@ RUN_PATCH_FIELDS = frozenset(
         "wake_at",  # float | None
         "trace_id",  # str
         "cancel_requested",  # bool
+        "definition_version",  # str
+        "definition_digest",  # str
     }
 )
+
+
+Definition = tuple[str, str, str]
+"""(workflow id, version, step-graph digest) of a served workflow definition."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,8 @@ class RunQuery:
     """(created_at, run_id) of the last run of the previous page."""
     payloads: bool = True
     """Load input, result, state and request context; False leaves them None (summaries)."""
+    definition_version: str | None = None
+    """Only runs that started on this workflow version (used with `workflow_id`)."""
 
 
 class Store(Protocol):
@@ -156,10 +164,18 @@ class Store(Protocol):
     async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
         """Every run whose status is one of `statuses`."""
 
-    async def claim_runs(self, claim: Claim, limit: int, workflows: Sequence[str]) -> list[tuple[str, Lease]]:
+    async def claim_runs(
+        self,
+        claim: Claim,
+        limit: int,
+        workflows: Sequence[str],
+        definitions: Collection[Definition] | None = None,
+    ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs (running or waiting) of these workflows that have
         no live owner: none, or a lease that expired (by the database's clock), oldest
-        first. Returns (run id, lease) of each."""
+        first. Returns (run id, lease) of each. With `definitions`, only runs whose
+        (workflow id, definition version, definition digest) is one of them: a run of a
+        version this replica does not serve is left for one that does."""
 
     async def renew_leases(self, owner: str, seconds: float) -> dict[str, bool]:
         """Extend every lease `owner` holds by `seconds`; returns the runs it still owns,
@@ -199,6 +215,7 @@ def redact_url(url: str) -> str:
 __all__ = [
     "RUN_PATCH_FIELDS",
     "Claim",
+    "Definition",
     "EventHub",
     "Lease",
     "RunQuery",

@@ -39,7 +39,7 @@ _NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
 RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
     " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested"
+    " cancel_requested, definition_version, definition_digest"
 )
 RUN_COLUMNS = RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `run_from_row` use
 _RUN_TYPES = (
@@ -49,6 +49,7 @@ _RUN_TYPES = (
     + ["text", "bigint"]
     + ["double precision"] * 2
     + ["boolean"]
+    + ["text"] * 2
 )
 _NOW = "extract(epoch from now())::double precision"
 """The database's clock: every lease is measured by it, never by a replica's own clock."""
@@ -66,6 +67,8 @@ _PATCHABLE = (
     ("wake_at", "double precision"),
     ("trace_id", "text"),
     ("cancel_requested", "boolean"),
+    ("definition_version", "text"),
+    ("definition_digest", "text"),
 )
 _PATCH_SLOT = {name: i for i, (name, _) in enumerate(_PATCHABLE)}
 
@@ -454,6 +457,8 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
     "wake_at": _same,
     "trace_id": str,
     "cancel_requested": bool,
+    "definition_version": str,
+    "definition_digest": str,
 }
 assert set(_PATCH_ENCODERS) == set(_PATCH_SLOT)
 
@@ -482,6 +487,8 @@ def _patched_run_row(change: RunWrite, encoded: _Encoded, now: float) -> tuple[o
         run.created_at,
         now,
         run.cancel_requested,
+        run.definition_version,
+        run.definition_digest,
     ]
     if encoded.mask:
         for slot, (name, _) in enumerate(_PATCHABLE):
@@ -512,4 +519,6 @@ def run_from_row(row: Sequence[Any]) -> Run:
         created_at=row[16],
         updated_at=row[17],
         cancel_requested=bool(row[18]),
+        definition_version=row[19],
+        definition_digest=row[20],
     )

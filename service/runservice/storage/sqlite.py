@@ -33,7 +33,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -43,7 +43,7 @@ import aiosqlite
 import orjson
 
 from runservice.model import Event, ResumeLabel, Run, RunError, RunStatus, StepPath, StepRecord
-from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, batching, values
+from runservice.storage import Claim, Definition, Lease, RunQuery, RunWrite, WriteResult, batching, values
 from runservice.storage.hub import EventHub
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ _READERS = 2
 _RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
     " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested"
+    " cancel_requested, definition_version, definition_digest"
 )
 _RUN_COLUMNS = _RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `_run_from_row` use
 _SELECT_RUN = f"SELECT {_RUN_COLUMN_LIST} FROM runs"
@@ -192,19 +192,32 @@ class SqliteStore:
         result: WriteResult = await self._submit(change)
         return result
 
-    async def claim_runs(self, claim: Claim, limit: int, workflows: Sequence[str]) -> list[tuple[str, Lease]]:
+    async def claim_runs(
+        self,
+        claim: Claim,
+        limit: int,
+        workflows: Sequence[str],
+        definitions: Collection[Definition] | None = None,
+    ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs with no live owner (see `Store.claim_runs`)."""
-        if not workflows:
+        if not workflows or (definitions is not None and not definitions):
             return []
+        served = sorted(definitions or ())
+        by_definition = (
+            " AND (workflow_id, definition_version, definition_digest)"
+            f" IN (VALUES {', '.join(['(?, ?, ?)'] * len(served))})"
+            if served
+            else ""
+        )
 
         def apply(conn: sqlite3.Connection, now: float) -> list[tuple[str, Lease]]:
             rows = conn.execute(
                 "UPDATE runs SET owner = ?, epoch = epoch + 1, lease_expires_at = ?"
                 " WHERE run_id IN (SELECT run_id FROM runs"
                 f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
-                f" AND workflow_id IN ({', '.join('?' * len(workflows))})"
+                f" AND workflow_id IN ({', '.join('?' * len(workflows))}){by_definition}"
                 " ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
-                (claim.owner, now + claim.seconds, now, *workflows, limit),
+                (claim.owner, now + claim.seconds, now, *workflows, *(v for d in served for v in d), limit),
             ).fetchall()
             return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 
@@ -449,6 +462,10 @@ def _list_one(query: RunQuery, status: str | None, columns: str) -> tuple[str, l
         clauses.append("workflow_id = ?")
         params.append(query.workflow_id)
         index.append("workflow")
+    if query.definition_version is not None:
+        # One index per version of a workflow; other equality filters are checked row by row.
+        clauses.append("definition_version = ?")
+        params.append(query.definition_version)
     if query.resource_id is not None:
         clauses.append("resource_id = ?")
         params.append(query.resource_id)
@@ -457,6 +474,8 @@ def _list_one(query: RunQuery, status: str | None, columns: str) -> tuple[str, l
         clauses.append("status = ?")
         params.append(status)
         index.append("status")
+    if query.definition_version is not None and query.workflow_id is not None:
+        index = ["runs_by", "workflow", "version"]
     if len(index) == 1:
         index.append("time")
     if query.from_time is not None:
@@ -735,6 +754,8 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
     "wake_at": _same,
     "trace_id": str,
     "cancel_requested": lambda value: int(bool(value)),
+    "definition_version": str,
+    "definition_digest": str,
 }
 
 
@@ -771,6 +792,8 @@ def _run_row(run: Run, now: float, last_seq: int, writer: values.ValueWriter) ->
         run.created_at,
         now,
         int(run.cancel_requested),
+        run.definition_version,
+        run.definition_digest,
     )
 
 
@@ -802,4 +825,6 @@ def _run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Ru
         created_at=row[16],
         updated_at=row[17],
         cancel_requested=bool(row[18]),
+        definition_version=row[19],
+        definition_digest=row[20],
     )

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from runservice.errors import WorkflowDefinitionError
 from runservice.workflow.context import ConditionContext, StepContext
+from runservice.workflow.identity import DEFAULT_VERSION, check_version, graph_digest
 from runservice.workflow.schema import Schema, as_schema
 from runservice.workflow.step import RetryConfig, Step, check_id
 
@@ -91,8 +92,13 @@ class Workflow:
         state_schema: Any = None,
         description: str = "",
         retry_config: RetryConfig | None = None,
+        version: str = DEFAULT_VERSION,
     ) -> None:
         self.id = check_id("workflow", id)
+        self.version = check_version(version)
+        """The author's name for this definition; runs record it and finish on it."""
+        self.digest = ""
+        """SHA-256 of the step graph (`workflow/identity.py`), set by `commit()`."""
         self.input_schema: Schema | None = as_schema(input_schema)
         self.output_schema: Schema | None = as_schema(output_schema)
         self.state_schema: Schema | None = as_schema(state_schema)
@@ -107,7 +113,7 @@ class Workflow:
         self._generated = 0
 
     def __repr__(self) -> str:
-        return f"Workflow({self.id!r})"
+        return f"Workflow({self.id!r}, version={self.version!r})"
 
     @property
     def can_suspend(self) -> bool:
@@ -202,6 +208,7 @@ class Workflow:
                     f"call .commit() on it first"
                 )
         _check_schema_chain(self)
+        self.digest = graph_digest(self)
         self.committed = True
         return self
 
@@ -263,8 +270,14 @@ def create_workflow(
     state_schema: Any = None,
     description: str = "",
     retry_config: RetryConfig | dict[str, Any] | None = None,
+    version: str = DEFAULT_VERSION,
 ) -> Workflow:
-    """Start a workflow definition; chain builder calls and finish with `.commit()`."""
+    """Start a workflow definition; chain builder calls and finish with `.commit()`.
+
+    `version` names this definition (default "1"): a server may serve several versions of
+    one workflow id side by side; new runs start on the last one registered and every run
+    finishes on the version it started with.
+    """
     if isinstance(retry_config, dict):
         retry_config = RetryConfig(**retry_config)
     return Workflow(
@@ -274,6 +287,7 @@ def create_workflow(
         state_schema=state_schema,
         description=description,
         retry_config=retry_config,
+        version=version,
     )
 
 

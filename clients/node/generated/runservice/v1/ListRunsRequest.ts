@@ -41,6 +41,12 @@ export interface ListRunsRequest {
    * never carry step records or state: use GetRun for those.
    */
   'view'?: (_runservice_v1_RunView);
+  /**
+   * Optional. Only runs that started on this version of the workflow (needs
+   * workflow_id). With statuses RUNNING, WAITING and SUSPENDED it lists the runs
+   * that still need a version before it is retired.
+   */
+  'definitionVersion'?: (string);
 }
 
 /**
@@ -80,4 +86,10 @@ export interface ListRunsRequest__Output {
    * never carry step records or state: use GetRun for those.
    */
   'view': (_runservice_v1_RunView__Output);
+  /**
+   * Optional. Only runs that started on this version of the workflow (needs
+   * workflow_id). With statuses RUNNING, WAITING and SUSPENDED it lists the runs
+   * that still need a version before it is retired.
+   */
+  'definitionVersion': (string);
 }

@@ -90,6 +90,16 @@ export interface Run {
    * When a waiting run wakes up.
    */
   'wakeTime'?: (_google_protobuf_Timestamp | null);
+  /**
+   * The workflow version the run started on; it finishes on that version. Runs
+   * stored before versions existed report "1" (the default version).
+   */
+  'definitionVersion'?: (string);
+  /**
+   * Digest ("sha256:<hex>") of the step graph of that version when the run
+   * started; empty for runs stored before digests existed.
+   */
+  'definitionDigest'?: (string);
 }
 
 /**
@@ -173,4 +183,14 @@ export interface Run__Output {
    * When a waiting run wakes up.
    */
   'wakeTime': (_google_protobuf_Timestamp__Output | null);
+  /**
+   * The workflow version the run started on; it finishes on that version. Runs
+   * stored before versions existed report "1" (the default version).
+   */
+  'definitionVersion': (string);
+  /**
+   * Digest ("sha256:<hex>") of the step graph of that version when the run
+   * started; empty for runs stored before digests existed.
+   */
+  'definitionDigest': (string);
 }
