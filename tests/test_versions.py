@@ -19,6 +19,7 @@ import asyncpg
 import grpc
 import pytest
 from conftest import Databases, ServingFactory
+from process import ROOT, ServerProcess, serve_argv, server_env, start_server
 from pydantic import BaseModel
 
 from runservice import errors
@@ -305,6 +306,64 @@ async def test_claim_takes_only_runs_of_served_definitions(tmp_path: Path, datab
         assert sorted(r.run_id for r in page) == ["a", "c", "d"]
     finally:
         await store.close()
+
+
+# -- a rolling deploy over replicas (PostgreSQL) ----------------------------------------------
+
+
+async def test_rolling_deploy_a_run_in_flight_finishes_on_a_replica_serving_its_version(
+    pg_databases: Databases, tmp_path: Path
+) -> None:
+    """A v1 replica dies mid-run; of the next replicas, the one serving only v2 never takes
+    the run (it stays `running`), the one serving v1 and v2 finishes it on v1."""
+    url = await pg_databases.url_for("rolling")
+    args = ["--database-url", url, "--workflows", "versioned_workflows", "--heartbeat", "0.5"]
+    args += ["--lease-seconds", "1", "--claim-interval", "0.2", "--grace", "1"]
+
+    def replica(versions: str) -> Any:
+        env = server_env(PYTHONPATH=str(ROOT / "tests"), VERSIONED_WORKFLOWS=versions)
+        return start_server(serve_argv(*args), env=env)
+
+    old = await replica("1")
+    started: list[ServerProcess] = [old]
+    try:
+        async with Client(old.address, timeout=10.0) as on_old:
+            run = await on_old.get_workflow("deployed").create_run(run_id="inflight")
+            await run.start(input_data={"seconds": 1.5})
+
+            async def slow_running() -> bool:
+                steps = (await run.client.get_workflow("deployed").run_by_id("inflight")).steps
+                return any(s.path == ("slow",) for s in steps)
+
+            async with asyncio.timeout(10):
+                while not await slow_running():
+                    await asyncio.sleep(0.05)
+        await old.kill()  # SIGKILL in the middle of `slow`: no lease released
+
+        v2_only = await replica("2")
+        started.append(v2_only)
+        async with Client(v2_only.address, timeout=10.0) as on_v2:
+            handle = on_v2.get_workflow("deployed")
+            fresh = await handle.create_run()
+            assert (await fresh.start_async(input_data={"seconds": 0})).result == {
+                "by": "2",
+                "pid": v2_only.proc.pid,
+            }
+            await asyncio.sleep(2.5)  # the dead owner's lease ended; many claim rounds passed
+            left = await handle.run_by_id("inflight")
+            assert (left.status, left.definition_version) == (RunStatus.RUNNING, "1")
+
+            both = await replica("1,2")
+            started.append(both)
+            async with asyncio.timeout(20):
+                while (done := await handle.run_by_id("inflight")).status is RunStatus.RUNNING:
+                    await asyncio.sleep(0.1)
+        assert done.status is RunStatus.SUCCESS
+        assert done.result == {"by": "1", "pid": both.proc.pid}
+        assert "inflight" not in v2_only.text, "the v2-only replica touched the v1 run"
+    finally:
+        for server in started:
+            await server.kill()
 
 
 # -- runs stored before versions existed ------------------------------------------------------
