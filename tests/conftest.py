@@ -57,6 +57,7 @@ BOTH_BACKENDS = frozenset(
         "test_time_travel",
         "test_time_travel_replicas",
         "test_timeouts",
+        "test_versions",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""

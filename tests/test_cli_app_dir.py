@@ -198,7 +198,8 @@ async def test_check_duplicate_ids_and_usage(app: Path) -> None:
     dup = await runservice("check", "--workflows", "my_app.workflows,my_app.copy", cwd=app)
     assert dup.code == 1
     assert dup.error_lines == [
-        "runservice: error: two workflows have the id 'hello' (in 'my_app.workflows' and 'my_app.copy')"
+        "runservice: error: two workflows have the id 'hello' and version '1'"
+        " (in 'my_app.workflows' and 'my_app.copy')"
     ]
     nothing = await runservice("check", cwd=app)
     assert nothing.code == 2 and "--workflows" in nothing.err

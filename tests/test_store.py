@@ -214,6 +214,8 @@ async def test_patch_fields_round_trip(store: AnyStore) -> None:
         "cancel_requested": True,
         "travel": Travel(("outer", "a"), {"value": 1}, count=2, fork_step=("b",)),
         "deadline": 1004.5,
+        "definition_version": "2",
+        "definition_digest": "sha256:abc",
     }
     assert set(patch) == RUN_PATCH_FIELDS  # a new patch field needs its encoding here and in the store
     result = await store.write(RunWrite("r1", patch=patch))

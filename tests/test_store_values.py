@@ -145,6 +145,8 @@ async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
         DROP INDEX runs_by_forked_from; ALTER TABLE runs DROP COLUMN forked_from;
         ALTER TABLE runs DROP COLUMN travel;
         DROP INDEX runs_overdue; ALTER TABLE runs DROP COLUMN deadline;
+        DROP INDEX runs_by_workflow_version; ALTER TABLE runs DROP COLUMN definition_version;
+        ALTER TABLE runs DROP COLUMN definition_digest;
         CREATE INDEX runs_by_status ON runs (status);
         PRAGMA user_version = 2;
         """

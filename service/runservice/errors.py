@@ -23,7 +23,9 @@
     │   ├── RunNotStarted              TimeTravel / ForkRun of a pending run
     │   ├── StepNotReached             TimeTravel / ForkRun from a step that never ran
     │   ├── RunDeadlineExceeded        Resume of a run whose deadline passed (the run is ended)
-    │   └── ScheduleWorkflowNotServed  TriggerSchedule on a replica that does not serve its workflow
+    │   ├── ScheduleWorkflowNotServed  TriggerSchedule on a replica that does not serve its workflow
+    │   ├── WorkflowVersionUnavailable the run's recorded workflow version is not served
+    │   └── WorkflowDefinitionChanged  the served definition of the run's version has another graph
     ├── ResourceExhausted              a limit was reached (metadata `limit`)
     │   ├── ReplyTooLarge              the reply would exceed the send limit; ask for a smaller view
     │   ├── MessageTooLarge            a request over the message limit
@@ -272,6 +274,50 @@ class ScheduleWorkflowNotServed(FailedPrecondition):
         super().__init__(
             f"schedule {schedule_id!r} starts workflow {workflow_id!r}, which this server does not serve",
             metadata={"schedule_id": schedule_id, "workflow_id": workflow_id},
+        )
+
+
+class WorkflowVersionUnavailable(FailedPrecondition):
+    """The run started on a version of its workflow this server does not serve (retired,
+    or not deployed here yet): nothing of it is driven until a server serves that version."""
+
+    reason = "WORKFLOW_VERSION_UNAVAILABLE"
+
+    def __init__(self, run_id: str, workflow_id: str, recorded: str, served: Sequence[str]) -> None:
+        listed = ", ".join(served) or "none"
+        super().__init__(
+            f"run {run_id!r} started on version {recorded!r} of workflow {workflow_id!r}, which this "
+            f"server does not serve (served versions: {listed}); serve that version again to continue it",
+            metadata={
+                "run_id": run_id,
+                "workflow_id": workflow_id,
+                "recorded_version": recorded,
+                "served_versions": ",".join(served),
+            },
+        )
+
+
+class WorkflowDefinitionChanged(FailedPrecondition):
+    """The served definition of the run's version has another step graph than the one the
+    run started on (the code changed under the same version)."""
+
+    reason = "WORKFLOW_DEFINITION_CHANGED"
+
+    def __init__(
+        self, run_id: str, workflow_id: str, version: str, recorded_digest: str, served_digest: str
+    ) -> None:
+        super().__init__(
+            f"run {run_id!r} started on version {version!r} of workflow {workflow_id!r} with step graph "
+            f"{recorded_digest}, but the served version {version!r} has step graph {served_digest}; "
+            "serve the original definition, or give a changed graph a new version",
+            metadata={
+                "run_id": run_id,
+                "workflow_id": workflow_id,
+                "recorded_version": version,
+                "served_version": version,
+                "recorded_digest": recorded_digest,
+                "served_digest": served_digest,
+            },
         )
 
 

@@ -331,6 +331,10 @@ class Run:
     deadline: float | None = None
     """When the run times out (POSIX seconds, fixed at Start from the workflow's and the
     caller's timeouts); None: never. Stored, so it holds across restarts and replicas."""
+    definition_version: str = "1"
+    """The workflow version the run started on (runs stored before versions existed: "1")."""
+    definition_digest: str = ""
+    """The step-graph digest of that definition ("" for runs stored before digests existed)."""
     steps: tuple[StepRecord, ...] = ()
     """Step records in start order; empty unless the reader asked for them."""
     forked_from: str | None = None

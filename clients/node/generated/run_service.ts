@@ -48,6 +48,7 @@ import type { WatchRequest as _runservice_v1_WatchRequest, WatchRequest__Output 
 import type { WatchResponse as _runservice_v1_WatchResponse, WatchResponse__Output as _runservice_v1_WatchResponse__Output } from './runservice/v1/WatchResponse';
 import type { Workflow as _runservice_v1_Workflow, Workflow__Output as _runservice_v1_Workflow__Output } from './runservice/v1/Workflow';
 import type { WorkflowState as _runservice_v1_WorkflowState, WorkflowState__Output as _runservice_v1_WorkflowState__Output } from './runservice/v1/WorkflowState';
+import type { WorkflowVersion as _runservice_v1_WorkflowVersion, WorkflowVersion__Output as _runservice_v1_WorkflowVersion__Output } from './runservice/v1/WorkflowVersion';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -122,6 +123,7 @@ export interface ProtoGrpcType {
       WatchResponse: MessageTypeDefinition<_runservice_v1_WatchResponse, _runservice_v1_WatchResponse__Output>
       Workflow: MessageTypeDefinition<_runservice_v1_Workflow, _runservice_v1_Workflow__Output>
       WorkflowState: MessageTypeDefinition<_runservice_v1_WorkflowState, _runservice_v1_WorkflowState__Output>
+      WorkflowVersion: MessageTypeDefinition<_runservice_v1_WorkflowVersion, _runservice_v1_WorkflowVersion__Output>
     }
   }
 }

@@ -30,6 +30,7 @@ import type { TriggerScheduleRequest as _runservice_v1_TriggerScheduleRequest, T
 import type { TriggerScheduleResponse as _runservice_v1_TriggerScheduleResponse, TriggerScheduleResponse__Output as _runservice_v1_TriggerScheduleResponse__Output } from './runservice/v1/TriggerScheduleResponse';
 import type { Workflow as _runservice_v1_Workflow, Workflow__Output as _runservice_v1_Workflow__Output } from './runservice/v1/Workflow';
 import type { WorkflowState as _runservice_v1_WorkflowState, WorkflowState__Output as _runservice_v1_WorkflowState__Output } from './runservice/v1/WorkflowState';
+import type { WorkflowVersion as _runservice_v1_WorkflowVersion, WorkflowVersion__Output as _runservice_v1_WorkflowVersion__Output } from './runservice/v1/WorkflowVersion';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -93,6 +94,7 @@ export interface ProtoGrpcType {
       TriggerScheduleResponse: MessageTypeDefinition<_runservice_v1_TriggerScheduleResponse, _runservice_v1_TriggerScheduleResponse__Output>
       Workflow: MessageTypeDefinition<_runservice_v1_Workflow, _runservice_v1_Workflow__Output>
       WorkflowState: MessageTypeDefinition<_runservice_v1_WorkflowState, _runservice_v1_WorkflowState__Output>
+      WorkflowVersion: MessageTypeDefinition<_runservice_v1_WorkflowVersion, _runservice_v1_WorkflowVersion__Output>
     }
   }
 }

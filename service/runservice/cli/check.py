@@ -114,6 +114,8 @@ def _module_json(module: LoadedModule) -> dict[str, Json]:
 def _workflow_json(workflow: Workflow) -> dict[str, Json]:
     return {
         "id": workflow.id,
+        "version": workflow.version,
+        "digest": workflow.digest,
         "description": workflow.description,
         "input_schema": _schema(workflow.input_schema, workflow.id, "input"),
         "output_schema": _schema(workflow.output_schema, workflow.id, "output"),

@@ -60,7 +60,7 @@ def load_modules(
     their committed workflows: each module's `WORKFLOWS` list, else every Workflow attribute."""
     where = use_app_dir(app_dir) if app_dir is not None else None
     loaded: list[LoadedModule] = []
-    seen: dict[str, tuple[str, Workflow]] = {}
+    seen: dict[tuple[str, str], tuple[str, Workflow]] = {}
     for name in modules:
         module = _import(name, where)
         declared = getattr(module, "WORKFLOWS", None)
@@ -80,10 +80,12 @@ def load_modules(
                 raise WorkflowLoadError(
                     f"workflow {workflow.id!r} in module {name!r} is not committed: call .commit() on it"
                 )
-            first, other = seen.setdefault(workflow.id, (name, workflow))
+            # Versions of one workflow are served side by side; one version is one definition.
+            first, other = seen.setdefault((workflow.id, workflow.version), (name, workflow))
             if other is not workflow:
                 raise WorkflowLoadError(
-                    f"two workflows have the id {workflow.id!r} (in {first!r} and {name!r})"
+                    f"two workflows have the id {workflow.id!r} and version {workflow.version!r}"
+                    f" (in {first!r} and {name!r})"
                 )
             if not any(known is workflow for known in kept):  # one module may list it twice
                 kept.append(workflow)
@@ -92,8 +94,10 @@ def load_modules(
 
 
 def load_workflows(modules: Sequence[str], *, app_dir: str | os.PathLike[str] | None = ".") -> list[Workflow]:
-    """The committed workflows of `modules`, imported with `app_dir` first on `sys.path`."""
-    found = {wf.id: wf for module in load_modules(modules, app_dir=app_dir) for wf in module.workflows}
+    """The committed workflows of `modules`, imported with `app_dir` first on `sys.path`,
+    in registration order (the last version of a workflow id is its newest)."""
+    loaded = load_modules(modules, app_dir=app_dir)
+    found = {(wf.id, wf.version): wf for module in loaded for wf in module.workflows}
     return list(found.values())
 
 

@@ -142,6 +142,9 @@ def add_parsers(
     )
     runs.add_argument("--resource", help="only runs of this resource id")
     runs.add_argument("--forked-from", metavar="RUN", help="only the forks of this run")
+    runs.add_argument(
+        "--version", help="with --workflow: only runs that started on this version of the workflow"
+    )
     runs.add_argument("--limit", "-n", type=int, default=0, help="runs per page (default 50, at most 1000)")
     runs.add_argument("--page-token", default="", help="the next_page_token of a previous page")
     runs.add_argument(
@@ -256,6 +259,7 @@ async def list_runs(client: Client, args: argparse.Namespace) -> int:
         page_token=args.page_token,
         full=args.full,
         forked_from=args.forked_from,
+        version=args.version,
     )
     if args.json:
         print_json({"runs": [jsonable(run) for run in runs], "next_page_token": token})
@@ -296,6 +300,7 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
     print_run(run, out)
     facts = [
         ("resource", run.resource_id or ""),
+        ("version", f"{run.definition_version} ({run.definition_digest or 'no digest recorded'})"),
         ("created", when(run.created_at)),
         ("started", when(run.started_at)),
         ("ended", when(run.ended_at)),

@@ -102,6 +102,8 @@ def run_from_proto(msg: run_pb2.Run) -> model.Run:
         wake_at=wire.read_time(msg, "wake_time"),
         deadline=wire.read_time(msg, "deadline"),
         trace_id=msg.trace_id,
+        definition_version=msg.definition_version or "1",
+        definition_digest=msg.definition_digest,
         steps=tuple(step_from_proto(step, i + 1) for i, step in enumerate(msg.steps)),
         forked_from=msg.forked_from_run_id or None,
         travel=model.Travel(
@@ -174,6 +176,12 @@ class WorkflowInfo:
     step_graph: list[dict[str, Json]]
     timeout: float | None = None
     """Seconds a run may take (wall clock); None: unlimited."""
+    version: str = "1"
+    """The newest served version (new runs start on it)."""
+    digest: str = ""
+    """Digest of that version's step graph."""
+    versions: tuple[tuple[str, str], ...] = ()
+    """Every served (version, digest), oldest first."""
 
 
 _NODE_KIND = {
@@ -229,6 +237,9 @@ def workflow_from_proto(msg: run_pb2.Workflow) -> WorkflowInfo:
         steps=steps,
         step_graph=[_graph_node(node) for node in msg.step_graph],
         timeout=wire.read_duration(msg, "timeout"),
+        version=msg.version or "1",
+        digest=msg.digest,
+        versions=tuple((v.version, v.digest) for v in msg.versions),
     )
 
 
@@ -315,6 +326,7 @@ def list_runs_request(
     page_token: str,
     full: bool = False,
     forked_from: str | None = None,
+    version: str | None = None,
 ) -> run_service_pb2.ListRunsRequest:
     """A ListRuns request: summaries (no input, result or request context) unless `full`."""
     wanted = [status] if isinstance(status, str) else list(status or ())
@@ -328,6 +340,7 @@ def list_runs_request(
         page_token=page_token,
         view=run_service_pb2.RUN_VIEW_FULL if full else run_service_pb2.RUN_VIEW_SUMMARY,
         forked_from_run_id=forked_from or "",
+        definition_version=version or "",
     )
 
 

@@ -354,11 +354,13 @@ class SyncWorkflowHandle:
         page_token: str = "",
         full: bool = False,
         forked_from: str | None = None,
+        version: str | None = None,
     ) -> tuple[list[model.Run], str]:
         """Runs of this workflow, newest first, and the next page token ("" on the last page).
 
         Runs are summaries (no input, result or request context) unless `full` is true;
-        `forked_from` lists only the forks of that run."""
+        `forked_from` lists only the forks of that run;
+        `version` keeps only runs that started on that version of the workflow."""
         request = convert.list_runs_request(
             self.workflow_id,
             status=status,
@@ -369,6 +371,7 @@ class SyncWorkflowHandle:
             page_token=page_token,
             full=full,
             forked_from=forked_from,
+            version=version,
         )
         response = self.client.call(self.client.stub.ListRuns, request)
         return [run_from_proto(run) for run in response.runs], response.next_page_token

@@ -29,6 +29,7 @@ from runservice.engine.timetravel import (
     refusal,
     travel_event,
 )
+from runservice.engine.versions import ServedVersions, identity
 from runservice.errors import (
     FieldViolation,
     InvalidArgument,
@@ -42,8 +43,9 @@ from runservice.errors import (
     RunWorkflowMismatch,
     Unavailable,
     ValidationFailed,
-    WorkflowDefinitionError,
+    WorkflowDefinitionChanged,
     WorkflowNotFound,
+    WorkflowVersionUnavailable,
 )
 from runservice.model import (
     Event,
@@ -93,13 +95,8 @@ class Engine:
         `schedules`: cron schedules declared by the configuration (each bound to a served
         workflow), besides those the workflows declare."""
         self._store = store
-        self._workflows: dict[str, Workflow] = {}
-        for workflow in workflows:
-            if not workflow.committed:
-                raise WorkflowDefinitionError(f"workflow {workflow.id!r} is not committed: call .commit()")
-            if workflow.id in self._workflows:
-                raise WorkflowDefinitionError(f"two workflows have the id {workflow.id!r}")
-            self._workflows[workflow.id] = workflow
+        self._versions = ServedVersions(workflows)
+        self._workflows: dict[str, Workflow] = self._versions.newest()
         self._cancel_grace = cancel_grace
         self.heartbeat = heartbeat
         self._drivers: dict[str, RunDriver] = {}
@@ -117,6 +114,7 @@ class Engine:
             lease_seconds=lease_seconds,
             claim_interval=claim_interval,
             workflows=list(self._workflows),
+            definitions=self._versions.definitions(),
             adopt=self._adopt,
             local=lambda: {run_id: driver.settling for run_id, driver in self._drivers.items()},
             lost=self._lost,
@@ -201,7 +199,19 @@ class Engine:
 
     @property
     def workflows(self) -> dict[str, Workflow]:
+        """The newest served version of each workflow (the one new runs start on)."""
         return dict(self._workflows)
+
+    def versions(self, workflow_id: str) -> list[Workflow]:
+        """Every served version of a workflow, oldest first (the last is the newest), or WorkflowNotFound."""
+        self.workflow(workflow_id)
+        return self._versions.of(workflow_id)
+
+    def definition(self, run: Run) -> Workflow:
+        """The served definition a run continues on: the version it recorded, with the same
+        step graph. Raises WorkflowVersionUnavailable or WorkflowDefinitionChanged otherwise."""
+        self.workflow(run.workflow_id)
+        return self._versions.definition(run)
 
     def workflow(self, workflow_id: str) -> Workflow:
         """The workflow, or WorkflowNotFound."""
@@ -225,6 +235,7 @@ class Engine:
             created_at=now,
             updated_at=now,
             resource_id=resource_id or None,
+            **identity(self.workflow(workflow_id)),
         )
         result = await self._store.write(RunWrite(run.run_id, create=run))
         if result.applied:
@@ -283,6 +294,7 @@ class Engine:
                 started_at=now,
                 trace_id=trace_id,
                 deadline=run_deadline(now, workflow.timeout, run_timeout),
+                **identity(workflow),  # the run finishes on the definition it starts on
             )
             fresh = Run(
                 run_id=run_id,
@@ -343,12 +355,12 @@ class Engine:
             run = await self._load(run_id, workflow_id, steps=True)
             if request_id and await self._store.has_request(run_id, "resume", request_id):
                 return await self._repeat(run_id, wait)
-            workflow = self.workflow(run.workflow_id)
             if run.status is RunStatus.SUSPENDED and run.deadline is not None and time.time() >= run.deadline:
                 # Past its deadline a run never continues: it ends here, not half-way later.
                 await self._expire_idle(run)
                 raise RunDeadlineExceeded(run_id, iso(run.deadline))
             path, index = resolve(run, step, label, for_each_index)
+            workflow = self.definition(run)  # after resolve: a finished run is RUN_NOT_SUSPENDED
             target = find_runnable(workflow, path)
             schema = target.resume_schema if isinstance(target, Step) else None
             _, data = _validate_typed(schema, resume_data, "resume_data", "resume data")
@@ -427,11 +439,23 @@ class Engine:
         return await self.get_run(run_id)
 
     async def _until_settled(self, run_id: str) -> None:
-        """Wait (polling the store) until a run driven elsewhere is no longer active."""
+        """Wait (polling the store) until a run driven elsewhere is no longer active.
+
+        If its owner's lease ends meanwhile and nobody takes the run over (its owner died
+        and no live server serves the run's workflow version), it is canceled here."""
+        polls = 0
         while True:
             run = await self._store.get_run(run_id)
             if run is None or run.status not in _ACTIVE:
                 return
+            polls += 1
+            if polls % 10 == 0:  # every half second: is it ownerless now?
+                claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
+                if claimed.applied:
+                    await self._cancel_idle(
+                        await self._load(run_id, steps=True), None, self._lease(claimed.epoch)
+                    )
+                    return
             await asyncio.sleep(0.05)
 
     async def _cancel_idle(self, run: Run, request_id: str | None = None, lease: Lease | None = None) -> None:
@@ -512,7 +536,7 @@ class Engine:
                 raise RunNotActive(run_id, run.status.value)
             task = self._tasks.get(run_id)
             if task is None:
-                workflow = self.workflow(run.workflow_id)
+                workflow = self.definition(run)
                 claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
                 if not claimed.applied:  # another replica drives it
                     return replace(run, steps=())
@@ -542,7 +566,7 @@ class Engine:
             run = await self._load(run_id, workflow_id, steps=True)
             if request_id and await self._store.has_request(run_id, "time-travel", request_id):
                 return await self._repeat(run_id, wait)
-            workflow = self.workflow(run.workflow_id)
+            workflow = self.definition(run)  # its recorded version, with the same step graph
             check_time_travel(run, workflow)
             target = plan(run, workflow, step, input_data)
             previous = run.travel
@@ -619,7 +643,7 @@ class Engine:
         async with self._lock(fork_id):
             if request_id and await self._store.has_request(fork_id, "fork", request_id):
                 return await self._repeat(fork_id, wait)
-            workflow = self.workflow(source.workflow_id)
+            workflow = self.definition(source)  # the fork keeps records made by this definition
             check_time_travel(source, workflow)
             target = plan(source, workflow, step, input_data)
             now = time.time()
@@ -637,6 +661,7 @@ class Engine:
                 trace_id=trace_id or new_trace_id(),
                 forked_from=source.run_id,
                 travel=Travel(target.path, target.input, fork_step=target.path),
+                **identity(workflow),
                 deadline=run_deadline(now, workflow.timeout, None),
             )
             events = (
@@ -681,6 +706,7 @@ class Engine:
         page_token: str = "",
         payloads: bool = True,
         forked_from: str | None = None,
+        definition_version: str | None = None,
     ) -> tuple[list[Run], str]:
         """Runs newest first and the next page token ("" on the last page).
 
@@ -688,6 +714,8 @@ class Engine:
         A page token only continues the listing of the filters it was issued for."""
         if workflow_id:
             self.workflow(workflow_id)
+        elif definition_version:
+            raise _invalid("definition_version", "filtering by version needs a workflow_id")
         if page_size < 0:
             raise _invalid("page_size", "must not be negative")
         limit = min(page_size or 50, _MAX_PAGE)
@@ -700,6 +728,7 @@ class Engine:
             limit=limit + 1,
             payloads=payloads,
             forked_from=forked_from or None,
+            definition_version=definition_version or None,
         )
         if page_token:
             query = replace(query, after=paging.decode_token(page_token, query))
@@ -785,9 +814,14 @@ class Engine:
                 if not await self._expire_idle(run, lease):
                     await self._release(run_id, lease)
                 return
-            workflow = self.workflow(run.workflow_id)
+            workflow = self.definition(run)
             logger.info("run %s: re-driving from its last checkpoint (was %s)", run_id, run.status)
             self._launch(RunDriver(self._store, workflow, run, lease))
+        except (WorkflowVersionUnavailable, WorkflowDefinitionChanged) as exc:
+            # Not this server's to drive (the claim normally skips it): leave it as it is,
+            # unowned, for a server that serves its definition; never fail it.
+            logger.warning("run %s: not re-driven: %s", run_id, exc.message)
+            await self._release(run_id, lease)
         except Exception:
             logger.exception("run %s: cannot be recovered", run_id)
             await self._fail(run_id, "the run could not be recovered; see the server log", lease)
@@ -815,7 +849,7 @@ class Engine:
 
     def _launch_claimed(self, run: Run, epoch: int) -> asyncio.Task[Run]:
         """Drive a run this replica created already claimed (a schedule's tick)."""
-        return self._launch(RunDriver(self._store, self.workflow(run.workflow_id), run, self._lease(epoch)))
+        return self._launch(RunDriver(self._store, self.definition(run), run, self._lease(epoch)))
 
     def _lease(self, epoch: int) -> Lease:
         return Lease(self._keeper.owner, epoch)

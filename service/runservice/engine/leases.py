@@ -21,7 +21,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 
-from runservice.storage import Claim, Lease, Store
+from runservice.storage import Claim, Definition, Lease, Store
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class LeaseKeeper:
         lease_seconds: float,
         claim_interval: float,
         workflows: Collection[str],
+        definitions: Collection[Definition] | None = None,
         adopt: Callable[[str, Lease], Awaitable[None]],
         local: Callable[[], dict[str, bool]],
         lost: Callable[[str], None],
@@ -67,6 +68,7 @@ class LeaseKeeper:
         self.lease_seconds = FOREVER if self.exclusive else lease_seconds
         self._claim_interval = claim_interval
         self._workflows = tuple(workflows)
+        self._definitions = None if definitions is None else tuple(definitions)
         self._adopt = adopt
         self._local = local
         self._lost = lost
@@ -82,7 +84,7 @@ class LeaseKeeper:
         """Claim and adopt due runs until none is left; returns how many were adopted."""
         adopted = 0
         while True:
-            claimed = await self._store.claim_runs(self.claim, limit, self._workflows)
+            claimed = await self._store.claim_runs(self.claim, limit, self._workflows, self._definitions)
             for run_id, lease in claimed:
                 await self._adopt(run_id, lease)
             adopted += len(claimed)

@@ -28,6 +28,8 @@ def filters_digest(query: RunQuery) -> str:
     ]
     if query.forked_from is not None:  # appended only when set: older tokens stay valid
         filters.append(query.forked_from)
+    if query.definition_version is not None:  # appended: tokens issued before versions stay valid
+        filters.append(query.definition_version)
     canonical = json.dumps(filters, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()[:16]
 

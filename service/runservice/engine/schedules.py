@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from runservice.engine.deadlines import run_deadline
+from runservice.engine.versions import identity
 from runservice.errors import (
     ScheduleNotFound,
     ScheduleWorkflowNotServed,
@@ -292,6 +293,7 @@ class Scheduler:
             started_at=now,
             trace_id=self._trace_id(),
             deadline=run_deadline(now, workflow.timeout, None),
+            **identity(workflow),
         )
 
     # -- operations ----------------------------------------------------------------------------

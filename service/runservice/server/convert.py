@@ -114,6 +114,8 @@ def run_to_proto(run: model.Run, *, include_state: bool = True, view: View = FUL
         status=_RUN_STATUS[run.status],
         last_sequence=run.last_sequence,
         trace_id=run.trace_id,
+        definition_version=run.definition_version,
+        definition_digest=run.definition_digest,
     )
     summary = view == SUMMARY
     if not summary:
@@ -187,9 +189,14 @@ def _add_events(
 _KIND = run_pb2.StepGraphNodeKind
 
 
-def workflow_to_proto(workflow: Workflow) -> run_pb2.Workflow:
-    """A workflow with every step (nested ones under dotted ids), its schemas and its graph."""
-    msg = run_pb2.Workflow(id=workflow.id, description=workflow.description)
+def workflow_to_proto(workflow: Workflow, versions: Sequence[Workflow] = ()) -> run_pb2.Workflow:
+    """A workflow with every step (nested ones under dotted ids), its schemas and its graph;
+    `versions` are all its served versions, oldest first (the last one is `workflow`)."""
+    msg = run_pb2.Workflow(
+        id=workflow.id, description=workflow.description, version=workflow.version, digest=workflow.digest
+    )
+    for served in versions or (workflow,):
+        msg.versions.add(version=served.version, digest=served.digest, newest=served is workflow)
     _set_schema(msg.input_schema, workflow.input_schema)
     _set_schema(msg.output_schema, workflow.output_schema)
     _set_schema(msg.state_schema, workflow.state_schema)
@@ -590,6 +597,7 @@ class ListArgs(TypedDict):
     page_token: str
     payloads: bool
     forked_from: str | None
+    definition_version: str | None
 
 
 def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
@@ -599,6 +607,9 @@ def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
     checks.bounded("resource_id", request.resource_id, limits.RESOURCE_ID)
     checks.bounded("page_token", request.page_token, limits.PAGE_TOKEN)
     forked_from = checks.run_id("forked_from_run_id", request.forked_from_run_id, required=False)
+    checks.bounded("definition_version", request.definition_version)
+    if request.definition_version and not request.workflow_id:
+        checks.bad("definition_version", "filtering by version needs a workflow_id")
     from_time = checks.time(request, "from_time")
     to_time = checks.time(request, "to_time")
     if len(request.statuses) > limits.STATUSES:
@@ -621,6 +632,7 @@ def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
         page_token=request.page_token,
         payloads=list_view(request.view) != SUMMARY,
         forked_from=forked_from,
+        definition_version=_optional(request.definition_version),
     )
 
 

@@ -8,7 +8,7 @@ hear of its events only after the commit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -33,8 +33,14 @@ RUN_PATCH_FIELDS = frozenset(
         "cancel_requested",  # bool
         "travel",  # Travel | None
         "deadline",  # float | None
+        "definition_version",  # str
+        "definition_digest",  # str
     }
 )
+
+
+Definition = tuple[str, str, str]
+"""(workflow id, version, step-graph digest) of a served workflow definition."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +139,8 @@ class RunQuery:
     """Load input, result, state and request context; False leaves them None (summaries)."""
     forked_from: str | None = None
     """Only the forks of this run (ForkRun)."""
+    definition_version: str | None = None
+    """Only runs that started on this workflow version (used with `workflow_id`)."""
 
 
 class Store(Protocol):
@@ -178,11 +186,19 @@ class Store(Protocol):
     async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
         """Every run whose status is one of `statuses`."""
 
-    async def claim_runs(self, claim: Claim, limit: int, workflows: Sequence[str]) -> list[tuple[str, Lease]]:
+    async def claim_runs(
+        self,
+        claim: Claim,
+        limit: int,
+        workflows: Sequence[str],
+        definitions: Collection[Definition] | None = None,
+    ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs (running or waiting) of these workflows that have
         no live owner: none, or a lease that expired (by the database's clock), oldest
-        first; and suspended runs whose deadline passed (the claimer ends them). Returns
-        (run id, lease) of each."""
+        first; and suspended runs whose deadline passed (the claimer ends them). With
+        `definitions`, only runs whose (workflow id, definition version, definition digest)
+        is one of them: a run of a version this replica does not serve is left for one that
+        does. Returns (run id, lease) of each."""
 
     async def renew_leases(self, owner: str, seconds: float) -> dict[str, bool]:
         """Extend every lease `owner` holds by `seconds`; returns the runs it still owns,
@@ -264,6 +280,7 @@ def redact_url(url: str) -> str:
 __all__ = [
     "RUN_PATCH_FIELDS",
     "Claim",
+    "Definition",
     "EventHub",
     "Lease",
     "RunQuery",

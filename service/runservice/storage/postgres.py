@@ -37,7 +37,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from importlib import resources
 from typing import Any
 
@@ -45,7 +45,7 @@ import asyncpg
 import orjson
 
 from runservice.model import Event, Run, RunStatus, StepRecord
-from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, batching, redact_url
+from runservice.storage import Claim, Definition, Lease, RunQuery, RunWrite, WriteResult, batching, redact_url
 from runservice.storage.hub import EventHub
 from runservice.storage.postgres_schedules import PostgresSchedules
 from runservice.storage.postgres_writes import (
@@ -77,7 +77,11 @@ _CLAIM = (
     # Suspended runs past their deadline are claimed too: the claimer ends them.
     f" WHERE (status = ANY($3::text[]) OR (status = 'suspended' AND deadline < {_NOW}))"
     f" AND (owner IS NULL OR lease_expires_at < {_NOW})"
-    " AND workflow_id = ANY($4::text[]) ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
+    " AND workflow_id = ANY($4::text[])"
+    # $6 false: any definition; else only the served (workflow, version, digest) triples.
+    " AND (NOT $6::boolean OR (workflow_id, definition_version, definition_digest) IN"
+    " (SELECT * FROM unnest($7::text[], $8::text[], $9::text[])))"
+    " ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
     " RETURNING run_id, epoch"
 )
 _RENEW = (
@@ -274,15 +278,31 @@ class PostgresStore(PostgresSchedules):
 
     # -- leases ------------------------------------------------------------------
 
-    async def claim_runs(self, claim: Claim, limit: int, workflows: Sequence[str]) -> list[tuple[str, Lease]]:
+    async def claim_runs(
+        self,
+        claim: Claim,
+        limit: int,
+        workflows: Sequence[str],
+        definitions: Collection[Definition] | None = None,
+    ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs with no live owner (see `Store.claim_runs`).
 
         `FOR UPDATE SKIP LOCKED`: replicas claiming at once take different runs, and a run
         whose row the writer holds right now (its owner is committing) is skipped."""
-        if not workflows:
+        if not workflows or (definitions is not None and not definitions):
             return []
+        served = sorted(definitions or ())
         rows = await self._readers().fetch(
-            _CLAIM, claim.owner, claim.seconds, _ACTIVE, list(workflows), limit
+            _CLAIM,
+            claim.owner,
+            claim.seconds,
+            _ACTIVE,
+            list(workflows),
+            limit,
+            definitions is not None,
+            [d[0] for d in served],
+            [d[1] for d in served],
+            [d[2] for d in served],
         )
         return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 
@@ -382,6 +402,8 @@ class PostgresStore(PostgresSchedules):
             clauses.append(f"resource_id = {param(query.resource_id)}")
         if query.forked_from is not None:
             clauses.append(f"forked_from = {param(query.forked_from)}")
+        if query.definition_version is not None:
+            clauses.append(f"definition_version = {param(query.definition_version)}")
         if query.from_time is not None:
             clauses.append(f"created_at >= {param(query.from_time)}")
         if query.to_time is not None:

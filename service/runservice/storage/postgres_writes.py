@@ -49,7 +49,7 @@ _NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
 RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
     " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested, forked_from, travel, deadline"
+    " cancel_requested, forked_from, travel, deadline, definition_version, definition_digest"
 )
 RUN_COLUMNS = RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `run_from_row` use
 _RUN_TYPES = (
@@ -61,6 +61,7 @@ _RUN_TYPES = (
     + ["boolean"]
     + ["text", "bytea"]
     + ["double precision"]
+    + ["text"] * 2
 )
 _NOW = "extract(epoch from now())::double precision"
 """The database's clock: every lease is measured by it, never by a replica's own clock."""
@@ -80,6 +81,8 @@ _PATCHABLE = (
     ("cancel_requested", "boolean"),
     ("travel", "bytea"),
     ("deadline", "double precision"),
+    ("definition_version", "text"),
+    ("definition_digest", "text"),
 )
 _PATCH_SLOT = {name: i for i, (name, _) in enumerate(_PATCHABLE)}
 
@@ -539,6 +542,8 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
     "cancel_requested": bool,
     "travel": lambda value: _json(value.to_json() if value else None),
     "deadline": _same,
+    "definition_version": str,
+    "definition_digest": str,
 }
 assert set(_PATCH_ENCODERS) == set(_PATCH_SLOT)
 
@@ -570,6 +575,8 @@ def _patched_run_row(change: RunWrite, encoded: _Encoded, now: float) -> tuple[o
         run.forked_from,
         _json(run.travel.to_json() if run.travel else None),
         run.deadline,
+        run.definition_version,
+        run.definition_digest,
     ]
     if encoded.mask:
         for slot, (name, _) in enumerate(_PATCHABLE):
@@ -603,4 +610,6 @@ def run_from_row(row: Sequence[Any]) -> Run:
         forked_from=row[19],
         travel=Travel.from_json(loads(row[20])),
         deadline=row[21],
+        definition_version=row[22],
+        definition_digest=row[23],
     )

@@ -51,7 +51,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -71,7 +71,7 @@ from runservice.model import (
     Travel,
     path_key,
 )
-from runservice.storage import Claim, Lease, RunQuery, RunWrite, WriteResult, batching, values
+from runservice.storage import Claim, Definition, Lease, RunQuery, RunWrite, WriteResult, batching, values
 from runservice.storage.hub import EventHub
 from runservice.storage.sqlite_schedules import SqliteSchedules
 
@@ -102,7 +102,7 @@ _MARK_SYNC = "UPDATE sync_marks SET count = count + 1 WHERE id = 1"
 _RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
     " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested, forked_from, travel, deadline"
+    " cancel_requested, forked_from, travel, deadline, definition_version, definition_digest"
 )
 _RUN_COLUMNS = _RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `_run_from_row` use
 _SELECT_RUN = f"SELECT {_RUN_COLUMN_LIST} FROM runs"
@@ -289,28 +289,44 @@ class SqliteStore(SqliteSchedules):
             return
         await self._submit(_Sync(target))
 
-    async def claim_runs(self, claim: Claim, limit: int, workflows: Sequence[str]) -> list[tuple[str, Lease]]:
+    async def claim_runs(
+        self,
+        claim: Claim,
+        limit: int,
+        workflows: Sequence[str],
+        definitions: Collection[Definition] | None = None,
+    ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs with no live owner (see `Store.claim_runs`)."""
-        if not workflows:
+        if not workflows or (definitions is not None and not definitions):
             return []
+        served = sorted(definitions or ())
+        by_definition = (
+            " AND (workflow_id, definition_version, definition_digest)"
+            f" IN (VALUES {', '.join(['(?, ?, ?)'] * len(served))})"
+            if served
+            else ""
+        )
 
         def apply(conn: sqlite3.Connection, now: float) -> list[tuple[str, Lease]]:
             # INDEXED BY: with one workflow the planner preferred runs_by_workflow and read
             # every run the workflow ever had, on the event loop, once per claim interval;
             # this reads only the active ones, and (runs_overdue) the suspended runs whose
             # deadline passed, which the engine ends.
-            served = ", ".join("?" * len(workflows))
+            placeholders = ", ".join("?" * len(workflows))
+            chosen = [value for definition in served for value in definition]
             rows = conn.execute(
                 "UPDATE runs SET owner = ?, epoch = epoch + 1, lease_expires_at = ?"
                 " WHERE run_id IN (SELECT run_id FROM ("
                 " SELECT run_id, created_at FROM runs INDEXED BY runs_by_workflow_status"
                 f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
-                f" AND workflow_id IN ({served})"
+                f" AND workflow_id IN ({placeholders}){by_definition}"
                 " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_overdue"
                 " WHERE status = 'suspended' AND deadline IS NOT NULL AND deadline < ?"
-                f" AND (owner IS NULL OR lease_expires_at < ?) AND workflow_id IN ({served})"
+                " AND (owner IS NULL OR lease_expires_at < ?)"
+                f" AND workflow_id IN ({placeholders}){by_definition}"
                 ") ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
-                (claim.owner, now + claim.seconds, now, *workflows, now, now, *workflows, limit),
+                (claim.owner, now + claim.seconds, now, *workflows, *chosen)
+                + (now, now, *workflows, *chosen, limit),
             ).fetchall()
             return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 
@@ -613,6 +629,10 @@ def _list_one(query: RunQuery, status: str | None, columns: str) -> tuple[str, l
         clauses.append("workflow_id = ?")
         params.append(query.workflow_id)
         index.append("workflow")
+    if query.definition_version is not None:
+        # One index per version of a workflow; other equality filters are checked row by row.
+        clauses.append("definition_version = ?")
+        params.append(query.definition_version)
     if query.resource_id is not None:
         clauses.append("resource_id = ?")
         params.append(query.resource_id)
@@ -621,6 +641,8 @@ def _list_one(query: RunQuery, status: str | None, columns: str) -> tuple[str, l
         clauses.append("status = ?")
         params.append(status)
         index.append("status")
+    if query.definition_version is not None and query.workflow_id is not None:
+        index = ["runs_by", "workflow", "version"]
     if len(index) == 1:
         index.append("time")
     if query.forked_from is not None:  # a run's forks are few: their own index, the rest filtered
@@ -1053,6 +1075,8 @@ _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
     "cancel_requested": lambda value: int(bool(value)),
     "travel": lambda value: _json(value.to_json() if value else None),
     "deadline": _same,
+    "definition_version": str,
+    "definition_digest": str,
 }
 
 
@@ -1092,6 +1116,8 @@ def _run_row(run: Run, now: float, last_seq: int, writer: values.ValueWriter) ->
         run.forked_from,
         _json(run.travel.to_json() if run.travel else None),
         run.deadline,
+        run.definition_version,
+        run.definition_digest,
     )
 
 
@@ -1126,4 +1152,6 @@ def _run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Ru
         forked_from=row[19],
         travel=Travel.from_json(_loads(row[20])),
         deadline=row[21],
+        definition_version=row[22],
+        definition_digest=row[23],
     )

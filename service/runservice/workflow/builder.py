@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from runservice.errors import WorkflowDefinitionError
 from runservice.workflow.context import ConditionContext, StepContext
+from runservice.workflow.identity import DEFAULT_VERSION, check_version, graph_digest
 from runservice.workflow.schedule import Schedule
 from runservice.workflow.schema import Schema, as_schema
 from runservice.workflow.step import RetryConfig, Step, check_id, check_timeout
@@ -93,11 +94,16 @@ class Workflow:
         description: str = "",
         retry_config: RetryConfig | None = None,
         timeout: float | dt.timedelta | None = None,
+        version: str = DEFAULT_VERSION,
     ) -> None:
         self.id = check_id("workflow", id)
         self.timeout = check_timeout(f"workflow {id!r}", timeout)
         """Seconds a run of this workflow may take, wall clock, suspended and sleeping time
         included; when nested, the seconds its part of the parent run may take."""
+        self.version = check_version(version)
+        """The author's name for this definition; runs record it and finish on it."""
+        self.digest = ""
+        """SHA-256 of the step graph (`workflow/identity.py`), set by `commit()`."""
         self.input_schema: Schema | None = as_schema(input_schema)
         self.output_schema: Schema | None = as_schema(output_schema)
         self.state_schema: Schema | None = as_schema(state_schema)
@@ -114,7 +120,7 @@ class Workflow:
         """Cron schedules that start runs of this workflow (`schedule`)."""
 
     def __repr__(self) -> str:
-        return f"Workflow({self.id!r})"
+        return f"Workflow({self.id!r}, version={self.version!r})"
 
     @property
     def can_suspend(self) -> bool:
@@ -209,6 +215,7 @@ class Workflow:
                     f"call .commit() on it first"
                 )
         _check_schema_chain(self)
+        self.digest = graph_digest(self)
         self.committed = True
         return self
 
@@ -308,13 +315,17 @@ def create_workflow(
     retry_config: RetryConfig | dict[str, Any] | None = None,
     timeout: float | dt.timedelta | None = None,
     schedules: Sequence[Schedule] = (),
+    version: str = DEFAULT_VERSION,
 ) -> Workflow:
     """Start a workflow definition; chain builder calls and finish with `.commit()`.
 
     `timeout` (seconds or a timedelta) sets each run's deadline: start time plus timeout,
     wall clock (time suspended or sleeping counts). Past it the run's running steps are
     stopped and the run ends failed with RunTimeoutError. `schedules` start runs on cron
-    ticks (also `.schedule(...)`)."""
+    ticks (also `.schedule(...)`). `version` names this definition (default "1"): a server
+    may serve several versions of one workflow id side by side; new runs start on the last
+    one registered and every run finishes on the version it started with.
+    """
     if isinstance(retry_config, dict):
         retry_config = RetryConfig(**retry_config)
     workflow = Workflow(
@@ -325,6 +336,7 @@ def create_workflow(
         description=description,
         retry_config=retry_config,
         timeout=timeout,
+        version=version,
     )
     for schedule in schedules:
         workflow.add_schedule(schedule)

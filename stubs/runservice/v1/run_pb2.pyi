@@ -182,7 +182,7 @@ class ResumeLabelTarget(_message.Message):
     def __init__(self, path: _Optional[_Union[StepPath, _Mapping]] = ..., has_for_each_index: _Optional[bool] = ..., for_each_index: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "workflow_id", "resource_id", "status", "input", "result", "error", "steps", "suspended", "state", "resume_labels", "request_context", "last_sequence", "create_time", "update_time", "start_time", "end_time", "trace_id", "wake_time", "forked_from_run_id", "forked_from_step", "time_travel_count", "time_travel_step", "deadline", "schedule_id", "schedule_tick_time")
+    __slots__ = ("run_id", "workflow_id", "resource_id", "status", "input", "result", "error", "steps", "suspended", "state", "resume_labels", "request_context", "last_sequence", "create_time", "update_time", "start_time", "end_time", "trace_id", "wake_time", "forked_from_run_id", "forked_from_step", "time_travel_count", "time_travel_step", "deadline", "schedule_id", "schedule_tick_time", "definition_version", "definition_digest")
     class ResumeLabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,8 @@ class Run(_message.Message):
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_TICK_TIME_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_DIGEST_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     workflow_id: str
     resource_id: str
@@ -242,7 +244,9 @@ class Run(_message.Message):
     deadline: _timestamp_pb2.Timestamp
     schedule_id: str
     schedule_tick_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ..., suspended: _Optional[_Iterable[_Union[StepPath, _Mapping]]] = ..., state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_labels: _Optional[_Mapping[str, ResumeLabelTarget]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., last_sequence: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ..., wake_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forked_from_run_id: _Optional[str] = ..., forked_from_step: _Optional[_Union[StepPath, _Mapping]] = ..., time_travel_count: _Optional[int] = ..., time_travel_step: _Optional[_Union[StepPath, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_id: _Optional[str] = ..., schedule_tick_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    definition_version: str
+    definition_digest: str
+    def __init__(self, run_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., resource_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ..., suspended: _Optional[_Iterable[_Union[StepPath, _Mapping]]] = ..., state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_labels: _Optional[_Mapping[str, ResumeLabelTarget]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., last_sequence: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ..., wake_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forked_from_run_id: _Optional[str] = ..., forked_from_step: _Optional[_Union[StepPath, _Mapping]] = ..., time_travel_count: _Optional[int] = ..., time_travel_step: _Optional[_Union[StepPath, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_id: _Optional[str] = ..., schedule_tick_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., definition_version: _Optional[str] = ..., definition_digest: _Optional[str] = ...) -> None: ...
 
 class StepProgress(_message.Message):
     __slots__ = ("completed_count", "total_count", "current_index", "iteration_status", "iteration_output")
@@ -349,7 +353,7 @@ class StepInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., suspend_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., can_suspend: _Optional[bool] = ..., is_workflow: _Optional[bool] = ..., retries: _Optional[int] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Workflow(_message.Message):
-    __slots__ = ("id", "description", "input_schema", "output_schema", "state_schema", "steps", "step_graph", "timeout")
+    __slots__ = ("id", "description", "input_schema", "output_schema", "state_schema", "steps", "step_graph", "timeout", "version", "digest", "versions")
     ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     INPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
@@ -358,6 +362,9 @@ class Workflow(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     STEP_GRAPH_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     description: str
     input_schema: _struct_pb2.Value
@@ -366,4 +373,17 @@ class Workflow(_message.Message):
     steps: _containers.RepeatedCompositeFieldContainer[StepInfo]
     step_graph: _containers.RepeatedCompositeFieldContainer[StepGraphNode]
     timeout: _duration_pb2.Duration
-    def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepInfo, _Mapping]]] = ..., step_graph: _Optional[_Iterable[_Union[StepGraphNode, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    version: str
+    digest: str
+    versions: _containers.RepeatedCompositeFieldContainer[WorkflowVersion]
+    def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepInfo, _Mapping]]] = ..., step_graph: _Optional[_Iterable[_Union[StepGraphNode, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[WorkflowVersion, _Mapping]]] = ...) -> None: ...
+
+class WorkflowVersion(_message.Message):
+    __slots__ = ("version", "digest", "newest")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    digest: str
+    newest: bool
+    def __init__(self, version: _Optional[str] = ..., digest: _Optional[str] = ..., newest: _Optional[bool] = ...) -> None: ...

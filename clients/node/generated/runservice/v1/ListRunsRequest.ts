@@ -42,6 +42,12 @@ export interface ListRunsRequest {
    */
   'view'?: (_runservice_v1_RunView);
   /**
+   * Optional. Only runs that started on this version of the workflow (needs
+   * workflow_id). With statuses RUNNING, WAITING and SUSPENDED it lists the runs
+   * that still need a version before it is retired.
+   */
+  'definitionVersion'?: (string);
+  /**
    * Optional. Only the forks of this run (ForkRun).
    */
   'forkedFromRunId'?: (string);
@@ -84,6 +90,12 @@ export interface ListRunsRequest__Output {
    * never carry step records or state: use GetRun for those.
    */
   'view': (_runservice_v1_RunView__Output);
+  /**
+   * Optional. Only runs that started on this version of the workflow (needs
+   * workflow_id). With statuses RUNNING, WAITING and SUSPENDED it lists the runs
+   * that still need a version before it is retired.
+   */
+  'definitionVersion': (string);
   /**
    * Optional. Only the forks of this run (ForkRun).
    */

@@ -91,6 +91,16 @@ export interface Run {
    */
   'wakeTime'?: (_google_protobuf_Timestamp | null);
   /**
+   * The workflow version the run started on; it finishes on that version. Runs
+   * stored before versions existed report "1" (the default version).
+   */
+  'definitionVersion'?: (string);
+  /**
+   * Digest ("sha256:<hex>") of the step graph of that version when the run
+   * started; empty for runs stored before digests existed.
+   */
+  'definitionDigest'?: (string);
+  /**
    * When the run times out; unset when it has no timeout. Fixed at Start (workflow
    * timeout and StartRequest.timeout) and stored, so it holds across restarts. Wall
    * clock: time suspended or sleeping counts. Past it the run ends RUN_STATUS_FAILED
@@ -205,6 +215,16 @@ export interface Run__Output {
    * When a waiting run wakes up.
    */
   'wakeTime': (_google_protobuf_Timestamp__Output | null);
+  /**
+   * The workflow version the run started on; it finishes on that version. Runs
+   * stored before versions existed report "1" (the default version).
+   */
+  'definitionVersion': (string);
+  /**
+   * Digest ("sha256:<hex>") of the step graph of that version when the run
+   * started; empty for runs stored before digests existed.
+   */
+  'definitionDigest': (string);
   /**
    * When the run times out; unset when it has no timeout. Fixed at Start (workflow
    * timeout and StartRequest.timeout) and stored, so it holds across restarts. Wall

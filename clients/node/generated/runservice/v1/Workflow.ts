@@ -3,6 +3,7 @@
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from '../../google/protobuf/Value';
 import type { StepInfo as _runservice_v1_StepInfo, StepInfo__Output as _runservice_v1_StepInfo__Output } from '../../runservice/v1/StepInfo';
 import type { StepGraphNode as _runservice_v1_StepGraphNode, StepGraphNode__Output as _runservice_v1_StepGraphNode__Output } from '../../runservice/v1/StepGraphNode';
+import type { WorkflowVersion as _runservice_v1_WorkflowVersion, WorkflowVersion__Output as _runservice_v1_WorkflowVersion__Output } from '../../runservice/v1/WorkflowVersion';
 import type { Duration as _google_protobuf_Duration, Duration__Output as _google_protobuf_Duration__Output } from '../../google/protobuf/Duration';
 
 /**
@@ -37,6 +38,21 @@ export interface Workflow {
    * The step graph, in execution order.
    */
   'stepGraph'?: (_runservice_v1_StepGraphNode)[];
+  /**
+   * The version this message describes: the newest served version, the one
+   * new runs start on. "1" unless the author gave one.
+   */
+  'version'?: (string);
+  /**
+   * Digest ("sha256:<hex>") of this version's step graph: ids, kinds, structure
+   * and schemas, stable across processes.
+   */
+  'digest'?: (string);
+  /**
+   * Every version this server serves, oldest first; runs in flight finish on the
+   * version they started on, so a version is served until no active run needs it.
+   */
+  'versions'?: (_runservice_v1_WorkflowVersion)[];
   /**
    * How long a run of this workflow may take (wall clock, suspended and sleeping time
    * included); unset when unlimited. See StartRequest.timeout.
@@ -76,6 +92,21 @@ export interface Workflow__Output {
    * The step graph, in execution order.
    */
   'stepGraph': (_runservice_v1_StepGraphNode__Output)[];
+  /**
+   * The version this message describes: the newest served version, the one
+   * new runs start on. "1" unless the author gave one.
+   */
+  'version': (string);
+  /**
+   * Digest ("sha256:<hex>") of this version's step graph: ids, kinds, structure
+   * and schemas, stable across processes.
+   */
+  'digest': (string);
+  /**
+   * Every version this server serves, oldest first; runs in flight finish on the
+   * version they started on, so a version is served until no active run needs it.
+   */
+  'versions': (_runservice_v1_WorkflowVersion__Output)[];
   /**
    * How long a run of this workflow may take (wall clock, suspended and sleeping time
    * included); unset when unlimited. See StartRequest.timeout.
