@@ -314,6 +314,7 @@ class SqliteStore(SqliteSchedules):
             # deadline passed, which the engine ends.
             placeholders = ", ".join("?" * len(workflows))
             chosen = [value for definition in served for value in definition]
+            active, overdue = (now, *workflows, *chosen), (now, now, *workflows, *chosen)
             rows = conn.execute(
                 "UPDATE runs SET owner = ?, epoch = epoch + 1, lease_expires_at = ?"
                 " WHERE run_id IN (SELECT run_id FROM ("
@@ -325,8 +326,7 @@ class SqliteStore(SqliteSchedules):
                 " AND (owner IS NULL OR lease_expires_at < ?)"
                 f" AND workflow_id IN ({placeholders}){by_definition}"
                 ") ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
-                (claim.owner, now + claim.seconds, now, *workflows, *chosen)
-                + (now, now, *workflows, *chosen, limit),
+                (claim.owner, now + claim.seconds, *active, *overdue, limit),
             ).fetchall()
             return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 
