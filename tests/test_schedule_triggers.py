@@ -14,8 +14,9 @@ import pytest
 from clitools import runservice
 from conftest import ServingFactory
 
-from runservice import StepContext, create_step, create_workflow
+from runservice import StepContext, create_step, create_workflow, limits
 from runservice.client import Client, SyncClient
+from runservice.errors import InvalidArgument
 from runservice.model import RunStatus
 from runservice.workflow import Workflow
 
@@ -169,3 +170,8 @@ async def test_blocking_client_and_cli_pass_the_request_id(serving: ServingFacto
         cli_runs = {result.json()["run"]["run_id"] for result in fired}
         assert len(cli_runs) == 1 and first.run.run_id not in cli_runs
         assert await run_ids(client, workflow.id) == {first.run.run_id, *cli_runs}
+        # A request id longer than an id is refused, and fires nothing.
+        with pytest.raises(InvalidArgument) as refused:
+            await client.schedules.trigger("keyed", request_id="k" * (limits.ID + 1))
+        assert "request_id" in str(refused.value)
+        assert len(await run_ids(client, workflow.id)) == 2
