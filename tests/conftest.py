@@ -58,6 +58,7 @@ BOTH_BACKENDS = frozenset(
         "test_time_travel_replicas",
         "test_timeouts",
         "test_versions",
+        "test_schedule_triggers",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""

@@ -44,6 +44,11 @@ def add_parsers(
         description="Fire a schedule now, outside its cadence, under its overlap policy.",
     )
     trigger.add_argument("schedule_id", metavar="SCHEDULE", help="the schedule id")
+    trigger.add_argument(
+        "--request-id",
+        metavar="ID",
+        help="idempotency key: the same command with it again returns the first outcome (default: fresh)",
+    )
     trigger.set_defaults(handler=client_command(trigger_schedule))
 
 
@@ -132,7 +137,7 @@ async def resume_schedule(client: Client, args: argparse.Namespace) -> int:
 
 async def trigger_schedule(client: Client, args: argparse.Namespace) -> int:
     """`runservice schedules trigger SCHEDULE`."""
-    result = await client.schedules.trigger(args.schedule_id)
+    result = await client.schedules.trigger(args.schedule_id, request_id=args.request_id)
     if args.json:
         print_json(jsonable(result))
         return EXIT_OK

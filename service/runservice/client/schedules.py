@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runservice import model
-from runservice.client.convert import run_from_proto
+from runservice.client.convert import ensure_request_id, run_from_proto
 from runservice.model import Json
 from runservice.v1 import schedule_service_pb2, schedule_service_pb2_grpc
 from runservice.wire import from_value, read_time
@@ -146,9 +146,12 @@ class AsyncSchedules:
         request = schedule_service_pb2.ResumeScheduleRequest(schedule_id=schedule_id)
         return schedule_from_proto((await self._client.call(self.stub.ResumeSchedule, request)).schedule)
 
-    async def trigger(self, schedule_id: str) -> TriggerResult:
-        """Fire a schedule now, under its overlap policy."""
-        request = schedule_service_pb2.TriggerScheduleRequest(schedule_id=schedule_id)
+    async def trigger(self, schedule_id: str, *, request_id: str | None = None) -> TriggerResult:
+        """Fire a schedule now, under its overlap policy. `request_id` (a fresh one if None, so
+        the channel's retries are safe) makes a retry return the first outcome."""
+        request = schedule_service_pb2.TriggerScheduleRequest(
+            schedule_id=schedule_id, request_id=ensure_request_id(request_id)
+        )
         return trigger_from_proto(await self._client.call(self.stub.TriggerSchedule, request))
 
 
@@ -179,9 +182,12 @@ class SyncSchedules:
         request = schedule_service_pb2.ResumeScheduleRequest(schedule_id=schedule_id)
         return schedule_from_proto(self._client.call(self.stub.ResumeSchedule, request).schedule)
 
-    def trigger(self, schedule_id: str) -> TriggerResult:
-        """Fire a schedule now, under its overlap policy."""
-        request = schedule_service_pb2.TriggerScheduleRequest(schedule_id=schedule_id)
+    def trigger(self, schedule_id: str, *, request_id: str | None = None) -> TriggerResult:
+        """Fire a schedule now, under its overlap policy. `request_id` (a fresh one if None, so
+        the channel's retries are safe) makes a retry return the first outcome."""
+        request = schedule_service_pb2.TriggerScheduleRequest(
+            schedule_id=schedule_id, request_id=ensure_request_id(request_id)
+        )
         return trigger_from_proto(self._client.call(self.stub.TriggerSchedule, request))
 
 

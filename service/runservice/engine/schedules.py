@@ -20,6 +20,14 @@ waiting or suspended), `buffer_one` keeps the tick and starts it when that run e
 A run started by a schedule has a run id derived from (schedule id, tick time), so a claim
 retried after an unknown outcome cannot make a second run, and its schedule id and tick
 time are recorded with the tick (`Engine.get_run` and `list_runs` show them).
+
+A trigger with a request id (TriggerSchedule's idempotency key) starts a run whose id is
+derived from (schedule id, request id) instead, and its outcome (started, skipped or
+buffered, with its tick and run or active run) is recorded in the tick's transaction
+under a key derived from the same pair (storage/schedules.py, `TriggerRecord`). A retry
+with the same request id, on any replica and after any restart, finds that record and
+returns the first outcome; nothing fires again. The record outlives a deletion of the run
+(a retry then reports the run started, without the run).
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from runservice.storage import (
     StoredSchedule,
     TickFire,
     TickResult,
+    TriggerRecord,
 )
 from runservice.workflow import Schedule, Schema, SchemaViolation, Workflow
 from runservice.workflow.schedule import next_tick, previous_tick
@@ -65,6 +74,20 @@ _TICK_RUN_IDS = uuid.UUID("0b6c9d3e-57a1-4f0e-8c2d-6a1e9f4b7c53")
 def tick_run_id(schedule_id: str, tick: float) -> str:
     """The run id of a schedule's tick: the same for every replica and every retry."""
     return str(uuid.uuid5(_TICK_RUN_IDS, f"{schedule_id}\x00{tick!r}"))
+
+
+_TRIGGER_RUN_IDS = uuid.UUID("a4e2f7c1-3d8b-4b69-9e05-71c3d2b8f6a4")
+
+
+def trigger_run_id(schedule_id: str, request_id: str) -> str:
+    """The run id of a trigger with a request id: the same for every retry, on every replica."""
+    return str(uuid.uuid5(_TRIGGER_RUN_IDS, f"{schedule_id}\x00{request_id}"))
+
+
+def trigger_key(schedule_id: str, request_id: str) -> str:
+    """Where a trigger's outcome is recorded (`requests.run_id`): never a run's id, so
+    deleting the trigger's run leaves the record, and its retries still start nothing."""
+    return f"schedule-trigger:{trigger_run_id(schedule_id, request_id)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,8 +268,12 @@ class Scheduler:
         *,
         expect_next: float | None = None,
         advance_to: float | None = None,
+        request_id: str | None = None,
     ) -> TickResult:
-        run = self._new_run(row, tick)
+        run_id = (
+            trigger_run_id(row.schedule_id, request_id) if request_id else tick_run_id(row.schedule_id, tick)
+        )
+        run = self._new_run(row, run_id)
         claim = self._claim()
         write = RunWrite(
             run.run_id,
@@ -254,8 +281,17 @@ class Scheduler:
             events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=row.workflow_id),),
             claim=claim,
         )
+        request = (trigger_key(row.schedule_id, request_id), request_id) if request_id else None
         result = await self._store.fire_tick(
-            TickFire(row.schedule_id, tick, kind, write, expect_next=expect_next, advance_to=advance_to)
+            TickFire(
+                row.schedule_id,
+                tick,
+                kind,
+                write,
+                expect_next=expect_next,
+                advance_to=advance_to,
+                request=request,
+            )
         )
         if result.outcome == "started" and result.write is not None:
             logger.info("schedule %s: tick %s started run %s", row.schedule_id, _iso(tick), run.run_id)
@@ -273,7 +309,7 @@ class Scheduler:
             )
         return result
 
-    def _new_run(self, row: StoredSchedule, tick: float) -> Run:
+    def _new_run(self, row: StoredSchedule, run_id: str) -> Run:
         workflow = self._workflows[row.workflow_id]
         declared = self._declared.get(row.schedule_id)
         if declared is not None and declared.input_data == row.input:
@@ -282,7 +318,7 @@ class Scheduler:
             run_input, state = _run_data(workflow, row.input, f"schedule {row.schedule_id!r}")
         now = time.time()
         return Run(
-            run_id=tick_run_id(row.schedule_id, tick),
+            run_id=run_id,
             workflow_id=row.workflow_id,
             status=RunStatus.RUNNING,
             created_at=now,
@@ -328,23 +364,41 @@ class Scheduler:
         self.wake()
         return resumed
 
-    async def trigger(self, schedule_id: str) -> Triggered:
-        """Fire the schedule now, outside its cadence (paused or not), under its overlap policy."""
+    async def trigger(self, schedule_id: str, request_id: str | None = None) -> Triggered:
+        """Fire the schedule now, outside its cadence (paused or not), under its overlap policy.
+        A retry with the same `request_id` returns the first outcome and fires nothing."""
         if self._closed:
             raise Unavailable("server is shutting down; retry on another instance")
         row = await self.get(schedule_id)
+        if request_id:
+            first = await self._store.trigger_request(trigger_key(schedule_id, request_id), request_id)
+            if first is not None:
+                return await self._triggered(schedule_id, first)
         if row.workflow_id not in self._workflows:
             raise ScheduleWorkflowNotServed(schedule_id, row.workflow_id)
         tick = time.time()
-        result = await self._fire(row, tick, "trigger")
-        if result.outcome == "lost":  # removed meanwhile
+        result = await self._fire(row, tick, "trigger", request_id=request_id)
+        if result.outcome == "repeated" and request_id:  # a retry that raced the first
+            first = await self._store.trigger_request(trigger_key(schedule_id, request_id), request_id)
+            if first is not None:
+                return await self._triggered(schedule_id, first)
+        if result.outcome not in ("started", "skipped", "buffered"):  # removed meanwhile
             raise ScheduleNotFound(schedule_id)
-        run = None
+        run_id = None
         if result.write is not None:
-            run = await self._store.get_run(tick_run_id(schedule_id, tick))
+            run_id = trigger_run_id(schedule_id, request_id) if request_id else tick_run_id(schedule_id, tick)
+        return await self._triggered(
+            schedule_id, TriggerRecord(result.outcome, tick, run_id, result.active_run_id)
+        )
+
+    async def _triggered(self, schedule_id: str, record: TriggerRecord) -> Triggered:
+        run = None
+        if record.run_id is not None:
+            run = await self._store.get_run(record.run_id)
             if run is not None:
-                run = replace(run, schedule_id=schedule_id, schedule_tick=tick)
-        return Triggered(await self.get(schedule_id), tick, result.outcome, run, result.active_run_id)
+                run = replace(run, schedule_id=schedule_id, schedule_tick=record.tick)
+        schedule = await self.get(schedule_id)
+        return Triggered(schedule, record.tick, record.outcome, run, record.active_run_id)
 
 
 def _run_data(workflow: Workflow, input_data: Json, what: str) -> tuple[Json, Json]:
@@ -369,4 +423,4 @@ def _iso(when: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
-__all__ = ["GRACE", "Scheduler", "Triggered", "tick_run_id"]
+__all__ = ["GRACE", "Scheduler", "Triggered", "tick_run_id", "trigger_key", "trigger_run_id"]

@@ -137,9 +137,14 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
         self, request: schedule_service_pb2.TriggerScheduleRequest, context: Context
     ) -> schedule_service_pb2.TriggerScheduleResponse:
         schedule_id = _schedule_id(request.schedule_id)
+        if len(request.request_id) > limits.ID:
+            problem = f"must be at most {limits.ID} characters (got {len(request.request_id)})"
+            raise errors.InvalidArgument(
+                f"request_id {problem}", violations=[errors.FieldViolation("request_id", problem)]
+            )
         scope.check_writer("TriggerSchedule")
         _visible(await self._schedules.get(schedule_id))
-        return trigger_response(await self._schedules.trigger(schedule_id))
+        return trigger_response(await self._schedules.trigger(schedule_id, request.request_id or None))
 
 
 def trigger_response(done: Triggered) -> schedule_service_pb2.TriggerScheduleResponse:

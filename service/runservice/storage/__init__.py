@@ -236,12 +236,16 @@ class Store(Protocol):
     async def schedule_origins(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
         """(schedule id, tick time) of each of these runs that a schedule started."""
 
+    async def trigger_request(self, key: str, request_id: str) -> TriggerRecord | None:
+        """The outcome a trigger recorded under (key, request id) (see `TickFire.request`), or None."""
+
 
 from runservice.storage.schedules import (  # noqa: E402 (they use RunWrite and WriteResult above)
     ScheduleDefinition,
     StoredSchedule,
     TickFire,
     TickResult,
+    TriggerRecord,
 )
 
 
@@ -291,6 +295,7 @@ __all__ = [
     "Subscription",
     "TickFire",
     "TickResult",
+    "TriggerRecord",
     "WriteResult",
     "open_store",
     "redact_url",

@@ -20,11 +20,14 @@ from runservice.model import RunStatus
 from runservice.storage import WriteResult
 from runservice.storage.postgres_writes import _apply_all
 from runservice.storage.schedules import (
+    TRIGGER_KIND,
     ScheduleDefinition,
     StoredSchedule,
     TickFire,
     TickResult,
+    TriggerRecord,
     decide,
+    trigger_record,
 )
 
 if TYPE_CHECKING:
@@ -154,14 +157,21 @@ class PostgresSchedules:
     async def _fire(self, fire: TickFire) -> TickResult:
         now = time.time()
         async with self._readers().acquire() as conn, conn.transaction():
+            # A trigger waits for the lock (a concurrent tick or retry of it is not a reason to
+            # report it lost); a cron or buffered tick leaves a locked row to its holder.
+            lock = "FOR UPDATE" if fire.kind == "trigger" else "FOR UPDATE SKIP LOCKED"
             row = await conn.fetchrow(
                 "SELECT paused, next_tick, pending_tick, overlap, last_run_id FROM schedules"
-                " WHERE schedule_id = $1 FOR UPDATE SKIP LOCKED",
+                f" WHERE schedule_id = $1 {lock}",
                 fire.schedule_id,
             )
             if row is None:  # unknown, or another replica is firing it right now
                 return TickResult("lost")
             paused, next_tick, pending_tick, overlap, last_run_id = row
+            if fire.request is not None and await conn.fetchval(
+                _FIND_TRIGGER, *fire.request, f"{TRIGGER_KIND}%"
+            ):
+                return TickResult("repeated")  # a retried trigger: its first outcome stands
             status = None
             if last_run_id is not None:
                 found = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", last_run_id)
@@ -206,6 +216,11 @@ class PostgresSchedules:
                     fire.kind,
                     now,
                 )
+            request = trigger_record(fire, decision.outcome, last_run_id)
+            if request is not None:
+                await conn.execute(
+                    "INSERT INTO requests (run_id, kind, request_id) VALUES ($1, $2, $3)", *request
+                )
             await conn.execute(
                 "UPDATE schedules SET next_tick = $1, pending_tick = $2, updated_at = $3,"
                 " last_tick = CASE WHEN $4::text IS NULL THEN last_tick ELSE $5 END,"
@@ -228,6 +243,14 @@ class PostgresSchedules:
             list(run_ids),
         )
         return {run_id: (schedule_id, tick) for run_id, schedule_id, tick in rows}
+
+    async def trigger_request(self, key: str, request_id: str) -> TriggerRecord | None:
+        """The outcome a trigger recorded under (key, request id), or None."""
+        kind = await self._readers().fetchval(_FIND_TRIGGER, key, request_id, f"{TRIGGER_KIND}%")
+        return None if kind is None else TriggerRecord.parse(kind)
+
+
+_FIND_TRIGGER = "SELECT kind FROM requests WHERE run_id = $1 AND request_id = $2 AND kind LIKE $3 LIMIT 1"
 
 
 class _Lost(Exception):

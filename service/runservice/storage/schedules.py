@@ -11,6 +11,14 @@ only while `next_tick` is still the tick being fired, under the schedule row's l
 the tick's record, its run (whose id is derived from the schedule and the tick) and the
 new `next_tick` commit in the same transaction. A replica that comes second finds
 `next_tick` moved on and does nothing; a crash before the commit leaves nothing behind.
+
+Idempotent triggers: a TriggerSchedule with a request id remembers its outcome (started,
+skipped or buffered; its tick, its run, the active run) in the `requests` table, in the
+same transaction, under a key derived from (schedule id, request id) that is never a run
+id (so deleting the run does not forget it) and whose `kind` column holds the outcome
+("trigger " + JSON). No schema change: the `requests` table and its primary key already
+serve every idempotency key. A retry finds the record, before or inside the transaction,
+and gets the first outcome back.
 """
 
 from __future__ import annotations
@@ -18,13 +26,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import orjson
+
 from runservice.model import Json, RunStatus
 from runservice.storage import RunWrite, WriteResult
 
 TickKind = Literal["cron", "trigger", "buffered", "missed"]
 """Why a tick fires: its cron time came, TriggerSchedule, the tick `buffer_one` kept, or the
 missed tick `run_once` fires."""
-Outcome = Literal["started", "skipped", "buffered", "advanced", "lost"]
+Outcome = Literal["started", "skipped", "buffered", "advanced", "lost", "repeated"]
 
 BUSY = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.SUSPENDED})
 """Statuses of a run that is still in progress, for the overlap policy."""
@@ -82,6 +92,9 @@ class TickFire:
     - `start`: the write that creates the run (None: only advance `next_tick`, the tick
       itself is not fired: the `skip` policy for missed ticks).
     - The overlap policy is checked in the transaction against the schedule's last run.
+    - `request`: (key, request id) of a trigger with an idempotency key: if a record is
+      stored under it the tick does nothing ("repeated"), else its outcome is stored there
+      (see `TriggerRecord`).
     """
 
     schedule_id: str
@@ -90,6 +103,7 @@ class TickFire:
     start: RunWrite | None
     expect_next: float | None = None
     advance_to: float | None = None
+    request: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +113,57 @@ class TickResult:
     `outcome`: "started" (the run was created: `write` is its result), "skipped" (a run of the
     schedule is active and the policy is `skip`, or a tick is already buffered), "buffered"
     (kept for when the active run ends), "advanced" (only `next_tick` moved), "lost" (another
-    replica fired this tick first, or the schedule was paused, changed or removed meanwhile).
+    replica fired this tick first, or the schedule was paused, changed or removed meanwhile),
+    "repeated" (a trigger whose request was already recorded: nothing done, read the record).
     `active_run_id` is the run that caused a skip or a buffer.
     """
 
     outcome: Outcome
     write: WriteResult | None = None
     active_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRecord:
+    """The first outcome of a trigger with a request id, as a retry returns it."""
+
+    outcome: Outcome
+    tick: float
+    run_id: str | None
+    active_run_id: str | None
+
+    def kind(self) -> str:
+        """The `requests.kind` value that stores this record."""
+        fields = {
+            "outcome": self.outcome,
+            "tick": self.tick,
+            "run_id": self.run_id,
+            "active_run_id": self.active_run_id,
+        }
+        return TRIGGER_KIND + orjson.dumps(fields).decode()
+
+    @classmethod
+    def parse(cls, kind: str) -> TriggerRecord:
+        """The record stored as `kind` (see `kind`)."""
+        fields = orjson.loads(kind.removeprefix(TRIGGER_KIND))
+        return cls(fields["outcome"], float(fields["tick"]), fields["run_id"], fields["active_run_id"])
+
+
+TRIGGER_KIND = "trigger "
+"""Prefix of the `requests.kind` of a trigger's record: its JSON follows."""
+
+
+def trigger_record(
+    fire: TickFire, outcome: Outcome, active_run_id: str | None
+) -> tuple[str, str, str] | None:
+    """The `requests` row (key, kind, request id) remembering this trigger's outcome, if it has
+    a request id and the outcome is one a caller sees."""
+    if fire.request is None or outcome not in ("started", "skipped", "buffered"):
+        return None
+    run_id = fire.start.run_id if outcome == "started" and fire.start is not None else None
+    record = TriggerRecord(outcome, fire.tick, run_id, None if run_id else active_run_id)
+    key, request_id = fire.request
+    return key, record.kind(), request_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +209,14 @@ def decide(
 
 __all__ = [
     "BUSY",
+    "TRIGGER_KIND",
     "Decision",
     "ScheduleDefinition",
     "StoredSchedule",
     "TickFire",
     "TickKind",
     "TickResult",
+    "TriggerRecord",
     "decide",
+    "trigger_record",
 ]

@@ -16,11 +16,14 @@ import orjson
 from runservice.model import RunStatus
 from runservice.storage import WriteResult
 from runservice.storage.schedules import (
+    TRIGGER_KIND,
     ScheduleDefinition,
     StoredSchedule,
     TickFire,
     TickResult,
+    TriggerRecord,
     decide,
+    trigger_record,
 )
 
 if TYPE_CHECKING:
@@ -160,6 +163,8 @@ class SqliteSchedules:
             if row is None:
                 return TickResult("lost")
             paused, next_tick, pending_tick, overlap, last_run_id = row
+            if fire.request is not None and _recorded(conn, *fire.request):
+                return TickResult("repeated")  # a retried trigger: its first outcome stands
             status = None
             if last_run_id is not None:
                 found = conn.execute("SELECT status FROM runs WHERE run_id = ?", (last_run_id,)).fetchone()
@@ -200,6 +205,9 @@ class SqliteSchedules:
                     " VALUES (?, ?, ?, 'skipped', NULL, ?) ON CONFLICT DO NOTHING",
                     (fire.schedule_id, fire.tick, fire.kind, now),
                 )
+            request = trigger_record(fire, decision.outcome, last_run_id)
+            if request is not None:
+                conn.execute("INSERT INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)", request)
             conn.execute(
                 "UPDATE schedules SET next_tick = ?, pending_tick = ?, updated_at = ?,"
                 " last_tick = CASE WHEN ? IS NULL THEN last_tick ELSE ? END,"
@@ -239,6 +247,18 @@ class SqliteSchedules:
             )
             found.update({run_id: (schedule_id, tick) for run_id, schedule_id, tick in rows})
         return found
+
+    async def trigger_request(self, key: str, request_id: str) -> TriggerRecord | None:
+        """The outcome a trigger recorded under (key, request id), or None."""
+        rows = await self._reader().execute_fetchall(_FIND_TRIGGER, (key, request_id, f"{TRIGGER_KIND}%"))
+        return TriggerRecord.parse(rows[0][0]) if rows else None
+
+
+_FIND_TRIGGER = "SELECT kind FROM requests WHERE run_id = ? AND request_id = ? AND kind LIKE ? LIMIT 1"
+
+
+def _recorded(conn: sqlite3.Connection, key: str, request_id: str) -> bool:
+    return conn.execute(_FIND_TRIGGER, (key, request_id, f"{TRIGGER_KIND}%")).fetchone() is not None
 
 
 class _Lost(Exception):

@@ -128,10 +128,12 @@ class ResumeScheduleResponse(_message.Message):
     def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
 
 class TriggerScheduleRequest(_message.Message):
-    __slots__ = ("schedule_id",)
+    __slots__ = ("schedule_id", "request_id")
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     schedule_id: str
-    def __init__(self, schedule_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, schedule_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class TriggerScheduleResponse(_message.Message):
     __slots__ = ("outcome", "tick_time", "run", "active_run_id", "schedule")

@@ -1,0 +1,177 @@
+"""TriggerSchedule with a request id, through the real server on both backends: a retry returns
+the first outcome (the same run, or the same skip or buffer, with the same tick) and fires
+nothing, also after a restart; another request id fires again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clitools import runservice
+from conftest import ServingFactory
+
+from runservice import StepContext, create_step, create_workflow, limits
+from runservice.client import Client, SyncClient
+from runservice.errors import InvalidArgument
+from runservice.model import RunStatus
+from runservice.workflow import Workflow
+
+pytestmark = pytest.mark.timeout(60)
+
+YEARLY = "0 0 1 1 *"  # no cron tick during a test: only triggers fire
+
+
+def asking(schedule_id: str, overlap: str) -> Workflow:
+    """A workflow whose run suspends until resumed (so it stays active), with one schedule."""
+
+    @create_step("ask")
+    async def ask(ctx: StepContext) -> Any:
+        if ctx.resume_data is None:
+            await ctx.suspend({"go": "?"})
+            return None
+        return {"done": ctx.resume_data}
+
+    return (
+        create_workflow(f"wf-{schedule_id}")
+        .then(ask)
+        .schedule(schedule_id, cron=YEARLY, overlap=overlap)
+        .commit()
+    )
+
+
+async def run_ids(client: Client, workflow_id: str) -> set[str]:
+    runs, _ = await client.get_workflow(workflow_id).runs(page_size=1000)
+    return {run.run_id for run in runs}
+
+
+async def until(check: Callable[[], Awaitable[bool]], limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_retried_trigger_returns_its_run_and_starts_nothing(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    workflow = asking("retried", overlap="allow")
+    db = tmp_path / "runs.db"
+    async with serving(db, workflows=[workflow]) as served, Client(served.address) as client:
+        first = await client.schedules.trigger("retried", request_id="req-1")
+        assert first.outcome == "started" and first.run is not None and first.tick is not None
+        again = await client.schedules.trigger("retried", request_id="req-1")
+        assert again.outcome == "started" and again.run is not None
+        assert again.run.run_id == first.run.run_id and again.tick == first.tick
+        assert again.run.schedule_id == "retried"
+        assert await run_ids(client, workflow.id) == {first.run.run_id}
+        # Another request id fires again (overlap allow: a second run while the first waits).
+        other = await client.schedules.trigger("retried", request_id="req-2")
+        assert other.outcome == "started" and other.run is not None
+        assert other.run.run_id != first.run.run_id and other.tick != first.tick
+        assert await run_ids(client, workflow.id) == {first.run.run_id, other.run.run_id}
+        # Without a request id the client makes a fresh one: each call fires.
+        fresh = await client.schedules.trigger("retried")
+        assert fresh.outcome == "started" and fresh.run is not None
+        assert fresh.run.run_id not in {first.run.run_id, other.run.run_id}
+        ids = await run_ids(client, workflow.id)
+        assert len(ids) == 3
+    # A new server on the same database remembers both requests.
+    async with serving(db, workflows=[workflow]) as served, Client(served.address) as client:
+        for request_id, before in (("req-1", first), ("req-2", other)):
+            retried = await client.schedules.trigger("retried", request_id=request_id)
+            assert retried.outcome == "started" and retried.run is not None and before.run is not None
+            assert retried.run.run_id == before.run.run_id and retried.tick == before.tick
+        assert await run_ids(client, workflow.id) == ids
+
+
+async def test_a_retried_skip_or_buffer_returns_the_first_outcome(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    workflow = asking("buffered", overlap="buffer_one")
+    db = tmp_path / "runs.db"
+    async with serving(db, workflows=[workflow]) as served, Client(served.address) as client:
+        started = await client.schedules.trigger("buffered", request_id="a")
+        assert started.outcome == "started" and started.run is not None
+        active = started.run.run_id
+        buffered = await client.schedules.trigger("buffered", request_id="b")
+        assert buffered.outcome == "buffered" and buffered.active_run_id == active and buffered.run is None
+        skipped = await client.schedules.trigger("buffered", request_id="c")
+        assert skipped.outcome == "skipped" and skipped.active_run_id == active
+        pending = (await client.schedules.get("buffered")).pending_tick
+        assert pending == buffered.tick
+
+        async def same_outcomes() -> None:
+            for request_id, before in (("a", started), ("b", buffered), ("c", skipped)):
+                retried = await client.schedules.trigger("buffered", request_id=request_id)
+                assert (retried.outcome, retried.tick, retried.active_run_id) == (
+                    before.outcome,
+                    before.tick,
+                    before.active_run_id,
+                ), request_id
+                assert (retried.run and retried.run.run_id) == (before.run and before.run.run_id)
+
+        await same_outcomes()
+        # A retry of the skipped trigger did not take the buffered slot's place, nor add a run.
+        assert (await client.schedules.get("buffered")).pending_tick == pending
+        assert await run_ids(client, workflow.id) == {active}
+    async with serving(db, workflows=[workflow]) as served, Client(served.address) as client:
+        await same_outcomes()
+        # The active run ends: the buffered tick starts its one run; retries still start nothing.
+        handle = await client.get_workflow(workflow.id).create_run(active)
+        assert (await handle.resume_async("yes")).status is RunStatus.SUCCESS
+
+        async def two_runs() -> bool:
+            return len(await run_ids(client, workflow.id)) == 2
+
+        await until(two_runs, 10, "the buffered tick's run")
+        await same_outcomes()
+        assert len(await run_ids(client, workflow.id)) == 2
+
+
+async def test_concurrent_retries_of_one_trigger_start_one_run(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    workflow = asking("raced", overlap="allow")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+        replies = await asyncio.gather(
+            *(client.schedules.trigger("raced", request_id="same") for _ in range(4))
+        )
+        assert {reply.outcome for reply in replies} == {"started"}
+        assert len({reply.run.run_id for reply in replies if reply.run is not None}) == 1
+        assert len({reply.tick for reply in replies}) == 1
+        assert len(await run_ids(client, workflow.id)) == 1
+
+
+async def test_blocking_client_and_cli_pass_the_request_id(serving: ServingFactory, tmp_path: Path) -> None:
+    workflow = asking("keyed", overlap="allow")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+        sync = SyncClient(served.address)
+        try:
+            first = await asyncio.to_thread(sync.schedules.trigger, "keyed", request_id="sync-1")
+            again = await asyncio.to_thread(sync.schedules.trigger, "keyed", request_id="sync-1")
+        finally:
+            sync.close()
+        assert first.run is not None and again.run is not None and again.run.run_id == first.run.run_id
+        cli = [
+            ("schedules", "trigger", "keyed", "--request-id", "cli-1", "--json", "--target", served.address)
+        ] * 2
+        fired = [await runservice(*args) for args in cli]
+        assert all(result.code == 0 for result in fired), [result.err for result in fired]
+        cli_runs = {result.json()["run"]["run_id"] for result in fired}
+        assert len(cli_runs) == 1 and first.run.run_id not in cli_runs
+        assert await run_ids(client, workflow.id) == {first.run.run_id, *cli_runs}
+        # A request id longer than an id is refused, and fires nothing.
+        with pytest.raises(InvalidArgument) as refused:
+            await client.schedules.trigger("keyed", request_id="k" * (limits.ID + 1))
+        assert "request_id" in str(refused.value)
+        assert len(await run_ids(client, workflow.id)) == 2
