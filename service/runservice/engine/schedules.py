@@ -24,7 +24,7 @@ time are recorded with the tick (`Engine.get_run` and `list_runs` show them).
 A trigger with a request id (TriggerSchedule's idempotency key) starts a run whose id is
 derived from (schedule id, request id) instead, and its outcome (started, skipped or
 buffered, with its tick and run or active run) is recorded in the tick's transaction
-under a key derived from the same pair (storage/schedules.py, `TriggerRecord`). A retry
+keyed by the same pair (`schedule_triggers`; storage/schedules.py, `TriggerRecord`). A retry
 with the same request id, on any replica and after any restart, finds that record and
 returns the first outcome; nothing fires again. The record outlives a deletion of the run
 (a retry then reports the run started, without the run).
@@ -82,12 +82,6 @@ _TRIGGER_RUN_IDS = uuid.UUID("a4e2f7c1-3d8b-4b69-9e05-71c3d2b8f6a4")
 def trigger_run_id(schedule_id: str, request_id: str) -> str:
     """The run id of a trigger with a request id: the same for every retry, on every replica."""
     return str(uuid.uuid5(_TRIGGER_RUN_IDS, f"{schedule_id}\x00{request_id}"))
-
-
-def trigger_key(schedule_id: str, request_id: str) -> str:
-    """Where a trigger's outcome is recorded (`requests.run_id`): never a run's id, so
-    deleting the trigger's run leaves the record, and its retries still start nothing."""
-    return f"schedule-trigger:{trigger_run_id(schedule_id, request_id)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +275,6 @@ class Scheduler:
             events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=row.workflow_id),),
             claim=claim,
         )
-        request = (trigger_key(row.schedule_id, request_id), request_id) if request_id else None
         result = await self._store.fire_tick(
             TickFire(
                 row.schedule_id,
@@ -290,7 +283,7 @@ class Scheduler:
                 write,
                 expect_next=expect_next,
                 advance_to=advance_to,
-                request=request,
+                request=request_id or None,
             )
         )
         if result.outcome == "started" and result.write is not None:
@@ -371,7 +364,7 @@ class Scheduler:
             raise Unavailable("server is shutting down; retry on another instance")
         row = await self.get(schedule_id)
         if request_id:
-            first = await self._store.trigger_request(trigger_key(schedule_id, request_id), request_id)
+            first = await self._store.trigger_request(schedule_id, request_id)
             if first is not None:
                 return await self._triggered(schedule_id, first)
         if row.workflow_id not in self._workflows:
@@ -379,7 +372,7 @@ class Scheduler:
         tick = time.time()
         result = await self._fire(row, tick, "trigger", request_id=request_id)
         if result.outcome == "repeated" and request_id:  # a retry that raced the first
-            first = await self._store.trigger_request(trigger_key(schedule_id, request_id), request_id)
+            first = await self._store.trigger_request(schedule_id, request_id)
             if first is not None:
                 return await self._triggered(schedule_id, first)
         if result.outcome not in ("started", "skipped", "buffered"):  # removed meanwhile
@@ -423,4 +416,4 @@ def _iso(when: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
-__all__ = ["GRACE", "Scheduler", "Triggered", "tick_run_id", "trigger_key", "trigger_run_id"]
+__all__ = ["GRACE", "Scheduler", "Triggered", "tick_run_id", "trigger_run_id"]

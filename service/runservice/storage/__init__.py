@@ -236,8 +236,9 @@ class Store(Protocol):
     async def schedule_origins(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
         """(schedule id, tick time) of each of these runs that a schedule started."""
 
-    async def trigger_request(self, key: str, request_id: str) -> TriggerRecord | None:
-        """The outcome a trigger recorded under (key, request id) (see `TickFire.request`), or None."""
+    async def trigger_request(self, schedule_id: str, request_id: str) -> TriggerRecord | None:
+        """The first outcome of the schedule's trigger with this request id (see
+        `TickFire.request`), or None."""
 
 
 from runservice.storage.schedules import (  # noqa: E402 (they use RunWrite and WriteResult above)

@@ -20,7 +20,6 @@ from runservice.model import RunStatus
 from runservice.storage import WriteResult
 from runservice.storage.postgres_writes import _apply_all
 from runservice.storage.schedules import (
-    TRIGGER_KIND,
     ScheduleDefinition,
     StoredSchedule,
     TickFire,
@@ -168,8 +167,8 @@ class PostgresSchedules:
             if row is None:  # unknown, or another replica is firing it right now
                 return TickResult("lost")
             paused, next_tick, pending_tick, overlap, last_run_id = row
-            if fire.request is not None and await conn.fetchval(
-                _FIND_TRIGGER, *fire.request, f"{TRIGGER_KIND}%"
+            if fire.request is not None and await conn.fetchrow(
+                _FIND_TRIGGER, fire.schedule_id, fire.request
             ):
                 return TickResult("repeated")  # a retried trigger: its first outcome stands
             status = None
@@ -218,9 +217,7 @@ class PostgresSchedules:
                 )
             request = trigger_record(fire, decision.outcome, last_run_id)
             if request is not None:
-                await conn.execute(
-                    "INSERT INTO requests (run_id, kind, request_id) VALUES ($1, $2, $3)", *request
-                )
+                await conn.execute(_INSERT_TRIGGER, *request, now)
             await conn.execute(
                 "UPDATE schedules SET next_tick = $1, pending_tick = $2, updated_at = $3,"
                 " last_tick = CASE WHEN $4::text IS NULL THEN last_tick ELSE $5 END,"
@@ -244,13 +241,21 @@ class PostgresSchedules:
         )
         return {run_id: (schedule_id, tick) for run_id, schedule_id, tick in rows}
 
-    async def trigger_request(self, key: str, request_id: str) -> TriggerRecord | None:
-        """The outcome a trigger recorded under (key, request id), or None."""
-        kind = await self._readers().fetchval(_FIND_TRIGGER, key, request_id, f"{TRIGGER_KIND}%")
-        return None if kind is None else TriggerRecord.parse(kind)
+    async def trigger_request(self, schedule_id: str, request_id: str) -> TriggerRecord | None:
+        """The first outcome of the schedule's trigger with this request id, or None."""
+        row = await self._readers().fetchrow(_FIND_TRIGGER, schedule_id, request_id)
+        return None if row is None else TriggerRecord(*row)
 
 
-_FIND_TRIGGER = "SELECT kind FROM requests WHERE run_id = $1 AND request_id = $2 AND kind LIKE $3 LIMIT 1"
+_FIND_TRIGGER = (
+    "SELECT outcome, tick, run_id, active_run_id FROM schedule_triggers"
+    " WHERE schedule_id = $1 AND request_id = $2"
+)
+_INSERT_TRIGGER = (
+    "INSERT INTO schedule_triggers"
+    " (schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
 
 
 class _Lost(Exception):

@@ -13,20 +13,16 @@ new `next_tick` commit in the same transaction. A replica that comes second find
 `next_tick` moved on and does nothing; a crash before the commit leaves nothing behind.
 
 Idempotent triggers: a TriggerSchedule with a request id remembers its outcome (started,
-skipped or buffered; its tick, its run, the active run) in the `requests` table, in the
-same transaction, under a key derived from (schedule id, request id) that is never a run
-id (so deleting the run does not forget it) and whose `kind` column holds the outcome
-("trigger " + JSON). No schema change: the `requests` table and its primary key already
-serve every idempotency key. A retry finds the record, before or inside the transaction,
-and gets the first outcome back.
+skipped or buffered; its tick, its run, the active run) in `schedule_triggers`, keyed by
+(schedule id, request id), in the same transaction. The record outlives the run, so a
+retry after the run was deleted still fires nothing. A retry finds the record, before or
+inside the transaction, and gets the first outcome back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
-import orjson
 
 from runservice.model import Json, RunStatus
 from runservice.storage import RunWrite, WriteResult
@@ -92,8 +88,8 @@ class TickFire:
     - `start`: the write that creates the run (None: only advance `next_tick`, the tick
       itself is not fired: the `skip` policy for missed ticks).
     - The overlap policy is checked in the transaction against the schedule's last run.
-    - `request`: (key, request id) of a trigger with an idempotency key: if a record is
-      stored under it the tick does nothing ("repeated"), else its outcome is stored there
+    - `request`: the request id of a trigger with an idempotency key: if the schedule has a
+      record under it the tick does nothing ("repeated"), else its outcome is stored there
       (see `TriggerRecord`).
     """
 
@@ -103,7 +99,7 @@ class TickFire:
     start: RunWrite | None
     expect_next: float | None = None
     advance_to: float | None = None
-    request: tuple[str, str] | None = None
+    request: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,38 +128,17 @@ class TriggerRecord:
     run_id: str | None
     active_run_id: str | None
 
-    def kind(self) -> str:
-        """The `requests.kind` value that stores this record."""
-        fields = {
-            "outcome": self.outcome,
-            "tick": self.tick,
-            "run_id": self.run_id,
-            "active_run_id": self.active_run_id,
-        }
-        return TRIGGER_KIND + orjson.dumps(fields).decode()
-
-    @classmethod
-    def parse(cls, kind: str) -> TriggerRecord:
-        """The record stored as `kind` (see `kind`)."""
-        fields = orjson.loads(kind.removeprefix(TRIGGER_KIND))
-        return cls(fields["outcome"], float(fields["tick"]), fields["run_id"], fields["active_run_id"])
-
-
-TRIGGER_KIND = "trigger "
-"""Prefix of the `requests.kind` of a trigger's record: its JSON follows."""
-
 
 def trigger_record(
     fire: TickFire, outcome: Outcome, active_run_id: str | None
-) -> tuple[str, str, str] | None:
-    """The `requests` row (key, kind, request id) remembering this trigger's outcome, if it has
-    a request id and the outcome is one a caller sees."""
+) -> tuple[str, str, str, float, str | None, str | None] | None:
+    """The `schedule_triggers` row (schedule id, request id, outcome, tick, run id, active run
+    id) remembering this trigger's outcome, if it has a request id and the outcome is one a
+    caller sees."""
     if fire.request is None or outcome not in ("started", "skipped", "buffered"):
         return None
     run_id = fire.start.run_id if outcome == "started" and fire.start is not None else None
-    record = TriggerRecord(outcome, fire.tick, run_id, None if run_id else active_run_id)
-    key, request_id = fire.request
-    return key, record.kind(), request_id
+    return fire.schedule_id, fire.request, outcome, fire.tick, run_id, None if run_id else active_run_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +184,6 @@ def decide(
 
 __all__ = [
     "BUSY",
-    "TRIGGER_KIND",
     "Decision",
     "ScheduleDefinition",
     "StoredSchedule",

@@ -16,7 +16,6 @@ import orjson
 from runservice.model import RunStatus
 from runservice.storage import WriteResult
 from runservice.storage.schedules import (
-    TRIGGER_KIND,
     ScheduleDefinition,
     StoredSchedule,
     TickFire,
@@ -163,7 +162,7 @@ class SqliteSchedules:
             if row is None:
                 return TickResult("lost")
             paused, next_tick, pending_tick, overlap, last_run_id = row
-            if fire.request is not None and _recorded(conn, *fire.request):
+            if fire.request is not None and _recorded(conn, fire.schedule_id, fire.request):
                 return TickResult("repeated")  # a retried trigger: its first outcome stands
             status = None
             if last_run_id is not None:
@@ -207,7 +206,7 @@ class SqliteSchedules:
                 )
             request = trigger_record(fire, decision.outcome, last_run_id)
             if request is not None:
-                conn.execute("INSERT INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)", request)
+                conn.execute(_INSERT_TRIGGER, (*request, now))
             conn.execute(
                 "UPDATE schedules SET next_tick = ?, pending_tick = ?, updated_at = ?,"
                 " last_tick = CASE WHEN ? IS NULL THEN last_tick ELSE ? END,"
@@ -248,17 +247,25 @@ class SqliteSchedules:
             found.update({run_id: (schedule_id, tick) for run_id, schedule_id, tick in rows})
         return found
 
-    async def trigger_request(self, key: str, request_id: str) -> TriggerRecord | None:
-        """The outcome a trigger recorded under (key, request id), or None."""
-        rows = await self._reader().execute_fetchall(_FIND_TRIGGER, (key, request_id, f"{TRIGGER_KIND}%"))
-        return TriggerRecord.parse(rows[0][0]) if rows else None
+    async def trigger_request(self, schedule_id: str, request_id: str) -> TriggerRecord | None:
+        """The first outcome of the schedule's trigger with this request id, or None."""
+        rows = await self._reader().execute_fetchall(_FIND_TRIGGER, (schedule_id, request_id))
+        return TriggerRecord(*rows[0]) if rows else None
 
 
-_FIND_TRIGGER = "SELECT kind FROM requests WHERE run_id = ? AND request_id = ? AND kind LIKE ? LIMIT 1"
+_FIND_TRIGGER = (
+    "SELECT outcome, tick, run_id, active_run_id FROM schedule_triggers"
+    " WHERE schedule_id = ? AND request_id = ?"
+)
+_INSERT_TRIGGER = (
+    "INSERT INTO schedule_triggers"
+    " (schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
-def _recorded(conn: sqlite3.Connection, key: str, request_id: str) -> bool:
-    return conn.execute(_FIND_TRIGGER, (key, request_id, f"{TRIGGER_KIND}%")).fetchone() is not None
+def _recorded(conn: sqlite3.Connection, schedule_id: str, request_id: str) -> bool:
+    return conn.execute(_FIND_TRIGGER, (schedule_id, request_id)).fetchone() is not None
 
 
 class _Lost(Exception):
