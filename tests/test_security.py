@@ -204,6 +204,42 @@ async def test_scoped_and_read_only_tokens(tmp_path: Path, tokens_file: Path) ->
             assert error_info(denied).reason == "TOKEN_READ_ONLY"
 
 
+async def test_a_token_of_several_resources_gets_full_list_pages(tmp_path: Path, tokens_file: Path) -> None:
+    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        admin, both = bearer("admin-secret"), bearer("ab-secret")
+        # Other tenants' runs sit between this caller's, so the store's pages are mostly foreign.
+        resources = ["a", "c", "c", "c", "b", "c", "c", "c"] * 3
+        for index, resource in enumerate(resources):
+            await stub.Start(
+                pb.StartRequest(
+                    workflow_id="echo",
+                    run_id=f"r{index:02}",
+                    resource_id=resource,
+                    input_data=count(1),
+                    wait=True,
+                ),
+                metadata=admin,
+            )
+        mine = {f"r{index:02}" for index, resource in enumerate(resources) if resource in ("a", "b")}
+        seen: list[str] = []
+        pages: list[int] = []
+        token = ""
+        while True:
+            page = await stub.ListRuns(pb.ListRunsRequest(page_size=2, page_token=token), metadata=both)
+            seen += [run.run_id for run in page.runs]
+            pages.append(len(page.runs))
+            token = page.next_page_token
+            if not token:
+                break
+        assert sorted(seen) == sorted(mine) and len(seen) == len(set(seen))
+        assert all(size == 2 for size in pages[:-1]), pages  # full pages, never over page_size
+
+
 def test_token_files_plain_and_bad(tmp_path: Path) -> None:
     plain = tmp_path / "tokens.txt"
     plain.write_text("# operators\none\n\n  two  \n")
