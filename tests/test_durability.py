@@ -20,7 +20,7 @@ from workflows import approval, echo
 
 from runservice.engine.engine import Engine
 from runservice.model import EventDraft, EventType, Run, RunStatus
-from runservice.storage import RunWrite
+from runservice.storage import Claim, RunWrite, ScheduleDefinition
 from runservice.storage.sqlite import SqliteStore
 
 
@@ -124,6 +124,22 @@ async def test_a_subscriber_arriving_during_an_unsynced_commit_waits_for_the_syn
         assert store.durable >= number  # handed over only after a synced commit covered it
         assert store.syncs == syncs + 1
     await writing
+
+
+async def test_schedule_changes_are_synced_but_claims_are_not(store: SqliteStore) -> None:
+    """A pause or a trigger's outcome is an answer to a caller: synced like a durable write.
+    Claims and heartbeats are internal (SQLite voids every lease at open)."""
+    await store.upsert_schedules(
+        [ScheduleDefinition("nightly", "wf", "0 3 * * *", "UTC", None, None, "skip", "skip", "", 2e9)]
+    )
+    assert store.durable == store.commits
+    syncs = store.syncs
+    await store.claim_runs(Claim("me", 30.0), 10, ["wf"])
+    await store.renew_leases("me", 30.0)
+    assert store.syncs == syncs and store.durable < store.commits
+    paused = await store.set_schedule_paused("nightly", True, None)
+    assert paused is not None and paused.paused
+    assert store.durable == store.commits and store.syncs == syncs + 1
 
 
 async def test_normal_mode_never_syncs(tmp_path: Path) -> None:

@@ -134,16 +134,19 @@ _ACTIVE_SQL = "('running', 'waiting')"
 
 
 class _Operation:
-    """A write that is not a RunWrite (claims, heartbeats), run in the writer's batch.
+    """A write that is not a RunWrite (claims, heartbeats, schedules), run in the writer's batch.
 
-    Not synced by itself: one process owns the file and voids every lease when it opens
-    it, so a lease lost to a power loss changes nothing anyone was told.
+    Claims and heartbeats are not synced by themselves (`durable=False`): one process owns
+    the file and voids every lease when it opens it, so a lease lost to a power loss changes
+    nothing anyone was told. Schedule changes are answers to callers (a pause, a trigger's
+    outcome) or start runs: they are synced like a durable `write`.
     """
 
-    __slots__ = ("apply",)
+    __slots__ = ("apply", "durable")
 
-    def __init__(self, apply: Callable[[sqlite3.Connection, float], Any]) -> None:
+    def __init__(self, apply: Callable[[sqlite3.Connection, float], Any], *, durable: bool = False) -> None:
         self.apply = apply
+        self.durable = durable
 
 
 class _Quiet:
@@ -375,6 +378,8 @@ class SqliteStore(SqliteSchedules):
                 sync = sync or item.target > self.durable
             elif isinstance(item, RunWrite):
                 sync = True
+            elif isinstance(item, _Operation):
+                sync = sync or item.durable
             changes.append(item)
         full = sync and self.durability == "full"
         if not full and all(isinstance(change, _Sync) for change in changes):

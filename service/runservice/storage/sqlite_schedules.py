@@ -80,7 +80,8 @@ class SqliteSchedules:
     async def _operation(self, apply: Any) -> Any:
         from runservice.storage.sqlite import _Operation  # the store module imports this one
 
-        return await self._submit(_Operation(apply))
+        # Synced: what a schedule call answers (a pause, a trigger's outcome) is told.
+        return await self._submit(_Operation(apply, durable=True))
 
     async def upsert_schedules(
         self, schedules: Sequence[ScheduleDefinition], *, prune: Sequence[str] = ()
