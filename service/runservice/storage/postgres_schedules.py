@@ -20,6 +20,7 @@ from runservice.model import RunStatus
 from runservice.storage import WriteResult
 from runservice.storage.postgres_writes import _apply_all
 from runservice.storage.schedules import (
+    SCHEDULE_COLUMNS,
     ScheduleDefinition,
     StoredSchedule,
     TickFire,
@@ -32,11 +33,7 @@ from runservice.storage.schedules import (
 if TYPE_CHECKING:
     from runservice.storage.hub import EventHub
 
-_COLUMNS = (
-    "schedule_id, workflow_id, cron, timezone, input, resource_id, overlap, missed, description,"
-    " paused, next_tick, last_tick, pending_tick, last_run_id, created_at, updated_at"
-)
-_SELECT = f"SELECT {_COLUMNS} FROM schedules"
+_SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
 _UPSERT = (
     "INSERT INTO schedules (schedule_id, workflow_id, cron, timezone, input, resource_id, overlap,"
     " missed, description, paused, next_tick, created_at, updated_at)"
@@ -49,27 +46,6 @@ _UPSERT = (
     " THEN schedules.next_tick ELSE excluded.next_tick END,"
     " cron = excluded.cron, timezone = excluded.timezone"
 )
-
-
-def _row(row: Sequence[Any]) -> StoredSchedule:
-    return StoredSchedule(
-        schedule_id=row[0],
-        workflow_id=row[1],
-        cron=row[2],
-        timezone=row[3],
-        input=None if row[4] is None else orjson.loads(row[4]),
-        resource_id=row[5],
-        overlap=row[6],
-        missed=row[7],
-        description=row[8],
-        paused=bool(row[9]),
-        next_tick=row[10],
-        last_tick=row[11],
-        pending_tick=row[12],
-        last_run_id=row[13],
-        created_at=row[14],
-        updated_at=row[15],
-    )
 
 
 class PostgresSchedules:
@@ -115,12 +91,15 @@ class PostgresSchedules:
 
     async def list_schedules(self) -> list[StoredSchedule]:
         """Every stored schedule, by id."""
-        return [_row(row) for row in await self._readers().fetch(f"{_SELECT} ORDER BY schedule_id")]
+        return [
+            StoredSchedule.from_row(row)
+            for row in await self._readers().fetch(f"{_SELECT} ORDER BY schedule_id")
+        ]
 
     async def get_schedule(self, schedule_id: str) -> StoredSchedule | None:
         """The schedule, or None."""
         row = await self._readers().fetchrow(f"{_SELECT} WHERE schedule_id = $1", schedule_id)
-        return None if row is None else _row(row)
+        return None if row is None else StoredSchedule.from_row(row)
 
     async def set_schedule_paused(
         self, schedule_id: str, paused: bool, next_tick: float | None
@@ -129,19 +108,19 @@ class PostgresSchedules:
         if paused:
             row = await self._readers().fetchrow(
                 "UPDATE schedules SET paused = true, updated_at = $1 WHERE schedule_id = $2"
-                f" RETURNING {_COLUMNS}",
+                f" RETURNING {SCHEDULE_COLUMNS}",
                 time.time(),
                 schedule_id,
             )
         else:
             row = await self._readers().fetchrow(
                 "UPDATE schedules SET next_tick = CASE WHEN paused THEN $1 ELSE next_tick END,"
-                f" paused = false, updated_at = $2 WHERE schedule_id = $3 RETURNING {_COLUMNS}",
+                f" paused = false, updated_at = $2 WHERE schedule_id = $3 RETURNING {SCHEDULE_COLUMNS}",
                 next_tick,
                 time.time(),
                 schedule_id,
             )
-        return None if row is None else _row(row)
+        return None if row is None else StoredSchedule.from_row(row)
 
     async def fire_tick(self, fire: TickFire) -> TickResult:
         """Claim a tick and create its run in one transaction (see `Store.fire_tick`)."""

@@ -21,8 +21,11 @@ inside the transaction, and gets the first outcome back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+import orjson
 
 from runservice.model import Json, RunStatus
 from runservice.storage import RunWrite, WriteResult
@@ -76,6 +79,35 @@ class StoredSchedule:
     """The last run the schedule started."""
     created_at: float
     updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> StoredSchedule:
+        """A row of `SCHEDULE_COLUMNS` (either store: input is JSON text or bytes)."""
+        return cls(
+            schedule_id=row[0],
+            workflow_id=row[1],
+            cron=row[2],
+            timezone=row[3],
+            input=None if row[4] is None else orjson.loads(row[4]),
+            resource_id=row[5],
+            overlap=row[6],
+            missed=row[7],
+            description=row[8],
+            paused=bool(row[9]),
+            next_tick=row[10],
+            last_tick=row[11],
+            pending_tick=row[12],
+            last_run_id=row[13],
+            created_at=row[14],
+            updated_at=row[15],
+        )
+
+
+SCHEDULE_COLUMNS = (
+    "schedule_id, workflow_id, cron, timezone, input, resource_id, overlap, missed, description,"
+    " paused, next_tick, last_tick, pending_tick, last_run_id, created_at, updated_at"
+)
+"""The columns `StoredSchedule.from_row` reads, in its order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +216,7 @@ def decide(
 
 __all__ = [
     "BUSY",
+    "SCHEDULE_COLUMNS",
     "Decision",
     "ScheduleDefinition",
     "StoredSchedule",

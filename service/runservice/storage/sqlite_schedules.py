@@ -16,6 +16,7 @@ import orjson
 from runservice.model import RunStatus
 from runservice.storage import WriteResult
 from runservice.storage.schedules import (
+    SCHEDULE_COLUMNS,
     ScheduleDefinition,
     StoredSchedule,
     TickFire,
@@ -28,11 +29,7 @@ from runservice.storage.schedules import (
 if TYPE_CHECKING:
     from runservice.storage.hub import EventHub
 
-_COLUMNS = (
-    "schedule_id, workflow_id, cron, timezone, input, resource_id, overlap, missed, description,"
-    " paused, next_tick, last_tick, pending_tick, last_run_id, created_at, updated_at"
-)
-_SELECT = f"SELECT {_COLUMNS} FROM schedules"
+_SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
 _UPSERT = (
     "INSERT INTO schedules (schedule_id, workflow_id, cron, timezone, input, resource_id, overlap,"
     " missed, description, paused, next_tick, created_at, updated_at)"
@@ -45,27 +42,6 @@ _UPSERT = (
     " THEN schedules.next_tick ELSE excluded.next_tick END,"
     " cron = excluded.cron, timezone = excluded.timezone"
 )
-
-
-def _row(row: Sequence[Any]) -> StoredSchedule:
-    return StoredSchedule(
-        schedule_id=row[0],
-        workflow_id=row[1],
-        cron=row[2],
-        timezone=row[3],
-        input=None if row[4] is None else orjson.loads(row[4]),
-        resource_id=row[5],
-        overlap=row[6],
-        missed=row[7],
-        description=row[8],
-        paused=bool(row[9]),
-        next_tick=row[10],
-        last_tick=row[11],
-        pending_tick=row[12],
-        last_run_id=row[13],
-        created_at=row[14],
-        updated_at=row[15],
-    )
 
 
 class SqliteSchedules:
@@ -122,12 +98,12 @@ class SqliteSchedules:
     async def list_schedules(self) -> list[StoredSchedule]:
         """Every stored schedule, by id."""
         rows = await self._reader().execute_fetchall(f"{_SELECT} ORDER BY schedule_id")
-        return [_row(row) for row in rows]
+        return [StoredSchedule.from_row(row) for row in rows]
 
     async def get_schedule(self, schedule_id: str) -> StoredSchedule | None:
         """The schedule, or None."""
         rows = await self._reader().execute_fetchall(f"{_SELECT} WHERE schedule_id = ?", (schedule_id,))
-        return _row(rows[0]) if rows else None
+        return StoredSchedule.from_row(rows[0]) if rows else None
 
     async def set_schedule_paused(
         self, schedule_id: str, paused: bool, next_tick: float | None
@@ -144,8 +120,8 @@ class SqliteSchedules:
                     " paused = 0, updated_at = ? WHERE schedule_id = ?"
                 )
                 params = (next_tick, now, schedule_id)
-            row = conn.execute(f"{sql} RETURNING {_COLUMNS}", params).fetchone()
-            return None if row is None else _row(row)
+            row = conn.execute(f"{sql} RETURNING {SCHEDULE_COLUMNS}", params).fetchone()
+            return None if row is None else StoredSchedule.from_row(row)
 
         found: StoredSchedule | None = await self._operation(apply)
         return found
