@@ -23,13 +23,15 @@ WAL checkpoints run off the commit path: the writer's auto-checkpoint is off
 and a checkpointer thread with its own connection runs PASSIVE checkpoints
 (periodically and when the WAL grows), and a TRUNCATE one at close.
 
-The writer's statements run on the event loop thread and only `COMMIT` (the
-WAL write and fsync, which release the GIL) runs on the writer thread. A
-statement is a few microseconds of in-memory B-tree work, but every call into
-sqlite3 from a second thread drops and retakes the GIL, and retaking it while
-the event loop is busy waits for the interpreter's switch interval: with the
-statements on the writer thread, each batch queued behind dozens of such waits.
-Now a batch costs one hand-off, however many changes it holds.
+The writer's statements run on the event loop thread and only a synced
+`COMMIT` (the WAL write and fsync, which release the GIL) runs on the writer
+thread. A statement is a few microseconds of in-memory B-tree work, but every
+call into sqlite3 from a second thread drops and retakes the GIL, and retaking
+it while the event loop is busy waits for the interpreter's switch interval:
+with the statements on the writer thread, each batch queued behind dozens of
+such waits. An unsynced `COMMIT` only writes the batch's WAL frames to the page
+cache, so it runs on the loop too: a batch costs at most one hand-off, however
+many changes it holds, and internal progress none.
 
 Event sequences are allocated from `runs.last_seq` inside the writing
 transaction. With a single writer, commit order is sequence order and a
@@ -191,7 +193,6 @@ class SqliteStore(SqliteSchedules):
         self.syncs = 0
         """Commits made under synchronous=FULL (each one fsync of the WAL)."""
         self._synchronous = "NORMAL"  # the writer connection's current setting
-        self._held: list[Event] = []  # committed, not yet synced: kept from subscribers
         self._checkpointer: _Checkpointer | None = None
         self._state = "new"  # -> "open" -> "closed"
         self._accepting = False
@@ -390,9 +391,14 @@ class SqliteStore(SqliteSchedules):
             outcomes = self._apply_batch(changes, full)
             self.commits += 1
             number = self.commits
-            # Only the commit leaves the loop: it is the fsync, and it releases the GIL.
-            assert self._loop is not None
-            await self._loop.run_in_executor(self._executor, self._end_transaction)
+            if full:
+                # Only a synced commit leaves the loop: it is the fsync, and it releases the GIL.
+                assert self._loop is not None
+                await self._loop.run_in_executor(self._executor, self._end_transaction)
+            else:
+                # An unsynced COMMIT is a few WAL page writes to the page cache (about 60 us):
+                # cheaper here than a hand-off to the writer thread and back.
+                self._end_transaction()
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
             self.hub.committed(time.perf_counter() - started, len(batch))
             batching.fail(batch, exc)
@@ -405,27 +411,16 @@ class SqliteStore(SqliteSchedules):
         self.hub.committed(time.perf_counter() - started, len(batch))
         committed = batching.answer(batch, outcomes)
         try:
-            self._publish(committed, number)
+            self._publish(committed)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
 
-    def _publish(self, committed: list[Event], number: int) -> None:
-        """Hand committed events to the hub once they are durable: subscribers (watchers,
-        streams, waiting callers) never see an event a power loss could take back."""
-        if self.durable >= number:
-            held, self._held = self._held, []
-            self.hub.publish(held + committed if held else committed)
-            return
-        if not self._held and not any(self.hub.watching(event.run_id) for event in committed):
-            self.hub.publish(committed)  # nobody follows these runs: only listeners hear them
-            return
-        # A watcher subscribed while this batch was committing (or earlier events wait):
-        # keep them, in order, for the sync this barrier makes.
-        self._held.extend(committed)
-        assert self._loop is not None
-        future: asyncio.Future[Any] = self._loop.create_future()
-        future.add_done_callback(_ignore_outcome)
-        self._queue.put_nowait((_Sync(number), future))
+    def _publish(self, committed: list[Event]) -> None:
+        """Hand committed events to the hub. Subscribers (watchers, streams, waiting callers)
+        never see an event a power loss could take back: a batch holding events of a run
+        someone watches is synced (`_commit` decides it), and an unsynced batch is committed
+        and published without yielding to the loop, so nobody can subscribe in between."""
+        self.hub.publish(committed)
 
     def _apply_batch(
         self, changes: list[RunWrite | _Operation | _Sync], full: bool = False
