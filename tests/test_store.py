@@ -361,6 +361,68 @@ async def test_database_error_mid_batch_rolls_back_only_its_change(store: AnySto
     assert [e.data for e in await store.read_events("r1", 0)] == [1, 2]
 
 
+async def test_database_error_in_a_batch_of_distinct_runs_fails_only_its_change(store: AnyStore) -> None:
+    # Each run once: on PostgreSQL the batch is first tried as one statement, which the
+    # database refuses whole; the long way then commits every change but the bad one.
+    await create(store, new_run("r1"))
+    await create(store, new_run("r3"))
+    broken = replace(new_run("r2"), workflow_id=None)  # type: ignore[arg-type]
+
+    before = store.transactions
+    outcomes = await asyncio.gather(
+        store.write(RunWrite("r1", events=[draft(1)], steps=[step("a", 1)], request=("k", "id"))),
+        store.write(RunWrite("r2", create=broken, events=[draft(1)])),
+        store.write(RunWrite("r3", events=[draft(2), draft(3)], patch={"state": {"n": 1}})),
+        return_exceptions=True,
+    )
+    assert store.transactions == before + 1
+    ok1, bad, ok3 = outcomes
+    assert isinstance(bad, sqlite3.IntegrityError | asyncpg.NotNullViolationError)
+    assert isinstance(ok1, WriteResult) and isinstance(ok3, WriteResult)
+    assert (sequences(ok1.events), sequences(ok3.events)) == ([1], [1, 2])
+    assert await store.get_run("r2") is None
+    assert await store.has_request("r1", "k", "id")
+    r3 = await store.get_run("r3")
+    assert r3 is not None and (r3.state, r3.last_sequence) == ({"n": 1}, 2)
+    assert [e.data for e in await store.read_events("r3", 0)] == [2, 3]
+
+
+async def test_postgres_one_statement_batch_notifies_every_run_in_payloads_under_the_limit(
+    pg_databases: Databases,
+) -> None:
+    """A batch of many runs with long ids: its NOTIFY lines are cut into several payloads,
+    each under PostgreSQL's 8,000 bytes, and together name every run at its last sequence."""
+    from runservice.storage import postgres_writes
+
+    url = await pg_databases.url_for("notify-chunks")
+    store = PostgresStore(url)
+    await store.open()
+    await store.close()  # migrated
+    listener, writer = await asyncpg.connect(url), await asyncpg.connect(url)
+    payloads: list[str] = []
+    await listener.add_listener(postgres_writes.CHANNEL, lambda *args: payloads.append(args[3]))
+    try:
+        runs = [f"{i:03d}-" + "x" * 120 for i in range(200)]
+        created = [RunWrite(run_id, create=new_run(run_id), events=[draft(0)]) for run_id in runs]
+        # The one-statement path itself: apply_batch would hide a refused NOTIFY by falling back.
+        outcomes = await postgres_writes._apply_in_one_statement(writer, created, time.time(), True)
+        assert all(isinstance(outcome, WriteResult) and outcome.applied for outcome in outcomes)
+        progress = [RunWrite(run_id, events=[draft(1), draft(2)]) for run_id in runs]
+        outcomes = await postgres_writes._apply_in_one_statement(writer, progress, time.time(), True)
+        assert [outcome.last_sequence for outcome in outcomes] == [3] * 200  # type: ignore[union-attr]
+        async with asyncio.timeout(10):
+            while sum(len(p.splitlines()) for p in payloads) < 400:
+                await asyncio.sleep(0.01)
+        assert len(payloads) > 2 and all(len(p.encode()) < 8000 for p in payloads)
+        lines = [line.split(" ", 1) for p in payloads for line in p.splitlines()]
+        assert sorted((run_id, int(seq)) for seq, run_id in lines) == sorted(
+            [(run_id, 1) for run_id in runs] + [(run_id, 3) for run_id in runs]
+        )
+    finally:
+        await listener.close()
+        await writer.close()
+
+
 async def test_one_batch_applies_each_runs_changes_in_order(store: AnyStore) -> None:
     # Queued together, these commit in one transaction; each run's changes apply in the
     # order they were written, whatever else the batch holds.

@@ -11,16 +11,26 @@ mask per change says which). The rounds' step, event and request rows then go in
 one statement, which also carries the batch's NOTIFY. With 64 runs in flight a batch of
 ~50 changes is BEGIN, two statements per round, one for the rows, COMMIT.
 
+The common batch (changes of distinct runs, nothing deleted) skips all of that: it is
+*one* statement in its own implicit transaction, one round trip instead of four. Its
+data-modifying CTEs insert the new runs and update the others, and the step, event,
+request and item rows join the runs that were applied (an event's sequence is computed
+from the `last_seq` the update returns), with the NOTIFY built from the events inserted.
+If the database refuses it, nothing of it is committed and the batch takes the long way,
+which finds the bad change.
+
 Row encoding: JSON documents are bytea holding orjson output (see postgres_v1.sql).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -97,35 +107,64 @@ _INSERT_RUNS = (
     + f") AS c({RUN_COLUMN_LIST}, claim_owner, claim_seconds)"
     + " ON CONFLICT (run_id) DO NOTHING RETURNING run_id, status, last_seq, epoch"
 )
-_LEASE_COLUMNS = (
-    ("fence_owner", "text"),
-    ("fence_epoch", "bigint"),
-    ("claim_owner", "text"),
-    ("claim_seconds", "double precision"),
-    ("release", "boolean"),
-)
-_UPDATE_RUNS = (
-    "UPDATE runs r SET updated_at = $1, last_seq = r.last_seq + c.n"
-    + "".join(
-        f", {name} = CASE WHEN c.mask & {1 << i} <> 0 THEN c.{name} ELSE r.{name} END"
-        for i, (name, _) in enumerate(_PATCHABLE)
-    )
+
+
+class _UpdateShape(NamedTuple):
+    """Which columns an UPDATE of runs carries: arrays cost on both ends per statement, so
+    the one-statement path sends only those its batch uses."""
+
+    slots: tuple[int, ...]
+    """The _PATCHABLE fields some change of the batch sets."""
+    fence: bool
+    claim: bool
+    release: bool
+
+
+_EVERY_UPDATE = _UpdateShape(tuple(range(len(_PATCHABLE))), fence=True, claim=True, release=True)
+
+
+def _update_sql(shape: _UpdateShape, first: int) -> tuple[str, int]:
+    """An `UPDATE runs ... FROM unnest(...)` of this shape, its arrays numbered from `$first`
+    (`$1` is the commit time), and how many arrays it takes (see `_update_columns`)."""
+    columns = [("run_id", "text"), ("n", "integer"), ("expect", "text")]
+    if shape.slots:
+        columns.append(("mask", "integer"))
+        columns.extend(_PATCHABLE[slot] for slot in shape.slots)
+    if shape.fence:
+        columns += [("fence_owner", "text"), ("fence_epoch", "bigint")]
+    if shape.claim:
+        columns += [("claim_owner", "text"), ("claim_seconds", "double precision")]
+    if shape.release:
+        columns.append(("release", "boolean"))
+    sets = ["updated_at = $1", "last_seq = r.last_seq + c.n"]
+    for slot in shape.slots:
+        name = _PATCHABLE[slot][0]
+        sets.append(f"{name} = CASE WHEN c.mask & {1 << slot} <> 0 THEN c.{name} ELSE r.{name} END")
     # Leases: a claim takes the run (next epoch); a release leaves it without owner.
-    + ", owner = CASE WHEN c.claim_owner IS NOT NULL THEN c.claim_owner"
-    " WHEN c.release THEN NULL ELSE r.owner END"
-    ", epoch = r.epoch + CASE WHEN c.claim_owner IS NOT NULL THEN 1 ELSE 0 END"
-    f", lease_expires_at = CASE WHEN c.claim_owner IS NOT NULL THEN {_NOW} + c.claim_seconds"
-    " WHEN c.release THEN NULL ELSE r.lease_expires_at END"
-    + " FROM unnest($2::text[], $3::integer[], $4::text[], $5::integer[], "
-    + ", ".join(f"${i + 6}::{t}[]" for i, (_, t) in enumerate([*_PATCHABLE, *_LEASE_COLUMNS]))
-    + f") AS c(run_id, n, expect, mask, {', '.join(name for name, _ in [*_PATCHABLE, *_LEASE_COLUMNS])})"
+    if shape.claim or shape.release:
+        claim = " WHEN c.claim_owner IS NOT NULL THEN {}" if shape.claim else ""
+        release = " WHEN c.release THEN NULL" if shape.release else ""
+        sets.append(f"owner = CASE{claim.format('c.claim_owner')}{release} ELSE r.owner END")
+        expiry = claim.format(f"{_NOW} + c.claim_seconds")
+        sets.append(f"lease_expires_at = CASE{expiry}{release} ELSE r.lease_expires_at END")
+    if shape.claim:
+        sets.append("epoch = r.epoch + CASE WHEN c.claim_owner IS NOT NULL THEN 1 ELSE 0 END")
     # expect: NULL for none, else the statuses joined by commas (statuses are plain words).
-    + " WHERE r.run_id = c.run_id AND (c.expect IS NULL OR r.status = ANY(string_to_array(c.expect, ',')))"
-    # A fenced change applies only under its lease; a claim only to a run with no live owner.
-    + " AND (c.fence_owner IS NULL OR (r.owner = c.fence_owner AND r.epoch = c.fence_epoch))"
-    + f" AND (c.claim_owner IS NULL OR r.owner IS NULL OR r.lease_expires_at < {_NOW})"
-    + " RETURNING r.run_id, r.status, r.last_seq, r.epoch"
-)
+    where = ["r.run_id = c.run_id", "(c.expect IS NULL OR r.status = ANY(string_to_array(c.expect, ',')))"]
+    if shape.fence:  # a fenced change applies only under its lease
+        where.append("(c.fence_owner IS NULL OR (r.owner = c.fence_owner AND r.epoch = c.fence_epoch))")
+    if shape.claim:  # a claim only to a run with no live owner
+        where.append(f"(c.claim_owner IS NULL OR r.owner IS NULL OR r.lease_expires_at < {_NOW})")
+    arrays = ", ".join(f"${first + k}::{kind}[]" for k, (_, kind) in enumerate(columns))
+    sql = (
+        f"UPDATE runs r SET {', '.join(sets)} FROM unnest({arrays})"
+        f" AS c({', '.join(name for name, _ in columns)}) WHERE {' AND '.join(where)}"
+        " RETURNING r.run_id, r.status, r.last_seq, r.epoch"
+    )
+    return sql, len(columns)
+
+
+_UPDATE_RUNS, _ = _update_sql(_EVERY_UPDATE, 2)
 _STATUSES = "SELECT run_id, status FROM runs WHERE run_id = ANY($1::text[])"
 # A batch's step, event and request rows, and its NOTIFY, in one statement: data-modifying
 # CTEs always run to completion, and an empty array inserts nothing.
@@ -169,6 +208,94 @@ _DELETE_RUN_IF = (
 Outcome = WriteResult | Exception
 
 
+def _shift(sql: str, by: int) -> str:
+    """`sql` with every parameter `$k` renumbered `$(k + by)`."""
+    return re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + by}", sql)
+
+
+_INSERT_ARRAYS = len(RUN_COLUMNS) + 2
+_APPLIED_ONLY = "WHERE x.run_id IN (SELECT run_id FROM a)"
+_ROW_CTES = (
+    # (kind, its arrays' types, the CTE with {0}... for them)
+    (
+        "steps",
+        ("text", "text", "integer", "bytea"),
+        "s AS (INSERT INTO steps (run_id, path_key, position, record) SELECT x.* FROM unnest({})"
+        f" AS x(run_id, path_key, position, record) {_APPLIED_ONLY} ON CONFLICT (run_id, path_key)"
+        " DO UPDATE SET position = excluded.position, record = excluded.record)",
+    ),
+    (
+        # `back`: how many of its run's events come after this one in the change.
+        "events",
+        ("text", "integer", "double precision", "bytea"),
+        "e AS (INSERT INTO events (run_id, seq, time, body)"
+        " SELECT x.run_id, a.last_seq - x.back, x.time, x.body FROM unnest({})"
+        " AS x(run_id, back, time, body) JOIN a ON a.run_id = x.run_id RETURNING run_id, seq)",
+    ),
+    (
+        "requests",
+        ("text", "text", "text"),
+        "q AS (INSERT INTO requests (run_id, kind, request_id) SELECT x.* FROM unnest({})"
+        f" AS x(run_id, kind, request_id) {_APPLIED_ONLY} ON CONFLICT DO NOTHING)",
+    ),
+    (
+        "items",
+        ("text", "text", "integer", "bytea"),
+        "f AS (INSERT INTO foreach_items (run_id, path_key, item_index, item) SELECT x.* FROM unnest({})"
+        f" AS x(run_id, path_key, item_index, item) {_APPLIED_ONLY}"
+        " ON CONFLICT (run_id, path_key, item_index) DO UPDATE SET item = excluded.item)",
+    ),
+)
+
+
+class _Shape(NamedTuple):
+    """What a one-statement batch holds, which decides its statement (see `_one_statement`)."""
+
+    updates: _UpdateShape | None
+    creates: bool
+    rows: tuple[str, ...]
+    """The kinds of rows it writes, in `_ROW_CTES` order."""
+    notify: bool
+
+
+@functools.lru_cache(maxsize=512)
+def _one_statement(shape: _Shape) -> str:
+    """A whole batch of distinct runs in one statement (see the module docstring); its
+    parameters come in this order: the commit time and the updates' arrays (if it has
+    updates: a parameter the statement does not use has no type), the creates' arrays,
+    then each kind of row's."""
+    ctes: list[str] = []
+    sources: list[str] = []
+    taken = 0
+    if shape.updates is not None:
+        update, count = _update_sql(shape.updates, 2)  # $1: the commit time
+        ctes.append(f"u AS ({update})")
+        sources.append("SELECT * FROM u")
+        taken = 1 + count
+    if shape.creates:
+        ctes.append(f"i AS ({_shift(_INSERT_RUNS, taken)})")
+        sources.append("SELECT * FROM i")
+        taken += _INSERT_ARRAYS
+    ctes.append(f"a AS ({' UNION ALL '.join(sources)})")
+    for kind, types, cte in _ROW_CTES:
+        if kind in shape.rows:
+            ctes.append(cte.format(", ".join(f"${taken + 1 + k}::{t}[]" for k, t in enumerate(types))))
+            taken += len(types)
+    if not (shape.notify and "events" in shape.rows):
+        return f"WITH {', '.join(ctes)} SELECT run_id, status, last_seq, epoch FROM a"
+    # A line per run with events, `<last sequence> <run id>`, cut into payloads under the limit.
+    ctes.append("lines AS (SELECT max(seq) || ' ' || run_id AS line FROM e GROUP BY run_id)")
+    ctes.append(
+        f"notes AS (SELECT pg_notify('{CHANNEL}', string_agg(line, E'\\n')) FROM"
+        " (SELECT line, sum(octet_length(line) + 1) OVER (ORDER BY line)"
+        f" / {_NOTIFY_PAYLOAD_BYTES // 2} AS chunk FROM lines) t GROUP BY chunk)"
+    )
+    # The scalar subquery runs once, and only when a row comes back, i.e. a run was applied.
+    return (
+        f"WITH {', '.join(ctes)} SELECT run_id, status, last_seq, epoch, (SELECT count(*) FROM notes) FROM a"
+    )
+
+
 async def apply_batch(conn: Any, changes: list[RunWrite], notify: bool) -> list[Outcome]:
     """Apply every change in one transaction and commit it; an outcome per change.
 
@@ -177,6 +304,11 @@ async def apply_batch(conn: Any, changes: list[RunWrite], notify: bool) -> list[
     change, so the bad change fails alone and the others still commit.
     """
     now = time.time()
+    if _fits_one_statement(changes):
+        try:
+            return await _apply_in_one_statement(conn, changes, now, notify)
+        except STATEMENT_ERRORS:
+            pass  # nothing of it is committed: the long way below finds the bad change
     await conn.execute("BEGIN")
     try:
         try:
@@ -210,6 +342,65 @@ async def apply_batch(conn: Any, changes: list[RunWrite], notify: bool) -> list[
                 raise
         raise
     return outcomes
+
+
+def _fits_one_statement(changes: Sequence[RunWrite]) -> bool:
+    """Whether the batch can be one statement: each run once, nothing deleted or cleared."""
+    runs = {change.run_id for change in changes}
+    return len(runs) == len(changes) and not any(
+        change.delete or change.drop_steps or change.clear_items for change in changes
+    )
+
+
+async def _apply_in_one_statement(
+    conn: Any, changes: Sequence[RunWrite], now: float, notify: bool
+) -> list[Outcome]:
+    """Apply a batch that `_fits_one_statement` with one statement (an implicit transaction)."""
+    outcomes: list[Outcome | None] = [None] * len(changes)
+    round_ = _Round()
+    for index, change in enumerate(changes):
+        try:
+            round_.add(index, change, _encode(change))
+        except Exception as exc:  # not JSON data, an unknown field: a bug in the caller
+            outcomes[index] = exc
+    rows = _Rows()
+    events: list[tuple[str, int, float, bytes]] = []
+    for _, change, encoded in [*round_.updates, *round_.creates]:
+        for key, position, record in encoded.steps:
+            rows.steps[(change.run_id, key)] = (position, record)
+        for key, item_index, item in encoded.items:
+            rows.items[(change.run_id, key, item_index)] = item
+        last = len(encoded.bodies) - 1
+        events.extend((change.run_id, last - i, now, body) for i, body in enumerate(encoded.bodies))
+        if change.request is not None:
+            rows.requests.append((change.run_id, *change.request))
+    updates = round_.updates
+    shape = _UpdateShape(
+        tuple(slot for slot in range(len(_PATCHABLE)) if any(e.mask & (1 << slot) for _, _, e in updates)),
+        fence=any(change.fence for _, change, _ in updates),
+        claim=any(change.claim for _, change, _ in updates),
+        release=any(change.release for _, change, _ in updates),
+    )
+    arrays = _row_arrays(rows.steps, events, rows.requests, rows.items)
+    kinds = tuple(kind for kind, _, _ in _ROW_CTES if arrays[kind][0])
+    found = await conn.fetch(
+        _one_statement(_Shape(shape if updates else None, bool(round_.creates), kinds, notify)),
+        *((now, *_update_columns(updates, shape)) if updates else ()),
+        *(_create_columns(round_.creates, now) if round_.creates else ()),
+        *(column for kind in kinds for column in arrays[kind]),
+    )
+    applied = {row[0]: row for row in found}
+    missing: list[tuple[int, RunWrite]] = []
+    for index, change, encoded in [*round_.updates, *round_.creates]:
+        row = applied.get(change.run_id)
+        if row is None:
+            missing.append((index, change))
+        else:
+            outcomes[index] = _result(change, encoded, row[1], row[2], now, row[3])
+    if missing:
+        await _not_applied(conn, missing, outcomes)
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes  # type: ignore[return-value]
 
 
 async def _apply_all(conn: Any, changes: Sequence[RunWrite], now: float, *, notify: bool) -> list[Outcome]:
@@ -277,18 +468,8 @@ class _Round:
     async def run(self, conn: Any, now: float, outcomes: list[Outcome | None], rows: _Rows) -> None:
         missing: list[tuple[int, RunWrite]] = []
         if self.creates:
-            # A create with a patch is inserted as patched: the row is new, nothing to compare.
-            new_rows = [
-                (
-                    *_patched_run_row(c, e, now),
-                    c.claim.owner if c.claim else None,
-                    c.claim.seconds if c.claim else None,
-                )
-                for _, c, e in self.creates
-            ]
             created = {
-                row[0]: row
-                for row in await conn.fetch(_INSERT_RUNS, *(list(c) for c in zip(*new_rows, strict=True)))
+                row[0]: row for row in await conn.fetch(_INSERT_RUNS, *_create_columns(self.creates, now))
             }
             for index, change, encoded in self.creates:
                 row = created.get(change.run_id)
@@ -297,24 +478,9 @@ class _Round:
                 else:
                     outcomes[index] = _applied(change, encoded, row[1], row[2], now, rows, row[3])
         if self.updates:
-            columns: list[list[Any]] = [[] for _ in range(4 + len(_PATCHABLE) + len(_LEASE_COLUMNS))]
-            for _, change, encoded in self.updates:
-                expect = None if change.expect is None else ",".join(sorted(s.value for s in change.expect))
-                fence, claim = change.fence, change.claim
-                lease = (
-                    fence.owner if fence else None,
-                    fence.epoch if fence else None,
-                    claim.owner if claim else None,
-                    claim.seconds if claim else None,
-                    change.release,
-                )
-                for column, value in zip(
-                    columns,
-                    (change.run_id, len(encoded.bodies), expect, encoded.mask, *encoded.values, *lease),
-                    strict=True,
-                ):
-                    column.append(value)
-            updated = {row[0]: row for row in await conn.fetch(_UPDATE_RUNS, now, *columns)}
+            updated = {
+                row[0]: row for row in await conn.fetch(_UPDATE_RUNS, now, *_update_columns(self.updates))
+            }
             for index, change, encoded in self.updates:
                 row = updated.get(change.run_id)
                 if row is None:
@@ -322,15 +488,60 @@ class _Round:
                 else:
                     outcomes[index] = _applied(change, encoded, row[1], row[2], now, rows, row[3])
         if missing:
-            found = dict(await conn.fetch(_STATUSES, [change.run_id for _, change in missing]))
-            for index, change in missing:
-                status = found.get(change.run_id)
-                if status is None and change.create is None and change.expect is None:
-                    outcomes[index] = KeyError(change.run_id)
-                else:
-                    outcomes[index] = WriteResult(
-                        applied=False, status=None if status is None else RunStatus(status)
-                    )
+            await _not_applied(conn, missing, outcomes)
+
+
+def _create_columns(creates: Sequence[tuple[int, RunWrite, _Encoded]], now: float) -> list[list[Any]]:
+    """The arrays of `_INSERT_RUNS` for these creates (a create with a patch is inserted as
+    patched: the row is new, nothing to compare)."""
+    columns: list[list[Any]] = [[] for _ in range(_INSERT_ARRAYS)]
+    for _, change, encoded in creates:
+        claim = change.claim
+        row = (
+            *_patched_run_row(change, encoded, now),
+            claim.owner if claim else None,
+            claim.seconds if claim else None,
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+def _update_columns(
+    updates: Sequence[tuple[int, RunWrite, _Encoded]], shape: _UpdateShape = _EVERY_UPDATE
+) -> list[list[Any]]:
+    """The arrays of an update of this shape (see `_update_sql`) for these updates."""
+    rows: list[list[Any]] = []
+    for _, change, encoded in updates:
+        expect = None if change.expect is None else ",".join(sorted(s.value for s in change.expect))
+        row = [change.run_id, len(encoded.bodies), expect]
+        if shape.slots:
+            row.append(encoded.mask)
+            row.extend(encoded.values[slot] for slot in shape.slots)
+        if shape.fence:
+            fence = change.fence
+            row += [fence.owner, fence.epoch] if fence else [None, None]
+        if shape.claim:
+            claim = change.claim
+            row += [claim.owner, claim.seconds] if claim else [None, None]
+        if shape.release:
+            row.append(change.release)
+        rows.append(row)
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+async def _not_applied(
+    conn: Any, missing: Sequence[tuple[int, RunWrite]], outcomes: list[Outcome | None]
+) -> None:
+    """The outcomes of changes that did not apply: the run's status, or KeyError for a
+    patch of a run that does not exist."""
+    found = dict(await conn.fetch(_STATUSES, [change.run_id for _, change in missing]))
+    for index, change in missing:
+        status = found.get(change.run_id)
+        if status is None and change.create is None and change.expect is None:
+            outcomes[index] = KeyError(change.run_id)
+        else:
+            outcomes[index] = WriteResult(applied=False, status=None if status is None else RunStatus(status))
 
 
 def _applied(
@@ -353,6 +564,15 @@ def _applied(
     if change.request is not None:
         kind, request_id = change.request
         rows.requests.append((run_id, kind, request_id))
+    return _result(change, encoded, status, last_seq, now, epoch)
+
+
+def _result(
+    change: RunWrite, encoded: _Encoded, status: str, last_seq: int, now: float, epoch: int
+) -> WriteResult:
+    """The result of an applied change, its events numbered up to the run's `last_seq`."""
+    run_id = change.run_id
+    first = last_seq - len(encoded.bodies) + 1
     # Built from the drafts, not re-parsed: the engine hands over JSON-ready values already.
     events = tuple(
         Event(run_id, first + i, now, d.type, d.run_status, d.step, d.data, d.error, d.progress)
@@ -398,30 +618,47 @@ class _Rows:
             )
         if not (self.steps or self.items or self.clears or self.events or self.requests or notifications):
             return
-        keys, steps = list(self.steps), list(self.steps.values())
-        events, requests, items, clears = self.events, self.requests, self.items, self.clears
+        steps, events, requests, items, clears = (
+            self.steps,
+            self.events,
+            self.requests,
+            self.items,
+            self.clears,
+        )
         self.steps, self.events, self.requests, self.items, self.clears = {}, [], [], {}, []
         if clears:  # rare (a foreach starting over): its own statement, before the new items
             await conn.execute(_CLEAR_ITEMS, [c[0] for c in clears], [c[1] for c in clears])
         await conn.execute(
             _WRITE_ROWS_AND_NOTIFY if notifications else _WRITE_ROWS,
-            [run_id for run_id, _ in keys],
-            [key for _, key in keys],
-            [position for position, _ in steps],
-            [record for _, record in steps],
+            *(column for arrays in _row_arrays(steps, events, requests, items).values() for column in arrays),
+            *([notifications] if notifications else []),
+        )
+
+
+def _row_arrays(
+    steps: dict[tuple[str, str], tuple[int, bytes]],
+    events: Sequence[tuple[str, int, float, bytes]],
+    requests: Sequence[tuple[str, str, str]],
+    items: dict[tuple[str, str, int], bytes],
+) -> dict[str, list[list[Any]]]:
+    """The step, event, request and item arrays of `_WRITE_ROWS` (and of the one statement),
+    by kind of row, in that order."""
+    return {
+        "steps": [
+            [run_id for run_id, _ in steps],
+            [key for _, key in steps],
+            [position for position, _ in steps.values()],
+            [record for _, record in steps.values()],
+        ],
+        "events": [
             [e[0] for e in events],
             [e[1] for e in events],
             [e[2] for e in events],
             [e[3] for e in events],
-            [r[0] for r in requests],
-            [r[1] for r in requests],
-            [r[2] for r in requests],
-            [k[0] for k in items],
-            [k[1] for k in items],
-            [k[2] for k in items],
-            list(items.values()),
-            *([notifications] if notifications else []),
-        )
+        ],
+        "requests": [[r[0] for r in requests], [r[1] for r in requests], [r[2] for r in requests]],
+        "items": [[k[0] for k in items], [k[1] for k in items], [k[2] for k in items], list(items.values())],
+    }
 
 
 def _notifications(outcomes: Sequence[Outcome]) -> list[str]:
