@@ -212,6 +212,35 @@ async def test_a_replica_that_lost_its_lease_commits_nothing(shared: Store) -> N
     assert sum(1 for e in events if e.type is EventType.WORKFLOW_FINISH) == 1
 
 
+async def test_a_caller_waiting_at_a_replica_that_lost_the_lease_gets_the_outcome(shared: Store) -> None:
+    """Start with wait at `a`; `a` stalls past its lease and `b` finishes the run: the
+    caller gets the settled run, not the running one, nor a 'shutting down' error."""
+    async with replica(shared, "a") as a, replica(shared, "b"):
+        waiting = asyncio.create_task(a.start("slow", run_id="w1", input_data={"n": 4}, wait=True))
+        await wait_entered("work")
+        await a._keeper.aclose()  # a stalls: no more heartbeats
+        await wait_entered("work", 2)  # b claimed the run and runs the step again
+        a._lost("w1")  # what a's heartbeat does once it learns of the loss: its drive stops
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        release.set()
+        done = await asyncio.wait_for(waiting, 10)
+    assert (done.status, done.result) == (RunStatus.SUCCESS, 8)
+
+
+async def test_a_retried_start_with_wait_at_another_replica_waits_for_the_outcome(shared: Store) -> None:
+    async with replica(shared, "a") as a, replica(shared, "b") as b:
+        first = await a.start("slow", input_data={"n": 6}, request_id="req-1")
+        await wait_entered("work")
+        retry = asyncio.create_task(b.start("slow", input_data={"n": 6}, request_id="req-1", wait=True))
+        await asyncio.sleep(0.2)
+        assert not retry.done()  # it waits for the run a drives
+        release.set()
+        done = await asyncio.wait_for(retry, 10)
+    assert (done.run_id, done.status, done.result) == (first.run_id, RunStatus.SUCCESS, 12)
+    assert ran["work"] == 1
+
+
 async def test_cancel_at_another_replica_stops_the_step_at_its_owner(shared: Store) -> None:
     async with replica(shared, "a") as a, replica(shared, "b") as b:
         run = await a.start("slow", input_data={"n": 1})

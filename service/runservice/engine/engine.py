@@ -333,7 +333,7 @@ class Engine:
                     raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
             run = replace(fresh, last_sequence=result.last_sequence)
             task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
-        return await self._settled(task) if wait else run
+        return await self._settled(task, run_id) if wait else run
 
     async def resume(
         self,
@@ -393,7 +393,7 @@ class Engine:
                 records.values()
             )
             task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
-        return await self._settled(task) if wait else replace(run, steps=())
+        return await self._settled(task, run_id) if wait else replace(run, steps=())
 
     async def cancel(
         self, run_id: str, *, workflow_id: str | None = None, request_id: str | None = None
@@ -543,7 +543,7 @@ class Engine:
                 run = await self._load(run_id, steps=True)
                 logger.info("run %s: restarted from its last checkpoint (was %s)", run_id, run.status)
                 task = self._launch(RunDriver(self._store, workflow, run, self._lease(claimed.epoch)))
-        return await self._settled(task) if wait else replace(run, steps=())
+        return await self._settled(task, run_id) if wait else replace(run, steps=())
 
     async def time_travel(
         self,
@@ -617,7 +617,7 @@ class Engine:
             run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
             run = run.with_steps(target.kept)
             task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
-        return await self._settled(task) if wait else replace(run, steps=())
+        return await self._settled(task, run_id) if wait else replace(run, steps=())
 
     async def fork(
         self,
@@ -685,7 +685,7 @@ class Engine:
             logger.info("run %s: forked from run %s at %s", fork_id, run_id, ".".join(target.path))
             run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
             task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
-        return await self._settled(task) if wait else replace(run, steps=())
+        return await self._settled(task, fork_id) if wait else replace(run, steps=())
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -914,22 +914,42 @@ class Engine:
         if not task.cancelled():
             task.exception()  # retrieved here so a failed drive is logged once, not at garbage collection
 
-    async def _settled(self, task: asyncio.Task[Run]) -> Run:
-        """The run once its driver settles; the run keeps going if the caller goes away."""
+    async def _settled(self, task: asyncio.Task[Run], run_id: str) -> Run:
+        """The run once settled; the run keeps going if the caller goes away.
+
+        The drive here may stop first: this replica lost the run's lease (it stalled past
+        it), and another replica, or this one's claim loop, continues the run from its last
+        checkpoint. The caller asked to wait for the outcome, not for this drive: the run is
+        then followed through its log until it settles."""
         try:
-            run = await asyncio.shield(task)
-            await self._store.sync()  # the reply rests on progress written without an fsync
-            return run
+            run: Run | None = await asyncio.shield(task)
         except asyncio.CancelledError:
-            if task.cancelled():
+            if not task.cancelled():
+                raise  # the caller went away
+            if self._stopping or self._closed:
                 raise Unavailable("server is shutting down; the run continues when it restarts") from None
-            raise
+            run = None  # the lease was lost while a step ran
+        if run is None or run.status in _ACTIVE:
+            run = await self._followed_until_settled(run_id)
+        await self._store.sync()  # the reply rests on progress written without an fsync
+        return run
+
+    async def _followed_until_settled(self, run_id: str) -> Run:
+        """The run once it is not active, whoever drives it (this follows its log)."""
+        run = await self._load(run_id, steps=True)
+        if run.status in _ACTIVE:
+            async for _ in self.follow(run_id, after=run.last_sequence, until_settled=True):
+                pass
+            run = await self._load(run_id, steps=True)
+        return run
 
     async def _repeat(self, run_id: str, wait: bool) -> Run:
-        """The answer to a retried request: the run now, or once it settles."""
+        """The answer to a retried request: the run now, or once it settles (wherever it runs)."""
         task = self._tasks.get(run_id)
         if wait and task is not None:
-            return await self._settled(task)
+            return await self._settled(task, run_id)
+        if wait:
+            return await self._followed_until_settled(run_id)
         return await self.get_run(run_id)
 
     async def _load(self, run_id: str, workflow_id: str | None = None, *, steps: bool = False) -> Run:
