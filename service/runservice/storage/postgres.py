@@ -7,13 +7,14 @@ runs without savepoints first; if the database refuses one change half-way, the 
 is rolled back and applied again with a savepoint per change, so that change fails
 alone and the rest still commit (the same contract as the SQLite store).
 
-Round trips, not server work, are what a batch costs, so changes are applied in rounds
-of a few `unnest` statements (storage/postgres_writes.py). Event sequences come from
+Round trips, not server work, are what a batch costs: the common batch (each run once)
+is a single statement in its own transaction, and any other in rounds of a few `unnest`
+statements (storage/postgres_writes.py). Event sequences come from
 `runs.last_seq` inside the writing transaction, under the run's row lock: a run's log
 is 1, 2, 3, ... with no gaps, in commit order.
 
-Events are announced after commit: the batch's transaction ends with one coalesced
-`NOTIFY` (delivered by PostgreSQL at commit) naming each run and its last sequence,
+Events are announced after commit: the batch's transaction carries coalesced `NOTIFY`s
+(delivered by PostgreSQL at commit) naming each run and its last sequence,
 never the data. A dedicated LISTEN connection wakes this process's subscribers of
 those runs (events this process wrote reach its hub directly), who then re-read the
 log from their own cursor; a periodic poll of the watched runs' `last_seq` covers a
