@@ -1,4 +1,4 @@
-"""Registering RunService so that a malformed request is INVALID_ARGUMENT, not UNKNOWN.
+"""Registering our services so that a malformed request is INVALID_ARGUMENT, not UNKNOWN.
 
 grpc.aio decodes a request before any handler runs; when decoding fails (bytes that are
 not the message, invalid UTF-8 in a string field, nesting beyond protobuf's recursion
@@ -17,11 +17,12 @@ gRPC's bare refusal).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from types import ModuleType
 from typing import Any
 
 import grpc
 from google.protobuf import message
-from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from runservice.errors import FieldViolation, InvalidArgument, MessageTooLarge
 from runservice.server.status import to_status
@@ -107,9 +108,11 @@ def _guard_stream(behavior: Callable[[Any, Context], AsyncIterator[Any]]) -> Cal
     return handler
 
 
-def _handler(servicer: Any, method: MethodDescriptor, limit: int) -> grpc.RpcMethodHandler[Any, Any]:
-    request_cls = run_service_pb2.__dict__.get(method.input_type.name)
-    response_cls = run_service_pb2.__dict__.get(method.output_type.name)
+def _handler(
+    servicer: Any, method: MethodDescriptor, messages: ModuleType, limit: int
+) -> grpc.RpcMethodHandler[Any, Any]:
+    request_cls = messages.__dict__.get(method.input_type.name)
+    response_cls = messages.__dict__.get(method.output_type.name)
     assert request_cls is not None and response_cls is not None, method.full_name
     behavior = getattr(servicer, method.name)
     decode = _deserializer(request_cls, limit)
@@ -126,10 +129,24 @@ def _handler(servicer: Any, method: MethodDescriptor, limit: int) -> grpc.RpcMet
     )
 
 
+def add_guarded_service(
+    servicer: Any,
+    server: grpc.aio.Server,
+    service: ServiceDescriptor,
+    messages: ModuleType,
+    max_message_size: int = 0,
+) -> None:
+    """Register `servicer`'s methods of `service` (its request and response classes are in the
+    generated module `messages`) on `server` with malformed-request guards, in place of the
+    generated `add_...Servicer_to_server`; a request over `max_message_size` bytes (0: no
+    check) is refused with details."""
+    handlers = {
+        method.name: _handler(servicer, method, messages, max_message_size) for method in service.methods
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
 def add_run_service(servicer: Any, server: grpc.aio.Server, max_message_size: int = 0) -> None:
-    """Register `servicer`'s RunService methods on `server` with malformed-request guards
-    (in place of the generated `add_RunServiceServicer_to_server`); a request over
-    `max_message_size` bytes (0: no check) is refused with details."""
-    handlers = {method.name: _handler(servicer, method, max_message_size) for method in SERVICE.methods}
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
-    server.add_registered_method_handlers(SERVICE.full_name, handlers)
+    """Register RunService (see `add_guarded_service`)."""
+    add_guarded_service(servicer, server, SERVICE, run_service_pb2, max_message_size)

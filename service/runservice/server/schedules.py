@@ -16,8 +16,8 @@ from runservice import errors, limits
 from runservice.engine import Engine
 from runservice.engine.schedules import Triggered
 from runservice.server import convert, scope
-from runservice.server.decoding import _deserializer, _guard_unary
-from runservice.server.servicer import _unary
+from runservice.server.decoding import add_guarded_service
+from runservice.server.status import unary_errors
 from runservice.storage import StoredSchedule
 from runservice.v1 import schedule_service_pb2, schedule_service_pb2_grpc
 from runservice.wire import set_time, set_value
@@ -92,7 +92,7 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
     def __init__(self, engine: Engine) -> None:
         self._schedules = engine.schedules
 
-    @_unary
+    @unary_errors
     async def ListSchedules(
         self, request: schedule_service_pb2.ListSchedulesRequest, context: Context
     ) -> schedule_service_pb2.ListSchedulesResponse:
@@ -105,14 +105,14 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
         ]
         return schedule_service_pb2.ListSchedulesResponse(schedules=[schedule_to_proto(r) for r in rows])
 
-    @_unary
+    @unary_errors
     async def GetSchedule(
         self, request: schedule_service_pb2.GetScheduleRequest, context: Context
     ) -> schedule_service_pb2.GetScheduleResponse:
         row = _visible(await self._schedules.get(_schedule_id(request.schedule_id)))
         return schedule_service_pb2.GetScheduleResponse(schedule=schedule_to_proto(row))
 
-    @_unary
+    @unary_errors
     async def PauseSchedule(
         self, request: schedule_service_pb2.PauseScheduleRequest, context: Context
     ) -> schedule_service_pb2.PauseScheduleResponse:
@@ -122,7 +122,7 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
         row = await self._schedules.pause(schedule_id)
         return schedule_service_pb2.PauseScheduleResponse(schedule=schedule_to_proto(row))
 
-    @_unary
+    @unary_errors
     async def ResumeSchedule(
         self, request: schedule_service_pb2.ResumeScheduleRequest, context: Context
     ) -> schedule_service_pb2.ResumeScheduleResponse:
@@ -132,7 +132,7 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
         row = await self._schedules.resume(schedule_id)
         return schedule_service_pb2.ResumeScheduleResponse(schedule=schedule_to_proto(row))
 
-    @_unary
+    @unary_errors
     async def TriggerSchedule(
         self, request: schedule_service_pb2.TriggerScheduleRequest, context: Context
     ) -> schedule_service_pb2.TriggerScheduleResponse:
@@ -163,17 +163,7 @@ def add_schedule_service(
     servicer: ScheduleServicer, server: grpc.aio.Server, max_message_size: int = 0
 ) -> None:
     """Register ScheduleService on `server` with the same malformed-request guard as RunService."""
-    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-    for method in SERVICE.methods:
-        request_cls = getattr(schedule_service_pb2, method.input_type.name)
-        response_cls = getattr(schedule_service_pb2, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _guard_unary(getattr(servicer, method.name)),
-            request_deserializer=_deserializer(request_cls, max_message_size),
-            response_serializer=response_cls.SerializeToString,
-        )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SCHEDULE_SERVICE, handlers),))
-    server.add_registered_method_handlers(SCHEDULE_SERVICE, handlers)
+    add_guarded_service(servicer, server, SERVICE, schedule_service_pb2, max_message_size)
 
 
 __all__ = ["SCHEDULE_SERVICE", "ScheduleServicer", "add_schedule_service", "schedule_to_proto"]

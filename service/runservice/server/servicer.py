@@ -8,10 +8,9 @@ call's native state in grpc.aio.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 
@@ -21,7 +20,7 @@ from runservice.engine.engine import new_id, new_trace_id
 from runservice.engine.timetravel import fork_run_id
 from runservice.server import convert, scope
 from runservice.server.fanout import SharedReplies
-from runservice.server.status import to_status
+from runservice.server.status import streaming_errors, unary_errors
 from runservice.server.tracing import Tracing, trace_request
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 
@@ -30,46 +29,6 @@ _SCOPED_PAGE_READS = 10
 """Engine pages a ListRuns of a caller scoped to several resources may read to fill one reply."""
 
 Context = grpc.aio.ServicerContext[Any, Any]
-_S = TypeVar("_S")
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
-
-
-def _unary(
-    fn: Callable[[_S, _Req, Context], Awaitable[_Resp]],
-) -> Callable[[_S, _Req, Context], Coroutine[Any, Any, _Resp]]:
-    """Turn exceptions of a unary handler into a rich status."""
-
-    @functools.wraps(fn)
-    async def handler(self: _S, request: _Req, context: Context) -> _Resp:
-        try:
-            return await fn(self, request, context)
-        except Exception as exc:  # CancelledError is a BaseException and passes through
-            status = to_status(exc, method=fn.__name__)
-        await context.abort(status.code, status.details, status.trailing_metadata)
-
-    return handler
-
-
-def _streaming(
-    fn: Callable[[_S, _Req, Context], AsyncIterator[_Resp]],
-) -> Callable[[_S, _Req, Context], AsyncIterator[_Resp]]:
-    """Turn exceptions of a streaming handler into a rich status (after the messages sent so far)."""
-
-    @functools.wraps(fn)
-    async def handler(self: _S, request: _Req, context: Context) -> AsyncIterator[_Resp]:
-        messages = fn(self, request, context)
-        try:
-            async for msg in messages:
-                yield msg
-            return
-        except Exception as exc:
-            status = to_status(exc, method=fn.__name__)
-        finally:
-            await _close(messages)
-        await context.abort(status.code, status.details, status.trailing_metadata)
-
-    return handler
 
 
 async def _close(iterator: AsyncIterator[Any]) -> None:
@@ -100,13 +59,13 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     # -- workflows -----------------------------------------------------------------------------
 
-    @_unary
+    @unary_errors
     async def ListWorkflows(
         self, request: run_service_pb2.ListWorkflowsRequest, context: Context
     ) -> run_service_pb2.ListWorkflowsResponse:
         return convert.list_workflows_response(self._workflow_messages().values())
 
-    @_unary
+    @unary_errors
     async def GetWorkflow(
         self, request: run_service_pb2.GetWorkflowRequest, context: Context
     ) -> run_service_pb2.GetWorkflowResponse:
@@ -116,7 +75,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    @_unary
+    @unary_errors
     async def CreateRun(
         self, request: run_service_pb2.CreateRunRequest, context: Context
     ) -> run_service_pb2.CreateRunResponse:
@@ -126,7 +85,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         run, created = await self._engine.create_run(**args)
         return convert.create_run_response(run, created)
 
-    @_unary
+    @unary_errors
     async def Start(
         self, request: run_service_pb2.StartRequest, context: Context
     ) -> run_service_pb2.StartResponse:
@@ -135,7 +94,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         logger.debug("run %s of %s started (%s)", run.run_id, run.workflow_id, run.status)
         return convert.start_response(run, include_state=request.include_state)
 
-    @_unary
+    @unary_errors
     async def Resume(
         self, request: run_service_pb2.ResumeRequest, context: Context
     ) -> run_service_pb2.ResumeResponse:
@@ -144,7 +103,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         logger.debug("run %s resumed (%s)", run.run_id, run.status)
         return convert.resume_response(run, include_state=request.include_state)
 
-    @_unary
+    @unary_errors
     async def Cancel(
         self, request: run_service_pb2.CancelRequest, context: Context
     ) -> run_service_pb2.CancelResponse:
@@ -155,7 +114,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         logger.debug("run %s cancel requested (%s)", run.run_id, run.status)
         return convert.cancel_response(run)
 
-    @_unary
+    @unary_errors
     async def Restart(
         self, request: run_service_pb2.RestartRequest, context: Context
     ) -> run_service_pb2.RestartResponse:
@@ -215,14 +174,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     # -- reads ---------------------------------------------------------------------------------
 
-    @_unary
+    @unary_errors
     async def GetRun(
         self, request: run_service_pb2.GetRunRequest, context: Context
     ) -> run_service_pb2.GetRunResponse:
         run = scope.check_visible(await self._engine.get_run(**convert.run_ref(request)))
         return convert.get_run_response(run, include_state=request.include_state, view=request.view)
 
-    @_unary
+    @unary_errors
     async def ListRuns(
         self, request: run_service_pb2.ListRunsRequest, context: Context
     ) -> run_service_pb2.ListRunsResponse:
@@ -247,7 +206,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                 visible += scope.visible(runs)
         return convert.list_runs_response(visible, next_token, view)
 
-    @_unary
+    @unary_errors
     async def DeleteRun(
         self, request: run_service_pb2.DeleteRunRequest, context: Context
     ) -> run_service_pb2.DeleteRunResponse:
@@ -259,7 +218,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     # -- time travel ---------------------------------------------------------------------------
 
-    @_unary
+    @unary_errors
     async def TimeTravel(
         self, request: run_service_pb2.TimeTravelRequest, context: Context
     ) -> run_service_pb2.TimeTravelResponse:
@@ -275,7 +234,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             raise
         return convert.time_travel_response(run)
 
-    @_unary
+    @unary_errors
     async def ForkRun(
         self, request: run_service_pb2.ForkRunRequest, context: Context
     ) -> run_service_pb2.ForkRunResponse:
@@ -313,7 +272,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     # -- streams -------------------------------------------------------------------------------
 
-    @_streaming
+    @streaming_errors
     async def Stream(
         self, request: run_service_pb2.StreamRequest, context: Context
     ) -> AsyncIterator[run_service_pb2.StreamResponse]:
@@ -339,7 +298,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             await _close(follow)
         yield convert.stream_end(await self._engine.get_run(run_id))
 
-    @_streaming
+    @streaming_errors
     async def Watch(  # type: ignore[override]  # also yields serialised messages (fanout.py)
         self, request: run_service_pb2.WatchRequest, context: Context
     ) -> AsyncIterator[run_service_pb2.WatchResponse | bytes]:

@@ -9,7 +9,10 @@ caller as a generic INTERNAL, never with a stack trace.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -128,3 +131,48 @@ def _status(
         status_pb2.Status(code=code.value[0], message=clip(message, MAX_MESSAGE), details=details)
     )
     return status
+
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_S = TypeVar("_S")
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
+def unary_errors(
+    fn: Callable[[_S, _Req, Context], Awaitable[_Resp]],
+) -> Callable[[_S, _Req, Context], Coroutine[Any, Any, _Resp]]:
+    """Turn exceptions of a unary handler into a rich status."""
+
+    @functools.wraps(fn)
+    async def handler(self: _S, request: _Req, context: Context) -> _Resp:
+        try:
+            return await fn(self, request, context)
+        except Exception as exc:  # CancelledError is a BaseException and passes through
+            status = to_status(exc, method=fn.__name__)
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    return handler
+
+
+def streaming_errors(
+    fn: Callable[[_S, _Req, Context], AsyncIterator[_Resp]],
+) -> Callable[[_S, _Req, Context], AsyncIterator[_Resp]]:
+    """Turn exceptions of a streaming handler into a rich status (after the messages sent so far)."""
+
+    @functools.wraps(fn)
+    async def handler(self: _S, request: _Req, context: Context) -> AsyncIterator[_Resp]:
+        messages = fn(self, request, context)
+        try:
+            async for msg in messages:
+                yield msg
+            return
+        except Exception as exc:
+            status = to_status(exc, method=fn.__name__)
+        finally:
+            aclose = getattr(messages, "aclose", None)
+            if aclose is not None:  # its `finally` (unsubscribe) runs now, not at collection
+                await aclose()
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    return handler
