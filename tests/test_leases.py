@@ -228,6 +228,20 @@ async def test_a_caller_waiting_at_a_replica_that_lost_the_lease_gets_the_outcom
     assert (done.status, done.result) == (RunStatus.SUCCESS, 8)
 
 
+async def test_a_waiting_caller_cancelled_with_its_drive_goes_away(shared: Store) -> None:
+    """The drive stops (lease lost) and the caller is cancelled in the same instant: the
+    caller's cancellation wins; it is not swallowed into following the run."""
+    async with replica(shared, "a") as a:
+        waiting = asyncio.create_task(a.start("slow", run_id="c1", input_data={"n": 1}, wait=True))
+        await wait_entered("work")
+        drive = a._tasks["c1"]
+        drive.add_done_callback(lambda _: waiting.cancel())  # before `waiting` sees the drive end
+        a._lost("c1")
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 5)
+        release.set()
+
+
 async def test_a_retried_start_with_wait_at_another_replica_waits_for_the_outcome(shared: Store) -> None:
     async with replica(shared, "a") as a, replica(shared, "b") as b:
         first = await a.start("slow", input_data={"n": 6}, request_id="req-1")

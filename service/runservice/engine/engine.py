@@ -924,8 +924,9 @@ class Engine:
         try:
             run: Run | None = await asyncio.shield(task)
         except asyncio.CancelledError:
-            if not task.cancelled():
-                raise  # the caller went away
+            caller = asyncio.current_task()
+            if not task.cancelled() or (caller is not None and caller.cancelling()):
+                raise  # the caller went away (even if the drive was cancelled at the same time)
             if self._stopping or self._closed:
                 raise Unavailable("server is shutting down; the run continues when it restarts") from None
             run = None  # the lease was lost while a step ran
