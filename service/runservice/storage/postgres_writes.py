@@ -363,6 +363,8 @@ async def _apply_in_one_statement(
             round_.add(index, change, _encode(change))
         except Exception as exc:  # not JSON data, an unknown field: a bug in the caller
             outcomes[index] = exc
+    if not round_.runs:  # every change failed to encode: nothing to send
+        return outcomes  # type: ignore[return-value]
     rows = _Rows()
     events: list[tuple[str, int, float, bytes]] = []
     for _, change, encoded in [*round_.updates, *round_.creates]:

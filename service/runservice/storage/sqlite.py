@@ -674,13 +674,6 @@ def _list_one(query: RunQuery, status: str | None, columns: str) -> tuple[str, l
     return f"SELECT {columns} FROM runs INDEXED BY {'_'.join(index)}{where}{order}", params
 
 
-def _ignore_outcome(future: asyncio.Future[Any]) -> None:
-    # A barrier the store queued for itself: nobody awaits it; a failure is the writer's
-    # own, already logged, and the held events wait for the next synced commit.
-    if not future.cancelled():
-        future.exception()
-
-
 class _Checkpointer:
     """WAL checkpoints off the commit path, on a thread with its own connection.
 
