@@ -451,3 +451,20 @@ async def test_schedules_of_workflows_served_elsewhere(serving: ServingFactory, 
             await client.schedules.trigger("theirs")
         assert refused.value.reason == "SCHEDULE_WORKFLOW_NOT_SERVED"
         assert refused.value.metadata == {"schedule_id": "theirs", "workflow_id": "wf-theirs"}
+
+
+async def test_the_schedule_loop_stops_when_closed_as_it_wakes(tmp_path: Path) -> None:
+    """A wake-up (a run ending) that completes just as the loop is cancelled at shutdown: the
+    loop stops. With `asyncio.wait_for` (Python 3.11) the cancellation was swallowed there and
+    the loop, and the engine's shutdown with it, never ended."""
+    store = open_store(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        engine = Engine(store, [asking("closing", cron="0 0 1 1 *")], claim_interval=60.0)
+        async with engine:
+            await asyncio.sleep(0.3)  # the loop has looked once and waits for a wake-up
+            engine.schedules.wake()
+            await asyncio.sleep(0)  # the wake-up's wait is done; the loop has not resumed yet
+            await asyncio.wait_for(engine.schedules.aclose(), 5)
+    finally:
+        await store.close()

@@ -189,7 +189,7 @@ class Scheduler:
     # -- the loop ------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        while True:
+        while not self._closed:
             delay = self.poll_interval
             self._wake.clear()  # before looking: a wake-up during the look is not lost
             try:
@@ -198,8 +198,12 @@ class Scheduler:
                     delay = min(delay, max(due_at - time.time(), 0.0))
             except Exception:
                 logger.exception("firing schedule ticks failed; retrying in %.1fs", delay)
+            # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives as
+            # the wake-up completes (a run ending during shutdown wakes the loop), and the loop
+            # then never stopped. `asyncio.timeout` tells its own timeout from a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     async def fire_due(self) -> float | None:
         """Fire every due tick of the schedules this engine serves; returns when the next is due."""

@@ -11,7 +11,6 @@ forgotten when it settles (WORKFLOW_FINISH), so the index holds only active runs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -75,9 +74,9 @@ class CommittedEvents:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # gather, not `suppress(CancelledError)` around each await: that would also swallow a
+        # cancellation of this caller.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _on_events(self, events: Sequence[Event]) -> None:
         for event in events:

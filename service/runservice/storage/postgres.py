@@ -34,7 +34,6 @@ is one statement per heartbeat for all of a replica's runs (storage.Lease, engin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -204,8 +203,8 @@ class PostgresStore(PostgresSchedules):
             self._writer_task = None
             if self._feed_task is not None:
                 self._feed_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._feed_task
+                # gather: a cancellation of this caller is not swallowed with the feed's own.
+                await asyncio.gather(self._feed_task, return_exceptions=True)
                 self._feed_task = None
             await self._release()
 
