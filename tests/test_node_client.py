@@ -1,6 +1,9 @@
 """The Node.js caller (clients/node) against a real server: its TypeScript is compiled with tsc
 (which type-checks every call against the generated types), then `node --test` runs it with
-RUNSERVICE_TARGET pointing at a server on a free port. On CI (CI=true) a missing Node fails."""
+RUNSERVICE_TARGET pointing at a server on a free port. On CI (CI=true) a missing Node fails.
+
+The server serves tests/workflows.py plus `nightly`, whose schedule ticks once a year (1 January,
+00:00 UTC), so the only runs it starts during the test are the ones the test triggers."""
 
 from __future__ import annotations
 
@@ -12,10 +15,21 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import Served
+from conftest import ServingFactory
+from workflows import WORKFLOWS, Count, bump
+
+from runservice import create_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_TIMEOUT = 90.0
+TESTS = ("runservice.test.js", "schedules.test.js")
+
+nightly = (
+    create_workflow("nightly", input_schema=Count, output_schema=Count, description="Adds one to its input")
+    .then(bump)
+    .schedule("nightly-echo", "0 0 1 1 *", input_data={"count": 1}, description="Once a year")
+    .commit()
+)
 
 
 def _node_client() -> ModuleType:
@@ -59,7 +73,7 @@ async def run(*argv: str, env: dict[str, str] | None = None) -> str:
 
 
 @pytest.mark.timeout(240)
-async def test_the_node_client_against_a_real_server(served: Served) -> None:
+async def test_the_node_client_against_a_real_server(serving: ServingFactory, tmp_path: Path) -> None:
     require_node()
     await asyncio.to_thread(node_client.install)  # npm ci from the lock file, once per lock change
     node, _ = node_client.executables()
@@ -68,16 +82,19 @@ async def test_the_node_client_against_a_real_server(served: Served) -> None:
     tsc = str(node_client.PACKAGE / "node_modules" / "typescript" / "bin" / "tsc")
     await run(node, tsc, "-p", "tsconfig.json", "--noEmit")
     await run(node, tsc, "-p", "tsconfig.json")
-    out = await run(
-        node,
-        "--test",
-        "--test-reporter=spec",
-        str(build / "test" / "runservice.test.js"),
-        env={"RUNSERVICE_TARGET": served.address, "RUNSERVICE_PROTOS": str(ROOT / "protos")},
-    )
+    async with serving(tmp_path / "runs.db", workflows=[*WORKFLOWS, nightly]) as served:
+        out = await run(
+            node,
+            "--test",
+            "--test-reporter=spec",
+            *(str(build / "test" / name) for name in TESTS),
+            env={"RUNSERVICE_TARGET": served.address, "RUNSERVICE_PROTOS": str(ROOT / "protos")},
+        )
     assert "# fail 0" in out or "fail 0" in out, out
     assert "decodes an error's status code, ErrorInfo and BadRequest" in out
     assert "watches one run across a suspend and a resume" in out
+    assert "triggers once per request_id: a retry returns the first outcome" in out
+    assert "decodes a ScheduleService error: an unknown schedule" in out
 
 
 def test_node_missing_on_ci_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

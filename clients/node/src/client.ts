@@ -47,21 +47,29 @@ export interface ClientOptions {
   channelOptions?: grpc.ChannelOptions;
 }
 
+/** The .proto file `file` (under protoRoot()) loaded with the generated types' options. */
+export function loadContract<T>(file: string): T {
+  const definition = protoLoader.loadSync(file, { ...LOAD_OPTIONS, includeDirs: [protoRoot()] });
+  return grpc.loadPackageDefinition(definition) as unknown as T;
+}
+
+/** A generated service client's constructor, as proto-loader's loaded package holds it. */
+export type ServiceConstructor<C> = new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options?: grpc.ChannelOptions,
+) => C;
+
 /**
- * A RunService client. The channel loads the published service config
- * (protos/runservice/v1/service_config.json: deadlines of short calls, retries on
- * UNAVAILABLE), keeps the connection alive with a ping every 30 s (the server accepts
- * one per 10 s) and accepts replies up to the server's 8 MiB limit.
+ * A client of `Service` on a channel set up the way runservice expects: the published service
+ * config (protos/runservice/v1/service_config.json: deadlines of short calls, retries on
+ * UNAVAILABLE), a keepalive ping every 30 s (the server accepts one per 10 s) and replies up
+ * to the server's 8 MiB limit. Every runservice client (createClient, createScheduleClient)
+ * is built here so they behave alike.
  */
-export function createClient(target: string, options: ClientOptions = {}): RunServiceClient {
-  const root = protoRoot();
-  const definition = protoLoader.loadSync("runservice/v1/run_service.proto", {
-    ...LOAD_OPTIONS,
-    includeDirs: [root],
-  });
-  const loaded = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
-  const serviceConfig = readFileSync(join(root, "runservice", "v1", "service_config.json"), "utf8");
-  return new loaded.runservice.v1.RunService(target, options.credentials ?? grpc.credentials.createInsecure(), {
+export function connect<C>(Service: ServiceConstructor<C>, target: string, options: ClientOptions = {}): C {
+  const serviceConfig = readFileSync(join(protoRoot(), "runservice", "v1", "service_config.json"), "utf8");
+  return new Service(target, options.credentials ?? grpc.credentials.createInsecure(), {
     "grpc.service_config": JSON.stringify(JSON.parse(serviceConfig)),
     "grpc.enable_retries": 1,
     "grpc.keepalive_time_ms": 30_000,
@@ -69,6 +77,12 @@ export function createClient(target: string, options: ClientOptions = {}): RunSe
     "grpc.max_receive_message_length": 8 * 1024 * 1024,
     ...options.channelOptions,
   });
+}
+
+/** A RunService client (channel set up by `connect`). */
+export function createClient(target: string, options: ClientOptions = {}): RunServiceClient {
+  const loaded = loadContract<ProtoGrpcType>("runservice/v1/run_service.proto");
+  return connect(loaded.runservice.v1.RunService, target, options);
 }
 
 /** Call options with a deadline `seconds` from now. */

@@ -1,4 +1,5 @@
-export { createClient, deadline, decodeError, protoRoot, unary, LOAD_OPTIONS } from "./client";
-export type { ClientOptions, RichError } from "./client";
+export { connect, createClient, deadline, decodeError, loadContract, protoRoot, unary, LOAD_OPTIONS } from "./client";
+export type { ClientOptions, RichError, ServiceConstructor } from "./client";
+export { createScheduleClient } from "./schedules";
 export { fromValue, toValue } from "./value";
 export type { Json } from "./value";

@@ -1,6 +1,6 @@
 /**
  * The Node.js caller's view, against a real runservice (RUNSERVICE_TARGET, started by
- * tests/test_node_client.py with the workflows of tests/workflows.py): typed calls through
+ * tests/test_node_client.py with the workflows of tests/workflows.py and "nightly"): typed calls through
  * the generated types, JSON through toValue/fromValue, streams, and decoded error details.
  */
 import assert from "node:assert/strict";
@@ -51,7 +51,7 @@ test("lists and describes workflows", async () => {
   const listed = await unary<ListWorkflowsResponse__Output>((cb) => client.ListWorkflows({}, deadline(10), cb));
   assert.deepEqual(
     listed.workflows.map((wf) => wf.id),
-    ["approval", "echo", "shapes"],
+    ["approval", "echo", "nightly", "shapes"],
   );
   const { workflow } = await unary<GetWorkflowResponse__Output>((cb) =>
     client.GetWorkflow({ workflowId: "approval" }, deadline(10), cb),
