@@ -108,6 +108,7 @@ inner_slow = create_workflow("inner_slow").then(clone_step(slow, id="inner_slow_
 inner_own = create_workflow("inner_own", timeout=0.4).then(clone_step(slow, id="own_slow")).commit()
 inner_sleeps = create_workflow("inner_sleeps", timeout=0.4).sleep(10, id="nap").then(quick).commit()
 inner_capped = create_workflow("inner_capped", timeout=30).then(clone_step(slow, id="capped_slow")).commit()
+inner_asks = create_workflow("inner_asks", timeout=0.6).then(clone_step(approve, id="inner_approve")).commit()
 
 
 def _in_loop(ctx: Any) -> bool:
@@ -134,6 +135,10 @@ WORKFLOWS: list[Workflow] = [
     create_workflow("nested-own-sleep").then(inner_sleeps).commit(),
     create_workflow("nested-own-capped", timeout=0.3).then(inner_capped).commit(),
     create_workflow("stateful").then(remember).then(approve).commit(),
+    create_workflow("nested-asks").then(inner_asks).then(quick).commit(),
+    create_workflow("nested-asks-beside")
+    .parallel([inner_asks, clone_step(approve, id="outer_approve")], allow_failure=True)
+    .commit(),
 ]
 
 client = client_for(WORKFLOWS)
@@ -447,3 +452,98 @@ async def test_resume_after_the_deadline_is_refused_and_ends_the_run(
     assert done.error is not None and done.error.name == "RunTimeoutError"
     assert _step(done, "approve").status is StepStatus.CANCELED
     assert not any(s.path == ("quick",) for s in done.steps), "never a half-run"
+
+
+# -- a nested workflow's deadline while the run is suspended ------------------------------------
+
+
+def _timed_out_nested(run: Run) -> None:
+    """`inner_asks` failed with its own timeout, its suspended step with it."""
+    nested, inner_step = _step(run, "inner_asks"), _step(run, "inner_asks", "inner_approve")
+    for record in (nested, inner_step):
+        assert record.status is StepStatus.FAILED, record
+        assert record.error is not None and record.error.name == "WorkflowTimeoutError"
+        assert record.error.details is not None and record.error.details["workflow"] == "inner_asks"
+    assert ("inner_asks", "inner_approve") not in run.suspended
+
+
+async def test_a_suspended_nested_workflow_past_its_timeout_fails_without_a_resume(client: Client) -> None:
+    run = await client.get_workflow("nested-asks").create_run()
+    began = time.monotonic()
+    suspended = await run.start_async({})
+    assert suspended.status is RunStatus.SUSPENDED
+    done = await _final(client, "nested-asks", run.run_id, limit=5.0)  # nobody resumes it
+    assert time.monotonic() - began < 0.6 + 2.5, "ended within its timeout plus a few claim intervals"
+    assert done.status is RunStatus.FAILED
+    assert done.error is not None and done.error.name == "WorkflowTimeoutError"
+    assert done.suspended == ()
+    _timed_out_nested(done)
+    assert not any(s.path == ("quick",) for s in done.steps), "the parent stops where the graph says"
+    with pytest.raises(errors.RunNotSuspended):
+        await run.resume_async({"ok": True}, step=["inner_asks", "inner_approve"])
+
+
+async def test_a_suspended_step_beside_the_timed_out_nested_workflow_stays_resumable(client: Client) -> None:
+    run = await client.get_workflow("nested-asks-beside").create_run()
+    suspended = await run.start_async({})
+    assert set(suspended.suspended) == {("inner_asks", "inner_approve"), ("outer_approve",)}
+    give_up = time.monotonic() + 5
+    while True:
+        now = await client.get_workflow("nested-asks-beside").run_execution_result(run.run_id)
+        if _step(now, "inner_asks").status is StepStatus.FAILED and now.status is RunStatus.SUSPENDED:
+            break
+        assert time.monotonic() < give_up, f"the nested workflow never timed out: {now.status}"
+        await asyncio.sleep(0.05)
+    _timed_out_nested(now)
+    assert now.suspended == (("outer_approve",),)
+    assert _step(now, "outer_approve").status is StepStatus.SUSPENDED
+    done = await run.resume_async({"ok": True}, step="outer_approve")
+    assert done.status is RunStatus.SUCCESS
+    assert done.result == {"inner_asks": None, "outer_approve": {"ok": True}}
+
+
+async def test_a_resume_racing_the_nested_timeout_applies_once(client: Client) -> None:
+    offsets = (0.0, 0.05, 0.1, 0.2, 0.5, 0.9)  # seconds after the nested deadline
+    runs = [await client.get_workflow("nested-asks").create_run() for _ in offsets]
+    started = await asyncio.gather(*(run.start_async({}) for run in runs))
+    assert all(s.status is RunStatus.SUSPENDED for s in started)
+
+    async def race(run: Any, deadline: float, offset: float) -> bool:
+        """Resume at `offset` after the deadline; True if the resume was accepted."""
+        await asyncio.sleep(max(0.0, deadline + offset - time.time()))
+        try:
+            await run.resume({"ok": True}, step=["inner_asks", "inner_approve"])
+        except errors.RunNotSuspended:
+            return False
+        return True
+
+    deadlines = [_step(s, "inner_asks").started_at + 0.6 for s in started]
+    accepted = await asyncio.gather(
+        *(race(r, d, o) for r, d, o in zip(runs, deadlines, offsets, strict=True))
+    )
+    for run, took in zip(runs, accepted, strict=True):
+        done = await _final(client, "nested-asks", run.run_id)
+        # Whoever committed first decides: a resume past the deadline is never half applied.
+        inner_step = _step(done, "inner_asks", "inner_approve")
+        assert (inner_step.resumed_at is not None) is took
+        if done.status is RunStatus.SUCCESS:
+            assert took and inner_step.output == {"ok": True}
+        else:
+            assert done.error is not None and done.error.name == "WorkflowTimeoutError"
+            _timed_out_nested(done)
+    assert not all(accepted), "the claim loop ended some of them before their late resume"
+
+
+async def test_a_nested_timeout_that_passes_while_no_server_runs_is_applied_at_boot(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    db = tmp_path / "runs.db"
+    async with serving(db, workflows=WORKFLOWS) as served, Client(served.address, timeout=10.0) as first:
+        run = await first.get_workflow("nested-asks").create_run()
+        assert (await run.start_async({})).status is RunStatus.SUSPENDED
+    await asyncio.sleep(0.8)  # the nested deadline passes while nothing runs
+    async with serving(db, workflows=WORKFLOWS) as served, Client(served.address, timeout=10.0) as second:
+        done = await _final(second, "nested-asks", run.run_id, limit=5.0)
+    assert done.status is RunStatus.FAILED
+    assert done.error is not None and done.error.name == "WorkflowTimeoutError"
+    _timed_out_nested(done)

@@ -325,6 +325,8 @@ class Run:
     started_at: float | None = None
     ended_at: float | None = None
     wake_at: float | None = None
+    """When a waiting run wakes; for a suspended run, the earliest deadline of a nested
+    workflow suspended inside it (the claim loop takes the run then and it fails)."""
     trace_id: str = ""
     cancel_requested: bool = False
     """A Cancel reached a replica that does not drive the run; its owner stops it."""

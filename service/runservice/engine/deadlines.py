@@ -11,7 +11,10 @@ bounds everything else (they inherit what is left of it). A nested workflow that
 its own `timeout` also gets a deadline of its own, min(the enclosing deadline, its start
 plus its timeout), counted from its step record's start (stored, so it too holds across
 restarts): past it its running step is cancelled and it fails, as a step of its parent,
-with WorkflowTimeoutError. Its steps' timeouts are cut to what is left of it.
+with WorkflowTimeoutError. Its steps' timeouts are cut to what is left of it. When it
+passes while the nested workflow sits suspended, the run settled with `wake_at` set to the
+earliest such deadline: the claim loop takes the run then and drives it, and the walk fails
+the nested workflow there (its suspended steps with it), the parent going on from there.
 """
 
 from __future__ import annotations

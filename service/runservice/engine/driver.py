@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _POSITION = attrgetter("position")
+_UNFINISHED = (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.SUSPENDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,9 @@ class RunDriver:
         self.timed_out = False
         """True once the run's deadline stopped it: it ends failed with RunTimeoutError."""
         self._deadline_timer: asyncio.TimerHandle | None = None
+        self.nested_deadlines: list[float] = []
+        """Deadlines of the nested workflows this walk left suspended: the earliest is the
+        run's `wake_at` once it settles suspended (the claim loop takes it then)."""
         if run.cancel_requested:  # a Cancel reached another replica before this one took over
             self.cancel()
 
@@ -188,7 +192,7 @@ class RunDriver:
             suspended=tuple(self.suspended) if settled else (),
             resume_labels=dict(self.labels) if settled else {},
             ended_at=None if settled else now,
-            wake_at=None,
+            wake_at=min(self.nested_deadlines) if settled and self.nested_deadlines else None,
             state=dict(self.state),
             request_context=dict(self.request_context),
             cancel_requested=False,
@@ -227,12 +231,34 @@ class RunDriver:
                 return CANCELED
             left = scope.deadline_left()
             if left is not None and left <= 0:  # a nested workflow past its own deadline
-                return failed(workflow_deadline_error(scope.deadline_of, scope.deadline or 0.0))
+                return self._nested_expired(scope)
             outcome = await self.run_node(node, current, scope)
             if not outcome.ok:
                 return outcome
             current = outcome.output
         return success(current)
+
+    def _nested_expired(self, scope: Scope) -> Outcome:
+        """A nested workflow's deadline passed at a node boundary (often while it sat
+        suspended): its steps still suspended, waiting or running fail with its timeout, as
+        a running step does when the deadline cuts it, and are no longer resumable."""
+        error = workflow_deadline_error(scope.deadline_of, scope.deadline or 0.0)
+        size, now = len(scope.prefix), time.time()
+        for record in sorted(self.records.values(), key=_POSITION):
+            if (
+                len(record.path) > size
+                and record.path[:size] == scope.prefix
+                and record.status in _UNFINISHED
+            ):
+                self.record_event(
+                    EventType.STEP_RESULT,
+                    replace(record, status=StepStatus.FAILED, error=error, ended_at=now),
+                )
+        self.suspended[:] = [p for p in self.suspended if p[:size] != scope.prefix]
+        for label, target in list(self.labels.items()):
+            if target.path[:size] == scope.prefix:
+                del self.labels[label]
+        return failed(error)
 
     async def gather(self, *branches: Coroutine[Any, Any, _T]) -> list[_T]:
         """Run a block's branches concurrently (parallel, branch and foreach use this).
@@ -351,6 +377,8 @@ class RunDriver:
             workflow, path, record.payload, iteration=record.iteration, started_at=record.started_at
         )
         outcome = await self.run_sequence(workflow, record.payload, child)
+        if outcome.kind is Kind.SUSPENDED and child.deadline is not None:
+            self.nested_deadlines.append(child.deadline)
         if outcome.kind is Kind.SUSPENDED and not announce:
             return outcome
         if outcome.kind is Kind.BAILED:  # bail ends the nested workflow, not its parent

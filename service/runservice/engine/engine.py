@@ -372,7 +372,7 @@ class Engine:
             accepted = accept(run_id, records[path], index, data, now)
             records[path] = accepted
             fields: dict[str, Any] = dict(
-                status=RunStatus.RUNNING, request_context=merged, suspended=(), resume_labels={}
+                status=RunStatus.RUNNING, request_context=merged, suspended=(), resume_labels={}, wake_at=None
             )
             result = await self._store.write(
                 RunWrite(
@@ -522,6 +522,27 @@ class Engine:
         if result.applied:
             logger.warning("run %s: passed its deadline while suspended; ended", run.run_id)
         return result.applied
+
+    async def _wake_suspended(self, run: Run, lease: Lease) -> Run:
+        """Set a suspended run running again (under the claim loop's `lease`) because the
+        deadline of a nested workflow suspended in it passed: the walk then fails that
+        workflow with its timeout and the parent goes on from there, as if it had passed
+        while the workflow ran. Returned unchanged if it is no longer suspended (a resume
+        or a cancel committed first: one commit wins)."""
+        fields: dict[str, Any] = dict(status=RunStatus.RUNNING, suspended=(), resume_labels={}, wake_at=None)
+        result = await self._store.write(
+            RunWrite(
+                run.run_id,
+                expect=frozenset({RunStatus.SUSPENDED}),
+                patch=fields,
+                events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
+                fence=lease,
+            )
+        )
+        if not result.applied:
+            return run
+        logger.info("run %s: a nested workflow suspended in it passed its deadline; driving it", run.run_id)
+        return replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
 
     async def restart(self, run_id: str, *, workflow_id: str | None = None, wait: bool = False) -> Run:
         """Re-drive an active (`running` or `waiting`) run from its last checkpoint.
@@ -810,10 +831,16 @@ class Engine:
             stale.cancel("lease lost")
         try:
             run = await self._load(run_id, steps=True)
-            if run.status is RunStatus.SUSPENDED:  # claimed because its deadline passed
-                if not await self._expire_idle(run, lease):
-                    await self._release(run_id, lease)
-                return
+            if run.status is RunStatus.SUSPENDED:  # claimed because a deadline passed
+                if run.wake_at is not None and (run.deadline is None or run.wake_at < run.deadline):
+                    run = await self._wake_suspended(run, lease)  # a nested workflow's deadline
+                    if run.status is not RunStatus.RUNNING:
+                        await self._release(run_id, lease)
+                        return
+                else:
+                    if not await self._expire_idle(run, lease):
+                        await self._release(run_id, lease)
+                    return
             workflow = self.definition(run)
             logger.info("run %s: re-driving from its last checkpoint (was %s)", run_id, run.status)
             self._launch(RunDriver(self._store, workflow, run, lease))

@@ -195,7 +195,9 @@ class Store(Protocol):
     ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs (running or waiting) of these workflows that have
         no live owner: none, or a lease that expired (by the database's clock), oldest
-        first; and suspended runs whose deadline passed (the claimer ends them). With
+        first; and suspended runs whose deadline passed (the claimer ends them) or whose
+        `wake_at` passed (a nested workflow suspended in it timed out: the claimer drives
+        the run so that it fails). With
         `definitions`, only runs whose (workflow id, definition version, definition digest)
         is one of them: a run of a version this replica does not serve is left for one that
         does. Returns (run id, lease) of each."""

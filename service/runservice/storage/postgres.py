@@ -74,8 +74,10 @@ _NOW = "extract(epoch from now())::double precision"
 _CLAIM = (
     f"UPDATE runs SET owner = $1, epoch = epoch + 1, lease_expires_at = {_NOW} + $2"
     " WHERE run_id IN (SELECT run_id FROM runs"
-    # Suspended runs past their deadline are claimed too: the claimer ends them.
-    f" WHERE (status = ANY($3::text[]) OR (status = 'suspended' AND deadline < {_NOW}))"
+    # Suspended runs past their deadline are claimed too: the claimer ends them; and those
+    # past the deadline of a nested workflow suspended inside them (wake_at): it fails it.
+    f" WHERE (status = ANY($3::text[])"
+    f" OR (status = 'suspended' AND (deadline < {_NOW} OR wake_at < {_NOW})))"
     f" AND (owner IS NULL OR lease_expires_at < {_NOW})"
     " AND workflow_id = ANY($4::text[])"
     # $6 false: any definition; else only the served (workflow, version, digest) triples.

@@ -319,8 +319,9 @@ class SqliteStore(SqliteSchedules):
         def apply(conn: sqlite3.Connection, now: float) -> list[tuple[str, Lease]]:
             # INDEXED BY: with one workflow the planner preferred runs_by_workflow and read
             # every run the workflow ever had, on the event loop, once per claim interval;
-            # this reads only the active ones, and (runs_overdue) the suspended runs whose
-            # deadline passed, which the engine ends.
+            # this reads only the active ones, (runs_overdue) the suspended runs whose
+            # deadline passed, which the engine ends, and (runs_wake_suspended) those whose
+            # nested workflow's deadline passed, which the engine drives until it fails.
             placeholders = ", ".join("?" * len(workflows))
             chosen = [value for definition in served for value in definition]
             active, overdue = (now, *workflows, *chosen), (now, now, *workflows, *chosen)
@@ -334,8 +335,12 @@ class SqliteStore(SqliteSchedules):
                 " WHERE status = 'suspended' AND deadline IS NOT NULL AND deadline < ?"
                 " AND (owner IS NULL OR lease_expires_at < ?)"
                 f" AND workflow_id IN ({placeholders}){by_definition}"
+                " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_wake_suspended"
+                " WHERE status = 'suspended' AND wake_at IS NOT NULL AND wake_at < ?"
+                " AND (owner IS NULL OR lease_expires_at < ?)"
+                f" AND workflow_id IN ({placeholders}){by_definition}"
                 ") ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
-                (claim.owner, now + claim.seconds, *active, *overdue, limit),
+                (claim.owner, now + claim.seconds, *active, *overdue, *overdue, limit),
             ).fetchall()
             return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 
