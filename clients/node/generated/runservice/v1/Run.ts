@@ -87,7 +87,9 @@ export interface Run {
    */
   'traceId'?: (string);
   /**
-   * When a waiting run wakes up.
+   * When a waiting run wakes up; for a suspended run, when the earliest deadline of a
+   * nested workflow suspended inside it passes (the run is then driven and that workflow
+   * fails with its timeout, without a resume). Unset when nothing is due.
    */
   'wakeTime'?: (_google_protobuf_Timestamp | null);
   /**
@@ -212,7 +214,9 @@ export interface Run__Output {
    */
   'traceId': (string);
   /**
-   * When a waiting run wakes up.
+   * When a waiting run wakes up; for a suspended run, when the earliest deadline of a
+   * nested workflow suspended inside it passes (the run is then driven and that workflow
+   * fails with its timeout, without a resume). Unset when nothing is due.
    */
   'wakeTime': (_google_protobuf_Timestamp__Output | null);
   /**
