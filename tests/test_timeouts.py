@@ -109,6 +109,11 @@ inner_own = create_workflow("inner_own", timeout=0.4).then(clone_step(slow, id="
 inner_sleeps = create_workflow("inner_sleeps", timeout=0.4).sleep(10, id="nap").then(quick).commit()
 inner_capped = create_workflow("inner_capped", timeout=30).then(clone_step(slow, id="capped_slow")).commit()
 inner_asks = create_workflow("inner_asks", timeout=0.6).then(clone_step(approve, id="inner_approve")).commit()
+inner_mixed = (
+    create_workflow("inner_mixed", timeout=0.6)
+    .parallel([clone_step(slow, id="mixed_slow"), clone_step(approve, id="mixed_approve")])
+    .commit()
+)
 
 
 def _in_loop(ctx: Any) -> bool:
@@ -136,6 +141,9 @@ WORKFLOWS: list[Workflow] = [
     create_workflow("nested-own-capped", timeout=0.3).then(inner_capped).commit(),
     create_workflow("stateful").then(remember).then(approve).commit(),
     create_workflow("nested-asks").then(inner_asks).then(quick).commit(),
+    create_workflow("nested-mixed")
+    .parallel([inner_mixed, clone_step(approve, id="mixed_outer")], allow_failure=True)
+    .commit(),
     create_workflow("nested-asks-beside")
     .parallel([inner_asks, clone_step(approve, id="outer_approve")], allow_failure=True)
     .commit(),
@@ -547,3 +555,20 @@ async def test_a_nested_timeout_that_passes_while_no_server_runs_is_applied_at_b
     assert done.status is RunStatus.FAILED
     assert done.error is not None and done.error.name == "WorkflowTimeoutError"
     _timed_out_nested(done)
+
+
+async def test_a_nested_timeout_cutting_a_running_step_fails_its_suspended_sibling(client: Client) -> None:
+    """Inside a nested workflow a parallel has a running step and a suspended one; its deadline
+    cuts the running one: the suspended one is over with its workflow (failed, not resumable),
+    while a step suspended outside it stays resumable."""
+    run = await client.get_workflow("nested-mixed").create_run()
+    suspended = await run.start_async({})
+    assert suspended.status is RunStatus.SUSPENDED
+    assert set(suspended.suspended) == {("mixed_outer",)}
+    inner = _step(suspended, "inner_mixed", "mixed_approve")
+    assert inner.status is StepStatus.FAILED
+    assert inner.error is not None and inner.error.name == "WorkflowTimeoutError"
+    with pytest.raises(errors.StepNotSuspended):
+        await run.resume_async({"ok": True}, step=["inner_mixed", "mixed_approve"])
+    done = await run.resume_async({"ok": True}, step="mixed_outer")
+    assert done.status is RunStatus.SUCCESS

@@ -379,6 +379,16 @@ class RunDriver:
         outcome = await self.run_sequence(workflow, record.payload, child)
         if outcome.kind is Kind.SUSPENDED and child.deadline is not None:
             self.nested_deadlines.append(child.deadline)
+        elif (
+            outcome.kind is Kind.FAILED
+            and child.deadline is not None
+            and outcome.error is not None
+            and outcome.error.name == WorkflowTimeoutError.__name__
+            and (outcome.error.details or {}).get("workflow") == child.deadline_of
+        ):
+            # Its deadline cut a running step (in a parallel, say) while another inside it
+            # was suspended: that one is over with its workflow, as at a node boundary.
+            self._nested_expired(child)
         if outcome.kind is Kind.SUSPENDED and not announce:
             return outcome
         if outcome.kind is Kind.BAILED:  # bail ends the nested workflow, not its parent
