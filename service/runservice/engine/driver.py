@@ -239,9 +239,9 @@ class RunDriver:
         return success(current)
 
     def _nested_expired(self, scope: Scope) -> Outcome:
-        """A nested workflow's deadline passed at a node boundary (often while it sat
-        suspended): its steps still suspended, waiting or running fail with its timeout, as
-        a running step does when the deadline cuts it, and are no longer resumable."""
+        """A nested workflow's deadline passed (found at a node boundary, often after it sat
+        suspended, or once it cut a running step): its steps still suspended, waiting or
+        running fail with its timeout, as the step it cut did, and are no longer resumable."""
         error = workflow_deadline_error(scope.deadline_of, scope.deadline or 0.0)
         size, now = len(scope.prefix), time.time()
         for record in sorted(self.records.values(), key=_POSITION):
