@@ -8,39 +8,20 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from clitools import runservice
 from conftest import ServingFactory
+from test_schedules import asking
 
-from runservice import StepContext, create_step, create_workflow, limits
+from runservice import limits
 from runservice.client import Client, SyncClient
 from runservice.errors import InvalidArgument
 from runservice.model import RunStatus
-from runservice.workflow import Workflow
 
 pytestmark = pytest.mark.timeout(60)
 
 YEARLY = "0 0 1 1 *"  # no cron tick during a test: only triggers fire
-
-
-def asking(schedule_id: str, overlap: str) -> Workflow:
-    """A workflow whose run suspends until resumed (so it stays active), with one schedule."""
-
-    @create_step("ask")
-    async def ask(ctx: StepContext) -> Any:
-        if ctx.resume_data is None:
-            await ctx.suspend({"go": "?"})
-            return None
-        return {"done": ctx.resume_data}
-
-    return (
-        create_workflow(f"wf-{schedule_id}")
-        .then(ask)
-        .schedule(schedule_id, cron=YEARLY, overlap=overlap)
-        .commit()
-    )
 
 
 async def run_ids(client: Client, workflow_id: str) -> set[str]:
@@ -58,7 +39,7 @@ async def until(check: Callable[[], Awaitable[bool]], limit: float, what: str) -
 async def test_a_retried_trigger_returns_its_run_and_starts_nothing(
     serving: ServingFactory, tmp_path: Path
 ) -> None:
-    workflow = asking("retried", overlap="allow")
+    workflow = asking("retried", cron=YEARLY, overlap="allow")
     db = tmp_path / "runs.db"
     async with serving(db, workflows=[workflow]) as served, Client(served.address) as client:
         first = await client.schedules.trigger("retried", request_id="req-1")
@@ -91,7 +72,7 @@ async def test_a_retried_trigger_returns_its_run_and_starts_nothing(
 async def test_a_retried_skip_or_buffer_returns_the_first_outcome(
     serving: ServingFactory, tmp_path: Path
 ) -> None:
-    workflow = asking("buffered", overlap="buffer_one")
+    workflow = asking("buffered", cron=YEARLY, overlap="buffer_one")
     db = tmp_path / "runs.db"
     async with serving(db, workflows=[workflow]) as served, Client(served.address) as client:
         started = await client.schedules.trigger("buffered", request_id="a")
@@ -135,7 +116,7 @@ async def test_a_retried_skip_or_buffer_returns_the_first_outcome(
 async def test_concurrent_retries_of_one_trigger_start_one_run(
     serving: ServingFactory, tmp_path: Path
 ) -> None:
-    workflow = asking("raced", overlap="allow")
+    workflow = asking("raced", cron=YEARLY, overlap="allow")
     async with (
         serving(tmp_path / "runs.db", workflows=[workflow]) as served,
         Client(served.address) as client,
@@ -150,7 +131,7 @@ async def test_concurrent_retries_of_one_trigger_start_one_run(
 
 
 async def test_blocking_client_and_cli_pass_the_request_id(serving: ServingFactory, tmp_path: Path) -> None:
-    workflow = asking("keyed", overlap="allow")
+    workflow = asking("keyed", cron=YEARLY, overlap="allow")
     async with (
         serving(tmp_path / "runs.db", workflows=[workflow]) as served,
         Client(served.address) as client,
