@@ -29,7 +29,8 @@ from pydantic import BaseModel
 from runservice import logs
 from runservice.config import ConfigError, Settings
 from runservice.engine import Engine
-from runservice.server import build_server
+from runservice.server import EdgeOptions, build_server
+from runservice.server.auth import TokenSet
 from runservice.server.observability import Observability
 from runservice.server.tracing import Tracing
 from runservice.storage import open_store
@@ -108,7 +109,12 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serving(
-    db: Path, *, metrics: bool = False, tracing: Tracing | None = None, access_log: bool = False
+    db: Path,
+    *,
+    metrics: bool = False,
+    tracing: Tracing | None = None,
+    access_log: bool = False,
+    options: EdgeOptions | None = None,
 ) -> AsyncIterator[Served]:
     store = open_store(str(db))
     await store.open()
@@ -121,7 +127,7 @@ async def serving(
     try:
         await observability.start()  # as `serve` does: before the engine re-drives active runs
         async with Engine(store, WORKFLOWS, heartbeat=0.2) as engine:
-            server = build_server(engine, heartbeat=0.2, observability=observability)
+            server = build_server(engine, heartbeat=0.2, observability=observability, options=options)
             await server.start()
             try:
                 yield Served(server.address, store, observability)
@@ -272,6 +278,52 @@ async def test_metrics_count_rpcs_streams_runs_steps_and_commits(tmp_path: Path)
         await eventually(resume_counted)
         status, _ = await asyncio.to_thread(_get, served.metrics_url.replace("/metrics", "/nope"))
         assert status == 404
+
+
+async def test_calls_refused_at_the_edge_are_counted_and_logged(tmp_path: Path) -> None:
+    """Authentication and the stream limit sit inside the observation: a call without a token
+    and a stream over the limit are counted and logged with their codes; health needs no token."""
+    tokens = TokenSet.load(None, tokens="s3cret")
+    options = EdgeOptions(tokens=tokens, max_streams_per_caller=1)
+    authorized = (("authorization", "Bearer s3cret"),)
+    with json_log_lines() as lines:
+        async with (
+            serving(tmp_path / "runs.db", metrics=True, access_log=True, options=options) as served,
+            stub_for(served) as stub,
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetRun(run_service_pb2.GetRunRequest(run_id="r"))
+            assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            parked = await stub.Start(
+                run_service_pb2.StartRequest(workflow_id="gated", input_data=count(1), wait=True),
+                metadata=authorized,
+            )
+            watch = stub.Watch(run_service_pb2.WatchRequest(run_id=parked.run.run_id), metadata=authorized)
+            await watch.read()
+            second = stub.Watch(run_service_pb2.WatchRequest(run_id=parked.run.run_id), metadata=authorized)
+            with pytest.raises(grpc.aio.AioRpcError) as over:
+                await second.read()
+            assert over.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            watch.cancel()
+            async with grpc.aio.insecure_channel(served.address) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                assert (await health.Check(health_pb2.HealthCheckRequest())).status == 1
+
+            async def counted() -> None:
+                s = await scrape(served.metrics_url)
+                assert value(s, "grpc_server_handled_total", **rpc("GetRun", code="UNAUTHENTICATED")) == 1
+                assert value(s, "grpc_server_handled_total", **rpc("Start", code="OK")) == 1
+                over_limit = rpc("Watch", code="RESOURCE_EXHAUSTED", kind="server_stream")
+                assert value(s, "grpc_server_handled_total", **over_limit) == 1
+                health_ok = {"grpc_service": "grpc.health.v1.Health", "grpc_method": "Check",
+                             "grpc_type": "unary", "grpc_code": "OK"}  # fmt: skip
+                assert value(s, "grpc_server_handled_total", **health_ok) == 1
+
+            await eventually(counted)
+    access = {(line["method"], line["code"]) for line in lines if line["logger"] == "runservice.access"}
+    assert ("/runservice.v1.RunService/GetRun", "UNAUTHENTICATED") in access
+    assert ("/runservice.v1.RunService/Watch", "RESOURCE_EXHAUSTED") in access
+    assert ("/grpc.health.v1.Health/Check", "OK") in access
 
 
 async def test_runs_recovered_at_boot_are_counted_under_their_workflow(tmp_path: Path) -> None:

@@ -52,6 +52,8 @@ class SqliteSchedules:
     """Provided by SqliteStore: queue a change for the writer."""
     _reader: Callable[[], Any]
     """Provided by SqliteStore: a reader connection."""
+    _point_rows: Callable[[str, Sequence[object]], list[Any]]
+    """Provided by SqliteStore: the rows of a lookup by key, read on the event loop."""
 
     async def _operation(self, apply: Any) -> Any:
         from runservice.storage.sqlite import _Operation  # the store module imports this one
@@ -216,7 +218,8 @@ class SqliteSchedules:
         ids = list(run_ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = await self._reader().execute_fetchall(
+            # Lookups by key in a unique index (GetRun asks on every call): on the loop.
+            rows = self._point_rows(
                 "SELECT run_id, schedule_id, tick FROM schedule_ticks"
                 f" WHERE run_id IN ({', '.join('?' * len(chunk))})",
                 chunk,
