@@ -158,6 +158,36 @@ async def test_sqlite_file_is_wal_with_its_schema_version(db_path: str) -> None:
     conn.close()
 
 
+async def test_sqlite_new_file_has_small_pages_and_an_existing_file_keeps_its_own(
+    db_path: str, tmp_path: Path
+) -> None:
+    store = SqliteStore(db_path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 2048
+    conn.close()
+    # A file made with SQLite's default pages (as every database before this setting) opens,
+    # migrates, writes and reads as before, and keeps its page size.
+    old = str(tmp_path / "old.db")
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA page_size = 4096")
+        conn.execute("CREATE TABLE made_before (x)")
+    conn.close()
+    store = SqliteStore(old)
+    await store.open()
+    try:
+        assert (await create(store, new_run("r1"), EventDraft(EventType.WORKFLOW_START, RunStatus.PENDING))).applied
+        got = await store.get_run("r1")
+        assert got is not None and got.last_sequence == 1
+    finally:
+        await store.close()
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
 async def test_create_of_existing_id_is_not_applied(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     await store.write(RunWrite("r1", patch={"status": RunStatus.RUNNING}))

@@ -89,6 +89,12 @@ MIGRATIONS: dict[int, str] = {
 """version -> script (`migrate_vN.sql` upgrades to N); found by name, so a new change is a new file."""
 SCHEMA_VERSION = max([BASE_VERSION, *MIGRATIONS])
 _MAX_BATCH = 500
+_PAGE_SIZE = 2048
+"""Bytes per page of a new database. A commit writes every page it dirtied to the WAL, and a
+run's rows land on a few pages of their own (its index entries are keyed by run id): half of
+SQLite's default 4096 halves the bytes written per dirty page, for a B-tree a level deeper at
+most. In process, 3-step runs at 64 in flight +5 %, foreach -10 % per item; 1024 measured
+no better than 2048 (BENCHMARKS.md)."""
 _BUSY_TIMEOUT_MS = 5000
 _READERS = 2
 DURABILITY_MODES = ("full", "normal")
@@ -761,6 +767,9 @@ def _connect_writer(path: str) -> sqlite3.Connection:
     # write lock up front, so busy_timeout applies instead of a deferred upgrade failing.
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
+        # Only a new, empty file takes it (before WAL mode and its first table): an existing
+        # database keeps the page size it was made with.
+        conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
         (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
         if str(mode).lower() != "wal":
             raise RuntimeError(f"database {path} cannot use WAL journaling (got {mode!r})")
