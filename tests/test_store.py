@@ -177,7 +177,8 @@ async def test_sqlite_new_file_has_small_pages_and_an_existing_file_keeps_its_ow
     store = SqliteStore(old)
     await store.open()
     try:
-        assert (await create(store, new_run("r1"), EventDraft(EventType.WORKFLOW_START, RunStatus.PENDING))).applied
+        start = EventDraft(EventType.WORKFLOW_START, RunStatus.PENDING)
+        assert (await create(store, new_run("r1"), start)).applied
         got = await store.get_run("r1")
         assert got is not None and got.last_sequence == 1
     finally:
