@@ -190,3 +190,29 @@ async def test_a_reply_waits_for_one_sync_covering_the_run(store: SqliteStore) -
         started = await engine.start("echo", input_data={"count": 1})  # no wait: the start is the reply
         assert started.status is RunStatus.RUNNING
         assert store.durable == store.commits
+
+
+async def test_a_reply_does_not_wait_for_other_runs_progress(store: SqliteStore) -> None:
+    """A run's settling commit is synced and covers all the run wrote: its reply does not
+    wait for a sync of progress other runs committed after it (under load, there always is
+    some), which would cost every reply a second fsync."""
+    await store.write(_new_run("other"))
+    async with Engine(store, [echo]) as engine:
+        writes: list[asyncio.Task[object]] = []
+
+        def after_commit(seconds: float, changes: int) -> None:
+            # Right after the run's settling commit, before its caller resumes, another run
+            # commits progress (the next batch, unsynced).
+            if store.durable == store.commits and not writes:
+                writes.append(asyncio.ensure_future(store.write(_progress("other"), durable=False)))
+
+        syncs = store.syncs
+        stop = store.hub.listen_commits(after_commit)
+        try:
+            run = await engine.start("echo", input_data={"count": 1}, wait=True)
+        finally:
+            stop()
+        assert run.status is RunStatus.SUCCESS
+        await asyncio.gather(*writes)
+        assert store.syncs == syncs + 1  # the settling commit's fsync only
+        assert store.durable < store.commits  # the other run's progress is still unsynced

@@ -957,9 +957,12 @@ class Engine:
             if self._stopping or self._closed:
                 raise Unavailable("server is shutting down; the run continues when it restarts") from None
             run = None  # the lease was lost while a step ran
+        # No sync here: what the reply rests on is durable already. A drive returns the run
+        # from its settling commit, which is synced and covers every earlier commit of the
+        # run; a run read from the store (a lost lease, a followed run) is synced by the read.
+        # A sync of every commit so far would wait, under load, for other runs' progress too.
         if run is None or run.status in _ACTIVE:
             run = await self._followed_until_settled(run_id)
-        await self._store.sync()  # the reply rests on progress written without an fsync
         return run
 
     async def _followed_until_settled(self, run_id: str) -> Run:
