@@ -99,6 +99,21 @@ async def test_reads_hand_out_only_synced_commits(store: SqliteStore) -> None:
     assert store.durable == store.commits
 
 
+async def test_a_read_of_one_run_waits_only_for_that_runs_commits(store: SqliteStore) -> None:
+    await store.write(_new_run("a"))
+    await store.write(_new_run("b"))
+    await store.write(_progress("b"), durable=False)
+    syncs = store.syncs
+    assert await store.get_run("a", steps=True) is not None
+    assert [event.sequence for event in await store.read_events("a", 0)] == [1]
+    assert store.syncs == syncs and store.durable < store.commits  # a was synced already
+    assert await store.get_run("b") is not None
+    assert store.durable == store.commits  # b's progress is synced before it is handed out
+    await store.write(_progress("b"), durable=False)
+    assert len(await store.read_events("b", 0)) == 3
+    assert store.durable == store.commits
+
+
 async def test_a_watched_runs_events_reach_subscribers_only_once_synced(store: SqliteStore) -> None:
     await store.write(_new_run("a"))
     with store.hub.subscribe("a") as subscription:
@@ -184,9 +199,11 @@ async def test_a_reply_waits_for_one_sync_covering_the_run(store: SqliteStore) -
         suspended = await engine.start("approval", input_data={"count": 1}, wait=True)
         assert suspended.status is RunStatus.SUSPENDED
         assert store.durable == store.commits
+        syncs = store.syncs
         done = await engine.resume(suspended.run_id, resume_data={"approved": True}, wait=True)
         assert done.status is RunStatus.SUCCESS
         assert store.durable == store.commits
+        assert store.syncs == syncs + 1  # with `wait`, the resume's own commit is not synced apart
         started = await engine.start("echo", input_data={"count": 1})  # no wait: the start is the reply
         assert started.status is RunStatus.RUNNING
         assert store.durable == store.commits

@@ -383,7 +383,8 @@ class Engine:
                     events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
                     request=("resume", request_id) if request_id else None,
                     claim=self._keeper.claim,
-                )
+                ),
+                durable=not wait,  # with `wait` the reply comes after the synced settling commit
             )
             if not result.applied:
                 if request_id and await self._store.has_request(run_id, "resume", request_id):

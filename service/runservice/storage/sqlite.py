@@ -196,6 +196,8 @@ class SqliteStore(SqliteSchedules):
         """Write transactions whose COMMIT was issued (numbered 1, 2, ...: the watermark's scale)."""
         self.durable = 0
         """The durable watermark: every commit up to this number is fsynced (see `sync`)."""
+        self._unsynced: dict[str, int] = {}
+        """Run id -> the last commit that wrote the run, for runs written since the last sync."""
         self.syncs = 0
         """Commits made under synchronous=FULL (each one fsync of the WAL)."""
         self._synchronous = "NORMAL"  # the writer connection's current setting
@@ -303,6 +305,14 @@ class SqliteStore(SqliteSchedules):
         if self.durable >= target:
             return
         await self._submit(_Sync(target))
+
+    async def _sync_run(self, run_id: str) -> None:
+        """`sync` up to the last commit that wrote `run_id`: what a read of one run saw of it
+        is durable then, without waiting for other runs' progress (under load there always
+        is some, and a sync of it costs the read an fsync)."""
+        target = self._unsynced.get(run_id, 0)
+        if target > self.durable:
+            await self.sync(target)
 
     async def claim_runs(
         self,
@@ -424,6 +434,11 @@ class SqliteStore(SqliteSchedules):
             self.syncs += 1
         if full or self.durability == "normal":
             self.durable = number
+            self._unsynced.clear()
+        else:
+            for change in changes:
+                if isinstance(change, RunWrite):
+                    self._unsynced[change.run_id] = number
         self.hub.committed(time.perf_counter() - started, len(batch))
         committed = batching.answer(batch, outcomes)
         try:
@@ -520,11 +535,11 @@ class SqliteStore(SqliteSchedules):
         """The run, with its step records when `steps` is true; None if unknown."""
         if not steps:
             rows = self._point_rows(f"{_SELECT_RUN} WHERE run_id = ?", (run_id,))
-            await self.sync()  # what a read saw may be told: it must be durable first
+            await self._sync_run(run_id)  # what a read saw may be told: it must be durable first
             return (await self._runs_from_rows(rows))[0] if rows else None
         # One statement, so the run and its steps come from the same snapshot.
         rows = self._point_rows(_SELECT_RUN_WITH_STEPS, (run_id,))
-        await self.sync()
+        await self._sync_run(run_id)
         if not rows:
             return None
         decoded = [_with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
@@ -551,7 +566,7 @@ class SqliteStore(SqliteSchedules):
             "SELECT seq, time, body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after, max(limit, 0)),
         )
-        await self.sync()
+        await self._sync_run(run_id)
         decoded = [(seq, at, orjson.loads(body)) for seq, at, body in rows]
         wanted: set[str] = set()
         for _, _, body in decoded:
