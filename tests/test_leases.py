@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workflows import approval
 
 from runservice.engine import Engine
+from runservice.engine import engine as engine_module
+from runservice.errors import RunClaimed, RunNotSuspended, Unavailable
 from runservice.model import EventType, Run, RunStatus
 from runservice.storage import Claim, Lease, RunWrite, Store, open_store
 from runservice.storage.sqlite import SqliteStore
@@ -314,3 +317,57 @@ async def test_heartbeats_racing_with_starts_never_stop_a_new_run(shared: Store)
     async with engine:
         await asyncio.gather(*(worker(first) for first in range(32)))
     assert sorted(r.result for r in results if r.status is RunStatus.SUCCESS) == list(range(400))
+
+
+# -- a resume while another drive holds the suspended run ------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def parked(store: Store) -> AsyncIterator[tuple[Engine, str, Lease]]:
+    """An engine, a suspended run of `approval`, and the lease of another drive that holds
+    it (as the claim loop of some replica does when a deadline of the run passed)."""
+    async with Engine(store, [approval]) as engine:
+        run = await engine.start("approval", input_data={"count": 1}, wait=True)
+        assert run.status is RunStatus.SUSPENDED
+        held = await store.write(
+            RunWrite(run.run_id, expect=frozenset({RunStatus.SUSPENDED}), claim=Claim("other-replica", 60))
+        )
+        assert held.applied
+        yield engine, run.run_id, Lease("other-replica", held.epoch)
+
+
+async def test_a_resume_waits_for_the_drive_holding_the_run_to_let_it_go(store: Store) -> None:
+    async with parked(store) as (engine, run_id, lease):
+        resuming = asyncio.create_task(engine.resume(run_id, resume_data={"approved": True}, wait=True))
+        await asyncio.sleep(0.2)
+        assert not resuming.done()  # refused for the claim only: it waits, it does not say "suspended"
+        await store.write(RunWrite(run_id, fence=lease, release=True))
+        done = await asyncio.wait_for(resuming, 10)
+        assert done.status is RunStatus.SUCCESS and done.result == {"verdict": "approved"}
+
+
+async def test_a_resume_answers_from_what_the_holding_drive_made_of_the_run(store: Store) -> None:
+    async with parked(store) as (engine, run_id, lease):
+        resuming = asyncio.create_task(engine.resume(run_id, resume_data={"approved": True}))
+        await asyncio.sleep(0.05)
+        ended = await store.write(
+            RunWrite(
+                run_id, fence=lease, release=True, patch={"status": RunStatus.FAILED, "ended_at": time.time()}
+            )
+        )
+        assert ended.applied
+        with pytest.raises(RunNotSuspended) as refused:
+            await asyncio.wait_for(resuming, 10)
+        assert refused.value.metadata["status"] == "failed"
+
+
+async def test_a_resume_of_a_run_held_for_good_is_a_retryable_refusal(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "CLAIMED_RUN_RETRIES", (0.01, 0.05))
+    async with parked(store) as (engine, run_id, _):
+        with pytest.raises(RunClaimed) as refused:
+            await engine.resume(run_id, resume_data={"approved": True})
+        assert refused.value.reason == "RUN_CLAIMED" and isinstance(refused.value, Unavailable)
+        run = await store.get_run(run_id)
+        assert run is not None and run.status is RunStatus.SUSPENDED  # nothing of it was applied

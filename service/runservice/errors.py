@@ -32,6 +32,7 @@
     │   └── TooManyStreams             too many open Stream/Watch calls for one caller
     ├── Unauthenticated / PermissionDenied
     ├── Unavailable                    the server is draining; retry elsewhere
+    │   └── RunClaimed                 Resume of a suspended run another drive holds; retry
     ├── Unimplemented
     └── Internal                       a bug; details are logged, never sent
     WorkflowDefinitionError            raised in the author's code at definition time
@@ -398,6 +399,19 @@ class Unavailable(ServiceError):
     """The server cannot serve the request now (draining); retrying elsewhere is safe."""
 
     reason = "SERVER_DRAINING"
+
+
+class RunClaimed(Unavailable):
+    """Resume of a suspended run that another drive holds and did not let go of in time: the
+    claim loop took it because its deadline (or a nested workflow's) passed. Retrying is safe."""
+
+    reason = "RUN_CLAIMED"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id!r} is held by another drive (a deadline passed while it was suspended); retry",
+            metadata={"run_id": run_id},
+        )
 
 
 class Unimplemented(ServiceError):

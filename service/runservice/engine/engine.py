@@ -36,6 +36,7 @@ from runservice.errors import (
     RunActive,
     RunAlreadyStarted,
     RunBelongsToOtherWorkflow,
+    RunClaimed,
     RunDeadlineExceeded,
     RunNotActive,
     RunNotFound,
@@ -352,49 +353,83 @@ class Engine:
         self._check_open()
         context = _context(request_context)
         async with self._lock(run_id):
-            run = await self._load(run_id, workflow_id, steps=True)
+            delays = iter(CLAIMED_RUN_RETRIES)
+            while (
+                accepted := await self._accept_resume(
+                    run_id, workflow_id, step, label, for_each_index, resume_data, context, request_id, wait
+                )
+            ) is None:
+                # Another drive holds the suspended run (the claim loop took it because a
+                # deadline passed) and is about to end it, wake it or let it go: answer from
+                # what it becomes, not "not suspended (status suspended)".
+                delay = next(delays, None)
+                if delay is None:
+                    raise RunClaimed(run_id)
+                await asyncio.sleep(delay)
+            if isinstance(accepted, Run):
+                return accepted  # the answer to a retried request
+            workflow, run, epoch = accepted
+            task = self._launch(RunDriver(self._store, workflow, run, self._lease(epoch)))
+        return await self._settled(task, run_id) if wait else replace(run, steps=())
+
+    async def _accept_resume(
+        self,
+        run_id: str,
+        workflow_id: str | None,
+        step: Sequence[str],
+        label: str | None,
+        for_each_index: int | None,
+        resume_data: Json,
+        context: dict[str, Json],
+        request_id: str | None,
+        wait: bool,
+    ) -> tuple[Workflow, Run, int] | Run | None:
+        """Commit a resume of the run: its definition, the run to drive and the lease epoch;
+        the answer itself for a retried request; None while another drive holds the run."""
+        run = await self._load(run_id, workflow_id, steps=True)
+        if request_id and await self._store.has_request(run_id, "resume", request_id):
+            return await self._repeat(run_id, wait)
+        if run.status is RunStatus.SUSPENDED and run.deadline is not None and time.time() >= run.deadline:
+            # Past its deadline a run never continues: it ends here, not half-way later.
+            await self._expire_idle(run)
+            raise RunDeadlineExceeded(run_id, iso(run.deadline))
+        path, index = resolve(run, step, label, for_each_index)
+        workflow = self.definition(run)  # after resolve: a finished run is RUN_NOT_SUSPENDED
+        target = find_runnable(workflow, path)
+        schema = target.resume_schema if isinstance(target, Step) else None
+        _, data = _validate_typed(schema, resume_data, "resume_data", "resume data")
+        now = time.time()
+        merged = {**run.request_context, **context}
+        records = {s.path: s for s in run.steps}
+        # The accepted resume is stored on the step, so a crash before or while it runs
+        # loses nothing: every later drive resumes that step until its next outcome.
+        accepted = accept(run_id, records[path], index, data, now)
+        records[path] = accepted
+        fields: dict[str, Any] = dict(
+            status=RunStatus.RUNNING, request_context=merged, suspended=(), resume_labels={}, wake_at=None
+        )
+        result = await self._store.write(
+            RunWrite(
+                run_id,
+                expect=frozenset({RunStatus.SUSPENDED}),
+                patch=fields,
+                steps=(accepted,),
+                events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
+                request=("resume", request_id) if request_id else None,
+                claim=self._keeper.claim,
+            ),
+            durable=not wait,  # with `wait` the reply comes after the synced settling commit
+        )
+        if not result.applied:
             if request_id and await self._store.has_request(run_id, "resume", request_id):
                 return await self._repeat(run_id, wait)
-            if run.status is RunStatus.SUSPENDED and run.deadline is not None and time.time() >= run.deadline:
-                # Past its deadline a run never continues: it ends here, not half-way later.
-                await self._expire_idle(run)
-                raise RunDeadlineExceeded(run_id, iso(run.deadline))
-            path, index = resolve(run, step, label, for_each_index)
-            workflow = self.definition(run)  # after resolve: a finished run is RUN_NOT_SUSPENDED
-            target = find_runnable(workflow, path)
-            schema = target.resume_schema if isinstance(target, Step) else None
-            _, data = _validate_typed(schema, resume_data, "resume_data", "resume data")
-            now = time.time()
-            merged = {**run.request_context, **context}
-            records = {s.path: s for s in run.steps}
-            # The accepted resume is stored on the step, so a crash before or while it runs
-            # loses nothing: every later drive resumes that step until its next outcome.
-            accepted = accept(run_id, records[path], index, data, now)
-            records[path] = accepted
-            fields: dict[str, Any] = dict(
-                status=RunStatus.RUNNING, request_context=merged, suspended=(), resume_labels={}, wake_at=None
-            )
-            result = await self._store.write(
-                RunWrite(
-                    run_id,
-                    expect=frozenset({RunStatus.SUSPENDED}),
-                    patch=fields,
-                    steps=(accepted,),
-                    events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
-                    request=("resume", request_id) if request_id else None,
-                    claim=self._keeper.claim,
-                ),
-                durable=not wait,  # with `wait` the reply comes after the synced settling commit
-            )
-            if not result.applied:
-                if request_id and await self._store.has_request(run_id, "resume", request_id):
-                    return await self._repeat(run_id, wait)
-                raise RunNotSuspended(run_id, (result.status or RunStatus.CANCELED).value)
-            run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
-                records.values()
-            )
-            task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
-        return await self._settled(task, run_id) if wait else replace(run, steps=())
+            if result.status is RunStatus.SUSPENDED:
+                return None  # still suspended, so only the claim failed: another drive holds it
+            raise RunNotSuspended(run_id, (result.status or RunStatus.CANCELED).value)
+        run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
+            records.values()
+        )
+        return workflow, run, result.epoch
 
     async def cancel(
         self, run_id: str, *, workflow_id: str | None = None, request_id: str | None = None
@@ -996,6 +1031,10 @@ class Engine:
         if self._closed or self._draining or self._stopping:
             raise Unavailable("server is shutting down; retry on another instance")
 
+
+CLAIMED_RUN_RETRIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 1.8)
+"""Seconds between a Resume's attempts while another drive holds the suspended run (about
+5 s in all; its holder commits within milliseconds unless its process died)."""
 
 _ids = random.Random(os.urandom(32))
 
