@@ -189,3 +189,24 @@ async def test_numbers_json_cannot_carry_never_fail_a_write(store: SqliteStore) 
     assert got is not None and got.input == expected and got.steps[0].output == expected
     (stored,) = await store.read_events("n", 0)
     assert stored.data == expected
+
+
+def test_a_body_is_encoded_whole_when_small_and_field_by_field_when_large() -> None:
+    from runservice.storage.values import RECORD_FIELDS, ValueWriter, dumps
+
+    small = {"path": ["a"], "status": "success", "payload": {"n": 1}, "output": [1, 2], "big": 2**70}
+    writer = ValueWriter()
+    assert writer.body("r", dict(small), RECORD_FIELDS) == dumps(
+        writer.fields("r", dict(small), RECORD_FIELDS)
+    )
+    assert writer.rows == []
+    # Just under the threshold as a whole: inline.
+    edge = {"payload": "x" * (THRESHOLD - 20)}
+    assert len(dumps(edge)) < THRESHOLD and ValueWriter().body("r", edge, RECORD_FIELDS) == dumps(edge)
+    # A large field is referenced, the rest stays inline, and the value is gathered once.
+    large = {"path": ["a"], "payload": "y" * THRESHOLD, "output": {"n": 2}}
+    writer = ValueWriter()
+    body = writer.body("r", dict(large), RECORD_FIELDS)
+    [(run_id, digest, stored)] = writer.rows
+    assert (run_id, stored) == ("r", dumps(large["payload"]).decode())
+    assert body == dumps({"path": ["a"], "output": {"n": 2}, "refs": {"payload": digest}})

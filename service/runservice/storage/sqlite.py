@@ -1006,21 +1006,21 @@ def _encode(
     def encode_step(record: StepRecord) -> orjson.Fragment:
         fragment = encoded.get(id(record))
         if fragment is None:
-            data = writer.fields(change.run_id, record.to_json(), values.RECORD_FIELDS)
-            fragment = encoded[id(record)] = orjson.Fragment(values.dumps(data))
+            body = writer.body(change.run_id, record.to_json(), values.RECORD_FIELDS)
+            fragment = encoded[id(record)] = orjson.Fragment(body)
         return fragment
 
     def step_row(record: StepRecord) -> str:
         if not record.foreach_items:
             return _dumps(encode_step(record))
         # The items go to their own rows (`_encode_items`), not into the step's.
-        data = writer.fields(change.run_id, record.to_json(), values.RECORD_FIELDS)
+        data = record.to_json()
         del data["foreach_items"]
-        return _dumps(data)
+        return writer.body(change.run_id, data, values.RECORD_FIELDS).decode()
 
     steps = [(step.key, step.position, step_row(step)) for step in change.steps]
     bodies = [
-        _dumps(writer.fields(change.run_id, draft.to_json(encode_step), values.EVENT_FIELDS))
+        writer.body(change.run_id, draft.to_json(encode_step), values.EVENT_FIELDS).decode()
         for draft in change.events
     ]
     return assignments, params, steps, bodies
@@ -1032,9 +1032,9 @@ def _encode_items(change: RunWrite, writer: values.ValueWriter) -> list[tuple[st
     for record in change.steps:
         key = record.key
         for item in record.foreach_items:
-            rows.append((key, item.index, _dumps(writer.fields(change.run_id, item.to_json(), ITEM_FIELDS))))
+            rows.append((key, item.index, writer.body(change.run_id, item.to_json(), ITEM_FIELDS).decode()))
     for path, item in change.items:
-        body = _dumps(writer.fields(change.run_id, item.to_json(), ITEM_FIELDS))
+        body = writer.body(change.run_id, item.to_json(), ITEM_FIELDS).decode()
         rows.append((path_key(path), item.index, body))
     return rows
 

@@ -94,6 +94,15 @@ class ValueWriter:
         body, digest = self.encode(run_id, value)
         return body.decode() if digest is None else digest.encode()
 
+    def body(self, run_id: str, data: dict[str, Any], names: Iterable[str]) -> bytes:
+        """The JSON of `data` (a record or event body, changed in place) with its large
+        `names` referenced. A body shorter than `THRESHOLD` (most are) is encoded once: none
+        of its fields can reach the threshold, so none is looked at on its own."""
+        body = dumps(data)
+        if len(body) < THRESHOLD:
+            return body
+        return dumps(self.fields(run_id, data, names))
+
     def fields(self, run_id: str, data: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
         """`data` (a record or event body, changed in place) with its large `names` referenced."""
         refs: dict[str, str] = {}
