@@ -19,9 +19,10 @@ from pydantic import BaseModel
 
 from runservice import errors
 from runservice.client import Client, event_from_proto
+from runservice.engine import engine as engine_module
 from runservice.model import Event, EventType, Run, RunStatus, StepStatus
 from runservice.server.status import to_status
-from runservice.storage import RunWrite
+from runservice.storage import Claim, RunWrite
 from runservice.v1 import run_pb2, run_service_pb2
 from runservice.wire import from_value, to_value
 
@@ -428,6 +429,21 @@ async def test_client_errors_are_service_exceptions(client: Client) -> None:
     with pytest.raises(errors.RunNotActive) as not_active:
         await echo.restart()
     assert not_active.value.metadata["status"] == "success"
+
+
+async def test_a_resume_of_a_run_another_drive_holds_is_unavailable_run_claimed(
+    served: Served, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "CLAIMED_RUN_RETRIES", (0.01,))
+    run = await client.get_workflow("approval").create_run(run_id="c-held")
+    assert (await run.start_async(input_data={"count": 1})).status is RunStatus.SUSPENDED
+    # Another replica's claim loop holds it (as when a deadline of the run passed).
+    hold = RunWrite("c-held", expect=frozenset({RunStatus.SUSPENDED}), claim=Claim("other-replica", 60))
+    assert (await served.store.write(hold)).applied
+    with pytest.raises(errors.RunClaimed) as held:
+        await run.resume_async(resume_data={"approved": True})
+    assert held.value.reason == "RUN_CLAIMED" and held.value.metadata == {"run_id": "c-held"}
+    assert isinstance(held.value, errors.Unavailable)  # retryable, as for a draining server
 
 
 async def test_client_stream_and_resume_stream(client: Client) -> None:
