@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -765,3 +766,17 @@ async def test_text_log_lines_about_a_run_end_with_its_fields(tmp_path: Path) ->
         f"trace_id={done.run.trace_id}",
     }
     assert " INFO tests.observability.steps " in message
+
+
+def test_line_times_are_those_of_the_standard_formatter_across_seconds() -> None:
+    """The formatters make a second's date and time once; every line still shows its own time."""
+    text, standard = logs.TextFormatter(), logging.Formatter(logs.TEXT_FORMAT)
+    json_lines = logs.JsonFormatter()
+    for created in (1700000000.25, 1700000000.999, 1700000001.0005, 1700003600.5, 1700000000.5):
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert text.formatTime(record) == standard.formatTime(record)
+        assert text.formatTime(record, "%H:%M") == standard.formatTime(record, "%H:%M")
+        stamp = json.loads(json_lines.format(record))["time"]
+        utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        assert stamp == f"{utc}.{int(created % 1 * 1000):03d}Z"
