@@ -405,9 +405,7 @@ class Engine:
         # loses nothing: every later drive resumes that step until its next outcome.
         accepted = accept(run_id, records[path], index, data, now)
         records[path] = accepted
-        fields: dict[str, Any] = dict(
-            status=RunStatus.RUNNING, request_context=merged, suspended=(), resume_labels={}, wake_at=None
-        )
+        fields = _running_again(request_context=merged)
         result = await self._store.write(
             RunWrite(
                 run_id,
@@ -565,7 +563,7 @@ class Engine:
         workflow with its timeout and the parent goes on from there, as if it had passed
         while the workflow ran. Returned unchanged if it is no longer suspended (a resume
         or a cancel committed first: one commit wins)."""
-        fields: dict[str, Any] = dict(status=RunStatus.RUNNING, suspended=(), resume_labels={}, wake_at=None)
+        fields = _running_again()
         result = await self._store.write(
             RunWrite(
                 run.run_id,
@@ -1030,6 +1028,11 @@ class Engine:
     def _check_open(self) -> None:
         if self._closed or self._draining or self._stopping:
             raise Unavailable("server is shutting down; retry on another instance")
+
+
+def _running_again(**more: Any) -> dict[str, Any]:
+    """The fields of a suspended run that goes on (resumed, or woken for a nested deadline)."""
+    return dict(status=RunStatus.RUNNING, suspended=(), resume_labels={}, wake_at=None, **more)
 
 
 CLAIMED_RUN_RETRIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 1.8)

@@ -64,6 +64,7 @@ import orjson
 
 from runservice.model import (
     Event,
+    ForeachItem,
     ResumeLabel,
     Run,
     RunError,
@@ -823,6 +824,10 @@ def _resource(name: str) -> str:
     return resources.files("runservice.storage").joinpath(name).read_text(encoding="utf-8")
 
 
+_READER_PRAGMAS = (f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}", "PRAGMA query_only = ON")
+"""The settings of every read-only connection (the point reader and the aiosqlite readers)."""
+
+
 def _connect_point_reader(path: str) -> sqlite3.Connection:
     """The connection for lookups by key (a run, its steps, its values, a request id), used
     on the event loop thread. Such a read is tens of microseconds on pages the writer just
@@ -831,8 +836,8 @@ def _connect_point_reader(path: str) -> sqlite3.Connection:
     and event pages, whose size has no small bound, stay on the aiosqlite readers."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA query_only = ON")
+        for pragma in _READER_PRAGMAS:
+            conn.execute(pragma)
     except BaseException:
         conn.close()
         raise
@@ -842,8 +847,8 @@ def _connect_point_reader(path: str) -> sqlite3.Connection:
 async def _connect_reader(path: str) -> Any:
     reader = await aiosqlite.connect(path, isolation_level=None)
     try:
-        await reader.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        await reader.execute("PRAGMA query_only = ON")
+        for pragma in _READER_PRAGMAS:
+            await reader.execute(pragma)
     except BaseException:
         await reader.close()
         raise
@@ -1028,14 +1033,12 @@ def _encode(
 
 def _encode_items(change: RunWrite, writer: values.ValueWriter) -> list[tuple[str, int, str]]:
     """Item rows (path key, index, JSON) of a change: its records' items, then `items`."""
-    rows: list[tuple[str, int, str]] = []
-    for record in change.steps:
-        key = record.key
-        for item in record.foreach_items:
-            rows.append((key, item.index, writer.body(change.run_id, item.to_json(), ITEM_FIELDS).decode()))
-    for path, item in change.items:
-        body = writer.body(change.run_id, item.to_json(), ITEM_FIELDS).decode()
-        rows.append((path_key(path), item.index, body))
+
+    def row(key: str, item: ForeachItem) -> tuple[str, int, str]:
+        return key, item.index, writer.body(change.run_id, item.to_json(), ITEM_FIELDS).decode()
+
+    rows = [row(record.key, item) for record in change.steps for item in record.foreach_items]
+    rows.extend(row(path_key(path), item) for path, item in change.items)
     return rows
 
 
