@@ -106,11 +106,11 @@ _BUSY_TIMEOUT_MS = 5000
 _READERS = 2
 DURABILITY_MODES = ("full", "normal")
 """`full`: synced before anything is told (the rule); `normal`: never synced (opt-in)."""
-_CHECKPOINT_INTERVAL = 0.25
+_CHECKPOINT_INTERVAL = 1.0
 """Seconds between the checkpointer's looks at the WAL. Under sustained load each look ends in a
-restart of the WAL, which stalls the writer for a time that grows with what the WAL holds: one
-at a time, every second gave p99 1.4-1.8 ms but stalls up to 20 ms; every 0.1 s, p99 3.5-4 ms
-(the checkpoints' own fsyncs); every 0.25 s, p99 1.7-1.8 ms and stalls under 9 ms."""
+restart of the WAL, which stalls the writer for a time that grows with what the WAL holds. Every
+0.25 s instead: stalls under 9 ms rather than up to 20 ms, but p99 one at a time over gRPC 3.75-3.83
+against 2.76-3.11 ms (more checkpoints, each with fsyncs of its own). BENCHMARKS.md has the figures."""
 _CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
 """A WAL file that grew this much since the last checkpoint is checkpointed at once (else at
 each interval, if anything was committed); a WAL holding this much after a checkpoint is
