@@ -825,7 +825,10 @@ class _Checkpointer:
                     # database file without syncing it; the RESTART must sync them before it
                     # starts the WAL over. Synced here, off the writer, the writer's pause is
                     # the few frames written since (measured: 1-2 ms instead of 1-20 ms).
-                    os.fdatasync(self._database_fd)
+                    try:
+                        os.fdatasync(self._database_fd)
+                    except OSError:  # the writer's RESTART syncs the file itself
+                        logger.warning("syncing %s failed", self._path, exc_info=True)
                     self.restart_wanted = True
         finally:
             conn.close()
