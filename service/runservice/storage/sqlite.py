@@ -822,12 +822,16 @@ class _Checkpointer:
                 checked_size = self._wal_size()
                 if frames * page_size >= _CHECKPOINT_WAL_BYTES:
                     # A checkpoint that did not reach the last commit copies pages into the
-                    # database file without syncing it; the RESTART must sync them before it
-                    # starts the WAL over. Synced here, off the writer, the writer's pause is
-                    # the few frames written since (measured: 1-2 ms instead of 1-20 ms).
+                    # database file without syncing it; the RESTART must copy what was written
+                    # since and sync it all before it starts the WAL over. Done here first,
+                    # off the writer, twice (the second pass copies what was written during
+                    # the first), the writer's pause is the few frames written since: 0.7-1 ms
+                    # one at a time and 1.4-6 ms at 64 in flight, against 1-20 and 3-36 ms.
                     try:
                         os.fdatasync(self._database_fd)
-                    except OSError:  # the writer's RESTART syncs the file itself
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        os.fdatasync(self._database_fd)
+                    except (OSError, sqlite3.Error):  # the writer's RESTART syncs the file itself
                         logger.warning("syncing %s failed", self._path, exc_info=True)
                     self.restart_wanted = True
         finally:
