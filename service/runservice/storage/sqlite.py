@@ -28,9 +28,9 @@ while commits keep coming, so under steady load the WAL would grow without end.
 When a checkpoint finds the WAL past `_CHECKPOINT_WAL_BYTES`, the writer runs a
 RESTART checkpoint on its own thread between two batches (writes queue meanwhile,
 the event loop goes on), and its next commit starts the WAL over. The checkpointer
-first syncs the database file (a checkpoint that does not reach the last commit
-leaves the pages it copied unsynced), so the writer only copies and syncs the
-frames written since.
+first catches up and syncs the database file (a checkpoint that does not reach the
+last commit leaves the pages it copied unsynced), so the writer only copies and
+syncs the frames written since.
 
 The writer's statements run on the event loop thread and only a synced
 `COMMIT` (the WAL write and fsync, which release the GIL) runs on the writer
@@ -111,7 +111,7 @@ DURABILITY_MODES = ("full", "normal")
 """`full`: synced before anything is told (the rule); `normal`: never synced (opt-in)."""
 _CHECKPOINT_INTERVAL = 1.0
 """Seconds between the checkpointer's looks at the WAL. Under sustained load each look ends in a
-restart of the WAL (a pause of the writer of 1-2 ms), and its fsyncs of the WAL and the database
+restart of the WAL (a pause of the writer of 1-6 ms), and its fsyncs of the WAL and the database
 file delay the commits' own fsyncs meanwhile. Every 0.25 s instead: the slowest run one at a time
 7-8 ms rather than 10-11 ms, but p99 in process 2.6 against 1.5-1.7 ms (more checkpoints, each with
 fsyncs of its own). BENCHMARKS.md has the figures."""
