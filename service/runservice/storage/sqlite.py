@@ -828,14 +828,18 @@ class _Checkpointer:
                     # the first), the writer's pause is the few frames written since: 0.7-1 ms
                     # one at a time and 1.4-6 ms at 64 in flight, against 1-20 and 3-36 ms.
                     try:
-                        os.fdatasync(self._database_fd)
+                        _fdatasync(self._database_fd)
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                        os.fdatasync(self._database_fd)
+                        _fdatasync(self._database_fd)
                     except (OSError, sqlite3.Error):  # the writer's RESTART syncs the file itself
                         logger.warning("syncing %s failed", self._path, exc_info=True)
                     self.restart_wanted = True
         finally:
             conn.close()
+
+
+_fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+"""fsync without the file's metadata where the platform has it (macOS has no fdatasync)."""
 
 
 # -- the writer thread's side ------------------------------------------------------
