@@ -794,7 +794,7 @@ class _Checkpointer:
     def _wal_size(self) -> int:
         try:
             return os.stat(self._wal).st_size
-        except FileNotFoundError:
+        except OSError:  # none yet, or unreadable: checkpoints go on by the clock
             return 0
 
     def _run(self) -> None:
