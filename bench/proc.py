@@ -81,6 +81,14 @@ class ServerProcess:
                 return int(line.split()[1])
         raise ServerFailed("no VmRSS in /proc status")
 
+    def cpu_seconds(self) -> tuple[float, float] | None:
+        """CPU seconds (user + system) so far of the whole process and of its main thread (the
+        server's event loop), from /proc; None where there is no /proc."""
+        try:
+            return _stat_cpu(f"/proc/{self.pid}/stat"), _stat_cpu(f"/proc/{self.pid}/task/{self.pid}/stat")
+        except OSError:
+            return None
+
     async def stop(self, grace: float = 15.0) -> int | None:
         """SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit code."""
         proc = self._proc
@@ -99,6 +107,12 @@ class ServerProcess:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._reader, 5)
         return proc.returncode
+
+
+def _stat_cpu(path: str) -> float:
+    # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -238,17 +238,20 @@ async def _service(
     out.rows.append(Row("  latency p99", f["runs_p99_ms"], "ms"))
     _against(out, seq, "echo_sequential", "echo, 1 in flight")
     _against(out, seq, commits, commits_label)
+    _server_cpu(out, results, "sequential", "runs_sequential", "us/run")
 
     many = _record(out, "runs_concurrent", f"3-step runs, {n} in flight{db}", results.concurrent, "runs/s")
     _against(out, many, "echo_concurrent", f"echo, {n} in flight")
     _against(out, many, commits, commits_label)
     if on_pg:
         _against(out, many, "postgres_concurrent", f"asyncpg commits/s, {n} connections")
+    _server_cpu(out, results, "concurrent", "runs_concurrent", "us/run")
 
     trips = _record(
         out, "suspend_resume", f"suspend+resume, {n} in flight{db}", results.suspend_resume, "round trips/s"
     )
     _against(out, trips, "echo_concurrent", f"echo, {n} in flight")
+    _server_cpu(out, results, "suspend_resume", "suspend_resume", "us/trip")
 
     f["rss_per_suspended_run"] = results.rss_kb_per_suspended_run
     out.rows.append(
@@ -268,6 +271,17 @@ async def _service(
     ):
         if result.errors:
             out.errors.append(f"runservice {name}: {result.errors} failed, first: {result.first_error}")
+
+
+def _server_cpu(out: Outcome, results: Any, name: str, key: str, unit: str) -> None:
+    """Rows for where the server's CPU went in one measurement (Linux: from /proc)."""
+    cpu = results.cpu.get(name)
+    if cpu is None:
+        return
+    out.figures[f"{key}_server_cpu_us"] = cpu.per_op_us
+    out.figures[f"{key}_loop_busy"] = cpu.loop_busy
+    out.rows.append(Row("  server CPU (all threads)", cpu.per_op_us, unit))
+    out.rows.append(Row("  server event loop busy", cpu.loop_busy * 100, "%"))
 
 
 async def _foreach(out: Outcome, s: Settings, database_url: str | None) -> None:

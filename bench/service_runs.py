@@ -8,9 +8,10 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2
@@ -29,6 +30,17 @@ class BenchFailure(RuntimeError):
 
 
 @dataclass
+class ServerCpu:
+    """Where a measurement's server CPU went (Linux only: read from /proc)."""
+
+    per_op_us: float
+    """CPU of the server process(es), every thread, per operation done."""
+    loop_busy: float
+    """The busiest server's main thread (its event loop) CPU over the wall time, 0-1: near 1,
+    the loop is the limit, and a run's Python path is what to make cheaper."""
+
+
+@dataclass
 class ServiceResults:
     sequential: LoadResult
     concurrent: LoadResult
@@ -36,6 +48,8 @@ class ServiceResults:
     suspended_runs: LoadResult
     rss_before_kb: int
     rss_after_kb: int
+    cpu: dict[str, ServerCpu] = field(default_factory=dict)
+    """By measurement (sequential, concurrent, suspend_resume), where /proc has it."""
 
     @property
     def rss_kb_per_suspended_run(self) -> float:
@@ -128,17 +142,25 @@ async def measure(counts: Counts, database_url: str | None = None, replicas: int
     Memory gets its own server: after thousands of finished runs the heap has room to
     spare, and new suspended runs would fit in it without growing the process.
     """
-    async with serving(database_url, replicas) as (server, driver):
+    cpu: dict[str, ServerCpu] = {}
+    async with _serving(database_url, replicas) as (servers, driver):
         await _warm_up(driver)
         n, limit = counts.concurrency, counts.max_seconds
-        sequential = await drive(
-            driver.three_steps, total=counts.sequential, concurrency=1, max_seconds=limit
+        three, trips_op = driver.three_steps, driver.suspend_and_resume
+        sequential = await _timed(
+            servers, cpu, "sequential", three, total=counts.sequential, concurrency=1, max_seconds=limit
         )
-        concurrent = await drive(
-            driver.three_steps, total=counts.concurrent, concurrency=n, max_seconds=limit
+        concurrent = await _timed(
+            servers, cpu, "concurrent", three, total=counts.concurrent, concurrency=n, max_seconds=limit
         )
-        trips = await drive(
-            driver.suspend_and_resume, total=counts.suspend_resume, concurrency=n, max_seconds=limit
+        trips = await _timed(
+            servers,
+            cpu,
+            "suspend_resume",
+            trips_op,
+            total=counts.suspend_resume,
+            concurrency=n,
+            max_seconds=limit,
         )
     async with serving(database_url) as (server, driver):
         await _warm_up(driver)
@@ -149,7 +171,26 @@ async def measure(counts: Counts, database_url: str | None = None, replicas: int
         )
         await asyncio.sleep(0.5)
         after = server.rss_kb()
-    return ServiceResults(sequential, concurrent, trips, suspended, before, after)
+    return ServiceResults(sequential, concurrent, trips, suspended, before, after, cpu)
+
+
+async def _timed(
+    servers: list[ServerProcess],
+    into: dict[str, ServerCpu],
+    name: str,
+    operation: Callable[[], Awaitable[None]],
+    **load: Any,
+) -> LoadResult:
+    """`drive(operation, **load)`, with the servers' CPU over it recorded in `into[name]`."""
+    before = [server.cpu_seconds() for server in servers]
+    result = await drive(operation, **load)
+    after = [server.cpu_seconds() for server in servers]
+    pairs = [(b, a) for b, a in zip(before, after, strict=True) if b is not None and a is not None]
+    if pairs and len(pairs) == len(servers) and result.done and result.elapsed > 0:
+        process = sum(a[0] - b[0] for b, a in pairs)
+        loop = max(a[1] - b[1] for b, a in pairs)
+        into[name] = ServerCpu(process / result.done * 1e6, min(loop / result.elapsed, 1.0))
+    return result
 
 
 @contextlib.asynccontextmanager
@@ -162,6 +203,15 @@ async def serving(
     The database is an SQLite file in a temporary data dir or, with `database_url`, a
     scratch schema of that PostgreSQL database (dropped afterwards).
     """
+    async with _serving(database_url, replicas) as (servers, driver):
+        yield servers[0], driver
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    database_url: str | None = None, replicas: int = 1
+) -> AsyncIterator[tuple[list[ServerProcess], Driver]]:
+    """`serving`, with every server."""
     if replicas > 1 and not database_url:
         raise ValueError("several replicas need a PostgreSQL database (--database-url)")
     async with contextlib.AsyncExitStack() as stack:
@@ -191,7 +241,7 @@ async def serving(
                 channel = await stack.enter_async_context(grpc.aio.insecure_channel(address))
                 await asyncio.wait_for(channel.channel_ready(), 10)
                 stubs.append(run_service_pb2_grpc.RunServiceStub(channel))
-            yield servers[0], Driver(stubs)
+            yield servers, Driver(stubs)
         except BaseException:
             for server in servers:
                 if server.tail:
