@@ -112,9 +112,9 @@ DURABILITY_MODES = ("full", "normal")
 _CHECKPOINT_INTERVAL = 1.0
 """Seconds between the checkpointer's looks at the WAL. Under sustained load each look ends in a
 restart of the WAL (a pause of the writer of 1-6 ms), and its fsyncs of the WAL and the database
-file delay the commits' own fsyncs meanwhile. Every 0.25 s instead: the slowest run one at a time
-7-8 ms rather than 10-11 ms, but p99 in process 2.6 against 1.5-1.7 ms (more checkpoints, each with
-fsyncs of its own). BENCHMARKS.md has the figures."""
+file delay the commits' own fsyncs meanwhile. Every 0.5 s or 0.25 s instead: the slowest run one at
+a time 7-8.5 ms rather than 8.5-11 ms, but p99 in process 1.9-2.8 against 1.5-2.0 ms (more
+checkpoints, each with fsyncs of its own). BENCHMARKS.md has the figures."""
 _CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
 """A WAL file that grew this much since the last checkpoint is checkpointed at once (else at
 each interval, if anything was committed); a WAL holding this much after a checkpoint is
@@ -758,9 +758,9 @@ class _Checkpointer:
     once when the WAL file grew by `_CHECKPOINT_WAL_BYTES`. Once a checkpoint has copied
     every frame, the writer's next transaction starts the WAL over from its beginning (and
     `journal_size_limit` trims the file). Under steady load it never catches up: when the
-    WAL still holds `_CHECKPOINT_WAL_BYTES` after a checkpoint, `restart_wanted` asks the
-    writer to start it over (`SqliteStore._restart_wal`). `stop` runs a last TRUNCATE
-    checkpoint.
+    WAL still holds `_CHECKPOINT_WAL_BYTES` after a checkpoint, this thread syncs the database
+    file, catches up once more, and `restart_wanted` asks the writer to start the WAL over
+    (`SqliteStore._restart_wal`). `stop` runs a last TRUNCATE checkpoint.
     """
 
     def __init__(self, path: str, commits: Callable[[], int], database_fd: int) -> None:
