@@ -186,7 +186,7 @@ async def _timed(
     result = await drive(operation, **load)
     after = [server.cpu_seconds() for server in servers]
     pairs = [(b, a) for b, a in zip(before, after, strict=True) if b is not None and a is not None]
-    if pairs and len(pairs) == len(servers) and result.done and result.elapsed > 0:
+    if len(pairs) == len(servers) and result.done and result.elapsed > 0:  # every server read
         process = sum(a[0] - b[0] for b, a in pairs)
         loop = max(a[1] - b[1] for b, a in pairs)
         into[name] = ServerCpu(process / result.done * 1e6, min(loop / result.elapsed, 1.0))
