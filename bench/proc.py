@@ -25,8 +25,17 @@ class ServerProcess:
     the last lines are kept for error messages.
     """
 
-    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None):
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        listening: re.Pattern[str] = LISTENING,
+    ):
         self.argv = list(argv)
+        self.listening = listening
+        """The line that says it serves: groups `host` and `port`, or one group `address`."""
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.address = ""
@@ -41,7 +50,7 @@ class ServerProcess:
         return self._proc.pid
 
     async def start(self, startup_seconds: float = 60.0) -> str:
-        """Start the process and return its `host:port` once it logs that it listens."""
+        """Start the process and return its address (`host:port`) once it logs that it listens."""
         self._proc = await asyncio.create_subprocess_exec(
             *self.argv,
             stdin=asyncio.subprocess.DEVNULL,
@@ -64,9 +73,10 @@ class ServerProcess:
         async for raw in self._proc.stdout:
             line = raw.decode(errors="replace").rstrip()
             self.tail.append(line)
-            match = LISTENING.search(line)
+            match = self.listening.search(line)
             if match and not self._ready.done():
-                self._ready.set_result(f"{match['host']}:{match['port']}")
+                found = match.groupdict()
+                self._ready.set_result(found.get("address") or f"{found['host']}:{found['port']}")
         if not self._ready.done():
             code = await self._proc.wait()
             self._ready.set_exception(ServerFailed(f"exited with code {code}"))

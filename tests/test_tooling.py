@@ -184,6 +184,19 @@ async def test_bench_runservice_smoke() -> None:
 
 
 @pytest.mark.timeout(90)
+async def test_bench_split_prototype_smoke() -> None:
+    """`python -m bench.split`: the single server and the two-process prototype both run
+    3-step runs to success, and each layout reports its own processes' CPU."""
+    from bench import split
+
+    figures = await split.compare(seconds=0.5, rounds=1, concurrencies=(4,))
+    assert [(figure.layout, figure.concurrency) for figure in figures] == [("single", 4), ("split", 4)]
+    for figure in figures:
+        assert figure.result.done > 0 and figure.result.errors == 0, figure.result.first_error
+    assert [len(figure.cpu) for figure in figures] == [1, 2]
+
+
+@pytest.mark.timeout(90)
 async def test_bench_on_postgresql_smoke(postgres_server: PostgresServer) -> None:
     """`bench --database-url`: the asyncpg reference and runservice on that database, in scratch
     schemas that are dropped afterwards."""
