@@ -188,8 +188,8 @@ async def _front(socket_path: str) -> None:
             await context.abort(grpc.StatusCode.INTERNAL, reply[1:].decode())
         return reply[1:]
 
-    forwarded = grpc.unary_unary_rpc_method_handler(start)
-    handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {"Start": forwarded}
+    forwarded: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(start)
+    handlers = {"Start": forwarded}
     server = grpc.aio.server(interceptors=[CallObserver(on_end=[log_access]), StreamLimitInterceptor(1000)])
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("runservice.v1.RunService", handlers),)
