@@ -70,12 +70,17 @@ async def health_status(address: str) -> int:
         return int(reply.status)
 
 
-async def test_sigterm_stops_in_phases(tmp_path: Path) -> None:
+LAYOUTS = pytest.mark.parametrize("layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"])
+"""`serve` as one process, and with the engine in a second one (`--engine-process`)."""
+
+
+@LAYOUTS
+async def test_sigterm_stops_in_phases(tmp_path: Path, layout: tuple[str, ...]) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "slow_flows.py").write_text(SLOW_FLOWS)
     mark_file = tmp_path / "marks.txt"
     env = server_env(PYTHONPATH=str(tmp_path / "app"), OPS_MARKS=str(mark_file))
-    args = ("--data-dir", str(tmp_path / "data"), "--workflows", "slow_flows", "--grace", "4")
+    args = ("--data-dir", str(tmp_path / "data"), "--workflows", "slow_flows", "--grace", "4", *layout)
     server = await start_server(serve_argv(*args, "--drain-delay", "2.5"), env=env)
     try:
         async with Client(server.address, timeout=10) as client:
@@ -157,16 +162,18 @@ def test_data_dir_that_cannot_be_created(tmp_path: Path) -> None:
     assert_one_line_failure(done, "cannot create the data directory", str(blocker / "data"))
 
 
-def test_corrupt_database(tmp_path: Path) -> None:
+@LAYOUTS
+def test_corrupt_database(tmp_path: Path, layout: tuple[str, ...]) -> None:
     (tmp_path / "runservice.db").write_bytes(b"this is not a database" * 100)
-    done = run_serve("--address", "127.0.0.1:0", "--data-dir", str(tmp_path))
+    done = run_serve("--address", "127.0.0.1:0", "--data-dir", str(tmp_path), *layout)
     assert_one_line_failure(done, "database", "corrupt")
 
 
-def test_database_of_a_newer_schema(tmp_path: Path) -> None:
+@LAYOUTS
+def test_database_of_a_newer_schema(tmp_path: Path, layout: tuple[str, ...]) -> None:
     with sqlite3.connect(tmp_path / "runservice.db") as conn:
         conn.execute("PRAGMA user_version = 999")
-    done = run_serve("--address", "127.0.0.1:0", "--data-dir", str(tmp_path))
+    done = run_serve("--address", "127.0.0.1:0", "--data-dir", str(tmp_path), *layout)
     assert_one_line_failure(done, "schema version 999")
 
 
@@ -187,10 +194,13 @@ def test_bad_tls_file(tmp_path: Path) -> None:
     assert_one_line_failure(done, "absent.pem")
 
 
-async def test_second_server_on_the_same_data_dir(tmp_path: Path) -> None:
-    first: ServerProcess = await start_server(serve_argv("--data-dir", str(tmp_path)))
+@LAYOUTS
+async def test_second_server_on_the_same_data_dir(tmp_path: Path, layout: tuple[str, ...]) -> None:
+    first: ServerProcess = await start_server(serve_argv("--data-dir", str(tmp_path), *layout))
     try:
-        done = await asyncio.to_thread(run_serve, "--address", "127.0.0.1:0", "--data-dir", str(tmp_path))
+        done = await asyncio.to_thread(
+            run_serve, "--address", "127.0.0.1:0", "--data-dir", str(tmp_path), *layout
+        )
         assert_one_line_failure(done, "in use by another runservice process")
         assert await first.stop() == 0
     finally:

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         None, description="HOST:PORT serving Prometheus metrics at /metrics; unset: no metrics"
     )
     tracing: bool = Field(False, description="OpenTelemetry spans of runs and steps")
+    engine_process: bool = Field(
+        False,
+        description="run the engine and the store in a second process, so the gRPC edge and the engine "
+        "each have a core: more runs/s under load, about 0.1 ms more per call",
+    )
     tokens_file: str | None = Field(
         None, description="bearer tokens: one per line, or a .toml/.json file with per-token options"
     )

@@ -54,6 +54,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             )
         else:
             run.add_argument(*flags, dest=name, help=help)
+    # Internal: makes this process the engine process of a front started with --engine-process.
+    run.add_argument("--engine-link-fd", dest="engine_link_fd", type=int, help=argparse.SUPPRESS)
     run.set_defaults(handler=run_serve)
 
 
@@ -72,6 +74,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from runservice.server.auth import TokenFileError
     from runservice.server.tls import TlsConfigError
 
+    if getattr(args, "engine_link_fd", None) is not None:
+        return _run_engine_process(args.engine_link_fd)
     try:
         settings = Settings.load(
             **{
@@ -142,6 +146,7 @@ def run_serve(args: argparse.Namespace) -> int:
                     tracing=settings.tracing,
                     access_log=settings.access_log,
                     schedules=schedules,
+                    engine_settings=_engine_settings(settings) if settings.engine_process else None,
                 )
             )
     except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
@@ -149,6 +154,72 @@ def run_serve(args: argparse.Namespace) -> int:
         logger.debug("cannot serve", exc_info=exc)
         return _fail(f"cannot serve: {_one_line(exc)}", 1)
     return 0
+
+
+def _engine_settings(settings: Settings) -> dict[str, object]:
+    """What the engine process is told: every setting but the secrets (it checks no tokens)."""
+    return settings.model_dump(mode="json", exclude=set(SECRET_SETTINGS))
+
+
+def _run_engine_process(link_fd: int) -> int:
+    """The engine process of `serve --engine-process`: settings from the front over the link,
+    then the store, the engine and the servicers until the front says stop. Start-up errors
+    go to the front, which reports them."""
+    import signal
+
+    import uvloop
+
+    from runservice.server.engine_process import connect_host, serve_engine
+
+    # Ctrl-C reaches the whole process group: the front decides when this process stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    async def run() -> int:
+        host = await connect_host(link_fd)
+        try:
+            given = await host.hello
+        except ConnectionError:
+            return 1
+        try:
+            settings = Settings.load(**given)
+            logs.configure(settings.log_level, settings.log_format, access_log=False)
+            workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
+            schedules = settings.declared_schedules()
+        except (ConfigError, WorkflowLoadError, ValueError) as exc:
+            host.refuse(str(exc).replace("\n", " "))
+            host.close()
+            return 2
+        gc.freeze()
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        try:
+            await serve_engine(
+                host,
+                workflows,
+                database_url=settings.database,
+                durability=settings.durability,
+                default_grace=settings.grace,
+                heartbeat=settings.heartbeat,
+                lease_seconds=settings.lease_seconds,
+                claim_interval=settings.claim_interval,
+                tracing=settings.tracing,
+                keep_metrics=bool(settings.metrics_address),
+                max_message_size=settings.max_message_size,
+                schedules=schedules,
+            )
+        except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
+            if host.serving:
+                logger.exception("the engine process failed")
+            else:  # the front reports it, as one process would
+                logger.debug("the engine process cannot serve", exc_info=exc)
+                host.refuse(_one_line(exc))
+            return 1
+        finally:
+            host.close()
+        return 0
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run())
 
 
 def edge_options(settings: Settings) -> EdgeOptions:

@@ -12,9 +12,10 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2  # noqa: F401  (registers error detail types for reflection)
@@ -23,10 +24,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from runservice.engine import Engine
 from runservice.server.auth import AuthInterceptor, TokenSet
 from runservice.server.decoding import RECEIVE_SLACK, add_run_service
+from runservice.server.engine_process import EngineProcess
+from runservice.server.front import EngineLink, add_forwarded_service
 from runservice.server.limits import StreamLimitInterceptor
 from runservice.server.observability import Observability
 from runservice.server.reflection import enable_reflection
 from runservice.server.schedules import SCHEDULE_SERVICE, ScheduleServicer, add_schedule_service
+from runservice.server.schedules import SERVICE as SCHEDULE_SERVICE_DESCRIPTOR
 from runservice.server.servicer import RunServicer
 from runservice.server.tls import ReloadingCredentials, TlsFiles
 from runservice.server.tracing import Tracing
@@ -36,7 +40,10 @@ from runservice.workflow import Schedule, Workflow
 
 logger = logging.getLogger(__name__)
 
-RUN_SERVICE = run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name
+_T = TypeVar("_T")
+
+RUN_SERVICE_DESCRIPTOR = run_service_pb2.DESCRIPTOR.services_by_name["RunService"]
+RUN_SERVICE = RUN_SERVICE_DESCRIPTOR.full_name
 
 _MIB = 1024 * 1024
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -89,14 +96,18 @@ class RunServer:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | None,
         *,
         address: str,
         heartbeat: float,
         options: EdgeOptions | None = None,
         observability: Observability | None = None,
+        engine_link: EngineLink | None = None,
     ) -> None:
+        """Serves `engine`, or with `engine_link` (and no engine) forwards RunService and
+        ScheduleService calls to the engine process (`serve --engine-process`)."""
         self.engine = engine
+        self.engine_link = engine_link
         self.options = options = options or EdgeOptions()
         self.observability = observability
         # Observability first: it times and counts every call, refused ones included.
@@ -110,15 +121,18 @@ class RunServer:
             # After auth: it reads the caller that the auth wrapper sets.
             interceptors.append(StreamLimitInterceptor(options.max_streams_per_caller))
         self.server = grpc.aio.server(options=server_options(options), interceptors=interceptors)
-        tracing = observability.tracing if observability is not None else None
-        # In place of the generated add_RunServiceServicer_to_server: malformed requests
-        # become INVALID_ARGUMENT instead of UNKNOWN (see decoding.py).
-        add_run_service(
-            RunServicer(engine, heartbeat=heartbeat, tracing=tracing),
-            self.server,
-            max_message_size=options.max_message_size,
-        )
-        add_schedule_service(ScheduleServicer(engine), self.server, max_message_size=options.max_message_size)
+        if engine_link is not None:
+            add_forwarded_service(self.server, engine_link, RUN_SERVICE_DESCRIPTOR)
+            add_forwarded_service(self.server, engine_link, SCHEDULE_SERVICE_DESCRIPTOR)
+        else:
+            assert engine is not None, "a RunServer needs an engine or an engine link"
+            add_services(
+                self.server,
+                engine,
+                heartbeat=heartbeat,
+                tracing=observability.tracing if observability is not None else None,
+                max_message_size=options.max_message_size,
+            )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         enable_reflection(self.server, (RUN_SERVICE, SCHEDULE_SERVICE, health.SERVICE_NAME))  # v1 and v1alpha
@@ -160,12 +174,27 @@ class RunServer:
         if delay > 0:
             logger.info("health NOT_SERVING; still serving for the drain delay (%.1fs)", delay)
             await asyncio.sleep(delay)
-        self.engine.drain()
+        if self.engine_link is not None:
+            self.engine_link.drain()
+        elif self.engine is not None:
+            self.engine.drain()
         try:
             await self.server.stop(grace)
         finally:
             if self.observability is not None:
                 await self.observability.stop()
+
+
+def add_services(
+    server: Any, engine: Engine, *, heartbeat: float, tracing: Tracing | None, max_message_size: int
+) -> None:
+    """Register RunService and ScheduleService for `engine` on `server` (a grpc.aio server,
+    or the engine process's `HandlerTable`). In place of the generated `add_..._to_server`:
+    malformed requests become INVALID_ARGUMENT instead of UNKNOWN (see decoding.py)."""
+    add_run_service(
+        RunServicer(engine, heartbeat=heartbeat, tracing=tracing), server, max_message_size=max_message_size
+    )
+    add_schedule_service(ScheduleServicer(engine), server, max_message_size=max_message_size)
 
 
 def build_server(
@@ -198,6 +227,7 @@ async def serve(
     tracing: bool = False,
     access_log: bool = True,
     schedules: Iterable[Schedule] = (),
+    engine_settings: dict[str, Any] | None = None,
 ) -> None:
     """Serve `workflows` until SIGTERM or SIGINT, then shut down gracefully.
 
@@ -209,7 +239,9 @@ async def serve(
     `metrics_address` serves Prometheus metrics there; `tracing` makes OpenTelemetry spans
     (exported over OTLP when its exporter package is installed); `access_log` logs one line
     per RPC. `schedules` are cron schedules declared by the configuration. `durability` is the
-    SQLite store's (see `open_store`).
+    SQLite store's (see `open_store`). With `engine_settings` (the `serve` settings), the
+    store and the engine run in an engine process started with them, and this process
+    serves gRPC (see server/engine_process.py).
     """
     workflows = list(workflows)
     stop = asyncio.Event()
@@ -235,6 +267,30 @@ async def serve(
             server.tls.request_reload()  # read at the next handshake
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
+
+    def serving(started: RunServer) -> None:
+        nonlocal server
+        server = started
+
+    if engine_settings is not None:
+        try:
+            await _serve_front(
+                engine_settings,
+                stop,
+                serving,
+                address=address,
+                grace=grace,
+                heartbeat=heartbeat,
+                options=options,
+                address_file=address_file,
+                metrics_address=metrics_address,
+                access_log=access_log,
+            )
+        finally:
+            for signum in (*signals, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+        logger.info("stopped")
+        return
     store = open_store(database_url, durability=durability)
     try:
         await store.open()
@@ -283,6 +339,86 @@ async def serve(
         for signum in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(signum)
     logger.info("stopped")
+
+
+async def _serve_front(
+    engine_settings: dict[str, Any],
+    stop: asyncio.Event,
+    serving: Callable[[RunServer], None],
+    *,
+    address: str,
+    grace: float,
+    heartbeat: float,
+    options: EdgeOptions | None,
+    address_file: Path | None,
+    metrics_address: str | None,
+    access_log: bool,
+) -> None:
+    """`serve` with the engine in its own process: start it, serve gRPC once it is ready,
+    and on a stop signal drain and stop both in the same phases as one process. If the
+    engine process goes away, stop at once and raise (the process exits with an error)."""
+    engine = await EngineProcess.start(engine_settings)
+    lost_code: int | None = None
+    try:
+        ready = await _first(engine.link.ready, stop)
+        if ready is None:
+            return  # stopped while the engine was starting
+        if "error" in ready:
+            raise RuntimeError(ready["error"])
+        observability = Observability(
+            None, metrics_address=metrics_address, access_log=access_log, engine_metrics=engine.link.metrics
+        )
+        try:
+            await observability.start()
+            server = RunServer(
+                None,
+                address=address,
+                heartbeat=heartbeat,
+                options=options,
+                observability=observability,
+                engine_link=engine.link,
+            )
+            serving(server)
+            await server.start()
+            if address_file is not None:
+                _write_address(address_file, server.address)
+            logger.info("serving on %s; the engine runs in process %d", server.address, engine.process.pid)
+            lost = await _first(asyncio.ensure_future(engine.link.closed.wait()), stop)
+            if lost is not None:
+                lost_code = await engine.process.wait()
+                logger.error("the engine process exited (code %s): stopping", lost_code)
+                await server.stop(0, drain_delay=0)
+            else:
+                await asyncio.gather(server.stop(grace), _after_drain_link(server, engine.link, grace))
+        finally:
+            await observability.stop()
+    finally:
+        drain_delay = options.drain_delay if options is not None else 0.0
+        code = await engine.stop(within=grace + drain_delay + 30)
+    if lost_code is not None:
+        raise RuntimeError(f"the engine process exited unexpectedly (code {lost_code})")
+    if code != 0:
+        logger.warning("the engine process exited with code %s", code)
+
+
+async def _first(awaited: Awaitable[_T], stop: asyncio.Event) -> _T | None:
+    """What `awaited` gives, or None when `stop` is set first (it is then cancelled)."""
+    wanted = asyncio.ensure_future(awaited)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((wanted, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (wanted, stopped):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(wanted, stopped, return_exceptions=True)
+    return wanted.result() if wanted.done() and not wanted.cancelled() else None
+
+
+async def _after_drain_link(server: RunServer, engine: EngineLink, grace: float) -> None:
+    """`_after_drain` for the engine process: tell it to stop, giving running steps `grace`."""
+    await asyncio.sleep(server.options.drain_delay)
+    engine.stop(grace)
 
 
 async def _after_drain(server: RunServer, engine: Engine, grace: float) -> None:

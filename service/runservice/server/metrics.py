@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -40,9 +41,19 @@ _COUNTED = frozenset({*_IN_FLIGHT, RunStatus.SUSPENDED})
 class Metrics:
     """The metrics of one server (see the README's table for names and labels)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store | None, *, rpcs: bool = True) -> None:
+        """The RPC families when `rpcs`; the run, step and store families when there is a
+        `store` (with `--engine-process` each process has its own half)."""
         self._store = store
         self.registry = registry = CollectorRegistry()
+        if rpcs:
+            self._rpc_metrics(registry)
+        if store is not None:
+            self._run_metrics(registry)
+        self._children: dict[tuple[Any, ...], Any] = {}
+        """Labelled children by (metric, labels): `labels()` is slower than a dict lookup."""
+
+    def _rpc_metrics(self, registry: CollectorRegistry) -> None:
         rpc = ["grpc_service", "grpc_method", "grpc_type"]
         self.rpc_started = Counter("grpc_server_started", "RPCs started.", rpc, registry=registry)
         self.rpc_handled = Counter(
@@ -64,6 +75,8 @@ class Metrics:
             ["grpc_service", "grpc_method"],
             registry=registry,
         )
+
+    def _run_metrics(self, registry: CollectorRegistry) -> None:
         self.runs_started = Counter(
             "runservice_runs_started",
             "Runs started (committed WORKFLOW_START).",
@@ -110,8 +123,6 @@ class Metrics:
             buckets=_BATCH_BUCKETS,
             registry=registry,
         )
-        self._children: dict[tuple[Any, ...], Any] = {}
-        """Labelled children by (metric, labels): `labels()` is slower than a dict lookup."""
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -168,17 +179,19 @@ class Metrics:
 
     async def render(self) -> bytes:
         """The text exposition, gauges counted in the database first."""
-        counts = await self._store.count_runs(_COUNTED)
-        self.runs_in_flight.set(sum(counts[status] for status in _IN_FLIGHT))
-        self.runs_suspended.set(counts[RunStatus.SUSPENDED])
+        if self._store is not None:
+            counts = await self._store.count_runs(_COUNTED)
+            self.runs_in_flight.set(sum(counts[status] for status in _IN_FLIGHT))
+            self.runs_suspended.set(counts[RunStatus.SUSPENDED])
         return generate_latest(self.registry)
 
 
 class MetricsEndpoint:
-    """`GET /metrics` over HTTP/1.1 on its own address (HOST:PORT; port 0 picks one)."""
+    """`GET /metrics` over HTTP/1.1 on its own address (HOST:PORT; port 0 picks one), the
+    text `render` gives."""
 
-    def __init__(self, metrics: Metrics, address: str) -> None:
-        self._metrics = metrics
+    def __init__(self, render: Callable[[], Awaitable[bytes]], address: str) -> None:
+        self._render = render
         host, _, port = address.rpartition(":")
         self._host = host.strip("[]") or "127.0.0.1"
         self._port = int(port)
@@ -216,7 +229,7 @@ class MetricsEndpoint:
             elif path not in ("/metrics", "/"):
                 await _reply(writer, 404, b"not found: try /metrics\n", "text/plain")
             else:
-                body = await self._metrics.render()
+                body = await self._render()
                 await _reply(writer, 200, b"" if method == "HEAD" else body, CONTENT_TYPE_LATEST)
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass  # a client that went away or sent no request: nothing to answer

@@ -8,7 +8,7 @@ the server.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -25,33 +25,46 @@ class Observability:
 
     def __init__(
         self,
-        store: Store,
+        store: Store | None,
         *,
         metrics_address: str | None = None,
         tracing: Tracing | None = None,
         access_log: bool = False,
+        keep_metrics: bool = False,
+        engine_metrics: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
+        """With `--engine-process` each process has its half: the front no `store` (RPC
+        metrics, the endpoint, which adds `engine_metrics`), the engine process its store
+        and `keep_metrics` (run, step and store metrics, rendered for the front)."""
         self.store = store
-        self.metrics = Metrics(store) if metrics_address else None
-        self.endpoint = (
-            MetricsEndpoint(self.metrics, metrics_address) if self.metrics and metrics_address else None
-        )
+        self.metrics = Metrics(store, rpcs=bool(metrics_address)) if metrics_address or keep_metrics else None
+        self._engine_metrics = engine_metrics
+        self.endpoint = MetricsEndpoint(self.render, metrics_address) if metrics_address else None
         self.tracing = tracing
         self.access_log = access_log
         handlers: list[EventHandler] = []
-        if self.metrics is not None:
+        if self.metrics is not None and store is not None:
             handlers.append(self.metrics.on_event)
-        if tracing is not None:
+        if tracing is not None and store is not None:
             handlers.append(tracing.on_event)
-        self._events = CommittedEvents(store, handlers, read_runs=tracing is not None) if handlers else None
+        self._events = (
+            CommittedEvents(store, handlers, read_runs=tracing is not None) if handlers and store else None
+        )
         self._stop_commits: Callable[[], None] | None = None
         self._started = False
+
+    async def render(self) -> bytes:
+        """The metrics' text exposition (the engine process's too, with `--engine-process`)."""
+        text = await self.metrics.render() if self.metrics is not None else b""
+        if self._engine_metrics is not None:
+            text += await self._engine_metrics()
+        return text
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         """The server interceptors to install (none when neither metrics nor the access log is on)."""
         on_start: list[Observer] = []
         on_end: list[Observer] = []
-        if self.metrics is not None:
+        if self.metrics is not None and self.endpoint is not None:  # only a served Metrics counts RPCs
             on_start.append(self.metrics.on_call_start)
             on_end.append(self.metrics.on_call_end)
         if self.access_log:
@@ -66,7 +79,7 @@ class Observability:
         self._started = True
         if self._events is not None:
             self._events.start()
-        if self.metrics is not None and self._stop_commits is None:
+        if self.metrics is not None and self.store is not None and self._stop_commits is None:
             self._stop_commits = self.store.hub.listen_commits(self.metrics.on_commit)
         if self.endpoint is not None:
             await self.endpoint.start()

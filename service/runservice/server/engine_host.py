@@ -1,0 +1,221 @@
+"""The engine process's side of the link (`serve --engine-process`): the real servicers.
+
+The services are registered exactly as on a gRPC server (`HandlerTable` stands in for
+one), so every request goes through the same decoding guards, size checks, error table
+and servicer code as in one process. A call's context offers what the servicers use of
+gRPC's: the metadata and peer the front saw, `abort` (which ends the call with its
+status), `code`. The caller the front authenticated is set in `CALLER` for the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+
+from runservice.server import link
+from runservice.server.auth import CALLER, Caller
+
+logger = logging.getLogger(__name__)
+
+Handler = Any
+"""A grpc.RpcMethodHandler (a namedtuple at run time)."""
+
+
+class HandlerTable:
+    """Takes the place of a grpc.aio server for `add_run_service` and its kin: keeps each
+    method's handler by its full path (`/package.Service/Method`)."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+
+    def add_generic_rpc_handlers(self, generic_handlers: Sequence[Any]) -> None:
+        """Ignored: the same handlers come by `add_registered_method_handlers`."""
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Handler]) -> None:
+        for name, handler in handlers.items():
+            self.handlers[f"/{service}/{name}"] = handler
+
+
+class Aborted(Exception):
+    """`HostContext.abort`: ends the call with this status."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: Any) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+        self.trailing_metadata = tuple(trailing_metadata or ())
+
+
+class HostContext:
+    """The part of `grpc.aio.ServicerContext` the servicers use, for a call that came over
+    the link."""
+
+    __slots__ = ("_code", "_metadata", "_peer")
+
+    def __init__(self, metadata: tuple[tuple[str, str | bytes], ...], peer: str) -> None:
+        self._metadata = metadata
+        self._peer = peer
+        self._code: grpc.StatusCode | None = None
+
+    def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        return self._metadata
+
+    def peer(self) -> str:
+        return self._peer
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
+        self._code = code
+        raise Aborted(code, details, trailing_metadata)
+
+
+class EngineHost(link.Frames):
+    """Runs each call the front sends on the registered handlers and sends back its
+    messages and status; obeys DRAIN, STOP and METRICS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handlers: dict[str, Handler] = {}
+        self._drain: Callable[[], None] = lambda: None
+        self._metrics: Callable[[], Awaitable[bytes]] | None = None
+        self._calls: dict[int, asyncio.Task[None]] = {}
+        self._credits: dict[int, asyncio.Semaphore] = {}
+        self.stop_requested: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        """Resolves with the grace period of a STOP (None once the front is gone)."""
+        self.hello: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        """Resolves with the settings the front sends first."""
+        self.serving = False
+        """True once `serve` told the front the engine is ready."""
+
+    def serve(
+        self,
+        handlers: dict[str, Handler],
+        *,
+        drain: Callable[[], None],
+        metrics: Callable[[], Awaitable[bytes]] | None,
+    ) -> None:
+        """Take calls from now on, and tell the front so."""
+        self._handlers = handlers
+        self._drain = drain
+        self._metrics = metrics
+        self.serving = True
+        self.send(link.frame(link.CONTROL, link.READY, link.with_head({})))
+
+    def refuse(self, error: str) -> None:
+        """Tell the front the engine could not start (it reports `error` and exits)."""
+        self.send(link.frame(link.CONTROL, link.READY, link.with_head({"error": error})))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        for call in self._calls.values():
+            call.cancel()
+        if not self.stop_requested.done():
+            self.stop_requested.set_result(None)
+        if not self.hello.done():
+            self.hello.set_exception(ConnectionError("the front process went away before saying hello"))
+
+    async def close_calls(self) -> None:
+        """Cancel the calls still running and wait for them."""
+        calls = list(self._calls.values())
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+
+    def on_frame(self, call_id: int, kind: int, body: bytes) -> None:
+        if kind == link.CALL:
+            self._start(call_id, self._call(call_id, body))
+        elif kind == link.CANCEL:
+            call = self._calls.get(call_id)
+            if call is not None:
+                call.cancel()
+        elif kind == link.CREDIT:
+            credit = self._credits.get(call_id)
+            if credit is not None:
+                credit.release()
+        elif kind == link.METRICS:
+            self._start(call_id, self._render_metrics(call_id))
+        elif kind == link.HELLO:
+            if not self.hello.done():
+                self.hello.set_result(link.split_head(body)[0])
+        elif kind == link.DRAIN:
+            self._drain()
+        elif kind == link.STOP:
+            if not self.stop_requested.done():
+                self.stop_requested.set_result(link.split_head(body)[0]["grace"])
+        else:
+            logger.error("unknown frame kind %d from the front process", kind)
+
+    def _start(self, call_id: int, work: Any) -> None:
+        call = asyncio.get_running_loop().create_task(work)
+        self._calls[call_id] = call
+        call.add_done_callback(lambda _: self._calls.pop(call_id, None))
+
+    async def _call(self, call_id: int, body: bytes) -> None:
+        head, request_bytes = link.split_head(body)
+        name, resources, read_only = head["caller"]
+        CALLER.set(Caller(name, None if resources is None else frozenset(resources), read_only))
+        context = HostContext(link.decode_metadata(head["metadata"]), head["peer"])
+        handler = self._handlers.get(head["method"])
+        try:
+            if handler is None:
+                self._end(call_id, grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+                return
+            request = handler.request_deserializer(request_bytes)
+            if handler.unary_stream is not None:
+                await self._stream(call_id, handler, request, context)
+                self._end(call_id, grpc.StatusCode.OK)
+            else:
+                reply = await handler.unary_unary(request, context)
+                self._end(call_id, grpc.StatusCode.OK, payload=handler.response_serializer(reply))
+        except Aborted as aborted:
+            self._end(call_id, aborted.code, aborted.details, aborted.trailing_metadata)
+        except Exception:  # a bug: gRPC would say UNKNOWN too
+            logger.exception("%s failed", head["method"])
+            self._end(call_id, grpc.StatusCode.UNKNOWN, "internal error")
+
+    async def _stream(self, call_id: int, handler: Handler, request: Any, context: HostContext) -> None:
+        credit = self._credits[call_id] = asyncio.Semaphore(link.STREAM_WINDOW)
+        messages = handler.unary_stream(request, context)
+        try:
+            async for message in messages:
+                await credit.acquire()
+                await self.drained()
+                if not self.send(link.frame(call_id, link.MESSAGE, handler.response_serializer(message))):
+                    return  # the front is gone
+        finally:
+            self._credits.pop(call_id, None)
+            await messages.aclose()
+
+    async def _render_metrics(self, call_id: int) -> None:
+        try:
+            text = await self._metrics() if self._metrics is not None else b""
+        except Exception:
+            logger.exception("rendering the engine's metrics failed")
+            self._end(call_id, grpc.StatusCode.INTERNAL, "rendering the engine's metrics failed")
+            return
+        self._end(call_id, grpc.StatusCode.OK, payload=text)
+
+    def _end(
+        self,
+        call_id: int,
+        code: grpc.StatusCode,
+        details: str = "",
+        trailing_metadata: Sequence[tuple[str, str | bytes]] = (),
+        *,
+        payload: bytes = b"",
+    ) -> None:
+        head = {
+            "code": code.value[0],
+            "details": details,
+            "trailing": link.encode_metadata(trailing_metadata),
+        }
+        self.send(link.frame(call_id, link.END, link.with_head(head, payload)))
+
+
+__all__ = ["Aborted", "EngineHost", "HandlerTable", "HostContext"]

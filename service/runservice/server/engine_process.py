@@ -1,0 +1,197 @@
+"""`serve --engine-process`: the gRPC edge and the engine in two processes.
+
+Why: under load one event loop thread runs both the gRPC edge and the engine and store,
+and it is the limit (about 95 % busy at 64 runs in flight) while a second core idles; the
+GIL keeps threads from helping. Split, each half has a core (BENCHMARKS.md has the
+figures: more runs per second under load, about 0.1 ms more per call one at a time).
+
+The serving process (the front) starts the engine process with one end of a socketpair
+(`python -m runservice serve --engine-link-fd N`), sends it the settings, and serves
+gRPC once the engine says it is ready. The engine process opens the store, runs the
+engine and the servicers, and ignores SIGINT and SIGTERM: the front tells it when to
+drain and when to stop (within the same grace period as one process), and it stops by
+itself, as after a SIGTERM, if the front goes away. If the engine process goes away,
+the front ends every open call UNAVAILABLE and exits with an error, for the supervisor
+to start both again; runs left `running` are re-driven at the next start, as after a
+crash of one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import runservice
+from runservice.engine import Engine
+from runservice.server.engine_host import EngineHost, HandlerTable
+from runservice.server.front import EngineLink
+from runservice.server.observability import Observability
+from runservice.server.tracing import Tracing
+from runservice.storage import open_store, redact_url
+from runservice.v1 import run_service_pb2
+from runservice.workflow import Schedule, Workflow
+
+logger = logging.getLogger(__name__)
+
+ENGINE_LINK_FD = "--engine-link-fd"
+"""The hidden `serve` flag that makes a process the engine process."""
+
+
+class EngineProcess:
+    """The front's handle on the engine process: its link and the process itself."""
+
+    def __init__(self, process: asyncio.subprocess.Process, link: EngineLink) -> None:
+        self.process = process
+        self.link = link
+
+    @classmethod
+    async def start(cls, settings: dict[str, Any]) -> EngineProcess:
+        """Start the engine process and send it `settings` (it is ready when `link.ready` says so)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "runservice",
+                "serve",
+                ENGINE_LINK_FD,
+                str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+                env=_child_environment(),
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        try:
+            _, link = await asyncio.get_running_loop().create_unix_connection(EngineLink, sock=ours)
+        except BaseException:
+            process.kill()
+            await process.wait()
+            raise
+        link.hello(settings)
+        return cls(process, link)
+
+    async def stop(self, within: float) -> int:
+        """Close the link (the engine stops as after a STOP without grace if it has not had
+        one) and wait up to `within` seconds for the process, then kill it. Its exit code."""
+        self.link.close()
+        try:
+            return await asyncio.wait_for(self.process.wait(), within)
+        except TimeoutError:
+            logger.error("the engine process did not stop within %.0fs: killing it", within)
+            self.process.kill()
+            return await self.process.wait()
+
+
+def _child_environment() -> dict[str, str]:
+    """Ours, with the directories this process imported runservice and its stubs from on
+    PYTHONPATH (a checkout, a test run), so `-m runservice` finds the same code."""
+    roots = [
+        Path(runservice.__file__).resolve().parents[1],
+        Path(run_service_pb2.__file__).resolve().parents[2],
+    ]
+    paths = [str(root) for root in dict.fromkeys(roots)]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+async def connect_host(fd: int) -> EngineHost:
+    """The engine process's end of the link, from the descriptor the front passed."""
+    sock = socket.socket(fileno=fd)
+    _, host = await asyncio.get_running_loop().create_unix_connection(EngineHost, sock=sock)
+    return host
+
+
+async def serve_engine(
+    host: EngineHost,
+    workflows: Iterable[Workflow],
+    *,
+    database_url: str,
+    durability: str = "full",
+    default_grace: float = 10.0,
+    heartbeat: float = 15.0,
+    lease_seconds: float = 10.0,
+    claim_interval: float = 1.0,
+    tracing: bool = False,
+    keep_metrics: bool = False,
+    max_message_size: int,
+    schedules: Iterable[Schedule] = (),
+) -> None:
+    """Run the store, the engine and the servicers for the front at the other end of `host`
+    until it says STOP (or goes away: then stop within `default_grace`). What fails before
+    the engine is ready (`host.serving` still False) is for the caller to `host.refuse`; the
+    caller closes `host` at the end."""
+    from runservice.server.app import add_services  # app imports this module
+
+    workflows = list(workflows)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, _ignored, signum)
+    store = open_store(database_url, durability=durability)
+    try:
+        await store.open()
+        observability = Observability(
+            store,
+            tracing=Tracing.with_default_exporter() if tracing else None,
+            keep_metrics=keep_metrics,
+        )
+        try:
+            await observability.start()
+            async with Engine(
+                store,
+                workflows,
+                heartbeat=heartbeat,
+                lease_seconds=lease_seconds,
+                claim_interval=claim_interval,
+                schedules=schedules,
+            ) as engine:
+                table = HandlerTable()
+                add_services(
+                    table,
+                    engine,
+                    heartbeat=heartbeat,
+                    tracing=observability.tracing,
+                    max_message_size=max_message_size,
+                )
+                host.serve(
+                    table.handlers,
+                    drain=engine.drain,
+                    metrics=observability.render if keep_metrics else None,
+                )
+                logger.info(
+                    "engine process serving %d workflows (database: %s)",
+                    len(workflows),
+                    redact_url(database_url),
+                )
+                grace = await host.stop_requested
+                if grace is None:
+                    logger.warning("the front process went away: stopping (grace %.1fs)", default_grace)
+                    grace = default_grace
+                await engine.shutdown(grace)
+                await host.close_calls()
+        finally:
+            await observability.stop()
+    finally:
+        try:
+            await store.close()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+
+
+def _ignored(signum: int) -> None:
+    logger.debug("%s ignored: the front process stops the engine", signal.Signals(signum).name)
+
+
+__all__ = ["ENGINE_LINK_FD", "EngineProcess", "connect_host", "serve_engine"]
