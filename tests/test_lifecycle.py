@@ -70,7 +70,9 @@ async def health_status(address: str) -> int:
         return int(reply.status)
 
 
-LAYOUTS = pytest.mark.parametrize("layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"])
+LAYOUTS = pytest.mark.parametrize(
+    "layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"]
+)
 """`serve` as one process, and with the engine in a second one (`--engine-process`)."""
 
 

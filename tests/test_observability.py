@@ -591,12 +591,17 @@ def test_observability_settings_from_env_then_flags(monkeypatch: pytest.MonkeyPa
     assert default.metrics_address is None and not default.tracing and default.access_log
 
 
-async def test_serve_process_writes_json_lines_and_serves_metrics(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"])
+async def test_serve_process_writes_json_lines_and_serves_metrics(
+    tmp_path: Path, layout: tuple[str, ...]
+) -> None:
+    """With `--engine-process` too: both processes log JSON lines, and the front's endpoint
+    serves its RPC metrics with the engine process's run metrics."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSERVICE_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "service"), str(ROOT / "stubs")])
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "runservice", "serve", "--address", "127.0.0.1:0", "--data-dir", str(tmp_path),
-        "--metrics-address", "127.0.0.1:0", "--log-format", "json", "--tracing",
+        "--metrics-address", "127.0.0.1:0", "--log-format", "json", "--tracing", *layout,
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert proc.stderr is not None

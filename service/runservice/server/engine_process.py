@@ -170,7 +170,8 @@ async def serve_engine(
                     metrics=observability.render if keep_metrics else None,
                 )
                 logger.info(
-                    "engine process serving %d workflows (database: %s)",
+                    "engine process %d serving %d workflows (database: %s)",
+                    os.getpid(),
                     len(workflows),
                     redact_url(database_url),
                 )

@@ -1,0 +1,271 @@
+"""`serve --engine-process`: the gRPC edge in the serving process, the engine in a second one.
+
+Real processes throughout: the command, its engine process, the real client and stubs. What
+must cross the link unchanged: replies, statuses with their rich details, streams, the
+authenticated caller, a client's deadline; and each process must notice the other's death.
+(Stopping in phases, start-up failures and metrics with logs are in test_lifecycle.py and
+test_observability.py, for both layouts.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+from process import ServerProcess, serve_argv, server_env, start_server
+from test_bad_input import details
+
+from runservice.client import Client
+from runservice.model import RunStatus
+from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
+
+pytestmark = pytest.mark.timeout(90)
+
+FLOWS = """
+import asyncio
+
+from runservice.workflow import create_step, create_workflow
+
+
+@create_step("nap")
+async def nap(ctx):
+    await asyncio.sleep(ctx.input_data["seconds"])
+    return {"slept": ctx.input_data["seconds"]}
+
+
+nap_flow = create_workflow("nap").then(nap).commit()
+"""
+
+TOKENS = """
+[[tokens]]
+name = "admin"
+token = "admin-secret"
+
+[[tokens]]
+name = "tenant-a"
+token = "a-secret"
+resources = ["a"]
+
+[[tokens]]
+name = "reader"
+token = "reader-secret"
+read_only = true
+"""
+
+
+def _struct(**fields: Any) -> struct_pb2.Value:
+    value = struct_pb2.Value()
+    value.struct_value.update(fields)
+    return value
+
+
+async def _serve(tmp_path: Path, *args: str) -> ServerProcess:
+    app = tmp_path / "app"
+    app.mkdir(exist_ok=True)
+    (app / "nap_flows.py").write_text(FLOWS)
+    env = server_env(PYTHONPATH=str(app))
+    return await start_server(
+        serve_argv("--data-dir", str(tmp_path / "data"), "--workflows", "tests.workflows,nap_flows",
+                   "--engine-process", *args),
+        env=env,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    served = await _serve(tmp_path)
+    try:
+        yield served
+        assert await served.stop() == 0
+    finally:
+        await served.kill()
+    assert "Traceback" not in served.text, served.text
+
+
+def engine_pid(server: ServerProcess) -> int:
+    found = re.search(r"engine process (\d+) serving", server.text)  # logged before `listening on`
+    assert found, server.text
+    return int(found.group(1))
+
+
+async def test_replies_errors_and_streams_cross_the_link(server: ServerProcess) -> None:
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        done = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="echo", input_data=_struct(count=1), wait=True)
+        )
+        assert done.run.status == run_pb2.RUN_STATUS_SUCCESS
+        assert done.run.result.struct_value["count"] == 2
+
+        # A suspended run, watched while it is resumed: the stream carries every event.
+        started = await stub.Start(
+            run_service_pb2.StartRequest(
+                workflow_id="approval", run_id="ask-1", input_data=_struct(count=2), wait=True
+            )
+        )
+        assert started.run.status == run_pb2.RUN_STATUS_SUSPENDED
+        watch = stub.Watch(run_service_pb2.WatchRequest(run_id="ask-1"))
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async for reply in watch:
+                seen.extend(event.run_status for event in reply.events)
+                if reply.end_of_stream:
+                    return
+
+        following = asyncio.create_task(follow())
+        resumed = await stub.Resume(
+            run_service_pb2.ResumeRequest(run_id="ask-1", resume_data=_struct(approved=True), wait=True)
+        )
+        assert resumed.run.status == run_pb2.RUN_STATUS_SUCCESS
+        await asyncio.wait_for(following, 10)
+        assert seen[-1] == run_pb2.RUN_STATUS_SUCCESS and len(seen) >= 4
+
+        # Errors keep their code, message and rich details.
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.GetRun(run_service_pb2.GetRunRequest(run_id="no-such-run"))
+        assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+        assert details(missing.value)[0].reason == "RUN_NOT_FOUND"
+        with pytest.raises(grpc.aio.AioRpcError) as invalid:
+            await stub.Start(run_service_pb2.StartRequest(workflow_id="echo", input_data=_struct(count="x")))
+        assert invalid.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        info, fields = details(invalid.value)
+        assert info.reason and fields, (info, fields)
+        # Bytes that are no StartRequest: the engine's decoding guard answers, as in one process.
+        raw: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            "/runservice.v1.RunService/Start"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as malformed:
+            await raw(b"\xff\xff\xff", timeout=10)
+        assert malformed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert details(malformed.value)[0].reason == "INVALID_REQUEST"
+
+        # A stream the client leaves is cancelled in the engine: later calls are served.
+        for _ in range(20):
+            stream = stub.Watch(run_service_pb2.WatchRequest(run_id="ask-1", after_sequence=0))
+            async for _reply in stream:
+                break
+            stream.cancel()
+        listed = await stub.ListRuns(run_service_pb2.ListRunsRequest(workflow_id="approval"))
+        assert [run.run_id for run in listed.runs] == ["ask-1"]
+
+
+async def test_the_caller_and_its_scope_reach_the_engine(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(TOKENS)
+    server = await _serve(tmp_path, "--tokens-file", str(tokens))
+    try:
+        async with Client(server.address, token="admin-secret", timeout=10) as admin:
+            for resource in ("a", "b"):
+                await (await admin.get_workflow("echo").create_run(resource_id=resource)).start(
+                    input_data={"count": 1}
+                )
+        async with Client(server.address, token="a-secret", timeout=10) as tenant:
+            runs, _ = await tenant.get_workflow("echo").runs()
+            assert [run.resource_id for run in runs] == ["a"]
+        async with Client(server.address, token="reader-secret", timeout=10) as reader:
+            with pytest.raises(Exception, match="read-only"):
+                await (await reader.get_workflow("echo").create_run()).start(input_data={"count": 1})
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = run_service_pb2_grpc.RunServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+                await stub.ListRuns(run_service_pb2.ListRunsRequest())
+            assert anonymous.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+
+
+async def test_a_deadline_ends_the_call_and_the_run_goes_on(server: ServerProcess) -> None:
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        request = run_service_pb2.StartRequest(
+            workflow_id="nap", run_id="nap-1", input_data=_struct(seconds=0.6), wait=True
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await stub.Start(request, timeout=0.2)
+        assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        for _ in range(100):
+            run = (await stub.GetRun(run_service_pb2.GetRunRequest(run_id="nap-1"))).run
+            if run.status == run_pb2.RUN_STATUS_SUCCESS:
+                break
+            await asyncio.sleep(0.05)
+        assert run.status == run_pb2.RUN_STATUS_SUCCESS
+
+
+async def test_the_front_exits_when_the_engine_process_dies(tmp_path: Path) -> None:
+    server = await _serve(tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = run_service_pb2_grpc.RunServiceStub(channel)
+            waiting = asyncio.ensure_future(
+                stub.Start(
+                    run_service_pb2.StartRequest(
+                        workflow_id="nap", run_id="cut", input_data=_struct(seconds=30), wait=True
+                    )
+                )
+            )
+            for _ in range(100):  # until the run is stored as running
+                try:
+                    got = await stub.GetRun(run_service_pb2.GetRunRequest(run_id="cut"))
+                    if got.run.status == run_pb2.RUN_STATUS_RUNNING:
+                        break
+                except grpc.aio.AioRpcError:
+                    pass
+                await asyncio.sleep(0.05)
+            os.kill(engine_pid(server), signal.SIGKILL)
+            with pytest.raises(grpc.aio.AioRpcError) as cut:
+                await asyncio.wait_for(waiting, 10)
+            assert cut.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert await server.stop(15, signalled=True) == 1
+    finally:
+        await server.kill()
+    assert "the engine process exited (code -9)" in server.text
+    assert "Traceback" not in server.text, server.text
+
+    # The next start re-drives the run the dead engine left running (quickly: 30 s was the
+    # first attempt's nap; the test only checks it is driven again).
+    again = await _serve(tmp_path)
+    try:
+        async with Client(again.address, timeout=10) as client:
+            run = await client.get_workflow("nap").run_by_id("cut")
+            assert run.status is RunStatus.RUNNING
+            assert "run cut: re-driving from its last checkpoint" in again.text, again.text
+        assert await again.stop(40) == 0
+    finally:
+        await again.kill()
+
+
+async def test_the_engine_process_stops_when_the_front_dies(tmp_path: Path) -> None:
+    server = await _serve(tmp_path, "--grace", "1")
+    pid = engine_pid(server)
+    server.proc.kill()
+    await server.proc.wait()
+    for _ in range(200):  # it stops on its own (the link closed) and releases the database
+        if not _alive(pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not _alive(pid)
+    again = await _serve(tmp_path)
+    try:
+        assert await again.stop() == 0
+    finally:
+        await again.kill()
+    await server.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, whose parent died before reaping it, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
