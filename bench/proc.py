@@ -85,19 +85,37 @@ class ServerProcess:
         return "\n".join(f"    | {line}" for line in self.tail)
 
     def rss_kb(self) -> int:
-        """Resident set size of the process (VmRSS from /proc), in KiB."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise ServerFailed("no VmRSS in /proc status")
+        """Resident set size of the process and its children (the engine process of
+        `serve --engine-process`), from /proc, in KiB."""
+        total = 0
+        for pid in self._family():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+            else:
+                raise ServerFailed(f"no VmRSS in /proc/{pid}/status")
+        return total
 
     def cpu_seconds(self) -> tuple[float, float] | None:
-        """CPU seconds (user + system) so far of the whole process and of its main thread (the
-        server's event loop), from /proc; None where there is no /proc."""
+        """CPU seconds (user + system) so far of the process and its children, every thread,
+        and of the busiest main thread among them (an event loop); None where there is no /proc."""
         try:
-            return _stat_cpu(f"/proc/{self.pid}/stat"), _stat_cpu(f"/proc/{self.pid}/task/{self.pid}/stat")
+            pids = self._family()
+            return (
+                sum(_stat_cpu(f"/proc/{pid}/stat") for pid in pids),
+                max(_stat_cpu(f"/proc/{pid}/task/{pid}/stat") for pid in pids),
+            )
         except OSError:
             return None
+
+    def _family(self) -> list[int]:
+        """This process and its live children."""
+        pids = [self.pid]
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                pids.extend(int(child) for child in (task / "children").read_text().split())
+        return pids
 
     async def stop(self, grace: float = 15.0) -> int | None:
         """SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit code."""

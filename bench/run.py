@@ -104,6 +104,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="runservice processes sharing the database (more than 1 needs --database-url)",
     )
+    parser.add_argument(
+        "--engine-process",
+        action="store_true",
+        help="serve runservice with --engine-process (the engine in a second process)",
+    )
     args = parser.parse_args(argv)
     if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
         parser.error("--database-url must be a postgresql:// URL")
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         parts = [part for part in parts if part != "postgres"]
     started = time.perf_counter()
-    outcome = asyncio.run(run(settings, parts, args.database_url, args.replicas))
+    outcome = asyncio.run(run(settings, parts, args.database_url, args.replicas, args.engine_process))
     outcome.details["total_seconds"] = round(time.perf_counter() - started, 1)
 
     print(render(outcome.rows))
@@ -137,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def run(
-    settings: Settings, parts: list[str], database_url: str | None = None, replicas: int = 1
+    settings: Settings,
+    parts: list[str],
+    database_url: str | None = None,
+    replicas: int = 1,
+    engine_process: bool = False,
 ) -> Outcome:
     out = Outcome()
     n = settings.concurrency
@@ -150,7 +159,8 @@ async def run(
     if "runservice" in parts:
         out.details["runservice_database"] = "postgresql" if database_url else "sqlite"
         out.details["runservice_replicas"] = replicas
-        await _part(out, "runservice", _service(out, settings, n, database_url, replicas))
+        out.details["runservice_engine_process"] = engine_process
+        await _part(out, "runservice", _service(out, settings, n, database_url, replicas, engine_process))
     if "foreach" in parts:
         await _part(out, "foreach", _foreach(out, settings, database_url))
     return out
@@ -212,7 +222,12 @@ async def _postgres(out: Outcome, s: Settings, url: str, n: int) -> None:
 
 
 async def _service(
-    out: Outcome, s: Settings, n: int, database_url: str | None = None, replicas: int = 1
+    out: Outcome,
+    s: Settings,
+    n: int,
+    database_url: str | None = None,
+    replicas: int = 1,
+    engine_process: bool = False,
 ) -> None:
     from bench import service_runs  # imports the generated stubs, needed only here
 
@@ -224,10 +239,12 @@ async def _service(
         concurrency=n,
         max_seconds=s.max_seconds,
     )
-    results = await service_runs.measure(counts, database_url, replicas)
+    results = await service_runs.measure(counts, database_url, replicas, engine_process)
     f = out.figures
     on_pg = database_url is not None
     db = (f" (postgresql, {replicas} replicas)" if replicas > 1 else " (postgresql)") if on_pg else ""
+    if engine_process:
+        db += " (--engine-process)"
     commits, commits_label = (
         ("postgres_single", "asyncpg commits/s") if on_pg else ("sqlite_single", "sqlite commits/s")
     )

@@ -135,7 +135,9 @@ class Counts:
     max_seconds: float
 
 
-async def measure(counts: Counts, database_url: str | None = None, replicas: int = 1) -> ServiceResults:
+async def measure(
+    counts: Counts, database_url: str | None = None, replicas: int = 1, engine_process: bool = False
+) -> ServiceResults:
     """Time runs on fresh servers (`replicas` of them on one PostgreSQL database), then
     measure memory per suspended run on another, single server.
 
@@ -143,7 +145,7 @@ async def measure(counts: Counts, database_url: str | None = None, replicas: int
     spare, and new suspended runs would fit in it without growing the process.
     """
     cpu: dict[str, ServerCpu] = {}
-    async with _serving(database_url, replicas) as (servers, driver):
+    async with _serving(database_url, replicas, engine_process) as (servers, driver):
         await _warm_up(driver)
         n, limit = counts.concurrency, counts.max_seconds
         three, trips_op = driver.three_steps, driver.suspend_and_resume
@@ -162,7 +164,7 @@ async def measure(counts: Counts, database_url: str | None = None, replicas: int
             concurrency=n,
             max_seconds=limit,
         )
-    async with serving(database_url) as (server, driver):
+    async with serving(database_url, engine_process=engine_process) as (server, driver):
         await _warm_up(driver)
         await asyncio.sleep(0.5)
         before = server.rss_kb()
@@ -195,21 +197,22 @@ async def _timed(
 
 @contextlib.asynccontextmanager
 async def serving(
-    database_url: str | None = None, replicas: int = 1
+    database_url: str | None = None, replicas: int = 1, engine_process: bool = False
 ) -> AsyncIterator[tuple[ServerProcess, Driver]]:
     """`runservice serve` on 127.0.0.1 with bench.workflows (`replicas` processes sharing one
     PostgreSQL database), the first server and a driver for all of them.
 
     The database is an SQLite file in a temporary data dir or, with `database_url`, a
-    scratch schema of that PostgreSQL database (dropped afterwards).
+    scratch schema of that PostgreSQL database (dropped afterwards). `engine_process` serves
+    with `--engine-process`.
     """
-    async with _serving(database_url, replicas) as (servers, driver):
+    async with _serving(database_url, replicas, engine_process) as (servers, driver):
         yield servers[0], driver
 
 
 @contextlib.asynccontextmanager
 async def _serving(
-    database_url: str | None = None, replicas: int = 1
+    database_url: str | None = None, replicas: int = 1, engine_process: bool = False
 ) -> AsyncIterator[tuple[list[ServerProcess], Driver]]:
     """`serving`, with every server."""
     if replicas > 1 and not database_url:
@@ -235,6 +238,8 @@ async def _serving(
                 data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="runservice-bench-"))
                 argv = [sys.executable, "-c", SERVE, "serve", "--address", "127.0.0.1:0"]
                 argv += ["--data-dir", data_dir, "--workflows", "bench.workflows", *database]
+                if engine_process:
+                    argv.append("--engine-process")
                 server = ServerProcess(argv, env=env, cwd=ROOT)
                 servers.append(server)
                 address = await server.start()

@@ -184,16 +184,20 @@ async def test_bench_runservice_smoke() -> None:
 
 
 @pytest.mark.timeout(90)
-async def test_bench_split_prototype_smoke() -> None:
-    """`python -m bench.split`: the single server and the two-process prototype both run
-    3-step runs to success, and each layout reports its own processes' CPU."""
+async def test_bench_split_smoke() -> None:
+    """`python -m bench.split`: `serve` and `serve --engine-process` both run 3-step runs to
+    success, and the CPU read covers the engine process too."""
     from bench import split
 
     figures = await split.compare(seconds=0.5, rounds=1, concurrencies=(4,))
-    assert [(figure.layout, figure.concurrency) for figure in figures] == [("single", 4), ("split", 4)]
+    assert [(figure.layout, figure.concurrency) for figure in figures] == [
+        ("one process", 4),
+        ("engine process", 4),
+    ]
     for figure in figures:
         assert figure.result.done > 0 and figure.result.errors == 0, figure.result.first_error
-    assert [len(figure.cpu) for figure in figures] == [1, 2]
+    if sys.platform == "linux":  # from /proc; the engine process does the steps, so it has CPU
+        assert all(figure.cpu_us > 0 for figure in figures)
 
 
 @pytest.mark.timeout(90)
