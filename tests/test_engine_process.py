@@ -25,7 +25,13 @@ from test_bad_input import details
 
 from runservice.client import Client
 from runservice.model import RunStatus
-from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
+from runservice.v1 import (
+    run_pb2,
+    run_service_pb2,
+    run_service_pb2_grpc,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -156,6 +162,40 @@ async def test_replies_errors_and_streams_cross_the_link(server: ServerProcess) 
             stream.cancel()
         listed = await stub.ListRuns(run_service_pb2.ListRunsRequest(workflow_id="approval"))
         assert [run.run_id for run in listed.runs] == ["ask-1"]
+
+        # ScheduleService is forwarded too.
+        schedules = schedule_service_pb2_grpc.ScheduleServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as no_schedule:
+            await schedules.GetSchedule(schedule_service_pb2.GetScheduleRequest(schedule_id="none"))
+        assert no_schedule.value.code() is grpc.StatusCode.NOT_FOUND
+        assert (
+            len((await schedules.ListSchedules(schedule_service_pb2.ListSchedulesRequest())).schedules) == 0
+        )
+
+
+async def test_a_stop_ends_follow_streams_unavailable(tmp_path: Path) -> None:
+    server = await _serve(tmp_path, "--drain-delay", "0.5")
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = run_service_pb2_grpc.RunServiceStub(channel)
+            await stub.Start(
+                run_service_pb2.StartRequest(
+                    workflow_id="approval", run_id="held", input_data=_struct(count=1), wait=True
+                )
+            )
+            watch = stub.Watch(run_service_pb2.WatchRequest(run_id="held"))
+            first = await watch.read()
+            assert isinstance(first, run_service_pb2.WatchResponse) and first.events
+            server.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                while True:
+                    reply = await asyncio.wait_for(watch.read(), 10)
+                    assert reply is not grpc.aio.EOF, "the watch ended without a status"
+            assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert await server.stop(15, signalled=True) == 0
+    finally:
+        await server.kill()
+    assert "Traceback" not in server.text, server.text
 
 
 async def test_the_caller_and_its_scope_reach_the_engine(tmp_path: Path) -> None:

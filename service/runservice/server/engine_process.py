@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import signal
+import site
 import socket
 import sys
 from collections.abc import Iterable
@@ -95,15 +96,18 @@ class EngineProcess:
 
 def _child_environment() -> dict[str, str]:
     """Ours, with the directories this process imported runservice and its stubs from on
-    PYTHONPATH (a checkout, a test run), so `-m runservice` finds the same code."""
+    PYTHONPATH (a checkout, a test run), so `-m runservice` finds the same code. Site
+    directories are left out: the child has them anyway, and on PYTHONPATH they would come
+    before the standard library."""
+    installed = {Path(path).resolve() for path in (*site.getsitepackages(), site.getusersitepackages())}
     roots = [
         Path(runservice.__file__).resolve().parents[1],
         Path(run_service_pb2.__file__).resolve().parents[2],
     ]
-    paths = [str(root) for root in dict.fromkeys(roots)]
+    paths = [str(root) for root in dict.fromkeys(roots) if root not in installed]
     if os.environ.get("PYTHONPATH"):
         paths.append(os.environ["PYTHONPATH"])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)} if paths else dict(os.environ)
 
 
 async def connect_host(fd: int) -> EngineHost:
