@@ -269,6 +269,9 @@ async def test_the_front_exits_when_the_engine_process_dies(tmp_path: Path) -> N
     finally:
         await server.kill()
     assert "the engine process exited (code -9)" in server.text
+    assert server.text.rstrip().endswith(
+        "runservice: error: the engine process exited unexpectedly (code -9)"
+    ), server.text
     assert "Traceback" not in server.text, server.text
 
     # The next start re-drives the run the dead engine left running (quickly: 30 s was the

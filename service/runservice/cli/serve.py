@@ -54,7 +54,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             )
         else:
             run.add_argument(*flags, dest=name, help=help)
-    # Internal: makes this process the engine process of a front started with --engine-process.
+    # Internal: makes this process the engine process of a front started with --engine-process
+    # (server/engine_process.py starts it with this flag, ENGINE_LINK_FD there).
     run.add_argument("--engine-link-fd", dest="engine_link_fd", type=int, help=argparse.SUPPRESS)
     run.set_defaults(handler=run_serve)
 
@@ -72,6 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from runservice.server import serve
     from runservice.server.auth import TokenFileError
+    from runservice.server.engine_process import EngineProcessLost
     from runservice.server.tls import TlsConfigError
 
     if getattr(args, "engine_link_fd", None) is not None:
@@ -149,6 +151,8 @@ def run_serve(args: argparse.Namespace) -> int:
                     engine_settings=_engine_settings(settings) if settings.engine_process else None,
                 )
             )
+    except EngineProcessLost as exc:  # after serving: the supervisor restarts both
+        return _fail(str(exc), 1)
     except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
         # Start-up failures (port taken, database in use, corrupt or newer): one line, no traceback.
         logger.debug("cannot serve", exc_info=exc)
@@ -172,8 +176,9 @@ def _run_engine_process(link_fd: int) -> int:
     from runservice.server.engine_process import connect_host, serve_engine
 
     # Ctrl-C reaches the whole process group: the front decides when this process stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A handler, not SIG_IGN: an ignored signal stays ignored in processes the steps start.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _not_now)
 
     async def run() -> int:
         host = await connect_host(link_fd)
@@ -220,6 +225,10 @@ def _run_engine_process(link_fd: int) -> int:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(run())
+
+
+def _not_now(signum: int, frame: object) -> None:
+    """The engine process's signal handler until its event loop takes over (it ignores them too)."""
 
 
 def edge_options(settings: Settings) -> EdgeOptions:

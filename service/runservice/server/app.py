@@ -24,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from runservice.engine import Engine
 from runservice.server.auth import AuthInterceptor, TokenSet
 from runservice.server.decoding import RECEIVE_SLACK, add_run_service
-from runservice.server.engine_process import EngineProcess
+from runservice.server.engine_process import EngineProcess, EngineProcessLost
 from runservice.server.front import EngineLink, add_forwarded_service
 from runservice.server.limits import StreamLimitInterceptor
 from runservice.server.observability import Observability
@@ -396,7 +396,7 @@ async def _serve_front(
         drain_delay = options.drain_delay if options is not None else 0.0
         code = await engine.stop(within=grace + drain_delay + 30)
     if lost_code is not None:
-        raise RuntimeError(f"the engine process exited unexpectedly (code {lost_code})")
+        raise EngineProcessLost(f"the engine process exited unexpectedly (code {lost_code})")
     if code != 0:
         logger.warning("the engine process exited with code %s", code)
 

@@ -45,6 +45,10 @@ ENGINE_LINK_FD = "--engine-link-fd"
 """The hidden `serve` flag that makes a process the engine process."""
 
 
+class EngineProcessLost(RuntimeError):
+    """The engine process exited while the front was serving."""
+
+
 class EngineProcess:
     """The front's handle on the engine process: its link and the process itself."""
 
@@ -199,4 +203,4 @@ def _ignored(signum: int) -> None:
     logger.debug("%s ignored: the front process stops the engine", signal.Signals(signum).name)
 
 
-__all__ = ["ENGINE_LINK_FD", "EngineProcess", "connect_host", "serve_engine"]
+__all__ = ["ENGINE_LINK_FD", "EngineProcess", "EngineProcessLost", "connect_host", "serve_engine"]
