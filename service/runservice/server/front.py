@@ -176,8 +176,12 @@ def _forwarding(engine: EngineLink, method: str, streaming: bool) -> grpc.RpcMet
     if streaming:
 
         async def forward_stream(request: bytes, context: Context) -> AsyncIterator[bytes]:
-            async for message in engine.stream(method, request, context):
-                yield message
+            messages = engine.stream(method, request, context)
+            try:
+                async for message in messages:
+                    yield message
+            finally:  # a client gone cancels the engine's call now, not when this is collected
+                await messages.aclose()
 
         return grpc.unary_stream_rpc_method_handler(forward_stream)
 
