@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
@@ -142,7 +142,7 @@ class EngineLink(link.Frames):
             await context.abort(ended.code, ended.details, ended.trailing)
         return ended.payload
 
-    async def stream(self, method: str, request: bytes, context: Context) -> AsyncIterator[bytes]:
+    async def stream(self, method: str, request: bytes, context: Context) -> AsyncGenerator[bytes, None]:
         """Forward one server-streaming call: each message as the engine sends it, then its status."""
         call_id, replies = self._call(method, request, context)
         ended: _Ended | None = None
