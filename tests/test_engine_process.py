@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import struct_pb2
+from postgres import PostgresServer
 from process import ServerProcess, serve_argv, server_env, start_server
 from test_bad_input import details
 
@@ -303,6 +304,51 @@ async def test_the_engine_process_stops_when_the_front_dies(tmp_path: Path) -> N
     finally:
         await again.kill()
     await server.kill()
+
+
+async def test_two_replicas_on_postgresql(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    """Each replica in the two-process layout on one PostgreSQL database: a run suspended at one
+    replica is resumed at the other, while a Watch at the first sees it finish."""
+    url = await postgres_server.create_database()
+    args = ("--database-url", url, "--workflows", "tests.workflows", "--engine-process", "--heartbeat", "0.5")
+    first = await start_server(serve_argv("--data-dir", str(tmp_path / "one"), *args), env=server_env())
+    try:
+        second = await start_server(serve_argv("--data-dir", str(tmp_path / "two"), *args), env=server_env())
+        try:
+            async with (
+                grpc.aio.insecure_channel(first.address) as one,
+                grpc.aio.insecure_channel(second.address) as two,
+            ):
+                at_one = run_service_pb2_grpc.RunServiceStub(one)
+                at_two = run_service_pb2_grpc.RunServiceStub(two)
+                started = await at_one.Start(
+                    run_service_pb2.StartRequest(
+                        workflow_id="approval", run_id="pg-ask", input_data=_struct(count=5), wait=True
+                    )
+                )
+                assert started.run.status == run_pb2.RUN_STATUS_SUSPENDED
+                watch = at_one.Watch(run_service_pb2.WatchRequest(run_id="pg-ask"))
+                resumed = await at_two.Resume(
+                    run_service_pb2.ResumeRequest(
+                        run_id="pg-ask", resume_data=_struct(approved=False), wait=True
+                    )
+                )
+                assert resumed.run.status == run_pb2.RUN_STATUS_SUCCESS
+                assert resumed.run.result.struct_value["verdict"] == "rejected"
+                statuses: list[int] = []
+                async with asyncio.timeout(10):
+                    async for reply in watch:
+                        statuses.extend(event.run_status for event in reply.events)
+                        if reply.end_of_stream:
+                            break
+                assert statuses[-1] == run_pb2.RUN_STATUS_SUCCESS
+            assert await second.stop() == 0
+        finally:
+            await second.kill()
+        assert await first.stop() == 0
+    finally:
+        await first.kill()
+    assert "Traceback" not in first.text + second.text
 
 
 def _alive(pid: int) -> bool:
