@@ -9,12 +9,18 @@ the WAL file's own header: its checkpoint sequence number grows by one at each r
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import sqlite3
 import struct
 import time
+from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from runservice.model import EventDraft, EventType, Run, RunStatus
-from runservice.storage import RunWrite
+from runservice.storage import RunWrite, sqlite
 from runservice.storage.sqlite import SqliteStore
 
 WRITERS = 32
@@ -77,3 +83,30 @@ async def test_steady_load_starts_the_wal_over_and_loses_nothing(tmp_path: Path)
             assert [event.sequence for event in events] == list(range(1, count + 1))
     finally:
         await store.close()
+
+
+def test_the_checkpointer_retries_a_database_it_cannot_open_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpointer whose connection fails keeps trying (once dead, the WAL would grow without end)."""
+    monkeypatch.setattr(sqlite, "_CHECKPOINT_INTERVAL", 0.05)
+    path = tmp_path / "later" / "runs.db"  # its directory does not exist yet: it cannot be opened
+    commits = itertools.count()
+    directory = os.open(tmp_path, os.O_RDONLY)
+    checkpointer = sqlite._Checkpointer(str(path), lambda: next(commits), directory)
+    try:
+        checkpointer.start()
+        time.sleep(0.3)
+        assert "the WAL checkpointer cannot open" in caplog.text
+        path.parent.mkdir()
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("CREATE TABLE t (x)")
+            conn.execute("INSERT INTO t VALUES (1)")
+            deadline = time.monotonic() + 10
+            while checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert checkpointer.checkpoints > 0
+    finally:
+        checkpointer.stop()
+        os.close(directory)

@@ -797,10 +797,30 @@ class _Checkpointer:
         except OSError:  # none yet, or unreadable: checkpoints go on by the clock
             return 0
 
+    def _connect(self) -> tuple[sqlite3.Connection, int] | None:
+        """The thread's own connection and the page size, retried every interval while the
+        database cannot be opened (a thread that died here would leave the WAL to grow without
+        end); None once the store stops."""
+        while True:
+            try:
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                try:
+                    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+                except BaseException:
+                    conn.close()
+                    raise
+                return conn, page_size
+            except sqlite3.Error:
+                logger.error("the WAL checkpointer cannot open %s; retrying", self._path, exc_info=True)
+            if self._stopping.wait(_CHECKPOINT_INTERVAL):
+                return None
+
     def _run(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        opened = self._connect()
+        if opened is None:
+            return
+        conn, page_size = opened
         try:
-            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
             ticks, done = 0, 0  # tenths of the interval waited; commits checkpointed
             # The file's size when last checkpointed: a WAL started over reuses the file, so
             # only growth past it says that much was written since.
