@@ -277,33 +277,45 @@ async def test_the_front_exits_when_the_engine_process_dies(tmp_path: Path) -> N
 
     # The next start re-drives the run the dead engine left running (quickly: 30 s was the
     # first attempt's nap; the test only checks it is driven again).
-    again = await _serve(tmp_path)
+    again = await _serve(tmp_path, "--grace", "1")
     try:
         async with Client(again.address, timeout=10) as client:
             run = await client.get_workflow("nap").run_by_id("cut")
             assert run.status is RunStatus.RUNNING
             assert "run cut: re-driving from its last checkpoint" in again.text, again.text
-        assert await again.stop(40) == 0
+        assert await again.stop() == 0
     finally:
         await again.kill()
 
 
 async def test_the_engine_process_stops_when_the_front_dies(tmp_path: Path) -> None:
-    server = await _serve(tmp_path, "--grace", "1")
+    """At once, not after the grace period: a restart must find the database free, as after
+    the death of one process; the run it was driving is re-driven by the next start."""
+    server = await _serve(tmp_path, "--grace", "30")
     pid = engine_pid(server)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="nap", run_id="orphan", input_data=_struct(seconds=30))
+        )
     server.proc.kill()
     await server.proc.wait()
-    for _ in range(200):  # it stops on its own (the link closed) and releases the database
-        if not _alive(pid):
-            break
+    loop = asyncio.get_running_loop()
+    killed = loop.time()
+    while _alive(pid) and loop.time() - killed < 10:
         await asyncio.sleep(0.05)
     assert not _alive(pid)
-    again = await _serve(tmp_path)
+    assert loop.time() - killed < 5, "the engine process waited as if for a grace period"
+    again = await _serve(tmp_path, "--grace", "1")
     try:
+        async with Client(again.address, timeout=10) as client:
+            assert (await client.get_workflow("nap").run_by_id("orphan")).status is RunStatus.RUNNING
+        assert "run orphan: re-driving from its last checkpoint" in again.text, again.text
         assert await again.stop() == 0
     finally:
         await again.kill()
     await server.kill()
+    assert "the front process went away: stopping now" in server.text, server.text
 
 
 async def test_two_replicas_on_postgresql(postgres_server: PostgresServer, tmp_path: Path) -> None:

@@ -203,7 +203,6 @@ def _run_engine_process(link_fd: int) -> int:
                 workflows,
                 database_url=settings.database,
                 durability=settings.durability,
-                default_grace=settings.grace,
                 heartbeat=settings.heartbeat,
                 lease_seconds=settings.lease_seconds,
                 claim_interval=settings.claim_interval,

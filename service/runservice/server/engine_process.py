@@ -9,8 +9,9 @@ The serving process (the front) starts the engine process with one end of a sock
 (`python -m runservice serve --engine-link-fd N`), sends it the settings, and serves
 gRPC once the engine says it is ready. The engine process opens the store, runs the
 engine and the servicers, and ignores SIGINT and SIGTERM: the front tells it when to
-drain and when to stop (within the same grace period as one process), and it stops by
-itself, as after a SIGTERM, if the front goes away. If the engine process goes away,
+drain and when to stop (within the same grace period as one process), and it stops at
+once by itself if the front goes away (as one process killed would have, so that a
+restart finds the database free). If the engine process goes away,
 the front ends every open call UNAVAILABLE and exits with an error, for the supervisor
 to start both again; runs left `running` are re-driven at the next start, as after a
 crash of one process.
@@ -127,7 +128,6 @@ async def serve_engine(
     *,
     database_url: str,
     durability: str = "full",
-    default_grace: float = 10.0,
     heartbeat: float = 15.0,
     lease_seconds: float = 10.0,
     claim_interval: float = 1.0,
@@ -137,7 +137,9 @@ async def serve_engine(
     schedules: Iterable[Schedule] = (),
 ) -> None:
     """Run the store, the engine and the servicers for the front at the other end of `host`
-    until it says STOP (or goes away: then stop within `default_grace`). What fails before
+    until it says STOP, or goes away: then stop at once, as the one process would have died
+    with it, so that a restart finds the database free (runs stop at their last checkpoint
+    and are re-driven by the next start). What fails before
     the engine is ready (`host.serving` still False) is for the caller to `host.refuse`; the
     caller closes `host` at the end."""
     from runservice.server.app import add_services  # app imports this module
@@ -185,8 +187,8 @@ async def serve_engine(
                 )
                 grace = await host.stop_requested
                 if grace is None:
-                    logger.warning("the front process went away: stopping (grace %.1fs)", default_grace)
-                    grace = default_grace
+                    logger.warning("the front process went away: stopping now")
+                    grace = 0.0
                 await engine.shutdown(grace)
                 await host.close_calls()
         finally:
