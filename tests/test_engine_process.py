@@ -289,23 +289,29 @@ async def test_the_front_exits_when_the_engine_process_dies(tmp_path: Path) -> N
 
 
 async def test_the_engine_process_stops_when_the_front_dies(tmp_path: Path) -> None:
-    """At once, not after the grace period: a restart must find the database free, as after
-    the death of one process; the run it was driving is re-driven by the next start."""
+    """At once, not after the grace period (on Linux the kernel kills it with the front): a
+    restart must find the database free, as after the death of one process; the run it was
+    driving is re-driven by the next start."""
     server = await _serve(tmp_path, "--grace", "30")
-    pid = engine_pid(server)
-    async with grpc.aio.insecure_channel(server.address) as channel:
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
-        await stub.Start(
-            run_service_pb2.StartRequest(workflow_id="nap", run_id="orphan", input_data=_struct(seconds=30))
-        )
-    server.proc.kill()
-    await server.proc.wait()
-    loop = asyncio.get_running_loop()
-    killed = loop.time()
-    while _alive(pid) and loop.time() - killed < 10:
-        await asyncio.sleep(0.05)
-    assert not _alive(pid)
-    assert loop.time() - killed < 5, "the engine process waited as if for a grace period"
+    try:
+        pid = engine_pid(server)
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = run_service_pb2_grpc.RunServiceStub(channel)
+            await stub.Start(
+                run_service_pb2.StartRequest(
+                    workflow_id="nap", run_id="orphan", input_data=_struct(seconds=30)
+                )
+            )
+        server.proc.kill()
+        await server.proc.wait()
+        loop = asyncio.get_running_loop()
+        killed = loop.time()
+        while _alive(pid) and loop.time() - killed < 10:
+            await asyncio.sleep(0.05)
+        assert not _alive(pid)
+        assert loop.time() - killed < 5, "the engine process waited as if for a grace period"
+    finally:
+        await server.kill()
     again = await _serve(tmp_path, "--grace", "1")
     try:
         async with Client(again.address, timeout=10) as client:
@@ -314,8 +320,6 @@ async def test_the_engine_process_stops_when_the_front_dies(tmp_path: Path) -> N
         assert await again.stop() == 0
     finally:
         await again.kill()
-    await server.kill()
-    assert "the front process went away: stopping now" in server.text, server.text
 
 
 async def test_two_replicas_on_postgresql(postgres_server: PostgresServer, tmp_path: Path) -> None:

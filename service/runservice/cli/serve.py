@@ -173,8 +173,9 @@ def _run_engine_process(link_fd: int) -> int:
 
     import uvloop
 
-    from runservice.server.engine_process import connect_host, serve_engine
+    from runservice.server.engine_process import connect_host, die_with_parent, serve_engine
 
+    die_with_parent()
     # Ctrl-C reaches the whole process group: the front decides when this process stops.
     # A handler, not SIG_IGN: an ignored signal stays ignored in processes the steps start.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

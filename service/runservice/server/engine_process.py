@@ -20,6 +20,7 @@ crash of one process.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import signal
@@ -115,6 +116,27 @@ def _child_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)} if paths else dict(os.environ)
 
 
+def die_with_parent() -> None:
+    """On Linux, have the kernel kill this process when the front dies (`PR_SET_PDEATHSIG`):
+    the pair then ends as one process killed would, and a restart finds the database free
+    at once. Elsewhere the closed link stops it (`serve_engine`)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            logger.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+            return
+    except (OSError, AttributeError):  # no libc to call: the closed link is enough
+        return
+    if os.getppid() != parent:  # the front died before the kernel was asked
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 async def connect_host(fd: int) -> EngineHost:
     """The engine process's end of the link, from the descriptor the front passed."""
     sock = socket.socket(fileno=fd)
@@ -205,4 +227,11 @@ def _ignored(signum: int) -> None:
     logger.debug("%s ignored: the front process stops the engine", signal.Signals(signum).name)
 
 
-__all__ = ["ENGINE_LINK_FD", "EngineProcess", "EngineProcessLost", "connect_host", "serve_engine"]
+__all__ = [
+    "ENGINE_LINK_FD",
+    "EngineProcess",
+    "EngineProcessLost",
+    "connect_host",
+    "die_with_parent",
+    "serve_engine",
+]
