@@ -84,6 +84,9 @@ class Config:
     """Wall-clock bound of the driving phase (seconds); what is unsettled then is reported."""
     workflows: tuple[str, ...] = ()
     """Only these workflows (all when empty), to look at one construct."""
+    serve_args: tuple[str, ...] = ()
+    """More flags of `runservice serve` (`--engine-process`: the kill hits the front, and the
+    kernel kills its engine process with it)."""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -115,6 +118,8 @@ class Kill:
     number: int
     pid: int
     at: float
+    children: tuple[int, ...] = ()
+    """The server's child processes when it was killed (its engine process), killed with it."""
     restarted_at: float = 0.0
     serving_at: float = 0.0
     recovered_at: float | None = None
@@ -222,6 +227,19 @@ class Report:
         )
 
 
+def _children(pid: int) -> tuple[int, ...]:
+    """The live child processes of `pid` (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found.extend(int(child) for child in (task / "children").read_text().split())
+    return tuple(found)
+
+
+def _gone(pids: tuple[int, ...]) -> bool:
+    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -231,7 +249,8 @@ def free_port() -> int:
 class Server:
     """`python -m runservice serve` on a fixed port and data dir, killed and restarted at will."""
 
-    def __init__(self, tmp: Path, port: int, ledger: Path) -> None:
+    def __init__(self, tmp: Path, port: int, ledger: Path, serve_args: tuple[str, ...] = ()) -> None:
+        self.serve_args = serve_args
         self.address = f"127.0.0.1:{port}"
         self.data_dir = tmp / "data"
         self.log_path = tmp / "server.log"
@@ -252,18 +271,22 @@ class Server:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "runservice", "serve", "--address", self.address,
                 "--data-dir", str(self.data_dir), "--workflows", "soak_workflows", "--log-level", "WARNING",
-                cwd=ROOT, env=self._env(), stdout=asyncio.subprocess.DEVNULL, stderr=log,
+                *self.serve_args, cwd=ROOT, env=self._env(), stdout=asyncio.subprocess.DEVNULL, stderr=log,
             )  # fmt: skip
         self.pids.append(self.proc.pid)
         return spawned
 
-    async def kill(self) -> tuple[int, float]:
-        """SIGKILL the server; returns its pid and the kill time."""
+    async def kill(self) -> tuple[int, tuple[int, ...], float]:
+        """SIGKILL the server; returns its pid, its children's (gone too: see `Config.serve_args`)
+        and the kill time."""
         assert self.proc is not None
+        children = _children(self.proc.pid)
         at = time.time()
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
-        return self.proc.pid, at
+        while not _gone(children):
+            await asyncio.sleep(0.005)  # reaped by init once the kernel has killed it
+        return self.proc.pid, children, at
 
     async def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
@@ -316,7 +339,7 @@ class Soak:
         self.tmp = tmp
         self.ledger = tmp / "ledger.db"
         soak_workflows.create_ledger(str(self.ledger))
-        self.server = Server(tmp, free_port(), self.ledger)
+        self.server = Server(tmp, free_port(), self.ledger, config.serve_args)
         self.anomalies: list[Anomaly] = []
         self.kills: list[Kill] = []
         self.plans: list[RunPlan] = []
@@ -439,8 +462,8 @@ class Soak:
     async def kill_and_restart(self, number: int, how: str) -> None:
         self.up.clear()
         self.down_since = time.time()
-        pid, at = await self.server.kill()
-        kill = Kill(number, pid, at, how=how)
+        pid, children, at = await self.server.kill()
+        kill = Kill(number, pid, at, children, how=how)
         self.kills.append(kill)
         before = {
             run_id: seq
@@ -815,7 +838,7 @@ class Soak:
             executions = db.execute(
                 "SELECT run_id, path, idx, iteration, phase, pid, started, ended FROM executions ORDER BY id"
             ).fetchall()
-        killed = {kill.pid for kill in self.kills}
+        killed = {pid for kill in self.kills for pid in (kill.pid, *kill.children)}
         hit: Counter[str] = Counter()
         for run_id, pids in _pids_by_run(executions).items():
             hit[run_id] = len(pids & killed)
@@ -971,7 +994,7 @@ class Soak:
 
     def check_executions(self, executions: list[tuple[Any, ...]], events: dict[str, list[Event]]) -> None:
         """A body may run again only when the process running it died before its result was durable."""
-        killed = {kill.pid: kill.at for kill in self.kills}
+        killed = {pid: kill.at for kill in self.kills for pid in (kill.pid, *kill.children)}
         groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
         for run_id, path, idx, iteration, phase, pid, started, ended in executions:
             groups[(run_id, path, idx, iteration, phase)].append((pid, started, ended))

@@ -12,6 +12,7 @@ Run it alone with `.venv/bin/python -m pytest -q tests/test_soak.py -s`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -21,8 +22,10 @@ from soak_driver import Config, Soak
 pytestmark = pytest.mark.timeout(int(os.environ.get("RUNSERVICE_SOAK_TIMEOUT", "600")))
 
 
-async def test_kill_9_soak(tmp_path: Path) -> None:
-    config = Config.from_env()
+@pytest.mark.parametrize("layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"])
+async def test_kill_9_soak(tmp_path: Path, layout: tuple[str, ...]) -> None:
+    """With `--engine-process` the kill hits the front, and its engine process dies with it."""
+    config = dataclasses.replace(Config.from_env(), serve_args=layout)
     print(f"\nsoak: seed {config.seed} (RUNSERVICE_SOAK_SEED={config.seed}), data in {tmp_path}", flush=True)
     report = await Soak(config, tmp_path).run()
     for anomaly in report.anomalies:
