@@ -9,12 +9,12 @@ The serving process (the front) starts the engine process with one end of a sock
 (`python -m runservice serve --engine-link-fd N`), sends it the settings, and serves
 gRPC once the engine says it is ready. The engine process opens the store, runs the
 engine and the servicers, and ignores SIGINT and SIGTERM: the front tells it when to
-drain and when to stop (within the same grace period as one process), and it stops at
-once by itself if the front goes away (as one process killed would have, so that a
-restart finds the database free). If the engine process goes away,
-the front ends every open call UNAVAILABLE and exits with an error, for the supervisor
-to start both again; runs left `running` are re-driven at the next start, as after a
-crash of one process.
+drain and when to stop, within the same grace period as one process. If the front dies,
+the engine process ends at once, as one process killed would have, so that a restart
+finds the database free: on Linux the kernel kills it with the front, elsewhere it stops
+when the link closes. If the engine process dies, the front ends every open call
+UNAVAILABLE and exits with an error, for the supervisor to start both again. Either way
+the runs left `running` are re-driven at the next start, as after a crash of one process.
 """
 
 from __future__ import annotations
@@ -159,11 +159,10 @@ async def serve_engine(
     schedules: Iterable[Schedule] = (),
 ) -> None:
     """Run the store, the engine and the servicers for the front at the other end of `host`
-    until it says STOP, or goes away: then stop at once, as the one process would have died
-    with it, so that a restart finds the database free (runs stop at their last checkpoint
-    and are re-driven by the next start). What fails before
-    the engine is ready (`host.serving` still False) is for the caller to `host.refuse`; the
-    caller closes `host` at the end."""
+    until it says STOP, or goes away: then stop at once, as one process would have died with
+    it, so that a restart finds the database free (runs stop at their last checkpoint and
+    are re-driven by the next start). What fails before the engine is ready (`host.serving`
+    still False) is for the caller to `host.refuse`; the caller closes `host` at the end."""
     from runservice.server.app import add_services  # app imports this module
 
     workflows = list(workflows)
