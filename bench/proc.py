@@ -111,11 +111,7 @@ class ServerProcess:
 
     def _family(self) -> list[int]:
         """This process and its live children."""
-        pids = [self.pid]
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                pids.extend(int(child) for child in (task / "children").read_text().split())
-        return pids
+        return [self.pid, *child_pids(self.pid)]
 
     async def stop(self, grace: float = 15.0) -> int | None:
         """SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit code."""
@@ -135,6 +131,15 @@ class ServerProcess:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._reader, 5)
         return proc.returncode
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of `pid` (Linux /proc; the children of each of its threads)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found.extend(int(child) for child in (task / "children").read_text().split())
+    return found
 
 
 def _stat_cpu(path: str) -> float:

@@ -48,6 +48,7 @@ import grpc
 import soak_workflows
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.proc import child_pids
 from runservice import errors
 from runservice.client import Client, RunHandle, event_from_proto
 from runservice.model import Event, EventType, Run, RunStatus, StepPath, StepRecord, StepStatus
@@ -227,15 +228,6 @@ class Report:
         )
 
 
-def _children(pid: int) -> tuple[int, ...]:
-    """The live child processes of `pid` (Linux /proc)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            found.extend(int(child) for child in (task / "children").read_text().split())
-    return tuple(found)
-
-
 def _gone(pids: tuple[int, ...]) -> bool:
     return not any(Path(f"/proc/{pid}").exists() for pid in pids)
 
@@ -280,7 +272,7 @@ class Server:
         """SIGKILL the server; returns its pid, its children's (gone too: see `Config.serve_args`)
         and the kill time."""
         assert self.proc is not None
-        children = _children(self.proc.pid)
+        children = tuple(child_pids(self.proc.pid))
         at = time.time()
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()

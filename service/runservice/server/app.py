@@ -23,18 +23,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from runservice.engine import Engine
 from runservice.server.auth import AuthInterceptor, TokenSet
-from runservice.server.decoding import RECEIVE_SLACK, add_run_service
+from runservice.server.decoding import RECEIVE_SLACK
 from runservice.server.engine_process import EngineProcess, EngineProcessLost
 from runservice.server.front import EngineLink, add_forwarded_service
+from runservice.server.hosting import add_services, running_engine
 from runservice.server.limits import StreamLimitInterceptor
 from runservice.server.observability import Observability
 from runservice.server.reflection import enable_reflection
-from runservice.server.schedules import SCHEDULE_SERVICE, ScheduleServicer, add_schedule_service
+from runservice.server.schedules import SCHEDULE_SERVICE
 from runservice.server.schedules import SERVICE as SCHEDULE_SERVICE_DESCRIPTOR
-from runservice.server.servicer import RunServicer
 from runservice.server.tls import ReloadingCredentials, TlsFiles
 from runservice.server.tracing import Tracing
-from runservice.storage import open_store, redact_url
+from runservice.storage import redact_url
 from runservice.v1 import run_service_pb2
 from runservice.workflow import Schedule, Workflow
 
@@ -185,18 +185,6 @@ class RunServer:
                 await self.observability.stop()
 
 
-def add_services(
-    server: Any, engine: Engine, *, heartbeat: float, tracing: Tracing | None, max_message_size: int
-) -> None:
-    """Register RunService and ScheduleService for `engine` on `server` (a grpc.aio server,
-    or the engine process's `HandlerTable`). In place of the generated `add_..._to_server`:
-    malformed requests become INVALID_ARGUMENT instead of UNKNOWN (see decoding.py)."""
-    add_run_service(
-        RunServicer(engine, heartbeat=heartbeat, tracing=tracing), server, max_message_size=max_message_size
-    )
-    add_schedule_service(ScheduleServicer(engine), server, max_message_size=max_message_size)
-
-
 def build_server(
     engine: Engine,
     *,
@@ -291,50 +279,39 @@ async def serve(
                 loop.remove_signal_handler(signum)
         logger.info("stopped")
         return
-    store = open_store(database_url, durability=durability)
     try:
-        await store.open()
-        observability = Observability(
-            store,
-            metrics_address=metrics_address,
-            tracing=Tracing.with_default_exporter() if tracing else None,
-            access_log=access_log,
-        )
-        try:
-            # Before the engine re-drives the runs left active: their events are counted too.
-            await observability.start()
-            async with Engine(
+        async with running_engine(
+            workflows,
+            lambda store: Observability(
                 store,
-                workflows,
-                heartbeat=heartbeat,
-                lease_seconds=lease_seconds,
-                claim_interval=claim_interval,
-                schedules=schedules,
-            ) as engine:
-                server = build_server(
-                    engine, address=address, heartbeat=heartbeat, options=options, observability=observability
-                )
-                await server.start()
-                if address_file is not None:
-                    _write_address(address_file, server.address)
-                logger.info(
-                    "serving %d workflows on %s (database: %s)",
-                    len(workflows),
-                    server.address,
-                    redact_url(database_url),
-                )
-                try:
-                    await stop.wait()
-                finally:
-                    # Calls and run tasks share the grace period; what is left is logged.
-                    await asyncio.gather(server.stop(grace), _after_drain(server, engine, grace))
-                # Leaving the block closes the engine: runs left stay `running` and are
-                # re-driven at the next boot.
-        finally:
+                metrics_address=metrics_address,
+                tracing=Tracing.with_default_exporter() if tracing else None,
+                access_log=access_log,
+            ),
+            database_url=database_url,
+            durability=durability,
+            heartbeat=heartbeat,
+            lease_seconds=lease_seconds,
+            claim_interval=claim_interval,
+            schedules=schedules,
+        ) as (engine, observability):
+            server = build_server(
+                engine, address=address, heartbeat=heartbeat, options=options, observability=observability
+            )
+            await server.start()
+            if address_file is not None:
+                _write_address(address_file, server.address)
+            logger.info(
+                "serving %d workflows on %s (database: %s)",
+                len(workflows),
+                server.address,
+                redact_url(database_url),
+            )
             try:
-                await observability.stop()
+                await stop.wait()
             finally:
-                await store.close()
+                # Calls and run tasks share the grace period; what is left is logged.
+                await asyncio.gather(server.stop(grace), _after_drain(server, engine, grace))
     finally:
         for signum in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(signum)

@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import runservice
-from runservice.engine import Engine
 from runservice.server.engine_host import EngineHost, HandlerTable
 from runservice.server.front import EngineLink
+from runservice.server.hosting import add_services, running_engine
 from runservice.server.observability import Observability
 from runservice.server.tracing import Tracing
-from runservice.storage import open_store, redact_url
+from runservice.storage import redact_url
 from runservice.v1 import run_service_pb2
 from runservice.workflow import Schedule, Workflow
 
@@ -163,63 +163,49 @@ async def serve_engine(
     it, so that a restart finds the database free (runs stop at their last checkpoint and
     are re-driven by the next start). What fails before the engine is ready (`host.serving`
     still False) is for the caller to `host.refuse`; the caller closes `host` at the end."""
-    from runservice.server.app import add_services  # app imports this module
-
     workflows = list(workflows)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, _ignored, signum)
-    store = open_store(database_url, durability=durability)
     try:
-        await store.open()
-        observability = Observability(
-            store,
-            tracing=Tracing.with_default_exporter() if tracing else None,
-            keep_metrics=keep_metrics,
-        )
-        try:
-            await observability.start()
-            async with Engine(
-                store,
-                workflows,
+        async with running_engine(
+            workflows,
+            lambda store: Observability(
+                store, tracing=Tracing.with_default_exporter() if tracing else None, keep_metrics=keep_metrics
+            ),
+            database_url=database_url,
+            durability=durability,
+            heartbeat=heartbeat,
+            lease_seconds=lease_seconds,
+            claim_interval=claim_interval,
+            schedules=schedules,
+        ) as (engine, observability):
+            table = HandlerTable()
+            add_services(
+                table,
+                engine,
                 heartbeat=heartbeat,
-                lease_seconds=lease_seconds,
-                claim_interval=claim_interval,
-                schedules=schedules,
-            ) as engine:
-                table = HandlerTable()
-                add_services(
-                    table,
-                    engine,
-                    heartbeat=heartbeat,
-                    tracing=observability.tracing,
-                    max_message_size=max_message_size,
-                )
-                host.serve(
-                    table.handlers,
-                    drain=engine.drain,
-                    metrics=observability.render if keep_metrics else None,
-                )
-                logger.info(
-                    "engine process %d serving %d workflows (database: %s)",
-                    os.getpid(),
-                    len(workflows),
-                    redact_url(database_url),
-                )
-                grace = await host.stop_requested
-                if grace is None:
-                    logger.warning("the front process went away: stopping now")
-                    grace = 0.0
-                await engine.shutdown(grace)
-                await host.close_calls()
-        finally:
-            await observability.stop()
+                tracing=observability.tracing,
+                max_message_size=max_message_size,
+            )
+            host.serve(
+                table.handlers, drain=engine.drain, metrics=observability.render if keep_metrics else None
+            )
+            logger.info(
+                "engine process %d serving %d workflows (database: %s)",
+                os.getpid(),
+                len(workflows),
+                redact_url(database_url),
+            )
+            grace = await host.stop_requested
+            if grace is None:
+                logger.warning("the front process went away: stopping now")
+                grace = 0.0
+            await engine.shutdown(grace)
+            await host.close_calls()
     finally:
-        try:
-            await store.close()
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(signum)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
 
 
 def _ignored(signum: int) -> None:
