@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -31,8 +32,47 @@ class Done:
         self.value = value
 
 
+class WriteQueue:
+    """The changes waiting for one writer task, first in first out.
+
+    `asyncio.Queue` looks the running loop up each time its reader waits, and on Python
+    3.11 that lookup is a `getpid()` system call: one per batch, which is one per commit
+    of a run one at a time. This queue waits on a future of the writer's own loop.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Pending | None] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Pending | None) -> None:
+        """Queue a change (None: the writer stops once everything before it is committed)."""
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def get_nowait(self) -> Pending | None:
+        """The oldest change; raises IndexError when there is none."""
+        return self._items.popleft()
+
+    async def get(self, loop: asyncio.AbstractEventLoop) -> Pending | None:
+        """The oldest change, once there is one (one reader at a time)."""
+        while not self._items:
+            self._waiter = loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+
 async def write_batches(
-    queue: asyncio.Queue[Pending | None],
+    queue: WriteQueue,
     commit: Callable[[list[Pending]], Awaitable[None]],
     *,
     max_batch: int,
@@ -42,9 +82,10 @@ async def write_batches(
     None sentinel. If the writer is cancelled or crashes, `stopped()` is called (the store
     refuses further writes) and every change still waiting fails."""
     batch: list[Pending] = []
+    loop = asyncio.get_running_loop()
     try:
         while True:
-            item = await queue.get()
+            item = await queue.get(loop)
             # Take what is queued now; never wait for more, so a lone write is not delayed.
             while item is not None:
                 batch.append(item)

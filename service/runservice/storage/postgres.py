@@ -141,7 +141,7 @@ class PostgresStore(PostgresSchedules):
         self._writer_pid = 0
         self._pool: Any = None  # asyncpg.Pool
         self._listener: Any = None  # asyncpg.Connection
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._queue = batching.WriteQueue()
         self._writer_task: asyncio.Task[None] | None = None
         self._feed_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

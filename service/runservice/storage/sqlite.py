@@ -232,7 +232,7 @@ class SqliteStore(SqliteSchedules):
         self._readers: list[Any] = []  # aiosqlite.Connection
         self._point: sqlite3.Connection | None = None  # point reads, on the event loop
         self._next_reader = 0
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._queue = batching.WriteQueue()
         self._writer_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
