@@ -1,11 +1,12 @@
-"""`python -m bench.inprocess [--runs 3000] [--concurrency 64] [--durability full|normal]`.
+"""`python -m bench.inprocess [--runs 3000] [--concurrency 64] [--durability full|normal] [--caller-run-ids]`.
 
 The engine and the SQLite store in this process, no gRPC: the like-for-like comparison
 with Mastra's in-process figures. The same workflows as the service benchmark
 (bench/workflows.py): 3-step runs one at a time (rate, p50, p99) and `--concurrency`
 in flight, and suspend+resume round trips in flight, each started with `wait` exactly
 as the Start RPC does. Prints the store's commits and fsyncs per run too, so the
-durability setting's cost shows.
+durability setting's cost shows. Runs get the engine's own (time-ordered) ids, or with
+`--caller-run-ids` random UUID4 ids, as callers that name their runs themselves do.
 """
 
 from __future__ import annotations
@@ -26,8 +27,14 @@ from runservice.model import RunStatus
 from runservice.storage.sqlite import SqliteStore
 
 
-async def measure(runs: int, concurrency: int, durability: str, max_seconds: float) -> list[str]:
+async def measure(
+    runs: int, concurrency: int, durability: str, max_seconds: float, caller_run_ids: bool = False
+) -> list[str]:
     lines: list[str] = []
+
+    def run_id() -> str | None:
+        return uuid.uuid4().hex if caller_run_ids else None
+
     with tempfile.TemporaryDirectory(prefix="bench-inprocess-") as tmp:
         path = str(Path(tmp) / "runs.db")
         # The default without the keyword, so this file also measures commits before the setting.
@@ -38,14 +45,14 @@ async def measure(runs: int, concurrency: int, durability: str, max_seconds: flo
 
                 async def three_steps() -> None:
                     run = await engine.start(
-                        "bench-three-steps", run_id=uuid.uuid4().hex, input_data={"value": 1}, wait=True
+                        "bench-three-steps", run_id=run_id(), input_data={"value": 1}, wait=True
                     )
                     if run.status is not RunStatus.SUCCESS:
                         raise RuntimeError(f"run {run.run_id} is {run.status.value}")
 
                 async def suspend_resume() -> None:
                     run = await engine.start(
-                        "bench-suspend", run_id=uuid.uuid4().hex, input_data={"value": 1}, wait=True
+                        "bench-suspend", run_id=run_id(), input_data={"value": 1}, wait=True
                     )
                     if run.status is not RunStatus.SUSPENDED:
                         raise RuntimeError(f"run {run.run_id} is {run.status.value}")
@@ -93,11 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64, help="operations in flight (default 64)")
     parser.add_argument("--durability", choices=("full", "normal"), default="full", help="store setting")
     parser.add_argument("--max-seconds", type=float, default=20.0, help="cap per measurement (default 20)")
+    parser.add_argument(
+        "--caller-run-ids", action="store_true", help="random UUID4 run ids, not the engine's (time-ordered)"
+    )
     args = parser.parse_args(argv)
     sys.setswitchinterval(0.0001)  # as `runservice serve` does (see cli/serve.py)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        lines = runner.run(measure(args.runs, args.concurrency, args.durability, args.max_seconds))
-    print(f"in-process engine + SQLite store, durability={args.durability}")
+        lines = runner.run(
+            measure(args.runs, args.concurrency, args.durability, args.max_seconds, args.caller_run_ids)
+        )
+    ids = "caller's random run ids" if args.caller_run_ids else "the engine's run ids"
+    print(f"in-process engine + SQLite store, durability={args.durability}, {ids}")
     print("\n".join(lines))
     return 1 if any("ERRORS" in line for line in lines) else 0
 

@@ -109,6 +109,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="serve runservice with --engine-process (the engine in a second process)",
     )
+    parser.add_argument(
+        "--caller-run-ids",
+        action="store_true",
+        help="start runs with random UUID4 ids chosen by the caller, not the server's time-ordered ids",
+    )
     args = parser.parse_args(argv)
     if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
         parser.error("--database-url must be a postgresql:// URL")
@@ -128,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         parts = [part for part in parts if part != "postgres"]
     started = time.perf_counter()
-    outcome = asyncio.run(run(settings, parts, args.database_url, args.replicas, args.engine_process))
+    outcome = asyncio.run(
+        run(settings, parts, args.database_url, args.replicas, args.engine_process, args.caller_run_ids)
+    )
     outcome.details["total_seconds"] = round(time.perf_counter() - started, 1)
 
     print(render(outcome.rows))
@@ -147,6 +154,7 @@ async def run(
     database_url: str | None = None,
     replicas: int = 1,
     engine_process: bool = False,
+    caller_run_ids: bool = False,
 ) -> Outcome:
     out = Outcome()
     n = settings.concurrency
@@ -160,7 +168,9 @@ async def run(
         out.details["runservice_database"] = "postgresql" if database_url else "sqlite"
         out.details["runservice_replicas"] = replicas
         out.details["runservice_engine_process"] = engine_process
-        await _part(out, "runservice", _service(out, settings, n, database_url, replicas, engine_process))
+        out.details["runservice_caller_run_ids"] = caller_run_ids
+        service = _service(out, settings, n, database_url, replicas, engine_process, caller_run_ids)
+        await _part(out, "runservice", service)
     if "foreach" in parts:
         await _part(out, "foreach", _foreach(out, settings, database_url))
     return out
@@ -228,6 +238,7 @@ async def _service(
     database_url: str | None = None,
     replicas: int = 1,
     engine_process: bool = False,
+    caller_run_ids: bool = False,
 ) -> None:
     from bench import service_runs  # imports the generated stubs, needed only here
 
@@ -239,12 +250,14 @@ async def _service(
         concurrency=n,
         max_seconds=s.max_seconds,
     )
-    results = await service_runs.measure(counts, database_url, replicas, engine_process)
+    results = await service_runs.measure(counts, database_url, replicas, engine_process, caller_run_ids)
     f = out.figures
     on_pg = database_url is not None
     db = (f" (postgresql, {replicas} replicas)" if replicas > 1 else " (postgresql)") if on_pg else ""
     if engine_process:
         db += " (--engine-process)"
+    if caller_run_ids:
+        db += " (caller's run ids)"
     commits, commits_label = (
         ("postgres_single", "asyncpg commits/s") if on_pg else ("sqlite_single", "sqlite commits/s")
     )

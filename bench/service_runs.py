@@ -79,11 +79,19 @@ class Driver:
 
     With several replicas, calls go to each in turn, and a resume goes to another replica
     than the start of its run (so a run is resumed by a replica that does not own it).
+    Runs get the server's ids (time-ordered), or with `caller_run_ids` a random UUID4 the
+    caller chooses, as callers that name their runs themselves do.
     """
 
-    def __init__(self, stubs: list[run_service_pb2_grpc.RunServiceAsyncStub]) -> None:
+    def __init__(
+        self, stubs: list[run_service_pb2_grpc.RunServiceAsyncStub], caller_run_ids: bool = False
+    ) -> None:
         self.stubs = stubs
+        self.caller_run_ids = caller_run_ids
         self._turn = 0
+
+    def _run_id(self) -> str:
+        return uuid.uuid4().hex if self.caller_run_ids else ""
 
     @property
     def stub(self) -> run_service_pb2_grpc.RunServiceAsyncStub:
@@ -93,20 +101,19 @@ class Driver:
     async def three_steps(self) -> None:
         reply = await self.stub.Start(
             run_service_pb2.StartRequest(
-                workflow_id="bench-three-steps", run_id=uuid.uuid4().hex, input_data=INPUT, wait=True
+                workflow_id="bench-three-steps", run_id=self._run_id(), input_data=INPUT, wait=True
             )
         )
         _expect(reply.run, run_pb2.RUN_STATUS_SUCCESS)
 
     async def start_suspended(self) -> str:
-        run_id = uuid.uuid4().hex
         reply = await self.stub.Start(
             run_service_pb2.StartRequest(
-                workflow_id="bench-suspend", run_id=run_id, input_data=INPUT, wait=True
+                workflow_id="bench-suspend", run_id=self._run_id(), input_data=INPUT, wait=True
             )
         )
         _expect(reply.run, run_pb2.RUN_STATUS_SUSPENDED)
-        return run_id
+        return reply.run.run_id
 
     async def suspend_and_resume(self) -> None:
         run_id = await self.start_suspended()
@@ -136,7 +143,11 @@ class Counts:
 
 
 async def measure(
-    counts: Counts, database_url: str | None = None, replicas: int = 1, engine_process: bool = False
+    counts: Counts,
+    database_url: str | None = None,
+    replicas: int = 1,
+    engine_process: bool = False,
+    caller_run_ids: bool = False,
 ) -> ServiceResults:
     """Time runs on fresh servers (`replicas` of them on one PostgreSQL database), then
     measure memory per suspended run on another, single server.
@@ -145,7 +156,7 @@ async def measure(
     spare, and new suspended runs would fit in it without growing the process.
     """
     cpu: dict[str, ServerCpu] = {}
-    async with _serving(database_url, replicas, engine_process) as (servers, driver):
+    async with _serving(database_url, replicas, engine_process, caller_run_ids) as (servers, driver):
         await _warm_up(driver)
         n, limit = counts.concurrency, counts.max_seconds
         three, trips_op = driver.three_steps, driver.suspend_and_resume
@@ -164,7 +175,7 @@ async def measure(
             concurrency=n,
             max_seconds=limit,
         )
-    async with serving(database_url, engine_process=engine_process) as (server, driver):
+    async with serving(database_url, 1, engine_process, caller_run_ids) as (server, driver):
         await _warm_up(driver)
         await asyncio.sleep(0.5)
         before = server.rss_kb()
@@ -197,22 +208,28 @@ async def _timed(
 
 @contextlib.asynccontextmanager
 async def serving(
-    database_url: str | None = None, replicas: int = 1, engine_process: bool = False
+    database_url: str | None = None,
+    replicas: int = 1,
+    engine_process: bool = False,
+    caller_run_ids: bool = False,
 ) -> AsyncIterator[tuple[ServerProcess, Driver]]:
     """`runservice serve` on 127.0.0.1 with bench.workflows (`replicas` processes sharing one
     PostgreSQL database), the first server and a driver for all of them.
 
     The database is an SQLite file in a temporary data dir or, with `database_url`, a
     scratch schema of that PostgreSQL database (dropped afterwards). `engine_process` serves
-    with `--engine-process`.
+    with `--engine-process`; `caller_run_ids` is `Driver`'s.
     """
-    async with _serving(database_url, replicas, engine_process) as (servers, driver):
+    async with _serving(database_url, replicas, engine_process, caller_run_ids) as (servers, driver):
         yield servers[0], driver
 
 
 @contextlib.asynccontextmanager
 async def _serving(
-    database_url: str | None = None, replicas: int = 1, engine_process: bool = False
+    database_url: str | None = None,
+    replicas: int = 1,
+    engine_process: bool = False,
+    caller_run_ids: bool = False,
 ) -> AsyncIterator[tuple[list[ServerProcess], Driver]]:
     """`serving`, with every server."""
     if replicas > 1 and not database_url:
@@ -246,7 +263,7 @@ async def _serving(
                 channel = await stack.enter_async_context(grpc.aio.insecure_channel(address))
                 await asyncio.wait_for(channel.channel_ready(), 10)
                 stubs.append(run_service_pb2_grpc.RunServiceStub(channel))
-            yield servers, Driver(stubs)
+            yield servers, Driver(stubs, caller_run_ids)
         except BaseException:
             for server in servers:
                 if server.tail:

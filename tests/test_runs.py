@@ -4,6 +4,8 @@ bail, cancel, claims, streams and watches."""
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from typing import Any
 
 import flows
@@ -12,6 +14,7 @@ from conftest import client_for
 
 from runservice import errors
 from runservice.client import Client
+from runservice.engine.engine import new_id
 from runservice.model import EventType, Run, RunStatus, StepStatus
 
 client = client_for(flows.WORKFLOWS)
@@ -226,6 +229,22 @@ async def test_cancel_a_suspended_run_and_a_finished_one(client: Client) -> None
     assert unchanged.status is RunStatus.SUCCESS
     assert unchanged.result == done.result
     assert unchanged.last_sequence == done.last_sequence
+
+
+async def test_runs_started_without_an_id_get_time_ordered_uuid7_ids(client: Client) -> None:
+    workflow = client.get_workflow("pipeline")
+    before = time.time()
+    first = await workflow.create_run()
+    await asyncio.sleep(0.002)  # the next id falls in a later millisecond
+    second = (await workflow.create_run()).run_id
+    after = time.time()
+    ids = [uuid.UUID(first.run_id), uuid.UUID(second)]
+    assert [(i.version, i.variant) for i in ids] == [(7, uuid.RFC_4122)] * 2
+    assert all(int(before * 1000) <= i.int >> 80 <= int(after * 1000) + 1 for i in ids)
+    assert first.run_id < second  # the text sorts as the time does
+    # 74 random bits after the millisecond: ids drawn in the same millisecond differ.
+    drawn = [new_id() for _ in range(10_000)]
+    assert len(set(drawn)) == len(drawn)
 
 
 async def test_a_second_start_is_refused_unless_it_repeats_the_request_id(client: Client) -> None:
