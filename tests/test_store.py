@@ -1127,3 +1127,45 @@ async def test_foreach_items_inline_in_an_older_record_are_still_read(db_path: s
         rows = conn.execute("SELECT item_index FROM foreach_items WHERE run_id = 'r1'").fetchall()
     conn.close()
     assert "foreach_items" not in stored and sorted(rows) == [(0,), (1,)]
+
+
+async def test_version_13_foreach_items_move_to_a_clustered_table(db_path: str) -> None:
+    """Version 14 keeps a foreach's item rows in a WITHOUT ROWID table; the rows move over."""
+    Path(db_path).parent.mkdir(parents=True)
+    storage = Path(__file__).parent.parent / "service/runservice/storage"
+    with sqlite3.connect(db_path) as conn:
+        conn.executescript((storage / "schema.sql").read_text())
+        for version in range(5, 14):
+            conn.executescript((storage / f"migrate_v{version}.sql").read_text())
+        conn.execute("PRAGMA user_version = 13")
+        conn.execute(
+            "INSERT INTO runs (run_id, workflow_id, status, last_seq, created_at, updated_at)"
+            " VALUES ('r1', 'wf', 'running', 0, 1000.0, 1000.0)"
+        )
+        record = '{"path":["each"],"status":"running","payload":[1,2,3],"position":1}'
+        conn.execute("INSERT INTO steps VALUES ('r1', 'each', 1, ?)", (record,))
+        for index, body in (
+            (1, '{"index":1,"status":"suspended"}'),
+            (0, '{"index":0,"status":"success","output":10}'),
+        ):
+            conn.execute("INSERT INTO foreach_items VALUES ('r1', 'each', ?, ?)", (index, body))
+    conn.close()
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        assert indexed(await store.get_run("r1", steps=True)) == {
+            0: item(0, output=10),
+            1: item(1, StepStatus.SUSPENDED),
+        }
+        await store.write(RunWrite("r1", items=[(EACH, item(1, output=20)), (EACH, item(2, output=30))]))
+        assert indexed(await store.get_run("r1", steps=True)) == {
+            0: item(0, output=10),
+            1: item(1, output=20),
+            2: item(2, output=30),
+        }
+    finally:
+        await store.close()
+    with sqlite3.connect(db_path) as conn:
+        tables = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
+    conn.close()
+    assert "WITHOUT ROWID" in tables["foreach_items"] and "foreach_items_v14" not in tables
