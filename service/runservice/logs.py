@@ -11,14 +11,13 @@ Stdlib only, so every layer may use it (the engine included).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import json
 import logging
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 RUN_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("runservice_run_id", default=None)
@@ -47,14 +46,23 @@ def bind_step(path: Sequence[str] | None) -> contextvars.Token[str | None]:
     return STEP_PATH.set(".".join(path) if path else None)
 
 
-@contextlib.contextmanager
-def in_step(path: Sequence[str]) -> Iterator[None]:
-    """`with in_step(path):` around a step body, so its log lines (and the engine's) name the step."""
-    token = bind_step(path)
-    try:
-        yield
-    finally:
-        STEP_PATH.reset(token)
+class in_step:  # lowercase: used as a function, `with in_step(path):`
+    """`with in_step(path):` around a step body, so its log lines (and the engine's) name the step.
+
+    A class, not a `contextlib.contextmanager`: it wraps every step body and foreach item,
+    and a generator-based manager costs several times as much to enter and leave.
+    """
+
+    __slots__ = ("_path", "_token")
+
+    def __init__(self, path: Sequence[str]) -> None:
+        self._path = path
+
+    def __enter__(self) -> None:
+        self._token = bind_step(self._path)
+
+    def __exit__(self, *exc_info: object) -> None:
+        STEP_PATH.reset(self._token)
 
 
 def step_extra(run_id: str, path: Sequence[str], attempt: int) -> dict[str, Any]:
