@@ -318,7 +318,7 @@ async def _foreach(out: Outcome, s: Settings, database_url: str | None) -> None:
     from bench import foreach
 
     counts = list(s.foreach_items)
-    results = await foreach.measure(counts, s.foreach_repeat, database_url)
+    results = await asyncio.to_thread(foreach.measure_as_served, counts, s.foreach_repeat, database_url)
     db = " (postgresql)" if database_url else ""
     for count in counts:
         key = f"foreach_{count}_ms"
