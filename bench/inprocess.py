@@ -1,4 +1,5 @@
-"""`python -m bench.inprocess [--runs 3000] [--concurrency 64] [--durability full|normal] [--caller-run-ids]`.
+"""`python -m bench.inprocess [--runs 3000] [--concurrency 64] [--durability full|normal] [--caller-run-ids]
+[--stored-runs N]`.
 
 The engine and the SQLite store in this process, no gRPC: the like-for-like comparison
 with Mastra's in-process figures. The same workflows as the service benchmark
@@ -6,7 +7,9 @@ with Mastra's in-process figures. The same workflows as the service benchmark
 in flight, and suspend+resume round trips in flight, each started with `wait` exactly
 as the Start RPC does. Prints the store's commits and fsyncs per run too, so the
 durability setting's cost shows. Runs get the engine's own (time-ordered) ids, or with
-`--caller-run-ids` random UUID4 ids, as callers that name their runs themselves do.
+`--caller-run-ids` random UUID4 ids, as callers that name their runs themselves do;
+`--stored-runs N` stores N runs before the timed measurements, as a running service's store
+holds many.
 """
 
 from __future__ import annotations
@@ -28,7 +31,12 @@ from runservice.storage.sqlite import SqliteStore
 
 
 async def measure(
-    runs: int, concurrency: int, durability: str, max_seconds: float, caller_run_ids: bool = False
+    runs: int,
+    concurrency: int,
+    durability: str,
+    max_seconds: float,
+    caller_run_ids: bool = False,
+    stored_runs: int = 0,
 ) -> list[str]:
     lines: list[str] = []
 
@@ -62,6 +70,8 @@ async def measure(
 
                 # Warm up (imports, caches, the file's first pages).
                 await drive(three_steps, total=min(200, runs), concurrency=1, max_seconds=max_seconds)
+                if stored_runs:
+                    await drive(three_steps, total=stored_runs, concurrency=concurrency, max_seconds=3600)
                 for label, operation, n in (
                     ("3-step runs, 1 in flight", three_steps, 1),
                     (f"3-step runs, {concurrency} in flight", three_steps, concurrency),
@@ -103,14 +113,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--caller-run-ids", action="store_true", help="random UUID4 run ids, not the engine's (time-ordered)"
     )
+    parser.add_argument("--stored-runs", type=int, default=0, metavar="N", help="runs stored before timing")
     args = parser.parse_args(argv)
     sys.setswitchinterval(0.0001)  # as `runservice serve` does (see cli/serve.py)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         lines = runner.run(
-            measure(args.runs, args.concurrency, args.durability, args.max_seconds, args.caller_run_ids)
+            measure(
+                args.runs,
+                args.concurrency,
+                args.durability,
+                args.max_seconds,
+                args.caller_run_ids,
+                args.stored_runs,
+            )
         )
     ids = "caller's random run ids" if args.caller_run_ids else "the engine's run ids"
-    print(f"in-process engine + SQLite store, durability={args.durability}, {ids}")
+    stored = f", {args.stored_runs:,} runs stored first" if args.stored_runs else ""
+    print(f"in-process engine + SQLite store, durability={args.durability}, {ids}{stored}")
     print("\n".join(lines))
     return 1 if any("ERRORS" in line for line in lines) else 0
 

@@ -57,6 +57,7 @@ class Settings:
     foreach_items: tuple[int, ...] = (1_000, 10_000)
     foreach_repeat: int = 3
     max_seconds: float = 20.0
+    stored_runs: int = 0
 
     @classmethod
     def quick(cls) -> Settings:
@@ -110,6 +111,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="serve runservice with --engine-process (the engine in a second process)",
     )
     parser.add_argument(
+        "--stored-runs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="store N 3-step runs before runservice's timed measurements (default 0: a new database)",
+    )
+    parser.add_argument(
         "--caller-run-ids",
         action="store_true",
         help="start runs with random UUID4 ids chosen by the caller, not the server's time-ordered ids",
@@ -129,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings.quick() if args.quick else Settings()
     settings.concurrency = args.concurrency
+    settings.stored_runs = args.stored_runs
     parts = args.only.split(",")
     if not args.database_url:
         parts = [part for part in parts if part != "postgres"]
@@ -169,6 +178,7 @@ async def run(
         out.details["runservice_replicas"] = replicas
         out.details["runservice_engine_process"] = engine_process
         out.details["runservice_caller_run_ids"] = caller_run_ids
+        out.details["runservice_stored_runs"] = settings.stored_runs
         service = _service(out, settings, n, database_url, replicas, engine_process, caller_run_ids)
         await _part(out, "runservice", service)
     if "foreach" in parts:
@@ -249,6 +259,7 @@ async def _service(
         suspended=s.suspended,
         concurrency=n,
         max_seconds=s.max_seconds,
+        stored=s.stored_runs,
     )
     results = await service_runs.measure(counts, database_url, replicas, engine_process, caller_run_ids)
     f = out.figures
@@ -258,6 +269,8 @@ async def _service(
         db += " (--engine-process)"
     if caller_run_ids:
         db += " (caller's run ids)"
+    if s.stored_runs:
+        db += f" ({s.stored_runs:,} runs stored)"
     commits, commits_label = (
         ("postgres_single", "asyncpg commits/s") if on_pg else ("sqlite_single", "sqlite commits/s")
     )

@@ -140,6 +140,8 @@ class Counts:
     suspended: int
     concurrency: int
     max_seconds: float
+    stored: int = 0
+    """3-step runs stored before the timed measurements (a running service's store holds many)."""
 
 
 async def measure(
@@ -159,6 +161,9 @@ async def measure(
     async with _serving(database_url, replicas, engine_process, caller_run_ids) as (servers, driver):
         await _warm_up(driver)
         n, limit = counts.concurrency, counts.max_seconds
+        if counts.stored:
+            stored = await drive(driver.three_steps, total=counts.stored, concurrency=n, max_seconds=3600)
+            _raise_on_errors("storing runs", stored)
         three, trips_op = driver.three_steps, driver.suspend_and_resume
         sequential = await _timed(
             servers, cpu, "sequential", three, total=counts.sequential, concurrency=1, max_seconds=limit

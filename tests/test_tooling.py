@@ -165,13 +165,20 @@ def test_bench_references_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 @pytest.mark.timeout(60)
-async def test_bench_runservice_smoke() -> None:
+@pytest.mark.parametrize("caller_run_ids", [False, True], ids=["server-ids", "caller-ids"])
+async def test_bench_runservice_smoke(caller_run_ids: bool) -> None:
     from bench import service_runs
 
     counts = service_runs.Counts(
-        sequential=20, concurrent=40, suspend_resume=20, suspended=20, concurrency=8, max_seconds=10
+        sequential=20,
+        concurrent=40,
+        suspend_resume=20,
+        suspended=20,
+        concurrency=8,
+        max_seconds=10,
+        stored=16,
     )
-    results = await service_runs.measure(counts)
+    results = await service_runs.measure(counts, caller_run_ids=caller_run_ids)
     for result in (results.sequential, results.concurrent, results.suspend_resume, results.suspended_runs):
         assert result.errors == 0, result.first_error
     assert results.sequential.done == 20
