@@ -25,6 +25,7 @@ import uvloop
 
 from bench.load import LoadResult, drive
 from bench.workflows import WORKFLOWS
+from runservice.cli.serve import SWITCH_INTERVAL
 from runservice.engine import Engine
 from runservice.model import RunStatus
 from runservice.storage.sqlite import SqliteStore
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stored-runs", type=int, default=0, metavar="N", help="runs stored before timing")
     args = parser.parse_args(argv)
-    sys.setswitchinterval(0.0001)  # as `runservice serve` does (see cli/serve.py)
+    sys.setswitchinterval(SWITCH_INTERVAL)  # as `runservice serve` does
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         lines = runner.run(
             measure(

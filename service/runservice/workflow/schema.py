@@ -61,6 +61,10 @@ def as_schema(value: Any) -> Schema | None:
     return Schema(value)
 
 
+_PLAIN = frozenset({int, str, bool, type(None)})
+"""Values that are JSON data as they are (floats are not: pydantic decides about NaN)."""
+
+
 def to_jsonable(value: Any) -> Json:
     """Turn a step's return value (model, dataclass, dict, list, date...) into JSON data."""
     if type(value) in _PLAIN:  # exact types: a subclass (an IntEnum, say) goes to pydantic
@@ -68,10 +72,6 @@ def to_jsonable(value: Any) -> Json:
     if isinstance(value, pydantic.BaseModel):
         return value.model_dump(mode="json")
     return pydantic_core.to_jsonable_python(value)
-
-
-_PLAIN = frozenset({int, str, bool, type(None)})
-"""Values that are JSON data as they are (floats are not: pydantic decides about NaN)."""
 
 
 def _violations(exc: pydantic.ValidationError) -> list[FieldViolation]:
