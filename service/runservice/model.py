@@ -349,7 +349,7 @@ class Run:
     """The tick (seconds since the epoch) of `schedule_id` that started the run."""
 
     def with_steps(self, steps: Iterable[StepRecord]) -> Run:
-        return replace(self, steps=tuple(sorted(steps, key=_POSITION)))
+        return evolve(self, steps=tuple(sorted(steps, key=_POSITION)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ import logging
 import math
 import time
 from collections.abc import Coroutine
-from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from runservice.engine.deadlines import workflow_deadline_error
@@ -34,6 +33,7 @@ from runservice.model import (
     StepStatus,
     Travel,
 )
+from runservice.model import evolve as replace  # dataclasses.replace, faster
 from runservice.workflow import (
     BranchNode,
     ConditionContext,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from runservice.errors import (
     FieldViolation,
@@ -14,6 +13,7 @@ from runservice.errors import (
     StepNotSuspended,
 )
 from runservice.model import Json, Run, RunStatus, StepPath, StepRecord, StepStatus
+from runservice.model import evolve as replace  # dataclasses.replace, faster
 from runservice.workflow import Runnable, Workflow
 
 
