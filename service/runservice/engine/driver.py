@@ -78,7 +78,15 @@ class Resumption:
 class RunDriver:
     """Executes one run in this process until it is terminal or suspended."""
 
-    def __init__(self, store: Store, workflow: Workflow, run: Run, lease: Lease | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        workflow: Workflow,
+        run: Run,
+        lease: Lease | None = None,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.workflow = workflow
         self.lease = lease
         self.run = run
@@ -88,8 +96,9 @@ class RunDriver:
         self.records: dict[StepPath, StepRecord] = {s.path: s for s in run.steps}
         self.state: dict[str, Json] = dict(run.state) if isinstance(run.state, dict) else {}
         self.request_context: dict[str, Json] = dict(run.request_context)
-        # Held, not looked up: on Python 3.11 every get_running_loop() is a getpid() syscall.
-        self.loop = asyncio.get_running_loop()
+        # Held, not looked up: on Python 3.11 every get_running_loop() is a getpid() syscall
+        # (the engine passes the loop it holds, so a run costs none).
+        self.loop = loop or asyncio.get_running_loop()
         self.outbox = Outbox(store, run.run_id, self.loop, lease)
         self.outbox.last_sequence = run.last_sequence
         self.status = RunStatus.RUNNING

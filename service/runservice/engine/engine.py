@@ -102,6 +102,8 @@ class Engine:
         self.heartbeat = heartbeat
         self._drivers: dict[str, RunDriver] = {}
         self._tasks: dict[str, asyncio.Task[Run]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop the runs are driven on, taken at the first drive."""
         self._lock = KeyedLock()
         """Serializes Start, Resume, Cancel and Delete of one run."""
         self._followers: set[Subscription] = set()
@@ -333,7 +335,7 @@ class Engine:
                         return await self._repeat(run_id, wait)
                     raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
             run = replace(fresh, last_sequence=result.last_sequence)
-            task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
+            task = self._launch(self._driver(workflow, run, self._lease(result.epoch)))
         return await self._settled(task, run_id) if wait else run
 
     async def resume(
@@ -369,7 +371,7 @@ class Engine:
             if isinstance(accepted, Run):
                 return accepted  # the answer to a retried request
             workflow, run, epoch = accepted
-            task = self._launch(RunDriver(self._store, workflow, run, self._lease(epoch)))
+            task = self._launch(self._driver(workflow, run, self._lease(epoch)))
         return await self._settled(task, run_id) if wait else replace(run, steps=())
 
     async def _accept_resume(
@@ -597,7 +599,7 @@ class Engine:
                     return replace(run, steps=())
                 run = await self._load(run_id, steps=True)
                 logger.info("run %s: restarted from its last checkpoint (was %s)", run_id, run.status)
-                task = self._launch(RunDriver(self._store, workflow, run, self._lease(claimed.epoch)))
+                task = self._launch(self._driver(workflow, run, self._lease(claimed.epoch)))
         return await self._settled(task, run_id) if wait else replace(run, steps=())
 
     async def time_travel(
@@ -671,7 +673,7 @@ class Engine:
             logger.info("run %s: time travel to %s", run_id, ".".join(target.path))
             run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
             run = run.with_steps(target.kept)
-            task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
+            task = self._launch(self._driver(workflow, run, self._lease(result.epoch)))
         return await self._settled(task, run_id) if wait else replace(run, steps=())
 
     async def fork(
@@ -739,7 +741,7 @@ class Engine:
                 raise RunAlreadyStarted(fork_id, (result.status or RunStatus.PENDING).value)
             logger.info("run %s: forked from run %s at %s", fork_id, run_id, ".".join(target.path))
             run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
-            task = self._launch(RunDriver(self._store, workflow, run, self._lease(result.epoch)))
+            task = self._launch(self._driver(workflow, run, self._lease(result.epoch)))
         return await self._settled(task, fork_id) if wait else replace(run, steps=())
 
     # -- reads ---------------------------------------------------------------------------------
@@ -877,7 +879,7 @@ class Engine:
                     return
             workflow = self.definition(run)
             logger.info("run %s: re-driving from its last checkpoint (was %s)", run_id, run.status)
-            self._launch(RunDriver(self._store, workflow, run, lease))
+            self._launch(self._driver(workflow, run, lease))
         except (WorkflowVersionUnavailable, WorkflowDefinitionChanged) as exc:
             # Not this server's to drive (the claim normally skips it): leave it as it is,
             # unowned, for a server that serves its definition; never fail it.
@@ -910,7 +912,12 @@ class Engine:
 
     def _launch_claimed(self, run: Run, epoch: int) -> asyncio.Task[Run]:
         """Drive a run this replica created already claimed (a schedule's tick)."""
-        return self._launch(RunDriver(self._store, self.definition(run), run, self._lease(epoch)))
+        return self._launch(self._driver(self.definition(run), run, self._lease(epoch)))
+
+    def _driver(self, workflow: Workflow, run: Run, lease: Lease) -> RunDriver:
+        if self._loop is None:  # held: on Python 3.11 get_running_loop() is a getpid() syscall
+            self._loop = asyncio.get_running_loop()
+        return RunDriver(self._store, workflow, run, lease, loop=self._loop)
 
     def _lease(self, epoch: int) -> Lease:
         return Lease(self._keeper.owner, epoch)
