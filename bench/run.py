@@ -55,7 +55,7 @@ class Settings:
     suspend_resume: int = 3_000
     suspended: int = 2_000
     foreach_items: tuple[int, ...] = (1_000, 10_000)
-    foreach_repeat: int = 3
+    foreach_repeat: int = 5
     max_seconds: float = 20.0
     stored_runs: int = 0
 
