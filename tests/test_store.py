@@ -34,7 +34,7 @@ from runservice.model import (
 from runservice.storage import RUN_PATCH_FIELDS, RunQuery, RunWrite, WriteResult, open_store
 from runservice.storage import postgres as pg
 from runservice.storage.postgres import PostgresStore
-from runservice.storage.sqlite import SCHEMA_VERSION, SqliteStore
+from runservice.storage.sqlite import BASE_VERSION, SCHEMA_VERSION, SqliteStore
 
 AnyStore = SqliteStore | PostgresStore
 
@@ -1085,18 +1085,27 @@ async def test_foreach_items_are_rows_of_their_own(store: AnyStore) -> None:
     assert indexed(await store.get_run("r1", steps=True)) == {}
 
 
+def _database_with_a_running_run(db_path: str, version: int) -> sqlite3.Connection:
+    """A new database file at schema `version` (schema.sql, then the migrations up to it) holding
+    one running run, `r1`; use it as `with ... as conn:` (which commits), then close it."""
+    Path(db_path).parent.mkdir(parents=True)
+    storage = Path(__file__).parent.parent / "service/runservice/storage"
+    conn = sqlite3.connect(db_path)
+    conn.executescript((storage / "schema.sql").read_text())
+    for target in range(BASE_VERSION + 1, version + 1):
+        conn.executescript((storage / f"migrate_v{target}.sql").read_text())
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.execute(
+        "INSERT INTO runs (run_id, workflow_id, status, last_seq, created_at, updated_at)"
+        " VALUES ('r1', 'wf', 'running', 0, 1000.0, 1000.0)"
+    )
+    return conn
+
+
 async def test_foreach_items_inline_in_an_older_record_are_still_read(db_path: str) -> None:
     """A version 4 database kept a step's items inside its record: they read as before,
     item rows written since win for their index, and the next full write moves them out."""
-    Path(db_path).parent.mkdir(parents=True)
-    schema = (Path(__file__).parent.parent / "service/runservice/storage/schema.sql").read_text()
-    with sqlite3.connect(db_path) as conn:
-        conn.executescript(schema)
-        conn.execute("PRAGMA user_version = 4")
-        conn.execute(
-            "INSERT INTO runs (run_id, workflow_id, status, last_seq, created_at, updated_at)"
-            " VALUES ('r1', 'wf', 'running', 0, 1000.0, 1000.0)"
-        )
+    with _database_with_a_running_run(db_path, 4) as conn:
         record = (
             '{"path":["each"],"status":"running","payload":[1,2,3],"position":1,"foreach_items":'
             '[{"index":0,"status":"success","output":10},{"index":1,"status":"suspended"}]}'
@@ -1131,17 +1140,7 @@ async def test_foreach_items_inline_in_an_older_record_are_still_read(db_path: s
 
 async def test_version_13_foreach_items_move_to_a_clustered_table(db_path: str) -> None:
     """Version 14 keeps a foreach's item rows in a WITHOUT ROWID table; the rows move over."""
-    Path(db_path).parent.mkdir(parents=True)
-    storage = Path(__file__).parent.parent / "service/runservice/storage"
-    with sqlite3.connect(db_path) as conn:
-        conn.executescript((storage / "schema.sql").read_text())
-        for version in range(5, 14):
-            conn.executescript((storage / f"migrate_v{version}.sql").read_text())
-        conn.execute("PRAGMA user_version = 13")
-        conn.execute(
-            "INSERT INTO runs (run_id, workflow_id, status, last_seq, created_at, updated_at)"
-            " VALUES ('r1', 'wf', 'running', 0, 1000.0, 1000.0)"
-        )
+    with _database_with_a_running_run(db_path, 13) as conn:
         record = '{"path":["each"],"status":"running","payload":[1,2,3],"position":1}'
         conn.execute("INSERT INTO steps VALUES ('r1', 'each', 1, ?)", (record,))
         for index, body in (

@@ -1061,6 +1061,10 @@ def request_run_id(workflow_id: str, request_id: str, resource_id: str | None) -
     return str(uuid.uuid5(_REQUEST_IDS, f"{workflow_id}\x00{resource_id or ''}\x00{request_id}"))
 
 
+_RAND_B = (1 << 62) - 1
+"""The low 62 bits of a version 7 UUID (rand_b), below its variant."""
+
+
 def new_id() -> str:
     """A new run id: a UUID version 7 (RFC 9562), the Unix time in milliseconds in its first
     48 bits and 74 random bits after it.
@@ -1081,9 +1085,6 @@ def new_id() -> str:
         | random_bits & _RAND_B
     )
     return str(uuid.UUID(int=value))
-
-
-_RAND_B = (1 << 62) - 1
 
 
 def new_trace_id() -> str:
