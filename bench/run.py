@@ -58,6 +58,7 @@ class Settings:
     foreach_repeat: int = 5
     max_seconds: float = 20.0
     stored_runs: int = 0
+    caller_run_ids: bool = False
 
     @classmethod
     def quick(cls) -> Settings:
@@ -138,13 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.quick() if args.quick else Settings()
     settings.concurrency = args.concurrency
     settings.stored_runs = args.stored_runs
+    settings.caller_run_ids = args.caller_run_ids
     parts = args.only.split(",")
     if not args.database_url:
         parts = [part for part in parts if part != "postgres"]
     started = time.perf_counter()
-    outcome = asyncio.run(
-        run(settings, parts, args.database_url, args.replicas, args.engine_process, args.caller_run_ids)
-    )
+    outcome = asyncio.run(run(settings, parts, args.database_url, args.replicas, args.engine_process))
     outcome.details["total_seconds"] = round(time.perf_counter() - started, 1)
 
     print(render(outcome.rows))
@@ -163,7 +163,6 @@ async def run(
     database_url: str | None = None,
     replicas: int = 1,
     engine_process: bool = False,
-    caller_run_ids: bool = False,
 ) -> Outcome:
     out = Outcome()
     n = settings.concurrency
@@ -177,10 +176,9 @@ async def run(
         out.details["runservice_database"] = "postgresql" if database_url else "sqlite"
         out.details["runservice_replicas"] = replicas
         out.details["runservice_engine_process"] = engine_process
-        out.details["runservice_caller_run_ids"] = caller_run_ids
+        out.details["runservice_caller_run_ids"] = settings.caller_run_ids
         out.details["runservice_stored_runs"] = settings.stored_runs
-        service = _service(out, settings, n, database_url, replicas, engine_process, caller_run_ids)
-        await _part(out, "runservice", service)
+        await _part(out, "runservice", _service(out, settings, n, database_url, replicas, engine_process))
     if "foreach" in parts:
         await _part(out, "foreach", _foreach(out, settings, database_url))
     return out
@@ -248,7 +246,6 @@ async def _service(
     database_url: str | None = None,
     replicas: int = 1,
     engine_process: bool = False,
-    caller_run_ids: bool = False,
 ) -> None:
     from bench import service_runs  # imports the generated stubs, needed only here
 
@@ -261,13 +258,13 @@ async def _service(
         max_seconds=s.max_seconds,
         stored=s.stored_runs,
     )
-    results = await service_runs.measure(counts, database_url, replicas, engine_process, caller_run_ids)
+    results = await service_runs.measure(counts, database_url, replicas, engine_process, s.caller_run_ids)
     f = out.figures
     on_pg = database_url is not None
     db = (f" (postgresql, {replicas} replicas)" if replicas > 1 else " (postgresql)") if on_pg else ""
     if engine_process:
         db += " (--engine-process)"
-    if caller_run_ids:
+    if s.caller_run_ids:
         db += " (caller's run ids)"
     if s.stored_runs:
         db += f" ({s.stored_runs:,} runs stored)"
