@@ -1,6 +1,7 @@
-"""`python -m bench.listing [--runs 100000] [--repeat 30]`: ListRuns at scale.
+"""`python -m bench.listing [--runs 100000] [--repeat 30] [--database-url URL]`: ListRuns at scale.
 
-Fills a fresh SQLite store with `--runs` runs (10 workflows, 1,000 resources, statuses
+Fills a fresh store (a scratch SQLite file, or with `--database-url` a scratch schema of
+that PostgreSQL database) with `--runs` runs (10 workflows, 1,000 resources, statuses
 skewed the way a real service is: mostly finished, a few failed or suspended, created
 over 30 days), then times the store's listing (one page of 50, summaries, as ListRuns
 asks for by default) for every kind of filter and their combinations, first page and
@@ -12,19 +13,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
+import asyncpg
 import orjson
 
+from bench.asyncpg_ref import scratch_schema, with_search_path
 from runservice.model import RunStatus
-from runservice.storage import RunQuery
+from runservice.storage import RunQuery, Store
+from runservice.storage import postgres as postgres_store
+from runservice.storage.postgres import PostgresStore
 from runservice.storage.sqlite import SqliteStore, _list_sql
 
 STATUS_WEIGHTS = {
@@ -39,30 +46,37 @@ STATUS_WEIGHTS = {
 DAY = 86_400.0
 
 
-def fill(path: str, runs: int, now: float) -> None:
-    """Insert `runs` runs straight into the runs table (the store made the schema)."""
+COLUMNS = ("run_id", "workflow_id", "resource_id", "status", "input", "created_at", "updated_at")
+
+
+def rows(runs: int, now: float) -> list[tuple[str, str, str, str, bytes, float, float]]:
+    """`runs` runs, the same on every store: created over 30 days, statuses skewed."""
     rng = random.Random(7)
     statuses = list(STATUS_WEIGHTS)
     weights = list(STATUS_WEIGHTS.values())
-    conn = sqlite3.connect(path)
-    rows = []
+    made = []
     for i in range(runs):
         created = now - rng.random() * 30 * DAY
-        rows.append(
+        made.append(
             (
                 f"run-{i:07d}",
                 f"wf-{rng.randrange(10)}",
                 f"tenant-{rng.randrange(1000)}",
                 rng.choices(statuses, weights)[0].value,
-                orjson.dumps({"n": i, "text": "x" * 200}).decode(),
+                orjson.dumps({"n": i, "text": "x" * 200}),
                 created,
                 created,
             )
         )
+    return made
+
+
+def fill(path: str, runs: int, now: float) -> None:
+    """Insert `runs` runs straight into the runs table of a SQLite file (the store made the schema)."""
+    conn = sqlite3.connect(path)
     conn.executemany(
-        "INSERT INTO runs (run_id, workflow_id, resource_id, status, input, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(*row[:4], row[4].decode(), *row[5:]) for row in rows(runs, now)],
     )
     conn.commit()
     conn.execute("ANALYZE")
@@ -93,7 +107,7 @@ def cases(now: float) -> dict[str, RunQuery]:
     }
 
 
-async def measure(store: SqliteStore, query: RunQuery, repeat: int) -> tuple[float, float, int, float]:
+async def measure(store: Store, query: RunQuery, repeat: int) -> tuple[float, float, int, float]:
     """(median ms, worst ms, runs on the first page, median ms of the second page)."""
     page = replace(query, limit=51, payloads=False)
     first: list[float] = []
@@ -112,36 +126,74 @@ async def measure(store: SqliteStore, query: RunQuery, repeat: int) -> tuple[flo
     return statistics.median(first), max(first), len(runs[:50]), statistics.median(second) if second else 0.0
 
 
-def plan(path: str, query: RunQuery) -> str:
-    sql, params = _list_sql(replace(query, limit=51, payloads=False))
-    conn = sqlite3.connect(path)
-    try:
-        rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
-    finally:
-        conn.close()
-    return "; ".join(str(row[-1]) for row in rows)
+Plan = Callable[[RunQuery], Awaitable[str]]
+"""The query plan of a listing page, as one line."""
 
 
-async def run(runs: int, repeat: int) -> int:
+@contextlib.asynccontextmanager
+async def sqlite_listing(runs: int, now: float) -> AsyncIterator[tuple[Store, Plan]]:
+    """An open SQLite store holding `runs` runs, and how its listing pages are planned."""
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "runs.db")
-        now = time.time()
         store = SqliteStore(path)
         await store.open()  # creates the schema
         await store.close()
         started = time.perf_counter()
         fill(path, runs, now)
         print(f"filled {runs:,} runs in {time.perf_counter() - started:.1f}s ({path})")
+
+        async def plan(query: RunQuery) -> str:
+            sql, params = _list_sql(replace(query, limit=51, payloads=False))
+            conn = sqlite3.connect(path)
+            try:
+                found = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+            finally:
+                conn.close()
+            return "; ".join(str(row[-1]) for row in found)
+
         store = SqliteStore(path)
         await store.open()
         try:
-            print(f"{'filter':<32} {'median ms':>10} {'worst ms':>10} {'runs':>5} {'page 2 ms':>10}  plan")
-            for name, query in cases(now).items():
-                median, worst, found, second = await measure(store, query, repeat)
-                figures = f"{median:>10.2f} {worst:>10.2f} {found:>5} {second:>10.2f}"
-                print(f"{name:<32} {figures}  {plan(path, query)}")
+            yield store, plan
         finally:
             await store.close()
+
+
+@contextlib.asynccontextmanager
+async def postgres_listing(url: str, runs: int, now: float) -> AsyncIterator[tuple[Store, Plan]]:
+    """An open PostgreSQL store on a scratch schema of `url` holding `runs` runs (analyzed),
+    and how its listing pages are planned."""
+    async with scratch_schema(url, "runservice_bench_listing") as schema:
+        scoped = with_search_path(url, schema)
+        store = PostgresStore(scoped)
+        await store.open()  # migrates the schema
+        conn = await asyncpg.connect(scoped)
+        try:
+            started = time.perf_counter()
+            await conn.copy_records_to_table("runs", records=rows(runs, now), columns=COLUMNS)
+            await conn.execute("ANALYZE runs")
+            print(f"filled {runs:,} runs in {time.perf_counter() - started:.1f}s (schema {schema})")
+
+            async def plan(query: RunQuery) -> str:
+                sql, params = postgres_store.list_sql(replace(query, limit=51, payloads=False))
+                found = await conn.fetch(f"EXPLAIN (COSTS OFF) {sql}", *params)
+                return "; ".join(row[0].strip().removeprefix("-> ") for row in found)
+
+            yield store, plan
+        finally:
+            await conn.close()
+            await store.close()
+
+
+async def run(runs: int, repeat: int, database_url: str | None = None) -> int:
+    now = time.time()
+    listing = postgres_listing(database_url, runs, now) if database_url else sqlite_listing(runs, now)
+    async with listing as (store, plan):
+        print(f"{'filter':<32} {'median ms':>10} {'worst ms':>10} {'runs':>5} {'page 2 ms':>10}  plan")
+        for name, query in cases(now).items():
+            median, worst, found, second = await measure(store, query, repeat)
+            figures = f"{median:>10.2f} {worst:>10.2f} {found:>5} {second:>10.2f}"
+            print(f"{name:<32} {figures}  {await plan(query)}")
     return 0
 
 
@@ -149,8 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.listing", description=__doc__.split("\n\n")[1])
     parser.add_argument("--runs", type=int, default=100_000, help="runs to store (default 100,000)")
     parser.add_argument("--repeat", type=int, default=30, help="calls timed per filter (default 30)")
+    parser.add_argument(
+        "--database-url", metavar="URL", help="a postgresql:// URL (default: a scratch SQLite file)"
+    )
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.runs, args.repeat))
+    if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
+        parser.error("--database-url must be a postgresql:// URL")
+    return asyncio.run(run(args.runs, args.repeat, args.database_url))
 
 
 if __name__ == "__main__":

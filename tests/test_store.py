@@ -608,6 +608,20 @@ async def test_list_runs_filters_and_keyset_paging(store: AnyStore) -> None:
     assert pages == [["b3", "a3"], ["b2", "b1"], ["a2", "a1"]]
     assert await ids(workflow_id="wf-b", after=(200.0, "b2")) == ["b1"]
 
+    # Several statuses are read one range per status and merged: the page keeps the
+    # order and the limit across them, and keyset paging walks the merge.
+    active = frozenset({RunStatus.RUNNING, RunStatus.PENDING, RunStatus.SUSPENDED})
+    assert await ids(statuses=active, limit=2) == ["b3", "b2"]
+    walked: list[str] = []
+    after = None
+    while page := await store.list_runs(RunQuery(statuses=active, limit=1, after=after, payloads=False)):
+        walked.extend(run.run_id for run in page)
+        after = (page[-1].created_at, page[-1].run_id)
+    assert walked == ["b3", "b2", "b1", "a2"]
+    assert await ids(statuses=active, workflow_id="wf-b", from_time=150.0, to_time=300.0) == ["b2", "b1"]
+    assert await ids(statuses=active, resource_id="res-1") == ["b2"]
+    assert await ids(statuses=frozenset({RunStatus.FAILED, RunStatus.CANCELED}), workflow_id="wf-b") == []
+
 
 async def test_runs_with_status(store: AnyStore) -> None:
     await create(store, new_run("p", created_at=1.0))

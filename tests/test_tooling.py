@@ -251,6 +251,30 @@ async def test_bench_on_postgresql_smoke(postgres_server: PostgresServer) -> Non
         await postgres_server.drop_database(url)
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("layout", ["sqlite", "postgresql"])
+async def test_bench_listing_smoke(
+    layout: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m bench.listing [--database-url URL]`: every filter is timed and planned, on
+    a scratch SQLite file or a scratch schema that is dropped afterwards."""
+    from bench import listing
+
+    url = None
+    if layout == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = await server.create_database(migrated=False)
+    try:
+        assert await listing.run(runs=2_000, repeat=2, database_url=url) == 0
+    finally:
+        if url is not None:
+            await server.drop_database(url)
+    out = capsys.readouterr().out
+    for name in listing.cases(0.0):
+        line = next(line for line in out.splitlines() if line.startswith(name))
+        assert ("runs_by" in line) if layout == "sqlite" else ("Scan" in line), line
+
+
 def test_the_wheel_lists_every_package_folder() -> None:
     """pyproject lists the packages by hand (one package from two roots); none may be missed."""
     import tomllib

@@ -37,7 +37,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from importlib import resources
 from typing import Any
 
@@ -389,33 +389,7 @@ class PostgresStore(PostgresSchedules):
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
-        clauses: list[str] = []
-        params: list[object] = []
-
-        def param(value: object) -> str:
-            params.append(value)
-            return f"${len(params)}"
-
-        if query.workflow_id is not None:
-            clauses.append(f"workflow_id = {param(query.workflow_id)}")
-        if query.statuses:
-            clauses.append(f"status = ANY({param(sorted(s.value for s in query.statuses))}::text[])")
-        if query.resource_id is not None:
-            clauses.append(f"resource_id = {param(query.resource_id)}")
-        if query.forked_from is not None:
-            clauses.append(f"forked_from = {param(query.forked_from)}")
-        if query.definition_version is not None:
-            clauses.append(f"definition_version = {param(query.definition_version)}")
-        if query.from_time is not None:
-            clauses.append(f"created_at >= {param(query.from_time)}")
-        if query.to_time is not None:
-            clauses.append(f"created_at < {param(query.to_time)}")
-        if query.after is not None:
-            created_at, run_id = query.after
-            clauses.append(f"(created_at, run_id) < ({param(created_at)}, {param(run_id)})")
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        select = _SELECT_RUN if query.payloads else _SELECT_SUMMARY
-        sql = f"{select}{where} ORDER BY created_at DESC, run_id DESC LIMIT {param(max(query.limit, 0))}"
+        sql, params = list_sql(query)
         return [run_from_row(row) for row in await self._readers().fetch(sql, *params)]
 
     async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
@@ -460,6 +434,58 @@ class PostgresStore(PostgresSchedules):
             sorted(status.value for status in statuses),
         )
         return [run_from_row(row) for row in rows]
+
+
+def list_sql(query: RunQuery) -> tuple[str, list[object]]:
+    """The statement and parameters of one ListRuns page.
+
+    Statuses are compared one at a time with `=`: `status = ANY(array)` is not an equality
+    to the planner, so no `(..., status, created_at, run_id)` index could give rows in
+    page order and every matching row was read and sorted. Several statuses are one
+    ordered, limited range per status, merged by a UNION ALL (as on SQLite): at most
+    `limit` rows per status are read, whatever the table holds.
+    """
+    statuses = sorted(status.value for status in query.statuses)
+    params: list[object] = []
+
+    def param(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    select = _SELECT_RUN if query.payloads else _SELECT_SUMMARY
+    order = " ORDER BY created_at DESC, run_id DESC"
+    limit = param(max(query.limit, 0))
+    shared = _list_clauses(query, param)
+    if len(statuses) <= 1:
+        clauses = [*shared, *(f"status = {param(status)}" for status in statuses)]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return f"{select}{where}{order} LIMIT {limit}", params
+    parts = [
+        f"({select} WHERE {' AND '.join([*shared, f'status = {param(status)}'])}{order} LIMIT {limit})"
+        for status in statuses
+    ]
+    return f"{' UNION ALL '.join(parts)}{order} LIMIT {limit}", params
+
+
+def _list_clauses(query: RunQuery, param: Callable[[object], str]) -> list[str]:
+    """The conditions of a ListRuns page other than its statuses."""
+    clauses: list[str] = []
+    if query.workflow_id is not None:
+        clauses.append(f"workflow_id = {param(query.workflow_id)}")
+    if query.resource_id is not None:
+        clauses.append(f"resource_id = {param(query.resource_id)}")
+    if query.forked_from is not None:
+        clauses.append(f"forked_from = {param(query.forked_from)}")
+    if query.definition_version is not None:
+        clauses.append(f"definition_version = {param(query.definition_version)}")
+    if query.from_time is not None:
+        clauses.append(f"created_at >= {param(query.from_time)}")
+    if query.to_time is not None:
+        clauses.append(f"created_at < {param(query.to_time)}")
+    if query.after is not None:
+        created_at, run_id = query.after
+        clauses.append(f"(created_at, run_id) < ({param(created_at)}, {param(run_id)})")
+    return clauses
 
 
 # -- migrations ------------------------------------------------------------------------
