@@ -50,6 +50,7 @@ HEARTBEAT = 0.2
 BOTH_BACKENDS = frozenset(
     {
         "test_store",
+        "test_store_values",
         "test_runs",
         "test_constructs",
         "test_recovery",

@@ -1,4 +1,5 @@
-"""Large values are stored once per run (storage/values.py) and read back unchanged."""
+"""Large values are stored once per run (storage/values.py) and read back unchanged, on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,10 +7,15 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
+import orjson
 import pytest
+from conftest import Databases
 
-from runservice.model import EventDraft, EventType, Run, RunStatus, StepRecord, StepStatus
-from runservice.storage import RunQuery, RunWrite
+from runservice.model import EventDraft, EventType, ForeachItem, Run, RunStatus, StepRecord, StepStatus
+from runservice.storage import RunQuery, RunWrite, open_store
+from runservice.storage import postgres as pg
+from runservice.storage.postgres import PostgresStore
 from runservice.storage.sqlite import SCHEMA_VERSION, SqliteStore
 from runservice.storage.values import THRESHOLD
 
@@ -20,9 +26,13 @@ OTHER = {"text": "w" * (THRESHOLD + 10)}
 SMALL = {"x": 1}
 
 
+AnyStore = SqliteStore | PostgresStore
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(str(tmp_path / "runs.db"))
+async def store(databases: Databases, tmp_path: Path) -> AsyncIterator[AnyStore]:
+    opened = open_store(await databases.url_for(tmp_path / "runs.db"))
+    assert isinstance(opened, SqliteStore | PostgresStore)
     await opened.open()
     try:
         yield opened
@@ -30,15 +40,23 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await opened.close()
 
 
-def value_rows(store: SqliteStore, run_id: str) -> int:
-    conn = sqlite3.connect(store.path)
+async def value_rows(store: AnyStore, run_id: str) -> int:
+    if isinstance(store, PostgresStore):
+        conn = await asyncpg.connect(store.url)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM run_values WHERE run_id = $1", run_id))
+        finally:
+            await conn.close()
+    sqlite = sqlite3.connect(store.path)
     try:
-        return int(conn.execute("SELECT count(*) FROM run_values WHERE run_id = ?", (run_id,)).fetchone()[0])
+        return int(
+            sqlite.execute("SELECT count(*) FROM run_values WHERE run_id = ?", (run_id,)).fetchone()[0]
+        )
     finally:
-        conn.close()
+        sqlite.close()
 
 
-async def write_pass_through(store: SqliteStore, run_id: str, data: object) -> None:
+async def write_pass_through(store: AnyStore, run_id: str, data: object) -> None:
     """A run whose input, every step payload and output, event data and result are `data`
     (equal copies, not one object, as a step's validated output would be)."""
     copy = dict(data) if isinstance(data, dict) else data
@@ -69,9 +87,9 @@ async def write_pass_through(store: SqliteStore, run_id: str, data: object) -> N
     await store.write(RunWrite(run_id=run_id, patch={"status": RunStatus.SUCCESS, "result": dict(BIG)}))
 
 
-async def test_equal_large_values_are_stored_once_and_read_back(store: SqliteStore) -> None:
+async def test_equal_large_values_are_stored_once_and_read_back(store: AnyStore) -> None:
     await write_pass_through(store, "r1", BIG)
-    assert value_rows(store, "r1") == 1
+    assert await value_rows(store, "r1") == 1
     run = await store.get_run("r1", steps=True)
     assert run is not None and run.input == BIG and run.result == BIG
     assert [(s.payload, s.output) for s in run.steps] == [(BIG, BIG)] * 3
@@ -92,33 +110,71 @@ async def test_equal_large_values_are_stored_once_and_read_back(store: SqliteSto
     assert summary.input is None and summary.result is None and summary.status is RunStatus.SUCCESS
 
 
-async def test_different_values_each_stored_once_small_ones_inline(store: SqliteStore) -> None:
+async def test_different_values_each_stored_once_small_ones_inline(store: AnyStore) -> None:
     run = Run(
         run_id="r2", workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0, input=SMALL
     )
     record = StepRecord(path=("a",), status=StepStatus.SUSPENDED, payload=OTHER, suspend_payload=BIG)
     await store.write(RunWrite(run_id="r2", create=run, steps=(record,)))
-    assert value_rows(store, "r2") == 2
+    assert await value_rows(store, "r2") == 2
     got = await store.get_run("r2", steps=True)
     assert got is not None and got.input == SMALL
     assert got.steps[0].payload == OTHER and got.steps[0].suspend_payload == BIG
 
 
-async def test_deleting_a_run_deletes_its_values(store: SqliteStore) -> None:
+async def test_deleting_a_run_deletes_its_values(store: AnyStore) -> None:
     await write_pass_through(store, "gone", BIG)
     await write_pass_through(store, "kept", BIG)
     await store.write(RunWrite(run_id="gone", delete=True))
-    assert value_rows(store, "gone") == 0 and value_rows(store, "kept") == 1
+    assert await value_rows(store, "gone") == 0 and await value_rows(store, "kept") == 1
     kept = await store.get_run("kept", steps=True)
     assert kept is not None and kept.steps[2].output == BIG
 
 
-async def test_a_large_run_costs_about_one_copy_on_disk(store: SqliteStore, tmp_path: Path) -> None:
-    """The pass-through run of a 200 KB value: one copy on disk, not a dozen."""
-    await write_pass_through(store, "r3", BIG)
+async def test_foreach_items_refer_to_stored_values(store: AnyStore) -> None:
+    """Items' large outputs (from the record's items or as rows of their own) are stored once."""
+    run = Run(run_id="f", workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0)
+    items = tuple(ForeachItem(i, StepStatus.SUCCESS, output=dict(BIG)) for i in range(2))
+    record = StepRecord(path=("each",), status=StepStatus.RUNNING, payload=[1, 2, 3], foreach_items=items)
+    await store.write(RunWrite(run_id="f", create=run, steps=(record,)))
+    third = ForeachItem(2, StepStatus.SUSPENDED, suspend_payload=dict(BIG))
+    await store.write(RunWrite(run_id="f", items=((("each",), third),)))
+    assert await value_rows(store, "f") == 1
+    got = await store.get_run("f", steps=True)
+    assert got is not None
+    (each,) = got.steps
+    assert [(i.index, i.output, i.suspend_payload) for i in each.foreach_items] == [
+        (0, BIG, None),
+        (1, BIG, None),
+        (2, None, BIG),
+    ]
+
+
+_TABLE_BYTES = (
+    "SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"
+)
+
+
+async def test_a_large_run_costs_about_one_copy_on_disk(store: AnyStore) -> None:
+    """The pass-through run of a 200 KB value (which compression cannot shrink much): one
+    copy on disk, not a dozen."""
+    text = orjson.dumps(list(range(40_000))).decode()  # ~230 KB of digits
+    assert len(text) > 200 * 1024
+    if isinstance(store, PostgresStore):
+        conn = await asyncpg.connect(store.url)
+        try:
+            before = await conn.fetchval(_TABLE_BYTES)
+            await write_pass_through(store, "r3", {"text": text})
+            grown = await conn.fetchval(_TABLE_BYTES) - before
+        finally:
+            await conn.close()
+        assert grown < 1.5 * len(text), grown
+        return
+    await write_pass_through(store, "r3", {"text": text})
     await store.close()
     size = Path(store.path).stat().st_size  # noqa: ASYNC240  (one stat after the store closed)
-    assert size < 1.5 * len(BIG["text"]) + 200 * 1024  # the schema's pages and small rows
+    assert size < 1.5 * len(text) + 200 * 1024  # the schema's pages and small rows
 
 
 async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
@@ -175,7 +231,54 @@ async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
         conn.close()
 
 
-async def test_numbers_json_cannot_carry_never_fail_a_write(store: SqliteStore) -> None:
+async def test_postgres_version_11_database_keeps_its_inline_values(pg_databases: Databases) -> None:
+    """A database from before run_values (postgres_v12.sql) is migrated: its runs, written with
+    every value inline, read as before and can be deleted; new runs store large values once."""
+    url = await pg_databases.empty()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(pg._MIGRATIONS_TABLE)
+        for version, script in pg.MIGRATIONS:
+            if version < 12:
+                await conn.execute(pg._resource(script))
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, script) VALUES ($1, $2)", version, script
+                )
+        big = orjson.dumps(BIG)
+        record = orjson.dumps(
+            {"path": ["a"], "status": "success", "payload": BIG, "output": BIG, "position": 0}
+        )
+        await conn.execute(
+            "INSERT INTO runs (run_id, workflow_id, status, input, result, last_seq, created_at, updated_at)"
+            " VALUES ('old', 'wf', 'success', $1, $1, 1, 1, 1)",
+            big,
+        )
+        await conn.execute("INSERT INTO steps VALUES ('old', 'a', 0, $1)", record)
+        event = b'{"type":"workflow-step-result","run_status":"running","step":' + record + b"}"
+        await conn.execute("INSERT INTO events VALUES ('old', 1, 1, $1)", event)
+    finally:
+        await conn.close()
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        old = await store.get_run("old", steps=True)
+        assert old is not None and old.input == BIG and old.result == BIG
+        assert (old.steps[0].payload, old.steps[0].output) == (BIG, BIG)
+        (listed,) = await store.list_runs(RunQuery())
+        assert listed.input == BIG
+        (stored,) = await store.read_events("old", 0)
+        assert stored.step is not None and stored.step.output == BIG
+        await write_pass_through(store, "new", BIG)
+        assert await value_rows(store, "new") == 1 and await value_rows(store, "old") == 0
+        new = await store.get_run("new", steps=True)
+        assert new is not None and new.result == BIG and new.steps[2].output == BIG
+        await store.write(RunWrite(run_id="old", delete=True))
+        assert await store.get_run("old") is None
+    finally:
+        await store.close()
+
+
+async def test_numbers_json_cannot_carry_never_fail_a_write(store: AnyStore) -> None:
     """A step may hand back ints beyond 64 bits or NaN: the write succeeds, as on the wire."""
     odd = {"wide": 2**70, "huge": 2**2000, "nan": float("nan"), "ok": [1, 2**63 - 1]}
     run = Run(

@@ -45,7 +45,17 @@ import asyncpg
 import orjson
 
 from runservice.model import Event, Run, RunStatus, StepRecord
-from runservice.storage import Claim, Definition, Lease, RunQuery, RunWrite, WriteResult, batching, redact_url
+from runservice.storage import (
+    Claim,
+    Definition,
+    Lease,
+    RunQuery,
+    RunWrite,
+    WriteResult,
+    batching,
+    redact_url,
+    values,
+)
 from runservice.storage.hub import EventHub
 from runservice.storage.postgres_schedules import PostgresSchedules
 from runservice.storage.postgres_writes import (
@@ -53,6 +63,7 @@ from runservice.storage.postgres_writes import (
     RUN_COLUMN_LIST,
     RUN_COLUMNS,
     apply_batch,
+    column_digests,
     run_from_row,
     with_items,
 )
@@ -375,22 +386,26 @@ class PostgresStore(PostgresSchedules):
         """The run, with its step records when `steps` is true; None if unknown."""
         if not steps:
             row = await self._readers().fetchrow(f"{_SELECT_RUN} WHERE run_id = $1", run_id)
-            return None if row is None else run_from_row(row)
+            return None if row is None else (await self._runs_from_rows([row]))[0]
         # One statement, so the run and its steps come from the same snapshot.
         rows = await self._readers().fetch(_SELECT_RUN_WITH_STEPS, run_id)
         if not rows:
             return None
-        records = [
-            StepRecord.from_json(with_items(orjson.loads(row[-2]), row[-1]))
-            for row in rows
-            if row[-2] is not None
-        ]
-        return run_from_row(rows[0]).with_steps(records)
+        decoded = [with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
+        wanted: set[str] = set()
+        for record in decoded:
+            values.wanted(record, wanted)
+            for item in record.get("foreach_items") or ():
+                values.wanted(item, wanted)
+        column_digests(rows[0], wanted)
+        found = await self._values(run_id, wanted)
+        records = [StepRecord.from_json(_resolve_record(record, found)) for record in decoded]
+        return run_from_row(rows[0], found).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
         sql, params = list_sql(query)
-        return [run_from_row(row) for row in await self._readers().fetch(sql, *params)]
+        return await self._runs_from_rows(await self._readers().fetch(sql, *params))
 
     async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
         """Events with sequence > `after`, in order, at most `limit`."""
@@ -400,7 +415,12 @@ class PostgresStore(PostgresSchedules):
             after,
             max(limit, 0),
         )
-        return [Event.from_json(run_id, seq, at, orjson.loads(body)) for seq, at, body in rows]
+        decoded = [(seq, at, orjson.loads(body)) for seq, at, body in rows]
+        wanted: set[str] = set()
+        for _, _, body in decoded:
+            values.wanted(body, wanted)
+        found = await self._values(run_id, wanted)
+        return [Event.from_json(run_id, seq, at, values.resolve(body, found)) for seq, at, body in decoded]
 
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
@@ -433,7 +453,47 @@ class PostgresStore(PostgresSchedules):
             f"{_SELECT_RUN} WHERE status = ANY($1::text[]) ORDER BY created_at, run_id",
             sorted(status.value for status in statuses),
         )
-        return [run_from_row(row) for row in rows]
+        return await self._runs_from_rows(rows)
+
+    async def _values(self, run_id: str, digests: set[str]) -> dict[str, Any]:
+        """The stored values of a run by digest (see storage/values.py)."""
+        if not digests:
+            return {}
+        rows = await self._readers().fetch(
+            "SELECT digest, body FROM run_values WHERE run_id = $1 AND digest = ANY($2::text[])",
+            run_id,
+            list(digests),
+        )
+        return {digest: orjson.loads(body) for digest, body in rows}
+
+    async def _runs_from_rows(self, rows: Sequence[Any]) -> list[Run]:
+        """Runs from `RUN_COLUMNS` rows, their stored values read with one statement."""
+        wanted: list[tuple[str, set[str]]] = []
+        for row in rows:
+            digests: set[str] = set()
+            column_digests(row, digests)
+            if digests:
+                wanted.append((row[0], digests))
+        if not wanted:
+            return [run_from_row(row) for row in rows]
+        pairs = [(run_id, digest) for run_id, digests in wanted for digest in digests]
+        found: dict[str, dict[str, Any]] = {}
+        for run_id, digest, body in await self._readers().fetch(
+            "SELECT v.run_id, v.digest, v.body FROM run_values v"
+            " JOIN unnest($1::text[], $2::text[]) AS w(run_id, digest)"
+            " ON v.run_id = w.run_id AND v.digest = w.digest",
+            [run_id for run_id, _ in pairs],
+            [digest for _, digest in pairs],
+        ):
+            found.setdefault(run_id, {})[digest] = orjson.loads(body)
+        return [run_from_row(row, found.get(row[0])) for row in rows]
+
+
+def _resolve_record(record: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
+    """A decoded step record (and its items) with the values they refer to."""
+    for item in record.get("foreach_items") or ():
+        values.resolve(item, found)
+    return values.resolve(record, found)
 
 
 def list_sql(query: RunQuery) -> tuple[str, list[object]]:

@@ -19,7 +19,9 @@ from the `last_seq` the update returns), with the NOTIFY built from the events i
 If the database refuses it, nothing of it is committed and the batch takes the long way,
 which finds the bad change.
 
-Row encoding: JSON documents are bytea holding orjson output (see postgres_v1.sql).
+Row encoding: JSON documents are bytea holding orjson output (see postgres_v1.sql). A
+large value is stored once per run in `run_values` and referenced wherever it appears
+(storage/values.py): its row goes in with the rows of the change that first holds it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import orjson
 
 from runservice.model import (
     Event,
+    ForeachItem,
     ResumeLabel,
     Run,
     RunError,
@@ -46,7 +49,7 @@ from runservice.model import (
     Travel,
     path_key,
 )
-from runservice.storage import RunWrite, WriteResult
+from runservice.storage import RunWrite, WriteResult, values
 
 STATEMENT_ERRORS = (asyncpg.PostgresError, asyncpg.exceptions._base.DataError)
 """Errors the database (or asyncpg, before sending) raises for one statement; the
@@ -178,11 +181,13 @@ _WRITE_ROWS_CTES = (
     " SELECT * FROM unnest($9::text[], $10::text[], $11::text[]) ON CONFLICT DO NOTHING),"
     " i AS (INSERT INTO foreach_items (run_id, path_key, item_index, item)"
     " SELECT * FROM unnest($12::text[], $13::text[], $14::integer[], $15::bytea[])"
-    " ON CONFLICT (run_id, path_key, item_index) DO UPDATE SET item = excluded.item)"
+    " ON CONFLICT (run_id, path_key, item_index) DO UPDATE SET item = excluded.item),"
+    " v AS (INSERT INTO run_values (run_id, digest, body)"
+    " SELECT * FROM unnest($16::text[], $17::text[], $18::bytea[]) ON CONFLICT DO NOTHING)"
 )
 _WRITE_ROWS = f"{_WRITE_ROWS_CTES} SELECT 1"
 _WRITE_ROWS_AND_NOTIFY = (
-    f"{_WRITE_ROWS_CTES} SELECT pg_notify('{CHANNEL}', payload) FROM unnest($16::text[]) AS payload"
+    f"{_WRITE_ROWS_CTES} SELECT pg_notify('{CHANNEL}', payload) FROM unnest($19::text[]) AS payload"
 )
 _CLEAR_ITEMS = (
     "DELETE FROM foreach_items f USING unnest($1::text[], $2::text[]) AS c(run_id, path_key)"
@@ -193,7 +198,8 @@ _DELETE_RUN = (
     " s AS (DELETE FROM steps WHERE run_id = $1),"
     " f AS (DELETE FROM foreach_items WHERE run_id = $1),"
     " e AS (DELETE FROM events WHERE run_id = $1),"
-    " q AS (DELETE FROM requests WHERE run_id = $1)"
+    " q AS (DELETE FROM requests WHERE run_id = $1),"
+    " v AS (DELETE FROM run_values WHERE run_id = $1)"
     " SELECT 1"
 )
 _DELETE_RUN_IF = (
@@ -201,7 +207,8 @@ _DELETE_RUN_IF = (
     " s AS (DELETE FROM steps WHERE run_id IN (SELECT run_id FROM gone)),"
     " f AS (DELETE FROM foreach_items WHERE run_id IN (SELECT run_id FROM gone)),"
     " e AS (DELETE FROM events WHERE run_id IN (SELECT run_id FROM gone)),"
-    " q AS (DELETE FROM requests WHERE run_id IN (SELECT run_id FROM gone))"
+    " q AS (DELETE FROM requests WHERE run_id IN (SELECT run_id FROM gone)),"
+    " v AS (DELETE FROM run_values WHERE run_id IN (SELECT run_id FROM gone))"
     " SELECT count(*) FROM gone"
 )
 
@@ -244,6 +251,12 @@ _ROW_CTES = (
         "f AS (INSERT INTO foreach_items (run_id, path_key, item_index, item) SELECT x.* FROM unnest({})"
         f" AS x(run_id, path_key, item_index, item) {_APPLIED_ONLY}"
         " ON CONFLICT (run_id, path_key, item_index) DO UPDATE SET item = excluded.item)",
+    ),
+    (
+        "values",
+        ("text", "text", "bytea"),
+        "v AS (INSERT INTO run_values (run_id, digest, body) SELECT x.* FROM unnest({})"
+        f" AS x(run_id, digest, body) {_APPLIED_ONLY} ON CONFLICT DO NOTHING)",
     ),
 )
 
@@ -372,6 +385,8 @@ async def _apply_in_one_statement(
             rows.steps[(change.run_id, key)] = (position, record)
         for key, item_index, item in encoded.items:
             rows.items[(change.run_id, key, item_index)] = item
+        for digest, body in encoded.stored:
+            rows.values[(change.run_id, digest)] = body
         last = len(encoded.bodies) - 1
         events.extend((change.run_id, last - i, now, body) for i, body in enumerate(encoded.bodies))
         if change.request is not None:
@@ -383,7 +398,7 @@ async def _apply_in_one_statement(
         claim=any(change.claim for _, change, _ in updates),
         release=any(change.release for _, change, _ in updates),
     )
-    arrays = _row_arrays(rows.steps, events, rows.requests, rows.items)
+    arrays = _row_arrays(rows.steps, events, rows.requests, rows.items, rows.values)
     kinds = tuple(kind for kind, _, _ in _ROW_CTES if arrays[kind][0])
     found = await conn.fetch(
         _one_statement(_Shape(shape if updates else None, bool(round_.creates), kinds, notify)),
@@ -451,6 +466,10 @@ class _Encoded:
     bodies: list[bytes]
     items: list[tuple[str, int, bytes]]
     """Foreach item rows: (path key, index, JSON)."""
+    stored: list[tuple[str, bytes]]
+    """`run_values` rows of the large values it holds: (digest, JSON)."""
+    columns: dict[str, bytes | None]
+    """A new run's input and result columns (JSON, or a reference)."""
 
 
 class _Round:
@@ -562,6 +581,8 @@ def _applied(
         rows.clear(run_id, [*change.clear_items, *change.drop_steps])
     for key, index, item in encoded.items:
         rows.items[(run_id, key, index)] = item
+    for digest, body in encoded.stored:
+        rows.values[(run_id, digest)] = body
     rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(encoded.bodies))
     if change.request is not None:
         kind, request_id = change.request
@@ -588,13 +609,15 @@ def _result(
 class _Rows:
     """Step, item, event and request rows of applied changes, inserted with one statement."""
 
-    __slots__ = ("clears", "drops", "events", "items", "requests", "steps")
+    __slots__ = ("clears", "drops", "events", "items", "requests", "steps", "values")
 
     def __init__(self) -> None:
         # Keyed by (run, path): a step upserted twice keeps its last record (one statement
         # may not upsert the same row twice).
         self.steps: dict[tuple[str, str], tuple[int, bytes]] = {}
         self.items: dict[tuple[str, str, int], bytes] = {}
+        self.values: dict[tuple[str, str], bytes] = {}
+        """Large values by (run, digest)."""
         self.clears: list[tuple[str, str]] = []
         self.events: list[tuple[str, int, float, bytes]] = []
         self.requests: list[tuple[str, str, str]] = []
@@ -618,21 +641,27 @@ class _Rows:
                 [d[0] for d in drops],
                 [d[1] for d in drops],
             )
-        if not (self.steps or self.items or self.clears or self.events or self.requests or notifications):
+        gathered = self.steps or self.items or self.clears or self.events or self.requests or self.values
+        if not (gathered or notifications):
             return
-        steps, events, requests, items, clears = (
+        steps, events, requests, items, stored, clears = (
             self.steps,
             self.events,
             self.requests,
             self.items,
+            self.values,
             self.clears,
         )
-        self.steps, self.events, self.requests, self.items, self.clears = {}, [], [], {}, []
+        self.steps, self.events, self.requests, self.items, self.values, self.clears = {}, [], [], {}, {}, []
         if clears:  # rare (a foreach starting over): its own statement, before the new items
             await conn.execute(_CLEAR_ITEMS, [c[0] for c in clears], [c[1] for c in clears])
         await conn.execute(
             _WRITE_ROWS_AND_NOTIFY if notifications else _WRITE_ROWS,
-            *(column for arrays in _row_arrays(steps, events, requests, items).values() for column in arrays),
+            *(
+                column
+                for arrays in _row_arrays(steps, events, requests, items, stored).values()
+                for column in arrays
+            ),
             *([notifications] if notifications else []),
         )
 
@@ -642,9 +671,10 @@ def _row_arrays(
     events: Sequence[tuple[str, int, float, bytes]],
     requests: Sequence[tuple[str, str, str]],
     items: dict[tuple[str, str, int], bytes],
+    stored: dict[tuple[str, str], bytes],
 ) -> dict[str, list[list[Any]]]:
-    """The step, event, request and item arrays of `_WRITE_ROWS` (and of the one statement),
-    by kind of row, in that order."""
+    """The step, event, request, item and value arrays of `_WRITE_ROWS` (and of the one
+    statement), by kind of row, in that order."""
     return {
         "steps": [
             [run_id for run_id, _ in steps],
@@ -660,6 +690,7 @@ def _row_arrays(
         ],
         "requests": [[r[0] for r in requests], [r[1] for r in requests], [r[2] for r in requests]],
         "items": [[k[0] for k in items], [k[1] for k in items], [k[2] for k in items], list(items.values())],
+        "values": [[k[0] for k in stored], [k[1] for k in stored], list(stored.values())],
     }
 
 
@@ -689,24 +720,32 @@ def _notifications(outcomes: Sequence[Outcome]) -> list[str]:
 
 
 def _encode(change: RunWrite) -> _Encoded:
-    """A change's patch (mask and values), step rows and event bodies (may raise)."""
+    """A change's patch (mask and values), step, event and item rows, and the rows of the
+    large values they refer to (may raise)."""
     if change.create is not None and change.create.run_id != change.run_id:
         raise ValueError(f"create.run_id {change.create.run_id!r} differs from run_id {change.run_id!r}")
+    run_id = change.run_id
+    writer = values.ValueWriter()
     mask = 0
-    values: list[object] = [None] * len(_PATCHABLE)
+    patched: list[object] = [None] * len(_PATCHABLE)
     for name, value in change.patch.items():
         slot = _PATCH_SLOT.get(name)
         if slot is None:
             raise ValueError(f"unknown run field {name!r} in patch")
         mask |= 1 << slot
-        values[slot] = _PATCH_ENCODERS[name](value)
+        encode = _PATCH_ENCODERS[name]
+        patched[slot] = _column(writer, run_id, value) if name in _VALUE_COLUMNS else encode(value)
+    columns: dict[str, bytes | None] = {}
+    if change.create is not None:
+        columns = {name: _column(writer, run_id, getattr(change.create, name)) for name in _VALUE_COLUMNS}
     # A step record is encoded once, though it is stored both in its row and in its event.
     encoded: dict[int, orjson.Fragment] = {}
 
     def encode_step(record: StepRecord) -> orjson.Fragment:
         fragment = encoded.get(id(record))
         if fragment is None:
-            fragment = encoded[id(record)] = orjson.Fragment(orjson.dumps(record.to_json()))
+            body = writer.body(run_id, record.to_json(), values.RECORD_FIELDS)
+            fragment = encoded[id(record)] = orjson.Fragment(body)
         return fragment
 
     def step_row(record: StepRecord) -> bytes:
@@ -714,17 +753,45 @@ def _encode(change: RunWrite) -> _Encoded:
             return orjson.dumps(encode_step(record))
         data = record.to_json()  # the items go to their own rows, not into the step's
         del data["foreach_items"]
-        return orjson.dumps(data)
+        return writer.body(run_id, data, values.RECORD_FIELDS)
+
+    def item_row(key: str, item: ForeachItem) -> tuple[str, int, bytes]:
+        return key, item.index, writer.body(run_id, item.to_json(), values.ITEM_FIELDS)
 
     steps = [(step.key, step.position, step_row(step)) for step in change.steps]
-    bodies = [orjson.dumps(draft.to_json(encode_step)) for draft in change.events]
-    items = [
-        (record.key, item.index, orjson.dumps(item.to_json()))
-        for record in change.steps
-        for item in record.foreach_items
-    ]
-    items.extend((path_key(path), item.index, orjson.dumps(item.to_json())) for path, item in change.items)
-    return _Encoded(mask, values, steps, bodies, items)
+    bodies = [writer.body(run_id, draft.to_json(encode_step), values.EVENT_FIELDS) for draft in change.events]
+    items = [item_row(record.key, item) for record in change.steps for item in record.foreach_items]
+    items.extend(item_row(path_key(path), item) for path, item in change.items)
+    stored = [(digest, body.encode()) for _, digest, body in writer.rows]
+    return _Encoded(mask, patched, steps, bodies, items, stored, columns)
+
+
+_VALUE_COLUMNS = ("input", "result")
+"""Run columns whose large values are stored once in run_values (see storage/values.py)."""
+
+
+def _column(writer: values.ValueWriter, run_id: str, value: Any) -> bytes | None:
+    """A run column: the value's JSON, or for a large value `REF_MARK` and its digest."""
+    if value is None:
+        return None
+    body, digest = writer.encode(run_id, value)
+    return body if digest is None else values.REF_MARK + digest.encode()
+
+
+def column_digests(row: Sequence[Any], into: set[str]) -> None:
+    """Add the digests the run columns of a `RUN_COLUMNS` row refer to."""
+    for index in (4, 7):  # input, result
+        cell = row[index]
+        if cell is not None and cell[:1] == values.REF_MARK:
+            into.add(cell[1:].decode())
+
+
+def _column_value(cell: bytes | None, found: dict[str, Any] | None) -> Any:
+    if cell is None:
+        return None
+    if cell[:1] == values.REF_MARK:
+        return (found or {}).get(cell[1:].decode())
+    return orjson.loads(cell)
 
 
 def with_items(record: dict[str, Any], items: bytes | None) -> dict[str, Any]:
@@ -742,7 +809,7 @@ def with_items(record: dict[str, Any], items: bytes | None) -> dict[str, Any]:
 
 def _json(value: Any) -> bytes | None:
     # orjson bytes go to bytea as they are: no str round trip, no server-side JSON parse.
-    return None if value is None else orjson.dumps(value)
+    return None if value is None else values.dumps(value)
 
 
 def loads(data: bytes | None) -> Any:
@@ -796,10 +863,10 @@ def _patched_run_row(change: RunWrite, encoded: _Encoded, now: float) -> tuple[o
         run.workflow_id,
         run.resource_id,
         run.status.value,
-        _json(run.input),
+        encoded.columns["input"],
         _json(run.state),
         _json(run.request_context),
-        _json(run.result),
+        encoded.columns["result"],
         _encode_error(run.error),
         _encode_paths(run.suspended),
         _encode_labels(run.resume_labels),
@@ -824,17 +891,18 @@ def _patched_run_row(change: RunWrite, encoded: _Encoded, now: float) -> tuple[o
     return tuple(row)
 
 
-def run_from_row(row: Sequence[Any]) -> Run:
-    """A Run from the RUN_COLUMNS of a row."""
+def run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Run:
+    """A Run from the RUN_COLUMNS of a row; `found`: the stored values its columns refer to
+    (see `column_digests`)."""
     return Run(
         run_id=row[0],
         workflow_id=row[1],
         resource_id=row[2],
         status=RunStatus(row[3]),
-        input=loads(row[4]),
+        input=_column_value(row[4], found),
         state=loads(row[5]),
         request_context=loads(row[6]) or {},
-        result=loads(row[7]),
+        result=_column_value(row[7], found),
         error=RunError.from_json(loads(row[8])),
         suspended=tuple(tuple(path) for path in loads(row[9]) or ()),
         resume_labels={name: ResumeLabel.from_json(label) for name, label in (loads(row[10]) or {}).items()},

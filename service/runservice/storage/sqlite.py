@@ -1136,15 +1136,11 @@ def _encode_items(change: RunWrite, writer: values.ValueWriter) -> list[tuple[st
     """Item rows (path key, index, JSON) of a change: its records' items, then `items`."""
 
     def row(key: str, item: ForeachItem) -> tuple[str, int, str]:
-        return key, item.index, writer.body(change.run_id, item.to_json(), ITEM_FIELDS).decode()
+        return key, item.index, writer.body(change.run_id, item.to_json(), values.ITEM_FIELDS).decode()
 
     rows = [row(record.key, item) for record in change.steps for item in record.foreach_items]
     rows.extend(row(path_key(path), item) for path, item in change.items)
     return rows
-
-
-ITEM_FIELDS = ("output", "suspend_payload", "resume_payload")
-"""The fields of a foreach item that may be references to stored values."""
 
 
 def _with_items(record: dict[str, Any], items: str | None) -> dict[str, Any]:

@@ -8,8 +8,10 @@ bytes goes once into `run_values` (key: run id and a digest of its JSON) and is 
 
 - in a step record or an event, the field is left out and `"refs": {field: digest}` is
   added (step records: payload, output, suspend_payload, resume_payload; events: data);
-- in a run column (input, result), the column holds the digest as a BLOB instead of the
-  JSON text (SQLite keeps the type, so the two cannot be confused).
+- in a foreach item, likewise (output, suspend_payload, resume_payload);
+- in a run column (input, result), SQLite holds the digest as a BLOB instead of the JSON
+  text (it keeps the type, so the two cannot be confused); PostgreSQL's bytea column holds
+  `REF_MARK` and the digest (no JSON starts with a zero byte).
 
 Values are deleted with their run. Smaller values stay inline: a lookup would cost more
 than the copy.
@@ -30,8 +32,12 @@ RECORD_FIELDS = ("payload", "output", "suspend_payload", "resume_payload")
 """The fields of a step record that may be references."""
 EVENT_FIELDS = ("data",)
 """The fields of an event body that may be references (besides its step record)."""
+ITEM_FIELDS = ("output", "suspend_payload", "resume_payload")
+"""The fields of a foreach item that may be references."""
 
 INSERT = "INSERT OR IGNORE INTO run_values (run_id, digest, body) VALUES (?, ?, ?)"
+REF_MARK = b"\x00"
+"""The first byte of a PostgreSQL run column that refers to a stored value (see above)."""
 
 
 def dumps(value: Any) -> bytes:
