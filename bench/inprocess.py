@@ -1,7 +1,8 @@
 """`python -m bench.inprocess [--runs 3000] [--concurrency 64] [--durability full|normal] [--caller-run-ids]
-[--stored-runs N]`.
+[--stored-runs N] [--database-url URL]`.
 
-The engine and the SQLite store in this process, no gRPC: the like-for-like comparison
+The engine and the store (a scratch SQLite file, or with `--database-url` a scratch schema
+of that PostgreSQL database) in this process, no gRPC: the like-for-like comparison
 with Mastra's in-process figures. The same workflows as the service benchmark
 (bench/workflows.py): 3-step runs one at a time (rate, p50, p99) and `--concurrency`
 in flight, and suspend+resume round trips in flight, each started with `wait` exactly
@@ -16,19 +17,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import uvloop
 
+from bench.asyncpg_ref import scratch_schema, with_search_path
 from bench.load import LoadResult, drive
 from bench.workflows import WORKFLOWS
 from runservice.cli.serve import SWITCH_INTERVAL
 from runservice.engine import Engine
 from runservice.model import RunStatus
+from runservice.storage import Store
+from runservice.storage.postgres import PostgresStore
 from runservice.storage.sqlite import SqliteStore
+
+
+@contextlib.asynccontextmanager
+async def scratch_store(durability: str, database_url: str | None) -> AsyncIterator[Store]:
+    """A store on a scratch SQLite file, or on a scratch schema of `database_url` (dropped after)."""
+    if database_url:
+        async with scratch_schema(database_url, "runservice_bench_inprocess") as schema:
+            yield PostgresStore(with_search_path(database_url, schema))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-inprocess-") as tmp:
+        path = str(Path(tmp) / "runs.db")
+        # The default without the keyword, so this file also measures commits before the setting.
+        yield SqliteStore(path) if durability == "full" else SqliteStore(path, durability=durability)
 
 
 async def measure(
@@ -38,16 +57,14 @@ async def measure(
     max_seconds: float,
     caller_run_ids: bool = False,
     stored_runs: int = 0,
+    database_url: str | None = None,
 ) -> list[str]:
     lines: list[str] = []
 
     def run_id() -> str | None:
         return uuid.uuid4().hex if caller_run_ids else None
 
-    with tempfile.TemporaryDirectory(prefix="bench-inprocess-") as tmp:
-        path = str(Path(tmp) / "runs.db")
-        # The default without the keyword, so this file also measures commits before the setting.
-        store = SqliteStore(path) if durability == "full" else SqliteStore(path, durability=durability)
+    async with scratch_store(durability, database_url) as store:
         await store.open()
         try:
             async with Engine(store, WORKFLOWS) as engine:
@@ -87,9 +104,10 @@ async def measure(
     return lines
 
 
-def _counts(store: SqliteStore) -> tuple[int, int]:
-    """(commits, fsyncs) so far; before the durability watermark every commit was synced."""
-    commits = store.transactions
+def _counts(store: Store) -> tuple[int, int]:
+    """(commits, fsyncs) so far; every commit is synced on PostgreSQL, and on SQLite before
+    the durability watermark."""
+    commits: int = getattr(store, "transactions", 0)
     return commits, getattr(store, "syncs", commits)
 
 
@@ -115,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         "--caller-run-ids", action="store_true", help="random UUID4 run ids, not the engine's (time-ordered)"
     )
     parser.add_argument("--stored-runs", type=int, default=0, metavar="N", help="runs stored before timing")
+    parser.add_argument(
+        "--database-url", metavar="URL", help="a postgresql:// URL (default: a scratch SQLite file)"
+    )
     args = parser.parse_args(argv)
+    if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
+        parser.error("--database-url must be a postgresql:// URL")
     sys.setswitchinterval(SWITCH_INTERVAL)  # as `runservice serve` does
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         lines = runner.run(
@@ -126,11 +149,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.max_seconds,
                 args.caller_run_ids,
                 args.stored_runs,
+                args.database_url,
             )
         )
     ids = "caller's random run ids" if args.caller_run_ids else "the engine's run ids"
     stored = f", {args.stored_runs:,} runs stored first" if args.stored_runs else ""
-    print(f"in-process engine + SQLite store, durability={args.durability}, {ids}{stored}")
+    where = "PostgreSQL store" if args.database_url else f"SQLite store, durability={args.durability}"
+    print(f"in-process engine + {where}, {ids}{stored}")
     print("\n".join(lines))
     return 1 if any("ERRORS" in line for line in lines) else 0
 

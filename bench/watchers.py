@@ -1,12 +1,13 @@
-"""`python -m bench.watchers [--watchers 1000] [--chunks 200] [--channels 10]`: Watch fan-out.
+"""`python -m bench.watchers [--watchers 1000] [--chunks 200] [--channels 10] [--database-url URL]`.
 
-A real `runservice serve` (SQLite, as in the service benchmark) and `--watchers` Watch
+Watch fan-out: a real `runservice serve` (SQLite as in the service benchmark, or with
+`--database-url` a scratch schema of that PostgreSQL database) and `--watchers` Watch
 streams on one run, spread over `--channels` connections from this process. Once every
 stream has its first message (the run, `include_run`), the run starts: one step writing
-`--chunks` output chunks, one commit and one event each. Prints the events delivered to
-all watchers together per second, from the Start to the last stream's end-of-stream.
-The client decodes every message too, so on a 2-core machine it shares the CPU with
-the server: the figure is a lower bound of the server's fan-out.
+`--chunks` output chunks, one commit and one event each. Prints the events delivered to all
+watchers together per second, from the Start to the last stream's end-of-stream. The client
+decodes every message too, so on a 2-core machine it shares the CPU with the server: the
+figure is a lower bound of the server's fan-out.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ async def once(address: str, watchers: int, chunks: int, channels: int) -> tuple
             await channel.close()
 
 
-async def measure(watchers: int, chunks: int, channels: int, repeat: int) -> list[float]:
-    async with serving() as (server, driver):
+async def measure(
+    watchers: int, chunks: int, channels: int, repeat: int, database_url: str | None = None
+) -> list[float]:
+    async with serving(database_url) as (server, driver):
         del driver
         rates = []
         for _ in range(repeat):
@@ -84,8 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=200, help="output chunks the run writes (default 200)")
     parser.add_argument("--channels", type=int, default=10, help="connections the streams share (default 10)")
     parser.add_argument("--repeat", type=int, default=3, help="runs measured (default 3)")
+    parser.add_argument(
+        "--database-url", metavar="URL", help="a postgresql:// URL (default: a scratch SQLite file)"
+    )
     args = parser.parse_args(argv)
-    rates = asyncio.run(measure(args.watchers, args.chunks, args.channels, args.repeat))
+    if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
+        parser.error("--database-url must be a postgresql:// URL")
+    rates = asyncio.run(measure(args.watchers, args.chunks, args.channels, args.repeat, args.database_url))
     print(
         f"{args.watchers} watchers on one run: median {statistics.median(rates):,.0f} events/s delivered"
         f" in total (of {len(rates)} runs: {', '.join(f'{r:,.0f}' for r in rates)})"

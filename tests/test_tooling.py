@@ -275,6 +275,45 @@ async def test_bench_listing_smoke(
         assert ("runs_by" in line) if layout == "sqlite" else ("Scan" in line), line
 
 
+@pytest.mark.timeout(120)
+async def test_benches_on_postgresql_smoke(
+    postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bench.storage_size`, `bench.inprocess` and `bench.watchers` with `--database-url`: each
+    measures on scratch schemas of that database and drops them."""
+    import asyncpg
+
+    from bench import inprocess, storage_size, watchers
+
+    url = await postgres_server.create_database(migrated=False)
+    try:
+        assert await storage_size.run(0.5, url) == 0  # it checks that every copy reads back
+        grown = next(line for line in capsys.readouterr().out.splitlines() if "large value" in line)
+        assert float(grown.split("(")[1].split(" x")[0]) < 1.5, grown
+        lines = await inprocess.measure(20, 4, "full", 10.0, database_url=url)
+        assert len(lines) == 3 and not any("ERRORS" in line for line in lines), lines
+        rates = await watchers.measure(watchers=8, chunks=5, channels=2, repeat=1, database_url=url)
+        assert len(rates) == 1 and rates[0] > 0
+        conn = await asyncpg.connect(url)
+        try:
+            left = await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'runservice%'")
+        finally:
+            await conn.close()
+        assert left == 0
+    finally:
+        await postgres_server.drop_database(url)
+
+
+@pytest.mark.timeout(60)
+async def test_bench_storage_size_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m bench.storage_size` on SQLite: a large value is stored about once."""
+    from bench import storage_size
+
+    assert await storage_size.run(0.05) == 0
+    grown = next(line for line in capsys.readouterr().out.splitlines() if "large value" in line)
+    assert float(grown.split("(")[1].split(" x")[0]) < 1.5, grown
+
+
 def test_the_wheel_lists_every_package_folder() -> None:
     """pyproject lists the packages by hand (one package from two roots); none may be missed."""
     import tomllib
