@@ -51,6 +51,9 @@ BOTH_BACKENDS = frozenset(
     {
         "test_store",
         "test_store_values",
+        "test_bad_input",
+        "test_json_properties",
+        "test_fanout",
         "test_runs",
         "test_constructs",
         "test_recovery",

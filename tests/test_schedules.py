@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from clitools import runservice
-from conftest import ServingFactory
+from conftest import Databases, ServingFactory
 from pydantic import BaseModel
 
 from runservice import StepContext, create_step, create_workflow
@@ -272,7 +273,9 @@ async def _resume(client: Client, workflow_id: str, run_id: str) -> Any:
 
 
 @pytest.mark.parametrize("missed", ["skip", "run_once"])
-async def test_missed_ticks(serving: ServingFactory, tmp_path: Path, missed: str) -> None:
+async def test_missed_ticks(
+    serving: ServingFactory, databases: Databases, tmp_path: Path, missed: str
+) -> None:
     ran: Counter[str] = Counter()
     db = tmp_path / "runs.db"
     daily = "0 0 * * *"  # midnight UTC: never on time while this test runs (barring midnight itself)
@@ -280,10 +283,18 @@ async def test_missed_ticks(serving: ServingFactory, tmp_path: Path, missed: str
         pass
     # Nothing ran for two days: the schedule's next tick is the day before yesterday's midnight.
     midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("UPDATE schedules SET next_tick = ?", (midnight - 2 * 86400,))
-    conn.close()
+    url = await databases.url_for(db)
+    if url.startswith("postgresql://"):
+        pg = await asyncpg.connect(url)
+        try:
+            await pg.execute("UPDATE schedules SET next_tick = $1", midnight - 2 * 86400)
+        finally:
+            await pg.close()
+    else:
+        conn = sqlite3.connect(db)
+        with conn:
+            conn.execute("UPDATE schedules SET next_tick = ?", (midnight - 2 * 86400,))
+        conn.close()
     async with (
         serving(db, workflows=[ticking("daily", ran, cron=daily, missed=missed)]) as served,
         Client(served.address) as client,
