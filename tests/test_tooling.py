@@ -207,12 +207,22 @@ async def test_bench_split_smoke() -> None:
         assert all(figure.cpu_us > 0 for figure in figures)
 
 
+async def _scratch_schemas(url: str) -> int:
+    """How many schemas the benches made (`runservice...`) are left in the database of `url`."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        left: int = await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'runservice%'")
+    finally:
+        await conn.close()
+    return left
+
+
 @pytest.mark.timeout(90)
 async def test_bench_on_postgresql_smoke(postgres_server: PostgresServer) -> None:
     """`bench --database-url`: the asyncpg reference and runservice on that database, in scratch
     schemas that are dropped afterwards."""
-    import asyncpg
-
     from bench import asyncpg_ref, service_runs
 
     url = await postgres_server.create_database(migrated=False)
@@ -239,14 +249,7 @@ async def test_bench_on_postgresql_smoke(postgres_server: PostgresServer) -> Non
         ):
             assert result.errors == 0, result.first_error
         assert results.concurrent.done == 20
-        conn = await asyncpg.connect(url)
-        try:
-            schemas = await conn.fetchval(
-                "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'runservice%'"
-            )
-        finally:
-            await conn.close()
-        assert schemas == 0
+        assert await _scratch_schemas(url) == 0
     finally:
         await postgres_server.drop_database(url)
 
@@ -281,8 +284,6 @@ async def test_benches_on_postgresql_smoke(
 ) -> None:
     """`bench.storage_size`, `bench.inprocess` and `bench.watchers` with `--database-url`: each
     measures on scratch schemas of that database and drops them."""
-    import asyncpg
-
     from bench import inprocess, storage_size, watchers
 
     url = await postgres_server.create_database(migrated=False)
@@ -294,12 +295,7 @@ async def test_benches_on_postgresql_smoke(
         assert len(lines) == 3 and not any("ERRORS" in line for line in lines), lines
         rates = await watchers.measure(watchers=8, chunks=5, channels=2, repeat=1, database_url=url)
         assert len(rates) == 1 and rates[0] > 0
-        conn = await asyncpg.connect(url)
-        try:
-            left = await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'runservice%'")
-        finally:
-            await conn.close()
-        assert left == 0
+        assert await _scratch_schemas(url) == 0
     finally:
         await postgres_server.drop_database(url)
 

@@ -395,13 +395,10 @@ class PostgresStore(PostgresSchedules):
             return None
         decoded = [with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
         wanted: set[str] = set()
-        for record in decoded:
-            values.wanted(record, wanted)
-            for item in record.get("foreach_items") or ():
-                values.wanted(item, wanted)
+        values.records_wanted(decoded, wanted)
         column_digests(rows[0], wanted)
         found = await self._values(run_id, wanted)
-        records = [StepRecord.from_json(_resolve_record(record, found)) for record in decoded]
+        records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
         return run_from_row(rows[0], found).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
@@ -497,13 +494,6 @@ async def _keep_session(conn: Any) -> None:
     release, one more round trip per read; the store's reads change no session state (no
     SET, LISTEN, cursor or session lock), and asyncpg rolls back an open transaction itself."""
     del conn
-
-
-def _resolve_record(record: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
-    """A decoded step record (and its items) with the values they refer to."""
-    for item in record.get("foreach_items") or ():
-        values.resolve(item, found)
-    return values.resolve(record, found)
 
 
 def list_sql(query: RunQuery) -> tuple[str, list[object]]:

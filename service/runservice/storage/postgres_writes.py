@@ -607,7 +607,7 @@ def _result(
 
 
 class _Rows:
-    """Step, item, event and request rows of applied changes, inserted with one statement."""
+    """Step, item, event, request and value rows of applied changes, inserted with one statement."""
 
     __slots__ = ("clears", "drops", "events", "items", "requests", "steps", "values")
 

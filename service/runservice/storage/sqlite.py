@@ -593,13 +593,10 @@ class SqliteStore(SqliteSchedules):
             return None
         decoded = [_with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
         wanted: set[str] = set()
-        for record in decoded:
-            values.wanted(record, wanted)
-            for item in record.get("foreach_items") or ():
-                values.wanted(item, wanted)
+        values.records_wanted(decoded, wanted)
         _column_digests(rows[0], wanted)
         found = await self._values(run_id, wanted)
-        records = [StepRecord.from_json(_resolve_record(record, found)) for record in decoded]
+        records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
         return _run_from_row(rows[0], found).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
@@ -1162,12 +1159,6 @@ def _with_items(record: dict[str, Any], items: str | None) -> dict[str, Any]:
 def _index(item: dict[str, Any]) -> int:
     index: int = item["index"]
     return index
-
-
-def _resolve_record(record: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
-    for item in record.get("foreach_items") or ():
-        values.resolve(item, found)
-    return values.resolve(record, found)
 
 
 def _status(conn: sqlite3.Connection, run_id: str) -> RunStatus | None:

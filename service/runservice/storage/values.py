@@ -149,6 +149,21 @@ def resolve(data: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+def records_wanted(records: Iterable[Mapping[str, Any]], into: set[str]) -> None:
+    """Add the digests decoded step records and their foreach items refer to."""
+    for record in records:
+        wanted(record, into)
+        for item in record.get("foreach_items") or ():
+            wanted(item, into)
+
+
+def resolve_record(record: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A decoded step record (changed in place) with its and its items' references replaced."""
+    for item in record.get("foreach_items") or ():
+        resolve(item, values)
+    return resolve(record, values)
+
+
 def column_digest(cell: Any) -> str | None:
     """The digest a run column refers to, or None for inline JSON (or NULL)."""
     return cell.decode() if isinstance(cell, bytes) else None
