@@ -103,6 +103,15 @@ def engine_pid(server: ServerProcess) -> int:
     return int(found.group(1))
 
 
+async def test_the_engine_process_marks_its_log_lines(server: ServerProcess) -> None:
+    """Both processes write to one stderr: the engine process's lines say so, the edge's do not."""
+    lines = server.text.splitlines()
+    (serving,) = [line for line in lines if re.search(r"engine process \d+ serving", line)]
+    assert serving.endswith(" [role=engine]"), serving
+    (listening,) = [line for line in lines if "listening on" in line]
+    assert "role=" not in listening, listening
+
+
 async def test_replies_errors_and_streams_cross_the_link(server: ServerProcess) -> None:
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub = run_service_pb2_grpc.RunServiceStub(channel)

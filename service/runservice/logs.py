@@ -112,6 +112,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         pairs = [f"{name}={value}" for name in FIELDS if (value := getattr(record, name, None)) is not None]
+        role = getattr(record, "role", None)
+        if role is not None:
+            pairs.insert(0, f"role={role}")
         record.run_fields = f" [{' '.join(pairs)}]" if pairs else ""
         return super().format(record)
 
@@ -216,23 +219,42 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.stream.flush()
 
 
-def handler(fmt: str = "text", stream: TextIO | None = None) -> logging.Handler:
+class Role(logging.Filter):
+    """Marks every record with the `role` of the process writing it (`serve --engine-process`
+    runs two processes on one stderr: the engine process's lines say `role=engine`)."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__()
+        self.role = role
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.role = self.role
+        return True
+
+
+def handler(fmt: str = "text", stream: TextIO | None = None, *, role: str | None = None) -> logging.Handler:
     """A stream handler writing `fmt` ("text" or "json") lines, with the run fields filled
-    (the lines of one event loop iteration written together, see `LineBatchingHandler`)."""
+    (the lines of one event loop iteration written together, see `LineBatchingHandler`),
+    each marked with `role` when given."""
     if fmt not in FORMATS:
         raise ValueError(f"log format {fmt!r} is not one of {', '.join(FORMATS)}")
     out = LineBatchingHandler(sys.stderr if stream is None else stream)
     out.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     out.addFilter(RunFields())
+    if role is not None:
+        out.addFilter(Role(role))
     return out
 
 
-def configure(level: str = "INFO", fmt: str = "text", *, access_log: bool = True) -> None:
-    """Log `level` and above to stderr as `fmt` lines; `access_log=False` silences the per-RPC lines."""
+def configure(
+    level: str = "INFO", fmt: str = "text", *, access_log: bool = True, role: str | None = None
+) -> None:
+    """Log `level` and above to stderr as `fmt` lines; `access_log=False` silences the per-RPC
+    lines; `role` marks every line with the process's role."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler(fmt))
+    root.addHandler(handler(fmt, role=role))
     root.setLevel(level)
     logging.getLogger(ACCESS_LOGGER).disabled = not access_log
     # Neither format shows the thread or the process, which every record would otherwise
@@ -260,6 +282,7 @@ __all__ = [
     "STEP_PATH",
     "TRACE_ID",
     "JsonFormatter",
+    "Role",
     "RunFields",
     "TextFormatter",
     "bind_run",

@@ -189,7 +189,7 @@ def _run_engine_process(link_fd: int) -> int:
             return 1
         try:
             settings = Settings.load(**given)
-            logs.configure(settings.log_level, settings.log_format, access_log=False)
+            logs.configure(settings.log_level, settings.log_format, access_log=False, role="engine")
             workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
             schedules = settings.declared_schedules()
         except (ConfigError, WorkflowLoadError, ValueError) as exc:
