@@ -524,6 +524,39 @@ async def test_json_log_lines_about_a_run_carry_its_id_and_trace_id_and_rpcs_hav
     assert "run_id" not in start  # an RPC line is not about a run driven in its task
 
 
+def test_a_reply_to_a_client_gone_is_no_error_in_the_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """grpc.aio logs a send that failed because the client had just cancelled (a race inside
+    grpc) as an ERROR with a traceback; the server's log keeps it out, and every other record
+    of that logger as it is."""
+    root, core = logging.getLogger(), logging.getLogger(logs.GRPC_CORE_LOGGER)
+    gone = "ExecuteBatchError raised in core by servicer method [/runservice.v1.RunService/Watch]"
+    saved = (root.handlers[:], root.level, core.filters[:])
+    try:
+        logs.configure("INFO")
+        logs.configure("INFO")  # once more (SIGHUP reloads): one filter, not two
+        assert sum(isinstance(f, logs.ClientGone) for f in core.filters) == 1
+        for message in (gone, "Unexpected [ValueError] raised by servicer method [/x.v1.X/Watch]"):
+            try:
+                raise ValueError("send failed")
+            except ValueError:
+                core.exception(message)
+        err = capsys.readouterr().err
+        assert "ExecuteBatchError" not in err
+        assert "ERROR grpc._cython.cygrpc Unexpected [ValueError]" in err and "Traceback" in err
+        logs.configure("DEBUG")
+        try:
+            raise ValueError("send failed")
+        except ValueError:
+            core.exception(
+                "ExecuteBatchError raised in core by servicer method [/runservice.v1.RunService/Watch]"
+            )
+        (line,) = [line for line in capsys.readouterr().err.splitlines() if "ExecuteBatchError" in line]
+        assert " DEBUG grpc._cython.cygrpc a reply could not be sent, the client has gone: " in line
+    finally:
+        root.handlers[:], core.filters[:] = saved[0], saved[2]
+        root.setLevel(saved[1])
+
+
 async def test_access_log_off_writes_no_rpc_lines(tmp_path: Path) -> None:
     with json_log_lines() as lines:
         async with serving(tmp_path / "runs.db", access_log=False) as served, stub_for(served) as stub:

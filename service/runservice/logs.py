@@ -232,6 +232,26 @@ class Role(logging.Filter):
         return True
 
 
+GRPC_CORE_LOGGER = "grpc._cython.cygrpc"
+"""The logger grpc.aio's server core writes to."""
+
+
+class ClientGone(logging.Filter):
+    """Keeps grpc.aio's report of a reply sent to a client that has just gone out of the
+    error log: the client cancelled (or dropped) a stream while a message was being sent,
+    before grpc noticed the cancel, a race inside grpc. It comes as an ERROR with a
+    traceback, about nothing the server can do; it is kept only when DEBUG is on, as one
+    line. Every other record of that logger passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("ExecuteBatchError raised in core by servicer method"):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.exc_info, record.exc_text = None, None
+        record.msg = f"a reply could not be sent, the client has gone: {record.msg}"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 def handler(fmt: str = "text", stream: TextIO | None = None, *, role: str | None = None) -> logging.Handler:
     """A stream handler writing `fmt` ("text" or "json") lines, with the run fields filled
     (the lines of one event loop iteration written together, see `LineBatchingHandler`),
@@ -256,6 +276,9 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler(fmt, role=role))
     root.setLevel(level)
+    grpc_core = logging.getLogger(GRPC_CORE_LOGGER)
+    if not any(isinstance(f, ClientGone) for f in grpc_core.filters):
+        grpc_core.addFilter(ClientGone())
     logging.getLogger(ACCESS_LOGGER).disabled = not access_log
     # Neither format shows the thread or the process, which every record would otherwise
     # look up (the process id with a system call). With a line per RPC, these lookups and
@@ -278,9 +301,11 @@ __all__ = [
     "ACCESS_LOGGER",
     "FIELDS",
     "FORMATS",
+    "GRPC_CORE_LOGGER",
     "RUN_ID",
     "STEP_PATH",
     "TRACE_ID",
+    "ClientGone",
     "JsonFormatter",
     "Role",
     "RunFields",
