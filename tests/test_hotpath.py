@@ -1,7 +1,8 @@
 """The hot path's shortcuts behave like what they replace (issue 9: CPU per run).
 
-`model.evolve` is `dataclasses.replace`; the log handler writes every line, in order;
-the claim query and the ListRuns pages by resource read only the indexes made for them.
+`model.evolve` is `dataclasses.replace`; the log handler writes every line, in order, within
+its flush interval; the claim query and the ListRuns pages by resource read only the indexes
+made for them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import io
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,26 +50,56 @@ def test_evolve_is_replace_for_slotted_and_other_dataclasses() -> None:
         evolve(Checked(1), n=-1)
 
 
-async def test_log_lines_of_one_loop_iteration_are_written_together_in_order() -> None:
-    stream = io.StringIO()
+class _Writes(io.StringIO):
+    """A stream that remembers each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+async def test_lines_made_on_a_loop_are_written_together_in_order_within_the_flush_interval() -> None:
+    stream = _Writes()
     handler = logs.handler("text", stream=stream)
     logger = logging.getLogger("tests.hotpath.batching")
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    logger.propagate, logger.level = False, logging.INFO
     try:
-        logger.info("one")
-        logger.info("two")
-        assert stream.getvalue() == ""  # kept until the iteration's callbacks have run
-        logger.warning("three")  # a warning is written at once, after the lines before it
-        assert [line.rsplit(" ", 1)[-1] for line in stream.getvalue().splitlines()] == ["one", "two", "three"]
-        logger.info("four")
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        assert stream.getvalue().splitlines()[-1].endswith(" four")
-        logger.info("five")
-        handler.flush()  # logging.shutdown() at exit flushes every handler
-        assert stream.getvalue().splitlines()[-1].endswith(" five")
+        for i in range(3):
+            logger.info("line %d", i)
+        assert stream.writes == []  # kept for the interval
+        await asyncio.sleep(logs.FLUSH_SECONDS * 3)  # the flush timer is due first
+        (batch,) = stream.writes
+        assert [line.rpartition(" ")[2] for line in batch.splitlines()] == ["0", "1", "2"]
+
+        logger.info("kept")
+        logger.warning("at once")  # with the lines kept before it, in one write
+        assert stream.writes[1].splitlines()[0].endswith("INFO tests.hotpath.batching kept")
+        assert stream.writes[1].splitlines()[1].endswith("WARNING tests.hotpath.batching at once")
+
+        async def on_another_loop() -> None:
+            logger.info("kept on a loop that ends")
+
+        thread = threading.Thread(target=asyncio.run, args=(on_another_loop(),))
+        thread.start()
+        thread.join()
+        assert len(stream.writes) == 2  # that loop ended before its timer
+        logger.info("kept on this loop")
+        await asyncio.sleep(logs.FLUSH_SECONDS * 3)
+        assert [line.partition("batching ")[2] for line in stream.writes[2].splitlines()] == [
+            "kept on a loop that ends",
+            "kept on this loop",
+        ]
+
+        logger.info("before a flush")
+        handler.flush()  # as logging.shutdown does at exit
+        assert stream.writes[3].endswith("before a flush\n")
+        await asyncio.sleep(logs.FLUSH_SECONDS * 3)
+        assert len(stream.writes) == 4  # the timer found nothing left
     finally:
         logger.removeHandler(handler)
         logger.propagate = True

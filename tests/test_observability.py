@@ -497,6 +497,7 @@ def json_log_lines(level: int = logging.INFO) -> Iterator[list[dict[str, Any]]]:
     try:
         yield lines
     finally:
+        handler.flush()  # the lines kept on the loop, as `logging.shutdown` writes them at exit
         root.removeHandler(handler)
         root.setLevel(old_level)
         lines.extend(json.loads(line) for line in stream.getvalue().splitlines())
@@ -794,6 +795,7 @@ async def test_text_log_lines_about_a_run_end_with_its_fields(tmp_path: Path) ->
                 run_service_pb2.StartRequest(workflow_id="nested", input_data=count(7), wait=True)
             )
     finally:
+        handler.flush()
         root.removeHandler(handler)
         root.setLevel(old_level)
     (line,) = [line for line in stream.getvalue().splitlines() if "adding one to 7" in line]
