@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only PARTS] [--database-url URL] [--json out.json]`.
+"""`python -m bench [--quick] [--only PARTS] [--rounds N] [--database-url URL] [--json out.json]`.
 
 Runs the references and runservice in one go and prints every figure next to its
 reference measured in the same run, plus the published figures of SPEC.md.
@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 import traceback
@@ -23,7 +24,7 @@ from typing import Any
 
 from bench import asyncpg_ref, echo, sqlite_ref
 from bench.load import LoadResult
-from bench.report import Row, ratio, render
+from bench.report import Row, medians, ratio, render
 
 PARTS = ("echo", "sqlite", "postgres", "runservice", "foreach")
 """`postgres` runs only with --database-url. `foreach` is in process (engine and store, no gRPC)."""
@@ -96,6 +97,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight (default 64)")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every part N times in turn and report each figure's median and range, and the"
+        " median of its same-run ratios (default 1)",
+    )
+    parser.add_argument(
         "--database-url",
         metavar="URL",
         help="postgresql://user@host/db: measure the asyncpg reference and runservice on this database",
@@ -126,6 +135,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
         parser.error("--database-url must be a postgresql:// URL")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.replicas < 1 or (args.replicas > 1 and not args.database_url):
         parser.error("--replicas: 1, or more with a PostgreSQL --database-url")
     unknown = set(args.only.split(",")) - set(PARTS)
@@ -144,13 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         parts = [part for part in parts if part != "postgres"]
     started = time.perf_counter()
-    outcome = asyncio.run(run(settings, parts, args.database_url, args.replicas, args.engine_process))
+    rounds = []
+    for number in range(args.rounds):
+        if args.rounds > 1:
+            print(f"bench: round {number + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        rounds.append(
+            asyncio.run(run(settings, parts, args.database_url, args.replicas, args.engine_process))
+        )
+    outcome = rounds[0] if args.rounds == 1 else _medians(rounds)
     outcome.details["total_seconds"] = round(time.perf_counter() - started, 1)
 
     print(render(outcome.rows))
     for error in outcome.errors:
         print(f"\nERROR {error}", file=sys.stderr)
-    print(f"\n{len(outcome.rows)} figures in {outcome.details['total_seconds']} s on {_machine()}")
+    each = f", medians of {args.rounds} rounds" if args.rounds > 1 else ""
+    print(f"\n{len(outcome.rows)} figures{each} in {outcome.details['total_seconds']} s on {_machine()}")
     if args.json:
         args.json.write_text(json.dumps(_as_json(outcome, settings), indent=2) + "\n")
         print(f"wrote {args.json}")
@@ -340,6 +359,19 @@ async def _foreach(out: Outcome, s: Settings, database_url: str | None) -> None:
         out.rows.append(Row("  per item", results.per_item_us(count), "us"))
         out.figures[f"foreach_{count}_cpu_us_per_item"] = results.cpu_per_item_us(count)
         out.rows.append(Row("  CPU per item (process, all threads)", results.cpu_per_item_us(count), "us"))
+
+
+def _medians(rounds: list[Outcome]) -> Outcome:
+    """Several rounds as one outcome: each figure's median (ratios: the median of the rounds'
+    same-run ratios), every round's figures under `details["rounds"]`, every round's errors."""
+    keys = dict.fromkeys(key for outcome in rounds for key in outcome.figures)
+    figures = {key: statistics.median(o.figures[key] for o in rounds if key in o.figures) for key in keys}
+    return Outcome(
+        figures=figures,
+        rows=medians([outcome.rows for outcome in rounds]),
+        errors=[f"round {n}: {error}" for n, o in enumerate(rounds, 1) for error in o.errors],
+        details={**rounds[0].details, "rounds": [o.figures for o in rounds]},
+    )
 
 
 def _record(out: Outcome, key: str, label: str, result: LoadResult, unit: str) -> Row:

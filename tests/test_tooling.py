@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
 import sys
 import textwrap
 from pathlib import Path
@@ -162,6 +163,30 @@ def test_bench_references_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert set(figures) == {"echo_sequential", "echo_concurrent", "sqlite_single", "sqlite_batched_rows"}
     assert all(value > 0 for value in figures.values())
     assert "echo, 8 in flight" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(60)
+def test_bench_rounds_report_medians_and_ranges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.report import Row, medians, render
+    from bench.run import main
+
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--only", "echo", "--rounds", "3", "--concurrency", "8", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rounds = report["details"]["rounds"]
+    assert len(rounds) == 3
+    for key in ("echo_sequential", "echo_concurrent"):
+        assert report["figures"][key] == pytest.approx(statistics.median(r[key] for r in rounds), abs=1e-3)
+    (row,) = [row for row in report["rows"] if row["label"] == "echo, 8 in flight"]
+    assert row["range"][0] <= row["value"] <= row["range"][1]
+    assert "medians of 3 rounds" in capsys.readouterr().out
+
+    # A ratio is the median of the rounds' same-run ratios, not a ratio of two medians.
+    runs = [Row("runs", v, "runs/s", [("echo", e, v / e)]) for v, e in ((10, 100), (30, 100), (20, 40))]
+    (combined,) = medians([[row] for row in runs])
+    assert combined.value == 20 and combined.spread == (10, 30)
+    assert combined.references == [("echo", 100, 0.3)] and combined.ratio_spreads == [(0.1, 0.5)]
+    assert "0.100-0.500" in render([combined]) and "10.00-30.00" in render([combined])
 
 
 @pytest.mark.timeout(60)
