@@ -43,12 +43,16 @@ def medians(rounds: list[list[Row]]) -> list[Row]:
     each reference's median value and the median of its same-run ratios (not the ratio of
     two medians: each ratio compares figures measured side by side). A row missing from a
     round (its part failed there) takes the rounds that have it."""
-    labels: dict[str, list[Row]] = {}
+    labels: dict[tuple[str, str], list[Row]] = {}
     for rows in rounds:
+        heading = ""
         for row in rows:
-            labels.setdefault(row.label, []).append(row)
+            if not row.label.startswith(" "):
+                heading = row.label
+            # An indented row ("  latency p50") belongs to the figure above it.
+            labels.setdefault((heading, row.label), []).append(row)
     out = []
-    for label, found in labels.items():
+    for (_, label), found in labels.items():
         values = [row.value for row in found]
         first = found[0]
         references = []

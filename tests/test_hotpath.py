@@ -100,6 +100,18 @@ async def test_lines_made_on_a_loop_are_written_together_in_order_within_the_flu
         assert stream.writes[3].endswith("before a flush\n")
         await asyncio.sleep(logs.FLUSH_SECONDS * 3)
         assert len(stream.writes) == 4  # the timer found nothing left
+
+        # A batch larger than one atomic pipe write goes out in whole lines, none torn.
+        for i in range(100):
+            logger.info("é" * 60 + f" {i}")
+        logger.info("x" * 5000)  # a line longer than that goes alone
+        await asyncio.sleep(logs.FLUSH_SECONDS * 3)
+        batches = stream.writes[4:]
+        assert len(batches) > 2 and all(batch.endswith("\n") for batch in batches)
+        assert all(len(batch.encode()) <= logs.ATOMIC_WRITE for batch in batches[:-1])
+        assert batches[-1].endswith("x" * 5000 + "\n") and batches[-1].count("\n") == 1
+        numbers = [line.rpartition(" ")[2] for batch in batches[:-1] for line in batch.splitlines()]
+        assert numbers == [str(i) for i in range(100)]
     finally:
         logger.removeHandler(handler)
         logger.propagate = True

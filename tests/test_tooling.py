@@ -187,6 +187,15 @@ def test_bench_rounds_report_medians_and_ranges(tmp_path: Path, capsys: pytest.C
     assert combined.value == 20 and combined.spread == (10, 30)
     assert combined.references == [("echo", 100, 0.3)] and combined.ratio_spreads == [(0.1, 0.5)]
     assert "0.100-0.500" in render([combined]) and "10.00-30.00" in render([combined])
+    # An indented row belongs to the figure above it: two figures' "  p50" rows stay apart.
+    one = [Row("a", 1, "x"), Row("  p50", 1, "ms"), Row("b", 5, "x"), Row("  p50", 5, "ms")]
+    two = [Row("a", 3, "x"), Row("  p50", 3, "ms"), Row("b", 7, "x"), Row("  p50", 7, "ms")]
+    assert [(row.label, row.value) for row in medians([one, two])] == [
+        ("a", 2),
+        ("  p50", 2),
+        ("b", 6),
+        ("  p50", 6),
+    ]
 
 
 @pytest.mark.timeout(60)

@@ -162,6 +162,10 @@ def _iso(created: float) -> str:
 FLUSH_SECONDS = 0.01
 """How long an INFO or DEBUG line made on an event loop may be kept before it is written."""
 
+ATOMIC_WRITE = 4096
+"""PIPE_BUF on Linux: the most bytes one write to a pipe puts in it whole, between other
+processes' writes."""
+
 
 class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A stream handler that writes the INFO and DEBUG lines made on an event loop together,
@@ -221,12 +225,25 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.release()
 
     def _write(self) -> None:
-        """Write the kept lines (the caller holds the lock)."""
-        if self._lines:
-            text = self.terminator.join(self._lines) + self.terminator
-            self._lines = []
-            self.stream.write(text)
-            self.stream.flush()
+        """Write the kept lines (the caller holds the lock), at most ATOMIC_WRITE bytes of whole
+        lines per write: `serve --engine-process` has two processes writing to one stderr, and
+        only a pipe write of up to PIPE_BUF bytes cannot be torn by another's."""
+        lines, self._lines = self._lines, []
+        chunk: list[str] = []
+        size = 0
+        for line in lines:
+            length = len(line.encode()) + 1
+            if chunk and size + length > ATOMIC_WRITE:
+                self._write_chunk(chunk)
+                chunk, size = [], 0
+            chunk.append(line)
+            size += length
+        if chunk:
+            self._write_chunk(chunk)
+
+    def _write_chunk(self, lines: list[str]) -> None:
+        self.stream.write(self.terminator.join(lines) + self.terminator)
+        self.stream.flush()
 
 
 class Role(logging.Filter):
@@ -309,6 +326,7 @@ def fields_of(record: logging.LogRecord) -> Mapping[str, Any]:
 
 __all__ = [
     "ACCESS_LOGGER",
+    "ATOMIC_WRITE",
     "FIELDS",
     "FLUSH_SECONDS",
     "FORMATS",
