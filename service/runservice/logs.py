@@ -315,6 +315,12 @@ def configure(
     logging.logMultiprocessing = False
 
 
+def flush() -> None:
+    """Write every line the root logger's handlers keep, before writing to stderr directly."""
+    for kept in logging.getLogger().handlers:
+        kept.flush()
+
+
 ACCESS_LOGGER = "runservice.access"
 """The logger of the access log (one INFO line per RPC)."""
 
@@ -343,6 +349,7 @@ __all__ = [
     "bind_step",
     "configure",
     "fields_of",
+    "flush",
     "handler",
     "in_step",
     "step_extra",

@@ -61,6 +61,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _fail(message: str, code: int) -> int:
+    logs.flush()  # the lines the log keeps come first: the error is the last line
     print(f"runservice: error: {message}", file=sys.stderr)
     return code
 
