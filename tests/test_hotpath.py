@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import io
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -113,6 +114,31 @@ async def test_lines_made_on_a_loop_are_written_together_in_order_within_the_flu
         numbers = [line.rpartition(" ")[2] for batch in batches[:-1] for line in batch.splitlines()]
         assert numbers == [str(i) for i in range(100)]
     finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+
+async def test_a_forked_child_does_not_write_the_lines_its_parent_kept() -> None:
+    """A step body may fork (multiprocessing's default on Linux); the parent writes what it kept."""
+    read, write = os.pipe()
+    handler = logs.handler("text", stream=io.StringIO())
+    logger = logging.getLogger("tests.hotpath.fork")
+    logger.addHandler(handler)
+    logger.propagate, logger.level = False, logging.INFO
+    try:
+        logger.info("kept by the parent")
+        pid = os.fork()
+        if pid == 0:  # the child: report what it would write, and leave at once
+            os.write(write, repr(handler._lines).encode())
+            os._exit(0)
+        os.close(write)
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert os.read(read, 4096) == b"[]"
+        await asyncio.sleep(logs.FLUSH_SECONDS * 3)
+        assert handler.stream.getvalue().endswith("kept by the parent\n")
+    finally:
+        os.close(read)
         logger.removeHandler(handler)
         logger.propagate = True
 

@@ -14,9 +14,11 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
 import sys
 import time
 import traceback
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -187,6 +189,12 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._lines: list[str] = []
         self._flusher: asyncio.AbstractEventLoop | None = None
         """The loop whose timer writes the kept lines."""
+        _BATCHING.add(self)
+
+    def _forget_kept(self) -> None:
+        """In a forked child: the kept lines are the parent's to write."""
+        self._lines = []
+        self._flusher = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -244,6 +252,19 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _write_chunk(self, lines: list[str]) -> None:
         self.stream.write(self.terminator.join(lines) + self.terminator)
         self.stream.flush()
+
+
+_BATCHING: weakref.WeakSet[LineBatchingHandler] = weakref.WeakSet()
+
+
+def _forget_kept_lines() -> None:
+    # A step body may fork (multiprocessing's default on Linux): the child must not write
+    # again the lines its parent kept, and will write, when the child logs or exits.
+    for batching in list(_BATCHING):
+        batching._forget_kept()
+
+
+os.register_at_fork(after_in_child=_forget_kept_lines)
 
 
 class Role(logging.Filter):
