@@ -121,7 +121,9 @@ async def test_lines_made_on_a_loop_are_written_together_in_order_within_the_flu
 async def test_a_forked_child_does_not_write_the_lines_its_parent_kept() -> None:
     """A step body may fork (multiprocessing's default on Linux); the parent writes what it kept."""
     read, write = os.pipe()
-    handler = logs.handler("text", stream=io.StringIO())
+    stream = io.StringIO()
+    handler = logs.handler("text", stream=stream)
+    assert isinstance(handler, logs.LineBatchingHandler)
     logger = logging.getLogger("tests.hotpath.fork")
     logger.addHandler(handler)
     logger.propagate, logger.level = False, logging.INFO
@@ -136,7 +138,7 @@ async def test_a_forked_child_does_not_write_the_lines_its_parent_kept() -> None
         assert os.waitstatus_to_exitcode(status) == 0
         assert os.read(read, 4096) == b"[]"
         await asyncio.sleep(logs.FLUSH_SECONDS * 3)
-        assert handler.stream.getvalue().endswith("kept by the parent\n")
+        assert stream.getvalue().endswith("kept by the parent\n")
     finally:
         os.close(read)
         logger.removeHandler(handler)
