@@ -8,10 +8,14 @@ made for them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+import datetime
 import io
+import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -143,6 +147,94 @@ async def test_a_forked_child_does_not_write_the_lines_its_parent_kept() -> None
         os.close(read)
         logger.removeHandler(handler)
         logger.propagate = True
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("role", [None, "engine"])
+@pytest.mark.parametrize("run", [None, ("run-1", "0af7651916cd43dd8448eb211c80319c")])
+async def test_an_access_line_made_without_a_record_is_the_records_line(
+    fmt: str, role: str | None, run: tuple[str, str] | None
+) -> None:
+    root, access = logging.getLogger(), logging.getLogger(logs.ACCESS_LOGGER)
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+
+    def log_both() -> None:  # in a context of its own, as an RPC's task has
+        if run is not None:
+            logs.bind_run(*run)
+        logs.log_access("/runservice.v1.RunService/GetRun", "NOT_FOUND", 1.5, "ipv4:127.0.0.1:5")
+        access.addFilter(everything)  # a filter the handler does not own: through logging
+        try:
+            assert logs._lean_handler() is None
+            logs.log_access("/runservice.v1.RunService/GetRun", "NOT_FOUND", 1.5, "ipv4:127.0.0.1:5")
+        finally:
+            access.removeFilter(everything)
+
+    def everything(record: logging.LogRecord) -> bool:
+        return True
+
+    try:
+        logs.configure("INFO", fmt, role=role)
+        installed = logs._lean_handler()
+        assert installed is not None and installed is root.handlers[0]
+        installed.setStream(stream)
+        contextvars.copy_context().run(log_both)
+        installed.flush()
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    lean, logged = stream.getvalue().splitlines()
+    if fmt == "json":
+        lean_object, logged_object = json.loads(lean), json.loads(logged)
+        assert abs(_iso_seconds(lean_object.pop("time")) - _iso_seconds(logged_object.pop("time"))) < 1
+        assert list(lean_object.items()) == list(logged_object.items())  # the same keys in the same order
+        assert lean_object["duration_ms"] == 1.5 and lean_object.get("role") == role
+        assert lean_object.get("run_id") == (run[0] if run else None)
+    else:
+        lean_time, _, lean_rest = lean.partition(" INFO ")
+        logged_time, _, logged_rest = logged.partition(" INFO ")
+        assert lean_rest == logged_rest
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", lean_time), lean_time
+        assert len(lean_time) == len(logged_time)
+        assert lean_rest.startswith("runservice.access /runservice.v1.RunService/GetRun NOT_FOUND 1.500ms")
+        assert (f"role={role}" in lean_rest) == (role is not None)
+        assert ("run_id=" in lean_rest) == (run is not None)
+        assert run is None or f"run_id={run[0]} trace_id={run[1]}" in lean_rest
+
+
+def _iso_seconds(stamp: str) -> float:
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+def test_an_access_line_goes_through_logging_where_an_application_added_a_handler() -> None:
+    root, access = logging.getLogger(), logging.getLogger(logs.ACCESS_LOGGER)
+    saved = root.handlers[:], root.level
+    seen: list[logging.LogRecord] = []
+
+    class Kept(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    extra = Kept()
+    try:
+        logs.configure("INFO", "text")
+        root.handlers[0].setStream(io.StringIO())  # type: ignore[attr-defined]
+        access.addHandler(extra)
+        assert logs._lean_handler() is None
+        logs.log_access("/x.v1.X/Get", "OK", 0.25, "ipv4:127.0.0.1:6")
+        access.removeHandler(extra)
+        root.addHandler(extra)  # a second handler on the root: the same
+        assert logs._lean_handler() is None
+        logs.log_access("/x.v1.X/Get", "OK", 0.5, "ipv4:127.0.0.1:6")
+    finally:
+        access.removeHandler(extra)
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert [record.getMessage() for record in seen] == [
+        "/x.v1.X/Get OK 0.250ms ipv4:127.0.0.1:6",
+        "/x.v1.X/Get OK 0.500ms ipv4:127.0.0.1:6",
+    ]
+    assert all(record.__dict__["peer"] == "ipv4:127.0.0.1:6" for record in seen)
 
 
 def test_log_lines_outside_an_event_loop_are_written_at_once() -> None:

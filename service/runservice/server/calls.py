@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from runservice.logs import ACCESS_LOGGER
+from runservice import logs
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Any
@@ -167,30 +167,15 @@ class CallObserver(grpc.aio.ServerInterceptor):
         return observed
 
 
-access_logger = logging.getLogger(ACCESS_LOGGER)
+_access_logger = logging.getLogger(logs.ACCESS_LOGGER)
 
 
 def log_access(call: Call) -> None:
-    """One INFO line per RPC on the `runservice.access` logger: method, code, duration, peer."""
-    if not access_logger.isEnabledFor(logging.INFO):
+    """The access line of an ended call (`logs.log_access`): method, code, duration, peer."""
+    if not _access_logger.isEnabledFor(logging.INFO):  # before asking grpc for the peer
         return
-    method = f"/{call.service}/{call.method}"
-    code = call.code.name
-    ms = round(call.seconds * 1000, 3)
     peer = call.peer if call.peer is not None else call.context.peer()
-    # The record is made directly: `Logger.info` would walk the stack for the caller's file
-    # and line on every RPC, which nobody reads for this line.
-    record = access_logger.makeRecord(
-        ACCESS_LOGGER,
-        logging.INFO,
-        __file__,
-        0,
-        "%s %s %.3fms %s",
-        (method, code, ms, peer),
-        None,
-        extra={"method": method, "code": code, "duration_ms": ms, "peer": peer},
-    )
-    access_logger.handle(record)
+    logs.log_access(f"/{call.service}/{call.method}", call.code.name, round(call.seconds * 1000, 3), peer)
 
 
 __all__ = ["KINDS", "Call", "CallObserver", "Observer", "log_access"]
