@@ -72,21 +72,6 @@ def step_extra(run_id: str, path: Sequence[str], attempt: int) -> dict[str, Any]
     return {"run_id": run_id, "step_path": ".".join(path), "attempt": attempt}
 
 
-def fill_run_fields(values: dict[str, Any]) -> None:
-    """Fill `run_id`, `step_path`, `trace_id` and `attempt` into a record's `values` from the
-    context (None when unknown); values given already win over the context's."""
-    run_id = RUN_ID.get()
-    if values.get("run_id") is None:
-        values["run_id"] = run_id
-    if run_id is not None and values["run_id"] == run_id:
-        if values.get("trace_id") is None:
-            values["trace_id"] = TRACE_ID.get()
-        if values.get("step_path") is None:
-            values["step_path"] = STEP_PATH.get()
-    for name in FIELDS:
-        values.setdefault(name, None)
-
-
 class RunFields(logging.Filter):
     """Fills `run_id`, `step_path`, `trace_id` and `attempt` on every record (None when unknown).
 
@@ -94,7 +79,17 @@ class RunFields(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fill_run_fields(record.__dict__)
+        values = record.__dict__
+        run_id = RUN_ID.get()
+        if values.get("run_id") is None:
+            values["run_id"] = run_id
+        if run_id is not None and values["run_id"] == run_id:
+            if values.get("trace_id") is None:
+                values["trace_id"] = TRACE_ID.get()
+            if values.get("step_path") is None:
+                values["step_path"] = STEP_PATH.get()
+        for name in FIELDS:
+            values.setdefault(name, None)
         return True
 
 
@@ -419,7 +414,7 @@ def log_access(method: str, code: str, duration_ms: float, peer: str) -> None:
     if lean is not None:
         values: dict[str, Any] = {"method": method, "code": code, "duration_ms": duration_ms, "peer": peer}
         run_id = RUN_ID.get()
-        if run_id is not None:  # `fill_run_fields` of a record that names no run itself
+        if run_id is not None:  # what `RunFields` fills in a record that names no run itself
             values.update(run_id=run_id, trace_id=TRACE_ID.get(), step_path=STEP_PATH.get())
         if lean.role is not None:
             values["role"] = lean.role
@@ -490,7 +485,6 @@ __all__ = [
     "bind_step",
     "configure",
     "fields_of",
-    "fill_run_fields",
     "flush",
     "handler",
     "in_step",
