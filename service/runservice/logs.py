@@ -404,8 +404,8 @@ def log_access(method: str, code: str, duration_ms: float, peer: str) -> None:
     While `configure`'s handler is the only one the record would reach (as `serve` sets
     logging up), the line is made by that handler's formatter straight from these values,
     the run fields and the role, and kept with the handler's other lines: the same line as
-    the record would give, for about 20 us less of the event loop per RPC on a loaded
-    server (8 % of a cheap call; BENCHMARKS.md). Anything else (a handler or a filter an
+    the record would give, for about 10 us less of the event loop per RPC on a loaded
+    server (5 % of a cheap call; BENCHMARKS.md). Anything else (a handler or a filter an
     application added) gets a record through logging as usual.
     """
     if not _access_logger.isEnabledFor(logging.INFO):
