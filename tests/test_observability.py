@@ -674,6 +674,12 @@ async def test_serve_process_writes_json_lines_and_serves_metrics(
             await proc.wait()
     access = [line for line in lines if line["logger"] == logs.ACCESS_LOGGER]
     assert [line["method"] for line in access] == ["/runservice.v1.RunService/Start"]
+    # serve's own handler makes the access line without a record (logs.log_access): all of it
+    (line,) = access
+    assert list(line) == ["time", "level", "logger", "message", "method", "code", "duration_ms", "peer"]
+    assert line["level"] == "INFO" and line["code"] == "OK" and line["duration_ms"] > 0
+    assert line["peer"].startswith("ipv4:127.0.0.1:")
+    assert line["message"] == f"/runservice.v1.RunService/Start OK {line['duration_ms']:.3f}ms {line['peer']}"
 
 
 async def test_runs_started_concurrently_in_one_caller_trace_keep_their_own_options(tmp_path: Path) -> None:
