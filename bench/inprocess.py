@@ -1,5 +1,5 @@
 """`python -m bench.inprocess [--runs 3000] [--concurrency 64] [--durability full|normal] [--caller-run-ids]
-[--stored-runs N] [--database-url URL]`.
+[--stored-runs N] [--database-url URL] [--rounds N]`.
 
 The engine and the store (a scratch SQLite file, or with `--database-url` a scratch schema
 of that PostgreSQL database) in this process, no gRPC: the like-for-like comparison
@@ -10,7 +10,8 @@ as the Start RPC does. Prints the store's commits and fsyncs per run too, so the
 durability setting's cost shows. Runs get the engine's own (time-ordered) ids, or with
 `--caller-run-ids` random UUID4 ids, as callers that name their runs themselves do;
 `--stored-runs N` stores N runs before the timed measurements, as a running service's store
-holds many.
+holds many. `--rounds N` measures N times, each on a new store, and prints each figure's median
+and range.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import statistics
 import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvloop
@@ -50,6 +53,47 @@ async def scratch_store(durability: str, database_url: str | None) -> AsyncItera
         yield SqliteStore(path) if durability == "full" else SqliteStore(path, durability=durability)
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One measurement: its label, the load's result, and the store's commits and fsyncs per
+    operation."""
+
+    label: str
+    result: LoadResult
+    commits: float
+    syncs: float
+
+    def line(self) -> str:
+        text = (
+            f"{self.label:<32} {self.result.rate:>8,.0f} /s"
+            f"   p50 {self.result.percentile(0.5) * 1000:6.3f} ms"
+            f"   p99 {self.result.percentile(0.99) * 1000:6.3f} ms   commits/op {self.commits:5.2f}"
+            f"   fsyncs/op {self.syncs:5.2f}"
+        )
+        if self.result.errors:
+            text += f"   ERRORS {self.result.errors}: {self.result.first_error}"
+        return text
+
+
+def median_lines(rounds: list[list[Measured]]) -> list[str]:
+    """Each measurement of several rounds: the median rate, p50 and p99, with their ranges."""
+    lines = []
+    for same in zip(*rounds, strict=True):
+        rates = [m.result.rate for m in same]
+        p50 = [m.result.percentile(0.5) * 1000 for m in same]
+        p99 = [m.result.percentile(0.99) * 1000 for m in same]
+        errors = sum(m.result.errors for m in same)
+        lines.append(
+            f"{same[0].label:<32} {statistics.median(rates):>8,.0f} /s ({min(rates):,.0f}-{max(rates):,.0f})"
+            f"   p50 {statistics.median(p50):6.3f} ms ({min(p50):.3f}-{max(p50):.3f})"
+            f"   p99 {statistics.median(p99):6.3f} ms ({min(p99):.3f}-{max(p99):.3f})"
+            f"   commits/op {statistics.median(m.commits for m in same):5.2f}"
+            f"   fsyncs/op {statistics.median(m.syncs for m in same):5.2f}"
+            + (f"   ERRORS {errors}" if errors else "")
+        )
+    return lines
+
+
 async def measure(
     runs: int,
     concurrency: int,
@@ -58,8 +102,8 @@ async def measure(
     caller_run_ids: bool = False,
     stored_runs: int = 0,
     database_url: str | None = None,
-) -> list[str]:
-    lines: list[str] = []
+) -> list[Measured]:
+    measured: list[Measured] = []
 
     def run_id() -> str | None:
         return uuid.uuid4().hex if caller_run_ids else None
@@ -98,10 +142,13 @@ async def measure(
                     commits, syncs = _counts(store)
                     result = await drive(operation, total=runs, concurrency=n, max_seconds=max_seconds)
                     after = _counts(store)
-                    lines.append(_line(label, result, after[0] - commits, after[1] - syncs))
+                    done = max(result.done, 1)
+                    measured.append(
+                        Measured(label, result, (after[0] - commits) / done, (after[1] - syncs) / done)
+                    )
         finally:
             await store.close()
-    return lines
+    return measured
 
 
 def _counts(store: Store) -> tuple[int, int]:
@@ -109,18 +156,6 @@ def _counts(store: Store) -> tuple[int, int]:
     the durability watermark."""
     commits: int = getattr(store, "transactions", 0)
     return commits, getattr(store, "syncs", commits)
-
-
-def _line(label: str, result: LoadResult, commits: int, syncs: int) -> str:
-    done = max(result.done, 1)
-    text = (
-        f"{label:<32} {result.rate:>8,.0f} /s   p50 {result.percentile(0.5) * 1000:6.3f} ms"
-        f"   p99 {result.percentile(0.99) * 1000:6.3f} ms   commits/op {commits / done:5.2f}"
-        f"   fsyncs/op {syncs / done:5.2f}"
-    )
-    if result.errors:
-        text += f"   ERRORS {result.errors}: {result.first_error}"
-    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,28 +171,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--database-url", metavar="URL", help="a postgresql:// URL (default: a scratch SQLite file)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, metavar="N", help="measure N times, print medians and ranges"
+    )
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
         parser.error("--database-url must be a postgresql:// URL")
     sys.setswitchinterval(SWITCH_INTERVAL)  # as `runservice serve` does
+    rounds = []
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        lines = runner.run(
-            measure(
-                args.runs,
-                args.concurrency,
-                args.durability,
-                args.max_seconds,
-                args.caller_run_ids,
-                args.stored_runs,
-                args.database_url,
+        for _ in range(args.rounds):
+            rounds.append(
+                runner.run(
+                    measure(
+                        args.runs,
+                        args.concurrency,
+                        args.durability,
+                        args.max_seconds,
+                        args.caller_run_ids,
+                        args.stored_runs,
+                        args.database_url,
+                    )
+                )
             )
-        )
+    lines = [m.line() for m in rounds[0]] if args.rounds == 1 else median_lines(rounds)
     ids = "caller's random run ids" if args.caller_run_ids else "the engine's run ids"
     stored = f", {args.stored_runs:,} runs stored first" if args.stored_runs else ""
     where = "PostgreSQL store" if args.database_url else f"SQLite store, durability={args.durability}"
-    print(f"in-process engine + {where}, {ids}{stored}")
+    each = f", medians of {args.rounds} rounds (ranges in brackets)" if args.rounds > 1 else ""
+    print(f"in-process engine + {where}, {ids}{stored}{each}")
     print("\n".join(lines))
-    return 1 if any("ERRORS" in line for line in lines) else 0
+    return 1 if any(m.result.errors for measured in rounds for m in measured) else 0
 
 
 if __name__ == "__main__":

@@ -325,13 +325,29 @@ async def test_benches_on_postgresql_smoke(
         assert await storage_size.run(0.5, url) == 0  # it checks that every copy reads back
         grown = next(line for line in capsys.readouterr().out.splitlines() if "large value" in line)
         assert float(grown.split("(")[1].split(" x")[0]) < 1.5, grown
-        lines = await inprocess.measure(20, 4, "full", 10.0, database_url=url)
-        assert len(lines) == 3 and not any("ERRORS" in line for line in lines), lines
+        measured = await inprocess.measure(20, 4, "full", 10.0, database_url=url)
+        assert len(measured) == 3 and not any(m.result.errors for m in measured), [m.line() for m in measured]
         rates = await watchers.measure(watchers=8, chunks=5, channels=2, repeat=1, database_url=url)
         assert len(rates) == 1 and rates[0] > 0
         assert await _scratch_schemas(url) == 0
     finally:
         await postgres_server.drop_database(url)
+
+
+@pytest.mark.timeout(60)
+def test_bench_inprocess_rounds_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m bench.inprocess --rounds 2`: each figure's median with its range."""
+    from bench import inprocess
+
+    assert inprocess.main(["--runs", "20", "--concurrency", "4", "--rounds", "2", "--max-seconds", "10"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "medians of 2 rounds" in out[0]
+    assert [line.split("  ")[0] for line in out[1:]] == [
+        "3-step runs, 1 in flight",
+        "3-step runs, 4 in flight",
+        "suspend+resume, 4 in flight",
+    ]
+    assert all(line.count("(") == 3 and "ERRORS" not in line for line in out[1:])
 
 
 @pytest.mark.timeout(60)
