@@ -18,6 +18,7 @@ import os
 import re
 import sqlite3
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -89,10 +90,14 @@ async def test_lines_made_on_a_loop_are_written_together_in_order_within_the_flu
         async def on_another_loop() -> None:
             logger.info("kept on a loop that ends")
 
-        thread = threading.Thread(target=asyncio.run, args=(on_another_loop(),))
-        thread.start()
-        thread.join()
-        assert len(stream.writes) == 2  # that loop ended before its timer
+        interval, logs.FLUSH_SECONDS = logs.FLUSH_SECONDS, 3600.0  # that loop ends before its timer
+        try:
+            thread = threading.Thread(target=asyncio.run, args=(on_another_loop(),))
+            thread.start()
+            thread.join()
+        finally:
+            logs.FLUSH_SECONDS = interval
+        assert len(stream.writes) == 2
         logger.info("kept on this loop")
         await asyncio.sleep(logs.FLUSH_SECONDS * 3)
         assert [line.partition("batching ")[2] for line in stream.writes[2].splitlines()] == [
@@ -133,7 +138,9 @@ async def test_a_forked_child_does_not_write_the_lines_its_parent_kept() -> None
     logger.propagate, logger.level = False, logging.INFO
     try:
         logger.info("kept by the parent")
-        pid = os.fork()
+        with warnings.catch_warnings():  # Python 3.12 warns of fork() in a process with threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the child: report what it would write, and leave at once
             os.write(write, repr(handler._lines).encode())
             os._exit(0)
