@@ -529,19 +529,15 @@ def list_sql(query: RunQuery) -> tuple[str, list[object]]:
 
 def _list_clauses(query: RunQuery, param: Callable[[object], str]) -> list[str]:
     """The conditions of a ListRuns page other than its statuses."""
-    clauses: list[str] = []
-    if query.workflow_id is not None:
-        clauses.append(f"workflow_id = {param(query.workflow_id)}")
-    if query.resource_id is not None:
-        clauses.append(f"resource_id = {param(query.resource_id)}")
-    if query.forked_from is not None:
-        clauses.append(f"forked_from = {param(query.forked_from)}")
-    if query.definition_version is not None:
-        clauses.append(f"definition_version = {param(query.definition_version)}")
-    if query.from_time is not None:
-        clauses.append(f"created_at >= {param(query.from_time)}")
-    if query.to_time is not None:
-        clauses.append(f"created_at < {param(query.to_time)}")
+    conditions: tuple[tuple[str, object], ...] = (
+        ("workflow_id =", query.workflow_id),
+        ("resource_id =", query.resource_id),
+        ("forked_from =", query.forked_from),
+        ("definition_version =", query.definition_version),
+        ("created_at >=", query.from_time),
+        ("created_at <", query.to_time),
+    )
+    clauses = [f"{condition} {param(value)}" for condition, value in conditions if value is not None]
     if query.after is not None:
         created_at, run_id = query.after
         clauses.append(f"(created_at, run_id) < ({param(created_at)}, {param(run_id)})")
