@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from runservice.model import Event
-from runservice.storage import WriteResult
+from runservice.storage import RunWrite, WriteResult
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,16 @@ class Done:
 
     def __init__(self, value: Any) -> None:
         self.value = value
+
+
+class Quiet:
+    """A RunWrite of internal progress (`Store.write(change, durable=False)`): committed
+    without waiting for its flush to disk; a later synced commit covers it."""
+
+    __slots__ = ("change",)
+
+    def __init__(self, change: RunWrite) -> None:
+        self.change = change
 
 
 class WriteQueue:

@@ -176,15 +176,6 @@ class _Operation:
         self.durable = durable
 
 
-class _Quiet:
-    """A RunWrite of internal progress: committed without waiting for an fsync."""
-
-    __slots__ = ("change",)
-
-    def __init__(self, change: RunWrite) -> None:
-        self.change = change
-
-
 class _Sync:
     """A barrier: answered once every commit up to `target` is fsynced."""
 
@@ -322,7 +313,7 @@ class SqliteStore(SqliteSchedules):
         waiting, so work handed to the store is never lost half-way. The writer reads
         the change later, with its batch: do not mutate its patch, steps or events meanwhile.
         """
-        result: WriteResult = await self._submit(change if durable else _Quiet(change))
+        result: WriteResult = await self._submit(change if durable else batching.Quiet(change))
         return result
 
     async def sync(self, upto: int | None = None) -> None:
@@ -405,7 +396,7 @@ class SqliteStore(SqliteSchedules):
         owned: dict[str, bool] = await self._submit(_Operation(apply))
         return owned
 
-    async def _submit(self, item: RunWrite | _Operation | _Quiet | _Sync) -> Any:
+    async def _submit(self, item: RunWrite | _Operation | batching.Quiet | _Sync) -> Any:
         if not self._accepting:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
         assert self._loop is not None
@@ -429,7 +420,7 @@ class SqliteStore(SqliteSchedules):
         changes: list[RunWrite | _Operation | _Sync] = []
         sync = False
         for item, _ in batch:
-            if isinstance(item, _Quiet):
+            if isinstance(item, batching.Quiet):
                 item = item.change
                 # A watcher would be handed its events: they must be synced first.
                 sync = sync or (bool(item.events) and self.hub.watching(item.run_id))
