@@ -152,8 +152,8 @@ async def measure(
 
 
 def _counts(store: Store) -> tuple[int, int]:
-    """(commits, fsyncs) so far; every commit is synced on PostgreSQL, and on SQLite before
-    the durability watermark."""
+    """(commits, fsyncs) so far: the store's transactions and, of those, the ones that
+    waited for their flush to disk."""
     commits: int = getattr(store, "transactions", 0)
     return commits, getattr(store, "syncs", commits)
 

@@ -436,10 +436,15 @@ async def test_postgres_one_statement_batch_notifies_every_run_in_payloads_under
         runs = [f"{i:03d}-" + "x" * 120 for i in range(200)]
         created = [RunWrite(run_id, create=new_run(run_id), events=[draft(0)]) for run_id in runs]
         # The one-statement path itself: apply_batch would hide a refused NOTIFY by falling back.
-        outcomes = await postgres_writes._apply_in_one_statement(writer, created, time.time(), True)
+        outcomes = await postgres_writes._apply_in_one_statement(
+            writer, created, time.time(), True, quiet=False
+        )
         assert all(isinstance(outcome, WriteResult) and outcome.applied for outcome in outcomes)
+        # Progress commits without waiting for the WAL flush, and announces all the same.
         progress = [RunWrite(run_id, events=[draft(1), draft(2)]) for run_id in runs]
-        outcomes = await postgres_writes._apply_in_one_statement(writer, progress, time.time(), True)
+        outcomes = await postgres_writes._apply_in_one_statement(
+            writer, progress, time.time(), True, quiet=True
+        )
         assert [outcome.last_sequence for outcome in outcomes] == [3] * 200  # type: ignore[union-attr]
         async with asyncio.timeout(10):
             while sum(len(p.splitlines()) for p in payloads) < 400:

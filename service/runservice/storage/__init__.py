@@ -167,9 +167,9 @@ class Store(Protocol):
     async def sync(self, upto: int | None = None) -> None:
         """Return once every commit made so far (or up to commit number `upto`) is durable.
 
-        The engine awaits it before telling a caller anything that rests on progress
-        written with `durable=False`; reads call it themselves. PostgreSQL: every commit
-        is durable already (synchronous_commit on), so it returns at once."""
+        Before a caller is told anything that rests on progress written with
+        `durable=False`, something must cover it: a durable write, this, or a read (reads
+        make sure of it themselves)."""
 
     async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
         """The run, with its step records when `steps` is true; None if unknown."""
@@ -258,7 +258,7 @@ def open_store(url: str, *, durability: str = "full") -> Store:
 
     `durability` (SQLite): `full` syncs before anything is told (the rule), `normal` never
     syncs (a power loss may lose replies and events already delivered). PostgreSQL
-    commits are durable either way."""
+    always keeps the rule."""
     if url.startswith(("postgresql://", "postgres://")):
         from runservice.storage.postgres import PostgresStore
 

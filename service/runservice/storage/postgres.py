@@ -1,11 +1,25 @@
 """The PostgreSQL store: asyncpg, one writer connection with group commit, a reader pool.
 
-Durability: `synchronous_commit = on` on the writer, so `write` returns only once its
-transaction is flushed. Group commit keeps that affordable: every write queued while a
-transaction is in flight joins the next one; one commit covers the whole batch. A batch
-runs without savepoints first; if the database refuses one change half-way, the batch
-is rolled back and applied again with a savepoint per change, so that change fails
-alone and the rest still commit (the same contract as the SQLite store).
+Durability follows the rule SQLite's store keeps: whatever a caller or a watcher is told
+survives a power loss of the database host. The writer commits a durable `write` with
+`synchronous_commit = on` (the commit returns once its WAL is flushed), and a batch of
+internal progress only (`write(change, durable=False)`: a step's result before the next
+body, a Start with `wait`'s creation) with `synchronous_commit` off for that transaction:
+it is visible at once and safe against a crash of this process, and the next flushed
+commit, of any session, covers it (the WAL is flushed in order). So a 3-step run waits for
+one flush, its settling commit, instead of four. What such progress holds may be told
+only once flushed, and other replicas read it too, so a read that returns an active run
+(running or waiting) or events after a run's last settling event checks the WAL first
+(`_FLUSH_IF_BEHIND`): if the flush position is behind the insert position, it commits a
+WAL message with `synchronous_commit = on`, which flushes everything before it. A read of
+a settled run needs nothing: its settling commit was flushed, with all before it. A
+batch holding events of a run someone here watches is flushed like a durable write.
+
+Group commit keeps flushes few: every write queued while a transaction is in flight
+joins the next one; one commit covers the whole batch. A batch runs without savepoints
+first; if the database refuses one change half-way, the batch is rolled back and applied
+again with a savepoint per change, so that change fails alone and the rest still commit
+(the same contract as the SQLite store).
 
 Round trips, not server work, are what a batch costs: the common batch (each run once)
 is a single statement in its own transaction, and any other in rounds of a few `unnest`
@@ -108,6 +122,18 @@ _POLL_INTERVAL = 1.0
 _RECONNECT_DELAY = 0.5
 _CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
+_FLUSH_IF_BEHIND = (
+    "SELECT CASE WHEN current_setting('synchronous_standby_names') <> ''"
+    " OR pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()"
+    " THEN set_config('synchronous_commit', 'on', true)"
+    " || pg_logical_emit_message(true, 'runservice', 'flush')::text END"
+)
+"""Flush the WAL up to now unless it is flushed already: a transactional WAL message (any
+role may write one) committed with `synchronous_commit` on waits for the flush of every
+record before it. The insert position, read after the reads it follows, is past the commit
+of anything they saw. With synchronous standbys the local flush position says nothing
+about theirs, so the message is always written (its commit waits for them too)."""
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY,
@@ -131,6 +157,11 @@ _SELECT_RUN_WITH_STEPS = (
 _Pending = batching.Pending
 
 
+def _settled(status: RunStatus) -> bool:
+    """A run in this status was last written by a flushed commit (a run settles durably)."""
+    return status is RunStatus.SUSPENDED or status.terminal
+
+
 class PostgresStore(PostgresSchedules):
     """A `Store` on one PostgreSQL database (see the module docstring for the design)."""
 
@@ -142,6 +173,15 @@ class PostgresStore(PostgresSchedules):
         self.hub = EventHub()
         self.transactions = 0
         """Write transactions committed so far (one per group-commit batch)."""
+        self.syncs = 0
+        """Of those, the ones committed with their WAL flush (synchronous_commit on)."""
+        self.durable = 0
+        """Every transaction up to this one is flushed (the durability watermark)."""
+        self.flush_checks = 0
+        """Reads that made sure the WAL was flushed before answering (see `_flushed`)."""
+        self._quiet_progress = True
+        """Internal progress commits without waiting for its flush (unless the database
+        refuses `_FLUSH_IF_BEHIND`, which reads then could not make before answering)."""
         self.poll_interval = poll_interval
         """Seconds between reads of the watched runs' last sequences (the lost-NOTIFY safety net)."""
         self.notify = notify
@@ -171,6 +211,13 @@ class PostgresStore(PostgresSchedules):
             self._writer = await self._connect()
             await migrate(self._writer)
             self._writer_pid = self._writer.get_server_pid()
+            try:
+                await self._writer.fetchval(_FLUSH_IF_BEHIND)
+            except asyncpg.PostgresError as exc:  # a server that refuses it: flush every commit
+                logger.warning(
+                    "the database refuses the WAL flush check (%s): every commit waits for its flush", exc
+                )
+                self._quiet_progress = False
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=1, max_size=_READERS, reset=_keep_session
             )
@@ -241,12 +288,16 @@ class PostgresStore(PostgresSchedules):
     # -- writes ----------------------------------------------------------------
 
     async def sync(self, upto: int | None = None) -> None:
-        """Nothing to wait for: each commit is durable when `write` returns (synchronous_commit
-        on), and reads see only committed rows."""
+        """Return once every transaction up to `upto` (default: every one so far) is flushed."""
+        target = self.transactions if upto is None else upto
+        if self.durable >= target:
+            return
+        await self._readers().fetchval(_FLUSH_IF_BEHIND)
+        self.durable = max(self.durable, target)
 
     async def write(self, change: RunWrite, *, durable: bool = True) -> WriteResult:
-        """Commit one change (see `RunWrite`); returns once it is durable: every commit is
-        (synchronous_commit on), so `durable=False` changes nothing here.
+        """Commit one change (see `RunWrite`); returns once it is durable (its WAL flushed),
+        or with `durable=False` once it is committed (a later flushed commit covers it).
 
         Once called, the change is committed even if the caller is cancelled while
         waiting. The writer reads the change later, with its batch: do not mutate it meanwhile.
@@ -255,7 +306,8 @@ class PostgresStore(PostgresSchedules):
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
         assert self._loop is not None
         future: asyncio.Future[WriteResult] = self._loop.create_future()
-        self._queue.put_nowait((change, future))
+        quiet = not durable and self._quiet_progress
+        self._queue.put_nowait((batching.Quiet(change) if quiet else change, future))
         return await future
 
     async def _write_loop(self) -> None:
@@ -267,6 +319,17 @@ class PostgresStore(PostgresSchedules):
 
     async def _commit(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
+        hub = self.hub
+        changes: list[RunWrite] = []
+        flush = False
+        for item, _ in batch:
+            if isinstance(item, batching.Quiet):
+                item = item.change
+                # A watcher here would be handed its events: they must be flushed first.
+                flush = flush or (bool(item.events) and hub.watching(item.run_id))
+            else:
+                flush = True
+            changes.append(item)
         try:
             if self._writer is None or self._writer.is_closed():
                 # The database restarted or the connection dropped: a batch that failed at
@@ -274,20 +337,32 @@ class PostgresStore(PostgresSchedules):
                 self._writer = None
                 writer = await self._connect()
                 self._writer, self._writer_pid = writer, writer.get_server_pid()
-            outcomes = await apply_batch(self._writer, [change for change, _ in batch], self.notify)
+            outcomes = await apply_batch(self._writer, changes, self.notify, quiet=not flush)
         except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing is reported committed
-            self.hub.committed(time.perf_counter() - started, len(batch))
+            hub.committed(time.perf_counter() - started, len(batch))
             batching.fail(batch, exc)
             return
         self.transactions += 1
-        self.hub.committed(time.perf_counter() - started, len(batch))
+        if flush:
+            self.syncs += 1
+            self.durable = self.transactions
+        hub.committed(time.perf_counter() - started, len(batch))
         committed = batching.answer(batch, outcomes)
-        known, hub = self._known, self.hub
+        if not flush and any(hub.watching(event.run_id) for event in committed):
+            # Someone here subscribed while the batch was in flight: flush before they hear of it.
+            number = self.transactions
+            try:
+                await self._writer.fetchval(_FLUSH_IF_BEHIND)
+            except _CONNECTION_ERRORS as exc:  # they will read the events, flushed, after the poll
+                logger.warning("flushing the WAL for a new watcher failed: %s", exc)
+                return
+            self.durable = max(self.durable, number)
+        known = self._known
         for event in committed:  # what the hub carries, the poll need not announce again
             if hub.watching(event.run_id) and event.sequence > known.get(event.run_id, 0):
                 known[event.run_id] = event.sequence
         try:
-            self.hub.publish(committed)
+            hub.publish(committed)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
 
@@ -388,7 +463,11 @@ class PostgresStore(PostgresSchedules):
         """The run, with its step records when `steps` is true; None if unknown."""
         if not steps:
             row = await self._readers().fetchrow(f"{_SELECT_RUN} WHERE run_id = $1", run_id)
-            return None if row is None else (await self._runs_from_rows([row]))[0]
+            if row is None:
+                return None
+            (run,) = await self._runs_from_rows([row])
+            await self._flushed(not _settled(run.status))
+            return run
         # One statement, so the run and its steps come from the same snapshot.
         rows = await self._readers().fetch(_SELECT_RUN_WITH_STEPS, run_id)
         if not rows:
@@ -399,12 +478,16 @@ class PostgresStore(PostgresSchedules):
         column_digests(rows[0], wanted)
         found = await self._values(run_id, wanted)
         records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
-        return run_from_row(rows[0], found).with_steps(records)
+        run = run_from_row(rows[0], found).with_steps(records)
+        await self._flushed(not _settled(run.status))
+        return run
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
         sql, params = list_sql(query)
-        return await self._runs_from_rows(await self._readers().fetch(sql, *params))
+        runs = await self._runs_from_rows(await self._readers().fetch(sql, *params))
+        await self._flushed(any(not _settled(run.status) for run in runs))
+        return runs
 
     async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
         """Events with sequence > `after`, in order, at most `limit`."""
@@ -419,7 +502,18 @@ class PostgresStore(PostgresSchedules):
         for _, _, body in decoded:
             values.wanted(body, wanted)
         found = await self._values(run_id, wanted)
-        return [Event.from_json(run_id, seq, at, values.resolve(body, found)) for seq, at, body in decoded]
+        events = [Event.from_json(run_id, seq, at, values.resolve(body, found)) for seq, at, body in decoded]
+        # A settling event was committed flushed, and so was everything before it.
+        await self._flushed(bool(events) and not events[-1].settles_run)
+        return events
+
+    async def _flushed(self, needed: bool) -> None:
+        """Before what a read saw is told: when it may hold progress committed without a
+        flush (`needed`: an active run, events after the last settling one), flush the WAL
+        up to now, unless it is already (see the module docstring)."""
+        if needed and self._quiet_progress:
+            self.flush_checks += 1
+            await self._readers().fetchval(_FLUSH_IF_BEHIND)
 
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""

@@ -19,6 +19,10 @@ from the `last_seq` the update returns), with the NOTIFY built from the events i
 If the database refuses it, nothing of it is committed and the batch takes the long way,
 which finds the bad change.
 
+A batch of internal progress only is *quiet*: its transaction sets `synchronous_commit` off
+for itself (`set_config(..., true)`, which one statement can carry), so its commit does not
+wait for the WAL flush (the store's module docstring has the rule that makes this safe).
+
 Row encoding: JSON documents are bytea holding orjson output (see postgres_v1.sql). A
 large value is stored once per run in `run_values` and referenced wherever it appears
 (storage/values.py): its row goes in with the rows of the change that first holds it.
@@ -54,6 +58,10 @@ from runservice.storage import RunWrite, WriteResult, values
 STATEMENT_ERRORS = (asyncpg.PostgresError, asyncpg.exceptions._base.DataError)
 """Errors the database (or asyncpg, before sending) raises for one statement; the
 connection is still usable after them (the transaction is aborted for the former)."""
+
+_QUIET_SELECT = "SELECT set_config('synchronous_commit', 'off', true) AS off"
+"""Makes the current transaction's commit skip the WAL flush (as `SET LOCAL`, but usable
+inside the one statement of an implicit transaction)."""
 
 CHANNEL = "runservice_events"
 """The NOTIFY channel; a payload is lines of `<last sequence> <run id>`."""
@@ -269,6 +277,8 @@ class _Shape(NamedTuple):
     rows: tuple[str, ...]
     """The kinds of rows it writes, in `_ROW_CTES` order."""
     notify: bool
+    quiet: bool
+    """Commit without waiting for the WAL flush (internal progress, see `apply_batch`)."""
 
 
 @functools.lru_cache(maxsize=512)
@@ -294,8 +304,14 @@ def _one_statement(shape: _Shape) -> str:
         if kind in shape.rows:
             ctes.append(cte.format(", ".join(f"${taken + 1 + k}::{t}[]" for k, t in enumerate(types))))
             taken += len(types)
+    # The scalar subqueries run once, and only when a row comes back, i.e. a run was applied
+    # (when none was, the statement wrote nothing, and its commit has nothing to flush).
+    extra = ""
+    if shape.quiet:
+        ctes.append(f"q AS ({_QUIET_SELECT})")
+        extra += ", (SELECT off FROM q)"
     if not (shape.notify and "events" in shape.rows):
-        return f"WITH {', '.join(ctes)} SELECT run_id, status, last_seq, epoch FROM a"
+        return f"WITH {', '.join(ctes)} SELECT run_id, status, last_seq, epoch{extra} FROM a"
     # A line per run with events, `<last sequence> <run id>`, cut into payloads under the limit.
     ctes.append("lines AS (SELECT max(seq) || ' ' || run_id AS line FROM e GROUP BY run_id)")
     ctes.append(
@@ -303,32 +319,38 @@ def _one_statement(shape: _Shape) -> str:
         " (SELECT line, sum(octet_length(line) + 1) OVER (ORDER BY line)"
         f" / {_NOTIFY_PAYLOAD_BYTES // 2} AS chunk FROM lines) t GROUP BY chunk)"
     )
-    # The scalar subquery runs once, and only when a row comes back, i.e. a run was applied.
     return (
-        f"WITH {', '.join(ctes)} SELECT run_id, status, last_seq, epoch, (SELECT count(*) FROM notes) FROM a"
+        f"WITH {', '.join(ctes)} SELECT run_id, status, last_seq, epoch{extra},"
+        " (SELECT count(*) FROM notes) FROM a"
     )
 
 
-async def apply_batch(conn: Any, changes: list[RunWrite], notify: bool) -> list[Outcome]:
+async def apply_batch(
+    conn: Any, changes: list[RunWrite], notify: bool, *, quiet: bool = False
+) -> list[Outcome]:
     """Apply every change in one transaction and commit it; an outcome per change.
 
     The batch runs without savepoints first. If the database refuses a statement,
     the transaction is rolled back and the batch applied again with a savepoint per
     change, so the bad change fails alone and the others still commit.
+
+    A `quiet` batch (internal progress nobody is told about) commits with
+    `synchronous_commit` off for its own transaction: it returns without waiting for the
+    WAL flush, and the next synced commit, whichever session makes it, covers it.
     """
     now = time.time()
     if _fits_one_statement(changes):
         try:
-            return await _apply_in_one_statement(conn, changes, now, notify)
+            return await _apply_in_one_statement(conn, changes, now, notify, quiet=quiet)
         except STATEMENT_ERRORS:
             pass  # nothing of it is committed: the long way below finds the bad change
-    await conn.execute("BEGIN")
+    await _begin(conn, quiet)
     try:
         try:
             outcomes = await _apply_all(conn, changes, now, notify=notify)
         except STATEMENT_ERRORS:
             await conn.execute("ROLLBACK")
-            await conn.execute("BEGIN")
+            await _begin(conn, quiet)
             outcomes = []
             for change in changes:
                 await conn.execute("SAVEPOINT w")
@@ -357,6 +379,12 @@ async def apply_batch(conn: Any, changes: list[RunWrite], notify: bool) -> list[
     return outcomes
 
 
+async def _begin(conn: Any, quiet: bool) -> None:
+    await conn.execute("BEGIN")
+    if quiet:
+        await conn.execute(_QUIET_SELECT)
+
+
 def _fits_one_statement(changes: Sequence[RunWrite]) -> bool:
     """Whether the batch can be one statement: each run once, nothing deleted or cleared."""
     runs = {change.run_id for change in changes}
@@ -366,7 +394,7 @@ def _fits_one_statement(changes: Sequence[RunWrite]) -> bool:
 
 
 async def _apply_in_one_statement(
-    conn: Any, changes: Sequence[RunWrite], now: float, notify: bool
+    conn: Any, changes: Sequence[RunWrite], now: float, notify: bool, *, quiet: bool
 ) -> list[Outcome]:
     """Apply a batch that `_fits_one_statement` with one statement (an implicit transaction)."""
     outcomes: list[Outcome | None] = [None] * len(changes)
@@ -401,7 +429,7 @@ async def _apply_in_one_statement(
     arrays = _row_arrays(rows.steps, events, rows.requests, rows.items, rows.values)
     kinds = tuple(kind for kind, _, _ in _ROW_CTES if arrays[kind][0])
     found = await conn.fetch(
-        _one_statement(_Shape(shape if updates else None, bool(round_.creates), kinds, notify)),
+        _one_statement(_Shape(shape if updates else None, bool(round_.creates), kinds, notify, quiet)),
         *((now, *_update_columns(updates, shape)) if updates else ()),
         *(_create_columns(round_.creates, now) if round_.creates else ()),
         *(column for kind in kinds for column in arrays[kind]),
