@@ -262,3 +262,41 @@ async def test_a_database_that_refuses_the_flush_check_gets_every_commit_flushed
         await admin.execute(f"DROP OWNED BY {role}")
         await admin.execute(f"DROP ROLE {role}")
         await admin.close()
+
+
+async def test_the_writer_never_scans_the_runs_table(url: str) -> None:
+    """The writer's plans are made at its first statements, here on an empty table that
+    PostgreSQL has no statistics of, and kept (generic plans); the table then grows with
+    nothing analysing it. Every later change still finds its run by key: a plan that
+    scanned the table would cost each commit more as the table grew (BENCHMARKS.md)."""
+    admin = await asyncpg.connect(url)
+    store = PostgresStore(url)
+    try:
+        await admin.execute("ALTER TABLE runs SET (autovacuum_enabled = false)")
+        await store.open()
+        for run_id in ("a", "b"):
+            await store.write(_new_run(run_id), durable=False)
+            await store.write(_progress(run_id), durable=False)
+            await store.write(_finish(run_id))
+        await admin.execute(
+            "INSERT INTO runs (run_id, workflow_id, status, created_at, updated_at)"
+            " SELECT 'old-' || g, 'wf', 'success', g, g FROM generate_series(1, 20000) g"
+        )
+
+        async def scans() -> int:
+            return int(
+                await admin.fetchval("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'runs'")
+            )
+
+        before = await scans()
+        for run_id in ("c", "d"):
+            await store.write(_new_run(run_id), durable=False)
+            await store.write(_progress(run_id), durable=False)
+            await store.write(_finish(run_id))
+        await asyncio.sleep(1.1)  # a session reports its counts at most once a second
+        await store.write(_progress("d"))
+        await asyncio.sleep(0.2)
+        assert await scans() == before
+    finally:
+        await store.close()
+        await admin.close()

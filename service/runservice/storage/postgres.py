@@ -134,6 +134,15 @@ record before it. The insert position, read after the reads it follows, is past 
 of anything they saw. With synchronous standbys the local flush position says nothing
 about theirs, so the message is always written (its commit waits for them too)."""
 
+_KEYED_ONLY = "SET enable_seqscan = off"
+"""For the writer's session, after the migrations. Its statements find rows by key, and
+they run generic plans (`plan_cache_mode`), made at their first execution: made on a new
+database, before PostgreSQL has statistics, such a plan scanned the whole runs table, and
+kept doing so as it grew until autovacuum's next ANALYZE replaced it (one at a time after a
+burst of 20,000 runs, 200 runs/s instead of 470; BENCHMARKS.md). A sequential scan is never
+the writer's best plan, so the planner is told not to consider one unless nothing else can
+run the statement."""
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY,
@@ -210,6 +219,7 @@ class PostgresStore(PostgresSchedules):
         try:
             self._writer = await self._connect()
             await migrate(self._writer)
+            await self._writer.execute(_KEYED_ONLY)
             self._writer_pid = self._writer.get_server_pid()
             try:
                 await self._writer.fetchval(_FLUSH_IF_BEHIND)
@@ -336,6 +346,7 @@ class PostgresStore(PostgresSchedules):
                 # COMMIT was reported as failed; start over on a new connection.
                 self._writer = None
                 writer = await self._connect()
+                await writer.execute(_KEYED_ONLY)
                 self._writer, self._writer_pid = writer, writer.get_server_pid()
             outcomes = await apply_batch(self._writer, changes, self.notify, quiet=not flush)
         except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing is reported committed
