@@ -364,10 +364,15 @@ class PostgresStore(PostgresSchedules):
             number = self.transactions
             try:
                 await self._writer.fetchval(_FLUSH_IF_BEHIND)
-            except _CONNECTION_ERRORS as exc:  # they will read the events, flushed, after the poll
+            except _CONNECTION_ERRORS as exc:
+                # Its watchers re-read the log instead, and their read flushes what it returns.
                 logger.warning("flushing the WAL for a new watcher failed: %s", exc)
-                return
-            self.durable = max(self.durable, number)
+                watched = {event.run_id for event in committed if hub.watching(event.run_id)}
+                committed = [event for event in committed if event.run_id not in watched]
+                for run_id in watched:
+                    hub.nudge(run_id)
+            else:
+                self.durable = max(self.durable, number)
         known = self._known
         for event in committed:  # what the hub carries, the poll need not announce again
             if hub.watching(event.run_id) and event.sequence > known.get(event.run_id, 0):
