@@ -92,8 +92,9 @@ async def test_progress_commits_without_a_wal_sync(
             return int(await other.fetchval("SELECT wal_sync FROM pg_stat_wal")) - int(before)
 
         assert await wal_syncs(20, quiet=False) >= 20
-        # The WAL writer may flush on its own meanwhile (every 200 ms by default), never per commit.
-        assert await wal_syncs(20, quiet=True) <= 3
+        # The WAL writer flushes on its own meanwhile (every 200 ms by default, and the
+        # server is shared with the other tests' databases), but not per commit.
+        assert await wal_syncs(20, quiet=True) <= 5
         # The long way (a batch with one run twice) is quiet too.
         await conn.execute("SELECT pg_stat_force_next_flush()")
         before = await other.fetchval("SELECT wal_sync FROM pg_stat_wal")
@@ -101,7 +102,7 @@ async def test_progress_commits_without_a_wal_sync(
             await postgres_writes.apply_batch(conn, [_progress("a"), _progress("a")], notify=True, quiet=True)
         await conn.execute("SELECT pg_stat_force_next_flush()")
         await conn.execute("SELECT 1")
-        assert int(await other.fetchval("SELECT wal_sync FROM pg_stat_wal")) - int(before) <= 3
+        assert int(await other.fetchval("SELECT wal_sync FROM pg_stat_wal")) - int(before) <= 5
         events = await postgres_writes.apply_batch(conn, [_progress("a")], notify=False, quiet=True)
         assert [event.sequence for event in events[0].events] == [62]  # type: ignore[union-attr]
     finally:
