@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import soak_workflows
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -65,6 +66,8 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 CALL_TIMEOUT = 20.0
 """Per-call deadline: generous, a loaded 2-core machine can be slow without being wrong."""
 STARTUP_TIMEOUT = 60.0
+LEASE_SECONDS = 3.0
+"""A PostgreSQL soak's `--lease-seconds`: how long a killed server's runs stay its own."""
 RECOVERY_BOUND = 30.0
 """Seconds after a restart within which every run active at the kill must move or settle."""
 STALL_BOUND = 45.0
@@ -88,6 +91,9 @@ class Config:
     serve_args: tuple[str, ...] = ()
     """More flags of `runservice serve` (`--engine-process`: the kill hits the front, and the
     kernel kills its engine process with it)."""
+    database_url: str | None = None
+    """A PostgreSQL database to serve from (else the server's SQLite file); its leases expire
+    after `LEASE_SECONDS`, so a restarted server takes the killed one's runs over that soon."""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -308,17 +314,72 @@ _STEPS_WITH_ITEMS = (
 )
 
 
+_PG_STEPS_WITH_ITEMS = (
+    "SELECT s.run_id, s.record, (SELECT '[' || string_agg(convert_from(f.item, 'UTF8'), ',') || ']'"
+    " FROM foreach_items f WHERE f.run_id = s.run_id AND f.path_key = s.path_key) FROM steps s"
+)
+
+Stored = tuple[dict[str, tuple[Any, ...]], dict[str, list[Event]], dict[str, list[tuple[Any, Any]]]]
+"""What the database holds: run id -> (status, result, error, last_seq); run id -> its events in
+order; run id -> (step record JSON, its foreach items as a JSON array or None)."""
+
+
 def _db(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(str(path), timeout=30.0)
     db.execute("PRAGMA busy_timeout=30000")
     return db
 
 
-def active_runs(db_path: Path) -> dict[str, tuple[str, int]]:
-    """run id -> (status, last sequence) of every run, read straight from the database."""
-    with contextlib.closing(_db(db_path)) as db:
-        rows = db.execute("SELECT run_id, status, last_seq FROM runs").fetchall()
-    return {run_id: (status, seq) for run_id, status, seq in rows}
+class StoredRuns:
+    """The served database, read straight (not through the server): its SQLite file, or its
+    PostgreSQL database. JSON comes back as text or bytes; `json.loads` takes either."""
+
+    def __init__(self, db_path: Path, database_url: str | None) -> None:
+        self.db_path = db_path
+        self.database_url = database_url
+
+    async def active(self) -> dict[str, tuple[str, int]]:
+        """run id -> (status, last sequence) of every run; {} while the database is not there yet."""
+        sql = "SELECT run_id, status, last_seq FROM runs"
+        if self.database_url is not None:
+            conn = await asyncpg.connect(self.database_url)
+            try:
+                rows = await conn.fetch(sql)
+            finally:
+                await conn.close()
+        else:
+            try:
+                with contextlib.closing(_db(self.db_path)) as db:
+                    rows = db.execute(sql).fetchall()
+            except sqlite3.Error:
+                return {}  # the server is still creating the file
+        return {run_id: (status, seq) for run_id, status, seq in rows}
+
+    async def everything(self) -> Stored:
+        runs_sql = "SELECT run_id, status, result, error, last_seq FROM runs"
+        events_sql = "SELECT run_id, seq, time, body FROM events ORDER BY run_id, seq"
+        if self.database_url is not None:
+            conn = await asyncpg.connect(self.database_url)
+            try:
+                runs, events, steps = (
+                    await conn.fetch(runs_sql),
+                    await conn.fetch(events_sql),
+                    await conn.fetch(_PG_STEPS_WITH_ITEMS),
+                )
+            finally:
+                await conn.close()
+        else:
+            with contextlib.closing(_db(self.db_path)) as db:
+                runs = db.execute(runs_sql).fetchall()
+                events = db.execute(events_sql).fetchall()
+                steps = db.execute(_STEPS_WITH_ITEMS).fetchall()
+        logs: dict[str, list[Event]] = defaultdict(list)
+        for run_id, seq, at, body in events:
+            logs[run_id].append(Event.from_json(run_id, seq, at, json.loads(body)))
+        records: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+        for run_id, record, items in steps:
+            records[run_id].append((record, items))
+        return {row[0]: tuple(row[1:]) for row in runs}, logs, records
 
 
 _SETTLED = {s.value for s in RunStatus if s.settled}
@@ -331,7 +392,11 @@ class Soak:
         self.tmp = tmp
         self.ledger = tmp / "ledger.db"
         soak_workflows.create_ledger(str(self.ledger))
-        self.server = Server(tmp, free_port(), self.ledger, config.serve_args)
+        serve_args = config.serve_args
+        if config.database_url is not None:
+            serve_args += ("--database-url", config.database_url, "--lease-seconds", str(LEASE_SECONDS))
+        self.server = Server(tmp, free_port(), self.ledger, serve_args)
+        self.stored = StoredRuns(self.server.db_path, config.database_url)
         self.anomalies: list[Anomaly] = []
         self.kills: list[Kill] = []
         self.plans: list[RunPlan] = []
@@ -397,7 +462,7 @@ class Soak:
                 await asyncio.gather(killer, *drivers, return_exceptions=True)
             await self.repeat_requests(final=True)
         await self.server.stop()
-        self.check()
+        self.check(await self.stored.everything())
         return Report(
             self.config,
             self.plans,
@@ -459,7 +524,7 @@ class Soak:
         self.kills.append(kill)
         before = {
             run_id: seq
-            for run_id, (status, seq) in active_runs(self.server.db_path).items()
+            for run_id, (status, seq) in (await self.stored.active()).items()
             if status not in _SETTLED and status != RunStatus.PENDING.value
         }
         kill.active = len(before)
@@ -484,7 +549,7 @@ class Soak:
     async def until_some_run_active(self, bound: float) -> None:
         """Wait (boundedly) until some run is running or waiting, so a kill has something to hit."""
         while time.time() < bound:
-            runs = active_runs(self.server.db_path)
+            runs = await self.stored.active()
             if any(status in ("running", "waiting") for status, _ in runs.values()):
                 return
             await asyncio.sleep(0.005)
@@ -495,10 +560,12 @@ class Soak:
         while waiting and time.time() < bound:
             await asyncio.sleep(0.01)
             try:
-                now = active_runs(self.server.db_path)
+                now = await self.stored.active()
             except sqlite3.Error:
                 continue  # the server is still opening the database
             for run_id in list(waiting):
+                if run_id not in now:
+                    continue
                 status, seq = now[run_id]
                 if status in _SETTLED or seq > waiting[run_id]:
                     del waiting[run_id]
@@ -808,20 +875,12 @@ class Soak:
     """While checking a run: the step paths the ledger saw running."""
     """While checking a run: how many killed processes ran some of its steps."""
 
-    def check(self) -> None:
+    def check(self, stored: Stored) -> None:
         """Compare what is stored with the reference and what the ledger and watchers saw."""
-        with contextlib.closing(_db(self.server.db_path)) as db:
-            runs = {
-                row[0]: row[1:]
-                for row in db.execute("SELECT run_id, status, result, error, last_seq FROM runs")
-            }
-            events: dict[str, list[Event]] = defaultdict(list)
-            for run_id, seq, at, body in db.execute(
-                "SELECT run_id, seq, time, body FROM events ORDER BY run_id, seq"
-            ):
-                events[run_id].append(Event.from_json(run_id, seq, at, json.loads(body)))
-            steps: dict[str, list[StepRecord]] = defaultdict(list)
-            for run_id, record, items in db.execute(_STEPS_WITH_ITEMS):
+        runs, events, rows = stored
+        steps: dict[str, list[StepRecord]] = defaultdict(list)
+        for run_id, records in rows.items():
+            for record, items in records:
                 data = json.loads(record)
                 if items is not None:  # a foreach step's items are rows of their own
                     data["foreach_items"] = sorted(json.loads(items), key=lambda item: item["index"])

@@ -1,5 +1,6 @@
 """The kill -9 soak of issue 11: a real server killed with SIGKILL at random moments, restarted on the
-same data, while a few hundred mixed runs are driven, resumed and watched (tests/soak_driver.py).
+same data, while a few hundred mixed runs are driven, resumed and watched (tests/soak_driver.py); on
+SQLite in both layouts, and on PostgreSQL.
 
 Size and seed come from the environment, for a longer local run:
 RUNSERVICE_SOAK_RUNS (300), RUNSERVICE_SOAK_KILLS (7), RUNSERVICE_SOAK_SEED (random, printed; it fixes
@@ -17,6 +18,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import Databases
 from soak_driver import Config, Soak
 
 pytestmark = pytest.mark.timeout(int(os.environ.get("RUNSERVICE_SOAK_TIMEOUT", "600")))
@@ -25,7 +27,17 @@ pytestmark = pytest.mark.timeout(int(os.environ.get("RUNSERVICE_SOAK_TIMEOUT", "
 @pytest.mark.parametrize("layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"])
 async def test_kill_9_soak(tmp_path: Path, layout: tuple[str, ...]) -> None:
     """With `--engine-process` the kill hits the front, and its engine process dies with it."""
-    config = dataclasses.replace(Config.from_env(), serve_args=layout)
+    await _soak(dataclasses.replace(Config.from_env(), serve_args=layout), tmp_path)
+
+
+async def test_kill_9_soak_on_postgresql(tmp_path: Path, pg_databases: Databases) -> None:
+    """The same on PostgreSQL: internal progress there commits without waiting for the WAL
+    flush, and the restarted server takes the killed one's runs over once their leases expire."""
+    url = await pg_databases.url_for(tmp_path / "soak")
+    await _soak(dataclasses.replace(Config.from_env(), database_url=url), tmp_path)
+
+
+async def _soak(config: Config, tmp_path: Path) -> None:
     print(f"\nsoak: seed {config.seed} (RUNSERVICE_SOAK_SEED={config.seed}), data in {tmp_path}", flush=True)
     report = await Soak(config, tmp_path).run()
     for anomaly in report.anomalies:
