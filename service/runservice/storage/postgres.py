@@ -9,11 +9,12 @@ it is visible at once and safe against a crash of this process, and the next flu
 commit, of any session, covers it (the WAL is flushed in order). So a 3-step run waits for
 one flush, its settling commit, instead of four. What such progress holds may be told
 only once flushed, and other replicas read it too, so a read that returns an active run
-(running or waiting) or events after a run's last settling event checks the WAL first
-(`_FLUSH_IF_BEHIND`): if the flush position is behind the insert position, it commits a
-WAL message with `synchronous_commit = on`, which flushes everything before it. A read of
-a settled run needs nothing: its settling commit was flushed, with all before it. A
-batch holding events of a run someone here watches is flushed like a durable write.
+(or events of one) checks the WAL before it answers: if the flush position is behind the
+insert position, it commits a WAL message with `synchronous_commit = on`, which flushes
+everything before it. A read of one run does so within its own statement
+(`_FLUSH_IF_ACTIVE`), a listing with a second one (`_FLUSH_IF_BEHIND`). A read of a
+settled run needs nothing: its settling commit was flushed, with all before it. A batch
+holding events of a run someone here watches is flushed like a durable write.
 
 Group commit keeps flushes few: every write queued while a transaction is in flight
 joins the next one; one commit covers the whole batch. A batch runs without savepoints
@@ -53,7 +54,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -134,6 +135,20 @@ record before it. The insert position, read after the reads it follows, is past 
 of anything they saw. With synchronous standbys the local flush position says nothing
 about theirs, so the message is always written (its commit waits for them too)."""
 
+_SETTLED_SQL = "('suspended', 'success', 'failed', 'canceled')"
+_FLUSH_IF_ACTIVE = (
+    f"(SELECT CASE WHEN f.status IN {_SETTLED_SQL} THEN NULL"
+    " WHEN current_setting('synchronous_standby_names') = ''"
+    " AND pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() THEN 'flushed'"
+    " ELSE set_config('synchronous_commit', 'on', true)"
+    " || pg_logical_emit_message(true, 'runservice', 'flush')::text END"
+    " FROM runs f WHERE f.run_id = $1)"
+)
+"""`_FLUSH_IF_BEHIND` for a read of the run `$1`, as a column of the read itself (evaluated
+once, after its snapshot, when it returns a row): nothing when the run is settled, else the
+WAL message when the flush position is behind. The read's own commit then waits for the
+flush. NULL: settled, not checked; else checked."""
+
 _KEYED_ONLY = "SET enable_seqscan = off"
 """For the writer's session, after the migrations. Its statements find rows by key, and
 they run generic plans (`plan_cache_mode`), made at their first execution: made on a new
@@ -155,13 +170,33 @@ _SELECT_SUMMARY = "SELECT {} FROM runs".format(
     ", ".join("NULL" if c in ("input", "state", "request_context", "result") else c for c in RUN_COLUMNS)
 )
 """A listing's summaries: the payload columns are not read at all."""
-_SELECT_RUN_WITH_STEPS = (
-    f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, s.record,"
-    # A foreach step's item rows, comma-separated JSON (NULL when it has none).
-    " (SELECT string_agg(f.item, ','::bytea) FROM foreach_items f"
-    " WHERE f.run_id = s.run_id AND f.path_key = s.path_key)"
-    " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = $1"
-)
+
+
+class _OneRunReads(NamedTuple):
+    """The statements that read one run (`$1`), each with a column that checks the WAL."""
+
+    run: str
+    run_with_steps: str
+    """The run and its steps in one statement, so both come from the same snapshot."""
+    events: str
+
+    @classmethod
+    def checking(cls, check: str) -> _OneRunReads:
+        """With `check` as the checking column (`_FLUSH_IF_ACTIVE`, or "NULL": no check)."""
+        return cls(
+            f"SELECT {RUN_COLUMN_LIST}, {check} FROM runs WHERE run_id = $1",
+            f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, {check}, s.record,"
+            # A foreach step's item rows, comma-separated JSON (NULL when it has none).
+            " (SELECT string_agg(f.item, ','::bytea) FROM foreach_items f"
+            " WHERE f.run_id = s.run_id AND f.path_key = s.path_key)"
+            " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = $1",
+            f"SELECT seq, time, body, {check} FROM events"
+            " WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+
+
+_CHECKED_READS = _OneRunReads.checking(_FLUSH_IF_ACTIVE)
+_UNCHECKED_READS = _OneRunReads.checking("NULL")
 
 _Pending = batching.Pending
 
@@ -191,6 +226,7 @@ class PostgresStore(PostgresSchedules):
         self._quiet_progress = True
         """Internal progress commits without waiting for its flush (unless the database
         refuses `_FLUSH_IF_BEHIND`, which reads then could not make before answering)."""
+        self._one_run = _CHECKED_READS
         self.poll_interval = poll_interval
         """Seconds between reads of the watched runs' last sequences (the lost-NOTIFY safety net)."""
         self.notify = notify
@@ -228,6 +264,7 @@ class PostgresStore(PostgresSchedules):
                     "the database refuses the WAL flush check (%s): every commit waits for its flush", exc
                 )
                 self._quiet_progress = False
+                self._one_run = _UNCHECKED_READS
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=1, max_size=_READERS, reset=_keep_session
             )
@@ -478,25 +515,23 @@ class PostgresStore(PostgresSchedules):
     async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
         """The run, with its step records when `steps` is true; None if unknown."""
         if not steps:
-            row = await self._readers().fetchrow(f"{_SELECT_RUN} WHERE run_id = $1", run_id)
+            row = await self._readers().fetchrow(self._one_run.run, run_id)
             if row is None:
                 return None
+            self._count_check(row[len(RUN_COLUMNS)])
             (run,) = await self._runs_from_rows([row])
-            await self._flushed(not _settled(run.status))
             return run
-        # One statement, so the run and its steps come from the same snapshot.
-        rows = await self._readers().fetch(_SELECT_RUN_WITH_STEPS, run_id)
+        rows = await self._readers().fetch(self._one_run.run_with_steps, run_id)
         if not rows:
             return None
+        self._count_check(rows[0][len(RUN_COLUMNS)])
         decoded = [with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
         wanted: set[str] = set()
         values.records_wanted(decoded, wanted)
         column_digests(rows[0], wanted)
         found = await self._values(run_id, wanted)
         records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
-        run = run_from_row(rows[0], found).with_steps(records)
-        await self._flushed(not _settled(run.status))
-        return run
+        return run_from_row(rows[0], found).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
@@ -507,29 +542,29 @@ class PostgresStore(PostgresSchedules):
 
     async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
         """Events with sequence > `after`, in order, at most `limit`."""
-        rows = await self._readers().fetch(
-            "SELECT seq, time, body FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            run_id,
-            after,
-            max(limit, 0),
-        )
-        decoded = [(seq, at, orjson.loads(body)) for seq, at, body in rows]
+        rows = await self._readers().fetch(self._one_run.events, run_id, after, max(limit, 0))
+        if rows:
+            self._count_check(rows[0][3])
+        decoded = [(seq, at, orjson.loads(body)) for seq, at, body, _ in rows]
         wanted: set[str] = set()
         for _, _, body in decoded:
             values.wanted(body, wanted)
         found = await self._values(run_id, wanted)
-        events = [Event.from_json(run_id, seq, at, values.resolve(body, found)) for seq, at, body in decoded]
-        # A settling event was committed flushed, and so was everything before it.
-        await self._flushed(bool(events) and not events[-1].settles_run)
-        return events
+        return [Event.from_json(run_id, seq, at, values.resolve(body, found)) for seq, at, body in decoded]
 
     async def _flushed(self, needed: bool) -> None:
         """Before what a read saw is told: when it may hold progress committed without a
-        flush (`needed`: an active run, events after the last settling one), flush the WAL
-        up to now, unless it is already (see the module docstring)."""
+        flush (`needed`: it returned an active run), flush the WAL up to now, unless it is
+        already (see the module docstring). Reads of one run check within their own
+        statement instead (`_FLUSH_IF_ACTIVE`)."""
         if needed and self._quiet_progress:
             self.flush_checks += 1
             await self._readers().fetchval(_FLUSH_IF_BEHIND)
+
+    def _count_check(self, checked: str | None) -> None:
+        """Count a read whose statement checked the WAL (`_FLUSH_IF_ACTIVE` gave a value)."""
+        if checked is not None:
+            self.flush_checks += 1
 
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
