@@ -337,16 +337,25 @@ class StoredRuns:
     def __init__(self, db_path: Path, database_url: str | None) -> None:
         self.db_path = db_path
         self.database_url = database_url
+        self._conn: asyncpg.Connection | None = None
+
+    async def _postgres(self) -> asyncpg.Connection:
+        """One connection for the many polls of a soak (the database server is never killed)."""
+        if self._conn is None:
+            assert self.database_url is not None
+            self._conn = await asyncpg.connect(self.database_url)
+        return self._conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
     async def active(self) -> dict[str, tuple[str, int]]:
         """run id -> (status, last sequence) of every run; {} while the database is not there yet."""
         sql = "SELECT run_id, status, last_seq FROM runs"
         if self.database_url is not None:
-            conn = await asyncpg.connect(self.database_url)
-            try:
-                rows = await conn.fetch(sql)
-            finally:
-                await conn.close()
+            rows = await (await self._postgres()).fetch(sql)
         else:
             try:
                 with contextlib.closing(_db(self.db_path)) as db:
@@ -356,18 +365,14 @@ class StoredRuns:
         return {run_id: (status, seq) for run_id, status, seq in rows}
 
     async def everything(self) -> Stored:
+        """Every run, event and step record, for the final check (the server is stopped)."""
         runs_sql = "SELECT run_id, status, result, error, last_seq FROM runs"
         events_sql = "SELECT run_id, seq, time, body FROM events ORDER BY run_id, seq"
         if self.database_url is not None:
-            conn = await asyncpg.connect(self.database_url)
-            try:
-                runs, events, steps = (
-                    await conn.fetch(runs_sql),
-                    await conn.fetch(events_sql),
-                    await conn.fetch(_PG_STEPS_WITH_ITEMS),
-                )
-            finally:
-                await conn.close()
+            conn = await self._postgres()
+            runs = await conn.fetch(runs_sql)
+            events = await conn.fetch(events_sql)
+            steps = await conn.fetch(_PG_STEPS_WITH_ITEMS)
         else:
             with contextlib.closing(_db(self.db_path)) as db:
                 runs = db.execute(runs_sql).fetchall()
@@ -462,7 +467,11 @@ class Soak:
                 await asyncio.gather(killer, *drivers, return_exceptions=True)
             await self.repeat_requests(final=True)
         await self.server.stop()
-        self.check(await self.stored.everything())
+        try:
+            stored = await self.stored.everything()
+        finally:
+            await self.stored.close()
+        self.check(stored)
         return Report(
             self.config,
             self.plans,
@@ -559,10 +568,7 @@ class Soak:
         waiting = dict(before)
         while waiting and time.time() < bound:
             await asyncio.sleep(0.01)
-            try:
-                now = await self.stored.active()
-            except sqlite3.Error:
-                continue  # the server is still opening the database
+            now = await self.stored.active()
             for run_id in list(waiting):
                 if run_id not in now:
                     continue
