@@ -2,10 +2,10 @@
 
 Internal progress (`write(change, durable=False)`) commits with `synchronous_commit` off for
 its own transaction; a durable write, a batch a watcher here follows, `sync()` and every read
-that returns what such progress may hold (an active run, events after a run's last settling
-event) are flushed first, on this replica or any other. A power loss cannot be simulated
-here, so these tests read PostgreSQL's own account: `pg_stat_wal.wal_sync` (the WAL syncs
-made) and the WAL's insert and flush positions.
+that returns what such progress may hold (an active run or its events) are flushed first, on
+this replica or any other. A power loss cannot be simulated here, so these tests read
+PostgreSQL's own account: `pg_stat_wal.wal_sync` (the WAL syncs made) and the WAL's insert
+and flush positions.
 """
 
 from __future__ import annotations
