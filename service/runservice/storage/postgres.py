@@ -123,25 +123,25 @@ _POLL_INTERVAL = 1.0
 _RECONNECT_DELAY = 0.5
 _CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
-_FLUSH_IF_BEHIND = (
-    "SELECT CASE WHEN current_setting('synchronous_standby_names') <> ''"
-    " OR pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()"
-    " THEN set_config('synchronous_commit', 'on', true)"
-    " || pg_logical_emit_message(true, 'runservice', 'flush')::text END"
+_WAL_BEHIND = (
+    "(current_setting('synchronous_standby_names') <> ''"
+    " OR pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn())"
 )
+_FLUSH_WAL = (
+    "set_config('synchronous_commit', 'on', true)"
+    " || pg_logical_emit_message(true, 'runservice', 'flush')::text"
+)
+_FLUSH_IF_BEHIND = f"SELECT CASE WHEN {_WAL_BEHIND} THEN {_FLUSH_WAL} END"
 """Flush the WAL up to now unless it is flushed already: a transactional WAL message (any
 role may write one) committed with `synchronous_commit` on waits for the flush of every
 record before it. The insert position, read after the reads it follows, is past the commit
 of anything they saw. With synchronous standbys the local flush position says nothing
 about theirs, so the message is always written (its commit waits for them too)."""
 
-_SETTLED_SQL = "('suspended', 'success', 'failed', 'canceled')"
+_SETTLED_SQL = "({})".format(", ".join(f"'{status.value}'" for status in RunStatus if status.settled))
 _FLUSH_IF_ACTIVE = (
     f"(SELECT CASE WHEN f.status IN {_SETTLED_SQL} THEN NULL"
-    " WHEN current_setting('synchronous_standby_names') = ''"
-    " AND pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() THEN 'flushed'"
-    " ELSE set_config('synchronous_commit', 'on', true)"
-    " || pg_logical_emit_message(true, 'runservice', 'flush')::text END"
+    f" WHEN NOT {_WAL_BEHIND} THEN 'flushed' ELSE {_FLUSH_WAL} END"
     " FROM runs f WHERE f.run_id = $1)"
 )
 """`_FLUSH_IF_BEHIND` for a read of the run `$1`, as a column of the read itself (evaluated
@@ -199,11 +199,6 @@ _CHECKED_READS = _OneRunReads.checking(_FLUSH_IF_ACTIVE)
 _UNCHECKED_READS = _OneRunReads.checking("NULL")
 
 _Pending = batching.Pending
-
-
-def _settled(status: RunStatus) -> bool:
-    """A run in this status was last written by a flushed commit (a run settles durably)."""
-    return status is RunStatus.SUSPENDED or status.terminal
 
 
 class PostgresStore(PostgresSchedules):
@@ -537,7 +532,8 @@ class PostgresStore(PostgresSchedules):
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
         sql, params = list_sql(query)
         runs = await self._runs_from_rows(await self._readers().fetch(sql, *params))
-        await self._flushed(any(not _settled(run.status) for run in runs))
+        # A settled run was last written by a flushed commit (a run settles durably).
+        await self._flushed(any(not run.status.settled for run in runs))
         return runs
 
     async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
