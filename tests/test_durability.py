@@ -16,21 +16,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from run_writes import new_run, progress
 from workflows import approval, echo
 
 from runservice.engine.engine import Engine
-from runservice.model import EventDraft, EventType, Run, RunStatus
-from runservice.storage import Claim, RunWrite, ScheduleDefinition
+from runservice.model import RunStatus
+from runservice.storage import Claim, ScheduleDefinition
 from runservice.storage.sqlite import SqliteStore
-
-
-def _new_run(run_id: str) -> RunWrite:
-    run = Run(run_id=run_id, workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0)
-    return RunWrite(run_id, create=run, events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING),))
-
-
-def _progress(run_id: str) -> RunWrite:
-    return RunWrite(run_id, events=(EventDraft(EventType.STEP_START, RunStatus.RUNNING),))
 
 
 def _marks(path: str) -> int:
@@ -53,15 +45,15 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 async def test_a_durable_write_returns_synced(store: SqliteStore) -> None:
-    await store.write(_new_run("a"))
+    await store.write(new_run("a"))
     assert store.durable == store.commits == 1
     assert store.syncs == 1
 
 
 async def test_progress_is_not_synced_until_a_barrier_covers_it(store: SqliteStore) -> None:
-    await store.write(_new_run("a"))
+    await store.write(new_run("a"))
     for _ in range(3):
-        await store.write(_progress("a"), durable=False)
+        await store.write(progress("a"), durable=False)
     assert store.commits == 4
     assert store.durable == 1  # three commits nobody was told about: no fsync yet
     assert store.syncs == 1
@@ -75,10 +67,10 @@ async def test_progress_is_not_synced_until_a_barrier_covers_it(store: SqliteSto
     assert _marks(store.path) == 1  # the barrier wrote SQLite's one frame, under FULL
 
 
-async def test_a_durable_write_covers_earlier_progress(store: SqliteStore) -> None:
-    await store.write(_new_run("a"))
-    await store.write(_progress("a"), durable=False)
-    await store.write(_progress("a"))
+async def test_a_durable_write_covers_earlierprogress(store: SqliteStore) -> None:
+    await store.write(new_run("a"))
+    await store.write(progress("a"), durable=False)
+    await store.write(progress("a"))
     assert store.durable == store.commits == 3
     await store.sync()
     assert store.commits == 3  # the write's own synced commit covered the progress before it
@@ -87,37 +79,37 @@ async def test_a_durable_write_covers_earlier_progress(store: SqliteStore) -> No
 
 
 async def test_reads_hand_out_only_synced_commits(store: SqliteStore) -> None:
-    await store.write(_new_run("a"))
-    await store.write(_progress("a"), durable=False)
+    await store.write(new_run("a"))
+    await store.write(progress("a"), durable=False)
     assert store.durable < store.commits
     run = await store.get_run("a")
     assert run is not None and run.last_sequence == 2
     assert store.durable == store.commits  # the read waited for a sync covering what it saw
-    await store.write(_progress("a"), durable=False)
+    await store.write(progress("a"), durable=False)
     events = await store.read_events("a", 0)
     assert [event.sequence for event in events] == [1, 2, 3]
     assert store.durable == store.commits
 
 
 async def test_a_read_of_one_run_waits_only_for_that_runs_commits(store: SqliteStore) -> None:
-    await store.write(_new_run("a"))
-    await store.write(_new_run("b"))
-    await store.write(_progress("b"), durable=False)
+    await store.write(new_run("a"))
+    await store.write(new_run("b"))
+    await store.write(progress("b"), durable=False)
     syncs = store.syncs
     assert await store.get_run("a", steps=True) is not None
     assert [event.sequence for event in await store.read_events("a", 0)] == [1]
     assert store.syncs == syncs and store.durable < store.commits  # a was synced already
     assert await store.get_run("b") is not None
     assert store.durable == store.commits  # b's progress is synced before it is handed out
-    await store.write(_progress("b"), durable=False)
+    await store.write(progress("b"), durable=False)
     assert len(await store.read_events("b", 0)) == 3
     assert store.durable == store.commits
 
 
 async def test_a_watched_runs_events_reach_subscribers_only_once_synced(store: SqliteStore) -> None:
-    await store.write(_new_run("a"))
+    await store.write(new_run("a"))
     with store.hub.subscribe("a") as subscription:
-        await store.write(_progress("a"), durable=False)
+        await store.write(progress("a"), durable=False)
         # A subscriber follows the run: its progress is synced before the events are handed over.
         assert store.durable == store.commits
         events = await subscription.wait(5)
@@ -127,9 +119,9 @@ async def test_a_watched_runs_events_reach_subscribers_only_once_synced(store: S
 async def test_a_subscriber_arriving_while_progress_is_queued_gets_it_only_once_synced(
     store: SqliteStore,
 ) -> None:
-    await store.write(_new_run("a"))
+    await store.write(new_run("a"))
     syncs = store.syncs
-    writing = asyncio.create_task(store.write(_progress("a"), durable=False))
+    writing = asyncio.create_task(store.write(progress("a"), durable=False))
     await asyncio.sleep(0)  # the write is queued, its batch not yet committed
     with store.hub.subscribe("a") as subscription:
         events = await subscription.wait(5)
@@ -140,10 +132,10 @@ async def test_a_subscriber_arriving_while_progress_is_queued_gets_it_only_once_
 
 
 async def test_unwatched_progress_commits_without_an_fsync(store: SqliteStore) -> None:
-    await store.write(_new_run("a"))
+    await store.write(new_run("a"))
     syncs, commits = store.syncs, store.commits
     for _ in range(5):
-        await store.write(_progress("a"), durable=False)
+        await store.write(progress("a"), durable=False)
     assert (store.commits, store.syncs) == (commits + 5, syncs)
     assert store.durable == commits  # the last synced commit; reads sync before they answer
     await store.sync()
@@ -170,10 +162,10 @@ async def test_normal_mode_never_syncs(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "runs.db"), durability="normal")
     await store.open()
     try:
-        await store.write(_new_run("a"))
-        await store.write(_progress("a"), durable=False)
+        await store.write(new_run("a"))
+        await store.write(progress("a"), durable=False)
         with store.hub.subscribe("a") as subscription:
-            await store.write(_progress("a"), durable=False)
+            await store.write(progress("a"), durable=False)
             assert [event.sequence for event in await subscription.wait(5)] == [3]
         await store.sync()
         await store.get_run("a")
@@ -209,11 +201,11 @@ async def test_a_reply_waits_for_one_sync_covering_the_run(store: SqliteStore) -
         assert store.durable == store.commits
 
 
-async def test_a_reply_does_not_wait_for_other_runs_progress(store: SqliteStore) -> None:
+async def test_a_reply_does_not_wait_for_other_runsprogress(store: SqliteStore) -> None:
     """A run's settling commit is synced and covers all the run wrote: its reply does not
     wait for a sync of progress other runs committed after it (under load, there always is
     some), which would cost every reply a second fsync."""
-    await store.write(_new_run("other"))
+    await store.write(new_run("other"))
     async with Engine(store, [echo]) as engine:
         writes: list[asyncio.Task[object]] = []
 
@@ -221,7 +213,7 @@ async def test_a_reply_does_not_wait_for_other_runs_progress(store: SqliteStore)
             # Right after the run's settling commit, before its caller resumes, another run
             # commits progress (the next batch, unsynced).
             if store.durable == store.commits and not writes:
-                writes.append(asyncio.ensure_future(store.write(_progress("other"), durable=False)))
+                writes.append(asyncio.ensure_future(store.write(progress("other"), durable=False)))
 
         syncs = store.syncs
         stop = store.hub.listen_commits(after_commit)

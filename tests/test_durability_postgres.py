@@ -17,29 +17,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from conftest import Databases
+from run_writes import finish, new_run, progress
 from workflows import approval, echo
 
 from runservice.engine.engine import Engine
-from runservice.model import EventDraft, EventType, Run, RunStatus
-from runservice.storage import RunQuery, RunWrite, postgres_writes
+from runservice.model import RunStatus
+from runservice.storage import RunQuery, postgres_writes
 from runservice.storage.postgres import PostgresStore
-
-
-def _new_run(run_id: str) -> RunWrite:
-    run = Run(run_id=run_id, workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0)
-    return RunWrite(run_id, create=run, events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING),))
-
-
-def _progress(run_id: str) -> RunWrite:
-    return RunWrite(run_id, events=(EventDraft(EventType.STEP_START, RunStatus.RUNNING),))
-
-
-def _finish(run_id: str) -> RunWrite:
-    return RunWrite(
-        run_id,
-        patch={"status": RunStatus.SUCCESS},
-        events=(EventDraft(EventType.WORKFLOW_FINISH, RunStatus.SUCCESS),),
-    )
 
 
 async def _positions(conn: asyncpg.Connection) -> tuple[int, int]:
@@ -79,14 +63,14 @@ async def test_progress_commits_without_a_wal_sync(
     conn = await asyncpg.connect(url)
     other = await asyncpg.connect(url)
     try:
-        await postgres_writes.apply_batch(conn, [_new_run("a")], notify=True)
+        await postgres_writes.apply_batch(conn, [new_run("a")], notify=True)
 
         async def wal_syncs(writes: int, quiet: bool) -> int:
             await conn.execute("SELECT pg_stat_force_next_flush()")
             await conn.execute("SELECT 1")
             before = await other.fetchval("SELECT wal_sync FROM pg_stat_wal")
             for _ in range(writes):
-                await postgres_writes.apply_batch(conn, [_progress("a")], notify=True, quiet=quiet)
+                await postgres_writes.apply_batch(conn, [progress("a")], notify=True, quiet=quiet)
             await conn.execute("SELECT pg_stat_force_next_flush()")
             await conn.execute("SELECT 1")
             return int(await other.fetchval("SELECT wal_sync FROM pg_stat_wal")) - int(before)
@@ -99,11 +83,11 @@ async def test_progress_commits_without_a_wal_sync(
         await conn.execute("SELECT pg_stat_force_next_flush()")
         before = await other.fetchval("SELECT wal_sync FROM pg_stat_wal")
         for _ in range(10):
-            await postgres_writes.apply_batch(conn, [_progress("a"), _progress("a")], notify=True, quiet=True)
+            await postgres_writes.apply_batch(conn, [progress("a"), progress("a")], notify=True, quiet=True)
         await conn.execute("SELECT pg_stat_force_next_flush()")
         await conn.execute("SELECT 1")
         assert int(await other.fetchval("SELECT wal_sync FROM pg_stat_wal")) - int(before) <= 5
-        events = await postgres_writes.apply_batch(conn, [_progress("a")], notify=False, quiet=True)
+        events = await postgres_writes.apply_batch(conn, [progress("a")], notify=False, quiet=True)
         assert [event.sequence for event in events[0].events] == [62]  # type: ignore[union-attr]
     finally:
         await conn.close()
@@ -112,16 +96,16 @@ async def test_progress_commits_without_a_wal_sync(
 
 async def test_only_what_is_told_is_flushed(stores: tuple[PostgresStore, PostgresStore]) -> None:
     store, _ = stores
-    await store.write(_new_run("a"))
+    await store.write(new_run("a"))
     assert (store.transactions, store.syncs, store.durable) == (1, 1, 1)
     for _ in range(3):
-        await store.write(_progress("a"), durable=False)
+        await store.write(progress("a"), durable=False)
     assert (store.transactions, store.syncs, store.durable) == (4, 1, 1)  # nobody was told
     await store.sync()
     assert store.durable == store.transactions == 4
     await store.sync()  # covered already: nothing to do
-    await store.write(_progress("a"), durable=False)
-    await store.write(_progress("a"))  # a durable write covers the progress before it
+    await store.write(progress("a"), durable=False)
+    await store.write(progress("a"))  # a durable write covers the progress before it
     assert (store.transactions, store.syncs, store.durable) == (6, 2, 6)
 
 
@@ -135,7 +119,7 @@ async def test_a_read_on_another_replica_flushes_what_it_saw_first(
     writer, reader = stores
     observer = await asyncpg.connect(url)
     try:
-        await writer.write(_new_run("a"))
+        await writer.write(new_run("a"))
         checks = reader.flush_checks
         reads = (
             lambda: reader.get_run("a"),
@@ -144,7 +128,7 @@ async def test_a_read_on_another_replica_flushes_what_it_saw_first(
             lambda: reader.list_runs(RunQuery(workflow_id="wf")),
         )
         for read in reads:
-            await writer.write(_progress("a"), durable=False)
+            await writer.write(progress("a"), durable=False)
             inserted, _ = await _positions(observer)
             assert await read()
             _, flushed = await _positions(observer)
@@ -158,9 +142,9 @@ async def test_a_settled_run_is_read_without_a_flush(stores: tuple[PostgresStore
     """A run settles with a flushed commit, which covers all it wrote before: reads of it,
     an early page of its log too, cost nothing more."""
     writer, reader = stores
-    await writer.write(_new_run("a"))
-    await writer.write(_progress("a"), durable=False)
-    await writer.write(_finish("a"))
+    await writer.write(new_run("a"))
+    await writer.write(progress("a"), durable=False)
+    await writer.write(finish("a"))
     checks = reader.flush_checks
     run = await reader.get_run("a", steps=True)
     assert run is not None and run.status is RunStatus.SUCCESS
@@ -175,9 +159,9 @@ async def test_a_watched_runs_progress_is_flushed_before_its_subscribers_hear(
     stores: tuple[PostgresStore, PostgresStore],
 ) -> None:
     store, _ = stores
-    await store.write(_new_run("a"))
+    await store.write(new_run("a"))
     with store.hub.subscribe("a") as subscription:
-        await store.write(_progress("a"), durable=False)
+        await store.write(progress("a"), durable=False)
         assert store.durable == store.transactions  # the batch was flushed for its watcher
         assert [event.sequence for event in await subscription.wait(5)] == [2]
 
@@ -188,8 +172,8 @@ async def test_a_subscriber_arriving_while_progress_commits_hears_of_it_once_flu
     """Subscribed after the writer decided the batch needs no flush, but before it is
     published: the writer flushes it before the subscriber hears of it."""
     store, _ = stores
-    await store.write(_new_run("a"))
-    writing = asyncio.create_task(store.write(_progress("a"), durable=False))
+    await store.write(new_run("a"))
+    writing = asyncio.create_task(store.write(progress("a"), durable=False))
     for _ in range(3):  # the writer takes the batch and sends its statement
         await asyncio.sleep(0)
     with store.hub.subscribe("a") as subscription:
@@ -245,8 +229,8 @@ async def test_a_database_that_refuses_the_flush_check_gets_every_commit_flushed
         await store.open()
         try:
             assert "refuses the WAL flush check" in caplog.text
-            await store.write(_new_run("a"))
-            await store.write(_progress("a"), durable=False)
+            await store.write(new_run("a"))
+            await store.write(progress("a"), durable=False)
             assert store.syncs == store.transactions == store.durable == 2
             run = await store.get_run("a")
             assert run is not None and run.last_sequence == 2
@@ -273,9 +257,9 @@ async def test_the_writer_never_scans_the_runs_table(url: str) -> None:
         await admin.execute("ALTER TABLE runs SET (autovacuum_enabled = false)")
         await store.open()
         for run_id in ("a", "b"):
-            await store.write(_new_run(run_id), durable=False)
-            await store.write(_progress(run_id), durable=False)
-            await store.write(_finish(run_id))
+            await store.write(new_run(run_id), durable=False)
+            await store.write(progress(run_id), durable=False)
+            await store.write(finish(run_id))
         await admin.execute(
             "INSERT INTO runs (run_id, workflow_id, status, created_at, updated_at)"
             " SELECT 'old-' || g, 'wf', 'success', g, g FROM generate_series(1, 20000) g"
@@ -288,11 +272,11 @@ async def test_the_writer_never_scans_the_runs_table(url: str) -> None:
 
         before = await scans()
         for run_id in ("c", "d"):
-            await store.write(_new_run(run_id), durable=False)
-            await store.write(_progress(run_id), durable=False)
-            await store.write(_finish(run_id))
+            await store.write(new_run(run_id), durable=False)
+            await store.write(progress(run_id), durable=False)
+            await store.write(finish(run_id))
         await asyncio.sleep(1.1)  # a session reports its counts at most once a second
-        await store.write(_progress("d"))
+        await store.write(progress("d"))
         await asyncio.sleep(0.2)
         assert await scans() == before
     finally:
