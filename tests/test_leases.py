@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -317,6 +318,72 @@ async def test_heartbeats_racing_with_starts_never_stop_a_new_run(shared: Store)
     async with engine:
         await asyncio.gather(*(worker(first) for first in range(32)))
     assert sorted(r.result for r in results if r.status is RunStatus.SUCCESS) == list(range(400))
+
+
+# -- a replica back from a stall ------------------------------------------------------------------
+
+
+gates: dict[str, asyncio.Event] = {}
+
+
+async def gated(key: str) -> None:
+    """Note the body's start, then wait for its own gate (set by the test)."""
+    ran[key] += 1
+    entered.setdefault(key, asyncio.Event()).set()
+    await gates.setdefault(key, asyncio.Event()).wait()
+
+
+@create_step("first")
+async def first(ctx: StepContext) -> str:
+    await gated("first")
+    return "first"
+
+
+@create_step("second")
+async def second(ctx: StepContext) -> str:
+    await gated("second")
+    return "second"
+
+
+@create_step("left")
+async def left(ctx: StepContext) -> str:
+    await gated("left")
+    return "left"
+
+
+@create_step("right")
+async def right(ctx: StepContext) -> str:
+    await gated("right")
+    return "right"
+
+
+stalling = create_workflow("stalling").then(first).then(second).commit()
+stalling_parallel = create_workflow("stalling-parallel").then(first).parallel([left, right]).commit()
+
+
+async def test_a_caller_waiting_at_a_replica_that_lost_a_parallel_run_gets_its_outcome(
+    shared: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fenced commit inside a parallel block ends the drive as a lost lease, as anywhere
+    else: the caller waiting here gets the outcome the new owner reaches (it once got the
+    task group's error, and the run was logged as failed by the engine)."""
+    gates.clear()
+    workflows = [stalling, stalling_parallel]
+    a = Engine(shared, workflows, owner="a", lease_seconds=0.6, claim_interval=60, cancel_grace=1.0)
+    async with a:
+        waiting = asyncio.create_task(a.start("stalling-parallel", wait=True))
+        await wait_entered("first")
+        heartbeat = a._keeper._heartbeat
+        assert heartbeat is not None
+        heartbeat.cancel()
+        await asyncio.sleep(0.7)  # a stalls past its lease
+        async with Engine(shared, workflows, owner="b", lease_seconds=10, claim_interval=0.05):
+            await wait_entered("first", 2)  # b took the run over and runs it from its first step
+            for key in ("first", "left", "right"):
+                gates.setdefault(key, asyncio.Event()).set()
+            done = await asyncio.wait_for(waiting, 10)
+    assert (done.status, done.result) == (RunStatus.SUCCESS, {"left": "left", "right": "right"})
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 # -- a resume while another drive holds the suspended run ------------------------------------------

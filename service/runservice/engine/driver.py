@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from runservice import limits, logs
 from runservice.engine import blocks
 from runservice.engine.deadlines import deadline_error, iso, workflow_deadline_error
+from runservice.engine.leases import LeaseLost
 from runservice.engine.outbox import IN_CONCURRENT_BLOCK, Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
 from runservice.engine.scope import Scope
@@ -273,7 +274,9 @@ class RunDriver:
         """Run a block's branches concurrently (parallel, branch and foreach use this).
 
         A task group owns the branches: if one fails unexpectedly the others are
-        cancelled, never left running unowned.
+        cancelled, never left running unowned. A branch whose commit was fenced ends the
+        drive as a plain LeaseLost, whatever the others raised: the run is another
+        replica's now, and the engine follows it there rather than fail it here.
         """
         if not branches:
             return []
@@ -281,6 +284,11 @@ class RunDriver:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(branch) for branch in branches]
+        except BaseExceptionGroup as failures:
+            lost = failures.subgroup(LeaseLost)
+            if lost is not None:
+                raise _first_leaf(lost) from failures
+            raise
         finally:
             IN_CONCURRENT_BLOCK.reset(token)
         return [task.result() for task in tasks]
@@ -751,3 +759,9 @@ async def _invoke(step: Step, ctx: StepContext) -> Any:
     if inspect.iscoroutine(result) or inspect.isawaitable(result):
         return await result
     return result
+
+
+def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first exception of a (possibly nested) exception group."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
