@@ -361,6 +361,66 @@ stalling = create_workflow("stalling").then(first).then(second).commit()
 stalling_parallel = create_workflow("stalling-parallel").then(first).parallel([left, right]).commit()
 
 
+@contextlib.asynccontextmanager
+async def stalled(store: Store, workflow_id: str) -> AsyncIterator[tuple[Engine, str]]:
+    """A replica driving a run of `workflow_id` inside its first step, then stalled past its
+    lease: its heartbeat stops, as in a paused process (its drive still runs)."""
+    gates.clear()
+    engine = Engine(
+        store,
+        [stalling, stalling_parallel],
+        owner="a",
+        lease_seconds=0.6,
+        claim_interval=60,
+        cancel_grace=1.0,
+    )
+    async with engine:
+        run = await engine.start(workflow_id)
+        await wait_entered("first")
+        heartbeat = engine._keeper._heartbeat
+        assert heartbeat is not None
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
+        await asyncio.sleep(0.7)  # past the lease: any replica could claim the run now
+        try:
+            yield engine, run.run_id
+        finally:
+            for gate in gates.values():
+                gate.set()
+
+
+async def test_a_replica_back_from_a_stall_renews_its_lease_before_the_next_body(shared: Store) -> None:
+    """Its commit of the first step goes through (nobody claimed the run yet, so the fence
+    holds), but the lease it holds has lapsed: another replica could claim the run while
+    the second body runs here, and run that body too. The body waits for a renewal."""
+    async with stalled(shared, "stalling") as (engine, run_id):
+        gates["first"].set()
+        await wait_entered("second")
+        # The lease was renewed before the body started: no other replica can take the run.
+        assert await shared.claim_runs(Claim("b", 10), 10, ["stalling"]) == []
+        gates["second"].set()
+        done = await settled(engine, run_id)
+    assert (done.status, done.result) == (RunStatus.SUCCESS, "second")
+    assert ran == Counter({"first": 1, "second": 1})
+
+
+async def test_a_replica_back_from_a_stall_starts_no_body_of_a_run_it_lost(shared: Store) -> None:
+    """Another replica took the run over during the stall. The first branch's commit is
+    fenced, but the second branch of the parallel has nothing to commit before its body:
+    only the lease check keeps it from running here while the new owner runs it too."""
+    async with stalled(shared, "stalling-parallel") as (engine, run_id):
+        [(claimed, lease)] = await shared.claim_runs(Claim("b", 10), 10, ["stalling-parallel"])
+        assert (claimed, lease.owner) == (run_id, "b")
+        gates["first"].set()
+        await asyncio.sleep(0.3)
+        assert ran == Counter({"first": 1})  # neither branch started here
+        assert engine._tasks.get(run_id) is None  # the drive stopped: the run is b's
+        stored = await shared.get_run(run_id)
+    assert stored is not None and stored.status is RunStatus.RUNNING  # b drives it on
+    events = await shared.read_events(run_id, 0)
+    assert results(events, ("first",)) == 0  # a's result of the first step was fenced
+
+
 async def test_a_caller_waiting_at_a_replica_that_lost_a_parallel_run_gets_its_outcome(
     shared: Store, caplog: pytest.LogCaptureFixture
 ) -> None:

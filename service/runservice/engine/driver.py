@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from runservice import limits, logs
 from runservice.engine import blocks
 from runservice.engine.deadlines import deadline_error, iso, workflow_deadline_error
-from runservice.engine.leases import LeaseLost
+from runservice.engine.leases import LeaseKeeper, LeaseLost
 from runservice.engine.outbox import IN_CONCURRENT_BLOCK, Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
 from runservice.engine.scope import Scope
@@ -87,9 +87,12 @@ class RunDriver:
         lease: Lease | None = None,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
+        """`leases`: the keeper of `lease`, asked before each body whether it still holds."""
         self.workflow = workflow
         self.lease = lease
+        self.leases = leases
         self.run = run
         self.run_id = run.run_id
         self.workflow_id = workflow.id
@@ -483,6 +486,10 @@ class RunDriver:
         while True:
             # Every earlier result must be durable before user code runs again.
             await self.outbox.before_body()
+            # And the run must still be this replica's: one that stalled past its leases
+            # waits for a renewal, which stops this drive if another replica took the run.
+            if self.leases is not None and not self.leases.fresh():
+                await self.leases.assure(self.run_id)
             if self.cancel_requested:
                 return CANCELED, attempt
             ctx = StepContext(

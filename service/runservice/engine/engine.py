@@ -917,7 +917,7 @@ class Engine:
     def _driver(self, workflow: Workflow, run: Run, lease: Lease) -> RunDriver:
         if self._loop is None:  # held: on Python 3.11 get_running_loop() is a getpid() syscall
             self._loop = asyncio.get_running_loop()
-        return RunDriver(self._store, workflow, run, lease, loop=self._loop)
+        return RunDriver(self._store, workflow, run, lease, loop=self._loop, leases=self._keeper)
 
     def _lease(self, epoch: int) -> Lease:
         return Lease(self._keeper.owner, epoch)

@@ -7,6 +7,13 @@ died, runs left by a Restart) and hands them to the engine to drive from their l
 checkpoint. The heartbeat renews this replica's leases, stops the local drive of any
 run it no longer owns, and passes on a Cancel that reached another replica.
 
+A replica whose process stalls (a pause, a stopped VM, a loop blocked by a rogue body)
+past its leases comes back owning nothing, yet its drives carry on until its next
+heartbeat tells it so. Their commits are fenced, but a step body would run at once here
+and at the replica that took the run over. So no body starts unless the leases were
+renewed (or claimed) within half a lease: past that, the driver waits for a renewal,
+which either confirms the run is still this replica's or stops its drive (`assure`).
+
 On a store that is `exclusive` (SQLite: one process, enforced by a lock file), leases
 never need renewing: they are claimed for good and voided when the next process opens
 the database, so recovery at boot is immediate.
@@ -18,6 +25,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 
@@ -27,6 +35,13 @@ logger = logging.getLogger(__name__)
 
 FOREVER = 1e9
 """Lease length on an exclusive store (about 31 years): only the next boot ends it."""
+FRESH_SHARE = 0.5
+"""Share of a lease within which a renewal vouches for every lease this replica holds: a
+body starts at once while the last renewal (or the keeper's start, before any claim) was
+sent less than this share of a lease ago. Heartbeats go out every third of a lease, so
+only a replica that stalled waits; the other half is the margin for that wait."""
+RENEW_RETRY = 0.5
+"""Seconds between renewals while `assure` cannot reach the store."""
 
 
 class LeaseLost(Exception):
@@ -75,6 +90,12 @@ class LeaseKeeper:
         self._cancel = cancel
         self._claiming: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Task[None] | None = None
+        """The renewal `assure` started and every waiting driver shares."""
+        self._closed = False
+        self._renewed_at = time.monotonic()
+        """When the last successful renewal was sent; at first, the keeper's creation (every
+        claim is sent after it, so it vouches for every lease held until the first renewal)."""
 
     @property
     def claim(self) -> Claim:
@@ -105,11 +126,36 @@ class LeaseKeeper:
             await asyncio.gather(task, return_exceptions=True)
 
     async def aclose(self) -> None:
+        self._closed = True
         await self.stop_claiming()
-        task, self._heartbeat = self._heartbeat, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        for task in (self._heartbeat, self._renewing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._heartbeat = self._renewing = None
+
+    def fresh(self) -> bool:
+        """Whether every lease this replica holds is surely still its own (see `FRESH_SHARE`)."""
+        return self.exclusive or time.monotonic() - self._renewed_at < self.lease_seconds * FRESH_SHARE
+
+    async def assure(self, run_id: str) -> None:
+        """Return once this replica's leases are fresh again (a renewal now, shared by every
+        caller). A run the renewal finds lost has its drive stopped (`lost`), so the caller,
+        that drive, is cancelled here rather than start a body another replica may run.
+        Once the keeper is closed nothing renews: LeaseLost."""
+        while not self.fresh():
+            if self._closed:
+                raise LeaseLost(run_id)
+            if self._renewing is None or self._renewing.done():
+                self._renewing = asyncio.create_task(self._renew(), name="runservice lease renewal")
+            await asyncio.shield(self._renewing)
+
+    async def _renew(self) -> None:
+        try:
+            await self.heartbeat()
+        except Exception:
+            logger.exception("renewing leases failed; retrying in %.1fs", RENEW_RETRY)
+            await asyncio.sleep(RENEW_RETRY)
 
     async def _claim_loop(self) -> None:
         while True:
@@ -133,7 +179,9 @@ class LeaseKeeper:
         # Only runs driven here before the renewal was sent can be judged by it: a run claimed
         # while it ran (a Start committed meanwhile) may be missing from its snapshot.
         before = {run_id for run_id, settled in self._local().items() if not settled}
+        sent = time.monotonic()
         owned = await self._store.renew_leases(self.owner, self.lease_seconds)
+        self._renewed_at = max(self._renewed_at, sent)
         for run_id, settled in self._local().items():
             if run_id in before and run_id not in owned and not settled:
                 logger.warning("run %s: lease lost; stopping the local drive", run_id)
