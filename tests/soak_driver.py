@@ -11,6 +11,7 @@ it. Every finding is an `Anomaly` (kind, run id, what was expected and what was 
                  no record)
   executions     rerun_same_process, rerun_unexplained (first process was not killed),
                  rerun_after_commit (its outcome was committed before the kill),
+                 ran_after_pause (a paused replica started a body another replica ran too),
                  resumed_without_request (a body got resume data nobody sent for it)
   resumes        accepted_resume_lost (acknowledged, a kill, target suspended again),
                  accepted_resume_ignored (the same with no kill), resume_rejected,
@@ -68,6 +69,13 @@ CALL_TIMEOUT = 20.0
 STARTUP_TIMEOUT = 60.0
 LEASE_SECONDS = 3.0
 """A PostgreSQL soak's `--lease-seconds`: how long a killed server's runs stay its own."""
+PAUSE_SECONDS = LEASE_SECONDS + 1.5
+"""With several replicas every third kill is a SIGSTOP for this long, then a SIGCONT: the other
+replicas take the paused one's runs over meanwhile, and once it goes on it must commit nothing
+for them, nor start their bodies again."""
+PAUSE_GRACE = 0.02
+"""A body whose start a pause cut in two (the engine had checked its lease, the body had not yet
+noted its start) notes it this soon after the SIGCONT; any later start is a zombie's."""
 RECOVERY_BOUND = 30.0
 """Seconds after a restart within which every run active at the kill must move or settle."""
 STALL_BOUND = 45.0
@@ -94,6 +102,10 @@ class Config:
     database_url: str | None = None
     """A PostgreSQL database to serve from (else the server's SQLite file); its leases expire
     after `LEASE_SECONDS`, so a restarted server takes the killed one's runs over that soon."""
+    replicas: int = 1
+    """Servers sharing `database_url`, all serving at once. Every call and watch goes to one of
+    those serving, picked at random; each kill hits one of them, and the others take its runs
+    over when their leases expire (before it comes back, often)."""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -127,18 +139,29 @@ class Kill:
     at: float
     children: tuple[int, ...] = ()
     """The server's child processes when it was killed (its engine process), killed with it."""
+    down_at: float = 0.0
+    """When every process of the server was gone (or stopped): its engine process dies a few
+    milliseconds after the kill, and may start a body or commit meanwhile."""
     restarted_at: float = 0.0
     serving_at: float = 0.0
     recovered_at: float | None = None
     how: str = "at random"
+    paused: bool = False
+    """A SIGSTOP, not a kill: the process went on at `restarted_at` (its SIGCONT)."""
     active: int = 0
     """Runs running or waiting in the database at the kill."""
     stalled: list[str] = field(default_factory=list)
 
+    @property
+    def origin(self) -> float:
+        """Where recovery is timed from: the restart, or the pause itself (the other replicas
+        take the paused one's runs over while it is stopped)."""
+        return self.at if self.paused else self.restarted_at
+
     def describe(self) -> str:
         serving = self.serving_at - self.restarted_at
         recovered = (
-            f"{self.recovered_at - self.restarted_at:.2f}s"
+            f"{self.recovered_at - self.origin:.2f}s"
             if self.recovered_at is not None
             else f">{RECOVERY_BOUND:.0f}s ({len(self.stalled)} not moving)"
         )
@@ -194,6 +217,12 @@ class RunPlan:
     watch_reconnects: int = 0
     watch_ended: bool = False
 
+    def handle(self, client: Client) -> RunHandle:
+        return RunHandle(client, self.workflow_id, self.run_id)
+
+    async def get(self, client: Client) -> Run:
+        return await client.get_workflow(self.workflow_id).run_by_id(self.run_id)
+
 
 @dataclass
 class Report:
@@ -219,7 +248,7 @@ class Report:
 
     def summary(self) -> str:
         recovery = ", ".join(
-            f"{k.recovered_at - k.restarted_at:.2f}s" if k.recovered_at is not None else "stalled"
+            f"{k.recovered_at - k.origin:.2f}s" if k.recovered_at is not None else "stalled"
             for k in self.kills
         )
         serving = ", ".join(f"{k.serving_at - k.restarted_at:.2f}s" for k in self.kills)
@@ -250,6 +279,10 @@ class Server:
     def __init__(self, tmp: Path, port: int, ledger: Path, serve_args: tuple[str, ...] = ()) -> None:
         self.serve_args = serve_args
         self.address = f"127.0.0.1:{port}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.up = asyncio.Event()
+        """Set while this server is believed to serve (cleared during a kill and restart)."""
+        self.client: Client | None = None
         self.data_dir = tmp / "data"
         self.log_path = tmp / "server.log"
         self.ledger = ledger
@@ -273,6 +306,16 @@ class Server:
             )  # fmt: skip
         self.pids.append(self.proc.pid)
         return spawned
+
+    def signal_all(self, signum: int) -> tuple[int, tuple[int, ...], float]:
+        """Send `signum` to the server and its children; returns their pids and the time."""
+        assert self.proc is not None
+        children = tuple(child_pids(self.proc.pid))
+        at = time.time()
+        for pid in (self.proc.pid, *children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        return self.proc.pid, children, at
 
     async def kill(self) -> tuple[int, tuple[int, ...], float]:
         """SIGKILL the server; returns its pid, its children's (gone too: see `Config.serve_args`)
@@ -396,21 +439,25 @@ class Soak:
         self.rng = random.Random(config.seed)
         self.tmp = tmp
         self.ledger = tmp / "ledger.db"
-        soak_workflows.create_ledger(str(self.ledger))
         serve_args = config.serve_args
         if config.database_url is not None:
             serve_args += ("--database-url", config.database_url, "--lease-seconds", str(LEASE_SECONDS))
-        self.server = Server(tmp, free_port(), self.ledger, serve_args)
+        elif config.replicas != 1:
+            raise ValueError("several replicas need a database_url")
+        self.servers = [
+            Server(tmp / f"replica-{n}" if config.replicas > 1 else tmp, free_port(), self.ledger, serve_args)
+            for n in range(config.replicas)
+        ]
+        self.server = self.servers[0]
         self.stored = StoredRuns(self.server.db_path, config.database_url)
         self.anomalies: list[Anomaly] = []
         self.kills: list[Kill] = []
         self.plans: list[RunPlan] = []
-        self.up = asyncio.Event()
-        """Set while the server is believed to serve (cleared during a kill and restart)."""
+        self.routing = random.Random(config.seed + 1)
+        """Which replica each call goes to: apart from `rng`, so the plan stays the seed's."""
         self.down_since = 0.0
         self.launched = 0
         self.repeats_checked = 0
-        self.client: Client | None = None
         self.start_time = 0.0
         self.rerun_coverage = Counter()
         self.acks = 0
@@ -450,11 +497,15 @@ class Soak:
         )
         delays = [self.rng.uniform(0.0, 0.5) for _ in thresholds]
 
-        await self.server.start()
-        await self.wait_serving(time.time() + STARTUP_TIMEOUT)
-        self.up.set()
-        async with Client(self.server.address, timeout=CALL_TIMEOUT, options=CHANNEL_OPTIONS) as client:
-            self.client = client
+        for server in self.servers:
+            await server.start()
+        async with contextlib.AsyncExitStack() as clients:
+            for server in self.servers:
+                await self.wait_serving(server, time.time() + STARTUP_TIMEOUT)
+                server.up.set()
+                server.client = await clients.enter_async_context(
+                    Client(server.address, timeout=CALL_TIMEOUT, options=CHANNEL_OPTIONS)
+                )
             deadline = time.time() + self.config.budget
             killer = asyncio.create_task(self.kill_loop(thresholds, delays, deadline))
             slots = asyncio.Semaphore(self.config.in_flight)
@@ -466,7 +517,8 @@ class Soak:
                     task.cancel()
                 await asyncio.gather(killer, *drivers, return_exceptions=True)
             await self.repeat_requests(final=True)
-        await self.server.stop()
+        for server in self.servers:
+            await server.stop()
         try:
             stored = await self.stored.everything()
         finally:
@@ -485,13 +537,13 @@ class Soak:
 
     # -- the server's life -------------------------------------------------------------------
 
-    async def wait_serving(self, deadline: float) -> float:
+    async def wait_serving(self, server: Server, deadline: float) -> float:
         """Poll gRPC health until SERVING; returns when it was seen."""
-        async with grpc.aio.insecure_channel(self.server.address, options=CHANNEL_OPTIONS) as channel:
+        async with grpc.aio.insecure_channel(server.address, options=CHANNEL_OPTIONS) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while time.time() < deadline:
-                if self.server.exited():
-                    raise RuntimeError("the server exited while starting:\n" + self.server.log_tail())
+                if server.exited():
+                    raise RuntimeError("the server exited while starting:\n" + server.log_tail())
                 try:
                     reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
@@ -499,7 +551,7 @@ class Soak:
                 except grpc.aio.AioRpcError:
                     pass
                 await asyncio.sleep(0.02)
-        raise RuntimeError("the server did not become SERVING in time:\n" + self.server.log_tail())
+        raise RuntimeError("the server did not become SERVING in time:\n" + server.log_tail())
 
     async def kill_loop(self, thresholds: list[int], delays: list[float], deadline: float) -> None:
         """Kill at seeded points of the launch; every second kill lands just after a resume was
@@ -522,14 +574,21 @@ class Soak:
             else:
                 await asyncio.sleep(delay)
                 await self.until_some_run_active(time.time() + 10.0)
-            await self.kill_and_restart(number, "after a resume" if after_resume else "at random")
+            how = "after a resume" if after_resume else "at random"
+            if len(self.servers) > 1 and number % 3 == 0:
+                await self.pause_and_continue(number, how)
+            else:
+                await self.kill_and_restart(number, how)
         self.launch_limit = sys.maxsize
 
     async def kill_and_restart(self, number: int, how: str) -> None:
-        self.up.clear()
+        server = self.routing.choice(self.servers)
+        server.up.clear()
         self.down_since = time.time()
-        pid, children, at = await self.server.kill()
-        kill = Kill(number, pid, at, children, how=how)
+        pid, children, at = await server.kill()
+        if len(self.servers) > 1:
+            how += f" ({server.address})"
+        kill = Kill(number, pid, at, children, down_at=time.time(), how=how)
         self.kills.append(kill)
         before = {
             run_id: seq
@@ -537,12 +596,12 @@ class Soak:
             if status not in _SETTLED and status != RunStatus.PENDING.value
         }
         kill.active = len(before)
-        kill.restarted_at = await self.server.start()
+        kill.restarted_at = await server.start()
         # Recovery is watched from the spawn on: a server may re-drive runs before it serves.
         moving = asyncio.create_task(self.until_moving(before, kill.restarted_at + RECOVERY_BOUND))
         try:
-            kill.serving_at = await self.wait_serving(time.time() + STARTUP_TIMEOUT)
-            self.up.set()
+            kill.serving_at = await self.wait_serving(server, time.time() + STARTUP_TIMEOUT)
+            server.up.set()
             kill.recovered_at, kill.stalled = await moving
         finally:
             moving.cancel()
@@ -552,6 +611,35 @@ class Soak:
                 run_id,
                 f"active at kill {number}, no new event {RECOVERY_BOUND:.0f}s after the restart",
             )
+        print(kill.describe(), flush=True)
+        await self.repeat_requests(final=False)
+
+    async def pause_and_continue(self, number: int, how: str) -> None:
+        """SIGSTOP a replica past its leases, then SIGCONT it: a zombie owner coming back."""
+        server = self.routing.choice(self.servers)
+        server.up.clear()
+        self.down_since = time.time()
+        pid, children, at = server.signal_all(signal.SIGSTOP)
+        kill = Kill(number, pid, at, children, at, how=f"{how}, a pause ({server.address})", paused=True)
+        self.kills.append(kill)
+        before = {
+            run_id: seq
+            for run_id, (status, seq) in (await self.stored.active()).items()
+            if status not in _SETTLED and status != RunStatus.PENDING.value
+        }
+        kill.active = len(before)
+        # The runs of the paused replica move again once the others take them over.
+        moving = asyncio.create_task(self.until_moving(before, at + PAUSE_SECONDS + RECOVERY_BOUND))
+        try:
+            await asyncio.sleep(PAUSE_SECONDS)
+            _, _, kill.restarted_at = server.signal_all(signal.SIGCONT)
+            kill.serving_at = await self.wait_serving(server, time.time() + STARTUP_TIMEOUT)
+            server.up.set()
+            kill.recovered_at, kill.stalled = await moving
+        finally:
+            moving.cancel()
+        for run_id in kill.stalled:
+            self.note("recovery_stalled", run_id, f"active at pause {number}, no new event since")
         print(kill.describe(), flush=True)
         await self.repeat_requests(final=False)
 
@@ -579,13 +667,33 @@ class Soak:
 
     # -- driving one run -----------------------------------------------------------------------
 
+    def all_up(self) -> bool:
+        return all(server.up.is_set() for server in self.servers)
+
+    async def serving(self) -> Client:
+        """The client of a serving replica, picked at random (waits out a lone server's restart)."""
+        while True:
+            up = [server for server in self.servers if server.up.is_set()]
+            if up:
+                client = self.routing.choice(up).client
+                assert client is not None
+                return client
+            waiters = [asyncio.create_task(server.up.wait()) for server in self.servers]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+                await asyncio.gather(*waiters, return_exceptions=True)
+
     async def call(self, what: str, fn: Any, deadline: float) -> Any:
-        """Call `fn()` until it answers, waiting out kills; service errors are raised."""
+        """Call `fn(client)` on a serving replica until one answers, waiting out kills; service
+        errors are raised."""
         delay = 0.05
         while True:
-            await self.up.wait()
+            client = await self.serving()
             try:
-                return await fn()
+                return await fn(client)
             except errors.ServiceError as exc:
                 if exc.reason not in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "SERVER_DRAINING"):
                     raise
@@ -596,22 +704,20 @@ class Soak:
 
     async def drive(self, plan: RunPlan, slots: asyncio.Semaphore, deadline: float) -> None:
         async with slots:
-            assert self.client is not None
-            handle = RunHandle(self.client, plan.workflow_id, plan.run_id)
             watcher: asyncio.Task[None] | None = None
             try:
                 while self.launched >= self.launch_limit and time.time() < deadline:
                     await asyncio.sleep(0.01)
                 await self.call(
                     "create",
-                    lambda: self.client.get_workflow(plan.workflow_id).create_run(plan.run_id),
+                    lambda client: client.get_workflow(plan.workflow_id).create_run(plan.run_id),
                     deadline,
                 )
                 self.launched += 1
                 if plan.watched:
                     watcher = asyncio.create_task(self.watch(plan, deadline))
-                await self.start_run(plan, handle, deadline)
-                await self.follow_run(plan, handle, deadline)
+                await self.start_run(plan, deadline)
+                await self.follow_run(plan, deadline)
                 if watcher is not None:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
@@ -625,10 +731,12 @@ class Soak:
                     with contextlib.suppress(asyncio.CancelledError):
                         await watcher
 
-    async def start_run(self, plan: RunPlan, handle: RunHandle, deadline: float) -> None:
+    async def start_run(self, plan: RunPlan, deadline: float) -> None:
         request_id = f"start:{plan.run_id}"
         try:
-            await self.call("start", lambda: handle.start(plan.input, request_id=request_id), deadline)
+            await self.call(
+                "start", lambda client: plan.handle(client).start(plan.input, request_id=request_id), deadline
+            )
         except errors.AlreadyExists as exc:
             # Only after an unanswered first attempt; its request_id must make it a repeat.
             self.note(
@@ -653,7 +761,7 @@ class Soak:
                 found.append(Target(path, None, record.iteration))
         return found
 
-    async def follow_run(self, plan: RunPlan, handle: RunHandle, deadline: float) -> None:
+    async def follow_run(self, plan: RunPlan, deadline: float) -> None:
         last_seq = -1
         last_move = time.time()
         while True:
@@ -661,9 +769,9 @@ class Soak:
                 plan.done = "budget"
                 return
             run = await self.call(
-                "get", lambda: handle.client.get_workflow(plan.workflow_id).run_by_id(plan.run_id), deadline
+                "get", lambda client: client.get_workflow(plan.workflow_id).run_by_id(plan.run_id), deadline
             )
-            if run.last_sequence != last_seq or not self.up.is_set():
+            if run.last_sequence != last_seq or not self.all_up():
                 last_seq = run.last_sequence
                 last_move = time.time()
             if self.down_since > last_move:
@@ -672,7 +780,7 @@ class Soak:
                 plan.done = "terminal"
                 return
             if run.status is RunStatus.SUSPENDED:
-                if not await self.resume_next(plan, handle, run, deadline):
+                if not await self.resume_next(plan, run, deadline):
                     plan.done = "stuck"
                     return
                 last_move = time.time()
@@ -686,7 +794,7 @@ class Soak:
                 return
             await asyncio.sleep(POLL * self.rng.uniform(0.6, 1.4))
 
-    async def resume_next(self, plan: RunPlan, handle: RunHandle, run: Run, deadline: float) -> bool:
+    async def resume_next(self, plan: RunPlan, run: Run, deadline: float) -> bool:
         """Resume one target; False when nothing can be resumed (the run is stuck)."""
         targets = self.targets(run)
         if not targets:
@@ -721,7 +829,7 @@ class Soak:
         try:
             await self.call(
                 "resume",
-                lambda: handle.resume(
+                lambda client: plan.handle(client).resume(
                     target.data(), step=list(target.path), for_each_index=target.index, request_id=request_id
                 ),
                 deadline,
@@ -742,13 +850,10 @@ class Soak:
 
     async def watch(self, plan: RunPlan, deadline: float) -> None:
         """Follow the run with raw Watch calls, reconnecting after the last sequence seen."""
-        assert self.client is not None
         last = 0
         while time.time() < deadline:
-            await self.up.wait()
-            call = self.client.stub.Watch(
-                run_service_pb2.WatchRequest(run_id=plan.run_id, after_sequence=last)
-            )
+            client = await self.serving()
+            call = client.stub.Watch(run_service_pb2.WatchRequest(run_id=plan.run_id, after_sequence=last))
             try:
                 async for response in call:
                     for msg in response.events:
@@ -783,7 +888,6 @@ class Soak:
 
     async def repeat_requests(self, *, final: bool) -> None:
         """Send again some acknowledged Start/Resume requests of settled runs: nothing may change."""
-        assert self.client is not None
         # Only runs whose driver is done: a resume the driver sends meanwhile would look like a change.
         candidates = [p for p in self.plans if p.started and p.done]
         self.rng.shuffle(candidates)
@@ -796,11 +900,12 @@ class Soak:
             for plan in active[:6]:
                 key, request_id = list(plan.accepted.items())[-1]
                 target = Target(*key)
-                handle = RunHandle(self.client, plan.workflow_id, plan.run_id)
                 try:
                     await self.call(
                         request_id,
-                        lambda handle=handle, target=target, request_id=request_id: handle.resume(
+                        lambda client, plan=plan, target=target, request_id=request_id: plan.handle(
+                            client
+                        ).resume(
                             target.data(),
                             step=list(target.path),
                             for_each_index=target.index,
@@ -816,16 +921,14 @@ class Soak:
                 except TimeoutError:
                     return
         for plan in sample[:40]:
-            wf = self.client.get_workflow(plan.workflow_id)
-            handle = RunHandle(self.client, plan.workflow_id, plan.run_id)
             try:
-                before = await self.call("get", lambda wf=wf, plan=plan: wf.run_by_id(plan.run_id), deadline)
+                before = await self.call("get", lambda client, plan=plan: plan.get(client), deadline)
                 if not before.status.settled:
                     continue
                 requests: list[tuple[str, Any]] = [
                     (
                         "start",
-                        lambda handle=handle, plan=plan: handle.start(
+                        lambda client, plan=plan: plan.handle(client).start(
                             plan.input, request_id=f"start:{plan.run_id}"
                         ),
                     )
@@ -835,7 +938,9 @@ class Soak:
                     requests.append(
                         (
                             request_id,
-                            lambda handle=handle, target=target, request_id=request_id: handle.resume(
+                            lambda client, plan=plan, target=target, request_id=request_id: plan.handle(
+                                client
+                            ).resume(
                                 target.data(),
                                 step=list(target.path),
                                 for_each_index=target.index,
@@ -852,9 +957,7 @@ class Soak:
                         )
                         continue
                     self.repeats_checked += 1
-                    after = await self.call(
-                        "get", lambda wf=wf, plan=plan: wf.run_by_id(plan.run_id), deadline
-                    )
+                    after = await self.call("get", lambda client, plan=plan: plan.get(client), deadline)
                     if (after.status, after.last_sequence, after.result) != (
                         before.status,
                         before.last_sequence,
@@ -891,10 +994,13 @@ class Soak:
                 if items is not None:  # a foreach step's items are rows of their own
                     data["foreach_items"] = sorted(json.loads(items), key=lambda item: item["index"])
                 steps[run_id].append(StepRecord.from_json(data))
-        with contextlib.closing(_db(self.ledger)) as db:
-            executions = db.execute(
-                "SELECT run_id, path, idx, iteration, phase, pid, started, ended FROM executions ORDER BY id"
-            ).fetchall()
+        executions: list[tuple[Any, ...]] = []
+        for ledger in soak_workflows.ledger_files(self.ledger):
+            with contextlib.closing(_db(ledger)) as db:
+                executions += db.execute(
+                    "SELECT run_id, path, idx, iteration, phase, pid, started, ended FROM executions"
+                ).fetchall()
+        executions.sort(key=lambda row: row[6])  # by start, across processes
         killed = {pid for kill in self.kills for pid in (kill.pid, *kill.children)}
         hit: Counter[str] = Counter()
         for run_id, pids in _pids_by_run(executions).items():
@@ -1050,33 +1156,79 @@ class Soak:
                 )
 
     def check_executions(self, executions: list[tuple[Any, ...]], events: dict[str, list[Event]]) -> None:
-        """A body may run again only when the process running it died before its result was durable."""
-        killed = {pid: kill.at for kill in self.kills for pid in (kill.pid, *kill.children)}
+        """A body may run again only when the process running it died (or was paused past its
+        leases) before its result was durable; a paused process, once it goes on, starts no
+        body another replica runs too."""
+        stops: dict[int, list[Kill]] = defaultdict(list)
+        for kill in self.kills:
+            for pid in (kill.pid, *kill.children):
+                stops[pid].append(kill)
+
+        def when(pid: int, started: float) -> float:
+            """When the body began for the soak: a start noted within `PAUSE_GRACE` of a SIGCONT
+            was under way at the pause (its lease was checked before)."""
+            for k in stops[pid]:
+                if k.paused and 0 <= started - k.restarted_at <= PAUSE_GRACE:
+                    return k.at
+            return started
+
+        def zombie(pid: int, started: float) -> Kill | None:
+            """The pause `pid` went on from shortly before `started`, before it could learn that
+            its leases were gone (its next heartbeat)."""
+            return next(
+                (
+                    k
+                    for k in stops[pid]
+                    if k.paused and PAUSE_GRACE < started - k.restarted_at <= LEASE_SECONDS
+                ),
+                None,
+            )
+
         groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
         for run_id, path, idx, iteration, phase, pid, started, ended in executions:
-            groups[(run_id, path, idx, iteration, phase)].append((pid, started, ended))
+            groups[(run_id, path, idx, iteration, phase)].append((pid, when(pid, started), ended))
         for (run_id, path, idx, iteration, phase), runs in groups.items():
             item = "" if idx < 0 else f" item {idx}"
             where = f"{path}{item}{'' if not iteration else f' iteration {iteration}'} ({phase})"
-            for (pid, _, _), (next_pid, _, _) in itertools.pairwise(runs):
-                if pid == next_pid:
-                    self.note("rerun_same_process", run_id, f"{where} ran twice in pid {pid}")
-                    continue
-                kill_at = killed.get(pid)
-                if kill_at is None:
-                    self.note(
-                        "rerun_unexplained",
-                        run_id,
-                        f"{where} ran in pid {pid} (not killed), then again in pid {next_pid}",
+            runs.sort(key=lambda execution: execution[1])
+            for (pid, started, _), (next_pid, next_started, _) in itertools.pairwise(runs):
+                # The kill or pause of the first process between the two starts explains the rerun.
+                stop = next((k for k in stops[pid] if started <= k.down_at and k.at <= next_started), None)
+                if stop is None:
+                    # A process just back from a pause past its leases starts no body another
+                    # replica runs: that one owns the run now.
+                    zombies = (
+                        (one, at, zombie(one, at)) for one, at in ((next_pid, next_started), (pid, started))
                     )
+                    found = next(((one, at, pause) for one, at, pause in zombies if pause is not None), None)
+                    if found is not None:
+                        one, at, pause = found
+                        other = pid if one == next_pid else next_pid
+                        self.note(
+                            "ran_after_pause",
+                            run_id,
+                            f"{where} started in pid {one} {at - pause.restarted_at:.3f}s after it went "
+                            f"on from pause {pause.number}; pid {other} ran it too",
+                        )
+                    elif pid == next_pid:
+                        self.note("rerun_same_process", run_id, f"{where} ran twice in pid {pid}")
+                    else:
+                        self.note(
+                            "rerun_unexplained",
+                            run_id,
+                            f"{where} ran in pid {pid} (not killed), then again in pid {next_pid}",
+                        )
                     continue
-                committed = _committed_before(events.get(run_id, []), path, idx, iteration, phase, kill_at)
+                committed = _committed_before(
+                    events.get(run_id, []), path, idx, iteration, phase, stop.down_at
+                )
                 if committed is not None:
+                    how = "paused" if stop.paused else "killed"
                     self.note(
                         "rerun_after_commit",
                         run_id,
                         f"{where} ran again in pid {next_pid} although its result was committed "
-                        f"(sequence {committed}) before pid {pid} was killed",
+                        f"(sequence {committed}) before pid {pid} was {how}",
                     )
                 else:
                     self.reruns_in_flight += 1

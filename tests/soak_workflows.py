@@ -1,10 +1,12 @@
 """Workflows of the kill -9 soak (tests/test_soak.py), with the reference answer of each.
 
 Served by a real `runservice serve --workflows soak_workflows` process. Every step body
-records each execution in a side SQLite ledger (the file named by `SOAK_LEDGER`), so the
-soak can tell how often each body ran and in which process: one row per execution with
-run id, step path, foreach index, loop iteration, attempt, phase and pid; `ended` is set
-only when the body finished. Bodies take a few random milliseconds, so kills land mid-step.
+records each execution in a side SQLite ledger, so the soak can tell how often each body
+ran and in which process: one row per execution with run id, step path, foreach index,
+loop iteration, attempt, phase and pid; `ended` is set only when the body finished. Each
+process writes a file of its own, `<SOAK_LEDGER>.<pid>` (`ledger_files` lists them): a
+process the soak pauses must not hold a lock that the other replicas' bodies wait for.
+Bodies take a few random milliseconds, so kills land mid-step.
 
 `expected(workflow_id, input)` computes, in plain Python, the output a run must end with;
 resume data is `resume_value(index, iteration)`, so the reference knows it too.
@@ -17,6 +19,7 @@ import os
 import random
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -43,25 +46,33 @@ CREATE TABLE IF NOT EXISTS executions (
 that never suspends, `suspend` for a first execution that suspends, `resume` after a resume."""
 
 
-def create_ledger(path: str) -> None:
-    """Create the ledger file (WAL) before the server starts."""
-    with sqlite3.connect(path) as db:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(LEDGER_SCHEMA)
+def ledger_files(base: Path) -> list[Path]:
+    """The ledger files of every process that ran a body (see the module docstring)."""
+    return sorted(p for p in base.parent.glob(f"{base.name}.*") if p.suffix[1:].isdigit())
+
+
+_created: set[str] = set()
+"""Ledger files this process created (the schema once per file)."""
 
 
 def _ledger() -> sqlite3.Connection | None:
-    path = os.environ.get(LEDGER_ENV)
-    if not path:
+    base = os.environ.get(LEDGER_ENV)
+    if not base:
         return None
-    # One connection per write: a kill -9 can land anywhere, and WAL with a busy
-    # timeout survives it; NORMAL sync is enough (only the process dies, not the OS).
+    path = f"{base}.{os.getpid()}"
+    # One connection per write: a kill -9 can land anywhere, and WAL survives it;
+    # NORMAL sync is enough (only the process dies, not the OS).
     db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    if path not in _created:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(LEDGER_SCHEMA)
+        _created.add(path)
     db.execute("PRAGMA synchronous=NORMAL")
     return db
 
 
 def _begin(ctx: StepContext, phase: str, index: int, iteration: int) -> int | None:
+    started = time.time()  # first: the soak times a body's start against its process's pauses
     db = _ledger()
     if db is None:
         return None
@@ -70,7 +81,7 @@ def _begin(ctx: StepContext, phase: str, index: int, iteration: int) -> int | No
         cursor = db.execute(
             "INSERT INTO executions (run_id, path, idx, iteration, attempt, phase, pid, started)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (ctx.run_id, path, index, iteration, ctx.retry_count, phase, os.getpid(), time.time()),
+            (ctx.run_id, path, index, iteration, ctx.retry_count, phase, os.getpid(), started),
         )
         return cursor.lastrowid
     finally:

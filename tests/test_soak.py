@@ -1,6 +1,6 @@
 """The kill -9 soak of issue 11: a real server killed with SIGKILL at random moments, restarted on the
 same data, while a few hundred mixed runs are driven, resumed and watched (tests/soak_driver.py); on
-SQLite in both layouts, and on PostgreSQL.
+SQLite in both layouts, and on PostgreSQL with one server and with two replicas.
 
 Size and seed come from the environment, for a longer local run:
 RUNSERVICE_SOAK_RUNS (300), RUNSERVICE_SOAK_KILLS (7), RUNSERVICE_SOAK_SEED (random, printed; it fixes
@@ -35,6 +35,15 @@ async def test_kill_9_soak_on_postgresql(tmp_path: Path, pg_databases: Databases
     flush, and the restarted server takes the killed one's runs over once their leases expire."""
     url = await pg_databases.url_for(tmp_path / "soak")
     await _soak(dataclasses.replace(Config.from_env(), database_url=url), tmp_path)
+
+
+async def test_kill_9_soak_on_postgresql_replicas(tmp_path: Path, pg_databases: Databases) -> None:
+    """Two replicas on one PostgreSQL database, both serving: every call and watch goes to either,
+    each kill hits one of them, and the other takes its runs over when their leases expire. Every
+    third kill is a SIGSTOP past the leases instead: the paused replica, once it goes on, commits
+    nothing for the runs it lost and starts none of their bodies."""
+    url = await pg_databases.url_for(tmp_path / "soak")
+    await _soak(dataclasses.replace(Config.from_env(), database_url=url, replicas=2), tmp_path)
 
 
 async def _soak(config: Config, tmp_path: Path) -> None:
