@@ -446,6 +446,58 @@ async def test_a_caller_waiting_at_a_replica_that_lost_a_parallel_run_gets_its_o
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+# -- a caller that goes away ------------------------------------------------------------------------
+
+
+async def cancelled_at_every_point(calls: list[Any]) -> None:
+    """Cancel each call after a different number of loop turns: before, during and after
+    its commit (a cancelled RPC, a client's deadline)."""
+    for turns, call in enumerate(calls):
+        task = asyncio.ensure_future(call)
+        for _ in range(turns % 6):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_start_whose_caller_goes_away_is_driven_or_never_made(store: Store) -> None:
+    """A Start cut between its commit and the launch of its drive once left the run
+    `running`, owned by this replica and driven by nobody, until a restart."""
+    async with Engine(store, [quick_flow]) as engine:
+        await cancelled_at_every_point(
+            [engine.start("quick-flow", run_id=f"r{i}", input_data={"n": i}) for i in range(60)]
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            runs = [await store.get_run(f"r{i}") for i in range(60)]
+            made = [run for run in runs if run is not None]
+            if all(run.status is RunStatus.SUCCESS for run in made):
+                break
+            assert time.monotonic() < deadline, [run.status.value for run in made]
+            await asyncio.sleep(0.05)
+    assert made  # some Starts committed before their caller went away
+
+
+async def test_a_resume_whose_caller_goes_away_is_carried_out_or_never_accepted(store: Store) -> None:
+    async with Engine(store, [approval]) as engine:
+        for i in range(30):
+            run = await engine.start("approval", run_id=f"a{i}", input_data={"count": 1}, wait=True)
+            assert run.status is RunStatus.SUSPENDED
+        await cancelled_at_every_point(
+            [engine.resume(f"a{i}", resume_data={"approved": True}) for i in range(30)]
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            runs = [await store.get_run(f"a{i}") for i in range(30)]
+            statuses = {run.status for run in runs if run is not None}
+            if statuses <= {RunStatus.SUCCESS, RunStatus.SUSPENDED}:
+                break
+            assert time.monotonic() < deadline, statuses
+            await asyncio.sleep(0.05)
+    assert RunStatus.SUCCESS in statuses  # some resumes were accepted before their caller went away
+
+
 # -- a resume while another drive holds the suspended run ------------------------------------------
 
 

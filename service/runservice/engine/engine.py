@@ -9,8 +9,9 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from runservice import logs
 from runservice.engine import paging
@@ -68,6 +69,20 @@ logger = logging.getLogger(__name__)
 
 _ACTIVE = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
 _DELETABLE = frozenset(RunStatus) - _ACTIVE
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Repeat:
+    """An admission's answer to a retried request: the first request's outcome, read (or
+    waited for) once the run's lock is released."""
+
+    run_id: str
+
+
+_Admission = Run | _Repeat | tuple[Run, "asyncio.Task[Run]"]
+"""What an admission (see `Engine._admit`) hands back: the answer itself, a retried
+request's marker, or the answer as of the start of the drive it launched, with its task."""
 _MAX_PAGE = 1000
 
 
@@ -106,6 +121,8 @@ class Engine:
         """The loop the runs are driven on, taken at the first drive."""
         self._lock = KeyedLock()
         """Serializes Start, Resume, Cancel and Delete of one run."""
+        self._admissions: set[asyncio.Task[Any]] = set()
+        """Admissions under way (`_admit`), cancelled at close."""
         self._followers: set[Subscription] = set()
         self._draining = False
         self._stopping = False
@@ -163,6 +180,11 @@ class Engine:
         self.drain()
         await self.schedules.aclose()
         await self._keeper.aclose()
+        # An admission cut here leaves its run to the next boot (SQLite) or to another
+        # replica once the lease expires, as any drive stopped at close does.
+        for admission in list(self._admissions):
+            admission.cancel()
+        await asyncio.gather(*self._admissions, return_exceptions=True)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel("engine closing")
@@ -283,60 +305,62 @@ class Engine:
         # Without a run id, a request id alone must identify the first outcome: the run id
         # is derived from it, so a retry lands on the same run, even on another replica.
         run_id = run_id or (request_run_id(workflow_id, request_id, resource_id) if request_id else new_id())
-        async with self._lock(run_id):
-            if request_id and await self._store.has_request(run_id, "start", request_id):
-                return await self._repeat(run_id, wait)
-            now = time.time()
-            trace_id = trace_id or new_trace_id()
-            begin = EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=workflow_id)
-            fields: dict[str, Any] = dict(
-                status=RunStatus.RUNNING,
-                input=run_input,
-                state=state,
-                request_context=context,
-                started_at=now,
-                trace_id=trace_id,
-                deadline=run_deadline(now, workflow.timeout, run_timeout),
-                **identity(workflow),  # the run finishes on the definition it starts on
-            )
-            fresh = Run(
-                run_id=run_id,
-                workflow_id=workflow_id,
-                created_at=now,
-                updated_at=now,
-                resource_id=resource_id or None,
-                **fields,
-            )
-            request = ("start", request_id) if request_id else None
-            claim = self._keeper.claim
-            # With `wait`, the reply comes after the settling commit, which is synced: the
-            # start's own commit need not wait for an fsync.
-            result = await self._store.write(
-                RunWrite(run_id, create=fresh, events=(begin,), request=request, claim=claim),
-                durable=not wait,
-            )
-            if not result.applied:
-                existing = await self._load(run_id)
-                if existing.workflow_id != workflow_id:
-                    raise RunBelongsToOtherWorkflow(run_id, existing.workflow_id)
-                fresh = replace(existing, updated_at=now, **fields)
+
+        async def admission() -> _Admission:
+            async with self._lock(run_id):
+                if request_id and await self._store.has_request(run_id, "start", request_id):
+                    return _Repeat(run_id)
+                now = time.time()
+                begin = EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=workflow_id)
+                fields: dict[str, Any] = dict(
+                    status=RunStatus.RUNNING,
+                    input=run_input,
+                    state=state,
+                    request_context=context,
+                    started_at=now,
+                    trace_id=trace_id or new_trace_id(),
+                    deadline=run_deadline(now, workflow.timeout, run_timeout),
+                    **identity(workflow),  # the run finishes on the definition it starts on
+                )
+                fresh = Run(
+                    run_id=run_id,
+                    workflow_id=workflow_id,
+                    created_at=now,
+                    updated_at=now,
+                    resource_id=resource_id or None,
+                    **fields,
+                )
+                request = ("start", request_id) if request_id else None
+                claim = self._keeper.claim
+                # With `wait`, the reply comes after the settling commit, which is synced: the
+                # start's own commit need not wait for an fsync.
                 result = await self._store.write(
-                    RunWrite(
-                        run_id,
-                        expect=frozenset({RunStatus.PENDING}),
-                        patch=fields,
-                        events=(begin,),
-                        request=request,
-                        claim=claim,
-                    )
+                    RunWrite(run_id, create=fresh, events=(begin,), request=request, claim=claim),
+                    durable=not wait,
                 )
                 if not result.applied:
-                    if request_id and await self._store.has_request(run_id, "start", request_id):
-                        return await self._repeat(run_id, wait)
-                    raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
-            run = replace(fresh, last_sequence=result.last_sequence)
-            task = self._launch(self._driver(workflow, run, self._lease(result.epoch)))
-        return await self._settled(task, run_id) if wait else run
+                    existing = await self._load(run_id)
+                    if existing.workflow_id != workflow_id:
+                        raise RunBelongsToOtherWorkflow(run_id, existing.workflow_id)
+                    fresh = replace(existing, updated_at=now, **fields)
+                    result = await self._store.write(
+                        RunWrite(
+                            run_id,
+                            expect=frozenset({RunStatus.PENDING}),
+                            patch=fields,
+                            events=(begin,),
+                            request=request,
+                            claim=claim,
+                        )
+                    )
+                    if not result.applied:
+                        if request_id and await self._store.has_request(run_id, "start", request_id):
+                            return _Repeat(run_id)
+                        raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
+                run = replace(fresh, last_sequence=result.last_sequence)
+                return run, self._launch(self._driver(workflow, run, self._lease(result.epoch)))
+
+        return await self._answer(await self._admit(admission()), wait)
 
     async def resume(
         self,
@@ -354,25 +378,36 @@ class Engine:
         """Resume a suspended step; same return convention as `start`."""
         self._check_open()
         context = _context(request_context)
-        async with self._lock(run_id):
-            delays = iter(CLAIMED_RUN_RETRIES)
-            while (
-                accepted := await self._accept_resume(
-                    run_id, workflow_id, step, label, for_each_index, resume_data, context, request_id, wait
-                )
-            ) is None:
-                # Another drive holds the suspended run (the claim loop took it because a
-                # deadline passed) and is about to end it, wake it or let it go: answer from
-                # what it becomes, not "not suspended (status suspended)".
-                delay = next(delays, None)
-                if delay is None:
-                    raise RunClaimed(run_id)
-                await asyncio.sleep(delay)
-            if isinstance(accepted, Run):
-                return accepted  # the answer to a retried request
-            workflow, run, epoch = accepted
-            task = self._launch(self._driver(workflow, run, self._lease(epoch)))
-        return await self._settled(task, run_id) if wait else replace(run, steps=())
+
+        async def admission() -> _Admission:
+            async with self._lock(run_id):
+                delays = iter(CLAIMED_RUN_RETRIES)
+                while (
+                    accepted := await self._accept_resume(
+                        run_id,
+                        workflow_id,
+                        step,
+                        label,
+                        for_each_index,
+                        resume_data,
+                        context,
+                        request_id,
+                        wait,
+                    )
+                ) is None:
+                    # Another drive holds the suspended run (the claim loop took it because a
+                    # deadline passed) and is about to end it, wake it or let it go: answer from
+                    # what it becomes, not "not suspended (status suspended)".
+                    delay = next(delays, None)
+                    if delay is None:
+                        raise RunClaimed(run_id)
+                    await asyncio.sleep(delay)
+                if isinstance(accepted, _Repeat):
+                    return accepted  # the answer to a retried request
+                workflow, run, epoch = accepted
+                return replace(run, steps=()), self._launch(self._driver(workflow, run, self._lease(epoch)))
+
+        return await self._answer(await self._admit(admission()), wait)
 
     async def _accept_resume(
         self,
@@ -385,12 +420,12 @@ class Engine:
         context: dict[str, Json],
         request_id: str | None,
         wait: bool,
-    ) -> tuple[Workflow, Run, int] | Run | None:
+    ) -> tuple[Workflow, Run, int] | _Repeat | None:
         """Commit a resume of the run: its definition, the run to drive and the lease epoch;
-        the answer itself for a retried request; None while another drive holds the run."""
+        a retried request's marker; None while another drive holds the run."""
         run = await self._load(run_id, workflow_id, steps=True)
         if request_id and await self._store.has_request(run_id, "resume", request_id):
-            return await self._repeat(run_id, wait)
+            return _Repeat(run_id)
         if run.status is RunStatus.SUSPENDED and run.deadline is not None and time.time() >= run.deadline:
             # Past its deadline a run never continues: it ends here, not half-way later.
             await self._expire_idle(run)
@@ -422,7 +457,7 @@ class Engine:
         )
         if not result.applied:
             if request_id and await self._store.has_request(run_id, "resume", request_id):
-                return await self._repeat(run_id, wait)
+                return _Repeat(run_id)
             if result.status is RunStatus.SUSPENDED:
                 return None  # still suspended, so only the claim failed: another drive holds it
             raise RunNotSuspended(run_id, (result.status or RunStatus.CANCELED).value)
@@ -438,34 +473,46 @@ class Engine:
 
         A retry with the same `request_id` changes nothing and returns the run as it is.
         """
-        async with self._lock(run_id):
-            if request_id and await self._store.has_request(run_id, "cancel", request_id):
-                return await self._load(run_id, workflow_id, steps=True)
-            task = self._tasks.get(run_id)
-            driver = self._drivers.get(run_id)
-            if task is None or driver is None:
-                run = await self._load(run_id, workflow_id, steps=True)
-                if run.status.terminal:
-                    return run
-                if run.status not in _ACTIVE:
-                    await self._cancel_idle(run, request_id)
-                    return await self.get_run(run_id)
-                # Active but not driven here: take it if nobody drives it, else ask its owner.
-                claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
-                if claimed.applied:
-                    await self._cancel_idle(run, request_id, self._lease(claimed.epoch))
-                    return await self.get_run(run_id)
-                await self._store.write(
-                    RunWrite(
-                        run_id,
-                        expect=_ACTIVE,
-                        patch={"cancel_requested": True},
-                        request=("cancel", request_id) if request_id else None,
+
+        async def admission() -> Run | asyncio.Task[Run] | None:
+            async with self._lock(run_id):
+                if request_id and await self._store.has_request(run_id, "cancel", request_id):
+                    return await self._load(run_id, workflow_id, steps=True)
+                task = self._tasks.get(run_id)
+                driver = self._drivers.get(run_id)
+                if task is None or driver is None:
+                    run = await self._load(run_id, workflow_id, steps=True)
+                    if run.status.terminal:
+                        return run
+                    if run.status not in _ACTIVE:
+                        await self._cancel_idle(run, request_id)
+                        return await self.get_run(run_id)
+                    # Active but not driven here: take it if nobody drives it, else ask its owner.
+                    claimed = await self._store.write(
+                        RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim)
                     )
-                )
-            else:
-                await self._load(run_id, workflow_id)  # the workflow_id given must match
-                driver.cancel(request_id)
+                    if claimed.applied:
+                        await self._cancel_idle(run, request_id, self._lease(claimed.epoch))
+                        return await self.get_run(run_id)
+                    await self._store.write(
+                        RunWrite(
+                            run_id,
+                            expect=_ACTIVE,
+                            patch={"cancel_requested": True},
+                            request=("cancel", request_id) if request_id else None,
+                        )
+                    )
+                else:
+                    await self._load(run_id, workflow_id)  # the workflow_id given must match
+                    driver.cancel(request_id)
+                return task
+
+        # The claim of a run nobody drives and its cancel are one admission: cut in between,
+        # the run would stay this replica's, active and driven by nobody.
+        admitted = await self._admit(admission())
+        if isinstance(admitted, Run):
+            return admitted
+        task = admitted
         if task is not None:
             await asyncio.wait((asyncio.shield(task),), timeout=self._cancel_grace * 2)
         else:
@@ -485,14 +532,16 @@ class Engine:
             if run is None or run.status not in _ACTIVE:
                 return
             polls += 1
-            if polls % 10 == 0:  # every half second: is it ownerless now?
-                claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
-                if claimed.applied:
-                    await self._cancel_idle(
-                        await self._load(run_id, steps=True), None, self._lease(claimed.epoch)
-                    )
-                    return
+            if polls % 10 == 0 and await self._admit(self._take_and_cancel(run_id)):
+                return  # it was ownerless: canceled here
             await asyncio.sleep(0.05)
+
+    async def _take_and_cancel(self, run_id: str) -> bool:
+        """Claim an active run if nobody owns it, and cancel it; whether it was taken."""
+        claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
+        if claimed.applied:
+            await self._cancel_idle(await self._load(run_id, steps=True), None, self._lease(claimed.epoch))
+        return claimed.applied
 
     async def _cancel_idle(self, run: Run, request_id: str | None = None, lease: Lease | None = None) -> None:
         """Cancel a run no task is executing: pending, suspended, or active with no live
@@ -587,20 +636,26 @@ class Engine:
         a suspended or finished run is RunNotActive.
         """
         self._check_open()
-        async with self._lock(run_id):
-            run = await self._load(run_id, workflow_id, steps=True)
-            if run.status not in _ACTIVE:
-                raise RunNotActive(run_id, run.status.value)
-            task = self._tasks.get(run_id)
-            if task is None:
-                workflow = self.definition(run)
-                claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
-                if not claimed.applied:  # another replica drives it
-                    return replace(run, steps=())
-                run = await self._load(run_id, steps=True)
-                logger.info("run %s: restarted from its last checkpoint (was %s)", run_id, run.status)
-                task = self._launch(self._driver(workflow, run, self._lease(claimed.epoch)))
-        return await self._settled(task, run_id) if wait else replace(run, steps=())
+
+        async def admission() -> _Admission:
+            async with self._lock(run_id):
+                run = await self._load(run_id, workflow_id, steps=True)
+                if run.status not in _ACTIVE:
+                    raise RunNotActive(run_id, run.status.value)
+                task = self._tasks.get(run_id)
+                if task is None:
+                    workflow = self.definition(run)
+                    claimed = await self._store.write(
+                        RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim)
+                    )
+                    if not claimed.applied:  # another replica drives it
+                        return replace(run, steps=())
+                    run = await self._load(run_id, steps=True)
+                    logger.info("run %s: restarted from its last checkpoint (was %s)", run_id, run.status)
+                    task = self._launch(self._driver(workflow, run, self._lease(claimed.epoch)))
+                return replace(run, steps=()), task
+
+        return await self._answer(await self._admit(admission()), wait)
 
     async def time_travel(
         self,
@@ -619,62 +674,66 @@ class Engine:
         replaces the run state when given; `request_context` entries are merged in."""
         self._check_open()
         context = _context(request_context)
-        async with self._lock(run_id):
-            run = await self._load(run_id, workflow_id, steps=True)
-            if request_id and await self._store.has_request(run_id, "time-travel", request_id):
-                return await self._repeat(run_id, wait)
-            workflow = self.definition(run)  # its recorded version, with the same step graph
-            check_time_travel(run, workflow)
-            target = plan(run, workflow, step, input_data)
-            previous = run.travel
-            travel = Travel(
-                target.path,
-                target.input,
-                count=(previous.count if previous else 0) + 1,
-                fork_step=previous.fork_step if previous else (),
-            )
-            fields: dict[str, Any] = dict(
-                status=RunStatus.RUNNING,
-                result=None,
-                error=None,
-                ended_at=None,
-                suspended=(),
-                resume_labels={},
-                wake_at=None,
-                cancel_requested=False,
-                state=_travel_state(workflow, run, initial_state),
-                request_context={**run.request_context, **context},
-                travel=travel,
-                # A new execution: the workflow's timeout counts again from now (a timed-out
-                # run's old deadline would end it at once).
-                deadline=run_deadline(time.time(), workflow.timeout, None),
-            )
-            events = (
-                travel_event(target.path, target.replaced, run, fork=False),
-                EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),
-            )
-            # Conditional on the settled status: of two concurrent time travels (on any
-            # replicas) one applies, the other finds the run running and is refused.
-            result = await self._store.write(
-                RunWrite(
-                    run_id,
-                    expect=frozenset({run.status}),
-                    patch=fields,
-                    drop_steps=[s.path for s in target.replaced],
-                    events=events,
-                    request=("time-travel", request_id) if request_id else None,
-                    claim=self._keeper.claim,
-                )
-            )
-            if not result.applied:
+
+        async def admission() -> _Admission:
+            async with self._lock(run_id):
+                run = await self._load(run_id, workflow_id, steps=True)
                 if request_id and await self._store.has_request(run_id, "time-travel", request_id):
-                    return await self._repeat(run_id, wait)
-                raise refusal(run_id, result.status)
-            logger.info("run %s: time travel to %s", run_id, ".".join(target.path))
-            run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
-            run = run.with_steps(target.kept)
-            task = self._launch(self._driver(workflow, run, self._lease(result.epoch)))
-        return await self._settled(task, run_id) if wait else replace(run, steps=())
+                    return _Repeat(run_id)
+                workflow = self.definition(run)  # its recorded version, with the same step graph
+                check_time_travel(run, workflow)
+                target = plan(run, workflow, step, input_data)
+                previous = run.travel
+                travel = Travel(
+                    target.path,
+                    target.input,
+                    count=(previous.count if previous else 0) + 1,
+                    fork_step=previous.fork_step if previous else (),
+                )
+                fields: dict[str, Any] = dict(
+                    status=RunStatus.RUNNING,
+                    result=None,
+                    error=None,
+                    ended_at=None,
+                    suspended=(),
+                    resume_labels={},
+                    wake_at=None,
+                    cancel_requested=False,
+                    state=_travel_state(workflow, run, initial_state),
+                    request_context={**run.request_context, **context},
+                    travel=travel,
+                    # A new execution: the workflow's timeout counts again from now (a timed-out
+                    # run's old deadline would end it at once).
+                    deadline=run_deadline(time.time(), workflow.timeout, None),
+                )
+                events = (
+                    travel_event(target.path, target.replaced, run, fork=False),
+                    EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),
+                )
+                # Conditional on the settled status: of two concurrent time travels (on any
+                # replicas) one applies, the other finds the run running and is refused.
+                result = await self._store.write(
+                    RunWrite(
+                        run_id,
+                        expect=frozenset({run.status}),
+                        patch=fields,
+                        drop_steps=[s.path for s in target.replaced],
+                        events=events,
+                        request=("time-travel", request_id) if request_id else None,
+                        claim=self._keeper.claim,
+                    )
+                )
+                if not result.applied:
+                    if request_id and await self._store.has_request(run_id, "time-travel", request_id):
+                        return _Repeat(run_id)
+                    raise refusal(run_id, result.status)
+                logger.info("run %s: time travel to %s", run_id, ".".join(target.path))
+                run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
+                run = run.with_steps(target.kept)
+                task = self._launch(self._driver(workflow, run, self._lease(result.epoch)))
+                return replace(run, steps=()), task
+
+        return await self._answer(await self._admit(admission()), wait)
 
     async def fork(
         self,
@@ -697,52 +756,56 @@ class Engine:
         context = _context(request_context)
         source = await self._load(run_id, workflow_id, steps=True)
         fork_id = new_run_id or (fork_run_id(run_id, request_id) if request_id else new_id())
-        async with self._lock(fork_id):
-            if request_id and await self._store.has_request(fork_id, "fork", request_id):
-                return await self._repeat(fork_id, wait)
-            workflow = self.definition(source)  # the fork keeps records made by this definition
-            check_time_travel(source, workflow)
-            target = plan(source, workflow, step, input_data)
-            now = time.time()
-            fresh = Run(
-                run_id=fork_id,
-                workflow_id=source.workflow_id,
-                status=RunStatus.RUNNING,
-                created_at=now,
-                updated_at=now,
-                resource_id=source.resource_id,
-                input=source.input,
-                state=_travel_state(workflow, source, initial_state),
-                request_context={**source.request_context, **context},
-                started_at=now,
-                trace_id=trace_id or new_trace_id(),
-                forked_from=source.run_id,
-                travel=Travel(target.path, target.input, fork_step=target.path),
-                **identity(workflow),
-                deadline=run_deadline(now, workflow.timeout, None),
-            )
-            events = (
-                travel_event(target.path, target.replaced, source, fork=True),
-                EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=source.workflow_id),
-            )
-            result = await self._store.write(
-                RunWrite(
-                    fork_id,
-                    create=fresh,
-                    steps=target.kept,
-                    events=events,
-                    request=("fork", request_id) if request_id else None,
-                    claim=self._keeper.claim,
-                )
-            )
-            if not result.applied:
+
+        async def admission() -> _Admission:
+            async with self._lock(fork_id):
                 if request_id and await self._store.has_request(fork_id, "fork", request_id):
-                    return await self._repeat(fork_id, wait)
-                raise RunAlreadyStarted(fork_id, (result.status or RunStatus.PENDING).value)
-            logger.info("run %s: forked from run %s at %s", fork_id, run_id, ".".join(target.path))
-            run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
-            task = self._launch(self._driver(workflow, run, self._lease(result.epoch)))
-        return await self._settled(task, fork_id) if wait else replace(run, steps=())
+                    return _Repeat(fork_id)
+                workflow = self.definition(source)  # the fork keeps records made by this definition
+                check_time_travel(source, workflow)
+                target = plan(source, workflow, step, input_data)
+                now = time.time()
+                fresh = Run(
+                    run_id=fork_id,
+                    workflow_id=source.workflow_id,
+                    status=RunStatus.RUNNING,
+                    created_at=now,
+                    updated_at=now,
+                    resource_id=source.resource_id,
+                    input=source.input,
+                    state=_travel_state(workflow, source, initial_state),
+                    request_context={**source.request_context, **context},
+                    started_at=now,
+                    trace_id=trace_id or new_trace_id(),
+                    forked_from=source.run_id,
+                    travel=Travel(target.path, target.input, fork_step=target.path),
+                    **identity(workflow),
+                    deadline=run_deadline(now, workflow.timeout, None),
+                )
+                events = (
+                    travel_event(target.path, target.replaced, source, fork=True),
+                    EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=source.workflow_id),
+                )
+                result = await self._store.write(
+                    RunWrite(
+                        fork_id,
+                        create=fresh,
+                        steps=target.kept,
+                        events=events,
+                        request=("fork", request_id) if request_id else None,
+                        claim=self._keeper.claim,
+                    )
+                )
+                if not result.applied:
+                    if request_id and await self._store.has_request(fork_id, "fork", request_id):
+                        return _Repeat(fork_id)
+                    raise RunAlreadyStarted(fork_id, (result.status or RunStatus.PENDING).value)
+                logger.info("run %s: forked from run %s at %s", fork_id, run_id, ".".join(target.path))
+                run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
+                task = self._launch(self._driver(workflow, run, self._lease(result.epoch)))
+                return replace(run, steps=()), task
+
+        return await self._answer(await self._admit(admission()), wait)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -1014,6 +1077,33 @@ class Engine:
                 pass
             run = await self._load(run_id, steps=True)
         return run
+
+    async def _admit(self, admission: Coroutine[Any, Any, _T]) -> _T:
+        """Run `admission` to its end even if the caller is cancelled meanwhile.
+
+        An admission holds a run's lock, commits what makes the run this replica's (a Start,
+        a Resume, a Restart, a claim to cancel it) and launches or ends its drive. Cut in
+        between (a cancelled RPC, a client's deadline), the run would stay active, owned here
+        and driven by nobody, until a restart. So it runs in a task of its own, which the
+        caller only waits for."""
+        task = asyncio.get_running_loop().create_task(admission)
+        self._admissions.add(task)
+        task.add_done_callback(self._admitted)
+        return await asyncio.shield(task)
+
+    def _admitted(self, task: asyncio.Task[Any]) -> None:
+        self._admissions.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here: its caller may have gone away
+
+    async def _answer(self, admitted: _Admission, wait: bool) -> Run:
+        """The reply to a Start, Resume, Restart, time travel or fork once admitted."""
+        if isinstance(admitted, _Repeat):
+            return await self._repeat(admitted.run_id, wait)
+        if isinstance(admitted, Run):
+            return admitted
+        run, task = admitted
+        return await self._settled(task, run.run_id) if wait else run
 
     async def _repeat(self, run_id: str, wait: bool) -> Run:
         """The answer to a retried request: the run now, or once it settles (wherever it runs)."""
