@@ -23,6 +23,7 @@ from runservice.engine.engine import Engine
 from runservice.model import RunStatus
 from runservice.storage import Claim, ScheduleDefinition
 from runservice.storage.sqlite import SqliteStore
+from runservice.workflow import StepContext, create_step, create_workflow
 
 
 def _marks(path: str) -> int:
@@ -151,7 +152,7 @@ async def test_schedule_changes_are_synced_but_claims_are_not(store: SqliteStore
     assert store.durable == store.commits
     syncs = store.syncs
     await store.claim_runs(Claim("me", 30.0), 10, ["wf"])
-    await store.renew_leases("me", 30.0)
+    await store.renew_leases("me", 30.0, ["r1"])
     assert store.syncs == syncs and store.durable < store.commits
     paused = await store.set_schedule_paused("nightly", True, None)
     assert paused is not None and paused.paused
@@ -181,8 +182,21 @@ def test_unknown_durability_is_refused(tmp_path: Path) -> None:
         SqliteStore(str(tmp_path / "runs.db"), durability="sometimes")
 
 
+held_gate = asyncio.Event()
+
+
+@create_step("held")
+async def held(ctx: StepContext) -> int:
+    await held_gate.wait()
+    return 1
+
+
+held_flow = create_workflow("held").then(held).commit()
+
+
 async def test_a_reply_waits_for_one_sync_covering_the_run(store: SqliteStore) -> None:
-    async with Engine(store, [echo, approval]) as engine:
+    held_gate.clear()
+    async with Engine(store, [echo, approval, held_flow]) as engine:
         syncs = store.syncs
         run = await engine.start("echo", input_data={"count": 1}, wait=True)
         assert run.status is RunStatus.SUCCESS
@@ -196,9 +210,13 @@ async def test_a_reply_waits_for_one_sync_covering_the_run(store: SqliteStore) -
         assert done.status is RunStatus.SUCCESS
         assert store.durable == store.commits
         assert store.syncs == syncs + 1  # with `wait`, the resume's own commit is not synced apart
-        started = await engine.start("echo", input_data={"count": 1})  # no wait: the start is the reply
+        commits = store.commits
+        started = await engine.start("held")  # no wait: the start is the reply
         assert started.status is RunStatus.RUNNING
-        assert store.durable == store.commits
+        # The start's own commit is synced (its drive, held in its step, may have committed
+        # progress since, unsynced).
+        assert store.durable >= commits + 1
+        held_gate.set()
 
 
 async def test_a_reply_does_not_wait_for_other_runsprogress(store: SqliteStore) -> None:
