@@ -14,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +129,20 @@ async def test_renewal_keeps_leases_and_reports_remote_cancels(store: Store) -> 
     await store.write(RunWrite("b", patch={"cancel_requested": True}))
     for _ in range(3):
         await asyncio.sleep(0.1)
-        assert await store.renew_leases("r1", 0.2) == {"a": False, "b": True}
+        assert await store.renew_leases("r1", 0.2, ["a", "b", "c"]) == {"a": False, "b": True}
     assert await store.claim_runs(Claim("r2", 10), 10, ["slow"]) == []
-    assert await store.renew_leases("r2", 0.2) == {}
+    assert await store.renew_leases("r2", 0.2, ["a", "b"]) == {}
+
+
+async def test_renewal_extends_only_the_leases_of_the_runs_named(store: Store) -> None:
+    """A replica renews the runs it drives; one it owns but does not drive expires."""
+    for run_id in ("a", "b"):
+        await store.write(RunWrite(run_id, create=new_run(run_id)))
+    await store.claim_runs(Claim("r1", 0.2), 10, ["slow"])
+    for _ in range(3):
+        await asyncio.sleep(0.1)
+        assert await store.renew_leases("r1", 0.2, ["a"]) == {"a": False}
+    assert await store.claim_runs(Claim("r2", 10), 10, ["slow"]) == [("b", Lease("r2", 2))]
 
 
 async def test_a_claim_on_start_gives_epoch_one_and_only_sqlite_voids_leases_at_open(url: str) -> None:
@@ -244,6 +256,21 @@ async def test_a_waiting_caller_cancelled_with_its_drive_goes_away(shared: Store
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(waiting, 5)
         release.set()
+
+
+async def test_a_run_a_replica_owns_but_does_not_drive_is_taken_over(shared: Store) -> None:
+    """A replica renews the leases of the runs it drives, not every lease it holds: a run
+    it took and then failed to drive (its drive never started, or stopped on an error)
+    once stayed its own, active and driven by nobody, for as long as it lived."""
+    async with replica(shared, "a") as a:
+        # Taken by `a` and never driven (as a Start cut before its launch once left it).
+        orphan = replace(new_run("orphan"), input={"n": 4})
+        taken = await shared.write(RunWrite("orphan", create=orphan, claim=a._keeper.claim))
+        assert taken.applied and "orphan" not in a._tasks
+        async with replica(shared, "b") as b:
+            release.set()
+            done = await settled(b, "orphan")
+    assert (done.status, done.result) == (RunStatus.SUCCESS, 8)
 
 
 async def test_a_retried_start_with_wait_at_another_replica_waits_for_the_outcome(shared: Store) -> None:

@@ -180,7 +180,9 @@ class LeaseKeeper:
         # while it ran (a Start committed meanwhile) may be missing from its snapshot.
         before = {run_id for run_id, settled in self._local().items() if not settled}
         sent = time.monotonic()
-        owned = await self._store.renew_leases(self.owner, self.lease_seconds)
+        # Only the runs driven here: one this replica owns but does not drive (its drive
+        # never started, or stopped on an error) expires, and a claim loop takes it over.
+        owned = await self._store.renew_leases(self.owner, self.lease_seconds, before)
         self._renewed_at = max(self._renewed_at, sent)
         for run_id, settled in self._local().items():
             if run_id in before and run_id not in owned and not settled:

@@ -202,9 +202,11 @@ class Store(Protocol):
         is one of them: a run of a version this replica does not serve is left for one that
         does. Returns (run id, lease) of each."""
 
-    async def renew_leases(self, owner: str, seconds: float) -> dict[str, bool]:
-        """Extend every lease `owner` holds by `seconds`; returns the runs it still owns,
-        each with its `cancel_requested` flag (a Cancel that reached another replica)."""
+    async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
+        """Extend by `seconds` the leases `owner` holds on `run_ids` (the runs it drives: a
+        run it owns but does not drive is left to expire, and the claim loops take it over);
+        returns those it still owns, each with its `cancel_requested` flag (a Cancel that
+        reached another replica)."""
 
     async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
         """How many runs have each of `statuses` (every one of them is a key), for metrics gauges."""

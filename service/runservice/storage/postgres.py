@@ -114,7 +114,8 @@ _CLAIM = (
 )
 _RENEW = (
     f"UPDATE runs SET lease_expires_at = {_NOW} + $2"
-    " WHERE owner = $1 AND status = ANY($3::text[]) RETURNING run_id, cancel_requested"
+    " WHERE run_id = ANY($4::text[]) AND owner = $1 AND status = ANY($3::text[])"
+    " RETURNING run_id, cancel_requested"
 )
 
 _MAX_BATCH = 500
@@ -444,9 +445,9 @@ class PostgresStore(PostgresSchedules):
         )
         return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 
-    async def renew_leases(self, owner: str, seconds: float) -> dict[str, bool]:
-        """Extend `owner`'s leases; the runs it still owns with their cancel flags."""
-        rows = await self._readers().fetch(_RENEW, owner, seconds, _ACTIVE)
+    async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
+        """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags."""
+        rows = await self._readers().fetch(_RENEW, owner, seconds, _ACTIVE, list(run_ids))
         return {run_id: bool(flag) for run_id, flag in rows}
 
     # -- events from other processes ---------------------------------------------

@@ -382,14 +382,16 @@ class SqliteStore(SqliteSchedules):
         claimed: list[tuple[str, Lease]] = await self._submit(_Operation(apply))
         return claimed
 
-    async def renew_leases(self, owner: str, seconds: float) -> dict[str, bool]:
-        """Extend `owner`'s leases; the runs it still owns with their cancel flags."""
+    async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
+        """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags."""
+        ids = orjson.dumps(list(run_ids)).decode()
 
         def apply(conn: sqlite3.Connection, now: float) -> dict[str, bool]:
             rows = conn.execute(
                 "UPDATE runs SET lease_expires_at = ?"
-                f" WHERE owner = ? AND status IN {_ACTIVE_SQL} RETURNING run_id, cancel_requested",
-                (now + seconds, owner),
+                f" WHERE run_id IN (SELECT value FROM json_each(?)) AND owner = ? AND status IN {_ACTIVE_SQL}"
+                " RETURNING run_id, cancel_requested",
+                (now + seconds, ids, owner),
             ).fetchall()
             return {run_id: bool(flag) for run_id, flag in rows}
 
