@@ -109,6 +109,15 @@ class PostgresServer:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
 
+    def shut_down(self) -> None:
+        """Stop the server as an operator or a failover does (`pg_ctl stop -m fast`: its
+        sessions are ended), keeping its data for `start_again`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def start_again(self) -> None:
+        """Start a server `shut_down` stopped, on the same port and data."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

@@ -414,6 +414,16 @@ class RunClaimed(Unavailable):
         )
 
 
+class StorageUnavailable(Unavailable):
+    """The database did not answer: a restart, a failover, a dropped connection. Nothing of
+    the request is reported done; retrying (with its `request_id`) is safe."""
+
+    reason = "STORAGE_UNAVAILABLE"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the database is unavailable ({detail}); retry")
+
+
 class Unimplemented(ServiceError):
     reason = "UNIMPLEMENTED"
 

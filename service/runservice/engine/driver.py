@@ -27,7 +27,7 @@ from runservice.engine.leases import LeaseKeeper, LeaseLost
 from runservice.engine.outbox import IN_CONCURRENT_BLOCK, Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
 from runservice.engine.scope import Scope
-from runservice.errors import PayloadTooLarge, StepTimeoutError, WorkflowTimeoutError
+from runservice.errors import PayloadTooLarge, StepTimeoutError, StorageUnavailable, WorkflowTimeoutError
 from runservice.model import (
     EventType,
     ForeachItem,
@@ -279,7 +279,8 @@ class RunDriver:
         A task group owns the branches: if one fails unexpectedly the others are
         cancelled, never left running unowned. A branch whose commit was fenced ends the
         drive as a plain LeaseLost, whatever the others raised: the run is another
-        replica's now, and the engine follows it there rather than fail it here.
+        replica's now, and the engine follows it there rather than fail it here. So does
+        StorageUnavailable: the engine drives the run on once the database answers.
         """
         if not branches:
             return []
@@ -288,9 +289,11 @@ class RunDriver:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(branch) for branch in branches]
         except BaseExceptionGroup as failures:
-            lost = failures.subgroup(LeaseLost)
-            if lost is not None:
-                raise _first_leaf(lost) from failures
+            # Ends of the drive, not failures of the run: the first found is raised alone.
+            for ending in (LeaseLost, StorageUnavailable):
+                found = failures.subgroup(ending)
+                if found is not None:
+                    raise _first_leaf(found) from failures
             raise
         finally:
             IN_CONCURRENT_BLOCK.reset(token)

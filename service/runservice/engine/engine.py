@@ -43,6 +43,7 @@ from runservice.errors import (
     RunNotFound,
     RunNotSuspended,
     RunWorkflowMismatch,
+    StorageUnavailable,
     Unavailable,
     ValidationFailed,
     WorkflowDefinitionChanged,
@@ -948,6 +949,13 @@ class Engine:
             # unowned, for a server that serves its definition; never fail it.
             logger.warning("run %s: not re-driven: %s", run_id, exc.message)
             await self._release(run_id, lease)
+        except StorageUnavailable as exc:
+            # Not driven here, its lease is not renewed: a claim loop takes it over once it expires.
+            logger.warning(
+                "run %s: not re-driven now, the database did not answer (%s)",
+                run_id,
+                type(exc.__cause__ or exc).__name__,
+            )
         except Exception:
             logger.exception("run %s: cannot be recovered", run_id)
             await self._fail(run_id, "the run could not be recovered; see the server log", lease)
@@ -1007,19 +1015,54 @@ class Engine:
     async def _drive(self, driver: RunDriver) -> Run:
         # This task's own context: every log line of the run carries its id and trace id.
         logs.bind_run(driver.run.run_id, driver.run.trace_id)
-        try:
-            return await driver.drive()
-        except LeaseLost:
-            logger.warning("run %s: lease lost; another replica continues it", driver.run_id)
-            return await self._load(driver.run_id, steps=True)
-        except Exception:
-            # A bug or a storage failure: fail the run loudly rather than leave it
-            # `running` to fail again at every boot.
-            logger.exception("run %s: the engine failed while driving it", driver.run_id)
-            await self._fail(
-                driver.run_id, "the engine failed while driving the run; see the server log", driver.lease
-            )
-            raise
+        while True:
+            try:
+                return await driver.drive()
+            except LeaseLost:
+                logger.warning("run %s: lease lost; another replica continues it", driver.run_id)
+                return await self._load(driver.run_id, steps=True)
+            except StorageUnavailable as exc:
+                # A restart, a failover, a dropped connection: not the run's fault. Whether the
+                # commit in flight took is unknown, so the run goes on from what is stored once
+                # the database answers, under the same lease (its commits stay fenced).
+                logger.warning(
+                    "run %s: the database did not answer (%s); the run goes on from its last"
+                    " checkpoint once it does",
+                    driver.run_id,
+                    type(exc.__cause__ or exc).__name__,
+                )
+                again = await self._reloaded(driver)
+                if isinstance(again, Run):
+                    return again
+                driver = again
+            except Exception:
+                # A bug or a storage failure: fail the run loudly rather than leave it
+                # `running` to fail again at every boot.
+                logger.exception("run %s: the engine failed while driving it", driver.run_id)
+                await self._fail(
+                    driver.run_id, "the engine failed while driving the run; see the server log", driver.lease
+                )
+                raise
+
+    async def _reloaded(self, driver: RunDriver) -> RunDriver | Run:
+        """A new drive of `driver`'s run from what is stored, once the database answers; the
+        run itself when it is no longer active (the commit that failed took, or it ended)."""
+        delay = OUTAGE_RETRY_FIRST
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                run = await self._load(driver.run_id, steps=True)
+            except StorageUnavailable:
+                delay = min(delay * 2, OUTAGE_RETRY_MAX)
+                continue
+            if run.status not in _ACTIVE:
+                return run
+            assert driver.lease is not None  # every drive of the engine holds one
+            again = self._driver(self.definition(run), run, driver.lease)
+            if driver.cancel_requested and not driver.timed_out:
+                again.cancel()  # a Cancel that reached the drive before the outage
+            self._drivers[run.run_id] = again
+            return again
 
     async def _fail(self, run_id: str, message: str, lease: Lease | None) -> None:
         """Mark an active run failed with an internal error (best effort: storage may be down)."""
@@ -1132,6 +1175,9 @@ def _running_again(**more: Any) -> dict[str, Any]:
     return dict(status=RunStatus.RUNNING, suspended=(), resume_labels={}, wake_at=None, **more)
 
 
+OUTAGE_RETRY_FIRST = 0.1
+OUTAGE_RETRY_MAX = 5.0
+"""Seconds between a drive's looks for the database after it did not answer (doubling)."""
 CLAIMED_RUN_RETRIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 1.8)
 """Seconds between a Resume's attempts while another drive holds the suspended run (about
 5 s in all; its holder commits within milliseconds unless its process died)."""

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 
+from runservice.engine.failures import log_failure
 from runservice.storage import Claim, Definition, Lease, Store
 
 logger = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ class LeaseKeeper:
         try:
             await self.heartbeat()
         except Exception:
-            logger.exception("renewing leases failed; retrying in %.1fs", RENEW_RETRY)
+            log_failure(logger, "renewing leases failed; retrying in %.1fs", RENEW_RETRY)
             await asyncio.sleep(RENEW_RETRY)
 
     async def _claim_loop(self) -> None:
@@ -163,7 +164,7 @@ class LeaseKeeper:
             try:
                 await self.claim_due()
             except Exception:
-                logger.exception("claiming due runs failed; retrying in %.1fs", self._claim_interval)
+                log_failure(logger, "claiming due runs failed; retrying in %.1fs", self._claim_interval)
 
     async def _heartbeat_loop(self) -> None:
         interval = self.lease_seconds / 3
@@ -172,7 +173,7 @@ class LeaseKeeper:
             try:
                 await self.heartbeat()
             except Exception:
-                logger.exception("renewing leases failed; retrying in %.1fs", interval)
+                log_failure(logger, "renewing leases failed; retrying in %.1fs", interval)
 
     async def heartbeat(self) -> None:
         """Renew this replica's leases; stop what it lost; pass on remote cancels."""

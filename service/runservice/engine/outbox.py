@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from runservice.engine.leases import LeaseLost
+from runservice.errors import StorageUnavailable
 from runservice.model import Event, EventDraft, EventType, ForeachItem, RunStatus, StepPath, StepRecord
 from runservice.storage import Lease, RunWrite, Store
 
@@ -27,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 START_FLUSH_DELAY = 0.05
 """Seconds a step may run before its start is committed on its own."""
+
+_DRIVE_ENDINGS = (LeaseLost, StorageUnavailable)
+"""Failures of a commit that end the drive rather than fail the run (see Engine._drive)."""
 
 IN_CONCURRENT_BLOCK: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "runservice_in_concurrent_block", default=False
@@ -129,7 +133,8 @@ class Outbox:
             return
         error = task.exception()
         if error is not None:
-            logger.error("run %s: background flush failed", self._run_id, exc_info=error)
+            if not isinstance(error, _DRIVE_ENDINGS):
+                logger.error("run %s: background flush failed", self._run_id, exc_info=error)
             self._flush_error = error
 
     async def close(self) -> None:
@@ -149,6 +154,8 @@ class Outbox:
         """
         async with self._lock:
             if self._flush_error is not None:
+                if isinstance(self._flush_error, _DRIVE_ENDINGS):
+                    raise self._flush_error  # the drive ends as on a commit of its own
                 raise RuntimeError("an earlier background flush of this run failed") from self._flush_error
             if not (self._steps or self._events or self._patch or self._items or self._cleared):
                 return ()

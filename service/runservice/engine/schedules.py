@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from runservice.engine.deadlines import run_deadline
+from runservice.engine.failures import log_failure
 from runservice.engine.versions import identity
 from runservice.errors import (
     ScheduleNotFound,
@@ -197,7 +198,7 @@ class Scheduler:
                 if due_at is not None:
                     delay = min(delay, max(due_at - time.time(), 0.0))
             except Exception:
-                logger.exception("firing schedule ticks failed; retrying in %.1fs", delay)
+                log_failure(logger, "firing schedule ticks failed; retrying in %.1fs", delay)
             # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives as
             # the wake-up completes (a run ending during shutdown wakes the loop), and the loop
             # then never stopped. `asyncio.timeout` tells its own timeout from a cancellation.
@@ -218,7 +219,7 @@ class Scheduler:
                     await self._fire_cron(row, time.time())
                     row = await self._store.get_schedule(row.schedule_id) or row
             except Exception:  # one broken schedule must not stop the others
-                logger.exception("schedule %s: firing its tick failed", row.schedule_id)
+                log_failure(logger, "schedule %s: firing its tick failed", row.schedule_id)
             if row.next_tick is not None and not row.paused:
                 earliest = row.next_tick if earliest is None else min(earliest, row.next_tick)
         return earliest

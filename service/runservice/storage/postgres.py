@@ -59,6 +59,7 @@ from typing import Any, NamedTuple
 import asyncpg
 import orjson
 
+from runservice.errors import StorageUnavailable
 from runservice.model import Event, Run, RunStatus, StepRecord
 from runservice.storage import (
     Claim,
@@ -123,6 +124,54 @@ _READERS = 4
 _POLL_INTERVAL = 1.0
 _RECONNECT_DELAY = 0.5
 _CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_LOST = (
+    OSError,  # refused, reset, timed out
+    asyncpg.PostgresConnectionError,  # SQLSTATE 08: the connection failed or was closed mid-call
+    asyncpg.exceptions.AdminShutdownError,  # 57P01: the server is shutting down
+    asyncpg.exceptions.CrashShutdownError,  # 57P02
+    asyncpg.exceptions.CannotConnectNowError,  # 57P03: starting up, in recovery
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.InterfaceError,  # "connection is closed"
+    asyncpg.exceptions.InternalClientError,  # a connection left mid-operation by a dropped link
+)
+"""Failures that say the database was not reached, not that it refused what was asked: they
+are reported as StorageUnavailable (retry), and the engine drives a run on once it answers."""
+
+
+def _unavailable(exc: BaseException) -> StorageUnavailable:
+    """The error a caller sees for a lost database (its address stays in the server log)."""
+    return StorageUnavailable(type(exc).__name__)
+
+
+class _Readers:
+    """The readers' pool, with a database that was not reached reported as StorageUnavailable."""
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    async def fetch(self, *args: Any) -> Any:
+        try:
+            return await self._pool.fetch(*args)
+        except _LOST as exc:
+            raise _unavailable(exc) from exc
+
+    async def fetchrow(self, *args: Any) -> Any:
+        try:
+            return await self._pool.fetchrow(*args)
+        except _LOST as exc:
+            raise _unavailable(exc) from exc
+
+    async def fetchval(self, *args: Any) -> Any:
+        try:
+            return await self._pool.fetchval(*args)
+        except _LOST as exc:
+            raise _unavailable(exc) from exc
+
+    def acquire(self) -> Any:
+        return self._pool.acquire()
+
 
 _WAL_BEHIND = (
     "(current_setting('synchronous_standby_names') <> ''"
@@ -328,6 +377,12 @@ class PostgresStore(PostgresSchedules):
                     except Exception:  # closing anyway: drop the socket
                         conn.terminate()
 
+    def _drop_writer(self) -> None:
+        """Forget the writer's connection (closed, or left mid-operation by a dropped link)."""
+        writer, self._writer = self._writer, None
+        if writer is not None and not writer.is_closed():
+            writer.terminate()
+
     # -- writes ----------------------------------------------------------------
 
     async def sync(self, upto: int | None = None) -> None:
@@ -384,6 +439,11 @@ class PostgresStore(PostgresSchedules):
             outcomes = await apply_batch(self._writer, changes, self.notify, quiet=not flush)
         except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing is reported committed
             hub.committed(time.perf_counter() - started, len(batch))
+            if isinstance(exc, _LOST) or (self._writer is not None and self._writer.is_closed()):
+                # Whether the batch took is unknown; the next one starts on a new connection.
+                logger.warning("the writer lost the database: %s", exc)
+                self._drop_writer()
+                exc = _unavailable(exc)
             batching.fail(batch, exc)
             return
         self.transactions += 1
@@ -506,7 +566,7 @@ class PostgresStore(PostgresSchedules):
     def _readers(self) -> Any:
         if self._pool is None:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
-        return self._pool
+        return _Readers(self._pool)
 
     async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
         """The run, with its step records when `steps` is true; None if unknown."""

@@ -1,0 +1,152 @@
+"""A PostgreSQL server that goes away and comes back (a restart, a failover) while runs are in
+flight: nothing fails for it. Each test starts a PostgreSQL server of its own (tests/postgres.py)
+and shuts it down as an operator does (`pg_ctl stop -m fast`), then starts it again on the same
+port and data.
+
+Reads during the outage raise StorageUnavailable (gRPC UNAVAILABLE, reason STORAGE_UNAVAILABLE:
+retry); a run whose commit found the database gone goes on from its last checkpoint once it
+answers, instead of ending failed as an engine error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+from postgres import PostgresServer, find_bin_dir
+
+from runservice.engine import Engine
+from runservice.errors import StorageUnavailable
+from runservice.model import EventType, Run, RunStatus
+from runservice.storage.postgres import PostgresStore
+from runservice.workflow import StepContext, create_step, create_workflow
+
+pytestmark = pytest.mark.timeout(120)
+
+ran: Counter[str] = Counter()
+gate = asyncio.Event()
+
+
+@create_step("first")
+async def first(ctx: StepContext) -> int:
+    ran["first"] += 1
+    await gate.wait()
+    return int(ctx.input_data["n"]) + 1
+
+
+@create_step("second")
+async def second(ctx: StepContext) -> int:
+    ran["second"] += 1
+    return int(ctx.input_data) * 2
+
+
+@create_step("left")
+async def left(ctx: StepContext) -> int:
+    ran["left"] += 1
+    await gate.wait()
+    return 1
+
+
+@create_step("right")
+async def right(ctx: StepContext) -> int:
+    ran["right"] += 1
+    return 2
+
+
+sequence = create_workflow("outage-sequence").then(first).then(second).commit()
+branches = create_workflow("outage-parallel").parallel([left, right]).commit()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[PostgresServer]:
+    bin_dir = find_bin_dir()
+    assert bin_dir is not None, "PostgreSQL's binaries are missing (.ci/run installs them)"
+    made = PostgresServer(bin_dir)
+    await asyncio.to_thread(made.start)
+    try:
+        yield made
+    finally:
+        await asyncio.to_thread(made.stop)
+
+
+@pytest.fixture(autouse=True)
+def reset() -> None:
+    global gate
+    ran.clear()
+    gate = asyncio.Event()
+
+
+async def settled(engine: Engine, run_id: str) -> Run:
+    """The run once it is not active (reads may still find the database coming back)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            run = await engine.get_run(run_id)
+            if run.status not in (RunStatus.RUNNING, RunStatus.WAITING):
+                return run
+        except StorageUnavailable:
+            pass
+        assert time.monotonic() < deadline, "the run never settled"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("workflow", [sequence, branches], ids=["sequence", "parallel"])
+async def test_a_run_outlives_a_database_restart(
+    server: PostgresServer, workflow: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = PostgresStore(await server.create_database())
+    await store.open()
+    try:
+        async with Engine(store, [sequence, branches], lease_seconds=30, claim_interval=0.2) as engine:
+            run = await engine.start(workflow.id, input_data={"n": 20})  # type: ignore[attr-defined]
+            while not ran:
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(server.shut_down)
+            with pytest.raises(StorageUnavailable) as unavailable:
+                await engine.get_run(run.run_id)
+            assert unavailable.value.reason == "STORAGE_UNAVAILABLE"
+            gate.set()  # the step ends; its result's commit finds no database
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(server.start_again)
+            done = await settled(engine, run.run_id)
+            events = await store.read_events(run.run_id, 0)
+    finally:
+        await store.close()
+    assert done.status is RunStatus.SUCCESS, done.error
+    assert done.result == (42 if workflow is sequence else {"left": 1, "right": 2})
+    # An outage is logged as warnings: no run failed, no trace of an engine error.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))  # one gap-free log
+    results = Counter(e.step.path for e in events if e.type is EventType.STEP_RESULT and e.step)
+    assert set(results.values()) == {1}  # one committed result per step, the rerun's
+    # The body whose result's commit found no database ran again from the last checkpoint.
+    assert ran["first" if workflow is sequence else "left"] == 2
+
+
+async def test_a_start_during_the_outage_is_refused_as_retryable(server: PostgresServer) -> None:
+    store = PostgresStore(await server.create_database())
+    await store.open()
+    try:
+        async with Engine(store, [sequence], lease_seconds=30, claim_interval=0.2) as engine:
+            await asyncio.to_thread(server.shut_down)
+            with pytest.raises(StorageUnavailable):
+                await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1")
+            await asyncio.to_thread(server.start_again)
+            gate.set()
+            deadline = time.monotonic() + 30
+            while True:  # the caller retries with the same request id
+                try:
+                    run = await engine.start(
+                        "outage-sequence", input_data={"n": 1}, request_id="r1", wait=True
+                    )
+                    break
+                except StorageUnavailable:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+    finally:
+        await store.close()
+    assert (run.status, run.result) == (RunStatus.SUCCESS, 4)
