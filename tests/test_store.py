@@ -4,6 +4,7 @@ file) and on PostgreSQL (a real server, tests/postgres.py); the rest are backend
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from conftest import Databases
 from postgres import SUPERUSER, find_bin_dir
 
+from runservice.errors import StorageUnavailable
 from runservice.model import (
     Event,
     EventDraft,
@@ -1026,6 +1028,34 @@ async def test_postgres_store_recovers_from_dropped_connections(pg_databases: Da
         assert sequences(await other.read_events("r1", 0)) == list(range(1, written + 2))
     finally:
         await store.close()
+        await other.close()
+
+
+async def test_a_replica_stopped_mid_transaction_does_not_hold_the_others_writes(
+    pg_databases: Databases,
+) -> None:
+    """A replica stopped between two statements of a batch (a paused process or VM) leaves its
+    transaction open, with its row locks. The database ends it after the store's idle-in-
+    transaction limit, so another replica's write to the same run goes through; the stopped
+    one, once it goes on, finds its connection gone and writes on a new one."""
+    url = await pg_databases.url_for("stopped-writer")
+    stopped, other = PostgresStore(url, idle_in_transaction=0.5), PostgresStore(url)
+    await stopped.open()
+    await other.open()
+    try:
+        await create(stopped, new_run("r1"), draft(0))
+        writer = stopped._writer  # what a batch stopped after its first statement leaves
+        assert writer is not None
+        await writer.execute("BEGIN")
+        await writer.execute("UPDATE runs SET updated_at = updated_at WHERE run_id = 'r1'")
+        started = time.monotonic()
+        written = await asyncio.wait_for(other.write(RunWrite("r1", patch={"cancel_requested": True})), 10)
+        assert written.applied and time.monotonic() - started < 5
+        with contextlib.suppress(StorageUnavailable):  # its connection was ended
+            await stopped.write(RunWrite("r1", events=[draft(1)]))
+        assert (await stopped.write(RunWrite("r1", events=[draft(2)]))).applied
+    finally:
+        await stopped.close()
         await other.close()
 
 

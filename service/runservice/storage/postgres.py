@@ -119,6 +119,13 @@ _RENEW = (
     " RETURNING run_id, cancel_requested"
 )
 
+IDLE_IN_TRANSACTION = 10.0
+"""Seconds a session of this store may sit idle inside a transaction before the database ends
+it (`idle_in_transaction_session_timeout`). The store's transactions send their statements back
+to back; one left open is a replica stopped mid-batch (a paused process or VM, a frozen event
+loop), and its row locks would hold every other replica's write to those rows, the whole
+writer of that replica with it (a Cancel of one of its runs, say), for as long as it stays
+stopped. Ended, its transaction rolls back and the replica reconnects when it goes on."""
 _MAX_BATCH = 500
 _READERS = 4
 _POLL_INTERVAL = 1.0
@@ -257,8 +264,18 @@ class PostgresStore(PostgresSchedules):
     exclusive = False
     """Several replicas may share the database: leases expire unless renewed (`Store.exclusive`)."""
 
-    def __init__(self, url: str, *, poll_interval: float = _POLL_INTERVAL, notify: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        poll_interval: float = _POLL_INTERVAL,
+        notify: bool = True,
+        idle_in_transaction: float = IDLE_IN_TRANSACTION,
+    ) -> None:
         self.url = url
+        self._idle_in_transaction = {
+            "idle_in_transaction_session_timeout": str(int(idle_in_transaction * 1000))
+        }
         self.hub = EventHub()
         self.transactions = 0
         """Write transactions committed so far (one per group-commit batch)."""
@@ -311,7 +328,11 @@ class PostgresStore(PostgresSchedules):
                 self._quiet_progress = False
                 self._one_run = _UNCHECKED_READS
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=_READERS, reset=_keep_session
+                self.url,
+                min_size=1,
+                max_size=_READERS,
+                reset=_keep_session,
+                server_settings=self._idle_in_transaction,
             )
         except BaseException as exc:
             self._state = "closed"
@@ -335,6 +356,7 @@ class PostgresStore(PostgresSchedules):
                 "synchronous_commit": "on",
                 "application_name": "runservice",
                 "plan_cache_mode": "force_generic_plan",
+                **self._idle_in_transaction,
             },
         )
 
