@@ -134,6 +134,13 @@ async def test_renewal_keeps_leases_and_reports_remote_cancels(store: Store) -> 
     assert await store.renew_leases("r2", 0.2, ["a", "b"]) == {}
 
 
+async def test_a_claim_never_takes_the_runs_it_excludes(store: Store) -> None:
+    for run_id in ("a", "b"):
+        await store.write(RunWrite(run_id, create=new_run(run_id)))
+    assert await store.claim_runs(Claim("r1", 10), 10, ["slow"], exclude=["a"]) == [("b", Lease("r1", 1))]
+    assert await store.claim_runs(Claim("r1", 10), 10, ["slow"]) == [("a", Lease("r1", 1))]
+
+
 async def test_renewal_extends_only_the_leases_of_the_runs_named(store: Store) -> None:
     """A replica renews the runs it drives; one it owns but does not drive expires."""
     for run_id in ("a", "b"):
@@ -446,6 +453,27 @@ async def test_a_replica_back_from_a_stall_starts_no_body_of_a_run_it_lost(share
     assert stored is not None and stored.status is RunStatus.RUNNING  # b drives it on
     events = await shared.read_events(run_id, 0)
     assert results(events, ("first",)) == 0  # a's result of the first step was fenced
+
+
+async def test_a_replica_back_from_a_stall_does_not_claim_its_own_runs_again(shared: Store) -> None:
+    """Its claim loop once took the runs whose leases had lapsed during the stall, its own
+    among them, and drove each a second time here while the first drive was still in its step."""
+    gates.clear()
+    engine = Engine(shared, [stalling], owner="a", lease_seconds=0.6, claim_interval=0.05)
+    async with engine:
+        run = await engine.start("stalling")
+        await wait_entered("first")
+        heartbeat = engine._keeper._heartbeat
+        assert heartbeat is not None
+        heartbeat.cancel()  # a stalls: its leases lapse, its claim loop looks every 50 ms
+        await asyncio.gather(heartbeat, return_exceptions=True)
+        await asyncio.sleep(1.0)
+        assert ran["first"] == 1
+        gates["first"].set()
+        gates.setdefault("second", asyncio.Event()).set()
+        done = await settled(engine, run.run_id)
+    assert (done.status, done.result) == (RunStatus.SUCCESS, "second")
+    assert ran == Counter({"first": 1, "second": 1})
 
 
 async def test_a_caller_waiting_at_a_replica_that_lost_a_parallel_run_gets_its_outcome(

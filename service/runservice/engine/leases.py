@@ -106,7 +106,11 @@ class LeaseKeeper:
         """Claim and adopt due runs until none is left; returns how many were adopted."""
         adopted = 0
         while True:
-            claimed = await self._store.claim_runs(self.claim, limit, self._workflows, self._definitions)
+            # Never a run driven here: a lease of its own that lapsed (a stall) is renewed by
+            # the heartbeat; claimed again, the run would get a second drive in this process.
+            claimed = await self._store.claim_runs(
+                self.claim, limit, self._workflows, self._definitions, exclude=list(self._local())
+            )
             for run_id, lease in claimed:
                 await self._adopt(run_id, lease)
             adopted += len(claimed)

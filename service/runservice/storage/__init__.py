@@ -192,6 +192,7 @@ class Store(Protocol):
         limit: int,
         workflows: Sequence[str],
         definitions: Collection[Definition] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs (running or waiting) of these workflows that have
         no live owner: none, or a lease that expired (by the database's clock), oldest
@@ -200,7 +201,8 @@ class Store(Protocol):
         the run so that it fails). With
         `definitions`, only runs whose (workflow id, definition version, definition digest)
         is one of them: a run of a version this replica does not serve is left for one that
-        does. Returns (run id, lease) of each."""
+        does. Never the runs in `exclude` (those the claimer drives already: a lapsed lease of
+        its own is renewed, not claimed again). Returns (run id, lease) of each."""
 
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
         """Extend by `seconds` the leases `owner` holds on `run_ids` (the runs it drives: a

@@ -110,6 +110,7 @@ _CLAIM = (
     # $6 false: any definition; else only the served (workflow, version, digest) triples.
     " AND (NOT $6::boolean OR (workflow_id, definition_version, definition_digest) IN"
     " (SELECT * FROM unnest($7::text[], $8::text[], $9::text[])))"
+    " AND run_id <> ALL($10::text[])"
     " ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
     " RETURNING run_id, epoch"
 )
@@ -505,6 +506,7 @@ class PostgresStore(PostgresSchedules):
         limit: int,
         workflows: Sequence[str],
         definitions: Collection[Definition] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs with no live owner (see `Store.claim_runs`).
 
@@ -524,6 +526,7 @@ class PostgresStore(PostgresSchedules):
             [d[0] for d in served],
             [d[1] for d in served],
             [d[2] for d in served],
+            list(exclude),
         )
         return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 

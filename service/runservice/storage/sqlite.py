@@ -339,6 +339,7 @@ class SqliteStore(SqliteSchedules):
         limit: int,
         workflows: Sequence[str],
         definitions: Collection[Definition] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs with no live owner (see `Store.claim_runs`)."""
         if not workflows or (definitions is not None and not definitions):
@@ -350,6 +351,7 @@ class SqliteStore(SqliteSchedules):
             if served
             else ""
         )
+        excluded = orjson.dumps(list(exclude)).decode()
 
         def apply(conn: sqlite3.Connection, now: float) -> list[tuple[str, Lease]]:
             # INDEXED BY: with one workflow the planner preferred runs_by_workflow and read
@@ -374,8 +376,9 @@ class SqliteStore(SqliteSchedules):
                 " WHERE status = 'suspended' AND wake_at IS NOT NULL AND wake_at < ?"
                 " AND (owner IS NULL OR lease_expires_at < ?)"
                 f" AND workflow_id IN ({placeholders}){by_definition}"
-                ") ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
-                (claim.owner, now + claim.seconds, *active, *overdue, *overdue, limit),
+                ") WHERE run_id NOT IN (SELECT value FROM json_each(?))"
+                " ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
+                (claim.owner, now + claim.seconds, *active, *overdue, *overdue, excluded, limit),
             ).fetchall()
             return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 
