@@ -505,12 +505,13 @@ async def test_a_caller_waiting_at_a_replica_that_lost_a_parallel_run_gets_its_o
 
 
 async def cancelled_at_every_point(calls: list[Any]) -> None:
-    """Cancel each call after a different number of loop turns: before, during and after
-    its commit (a cancelled RPC, a client's deadline)."""
-    for turns, call in enumerate(calls):
+    """Cancel each call at a different point: a few loop turns in, or up to 10 ms in (its
+    reads, its commit and after, on either store), as a cancelled RPC or a client's deadline."""
+    for n, call in enumerate(calls):
         task = asyncio.ensure_future(call)
-        for _ in range(turns % 6):
+        for _ in range(n % 4):
             await asyncio.sleep(0)
+        await asyncio.sleep((n % 15) * 0.0007)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -8,6 +8,7 @@ hear of its events only after the commit.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -163,6 +164,10 @@ class Store(Protocol):
         """Commit one change; returns once it is durable (survives a power loss). With
         `durable=False` (internal progress nobody is told about) it may return once it is
         committed, safe against a process crash; a later `sync` covers it."""
+
+    def submit(self, change: RunWrite, *, durable: bool = True) -> asyncio.Future[WriteResult]:
+        """`write`, as the future it waits for: the change is committed whatever becomes of
+        the caller, who can still learn its result after being cancelled."""
 
     async def sync(self, upto: int | None = None) -> None:
         """Return once every commit made so far (or up to commit number `upto`) is durable.

@@ -423,13 +423,17 @@ class PostgresStore(PostgresSchedules):
         Once called, the change is committed even if the caller is cancelled while
         waiting. The writer reads the change later, with its batch: do not mutate it meanwhile.
         """
+        return await self.submit(change, durable=durable)
+
+    def submit(self, change: RunWrite, *, durable: bool = True) -> asyncio.Future[WriteResult]:
+        """`write`, as the future it waits for (see `Store.submit`)."""
         if not self._accepting:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
         assert self._loop is not None
         future: asyncio.Future[WriteResult] = self._loop.create_future()
         quiet = not durable and self._quiet_progress
         self._queue.put_nowait((batching.Quiet(change) if quiet else change, future))
-        return await future
+        return future
 
     async def _write_loop(self) -> None:
         """Drain the queue in batches, one transaction per batch, until the close sentinel."""

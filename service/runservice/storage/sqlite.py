@@ -313,8 +313,11 @@ class SqliteStore(SqliteSchedules):
         waiting, so work handed to the store is never lost half-way. The writer reads
         the change later, with its batch: do not mutate its patch, steps or events meanwhile.
         """
-        result: WriteResult = await self._submit(change if durable else batching.Quiet(change))
-        return result
+        return await self.submit(change, durable=durable)
+
+    def submit(self, change: RunWrite, *, durable: bool = True) -> asyncio.Future[WriteResult]:
+        """`write`, as the future it waits for (see `Store.submit`)."""
+        return self._enqueue(change if durable else batching.Quiet(change))
 
     async def sync(self, upto: int | None = None) -> None:
         """Return once every commit up to `upto` (default: every commit made so far) is
@@ -402,12 +405,15 @@ class SqliteStore(SqliteSchedules):
         return owned
 
     async def _submit(self, item: RunWrite | _Operation | batching.Quiet | _Sync) -> Any:
+        return await self._enqueue(item)
+
+    def _enqueue(self, item: RunWrite | _Operation | batching.Quiet | _Sync) -> asyncio.Future[Any]:
         if not self._accepting:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
         assert self._loop is not None
         future: asyncio.Future[Any] = self._loop.create_future()
         self._queue.put_nowait((item, future))
-        return await future
+        return future
 
     async def _write_loop(self) -> None:
         """Drain the queue in batches, one transaction per batch, until the close sentinel."""
