@@ -554,6 +554,24 @@ async def test_a_resume_whose_caller_goes_away_is_carried_out_or_never_accepted(
     assert RunStatus.SUCCESS in statuses  # some resumes were accepted before their caller went away
 
 
+async def test_a_time_travel_whose_caller_goes_away_is_driven_or_never_made(store: Store) -> None:
+    """The cold paths (time travel, fork, Restart, Cancel's claim) run in a task of their own."""
+    async with Engine(store, [quick_flow]) as engine:
+        for i in range(30):
+            run = await engine.start("quick-flow", run_id=f"t{i}", input_data={"n": i}, wait=True)
+            assert run.status is RunStatus.SUCCESS
+        travelled = [run.last_sequence for run in [await engine.get_run(f"t{i}") for i in range(30)]]
+        await cancelled_at_every_point([engine.time_travel(f"t{i}", step=["quick"]) for i in range(30)])
+        deadline = time.monotonic() + 10
+        while True:
+            runs = [await store.get_run(f"t{i}") for i in range(30)]
+            if all(run is not None and run.status is RunStatus.SUCCESS for run in runs):
+                break
+            assert time.monotonic() < deadline, [run.status.value for run in runs if run is not None]
+            await asyncio.sleep(0.05)
+    assert any(run.last_sequence > before for run, before in zip(runs, travelled, strict=True) if run)
+
+
 # -- a resume while another drive holds the suspended run ------------------------------------------
 
 
