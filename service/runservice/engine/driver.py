@@ -88,11 +88,16 @@ class RunDriver:
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         leases: LeaseKeeper | None = None,
+        lease_at: float = 0.0,
     ) -> None:
-        """`leases`: the keeper of `lease`, asked before each body whether it still holds."""
+        """`leases`: the keeper of `lease`, asked before each body whether it still holds;
+        `lease_at`: when the claim of `lease` was sent (`time.monotonic()`)."""
         self.workflow = workflow
         self.lease = lease
         self.leases = leases
+        self.lease_at = lease_at
+        """When this run's lease was last claimed or renewed (the request sent; the keeper
+        moves it on with each renewal that finds the run still this replica's)."""
         self.run = run
         self.run_id = run.run_id
         self.workflow_id = workflow.id
@@ -491,8 +496,8 @@ class RunDriver:
             await self.outbox.before_body()
             # And the run must still be this replica's: one that stalled past its leases
             # waits for a renewal, which stops this drive if another replica took the run.
-            if self.leases is not None and not self.leases.fresh():
-                await self.leases.assure(self.run_id)
+            if self.leases is not None and self.leases.stale(self.lease_at):
+                await self.leases.assure(self.run_id, lambda: self.lease_at)
             if self.cancel_requested:
                 return CANCELED, attempt
             ctx = StepContext(

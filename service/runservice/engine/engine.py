@@ -9,7 +9,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -77,10 +77,12 @@ class _Caller:
     """An admission's caller: whether it went away (cancelled) while a write that takes the
     run was in flight (see `Engine._admitted_here`)."""
 
-    __slots__ = ("gone",)
+    __slots__ = ("gone", "sent")
 
     def __init__(self) -> None:
         self.gone = False
+        self.sent = 0.0
+        """When its last write that takes the run was sent (`time.monotonic()`)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ class Engine:
             adopt=self._adopt,
             local=lambda: {run_id: driver.settling for run_id, driver in self._drivers.items()},
             lost=self._lost,
+            renewed=self._renewed,
             cancel=self._remote_cancel,
         )
         self.schedules = Scheduler(
@@ -371,7 +374,7 @@ class Engine:
                             return _Repeat(run_id)
                         raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
                 run = replace(fresh, last_sequence=result.last_sequence)
-                return run, self._launch(self._driver(workflow, run, self._lease(result.epoch)))
+                return run, self._launch(self._driver(workflow, run, self._lease(result.epoch), caller.sent))
 
         return await self._answer(await self._admitted_here(admission), wait)
 
@@ -419,7 +422,8 @@ class Engine:
                 if isinstance(accepted, _Repeat):
                     return accepted  # the answer to a retried request
                 workflow, run, epoch = accepted
-                return replace(run, steps=()), self._launch(self._driver(workflow, run, self._lease(epoch)))
+                drive = self._driver(workflow, run, self._lease(epoch), caller.sent)
+                return replace(run, steps=()), self._launch(drive)
 
         return await self._answer(await self._admitted_here(admission), wait)
 
@@ -661,6 +665,7 @@ class Engine:
                 task = self._tasks.get(run_id)
                 if task is None:
                     workflow = self.definition(run)
+                    sent = time.monotonic()
                     claimed = await self._store.write(
                         RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim)
                     )
@@ -668,7 +673,7 @@ class Engine:
                         return replace(run, steps=())
                     run = await self._load(run_id, steps=True)
                     logger.info("run %s: restarted from its last checkpoint (was %s)", run_id, run.status)
-                    task = self._launch(self._driver(workflow, run, self._lease(claimed.epoch)))
+                    task = self._launch(self._driver(workflow, run, self._lease(claimed.epoch), sent))
                 return replace(run, steps=()), task
 
         return await self._answer(await self._admit(admission()), wait)
@@ -728,6 +733,7 @@ class Engine:
                 )
                 # Conditional on the settled status: of two concurrent time travels (on any
                 # replicas) one applies, the other finds the run running and is refused.
+                sent = time.monotonic()
                 result = await self._store.write(
                     RunWrite(
                         run_id,
@@ -746,7 +752,7 @@ class Engine:
                 logger.info("run %s: time travel to %s", run_id, ".".join(target.path))
                 run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
                 run = run.with_steps(target.kept)
-                task = self._launch(self._driver(workflow, run, self._lease(result.epoch)))
+                task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
                 return replace(run, steps=()), task
 
         return await self._answer(await self._admit(admission()), wait)
@@ -802,6 +808,7 @@ class Engine:
                     travel_event(target.path, target.replaced, source, fork=True),
                     EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=source.workflow_id),
                 )
+                sent = time.monotonic()
                 result = await self._store.write(
                     RunWrite(
                         fork_id,
@@ -818,7 +825,7 @@ class Engine:
                     raise RunAlreadyStarted(fork_id, (result.status or RunStatus.PENDING).value)
                 logger.info("run %s: forked from run %s at %s", fork_id, run_id, ".".join(target.path))
                 run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
-                task = self._launch(self._driver(workflow, run, self._lease(result.epoch)))
+                task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
                 return replace(run, steps=()), task
 
         return await self._answer(await self._admit(admission()), wait)
@@ -938,7 +945,7 @@ class Engine:
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _adopt(self, run_id: str, lease: Lease) -> None:
+    async def _adopt(self, run_id: str, lease: Lease, sent: float) -> None:
         """Drive a run the claim loop took (nobody drove it: its process stopped, or this
         one's heartbeat came too late and its own drive lost the lease)."""
         stale = self._tasks.get(run_id)
@@ -958,7 +965,7 @@ class Engine:
                     return
             workflow = self.definition(run)
             logger.info("run %s: re-driving from its last checkpoint (was %s)", run_id, run.status)
-            self._launch(self._driver(workflow, run, lease))
+            self._launch(self._driver(workflow, run, lease, sent))
         except (WorkflowVersionUnavailable, WorkflowDefinitionChanged) as exc:
             # Not this server's to drive (the claim normally skips it): leave it as it is,
             # unowned, for a server that serves its definition; never fail it.
@@ -996,14 +1003,25 @@ class Engine:
             for run in runs
         ]
 
-    def _launch_claimed(self, run: Run, epoch: int) -> asyncio.Task[Run]:
-        """Drive a run this replica created already claimed (a schedule's tick)."""
-        return self._launch(self._driver(self.definition(run), run, self._lease(epoch)))
+    def _launch_claimed(self, run: Run, epoch: int, sent: float) -> asyncio.Task[Run]:
+        """Drive a run this replica created already claimed (a schedule's tick), the claim
+        sent at `sent` (`time.monotonic()`)."""
+        return self._launch(self._driver(self.definition(run), run, self._lease(epoch), sent))
 
-    def _driver(self, workflow: Workflow, run: Run, lease: Lease) -> RunDriver:
+    def _driver(self, workflow: Workflow, run: Run, lease: Lease, lease_at: float) -> RunDriver:
+        """A drive of `run` under `lease`, whose claim was sent at `lease_at` (monotonic)."""
         if self._loop is None:  # held: on Python 3.11 get_running_loop() is a getpid() syscall
             self._loop = asyncio.get_running_loop()
-        return RunDriver(self._store, workflow, run, lease, loop=self._loop, leases=self._keeper)
+        return RunDriver(
+            self._store, workflow, run, lease, loop=self._loop, leases=self._keeper, lease_at=lease_at
+        )
+
+    def _renewed(self, run_ids: Collection[str], sent: float) -> None:
+        """A renewal sent at `sent` found these runs still this replica's."""
+        for run_id in run_ids:
+            driver = self._drivers.get(run_id)
+            if driver is not None:
+                driver.lease_at = max(driver.lease_at, sent)
 
     def _lease(self, epoch: int) -> Lease:
         return Lease(self._keeper.owner, epoch)
@@ -1073,7 +1091,7 @@ class Engine:
             if run.status not in _ACTIVE:
                 return run
             assert driver.lease is not None  # every drive of the engine holds one
-            again = self._driver(self.definition(run), run, driver.lease)
+            again = self._driver(self.definition(run), run, driver.lease, driver.lease_at)
             if driver.cancel_requested and not driver.timed_out:
                 again.cancel()  # a Cancel that reached the drive before the outage
             self._drivers[run.run_id] = again
@@ -1153,6 +1171,7 @@ class Engine:
         """Commit a write that makes a run this replica's, for `_admitted_here`. The store
         commits a write once handed over; if the caller is cancelled meanwhile, its result
         is still waited for (and `caller.gone` set), so the drive is launched all the same."""
+        caller.sent = time.monotonic()
         future = self._store.submit(change, durable=durable)
         try:
             return await asyncio.shield(future)
@@ -1166,11 +1185,11 @@ class Engine:
     async def _admit(self, admission: Coroutine[Any, Any, _T]) -> _T:
         """Run `admission` to its end even if the caller is cancelled meanwhile.
 
-        An admission holds a run's lock, commits what makes the run this replica's (a Start,
-        a Resume, a Restart, a claim to cancel it) and launches or ends its drive. Cut in
-        between (a cancelled RPC, a client's deadline), the run would stay active, owned here
-        and driven by nobody, until a restart. So it runs in a task of its own, which the
-        caller only waits for."""
+        An admission holds a run's lock, commits what makes the run this replica's (a
+        Restart, a time travel, a fork, a claim to cancel it) and launches or ends its drive.
+        Cut in between (a cancelled RPC, a client's deadline), the run would stay active,
+        owned here and driven by nobody. So it runs in a task of its own, which the caller
+        only waits for. Start and Resume, the hot paths, use `_admitted_here` instead."""
         task = asyncio.get_running_loop().create_task(admission)
         self._admissions.add(task)
         task.add_done_callback(self._admitted)

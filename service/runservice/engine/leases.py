@@ -10,9 +10,11 @@ run it no longer owns, and passes on a Cancel that reached another replica.
 A replica whose process stalls (a pause, a stopped VM, a loop blocked by a rogue body)
 past its leases comes back owning nothing, yet its drives carry on until its next
 heartbeat tells it so. Their commits are fenced, but a step body would run at once here
-and at the replica that took the run over. So no body starts unless the leases were
-renewed (or claimed) within half a lease: past that, the driver waits for a renewal,
-which either confirms the run is still this replica's or stops its drive (`assure`).
+and at the replica that took the run over. So no body starts unless its run's lease was
+claimed or renewed (the request sent) within half a lease: past that, the driver waits
+for a renewal, which either confirms the run is still this replica's or stops its drive
+(`assure`). Each drive keeps its own lease time: a claim sent before a stall and answered
+after it is as old as its sending, however young the drive.
 
 On a store that is `exclusive` (SQLite: one process, enforced by a lock file), leases
 never need renewing: they are claimed for good and voided when the next process opens
@@ -37,10 +39,10 @@ logger = logging.getLogger(__name__)
 FOREVER = 1e9
 """Lease length on an exclusive store (about 31 years): only the next boot ends it."""
 FRESH_SHARE = 0.5
-"""Share of a lease within which a renewal vouches for every lease this replica holds: a
-body starts at once while the last renewal (or the keeper's start, before any claim) was
-sent less than this share of a lease ago. Heartbeats go out every third of a lease, so
-only a replica that stalled waits; the other half is the margin for that wait."""
+"""Share of a lease within which a claim or renewal vouches for it: a body starts at once
+while its run's lease was claimed or renewed by a request sent less than this share of a
+lease ago. Heartbeats go out every third of a lease, so only a replica that stalled waits;
+the other half is the margin for that wait."""
 RENEW_RETRY = 0.5
 """Seconds between renewals while `assure` cannot reach the store."""
 
@@ -70,14 +72,18 @@ class LeaseKeeper:
         claim_interval: float,
         workflows: Collection[str],
         definitions: Collection[Definition] | None = None,
-        adopt: Callable[[str, Lease], Awaitable[None]],
+        adopt: Callable[[str, Lease, float], Awaitable[None]],
         local: Callable[[], dict[str, bool]],
         lost: Callable[[str], None],
         cancel: Callable[[str], None],
+        renewed: Callable[[Collection[str], float], None],
     ) -> None:
-        """`adopt(run_id, lease)` drives a claimed run; `local()` maps the runs this
-        engine drives to whether they settled already; `lost(run_id)` stops one that is
-        no longer ours; `cancel(run_id)` cancels one a Cancel elsewhere asked to stop."""
+        """`adopt(run_id, lease, sent)` drives a claimed run (`sent`: when its claim was
+        sent, `time.monotonic()`); `local()` maps the runs this engine drives to whether
+        they settled already; `lost(run_id)` stops one that is no longer ours;
+        `cancel(run_id)` cancels one a Cancel elsewhere asked to stop; `renewed(run_ids,
+        sent)` tells the drives of these runs that their leases were renewed by a request
+        sent then."""
         self._store = store
         self.owner = owner
         self.exclusive = bool(getattr(store, "exclusive", False))
@@ -89,14 +95,12 @@ class LeaseKeeper:
         self._local = local
         self._lost = lost
         self._cancel = cancel
+        self._renewed = renewed
         self._claiming: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
         """The renewal `assure` started and every waiting driver shares."""
         self._closed = False
-        self._renewed_at = time.monotonic()
-        """When the last successful renewal was sent; at first, the keeper's creation (every
-        claim is sent after it, so it vouches for every lease held until the first renewal)."""
 
     @property
     def claim(self) -> Claim:
@@ -108,11 +112,12 @@ class LeaseKeeper:
         while True:
             # Never a run driven here: a lease of its own that lapsed (a stall) is renewed by
             # the heartbeat; claimed again, the run would get a second drive in this process.
+            sent = time.monotonic()
             claimed = await self._store.claim_runs(
                 self.claim, limit, self._workflows, self._definitions, exclude=list(self._local())
             )
             for run_id, lease in claimed:
-                await self._adopt(run_id, lease)
+                await self._adopt(run_id, lease, sent)
             adopted += len(claimed)
             if len(claimed) < limit:
                 return adopted
@@ -139,16 +144,17 @@ class LeaseKeeper:
                 await asyncio.gather(task, return_exceptions=True)
         self._heartbeat = self._renewing = None
 
-    def fresh(self) -> bool:
-        """Whether every lease this replica holds is surely still its own (see `FRESH_SHARE`)."""
-        return self.exclusive or time.monotonic() - self._renewed_at < self.lease_seconds * FRESH_SHARE
+    def stale(self, lease_at: float) -> bool:
+        """Whether a lease claimed or renewed by a request sent at `lease_at` (monotonic)
+        may no longer be this replica's (see `FRESH_SHARE`); never on an exclusive store."""
+        return not self.exclusive and time.monotonic() - lease_at >= self.lease_seconds * FRESH_SHARE
 
-    async def assure(self, run_id: str) -> None:
-        """Return once this replica's leases are fresh again (a renewal now, shared by every
-        caller). A run the renewal finds lost has its drive stopped (`lost`), so the caller,
-        that drive, is cancelled here rather than start a body another replica may run.
-        Once the keeper is closed nothing renews: LeaseLost."""
-        while not self.fresh():
+    async def assure(self, run_id: str, lease_at: Callable[[], float]) -> None:
+        """Return once the lease of `run_id` (its drive's `lease_at()`) is fresh again: a
+        renewal now, shared by every caller. A run the renewal finds lost has its drive
+        stopped (`lost`), so the caller, that drive, is cancelled here rather than start a
+        body another replica may run. Once the keeper is closed nothing renews: LeaseLost."""
+        while self.stale(lease_at()):
             if self._closed:
                 raise LeaseLost(run_id)
             if self._renewing is None or self._renewing.done():
@@ -188,7 +194,7 @@ class LeaseKeeper:
         # Only the runs driven here: one this replica owns but does not drive (its drive
         # never started, or stopped on an error) expires, and a claim loop takes it over.
         owned = await self._store.renew_leases(self.owner, self.lease_seconds, before)
-        self._renewed_at = max(self._renewed_at, sent)
+        self._renewed(owned, sent)
         for run_id, settled in self._local().items():
             if run_id in before and run_id not in owned and not settled:
                 logger.warning("run %s: lease lost; stopping the local drive", run_id)

@@ -96,7 +96,7 @@ class Triggered:
     active_run_id: str | None = None
 
 
-Launch = Callable[[Run, int], "asyncio.Task[Run]"]
+Launch = Callable[[Run, int, float], "asyncio.Task[Run]"]
 
 
 class Scheduler:
@@ -115,7 +115,8 @@ class Scheduler:
         grace: float = GRACE,
     ) -> None:
         """`declared`: the schedules of the workflows and of the configuration (ids unique).
-        `launch(run, epoch)` drives a run this replica created already claimed."""
+        `launch(run, epoch, sent)` drives a run this replica created already claimed (the
+        claim sent at `sent`, `time.monotonic()`)."""
         self._store = store
         self._workflows = dict(workflows)
         self._declared: dict[str, Schedule] = {}
@@ -280,6 +281,7 @@ class Scheduler:
             events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=row.workflow_id),),
             claim=claim,
         )
+        sent = time.monotonic()
         result = await self._store.fire_tick(
             TickFire(
                 row.schedule_id,
@@ -294,7 +296,7 @@ class Scheduler:
         if result.outcome == "started" and result.write is not None:
             logger.info("schedule %s: tick %s started run %s", row.schedule_id, _iso(tick), run.run_id)
             started = replace(run, last_sequence=result.write.last_sequence)
-            task = self._launch(started, result.write.epoch)
+            task = self._launch(started, result.write.epoch, sent)
             task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
         elif result.outcome in ("skipped", "buffered"):
             logger.info(
