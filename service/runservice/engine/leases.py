@@ -24,6 +24,7 @@ the database, so recovery at boot is immediate.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import socket
@@ -158,7 +159,10 @@ class LeaseKeeper:
             if self._closed:
                 raise LeaseLost(run_id)
             if self._renewing is None or self._renewing.done():
-                self._renewing = asyncio.create_task(self._renew(), name="runservice lease renewal")
+                # A context of its own: its log lines are no run's (it serves every drive).
+                self._renewing = asyncio.create_task(
+                    self._renew(), name="runservice lease renewal", context=contextvars.Context()
+                )
             await asyncio.shield(self._renewing)
 
     async def _renew(self) -> None:
