@@ -23,7 +23,7 @@ from runservice.engine import Engine
 from runservice.errors import StorageUnavailable
 from runservice.model import EventType, Run, RunStatus
 from runservice.storage.postgres import PostgresStore
-from runservice.workflow import StepContext, create_step, create_workflow
+from runservice.workflow import StepContext, Workflow, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -96,13 +96,13 @@ async def settled(engine: Engine, run_id: str) -> Run:
 
 @pytest.mark.parametrize("workflow", [sequence, branches], ids=["sequence", "parallel"])
 async def test_a_run_outlives_a_database_restart(
-    server: PostgresServer, workflow: object, caplog: pytest.LogCaptureFixture
+    server: PostgresServer, workflow: Workflow, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = PostgresStore(await server.create_database())
     await store.open()
     try:
         async with Engine(store, [sequence, branches], lease_seconds=30, claim_interval=0.2) as engine:
-            run = await engine.start(workflow.id, input_data={"n": 20})  # type: ignore[attr-defined]
+            run = await engine.start(workflow.id, input_data={"n": 20})
             while not ran:
                 await asyncio.sleep(0.01)
             await asyncio.to_thread(server.shut_down)
