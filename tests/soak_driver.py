@@ -590,11 +590,7 @@ class Soak:
             how += f" ({server.address})"
         kill = Kill(number, pid, at, children, down_at=time.time(), how=how)
         self.kills.append(kill)
-        before = {
-            run_id: seq
-            for run_id, (status, seq) in (await self.stored.active()).items()
-            if status not in _SETTLED and status != RunStatus.PENDING.value
-        }
+        before = await self.moving_runs()
         kill.active = len(before)
         kill.restarted_at = await server.start()
         # Recovery is watched from the spawn on: a server may re-drive runs before it serves.
@@ -622,11 +618,7 @@ class Soak:
         pid, children, at = server.signal_all(signal.SIGSTOP)
         kill = Kill(number, pid, at, children, at, how=f"{how}, a pause ({server.address})", paused=True)
         self.kills.append(kill)
-        before = {
-            run_id: seq
-            for run_id, (status, seq) in (await self.stored.active()).items()
-            if status not in _SETTLED and status != RunStatus.PENDING.value
-        }
+        before = await self.moving_runs()
         kill.active = len(before)
         # The runs of the paused replica move again once the others take them over.
         moving = asyncio.create_task(self.until_moving(before, at + PAUSE_SECONDS + RECOVERY_BOUND))
@@ -642,6 +634,14 @@ class Soak:
             self.note("recovery_stalled", run_id, f"active at pause {number}, no new event since")
         print(kill.describe(), flush=True)
         await self.repeat_requests(final=False)
+
+    async def moving_runs(self) -> dict[str, int]:
+        """run id -> last sequence of every run that has started and not settled."""
+        return {
+            run_id: seq
+            for run_id, (status, seq) in (await self.stored.active()).items()
+            if status not in _SETTLED and status != RunStatus.PENDING.value
+        }
 
     async def until_some_run_active(self, bound: float) -> None:
         """Wait (boundedly) until some run is running or waiting, so a kill has something to hit."""

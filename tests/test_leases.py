@@ -367,30 +367,17 @@ async def gated(key: str) -> None:
     await gates.setdefault(key, asyncio.Event()).wait()
 
 
-@create_step("first")
-async def first(ctx: StepContext) -> str:
-    await gated("first")
-    return "first"
+def gated_step(name: str) -> Any:
+    """A step that waits for its gate, then returns its own name."""
+
+    async def body(ctx: StepContext) -> str:
+        await gated(name)
+        return name
+
+    return create_step(name, execute=body)
 
 
-@create_step("second")
-async def second(ctx: StepContext) -> str:
-    await gated("second")
-    return "second"
-
-
-@create_step("left")
-async def left(ctx: StepContext) -> str:
-    await gated("left")
-    return "left"
-
-
-@create_step("right")
-async def right(ctx: StepContext) -> str:
-    await gated("right")
-    return "right"
-
-
+first, second, left, right = (gated_step(name) for name in ("first", "second", "left", "right"))
 stalling = create_workflow("stalling").then(first).then(second).commit()
 stalling_parallel = create_workflow("stalling-parallel").then(first).parallel([left, right]).commit()
 

@@ -52,7 +52,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -151,6 +151,14 @@ def _unavailable(exc: BaseException) -> StorageUnavailable:
     return StorageUnavailable(type(exc).__name__)
 
 
+async def _reached(call: Awaitable[Any]) -> Any:
+    """`call`'s result, with a database that was not reached raised as StorageUnavailable."""
+    try:
+        return await call
+    except _LOST as exc:
+        raise _unavailable(exc) from exc
+
+
 class _Readers:
     """The readers' pool, with a database that was not reached reported as StorageUnavailable."""
 
@@ -160,22 +168,13 @@ class _Readers:
         self._pool = pool
 
     async def fetch(self, *args: Any) -> Any:
-        try:
-            return await self._pool.fetch(*args)
-        except _LOST as exc:
-            raise _unavailable(exc) from exc
+        return await _reached(self._pool.fetch(*args))
 
     async def fetchrow(self, *args: Any) -> Any:
-        try:
-            return await self._pool.fetchrow(*args)
-        except _LOST as exc:
-            raise _unavailable(exc) from exc
+        return await _reached(self._pool.fetchrow(*args))
 
     async def fetchval(self, *args: Any) -> Any:
-        try:
-            return await self._pool.fetchval(*args)
-        except _LOST as exc:
-            raise _unavailable(exc) from exc
+        return await _reached(self._pool.fetchval(*args))
 
     def acquire(self) -> Any:
         return self._pool.acquire()
