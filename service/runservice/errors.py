@@ -415,13 +415,17 @@ class RunClaimed(Unavailable):
 
 
 class StorageUnavailable(Unavailable):
-    """The database did not answer: a restart, a failover, a dropped connection. Nothing of
-    the request is reported done; retrying (with its `request_id`) is safe."""
+    """The database could not take a write or did not answer: a full disk, a failing device,
+    a restart, a failover, a dropped connection. Nothing of the request is reported done;
+    retrying (with its `request_id`) is safe."""
 
     reason = "STORAGE_UNAVAILABLE"
+    detail = ""
+    """What failed, for the server's log (a client rebuilding the error from its status has none)."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"the database is unavailable ({detail}); retry")
+        self.detail = detail
 
 
 class Unimplemented(ServiceError):

@@ -974,9 +974,9 @@ class Engine:
         except StorageUnavailable as exc:
             # Not driven here, its lease is not renewed: a claim loop takes it over once it expires.
             logger.warning(
-                "run %s: not re-driven now, the database did not answer (%s)",
+                "run %s: not re-driven now, storage failed (%s)",
                 run_id,
-                type(exc.__cause__ or exc).__name__,
+                exc.detail,
             )
         except Exception:
             logger.exception("run %s: cannot be recovered", run_id)
@@ -1048,6 +1048,7 @@ class Engine:
     async def _drive(self, driver: RunDriver) -> Run:
         # This task's own context: every log line of the run carries its id and trace id.
         logs.bind_run(driver.run.run_id, driver.run.trace_id)
+        outage = _Outage()
         while True:
             try:
                 return await driver.drive()
@@ -1055,16 +1056,16 @@ class Engine:
                 logger.warning("run %s: lease lost; another replica continues it", driver.run_id)
                 return await self._load(driver.run_id, steps=True)
             except StorageUnavailable as exc:
-                # A restart, a failover, a dropped connection: not the run's fault. Whether the
-                # commit in flight took is unknown, so the run goes on from what is stored once
-                # the database answers, under the same lease (its commits stay fenced).
+                # A full disk, a restart, a failover, a dropped connection: not the run's fault.
+                # Whether the commit in flight took is unknown, so the run goes on from what is
+                # stored once the database answers, under the same lease (its commits stay fenced).
                 logger.warning(
-                    "run %s: the database did not answer (%s); the run goes on from its last"
-                    " checkpoint once it does",
+                    "run %s: storage failed (%s); the run goes on from its last checkpoint once"
+                    " it can be stored",
                     driver.run_id,
-                    type(exc.__cause__ or exc).__name__,
+                    exc.detail,
                 )
-                again = await self._reloaded(driver)
+                again = await self._reloaded(driver, outage)
                 if isinstance(again, Run):
                     return again
                 driver = again
@@ -1077,16 +1078,14 @@ class Engine:
                 )
                 raise
 
-    async def _reloaded(self, driver: RunDriver) -> RunDriver | Run:
+    async def _reloaded(self, driver: RunDriver, outage: _Outage) -> RunDriver | Run:
         """A new drive of `driver`'s run from what is stored, once the database answers; the
         run itself when it is no longer active (the commit that failed took, or it ended)."""
-        delay = OUTAGE_RETRY_FIRST
         while True:
-            await asyncio.sleep(delay)
+            await outage.wait()
             try:
                 run = await self._load(driver.run_id, steps=True)
             except StorageUnavailable:
-                delay = min(delay * 2, OUTAGE_RETRY_MAX)
                 continue
             if run.status not in _ACTIVE:
                 return run
@@ -1239,9 +1238,34 @@ def _running_again(**more: Any) -> dict[str, Any]:
 OUTAGE_RETRY_FIRST = 0.1
 OUTAGE_RETRY_MAX = 5.0
 """Seconds between a drive's looks for the database after it did not answer (doubling)."""
+OUTAGE_CALM = 30.0
+"""A drive's tries that fail farther apart than this are two outages: the second starts its
+waits from OUTAGE_RETRY_FIRST again. Closer, they are one that lasts (a full disk fails every
+try that writes, though reads still answer), and the waits go on doubling."""
 CLAIMED_RUN_RETRIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 1.8)
 """Seconds between a Resume's attempts while another drive holds the suspended run (about
 5 s in all; its holder commits within milliseconds unless its process died)."""
+
+
+class _Outage:
+    """The waits of one drive between its tries while storage fails: doubling from
+    OUTAGE_RETRY_FIRST to OUTAGE_RETRY_MAX, and from the first again once the drive went on
+    for OUTAGE_CALM seconds without failing. Each wait is drawn from its upper half, so the
+    drives waiting on one outage do not all come back at once."""
+
+    __slots__ = ("_delay", "_tried")
+
+    def __init__(self) -> None:
+        self._delay = OUTAGE_RETRY_FIRST
+        self._tried = float("-inf")
+
+    async def wait(self) -> None:
+        if time.monotonic() - self._tried > OUTAGE_CALM:
+            self._delay = OUTAGE_RETRY_FIRST
+        delay, self._delay = self._delay, min(self._delay * 2, OUTAGE_RETRY_MAX)
+        await asyncio.sleep(random.uniform(delay / 2, delay))
+        self._tried = time.monotonic()
+
 
 _ids = random.Random(os.urandom(32))
 

@@ -71,6 +71,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from runservice.errors import StorageUnavailable
 from runservice.model import (
     Event,
     ForeachItem,
@@ -106,6 +107,12 @@ SQLite's default 4096 halves the bytes written per dirty page, for a B-tree a le
 most. In process, 3-step runs at 64 in flight +5 %, foreach -10 % per item; 1024 measured
 no better than 2048 (BENCHMARKS.md)."""
 _BUSY_TIMEOUT_MS = 5000
+_UNAVAILABLE = frozenset(
+    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
+)
+"""Primary result codes that say the storage could not do a write, not that the write was
+wrong: a full disk, a failing device, a file that cannot be opened, a lock held past the busy
+timeout. SQLite rolls the statement back; a later try may succeed."""
 _READERS = 2
 DURABILITY_MODES = ("full", "normal")
 """`full`: synced before anything is told (the rule); `normal`: never synced (opt-in)."""
@@ -461,7 +468,7 @@ class SqliteStore(SqliteSchedules):
                 self._end_transaction()
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
             self.hub.committed(time.perf_counter() - started, len(batch))
-            batching.fail(batch, exc)
+            batching.fail(batch, _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc)
             return
         self.transactions += 1
         if full:
@@ -527,7 +534,7 @@ class SqliteStore(SqliteSchedules):
                     outcome = _apply(conn, change, now, rows)
                     rows.flush()
                 except sqlite3.Error as exc:
-                    outcome = exc
+                    outcome = _storage_error(exc)
                 if isinstance(outcome, Exception):
                     conn.execute("ROLLBACK TO w")
                 outcomes.append(outcome)
@@ -551,8 +558,8 @@ class SqliteStore(SqliteSchedules):
                 (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             finally:
                 conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        except sqlite3.Error:  # the WAL keeps growing until a later restart succeeds
-            logger.warning("restarting the WAL of %s failed; retrying later", self.path, exc_info=True)
+        except sqlite3.Error as exc:  # the WAL keeps growing until a later restart succeeds
+            logger.warning("restarting the WAL of %s failed (%s); retrying later", self.path, _described(exc))
             return
         if not busy:
             self.wal_restarts += 1
@@ -787,8 +794,8 @@ class _Checkpointer:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             finally:
                 conn.close()
-        except sqlite3.Error:  # the next open replays the WAL: nothing is lost
-            logger.warning("final WAL checkpoint of %s failed", self._path, exc_info=True)
+        except sqlite3.Error as exc:  # the next open replays the WAL: nothing is lost
+            logger.warning("final WAL checkpoint of %s failed (%s)", self._path, _described(exc))
 
     def _wal_size(self) -> int:
         try:
@@ -809,8 +816,10 @@ class _Checkpointer:
                     conn.close()
                     raise
                 return conn, page_size
-            except sqlite3.Error:
-                logger.error("the WAL checkpointer cannot open %s; retrying", self._path, exc_info=True)
+            except sqlite3.Error as exc:
+                logger.error(
+                    "the WAL checkpointer cannot open %s (%s); retrying", self._path, _described(exc)
+                )
             if self._stopping.wait(_CHECKPOINT_INTERVAL):
                 return None
 
@@ -833,8 +842,10 @@ class _Checkpointer:
                 ticks = 0
                 try:
                     (_, frames, _) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error:
-                    logger.warning("WAL checkpoint of %s failed; retrying later", self._path, exc_info=True)
+                except sqlite3.Error as exc:
+                    logger.warning(
+                        "WAL checkpoint of %s failed (%s); retrying later", self._path, _described(exc)
+                    )
                     continue
                 self.checkpoints += 1
                 done = commits
@@ -850,8 +861,8 @@ class _Checkpointer:
                         _fdatasync(self._database_fd)
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                         _fdatasync(self._database_fd)
-                    except (OSError, sqlite3.Error):  # the writer's RESTART syncs the file itself
-                        logger.warning("syncing %s failed", self._path, exc_info=True)
+                    except (OSError, sqlite3.Error) as exc:  # the writer's RESTART syncs the file itself
+                        logger.warning("syncing %s failed (%s)", self._path, _described(exc))
                     self.restart_wanted = True
         finally:
             conn.close()
@@ -859,6 +870,24 @@ class _Checkpointer:
 
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 """fsync without the file's metadata where the platform has it (macOS has no fdatasync)."""
+
+
+def _described(exc: OSError | sqlite3.Error) -> str:
+    """The error in a log line: its SQLite code name and message (a full disk, a failing
+    device say all there is to say; a traceback of the checkpointer's loop adds nothing)."""
+    name = getattr(exc, "sqlite_errorname", None)
+    return f"{name}: {exc}" if name else f"{type(exc).__name__}: {exc}"
+
+
+def _storage_error(exc: sqlite3.Error) -> Exception:
+    """StorageUnavailable (retry; the engine drives a run on once a write succeeds) for a
+    write the storage could not do, else `exc` itself."""
+    code = getattr(exc, "sqlite_errorcode", None)  # None: raised by the sqlite3 module itself
+    if code is None or code & 0xFF not in _UNAVAILABLE:
+        return exc
+    error = StorageUnavailable(_described(exc))
+    error.__cause__ = exc
+    return error
 
 
 # -- the writer thread's side ------------------------------------------------------

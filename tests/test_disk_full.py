@@ -1,0 +1,92 @@
+"""A disk that fills up under a real `runservice serve` on SQLite: nothing fails for it.
+
+The server's file size limit (RLIMIT_FSIZE, lowered from outside with prlimit) stands in for a
+full disk: every write to its database files then fails as on a full file system, and SQLite
+answers SQLITE_FULL or SQLITE_IOERR_WRITE. A run whose commit fails so stays `running` and goes
+on from its last checkpoint once the disk has room again; a Start that cannot be stored is
+refused as UNAVAILABLE with reason STORAGE_UNAVAILABLE (retry) and succeeds when retried; the
+server logs warnings, no error and no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from pathlib import Path
+
+import pytest
+from disk_workflows import opened, waiting
+from process import ServerProcess, serve_argv, start_server
+
+from runservice.client import Client
+from runservice.errors import StorageUnavailable
+from runservice.model import Run, RunStatus
+
+pytestmark = [
+    pytest.mark.timeout(90),
+    pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="prlimit is Linux's"),
+]
+
+
+def fill_disk(pid: int) -> None:
+    """No write of the server may grow a file past its first byte."""
+    _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, hard))
+
+
+def free_disk(pid: int) -> None:
+    _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
+
+
+async def logged(server: ServerProcess, line: str, times: int) -> None:
+    for _ in range(300):
+        if server.text.count(line) >= times:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not {times} times {line!r} in the server's log:\n{server.text[-3000:]}")
+
+
+async def test_a_full_disk_delays_a_run_and_refuses_a_start_then_both_go_on(tmp_path: Path) -> None:
+    data, gate = tmp_path / "data", tmp_path / "gate"
+    server = await start_server(serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows"))
+    try:
+        async with Client(server.address, timeout=10, retry=None) as client:
+            gated = await client.get_workflow("gated").create_run(run_id="gated-run")
+            later = await client.get_workflow("gated").create_run(run_id="later-run")
+            await gated.start({"gate": str(gate)})
+            for _ in range(200):
+                if opened(waiting(gate)):
+                    break
+                await asyncio.sleep(0.02)
+
+            fill_disk(server.proc.pid)
+            filled = time.monotonic()
+            gate.touch()  # the step returns, and its commit fails: the drive waits and tries again
+            await logged(server, "run gated-run: storage failed", 3)
+            # The waits double while the disk stays full (0.1 s, 0.2 s, ... each drawn from its
+            # upper half): 3 s hold 6 tries at most, where a fixed 0.1 s would make 30.
+            await asyncio.sleep(3 - (time.monotonic() - filled))
+            assert server.text.count("run gated-run: storage failed") <= 7
+            with pytest.raises(StorageUnavailable) as refused:
+                await later.start({"gate": str(gate)}, request_id="later-start")
+            assert refused.value.reason == "STORAGE_UNAVAILABLE"
+            assert "SQLITE_" in str(refused.value)
+
+            free_disk(server.proc.pid)
+            started = await later.start_async({"gate": str(gate)}, request_id="later-start")
+            assert started.status is RunStatus.SUCCESS and started.result == "passed gate"
+            run: Run | None = None
+            for _ in range(200):  # the drive's wait doubles while nothing moves: 5 s at most
+                run = await client.get_workflow("gated").run_by_id("gated-run")
+                if run.status is not RunStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.05)
+            assert run is not None and run.status is RunStatus.SUCCESS and run.result == "passed gate"
+            events = [event async for event in gated.watch_events()]
+            assert [event.sequence for event in events] == list(range(1, len(events) + 1))
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+    assert " ERROR " not in server.text and "Traceback" not in server.text, server.text[-3000:]
