@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from postgres import PostgresServer, find_bin_dir
 
@@ -150,3 +151,50 @@ async def test_a_start_during_the_outage_is_refused_as_retryable(server: Postgre
     finally:
         await store.close()
     assert (run.status, run.result) == (RunStatus.SUCCESS, 4)
+
+
+async def set_read_only(server: PostgresServer, read_only: bool) -> None:
+    """Make every new transaction of every session read-only, as on a standby (or undo it)."""
+    admin = await asyncpg.connect(server.url())
+    try:
+        await admin.execute("SET default_transaction_read_only = off")  # this session may write
+        setting = "on" if read_only else "off"
+        await admin.execute(f"ALTER SYSTEM SET default_transaction_read_only = {setting}")
+        await admin.execute("SELECT pg_reload_conf()")
+    finally:
+        await admin.close()
+
+
+async def test_a_run_outlives_a_database_that_takes_no_writes(
+    server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that answers but refuses every write (a full disk, a standby after a failover,
+    here `default_transaction_read_only`): runs wait, Starts are refused as retryable."""
+    store = PostgresStore(await server.create_database())
+    await store.open()
+    try:
+        async with Engine(store, [sequence], lease_seconds=30, claim_interval=0.2) as engine:
+            run = await engine.start("outage-sequence", input_data={"n": 20})
+            while not ran:
+                await asyncio.sleep(0.01)
+            await set_read_only(server, True)
+            await asyncio.sleep(0.2)  # every session has read the new setting
+            with pytest.raises(StorageUnavailable) as refused:
+                await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1")
+            assert "ReadOnlySQLTransactionError 25006" in refused.value.message
+            gate.set()  # the step ends; its result's commit is refused, and the drive waits
+            while ran["first"] < 3:  # tried again, and again
+                await asyncio.sleep(0.05)
+            assert ran["second"] == 0
+            await set_read_only(server, False)
+            done = await settled(engine, run.run_id)
+            started = await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1", wait=True)
+            events = await store.read_events(run.run_id, 0)
+    finally:
+        await store.close()
+    assert (done.status, done.result) == (RunStatus.SUCCESS, 42), done.error
+    assert (started.status, started.result) == (RunStatus.SUCCESS, 4)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    results = Counter(e.step.path for e in events if e.type is EventType.STEP_RESULT and e.step)
+    assert set(results.values()) == {1}

@@ -138,24 +138,32 @@ _LOST = (
     asyncpg.exceptions.AdminShutdownError,  # 57P01: the server is shutting down
     asyncpg.exceptions.CrashShutdownError,  # 57P02
     asyncpg.exceptions.CannotConnectNowError,  # 57P03: starting up, in recovery
-    asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.InterfaceError,  # "connection is closed"
     asyncpg.exceptions.InternalClientError,  # a connection left mid-operation by a dropped link
 )
-"""Failures that say the database was not reached, not that it refused what was asked: they
-are reported as StorageUnavailable (retry), and the engine drives a run on once it answers."""
+"""Failures that say the database was not reached."""
+_UNWRITABLE = (
+    asyncpg.exceptions.InsufficientResourcesError,  # 53: a full disk, out of memory, too many connections
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # 25006: a standby after a failover, a read-only database
+)
+"""Failures that say the database cannot take writes now, whatever is written."""
+_UNAVAILABLE = _LOST + _UNWRITABLE
+"""Neither says the database refused what was asked: they are reported as StorageUnavailable
+(retry), and the engine drives a run on once a write succeeds."""
 
 
 def _unavailable(exc: BaseException) -> StorageUnavailable:
-    """The error a caller sees for a lost database (its address stays in the server log)."""
-    return StorageUnavailable(type(exc).__name__)
+    """The error a caller sees for an unavailable database (its address stays in the server log)."""
+    detail = type(exc).__name__
+    sqlstate = getattr(exc, "sqlstate", None)
+    return StorageUnavailable(f"{detail} {sqlstate}: {exc}" if sqlstate else detail)
 
 
 async def _reached(call: Awaitable[Any]) -> Any:
-    """`call`'s result, with a database that was not reached raised as StorageUnavailable."""
+    """`call`'s result, with an unavailable database raised as StorageUnavailable."""
     try:
         return await call
-    except _LOST as exc:
+    except _UNAVAILABLE as exc:
         raise _unavailable(exc) from exc
 
 
@@ -465,13 +473,18 @@ class PostgresStore(PostgresSchedules):
             outcomes = await apply_batch(self._writer, changes, self.notify, quiet=not flush)
         except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing is reported committed
             hub.committed(time.perf_counter() - started, len(batch))
-            if isinstance(exc, _LOST) or (self._writer is not None and self._writer.is_closed()):
-                # Whether the batch took is unknown; the next one starts on a new connection.
+            if isinstance(exc, _UNAVAILABLE) or (self._writer is not None and self._writer.is_closed()):
+                # Whether the batch took is unknown; the next one starts on a new connection
+                # (after a failover, perhaps to the new primary).
                 logger.warning("the writer lost the database: %s", exc)
                 self._drop_writer()
                 exc = _unavailable(exc)
             batching.fail(batch, exc)
             return
+        refused = next((outcome for outcome in outcomes if isinstance(outcome, _UNWRITABLE)), None)
+        if refused is not None:  # each change failed alone, rolled back to its savepoint
+            logger.warning("the database takes no writes: %s", refused)
+            outcomes = [_unavailable(o) if isinstance(o, _UNWRITABLE) else o for o in outcomes]
         self.transactions += 1
         if flush:
             self.syncs += 1
@@ -500,6 +513,8 @@ class PostgresStore(PostgresSchedules):
             hub.publish(committed)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
+        if refused is not None:  # the next batch connects anew: after a failover, to the new primary
+            self._drop_writer()
 
     # -- leases ------------------------------------------------------------------
 
