@@ -227,7 +227,7 @@ class SqliteStore(SqliteSchedules):
         self._database_fd: int | None = None  # for the checkpointer's fsync of the file
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        self._readers: list[Any] = []  # aiosqlite.Connection
+        self._readers: list[_Reader] = []
         self._point: sqlite3.Connection | None = None  # point reads, on the event loop
         self._next_reader = 0
         self._queue = batching.WriteQueue()
@@ -249,7 +249,7 @@ class SqliteStore(SqliteSchedules):
             self._lock_fd = await loop.run_in_executor(self._executor, _lock, self.path)
             self._conn = await loop.run_in_executor(self._executor, _connect_writer, self.path)
             for _ in range(_READERS):
-                self._readers.append(await _connect_reader(self.path))
+                self._readers.append(_Reader(await _connect_reader(self.path)))
             self._point = _connect_point_reader(self.path)
             # Opened once and closed only after every connection: closing a descriptor of the
             # file drops this process's POSIX locks on it, SQLite's included.
@@ -577,7 +577,7 @@ class SqliteStore(SqliteSchedules):
 
     # -- reads -----------------------------------------------------------------
 
-    def _reader(self) -> Any:
+    def _reader(self) -> _Reader:
         if not self._readers:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
         self._next_reader = (self._next_reader + 1) % len(self._readers)
@@ -587,7 +587,12 @@ class SqliteStore(SqliteSchedules):
         """Rows of a lookup by key, read on the event loop (see `_connect_point_reader`)."""
         if self._point is None:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
-        return self._point.execute(sql, params).fetchall()
+        try:
+            return self._point.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            if (error := _storage_error(exc)) is exc:
+                raise
+            raise error from exc
 
     async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
         """The run, with its step records when `steps` is true; None if unknown."""
@@ -880,14 +885,12 @@ def _described(exc: OSError | sqlite3.Error) -> str:
 
 
 def _storage_error(exc: sqlite3.Error) -> Exception:
-    """StorageUnavailable (retry; the engine drives a run on once a write succeeds) for a
-    write the storage could not do, else `exc` itself."""
+    """StorageUnavailable (retry; the engine drives a run on once a write succeeds) for
+    what the storage could not do, else `exc` itself."""
     code = getattr(exc, "sqlite_errorcode", None)  # None: raised by the sqlite3 module itself
     if code is None or code & 0xFF not in _UNAVAILABLE:
         return exc
-    error = StorageUnavailable(_described(exc))
-    error.__cause__ = exc
-    return error
+    return StorageUnavailable(_described(exc))
 
 
 # -- the writer thread's side ------------------------------------------------------
@@ -982,6 +985,27 @@ async def _connect_reader(path: str) -> Any:
         await reader.close()
         raise
     return reader
+
+
+class _Reader:
+    """A reader connection whose failures to read the file (a failing device, a file that
+    cannot be opened) are StorageUnavailable, as the writer's are."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute_fetchall(self, sql: str, params: Sequence[object] = ()) -> Any:
+        try:
+            return await self._conn.execute_fetchall(sql, params)
+        except sqlite3.Error as exc:
+            if (error := _storage_error(exc)) is exc:
+                raise
+            raise error from exc
+
+    async def close(self) -> None:
+        await self._conn.close()
 
 
 class _Rows:
