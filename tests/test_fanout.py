@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 from runservice.client import Client
+from runservice.engine import Engine
+from runservice.engine.follow import coalescing_pause
 from runservice.model import Event, EventType, RunStatus
 from runservice.server import convert
 from runservice.server.fanout import SharedReplies
+from runservice.storage.sqlite import SqliteStore
 from runservice.v1 import run_service_pb2
+from runservice.workflow import StepContext, create_step, create_workflow
+
+pytestmark = pytest.mark.timeout(60)
 
 
 def _events(run_id: str, first: int, last: int, at: float = 1.0) -> list[Event]:
@@ -45,3 +54,53 @@ async def test_many_watchers_of_one_run_see_the_same_log(client: Client) -> None
     done = await run.start_async(input_data={"count": 1})
     await asyncio.wait_for(asyncio.gather(*watchers), 30)
     assert all(into == list(range(1, done.last_sequence + 1)) for into in seen)
+
+
+def test_replies_are_coalesced_only_for_runs_many_follow() -> None:
+    assert coalescing_pause(1) == coalescing_pause(9) == 0.0  # each event as it comes
+    assert coalescing_pause(10) == pytest.approx(0.001)
+    assert coalescing_pause(1000) == pytest.approx(0.1)  # half a core's worth of 50 us replies
+    assert coalescing_pause(1_000_000) == 0.25
+
+
+@create_step("chunks")
+async def chunks(ctx: StepContext) -> int:
+    for index in range(50):
+        await ctx.writer.write({"chunk": index})  # a commit each
+    return 50
+
+
+chatty = create_workflow("fanout-chatty").then(chunks).commit()
+
+
+async def test_a_thousand_coalescing_followers_get_every_event_in_fewer_batches(tmp_path: Path) -> None:
+    """With 1,000 followers a run's live events come in batches at most every 0.1 s: every
+    follower still gets every event once, in order, with far fewer batches than events."""
+    store = SqliteStore(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        async with Engine(store, [chatty]) as engine:
+            run, _ = await engine.create_run("fanout-chatty")
+
+            async def follow(coalesce: bool) -> list[list[int]]:
+                batches = []
+                follow = engine.follow(run.run_id, coalesce=coalesce)
+                async for batch in follow:
+                    batches.append([event.sequence for event in batch])
+                return batches
+
+            followers = [asyncio.create_task(follow(coalesce=True)) for _ in range(1000)]
+            alone = asyncio.create_task(follow(coalesce=False))
+            while store.hub.subscribers(run.run_id) < 1001:
+                await asyncio.sleep(0.01)
+            done = await engine.start("fanout-chatty", run_id=run.run_id, wait=True)
+            seen = await asyncio.wait_for(asyncio.gather(*followers), 30)
+            uncoalesced = await asyncio.wait_for(alone, 30)
+    finally:
+        await store.close()
+    log = list(range(1, done.last_sequence + 1))
+    assert done.last_sequence > 50
+    for batches in [*seen, uncoalesced]:
+        assert [sequence for batch in batches for sequence in batch] == log
+    # 50 commits of a few milliseconds each: a batch each without coalescing, a few with it.
+    assert max(len(batches) for batches in seen) < 20 < len(uncoalesced)

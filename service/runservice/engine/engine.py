@@ -892,19 +892,26 @@ class Engine:
                 raise RunActive(run_id, (result.status or RunStatus.RUNNING).value)
 
     def follow(
-        self, run_id: str, *, after: int = 0, until_settled: bool = False, heartbeat: float | None = None
+        self,
+        run_id: str,
+        *,
+        after: int = 0,
+        until_settled: bool = False,
+        heartbeat: float | None = None,
+        coalesce: bool = False,
     ) -> AsyncIterator[list[Event]]:
         """Events with sequence > `after`: first the stored ones, then live ones, each exactly once.
 
         Yields non-empty lists of contiguous events, and [] as a heartbeat after `heartbeat`
         idle seconds. Ends after the finish event of a terminal run (or, with
         `until_settled`, after any finish event, suspended included). Raises RunNotFound
-        for an unknown run and Unavailable when the engine drains.
+        for an unknown run and Unavailable when the engine drains. With `coalesce`, live
+        events of a run many follow come in fewer, larger batches (`follow.coalescing_pause`).
         """
-        return self._follow(run_id, after, until_settled, heartbeat)
+        return self._follow(run_id, after, until_settled, heartbeat, coalesce)
 
     async def _follow(
-        self, run_id: str, after: int, until_settled: bool, heartbeat: float | None
+        self, run_id: str, after: int, until_settled: bool, heartbeat: float | None, coalesce: bool
     ) -> AsyncIterator[list[Event]]:
         if self._draining:
             raise Unavailable("server is shutting down; reconnect with your last sequence")
@@ -921,6 +928,7 @@ class Engine:
                 after=after,
                 until_settled=until_settled,
                 heartbeat=heartbeat,
+                coalesce=coalesce,
                 draining=lambda: self._draining,
                 register=register,
             ):

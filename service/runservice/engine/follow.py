@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from runservice.errors import RunNotFound, Unavailable
@@ -18,6 +19,7 @@ async def follow_events(
     heartbeat: float | None,
     draining: Callable[[], bool],
     register: Callable[[Subscription], None],
+    coalesce: bool = False,
 ) -> AsyncIterator[list[Event]]:
     """See Engine.follow. Subscribes before reading the store so nothing falls in between."""
     stop: Callable[[Event], bool] = (lambda e: e.settles_run) if until_settled else (lambda e: e.ends_run)
@@ -58,6 +60,30 @@ async def follow_events(
             cursor = batch[-1].sequence
             if done:
                 return
+            if coalesce and (pause := coalescing_pause(store.hub.subscribers(run_id))):
+                await asyncio.sleep(pause)
+
+
+REPLY_COST = 50e-6
+"""Seconds of the server's CPU per reply on a stream, about: grpc's send and its completion,
+and the stream's turn (BENCHMARKS.md, Watch fan-out)."""
+FANOUT_SHARE = 0.5
+"""The share of the server's event loop the followers of one run may take together."""
+COALESCE_FROM = 0.001
+COALESCE_MOST = 0.25
+
+
+def coalescing_pause(followers: int) -> float:
+    """Seconds a coalescing follower of a run with `followers` (in this process) waits after a
+    batch of live events before it takes the next: each gets one reply per `followers x
+    REPLY_COST / FANOUT_SHARE` at most, so however fast the run's events come, its fan-out
+    takes about FANOUT_SHARE of the event loop. 1,000 Watch streams on one run get a reply
+    each every 0.1 s; fewer than 10 (a pause under COALESCE_FROM) get each event as it comes.
+    The pause is at most COALESCE_MOST. Events that come meanwhile go out together in the
+    next batch; an event that comes after a quiet spell longer than the pause never waits.
+    """
+    pause = followers * REPLY_COST / FANOUT_SHARE
+    return 0.0 if pause < COALESCE_FROM else min(pause, COALESCE_MOST)
 
 
 def _until(events: list[Event], stop: Callable[[Event], bool]) -> tuple[list[Event], bool]:

@@ -313,7 +313,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         state: model.WorkflowState | None = None
         if args["include_workflow_state"]:
             state = await self._engine.workflow_state_at(run_id, after)
-        follow = self._engine.follow(run_id, after=after, until_settled=False, heartbeat=self._heartbeat)
+        # Many Watch streams on one run share the server's CPU: their replies are coalesced.
+        follow = self._engine.follow(
+            run_id, after=after, until_settled=False, heartbeat=self._heartbeat, coalesce=True
+        )
         try:
             async for batch in follow:
                 states: list[model.WorkflowState] = []

@@ -140,6 +140,11 @@ class EventHub:
         """True if some subscription follows `run_id`."""
         return run_id in self._subscribers
 
+    def subscribers(self, run_id: str) -> int:
+        """How many subscriptions follow `run_id`."""
+        subscribers = self._subscribers.get(run_id)
+        return 0 if subscribers is None else len(subscribers)
+
     def watched(self) -> list[str]:
         """The run ids that have subscribers."""
         return list(self._subscribers)
