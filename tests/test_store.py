@@ -630,16 +630,6 @@ async def test_list_runs_filters_and_keyset_paging(store: AnyStore) -> None:
     assert await ids(statuses=frozenset({RunStatus.FAILED, RunStatus.CANCELED}), workflow_id="wf-b") == []
 
 
-async def test_runs_with_status(store: AnyStore) -> None:
-    await create(store, new_run("p", created_at=1.0))
-    await create(store, new_run("r", created_at=2.0, status=RunStatus.RUNNING))
-    await create(store, new_run("w", created_at=3.0, status=RunStatus.WAITING))
-    await create(store, new_run("s", created_at=4.0, status=RunStatus.SUCCESS))
-    found = await store.runs_with_status(frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.PENDING}))
-    assert [run.run_id for run in found] == ["p", "r", "w"]
-    assert await store.runs_with_status(frozenset()) == []
-
-
 async def test_delete_with_and_without_expect(store: AnyStore) -> None:
     await create(store, new_run("r1"), draft())
     await store.write(RunWrite("r1", steps=[step("a", 1)], request=("start", "x")))

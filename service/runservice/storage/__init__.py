@@ -188,9 +188,6 @@ class Store(Protocol):
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
 
-    async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
-        """Every run whose status is one of `statuses`."""
-
     async def claim_runs(
         self,
         claim: Claim,

@@ -689,16 +689,6 @@ class PostgresStore(PostgresSchedules):
             counts[RunStatus(status)] = count
         return counts
 
-    async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
-        """Every run whose status is one of `statuses` (oldest first)."""
-        if not statuses:
-            return []
-        rows = await self._readers().fetch(
-            f"{_SELECT_RUN} WHERE status = ANY($1::text[]) ORDER BY created_at, run_id",
-            sorted(status.value for status in statuses),
-        )
-        return await self._runs_from_rows(rows)
-
     async def _values(self, run_id: str, digests: set[str]) -> dict[str, Any]:
         """The stored values of a run by digest (see storage/values.py)."""
         if not digests:

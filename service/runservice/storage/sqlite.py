@@ -642,18 +642,6 @@ class SqliteStore(SqliteSchedules):
         )
         return bool(rows)
 
-    async def runs_with_status(self, statuses: frozenset[RunStatus]) -> list[Run]:
-        """Every run whose status is one of `statuses` (oldest first)."""
-        if not statuses:
-            return []
-        marks = ", ".join("?" * len(statuses))
-        rows = await self._reader().execute_fetchall(
-            f"{_SELECT_RUN} WHERE status IN ({marks}) ORDER BY created_at, run_id",
-            sorted(status.value for status in statuses),
-        )
-        await self.sync()
-        return await self._runs_from_rows(rows)
-
     async def _values(self, run_id: str, digests: set[str]) -> dict[str, Any]:
         """The stored values of a run by digest (see storage/values.py)."""
         if not digests:
