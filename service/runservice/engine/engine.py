@@ -1059,27 +1059,30 @@ class Engine:
         outage = _Outage()
         while True:
             try:
-                return await driver.drive()
+                try:
+                    return await driver.drive()
+                except StorageUnavailable as exc:
+                    # A full disk, a restart, a failover, a dropped connection: not the run's
+                    # fault. Whether the commit in flight took is unknown, so the run goes on
+                    # from what is stored once the database answers, under the same lease (its
+                    # commits stay fenced).
+                    logger.warning(
+                        "run %s: storage failed (%s); the run goes on from its last checkpoint once"
+                        " it can be stored",
+                        driver.run_id,
+                        exc.detail,
+                    )
+                    again = await self._reloaded(driver, outage)
+                    if isinstance(again, Run):
+                        return again
+                    driver = again
             except LeaseLost:
                 logger.warning("run %s: lease lost; another replica continues it", driver.run_id)
                 return await self._load(driver.run_id, steps=True)
-            except StorageUnavailable as exc:
-                # A full disk, a restart, a failover, a dropped connection: not the run's fault.
-                # Whether the commit in flight took is unknown, so the run goes on from what is
-                # stored once the database answers, under the same lease (its commits stay fenced).
-                logger.warning(
-                    "run %s: storage failed (%s); the run goes on from its last checkpoint once"
-                    " it can be stored",
-                    driver.run_id,
-                    exc.detail,
-                )
-                again = await self._reloaded(driver, outage)
-                if isinstance(again, Run):
-                    return again
-                driver = again
             except Exception:
-                # A bug or a storage failure: fail the run loudly rather than leave it
-                # `running` to fail again at every boot.
+                # A bug, here or in reloading the run after an outage: fail the run loudly
+                # rather than leave it `running` with nothing driving it, or failing again at
+                # every boot.
                 logger.exception("run %s: the engine failed while driving it", driver.run_id)
                 await self._fail(
                     driver.run_id, "the engine failed while driving the run; see the server log", driver.lease
