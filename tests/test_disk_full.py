@@ -11,6 +11,7 @@ server logs warnings, no error and no traceback.
 from __future__ import annotations
 
 import asyncio
+import re
 import resource
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from disk_workflows import opened, waiting
 from process import ServerProcess, serve_argv, start_server
+from scraping import scrape, value
 
 from runservice.client import Client
 from runservice.errors import StorageUnavailable
@@ -50,7 +52,8 @@ async def logged(server: ServerProcess, line: str, times: int) -> None:
 
 async def test_a_full_disk_delays_a_run_and_refuses_a_start_then_both_go_on(tmp_path: Path) -> None:
     data, gate = tmp_path / "data", tmp_path / "gate"
-    server = await start_server(serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows"))
+    served = ("--workflows", "tests.disk_workflows", "--metrics-address", "127.0.0.1:0")
+    server = await start_server(serve_argv("--data-dir", str(data), *served))
     try:
         async with Client(server.address, timeout=10, retry=None) as client:
             gated = await client.get_workflow("gated").create_run(run_id="gated-run")
@@ -73,6 +76,9 @@ async def test_a_full_disk_delays_a_run_and_refuses_a_start_then_both_go_on(tmp_
                 await later.start({"gate": str(gate)}, request_id="later-start")
             assert refused.value.reason == "STORAGE_UNAVAILABLE"
             assert "SQLITE_" in str(refused.value)
+            metrics_url = re.findall(r"metrics on (\S+)", server.text)[0]
+            samples = await scrape(metrics_url)  # the endpoint answers through it all
+            assert value(samples, "runservice_store_unavailable_total") >= 4  # the run's tries and the Start
 
             free_disk(server.proc.pid)
             started = await later.start_async({"gate": str(gate)}, request_id="later-start")

@@ -12,8 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
+from scraping import get, scrape, value
 
 from runservice import logs
 from runservice.config import ConfigError, Settings
@@ -152,29 +150,6 @@ def count(n: int) -> Any:
 # -- metrics ---------------------------------------------------------------------------------------
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-
-
-async def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of a real HTTP scrape, by (name, labels)."""
-    status, text = await asyncio.to_thread(_get, url)
-    assert status == 200
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
 def rpc(method: str, *, code: str | None = None, kind: str = "unary", **extra: str) -> dict[str, str]:
     labels = {"grpc_service": "runservice.v1.RunService", "grpc_method": method, "grpc_type": kind, **extra}
     if code is not None:
@@ -277,7 +252,7 @@ async def test_metrics_count_rpcs_streams_runs_steps_and_commits(tmp_path: Path)
                          status="success") == 1  # fmt: skip
 
         await eventually(resume_counted)
-        status, _ = await asyncio.to_thread(_get, served.metrics_url.replace("/metrics", "/nope"))
+        status, _ = await asyncio.to_thread(get, served.metrics_url.replace("/metrics", "/nope"))
         assert status == 404
 
 
@@ -598,13 +573,13 @@ async def test_a_failed_step_is_logged_with_its_traceback_run_step_and_attempt(t
 
 
 def test_observability_settings_from_env_then_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
+    for name, setting in {
         "RUNSERVICE_METRICS_ADDRESS": "0.0.0.0:9464",
         "RUNSERVICE_TRACING": "on",
         "RUNSERVICE_LOG_FORMAT": "JSON",
         "RUNSERVICE_ACCESS_LOG": "false",
     }.items():
-        monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, setting)
     settings = Settings.load()
     assert settings.metrics_address == "0.0.0.0:9464" and settings.tracing is True
     assert settings.log_format == "json" and settings.access_log is False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -19,10 +20,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from postgres import PostgresServer, find_bin_dir
+from prometheus_client.parser import text_string_to_metric_families
 
 from runservice.engine import Engine
 from runservice.errors import StorageUnavailable
 from runservice.model import EventType, Run, RunStatus
+from runservice.server.metrics import Metrics
 from runservice.storage.postgres import PostgresStore
 from runservice.workflow import StepContext, Workflow, create_step, create_workflow
 
@@ -95,12 +98,21 @@ async def settled(engine: Engine, run_id: str) -> Run:
         await asyncio.sleep(0.05)
 
 
+async def rendered(metrics: Metrics) -> dict[str, float]:
+    """The unlabelled samples of a render of `metrics`, by name."""
+    text = (await metrics.render()).decode()
+    families = text_string_to_metric_families(text)
+    return {sample.name: sample.value for family in families for sample in family.samples}
+
+
 @pytest.mark.parametrize("workflow", [sequence, branches], ids=["sequence", "parallel"])
 async def test_a_run_outlives_a_database_restart(
     server: PostgresServer, workflow: Workflow, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = PostgresStore(await server.create_database())
     await store.open()
+    metrics = Metrics(store)
+    store.hub.listen_commits(metrics.on_commit)
     try:
         async with Engine(store, [sequence, branches], lease_seconds=30, claim_interval=0.2) as engine:
             run = await engine.start(workflow.id, input_data={"n": 20})
@@ -115,10 +127,12 @@ async def test_a_run_outlives_a_database_restart(
             await asyncio.to_thread(server.start_again)
             done = await settled(engine, run.run_id)
             events = await store.read_events(run.run_id, 0)
+            samples = await rendered(metrics)
     finally:
         await store.close()
     assert done.status is RunStatus.SUCCESS, done.error
     assert done.result == (42 if workflow is sequence else {"left": 1, "right": 2})
+    assert samples["runservice_store_unavailable_total"] >= 1  # the result's commit, refused
     # An outage is logged as warnings: no run failed, no trace of an engine error.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))  # one gap-free log
@@ -129,13 +143,18 @@ async def test_a_run_outlives_a_database_restart(
 
 
 async def test_a_start_during_the_outage_is_refused_as_retryable(server: PostgresServer) -> None:
+    """...and a scrape of the metrics still answers."""
     store = PostgresStore(await server.create_database())
     await store.open()
+    metrics = Metrics(store)
+    store.hub.listen_commits(metrics.on_commit)
     try:
         async with Engine(store, [sequence], lease_seconds=30, claim_interval=0.2) as engine:
             await asyncio.to_thread(server.shut_down)
             with pytest.raises(StorageUnavailable):
                 await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1")
+            # Unknown, not a stale count; the scrape answers all the same.
+            assert math.isnan((await rendered(metrics))["runservice_runs_in_flight"])
             await asyncio.to_thread(server.start_again)
             gate.set()
             deadline = time.monotonic() + 30

@@ -4,8 +4,10 @@ Three sources, none of them in the engine:
 - RPCs, from the `CallObserver` interceptor (`on_call_start` / `on_call_end`);
 - runs and steps, from committed events (`on_event`, fed by `CommittedEvents`), so they
   count what is durable;
-- the store, from its hub: each transaction's duration and size (`on_commit`); and the
-  runs in flight and suspended, counted in the database when the endpoint is scraped.
+- the store, from its hub: each transaction's duration and size, and the changes storage
+  could not take (`on_commit`); and the runs in flight and suspended, counted in the database
+  when the endpoint is scraped (unknown, NaN, while the database does not answer: a scrape
+  never fails for an outage, when its other figures matter most).
 
 Each server has its own registry (several servers can share a process, as tests do).
 The endpoint is a small asyncio HTTP server on its own address, so a scrape's database
@@ -17,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from runservice.errors import StorageUnavailable
 from runservice.model import Event, EventType, RunStatus
 from runservice.server.calls import Call
 from runservice.server.committed import RunInfo
@@ -123,6 +127,12 @@ class Metrics:
             buckets=_BATCH_BUCKETS,
             registry=registry,
         )
+        self.store_unavailable = Counter(
+            "runservice_store_unavailable",
+            "Changes storage could not take (a full disk, an I/O error, a lost database); each is"
+            " retried: a refused call by its caller, a run's progress by its drive.",
+            registry=registry,
+        )
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -171,18 +181,25 @@ class Metrics:
 
     # -- the store ----------------------------------------------------------------------------------
 
-    def on_commit(self, seconds: float, changes: int) -> None:
+    def on_commit(self, seconds: float, changes: int, unavailable: int) -> None:
         self.commit_seconds.observe(seconds)
         self.commit_batch.observe(changes)
+        if unavailable:
+            self.store_unavailable.inc(unavailable)
 
     # -- exposition --------------------------------------------------------------------------------
 
     async def render(self) -> bytes:
         """The text exposition, gauges counted in the database first."""
         if self._store is not None:
-            counts = await self._store.count_runs(_COUNTED)
-            self.runs_in_flight.set(sum(counts[status] for status in _IN_FLIGHT))
-            self.runs_suspended.set(counts[RunStatus.SUSPENDED])
+            try:
+                counts = await self._store.count_runs(_COUNTED)
+            except StorageUnavailable:
+                self.runs_in_flight.set(math.nan)
+                self.runs_suspended.set(math.nan)
+            else:
+                self.runs_in_flight.set(sum(counts[status] for status in _IN_FLIGHT))
+                self.runs_suspended.set(counts[RunStatus.SUSPENDED])
         return generate_latest(self.registry)
 
 

@@ -72,8 +72,9 @@ class Subscription:
 EventListener = Callable[[Sequence[Event]], None]
 """Called with every batch of committed events, of any run (see `EventHub.listen`)."""
 
-CommitListener = Callable[[float, int], None]
-"""Called after each store transaction with its duration in seconds and its number of changes."""
+CommitListener = Callable[[float, int, int], None]
+"""Called after each store transaction with its duration in seconds, its number of changes and
+how many of them storage could not take (StorageUnavailable: a full disk, a lost database)."""
 
 
 class EventHub:
@@ -100,7 +101,8 @@ class EventHub:
         return stop
 
     def listen_commits(self, listener: CommitListener) -> Callable[[], None]:
-        """Call `listener(seconds, changes)` after each transaction; returns the function that stops it."""
+        """Call `listener(seconds, changes, unavailable)` after each transaction; returns the
+        function that stops it."""
         self._commit_listeners = (*self._commit_listeners, listener)
 
         def stop() -> None:
@@ -108,11 +110,12 @@ class EventHub:
 
         return stop
 
-    def committed(self, seconds: float, changes: int) -> None:
-        """Called by the store after each transaction (committed or not) with its cost."""
+    def committed(self, seconds: float, changes: int, unavailable: int = 0) -> None:
+        """Called by the store after each transaction (committed or not) with its cost, and
+        the number of its changes refused as StorageUnavailable."""
         for listener in self._commit_listeners:
             try:
-                listener(seconds, changes)
+                listener(seconds, changes, unavailable)
             except Exception:
                 logger.exception("a commit listener failed")
 

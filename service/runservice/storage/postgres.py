@@ -472,24 +472,27 @@ class PostgresStore(PostgresSchedules):
                 self._writer, self._writer_pid = writer, writer.get_server_pid()
             outcomes = await apply_batch(self._writer, changes, self.notify, quiet=not flush)
         except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing is reported committed
-            hub.committed(time.perf_counter() - started, len(batch))
             if isinstance(exc, _UNAVAILABLE) or (self._writer is not None and self._writer.is_closed()):
                 # Whether the batch took is unknown; the next one starts on a new connection
                 # (after a failover, perhaps to the new primary).
                 logger.warning("the writer lost the database: %s", exc)
                 self._drop_writer()
                 exc = _unavailable(exc)
+            refused = len(batch) if isinstance(exc, StorageUnavailable) else 0
+            hub.committed(time.perf_counter() - started, len(batch), refused)
             batching.fail(batch, exc)
             return
-        refused = next((outcome for outcome in outcomes if isinstance(outcome, _UNWRITABLE)), None)
-        if refused is not None:  # each change failed alone, rolled back to its savepoint
-            logger.warning("the database takes no writes: %s", refused)
+        unwritable = next((outcome for outcome in outcomes if isinstance(outcome, _UNWRITABLE)), None)
+        refused = 0
+        if unwritable is not None:  # each change failed alone, rolled back to its savepoint
+            logger.warning("the database takes no writes: %s", unwritable)
+            refused = sum(isinstance(outcome, _UNWRITABLE) for outcome in outcomes)
             outcomes = [_unavailable(o) if isinstance(o, _UNWRITABLE) else o for o in outcomes]
         self.transactions += 1
         if flush:
             self.syncs += 1
             self.durable = self.transactions
-        hub.committed(time.perf_counter() - started, len(batch))
+        hub.committed(time.perf_counter() - started, len(batch), refused)
         committed = batching.answer(batch, outcomes)
         if not flush and any(hub.watching(event.run_id) for event in committed):
             # Someone here subscribed while the batch was in flight: flush before they hear of it.
@@ -513,7 +516,7 @@ class PostgresStore(PostgresSchedules):
             hub.publish(committed)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
-        if refused is not None:  # the next batch connects anew: after a failover, to the new primary
+        if unwritable is not None:  # the next batch connects anew: after a failover, to the new primary
             self._drop_writer()
 
     # -- leases ------------------------------------------------------------------

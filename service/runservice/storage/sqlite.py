@@ -225,6 +225,8 @@ class SqliteStore(SqliteSchedules):
         self._accepting = False
         self._lock_fd: int | None = None
         self._database_fd: int | None = None  # for the checkpointer's fsync of the file
+        self._refused = 0
+        """Changes of the last batch refused as StorageUnavailable (for the hub's listeners)."""
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._readers: list[_Reader] = []
@@ -467,8 +469,10 @@ class SqliteStore(SqliteSchedules):
                 # cheaper here than a hand-off to the writer thread and back.
                 self._end_transaction()
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
-            self.hub.committed(time.perf_counter() - started, len(batch))
-            batching.fail(batch, _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc)
+            error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
+            refused = len(batch) if isinstance(error, StorageUnavailable) else 0
+            self.hub.committed(time.perf_counter() - started, len(batch), refused)
+            batching.fail(batch, error)
             return
         self.transactions += 1
         if full:
@@ -480,7 +484,7 @@ class SqliteStore(SqliteSchedules):
             for change in changes:
                 if isinstance(change, RunWrite):
                     self._unsynced[change.run_id] = number
-        self.hub.committed(time.perf_counter() - started, len(batch))
+        self.hub.committed(time.perf_counter() - started, len(batch), self._refused)
         committed = batching.answer(batch, outcomes)
         try:
             self._publish(committed)
@@ -514,6 +518,7 @@ class SqliteStore(SqliteSchedules):
             conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._synchronous = synchronous
         before = conn.total_changes
+        self._refused = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
             try:
@@ -535,6 +540,8 @@ class SqliteStore(SqliteSchedules):
                     rows.flush()
                 except sqlite3.Error as exc:
                     outcome = _storage_error(exc)
+                    if isinstance(outcome, StorageUnavailable):
+                        self._refused += 1
                 if isinstance(outcome, Exception):
                     conn.execute("ROLLBACK TO w")
                 outcomes.append(outcome)
