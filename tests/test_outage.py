@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runservice.engine import Engine
 from runservice.errors import StorageUnavailable
-from runservice.model import EventType, Run, RunStatus
+from runservice.model import Event, EventType, Run, RunStatus
 from runservice.server.metrics import Metrics
 from runservice.storage.postgres import PostgresStore
 from runservice.workflow import StepContext, Workflow, create_step, create_workflow
@@ -98,6 +98,19 @@ async def settled(engine: Engine, run_id: str) -> Run:
         await asyncio.sleep(0.05)
 
 
+async def watch(engine: Engine, run_id: str) -> list[Event]:
+    """Every event of the run, followed as a Watch client does: reopened from its cursor
+    whenever the database did not answer."""
+    seen: list[Event] = []
+    while True:
+        try:
+            async for batch in engine.follow(run_id, after=seen[-1].sequence if seen else 0):
+                seen.extend(batch)
+            return seen
+        except StorageUnavailable:
+            await asyncio.sleep(0.05)
+
+
 async def rendered(metrics: Metrics) -> dict[str, float]:
     """The unlabelled samples of a render of `metrics`, by name."""
     text = (await metrics.render()).decode()
@@ -109,13 +122,15 @@ async def rendered(metrics: Metrics) -> dict[str, float]:
 async def test_a_run_outlives_a_database_restart(
     server: PostgresServer, workflow: Workflow, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = PostgresStore(await server.create_database())
+    # Watched runs are polled (for other replicas' events) every 50 ms, during the outage too.
+    store = PostgresStore(await server.create_database(), poll_interval=0.05)
     await store.open()
     metrics = Metrics(store)
     store.hub.listen_commits(metrics.on_commit)
     try:
         async with Engine(store, [sequence, branches], lease_seconds=30, claim_interval=0.2) as engine:
             run = await engine.start(workflow.id, input_data={"n": 20})
+            watched = asyncio.create_task(watch(engine, run.run_id))
             while not ran:
                 await asyncio.sleep(0.01)
             await asyncio.to_thread(server.shut_down)
@@ -128,6 +143,7 @@ async def test_a_run_outlives_a_database_restart(
             done = await settled(engine, run.run_id)
             events = await store.read_events(run.run_id, 0)
             samples = await rendered(metrics)
+            seen = await asyncio.wait_for(watched, 30)
     finally:
         await store.close()
     assert done.status is RunStatus.SUCCESS, done.error
@@ -136,6 +152,7 @@ async def test_a_run_outlives_a_database_restart(
     # An outage is logged as warnings: no run failed, no trace of an engine error.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))  # one gap-free log
+    assert seen == events  # the watcher, reopened from its cursor, missed and repeated nothing
     results = Counter(e.step.path for e in events if e.type is EventType.STEP_RESULT and e.step)
     assert set(results.values()) == {1}  # one committed result per step, the rerun's
     # The body whose result's commit found no database ran again from the last checkpoint.

@@ -17,6 +17,7 @@ from runservice import logs
 from runservice.engine import paging
 from runservice.engine.deadlines import deadline_error, iso, run_deadline
 from runservice.engine.driver import RunDriver
+from runservice.engine.failures import log_failure
 from runservice.engine.follow import follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
@@ -997,7 +998,9 @@ class Engine:
         try:
             await self._store.write(RunWrite(run_id, fence=lease, release=True))
         except Exception:
-            logger.exception("run %s: could not release its lease; it is claimed when the lease ends", run_id)
+            log_failure(
+                logger, "run %s: could not release its lease; it is claimed when the lease ends", run_id
+            )
 
     async def _with_origins(self, runs: list[Run]) -> list[Run]:
         """`runs` with the schedule and tick of those a schedule started."""
@@ -1122,7 +1125,7 @@ class Engine:
                 )
             )
         except Exception:
-            logger.exception("run %s: could not be marked failed", run_id)
+            log_failure(logger, "run %s: could not be marked failed", run_id)
 
     def _forget(self, run_id: str, task: asyncio.Task[Run]) -> None:
         if self._tasks.get(run_id) is task:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+from runservice.engine.failures import log_failure
 from runservice.model import Event, EventType, Json, Run
 from runservice.storage import Store
 
@@ -108,7 +109,7 @@ class CommittedEvents:
         try:
             run = await self._store.get_run(run_id)
         except Exception:  # the events still count, under an unknown workflow
-            logger.exception("reading run %s for metrics and traces failed", run_id)
+            log_failure(logger, "reading run %s for metrics and traces failed", run_id)
         events = self._waiting.pop(run_id, [])
         if run is not None:
             info = RunInfo(run_id, run.workflow_id, run)

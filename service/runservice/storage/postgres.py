@@ -574,7 +574,7 @@ class PostgresStore(PostgresSchedules):
                     self._known.clear()
             try:
                 await self._poll()
-            except _CONNECTION_ERRORS as exc:
+            except (*_CONNECTION_ERRORS, StorageUnavailable) as exc:
                 logger.warning("polling watched runs failed: %s", exc)
             except Exception:  # keep feeding: watchers depend on this loop for other processes' events
                 logger.exception("polling watched runs failed")
@@ -603,7 +603,9 @@ class PostgresStore(PostgresSchedules):
             del self._known[run_id]
         if not watched or self._pool is None:
             return
-        rows = await self._pool.fetch("SELECT run_id, last_seq FROM runs WHERE run_id = ANY($1)", watched)
+        rows = await self._readers().fetch(
+            "SELECT run_id, last_seq FROM runs WHERE run_id = ANY($1)", watched
+        )
         for run_id, last_seq in rows:
             self._heard(run_id, last_seq)
 
