@@ -111,6 +111,14 @@ async def watch(engine: Engine, run_id: str) -> list[Event]:
             await asyncio.sleep(0.05)
 
 
+async def tried_again() -> None:
+    """Once the first step's body ran three times: its result's commit was refused, twice."""
+    deadline = time.monotonic() + 20
+    while ran["first"] < 3:
+        assert time.monotonic() < deadline, f"the first step ran {ran['first']} times, not tried again"
+        await asyncio.sleep(0.05)
+
+
 async def rendered(metrics: Metrics) -> dict[str, float]:
     """The unlabelled samples of a render of `metrics`, by name."""
     text = (await metrics.render()).decode()
@@ -219,8 +227,7 @@ async def test_a_run_outlives_a_database_that_takes_no_writes(
                 await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1")
             assert "ReadOnlySQLTransactionError 25006" in refused.value.message
             gate.set()  # the step ends; its result's commit is refused, and the drive waits
-            while ran["first"] < 3:  # tried again, and again
-                await asyncio.sleep(0.05)
+            await tried_again()
             assert ran["second"] == 0
             await set_read_only(server, False)
             done = await settled(engine, run.run_id)
@@ -231,6 +238,45 @@ async def test_a_run_outlives_a_database_that_takes_no_writes(
     assert (done.status, done.result) == (RunStatus.SUCCESS, 42), done.error
     assert (started.status, started.result) == (RunStatus.SUCCESS, 4)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    results = Counter(e.step.path for e in events if e.type is EventType.STEP_RESULT and e.step)
+    assert set(results.values()) == {1}
+
+
+async def test_a_run_outlives_a_row_held_past_lock_timeout(
+    server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database whose `lock_timeout` (or `statement_timeout`) ends the writer's wait for a row
+    another session holds (an operator's open transaction, a migration): the run waits, then
+    goes on once the row is free. A deadlock or a cancelled statement is treated the same."""
+    url = await server.create_database()
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" SET lock_timeout = 200')
+        store = PostgresStore(url)  # its sessions start after the setting: each has it
+        await store.open()
+        try:
+            async with Engine(store, [sequence], lease_seconds=30, claim_interval=0.2) as engine:
+                run = await engine.start("outage-sequence", input_data={"n": 20})
+                while not ran:
+                    await asyncio.sleep(0.01)
+                holder = admin.transaction()
+                await holder.start()
+                await admin.execute("SET lock_timeout = 0")  # this session waits for nobody
+                await admin.fetchval("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", run.run_id)
+                gate.set()  # the step ends; its result's commit waits for the row, and gives up
+                await tried_again()
+                assert ran["second"] == 0
+                await holder.rollback()
+                done = await settled(engine, run.run_id)
+                events = await store.read_events(run.run_id, 0)
+        finally:
+            await store.close()
+    finally:
+        await admin.close()
+    assert (done.status, done.result) == (RunStatus.SUCCESS, 42), done.error
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "LockNotAvailableError 55P03" in caplog.text
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     results = Counter(e.step.path for e in events if e.type is EventType.STEP_RESULT and e.step)
     assert set(results.values()) == {1}

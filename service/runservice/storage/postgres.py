@@ -147,8 +147,16 @@ _UNWRITABLE = (
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # 25006: a standby after a failover, a read-only database
 )
 """Failures that say the database cannot take writes now, whatever is written."""
-_UNAVAILABLE = _LOST + _UNWRITABLE
-"""Neither says the database refused what was asked: they are reported as StorageUnavailable
+_CONTENDED = (
+    asyncpg.exceptions.QueryCanceledError,  # 57014: statement_timeout, a DBA's pg_cancel_backend
+    asyncpg.exceptions.LockNotAvailableError,  # 55P03: lock_timeout, a row another session holds
+    asyncpg.exceptions.TransactionRollbackError,  # 40: a deadlock, a serialization failure
+)
+"""Failures that say the database could not do it now: in time, or without a conflict."""
+_REFUSED = _UNWRITABLE + _CONTENDED
+"""What a change may fail with alone (rolled back to its savepoint) that is not its fault."""
+_UNAVAILABLE = _LOST + _REFUSED
+"""None says the database refused what was asked: they are reported as StorageUnavailable
 (retry), and the engine drives a run on once a write succeeds."""
 
 
@@ -482,12 +490,12 @@ class PostgresStore(PostgresSchedules):
             hub.committed(time.perf_counter() - started, len(batch), refused)
             batching.fail(batch, exc)
             return
-        unwritable = next((outcome for outcome in outcomes if isinstance(outcome, _UNWRITABLE)), None)
+        refusal = next((outcome for outcome in outcomes if isinstance(outcome, _REFUSED)), None)
         refused = 0
-        if unwritable is not None:  # each change failed alone, rolled back to its savepoint
-            logger.warning("the database takes no writes: %s", unwritable)
-            refused = sum(isinstance(outcome, _UNWRITABLE) for outcome in outcomes)
-            outcomes = [_unavailable(o) if isinstance(o, _UNWRITABLE) else o for o in outcomes]
+        if refusal is not None:  # those changes failed alone, rolled back to their savepoints
+            logger.warning("the database refused writes for now: %s", _unavailable(refusal).detail)
+            refused = sum(isinstance(outcome, _REFUSED) for outcome in outcomes)
+            outcomes = [_unavailable(o) if isinstance(o, _REFUSED) else o for o in outcomes]
         self.transactions += 1
         if flush:
             self.syncs += 1
@@ -516,7 +524,7 @@ class PostgresStore(PostgresSchedules):
             hub.publish(committed)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
-        if unwritable is not None:  # the next batch connects anew: after a failover, to the new primary
+        if isinstance(refusal, _UNWRITABLE):  # the next batch connects anew: after a failover, the primary
             self._drop_writer()
 
     # -- leases ------------------------------------------------------------------
