@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 import sqlite3
 import subprocess
@@ -133,10 +134,17 @@ async def test_sigterm_stops_in_phases(tmp_path: Path, layout: tuple[str, ...]) 
 # -- start-up failures ---------------------------------------------------------------------------
 
 
-def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
+def run_serve(*args: str, file_size_limit: int | None = None) -> subprocess.CompletedProcess[str]:
+    """`serve ARGS` to its end; with `file_size_limit`, no file may grow past that many bytes
+    (RLIMIT_FSIZE: a write past it fails as on a full disk)."""
+
+    def limit() -> None:
+        if file_size_limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, resource.RLIM_INFINITY))
+
     return subprocess.run(
         [sys.executable, "-m", "runservice", "serve", *args],
-        cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=30,
+        cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=30, preexec_fn=limit,
     )  # fmt: skip
 
 
@@ -169,6 +177,12 @@ def test_corrupt_database(tmp_path: Path, layout: tuple[str, ...]) -> None:
     (tmp_path / "runservice.db").write_bytes(b"this is not a database" * 100)
     done = run_serve("--address", "127.0.0.1:0", "--data-dir", str(tmp_path), *layout)
     assert_one_line_failure(done, "database", "corrupt")
+
+
+@LAYOUTS
+def test_full_disk(tmp_path: Path, layout: tuple[str, ...]) -> None:
+    done = run_serve("--address", "127.0.0.1:0", "--data-dir", str(tmp_path), *layout, file_size_limit=1)
+    assert_one_line_failure(done, "database", "SQLITE_IOERR", "disk full")
 
 
 @LAYOUTS

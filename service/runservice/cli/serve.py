@@ -283,8 +283,15 @@ def _address_taken(address: str) -> str | None:
     return None
 
 
+_STORAGE_CODES = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY")
+"""SQLite errors that say the disk could not do it, not that the file is bad."""
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if isinstance(exc, sqlite3.DatabaseError):
+        name = getattr(exc, "sqlite_errorname", None) or ""
+        if name.startswith(_STORAGE_CODES):
+            return f"database error: {name}: {text} (is the disk full, failing or read-only?)"
         return f"database error: {text} (is the database file corrupt?)"
     return text or type(exc).__name__
