@@ -108,11 +108,18 @@ most. In process, 3-step runs at 64 in flight +5 %, foreach -10 % per item; 1024
 no better than 2048 (BENCHMARKS.md)."""
 _BUSY_TIMEOUT_MS = 5000
 _UNAVAILABLE = frozenset(
-    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_READONLY,
+    }
 )
 """Primary result codes that say the storage could not do a write, not that the write was
-wrong: a full disk, a failing device, a file that cannot be opened, a lock held past the busy
-timeout. SQLite rolls the statement back; a later try may succeed."""
+wrong: a full disk, a failing device (a file system remounted read-only after errors fails
+writes with SQLITE_IOERR or SQLITE_READONLY), a file that cannot be opened, a lock held past
+the busy timeout. SQLite rolls the statement back; a later try may succeed."""
 _READERS = 2
 DURABILITY_MODES = ("full", "normal")
 """`full`: synced before anything is told (the rule); `normal`: never synced (opt-in)."""
