@@ -76,6 +76,9 @@ for them, nor start their bodies again."""
 PAUSE_GRACE = 0.02
 """A body whose start a pause cut in two (the engine had checked its lease, the body had not yet
 noted its start) notes it this soon after the SIGCONT; any later start is a zombie's."""
+OUTAGE_SECONDS = 1.0
+"""With a database server of the soak's own, every third kill stops it for this long instead (the
+runservice servers run on): their commits and reads fail meanwhile, and every run goes on after."""
 RECOVERY_BOUND = 30.0
 """Seconds after a restart within which every run active at the kill must move or settle."""
 STALL_BOUND = 45.0
@@ -106,6 +109,10 @@ class Config:
     """Servers sharing `database_url`, all serving at once. Every call and watch goes to one of
     those serving, picked at random; each kill hits one of them, and the others take its runs
     over when their leases expire (before it comes back, often)."""
+    database_server: Any = None
+    """The PostgreSQL server of `database_url` when the soak may stop it (tests/postgres.py's
+    `PostgresServer`, of this soak alone): every third kill is then an outage of the database
+    (`OUTAGE_SECONDS`), not of a runservice server."""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -148,6 +155,9 @@ class Kill:
     how: str = "at random"
     paused: bool = False
     """A SIGSTOP, not a kill: the process went on at `restarted_at` (its SIGCONT)."""
+    outage: bool = False
+    """The database stopped (`at`, down at `down_at`) and started again (`restarted_at`), not a
+    runservice process: every process's body in flight then may run again."""
     active: int = 0
     """Runs running or waiting in the database at the kill."""
     stalled: list[str] = field(default_factory=list)
@@ -383,8 +393,8 @@ class StoredRuns:
         self._conn: asyncpg.Connection | None = None
 
     async def _postgres(self) -> asyncpg.Connection:
-        """One connection for the many polls of a soak (the database server is never killed)."""
-        if self._conn is None:
+        """One connection for the many polls of a soak (a new one after a database outage)."""
+        if self._conn is None or self._conn.is_closed():
             assert self.database_url is not None
             self._conn = await asyncpg.connect(self.database_url)
         return self._conn
@@ -398,7 +408,10 @@ class StoredRuns:
         """run id -> (status, last sequence) of every run; {} while the database is not there yet."""
         sql = "SELECT run_id, status, last_seq FROM runs"
         if self.database_url is not None:
-            rows = await (await self._postgres()).fetch(sql)
+            try:
+                rows = await (await self._postgres()).fetch(sql)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                return {}  # the database is down (an outage of the soak's): polled again
         else:
             try:
                 with contextlib.closing(_db(self.db_path)) as db:
@@ -575,7 +588,9 @@ class Soak:
                 await asyncio.sleep(delay)
                 await self.until_some_run_active(time.time() + 10.0)
             how = "after a resume" if after_resume else "at random"
-            if len(self.servers) > 1 and number % 3 == 0:
+            if self.config.database_server is not None and number % 3 == 0:
+                await self.database_outage(number, how)
+            elif len(self.servers) > 1 and number % 3 == 0:
                 await self.pause_and_continue(number, how)
             else:
                 await self.kill_and_restart(number, how)
@@ -632,6 +647,25 @@ class Soak:
             moving.cancel()
         for run_id in kill.stalled:
             self.note("recovery_stalled", run_id, f"active at pause {number}, no new event since")
+        print(kill.describe(), flush=True)
+        await self.repeat_requests(final=False)
+
+    async def database_outage(self, number: int, how: str) -> None:
+        """Stop the database for `OUTAGE_SECONDS` under the running servers, then start it again:
+        every run active meanwhile must move or settle after it."""
+        database = self.config.database_server
+        before = await self.moving_runs()
+        at = time.time()
+        await asyncio.to_thread(database.shut_down)
+        kill = Kill(number, 0, at, down_at=time.time(), how=f"{how}, a database outage", outage=True)
+        kill.active = len(before)
+        self.kills.append(kill)
+        await asyncio.sleep(OUTAGE_SECONDS)
+        await asyncio.to_thread(database.start_again)
+        kill.restarted_at = kill.serving_at = time.time()
+        kill.recovered_at, kill.stalled = await self.until_moving(before, kill.restarted_at + RECOVERY_BOUND)
+        for run_id in kill.stalled:
+            self.note("recovery_stalled", run_id, f"active at outage {number}, no new event since")
         print(kill.describe(), flush=True)
         await self.repeat_requests(final=False)
 
@@ -695,7 +729,13 @@ class Soak:
             try:
                 return await fn(client)
             except errors.ServiceError as exc:
-                if exc.reason not in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "SERVER_DRAINING"):
+                if exc.reason not in (
+                    "UNAVAILABLE",
+                    "DEADLINE_EXCEEDED",
+                    "CANCELLED",
+                    "SERVER_DRAINING",
+                    "STORAGE_UNAVAILABLE",
+                ):
                     raise
             if time.time() > deadline:
                 raise TimeoutError(f"{what}: no answer before the soak's deadline")
@@ -1160,9 +1200,11 @@ class Soak:
         leases) before its result was durable; a paused process, once it goes on, starts no
         body another replica runs too."""
         stops: dict[int, list[Kill]] = defaultdict(list)
+        outages = [kill for kill in self.kills if kill.outage]
         for kill in self.kills:
-            for pid in (kill.pid, *kill.children):
-                stops[pid].append(kill)
+            if not kill.outage:
+                for pid in (kill.pid, *kill.children):
+                    stops[pid].append(kill)
 
         def when(pid: int, started: float) -> float:
             """When the body began for the soak: a start noted within `PAUSE_GRACE` of a SIGCONT
@@ -1192,8 +1234,12 @@ class Soak:
             where = f"{path}{item}{'' if not iteration else f' iteration {iteration}'} ({phase})"
             runs.sort(key=lambda execution: execution[1])
             for (pid, started, _), (next_pid, next_started, _) in itertools.pairwise(runs):
-                # The kill or pause of the first process between the two starts explains the rerun.
-                stop = next((k for k in stops[pid] if started <= k.down_at and k.at <= next_started), None)
+                # The kill or pause of the first process between the two starts explains the rerun,
+                # and so does an outage of the database.
+                stop = next(
+                    (k for k in (*stops[pid], *outages) if started <= k.down_at and k.at <= next_started),
+                    None,
+                )
                 if stop is None:
                     # A process just back from a pause past its leases starts no body another
                     # replica runs: that one owns the run now.
@@ -1223,7 +1269,7 @@ class Soak:
                     events.get(run_id, []), path, idx, iteration, phase, stop.down_at
                 )
                 if committed is not None:
-                    how = "paused" if stop.paused else "killed"
+                    how = "paused" if stop.paused else "cut off by the outage" if stop.outage else "killed"
                     self.note(
                         "rerun_after_commit",
                         run_id,

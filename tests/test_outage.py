@@ -157,8 +157,9 @@ async def test_a_run_outlives_a_database_restart(
     assert done.status is RunStatus.SUCCESS, done.error
     assert done.result == (42 if workflow is sequence else {"left": 1, "right": 2})
     assert samples["runservice_store_unavailable_total"] >= 1  # the result's commit, refused
-    # An outage is logged as warnings: no run failed, no trace of an engine error.
+    # An outage is logged as warnings: no run failed, no trace of an engine error, no trace at all.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))  # one gap-free log
     assert seen == events  # the watcher, reopened from its cursor, missed and repeated nothing
     results = Counter(e.step.path for e in events if e.type is EventType.STEP_RESULT and e.step)

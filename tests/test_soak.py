@@ -1,6 +1,7 @@
 """The kill -9 soak of issue 11: a real server killed with SIGKILL at random moments, restarted on the
 same data, while a few hundred mixed runs are driven, resumed and watched (tests/soak_driver.py); on
-SQLite in both layouts, and on PostgreSQL with one server and with two replicas.
+SQLite in both layouts, and on PostgreSQL with one server, with two replicas, and with one server
+whose database goes away and comes back.
 
 Size and seed come from the environment, for a longer local run:
 RUNSERVICE_SOAK_RUNS (300), RUNSERVICE_SOAK_KILLS (7), RUNSERVICE_SOAK_SEED (random, printed; it fixes
@@ -13,12 +14,14 @@ Run it alone with `.venv/bin/python -m pytest -q tests/test_soak.py -s`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 from conftest import Databases
+from postgres import PostgresServer, find_bin_dir
 from soak_driver import Config, Soak
 
 pytestmark = pytest.mark.timeout(int(os.environ.get("RUNSERVICE_SOAK_TIMEOUT", "600")))
@@ -44,6 +47,27 @@ async def test_kill_9_soak_on_postgresql_replicas(tmp_path: Path, pg_databases: 
     nothing for the runs it lost and starts none of their bodies."""
     url = await pg_databases.url_for(tmp_path / "soak")
     await _soak(dataclasses.replace(Config.from_env(), database_url=url, replicas=2), tmp_path)
+
+
+async def test_kill_9_soak_on_postgresql_with_outages(tmp_path: Path) -> None:
+    """One server on a PostgreSQL server of the soak's own, and every third kill stops the
+    database for a second instead (`pg_ctl stop -m fast`, then a start on the same data):
+    calls meanwhile are refused as retryable, the runs wait, and every run goes on after it,
+    with no body run again whose result was committed."""
+    bin_dir = find_bin_dir()
+    assert bin_dir is not None, "PostgreSQL's binaries are missing (.ci/run installs them)"
+    database = PostgresServer(bin_dir)
+    await asyncio.to_thread(database.start)
+    try:
+        url = await database.create_database()
+        config = dataclasses.replace(Config.from_env(), database_url=url, database_server=database)
+        await _soak(config, tmp_path)
+    finally:
+        await asyncio.to_thread(database.stop)
+    # The outages were warnings: no run failed for them, nothing logged a trace.
+    log = (tmp_path / "server.log").read_text(errors="replace")
+    assert "storage failed" in log or "the database is unavailable" in log
+    assert " ERROR " not in log and "Traceback" not in log, log[-3000:]
 
 
 async def _soak(config: Config, tmp_path: Path) -> None:

@@ -345,7 +345,9 @@ class PostgresStore(PostgresSchedules):
                 self._one_run = _UNCHECKED_READS
             self._pool = await asyncpg.create_pool(
                 self.url,
-                min_size=1,
+                # Connections on demand: with a floor to keep, asyncpg logs a traceback each
+                # second while the database is away (one line per failed read is ours to log).
+                min_size=0,
                 max_size=_READERS,
                 reset=_keep_session,
                 server_settings=self._idle_in_transaction,
