@@ -134,7 +134,7 @@ async def test_a_run_outlives_a_database_restart(
     store = PostgresStore(await server.create_database(), poll_interval=0.05)
     await store.open()
     metrics = Metrics(store)
-    store.hub.listen_commits(metrics.on_commit)
+    store.hub.listen_refusals(metrics.on_refused)
     try:
         async with Engine(store, [sequence, branches], lease_seconds=30, claim_interval=0.2) as engine:
             run = await engine.start(workflow.id, input_data={"n": 20})
@@ -173,7 +173,7 @@ async def test_a_start_during_the_outage_is_refused_as_retryable(server: Postgre
     store = PostgresStore(await server.create_database())
     await store.open()
     metrics = Metrics(store)
-    store.hub.listen_commits(metrics.on_commit)
+    store.hub.listen_refusals(metrics.on_refused)
     try:
         async with Engine(store, [sequence], lease_seconds=30, claim_interval=0.2) as engine:
             await asyncio.to_thread(server.shut_down)

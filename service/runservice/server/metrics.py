@@ -4,8 +4,8 @@ Three sources, none of them in the engine:
 - RPCs, from the `CallObserver` interceptor (`on_call_start` / `on_call_end`);
 - runs and steps, from committed events (`on_event`, fed by `CommittedEvents`), so they
   count what is durable;
-- the store, from its hub: each transaction's duration and size, and the changes storage
-  could not take (`on_commit`); and the runs in flight and suspended, counted in the database
+- the store, from its hub: each transaction's duration and size (`on_commit`), and the
+  changes storage could not take (`on_refused`); and the runs in flight and suspended, counted in the database
   when the endpoint is scraped (unknown, NaN, while the database does not answer: a scrape
   never fails for an outage, when its other figures matter most).
 
@@ -181,11 +181,12 @@ class Metrics:
 
     # -- the store ----------------------------------------------------------------------------------
 
-    def on_commit(self, seconds: float, changes: int, unavailable: int) -> None:
+    def on_commit(self, seconds: float, changes: int) -> None:
         self.commit_seconds.observe(seconds)
         self.commit_batch.observe(changes)
-        if unavailable:
-            self.store_unavailable.inc(unavailable)
+
+    def on_refused(self, changes: int) -> None:
+        self.store_unavailable.inc(changes)
 
     # -- exposition --------------------------------------------------------------------------------
 

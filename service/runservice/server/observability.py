@@ -50,7 +50,8 @@ class Observability:
         self._events = (
             CommittedEvents(store, handlers, read_runs=tracing is not None) if handlers and store else None
         )
-        self._stop_commits: Callable[[], None] | None = None
+        self._stop_listening: list[Callable[[], None]] = []
+        """Removes the metrics' store listeners (empty: not listening)."""
         self._started = False
 
     async def render(self) -> bytes:
@@ -79,8 +80,12 @@ class Observability:
         self._started = True
         if self._events is not None:
             self._events.start()
-        if self.metrics is not None and self.store is not None and self._stop_commits is None:
-            self._stop_commits = self.store.hub.listen_commits(self.metrics.on_commit)
+        if self.metrics is not None and self.store is not None and not self._stop_listening:
+            hub = self.store.hub
+            self._stop_listening = [
+                hub.listen_commits(self.metrics.on_commit),
+                hub.listen_refusals(self.metrics.on_refused),
+            ]
         if self.endpoint is not None:
             await self.endpoint.start()
 
@@ -91,9 +96,9 @@ class Observability:
             await self.endpoint.stop()
         if self._events is not None:
             await self._events.stop()
-        if self._stop_commits is not None:
-            self._stop_commits()
-            self._stop_commits = None
+        for stop in self._stop_listening:
+            stop()
+        self._stop_listening = []
         if self.tracing is not None:
             self.tracing.shutdown()
             self.tracing = None

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from runservice.model import Event
 
@@ -72,52 +73,79 @@ class Subscription:
 EventListener = Callable[[Sequence[Event]], None]
 """Called with every batch of committed events, of any run (see `EventHub.listen`)."""
 
-CommitListener = Callable[[float, int, int], None]
-"""Called after each store transaction with its duration in seconds, its number of changes and
-how many of them storage could not take (StorageUnavailable: a full disk, a lost database)."""
+CommitListener = Callable[[float, int], None]
+"""Called after each store transaction with its duration in seconds and its number of changes."""
+
+RefusalListener = Callable[[int], None]
+"""Called with how many changes of a transaction storage could not take (StorageUnavailable:
+a full disk, an I/O error, a lost or read-only database)."""
+
+L = TypeVar("L", bound=Callable[..., None])
+
+
+class _Listeners(Generic[L]):
+    """Listeners of one kind, called in the order they came; one that fails is logged."""
+
+    __slots__ = ("_kind", "all")
+
+    def __init__(self, kind: str) -> None:
+        """`kind` names them in the log: "an event", "a commit"."""
+        self.all: tuple[L, ...] = ()
+        self._kind = kind
+
+    def add(self, listener: L) -> Callable[[], None]:
+        """Add `listener`; returns the function that removes it."""
+        self.all = (*self.all, listener)
+
+        def stop() -> None:
+            self.all = tuple(x for x in self.all if x is not listener)
+
+        return stop
+
+    def call(self, *args: Any) -> None:
+        for listener in self.all:
+            try:
+                listener(*args)
+            except Exception:  # an observer's bug must not keep the others from hearing
+                logger.exception("%s listener failed", self._kind)
 
 
 class EventHub:
     """Subscriptions per run id; `publish` is called by the store after each commit.
 
     Besides the per-run subscriptions, listeners (metrics, traces) may hear every
-    committed event (`listen`) and every transaction's cost (`listen_commits`).
-    Listeners are called synchronously on the store's writer task, after the commit:
-    they must be quick (the store is on every run's path); an exception is logged.
+    committed event (`listen`), every transaction's cost (`listen_commits`) and the changes
+    storage refused (`listen_refusals`). Listeners are called synchronously on the store's
+    writer task, after the commit: they must be quick (the store is on every run's path);
+    an exception is logged.
     """
 
     def __init__(self) -> None:
         self._subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
-        self._listeners: tuple[EventListener, ...] = ()
-        self._commit_listeners: tuple[CommitListener, ...] = ()
+        self._listeners = _Listeners[EventListener]("an event")
+        self._commit_listeners = _Listeners[CommitListener]("a commit")
+        self._refusal_listeners = _Listeners[RefusalListener]("a refusal")
 
     def listen(self, listener: EventListener) -> Callable[[], None]:
         """Call `listener` with every batch of committed events; returns the function that stops it."""
-        self._listeners = (*self._listeners, listener)
-
-        def stop() -> None:
-            self._listeners = tuple(x for x in self._listeners if x is not listener)
-
-        return stop
+        return self._listeners.add(listener)
 
     def listen_commits(self, listener: CommitListener) -> Callable[[], None]:
-        """Call `listener(seconds, changes, unavailable)` after each transaction; returns the
-        function that stops it."""
-        self._commit_listeners = (*self._commit_listeners, listener)
+        """Call `listener(seconds, changes)` after each transaction; returns the function that stops it."""
+        return self._commit_listeners.add(listener)
 
-        def stop() -> None:
-            self._commit_listeners = tuple(x for x in self._commit_listeners if x is not listener)
+    def listen_refusals(self, listener: RefusalListener) -> Callable[[], None]:
+        """Call `listener(changes)` when storage could not take `changes` changes of a
+        transaction; returns the function that stops it."""
+        return self._refusal_listeners.add(listener)
 
-        return stop
+    def committed(self, seconds: float, changes: int) -> None:
+        """Called by the store after each transaction (committed or not) with its cost."""
+        self._commit_listeners.call(seconds, changes)
 
-    def committed(self, seconds: float, changes: int, unavailable: int = 0) -> None:
-        """Called by the store after each transaction (committed or not) with its cost, and
-        the number of its changes refused as StorageUnavailable."""
-        for listener in self._commit_listeners:
-            try:
-                listener(seconds, changes, unavailable)
-            except Exception:
-                logger.exception("a commit listener failed")
+    def refused(self, changes: int) -> None:
+        """Called by the store when storage could not take `changes` changes (retried later)."""
+        self._refusal_listeners.call(changes)
 
     def subscribe(self, run_id: str) -> Subscription:
         subscription = Subscription(self, run_id)
@@ -132,12 +160,8 @@ class EventHub:
         for run_id, run_events in by_run.items():
             for subscription in self._subscribers.get(run_id, ()):
                 subscription._push(run_events)
-        if events:
-            for listener in self._listeners:
-                try:
-                    listener(events)
-                except Exception:  # an observer's bug must not hide events from the others
-                    logger.exception("an event listener failed")
+        if events and self._listeners.all:
+            self._listeners.call(events)
 
     def watching(self, run_id: str) -> bool:
         """True if some subscription follows `run_id`."""

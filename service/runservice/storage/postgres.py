@@ -488,21 +488,21 @@ class PostgresStore(PostgresSchedules):
                 logger.warning("the writer lost the database: %s", exc)
                 self._drop_writer()
                 exc = _unavailable(exc)
-            refused = len(batch) if isinstance(exc, StorageUnavailable) else 0
-            hub.committed(time.perf_counter() - started, len(batch), refused)
+            hub.committed(time.perf_counter() - started, len(batch))
+            if isinstance(exc, StorageUnavailable):
+                hub.refused(len(batch))
             batching.fail(batch, exc)
             return
         refusal = next((outcome for outcome in outcomes if isinstance(outcome, _REFUSED)), None)
-        refused = 0
         if refusal is not None:  # those changes failed alone, rolled back to their savepoints
             logger.warning("the database refused writes for now: %s", _unavailable(refusal).detail)
-            refused = sum(isinstance(outcome, _REFUSED) for outcome in outcomes)
+            hub.refused(sum(isinstance(outcome, _REFUSED) for outcome in outcomes))
             outcomes = [_unavailable(o) if isinstance(o, _REFUSED) else o for o in outcomes]
         self.transactions += 1
         if flush:
             self.syncs += 1
             self.durable = self.transactions
-        hub.committed(time.perf_counter() - started, len(batch), refused)
+        hub.committed(time.perf_counter() - started, len(batch))
         committed = batching.answer(batch, outcomes)
         if not flush and any(hub.watching(event.run_id) for event in committed):
             # Someone here subscribed while the batch was in flight: flush before they hear of it.

@@ -477,8 +477,9 @@ class SqliteStore(SqliteSchedules):
                 self._end_transaction()
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
             error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
-            refused = len(batch) if isinstance(error, StorageUnavailable) else 0
-            self.hub.committed(time.perf_counter() - started, len(batch), refused)
+            self.hub.committed(time.perf_counter() - started, len(batch))
+            if isinstance(error, StorageUnavailable):
+                self.hub.refused(len(batch))
             batching.fail(batch, error)
             return
         self.transactions += 1
@@ -491,7 +492,9 @@ class SqliteStore(SqliteSchedules):
             for change in changes:
                 if isinstance(change, RunWrite):
                     self._unsynced[change.run_id] = number
-        self.hub.committed(time.perf_counter() - started, len(batch), self._refused)
+        self.hub.committed(time.perf_counter() - started, len(batch))
+        if self._refused:
+            self.hub.refused(self._refused)
         committed = batching.answer(batch, outcomes)
         try:
             self._publish(committed)
