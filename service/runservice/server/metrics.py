@@ -5,9 +5,9 @@ Three sources, none of them in the engine:
 - runs and steps, from committed events (`on_event`, fed by `CommittedEvents`), so they
   count what is durable;
 - the store, from its hub: each transaction's duration and size (`on_commit`), and the
-  changes storage could not take (`on_refused`); and the runs in flight and suspended, counted in the database
-  when the endpoint is scraped (unknown, NaN, while the database does not answer: a scrape
-  never fails for an outage, when its other figures matter most).
+  changes storage could not take (`on_refused`); and the runs in flight and suspended,
+  counted in the database when the endpoint is scraped (unknown, NaN, while the database
+  does not answer: a scrape never fails for an outage, when its other figures matter most).
 
 Each server has its own registry (several servers can share a process, as tests do).
 The endpoint is a small asyncio HTTP server on its own address, so a scrape's database
