@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import resource
+import sqlite3
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from scraping import scrape, value
 from runservice.client import Client
 from runservice.errors import StorageUnavailable
 from runservice.model import Run, RunStatus
+from runservice.storage.sqlite import _storage_error
 
 pytestmark = [
     pytest.mark.timeout(90),
@@ -96,3 +98,23 @@ async def test_a_full_disk_delays_a_run_and_refuses_a_start_then_both_go_on(tmp_
     finally:
         await server.kill()
     assert " ERROR " not in server.text and "Traceback" not in server.text, server.text[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "retried"),
+    [
+        (13, "SQLITE_FULL", True),
+        (778, "SQLITE_IOERR_WRITE", True),
+        (5, "SQLITE_BUSY", True),
+        (8, "SQLITE_READONLY", True),
+        (1034, "SQLITE_IOERR_FSYNC", False),  # earlier unsynced pages may be gone: never retried
+        (1290, "SQLITE_IOERR_DIR_FSYNC", False),
+        (2067, "SQLITE_CONSTRAINT_UNIQUE", False),  # the write's own fault
+    ],
+)
+def test_which_sqlite_errors_are_retried(code: int, name: str, retried: bool) -> None:
+    error = sqlite3.OperationalError("as SQLite says it")
+    error.sqlite_errorcode, error.sqlite_errorname = code, name  # as the sqlite3 module sets them
+    translated = _storage_error(error)
+    assert isinstance(translated, StorageUnavailable) is retried
+    assert translated is error or name in str(translated)

@@ -120,6 +120,11 @@ _UNAVAILABLE = frozenset(
 wrong: a full disk, a failing device (a file system remounted read-only after errors fails
 writes with SQLITE_IOERR or SQLITE_READONLY), a file that cannot be opened, a lock held past
 the busy timeout. SQLite rolls the statement back; a later try may succeed."""
+_LOST_DURABILITY = frozenset({sqlite3.SQLITE_IOERR_FSYNC, sqlite3.SQLITE_IOERR_DIR_FSYNC})
+"""Extended codes never retried: after a failed fsync the kernel may have dropped the dirty
+pages of earlier unsynced commits and reports the failure once, so a later fsync that
+succeeds would vouch for writes that are not on disk. They stay engine errors (the run fails
+loudly, the server logs the trace) rather than be retried into a false durability."""
 _READERS = 2
 DURABILITY_MODES = ("full", "normal")
 """`full`: synced before anything is told (the rule); `normal`: never synced (opt-in)."""
@@ -893,7 +898,7 @@ def _storage_error(exc: sqlite3.Error) -> Exception:
     """StorageUnavailable (retry; the engine drives a run on once a write succeeds) for
     what the storage could not do, else `exc` itself."""
     code = getattr(exc, "sqlite_errorcode", None)  # None: raised by the sqlite3 module itself
-    if code is None or code & 0xFF not in _UNAVAILABLE:
+    if code is None or code & 0xFF not in _UNAVAILABLE or code in _LOST_DURABILITY:
         return exc
     return StorageUnavailable(_described(exc))
 
