@@ -176,7 +176,7 @@ async def _reached(call: Awaitable[Any]) -> Any:
 
 
 class _Readers:
-    """The readers' pool, with a database that was not reached reported as StorageUnavailable."""
+    """The readers' pool, with an unavailable database (`_UNAVAILABLE`) reported as StorageUnavailable."""
 
     __slots__ = ("_pool",)
 
