@@ -95,7 +95,8 @@ def test_the_checkpointer_retries_a_database_it_cannot_open_yet(
     path = tmp_path / "later" / "runs.db"  # its directory does not exist yet: it cannot be opened
     commits = itertools.count()
     directory = os.open(tmp_path, os.O_RDONLY)
-    checkpointer = sqlite._Checkpointer(str(path), lambda: next(commits), directory)
+    lost: list[BaseException] = []
+    checkpointer = sqlite._Checkpointer(str(path), lambda: next(commits), directory, lost.append)
     try:
         checkpointer.start()
         time.sleep(0.3)
@@ -108,7 +109,7 @@ def test_the_checkpointer_retries_a_database_it_cannot_open_yet(
             deadline = time.monotonic() + 10
             while checkpointer.checkpoints == 0 and time.monotonic() < deadline:
                 time.sleep(0.02)
-        assert checkpointer.checkpoints > 0
+        assert checkpointer.checkpoints > 0 and not lost
     finally:
         checkpointer.stop()
         os.close(directory)

@@ -422,10 +422,23 @@ class StorageUnavailable(Unavailable):
     reason = "STORAGE_UNAVAILABLE"
     detail = ""
     """What failed, for the server's log (a client rebuilding the error from its status has none)."""
+    telling = "the database is unavailable ({detail}); retry"
+    """The message, with `detail` in it."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(f"the database is unavailable ({detail}); retry")
+        super().__init__(self.telling.format(detail=detail))
         self.detail = detail
+
+
+class StorageFailed(StorageUnavailable):
+    """The storage device failed to sync a write to disk (an fsync's EIO). Writes committed
+    without a sync since the last good one may be gone from the disk, and the kernel reports
+    that only once, so the store trusts nothing more of this device: it refuses every request
+    from then on and the server stops, for a restart to recover from what is really on disk.
+    Retrying (with its `request_id`), against the restarted server, is safe."""
+
+    reason = "STORAGE_FAILED"
+    telling = "the database's disk failed to sync a write ({detail}); the server stops; retry"
 
 
 class Unimplemented(ServiceError):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from runservice import logs
 from runservice.cli.loading import WorkflowLoadError, load_workflows
 from runservice.config import SECRET_SETTINGS, ConfigError, Settings, env_name, unknown_variables
+from runservice.errors import StorageFailed
 
 if TYPE_CHECKING:
     from runservice.server import EdgeOptions
@@ -154,6 +155,12 @@ def run_serve(args: argparse.Namespace) -> int:
             )
     except EngineProcessLost as exc:  # after serving: the supervisor restarts both
         return _fail(str(exc), 1)
+    except StorageFailed as exc:  # after serving or while starting: the store logged what failed
+        return _fail(
+            f"stopped: the database's disk failed to sync a write ({exc.detail}); check the device,"
+            " then restart the server (it recovers from what is on disk)",
+            1,
+        )
     except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
         # Start-up failures (port taken, database in use, corrupt or newer): one line, no traceback.
         logger.debug("cannot serve", exc_info=exc)
@@ -174,7 +181,12 @@ def _run_engine_process(link_fd: int) -> int:
 
     import uvloop
 
-    from runservice.server.engine_process import connect_host, die_with_parent, serve_engine
+    from runservice.server.engine_process import (
+        STORAGE_FAILED_EXIT,
+        connect_host,
+        die_with_parent,
+        serve_engine,
+    )
 
     die_with_parent()
     # Ctrl-C reaches the whole process group: the front decides when this process stops.
@@ -213,6 +225,8 @@ def _run_engine_process(link_fd: int) -> int:
                 max_message_size=settings.max_message_size,
                 schedules=schedules,
             )
+        except StorageFailed:  # the store logged it; the front sees this code, and stops
+            return STORAGE_FAILED_EXIT
         except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
             if host.serving:
                 logger.exception("the engine process failed")

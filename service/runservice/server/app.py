@@ -22,9 +22,10 @@ from google.rpc import error_details_pb2  # noqa: F401  (registers error detail 
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from runservice.engine import Engine
+from runservice.errors import StorageFailed
 from runservice.server.auth import AuthInterceptor, TokenSet
 from runservice.server.decoding import RECEIVE_SLACK
-from runservice.server.engine_process import EngineProcess, EngineProcessLost
+from runservice.server.engine_process import STORAGE_FAILED_EXIT, EngineProcess, EngineProcessLost
 from runservice.server.front import EngineLink, add_forwarded_service
 from runservice.server.hosting import add_services, running_engine
 from runservice.server.limits import StreamLimitInterceptor
@@ -229,7 +230,8 @@ async def serve(
     per RPC. `schedules` are cron schedules declared by the configuration. `durability` is the
     SQLite store's (see `open_store`). With `engine_settings` (the `serve` settings), the
     store and the engine run in an engine process started with them, and this process
-    serves gRPC (see server/engine_process.py).
+    serves gRPC (see server/engine_process.py). If the store fails for good (a failed sync:
+    see `StorageFailed`), the server stops at once and this raises it.
     """
     workflows = list(workflows)
     stop = asyncio.Event()
@@ -259,6 +261,13 @@ async def serve(
     def serving(started: RunServer) -> None:
         nonlocal server
         server = started
+
+    failure: list[StorageFailed] = []
+
+    def on_failure(error: StorageFailed) -> None:
+        # Nothing more can be stored or told: no drain delay, no grace for running steps.
+        failure.append(error)
+        stop.set()
 
     if engine_settings is not None:
         try:
@@ -294,6 +303,7 @@ async def serve(
             lease_seconds=lease_seconds,
             claim_interval=claim_interval,
             schedules=schedules,
+            on_failure=on_failure,
         ) as (engine, observability):
             server = build_server(
                 engine, address=address, heartbeat=heartbeat, options=options, observability=observability
@@ -311,10 +321,15 @@ async def serve(
                 await stop.wait()
             finally:
                 # Calls and run tasks share the grace period; what is left is logged.
-                await asyncio.gather(server.stop(grace), _after_drain(server, engine, grace))
+                if failure:
+                    await asyncio.gather(server.stop(0, drain_delay=0), engine.shutdown(0))
+                else:
+                    await asyncio.gather(server.stop(grace), _after_drain(server, engine, grace))
     finally:
         for signum in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+    if failure:
+        raise failure[0]
     logger.info("stopped")
 
 
@@ -372,6 +387,8 @@ async def _serve_front(
     finally:
         drain_delay = options.drain_delay if options is not None else 0.0
         code = await engine.stop(within=grace + drain_delay + 30)
+    if lost_code == STORAGE_FAILED_EXIT:
+        raise StorageFailed("as the engine process logged")
     if lost_code is not None:
         raise EngineProcessLost(f"the engine process exited unexpectedly (code {lost_code})")
     if code != 0:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import runservice
+from runservice.errors import StorageFailed
 from runservice.server.engine_host import EngineHost, HandlerTable
 from runservice.server.front import EngineLink
 from runservice.server.hosting import add_services, running_engine
@@ -45,6 +46,11 @@ logger = logging.getLogger(__name__)
 
 ENGINE_LINK_FD = "--engine-link-fd"
 """The hidden `serve` flag that makes a process the engine process."""
+
+
+STORAGE_FAILED_EXIT = 3
+"""The engine process's exit code when its store failed for good (see `StorageFailed`): the
+front then stops with the same error."""
 
 
 class EngineProcessLost(RuntimeError):
@@ -167,6 +173,12 @@ async def serve_engine(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, _ignored, signum)
+    failure: asyncio.Future[StorageFailed] = loop.create_future()
+
+    def on_failure(error: StorageFailed) -> None:
+        if not failure.done():
+            failure.set_result(error)
+
     try:
         async with running_engine(
             workflows,
@@ -179,6 +191,7 @@ async def serve_engine(
             lease_seconds=lease_seconds,
             claim_interval=claim_interval,
             schedules=schedules,
+            on_failure=on_failure,
         ) as (engine, observability):
             table = HandlerTable()
             add_services(
@@ -197,12 +210,15 @@ async def serve_engine(
                 len(workflows),
                 redact_url(database_url),
             )
-            grace = await host.stop_requested
+            await asyncio.wait((host.stop_requested, failure), return_when=asyncio.FIRST_COMPLETED)
+            grace = 0.0 if failure.done() else host.stop_requested.result()
             if grace is None:
                 logger.warning("the front process went away: stopping now")
                 grace = 0.0
             await engine.shutdown(grace)
             await host.close_calls()
+            if failure.done():  # the front sees this process end, and stops too
+                raise failure.result()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
@@ -214,6 +230,7 @@ def _ignored(signum: int) -> None:
 
 __all__ = [
     "ENGINE_LINK_FD",
+    "STORAGE_FAILED_EXIT",
     "EngineProcess",
     "EngineProcessLost",
     "connect_host",

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from runservice.engine import Engine
+from runservice.errors import StorageFailed
 from runservice.server.decoding import add_run_service
 from runservice.server.observability import Observability
 from runservice.server.schedules import ScheduleServicer, add_schedule_service
@@ -30,11 +31,14 @@ async def running_engine(
     lease_seconds: float,
     claim_interval: float,
     schedules: Iterable[Schedule],
+    on_failure: Callable[[StorageFailed], None],
 ) -> AsyncIterator[tuple[Engine, Observability]]:
     """The store opened, its `observed(store)` started, and the engine running on them; on
     exit the engine is closed (runs left stay `running` for the next boot to re-drive),
-    then observability, then the store."""
+    then observability, then the store. `on_failure(error)` is called if the store fails
+    for good (see `StorageFailed`): the caller then stops, at once."""
     store = open_store(database_url, durability=durability)
+    store.hub.listen_failure(on_failure)
     try:
         await store.open()
         observability = observed(store)

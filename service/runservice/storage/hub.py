@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from runservice.errors import StorageFailed
 from runservice.model import Event
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,10 @@ RefusalListener = Callable[[int], None]
 """Called with how many changes of a transaction storage could not take (StorageUnavailable:
 a full disk, an I/O error, a lost or read-only database)."""
 
+FailureListener = Callable[[StorageFailed], None]
+"""Called once, when the store stopped trusting its device (a failed fsync): from then on it
+refuses every request, and the process should stop (see `StorageFailed`)."""
+
 L = TypeVar("L", bound=Callable[..., None])
 
 
@@ -114,10 +119,10 @@ class EventHub:
     """Subscriptions per run id; `publish` is called by the store after each commit.
 
     Besides the per-run subscriptions, listeners (metrics, traces) may hear every
-    committed event (`listen`), every transaction's cost (`listen_commits`) and the changes
-    storage refused (`listen_refusals`). Listeners are called synchronously on the store's
-    writer task, after the commit: they must be quick (the store is on every run's path);
-    an exception is logged.
+    committed event (`listen`), every transaction's cost (`listen_commits`), the changes
+    storage refused (`listen_refusals`) and the store's failure (`listen_failure`).
+    Listeners are called synchronously on the store's writer task, after the commit: they
+    must be quick (the store is on every run's path); an exception is logged.
     """
 
     def __init__(self) -> None:
@@ -125,6 +130,7 @@ class EventHub:
         self._listeners = _Listeners[EventListener]("an event")
         self._commit_listeners = _Listeners[CommitListener]("a commit")
         self._refusal_listeners = _Listeners[RefusalListener]("a refusal")
+        self._failure_listeners = _Listeners[FailureListener]("a failure")
 
     def listen(self, listener: EventListener) -> Callable[[], None]:
         """Call `listener` with every batch of committed events; returns the function that stops it."""
@@ -139,6 +145,11 @@ class EventHub:
         transaction; returns the function that stops it."""
         return self._refusal_listeners.add(listener)
 
+    def listen_failure(self, listener: FailureListener) -> Callable[[], None]:
+        """Call `listener(error)` when the store fails for good (see `FailureListener`);
+        returns the function that stops it."""
+        return self._failure_listeners.add(listener)
+
     def committed(self, seconds: float, changes: int) -> None:
         """Called by the store after each transaction (committed or not) with its cost."""
         self._commit_listeners.call(seconds, changes)
@@ -146,6 +157,10 @@ class EventHub:
     def refused(self, changes: int) -> None:
         """Called by the store when storage could not take `changes` changes (retried later)."""
         self._refusal_listeners.call(changes)
+
+    def failed(self, error: StorageFailed) -> None:
+        """Called by the store, once, when it fails for good (on the event loop)."""
+        self._failure_listeners.call(error)
 
     def subscribe(self, run_id: str) -> Subscription:
         subscription = Subscription(self, run_id)

@@ -47,6 +47,13 @@ transaction. With a single writer, commit order is sequence order and a
 rolled-back write gives its sequences back: the log of a run is 1, 2, 3, ...
 with no gaps, and the hub hears of events only after their commit.
 
+A failed fsync (of the WAL at a synced COMMIT, or of the database file in a checkpoint)
+is not retried: the kernel may have dropped the dirty pages of earlier unsynced commits
+and reports that once, so a later fsync that succeeds would vouch for writes that are not
+on disk. The store fails stop instead (`failure`, `EventHub.listen_failure`): it refuses
+every read and write from then on with StorageFailed and leaves the files as they are, and
+the server stops, so a restart recovers from what is on disk.
+
 One process owns a database file: `open` takes an exclusive `flock` on
 `<path>.lock`, so a second server on the same file refuses to start (boot
 recovery assumes nobody else is running these runs).
@@ -66,12 +73,12 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import aiosqlite
 import orjson
 
-from runservice.errors import StorageUnavailable
+from runservice.errors import StorageFailed, StorageUnavailable
 from runservice.model import (
     Event,
     ForeachItem,
@@ -121,10 +128,8 @@ wrong: a full disk, a failing device (a file system remounted read-only after er
 writes with SQLITE_IOERR or SQLITE_READONLY), a file that cannot be opened, a lock held past
 the busy timeout. SQLite rolls the statement back; a later try may succeed."""
 _LOST_DURABILITY = frozenset({sqlite3.SQLITE_IOERR_FSYNC, sqlite3.SQLITE_IOERR_DIR_FSYNC})
-"""Extended codes never retried: after a failed fsync the kernel may have dropped the dirty
-pages of earlier unsynced commits and reports the failure once, so a later fsync that
-succeeds would vouch for writes that are not on disk. They stay engine errors (the run fails
-loudly, the server logs the trace) rather than be retried into a false durability."""
+"""Extended codes never retried: a failed fsync, after which the store fails stop (see the
+module docstring)."""
 _READERS = 2
 DURABILITY_MODES = ("full", "normal")
 """`full`: synced before anything is told (the rule); `normal`: never synced (opt-in)."""
@@ -239,6 +244,8 @@ class SqliteStore(SqliteSchedules):
         self._database_fd: int | None = None  # for the checkpointer's fsync of the file
         self._refused = 0
         """Changes of the last batch refused as StorageUnavailable (for the hub's listeners)."""
+        self.failure: StorageFailed | None = None
+        """Set when a sync failed: from then on every request is refused (see the module)."""
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._readers: list[_Reader] = []
@@ -263,12 +270,17 @@ class SqliteStore(SqliteSchedules):
             self._lock_fd = await loop.run_in_executor(self._executor, _lock, self.path)
             self._conn = await loop.run_in_executor(self._executor, _connect_writer, self.path)
             for _ in range(_READERS):
-                self._readers.append(_Reader(await _connect_reader(self.path)))
+                self._readers.append(_Reader(await _connect_reader(self.path), self))
             self._point = _connect_point_reader(self.path)
             # Opened once and closed only after every connection: closing a descriptor of the
             # file drops this process's POSIX locks on it, SQLite's included.
             self._database_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            self._checkpointer = _Checkpointer(self.path, lambda: self.commits, self._database_fd)
+            self._checkpointer = _Checkpointer(
+                self.path,
+                lambda: self.commits,
+                self._database_fd,
+                lambda exc: loop.call_soon_threadsafe(self._fail_stop, exc),
+            )
             self._checkpointer.start()
         except BaseException:
             self._state = "closed"
@@ -301,8 +313,10 @@ class SqliteStore(SqliteSchedules):
         checkpointer, self._checkpointer = self._checkpointer, None
         try:
             if checkpointer is not None:
-                # Last, with the writer idle: fold the WAL into the file and truncate it.
-                await asyncio.get_running_loop().run_in_executor(None, checkpointer.stop)
+                # Last, with the writer idle: fold the WAL into the file and truncate it, unless
+                # the device failed a sync (its next open replays the WAL as it is on disk).
+                final = self.failure is None
+                await asyncio.get_running_loop().run_in_executor(None, checkpointer.stop, final)
             for reader in readers:
                 await reader.close()
         finally:
@@ -433,8 +447,30 @@ class SqliteStore(SqliteSchedules):
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
         assert self._loop is not None
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._queue.put_nowait((item, future))
+        if self.failure is not None:
+            future.set_exception(self._refusal())
+        else:
+            self._queue.put_nowait((item, future))
         return future
+
+    def _refusal(self) -> StorageFailed:
+        """The error every request gets once the store failed stop."""
+        assert self.failure is not None
+        return StorageFailed(self.failure.detail)
+
+    def _fail_stop(self, exc: OSError | sqlite3.Error) -> StorageFailed:
+        """A sync failed: refuse everything from now on, and tell the hub's listeners (once)."""
+        if self.failure is None:
+            self.failure = StorageFailed(_described(exc))
+            logger.error(
+                "the disk failed to sync %s (%s): writes committed since the last good sync may"
+                " not be on disk. Refusing every request from now on; restart the server once"
+                " the device is checked (it recovers from what is on disk)",
+                self.path,
+                self.failure.detail,
+            )
+            self.hub.failed(self.failure)
+        return self._refusal()
 
     async def _write_loop(self) -> None:
         """Drain the queue in batches, one transaction per batch, until the close sentinel."""
@@ -445,10 +481,17 @@ class SqliteStore(SqliteSchedules):
 
     async def _commit(self, batch: list[_Pending]) -> None:
         assert self._executor is not None
+        if self.failure is not None:  # queued before the sync failed
+            batching.fail(batch, self._refusal())
+            return
         if self._checkpointer is not None and self._checkpointer.restart_wanted:
             self._checkpointer.restart_wanted = False
             assert self._loop is not None
-            await self._loop.run_in_executor(self._executor, self._restart_wal)
+            try:
+                await self._loop.run_in_executor(self._executor, self._restart_wal)
+            except sqlite3.Error as exc:  # a failed sync (`_restart_wal` logs the rest)
+                batching.fail(batch, self._fail_stop(exc))
+                return
         changes: list[RunWrite | _Operation | _Sync] = []
         sync = False
         for item, _ in batch:
@@ -482,6 +525,8 @@ class SqliteStore(SqliteSchedules):
                 self._end_transaction()
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
             error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
+            if _lost_durability(exc):
+                error = self._fail_stop(exc)
             self.hub.committed(time.perf_counter() - started, len(batch))
             if isinstance(error, StorageUnavailable):
                 self.hub.refused(len(batch))
@@ -581,6 +626,8 @@ class SqliteStore(SqliteSchedules):
             finally:
                 conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         except sqlite3.Error as exc:  # the WAL keeps growing until a later restart succeeds
+            if _lost_durability(exc):
+                raise
             logger.warning("restarting the WAL of %s failed (%s); retrying later", self.path, _described(exc))
             return
         if not busy:
@@ -609,6 +656,8 @@ class SqliteStore(SqliteSchedules):
         """Rows of a lookup by key, read on the event loop (see `_connect_point_reader`)."""
         if self._point is None:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
+        if self.failure is not None:
+            raise self._refusal()
         try:
             return self._point.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
@@ -782,12 +831,22 @@ class _Checkpointer:
     WAL still holds `_CHECKPOINT_WAL_BYTES` after a checkpoint, this thread syncs the database
     file, catches up once more, and `restart_wanted` asks the writer to start the WAL over
     (`SqliteStore._restart_wal`). `stop` runs a last TRUNCATE checkpoint.
+
+    A sync that fails is never retried: `lost(error)` is told (from this thread) and the
+    thread stops checkpointing (see the module docstring).
     """
 
-    def __init__(self, path: str, commits: Callable[[], int], database_fd: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        commits: Callable[[], int],
+        database_fd: int,
+        lost: Callable[[OSError | sqlite3.Error], object],
+    ) -> None:
         self._path = path
         self._commits = commits
         self._database_fd = database_fd
+        self._lost = lost
         self._wal = f"{path}-wal"
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sqlite-checkpointer {path}", daemon=True)
@@ -798,10 +857,13 @@ class _Checkpointer:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread (blocking), then checkpoint everything and truncate the WAL."""
+    def stop(self, final: bool = True) -> None:
+        """Stop the thread (blocking), then, when `final`, checkpoint everything and
+        truncate the WAL."""
         self._stopping.set()
         self._thread.join()
+        if not final:
+            return
         try:
             conn = sqlite3.connect(self._path, isolation_level=None)
             try:
@@ -858,6 +920,9 @@ class _Checkpointer:
                 try:
                     (_, frames, _) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:
+                    if _lost_durability(exc):
+                        self._lost(exc)
+                        return
                     logger.warning(
                         "WAL checkpoint of %s failed (%s); retrying later", self._path, _described(exc)
                     )
@@ -876,7 +941,13 @@ class _Checkpointer:
                         _fdatasync(self._database_fd)
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                         _fdatasync(self._database_fd)
-                    except (OSError, sqlite3.Error) as exc:  # the writer's RESTART syncs the file itself
+                    except OSError as exc:  # the sync itself: pages of the file may be lost
+                        self._lost(exc)
+                        return
+                    except sqlite3.Error as exc:  # the writer's RESTART syncs the file itself
+                        if _lost_durability(exc):
+                            self._lost(exc)
+                            return
                         logger.warning("syncing %s failed (%s)", self._path, _described(exc))
                     self.restart_wanted = True
         finally:
@@ -892,6 +963,11 @@ def _described(exc: OSError | sqlite3.Error) -> str:
     device say all there is to say; a traceback of the checkpointer's loop adds nothing)."""
     name = getattr(exc, "sqlite_errorname", None)
     return f"{name}: {exc}" if name else f"{type(exc).__name__}: {exc}"
+
+
+def _lost_durability(exc: BaseException) -> TypeGuard[sqlite3.Error]:
+    """Whether `exc` is a failed sync (see the module docstring)."""
+    return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) in _LOST_DURABILITY
 
 
 def _storage_error(exc: sqlite3.Error) -> Exception:
@@ -999,14 +1075,18 @@ async def _connect_reader(path: str) -> Any:
 
 class _Reader:
     """A reader connection whose failures to read the file (a failing device, a file that
-    cannot be opened) are StorageUnavailable, as the writer's are."""
+    cannot be opened) are StorageUnavailable, as the writer's are; it reads nothing once its
+    store failed stop."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_store")
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, store: SqliteStore) -> None:
         self._conn = conn
+        self._store = store
 
     async def execute_fetchall(self, sql: str, params: Sequence[object] = ()) -> Any:
+        if self._store.failure is not None:
+            raise self._store._refusal()
         try:
             return await self._conn.execute_fetchall(sql, params)
         except sqlite3.Error as exc:

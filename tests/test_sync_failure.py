@@ -1,0 +1,143 @@
+"""A disk that fails an fsync under a real `runservice serve` on SQLite: the server fails stop.
+
+tests/failsync.c, preloaded into the server, makes fsync and fdatasync fail with EIO while a
+flag file exists. After such a failure the kernel may have dropped pages of earlier unsynced
+commits, so nothing later may be told as durable: the request whose commit failed, and every
+request after it, is refused as UNAVAILABLE with reason STORAGE_FAILED; the server stops at
+once with exit code 1 and one line saying why; no run is marked failed for it. Restarted on
+a working disk, it recovers every run from what is on disk, and the refused Start succeeds
+when retried with its request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from disk_workflows import opened, waiting
+from process import ServerProcess, serve_argv, server_env, start_server
+
+from runservice.client import Client
+from runservice.errors import StorageFailed
+from runservice.model import Run, RunStatus
+
+pytestmark = pytest.mark.timeout(90)
+
+LAYOUTS = pytest.mark.parametrize(
+    "layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"]
+)
+
+
+@pytest.fixture(scope="module")
+def failsync(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/failsync.c, built (the machine's C compiler: .ci/run installs one if missing)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    assert compiler, "a C compiler (cc) is needed to build tests/failsync.c"
+    library = tmp_path_factory.mktemp("failsync") / "failsync.so"
+    source = Path(__file__).with_name("failsync.c")
+    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"], check=True)
+    return library
+
+
+async def exited(server: ServerProcess, limit: float = 20.0) -> int:
+    """The exit code of a server that stops by itself."""
+    return await server.stop(limit, signalled=True)
+
+
+@LAYOUTS
+async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
+    tmp_path: Path, failsync: Path, layout: tuple[str, ...]
+) -> None:
+    data, gate, flag = tmp_path / "data", tmp_path / "gate", tmp_path / "fail-syncs"
+    argv = serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows", *layout)
+    env = server_env(LD_PRELOAD=str(failsync), FAILSYNC_FLAG=str(flag))
+    server = await start_server(argv, env=env)
+    try:
+        async with Client(server.address, timeout=10, retry=None) as client:
+            gated = await client.get_workflow("gated").create_run(run_id="gated-run")
+            later = await client.get_workflow("gated").create_run(run_id="later-run")
+            await gated.start({"gate": str(gate)})
+            for _ in range(200):
+                if opened(waiting(gate)):
+                    break
+                await asyncio.sleep(0.02)
+            # The checkpointer syncs what was committed within a second; past it, the next
+            # sync is the Start's own commit.
+            await asyncio.sleep(1.5)
+
+            flag.touch()
+            with pytest.raises(StorageFailed) as refused:
+                await later.start({"gate": str(gate)}, request_id="later-start")
+            assert refused.value.reason == "STORAGE_FAILED"
+            assert "SQLITE_IOERR_FSYNC" in str(refused.value)
+            gate.touch()  # the gated run's next commits are refused too
+        assert await exited(server) == 1
+    finally:
+        await server.kill()
+    text = server.text
+    assert "Traceback" not in text, text[-3000:]
+    assert text.count("the disk failed to sync") == 1, text[-3000:]
+    assert "runservice: error: stopped: the database's disk failed to sync a write" in text, text[-3000:]
+    assert "failed while driving" not in text, text[-3000:]
+
+    flag.unlink()
+    server = await start_server(argv, env=env)
+    try:
+        async with Client(server.address, timeout=10, retry=None) as client:
+            later = await client.get_workflow("gated").create_run(run_id="later-run")  # the same run
+            started = await later.start_async({"gate": str(gate)}, request_id="later-start")
+            assert started.status is RunStatus.SUCCESS and started.result == "passed gate"
+            run: Run | None = None
+            for _ in range(200):  # re-driven from its last checkpoint by the boot's recovery
+                run = await client.get_workflow("gated").run_by_id("gated-run")
+                if run.status is not RunStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.05)
+            assert run is not None and run.status is RunStatus.SUCCESS and run.result == "passed gate"
+            gated = await client.get_workflow("gated").create_run(run_id="gated-run")
+            events = [event async for event in gated.watch_events()]
+            assert [event.sequence for event in events] == list(range(1, len(events) + 1))
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+    assert " ERROR " not in server.text and "Traceback" not in server.text, server.text[-3000:]
+
+
+async def test_a_checkpoint_whose_sync_fails_stops_the_server(tmp_path: Path, failsync: Path) -> None:
+    """With `--durability normal` no commit syncs; the WAL checkpointer's syncs of the database
+    file still do, and a failed one stops the server the same way."""
+    data, gate, flag = tmp_path / "data", tmp_path / "gate", tmp_path / "fail-syncs"
+    served = ("--workflows", "tests.disk_workflows", "--durability", "normal")
+    argv = serve_argv("--data-dir", str(data), *served)
+    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failsync), FAILSYNC_FLAG=str(flag)))
+    try:
+        async with Client(server.address, timeout=10, retry=None) as client:
+            flag.touch()
+            gated = await client.get_workflow("gated").create_run(run_id="gated-run")
+            await gated.start({"gate": str(gate)})  # committed unsynced: the checkpointer syncs it
+            assert await exited(server) == 1
+    finally:
+        await server.kill()
+    text = server.text
+    assert "Traceback" not in text, text[-3000:]
+    assert text.count("the disk failed to sync") == 1, text[-3000:]
+    assert "runservice: error: stopped: the database's disk failed to sync a write" in text, text[-3000:]
+
+    flag.unlink()
+    gate.touch()
+    server = await start_server(argv)
+    try:
+        async with Client(server.address, timeout=10, retry=None) as client:
+            run: Run | None = None
+            for _ in range(200):
+                run = await client.get_workflow("gated").run_by_id("gated-run")
+                if run.status is not RunStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.05)
+            assert run is not None and run.status is RunStatus.SUCCESS and run.result == "passed gate"
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
