@@ -137,6 +137,8 @@ class Engine:
         """Serializes Start, Resume, Cancel and Delete of one run."""
         self._admissions: set[asyncio.Task[Any]] = set()
         """Admissions under way (`_admit`), cancelled at close."""
+        self._adoptions: set[asyncio.Task[None]] = set()
+        """Adoptions tried again after storage failed (`_adopt`), cancelled when claiming stops."""
         self._followers: set[Subscription] = set()
         self._draining = False
         self._stopping = False
@@ -195,6 +197,7 @@ class Engine:
         self.drain()
         await self.schedules.aclose()
         await self._keeper.aclose()
+        await self._stop_adoptions()
         # An admission cut here leaves its run to the next boot (SQLite) or to another
         # replica once the lease expires, as any drive stopped at close does.
         for admission in list(self._admissions):
@@ -213,6 +216,7 @@ class Engine:
         self._stopping = True  # Start and Resume launch nothing from now on
         await self.schedules.aclose()
         await self._keeper.stop_claiming()
+        await self._stop_adoptions()
         tasks = dict(self._tasks)
         if tasks and grace > 0:
             logger.info("waiting up to %.1fs for %d running runs to settle", grace, len(tasks))
@@ -224,12 +228,21 @@ class Engine:
         await asyncio.gather(*left.values(), return_exceptions=True)
         for run_id in left:
             await self._release(run_id, leases.get(run_id))
-            run = await self._store.get_run(run_id)
+            try:
+                run = await self._store.get_run(run_id)
+            except StorageUnavailable:  # every run left is still logged, and the engine closes
+                run = None
             status = run.status.value if run is not None else "unknown"
             logger.warning(
                 "run %s left %s at its last checkpoint; the next boot re-drives it", run_id, status
             )
         return list(left)
+
+    async def _stop_adoptions(self) -> None:
+        """Try no more adoptions: their runs stay claimed for the next boot."""
+        for task in list(self._adoptions):
+            task.cancel()
+        await asyncio.gather(*self._adoptions, return_exceptions=True)
 
     def drain(self) -> None:
         """Make every `follow` end with Unavailable (server shutting down)."""
@@ -957,6 +970,24 @@ class Engine:
     async def _adopt(self, run_id: str, lease: Lease, sent: float) -> None:
         """Drive a run the claim loop took (nobody drove it: its process stopped, or this
         one's heartbeat came too late and its own drive lost the lease)."""
+        if await self._adopted(run_id, lease, sent) or not self._keeper.exclusive:
+            return  # elsewhere a run not adopted for storage's sake is claimed once its lease ends
+        # On an exclusive store (SQLite) the claim's lease never ends, so nothing else would
+        # take the run before the next boot: the adoption is tried again here.
+        task = asyncio.create_task(self._adopt_again(run_id, lease, sent), name=f"run {run_id} adoption")
+        self._adoptions.add(task)
+        task.add_done_callback(self._adoptions.discard)
+
+    async def _adopt_again(self, run_id: str, lease: Lease, sent: float) -> None:
+        """Try `_adopted` until storage lets it, waiting as a drive does through an outage."""
+        outage = _Outage()
+        while True:
+            await outage.wait()
+            if await self._adopted(run_id, lease, sent):
+                return
+
+    async def _adopted(self, run_id: str, lease: Lease, sent: float) -> bool:
+        """`_adopt` once; False when storage failed (the run is left claimed, not driven)."""
         stale = self._tasks.get(run_id)
         if stale is not None:  # its commits are fenced now: stop it rather than let it run on
             stale.cancel("lease lost")
@@ -967,11 +998,11 @@ class Engine:
                     run = await self._wake_suspended(run, lease)  # a nested workflow's deadline
                     if run.status is not RunStatus.RUNNING:
                         await self._release(run_id, lease)
-                        return
+                        return True
                 else:
                     if not await self._expire_idle(run, lease):
                         await self._release(run_id, lease)
-                    return
+                    return True
             workflow = self.definition(run)
             logger.info("run %s: re-driving from its last checkpoint (was %s)", run_id, run.status)
             self._launch(self._driver(workflow, run, lease, sent))
@@ -981,15 +1012,12 @@ class Engine:
             logger.warning("run %s: not re-driven: %s", run_id, exc.message)
             await self._release(run_id, lease)
         except StorageUnavailable as exc:
-            # Not driven here, its lease is not renewed: a claim loop takes it over once it expires.
-            logger.warning(
-                "run %s: not re-driven now, storage failed (%s)",
-                run_id,
-                exc.detail,
-            )
+            logger.warning("run %s: not re-driven now, storage failed (%s)", run_id, exc.detail)
+            return False
         except Exception:
             logger.exception("run %s: cannot be recovered", run_id)
             await self._fail(run_id, "the run could not be recovered; see the server log", lease)
+        return True
 
     async def _release(self, run_id: str, lease: Lease | None) -> None:
         """Give up a run left at its checkpoint, so another server claims it at once."""

@@ -1,0 +1,77 @@
+"""A run the claim loop took whose adoption cannot be stored, on SQLite: it is adopted once
+storage answers, not left claimed until the next boot.
+
+On SQLite a claim's lease never ends while the process runs, so a claimed run whose adoption
+failed would be driven by nobody. The test holds the database's write lock from a second
+connection (as an operator's `sqlite3` shell in a write transaction does) from the moment the
+claim took a suspended run past its deadline, for longer than the busy timeout: the write that
+ends the run is refused (SQLITE_BUSY, StorageUnavailable), then made once the lock is let go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from runservice.engine import Engine
+from runservice.model import RunStatus
+from runservice.storage.sqlite import _BUSY_TIMEOUT_MS, SqliteStore
+from runservice.workflow import StepContext, create_step, create_workflow
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@create_step("approve")
+async def approve(ctx: StepContext) -> str:
+    if ctx.resume_data is None:
+        await ctx.suspend({"waiting": True})
+    return "approved"
+
+
+held = create_workflow("held", timeout=0.3).then(approve).commit()
+"""Suspends; its deadline passes 0.3 s after its start, and the claim loop then ends it."""
+
+
+async def test_a_claimed_run_is_adopted_once_storage_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "runs.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    lock_held = threading.Event()
+    hold_seconds = _BUSY_TIMEOUT_MS / 1000 + 1.5
+    try:
+        async with Engine(store, [held], claim_interval=0.1) as engine:
+            run = await engine.start("held", input_data={}, wait=True)
+            assert run.status is RunStatus.SUSPENDED
+
+            def hold_the_lock_once_claimed(seconds: float, changes: int) -> None:
+                if lock_held.is_set():
+                    return
+                (owner,) = holder.execute("SELECT owner FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()
+                if owner is not None:  # the claim took it: its adoption's write comes next
+                    holder.execute("BEGIN IMMEDIATE")
+                    lock_held.set()
+                    threading.Timer(hold_seconds, holder.execute, ("ROLLBACK",)).start()
+
+            store.hub.listen_commits(hold_the_lock_once_claimed)
+            give_up = time.monotonic() + hold_seconds + 20
+            while True:
+                ended = await engine.get_run(run.run_id)
+                if ended.status is not RunStatus.SUSPENDED:
+                    break
+                assert time.monotonic() < give_up, "the claimed run was never adopted"
+                await asyncio.sleep(0.1)
+        assert lock_held.is_set()
+        assert ended.status is RunStatus.FAILED
+        assert ended.error is not None and ended.error.name == "RunTimeoutError"
+        assert f"run {run.run_id}: not re-driven now, storage failed" in caplog.text
+    finally:
+        await store.close()
+        holder.close()
