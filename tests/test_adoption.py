@@ -6,6 +6,7 @@ failed would be driven by nobody. The test holds the database's write lock from 
 connection (as an operator's `sqlite3` shell in a write transaction does) from the moment the
 claim took a suspended run past its deadline, for longer than the busy timeout: the write that
 ends the run is refused (SQLITE_BUSY, StorageUnavailable), then made once the lock is let go.
+Meanwhile the writes wait for the lock off the event loop, so reads go on.
 """
 
 from __future__ import annotations
@@ -62,13 +63,18 @@ async def test_a_claimed_run_is_adopted_once_storage_answers(
 
             store.hub.listen_commits(hold_the_lock_once_claimed)
             give_up = time.monotonic() + hold_seconds + 20
+            slowest, last = 0.0, time.monotonic()  # the longest time between two looks
             while True:
                 ended = await engine.get_run(run.run_id)
+                slowest, last = max(slowest, time.monotonic() - last), time.monotonic()
                 if ended.status is not RunStatus.SUSPENDED:
                     break
                 assert time.monotonic() < give_up, "the claimed run was never adopted"
                 await asyncio.sleep(0.1)
         assert lock_held.is_set()
+        # The writes wait for the lock on the writer thread: the event loop, and every read,
+        # went on meanwhile (a wait on the loop would have stalled one read for the busy timeout).
+        assert slowest < _BUSY_TIMEOUT_MS / 1000 / 2, slowest
         assert ended.status is RunStatus.FAILED
         assert ended.error is not None and ended.error.name == "RunTimeoutError"
         assert f"run {run.run_id}: not re-driven now, storage failed" in caplog.text

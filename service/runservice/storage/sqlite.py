@@ -512,7 +512,16 @@ class SqliteStore(SqliteSchedules):
             return
         started = time.perf_counter()
         try:
-            outcomes = self._apply_batch(changes, full)
+            try:
+                outcomes = self._apply_batch(changes, full)
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc):
+                    raise
+                # Another connection holds the write lock: wait for it (up to the busy
+                # timeout) on the writer thread, with the loop free meanwhile.
+                assert self._loop is not None
+                await self._loop.run_in_executor(self._executor, self._begin_waiting)
+                outcomes = self._apply_batch(changes, full, begun=True)
             self.commits += 1
             number = self.commits
             if full:
@@ -559,11 +568,13 @@ class SqliteStore(SqliteSchedules):
         self.hub.publish(committed)
 
     def _apply_batch(
-        self, changes: list[RunWrite | _Operation | _Sync], full: bool = False
+        self, changes: list[RunWrite | _Operation | _Sync], full: bool = False, begun: bool = False
     ) -> list[WriteResult | batching.Done | Exception]:
-        """Open the batch's transaction and apply every change; `_end_transaction` commits it
-        (under synchronous=FULL when `full`: then the commit fsyncs the WAL, writing a sync
-        mark if nothing else of the batch wrote a frame).
+        """Open the batch's transaction (unless `begun`: `_begin_waiting` opened it) and apply
+        every change; `_end_transaction` commits it (under synchronous=FULL when `full`: then
+        the commit fsyncs the WAL, writing a sync mark if nothing else of the batch wrote a
+        frame). Raises SQLITE_BUSY at once, before anything is applied, when another
+        connection holds the write lock.
 
         A change encodes everything before it touches the database and checks its
         conditions before it modifies anything, so a bad change fails alone without a
@@ -579,7 +590,8 @@ class SqliteStore(SqliteSchedules):
             self._synchronous = synchronous
         before = conn.total_changes
         self._refused = 0
-        conn.execute("BEGIN IMMEDIATE")
+        if not begun:
+            conn.execute("BEGIN IMMEDIATE")
         try:
             try:
                 rows = _Rows(conn)
@@ -624,7 +636,7 @@ class SqliteStore(SqliteSchedules):
             try:
                 (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             finally:
-                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error as exc:  # the WAL keeps growing until a later restart succeeds
             if _lost_durability(exc):
                 raise
@@ -632,6 +644,17 @@ class SqliteStore(SqliteSchedules):
             return
         if not busy:
             self.wal_restarts += 1
+
+    def _begin_waiting(self) -> None:
+        """In the writer thread: open a write transaction, waiting up to the busy timeout for
+        a lock another connection holds (SQLITE_BUSY past it)."""
+        conn = self._conn
+        assert conn is not None
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")
 
     def _end_transaction(self) -> None:
         """In the writer thread: commit the open transaction (rolled back if that fails)."""
@@ -965,6 +988,11 @@ def _described(exc: OSError | sqlite3.Error) -> str:
     return f"{name}: {exc}" if name else f"{type(exc).__name__}: {exc}"
 
 
+def _locked(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says another connection holds a lock this one needs (SQLITE_BUSY)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def _lost_durability(exc: BaseException) -> TypeGuard[sqlite3.Error]:
     """Whether `exc` is a failed sync (see the module docstring)."""
     return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) in _LOST_DURABILITY
@@ -1027,6 +1055,10 @@ def _connect_writer(path: str) -> sqlite3.Connection:
         # The lock file makes this the only process on the database, so every lease held
         # by an earlier process is void: its runs can be claimed (re-driven) at once.
         conn.execute("UPDATE runs SET owner = NULL, lease_expires_at = NULL WHERE owner IS NOT NULL")
+        # From here its statements run on the event loop: a write lock another connection holds
+        # (an operator's `sqlite3` shell in a transaction) must not stall the loop for the busy
+        # timeout. `SqliteStore._begin_waiting` waits for it on the writer thread instead.
+        conn.execute("PRAGMA busy_timeout = 0")
     except BaseException:
         conn.close()
         raise
