@@ -1,5 +1,6 @@
 """A run the claim loop took whose adoption cannot be stored, on SQLite: it is adopted once
-storage answers, not left claimed until the next boot.
+storage answers, not left claimed until the next boot; and a run that cannot be recovered is
+marked failed once storage answers, not left `running`.
 
 On SQLite a claim's lease never ends while the process runs, so a claimed run whose adoption
 failed would be driven by nobody. The test holds the database's write lock from a second
@@ -15,7 +16,9 @@ import asyncio
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +40,32 @@ async def approve(ctx: StepContext) -> str:
 held = create_workflow("held", timeout=0.3).then(approve).commit()
 """Suspends; its deadline passes 0.3 s after its start, and the claim loop then ends it."""
 
+never = asyncio.Event()
+
+
+@create_step("wait-forever")
+async def wait_forever(ctx: StepContext) -> str:
+    await never.wait()
+    return "never"
+
+
+stuck = create_workflow("stuck").then(wait_forever).commit()
+
+
+def hold_once_claimed(holder: sqlite3.Connection, run_id: str, held: threading.Event, seconds: float) -> Any:
+    """A commit listener: once a claim took `run_id`, hold the write lock for `seconds`."""
+
+    def listener(_seconds: float, _changes: int) -> None:
+        if held.is_set():
+            return
+        (owner,) = holder.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if owner is not None:  # the claim took it: its adoption's writes come next
+            holder.execute("BEGIN IMMEDIATE")
+            held.set()
+            threading.Timer(seconds, holder.execute, ("ROLLBACK",)).start()
+
+    return listener
+
 
 async def test_a_claimed_run_is_adopted_once_storage_answers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -52,16 +81,7 @@ async def test_a_claimed_run_is_adopted_once_storage_answers(
             run = await engine.start("held", input_data={}, wait=True)
             assert run.status is RunStatus.SUSPENDED
 
-            def hold_the_lock_once_claimed(seconds: float, changes: int) -> None:
-                if lock_held.is_set():
-                    return
-                (owner,) = holder.execute("SELECT owner FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()
-                if owner is not None:  # the claim took it: its adoption's write comes next
-                    holder.execute("BEGIN IMMEDIATE")
-                    lock_held.set()
-                    threading.Timer(hold_seconds, holder.execute, ("ROLLBACK",)).start()
-
-            store.hub.listen_commits(hold_the_lock_once_claimed)
+            store.hub.listen_commits(hold_once_claimed(holder, run.run_id, lock_held, hold_seconds))
             give_up = time.monotonic() + hold_seconds + 20
             slowest, last = 0.0, time.monotonic()  # the longest time between two looks
             while True:
@@ -78,6 +98,51 @@ async def test_a_claimed_run_is_adopted_once_storage_answers(
         assert ended.status is RunStatus.FAILED
         assert ended.error is not None and ended.error.name == "RunTimeoutError"
         assert f"run {run.run_id}: not re-driven now, storage failed" in caplog.text
+    finally:
+        await store.close()
+        holder.close()
+
+
+async def test_a_run_that_cannot_be_recovered_is_failed_once_storage_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "runs.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        async with Engine(store, [stuck]) as engine:
+            run = await engine.start("stuck", input_data={})
+            give_up = time.monotonic() + 10
+            while not (await engine.get_run(run.run_id)).steps:  # its step's start is stored
+                assert time.monotonic() < give_up
+                await asyncio.sleep(0.02)
+    finally:
+        await store.close()  # the run is left `running`, for the next boot to re-drive
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE steps SET record = 'not JSON' WHERE run_id = ?", (run.run_id,))
+
+    store = SqliteStore(str(path))
+    await store.open()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    lock_held = threading.Event()
+    try:
+        store.hub.listen_commits(
+            hold_once_claimed(holder, run.run_id, lock_held, _BUSY_TIMEOUT_MS / 1000 + 1.5)
+        )
+        async with Engine(store, [stuck], claim_interval=0.1):  # the boot claims it
+            give_up = time.monotonic() + 30
+            while True:  # read as an operator would: the run cannot be loaded with its steps
+                status, error = holder.execute(
+                    "SELECT status, error FROM runs WHERE run_id = ?", (run.run_id,)
+                ).fetchone()
+                if status != "running":
+                    break
+                assert time.monotonic() < give_up, "the run was never marked failed"
+                await asyncio.sleep(0.1)
+        assert lock_held.is_set()
+        assert status == "failed" and "InternalError" in error
+        assert f"run {run.run_id}: cannot be recovered" in caplog.text
+        assert f"run {run.run_id}: not marked failed yet, storage failed" in caplog.text
     finally:
         await store.close()
         holder.close()

@@ -1139,21 +1139,32 @@ class Engine:
             return again
 
     async def _fail(self, run_id: str, message: str, lease: Lease | None) -> None:
-        """Mark an active run failed with an internal error (best effort: storage may be down)."""
+        """Mark an active run failed with an internal error. Through a storage outage it
+        waits and tries again, as a drive does: the run would otherwise stay active with
+        nothing to end it (on SQLite until the next boot). Any other failure is logged."""
         error = RunError("InternalError", message)
-        try:
-            await self._store.write(
-                RunWrite(
-                    run_id,
-                    expect=_ACTIVE,
-                    patch=dict(status=RunStatus.FAILED, error=error, ended_at=time.time(), wake_at=None),
-                    events=(EventDraft(EventType.WORKFLOW_FINISH, RunStatus.FAILED, error=error),),
-                    fence=lease,
-                    release=True,
+        outage = _Outage()
+        while True:
+            try:
+                await self._store.write(
+                    RunWrite(
+                        run_id,
+                        expect=_ACTIVE,
+                        patch=dict(status=RunStatus.FAILED, error=error, ended_at=time.time(), wake_at=None),
+                        events=(EventDraft(EventType.WORKFLOW_FINISH, RunStatus.FAILED, error=error),),
+                        fence=lease,
+                        release=True,
+                    )
                 )
-            )
-        except Exception:
-            log_failure(logger, "run %s: could not be marked failed", run_id)
+                return
+            except StorageUnavailable as exc:
+                logger.warning(
+                    "run %s: not marked failed yet, storage failed (%s); trying again", run_id, exc.detail
+                )
+                await outage.wait()
+            except Exception:
+                log_failure(logger, "run %s: could not be marked failed", run_id)
+                return
 
     def _forget(self, run_id: str, task: asyncio.Task[Run]) -> None:
         if self._tasks.get(run_id) is task:
