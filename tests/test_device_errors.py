@@ -1,12 +1,17 @@
-"""A disk that fails an fsync under a real `runservice serve` on SQLite: the server fails stop.
+"""A device that fails under a real `runservice serve` on SQLite.
 
-tests/failsync.c, preloaded into the server, makes fsync and fdatasync fail with EIO while a
-flag file exists. After such a failure the kernel may have dropped pages of earlier unsynced
+tests/failing_device.c, preloaded into the server, makes fsync and fdatasync fail with EIO
+while one flag file exists, and SQLite's reads (pread64) while another does.
+
+A failed sync fails the store stop. After such a failure the kernel may have dropped pages of earlier unsynced
 commits, so nothing later may be told as durable: the request whose commit failed, and every
 request after it, is refused as UNAVAILABLE with reason STORAGE_FAILED; the server stops at
 once with exit code 1 and one line saying why; no run is marked failed for it. Restarted on
 a working disk, it recovers every run from what is on disk, and the refused Start succeeds
 when retried with its request id.
+
+A failed read is refused as UNAVAILABLE with reason STORAGE_UNAVAILABLE (retry): the server
+goes on, and answers once the device reads again.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from disk_workflows import opened, waiting
 from process import ServerProcess, serve_argv, server_env, start_server
 
 from runservice.client import Client
-from runservice.errors import StorageFailed
+from runservice.errors import StorageFailed, StorageUnavailable
 from runservice.model import Run, RunStatus
 
 pytestmark = pytest.mark.timeout(90)
@@ -32,12 +37,12 @@ LAYOUTS = pytest.mark.parametrize(
 
 
 @pytest.fixture(scope="module")
-def failsync(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/failsync.c, built (the machine's C compiler: .ci/run installs one if missing)."""
+def failing_device(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/failing_device.c, built (the machine's C compiler: .ci/run installs one if missing)."""
     compiler = shutil.which("cc") or shutil.which("gcc")
-    assert compiler, "a C compiler (cc) is needed to build tests/failsync.c"
-    library = tmp_path_factory.mktemp("failsync") / "failsync.so"
-    source = Path(__file__).with_name("failsync.c")
+    assert compiler, "a C compiler (cc) is needed to build tests/failing_device.c"
+    library = tmp_path_factory.mktemp("failing-device") / "failing_device.so"
+    source = Path(__file__).with_name("failing_device.c")
     subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"], check=True)
     return library
 
@@ -49,11 +54,11 @@ async def exited(server: ServerProcess, limit: float = 20.0) -> int:
 
 @LAYOUTS
 async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
-    tmp_path: Path, failsync: Path, layout: tuple[str, ...]
+    tmp_path: Path, failing_device: Path, layout: tuple[str, ...]
 ) -> None:
     data, gate, flag = tmp_path / "data", tmp_path / "gate", tmp_path / "fail-syncs"
     argv = serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows", *layout)
-    env = server_env(LD_PRELOAD=str(failsync), FAILSYNC_FLAG=str(flag))
+    env = server_env(LD_PRELOAD=str(failing_device), FAILSYNC_FLAG=str(flag))
     server = await start_server(argv, env=env)
     try:
         async with Client(server.address, timeout=10, retry=None) as client:
@@ -106,13 +111,13 @@ async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
     assert " ERROR " not in server.text and "Traceback" not in server.text, server.text[-3000:]
 
 
-async def test_a_checkpoint_whose_sync_fails_stops_the_server(tmp_path: Path, failsync: Path) -> None:
+async def test_a_checkpoint_whose_sync_fails_stops_the_server(tmp_path: Path, failing_device: Path) -> None:
     """With `--durability normal` no commit syncs; the WAL checkpointer's syncs of the database
     file still do, and a failed one stops the server the same way."""
     data, gate, flag = tmp_path / "data", tmp_path / "gate", tmp_path / "fail-syncs"
     served = ("--workflows", "tests.disk_workflows", "--durability", "normal")
     argv = serve_argv("--data-dir", str(data), *served)
-    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failsync), FAILSYNC_FLAG=str(flag)))
+    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failing_device), FAILSYNC_FLAG=str(flag)))
     try:
         async with Client(server.address, timeout=10, retry=None) as client:
             flag.touch()
@@ -141,3 +146,29 @@ async def test_a_checkpoint_whose_sync_fails_stops_the_server(tmp_path: Path, fa
         assert await server.stop() == 0
     finally:
         await server.kill()
+
+
+async def test_a_failed_read_is_refused_as_retryable_and_the_server_goes_on(
+    tmp_path: Path, failing_device: Path
+) -> None:
+    data, flag = tmp_path / "data", tmp_path / "fail-reads"
+    argv = serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows")
+    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failing_device), FAILREAD_FLAG=str(flag)))
+    try:
+        async with Client(server.address, timeout=10, retry=None) as client:
+            workflow = client.get_workflow("gated")
+            await workflow.create_run(run_id="read-run")  # a write: every reader reads its pages anew
+            flag.touch()
+            with pytest.raises(StorageUnavailable) as refused:
+                await workflow.run_by_id("read-run")  # a point read, on the event loop
+            assert refused.value.reason == "STORAGE_UNAVAILABLE"
+            assert "SQLITE_IOERR" in str(refused.value)  # _CORRUPTFS: how SQLite names EIO on a read
+            with pytest.raises(StorageUnavailable):
+                await workflow.runs()  # a scan, on a reader thread
+            flag.unlink()
+            assert (await workflow.run_by_id("read-run")).status is RunStatus.PENDING
+            assert [run.run_id for run in (await workflow.runs())[0]] == ["read-run"]
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+    assert " ERROR " not in server.text and "Traceback" not in server.text, server.text[-3000:]
