@@ -52,6 +52,24 @@ async def exited(server: ServerProcess, limit: float = 20.0) -> int:
     return await server.stop(limit, signalled=True)
 
 
+def assert_stopped_for_a_failed_sync(server: ServerProcess) -> None:
+    """One ERROR line naming the failed sync, then `serve`'s last line; no traceback."""
+    text = server.text
+    assert "Traceback" not in text, text[-3000:]
+    assert text.count("the disk failed to sync") == 1, text[-3000:]
+    assert "runservice: error: stopped: the database's disk failed to sync a write" in text, text[-3000:]
+
+
+async def settled(client: Client, run_id: str) -> Run:
+    """The `gated` run once it is no longer running (the boot's recovery re-drives it)."""
+    for _ in range(200):
+        run = await client.get_workflow("gated").run_by_id(run_id)
+        if run.status is not RunStatus.RUNNING:
+            return run
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} is still running")
+
+
 @LAYOUTS
 async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
     tmp_path: Path, failing_device: Path, layout: tuple[str, ...]
@@ -82,11 +100,8 @@ async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
         assert await exited(server) == 1
     finally:
         await server.kill()
-    text = server.text
-    assert "Traceback" not in text, text[-3000:]
-    assert text.count("the disk failed to sync") == 1, text[-3000:]
-    assert "runservice: error: stopped: the database's disk failed to sync a write" in text, text[-3000:]
-    assert "failed while driving" not in text, text[-3000:]
+    assert_stopped_for_a_failed_sync(server)
+    assert "failed while driving" not in server.text, server.text[-3000:]
 
     flag.unlink()
     server = await start_server(argv, env=env)
@@ -95,13 +110,8 @@ async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
             later = await client.get_workflow("gated").create_run(run_id="later-run")  # the same run
             started = await later.start_async({"gate": str(gate)}, request_id="later-start")
             assert started.status is RunStatus.SUCCESS and started.result == "passed gate"
-            run: Run | None = None
-            for _ in range(200):  # re-driven from its last checkpoint by the boot's recovery
-                run = await client.get_workflow("gated").run_by_id("gated-run")
-                if run.status is not RunStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.05)
-            assert run is not None and run.status is RunStatus.SUCCESS and run.result == "passed gate"
+            run = await settled(client, "gated-run")
+            assert run.status is RunStatus.SUCCESS and run.result == "passed gate"
             gated = await client.get_workflow("gated").create_run(run_id="gated-run")
             events = [event async for event in gated.watch_events()]
             assert [event.sequence for event in events] == list(range(1, len(events) + 1))
@@ -126,23 +136,15 @@ async def test_a_checkpoint_whose_sync_fails_stops_the_server(tmp_path: Path, fa
             assert await exited(server) == 1
     finally:
         await server.kill()
-    text = server.text
-    assert "Traceback" not in text, text[-3000:]
-    assert text.count("the disk failed to sync") == 1, text[-3000:]
-    assert "runservice: error: stopped: the database's disk failed to sync a write" in text, text[-3000:]
+    assert_stopped_for_a_failed_sync(server)
 
     flag.unlink()
     gate.touch()
     server = await start_server(argv)
     try:
         async with Client(server.address, timeout=10, retry=None) as client:
-            run: Run | None = None
-            for _ in range(200):
-                run = await client.get_workflow("gated").run_by_id("gated-run")
-                if run.status is not RunStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.05)
-            assert run is not None and run.status is RunStatus.SUCCESS and run.result == "passed gate"
+            run = await settled(client, "gated-run")
+            assert run.status is RunStatus.SUCCESS and run.result == "passed gate"
         assert await server.stop() == 0
     finally:
         await server.kill()
