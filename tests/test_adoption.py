@@ -24,10 +24,20 @@ import pytest
 
 from runservice.engine import Engine
 from runservice.model import RunStatus
-from runservice.storage.sqlite import _BUSY_TIMEOUT_MS, SqliteStore
+from runservice.storage import sqlite
+from runservice.storage.sqlite import SqliteStore
 from runservice.workflow import StepContext, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(60)
+
+BUSY_SECONDS = 1.0
+HOLD_SECONDS = BUSY_SECONDS + 1.0
+"""How long the tests hold the lock: past the store's busy timeout, shortened to BUSY_SECONDS."""
+
+
+@pytest.fixture(autouse=True)
+def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite, "_BUSY_TIMEOUT_MS", int(BUSY_SECONDS * 1000))
 
 
 @create_step("approve")
@@ -75,14 +85,13 @@ async def test_a_claimed_run_is_adopted_once_storage_answers(
     await store.open()
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     lock_held = threading.Event()
-    hold_seconds = _BUSY_TIMEOUT_MS / 1000 + 1.5
     try:
         async with Engine(store, [held], claim_interval=0.1) as engine:
             run = await engine.start("held", input_data={}, wait=True)
             assert run.status is RunStatus.SUSPENDED
 
-            store.hub.listen_commits(hold_once_claimed(holder, run.run_id, lock_held, hold_seconds))
-            give_up = time.monotonic() + hold_seconds + 20
+            store.hub.listen_commits(hold_once_claimed(holder, run.run_id, lock_held, HOLD_SECONDS))
+            give_up = time.monotonic() + HOLD_SECONDS + 20
             slowest, last = 0.0, time.monotonic()  # the longest time between two looks
             while True:
                 ended = await engine.get_run(run.run_id)
@@ -94,7 +103,7 @@ async def test_a_claimed_run_is_adopted_once_storage_answers(
         assert lock_held.is_set()
         # The writes wait for the lock on the writer thread: the event loop, and every read,
         # went on meanwhile (a wait on the loop would have stalled one read for the busy timeout).
-        assert slowest < _BUSY_TIMEOUT_MS / 1000 / 2, slowest
+        assert slowest < BUSY_SECONDS / 2, slowest
         assert ended.status is RunStatus.FAILED
         assert ended.error is not None and ended.error.name == "RunTimeoutError"
         assert f"run {run.run_id}: not re-driven now, storage failed" in caplog.text
@@ -126,9 +135,7 @@ async def test_a_run_that_cannot_be_recovered_is_failed_once_storage_answers(
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     lock_held = threading.Event()
     try:
-        store.hub.listen_commits(
-            hold_once_claimed(holder, run.run_id, lock_held, _BUSY_TIMEOUT_MS / 1000 + 1.5)
-        )
+        store.hub.listen_commits(hold_once_claimed(holder, run.run_id, lock_held, HOLD_SECONDS))
         async with Engine(store, [stuck], claim_interval=0.1):  # the boot claims it
             give_up = time.monotonic() + 30
             while True:  # read as an operator would: the run cannot be loaded with its steps
