@@ -13,6 +13,7 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -384,3 +385,71 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+MARKED_FLOWS = """
+import os
+
+from runservice.workflow import create_step, create_workflow
+
+with open(os.environ["IMPORTED_BY"], "a") as imported_by:  # each process that imports this module
+    imported_by.write(f"{os.getpid()}\\n")
+
+
+@create_step("noop")
+async def noop(ctx):
+    return None
+
+
+marked = create_workflow("marked").then(noop).commit()
+"""
+
+
+async def test_only_the_engine_process_imports_the_workflow_modules(tmp_path: Path) -> None:
+    """The edge never imports them: their imports (and what those load) cost memory once."""
+    app, imported_by = tmp_path / "app", tmp_path / "imported-by"
+    app.mkdir()
+    (app / "marked_flows.py").write_text(MARKED_FLOWS)
+    server = await start_server(
+        serve_argv("--data-dir", str(tmp_path / "data"), "--workflows", "marked_flows", "--engine-process"),
+        env=server_env(PYTHONPATH=str(app), IMPORTED_BY=str(imported_by)),
+    )
+    try:
+        async with Client(server.address, timeout=10) as client:
+            assert [workflow.id for workflow in await client.list_workflows()] == ["marked"]
+        assert imported_by.read_text().split() == [str(engine_pid(server))]
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+
+
+SCHEDULE_OF_NOPE = '[{"id": "s", "workflow": "nope", "cron": "* * * * *"}]'
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--workflows", "no_such_module_here"), "no_such_module_here"),
+        (
+            (
+                "--workflows",
+                "tests.workflows",
+                "--schedules",
+                '[{"id": "s", "workflow": "nope", "cron": "* * * * *"}]',
+            ),
+            "names workflow 'nope', which is not served",
+        ),
+    ],
+    ids=["unknown-module", "schedule-of-a-workflow-not-served"],
+)
+def test_a_workflow_the_engine_process_cannot_serve_is_a_one_line_usage_error(
+    tmp_path: Path, args: tuple[str, ...], expected: str
+) -> None:
+    """The same line and exit code as one process gives, though only the engine process loads them."""
+    argv = serve_argv("--data-dir", str(tmp_path), "--engine-process", *args)
+    done = subprocess.run(argv, env=server_env(), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("runservice: error: ") and expected in lines[0], (
+        done.stderr
+    )

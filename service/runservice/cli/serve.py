@@ -24,6 +24,7 @@ from runservice.errors import StorageFailed
 
 if TYPE_CHECKING:
     from runservice.server import EdgeOptions
+    from runservice.workflow import Schedule, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from runservice.server import serve
     from runservice.server.auth import TokenFileError
-    from runservice.server.engine_process import EngineProcessLost
+    from runservice.server.engine_process import EngineProcessLost, EngineRefused
     from runservice.server.tls import TlsConfigError
 
     if getattr(args, "engine_link_fd", None) is not None:
@@ -98,19 +99,13 @@ def run_serve(args: argparse.Namespace) -> int:
         options = edge_options(settings)
     except (TokenFileError, TlsConfigError) as exc:
         return _fail(str(exc), 2)
-    try:
-        workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
-    except WorkflowLoadError as exc:
-        return _fail(str(exc).replace("\n", " "), 2)
-    schedules = settings.declared_schedules()
-    served = {workflow.id for workflow in workflows}
-    for schedule in schedules:
-        if schedule.workflow_id not in served:
-            return _fail(
-                f"schedules: schedule {schedule.id!r} names workflow {schedule.workflow_id!r}, "
-                f"which is not served (served: {', '.join(sorted(served))})",
-                2,
-            )
+    workflows: list[Workflow] = []
+    schedules: list[Schedule] = []
+    if not settings.engine_process:  # else only the engine process imports them, and says what fails
+        try:
+            workflows, schedules = _served(settings)
+        except (WorkflowLoadError, ConfigError) as exc:
+            return _fail(str(exc).replace("\n", " "), 2)
     # Everything loaded so far (grpc, pydantic, the workflows) lives as long as the process:
     # freezing it keeps the collector from walking it again on every full collection.
     gc.freeze()
@@ -155,6 +150,8 @@ def run_serve(args: argparse.Namespace) -> int:
             )
     except EngineProcessLost as exc:  # after serving: the supervisor restarts both
         return _fail(str(exc), 1)
+    except EngineRefused as exc:  # what one process would have said, with the same code
+        return _fail(exc.message if exc.code == 2 else f"cannot serve: {exc.message}", exc.code)
     except StorageFailed as exc:  # after serving or while starting: the store logged what failed
         return _fail(
             f"stopped: the database's disk failed to sync a write ({exc.detail}); check the device,"
@@ -166,6 +163,21 @@ def run_serve(args: argparse.Namespace) -> int:
         logger.debug("cannot serve", exc_info=exc)
         return _fail(f"cannot serve: {_one_line(exc)}", 1)
     return 0
+
+
+def _served(settings: Settings) -> tuple[list[Workflow], list[Schedule]]:
+    """The workflows (their modules imported) and the schedules `settings` serve; raises
+    WorkflowLoadError, or ConfigError for a schedule of a workflow not served."""
+    workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
+    schedules = settings.declared_schedules()
+    served = {workflow.id for workflow in workflows}
+    for schedule in schedules:
+        if schedule.workflow_id not in served:
+            raise ConfigError(
+                f"schedules: schedule {schedule.id!r} names workflow {schedule.workflow_id!r}, "
+                f"which is not served (served: {', '.join(sorted(served))})"
+            )
+    return workflows, schedules
 
 
 def _engine_settings(settings: Settings) -> dict[str, object]:
@@ -203,10 +215,9 @@ def _run_engine_process(link_fd: int) -> int:
         try:
             settings = Settings.load(**given)
             logs.configure(settings.log_level, settings.log_format, access_log=False, role="engine")
-            workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
-            schedules = settings.declared_schedules()
+            workflows, schedules = _served(settings)
         except (ConfigError, WorkflowLoadError, ValueError) as exc:
-            host.refuse(str(exc).replace("\n", " "))
+            host.refuse(str(exc).replace("\n", " "), code=2)
             host.close()
             return 2
         gc.freeze()

@@ -25,7 +25,12 @@ from runservice.engine import Engine
 from runservice.errors import StorageFailed
 from runservice.server.auth import AuthInterceptor, TokenSet
 from runservice.server.decoding import RECEIVE_SLACK
-from runservice.server.engine_process import STORAGE_FAILED_EXIT, EngineProcess, EngineProcessLost
+from runservice.server.engine_process import (
+    STORAGE_FAILED_EXIT,
+    EngineProcess,
+    EngineProcessLost,
+    EngineRefused,
+)
 from runservice.server.front import EngineLink, add_forwarded_service
 from runservice.server.hosting import add_services, running_engine
 from runservice.server.limits import StreamLimitInterceptor
@@ -356,7 +361,7 @@ async def _serve_front(
         if ready is None:
             return  # stopped while the engine was starting
         if "error" in ready:
-            raise RuntimeError(ready["error"])
+            raise EngineRefused(str(ready["error"]), int(ready.get("code", 1)))
         observability = Observability(
             None, metrics_address=metrics_address, access_log=access_log, engine_metrics=engine.link.metrics
         )

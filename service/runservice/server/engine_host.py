@@ -107,9 +107,10 @@ class EngineHost(link.Frames):
         self.serving = True
         self.send(link.frame(link.CONTROL, link.READY, link.with_head({})))
 
-    def refuse(self, error: str) -> None:
-        """Tell the front the engine could not start (it reports `error` and exits)."""
-        self.send(link.frame(link.CONTROL, link.READY, link.with_head({"error": error})))
+    def refuse(self, error: str, *, code: int = 1) -> None:
+        """Tell the front the engine could not start: it reports `error` and exits with
+        `code` (`serve`'s: 2 for a usage or configuration error, 1 for the rest)."""
+        self.send(link.frame(link.CONTROL, link.READY, link.with_head({"error": error, "code": code})))
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

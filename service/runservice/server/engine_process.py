@@ -53,6 +53,15 @@ STORAGE_FAILED_EXIT = 3
 front then stops with the same error."""
 
 
+class EngineRefused(RuntimeError):
+    """The engine process could not start; `message` says why, `code` is `serve`'s exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
 class EngineProcessLost(RuntimeError):
     """The engine process exited while the front was serving."""
 
@@ -233,6 +242,7 @@ __all__ = [
     "STORAGE_FAILED_EXIT",
     "EngineProcess",
     "EngineProcessLost",
+    "EngineRefused",
     "connect_host",
     "die_with_parent",
     "serve_engine",
