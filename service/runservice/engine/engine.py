@@ -44,6 +44,7 @@ from runservice.errors import (
     RunNotFound,
     RunNotSuspended,
     RunWorkflowMismatch,
+    StorageFailed,
     StorageUnavailable,
     Unavailable,
     ValidationFailed,
@@ -987,7 +988,8 @@ class Engine:
                 return
 
     async def _adopted(self, run_id: str, lease: Lease, sent: float) -> bool:
-        """`_adopt` once; False when storage failed (the run is left claimed, not driven)."""
+        """`_adopt` once; False when storage failed for a while (the run is left claimed, not
+        driven), so trying again may succeed."""
         stale = self._tasks.get(run_id)
         if stale is not None:  # its commits are fenced now: stop it rather than let it run on
             stale.cancel("lease lost")
@@ -1011,6 +1013,8 @@ class Engine:
             # unowned, for a server that serves its definition; never fail it.
             logger.warning("run %s: not re-driven: %s", run_id, exc.message)
             await self._release(run_id, lease)
+        except StorageFailed as exc:  # nothing more is stored: the restart re-drives it
+            logger.warning("run %s: not re-driven, the store failed (%s)", run_id, exc.detail)
         except StorageUnavailable as exc:
             logger.warning("run %s: not re-driven now, storage failed (%s)", run_id, exc.detail)
             return False
@@ -1156,6 +1160,9 @@ class Engine:
                         release=True,
                     )
                 )
+                return
+            except StorageFailed:  # the store takes nothing more: the server is stopping
+                log_failure(logger, "run %s: could not be marked failed", run_id)
                 return
             except StorageUnavailable as exc:
                 logger.warning(
