@@ -9,7 +9,6 @@ free loopback port.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
 import subprocess
@@ -21,6 +20,7 @@ import grpc
 import pytest
 from edge import error_info, serving
 from google.protobuf import struct_pb2
+from packages import debian_install
 
 from runservice import errors
 from runservice.client import Client
@@ -62,14 +62,8 @@ http {{
 
 def nginx_binary() -> str | None:
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if found is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-q", "nginx"], env=env, capture_output=True, timeout=300)
-        if subprocess.run(["nginx", "-v"], capture_output=True).returncode != 0:  # stale package lists
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300)
-            subprocess.run(
-                ["apt-get", "install", "-y", "-q", "nginx"], env=env, capture_output=True, timeout=300
-            )
+    if found is None:
+        debian_install("nginx", provides="nginx")
         found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     return found
 
