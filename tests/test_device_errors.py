@@ -22,13 +22,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from disk_workflows import opened, waiting
+from disk_workflows import assert_both_went_on, settled, start_gated
 from packages import debian_install
 from process import ServerProcess, serve_argv, server_env, start_server
 
 from runservice.client import Client
 from runservice.errors import StorageFailed, StorageUnavailable
-from runservice.model import Run, RunStatus
+from runservice.model import RunStatus
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -64,16 +64,6 @@ def assert_stopped_for_a_failed_sync(server: ServerProcess) -> None:
     assert "runservice: error: stopped: the database's disk failed to sync a write" in text, text[-3000:]
 
 
-async def settled(client: Client, run_id: str) -> Run:
-    """The `gated` run once it is no longer running (the boot's recovery re-drives it)."""
-    for _ in range(200):
-        run = await client.get_workflow("gated").run_by_id(run_id)
-        if run.status is not RunStatus.RUNNING:
-            return run
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"run {run_id} is still running")
-
-
 @LAYOUTS
 async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
     tmp_path: Path, failing_device: Path, layout: tuple[str, ...]
@@ -84,13 +74,7 @@ async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
     server = await start_server(argv, env=env)
     try:
         async with Client(server.address, timeout=10, retry=None) as client:
-            gated = await client.get_workflow("gated").create_run(run_id="gated-run")
-            later = await client.get_workflow("gated").create_run(run_id="later-run")
-            await gated.start({"gate": str(gate)})
-            for _ in range(200):
-                if opened(waiting(gate)):
-                    break
-                await asyncio.sleep(0.02)
+            _, later = await start_gated(client, gate)
             # The checkpointer syncs what was committed within a second; past it, the next
             # sync is the Start's own commit.
             await asyncio.sleep(1.5)
@@ -112,13 +96,7 @@ async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
     try:
         async with Client(server.address, timeout=10, retry=None) as client:
             later = await client.get_workflow("gated").create_run(run_id="later-run")  # the same run
-            started = await later.start_async({"gate": str(gate)}, request_id="later-start")
-            assert started.status is RunStatus.SUCCESS and started.result == "passed gate"
-            run = await settled(client, "gated-run")
-            assert run.status is RunStatus.SUCCESS and run.result == "passed gate"
-            gated = await client.get_workflow("gated").create_run(run_id="gated-run")
-            events = [event async for event in gated.watch_events()]
-            assert [event.sequence for event in events] == list(range(1, len(events) + 1))
+            await assert_both_went_on(client, later, gate)
         assert await server.stop() == 0
     finally:
         await server.kill()

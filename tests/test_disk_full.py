@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from disk_workflows import opened, waiting
+from disk_workflows import assert_both_went_on, start_gated
 from process import ServerProcess, serve_argv, start_server
 from scraping import scrape, value
 
 from runservice.client import Client
 from runservice.errors import StorageUnavailable
-from runservice.model import Run, RunStatus
 from runservice.storage.sqlite import _storage_error
 
 pytestmark = [
@@ -58,13 +57,7 @@ async def test_a_full_disk_delays_a_run_and_refuses_a_start_then_both_go_on(tmp_
     server = await start_server(serve_argv("--data-dir", str(data), *served))
     try:
         async with Client(server.address, timeout=10, retry=None) as client:
-            gated = await client.get_workflow("gated").create_run(run_id="gated-run")
-            later = await client.get_workflow("gated").create_run(run_id="later-run")
-            await gated.start({"gate": str(gate)})
-            for _ in range(200):
-                if opened(waiting(gate)):
-                    break
-                await asyncio.sleep(0.02)
+            _, later = await start_gated(client, gate)
 
             fill_disk(server.proc.pid)
             filled = time.monotonic()
@@ -83,17 +76,7 @@ async def test_a_full_disk_delays_a_run_and_refuses_a_start_then_both_go_on(tmp_
             assert value(samples, "runservice_store_unavailable_total") >= 4  # the run's tries and the Start
 
             free_disk(server.proc.pid)
-            started = await later.start_async({"gate": str(gate)}, request_id="later-start")
-            assert started.status is RunStatus.SUCCESS and started.result == "passed gate"
-            run: Run | None = None
-            for _ in range(200):  # the drive's wait doubles while nothing moves: 5 s at most
-                run = await client.get_workflow("gated").run_by_id("gated-run")
-                if run.status is not RunStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.05)
-            assert run is not None and run.status is RunStatus.SUCCESS and run.result == "passed gate"
-            events = [event async for event in gated.watch_events()]
-            assert [event.sequence for event in events] == list(range(1, len(events) + 1))
+            await assert_both_went_on(client, later, gate)
         assert await server.stop() == 0
     finally:
         await server.kill()
