@@ -17,14 +17,14 @@ from typing import Any
 import grpc
 import pytest
 from conftest import Served
-from google.protobuf import message, struct_pb2
+from google.protobuf import duration_pb2, message, struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from runservice import errors, limits
 from runservice.client import Client
 from runservice.model import EventDraft, EventType, Run, RunStatus, StepRecord, StepStatus
 from runservice.storage import RunWrite
-from runservice.v1 import run_pb2, run_service_pb2
+from runservice.v1 import run_pb2, run_service_pb2, schedule_service_pb2
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -96,7 +96,7 @@ def start(**fields: Any) -> Build:
     def build(ids: Ids) -> bytes:
         request = run_service_pb2.StartRequest(workflow_id="echo", input_data=value({"count": 1}))
         for name, item in fields.items():
-            if isinstance(item, struct_pb2.Value):
+            if isinstance(item, message.Message):
                 getattr(request, name).CopyFrom(item)
             else:
                 setattr(request, name, item)
@@ -109,7 +109,7 @@ def resume(**fields: Any) -> Build:
     def build(ids: Ids) -> bytes:
         request = run_service_pb2.ResumeRequest(run_id=ids.suspended, resume_data=value({"approved": True}))
         for name, item in fields.items():
-            if isinstance(item, struct_pb2.Value):
+            if isinstance(item, message.Message):
                 getattr(request, name).CopyFrom(item)
             elif name == "step":
                 request.step.extend(item)
@@ -510,6 +510,101 @@ ROWS: list[Row] = [
         INVALID,
         REQ,
     ),
+    # -- ids a pattern's `$` let through, NUL that PostgreSQL's text cannot hold -----------------
+    Row("Start-run-id-newline", "Start", start(run_id="nl-run\n"), INVALID, REQ, "run_id"),
+    Row(
+        "ForkRun-new-run-id-newline",
+        "ForkRun",
+        msg(lambda ids: run_service_pb2.ForkRunRequest(run_id=ids.done, step=["bump"], new_run_id="f\n")),
+        INVALID,
+        REQ,
+        "new_run_id",
+    ),
+    Row("Start-resource-id-nul", "Start", start(resource_id="ten\x00ant"), INVALID, REQ, "resource_id"),
+    Row("Start-request-id-nul", "Start", start(request_id="r\x00"), INVALID, REQ, "request_id"),
+    Row("Resume-request-id-nul", "Resume", resume(request_id="q\x00"), INVALID, REQ, "request_id"),
+    Row(
+        "Cancel-request-id-nul",
+        "Cancel",
+        msg(lambda ids: run_service_pb2.CancelRequest(run_id=ids.suspended, request_id="q\x00")),
+        INVALID,
+        REQ,
+        "request_id",
+    ),
+    Row(
+        "ListRuns-resource-id-nul",
+        "ListRuns",
+        msg(lambda ids: run_service_pb2.ListRunsRequest(resource_id="\x00")),
+        INVALID,
+        REQ,
+        "resource_id",
+    ),
+    # -- enum and Duration values out of their range ---------------------------------------------
+    Row(
+        "GetRun-unknown-view",
+        "GetRun",
+        msg(lambda ids: run_service_pb2.GetRunRequest(run_id=ids.done, view=99)),  # type: ignore[arg-type]
+        INVALID,
+        REQ,
+        "view",
+    ),
+    Row(
+        "ListRuns-unknown-view",
+        "ListRuns",
+        msg(lambda ids: run_service_pb2.ListRunsRequest(view=-1)),  # type: ignore[arg-type]
+        INVALID,
+        REQ,
+        "view",
+    ),
+    Row(
+        "Start-timeout-beyond-duration",
+        "Start",
+        start(timeout=duration_pb2.Duration(seconds=2**40)),
+        INVALID,
+        REQ,
+        "timeout",
+    ),
+    # -- tracing options are checked whether or not the server traces (this one does not) ----------
+    Row(
+        "Resume-tracing-bad-trace-id",
+        "Resume",
+        resume(tracing_options=run_service_pb2.TracingOptions(trace_id="not-hex!")),
+        INVALID,
+        REQ,
+        "tracing_options.trace_id",
+    ),
+    Row(
+        "TimeTravel-tracing-bad-span-id",
+        "TimeTravel",
+        msg(
+            lambda ids: run_service_pb2.TimeTravelRequest(
+                run_id=ids.done,
+                step=["bump"],
+                tracing_options=run_service_pb2.TracingOptions(parent_span_id="zz"),
+            )
+        ),
+        INVALID,
+        REQ,
+        "tracing_options.parent_span_id",
+    ),
+    Row(
+        "Start-tracing-too-many-tags",
+        "Start",
+        start(tracing_options=run_service_pb2.TracingOptions(tags=["t"] * (limits.TRACE_NAMES + 1))),
+        INVALID,
+        REQ,
+        "tracing_options.tags",
+    ),
+    Row(
+        "Start-tracing-metadata-too-large",
+        "Start",
+        start(
+            tracing_options=run_service_pb2.TracingOptions(metadata=value({"k": "m" * limits.TRACE_METADATA}))
+        ),
+        INVALID,
+        REQ,
+        "tracing_options.metadata",
+    ),
     Row(
         "Resume-label-not-found",
         "Resume",
@@ -743,3 +838,29 @@ async def test_client_lists_summaries_unless_asked_for_full(client: Client) -> N
     with pytest.raises(errors.RunWorkflowMismatch) as mismatch:
         await client.get_workflow("approval").run_by_id(handle.run_id)
     assert mismatch.value.metadata["run_workflow_id"] == "echo"
+
+
+@pytest.mark.parametrize(
+    ("method", "request_message", "field"),
+    [
+        ("GetSchedule", schedule_service_pb2.GetScheduleRequest(schedule_id="a\x00b"), "schedule_id"),
+        ("PauseSchedule", schedule_service_pb2.PauseScheduleRequest(schedule_id="a\x00b"), "schedule_id"),
+        (
+            "TriggerSchedule",
+            schedule_service_pb2.TriggerScheduleRequest(schedule_id="nightly", request_id="r\x00"),
+            "request_id",
+        ),
+    ],
+)
+async def test_schedule_requests_with_nul_are_refused(
+    channel: grpc.aio.Channel, method: str, request_message: message.Message, field: str
+) -> None:
+    """As RunService's: a NUL in an id is INVALID_REQUEST on every store, not INTERNAL on PostgreSQL."""
+    unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        f"/runservice.v1.ScheduleService/{method}"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await unary(request_message.SerializeToString(), timeout=10)
+    assert refused.value.code() == INVALID, refused.value.details()
+    info, fields = details(refused.value)
+    assert info.reason == REQ and field in fields

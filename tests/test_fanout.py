@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from runservice import limits
 from runservice.client import Client
 from runservice.engine import Engine
 from runservice.engine.follow import coalescing_pause
@@ -28,12 +29,12 @@ def _events(run_id: str, first: int, last: int, at: float = 1.0) -> list[Event]:
 
 
 def test_one_batch_is_serialised_once_for_every_stream() -> None:
-    shared = SharedReplies()
+    shared = SharedReplies(convert.reply_limit(limits.MESSAGE))
     first = shared.replies(_events("r", 1, 3), 3)
     again = shared.replies(_events("r", 1, 3), 3)  # another stream's copy of the same batch
     assert again is first
     (data,) = first
-    expected = convert.watch_replies(_events("r", 1, 3), (), 3)[0]
+    expected = convert.watch_replies(_events("r", 1, 3), (), 3, limit=convert.reply_limit(limits.MESSAGE))[0]
     assert run_service_pb2.WatchResponse.FromString(data) == expected
     # Another watermark, another range, another run or another commit: another message.
     assert shared.replies(_events("r", 1, 3), 5) is not first

@@ -23,6 +23,8 @@ from runservice.workflow.schedule import Schedule
 PREFIX = "RUNSERVICE_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _MIB = 1024 * 1024
+MIN_MESSAGE_SIZE = 64 * 1024
+"""The smallest `max_message_size` accepted."""
 
 SECRET_SETTINGS = frozenset({"tokens"})
 """Settings read only from the environment: a flag would show the secret in `ps`."""
@@ -139,11 +141,19 @@ class Settings(BaseSettings):
             raise ValueError("must be positive")
         return value
 
-    @field_validator("max_message_size", "max_concurrent_streams")
+    @field_validator("max_concurrent_streams")
     @classmethod
     def _positive_int(cls, value: int) -> int:
         if value <= 0:
             raise ValueError("must be positive")
+        return value
+
+    @field_validator("max_message_size")
+    @classmethod
+    def _message_size(cls, value: int) -> int:
+        # Below this even a run's summary (its error message, its labels) may not fit a reply.
+        if value < MIN_MESSAGE_SIZE:
+            raise ValueError(f"must be at least {MIN_MESSAGE_SIZE} bytes (64 KiB)")
         return value
 
     @field_validator("max_streams_per_caller")

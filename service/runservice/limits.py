@@ -48,6 +48,12 @@ STEP_PATH = 32
 """Step ids in one path (nesting depth of workflows)."""
 PAGE_TOKEN = 512
 """A ListRuns page token (characters); the server's own tokens are under 200."""
+TRACE_NAMES = 64
+"""Tags, or request-context keys, in one TracingOptions."""
+TRACE_NAME = 256
+"""One tag or request-context key (characters)."""
+TRACE_METADATA = 64 * KIB
+"""TracingOptions' metadata (bytes, as sent)."""
 STATUSES = 16
 """Statuses in one ListRuns filter (there are 7; repeats are harmless up to this)."""
 
@@ -138,6 +144,9 @@ __all__ = [
     "STATUSES",
     "STEP_OUTPUT",
     "STEP_PATH",
+    "TRACE_METADATA",
+    "TRACE_NAME",
+    "TRACE_NAMES",
     "check",
     "check_run_total",
     "check_state",

@@ -38,7 +38,9 @@ from runservice.workflow.builder import describe_condition, sleep_seconds
 
 _M = TypeVar("_M", bound=message.Message)
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_MAX_DURATION = 315_576_000_000
+"""google.protobuf.Duration's largest seconds (10,000 years)."""
+_RUN_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 # -- model -> proto --------------------------------------------------------------------------------
 
@@ -103,6 +105,7 @@ View = run_service_pb2.RunView
 FULL = run_service_pb2.RUN_VIEW_FULL
 WITHOUT_PAYLOADS = run_service_pb2.RUN_VIEW_WITHOUT_PAYLOADS
 SUMMARY = run_service_pb2.RUN_VIEW_SUMMARY
+_VIEWS = frozenset(run_service_pb2.RunView.values())
 
 
 def run_to_proto(run: model.Run, *, include_state: bool = True, view: View = FULL) -> run_pb2.Run:
@@ -292,7 +295,7 @@ def _fill_step_node(msg: run_pb2.StepGraphNode, step: Runnable) -> None:
 # -- requests -> engine arguments ------------------------------------------------------------
 
 
-class _Checks:
+class Checks:
     """Collects field violations so one INVALID_ARGUMENT lists every bad field.
 
     `prefix` names the enclosing field (for the start/resume inside a StreamRequest).
@@ -311,9 +314,12 @@ class _Checks:
         return self.bounded(field, value, limit)
 
     def bounded(self, field: str, value: str, limit: int = limits.ID) -> str:
-        """A string field of at most `limit` characters (ids, labels, tokens)."""
+        """A string field of at most `limit` characters (ids, labels, tokens), without NUL:
+        PostgreSQL's text cannot hold it, so the same request must be refused on SQLite too."""
         if len(value) > limit:
             self.bad(field, f"must be at most {limit} characters (got {len(value)})")
+        elif "\x00" in value:
+            self.bad(field, "must not contain NUL characters")
         return value
 
     def run_id(self, field: str, value: str, *, required: bool) -> str | None:
@@ -321,9 +327,13 @@ class _Checks:
             if required:
                 self.bad(field, "is required")
             return None
-        if not _RUN_ID.match(value):
+        if not _RUN_ID.fullmatch(value):
             self.bad(field, "must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
         return value
+
+    def view(self, field: str, value: int) -> None:
+        if value not in _VIEWS:
+            self.bad(field, f"unknown run view {value}")
 
     def non_negative(self, field: str, value: int) -> int:
         if value < 0:
@@ -392,13 +402,13 @@ def _optional(value: str) -> str | None:
 
 def workflow_id(request: run_service_pb2.GetWorkflowRequest) -> str:
     """The required workflow id of GetWorkflow."""
-    checks = _Checks()
+    checks = Checks()
     checks.required("workflow_id", request.workflow_id)
     checks.done()
     return request.workflow_id
 
 
-def _workflow_ref(checks: _Checks, value: str) -> str | None:
+def _workflow_ref(checks: Checks, value: str) -> str | None:
     return _optional(checks.bounded("workflow_id", value))
 
 
@@ -415,9 +425,11 @@ def run_ref(
     | run_service_pb2.RestartRequest,
 ) -> RunRef:
     """The run named by GetRun, DeleteRun or Restart."""
-    checks = _Checks()
+    checks = Checks()
     checks.run_id("run_id", request.run_id, required=True)
     workflow = _workflow_ref(checks, request.workflow_id)
+    if isinstance(request, run_service_pb2.GetRunRequest):
+        checks.view("view", request.view)
     checks.done()
     return RunRef(run_id=request.run_id, workflow_id=workflow)
 
@@ -429,7 +441,7 @@ class CreateArgs(TypedDict):
 
 
 def create_args(request: run_service_pb2.CreateRunRequest) -> CreateArgs:
-    checks = _Checks()
+    checks = Checks()
     checks.required("workflow_id", request.workflow_id)
     run_id = checks.run_id("run_id", request.run_id, required=False)
     checks.bounded("resource_id", request.resource_id, limits.RESOURCE_ID)
@@ -452,7 +464,7 @@ class StartArgs(TypedDict):
 
 def start_args(request: run_service_pb2.StartRequest, prefix: str = "") -> StartArgs:
     """Engine arguments of a Start (`wait` is read by the caller)."""
-    checks = _Checks(prefix)
+    checks = Checks(prefix)
     checks.required("workflow_id", request.workflow_id)
     run_id = checks.run_id("run_id", request.run_id, required=False)
     checks.bounded("resource_id", request.resource_id, limits.RESOURCE_ID)
@@ -461,8 +473,12 @@ def start_args(request: run_service_pb2.StartRequest, prefix: str = "") -> Start
     initial_state = checks.json(request, "initial_state", limits.INITIAL_STATE)
     context = checks.json_object(request, "request_context", limits.REQUEST_CONTEXT)
     timeout = wire.read_duration(request, "timeout")
-    if timeout is not None and not (timeout > 0 and request.timeout.nanos >= 0):
-        checks.bad("timeout", "must be a positive duration")
+    if timeout is not None and not (
+        timeout > 0
+        and 0 <= request.timeout.nanos < 1_000_000_000
+        and request.timeout.seconds <= _MAX_DURATION
+    ):
+        checks.bad("timeout", "must be a positive duration of at most 10,000 years")
     checks.done()
     return StartArgs(
         workflow_id=request.workflow_id,
@@ -489,7 +505,7 @@ class ResumeArgs(TypedDict):
 
 def resume_args(request: run_service_pb2.ResumeRequest, prefix: str = "") -> ResumeArgs:
     """Engine arguments of a Resume; a single dotted step id becomes a path."""
-    checks = _Checks(prefix)
+    checks = Checks(prefix)
     checks.run_id("run_id", request.run_id, required=True)
     workflow = _workflow_ref(checks, request.workflow_id)
     step = checks.step_path("step", request.step)
@@ -528,7 +544,7 @@ def time_travel_args(
 ) -> TimeTravelArgs:
     """Engine arguments of a TimeTravel or ForkRun (`wait`, `new_run_id` and tracing are
     read by the caller); an unset input_data is the step's recorded input."""
-    checks = _Checks()
+    checks = Checks()
     checks.run_id("run_id", request.run_id, required=True)
     workflow = _workflow_ref(checks, request.workflow_id)
     step = checks.step_path("step", request.step)
@@ -554,18 +570,18 @@ def time_travel_args(
 
 def new_run_id(request: run_service_pb2.ForkRunRequest) -> str | None:
     """ForkRun's optional new run id (checked like any run id)."""
-    checks = _Checks()
+    checks = Checks()
     value = checks.run_id("new_run_id", request.new_run_id, required=False)
     checks.done()
     return value
 
 
-def time_travel_response(run: model.Run) -> run_service_pb2.TimeTravelResponse:
-    return run_service_pb2.TimeTravelResponse(run=_run_reply(run))
+def time_travel_response(run: model.Run, *, limit: int) -> run_service_pb2.TimeTravelResponse:
+    return run_service_pb2.TimeTravelResponse(run=run_reply(run, limit=limit))
 
 
-def fork_run_response(run: model.Run) -> run_service_pb2.ForkRunResponse:
-    return run_service_pb2.ForkRunResponse(run=_run_reply(run))
+def fork_run_response(run: model.Run, *, limit: int) -> run_service_pb2.ForkRunResponse:
+    return run_service_pb2.ForkRunResponse(run=run_reply(run, limit=limit))
 
 
 class CancelArgs(TypedDict):
@@ -575,7 +591,7 @@ class CancelArgs(TypedDict):
 
 
 def cancel_args(request: run_service_pb2.CancelRequest) -> CancelArgs:
-    checks = _Checks()
+    checks = Checks()
     checks.run_id("run_id", request.run_id, required=True)
     workflow = _workflow_ref(checks, request.workflow_id)
     checks.bounded("request_id", request.request_id)
@@ -601,8 +617,9 @@ class ListArgs(TypedDict):
 
 
 def list_args(request: run_service_pb2.ListRunsRequest) -> ListArgs:
-    checks = _Checks()
+    checks = Checks()
     checks.non_negative("page_size", request.page_size)
+    checks.view("view", request.view)
     workflow = _workflow_ref(checks, request.workflow_id)
     checks.bounded("resource_id", request.resource_id, limits.RESOURCE_ID)
     checks.bounded("page_token", request.page_token, limits.PAGE_TOKEN)
@@ -644,7 +661,7 @@ class WatchArgs(TypedDict):
 
 
 def watch_args(request: run_service_pb2.WatchRequest) -> WatchArgs:
-    checks = _Checks()
+    checks = Checks()
     checks.run_id("run_id", request.run_id, required=True)
     checks.non_negative("after_sequence", request.after_sequence)
     checks.done()
@@ -666,7 +683,7 @@ def stream_action(request: run_service_pb2.StreamRequest) -> StreamAction:
         return "start", start_args(request.start, prefix="start.")
     if action == "resume":
         return "resume", resume_args(request.resume, prefix="resume.")
-    checks = _Checks()
+    checks = Checks()
     checks.bad("action", "set start or resume")
     checks.done()
     raise AssertionError("unreachable")
@@ -683,59 +700,68 @@ def get_workflow_response(workflow: run_pb2.Workflow) -> run_service_pb2.GetWork
     return run_service_pb2.GetWorkflowResponse(workflow=workflow)
 
 
-MAX_REPLY = limits.MESSAGE - 4 * limits.KIB
-"""Largest reply built: the send limit less room for the response's own fields."""
+REPLY_ROOM = 4 * limits.KIB
+"""Room left under the send limit for a reply's own fields around the run or events."""
 
 
-def _checked(reply: _M, what: str) -> _M:
+def reply_limit(max_message_size: int) -> int:
+    """The largest reply built for a server whose send limit is `max_message_size`."""
+    return max_message_size - REPLY_ROOM
+
+
+def _checked(reply: _M, what: str, limit: int) -> _M:
     """`reply`, or ReplyTooLarge when it could not be sent."""
     size = reply.ByteSize()
-    if size > MAX_REPLY:
-        raise ReplyTooLarge(what, size, MAX_REPLY)
+    if size > limit:
+        raise ReplyTooLarge(what, size, limit)
     return reply
 
 
-def _run_reply(run: model.Run, *, include_state: bool = True) -> run_pb2.Run:
+def run_reply(run: model.Run, *, limit: int, include_state: bool = True) -> run_pb2.Run:
     """The run for the reply of a change (Start, Resume...): the change is done, so the reply
     must not fail; a run too large in full is sent without step payloads, then as a summary."""
     msg = run_to_proto(run, include_state=include_state)
-    if msg.ByteSize() <= MAX_REPLY:
+    if msg.ByteSize() <= limit:
         return msg
     msg = run_to_proto(run, include_state=include_state, view=WITHOUT_PAYLOADS)
-    if msg.ByteSize() <= MAX_REPLY:
+    if msg.ByteSize() <= limit:
         return msg
     return run_to_proto(run, view=SUMMARY)
 
 
-def create_run_response(run: model.Run, created: bool) -> run_service_pb2.CreateRunResponse:
-    return run_service_pb2.CreateRunResponse(run=_run_reply(run), created=created)
+def create_run_response(run: model.Run, created: bool, *, limit: int) -> run_service_pb2.CreateRunResponse:
+    return run_service_pb2.CreateRunResponse(run=run_reply(run, limit=limit), created=created)
 
 
-def start_response(run: model.Run, *, include_state: bool = False) -> run_service_pb2.StartResponse:
+def start_response(
+    run: model.Run, *, limit: int, include_state: bool = False
+) -> run_service_pb2.StartResponse:
     """`state` only when the request's `include_state` asked for it."""
-    return run_service_pb2.StartResponse(run=_run_reply(run, include_state=include_state))
+    return run_service_pb2.StartResponse(run=run_reply(run, limit=limit, include_state=include_state))
 
 
-def resume_response(run: model.Run, *, include_state: bool = False) -> run_service_pb2.ResumeResponse:
+def resume_response(
+    run: model.Run, *, limit: int, include_state: bool = False
+) -> run_service_pb2.ResumeResponse:
     """`state` only when the request's `include_state` asked for it."""
-    return run_service_pb2.ResumeResponse(run=_run_reply(run, include_state=include_state))
+    return run_service_pb2.ResumeResponse(run=run_reply(run, limit=limit, include_state=include_state))
 
 
-def cancel_response(run: model.Run) -> run_service_pb2.CancelResponse:
-    return run_service_pb2.CancelResponse(run=_run_reply(run))
+def cancel_response(run: model.Run, *, limit: int) -> run_service_pb2.CancelResponse:
+    return run_service_pb2.CancelResponse(run=run_reply(run, limit=limit))
 
 
-def restart_response(run: model.Run) -> run_service_pb2.RestartResponse:
-    return run_service_pb2.RestartResponse(run=_run_reply(run))
+def restart_response(run: model.Run, *, limit: int) -> run_service_pb2.RestartResponse:
+    return run_service_pb2.RestartResponse(run=run_reply(run, limit=limit))
 
 
 def get_run_response(
-    run: model.Run, *, include_state: bool, view: View = run_service_pb2.RUN_VIEW_UNSPECIFIED
+    run: model.Run, *, limit: int, include_state: bool, view: View = run_service_pb2.RUN_VIEW_UNSPECIFIED
 ) -> run_service_pb2.GetRunResponse:
     """GetRun's reply in `view` (unspecified: full); ReplyTooLarge when it cannot be sent."""
     shown = FULL if view == run_service_pb2.RUN_VIEW_UNSPECIFIED else view
     reply = run_service_pb2.GetRunResponse(run=run_to_proto(run, include_state=include_state, view=shown))
-    return _checked(reply, "GetRun")
+    return _checked(reply, "GetRun", limit)
 
 
 def list_view(view: View) -> View:
@@ -744,14 +770,14 @@ def list_view(view: View) -> View:
 
 
 def list_runs_response(
-    runs: Iterable[model.Run], next_token: str, view: View = SUMMARY
+    runs: Iterable[model.Run], next_token: str, view: View = SUMMARY, *, limit: int
 ) -> run_service_pb2.ListRunsResponse:
     """ListRuns' reply; ReplyTooLarge when it cannot be sent (ask a smaller view or page)."""
     # Listings never carry the run state or step records: the store does not load them.
     reply = run_service_pb2.ListRunsResponse(
         runs=[run_to_proto(run, include_state=False, view=view) for run in runs], next_page_token=next_token
     )
-    return _checked(reply, "ListRuns")
+    return _checked(reply, "ListRuns", limit)
 
 
 def delete_run_response() -> run_service_pb2.DeleteRunResponse:
@@ -767,25 +793,31 @@ def stream_events(
     return msg
 
 
-def stream_replies(run_id: str, events: Sequence[model.Event]) -> list[run_service_pb2.StreamResponse]:
+def stream_replies(
+    run_id: str, events: Sequence[model.Event], *, limit: int
+) -> list[run_service_pb2.StreamResponse]:
     """A batch of events as Stream messages that can be sent: usually one; a batch over the
     send limit is split, and a lone event still over it goes without its JSON data."""
     msg = stream_events(run_id, events)
-    if msg.ByteSize() <= MAX_REPLY:
+    if msg.ByteSize() <= limit:
         return [msg]
     if len(events) > 1:
         half = len(events) // 2
-        return stream_replies(run_id, events[:half]) + stream_replies(run_id, events[half:])
-    return [_checked(stream_events(run_id, events, payloads=False), "Stream")]
+        return stream_replies(run_id, events[:half], limit=limit) + stream_replies(
+            run_id, events[half:], limit=limit
+        )
+    return [_checked(stream_events(run_id, events, payloads=False), "Stream", limit)]
 
 
-def stream_end(run: model.Run) -> run_service_pb2.StreamResponse:
-    return run_service_pb2.StreamResponse(run_id=run.run_id, end_of_stream=True, run=_run_reply(run))
+def stream_end(run: model.Run, *, limit: int) -> run_service_pb2.StreamResponse:
+    return run_service_pb2.StreamResponse(
+        run_id=run.run_id, end_of_stream=True, run=run_reply(run, limit=limit)
+    )
 
 
-def watch_run(run: model.Run, watermark: int) -> run_service_pb2.WatchResponse:
+def watch_run(run: model.Run, watermark: int, *, limit: int) -> run_service_pb2.WatchResponse:
     """The first Watch message when the run was asked for."""
-    return run_service_pb2.WatchResponse(run=_run_reply(run), watermark_sequence=watermark)
+    return run_service_pb2.WatchResponse(run=run_reply(run, limit=limit), watermark_sequence=watermark)
 
 
 def watch_events(
@@ -807,19 +839,19 @@ def watch_events(
 
 
 def watch_replies(
-    events: Sequence[model.Event], states: Sequence[model.WorkflowState], watermark: int
+    events: Sequence[model.Event], states: Sequence[model.WorkflowState], watermark: int, *, limit: int
 ) -> list[run_service_pb2.WatchResponse]:
     """A batch of events (and states) as Watch messages that can be sent: usually one; a
     batch over the send limit is split (each part's watermark is its last event), and a lone
     event still over it goes without the JSON data of its step records and states."""
     msg = watch_events(events, states, watermark)
-    if msg.ByteSize() <= MAX_REPLY:
+    if msg.ByteSize() <= limit:
         return [msg]
     if len(events) > 1:
         half = len(events) // 2
-        first = watch_replies(events[:half], states[:half], events[half - 1].sequence)
-        return first + watch_replies(events[half:], states[half:], watermark)
-    return [_checked(watch_events(events, states, watermark, payloads=False), "Watch")]
+        first = watch_replies(events[:half], states[:half], events[half - 1].sequence, limit=limit)
+        return first + watch_replies(events[half:], states[half:], watermark, limit=limit)
+    return [_checked(watch_events(events, states, watermark, payloads=False), "Watch", limit)]
 
 
 def watch_end(watermark: int) -> run_service_pb2.WatchResponse:

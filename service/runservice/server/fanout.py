@@ -26,9 +26,11 @@ Key = tuple[str, int, float, int, float, int]
 
 
 class SharedReplies:
-    """Serialised Watch messages of recent event batches, shared by every stream."""
+    """Serialised Watch messages of recent event batches, shared by every stream; `limit`
+    is the largest message built (see `convert.reply_limit`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
         self._kept: OrderedDict[Key, list[bytes]] = OrderedDict()
 
     def replies(self, events: Sequence[model.Event], watermark: int) -> list[bytes]:
@@ -39,7 +41,10 @@ class SharedReplies:
         if kept is not None:
             self._kept.move_to_end(key)
             return kept
-        made = [reply.SerializeToString() for reply in convert.watch_replies(events, (), watermark)]
+        made = [
+            reply.SerializeToString()
+            for reply in convert.watch_replies(events, (), watermark, limit=self._limit)
+        ]
         if sum(len(data) for data in made) <= _LARGEST:
             self._kept[key] = made
             if len(self._kept) > _ENTRIES:

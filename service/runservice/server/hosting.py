@@ -66,10 +66,10 @@ def add_services(
     """Register RunService and ScheduleService for `engine` on `server` (a grpc.aio server,
     or the engine process's `HandlerTable`). In place of the generated `add_..._to_server`:
     malformed requests become INVALID_ARGUMENT instead of UNKNOWN (see decoding.py)."""
-    add_run_service(
-        RunServicer(engine, heartbeat=heartbeat, tracing=tracing), server, max_message_size=max_message_size
-    )
-    add_schedule_service(ScheduleServicer(engine), server, max_message_size=max_message_size)
+    runs = RunServicer(engine, heartbeat=heartbeat, max_message_size=max_message_size, tracing=tracing)
+    add_run_service(runs, server, max_message_size=max_message_size)
+    schedules = ScheduleServicer(engine, max_message_size=max_message_size)
+    add_schedule_service(schedules, server, max_message_size=max_message_size)
 
 
 __all__ = ["add_services", "running_engine"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from runservice import errors, limits
+from runservice import errors
 from runservice.engine import Engine
 from runservice.engine.schedules import Triggered
 from runservice.server import convert, scope
@@ -69,13 +69,9 @@ def schedule_to_proto(row: StoredSchedule) -> schedule_service_pb2.Schedule:
 
 def _schedule_id(value: str) -> str:
     """The request's schedule id: required, at most an id's length."""
-    problem = "is required" if not value else None
-    if len(value) > limits.ID:
-        problem = f"must be at most {limits.ID} characters (got {len(value)})"
-    if problem is not None:
-        raise errors.InvalidArgument(
-            f"schedule_id {problem}", violations=[errors.FieldViolation("schedule_id", problem)]
-        )
+    checks = convert.Checks()
+    checks.required("schedule_id", value)
+    checks.done()
     return value
 
 
@@ -87,10 +83,12 @@ def _visible(row: StoredSchedule) -> StoredSchedule:
 
 
 class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
-    """The ScheduleService of one engine."""
+    """The ScheduleService of one engine; a triggered run is sent within what
+    `max_message_size` (the server's send limit) lets out."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, max_message_size: int) -> None:
         self._schedules = engine.schedules
+        self._limit = convert.reply_limit(max_message_size)
 
     @unary_errors
     async def ListSchedules(
@@ -136,18 +134,17 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
     async def TriggerSchedule(
         self, request: schedule_service_pb2.TriggerScheduleRequest, context: Context
     ) -> schedule_service_pb2.TriggerScheduleResponse:
-        schedule_id = _schedule_id(request.schedule_id)
-        if len(request.request_id) > limits.ID:
-            problem = f"must be at most {limits.ID} characters (got {len(request.request_id)})"
-            raise errors.InvalidArgument(
-                f"request_id {problem}", violations=[errors.FieldViolation("request_id", problem)]
-            )
+        checks = convert.Checks()
+        schedule_id = checks.required("schedule_id", request.schedule_id)
+        checks.bounded("request_id", request.request_id)
+        checks.done()
         scope.check_writer("TriggerSchedule")
         _visible(await self._schedules.get(schedule_id))
-        return trigger_response(await self._schedules.trigger(schedule_id, request.request_id or None))
+        triggered = await self._schedules.trigger(schedule_id, request.request_id or None)
+        return trigger_response(triggered, limit=self._limit)
 
 
-def trigger_response(done: Triggered) -> schedule_service_pb2.TriggerScheduleResponse:
+def trigger_response(done: Triggered, *, limit: int) -> schedule_service_pb2.TriggerScheduleResponse:
     msg = schedule_service_pb2.TriggerScheduleResponse(
         outcome=_OUTCOME.get(done.outcome, schedule_service_pb2.TRIGGER_OUTCOME_UNSPECIFIED),
         active_run_id=done.active_run_id or "",
@@ -155,7 +152,7 @@ def trigger_response(done: Triggered) -> schedule_service_pb2.TriggerScheduleRes
     )
     set_time(msg.tick_time, done.tick)
     if done.run is not None:
-        msg.run.CopyFrom(convert.run_to_proto(done.run, include_state=False))
+        msg.run.CopyFrom(convert.run_reply(done.run, limit=limit, include_state=False))
     return msg
 
 

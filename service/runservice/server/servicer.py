@@ -21,7 +21,7 @@ from runservice.engine.timetravel import fork_run_id
 from runservice.server import convert, scope
 from runservice.server.fanout import SharedReplies
 from runservice.server.status import streaming_errors, unary_errors
-from runservice.server.tracing import Tracing, trace_request
+from runservice.server.tracing import TraceRequest, Tracing, trace_request
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,20 @@ _SCOPED_PAGE_READS = 10
 """Engine pages a ListRuns of a caller scoped to several resources may read to fill one reply."""
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _trace(
+    request: run_service_pb2.StartRequest
+    | run_service_pb2.ResumeRequest
+    | run_service_pb2.TimeTravelRequest
+    | run_service_pb2.ForkRunRequest,
+    context: Context,
+    field: str = "tracing_options",
+) -> TraceRequest:
+    """The request's tracing options (then `traceparent`), checked whether or not this server
+    traces: the same request must not be valid on one server and refused on another."""
+    options = request.tracing_options if request.HasField("tracing_options") else None
+    return trace_request(options, context.invocation_metadata(), field=field)
 
 
 async def _close(iterator: AsyncIterator[Any]) -> None:
@@ -39,14 +53,18 @@ async def _close(iterator: AsyncIterator[Any]) -> None:
 
 
 class RunServicer(run_service_pb2_grpc.RunServiceServicer):
-    """The RunService of one engine. `heartbeat` is the idle interval of Stream and Watch."""
+    """The RunService of one engine. `heartbeat` is the idle interval of Stream and Watch;
+    no reply is built above what `max_message_size` (the server's send limit) lets out."""
 
-    def __init__(self, engine: Engine, *, heartbeat: float, tracing: Tracing | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, heartbeat: float, max_message_size: int, tracing: Tracing | None = None
+    ) -> None:
         self._engine = engine
         self._heartbeat = heartbeat
         self._tracing = tracing
+        self._limit = convert.reply_limit(max_message_size)
         self._workflows: dict[str, run_pb2.Workflow] | None = None
-        self._shared = SharedReplies()
+        self._shared = SharedReplies(self._limit)
 
     def _workflow_messages(self) -> dict[str, run_pb2.Workflow]:
         # Workflows are fixed for the life of the process: convert them once.
@@ -83,7 +101,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         scope.check_writer("CreateRun")
         await scope.check_new_run(self._engine, args["run_id"], args["resource_id"], "CreateRun")
         run, created = await self._engine.create_run(**args)
-        return convert.create_run_response(run, created)
+        return convert.create_run_response(run, created, limit=self._limit)
 
     @unary_errors
     async def Start(
@@ -92,7 +110,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         scope.check_writer("Start")
         run = await self._start(request, context, wait=request.wait)
         logger.debug("run %s of %s started (%s)", run.run_id, run.workflow_id, run.status)
-        return convert.start_response(run, include_state=request.include_state)
+        return convert.start_response(run, limit=self._limit, include_state=request.include_state)
 
     @unary_errors
     async def Resume(
@@ -101,7 +119,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         scope.check_writer("Resume")
         run = await self._resume(request, context, wait=request.wait)
         logger.debug("run %s resumed (%s)", run.run_id, run.status)
-        return convert.resume_response(run, include_state=request.include_state)
+        return convert.resume_response(run, limit=self._limit, include_state=request.include_state)
 
     @unary_errors
     async def Cancel(
@@ -112,7 +130,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         run = await self._engine.cancel(**args)
         logger.debug("run %s cancel requested (%s)", run.run_id, run.status)
-        return convert.cancel_response(run)
+        return convert.cancel_response(run, limit=self._limit)
 
     @unary_errors
     async def Restart(
@@ -122,7 +140,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         scope.check_writer("Restart")
         await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
         run = await self._engine.restart(**ref, wait=request.wait)
-        return convert.restart_response(run)
+        return convert.restart_response(run, limit=self._limit)
 
     async def _start(
         self,
@@ -135,9 +153,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> model.Run:
         """Start with the trace id the caller asked for (options, then `traceparent`), if any."""
         args = convert.start_args(request)
+        trace = _trace(request, context, field)
         await scope.check_new_run(self._engine, args["run_id"], args["resource_id"], verb)
-        options = request.tracing_options if request.HasField("tracing_options") else None
-        trace = trace_request(options, context.invocation_metadata(), field=field)
         trace_id = trace.trace_id
         if self._tracing is None:
             return await self._engine.start(**args, wait=wait, trace_id=trace_id)
@@ -159,13 +176,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> model.Run:
         """Resume; its span follows the caller's tracing options or `traceparent`, if any."""
         args = convert.resume_args(request)
+        trace = _trace(request, context, field)
         await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         if self._tracing is None:
             return await self._engine.resume(**args, wait=wait)
-        options = request.tracing_options if request.HasField("tracing_options") else None
-        forget = self._tracing.expect_resume(
-            args["run_id"], trace_request(options, context.invocation_metadata(), field=field)
-        )
+        forget = self._tracing.expect_resume(args["run_id"], trace)
         try:
             return await self._engine.resume(**args, wait=wait)
         except Exception:
@@ -179,7 +194,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: run_service_pb2.GetRunRequest, context: Context
     ) -> run_service_pb2.GetRunResponse:
         run = scope.check_visible(await self._engine.get_run(**convert.run_ref(request)))
-        return convert.get_run_response(run, include_state=request.include_state, view=request.view)
+        return convert.get_run_response(
+            run, limit=self._limit, include_state=request.include_state, view=request.view
+        )
 
     @unary_errors
     async def ListRuns(
@@ -189,7 +206,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         view = convert.list_view(request.view)
         args["resource_id"], nothing = scope.list_filter(args["resource_id"])
         if nothing:
-            return convert.list_runs_response([], "", view)
+            return convert.list_runs_response([], "", view, limit=self._limit)
         runs, next_token = await self._engine.list_runs(**args)
         visible = scope.visible(runs)
         if len(visible) < len(runs):
@@ -204,7 +221,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                 args["page_size"], args["page_token"] = wanted - len(visible), next_token
                 runs, next_token = await self._engine.list_runs(**args)
                 visible += scope.visible(runs)
-        return convert.list_runs_response(visible, next_token, view)
+        return convert.list_runs_response(visible, next_token, view, limit=self._limit)
 
     @unary_errors
     async def DeleteRun(
@@ -223,16 +240,17 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: run_service_pb2.TimeTravelRequest, context: Context
     ) -> run_service_pb2.TimeTravelResponse:
         args = convert.time_travel_args(request)
+        trace = _trace(request, context)
         scope.check_writer("TimeTravel")
         await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         # The re-execution is traced like a resume: its WORKFLOW_START follows the time travel.
-        forget = self._expect_execution(args["run_id"], request, context)
+        forget = self._expect_execution(args["run_id"], trace)
         try:
             run = await self._engine.time_travel(**args, wait=request.wait)
         except Exception:
             forget()
             raise
-        return convert.time_travel_response(run)
+        return convert.time_travel_response(run, limit=self._limit)
 
     @unary_errors
     async def ForkRun(
@@ -240,6 +258,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> run_service_pb2.ForkRunResponse:
         args = convert.time_travel_args(request)
         new_run_id = convert.new_run_id(request)
+        trace = _trace(request, context)
         scope.check_writer("ForkRun")
         await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         source = await self._engine.get_run(args["run_id"])
@@ -247,27 +266,20 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             fork_run_id(args["run_id"], args["request_id"]) if args["request_id"] else new_id()
         )
         await scope.check_new_run(self._engine, fork_id, source.resource_id, "ForkRun")
-        options = request.tracing_options if request.HasField("tracing_options") else None
-        trace_id = trace_request(options, context.invocation_metadata(), field="tracing_options").trace_id
-        forget = self._expect_execution(fork_id, request, context)
+        forget = self._expect_execution(fork_id, trace)
         try:
-            run = await self._engine.fork(**args, new_run_id=fork_id, wait=request.wait, trace_id=trace_id)
+            run = await self._engine.fork(
+                **args, new_run_id=fork_id, wait=request.wait, trace_id=trace.trace_id
+            )
         except Exception:
             forget()
             raise
-        return convert.fork_run_response(run)
+        return convert.fork_run_response(run, limit=self._limit)
 
-    def _expect_execution(
-        self,
-        run_id: str,
-        request: run_service_pb2.TimeTravelRequest | run_service_pb2.ForkRunRequest,
-        context: Context,
-    ) -> Callable[[], None]:
+    def _expect_execution(self, run_id: str, trace: TraceRequest) -> Callable[[], None]:
         """Remember the caller's tracing options for the run's next execution span."""
         if self._tracing is None:
             return lambda: None
-        options = request.tracing_options if request.HasField("tracing_options") else None
-        trace = trace_request(options, context.invocation_metadata(), field="tracing_options")
         return self._tracing.expect_resume(run_id, trace)
 
     # -- streams -------------------------------------------------------------------------------
@@ -292,11 +304,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         )
         try:
             async for batch in follow:
-                for reply in convert.stream_replies(run_id, batch):
+                for reply in convert.stream_replies(run_id, batch, limit=self._limit):
                     yield reply
         finally:
             await _close(follow)
-        yield convert.stream_end(await self._engine.get_run(run_id))
+        yield convert.stream_end(await self._engine.get_run(run_id), limit=self._limit)
 
     @streaming_errors
     async def Watch(  # type: ignore[override]  # also yields serialised messages (fanout.py)
@@ -309,7 +321,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if args["include_run"]:
             run = await self._engine.get_run(run_id)
             watermark = max(watermark, run.last_sequence)
-            yield convert.watch_run(run, watermark)
+            yield convert.watch_run(run, watermark, limit=self._limit)
         state: model.WorkflowState | None = None
         if args["include_workflow_state"]:
             state = await self._engine.workflow_state_at(run_id, after)
@@ -331,7 +343,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                 for reply in (
                     self._shared.replies(batch, watermark)
                     if shared
-                    else convert.watch_replies(batch, states, watermark)
+                    else convert.watch_replies(batch, states, watermark, limit=self._limit)
                 ):
                     yield reply
         finally:

@@ -21,7 +21,7 @@ import importlib
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from runservice import wire
+from runservice import limits, wire
 from runservice.errors import FieldViolation, InvalidArgument
 from runservice.model import Event, EventType, Json, RunStatus, StepPath, StepStatus
 from runservice.server.committed import RunInfo
@@ -75,6 +75,13 @@ def trace_request(
     meta: Json = wire.read_value(options, "metadata")
     if meta is not None and not isinstance(meta, dict):
         violations.append(FieldViolation(f"{field}.metadata", "must be a JSON object"))
+    elif (size := options.metadata.ByteSize()) > limits.TRACE_METADATA:
+        violations.append(
+            FieldViolation(f"{field}.metadata", f"must be at most {limits.TRACE_METADATA} bytes (got {size})")
+        )
+    # Bounded because a traced server keeps them until the execution's span starts.
+    _check_names(options.tags, f"{field}.tags", violations)
+    _check_names(options.request_context_keys, f"{field}.request_context_keys", violations)
     if violations:
         raise InvalidArgument(
             "; ".join(f"{v.field}: {v.description}" for v in violations), violations=violations
@@ -91,6 +98,15 @@ def trace_request(
         metadata=meta or None,
         request_context_keys=tuple(options.request_context_keys),
     )
+
+
+def _check_names(names: Sequence[str], field: str, violations: list[FieldViolation]) -> None:
+    if len(names) > limits.TRACE_NAMES:
+        violations.append(
+            FieldViolation(field, f"must list at most {limits.TRACE_NAMES} entries (got {len(names)})")
+        )
+    elif any(len(name) > limits.TRACE_NAME for name in names):
+        violations.append(FieldViolation(field, f"each entry must be at most {limits.TRACE_NAME} characters"))
 
 
 def _hex_id(value: str, digits: int, field: str, violations: list[FieldViolation]) -> str | None:

@@ -27,12 +27,12 @@ if TYPE_CHECKING:
 DEFAULT_VERSION = "1"
 """The version of a workflow whose author gives none, and of runs stored before versions existed."""
 
-_VERSION = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+_VERSION = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
 
 def check_version(value: str) -> str:
     """Versions are 1-64 letters, digits, `_`, `-`, `.` or `:` (for example "2", "2026-11-26", "v1.2")."""
-    if not isinstance(value, str) or not _VERSION.match(value):
+    if not isinstance(value, str) or not _VERSION.fullmatch(value):
         raise WorkflowDefinitionError(
             f"workflow version {value!r} is invalid: use 1-64 letters, digits, '_', '-', '.' or ':'"
         )

@@ -15,12 +15,12 @@ from runservice.workflow.schema import Schema, as_schema
 
 StepFn = Callable[[StepContext], Awaitable[Any]]
 
-_ID = re.compile(r"^[A-Za-z0-9_:\-]{1,128}$")
+_ID = re.compile(r"[A-Za-z0-9_:\-]{1,128}")
 
 
 def check_id(kind: str, value: str) -> str:
     """Ids are 1-128 chars of letters, digits, `_`, `-`, `:`; dots are reserved for nested paths."""
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise WorkflowDefinitionError(
             f"{kind} id {value!r} is invalid: use 1-128 letters, digits, '_', '-' or ':' "
             "(dots separate nested step ids)"

@@ -1,0 +1,122 @@
+"""`--max-message-size` below the default: replies are built for the configured send limit.
+
+A run whose full reply is larger than the limit must still be told of (in a smaller view),
+reads must be refused with REPLY_TOO_LARGE and the limit, and Watch and Stream must split
+their batches, in both layouts: before, replies were sized against the default 8 MiB and
+gRPC refused them itself, with no details, after the change was committed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+from process import ROOT, ServerProcess, serve_argv, server_env, start_server
+from test_bad_input import details
+
+from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
+
+pytestmark = pytest.mark.timeout(90)
+
+LIMIT = 256 * 1024
+REPLY_LIMIT = LIMIT - 4 * 1024
+PAD = "p" * (100 * 1024)
+
+FLOWS = """
+from runservice.workflow import create_step, create_workflow
+
+
+@create_step("copy")
+async def copy(ctx):
+    return ctx.input_data
+
+
+@create_step("again")
+async def again(ctx):
+    return ctx.input_data
+
+
+padded = create_workflow("padded").then(copy).then(again).commit()
+"""
+
+
+def _text(value: str) -> struct_pb2.Value:
+    return struct_pb2.Value(string_value=value)
+
+
+@pytest.fixture(params=[(), ("--engine-process",)], ids=["one-process", "engine-process"])
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    (tmp_path / "padded_flows.py").write_text(FLOWS)
+    served = await start_server(
+        serve_argv("--data-dir", str(tmp_path / "data"), "--workflows", "padded_flows",
+                   "--max-message-size", str(LIMIT), *request.param),
+        env=server_env(PYTHONPATH=str(tmp_path)),
+    )  # fmt: skip
+    try:
+        yield served
+        assert await served.stop() == 0
+    finally:
+        await served.kill()
+    assert "Traceback" not in served.text, served.text
+
+
+async def test_replies_fit_the_configured_message_size(server: ServerProcess) -> None:
+    # The run's full form holds the input, two step records of 2 x 100 KiB and the result:
+    # over the limit; without step payloads it fits.
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        started = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="padded", run_id="r", input_data=_text(PAD), wait=True)
+        )
+        run = started.run
+        assert run.status == run_pb2.RUN_STATUS_SUCCESS and run.result.string_value == PAD
+        assert len(run.steps) == 2 and not any(step.HasField("output") for step in run.steps)
+
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.GetRun(run_service_pb2.GetRunRequest(run_id="r"))
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        info, _ = details(refused.value)
+        assert info.reason == "REPLY_TOO_LARGE" and info.metadata["limit"] == str(REPLY_LIMIT)
+        lean = await stub.GetRun(
+            run_service_pb2.GetRunRequest(run_id="r", view=run_service_pb2.RUN_VIEW_WITHOUT_PAYLOADS)
+        )
+        assert lean.run.input.string_value == PAD
+
+        # Every event is delivered, in messages the server could send.
+        watched = [
+            reply async for reply in stub.Watch(run_service_pb2.WatchRequest(run_id="r", include_run=True))
+        ]
+        assert all(reply.ByteSize() <= REPLY_LIMIT for reply in watched)
+        sequences = [event.sequence for reply in watched for event in reply.events]
+        assert sequences == list(range(1, run.last_sequence + 1)) and watched[-1].end_of_stream
+        assert watched[0].run.result.string_value == PAD
+
+        stream = stub.Stream(
+            run_service_pb2.StreamRequest(
+                start=run_service_pb2.StartRequest(workflow_id="padded", run_id="s", input_data=_text(PAD))
+            )
+        )
+        streamed = [reply async for reply in stream]
+        assert all(reply.ByteSize() <= REPLY_LIMIT for reply in streamed)
+        assert streamed[-1].end_of_stream and streamed[-1].run.status == run_pb2.RUN_STATUS_SUCCESS
+
+        # Two runs' inputs and results listed in full are over the limit too.
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ListRuns(run_service_pb2.ListRunsRequest(view=run_service_pb2.RUN_VIEW_FULL))
+        assert details(refused.value)[0].reason == "REPLY_TOO_LARGE"
+
+
+def test_a_message_size_too_small_for_a_reply_is_a_one_line_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "runservice", "serve", "--address", "127.0.0.1:0",
+         "--data-dir", str(tmp_path), "--max-message-size", "1000"],
+        cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "max-message-size" in line and "at least 65536" in line
