@@ -22,6 +22,7 @@ scope. The engine knows nothing of tokens.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import hmac
@@ -243,8 +244,10 @@ def with_caller(handler: _Handler, caller: Caller) -> _Handler:
 
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             CALLER.set(caller)
-            async for message in inner_stream(request, context):
-                yield message
+            # Closed with this wrapper, so the handler's cleanup runs now, not at collection.
+            async with contextlib.aclosing(inner_stream(request, context)) as messages:
+                async for message in messages:
+                    yield message
 
         return grpc.unary_stream_rpc_method_handler(
             stream, handler.request_deserializer, handler.response_serializer

@@ -8,6 +8,7 @@ the limit in the ErrorInfo metadata; every other call keeps being served.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
@@ -61,8 +62,10 @@ class StreamLimitInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(status.code, status.details, status.trailing_metadata)
             self.open[key] += 1
             try:
-                async for message in inner(request, context):
-                    yield message
+                # Closed with this wrapper, so the handler's cleanup runs now, not at collection.
+                async with contextlib.aclosing(inner(request, context)) as messages:
+                    async for message in messages:
+                        yield message
             finally:
                 self.open[key] -= 1
                 if self.open[key] <= 0:
