@@ -251,6 +251,16 @@ def test_token_files_plain_and_bad(tmp_path: Path) -> None:
         TokenSet.load(str(bad))
     with pytest.raises(TokenFileError, match="cannot read"):
         TokenSet.load(str(tmp_path / "absent.txt"))
+    # A token no client can send (gRPC metadata is printable ASCII) is refused in every source.
+    unsendable = tmp_path / "unsendable.toml"
+    unsendable.write_text('[[tokens]]\ntoken = "t\u00e9st"\n')
+    with pytest.raises(TokenFileError, match="printable ASCII"):
+        TokenSet.load(str(unsendable))
+    plain.write_text("one two\n")
+    with pytest.raises(TokenFileError, match="printable ASCII"):
+        TokenSet.load(str(plain))
+    with pytest.raises(TokenFileError, match="printable ASCII"):
+        TokenSet.load(tokens="good,b\u00e4d")
 
 
 async def test_stream_limit_per_caller(tmp_path: Path) -> None:

@@ -96,6 +96,7 @@ class TokenSet:
         entries: list[_Entry] = []
         for number, token in enumerate(t.strip() for t in (tokens or "").split(",")):
             if token:
+                _check_sendable(token, f"token {number + 1} of the tokens setting")
                 entries.append(_Entry(_digest(token), Caller(name=f"env-token-{number + 1}")))
         if path:
             entries.extend(_read_file(Path(path)))
@@ -115,6 +116,13 @@ class TokenSet:
         return found
 
 
+def _check_sendable(token: str, where: str) -> None:
+    """TokenFileError for a token no client could send: gRPC metadata values are printable
+    ASCII, and the header is `Bearer <token>`, so a space or anything else would never match."""
+    if not all("!" <= char <= "~" for char in token):
+        raise TokenFileError(f"{where}: a token must be printable ASCII without spaces")
+
+
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -128,6 +136,8 @@ def _read_file(path: Path) -> list[_Entry]:
     if suffix not in (".toml", ".json"):
         lines = (line.strip() for line in text.splitlines())
         tokens = [line for line in lines if line and not line.startswith("#")]
+        for n, token in enumerate(tokens):
+            _check_sendable(token, f"tokens file {path}, token {n + 1}")
         return [_Entry(_digest(t), Caller(name=f"{path.name}:{n + 1}")) for n, t in enumerate(tokens)]
     try:
         data: Any = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
@@ -152,6 +162,7 @@ def _entry(item: Any, number: int, path: Path) -> _Entry:
     if token is not None:
         if not isinstance(token, str) or not token:
             raise TokenFileError(f"{where}: `token` must be a non-empty string")
+        _check_sendable(token, where)
         digest = _digest(token)
     else:
         try:
