@@ -569,3 +569,30 @@ async def test_the_schedule_loop_stops_when_closed_as_it_wakes(tmp_path: Path) -
             await asyncio.wait_for(engine.schedules.aclose(), 5)
     finally:
         await store.close()
+
+
+async def test_a_cancelled_trigger_still_drives_the_run_it_created(tmp_path: Path) -> None:
+    """A TriggerSchedule cancelled (a client's deadline, a dropped connection) once its tick's
+    transaction was handed to the store: the run it created is driven all the same, as Start's
+    is, instead of staying `running` with no drive (on SQLite no lease ever expires for it)."""
+    ran: Counter[str] = Counter()
+    workflow = ticking("cancelled", ran, cron="0 0 1 1 *", overlap="allow")
+    store = open_store(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        async with Engine(store, [workflow], claim_interval=0.1) as engine:
+            # Cut each trigger a little later than the last, across the window of its write.
+            for turns in range(40):
+                trigger = asyncio.create_task(engine.schedules.trigger("cancelled", request_id=f"r{turns}"))
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                trigger.cancel()
+                await asyncio.gather(trigger, return_exceptions=True)
+
+            async def all_ended() -> bool:
+                runs, _ = await engine.list_runs(workflow_id=workflow.id, page_size=1000)
+                return bool(runs) and all(run.status is RunStatus.SUCCESS for run in runs)
+
+            await until(all_ended, 5, "every triggered run to end")
+    finally:
+        await store.close()
