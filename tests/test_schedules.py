@@ -596,3 +596,27 @@ async def test_a_cancelled_trigger_still_drives_the_run_it_created(tmp_path: Pat
             await until(all_ended, 5, "every triggered run to end")
     finally:
         await store.close()
+
+
+async def test_cli_trigger_retried_after_its_run_was_deleted(serving: ServingFactory, tmp_path: Path) -> None:
+    """The retry reports the first outcome, started, without the run (not 'still active')."""
+    ran: Counter[str] = Counter()
+    workflow = ticking("deleted", ran, cron="0 0 1 1 *")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+        args = ("schedules", "trigger", "deleted", "--request-id", "K", "--target", served.address)
+        first = await runservice(*args, env=server_env())
+        assert first.code == 0 and "started run" in first.out, first.err
+        [run] = await scheduled_runs(client, workflow.id)
+
+        async def ended() -> bool:
+            done = await client.get_workflow(workflow.id).run_execution_result(run.run_id)
+            return done.status is RunStatus.SUCCESS
+
+        await until(ended, 10, "the triggered run")
+        await client.get_workflow(workflow.id).delete_run_by_id(run.run_id)
+        again = await runservice(*args, env=server_env())
+    assert again.code == 0, again.err
+    assert "started" in again.out and "deleted" in again.out and "active" not in again.out, again.out
