@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
+import re
 import sqlite3
 import time
+import zoneinfo
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +20,7 @@ import asyncpg
 import pytest
 from clitools import runservice
 from conftest import Databases, ServingFactory
+from process import ROOT, server_env
 from pydantic import BaseModel
 
 from runservice import StepContext, create_step, create_workflow
@@ -27,6 +31,8 @@ from runservice.errors import FailedPrecondition, ScheduleNotFound, WorkflowDefi
 from runservice.model import RunStatus
 from runservice.storage import open_store
 from runservice.workflow import Schedule, Workflow
+from runservice.workflow import schedule as schedule_module
+from runservice.workflow.schedule import next_tick, previous_tick
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -334,9 +340,93 @@ def test_bad_cron_and_time_zone_fail_at_definition() -> None:
         create_workflow("w").schedule("s", "* * * * *").schedule("s", "* * * * *")
     # The create_workflow form declares the same thing.
     workflow = create_workflow(
-        "w", schedules=[Schedule(id="s", cron="*/5 * * * * *", timezone="Europe/Paris")]
+        "w", schedules=[Schedule(id="s", cron="* * * * * */5", timezone="Europe/Paris")]
     )
     assert [(s.id, s.workflow_id, s.timezone) for s in workflow.schedules] == [("s", "w", "Europe/Paris")]
+
+
+def test_a_cron_that_never_matches_fails_at_definition() -> None:
+    """February 30 parses, but no tick ever comes: refused when declared, not at the first boot."""
+    for never in ("0 0 30 2 *", "0 0 31 4 *", "* * 30 2 * 0"):
+        with pytest.raises(
+            WorkflowDefinitionError, match=f"schedule 'x': cron expression '{re.escape(never)}' never"
+        ):
+            Schedule(id="x", cron=never)
+    Schedule(id="leap", cron="0 0 29 2 *")  # rare, but it comes
+
+
+async def test_serve_refuses_a_cron_that_never_matches_in_one_line(tmp_path: Path) -> None:
+    never = await runservice(
+        "serve",
+        "--data-dir",
+        str(tmp_path),
+        "--address",
+        "127.0.0.1:0",
+        "--schedules",
+        '[{"id": "feb30", "workflow": "w", "cron": "0 0 30 2 *"}]',
+        env=server_env(),  # the checkout's code, whichever package the console script installed
+    )
+    assert never.code == 2, never.err
+    assert never.error_lines == [never.err.strip()] and "feb30" in never.err and "never matches" in never.err
+
+
+def _local(tick: float, timezone: str) -> str:
+    return dt.datetime.fromtimestamp(tick, zoneinfo.ZoneInfo(timezone)).isoformat()
+
+
+def _ticks(cron: str, timezone: str, start: str, count: int) -> list[str]:
+    """The next `count` ticks after `start` (ISO, with its offset), as local ISO times."""
+    tick, found = dt.datetime.fromisoformat(start).timestamp(), []
+    for _ in range(count):
+        tick = next_tick(cron, timezone, tick)
+        found.append(_local(tick, timezone))
+    return found
+
+
+def test_daylight_saving_changes_fire_each_local_time_once() -> None:
+    """The autumn change repeats an hour: a daily tick in it fires once (its first occurrence),
+    while a cron of every hour fires at every real hour; the spring change skips an hour: a
+    daily tick in it fires once, just after the gap."""
+    new_york, paris = "America/New_York", "Europe/Paris"
+    assert _ticks("30 1 * * *", new_york, "2024-11-02T12:00:00-04:00", 3) == [
+        "2024-11-03T01:30:00-04:00",
+        "2024-11-04T01:30:00-05:00",
+        "2024-11-05T01:30:00-05:00",
+    ]
+    assert _ticks("30 2 * * *", paris, "2024-10-26T12:00:00+02:00", 2) == [
+        "2024-10-27T02:30:00+02:00",
+        "2024-10-28T02:30:00+01:00",
+    ]
+    assert _ticks("0 * * * *", new_york, "2024-11-02T23:30:00-04:00", 4) == [
+        "2024-11-03T00:00:00-04:00",
+        "2024-11-03T01:00:00-04:00",
+        "2024-11-03T01:00:00-05:00",  # the same local hour, one real hour later
+        "2024-11-03T02:00:00-05:00",
+    ]
+    assert _ticks("30 2 * * *", paris, "2024-03-30T12:00:00+01:00", 2) == [
+        "2024-03-31T03:00:00+02:00",
+        "2024-04-01T02:30:00+02:00",
+    ]
+    # The latest tick at or before a time agrees: after the repeated hour, the first occurrence.
+    after = dt.datetime.fromisoformat("2024-11-03T03:00:00-05:00").timestamp()
+    assert _local(previous_tick("30 1 * * *", new_york, after), new_york) == "2024-11-03T01:30:00-04:00"
+    assert _local(previous_tick("0 * * * *", new_york, after), new_york) == "2024-11-03T03:00:00-05:00"
+
+
+def test_the_documented_seconds_examples_mean_what_they_say() -> None:
+    """The seconds field trails: the README's and the module's examples tick as they claim."""
+    readme = (ROOT / "README.md").read_text()
+    for text, claim, step in (
+        (readme, "every ten seconds", 10.0),
+        (schedule_module.__doc__ or "", "every five seconds", 5.0),
+    ):
+        found = re.search(rf"`([^`]+)`: {claim}", text)
+        assert found is not None, claim
+        start = dt.datetime(2024, 5, 1, 12, 3, 7, tzinfo=dt.UTC).timestamp()
+        ticks = [next_tick(found[1], "UTC", start)]
+        for _ in range(3):
+            ticks.append(next_tick(found[1], "UTC", ticks[-1]))
+        assert [b - a for a, b in itertools.pairwise(ticks)] == [step] * 3, (found[1], claim)
 
 
 class Order(BaseModel):
@@ -375,7 +465,7 @@ def test_configuration_declares_schedules(tmp_path: Path) -> None:
     [nightly] = settings.declared_schedules()
     assert (nightly.id, nightly.workflow_id, nightly.timezone) == ("nightly", "w", "Asia/Tokyo")
     toml = tmp_path / "schedules.toml"
-    toml.write_text('[[schedules]]\nid = "t"\nworkflow = "w"\ncron = "*/10 * * * * *"\nmissed = "run_once"\n')
+    toml.write_text('[[schedules]]\nid = "t"\nworkflow = "w"\ncron = "* * * * * */10"\nmissed = "run_once"\n')
     [from_file] = Settings.load(schedules=str(toml)).declared_schedules()
     assert from_file.missed == "run_once"
     for bad, message in (
@@ -479,3 +569,54 @@ async def test_the_schedule_loop_stops_when_closed_as_it_wakes(tmp_path: Path) -
             await asyncio.wait_for(engine.schedules.aclose(), 5)
     finally:
         await store.close()
+
+
+async def test_a_cancelled_trigger_still_drives_the_run_it_created(tmp_path: Path) -> None:
+    """A TriggerSchedule cancelled (a client's deadline, a dropped connection) once its tick's
+    transaction was handed to the store: the run it created is driven all the same, as Start's
+    is, instead of staying `running` with no drive (on SQLite no lease ever expires for it)."""
+    ran: Counter[str] = Counter()
+    workflow = ticking("cancelled", ran, cron="0 0 1 1 *", overlap="allow")
+    store = open_store(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        async with Engine(store, [workflow], claim_interval=0.1) as engine:
+            # Cut each trigger a little later than the last, across the window of its write.
+            for turns in range(40):
+                trigger = asyncio.create_task(engine.schedules.trigger("cancelled", request_id=f"r{turns}"))
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                trigger.cancel()
+                await asyncio.gather(trigger, return_exceptions=True)
+
+            async def all_ended() -> bool:
+                runs, _ = await engine.list_runs(workflow_id=workflow.id, page_size=1000)
+                return bool(runs) and all(run.status is RunStatus.SUCCESS for run in runs)
+
+            await until(all_ended, 5, "every triggered run to end")
+    finally:
+        await store.close()
+
+
+async def test_cli_trigger_retried_after_its_run_was_deleted(serving: ServingFactory, tmp_path: Path) -> None:
+    """The retry reports the first outcome, started, without the run (not 'still active')."""
+    ran: Counter[str] = Counter()
+    workflow = ticking("deleted", ran, cron="0 0 1 1 *")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+        args = ("schedules", "trigger", "deleted", "--request-id", "K", "--target", served.address)
+        first = await runservice(*args, env=server_env())
+        assert first.code == 0 and "started run" in first.out, first.err
+        [run] = await scheduled_runs(client, workflow.id)
+
+        async def ended() -> bool:
+            done = await client.get_workflow(workflow.id).run_execution_result(run.run_id)
+            return done.status is RunStatus.SUCCESS
+
+        await until(ended, 10, "the triggered run")
+        await client.get_workflow(workflow.id).delete_run_by_id(run.run_id)
+        again = await runservice(*args, env=server_env())
+    assert again.code == 0, again.err
+    assert "started" in again.out and "deleted" in again.out and "active" not in again.out, again.out

@@ -24,6 +24,7 @@
     │   ├── StepNotReached             TimeTravel / ForkRun from a step that never ran
     │   ├── RunDeadlineExceeded        Resume of a run whose deadline passed (the run is ended)
     │   ├── ScheduleWorkflowNotServed  TriggerSchedule on a replica that does not serve its workflow
+    │   ├── ScheduleInputInvalid       a schedule's stored input fails the schema of the workflow served here
     │   ├── WorkflowVersionUnavailable the run's recorded workflow version is not served
     │   └── WorkflowDefinitionChanged  the served definition of the run's version has another graph
     ├── ResourceExhausted              a limit was reached (metadata `limit`)
@@ -276,6 +277,17 @@ class ScheduleWorkflowNotServed(FailedPrecondition):
             f"schedule {schedule_id!r} starts workflow {workflow_id!r}, which this server does not serve",
             metadata={"schedule_id": schedule_id, "workflow_id": workflow_id},
         )
+
+
+class ScheduleInputInvalid(FailedPrecondition):
+    """The schedule's stored input (declared by another replica's code or configuration, say
+    mid rolling deploy) fails the input schema of the workflow this server serves: no run can
+    start from it here until the declarations agree."""
+
+    reason = "SCHEDULE_INPUT_INVALID"
+
+    def __init__(self, schedule_id: str, problem: str) -> None:
+        super().__init__(problem, metadata={"schedule_id": schedule_id})
 
 
 class WorkflowVersionUnavailable(FailedPrecondition):

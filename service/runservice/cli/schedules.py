@@ -142,8 +142,13 @@ async def trigger_schedule(client: Client, args: argparse.Namespace) -> int:
         print_json(jsonable(result))
         return EXIT_OK
     out = console()
-    if result.run is not None:
+    # By the outcome, not by the run: a retried trigger whose run was deleted since reports
+    # it started, without the run.
+    if result.outcome == "started" and result.run is not None:
         out.print(Text(f"{result.schedule.schedule_id}: started run {result.run.run_id}"))
+    elif result.outcome == "started":
+        tick = when(result.tick)
+        out.print(Text(f"{result.schedule.schedule_id}: started a run at {tick} (the run was deleted since)"))
     else:
         out.print(
             Text(

@@ -10,9 +10,13 @@ the API changed (a resume, a buffered tick whose active run ended elsewhere).
 
 When a tick is due:
 - on time (its cron time is at most `grace` seconds ago): it fires;
-- later than that (nothing was running when it fell): the `missed` policy decides. `skip`
-  fires nothing for the past; `run_once` fires one run for the most recent missed tick.
-  Either way `next_tick` moves to the first tick after now.
+- late (later than that, but it fell while this server's loop ran: the database was away, or
+  refused the tick's transaction): it fires, and the ticks after it in turn;
+- missed (it fell before this server started, while nothing ran): the `missed` policy decides.
+  `skip` fires nothing for those; `run_once` fires one run for the most recent of them.
+  Either way `next_tick` moves to the first tick after them.
+A tick that could not fire (its transaction failed, or found the schedule's row locked) is
+tried again after `poll_interval`, not at once (see `_fire_schedule`).
 A firing tick then meets the `overlap` policy (in the same transaction): `allow` starts the
 run, `skip` starts nothing while the schedule's last run is active (pending, running,
 waiting or suspended), `buffer_one` keeps the tick and starts it when that run ends.
@@ -35,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -45,8 +50,10 @@ from runservice.engine.deadlines import run_deadline
 from runservice.engine.failures import log_failure
 from runservice.engine.versions import identity
 from runservice.errors import (
+    ScheduleInputInvalid,
     ScheduleNotFound,
     ScheduleWorkflowNotServed,
+    StorageUnavailable,
     Unavailable,
     WorkflowDefinitionError,
 )
@@ -140,6 +147,11 @@ class Scheduler:
         self.grace = grace
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._since = math.inf
+        """When the loop started: a tick that fell after it fell while this server ran (late,
+        if it could not fire then, never missed)."""
+        self._retry_at: dict[str, float] = {}
+        """Schedules whose tick could not fire, and when to try again (see `_fire_schedule`)."""
         self._closed = False
 
     @property
@@ -173,6 +185,7 @@ class Scheduler:
     def start(self) -> None:
         """Start the loop (after `declare`)."""
         if self._task is None:
+            self._since = time.time()
             self._task = asyncio.create_task(self._loop(), name="runservice schedule loop")
 
     async def aclose(self) -> None:
@@ -208,33 +221,79 @@ class Scheduler:
                     await self._wake.wait()
 
     async def fire_due(self) -> float | None:
-        """Fire every due tick of the schedules this engine serves; returns when the next is due."""
+        """Fire every due tick of the schedules this engine serves; returns when the next is due.
+
+        A storage failure ends the turn (the loop says so in one line and looks again after
+        `poll_interval`): the other schedules would meet the same database."""
         earliest: float | None = None
         for row in await self._store.list_schedules():
             if row.paused or row.workflow_id not in self._workflows:
                 continue
-            try:
-                if row.pending_tick is not None:
-                    await self._fire_buffered(row)
-                if row.next_tick is not None and row.next_tick <= time.time():
-                    await self._fire_cron(row, time.time())
-                    row = await self._store.get_schedule(row.schedule_id) or row
-            except Exception:  # one broken schedule must not stop the others
-                log_failure(logger, "schedule %s: firing its tick failed", row.schedule_id)
-            if row.next_tick is not None and not row.paused:
-                earliest = row.next_tick if earliest is None else min(earliest, row.next_tick)
+            due_at = self._retry_at.get(row.schedule_id)
+            if due_at is None or due_at <= time.time():
+                due_at = await self._fire_schedule(row)
+            if due_at is not None:
+                earliest = due_at if earliest is None else min(earliest, due_at)
         return earliest
 
+    async def _fire_schedule(self, row: StoredSchedule) -> float | None:
+        """Fire the schedule's buffered tick and its due cron tick; returns when to look at it
+        again. A tick that could not fire (it failed, or it was lost while the schedule's row
+        stays due: another transaction holds the row) is tried again after `poll_interval`,
+        not at once: its `next_tick` is still in the past, and the loop would spin on it."""
+        self._retry_at.pop(row.schedule_id, None)
+        due = row.next_tick
+        try:
+            if row.pending_tick is not None:
+                await self._fire_buffered(row)
+            if due is not None and due <= time.time():
+                result = await self._fire_cron(row, time.time())
+                row = await self._store.get_schedule(row.schedule_id) or row
+                if result.outcome == "lost" and row.next_tick == due and not row.paused:
+                    logger.debug(
+                        "schedule %s: tick %s lost with the schedule still due", row.schedule_id, _iso(due)
+                    )
+                    return self._back_off(row.schedule_id)
+        except StorageUnavailable:
+            raise
+        except ScheduleInputInvalid as exc:  # stays so until the declarations agree: no trace
+            logger.warning("%s; retrying in %.1fs", exc.message, self.poll_interval)
+            return self._back_off(row.schedule_id)
+        except Exception:  # one broken schedule must not stop the others
+            log_failure(
+                logger,
+                "schedule %s: firing its tick failed; retrying in %.1fs",
+                row.schedule_id,
+                self.poll_interval,
+            )
+            return self._back_off(row.schedule_id)
+        if row.next_tick is None or row.paused:
+            return None
+        return row.next_tick
+
+    def _back_off(self, schedule_id: str) -> float:
+        retry_at = time.time() + self.poll_interval
+        self._retry_at[schedule_id] = retry_at
+        return retry_at
+
     async def _fire_cron(self, row: StoredSchedule, now: float) -> TickResult:
-        """Fire the due tick (each on-time tick in turn, so a slow loop catches up), or apply
-        the missed policy to ticks older than the grace."""
+        """Fire the due tick (each due tick in turn, so a slow loop catches up), or apply the
+        missed policy to ticks that fell before this server started.
+
+        A tick more than `grace` seconds old that fell while this server was running (its
+        loop was kept from firing it: a database outage, a slow turn) is late, not missed:
+        it fires now. Only ticks that fell while no server ran are missed."""
         due = row.next_tick
         assert due is not None  # it is due
         if now - due <= self.grace:
             tick, kind = due, "cron"
+        elif due >= self._since:
+            logger.info("schedule %s: tick %s fires %.0fs late", row.schedule_id, _iso(due), now - due)
+            tick, kind = due, "cron"
         else:
-            # The latest tick that fell, never before the one due (a cadence changed meanwhile).
-            tick = max(previous_tick(row.cron, row.timezone, now), due)
+            # The latest tick that fell before this server started, never before the one due
+            # (a cadence changed meanwhile); later ones are fired in turn, on time or late.
+            tick = max(previous_tick(row.cron, row.timezone, min(now, self._since)), due)
             if now - tick <= self.grace:  # the older ones were missed; this one is on time
                 kind = "cron"
             elif row.missed == "run_once":
@@ -274,40 +333,55 @@ class Scheduler:
             trigger_run_id(row.schedule_id, request_id) if request_id else tick_run_id(row.schedule_id, tick)
         )
         run = self._new_run(row, run_id)
-        claim = self._claim()
         write = RunWrite(
             run.run_id,
             create=run,
             events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=row.workflow_id),),
-            claim=claim,
+            claim=self._claim(),
+        )
+        fire = TickFire(
+            row.schedule_id,
+            tick,
+            kind,
+            write,
+            expect_next=expect_next,
+            advance_to=advance_to,
+            request=request_id or None,
         )
         sent = time.monotonic()
-        result = await self._store.fire_tick(
-            TickFire(
-                row.schedule_id,
-                tick,
-                kind,
-                write,
-                expect_next=expect_next,
-                advance_to=advance_to,
-                request=request_id or None,
-            )
-        )
-        if result.outcome == "started" and result.write is not None:
-            logger.info("schedule %s: tick %s started run %s", row.schedule_id, _iso(tick), run.run_id)
-            started = replace(run, last_sequence=result.write.last_sequence)
-            task = self._launch(started, result.write.epoch, sent)
-            task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
-        elif result.outcome in ("skipped", "buffered"):
-            logger.info(
-                "schedule %s: tick %s %s (overlap=%s, run %s is active)",
-                row.schedule_id,
-                _iso(tick),
-                result.outcome,
-                row.overlap,
-                result.active_run_id,
-            )
-        return result
+        # The tick's transaction, once handed to the store, may commit whatever happens to
+        # this call: a caller cancelled meanwhile (a client's deadline, the loop stopping)
+        # still waits for its outcome and launches the run it created (claimed by this
+        # replica: nobody else would drive it before its lease ran out), then is cancelled.
+        firing = asyncio.get_running_loop().create_task(self._store.fire_tick(fire), name="schedule tick")
+        gone = False
+        try:
+            try:
+                result = await asyncio.shield(firing)
+            except asyncio.CancelledError:
+                gone = True
+                while not firing.done():
+                    with contextlib.suppress(asyncio.CancelledError):  # raised again once launched
+                        await asyncio.shield(firing)
+                result = firing.result()
+            if result.outcome == "started" and result.write is not None:
+                logger.info("schedule %s: tick %s started run %s", row.schedule_id, _iso(tick), run.run_id)
+                started = replace(run, last_sequence=result.write.last_sequence)
+                task = self._launch(started, result.write.epoch, sent)
+                task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
+            elif result.outcome in ("skipped", "buffered"):
+                logger.info(
+                    "schedule %s: tick %s %s (overlap=%s, run %s is active)",
+                    row.schedule_id,
+                    _iso(tick),
+                    result.outcome,
+                    row.overlap,
+                    result.active_run_id,
+                )
+            return result
+        finally:
+            if gone:
+                raise asyncio.CancelledError  # the deferred cancellation, whatever happened
 
     def _new_run(self, row: StoredSchedule, run_id: str) -> Run:
         workflow = self._workflows[row.workflow_id]
@@ -315,7 +389,10 @@ class Scheduler:
         if declared is not None and declared.input_data == row.input:
             run_input, state = self._inputs[row.schedule_id]
         else:  # declared by another replica's code or configuration: check it here
-            run_input, state = _run_data(workflow, row.input, f"schedule {row.schedule_id!r}")
+            try:
+                run_input, state = _run_data(workflow, row.input, f"schedule {row.schedule_id!r}")
+            except WorkflowDefinitionError as exc:
+                raise ScheduleInputInvalid(row.schedule_id, str(exc)) from None
         now = time.time()
         return Run(
             run_id=run_id,

@@ -10,8 +10,9 @@ NOTIFY as every other commit.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -61,7 +62,7 @@ class PostgresSchedules:
     ) -> None:
         """Store the declared schedules (see `Store.upsert_schedules`)."""
         now = time.time()
-        async with self._readers().acquire() as conn, conn.transaction():
+        async with self._transaction() as conn:
             await conn.executemany(
                 _UPSERT,
                 [
@@ -88,6 +89,19 @@ class PostgresSchedules:
                     list(prune),
                     [s.schedule_id for s in schedules],
                 )
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """A transaction on a pool connection, with an unavailable database reported as
+        StorageUnavailable, as the store's reads and writes report it (a raw asyncpg error
+        would reach the caller as INTERNAL, and the schedule loop would log a trace)."""
+        from runservice.storage.postgres import _UNAVAILABLE, _unavailable  # it imports this module
+
+        try:
+            async with self._readers().acquire() as conn, conn.transaction():
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
 
     async def list_schedules(self) -> list[StoredSchedule]:
         """Every stored schedule, by id."""
@@ -134,7 +148,7 @@ class PostgresSchedules:
 
     async def _fire(self, fire: TickFire) -> TickResult:
         now = time.time()
-        async with self._readers().acquire() as conn, conn.transaction():
+        async with self._transaction() as conn:
             # A trigger waits for the lock (a concurrent tick or retry of it is not a reason to
             # report it lost); a cron or buffered tick leaves a locked row to its holder.
             lock = "FOR UPDATE" if fire.kind == "trigger" else "FOR UPDATE SKIP LOCKED"

@@ -6,8 +6,13 @@ is made: a cron expression croniter cannot parse or a time zone zoneinfo does no
 `WorkflowDefinitionError` while the module (or the configuration) loads, never at the first tick.
 
 Cron expressions have 5 fields (minute hour day month weekday), or 6 with a trailing
-seconds field (`*/5 * * * * *`: every five seconds). Ticks are computed in the schedule's
-time zone, so `0 9 * * *` in `Europe/Paris` fires at 09:00 Paris time across DST changes.
+seconds field (`* * * * * */5`: every five seconds; `*/5 * * * * *` would be every second
+of every fifth minute). An expression that never matches a date (`0 0 30 2 *`) is refused
+as well. Ticks are computed in the schedule's time zone, so `0 9 * * *` in `Europe/Paris`
+fires at 09:00 Paris time across DST changes: a local time the spring change skips fires
+once, at the first time after it; a local time the autumn change repeats fires once, at
+its first occurrence, as cron does, unless the hour field is `*` or a step over every hour
+(`0 * * * *`, `*/2`): those fire at every real hour.
 
 Policies (see the README):
 
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from croniter import CroniterBadCronError, CroniterError, croniter
+from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
 from runservice.errors import WorkflowDefinitionError
 from runservice.model import Json
@@ -122,12 +127,20 @@ def check_cron(expression: str, what: str = "schedule") -> None:
             " or 6 (the same and seconds)"
         )
     try:
-        croniter(expression, dt.datetime(2000, 1, 1, tzinfo=dt.UTC), second_at_beginning=False)
+        ticks = croniter(expression, dt.datetime(2000, 1, 1, tzinfo=dt.UTC), second_at_beginning=False)
         valid = croniter.is_valid(expression)
     except (CroniterError, CroniterBadCronError, ValueError, KeyError) as exc:
         raise WorkflowDefinitionError(f"{what}: invalid cron expression {expression!r}: {exc}") from None
     if not valid:
         raise WorkflowDefinitionError(f"{what}: invalid cron expression {expression!r}")
+    # Parsed is not enough: a date that does not exist (February 30) parses, and the first
+    # tick would then fail at every boot. croniter searches years ahead and gives up.
+    try:
+        ticks.get_next(float)
+    except CroniterBadDateError:
+        raise WorkflowDefinitionError(
+            f"{what}: cron expression {expression!r} never matches a date"
+        ) from None
 
 
 def zone(name: str, what: str = "schedule") -> zoneinfo.ZoneInfo:
@@ -143,8 +156,11 @@ def zone(name: str, what: str = "schedule") -> zoneinfo.ZoneInfo:
 def next_tick(cron: str, timezone: str, when: float) -> float:
     """The first tick of `cron` in `timezone` strictly after `when`."""
     start = dt.datetime.fromtimestamp(when, zone(timezone))
-    value: Any = croniter(cron, start).get_next(float)
-    return float(value)
+    ticks = croniter(cron, start)
+    while True:
+        value: Any = ticks.get_next(float)
+        if not _repeated(cron, float(value), start):
+            return float(value)
 
 
 def previous_tick(cron: str, timezone: str, when: float) -> float:
@@ -152,8 +168,22 @@ def previous_tick(cron: str, timezone: str, when: float) -> float:
     # croniter's get_prev is strictly before its start: start just after `when`, on the
     # next whole second (cron has one-second resolution at best).
     start = dt.datetime.fromtimestamp(math.floor(when) + 1, zone(timezone))
-    value: Any = croniter(cron, start).get_prev(float)
-    return float(value)
+    ticks = croniter(cron, start)
+    while True:
+        value: Any = ticks.get_prev(float)
+        if not _repeated(cron, float(value), start):
+            return float(value)
+
+
+def _repeated(cron: str, tick: float, start: dt.datetime) -> bool:
+    """Whether `tick` is the second occurrence of a local time the autumn DST change repeats,
+    for a cron that names its hours: croniter returns both occurrences, and a daily job would
+    run twice that day. A cron whose hour field is `*` or a step over every hour (`*/2`) means
+    every real hour, so both occurrences stay ticks (as cron runs its wildcard jobs)."""
+    if cron.split()[1].startswith("*"):
+        return False
+    local = dt.datetime.fromtimestamp(tick, start.tzinfo)
+    return local.fold == 1 and local.replace(fold=0).timestamp() != tick
 
 
 __all__ = ["Missed", "Overlap", "Schedule", "check_cron", "next_tick", "previous_tick", "zone"]
