@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from runservice import logs
 from runservice.engine import paging
+from runservice.engine.admission import Caller
 from runservice.engine.deadlines import deadline_error, iso, run_deadline
 from runservice.engine.driver import RunDriver
 from runservice.engine.failures import log_failure
@@ -73,18 +74,6 @@ logger = logging.getLogger(__name__)
 _ACTIVE = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
 _DELETABLE = frozenset(RunStatus) - _ACTIVE
 _T = TypeVar("_T")
-
-
-class _Caller:
-    """An admission's caller: whether it went away (cancelled) while a write that takes the
-    run was in flight (see `Engine._admitted_here`)."""
-
-    __slots__ = ("gone", "sent")
-
-    def __init__(self) -> None:
-        self.gone = False
-        self.sent = 0.0
-        """When its last write that takes the run was sent (`time.monotonic()`)."""
 
 
 @dataclass(frozen=True)
@@ -335,7 +324,7 @@ class Engine:
         # is derived from it, so a retry lands on the same run, even on another replica.
         run_id = run_id or (request_run_id(workflow_id, request_id, resource_id) if request_id else new_id())
 
-        async def admission(caller: _Caller) -> _Admission:
+        async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
                 if request_id and await self._store.has_request(run_id, "start", request_id):
                     return _Repeat(run_id)
@@ -410,7 +399,7 @@ class Engine:
         self._check_open()
         context = _context(request_context)
 
-        async def admission(caller: _Caller) -> _Admission:
+        async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
                 delays = iter(CLAIMED_RUN_RETRIES)
                 while (
@@ -453,7 +442,7 @@ class Engine:
         context: dict[str, Json],
         request_id: str | None,
         wait: bool,
-        caller: _Caller,
+        caller: Caller,
     ) -> tuple[Workflow, Run, int] | _Repeat | None:
         """Commit a resume of the run: its definition, the run to drive and the lease epoch;
         a retried request's marker; None while another drive holds the run."""
@@ -1213,33 +1202,22 @@ class Engine:
             run = await self._load(run_id, steps=True)
         return run
 
-    async def _admitted_here(self, admission: Callable[[_Caller], Awaitable[_T]]) -> _T:
+    async def _admitted_here(self, admission: Callable[[Caller], Awaitable[_T]]) -> _T:
         """`_admit` without a task of its own, for Start and Resume (a task per call cost 10 %
         of the runs per second at 64 in flight over gRPC): the admission runs in the caller's
         task and takes the run only through `_take`, with nothing to wait for between that
         write and the launch of the drive. A caller cancelled while such a write is in flight
         gets its cancellation once the drive is launched."""
-        caller = _Caller()
+        caller = Caller()
         try:
             return await admission(caller)
         finally:
-            if caller.gone:
-                raise asyncio.CancelledError  # the deferred cancellation, whatever happened
+            caller.raise_if_gone()  # the deferred cancellation, whatever happened
 
-    async def _take(self, change: RunWrite, caller: _Caller, *, durable: bool = True) -> WriteResult:
-        """Commit a write that makes a run this replica's, for `_admitted_here`. The store
-        commits a write once handed over; if the caller is cancelled meanwhile, its result
-        is still waited for (and `caller.gone` set), so the drive is launched all the same."""
-        caller.sent = time.monotonic()
-        future = self._store.submit(change, durable=durable)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            caller.gone = True
-        while not future.done():
-            with contextlib.suppress(asyncio.CancelledError):  # raised again once launched
-                await asyncio.shield(future)
-        return future.result()
+    async def _take(self, change: RunWrite, caller: Caller, *, durable: bool = True) -> WriteResult:
+        """Commit a write that makes a run this replica's, for `_admitted_here`: waited out
+        even if the caller is cancelled meanwhile, so the drive is launched all the same."""
+        return await caller.wait_out(self._store.submit(change, durable=durable))
 
     async def _admit(self, admission: Coroutine[Any, Any, _T]) -> _T:
         """Run `admission` to its end even if the caller is cancelled meanwhile.

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from runservice.engine.admission import Caller
 from runservice.engine.deadlines import run_deadline
 from runservice.engine.failures import log_failure
 from runservice.engine.versions import identity
@@ -348,26 +349,18 @@ class Scheduler:
             advance_to=advance_to,
             request=request_id or None,
         )
-        sent = time.monotonic()
         # The tick's transaction, once handed to the store, may commit whatever happens to
         # this call: a caller cancelled meanwhile (a client's deadline, the loop stopping)
         # still waits for its outcome and launches the run it created (claimed by this
         # replica: nobody else would drive it before its lease ran out), then is cancelled.
+        caller = Caller()
         firing = asyncio.get_running_loop().create_task(self._store.fire_tick(fire), name="schedule tick")
-        gone = False
         try:
-            try:
-                result = await asyncio.shield(firing)
-            except asyncio.CancelledError:
-                gone = True
-                while not firing.done():
-                    with contextlib.suppress(asyncio.CancelledError):  # raised again once launched
-                        await asyncio.shield(firing)
-                result = firing.result()
+            result = await caller.wait_out(firing)
             if result.outcome == "started" and result.write is not None:
                 logger.info("schedule %s: tick %s started run %s", row.schedule_id, _iso(tick), run.run_id)
                 started = replace(run, last_sequence=result.write.last_sequence)
-                task = self._launch(started, result.write.epoch, sent)
+                task = self._launch(started, result.write.epoch, caller.sent)
                 task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
             elif result.outcome in ("skipped", "buffered"):
                 logger.info(
@@ -380,8 +373,7 @@ class Scheduler:
                 )
             return result
         finally:
-            if gone:
-                raise asyncio.CancelledError  # the deferred cancellation, whatever happened
+            caller.raise_if_gone()  # the deferred cancellation, whatever happened
 
     def _new_run(self, row: StoredSchedule, run_id: str) -> Run:
         workflow = self._workflows[row.workflow_id]
