@@ -1,10 +1,11 @@
 """How both clients open a channel: TLS, per-call metadata, the published service config, retries.
 
 The service config is the contract's `protos/runservice/v1/service_config.json`, shipped in the
-package as `runservice.v1/service_config.json`: a deadline for short unary calls, retries on
-UNAVAILABLE only (Start, Resume and Cancel carry a `request_id`, which the clients always set,
-so a retry returns the first outcome), nothing for the Stream and Watch streams (they are
-resumed from their cursor by the clients instead).
+package as `runservice.v1/service_config.json`: a deadline for short unary calls, retries of
+every unary call on UNAVAILABLE only (Start, Resume, Cancel, TimeTravel, ForkRun and
+TriggerSchedule carry a `request_id`, which the clients always set, so a retry returns the first
+outcome), nothing for the Stream and Watch streams (they are resumed from their cursor by the
+clients instead).
 """
 
 from __future__ import annotations
