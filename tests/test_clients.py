@@ -34,10 +34,13 @@ TLS = Path(__file__).resolve().parent / "tls"
 
 @contextlib.asynccontextmanager
 async def scripted(
-    methods: dict[str, grpc.RpcMethodHandler[Any, Any]], *, tls: bool = False
+    methods: dict[str, grpc.RpcMethodHandler[Any, Any]],
+    *,
+    tls: bool = False,
+    options: list[tuple[str, Any]] | None = None,
 ) -> AsyncIterator[str]:
     """A real server on a free port answering the given RunService methods (with TLS: tests/tls)."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *(options or [])])
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, methods)])
     if tls:
         pair = ((TLS / "server.key").read_bytes(), (TLS / "server.pem").read_bytes())
@@ -218,6 +221,32 @@ async def test_both_clients_speak_tls_from_pem_paths_and_send_the_token() -> Non
     assert seen[0]["authorization"] == "Bearer abc" and seen[1]["x-team"] == "ops"
     with pytest.raises(ValueError, match="both cert and key"):
         TlsFiles(cert=TLS / "server.pem").credentials()
+
+
+async def test_channel_options_of_both_clients_replace_the_defaults() -> None:
+    # gRPC keeps the first occurrence of a key: the caller's must replace the client's default.
+    async def get_workflow(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return run_service_pb2.GetWorkflowResponse(workflow=run_pb2.Workflow(id="big", description=big))
+
+    big = "x" * (10 * 2**20)  # over the client's default 8 MiB receive limit
+    handler = grpc.unary_unary_rpc_method_handler(
+        get_workflow,
+        request_deserializer=run_service_pb2.GetWorkflowRequest.FromString,
+        response_serializer=run_service_pb2.GetWorkflowResponse.SerializeToString,
+    )
+    larger = [("grpc.max_receive_message_length", 32 * 2**20)]
+    async with scripted({"GetWorkflow": handler}, options=[("grpc.max_send_message_length", -1)]) as address:
+        async with Client(address, retry=None) as default:
+            with pytest.raises(errors.ResourceExhausted):
+                await default.get_workflow("big").details()
+        async with Client(address, options=larger) as client:
+            assert len((await client.get_workflow("big").details()).description) == len(big)
+
+        def sync_call() -> int:
+            with SyncClient(address, options=larger) as client:
+                return len(client.get_workflow("big").details().description)
+
+        assert await asyncio.to_thread(sync_call) == len(big)
 
 
 # -- the sync client end to end ---------------------------------------------------------------

@@ -324,6 +324,15 @@ def test_service_config_and_retry_policy_are_channel_options() -> None:
     assert options["grpc.enable_retries"] == 1
     assert json.loads(options["grpc.service_config"]) == service_config(None)
     assert dict(channel_options(config={"methodConfig": []}))["grpc.service_config"] == '{"methodConfig": []}'
+    mine_first = channel_options(
+        options=[("grpc.keepalive_time_ms", 5_000), ("grpc.primary_user_agent", "x")]
+    )
+    keys = [key for key, _ in mine_first]
+    assert len(keys) == len(set(keys))  # gRPC would keep the first of two
+    assert (
+        dict(mine_first)["grpc.keepalive_time_ms"] == 5_000
+        and dict(mine_first)["grpc.primary_user_agent"] == "x"
+    )
 
 
 def test_every_unary_method_of_both_services_is_retried_on_unavailable() -> None:

@@ -64,7 +64,8 @@ class Client:
     the service config's); `credentials` turns TLS on (`grpc.ChannelCredentials` or
     `TlsFiles`); `metadata` and `token` (sent as `authorization: Bearer TOKEN`) go with every
     call; `retry` replaces the published retry policy (None: no retries) and `service_config`
-    the whole published service config. `options` are extra channel options.
+    the whole published service config. `options` are gRPC channel options: one with the key of
+    a default (`grpc.max_receive_message_length`, keepalive, ...) replaces it.
     """
 
     def __init__(

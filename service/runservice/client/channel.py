@@ -151,14 +151,16 @@ def channel_options(
     config: dict[str, Json] | None = None,
     options: Any = (),
 ) -> list[tuple[str, Any]]:
-    """Options for a client channel: limits, keepalive, the service config, then `options`.
+    """Options for a client channel: limits, keepalive and the service config, each replaced by
+    an option of `options` with the same key; the other `options` are added.
 
     `config` replaces the published service config entirely (then `retry` is ignored).
     """
     chosen = service_config(retry) if config is None else config
-    return [
-        *CHANNEL_OPTIONS,
-        ("grpc.enable_retries", 1),
-        ("grpc.service_config", json.dumps(chosen)),
-        *options,
-    ]
+    merged = dict(CHANNEL_OPTIONS)
+    merged["grpc.enable_retries"] = 1
+    merged["grpc.service_config"] = json.dumps(chosen)
+    # One entry per key: gRPC takes the first occurrence of a key, so appending the caller's
+    # options after ours would silently keep ours.
+    merged.update(options)
+    return list(merged.items())
