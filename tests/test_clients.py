@@ -249,6 +249,22 @@ async def test_channel_options_of_both_clients_replace_the_defaults() -> None:
         assert await asyncio.to_thread(sync_call) == len(big)
 
 
+async def test_a_request_over_the_limit_gets_the_servers_detailed_refusal(client: Client) -> None:
+    # Not the client channel's own RESOURCE_EXHAUSTED: the server's, with the size and the limit.
+    data = {"count": 1, "pad": "x" * (9 * 2**20)}
+    run = await client.get_workflow("echo").create_run()
+    with pytest.raises(errors.MessageTooLarge) as caught:
+        await run.start(data)
+    assert int(caught.value.metadata["size"]) > 9 * 2**20 and caught.value.metadata["limit"] == str(8 * 2**20)
+
+    def sync_start() -> errors.ServiceError:
+        with SyncClient(client.target) as sync, pytest.raises(errors.MessageTooLarge) as caught:
+            sync.get_workflow("echo").create_run().start(data)
+        return caught.value
+
+    assert (await asyncio.to_thread(sync_start)).reason == "MESSAGE_TOO_LARGE"
+
+
 # -- the sync client end to end ---------------------------------------------------------------
 
 

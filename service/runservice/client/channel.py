@@ -25,9 +25,10 @@ from runservice.model import Json
 _MIB = 1024 * 1024
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
-    # The server's limits (server/app.py); a reply is never bigger.
+    # The server's send limit (server/app.py); a reply is never bigger.
     ("grpc.max_receive_message_length", 8 * _MIB),
-    ("grpc.max_send_message_length", 8 * _MIB),
+    # No send limit: the server decides, and its refusal of a request over its limit says more
+    # (MESSAGE_TOO_LARGE with the size and the limit) than a client-side RESOURCE_EXHAUSTED.
     # Ping an idle connection every 30 s (the server allows one per 10 s), so a dead peer or
     # a proxy that dropped the connection is noticed within 40 s, even during a quiet Watch.
     ("grpc.keepalive_time_ms", 30_000),
