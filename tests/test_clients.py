@@ -265,6 +265,45 @@ async def test_a_request_over_the_limit_gets_the_servers_detailed_refusal(client
     assert (await asyncio.to_thread(sync_start)).reason == "MESSAGE_TOO_LARGE"
 
 
+async def test_numbers_a_double_cannot_carry_are_refused_before_sending(client: Client) -> None:
+    # The server's writer would turn them into null or round them; the caller must hear of it.
+    run = await client.get_workflow("approval").create_run()
+    refused = [
+        (
+            run.start_async,
+            {"count": 1, "items": [{"price": 1.5}, {"price": float("nan")}]},
+            "input_data.items[1].price",
+        ),
+        (run.start_async, {"count": float("inf")}, "input_data.count"),
+        (run.start_async, {"count": 2**53 + 1}, "input_data.count"),
+        (run.start_async, {"count": -(10**400)}, "input_data.count"),
+    ]
+    for call, data, path in refused:
+        with pytest.raises(errors.InvalidArgument) as caught:
+            await call(data)
+        assert caught.value.reason == "INVALID_REQUEST"
+        assert [v.field for v in caught.value.violations] == [path]
+    with pytest.raises(errors.InvalidArgument, match=r"request_context\.limit"):
+        await run.start({"count": 1}, request_context={"limit": float("-inf")})
+    unsent = await client.get_workflow("approval").run_by_id(run.run_id)
+    assert unsent.status is RunStatus.PENDING  # nothing was sent
+
+    suspended = await run.start_async({"count": 2**53}, request_context={"ratio": 0.5})  # exact: accepted
+    assert suspended.input == {"count": 2**53} and suspended.request_context == {"ratio": 0.5}
+    with pytest.raises(errors.InvalidArgument) as caught:
+        await run.resume_async({"approved": True, "score": float("nan")})
+    assert [v.field for v in caught.value.violations] == ["resume_data.score"]
+    with pytest.raises(errors.InvalidArgument, match="input_data"):
+        await run.time_travel("ask", {"count": float("nan")})
+
+    def sync_start() -> list[str]:
+        with SyncClient(client.target) as sync, pytest.raises(errors.InvalidArgument) as caught:
+            sync.get_workflow("approval").create_run().start({"count": (float("nan"),)})
+        return [v.field for v in caught.value.violations]
+
+    assert await asyncio.to_thread(sync_start) == ["input_data.count[0]"]
+
+
 # -- the sync client end to end ---------------------------------------------------------------
 
 
