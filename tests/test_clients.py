@@ -20,7 +20,7 @@ import pytest
 from conftest import Served
 
 from runservice import errors
-from runservice.client import Client, RetryPolicy, SyncClient, TlsFiles
+from runservice.client import Client, RetryPolicy, RunHandle, SyncClient, SyncRunHandle, TlsFiles
 from runservice.model import Event, EventType, RunStatus
 from runservice.v1 import run_pb2, run_service_pb2
 
@@ -302,6 +302,74 @@ async def test_numbers_a_double_cannot_carry_are_refused_before_sending(client: 
         return [v.field for v in caught.value.violations]
 
     assert await asyncio.to_thread(sync_start) == ["input_data.count[0]"]
+
+
+def idle_after(response: Any) -> Any:
+    """A stream handler that sends `response`, then stays open until the call ends."""
+
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        yield response
+        await asyncio.Event().wait()
+
+    return behavior
+
+
+async def test_closing_the_async_client_ends_its_open_streams_quietly() -> None:
+    stream = grpc.unary_stream_rpc_method_handler(
+        idle_after(run_service_pb2.StreamResponse(events=events(1).events)),
+        request_deserializer=run_service_pb2.StreamRequest.FromString,
+        response_serializer=run_service_pb2.StreamResponse.SerializeToString,
+    )
+    methods = {"Watch": watch_handler(idle_after(events(1))), "Stream": stream}
+    async with scripted(methods) as address:
+        client = Client(address)
+        run = RunHandle(client, "wf", "r1")
+        seen: list[list[int]] = [[], [], [], []]
+
+        async def consume(events: AsyncIterator[Event], into: list[int]) -> None:
+            async for event in events:
+                into.append(event.sequence)
+
+        sources = [client.follow("r1"), run.watch_events(), run.stream({"count": 1}), run.watch_events()]
+        tasks = [
+            asyncio.create_task(consume(events, into)) for events, into in zip(sources, seen, strict=True)
+        ]
+        quiet, cancelled = tasks[:3], tasks[3]
+        for _ in range(250):  # until every stream has its first message and idles
+            if all(seen):
+                break
+            await asyncio.sleep(0.02)
+        cancelled.cancel()  # a real cancellation, at the same moment as the close
+        await client.close()
+        await asyncio.wait_for(asyncio.gather(*quiet), 5)  # no CancelledError
+        assert seen[:3] == [[1], [1], [1]]
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(cancelled, 5)  # never swallowed
+        with pytest.raises(errors.Unavailable, match="closed"):
+            await consume(run.watch_events(), [])  # a new watch after close() is refused
+
+
+async def test_closing_the_sync_client_ends_its_open_stream_quietly() -> None:
+    stream = grpc.unary_stream_rpc_method_handler(
+        idle_after(run_service_pb2.StreamResponse(events=events(1).events)),
+        request_deserializer=run_service_pb2.StreamRequest.FromString,
+        response_serializer=run_service_pb2.StreamResponse.SerializeToString,
+    )
+    async with scripted({"Stream": stream}) as address:
+        client = SyncClient(address)
+        seen: list[int] = []
+        streaming = asyncio.ensure_future(
+            asyncio.to_thread(
+                lambda: seen.extend(e.sequence for e in SyncRunHandle(client, "wf", "r1").stream())
+            )
+        )
+        for _ in range(250):
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(client.close)
+        await asyncio.wait_for(streaming, 5)  # no error: the caller closed it
+        assert seen == [1]
 
 
 # -- the sync client end to end ---------------------------------------------------------------

@@ -107,7 +107,9 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
-        """End every watch and follow of this client, then close the channel (if it opened it)."""
+        """End every watch and follow of this client, then close the channel (if it opened it):
+        open `follow`, `watch_events` and `stream` loops end quietly (the runs go on); new calls
+        raise `errors.Unavailable` (reason CLIENT_CLOSED)."""
         self._closed = True
         with self._lock:
             watches, follows = list(self._watches), list(self._follows)
@@ -567,6 +569,8 @@ class SyncRunHandle(convert.RunRequests):
                     self._keep(response.run)
                     return
         except grpc.RpcError as exc:
+            if self.client._closed:
+                return  # close() ended the stream (the run goes on): a quiet end, as a follow's
             code = cast(FailedCall, exc).code()
             # Before the first event we cannot tell whether the start happened: report it.
             if last == 0 or not should_reconnect(code, attempt_deadline=False):
