@@ -372,6 +372,25 @@ async def test_closing_the_sync_client_ends_its_open_stream_quietly() -> None:
         assert seen == [1]
 
 
+async def test_the_sync_client_refuses_every_call_and_stream_after_close(served: Served) -> None:
+    def after_close() -> list[str]:
+        client = SyncClient(served.address, timeout=10.0)
+        run = client.get_workflow("echo").create_run()
+        client.close()
+        reasons = []
+        for call in (
+            lambda: run.start({"count": 1}),
+            lambda: list(run.watch_events()),
+            lambda: list(run.stream()),
+        ):
+            with pytest.raises(errors.Unavailable) as caught:
+                call()
+            reasons.append(caught.value.reason)
+        return reasons
+
+    assert await asyncio.to_thread(after_close) == ["CLIENT_CLOSED"] * 3
+
+
 # -- the sync client end to end ---------------------------------------------------------------
 
 

@@ -124,12 +124,16 @@ class SyncClient:
         self, method: grpc.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req, *, wait: bool = False
     ) -> _Resp:
         """One unary call, with service errors raised as `runservice.errors` exceptions."""
-        if self._closed:
-            raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED")
+        self._check_open()
         try:
             return method(request, timeout=None if wait else self.timeout, metadata=self.metadata)
         except grpc.RpcError as exc:
             raise _mapped(exc) from exc
+
+    def _check_open(self) -> None:
+        # Every call and stream, so none reaches the closed channel (its ValueError says less).
+        if self._closed:
+            raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED")
 
     def list_workflows(self) -> list[WorkflowInfo]:
         """Every workflow the server runs, sorted by id."""
@@ -189,6 +193,7 @@ class _Follow:
             call.cancel()
 
     def events(self) -> Iterator[model.Event]:
+        self.client._check_open()
         self.client._register(self, True)
         try:
             yield from self._events()
@@ -554,6 +559,7 @@ class SyncRunHandle(convert.RunRequests):
         return self._stream(run_service_pb2.StreamRequest(resume=resume))
 
     def _stream(self, request: run_service_pb2.StreamRequest) -> Iterator[model.Event]:
+        self.client._check_open()
         last = 0
         settled = False
         responses = self.client.stub.Stream(request, metadata=self.client.metadata)
