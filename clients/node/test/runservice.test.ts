@@ -4,6 +4,7 @@
  * the generated types, JSON through toValue/fromValue, streams, and decoded error details.
  */
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { after, test } from "node:test";
 
 import * as grpc from "@grpc/grpc-js";
@@ -12,6 +13,7 @@ import type { CancelResponse__Output } from "../generated/runservice/v1/CancelRe
 import type { CreateRunResponse__Output } from "../generated/runservice/v1/CreateRunResponse";
 import type { GetRunResponse__Output } from "../generated/runservice/v1/GetRunResponse";
 import type { GetWorkflowResponse__Output } from "../generated/runservice/v1/GetWorkflowResponse";
+import type { ListRunsResponse__Output } from "../generated/runservice/v1/ListRunsResponse";
 import type { ListWorkflowsResponse__Output } from "../generated/runservice/v1/ListWorkflowsResponse";
 import type { ResumeResponse__Output } from "../generated/runservice/v1/ResumeResponse";
 import type { RunEvent__Output } from "../generated/runservice/v1/RunEvent";
@@ -160,6 +162,27 @@ test("watches one run across a suspend and a resume", async () => {
   );
   assert.ok(messages.at(-1)?.endOfStream);
   assert.ok(messages.every((m) => m.events.length > 0 || BigInt(m.watermarkSequence) >= 0n));
+});
+
+test("a Start whose reply was lost is retried with the same requestId: one run", async () => {
+  // RUNSERVICE_RETRY_PROXY forwards each Start to the server but answers the first with
+  // UNAVAILABLE, as when a server drains during a `wait` Start; gRPC retries it (service config).
+  const proxy = process.env.RUNSERVICE_RETRY_PROXY;
+  if (!proxy) throw new Error("set RUNSERVICE_RETRY_PROXY (tests/test_node_client.py does)");
+  const through = createClient(proxy);
+  const resourceId = `retry-${randomUUID()}`;
+  const { run } = await unary<StartResponse__Output>((cb) =>
+    through.Start({ workflowId: "echo", resourceId, inputData: toValue({ count: 1 }), wait: true }, deadline(30), cb),
+  ).finally(() => through.close());
+  assert.equal(run?.status, "RUN_STATUS_SUCCESS");
+  assert.equal(run?.runId.charAt(14), "7", "a run id the client chose is time-ordered (UUIDv7)");
+  const listed = await unary<ListRunsResponse__Output>((cb) =>
+    client.ListRuns({ workflowId: "echo", resourceId }, deadline(10), cb),
+  );
+  assert.deepEqual(
+    listed.runs.map((r) => r.runId),
+    [run?.runId],
+  );
 });
 
 test("cancels a suspended run", async () => {
