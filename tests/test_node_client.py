@@ -135,6 +135,7 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
         )
     assert "# fail 0" in out or "fail 0" in out, out
     assert "a Start whose reply was lost is retried with the same requestId: one run" in out
+    assert "decodes an error whose status carries a detail of a type outside google.rpc" in out
     assert len(starts) == 2 and starts[0] == starts[1] != "", starts  # filled once, kept by the retry
     assert "decodes an error's status code, ErrorInfo and BadRequest" in out
     assert "watches one run across a suspend and a resume" in out

@@ -186,11 +186,13 @@ export function decodeError(error: grpc.ServiceError): RichError {
   const root = errorTypes();
   const statusType = root.lookupType("google.rpc.Status");
   // protobufjs' bundled Any keeps the .proto name type_url; be lenient about camelCase too.
-  const decodedStatus = statusType.toObject(statusType.decode(new Uint8Array(raw)), CONVERSION) as {
-    code: number;
-    message: string;
-    details: { type_url?: string; typeUrl?: string; value: Uint8Array }[];
-  };
+  type Decoded = { code: number; message: string; details: { type_url?: string; typeUrl?: string; value: Uint8Array }[] };
+  let decodedStatus: Decoded;
+  try {
+    decodedStatus = statusType.toObject(statusType.decode(new Uint8Array(raw)), CONVERSION) as Decoded;
+  } catch {
+    return out; // not a google.rpc.Status (not from a runservice server): the plain status
+  }
   const status: Status__Output = {
     code: decodedStatus.code,
     message: decodedStatus.message,
@@ -203,10 +205,18 @@ export function decodeError(error: grpc.ServiceError): RichError {
   out.message = status.message || out.message;
   for (const detail of status.details) {
     const typeName = detail.type_url.slice(detail.type_url.lastIndexOf("/") + 1);
+    // Only the two runservice sends are decoded: a detail of another type (a proxy or mesh may
+    // add one) stays in `status.details`, undecoded, and never hides the rest.
+    if (typeName !== "google.rpc.ErrorInfo" && typeName !== "google.rpc.BadRequest") continue;
     const type = root.lookupType(typeName);
-    const decoded = type.toObject(type.decode(new Uint8Array(detail.value)), CONVERSION);
+    let decoded: unknown;
+    try {
+      decoded = type.toObject(type.decode(new Uint8Array(detail.value)), CONVERSION);
+    } catch {
+      continue; // a malformed detail: leave it out
+    }
     if (typeName === "google.rpc.ErrorInfo") out.errorInfo = decoded as ErrorInfo__Output;
-    if (typeName === "google.rpc.BadRequest") out.badRequest = decoded as BadRequest__Output;
+    else out.badRequest = decoded as BadRequest__Output;
   }
   return out;
 }

@@ -5,9 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { join } from "node:path";
 import { after, test } from "node:test";
 
 import * as grpc from "@grpc/grpc-js";
+import * as protobuf from "protobufjs";
 
 import type { CancelResponse__Output } from "../generated/runservice/v1/CancelResponse";
 import type { CreateRunResponse__Output } from "../generated/runservice/v1/CreateRunResponse";
@@ -20,7 +22,7 @@ import type { RunEvent__Output } from "../generated/runservice/v1/RunEvent";
 import type { StartResponse__Output } from "../generated/runservice/v1/StartResponse";
 import type { StreamResponse__Output } from "../generated/runservice/v1/StreamResponse";
 import type { WatchResponse__Output } from "../generated/runservice/v1/WatchResponse";
-import { createClient, deadline, decodeError, unary } from "../src/client";
+import { createClient, deadline, decodeError, protoRoot, unary } from "../src/client";
 import { fromValue, toValue } from "../src/value";
 
 const target = process.env.RUNSERVICE_TARGET;
@@ -215,6 +217,45 @@ test("decodes an error's status code, ErrorInfo and BadRequest", async () => {
   assert.equal(invalid.code, grpc.status.INVALID_ARGUMENT);
   assert.equal(invalid.errorInfo?.reason, "VALIDATION_FAILED");
   assert.ok(invalid.badRequest?.fieldViolations.some((v) => v.field === "input_data.count"));
+});
+
+test("decodes an error whose status carries a detail of a type outside google.rpc", () => {
+  // A proxy or mesh may add its own detail; decodeError must keep the rest, not throw.
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, file) => join(protoRoot(), file);
+  root.loadSync(["google/rpc/status.proto", "google/rpc/error_details.proto"]);
+  const errorInfo = root.lookupType("google.rpc.ErrorInfo");
+  const statusType = root.lookupType("google.rpc.Status");
+  const info = errorInfo.encode(errorInfo.fromObject({ reason: "SERVER_DRAINING", domain: "runservice.dev" })).finish();
+  const encoded = statusType
+    .encode(
+      statusType.fromObject({
+        code: grpc.status.UNAVAILABLE,
+        message: "draining",
+        details: [
+          { type_url: "type.googleapis.com/acme.mesh.v1.Hop", value: Buffer.from([8, 1]) },
+          { type_url: "type.googleapis.com/google.rpc.ErrorInfo", value: info },
+        ],
+      }),
+    )
+    .finish();
+  const error = (metadataValue: Buffer): grpc.ServiceError => {
+    const metadata = new grpc.Metadata();
+    metadata.set("grpc-status-details-bin", metadataValue);
+    return Object.assign(new Error("14 UNAVAILABLE: draining"), {
+      code: grpc.status.UNAVAILABLE,
+      details: "draining",
+      metadata,
+    });
+  };
+  const decoded = decodeError(error(Buffer.from(encoded)));
+  assert.equal(decoded.errorInfo?.reason, "SERVER_DRAINING");
+  assert.deepEqual(
+    decoded.status?.details.map((d) => d.type_url),
+    ["type.googleapis.com/acme.mesh.v1.Hop", "type.googleapis.com/google.rpc.ErrorInfo"],
+  );
+  const garbage = decodeError(error(Buffer.from([0xff, 0xff, 0xff])));
+  assert.deepEqual([garbage.code, garbage.message, garbage.status], [grpc.status.UNAVAILABLE, "draining", null]);
 });
 
 test("toValue and fromValue round-trip JSON and refuse what doubles cannot carry", () => {
