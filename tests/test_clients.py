@@ -20,7 +20,7 @@ import pytest
 from conftest import Served
 
 from runservice import errors
-from runservice.client import Client, RetryPolicy, SyncClient, TlsFiles
+from runservice.client import Client, RetryPolicy, RunHandle, SyncClient, SyncRunHandle, TlsFiles
 from runservice.model import Event, EventType, RunStatus
 from runservice.v1 import run_pb2, run_service_pb2
 
@@ -34,10 +34,13 @@ TLS = Path(__file__).resolve().parent / "tls"
 
 @contextlib.asynccontextmanager
 async def scripted(
-    methods: dict[str, grpc.RpcMethodHandler[Any, Any]], *, tls: bool = False
+    methods: dict[str, grpc.RpcMethodHandler[Any, Any]],
+    *,
+    tls: bool = False,
+    options: list[tuple[str, Any]] | None = None,
 ) -> AsyncIterator[str]:
     """A real server on a free port answering the given RunService methods (with TLS: tests/tls)."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *(options or [])])
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, methods)])
     if tls:
         pair = ((TLS / "server.key").read_bytes(), (TLS / "server.pem").read_bytes())
@@ -218,6 +221,174 @@ async def test_both_clients_speak_tls_from_pem_paths_and_send_the_token() -> Non
     assert seen[0]["authorization"] == "Bearer abc" and seen[1]["x-team"] == "ops"
     with pytest.raises(ValueError, match="both cert and key"):
         TlsFiles(cert=TLS / "server.pem").credentials()
+
+
+async def test_channel_options_of_both_clients_replace_the_defaults() -> None:
+    # gRPC keeps the first occurrence of a key: the caller's must replace the client's default.
+    async def get_workflow(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return run_service_pb2.GetWorkflowResponse(workflow=run_pb2.Workflow(id="big", description=big))
+
+    big = "x" * (10 * 2**20)  # over the client's default 8 MiB receive limit
+    handler = grpc.unary_unary_rpc_method_handler(
+        get_workflow,
+        request_deserializer=run_service_pb2.GetWorkflowRequest.FromString,
+        response_serializer=run_service_pb2.GetWorkflowResponse.SerializeToString,
+    )
+    larger = [("grpc.max_receive_message_length", 32 * 2**20)]
+    async with scripted({"GetWorkflow": handler}, options=[("grpc.max_send_message_length", -1)]) as address:
+        async with Client(address, retry=None) as default:
+            with pytest.raises(errors.ResourceExhausted):
+                await default.get_workflow("big").details()
+        async with Client(address, options=larger) as client:
+            assert len((await client.get_workflow("big").details()).description) == len(big)
+
+        def sync_call() -> int:
+            with SyncClient(address, options=larger) as client:
+                return len(client.get_workflow("big").details().description)
+
+        assert await asyncio.to_thread(sync_call) == len(big)
+
+
+async def test_a_request_over_the_limit_gets_the_servers_detailed_refusal(client: Client) -> None:
+    # Not the client channel's own RESOURCE_EXHAUSTED: the server's, with the size and the limit.
+    data = {"count": 1, "pad": "x" * (9 * 2**20)}
+    run = await client.get_workflow("echo").create_run()
+    with pytest.raises(errors.MessageTooLarge) as caught:
+        await run.start(data)
+    assert int(caught.value.metadata["size"]) > 9 * 2**20 and caught.value.metadata["limit"] == str(8 * 2**20)
+
+    def sync_start() -> errors.ServiceError:
+        with SyncClient(client.target) as sync, pytest.raises(errors.MessageTooLarge) as caught:
+            sync.get_workflow("echo").create_run().start(data)
+        return caught.value
+
+    assert (await asyncio.to_thread(sync_start)).reason == "MESSAGE_TOO_LARGE"
+
+
+async def test_numbers_a_double_cannot_carry_are_refused_before_sending(client: Client) -> None:
+    # The server's writer would turn them into null or round them; the caller must hear of it.
+    run = await client.get_workflow("approval").create_run()
+    refused = [
+        (
+            run.start_async,
+            {"count": 1, "items": [{"price": 1.5}, {"price": float("nan")}]},
+            "input_data.items[1].price",
+        ),
+        (run.start_async, {"count": float("inf")}, "input_data.count"),
+        (run.start_async, {"count": 2**53 + 1}, "input_data.count"),
+        (run.start_async, {"count": -(10**400)}, "input_data.count"),
+    ]
+    for call, data, path in refused:
+        with pytest.raises(errors.InvalidArgument) as caught:
+            await call(data)
+        assert caught.value.reason == "INVALID_REQUEST"
+        assert [v.field for v in caught.value.violations] == [path]
+    with pytest.raises(errors.InvalidArgument, match=r"request_context\.limit"):
+        await run.start({"count": 1}, request_context={"limit": float("-inf")})
+    unsent = await client.get_workflow("approval").run_by_id(run.run_id)
+    assert unsent.status is RunStatus.PENDING  # nothing was sent
+
+    suspended = await run.start_async({"count": 2**53}, request_context={"ratio": 0.5})  # exact: accepted
+    assert suspended.input == {"count": 2**53} and suspended.request_context == {"ratio": 0.5}
+    with pytest.raises(errors.InvalidArgument) as caught:
+        await run.resume_async({"approved": True, "score": float("nan")})
+    assert [v.field for v in caught.value.violations] == ["resume_data.score"]
+    with pytest.raises(errors.InvalidArgument, match="input_data"):
+        await run.time_travel("ask", {"count": float("nan")})
+
+    def sync_start() -> list[str]:
+        with SyncClient(client.target) as sync, pytest.raises(errors.InvalidArgument) as caught:
+            sync.get_workflow("approval").create_run().start({"count": (float("nan"),)})
+        return [v.field for v in caught.value.violations]
+
+    assert await asyncio.to_thread(sync_start) == ["input_data.count[0]"]
+
+
+def idle_after(response: Any) -> Any:
+    """A stream handler that sends `response`, then stays open until the call ends."""
+
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        yield response
+        await asyncio.Event().wait()
+
+    return behavior
+
+
+async def test_closing_the_async_client_ends_its_open_streams_quietly() -> None:
+    stream = grpc.unary_stream_rpc_method_handler(
+        idle_after(run_service_pb2.StreamResponse(events=events(1).events)),
+        request_deserializer=run_service_pb2.StreamRequest.FromString,
+        response_serializer=run_service_pb2.StreamResponse.SerializeToString,
+    )
+    methods = {"Watch": watch_handler(idle_after(events(1))), "Stream": stream}
+    async with scripted(methods) as address:
+        client = Client(address)
+        run = RunHandle(client, "wf", "r1")
+        seen: list[list[int]] = [[], [], [], []]
+
+        async def consume(events: AsyncIterator[Event], into: list[int]) -> None:
+            async for event in events:
+                into.append(event.sequence)
+
+        sources = [client.follow("r1"), run.watch_events(), run.stream({"count": 1}), run.watch_events()]
+        tasks = [
+            asyncio.create_task(consume(events, into)) for events, into in zip(sources, seen, strict=True)
+        ]
+        quiet, cancelled = tasks[:3], tasks[3]
+        for _ in range(250):  # until every stream has its first message and idles
+            if all(seen):
+                break
+            await asyncio.sleep(0.02)
+        cancelled.cancel()  # a real cancellation, at the same moment as the close
+        await client.close()
+        await asyncio.wait_for(asyncio.gather(*quiet), 5)  # no CancelledError
+        assert seen[:3] == [[1], [1], [1]]
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(cancelled, 5)  # never swallowed
+        with pytest.raises(errors.Unavailable, match="closed"):
+            await consume(run.watch_events(), [])  # a new watch after close() is refused
+
+
+async def test_closing_the_sync_client_ends_its_open_stream_quietly() -> None:
+    stream = grpc.unary_stream_rpc_method_handler(
+        idle_after(run_service_pb2.StreamResponse(events=events(1).events)),
+        request_deserializer=run_service_pb2.StreamRequest.FromString,
+        response_serializer=run_service_pb2.StreamResponse.SerializeToString,
+    )
+    async with scripted({"Stream": stream}) as address:
+        client = SyncClient(address)
+        seen: list[int] = []
+        streaming = asyncio.ensure_future(
+            asyncio.to_thread(
+                lambda: seen.extend(e.sequence for e in SyncRunHandle(client, "wf", "r1").stream())
+            )
+        )
+        for _ in range(250):
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(client.close)
+        await asyncio.wait_for(streaming, 5)  # no error: the caller closed it
+        assert seen == [1]
+
+
+async def test_the_sync_client_refuses_every_call_and_stream_after_close(served: Served) -> None:
+    def after_close() -> list[str]:
+        client = SyncClient(served.address, timeout=10.0)
+        run = client.get_workflow("echo").create_run()
+        client.close()
+        reasons = []
+        for call in (
+            lambda: run.start({"count": 1}),
+            lambda: list(run.watch_events()),
+            lambda: list(run.stream()),
+        ):
+            with pytest.raises(errors.Unavailable) as caught:
+                call()
+            reasons.append(caught.value.reason)
+        return reasons
+
+    assert await asyncio.to_thread(after_close) == ["CLIENT_CLOSED"] * 3
 
 
 # -- the sync client end to end ---------------------------------------------------------------

@@ -324,6 +324,40 @@ def test_service_config_and_retry_policy_are_channel_options() -> None:
     assert options["grpc.enable_retries"] == 1
     assert json.loads(options["grpc.service_config"]) == service_config(None)
     assert dict(channel_options(config={"methodConfig": []}))["grpc.service_config"] == '{"methodConfig": []}'
+    mine_first = channel_options(
+        options=[("grpc.keepalive_time_ms", 5_000), ("grpc.primary_user_agent", "x")]
+    )
+    keys = [key for key, _ in mine_first]
+    assert len(keys) == len(set(keys))  # gRPC would keep the first of two
+    assert (
+        dict(mine_first)["grpc.keepalive_time_ms"] == 5_000
+        and dict(mine_first)["grpc.primary_user_agent"] == "x"
+    )
+
+
+def test_every_unary_method_of_both_services_is_retried_on_unavailable() -> None:
+    # README: "retries every unary call on UNAVAILABLE". Each one is safe to repeat: the reads
+    # change nothing, Start, Resume, Cancel, TimeTravel, ForkRun and TriggerSchedule carry a
+    # request_id (both clients fill one), the others are idempotent in effect. Only the streams
+    # are left out: the clients reopen them from their cursor instead.
+    from runservice.client import published_service_config
+    from runservice.v1 import schedule_service_pb2
+
+    retried: set[str] = set()
+    not_retried: set[str] = set()
+    for config in published_service_config()["methodConfig"]:
+        names = {f"{n['service']}/{n['method']}" for n in config["name"]}
+        if "retryPolicy" in config:
+            assert config["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
+            retried |= names
+        else:
+            not_retried |= names
+    services = [SERVICE, schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"]]
+    methods = [m for service in services for m in service.methods]
+    unary = {f"{m.containing_service.full_name}/{m.name}" for m in methods if not m.server_streaming}
+    streams = {f"{m.containing_service.full_name}/{m.name}" for m in methods if m.server_streaming}
+    assert unary - retried == set()
+    assert not_retried == streams and not retried & streams
 
 
 def test_values_survive_the_request_builders() -> None:

@@ -9,6 +9,7 @@
  *   const res = await unary<StartResponse__Output>((cb) =>
  *     client.Start({ workflowId: "echo", inputData: toValue({ count: 1 }), wait: true }, deadline(10), cb));
  */
+import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
@@ -57,15 +58,63 @@ export function loadContract<T>(file: string): T {
 export type ServiceConstructor<C> = new (
   address: string,
   credentials: grpc.ChannelCredentials,
-  options?: grpc.ChannelOptions,
+  options?: grpc.ClientOptions,
 ) => C;
+
+/** The calls that take a `requestId` and that the service config retries on UNAVAILABLE. */
+const IDEMPOTENT_CALLS = new Set(
+  [
+    "RunService/Start",
+    "RunService/Resume",
+    "RunService/Cancel",
+    "RunService/TimeTravel",
+    "RunService/ForkRun",
+    "ScheduleService/TriggerSchedule",
+  ].map((name) => `/runservice.v1.${name}`),
+);
+
+const START = "/runservice.v1.RunService/Start";
+
+/**
+ * Makes gRPC's retries safe: a call of IDEMPOTENT_CALLS without a `requestId` gets a fresh UUID
+ * (as the Python clients do), so a retry after a lost reply returns the first outcome instead of
+ * acting twice (a second run). It is filled once, before gRPC serializes the message, so every
+ * retry of the call carries the same id. A Start with neither `requestId` nor `runId` also gets a
+ * time-ordered `runId` (UUIDv7, like the ids CreateRun gives): otherwise the server would derive
+ * the run id from the random request id, scattering rows over its indexes (README, "Run ids").
+ *
+ * connect() installs it on every client. grpc-js lets call options' `interceptors` replace the
+ * client's: if you pass your own per call, include this one.
+ */
+export const requestIdInterceptor: grpc.Interceptor = (options, nextCall) => {
+  const path = options.method_definition.path;
+  if (!IDEMPOTENT_CALLS.has(path)) return new grpc.InterceptingCall(nextCall(options));
+  return new grpc.InterceptingCall(nextCall(options), {
+    sendMessage: (message: Record<string, unknown>, next) => {
+      if (message.requestId) return next(message);
+      const filled: Record<string, unknown> = { ...message, requestId: randomUUID() };
+      if (path === START && !message.runId) filled.runId = uuidv7();
+      next(filled);
+    },
+  });
+};
+
+/** A UUID version 7 (RFC 9562): Unix time in milliseconds in the first 48 bits, then random. */
+export function uuidv7(): string {
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(Date.now(), 0, 6);
+  bytes[6] = (bytes[6] & 0x0f) | 0x70;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
 
 /**
  * A client of `Service` on a channel set up the way runservice expects: the published service
  * config (protos/runservice/v1/service_config.json: deadlines of short calls, retries on
- * UNAVAILABLE), a keepalive ping every 30 s (the server accepts one per 10 s) and replies up
- * to the server's 8 MiB limit. Every runservice client (createClient, createScheduleClient)
- * is built here so they behave alike.
+ * UNAVAILABLE), request ids filled for the retried calls (requestIdInterceptor), a keepalive
+ * ping every 30 s (the server accepts one per 10 s) and replies up to the server's 8 MiB limit.
+ * Every runservice client (createClient, createScheduleClient) is built here so they behave alike.
  */
 export function connect<C>(Service: ServiceConstructor<C>, target: string, options: ClientOptions = {}): C {
   const serviceConfig = readFileSync(join(protoRoot(), "runservice", "v1", "service_config.json"), "utf8");
@@ -76,6 +125,7 @@ export function connect<C>(Service: ServiceConstructor<C>, target: string, optio
     "grpc.keepalive_timeout_ms": 10_000,
     "grpc.max_receive_message_length": 8 * 1024 * 1024,
     ...options.channelOptions,
+    interceptors: [requestIdInterceptor],
   });
 }
 
@@ -136,11 +186,13 @@ export function decodeError(error: grpc.ServiceError): RichError {
   const root = errorTypes();
   const statusType = root.lookupType("google.rpc.Status");
   // protobufjs' bundled Any keeps the .proto name type_url; be lenient about camelCase too.
-  const decodedStatus = statusType.toObject(statusType.decode(new Uint8Array(raw)), CONVERSION) as {
-    code: number;
-    message: string;
-    details: { type_url?: string; typeUrl?: string; value: Uint8Array }[];
-  };
+  type Decoded = { code: number; message: string; details: { type_url?: string; typeUrl?: string; value: Uint8Array }[] };
+  let decodedStatus: Decoded;
+  try {
+    decodedStatus = statusType.toObject(statusType.decode(new Uint8Array(raw)), CONVERSION) as Decoded;
+  } catch {
+    return out; // not a google.rpc.Status (not from a runservice server): the plain status
+  }
   const status: Status__Output = {
     code: decodedStatus.code,
     message: decodedStatus.message,
@@ -153,10 +205,18 @@ export function decodeError(error: grpc.ServiceError): RichError {
   out.message = status.message || out.message;
   for (const detail of status.details) {
     const typeName = detail.type_url.slice(detail.type_url.lastIndexOf("/") + 1);
+    // Only the two runservice sends are decoded: a detail of another type (a proxy or mesh may
+    // add one) stays in `status.details`, undecoded, and never hides the rest.
+    if (typeName !== "google.rpc.ErrorInfo" && typeName !== "google.rpc.BadRequest") continue;
     const type = root.lookupType(typeName);
-    const decoded = type.toObject(type.decode(new Uint8Array(detail.value)), CONVERSION);
+    let decoded: unknown;
+    try {
+      decoded = type.toObject(type.decode(new Uint8Array(detail.value)), CONVERSION);
+    } catch {
+      continue; // a malformed detail: leave it out
+    }
     if (typeName === "google.rpc.ErrorInfo") out.errorInfo = decoded as ErrorInfo__Output;
-    if (typeName === "google.rpc.BadRequest") out.badRequest = decoded as BadRequest__Output;
+    else out.badRequest = decoded as BadRequest__Output;
   }
   return out;
 }

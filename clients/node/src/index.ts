@@ -1,4 +1,15 @@
-export { connect, createClient, deadline, decodeError, loadContract, protoRoot, unary, LOAD_OPTIONS } from "./client";
+export {
+  connect,
+  createClient,
+  deadline,
+  decodeError,
+  loadContract,
+  protoRoot,
+  requestIdInterceptor,
+  unary,
+  uuidv7,
+  LOAD_OPTIONS,
+} from "./client";
 export type { ClientOptions, RichError, ServiceConstructor } from "./client";
 export { createScheduleClient } from "./schedules";
 export { fromValue, toValue } from "./value";

@@ -4,21 +4,25 @@
  * the generated types, JSON through toValue/fromValue, streams, and decoded error details.
  */
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
 import { after, test } from "node:test";
 
 import * as grpc from "@grpc/grpc-js";
+import * as protobuf from "protobufjs";
 
 import type { CancelResponse__Output } from "../generated/runservice/v1/CancelResponse";
 import type { CreateRunResponse__Output } from "../generated/runservice/v1/CreateRunResponse";
 import type { GetRunResponse__Output } from "../generated/runservice/v1/GetRunResponse";
 import type { GetWorkflowResponse__Output } from "../generated/runservice/v1/GetWorkflowResponse";
+import type { ListRunsResponse__Output } from "../generated/runservice/v1/ListRunsResponse";
 import type { ListWorkflowsResponse__Output } from "../generated/runservice/v1/ListWorkflowsResponse";
 import type { ResumeResponse__Output } from "../generated/runservice/v1/ResumeResponse";
 import type { RunEvent__Output } from "../generated/runservice/v1/RunEvent";
 import type { StartResponse__Output } from "../generated/runservice/v1/StartResponse";
 import type { StreamResponse__Output } from "../generated/runservice/v1/StreamResponse";
 import type { WatchResponse__Output } from "../generated/runservice/v1/WatchResponse";
-import { createClient, deadline, decodeError, unary } from "../src/client";
+import { createClient, deadline, decodeError, protoRoot, unary } from "../src/client";
 import { fromValue, toValue } from "../src/value";
 
 const target = process.env.RUNSERVICE_TARGET;
@@ -162,6 +166,27 @@ test("watches one run across a suspend and a resume", async () => {
   assert.ok(messages.every((m) => m.events.length > 0 || BigInt(m.watermarkSequence) >= 0n));
 });
 
+test("a Start whose reply was lost is retried with the same requestId: one run", async () => {
+  // RUNSERVICE_RETRY_PROXY forwards each Start to the server but answers the first with
+  // UNAVAILABLE, as when a server drains during a `wait` Start; gRPC retries it (service config).
+  const proxy = process.env.RUNSERVICE_RETRY_PROXY;
+  if (!proxy) throw new Error("set RUNSERVICE_RETRY_PROXY (tests/test_node_client.py does)");
+  const through = createClient(proxy);
+  const resourceId = `retry-${randomUUID()}`;
+  const { run } = await unary<StartResponse__Output>((cb) =>
+    through.Start({ workflowId: "echo", resourceId, inputData: toValue({ count: 1 }), wait: true }, deadline(30), cb),
+  ).finally(() => through.close());
+  assert.equal(run?.status, "RUN_STATUS_SUCCESS");
+  assert.equal(run?.runId.charAt(14), "7", "a run id the client chose is time-ordered (UUIDv7)");
+  const listed = await unary<ListRunsResponse__Output>((cb) =>
+    client.ListRuns({ workflowId: "echo", resourceId }, deadline(10), cb),
+  );
+  assert.deepEqual(
+    listed.runs.map((r) => r.runId),
+    [run?.runId],
+  );
+});
+
 test("cancels a suspended run", async () => {
   const started = await unary<StartResponse__Output>((cb) =>
     client.Start({ workflowId: "approval", inputData: toValue({ count: 5 }), wait: true }, deadline(20), cb),
@@ -192,6 +217,45 @@ test("decodes an error's status code, ErrorInfo and BadRequest", async () => {
   assert.equal(invalid.code, grpc.status.INVALID_ARGUMENT);
   assert.equal(invalid.errorInfo?.reason, "VALIDATION_FAILED");
   assert.ok(invalid.badRequest?.fieldViolations.some((v) => v.field === "input_data.count"));
+});
+
+test("decodes an error whose status carries a detail of a type outside google.rpc", () => {
+  // A proxy or mesh may add its own detail; decodeError must keep the rest, not throw.
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, file) => join(protoRoot(), file);
+  root.loadSync(["google/rpc/status.proto", "google/rpc/error_details.proto"]);
+  const errorInfo = root.lookupType("google.rpc.ErrorInfo");
+  const statusType = root.lookupType("google.rpc.Status");
+  const info = errorInfo.encode(errorInfo.fromObject({ reason: "SERVER_DRAINING", domain: "runservice.dev" })).finish();
+  const encoded = statusType
+    .encode(
+      statusType.fromObject({
+        code: grpc.status.UNAVAILABLE,
+        message: "draining",
+        details: [
+          { type_url: "type.googleapis.com/acme.mesh.v1.Hop", value: Buffer.from([8, 1]) },
+          { type_url: "type.googleapis.com/google.rpc.ErrorInfo", value: info },
+        ],
+      }),
+    )
+    .finish();
+  const error = (metadataValue: Buffer): grpc.ServiceError => {
+    const metadata = new grpc.Metadata();
+    metadata.set("grpc-status-details-bin", metadataValue);
+    return Object.assign(new Error("14 UNAVAILABLE: draining"), {
+      code: grpc.status.UNAVAILABLE,
+      details: "draining",
+      metadata,
+    });
+  };
+  const decoded = decodeError(error(Buffer.from(encoded)));
+  assert.equal(decoded.errorInfo?.reason, "SERVER_DRAINING");
+  assert.deepEqual(
+    decoded.status?.details.map((d) => d.type_url),
+    ["type.googleapis.com/acme.mesh.v1.Hop", "type.googleapis.com/google.rpc.ErrorInfo"],
+  );
+  const garbage = decodeError(error(Buffer.from([0xff, 0xff, 0xff])));
+  assert.deepEqual([garbage.code, garbage.message, garbage.status], [grpc.status.UNAVAILABLE, "draining", null]);
 });
 
 test("toValue and fromValue round-trip JSON and refuse what doubles cannot carry", () => {

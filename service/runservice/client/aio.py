@@ -64,7 +64,8 @@ class Client:
     the service config's); `credentials` turns TLS on (`grpc.ChannelCredentials` or
     `TlsFiles`); `metadata` and `token` (sent as `authorization: Bearer TOKEN`) go with every
     call; `retry` replaces the published retry policy (None: no retries) and `service_config`
-    the whole published service config. `options` are extra channel options.
+    the whole published service config. `options` are gRPC channel options: one with the key of
+    a default (`grpc.max_receive_message_length`, keepalive, ...) replaces it.
     """
 
     def __init__(
@@ -111,7 +112,9 @@ class Client:
         return self._stub
 
     async def close(self) -> None:
-        """Stop every watch this client started, then close the channel."""
+        """Stop every watch this client started, then close the channel: open `follow`,
+        `watch_events` and `stream` loops end quietly (the runs go on); new calls raise
+        `errors.Unavailable` (reason CLIENT_CLOSED)."""
         self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
@@ -119,6 +122,13 @@ class Client:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._channel is not None:
             await self._channel.close()
+
+    def closed_the_call(self) -> bool:
+        """True when the CancelledError being handled came from `close()`, not from cancelling
+        the current task: grpc.aio raises CancelledError in the consumer of a call whose channel
+        was closed. A real cancellation (`Task.cancelling()`) is never taken for it."""
+        task = asyncio.current_task()
+        return self._closed and (task is None or task.cancelling() == 0)
 
     async def call(
         self, method: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req, *, wait: bool = False
@@ -186,11 +196,17 @@ class Client:
                 ):
                     raise error_from_rpc(exc) from exc
                 why = f"ended with {exc.code().name}"
+            except asyncio.CancelledError:
+                if self.closed_the_call():
+                    return  # close() ended the watch: a quiet end, as the sync client's
+                raise
             finally:
                 call.cancel()
             delay = backoff.next_delay()
             logger.info("watch of run %s %s; resuming after %d in %.2fs", run_id, why, last, delay)
             await asyncio.sleep(delay)
+            if self._closed:
+                return  # closed while waiting to reopen: as above
 
 
 class WorkflowHandle:
@@ -507,6 +523,10 @@ class RunHandle(convert.RunRequests):
             logger.info(
                 "stream of run %s ended with %s; following after %d", self.run_id, exc.code().name, last
             )
+        except asyncio.CancelledError:
+            if self.client.closed_the_call():
+                return  # close() ended the stream (the run goes on): a quiet end
+            raise
         finally:
             call.cancel()
         if last == 0:

@@ -1,10 +1,11 @@
 """How both clients open a channel: TLS, per-call metadata, the published service config, retries.
 
 The service config is the contract's `protos/runservice/v1/service_config.json`, shipped in the
-package as `runservice.v1/service_config.json`: a deadline for short unary calls, retries on
-UNAVAILABLE only (Start, Resume and Cancel carry a `request_id`, which the clients always set,
-so a retry returns the first outcome), nothing for the Stream and Watch streams (they are
-resumed from their cursor by the clients instead).
+package as `runservice.v1/service_config.json`: a deadline for short unary calls, retries of
+every unary call on UNAVAILABLE only (Start, Resume, Cancel, TimeTravel, ForkRun and
+TriggerSchedule carry a `request_id`, which the clients always set, so a retry returns the first
+outcome), nothing for the Stream and Watch streams (they are resumed from their cursor by the
+clients instead).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from runservice.model import Json
 _MIB = 1024 * 1024
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
-    # The server's limits (server/app.py); a reply is never bigger.
+    # The server's send limit (server/app.py); a reply is never bigger.
     ("grpc.max_receive_message_length", 8 * _MIB),
-    ("grpc.max_send_message_length", 8 * _MIB),
+    # No send limit: the server decides, and its refusal of a request over its limit says more
+    # (MESSAGE_TOO_LARGE with the size and the limit) than a client-side RESOURCE_EXHAUSTED.
     # Ping an idle connection every 30 s (the server allows one per 10 s), so a dead peer or
     # a proxy that dropped the connection is noticed within 40 s, even during a quiet Watch.
     ("grpc.keepalive_time_ms", 30_000),
@@ -150,14 +152,16 @@ def channel_options(
     config: dict[str, Json] | None = None,
     options: Any = (),
 ) -> list[tuple[str, Any]]:
-    """Options for a client channel: limits, keepalive, the service config, then `options`.
+    """Options for a client channel: limits, keepalive and the service config, each replaced by
+    an option of `options` with the same key; the other `options` are added.
 
     `config` replaces the published service config entirely (then `retry` is ignored).
     """
     chosen = service_config(retry) if config is None else config
-    return [
-        *CHANNEL_OPTIONS,
-        ("grpc.enable_retries", 1),
-        ("grpc.service_config", json.dumps(chosen)),
-        *options,
-    ]
+    merged = dict(CHANNEL_OPTIONS)
+    merged["grpc.enable_retries"] = 1
+    merged["grpc.service_config"] = json.dumps(chosen)
+    # One entry per key: gRPC takes the first occurrence of a key, so appending the caller's
+    # options after ours would silently keep ours.
+    merged.update(options)
+    return list(merged.items())

@@ -8,14 +8,15 @@ the way the contract says (a run status is "not terminal", an event kind is skip
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from google.protobuf import message
+from google.protobuf import message, struct_pb2
 
-from runservice import model, wire
+from runservice import errors, model, wire
 from runservice.model import Json
 from runservice.v1 import run_pb2, run_service_pb2
 
@@ -256,6 +257,63 @@ def step_path(step: StepRef | Sequence[StepRef] | None) -> list[str]:
     return [part if isinstance(part, str) else str(part.id) for part in parts]
 
 
+_MAX_EXACT_INT = 2**53
+"""Beyond ±2^53 a double cannot hold every integer: the value would arrive rounded."""
+
+
+def request_value(obj: Any, field: str) -> struct_pb2.Value | None:
+    """JSON data for the request field `field` (None: left unset), refusing what a double cannot
+    carry exactly.
+
+    `wire.fill` writes a NaN, ±Infinity or an int beyond a double's range as null, and rounds
+    an int beyond 2^53: right for what the server stores, wrong for what a caller sends, which
+    would then be silently changed. Such a value raises `errors.InvalidArgument` (reason
+    INVALID_REQUEST, a violation naming its path, e.g. `input_data.items[3].price`), as the
+    server answers a NaN sent by another client, and nothing is sent.
+    """
+    if obj is None:
+        return None
+    value = struct_pb2.Value()
+    _fill_exact(value, obj, field)
+    return value
+
+
+def _fill_exact(value: struct_pb2.Value, obj: Any, path: str) -> None:
+    # bool before int: bool is an int subclass.
+    if obj is None or isinstance(obj, bool | str):
+        wire.fill(value, obj)
+    elif isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise _not_a_double(path, "numbers must be finite (NaN and Infinity are not JSON)")
+        value.number_value = obj
+    elif isinstance(obj, int):
+        if not -_MAX_EXACT_INT <= obj <= _MAX_EXACT_INT:
+            raise _not_a_double(
+                path, "integers beyond ±2^53 would be rounded (numbers are doubles): send a string"
+            )
+        value.number_value = obj
+    elif isinstance(obj, Mapping):
+        fields = value.struct_value.fields
+        value.struct_value.SetInParent()  # an empty dict is still a struct
+        for key, item in obj.items():
+            _fill_exact(fields[str(key)], item, f"{path}.{key}")
+    elif isinstance(obj, list | tuple):
+        items = value.list_value
+        items.SetInParent()
+        for i, item in enumerate(obj):
+            _fill_exact(items.values.add(), item, f"{path}[{i}]")
+    elif hasattr(obj, "model_dump"):  # a pydantic model given as data
+        _fill_exact(value, obj.model_dump(mode="json"), path)
+    else:
+        raise TypeError(f"{path}: not JSON data: {type(obj).__name__}")
+
+
+def _not_a_double(path: str, problem: str) -> errors.InvalidArgument:
+    return errors.InvalidArgument(
+        f"{path}: {problem}", reason="INVALID_REQUEST", violations=[errors.FieldViolation(path, problem)]
+    )
+
+
 def ensure_request_id(given: str | None) -> str:
     """The caller's idempotency key, or a fresh one: a retried call then returns the first outcome."""
     return given or str(uuid.uuid4())
@@ -277,9 +335,9 @@ def start_request(
     return run_service_pb2.StartRequest(
         workflow_id=workflow_id,
         run_id=run_id,
-        input_data=wire.optional_value(input_data),
-        initial_state=wire.optional_value(initial_state),
-        request_context=wire.optional_value(request_context),
+        input_data=request_value(input_data, "input_data"),
+        initial_state=request_value(initial_state, "initial_state"),
+        request_context=request_value(request_context, "request_context"),
         wait=wait,
         request_id=request_id,
         resource_id=resource_id or "",
@@ -304,11 +362,11 @@ def resume_request(
     return run_service_pb2.ResumeRequest(
         workflow_id=workflow_id,
         run_id=run_id,
-        resume_data=wire.optional_value(resume_data),
+        resume_data=request_value(resume_data, "resume_data"),
         step=step_path(step),
         label=label or "",
         for_each_index=for_each_index,
-        request_context=wire.optional_value(request_context),
+        request_context=request_value(request_context, "request_context"),
         wait=wait,
         request_id=request_id,
         include_state=include_state,
@@ -425,9 +483,9 @@ def time_travel_request(
         workflow_id=workflow_id,
         run_id=run_id,
         step=step_path(step),
-        input_data=wire.optional_value(input_data),
-        initial_state=wire.optional_value(initial_state),
-        request_context=wire.optional_value(request_context),
+        input_data=request_value(input_data, "input_data"),
+        initial_state=request_value(initial_state, "initial_state"),
+        request_context=request_value(request_context, "request_context"),
         wait=wait,
         request_id=request_id,
     )
@@ -451,9 +509,9 @@ def fork_run_request(
         run_id=run_id,
         new_run_id=new_run_id or "",
         step=step_path(step),
-        input_data=wire.optional_value(input_data),
-        initial_state=wire.optional_value(initial_state),
-        request_context=wire.optional_value(request_context),
+        input_data=request_value(input_data, "input_data"),
+        initial_state=request_value(initial_state, "initial_state"),
+        request_context=request_value(request_context, "request_context"),
         wait=wait,
         request_id=request_id,
     )

@@ -107,7 +107,9 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
-        """End every watch and follow of this client, then close the channel (if it opened it)."""
+        """End every watch and follow of this client, then close the channel (if it opened it):
+        open `follow`, `watch_events` and `stream` loops end quietly (the runs go on); new calls
+        raise `errors.Unavailable` (reason CLIENT_CLOSED)."""
         self._closed = True
         with self._lock:
             watches, follows = list(self._watches), list(self._follows)
@@ -122,12 +124,16 @@ class SyncClient:
         self, method: grpc.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req, *, wait: bool = False
     ) -> _Resp:
         """One unary call, with service errors raised as `runservice.errors` exceptions."""
-        if self._closed:
-            raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED")
+        self._check_open()
         try:
             return method(request, timeout=None if wait else self.timeout, metadata=self.metadata)
         except grpc.RpcError as exc:
             raise _mapped(exc) from exc
+
+    def _check_open(self) -> None:
+        # Every call and stream, so none reaches the closed channel (its ValueError says less).
+        if self._closed:
+            raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED")
 
     def list_workflows(self) -> list[WorkflowInfo]:
         """Every workflow the server runs, sorted by id."""
@@ -187,6 +193,7 @@ class _Follow:
             call.cancel()
 
     def events(self) -> Iterator[model.Event]:
+        self.client._check_open()
         self.client._register(self, True)
         try:
             yield from self._events()
@@ -552,6 +559,7 @@ class SyncRunHandle(convert.RunRequests):
         return self._stream(run_service_pb2.StreamRequest(resume=resume))
 
     def _stream(self, request: run_service_pb2.StreamRequest) -> Iterator[model.Event]:
+        self.client._check_open()
         last = 0
         settled = False
         responses = self.client.stub.Stream(request, metadata=self.client.metadata)
@@ -567,6 +575,8 @@ class SyncRunHandle(convert.RunRequests):
                     self._keep(response.run)
                     return
         except grpc.RpcError as exc:
+            if self.client._closed:
+                return  # close() ended the stream (the run goes on): a quiet end, as a follow's
             code = cast(FailedCall, exc).code()
             # Before the first event we cannot tell whether the start happened: report it.
             if last == 0 or not should_reconnect(code, attempt_deadline=False):
