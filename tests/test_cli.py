@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 from postgres import PostgresServer
 
+from runservice import errors
+from runservice.cli.common import status_code
 from runservice.client import Client
 from runservice.config import SECRET_SETTINGS, ConfigError, Settings, env_name
 from runservice.model import RunStatus
+from runservice.server import status as server_status
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 20.0
@@ -243,13 +246,25 @@ def test_settings_from_env_then_flags(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_unknown_variable_is_one_warning_line(tmp_path: Path) -> None:
     done = _run_cli(
         "--data-dir", str(tmp_path), "--workflows", "no_such_module_here",
-        env=_env(RUNSERVICE_GRACEFUL="3", RUNSERVICE_HEARTBEET="1", RUNSERVICE_GRACE="2"),
+        env=_env(
+            RUNSERVICE_GRACEFUL="3", RUNSERVICE_HEARTBEET="1", RUNSERVICE_GRACE="2",
+            RUNSERVICE_TARGET="127.0.0.1:1", RUNSERVICE_TOKEN="t",  # the command-line client's
+        ),
     )  # fmt: skip
     warnings = [line for line in done.stderr.splitlines() if "unknown environment variables" in line]
     assert len(warnings) == 1
-    assert (
-        "RUNSERVICE_GRACEFUL, RUNSERVICE_HEARTBEET" in warnings[0] and "RUNSERVICE_GRACE," not in warnings[0]
-    )
+    assert warnings[0].endswith("RUNSERVICE_GRACEFUL, RUNSERVICE_HEARTBEET"), warnings[0]
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "abc", "", "-1"])
+def test_an_address_without_a_valid_port_is_a_one_line_usage_error(tmp_path: Path, port: str) -> None:
+    """Before, 99999 was taken as 99999 % 65536 (the server listened elsewhere than asked),
+    and a name printed gRPC's own log line, then exited 1."""
+    for flag in ("--address", "--metrics-address"):
+        done = _run_cli("--data-dir", str(tmp_path), flag, f"127.0.0.1:{port}")
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert "from 0 to 65535" in line and flag.lstrip("-") in line, line
 
 
 def test_every_setting_is_a_flag_and_a_readme_row() -> None:
@@ -272,3 +287,14 @@ def test_default_settings_give_the_default_edge(monkeypatch: pytest.MonkeyPatch)
     for name in [n for n in os.environ if n.startswith("RUNSERVICE_")]:
         monkeypatch.delenv(name)
     assert edge_options(Settings.load()) == EdgeOptions()
+
+
+def test_the_cli_names_the_status_code_of_every_branch_of_the_error_tree() -> None:
+    """`runservice: error: CODE REASON: ...` and --json's `code` use the server's code for each
+    branch (before, RESOURCE_EXHAUSTED errors showed their reason as the code)."""
+    for cls, code in server_status.CODES.items():
+        if cls is errors.ServiceError or not issubclass(cls, errors.ServiceError):
+            continue
+        error = cls.__new__(cls)
+        errors.ServiceError.__init__(error, "message", reason="SOME_REASON")
+        assert status_code(error) == code.name, cls

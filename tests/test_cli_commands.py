@@ -90,6 +90,8 @@ async def test_workflows_lists_ids_steps_and_inputs(target: str) -> None:
     rows = {line.split()[0]: line for line in text.out.splitlines()[1:] if line.strip()}
     assert set(rows) == set(by_id)
     assert re.search(r"^echo\s+1\s+\{count: integer\}\s+Adds one to a count$", rows["echo"])
+    # Fields sorted: the schema crosses the wire as a Struct, which keeps no order.
+    assert "{chunks?: integer, seconds?: number, title?: string}" in rows["cancellable-report"]
     assert "\x1b[" not in text.out  # piped: no colours
 
 
@@ -152,6 +154,16 @@ async def test_start_waits_and_reports_the_result(target: str) -> None:
     run = as_json.json()
     assert run["run_id"] == "echo-1" and run["status"] == "success" and run["result"] == {"count": 2}
     assert [step["path"] for step in run["steps"]] == [["bump"]]
+
+
+async def test_start_without_input_sends_an_empty_object_to_an_object_input(target: str) -> None:
+    """Its fields' defaults apply (before, null was sent and refused as not a dictionary)."""
+    started = await cli(target, "start", "cancellable-report", "--run-id", "no-input", "--json")
+    assert started.code == 0, started.err
+    assert started.json()["input"]["seconds"] == 30  # the default
+    assert (await cli(target, "cancel", "no-input")).code == 0
+    missing = await cli(target, "start", "echo")  # a required field is named
+    assert missing.code == 1 and "count" in missing.err and "VALIDATION_FAILED" in missing.err
 
 
 async def test_start_without_wait_returns_at_once(target: str) -> None:

@@ -183,8 +183,12 @@ class Settings(BaseSettings):
     @field_validator("address", "metrics_address")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
-        if value is not None and ":" not in value:
-            raise ValueError("must be HOST:PORT")
+        if value is None:
+            return value
+        host, _, port = value.rpartition(":")
+        # Checked here: gRPC and the resolver would take port 99999 as 99999 % 65536.
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("must be HOST:PORT with a port from 0 to 65535")
         return value
 
     @field_validator("durability", mode="before")
@@ -323,9 +327,17 @@ def known_variables() -> frozenset[str]:
     return frozenset(names)
 
 
+TARGET_ENV = PREFIX + "TARGET"
+"""The server the command-line client calls."""
+TOKEN_ENV = PREFIX + "TOKEN"
+"""The command-line client's bearer token."""
+CLIENT_VARIABLES = frozenset({TARGET_ENV, TOKEN_ENV})
+"""Variables the command-line client reads: not the server's settings, but not typos either."""
+
+
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     """`RUNSERVICE_*` variables that no setting reads (a typo, or a setting that does not exist)."""
-    known = known_variables()
+    known = known_variables() | CLIENT_VARIABLES
     env = os.environ if environ is None else environ
     return sorted(name for name in env if name.upper().startswith(PREFIX) and name.upper() not in known)
 
@@ -333,7 +345,10 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
 def _describe(exc: ValidationError, flags: Mapping[str, Any]) -> str:
     first = exc.errors()[0]
     field = str(first["loc"][0]) if first["loc"] else "settings"
-    name = next((f for f in Settings.model_fields if field == f or field.upper().endswith(f.upper())), field)
+    # The field itself, else the setting an alias (RUNSERVICE_SHUTDOWN_GRACE) stands for; an
+    # exact match first, or `metrics_address` would be reported as `address`.
+    name = field if field in Settings.model_fields else None
+    name = name or next((f for f in Settings.model_fields if field.upper().endswith(f.upper())), field)
     source = "flag" if name in flags else "environment"
     error = first.get("ctx", {}).get("error")
     message = str(error) if error is not None else first["msg"].lower()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runservice import errors
+from runservice.config import TARGET_ENV, TOKEN_ENV
 from runservice.model import Json, Run, RunStatus
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ EXIT_USAGE = 2
 EXIT_RUN = 3
 EXIT_INTERRUPTED = 130
 
-TARGET_ENV = "RUNSERVICE_TARGET"
-TOKEN_ENV = "RUNSERVICE_TOKEN"
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 30.0
 """Seconds a call that does not wait for a run may take when --timeout is not given."""
@@ -188,6 +187,7 @@ _CODES: tuple[tuple[type[errors.ServiceError], str], ...] = (
     (errors.NotFound, "NOT_FOUND"),
     (errors.AlreadyExists, "ALREADY_EXISTS"),
     (errors.FailedPrecondition, "FAILED_PRECONDITION"),
+    (errors.ResourceExhausted, "RESOURCE_EXHAUSTED"),
     (errors.Unauthenticated, "UNAUTHENTICATED"),
     (errors.PermissionDenied, "PERMISSION_DENIED"),
     (errors.Unavailable, "UNAVAILABLE"),

@@ -214,9 +214,11 @@ def _summary(schema: Json, defs: Mapping[str, Json], depth: int) -> str:
         if depth >= 2:
             return "{…}"
         required = set(schema.get("required") or ())
+        # Sorted: the schema crossed the wire as a protobuf Struct, which keeps no order, so
+        # the author's order is lost and the same workflow would print differently each time.
         fields = (
             f"{name}{'' if name in required else '?'}: {_summary(sub, defs, depth + 1)}"
-            for name, sub in properties.items()
+            for name, sub in sorted(properties.items())
         )
         return "{" + ", ".join(fields) + "}"
     if isinstance(kind, list):

@@ -31,7 +31,7 @@ from runservice.cli.output import (
     table,
     when,
 )
-from runservice.model import Run, RunStatus
+from runservice.model import Json, Run, RunStatus
 
 if TYPE_CHECKING:
     from runservice.client import Client
@@ -182,6 +182,8 @@ def _report(run: Run, args: argparse.Namespace, *, waited: bool) -> int:
 async def start_run(client: Client, args: argparse.Namespace) -> int:
     """`runservice start WORKFLOW`."""
     input_data = read_json(args.input, "--input")
+    if args.input is None:
+        input_data = await _default_input(client, args.workflow)
     state = read_json(args.state, "--state")
     context = read_json(args.context, "--context")
     run = run_handle(client, args.run_id or "", workflow_id=args.workflow, resource_id=args.resource_id)
@@ -194,6 +196,13 @@ async def start_run(client: Client, args: argparse.Namespace) -> int:
         run_timeout=args.run_timeout,
     )
     return _report(done, args, waited=args.wait)
+
+
+async def _default_input(client: Client, workflow_id: str) -> Json:
+    """The input of a start without `--input`: `{}` for a workflow whose input is an object
+    (its fields' defaults then apply, or the server names the missing ones), else none."""
+    schema = (await client.get_workflow(workflow_id).details()).input_schema
+    return {} if isinstance(schema, dict) and schema.get("type") == "object" else None
 
 
 async def resume_run(client: Client, args: argparse.Namespace) -> int:
