@@ -519,6 +519,7 @@ class RunDriver:
             if left is not None and left <= 0:
                 return failed(workflow_deadline_error(scope.deadline_of, scope.deadline or 0.0)), attempt
             cut = left is not None and (seconds is None or left < seconds)
+            error: BaseException | None = None
             try:
                 with logs.in_step(path):
                     if cut:
@@ -527,25 +528,32 @@ class RunDriver:
                         result = await self._call_timed(step, ctx, path, seconds)
                     else:
                         result = await self._call_body(step, ctx)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
                 if self._absorb_cancel():
                     return CANCELED, attempt
-                raise
+                task = asyncio.current_task(self.loop)
+                if task is None or task.cancelling():
+                    raise  # the drive itself is being stopped (shutdown, lost lease)
+                # Nobody cancelled this task: the body let out a CancelledError of its own
+                # (it awaited a task it had cancelled). A failure like any other exception.
+                error = exc
             except SchemaViolation as exc:  # an invalid suspend payload never retries
                 return failed(RunError("SuspendValidationError", str(exc), exc.details)), attempt
             except Exception as exc:
+                error = exc
+            if error is not None:
                 # Retrying past the deadline of a nested workflow is pointless: it is over.
                 if (
                     attempt < retries
                     and not self.cancel_requested
-                    and not isinstance(exc, WorkflowTimeoutError)
+                    and not isinstance(error, WorkflowTimeoutError)
                 ):
                     logger.warning(
                         "run %s step %s attempt %d failed; retrying",
                         self.run_id,
                         ".".join(path),
                         attempt,
-                        exc_info=exc,
+                        exc_info=error,
                         extra=logs.step_extra(self.run_id, path, attempt),
                     )
                     attempt += 1
@@ -556,10 +564,10 @@ class RunDriver:
                     self.run_id,
                     ".".join(path),
                     attempt,
-                    exc_info=exc,
+                    exc_info=error,
                     extra=logs.step_extra(self.run_id, path, attempt),
                 )
-                return failed(RunError.from_exception(exc)), attempt
+                return failed(RunError.from_exception(error)), attempt
             if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel
                 return CANCELED, attempt
             if ctx.suspension is not None:

