@@ -148,3 +148,41 @@ async def test_a_real_cancel_of_such_a_body_still_cancels_the_run(db: str) -> No
             canceled = await engine.cancel(run.run_id)
         assert canceled.status is RunStatus.CANCELED
         assert records(canceled) == {"waits": (StepStatus.CANCELED.value, None)}
+
+
+# -- cancel with a parallel branch suspended -------------------------------------------------------------
+
+
+@create_step("ask-now")
+async def ask_now(ctx: StepContext) -> Any:
+    await ctx.suspend({"q": 1}, resume_label="approve")
+    return None
+
+
+@create_step("slow-side")
+async def slow_side(ctx: StepContext) -> Any:
+    ran["slow-side"] += 1
+    if ctx.input_data.get("slow"):
+        await asyncio.sleep(30)
+    return {}
+
+
+asking_beside_slow = create_workflow("asking-beside-slow").parallel([ask_now, slow_side]).commit()
+
+
+async def test_every_unfinished_step_of_a_canceled_run_reads_canceled(db: str) -> None:
+    async with booted(db, [asking_beside_slow]) as engine:
+        # Canceled while the slow branch runs (the drive stops it) ...
+        driven = await engine.start("asking-beside-slow", input_data={"slow": True})
+        async with asyncio.timeout(10):
+            while ran["slow-side"] == 0:
+                await asyncio.sleep(0.01)
+            driven = await engine.cancel(driven.run_id)
+        # ... and canceled while suspended (nothing drives it): the records agree.
+        idle = await waited(engine, "asking-beside-slow", {"slow": False})
+        assert idle.status is RunStatus.SUSPENDED
+        idle = await engine.cancel(idle.run_id)
+    assert driven.status is RunStatus.CANCELED and idle.status is RunStatus.CANCELED
+    assert records(driven) == {"ask-now": ("canceled", None), "slow-side": ("canceled", None)}
+    assert records(idle) == {"ask-now": ("canceled", None), "slow-side": ("success", {})}
+    assert driven.suspended == () and driven.resume_labels == {}

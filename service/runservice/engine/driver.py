@@ -182,7 +182,7 @@ class RunDriver:
 
     async def _settle(self, outcome: Outcome) -> Run:
         now = time.time()
-        if self.timed_out:
+        if self.timed_out or outcome.kind is Kind.CANCELED:
             self._stop_unfinished(now)
         error: RunError | None = None
         result: Json = None
@@ -229,8 +229,10 @@ class RunDriver:
         return self.result
 
     def _stop_unfinished(self, now: float) -> None:
-        """Record every step still running, waiting or suspended as canceled (the deadline
-        stopped it), so a timed-out run shows no step as going on."""
+        """Record every step still running, waiting or suspended as canceled (a cancel or
+        the deadline stopped it), so a stopped run shows no step as going on: a branch
+        suspended beside one the cancel stopped is over too, as `Engine._cancel_idle`
+        records the steps of a run canceled while nothing drove it."""
         for record in sorted(self.records.values(), key=_POSITION):
             if record.status in (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.SUSPENDED):
                 self.record_event(
