@@ -186,3 +186,36 @@ async def test_every_unfinished_step_of_a_canceled_run_reads_canceled(db: str) -
     assert records(driven) == {"ask-now": ("canceled", None), "slow-side": ("canceled", None)}
     assert records(idle) == {"ask-now": ("canceled", None), "slow-side": ("success", {})}
     assert driven.suspended == () and driven.resume_labels == {}
+
+
+# -- a sleep inside a nested workflow inside a loop --------------------------------------------------------
+
+
+def _nap(ctx: Any) -> float:
+    ran["nap"] += 1
+    return 0.05
+
+
+@create_step("ask-once")
+async def ask_once(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({})
+        return None
+    return {"ok": ctx.resume_data}
+
+
+napping_body = create_workflow("napping-body").sleep(_nap, id="nap").then(ask_once).commit()
+napping_loop = create_workflow("napping-loop").dowhile(napping_body, lambda ctx: False).commit()
+
+
+async def test_a_sleep_in_a_nested_loop_body_does_not_sleep_again_on_resume_or_restart(db: str) -> None:
+    async with booted(db, [napping_loop]) as engine:
+        run = await waited(engine, "napping-loop", {})
+        assert run.status is RunStatus.SUSPENDED and ran["nap"] == 1
+        nap = next(s for s in run.steps if s.path == ("napping-body", "nap"))
+        assert nap.iteration == 1, "the sleep's record belongs to the loop's iteration"
+    async with booted(db, [napping_loop]) as engine:  # a new process: the walk starts from the records
+        async with asyncio.timeout(10):
+            done = await engine.resume(run.run_id, resume_data="go", wait=True)
+    assert done.status is RunStatus.SUCCESS and done.result == {"ok": "go"}
+    assert ran["nap"] == 1

@@ -198,7 +198,7 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
                 "ForeachInputError",
                 f"foreach step {step.id!r} needs a list as input, got {type(data).__name__}",
             )
-            return walker.reject(path, data, error)
+            return walker.reject(path, data, error, iteration=scope.iteration)
         # The loop iteration it belongs to (as any step's): a later iteration starts over.
         record = StepRecord(
             path,
@@ -363,16 +363,24 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
             error = RunError("SleepError", f"sleep {node.id!r}: {exc}")
             return walker.finish_record(
                 StepRecord(
-                    path, StepStatus.RUNNING, payload=data, started_at=now, position=walker.position(path)
+                    path,
+                    StepStatus.RUNNING,
+                    payload=data,
+                    started_at=now,
+                    iteration=scope.iteration,
+                    position=walker.position(path),
                 ),
                 failed(error),
             )
+        # Stamped with the loop iteration it belongs to, as every record in a loop body:
+        # `current_record` takes a record of another iteration for none.
         record = StepRecord(
             path,
             StepStatus.WAITING,
             payload=data,
             started_at=now,
             wake_at=wake_at,
+            iteration=scope.iteration,
             position=walker.position(path),
         )
     walker.status = RunStatus.WAITING

@@ -385,7 +385,8 @@ class RunDriver:
             return done
         announce = True
         if record is None or record.status not in (StepStatus.RUNNING, StepStatus.SUSPENDED):
-            validated = self.validate_input(workflow.input_schema, data, path)
+            iteration = iteration or scope.iteration
+            validated = self.validate_input(workflow.input_schema, data, path, iteration=iteration)
             if isinstance(validated, Outcome):
                 return validated
             record = StepRecord(
@@ -393,7 +394,7 @@ class RunDriver:
                 StepStatus.RUNNING,
                 payload=validated[1],
                 started_at=time.time(),
-                iteration=iteration or scope.iteration,
+                iteration=iteration,
                 position=self.position(path),
             )
         elif record.status is StepStatus.SUSPENDED:
