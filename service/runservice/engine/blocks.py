@@ -97,6 +97,8 @@ class Walker(Protocol):
 
     def record_event(self, type_: EventType, record: StepRecord, **patch: Any) -> None: ...
 
+    def stage_memory(self) -> None: ...
+
     def finish_record(
         self, record: StepRecord, outcome: Outcome, *, leaf: bool = True, attempt: int | None = None
     ) -> Outcome: ...
@@ -265,6 +267,7 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
         if item.status in (StepStatus.SUCCESS, StepStatus.FAILED):
             completed += 1
         walker.outbox.stage_item(path, item)
+        walker.stage_memory()  # what the item's body set is stored with its outcome
         walker.outbox.event(
             EventType.STEP_PROGRESS,
             walker.status,
@@ -385,6 +388,7 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
         )
     walker.status = RunStatus.WAITING
     walker.record_event(EventType.STEP_WAITING, record, status=RunStatus.WAITING, wake_at=record.wake_at)
+    walker.stage_memory()
     await walker.outbox.commit()
     wake_at = record.wake_at or now
     cut = scope.deadline is not None and scope.deadline < wake_at  # a nested workflow's deadline comes first

@@ -105,6 +105,8 @@ class RunDriver:
         self.records: dict[StepPath, StepRecord] = {s.path: s for s in run.steps}
         self.state: dict[str, Json] = dict(run.state) if isinstance(run.state, dict) else {}
         self.request_context: dict[str, Json] = dict(run.request_context)
+        self._staged_context = dict(self.request_context)
+        """The request context as last staged (bodies may change it; see `stage_memory`)."""
         # Held, not looked up: on Python 3.11 every get_running_loop() is a getpid() syscall
         # (the engine passes the loop it holds, so a run costs none).
         self.loop = loop or asyncio.get_running_loop()
@@ -664,6 +666,7 @@ class RunDriver:
                 attempt=tried,
             )
             self.record_event(EventType.STEP_SUSPENDED, done)
+            self.stage_memory()
             if leaf:
                 self.note_suspended(done)
             return SUSPENDED
@@ -675,7 +678,8 @@ class RunDriver:
             done = replace(record, status=StepStatus.FAILED, error=outcome.error, ended_at=now, attempt=tried)
         else:
             done = replace(record, status=StepStatus.CANCELED, ended_at=now, attempt=tried)
-        self.record_event(EventType.STEP_RESULT, done, state=dict(self.state))
+        self.record_event(EventType.STEP_RESULT, done)
+        self.stage_memory()
         return outcome
 
     def _within_limits(self, path: StepPath, outcome: Outcome) -> Outcome:
@@ -736,6 +740,16 @@ class RunDriver:
         self.records[record.path] = record
         self.outbox.stage(step=record, **patch)
         self.outbox.event(type_, self.status, record)
+
+    def stage_memory(self) -> None:
+        """Stage the run state and request context as they are now, with the outcome of a
+        body just recorded: a finished body never runs again, so a re-drive after a crash
+        must find what it set in the commit that recorded it (the settling commit may
+        never come). The request context is written only when a body changed it."""
+        self.outbox.stage(state=dict(self.state))
+        if self.request_context != self._staged_context:
+            self._staged_context = dict(self.request_context)
+            self.outbox.stage(request_context=dict(self._staged_context))
 
     def note_suspended(self, record: StepRecord) -> None:
         """List a suspended step (and its suspended foreach items' labels) for Resume."""
