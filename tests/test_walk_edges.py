@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from runservice.engine import Engine
 from runservice.model import Run, RunStatus, StepStatus
@@ -219,3 +220,36 @@ async def test_a_sleep_in_a_nested_loop_body_does_not_sleep_again_on_resume_or_r
             done = await engine.resume(run.run_id, resume_data="go", wait=True)
     assert done.status is RunStatus.SUCCESS and done.result == {"ok": "go"}
     assert ran["nap"] == 1
+
+
+# -- foreach over a nested workflow checks each item against its input schema --------------------------
+
+
+class Item(BaseModel):
+    name: str
+    qty: int = 1
+
+
+@create_step("use-item")
+async def use_item(ctx: StepContext) -> dict[str, Any]:
+    return {"qty": ctx.input_data["qty"], "init": ctx.get_init_data()}
+
+
+item_workflow = create_workflow("item-workflow", input_schema=Item).then(use_item).commit()
+each_item_workflow = create_workflow("each-item-workflow").foreach(item_workflow).commit()
+
+
+async def test_foreach_over_a_nested_workflow_validates_each_item(db: str) -> None:
+    async with booted(db, [each_item_workflow]) as engine:
+        good = await waited(engine, "each-item-workflow", [{"name": "a"}, {"name": "b", "qty": 3}])
+        bad = await waited(engine, "each-item-workflow", [{"name": "a"}, {"qty": 2}])
+    assert good.status is RunStatus.SUCCESS
+    assert good.result == [  # the schema's default is applied, to the input and the init data alike
+        {"qty": 1, "init": {"name": "a", "qty": 1}},
+        {"qty": 3, "init": {"name": "b", "qty": 3}},
+    ]
+    assert bad.status is RunStatus.FAILED
+    assert bad.error is not None and bad.error.name == "StepInputValidationError"
+    [foreach] = [s for s in bad.steps if s.path == ("item-workflow",)]
+    assert [i.status for i in foreach.foreach_items] == [StepStatus.SUCCESS, StepStatus.FAILED]
+    assert not any(s.path == ("item-workflow", "[1]", "use-item") for s in bad.steps), "no body ran"

@@ -105,6 +105,10 @@ class Walker(Protocol):
 
     def reject(self, path: StepPath, data: Json, error: RunError, *, iteration: int = 0) -> Outcome: ...
 
+    def validate_input(
+        self, schema: Any, data: Json, path: StepPath, *, emit: bool = True, iteration: int = 0
+    ) -> tuple[Any, Json] | Outcome: ...
+
     def note_suspended(self, record: StepRecord) -> None: ...
 
     def resume_below(self, path: StepPath) -> bool: ...
@@ -220,9 +224,16 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
     started_at = record.started_at
 
     async def walk(index: int) -> Outcome:
-        if isinstance(step, Workflow):  # an item's own timeout counts from the foreach's start
-            item_scope = scope.child(step, (*path, f"[{index}]"), items[index], started_at=started_at)
-            return await walker.run_sequence(step, items[index], item_scope)
+        if isinstance(step, Workflow):
+            # Each item is the nested workflow's input, checked (defaults applied) as
+            # `.then(workflow)` checks it; a bad item fails as a plain step's bad input does.
+            validated = walker.validate_input(step.input_schema, items[index], path, emit=False)
+            if isinstance(validated, Outcome):
+                return validated
+            data = validated[1]
+            # An item's own timeout counts from the foreach's start.
+            item_scope = scope.child(step, (*path, f"[{index}]"), data, started_at=started_at)
+            return await walker.run_sequence(step, data, item_scope)
         return await walker.run_item(step, items[index], path, scope, state.get(index))
 
     if record.status is StepStatus.SUSPENDED:
