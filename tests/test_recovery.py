@@ -251,7 +251,18 @@ remembering_sides = (
     create_workflow("remembering-sides").parallel([ask_and_remember, remember_slowly]).commit()
 )
 
+
+@create_step("add-one")
+async def add_one(ctx: StepContext) -> int:
+    await probe.body(f"add-one[{ctx.input_data}]")
+    return int(ctx.input_data) + 1
+
+
+to_three = create_workflow("to-three").dountil(add_one, lambda ctx: ctx.input_data % 3 == 0).commit()
+to_six = create_workflow("to-six").dowhile(to_three, lambda ctx: ctx.input_data < 6).commit()
+
 WORKFLOWS = [
+    to_six,
     remembering_each,
     remembering_sides,
     squares,
@@ -470,6 +481,24 @@ async def test_what_a_suspended_branch_set_survives_a_crash_of_its_sibling(db: s
     assert done.status is RunStatus.SUCCESS
     assert done.result == {"ask-and-remember": "go", "remember-slowly": "slow"}
     assert done.state == {"asked": True, "slow": True}
+
+
+async def test_a_loop_in_a_nested_loop_body_recovers_in_its_outer_iteration(db: str) -> None:
+    """The next outer iteration drops the inner records of the one before in the commit of
+    its start: a crash after it never brings the earlier iteration's records back."""
+    probe.hold = {"add-one[4]"}
+    async with booted(db) as engine:
+        run = await engine.start("to-six", input_data=0)
+        await probe.wait_entered("add-one[4]")
+        await asyncio.sleep(0.1)  # the start of add-one[4] is committed
+        stored = await engine.get_run(run.run_id)
+    inner = next(s for s in stored.steps if s.path == ("to-three", "add-one"))
+    assert (inner.payload, inner.iteration, inner.status) == (4, 2, StepStatus.RUNNING)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == 6
+    assert probe.ran == Counter({f"add-one[{n}]": 2 if n == 4 else 1 for n in range(6)})
 
 
 # -- accepted resumes interrupted in flight (issue 11 #1) ----------------------------------------------

@@ -253,3 +253,92 @@ async def test_foreach_over_a_nested_workflow_validates_each_item(db: str) -> No
     [foreach] = [s for s in bad.steps if s.path == ("item-workflow",)]
     assert [i.status for i in foreach.foreach_items] == [StepStatus.SUCCESS, StepStatus.FAILED]
     assert not any(s.path == ("item-workflow", "[1]", "use-item") for s in bad.steps), "no body ran"
+
+
+# -- loops and foreach inside a nested workflow inside a loop -------------------------------------------
+
+inputs: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def fresh_inputs() -> None:
+    inputs.clear()
+
+
+@create_step("add-one")
+async def add_one(ctx: StepContext) -> dict[str, int]:
+    inputs.append(ctx.input_data["v"])
+    assert len(inputs) <= 30, "runaway loop"
+    return {"v": ctx.input_data["v"] + 1}
+
+
+to_three = create_workflow("to-three").dountil(add_one, lambda ctx: ctx.input_data["v"] % 3 == 0).commit()
+to_nine = create_workflow("to-nine").dowhile(to_three, lambda ctx: ctx.input_data["v"] < 9).commit()
+
+
+@create_step("ask-count")
+async def ask_count(ctx: StepContext) -> Any:
+    inputs.append((ctx.input_data["n"], ctx.resume_data))
+    assert len(inputs) <= 20, "runaway loop"
+    if ctx.resume_data is None:
+        await ctx.suspend({"n": ctx.input_data["n"]})
+        return None
+    return {"n": ctx.input_data["n"] + 1, "answer": ctx.resume_data}
+
+
+asking_to_two = (
+    create_workflow("asking-to-two").dountil(ask_count, lambda ctx: ctx.input_data["n"] >= 2).commit()
+)
+asking_rounds = (
+    create_workflow("asking-rounds").dountil(asking_to_two, lambda ctx: ctx.iteration_count >= 2).commit()
+)
+
+
+@create_step("inc")
+async def inc(ctx: StepContext) -> int:
+    inputs.append(ctx.input_data)
+    return int(ctx.input_data) + 1
+
+
+inc_flow = create_workflow("inc-flow").then(inc).commit()
+inc_each = create_workflow("inc-each").foreach(inc_flow).commit()
+inc_rounds = create_workflow("inc-rounds").dowhile(inc_each, lambda ctx: ctx.iteration_count < 3).commit()
+
+NESTED_LOOPS = [to_nine, asking_rounds, inc_rounds]
+
+
+async def test_a_loop_in_a_nested_loop_body_starts_over_in_each_outer_iteration(db: str) -> None:
+    async with booted(db, NESTED_LOOPS) as engine:
+        run = await waited(engine, "to-nine", {"v": 0})
+    assert run.status is RunStatus.SUCCESS and run.result == {"v": 9}
+    assert inputs == list(range(9))
+    assert records(run) == {"to-three": ("success", {"v": 9}), "to-three.add-one": ("success", {"v": 9})}
+
+
+async def test_a_suspending_loop_in_a_nested_loop_body_keeps_each_resume(db: str) -> None:
+    async with booted(db, NESTED_LOOPS) as engine:
+        run = await waited(engine, "asking-rounds", {"n": 0})
+        answers = iter(f"yes{i}" for i in range(10))
+        for _ in range(2):  # the first outer iteration: ask n=0, then n=1
+            assert run.status is RunStatus.SUSPENDED
+            async with asyncio.timeout(10):
+                run = await engine.resume(run.run_id, resume_data=next(answers), wait=True)
+    # A new process for the second outer iteration: it starts over from what was recorded.
+    async with booted(db, NESTED_LOOPS) as engine:
+        assert run.status is RunStatus.SUSPENDED
+        inner = next(s for s in run.steps if s.path == ("asking-to-two", "ask-count"))
+        assert (inner.payload, inner.iteration) == ({"n": 2, "answer": "yes1"}, 1)
+        async with asyncio.timeout(10):
+            run = await engine.resume(run.run_id, resume_data=next(answers), wait=True)
+    assert run.status is RunStatus.SUCCESS, run.error
+    assert run.result == {"n": 3, "answer": "yes2"}
+    assert inputs == [(0, None), (0, "yes0"), (1, None), (1, "yes1"), (2, None), (2, "yes2")]
+
+
+async def test_a_foreach_of_nested_workflows_in_a_loop_runs_its_items_in_each_iteration(db: str) -> None:
+    async with booted(db, NESTED_LOOPS) as engine:
+        run = await waited(engine, "inc-rounds", [0, 10])
+    assert run.status is RunStatus.SUCCESS and run.result == [3, 13]
+    assert sorted(inputs) == [0, 1, 2, 10, 11, 12]
+    item = next(s for s in run.steps if s.path == ("inc-each", "inc-flow", "[0]", "inc"))
+    assert (item.payload, item.output) == (2, 3)

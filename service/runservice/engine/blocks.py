@@ -69,7 +69,9 @@ class Walker(Protocol):
     cancel_requested: bool
     travel: Travel | None
 
-    def current_record(self, path: StepPath, scope: Scope) -> StepRecord | None: ...
+    def current_record(self, path: StepPath, scope: Scope, iteration: int = 0) -> StepRecord | None: ...
+
+    def drop_below(self, path: StepPath) -> None: ...
 
     async def run_unit(self, runnable: Runnable, data: Json, scope: Scope, iteration: int = 0) -> Outcome: ...
 
@@ -152,10 +154,13 @@ async def run_loop(walker: Walker, node: LoopNode, data: Json, scope: Scope) -> 
     """dowhile / dountil: the body runs at least once; iteration n+1 gets iteration n's output.
 
     The body's record holds the current iteration and its input, so a recovered walk
-    re-enters the iteration that was in flight (or suspended) with the same input.
+    re-enters the iteration that was in flight (or suspended) with the same input. A
+    nested workflow body drops the records inside it as it starts each new iteration:
+    nothing of an earlier iteration (an inner loop's counter, a foreach item, a sleep) is
+    taken for this one's, and time travel and Resume see only the latest iteration.
     """
     path = (*scope.prefix, node.step.id)
-    record = walker.records.get(path)
+    record = walker.records.get(path)  # any record here is of the enclosing iterations' walk
     iteration = record.iteration if record is not None and record.iteration else 1
     start = record.payload if record is not None else data
     outcome = await walker.run_unit(node.step, start, scope, iteration=iteration)
@@ -171,6 +176,7 @@ async def run_loop(walker: Walker, node: LoopNode, data: Json, scope: Scope) -> 
             return CANCELED
         iteration += 1
         if isinstance(node.step, Workflow):
+            walker.drop_below(path)  # committed with the new iteration's start record
             outcome = await walker.run_nested(node.step, outcome.output, path, scope, None, iteration)
         else:
             outcome = await walker.execute(node.step, outcome.output, path, scope, iteration=iteration)
@@ -215,6 +221,8 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             position=walker.position(path),
         )
         walker.outbox.clear_items(path)  # items of an earlier pass (a loop iteration) go
+        if nested:
+            walker.drop_below(path)  # and so do the records inside them
         announce = True
     items = record.payload if isinstance(record.payload, list) else None
     if items is None:

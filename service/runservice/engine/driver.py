@@ -330,7 +330,7 @@ class RunDriver:
         path = (*scope.prefix, runnable.id)
         if self.travel is not None:  # checked here: this runs for every step of every run
             data = self.travel_input(path, data)
-        record = self.current_record(path, scope)
+        record = self.current_record(path, scope, iteration)
         if isinstance(runnable, Workflow):
             return await self.run_nested(runnable, data, path, scope, record, iteration)
         if record is not None:
@@ -355,12 +355,32 @@ class RunDriver:
             return travel.input
         return data
 
-    def current_record(self, path: StepPath, scope: Scope) -> StepRecord | None:
-        """The step's record if it belongs to the current loop iteration of its scope."""
+    def current_record(self, path: StepPath, scope: Scope, iteration: int = 0) -> StepRecord | None:
+        """The step's record if it belongs to the current loop iteration: `iteration` for a
+        loop's body (its own counter), else that of the loop body the scope is.
+
+        Records of an earlier iteration of an enclosing loop are gone: a loop body that
+        is a nested workflow drops every record under it when it starts a new iteration
+        (`drop_below`), so each record here is of the enclosing loops' current iterations.
+        """
         record = self.records.get(path)
-        if record is not None and scope.iteration and record.iteration != scope.iteration:
+        expected = iteration or scope.iteration
+        if record is not None and expected and record.iteration != expected:
             return None
         return record
+
+    def drop_below(self, path: StepPath) -> None:
+        """Forget every record under `path` (a nested workflow that starts over: a loop's
+        next iteration, a foreach's new pass): they are of an earlier iteration, and a
+        walk must not take their outcomes for this one's. They are deleted from storage
+        with the next commit, the one that records the start over."""
+        size = len(path)
+        stale = [key for key in self.records if len(key) > size and key[:size] == path]
+        for key in stale:
+            del self.records[key]
+            self._sizes.pop(key, None)
+        if stale:
+            self.outbox.drop_steps(stale)
 
     def resume_below(self, path: StepPath) -> bool:
         """Whether a step at or under `path` (or one of its foreach items) has an accepted
