@@ -342,3 +342,57 @@ async def test_a_foreach_of_nested_workflows_in_a_loop_runs_its_items_in_each_it
     assert sorted(inputs) == [0, 1, 2, 10, 11, 12]
     item = next(s for s in run.steps if s.path == ("inc-each", "inc-flow", "[0]", "inc"))
     assert (item.payload, item.output) == (2, 3)
+
+
+# -- bail inside a parallel ends only its branch ----------------------------------------------------------
+
+
+@create_step("quits")
+async def quits(ctx: StepContext) -> Any:
+    return ctx.bail({"bailed": True})
+
+
+@create_step("other-side")
+async def other_side(ctx: StepContext) -> dict[str, int]:
+    return {"other": 1}
+
+
+@create_step("boom")
+async def boom(ctx: StepContext) -> None:
+    raise RuntimeError("boom")
+
+
+@create_step("after-block")
+async def after_block(ctx: StepContext) -> Any:
+    ran["after-block"] += 1
+    return {"block": ctx.input_data}
+
+
+bail_beside_success = (
+    create_workflow("bail-beside-success").parallel([quits, other_side]).then(after_block).commit()
+)
+bail_beside_failure = (
+    create_workflow("bail-beside-failure").parallel([quits, boom]).then(after_block).commit()
+)
+bail_beside_suspend = (
+    create_workflow("bail-beside-suspend").parallel([quits, ask_once]).then(after_block).commit()
+)
+BAILS = [bail_beside_success, bail_beside_failure, bail_beside_suspend]
+
+
+async def test_bail_inside_a_parallel_ends_only_its_branch(db: str) -> None:
+    async with booted(db, BAILS) as engine:
+        done = await waited(engine, "bail-beside-success", {})
+        assert done.status is RunStatus.SUCCESS
+        assert done.result == {"block": {"quits": {"bailed": True}, "other-side": {"other": 1}}}
+        failed = await waited(engine, "bail-beside-failure", {})
+        assert failed.status is RunStatus.FAILED, "a bail never hides a failed sibling"
+        assert failed.error is not None and failed.error.message == "boom"
+        suspended = await waited(engine, "bail-beside-suspend", {})
+        assert suspended.status is RunStatus.SUSPENDED and suspended.suspended == (("ask-once",),)
+    async with booted(db, BAILS) as engine:  # walked again from the records: the same block output
+        async with asyncio.timeout(10):
+            resumed = await engine.resume(suspended.run_id, resume_data="go", wait=True)
+    assert resumed.status is RunStatus.SUCCESS
+    assert resumed.result == {"block": {"quits": {"bailed": True}, "ask-once": {"ok": "go"}}}
+    assert ran["after-block"] == 2
