@@ -218,7 +218,53 @@ async def ask_count(ctx: StepContext) -> Any:
 
 counting = create_workflow("counting").dountil(ask_count, lambda ctx: ctx.input_data["count"] >= 2).commit()
 
+
+@create_step("remember-item")
+async def remember_item(ctx: StepContext) -> int:
+    ctx.set_state({f"seen-{ctx.input_data}": True})
+    ctx.request_context[f"item-{ctx.input_data}"] = "done"
+    await probe.body(f"remember-item[{ctx.input_data}]")
+    return int(ctx.input_data) * 10
+
+
+remembering_each = create_workflow("remembering-each").foreach(remember_item).commit()
+
+
+@create_step("ask-and-remember")
+async def ask_and_remember(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        ctx.set_state({"asked": True})
+        ctx.request_context["asked"] = "yes"
+        await probe.body("ask-and-remember")
+        await ctx.suspend({"q": 1})
+    return ctx.resume_data
+
+
+@create_step("remember-slowly")
+async def remember_slowly(ctx: StepContext) -> str:
+    ctx.set_state({"slow": True})
+    await probe.body("remember-slowly")
+    return "slow"
+
+
+remembering_sides = (
+    create_workflow("remembering-sides").parallel([ask_and_remember, remember_slowly]).commit()
+)
+
+
+@create_step("add-one")
+async def add_one(ctx: StepContext) -> int:
+    await probe.body(f"add-one[{ctx.input_data}]")
+    return int(ctx.input_data) + 1
+
+
+to_three = create_workflow("to-three").dountil(add_one, lambda ctx: ctx.input_data % 3 == 0).commit()
+to_six = create_workflow("to-six").dowhile(to_three, lambda ctx: ctx.input_data < 6).commit()
+
 WORKFLOWS = [
+    to_six,
+    remembering_each,
+    remembering_sides,
     squares,
     sequence,
     sides,
@@ -397,6 +443,62 @@ async def test_a_committed_failure_is_not_run_again(db: str) -> None:
     assert done.status is RunStatus.SUCCESS and done.result == {"broken-branch": None, "right": "R"}
     assert probe.ran["broken-branch"] == 1
     assert results_per_step(done)["broken-branch"] == 1
+
+
+async def test_what_a_finished_item_set_survives_a_crash_before_the_foreach_ends(db: str) -> None:
+    probe.hold = {"remember-item[1]"}
+    async with booted(db) as engine:
+        run = await engine.start("remembering-each", input_data=[0, 1])
+        await probe.wait_entered("remember-item[1]")  # item 0's outcome is committed first
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == [0, 10]
+    assert probe.ran == Counter({"remember-item[0]": 1, "remember-item[1]": 2})
+    assert done.state == {"seen-0": True, "seen-1": True}
+    assert done.request_context == {"item-0": "done", "item-1": "done"}
+
+
+async def test_what_a_suspended_branch_set_survives_a_crash_of_its_sibling(db: str) -> None:
+    probe.hold = {"remember-slowly"}
+    async with booted(db) as engine:
+        run = await engine.start("remembering-sides", input_data={})
+        await probe.wait_entered("ask-and-remember", "remember-slowly")
+        async with asyncio.timeout(10):  # the suspension is committed as soon as it happens
+            while not any(
+                s.path == ("ask-and-remember",) and s.status is StepStatus.SUSPENDED
+                for s in (await engine.get_run(run.run_id)).steps
+            ):
+                await asyncio.sleep(0.01)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        suspended = await settled(engine, run.run_id)
+        assert suspended.status is RunStatus.SUSPENDED
+        assert probe.ran == Counter({"ask-and-remember": 1, "remember-slowly": 2})
+        assert suspended.state == {"asked": True, "slow": True}
+        assert suspended.request_context == {"asked": "yes"}
+        done = await engine.resume(run.run_id, resume_data="go", wait=True)
+    assert done.status is RunStatus.SUCCESS
+    assert done.result == {"ask-and-remember": "go", "remember-slowly": "slow"}
+    assert done.state == {"asked": True, "slow": True}
+
+
+async def test_a_loop_in_a_nested_loop_body_recovers_in_its_outer_iteration(db: str) -> None:
+    """The next outer iteration drops the inner records of the one before in the commit of
+    its start: a crash after it never brings the earlier iteration's records back."""
+    probe.hold = {"add-one[4]"}
+    async with booted(db) as engine:
+        run = await engine.start("to-six", input_data=0)
+        await probe.wait_entered("add-one[4]")
+        await asyncio.sleep(0.1)  # the start of add-one[4] is committed
+        stored = await engine.get_run(run.run_id)
+    inner = next(s for s in stored.steps if s.path == ("to-three", "add-one"))
+    assert (inner.payload, inner.iteration, inner.status) == (4, 2, StepStatus.RUNNING)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == 6
+    assert probe.ran == Counter({f"add-one[{n}]": 2 if n == 4 else 1 for n in range(6)})
 
 
 # -- accepted resumes interrupted in flight (issue 11 #1) ----------------------------------------------

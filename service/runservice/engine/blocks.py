@@ -69,7 +69,9 @@ class Walker(Protocol):
     cancel_requested: bool
     travel: Travel | None
 
-    def current_record(self, path: StepPath, scope: Scope) -> StepRecord | None: ...
+    def current_record(self, path: StepPath, scope: Scope, iteration: int = 0) -> StepRecord | None: ...
+
+    def drop_below(self, path: StepPath) -> None: ...
 
     async def run_unit(self, runnable: Runnable, data: Json, scope: Scope, iteration: int = 0) -> Outcome: ...
 
@@ -97,11 +99,17 @@ class Walker(Protocol):
 
     def record_event(self, type_: EventType, record: StepRecord, **patch: Any) -> None: ...
 
+    def stage_memory(self) -> None: ...
+
     def finish_record(
         self, record: StepRecord, outcome: Outcome, *, leaf: bool = True, attempt: int | None = None
     ) -> Outcome: ...
 
     def reject(self, path: StepPath, data: Json, error: RunError, *, iteration: int = 0) -> Outcome: ...
+
+    def validate_input(
+        self, schema: Any, data: Json, path: StepPath, *, emit: bool = True, iteration: int = 0
+    ) -> tuple[Any, Json] | Outcome: ...
 
     def note_suspended(self, record: StepRecord) -> None: ...
 
@@ -146,10 +154,13 @@ async def run_loop(walker: Walker, node: LoopNode, data: Json, scope: Scope) -> 
     """dowhile / dountil: the body runs at least once; iteration n+1 gets iteration n's output.
 
     The body's record holds the current iteration and its input, so a recovered walk
-    re-enters the iteration that was in flight (or suspended) with the same input.
+    re-enters the iteration that was in flight (or suspended) with the same input. A
+    nested workflow body drops the records inside it as it starts each new iteration:
+    nothing of an earlier iteration (an inner loop's counter, a foreach item, a sleep) is
+    taken for this one's, and time travel and Resume see only the latest iteration.
     """
     path = (*scope.prefix, node.step.id)
-    record = walker.records.get(path)
+    record = walker.records.get(path)  # any record here is of the enclosing iterations' walk
     iteration = record.iteration if record is not None and record.iteration else 1
     start = record.payload if record is not None else data
     outcome = await walker.run_unit(node.step, start, scope, iteration=iteration)
@@ -165,6 +176,7 @@ async def run_loop(walker: Walker, node: LoopNode, data: Json, scope: Scope) -> 
             return CANCELED
         iteration += 1
         if isinstance(node.step, Workflow):
+            walker.drop_below(path)  # committed with the new iteration's start record
             outcome = await walker.run_nested(node.step, outcome.output, path, scope, None, iteration)
         else:
             outcome = await walker.execute(node.step, outcome.output, path, scope, iteration=iteration)
@@ -198,7 +210,7 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
                 "ForeachInputError",
                 f"foreach step {step.id!r} needs a list as input, got {type(data).__name__}",
             )
-            return walker.reject(path, data, error)
+            return walker.reject(path, data, error, iteration=scope.iteration)
         # The loop iteration it belongs to (as any step's): a later iteration starts over.
         record = StepRecord(
             path,
@@ -209,6 +221,8 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             position=walker.position(path),
         )
         walker.outbox.clear_items(path)  # items of an earlier pass (a loop iteration) go
+        if nested:
+            walker.drop_below(path)  # and so do the records inside them
         announce = True
     items = record.payload if isinstance(record.payload, list) else None
     if items is None:
@@ -218,9 +232,16 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
     started_at = record.started_at
 
     async def walk(index: int) -> Outcome:
-        if isinstance(step, Workflow):  # an item's own timeout counts from the foreach's start
-            item_scope = scope.child(step, (*path, f"[{index}]"), items[index], started_at=started_at)
-            return await walker.run_sequence(step, items[index], item_scope)
+        if isinstance(step, Workflow):
+            # Each item is the nested workflow's input, checked (defaults applied) as
+            # `.then(workflow)` checks it; a bad item fails as a plain step's bad input does.
+            validated = walker.validate_input(step.input_schema, items[index], path, emit=False)
+            if isinstance(validated, Outcome):
+                return validated
+            data = validated[1]
+            # An item's own timeout counts from the foreach's start.
+            item_scope = scope.child(step, (*path, f"[{index}]"), data, started_at=started_at)
+            return await walker.run_sequence(step, data, item_scope)
         return await walker.run_item(step, items[index], path, scope, state.get(index))
 
     if record.status is StepStatus.SUSPENDED:
@@ -265,6 +286,7 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
         if item.status in (StepStatus.SUCCESS, StepStatus.FAILED):
             completed += 1
         walker.outbox.stage_item(path, item)
+        walker.stage_memory()  # what the item's body set is stored with its outcome
         walker.outbox.event(
             EventType.STEP_PROGRESS,
             walker.status,
@@ -363,20 +385,29 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
             error = RunError("SleepError", f"sleep {node.id!r}: {exc}")
             return walker.finish_record(
                 StepRecord(
-                    path, StepStatus.RUNNING, payload=data, started_at=now, position=walker.position(path)
+                    path,
+                    StepStatus.RUNNING,
+                    payload=data,
+                    started_at=now,
+                    iteration=scope.iteration,
+                    position=walker.position(path),
                 ),
                 failed(error),
             )
+        # Stamped with the loop iteration it belongs to, as every record in a loop body:
+        # `current_record` takes a record of another iteration for none.
         record = StepRecord(
             path,
             StepStatus.WAITING,
             payload=data,
             started_at=now,
             wake_at=wake_at,
+            iteration=scope.iteration,
             position=walker.position(path),
         )
     walker.status = RunStatus.WAITING
     walker.record_event(EventType.STEP_WAITING, record, status=RunStatus.WAITING, wake_at=record.wake_at)
+    walker.stage_memory()
     await walker.outbox.commit()
     wake_at = record.wake_at or now
     cut = scope.deadline is not None and scope.deadline < wake_at  # a nested workflow's deadline comes first

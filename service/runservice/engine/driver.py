@@ -105,6 +105,8 @@ class RunDriver:
         self.records: dict[StepPath, StepRecord] = {s.path: s for s in run.steps}
         self.state: dict[str, Json] = dict(run.state) if isinstance(run.state, dict) else {}
         self.request_context: dict[str, Json] = dict(run.request_context)
+        self._staged_context = dict(self.request_context)
+        """The request context as last staged (bodies may change it; see `stage_memory`)."""
         # Held, not looked up: on Python 3.11 every get_running_loop() is a getpid() syscall
         # (the engine passes the loop it holds, so a run costs none).
         self.loop = loop or asyncio.get_running_loop()
@@ -182,7 +184,7 @@ class RunDriver:
 
     async def _settle(self, outcome: Outcome) -> Run:
         now = time.time()
-        if self.timed_out:
+        if self.timed_out or outcome.kind is Kind.CANCELED:
             self._stop_unfinished(now)
         error: RunError | None = None
         result: Json = None
@@ -229,8 +231,10 @@ class RunDriver:
         return self.result
 
     def _stop_unfinished(self, now: float) -> None:
-        """Record every step still running, waiting or suspended as canceled (the deadline
-        stopped it), so a timed-out run shows no step as going on."""
+        """Record every step still running, waiting or suspended as canceled (a cancel or
+        the deadline stopped it), so a stopped run shows no step as going on: a branch
+        suspended beside one the cancel stopped is over too, as `Engine._cancel_idle`
+        records the steps of a run canceled while nothing drove it."""
         for record in sorted(self.records.values(), key=_POSITION):
             if record.status in (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.SUSPENDED):
                 self.record_event(
@@ -326,7 +330,7 @@ class RunDriver:
         path = (*scope.prefix, runnable.id)
         if self.travel is not None:  # checked here: this runs for every step of every run
             data = self.travel_input(path, data)
-        record = self.current_record(path, scope)
+        record = self.current_record(path, scope, iteration)
         if isinstance(runnable, Workflow):
             return await self.run_nested(runnable, data, path, scope, record, iteration)
         if record is not None:
@@ -351,12 +355,32 @@ class RunDriver:
             return travel.input
         return data
 
-    def current_record(self, path: StepPath, scope: Scope) -> StepRecord | None:
-        """The step's record if it belongs to the current loop iteration of its scope."""
+    def current_record(self, path: StepPath, scope: Scope, iteration: int = 0) -> StepRecord | None:
+        """The step's record if it belongs to the current loop iteration: `iteration` for a
+        loop's body (its own counter), else that of the loop body the scope is.
+
+        Records of an earlier iteration of an enclosing loop are gone: a loop body that
+        is a nested workflow drops every record under it when it starts a new iteration
+        (`drop_below`), so each record here is of the enclosing loops' current iterations.
+        """
         record = self.records.get(path)
-        if record is not None and scope.iteration and record.iteration != scope.iteration:
+        expected = iteration or scope.iteration
+        if record is not None and expected and record.iteration != expected:
             return None
         return record
+
+    def drop_below(self, path: StepPath) -> None:
+        """Forget every record under `path` (a nested workflow that starts over: a loop's
+        next iteration, a foreach's new pass): they are of an earlier iteration, and a
+        walk must not take their outcomes for this one's. They are deleted from storage
+        with the next commit, the one that records the start over."""
+        size = len(path)
+        stale = [key for key in self.records if len(key) > size and key[:size] == path]
+        for key in stale:
+            del self.records[key]
+            self._sizes.pop(key, None)
+        if stale:
+            self.outbox.drop_steps(stale)
 
     def resume_below(self, path: StepPath) -> bool:
         """Whether a step at or under `path` (or one of its foreach items) has an accepted
@@ -383,7 +407,8 @@ class RunDriver:
             return done
         announce = True
         if record is None or record.status not in (StepStatus.RUNNING, StepStatus.SUSPENDED):
-            validated = self.validate_input(workflow.input_schema, data, path)
+            iteration = iteration or scope.iteration
+            validated = self.validate_input(workflow.input_schema, data, path, iteration=iteration)
             if isinstance(validated, Outcome):
                 return validated
             record = StepRecord(
@@ -391,7 +416,7 @@ class RunDriver:
                 StepStatus.RUNNING,
                 payload=validated[1],
                 started_at=time.time(),
-                iteration=iteration or scope.iteration,
+                iteration=iteration,
                 position=self.position(path),
             )
         elif record.status is StepStatus.SUSPENDED:
@@ -519,6 +544,7 @@ class RunDriver:
             if left is not None and left <= 0:
                 return failed(workflow_deadline_error(scope.deadline_of, scope.deadline or 0.0)), attempt
             cut = left is not None and (seconds is None or left < seconds)
+            error: BaseException | None = None
             try:
                 with logs.in_step(path):
                     if cut:
@@ -527,25 +553,32 @@ class RunDriver:
                         result = await self._call_timed(step, ctx, path, seconds)
                     else:
                         result = await self._call_body(step, ctx)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
                 if self._absorb_cancel():
                     return CANCELED, attempt
-                raise
+                task = asyncio.current_task(self.loop)
+                if task is None or task.cancelling():
+                    raise  # the drive itself is being stopped (shutdown, lost lease)
+                # Nobody cancelled this task: the body let out a CancelledError of its own
+                # (it awaited a task it had cancelled). A failure like any other exception.
+                error = exc
             except SchemaViolation as exc:  # an invalid suspend payload never retries
                 return failed(RunError("SuspendValidationError", str(exc), exc.details)), attempt
             except Exception as exc:
+                error = exc
+            if error is not None:
                 # Retrying past the deadline of a nested workflow is pointless: it is over.
                 if (
                     attempt < retries
                     and not self.cancel_requested
-                    and not isinstance(exc, WorkflowTimeoutError)
+                    and not isinstance(error, WorkflowTimeoutError)
                 ):
                     logger.warning(
                         "run %s step %s attempt %d failed; retrying",
                         self.run_id,
                         ".".join(path),
                         attempt,
-                        exc_info=exc,
+                        exc_info=error,
                         extra=logs.step_extra(self.run_id, path, attempt),
                     )
                     attempt += 1
@@ -556,10 +589,10 @@ class RunDriver:
                     self.run_id,
                     ".".join(path),
                     attempt,
-                    exc_info=exc,
+                    exc_info=error,
                     extra=logs.step_extra(self.run_id, path, attempt),
                 )
-                return failed(RunError.from_exception(exc)), attempt
+                return failed(RunError.from_exception(error)), attempt
             if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel
                 return CANCELED, attempt
             if ctx.suspension is not None:
@@ -653,6 +686,7 @@ class RunDriver:
                 attempt=tried,
             )
             self.record_event(EventType.STEP_SUSPENDED, done)
+            self.stage_memory()
             if leaf:
                 self.note_suspended(done)
             return SUSPENDED
@@ -664,7 +698,8 @@ class RunDriver:
             done = replace(record, status=StepStatus.FAILED, error=outcome.error, ended_at=now, attempt=tried)
         else:
             done = replace(record, status=StepStatus.CANCELED, ended_at=now, attempt=tried)
-        self.record_event(EventType.STEP_RESULT, done, state=dict(self.state))
+        self.record_event(EventType.STEP_RESULT, done)
+        self.stage_memory()
         return outcome
 
     def _within_limits(self, path: StepPath, outcome: Outcome) -> Outcome:
@@ -725,6 +760,16 @@ class RunDriver:
         self.records[record.path] = record
         self.outbox.stage(step=record, **patch)
         self.outbox.event(type_, self.status, record)
+
+    def stage_memory(self) -> None:
+        """Stage the run state and request context as they are now, with the outcome of a
+        body just recorded: a finished body never runs again, so a re-drive after a crash
+        must find what it set in the commit that recorded it (the settling commit may
+        never come). The request context is written only when a body changed it."""
+        self.outbox.stage(state=dict(self.state))
+        if self.request_context != self._staged_context:
+            self._staged_context = dict(self.request_context)
+            self.outbox.stage(request_context=dict(self._staged_context))
 
     def note_suspended(self, record: StepRecord) -> None:
         """List a suspended step (and its suspended foreach items' labels) for Resume."""

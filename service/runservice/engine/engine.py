@@ -1103,10 +1103,14 @@ class Engine:
             except LeaseLost:
                 logger.warning("run %s: lease lost; another replica continues it", driver.run_id)
                 return await self._load(driver.run_id, steps=True)
-            except Exception:
-                # A bug, here or in reloading the run after an outage: fail the run loudly
-                # rather than leave it `running` with nothing driving it, or failing again at
-                # every boot.
+            except BaseException as exc:
+                task = asyncio.current_task()
+                if isinstance(exc, asyncio.CancelledError) and (task is None or task.cancelling()):
+                    raise  # this drive is stopped (shutdown, lost lease): the run goes on elsewhere
+                # A bug, here or in reloading the run after an outage, or a CancelledError that
+                # no cancel of this drive sent (user code's own, from a condition, say): fail the
+                # run loudly rather than leave it `running` with nothing driving it, or failing
+                # again at every boot.
                 logger.exception("run %s: the engine failed while driving it", driver.run_id)
                 await self._fail(
                     driver.run_id, "the engine failed while driving the run; see the server log", driver.lease

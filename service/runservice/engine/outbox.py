@@ -53,6 +53,7 @@ class Outbox:
         self._steps: dict[tuple[str, ...], StepRecord] = {}
         self._items: dict[tuple[StepPath, int], ForeachItem] = {}
         self._cleared: list[StepPath] = []
+        self._dropped: list[StepPath] = []
         self._events: list[EventDraft] = []
         self._patch: dict[str, Any] = {}
         self._lock = asyncio.Lock()
@@ -83,6 +84,14 @@ class Outbox:
         """Delete the stored items of a foreach step that starts over (with the next commit)."""
         self._items = {key: item for key, item in self._items.items() if key[0] != path}
         self._cleared.append(path)
+
+    def drop_steps(self, paths: list[StepPath]) -> None:
+        """Delete these step records (and their items) with the next commit; a record of
+        one of them staged but not yet written is not written at all."""
+        gone = set(paths)
+        self._steps = {path: step for path, step in self._steps.items() if path not in gone}
+        self._items = {key: item for key, item in self._items.items() if key[0] not in gone}
+        self._dropped.extend(paths)
 
     def release(self) -> None:
         """Give up the run's lease with the next commit (the run settles)."""
@@ -157,7 +166,9 @@ class Outbox:
                 if isinstance(self._flush_error, _DRIVE_ENDINGS):
                     raise self._flush_error  # the drive ends as on a commit of its own
                 raise RuntimeError("an earlier background flush of this run failed") from self._flush_error
-            if not (self._steps or self._events or self._patch or self._items or self._cleared):
+            if not (
+                self._steps or self._events or self._patch or self._items or self._cleared or self._dropped
+            ):
                 return ()
             change = RunWrite(
                 run_id=self._run_id,
@@ -169,9 +180,10 @@ class Outbox:
                 release=self._release,
                 items=tuple((path, item) for (path, _), item in self._items.items()),
                 clear_items=tuple(self._cleared),
+                drop_steps=tuple(self._dropped),
             )
             self._steps, self._events, self._patch, self._request = {}, [], {}, None
-            self._items, self._cleared = {}, []
+            self._items, self._cleared, self._dropped = {}, [], []
             # Progress is internal until the run settles: only the settling commit (the
             # caller's reply, the watchers' last event) must be synced; it covers the rest.
             # A watched run's events are synced by the store before a watcher sees them.

@@ -41,13 +41,17 @@ def failed(error: RunError) -> Outcome:
 
 
 def combine(ids: Sequence[str], outcomes: Sequence[Outcome], *, allow_failure: bool = False) -> Outcome:
-    """The outcome of a parallel or branch block: its output is keyed by step id."""
+    """The outcome of a parallel or branch block: its output is keyed by step id.
+
+    A branch that bailed ends only itself, as in Mastra (reference H): the block goes on
+    as its other branches say, so a failed or suspended sibling is never hidden. Its output
+    is the bail's result, kept in the block's output (Mastra [B] drops it): its record reads
+    `success` with that output, and a walk after a resume or a crash, which has only the
+    record, must give the block the output the first walk gave it.
+    """
     kinds = {o.kind for o in outcomes}
     if Kind.CANCELED in kinds:
         return CANCELED
-    bailed = next((o for o in outcomes if o.kind is Kind.BAILED), None)
-    if bailed is not None:
-        return bailed
     failure = next((o for o in outcomes if o.kind is Kind.FAILED), None)
     if failure is not None and not allow_failure:
         return failure
@@ -55,7 +59,7 @@ def combine(ids: Sequence[str], outcomes: Sequence[Outcome], *, allow_failure: b
         return SUSPENDED
     output: dict[str, Json] = {}
     for step_id, outcome in zip(ids, outcomes, strict=True):
-        if outcome.ok:
+        if outcome.ok or outcome.kind is Kind.BAILED:
             output[step_id] = outcome.output
         elif outcome.kind is Kind.FAILED:
             output[step_id] = None

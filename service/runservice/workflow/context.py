@@ -35,7 +35,8 @@ class Suspension:
 
 @dataclass(frozen=True, slots=True)
 class Bail:
-    """Returned by `ctx.bail`: ends the whole run successfully with `result`."""
+    """Returned by `ctx.bail`: ends the workflow the step is in successfully with `result`
+    (the whole run at the top level; inside a parallel or branch only its branch)."""
 
     result: Json
 
@@ -147,5 +148,9 @@ class StepContext(ConditionContext):
         self.suspension = Suspension(payload=data, labels=labels)
 
     def bail(self, result: Any) -> Bail:
-        """End the whole run early with status success and this result: `return ctx.bail(x)`."""
+        """End the workflow early with status success and this result: `return ctx.bail(x)`.
+
+        At the top level that ends the run; in a nested workflow, that workflow (its
+        parent goes on with `x` as its output); in a parallel or branch, only its branch
+        (the block goes on without it in its output), as Mastra does."""
         return Bail(to_jsonable(result))
