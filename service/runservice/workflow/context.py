@@ -152,5 +152,5 @@ class StepContext(ConditionContext):
 
         At the top level that ends the run; in a nested workflow, that workflow (its
         parent goes on with `x` as its output); in a parallel or branch, only its branch
-        (the block goes on without it in its output), as Mastra does."""
+        (the block goes on, with `x` as that branch's output), as Mastra does."""
         return Bail(to_jsonable(result))
