@@ -396,3 +396,35 @@ async def test_bail_inside_a_parallel_ends_only_its_branch(db: str) -> None:
     assert resumed.status is RunStatus.SUCCESS
     assert resumed.result == {"block": {"quits": {"bailed": True}, "ask-once": {"ok": "go"}}}
     assert ran["after-block"] == 2
+
+
+# -- resuming an item of a foreach of workflows by the inner step's path --------------------------
+
+
+@create_step("ask-item")
+async def ask_item(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"item": ctx.input_data})
+        return None
+    return {"item": ctx.input_data, "answer": ctx.resume_data}
+
+
+asking_item = create_workflow("asking-item").then(ask_item).commit()
+ask_each = create_workflow("ask-each").foreach(asking_item, concurrency=2).commit()
+
+
+async def test_an_item_of_a_foreach_of_workflows_is_resumed_by_the_inner_path_and_index(db: str) -> None:
+    """As Mastra names it: the step path without the item ("asking-item.ask-item") and the
+    index (before, only the outer step with the index was found)."""
+    async with booted(db, [ask_each]) as engine:
+        run = await waited(engine, "ask-each", [1, 2])
+        assert run.suspended == (("asking-item", "[0]", "ask-item"), ("asking-item", "[1]", "ask-item"))
+        async with asyncio.timeout(10):
+            run = await engine.resume(
+                run.run_id, step=["asking-item", "ask-item"], for_each_index=1, resume_data="b", wait=True
+            )
+        assert run.suspended == (("asking-item", "[0]", "ask-item"),)
+        async with asyncio.timeout(10):  # one left: the path alone names it
+            run = await engine.resume(run.run_id, step=["asking-item.ask-item"], resume_data="a", wait=True)
+    assert run.status is RunStatus.SUCCESS, run.error
+    assert run.result == [{"item": 1, "answer": "a"}, {"item": 2, "answer": "b"}]

@@ -35,7 +35,11 @@ def resolve(
     wanted: StepPath = ()
     if step:
         wanted = tuple(step[0].split(".")) if len(step) == 1 else tuple(step)
-    matches = [p for p in suspended if p[: len(wanted)] == wanted]
+    # A step inside a foreach of workflows may be named as Mastra names it, without the
+    # item ("X.ask" for "X.[1].ask"): `for_each_index` then picks the item.
+    matches = [
+        p for p in suspended if p[: len(wanted)] == wanted or _without_items(p)[: len(wanted)] == wanted
+    ]
     if for_each_index is not None:
         # In a foreach of workflows the index picks the item: "[i]" is in the inner path.
         item = f"[{for_each_index}]"
@@ -47,6 +51,10 @@ def resolve(
     if len(matches) > 1:
         raise MultipleSuspendedSteps(run.run_id, [".".join(p) for p in matches])
     return matches[0], for_each_index
+
+
+def _without_items(path: StepPath) -> StepPath:
+    return tuple(part for part in path if not part.startswith("["))
 
 
 def accept(run_id: str, record: StepRecord, index: int | None, data: Json, now: float) -> StepRecord:
