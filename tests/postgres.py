@@ -150,6 +150,17 @@ class PostgresServer:
         finally:
             await admin.close()
 
+    async def set_read_only(self, read_only: bool) -> None:
+        """Make every new transaction of every session read-only, as on a standby (or undo it)."""
+        admin = await self._admin()
+        try:
+            await admin.execute("SET default_transaction_read_only = off")  # this session may write
+            setting = "on" if read_only else "off"
+            await admin.execute(f"ALTER SYSTEM SET default_transaction_read_only = {setting}")
+            await admin.execute("SELECT pg_reload_conf()")
+        finally:
+            await admin.close()
+
     async def _make_template(self) -> None:
         admin = await self._admin()
         try:

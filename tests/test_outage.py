@@ -204,18 +204,6 @@ async def test_a_start_during_the_outage_is_refused_as_retryable(server: Postgre
     assert (run.status, run.result) == (RunStatus.SUCCESS, 4)
 
 
-async def set_read_only(server: PostgresServer, read_only: bool) -> None:
-    """Make every new transaction of every session read-only, as on a standby (or undo it)."""
-    admin = await asyncpg.connect(server.url())
-    try:
-        await admin.execute("SET default_transaction_read_only = off")  # this session may write
-        setting = "on" if read_only else "off"
-        await admin.execute(f"ALTER SYSTEM SET default_transaction_read_only = {setting}")
-        await admin.execute("SELECT pg_reload_conf()")
-    finally:
-        await admin.close()
-
-
 async def test_a_run_outlives_a_database_that_takes_no_writes(
     server: PostgresServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -228,7 +216,7 @@ async def test_a_run_outlives_a_database_that_takes_no_writes(
             run = await engine.start("outage-sequence", input_data={"n": 20})
             while not ran:
                 await asyncio.sleep(0.01)
-            await set_read_only(server, True)
+            await server.set_read_only(True)
             await asyncio.sleep(0.2)  # every session has read the new setting
             with pytest.raises(StorageUnavailable) as refused:
                 await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1")
@@ -236,7 +224,7 @@ async def test_a_run_outlives_a_database_that_takes_no_writes(
             gate.set()  # the step ends; its result's commit is refused, and the drive waits
             await tried_again()
             assert ran["second"] == 0
-            await set_read_only(server, False)
+            await server.set_read_only(False)
             done = await settled(engine, run.run_id)
             started = await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1", wait=True)
             events = await store.read_events(run.run_id, 0)

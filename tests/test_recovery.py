@@ -289,15 +289,18 @@ async def db(databases: Any, tmp_path: Path) -> str:
 
 
 @contextlib.asynccontextmanager
-async def booted(url: str, workflows: Iterable[Workflow] = WORKFLOWS) -> AsyncIterator[Engine]:
-    """An engine on the database at `url`; leaving the block stops it the hard way.
+async def booted(
+    url: str, workflows: Iterable[Workflow] = WORKFLOWS, **options: Any
+) -> AsyncIterator[Engine]:
+    """An engine on the database at `url` (with Engine `options`); leaving the block stops it
+    the hard way.
 
     Leases are short, so on a shared database (PostgreSQL) the next engine takes over the
     stopped one's runs within a second, as a replica would after a crash."""
     store: Store = open_store(url)
     await store.open()
     try:
-        engine = Engine(store, workflows, lease_seconds=0.5, claim_interval=0.05)
+        engine = Engine(store, workflows, lease_seconds=0.5, claim_interval=0.05, **options)
         await engine.__aenter__()
         try:
             yield engine

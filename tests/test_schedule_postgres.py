@@ -71,18 +71,6 @@ async def serving(engine: Engine) -> RunServer:
     return rpc
 
 
-async def set_read_only(server: PostgresServer, read_only: bool) -> None:
-    """Make every new transaction of every session read-only, as on a standby (or undo it)."""
-    admin = await asyncpg.connect(server.url())
-    try:
-        await admin.execute("SET default_transaction_read_only = off")  # this session may write
-        setting = "on" if read_only else "off"
-        await admin.execute(f"ALTER SYSTEM SET default_transaction_read_only = {setting}")
-        await admin.execute("SELECT pg_reload_conf()")
-    finally:
-        await admin.close()
-
-
 def count_fires(store: PostgresStore) -> Counter[str]:
     """Count the store's tick transactions (the real `fire_tick` does the work)."""
     fires: Counter[str] = Counter()
@@ -119,7 +107,7 @@ async def test_a_read_only_database_is_one_warning_a_turn_and_unavailable_to_tri
     async with Engine(store, [ticking("read-only", ran)], lease_seconds=30, claim_interval=POLL) as engine:
         rpc = await serving(engine)
         try:
-            await set_read_only(server, True)
+            await server.set_read_only(True)
             await asyncio.sleep(0.3)  # every session has read the new setting
             caplog.clear()
             await asyncio.sleep(2.0)
@@ -128,7 +116,7 @@ async def test_a_read_only_database_is_one_warning_a_turn_and_unavailable_to_tri
                 with pytest.raises(StorageUnavailable) as refused:
                     await client.schedules.trigger("read-only")
         finally:
-            await set_read_only(server, False)
+            await server.set_read_only(False)
             await rpc.stop(0.5)
     assert refused.value.reason == "STORAGE_UNAVAILABLE"
     assert [r.getMessage() for r in lines if r.levelno >= logging.ERROR or r.exc_info] == []

@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from test_recovery import booted as recovery_booted
 
 from runservice.engine import Engine
 from runservice.model import Run, RunStatus, StepStatus
-from runservice.storage import Store, open_store
 from runservice.workflow import StepContext, Workflow, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(30)
@@ -33,19 +33,9 @@ def fresh_counts() -> None:
     ran.clear()
 
 
-@contextlib.asynccontextmanager
-async def booted(url: str, workflows: Iterable[Workflow]) -> AsyncIterator[Engine]:
-    store: Store = open_store(url)
-    await store.open()
-    try:
-        engine = Engine(store, workflows, lease_seconds=0.5, claim_interval=0.05, cancel_grace=1.0)
-        await engine.__aenter__()
-        try:
-            yield engine
-        finally:
-            await engine.aclose()
-    finally:
-        await store.close()
+def booted(url: str, workflows: Iterable[Workflow]) -> contextlib.AbstractAsyncContextManager[Engine]:
+    """test_recovery's engine (stopped the hard way), with a short cancel grace."""
+    return recovery_booted(url, workflows, cancel_grace=1.0)
 
 
 @pytest.fixture
