@@ -22,14 +22,31 @@ logger = logging.getLogger(__name__)
 
 
 class RunInfo:
-    """What handlers know of an event's run. `run` is the stored run when it was read."""
+    """What handlers know of an event's run. `run` is the stored run when it was read.
 
-    __slots__ = ("run", "run_id", "workflow_id")
+    `execution` says what the latest WORKFLOW_START began (set before handlers see it):
+    `start` (the run's first), `resume`, `time_travel` (a TimeTravel of this run) or `fork`
+    (the first execution of a run ForkRun made). The TIME_TRAVEL event just before a
+    WORKFLOW_START tells the last two apart from a resume.
+    """
+
+    __slots__ = ("_travel", "execution", "run", "run_id", "workflow_id")
 
     def __init__(self, run_id: str, workflow_id: str, run: Run | None = None) -> None:
         self.run_id = run_id
         self.workflow_id = workflow_id
         self.run = run
+        self.execution = "start"
+        self._travel: str | None = None
+
+    def note(self, event: Event) -> None:
+        """Follow the run's events (each, before the handlers see it) for `execution`."""
+        if event.type is EventType.TIME_TRAVEL:
+            forked = isinstance(event.data, dict) and event.data.get("forked_from") is not None
+            self._travel = "fork" if forked else "time_travel"
+        elif event.type is EventType.WORKFLOW_START:
+            self.execution = self._travel or ("start" if event.sequence == 1 else "resume")
+            self._travel = None
 
     @property
     def trace_id(self) -> str:
@@ -122,6 +139,7 @@ class CommittedEvents:
             self._dispatch(info, event)
 
     def _dispatch(self, info: RunInfo, event: Event) -> None:
+        info.note(event)
         for handler in self._handlers:
             try:
                 handler(info, event)

@@ -83,12 +83,18 @@ class Metrics:
     def _run_metrics(self, registry: CollectorRegistry) -> None:
         self.runs_started = Counter(
             "runservice_runs_started",
-            "Runs started (committed WORKFLOW_START).",
+            "Runs started (their first WORKFLOW_START committed; a fork's included).",
             ["workflow"],
             registry=registry,
         )
         self.runs_resumed = Counter(
             "runservice_runs_resumed", "Resumes accepted and committed.", ["workflow"], registry=registry
+        )
+        self.runs_time_travels = Counter(
+            "runservice_runs_time_travels",
+            "Time travels of a run accepted and committed (its re-execution begins).",
+            ["workflow"],
+            registry=registry,
         )
         self.runs_finished = Counter(
             "runservice_runs_finished",
@@ -170,8 +176,12 @@ class Metrics:
                         max(step.ended_at - began, 0.0)
                     )
         elif kind is EventType.WORKFLOW_START:
-            # The first event of a run is its start; a later WORKFLOW_START is an accepted resume.
-            counter = self.runs_started if event.sequence == 1 else self.runs_resumed
+            counter = {
+                "start": self.runs_started,
+                "fork": self.runs_started,  # a new run
+                "resume": self.runs_resumed,
+                "time_travel": self.runs_time_travels,
+            }[info.execution]
             self._child(counter, info.workflow_id).inc()
         elif kind is EventType.WORKFLOW_FINISH:
             if event.run_status is RunStatus.SUSPENDED:

@@ -274,13 +274,13 @@ class Tracing:
     def _open(self, info: RunInfo, event: Event, *, recovered: bool = False) -> _Execution:
         if recovered:
             request, segment = TraceRequest(), "recovery"
-        elif event.sequence == 1:
+        elif info.execution == "start":
             segment = "start"
             request = (
                 self._take(("run", info.run_id)) or self._take(("trace", info.trace_id)) or TraceRequest()
             )
-        else:
-            request, segment = self._take(("resume", info.run_id)) or TraceRequest(), "resume"
+        else:  # a resume, time travel or fork: the servicer expected it as a resume of the run
+            request, segment = self._take(("resume", info.run_id)) or TraceRequest(), info.execution
         trace_id = request.trace_id or info.trace_id or None
         attributes: dict[str, Any] = {
             "runservice.run_id": info.run_id,
