@@ -222,6 +222,8 @@ async def test_metrics_count_rpcs_streams_runs_steps_and_commits(tmp_path: Path)
             health_cancelled = {"grpc_service": "grpc.health.v1.Health", "grpc_method": "Watch",
                                 "grpc_type": "server_stream", "grpc_code": "CANCELLED"}  # fmt: skip
             assert value(s, "grpc_server_handled_total", **health_cancelled) == 1
+            health_sent = {key: value for key, value in health_cancelled.items() if key != "grpc_code"}
+            assert value(s, "grpc_server_msg_sent_total", **health_sent) >= 1  # a `context.write` stream
             assert value(s, "runservice_runs_started_total", workflow="nested") == 1
             assert value(s, "runservice_runs_started_total", workflow="gated") == 1
             assert value(s, "runservice_runs_finished_total", workflow="nested", status="success") == 1
@@ -252,6 +254,32 @@ async def test_metrics_count_rpcs_streams_runs_steps_and_commits(tmp_path: Path)
                          status="success") == 1  # fmt: skip
 
         await eventually(resume_counted)
+        # A time travel is not a resume, and a fork is a run started.
+        travelled = await stub.TimeTravel(
+            run_service_pb2.TimeTravelRequest(run_id=done.run.run_id, step=["add"], wait=True)
+        )
+        forked = await stub.ForkRun(
+            run_service_pb2.ForkRunRequest(run_id=done.run.run_id, step=["add"], wait=True)
+        )
+        assert travelled.run.status == forked.run.status == run_pb2.RUN_STATUS_SUCCESS
+        # A call whose deadline passes is DEADLINE_EXCEEDED, not CANCELLED.
+        again = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="gated", input_data=count(1), wait=True)
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            async for _ in stub.Watch(run_service_pb2.WatchRequest(run_id=again.run.run_id), timeout=0.5):
+                pass
+        assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+        async def travels_and_deadlines_counted() -> None:
+            s = await scrape(served.metrics_url)
+            assert value(s, "runservice_runs_started_total", workflow="nested") == 2
+            assert value(s, "runservice_runs_time_travels_total", workflow="nested") == 1
+            assert value(s, "runservice_runs_resumed_total", workflow="nested") == 0
+            watch_late = rpc("Watch", code="DEADLINE_EXCEEDED", kind="server_stream")
+            assert value(s, "grpc_server_handled_total", **watch_late) == 1
+
+        await eventually(travels_and_deadlines_counted)
         status, _ = await asyncio.to_thread(get, served.metrics_url.replace("/metrics", "/nope"))
         assert status == 404
 

@@ -114,19 +114,20 @@ class CallObserver(grpc.aio.ServerInterceptor):
             observer(call)
 
     def _unary(
-        self, service: str, method: str, kind: str, behavior: Callable[..., Any]
+        self, service: str, method: str, kind: str, behavior: Callable[..., Any], *, writes: bool = False
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def observed(request: Any, context: Context) -> Any:
             call = self._begin(service, method, kind, context)
             code = grpc.StatusCode.UNKNOWN
             try:
-                response = behavior(request, context)
+                # A `context.write` stream sends through the context: count its messages there.
+                response = behavior(request, _CountingWrites(context, call) if writes else context)
                 if inspect.isawaitable(response):
                     response = await response
                 code = context.code() or grpc.StatusCode.OK
                 return response
             except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
+                code = _cancelled_code(context)
                 raise
             except Exception:
                 code = context.code() or grpc.StatusCode.UNKNOWN  # set by abort(); else a bug
@@ -141,7 +142,7 @@ class CallObserver(grpc.aio.ServerInterceptor):
     ) -> Callable[[Any, Context], Any]:
         if not inspect.isasyncgenfunction(behavior):
             # The `context.write` style (a coroutine): no messages to re-yield.
-            return self._unary(service, method, kind, behavior)
+            return self._unary(service, method, kind, behavior, writes=True)
 
         async def observed(request: Any, context: Context) -> AsyncIterator[Any]:
             call = self._begin(service, method, kind, context)
@@ -152,8 +153,8 @@ class CallObserver(grpc.aio.ServerInterceptor):
                     call.sent += 1
                     yield message
                 code = context.code() or grpc.StatusCode.OK
-            except asyncio.CancelledError:  # the client cancelled or the server is stopping
-                code = grpc.StatusCode.CANCELLED
+            except asyncio.CancelledError:  # the client cancelled, its deadline passed, or a stop
+                code = _cancelled_code(context)
                 raise
             except Exception:
                 code = context.code() or grpc.StatusCode.UNKNOWN
@@ -176,6 +177,28 @@ def log_access(call: Call) -> None:
         return
     peer = call.peer if call.peer is not None else call.context.peer()
     logs.log_access(f"/{call.service}/{call.method}", call.code.name, round(call.seconds * 1000, 3), peer)
+
+
+def _cancelled_code(context: Context) -> grpc.StatusCode:
+    """The code of a call its task was cancelled in: DEADLINE_EXCEEDED when the client's
+    deadline has passed (gRPC cancels the handler then too), else CANCELLED."""
+    left = context.time_remaining()
+    return grpc.StatusCode.DEADLINE_EXCEEDED if left is not None and left <= 0 else grpc.StatusCode.CANCELLED
+
+
+class _CountingWrites:
+    """A handler's context whose `write` counts the message on the call (the rest is the context's)."""
+
+    def __init__(self, context: Context, call: Call) -> None:
+        self._context = context
+        self._call = call
+
+    async def write(self, message: Any) -> None:
+        self._call.sent += 1
+        await self._context.write(message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
 
 
 __all__ = ["KINDS", "Call", "CallObserver", "Observer", "log_access"]
