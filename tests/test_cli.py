@@ -298,3 +298,17 @@ def test_the_cli_names_the_status_code_of_every_branch_of_the_error_tree() -> No
         error = cls.__new__(cls)
         errors.ServiceError.__init__(error, "message", reason="SOME_REASON")
         assert status_code(error) == code.name, cls
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app@127.0.0.1:1/db?password=hunter2",  # asyncpg reads it from the query too
+        "postgresql://app:hunter2@127.0.0.1:1/db",
+        "postgresql+asyncpg://app:hunter2@127.0.0.1:1/db",  # not a URL we take: said without it
+    ],
+)
+def test_a_database_password_is_never_printed(tmp_path: Path, url: str) -> None:
+    done = _run_cli("--data-dir", str(tmp_path), "--database-url", url)
+    assert done.returncode != 0
+    assert "hunter2" not in done.stderr and "***" in done.stderr, done.stderr

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from runservice.model import Event, EventDraft, ForeachItem, Run, RunStatus, StepPath, StepRecord
 from runservice.storage.hub import EventHub, Subscription
@@ -277,17 +277,30 @@ def open_store(url: str, *, durability: str = "full") -> Store:
             durability=durability,
         )
     raise ValueError(
-        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or postgresql://host/database"
+        f"unsupported database URL {redact_url(url)!r}: use sqlite:///path/to/file.db or"
+        " postgresql://host/database"
     )
 
 
+_SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword"})
+"""Query parameters of a PostgreSQL URL that hold a secret (libpq's, which asyncpg reads)."""
+
+
 def redact_url(url: str) -> str:
-    """`url` with its password (if any) replaced by `***`, for logs and error messages."""
+    """`url` with its secrets replaced by `***`, for logs and error messages: the password of
+    `user:password@` and the password query parameters (`?password=...`)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    secret_query = any(key.lower() in _SECRET_PARAMETERS for key, _ in pairs)
+    if parts.password is None and not secret_query:
+        return url  # as given: urlunsplit would also rewrite `sqlite:///x.db` as `sqlite:/x.db`
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if secret_query:
+        hidden = [(key, "***" if key.lower() in _SECRET_PARAMETERS else value) for key, value in pairs]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
+    return urlunsplit(parts)
 
 
 __all__ = [
