@@ -768,27 +768,36 @@ async def test_a_run_recovered_at_boot_is_traced_and_counted(tmp_path: Path) -> 
 
         await eventually(sleeping)
     exporter = InMemorySpanExporter()
-    async with (
-        serving(db, metrics=True, tracing=Tracing(SimpleSpanProcessor(exporter))) as served,
-        stub_for(served) as stub,
-    ):
-
-        async def finished() -> None:
-            run = await stub.GetRun(run_service_pb2.GetRunRequest(run_id=run_id))
-            assert run.run.status == run_pb2.RUN_STATUS_SUCCESS
-            assert any(s.name == "run sleepy" for s in exporter.get_finished_spans())
-            samples = await scrape(served.metrics_url)
-            assert value(samples, "runservice_runs_finished_total", workflow="sleepy", status="success") == 1
-            again = {"workflow": "sleepy", "step": "add-again", "status": "success"}
-            assert value(samples, "runservice_step_duration_seconds_count", **again) == 1
-
-        await eventually(finished)
+    with json_log_lines() as lines:
+        async with (
+            serving(db, metrics=True, tracing=Tracing(SimpleSpanProcessor(exporter))) as served,
+            stub_for(served) as stub,
+        ):
+            await eventually(finished_here(stub, run_id, exporter, served))
+    # The recovery's line is logged outside the run's drive, and still names the run and trace.
+    (redriving,) = [line for line in lines if "re-driving" in line["message"]]
+    assert (redriving["run_id"], redriving["trace_id"]) == (run_id, started.run.trace_id)
     spans = exporter.get_finished_spans()
     run_span = _by_name(spans, "run sleepy")
     assert dict(run_span.attributes or {})["runservice.execution"] == "recovery"
     assert run_span.context.trace_id == int(started.run.trace_id, 16)
     again = _by_name(spans, "step add-again")
     assert again.parent is not None and again.parent.span_id == run_span.context.span_id
+
+
+def finished_here(
+    stub: Any, run_id: str, exporter: InMemorySpanExporter, served: Served
+) -> Callable[[], Any]:
+    async def finished() -> None:
+        run = await stub.GetRun(run_service_pb2.GetRunRequest(run_id=run_id))
+        assert run.run.status == run_pb2.RUN_STATUS_SUCCESS
+        assert any(s.name == "run sleepy" for s in exporter.get_finished_spans())
+        samples = await scrape(served.metrics_url)
+        assert value(samples, "runservice_runs_finished_total", workflow="sleepy", status="success") == 1
+        again = {"workflow": "sleepy", "step": "add-again", "status": "success"}
+        assert value(samples, "runservice_step_duration_seconds_count", **again) == 1
+
+    return finished
 
 
 async def test_text_log_lines_about_a_run_end_with_its_fields(tmp_path: Path) -> None:

@@ -67,6 +67,12 @@ class in_step:  # lowercase: used as a function, `with in_step(path):`
         STEP_PATH.reset(self._token)
 
 
+def run_extra(run_id: str, trace_id: str | None = None) -> dict[str, Any]:
+    """`extra=` fields of a record about a run, logged outside its drive's task (an admission,
+    a recovery, a shutdown), where the run is not bound to the context."""
+    return {"run_id": run_id, "trace_id": trace_id or None}
+
+
 def step_extra(run_id: str, path: Sequence[str], attempt: int) -> dict[str, Any]:
     """`extra=` fields of a record about one attempt of one step."""
     return {"run_id": run_id, "step_path": ".".join(path), "attempt": attempt}

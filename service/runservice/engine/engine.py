@@ -224,7 +224,10 @@ class Engine:
                 run = None
             status = run.status.value if run is not None else "unknown"
             logger.warning(
-                "run %s left %s at its last checkpoint; the next boot re-drives it", run_id, status
+                "run %s left %s at its last checkpoint; the next boot re-drives it",
+                run_id,
+                status,
+                extra=logs.run_extra(run_id, run.trace_id if run is not None else None),
             )
         return list(left)
 
@@ -629,7 +632,11 @@ class Engine:
             )
         )
         if result.applied:
-            logger.warning("run %s: passed its deadline while suspended; ended", run.run_id)
+            logger.warning(
+                "run %s: passed its deadline while suspended; ended",
+                run.run_id,
+                extra=logs.run_extra(run.run_id, run.trace_id),
+            )
         return result.applied
 
     async def _wake_suspended(self, run: Run, lease: Lease) -> Run:
@@ -650,7 +657,11 @@ class Engine:
         )
         if not result.applied:
             return run
-        logger.info("run %s: a nested workflow suspended in it passed its deadline; driving it", run.run_id)
+        logger.info(
+            "run %s: a nested workflow suspended in it passed its deadline; driving it",
+            run.run_id,
+            extra=logs.run_extra(run.run_id, run.trace_id),
+        )
         return replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
 
     async def restart(self, run_id: str, *, workflow_id: str | None = None, wait: bool = False) -> Run:
@@ -676,7 +687,12 @@ class Engine:
                     if not claimed.applied:  # another replica drives it
                         return replace(run, steps=())
                     run = await self._load(run_id, steps=True)
-                    logger.info("run %s: restarted from its last checkpoint (was %s)", run_id, run.status)
+                    logger.info(
+                        "run %s: restarted from its last checkpoint (was %s)",
+                        run_id,
+                        run.status,
+                        extra=logs.run_extra(run_id, run.trace_id),
+                    )
                     task = self._launch(self._driver(workflow, run, self._lease(claimed.epoch), sent))
                 return replace(run, steps=()), task
 
@@ -753,7 +769,12 @@ class Engine:
                     if request_id and await self._store.has_request(run_id, "time-travel", request_id):
                         return _Repeat(run_id)
                     raise refusal(run_id, result.status)
-                logger.info("run %s: time travel to %s", run_id, ".".join(target.path))
+                logger.info(
+                    "run %s: time travel to %s",
+                    run_id,
+                    ".".join(target.path),
+                    extra=logs.run_extra(run_id, run.trace_id),
+                )
                 run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
                 run = run.with_steps(target.kept)
                 task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
@@ -827,7 +848,13 @@ class Engine:
                     if request_id and await self._store.has_request(fork_id, "fork", request_id):
                         return _Repeat(fork_id)
                     raise RunAlreadyStarted(fork_id, (result.status or RunStatus.PENDING).value)
-                logger.info("run %s: forked from run %s at %s", fork_id, run_id, ".".join(target.path))
+                logger.info(
+                    "run %s: forked from run %s at %s",
+                    fork_id,
+                    run_id,
+                    ".".join(target.path),
+                    extra=logs.run_extra(fork_id, fresh.trace_id),
+                )
                 run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
                 task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
                 return replace(run, steps=()), task
@@ -995,17 +1022,32 @@ class Engine:
                         await self._release(run_id, lease)
                     return True
             workflow = self.definition(run)
-            logger.info("run %s: re-driving from its last checkpoint (was %s)", run_id, run.status)
+            logger.info(
+                "run %s: re-driving from its last checkpoint (was %s)",
+                run_id,
+                run.status,
+                extra=logs.run_extra(run_id, run.trace_id),
+            )
             self._launch(self._driver(workflow, run, lease, sent))
         except (WorkflowVersionUnavailable, WorkflowDefinitionChanged) as exc:
             # Not this server's to drive (the claim normally skips it): leave it as it is,
             # unowned, for a server that serves its definition; never fail it.
-            logger.warning("run %s: not re-driven: %s", run_id, exc.message)
+            logger.warning("run %s: not re-driven: %s", run_id, exc.message, extra=logs.run_extra(run_id))
             await self._release(run_id, lease)
         except StorageFailed as exc:  # nothing more is stored: the restart re-drives it
-            logger.warning("run %s: not re-driven, the store failed (%s)", run_id, exc.detail)
+            logger.warning(
+                "run %s: not re-driven, the store failed (%s)",
+                run_id,
+                exc.detail,
+                extra=logs.run_extra(run_id),
+            )
         except StorageUnavailable as exc:
-            logger.warning("run %s: not re-driven now, storage failed (%s)", run_id, exc.detail)
+            logger.warning(
+                "run %s: not re-driven now, storage failed (%s)",
+                run_id,
+                exc.detail,
+                extra=logs.run_extra(run_id),
+            )
             return False
         except Exception:
             logger.exception("run %s: cannot be recovered", run_id)

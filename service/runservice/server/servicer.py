@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 
-from runservice import model
+from runservice import logs, model
 from runservice.engine import Engine
 from runservice.engine.engine import new_id, new_trace_id
 from runservice.engine.timetravel import fork_run_id
@@ -109,7 +109,13 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> run_service_pb2.StartResponse:
         scope.check_writer("Start")
         run = await self._start(request, context, wait=request.wait)
-        logger.debug("run %s of %s started (%s)", run.run_id, run.workflow_id, run.status)
+        logger.debug(
+            "run %s of %s started (%s)",
+            run.run_id,
+            run.workflow_id,
+            run.status,
+            extra=logs.run_extra(run.run_id, run.trace_id),
+        )
         return convert.start_response(run, limit=self._limit, include_state=request.include_state)
 
     @unary_errors
@@ -118,7 +124,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> run_service_pb2.ResumeResponse:
         scope.check_writer("Resume")
         run = await self._resume(request, context, wait=request.wait)
-        logger.debug("run %s resumed (%s)", run.run_id, run.status)
+        logger.debug(
+            "run %s resumed (%s)", run.run_id, run.status, extra=logs.run_extra(run.run_id, run.trace_id)
+        )
         return convert.resume_response(run, limit=self._limit, include_state=request.include_state)
 
     @unary_errors
@@ -129,7 +137,12 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         scope.check_writer("Cancel")
         await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         run = await self._engine.cancel(**args)
-        logger.debug("run %s cancel requested (%s)", run.run_id, run.status)
+        logger.debug(
+            "run %s cancel requested (%s)",
+            run.run_id,
+            run.status,
+            extra=logs.run_extra(run.run_id, run.trace_id),
+        )
         return convert.cancel_response(run, limit=self._limit)
 
     @unary_errors
