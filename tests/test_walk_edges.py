@@ -418,3 +418,37 @@ async def test_an_item_of_a_foreach_of_workflows_is_resumed_by_the_inner_path_an
             run = await engine.resume(run.run_id, step=["asking-item.ask-item"], resume_data="a", wait=True)
     assert run.status is RunStatus.SUCCESS, run.error
     assert run.result == [{"item": 1, "answer": "a"}, {"item": 2, "answer": "b"}]
+
+
+# -- what a step produces that no store can encode, or that is too large --------------------------
+
+
+@create_step("lone-surrogate")
+async def lone_surrogate(ctx: StepContext) -> Any:
+    ran["lone-surrogate"] += 1
+    return {"s": "a\ud800b"}  # what json.loads makes of a truncated emoji's escape
+
+
+@create_step("big-chunk")
+async def big_chunk(ctx: StepContext) -> Any:
+    try:
+        await ctx.writer.write("c" * (2 * 1024 * 1024))
+    except Exception as exc:  # refused in the step, which goes on
+        return type(exc).__name__
+    return "written"
+
+
+unencodable = create_workflow("unencodable").then(count_up).then(lone_surrogate).commit()
+chunky = create_workflow("chunky").then(big_chunk).commit()
+
+
+async def test_a_step_output_no_store_can_encode_fails_the_step_and_keeps_the_records(db: str) -> None:
+    """Before, the store's encoder raised at the commit: the run failed as an engine error
+    with its step records lost, and a Start with wait got the raw TypeError."""
+    async with booted(db, [unencodable, chunky]) as engine:
+        run = await waited(engine, "unencodable", 1)
+        assert run.status is RunStatus.FAILED and run.error is not None
+        assert run.error.name == "OutputSerializationError", run.error
+        assert records(run) == {"count-up": ("success", 2), "lone-surrogate": ("failed", None)}
+        chunked = await waited(engine, "chunky", None)
+        assert (chunked.status, chunked.result) == (RunStatus.SUCCESS, "PayloadTooLarge")

@@ -62,19 +62,19 @@ def json_size(obj: Any) -> int:
     """The size in bytes of `obj` encoded as a `google.protobuf.Value` (as the server sends it).
 
     Exact for JSON data (dict with str keys, list, str, int, float, bool, None); tuples count
-    as lists and other mappings as dicts.
+    as lists and other mappings as dicts. ValueError for a string UTF-8 cannot carry.
     """
     if obj is None or obj is True or obj is False:
         return 2  # tag + one-byte varint
     kind = type(obj)
     if kind is str:
-        return _delimited(len(obj.encode("utf-8", "surrogatepass")))
+        return _delimited(_utf8_size(obj))
     if kind is int or kind is float:
         return 9  # tag + fixed64
     if isinstance(obj, Mapping):
         body = 0
         for key, item in obj.items():
-            key_bytes = len(str(key).encode("utf-8", "surrogatepass"))
+            key_bytes = _utf8_size(str(key))
             body += _delimited(_delimited(key_bytes) + _delimited(json_size(item)))
         return _delimited(body)
     if isinstance(obj, list | tuple):
@@ -86,6 +86,15 @@ def json_size(obj: Any) -> int:
     if isinstance(obj, str):
         return json_size(str(obj))
     raise TypeError(f"not JSON data: {type(obj).__name__}")
+
+
+def _utf8_size(text: str) -> int:
+    """The UTF-8 size of `text`; ValueError for text UTF-8 cannot carry (a lone surrogate, as
+    `json.loads` makes of a truncated emoji's escape), which no store could encode."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"text {text[:40]!r} is not valid Unicode ({exc.reason})") from None
 
 
 def _delimited(length: int) -> int:

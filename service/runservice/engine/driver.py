@@ -720,6 +720,8 @@ class RunDriver:
                 raise PayloadTooLarge("run", total, limits.RUN_TOTAL)
         except PayloadTooLarge as exc:
             return failed(RunError("PayloadTooLarge", str(exc), exc.metadata))
+        except ValueError as exc:  # text no store can encode: the step fails, its records stay
+            return failed(RunError("OutputSerializationError", f"{field} is not JSON data: {exc}"))
         self._sizes = sizes
         return outcome
 
@@ -790,6 +792,9 @@ class RunDriver:
         return self._next_position - 1
 
     async def write_output(self, chunk: Json, path: StepPath) -> None:
+        # Checked as a step's output is (PayloadTooLarge or ValueError raised in the body,
+        # which may handle it): nothing over a limit or unencodable is stored.
+        limits.check(f"steps.{'.'.join(path)}.chunk", chunk, limits.STEP_OUTPUT)
         record = self.records.get(path) or StepRecord(path, StepStatus.RUNNING)
         self.outbox.event(EventType.STEP_OUTPUT, self.status, record, data=chunk)
         await self.outbox.commit()
