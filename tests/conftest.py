@@ -63,6 +63,7 @@ BOTH_BACKENDS = frozenset(
         "test_timeouts",
         "test_versions",
         "test_schedule_triggers",
+        "test_watch_delete",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""

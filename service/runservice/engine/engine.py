@@ -936,7 +936,8 @@ class Engine:
         Yields non-empty lists of contiguous events, and [] as a heartbeat after `heartbeat`
         idle seconds. Ends after the finish event of a terminal run (or, with
         `until_settled`, after any finish event, suspended included). Raises RunNotFound
-        for an unknown run and Unavailable when the engine drains. With `coalesce`, live
+        for an unknown run, and for a run deleted while followed (never going on into a
+        new run made under the same id), and Unavailable when the engine drains. With `coalesce`, live
         events of a run many follow come in fewer, larger batches (`follow.coalescing_pause`).
         """
         return self._follow(run_id, after, until_settled, heartbeat, coalesce)

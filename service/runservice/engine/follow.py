@@ -28,12 +28,24 @@ async def follow_events(
         run = await store.get_run(run_id)
         if run is None:
             raise RunNotFound(run_id)
+        born = run.created_at
+
+        async def read(cursor: int) -> list[Event]:
+            # A deleted run's id can be taken by a new run, whose log starts again at 1:
+            # never hand its events on as this run's. A run, once deleted, never comes
+            # back, so the events read are this run's if it still exists after the read;
+            # if it does not, the follow ends (the store nudges followers on a delete).
+            events = await store.read_events(run_id, cursor)
+            if await store.created_at(run_id) != born:
+                raise RunNotFound(run_id)
+            return events
+
         cursor = after
         # A time travel continues a finished run's log: a terminal finish event before the
         # last event the run had when we subscribed is not the end of a Watch.
         last = 0 if until_settled else run.last_sequence
         while True:  # the stored backlog
-            stored = await store.read_events(run_id, cursor)
+            stored = await read(cursor)
             if not stored:
                 break
             batch, done = _until(stored, lambda e: stop(e) and e.sequence >= last)
@@ -49,7 +61,7 @@ async def follow_events(
             live = await subscription.wait(heartbeat)
             if subscription.lagged or (live and live[0].sequence > cursor + 1):
                 subscription.lagged = False
-                live = await store.read_events(run_id, cursor)
+                live = await read(cursor)
             fresh = [e for e in live if e.sequence > cursor]
             if not fresh:
                 if heartbeat is not None and not live and not draining():

@@ -185,6 +185,10 @@ class Store(Protocol):
     async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
         """Events with sequence > `after`, in order, at most `limit`."""
 
+    async def created_at(self, run_id: str) -> float | None:
+        """When the run now under `run_id` was created; None if there is none. A deleted
+        run's id can be taken again by a new run: this tells them apart, cheaply."""
+
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
 

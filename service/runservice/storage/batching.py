@@ -146,3 +146,17 @@ def answer(batch: Sequence[Pending], outcomes: Sequence[Any]) -> list[Event]:
         else:
             future.set_exception(outcome)
     return committed
+
+
+def deleted(changes: Sequence[Any], outcomes: Sequence[Any]) -> list[str]:
+    """The runs a committed batch deleted: `changes` (Quiet ones unwrapped) and their outcomes.
+
+    The store nudges their subscribers (`EventHub.nudge`), before it publishes the batch's
+    events: a follower re-reads the store and finds its run gone, also when the same id
+    already names a new run (a delete carries no event that would tell them)."""
+    return [
+        change.run_id
+        for change, outcome in zip(changes, outcomes, strict=True)
+        if isinstance(change, RunWrite) and change.delete
+        if isinstance(outcome, WriteResult) and outcome.applied
+    ]

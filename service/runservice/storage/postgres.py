@@ -34,6 +34,8 @@ never the data. A dedicated LISTEN connection wakes this process's subscribers o
 those runs (events this process wrote reach its hub directly), who then re-read the
 log from their own cursor; a periodic poll of the watched runs' `last_seq` covers a
 lost notification or a dropped LISTEN connection, so an event can be late, never lost.
+A delete is announced too (`0 <run id>`), and the poll sees a watched run vanish or
+come back as a new run (another `created_at`): its followers re-read and end.
 
 Schema changes are numbered migrations (`postgres_vN.sql`), each applied in its own
 transaction under a transaction-scoped advisory lock and recorded in
@@ -321,6 +323,8 @@ class PostgresStore(PostgresSchedules):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._known: dict[str, int] = {}
         """Last sequence this process's subscribers were given or told of, per watched run."""
+        self._born: dict[str, float] = {}
+        """`created_at` of each watched run when the poll last read it."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -522,6 +526,11 @@ class PostgresStore(PostgresSchedules):
         for event in committed:  # what the hub carries, the poll need not announce again
             if hub.watching(event.run_id) and event.sequence > known.get(event.run_id, 0):
                 known[event.run_id] = event.sequence
+        for run_id in batching.deleted(changes, outcomes):
+            # Its followers here re-read and end. A new run under its id starts its log
+            # again at 1: what is known of the old log must not hide the new one's.
+            known.pop(run_id, None)
+            hub.nudge(run_id)
         try:
             hub.publish(committed)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
@@ -595,7 +604,9 @@ class PostgresStore(PostgresSchedules):
             return  # this process's own commits reach the hub directly
         for line in payload.splitlines():
             sequence, _, run_id = line.partition(" ")
-            if sequence.isdigit():  # anything else on the channel is not ours to read
+            if sequence == "0":  # the run was deleted (postgres_writes._notifications)
+                self._gone(run_id)
+            elif sequence.isdigit():  # anything else on the channel is not ours to read
                 self._heard(run_id, int(sequence))
 
     def _heard(self, run_id: str, sequence: int) -> None:
@@ -606,18 +617,36 @@ class PostgresStore(PostgresSchedules):
             self._known[run_id] = sequence
             self.hub.nudge(run_id)
 
+    def _gone(self, run_id: str) -> None:
+        """The run `run_id` was deleted: wake its subscribers, who re-read and find it gone."""
+        if self.hub.watching(run_id):
+            self._known.pop(run_id, None)  # a new run under this id starts its log again
+            self.hub.nudge(run_id)
+
     async def _poll(self) -> None:
-        """Read the last sequence of every watched run; nudge the ones that moved unseen."""
+        """Read the last sequence of every watched run; nudge the ones that moved unseen,
+        and those deleted or deleted and made anew (whose notice was lost)."""
         watched = self.hub.watched()
         for run_id in [r for r in self._known if r not in watched]:
             del self._known[run_id]
+        for run_id in [r for r in self._born if r not in watched]:
+            del self._born[run_id]
         if not watched or self._pool is None:
             return
         rows = await self._readers().fetch(
-            "SELECT run_id, last_seq FROM runs WHERE run_id = ANY($1)", watched
+            "SELECT run_id, last_seq, created_at FROM runs WHERE run_id = ANY($1)", watched
         )
-        for run_id, last_seq in rows:
+        found = set()
+        for run_id, last_seq, created_at in rows:
+            found.add(run_id)
+            if self._born.setdefault(run_id, created_at) != created_at:
+                self._born[run_id] = created_at
+                self._gone(run_id)
             self._heard(run_id, last_seq)
+        for run_id in watched:
+            if run_id not in found:
+                self._born.pop(run_id, None)
+                self._gone(run_id)
 
     # -- reads -----------------------------------------------------------------
 
@@ -680,6 +709,11 @@ class PostgresStore(PostgresSchedules):
         """Count a read whose statement checked the WAL (`_FLUSH_IF_ACTIVE` gave a value)."""
         if checked is not None:
             self.flush_checks += 1
+
+    async def created_at(self, run_id: str) -> float | None:
+        """When the run now under `run_id` was created; None if there is none."""
+        found = await self._readers().fetchval("SELECT created_at FROM runs WHERE run_id = $1", run_id)
+        return None if found is None else float(found)
 
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""

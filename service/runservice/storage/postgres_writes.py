@@ -363,7 +363,7 @@ async def apply_batch(
                 await conn.execute("RELEASE SAVEPOINT w")
                 outcomes.append(outcome)
             if notify:
-                await _Rows().flush(conn, _notifications(outcomes))
+                await _Rows().flush(conn, _notifications(changes, outcomes))
         await conn.execute("COMMIT")
     except BaseException:
         # A failed COMMIT has already ended the transaction; anything else is rolled back.
@@ -471,7 +471,7 @@ async def _apply_all(conn: Any, changes: Sequence[RunWrite], now: float, *, noti
     await round_.run(conn, now, outcomes, rows)
     assert all(outcome is not None for outcome in outcomes)
     done: list[Outcome] = outcomes  # type: ignore[assignment]
-    await rows.flush(conn, _notifications(done) if notify else [])
+    await rows.flush(conn, _notifications(changes, done) if notify else [])
     return done
 
 
@@ -722,16 +722,26 @@ def _row_arrays(
     }
 
 
-def _notifications(outcomes: Sequence[Outcome]) -> list[str]:
-    """NOTIFY payloads for a batch: `<last sequence> <run id>` per run, a line each, chunked."""
+def _notifications(changes: Sequence[RunWrite], outcomes: Sequence[Outcome]) -> list[str]:
+    """NOTIFY payloads for a batch: `<last sequence> <run id>` per run, a line each, chunked.
+
+    A run the batch deleted has a line `0 <run id>` (a log never ends at 0 otherwise),
+    before the line of a new run the batch made under the same id: other processes end
+    the deleted run's followers. Older processes hear it as nothing new, as before."""
+    deleted: dict[str, int] = {}
     last: dict[str, int] = {}
-    for outcome in outcomes:
-        if isinstance(outcome, WriteResult) and outcome.events:
-            last[outcome.events[0].run_id] = outcome.last_sequence
+    for change, outcome in zip(changes, outcomes, strict=True):
+        if not isinstance(outcome, WriteResult):
+            continue
+        if change.delete and outcome.applied:
+            last.pop(change.run_id, None)  # that log is gone with its run
+            deleted[change.run_id] = 0
+        elif outcome.events:
+            last[change.run_id] = outcome.last_sequence
     payloads: list[str] = []
     lines: list[str] = []
     size = 0
-    for run_id, sequence in last.items():
+    for run_id, sequence in [*deleted.items(), *last.items()]:
         line = f"{sequence} {run_id}"
         length = len(line.encode()) + 1
         if lines and size + length > _NOTIFY_PAYLOAD_BYTES:

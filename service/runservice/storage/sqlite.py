@@ -556,6 +556,8 @@ class SqliteStore(SqliteSchedules):
             self.hub.refused(self._refused)
         committed = batching.answer(batch, outcomes)
         try:
+            for run_id in batching.deleted(changes, outcomes):
+                self.hub.nudge(run_id)
             self._publish(committed)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
@@ -727,6 +729,11 @@ class SqliteStore(SqliteSchedules):
             values.wanted(body, wanted)
         found = await self._values(run_id, wanted)
         return [Event.from_json(run_id, seq, at, values.resolve(body, found)) for seq, at, body in decoded]
+
+    async def created_at(self, run_id: str) -> float | None:
+        """When the run now under `run_id` was created; None if there is none."""
+        rows = self._point_rows("SELECT created_at FROM runs WHERE run_id = ?", (run_id,))
+        return float(rows[0][0]) if rows else None
 
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
