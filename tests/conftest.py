@@ -63,6 +63,7 @@ BOTH_BACKENDS = frozenset(
         "test_timeouts",
         "test_versions",
         "test_schedule_triggers",
+        "test_migration_gaps",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""
