@@ -64,6 +64,7 @@ BOTH_BACKENDS = frozenset(
         "test_versions",
         "test_schedule_triggers",
         "test_watch_delete",
+        "test_migration_gaps",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""

@@ -178,8 +178,8 @@ async def test_a_large_run_costs_about_one_copy_on_disk(store: AnyStore) -> None
 
 
 async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
-    """A v2 database (v2 indexes, no run_values, no leases) gains the listing indexes,
-    run_values (v3) and the lease columns (v4)."""
+    """A v2 database (v2 indexes, no run_values, no leases, no record of applied migrations)
+    gains the listing indexes, run_values (v3) and the lease columns (v4)."""
     path = str(tmp_path / "v2.db")
     store = SqliteStore(path)
     await store.open()
@@ -204,6 +204,7 @@ async def test_version_2_database_is_migrated(tmp_path: Path) -> None:
         DROP INDEX runs_by_workflow_version; ALTER TABLE runs DROP COLUMN definition_version;
         ALTER TABLE runs DROP COLUMN definition_digest;
         CREATE INDEX runs_by_status ON runs (status);
+        DROP TABLE schema_migrations;
         PRAGMA user_version = 2;
         """
     )

@@ -40,6 +40,8 @@ come back as a new run (another `created_at`): its followers re-read and end.
 Schema changes are numbered migrations (`postgres_vN.sql`), each applied in its own
 transaction under a transaction-scoped advisory lock and recorded in
 `schema_migrations`, so replicas booting at once on an empty database migrate once.
+Every one not recorded there is applied, also below the newest recorded (numbers were
+merged out of order); a schema still lacking a table or column is refused at open.
 
 Several replicas share one database: every active run is owned through a lease (owner,
 epoch, expiry by the database's clock). The writer applies `RunWrite.fence`, `claim` and
@@ -85,6 +87,7 @@ from runservice.storage.postgres_writes import (
     run_from_row,
     with_items,
 )
+from runservice.storage.schedules import SCHEDULE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -832,29 +835,72 @@ def _list_clauses(query: RunQuery, param: Callable[[object], str]) -> list[str]:
 
 
 async def migrate(conn: Any) -> int:
-    """Bring the schema to SCHEMA_VERSION, one migration per transaction; returns the version.
+    """Apply every migration not recorded in `schema_migrations`, in order, one per
+    transaction, then check the schema has what this code uses; returns the newest version.
 
-    Every step holds a transaction-scoped advisory lock, so processes booting at once
-    take turns: the first applies a migration, the others then find it recorded.
+    Every migration, not only those above the newest recorded: numbers were merged out of
+    order, so a database made in between can lack some below it (say 3-5 with 6 and 9
+    applied). Every step holds a transaction-scoped advisory lock, so processes booting at
+    once take turns: the first applies a migration, the others then find it recorded.
     """
     while True:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             await conn.execute(_MIGRATIONS_TABLE)
-            version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
-            if version > SCHEMA_VERSION:
+            applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            if unknown := applied - {version for version, _ in MIGRATIONS}:
                 raise RuntimeError(
-                    f"database has schema version {version}; this runservice knows {SCHEMA_VERSION}"
+                    f"database has schema versions {sorted(unknown)} this runservice does not know"
+                    f" (it knows up to {SCHEMA_VERSION}; a newer runservice migrated it)"
                 )
-            pending = [(v, script) for v, script in MIGRATIONS if v > version]
+            pending = [(v, script) for v, script in MIGRATIONS if v not in applied]
             if not pending:
-                return int(version)
+                break
             target, script = pending[0]
             await conn.execute(_resource(script))
             await conn.execute(
                 "INSERT INTO schema_migrations (version, script) VALUES ($1, $2)", target, script
             )
             logger.info("migrated the database schema to version %d (%s)", target, script)
+    if lacking := await _lacking(conn):
+        raise RuntimeError(
+            f"database lacks {', '.join(lacking)}, which its recorded schema migrations make"
+            " (was it changed by hand?); runservice cannot repair it: restore it from a backup"
+        )
+    return int(max(applied))
+
+
+_REQUIRED: dict[str, str] = {
+    "runs": f"{RUN_COLUMN_LIST}, owner, epoch, lease_expires_at",
+    "steps": "run_id, path_key, position, record",
+    "events": "run_id, seq, time, body",
+    "requests": "run_id, kind, request_id",
+    "run_values": "run_id, digest, body",
+    "foreach_items": "run_id, path_key, item_index, item",
+    "schedules": SCHEDULE_COLUMNS,
+    "schedule_ticks": "schedule_id, tick, kind, outcome, run_id, fired_at",
+    "schedule_triggers": "schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at",
+}
+"""The tables and columns this code's statements use (tests check a new database has exactly these)."""
+
+
+async def _lacking(conn: Any) -> list[str]:
+    """The tables and columns of _REQUIRED the database (the connection's search path) lacks."""
+    rows = await conn.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = any($1::text[])",
+        list(_REQUIRED),
+    )
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        found.setdefault(row["table_name"], set()).add(row["column_name"])
+    lacking = []
+    for table, columns in _REQUIRED.items():
+        if table not in found:
+            lacking.append(f"table {table}")
+        else:
+            lacking += [f"column {table}.{c}" for c in columns.split(", ") if c not in found[table]]
+    return lacking
 
 
 def _resource(name: str) -> str:

@@ -1,4 +1,5 @@
--- runservice SQLite schema, version 4 (PRAGMA user_version); migrate_vN.sql upgrades version N-1.
+-- runservice SQLite schema, version 4 (PRAGMA user_version); migrate_vN.sql makes change N.
+-- Applied migrations are recorded in schema_migrations (see storage/sqlite.py, _migrate).
 -- JSON columns hold compact json.dumps text; SQL NULL means Python None.
 
 -- owner, epoch, lease_expires_at: ownership of an active run (see storage.Lease): the

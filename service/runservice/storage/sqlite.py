@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -1047,18 +1048,7 @@ def _connect_writer(path: str) -> sqlite3.Connection:
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
         conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database {path} has schema version {version}; this runservice knows {SCHEMA_VERSION}"
-            )
-        if version < SCHEMA_VERSION:
-            # A new file gets the current schema; an older one each migration in turn, all in
-            # one transaction, so a crash half-way leaves the old version intact.
-            # A new file starts from schema.sql (BASE_VERSION) and takes the later migrations.
-            scripts = ["schema.sql", *_migrations(BASE_VERSION)] if version == 0 else _migrations(version)
-            ddl = "\n".join(_resource(name) for name in scripts)
-            conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+        _migrate(conn, path)
         # The lock file makes this the only process on the database, so every lease held
         # by an earlier process is void: its runs can be claimed (re-driven) at once.
         conn.execute("UPDATE runs SET owner = NULL, lease_expires_at = NULL WHERE owner IS NOT NULL")
@@ -1072,9 +1062,136 @@ def _connect_writer(path: str) -> sqlite3.Connection:
     return conn
 
 
-def _migrations(version: int) -> list[str]:
-    """The scripts that take a database from `version` to `SCHEMA_VERSION`."""
-    return [MIGRATIONS[target] for target in sorted(MIGRATIONS) if target > version]
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Apply every migration the database lacks, in order and in one transaction (a crash
+    half-way leaves it as it was), then check it has every table, column and index this code
+    uses; raises RuntimeError (one line) for a database it cannot serve."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database {path} has schema version {version}; this runservice knows {SCHEMA_VERSION}"
+        )
+    schema = _Schema.read(conn)
+    if version == 0:
+        scripts = _new_file()
+    else:
+        if _APPLIED in schema.tables:
+            applied = {v for (v,) in conn.execute(f"SELECT version FROM {_APPLIED}")}
+        else:
+            # Made before applied migrations were recorded. user_version only said the newest
+            # one the making code knew: migrations merged out of order (or v3 from before it
+            # made run_values) may be missing below it. The schema says which are there.
+            applied = {v for v, present in _PRESENT.items() if present(schema)}
+        if unknown := applied - MIGRATIONS.keys():
+            raise RuntimeError(
+                f"database {path} has schema versions {sorted(unknown)} this runservice does not know"
+                f" (it knows up to {SCHEMA_VERSION}; a newer runservice migrated it)"
+            )
+        missing = sorted(MIGRATIONS.keys() - applied)
+        if missing:
+            logger.info("applying schema migrations %s to %s", missing, path)
+        scripts = [MIGRATIONS[v] for v in missing]
+    if scripts or _APPLIED not in schema.tables:
+        # Every migration is applied once these scripts are: all are recorded, in the same
+        # transaction, so a crash half-way leaves the database as it was.
+        ddl = "\n".join(_resource(name) for name in scripts)
+        record = "".join(f"INSERT OR IGNORE INTO {_APPLIED} (version) VALUES ({v});\n" for v in MIGRATIONS)
+        conn.executescript(
+            f"BEGIN IMMEDIATE;\n{ddl}\nCREATE TABLE IF NOT EXISTS {_APPLIED} (version INTEGER PRIMARY KEY);\n"
+            f"{record}PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+        )
+        schema = _Schema.read(conn)
+    if lacking := _reference().lacking(schema):
+        raise RuntimeError(
+            f"database {path} lacks {', '.join(lacking)}, which its recorded schema migrations make"
+            " (was it changed by hand?); runservice cannot repair it: restore it from a backup"
+        )
+
+
+_APPLIED = "schema_migrations"
+"""The table of the migrations applied (their numbers), as on PostgreSQL: a number merged out
+of order is found missing even below the newest one applied."""
+
+
+class _Schema:
+    """The tables (with their columns) and indexes of a database, with their SQL."""
+
+    def __init__(self, tables: dict[str, str], indexes: dict[str, str], columns: dict[str, set[str]]) -> None:
+        self.tables = tables
+        self.indexes = indexes
+        self.columns = columns
+
+    @classmethod
+    def read(cls, conn: sqlite3.Connection) -> _Schema:
+        tables: dict[str, str] = {}
+        indexes: dict[str, str] = {}
+        # sql is NULL for the automatic indexes of primary keys: no statement names those.
+        for kind, name, sql in conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'index') AND sql IS NOT NULL"
+        ):
+            (tables if kind == "table" else indexes)[name] = sql
+        columns = {
+            t: {row[1] for row in conn.execute("SELECT * FROM pragma_table_info(?)", (t,))} for t in tables
+        }
+        return cls(tables, indexes, columns)
+
+    def rowid(self, table: str) -> bool:
+        return table in self.tables and "WITHOUT ROWID" not in self.tables[table].upper()
+
+    def partial(self, index: str) -> bool:
+        return re.search(r"\bWHERE\b", self.indexes.get(index, ""), re.IGNORECASE) is not None
+
+    def lacking(self, found: _Schema) -> list[str]:
+        """What this schema has and `found` does not: tables, columns, indexes (the store's
+        queries name its indexes with INDEXED BY, so a missing one fails them too)."""
+        lacking = [f"table {t}" for t in self.tables if t not in found.tables]
+        lacking += [
+            f"column {t}.{c}"
+            for t, columns in self.columns.items()
+            if t in found.tables
+            for c in sorted(columns - found.columns[t])
+        ]
+        lacking += [f"index {i}" for i in self.indexes if i not in found.indexes]
+        return lacking
+
+
+_PRESENT: dict[int, Callable[[_Schema], bool]] = {
+    # migrate_v2: steps and events rebuilt as rowid tables.
+    2: lambda s: s.rowid("steps") and s.rowid("events"),
+    # migrate_v3: the ListRuns indexes and run_values. Commits before 237bf73 made a v3 (and
+    # b8e41f5 a v4) without run_values; the script is idempotent, so it completes either.
+    3: lambda s: "runs_by_workflow_status" in s.indexes and "run_values" in s.tables,
+    4: lambda s: "owner" in s.columns.get("runs", set()),
+    5: lambda s: "schedules" in s.tables and "schedule_ticks" in s.tables,
+    6: lambda s: "definition_version" in s.columns.get("runs", set()),
+    7: lambda s: "deadline" in s.columns.get("runs", set()),
+    8: lambda s: "forked_from" in s.columns.get("runs", set()),
+    9: lambda s: "foreach_items" in s.tables,
+    10: lambda s: "sync_marks" in s.tables,
+    11: lambda s: s.partial("runs_by_resource"),
+    12: lambda s: "schedule_triggers" in s.tables,
+    13: lambda s: "runs_wake_suspended" in s.indexes,
+    14: lambda s: "foreach_items" in s.tables and not s.rowid("foreach_items"),
+}
+"""Whether each migration up to 14 is in a database made before they were recorded, judged from
+its schema (every main commit's own files: schema.sql makes 2-4, each migration's script is
+all-or-nothing). Later migrations are recorded by every code that knows them: none here."""
+
+
+def _new_file() -> list[str]:
+    """The scripts that make a new file: schema.sql (BASE_VERSION), then the later migrations."""
+    return ["schema.sql", *(MIGRATIONS[v] for v in sorted(MIGRATIONS) if v > BASE_VERSION)]
+
+
+@functools.cache
+def _reference() -> _Schema:
+    """The schema a new file gets: what this code's queries use."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript("\n".join(_resource(name) for name in _new_file()))
+        return _Schema.read(conn)
+    finally:
+        conn.close()
 
 
 def _resource(name: str) -> str:
