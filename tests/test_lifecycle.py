@@ -131,6 +131,32 @@ async def test_sigterm_stops_in_phases(tmp_path: Path, layout: tuple[str, ...]) 
     assert marks(mark_file).count("short") == 1 and marks(mark_file).count("long") == 2
 
 
+@LAYOUTS
+async def test_an_open_health_watch_ends_at_the_drain_and_does_not_hold_the_stop(
+    tmp_path: Path, layout: tuple[str, ...]
+) -> None:
+    """A mesh keeps a health Watch open per connection. It is told NOT_SERVING, then ends with
+    UNAVAILABLE once the drain delay is over; before, it held the stop for the whole grace."""
+    args = ("--data-dir", str(tmp_path / "data"), "--grace", "20", "--drain-delay", "0.5", *layout)
+    server = await start_server(serve_argv(*args))
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            server.proc.send_signal(15)
+            loop = asyncio.get_running_loop()
+            signalled = loop.time()
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await watch.read()
+            assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert await server.stop(15, signalled=True) == 0
+            assert loop.time() - signalled < 10, "the stop waited for the open health Watch"
+    finally:
+        await server.kill()
+    assert "Traceback" not in server.text
+
+
 # -- start-up failures ---------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from runservice.server.engine_process import (
     EngineRefused,
 )
 from runservice.server.front import EngineLink, add_forwarded_service
+from runservice.server.health import DrainingHealth
 from runservice.server.hosting import add_services, running_engine
 from runservice.server.limits import StreamLimitInterceptor
 from runservice.server.observability import Observability
@@ -139,7 +140,7 @@ class RunServer:
                 tracing=observability.tracing if observability is not None else None,
                 max_message_size=options.max_message_size,
             )
-        self.health = health.aio.HealthServicer()
+        self.health = DrainingHealth()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         enable_reflection(self.server, (RUN_SERVICE, SCHEDULE_SERVICE, health.SERVICE_NAME))  # v1 and v1alpha
         self.tls = ReloadingCredentials(options.tls) if options.tls is not None else None
@@ -180,6 +181,7 @@ class RunServer:
         if delay > 0:
             logger.info("health NOT_SERVING; still serving for the drain delay (%.1fs)", delay)
             await asyncio.sleep(delay)
+        self.health.drain()
         if self.engine_link is not None:
             self.engine_link.drain()
         elif self.engine is not None:
