@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -13,6 +14,7 @@ from workflows import WORKFLOWS
 from runservice.engine import Engine
 from runservice.server import EdgeOptions, RunServer, build_server
 from runservice.storage import open_store
+from runservice.v1 import run_service_pb2
 
 HEARTBEAT = 0.2
 
@@ -42,3 +44,43 @@ def error_info(exc: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
                 if detail.Unpack(info):
                     return info
     raise AssertionError(f"no ErrorInfo in {exc!r}")
+
+
+@contextlib.asynccontextmanager
+async def losing_first_replies(upstream: str, seen: dict[str, list[str]]) -> AsyncIterator[str]:
+    """A proxy of Start and CreateRun to `upstream` that answers the first call of each with
+    UNAVAILABLE after it was carried out (a reply lost to a drain, which the clients retry);
+    what names each call (Start's request_id, CreateRun's run_id) goes to `seen[method]`."""
+    channel = grpc.aio.insecure_channel(upstream)
+    named_by: dict[str, tuple[Any, str]] = {
+        "Start": (run_service_pb2.StartRequest, "request_id"),
+        "CreateRun": (run_service_pb2.CreateRunRequest, "run_id"),
+    }
+
+    def forwarding(method: str, request_type: Any, field: str) -> grpc.RpcMethodHandler[Any, Any]:
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            f"/runservice.v1.RunService/{method}"
+        )
+        calls = seen.setdefault(method, [])
+
+        async def forward(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+            calls.append(getattr(request_type.FromString(raw), field))
+            reply = await call(raw)
+            if len(calls) == 1:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "draining; the run goes on")
+            return reply
+
+        return grpc.unary_unary_rpc_method_handler(forward)
+
+    server = grpc.aio.server()
+    handlers = {method: forwarding(method, *named) for method, named in named_by.items()}
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("runservice.v1.RunService", handlers)]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+        await channel.close()

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import pytest
 from conftest import Served
+from edge import losing_first_replies
 
 from runservice import errors
 from runservice.client import Client, RetryPolicy, RunHandle, SyncClient, SyncRunHandle, TlsFiles
@@ -474,3 +475,24 @@ async def test_sync_close_ends_a_follow_on_another_thread(served: Served) -> Non
     await on_thread(client.close)
     await asyncio.wait_for(following, 5)  # a quiet end, no error
     assert seen[-1].settles_run and seen[-1].run_status is RunStatus.SUSPENDED
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["aio", "sync"])
+async def test_a_create_run_whose_reply_was_lost_reserves_one_run(served: Served, sync: bool) -> None:
+    """The clients name the run they reserve: the retry gRPC makes after a lost reply gets the
+    run the first attempt reserved, not a second one (before, the server named each)."""
+    seen: dict[str, list[str]] = {}
+    resource_id = f"reserve-{sync}"
+    async with losing_first_replies(served.address, seen) as proxy:
+        if sync:
+            with SyncClient(proxy, timeout=10) as sync_client:
+                handle = await asyncio.to_thread(
+                    sync_client.get_workflow("echo").create_run, resource_id=resource_id
+                )
+                run_id = handle.run_id
+        else:
+            async with Client(proxy, timeout=10) as client:
+                run_id = (await client.get_workflow("echo").create_run(resource_id=resource_id)).run_id
+    assert len(seen["CreateRun"]) == 2 and seen["CreateRun"] == [run_id, run_id]
+    runs, _ = await served.engine.list_runs(resource_id=resource_id)
+    assert [run.run_id for run in runs] == [run_id]

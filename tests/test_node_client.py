@@ -8,22 +8,18 @@ The server serves tests/workflows.py plus `nightly`, whose schedule ticks once a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-import grpc
 import pytest
 from conftest import ServingFactory
+from edge import losing_first_replies
 from workflows import WORKFLOWS, Count, bump
 
 from runservice import create_workflow
-from runservice.v1 import run_service_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_TIMEOUT = 90.0
@@ -77,36 +73,6 @@ async def run(*argv: str, env: dict[str, str] | None = None) -> str:
     return text
 
 
-@contextlib.asynccontextmanager
-async def losing_the_first_start_reply(upstream: str, seen: list[str]) -> AsyncIterator[str]:
-    """A proxy that forwards Start to `upstream` and answers the first with UNAVAILABLE after it
-    was carried out (a reply lost to a drain); the request ids it saw go to `seen`."""
-    channel = grpc.aio.insecure_channel(upstream)
-    start: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
-        "/runservice.v1.RunService/Start"
-    )
-
-    async def forward(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        seen.append(run_service_pb2.StartRequest.FromString(raw).request_id)
-        reply = await start(raw)
-        if len(seen) == 1:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "draining; the run goes on")
-        return reply
-
-    server = grpc.aio.server()
-    handler = grpc.method_handlers_generic_handler(
-        "runservice.v1.RunService", {"Start": grpc.unary_unary_rpc_method_handler(forward)}
-    )
-    server.add_generic_rpc_handlers([handler])
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
-        await channel.close()
-
-
 @pytest.mark.timeout(240)
 async def test_the_node_client_against_a_real_server(serving: ServingFactory, tmp_path: Path) -> None:
     require_node()
@@ -117,10 +83,10 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     tsc = str(node_client.PACKAGE / "node_modules" / "typescript" / "bin" / "tsc")
     await run(node, tsc, "-p", "tsconfig.json", "--noEmit")
     await run(node, tsc, "-p", "tsconfig.json")
-    starts: list[str] = []
+    seen: dict[str, list[str]] = {}
     async with (
         serving(tmp_path / "runs.db", workflows=[*WORKFLOWS, nightly]) as served,
-        losing_the_first_start_reply(served.address, starts) as proxy,
+        losing_first_replies(served.address, seen) as proxy,
     ):
         out = await run(
             node,
@@ -136,7 +102,10 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     assert "# fail 0" in out or "fail 0" in out, out
     assert "a Start whose reply was lost is retried with the same requestId: one run" in out
     assert "decodes an error whose status carries a detail of a type outside google.rpc" in out
-    assert len(starts) == 2 and starts[0] == starts[1] != "", starts  # filled once, kept by the retry
+    for method in ("Start", "CreateRun"):  # filled once, kept by the retry
+        calls = seen[method]
+        assert len(calls) == 2 and calls[0] == calls[1] != "", (method, calls)
+    assert "a CreateRun whose reply was lost is retried with the same runId: one run" in out
     assert "decodes an error's status code, ErrorInfo and BadRequest" in out
     assert "watches one run across a suspend and a resume" in out
     assert "triggers once per request_id: a retry returns the first outcome" in out

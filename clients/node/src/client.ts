@@ -74,6 +74,7 @@ const IDEMPOTENT_CALLS = new Set(
 );
 
 const START = "/runservice.v1.RunService/Start";
+const CREATE_RUN = "/runservice.v1.RunService/CreateRun";
 
 /**
  * Makes gRPC's retries safe: a call of IDEMPOTENT_CALLS without a `requestId` gets a fresh UUID
@@ -82,12 +83,21 @@ const START = "/runservice.v1.RunService/Start";
  * retry of the call carries the same id. A Start with neither `requestId` nor `runId` also gets a
  * time-ordered `runId` (UUIDv7, like the ids CreateRun gives): otherwise the server would derive
  * the run id from the random request id, scattering rows over its indexes (README, "Run ids").
+ * A CreateRun without `runId` gets one too: it has no `requestId`, and a retry would reserve a
+ * second run.
  *
  * connect() installs it on every client. grpc-js lets call options' `interceptors` replace the
  * client's: if you pass your own per call, include this one.
  */
 export const requestIdInterceptor: grpc.Interceptor = (options, nextCall) => {
   const path = options.method_definition.path;
+  if (path === CREATE_RUN) {
+    // No requestId there: a runId of our own makes a retry get the run the first one reserved.
+    return new grpc.InterceptingCall(nextCall(options), {
+      sendMessage: (message: Record<string, unknown>, next) =>
+        next(message.runId ? message : { ...message, runId: uuidv7() }),
+    });
+  }
   if (!IDEMPOTENT_CALLS.has(path)) return new grpc.InterceptingCall(nextCall(options));
   return new grpc.InterceptingCall(nextCall(options), {
     sendMessage: (message: Record<string, unknown>, next) => {

@@ -187,6 +187,26 @@ test("a Start whose reply was lost is retried with the same requestId: one run",
   );
 });
 
+test("a CreateRun whose reply was lost is retried with the same runId: one run", async () => {
+  // The same proxy loses the first CreateRun's reply: without a runId of the client's own,
+  // the retry would reserve a second run.
+  const proxy = process.env.RUNSERVICE_RETRY_PROXY;
+  if (!proxy) throw new Error("set RUNSERVICE_RETRY_PROXY (tests/test_node_client.py does)");
+  const through = createClient(proxy);
+  const resourceId = `reserve-${randomUUID()}`;
+  const { run } = await unary<CreateRunResponse__Output>((cb) =>
+    through.CreateRun({ workflowId: "echo", resourceId }, deadline(30), cb),
+  ).finally(() => through.close());
+  assert.equal(run?.status, "RUN_STATUS_PENDING");
+  const listed = await unary<ListRunsResponse__Output>((cb) =>
+    client.ListRuns({ workflowId: "echo", resourceId }, deadline(10), cb),
+  );
+  assert.deepEqual(
+    listed.runs.map((r) => r.runId),
+    [run?.runId],
+  );
+});
+
 test("cancels a suspended run", async () => {
   const started = await unary<StartResponse__Output>((cb) =>
     client.Start({ workflowId: "approval", inputData: toValue({ count: 5 }), wait: true }, deadline(20), cb),

@@ -224,9 +224,7 @@ class WorkflowHandle:
 
     async def create_run(self, run_id: str | None = None, resource_id: str | None = None) -> RunHandle:
         """Reserve a run (or get the existing one with this id)."""
-        request = run_service_pb2.CreateRunRequest(
-            workflow_id=self.workflow_id, run_id=run_id or "", resource_id=resource_id or ""
-        )
+        request = convert.create_run_request(self.workflow_id, run_id, resource_id)
         response = await self.client.call(self.client.stub.CreateRun, request)
         handle = RunHandle(self.client, self.workflow_id, response.run.run_id, resource_id=resource_id)
         handle.last_run = run_from_proto(response.run)

@@ -314,6 +314,16 @@ def _not_a_double(path: str, problem: str) -> errors.InvalidArgument:
     )
 
 
+def create_run_request(
+    workflow_id: str, run_id: str | None, resource_id: str | None
+) -> run_service_pb2.CreateRunRequest:
+    """A CreateRun, with a run id of our own when none is given (time-ordered, as the server's):
+    a retry after a lost reply then gets the run the first attempt reserved, not a second one."""
+    return run_service_pb2.CreateRunRequest(
+        workflow_id=workflow_id, run_id=run_id or model.time_ordered_id(), resource_id=resource_id or ""
+    )
+
+
 def ensure_request_id(given: str | None) -> str:
     """The caller's idempotency key, or a fresh one: a retried call then returns the first outcome."""
     return given or str(uuid.uuid4())

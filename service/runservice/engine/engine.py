@@ -64,6 +64,7 @@ from runservice.model import (
     StepStatus,
     Travel,
     WorkflowState,
+    time_ordered_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
 from runservice.storage import Lease, RunQuery, RunWrite, Store, Subscription, WriteResult
@@ -1367,30 +1368,9 @@ def request_run_id(workflow_id: str, request_id: str, resource_id: str | None) -
     return str(uuid.uuid5(_REQUEST_IDS, f"{workflow_id}\x00{resource_id or ''}\x00{request_id}"))
 
 
-_RAND_B = (1 << 62) - 1
-"""The low 62 bits of a version 7 UUID (rand_b), below its variant."""
-
-
 def new_id() -> str:
-    """A new run id: a UUID version 7 (RFC 9562), the Unix time in milliseconds in its first
-    48 bits and 74 random bits after it.
-
-    Time-ordered, so the rows of runs started close together sit side by side in every
-    index keyed by run id: a commit touches a few shared pages at the end of each index
-    instead of one random page per run, in the store's cache and in its write-ahead log
-    (BENCHMARKS.md measures what random ids cost). One urandom-seeded generator: a
-    urandom call per id costs tens of microseconds on VMs, and ids need uniqueness, not
-    secrecy.
-    """
-    random_bits = _ids.getrandbits(74)
-    value = (
-        (time.time_ns() // 1_000_000) << 80
-        | 0x7 << 76  # version 7
-        | (random_bits >> 62) << 64  # rand_a: 12 bits
-        | 0b10 << 62  # the RFC's variant
-        | random_bits & _RAND_B
-    )
-    return str(uuid.UUID(int=value))
+    """A new run id (`model.time_ordered_id`: a UUID version 7)."""
+    return time_ordered_id()
 
 
 def new_trace_id() -> str:
