@@ -172,10 +172,12 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def _serving(
-    db_path: Path | str, *, address: str = "127.0.0.1:0", workflows: Iterable[Workflow] = WORKFLOWS
+async def serving_on(
+    database: Path | str | Store, *, address: str = "127.0.0.1:0", workflows: Iterable[Workflow] = WORKFLOWS
 ) -> AsyncIterator[Served]:
-    store = open_store(str(db_path))
+    """A real engine and gRPC server on `database` (a path or URL, or a store not yet opened),
+    which it opens and closes."""
+    store = database if not isinstance(database, Path | str) else open_store(str(database))
     await store.open()
     try:
         # Short leases: on PostgreSQL a restarted server takes over the runs of the stopped one
@@ -205,7 +207,7 @@ def serving(databases: Databases) -> ServingFactory:
 
     @contextlib.asynccontextmanager
     async def on_backend(db_path: Path | str, **options: Any) -> AsyncIterator[Served]:
-        async with _serving(await databases.url_for(db_path), **options) as running:
+        async with serving_on(await databases.url_for(db_path), **options) as running:
             yield running
 
     return on_backend
@@ -213,7 +215,7 @@ def serving(databases: Databases) -> ServingFactory:
 
 @pytest.fixture
 async def served(tmp_path: Path, databases: Databases) -> AsyncIterator[Served]:
-    async with _serving(await databases.url_for(tmp_path / "runs.db")) as running:
+    async with serving_on(await databases.url_for(tmp_path / "runs.db")) as running:
         yield running
 
 
@@ -238,7 +240,7 @@ def client_for(workflows: Iterable[Workflow]) -> Any:
     @pytest.fixture
     async def client(tmp_path: Path, databases: Databases) -> AsyncIterator[Client]:
         async with (
-            _serving(await databases.url_for(tmp_path / "runs.db"), workflows=workflows) as served,
+            serving_on(await databases.url_for(tmp_path / "runs.db"), workflows=workflows) as served,
             Client(served.address, timeout=10.0) as connected,
         ):
             yield connected

@@ -14,8 +14,7 @@ from conftest import client_for
 
 from runservice import errors
 from runservice.client import Client
-from runservice.engine.engine import new_id
-from runservice.model import EventType, Run, RunStatus, StepStatus
+from runservice.model import EventType, Run, RunStatus, StepStatus, time_ordered_id
 
 client = client_for(flows.WORKFLOWS)
 
@@ -243,7 +242,7 @@ async def test_runs_started_without_an_id_get_time_ordered_uuid7_ids(client: Cli
     assert all(int(before * 1000) <= i.int >> 80 <= int(after * 1000) + 1 for i in ids)
     assert first.run_id < second  # the text sorts as the time does
     # 74 random bits after the millisecond: ids drawn in the same millisecond differ.
-    drawn = [new_id() for _ in range(10_000)]
+    drawn = [time_ordered_id() for _ in range(10_000)]
     assert len(set(drawn)) == len(drawn)
 
 

@@ -15,14 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-from conftest import HEARTBEAT, LEASE, Served
+from conftest import HEARTBEAT, Served, serving_on
 from edge import error_info
 from google.protobuf import struct_pb2
-from workflows import WORKFLOWS
 
-from runservice.engine import Engine
-from runservice.server import build_server
-from runservice.storage import Store, open_store
+from runservice.storage import open_store
 from runservice.storage.postgres import PostgresStore
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
 
@@ -37,23 +34,6 @@ PROMPTLY = 3.0
 
 OLD_STEPS = {"bump", "ask"}
 """Step ids of the run that is deleted (`approval`, suspended at `ask`)."""
-
-
-@contextlib.asynccontextmanager
-async def serving(store: Store) -> AsyncIterator[Served]:
-    """A real engine and gRPC server on `store` (opened here, closed after)."""
-    await store.open()
-    try:
-        engine = Engine(store, WORKFLOWS, heartbeat=HEARTBEAT, lease_seconds=LEASE, claim_interval=0.1)
-        async with engine:
-            server = build_server(engine, address="127.0.0.1:0", heartbeat=HEARTBEAT)
-            await server.start()
-            try:
-                yield Served(engine=engine, store=store, server=server)
-            finally:
-                await server.stop(0.5)
-    finally:
-        await store.close()
 
 
 @contextlib.asynccontextmanager
@@ -128,7 +108,7 @@ async def ends_not_found(watcher: Watcher, task: asyncio.Task[None], since: floa
 
 async def test_a_watch_of_a_deleted_run_ends_not_found(databases: Any, tmp_path: Path) -> None:
     url = await databases.url_for(tmp_path / "runs.db")
-    async with serving(open_store(url)) as served, connected(served) as stub:
+    async with serving_on(open_store(url)) as served, connected(served) as stub:
         last = await start(stub, "approval", "doomed")
         watcher, task = await watching(stub, "doomed", last)
         await asyncio.sleep(3 * HEARTBEAT)  # idle: heartbeats only
@@ -139,7 +119,7 @@ async def test_a_watch_of_a_deleted_run_ends_not_found(databases: Any, tmp_path:
 
 async def test_a_watch_never_goes_on_into_a_new_run_under_the_same_id(databases: Any, tmp_path: Path) -> None:
     url = await databases.url_for(tmp_path / "runs.db")
-    async with serving(open_store(url)) as served, connected(served) as stub:
+    async with serving_on(open_store(url)) as served, connected(served) as stub:
         last = await start(stub, "approval", "reused")
         watcher, task = await watching(stub, "reused", last)
         deleted = time.monotonic()
@@ -162,8 +142,8 @@ async def test_a_watch_on_another_replica_ends_and_never_shows_the_new_run(
     A's NOTIFY (`announced` false: a lost notice), B's poll of its watched runs finds out."""
     url = await pg_databases.url_for(tmp_path / "runs.db")
     async with (
-        serving(PostgresStore(url, notify=announced)) as a,
-        serving(PostgresStore(url, poll_interval=0.5)) as b,
+        serving_on(PostgresStore(url, notify=announced)) as a,
+        serving_on(PostgresStore(url, poll_interval=0.5)) as b,
         connected(a) as stub_a,
         connected(b) as stub_b,
     ):

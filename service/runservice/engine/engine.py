@@ -276,7 +276,7 @@ class Engine:
         self.workflow(workflow_id)
         now = time.time()
         run = Run(
-            run_id=run_id or new_id(),
+            run_id=run_id or time_ordered_id(),
             workflow_id=workflow_id,
             status=RunStatus.PENDING,
             created_at=now,
@@ -326,7 +326,9 @@ class Engine:
         run_deadline(0.0, None, run_timeout)  # a bad timeout is refused before anything is written
         # Without a run id, a request id alone must identify the first outcome: the run id
         # is derived from it, so a retry lands on the same run, even on another replica.
-        run_id = run_id or (request_run_id(workflow_id, request_id, resource_id) if request_id else new_id())
+        run_id = run_id or (
+            request_run_id(workflow_id, request_id, resource_id) if request_id else time_ordered_id()
+        )
 
         async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
@@ -803,7 +805,7 @@ class Engine:
         self._check_open()
         context = _context(request_context)
         source = await self._load(run_id, workflow_id, steps=True)
-        fork_id = new_run_id or (fork_run_id(run_id, request_id) if request_id else new_id())
+        fork_id = new_run_id or (fork_run_id(run_id, request_id) if request_id else time_ordered_id())
 
         async def admission() -> _Admission:
             async with self._lock(fork_id):
@@ -1366,11 +1368,6 @@ def request_run_id(workflow_id: str, request_id: str, resource_id: str | None) -
     request id get different runs, never each other's.
     """
     return str(uuid.uuid5(_REQUEST_IDS, f"{workflow_id}\x00{resource_id or ''}\x00{request_id}"))
-
-
-def new_id() -> str:
-    """A new run id (`model.time_ordered_id`: a UUID version 7)."""
-    return time_ordered_id()
 
 
 def new_trace_id() -> str:

@@ -16,7 +16,7 @@ import grpc
 
 from runservice import logs, model
 from runservice.engine import Engine
-from runservice.engine.engine import new_id, new_trace_id
+from runservice.engine.engine import new_trace_id
 from runservice.engine.timetravel import fork_run_id
 from runservice.server import convert, scope
 from runservice.server.fanout import SharedReplies
@@ -276,7 +276,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         source = await self._engine.get_run(args["run_id"])
         fork_id = new_run_id or (
-            fork_run_id(args["run_id"], args["request_id"]) if args["request_id"] else new_id()
+            fork_run_id(args["run_id"], args["request_id"]) if args["request_id"] else model.time_ordered_id()
         )
         await scope.check_new_run(self._engine, fork_id, source.resource_id, "ForkRun")
         forget = self._expect_execution(fork_id, trace)
