@@ -157,7 +157,8 @@ class Kill:
     """A SIGSTOP, not a kill: the process went on at `restarted_at` (its SIGCONT)."""
     outage: bool = False
     """The database stopped (`at`, down at `down_at`) and started again (`restarted_at`), not a
-    runservice process: every process's body in flight then may run again."""
+    runservice process: every process's body in flight then, or started before it was back, may run
+    again."""
     active: int = 0
     """Runs running or waiting in the database at the kill."""
     stalled: list[str] = field(default_factory=list)
@@ -1195,6 +1196,33 @@ class Soak:
                     f"but the driver never resumed it (resumes sent: {sorted(map(str, sent))})",
                 )
 
+    def timeline(self, run_id: str, log: list[Event], first: float, second: float) -> str:
+        """What an unexplained rerun's report needs to be told apart: both starts, the stops and
+        the run's stored events near them, and the servers' log lines about the run (times in
+        seconds since the soak began)."""
+
+        def at(moment: float) -> str:
+            return f"+{moment - self.start_time:.3f}"
+
+        lines = [f"starts {at(first)} and {at(second)}"]
+        lines += (
+            f"kill {k.number} ({'outage' if k.outage else 'pause' if k.paused else 'kill'} of pid {k.pid}): "
+            f"at {at(k.at)}, down {at(k.down_at)}, back {at(k.restarted_at)}"
+            for k in self.kills
+            if k.at - 5 <= second and first <= k.restarted_at + 5
+        )
+        lines += (
+            f"event {e.sequence} {at(e.time)} {e.type.value} {'.'.join(e.step_path)} {e.run_status.value}"
+            for e in log
+            if first - 5 <= e.time <= second + 5
+        )
+        for server in self.servers:
+            with contextlib.suppress(OSError):
+                text = server.log_path.read_text(errors="replace")
+                about = [line for line in text.splitlines() if run_id in line]
+                lines += (f"{server.address} log: {line}" for line in about[-TIMELINE_LOG_LINES:])
+        return "".join(f"\n    {line}" for line in lines)
+
     def check_executions(self, executions: list[tuple[Any, ...]], events: dict[str, list[Event]]) -> None:
         """A body may run again only when the process running it died (or was paused past its
         leases) before its result was durable; a paused process, once it goes on, starts no
@@ -1237,7 +1265,7 @@ class Soak:
                 # The kill or pause of the first process between the two starts explains the rerun,
                 # and so does an outage of the database.
                 stop = next(
-                    (k for k in (*stops[pid], *outages) if started <= k.down_at and k.at <= next_started),
+                    (k for k in (*stops[pid], *outages) if started <= _cut_off(k) and k.at <= next_started),
                     None,
                 )
                 if stop is None:
@@ -1257,12 +1285,18 @@ class Soak:
                             f"on from pause {pause.number}; pid {other} ran it too",
                         )
                     elif pid == next_pid:
-                        self.note("rerun_same_process", run_id, f"{where} ran twice in pid {pid}")
+                        self.note(
+                            "rerun_same_process",
+                            run_id,
+                            f"{where} ran twice in pid {pid}"
+                            + self.timeline(run_id, events.get(run_id, []), started, next_started),
+                        )
                     else:
                         self.note(
                             "rerun_unexplained",
                             run_id,
-                            f"{where} ran in pid {pid} (not killed), then again in pid {next_pid}",
+                            f"{where} ran in pid {pid} (not killed), then again in pid {next_pid}"
+                            + self.timeline(run_id, events.get(run_id, []), started, next_started),
                         )
                     continue
                 committed = _committed_before(
@@ -1280,6 +1314,21 @@ class Soak:
                     self.reruns_in_flight += 1
                     workflow = run_id.split("-", 2)[-1]
                     self.rerun_coverage[f"{workflow}:{phase}"] += 1
+
+
+TIMELINE_LOG_LINES = 20
+"""Server log lines about a run an unexplained rerun's report quotes."""
+
+
+def _cut_off(stop: Kill) -> float:
+    """The latest start of a body whose outcome `stop` may have kept from being committed.
+
+    A killed or paused process starts nothing once it is down. The database being down stops no
+    body from starting: a step's start is staged, not committed, before its body runs, and the
+    lease is checked against its last renewal. Such a body's outcome then fails to commit, and the
+    drive runs it again from the last checkpoint once the database is back.
+    """
+    return stop.restarted_at if stop.outage else stop.down_at
 
 
 def _where(target: Target) -> str:
