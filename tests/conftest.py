@@ -65,6 +65,7 @@ BOTH_BACKENDS = frozenset(
         "test_schedule_triggers",
         "test_watch_delete",
         "test_migration_gaps",
+        "test_retried_changes",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""

@@ -478,6 +478,25 @@ async def test_sync_close_ends_a_follow_on_another_thread(served: Served) -> Non
 
 
 @pytest.mark.parametrize("sync", [False, True], ids=["aio", "sync"])
+async def test_a_delete_whose_reply_was_lost_succeeds(served: Served, sync: bool) -> None:
+    """The clients give DeleteRun a request id: gRPC's retry after a lost reply finds the run
+    gone and succeeds (before, it answered RUN_NOT_FOUND for a delete that had worked)."""
+    seen: dict[str, list[str]] = {}
+    run = await served.engine.start("echo", input_data={"count": 1}, wait=True)
+    async with losing_first_replies(served.address, seen) as proxy:
+        if sync:
+            with SyncClient(proxy, timeout=10) as sync_client:
+                await asyncio.to_thread(sync_client.get_workflow("echo").delete_run_by_id, run.run_id)
+        else:
+            async with Client(proxy, timeout=10) as client:
+                await client.get_workflow("echo").delete_run_by_id(run.run_id)
+    calls = seen["DeleteRun"]
+    assert len(calls) == 2 and calls[0] == calls[1] != ""
+    with pytest.raises(errors.RunNotFound):
+        await served.engine.get_run(run.run_id)
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["aio", "sync"])
 async def test_a_create_run_whose_reply_was_lost_reserves_one_run(served: Served, sync: bool) -> None:
     """The clients name the run they reserve: the retry gRPC makes after a lost reply gets the
     run the first attempt reserved, not a second one (before, the server named each)."""

@@ -102,7 +102,8 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     assert "# fail 0" in out or "fail 0" in out, out
     assert "a Start whose reply was lost is retried with the same requestId: one run" in out
     assert "decodes an error whose status carries a detail of a type outside google.rpc" in out
-    for method in ("Start", "CreateRun"):  # filled once, kept by the retry
+    assert "a DeleteRun whose reply was lost is retried with the same requestId: it succeeds" in out
+    for method in ("Start", "CreateRun", "DeleteRun"):  # filled once, kept by the retry
         calls = seen[method]
         assert len(calls) == 2 and calls[0] == calls[1] != "", (method, calls)
     assert "a CreateRun whose reply was lost is retried with the same runId: one run" in out

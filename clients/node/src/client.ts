@@ -67,6 +67,8 @@ const IDEMPOTENT_CALLS = new Set(
     "RunService/Start",
     "RunService/Resume",
     "RunService/Cancel",
+    "RunService/Restart",
+    "RunService/DeleteRun",
     "RunService/TimeTravel",
     "RunService/ForkRun",
     "ScheduleService/TriggerSchedule",

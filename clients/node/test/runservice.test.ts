@@ -207,6 +207,23 @@ test("a CreateRun whose reply was lost is retried with the same runId: one run",
   );
 });
 
+test("a DeleteRun whose reply was lost is retried with the same requestId: it succeeds", async () => {
+  // The proxy loses the first DeleteRun's reply after the delete: without a requestId the
+  // retry would find the run gone and answer NOT_FOUND.
+  const proxy = process.env.RUNSERVICE_RETRY_PROXY;
+  if (!proxy) throw new Error("set RUNSERVICE_RETRY_PROXY (tests/test_node_client.py does)");
+  const { run } = await unary<StartResponse__Output>((cb) =>
+    client.Start({ workflowId: "echo", inputData: toValue({ count: 1 }), wait: true }, deadline(20), cb),
+  );
+  const through = createClient(proxy);
+  await unary((cb) => through.DeleteRun({ runId: run?.runId }, deadline(30), cb)).finally(() => through.close());
+  const gone = await unary((cb) => client.GetRun({ runId: run?.runId }, deadline(10), cb)).then(
+    () => assert.fail("the deleted run is still there"),
+    (error: grpc.ServiceError) => decodeError(error),
+  );
+  assert.equal(gone.errorInfo?.reason, "RUN_NOT_FOUND");
+});
+
 test("cancels a suspended run", async () => {
   const started = await unary<StartResponse__Output>((cb) =>
     client.Start({ workflowId: "approval", inputData: toValue({ count: 5 }), wait: true }, deadline(20), cb),

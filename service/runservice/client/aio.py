@@ -242,9 +242,15 @@ class WorkflowHandle:
         """The run (same as `run_execution_result`)."""
         return await self.run_execution_result(run_id)
 
-    async def delete_run_by_id(self, run_id: str) -> None:
-        """Delete a run that is not running, with its events."""
-        request = run_service_pb2.DeleteRunRequest(workflow_id=self.workflow_id, run_id=run_id)
+    async def delete_run_by_id(self, run_id: str, *, request_id: str | None = None) -> None:
+        """Delete a run that is not running, with its events.
+
+        The request carries a `request_id` (yours, or a fresh UUID): a retry after a lost
+        reply succeeds instead of finding the run gone.
+        """
+        request = run_service_pb2.DeleteRunRequest(
+            workflow_id=self.workflow_id, run_id=run_id, request_id=convert.ensure_request_id(request_id)
+        )
         await self.client.call(self.client.stub.DeleteRun, request)
 
     async def runs(
@@ -322,8 +328,8 @@ async def _maybe_await(result: object) -> None:
 class RunHandle(convert.RunRequests):
     """One run (Mastra's `workflow.createRun()` result). `last_run` is the latest run seen.
 
-    Start, Resume and Cancel always carry a `request_id` (yours, or a fresh UUID), so the
-    client's retries on UNAVAILABLE return the first outcome instead of acting twice.
+    Start, Resume, Cancel and Restart always carry a `request_id` (yours, or a fresh UUID), so
+    the client's retries on UNAVAILABLE return the first outcome instead of acting twice.
     """
 
     def __init__(
@@ -461,9 +467,14 @@ class RunHandle(convert.RunRequests):
         )
         return run_from_proto((await self.client.call(self.client.stub.ForkRun, request, wait=wait)).run)
 
-    async def restart(self, *, wait: bool = False) -> model.Run:
-        """Re-drive a run that was running when its server died."""
-        request = run_service_pb2.RestartRequest(workflow_id=self.workflow_id, run_id=self.run_id, wait=wait)
+    async def restart(self, *, wait: bool = False, request_id: str | None = None) -> model.Run:
+        """Re-drive a run that was running when its server died (its retries re-drive nothing)."""
+        request = run_service_pb2.RestartRequest(
+            workflow_id=self.workflow_id,
+            run_id=self.run_id,
+            wait=wait,
+            request_id=convert.ensure_request_id(request_id),
+        )
         return self._keep((await self.client.call(self.client.stub.Restart, request, wait=wait)).run)
 
     async def stream(

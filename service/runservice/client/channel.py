@@ -2,9 +2,9 @@
 
 The service config is the contract's `protos/runservice/v1/service_config.json`, shipped in the
 package as `runservice.v1/service_config.json`: a deadline for short unary calls, retries of
-every unary call on UNAVAILABLE only (Start, Resume, Cancel, TimeTravel, ForkRun and
-TriggerSchedule carry a `request_id`, which the clients always set, so a retry returns the first
-outcome), nothing for the Stream and Watch streams (they are resumed from their cursor by the
+every unary call on UNAVAILABLE only (Start, Resume, Cancel, Restart, DeleteRun, TimeTravel,
+ForkRun and TriggerSchedule carry a `request_id`, which the clients always set, so a retry returns
+the first outcome), nothing for the Stream and Watch streams (they are resumed from their cursor by the
 clients instead).
 """
 

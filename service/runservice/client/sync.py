@@ -343,9 +343,15 @@ class SyncWorkflowHandle:
         """The run (same as `run_execution_result`)."""
         return self.run_execution_result(run_id)
 
-    def delete_run_by_id(self, run_id: str) -> None:
-        """Delete a run that is not running, with its events."""
-        request = run_service_pb2.DeleteRunRequest(workflow_id=self.workflow_id, run_id=run_id)
+    def delete_run_by_id(self, run_id: str, *, request_id: str | None = None) -> None:
+        """Delete a run that is not running, with its events.
+
+        The request carries a `request_id` (yours, or a fresh UUID): a retry after a lost
+        reply succeeds instead of finding the run gone.
+        """
+        request = run_service_pb2.DeleteRunRequest(
+            workflow_id=self.workflow_id, run_id=run_id, request_id=convert.ensure_request_id(request_id)
+        )
         self.client.call(self.client.stub.DeleteRun, request)
 
     def runs(
@@ -520,9 +526,14 @@ class SyncRunHandle(convert.RunRequests):
         )
         return run_from_proto((self.client.call(self.client.stub.ForkRun, request, wait=wait)).run)
 
-    def restart(self, *, wait: bool = False) -> model.Run:
-        """Re-drive a run that was running when its server died."""
-        request = run_service_pb2.RestartRequest(workflow_id=self.workflow_id, run_id=self.run_id, wait=wait)
+    def restart(self, *, wait: bool = False, request_id: str | None = None) -> model.Run:
+        """Re-drive a run that was running when its server died (its retries re-drive nothing)."""
+        request = run_service_pb2.RestartRequest(
+            workflow_id=self.workflow_id,
+            run_id=self.run_id,
+            wait=wait,
+            request_id=convert.ensure_request_id(request_id),
+        )
         return self._keep(self.client.call(self.client.stub.Restart, request, wait=wait).run)
 
     def stream(

@@ -667,17 +667,28 @@ class Engine:
         )
         return replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
 
-    async def restart(self, run_id: str, *, workflow_id: str | None = None, wait: bool = False) -> Run:
+    async def restart(
+        self,
+        run_id: str,
+        *,
+        workflow_id: str | None = None,
+        request_id: str | None = None,
+        wait: bool = False,
+    ) -> Run:
         """Re-drive an active (`running` or `waiting`) run from its last checkpoint.
 
         A run this process is already driving is left alone (and waited for with `wait`);
-        a suspended or finished run is RunNotActive.
+        a suspended or finished run is RunNotActive. A retry with the same `request_id`
+        re-drives nothing and returns the run as it is, settled or not.
         """
         self._check_open()
+        request = ("restart", request_id) if request_id else None
 
         async def admission() -> _Admission:
             async with self._lock(run_id):
                 run = await self._load(run_id, workflow_id, steps=True)
+                if request_id and await self._store.has_request(run_id, "restart", request_id):
+                    return _Repeat(run_id)
                 if run.status not in _ACTIVE:
                     raise RunNotActive(run_id, run.status.value)
                 task = self._tasks.get(run_id)
@@ -685,9 +696,10 @@ class Engine:
                     workflow = self.definition(run)
                     sent = time.monotonic()
                     claimed = await self._store.write(
-                        RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim)
+                        RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim, request=request)
                     )
                     if not claimed.applied:  # another replica drives it
+                        await self._remember(run_id, request)
                         return replace(run, steps=())
                     run = await self._load(run_id, steps=True)
                     logger.info(
@@ -697,9 +709,17 @@ class Engine:
                         extra=logs.run_extra(run_id, run.trace_id),
                     )
                     task = self._launch(self._driver(workflow, run, self._lease(claimed.epoch), sent))
+                else:
+                    await self._remember(run_id, request)
                 return replace(run, steps=()), task
 
         return await self._answer(await self._admit(admission()), wait)
+
+    async def _remember(self, run_id: str, request: tuple[str, str] | None) -> None:
+        """Record a request that changed nothing while the run is active (a Restart of a run
+        already driven), so that its retry, once the run has settled, is still a retry."""
+        if request is not None:
+            await self._store.write(RunWrite(run_id, expect=_ACTIVE, request=request))
 
     async def time_travel(
         self,
@@ -915,15 +935,34 @@ class Engine:
         last = runs[limit - 1]
         return runs[:limit], paging.encode_token(query, last.created_at, last.run_id)
 
-    async def delete_run(self, run_id: str, *, workflow_id: str | None = None) -> None:
-        """Delete a run that is not running or waiting (RunActive otherwise)."""
+    async def delete_run(
+        self, run_id: str, *, workflow_id: str | None = None, request_id: str | None = None
+    ) -> None:
+        """Delete a run that is not running or waiting (RunActive otherwise).
+
+        A retry with the same `request_id` succeeds once the run is gone, and never deletes
+        a run made later under the same id.
+        """
         async with self._lock(run_id):
+            if request_id and await self.deleted(run_id, request_id):
+                return
             run = await self._load(run_id, workflow_id)
             if run.status in _ACTIVE:
                 raise RunActive(run_id, run.status.value)
-            result = await self._store.write(RunWrite(run_id, expect=_DELETABLE, delete=True))
+            result = await self._store.write(
+                RunWrite(
+                    run_id,
+                    expect=_DELETABLE,
+                    delete=True,
+                    request=("delete", request_id) if request_id else None,
+                )
+            )
             if not result.applied:
                 raise RunActive(run_id, (result.status or RunStatus.RUNNING).value)
+
+    async def deleted(self, run_id: str, request_id: str) -> bool:
+        """True if a delete with this `request_id` removed the run."""
+        return await self._store.has_request(run_id, "delete", request_id)
 
     def follow(
         self,

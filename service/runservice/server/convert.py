@@ -419,19 +419,30 @@ class RunRef(TypedDict):
     workflow_id: str | None
 
 
-def run_ref(
-    request: run_service_pb2.GetRunRequest
-    | run_service_pb2.DeleteRunRequest
-    | run_service_pb2.RestartRequest,
-) -> RunRef:
-    """The run named by GetRun, DeleteRun or Restart."""
+def run_ref(request: run_service_pb2.GetRunRequest) -> RunRef:
+    """The run named by GetRun."""
     checks = Checks()
     checks.run_id("run_id", request.run_id, required=True)
     workflow = _workflow_ref(checks, request.workflow_id)
-    if isinstance(request, run_service_pb2.GetRunRequest):
-        checks.view("view", request.view)
+    checks.view("view", request.view)
     checks.done()
     return RunRef(run_id=request.run_id, workflow_id=workflow)
+
+
+class RunChange(RunRef):
+    """A run named by a call that changes it, with the call's idempotency key."""
+
+    request_id: str | None
+
+
+def run_change(request: run_service_pb2.DeleteRunRequest | run_service_pb2.RestartRequest) -> RunChange:
+    """The run named by DeleteRun or Restart, and the request's id."""
+    checks = Checks()
+    checks.run_id("run_id", request.run_id, required=True)
+    workflow = _workflow_ref(checks, request.workflow_id)
+    checks.bounded("request_id", request.request_id)
+    checks.done()
+    return RunChange(run_id=request.run_id, workflow_id=workflow, request_id=_optional(request.request_id))
 
 
 class CreateArgs(TypedDict):

@@ -149,7 +149,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Restart(
         self, request: run_service_pb2.RestartRequest, context: Context
     ) -> run_service_pb2.RestartResponse:
-        ref = convert.run_ref(request)
+        ref = convert.run_change(request)
         scope.check_writer("Restart")
         await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
         run = await self._engine.restart(**ref, wait=request.wait)
@@ -240,10 +240,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def DeleteRun(
         self, request: run_service_pb2.DeleteRunRequest, context: Context
     ) -> run_service_pb2.DeleteRunResponse:
-        ref = convert.run_ref(request)
+        ref = convert.run_change(request)
         scope.check_writer("DeleteRun")
-        await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
-        await self._engine.delete_run(**ref)
+        request_id = ref["request_id"]
+        # A retry whose first attempt deleted the run succeeds; the scope check, which needs
+        # the run, would call it not found.
+        if request_id is None or not await self._engine.deleted(ref["run_id"], request_id):
+            await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
+            await self._engine.delete_run(**ref)
         return convert.delete_run_response()
 
     # -- time travel ---------------------------------------------------------------------------

@@ -78,7 +78,8 @@ class RunWrite:
     - `request`: `(kind, request_id)` remembered for idempotency (ignored if already there).
     - `drop_steps`: step records to remove, by path, with their foreach items (before `steps`
       are upserted).
-    - `delete`: remove the run with its steps, events and requests.
+    - `delete`: remove the run with its steps, events and requests; its own `request` is
+      then remembered, so a retried delete finds it once the run is gone.
     - `fence`: apply only while this lease owns the run (progress of a driven run).
     - `claim`: the run must have no live owner; the writer becomes its owner (epoch + 1).
     - `release`: the run has no owner afterwards (it settled: suspended or finished).

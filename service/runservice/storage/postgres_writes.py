@@ -210,6 +210,9 @@ _DELETE_RUN = (
     " v AS (DELETE FROM run_values WHERE run_id = $1)"
     " SELECT 1"
 )
+_INSERT_ONE_REQUEST = (
+    "INSERT INTO requests (run_id, kind, request_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+)
 _DELETE_RUN_IF = (
     "WITH gone AS (DELETE FROM runs WHERE run_id = $1 AND status = ANY($2::text[]) RETURNING run_id),"
     " s AS (DELETE FROM steps WHERE run_id IN (SELECT run_id FROM gone)),"
@@ -478,11 +481,14 @@ async def _apply_all(conn: Any, changes: Sequence[RunWrite], now: float, *, noti
 async def _delete(conn: Any, change: RunWrite) -> WriteResult:
     if change.expect is None:
         await conn.execute(_DELETE_RUN, change.run_id)
-        return WriteResult(applied=True, status=None)
-    if await conn.fetchval(_DELETE_RUN_IF, change.run_id, sorted(s.value for s in change.expect)):
-        return WriteResult(applied=True, status=None)
-    found = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", change.run_id)
-    return WriteResult(applied=False, status=None if found is None else RunStatus(found))
+    elif not await conn.fetchval(_DELETE_RUN_IF, change.run_id, sorted(s.value for s in change.expect)):
+        found = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", change.run_id)
+        return WriteResult(applied=False, status=None if found is None else RunStatus(found))
+    if change.request is not None:
+        # Its own statement, after the delete: one statement cannot both delete the run's
+        # request rows and insert this one (a retry of the delete finds it).
+        await conn.execute(_INSERT_ONE_REQUEST, change.run_id, *change.request)
+    return WriteResult(applied=True, status=None)
 
 
 @dataclass(slots=True)

@@ -1313,6 +1313,8 @@ def _apply(
             return WriteResult(applied=False, status=found)
         for table in ("steps", "foreach_items", "events", "requests", "run_values", "runs"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        if change.request is not None:  # kept: a retry of the delete finds it
+            conn.execute(_INSERT_REQUEST, (run_id, *change.request))
         return WriteResult(applied=True, status=None)
     writer = values.ValueWriter()
     try:

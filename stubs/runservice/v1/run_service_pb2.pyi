@@ -145,14 +145,16 @@ class CancelResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class RestartRequest(_message.Message):
-    __slots__ = ("workflow_id", "run_id", "wait")
+    __slots__ = ("workflow_id", "run_id", "wait", "request_id")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     run_id: str
     wait: bool
-    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+    request_id: str
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RestartResponse(_message.Message):
     __slots__ = ("run",)
@@ -257,12 +259,14 @@ class ListRunsResponse(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[_run_pb2.Run, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteRunRequest(_message.Message):
-    __slots__ = ("workflow_id", "run_id")
+    __slots__ = ("workflow_id", "run_id", "request_id")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     run_id: str
-    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteRunResponse(_message.Message):
     __slots__ = ()

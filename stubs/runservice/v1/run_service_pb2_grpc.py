@@ -180,7 +180,8 @@ class RunServiceServicer:
 
     def Watch(self, request, context):
         """Follows a run's events from a cursor until the run is terminal, across
-        suspends and resumes. Only a message with end_of_stream means "done"; any
+        suspends and resumes. Only a message with end_of_stream means "done"; a
+        NOT_FOUND (RUN_NOT_FOUND) means the run was deleted, or never existed; any
         other end means "reconnect with the last sequence you saw".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

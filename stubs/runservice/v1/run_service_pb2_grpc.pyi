@@ -59,7 +59,8 @@ class RunServiceStub:
     """Starts or resumes a run and streams its events until it is terminal or suspended."""
     Watch: _grpc.UnaryStreamMultiCallable[_run_service_pb2.WatchRequest, _run_service_pb2.WatchResponse]
     """Follows a run's events from a cursor until the run is terminal, across
-    suspends and resumes. Only a message with end_of_stream means "done"; any
+    suspends and resumes. Only a message with end_of_stream means "done"; a
+    NOT_FOUND (RUN_NOT_FOUND) means the run was deleted, or never existed; any
     other end means "reconnect with the last sequence you saw".
     """
     GetRun: _grpc.UnaryUnaryMultiCallable[_run_service_pb2.GetRunRequest, _run_service_pb2.GetRunResponse]
@@ -115,7 +116,8 @@ class RunServiceAsyncStub(RunServiceStub):
     """Starts or resumes a run and streams its events until it is terminal or suspended."""
     Watch: _aio.UnaryStreamMultiCallable[_run_service_pb2.WatchRequest, _run_service_pb2.WatchResponse]  # type: ignore[assignment]
     """Follows a run's events from a cursor until the run is terminal, across
-    suspends and resumes. Only a message with end_of_stream means "done"; any
+    suspends and resumes. Only a message with end_of_stream means "done"; a
+    NOT_FOUND (RUN_NOT_FOUND) means the run was deleted, or never existed; any
     other end means "reconnect with the last sequence you saw".
     """
     GetRun: _aio.UnaryUnaryMultiCallable[_run_service_pb2.GetRunRequest, _run_service_pb2.GetRunResponse]  # type: ignore[assignment]
@@ -222,7 +224,8 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_run_service_pb2.WatchResponse], _abc.AsyncIterator[_run_service_pb2.WatchResponse]]:
         """Follows a run's events from a cursor until the run is terminal, across
-        suspends and resumes. Only a message with end_of_stream means "done"; any
+        suspends and resumes. Only a message with end_of_stream means "done"; a
+        NOT_FOUND (RUN_NOT_FOUND) means the run was deleted, or never existed; any
         other end means "reconnect with the last sequence you saw".
         """
 

@@ -13,6 +13,12 @@ export interface DeleteRunRequest {
    * Required. The run to delete.
    */
   'runId'?: (string);
+  /**
+   * Optional idempotency key. A retry with the same key succeeds once the run
+   * is gone, where a new DeleteRun would be NOT_FOUND (reason RUN_NOT_FOUND),
+   * and never deletes a run made later under the same id.
+   */
+  'requestId'?: (string);
 }
 
 /**
@@ -27,4 +33,10 @@ export interface DeleteRunRequest__Output {
    * Required. The run to delete.
    */
   'runId': (string);
+  /**
+   * Optional idempotency key. A retry with the same key succeeds once the run
+   * is gone, where a new DeleteRun would be NOT_FOUND (reason RUN_NOT_FOUND),
+   * and never deletes a run made later under the same id.
+   */
+  'requestId': (string);
 }

@@ -17,6 +17,12 @@ export interface RestartRequest {
    * True: return only when the run is terminal or suspended. False: return at once.
    */
   'wait'?: (boolean);
+  /**
+   * Optional idempotency key. A retry with the same key re-drives nothing and
+   * returns the run as it is, even once it has settled (where a new Restart
+   * would be FAILED_PRECONDITION, reason RUN_NOT_ACTIVE).
+   */
+  'requestId'?: (string);
 }
 
 /**
@@ -35,4 +41,10 @@ export interface RestartRequest__Output {
    * True: return only when the run is terminal or suspended. False: return at once.
    */
   'wait': (boolean);
+  /**
+   * Optional idempotency key. A retry with the same key re-drives nothing and
+   * returns the run as it is, even once it has settled (where a new Restart
+   * would be FAILED_PRECONDITION, reason RUN_NOT_ACTIVE).
+   */
+  'requestId': (string);
 }

@@ -253,14 +253,16 @@ export interface RunServiceClient extends grpc.Client {
   
   /**
    * Follows a run's events from a cursor until the run is terminal, across
-   * suspends and resumes. Only a message with end_of_stream means "done"; any
+   * suspends and resumes. Only a message with end_of_stream means "done"; a
+   * NOT_FOUND (RUN_NOT_FOUND) means the run was deleted, or never existed; any
    * other end means "reconnect with the last sequence you saw".
    */
   Watch(argument: _runservice_v1_WatchRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_runservice_v1_WatchResponse__Output>;
   Watch(argument: _runservice_v1_WatchRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_runservice_v1_WatchResponse__Output>;
   /**
    * Follows a run's events from a cursor until the run is terminal, across
-   * suspends and resumes. Only a message with end_of_stream means "done"; any
+   * suspends and resumes. Only a message with end_of_stream means "done"; a
+   * NOT_FOUND (RUN_NOT_FOUND) means the run was deleted, or never existed; any
    * other end means "reconnect with the last sequence you saw".
    */
   watch(argument: _runservice_v1_WatchRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_runservice_v1_WatchResponse__Output>;
@@ -354,7 +356,8 @@ export interface RunServiceHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Follows a run's events from a cursor until the run is terminal, across
-   * suspends and resumes. Only a message with end_of_stream means "done"; any
+   * suspends and resumes. Only a message with end_of_stream means "done"; a
+   * NOT_FOUND (RUN_NOT_FOUND) means the run was deleted, or never existed; any
    * other end means "reconnect with the last sequence you saw".
    */
   Watch: grpc.handleServerStreamingCall<_runservice_v1_WatchRequest__Output, _runservice_v1_WatchResponse>;
