@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from runservice.model import EventDraft, EventType, Run, RunStatus
+import time
+
+from runservice.model import EventDraft, EventType, Json, Run, RunStatus
 from runservice.storage import RunWrite
 
 
@@ -24,3 +26,19 @@ def finish(run_id: str) -> RunWrite:
         patch={"status": RunStatus.SUCCESS},
         events=(EventDraft(EventType.WORKFLOW_FINISH, RunStatus.SUCCESS),),
     )
+
+
+def orphan(run_id: str, workflow_id: str, input_data: Json) -> RunWrite:
+    """Create a run left `running` with nothing driving it, as a process that died leaves it."""
+    now = time.time()
+    run = Run(
+        run_id=run_id,
+        workflow_id=workflow_id,
+        status=RunStatus.RUNNING,
+        created_at=now,
+        updated_at=now,
+        input=input_data,
+        state={},
+        started_at=now,
+    )
+    return RunWrite(run_id, create=run)

@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pydantic import BaseModel
+from run_writes import orphan
 
 from runservice import errors
 from runservice.client import Client, event_from_proto
@@ -217,19 +218,7 @@ async def test_restart_redrives_an_orphaned_run_and_refuses_an_inactive_one(
     assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert rich(caught.value)[1].reason == "RUN_NOT_ACTIVE"
 
-    # A run left `running` with no task driving it, as a process that died leaves it.
-    now = 1000.0
-    orphan = Run(
-        run_id="r-orphan",
-        workflow_id="echo",
-        status=RunStatus.RUNNING,
-        created_at=now,
-        updated_at=now,
-        input={"count": 41},
-        state={},
-        started_at=now,
-    )
-    assert (await served.store.write(RunWrite("r-orphan", create=orphan))).applied
+    assert (await served.store.write(orphan("r-orphan", "echo", {"count": 41}))).applied
     reply = await stub.Restart(run_service_pb2.RestartRequest(run_id="r-orphan", wait=True))
     assert reply.run.status == run_pb2.RUN_STATUS_SUCCESS
     assert from_value(reply.run.result) == {"count": 42}

@@ -17,10 +17,10 @@ import pytest
 from conftest import Served, ServingFactory
 from edge import error_info
 from pydantic import BaseModel
+from run_writes import orphan
 
 from runservice import errors
 from runservice.model import Run, RunStatus
-from runservice.storage import RunWrite
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 from runservice.wire import from_value, to_value
 from runservice.workflow import StepContext, create_step, create_workflow
@@ -85,19 +85,7 @@ async def settled(served: Served, run_id: str) -> Run:
 
 
 async def test_a_retried_restart_returns_the_run_it_redrove(served: Served) -> None:
-    # A run left `running` with nothing driving it, as a process that died leaves it.
-    now = time.time()
-    orphan = Run(
-        run_id="r-orphan",
-        workflow_id="quick",
-        status=RunStatus.RUNNING,
-        created_at=now,
-        updated_at=now,
-        input={"count": 41},
-        state={},
-        started_at=now,
-    )
-    assert (await served.store.write(RunWrite("r-orphan", create=orphan))).applied
+    assert (await served.store.write(orphan("r-orphan", "quick", {"count": 41}))).applied
     async with connected(served) as stub:
         first = run_service_pb2.RestartRequest(run_id="r-orphan", request_id="restart-1", wait=True)
         assert (await stub.Restart(first)).run.status == run_pb2.RUN_STATUS_SUCCESS
