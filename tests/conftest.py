@@ -66,6 +66,7 @@ BOTH_BACKENDS = frozenset(
         "test_watch_delete",
         "test_migration_gaps",
         "test_retried_changes",
+        "test_retention",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""
@@ -174,17 +175,26 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serving_on(
-    database: Path | str | Store, *, address: str = "127.0.0.1:0", workflows: Iterable[Workflow] = WORKFLOWS
+    database: Path | str | Store,
+    *,
+    address: str = "127.0.0.1:0",
+    workflows: Iterable[Workflow] = WORKFLOWS,
+    retention: float = 0.0,
 ) -> AsyncIterator[Served]:
     """A real engine and gRPC server on `database` (a path or URL, or a store not yet opened),
-    which it opens and closes."""
+    which it opens and closes; `retention` as `serve --retention`."""
     store = database if not isinstance(database, Path | str) else open_store(str(database))
     await store.open()
     try:
         # Short leases: on PostgreSQL a restarted server takes over the runs of the stopped one
         # within a second (on SQLite leases end when the file is opened again anyway).
         async with Engine(
-            store, workflows, heartbeat=HEARTBEAT, lease_seconds=LEASE, claim_interval=0.1
+            store,
+            workflows,
+            heartbeat=HEARTBEAT,
+            lease_seconds=LEASE,
+            claim_interval=0.1,
+            retention=retention,
         ) as engine:
             server = build_server(engine, address=address, heartbeat=HEARTBEAT)
             await server.start()

@@ -239,8 +239,35 @@ def test_settings_from_env_then_flags(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("RUNSERVICE_SHUTDOWN_GRACE")
     monkeypatch.setenv("RUNSERVICE_GRACE", "4")  # the short name works too
     assert Settings.load().grace == 4.0
-    with pytest.raises(ConfigError, match=r"^heartbeat \(flag\): '0' must be positive$"):
+    with pytest.raises(ConfigError, match=r"^heartbeat \(flag\): '0' must be a finite positive number$"):
         Settings.load(heartbeat="0")
+    with pytest.raises(
+        ConfigError, match=r"^lease-seconds \(flag\): 'nan' must be a finite positive number$"
+    ):
+        Settings.load(lease_seconds="nan")
+    with pytest.raises(ConfigError, match=r"^grace \(flag\): 'inf' must be a finite number >= 0$"):
+        Settings.load(grace="inf")
+
+
+def test_retention_takes_a_duration_with_a_unit() -> None:
+    assert Settings.load().retention == 0.0  # kept for ever unless asked
+    assert [
+        Settings.load(retention=text).retention for text in ("30d", "12h", "90m", "45s", "600", "1.5d")
+    ] == [
+        30 * 86400.0,
+        12 * 3600.0,
+        90 * 60.0,
+        45.0,
+        600.0,
+        1.5 * 86400.0,
+    ]
+    for bad, why in (
+        ("soon", "is not a duration"),
+        ("-1d", "must be a finite number >= 0"),
+        ("inf", "finite"),
+    ):
+        with pytest.raises(ConfigError, match=rf"^retention \(flag\): '{bad}' .*{why}"):
+            Settings.load(retention=bad)
 
 
 def test_unknown_variable_is_one_warning_line(tmp_path: Path) -> None:

@@ -270,6 +270,8 @@ async def test_metrics_count_rpcs_streams_runs_steps_and_commits(tmp_path: Path)
             async for _ in stub.Watch(run_service_pb2.WatchRequest(run_id=again.run.run_id), timeout=0.5):
                 pass
         assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        # A deleted run is counted (the retention sweep's deletes come the same way).
+        await stub.DeleteRun(run_service_pb2.DeleteRunRequest(run_id=forked.run.run_id))
 
         async def travels_and_deadlines_counted() -> None:
             s = await scrape(served.metrics_url)
@@ -278,6 +280,7 @@ async def test_metrics_count_rpcs_streams_runs_steps_and_commits(tmp_path: Path)
             assert value(s, "runservice_runs_resumed_total", workflow="nested") == 0
             watch_late = rpc("Watch", code="DEADLINE_EXCEEDED", kind="server_stream")
             assert value(s, "grpc_server_handled_total", **watch_late) == 1
+            assert value(s, "runservice_runs_deleted_total") == 1
 
         await eventually(travels_and_deadlines_counted)
         status, _ = await asyncio.to_thread(get, served.metrics_url.replace("/metrics", "/nope"))

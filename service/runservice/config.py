@@ -8,6 +8,7 @@ A `RUNSERVICE_*` variable that names no setting is reported by `unknown_variable
 from __future__ import annotations
 
 import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ PREFIX = "RUNSERVICE_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _MIB = 1024 * 1024
 MIN_MESSAGE_SIZE = 64 * 1024
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+"""Units of a duration setting (`retention`): seconds, minutes, hours, days."""
 """The smallest `max_message_size` accepted."""
 
 SECRET_SETTINGS = frozenset({"tokens"})
@@ -82,6 +85,12 @@ class Settings(BaseSettings):
     claim_interval: float = Field(
         1.0, description="seconds between looks for active runs that no replica drives"
     )
+    retention: float = Field(
+        0.0,
+        description="how long a settled run (succeeded, failed or canceled) is kept after it ended, "
+        "then deleted with its events: seconds, or a number with s, m, h or d (30d); 0: kept for ever. "
+        "Suspended runs are never deleted",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: str = Field("text", description="text, or json for one JSON object per line")
     access_log: bool = Field(True, description="one log line per RPC (method, code, duration, peer)")
@@ -127,18 +136,32 @@ class Settings(BaseSettings):
                 raise ValueError("is not a number of seconds") from None
         return value
 
-    @field_validator("grace", "drain_delay")
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            scale = _UNITS.get(text[-1:], 1.0) if text else 1.0
+            number = text[:-1] if text[-1:] in _UNITS else text
+            try:
+                seconds = float(number) * scale
+            except ValueError:
+                raise ValueError("is not a duration (seconds, or a number with s, m, h or d: 30d)") from None
+            return seconds
+        return value
+
+    @field_validator("grace", "drain_delay", "retention")
     @classmethod
     def _not_negative(cls, value: float) -> float:
-        if value < 0:
-            raise ValueError("must be >= 0")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("must be a finite number >= 0")
         return value
 
     @field_validator("heartbeat", "lease_seconds", "claim_interval")
     @classmethod
     def _positive(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("must be positive")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("must be a finite positive number")
         return value
 
     @field_validator("max_concurrent_streams")

@@ -22,6 +22,7 @@ from runservice.engine.failures import log_failure
 from runservice.engine.follow import follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
+from runservice.engine.retention import Retention
 from runservice.engine.schedules import Scheduler
 from runservice.engine.targets import accept, find_runnable, resolve
 from runservice.engine.timetravel import (
@@ -109,12 +110,14 @@ class Engine:
         lease_seconds: float = 10.0,
         claim_interval: float = 1.0,
         schedules: Iterable[Schedule] = (),
+        retention: float = 0.0,
     ) -> None:
         """`owner` names this replica (fresh per process by default); `lease_seconds` is how
         long its runs stay its own without a heartbeat, `claim_interval` how often it looks
         for runs nobody drives. On an exclusive store (SQLite) leases never expire.
         `schedules`: cron schedules declared by the configuration (each bound to a served
-        workflow), besides those the workflows declare."""
+        workflow), besides those the workflows declare. `retention`: seconds a settled run
+        is kept after it ended, then deleted (0: kept for ever; engine/retention.py)."""
         self._store = store
         self._versions = ServedVersions(workflows)
         self._workflows: dict[str, Workflow] = self._versions.newest()
@@ -158,6 +161,8 @@ class Engine:
             poll_interval=claim_interval,
         )
         """Cron schedules (engine/schedules.py): fired by a loop started and stopped with the engine."""
+        self.retention = Retention(store, retention) if retention > 0 else None
+        """The retention sweep (engine/retention.py), when runs are not kept for ever."""
 
     @property
     def owner(self) -> str:
@@ -175,6 +180,8 @@ class Engine:
             await self.aclose()
             raise
         self.schedules.start()
+        if self.retention is not None:
+            self.retention.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -186,6 +193,7 @@ class Engine:
             return
         self._closed = True
         self.drain()
+        await self._stop_retention()
         await self.schedules.aclose()
         await self._keeper.aclose()
         await self._stop_adoptions()
@@ -205,6 +213,7 @@ class Engine:
         (finish, suspend or wait), then cancel the rest at their last checkpoint and log each
         one. Returns the ids of the runs left; the next boot re-drives them."""
         self._stopping = True  # Start and Resume launch nothing from now on
+        await self._stop_retention()
         await self.schedules.aclose()
         await self._keeper.stop_claiming()
         await self._stop_adoptions()
@@ -231,6 +240,10 @@ class Engine:
                 extra=logs.run_extra(run_id, run.trace_id if run is not None else None),
             )
         return list(left)
+
+    async def _stop_retention(self) -> None:
+        if self.retention is not None:
+            await self.retention.aclose()
 
     async def _stop_adoptions(self) -> None:
         """Try no more adoptions: their runs stay claimed for the next boot."""

@@ -217,6 +217,7 @@ async def serve(
     heartbeat: float = 15.0,
     lease_seconds: float = 10.0,
     claim_interval: float = 1.0,
+    retention: float = 0.0,
     options: EdgeOptions | None = None,
     address_file: Path | None = None,
     metrics_address: str | None = None,
@@ -309,6 +310,7 @@ async def serve(
             heartbeat=heartbeat,
             lease_seconds=lease_seconds,
             claim_interval=claim_interval,
+            retention=retention,
             schedules=schedules,
             on_failure=on_failure,
         ) as (engine, observability):

@@ -168,6 +168,7 @@ async def serve_engine(
     heartbeat: float = 15.0,
     lease_seconds: float = 10.0,
     claim_interval: float = 1.0,
+    retention: float = 0.0,
     tracing: bool = False,
     keep_metrics: bool = False,
     max_message_size: int,
@@ -199,6 +200,7 @@ async def serve_engine(
             heartbeat=heartbeat,
             lease_seconds=lease_seconds,
             claim_interval=claim_interval,
+            retention=retention,
             schedules=schedules,
             on_failure=on_failure,
         ) as (engine, observability):

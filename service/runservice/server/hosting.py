@@ -32,6 +32,7 @@ async def running_engine(
     claim_interval: float,
     schedules: Iterable[Schedule],
     on_failure: Callable[[StorageFailed], None],
+    retention: float = 0.0,
 ) -> AsyncIterator[tuple[Engine, Observability]]:
     """The store opened, its `observed(store)` started, and the engine running on them; on
     exit the engine is closed (runs left stay `running` for the next boot to re-drive),
@@ -51,6 +52,7 @@ async def running_engine(
                 heartbeat=heartbeat,
                 lease_seconds=lease_seconds,
                 claim_interval=claim_interval,
+                retention=retention,
                 schedules=schedules,
             ) as engine:
                 yield engine, observability

@@ -4,10 +4,11 @@ Three sources, none of them in the engine:
 - RPCs, from the `CallObserver` interceptor (`on_call_start` / `on_call_end`);
 - runs and steps, from committed events (`on_event`, fed by `CommittedEvents`), so they
   count what is durable;
-- the store, from its hub: each transaction's duration and size (`on_commit`), and the
-  changes storage could not take (`on_refused`); and the runs in flight and suspended,
-  counted in the database when the endpoint is scraped (unknown, NaN, while the database
-  does not answer: a scrape never fails for an outage, when its other figures matter most).
+- the store, from its hub: each transaction's duration and size (`on_commit`), the
+  changes storage could not take (`on_refused`), the runs deleted (`on_deleted`); and the
+  runs in flight and suspended, counted in the database when the endpoint is scraped
+  (unknown, NaN, while the database does not answer: a scrape never fails for an outage,
+  when its other figures matter most).
 
 Each server has its own registry (several servers can share a process, as tests do).
 The endpoint is a small asyncio HTTP server on its own address, so a scrape's database
@@ -100,6 +101,11 @@ class Metrics:
             "runservice_runs_finished",
             "Runs that reached a terminal status.",
             ["workflow", "status"],
+            registry=registry,
+        )
+        self.runs_deleted = Counter(
+            "runservice_runs_deleted",
+            "Runs deleted with their events: by DeleteRun, or by the retention sweep (--retention).",
             registry=registry,
         )
         self.runs_suspensions = Counter(
@@ -197,6 +203,9 @@ class Metrics:
 
     def on_refused(self, changes: int) -> None:
         self.store_unavailable.inc(changes)
+
+    def on_deleted(self, runs: int) -> None:
+        self.runs_deleted.inc(runs)
 
     # -- exposition --------------------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ class Observability:
             self._stop_listening = [
                 hub.listen_commits(self.metrics.on_commit),
                 hub.listen_refusals(self.metrics.on_refused),
+                hub.listen_deletions(self.metrics.on_deleted),
             ]
         if self.endpoint is not None:
             await self.endpoint.start()

@@ -193,6 +193,10 @@ class Store(Protocol):
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
 
+    async def settled_before(self, cutoff: float, limit: int) -> list[str]:
+        """Ids of at most `limit` runs that succeeded, failed or were canceled before
+        `cutoff` (their `ended_at`), in no particular order: what the retention sweep deletes."""
+
     async def claim_runs(
         self,
         claim: Claim,

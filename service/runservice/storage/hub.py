@@ -81,6 +81,9 @@ RefusalListener = Callable[[int], None]
 """Called with how many changes of a transaction storage could not take (StorageUnavailable:
 a full disk, an I/O error, a lost or read-only database)."""
 
+DeletionListener = Callable[[int], None]
+"""Called with how many runs a transaction deleted (DeleteRun, or the retention sweep)."""
+
 FailureListener = Callable[[StorageFailed], None]
 """Called once, when the store stopped trusting its device (a failed fsync): from then on it
 refuses every request, and the process should stop (see `StorageFailed`)."""
@@ -120,7 +123,8 @@ class EventHub:
 
     Besides the per-run subscriptions, listeners (metrics, traces) may hear every
     committed event (`listen`), every transaction's cost (`listen_commits`), the changes
-    storage refused (`listen_refusals`) and the store's failure (`listen_failure`).
+    storage refused (`listen_refusals`), the runs deleted (`listen_deletions`) and the
+    store's failure (`listen_failure`).
     Listeners are called synchronously on the store's writer task, after the commit: they
     must be quick (the store is on every run's path); an exception is logged.
     """
@@ -130,6 +134,7 @@ class EventHub:
         self._listeners = _Listeners[EventListener]("an event")
         self._commit_listeners = _Listeners[CommitListener]("a commit")
         self._refusal_listeners = _Listeners[RefusalListener]("a refusal")
+        self._deletion_listeners = _Listeners[DeletionListener]("a deletion")
         self._failure_listeners = _Listeners[FailureListener]("a failure")
 
     def listen(self, listener: EventListener) -> Callable[[], None]:
@@ -145,6 +150,11 @@ class EventHub:
         transaction; returns the function that stops it."""
         return self._refusal_listeners.add(listener)
 
+    def listen_deletions(self, listener: DeletionListener) -> Callable[[], None]:
+        """Call `listener(runs)` when a transaction deleted `runs` runs; returns the function
+        that stops it."""
+        return self._deletion_listeners.add(listener)
+
     def listen_failure(self, listener: FailureListener) -> Callable[[], None]:
         """Call `listener(error)` when the store fails for good (see `FailureListener`);
         returns the function that stops it."""
@@ -157,6 +167,15 @@ class EventHub:
     def refused(self, changes: int) -> None:
         """Called by the store when storage could not take `changes` changes (retried later)."""
         self._refusal_listeners.call(changes)
+
+    def deleted(self, run_ids: Sequence[str]) -> None:
+        """Called by the store after a transaction that deleted `run_ids`: their followers
+        re-read the store and find them gone (see `batching.deleted`)."""
+        if not run_ids:
+            return
+        for run_id in run_ids:
+            self.nudge(run_id)
+        self._deletion_listeners.call(len(run_ids))
 
     def failed(self, error: StorageFailed) -> None:
         """Called by the store, once, when it fails for good (on the event loop)."""

@@ -529,11 +529,12 @@ class PostgresStore(PostgresSchedules):
         for event in committed:  # what the hub carries, the poll need not announce again
             if hub.watching(event.run_id) and event.sequence > known.get(event.run_id, 0):
                 known[event.run_id] = event.sequence
-        for run_id in batching.deleted(changes, outcomes):
-            # Its followers here re-read and end. A new run under its id starts its log
-            # again at 1: what is known of the old log must not hide the new one's.
+        deleted = batching.deleted(changes, outcomes)
+        for run_id in deleted:
+            # A new run under its id starts its log again at 1: what is known of the old
+            # log must not hide the new one's.
             known.pop(run_id, None)
-            hub.nudge(run_id)
+        hub.deleted(deleted)  # its followers here re-read and end
         try:
             hub.publish(committed)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
@@ -727,6 +728,16 @@ class PostgresStore(PostgresSchedules):
             request_id,
         )
         return row is not None
+
+    async def settled_before(self, cutoff: float, limit: int) -> list[str]:
+        """Ids of at most `limit` runs that settled (ended) before `cutoff`."""
+        rows = await self._readers().fetch(
+            "SELECT run_id FROM runs WHERE status IN ('success', 'failed', 'canceled')"
+            " AND created_at < $1 AND ended_at < $1 LIMIT $2",
+            cutoff,
+            max(limit, 0),
+        )
+        return [str(row[0]) for row in rows]
 
     async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
         """How many runs have each of `statuses`."""

@@ -175,6 +175,13 @@ _UPSERT_STEP = (
     "INSERT INTO steps (run_id, path_key, position, record) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (run_id, path_key) DO UPDATE SET position = excluded.position, record = excluded.record"
 )
+_SETTLED_BEFORE = (
+    "SELECT run_id FROM runs WHERE status IN ('success', 'failed', 'canceled')"
+    " AND created_at < ? AND ended_at < ? LIMIT ?"
+)
+"""Settled runs that ended before a cutoff. A run ends after it was created, so the range on
+`created_at` holds them all, and the status index (status, created_at) reads just that range."""
+
 _INSERT_REQUEST = "INSERT OR IGNORE INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)"
 _UPSERT_ITEM = (
     "INSERT INTO foreach_items (run_id, path_key, item_index, item) VALUES (?, ?, ?, ?)"
@@ -557,8 +564,7 @@ class SqliteStore(SqliteSchedules):
             self.hub.refused(self._refused)
         committed = batching.answer(batch, outcomes)
         try:
-            for run_id in batching.deleted(changes, outcomes):
-                self.hub.nudge(run_id)
+            self.hub.deleted(batching.deleted(changes, outcomes))
             self._publish(committed)
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
@@ -743,6 +749,11 @@ class SqliteStore(SqliteSchedules):
             (run_id, kind, request_id),
         )
         return bool(rows)
+
+    async def settled_before(self, cutoff: float, limit: int) -> list[str]:
+        """Ids of at most `limit` runs that settled (ended) before `cutoff`."""
+        rows = await self._reader().execute_fetchall(_SETTLED_BEFORE, (cutoff, cutoff, max(limit, 0)))
+        return [str(row[0]) for row in rows]
 
     async def _values(self, run_id: str, digests: set[str]) -> dict[str, Any]:
         """The stored values of a run by digest (see storage/values.py)."""
