@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from dockerfile import final_stage, image_env, instruction
 
-from runservice.config import known_variables
+from runservice.config import Settings, known_variables
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,3 +105,37 @@ def test_compose_runs_two_replicas_on_one_postgresql() -> None:
     for replica in replicas:
         assert set(replica["environment"]) <= known_variables()
         assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def _environments(node: Any) -> list[dict[str, str]]:
+    """Every container's settings in a parsed manifest: Kubernetes `env` lists (plain values)
+    and compose `environment` maps."""
+    found: list[dict[str, str]] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("env"), list):
+            found.append({item["name"]: item["value"] for item in node["env"] if "value" in item})
+        if isinstance(node.get("environment"), dict) and "RUNSERVICE_ADDRESS" in node["environment"]:
+            found.append({name: str(value) for name, value in node["environment"].items()})
+        for child in node.values():
+            found += _environments(child)
+    elif isinstance(node, list):
+        for child in node:
+            found += _environments(child)
+    return found
+
+
+@pytest.mark.parametrize(
+    "name", ["kubernetes.yaml", "kubernetes-postgres.yaml", "compose.yaml", "compose-postgres.yaml"]
+)
+def test_every_setting_in_the_manifests_is_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The values load as the server would load them (a retention of `30 d` would stop it)."""
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / name).read_text()))
+    environments = _environments(docs)
+    assert environments
+    for env in environments:
+        for variable in known_variables():
+            monkeypatch.delenv(variable, raising=False)
+        for variable, value in env.items():
+            monkeypatch.setenv(variable, value)
+        settings = Settings.load()
+        assert settings.retention == 30 * 86400.0
