@@ -67,6 +67,7 @@ BOTH_BACKENDS = frozenset(
         "test_migration_gaps",
         "test_retried_changes",
         "test_retention",
+        "test_capacity",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""
@@ -180,9 +181,11 @@ async def serving_on(
     address: str = "127.0.0.1:0",
     workflows: Iterable[Workflow] = WORKFLOWS,
     retention: float = 0.0,
+    max_active_runs: int = 0,
+    claim_interval: float = 0.1,
 ) -> AsyncIterator[Served]:
     """A real engine and gRPC server on `database` (a path or URL, or a store not yet opened),
-    which it opens and closes; `retention` as `serve --retention`."""
+    which it opens and closes; `retention` and `max_active_runs` as `serve`'s settings."""
     store = database if not isinstance(database, Path | str) else open_store(str(database))
     await store.open()
     try:
@@ -193,8 +196,9 @@ async def serving_on(
             workflows,
             heartbeat=HEARTBEAT,
             lease_seconds=LEASE,
-            claim_interval=0.1,
+            claim_interval=claim_interval,
             retention=retention,
+            max_active_runs=max_active_runs,
         ) as engine:
             server = build_server(engine, address=address, heartbeat=HEARTBEAT)
             await server.start()

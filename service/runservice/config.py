@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         "then deleted with its events: seconds, or a number with s, m, h or d (30d); 0: kept for ever. "
         "Suspended runs are never deleted",
     )
+    max_active_runs: int = Field(
+        10_000,
+        description="runs one server drives at once, sleeping ones aside; past it, runs started or "
+        "resumed are stored and wait until some server has room; 0: no limit",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: str = Field("text", description="text, or json for one JSON object per line")
     access_log: bool = Field(True, description="one log line per RPC (method, code, duration, peer)")
@@ -162,6 +167,13 @@ class Settings(BaseSettings):
     def _positive(cls, value: float) -> float:
         if not math.isfinite(value) or value <= 0:
             raise ValueError("must be a finite positive number")
+        return value
+
+    @field_validator("max_active_runs")
+    @classmethod
+    def _not_negative_int(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be >= 0")
         return value
 
     @field_validator("max_concurrent_streams")

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from runservice import logs
 from runservice.engine import paging
 from runservice.engine.admission import Caller
+from runservice.engine.capacity import Capacity
 from runservice.engine.deadlines import deadline_error, iso, run_deadline
 from runservice.engine.driver import RunDriver
 from runservice.engine.failures import log_failure
@@ -68,7 +69,7 @@ from runservice.model import (
     time_ordered_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
-from runservice.storage import Lease, RunQuery, RunWrite, Store, Subscription, WriteResult
+from runservice.storage import Claim, Lease, RunQuery, RunWrite, Store, Subscription, WriteResult
 from runservice.workflow import Schedule, Schema, SchemaViolation, Step, Workflow
 
 logger = logging.getLogger(__name__)
@@ -80,8 +81,9 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class _Repeat:
-    """An admission's answer to a retried request: the first request's outcome, read (or
-    waited for) once the run's lock is released."""
+    """An admission's answer read (or waited for) once the run's lock is released: the
+    first outcome of a retried request, or the run the admission committed but left to the
+    claim loop for want of room (engine/capacity.py)."""
 
     run_id: str
 
@@ -111,13 +113,16 @@ class Engine:
         claim_interval: float = 1.0,
         schedules: Iterable[Schedule] = (),
         retention: float = 0.0,
+        max_active_runs: int = 0,
     ) -> None:
         """`owner` names this replica (fresh per process by default); `lease_seconds` is how
         long its runs stay its own without a heartbeat, `claim_interval` how often it looks
         for runs nobody drives. On an exclusive store (SQLite) leases never expire.
         `schedules`: cron schedules declared by the configuration (each bound to a served
         workflow), besides those the workflows declare. `retention`: seconds a settled run
-        is kept after it ended, then deleted (0: kept for ever; engine/retention.py)."""
+        is kept after it ended, then deleted (0: kept for ever; engine/retention.py).
+        `max_active_runs`: runs driven at once, sleeping ones aside (0: no limit); past it,
+        runs started or resumed wait for the claim loop (engine/capacity.py)."""
         self._store = store
         self._versions = ServedVersions(workflows)
         self._workflows: dict[str, Workflow] = self._versions.newest()
@@ -138,6 +143,7 @@ class Engine:
         self._stopping = False
         """Set by `shutdown`: no new Start or Resume."""
         self._closed = False
+        self._capacity = Capacity(max_active_runs, lambda: len(self._tasks), self._busy)
         self._keeper = LeaseKeeper(
             store,
             owner=owner or replica_id(),
@@ -150,12 +156,13 @@ class Engine:
             lost=self._lost,
             renewed=self._renewed,
             cancel=self._remote_cancel,
+            capacity=self._capacity,
         )
         self.schedules = Scheduler(
             store,
             self._workflows,
             [*(s for w in self._workflows.values() for s in w.schedules), *schedules],
-            claim=lambda: self._keeper.claim,
+            claim=self._schedule_claim,
             launch=self._launch_claimed,
             trace_id=new_trace_id,
             poll_interval=claim_interval,
@@ -368,36 +375,45 @@ class Engine:
                     **fields,
                 )
                 request = ("start", request_id) if request_id else None
-                claim = self._keeper.claim
-                # With `wait`, the reply comes after the settling commit, which is synced: the
-                # start's own commit need not wait for an fsync.
-                result = await self._take(
-                    RunWrite(run_id, create=fresh, events=(begin,), request=request, claim=claim),
-                    caller,
-                    durable=not wait,
-                )
-                if not result.applied:
-                    existing = await self._load(run_id)
-                    if existing.workflow_id != workflow_id:
-                        raise RunBelongsToOtherWorkflow(run_id, existing.workflow_id)
-                    fresh = replace(existing, updated_at=now, **fields)
+                # Without room the run is committed all the same, with no owner: the claim loop
+                # takes it once some replica has room (engine/capacity.py).
+                room = self._capacity.reserve()
+                try:
+                    claim = self._keeper.claim if room else None
+                    # With `wait`, the reply comes after the settling commit, which is synced:
+                    # the start's own commit need not wait for an fsync.
                     result = await self._take(
-                        RunWrite(
-                            run_id,
-                            expect=frozenset({RunStatus.PENDING}),
-                            patch=fields,
-                            events=(begin,),
-                            request=request,
-                            claim=claim,
-                        ),
+                        RunWrite(run_id, create=fresh, events=(begin,), request=request, claim=claim),
                         caller,
+                        durable=not wait,
                     )
                     if not result.applied:
-                        if request_id and await self._store.has_request(run_id, "start", request_id):
-                            return _Repeat(run_id)
-                        raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
-                run = replace(fresh, last_sequence=result.last_sequence)
-                return run, self._launch(self._driver(workflow, run, self._lease(result.epoch), caller.sent))
+                        existing = await self._load(run_id)
+                        if existing.workflow_id != workflow_id:
+                            raise RunBelongsToOtherWorkflow(run_id, existing.workflow_id)
+                        fresh = replace(existing, updated_at=now, **fields)
+                        result = await self._take(
+                            RunWrite(
+                                run_id,
+                                expect=frozenset({RunStatus.PENDING}),
+                                patch=fields,
+                                events=(begin,),
+                                request=request,
+                                claim=claim,
+                            ),
+                            caller,
+                        )
+                        if not result.applied:
+                            if request_id and await self._store.has_request(run_id, "start", request_id):
+                                return _Repeat(run_id)
+                            raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
+                    if claim is None:
+                        return _Repeat(run_id)  # answered from the run as the claim loop drives it
+                    run = replace(fresh, last_sequence=result.last_sequence)
+                    drive = self._driver(workflow, run, self._lease(result.epoch), caller.sent)
+                    return run, self._launch(drive)
+                finally:
+                    self._capacity.release(room)
 
         return await self._answer(await self._admitted_here(admission), wait)
 
@@ -420,33 +436,38 @@ class Engine:
 
         async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
-                delays = iter(CLAIMED_RUN_RETRIES)
-                while (
-                    accepted := await self._accept_resume(
-                        run_id,
-                        workflow_id,
-                        step,
-                        label,
-                        for_each_index,
-                        resume_data,
-                        context,
-                        request_id,
-                        wait,
-                        caller,
-                    )
-                ) is None:
-                    # Another drive holds the suspended run (the claim loop took it because a
-                    # deadline passed) and is about to end it, wake it or let it go: answer from
-                    # what it becomes, not "not suspended (status suspended)".
-                    delay = next(delays, None)
-                    if delay is None:
-                        raise RunClaimed(run_id)
-                    await asyncio.sleep(delay)
-                if isinstance(accepted, _Repeat):
-                    return accepted  # the answer to a retried request
-                workflow, run, epoch = accepted
-                drive = self._driver(workflow, run, self._lease(epoch), caller.sent)
-                return replace(run, steps=()), self._launch(drive)
+                room = self._capacity.reserve()  # none: the run goes on once the claim loop has room
+                try:
+                    delays = iter(CLAIMED_RUN_RETRIES)
+                    while (
+                        accepted := await self._accept_resume(
+                            run_id,
+                            workflow_id,
+                            step,
+                            label,
+                            for_each_index,
+                            resume_data,
+                            context,
+                            request_id,
+                            wait,
+                            caller,
+                            room,
+                        )
+                    ) is None:
+                        # Another drive holds the suspended run (the claim loop took it because a
+                        # deadline passed) and is about to end it, wake it or let it go: answer
+                        # from what it becomes, not "not suspended (status suspended)".
+                        delay = next(delays, None)
+                        if delay is None:
+                            raise RunClaimed(run_id)
+                        await asyncio.sleep(delay)
+                    if isinstance(accepted, _Repeat):
+                        return accepted  # a retried request's answer, or a run left to the claim loop
+                    workflow, run, epoch = accepted
+                    drive = self._driver(workflow, run, self._lease(epoch), caller.sent)
+                    return replace(run, steps=()), self._launch(drive)
+                finally:
+                    self._capacity.release(room)
 
         return await self._answer(await self._admitted_here(admission), wait)
 
@@ -462,9 +483,11 @@ class Engine:
         request_id: str | None,
         wait: bool,
         caller: Caller,
+        room: bool,
     ) -> tuple[Workflow, Run, int] | _Repeat | None:
         """Commit a resume of the run: its definition, the run to drive and the lease epoch;
-        a retried request's marker; None while another drive holds the run."""
+        a retried request's marker, or the run's when there was no `room` to claim it (the
+        claim loop drives it); None while another drive holds the run."""
         run = await self._load(run_id, workflow_id, steps=True)
         if request_id and await self._store.has_request(run_id, "resume", request_id):
             return _Repeat(run_id)
@@ -493,7 +516,7 @@ class Engine:
                 steps=(accepted,),
                 events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
                 request=("resume", request_id) if request_id else None,
-                claim=self._keeper.claim,
+                claim=self._keeper.claim if room else None,
             ),
             caller,
             durable=not wait,  # with `wait` the reply comes after the synced settling commit
@@ -504,6 +527,8 @@ class Engine:
             if result.status is RunStatus.SUSPENDED:
                 return None  # still suspended, so only the claim failed: another drive holds it
             raise RunNotSuspended(run_id, (result.status or RunStatus.CANCELED).value)
+        if not room:
+            return _Repeat(run_id)
         run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
             records.values()
         )
@@ -1133,6 +1158,18 @@ class Engine:
             for run in runs
         ]
 
+    def _busy(self) -> int:
+        """The runs driven here that are not sleeping (engine/capacity.py)."""
+        return sum(driver.status is not RunStatus.WAITING for driver in self._drivers.values())
+
+    def _schedule_claim(self) -> Claim | None:
+        """The claim of a schedule's new run; None when the engine is full (the claim loop
+        drives the run once some replica has room)."""
+        if self._capacity.room() > 0:
+            return self._keeper.claim
+        self._capacity.note_full()
+        return None
+
     def _launch_claimed(self, run: Run, epoch: int, sent: float) -> asyncio.Task[Run]:
         """Drive a run this replica created already claimed (a schedule's tick), the claim
         sent at `sent` (`time.monotonic()`)."""
@@ -1268,6 +1305,8 @@ class Engine:
         if self._tasks.get(run_id) is task:
             del self._tasks[run_id]
             self._drivers.pop(run_id, None)
+            if self._capacity.waiting:
+                self._keeper.wake()  # room for a run that waits for it
         if not task.cancelled():
             task.exception()  # retrieved here so a failed drive is logged once, not at garbage collection
 

@@ -24,6 +24,7 @@ the database, so recovery at boot is immediate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import os
@@ -32,6 +33,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 
+from runservice.engine.capacity import Capacity
 from runservice.engine.failures import log_failure
 from runservice.storage import Claim, Definition, Lease, Store
 
@@ -78,13 +80,14 @@ class LeaseKeeper:
         lost: Callable[[str], None],
         cancel: Callable[[str], None],
         renewed: Callable[[Collection[str], float], None],
+        capacity: Capacity | None = None,
     ) -> None:
         """`adopt(run_id, lease, sent)` drives a claimed run (`sent`: when its claim was
         sent, `time.monotonic()`); `local()` maps the runs this engine drives to whether
         they settled already; `lost(run_id)` stops one that is no longer ours;
         `cancel(run_id)` cancels one a Cancel elsewhere asked to stop; `renewed(run_ids,
         sent)` tells the drives of these runs that their leases were renewed by a request
-        sent then."""
+        sent then. `capacity` bounds how many runs a claim takes (engine/capacity.py)."""
         self._store = store
         self.owner = owner
         self.exclusive = bool(getattr(store, "exclusive", False))
@@ -97,6 +100,8 @@ class LeaseKeeper:
         self._lost = lost
         self._cancel = cancel
         self._renewed = renewed
+        self._capacity = capacity
+        self._wake = asyncio.Event()
         self._claiming: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
@@ -108,20 +113,33 @@ class LeaseKeeper:
         return Claim(self.owner, self.lease_seconds)
 
     async def claim_due(self, limit: int = 100) -> int:
-        """Claim and adopt due runs until none is left; returns how many were adopted."""
+        """Claim and adopt due runs until none is left, or the engine is full; returns how
+        many were adopted."""
         adopted = 0
+        capacity = self._capacity
         while True:
+            page = limit if capacity is None else min(limit, capacity.room())
+            if page <= 0:
+                assert capacity is not None
+                capacity.note_full()  # a drive that ends wakes this loop again
+                return adopted
             # Never a run driven here: a lease of its own that lapsed (a stall) is renewed by
             # the heartbeat; claimed again, the run would get a second drive in this process.
             sent = time.monotonic()
             claimed = await self._store.claim_runs(
-                self.claim, limit, self._workflows, self._definitions, exclude=list(self._local())
+                self.claim, page, self._workflows, self._definitions, exclude=list(self._local())
             )
             for run_id, lease in claimed:
                 await self._adopt(run_id, lease, sent)
             adopted += len(claimed)
-            if len(claimed) < limit:
+            if len(claimed) < page:
+                if capacity is not None:
+                    capacity.waiting = False  # nothing due is left
                 return adopted
+
+    def wake(self) -> None:
+        """Look for runs to claim now (room was made for one waiting)."""
+        self._wake.set()
 
     def start(self) -> None:
         """Start the background loops (after a first `claim_due`)."""
@@ -174,7 +192,11 @@ class LeaseKeeper:
 
     async def _claim_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._claim_interval)
+            # Not `asyncio.wait_for`: see Scheduler._loop.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._claim_interval):
+                    await self._wake.wait()
+            self._wake.clear()
             try:
                 await self.claim_due()
             except Exception:

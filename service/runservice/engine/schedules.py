@@ -116,15 +116,16 @@ class Scheduler:
         workflows: Mapping[str, Workflow],
         declared: Iterable[Schedule],
         *,
-        claim: Callable[[], Claim],
+        claim: Callable[[], Claim | None],
         launch: Launch,
         trace_id: Callable[[], str],
         poll_interval: float = 1.0,
         grace: float = GRACE,
     ) -> None:
         """`declared`: the schedules of the workflows and of the configuration (ids unique).
-        `launch(run, epoch, sent)` drives a run this replica created already claimed (the
-        claim sent at `sent`, `time.monotonic()`)."""
+        `claim()` is a new run's claim, or None when the engine is full (the run is then
+        committed with no owner, for the claim loop). `launch(run, epoch, sent)` drives a run
+        this replica created already claimed (the claim sent at `sent`, `time.monotonic()`)."""
         self._store = store
         self._workflows = dict(workflows)
         self._declared: dict[str, Schedule] = {}
@@ -359,9 +360,10 @@ class Scheduler:
             result = await caller.wait_out(firing)
             if result.outcome == "started" and result.write is not None:
                 logger.info("schedule %s: tick %s started run %s", row.schedule_id, _iso(tick), run.run_id)
-                started = replace(run, last_sequence=result.write.last_sequence)
-                task = self._launch(started, result.write.epoch, caller.sent)
-                task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
+                if write.claim is not None:  # else the engine was full: the claim loop drives it
+                    started = replace(run, last_sequence=result.write.last_sequence)
+                    task = self._launch(started, result.write.epoch, caller.sent)
+                    task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
             elif result.outcome in ("skipped", "buffered"):
                 logger.info(
                     "schedule %s: tick %s %s (overlap=%s, run %s is active)",

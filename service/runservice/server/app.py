@@ -218,6 +218,7 @@ async def serve(
     lease_seconds: float = 10.0,
     claim_interval: float = 1.0,
     retention: float = 0.0,
+    max_active_runs: int = 0,
     options: EdgeOptions | None = None,
     address_file: Path | None = None,
     metrics_address: str | None = None,
@@ -311,6 +312,7 @@ async def serve(
             lease_seconds=lease_seconds,
             claim_interval=claim_interval,
             retention=retention,
+            max_active_runs=max_active_runs,
             schedules=schedules,
             on_failure=on_failure,
         ) as (engine, observability):

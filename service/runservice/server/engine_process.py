@@ -169,6 +169,7 @@ async def serve_engine(
     lease_seconds: float = 10.0,
     claim_interval: float = 1.0,
     retention: float = 0.0,
+    max_active_runs: int = 0,
     tracing: bool = False,
     keep_metrics: bool = False,
     max_message_size: int,
@@ -201,6 +202,7 @@ async def serve_engine(
             lease_seconds=lease_seconds,
             claim_interval=claim_interval,
             retention=retention,
+            max_active_runs=max_active_runs,
             schedules=schedules,
             on_failure=on_failure,
         ) as (engine, observability):

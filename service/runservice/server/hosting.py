@@ -33,6 +33,7 @@ async def running_engine(
     schedules: Iterable[Schedule],
     on_failure: Callable[[StorageFailed], None],
     retention: float = 0.0,
+    max_active_runs: int = 0,
 ) -> AsyncIterator[tuple[Engine, Observability]]:
     """The store opened, its `observed(store)` started, and the engine running on them; on
     exit the engine is closed (runs left stay `running` for the next boot to re-drive),
@@ -53,6 +54,7 @@ async def running_engine(
                 lease_seconds=lease_seconds,
                 claim_interval=claim_interval,
                 retention=retention,
+                max_active_runs=max_active_runs,
                 schedules=schedules,
             ) as engine:
                 yield engine, observability

@@ -1,0 +1,205 @@
+"""`--max-active-runs`: one server drives at most that many runs at once, sleeping ones aside.
+A Start, Resume or schedule trigger that finds it full is stored (and answered) all the same,
+with no owner; the claim loop drives the run once a drive ends. On SQLite and PostgreSQL
+through a real server, and through `runservice serve` in both layouts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Served, ServingFactory
+from process import serve_argv, server_env, start_server
+from pydantic import BaseModel
+
+from runservice.client import Client
+from runservice.engine.capacity import Capacity
+from runservice.model import RunStatus
+from runservice.workflow import StepContext, create_step, create_workflow
+
+pytestmark = pytest.mark.timeout(60)
+
+LIMIT = 2
+CLAIM_INTERVAL = 30.0
+"""Far longer than any wait here: a run left for want of room is driven as soon as a drive
+ends because the ending wakes the claim loop, not because the loop happened to look."""
+
+
+class Count(BaseModel):
+    count: int
+
+
+gate = asyncio.Event()
+"""Holds `held`'s step until the test lets it go (a new one per test: each has its own loop)."""
+entered: list[int] = []
+"""The input of every `held` body that started, in order."""
+
+
+@create_step("hold", input_schema=Count, output_schema=Count)
+async def hold(ctx: StepContext) -> Count:
+    entered.append(ctx.input_data.count)
+    await gate.wait()
+    return Count(count=ctx.input_data.count)
+
+
+@create_step("ask", input_schema=Count, output_schema=Count, resume_schema=Count)
+async def ask(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        return await ctx.suspend({"question": "how many?"})
+    entered.append(-ctx.resume_data.count)
+    return Count(count=ctx.resume_data.count)
+
+
+@create_step("add", input_schema=Count, output_schema=Count)
+async def add(ctx: StepContext) -> Count:
+    return Count(count=ctx.input_data.count + 1)
+
+
+held = create_workflow("held", input_schema=Count, output_schema=Count).then(hold).commit()
+asking = create_workflow("asking", input_schema=Count, output_schema=Count).then(ask).commit()
+sleeper = create_workflow("sleeper", input_schema=Count, output_schema=Count).sleep(30).then(add).commit()
+ticked = (
+    create_workflow("ticked", input_schema=Count, output_schema=Count)
+    .then(hold)
+    .schedule("yearly", "0 0 1 1 *", input_data={"count": 99})
+    .commit()
+)
+FLOWS = [held, asking, sleeper, ticked]
+
+
+@pytest.fixture(autouse=True)
+def fresh_gate() -> None:
+    global gate
+    gate = asyncio.Event()
+    entered.clear()
+
+
+async def until(check: Any, within: float = 10.0) -> None:
+    bound = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < bound, "not within the bound"
+        await asyncio.sleep(0.02)
+
+
+async def status(served: Served, run_id: str) -> RunStatus:
+    return (await served.engine.get_run(run_id)).status
+
+
+async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
+    serving: ServingFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(
+        tmp_path / "runs.db", workflows=FLOWS, max_active_runs=LIMIT, claim_interval=CLAIM_INTERVAL
+    ) as served:
+        engine = served.engine
+        parked = await engine.start("asking", input_data={"count": 1}, wait=True)
+        assert parked.status is RunStatus.SUSPENDED
+        # Sleeping runs keep their drives but take no room.
+        sleepers = [await engine.start("sleeper", input_data={"count": n}) for n in range(3)]
+        for run in sleepers:
+            await until(lambda run=run: _is(served, run.run_id, RunStatus.WAITING))
+        first = await engine.start("held", input_data={"count": 1})
+        second = await engine.start("held", input_data={"count": 2})
+        await until(lambda: _true(len(entered) == 2))
+        # Full: a Start, a Resume and a schedule's trigger are committed and answered, not driven.
+        third = await engine.start("held", input_data={"count": 3})
+        assert third.status is RunStatus.RUNNING
+        resumed = await engine.resume(parked.run_id, resume_data={"count": 7})
+        assert resumed.status is RunStatus.RUNNING
+        triggered = await engine.schedules.trigger("yearly")
+        assert triggered.run is not None and triggered.run.status is RunStatus.RUNNING
+        waiting = asyncio.create_task(engine.start("held", input_data={"count": 4}, wait=True))
+        await asyncio.sleep(0.5)
+        assert sorted(entered) == [1, 2] and not waiting.done()
+        assert "new and resumed runs wait for the claim loop" in caplog.text
+        # Room is made: everything left goes on, at most LIMIT at a time, long before the
+        # claim loop's own next look.
+        gate.set()
+        done = await asyncio.wait_for(waiting, 10)
+        assert done.status is RunStatus.SUCCESS and done.result == {"count": 4}
+        for run_id in (first.run_id, second.run_id, third.run_id, parked.run_id, triggered.run.run_id):
+            await until(lambda run_id=run_id: _is(served, run_id, RunStatus.SUCCESS))
+        assert sorted(entered) == [-7, 1, 2, 3, 4, 99]
+        for run in sleepers:
+            assert await status(served, run.run_id) is RunStatus.WAITING
+
+
+async def _is(served: Served, run_id: str, expected: RunStatus) -> bool:
+    return await status(served, run_id) is expected
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def test_room_counts_reservations_and_only_busy_drives() -> None:
+    drives, busy = [5], [1]
+    capacity = Capacity(3, lambda: drives[0], lambda: busy[0])
+    assert capacity.room() == 2  # five drives, four of them asleep
+    assert capacity.reserve() and capacity.reserve()
+    assert capacity.room() == 0 and not capacity.reserve() and capacity.waiting
+    capacity.release(True)
+    assert capacity.room() == 1
+    unlimited = Capacity(0, lambda: 10**6, lambda: 10**6)
+    assert unlimited.reserve() and unlimited.room() > 10**9
+
+
+SLOW_FLOWS = """
+import asyncio
+
+from pydantic import BaseModel
+
+from runservice.workflow import StepContext, create_step, create_workflow
+
+
+class Count(BaseModel):
+    count: int
+
+
+@create_step("nap", input_schema=Count, output_schema=Count)
+async def nap(ctx: StepContext) -> Count:
+    await asyncio.sleep(0.3)
+    return Count(count=ctx.input_data.count + 1)
+
+
+slow = create_workflow("slow", input_schema=Count, output_schema=Count).then(nap).commit()
+"""
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"])
+async def test_serve_with_max_active_runs(tmp_path: Path, layout: tuple[str, ...]) -> None:
+    """The setting reaches the engine in both layouts: five runs at once on a server that
+    drives one at a time all succeed, and the server says it was full."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "slow_flows.py").write_text(SLOW_FLOWS)
+    server = await start_server(
+        serve_argv(
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--workflows",
+            "slow_flows",
+            "--max-active-runs",
+            "1",
+            *layout,
+        ),
+        env=server_env(PYTHONPATH=str(app)),
+    )
+    try:
+        async with Client(server.address, timeout=30) as client:
+            slow = client.get_workflow("slow")
+
+            async def one(n: int) -> Any:
+                return await (await slow.create_run()).start_async({"count": n})
+
+            runs = await asyncio.gather(*(one(n) for n in range(5)))
+            assert [(run.status, run.result) for run in runs] == [
+                (RunStatus.SUCCESS, {"count": n + 1}) for n in range(5)
+            ]
+    finally:
+        assert await server.stop() == 0
+    assert "driving 1 runs (--max-active-runs)" in server.text
