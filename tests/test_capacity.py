@@ -114,6 +114,7 @@ async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
         waiting = asyncio.create_task(engine.start("held", input_data={"count": 4}, wait=True))
         await asyncio.sleep(0.5)
         assert sorted(entered) == [1, 2] and not waiting.done()
+        assert await served.store.count_unowned() == 4  # what runservice_runs_unowned shows
         assert "new and resumed runs wait for the claim loop" in caplog.text
         # Room is made: everything left goes on, at most LIMIT at a time, long before the
         # claim loop's own next look.
@@ -123,6 +124,7 @@ async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
         for run_id in (first.run_id, second.run_id, third.run_id, parked.run_id, triggered.run.run_id):
             await until(lambda run_id=run_id: _is(served, run_id, RunStatus.SUCCESS))
         assert sorted(entered) == [-7, 1, 2, 3, 4, 99]
+        assert await served.store.count_unowned() == 0
         for run in sleepers:
             assert await status(served, run.run_id) is RunStatus.WAITING
 

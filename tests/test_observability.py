@@ -233,6 +233,7 @@ async def test_metrics_count_rpcs_streams_runs_steps_and_commits(tmp_path: Path)
                 assert value(s, "runservice_step_duration_seconds_count", **labels) == 1, step
             assert value(s, "runservice_runs_suspended") == 1
             assert value(s, "runservice_runs_in_flight") == 0
+            assert value(s, "runservice_runs_unowned") == 0
             assert value(s, "runservice_store_commit_seconds_count") >= 3
             assert value(s, "runservice_store_commit_batch_size_sum") >= value(
                 s, "runservice_store_commit_batch_size_count"

@@ -186,7 +186,10 @@ async def test_a_start_during_the_outage_is_refused_as_retryable(server: Postgre
             with pytest.raises(StorageUnavailable):
                 await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1")
             # Unknown, not a stale count; the scrape answers all the same.
-            assert math.isnan((await rendered(metrics))["runservice_runs_in_flight"])
+            gauges = await rendered(metrics)
+            assert math.isnan(gauges["runservice_runs_in_flight"]) and math.isnan(
+                gauges["runservice_runs_unowned"]
+            )
             await asyncio.to_thread(server.start_again)
             gate.set()
             deadline = time.monotonic() + 30

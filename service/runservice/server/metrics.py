@@ -127,6 +127,12 @@ class Metrics:
         self.runs_suspended = Gauge(
             "runservice_runs_suspended", "Runs suspended (in the database).", registry=registry
         )
+        self.runs_unowned = Gauge(
+            "runservice_runs_unowned",
+            "Runs running or waiting that no server drives (in the database): left for want of room"
+            " (--max-active-runs), or owned by a server whose leases ran out; a claim loop takes them.",
+            registry=registry,
+        )
         self.commit_seconds = Histogram(
             "runservice_store_commit_seconds",
             "Store transaction time (statements and commit), one per group-commit batch.",
@@ -214,12 +220,15 @@ class Metrics:
         if self._store is not None:
             try:
                 counts = await self._store.count_runs(_COUNTED)
+                unowned = await self._store.count_unowned()
             except StorageUnavailable:
                 self.runs_in_flight.set(math.nan)
                 self.runs_suspended.set(math.nan)
+                self.runs_unowned.set(math.nan)
             else:
                 self.runs_in_flight.set(sum(counts[status] for status in _IN_FLIGHT))
                 self.runs_suspended.set(counts[RunStatus.SUSPENDED])
+                self.runs_unowned.set(unowned)
         return generate_latest(self.registry)
 
 

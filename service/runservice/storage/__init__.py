@@ -224,6 +224,10 @@ class Store(Protocol):
     async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
         """How many runs have each of `statuses` (every one of them is a key), for metrics gauges."""
 
+    async def count_unowned(self) -> int:
+        """How many active runs have no live owner: left for want of room, or owned by a
+        replica whose leases ran out, until a claim loop takes them (a metrics gauge)."""
+
     # -- cron schedules (storage/schedules.py has the types) ---------------------------------
 
     async def upsert_schedules(

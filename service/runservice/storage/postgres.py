@@ -752,6 +752,14 @@ class PostgresStore(PostgresSchedules):
             counts[RunStatus(status)] = count
         return counts
 
+    async def count_unowned(self) -> int:
+        """Active runs with no live owner (see `Store.count_unowned`), on the database's clock."""
+        found = await self._readers().fetchval(
+            "SELECT count(*) FROM runs WHERE status IN ('running', 'waiting')"
+            f" AND (owner IS NULL OR lease_expires_at < {_NOW})"
+        )
+        return int(found)
+
     async def _values(self, run_id: str, digests: set[str]) -> dict[str, Any]:
         """The stored values of a run by digest (see storage/values.py)."""
         if not digests:

@@ -788,6 +788,15 @@ class SqliteStore(SqliteSchedules):
             counts[RunStatus(status)] = count
         return counts
 
+    async def count_unowned(self) -> int:
+        """Active runs with no live owner (see `Store.count_unowned`)."""
+        rows = await self._reader().execute_fetchall(
+            f"SELECT COUNT(*) FROM runs WHERE status IN {_ACTIVE_SQL}"
+            " AND (owner IS NULL OR lease_expires_at < ?)",
+            (time.time(),),
+        )
+        return int(rows[0][0])
+
 
 # -- listing -------------------------------------------------------------------------
 
