@@ -27,9 +27,13 @@ from soak_driver import Config, Soak
 pytestmark = pytest.mark.timeout(int(os.environ.get("RUNSERVICE_SOAK_TIMEOUT", "600")))
 
 
-@pytest.mark.parametrize("layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"])
+@pytest.mark.parametrize(
+    "layout", [("--max-active-runs", "10"), ("--engine-process",)], ids=["one-process", "engine-process"]
+)
 async def test_kill_9_soak(tmp_path: Path, layout: tuple[str, ...]) -> None:
-    """With `--engine-process` the kill hits the front, and its engine process dies with it."""
+    """With `--engine-process` the kill hits the front, and its engine process dies with it. In
+    one process the server drives at most 10 of the soak's 24 runs in flight: the rest wait for
+    room, stored with no owner, when a kill lands too."""
     await _soak(dataclasses.replace(Config.from_env(), serve_args=layout), tmp_path)
 
 
