@@ -516,7 +516,10 @@ class Engine:
                 steps=(accepted,),
                 events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
                 request=("resume", request_id) if request_id else None,
-                claim=self._keeper.claim if room else None,
+                # Without room, still a claim: a drive that holds the run (the claim loop took
+                # it for a deadline) must keep the resume out until it lets go, or its commits
+                # would overwrite the step record that carries the accepted resume.
+                claim=self._keeper.claim if room else self._keeper.passing_claim,
             ),
             caller,
             durable=not wait,  # with `wait` the reply comes after the synced settling commit

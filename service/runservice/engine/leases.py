@@ -112,6 +112,13 @@ class LeaseKeeper:
     def claim(self) -> Claim:
         return Claim(self.owner, self.lease_seconds)
 
+    @property
+    def passing_claim(self) -> Claim:
+        """A claim whose lease has ended by the time anyone reads it: a write made with it
+        applies only while no live owner holds the run, as a claim's does, and leaves the run
+        to the next claim loop (engine/capacity.py)."""
+        return Claim(self.owner, 0.0)
+
     async def claim_due(self, limit: int = 100) -> int:
         """Claim and adopt due runs until none is left, or the engine is full; returns how
         many were adopted."""
