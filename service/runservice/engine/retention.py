@@ -2,7 +2,7 @@
 
 Without it every run ever made stays stored, with its events, steps and values, and the
 database only grows. A run that succeeded, failed or was canceled is deleted with its
-events, as DeleteRun deletes it (open Watch streams of it end NOT_FOUND); a suspended
+events, as DeleteRun deletes it (GetRun and Watch of it then answer NOT_FOUND); a suspended
 run waits for a person however long it takes and is never deleted, nor is a pending or
 active one. Every replica sweeps: a delete is conditional on the run still being
 settled, so two replicas deleting the same run delete it once.
@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 
 SETTLED = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELED})
 PAGE = 200
-"""Runs deleted together: their deletes share the store's group commits, and a sweep of a
-large backlog gives way to the runs' own commits between pages."""
+"""Runs deleted together: their deletes share the store's group commits, and the runs' own
+commits go in between pages when a sweep meets a large backlog."""
 LONGEST_PAUSE = 300.0
 """Seconds between sweeps at most (a long retention); a short one sweeps more often."""
 SHORTEST_PAUSE = 0.25
