@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Served, ServingFactory
+from conftest import Databases, Served, ServingFactory, serving_on
 from process import serve_argv, server_env, start_server
 from pydantic import BaseModel
 
@@ -127,6 +127,24 @@ async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
         assert await served.store.count_unowned() == 0
         for run in sleepers:
             assert await status(served, run.run_id) is RunStatus.WAITING
+
+
+async def test_a_full_replica_leaves_runs_to_one_with_room(pg_databases: Databases, tmp_path: Path) -> None:
+    """On PostgreSQL the runs a full replica leaves are driven by another replica with room,
+    while the full one still drives what it has."""
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(url, workflows=FLOWS, max_active_runs=1, claim_interval=CLAIM_INTERVAL) as full,
+        serving_on(url, workflows=FLOWS, max_active_runs=10) as roomy,
+    ):
+        runs = [await full.engine.start("held", input_data={"count": n}) for n in range(1, 4)]
+        # Three bodies at once, though the replica that took the starts drives one at a time:
+        # the other replica drives the two it left.
+        await until(lambda: _true(len(entered) == 3))
+        assert sorted(entered) == [1, 2, 3]
+        gate.set()
+        for run in runs:
+            await until(lambda run=run: _is(roomy, run.run_id, RunStatus.SUCCESS))
 
 
 async def _is(served: Served, run_id: str, expected: RunStatus) -> bool:
