@@ -183,9 +183,11 @@ async def serving_on(
     retention: float = 0.0,
     max_active_runs: int = 0,
     claim_interval: float = 0.1,
+    lease_seconds: float = LEASE,
+    replica_name: str | None = None,
 ) -> AsyncIterator[Served]:
     """A real engine and gRPC server on `database` (a path or URL, or a store not yet opened),
-    which it opens and closes; `retention` and `max_active_runs` as `serve`'s settings."""
+    which it opens and closes; the other arguments as `serve`'s settings."""
     store = database if not isinstance(database, Path | str) else open_store(str(database))
     await store.open()
     try:
@@ -195,10 +197,11 @@ async def serving_on(
             store,
             workflows,
             heartbeat=HEARTBEAT,
-            lease_seconds=LEASE,
+            lease_seconds=lease_seconds,
             claim_interval=claim_interval,
             retention=retention,
             max_active_runs=max_active_runs,
+            replica_name=replica_name,
         ) as engine:
             server = build_server(engine, address=address, heartbeat=HEARTBEAT)
             await server.start()

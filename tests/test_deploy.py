@@ -85,6 +85,8 @@ def test_several_replicas_on_postgresql_with_rolling_updates() -> None:
     names = {item["name"] for item in container["env"]}
     assert names <= known_variables()
     assert "RUNSERVICE_DATABASE_URL" in names and "RUNSERVICE_LEASE_SECONDS" in names
+    (replica_name,) = (item for item in container["env"] if item["name"] == "RUNSERVICE_REPLICA_NAME")
+    assert replica_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # unique per live pod
     env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
     port = int(env["RUNSERVICE_ADDRESS"].rsplit(":", 1)[1])
     assert container["ports"] == [{"name": "grpc", "containerPort": port}]

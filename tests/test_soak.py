@@ -39,9 +39,11 @@ async def test_kill_9_soak(tmp_path: Path, layout: tuple[str, ...]) -> None:
 
 async def test_kill_9_soak_on_postgresql(tmp_path: Path, pg_databases: Databases) -> None:
     """The same on PostgreSQL: internal progress there commits without waiting for the WAL
-    flush, and the restarted server takes the killed one's runs over once their leases expire."""
+    flush, and the restarted server, under the killed one's `--replica-name`, takes its runs
+    over at once (without the name, once their leases expire: the replicas case)."""
     url = await pg_databases.url_for(tmp_path / "soak")
-    await _soak(dataclasses.replace(Config.from_env(), database_url=url), tmp_path)
+    config = dataclasses.replace(Config.from_env(), database_url=url, serve_args=("--replica-name", "soak"))
+    await _soak(config, tmp_path)
 
 
 async def test_kill_9_soak_on_postgresql_replicas(tmp_path: Path, pg_databases: Databases) -> None:
@@ -64,7 +66,12 @@ async def test_kill_9_soak_on_postgresql_with_outages(tmp_path: Path) -> None:
     await asyncio.to_thread(database.start)
     try:
         url = await database.create_database()
-        config = dataclasses.replace(Config.from_env(), database_url=url, database_server=database)
+        config = dataclasses.replace(
+            Config.from_env(),
+            database_url=url,
+            database_server=database,
+            serve_args=("--replica-name", "soak"),  # held again after each outage
+        )
         await _soak(config, tmp_path)
     finally:
         await asyncio.to_thread(database.stop)

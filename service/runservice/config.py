@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,7 @@ PREFIX = "RUNSERVICE_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _MIB = 1024 * 1024
 MIN_MESSAGE_SIZE = 64 * 1024
+_REPLICA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 """Units of a duration setting (`retention`): seconds, minutes, hours, days."""
 """The smallest `max_message_size` accepted."""
@@ -90,6 +92,12 @@ class Settings(BaseSettings):
         description="how long a settled run (succeeded, failed or canceled) is kept after it ended, "
         "then deleted with its events: seconds, or a number with s, m, h or d (30d); 0: kept for ever. "
         "Suspended runs are never deleted",
+    )
+    replica_name: str | None = Field(
+        None,
+        description="a name unique to this server among those sharing a PostgreSQL database and kept "
+        "across its restarts (a StatefulSet pod's name): a restarted server takes over the runs its "
+        "previous process left at once, not after their leases; unset: a fresh identity each start",
     )
     max_active_runs: int = Field(
         10_000,
@@ -167,6 +175,15 @@ class Settings(BaseSettings):
     def _positive(cls, value: float) -> float:
         if not math.isfinite(value) or value <= 0:
             raise ValueError("must be a finite positive number")
+        return value
+
+    @field_validator("replica_name")
+    @classmethod
+    def _replica_name(cls, value: str | None) -> str | None:
+        if value == "":
+            return None  # an empty variable: unset
+        if value is not None and not _REPLICA_NAME.fullmatch(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
         return value
 
     @field_validator("max_active_runs")

@@ -114,6 +114,7 @@ class Engine:
         schedules: Iterable[Schedule] = (),
         retention: float = 0.0,
         max_active_runs: int = 0,
+        replica_name: str | None = None,
     ) -> None:
         """`owner` names this replica (fresh per process by default); `lease_seconds` is how
         long its runs stay its own without a heartbeat, `claim_interval` how often it looks
@@ -122,7 +123,10 @@ class Engine:
         workflow), besides those the workflows declare. `retention`: seconds a settled run
         is kept after it ended, then deleted (0: kept for ever; engine/retention.py).
         `max_active_runs`: runs driven at once, sleeping ones aside (0: no limit); past it,
-        runs started or resumed wait for the claim loop (engine/capacity.py)."""
+        runs started or resumed wait for the claim loop (engine/capacity.py).
+        `replica_name`: a name no other live server sharing the database has, kept across
+        this server's restarts; entering takes over at once the runs its earlier processes
+        left, rather than once their leases end (`Store.take_over`)."""
         self._store = store
         self._versions = ServedVersions(workflows)
         self._workflows: dict[str, Workflow] = self._versions.newest()
@@ -146,7 +150,7 @@ class Engine:
         self._capacity = Capacity(max_active_runs, lambda: len(self._tasks), self._busy)
         self._keeper = LeaseKeeper(
             store,
-            owner=owner or replica_id(),
+            owner=owner or replica_id(replica_name),
             lease_seconds=lease_seconds,
             claim_interval=claim_interval,
             workflows=list(self._workflows),
@@ -168,6 +172,7 @@ class Engine:
             poll_interval=claim_interval,
         )
         """Cron schedules (engine/schedules.py): fired by a loop started and stopped with the engine."""
+        self._replica_name = replica_name
         self.retention = Retention(store, retention) if retention > 0 else None
         """The retention sweep (engine/retention.py), when runs are not kept for ever."""
 
@@ -179,6 +184,8 @@ class Engine:
     async def __aenter__(self) -> Engine:
         """Claim and re-drive the runs nobody drives (left by a stopped process), then keep
         claiming in the background."""
+        if self._replica_name:
+            await self._take_over(self._replica_name)
         await self._keeper.claim_due()
         self._keeper.start()
         try:
@@ -247,6 +254,17 @@ class Engine:
                 extra=logs.run_extra(run_id, run.trace_id if run is not None else None),
             )
         return list(left)
+
+    async def _take_over(self, name: str) -> None:
+        taken = await self._store.take_over(name, self.owner)
+        if taken is None:
+            logger.warning(
+                "another live server holds the replica name %r: runs of its earlier processes are"
+                " taken over when their leases end; two servers must not share a name",
+                name,
+            )
+        elif taken:
+            logger.info("taking over %d runs left by an earlier process named %r", taken, name)
 
     async def _stop_retention(self) -> None:
         if self.retention is not None:

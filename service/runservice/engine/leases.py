@@ -58,8 +58,12 @@ class LeaseLost(Exception):
         self.run_id = run_id
 
 
-def replica_id() -> str:
-    """A fresh owner id for this process (host, pid and a random part: never reused)."""
+def replica_id(name: str | None = None) -> str:
+    """A fresh owner id for this process, never reused: `name/pid-random` for a named replica
+    (`Store.take_over` finds its earlier processes' runs by the prefix), else host, pid and a
+    random part."""
+    if name:
+        return f"{name}/{os.getpid()}-{uuid.uuid4().hex[:8]}"
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 

@@ -219,6 +219,7 @@ async def serve(
     claim_interval: float = 1.0,
     retention: float = 0.0,
     max_active_runs: int = 0,
+    replica_name: str | None = None,
     options: EdgeOptions | None = None,
     address_file: Path | None = None,
     metrics_address: str | None = None,
@@ -313,6 +314,7 @@ async def serve(
             claim_interval=claim_interval,
             retention=retention,
             max_active_runs=max_active_runs,
+            replica_name=replica_name,
             schedules=schedules,
             on_failure=on_failure,
         ) as (engine, observability):

@@ -170,6 +170,7 @@ async def serve_engine(
     claim_interval: float = 1.0,
     retention: float = 0.0,
     max_active_runs: int = 0,
+    replica_name: str | None = None,
     tracing: bool = False,
     keep_metrics: bool = False,
     max_message_size: int,
@@ -203,6 +204,7 @@ async def serve_engine(
             claim_interval=claim_interval,
             retention=retention,
             max_active_runs=max_active_runs,
+            replica_name=replica_name,
             schedules=schedules,
             on_failure=on_failure,
         ) as (engine, observability):

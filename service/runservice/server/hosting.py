@@ -34,6 +34,7 @@ async def running_engine(
     on_failure: Callable[[StorageFailed], None],
     retention: float = 0.0,
     max_active_runs: int = 0,
+    replica_name: str | None = None,
 ) -> AsyncIterator[tuple[Engine, Observability]]:
     """The store opened, its `observed(store)` started, and the engine running on them; on
     exit the engine is closed (runs left stay `running` for the next boot to re-drive),
@@ -55,6 +56,7 @@ async def running_engine(
                 claim_interval=claim_interval,
                 retention=retention,
                 max_active_runs=max_active_runs,
+                replica_name=replica_name,
                 schedules=schedules,
             ) as engine:
                 yield engine, observability

@@ -193,6 +193,13 @@ class Store(Protocol):
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
 
+    async def take_over(self, name: str, owner: str) -> int | None:
+        """Hold the replica name `name` for as long as this store is open, and end the leases
+        of the runs earlier processes of that name own (`owner`s starting with `name/`), so
+        the claim loop takes them at once; returns how many. None, and nothing ended, while
+        another live process holds the name. A store of one process (SQLite) voids every
+        lease when it opens anyway: 0."""
+
     async def settled_before(self, cutoff: float, limit: int) -> list[str]:
         """Ids of at most `limit` runs that succeeded, failed or were canceled before
         `cutoff` (their `ended_at`), in no particular order: what the retention sweep deletes."""

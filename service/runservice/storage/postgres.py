@@ -119,6 +119,15 @@ _CLAIM = (
     " ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
     " RETURNING run_id, epoch"
 )
+_HOLD_NAME = "SELECT pg_try_advisory_lock(hashtextextended('runservice replica ' || $1, 0))"
+"""A session lock on a replica name: the database ends it with the session, so when a process
+that held it is gone (killed: its socket closes) the next one of that name gets it."""
+_END_PREDECESSORS = (
+    "WITH ended AS (UPDATE runs SET lease_expires_at = 0"
+    " WHERE owner IS NOT NULL AND starts_with(owner, $1) AND owner <> $2"
+    f" AND lease_expires_at >= {_NOW} RETURNING 1)"
+    " SELECT count(*) FROM ended"
+)
 _RENEW = (
     f"UPDATE runs SET lease_expires_at = {_NOW} + $2"
     " WHERE run_id = ANY($4::text[]) AND owner = $1 AND status = ANY($3::text[])"
@@ -320,6 +329,10 @@ class PostgresStore(PostgresSchedules):
         self._writer_pid = 0
         self._pool: Any = None  # asyncpg.Pool
         self._listener: Any = None  # asyncpg.Connection
+        self._name: str | None = None
+        """The replica name this process holds (`take_over`), on `_name_holder`'s session."""
+        self._name_holder: Any = None  # asyncpg.Connection
+        self._name_lost = False
         self._queue = batching.WriteQueue()
         self._writer_task: asyncio.Task[None] | None = None
         self._feed_task: asyncio.Task[None] | None = None
@@ -412,12 +425,13 @@ class PostgresStore(PostgresSchedules):
     async def _release(self) -> None:
         writer, self._writer = self._writer, None
         listener, self._listener = self._listener, None
+        holder, self._name_holder = self._name_holder, None
         pool, self._pool = self._pool, None
         try:
             if pool is not None:
                 await pool.close()
         finally:
-            for conn in (listener, writer):
+            for conn in (listener, writer, holder):
                 if conn is not None:
                     try:
                         await conn.close(timeout=5)
@@ -595,6 +609,8 @@ class PostgresStore(PostgresSchedules):
                 else:
                     # Notifications sent while nobody listened are gone: look at every watched run.
                     self._known.clear()
+            if self._name is not None and (self._name_holder is None or self._name_holder.is_closed()):
+                await self._hold_name_again()
             try:
                 await self._poll()
             except (*_CONNECTION_ERRORS, StorageUnavailable) as exc:
@@ -602,6 +618,21 @@ class PostgresStore(PostgresSchedules):
             except Exception:  # keep feeding: watchers depend on this loop for other processes' events
                 logger.exception("polling watched runs failed")
             await asyncio.sleep(self.poll_interval if self._listener is not None else _RECONNECT_DELAY)
+
+    async def _hold_name_again(self) -> None:
+        """The replica name's session ended (the database restarted): take it again, or say
+        once that another process took it meanwhile."""
+        try:
+            held = await self._hold_name()
+        except (*_CONNECTION_ERRORS, StorageUnavailable) as exc:
+            logger.warning("holding the replica name %r failed (trying again): %s", self._name, exc)
+            return
+        if not held and not self._name_lost:
+            self._name_lost = True
+            logger.error(
+                "another process holds the replica name %r: two servers must not share a name",
+                self._name,
+            )
 
     def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         if pid == self._writer_pid:
@@ -728,6 +759,41 @@ class PostgresStore(PostgresSchedules):
             request_id,
         )
         return row is not None
+
+    async def take_over(self, name: str, owner: str) -> int | None:
+        """Hold `name` and end the leases of its earlier processes' runs (see `Store.take_over`)."""
+        self._name = name
+        if not await self._hold_name():
+            return None
+        return int(await self._readers().fetchval(_END_PREDECESSORS, f"{name}/", owner))
+
+    async def _hold_name(self) -> bool:
+        """Take the replica name's session lock on a connection of its own, kept open (again
+        after the connection dropped: a restart of the database ends every session)."""
+        if self._name is None:
+            return False
+        if self._name_holder is not None and not self._name_holder.is_closed():
+            return True
+        self._name_holder = None
+        try:
+            holder = await self._connect()
+        except _CONNECTION_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        try:
+            held = bool(await holder.fetchval(_HOLD_NAME, self._name))
+        except BaseException as exc:
+            holder.terminate()
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise _unavailable(exc) from exc
+            raise
+        if not held:
+            await holder.close()
+            return False
+        self._name_holder = holder
+        if self._name_lost:
+            self._name_lost = False
+            logger.info("holding the replica name %r again", self._name)
+        return True
 
     async def settled_before(self, cutoff: float, limit: int) -> list[str]:
         """Ids of at most `limit` runs that settled (ended) before `cutoff`."""

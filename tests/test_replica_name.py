@@ -1,0 +1,126 @@
+"""`--replica-name` on PostgreSQL: a server that restarts under its name takes over at once the
+runs its previous process left, instead of after their leases end; a server of another name
+waits for the leases, and one that finds its name held by a live server takes over nothing.
+In process, two engines on one database: closing an engine leaves its runs `running` and
+leased, as a killed process does (test_soak.py does the same with SIGKILL)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Databases, Served, serving_on
+from pydantic import BaseModel
+
+from runservice.model import RunStatus
+from runservice.workflow import StepContext, create_step, create_workflow
+
+pytestmark = pytest.mark.timeout(60)
+
+LEASE = 30.0
+"""Far longer than any wait here: only a take-over makes a left run move."""
+
+
+class Count(BaseModel):
+    count: int
+
+
+gate = asyncio.Event()
+"""Holds `hold` while the first engine drives it (a new one per test: each has its own loop)."""
+entered: list[int] = []
+
+
+@create_step("hold", input_schema=Count, output_schema=Count)
+async def hold(ctx: StepContext) -> Count:
+    entered.append(ctx.input_data.count)
+    await gate.wait()
+    return Count(count=ctx.input_data.count + 1)
+
+
+held = create_workflow("held", input_schema=Count, output_schema=Count).then(hold).commit()
+
+
+@pytest.fixture(autouse=True)
+def fresh_gate() -> None:
+    global gate
+    gate = asyncio.Event()
+    entered.clear()
+
+
+def serving(url: str, name: str | None) -> AbstractAsyncContextManager[Served]:
+    return serving_on(url, workflows=[held], lease_seconds=LEASE, replica_name=name)
+
+
+async def left_running(url: str, name: str | None, count: int) -> str:
+    """A run whose body started on a server named `name`, which then stops with the run
+    `running` and leased to it."""
+    async with serving(url, name) as served:
+        run = await served.engine.start("held", input_data={"count": count})
+        await until(lambda: count in entered)
+    return run.run_id
+
+
+async def until(check: Any, within: float = 10.0) -> None:
+    bound = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < bound, "not within the bound"
+        await asyncio.sleep(0.02)
+
+
+async def settled(served: Served, run_id: str, within: float) -> RunStatus:
+    bound = time.monotonic() + within
+    while (status := (await served.engine.get_run(run_id)).status) is RunStatus.RUNNING:
+        if time.monotonic() > bound:
+            break
+        await asyncio.sleep(0.05)
+    return status
+
+
+async def test_a_restart_under_the_same_name_takes_the_runs_over_at_once(
+    pg_databases: Databases, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="runservice.engine")
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    run_id = await left_running(url, "alpha", 1)
+    gate.set()
+    async with serving(url, "alpha") as again:
+        assert await settled(again, run_id, within=10) is RunStatus.SUCCESS
+        assert (await again.engine.get_run(run_id)).result == {"count": 2}
+    assert "taking over 1 runs left by an earlier process named 'alpha'" in caplog.text
+    assert entered == [1, 1]  # the body cut by the stop ran again, once
+
+
+async def test_another_name_waits_for_the_leases(pg_databases: Databases, tmp_path: Path) -> None:
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    run_id = await left_running(url, "alpha", 1)
+    gate.set()
+    async with serving(url, "beta") as other:
+        assert await settled(other, run_id, within=2) is RunStatus.RUNNING
+        assert await other.store.count_unowned() == 0  # still leased to the stopped process
+    async with serving(url, None) as unnamed:
+        assert await settled(unnamed, run_id, within=1) is RunStatus.RUNNING
+    async with serving(url, "alpha") as named:
+        assert await settled(named, run_id, within=10) is RunStatus.SUCCESS
+
+
+async def test_a_name_held_by_a_live_server_takes_nothing_over(
+    pg_databases: Databases, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    left = await left_running(url, "alpha", 1)
+    async with serving(url, "alpha") as first:
+        await until(lambda: entered == [1, 1])  # taken over by the first server named alpha
+        driven = await first.engine.start("held", input_data={"count": 2})
+        await until(lambda: 2 in entered)
+        async with serving(url, "alpha") as second:
+            assert "another live server holds the replica name 'alpha'" in caplog.text
+            await asyncio.sleep(1.0)
+            assert sorted(entered) == [1, 1, 2]  # neither run was taken from the live server
+            gate.set()
+            for run_id in (left, driven.run_id):
+                assert await settled(second, run_id, within=10) is RunStatus.SUCCESS
