@@ -259,8 +259,10 @@ class Engine:
         taken = await self._store.take_over(name, self.owner)
         if taken is None:
             logger.warning(
-                "another live server holds the replica name %r: runs of its earlier processes are"
-                " taken over when their leases end; two servers must not share a name",
+                "another session holds the replica name %r: the runs its earlier processes left are"
+                " taken over once this server gets the name (the session of a process just killed"
+                " ends within moments), or once their leases end; two live servers must not share"
+                " a name",
                 name,
             )
         elif taken:

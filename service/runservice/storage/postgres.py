@@ -331,8 +331,12 @@ class PostgresStore(PostgresSchedules):
         self._listener: Any = None  # asyncpg.Connection
         self._name: str | None = None
         """The replica name this process holds (`take_over`), on `_name_holder`'s session."""
+        self._owner = ""
         self._name_holder: Any = None  # asyncpg.Connection
-        self._name_lost = False
+        self._name_lock = asyncio.Lock()
+        """One taker of the name at a time: the boot's and the feed loop's would race."""
+        self._took_over = False
+        self._name_missed = False
         self._queue = batching.WriteQueue()
         self._writer_task: asyncio.Task[None] | None = None
         self._feed_task: asyncio.Task[None] | None = None
@@ -610,7 +614,7 @@ class PostgresStore(PostgresSchedules):
                     # Notifications sent while nobody listened are gone: look at every watched run.
                     self._known.clear()
             if self._name is not None and (self._name_holder is None or self._name_holder.is_closed()):
-                await self._hold_name_again()
+                await self._take_name_again()
             try:
                 await self._poll()
             except (*_CONNECTION_ERRORS, StorageUnavailable) as exc:
@@ -619,20 +623,28 @@ class PostgresStore(PostgresSchedules):
                 logger.exception("polling watched runs failed")
             await asyncio.sleep(self.poll_interval if self._listener is not None else _RECONNECT_DELAY)
 
-    async def _hold_name_again(self) -> None:
-        """The replica name's session ended (the database restarted): take it again, or say
-        once that another process took it meanwhile."""
+    async def _take_name_again(self) -> None:
+        """The name is not held: at boot another session held it (a predecessor's, ending, or a
+        live twin's), or the database restarted since. Take it, and say once if it stays held
+        elsewhere."""
         try:
-            held = await self._hold_name()
+            async with self._name_lock:
+                taken = await self._take_name()
         except (*_CONNECTION_ERRORS, StorageUnavailable) as exc:
             logger.warning("holding the replica name %r failed (trying again): %s", self._name, exc)
             return
-        if not held and not self._name_lost:
-            self._name_lost = True
-            logger.error(
-                "another process holds the replica name %r: two servers must not share a name",
-                self._name,
-            )
+        if taken is None:
+            if not self._name_missed:
+                self._name_missed = True
+                logger.warning(
+                    "another session holds the replica name %r (trying again): two live servers must"
+                    " not share a name",
+                    self._name,
+                )
+            return
+        self._name_missed = False
+        if taken:
+            logger.info("taking over %d runs left by an earlier process named %r", taken, self._name)
 
     def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         if pid == self._writer_pid:
@@ -761,19 +773,20 @@ class PostgresStore(PostgresSchedules):
         return row is not None
 
     async def take_over(self, name: str, owner: str) -> int | None:
-        """Hold `name` and end the leases of its earlier processes' runs (see `Store.take_over`)."""
-        self._name = name
-        if not await self._hold_name():
-            return None
-        return int(await self._readers().fetchval(_END_PREDECESSORS, f"{name}/", owner))
+        """Hold `name` and end the leases of its earlier processes' runs (see `Store.take_over`).
+        While the name is held elsewhere, the event feed keeps trying: a killed predecessor's
+        session may outlive it by a moment, and the take-over then happens once it ends."""
+        self._name, self._owner = name, owner
+        async with self._name_lock:
+            return await self._take_name()
 
-    async def _hold_name(self) -> bool:
-        """Take the replica name's session lock on a connection of its own, kept open (again
-        after the connection dropped: a restart of the database ends every session)."""
-        if self._name is None:
-            return False
+    async def _take_name(self) -> int | None:
+        """Hold the name on a connection of its own, kept open (taken again after the database
+        restarted: that ends every session), and the first time it is held, end the leases of
+        the earlier processes' runs: how many. None while another session holds it."""
+        assert self._name is not None
         if self._name_holder is not None and not self._name_holder.is_closed():
-            return True
+            return 0
         self._name_holder = None
         try:
             holder = await self._connect()
@@ -788,12 +801,13 @@ class PostgresStore(PostgresSchedules):
             raise
         if not held:
             await holder.close()
-            return False
+            return None
         self._name_holder = holder
-        if self._name_lost:
-            self._name_lost = False
-            logger.info("holding the replica name %r again", self._name)
-        return True
+        if self._took_over:
+            return 0
+        taken = int(await self._readers().fetchval(_END_PREDECESSORS, f"{self._name}/", self._owner))
+        self._took_over = True
+        return taken
 
     async def settled_before(self, cutoff: float, limit: int) -> list[str]:
         """Ids of at most `limit` runs that settled (ended) before `cutoff`."""
