@@ -1183,7 +1183,8 @@ class Engine:
 
     def _busy(self) -> int:
         """The runs driven here that are not sleeping (engine/capacity.py)."""
-        return sum(driver.status is not RunStatus.WAITING for driver in self._drivers.values())
+        waiting = RunStatus.WAITING
+        return len([driver for driver in self._drivers.values() if driver.status is not waiting])
 
     def _schedule_claim(self) -> Claim | None:
         """The claim of a schedule's new run; None when the engine is full (the claim loop
