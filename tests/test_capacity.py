@@ -205,6 +205,8 @@ async def test_serve_with_max_active_runs(tmp_path: Path, layout: tuple[str, ...
             "slow_flows",
             "--max-active-runs",
             "1",
+            "--replica-name",  # accepted in both layouts (on SQLite it changes nothing)
+            "slow-0",
             *layout,
         ),
         env=server_env(PYTHONPATH=str(app)),
