@@ -48,7 +48,7 @@ def error_info(exc: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
 
 @contextlib.asynccontextmanager
 async def losing_first_replies(upstream: str, seen: dict[str, list[str]]) -> AsyncIterator[str]:
-    """A proxy of Start, CreateRun and DeleteRun to `upstream` that answers the first call of
+    """A proxy of Start, CreateRun, DeleteRun and Restart to `upstream` that answers the first call of
     each with UNAVAILABLE after it was carried out (a reply lost to a drain, which the clients
     retry); what names each call (its request_id; CreateRun's run_id) goes to `seen[method]`."""
     channel = grpc.aio.insecure_channel(upstream)
@@ -56,6 +56,7 @@ async def losing_first_replies(upstream: str, seen: dict[str, list[str]]) -> Asy
         "Start": (run_service_pb2.StartRequest, "request_id"),
         "CreateRun": (run_service_pb2.CreateRunRequest, "run_id"),
         "DeleteRun": (run_service_pb2.DeleteRunRequest, "request_id"),
+        "Restart": (run_service_pb2.RestartRequest, "request_id"),
     }
 
     def forwarding(method: str, request_type: Any, field: str) -> grpc.RpcMethodHandler[Any, Any]:

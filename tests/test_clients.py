@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ import grpc
 import pytest
 from conftest import Served
 from edge import losing_first_replies
+from run_writes import orphan
 
 from runservice import errors
 from runservice.client import Client, RetryPolicy, RunHandle, SyncClient, SyncRunHandle, TlsFiles
 from runservice.model import Event, EventType, RunStatus
+from runservice.storage import Claim
 from runservice.v1 import run_pb2, run_service_pb2
 
 pytestmark = pytest.mark.timeout(30)
@@ -494,6 +497,30 @@ async def test_a_delete_whose_reply_was_lost_succeeds(served: Served, sync: bool
     assert len(calls) == 2 and calls[0] == calls[1] != ""
     with pytest.raises(errors.RunNotFound):
         await served.engine.get_run(run.run_id)
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["aio", "sync"])
+async def test_a_restart_whose_reply_was_lost_is_retried_with_the_same_request_id(
+    served: Served, sync: bool
+) -> None:
+    """The clients give Restart a request id, which gRPC's retry after a lost reply keeps (the
+    server's side of it: test_retried_changes.py). The run is leased to another replica here,
+    so this server's claim loop leaves it alone and the Restart answers with it as it is."""
+    seen: dict[str, list[str]] = {}
+    run_id = f"orphan-{sync}"
+    held = replace(orphan(run_id, "echo", {"count": 1}), claim=Claim("other-replica", 60))
+    assert (await served.store.write(held)).applied
+    async with losing_first_replies(served.address, seen) as proxy:
+        if sync:
+            with SyncClient(proxy, timeout=10) as sync_client:
+                handle = sync_client.get_workflow("echo").create_run
+                run = await asyncio.to_thread(lambda: handle(run_id=run_id).restart())
+        else:
+            async with Client(proxy, timeout=10) as client:
+                run = await (await client.get_workflow("echo").create_run(run_id=run_id)).restart()
+    calls = seen["Restart"]
+    assert len(calls) == 2 and calls[0] == calls[1] != ""
+    assert run.status is RunStatus.RUNNING
 
 
 @pytest.mark.parametrize("sync", [False, True], ids=["aio", "sync"])
