@@ -247,6 +247,8 @@ def test_settings_from_env_then_flags(tmp_path: Path, monkeypatch: pytest.Monkey
         Settings.load(lease_seconds="nan")
     with pytest.raises(ConfigError, match=r"^grace \(flag\): 'inf' must be a finite number >= 0$"):
         Settings.load(grace="inf")
+    with pytest.raises(ConfigError, match=r"^max-active-runs \(flag\): '-1' must be >= 0 \(0: no limit\)$"):
+        Settings.load(max_active_runs="-1")
 
 
 def test_retention_takes_a_duration_with_a_unit() -> None:

@@ -186,13 +186,6 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
         return value
 
-    @field_validator("max_active_runs")
-    @classmethod
-    def _not_negative_int(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError("must be >= 0")
-        return value
-
     @field_validator("max_concurrent_streams")
     @classmethod
     def _positive_int(cls, value: int) -> int:
@@ -208,7 +201,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_MESSAGE_SIZE} bytes (64 KiB)")
         return value
 
-    @field_validator("max_streams_per_caller")
+    @field_validator("max_streams_per_caller", "max_active_runs")
     @classmethod
     def _limit(cls, value: int) -> int:
         if value < 0:
