@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from conftest import Databases, Served, ServingFactory, serving_on
+from holding import Count, Hold
 from process import serve_argv, server_env, start_server
-from pydantic import BaseModel
 
 from runservice.client import Client
 from runservice.engine.capacity import Capacity
@@ -28,20 +28,14 @@ CLAIM_INTERVAL = 30.0
 ends because the ending wakes the claim loop, not because the loop happened to look."""
 
 
-class Count(BaseModel):
-    count: int
-
-
-gate = asyncio.Event()
-"""Holds `held`'s step until the test lets it go (a new one per test: each has its own loop)."""
-entered: list[int] = []
-"""The input of every `held` body that started, in order."""
+gate = Hold()
+"""Holds `held`'s step; `gate.entered` has the input of every body that started (a resumed
+`ask` notes its resume's count, negated)."""
 
 
 @create_step("hold", input_schema=Count, output_schema=Count)
 async def hold(ctx: StepContext) -> Count:
-    entered.append(ctx.input_data.count)
-    await gate.wait()
+    await gate.enter(ctx.input_data.count)
     return Count(count=ctx.input_data.count)
 
 
@@ -49,7 +43,7 @@ async def hold(ctx: StepContext) -> Count:
 async def ask(ctx: StepContext) -> Any:
     if ctx.resume_data is None:
         return await ctx.suspend({"question": "how many?"})
-    entered.append(-ctx.resume_data.count)
+    gate.entered.append(-ctx.resume_data.count)
     return Count(count=ctx.resume_data.count)
 
 
@@ -72,9 +66,7 @@ FLOWS = [held, asking, sleeper, ticked]
 
 @pytest.fixture(autouse=True)
 def fresh_gate() -> None:
-    global gate
-    gate = asyncio.Event()
-    entered.clear()
+    gate.reset()
 
 
 async def until(check: Any, within: float = 10.0) -> None:
@@ -103,7 +95,7 @@ async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
             await until(lambda run=run: _is(served, run.run_id, RunStatus.WAITING))
         first = await engine.start("held", input_data={"count": 1})
         second = await engine.start("held", input_data={"count": 2})
-        await until(lambda: _true(len(entered) == 2))
+        await until(lambda: _true(len(gate.entered) == 2))
         # Full: a Start, a Resume and a schedule's trigger are committed and answered, not driven.
         third = await engine.start("held", input_data={"count": 3})
         assert third.status is RunStatus.RUNNING
@@ -113,17 +105,17 @@ async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
         assert triggered.run is not None and triggered.run.status is RunStatus.RUNNING
         waiting = asyncio.create_task(engine.start("held", input_data={"count": 4}, wait=True))
         await asyncio.sleep(0.5)
-        assert sorted(entered) == [1, 2] and not waiting.done()
+        assert sorted(gate.entered) == [1, 2] and not waiting.done()
         assert await served.store.count_unowned() == 4  # what runservice_runs_unowned shows
         assert "new and resumed runs wait for the claim loop" in caplog.text
         # Room is made: everything left goes on, at most LIMIT at a time, long before the
         # claim loop's own next look.
-        gate.set()
+        gate.release()
         done = await asyncio.wait_for(waiting, 10)
         assert done.status is RunStatus.SUCCESS and done.result == {"count": 4}
         for run_id in (first.run_id, second.run_id, third.run_id, parked.run_id, triggered.run.run_id):
             await until(lambda run_id=run_id: _is(served, run_id, RunStatus.SUCCESS))
-        assert sorted(entered) == [-7, 1, 2, 3, 4, 99]
+        assert sorted(gate.entered) == [-7, 1, 2, 3, 4, 99]
         assert await served.store.count_unowned() == 0
         for run in sleepers:
             assert await status(served, run.run_id) is RunStatus.WAITING
@@ -140,9 +132,9 @@ async def test_a_full_replica_leaves_runs_to_one_with_room(pg_databases: Databas
         runs = [await full.engine.start("held", input_data={"count": n}) for n in range(1, 4)]
         # Three bodies at once, though the replica that took the starts drives one at a time:
         # the other replica drives the two it left.
-        await until(lambda: _true(len(entered) == 3))
-        assert sorted(entered) == [1, 2, 3]
-        gate.set()
+        await until(lambda: _true(len(gate.entered) == 3))
+        assert sorted(gate.entered) == [1, 2, 3]
+        gate.release()
         for run in runs:
             await until(lambda run=run: _is(roomy, run.run_id, RunStatus.SUCCESS))
 

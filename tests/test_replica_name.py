@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import Databases, Served, serving_on
-from pydantic import BaseModel
+from holding import Count, Hold
 
 from runservice.model import RunStatus
 from runservice.workflow import StepContext, create_step, create_workflow
@@ -27,19 +27,13 @@ LEASE = 30.0
 """Far longer than any wait here: only a take-over makes a left run move."""
 
 
-class Count(BaseModel):
-    count: int
-
-
-gate = asyncio.Event()
-"""Holds `hold` while the first engine drives it (a new one per test: each has its own loop)."""
-entered: list[int] = []
+gate = Hold()
+"""Holds `hold` while the first engine drives it; `gate.entered` has every body's input."""
 
 
 @create_step("hold", input_schema=Count, output_schema=Count)
 async def hold(ctx: StepContext) -> Count:
-    entered.append(ctx.input_data.count)
-    await gate.wait()
+    await gate.enter(ctx.input_data.count)
     return Count(count=ctx.input_data.count + 1)
 
 
@@ -48,9 +42,7 @@ held = create_workflow("held", input_schema=Count, output_schema=Count).then(hol
 
 @pytest.fixture(autouse=True)
 def fresh_gate() -> None:
-    global gate
-    gate = asyncio.Event()
-    entered.clear()
+    gate.reset()
 
 
 def serving(url: str, name: str | None) -> AbstractAsyncContextManager[Served]:
@@ -62,7 +54,7 @@ async def left_running(url: str, name: str | None, count: int) -> str:
     `running` and leased to it."""
     async with serving(url, name) as served:
         run = await served.engine.start("held", input_data={"count": count})
-        await until(lambda: count in entered)
+        await until(lambda: count in gate.entered)
     return run.run_id
 
 
@@ -88,18 +80,18 @@ async def test_a_restart_under_the_same_name_takes_the_runs_over_at_once(
     caplog.set_level(logging.INFO, logger="runservice.engine")
     url = await pg_databases.url_for(tmp_path / "runs.db")
     run_id = await left_running(url, "alpha", 1)
-    gate.set()
+    gate.release()
     async with serving(url, "alpha") as again:
         assert await settled(again, run_id, within=10) is RunStatus.SUCCESS
         assert (await again.engine.get_run(run_id)).result == {"count": 2}
     assert "taking over 1 runs left by an earlier process named 'alpha'" in caplog.text
-    assert entered == [1, 1]  # the body cut by the stop ran again, once
+    assert gate.entered == [1, 1]  # the body cut by the stop ran again, once
 
 
 async def test_another_name_waits_for_the_leases(pg_databases: Databases, tmp_path: Path) -> None:
     url = await pg_databases.url_for(tmp_path / "runs.db")
     run_id = await left_running(url, "alpha", 1)
-    gate.set()
+    gate.release()
     async with serving(url, "beta") as other:
         assert await settled(other, run_id, within=2) is RunStatus.RUNNING
         assert await other.store.count_unowned() == 0  # still leased to the stopped process
@@ -120,13 +112,13 @@ async def test_a_name_held_by_a_live_server_takes_nothing_over_until_it_is_gone(
     async with contextlib.AsyncExitStack() as stack:
         first = await stack.enter_async_context(serving(url, "alpha"))
         run = await first.engine.start("held", input_data={"count": 1})
-        await until(lambda: entered == [1])
+        await until(lambda: gate.entered == [1])
         async with serving(url, "alpha") as second:
             assert "another session holds the replica name 'alpha'" in caplog.text
             await asyncio.sleep(1.5)
-            assert entered == [1]  # nothing taken from the live first server
+            assert gate.entered == [1]  # nothing taken from the live first server
             await stack.aclose()  # the first server goes, its run left running and leased
-            gate.set()
+            gate.release()
             assert await settled(second, run.run_id, within=10) is RunStatus.SUCCESS
-        assert entered == [1, 1]
+        assert gate.entered == [1, 1]
     assert "taking over 1 runs left by an earlier process named 'alpha'" in caplog.text

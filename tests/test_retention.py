@@ -16,8 +16,8 @@ import grpc
 import pytest
 from conftest import Served, ServingFactory
 from edge import error_info
+from holding import Count, Hold
 from process import serve_argv, server_env, start_server
-from pydantic import BaseModel
 
 from runservice import errors
 from runservice.client import Client
@@ -36,17 +36,13 @@ RETENTION = 1.0
 """Seconds the servers here keep a settled run (they sweep every quarter of it)."""
 
 
-class Count(BaseModel):
-    count: int
-
-
-gate = asyncio.Event()
-"""Holds `held`'s step until the test lets it go (a new one per test: each has its own loop)."""
+gate = Hold()
+"""Holds `held`'s step until the test lets it go."""
 
 
 @create_step("wait-for-gate", input_schema=Count, output_schema=Count)
 async def wait_for_gate(ctx: StepContext) -> Count:
-    await gate.wait()
+    await gate.enter(ctx.input_data.count)
     return Count(count=ctx.input_data.count)
 
 
@@ -72,8 +68,7 @@ FLOWS = [quick, asking, held]
 
 @pytest.fixture(autouse=True)
 def fresh_gate() -> None:
-    global gate
-    gate = asyncio.Event()
+    gate.reset()
 
 
 @contextlib.asynccontextmanager
@@ -136,7 +131,7 @@ async def test_settled_runs_go_after_the_retention_and_the_rest_stay(
         await until_gone(served, [suspended.run_id], within=within)
         for run_id in (pending.run_id, running.run_id):  # never settled: never deleted
             assert not await gone(served, run_id)
-        gate.set()
+        gate.release()
         await until_gone(served, [running.run_id], within=within)
         assert not await gone(served, pending.run_id)
         assert engine.retention is not None and engine.retention.deleted == 5

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from conftest import Served, ServingFactory
 from edge import error_info
-from pydantic import BaseModel
+from holding import Count, Hold
 from run_writes import orphan
 
 from runservice import errors
@@ -31,17 +31,13 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(30)
 
 
-class Count(BaseModel):
-    count: int
-
-
-gate = asyncio.Event()
-"""Holds `gated`'s step until the test lets it go (a new one per test: each has its own loop)."""
+gate = Hold()
+"""Holds `gated`'s step until the test lets it go."""
 
 
 @create_step("held", input_schema=Count, output_schema=Count)
 async def held(ctx: StepContext) -> Count:
-    await gate.wait()
+    await gate.enter(ctx.input_data.count)
     return Count(count=ctx.input_data.count + 1)
 
 
@@ -58,8 +54,7 @@ quick = create_workflow("quick", input_schema=Count, output_schema=Count).then(a
 
 @pytest.fixture
 async def served(serving: ServingFactory, tmp_path: Path) -> AsyncIterator[Served]:
-    global gate
-    gate = asyncio.Event()
+    gate.reset()
     async with serving(tmp_path / "runs.db", workflows=[gated, quick]) as running:
         yield running
 
@@ -114,7 +109,7 @@ async def test_a_retried_restart_of_a_run_already_driven_is_still_a_retry(served
         assert started.run.status == run_pb2.RUN_STATUS_RUNNING
         request = run_service_pb2.RestartRequest(run_id="r-held", request_id="restart-held")
         assert (await stub.Restart(request)).run.status == run_pb2.RUN_STATUS_RUNNING
-        gate.set()
+        gate.release()
         assert (await settled(served, "r-held")).status is RunStatus.SUCCESS
         assert (await stub.Restart(request)).run.status == run_pb2.RUN_STATUS_SUCCESS
         other = stub.Restart(run_service_pb2.RestartRequest(run_id="r-held", request_id="restart-other"))
