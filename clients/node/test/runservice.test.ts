@@ -166,12 +166,18 @@ test("watches one run across a suspend and a resume", async () => {
   assert.ok(messages.every((m) => m.events.length > 0 || BigInt(m.watermarkSequence) >= 0n));
 });
 
+/** RUNSERVICE_RETRY_PROXY: a proxy to the server that loses the first reply of each Start,
+ * CreateRun, DeleteRun and Restart (tests/edge.py), as a server draining mid-call does. */
+function retryProxy(): string {
+  const proxy = process.env.RUNSERVICE_RETRY_PROXY;
+  if (!proxy) throw new Error("set RUNSERVICE_RETRY_PROXY (tests/test_node_client.py does)");
+  return proxy;
+}
+
 test("a Start whose reply was lost is retried with the same requestId: one run", async () => {
   // RUNSERVICE_RETRY_PROXY forwards each Start to the server but answers the first with
   // UNAVAILABLE, as when a server drains during a `wait` Start; gRPC retries it (service config).
-  const proxy = process.env.RUNSERVICE_RETRY_PROXY;
-  if (!proxy) throw new Error("set RUNSERVICE_RETRY_PROXY (tests/test_node_client.py does)");
-  const through = createClient(proxy);
+  const through = createClient(retryProxy());
   const resourceId = `retry-${randomUUID()}`;
   const { run } = await unary<StartResponse__Output>((cb) =>
     through.Start({ workflowId: "echo", resourceId, inputData: toValue({ count: 1 }), wait: true }, deadline(30), cb),
@@ -190,9 +196,7 @@ test("a Start whose reply was lost is retried with the same requestId: one run",
 test("a CreateRun whose reply was lost is retried with the same runId: one run", async () => {
   // The same proxy loses the first CreateRun's reply: without a runId of the client's own,
   // the retry would reserve a second run.
-  const proxy = process.env.RUNSERVICE_RETRY_PROXY;
-  if (!proxy) throw new Error("set RUNSERVICE_RETRY_PROXY (tests/test_node_client.py does)");
-  const through = createClient(proxy);
+  const through = createClient(retryProxy());
   const resourceId = `reserve-${randomUUID()}`;
   const { run } = await unary<CreateRunResponse__Output>((cb) =>
     through.CreateRun({ workflowId: "echo", resourceId }, deadline(30), cb),
@@ -210,12 +214,10 @@ test("a CreateRun whose reply was lost is retried with the same runId: one run",
 test("a DeleteRun whose reply was lost is retried with the same requestId: it succeeds", async () => {
   // The proxy loses the first DeleteRun's reply after the delete: without a requestId the
   // retry would find the run gone and answer NOT_FOUND.
-  const proxy = process.env.RUNSERVICE_RETRY_PROXY;
-  if (!proxy) throw new Error("set RUNSERVICE_RETRY_PROXY (tests/test_node_client.py does)");
   const { run } = await unary<StartResponse__Output>((cb) =>
     client.Start({ workflowId: "echo", inputData: toValue({ count: 1 }), wait: true }, deadline(20), cb),
   );
-  const through = createClient(proxy);
+  const through = createClient(retryProxy());
   await unary((cb) => through.DeleteRun({ runId: run?.runId }, deadline(30), cb)).finally(() => through.close());
   const gone = await unary((cb) => client.GetRun({ runId: run?.runId }, deadline(10), cb)).then(
     () => assert.fail("the deleted run is still there"),
