@@ -186,6 +186,13 @@ async def test_scoped_and_read_only_tokens(tmp_path: Path, tokens_file: Path) ->
             metadata=tenant,
         )
         assert started.run.resource_id == "a"
+        # A retry of a delete that worked succeeds in scope too (the scope check finds no run);
+        # another request finds nothing to delete.
+        delete = pb.DeleteRunRequest(run_id=started.run.run_id, request_id="tenant-delete")
+        await stub.DeleteRun(delete, metadata=tenant)
+        await stub.DeleteRun(delete, metadata=tenant)
+        other = pb.DeleteRunRequest(run_id=started.run.run_id, request_id="tenant-other")
+        assert error_info(await rpc_error(stub.DeleteRun(other, metadata=tenant))).reason == "RUN_NOT_FOUND"
 
         # Read-only: reads work, every write is refused.
         got = await stub.GetRun(pb.GetRunRequest(run_id="run-a"), metadata=reader)

@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 
-from runservice import logs, model
+from runservice import errors, logs, model
 from runservice.engine import Engine
 from runservice.engine.engine import new_trace_id
 from runservice.engine.timetravel import fork_run_id
@@ -242,11 +242,15 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> run_service_pb2.DeleteRunResponse:
         ref = convert.run_change(request)
         scope.check_writer("DeleteRun")
-        request_id = ref["request_id"]
-        # A retry whose first attempt deleted the run succeeds; the scope check, which needs
-        # the run, would call it not found.
-        if request_id is None or not await self._engine.deleted(ref["run_id"], request_id):
+        try:
             await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
+        except errors.RunNotFound:
+            # The scope check needs the run: a retry whose first attempt deleted it succeeds
+            # (the engine tells a retry apart itself when there is no scope to check).
+            request_id = ref["request_id"]
+            if request_id is None or not await self._engine.deleted(ref["run_id"], request_id):
+                raise
+        else:
             await self._engine.delete_run(**ref)
         return convert.delete_run_response()
 
