@@ -7,23 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import grpc
 import pytest
-from conftest import Served, ServingFactory
+from conftest import Databases, Served, ServingFactory
 from edge import error_info
 from holding import Count, Hold
 from process import serve_argv, server_env, start_server
 
 from runservice import errors
 from runservice.client import Client
-from runservice.engine.retention import Retention, pause_for
+from runservice.engine.retention import LONGEST_PAUSE, Retention, pause_for
 from runservice.model import Run, RunStatus
 from runservice.storage import RunWrite
+from runservice.storage import postgres as pg
+from runservice.storage import sqlite as sqlite_store
+from runservice.storage.postgres import PostgresStore
+from runservice.storage.sqlite import SqliteStore
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
 from runservice.workflow import StepContext, create_step, create_workflow
 
@@ -168,7 +174,7 @@ async def test_a_sweep_deletes_by_when_the_run_ended(serving: ServingFactory, tm
         assert not await gone(served, "long") and not await gone(served, young.run_id)
         assert await sweeper.sweep() == 0 and sweeper.deleted == 1
         with pytest.raises(ValueError):
-            Retention(served.store, 0)
+            Retention(served.store, -1)
 
 
 @pytest.mark.timeout(90)
@@ -199,3 +205,105 @@ async def test_serve_with_retention_deletes_settled_runs(tmp_path: Path, layout:
     finally:
         assert await server.stop() == 0
     assert "retention: deleted 1 runs that ended before" in server.text
+
+
+# -- the marks DeleteRun's request ids leave ---------------------------------------------------
+
+
+async def test_delete_marks_are_forgotten_once_old_and_runs_are_kept_without_retention(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A DeleteRun with a request id leaves a mark so that its retry succeeds; the sweep forgets
+    marks older than it keeps them (a day by default), so deletes leave nothing for ever. With
+    no retention, the sweep deletes no run."""
+    async with serving(tmp_path / "runs.db", workflows=FLOWS) as served, connected(served) as stub:
+        engine = served.engine
+        assert (engine.retention.seconds, engine.retention.pause) == (0, LONGEST_PAUSE)
+        kept = await engine.start("quick", input_data={"count": 1}, wait=True)
+
+        async def delete(run_id: str, request_id: str) -> None:
+            await stub.DeleteRun(run_service_pb2.DeleteRunRequest(run_id=run_id, request_id=request_id))
+
+        for name in ("old-1", "old-2"):
+            await engine.start("quick", input_data={"count": 1}, wait=True, run_id=name)
+            await delete(name, f"delete-{name}")
+        await asyncio.sleep(0.6)
+        await engine.start("quick", input_data={"count": 1}, wait=True, run_id="young")
+        await delete("young", "delete-young")
+
+        sweeper = Retention(served.store, 0, marks=0.5)
+        assert await sweeper.sweep() == 0 and sweeper.forgotten == 2
+        assert not await gone(served, kept.run_id)  # no retention: settled runs stay
+        await delete("young", "delete-young")  # its mark is young: the retry succeeds
+        for name in ("old-1", "old-2"):  # forgotten: a retry now finds no run
+            with pytest.raises(grpc.aio.AioRpcError) as retried:
+                await delete(name, f"delete-{name}")
+            assert error_info(retried.value).reason == "RUN_NOT_FOUND"
+        assert await sweeper.sweep() == 0 and sweeper.forgotten == 2
+        await asyncio.sleep(0.6)
+        assert await sweeper.sweep() == 0 and sweeper.forgotten == 3
+        with pytest.raises(ValueError):
+            Retention(served.store, 0, marks=0)
+
+
+async def test_forgetting_goes_in_pages(serving: ServingFactory, tmp_path: Path) -> None:
+    """Marks beyond a page are all forgotten in one sweep, a page per statement."""
+    async with serving(tmp_path / "runs.db", workflows=FLOWS) as served:
+        for index in range(7):
+            run_id = f"paged-{index}"
+            await served.engine.start("quick", input_data={"count": 1}, wait=True, run_id=run_id)
+            await served.engine.delete_run(run_id, request_id=f"delete-{index}")
+        cutoff = time.time() + 1
+        assert await served.store.forget_deletes(cutoff, 3) == 3
+        assert await served.store.forget_deletes(cutoff, 3) == 3
+        assert await served.store.forget_deletes(cutoff, 3) == 1
+        assert await served.store.forget_deletes(cutoff, 3) == 0
+
+
+async def test_marks_from_before_the_migration_count_from_it(databases: Databases, tmp_path: Path) -> None:
+    """A database whose delete marks had no time (schema 14 on SQLite, migration 12 on
+    PostgreSQL) is migrated: its marks count from then, and are forgotten a day later."""
+    mark = ("gone", "delete", "delete-gone")
+    before = time.time()
+    if databases.backend == "sqlite":
+        path = str(tmp_path / "old.db")
+        scripts = [
+            "schema.sql",
+            *(
+                sqlite_store.MIGRATIONS[v]
+                for v in sorted(sqlite_store.MIGRATIONS)
+                if sqlite_store.BASE_VERSION < v < 15
+            ),
+        ]
+        with sqlite3.connect(path) as conn:
+            conn.executescript("\n".join(sqlite_store._resource(name) for name in scripts))
+            conn.execute("PRAGMA user_version = 14")
+            conn.execute("INSERT INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)", mark)
+        conn.close()
+        store: SqliteStore | PostgresStore = SqliteStore(path)
+    else:
+        url = await databases.empty()
+        conn_pg = await asyncpg.connect(url)
+        try:
+            await conn_pg.execute(pg._MIGRATIONS_TABLE)
+            for version, script in pg.MIGRATIONS:
+                if version < 13:
+                    await conn_pg.execute(pg._resource(script))
+                    await conn_pg.execute(
+                        "INSERT INTO schema_migrations (version, script) VALUES ($1, $2)", version, script
+                    )
+            await conn_pg.execute(
+                "INSERT INTO requests (run_id, kind, request_id) VALUES ($1, $2, $3)", *mark
+            )
+        finally:
+            await conn_pg.close()
+        store = PostgresStore(url)
+    await store.open()
+    try:
+        assert await store.has_request(*mark)
+        assert await store.forget_deletes(before - 1, 10) == 0  # it counts from the migration
+        assert await store.has_request(*mark)
+        assert await store.forget_deletes(time.time() + 1, 10) == 1
+        assert not await store.has_request(*mark)
+    finally:
+        await store.close()

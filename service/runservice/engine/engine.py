@@ -173,8 +173,9 @@ class Engine:
         )
         """Cron schedules (engine/schedules.py): fired by a loop started and stopped with the engine."""
         self._replica_name = replica_name
-        self.retention = Retention(store, retention) if retention > 0 else None
-        """The retention sweep (engine/retention.py), when runs are not kept for ever."""
+        self.retention = Retention(store, retention)
+        """The retention sweep (engine/retention.py): settled runs, when they are not kept for
+        ever, and the marks deletes leave."""
 
     @property
     def owner(self) -> str:
@@ -194,8 +195,7 @@ class Engine:
             await self.aclose()
             raise
         self.schedules.start()
-        if self.retention is not None:
-            self.retention.start()
+        self.retention.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -269,8 +269,7 @@ class Engine:
             logger.info("taking over %d runs left by an earlier process named %r", taken, name)
 
     async def _stop_retention(self) -> None:
-        if self.retention is not None:
-            await self.retention.aclose()
+        await self.retention.aclose()
 
     async def _stop_adoptions(self) -> None:
         """Try no more adoptions: their runs stay claimed for the next boot."""
@@ -1002,7 +1001,7 @@ class Engine:
         """Delete a run that is not running or waiting (RunActive otherwise).
 
         A retry with the same `request_id` succeeds once the run is gone, and never deletes
-        a run made later under the same id.
+        a run made later under the same id (for a day: the retention sweep then forgets it).
         """
         async with self._lock(run_id):
             if request_id and await self.deleted(run_id, request_id):

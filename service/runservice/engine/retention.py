@@ -6,6 +6,10 @@ events, as DeleteRun deletes it (GetRun and Watch of it then answer NOT_FOUND); 
 run waits for a person however long it takes and is never deleted, nor is a pending or
 active one. Every replica sweeps: a delete is conditional on the run still being
 settled, so two replicas deleting the same run delete it once.
+
+The sweep also forgets the marks that DeleteRun's `request_id` leaves (so that a retry of a
+delete that worked succeeds) once they are `DELETE_MARKS_KEPT` old, retention or not: a
+retry comes within seconds, and without it every delete a client made stayed a row.
 """
 
 from __future__ import annotations
@@ -29,23 +33,33 @@ commits go in between pages when a sweep meets a large backlog."""
 LONGEST_PAUSE = 300.0
 """Seconds between sweeps at most (a long retention); a short one sweeps more often."""
 SHORTEST_PAUSE = 0.25
+DELETE_MARKS_KEPT = 86_400.0
+"""Seconds a delete's request mark is kept: a retry of the delete within it succeeds, one
+after it answers NOT_FOUND (a day, as payment APIs keep their idempotency keys)."""
+MARKS_PAGE = 1000
 
 
 def pause_for(retention: float) -> float:
-    """Seconds between two sweeps: a quarter of the retention, within bounds."""
+    """Seconds between two sweeps: a quarter of the retention (the longest pause when runs
+    are kept for ever), within bounds."""
+    if retention <= 0:
+        return LONGEST_PAUSE
     return min(max(retention / 4, SHORTEST_PAUSE), LONGEST_PAUSE)
 
 
 class Retention:
-    """Deletes settled runs `seconds` after they ended, in a loop started and stopped with
-    the engine. `deleted` counts the runs it deleted."""
+    """Deletes settled runs `seconds` after they ended (never when `seconds` is 0) and
+    forgets delete marks `marks` seconds old, in a loop started and stopped with the
+    engine. `deleted` counts the runs it deleted, `forgotten` the marks."""
 
-    def __init__(self, store: Store, seconds: float) -> None:
-        if seconds <= 0:
-            raise ValueError("retention must be positive")
+    def __init__(self, store: Store, seconds: float, *, marks: float = DELETE_MARKS_KEPT) -> None:
+        if seconds < 0 or marks <= 0:
+            raise ValueError("retention must not be negative, nor marks kept for no time")
         self.seconds = seconds
-        self.pause = pause_for(seconds)
+        self.marks = marks
+        self.pause = min(pause_for(seconds), pause_for(marks))
         self.deleted = 0
+        self.forgotten = 0
         self._store = store
         self._task: asyncio.Task[None] | None = None
 
@@ -69,7 +83,25 @@ class Retention:
             await asyncio.sleep(self.pause)
 
     async def sweep(self) -> int:
-        """Delete every run that settled more than `seconds` ago; returns how many."""
+        """Delete every run that settled more than `seconds` ago (with retention), then forget
+        the delete marks older than `marks`; returns how many runs it deleted."""
+        swept = await self._delete_runs() if self.seconds > 0 else 0
+        await self._forget_deletes()
+        return swept
+
+    async def _forget_deletes(self) -> None:
+        cutoff = time.time() - self.marks
+        total = 0
+        while True:
+            forgotten = await self._store.forget_deletes(cutoff, MARKS_PAGE)
+            total += forgotten
+            if forgotten < MARKS_PAGE:
+                break
+        self.forgotten += total
+        if total:
+            logger.info("retention: forgot %d request marks of runs deleted before %s", total, iso(cutoff))
+
+    async def _delete_runs(self) -> int:
         cutoff = time.time() - self.seconds
         swept = 0
         while True:

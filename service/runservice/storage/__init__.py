@@ -204,6 +204,10 @@ class Store(Protocol):
         """Ids of at most `limit` runs that succeeded, failed or were canceled before
         `cutoff` (their `ended_at`), in no particular order: what the retention sweep deletes."""
 
+    async def forget_deletes(self, cutoff: float, limit: int) -> int:
+        """Remove at most `limit` of the request marks deletes left before `cutoff` (a
+        DeleteRun's `request_id`, kept so that a retry of it succeeds); returns how many."""
+
     async def claim_runs(
         self,
         claim: Claim,

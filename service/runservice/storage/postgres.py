@@ -128,6 +128,13 @@ _END_PREDECESSORS = (
     f" AND lease_expires_at >= {_NOW} RETURNING 1)"
     " SELECT count(*) FROM ended"
 )
+_FORGET_DELETE_MARKS = (
+    "WITH old AS (SELECT run_id, kind, request_id FROM requests"
+    " WHERE kind = 'delete' AND deleted_at < $1 LIMIT $2),"
+    " gone AS (DELETE FROM requests r USING old"
+    " WHERE r.run_id = old.run_id AND r.kind = old.kind AND r.request_id = old.request_id RETURNING 1)"
+    " SELECT count(*) FROM gone"
+)
 _RENEW = (
     f"UPDATE runs SET lease_expires_at = {_NOW} + $2"
     " WHERE run_id = ANY($4::text[]) AND owner = $1 AND status = ANY($3::text[])"
@@ -819,6 +826,11 @@ class PostgresStore(PostgresSchedules):
         )
         return [str(row[0]) for row in rows]
 
+    async def forget_deletes(self, cutoff: float, limit: int) -> int:
+        """Remove at most `limit` marks of deletes made before `cutoff`; how many."""
+        found = await self._readers().fetchval(_FORGET_DELETE_MARKS, cutoff, max(limit, 0))
+        return int(found)
+
     async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
         """How many runs have each of `statuses`."""
         counts = dict.fromkeys(statuses, 0)
@@ -973,7 +985,7 @@ _REQUIRED: dict[str, str] = {
     "runs": f"{RUN_COLUMN_LIST}, owner, epoch, lease_expires_at",
     "steps": "run_id, path_key, position, record",
     "events": "run_id, seq, time, body",
-    "requests": "run_id, kind, request_id",
+    "requests": "run_id, kind, request_id, deleted_at",
     "run_values": "run_id, digest, body",
     "foreach_items": "run_id, path_key, item_index, item",
     "schedules": SCHEDULE_COLUMNS,

@@ -210,8 +210,9 @@ _DELETE_RUN = (
     " v AS (DELETE FROM run_values WHERE run_id = $1)"
     " SELECT 1"
 )
-_INSERT_ONE_REQUEST = (
-    "INSERT INTO requests (run_id, kind, request_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+_INSERT_DELETE_MARK = (
+    "INSERT INTO requests (run_id, kind, request_id, deleted_at)"
+    f" VALUES ($1, $2, $3, {_NOW}) ON CONFLICT DO NOTHING"
 )
 _DELETE_RUN_IF = (
     "WITH gone AS (DELETE FROM runs WHERE run_id = $1 AND status = ANY($2::text[]) RETURNING run_id),"
@@ -487,7 +488,7 @@ async def _delete(conn: Any, change: RunWrite) -> WriteResult:
     if change.request is not None:
         # Its own statement, after the delete: one statement cannot both delete the run's
         # request rows and insert this one (a retry of the delete finds it).
-        await conn.execute(_INSERT_ONE_REQUEST, change.run_id, *change.request)
+        await conn.execute(_INSERT_DELETE_MARK, change.run_id, *change.request)
     return WriteResult(applied=True, status=None)
 
 

@@ -183,6 +183,14 @@ _SETTLED_BEFORE = (
 `created_at` holds them all, and the status index (status, created_at) reads just that range."""
 
 _INSERT_REQUEST = "INSERT OR IGNORE INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)"
+_INSERT_DELETE_MARK = (
+    "INSERT OR IGNORE INTO requests (run_id, kind, request_id, deleted_at) VALUES (?, ?, ?, ?)"
+)
+_OLD_DELETE_MARK = "SELECT 1 FROM requests WHERE kind = 'delete' AND deleted_at < ? LIMIT 1"
+_FORGET_DELETE_MARKS = (
+    "DELETE FROM requests WHERE (run_id, kind, request_id) IN (SELECT run_id, kind, request_id"
+    " FROM requests WHERE kind = 'delete' AND deleted_at < ? LIMIT ?)"
+)
 _UPSERT_ITEM = (
     "INSERT INTO foreach_items (run_id, path_key, item_index, item) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (run_id, path_key, item_index) DO UPDATE SET item = excluded.item"
@@ -758,6 +766,19 @@ class SqliteStore(SqliteSchedules):
         """Ids of at most `limit` runs that settled (ended) before `cutoff`."""
         rows = await self._reader().execute_fetchall(_SETTLED_BEFORE, (cutoff, cutoff, max(limit, 0)))
         return [str(row[0]) for row in rows]
+
+    async def forget_deletes(self, cutoff: float, limit: int) -> int:
+        """Remove at most `limit` marks of deletes made before `cutoff`; how many (not synced:
+        a mark lost to a power loss only answers a very late retry NOT_FOUND)."""
+
+        if not await self._reader().execute_fetchall(_OLD_DELETE_MARK, (cutoff,)):
+            return 0  # the usual case: no commit on the writer for nothing
+
+        def apply(conn: sqlite3.Connection, now: float) -> int:
+            return conn.execute(_FORGET_DELETE_MARKS, (cutoff, max(limit, 0))).rowcount
+
+        forgotten: int = await self._submit(_Operation(apply))
+        return forgotten
 
     async def _values(self, run_id: str, digests: set[str]) -> dict[str, Any]:
         """The stored values of a run by digest (see storage/values.py)."""
@@ -1338,7 +1359,7 @@ def _apply(
         for table in ("steps", "foreach_items", "events", "requests", "run_values", "runs"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         if change.request is not None:  # kept: a retry of the delete finds it
-            conn.execute(_INSERT_REQUEST, (run_id, *change.request))
+            conn.execute(_INSERT_DELETE_MARK, (run_id, *change.request, now))
         return WriteResult(applied=True, status=None)
     writer = values.ValueWriter()
     try:

@@ -16,7 +16,8 @@ export interface DeleteRunRequest {
   /**
    * Optional idempotency key. A retry with the same key succeeds once the run
    * is gone, where a new DeleteRun would be NOT_FOUND (reason RUN_NOT_FOUND),
-   * and never deletes a run made later under the same id.
+   * and never deletes a run made later under the same id. The server keeps the
+   * key for a day after the delete; a retry after that is a new DeleteRun.
    */
   'requestId'?: (string);
 }
@@ -36,7 +37,8 @@ export interface DeleteRunRequest__Output {
   /**
    * Optional idempotency key. A retry with the same key succeeds once the run
    * is gone, where a new DeleteRun would be NOT_FOUND (reason RUN_NOT_FOUND),
-   * and never deletes a run made later under the same id.
+   * and never deletes a run made later under the same id. The server keeps the
+   * key for a day after the delete; a retry after that is a new DeleteRun.
    */
   'requestId': (string);
 }
