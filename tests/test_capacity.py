@@ -52,7 +52,24 @@ async def add(ctx: StepContext) -> Count:
     return Count(count=ctx.input_data.count + 1)
 
 
+first_gate = Hold()
+"""Holds `dozer`'s first step, before its sleep."""
+
+
+@create_step("hold-first", input_schema=Count, output_schema=Count)
+async def hold_first(ctx: StepContext) -> Count:
+    await first_gate.enter(ctx.input_data.count)
+    return Count(count=ctx.input_data.count)
+
+
 held = create_workflow("held", input_schema=Count, output_schema=Count).then(hold).commit()
+dozer = (
+    create_workflow("dozer", input_schema=Count, output_schema=Count)
+    .then(hold_first)
+    .sleep(30)
+    .then(add)
+    .commit()
+)
 asking = create_workflow("asking", input_schema=Count, output_schema=Count).then(ask).commit()
 sleeper = create_workflow("sleeper", input_schema=Count, output_schema=Count).sleep(30).then(add).commit()
 ticked = (
@@ -61,12 +78,13 @@ ticked = (
     .schedule("yearly", "0 0 1 1 *", input_data={"count": 99})
     .commit()
 )
-FLOWS = [held, asking, sleeper, ticked]
+FLOWS = [held, asking, sleeper, ticked, dozer]
 
 
 @pytest.fixture(autouse=True)
 def fresh_gate() -> None:
     gate.reset()
+    first_gate.reset()
 
 
 async def until(check: Any, within: float = 10.0) -> None:
@@ -121,6 +139,23 @@ async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
             assert await status(served, run.run_id) is RunStatus.WAITING
 
 
+async def test_a_run_that_begins_to_sleep_makes_room_at_once(serving: ServingFactory, tmp_path: Path) -> None:
+    """A drive that begins a sleep takes no room from then on: the claim loop is woken for a
+    run that waits, as when a drive ends, not left until its next look."""
+    async with serving(
+        tmp_path / "runs.db", workflows=FLOWS, max_active_runs=1, claim_interval=CLAIM_INTERVAL
+    ) as served:
+        engine = served.engine
+        dozing = await engine.start("dozer", input_data={"count": 1})
+        await until(lambda: _true(first_gate.entered == [1]))
+        queued = await engine.start("held", input_data={"count": 2})  # full: left to the claim loop
+        first_gate.release()  # the dozer's step ends and it sleeps 30 s: room for one
+        await until(lambda: _true(gate.entered == [2]), within=5.0)  # long before the loop's next look
+        assert await status(served, dozing.run_id) is RunStatus.WAITING
+        gate.release()
+        await until(lambda: _is(served, queued.run_id, RunStatus.SUCCESS))
+
+
 async def test_a_full_replica_leaves_runs_to_one_with_room(pg_databases: Databases, tmp_path: Path) -> None:
     """On PostgreSQL the runs a full replica leaves are driven by another replica with room,
     while the full one still drives what it has."""
@@ -155,6 +190,11 @@ def test_room_counts_reservations_and_only_busy_drives() -> None:
     assert capacity.room() == 0 and not capacity.reserve() and capacity.waiting
     capacity.release(True)
     assert capacity.room() == 1
+    # While runs wait for room, an admission finding some leaves its run to the claim loop
+    # too (it takes the oldest first); the loop clears `waiting` once nothing due is left.
+    assert capacity.room() == 1 and not capacity.reserve()
+    capacity.waiting = False
+    assert capacity.reserve()
     unlimited = Capacity(0, lambda: 10**6, lambda: 10**6)
     assert unlimited.reserve() and unlimited.room() > 10**9
 

@@ -119,6 +119,9 @@ class Walker(Protocol):
 
     async def interruptible_sleep(self, seconds: float) -> None: ...
 
+    def sleeping(self) -> None:
+        """The run sleeps (`waiting`): it takes no room, so runs that wait for some may go."""
+
 
 async def run_parallel(walker: Walker, node: ParallelNode, data: Json, scope: Scope) -> Outcome:
     """Every branch gets the same input; the block waits for all of them."""
@@ -409,6 +412,7 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
     walker.record_event(EventType.STEP_WAITING, record, status=RunStatus.WAITING, wake_at=record.wake_at)
     walker.stage_memory()
     await walker.outbox.commit()
+    walker.sleeping()
     wake_at = record.wake_at or now
     cut = scope.deadline is not None and scope.deadline < wake_at  # a nested workflow's deadline comes first
     await walker.interruptible_sleep(min(wake_at, scope.deadline or wake_at) - time.time())

@@ -55,9 +55,14 @@ class Capacity:
 
     def reserve(self) -> bool:
         """Room for one admission about to claim a run (then `release` it once it launched
-        the drive or gave up); False when the engine is full."""
+        the drive or gave up); False when the engine is full, and while runs wait for room:
+        those go first (the claim loop takes the oldest), or a steady stream of new starts,
+        each taking the room a drive left before the woken claim loop could, would keep them
+        waiting for as long as it lasted."""
         if not self.limit:
             return True
+        if self.waiting:
+            return False
         if self.room() <= 0:
             self.note_full()
             return False

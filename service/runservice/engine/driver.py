@@ -799,6 +799,11 @@ class RunDriver:
         self.outbox.event(EventType.STEP_OUTPUT, self.status, record, data=chunk)
         await self.outbox.commit()
 
+    def sleeping(self) -> None:
+        """The run sleeps (`waiting`): it takes no room, so runs that wait for some may go."""
+        if self.leases is not None:
+            self.leases.room_made()
+
     async def interruptible_sleep(self, seconds: float) -> None:
         """Sleep, waking early if the run is canceled."""
         if seconds <= 0:

@@ -427,6 +427,7 @@ class Engine:
                                 return _Repeat(run_id)
                             raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
                     if claim is None:
+                        self._keeper.wake()  # it may have room: runs waited, this one joined them
                         return _Repeat(run_id)  # answered from the run as the claim loop drives it
                     run = replace(fresh, last_sequence=result.last_sequence)
                     drive = self._driver(workflow, run, self._lease(result.epoch), caller.sent)
@@ -550,6 +551,7 @@ class Engine:
                 return None  # still suspended, so only the claim failed: another drive holds it
             raise RunNotSuspended(run_id, (result.status or RunStatus.CANCELED).value)
         if not room:
+            self._keeper.wake()  # it may have room: runs waited, this one joined them
             return _Repeat(run_id)
         run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
             records.values()
@@ -1328,8 +1330,7 @@ class Engine:
         if self._tasks.get(run_id) is task:
             del self._tasks[run_id]
             self._drivers.pop(run_id, None)
-            if self._capacity.waiting:
-                self._keeper.wake()  # room for a run that waits for it
+            self._keeper.room_made()
         if not task.cancelled():
             task.exception()  # retrieved here so a failed drive is logged once, not at garbage collection
 

@@ -149,8 +149,13 @@ class LeaseKeeper:
                 return adopted
 
     def wake(self) -> None:
-        """Look for runs to claim now (room was made for one waiting)."""
+        """Look for runs to claim now (one was left to the claim loop, or room was made)."""
         self._wake.set()
+
+    def room_made(self) -> None:
+        """A drive ended or began to sleep: if runs wait for room, look for them now."""
+        if self._capacity is not None and self._capacity.waiting:
+            self._wake.set()
 
     def start(self) -> None:
         """Start the background loops (after a first `claim_due`)."""
