@@ -7,6 +7,7 @@
     runs, show, delete          runs (cli/runs.py)
     watch                       follow a run live (cli/watch.py)
     schedules                   cron schedules: list, get, pause, resume, trigger (cli/schedules.py)
+    backup, restore             the SQLite database, copied consistently (cli/backup.py)
 
 Exit codes are listed in cli/common.py: 0 done, 1 a failed call, 2 usage, 3 a run that
 ended failed or canceled, 130 interrupted.
@@ -20,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from runservice import __version__
-from runservice.cli import check, health, runs, schedules, serve, watch, workflows
+from runservice.cli import backup, check, health, runs, schedules, serve, watch, workflows
 from runservice.cli.common import EXIT_USAGE, client_options
 
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_parsers(commands, parent)
     watch.add_parser(commands, parent)
     schedules.add_parsers(commands, parent)
+    backup.add_parsers(commands)
     return parser
 
 

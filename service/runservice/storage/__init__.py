@@ -282,6 +282,16 @@ from runservice.storage.schedules import (  # noqa: E402 (they use RunWrite and 
 )
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file of an SQLite database URL (`sqlite:///path/to/file.db`, or a plain path);
+    None for any other URL."""
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite://").removeprefix("/")
+    if url.startswith("sqlite://") or "://" not in url:
+        return url
+    return None
+
+
 def open_store(url: str, *, durability: str = "full") -> Store:
     """The store for a database URL: `sqlite:///path/to/file.db` (or a plain path), or
     `postgresql://user:password@host:port/database` (also `postgres://`).
@@ -293,13 +303,11 @@ def open_store(url: str, *, durability: str = "full") -> Store:
         from runservice.storage.postgres import PostgresStore
 
         return PostgresStore(url)
-    if url.startswith("sqlite://") or "://" not in url:
+    path = sqlite_path(url)
+    if path is not None:
         from runservice.storage.sqlite import SqliteStore
 
-        return SqliteStore(
-            url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url,
-            durability=durability,
-        )
+        return SqliteStore(path, durability=durability)
     raise ValueError(
         f"unsupported database URL {redact_url(url)!r}: use sqlite:///path/to/file.db or"
         " postgresql://host/database"

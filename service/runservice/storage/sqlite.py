@@ -283,7 +283,7 @@ class SqliteStore(SqliteSchedules):
         # The writer connection lives on this one thread for its whole life.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         try:
-            self._lock_fd = await loop.run_in_executor(self._executor, _lock, self.path)
+            self._lock_fd = await loop.run_in_executor(self._executor, lock_database, self.path)
             self._conn = await loop.run_in_executor(self._executor, _connect_writer, self.path)
             for _ in range(_READERS):
                 self._readers.append(_Reader(await _connect_reader(self.path), self))
@@ -1063,7 +1063,10 @@ def _storage_error(exc: sqlite3.Error) -> Exception:
 # -- the writer thread's side ------------------------------------------------------
 
 
-def _lock(path: str) -> int:
+def lock_database(path: str) -> int:
+    """Take the lock file that makes one process the owner of the database at `path` (see
+    the module docstring); returns its descriptor, whose closing lets it go. RuntimeError
+    when another process holds it."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -1,0 +1,175 @@
+"""Backing up the embedded SQLite database while it serves, and restoring a backup.
+
+A copy of the file taken while a server writes (`cp`, most volume snapshots) is not a
+database one can trust: commits live in the `-wal` file beside it until a checkpoint moves
+them, so the copy may miss them or hold half of a checkpoint. `back_up` asks SQLite for a
+copy instead (`VACUUM INTO` on a read-only connection): one snapshot, every commit made
+before it began and nothing after, compacted (the space deleted runs freed is left out), and
+synced to disk before it is named. It takes no lock a server needs; the server's writes go
+on meanwhile (only its WAL cannot be checkpointed past the snapshot until the copy is done).
+
+`restore` puts a backup in the database's place. It needs the server stopped (it takes the
+lock file a server holds), checks the backup first, and moves the current database, with its
+`-wal` file, aside rather than deleting it. Backing up and restoring is also how the file
+shrinks after many runs were deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from runservice.storage.sqlite import SCHEMA_VERSION, lock_database
+
+_SIDE_FILES = ("-wal", "-shm")
+"""What SQLite keeps beside a database in WAL mode (`<name>-wal`, `<name>-shm`)."""
+
+
+class BackupError(Exception):
+    """A backup or restore that cannot be done; the message says why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A database file written by `back_up` or put in place by `restore`."""
+
+    path: str
+    bytes: int
+    runs: int
+    schema_version: int
+    seconds: float
+    replaced: str | None = None
+    """`restore`: where the database it replaced was moved (None: there was none)."""
+
+
+def back_up(database: str, destination: str) -> Copy:
+    """Write a consistent, compacted copy of `database` to `destination` (a new file), while
+    a server may be writing to it."""
+    began = time.monotonic()
+    if not Path(database).is_file():
+        raise BackupError(f"no database at {database}")
+    target = Path(destination)
+    if target.exists():
+        raise BackupError(f"{destination} already exists: back up to a new file")
+    if not target.parent.is_dir():
+        raise BackupError(f"no directory {target.parent} to write {target.name} in")
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        source = _read_only(database)
+        try:
+            source.execute("VACUUM INTO ?", (str(partial),))
+        finally:
+            source.close()
+        _sync(partial)
+        os.rename(partial, target)
+        _sync_directory(target.parent)
+    except sqlite3.Error as exc:
+        raise BackupError(f"could not back up {database}: {exc}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    runs, version = _describe(str(target))
+    return Copy(str(target), target.stat().st_size, runs, version, time.monotonic() - began)
+
+
+def restore(backup: str, database: str) -> Copy:
+    """Put `backup` in place of `database` while no server uses it; the database it replaces
+    (if any) is moved aside, with its `-wal` file, to `<database>.before-restore-<time>`."""
+    began = time.monotonic()
+    if not Path(backup).is_file():
+        raise BackupError(f"no backup at {backup}")
+    try:
+        lock = lock_database(database)
+    except RuntimeError:
+        raise BackupError(f"database {database} is in use by a runservice server: stop it first") from None
+    try:
+        _check(backup)
+        target = Path(database)
+        replaced = None
+        if target.exists():
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            aside = target.with_name(f"{target.name}.before-restore-{stamp}")
+            for suffix in ("", *_SIDE_FILES):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(f"{target}{suffix}", f"{aside}{suffix}")
+            replaced = str(aside)
+        for suffix in _SIDE_FILES:  # never a stale WAL beside the restored file
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{target}{suffix}")
+        partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        try:
+            with open(backup, "rb") as source, open(partial, "wb") as copy:
+                while chunk := source.read(1 << 20):
+                    copy.write(chunk)
+            _sync(partial)
+            os.rename(partial, target)
+            _sync_directory(target.parent)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+    finally:
+        os.close(lock)
+    runs, version = _describe(str(target))
+    return Copy(str(target), target.stat().st_size, runs, version, time.monotonic() - began, replaced)
+
+
+def _read_only(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def _check(backup: str) -> None:
+    """Refuse a file that is not an intact runservice database this code can open."""
+    try:
+        conn = _read_only(backup)
+        try:
+            (verdict,) = conn.execute("PRAGMA quick_check").fetchone()
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise BackupError(f"{backup} is not a runservice database: {exc}") from None
+    if verdict != "ok":
+        raise BackupError(f"{backup} is damaged (quick_check: {verdict})")
+    if "runs" not in tables or not version:
+        raise BackupError(f"{backup} is not a runservice database (no runs table or schema version)")
+    if version > SCHEMA_VERSION:
+        raise BackupError(
+            f"{backup} has schema version {version}; this runservice knows {SCHEMA_VERSION}: restore it"
+            " with the runservice that made it"
+        )
+
+
+def _describe(path: str) -> tuple[int, int]:
+    """How many runs the file holds, and its schema version."""
+    conn = _read_only(path)
+    try:
+        (runs,) = conn.execute("SELECT count(*) FROM runs").fetchone()
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    finally:
+        conn.close()
+    return int(runs), int(version)
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_directory(path: Path) -> None:
+    """Make a rename in `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

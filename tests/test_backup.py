@@ -1,0 +1,184 @@
+"""`runservice backup` and `runservice restore` of the embedded SQLite database: a backup made
+while a real server starts runs is a database whose every run goes on once restored; restore
+refuses while a server holds the database and moves the one it replaces aside; a backup
+leaves out the space deleted runs freed. The real console script, real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from clitools import runservice
+from conftest import serving_on
+from process import serve_argv, server_env, start_server
+from workflows import WORKFLOWS
+
+from runservice.client import Client
+from runservice.model import RunStatus
+from runservice.storage.sqlite import SCHEMA_VERSION
+
+pytestmark = pytest.mark.timeout(90)
+
+ACTIVE = (RunStatus.RUNNING, RunStatus.WAITING)
+FLOWS = "tests.workflows,tests.replica_workflows"
+
+
+def size(path: Path | str) -> int:
+    """Bytes of a file (0 when there is none)."""
+    return Path(path).stat().st_size if Path(path).exists() else 0
+
+
+def run_ids(database: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        return {row[0] for row in conn.execute("SELECT run_id FROM runs")}
+
+
+async def test_a_backup_made_while_runs_start_restores_to_a_server_whose_runs_go_on(tmp_path: Path) -> None:
+    live, restored = tmp_path / "live", tmp_path / "restored"
+    backup = tmp_path / "backup.db"
+    server = await start_server(serve_argv("--data-dir", str(live), "--workflows", FLOWS), env=server_env())
+    try:
+        async with Client(server.address, timeout=10) as client:
+            echo, approval = client.get_workflow("echo"), client.get_workflow("approval")
+            # In its slow step (3 s) when the backup is made: `running` in it.
+            midway = await (await client.get_workflow("relay").create_run()).start({"seconds": 3, "n": 1})
+            done = [await (await echo.create_run()).start_async({"count": n}) for n in range(10)]
+            asked = await (await approval.create_run()).start_async({"count": 1})
+            assert asked.status is RunStatus.SUSPENDED
+            stop = asyncio.Event()
+            started: list[str] = []
+
+            async def keep_starting() -> None:
+                while not stop.is_set():
+                    run = await echo.create_run()
+                    started.append(run.run_id)
+                    await run.start({"count": len(started)})
+
+            writer = asyncio.create_task(keep_starting())
+            try:
+                await asyncio.sleep(0.3)
+                made = await runservice("backup", str(backup), "--data-dir", str(live), "--json")
+                await asyncio.sleep(0.3)  # runs go on being started after the copy
+            finally:
+                stop.set()
+                await writer
+        assert made.code == 0, made.err
+        copy = made.json()
+        assert (copy["path"], copy["schema_version"], copy["replaced"]) == (str(backup), SCHEMA_VERSION, None)
+        assert copy["bytes"] == size(backup)
+    finally:
+        assert await server.stop() == 0
+    saved = run_ids(backup)
+    assert len(saved) == copy["runs"]
+    with contextlib.closing(sqlite3.connect(backup)) as conn:
+        (status,) = conn.execute("SELECT status FROM runs WHERE run_id = ?", (midway.run_id,)).fetchone()
+    assert status == "running"
+    assert {run.run_id for run in done} | {asked.run_id} <= saved
+    assert saved < run_ids(live / "runservice.db")  # the runs started after it are not in it
+
+    put = await runservice("restore", str(backup), "--data-dir", str(restored), "--json")
+    assert put.code == 0, put.err
+    assert put.json()["replaced"] is None and put.json()["runs"] == len(saved)
+    server = await start_server(
+        serve_argv("--data-dir", str(restored), "--workflows", FLOWS), env=server_env()
+    )
+    try:
+        async with Client(server.address, timeout=10) as client:
+            echo, approval = client.get_workflow("echo"), client.get_workflow("approval")
+            # A run the backup caught mid-way is driven on by the restored server's claim loop.
+            relay = client.get_workflow("relay")
+            bound = time.monotonic() + 60
+            while (again := await relay.run_by_id(midway.run_id)).status in ACTIVE:
+                assert time.monotonic() < bound, "the run caught mid-way did not go on"
+                await asyncio.sleep(0.1)
+            assert (again.status, again.result) == (RunStatus.SUCCESS, {"n": 20})
+            for run_id in saved - {asked.run_id, midway.run_id}:
+                while (run := await echo.run_by_id(run_id)).status in ACTIVE:
+                    assert time.monotonic() < bound, f"{run_id} did not go on"
+                    await asyncio.sleep(0.05)
+                # One the backup caught between CreateRun and Start stays pending, never started.
+                assert run.status in (RunStatus.SUCCESS, RunStatus.PENDING), run
+            resumed = await (await approval.create_run(run_id=asked.run_id)).resume_async(
+                resume_data={"approved": True}
+            )
+            assert resumed.status is RunStatus.SUCCESS
+    finally:
+        assert await server.stop() == 0
+
+
+async def test_restore_waits_for_the_server_to_stop_checks_the_backup_and_keeps_what_it_replaces(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    database = data / "runservice.db"
+    backup = tmp_path / "backup.db"
+    server = await start_server(
+        serve_argv("--data-dir", str(data), "--workflows", "tests.workflows"), env=server_env()
+    )
+    try:
+        async with Client(server.address, timeout=10) as client:
+            echo = client.get_workflow("echo")
+            before = await (await echo.create_run()).start_async({"count": 1})
+            assert (await runservice("backup", str(backup), "--data-dir", str(data))).code == 0
+            after = await (await echo.create_run()).start_async({"count": 2})
+            refused = await runservice("restore", str(backup), "--data-dir", str(data))
+            assert refused.code == 1
+            assert refused.error_lines == [
+                f"runservice: error: restore: database {database} is in use by a runservice server:"
+                " stop it first"
+            ]
+            assert (await echo.run_by_id(after.run_id)).status is RunStatus.SUCCESS  # untouched
+    finally:
+        assert await server.stop() == 0
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database" * 100)
+    for bad, why in ((garbage, "is not a runservice database"), (tmp_path / "absent.db", "no backup at")):
+        refused = await runservice("restore", str(bad), "--data-dir", str(data))
+        assert refused.code == 1 and why in refused.err, refused.err
+    assert run_ids(database) == {before.run_id, after.run_id}
+
+    put = await runservice("restore", str(backup), "--data-dir", str(data), "--json")
+    assert put.code == 0, put.err
+    aside = Path(put.json()["replaced"])
+    assert aside.parent == data and aside.name.startswith("runservice.db.before-restore-")
+    assert run_ids(database) == {before.run_id}
+    assert run_ids(aside) == {before.run_id, after.run_id}  # nothing lost: moved with its WAL
+    assert size(f"{database}-wal") == 0
+
+
+async def test_backup_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    made = await runservice("backup", str(tmp_path / "b.db"), "--data-dir", str(tmp_path / "none"))
+    assert made.code == 1 and "no database at" in made.err
+    (tmp_path / "taken.db").write_text("mine")
+    async with serving_on(tmp_path / "runs.db", workflows=WORKFLOWS):
+        url = f"sqlite:///{tmp_path / 'runs.db'}"
+        made = await runservice("backup", str(tmp_path / "taken.db"), "--database-url", url)
+        assert made.code == 1 and "already exists" in made.err
+    assert (tmp_path / "taken.db").read_text() == "mine"
+    for command in ("backup", "restore"):
+        made = await runservice(
+            command, str(tmp_path / "x.db"), "--database-url", "postgresql://u:secret@h/db"
+        )
+        assert made.code == 2 and "pg_dump" in made.err and "secret" not in made.err, made.err
+
+
+async def test_a_backup_leaves_out_what_deleted_runs_freed(tmp_path: Path) -> None:
+    database = tmp_path / "runs.db"
+    async with serving_on(database, workflows=WORKFLOWS) as served:
+        big = {"count": 1, "padding": "x" * 20_000}
+        runs = [await served.engine.start("echo", input_data=big, wait=True) for _ in range(100)]
+        kept = await served.engine.start("echo", input_data={"count": 1}, wait=True)
+        for run in runs:
+            await served.engine.delete_run(run.run_id)
+        made = await runservice(
+            "backup", str(tmp_path / "small.db"), "--database-url", f"sqlite:///{database}", "--json"
+        )
+        assert made.code == 0, made.err
+        live_bytes = size(database) + size(f"{database}-wal")
+    assert made.json()["runs"] == 1 and run_ids(tmp_path / "small.db") == {kept.run_id}
+    assert made.json()["bytes"] * 10 < live_bytes, (made.json()["bytes"], live_bytes)
