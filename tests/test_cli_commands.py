@@ -3,6 +3,8 @@ run as the installed console script against a real server, text and --json, and 
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -321,6 +323,31 @@ async def test_timeout_gives_up_with_deadline_exceeded(target: str) -> None:
 
 
 # -- runs, show, delete ---------------------------------------------------------------------------------
+
+
+async def test_runs_since_and_before(target: str) -> None:
+    """`--since` and `--before` take an age or an ISO 8601 time; anything else is a usage error."""
+    older = await cli(target, "start", "echo", "-i", '{"count": 1}', "--run-id", "older", "--wait", "--json")
+    assert older.code == 0, older.err
+    await asyncio.sleep(1.2)
+    between = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=0.6)
+    newer = await cli(target, "start", "echo", "-i", '{"count": 2}', "--run-id", "newer", "--wait")
+    assert newer.code == 0, newer.err
+
+    def listed(result: Result) -> list[str]:
+        assert result.code == 0, result.err
+        return [run["run_id"] for run in result.json()["runs"]]
+
+    assert listed(await cli(target, "runs", "--since", "1s", "--json")) == ["newer"]
+    assert listed(await cli(target, "runs", "--since", "1h", "--json")) == ["newer", "older"]
+    iso = between.isoformat().replace("+00:00", "Z")
+    assert listed(await cli(target, "runs", "--since", iso, "--json")) == ["newer"]
+    assert listed(await cli(target, "runs", "--before", iso, "--json")) == ["older"]
+    assert listed(await cli(target, "runs", "--since", "10m", "--before", iso, "--json")) == ["older"]
+    for flag, bad in (("--since", "yesterday"), ("--before", "-5m"), ("--since", "nan")):
+        refused = await cli(target, "runs", f"{flag}={bad}")
+        assert refused.code == 2
+        one_error_line(refused, flag, repr(bad))
 
 
 async def test_runs_filters_and_pages(target: str) -> None:

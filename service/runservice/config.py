@@ -26,13 +26,25 @@ PREFIX = "RUNSERVICE_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _MIB = 1024 * 1024
 MIN_MESSAGE_SIZE = 64 * 1024
+"""The smallest `max_message_size` accepted."""
 _REPLICA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-"""Units of a duration setting (`retention`): seconds, minutes, hours, days."""
-"""The smallest `max_message_size` accepted."""
+"""Units of a duration (`retention`, the CLI's `--since`): seconds, minutes, hours, days."""
 
 SECRET_SETTINGS = frozenset({"tokens"})
 """Settings read only from the environment: a flag would show the secret in `ps`."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `text`: a number of seconds, or a number with s, m, h or d (`30d`).
+    ValueError otherwise (NaN and infinity are left to the caller's own bounds)."""
+    text = text.strip().lower()
+    scale = _UNITS.get(text[-1:], 1.0) if text else 1.0
+    number = text[:-1] if text[-1:] in _UNITS else text
+    try:
+        return float(number) * scale
+    except ValueError:
+        raise ValueError("is not a duration (seconds, or a number with s, m, h or d: 30d)") from None
 
 
 class ConfigError(ValueError):
@@ -153,14 +165,7 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if isinstance(value, str):
-            text = value.strip().lower()
-            scale = _UNITS.get(text[-1:], 1.0) if text else 1.0
-            number = text[:-1] if text[-1:] in _UNITS else text
-            try:
-                seconds = float(number) * scale
-            except ValueError:
-                raise ValueError("is not a duration (seconds, or a number with s, m, h or d: 30d)") from None
-            return seconds
+            return parse_duration(value)
         return value
 
     @field_validator("grace", "drain_delay", "retention")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,7 @@ from runservice.cli.output import (
     table,
     when,
 )
+from runservice.config import parse_duration
 from runservice.model import Json, Run, RunStatus
 
 if TYPE_CHECKING:
@@ -145,6 +148,13 @@ def add_parsers(
     runs.add_argument(
         "--version", help="with --workflow: only runs that started on this version of the workflow"
     )
+    runs.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only runs created at or after WHEN: an age (90s, 30m, 12h, 7d) or an ISO 8601 time"
+        " (2026-11-27T09:00:00Z; without an offset, local time)",
+    )
+    runs.add_argument("--before", metavar="WHEN", help="only runs created before WHEN (as --since)")
     runs.add_argument("--limit", "-n", type=int, default=0, help="runs per page (default 50, at most 1000)")
     runs.add_argument("--page-token", default="", help="the next_page_token of a previous page")
     runs.add_argument(
@@ -255,15 +265,39 @@ async def fork_run(client: Client, args: argparse.Namespace) -> int:
     return _report(done, args, waited=args.wait)
 
 
+def _moment(text: str, flag: str, now: float) -> float:
+    """POSIX seconds of `--since`/`--before`: an age before `now`, or an ISO 8601 time."""
+    try:
+        age = parse_duration(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(age) or age < 0:
+            raise UsageError(f"{flag}: {text!r} is not an age of at least 0 seconds")
+        return now - age
+    try:
+        return dt.datetime.fromisoformat(text.strip()).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise UsageError(
+            f"{flag}: {text!r} is neither an age (90s, 30m, 12h, 7d) nor an ISO 8601 time"
+            " (2026-11-27T09:00:00Z)"
+        ) from None
+
+
 async def list_runs(client: Client, args: argparse.Namespace) -> int:
     """`runservice runs`."""
     statuses = [part.strip() for given in args.status or () for part in given.split(",") if part.strip()]
     unknown = [s for s in statuses if s not in {known.value for known in RunStatus}]
     if unknown:
         raise UsageError(f"--status: {', '.join(unknown)} is not one of {', '.join(RunStatus)}")
+    now = time.time()
+    since = None if args.since is None else _moment(args.since, "--since", now)
+    before = None if args.before is None else _moment(args.before, "--before", now)
     runs, token = await client.get_workflow(args.workflow or "").runs(
         status=statuses,
         resource_id=args.resource,
+        from_time=since,
+        to_time=before,
         page_size=args.limit,
         page_token=args.page_token,
         full=args.full,
