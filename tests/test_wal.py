@@ -87,6 +87,48 @@ async def test_steady_load_starts_the_wal_over_and_loses_nothing(tmp_path: Path)
         await store.close()
 
 
+async def test_a_reader_on_an_old_snapshot_is_waited_for_briefly_and_less_and_less_often(
+    tmp_path: Path,
+) -> None:
+    """A connection holding a read snapshot (a `runservice backup`) keeps every RESTART from
+    finishing. The writer waited 1 s for it at each checkpoint, so writes stood still 1 s in
+    every 1.1 s while it lasted; now it waits 100 ms, after pauses of 1, 2, 4... s, and
+    starts the WAL over once the reader is gone."""
+    path = tmp_path / "runs.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    stop = asyncio.Event()
+
+    async def writer(index: int) -> None:
+        run_id = f"run-{index}"
+        await store.write(_create(run_id))
+        while not stop.is_set():
+            await store.write(_progress(run_id), durable=False)
+
+    try:
+        tasks = [asyncio.create_task(writer(index)) for index in range(WRITERS)]
+        try:
+            await asyncio.sleep(0.2)
+            with closing(sqlite3.connect(path, isolation_level=None)) as reader:
+                reader.execute("BEGIN")
+                reader.execute("SELECT count(*) FROM runs").fetchone()  # holds this snapshot
+                await asyncio.sleep(6.5)
+                kept_busy = store.wal_restarts_busy
+                restarted = store.wal_restarts
+                reader.execute("COMMIT")
+            deadline = time.monotonic() + 40  # the pause after the last busy try, at most 8 s, then one
+            while store.wal_restarts == restarted and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+        # Tries at about 1, 2, 4 s into it; one every checkpoint (about 6) before.
+        assert 1 <= kept_busy <= 4, kept_busy
+        assert store.wal_restarts > restarted, "the WAL was not started over once the reader went"
+    finally:
+        await store.close()
+
+
 def test_the_checkpointer_retries_a_database_it_cannot_open_yet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

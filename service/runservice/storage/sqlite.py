@@ -30,7 +30,9 @@ RESTART checkpoint on its own thread between two batches (writes queue meanwhile
 the event loop goes on), and its next commit starts the WAL over. The checkpointer
 first catches up and syncs the database file (a checkpoint that does not reach the
 last commit leaves the pages it copied unsynced), so the writer only copies and
-syncs the frames written since.
+syncs the frames written since. A reader that holds an old snapshot (a `runservice backup`)
+keeps a RESTART from finishing; the writer then waits for it only briefly, and less and less
+often while it lasts (`_RESTART_BACKOFF`).
 
 The writer's statements run on the event loop thread and only a synced
 `COMMIT` (the WAL write and fsync, which release the GIL) runs on the writer
@@ -144,9 +146,16 @@ _CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
 """A WAL file that grew this much since the last checkpoint is checkpointed at once (else at
 each interval, if anything was committed); a WAL holding this much after a checkpoint is
 started over by the writer (a RESTART checkpoint)."""
-_RESTART_BUSY_MS = 1000
+_RESTART_BUSY_MS = 100
 """How long the writer's RESTART checkpoint waits for readers and the checkpointer (writes
-queue meanwhile); past it, the WAL is started over after a later checkpoint."""
+queue meanwhile); past it, the WAL is started over after a later checkpoint. The server's
+own readers hold a snapshot for a query's few milliseconds; one that holds it for long (a
+`runservice backup`, someone's open `sqlite3` session) keeps every RESTART from finishing,
+and with 1 s here writes stood still 1 s in every 1.1 s of it (`_RESTART_BACKOFF`)."""
+_RESTART_BACKOFF = (1.0, 30.0)
+"""Seconds before the writer tries a RESTART again after one that readers kept busy, doubled
+after each (from the first to the second figure): a reader holding an old snapshot for
+minutes costs the writer 100 ms a few times, then once every 30 s."""
 _JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 """A reset WAL is truncated to this size, so one burst does not keep a large file."""
 _MARK_SYNC = "UPDATE sync_marks SET count = count + 1 WHERE id = 1"
@@ -251,6 +260,8 @@ class SqliteStore(SqliteSchedules):
         self.syncs = 0
         """Commits made under synchronous=FULL (each one fsync of the WAL)."""
         self.wal_restarts = 0
+        self.wal_restarts_busy = 0
+        """RESTART checkpoints that readers kept from finishing (see `_RESTART_BACKOFF`)."""
         """RESTART checkpoints the writer ran because the WAL kept growing under load."""
         self._synchronous = "NORMAL"  # the writer connection's current setting
         self._checkpointer: _Checkpointer | None = None
@@ -661,6 +672,10 @@ class SqliteStore(SqliteSchedules):
             return
         if not busy:
             self.wal_restarts += 1
+        else:
+            self.wal_restarts_busy += 1
+        if self._checkpointer is not None:
+            self._checkpointer.restarted(busy=bool(busy))
 
     def _begin_waiting(self) -> None:
         """In the writer thread: open a write transaction, waiting up to the busy timeout for
@@ -929,6 +944,15 @@ class _Checkpointer:
         self.checkpoints = 0
         self.restart_wanted = False
         """Set here, read and cleared by the writer: a plain flag, one writer of each value."""
+        self._restart_after = 0.0
+        self._restart_pause = 0.0
+
+    def restarted(self, *, busy: bool) -> None:
+        """The writer's RESTART finished, or readers kept it busy: ask again only after a
+        pause that doubles while they do (`_RESTART_BACKOFF`). From the writer thread."""
+        first, longest = _RESTART_BACKOFF
+        self._restart_pause = min(max(self._restart_pause * 2, first), longest) if busy else 0.0
+        self._restart_after = time.monotonic() + self._restart_pause
 
     def start(self) -> None:
         self._thread.start()
@@ -1006,7 +1030,7 @@ class _Checkpointer:
                 self.checkpoints += 1
                 done = commits
                 checked_size = self._wal_size()
-                if frames * page_size >= _CHECKPOINT_WAL_BYTES:
+                if frames * page_size >= _CHECKPOINT_WAL_BYTES and time.monotonic() >= self._restart_after:
                     # A checkpoint that did not reach the last commit copies pages into the
                     # database file without syncing it; the RESTART must copy what was written
                     # since and sync it all before it starts the WAL over. Done here first,
