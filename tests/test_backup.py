@@ -18,6 +18,7 @@ from process import serve_argv, server_env, start_server
 from workflows import WORKFLOWS
 
 from runservice.client import Client
+from runservice.errors import StorageUnavailable
 from runservice.model import RunStatus
 from runservice.storage.sqlite import SCHEMA_VERSION
 
@@ -182,3 +183,58 @@ async def test_a_backup_leaves_out_what_deleted_runs_freed(tmp_path: Path) -> No
         live_bytes = size(database) + size(f"{database}-wal")
     assert made.json()["runs"] == 1 and run_ids(tmp_path / "small.db") == {kept.run_id}
     assert made.json()["bytes"] * 10 < live_bytes, (made.json()["bytes"], live_bytes)
+
+
+def damage(database: Path) -> None:
+    """Overwrite eight pages in the middle of the file, as a failing disk might."""
+    size = database.stat().st_size
+    with open(database, "r+b") as file:
+        file.seek(size // 2 // 4096 * 4096)
+        file.write(b"\xff" * 4096 * 4)
+
+
+async def test_a_damaged_database_is_refused_as_retryable_and_a_backup_brings_it_back(tmp_path: Path) -> None:
+    """Pages that read back malformed (SQLITE_CORRUPT) are refused UNAVAILABLE, not answered
+    INTERNAL with a traceback; the server says to restore a backup, serves what it can read,
+    and a restored backup reads whole again. A damaged file cannot be backed up."""
+    data = tmp_path / "data"
+    database, backup = data / "runservice.db", tmp_path / "backup.db"
+    argv = serve_argv("--data-dir", str(data), "--workflows", "tests.workflows")
+    server = await start_server(argv, env=server_env())
+    try:
+        async with Client(server.address, timeout=10) as client:
+            echo = client.get_workflow("echo")
+            for n in range(300):
+                await (await echo.create_run(run_id=f"run-{n:04d}")).start_async({"count": n})
+        assert (await runservice("backup", str(backup), "--data-dir", str(data))).code == 0
+    finally:
+        assert await server.stop() == 0
+    await asyncio.to_thread(damage, database)
+
+    server = await start_server(argv, env=server_env())
+    try:
+        async with Client(server.address, timeout=10, retry=None) as client:
+            echo = client.get_workflow("echo")
+            with pytest.raises(StorageUnavailable) as refused:
+                await echo.runs(page_size=1000)
+            assert refused.value.reason == "STORAGE_UNAVAILABLE" and "SQLITE_CORRUPT" in str(refused.value)
+            readable = 0
+            for n in range(0, 300, 10):
+                with contextlib.suppress(StorageUnavailable):
+                    readable += (await echo.run_by_id(f"run-{n:04d}")).status is RunStatus.SUCCESS
+            assert 0 < readable < 30  # what the damage did not reach is still served
+        copied = await runservice("backup", str(tmp_path / "of-damaged.db"), "--data-dir", str(data))
+        assert copied.code == 1 and "malformed" in copied.err, copied.err
+    finally:
+        assert await server.stop() == 0
+    assert "Traceback" not in server.text and " ERROR " not in server.text, server.text[-3000:]
+    assert "restore a backup (runservice restore)" in server.text
+
+    assert (await runservice("restore", str(backup), "--data-dir", str(data))).code == 0
+    server = await start_server(argv, env=server_env())
+    try:
+        async with Client(server.address, timeout=10) as client:
+            runs, _ = await client.get_workflow("echo").runs(page_size=1000)
+            assert len(runs) == 300
+    finally:
+        assert await server.stop() == 0

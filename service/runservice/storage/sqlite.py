@@ -67,6 +67,7 @@ import asyncio
 import fcntl
 import functools
 import logging
+import math
 import os
 import re
 import sqlite3
@@ -124,12 +125,19 @@ _UNAVAILABLE = frozenset(
         sqlite3.SQLITE_IOERR,
         sqlite3.SQLITE_CANTOPEN,
         sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CORRUPT,
     }
 )
 """Primary result codes that say the storage could not do a write, not that the write was
 wrong: a full disk, a failing device (a file system remounted read-only after errors fails
 writes with SQLITE_IOERR or SQLITE_READONLY), a file that cannot be opened, a lock held past
-the busy timeout. SQLite rolls the statement back; a later try may succeed."""
+the busy timeout. SQLite rolls the statement back; a later try may succeed. A page that
+reads back malformed (SQLITE_CORRUPT) comes from the same failing devices as often as from
+a damaged file: a connection that read pages before a device began failing its reads gets
+it where a fresh one gets SQLITE_IOERR_CORRUPTFS. It is retryable too, and logged (`_CORRUPT_NOTICE`)
+so that an operator restores a backup if it persists."""
+_CORRUPT_NOTICE = 60.0
+"""Seconds between two warnings that SQLite found the database malformed."""
 _LOST_DURABILITY = frozenset({sqlite3.SQLITE_IOERR_FSYNC, sqlite3.SQLITE_IOERR_DIR_FSYNC})
 """Extended codes never retried: a failed fsync, after which the store fails stop (see the
 module docstring)."""
@@ -1081,7 +1089,24 @@ def _storage_error(exc: sqlite3.Error) -> Exception:
     code = getattr(exc, "sqlite_errorcode", None)  # None: raised by the sqlite3 module itself
     if code is None or code & 0xFF not in _UNAVAILABLE or code in _LOST_DURABILITY:
         return exc
+    if code & 0xFF == sqlite3.SQLITE_CORRUPT:
+        _note_corrupt(exc)
     return StorageUnavailable(_described(exc))
+
+
+_corrupt_noticed = [-math.inf]
+
+
+def _note_corrupt(exc: sqlite3.Error) -> None:
+    now = time.monotonic()
+    if now - _corrupt_noticed[0] >= _CORRUPT_NOTICE:
+        _corrupt_noticed[0] = now
+        logger.warning(
+            "SQLite read the database as malformed (%s): a failing device or a damaged file; calls are"
+            " refused as retryable meanwhile. If it persists, stop the server, check the device and"
+            " restore a backup (runservice restore)",
+            _described(exc),
+        )
 
 
 # -- the writer thread's side ------------------------------------------------------
