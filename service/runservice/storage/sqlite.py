@@ -1269,10 +1269,13 @@ _PRESENT: dict[int, Callable[[_Schema], bool]] = {
     12: lambda s: "schedule_triggers" in s.tables,
     13: lambda s: "runs_wake_suspended" in s.indexes,
     14: lambda s: "foreach_items" in s.tables and not s.rowid("foreach_items"),
+    15: lambda s: "deleted_at" in s.columns.get("requests", set()),
 }
-"""Whether each migration up to 14 is in a database made before they were recorded, judged from
-its schema (every main commit's own files: schema.sql makes 2-4, each migration's script is
-all-or-nothing). Later migrations are recorded by every code that knows them: none here."""
+"""Whether each migration is in a database whose applied migrations are not recorded, judged
+from its schema (every main commit's own files: schema.sql makes 2-4, each migration's script
+is all-or-nothing). Code since 14 records every migration it applies, so only a database whose
+record was lost (dropped by hand, or by a test) needs the later checks; SQLite cannot add a
+column only if it is missing, so without them it would fail to open."""
 
 
 def _new_file() -> list[str]:
