@@ -150,6 +150,24 @@ async def test_restore_waits_for_the_server_to_stop_checks_the_backup_and_keeps_
     assert run_ids(database) == {before.run_id}
     assert run_ids(aside) == {before.run_id, after.run_id}  # nothing lost: moved with its WAL
     assert size(f"{database}-wal") == 0
+    itself = await runservice("restore", str(database), "--data-dir", str(data))
+    assert itself.code == 1 and "is the database itself" in itself.err, itself.err
+    assert run_ids(database) == {before.run_id}
+
+    # A database left by a killed server (commits only in its -wal file) restores whole.
+    server = await start_server(
+        serve_argv("--data-dir", str(data), "--workflows", "tests.workflows"), env=server_env()
+    )
+    try:
+        async with Client(server.address, timeout=10) as client:
+            late = await (await client.get_workflow("echo").create_run()).start_async({"count": 3})
+    finally:
+        await server.kill()
+    assert size(f"{database}-wal") > 0
+    elsewhere = tmp_path / "elsewhere"
+    put = await runservice("restore", str(database), "--data-dir", str(elsewhere))
+    assert put.code == 0, put.err
+    assert run_ids(elsewhere / "runservice.db") == {before.run_id, late.run_id}
 
 
 async def test_backup_refuses_what_it_cannot_do(tmp_path: Path) -> None:

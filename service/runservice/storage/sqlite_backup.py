@@ -9,9 +9,10 @@ synced to disk before it is named. It takes no lock a server needs; the server's
 on meanwhile (only its WAL cannot be checkpointed past the snapshot until the copy is done).
 
 `restore` puts a backup in the database's place. It needs the server stopped (it takes the
-lock file a server holds), checks the backup first, and moves the current database, with its
-`-wal` file, aside rather than deleting it. Backing up and restoring is also how the file
-shrinks after many runs were deleted.
+lock file a server holds), checks the backup first, moves the current database, with its
+`-wal` file, aside rather than deleting it, and copies the backup as `back_up` copies (so a
+database file with commits still in its own `-wal`, left by a killed server, restores
+whole). Backing up and restoring is also how the file shrinks after many runs were deleted.
 """
 
 from __future__ import annotations
@@ -58,21 +59,10 @@ def back_up(database: str, destination: str) -> Copy:
         raise BackupError(f"{destination} already exists: back up to a new file")
     if not target.parent.is_dir():
         raise BackupError(f"no directory {target.parent} to write {target.name} in")
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
-        source = _read_only(database)
-        try:
-            source.execute("VACUUM INTO ?", (str(partial),))
-        finally:
-            source.close()
-        _sync(partial)
-        os.rename(partial, target)
-        _sync_directory(target.parent)
+        _copy(database, target)
     except sqlite3.Error as exc:
         raise BackupError(f"could not back up {database}: {exc}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
     runs, version = _describe(str(target))
     return Copy(str(target), target.stat().st_size, runs, version, time.monotonic() - began)
 
@@ -83,6 +73,8 @@ def restore(backup: str, database: str) -> Copy:
     began = time.monotonic()
     if not Path(backup).is_file():
         raise BackupError(f"no backup at {backup}")
+    if Path(database).exists() and os.path.samefile(backup, database):
+        raise BackupError(f"{backup} is the database itself: restore a backup of it")
     try:
         lock = lock_database(database)
     except RuntimeError:
@@ -101,21 +93,32 @@ def restore(backup: str, database: str) -> Copy:
         for suffix in _SIDE_FILES:  # never a stale WAL beside the restored file
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{target}{suffix}")
-        partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
         try:
-            with open(backup, "rb") as source, open(partial, "wb") as copy:
-                while chunk := source.read(1 << 20):
-                    copy.write(chunk)
-            _sync(partial)
-            os.rename(partial, target)
-            _sync_directory(target.parent)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
+            _copy(backup, target)
+        except sqlite3.Error as exc:
+            raise BackupError(f"could not copy {backup}: {exc}") from None
     finally:
         os.close(lock)
     runs, version = _describe(str(target))
     return Copy(str(target), target.stat().st_size, runs, version, time.monotonic() - began, replaced)
+
+
+def _copy(source: str, target: Path) -> None:
+    """Write `source` as one consistent snapshot (with what its own `-wal` file holds) to a
+    new file at `target`, synced before it gets its name."""
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        conn = _read_only(source)
+        try:
+            conn.execute("VACUUM INTO ?", (str(partial),))
+        finally:
+            conn.close()
+        _sync(partial)
+        os.rename(partial, target)
+        _sync_directory(target.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
 
 
 def _read_only(path: str) -> sqlite3.Connection:
