@@ -432,3 +432,44 @@ async def test_delete(target: str) -> None:
     await cli(target, "cancel", "busy")
     text = await cli(target, "delete", "busy")
     assert text.code == 0 and text.out == "deleted run busy\n"
+
+
+async def test_cancel_and_delete_many(target: str) -> None:
+    """Several run ids, or runs selected with the `runs` filters: a selection is only listed
+    until --yes; each run that fails is reported and the rest still done."""
+    for n in range(3):
+        asked = await cli(
+            target, "start", "approval", "-i", f'{{"count": {n}}}', "--run-id", f"ask-{n}", "--wait"
+        )
+        assert asked.code == 0, asked.err
+    for n in range(3):
+        assert (
+            await cli(target, "start", "echo", "-i", '{"count": 1}', "--run-id", f"e{n}", "--wait")
+        ).code == 0
+
+    listed = await cli(target, "cancel", "--workflow", "approval")
+    assert listed.code == 0 and sorted(listed.out.split()) == ["ask-0", "ask-1", "ask-2"]
+    assert "would cancel 3 runs; add --yes to cancel them" in listed.err
+    still = await cli(target, "runs", "--workflow", "approval", "--status", "suspended", "--json")
+    assert len(still.json()["runs"]) == 3  # nothing was canceled
+    canceled = await cli(target, "cancel", "--workflow", "approval", "--yes", "--json")
+    assert canceled.code == 0, canceled.err
+    assert canceled.json()["done"] == 3 and {r["outcome"] for r in canceled.json()["runs"]} == {"canceled"}
+
+    # delete's selection is finished runs by default: the canceled and the succeeded ones.
+    preview = await cli(target, "delete", "--since", "1h", "--json")
+    assert preview.json() == {"dry_run": True, "run_ids": ["e2", "e1", "e0", "ask-2", "ask-1", "ask-0"]}
+    gone = await cli(target, "delete", "--status", "canceled", "--yes")
+    assert gone.code == 0 and gone.out.strip() == "delete: 3 of 3 runs", gone.out
+    left = await cli(target, "runs", "--json")
+    assert [run["run_id"] for run in left.json()["runs"]] == ["e2", "e1", "e0"]
+
+    partly = await cli(target, "delete", "e0", "no-such-run", "e1")
+    assert partly.code == 1 and partly.out.strip() == "delete: 2 of 3 runs"
+    one_error_line(partly, "no-such-run: NOT_FOUND RUN_NOT_FOUND")
+    assert [run["run_id"] for run in (await cli(target, "runs", "--json")).json()["runs"]] == ["e2"]
+
+    for args in (("cancel",), ("delete", "e2", "--workflow", "echo"), ("cancel", "--status", "nope")):
+        refused = await cli(target, *args)
+        assert refused.code == 2
+        one_error_line(refused)

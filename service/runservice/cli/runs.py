@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -33,7 +31,7 @@ from runservice.cli.output import (
     table,
     when,
 )
-from runservice.config import parse_duration
+from runservice.cli.selection import Selection, act_on, add_filters, selected_ids, selection
 from runservice.model import Json, Run, RunStatus
 
 if TYPE_CHECKING:
@@ -93,10 +91,12 @@ def add_parsers(
     cancel = commands.add_parser(
         "cancel",
         parents=[parent],
-        help="cancel a run",
-        description="Cancel a run: its running step is stopped. A finished run is left as it is.",
+        help="cancel runs",
+        description="Cancel runs: their running steps are stopped; a finished run is left as it is. "
+        "Name the runs, or select them with filters (runs not yet finished, unless --status says "
+        "otherwise): without --yes, a selection is only listed.",
     )
-    cancel.add_argument("run_id", metavar="RUN", help="the run id")
+    _add_targets(cancel, "cancel", _UNFINISHED)
     cancel.set_defaults(handler=client_command(cancel_run))
 
     for name, what in (("time-travel", "this run"), ("fork", "a new run, leaving this one untouched")):
@@ -135,26 +135,11 @@ def add_parsers(
         description="List runs, newest first, with filters. Prints the token of the next page when "
         "there is one (on stderr, or as next_page_token with --json).",
     )
-    runs.add_argument("--workflow", "-w", help="only runs of this workflow")
-    runs.add_argument(
-        "--status",
-        "-s",
-        action="append",
-        metavar="STATUS",
-        help=f"only runs with this status (repeat or separate with commas): {', '.join(RunStatus)}",
-    )
-    runs.add_argument("--resource", help="only runs of this resource id")
+    add_filters(runs)
     runs.add_argument("--forked-from", metavar="RUN", help="only the forks of this run")
     runs.add_argument(
         "--version", help="with --workflow: only runs that started on this version of the workflow"
     )
-    runs.add_argument(
-        "--since",
-        metavar="WHEN",
-        help="only runs created at or after WHEN: an age (90s, 30m, 12h, 7d) or an ISO 8601 time"
-        " (2026-11-27T09:00:00Z; without an offset, local time)",
-    )
-    runs.add_argument("--before", metavar="WHEN", help="only runs created before WHEN (as --since)")
     runs.add_argument("--limit", "-n", type=int, default=0, help="runs per page (default 50, at most 1000)")
     runs.add_argument("--page-token", default="", help="the next_page_token of a previous page")
     runs.add_argument(
@@ -174,11 +159,41 @@ def add_parsers(
     delete = commands.add_parser(
         "delete",
         parents=[parent],
-        help="delete a finished run",
-        description="Delete a run that is not running, with its events.",
+        help="delete finished runs",
+        description="Delete runs that are not running, with their events. Name the runs, or select "
+        "them with filters (finished runs, unless --status says otherwise): without --yes, a "
+        "selection is only listed.",
     )
-    delete.add_argument("run_id", metavar="RUN", help="the run id")
+    _add_targets(delete, "delete", _FINISHED)
     delete.set_defaults(handler=client_command(delete_run))
+
+
+_UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.SUSPENDED)
+_FINISHED = (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELED)
+
+
+def _add_targets(parser: argparse.ArgumentParser, verb: str, statuses: tuple[RunStatus, ...]) -> None:
+    """RUN ids, or filters and --yes (`cancel`, `delete`)."""
+    parser.add_argument("run_ids", metavar="RUN", nargs="*", help="run ids")
+    add_filters(parser, status_help=f" (default here: {', '.join(statuses)})")
+    parser.add_argument("--yes", action="store_true", help=f"{verb} the selected runs (else only list them)")
+
+
+async def _targets(
+    client: Client, args: argparse.Namespace, statuses: tuple[RunStatus, ...]
+) -> tuple[list[str], bool]:
+    """The runs a `cancel` or `delete` is about, and whether they were selected by filters."""
+    chosen: Selection = selection(args, default_statuses=statuses)
+    given = selection(args)
+    if args.run_ids and not given.empty:
+        raise UsageError("name runs or select them with filters, not both")
+    if args.run_ids:
+        return list(dict.fromkeys(args.run_ids)), False
+    if given.empty:
+        raise UsageError(
+            "name a run, or select runs with --workflow, --status, --resource, --since or --before"
+        )
+    return await selected_ids(client, chosen), True
 
 
 def _report(run: Run, args: argparse.Namespace, *, waited: bool) -> int:
@@ -233,9 +248,16 @@ async def resume_run(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cancel_run(client: Client, args: argparse.Namespace) -> int:
-    """`runservice cancel RUN`."""
-    done = await run_handle(client, args.run_id).cancel()
-    return _report(done, args, waited=False)
+    """`runservice cancel RUN...`, or runs selected by filters."""
+    run_ids, selected = await _targets(client, args, _UNFINISHED)
+    if len(run_ids) == 1 and not selected:
+        done = await run_handle(client, run_ids[0]).cancel()
+        return _report(done, args, waited=False)
+
+    async def cancel(run_id: str) -> str:
+        return (await run_handle(client, run_id).cancel()).status.value
+
+    return await act_on(args, run_ids, cancel, verb="cancel", dry_run=selected and not args.yes)
 
 
 async def time_travel_run(client: Client, args: argparse.Namespace) -> int:
@@ -265,39 +287,14 @@ async def fork_run(client: Client, args: argparse.Namespace) -> int:
     return _report(done, args, waited=args.wait)
 
 
-def _moment(text: str, flag: str, now: float) -> float:
-    """POSIX seconds of `--since`/`--before`: an age before `now`, or an ISO 8601 time."""
-    try:
-        age = parse_duration(text)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(age) or age < 0:
-            raise UsageError(f"{flag}: {text!r} is not an age of at least 0 seconds")
-        return now - age
-    try:
-        return dt.datetime.fromisoformat(text.strip()).timestamp()
-    except (ValueError, OverflowError, OSError):
-        raise UsageError(
-            f"{flag}: {text!r} is neither an age (90s, 30m, 12h, 7d) nor an ISO 8601 time"
-            " (2026-11-27T09:00:00Z)"
-        ) from None
-
-
 async def list_runs(client: Client, args: argparse.Namespace) -> int:
     """`runservice runs`."""
-    statuses = [part.strip() for given in args.status or () for part in given.split(",") if part.strip()]
-    unknown = [s for s in statuses if s not in {known.value for known in RunStatus}]
-    if unknown:
-        raise UsageError(f"--status: {', '.join(unknown)} is not one of {', '.join(RunStatus)}")
-    now = time.time()
-    since = None if args.since is None else _moment(args.since, "--since", now)
-    before = None if args.before is None else _moment(args.before, "--before", now)
-    runs, token = await client.get_workflow(args.workflow or "").runs(
-        status=statuses,
-        resource_id=args.resource,
-        from_time=since,
-        to_time=before,
+    chosen = selection(args)
+    runs, token = await client.get_workflow(chosen.workflow).runs(
+        status=list(chosen.statuses),
+        resource_id=chosen.resource,
+        from_time=chosen.since,
+        to_time=chosen.before,
         page_size=args.limit,
         page_token=args.page_token,
         full=args.full,
@@ -384,10 +381,19 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
 
 
 async def delete_run(client: Client, args: argparse.Namespace) -> int:
-    """`runservice delete RUN`."""
-    await client.get_workflow("").delete_run_by_id(args.run_id)
-    if args.json:
-        print_json({"run_id": args.run_id, "deleted": True})
-    else:
-        console().print(Text(f"deleted run {args.run_id}"))
-    return EXIT_OK
+    """`runservice delete RUN...`, or runs selected by filters."""
+    run_ids, selected = await _targets(client, args, _FINISHED)
+    workflow = client.get_workflow("")
+    if len(run_ids) == 1 and not selected:
+        await workflow.delete_run_by_id(run_ids[0])
+        if args.json:
+            print_json({"run_id": run_ids[0], "deleted": True})
+        else:
+            console().print(Text(f"deleted run {run_ids[0]}"))
+        return EXIT_OK
+
+    async def delete(run_id: str) -> str:
+        await workflow.delete_run_by_id(run_id)
+        return "deleted"
+
+    return await act_on(args, run_ids, delete, verb="delete", dry_run=selected and not args.yes)
