@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from conftest import Databases, ServingFactory
+from postgres import apply_migrations
 from process import ROOT, server_env
 from workflows import WORKFLOWS, Count, bump
 
@@ -139,13 +140,7 @@ async def _gap_postgres(gap_url: str, current_url: str) -> None:
     gap = await asyncpg.connect(gap_url)
     current = await asyncpg.connect(current_url)
     try:
-        await gap.execute(pg._MIGRATIONS_TABLE)
-        for version, script in pg.MIGRATIONS:
-            if version in GAP_POSTGRES:
-                await gap.execute(pg._resource(script))
-                await gap.execute(
-                    "INSERT INTO schema_migrations (version, script) VALUES ($1, $2)", version, script
-                )
+        await apply_migrations(gap, GAP_POSTGRES)
         tables = [r[0] for r in await gap.fetch(_PG_TABLES) if r[0] != "schema_migrations"]
         assert "foreach_items" not in tables
         for table in tables:

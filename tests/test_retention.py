@@ -19,6 +19,7 @@ import pytest
 from conftest import Databases, Served, ServingFactory
 from edge import error_info
 from holding import Count, Hold
+from postgres import apply_migrations
 from process import serve_argv, server_env, start_server
 
 from runservice import errors
@@ -26,7 +27,6 @@ from runservice.client import Client
 from runservice.engine.retention import LONGEST_PAUSE, Retention, pause_for
 from runservice.model import Run, RunStatus
 from runservice.storage import RunWrite
-from runservice.storage import postgres as pg
 from runservice.storage import sqlite as sqlite_store
 from runservice.storage.postgres import PostgresStore
 from runservice.storage.sqlite import SqliteStore
@@ -285,13 +285,7 @@ async def test_marks_from_before_the_migration_count_from_it(databases: Database
         url = await databases.empty()
         conn_pg = await asyncpg.connect(url)
         try:
-            await conn_pg.execute(pg._MIGRATIONS_TABLE)
-            for version, script in pg.MIGRATIONS:
-                if version < 13:
-                    await conn_pg.execute(pg._resource(script))
-                    await conn_pg.execute(
-                        "INSERT INTO schema_migrations (version, script) VALUES ($1, $2)", version, script
-                    )
+            await apply_migrations(conn_pg, range(13))
             await conn_pg.execute(
                 "INSERT INTO requests (run_id, kind, request_id) VALUES ($1, $2, $3)", *mark
             )

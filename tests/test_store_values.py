@@ -11,10 +11,10 @@ import asyncpg
 import orjson
 import pytest
 from conftest import Databases
+from postgres import apply_migrations
 
 from runservice.model import EventDraft, EventType, ForeachItem, Run, RunStatus, StepRecord, StepStatus
 from runservice.storage import RunQuery, RunWrite, open_store
-from runservice.storage import postgres as pg
 from runservice.storage.postgres import PostgresStore
 from runservice.storage.sqlite import SCHEMA_VERSION, SqliteStore
 from runservice.storage.values import THRESHOLD
@@ -238,13 +238,7 @@ async def test_postgres_version_11_database_keeps_its_inline_values(pg_databases
     url = await pg_databases.empty()
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(pg._MIGRATIONS_TABLE)
-        for version, script in pg.MIGRATIONS:
-            if version < 12:
-                await conn.execute(pg._resource(script))
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, script) VALUES ($1, $2)", version, script
-                )
+        await apply_migrations(conn, range(12))
         big = orjson.dumps(BIG)
         record = orjson.dumps(
             {"path": ["a"], "status": "success", "payload": BIG, "output": BIG, "position": 0}
