@@ -14,6 +14,8 @@ from clitools import Result, clean_env, cli_workflows, runservice
 from conftest import ServingFactory
 
 from runservice import __version__
+from runservice.client import Client
+from runservice.model import RunStatus
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -327,12 +329,12 @@ async def test_timeout_gives_up_with_deadline_exceeded(target: str) -> None:
 
 async def test_runs_since_and_before(target: str) -> None:
     """`--since` and `--before` take an age or an ISO 8601 time; anything else is a usage error."""
-    older = await cli(target, "start", "echo", "-i", '{"count": 1}', "--run-id", "older", "--wait", "--json")
-    assert older.code == 0, older.err
-    await asyncio.sleep(1.2)
-    between = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=0.6)
-    newer = await cli(target, "start", "echo", "-i", '{"count": 2}', "--run-id", "newer", "--wait")
-    assert newer.code == 0, newer.err
+    async with Client(target, timeout=10) as client:
+        echo = client.get_workflow("echo")
+        await (await echo.create_run(run_id="older")).start_async({"count": 1})
+        await asyncio.sleep(1.2)
+        between = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=0.6)
+        await (await echo.create_run(run_id="newer")).start_async({"count": 2})
 
     def listed(result: Result) -> list[str]:
         assert result.code == 0, result.err
@@ -437,15 +439,13 @@ async def test_delete(target: str) -> None:
 async def test_cancel_and_delete_many(target: str) -> None:
     """Several run ids, or runs selected with the `runs` filters: a selection is only listed
     until --yes; each run that fails is reported and the rest still done."""
-    for n in range(3):
-        asked = await cli(
-            target, "start", "approval", "-i", f'{{"count": {n}}}', "--run-id", f"ask-{n}", "--wait"
-        )
-        assert asked.code == 0, asked.err
-    for n in range(3):
-        assert (
-            await cli(target, "start", "echo", "-i", '{"count": 1}', "--run-id", f"e{n}", "--wait")
-        ).code == 0
+    async with Client(target, timeout=10) as client:  # the runs to act on, made quickly
+        for n in range(3):
+            approval = client.get_workflow("approval")
+            asked = await (await approval.create_run(run_id=f"ask-{n}")).start_async({"count": n})
+            assert asked.status is RunStatus.SUSPENDED
+        for n in range(3):
+            await (await client.get_workflow("echo").create_run(run_id=f"e{n}")).start_async({"count": 1})
 
     listed = await cli(target, "cancel", "--workflow", "approval")
     assert listed.code == 0 and sorted(listed.out.split()) == ["ask-0", "ask-1", "ask-2"]
