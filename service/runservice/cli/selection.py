@@ -46,7 +46,12 @@ class Selection:
 
     @property
     def empty(self) -> bool:
-        return not (self.workflow or self.statuses or self.resource or self.since or self.before)
+        """No filter given (an epoch time given to --since is one)."""
+        return (
+            not (self.workflow or self.statuses or self.resource)
+            and self.since is None
+            and self.before is None
+        )
 
 
 def add_filters(parser: argparse.ArgumentParser, *, status_help: str = "") -> None:
