@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -31,7 +32,7 @@ from runservice.cli.output import (
     table,
     when,
 )
-from runservice.cli.selection import Selection, act_on, add_filters, selected_ids, selection
+from runservice.cli.selection import act_on, add_filters, selected_ids, selection
 from runservice.model import Json, Run, RunStatus
 
 if TYPE_CHECKING:
@@ -183,7 +184,6 @@ async def _targets(
     client: Client, args: argparse.Namespace, statuses: tuple[RunStatus, ...]
 ) -> tuple[list[str], bool]:
     """The runs a `cancel` or `delete` is about, and whether they were selected by filters."""
-    chosen: Selection = selection(args, default_statuses=statuses)
     given = selection(args)
     if args.run_ids and not given.empty:
         raise UsageError("name runs or select them with filters, not both")
@@ -193,6 +193,7 @@ async def _targets(
         raise UsageError(
             "name a run, or select runs with --workflow, --status, --resource, --since or --before"
         )
+    chosen = given if given.statuses else replace(given, statuses=tuple(s.value for s in statuses))
     return await selected_ids(client, chosen), True
 
 

@@ -75,9 +75,8 @@ def add_filters(parser: argparse.ArgumentParser, *, status_help: str = "") -> No
     parser.add_argument("--before", metavar="WHEN", help="only runs created before WHEN (as --since)")
 
 
-def selection(args: argparse.Namespace, *, default_statuses: Sequence[RunStatus] = ()) -> Selection:
-    """The filters given on the command line (UsageError for a bad one); `default_statuses`
-    when no --status is given."""
+def selection(args: argparse.Namespace) -> Selection:
+    """The filters given on the command line (UsageError for a bad one)."""
     statuses = [part.strip() for given in args.status or () for part in given.split(",") if part.strip()]
     unknown = [s for s in statuses if s not in {known.value for known in RunStatus}]
     if unknown:
@@ -85,7 +84,7 @@ def selection(args: argparse.Namespace, *, default_statuses: Sequence[RunStatus]
     now = time.time()
     return Selection(
         workflow=args.workflow or "",
-        statuses=tuple(statuses) or tuple(status.value for status in default_statuses),
+        statuses=tuple(statuses),
         resource=args.resource,
         since=None if args.since is None else _moment(args.since, "--since", now),
         before=None if args.before is None else _moment(args.before, "--before", now),
