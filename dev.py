@@ -91,6 +91,14 @@ def gates() -> list[tuple[str, list[str | Path], Path]]:
     ]
 
 
+TEST_WORKERS = ["-n", "2", "--dist", "loadfile"]
+"""pytest's workers in `dev.py test` (pytest-xdist): most tests wait on the servers, databases
+and proxies they start, so two workers halve the suite's time on a 2-core machine. Two, not
+`auto`: the tests' waits are set for servers that share the machine with one other test at
+most. Whole files go to one worker, so a module's fixtures start once. `-n 0` among the
+arguments runs everything in one process."""
+
+
 def cmd_test(args: list[str]) -> int:
     for name, argv, cwd in gates():
         say(f"--- {name}")
@@ -99,7 +107,7 @@ def cmd_test(args: list[str]) -> int:
             say(f"FAILED: {name} (exit {code}); fix it and run `python3 dev.py test` again")
             return code
     say("--- pytest")
-    code = run([PYTHON, "-m", "pytest", *args])
+    code = run([PYTHON, "-m", "pytest", *TEST_WORKERS, *args])
     if code == 5:
         say("FAILED: pytest collected no tests")
     elif code != 0:
