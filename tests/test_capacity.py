@@ -156,6 +156,32 @@ async def test_a_run_that_begins_to_sleep_makes_room_at_once(serving: ServingFac
         await until(lambda: _is(served, queued.run_id, RunStatus.SUCCESS))
 
 
+async def test_a_schedule_tick_waits_behind_runs_waiting_for_room(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """Room a drive just left goes to the runs already waiting, oldest first, not to a tick
+    that fires before the woken claim loop took them (as for Start and Resume)."""
+    async with serving(
+        tmp_path / "runs.db", workflows=FLOWS, max_active_runs=1, claim_interval=CLAIM_INTERVAL
+    ) as served:
+        engine = served.engine
+        await engine.start("held", input_data={"count": 1})
+        await until(lambda: _true(gate.entered == [1]))
+        queued = await engine.start("held", input_data={"count": 2})  # full: left to the claim loop
+        # The moment between a drive's end and the woken claim loop's claim, held open.
+        await engine._keeper.stop_claiming()
+        gate.release()
+        await until(lambda: _true(engine._capacity.room() == 1))  # the first drive has ended
+        triggered = await engine.schedules.trigger("yearly")
+        assert triggered.run is not None and triggered.run.status is RunStatus.RUNNING
+        assert await served.store.count_unowned() == 2 and gate.entered == [1]
+        # The claim loop's turn: the oldest first, then the tick's run once there is room.
+        for run_id in (queued.run_id, triggered.run.run_id):
+            await engine._keeper.claim_due()
+            await until(lambda run_id=run_id: _is(served, run_id, RunStatus.SUCCESS))
+        assert gate.entered == [1, 2, 99]
+
+
 async def test_a_full_replica_leaves_runs_to_one_with_room(pg_databases: Databases, tmp_path: Path) -> None:
     """On PostgreSQL the runs a full replica leaves are driven by another replica with room,
     while the full one still drives what it has."""

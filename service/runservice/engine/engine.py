@@ -9,7 +9,16 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -166,7 +175,7 @@ class Engine:
             store,
             self._workflows,
             [*(s for w in self._workflows.values() for s in w.schedules), *schedules],
-            claim=self._schedule_claim,
+            admit=self._schedule_admission,
             launch=self._launch_claimed,
             trace_id=new_trace_id,
             poll_interval=claim_interval,
@@ -1187,13 +1196,18 @@ class Engine:
         waiting = RunStatus.WAITING
         return len([driver for driver in self._drivers.values() if driver.status is not waiting])
 
-    def _schedule_claim(self) -> Claim | None:
-        """The claim of a schedule's new run; None when the engine is full (the claim loop
-        drives the run once some replica has room)."""
-        if self._capacity.room() > 0:
-            return self._keeper.claim
-        self._capacity.note_full()
-        return None
+    @contextlib.contextmanager
+    def _schedule_admission(self) -> Iterator[Claim | None]:
+        """Room for a schedule's new run, held until its drive launched, and its claim; None
+        when the engine is full or runs wait for room (they go first, as for Start): the run
+        is committed with no owner and the claim loop, woken, drives it once there is room."""
+        room = self._capacity.reserve()
+        try:
+            yield self._keeper.claim if room else None
+        finally:
+            self._capacity.release(room)
+            if not room:
+                self._keeper.wake()
 
     def _launch_claimed(self, run: Run, epoch: int, sent: float) -> asyncio.Task[Run]:
         """Drive a run this replica created already claimed (a schedule's tick), the claim

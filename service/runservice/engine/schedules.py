@@ -116,16 +116,17 @@ class Scheduler:
         workflows: Mapping[str, Workflow],
         declared: Iterable[Schedule],
         *,
-        claim: Callable[[], Claim | None],
+        admit: Callable[[], contextlib.AbstractContextManager[Claim | None]],
         launch: Launch,
         trace_id: Callable[[], str],
         poll_interval: float = 1.0,
         grace: float = GRACE,
     ) -> None:
         """`declared`: the schedules of the workflows and of the configuration (ids unique).
-        `claim()` is a new run's claim, or None when the engine is full (the run is then
-        committed with no owner, for the claim loop). `launch(run, epoch, sent)` drives a run
-        this replica created already claimed (the claim sent at `sent`, `time.monotonic()`)."""
+        `with admit() as claim:` holds room for a new run while its tick commits and its drive
+        launches; `claim` is None when the engine is full or runs wait for room (the run is
+        then committed with no owner, for the claim loop). `launch(run, epoch, sent)` drives a
+        run this replica created already claimed (the claim sent at `sent`, `time.monotonic()`)."""
         self._store = store
         self._workflows = dict(workflows)
         self._declared: dict[str, Schedule] = {}
@@ -142,7 +143,7 @@ class Scheduler:
             # otherwise fail at every tick.
             self._inputs[schedule.id] = _run_data(workflow, schedule.input_data, f"schedule {schedule.id!r}")
             self._declared[schedule.id] = schedule
-        self._claim = claim
+        self._admit = admit
         self._launch = launch
         self._trace_id = trace_id
         self.poll_interval = poll_interval
@@ -335,47 +336,50 @@ class Scheduler:
             trigger_run_id(row.schedule_id, request_id) if request_id else tick_run_id(row.schedule_id, tick)
         )
         run = self._new_run(row, run_id)
-        write = RunWrite(
-            run.run_id,
-            create=run,
-            events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=row.workflow_id),),
-            claim=self._claim(),
-        )
-        fire = TickFire(
-            row.schedule_id,
-            tick,
-            kind,
-            write,
-            expect_next=expect_next,
-            advance_to=advance_to,
-            request=request_id or None,
-        )
-        # The tick's transaction, once handed to the store, may commit whatever happens to
-        # this call: a caller cancelled meanwhile (a client's deadline, the loop stopping)
-        # still waits for its outcome and launches the run it created (claimed by this
-        # replica: nobody else would drive it before its lease ran out), then is cancelled.
-        caller = Caller()
-        firing = asyncio.get_running_loop().create_task(self._store.fire_tick(fire), name="schedule tick")
-        try:
-            result = await caller.wait_out(firing)
-            if result.outcome == "started" and result.write is not None:
-                logger.info("schedule %s: tick %s started run %s", row.schedule_id, _iso(tick), run.run_id)
-                if write.claim is not None:  # else the engine was full: the claim loop drives it
-                    started = replace(run, last_sequence=result.write.last_sequence)
-                    task = self._launch(started, result.write.epoch, caller.sent)
-                    task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
-            elif result.outcome in ("skipped", "buffered"):
-                logger.info(
-                    "schedule %s: tick %s %s (overlap=%s, run %s is active)",
-                    row.schedule_id,
-                    _iso(tick),
-                    result.outcome,
-                    row.overlap,
-                    result.active_run_id,
-                )
-            return result
-        finally:
-            caller.raise_if_gone()  # the deferred cancellation, whatever happened
+        with self._admit() as claim:
+            write = RunWrite(
+                run.run_id,
+                create=run,
+                events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=row.workflow_id),),
+                claim=claim,
+            )
+            fire = TickFire(
+                row.schedule_id,
+                tick,
+                kind,
+                write,
+                expect_next=expect_next,
+                advance_to=advance_to,
+                request=request_id or None,
+            )
+            # The tick's transaction, once handed to the store, may commit whatever happens to
+            # this call: a caller cancelled meanwhile (a client's deadline, the loop stopping)
+            # still waits for its outcome and launches the run it created (claimed by this
+            # replica: nobody else would drive it before its lease ran out), then is cancelled.
+            caller = Caller()
+            firing = asyncio.get_running_loop().create_task(self._store.fire_tick(fire), name="schedule tick")
+            try:
+                result = await caller.wait_out(firing)
+                if result.outcome == "started" and result.write is not None:
+                    logger.info(
+                        "schedule %s: tick %s started run %s", row.schedule_id, _iso(tick), run.run_id
+                    )
+                    if claim is not None:  # else there was no room: the claim loop drives it
+                        started = replace(run, last_sequence=result.write.last_sequence)
+                        task = self._launch(started, result.write.epoch, caller.sent)
+                        task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
+                elif result.outcome in ("skipped", "buffered"):
+                    logger.info(
+                        "schedule %s: tick %s %s (overlap=%s, run %s is active)",
+                        row.schedule_id,
+                        _iso(tick),
+                        result.outcome,
+                        row.overlap,
+                        result.active_run_id,
+                    )
+                return result
+            finally:
+                caller.raise_if_gone()  # the deferred cancellation, whatever happened
 
     def _new_run(self, row: StoredSchedule, run_id: str) -> Run:
         workflow = self._workflows[row.workflow_id]
