@@ -17,6 +17,7 @@ from process import serve_argv, server_env, start_server
 
 from runservice.client import Client
 from runservice.engine.capacity import Capacity
+from runservice.errors import WorkflowDefinitionError
 from runservice.model import RunStatus
 from runservice.workflow import StepContext, create_step, create_workflow
 
@@ -78,7 +79,14 @@ ticked = (
     .schedule("yearly", "0 0 1 1 *", input_data={"count": 99})
     .commit()
 )
-FLOWS = [held, asking, sleeper, ticked, dozer]
+serial = (
+    create_workflow("serial", input_schema=Count, output_schema=Count, max_active_runs=1)
+    .then(ask)
+    .then(hold)
+    .schedule("serial-yearly", "0 0 1 1 *", input_data={"count": 50})
+    .commit()
+)
+FLOWS = [held, asking, sleeper, ticked, dozer, serial]
 
 
 @pytest.fixture(autouse=True)
@@ -182,6 +190,42 @@ async def test_a_schedule_tick_waits_behind_runs_waiting_for_room(
         assert gate.entered == [1, 2, 99]
 
 
+async def test_a_workflows_own_bound_holds_back_its_runs_only(
+    serving: ServingFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`max_active_runs=1` on a workflow: while one of its runs is driven, its other runs
+    started, resumed or ticked are committed and answered but wait for the claim loop,
+    oldest first, each as soon as the one before ends; other workflows' runs go on."""
+    async with serving(tmp_path / "runs.db", workflows=FLOWS, claim_interval=CLAIM_INTERVAL) as served:
+        engine = served.engine
+        first = await engine.start("serial", input_data={"count": 1}, wait=True)
+        second = await engine.start("serial", input_data={"count": 2}, wait=True)
+        assert first.status is second.status is RunStatus.SUSPENDED  # suspended runs take no room
+        await engine.resume(first.run_id, resume_data={"count": 10})
+        await until(lambda: _true(gate.entered == [-10, 10]))
+        # Full: a Resume, a Start and a tick of it are committed, answered, and left.
+        resumed = await engine.resume(second.run_id, resume_data={"count": 20})
+        third = await engine.start("serial", input_data={"count": 3})
+        ticked = await engine.schedules.trigger("serial-yearly")
+        assert ticked.run is not None
+        assert resumed.status is third.status is ticked.run.status is RunStatus.RUNNING
+        other = await engine.start("held", input_data={"count": 5})  # another workflow goes on
+        await until(lambda: _true(gate.entered == [-10, 10, 5]))
+        assert await served.store.count_unowned() == 3
+        assert "driving 1 runs of workflow 'serial' (its max_active_runs)" in caplog.text
+        gate.release()
+        for run_id, expected in (
+            (first.run_id, RunStatus.SUCCESS),
+            (other.run_id, RunStatus.SUCCESS),
+            (second.run_id, RunStatus.SUCCESS),
+            (third.run_id, RunStatus.SUSPENDED),
+            (ticked.run.run_id, RunStatus.SUSPENDED),
+        ):
+            await until(lambda run_id=run_id, expected=expected: _is(served, run_id, expected))
+        assert gate.entered == [-10, 10, 5, -20, 20]
+        assert await served.store.count_unowned() == 0
+
+
 async def test_a_full_replica_leaves_runs_to_one_with_room(pg_databases: Databases, tmp_path: Path) -> None:
     """On PostgreSQL the runs a full replica leaves are driven by another replica with room,
     while the full one still drives what it has."""
@@ -225,6 +269,36 @@ def test_room_counts_reservations_and_only_busy_drives() -> None:
     assert unlimited.reserve() and unlimited.room() > 10**9
 
 
+def test_a_workflows_own_bound_holds_back_only_its_runs() -> None:
+    drives, busy, busy_in = [0], [0], {"serial": 0}
+    capacity = Capacity(
+        4, lambda: drives[0], lambda: busy[0], limits={"serial": 2}, busy_in=lambda w: busy_in[w]
+    )
+    assert capacity.limits == {"serial": 2} and capacity.room_in("other") > 10**9
+    assert capacity.reserve("serial") and capacity.reserve("serial")
+    assert capacity.room_in("serial") == 0 and capacity.room() == 2
+    assert not capacity.reserve("serial") and capacity.waiting_in == {"serial"} and not capacity.waiting
+    assert capacity.reserve("other") and capacity.reserve(None)  # the others go on
+    for workflow_id in ("serial", "serial", "other", None):
+        capacity.release(True, workflow_id)
+    # Four drives, two asleep, one of them its: room for one more of it, once the claim
+    # loop took what waits.
+    drives[0], busy[0], busy_in["serial"] = 4, 2, 1
+    assert capacity.room() == 2 and capacity.room_in("serial") == 1 and not capacity.reserve("serial")
+    capacity.waiting_in.clear()
+    assert capacity.reserve("serial") and capacity.room_in("serial") == 0
+    assert capacity.reserve("other") and not capacity.reserve(None) and capacity.waiting  # the server's bound
+    capacity.release(True, "serial")
+    capacity.release(True, "other")
+    assert capacity.room() == 2 and capacity.room_in("serial") == 1
+    # Its own bound without a server bound.
+    alone = Capacity(0, lambda: 7, lambda: 7, limits={"serial": 1}, busy_in=lambda w: 0)
+    assert alone.room() > 10**9 and alone.reserve("serial") and not alone.reserve("serial")
+    assert alone.reserve("other")
+    with pytest.raises(WorkflowDefinitionError, match="max_active_runs must be a positive integer"):
+        create_workflow("bad", max_active_runs=0)
+
+
 SLOW_FLOWS = """
 import asyncio
 
@@ -244,6 +318,7 @@ async def nap(ctx: StepContext) -> Count:
 
 
 slow = create_workflow("slow", input_schema=Count, output_schema=Count).then(nap).commit()
+lone = create_workflow("lone", input_schema=Count, output_schema=Count, max_active_runs=1).then(nap).commit()
 """
 
 
@@ -251,7 +326,8 @@ slow = create_workflow("slow", input_schema=Count, output_schema=Count).then(nap
 @pytest.mark.parametrize("layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"])
 async def test_serve_with_max_active_runs(tmp_path: Path, layout: tuple[str, ...]) -> None:
     """The setting reaches the engine in both layouts: five runs at once on a server that
-    drives one at a time all succeed, and the server says it was full."""
+    drives two at a time all succeed, and the server says it was full; so does a workflow's
+    own bound, three of its runs at once taking their turns."""
     app = tmp_path / "app"
     app.mkdir()
     (app / "slow_flows.py").write_text(SLOW_FLOWS)
@@ -262,7 +338,7 @@ async def test_serve_with_max_active_runs(tmp_path: Path, layout: tuple[str, ...
             "--workflows",
             "slow_flows",
             "--max-active-runs",
-            "1",
+            "2",
             "--replica-name",  # accepted in both layouts (on SQLite it changes nothing)
             "slow-0",
             *layout,
@@ -271,15 +347,19 @@ async def test_serve_with_max_active_runs(tmp_path: Path, layout: tuple[str, ...
     )
     try:
         async with Client(server.address, timeout=30) as client:
-            slow = client.get_workflow("slow")
 
-            async def one(n: int) -> Any:
-                return await (await slow.create_run()).start_async({"count": n})
+            async def one(workflow_id: str, n: int) -> Any:
+                return await (await client.get_workflow(workflow_id).create_run()).start_async({"count": n})
 
-            runs = await asyncio.gather(*(one(n) for n in range(5)))
+            runs = await asyncio.gather(*(one("slow", n) for n in range(5)))
             assert [(run.status, run.result) for run in runs] == [
                 (RunStatus.SUCCESS, {"count": n + 1}) for n in range(5)
             ]
+            began = time.monotonic()
+            runs = await asyncio.gather(*(one("lone", n) for n in range(3)))
+            assert [run.result for run in runs] == [{"count": n + 1} for n in range(3)]
+            assert time.monotonic() - began >= 0.85  # three naps of 0.3 s, one after another
     finally:
         assert await server.stop() == 0
-    assert "driving 1 runs (--max-active-runs)" in server.text
+    assert "driving 2 runs (--max-active-runs)" in server.text
+    assert "driving 1 runs of workflow 'lone' (its max_active_runs)" in server.text

@@ -7,13 +7,18 @@ full is still committed (the caller is told it is durable, as always) but not cl
 run is `running` with no owner, and the claim loop of whichever replica has room takes it,
 as it takes a dead replica's runs. A sleeping run (`waiting`) holds its drive but takes no
 room: it does nothing until it wakes.
+
+A workflow may bound its own runs too (`create_workflow(..., max_active_runs=N)`): at most N
+of its runs driven here at once, sleeping ones aside, counted as the server's bound is. Its
+runs past the bound wait for the claim loop the same way, and only behind each other: the
+other workflows' runs go on.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 logger = logging.getLogger(__name__)
 
@@ -25,24 +30,57 @@ FULL_NOTICE = 60.0
 class Capacity:
     """Room for more drives: `limit` (0: no limit) minus the drives that are not sleeping
     (`busy()`, counted only when the cheap bound `drives()` says the engine may be full)
-    minus the admissions that reserved room and have not launched yet.
+    minus the admissions that reserved room and have not launched yet; and the same for
+    each workflow of `limits` (workflow id: its bound), its busy drives `busy_in(id)`.
 
     `busy()` walks every drive, so with more drives than the limit, mostly sleeping ones,
     each admission pays for the walk: 0.3-0.5 ms at 10,000 on the project's machine. A count
     kept for a moment instead left runs waiting while there was room (a sleep that began
     since went unseen, and nothing woke the claim loop), so the walk stays."""
 
-    __slots__ = ("_busy", "_drives", "_noticed", "_reserved", "limit", "waiting")
+    __slots__ = (
+        "_bounded",
+        "_busy",
+        "_busy_in",
+        "_drives",
+        "_limits",
+        "_noticed",
+        "_reserved",
+        "_reserved_in",
+        "limit",
+        "waiting",
+        "waiting_in",
+    )
 
-    def __init__(self, limit: int, drives: Callable[[], int], busy: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        limit: int,
+        drives: Callable[[], int],
+        busy: Callable[[], int],
+        *,
+        limits: Mapping[str, int] | None = None,
+        busy_in: Callable[[str], int] | None = None,
+    ) -> None:
         self.limit = limit
         self._drives = drives
         self._busy = busy
+        self._limits = dict(limits or {})
+        self._busy_in = busy_in or _none_busy
+        self._bounded = bool(limit or self._limits)
         self._reserved = 0
-        self._noticed = float("-inf")
+        self._reserved_in = dict.fromkeys(self._limits, 0)
+        self._noticed: dict[str | None, float] = {}
         self.waiting = False
         """True once a run was left to the claim loop for want of room (or the claim loop
         stopped short for it): a drive that ends then wakes the claim loop."""
+        self.waiting_in: set[str] = set()
+        """The workflows whose runs were left to the claim loop for want of their own room:
+        a drive of theirs that ends wakes the claim loop."""
+
+    @property
+    def limits(self) -> Mapping[str, int]:
+        """The workflows with a bound of their own, and their bounds."""
+        return self._limits
 
     def room(self) -> int:
         """How many more runs this engine may drive now."""
@@ -53,33 +91,95 @@ class Capacity:
             used = self._reserved + self._busy()
         return max(self.limit - used, 0)
 
-    def reserve(self) -> bool:
-        """Room for one admission about to claim a run (then `release` it once it launched
-        the drive or gave up); False when the engine is full, and while runs wait for room:
-        those go first (the claim loop takes the oldest), or a steady stream of new starts,
-        each taking the room a drive left before the woken claim loop could, would keep them
-        waiting for as long as it lasted."""
-        if not self.limit:
+    def room_in(self, workflow_id: str) -> int:
+        """How many more runs of `workflow_id` its own bound lets this engine drive now
+        (UNLIMITED without one); the engine's `room()` bounds them too."""
+        limit = self._limits.get(workflow_id)
+        if limit is None:
+            return UNLIMITED
+        used = self._reserved_in[workflow_id] + self._drives()  # every drive: the cheap bound
+        if used >= limit:
+            used = self._reserved_in[workflow_id] + self._busy_in(workflow_id)
+        return max(limit - used, 0)
+
+    def reserve(self, workflow_id: str | None = None) -> bool:
+        """Room for one admission of a run of `workflow_id` about to claim it (then `release`
+        it once it launched the drive or gave up); False when the engine or the workflow is
+        full, and while runs wait for that room: those go first (the claim loop takes the
+        oldest), or a steady stream of new starts, each taking the room a drive left before
+        the woken claim loop could, would keep them waiting for as long as it lasted."""
+        if not self._bounded:
             return True
-        if self.waiting:
+        if self.waiting or workflow_id in self.waiting_in:
             return False
         if self.room() <= 0:
             self.note_full()
             return False
+        if workflow_id in self._limits:
+            if self.room_in(workflow_id) <= 0:
+                self.note_full(workflow_id)
+                return False
+            self._reserved_in[workflow_id] += 1
         self._reserved += 1
         return True
 
-    def release(self, reserved: bool) -> None:
-        if reserved and self.limit:
+    def release(self, reserved: bool, workflow_id: str | None = None) -> None:
+        """Give back what `reserve(workflow_id)` returned."""
+        if reserved and self._bounded:
             self._reserved -= 1
+            if workflow_id in self._reserved_in:
+                self._reserved_in[workflow_id] -= 1
 
-    def note_full(self) -> None:
-        """Runs wait for room (said at most once a minute)."""
-        self.waiting = True
+    def note_full(self, workflow_id: str | None = None) -> None:
+        """Runs wait for room: the engine's, or (given) the workflow's own (said at most
+        once a minute for each)."""
+        if workflow_id is None:
+            self.waiting = True
+        else:
+            self.waiting_in.add(workflow_id)
         now = time.monotonic()
-        if now - self._noticed >= FULL_NOTICE:
-            self._noticed = now
+        if now - self._noticed.get(workflow_id, float("-inf")) < FULL_NOTICE:
+            return
+        self._noticed[workflow_id] = now
+        if workflow_id is None:
             logger.warning(
                 "driving %d runs (--max-active-runs): new and resumed runs wait for the claim loop",
                 self.limit,
             )
+        else:
+            logger.warning(
+                "driving %d runs of workflow %r (its max_active_runs): its new and resumed runs"
+                " wait for the claim loop",
+                self._limits[workflow_id],
+                workflow_id,
+            )
+
+
+class Reservation:
+    """Room for an admission that learns its run's workflow only once it read the run (a
+    Resume): `take` reserves it once, however often the admission tries; `release` gives
+    it back."""
+
+    __slots__ = ("_capacity", "_held", "_taken", "_workflow_id")
+
+    def __init__(self, capacity: Capacity) -> None:
+        self._capacity = capacity
+        self._taken = False
+        self._held = False
+        self._workflow_id: str | None = None
+
+    def take(self, workflow_id: str) -> bool:
+        """Whether there is room for a run of `workflow_id` (`Capacity.reserve`)."""
+        if not self._taken:
+            self._taken = True
+            self._workflow_id = workflow_id
+            self._held = self._capacity.reserve(workflow_id)
+        return self._held
+
+    def release(self) -> None:
+        self._capacity.release(self._held, self._workflow_id)
+        self._held = False
+
+
+def _none_busy(workflow_id: str) -> int:
+    return 0

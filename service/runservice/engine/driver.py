@@ -802,7 +802,7 @@ class RunDriver:
     def sleeping(self) -> None:
         """The run sleeps (`waiting`): it takes no room, so runs that wait for some may go."""
         if self.leases is not None:
-            self.leases.room_made()
+            self.leases.room_made(self.run.workflow_id)
 
     async def interruptible_sleep(self, seconds: float) -> None:
         """Sleep, waking early if the run is canceled."""

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from runservice import logs
 from runservice.engine import paging
 from runservice.engine.admission import Caller
-from runservice.engine.capacity import Capacity
+from runservice.engine.capacity import Capacity, Reservation
 from runservice.engine.deadlines import deadline_error, iso, run_deadline
 from runservice.engine.driver import RunDriver
 from runservice.engine.failures import log_failure
@@ -156,7 +156,13 @@ class Engine:
         self._stopping = False
         """Set by `shutdown`: no new Start or Resume."""
         self._closed = False
-        self._capacity = Capacity(max_active_runs, lambda: len(self._tasks), self._busy)
+        self._capacity = Capacity(
+            max_active_runs,
+            lambda: len(self._tasks),
+            self._busy,
+            limits={w.id: w.max_active_runs for w in self._workflows.values() if w.max_active_runs},
+            busy_in=self._busy_in,
+        )
         self._keeper = LeaseKeeper(
             store,
             owner=owner or replica_id(replica_name),
@@ -405,7 +411,7 @@ class Engine:
                 request = ("start", request_id) if request_id else None
                 # Without room the run is committed all the same, with no owner: the claim loop
                 # takes it once some replica has room (engine/capacity.py).
-                room = self._capacity.reserve()
+                room = self._capacity.reserve(workflow_id)
                 try:
                     claim = self._keeper.claim if room else None
                     # With `wait`, the reply comes after the settling commit, which is synced:
@@ -442,7 +448,7 @@ class Engine:
                     drive = self._driver(workflow, run, self._lease(result.epoch), caller.sent)
                     return run, self._launch(drive)
                 finally:
-                    self._capacity.release(room)
+                    self._capacity.release(room, workflow_id)
 
         return await self._answer(await self._admitted_here(admission), wait)
 
@@ -465,7 +471,9 @@ class Engine:
 
         async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
-                room = self._capacity.reserve()  # none: the run goes on once the claim loop has room
+                # Taken once the run's workflow is known; without room the run goes on once
+                # the claim loop has some.
+                room = Reservation(self._capacity)
                 try:
                     delays = iter(CLAIMED_RUN_RETRIES)
                     while (
@@ -496,7 +504,7 @@ class Engine:
                     drive = self._driver(workflow, run, self._lease(epoch), caller.sent)
                     return replace(run, steps=()), self._launch(drive)
                 finally:
-                    self._capacity.release(room)
+                    room.release()
 
         return await self._answer(await self._admitted_here(admission), wait)
 
@@ -512,7 +520,7 @@ class Engine:
         request_id: str | None,
         wait: bool,
         caller: Caller,
-        room: bool,
+        room: Reservation,
     ) -> tuple[Workflow, Run, int] | _Repeat | None:
         """Commit a resume of the run: its definition, the run to drive and the lease epoch;
         a retried request's marker, or the run's when there was no `room` to claim it (the
@@ -537,6 +545,7 @@ class Engine:
         accepted = accept(run_id, records[path], index, data, now)
         records[path] = accepted
         fields = _running_again(request_context=merged)
+        claimed = room.take(run.workflow_id)
         result = await self._take(
             RunWrite(
                 run_id,
@@ -548,7 +557,7 @@ class Engine:
                 # Without room, still a claim: a drive that holds the run (the claim loop took
                 # it for a deadline) must keep the resume out until it lets go, or its commits
                 # would overwrite the step record that carries the accepted resume.
-                claim=self._keeper.claim if room else self._keeper.passing_claim,
+                claim=self._keeper.claim if claimed else self._keeper.passing_claim,
             ),
             caller,
             durable=not wait,  # with `wait` the reply comes after the synced settling commit
@@ -559,7 +568,7 @@ class Engine:
             if result.status is RunStatus.SUSPENDED:
                 return None  # still suspended, so only the claim failed: another drive holds it
             raise RunNotSuspended(run_id, (result.status or RunStatus.CANCELED).value)
-        if not room:
+        if not claimed:
             self._keeper.wake()  # it may have room: runs waited, this one joined them
             return _Repeat(run_id)
         run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
@@ -1196,16 +1205,27 @@ class Engine:
         waiting = RunStatus.WAITING
         return len([driver for driver in self._drivers.values() if driver.status is not waiting])
 
+    def _busy_in(self, workflow_id: str) -> int:
+        """The runs of `workflow_id` driven here that are not sleeping (engine/capacity.py)."""
+        waiting = RunStatus.WAITING
+        return len(
+            [
+                driver
+                for driver in self._drivers.values()
+                if driver.status is not waiting and driver.run.workflow_id == workflow_id
+            ]
+        )
+
     @contextlib.contextmanager
-    def _schedule_admission(self) -> Iterator[Claim | None]:
+    def _schedule_admission(self, workflow_id: str) -> Iterator[Claim | None]:
         """Room for a schedule's new run, held until its drive launched, and its claim; None
         when the engine is full or runs wait for room (they go first, as for Start): the run
         is committed with no owner and the claim loop, woken, drives it once there is room."""
-        room = self._capacity.reserve()
+        room = self._capacity.reserve(workflow_id)
         try:
             yield self._keeper.claim if room else None
         finally:
-            self._capacity.release(room)
+            self._capacity.release(room, workflow_id)
             if not room:
                 self._keeper.wake()
 
@@ -1343,8 +1363,9 @@ class Engine:
     def _forget(self, run_id: str, task: asyncio.Task[Run]) -> None:
         if self._tasks.get(run_id) is task:
             del self._tasks[run_id]
-            self._drivers.pop(run_id, None)
-            self._keeper.room_made()
+            driver = self._drivers.pop(run_id, None)
+            if driver is not None:
+                self._keeper.room_made(driver.run.workflow_id)
         if not task.cancelled():
             task.exception()  # retrieved here so a failed drive is logged once, not at garbage collection
 

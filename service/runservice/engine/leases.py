@@ -125,36 +125,65 @@ class LeaseKeeper:
 
     async def claim_due(self, limit: int = 100) -> int:
         """Claim and adopt due runs until none is left, or the engine is full; returns how
-        many were adopted."""
+        many were adopted. The runs of a workflow with a bound of its own are claimed apart,
+        at most its room at a time."""
         adopted = 0
         capacity = self._capacity
+        limited = {} if capacity is None else capacity.limits
+        groups = [
+            [w for w in self._workflows if w not in limited],
+            *([w] for w in self._workflows if w in limited),
+        ]
         while True:
-            page = limit if capacity is None else min(limit, capacity.room())
-            if page <= 0:
-                assert capacity is not None
-                capacity.note_full()  # a drive that ends wakes this loop again
-                return adopted
-            # Never a run driven here: a lease of its own that lapsed (a stall) is renewed by
-            # the heartbeat; claimed again, the run would get a second drive in this process.
-            sent = time.monotonic()
-            claimed = await self._store.claim_runs(
-                self.claim, page, self._workflows, self._definitions, exclude=list(self._local())
-            )
-            for run_id, lease in claimed:
-                await self._adopt(run_id, lease, sent)
-            adopted += len(claimed)
-            if len(claimed) < page:
+            more = False  # some group took a whole page: more of it may be due
+            for workflows in groups:
+                if not workflows:
+                    continue
+                page = limit
                 if capacity is not None:
-                    capacity.waiting = False  # nothing due is left
+                    page = min(limit, capacity.room())
+                    if page <= 0:
+                        capacity.note_full()  # a drive that ends wakes this loop again
+                        return adopted
+                    if workflows[0] in limited:
+                        page = min(page, capacity.room_in(workflows[0]))
+                        if page <= 0:
+                            capacity.note_full(workflows[0])  # one of its drives ending wakes this loop
+                            continue
+                claimed = await self._claim_page(workflows, page)
+                adopted += len(claimed)
+                if len(claimed) == page:
+                    more = True
+                elif capacity is not None and workflows[0] in limited:
+                    capacity.waiting_in.discard(workflows[0])  # nothing of it due is left
+            if not more:
+                if capacity is not None:
+                    capacity.waiting = False  # nothing due is left but what waits for its own room
                 return adopted
+
+    async def _claim_page(self, workflows: list[str], page: int) -> list[tuple[str, Lease]]:
+        """Claim and adopt up to `page` due runs of `workflows`."""
+        if not workflows:
+            return []
+        # Never a run driven here: a lease of its own that lapsed (a stall) is renewed by
+        # the heartbeat; claimed again, the run would get a second drive in this process.
+        sent = time.monotonic()
+        claimed = await self._store.claim_runs(
+            self.claim, page, workflows, self._definitions, exclude=list(self._local())
+        )
+        for run_id, lease in claimed:
+            await self._adopt(run_id, lease, sent)
+        return claimed
 
     def wake(self) -> None:
         """Look for runs to claim now (one was left to the claim loop, or room was made)."""
         self._wake.set()
 
-    def room_made(self) -> None:
-        """A drive ended or began to sleep: if runs wait for room, look for them now."""
-        if self._capacity is not None and self._capacity.waiting:
+    def room_made(self, workflow_id: str) -> None:
+        """A drive of a run of `workflow_id` ended or began to sleep: if runs wait for the
+        room it made, look for them now."""
+        capacity = self._capacity
+        if capacity is not None and (capacity.waiting or workflow_id in capacity.waiting_in):
             self._wake.set()
 
     def start(self) -> None:

@@ -116,17 +116,18 @@ class Scheduler:
         workflows: Mapping[str, Workflow],
         declared: Iterable[Schedule],
         *,
-        admit: Callable[[], contextlib.AbstractContextManager[Claim | None]],
+        admit: Callable[[str], contextlib.AbstractContextManager[Claim | None]],
         launch: Launch,
         trace_id: Callable[[], str],
         poll_interval: float = 1.0,
         grace: float = GRACE,
     ) -> None:
         """`declared`: the schedules of the workflows and of the configuration (ids unique).
-        `with admit() as claim:` holds room for a new run while its tick commits and its drive
-        launches; `claim` is None when the engine is full or runs wait for room (the run is
-        then committed with no owner, for the claim loop). `launch(run, epoch, sent)` drives a
-        run this replica created already claimed (the claim sent at `sent`, `time.monotonic()`)."""
+        `with admit(workflow_id) as claim:` holds room for a new run of the workflow while its
+        tick commits and its drive launches; `claim` is None when the engine or the workflow
+        is full or runs wait for that room (the run is then committed with no owner, for the
+        claim loop). `launch(run, epoch, sent)` drives a run this replica created already
+        claimed (the claim sent at `sent`, `time.monotonic()`)."""
         self._store = store
         self._workflows = dict(workflows)
         self._declared: dict[str, Schedule] = {}
@@ -336,7 +337,7 @@ class Scheduler:
             trigger_run_id(row.schedule_id, request_id) if request_id else tick_run_id(row.schedule_id, tick)
         )
         run = self._new_run(row, run_id)
-        with self._admit() as claim:
+        with self._admit(row.workflow_id) as claim:
             write = RunWrite(
                 run.run_id,
                 create=run,

@@ -95,6 +95,7 @@ class Workflow:
         retry_config: RetryConfig | None = None,
         timeout: float | dt.timedelta | None = None,
         version: str = DEFAULT_VERSION,
+        max_active_runs: int | None = None,
     ) -> None:
         self.id = check_id("workflow", id)
         self.timeout = check_timeout(f"workflow {id!r}", timeout)
@@ -102,6 +103,10 @@ class Workflow:
         included; when nested, the seconds its part of the parent run may take."""
         self.version = check_version(version)
         """The author's name for this definition; runs record it and finish on it."""
+        self.max_active_runs = _check_max_active_runs(id, max_active_runs)
+        """Runs of this workflow one server drives at once, sleeping ones aside (None: only
+        the server's `--max-active-runs` bounds them); past it, its runs started, resumed or
+        ticked wait for the claim loop, behind each other only (engine/capacity.py)."""
         self.digest = ""
         """SHA-256 of the step graph (`workflow/identity.py`), set by `commit()`."""
         self.input_schema: Schema | None = as_schema(input_schema)
@@ -305,6 +310,16 @@ class Workflow:
 Runnable = Step | Workflow
 
 
+def _check_max_active_runs(workflow_id: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise WorkflowDefinitionError(
+            f"workflow {workflow_id!r}: max_active_runs must be a positive integer or None, not {value!r}"
+        )
+    return value
+
+
 def create_workflow(
     id: str,
     *,
@@ -316,6 +331,7 @@ def create_workflow(
     timeout: float | dt.timedelta | None = None,
     schedules: Sequence[Schedule] = (),
     version: str = DEFAULT_VERSION,
+    max_active_runs: int | None = None,
 ) -> Workflow:
     """Start a workflow definition; chain builder calls and finish with `.commit()`.
 
@@ -325,6 +341,11 @@ def create_workflow(
     ticks (also `.schedule(...)`). `version` names this definition (default "1"): a server
     may serve several versions of one workflow id side by side; new runs start on the last
     one registered and every run finishes on the version it started with.
+    `max_active_runs` bounds how many of its runs one server drives at once (sleeping ones
+    aside; a run nested in another's counts as part of that one); the rest wait for room,
+    oldest first, while other workflows' runs go on. It is per server: N replicas on one
+    PostgreSQL drive up to N times as many. A server serving several versions of the
+    workflow takes the bound of the newest.
     """
     if isinstance(retry_config, dict):
         retry_config = RetryConfig(**retry_config)
@@ -337,6 +358,7 @@ def create_workflow(
         retry_config=retry_config,
         timeout=timeout,
         version=version,
+        max_active_runs=max_active_runs,
     )
     for schedule in schedules:
         workflow.add_schedule(schedule)
