@@ -197,6 +197,9 @@ async def test_a_workflows_own_bound_holds_back_its_runs_only(
     started, resumed or ticked are committed and answered but wait for the claim loop,
     oldest first, each as soon as the one before ends; other workflows' runs go on."""
     async with serving(tmp_path / "runs.db", workflows=FLOWS, claim_interval=CLAIM_INTERVAL) as served:
+        async with Client(served.address, timeout=10) as client:  # GetWorkflow tells callers the bound
+            assert (await client.get_workflow("serial").details()).max_active_runs == 1
+            assert (await client.get_workflow("held").details()).max_active_runs is None
         engine = served.engine
         first = await engine.start("serial", input_data={"count": 1}, wait=True)
         second = await engine.start("serial", input_data={"count": 2}, wait=True)

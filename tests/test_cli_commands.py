@@ -340,7 +340,8 @@ async def test_runs_since_and_before(target: str) -> None:
         assert result.code == 0, result.err
         return [run["run_id"] for run in result.json()["runs"]]
 
-    assert listed(await cli(target, "runs", "--since", "1s", "--json")) == ["newer"]
+    # "newer" too may be over a second old once a loaded machine has started the CLI.
+    assert "older" not in listed(await cli(target, "runs", "--since", "1s", "--json"))
     assert listed(await cli(target, "runs", "--since", "1h", "--json")) == ["newer", "older"]
     iso = between.isoformat().replace("+00:00", "Z")
     assert listed(await cli(target, "runs", "--since", iso, "--json")) == ["newer"]

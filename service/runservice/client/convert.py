@@ -183,6 +183,8 @@ class WorkflowInfo:
     """Digest of that version's step graph."""
     versions: tuple[tuple[str, str], ...] = ()
     """Every served (version, digest), oldest first."""
+    max_active_runs: int | None = None
+    """Runs of it one server drives at once (sleeping ones aside); None: only the server's bound."""
 
 
 _NODE_KIND = {
@@ -241,6 +243,7 @@ def workflow_from_proto(msg: run_pb2.Workflow) -> WorkflowInfo:
         version=msg.version or "1",
         digest=msg.digest,
         versions=tuple((v.version, v.digest) for v in msg.versions),
+        max_active_runs=msg.max_active_runs or None,
     )
 
 

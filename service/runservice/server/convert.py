@@ -196,7 +196,11 @@ def workflow_to_proto(workflow: Workflow, versions: Sequence[Workflow] = ()) -> 
     """A workflow with every step (nested ones under dotted ids), its schemas and its graph;
     `versions` are all its served versions, oldest first (the last one is `workflow`)."""
     msg = run_pb2.Workflow(
-        id=workflow.id, description=workflow.description, version=workflow.version, digest=workflow.digest
+        id=workflow.id,
+        description=workflow.description,
+        version=workflow.version,
+        digest=workflow.digest,
+        max_active_runs=workflow.max_active_runs or 0,
     )
     for served in versions or (workflow,):
         msg.versions.add(version=served.version, digest=served.digest, newest=served is workflow)

@@ -353,7 +353,7 @@ class StepInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., suspend_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., can_suspend: _Optional[bool] = ..., is_workflow: _Optional[bool] = ..., retries: _Optional[int] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Workflow(_message.Message):
-    __slots__ = ("id", "description", "input_schema", "output_schema", "state_schema", "steps", "step_graph", "timeout", "version", "digest", "versions")
+    __slots__ = ("id", "description", "input_schema", "output_schema", "state_schema", "steps", "step_graph", "timeout", "max_active_runs", "version", "digest", "versions")
     ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     INPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
@@ -362,6 +362,7 @@ class Workflow(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     STEP_GRAPH_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    MAX_ACTIVE_RUNS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -373,10 +374,11 @@ class Workflow(_message.Message):
     steps: _containers.RepeatedCompositeFieldContainer[StepInfo]
     step_graph: _containers.RepeatedCompositeFieldContainer[StepGraphNode]
     timeout: _duration_pb2.Duration
+    max_active_runs: int
     version: str
     digest: str
     versions: _containers.RepeatedCompositeFieldContainer[WorkflowVersion]
-    def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepInfo, _Mapping]]] = ..., step_graph: _Optional[_Iterable[_Union[StepGraphNode, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[WorkflowVersion, _Mapping]]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepInfo, _Mapping]]] = ..., step_graph: _Optional[_Iterable[_Union[StepGraphNode, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_active_runs: _Optional[int] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[WorkflowVersion, _Mapping]]] = ...) -> None: ...
 
 class WorkflowVersion(_message.Message):
     __slots__ = ("version", "digest", "newest")

@@ -58,6 +58,13 @@ export interface Workflow {
    * included); unset when unlimited. See StartRequest.timeout.
    */
   'timeout'?: (_google_protobuf_Duration | null);
+  /**
+   * How many runs of this workflow one server drives at once, sleeping ones aside
+   * (the author's `max_active_runs`); past it, its runs started, resumed or ticked
+   * are stored and answered, and wait their turn. 0 when only the server's own
+   * bound applies.
+   */
+  'maxActiveRuns'?: (number);
 }
 
 /**
@@ -112,4 +119,11 @@ export interface Workflow__Output {
    * included); unset when unlimited. See StartRequest.timeout.
    */
   'timeout': (_google_protobuf_Duration__Output | null);
+  /**
+   * How many runs of this workflow one server drives at once, sleeping ones aside
+   * (the author's `max_active_runs`); past it, its runs started, resumed or ticked
+   * are stored and answered, and wait their turn. 0 when only the server's own
+   * bound applies.
+   */
+  'maxActiveRuns': (number);
 }
