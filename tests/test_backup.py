@@ -45,8 +45,9 @@ async def test_a_backup_made_while_runs_start_restores_to_a_server_whose_runs_go
     try:
         async with Client(server.address, timeout=10) as client:
             echo, approval = client.get_workflow("echo"), client.get_workflow("approval")
-            # In its slow step (1.5 s) when the backup is made: `running` in it.
-            midway = await (await client.get_workflow("relay").create_run()).start({"seconds": 1.5, "n": 1})
+            # In its slow step when the backup is made: `running` in it. 4 s: on a loaded
+            # machine (two test workers) the runs before and the CLI's start took over 1.5 s.
+            midway = await (await client.get_workflow("relay").create_run()).start({"seconds": 4, "n": 1})
             done = [await (await echo.create_run()).start_async({"count": n}) for n in range(10)]
             asked = await (await approval.create_run()).start_async({"count": 1})
             assert asked.status is RunStatus.SUSPENDED
