@@ -127,7 +127,8 @@ def _location(exc: BaseException) -> str | None:
         return f"{exc.filename}:{exc.lineno}"
     found = None
     for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename.startswith(_NOT_THE_AUTHORS):
+        # "<string>": code made at run time, such as a dataclass's __init__ (Schedule's).
+        if frame.filename.startswith(_NOT_THE_AUTHORS) or frame.filename.startswith("<"):
             continue
         found = f"{frame.filename}:{frame.lineno}"
     return found
