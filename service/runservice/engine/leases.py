@@ -105,6 +105,17 @@ class LeaseKeeper:
         self._cancel = cancel
         self._renewed = renewed
         self._capacity = capacity
+        limited = {} if capacity is None else capacity.limits
+        self._groups = [
+            group
+            for group in (
+                [w for w in self._workflows if w not in limited],
+                *([w] for w in self._workflows if w in limited),
+            )
+            if group
+        ]
+        """The workflows claimed together: those without a bound of their own, then each
+        bounded one apart (`claim_due`)."""
         self._wake = asyncio.Event()
         self._claiming: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -130,15 +141,9 @@ class LeaseKeeper:
         adopted = 0
         capacity = self._capacity
         limited = {} if capacity is None else capacity.limits
-        groups = [
-            [w for w in self._workflows if w not in limited],
-            *([w] for w in self._workflows if w in limited),
-        ]
         while True:
             more = False  # some group took a whole page: more of it may be due
-            for workflows in groups:
-                if not workflows:
-                    continue
+            for workflows in self._groups:
                 page = limit
                 if capacity is not None:
                     page = min(limit, capacity.room())
@@ -163,8 +168,6 @@ class LeaseKeeper:
 
     async def _claim_page(self, workflows: list[str], page: int) -> list[tuple[str, Lease]]:
         """Claim and adopt up to `page` due runs of `workflows`."""
-        if not workflows:
-            return []
         # Never a run driven here: a lease of its own that lapsed (a stall) is renewed by
         # the heartbeat; claimed again, the run would get a second drive in this process.
         sent = time.monotonic()
