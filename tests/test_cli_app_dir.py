@@ -164,6 +164,12 @@ BROKEN = {
         HELLO + "\nNEVER = create_workflow('never').then(greet).schedule('s1', '0 0 30 2 *').commit()\n",
         r"WorkflowDefinitionError at .*my_app/bad\.py:\d+: schedule 's1': cron expression",
     ),
+    "schedule input": (  # refused by the workflow's input schema where the schedule is declared
+        HELLO + "\nNOBODY = create_workflow('nobody', input_schema=Name).then(greet)"
+        ".schedule('s2', '0 9 * * *', input_data={'nom': 'x'}).commit()\n",
+        r"WorkflowDefinitionError at .*my_app/bad\.py:\d+: schedule 's2': "
+        "input_data fails the workflow's schema: name: Field required",
+    ),
     "import": (
         "import no_such_dependency_here\n",
         r"ModuleNotFoundError at .*my_app/bad\.py:1: No module named",
@@ -189,7 +195,7 @@ async def test_check_says_exactly_what_is_wrong(app: Path, case: str) -> None:
     at = re.search(r"bad\.py:(\d+)", done.err)
     if at:  # the line named is the author's line that failed
         failing = textwrap.dedent(source).splitlines()[int(at[1]) - 1]
-        assert failing.startswith(("def broken", "TWICE", "NEVER", "import no_such")), failing
+        assert failing.startswith(("def broken", "TWICE", "NEVER", "NOBODY", "import no_such")), failing
 
     as_json = await runservice("check", "--workflows", "my_app.bad", "--json", cwd=app)
     assert (

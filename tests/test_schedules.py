@@ -440,15 +440,19 @@ async def test_bad_schedule_input_and_duplicates_fail_at_load(tmp_path: Path) ->
     async def noop(ctx: StepContext) -> Any:
         return None
 
-    typed = (
+    # Declared in code: refused where it is declared, while the module loads.
+    with pytest.raises(WorkflowDefinitionError, match="schedule 'typed': input_data fails the workflow's"):
         create_workflow("typed", input_schema=Order).then(noop).schedule("typed", "* * * * *", input_data={})
-    )
-    typed.commit()
+    with pytest.raises(WorkflowDefinitionError, match="schedule 'typed': initial state fails the workflow's"):
+        create_workflow("stateful", state_schema=Order).schedule("typed", "* * * * *")
     store = open_store(str(tmp_path / "runs.db"))
     await store.open()
     try:
-        with pytest.raises(WorkflowDefinitionError, match="schedule 'typed': input_data"):
-            Engine(store, [typed])
+        # Declared beside the workflows (the configuration's): refused when the engine is made.
+        typed = create_workflow("typed", input_schema=Order).then(noop).commit()
+        loose = Schedule(id="loose", cron="* * * * *", workflow_id="typed", input_data={"quantity": "many"})
+        with pytest.raises(WorkflowDefinitionError, match="schedule 'loose': input_data"):
+            Engine(store, [typed], schedules=[loose])
         other = create_workflow("other").then(noop).schedule("typed", "* * * * *").commit()
         good = create_workflow("good", input_schema=Order).then(noop)
         good.schedule("typed", "* * * * *", input_data={"quantity": 1}).commit()
@@ -498,6 +502,21 @@ async def test_serve_refuses_bad_schedules_clearly(tmp_path: Path) -> None:
         '[{"id": "x", "workflow": "no-such-workflow", "cron": "* * * * *"}]',
     )
     assert stray.code == 2 and "no-such-workflow" in stray.err and "not served" in stray.err
+    # An input the workflow's schema refuses is found while loading, not at the engine's start.
+    refused = await runservice(
+        "serve",
+        "--data-dir",
+        str(tmp_path),
+        "--address",
+        "127.0.0.1:0",
+        "--schedules",
+        '[{"id": "paris", "workflow": "city-weather", "cron": "* * * * *", "input_data": {"city": ""}}]',
+    )
+    assert refused.code == 2 and "Traceback" not in refused.err, refused.err
+    assert refused.error_lines == [
+        "runservice: error: schedules: schedule 'paris': input_data fails the workflow's schema: "
+        "city: String should have at least 1 character"
+    ]
 
 
 async def test_time_zone_and_listing(serving: ServingFactory, tmp_path: Path) -> None:

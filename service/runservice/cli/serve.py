@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from runservice import logs
 from runservice.cli.loading import WorkflowLoadError, load_workflows
 from runservice.config import SECRET_SETTINGS, ConfigError, Settings, env_name, unknown_variables
-from runservice.errors import StorageFailed
+from runservice.errors import StorageFailed, WorkflowDefinitionError
 
 if TYPE_CHECKING:
     from runservice.server import EdgeOptions
@@ -170,16 +170,22 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _served(settings: Settings) -> tuple[list[Workflow], list[Schedule]]:
     """The workflows (their modules imported) and the schedules `settings` serve; raises
-    WorkflowLoadError, or ConfigError for a schedule of a workflow not served."""
+    WorkflowLoadError, or ConfigError for a schedule of a workflow not served or whose input
+    the workflow's schema refuses."""
     workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
     schedules = settings.declared_schedules()
-    served = {workflow.id for workflow in workflows}
+    newest = {workflow.id: workflow for workflow in workflows}  # the version the scheduler uses
     for schedule in schedules:
-        if schedule.workflow_id not in served:
+        workflow = newest.get(schedule.workflow_id)
+        if workflow is None:
             raise ConfigError(
                 f"schedules: schedule {schedule.id!r} names workflow {schedule.workflow_id!r}, "
-                f"which is not served (served: {', '.join(sorted(served))})"
+                f"which is not served (served: {', '.join(sorted(newest))})"
             )
+        try:
+            workflow.scheduled_run_data(schedule.input_data, f"schedule {schedule.id!r}")
+        except WorkflowDefinitionError as exc:
+            raise ConfigError(f"schedules: {exc}") from None
     return workflows, schedules
 
 

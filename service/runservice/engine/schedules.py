@@ -69,7 +69,7 @@ from runservice.storage import (
     TickResult,
     TriggerRecord,
 )
-from runservice.workflow import Schedule, Schema, SchemaViolation, Workflow
+from runservice.workflow import Schedule, Workflow
 from runservice.workflow.schedule import next_tick, previous_tick
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,9 @@ class Scheduler:
                 )
             # Checked at load time: a schedule whose input fails its workflow's schema would
             # otherwise fail at every tick.
-            self._inputs[schedule.id] = _run_data(workflow, schedule.input_data, f"schedule {schedule.id!r}")
+            self._inputs[schedule.id] = workflow.scheduled_run_data(
+                schedule.input_data, f"schedule {schedule.id!r}"
+            )
             self._declared[schedule.id] = schedule
         self._admit = admit
         self._launch = launch
@@ -389,7 +391,7 @@ class Scheduler:
             run_input, state = self._inputs[row.schedule_id]
         else:  # declared by another replica's code or configuration: check it here
             try:
-                run_input, state = _run_data(workflow, row.input, f"schedule {row.schedule_id!r}")
+                run_input, state = workflow.scheduled_run_data(row.input, f"schedule {row.schedule_id!r}")
             except WorkflowDefinitionError as exc:
                 raise ScheduleInputInvalid(row.schedule_id, str(exc)) from None
         now = time.time()
@@ -475,22 +477,6 @@ class Scheduler:
                 run = replace(run, schedule_id=schedule_id, schedule_tick=record.tick)
         schedule = await self.get(schedule_id)
         return Triggered(schedule, record.tick, record.outcome, run, record.active_run_id)
-
-
-def _run_data(workflow: Workflow, input_data: Json, what: str) -> tuple[Json, Json]:
-    """The run input and initial state of a scheduled run, validated (schema defaults applied)."""
-    run_input = _validated(workflow.input_schema, input_data, f"{what}: input_data")
-    state = _validated(workflow.state_schema, {}, f"{what}: initial state")
-    return run_input, state
-
-
-def _validated(schema: Schema | None, data: Json, what: str) -> Json:
-    if schema is None:
-        return data
-    try:
-        return schema.validate(data, what)[1]
-    except SchemaViolation as exc:
-        raise WorkflowDefinitionError(f"{what} fails the workflow's schema: {exc}") from None
 
 
 def _iso(when: float | None) -> str:

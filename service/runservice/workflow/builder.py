@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runservice.errors import WorkflowDefinitionError
+from runservice.model import Json
 from runservice.workflow.context import ConditionContext, StepContext
 from runservice.workflow.identity import DEFAULT_VERSION, check_version, graph_digest
 from runservice.workflow.schedule import Schedule
-from runservice.workflow.schema import Schema, as_schema
+from runservice.workflow.schema import Schema, SchemaViolation, as_schema
 from runservice.workflow.step import RetryConfig, Step, check_id, check_timeout
 
 Condition = Callable[[ConditionContext], bool | Awaitable[bool]]
@@ -257,8 +258,18 @@ class Workflow:
             raise WorkflowDefinitionError(f"workflow {self.id!r}: schedules must be Schedule objects")
         if any(s.id == schedule.id for s in self.schedules):
             raise WorkflowDefinitionError(f"workflow {self.id!r} declares schedule {schedule.id!r} twice")
+        # Checked while the module loads: an input the schema refuses would fail every tick.
+        self.scheduled_run_data(schedule.input_data, f"schedule {schedule.id!r}")
         self.schedules.append(schedule.for_workflow(self.id))
         return self
+
+    def scheduled_run_data(self, input_data: Json, what: str) -> tuple[Json, Json]:
+        """The input and initial state of a run a schedule starts, validated by this workflow's
+        schemas (defaults applied); WorkflowDefinitionError naming `what` when one refuses them."""
+        return (
+            _schedule_validated(self.input_schema, input_data, f"{what}: input_data"),
+            _schedule_validated(self.state_schema, {}, f"{what}: initial state"),
+        )
 
     # -- reading the graph -----------------------------------------------------------------
 
@@ -308,6 +319,16 @@ class Workflow:
 
 
 Runnable = Step | Workflow
+
+
+def _schedule_validated(schema: Schema | None, data: Json, what: str) -> Json:
+    if schema is None:
+        return data
+    try:
+        return schema.validate(data, what)[1]
+    except SchemaViolation as exc:
+        listed = "; ".join(f"{v.field or '(root)'}: {v.description}" for v in exc.violations)
+        raise WorkflowDefinitionError(f"{what} fails the workflow's schema: {listed}") from None
 
 
 def _check_max_active_runs(workflow_id: str, value: int | None) -> int | None:
