@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -158,6 +159,20 @@ async def test_start_waits_and_reports_the_result(target: str) -> None:
     run = as_json.json()
     assert run["run_id"] == "echo-1" and run["status"] == "success" and run["result"] == {"count": 2}
     assert [step["path"] for step in run["steps"]] == [["bump"]]
+
+
+async def test_start_names_runs_by_time_unless_a_request_id_names_them(target: str) -> None:
+    """Without --run-id a run gets a time-ordered id (UUIDv7); with --request-id the server
+    derives it from the key, so the same command run again finds the same run."""
+    started = [await cli(target, "start", "echo", "-i", '{"count": 1}', "--json") for _ in range(2)]
+    ids = [uuid.UUID(done.json()["run_id"]) for done in started]
+    assert [i.version for i in ids] == [7, 7] and ids[0] < ids[1]
+    keyed = [
+        await cli(target, "start", "echo", "-i", '{"count": 1}', "--request-id", "cli-key-1", "--json")
+        for _ in range(2)
+    ]
+    assert keyed[0].code == keyed[1].code == 0, keyed[1].err
+    assert keyed[0].json()["run_id"] == keyed[1].json()["run_id"]
 
 
 async def test_start_without_input_sends_an_empty_object_to_an_object_input(target: str) -> None:

@@ -107,6 +107,7 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
         calls = seen[method]
         assert len(calls) == 2 and calls[0] == calls[1] != "", (method, calls)
     assert "a CreateRun whose reply was lost is retried with the same runId: one run" in out
+    assert "a ForkRun without newRunId or requestId makes a time-ordered run; a requestId names it" in out
     assert "decodes an error's status code, ErrorInfo and BadRequest" in out
     assert "watches one run across a suspend and a resume" in out
     assert "triggers once per request_id: a retry returns the first outcome" in out

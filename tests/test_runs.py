@@ -13,7 +13,7 @@ import pytest
 from conftest import client_for
 
 from runservice import errors
-from runservice.client import Client
+from runservice.client import Client, RunHandle
 from runservice.model import EventType, Run, RunStatus, StepStatus, time_ordered_id
 
 client = client_for(flows.WORKFLOWS)
@@ -244,6 +244,23 @@ async def test_runs_started_without_an_id_get_time_ordered_uuid7_ids(client: Cli
     # 74 random bits after the millisecond: ids drawn in the same millisecond differ.
     drawn = [time_ordered_id() for _ in range(10_000)]
     assert len(set(drawn)) == len(drawn)
+
+
+async def test_a_start_without_a_run_id_gets_a_time_ordered_one_unless_a_request_id_names_it(
+    client: Client,
+) -> None:
+    """The clients retry with a random request id of their own; had the server derived the
+    run's id from it, ids would be random (README, "Run ids"). A request id the caller chose
+    still names the run, in any process that sends it again."""
+    unnamed = RunHandle(client, "pipeline", "")
+    done = await unnamed.start_async(input_data={"value": 1})
+    assert uuid.UUID(done.run_id).version == 7 and unnamed.run_id == done.run_id
+    assert (await unnamed.cancel()).run_id == done.run_id  # the handle now names its run
+
+    keyed = [RunHandle(client, "pipeline", "") for _ in range(2)]
+    runs = [await handle.start(input_data={"value": 1}, request_id="start-key-1") for handle in keyed]
+    assert runs[0].run_id == runs[1].run_id and uuid.UUID(runs[0].run_id).version == 5
+    assert [handle.run_id for handle in keyed] == [runs[0].run_id] * 2
 
 
 async def test_a_second_start_is_refused_unless_it_repeats_the_request_id(client: Client) -> None:

@@ -4,6 +4,7 @@ canceled runs, nested paths, refusals, the earlier outcome, Watch and request id
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -232,6 +233,9 @@ async def test_time_travel_and_fork_of_a_canceled_run(client: Client) -> None:
     fork = await handle.fork("gate", {"value": 200}, wait=True)
     assert fork.status is RunStatus.SUCCESS and fork.result == {"value": 2000}
     assert fork.forked_from == handle.run_id
+    assert uuid.UUID(fork.run_id).version == 7  # the client's, time-ordered, not one derived
+    keyed = [await handle.fork("gate", {"value": 300}, request_id="fork-key-1", wait=True) for _ in range(2)]
+    assert keyed[0].run_id == keyed[1].run_id != fork.run_id  # the caller's request id names it
     assert (await client.get_workflow("tt-gated").run_by_id(handle.run_id)).status is RunStatus.CANCELED
 
     again = await handle.time_travel("gate", {"value": 100}, wait=True)

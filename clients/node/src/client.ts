@@ -77,14 +77,16 @@ const IDEMPOTENT_CALLS = new Set(
 
 const START = "/runservice.v1.RunService/Start";
 const CREATE_RUN = "/runservice.v1.RunService/CreateRun";
+const FORK_RUN = "/runservice.v1.RunService/ForkRun";
 
 /**
  * Makes gRPC's retries safe: a call of IDEMPOTENT_CALLS without a `requestId` gets a fresh UUID
  * (as the Python clients do), so a retry after a lost reply returns the first outcome instead of
  * acting twice (a second run). It is filled once, before gRPC serializes the message, so every
  * retry of the call carries the same id. A Start with neither `requestId` nor `runId` also gets a
- * time-ordered `runId` (UUIDv7, like the ids CreateRun gives): otherwise the server would derive
- * the run id from the random request id, scattering rows over its indexes (README, "Run ids").
+ * time-ordered `runId` (UUIDv7, like the ids CreateRun gives), and a ForkRun with neither
+ * `requestId` nor `newRunId` a time-ordered `newRunId`: otherwise the server would derive the
+ * new run's id from the random request id, scattering rows over its indexes (README, "Run ids").
  * A CreateRun without `runId` gets one too: it has no `requestId`, and a retry would reserve a
  * second run.
  *
@@ -106,6 +108,7 @@ export const requestIdInterceptor: grpc.Interceptor = (options, nextCall) => {
       if (message.requestId) return next(message);
       const filled: Record<string, unknown> = { ...message, requestId: randomUUID() };
       if (path === START && !message.runId) filled.runId = uuidv7();
+      if (path === FORK_RUN && !message.newRunId) filled.newRunId = uuidv7();
       next(filled);
     },
   });

@@ -13,6 +13,7 @@ import * as protobuf from "protobufjs";
 
 import type { CancelResponse__Output } from "../generated/runservice/v1/CancelResponse";
 import type { CreateRunResponse__Output } from "../generated/runservice/v1/CreateRunResponse";
+import type { ForkRunResponse__Output } from "../generated/runservice/v1/ForkRunResponse";
 import type { GetRunResponse__Output } from "../generated/runservice/v1/GetRunResponse";
 import type { GetWorkflowResponse__Output } from "../generated/runservice/v1/GetWorkflowResponse";
 import type { ListRunsResponse__Output } from "../generated/runservice/v1/ListRunsResponse";
@@ -191,6 +192,24 @@ test("a Start whose reply was lost is retried with the same requestId: one run",
     listed.runs.map((r) => r.runId),
     [run?.runId],
   );
+});
+
+test("a ForkRun without newRunId or requestId makes a time-ordered run; a requestId names it", async () => {
+  const { run } = await unary<StartResponse__Output>((cb) =>
+    client.Start({ workflowId: "echo", inputData: toValue({ count: 1 }), wait: true }, deadline(30), cb),
+  );
+  assert.equal(run?.status, "RUN_STATUS_SUCCESS");
+  const fork = (requestId?: string) =>
+    unary<ForkRunResponse__Output>((cb) =>
+      client.ForkRun({ runId: run?.runId, step: ["bump"], wait: true, requestId }, deadline(30), cb),
+    );
+  const unnamed = await fork();
+  assert.equal(unnamed.run?.forkedFromRunId, run?.runId);
+  assert.equal(unnamed.run?.runId.charAt(14), "7", "the client chose a time-ordered id (UUIDv7)");
+  const key = `fork-${randomUUID()}`;
+  const [first, again] = [await fork(key), await fork(key)];
+  assert.equal(first.run?.runId, again.run?.runId, "the caller's requestId names one fork");
+  assert.notEqual(first.run?.runId, unnamed.run?.runId);
 });
 
 test("a CreateRun whose reply was lost is retried with the same runId: one run", async () => {

@@ -56,7 +56,10 @@ def add_parsers(
     start.add_argument("--input", "-i", metavar="JSON", help=f"the run input ({JSON_HELP})")
     start.add_argument("--state", metavar="JSON", help=f"the initial run state ({JSON_HELP})")
     start.add_argument("--context", metavar="JSON", help=f"the request context, an object ({JSON_HELP})")
-    start.add_argument("--run-id", help="the run id (default: the server generates one)")
+    start.add_argument(
+        "--run-id",
+        help="the run id (default: a time-ordered one; with --request-id, one derived from that key)",
+    )
     start.add_argument("--resource-id", help="the resource (owner) of the run")
     start.add_argument(
         "--request-id", help="idempotency key: a retry with the same key returns the first outcome"

@@ -462,7 +462,7 @@ class RunHandle(convert.RunRequests):
             input_data=input_data,
             initial_state=initial_state,
             request_context=request_context,
-            request_id=convert.ensure_request_id(request_id),
+            request_id=request_id,
             wait=wait,
         )
         return run_from_proto((await self.client.call(self.client.stub.ForkRun, request, wait=wait)).run)

@@ -323,8 +323,18 @@ def create_run_request(
     """A CreateRun, with a run id of our own when none is given (time-ordered, as the server's):
     a retry after a lost reply then gets the run the first attempt reserved, not a second one."""
     return run_service_pb2.CreateRunRequest(
-        workflow_id=workflow_id, run_id=run_id or model.time_ordered_id(), resource_id=resource_id or ""
+        workflow_id=workflow_id, run_id=run_id or own_run_id(), resource_id=resource_id or ""
     )
+
+
+# Why a client makes run ids: every retried call carries a request id, a fresh random one when
+# the caller gave none, and the server derives the id of a run a Start or ForkRun makes without
+# one from it (so that a retry finds the same run). Those ids are random and scatter the runs'
+# rows over the indexes (README, "Run ids"). A request id the caller chose may be sent again by
+# another process, where only an id derived from it is the same: that case is left to the server.
+def own_run_id() -> str:
+    """A time-ordered run id (UUIDv7, as the server makes) for a run the caller named no id for."""
+    return model.time_ordered_id()
 
 
 def ensure_request_id(given: str | None) -> str:
@@ -430,6 +440,8 @@ class RunRequests:
 
     def _keep(self, run: run_pb2.Run) -> model.Run:
         self.last_run = run_from_proto(run)
+        if not self.run_id:  # a handle made without an id names the run its Start made
+            self.run_id = self.last_run.run_id
         return self.last_run
 
     def _start_request(
@@ -442,6 +454,8 @@ class RunRequests:
         run_timeout: float | dt.timedelta | None = None,
         include_state: bool = False,
     ) -> run_service_pb2.StartRequest:
+        if not self.run_id and request_id is None:
+            self.run_id = own_run_id()
         return start_request(
             self.workflow_id,
             self.run_id,
@@ -513,18 +527,20 @@ def fork_run_request(
     input_data: Any,
     initial_state: Any,
     request_context: dict[str, Any] | None,
-    request_id: str,
+    request_id: str | None,
     wait: bool,
 ) -> run_service_pb2.ForkRunRequest:
-    """A ForkRun request; `input_data=None` leaves the step's recorded input."""
+    """A ForkRun request; `input_data=None` leaves the step's recorded input. Without a
+    `new_run_id` or a `request_id` of the caller's, the new run's id is made here (see
+    `own_run_id`); with only a `request_id`, the server derives it from that."""
     return run_service_pb2.ForkRunRequest(
         workflow_id=workflow_id,
         run_id=run_id,
-        new_run_id=new_run_id or "",
+        new_run_id=new_run_id or ("" if request_id else own_run_id()),
         step=step_path(step),
         input_data=request_value(input_data, "input_data"),
         initial_state=request_value(initial_state, "initial_state"),
         request_context=request_value(request_context, "request_context"),
         wait=wait,
-        request_id=request_id,
+        request_id=ensure_request_id(request_id),
     )

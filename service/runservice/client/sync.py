@@ -521,7 +521,7 @@ class SyncRunHandle(convert.RunRequests):
             input_data=input_data,
             initial_state=initial_state,
             request_context=request_context,
-            request_id=convert.ensure_request_id(request_id),
+            request_id=request_id,
             wait=wait,
         )
         return run_from_proto((self.client.call(self.client.stub.ForkRun, request, wait=wait)).run)
