@@ -28,6 +28,7 @@ from scraping import get, scrape, value
 from runservice import logs
 from runservice.config import ConfigError, Settings
 from runservice.engine import Engine
+from runservice.model import EventType, Execution
 from runservice.server import EdgeOptions, build_server
 from runservice.server.auth import TokenSet
 from runservice.server.observability import Observability
@@ -88,7 +89,15 @@ sleepy = (
     .then(clone_step(add, id="add-again"))
     .commit()
 )
-WORKFLOWS = [nested, gated, failing, sleepy]
+gate_timed = (
+    create_workflow("gate-timed", input_schema=Count, output_schema=Count, timeout=0.4)
+    .then(clone_step(gate, id="timed-gate"))
+    .commit()
+)
+waits_nested = (
+    create_workflow("waits-nested", input_schema=Count, output_schema=Count).then(gate_timed).commit()
+)
+WORKFLOWS = [nested, gated, failing, sleepy, waits_nested]
 
 TRACEPARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT_SPAN = "00f067aa0ba902b7"
@@ -286,6 +295,43 @@ async def test_metrics_count_rpcs_streams_runs_steps_and_commits(tmp_path: Path)
         await eventually(travels_and_deadlines_counted)
         status, _ = await asyncio.to_thread(get, served.metrics_url.replace("/metrics", "/nope"))
         assert status == 404
+
+
+async def test_a_nested_deadline_that_wakes_a_suspended_run_is_no_resume(tmp_path: Path) -> None:
+    """A nested workflow suspended in the run passes its deadline, and the claim loop drives
+    the run again to fail it. Nobody resumed it: no resume is counted, and the span of that
+    execution says `deadline` (both read the WORKFLOW_START event's cause)."""
+    exporter = InMemorySpanExporter()
+    async with (
+        serving(tmp_path / "runs.db", metrics=True, tracing=Tracing(SimpleSpanProcessor(exporter))) as served,
+        stub_for(served) as stub,
+    ):
+        parked = await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="waits-nested", input_data=count(1), wait=True)
+        )
+        assert parked.run.status == run_pb2.RUN_STATUS_SUSPENDED
+
+        async def failed_unresumed() -> None:
+            s = await scrape(served.metrics_url)
+            assert value(s, "runservice_runs_finished_total", workflow="waits-nested", status="failed") == 1
+            assert value(s, "runservice_runs_started_total", workflow="waits-nested") == 1
+            assert value(s, "runservice_runs_resumed_total", workflow="waits-nested") == 0
+
+        await eventually(failed_unresumed)
+        events = await served.store.read_events(parked.run.run_id, 0)
+        causes = [e.cause for e in events if e.type is EventType.WORKFLOW_START]
+        assert causes == [Execution.START, Execution.DEADLINE]
+
+        async def both_spans() -> None:
+            assert len([s for s in exporter.get_finished_spans() if s.name == "run waits-nested"]) == 2
+
+        await eventually(both_spans)
+    spans = sorted(
+        (s for s in exporter.get_finished_spans() if s.name == "run waits-nested"),
+        key=lambda s: s.start_time or 0,
+    )
+    assert [dict(s.attributes or {})["runservice.execution"] for s in spans] == ["start", "deadline"]
+    assert dict(spans[1].attributes or {})["runservice.run_status"] == "failed"
 
 
 async def test_calls_refused_at_the_edge_are_counted_and_logged(tmp_path: Path) -> None:

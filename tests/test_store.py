@@ -24,6 +24,7 @@ from runservice.model import (
     Event,
     EventDraft,
     EventType,
+    Execution,
     ForeachItem,
     ResumeLabel,
     Run,
@@ -551,6 +552,10 @@ async def test_hub_events_equal_stored_events(store: AnyStore) -> None:
     stored = await store.read_events("r1", 0)
     assert list(result.events) == live == stored
     assert stored[0].data == data
+    # A WORKFLOW_START says what began its execution (metrics and traces tell resumes by it).
+    began = await store.write(RunWrite("r1", events=[EventDraft.workflow_start("wf", Execution.DEADLINE)]))
+    assert [e.cause for e in began.events] == [e.cause for e in await store.read_events("r1", 1)]
+    assert began.events[0].cause is Execution.DEADLINE
 
 
 async def test_request_idempotency_keys(store: AnyStore) -> None:

@@ -80,6 +80,19 @@ class EventType(enum.StrEnum):
     its data says from where and what the run's earlier outcome was."""
 
 
+class Execution(enum.StrEnum):
+    """What began an execution of a run: the `cause` of its WORKFLOW_START event."""
+
+    START = "start"
+    RESUME = "resume"
+    DEADLINE = "deadline"
+    """A nested workflow suspended in the run passed its deadline: the run is driven again
+    to fail that workflow with its timeout (nobody resumed it)."""
+    TIME_TRAVEL = "time_travel"
+    FORK = "fork"
+    """The first execution of a run ForkRun made."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunError:
     """A structured error: class name, message and optional details; never a stack trace."""
@@ -398,6 +411,13 @@ class EventDraft:
     data: Json = None
     error: RunError | None = None
     progress: StepProgress | None = None
+    cause: Execution | None = None
+    """For WORKFLOW_START: what began the execution (events stored before it have none)."""
+
+    @classmethod
+    def workflow_start(cls, workflow_id: str, cause: Execution) -> EventDraft:
+        """The WORKFLOW_START event of an execution `cause` began (its data: the workflow id)."""
+        return cls(EventType.WORKFLOW_START, RunStatus.RUNNING, data=workflow_id, cause=cause)
 
     def to_json(self, encode_step: Callable[[StepRecord], Any] = StepRecord.to_json) -> dict[str, Json]:
         """The storage encoding; `encode_step` may hand over a record already encoded."""
@@ -410,6 +430,8 @@ class EventDraft:
             out["error"] = self.error.to_json()
         if self.progress is not None:
             out["progress"] = self.progress.to_json()
+        if self.cause is not None:
+            out["cause"] = self.cause.value
         return out
 
 
@@ -426,6 +448,8 @@ class Event:
     data: Json = None
     error: RunError | None = None
     progress: StepProgress | None = None
+    cause: Execution | None = None
+    """For WORKFLOW_START: what began the execution (None in events stored before causes were)."""
 
     @property
     def step_path(self) -> StepPath:
@@ -444,6 +468,7 @@ class Event:
             data=data.get("data"),
             error=RunError.from_json(data.get("error")),
             progress=StepProgress.from_json(data.get("progress")),
+            cause=_cause(data.get("cause")),
         )
 
     @property
@@ -455,6 +480,13 @@ class Event:
     def settles_run(self) -> bool:
         """True for any finish event: the run is terminal or suspended."""
         return self.type is EventType.WORKFLOW_FINISH
+
+
+def _cause(value: Json) -> Execution | None:
+    try:
+        return Execution(value) if value else None
+    except ValueError:  # written by a newer version: as if unknown
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,7 @@ from runservice.model import (
     Event,
     EventDraft,
     EventType,
+    Execution,
     Json,
     Run,
     RunError,
@@ -389,7 +390,7 @@ class Engine:
                 if request_id and await self._store.has_request(run_id, "start", request_id):
                     return _Repeat(run_id)
                 now = time.time()
-                begin = EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=workflow_id)
+                begin = EventDraft.workflow_start(workflow_id, Execution.START)
                 fields: dict[str, Any] = dict(
                     status=RunStatus.RUNNING,
                     input=run_input,
@@ -552,7 +553,7 @@ class Engine:
                 expect=frozenset({RunStatus.SUSPENDED}),
                 patch=fields,
                 steps=(accepted,),
-                events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
+                events=(EventDraft.workflow_start(run.workflow_id, Execution.RESUME),),
                 request=("resume", request_id) if request_id else None,
                 # Without room, still a claim: a drive that holds the run (the claim loop took
                 # it for a deadline) must keep the resume out until it lets go, or its commits
@@ -734,7 +735,7 @@ class Engine:
                 run.run_id,
                 expect=frozenset({RunStatus.SUSPENDED}),
                 patch=fields,
-                events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),),
+                events=(EventDraft.workflow_start(run.workflow_id, Execution.DEADLINE),),
                 fence=lease,
             )
         )
@@ -852,7 +853,7 @@ class Engine:
                 )
                 events = (
                     travel_event(target.path, target.replaced, run, fork=False),
-                    EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=run.workflow_id),
+                    EventDraft.workflow_start(run.workflow_id, Execution.TIME_TRAVEL),
                 )
                 # Conditional on the settled status: of two concurrent time travels (on any
                 # replicas) one applies, the other finds the run running and is refused.
@@ -934,7 +935,7 @@ class Engine:
                 )
                 events = (
                     travel_event(target.path, target.replaced, source, fork=True),
-                    EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=source.workflow_id),
+                    EventDraft.workflow_start(source.workflow_id, Execution.FORK),
                 )
                 sent = time.monotonic()
                 result = await self._store.write(

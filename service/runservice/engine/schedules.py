@@ -58,7 +58,7 @@ from runservice.errors import (
     Unavailable,
     WorkflowDefinitionError,
 )
-from runservice.model import EventDraft, EventType, Json, Run, RunStatus
+from runservice.model import EventDraft, Execution, Json, Run, RunStatus
 from runservice.storage import (
     Claim,
     RunWrite,
@@ -343,7 +343,7 @@ class Scheduler:
             write = RunWrite(
                 run.run_id,
                 create=run,
-                events=(EventDraft(EventType.WORKFLOW_START, RunStatus.RUNNING, data=row.workflow_id),),
+                events=(EventDraft.workflow_start(row.workflow_id, Execution.START),),
                 claim=claim,
             )
             fire = TickFire(

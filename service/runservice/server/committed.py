@@ -25,9 +25,10 @@ class RunInfo:
     """What handlers know of an event's run. `run` is the stored run when it was read.
 
     `execution` says what the latest WORKFLOW_START began (set before handlers see it):
-    `start` (the run's first), `resume`, `time_travel` (a TimeTravel of this run) or `fork`
-    (the first execution of a run ForkRun made). The TIME_TRAVEL event just before a
-    WORKFLOW_START tells the last two apart from a resume.
+    `start` (the run's first), `resume`, `deadline` (a nested workflow's deadline woke the
+    suspended run), `time_travel` (a TimeTravel of this run) or `fork` (the first execution
+    of a run ForkRun made), as the event's `cause` says. Events stored before causes were
+    have none: then the TIME_TRAVEL event just before tells the last two apart from a resume.
     """
 
     __slots__ = ("_travel", "execution", "run", "run_id", "workflow_id")
@@ -45,7 +46,10 @@ class RunInfo:
             forked = isinstance(event.data, dict) and event.data.get("forked_from") is not None
             self._travel = "fork" if forked else "time_travel"
         elif event.type is EventType.WORKFLOW_START:
-            self.execution = self._travel or ("start" if event.sequence == 1 else "resume")
+            if event.cause is not None:
+                self.execution = event.cause.value
+            else:
+                self.execution = self._travel or ("start" if event.sequence == 1 else "resume")
             self._travel = None
 
     @property

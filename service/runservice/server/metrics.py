@@ -193,8 +193,9 @@ class Metrics:
                 "fork": self.runs_started,  # a new run
                 "resume": self.runs_resumed,
                 "time_travel": self.runs_time_travels,
-            }[info.execution]
-            self._child(counter, info.workflow_id).inc()
+            }.get(info.execution)  # not a deadline's wake: nobody asked for it
+            if counter is not None:
+                self._child(counter, info.workflow_id).inc()
         elif kind is EventType.WORKFLOW_FINISH:
             if event.run_status is RunStatus.SUSPENDED:
                 self._child(self.runs_suspensions, info.workflow_id).inc()

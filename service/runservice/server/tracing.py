@@ -279,6 +279,8 @@ class Tracing:
             request = (
                 self._take(("run", info.run_id)) or self._take(("trace", info.trace_id)) or TraceRequest()
             )
+        elif info.execution == "deadline":  # no call asked for it; a pending resume keeps its request
+            request, segment = TraceRequest(), "deadline"
         else:  # a resume, time travel or fork: the servicer expected it as a resume of the run
             request, segment = self._take(("resume", info.run_id)) or TraceRequest(), info.execution
         trace_id = request.trace_id or info.trace_id or None

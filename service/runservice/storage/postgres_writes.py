@@ -633,7 +633,7 @@ def _result(
     first = last_seq - len(encoded.bodies) + 1
     # Built from the drafts, not re-parsed: the engine hands over JSON-ready values already.
     events = tuple(
-        Event(run_id, first + i, now, d.type, d.run_status, d.step, d.data, d.error, d.progress)
+        Event(run_id, first + i, now, d.type, d.run_status, d.step, d.data, d.error, d.progress, d.cause)
         for i, d in enumerate(change.events)
     )
     return WriteResult(
