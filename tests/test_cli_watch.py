@@ -72,6 +72,8 @@ async def test_piped_watch_prints_a_line_per_event_across_suspend_and_resume(tar
         ("step-start", "ask"), ("step-result", "ask"), ("step-start", "report"), ("step-result", "report"),
     ]  # fmt: skip
     assert re.search(r'step-suspended +ask +suspended \{"question": "approve 2\?"\}$', lines[4])
+    starts = [p[3:] for p in parsed if p[2] == "start"]  # each says what began it
+    assert starts == [["running", "start"], ["running", "resume"]]
     assert lines[-1].split(maxsplit=4)[2:] == ["finish", "success", 'result={"verdict": "approved"}']
 
 
@@ -85,6 +87,7 @@ async def test_json_watch_of_a_finished_run_and_after(target: str) -> None:
     events = [json.loads(line) for line in watched.out.splitlines()]
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
     assert events[0]["type"] == "workflow-start" and events[-1]["type"] == "workflow-finish"
+    assert events[0]["cause"] == "start" and events[-1]["cause"] is None
     assert events[-1]["run_status"] == "success" and events[-1]["data"] == {"count": 2}
     assert events[2]["step"]["path"] == ["bump"] and events[2]["step"]["output"] == {"count": 2}
 

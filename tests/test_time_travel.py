@@ -14,8 +14,8 @@ from conftest import client_for
 from flows import Text, Value, add_one, to_text
 
 from runservice import create_step, create_workflow, errors, wire
-from runservice.client import Client, SyncClient
-from runservice.model import Event, EventType, Run, RunStatus, StepStatus
+from runservice.client import Client, RunHandle, SyncClient
+from runservice.model import Event, EventType, Execution, Run, RunStatus, StepStatus
 from runservice.v1 import run_pb2, run_service_pb2
 from runservice.workflow import StepContext
 
@@ -240,6 +240,16 @@ async def test_time_travel_and_fork_of_a_canceled_run(client: Client) -> None:
 
     again = await handle.time_travel("gate", {"value": 100}, wait=True)
     assert again.status is RunStatus.SUCCESS and again.result == {"value": 1000}
+    # Each WORKFLOW_START says what began it, as a watcher sees it.
+    causes: dict[str, list[Execution | None]] = {}
+    for run_id in (handle.run_id, fork.run_id):
+        watched = RunHandle(client, "tt-gated", run_id)
+        events = [e async for e in watched.watch_events()]
+        causes[run_id] = [e.cause for e in events if e.type is EventType.WORKFLOW_START]
+    assert causes == {
+        handle.run_id: [Execution.START, Execution.TIME_TRAVEL],
+        fork.run_id: [Execution.FORK],
+    }
 
 
 async def test_refusals(client: Client) -> None:

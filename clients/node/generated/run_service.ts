@@ -73,6 +73,7 @@ export interface ProtoGrpcType {
       CreateRunResponse: MessageTypeDefinition<_runservice_v1_CreateRunResponse, _runservice_v1_CreateRunResponse__Output>
       DeleteRunRequest: MessageTypeDefinition<_runservice_v1_DeleteRunRequest, _runservice_v1_DeleteRunRequest__Output>
       DeleteRunResponse: MessageTypeDefinition<_runservice_v1_DeleteRunResponse, _runservice_v1_DeleteRunResponse__Output>
+      ExecutionCause: EnumTypeDefinition
       ForeachItem: MessageTypeDefinition<_runservice_v1_ForeachItem, _runservice_v1_ForeachItem__Output>
       ForkRunRequest: MessageTypeDefinition<_runservice_v1_ForkRunRequest, _runservice_v1_ForkRunRequest__Output>
       ForkRunResponse: MessageTypeDefinition<_runservice_v1_ForkRunResponse, _runservice_v1_ForkRunResponse__Output>

@@ -49,6 +49,7 @@ export interface ProtoGrpcType {
   }
   runservice: {
     v1: {
+      ExecutionCause: EnumTypeDefinition
       ForeachItem: MessageTypeDefinition<_runservice_v1_ForeachItem, _runservice_v1_ForeachItem__Output>
       GetScheduleRequest: MessageTypeDefinition<_runservice_v1_GetScheduleRequest, _runservice_v1_GetScheduleRequest__Output>
       GetScheduleResponse: MessageTypeDefinition<_runservice_v1_GetScheduleResponse, _runservice_v1_GetScheduleResponse__Output>

@@ -163,6 +163,12 @@ test("watches one run across a suspend and a resume", async () => {
     finishes.map((event) => event.runStatus),
     ["RUN_STATUS_SUSPENDED", "RUN_STATUS_SUCCESS"],
   );
+  const starts = events.filter((event) => event.type === "RUN_EVENT_TYPE_WORKFLOW_START");
+  assert.deepEqual(
+    starts.map((event) => event.cause),
+    ["EXECUTION_CAUSE_START", "EXECUTION_CAUSE_RESUME"],
+    "each execution says what began it",
+  );
   assert.ok(messages.at(-1)?.endOfStream);
   assert.ok(messages.every((m) => m.events.length > 0 || BigInt(m.watermarkSequence) >= 0n));
 });

@@ -182,6 +182,8 @@ def event_line(event: Event) -> str:
         p = event.progress
         detail = f"{p.completed_count}/{p.total_count} done (item {p.current_index} {p.iteration_status})"
         status = str(event.run_status)
+    elif event.type is EventType.WORKFLOW_START and event.cause is not None:
+        detail = event.cause.value
     elif event.type is EventType.WORKFLOW_FINISH:
         if event.run_status is RunStatus.SUCCESS:
             detail = f"result={short_json(event.data, 200)}"

@@ -24,6 +24,7 @@ _RUN_STATUS = {run_pb2.RunStatus.Value(f"RUN_STATUS_{s.name}"): s for s in model
 _RUN_STATUS_TO = {s: cast(run_pb2.RunStatus, v) for v, s in _RUN_STATUS.items()}
 _STEP_STATUS = {run_pb2.StepStatus.Value(f"STEP_STATUS_{s.name}"): s for s in model.StepStatus}
 _EVENT_TYPE = {run_pb2.RunEventType.Value(f"RUN_EVENT_TYPE_{t.name}"): t for t in model.EventType}
+_CAUSE = {run_pb2.ExecutionCause.Value(f"EXECUTION_CAUSE_{c.name}"): c for c in model.Execution}
 
 
 def _run_status(value: int) -> model.RunStatus:
@@ -144,6 +145,7 @@ def event_from_proto(msg: run_pb2.RunEvent) -> model.Event | None:
         data=wire.read_value(msg, "data"),
         error=_error(msg, "error"),
         progress=progress,
+        cause=_CAUSE.get(msg.cause),  # None: unspecified, or a cause this client does not know
     )
 
 

@@ -56,6 +56,10 @@ _EVENT_TYPE = {
     t: cast(run_pb2.RunEventType, run_pb2.RunEventType.Value(f"RUN_EVENT_TYPE_{t.name}"))
     for t in model.EventType
 }
+_CAUSE = {
+    c: cast(run_pb2.ExecutionCause, run_pb2.ExecutionCause.Value(f"EXECUTION_CAUSE_{c.name}"))
+    for c in model.Execution
+}
 
 
 def _set_error(target: run_pb2.RunError, error: model.RunError | None) -> None:
@@ -167,6 +171,8 @@ def _fill_event(msg: run_pb2.RunEvent, event: model.Event, *, payloads: bool = T
     if payloads:
         wire.set_value(msg.data, event.data)
     _set_error(msg.error, event.error)
+    if event.cause is not None:
+        msg.cause = _CAUSE[event.cause]
     if event.progress is not None:
         progress = event.progress
         msg.progress.completed_count = progress.completed_count

@@ -48,6 +48,15 @@ class RunEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_EVENT_TYPE_WORKFLOW_FINISH: _ClassVar[RunEventType]
     RUN_EVENT_TYPE_TIME_TRAVEL: _ClassVar[RunEventType]
 
+class ExecutionCause(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXECUTION_CAUSE_UNSPECIFIED: _ClassVar[ExecutionCause]
+    EXECUTION_CAUSE_START: _ClassVar[ExecutionCause]
+    EXECUTION_CAUSE_RESUME: _ClassVar[ExecutionCause]
+    EXECUTION_CAUSE_DEADLINE: _ClassVar[ExecutionCause]
+    EXECUTION_CAUSE_TIME_TRAVEL: _ClassVar[ExecutionCause]
+    EXECUTION_CAUSE_FORK: _ClassVar[ExecutionCause]
+
 class StepGraphNodeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STEP_GRAPH_NODE_KIND_UNSPECIFIED: _ClassVar[StepGraphNodeKind]
@@ -92,6 +101,12 @@ RUN_EVENT_TYPE_STEP_PROGRESS: RunEventType
 RUN_EVENT_TYPE_WORKFLOW_CANCELED: RunEventType
 RUN_EVENT_TYPE_WORKFLOW_FINISH: RunEventType
 RUN_EVENT_TYPE_TIME_TRAVEL: RunEventType
+EXECUTION_CAUSE_UNSPECIFIED: ExecutionCause
+EXECUTION_CAUSE_START: ExecutionCause
+EXECUTION_CAUSE_RESUME: ExecutionCause
+EXECUTION_CAUSE_DEADLINE: ExecutionCause
+EXECUTION_CAUSE_TIME_TRAVEL: ExecutionCause
+EXECUTION_CAUSE_FORK: ExecutionCause
 STEP_GRAPH_NODE_KIND_UNSPECIFIED: StepGraphNodeKind
 STEP_GRAPH_NODE_KIND_STEP: StepGraphNodeKind
 STEP_GRAPH_NODE_KIND_PARALLEL: StepGraphNodeKind
@@ -263,7 +278,7 @@ class StepProgress(_message.Message):
     def __init__(self, completed_count: _Optional[int] = ..., total_count: _Optional[int] = ..., current_index: _Optional[int] = ..., iteration_status: _Optional[_Union[StepStatus, str]] = ..., iteration_output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("sequence", "run_id", "time", "type", "step_path", "step", "run_status", "data", "error", "progress")
+    __slots__ = ("sequence", "run_id", "time", "type", "step_path", "step", "run_status", "data", "error", "progress", "cause")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +289,7 @@ class RunEvent(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     run_id: str
     time: _timestamp_pb2.Timestamp
@@ -284,7 +300,8 @@ class RunEvent(_message.Message):
     data: _struct_pb2.Value
     error: RunError
     progress: StepProgress
-    def __init__(self, sequence: _Optional[int] = ..., run_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[RunEventType, str]] = ..., step_path: _Optional[_Union[StepPath, _Mapping]] = ..., step: _Optional[_Union[StepRecord, _Mapping]] = ..., run_status: _Optional[_Union[RunStatus, str]] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., progress: _Optional[_Union[StepProgress, _Mapping]] = ...) -> None: ...
+    cause: ExecutionCause
+    def __init__(self, sequence: _Optional[int] = ..., run_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[RunEventType, str]] = ..., step_path: _Optional[_Union[StepPath, _Mapping]] = ..., step: _Optional[_Union[StepRecord, _Mapping]] = ..., run_status: _Optional[_Union[RunStatus, str]] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., progress: _Optional[_Union[StepProgress, _Mapping]] = ..., cause: _Optional[_Union[ExecutionCause, str]] = ...) -> None: ...
 
 class WorkflowState(_message.Message):
     __slots__ = ("status", "steps", "result", "error")

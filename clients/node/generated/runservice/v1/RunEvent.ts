@@ -8,6 +8,7 @@ import type { RunStatus as _runservice_v1_RunStatus, RunStatus__Output as _runse
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from '../../google/protobuf/Value';
 import type { RunError as _runservice_v1_RunError, RunError__Output as _runservice_v1_RunError__Output } from '../../runservice/v1/RunError';
 import type { StepProgress as _runservice_v1_StepProgress, StepProgress__Output as _runservice_v1_StepProgress__Output } from '../../runservice/v1/StepProgress';
+import type { ExecutionCause as _runservice_v1_ExecutionCause, ExecutionCause__Output as _runservice_v1_ExecutionCause__Output } from '../../runservice/v1/ExecutionCause';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -55,6 +56,10 @@ export interface RunEvent {
    * Foreach progress, for STEP_PROGRESS.
    */
   'progress'?: (_runservice_v1_StepProgress | null);
+  /**
+   * For WORKFLOW_START: what began this execution of the run (a resume, a deadline, ...).
+   */
+  'cause'?: (_runservice_v1_ExecutionCause);
 }
 
 /**
@@ -102,4 +107,8 @@ export interface RunEvent__Output {
    * Foreach progress, for STEP_PROGRESS.
    */
   'progress': (_runservice_v1_StepProgress__Output | null);
+  /**
+   * For WORKFLOW_START: what began this execution of the run (a resume, a deadline, ...).
+   */
+  'cause': (_runservice_v1_ExecutionCause__Output);
 }
