@@ -11,14 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clitools import clean_env, runservice
 from conftest import Databases, Served, ServingFactory, serving_on
 from holding import Count, Hold
 from process import serve_argv, server_env, start_server
 
 from runservice.client import Client
+from runservice.config import ConfigError, Settings
+from runservice.engine import Engine
 from runservice.engine.capacity import Capacity
 from runservice.errors import WorkflowDefinitionError
 from runservice.model import RunStatus
+from runservice.storage import open_store
 from runservice.workflow import StepContext, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(60)
@@ -366,3 +370,68 @@ async def test_serve_with_max_active_runs(tmp_path: Path, layout: tuple[str, ...
         assert await server.stop() == 0
     assert "driving 2 runs (--max-active-runs)" in server.text
     assert "driving 1 runs of workflow 'lone' (its max_active_runs)" in server.text
+
+
+async def test_the_configuration_replaces_a_workflows_bound(tmp_path: Path) -> None:
+    """An operator's bound replaces the author's (0 lifts it), and only served workflows
+    take one; GetWorkflow then reports the bound the server applies."""
+    assert Settings.load(workflow_max_active_runs=" serial = 3, held=0,").workflow_limits() == {
+        "serial": 3,
+        "held": 0,
+    }
+    for bad, message in (
+        ("serial", "is not WORKFLOW=N"),
+        ("=2", "is not WORKFLOW=N"),
+        ("serial=many", "is not a whole number"),
+        ("serial=-1", "must be >= 0"),
+        ("serial=1,serial=2", "given twice"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            Settings.load(workflow_max_active_runs=bad)
+    store = open_store(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        engine = Engine(store, FLOWS, workflow_limits={"serial": 0, "held": 2})
+        assert (engine.max_active_runs("serial"), engine.max_active_runs("held")) == (None, 2)
+        with pytest.raises(WorkflowDefinitionError, match="'nope', which is not served"):
+            Engine(store, FLOWS, workflow_limits={"nope": 1})
+    finally:
+        await store.close()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"])
+async def test_serve_with_workflow_max_active_runs(tmp_path: Path, layout: tuple[str, ...]) -> None:
+    """`--workflow-max-active-runs` reaches the engine in both layouts: `slow` is bounded to
+    one run at a time, `lone`'s own bound is lifted; a workflow not served is refused (exit 2)."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "slow_flows.py").write_text(SLOW_FLOWS)
+    argv = ("--data-dir", str(tmp_path / "data"), "--workflows", "slow_flows", *layout)
+    refused = await runservice(
+        "serve", *argv, "--workflow-max-active-runs", "slow=1,gone=2", env=clean_env(PYTHONPATH=str(app))
+    )
+    assert refused.code == 2 and refused.error_lines == [
+        "runservice: error: workflow_max_active_runs: workflow 'gone' is not served (served: lone, slow)"
+    ], refused.err
+    server = await start_server(
+        serve_argv(*argv, "--workflow-max-active-runs", "slow=1,lone=0"), env=server_env(PYTHONPATH=str(app))
+    )
+    try:
+        async with Client(server.address, timeout=30) as client:
+            assert (await client.get_workflow("slow").details()).max_active_runs == 1
+            assert (await client.get_workflow("lone").details()).max_active_runs is None
+
+            async def one(workflow_id: str, n: int) -> Any:
+                return await (await client.get_workflow(workflow_id).create_run()).start_async({"count": n})
+
+            for workflow_id in ("slow", "lone"):
+                began = time.monotonic()
+                runs = await asyncio.gather(*(one(workflow_id, n) for n in range(3)))
+                assert [run.result for run in runs] == [{"count": n + 1} for n in range(3)]
+                if workflow_id == "slow":
+                    assert time.monotonic() - began >= 0.85  # three naps of 0.3 s, one after another
+    finally:
+        assert await server.stop() == 0
+    assert "driving 1 runs of workflow 'slow' (its max_active_runs)" in server.text
+    assert "workflow 'lone'" not in server.text

@@ -116,6 +116,12 @@ class Settings(BaseSettings):
         description="runs one server drives at once, sleeping ones aside; past it, runs started or "
         "resumed are stored and wait until some server has room; 0: no limit",
     )
+    workflow_max_active_runs: str | None = Field(
+        None,
+        description="bounds on one workflow's runs one server drives at once, replacing those the "
+        "workflows' authors set (create_workflow(..., max_active_runs=N)): WORKFLOW=N[,WORKFLOW=N], "
+        "0 for no bound of its own",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: str = Field("text", description="text, or json for one JSON object per line")
     access_log: bool = Field(True, description="one log line per RPC (method, code, duration, peer)")
@@ -264,6 +270,21 @@ class Settings(BaseSettings):
             parse_schedules(value)  # a bad cron, time zone or policy is an error at load time
         return value
 
+    @field_validator("workflow_max_active_runs")
+    @classmethod
+    def _workflow_limits(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_workflow_limits(value)
+        return value
+
+    def workflow_limits(self) -> dict[str, int]:
+        """The `workflow_max_active_runs` setting: workflow id -> its bound (0: none)."""
+        return (
+            {}
+            if self.workflow_max_active_runs is None
+            else parse_workflow_limits(self.workflow_max_active_runs)
+        )
+
     def declared_schedules(self) -> list[Schedule]:
         """The schedules of the `schedules` setting, checked (cron, time zone, policies)."""
         return [] if self.schedules is None else parse_schedules(self.schedules)
@@ -307,6 +328,27 @@ class ScheduleSetting(BaseModel):
     missed: str = "skip"
     resource_id: str | None = None
     description: str = ""
+
+
+def parse_workflow_limits(value: str) -> dict[str, int]:
+    """`WORKFLOW=N[,WORKFLOW=N]` as {workflow id: N}; raises ValueError naming what is wrong."""
+    limits: dict[str, int] = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        workflow_id, equals, number = (text.strip() for text in item.partition("="))
+        if not workflow_id or not equals:
+            raise ValueError(f"{item!r} is not WORKFLOW=N")
+        if workflow_id in limits:
+            raise ValueError(f"workflow {workflow_id!r} is given twice")
+        try:
+            bound = int(number)
+        except ValueError:
+            raise ValueError(f"{item!r}: {number!r} is not a whole number") from None
+        if bound < 0:
+            raise ValueError(f"{item!r}: must be >= 0 (0: no bound of its own)")
+        limits[workflow_id] = bound
+    return limits
 
 
 def parse_schedules(value: str) -> list[Schedule]:

@@ -141,6 +141,7 @@ def run_serve(args: argparse.Namespace) -> int:
                     claim_interval=settings.claim_interval,
                     retention=settings.retention,
                     max_active_runs=settings.max_active_runs,
+                    workflow_limits=settings.workflow_limits(),
                     replica_name=settings.replica_name,
                     options=options,
                     address_file=settings.address_file,
@@ -171,7 +172,7 @@ def run_serve(args: argparse.Namespace) -> int:
 def _served(settings: Settings) -> tuple[list[Workflow], list[Schedule]]:
     """The workflows (their modules imported) and the schedules `settings` serve; raises
     WorkflowLoadError, or ConfigError for a schedule of a workflow not served or whose input
-    the workflow's schema refuses."""
+    the workflow's schema refuses, or for a bound given to a workflow not served."""
     workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
     schedules = settings.declared_schedules()
     newest = {workflow.id: workflow for workflow in workflows}  # the version the scheduler uses
@@ -186,6 +187,12 @@ def _served(settings: Settings) -> tuple[list[Workflow], list[Schedule]]:
             workflow.scheduled_run_data(schedule.input_data, f"schedule {schedule.id!r}")
         except WorkflowDefinitionError as exc:
             raise ConfigError(f"schedules: {exc}") from None
+    for workflow_id in settings.workflow_limits():
+        if workflow_id not in newest:
+            raise ConfigError(
+                f"workflow_max_active_runs: workflow {workflow_id!r} is not served "
+                f"(served: {', '.join(sorted(newest))})"
+            )
     return workflows, schedules
 
 
@@ -242,6 +249,7 @@ def _run_engine_process(link_fd: int) -> int:
                 claim_interval=settings.claim_interval,
                 retention=settings.retention,
                 max_active_runs=settings.max_active_runs,
+                workflow_limits=settings.workflow_limits(),
                 replica_name=settings.replica_name,
                 tracing=settings.tracing,
                 keep_metrics=bool(settings.metrics_address),

@@ -17,6 +17,7 @@ from collections.abc import (
     Coroutine,
     Iterable,
     Iterator,
+    Mapping,
     Sequence,
 )
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ from runservice.errors import (
     Unavailable,
     ValidationFailed,
     WorkflowDefinitionChanged,
+    WorkflowDefinitionError,
     WorkflowNotFound,
     WorkflowVersionUnavailable,
 )
@@ -124,6 +126,7 @@ class Engine:
         schedules: Iterable[Schedule] = (),
         retention: float = 0.0,
         max_active_runs: int = 0,
+        workflow_limits: Mapping[str, int] | None = None,
         replica_name: str | None = None,
     ) -> None:
         """`owner` names this replica (fresh per process by default); `lease_seconds` is how
@@ -134,6 +137,8 @@ class Engine:
         is kept after it ended, then deleted (0: kept for ever; engine/retention.py).
         `max_active_runs`: runs driven at once, sleeping ones aside (0: no limit); past it,
         runs started or resumed wait for the claim loop (engine/capacity.py).
+        `workflow_limits`: workflow id -> its bound here, replacing the one its author gave
+        (`create_workflow(..., max_active_runs=)`; 0: none); every id must be served.
         `replica_name`: a name no other live server sharing the database has, kept across
         this server's restarts; entering takes over at once the runs its earlier processes
         left, rather than once their leases end (`Store.take_over`)."""
@@ -161,7 +166,7 @@ class Engine:
             max_active_runs,
             lambda: len(self._tasks),
             self._busy,
-            limits={w.id: w.max_active_runs for w in self._workflows.values() if w.max_active_runs},
+            limits=_workflow_bounds(self._workflows, workflow_limits or {}),
             busy_in=self._busy_in,
         )
         self._keeper = LeaseKeeper(
@@ -303,6 +308,10 @@ class Engine:
     def workflows(self) -> dict[str, Workflow]:
         """The newest served version of each workflow (the one new runs start on)."""
         return dict(self._workflows)
+
+    def max_active_runs(self, workflow_id: str) -> int | None:
+        """The bound on the workflow's runs driven here at once (None: only the server's)."""
+        return self._capacity.limits.get(workflow_id)
 
     def versions(self, workflow_id: str) -> list[Workflow]:
         """Every served version of a workflow, oldest first (the last is the newest), or WorkflowNotFound."""
@@ -1507,6 +1516,22 @@ class _Outage:
 
 
 _ids = random.Random(os.urandom(32))
+
+
+def _workflow_bounds(workflows: Mapping[str, Workflow], given: Mapping[str, int]) -> dict[str, int]:
+    """Each bounded workflow's bound: its newest version's, unless `given` replaces it."""
+    for workflow_id, bound in given.items():
+        if workflow_id not in workflows:
+            raise WorkflowDefinitionError(
+                f"a max_active_runs is given for workflow {workflow_id!r}, which is not served"
+            )
+        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 0:
+            raise WorkflowDefinitionError(
+                f"workflow {workflow_id!r}: max_active_runs must be 0 (no bound) or more, not {bound!r}"
+            )
+    bounds = {w.id: w.max_active_runs for w in workflows.values() if w.max_active_runs}
+    bounds.update(given)
+    return {workflow_id: bound for workflow_id, bound in bounds.items() if bound}
 
 
 _REQUEST_IDS = uuid.UUID("6f1d3c2e-5b7a-4c8e-9a0b-2d4e6f8a1c3e")

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -219,6 +219,7 @@ async def serve(
     claim_interval: float = 1.0,
     retention: float = 0.0,
     max_active_runs: int = 0,
+    workflow_limits: Mapping[str, int] | None = None,
     replica_name: str | None = None,
     options: EdgeOptions | None = None,
     address_file: Path | None = None,
@@ -237,7 +238,8 @@ async def serve(
     `address_file`, when given, receives the bound address (`runservice health` reads it).
     `metrics_address` serves Prometheus metrics there; `tracing` makes OpenTelemetry spans
     (exported over OTLP when its exporter package is installed); `access_log` logs one line
-    per RPC. `schedules` are cron schedules declared by the configuration. `durability` is the
+    per RPC. `schedules` are cron schedules declared by the configuration, `workflow_limits`
+    the bounds it gives workflows' runs (replacing their authors'). `durability` is the
     SQLite store's (see `open_store`). With `engine_settings` (the `serve` settings), the
     store and the engine run in an engine process started with them, and this process
     serves gRPC (see server/engine_process.py). If the store fails for good (a failed sync:
@@ -314,6 +316,7 @@ async def serve(
             claim_interval=claim_interval,
             retention=retention,
             max_active_runs=max_active_runs,
+            workflow_limits=workflow_limits,
             replica_name=replica_name,
             schedules=schedules,
             on_failure=on_failure,

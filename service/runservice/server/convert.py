@@ -198,15 +198,18 @@ def _add_events(
 _KIND = run_pb2.StepGraphNodeKind
 
 
-def workflow_to_proto(workflow: Workflow, versions: Sequence[Workflow] = ()) -> run_pb2.Workflow:
+def workflow_to_proto(
+    workflow: Workflow, versions: Sequence[Workflow] = (), *, max_active_runs: int | None = None
+) -> run_pb2.Workflow:
     """A workflow with every step (nested ones under dotted ids), its schemas and its graph;
-    `versions` are all its served versions, oldest first (the last one is `workflow`)."""
+    `versions` are all its served versions, oldest first (the last one is `workflow`);
+    `max_active_runs`: the bound the server applies (None: none)."""
     msg = run_pb2.Workflow(
         id=workflow.id,
         description=workflow.description,
         version=workflow.version,
         digest=workflow.digest,
-        max_active_runs=workflow.max_active_runs or 0,
+        max_active_runs=max_active_runs or 0,
     )
     for served in versions or (workflow,):
         msg.versions.add(version=served.version, digest=served.digest, newest=served is workflow)

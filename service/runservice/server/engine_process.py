@@ -27,7 +27,7 @@ import signal
 import site
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,7 @@ async def serve_engine(
     claim_interval: float = 1.0,
     retention: float = 0.0,
     max_active_runs: int = 0,
+    workflow_limits: Mapping[str, int] | None = None,
     replica_name: str | None = None,
     tracing: bool = False,
     keep_metrics: bool = False,
@@ -204,6 +205,7 @@ async def serve_engine(
             claim_interval=claim_interval,
             retention=retention,
             max_active_runs=max_active_runs,
+            workflow_limits=workflow_limits,
             replica_name=replica_name,
             schedules=schedules,
             on_failure=on_failure,

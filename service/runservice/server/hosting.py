@@ -6,7 +6,7 @@ closed in order, and the services registered for that engine.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from runservice.engine import Engine
@@ -34,6 +34,7 @@ async def running_engine(
     on_failure: Callable[[StorageFailed], None],
     retention: float = 0.0,
     max_active_runs: int = 0,
+    workflow_limits: Mapping[str, int] | None = None,
     replica_name: str | None = None,
 ) -> AsyncIterator[tuple[Engine, Observability]]:
     """The store opened, its `observed(store)` started, and the engine running on them; on
@@ -56,6 +57,7 @@ async def running_engine(
                 claim_interval=claim_interval,
                 retention=retention,
                 max_active_runs=max_active_runs,
+                workflow_limits=workflow_limits,
                 replica_name=replica_name,
                 schedules=schedules,
             ) as engine:

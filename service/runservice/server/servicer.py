@@ -70,7 +70,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         # Workflows are fixed for the life of the process: convert them once.
         if self._workflows is None:
             self._workflows = {
-                wf_id: convert.workflow_to_proto(wf, self._engine.versions(wf_id))
+                wf_id: convert.workflow_to_proto(
+                    wf, self._engine.versions(wf_id), max_active_runs=self._engine.max_active_runs(wf_id)
+                )
                 for wf_id, wf in sorted(self._engine.workflows.items())
             }
         return self._workflows

@@ -60,7 +60,8 @@ export interface Workflow {
   'timeout'?: (_google_protobuf_Duration | null);
   /**
    * How many runs of this workflow one server drives at once, sleeping ones aside
-   * (the author's `max_active_runs`); past it, its runs started, resumed or ticked
+   * (the author's `max_active_runs`, or the server's `--workflow-max-active-runs` in
+   * its place); past it, its runs started, resumed or ticked
    * are stored and answered, and wait their turn. 0 when only the server's own
    * bound applies.
    */
@@ -121,7 +122,8 @@ export interface Workflow__Output {
   'timeout': (_google_protobuf_Duration__Output | null);
   /**
    * How many runs of this workflow one server drives at once, sleeping ones aside
-   * (the author's `max_active_runs`); past it, its runs started, resumed or ticked
+   * (the author's `max_active_runs`, or the server's `--workflow-max-active-runs` in
+   * its place); past it, its runs started, resumed or ticked
    * are stored and answered, and wait their turn. 0 when only the server's own
    * bound applies.
    */
