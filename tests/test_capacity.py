@@ -6,6 +6,7 @@ through a real server, and through `runservice serve` in both layouts."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -421,6 +422,13 @@ async def test_serve_with_workflow_max_active_runs(tmp_path: Path, layout: tuple
         async with Client(server.address, timeout=30) as client:
             assert (await client.get_workflow("slow").details()).max_active_runs == 1
             assert (await client.get_workflow("lone").details()).max_active_runs is None
+            listed = await runservice("workflows", "--target", server.address)
+            assert listed.code == 0, listed.err
+            assert [re.split(r"\s{2,}", line) for line in listed.out.splitlines()] == [
+                ["WORKFLOW", "STEPS", "MAX ACTIVE", "INPUT", "DESCRIPTION"],
+                ["lone", "1", "-", "{count: integer}"],
+                ["slow", "1", "1", "{count: integer}"],
+            ], listed.out
 
             async def one(workflow_id: str, n: int) -> Any:
                 return await (await client.get_workflow(workflow_id).create_run()).start_async({"count": n})

@@ -23,7 +23,8 @@ def add_parsers(
         "workflows",
         parents=[parent],
         help="list the workflows a server runs",
-        description="List the workflows a server runs: id, steps, input and description.",
+        description="List the workflows a server runs: id, steps, input and description, and each "
+        "one's max_active_runs when some workflow has one.",
     )
     listing.set_defaults(handler=client_command(list_workflows))
 
@@ -45,11 +46,16 @@ async def list_workflows(client: Client, args: argparse.Namespace) -> int:
         print_json({"workflows": [jsonable(wf) for wf in workflows]})
         return EXIT_OK
     out = console()
-    grid = table("WORKFLOW", "STEPS", "INPUT", "DESCRIPTION", framed=out.is_terminal, keep=("STEPS",))
+    # The bounds' column only when some workflow has one: most servers have none.
+    bounded = any(wf.max_active_runs for wf in workflows)
+    columns = ("WORKFLOW", "STEPS", *(("MAX ACTIVE",) if bounded else ()), "INPUT", "DESCRIPTION")
+    grid = table(*columns, framed=out.is_terminal, keep=("STEPS", "MAX ACTIVE"))
     for wf in workflows:
+        bound = (str(wf.max_active_runs or "-"),) if bounded else ()
         grid.add_row(
             Text(wf.id, style="bold"),
             str(len(wf.steps)),
+            *bound,
             Text(schema_summary(wf.input_schema)),
             Text(wf.description),
         )
