@@ -91,7 +91,27 @@ serial = (
     .schedule("serial-yearly", "0 0 1 1 *", input_data={"count": 50})
     .commit()
 )
-FLOWS = [held, asking, sleeper, ticked, dozer, serial]
+napping = {"now": 0, "most": 0}
+"""Bodies of `narrow` running now, and the most at once (the engines of a test share it)."""
+
+
+@create_step("narrow-nap", input_schema=Count, output_schema=Count)
+async def narrow_nap(ctx: StepContext) -> Count:
+    napping["now"] += 1
+    napping["most"] = max(napping["most"], napping["now"])
+    try:
+        await asyncio.sleep(0.2)
+    finally:
+        napping["now"] -= 1
+    return Count(count=ctx.input_data.count)
+
+
+narrow = (
+    create_workflow("narrow", input_schema=Count, output_schema=Count, max_active_runs=2)
+    .then(narrow_nap)
+    .commit()
+)
+FLOWS = [held, asking, sleeper, ticked, dozer, serial, narrow]
 
 
 @pytest.fixture(autouse=True)
@@ -220,7 +240,7 @@ async def test_a_workflows_own_bound_holds_back_its_runs_only(
         other = await engine.start("held", input_data={"count": 5})  # another workflow goes on
         await until(lambda: _true(gate.entered == [-10, 10, 5]))
         assert await served.store.count_unowned() == 3
-        assert "driving 1 runs of workflow 'serial' (its max_active_runs)" in caplog.text
+        assert "driving 1 runs of workflow 'serial' (its max_active_runs" in caplog.text
         gate.release()
         for run_id, expected in (
             (first.run_id, RunStatus.SUCCESS),
@@ -250,6 +270,33 @@ async def test_a_full_replica_leaves_runs_to_one_with_room(pg_databases: Databas
         gate.release()
         for run in runs:
             await until(lambda run=run: _is(roomy, run.run_id, RunStatus.SUCCESS))
+
+
+async def test_replicas_share_a_workflows_bound(
+    pg_databases: Databases, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On PostgreSQL a workflow's bound holds for the replicas together: eight runs of a
+    workflow bounded to two, started on two replicas at once, have at most two bodies
+    running at any moment, and each run ending lets the next in, whichever replica started
+    it, long before a claim loop would have looked (its interval is 30 s)."""
+    napping.update(now=0, most=0)
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(url, workflows=FLOWS, claim_interval=CLAIM_INTERVAL) as one,
+        serving_on(url, workflows=FLOWS, claim_interval=CLAIM_INTERVAL) as two,
+    ):
+        began = time.monotonic()
+        runs = await asyncio.gather(
+            *(
+                (one if n % 2 else two).engine.start("narrow", input_data={"count": n}, wait=True)
+                for n in range(8)
+            )
+        )
+        assert [run.result for run in runs] == [{"count": n} for n in range(8)]
+        assert napping["most"] == 2
+        assert time.monotonic() - began < 10
+        assert await one.store.count_unowned() == 0
+    assert "driving 2 runs of workflow 'narrow' (its max_active_runs, with the servers sharing" in caplog.text
 
 
 async def _is(served: Served, run_id: str, expected: RunStatus) -> bool:

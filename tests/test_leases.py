@@ -25,7 +25,7 @@ from runservice.engine import Engine
 from runservice.engine import engine as engine_module
 from runservice.errors import RunClaimed, RunNotSuspended, Unavailable
 from runservice.model import EventType, Run, RunStatus
-from runservice.storage import Claim, Lease, RunWrite, Store, open_store
+from runservice.storage import BoundedClaim, Claim, Lease, RunWrite, Store, open_store
 from runservice.storage.sqlite import SqliteStore
 from runservice.workflow import StepContext, create_step, create_workflow
 
@@ -105,6 +105,30 @@ async def test_claims_take_only_runs_without_a_live_owner(store: Store) -> None:
     await asyncio.sleep(0.25)  # r1's leases expire
     again = await store.claim_runs(Claim("r2", 10), 10, ["slow"])
     assert sorted(again) == [("a", Lease("r2", 2)), ("b", Lease("r2", 2))]
+
+
+async def test_a_bounded_claim_counts_the_runs_live_owners_drive(store: Store) -> None:
+    """`claim_bounded`: at most the bound minus the workflow's running runs with a live owner,
+    whoever owns them; sleeping (waiting) runs and lapsed leases do not count."""
+    for n in range(5):
+        await store.write(RunWrite(f"r{n}", create=replace(new_run(f"r{n}"), created_at=1.0 + n)))
+    first = await store.claim_bounded(Claim("one", 0.3), 10, "slow", 2)
+    assert sorted(run_id for run_id, _ in first.claimed) == ["r0", "r1"] and first.held_back  # oldest
+    second = await store.claim_bounded(Claim("two", 10), 10, "slow", 2)
+    assert second.claimed == [] and second.held_back  # "one"'s runs count for "two"
+    third = await store.claim_bounded(Claim("two", 10), 10, "slow", 4)
+    assert sorted(third.claimed) == [("r2", Lease("two", 1)), ("r3", Lease("two", 1))] and third.held_back
+    # r2 begins to sleep: room for r4, and nothing due is left.
+    await store.write(RunWrite("r2", patch={"status": RunStatus.WAITING}))
+    fourth = await store.claim_bounded(Claim("two", 10), 10, "slow", 4)
+    assert fourth.claimed == [("r4", Lease("two", 1))] and not fourth.held_back
+    # "one" goes quiet: its leases lapse, so r0 and r1 count no more, and are due again.
+    await asyncio.sleep(0.35)
+    fifth = await store.claim_bounded(Claim("two", 10), 1, "slow", 4)
+    assert fifth.claimed == [("r0", Lease("two", 2))] and not fifth.held_back  # r1 waits; room is left
+    full = await store.claim_bounded(Claim("two", 10), 10, "slow", 3)
+    assert full.claimed == [] and full.held_back  # r0, r3 and r4 run; r1 is due
+    assert await store.claim_bounded(Claim("two", 10), 10, "other", 1) == BoundedClaim([], False)
 
 
 async def test_a_write_fenced_by_an_old_epoch_is_not_applied(store: Store) -> None:

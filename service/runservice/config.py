@@ -118,7 +118,8 @@ class Settings(BaseSettings):
     )
     workflow_max_active_runs: str | None = Field(
         None,
-        description="bounds on one workflow's runs one server drives at once, replacing those the "
+        description="bounds on one workflow's runs driven at once (by all the servers sharing the "
+        "database together: give each the same), replacing those the "
         "workflows' authors set (create_workflow(..., max_active_runs=N)): WORKFLOW=N[,WORKFLOW=N], "
         "0 for no bound of its own",
     )

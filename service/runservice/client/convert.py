@@ -186,7 +186,8 @@ class WorkflowInfo:
     versions: tuple[tuple[str, str], ...] = ()
     """Every served (version, digest), oldest first."""
     max_active_runs: int | None = None
-    """Runs of it one server drives at once (sleeping ones aside); None: only the server's bound."""
+    """Runs of it driven at once, by all the servers sharing the database together (sleeping
+    ones aside); None: only each server's own bound."""
 
 
 _NODE_KIND = {

@@ -12,6 +12,12 @@ A workflow may bound its own runs too (`create_workflow(..., max_active_runs=N)`
 of its runs driven here at once, sleeping ones aside, counted as the server's bound is. Its
 runs past the bound wait for the claim loop the same way, and only behind each other: the
 other workflows' runs go on.
+
+On a database several servers share (PostgreSQL), a workflow's bound is theirs together:
+its runs are never claimed by an admission, only by the claim loops, which count the runs
+of it that live owners drive and claim under a lock of the workflow in the database
+(`Store.claim_bounded`). A drive of it that ends or begins a sleep wakes this server's
+claim loop, which takes the next waiting run, wherever it was started.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class Capacity:
         "_noticed",
         "_reserved",
         "_reserved_in",
+        "_shared",
         "limit",
         "waiting",
         "waiting_in",
@@ -60,8 +67,10 @@ class Capacity:
         *,
         limits: Mapping[str, int] | None = None,
         busy_in: Callable[[str], int] | None = None,
+        shared: bool = False,
     ) -> None:
         self.limit = limit
+        self._shared = shared
         self._drives = drives
         self._busy = busy
         self._limits = dict(limits or {})
@@ -81,6 +90,11 @@ class Capacity:
     def limits(self) -> Mapping[str, int]:
         """The workflows with a bound of their own, and their bounds."""
         return self._limits
+
+    def shared_bound(self, workflow_id: str) -> int | None:
+        """The workflow's bound when the servers sharing the database share it (only the
+        claim loops take its runs, counting them in the database); else None."""
+        return self._limits.get(workflow_id) if self._shared else None
 
     def room(self) -> int:
         """How many more runs this engine may drive now."""
@@ -110,6 +124,8 @@ class Capacity:
         the woken claim loop could, would keep them waiting for as long as it lasted."""
         if not self._bounded:
             return True
+        if self._shared and workflow_id in self._limits:
+            return False  # only a claim loop knows how many other servers drive
         if self.waiting or workflow_id in self.waiting_in:
             return False
         if self.room() <= 0:
@@ -131,8 +147,8 @@ class Capacity:
                 self._reserved_in[workflow_id] -= 1
 
     def note_full(self, workflow_id: str | None = None) -> None:
-        """Runs wait for room: the engine's, or (given) the workflow's own (said at most
-        once a minute for each)."""
+        """Runs wait for room: the engine's, or (given) the workflow's own, here or (for a
+        shared bound) across the servers (said at most once a minute for each)."""
         if workflow_id is None:
             self.waiting = True
         else:
@@ -148,10 +164,11 @@ class Capacity:
             )
         else:
             logger.warning(
-                "driving %d runs of workflow %r (its max_active_runs): its new and resumed runs"
+                "driving %d runs of workflow %r (its max_active_runs%s): its new and resumed runs"
                 " wait for the claim loop",
                 self._limits[workflow_id],
                 workflow_id,
+                ", with the servers sharing the database" if self._shared else "",
             )
 
 

@@ -168,6 +168,7 @@ class Engine:
             self._busy,
             limits=_workflow_bounds(self._workflows, workflow_limits or {}),
             busy_in=self._busy_in,
+            shared=not getattr(store, "exclusive", False),
         )
         self._keeper = LeaseKeeper(
             store,

@@ -155,6 +155,12 @@ class LeaseKeeper:
                         if page <= 0:
                             capacity.note_full(workflows[0])  # one of its drives ending wakes this loop
                             continue
+                        shared = capacity.shared_bound(workflows[0])
+                        if shared is not None:
+                            claimed = await self._claim_bounded(workflows[0], shared, page)
+                            adopted += len(claimed)
+                            more = more or len(claimed) == page
+                            continue
                 claimed = await self._claim_page(workflows, page)
                 adopted += len(claimed)
                 if len(claimed) == page:
@@ -178,6 +184,19 @@ class LeaseKeeper:
             await self._adopt(run_id, lease, sent)
         return claimed
 
+    async def _claim_bounded(self, workflow_id: str, bound: int, page: int) -> list[tuple[str, Lease]]:
+        """Claim and adopt up to `page` due runs of a workflow whose bound the servers share."""
+        assert self._capacity is not None
+        sent = time.monotonic()
+        taken = await self._store.claim_bounded(
+            self.claim, page, workflow_id, bound, self._definitions, exclude=list(self._local())
+        )
+        for run_id, lease in taken.claimed:
+            await self._adopt(run_id, lease, sent)
+        if taken.held_back:
+            self._capacity.note_full(workflow_id)  # a drive of it ending, here or elsewhere, wakes a loop
+        return taken.claimed
+
     def wake(self) -> None:
         """Look for runs to claim now (one was left to the claim loop, or room was made)."""
         self._wake.set()
@@ -186,7 +205,9 @@ class LeaseKeeper:
         """A drive of a run of `workflow_id` ended or began to sleep: if runs wait for the
         room it made, look for them now."""
         capacity = self._capacity
-        if capacity is not None and (capacity.waiting or workflow_id in capacity.waiting_in):
+        if capacity is not None and (
+            capacity.waiting or workflow_id in capacity.waiting_in or capacity.shared_bound(workflow_id)
+        ):
             self._wake.set()
 
     def start(self) -> None:

@@ -66,6 +66,15 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class BoundedClaim:
+    """What `Store.claim_bounded` took: `claimed` (run id, lease) of each, and `held_back`:
+    runs of the workflow are due but its bound left no room for them."""
+
+    claimed: list[tuple[str, Lease]]
+    held_back: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RunWrite:
     """One atomic change to one run.
 
@@ -226,6 +235,20 @@ class Store(Protocol):
         does. Never the runs in `exclude` (those the claimer drives already: a lapsed lease of
         its own is renewed, not claimed again). Returns (run id, lease) of each."""
 
+    async def claim_bounded(
+        self,
+        claim: Claim,
+        limit: int,
+        workflow_id: str,
+        bound: int,
+        definitions: Collection[Definition] | None = None,
+        exclude: Collection[str] = (),
+    ) -> BoundedClaim:
+        """`claim_runs` for one workflow whose runs all servers sharing the database drive at
+        most `bound` of at once: up to `limit`, and no more than `bound` minus its `running`
+        runs that have a live owner, counted and claimed under a lock of the workflow held
+        until the claims commit, so that servers claiming at once share the bound."""
+
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
         """Extend by `seconds` the leases `owner` holds on `run_ids` (the runs it drives: a
         run it owns but does not drive is left to expire, and the claim loops take it over);
@@ -337,6 +360,7 @@ def redact_url(url: str) -> str:
 
 __all__ = [
     "RUN_PATCH_FIELDS",
+    "BoundedClaim",
     "Claim",
     "Definition",
     "EventHub",

@@ -66,6 +66,7 @@ import orjson
 from runservice.errors import StorageUnavailable
 from runservice.model import Event, Run, RunStatus, StepRecord
 from runservice.storage import (
+    BoundedClaim,
     Claim,
     Definition,
     Lease,
@@ -103,22 +104,39 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 MIGRATION_LOCK = 0x72756E73657276  # pg_advisory_xact_lock key for migrations ("runserv")
 _ACTIVE = ["running", "waiting"]
 _NOW = "extract(epoch from now())::double precision"
+
+
+def _due(active: int, workflows: int, filtered: int, exclude: int) -> str:
+    """The condition of a run a claim may take, its parameters numbered from the given ones
+    (`filtered` and the two after it: the served definitions)."""
+    return (
+        # Suspended runs past their deadline are claimed too: the claimer ends them; and those
+        # past the deadline of a nested workflow suspended inside them (wake_at): it fails it.
+        f"(status = ANY(${active}::text[])"
+        f" OR (status = 'suspended' AND (deadline < {_NOW} OR wake_at < {_NOW})))"
+        f" AND (owner IS NULL OR lease_expires_at < {_NOW})"
+        f" AND workflow_id = ANY(${workflows}::text[])"
+        # false: any definition; else only the served (workflow, version, digest) triples.
+        f" AND (NOT ${filtered}::boolean OR (workflow_id, definition_version, definition_digest) IN"
+        f" (SELECT * FROM unnest(${filtered + 1}::text[], ${filtered + 2}::text[], ${filtered + 3}::text[])))"
+        f" AND run_id <> ALL(${exclude}::text[])"
+    )
+
+
 _CLAIM = (
     f"UPDATE runs SET owner = $1, epoch = epoch + 1, lease_expires_at = {_NOW} + $2"
-    " WHERE run_id IN (SELECT run_id FROM runs"
-    # Suspended runs past their deadline are claimed too: the claimer ends them; and those
-    # past the deadline of a nested workflow suspended inside them (wake_at): it fails it.
-    f" WHERE (status = ANY($3::text[])"
-    f" OR (status = 'suspended' AND (deadline < {_NOW} OR wake_at < {_NOW})))"
-    f" AND (owner IS NULL OR lease_expires_at < {_NOW})"
-    " AND workflow_id = ANY($4::text[])"
-    # $6 false: any definition; else only the served (workflow, version, digest) triples.
-    " AND (NOT $6::boolean OR (workflow_id, definition_version, definition_digest) IN"
-    " (SELECT * FROM unnest($7::text[], $8::text[], $9::text[])))"
-    " AND run_id <> ALL($10::text[])"
+    f" WHERE run_id IN (SELECT run_id FROM runs WHERE {_due(3, 4, 6, 10)}"
     " ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
     " RETURNING run_id, epoch"
 )
+_ANY_DUE = f"SELECT EXISTS (SELECT 1 FROM runs WHERE {_due(1, 2, 3, 7)})"
+_LOCK_WORKFLOW = "SELECT pg_advisory_xact_lock(hashtextextended('runservice workflow ' || $1, 0))"
+"""Held by a bounded claim until it commits: claims of one workflow's runs take turns."""
+_DRIVEN = (
+    "SELECT count(*) FROM runs WHERE owner IS NOT NULL AND workflow_id = $1"
+    f" AND status = 'running' AND lease_expires_at >= {_NOW}"
+)
+"""The runs of a workflow that live owners drive (by `runs_by_owner`: only owned runs)."""
 _HOLD_NAME = "SELECT pg_try_advisory_lock(hashtextextended('runservice replica ' || $1, 0))"
 """A session lock on a replica name: the database ends it with the session, so when a process
 that held it is gone (killed: its socket closes) the next one of that name gets it."""
@@ -598,6 +616,48 @@ class PostgresStore(PostgresSchedules):
             list(exclude),
         )
         return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
+
+    async def claim_bounded(
+        self,
+        claim: Claim,
+        limit: int,
+        workflow_id: str,
+        bound: int,
+        definitions: Collection[Definition] | None = None,
+        exclude: Collection[str] = (),
+    ) -> BoundedClaim:
+        """See `Store.claim_bounded`: a transaction that takes the workflow's advisory lock,
+        counts, then claims (READ COMMITTED: each statement sees what the claims before it,
+        which held the lock, committed)."""
+        if definitions is not None and not definitions:
+            return BoundedClaim([], False)
+        served = sorted(definitions or ())
+        chosen = (
+            definitions is not None,
+            [d[0] for d in served],
+            [d[1] for d in served],
+            [d[2] for d in served],
+            list(exclude),
+        )
+
+        async def claim_some() -> BoundedClaim:
+            async with self._readers().acquire() as conn, conn.transaction():
+                await conn.execute(_LOCK_WORKFLOW, workflow_id)
+                driven = await conn.fetchval(_DRIVEN, workflow_id)
+                room = min(limit, bound - driven)
+                rows = []
+                if room > 0:
+                    rows = await conn.fetch(
+                        _CLAIM, claim.owner, claim.seconds, _ACTIVE, [workflow_id], room, *chosen
+                    )
+                held_back = driven + len(rows) >= bound and await conn.fetchval(
+                    _ANY_DUE, _ACTIVE, [workflow_id], *chosen
+                )
+            claimed = [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
+            return BoundedClaim(claimed, bool(held_back))
+
+        result: BoundedClaim = await _reached(claim_some())
+        return result
 
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
         """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags."""

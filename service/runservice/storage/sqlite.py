@@ -95,7 +95,17 @@ from runservice.model import (
     Travel,
     path_key,
 )
-from runservice.storage import Claim, Definition, Lease, RunQuery, RunWrite, WriteResult, batching, values
+from runservice.storage import (
+    BoundedClaim,
+    Claim,
+    Definition,
+    Lease,
+    RunQuery,
+    RunWrite,
+    WriteResult,
+    batching,
+    values,
+)
 from runservice.storage.hub import EventHub
 from runservice.storage.sqlite_schedules import SqliteSchedules
 
@@ -231,6 +241,68 @@ class _Operation:
     def __init__(self, apply: Callable[[sqlite3.Connection, float], Any], *, durable: bool = False) -> None:
         self.apply = apply
         self.durable = durable
+
+
+class _DueRuns:
+    """The runs a claim of `workflows` may take (see `Store.claim_runs`), to claim or to look for."""
+
+    __slots__ = ("_excluded", "_params", "_sql")
+
+    def __init__(
+        self, workflows: Sequence[str], definitions: Collection[Definition] | None, exclude: Collection[str]
+    ) -> None:
+        served = sorted(definitions or ())
+        by_definition = (
+            " AND (workflow_id, definition_version, definition_digest)"
+            f" IN (VALUES {', '.join(['(?, ?, ?)'] * len(served))})"
+            if served
+            else ""
+        )
+        # INDEXED BY: with one workflow the planner preferred runs_by_workflow and read
+        # every run the workflow ever had, on the event loop, once per claim interval;
+        # this reads only the active ones, (runs_overdue) the suspended runs whose
+        # deadline passed, which the engine ends, and (runs_wake_suspended) those whose
+        # nested workflow's deadline passed, which the engine drives until it fails.
+        placeholders = ", ".join("?" * len(workflows))
+        self._sql = (
+            "SELECT run_id, created_at FROM ("
+            " SELECT run_id, created_at FROM runs INDEXED BY runs_by_workflow_status"
+            f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
+            f" AND workflow_id IN ({placeholders}){by_definition}"
+            " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_overdue"
+            " WHERE status = 'suspended' AND deadline IS NOT NULL AND deadline < ?"
+            " AND (owner IS NULL OR lease_expires_at < ?)"
+            f" AND workflow_id IN ({placeholders}){by_definition}"
+            " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_wake_suspended"
+            " WHERE status = 'suspended' AND wake_at IS NOT NULL AND wake_at < ?"
+            " AND (owner IS NULL OR lease_expires_at < ?)"
+            f" AND workflow_id IN ({placeholders}){by_definition}"
+            ") WHERE run_id NOT IN (SELECT value FROM json_each(?))"
+        )
+        self._params = (tuple(workflows), tuple(value for definition in served for value in definition))
+        self._excluded = orjson.dumps(list(exclude)).decode()
+
+    def _values(self, now: float) -> tuple[Any, ...]:
+        workflows, chosen = self._params
+        active, overdue = (now, *workflows, *chosen), (now, now, *workflows, *chosen)
+        return (*active, *overdue, *overdue, self._excluded)
+
+    def claim(
+        self, conn: sqlite3.Connection, now: float, claim: Claim, limit: int
+    ) -> list[tuple[str, Lease]]:
+        """Claim up to `limit` of them, oldest first."""
+        rows = conn.execute(
+            "UPDATE runs SET owner = ?, epoch = epoch + 1, lease_expires_at = ?"
+            f" WHERE run_id IN (SELECT run_id FROM ({self._sql}) ORDER BY created_at LIMIT ?)"
+            " RETURNING run_id, epoch",
+            (claim.owner, now + claim.seconds, *self._values(now), limit),
+        ).fetchall()
+        return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
+
+    def any(self, conn: sqlite3.Connection, now: float) -> bool:
+        """Whether there is one."""
+        (found,) = conn.execute(f"SELECT EXISTS ({self._sql})", self._values(now)).fetchone()
+        return bool(found)
 
 
 class _Sync:
@@ -417,46 +489,40 @@ class SqliteStore(SqliteSchedules):
         """Take up to `limit` active runs with no live owner (see `Store.claim_runs`)."""
         if not workflows or (definitions is not None and not definitions):
             return []
-        served = sorted(definitions or ())
-        by_definition = (
-            " AND (workflow_id, definition_version, definition_digest)"
-            f" IN (VALUES {', '.join(['(?, ?, ?)'] * len(served))})"
-            if served
-            else ""
-        )
-        excluded = orjson.dumps(list(exclude)).decode()
+        due = _DueRuns(workflows, definitions, exclude)
 
         def apply(conn: sqlite3.Connection, now: float) -> list[tuple[str, Lease]]:
-            # INDEXED BY: with one workflow the planner preferred runs_by_workflow and read
-            # every run the workflow ever had, on the event loop, once per claim interval;
-            # this reads only the active ones, (runs_overdue) the suspended runs whose
-            # deadline passed, which the engine ends, and (runs_wake_suspended) those whose
-            # nested workflow's deadline passed, which the engine drives until it fails.
-            placeholders = ", ".join("?" * len(workflows))
-            chosen = [value for definition in served for value in definition]
-            active, overdue = (now, *workflows, *chosen), (now, now, *workflows, *chosen)
-            rows = conn.execute(
-                "UPDATE runs SET owner = ?, epoch = epoch + 1, lease_expires_at = ?"
-                " WHERE run_id IN (SELECT run_id FROM ("
-                " SELECT run_id, created_at FROM runs INDEXED BY runs_by_workflow_status"
-                f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
-                f" AND workflow_id IN ({placeholders}){by_definition}"
-                " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_overdue"
-                " WHERE status = 'suspended' AND deadline IS NOT NULL AND deadline < ?"
-                " AND (owner IS NULL OR lease_expires_at < ?)"
-                f" AND workflow_id IN ({placeholders}){by_definition}"
-                " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_wake_suspended"
-                " WHERE status = 'suspended' AND wake_at IS NOT NULL AND wake_at < ?"
-                " AND (owner IS NULL OR lease_expires_at < ?)"
-                f" AND workflow_id IN ({placeholders}){by_definition}"
-                ") WHERE run_id NOT IN (SELECT value FROM json_each(?))"
-                " ORDER BY created_at LIMIT ?) RETURNING run_id, epoch",
-                (claim.owner, now + claim.seconds, *active, *overdue, *overdue, excluded, limit),
-            ).fetchall()
-            return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
+            return due.claim(conn, now, claim, limit)
 
         claimed: list[tuple[str, Lease]] = await self._submit(_Operation(apply))
         return claimed
+
+    async def claim_bounded(
+        self,
+        claim: Claim,
+        limit: int,
+        workflow_id: str,
+        bound: int,
+        definitions: Collection[Definition] | None = None,
+        exclude: Collection[str] = (),
+    ) -> BoundedClaim:
+        """See `Store.claim_bounded`: the count and the claim are one operation of the writer."""
+        if definitions is not None and not definitions:
+            return BoundedClaim([], False)
+        due = _DueRuns([workflow_id], definitions, exclude)
+
+        def apply(conn: sqlite3.Connection, now: float) -> BoundedClaim:
+            (driven,) = conn.execute(
+                "SELECT count(*) FROM runs INDEXED BY runs_by_owner WHERE owner IS NOT NULL"
+                " AND workflow_id = ? AND status = 'running' AND lease_expires_at >= ?",
+                (workflow_id, now),
+            ).fetchone()
+            room = min(limit, bound - driven)
+            claimed = due.claim(conn, now, claim, room) if room > 0 else []
+            return BoundedClaim(claimed, driven + len(claimed) >= bound and due.any(conn, now))
+
+        result: BoundedClaim = await self._submit(_Operation(apply))
+        return result
 
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
         """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags."""

@@ -105,9 +105,10 @@ class Workflow:
         self.version = check_version(version)
         """The author's name for this definition; runs record it and finish on it."""
         self.max_active_runs = _check_max_active_runs(id, max_active_runs)
-        """Runs of this workflow one server drives at once, sleeping ones aside (None: only
-        the server's `--max-active-runs` bounds them); past it, its runs started, resumed or
-        ticked wait for the claim loop, behind each other only (engine/capacity.py)."""
+        """Runs of this workflow driven at once, sleeping ones aside, by all the servers
+        sharing the database together (None: only the servers' `--max-active-runs` bound
+        them); past it, its runs started, resumed or ticked wait for the claim loop, behind
+        each other only (engine/capacity.py)."""
         self.digest = ""
         """SHA-256 of the step graph (`workflow/identity.py`), set by `commit()`."""
         self.input_schema: Schema | None = as_schema(input_schema)
@@ -362,11 +363,11 @@ def create_workflow(
     ticks (also `.schedule(...)`). `version` names this definition (default "1"): a server
     may serve several versions of one workflow id side by side; new runs start on the last
     one registered and every run finishes on the version it started with.
-    `max_active_runs` bounds how many of its runs one server drives at once (sleeping ones
-    aside; a run nested in another's counts as part of that one); the rest wait for room,
-    oldest first, while other workflows' runs go on. It is per server: N replicas on one
-    PostgreSQL drive up to N times as many. A server serving several versions of the
-    workflow takes the bound of the newest.
+    `max_active_runs` bounds how many of its runs are driven at once (sleeping ones aside; a
+    run nested in another's counts as part of that one), by all the replicas sharing a
+    PostgreSQL database together; the rest wait for room, oldest first, while other
+    workflows' runs go on. A server serving several versions of the workflow takes the
+    bound of the newest.
     """
     if isinstance(retry_config, dict):
         retry_config = RetryConfig(**retry_config)

@@ -59,7 +59,8 @@ export interface Workflow {
    */
   'timeout'?: (_google_protobuf_Duration | null);
   /**
-   * How many runs of this workflow one server drives at once, sleeping ones aside
+   * How many runs of this workflow are driven at once, sleeping ones aside, by all
+   * the servers sharing the database together
    * (the author's `max_active_runs`, or the server's `--workflow-max-active-runs` in
    * its place); past it, its runs started, resumed or ticked
    * are stored and answered, and wait their turn. 0 when only the server's own
@@ -121,7 +122,8 @@ export interface Workflow__Output {
    */
   'timeout': (_google_protobuf_Duration__Output | null);
   /**
-   * How many runs of this workflow one server drives at once, sleeping ones aside
+   * How many runs of this workflow are driven at once, sleeping ones aside, by all
+   * the servers sharing the database together
    * (the author's `max_active_runs`, or the server's `--workflow-max-active-runs` in
    * its place); past it, its runs started, resumed or ticked
    * are stored and answered, and wait their turn. 0 when only the server's own
