@@ -299,5 +299,21 @@ async def test_marks_from_before_the_migration_count_from_it(databases: Database
         assert await store.has_request(*mark)
         assert await store.forget_deletes(time.time() + 1, 10) == 1
         assert not await store.has_request(*mark)
+        if isinstance(store, PostgresStore):
+            # A replica of the older version still running (a rolling upgrade) writes marks
+            # with no time: they count from when a sweep first sees them.
+            late = ("late", "delete", "delete-late")
+            conn_pg = await asyncpg.connect(url)
+            try:
+                await conn_pg.execute(
+                    "INSERT INTO requests (run_id, kind, request_id) VALUES ($1, $2, $3)", *late
+                )
+            finally:
+                await conn_pg.close()
+            seen = time.time()
+            assert await store.forget_deletes(seen - 1, 10) == 0 and await store.has_request(*late)
+            assert await store.forget_deletes(seen - 1, 10) == 0  # stamped by the sweep before
+            assert await store.forget_deletes(time.time() + 1, 10) == 1
+            assert not await store.has_request(*late)
     finally:
         await store.close()

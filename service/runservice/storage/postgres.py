@@ -147,7 +147,11 @@ _END_PREDECESSORS = (
     " SELECT count(*) FROM ended"
 )
 _FORGET_DELETE_MARKS = (
-    "WITH old AS (SELECT run_id, kind, request_id FROM requests"
+    # A replica of a version before migration 13, still running beside this one in a rolling
+    # upgrade, writes marks with no time: they count from when a sweep first sees them.
+    f"WITH stamped AS (UPDATE requests SET deleted_at = {_NOW}"
+    " WHERE kind = 'delete' AND deleted_at IS NULL),"
+    " old AS (SELECT run_id, kind, request_id FROM requests"
     " WHERE kind = 'delete' AND deleted_at < $1 LIMIT $2),"
     " gone AS (DELETE FROM requests r USING old"
     " WHERE r.run_id = old.run_id AND r.kind = old.kind AND r.request_id = old.request_id RETURNING 1)"
