@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from workflows import approval
 
@@ -129,6 +130,33 @@ async def test_a_bounded_claim_counts_the_runs_live_owners_drive(store: Store) -
     full = await store.claim_bounded(Claim("two", 10), 10, "slow", 3)
     assert full.claimed == [] and full.held_back  # r0, r3 and r4 run; r1 is due
     assert await store.claim_bounded(Claim("two", 10), 10, "other", 1) == BoundedClaim([], False)
+
+
+async def test_a_claim_takes_no_more_than_its_limit_whatever_the_plan(
+    pg_databases: Any, tmp_path: Path
+) -> None:
+    """On PostgreSQL the runs a claim takes are chosen once: with the planner steered to run
+    the choice on the inner side of a nested loop (as a database's statistics once made it),
+    `LIMIT n` inside `WHERE run_id IN (...)` was chosen again per row and claimed every due
+    run (past --max-active-runs and a workflow's bound)."""
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    admin = await asyncpg.connect(url)
+    try:
+        database = await admin.fetchval("SELECT current_database()")
+        for plan in ("hashjoin", "hashagg", "mergejoin", "material", "sort"):
+            await admin.execute(f'ALTER DATABASE "{database}" SET enable_{plan} = off')
+    finally:
+        await admin.close()
+    store = open_store(url)
+    await store.open()
+    try:
+        for n in range(6):
+            await store.write(RunWrite(f"r{n}", create=replace(new_run(f"r{n}"), created_at=1.0 + n)))
+        assert await store.claim_runs(Claim("one", 10), 1, ["slow"]) == [("r0", Lease("one", 1))]
+        bounded = await store.claim_bounded(Claim("two", 10), 10, "slow", 3)
+        assert sorted(run_id for run_id, _ in bounded.claimed) == ["r1", "r2"] and bounded.held_back
+    finally:
+        await store.close()
 
 
 async def test_a_write_fenced_by_an_old_epoch_is_not_applied(store: Store) -> None:

@@ -124,10 +124,17 @@ def _due(active: int, workflows: int, filtered: int, exclude: int) -> str:
 
 
 _CLAIM = (
-    f"UPDATE runs SET owner = $1, epoch = epoch + 1, lease_expires_at = {_NOW} + $2"
-    f" WHERE run_id IN (SELECT run_id FROM runs WHERE {_due(3, 4, 6, 10)}"
+    # MATERIALIZED: the runs to claim are chosen once. As `WHERE run_id IN (SELECT ... LIMIT
+    # $5 FOR UPDATE SKIP LOCKED)`, a plan that put the choice on the inner side of a nested
+    # loop chose again for each row of `runs`, skipping the rows the statement had just
+    # claimed (its own changes count as locked), and so claimed every due run, whatever the
+    # limit: past `--max-active-runs` and past a workflow's bound (seen on a database whose
+    # statistics made the planner choose that plan).
+    f"WITH chosen AS MATERIALIZED (SELECT run_id FROM runs WHERE {_due(3, 4, 6, 10)}"
     " ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
-    " RETURNING run_id, epoch"
+    f" UPDATE runs SET owner = $1, epoch = runs.epoch + 1, lease_expires_at = {_NOW} + $2"
+    " FROM chosen WHERE runs.run_id = chosen.run_id"
+    " RETURNING runs.run_id, runs.epoch"
 )
 _ANY_DUE = f"SELECT EXISTS (SELECT 1 FROM runs WHERE {_due(1, 2, 3, 7)})"
 _LOCK_WORKFLOW = "SELECT pg_advisory_xact_lock(hashtextextended('runservice workflow ' || $1, 0))"
