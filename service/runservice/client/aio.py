@@ -174,8 +174,11 @@ class Client:
         while True:
             request = run_service_pb2.WatchRequest(run_id=run_id, after_sequence=last)
             call = self.stub.Watch(request, timeout=attempt_timeout, metadata=self.metadata)
+            ended = False
             try:
                 async for response in call:
+                    if ended:
+                        break  # nothing comes after the end: a server that sent more is not followed
                     backoff.reset()
                     for msg in response.events:
                         if msg.sequence <= last:
@@ -187,10 +190,15 @@ class Client:
                         yield event
                         if until_settled and event.settles_run:
                             return
-                    if response.end_of_stream:
-                        return
+                    # Read on to the call's own end (OK, at once): cancelling it here instead
+                    # made every watch that ended normally a CANCELLED call on the server.
+                    ended = response.end_of_stream
+                if ended:
+                    return
                 why = "ended without end_of_stream"
             except grpc.aio.AioRpcError as exc:
+                if ended:
+                    return  # the run's end was seen: how the call then ended changes nothing
                 if self._closed or not should_reconnect(
                     exc.code(), attempt_deadline=attempt_timeout is not None
                 ):
@@ -514,18 +522,25 @@ class RunHandle(convert.RunRequests):
         last = 0
         settled = False
         call = self.client.stub.Stream(request, metadata=self.client.metadata)
+        ended = False
         try:
             async for response in call:
+                if ended:
+                    break  # nothing comes after the end
                 for msg in response.events:
                     last = max(last, msg.sequence)
                     event = event_from_proto(msg)
                     if event is not None:
                         settled = settled or event.settles_run
                         yield event
-                if response.end_of_stream:
+                if response.end_of_stream:  # read on to the call's own end (see `Client.follow`)
                     self._keep(response.run)
-                    return
+                    ended = True
+            if ended:
+                return
         except grpc.aio.AioRpcError as exc:
+            if ended:
+                return
             # Before the first event we cannot tell whether the start happened: report it.
             if last == 0 or not should_reconnect(exc.code(), attempt_deadline=False):
                 raise error_from_rpc(exc) from exc

@@ -210,8 +210,11 @@ class _Follow:
             self._call = cast(grpc.Call, responses)
             if self._stopped.is_set():  # stop() ran before the call was visible to it
                 self._call.cancel()
+            ended = False
             try:
                 for response in responses:
+                    if ended:
+                        break  # nothing comes after the end: a server that sent more is not followed
                     backoff.reset()
                     for msg in response.events:
                         if msg.sequence <= self.last:
@@ -223,11 +226,14 @@ class _Follow:
                         yield event
                         if self.until_settled and event.settles_run:
                             return
-                    if response.end_of_stream:
-                        return
+                    # Read on to the call's own end (OK, at once): cancelling it here instead
+                    # made every watch that ended normally a CANCELLED call on the server.
+                    ended = response.end_of_stream
+                if ended:
+                    return
                 why = "ended without end_of_stream"
             except grpc.RpcError as exc:
-                if self._stopped.is_set():
+                if self._stopped.is_set() or ended:
                     return
                 code = cast(FailedCall, exc).code()
                 if self.client._closed or not should_reconnect(
@@ -572,18 +578,25 @@ class SyncRunHandle(convert.RunRequests):
         last = 0
         settled = False
         responses = self.client.stub.Stream(request, metadata=self.client.metadata)
+        ended = False
         try:
             for response in responses:
+                if ended:
+                    break  # nothing comes after the end
                 for msg in response.events:
                     last = max(last, msg.sequence)
                     event = event_from_proto(msg)
                     if event is not None:
                         settled = settled or event.settles_run
                         yield event
-                if response.end_of_stream:
+                if response.end_of_stream:  # read on to the call's own end (see `_events`)
                     self._keep(response.run)
-                    return
+                    ended = True
+            if ended:
+                return
         except grpc.RpcError as exc:
+            if ended:
+                return
             if self.client._closed:
                 return  # close() ended the stream (the run goes on): a quiet end, as a follow's
             code = cast(FailedCall, exc).code()

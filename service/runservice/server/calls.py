@@ -153,7 +153,10 @@ class CallObserver(grpc.aio.ServerInterceptor):
                     call.sent += 1
                     yield message
                 code = context.code() or grpc.StatusCode.OK
-            except asyncio.CancelledError:  # the client cancelled, its deadline passed, or a stop
+            except (asyncio.CancelledError, GeneratorExit):
+                # The client cancelled, its deadline passed, or a stop. gRPC closes this generator
+                # (GeneratorExit at the `yield`) when the client cancels between two messages,
+                # as one that stops reading after a Watch's end of stream does.
                 code = _cancelled_code(context)
                 raise
             except Exception:
