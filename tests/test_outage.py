@@ -180,11 +180,17 @@ async def test_a_start_during_the_outage_is_refused_as_retryable(server: Postgre
     await store.open()
     metrics = Metrics(store)
     store.hub.listen_refusals(metrics.on_refused)
+    refusals: list[int] = []
+    store.hub.listen_refusals(refusals.append)
     try:
         async with Engine(store, [sequence], lease_seconds=30, claim_interval=0.2) as engine:
             await asyncio.to_thread(server.shut_down)
             with pytest.raises(StorageUnavailable):
                 await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1")
+            # Refused at its first read (is the request id known?): reads refused count as
+            # changes do (this one, the claim loop's), so the counter rises while callers are
+            # turned away, not only once a change is.
+            assert sum(refusals) >= 1
             # Unknown, not a stale count; the scrape answers all the same.
             gauges = await rendered(metrics)
             assert math.isnan(gauges["runservice_runs_in_flight"]) and math.isnan(

@@ -5,7 +5,7 @@ Three sources, none of them in the engine:
 - runs and steps, from committed events (`on_event`, fed by `CommittedEvents`), so they
   count what is durable;
 - the store, from its hub: each transaction's duration and size (`on_commit`), the
-  changes storage could not take (`on_refused`), the runs deleted (`on_deleted`); and the
+  changes and reads storage could not take (`on_refused`), the runs deleted (`on_deleted`); and the
   runs in flight and suspended, counted in the database when the endpoint is scraped
   (unknown, NaN, while the database does not answer: a scrape never fails for an outage,
   when its other figures matter most).
@@ -147,8 +147,8 @@ class Metrics:
         )
         self.store_unavailable = Counter(
             "runservice_store_unavailable",
-            "Changes storage could not take (a full disk, an I/O error, a lost database); each is"
-            " retried: a refused call by its caller, a run's progress by its drive.",
+            "Changes and reads storage could not take (a full disk, an I/O error, a lost database);"
+            " each is retried: a refused call by its caller, a run's progress by its drive.",
             registry=registry,
         )
 

@@ -226,21 +226,33 @@ async def _reached(call: Awaitable[Any]) -> Any:
 
 
 class _Readers:
-    """The readers' pool, with an unavailable database (`_UNAVAILABLE`) reported as StorageUnavailable."""
+    """The readers' pool, with an unavailable database (`_UNAVAILABLE`) reported as
+    StorageUnavailable, and each such refusal told to `refused(1)` (the hub's listeners:
+    `runservice_store_unavailable_total`), as the writer tells its refused changes: a call
+    whose first store access is a read is refused there while the database is away."""
 
-    __slots__ = ("_pool",)
+    __slots__ = ("_pool", "_refused")
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, refused: Callable[[int], None]) -> None:
         self._pool = pool
+        self._refused = refused
+
+    async def reached(self, call: Awaitable[Any]) -> Any:
+        """`call`'s result (`_reached`), a refusal counted."""
+        try:
+            return await _reached(call)
+        except StorageUnavailable:
+            self._refused(1)
+            raise
 
     async def fetch(self, *args: Any) -> Any:
-        return await _reached(self._pool.fetch(*args))
+        return await self.reached(self._pool.fetch(*args))
 
     async def fetchrow(self, *args: Any) -> Any:
-        return await _reached(self._pool.fetchrow(*args))
+        return await self.reached(self._pool.fetchrow(*args))
 
     async def fetchval(self, *args: Any) -> Any:
-        return await _reached(self._pool.fetchval(*args))
+        return await self.reached(self._pool.fetchval(*args))
 
     def acquire(self) -> Any:
         return self._pool.acquire()
@@ -667,7 +679,7 @@ class PostgresStore(PostgresSchedules):
             claimed = [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
             return BoundedClaim(claimed, bool(held_back))
 
-        result: BoundedClaim = await _reached(claim_some())
+        result: BoundedClaim = await self._readers().reached(claim_some())
         return result
 
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
@@ -778,7 +790,7 @@ class PostgresStore(PostgresSchedules):
     def _readers(self) -> Any:
         if self._pool is None:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
-        return _Readers(self._pool)
+        return _Readers(self._pool, self.hub.refused)
 
     async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
         """The run, with its step records when `steps` is true; None if unknown."""

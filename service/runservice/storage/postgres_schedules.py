@@ -101,6 +101,7 @@ class PostgresSchedules:
             async with self._readers().acquire() as conn, conn.transaction():
                 yield conn
         except _UNAVAILABLE as exc:
+            self.hub.refused(1)  # as the readers and the writer count theirs
             raise _unavailable(exc) from exc
 
     async def list_schedules(self) -> list[StoredSchedule]:

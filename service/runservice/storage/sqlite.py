@@ -1414,6 +1414,8 @@ class _Reader:
         except sqlite3.Error as exc:
             if (error := _storage_error(exc)) is exc:
                 raise
+            if isinstance(error, StorageUnavailable):  # counted as the writer's refusals are
+                self._store.hub.refused(1)
             raise error from exc
 
     async def close(self) -> None:
