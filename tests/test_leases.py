@@ -73,6 +73,16 @@ async def work(ctx: StepContext) -> int:
 slow = create_workflow("slow").then(prepare).then(work).commit()
 
 
+@create_step("chat", retries=2)
+async def chat(ctx: StepContext) -> int:
+    await hold("chat")
+    await ctx.writer.write({"after": "release"})  # a commit: fenced once the lease is lost
+    return 1
+
+
+chatty = create_workflow("chatty").then(chat).commit()
+
+
 def new_run(run_id: str, status: RunStatus = RunStatus.RUNNING) -> Run:
     return Run(run_id=run_id, workflow_id="slow", status=status, created_at=1.0, updated_at=1.0)
 
@@ -228,7 +238,9 @@ async def test_a_claim_on_start_gives_epoch_one_and_only_sqlite_voids_leases_at_
 
 @contextlib.asynccontextmanager
 async def replica(store: Store, name: str) -> AsyncIterator[Engine]:
-    engine = Engine(store, [slow], owner=name, lease_seconds=0.6, claim_interval=0.05, cancel_grace=1.0)
+    engine = Engine(
+        store, [slow, chatty], owner=name, lease_seconds=0.6, claim_interval=0.05, cancel_grace=1.0
+    )
     await engine.__aenter__()
     try:
         yield engine
@@ -285,6 +297,26 @@ async def test_a_replica_that_lost_its_lease_commits_nothing(shared: Store) -> N
     events = await shared.read_events(run.run_id, 0)
     assert results(events, ("work",)) == 1
     assert sum(1 for e in events if e.type is EventType.WORKFLOW_FINISH) == 1
+
+
+async def test_a_body_whose_write_finds_the_lease_lost_ends_the_drive_not_the_step(
+    shared: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer's commit raises LeaseLost inside the body of a replica that lost the run:
+    that drive ends, as on a commit of its own. It was taken for the step's failure: logged
+    as an error with a trace, and retried (the step has retries)."""
+    async with replica(shared, "a") as a, replica(shared, "b") as b:
+        run = await a.start("chatty")
+        await wait_entered("chat")
+        await a._keeper.aclose()  # a stalls: no more heartbeats, its body still running
+        await wait_entered("chat", 2)  # b claimed the run and runs the step again
+        release.set()
+        done = await settled(b, run.run_id)
+        await asyncio.sleep(0.3)  # a's body wrote and was fenced; it must not try again
+    assert done.status is RunStatus.SUCCESS and ran["chat"] == 2
+    assert "attempt 0 failed" not in caplog.text, caplog.text
+    events = await shared.read_events(run.run_id, 0)
+    assert sum(1 for e in events if e.type is EventType.STEP_OUTPUT) == 1  # b's only
 
 
 async def test_a_caller_waiting_at_a_replica_that_lost_the_lease_gets_the_outcome(shared: Store) -> None:

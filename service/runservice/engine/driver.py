@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 from runservice import limits, logs
 from runservice.engine import blocks
 from runservice.engine.deadlines import deadline_error, iso, workflow_deadline_error
-from runservice.engine.leases import LeaseKeeper, LeaseLost
-from runservice.engine.outbox import IN_CONCURRENT_BLOCK, Outbox
+from runservice.engine.leases import LeaseKeeper
+from runservice.engine.outbox import DRIVE_ENDINGS, IN_CONCURRENT_BLOCK, Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
 from runservice.engine.scope import Scope
-from runservice.errors import PayloadTooLarge, StepTimeoutError, StorageUnavailable, WorkflowTimeoutError
+from runservice.errors import PayloadTooLarge, StepTimeoutError, WorkflowTimeoutError
 from runservice.model import (
     EventType,
     ForeachItem,
@@ -299,7 +299,7 @@ class RunDriver:
                 tasks = [group.create_task(branch) for branch in branches]
         except BaseExceptionGroup as failures:
             # Ends of the drive, not failures of the run: the first found is raised alone.
-            for ending in (LeaseLost, StorageUnavailable):
+            for ending in DRIVE_ENDINGS:
                 found = failures.subgroup(ending)
                 if found is not None:
                     raise _first_leaf(found) from failures
@@ -564,6 +564,11 @@ class RunDriver:
                 error = exc
             except SchemaViolation as exc:  # an invalid suspend payload never retries
                 return failed(RunError("SuspendValidationError", str(exc), exc.details)), attempt
+            except DRIVE_ENDINGS:
+                # A commit the body made (its writer's) found the run another replica's, or
+                # the database away: the drive ends, as on a commit of its own; the step did
+                # not fail, and is not retried here.
+                raise
             except Exception as exc:
                 error = exc
             if error is not None:

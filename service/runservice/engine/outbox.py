@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 START_FLUSH_DELAY = 0.05
 """Seconds a step may run before its start is committed on its own."""
 
-_DRIVE_ENDINGS = (LeaseLost, StorageUnavailable)
+DRIVE_ENDINGS = (LeaseLost, StorageUnavailable)
 """Failures of a commit that end the drive rather than fail the run (see Engine._drive)."""
 
 IN_CONCURRENT_BLOCK: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -142,7 +142,7 @@ class Outbox:
             return
         error = task.exception()
         if error is not None:
-            if not isinstance(error, _DRIVE_ENDINGS):
+            if not isinstance(error, DRIVE_ENDINGS):
                 logger.error("run %s: background flush failed", self._run_id, exc_info=error)
             self._flush_error = error
 
@@ -163,7 +163,7 @@ class Outbox:
         """
         async with self._lock:
             if self._flush_error is not None:
-                if isinstance(self._flush_error, _DRIVE_ENDINGS):
+                if isinstance(self._flush_error, DRIVE_ENDINGS):
                     raise self._flush_error  # the drive ends as on a commit of its own
                 raise RuntimeError("an earlier background flush of this run failed") from self._flush_error
             if not (
