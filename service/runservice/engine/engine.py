@@ -137,8 +137,9 @@ class Engine:
         is kept after it ended, then deleted (0: kept for ever; engine/retention.py).
         `max_active_runs`: runs driven at once, sleeping ones aside (0: no limit); past it,
         runs started or resumed wait for the claim loop (engine/capacity.py).
-        `workflow_limits`: workflow id -> its bound here, replacing the one its author gave
-        (`create_workflow(..., max_active_runs=)`; 0: none); every id must be served.
+        `workflow_limits`: workflow id -> its bound, replacing the one its author gave
+        (`create_workflow(..., max_active_runs=)`; 0: none); every id must be served. On a
+        shared store the servers share each workflow's bound (engine/capacity.py).
         `replica_name`: a name no other live server sharing the database has, kept across
         this server's restarts; entering takes over at once the runs its earlier processes
         left, rather than once their leases end (`Store.take_over`)."""
@@ -311,7 +312,8 @@ class Engine:
         return dict(self._workflows)
 
     def max_active_runs(self, workflow_id: str) -> int | None:
-        """The bound on the workflow's runs driven here at once (None: only the server's)."""
+        """The bound on the workflow's runs driven at once, by the servers sharing the store
+        together when it is shared (None: only each server's own bound)."""
         return self._capacity.limits.get(workflow_id)
 
     def versions(self, workflow_id: str) -> list[Workflow]:
