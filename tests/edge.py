@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -76,6 +77,44 @@ async def losing_first_replies(upstream: str, seen: dict[str, list[str]]) -> Asy
 
     server = grpc.aio.server()
     handlers = {method: forwarding(method, *named) for method, named in named_by.items()}
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("runservice.v1.RunService", handlers)]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+        await channel.close()
+
+
+@contextlib.asynccontextmanager
+async def slow_to_end(upstream: str, ends: list[str], hold: float = 0.3) -> AsyncIterator[str]:
+    """A proxy of Watch and Stream to `upstream` that relays every message at once but ends each
+    call `hold` seconds after upstream ended it; `ends` gets "ok" for a call it ended so, and
+    "cancelled" for one its client cancelled first (one that stopped reading at the end)."""
+    channel = grpc.aio.insecure_channel(upstream)
+
+    def forwarding(method: str) -> grpc.RpcMethodHandler[Any, Any]:
+        call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+            f"/runservice.v1.RunService/{method}"
+        )
+
+        async def forward(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
+            try:
+                async for message in call(raw):
+                    yield message
+                await asyncio.sleep(hold)
+            except (asyncio.CancelledError, GeneratorExit):
+                ends.append("cancelled")
+                raise
+            ends.append("ok")
+
+        return grpc.unary_stream_rpc_method_handler(forward)
+
+    server = grpc.aio.server()
+    handlers = {method: forwarding(method) for method in ("Watch", "Stream")}
     server.add_generic_rpc_handlers(
         [grpc.method_handlers_generic_handler("runservice.v1.RunService", handlers)]
     )

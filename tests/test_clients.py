@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import pytest
 from conftest import Served
-from edge import losing_first_replies
+from edge import losing_first_replies, slow_to_end
 from run_writes import orphan
 
 from runservice import errors
@@ -542,3 +542,22 @@ async def test_a_create_run_whose_reply_was_lost_reserves_one_run(served: Served
     assert len(seen["CreateRun"]) == 2 and seen["CreateRun"] == [run_id, run_id]
     runs, _ = await served.engine.list_runs(resource_id=resource_id)
     assert [run.run_id for run in runs] == [run_id]
+
+
+async def test_the_clients_read_a_watch_and_a_stream_to_their_end(served: Served) -> None:
+    """After `end_of_stream` the clients wait for the call's own end (OK, sent at once by the
+    server) rather than cancel it: a watch that ended normally is then no cancelled call on
+    the server. The proxy ends each call 0.3 s late and says whether its client waited."""
+    ends: list[str] = []
+    async with Client(served.address, timeout=10) as direct:
+        done = await (await direct.get_workflow("echo").create_run()).start_async({"count": 1})
+        fresh = await direct.get_workflow("echo").create_run()
+    async with slow_to_end(served.address, ends) as proxy:
+        async with Client(proxy, timeout=10) as client:
+            watched = [e async for e in RunHandle(client, "echo", done.run_id).watch_events()]
+            streamed = [e async for e in RunHandle(client, "echo", fresh.run_id).stream({"count": 2})]
+        with SyncClient(proxy, timeout=10) as sync_client:
+            handle = SyncRunHandle(sync_client, "echo", done.run_id)
+            synced = await asyncio.to_thread(lambda: list(handle.watch_events()))
+    assert watched[-1].ends_run and streamed[-1].ends_run and synced[-1].ends_run
+    assert ends == ["ok", "ok", "ok"]
