@@ -111,13 +111,47 @@ narrow = (
     .then(narrow_nap)
     .commit()
 )
-FLOWS = [held, asking, sleeper, ticked, dozer, serial, narrow]
+napping_after_sleep = (
+    create_workflow("napping-after-sleep", input_schema=Count, output_schema=Count, max_active_runs=2)
+    .sleep(0.3)
+    .then(narrow_nap)
+    .commit()
+)
+woken_gate = Hold()
+"""Holds `drowsy`'s and `dreamy`'s step, after their sleeps."""
+woken = {"now": 0, "most": 0}
+"""Bodies of `woken-work` running now, and the most at once."""
+
+
+@create_step("woken-work", input_schema=Count, output_schema=Count)
+async def woken_work(ctx: StepContext) -> Count:
+    woken["now"] += 1
+    woken["most"] = max(woken["most"], woken["now"])
+    try:
+        await woken_gate.enter(ctx.input_data.count)
+    finally:
+        woken["now"] -= 1
+    return Count(count=ctx.input_data.count)
+
+
+drowsy = (
+    create_workflow("drowsy", input_schema=Count, output_schema=Count, max_active_runs=1)
+    .sleep(0.3)
+    .then(woken_work)
+    .commit()
+)
+dreamy = (
+    create_workflow("dreamy", input_schema=Count, output_schema=Count).sleep(0.3).then(woken_work).commit()
+)
+FLOWS = [held, asking, sleeper, ticked, dozer, serial, narrow, napping_after_sleep, drowsy, dreamy]
 
 
 @pytest.fixture(autouse=True)
 def fresh_gate() -> None:
     gate.reset()
     first_gate.reset()
+    woken_gate.reset()
+    woken.update(now=0, most=0)
 
 
 async def until(check: Any, within: float = 10.0) -> None:
@@ -187,6 +221,38 @@ async def test_a_run_that_begins_to_sleep_makes_room_at_once(serving: ServingFac
         assert await status(served, dozing.run_id) is RunStatus.WAITING
         gate.release()
         await until(lambda: _is(served, queued.run_id, RunStatus.SUCCESS))
+
+
+@pytest.mark.parametrize("bound", ["workflow", "server"])
+async def test_runs_whose_sleep_ends_wait_for_room(
+    serving: ServingFactory, tmp_path: Path, bound: str
+) -> None:
+    """A sleeping run takes no room, but one whose sleep ended does: past the bound (the
+    workflow's own, or the server's --max-active-runs) it stays `waiting` until a drive ends,
+    then goes on, one at a time, in the order they woke. A cancel stops one that waits at once."""
+    workflow = "drowsy" if bound == "workflow" else "dreamy"
+    async with serving(
+        tmp_path / "runs.db",
+        workflows=FLOWS,
+        max_active_runs=1 if bound == "server" else 0,
+        claim_interval=CLAIM_INTERVAL,
+    ) as served:
+        engine = served.engine
+        runs = [await engine.start(workflow, input_data={"count": n}) for n in range(4)]
+        await until(lambda: _true(len(woken_gate.entered) == 1))
+        await asyncio.sleep(0.6)  # every sleep has ended by now
+        assert len(woken_gate.entered) == 1 and woken["most"] == 1
+        statuses = {run.run_id: await status(served, run.run_id) for run in runs}
+        assert sorted(statuses.values()) == [RunStatus.RUNNING, *[RunStatus.WAITING] * 3]
+        waiting = [run_id for run_id, found in statuses.items() if found is RunStatus.WAITING]
+        canceled = await asyncio.wait_for(engine.cancel(waiting[0]), 5)
+        assert canceled.status is RunStatus.CANCELED
+        assert woken["most"] == 1
+        woken_gate.release()
+        for run_id in statuses:
+            if run_id != waiting[0]:
+                await until(lambda run_id=run_id: _is(served, run_id, RunStatus.SUCCESS))
+        assert len(woken_gate.entered) == 3 and woken["most"] == 1
 
 
 async def test_a_schedule_tick_waits_behind_runs_waiting_for_room(
@@ -297,6 +363,33 @@ async def test_replicas_share_a_workflows_bound(
         assert time.monotonic() - began < 10
         assert await one.store.count_unowned() == 0
     assert "driving 2 runs of workflow 'narrow' (its max_active_runs, with the servers sharing" in caplog.text
+
+
+async def test_replicas_share_a_workflows_bound_with_runs_whose_sleep_ends(
+    pg_databases: Databases, tmp_path: Path
+) -> None:
+    """On PostgreSQL a run of a bounded workflow that wakes from a sleep counts itself in
+    under the workflow's lock: eight runs that all sleep at once (sleeping runs take no room,
+    so every one is claimed) and all wake together have at most two bodies running at any
+    moment across two replicas, and every one ends (a replica's sleepers that find no room
+    look again when its own drives end, or at its next claim pass)."""
+    napping.update(now=0, most=0)
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(url, workflows=FLOWS, claim_interval=1.0) as one,
+        serving_on(url, workflows=FLOWS, claim_interval=1.0) as two,
+    ):
+        runs = await asyncio.gather(
+            *(
+                (one if n % 2 else two).engine.start(
+                    "napping-after-sleep", input_data={"count": n}, wait=True
+                )
+                for n in range(8)
+            )
+        )
+        assert [run.result for run in runs] == [{"count": n} for n in range(8)]
+        assert napping["most"] == 2
+        assert await one.store.count_unowned() == 0
 
 
 async def _is(served: Served, run_id: str, expected: RunStatus) -> bool:

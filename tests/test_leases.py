@@ -142,6 +142,36 @@ async def test_a_bounded_claim_counts_the_runs_live_owners_drive(store: Store) -
     assert await store.claim_bounded(Claim("two", 10), 10, "other", 1) == BoundedClaim([], False)
 
 
+async def test_a_sleeping_run_goes_on_only_within_its_workflows_bound(store: Store) -> None:
+    """`wake_bounded`: a sleeping run is made running again only while its workflow's running
+    runs with a live owner are fewer than the bound, and only under the run's lease."""
+    for n in range(3):
+        await store.write(RunWrite(f"r{n}", create=replace(new_run(f"r{n}"), created_at=1.0 + n)))
+    leases = dict(await store.claim_runs(Claim("one", 10), 10, ["slow"]))
+    for run_id in ("r1", "r2"):
+        await store.write(
+            RunWrite(run_id, patch={"status": RunStatus.WAITING, "wake_at": 5.0}, fence=leases[run_id])
+        )
+
+    async def status(run_id: str) -> tuple[RunStatus, float | None]:
+        run = await store.get_run(run_id)
+        assert run is not None
+        return run.status, run.wake_at
+
+    assert not await store.wake_bounded("r2", leases["r2"], "slow", 1)  # r0 runs
+    assert await status("r2") == (RunStatus.WAITING, 5.0)
+    assert await store.wake_bounded("r2", leases["r2"], "slow", 2)
+    assert await status("r2") == (RunStatus.RUNNING, None)
+    assert not await store.wake_bounded("r1", leases["r1"], "slow", 2)  # r0 and r2 run now
+    await store.write(RunWrite("r0", patch={"status": RunStatus.SUCCESS}, fence=leases["r0"], release=True))
+    # Room, but under a lease the run no longer has nothing changes: the drive's next commit
+    # is fenced and finds the lease lost.
+    assert await store.wake_bounded("r1", Lease("one", leases["r1"].epoch + 1), "slow", 2)
+    assert await status("r1") == (RunStatus.WAITING, 5.0)
+    assert await store.wake_bounded("r1", leases["r1"], "slow", 2)
+    assert await status("r1") == (RunStatus.RUNNING, None)
+
+
 async def test_a_claim_takes_no_more_than_its_limit_whatever_the_plan(
     pg_databases: Any, tmp_path: Path
 ) -> None:

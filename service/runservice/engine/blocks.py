@@ -122,6 +122,9 @@ class Walker(Protocol):
     def sleeping(self) -> None:
         """The run sleeps (`waiting`): it takes no room, so runs that wait for some may go."""
 
+    async def awake(self) -> None:
+        """The run's sleep ended: it is `running` again once it has room."""
+
 
 async def run_parallel(walker: Walker, node: ParallelNode, data: Json, scope: Scope) -> Outcome:
     """Every branch gets the same input; the block waits for all of them."""
@@ -416,7 +419,7 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
     wake_at = record.wake_at or now
     cut = scope.deadline is not None and scope.deadline < wake_at  # a nested workflow's deadline comes first
     await walker.interruptible_sleep(min(wake_at, scope.deadline or wake_at) - time.time())
-    walker.status = RunStatus.RUNNING
+    await walker.awake()
     walker.outbox.stage(status=RunStatus.RUNNING, wake_at=None)
     if walker.cancel_requested:
         return walker.finish_record(record, CANCELED)

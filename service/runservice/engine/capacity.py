@@ -6,7 +6,9 @@ active run at once and gives out again. With one, a Start or Resume that finds t
 full is still committed (the caller is told it is durable, as always) but not claimed: the
 run is `running` with no owner, and the claim loop of whichever replica has room takes it,
 as it takes a dead replica's runs. A sleeping run (`waiting`) holds its drive but takes no
-room: it does nothing until it wakes.
+room: it does nothing until it wakes. When it wakes it takes room again, so it waits for some
+if there is none (`LeaseKeeper.room_to_go_on`): ahead of the runs waiting to start, since it
+holds its drive already, each as soon as a drive ends or begins a sleep.
 
 A workflow may bound its own runs too (`create_workflow(..., max_active_runs=N)`): at most N
 of its runs driven here at once, sleeping ones aside, counted as the server's bound is. Its
@@ -17,20 +19,39 @@ On a database several servers share (PostgreSQL), a workflow's bound is theirs t
 its runs are never claimed by an admission, only by the claim loops, which count the runs
 of it that live owners drive and claim under a lock of the workflow in the database
 (`Store.claim_bounded`). A drive of it that ends or begins a sleep wakes this server's
-claim loop, which takes the next waiting run, wherever it was started.
+claim loop, which takes the next waiting run, wherever it was started. A run of it that
+wakes counts itself in under the same lock (`Store.wake_bounded`); one that finds no room
+waits for its server's next claim pass: a drive of the workflow ending there, or on another
+server at the latest `--claim-interval` later.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from runservice.model import RunStatus
+from runservice.storage import Lease
 
 logger = logging.getLogger(__name__)
 
 UNLIMITED = 1 << 62
 FULL_NOTICE = 60.0
 """Seconds between two warnings that the engine is full (one while it stays so)."""
+
+
+class Sleeper(Protocol):
+    """A drive whose run's sleep ended (`status` still `waiting`), waiting for room to go on."""
+
+    run_id: str
+    workflow_id: str
+    lease: Lease | None
+    status: RunStatus
+    abort_signal: asyncio.Event
+    """Set by a cancel or the run's deadline: stopping takes no room worth waiting for."""
 
 
 class Capacity:
@@ -128,6 +149,15 @@ class Capacity:
             return False  # only a claim loop knows how many other servers drive
         if self.waiting or workflow_id in self.waiting_in:
             return False
+        return self.hold(workflow_id)
+
+    def hold(self, workflow_id: str | None) -> bool:
+        """Room for a sleeping run of `workflow_id` to go on, held until `release(True,
+        workflow_id)`; False when the engine or the workflow is full. Unlike `reserve`, ahead
+        of the runs waiting to start (the run holds its drive already), and for a shared
+        bound too (its holder then counts the run in the database: `Store.wake_bounded`)."""
+        if not self._bounded:
+            return True
         if self.room() <= 0:
             self.note_full()
             return False

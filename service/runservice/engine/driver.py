@@ -809,6 +809,12 @@ class RunDriver:
         if self.leases is not None:
             self.leases.room_made(self.run.workflow_id)
 
+    async def awake(self) -> None:
+        """The run's sleep ended: it is `running` again once it has room (engine/capacity.py)."""
+        if self.leases is not None:
+            await self.leases.room_to_go_on(self)
+        self.status = RunStatus.RUNNING
+
     async def interruptible_sleep(self, seconds: float) -> None:
         """Sleep, waking early if the run is canceled."""
         if seconds <= 0:

@@ -33,8 +33,9 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 
-from runservice.engine.capacity import Capacity
+from runservice.engine.capacity import Capacity, Sleeper
 from runservice.engine.failures import log_failure
+from runservice.model import RunStatus
 from runservice.storage import Claim, Definition, Lease, Store
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,9 @@ class LeaseKeeper:
         """The workflows claimed together: those without a bound of their own, then each
         bounded one apart (`claim_due`)."""
         self._wake = asyncio.Event()
+        self._sleepers: dict[Sleeper, asyncio.Future[None]] = {}
+        """The drives whose run's sleep ended with no room to go on, in the order they woke,
+        each with the future that lets it go on (`room_to_go_on`)."""
         self._claiming: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
@@ -141,6 +145,8 @@ class LeaseKeeper:
         adopted = 0
         capacity = self._capacity
         limited = {} if capacity is None else capacity.limits
+        if self._sleepers:
+            await self._go_on_sleepers()  # they hold their drives already: room goes to them first
         while True:
             more = False  # some group took a whole page: more of it may be due
             for workflows in self._groups:
@@ -202,13 +208,101 @@ class LeaseKeeper:
         self._wake.set()
 
     def room_made(self, workflow_id: str) -> None:
-        """A drive of a run of `workflow_id` ended or began to sleep: if runs wait for the
-        room it made, look for them now."""
+        """A drive of a run of `workflow_id` ended or began to sleep: runs whose sleep ended
+        go on in the room it made (at once, unless their bound is shared: the claim loop
+        counts those in); if runs wait for room still, look for them now."""
         capacity = self._capacity
-        if capacity is not None and (
-            capacity.waiting or workflow_id in capacity.waiting_in or capacity.shared_bound(workflow_id)
+        if capacity is None:
+            return
+        if self._sleepers:
+            self._go_on_here()
+        if (
+            capacity.waiting
+            or workflow_id in capacity.waiting_in
+            or capacity.shared_bound(workflow_id)
+            or self._sleepers
         ):
             self._wake.set()
+
+    async def room_to_go_on(self, sleeper: Sleeper) -> None:
+        """Return once `sleeper`, whose run's sleep ended, may go on, `running` again (it takes
+        room: engine/capacity.py), or once a cancel or its deadline stops it (it ends at once,
+        room or not). Sleepers of one workflow go on in the order they woke."""
+        if self._capacity is None or sleeper.status is not RunStatus.WAITING or sleeper.abort_signal.is_set():
+            return
+        behind = any(other.workflow_id == sleeper.workflow_id for other in self._sleepers)
+        if not behind and await self._let_go_on(sleeper):
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers[sleeper] = granted
+        stopped = asyncio.ensure_future(sleeper.abort_signal.wait())
+        try:
+            await asyncio.wait((granted, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if self._sleepers.get(sleeper) is granted:
+                del self._sleepers[sleeper]
+
+    def _go_on_here(self) -> None:
+        """Let the sleepers whose bounds are this server's alone go on, as room allows."""
+        capacity = self._capacity
+        assert capacity is not None
+        full: set[str] = set()
+        for sleeper, granted in list(self._sleepers.items()):
+            workflow_id = sleeper.workflow_id
+            if granted.done() or workflow_id in full or capacity.shared_bound(workflow_id) is not None:
+                continue
+            if self._hold(sleeper):
+                granted.set_result(None)
+            else:
+                full.add(workflow_id)
+
+    async def _go_on_sleepers(self) -> None:
+        """Let the sleepers go on, as room allows, in the order they woke."""
+        full: set[str] = set()
+        for sleeper, granted in list(self._sleepers.items()):
+            if granted.done() or sleeper.workflow_id in full:
+                continue
+            if await self._let_go_on(sleeper):
+                if not granted.done():
+                    granted.set_result(None)
+            else:
+                full.add(sleeper.workflow_id)
+
+    async def _let_go_on(self, sleeper: Sleeper) -> bool:
+        """Whether `sleeper` may go on now; if so it is `running` again. With a bound the
+        servers share, counted in under the workflow's lock in the database."""
+        capacity = self._capacity
+        assert capacity is not None
+        workflow_id = sleeper.workflow_id
+        shared = capacity.shared_bound(workflow_id)
+        if shared is None or sleeper.lease is None:
+            return self._hold(sleeper)
+        if sleeper.status is not RunStatus.WAITING:
+            return True
+        if not capacity.hold(workflow_id):
+            return False
+        try:
+            # Not past the bound while the count runs: the hold counts the run here meanwhile.
+            if not await self._store.wake_bounded(sleeper.run_id, sleeper.lease, workflow_id, shared):
+                capacity.note_full(workflow_id)  # retried at the next claim pass
+                return False
+            sleeper.status = RunStatus.RUNNING
+            return True
+        finally:
+            capacity.release(True, workflow_id)
+
+    def _hold(self, sleeper: Sleeper) -> bool:
+        """Whether `sleeper` may go on within this server's room; if so it is `running` again
+        (counted busy from now on)."""
+        if sleeper.status is not RunStatus.WAITING:
+            return True  # another branch of its run went on first: the run has its room
+        assert self._capacity is not None
+        if not self._capacity.hold(sleeper.workflow_id):
+            return False
+        self._capacity.release(True, sleeper.workflow_id)
+        sleeper.status = RunStatus.RUNNING
+        return True
 
     def start(self) -> None:
         """Start the background loops (after a first `claim_due`)."""

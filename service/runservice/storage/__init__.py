@@ -249,6 +249,13 @@ class Store(Protocol):
         runs that have a live owner, counted and claimed under a lock of the workflow held
         until the claims commit, so that servers claiming at once share the bound."""
 
+    async def wake_bounded(self, run_id: str, lease: Lease, workflow_id: str, bound: int) -> bool:
+        """Make the sleeping run `run_id` (`waiting`, driven under `lease`) `running` again if
+        its workflow, whose runs all servers sharing the database drive at most `bound` of at
+        once, has room: fewer `running` runs with a live owner than `bound`, counted under the
+        lock `claim_bounded` takes. False, changing nothing, when it has none. The row changes
+        only while `lease` holds the run; a lost lease is for the drive's next commit to find."""
+
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
         """Extend by `seconds` the leases `owner` holds on `run_ids` (the runs it drives: a
         run it owns but does not drive is left to expire, and the claim loops take it over);

@@ -144,6 +144,11 @@ _DRIVEN = (
     f" AND status = 'running' AND lease_expires_at >= {_NOW}"
 )
 """The runs of a workflow that live owners drive (by `runs_by_owner`: only owned runs)."""
+_WAKE = (
+    "UPDATE runs SET status = 'running', wake_at = NULL"
+    " WHERE run_id = $1 AND owner = $2 AND epoch = $3 AND status = 'waiting'"
+)
+"""A sleeping run its owner lets go on (`wake_bounded`), under its lease."""
 _HOLD_NAME = "SELECT pg_try_advisory_lock(hashtextextended('runservice replica ' || $1, 0))"
 """A session lock on a replica name: the database ends it with the session, so when a process
 that held it is gone (killed: its socket closes) the next one of that name gets it."""
@@ -681,6 +686,21 @@ class PostgresStore(PostgresSchedules):
 
         result: BoundedClaim = await self._readers().reached(claim_some())
         return result
+
+    async def wake_bounded(self, run_id: str, lease: Lease, workflow_id: str, bound: int) -> bool:
+        """See `Store.wake_bounded`: the count and the change in one transaction under the
+        workflow's advisory lock, as `claim_bounded` counts and claims."""
+
+        async def wake() -> bool:
+            async with self._readers().acquire() as conn, conn.transaction():
+                await conn.execute(_LOCK_WORKFLOW, workflow_id)
+                if await conn.fetchval(_DRIVEN, workflow_id) >= bound:
+                    return False
+                await conn.execute(_WAKE, run_id, lease.owner, lease.epoch)
+                return True
+
+        woken: bool = await self._readers().reached(wake())
+        return woken
 
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
         """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags."""

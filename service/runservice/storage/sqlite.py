@@ -243,6 +243,16 @@ class _Operation:
         self.durable = durable
 
 
+def _driven(conn: sqlite3.Connection, workflow_id: str, now: float) -> int:
+    """The runs of `workflow_id` that live owners drive (`Store.claim_bounded`)."""
+    (driven,) = conn.execute(
+        "SELECT count(*) FROM runs INDEXED BY runs_by_owner WHERE owner IS NOT NULL"
+        " AND workflow_id = ? AND status = 'running' AND lease_expires_at >= ?",
+        (workflow_id, now),
+    ).fetchone()
+    return int(driven)
+
+
 class _DueRuns:
     """The runs a claim of `workflows` may take (see `Store.claim_runs`), to claim or to look for."""
 
@@ -512,17 +522,29 @@ class SqliteStore(SqliteSchedules):
         due = _DueRuns([workflow_id], definitions, exclude)
 
         def apply(conn: sqlite3.Connection, now: float) -> BoundedClaim:
-            (driven,) = conn.execute(
-                "SELECT count(*) FROM runs INDEXED BY runs_by_owner WHERE owner IS NOT NULL"
-                " AND workflow_id = ? AND status = 'running' AND lease_expires_at >= ?",
-                (workflow_id, now),
-            ).fetchone()
+            driven = _driven(conn, workflow_id, now)
             room = min(limit, bound - driven)
             claimed = due.claim(conn, now, claim, room) if room > 0 else []
             return BoundedClaim(claimed, driven + len(claimed) >= bound and due.any(conn, now))
 
         result: BoundedClaim = await self._submit(_Operation(apply))
         return result
+
+    async def wake_bounded(self, run_id: str, lease: Lease, workflow_id: str, bound: int) -> bool:
+        """See `Store.wake_bounded`: the count and the change are one operation of the writer."""
+
+        def apply(conn: sqlite3.Connection, now: float) -> bool:
+            if _driven(conn, workflow_id, now) >= bound:
+                return False
+            conn.execute(
+                "UPDATE runs SET status = 'running', wake_at = NULL"
+                " WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'waiting'",
+                (run_id, lease.owner, lease.epoch),
+            )
+            return True
+
+        woken: bool = await self._submit(_Operation(apply))
+        return woken
 
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
         """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags."""
