@@ -21,7 +21,7 @@ from workflows import approval, echo
 
 from runservice.engine.engine import Engine
 from runservice.model import RunStatus
-from runservice.storage import Claim, ScheduleDefinition
+from runservice.storage import Claim, Lease, RunWrite, ScheduleDefinition
 from runservice.storage.sqlite import SqliteStore
 from runservice.workflow import StepContext, create_step, create_workflow
 
@@ -130,6 +130,39 @@ async def test_a_subscriber_arriving_while_progress_is_queued_gets_it_only_once_
         assert store.durable == store.commits  # the batch was synced for its watcher
         assert store.syncs == syncs + 1
     await writing
+
+
+async def test_a_subscriber_arriving_while_the_writer_waits_for_the_lock_gets_it_only_once_synced(
+    store: SqliteStore,
+) -> None:
+    """The writer waits for a write lock another connection holds (an operator's shell, a
+    backup) with the loop free: a Watch that subscribes meanwhile is handed nothing unsynced."""
+    await store.write(new_run("a"))
+    other = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        writing = asyncio.create_task(store.write(progress("a"), durable=False))
+        await asyncio.sleep(0.3)  # its batch, judged unwatched, waits for the lock
+        with store.hub.subscribe("a") as subscription:
+            other.execute("ROLLBACK")
+            events = await subscription.wait(5)
+            assert [event.sequence for event in events] == [2]
+            assert store.durable == store.commits
+        await writing
+    finally:
+        other.close()
+
+
+async def test_a_read_waits_for_a_sync_covering_a_sleeping_runs_wake(store: SqliteStore) -> None:
+    """`wake_bounded` changes a run's status unsynced; a read of the run syncs it first."""
+    created = await store.write(RunWrite("a", create=new_run("a").create, claim=Claim("me", 60)))
+    lease = Lease("me", created.epoch)
+    await store.write(RunWrite("a", patch={"status": RunStatus.WAITING, "wake_at": 5.0}, fence=lease))
+    assert await store.wake_bounded("a", lease, "wf", 2)
+    assert store.durable < store.commits
+    run = await store.get_run("a")
+    assert run is not None and run.status is RunStatus.RUNNING
+    assert store.durable == store.commits
 
 
 async def test_unwatched_progress_commits_without_an_fsync(store: SqliteStore) -> None:

@@ -236,11 +236,20 @@ class _Operation:
     outcome) or start runs: they are synced like a durable `write`.
     """
 
-    __slots__ = ("apply", "durable")
+    __slots__ = ("apply", "durable", "runs")
 
-    def __init__(self, apply: Callable[[sqlite3.Connection, float], Any], *, durable: bool = False) -> None:
+    def __init__(
+        self,
+        apply: Callable[[sqlite3.Connection, float], Any],
+        *,
+        durable: bool = False,
+        runs: tuple[str, ...] = (),
+    ) -> None:
         self.apply = apply
         self.durable = durable
+        self.runs = runs
+        """Runs whose fields it changes that a read hands out: a read of one waits for a sync
+        covering the change, as for a `RunWrite` (claims and heartbeats change none of those)."""
 
 
 def _driven(conn: sqlite3.Connection, workflow_id: str, now: float) -> int:
@@ -543,7 +552,7 @@ class SqliteStore(SqliteSchedules):
             )
             return True
 
-        woken: bool = await self._submit(_Operation(apply))
+        woken: bool = await self._submit(_Operation(apply, runs=(run_id,)))
         return woken
 
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
@@ -642,8 +651,12 @@ class SqliteStore(SqliteSchedules):
                     raise
                 # Another connection holds the write lock: wait for it (up to the busy
                 # timeout) on the writer thread, with the loop free meanwhile.
+                # The loop runs meanwhile, so a Watch of a run of the batch may subscribe
+                # before it commits: its events must be synced then. Waiting is rare, and
+                # SQLite fixes the sync level before the transaction: sync the batch.
+                full = self.durability == "full"
                 assert self._loop is not None
-                await self._loop.run_in_executor(self._executor, self._begin_waiting)
+                await self._loop.run_in_executor(self._executor, self._begin_waiting, full)
                 outcomes = self._apply_batch(changes, full, begun=True)
             self.commits += 1
             number = self.commits
@@ -674,6 +687,9 @@ class SqliteStore(SqliteSchedules):
             for change in changes:
                 if isinstance(change, RunWrite):
                     self._unsynced[change.run_id] = number
+                elif isinstance(change, _Operation):
+                    for run_id in change.runs:
+                        self._unsynced[run_id] = number
         self.hub.committed(time.perf_counter() - started, len(batch))
         if self._refused:
             self.hub.refused(self._refused)
@@ -688,7 +704,8 @@ class SqliteStore(SqliteSchedules):
         """Hand committed events to the hub. Subscribers (watchers, streams, waiting callers)
         never see an event a power loss could take back: a batch holding events of a run
         someone watches is synced (`_commit` decides it), and an unsynced batch is committed
-        and published without yielding to the loop, so nobody can subscribe in between."""
+        and published without yielding to the loop, so nobody can subscribe in between (a
+        batch that waits for another connection's lock yields: it is synced)."""
         self.hub.publish(committed)
 
     def _apply_batch(
@@ -708,13 +725,10 @@ class SqliteStore(SqliteSchedules):
         conn = self._conn
         assert conn is not None
         now = time.time()
-        synchronous = "FULL" if full else "NORMAL"
-        if synchronous != self._synchronous:
-            conn.execute(f"PRAGMA synchronous = {synchronous}")
-            self._synchronous = synchronous
         before = conn.total_changes
         self._refused = 0
-        if not begun:
+        if not begun:  # else `_begin_waiting` set the level: it cannot change in a transaction
+            self._set_synchronous(full)
             conn.execute("BEGIN IMMEDIATE")
         try:
             try:
@@ -773,16 +787,26 @@ class SqliteStore(SqliteSchedules):
         if self._checkpointer is not None:
             self._checkpointer.restarted(busy=bool(busy))
 
-    def _begin_waiting(self) -> None:
-        """In the writer thread: open a write transaction, waiting up to the busy timeout for
-        a lock another connection holds (SQLITE_BUSY past it)."""
+    def _begin_waiting(self, full: bool) -> None:
+        """In the writer thread: open a write transaction (to commit under synchronous=FULL
+        when `full`), waiting up to the busy timeout for a lock another connection holds
+        (SQLITE_BUSY past it)."""
         conn = self._conn
         assert conn is not None
+        self._set_synchronous(full)
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         try:
             conn.execute("BEGIN IMMEDIATE")
         finally:
             conn.execute("PRAGMA busy_timeout = 0")
+
+    def _set_synchronous(self, full: bool) -> None:
+        """Commit under synchronous=FULL (an fsync of the WAL) or NORMAL from now on."""
+        synchronous = "FULL" if full else "NORMAL"
+        if synchronous != self._synchronous:
+            assert self._conn is not None
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._synchronous = synchronous
 
     def _end_transaction(self) -> None:
         """In the writer thread: commit the open transaction (rolled back if that fails)."""
