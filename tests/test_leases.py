@@ -24,6 +24,7 @@ from workflows import approval
 
 from runservice.engine import Engine
 from runservice.engine import engine as engine_module
+from runservice.engine.leases import LeaseKeeper
 from runservice.errors import RunClaimed, RunNotSuspended, Unavailable
 from runservice.model import EventType, Run, RunStatus
 from runservice.storage import BoundedClaim, Claim, Lease, RunWrite, Store, open_store
@@ -522,6 +523,35 @@ async def stalled(store: Store, workflow_id: str) -> AsyncIterator[tuple[Engine,
         finally:
             for gate in gates.values():
                 gate.set()
+
+
+async def test_the_heartbeat_keeps_the_lease_of_a_settling_drive(shared: Store) -> None:
+    """A drive whose settling commit the database refused tries it again: its run stays this
+    replica's meanwhile (the heartbeat passed settling drives by, so their leases ran out and
+    another replica drove the run again)."""
+    await shared.write(RunWrite("a", create=new_run("a")))
+    assert await shared.claim_runs(Claim("one", 0.5), 10, ["slow"]) == [("a", Lease("one", 1))]
+    lost: list[str] = []
+
+    async def adopt(run_id: str, lease: Lease, sent: float) -> None:
+        raise AssertionError("nothing is claimed here")
+
+    keeper = LeaseKeeper(
+        shared,
+        owner="one",
+        lease_seconds=10,
+        claim_interval=1,
+        workflows=["slow"],
+        adopt=adopt,
+        local=lambda: {"a": True},  # driven here, settling
+        lost=lost.append,
+        cancel=lost.append,
+        renewed=lambda run_ids, sent: None,
+    )
+    await keeper.heartbeat()
+    await asyncio.sleep(0.6)  # past the claim's lease
+    assert await shared.claim_runs(Claim("two", 10), 10, ["slow"]) == []
+    assert lost == []
 
 
 async def test_a_replica_back_from_a_stall_renews_its_lease_before_the_next_body(shared: Store) -> None:

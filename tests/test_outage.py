@@ -61,7 +61,22 @@ async def right(ctx: StepContext) -> int:
     return 2
 
 
+cleanup = asyncio.Event()
+
+
+@create_step("stubborn")
+async def stubborn(ctx: StepContext) -> int:
+    ran["stubborn"] += 1
+    try:
+        await gate.wait()
+    except asyncio.CancelledError:
+        await cleanup.wait()  # a body that takes its time to stop
+        raise
+    return 1
+
+
 sequence = create_workflow("outage-sequence").then(first).then(second).commit()
+stubborn_run = create_workflow("outage-stubborn").then(stubborn).commit()
 branches = create_workflow("outage-parallel").parallel([left, right]).commit()
 
 
@@ -79,9 +94,10 @@ async def server() -> AsyncIterator[PostgresServer]:
 
 @pytest.fixture(autouse=True)
 def reset() -> None:
-    global gate
+    global gate, cleanup
     ran.clear()
     gate = asyncio.Event()
+    cleanup = asyncio.Event()
 
 
 async def settled(engine: Engine, run_id: str) -> Run:
@@ -278,3 +294,53 @@ async def test_a_run_outlives_a_row_held_past_lock_timeout(
     assert (done.status, done.result) == (RunStatus.SUCCESS, 42), done.error
     assert "LockNotAvailableError 55P03" in caplog.text
     assert_went_on(events, caplog)
+
+
+async def test_a_cancel_holds_when_its_drive_cannot_settle(server: PostgresServer) -> None:
+    """A Cancel is stored before it is acknowledged. Its drive stops the step, but its settling
+    commit finds the run's row held past `lock_timeout`, and so do the heartbeats, until the
+    lease ends; the replica that takes the run over then stops it too, with the step not run
+    again (the Cancel was kept only in the first drive's memory, so the run went on and
+    ended `success`)."""
+    url = await server.create_database()
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" SET lock_timeout = 200')
+        await admin.execute("SET lock_timeout = 0")  # this session waits for nobody
+        first_store, second_store = PostgresStore(url), PostgresStore(url)
+        await first_store.open()
+        await second_store.open()
+        try:
+            async with (
+                Engine(first_store, [stubborn_run], lease_seconds=1.5, claim_interval=0.2) as driving,
+                Engine(second_store, [stubborn_run], lease_seconds=30, claim_interval=0.2) as other,
+            ):
+                run = await driving.start("outage-stubborn")
+                while not ran:
+                    await asyncio.sleep(0.01)
+                canceling = asyncio.create_task(driving.cancel(run.run_id))
+
+                async def marked() -> bool:
+                    stored = await first_store.get_run(run.run_id)
+                    return stored is not None and stored.cancel_requested
+
+                deadline = time.monotonic() + 10
+                while not await marked():
+                    assert time.monotonic() < deadline, "the Cancel was never stored"
+                    await asyncio.sleep(0.02)
+                holder = admin.transaction()
+                await holder.start()
+                await admin.fetchval("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", run.run_id)
+                cleanup.set()  # the step stops; the settling commit waits for the row, and gives up
+                await asyncio.sleep(2.5)  # past the driving replica's lease
+                await holder.rollback()
+                gate.set()  # a drive that ran the step again would finish it
+                done = await settled(other, run.run_id)
+                await asyncio.wait_for(canceling, 30)
+        finally:
+            await first_store.close()
+            await second_store.close()
+    finally:
+        await admin.close()
+    assert done.status is RunStatus.CANCELED
+    assert ran["stubborn"] == 1

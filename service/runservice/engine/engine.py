@@ -627,6 +627,16 @@ class Engine:
                     )
                 else:
                     await self._load(run_id, workflow_id)  # the workflow_id given must match
+                    # Stored before it is acknowledged: a drive that cannot settle (its commits
+                    # refused past its lease) leaves the run to a claim loop, whose drive must
+                    # stop it too. Refused, the Cancel is UNAVAILABLE: the caller retries.
+                    marked = await self._store.write(
+                        RunWrite(run_id, expect=_ACTIVE, patch={"cancel_requested": True})
+                    )
+                    if not marked.applied and marked.status is RunStatus.SUSPENDED:
+                        # Its drive settled it suspended just now: nothing drives it any more.
+                        await self._cancel_idle(await self._load(run_id, steps=True), request_id)
+                        return await self.get_run(run_id)
                     driver.cancel(request_id)
                 return task
 

@@ -377,12 +377,16 @@ class LeaseKeeper:
     async def heartbeat(self) -> None:
         """Renew this replica's leases; stop what it lost; pass on remote cancels."""
         # Only runs driven here before the renewal was sent can be judged by it: a run claimed
-        # while it ran (a Start committed meanwhile) may be missing from its snapshot.
-        before = {run_id for run_id, settled in self._local().items() if not settled}
+        # while it ran (a Start committed meanwhile) may be missing from its snapshot, and one
+        # settling may have let its lease go by the time the renewal reaches it.
+        driven = self._local()
+        before = {run_id for run_id, settling in driven.items() if not settling}
         sent = time.monotonic()
         # Only the runs driven here: one this replica owns but does not drive (its drive
         # never started, or stopped on an error) expires, and a claim loop takes it over.
-        owned = await self._store.renew_leases(self.owner, self.lease_seconds, before)
+        # Settling ones too: a settling commit that the database refuses is tried again,
+        # and the run must stay this replica's meanwhile, or another would drive it again.
+        owned = await self._store.renew_leases(self.owner, self.lease_seconds, list(driven))
         self._renewed(owned, sent)
         for run_id, settled in self._local().items():
             if run_id in before and run_id not in owned and not settled:
