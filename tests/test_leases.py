@@ -119,6 +119,22 @@ async def test_claims_take_only_runs_without_a_live_owner(store: Store) -> None:
     assert sorted(again) == [("a", Lease("r2", 2)), ("b", Lease("r2", 2))]
 
 
+async def test_a_claim_of_unowned_runs_only_leaves_lapsed_leases_alone(store: Store) -> None:
+    """`unowned_only` (a replica back from a database outage): runs whose owner's lease ran
+    out are not taken, runs with no owner are; a bounded claim takes the same."""
+    for n, run_id in enumerate(("a", "b", "c")):
+        await store.write(RunWrite(run_id, create=replace(new_run(run_id), created_at=1.0 + n)))
+    assert await store.claim_runs(Claim("one", 0.2), 1, ["slow"]) == [("a", Lease("one", 1))]
+    await asyncio.sleep(0.25)  # a's lease runs out
+    assert await store.claim_runs(Claim("two", 10), 1, ["slow"], unowned_only=True) == [
+        ("b", Lease("two", 1))
+    ]
+    bounded = await store.claim_bounded(Claim("two", 10), 5, "slow", 5, unowned_only=True)
+    assert bounded == BoundedClaim([("c", Lease("two", 1))], False)
+    assert await store.claim_runs(Claim("two", 10), 5, ["slow"], unowned_only=True) == []
+    assert await store.claim_runs(Claim("two", 10), 5, ["slow"]) == [("a", Lease("two", 2))]
+
+
 async def test_a_bounded_claim_counts_the_runs_live_owners_drive(store: Store) -> None:
     """`claim_bounded`: at most the bound minus the workflow's running runs with a live owner,
     whoever owns them; sleeping (waiting) runs and lapsed leases do not count."""

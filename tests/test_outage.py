@@ -75,7 +75,19 @@ async def stubborn(ctx: StepContext) -> int:
     return 1
 
 
+entered: list[str] = []
+"""The run of each body of `counted` that began."""
+
+
+@create_step("counted")
+async def counted(ctx: StepContext) -> int:
+    entered.append(ctx.run_id)
+    await gate.wait()
+    return 1
+
+
 sequence = create_workflow("outage-sequence").then(first).then(second).commit()
+counting = create_workflow("outage-counting").then(counted).commit()
 stubborn_run = create_workflow("outage-stubborn").then(stubborn).commit()
 branches = create_workflow("outage-parallel").parallel([left, right]).commit()
 
@@ -96,6 +108,7 @@ async def server() -> AsyncIterator[PostgresServer]:
 def reset() -> None:
     global gate, cleanup
     ran.clear()
+    entered.clear()
     gate = asyncio.Event()
     cleanup = asyncio.Event()
 
@@ -344,3 +357,36 @@ async def test_a_cancel_holds_when_its_drive_cannot_settle(server: PostgresServe
         await admin.close()
     assert done.status is RunStatus.CANCELED
     assert ran["stubborn"] == 1
+
+
+async def test_replicas_keep_their_runs_through_an_outage_longer_than_a_lease(server: PostgresServer) -> None:
+    """Every lease runs out while the database is away, though both replicas live on and go on
+    driving. Once it is back, each renews its own before it claims, and leaves runs with an
+    owner alone for a lease: no run changes hands and no step runs twice (the claim loops
+    raced the heartbeats, and the replicas swapped runs, their steps running in both)."""
+    url = await server.create_database()
+    one_store, two_store = PostgresStore(url), PostgresStore(url)
+    await one_store.open()
+    await two_store.open()
+    try:
+        async with (
+            Engine(one_store, [counting], lease_seconds=1.5, claim_interval=0.1) as one,
+            Engine(two_store, [counting], lease_seconds=1.5, claim_interval=0.1) as two,
+        ):
+            runs = [await engine.start("outage-counting") for engine in (one, two, one, two)]
+            deadline = time.monotonic() + 10
+            while len(entered) < len(runs):
+                assert time.monotonic() < deadline, entered
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.5)  # the steps' starts are committed: nothing waits to be
+            await asyncio.to_thread(server.shut_down)
+            await asyncio.sleep(3.0)  # twice the lease
+            await asyncio.to_thread(server.start_again)
+            await asyncio.sleep(2.0)  # both replicas' loops have turned
+            gate.set()
+            done = [await settled(one, run.run_id) for run in runs]
+    finally:
+        await one_store.close()
+        await two_store.close()
+    assert [run.status for run in done] == [RunStatus.SUCCESS] * len(runs)
+    assert sorted(entered) == sorted(run.run_id for run in runs)  # each body once

@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Collection
 
 from runservice.engine.capacity import Capacity, Sleeper
 from runservice.engine.failures import log_failure
+from runservice.errors import StorageUnavailable
 from runservice.model import RunStatus
 from runservice.storage import Claim, Definition, Lease, Store
 
@@ -121,6 +122,11 @@ class LeaseKeeper:
         self._sleepers: dict[Sleeper, asyncio.Future[None]] = {}
         """The drives whose run's sleep ended with no room to go on, in the order they woke,
         each with the future that lets it go on (`room_to_go_on`)."""
+        self._outage = False
+        """A call of the claim loop or the heartbeat found the database away; cleared by the
+        first renewal that gets through (`_unowned_only`)."""
+        self._unowned_until = 0.0
+        """Until then (monotonic) claims take only runs with no owner (`_unowned_only`)."""
         self._claiming: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
@@ -184,7 +190,12 @@ class LeaseKeeper:
         # the heartbeat; claimed again, the run would get a second drive in this process.
         sent = time.monotonic()
         claimed = await self._store.claim_runs(
-            self.claim, page, workflows, self._definitions, exclude=list(self._local())
+            self.claim,
+            page,
+            workflows,
+            self._definitions,
+            exclude=list(self._local()),
+            unowned_only=self._unowned_only(),
         )
         for run_id, lease in claimed:
             await self._adopt(run_id, lease, sent)
@@ -195,13 +206,32 @@ class LeaseKeeper:
         assert self._capacity is not None
         sent = time.monotonic()
         taken = await self._store.claim_bounded(
-            self.claim, page, workflow_id, bound, self._definitions, exclude=list(self._local())
+            self.claim,
+            page,
+            workflow_id,
+            bound,
+            self._definitions,
+            exclude=list(self._local()),
+            unowned_only=self._unowned_only(),
         )
         for run_id, lease in taken.claimed:
             await self._adopt(run_id, lease, sent)
         if taken.held_back:
             self._capacity.note_full(workflow_id)  # a drive of it ending, here or elsewhere, wakes a loop
         return taken.claimed
+
+    def _unowned_only(self) -> bool:
+        """Whether claims leave the runs whose owner's lease ran out alone: while the database
+        is away, and for a lease after a renewal got through again. Every lease may have run out
+        while it was away, though their owners live on and go on driving; each owner renews its
+        own as soon as the database answers (its claim loop's first turn does), so a lease
+        later only a dead owner's are still out. Taken at once, the runs of live replicas were
+        swapped between them, each step in flight running in two places at once meanwhile."""
+        return self._outage or time.monotonic() < self._unowned_until
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, StorageUnavailable) and not self.exclusive:
+            self._outage = True
 
     def wake(self) -> None:
         """Look for runs to claim now (one was left to the claim loop, or room was made)."""
@@ -361,8 +391,11 @@ class LeaseKeeper:
                     await self._wake.wait()
             self._wake.clear()
             try:
+                if self._outage:
+                    await self.heartbeat()  # its own leases first: they may have run out meanwhile
                 await self.claim_due()
-            except Exception:
+            except Exception as exc:
+                self._failed(exc)
                 log_failure(logger, "claiming due runs failed; retrying in %.1fs", self._claim_interval)
 
     async def _heartbeat_loop(self) -> None:
@@ -371,7 +404,8 @@ class LeaseKeeper:
             await asyncio.sleep(interval)
             try:
                 await self.heartbeat()
-            except Exception:
+            except Exception as exc:
+                self._failed(exc)
                 log_failure(logger, "renewing leases failed; retrying in %.1fs", interval)
 
     async def heartbeat(self) -> None:
@@ -387,6 +421,9 @@ class LeaseKeeper:
         # Settling ones too: a settling commit that the database refuses is tried again,
         # and the run must stay this replica's meanwhile, or another would drive it again.
         owned = await self._store.renew_leases(self.owner, self.lease_seconds, list(driven))
+        if self._outage:
+            self._outage = False
+            self._unowned_until = time.monotonic() + self.lease_seconds
         self._renewed(owned, sent)
         for run_id, settled in self._local().items():
             if run_id in before and run_id not in owned and not settled:

@@ -224,16 +224,19 @@ class Store(Protocol):
         workflows: Sequence[str],
         definitions: Collection[Definition] | None = None,
         exclude: Collection[str] = (),
+        *,
+        unowned_only: bool = False,
     ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs (running or waiting) of these workflows that have
-        no live owner: none, or a lease that expired (by the database's clock), oldest
-        first; and suspended runs whose deadline passed (the claimer ends them) or whose
-        `wake_at` passed (a nested workflow suspended in it timed out: the claimer drives
-        the run so that it fails). With
-        `definitions`, only runs whose (workflow id, definition version, definition digest)
-        is one of them: a run of a version this replica does not serve is left for one that
-        does. Never the runs in `exclude` (those the claimer drives already: a lapsed lease of
-        its own is renewed, not claimed again). Returns (run id, lease) of each."""
+        no live owner: none, or a lease that expired (by the database's clock; with
+        `unowned_only` no run with an owner, live or not, is taken), oldest first; and
+        suspended runs whose deadline passed (the claimer ends them) or whose `wake_at`
+        passed (a nested workflow suspended in it timed out: the claimer drives the run so
+        that it fails). With `definitions`, only runs whose (workflow id, definition version,
+        definition digest) is one of them: a run of a version this replica does not serve is
+        left for one that does. Never the runs in `exclude` (those the claimer drives already:
+        a lapsed lease of its own is renewed, not claimed again). Returns (run id, lease) of
+        each."""
 
     async def claim_bounded(
         self,
@@ -243,6 +246,8 @@ class Store(Protocol):
         bound: int,
         definitions: Collection[Definition] | None = None,
         exclude: Collection[str] = (),
+        *,
+        unowned_only: bool = False,
     ) -> BoundedClaim:
         """`claim_runs` for one workflow whose runs all servers sharing the database drive at
         most `bound` of at once: up to `limit`, and no more than `bound` minus its `running`

@@ -265,11 +265,16 @@ def _driven(conn: sqlite3.Connection, workflow_id: str, now: float) -> int:
 class _DueRuns:
     """The runs a claim of `workflows` may take (see `Store.claim_runs`), to claim or to look for."""
 
-    __slots__ = ("_excluded", "_params", "_sql")
+    __slots__ = ("_excluded", "_params", "_sql", "_unowned_only")
 
     def __init__(
-        self, workflows: Sequence[str], definitions: Collection[Definition] | None, exclude: Collection[str]
+        self,
+        workflows: Sequence[str],
+        definitions: Collection[Definition] | None,
+        exclude: Collection[str],
+        unowned_only: bool = False,
     ) -> None:
+        self._unowned_only = unowned_only
         served = sorted(definitions or ())
         by_definition = (
             " AND (workflow_id, definition_version, definition_digest)"
@@ -303,7 +308,9 @@ class _DueRuns:
 
     def _values(self, now: float) -> tuple[Any, ...]:
         workflows, chosen = self._params
-        active, overdue = (now, *workflows, *chosen), (now, now, *workflows, *chosen)
+        # Leases are compared with it: with nothing before it, only runs with no owner are due.
+        lapsed = -math.inf if self._unowned_only else now
+        active, overdue = (lapsed, *workflows, *chosen), (now, lapsed, *workflows, *chosen)
         return (*active, *overdue, *overdue, self._excluded)
 
     def claim(
@@ -504,11 +511,13 @@ class SqliteStore(SqliteSchedules):
         workflows: Sequence[str],
         definitions: Collection[Definition] | None = None,
         exclude: Collection[str] = (),
+        *,
+        unowned_only: bool = False,
     ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs with no live owner (see `Store.claim_runs`)."""
         if not workflows or (definitions is not None and not definitions):
             return []
-        due = _DueRuns(workflows, definitions, exclude)
+        due = _DueRuns(workflows, definitions, exclude, unowned_only)
 
         def apply(conn: sqlite3.Connection, now: float) -> list[tuple[str, Lease]]:
             return due.claim(conn, now, claim, limit)
@@ -524,11 +533,13 @@ class SqliteStore(SqliteSchedules):
         bound: int,
         definitions: Collection[Definition] | None = None,
         exclude: Collection[str] = (),
+        *,
+        unowned_only: bool = False,
     ) -> BoundedClaim:
         """See `Store.claim_bounded`: the count and the claim are one operation of the writer."""
         if definitions is not None and not definitions:
             return BoundedClaim([], False)
-        due = _DueRuns([workflow_id], definitions, exclude)
+        due = _DueRuns([workflow_id], definitions, exclude, unowned_only)
 
         def apply(conn: sqlite3.Connection, now: float) -> BoundedClaim:
             driven = _driven(conn, workflow_id, now)
