@@ -768,6 +768,37 @@ async def test_newer_schema_version_is_refused(db_path: str) -> None:
         await store.open()
 
 
+async def test_a_newer_schema_marked_usable_by_older_servers_is_served(
+    db_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database a newer runservice migrated: refused at start-up, unless every version this
+    code does not know is recorded in `schema_compatible` (a rollback after an upgrade whose
+    migrations only add); then served, with a warning, and its runs read as ever."""
+    store = SqliteStore(db_path)
+    await store.open()
+    await store.write(RunWrite("r1", create=new_run("r1")))
+    await store.close()
+    future = SCHEMA_VERSION + 1
+    with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
+        conn.execute(f"PRAGMA user_version = {future}")
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (future,))
+        conn.execute("CREATE TABLE future_table (x INTEGER)")
+    with pytest.raises(RuntimeError, match=rf"schema versions \[{future}\] this runservice does not know"):
+        await SqliteStore(db_path).open()
+    with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
+        conn.execute("INSERT INTO schema_compatible (version) VALUES (?)", (future,))
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        run = await store.get_run("r1")
+        assert run is not None and run.status is RunStatus.PENDING
+    finally:
+        await store.close()
+    assert f"schema versions [{future}] from a newer runservice" in caplog.text
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == future  # not lowered
+
+
 async def test_second_store_on_same_file_refuses_to_open(db_path: str) -> None:
     store = SqliteStore(db_path)
     await store.open()
@@ -893,6 +924,38 @@ async def test_postgres_newer_schema_version_is_refused(pg_databases: Databases)
     with pytest.raises(RuntimeError, match="schema version"):
         await store.open()
     await store.close()
+
+
+async def test_postgres_newer_schema_marked_usable_by_older_servers_is_served(
+    pg_databases: Databases, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = await pg_databases.url_for("newer-compatible")
+    store = PostgresStore(url)
+    await store.open()
+    await store.write(RunWrite("r1", create=new_run("r1")))
+    await store.close()
+    future = pg.SCHEMA_VERSION + 1
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM schema_compatible WHERE version = 14") == 1
+        await conn.execute(
+            "INSERT INTO schema_migrations (version, script) VALUES ($1, 'future.sql')", future
+        )
+        with pytest.raises(
+            RuntimeError, match=rf"schema versions \[{future}\] this runservice does not know"
+        ):
+            await PostgresStore(url).open()
+        await conn.execute("INSERT INTO schema_compatible (version) VALUES ($1)", future)
+    finally:
+        await conn.close()
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        run = await store.get_run("r1")
+        assert run is not None and run.status is RunStatus.PENDING
+    finally:
+        await store.close()
+    assert f"schema versions [{future}] from a newer runservice" in caplog.text
 
 
 async def _follow_all(store: PostgresStore, run_id: str) -> list[Event]:

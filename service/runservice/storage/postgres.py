@@ -101,6 +101,10 @@ MIGRATIONS: tuple[tuple[int, str], ...] = tuple(
 )
 """(version, script) in order, found by name: a new schema change is a new `postgres_vN.sql`."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+BACKWARD_COMPATIBLE = frozenset({14})
+"""Migrations that leave the database usable by a server that does not know them (they only
+add what older code never reads), recorded in `schema_compatible` (made by 14, so only from
+14 on): a server of an earlier version started on the database (a rollback) serves it."""
 MIGRATION_LOCK = 0x72756E73657276  # pg_advisory_xact_lock key for migrations ("runserv")
 _ACTIVE = ["running", "waiting"]
 _NOW = "extract(epoch from now())::double precision"
@@ -1070,10 +1074,7 @@ async def migrate(conn: Any) -> int:
             await conn.execute(_MIGRATIONS_TABLE)
             applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
             if unknown := applied - {version for version, _ in MIGRATIONS}:
-                raise RuntimeError(
-                    f"database has schema versions {sorted(unknown)} this runservice does not know"
-                    f" (it knows up to {SCHEMA_VERSION}; a newer runservice migrated it)"
-                )
+                await _serve_newer(conn, unknown)
             pending = [(v, script) for v, script in MIGRATIONS if v not in applied]
             if not pending:
                 break
@@ -1082,6 +1083,10 @@ async def migrate(conn: Any) -> int:
             await conn.execute(
                 "INSERT INTO schema_migrations (version, script) VALUES ($1, $2)", target, script
             )
+            if target in BACKWARD_COMPATIBLE:
+                await conn.execute(
+                    "INSERT INTO schema_compatible (version) VALUES ($1) ON CONFLICT DO NOTHING", target
+                )
             logger.info("migrated the database schema to version %d (%s)", target, script)
     if lacking := await _lacking(conn):
         raise RuntimeError(
@@ -1089,6 +1094,24 @@ async def migrate(conn: Any) -> int:
             " (was it changed by hand?); runservice cannot repair it: restore it from a backup"
         )
     return int(max(applied))
+
+
+async def _serve_newer(conn: Any, unknown: set[int]) -> None:
+    """Go on with a database a newer runservice migrated (versions `unknown`) only if every
+    one of them is recorded as leaving it usable by older servers; else RuntimeError."""
+    compatible: set[int] = set()
+    if await conn.fetchval("SELECT to_regclass('schema_compatible') IS NOT NULL"):
+        compatible = {row[0] for row in await conn.fetch("SELECT version FROM schema_compatible")}
+    if not unknown <= compatible:
+        raise RuntimeError(
+            f"database has schema versions {sorted(unknown - compatible)} this runservice does not"
+            f" know (it knows up to {SCHEMA_VERSION}; a newer runservice migrated it)"
+        )
+    logger.warning(
+        "database has schema versions %s from a newer runservice, which leave it usable by this"
+        " one: serving it",
+        sorted(unknown),
+    )
 
 
 _REQUIRED: dict[str, str] = {
@@ -1101,6 +1124,7 @@ _REQUIRED: dict[str, str] = {
     "schedules": SCHEDULE_COLUMNS,
     "schedule_ticks": "schedule_id, tick, kind, outcome, run_id, fired_at",
     "schedule_triggers": "schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at",
+    "schema_compatible": "version",
 }
 """The tables and columns this code's statements use (tests check a new database has exactly these)."""
 

@@ -120,6 +120,10 @@ MIGRATIONS: dict[int, str] = {
 }
 """version -> script (`migrate_vN.sql` upgrades to N); found by name, so a new change is a new file."""
 SCHEMA_VERSION = max([BASE_VERSION, *MIGRATIONS])
+BACKWARD_COMPATIBLE = frozenset({16})
+"""Migrations that leave the database usable by a server that does not know them (they only
+add what older code never reads), recorded in `schema_compatible` (made by 16, so only from
+16 on): a server of an earlier version started on the database (a rollback) serves it."""
 _MAX_BATCH = 500
 _PAGE_SIZE = 2048
 """Bytes per page of a new database. A commit writes every page it dirtied to the WAL, and a
@@ -1287,11 +1291,11 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
     half-way leaves it as it was), then check it has every table, column and index this code
     uses; raises RuntimeError (one line) for a database it cannot serve."""
     (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version > SCHEMA_VERSION:
+    schema = _Schema.read(conn)
+    if version > SCHEMA_VERSION and _APPLIED not in schema.tables:
         raise RuntimeError(
             f"database {path} has schema version {version}; this runservice knows {SCHEMA_VERSION}"
         )
-    schema = _Schema.read(conn)
     if version == 0:
         scripts = _new_file()
     else:
@@ -1303,10 +1307,7 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             # made run_values) may be missing below it. The schema says which are there.
             applied = {v for v, present in _PRESENT.items() if present(schema)}
         if unknown := applied - MIGRATIONS.keys():
-            raise RuntimeError(
-                f"database {path} has schema versions {sorted(unknown)} this runservice does not know"
-                f" (it knows up to {SCHEMA_VERSION}; a newer runservice migrated it)"
-            )
+            _serve_newer(conn, schema, path, unknown)
         missing = sorted(MIGRATIONS.keys() - applied)
         if missing:
             logger.info("applying schema migrations %s to %s", missing, path)
@@ -1316,9 +1317,12 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
         # transaction, so a crash half-way leaves the database as it was.
         ddl = "\n".join(_resource(name) for name in scripts)
         record = "".join(f"INSERT OR IGNORE INTO {_APPLIED} (version) VALUES ({v});\n" for v in MIGRATIONS)
+        record += "".join(
+            f"INSERT OR IGNORE INTO {_COMPATIBLE} (version) VALUES ({v});\n" for v in BACKWARD_COMPATIBLE
+        )
         conn.executescript(
             f"BEGIN IMMEDIATE;\n{ddl}\nCREATE TABLE IF NOT EXISTS {_APPLIED} (version INTEGER PRIMARY KEY);\n"
-            f"{record}PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+            f"{record}PRAGMA user_version = {max(version, SCHEMA_VERSION)};\nCOMMIT;"
         )
         schema = _Schema.read(conn)
     if lacking := _reference().lacking(schema):
@@ -1331,6 +1335,27 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
 _APPLIED = "schema_migrations"
 """The table of the migrations applied (their numbers), as on PostgreSQL: a number merged out
 of order is found missing even below the newest one applied."""
+_COMPATIBLE = "schema_compatible"
+"""The table of the migrations that leave the database usable by older servers (`BACKWARD_COMPATIBLE`)."""
+
+
+def _serve_newer(conn: sqlite3.Connection, schema: _Schema, path: str, unknown: set[int]) -> None:
+    """Go on with a database a newer runservice migrated (versions `unknown`) only if every
+    one of them is recorded as leaving it usable by older servers; else RuntimeError."""
+    compatible: set[int] = set()
+    if _COMPATIBLE in schema.tables:
+        compatible = {v for (v,) in conn.execute(f"SELECT version FROM {_COMPATIBLE}")}
+    if not unknown <= compatible:
+        raise RuntimeError(
+            f"database {path} has schema versions {sorted(unknown - compatible)} this runservice"
+            f" does not know (it knows up to {SCHEMA_VERSION}; a newer runservice migrated it)"
+        )
+    logger.warning(
+        "database %s has schema versions %s from a newer runservice, which leave it usable by"
+        " this one: serving it",
+        path,
+        sorted(unknown),
+    )
 
 
 class _Schema:
@@ -1393,6 +1418,7 @@ _PRESENT: dict[int, Callable[[_Schema], bool]] = {
     13: lambda s: "runs_wake_suspended" in s.indexes,
     14: lambda s: "foreach_items" in s.tables and not s.rowid("foreach_items"),
     15: lambda s: "deleted_at" in s.columns.get("requests", set()),
+    16: lambda s: "schema_compatible" in s.tables,
 }
 """Whether each migration is in a database whose applied migrations are not recorded, judged
 from its schema (every main commit's own files: schema.sql makes 2-4, each migration's script
