@@ -9,6 +9,7 @@ ListRuns are byte-for-byte the same before and after.
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -90,6 +91,19 @@ def nested(depth: int) -> struct_pb2.Value:
         outer.list_value.values.add().CopyFrom(inner)
         inner = outer
     return inner
+
+
+def deep_json(depth: int, leaf: Any = None) -> Any:
+    """A JSON value of `depth` objects within each other (or of lists, with `leaf` a list)."""
+    made: Any = 1
+    for _ in range(depth):
+        made = [made] if isinstance(leaf, list) else {"k": made}
+    return made
+
+
+def token_at(created_at: str) -> str:
+    """A page token whose position is `created_at`, written as JSON as it stands."""
+    return base64.urlsafe_b64encode(f'[{created_at},"x","digest"]'.encode()).decode()
 
 
 def start(**fields: Any) -> Build:
@@ -190,6 +204,26 @@ ROWS: list[Row] = [
         "input_data.more[1].x",
     ),
     Row("Start-inf-state", "Start", start(initial_state=value({"s": -INF})), INVALID, REQ, "initial_state.s"),
+    # Stored, a value nested deeper would make every reply that carries it undecodable.
+    Row(
+        "Start-deep-context",
+        "Start",
+        start(request_context=value(deep_json(31))),
+        INVALID,
+        REQ,
+        "request_context",
+    ),
+    Row(
+        "Start-deep-state", "Start", start(initial_state=value(deep_json(31))), INVALID, REQ, "initial_state"
+    ),
+    Row(
+        "Start-deep-input-list",
+        "Start",
+        start(input_data=value({"count": 1, "more": deep_json(30, [])})),
+        INVALID,
+        REQ,
+        "input_data",
+    ),
     Row(
         "Start-nan-context",
         "Start",
@@ -426,6 +460,22 @@ ROWS: list[Row] = [
         "ListRuns-token-garbage",
         "ListRuns",
         msg(lambda ids: run_service_pb2.ListRunsRequest(page_token="not-a-token")),
+        INVALID,
+        REQ,
+        "page_token",
+    ),
+    Row(
+        "ListRuns-token-past-a-float",
+        "ListRuns",
+        msg(lambda ids: run_service_pb2.ListRunsRequest(page_token=token_at("1" + "0" * 320))),
+        INVALID,
+        REQ,
+        "page_token",
+    ),
+    Row(
+        "ListRuns-token-nan",
+        "ListRuns",
+        msg(lambda ids: run_service_pb2.ListRunsRequest(page_token=token_at("NaN"))),
         INVALID,
         REQ,
         "page_token",
@@ -896,3 +946,53 @@ async def test_schedule_requests_with_nul_are_refused(
     assert refused.value.code() == INVALID, refused.value.details()
     info, fields = details(refused.value)
     assert info.reason == REQ and field in fields
+
+
+def _deepest_value_path(descriptor: Any, seen: frozenset[str]) -> list[Any]:
+    """The fields down to the deepest `google.protobuf.Value` field below `descriptor`."""
+    best: list[Any] = []
+    for field in descriptor.fields:
+        kind = field.message_type
+        if kind is None or kind.full_name in seen:
+            continue
+        path = [field] if kind.full_name == "google.protobuf.Value" else []
+        if not path:
+            below = _deepest_value_path(kind, seen | {kind.full_name})
+            path = [field, *below] if below else []
+        if len(path) > len(best):
+            best = path
+    return best
+
+
+def test_json_at_the_depth_bound_decodes_in_the_deepest_reply() -> None:
+    """Every reply that carries a stored JSON value, with the value nested `JSON_DEPTH`
+    objects deep, decodes under protobuf's default recursion limit: what the edge and the
+    engine let in can always be read back, however the contract grows."""
+    services = (run_service_pb2.DESCRIPTOR, schedule_service_pb2.DESCRIPTOR)
+    replies = [
+        method.output_type
+        for file in services
+        for service in file.services_by_name.values()
+        for method in service.methods
+    ]
+    assert replies
+    for reply in replies:
+        path = _deepest_value_path(reply, frozenset({reply.full_name}))
+        if not path:
+            continue
+        made = _message_class(reply)()
+        target: Any = made
+        for field in path[:-1]:
+            target = getattr(target, field.name)
+            target = target.add() if field.is_repeated else target
+        leaf = getattr(target, path[-1].name)
+        leaf = leaf.add() if path[-1].is_repeated else leaf
+        leaf.CopyFrom(value(deep_json(limits.JSON_DEPTH)))
+        parsed = type(made).FromString(made.SerializeToString())
+        assert parsed == made, reply.full_name
+
+
+def _message_class(descriptor: Any) -> Any:
+    from google.protobuf import message_factory
+
+    return message_factory.GetMessageClass(descriptor)

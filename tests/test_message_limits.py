@@ -41,7 +41,13 @@ async def again(ctx):
     return ctx.input_data
 
 
+@create_step("triple")
+async def triple(ctx):
+    return ctx.input_data * 3
+
+
 padded = create_workflow("padded").then(copy).then(again).commit()
+tripled = create_workflow("tripled").then(triple).commit()
 """
 
 
@@ -104,6 +110,20 @@ async def test_replies_fit_the_configured_message_size(server: ServerProcess) ->
         streamed = [reply async for reply in stream]
         assert all(reply.ByteSize() <= REPLY_LIMIT for reply in streamed)
         assert streamed[-1].end_of_stream and streamed[-1].run.status == run_pb2.RUN_STATUS_SUCCESS
+
+        # A workflow state whose result alone is over the limit: its event goes without it.
+        await stub.Start(
+            run_service_pb2.StartRequest(workflow_id="tripled", run_id="t", input_data=_text(PAD), wait=True)
+        )
+        watched = [
+            reply
+            async for reply in stub.Watch(
+                run_service_pb2.WatchRequest(run_id="t", include_workflow_state=True)
+            )
+        ]
+        assert all(reply.ByteSize() <= REPLY_LIMIT for reply in watched) and watched[-1].end_of_stream
+        states = [state for reply in watched for state in reply.workflow_states]
+        assert states[-1].status == run_pb2.RUN_STATUS_SUCCESS and not states[-1].HasField("result")
 
         # Two runs' inputs and results listed in full are over the limit too.
         with pytest.raises(grpc.aio.AioRpcError) as refused:

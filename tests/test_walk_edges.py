@@ -438,17 +438,43 @@ async def big_chunk(ctx: StepContext) -> Any:
     return "written"
 
 
+@create_step("too-deep")
+async def too_deep(ctx: StepContext) -> Any:
+    made: Any = 1
+    for _ in range(31):  # one level more than limits.JSON_DEPTH
+        made = {"k": made}
+    return made
+
+
+@create_step("bloats-context")
+async def bloats_context(ctx: StepContext) -> Any:
+    ctx.request_context["big"] = "b" * (100 * 1024)  # over limits.REQUEST_CONTEXT
+    return 1
+
+
 unencodable = create_workflow("unencodable").then(count_up).then(lone_surrogate).commit()
+bloating = create_workflow("bloating").then(count_up).then(bloats_context).commit()
+deep = create_workflow("deep").then(count_up).then(too_deep).commit()
 chunky = create_workflow("chunky").then(big_chunk).commit()
 
 
 async def test_a_step_output_no_store_can_encode_fails_the_step_and_keeps_the_records(db: str) -> None:
     """Before, the store's encoder raised at the commit: the run failed as an engine error
     with its step records lost, and a Start with wait got the raw TypeError."""
-    async with booted(db, [unencodable, chunky]) as engine:
+    async with booted(db, [unencodable, chunky, deep, bloating]) as engine:
         run = await waited(engine, "unencodable", 1)
         assert run.status is RunStatus.FAILED and run.error is not None
         assert run.error.name == "OutputSerializationError", run.error
         assert records(run) == {"count-up": ("success", 2), "lone-surrogate": ("failed", None)}
+        # Nested deeper than any reply could carry (limits.JSON_DEPTH): the same.
+        run = await waited(engine, "deep", 1)
+        assert run.error is not None and run.error.name == "OutputSerializationError", run.error
+        assert "nested more than 30 levels deep" in run.error.message
+        assert records(run) == {"count-up": ("success", 2), "too-deep": ("failed", None)}
+        # A request context a body made too large is not stored either: the step fails.
+        run = await waited(engine, "bloating", 1)
+        assert run.error is not None and run.error.name == "PayloadTooLarge", run.error
+        assert "big" not in run.request_context
+        assert records(run) == {"count-up": ("success", 2), "bloats-context": ("failed", None)}
         chunked = await waited(engine, "chunky", None)
         assert (chunked.status, chunked.result) == (RunStatus.SUCCESS, "PayloadTooLarge")

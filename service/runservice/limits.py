@@ -56,13 +56,19 @@ TRACE_METADATA = 64 * KIB
 """TracingOptions' metadata (bytes, as sent)."""
 STATUSES = 16
 """Statuses in one ListRuns filter (there are 7; repeats are harmless up to this)."""
+JSON_DEPTH = 30
+"""Levels of objects and arrays within each other in any JSON value, stored or sent. Each
+level of a `google.protobuf.Value` object is three messages deep, and the deepest reply
+carries a value six messages down: a deeper value would be stored, but no caller's decoder
+(protobuf's default recursion limit is 100) could read a reply that carries it."""
 
 
-def json_size(obj: Any) -> int:
+def json_size(obj: Any, _depth: int = 0) -> int:
     """The size in bytes of `obj` encoded as a `google.protobuf.Value` (as the server sends it).
 
     Exact for JSON data (dict with str keys, list, str, int, float, bool, None); tuples count
-    as lists and other mappings as dicts. ValueError for a string UTF-8 cannot carry.
+    as lists and other mappings as dicts. ValueError for a string UTF-8 cannot carry, and for
+    objects and arrays nested more than JSON_DEPTH levels deep.
     """
     if obj is None or obj is True or obj is False:
         return 2  # tag + one-byte varint
@@ -72,13 +78,15 @@ def json_size(obj: Any) -> int:
     if kind is int or kind is float:
         return 9  # tag + fixed64
     if isinstance(obj, Mapping):
+        _within_depth(_depth)
         body = 0
         for key, item in obj.items():
             key_bytes = _utf8_size(str(key))
-            body += _delimited(_delimited(key_bytes) + _delimited(json_size(item)))
+            body += _delimited(_delimited(key_bytes) + _delimited(json_size(item, _depth + 1)))
         return _delimited(body)
     if isinstance(obj, list | tuple):
-        return _delimited(sum(_delimited(json_size(item)) for item in obj))
+        _within_depth(_depth)
+        return _delimited(sum(_delimited(json_size(item, _depth + 1)) for item in obj))
     if isinstance(obj, bool):
         return 2
     if isinstance(obj, int | float):
@@ -86,6 +94,11 @@ def json_size(obj: Any) -> int:
     if isinstance(obj, str):
         return json_size(str(obj))
     raise TypeError(f"not JSON data: {type(obj).__name__}")
+
+
+def _within_depth(depth: int) -> None:
+    if depth >= JSON_DEPTH:
+        raise ValueError(f"objects and arrays are nested more than {JSON_DEPTH} levels deep")
 
 
 def _utf8_size(text: str) -> int:
@@ -143,6 +156,7 @@ __all__ = [
     "ID",
     "INITIAL_STATE",
     "INPUT",
+    "JSON_DEPTH",
     "MESSAGE",
     "PAGE_TOKEN",
     "REQUEST_CONTEXT",

@@ -330,19 +330,32 @@ GRPC_CORE_LOGGER = "grpc._cython.cygrpc"
 """The logger grpc.aio's server core writes to."""
 
 
+_CLIENTS_DOINGS = {
+    # The client cancelled (or dropped) a stream while a message was being sent, before grpc
+    # noticed the cancel: a race inside grpc.
+    "ExecuteBatchError raised in core by servicer method": "a reply could not be sent, the client has gone",
+    # A header value that is not UTF-8 (HTTP/2 allows any bytes): grpc reads it as latin-1.
+    "Invalid encoding on": "a client sent a header value that is not UTF-8",
+}
+"""grpc.aio's ERROR records (each with a traceback) about what a client did, by the start of
+their message, and what the server's log says of them instead."""
+
+
 class ClientGone(logging.Filter):
-    """Keeps grpc.aio's report of a reply sent to a client that has just gone out of the
-    error log: the client cancelled (or dropped) a stream while a message was being sent,
-    before grpc noticed the cancel, a race inside grpc. It comes as an ERROR with a
-    traceback, about nothing the server can do; it is kept only when DEBUG is on, as one
+    """Keeps grpc.aio's reports of what a client did out of the error log: a reply sent to a
+    client that has just gone, a header that is not UTF-8 (`_CLIENTS_DOINGS`). They come as
+    ERRORs with a traceback, about nothing the server can do (and one per call a client
+    makes, so any client could fill the log); each is kept only when DEBUG is on, as one
     line. Every other record of that logger passes unchanged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith("ExecuteBatchError raised in core by servicer method"):
+        message = str(record.msg)
+        said = next((said for start, said in _CLIENTS_DOINGS.items() if message.startswith(start)), None)
+        if said is None:
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         record.exc_info, record.exc_text = None, None
-        record.msg = f"a reply could not be sent, the client has gone: {record.msg}"
+        record.msg = f"{said}: {message}"
         return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 

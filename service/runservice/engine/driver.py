@@ -710,6 +710,12 @@ class RunDriver:
     def _within_limits(self, path: StepPath, outcome: Outcome) -> Outcome:
         """The outcome, or a failure when what the step produced is over a size limit
         (`runservice.limits`): nothing over a limit is stored, so every run stays readable."""
+        if self.request_context != self._staged_context:  # the body changed it
+            refused = _refusal("request_context", self.request_context, limits.REQUEST_CONTEXT)
+            if refused is not None:
+                self.request_context.clear()
+                self.request_context.update(self._staged_context)
+                return failed(refused)
         if outcome.kind is Kind.SUSPENDED:
             detail = outcome.output if isinstance(outcome.output, dict) else {}
             value, field = detail.get("payload"), f"steps.{'.'.join(path)}.suspend_payload"
@@ -824,6 +830,18 @@ class RunDriver:
                 await self.abort_signal.wait()
         except TimeoutError:
             pass
+
+
+def _refusal(field: str, value: Any, limit: int) -> RunError | None:
+    """Why `value` may not be stored as `field` (over `limit`, or not JSON data any reply
+    could carry), or None."""
+    try:
+        limits.check(field, value, limit)
+    except PayloadTooLarge as exc:
+        return RunError("PayloadTooLarge", str(exc), exc.metadata)
+    except (ValueError, TypeError) as exc:
+        return RunError("OutputSerializationError", f"{field} is not JSON data: {exc}")
+    return None
 
 
 def _resume_value(step: Step, data: Json) -> Any:

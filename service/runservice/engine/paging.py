@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 
 from runservice.errors import FieldViolation, InvalidArgument
 from runservice.storage import RunQuery
@@ -45,7 +46,9 @@ def decode_token(token: str, query: RunQuery) -> tuple[float, str]:
     try:
         created_at, run_id, digest = json.loads(base64.urlsafe_b64decode(token.encode()))
         position = float(created_at), str(run_id)
-    except (ValueError, TypeError, binascii.Error):
+        if not math.isfinite(position[0]):
+            raise ValueError("no run was created at that time")
+    except (ValueError, TypeError, OverflowError, binascii.Error):  # Overflow: an integer past a float
         raise _invalid("not a token returned by ListRuns") from None
     if digest != filters_digest(query):
         raise _invalid("was issued for other filters; list again from the first page")

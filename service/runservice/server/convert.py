@@ -365,6 +365,10 @@ class Checks:
         bad = wire.non_finite_path(data, field)
         if bad is not None:
             self.bad(bad, "numbers must be finite (NaN and Infinity are not JSON)")
+        try:
+            limits.json_size(data)  # stored, it must fit in every reply that carries it
+        except ValueError as exc:
+            self.bad(field, str(exc))
         return data
 
     def json_object(self, msg: message.Message, field: str, limit: int) -> dict[str, Json] | None:
@@ -857,7 +861,8 @@ def watch_events(
     for state in states:
         out = msg.workflow_states.add(status=_RUN_STATUS[state.status])
         _add_steps(out.steps, state.steps, payloads=payloads)
-        wire.set_value(out.result, state.result)
+        if payloads:  # a result may be as large as a step's output
+            wire.set_value(out.result, state.result)
         _set_error(out.error, state.error)
     return msg
 
