@@ -27,7 +27,6 @@ from typing import Any
 
 import orjson
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -35,6 +34,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, S
 from runservice import limits, wire
 from runservice.errors import FieldViolation, InvalidArgument
 from runservice.model import Event, EventType, Json, RunStatus, StepPath, StepStatus
+from runservice.server import otlp
 from runservice.server.committed import RunInfo
 from runservice.v1 import run_service_pb2
 
@@ -164,9 +164,7 @@ class Tracing:
     """Spans of runs and steps for one server. `processor` receives them (None: not exported)."""
 
     def __init__(self, processor: SpanProcessor | None = None, *, service_name: str = "runservice") -> None:
-        self.provider = TracerProvider(
-            resource=Resource.create({"service.name": service_name}), id_generator=_RunTraceIds()
-        )
+        self.provider = TracerProvider(resource=otlp.resource(service_name), id_generator=_RunTraceIds())
         if processor is not None:
             self.provider.add_span_processor(processor)
         self._tracer = self.provider.get_tracer("runservice")
