@@ -61,6 +61,33 @@ def run_span_of(collector: Collector, trace_id: str) -> dict[str, object]:
     return spans[0].resource
 
 
+async def test_http_protobuf_goes_to_an_http_collector(tmp_path: Path) -> None:
+    """`pip install opentelemetry-exporter-otlp` installs both exporters: the variable chooses."""
+    with http_collector() as collector:
+        trace_id, _ = await traced_run(
+            tmp_path,
+            {
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+            },
+        )
+        assert run_span_of(collector, trace_id)["service.name"] == "runservice"
+    assert len(collector.named("step fetch-weather")) == 1
+
+
+async def test_the_traces_protocol_variable_wins_over_the_general_one(tmp_path: Path) -> None:
+    with http_collector() as collector:
+        trace_id, _ = await traced_run(
+            tmp_path,
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+            },
+        )
+        assert run_span_of(collector, trace_id)["service.name"] == "runservice"
+
+
 @pytest.mark.parametrize(
     ("resource_variables", "expected"),
     [
@@ -98,3 +125,48 @@ async def test_without_the_grpc_exporter_spans_go_over_http_named_by_the_environ
             uninstalled=GRPC_PACKAGE,
         )
         assert run_span_of(collector, trace_id)["service.name"] == "orders"
+
+
+async def test_http_json_exports_protobuf_over_http_and_says_so(tmp_path: Path) -> None:
+    """The Python exporter has no JSON encoding; OTLP/HTTP collectors take protobuf at the same URL."""
+    with http_collector() as collector:
+        trace_id, log = await traced_run(
+            tmp_path,
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint},
+        )
+        run_span_of(collector, trace_id)
+    (warning,) = [line for line in log.splitlines() if "http/json" in line]
+    assert "WARNING" in warning and "exporting spans with http/protobuf" in warning
+
+
+async def test_a_protocol_whose_exporter_is_not_installed_exports_nothing_and_names_the_package(
+    tmp_path: Path,
+) -> None:
+    """Never the other protocol: the collector at the endpoint would not speak it."""
+    with grpc_collector() as collector:
+        _, log = await traced_run(
+            tmp_path,
+            {
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+            },
+            uninstalled=HTTP_PACKAGE,
+        )
+    assert collector.spans == []
+    (warning,) = [line for line in log.splitlines() if HTTP_PACKAGE in line]
+    assert (
+        "WARNING" in warning
+        and "spans are not exported" in warning
+        and f"pip install {HTTP_PACKAGE}" in warning
+    )
+
+
+async def test_a_protocol_that_is_not_one_exports_nothing_and_says_so(tmp_path: Path) -> None:
+    with grpc_collector() as collector:
+        _, log = await traced_run(
+            tmp_path,
+            {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint},
+        )
+    assert collector.spans == []
+    (warning,) = [line for line in log.splitlines() if "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL='http'" in line]
+    assert "WARNING" in warning and "grpc, http/protobuf or http/json" in warning

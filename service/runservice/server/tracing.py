@@ -17,8 +17,8 @@ flow) and not exported.
 from __future__ import annotations
 
 import contextvars
-import importlib
 import logging
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -176,22 +176,11 @@ class Tracing:
 
     @classmethod
     def with_default_exporter(cls) -> Tracing:
-        """Export over OTLP (configured by the standard OTEL_EXPORTER_OTLP_* variables) when an
-        OTLP exporter package is installed (gRPC first, then HTTP); otherwise make spans without
-        exporting them (trace ids still reach the runs and the logs)."""
-        exporter: Any = None
-        for module in (
-            "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
-            "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-        ):
-            try:
-                exporter = importlib.import_module(module).OTLPSpanExporter()
-            except ImportError:
-                continue
-            logger.info("tracing on; exporting spans with %s", module)
-            break
+        """Export over OTLP as the standard OTEL_EXPORTER_OTLP_* variables say (`otlp.span_exporter`);
+        without an exporter, make spans without exporting them (trace ids still reach the runs and
+        the logs)."""
+        exporter = otlp.span_exporter(os.environ)
         if exporter is None:
-            logger.info("tracing on; spans are not exported (install opentelemetry-exporter-otlp to export)")
             return cls()
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
