@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otlp_collector import Collector, grpc_collector
 from process import serve_argv, start_server
 from pydantic import BaseModel
 from scraping import get, scrape, value
@@ -788,14 +789,22 @@ def test_observability_settings_from_env_then_flags(monkeypatch: pytest.MonkeyPa
     assert default.metrics_address is None and not default.tracing and default.access_log
 
 
+@pytest.fixture
+def otlp_grpc() -> Iterator[Collector]:
+    with grpc_collector() as collector:
+        yield collector
+
+
 @pytest.mark.parametrize("layout", [(), ("--engine-process",)], ids=["one-process", "engine-process"])
 async def test_serve_process_writes_json_lines_and_serves_metrics(
-    tmp_path: Path, layout: tuple[str, ...]
+    tmp_path: Path, layout: tuple[str, ...], otlp_grpc: Collector
 ) -> None:
     """With `--engine-process` too: both processes log JSON lines, and the front's endpoint
     serves its RPC metrics with the engine process's run metrics."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSERVICE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNSERVICE_", "OTEL_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "service"), str(ROOT / "stubs")])
+    # The spans' own collector: with the exporter installed, none would wait out its retries at exit.
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_grpc.endpoint
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "runservice", "serve", "--address", "127.0.0.1:0", "--data-dir", str(tmp_path),
         "--metrics-address", "127.0.0.1:0", "--log-format", "json", "--tracing", *layout,
@@ -843,6 +852,7 @@ async def test_serve_process_writes_json_lines_and_serves_metrics(
     assert line["level"] == "INFO" and line["code"] == "OK" and line["duration_ms"] > 0
     assert line["peer"].startswith("ipv4:127.0.0.1:")
     assert line["message"] == f"/runservice.v1.RunService/Start OK {line['duration_ms']:.3f}ms {line['peer']}"
+    assert [span.trace_id for span in otlp_grpc.named("run city-weather")] == [done.run.trace_id]
 
 
 async def test_runs_started_concurrently_in_one_caller_trace_keep_their_own_options(tmp_path: Path) -> None:

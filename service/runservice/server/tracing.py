@@ -17,8 +17,8 @@ flow) and not exported.
 from __future__ import annotations
 
 import contextvars
-import importlib
 import logging
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,7 +27,6 @@ from typing import Any
 
 import orjson
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -35,6 +34,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, S
 from runservice import limits, wire
 from runservice.errors import FieldViolation, InvalidArgument
 from runservice.model import Event, EventType, Json, RunStatus, StepPath, StepStatus
+from runservice.server import otlp
 from runservice.server.committed import RunInfo
 from runservice.v1 import run_service_pb2
 
@@ -164,9 +164,7 @@ class Tracing:
     """Spans of runs and steps for one server. `processor` receives them (None: not exported)."""
 
     def __init__(self, processor: SpanProcessor | None = None, *, service_name: str = "runservice") -> None:
-        self.provider = TracerProvider(
-            resource=Resource.create({"service.name": service_name}), id_generator=_RunTraceIds()
-        )
+        self.provider = TracerProvider(resource=otlp.resource(service_name), id_generator=_RunTraceIds())
         if processor is not None:
             self.provider.add_span_processor(processor)
         self._tracer = self.provider.get_tracer("runservice")
@@ -178,22 +176,11 @@ class Tracing:
 
     @classmethod
     def with_default_exporter(cls) -> Tracing:
-        """Export over OTLP (configured by the standard OTEL_EXPORTER_OTLP_* variables) when an
-        OTLP exporter package is installed (gRPC first, then HTTP); otherwise make spans without
-        exporting them (trace ids still reach the runs and the logs)."""
-        exporter: Any = None
-        for module in (
-            "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
-            "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-        ):
-            try:
-                exporter = importlib.import_module(module).OTLPSpanExporter()
-            except ImportError:
-                continue
-            logger.info("tracing on; exporting spans with %s", module)
-            break
+        """Export over OTLP as the standard OTEL_EXPORTER_OTLP_* variables say (`otlp.span_exporter`);
+        without an exporter, make spans without exporting them (trace ids still reach the runs and
+        the logs)."""
+        exporter = otlp.span_exporter(os.environ)
         if exporter is None:
-            logger.info("tracing on; spans are not exported (install opentelemetry-exporter-otlp to export)")
             return cls()
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
