@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from runservice.engine import Engine
 from runservice.errors import InvalidArgument, StepNotSuspended
-from runservice.model import Run, RunStatus, StepStatus
+from runservice.model import Event, EventType, Run, RunStatus, StepStatus
 from runservice.storage import RunWrite, Store, open_store
 from runservice.workflow import StepContext, Workflow, clone_step, create_step, create_workflow
 
@@ -261,7 +261,17 @@ async def add_one(ctx: StepContext) -> int:
 to_three = create_workflow("to-three").dountil(add_one, lambda ctx: ctx.input_data % 3 == 0).commit()
 to_six = create_workflow("to-six").dowhile(to_three, lambda ctx: ctx.input_data < 6).commit()
 
+
+@create_step("after-nap")
+async def after_nap(ctx: StepContext) -> Any:
+    await probe.body("after-nap")
+    return ctx.input_data
+
+
+napping = create_workflow("napping").sleep(0.6).then(after_nap).commit()
+
 WORKFLOWS = [
+    napping,
     to_six,
     remembering_each,
     remembering_sides,
@@ -324,6 +334,37 @@ async def settled(engine: Engine, run_id: str, *, allow: Iterable[RunStatus] = (
 
 def results_per_step(run: Run) -> Counter[str]:
     return Counter(".".join(s.path) for s in run.steps)
+
+
+async def engine_events(url: str, run_id: str) -> list[Event]:
+    """Every event of the run in the store, as a Watch from the start reads them."""
+    store: Store = open_store(url)
+    await store.open()
+    try:
+        return await store.read_events(run_id, 0)
+    finally:
+        await store.close()
+
+
+async def told(
+    events: Awaitable[list[Event]], path: tuple[str, ...], kind: EventType = EventType.STEP_START
+) -> int:
+    """How many of `events` of type `kind` are about the step at `path`."""
+    return sum(1 for event in await events if event.type is kind and event.step and event.step.path == path)
+
+
+async def test_a_sleep_re_driven_after_a_stop_is_told_of_once(db: str) -> None:
+    """A run stopped while it sleeps goes on sleeping until its stored wake time after the
+    restart, and its log tells of the sleep once (before, a second STEP_WAITING)."""
+    async with booted(db) as engine:
+        run = await engine.start("napping", input_data={"n": 1})
+        while (await engine.get_run(run.run_id)).status is not RunStatus.WAITING:
+            await asyncio.sleep(0.01)
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == {"n": 1}
+    nap = next(s.path for s in done.steps if s.path != ("after-nap",))
+    assert await told(engine_events(db, run.run_id), nap, EventType.STEP_WAITING) == 1
 
 
 # -- runs interrupted in a body ---------------------------------------------------------------------
@@ -597,6 +638,8 @@ async def test_a_resumed_nested_step_in_flight_is_resumed_again(db: str) -> None
         done = await settled(engine, run.run_id)
     assert done.status is RunStatus.SUCCESS and done.result == {"approved": True}
     assert probe.ran["approve-resumed"] == 2
+    # Started once and resumed once; the re-drive goes on inside without telling of it again.
+    assert await told(engine_events(db, run.run_id), ("middle",)) == 2
     finished = {".".join(s.path): s.status for s in done.steps}
     assert finished == {
         "middle": StepStatus.SUCCESS,

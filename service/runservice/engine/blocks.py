@@ -384,7 +384,8 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
     if record is not None and (done := recorded(record)) is not None:
         return done
     now = time.time()
-    if record is None or record.status is not StepStatus.WAITING or record.wake_at is None:
+    fresh = record is None or record.status is not StepStatus.WAITING or record.wake_at is None
+    if fresh:
         try:
             wake_at = await _wake_time(walker, node, data, scope, now)
         except Exception as exc:
@@ -411,8 +412,12 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
             iteration=scope.iteration,
             position=walker.position(path),
         )
+    assert record is not None
     walker.status = RunStatus.WAITING
-    walker.record_event(EventType.STEP_WAITING, record, status=RunStatus.WAITING, wake_at=record.wake_at)
+    if fresh:
+        walker.record_event(EventType.STEP_WAITING, record, status=RunStatus.WAITING, wake_at=record.wake_at)
+    else:  # a re-drive of the sleep (after a restart): the log has told of it already
+        walker.outbox.stage(status=RunStatus.WAITING, wake_at=record.wake_at)
     walker.stage_memory()
     await walker.outbox.commit()
     walker.sleeping()

@@ -406,7 +406,11 @@ class RunDriver:
         if record is not None and (done := recorded(record)) is not None:
             return done
         announce = True
-        if record is None or record.status not in (StepStatus.RUNNING, StepStatus.SUSPENDED):
+        if record is not None and record.status is StepStatus.RUNNING:
+            # A re-drive (after a restart): its start is in the log, and the workflow goes on
+            # from its inner records; only an inner step in flight runs, and tells, again.
+            announce = False
+        elif record is None or record.status is not StepStatus.SUSPENDED:
             iteration = iteration or scope.iteration
             validated = self.validate_input(workflow.input_schema, data, path, iteration=iteration)
             if isinstance(validated, Outcome):
