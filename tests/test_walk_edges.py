@@ -478,3 +478,25 @@ async def test_a_step_output_no_store_can_encode_fails_the_step_and_keeps_the_re
         assert records(run) == {"count-up": ("success", 2), "bloats-context": ("failed", None)}
         chunked = await waited(engine, "chunky", None)
         assert (chunked.status, chunked.result) == (RunStatus.SUCCESS, "PayloadTooLarge")
+
+
+# -- conditions: suspend and bail do nothing, as in Mastra ---------------------------------------------
+
+
+async def stops_at_three(ctx: Any) -> bool:
+    ctx.bail("ignored")
+    await ctx.suspend({"ignored": True}, resume_label="never")
+    return bool(ctx.input_data >= 3)
+
+
+counting_to_three = create_workflow("counting-to-three").dountil(count_up, stops_at_three).commit()
+
+
+async def test_a_conditions_suspend_and_bail_do_nothing(db: str) -> None:
+    """Mastra hands conditions the step's context with `suspend` and `bail` as no-ops: a
+    condition that calls them neither suspends nor ends its run (before, they were missing,
+    and such a loop failed with LoopConditionError)."""
+    async with booted(db, [counting_to_three]) as engine:
+        run = await waited(engine, "counting-to-three", 0)
+    assert (run.status, run.result) == (RunStatus.SUCCESS, 3), run.error
+    assert run.suspended == ()

@@ -94,6 +94,13 @@ class ConditionContext:
         """The run's input data."""
         return self._runtime.init_data()
 
+    async def suspend(self, payload: Any = None, *, resume_label: str | list[str] | None = None) -> None:
+        """Nothing, in a condition (as in Mastra: a condition cannot suspend its run)."""
+
+    def bail(self, result: Any = None) -> object:
+        """Nothing, in a condition (as in Mastra: a condition cannot end its run)."""
+        return None
+
 
 class StepContext(ConditionContext):
     """The single argument of a step body: the run view plus the step's own controls.
@@ -147,7 +154,7 @@ class StepContext(ConditionContext):
         labels = (resume_label,) if isinstance(resume_label, str) else tuple(resume_label or ())
         self.suspension = Suspension(payload=data, labels=labels)
 
-    def bail(self, result: Any) -> Bail:
+    def bail(self, result: Any = None) -> Bail:
         """End the workflow early with status success and this result: `return ctx.bail(x)`.
 
         At the top level that ends the run; in a nested workflow, that workflow (its
