@@ -16,12 +16,17 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# Dependencies are pinned in pyproject.toml (the grpc family exactly); no dev extras.
+# Dependencies are pinned in pyproject.toml (the grpc family exactly); no dev extras. The otlp
+# extra: the OTLP span exporters, so that the standard OTEL_EXPORTER_OTLP_* variables and
+# --tracing export spans from the image (README "Traces").
 COPY pyproject.toml README.md ./
 COPY stubs ./stubs
 COPY service ./service
+# DL3013 takes the wheel with its extra for a package from the index: its versions are pyproject's.
+# hadolint ignore=DL3013
 RUN pip wheel --no-deps --wheel-dir /wheels . \
-    && pip install /wheels/*.whl
+    && set -- /wheels/runservice-*.whl \
+    && pip install "$1[otlp]"
 
 # --- runtime ------------------------------------------------------------------------------------
 FROM python:3.11-slim

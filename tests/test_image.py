@@ -72,11 +72,19 @@ async def test_the_image_command_line_from_a_fresh_venv(tmp_path: Path) -> None:
             "--disable-pip-version-check",
             "--quiet",
             "install",
-            str(wheel),
+            f"{wheel}[otlp]",  # as the image installs it
         ],
         check=True,
         timeout=150,
     )
+    exporter = await asyncio.to_thread(
+        subprocess.run,
+        [str(bin_dir / "python"), "-c", "import opentelemetry.exporter.otlp.proto.grpc.trace_exporter"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert exporter.returncode == 0, exporter.stderr  # the image exports spans when asked to
 
     stage = final_stage(ROOT / "Dockerfile")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNSERVICE_", "PYTHON"))}
