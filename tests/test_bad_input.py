@@ -688,6 +688,22 @@ ROWS: list[Row] = [
         "tracing_options.metadata",
     ),
     Row(
+        "Start-tracing-metadata-nan",
+        "Start",
+        start(tracing_options=run_service_pb2.TracingOptions(metadata=value({"k": {"n": NAN}}))),
+        INVALID,
+        REQ,
+        "tracing_options.metadata.k.n",
+    ),
+    Row(
+        "Start-tracing-metadata-deep",
+        "Start",
+        start(tracing_options=run_service_pb2.TracingOptions(metadata=value(deep_json(31)))),
+        INVALID,
+        REQ,
+        "tracing_options.metadata",
+    ),
+    Row(
         "Resume-label-not-found",
         "Resume",
         resume(label="no-such-label"),

@@ -79,6 +79,13 @@ def trace_request(
         violations.append(
             FieldViolation(f"{field}.metadata", f"must be at most {limits.TRACE_METADATA} bytes (got {size})")
         )
+    elif (bad := wire.non_finite_path(meta, f"{field}.metadata")) is not None:
+        violations.append(FieldViolation(bad, "numbers must be finite (NaN and Infinity are not JSON)"))
+    else:
+        try:
+            limits.json_size(meta)  # JSON as anywhere else: no deeper than a reply carries
+        except ValueError as exc:
+            violations.append(FieldViolation(f"{field}.metadata", str(exc)))
     # Bounded because a traced server keeps them until the execution's span starts.
     _check_names(options.tags, f"{field}.tags", violations)
     _check_names(options.request_context_keys, f"{field}.request_context_keys", violations)
