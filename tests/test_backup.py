@@ -171,6 +171,25 @@ async def test_restore_waits_for_the_server_to_stop_checks_the_backup_and_keeps_
     assert run_ids(elsewhere / "runservice.db") == {before.run_id, late.run_id}
 
 
+async def test_restore_takes_a_newer_backup_only_if_it_says_older_servers_can_use_it(tmp_path: Path) -> None:
+    """A backup a newer runservice made: refused, unless every schema version this one does not
+    know is listed in `schema_compatible` (as the server itself decides at start-up)."""
+    backup = tmp_path / "backup.db"
+    async with serving_on(backup, workflows=WORKFLOWS):
+        pass
+    future = SCHEMA_VERSION + 1
+    with contextlib.closing(sqlite3.connect(backup)) as conn, conn:
+        conn.execute(f"PRAGMA user_version = {future}")
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (future,))
+    data = tmp_path / "data"
+    refused = await runservice("restore", str(backup), "--data-dir", str(data))
+    assert refused.code == 1 and f"has schema version {future}" in refused.err, refused.err
+    with contextlib.closing(sqlite3.connect(backup)) as conn, conn:
+        conn.execute("INSERT INTO schema_compatible (version) VALUES (?)", (future,))
+    put = await runservice("restore", str(backup), "--data-dir", str(data))
+    assert put.code == 0, put.err
+
+
 async def test_backup_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     made = await runservice("backup", str(tmp_path / "b.db"), "--data-dir", str(tmp_path / "none"))
     assert made.code == 1 and "no database at" in made.err

@@ -1307,7 +1307,7 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             # made run_values) may be missing below it. The schema says which are there.
             applied = {v for v, present in _PRESENT.items() if present(schema)}
         if unknown := applied - MIGRATIONS.keys():
-            _serve_newer(conn, schema, path, unknown)
+            _serve_newer(conn, path, unknown)
         missing = sorted(MIGRATIONS.keys() - applied)
         if missing:
             logger.info("applying schema migrations %s to %s", missing, path)
@@ -1339,15 +1339,21 @@ _COMPATIBLE = "schema_compatible"
 """The table of the migrations that leave the database usable by older servers (`BACKWARD_COMPATIBLE`)."""
 
 
-def _serve_newer(conn: sqlite3.Connection, schema: _Schema, path: str, unknown: set[int]) -> None:
+def unusable_versions(conn: sqlite3.Connection, unknown: set[int]) -> set[int]:
+    """Those of the schema versions `unknown` (applied by a newer runservice) that are not
+    recorded as leaving the database usable by older servers (`schema_compatible`)."""
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if _COMPATIBLE not in tables:
+        return unknown
+    return unknown - {v for (v,) in conn.execute(f"SELECT version FROM {_COMPATIBLE}")}
+
+
+def _serve_newer(conn: sqlite3.Connection, path: str, unknown: set[int]) -> None:
     """Go on with a database a newer runservice migrated (versions `unknown`) only if every
     one of them is recorded as leaving it usable by older servers; else RuntimeError."""
-    compatible: set[int] = set()
-    if _COMPATIBLE in schema.tables:
-        compatible = {v for (v,) in conn.execute(f"SELECT version FROM {_COMPATIBLE}")}
-    if not unknown <= compatible:
+    if unusable := unusable_versions(conn, unknown):
         raise RuntimeError(
-            f"database {path} has schema versions {sorted(unknown - compatible)} this runservice"
+            f"database {path} has schema versions {sorted(unusable)} this runservice"
             f" does not know (it knows up to {SCHEMA_VERSION}; a newer runservice migrated it)"
         )
     logger.warning(

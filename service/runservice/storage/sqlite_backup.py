@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from runservice.storage.sqlite import SCHEMA_VERSION, lock_database
+from runservice.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, lock_database, unusable_versions
 
 _SIDE_FILES = ("-wal", "-shm")
 """What SQLite keeps beside a database in WAL mode (`<name>-wal`, `<name>-shm`)."""
@@ -135,6 +135,12 @@ def _check(backup: str) -> None:
             (verdict,) = conn.execute("PRAGMA quick_check").fetchone()
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            unusable: set[int] = set()
+            if version > SCHEMA_VERSION and "schema_migrations" not in tables:
+                unusable = {version}
+            elif version > SCHEMA_VERSION:  # a newer runservice's: usable if it says so
+                applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+                unusable = unusable_versions(conn, applied - MIGRATIONS.keys())
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -143,7 +149,7 @@ def _check(backup: str) -> None:
         raise BackupError(f"{backup} is damaged (quick_check: {verdict})")
     if "runs" not in tables or not version:
         raise BackupError(f"{backup} is not a runservice database (no runs table or schema version)")
-    if version > SCHEMA_VERSION:
+    if unusable:
         raise BackupError(
             f"{backup} has schema version {version}; this runservice knows {SCHEMA_VERSION}: restore it"
             " with the runservice that made it"
