@@ -170,3 +170,27 @@ async def test_a_protocol_that_is_not_one_exports_nothing_and_says_so(tmp_path: 
     assert collector.spans == []
     (warning,) = [line for line in log.splitlines() if "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL='http'" in line]
     assert "WARNING" in warning and "grpc, http/protobuf or http/json" in warning
+
+
+async def test_traces_exporter_none_exports_nothing(tmp_path: Path) -> None:
+    """OTEL_TRACES_EXPORTER=none turns exporting off, exporter installed or not (the spec)."""
+    with grpc_collector() as collector:
+        _, log = await traced_run(
+            tmp_path, {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint}
+        )
+    assert collector.spans == []
+    assert "spans are not exported (OTEL_TRACES_EXPORTER=none)" in log
+
+
+def test_traces_exporter_lists_the_exporters(caplog: pytest.LogCaptureFixture) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    from runservice.server import otlp
+
+    chosen = otlp.span_exporters({"OTEL_TRACES_EXPORTER": "otlp, Console,zipkin"})
+    assert [type(exporter) for exporter in chosen] == [OTLPSpanExporter, ConsoleSpanExporter]
+    assert "OTEL_TRACES_EXPORTER names 'zipkin', which this server does not export to" in caplog.text
+    assert [type(exporter) for exporter in otlp.span_exporters({})] == [OTLPSpanExporter]
+    for exporter in chosen:
+        exporter.shutdown()

@@ -1,4 +1,6 @@
-"""The OTLP span exporter and the service name that the standard OpenTelemetry variables choose.
+"""The span exporters and the service name that the standard OpenTelemetry variables choose.
+
+`OTEL_TRACES_EXPORTER` lists the exporters (`otlp` when unset; `console`; `none`).
 
 The protocol is `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`:
 `grpc` and `http/protobuf` take that exporter; `http/json` takes `http/protobuf` (the Python
@@ -20,6 +22,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Reso
 
 logger = logging.getLogger(__name__)
 
+TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
 TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 
@@ -34,6 +37,31 @@ _EXPORTERS: dict[str, tuple[str, str]] = {
     ),
 }
 """Protocol: (module of its OTLPSpanExporter, the package that installs it)."""
+
+
+def span_exporters(environ: Mapping[str, str]) -> list[Any]:
+    """The span exporters `OTEL_TRACES_EXPORTER` names (a comma-separated list, `otlp` when
+    unset, as in the specification): `otlp` (`span_exporter`), `console` (the SDK's, one JSON
+    span per span on stdout) and `none`; another name is not exported, with a warning."""
+    names = [name.strip().lower() for name in environ.get(TRACES_EXPORTER, "").split(",") if name.strip()]
+    exporters: list[Any] = []
+    for name in names or ["otlp"]:
+        if name == "otlp":
+            if (exporter := span_exporter(environ)) is not None:
+                exporters.append(exporter)
+        elif name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporters.append(ConsoleSpanExporter())
+        elif name != "none":
+            logger.warning(
+                "%s names %r, which this server does not export to (use otlp, console or none)",
+                TRACES_EXPORTER,
+                name,
+            )
+    if not exporters and names:  # else `_default_exporter` said why
+        logger.info("tracing on; spans are not exported (%s=%s)", TRACES_EXPORTER, ",".join(names))
+    return exporters
 
 
 def span_exporter(environ: Mapping[str, str]) -> Any:

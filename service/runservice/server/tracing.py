@@ -183,15 +183,15 @@ class Tracing:
 
     @classmethod
     def with_default_exporter(cls) -> Tracing:
-        """Export over OTLP as the standard OTEL_EXPORTER_OTLP_* variables say (`otlp.span_exporter`);
-        without an exporter, make spans without exporting them (trace ids still reach the runs and
-        the logs)."""
-        exporter = otlp.span_exporter(os.environ)
-        if exporter is None:
-            return cls()
+        """Export as the standard OTEL_TRACES_EXPORTER and OTEL_EXPORTER_OTLP_* variables say
+        (`otlp.span_exporters`); without an exporter, make spans without exporting them (trace ids
+        still reach the runs and the logs)."""
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        return cls(BatchSpanProcessor(exporter))
+        tracing = cls()
+        for exporter in otlp.span_exporters(os.environ):
+            tracing.provider.add_span_processor(BatchSpanProcessor(exporter))
+        return tracing
 
     def shutdown(self) -> None:
         """End the spans still open and flush the processors."""
