@@ -75,18 +75,9 @@ async def losing_first_replies(upstream: str, seen: dict[str, list[str]]) -> Asy
 
         return grpc.unary_unary_rpc_method_handler(forward)
 
-    server = grpc.aio.server()
     handlers = {method: forwarding(method, *named) for method, named in named_by.items()}
-    server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler("runservice.v1.RunService", handlers)]
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
-        await channel.close()
+    async with _proxy(handlers, channel) as address:
+        yield address
 
 
 @contextlib.asynccontextmanager
@@ -113,8 +104,16 @@ async def slow_to_end(upstream: str, ends: list[str], hold: float = 0.3) -> Asyn
 
         return grpc.unary_stream_rpc_method_handler(forward)
 
+    async with _proxy({method: forwarding(method) for method in ("Watch", "Stream")}, channel) as address:
+        yield address
+
+
+@contextlib.asynccontextmanager
+async def _proxy(
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]], upstream: grpc.aio.Channel
+) -> AsyncIterator[str]:
+    """A server on a free local port answering RunService's `handlers`; closes `upstream` after."""
     server = grpc.aio.server()
-    handlers = {method: forwarding(method) for method in ("Watch", "Stream")}
     server.add_generic_rpc_handlers(
         [grpc.method_handlers_generic_handler("runservice.v1.RunService", handlers)]
     )
@@ -124,4 +123,4 @@ async def slow_to_end(upstream: str, ends: list[str], hold: float = 0.3) -> Asyn
         yield f"127.0.0.1:{port}"
     finally:
         await server.stop(None)
-        await channel.close()
+        await upstream.close()

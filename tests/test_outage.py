@@ -11,6 +11,7 @@ answers, instead of ending failed as an engine error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -138,6 +139,21 @@ async def watch(engine: Engine, run_id: str) -> list[Event]:
             return seen
         except StorageUnavailable:
             await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def two_stores(url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores on the database at `url`, as two replicas have."""
+    first, second = PostgresStore(url), PostgresStore(url)
+    await first.open()
+    try:
+        await second.open()
+        try:
+            yield first, second
+        finally:
+            await second.close()
+    finally:
+        await first.close()
 
 
 async def tried_again() -> None:
@@ -320,39 +336,33 @@ async def test_a_cancel_holds_when_its_drive_cannot_settle(server: PostgresServe
     try:
         await admin.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" SET lock_timeout = 200')
         await admin.execute("SET lock_timeout = 0")  # this session waits for nobody
-        first_store, second_store = PostgresStore(url), PostgresStore(url)
-        await first_store.open()
-        await second_store.open()
-        try:
-            async with (
-                Engine(first_store, [stubborn_run], lease_seconds=1.5, claim_interval=0.2) as driving,
-                Engine(second_store, [stubborn_run], lease_seconds=30, claim_interval=0.2) as other,
-            ):
-                run = await driving.start("outage-stubborn")
-                while not ran:
-                    await asyncio.sleep(0.01)
-                canceling = asyncio.create_task(driving.cancel(run.run_id))
+        async with (
+            two_stores(url) as (first_store, second_store),
+            Engine(first_store, [stubborn_run], lease_seconds=1.5, claim_interval=0.2) as driving,
+            Engine(second_store, [stubborn_run], lease_seconds=30, claim_interval=0.2) as other,
+        ):
+            run = await driving.start("outage-stubborn")
+            while not ran:
+                await asyncio.sleep(0.01)
+            canceling = asyncio.create_task(driving.cancel(run.run_id))
 
-                async def marked() -> bool:
-                    stored = await first_store.get_run(run.run_id)
-                    return stored is not None and stored.cancel_requested
+            async def marked() -> bool:
+                stored = await first_store.get_run(run.run_id)
+                return stored is not None and stored.cancel_requested
 
-                deadline = time.monotonic() + 10
-                while not await marked():
-                    assert time.monotonic() < deadline, "the Cancel was never stored"
-                    await asyncio.sleep(0.02)
-                holder = admin.transaction()
-                await holder.start()
-                await admin.fetchval("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", run.run_id)
-                cleanup.set()  # the step stops; the settling commit waits for the row, and gives up
-                await asyncio.sleep(2.5)  # past the driving replica's lease
-                await holder.rollback()
-                gate.set()  # a drive that ran the step again would finish it
-                done = await settled(other, run.run_id)
-                await asyncio.wait_for(canceling, 30)
-        finally:
-            await first_store.close()
-            await second_store.close()
+            deadline = time.monotonic() + 10
+            while not await marked():
+                assert time.monotonic() < deadline, "the Cancel was never stored"
+                await asyncio.sleep(0.02)
+            holder = admin.transaction()
+            await holder.start()
+            await admin.fetchval("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", run.run_id)
+            cleanup.set()  # the step stops; the settling commit waits for the row, and gives up
+            await asyncio.sleep(2.5)  # past the driving replica's lease
+            await holder.rollback()
+            gate.set()  # a drive that ran the step again would finish it
+            done = await settled(other, run.run_id)
+            await asyncio.wait_for(canceling, 30)
     finally:
         await admin.close()
     assert done.status is RunStatus.CANCELED
@@ -365,28 +375,22 @@ async def test_replicas_keep_their_runs_through_an_outage_longer_than_a_lease(se
     owner alone for a lease: no run changes hands and no step runs twice (the claim loops
     raced the heartbeats, and the replicas swapped runs, their steps running in both)."""
     url = await server.create_database()
-    one_store, two_store = PostgresStore(url), PostgresStore(url)
-    await one_store.open()
-    await two_store.open()
-    try:
-        async with (
-            Engine(one_store, [counting], lease_seconds=1.5, claim_interval=0.1) as one,
-            Engine(two_store, [counting], lease_seconds=1.5, claim_interval=0.1) as two,
-        ):
-            runs = [await engine.start("outage-counting") for engine in (one, two, one, two)]
-            deadline = time.monotonic() + 10
-            while len(entered) < len(runs):
-                assert time.monotonic() < deadline, entered
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.5)  # the steps' starts are committed: nothing waits to be
-            await asyncio.to_thread(server.shut_down)
-            await asyncio.sleep(3.0)  # twice the lease
-            await asyncio.to_thread(server.start_again)
-            await asyncio.sleep(2.0)  # both replicas' loops have turned
-            gate.set()
-            done = [await settled(one, run.run_id) for run in runs]
-    finally:
-        await one_store.close()
-        await two_store.close()
+    async with (
+        two_stores(url) as (one_store, two_store),
+        Engine(one_store, [counting], lease_seconds=1.5, claim_interval=0.1) as one,
+        Engine(two_store, [counting], lease_seconds=1.5, claim_interval=0.1) as two,
+    ):
+        runs = [await engine.start("outage-counting") for engine in (one, two, one, two)]
+        deadline = time.monotonic() + 10
+        while len(entered) < len(runs):
+            assert time.monotonic() < deadline, entered
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)  # the steps' starts are committed: nothing waits to be
+        await asyncio.to_thread(server.shut_down)
+        await asyncio.sleep(3.0)  # twice the lease
+        await asyncio.to_thread(server.start_again)
+        await asyncio.sleep(2.0)  # both replicas' loops have turned
+        gate.set()
+        done = [await settled(one, run.run_id) for run in runs]
     assert [run.status for run in done] == [RunStatus.SUCCESS] * len(runs)
     assert sorted(entered) == sorted(run.run_id for run in runs)  # each body once
