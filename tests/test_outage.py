@@ -262,9 +262,12 @@ async def test_a_run_outlives_a_database_that_takes_no_writes(
     server: PostgresServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A database that answers but refuses every write (a full disk, a standby after a failover,
-    here `default_transaction_read_only`): runs wait, Starts are refused as retryable."""
+    here `default_transaction_read_only`): runs wait, Starts are refused as retryable, and
+    storage counts as away (readiness NOT_SERVING) though reads go through, with no flapping."""
     store = PostgresStore(await server.create_database())
     await store.open()
+    availability: list[bool] = []
+    store.hub.listen_availability(availability.append)
     try:
         async with Engine(store, [sequence], lease_seconds=30, claim_interval=0.2) as engine:
             run = await engine.start("outage-sequence", input_data={"n": 20})
@@ -278,6 +281,9 @@ async def test_a_run_outlives_a_database_that_takes_no_writes(
             gate.set()  # the step ends; its result's commit is refused, and the drive waits
             await tried_again()
             assert ran["second"] == 0
+            assert (await engine.get_run(run.run_id)).status is RunStatus.RUNNING  # reads answer
+            await asyncio.sleep(0.5)  # claim passes and reads meanwhile
+            assert (store.hub.available, availability) == (False, [False])
             await server.set_read_only(False)
             done = await settled(engine, run.run_id)
             started = await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1", wait=True)
@@ -286,6 +292,7 @@ async def test_a_run_outlives_a_database_that_takes_no_writes(
         await store.close()
     assert (done.status, done.result) == (RunStatus.SUCCESS, 42), done.error
     assert (started.status, started.result) == (RunStatus.SUCCESS, 4)
+    assert availability == [False, True]
     assert_went_on(events, caplog)
 
 

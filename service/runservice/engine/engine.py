@@ -306,6 +306,13 @@ class Engine:
         for subscription in list(self._followers):
             subscription.wake()
 
+    def listen_storage(self, listener: Callable[[bool], None]) -> Callable[[], None]:
+        """Call `listener(available)` when storage stops answering and when it answers again
+        (the server's readiness follows it); `listener` is called at once with how it is now.
+        Returns the function that stops it."""
+        listener(self._store.hub.available)
+        return self._store.hub.listen_availability(listener)
+
     @property
     def workflows(self) -> dict[str, Workflow]:
         """The newest served version of each workflow (the one new runs start on)."""

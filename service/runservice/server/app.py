@@ -157,16 +157,53 @@ class RunServer:
         self.address = f"{host}:{self.port}"
         """The bound address, with the real port when `address` asked for port 0."""
         self._stopped = False
+        self._storage_available = True
+        self._storage_changed = asyncio.Event()
+        self._readiness: asyncio.Task[None] | None = None
+        self._stop_listening: Callable[[], None] = lambda: None
 
     async def start(self) -> None:
-        """Start serving and report SERVING for liveness ("") and readiness (RunService)."""
+        """Start serving and report SERVING for liveness ("") and readiness (RunService and
+        ScheduleService, while storage answers: `_follow_storage`)."""
         if self.observability is not None:
             await self.observability.start()
         await self.server.start()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set(RUN_SERVICE, health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set(SCHEDULE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        await self._set_readiness(health_pb2.HealthCheckResponse.SERVING)
+        self._readiness = asyncio.create_task(self._follow_storage(), name="readiness")
+        if self.engine_link is not None:
+            self.engine_link.on_storage = self._storage_answers
+        elif self.engine is not None:
+            self._stop_listening = self.engine.listen_storage(self._storage_answers)
         logger.info("listening on %s", self.address)
+
+    def _storage_answers(self, available: bool) -> None:
+        self._storage_available = available
+        self._storage_changed.set()
+
+    async def _follow_storage(self) -> None:
+        """Readiness follows storage: NOT_SERVING for RunService and ScheduleService while
+        the database does not answer (a load balancer or a readiness probe moves callers to
+        a replica that can serve them), SERVING again once it does. Liveness ("") stays
+        SERVING: the process is fine, and restarting it would not bring the database back."""
+        shown = True
+        while True:
+            await self._storage_changed.wait()
+            self._storage_changed.clear()
+            available = self._storage_available
+            if available == shown:
+                continue
+            shown = available
+            if available:
+                logger.info("the database answers again: health SERVING")
+                await self._set_readiness(health_pb2.HealthCheckResponse.SERVING)
+            else:
+                logger.warning("the database does not answer: health NOT_SERVING until it does")
+                await self._set_readiness(health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def _set_readiness(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for service in (RUN_SERVICE, SCHEDULE_SERVICE):
+            await self.health.set(service, status)
 
     async def stop(self, grace: float | None, *, drain_delay: float | None = None) -> None:
         """Stop in phases: health NOT_SERVING while still serving for `drain_delay` seconds (default
@@ -176,6 +213,10 @@ class RunServer:
         if self._stopped:
             return
         self._stopped = True
+        self._stop_listening()
+        if self._readiness is not None:
+            self._readiness.cancel()
+            await asyncio.gather(self._readiness, return_exceptions=True)
         await self.health.enter_graceful_shutdown()
         delay = self.options.drain_delay if drain_delay is None else drain_delay
         if delay > 0:

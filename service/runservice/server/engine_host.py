@@ -107,6 +107,10 @@ class EngineHost(link.Frames):
         self.serving = True
         self.send(link.frame(link.CONTROL, link.READY, link.with_head({})))
 
+    def storage(self, available: bool) -> None:
+        """Tell the front whether the database answers (its health follows it)."""
+        self.send(link.frame(link.CONTROL, link.STORAGE, link.with_head({"available": available})))
+
     def refuse(self, error: str, *, code: int = 1) -> None:
         """Tell the front the engine could not start: it reports `error` and exits with
         `code` (`serve`'s: 2 for a usage or configuration error, 1 for the rest)."""

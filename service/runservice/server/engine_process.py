@@ -221,6 +221,7 @@ async def serve_engine(
             host.serve(
                 table.handlers, drain=engine.drain, metrics=observability.render if keep_metrics else None
             )
+            engine.listen_storage(host.storage)
             logger.info(
                 "engine process %d serving %d workflows (database: %s)",
                 os.getpid(),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -52,6 +52,8 @@ class EngineLink(link.Frames):
         self._calls: dict[int, asyncio.Queue[bytes | _Ended]] = {}
         self.ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         """Resolves with the engine's READY head: `{}`, or `{"error": ...}` when it cannot start."""
+        self.on_storage: Callable[[bool], None] = lambda available: None
+        """Called with each STORAGE frame's `available` (the front's readiness follows it)."""
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -65,6 +67,8 @@ class EngineLink(link.Frames):
         if call_id == link.CONTROL:
             if kind == link.READY and not self.ready.done():
                 self.ready.set_result(link.split_head(body)[0])
+            elif kind == link.STORAGE:
+                self.on_storage(bool(link.split_head(body)[0]["available"]))
             return
         replies = self._calls.get(call_id)
         if replies is None:  # cancelled here meanwhile

@@ -11,7 +11,8 @@ client holds its stream back, never the link), and on call id 0 `HELLO` (the set
 `DRAIN`, `STOP` and `METRICS`. Engine to front: `MESSAGE` (one message of a response
 stream), `END` (a JSON head with the status code, details and trailing metadata, then the
 unary reply, if any), and on call id 0 `READY` (a JSON head: empty, or the error that
-stopped the engine from starting).
+stopped the engine from starting) and `STORAGE` (a JSON head `{"available": bool}`: the
+database stopped or started answering again; the front's health follows it).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ READY = 7
 DRAIN = 8
 STOP = 9
 METRICS = 10
+STORAGE = 11
 
 CONTROL = 0
-"""The call id of frames about the link itself (HELLO, READY, DRAIN, STOP)."""
+"""The call id of frames about the link itself (HELLO, READY, DRAIN, STOP, STORAGE)."""
 
 STREAM_WINDOW = 32
 """Messages of one response stream the engine may send ahead of the front's credits."""

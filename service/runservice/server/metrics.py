@@ -151,6 +151,13 @@ class Metrics:
             " each is retried: a refused call by its caller, a run's progress by its drive.",
             registry=registry,
         )
+        self.store_available = Gauge(
+            "runservice_store_available",
+            "1 while storage answers; 0 from a refused change or read until a write goes through"
+            " again (health is NOT_SERVING for RunService meanwhile).",
+            registry=registry,
+        )
+        self.store_available.set(1)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -210,6 +217,9 @@ class Metrics:
 
     def on_refused(self, changes: int) -> None:
         self.store_unavailable.inc(changes)
+
+    def on_availability(self, available: bool) -> None:
+        self.store_available.set(1 if available else 0)
 
     def on_deleted(self, runs: int) -> None:
         self.runs_deleted.inc(runs)

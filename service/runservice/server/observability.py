@@ -85,8 +85,10 @@ class Observability:
             self._stop_listening = [
                 hub.listen_commits(self.metrics.on_commit),
                 hub.listen_refusals(self.metrics.on_refused),
+                hub.listen_availability(self.metrics.on_availability),
                 hub.listen_deletions(self.metrics.on_deleted),
             ]
+            self.metrics.on_availability(hub.available)
         if self.endpoint is not None:
             await self.endpoint.start()
 

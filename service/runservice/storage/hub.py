@@ -84,6 +84,11 @@ a full disk, an I/O error, a lost or read-only database)."""
 DeletionListener = Callable[[int], None]
 """Called with how many runs a transaction deleted (DeleteRun, or the retention sweep)."""
 
+AvailabilityListener = Callable[[bool], None]
+"""Called when storage stops answering (False: it refused a change or a read as
+StorageUnavailable) and when it answers again (True: a write went through; a read alone does
+not tell, as a database that refuses writes cannot serve)."""
+
 FailureListener = Callable[[StorageFailed], None]
 """Called once, when the store stopped trusting its device (a failed fsync): from then on it
 refuses every request, and the process should stop (see `StorageFailed`)."""
@@ -123,8 +128,8 @@ class EventHub:
 
     Besides the per-run subscriptions, listeners (metrics, traces) may hear every
     committed event (`listen`), every transaction's cost (`listen_commits`), the changes
-    storage refused (`listen_refusals`), the runs deleted (`listen_deletions`) and the
-    store's failure (`listen_failure`).
+    storage refused (`listen_refusals`), whether storage answers (`listen_availability`), the
+    runs deleted (`listen_deletions`) and the store's failure (`listen_failure`).
     Listeners are called synchronously on the store's writer task, after the commit: they
     must be quick (the store is on every run's path); an exception is logged.
     """
@@ -136,6 +141,9 @@ class EventHub:
         self._refusal_listeners = _Listeners[RefusalListener]("a refusal")
         self._deletion_listeners = _Listeners[DeletionListener]("a deletion")
         self._failure_listeners = _Listeners[FailureListener]("a failure")
+        self._availability_listeners = _Listeners[AvailabilityListener]("an availability")
+        self.available = True
+        """False from a refusal (StorageUnavailable) until storage answers again (`reached`)."""
 
     def listen(self, listener: EventListener) -> Callable[[], None]:
         """Call `listener` with every batch of committed events; returns the function that stops it."""
@@ -155,6 +163,11 @@ class EventHub:
         that stops it."""
         return self._deletion_listeners.add(listener)
 
+    def listen_availability(self, listener: AvailabilityListener) -> Callable[[], None]:
+        """Call `listener(available)` each time `available` changes; returns the function that
+        stops it."""
+        return self._availability_listeners.add(listener)
+
     def listen_failure(self, listener: FailureListener) -> Callable[[], None]:
         """Call `listener(error)` when the store fails for good (see `FailureListener`);
         returns the function that stops it."""
@@ -165,8 +178,20 @@ class EventHub:
         self._commit_listeners.call(seconds, changes)
 
     def refused(self, changes: int) -> None:
-        """Called by the store when storage could not take `changes` changes (retried later)."""
+        """Called by the store when storage could not take `changes` changes (retried later),
+        or could not answer a read (`changes` 1)."""
         self._refusal_listeners.call(changes)
+        if self.available:
+            self.available = False
+            self._availability_listeners.call(False)
+
+    def reached(self) -> None:
+        """Called by the store when a write went through (a commit, a claim, a renewal):
+        after a refusal, storage answers again. Cheap when nothing changes (it is on every
+        commit's path)."""
+        if not self.available:
+            self.available = True
+            self._availability_listeners.call(True)
 
     def deleted(self, run_ids: Sequence[str]) -> None:
         """Called by the store after a transaction that deleted `run_ids`: their followers

@@ -237,26 +237,34 @@ async def _reached(call: Awaitable[Any]) -> Any:
 
 class _Readers:
     """The readers' pool, with an unavailable database (`_UNAVAILABLE`) reported as
-    StorageUnavailable, and each such refusal told to `refused(1)` (the hub's listeners:
-    `runservice_store_unavailable_total`), as the writer tells its refused changes: a call
-    whose first store access is a read is refused there while the database is away."""
+    StorageUnavailable, and each such refusal told to the hub (`refused(1)`: its listeners
+    count it in `runservice_store_unavailable_total` and turn readiness off), as the writer
+    tells its refused changes: a call whose first store access is a read is refused there
+    while the database is away. A write that goes through is told too (`reached`): the
+    claim loop writes every `--claim-interval`, so an idle replica soon learns that the
+    database is back. A read alone is not: a database that answers reads but refuses writes
+    (read-only, or a standby after a failover) cannot serve."""
 
-    __slots__ = ("_pool", "_refused")
+    __slots__ = ("_hub", "_pool")
 
-    def __init__(self, pool: Any, refused: Callable[[int], None]) -> None:
+    def __init__(self, pool: Any, hub: EventHub) -> None:
         self._pool = pool
-        self._refused = refused
+        self._hub = hub
 
-    async def reached(self, call: Awaitable[Any]) -> Any:
-        """`call`'s result (`_reached`), a refusal counted."""
+    async def reached(self, call: Awaitable[Any], *, wrote: bool = False) -> Any:
+        """`call`'s result (`_reached`), a refusal told to the hub, and with `wrote` (`call`
+        changed the database) its success."""
         try:
-            return await _reached(call)
+            result = await _reached(call)
         except StorageUnavailable:
-            self._refused(1)
+            self._hub.refused(1)
             raise
+        if wrote:
+            self._hub.reached()
+        return result
 
-    async def fetch(self, *args: Any) -> Any:
-        return await self.reached(self._pool.fetch(*args))
+    async def fetch(self, *args: Any, wrote: bool = False) -> Any:
+        return await self.reached(self._pool.fetch(*args), wrote=wrote)
 
     async def fetchrow(self, *args: Any) -> Any:
         return await self.reached(self._pool.fetchrow(*args))
@@ -586,6 +594,8 @@ class PostgresStore(PostgresSchedules):
             self.syncs += 1
             self.durable = self.transactions
         hub.committed(time.perf_counter() - started, len(batch))
+        if refusal is None:
+            hub.reached()
         committed = batching.answer(batch, outcomes)
         if not flush and any(hub.watching(event.run_id) for event in committed):
             # Someone here subscribed while the batch was in flight: flush before they hear of it.
@@ -650,6 +660,7 @@ class PostgresStore(PostgresSchedules):
             [d[2] for d in served],
             list(exclude),
             unowned_only,
+            wrote=True,
         )
         return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
 
@@ -695,7 +706,7 @@ class PostgresStore(PostgresSchedules):
             claimed = [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
             return BoundedClaim(claimed, bool(held_back))
 
-        result: BoundedClaim = await self._readers().reached(claim_some())
+        result: BoundedClaim = await self._readers().reached(claim_some(), wrote=True)
         return result
 
     async def wake_bounded(self, run_id: str, lease: Lease, workflow_id: str, bound: int) -> bool:
@@ -710,12 +721,12 @@ class PostgresStore(PostgresSchedules):
                 await conn.execute(_WAKE, run_id, lease.owner, lease.epoch)
                 return True
 
-        woken: bool = await self._readers().reached(wake())
+        woken: bool = await self._readers().reached(wake(), wrote=True)
         return woken
 
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
         """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags."""
-        rows = await self._readers().fetch(_RENEW, owner, seconds, _ACTIVE, list(run_ids))
+        rows = await self._readers().fetch(_RENEW, owner, seconds, _ACTIVE, list(run_ids), wrote=True)
         return {run_id: bool(flag) for run_id, flag in rows}
 
     # -- events from other processes ---------------------------------------------
@@ -821,7 +832,7 @@ class PostgresStore(PostgresSchedules):
     def _readers(self) -> Any:
         if self._pool is None:
             raise RuntimeError("store is not open" if self._state == "new" else "store is closed")
-        return _Readers(self._pool, self.hub.refused)
+        return _Readers(self._pool, self.hub)
 
     async def get_run(self, run_id: str, *, steps: bool = False) -> Run | None:
         """The run, with its step records when `steps` is true; None if unknown."""

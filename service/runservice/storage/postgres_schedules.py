@@ -103,6 +103,7 @@ class PostgresSchedules:
         except _UNAVAILABLE as exc:
             self.hub.refused(1)  # as the readers and the writer count theirs
             raise _unavailable(exc) from exc
+        self.hub.reached()
 
     async def list_schedules(self) -> list[StoredSchedule]:
         """Every stored schedule, by id."""

@@ -708,6 +708,8 @@ class SqliteStore(SqliteSchedules):
         self.hub.committed(time.perf_counter() - started, len(batch))
         if self._refused:
             self.hub.refused(self._refused)
+        else:
+            self.hub.reached()
         committed = batching.answer(batch, outcomes)
         try:
             self.hub.deleted(batching.deleted(changes, outcomes))
