@@ -27,7 +27,7 @@ from runservice.engine import engine as engine_module
 from runservice.engine.leases import LeaseKeeper
 from runservice.errors import RunClaimed, RunNotSuspended, Unavailable
 from runservice.model import EventType, Run, RunStatus
-from runservice.storage import BoundedClaim, Claim, Lease, RunWrite, Store, open_store
+from runservice.storage import BoundedClaim, Claim, Lease, Renewal, RunWrite, Store, open_store
 from runservice.storage.sqlite import SqliteStore
 from runservice.workflow import StepContext, create_step, create_workflow
 
@@ -238,9 +238,9 @@ async def test_renewal_keeps_leases_and_reports_remote_cancels(store: Store) -> 
     await store.write(RunWrite("b", patch={"cancel_requested": True}))
     for _ in range(3):
         await asyncio.sleep(0.1)
-        assert await store.renew_leases("r1", 0.2, ["a", "b", "c"]) == {"a": False, "b": True}
+        assert await store.renew_leases("r1", 0.2, ["a", "b", "c"]) == Renewal({"a": False, "b": True})
     assert await store.claim_runs(Claim("r2", 10), 10, ["slow"]) == []
-    assert await store.renew_leases("r2", 0.2, ["a", "b"]) == {}
+    assert await store.renew_leases("r2", 0.2, ["a", "b"]) == Renewal({})
 
 
 async def test_a_claim_never_takes_the_runs_it_excludes(store: Store) -> None:
@@ -257,7 +257,7 @@ async def test_renewal_extends_only_the_leases_of_the_runs_named(store: Store) -
     await store.claim_runs(Claim("r1", 0.2), 10, ["slow"])
     for _ in range(3):
         await asyncio.sleep(0.1)
-        assert await store.renew_leases("r1", 0.2, ["a"]) == {"a": False}
+        assert await store.renew_leases("r1", 0.2, ["a"]) == Renewal({"a": False})
     assert await store.claim_runs(Claim("r2", 10), 10, ["slow"]) == [("b", Lease("r2", 2))]
 
 

@@ -27,7 +27,8 @@ from runservice.engine import Engine
 from runservice.errors import StorageUnavailable
 from runservice.model import Event, EventType, Run, RunStatus
 from runservice.server.metrics import Metrics
-from runservice.storage.postgres import PostgresStore
+from runservice.storage import Claim, Renewal, RunWrite
+from runservice.storage.postgres import HELD_ROW_WAIT, PostgresStore
 from runservice.workflow import StepContext, Workflow, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(120)
@@ -401,3 +402,91 @@ async def test_replicas_keep_their_runs_through_an_outage_longer_than_a_lease(se
         done = [await settled(one, run.run_id) for run in runs]
     assert [run.status for run in done] == [RunStatus.SUCCESS] * len(runs)
     assert sorted(entered) == sorted(run.run_id for run in runs)  # each body once
+
+
+async def test_a_row_held_by_another_session_costs_its_replica_only_that_run(server: PostgresServer) -> None:
+    """An operator's open transaction holds one run's row longer than a lease (no `lock_timeout`,
+    PostgreSQL's default). The heartbeat renews the leases of the replica's other runs all the
+    same, so none of them changes hands and no body runs twice. (The renewal was one UPDATE of
+    all the replica's runs: it waited for the held row, every lease of the replica ran out, and
+    the other replica took its runs over while their bodies still ran here.)"""
+    url = await server.create_database()
+    admin = await asyncpg.connect(url)
+    try:
+        async with (
+            two_stores(url) as (one_store, two_store),
+            Engine(one_store, [counting], lease_seconds=1.5, claim_interval=0.1) as one,
+        ):
+            runs = [await one.start("outage-counting") for _ in range(3)]
+            deadline = time.monotonic() + 10
+            while len(entered) < len(runs):
+                assert time.monotonic() < deadline, entered
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.5)  # the steps' starts are committed: nothing waits to be
+            holder = admin.transaction()
+            await holder.start()
+            await admin.fetchval("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", runs[0].run_id)
+            async with Engine(two_store, [counting], lease_seconds=1.5, claim_interval=0.1) as two:
+                await asyncio.sleep(3.0)  # twice the lease
+                owners = await admin.fetch(
+                    "SELECT owner FROM runs WHERE run_id = ANY($1::text[])", [r.run_id for r in runs[1:]]
+                )
+                await holder.rollback()
+                await asyncio.sleep(1.0)  # the held run's lease is renewed again
+                gate.set()
+                done = [await settled(one, run.run_id) for run in runs]
+                del two
+    finally:
+        await admin.close()
+    assert [row["owner"] for row in owners] == [one.owner] * 2
+    assert [run.status for run in done] == [RunStatus.SUCCESS] * len(runs)
+    assert sorted(entered[:3]) == sorted(run.run_id for run in runs)
+    assert Counter(entered)[runs[1].run_id] == Counter(entered)[runs[2].run_id] == 1
+
+
+async def test_a_renewal_waits_briefly_for_a_held_row_then_leaves_it_held(server: PostgresServer) -> None:
+    """The store's side of the test above: rows nobody holds are renewed at once; a row held by
+    a commit in flight is waited for; one held longer than `HELD_ROW_WAIT` is left held (still
+    the owner's, not renewed), and the other runs are renewed all the same."""
+    url = await server.create_database()
+    admin = await asyncpg.connect(url)
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        for run_id in ("a", "b", "c"):
+            await store.write(RunWrite(run_id, create=Run(run_id, "w", RunStatus.RUNNING, 1.0, 1.0)))
+        assert len(await store.claim_runs(Claim("r1", 30), 10, ["w"])) == 3
+
+        async def expiries() -> dict[str, float]:
+            rows = await admin.fetch("SELECT run_id, lease_expires_at FROM runs ORDER BY run_id")
+            return {row["run_id"]: row["lease_expires_at"] for row in rows}
+
+        before = await expiries()
+        async with admin.transaction():
+            await admin.execute("SELECT 1 FROM runs WHERE run_id = 'a' FOR UPDATE")
+            started = time.monotonic()
+            renewal = await store.renew_leases("r1", 60, ["a", "b", "c"])
+            waited = time.monotonic() - started
+        assert renewal == Renewal({"a": False, "b": False, "c": False}, frozenset({"a"}))
+        assert waited >= HELD_ROW_WAIT
+        after = await expiries()
+        assert after["a"] == before["a"] and after["b"] > before["b"] and after["c"] > before["c"]
+
+        holder = await asyncpg.connect(url)
+        try:
+            held = holder.transaction()
+            await held.start()
+            await holder.execute("UPDATE runs SET cancel_requested = true WHERE run_id = 'b'")
+            renewing = asyncio.create_task(store.renew_leases("r1", 90, ["a", "b", "c"]))
+            await asyncio.sleep(0.05)
+            assert not renewing.done()  # waiting for `b`
+            await held.commit()
+            renewal = await renewing
+        finally:
+            await holder.close()
+        # `b` was waited for, and its flag is the committed one.
+        assert renewal == Renewal({"a": False, "b": True, "c": False})
+        assert (await expiries())["b"] > after["b"]
+    finally:
+        await store.close()
+        await admin.close()

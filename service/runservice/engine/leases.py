@@ -131,6 +131,9 @@ class LeaseKeeper:
         self._heartbeat: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
         """The renewal `assure` started and every waiting driver shares."""
+        self._held: frozenset[str] = frozenset()
+        """The runs the last renewal found still this replica's but could not renew, as
+        another session held their rows (`Renewal.held`)."""
         self._closed = False
 
     @property
@@ -382,6 +385,9 @@ class LeaseKeeper:
         except Exception:
             log_failure(logger, "renewing leases failed; retrying in %.1fs", RENEW_RETRY)
             await asyncio.sleep(RENEW_RETRY)
+        else:
+            if self._held:  # their drives wait a moment before they ask again
+                await asyncio.sleep(RENEW_RETRY)
 
     async def _claim_loop(self) -> None:
         while True:
@@ -420,11 +426,21 @@ class LeaseKeeper:
         # never started, or stopped on an error) expires, and a claim loop takes it over.
         # Settling ones too: a settling commit that the database refuses is tried again,
         # and the run must stay this replica's meanwhile, or another would drive it again.
-        owned = await self._store.renew_leases(self.owner, self.lease_seconds, list(driven))
+        renewal = await self._store.renew_leases(self.owner, self.lease_seconds, list(driven))
+        owned, held = renewal.owned, renewal.held
         if self._outage:
             self._outage = False
             self._unowned_until = time.monotonic() + self.lease_seconds
-        self._renewed(owned, sent)
+        self._renewed(owned.keys() - held if held else owned, sent)
+        for run_id in held - self._held:
+            logger.warning(
+                "run %s: another database session holds its row; its lease is not renewed until"
+                " it lets go (an open transaction? if it holds longer than the lease, %.1fs, the"
+                " run may be taken over)",
+                run_id,
+                self.lease_seconds,
+            )
+        self._held = held
         for run_id, settled in self._local().items():
             if run_id in before and run_id not in owned and not settled:
                 logger.warning("run %s: lease lost; stopping the local drive", run_id)

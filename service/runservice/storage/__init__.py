@@ -75,6 +75,17 @@ class BoundedClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class Renewal:
+    """What `Store.renew_leases` found: `owned`, the runs still the owner's, each with its
+    `cancel_requested` flag; and `held`, those of them whose lease it could not extend now,
+    as another session holds their row (an operator's open transaction, another replica's
+    commit in flight). A held run is not lost: its owner asks again at its next renewal."""
+
+    owned: dict[str, bool]
+    held: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class RunWrite:
     """One atomic change to one run.
 
@@ -261,11 +272,13 @@ class Store(Protocol):
         lock `claim_bounded` takes. False, changing nothing, when it has none. The row changes
         only while `lease` holds the run; a lost lease is for the drive's next commit to find."""
 
-    async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
+    async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> Renewal:
         """Extend by `seconds` the leases `owner` holds on `run_ids` (the runs it drives: a
         run it owns but does not drive is left to expire, and the claim loops take it over);
         returns those it still owns, each with its `cancel_requested` flag (a Cancel that
-        reached another replica)."""
+        reached another replica), and those of them whose row another session holds, left as
+        they are rather than waited for (`Renewal`): one held row must not keep the owner
+        from renewing its other runs until their leases run out."""
 
     async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
         """How many runs have each of `statuses` (every one of them is a key), for metrics gauges."""
@@ -377,6 +390,7 @@ __all__ = [
     "Definition",
     "EventHub",
     "Lease",
+    "Renewal",
     "RunQuery",
     "RunWrite",
     "ScheduleDefinition",

@@ -177,11 +177,13 @@ class EventHub:
         """Called by the store after each transaction (committed or not) with its cost."""
         self._commit_listeners.call(seconds, changes)
 
-    def refused(self, changes: int) -> None:
+    def refused(self, changes: int, *, away: bool = True) -> None:
         """Called by the store when storage could not take `changes` changes (retried later),
-        or could not answer a read (`changes` 1)."""
+        or could not answer a read (`changes` 1). `away`: storage cannot serve now (lost,
+        full, read-only), as opposed to contended (a row another session holds past a lock
+        timeout, a deadlock): that refuses those changes alone, and leaves `available` be."""
         self._refusal_listeners.call(changes)
-        if self.available:
+        if away and self.available:
             self.available = False
             self._availability_listeners.call(False)
 

@@ -70,6 +70,7 @@ from runservice.storage import (
     Claim,
     Definition,
     Lease,
+    Renewal,
     RunQuery,
     RunWrite,
     WriteResult,
@@ -175,10 +176,26 @@ _FORGET_DELETE_MARKS = (
     " SELECT count(*) FROM gone"
 )
 _RENEW = (
+    "WITH mine AS MATERIALIZED (SELECT run_id, cancel_requested FROM runs"
+    " WHERE run_id = ANY($4::text[]) AND owner = $1 AND status = ANY($3::text[])),"
+    " free AS (SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM mine)"
+    " AND owner = $1 AND status = ANY($3::text[]) FOR UPDATE SKIP LOCKED),"
+    f" renewed AS (UPDATE runs SET lease_expires_at = {_NOW} + $2"
+    " WHERE run_id IN (SELECT run_id FROM free) RETURNING run_id, cancel_requested)"
+    " SELECT m.run_id, coalesce(r.cancel_requested, m.cancel_requested), r.run_id IS NOT NULL"
+    " FROM mine m LEFT JOIN renewed r USING (run_id)"
+)
+"""Renew the owner's leases on the given runs whose rows nobody holds; each run still the
+owner's (as of the statement's start), with its cancel flag and whether it was renewed."""
+_RENEW_HELD = (
     f"UPDATE runs SET lease_expires_at = {_NOW} + $2"
     " WHERE run_id = ANY($4::text[]) AND owner = $1 AND status = ANY($3::text[])"
     " RETURNING run_id, cancel_requested"
 )
+"""Renew the leases `_RENEW` skipped, waiting for their rows (under `HELD_ROW_WAIT`)."""
+HELD_ROW_WAIT = 0.2
+"""Seconds a renewal waits for a row another session holds: enough for a commit in flight
+(this replica's writer, another's Cancel), short of an operator's open transaction."""
 
 IDLE_IN_TRANSACTION = 10.0
 """Seconds a session of this store may sit idle inside a transaction before the database ends
@@ -256,8 +273,8 @@ class _Readers:
         changed the database) its success."""
         try:
             result = await _reached(call)
-        except StorageUnavailable:
-            self._hub.refused(1)
+        except StorageUnavailable as exc:
+            self._hub.refused(1, away=not isinstance(exc.__cause__, _CONTENDED))
             raise
         if wrote:
             self._hub.reached()
@@ -573,6 +590,7 @@ class PostgresStore(PostgresSchedules):
                 self._writer, self._writer_pid = writer, writer.get_server_pid()
             outcomes = await apply_batch(self._writer, changes, self.notify, quiet=not flush)
         except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing is reported committed
+            away = not isinstance(exc, _CONTENDED)
             if isinstance(exc, _UNAVAILABLE) or (self._writer is not None and self._writer.is_closed()):
                 # Whether the batch took is unknown; the next one starts on a new connection
                 # (after a failover, perhaps to the new primary).
@@ -581,13 +599,14 @@ class PostgresStore(PostgresSchedules):
                 exc = _unavailable(exc)
             hub.committed(time.perf_counter() - started, len(batch))
             if isinstance(exc, StorageUnavailable):
-                hub.refused(len(batch))
+                hub.refused(len(batch), away=away)
             batching.fail(batch, exc)
             return
         refusal = next((outcome for outcome in outcomes if isinstance(outcome, _REFUSED)), None)
         if refusal is not None:  # those changes failed alone, rolled back to their savepoints
             logger.warning("the database refused writes for now: %s", _unavailable(refusal).detail)
-            hub.refused(sum(isinstance(outcome, _REFUSED) for outcome in outcomes))
+            refused = [outcome for outcome in outcomes if isinstance(outcome, _REFUSED)]
+            hub.refused(len(refused), away=not all(isinstance(o, _CONTENDED) for o in refused))
             outcomes = [_unavailable(o) if isinstance(o, _REFUSED) else o for o in outcomes]
         self.transactions += 1
         if flush:
@@ -724,10 +743,34 @@ class PostgresStore(PostgresSchedules):
         woken: bool = await self._readers().reached(wake(), wrote=True)
         return woken
 
-    async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
-        """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags."""
-        rows = await self._readers().fetch(_RENEW, owner, seconds, _ACTIVE, list(run_ids), wrote=True)
-        return {run_id: bool(flag) for run_id, flag in rows}
+    async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> Renewal:
+        """See `Store.renew_leases`. One statement renews every run whose row is free now
+        (`FOR UPDATE SKIP LOCKED`); the rows it skipped are waited for, but only briefly
+        (`HELD_ROW_WAIT`), and left held if that wait ends. A plain UPDATE of them all waited
+        for an operator's open transaction on one row until every lease of the replica ran
+        out, and other replicas took its runs over while their bodies still ran here."""
+        readers = self._readers()
+        rows = await readers.fetch(_RENEW, owner, seconds, _ACTIVE, list(run_ids), wrote=True)
+        owned = {run_id: bool(flag) for run_id, flag, _ in rows}
+        held = [run_id for run_id, _, renewed in rows if not renewed]
+        if not held:
+            return Renewal(owned)
+
+        async def wait_for_held() -> list[Any] | None:
+            try:
+                async with readers.acquire() as conn, conn.transaction():
+                    await conn.execute(f"SET LOCAL lock_timeout = {int(HELD_ROW_WAIT * 1000)}")
+                    return list(await conn.fetch(_RENEW_HELD, owner, seconds, _ACTIVE, held))
+            except asyncpg.exceptions.LockNotAvailableError:
+                return None  # rolled back: they stay held
+
+        renewed = await readers.reached(wait_for_held(), wrote=True)
+        if renewed is None:
+            return Renewal(owned, frozenset(held))
+        for run_id in held:  # renewed, or no longer the owner's (another replica took it meanwhile)
+            del owned[run_id]
+        owned.update((run_id, bool(flag)) for run_id, flag in renewed)
+        return Renewal(owned)
 
     # -- events from other processes ---------------------------------------------
 

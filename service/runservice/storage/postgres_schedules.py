@@ -95,13 +95,15 @@ class PostgresSchedules:
         """A transaction on a pool connection, with an unavailable database reported as
         StorageUnavailable, as the store's reads and writes report it (a raw asyncpg error
         would reach the caller as INTERNAL, and the schedule loop would log a trace)."""
-        from runservice.storage.postgres import _UNAVAILABLE, _unavailable  # it imports this module
+        # Here: it imports this module.
+        from runservice.storage.postgres import _CONTENDED, _UNAVAILABLE, _unavailable
 
         try:
             async with self._readers().acquire() as conn, conn.transaction():
                 yield conn
         except _UNAVAILABLE as exc:
-            self.hub.refused(1)  # as the readers and the writer count theirs
+            # Counted as the readers and the writer count theirs.
+            self.hub.refused(1, away=not isinstance(exc, _CONTENDED))
             raise _unavailable(exc) from exc
         self.hub.reached()
 

@@ -100,6 +100,7 @@ from runservice.storage import (
     Claim,
     Definition,
     Lease,
+    Renewal,
     RunQuery,
     RunWrite,
     WriteResult,
@@ -570,8 +571,9 @@ class SqliteStore(SqliteSchedules):
         woken: bool = await self._submit(_Operation(apply, runs=(run_id,)))
         return woken
 
-    async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> dict[str, bool]:
-        """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags."""
+    async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> Renewal:
+        """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags
+        (none is ever held: this process is the file's one writer)."""
         ids = orjson.dumps(list(run_ids)).decode()
 
         def apply(conn: sqlite3.Connection, now: float) -> dict[str, bool]:
@@ -584,7 +586,7 @@ class SqliteStore(SqliteSchedules):
             return {run_id: bool(flag) for run_id, flag in rows}
 
         owned: dict[str, bool] = await self._submit(_Operation(apply))
-        return owned
+        return Renewal(owned)
 
     async def _submit(self, item: RunWrite | _Operation | batching.Quiet | _Sync) -> Any:
         return await self._enqueue(item)
