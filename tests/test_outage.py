@@ -302,13 +302,16 @@ async def test_a_run_outlives_a_row_held_past_lock_timeout(
 ) -> None:
     """A database whose `lock_timeout` (or `statement_timeout`) ends the writer's wait for a row
     another session holds (an operator's open transaction, a migration): the run waits, then
-    goes on once the row is free. A deadlock or a cancelled statement is treated the same."""
+    goes on once the row is free. A deadlock or a cancelled statement is treated the same.
+    Contention is not an outage: storage stays available (readiness SERVING) meanwhile."""
     url = await server.create_database()
     admin = await asyncpg.connect(url)
+    availability: list[bool] = []
     try:
         await admin.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" SET lock_timeout = 200')
         store = PostgresStore(url)  # its sessions start after the setting: each has it
         await store.open()
+        store.hub.listen_availability(availability.append)
         try:
             async with Engine(store, [sequence], lease_seconds=30, claim_interval=0.2) as engine:
                 run = await engine.start("outage-sequence", input_data={"n": 20})
@@ -330,6 +333,7 @@ async def test_a_run_outlives_a_row_held_past_lock_timeout(
         await admin.close()
     assert (done.status, done.result) == (RunStatus.SUCCESS, 42), done.error
     assert "LockNotAvailableError 55P03" in caplog.text
+    assert availability == []
     assert_went_on(events, caplog)
 
 
