@@ -111,6 +111,20 @@ async def ask_a(ctx: StepContext) -> Any:
 
 ask_b = clone_step(ask_a, id="ask-b")
 
+
+@create_step("draft", input_schema=Value, resume_schema=Decision)
+async def draft(ctx: StepContext) -> Any:
+    """Returns a draft after it suspends (Mastra's suspendOutput), retried once on its first try."""
+    if ctx.resume_data is None:
+        if _count(ctx, "draft") == 1:
+            raise RuntimeError("first try")
+        await ctx.suspend({"review": ctx.input_data.value})
+        return {"draft": f"text {ctx.input_data.value}"}
+    return {"final": ctx.resume_data.approved}
+
+
+drafting = create_workflow("drafting", input_schema=Value, retry_config={"attempts": 1}).then(draft).commit()
+
 two_questions = create_workflow("two-questions", input_schema=Value).parallel([ask_a, ask_b]).commit()
 
 
@@ -385,6 +399,7 @@ nested_failure = create_workflow("nested-failure", input_schema=Value).then(nest
 WORKFLOWS = [
     pipeline,
     approval,
+    drafting,
     two_questions,
     retrying,
     failing,

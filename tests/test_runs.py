@@ -76,8 +76,39 @@ async def test_suspend_then_resume_the_only_suspended_step(client: Client) -> No
     approved = step(done, "approve")
     assert approved.resume_payload == {"approved": True, "note": ""}
     assert approved.output == {"approved": True, "note": ""}
+    # Mastra's newest engine: a resumed step that ends drops what its suspension left.
+    assert (approved.suspend_payload, approved.suspended_at) == (None, None)
+    assert approved.resumed_at is not None and approved.started_at == record.started_at
     assert flows.CALLS[f"{run.run_id}:add-one"] == 1
     assert flows.CALLS[f"{run.run_id}:finish"] == 1
+
+
+async def test_suspend_output_and_call_ids(client: Client) -> None:
+    """A value a body returns after it suspends is kept while it is suspended (Mastra's
+    suspendOutput); each execution of a step has a call id of its own (Mastra's stepCallId),
+    shared by its retries and by its start and outcome events."""
+    run = await client.get_workflow("drafting").create_run()
+    suspended = await run.start_async(input_data={"value": 3})
+    record = step(suspended, "draft")
+    assert record.status is StepStatus.SUSPENDED and record.attempt == 1  # the retry suspended
+    assert (record.suspend_payload, record.suspend_output) == ({"review": 3}, {"draft": "text 3"})
+    first_call = record.call_id
+    assert len(first_call) == 36
+
+    done = await run.resume_async(resume_data={"approved": True})
+    final = step(done, "draft")
+    assert final.output == {"final": True}
+    assert (final.suspend_payload, final.suspend_output, final.suspended_at) == (None, None, None)
+    assert final.call_id and final.call_id != first_call
+
+    events = [e async for e in run.watch_events()]
+    calls = [(e.type, e.step.call_id) for e in events if e.step is not None and e.step.path == ("draft",)]
+    assert calls == [
+        (EventType.STEP_START, first_call),
+        (EventType.STEP_SUSPENDED, first_call),
+        (EventType.STEP_START, final.call_id),
+        (EventType.STEP_RESULT, final.call_id),
+    ]
 
 
 async def test_resume_by_named_step_and_by_label(client: Client) -> None:

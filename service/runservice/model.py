@@ -196,6 +196,10 @@ class StepRecord:
     wake_at: float | None = None
     position: int = 0
     """Order in which the step first started within its run (for stable listing)."""
+    suspend_output: Json = None
+    """What the body returned after it called suspend, unless None (Mastra's suspendOutput)."""
+    call_id: str = ""
+    """One execution of the step (Mastra's stepCallId): new each time it begins; retries share it."""
 
     @property
     def key(self) -> str:
@@ -248,6 +252,10 @@ class StepRecord:
             out["wake_at"] = self.wake_at
         if self.position:
             out["position"] = self.position
+        if self.suspend_output is not None:
+            out["suspend_output"] = self.suspend_output
+        if self.call_id:
+            out["call_id"] = self.call_id
         return out
 
     @classmethod
@@ -270,7 +278,14 @@ class StepRecord:
             foreach_items=tuple(ForeachItem.from_json(i) for i in data.get("foreach_items") or ()),
             wake_at=data.get("wake_at"),
             position=data.get("position") or 0,
+            suspend_output=data.get("suspend_output"),
+            call_id=data.get("call_id") or "",
         )
+
+
+def new_call_id() -> str:
+    """A new `StepRecord.call_id` (a random UUID, as Mastra's stepCallId)."""
+    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,8 @@ def step_from_proto(msg: run_pb2.StepRecord, position: int = 0) -> model.StepRec
         ),
         wake_at=wire.read_time(msg, "wake_at"),
         position=position,
+        suspend_output=wire.read_value(msg, "suspend_output"),
+        call_id=msg.call_id,
     )
 
 

@@ -32,6 +32,7 @@ from runservice.model import (
     StepRecord,
     StepStatus,
     Travel,
+    new_call_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
 from runservice.workflow import (
@@ -265,6 +266,7 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
     loaded = [item.index for item in record.foreach_items]
     record = replace(record, foreach_items=())
     if announce:
+        record = replace(record, call_id=new_call_id())
         walker.record_event(EventType.STEP_START, record)
     marker = StepRecord(path, StepStatus.RUNNING, position=record.position)
     """The step a progress event names: the path only, never the items."""

@@ -39,6 +39,7 @@ from runservice.model import (
     StepPath,
     StepRecord,
     StepStatus,
+    new_call_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
 from runservice.storage import Lease, Store
@@ -429,6 +430,7 @@ class RunDriver:
             else:
                 announce = False  # the walk only lists the suspended steps inside
         if announce:
+            record = replace(record, call_id=new_call_id())
             self.record_event(EventType.STEP_START, record)
         child = scope.child(
             workflow, path, record.payload, iteration=record.iteration, started_at=record.started_at
@@ -469,6 +471,7 @@ class RunDriver:
             started_at=time.time(),
             iteration=iteration,
             position=self.position(path),
+            call_id=new_call_id(),
         )
         self.record_event(EventType.STEP_START, record)
         body, attempt = await self.run_body(step, value, scope, path, None)
@@ -481,7 +484,7 @@ class RunDriver:
         validated = self.validate_input(step.input_schema, record.payload, record.path, emit=False)
         if isinstance(validated, Outcome):
             return self.finish_record(record, validated)
-        running = replace(record, status=StepStatus.RUNNING)
+        running = replace(record, status=StepStatus.RUNNING, call_id=new_call_id())
         self.record_event(EventType.STEP_START, running)
         resumption = Resumption(record.resume_payload, record.suspend_payload)
         body, attempt = await self.run_body(step, validated[0], scope, record.path, resumption)
@@ -605,9 +608,15 @@ class RunDriver:
             if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel
                 return CANCELED, attempt
             if ctx.suspension is not None:
-                payload = ctx.suspension.payload
-                labels = list(ctx.suspension.labels)
-                return Outcome(Kind.SUSPENDED, output={"payload": payload, "labels": labels}), attempt
+                detail = {"payload": ctx.suspension.payload, "labels": list(ctx.suspension.labels)}
+                if result is not None:  # Mastra keeps what the body returned: suspendOutput
+                    try:
+                        detail["output"] = to_jsonable(result)
+                    except Exception as exc:
+                        return failed(
+                            RunError("OutputSerializationError", f"suspend output is not JSON data: {exc}")
+                        ), attempt
+                return Outcome(Kind.SUSPENDED, output=detail), attempt
             if isinstance(result, Bail):
                 return Outcome(Kind.BAILED, result.result), attempt
             try:
@@ -690,6 +699,7 @@ class RunDriver:
                 record,
                 status=StepStatus.SUSPENDED,
                 suspend_payload=detail.get("payload"),
+                suspend_output=detail.get("output"),
                 suspended_at=now,
                 resume_labels=tuple(detail.get("labels", ())),
                 attempt=tried,
@@ -699,6 +709,10 @@ class RunDriver:
             if leaf:
                 self.note_suspended(done)
             return SUSPENDED
+        if record.suspended_at is not None and record.resumed_at is not None:
+            # A resumed step that ends keeps no trace of its suspension on its record (Mastra's
+            # omitPriorCompletionFields): the STEP_SUSPENDED event in the log still has it.
+            record = replace(record, suspend_payload=None, suspend_output=None, suspended_at=None)
         if outcome.kind in (Kind.SUCCESS, Kind.BAILED):
             done = replace(
                 record, status=StepStatus.SUCCESS, output=outcome.output, ended_at=now, attempt=tried
@@ -723,6 +737,8 @@ class RunDriver:
         if outcome.kind is Kind.SUSPENDED:
             detail = outcome.output if isinstance(outcome.output, dict) else {}
             value, field = detail.get("payload"), f"steps.{'.'.join(path)}.suspend_payload"
+            if detail.get("output") is not None:  # both count, as one value
+                value, field = [value, detail["output"]], f"steps.{'.'.join(path)}.suspend_output"
         elif outcome.kind in (Kind.SUCCESS, Kind.BAILED):
             value, field = outcome.output, f"steps.{'.'.join(path)}.output"
         else:

@@ -78,6 +78,7 @@ def _fill_step(msg: run_pb2.StepRecord, record: model.StepRecord, *, payloads: b
         wire.set_value(msg.output, record.output)
         wire.set_value(msg.suspend_payload, record.suspend_payload)
         wire.set_value(msg.resume_payload, record.resume_payload)
+        wire.set_value(msg.suspend_output, record.suspend_output)
     _set_error(msg.error, record.error)
     wire.set_time(msg.started_at, record.started_at)
     wire.set_time(msg.ended_at, record.ended_at)
@@ -93,6 +94,7 @@ def _fill_step(msg: run_pb2.StepRecord, record: model.StepRecord, *, payloads: b
             wire.set_value(out.suspend_payload, item.suspend_payload)
         _set_error(out.error, item.error)
     wire.set_time(msg.wake_at, record.wake_at)
+    msg.call_id = record.call_id
 
 
 def _add_steps(

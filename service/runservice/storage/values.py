@@ -28,7 +28,7 @@ import orjson
 THRESHOLD = 1024
 """JSON size (bytes) from which a value is stored once and referenced."""
 
-RECORD_FIELDS = ("payload", "output", "suspend_payload", "resume_payload")
+RECORD_FIELDS = ("payload", "output", "suspend_payload", "resume_payload", "suspend_output")
 """The fields of a step record that may be references."""
 EVENT_FIELDS = ("data",)
 """The fields of an event body that may be references (besides its step record)."""

@@ -137,7 +137,7 @@ class StepPath(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StepRecord(_message.Message):
-    __slots__ = ("path", "status", "payload", "output", "error", "suspend_payload", "resume_payload", "started_at", "ended_at", "suspended_at", "resumed_at", "attempt", "iteration", "resume_labels", "foreach_items", "wake_at")
+    __slots__ = ("path", "status", "payload", "output", "error", "suspend_payload", "resume_payload", "started_at", "ended_at", "suspended_at", "resumed_at", "attempt", "iteration", "resume_labels", "foreach_items", "wake_at", "suspend_output", "call_id")
     PATH_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,8 @@ class StepRecord(_message.Message):
     RESUME_LABELS_FIELD_NUMBER: _ClassVar[int]
     FOREACH_ITEMS_FIELD_NUMBER: _ClassVar[int]
     WAKE_AT_FIELD_NUMBER: _ClassVar[int]
+    SUSPEND_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
     path: StepPath
     status: StepStatus
     payload: _struct_pb2.Value
@@ -170,7 +172,9 @@ class StepRecord(_message.Message):
     resume_labels: _containers.RepeatedScalarFieldContainer[str]
     foreach_items: _containers.RepeatedCompositeFieldContainer[ForeachItem]
     wake_at: _timestamp_pb2.Timestamp
-    def __init__(self, path: _Optional[_Union[StepPath, _Mapping]] = ..., status: _Optional[_Union[StepStatus, str]] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., suspend_payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., suspended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resumed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., iteration: _Optional[int] = ..., resume_labels: _Optional[_Iterable[str]] = ..., foreach_items: _Optional[_Iterable[_Union[ForeachItem, _Mapping]]] = ..., wake_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    suspend_output: _struct_pb2.Value
+    call_id: str
+    def __init__(self, path: _Optional[_Union[StepPath, _Mapping]] = ..., status: _Optional[_Union[StepStatus, str]] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., suspend_payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., suspended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resumed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., iteration: _Optional[int] = ..., resume_labels: _Optional[_Iterable[str]] = ..., foreach_items: _Optional[_Iterable[_Union[ForeachItem, _Mapping]]] = ..., wake_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., suspend_output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., call_id: _Optional[str] = ...) -> None: ...
 
 class ForeachItem(_message.Message):
     __slots__ = ("index", "status", "output", "suspend_payload", "error")

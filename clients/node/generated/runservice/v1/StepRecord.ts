@@ -75,6 +75,19 @@ export interface StepRecord {
    * For a sleep step: when it wakes up.
    */
   'wakeAt'?: (_google_protobuf_Timestamp | null);
+  /**
+   * What the body returned after it called suspend, unless nothing (None; Mastra's
+   * suspendOutput); set while suspended. Once a resumed step ends, the suspension's
+   * suspend_payload, suspended_at and suspend_output are cleared, as in Mastra.
+   */
+  'suspendOutput'?: (_google_protobuf_Value | null);
+  /**
+   * Identifies one execution of the step (Mastra's stepCallId): a new id each time the step
+   * begins, whether for the first time, after a resume, or again after a crash or a lease
+   * taken over; its retries share it. Pairs a step's start event with its outcome, and tells
+   * a body run again apart from a repeated event.
+   */
+  'callId'?: (string);
 }
 
 /**
@@ -145,4 +158,17 @@ export interface StepRecord__Output {
    * For a sleep step: when it wakes up.
    */
   'wakeAt': (_google_protobuf_Timestamp__Output | null);
+  /**
+   * What the body returned after it called suspend, unless nothing (None; Mastra's
+   * suspendOutput); set while suspended. Once a resumed step ends, the suspension's
+   * suspend_payload, suspended_at and suspend_output are cleared, as in Mastra.
+   */
+  'suspendOutput': (_google_protobuf_Value__Output | null);
+  /**
+   * Identifies one execution of the step (Mastra's stepCallId): a new id each time the step
+   * begins, whether for the first time, after a resume, or again after a crash or a lease
+   * taken over; its retries share it. Pairs a step's start event with its outcome, and tells
+   * a body run again apart from a repeated event.
+   */
+  'callId': (string);
 }
