@@ -28,7 +28,7 @@ from runservice.errors import StorageUnavailable
 from runservice.model import Event, EventType, Run, RunStatus
 from runservice.server.metrics import Metrics
 from runservice.storage import Claim, Renewal, RunWrite
-from runservice.storage.postgres import HELD_ROW_WAIT, PostgresStore
+from runservice.storage.postgres import HELD_ROW_WAIT, WRITER_LOCK_WAIT, PostgresStore
 from runservice.workflow import StepContext, Workflow, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(120)
@@ -494,3 +494,45 @@ async def test_a_renewal_waits_briefly_for_a_held_row_then_leaves_it_held(server
     finally:
         await store.close()
         await admin.close()
+
+
+async def test_a_row_held_by_another_session_holds_up_only_its_own_run(
+    server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL's default `lock_timeout` is none: an operator's open transaction on one run's
+    row held the replica's one writer, and with it every run of the replica, for as long as it
+    stayed open. Now the writer waits `WRITER_LOCK_WAIT` at most, once: that run's change is
+    refused alone (its drive tries again, each time refused at once while the row is held), and
+    the other runs go on."""
+    url = await server.create_database()
+    admin = await asyncpg.connect(url)
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        async with Engine(store, [sequence], lease_seconds=30, claim_interval=0.2) as engine:
+            held_run = await engine.start("outage-sequence", input_data={"n": 20})
+            other = await engine.start("outage-sequence", input_data={"n": 1})
+            while ran["first"] < 2:
+                await asyncio.sleep(0.01)
+            holder = admin.transaction()
+            await holder.start()
+            await admin.fetchval("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", held_run.run_id)
+            gate.set()  # both steps end; the held run's result waits for its row, the other's not
+            deadline = time.monotonic() + 4 * WRITER_LOCK_WAIT
+            while (await store.get_run(other.run_id)).status is not RunStatus.SUCCESS:  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the other run waited for the held row"
+                await asyncio.sleep(0.05)
+            assert (await store.get_run(held_run.run_id)).status is RunStatus.RUNNING  # type: ignore[union-attr]
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):  # known held: refused without a wait
+                await store.write(RunWrite(held_run.run_id, patch={"cancel_requested": False}))
+            assert time.monotonic() - started < WRITER_LOCK_WAIT / 2
+            await holder.rollback()
+            done = await settled(engine, held_run.run_id)
+            events = await store.read_events(held_run.run_id, 0)
+    finally:
+        await store.close()
+        await admin.close()
+    assert (done.status, done.result) == (RunStatus.SUCCESS, 42), done.error
+    assert "LockNotAvailableError 55P03" in caplog.text
+    assert_went_on(events, caplog)

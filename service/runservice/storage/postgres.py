@@ -319,6 +319,22 @@ once, after its snapshot, when it returns a row): nothing when the run is settle
 WAL message when the flush position is behind. The read's own commit then waits for the
 flush. NULL: settled, not checked; else checked."""
 
+WRITER_LOCK_WAIT = 2.0
+"""Seconds the writer waits for a row another session holds (its `lock_timeout`, unless the
+database sets one), far longer than any commit of another replica takes: past it, the change
+of that run is refused alone (retried by its drive), and the writer goes on with the others.
+With PostgreSQL's default, no timeout, one row an operator's open transaction held stopped the
+writer, and with it every run of the replica, for as long as the transaction stayed open."""
+
+
+async def _writer_session(conn: Any) -> None:
+    """Set up the writer's session: `_KEYED_ONLY`, and `WRITER_LOCK_WAIT` unless the
+    database (or its user) has a `lock_timeout` of its own."""
+    await conn.execute(_KEYED_ONLY)
+    if await conn.fetchval("SELECT current_setting('lock_timeout') = '0'"):
+        await conn.execute(f"SET lock_timeout = {int(WRITER_LOCK_WAIT * 1000)}")
+
+
 _KEYED_ONLY = "SET enable_seqscan = off"
 """For the writer's session, after the migrations. Its statements find rows by key, and
 they run generic plans (`plan_cache_mode`), made at their first execution: made on a new
@@ -409,6 +425,9 @@ class PostgresStore(PostgresSchedules):
         self._state = "new"  # -> "open" -> "closed"
         self._accepting = False
         self._writer: Any = None  # asyncpg.Connection
+        self._held_rows: set[str] = set()
+        """Runs whose change the last batch with one was refused for: another session held
+        their row past the writer's `lock_timeout` (`apply_batch`'s `held`)."""
         self._writer_pid = 0
         self._pool: Any = None  # asyncpg.Pool
         self._listener: Any = None  # asyncpg.Connection
@@ -440,7 +459,7 @@ class PostgresStore(PostgresSchedules):
         try:
             self._writer = await self._connect()
             await migrate(self._writer)
-            await self._writer.execute(_KEYED_ONLY)
+            await _writer_session(self._writer)
             self._writer_pid = self._writer.get_server_pid()
             try:
                 await self._writer.fetchval(_FLUSH_IF_BEHIND)
@@ -586,9 +605,11 @@ class PostgresStore(PostgresSchedules):
                 # COMMIT was reported as failed; start over on a new connection.
                 self._writer = None
                 writer = await self._connect()
-                await writer.execute(_KEYED_ONLY)
+                await _writer_session(writer)
                 self._writer, self._writer_pid = writer, writer.get_server_pid()
-            outcomes = await apply_batch(self._writer, changes, self.notify, quiet=not flush)
+            outcomes = await apply_batch(
+                self._writer, changes, self.notify, quiet=not flush, held=self._held_rows
+            )
         except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing is reported committed
             away = not isinstance(exc, _CONTENDED)
             if isinstance(exc, _UNAVAILABLE) or (self._writer is not None and self._writer.is_closed()):
@@ -602,18 +623,25 @@ class PostgresStore(PostgresSchedules):
                 hub.refused(len(batch), away=away)
             batching.fail(batch, exc)
             return
+        for change, outcome in zip(changes, outcomes, strict=True):
+            if isinstance(outcome, asyncpg.exceptions.LockNotAvailableError):
+                self._held_rows.add(change.run_id)  # its next batches find out at once (apply_batch)
+            elif self._held_rows:
+                self._held_rows.discard(change.run_id)
         refusal = next((outcome for outcome in outcomes if isinstance(outcome, _REFUSED)), None)
+        away = False
         if refusal is not None:  # those changes failed alone, rolled back to their savepoints
             logger.warning("the database refused writes for now: %s", _unavailable(refusal).detail)
             refused = [outcome for outcome in outcomes if isinstance(outcome, _REFUSED)]
-            hub.refused(len(refused), away=not all(isinstance(o, _CONTENDED) for o in refused))
+            away = not all(isinstance(o, _CONTENDED) for o in refused)
+            hub.refused(len(refused), away=away)
             outcomes = [_unavailable(o) if isinstance(o, _REFUSED) else o for o in outcomes]
         self.transactions += 1
         if flush:
             self.syncs += 1
             self.durable = self.transactions
         hub.committed(time.perf_counter() - started, len(batch))
-        if refusal is None:
+        if not away:
             hub.reached()
         committed = batching.answer(batch, outcomes)
         if not flush and any(hub.watching(event.run_id) for event in committed):

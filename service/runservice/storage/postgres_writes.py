@@ -34,7 +34,7 @@ import asyncio
 import functools
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -330,7 +330,7 @@ def _one_statement(shape: _Shape) -> str:
 
 
 async def apply_batch(
-    conn: Any, changes: list[RunWrite], notify: bool, *, quiet: bool = False
+    conn: Any, changes: list[RunWrite], notify: bool, *, quiet: bool = False, held: Collection[str] = ()
 ) -> list[Outcome]:
     """Apply every change in one transaction and commit it; an outcome per change.
 
@@ -338,36 +338,39 @@ async def apply_batch(
     the transaction is rolled back and the batch applied again with a savepoint per
     change, so the bad change fails alone and the others still commit.
 
+    A run whose row another session holds (an operator's open transaction) fails its change
+    alone, at once, as a lock timeout (`LockNotAvailableError`), without holding up the
+    others: after a statement of the batch waited past the writer's `lock_timeout`, and for
+    the runs in `held` (those the caller saw held before), the rows are locked first with
+    `SKIP LOCKED`, and a change whose row was skipped is not tried (`_held_changes`).
+
     A `quiet` batch (internal progress nobody is told about) commits with
     `synchronous_commit` off for its own transaction: it returns without waiting for the
     WAL flush, and the next synced commit, whichever session makes it, covers it.
     """
     now = time.time()
-    if _fits_one_statement(changes):
+    probe = {change.run_id for change in changes if change.run_id in held} if held else set()
+    if _fits_one_statement(changes) and not probe:
         try:
             return await _apply_in_one_statement(conn, changes, now, notify, quiet=quiet)
+        except asyncpg.exceptions.LockNotAvailableError:
+            probe = {change.run_id for change in changes}
         except STATEMENT_ERRORS:
             pass  # nothing of it is committed: the long way below finds the bad change
     await _begin(conn, quiet)
     try:
-        try:
-            outcomes = await _apply_all(conn, changes, now, notify=notify)
-        except STATEMENT_ERRORS:
-            await conn.execute("ROLLBACK")
-            await _begin(conn, quiet)
-            outcomes = []
-            for change in changes:
-                await conn.execute("SAVEPOINT w")
-                try:
-                    (outcome,) = await _apply_all(conn, [change], now, notify=False)
-                except STATEMENT_ERRORS as exc:
-                    outcome = exc
-                if isinstance(outcome, Exception):
-                    await conn.execute("ROLLBACK TO SAVEPOINT w")
-                await conn.execute("RELEASE SAVEPOINT w")
-                outcomes.append(outcome)
-            if notify:
-                await _Rows().flush(conn, _notifications(changes, outcomes))
+        taken = await _held_changes(conn, changes, probe) if probe else {}
+        if taken:
+            outcomes = await _apply_each(conn, changes, taken, now, notify=notify)
+        else:
+            try:
+                outcomes = await _apply_all(conn, changes, now, notify=notify)
+            except STATEMENT_ERRORS as exc:
+                await conn.execute("ROLLBACK")
+                await _begin(conn, quiet)
+                if isinstance(exc, asyncpg.exceptions.LockNotAvailableError) and not probe:
+                    taken = await _held_changes(conn, changes, {change.run_id for change in changes})
+                outcomes = await _apply_each(conn, changes, taken, now, notify=notify)
         await conn.execute("COMMIT")
     except BaseException:
         # A failed COMMIT has already ended the transaction; anything else is rolled back.
@@ -380,6 +383,51 @@ async def apply_batch(
                 conn.terminate()
                 raise
         raise
+    return outcomes
+
+
+async def _held_changes(
+    conn: Any, changes: Sequence[RunWrite], run_ids: Collection[str]
+) -> dict[int, Outcome]:
+    """Lock the rows of `run_ids` nobody holds (in the open transaction); the changes (by
+    index) of the runs whose row another session holds, each with its refusal, a lock timeout
+    that costs no wait. A run with no row yet (a create) is not held."""
+    ids = list(run_ids)
+    free = {row[0] for row in await conn.fetch(_TAKE_ROWS, ids)}
+    if len(free) == len(ids):
+        return {}
+    held = {row[0] for row in await conn.fetch(_PRESENT_ROWS, ids)} - free
+    return {
+        index: asyncpg.exceptions.LockNotAvailableError(f"another session holds run {change.run_id}'s row")
+        for index, change in enumerate(changes)
+        if change.run_id in held
+    }
+
+
+_TAKE_ROWS = "SELECT run_id FROM runs WHERE run_id = ANY($1::text[]) FOR UPDATE SKIP LOCKED"
+_PRESENT_ROWS = "SELECT run_id FROM runs WHERE run_id = ANY($1::text[])"
+
+
+async def _apply_each(
+    conn: Any, changes: Sequence[RunWrite], taken: dict[int, Outcome], now: float, *, notify: bool
+) -> list[Outcome]:
+    """Apply each change whose outcome is not in `taken` already in a savepoint of its own,
+    so that one the database refuses fails alone."""
+    outcomes: list[Outcome] = []
+    for index, change in enumerate(changes):
+        outcome = taken.get(index)
+        if outcome is None:
+            await conn.execute("SAVEPOINT w")
+            try:
+                (outcome,) = await _apply_all(conn, [change], now, notify=False)
+            except STATEMENT_ERRORS as exc:
+                outcome = exc
+            if isinstance(outcome, Exception):
+                await conn.execute("ROLLBACK TO SAVEPOINT w")
+            await conn.execute("RELEASE SAVEPOINT w")
+        outcomes.append(outcome)
+    if notify:
+        await _Rows().flush(conn, _notifications(changes, outcomes))
     return outcomes
 
 
