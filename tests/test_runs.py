@@ -93,7 +93,7 @@ async def test_suspend_output_and_call_ids(client: Client) -> None:
     assert record.status is StepStatus.SUSPENDED and record.attempt == 1  # the retry suspended
     assert (record.suspend_payload, record.suspend_output) == ({"review": 3}, {"draft": "text 3"})
     first_call = record.call_id
-    assert len(first_call) == 36
+    assert len(first_call) == 32
 
     done = await run.resume_async(resume_data={"approved": True})
     final = step(done, "draft")

@@ -284,8 +284,9 @@ class StepRecord:
 
 
 def new_call_id() -> str:
-    """A new `StepRecord.call_id` (a random UUID, as Mastra's stepCallId)."""
-    return str(uuid.uuid4())
+    """A new `StepRecord.call_id`: 128 random bits in hex (Mastra's stepCallId is a random
+    UUID; `str(uuid.uuid4())` costs six times as much, and a step start is on every run's path)."""
+    return os.urandom(16).hex()
 
 
 @dataclass(frozen=True, slots=True)

@@ -378,6 +378,8 @@ class LeaseKeeper:
                     self._renew(), name="runservice lease renewal", context=contextvars.Context()
                 )
             await asyncio.shield(self._renewing)
+            if run_id in self._held:  # another session holds its row: ask again in a moment
+                await asyncio.sleep(RENEW_RETRY)
 
     async def _renew(self) -> None:
         try:
@@ -385,9 +387,6 @@ class LeaseKeeper:
         except Exception:
             log_failure(logger, "renewing leases failed; retrying in %.1fs", RENEW_RETRY)
             await asyncio.sleep(RENEW_RETRY)
-        else:
-            if self._held:  # their drives wait a moment before they ask again
-                await asyncio.sleep(RENEW_RETRY)
 
     async def _claim_loop(self) -> None:
         while True:
