@@ -143,7 +143,21 @@ drowsy = (
 dreamy = (
     create_workflow("dreamy", input_schema=Count, output_schema=Count).sleep(0.3).then(woken_work).commit()
 )
-FLOWS = [held, asking, sleeper, ticked, dozer, serial, narrow, napping_after_sleep, drowsy, dreamy]
+
+
+@create_step("hold-if-many", input_schema=Count, output_schema=Count)
+async def hold_if_many(ctx: StepContext) -> Count:
+    if ctx.input_data.count >= 10:
+        await gate.enter(ctx.input_data.count)
+    return Count(count=ctx.input_data.count)
+
+
+lonely = (
+    create_workflow("lonely", input_schema=Count, output_schema=Count, max_active_runs=1)
+    .then(hold_if_many)
+    .commit()
+)
+FLOWS = [held, asking, sleeper, ticked, dozer, serial, narrow, napping_after_sleep, drowsy, dreamy, lonely]
 
 
 @pytest.fixture(autouse=True)
@@ -318,6 +332,35 @@ async def test_a_workflows_own_bound_holds_back_its_runs_only(
             await until(lambda run_id=run_id, expected=expected: _is(served, run_id, expected))
         assert gate.entered == [-10, 10, 5, -20, 20]
         assert await served.store.count_unowned() == 0
+
+
+async def test_an_operators_time_travel_fork_and_restart_wait_for_room_too(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A workflow's bound holds for the runs an operator starts again: a TimeTravel, a ForkRun
+    and a Restart of a run of a full workflow are committed and answered, and wait for the
+    claim loop as a Start does (they were driven at once, past the bound)."""
+    async with serving(tmp_path / "runs.db", workflows=FLOWS, claim_interval=CLAIM_INTERVAL) as served:
+        engine = served.engine
+        done = await engine.start("lonely", input_data={"count": 1}, wait=True)
+        source = await engine.start("lonely", input_data={"count": 2}, wait=True)
+        assert done.status is source.status is RunStatus.SUCCESS
+        busy = await engine.start("lonely", input_data={"count": 10})
+        await until(lambda: _true(gate.entered == [10]))
+        left = await engine.start("lonely", input_data={"count": 40})  # full: stored, no owner
+        travelled = await engine.time_travel(done.run_id, step=["hold-if-many"], input_data={"count": 20})
+        forked = await engine.fork(source.run_id, step=["hold-if-many"], input_data={"count": 30})
+        restarted = await engine.restart(left.run_id)
+        assert travelled.status is forked.status is restarted.status is RunStatus.RUNNING
+        await asyncio.sleep(0.3)
+        assert gate.entered == [10]  # none of them was driven past the bound
+        assert await served.store.count_unowned() == 3
+        gate.release()
+        for run in (busy, left, travelled, forked):
+            await until(lambda run_id=run.run_id: _is(served, run_id, RunStatus.SUCCESS))
+        assert sorted(gate.entered) == [10, 20, 30, 40]
+        assert (await engine.get_run(travelled.run_id)).result == {"count": 20}
+        assert (await engine.get_run(forked.run_id)).result == {"count": 30}
 
 
 async def test_a_full_replica_leaves_runs_to_one_with_room(pg_databases: Databases, tmp_path: Path) -> None:

@@ -802,7 +802,15 @@ class Engine:
                 if run.status not in _ACTIVE:
                     raise RunNotActive(run_id, run.status.value)
                 task = self._tasks.get(run_id)
-                if task is None:
+                if task is not None:
+                    await self._remember(run_id, request)
+                    return replace(run, steps=()), task
+                room = self._capacity.reserve(run.workflow_id)
+                try:
+                    if not room:  # bounds hold for a Restart too: the claim loop takes it with room
+                        await self._remember(run_id, request)
+                        self._keeper.wake()
+                        return replace(run, steps=())
                     workflow = self.definition(run)
                     sent = time.monotonic()
                     claimed = await self._store.write(
@@ -819,9 +827,9 @@ class Engine:
                         extra=logs.run_extra(run_id, run.trace_id),
                     )
                     task = self._launch(self._driver(workflow, run, self._lease(claimed.epoch), sent))
-                else:
-                    await self._remember(run_id, request)
-                return replace(run, steps=()), task
+                    return replace(run, steps=()), task
+                finally:
+                    self._capacity.release(room, run.workflow_id)
 
         return await self._answer(await self._admit(admission()), wait)
 
@@ -887,31 +895,39 @@ class Engine:
                 # Conditional on the settled status: of two concurrent time travels (on any
                 # replicas) one applies, the other finds the run running and is refused.
                 sent = time.monotonic()
-                result = await self._store.write(
-                    RunWrite(
-                        run_id,
-                        expect=frozenset({run.status}),
-                        patch=fields,
-                        drop_steps=[s.path for s in target.replaced],
-                        events=events,
-                        request=("time-travel", request_id) if request_id else None,
-                        claim=self._keeper.claim,
+                # Without room the run is committed all the same, with no owner, as a Start is.
+                room = self._capacity.reserve(run.workflow_id)
+                try:
+                    result = await self._store.write(
+                        RunWrite(
+                            run_id,
+                            expect=frozenset({run.status}),
+                            patch=fields,
+                            drop_steps=[s.path for s in target.replaced],
+                            events=events,
+                            request=("time-travel", request_id) if request_id else None,
+                            claim=self._keeper.claim if room else None,
+                        )
                     )
-                )
-                if not result.applied:
-                    if request_id and await self._store.has_request(run_id, "time-travel", request_id):
-                        return _Repeat(run_id)
-                    raise refusal(run_id, result.status)
-                logger.info(
-                    "run %s: time travel to %s",
-                    run_id,
-                    ".".join(target.path),
-                    extra=logs.run_extra(run_id, run.trace_id),
-                )
-                run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
-                run = run.with_steps(target.kept)
-                task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
-                return replace(run, steps=()), task
+                    if not result.applied:
+                        if request_id and await self._store.has_request(run_id, "time-travel", request_id):
+                            return _Repeat(run_id)
+                        raise refusal(run_id, result.status)
+                    logger.info(
+                        "run %s: time travel to %s",
+                        run_id,
+                        ".".join(target.path),
+                        extra=logs.run_extra(run_id, run.trace_id),
+                    )
+                    if not room:
+                        self._keeper.wake()
+                        return _Repeat(run_id)  # answered from the run as the claim loop drives it
+                    run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
+                    run = run.with_steps(target.kept)
+                    task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
+                    return replace(run, steps=()), task
+                finally:
+                    self._capacity.release(room, run.workflow_id)
 
         return await self._answer(await self._admit(admission()), wait)
 
@@ -967,30 +983,38 @@ class Engine:
                     EventDraft.workflow_start(source.workflow_id, Execution.FORK),
                 )
                 sent = time.monotonic()
-                result = await self._store.write(
-                    RunWrite(
-                        fork_id,
-                        create=fresh,
-                        steps=target.kept,
-                        events=events,
-                        request=("fork", request_id) if request_id else None,
-                        claim=self._keeper.claim,
+                # Without room the run is committed all the same, with no owner, as a Start is.
+                room = self._capacity.reserve(source.workflow_id)
+                try:
+                    result = await self._store.write(
+                        RunWrite(
+                            fork_id,
+                            create=fresh,
+                            steps=target.kept,
+                            events=events,
+                            request=("fork", request_id) if request_id else None,
+                            claim=self._keeper.claim if room else None,
+                        )
                     )
-                )
-                if not result.applied:
-                    if request_id and await self._store.has_request(fork_id, "fork", request_id):
-                        return _Repeat(fork_id)
-                    raise RunAlreadyStarted(fork_id, (result.status or RunStatus.PENDING).value)
-                logger.info(
-                    "run %s: forked from run %s at %s",
-                    fork_id,
-                    run_id,
-                    ".".join(target.path),
-                    extra=logs.run_extra(fork_id, fresh.trace_id),
-                )
-                run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
-                task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
-                return replace(run, steps=()), task
+                    if not result.applied:
+                        if request_id and await self._store.has_request(fork_id, "fork", request_id):
+                            return _Repeat(fork_id)
+                        raise RunAlreadyStarted(fork_id, (result.status or RunStatus.PENDING).value)
+                    logger.info(
+                        "run %s: forked from run %s at %s",
+                        fork_id,
+                        run_id,
+                        ".".join(target.path),
+                        extra=logs.run_extra(fork_id, fresh.trace_id),
+                    )
+                    if not room:
+                        self._keeper.wake()
+                        return _Repeat(fork_id)  # answered from the run as the claim loop drives it
+                    run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
+                    task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
+                    return replace(run, steps=()), task
+                finally:
+                    self._capacity.release(room, source.workflow_id)
 
         return await self._answer(await self._admit(admission()), wait)
 
