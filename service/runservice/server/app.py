@@ -173,6 +173,7 @@ class RunServer:
         self._readiness = asyncio.create_task(self._follow_storage(), name="readiness")
         if self.engine_link is not None:
             self.engine_link.on_storage = self._storage_answers
+            self._storage_answers(self.engine_link.storage_available)  # told before we listened
         elif self.engine is not None:
             self._stop_listening = self.engine.listen_storage(self._storage_answers)
         logger.info("listening on %s", self.address)

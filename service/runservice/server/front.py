@@ -52,6 +52,8 @@ class EngineLink(link.Frames):
         self._calls: dict[int, asyncio.Queue[bytes | _Ended]] = {}
         self.ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         """Resolves with the engine's READY head: `{}`, or `{"error": ...}` when it cannot start."""
+        self.storage_available = True
+        """The last STORAGE frame's `available`."""
         self.on_storage: Callable[[bool], None] = lambda available: None
         """Called with each STORAGE frame's `available` (the front's readiness follows it)."""
 
@@ -68,7 +70,8 @@ class EngineLink(link.Frames):
             if kind == link.READY and not self.ready.done():
                 self.ready.set_result(link.split_head(body)[0])
             elif kind == link.STORAGE:
-                self.on_storage(bool(link.split_head(body)[0]["available"]))
+                self.storage_available = bool(link.split_head(body)[0]["available"])
+                self.on_storage(self.storage_available)
             return
         replies = self._calls.get(call_id)
         if replies is None:  # cancelled here meanwhile
