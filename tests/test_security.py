@@ -17,11 +17,12 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from runservice import errors
 from runservice.client import Client
+from runservice.engine.engine import request_run_id
 from runservice.server import EdgeOptions
 from runservice.server.auth import TokenFileError, TokenSet
 from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
+from runservice.v1 import run_pb2, run_service_pb2_grpc
 from runservice.v1 import run_service_pb2 as pb
-from runservice.v1 import run_service_pb2_grpc
 
 HEARTBEAT = 0.2
 
@@ -211,6 +212,87 @@ async def test_scoped_and_read_only_tokens(tmp_path: Path, tokens_file: Path) ->
             assert error_info(denied).reason == "TOKEN_READ_ONLY"
 
 
+async def test_a_tenant_can_neither_plant_nor_capture_another_tenants_run(
+    tmp_path: Path, tokens_file: Path
+) -> None:
+    """A Start with a request id and no run id gets a run id derived from (workflow, resource,
+    request id): predictable. A tenant that created a run under another tenant's derived id
+    ahead of it captured that tenant's Start: its input ran in the planter's run, readable by
+    the planter. Now a scoped token may not choose ids of that form, and whoever planted one,
+    a Start or CreateRun never uses a run of another resource. Naming the wrong workflow no
+    longer tells a tenant that another tenant's run exists, nor its workflow."""
+    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        admin, tenant, both = bearer("admin-secret"), bearer("a-secret"), bearer("ab-secret")
+        derived = request_run_id("echo", "order-1", "a")
+        for call in (
+            stub.CreateRun(
+                pb.CreateRunRequest(workflow_id="echo", run_id=derived, resource_id="b"), metadata=both
+            ),
+            stub.Start(pb.StartRequest(workflow_id="echo", run_id=derived, resource_id="b"), metadata=both),
+            stub.ForkRun(pb.ForkRunRequest(run_id="x", new_run_id=derived, step=["bump"]), metadata=both),
+        ):
+            refused = await rpc_error(call)
+            assert refused.code() is grpc.StatusCode.PERMISSION_DENIED
+            assert error_info(refused).reason == "RUN_ID_RESERVED"
+        # An unscoped caller may choose it; the tenant's Start then refuses that run, and
+        # neither runs its input in it nor hands it over.
+        await stub.CreateRun(
+            pb.CreateRunRequest(workflow_id="echo", run_id=derived, resource_id="b"), metadata=admin
+        )
+        start = pb.StartRequest(
+            workflow_id="echo", resource_id="a", request_id="order-1", input_data=count(7)
+        )
+        in_use = await rpc_error(stub.Start(start, metadata=tenant))
+        assert in_use.code() is grpc.StatusCode.ALREADY_EXISTS
+        assert error_info(in_use).reason == "RUN_ID_IN_USE"
+        planted = await stub.GetRun(pb.GetRunRequest(run_id=derived), metadata=admin)
+        assert (planted.run.status, planted.run.HasField("input")) == (run_pb2.RUN_STATUS_PENDING, False)
+        # The same when the check before the engine saw no run yet (one created meanwhile):
+        # the engine itself refuses another resource's run, for Start and CreateRun alike.
+        await stub.CreateRun(
+            pb.CreateRunRequest(workflow_id="echo", run_id="shared", resource_id="b"), metadata=admin
+        )
+        for call in (
+            stub.Start(
+                pb.StartRequest(workflow_id="echo", run_id="shared", input_data=count(1)), metadata=admin
+            ),
+            stub.CreateRun(
+                pb.CreateRunRequest(workflow_id="echo", run_id="shared", resource_id="a"), metadata=admin
+            ),
+        ):
+            assert error_info(await rpc_error(call)).reason == "RUN_ID_IN_USE"
+
+        # Another tenant's run is not found whatever workflow the request names.
+        await stub.Start(
+            pb.StartRequest(workflow_id="approval", run_id="run-b", resource_id="b", input_data=count(1)),
+            metadata=admin,
+        )
+        missing = await rpc_error(
+            stub.GetRun(pb.GetRunRequest(run_id="run-zzz", workflow_id="echo"), metadata=tenant)
+        )
+        hiding: list[Any] = [
+            stub.GetRun(pb.GetRunRequest(run_id="run-b", workflow_id="echo"), metadata=tenant),
+            stub.Cancel(pb.CancelRequest(run_id="run-b", workflow_id="echo"), metadata=tenant),
+            stub.Resume(pb.ResumeRequest(run_id="run-b", workflow_id="echo"), metadata=tenant),
+        ]
+        for call in hiding:
+            hidden = await rpc_error(call)
+            assert (hidden.code(), hidden.details()) == (
+                grpc.StatusCode.NOT_FOUND,
+                (missing.details() or "").replace("run-zzz", "run-b"),
+            )
+        # In scope, the wrong workflow is still told as such.
+        mismatch = await rpc_error(
+            stub.GetRun(pb.GetRunRequest(run_id="run-b", workflow_id="echo"), metadata=both)
+        )
+        assert error_info(mismatch).reason == "RUN_WORKFLOW_MISMATCH"
+
+
 async def test_a_token_of_several_resources_gets_full_list_pages(tmp_path: Path, tokens_file: Path) -> None:
     options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
     async with (
@@ -268,6 +350,11 @@ def test_token_files_plain_and_bad(tmp_path: Path) -> None:
         TokenSet.load(str(plain))
     with pytest.raises(TokenFileError, match="printable ASCII"):
         TokenSet.load(tokens="good,b\u00e4d")
+    # The digest of an empty token (`sha256sum` of an unset variable) would admit "Bearer ".
+    empty = tmp_path / "empty.toml"
+    empty.write_text(f'[[tokens]]\nsha256 = "{hashlib.sha256(b"").hexdigest()}"\n')
+    with pytest.raises(TokenFileError, match="empty token"):
+        TokenSet.load(str(empty))
 
 
 async def test_stream_limit_per_caller(tmp_path: Path) -> None:

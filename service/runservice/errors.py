@@ -11,7 +11,8 @@
     │   └── ScheduleNotFound
     ├── AlreadyExists
     │   ├── RunAlreadyStarted          a second Start of a run
-    │   └── RunBelongsToOtherWorkflow  a run id reused with another workflow
+    │   ├── RunBelongsToOtherWorkflow  a run id reused with another workflow
+    │   └── RunBelongsToOtherResource  a run id reused with another resource (tenant)
     ├── FailedPrecondition
     │   ├── RunNotSuspended            Resume of a run that is not suspended
     │   ├── StepNotSuspended           Resume naming a step that is not suspended
@@ -32,6 +33,7 @@
     │   ├── MessageTooLarge            a request over the message limit
     │   └── TooManyStreams             too many open Stream/Watch calls for one caller
     ├── Unauthenticated / PermissionDenied
+    │   └── RunIdReserved              a scoped caller chose a run id of the form the server derives
     ├── Unavailable                    the server is draining; retry elsewhere
     │   └── RunClaimed                 Resume of a suspended run another drive holds; retry
     ├── Unimplemented
@@ -165,6 +167,16 @@ class RunBelongsToOtherWorkflow(AlreadyExists):
         super().__init__(
             f"run id {run_id!r} is already used by workflow {workflow_id!r}",
             metadata={"run_id": run_id, "workflow_id": workflow_id},
+        )
+
+
+class RunBelongsToOtherResource(AlreadyExists):
+    reason = "RUN_ID_IN_USE"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run id {run_id!r} is already used by another resource",
+            metadata={"run_id": run_id},
         )
 
 
@@ -383,6 +395,21 @@ class Unauthenticated(ServiceError):
 
 class PermissionDenied(ServiceError):
     reason = "PERMISSION_DENIED"
+
+
+class RunIdReserved(PermissionDenied):
+    """A caller scoped to resources chose a run id of the form the server derives (a version-5
+    UUID: from a request id, a fork's request id, a schedule's tick or trigger). Those of
+    another tenant are predictable: one taken ahead would block, or capture, its Start."""
+
+    reason = "RUN_ID_RESERVED"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run id {run_id!r} has the form of the ids the server derives (a version-5 UUID):"
+            " this token may not choose it",
+            metadata={"run_id": run_id},
+        )
 
 
 class MessageTooLarge(ResourceExhausted):

@@ -50,6 +50,7 @@ from runservice.errors import (
     InvalidArgument,
     RunActive,
     RunAlreadyStarted,
+    RunBelongsToOtherResource,
     RunBelongsToOtherWorkflow,
     RunClaimed,
     RunDeadlineExceeded,
@@ -364,6 +365,7 @@ class Engine:
         existing = await self._load(run.run_id)
         if existing.workflow_id != workflow_id:
             raise RunBelongsToOtherWorkflow(run.run_id, existing.workflow_id)
+        _check_resource(existing, run.resource_id)
         return existing, False
 
     async def start(
@@ -407,6 +409,7 @@ class Engine:
         async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
                 if request_id and await self._store.has_request(run_id, "start", request_id):
+                    _check_resource(await self._load(run_id), resource_id)
                     return _Repeat(run_id)
                 now = time.time()
                 begin = EventDraft.workflow_start(workflow_id, Execution.START)
@@ -445,6 +448,9 @@ class Engine:
                         existing = await self._load(run_id)
                         if existing.workflow_id != workflow_id:
                             raise RunBelongsToOtherWorkflow(run_id, existing.workflow_id)
+                        # A run id is its resource's: a Start never takes over, or runs its
+                        # input in, another resource's run (one created ahead under its id).
+                        _check_resource(existing, resource_id)
                         fresh = replace(existing, updated_at=now, **fields)
                         result = await self._take(
                             RunWrite(
@@ -1627,6 +1633,12 @@ def _context(request_context: dict[str, Json] | None) -> dict[str, Json]:
     if not isinstance(request_context, dict):
         raise _invalid("request_context", "must be a JSON object")
     return dict(request_context)
+
+
+def _check_resource(run: Run, resource_id: str | None) -> None:
+    """RunBelongsToOtherResource unless `run` is of `resource_id` (none for none)."""
+    if (run.resource_id or None) != (resource_id or None):
+        raise RunBelongsToOtherResource(run.run_id)
 
 
 def _invalid(field: str, description: str) -> InvalidArgument:

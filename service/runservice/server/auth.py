@@ -171,6 +171,8 @@ def _entry(item: Any, number: int, path: Path) -> _Entry:
             digest = b""
         if len(digest) != 32:
             raise TokenFileError(f"{where}: `sha256` must be 64 hex digits")
+        if digest == _digest(""):  # `sha256sum` of an unset variable: it would admit "Bearer "
+            raise TokenFileError(f"{where}: `sha256` is the digest of an empty token")
     resources = item.get("resources")
     if resources is not None and (
         not isinstance(resources, list) or not all(isinstance(r, str) and r for r in resources)
@@ -232,7 +234,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             )
         value = values[0] if isinstance(values[0], str) else values[0].decode("latin-1")
         scheme, _, token = value.partition(" ")
-        caller = self.tokens.find(token.strip()) if scheme.lower() == "bearer" else None
+        token = token.strip()
+        caller = self.tokens.find(token) if scheme.lower() == "bearer" and token else None
         if caller is None:
             return None, errors.Unauthenticated("invalid bearer token", reason="TOKEN_INVALID")
         return caller, None

@@ -8,6 +8,7 @@ filters `ListRuns`.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from runservice import errors, model
@@ -43,17 +44,39 @@ def check_resource(resource_id: str | None, method: str) -> None:
 
 
 async def check_run(engine: Engine, run_id: str | None, workflow_id: str | None = None) -> None:
-    """RunNotFound when the run exists but is outside the caller's scope (no-op without a scope)."""
+    """RunNotFound when the run exists but is outside the caller's scope (no-op without a scope).
+
+    Scope first, workflow second: a run the caller may not see is not found whatever workflow
+    the request names (naming the wrong one answered RUN_WORKFLOW_MISMATCH, with the run's
+    workflow, for any run)."""
     who = caller()
     if who.resources is None or not run_id:
         return
-    run = await engine.get_run(run_id, workflow_id=workflow_id)
+    run = await engine.get_run(run_id)
     if not who.may_see(run.resource_id):
         raise errors.RunNotFound(run_id)
+    if workflow_id:
+        await engine.get_run(run_id, workflow_id=workflow_id)
+
+
+def check_chosen_run_id(run_id: str | None) -> None:
+    """RunIdReserved when a scoped caller chose a run id of the form the server derives (the
+    canonical text of a version-5 UUID): another tenant's are predictable (a request id is
+    often a business key), and one taken ahead would block that tenant's Start, or hand it a
+    run that is not its own. Callers with full access are trusted with them."""
+    if caller().resources is None or not run_id:
+        return
+    try:
+        parsed = uuid.UUID(run_id)
+    except ValueError:
+        return
+    if parsed.version == 5 and str(parsed) == run_id:
+        raise errors.RunIdReserved(run_id)
 
 
 async def check_new_run(engine: Engine, run_id: str | None, resource_id: str | None, method: str) -> None:
-    """Start/CreateRun: the resource must be in scope, and an existing run id must be the caller's."""
+    """Start/CreateRun: the resource must be in scope, and an existing run id must be the caller's.
+    (The engine checks again as it writes: a run id is its resource's.)"""
     check_resource(resource_id, method)
     who = caller()
     if who.resources is None or not run_id:

@@ -101,6 +101,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> run_service_pb2.CreateRunResponse:
         args = convert.create_args(request)
         scope.check_writer("CreateRun")
+        scope.check_chosen_run_id(args["run_id"])
         await scope.check_new_run(self._engine, args["run_id"], args["resource_id"], "CreateRun")
         run, created = await self._engine.create_run(**args)
         return convert.create_run_response(run, created, limit=self._limit)
@@ -169,6 +170,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         """Start with the trace id the caller asked for (options, then `traceparent`), if any."""
         args = convert.start_args(request)
         trace = _trace(request, context, field)
+        scope.check_chosen_run_id(args["run_id"])
         await scope.check_new_run(self._engine, args["run_id"], args["resource_id"], verb)
         trace_id = trace.trace_id
         if self._tracing is None:
@@ -208,7 +210,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def GetRun(
         self, request: run_service_pb2.GetRunRequest, context: Context
     ) -> run_service_pb2.GetRunResponse:
-        run = scope.check_visible(await self._engine.get_run(**convert.run_ref(request)))
+        ref = convert.run_ref(request)
+        await scope.check_run(self._engine, ref["run_id"])  # scope before the workflow it names
+        run = scope.check_visible(await self._engine.get_run(**ref))
         return convert.get_run_response(
             run, limit=self._limit, include_state=request.include_state, view=request.view
         )
@@ -283,6 +287,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         new_run_id = convert.new_run_id(request)
         trace = _trace(request, context)
         scope.check_writer("ForkRun")
+        scope.check_chosen_run_id(new_run_id)
         await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         source = await self._engine.get_run(args["run_id"])
         fork_id = new_run_id or (
