@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +319,7 @@ async def test_a_token_of_several_resources_gets_full_list_pages(tmp_path: Path,
         mine = {f"r{index:02}" for index, resource in enumerate(resources) if resource in ("a", "b")}
         seen: list[str] = []
         pages: list[int] = []
+        positions: list[str] = []
         token = ""
         while True:
             page = await stub.ListRuns(pb.ListRunsRequest(page_size=2, page_token=token), metadata=both)
@@ -325,8 +328,22 @@ async def test_a_token_of_several_resources_gets_full_list_pages(tmp_path: Path,
             token = page.next_page_token
             if not token:
                 break
+            positions.append(json.loads(base64.urlsafe_b64decode(token))[1])
         assert sorted(seen) == sorted(mine) and len(seen) == len(set(seen))
         assert all(size == 2 for size in pages[:-1]), pages  # full pages, never over page_size
+        # A token's position is a run of the caller's (it was the last run read, of any tenant:
+        # behind a dozen newer runs of another, a page came back empty, pointing at one of them).
+        for index in range(12):
+            await stub.Start(
+                pb.StartRequest(
+                    workflow_id="echo", run_id=f"z{index:02}", resource_id="c", input_data=count(1), wait=True
+                ),
+                metadata=admin,
+            )
+        page = await stub.ListRuns(pb.ListRunsRequest(page_size=1), metadata=both)
+        assert len(page.runs) == 1 and page.runs[0].run_id in mine
+        positions.append(json.loads(base64.urlsafe_b64decode(page.next_page_token))[1])
+        assert set(positions) <= mine
 
 
 def test_token_files_plain_and_bad(tmp_path: Path) -> None:

@@ -1044,10 +1044,13 @@ class Engine:
         payloads: bool = True,
         forked_from: str | None = None,
         definition_version: str | None = None,
+        resource_ids: Collection[str] | None = None,
     ) -> tuple[list[Run], str]:
         """Runs newest first and the next page token ("" on the last page).
 
         `payloads=False` leaves input, result, state and request context out (summaries).
+        `resource_ids`: only runs of these resources (a token bound to several: the page,
+        and the run its token points after, are that caller's).
         A page token only continues the listing of the filters it was issued for."""
         if workflow_id:
             self.workflow(workflow_id)
@@ -1066,6 +1069,7 @@ class Engine:
             payloads=payloads,
             forked_from=forked_from or None,
             definition_version=definition_version or None,
+            resource_ids=frozenset(resource_ids) if resource_ids is not None else None,
         )
         if page_token:
             query = replace(query, after=paging.decode_token(page_token, query))

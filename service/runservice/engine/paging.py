@@ -31,6 +31,8 @@ def filters_digest(query: RunQuery) -> str:
         filters.append(query.forked_from)
     if query.definition_version is not None:  # appended: tokens issued before versions stay valid
         filters.append(query.definition_version)
+    if query.resource_ids is not None:  # appended, with a marker: never equal to a version
+        filters.append(["resources", *sorted(query.resource_ids)])
     canonical = json.dumps(filters, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()[:16]
 

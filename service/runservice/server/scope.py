@@ -100,16 +100,19 @@ def check_visible(run: model.Run) -> model.Run:
     return run
 
 
-def list_filter(resource_id: str | None) -> tuple[str | None, bool]:
-    """(resource_id to ask the engine for, whether nothing can match) for ListRuns."""
+def list_filter(resource_id: str | None) -> tuple[str | None, frozenset[str] | None, bool]:
+    """(resource_id, resource_ids to ask the engine for, whether nothing can match) for
+    ListRuns. The scope is part of the query, so a page, and the run its token points after,
+    hold nothing of another tenant (filtered after reading, a page token carried the id of a
+    run of another resource)."""
     who = caller()
     if who.resources is None:
-        return resource_id, False
+        return resource_id, None, False
     if resource_id is not None:
-        return resource_id, resource_id not in who.resources
+        return resource_id, None, resource_id not in who.resources
     if len(who.resources) == 1:
-        return next(iter(who.resources)), False
-    return None, False  # several resources: the servicer filters each page
+        return next(iter(who.resources)), None, False
+    return None, who.resources, not who.resources
 
 
 def visible(runs: Sequence[model.Run]) -> list[model.Run]:

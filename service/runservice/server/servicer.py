@@ -25,8 +25,6 @@ from runservice.server.tracing import TraceRequest, Tracing, trace_request
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 
 logger = logging.getLogger(__name__)
-_SCOPED_PAGE_READS = 10
-"""Engine pages a ListRuns of a caller scoped to several resources may read to fill one reply."""
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -223,24 +221,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> run_service_pb2.ListRunsResponse:
         args = convert.list_args(request)
         view = convert.list_view(request.view)
-        args["resource_id"], nothing = scope.list_filter(args["resource_id"])
+        args["resource_id"], resource_ids, nothing = scope.list_filter(args["resource_id"])
         if nothing:
             return convert.list_runs_response([], "", view, limit=self._limit)
-        runs, next_token = await self._engine.list_runs(**args)
-        visible = scope.visible(runs)
-        if len(visible) < len(runs):
-            # A token scoped to several resources: the pages are filtered here, so fill this
-            # one from the next pages, asking each time for what is missing (never more than
-            # page_size; the token still points just past the last run read). Bounded, and
-            # a short page with a next token is still a correct page (AIP-158).
-            wanted = len(runs)
-            for _ in range(_SCOPED_PAGE_READS):
-                if len(visible) >= wanted or not next_token:
-                    break
-                args["page_size"], args["page_token"] = wanted - len(visible), next_token
-                runs, next_token = await self._engine.list_runs(**args)
-                visible += scope.visible(runs)
-        return convert.list_runs_response(visible, next_token, view, limit=self._limit)
+        runs, next_token = await self._engine.list_runs(**args, resource_ids=resource_ids)
+        return convert.list_runs_response(scope.visible(runs), next_token, view, limit=self._limit)
 
     @unary_errors
     async def DeleteRun(

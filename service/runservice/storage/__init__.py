@@ -163,6 +163,8 @@ class RunQuery:
     """Only the forks of this run (ForkRun)."""
     definition_version: str | None = None
     """Only runs that started on this workflow version (used with `workflow_id`)."""
+    resource_ids: frozenset[str] | None = None
+    """Only runs of one of these resources (a token bound to several); None: any."""
 
 
 class Store(Protocol):

@@ -1132,6 +1132,8 @@ def _list_clauses(query: RunQuery, param: Callable[[object], str]) -> list[str]:
         ("created_at <", query.to_time),
     )
     clauses = [f"{condition} {param(value)}" for condition, value in conditions if value is not None]
+    if query.resource_ids is not None:
+        clauses.append(f"resource_id = ANY({param(sorted(query.resource_ids))}::text[])")
     if query.after is not None:
         created_at, run_id = query.after
         clauses.append(f"(created_at, run_id) < ({param(created_at)}, {param(run_id)})")

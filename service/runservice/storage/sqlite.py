@@ -1023,6 +1023,9 @@ def _list_one(query: RunQuery, status: str | None, columns: str) -> tuple[str, l
         clauses.append("resource_id = ?")
         params.append(query.resource_id)
         index.append("resource")
+    if query.resource_ids is not None:  # checked row by row, in the order of the index chosen
+        clauses.append(f"resource_id IN ({', '.join('?' * len(query.resource_ids)) or 'NULL'})")
+        params.extend(sorted(query.resource_ids))
     if status is not None:
         clauses.append("status = ?")
         params.append(status)
