@@ -346,6 +346,49 @@ async def test_a_token_of_several_resources_gets_full_list_pages(tmp_path: Path,
         assert set(positions) <= mine
 
 
+async def test_a_reload_ends_the_open_streams_of_a_revoked_or_changed_token(
+    tmp_path: Path, tokens_file: Path
+) -> None:
+    """A Watch of a suspended run can stay open for days on heartbeats. A token removed from
+    the file (or whose scope changed) kept its open streams after SIGHUP; now they end with
+    UNAUTHENTICATED (`TOKEN_REVOKED`), and the streams of unchanged tokens go on."""
+    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        admin, tenant, both = bearer("admin-secret"), bearer("a-secret"), bearer("ab-secret")
+        await stub.Start(
+            pb.StartRequest(
+                workflow_id="approval", run_id="run-a", resource_id="a", input_data=count(1), wait=True
+            ),
+            metadata=admin,
+        )
+        watches = {
+            name: stub.Watch(pb.WatchRequest(run_id="run-a"), metadata=metadata)
+            for name, metadata in (("admin", admin), ("tenant", tenant), ("both", both))
+        }
+        for watch in watches.values():
+            await first_message(watch)
+        assert server.auth is not None
+        # tenant-a is removed; tenant-ab loses resource "b"; admin is unchanged.
+        changed = TOKENS_TOML.format(a_digest=hashlib.sha256(b"other").hexdigest())
+        await asyncio.to_thread(tokens_file.write_text, changed.replace('["a", "b"]', '["a"]'))
+        server.auth.reload()
+        for name in ("tenant", "both"):
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                while True:
+                    await watches[name].read()
+            assert ended.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            assert error_info(ended.value).reason == "TOKEN_REVOKED"
+        beat = await asyncio.wait_for(watches["admin"].read(), 5)  # a heartbeat: still open
+        assert isinstance(beat, pb.WatchResponse)
+        watches["admin"].cancel()
+        refused = await rpc_error(stub.GetRun(pb.GetRunRequest(run_id="run-a"), metadata=tenant))
+        assert error_info(refused).reason == "TOKEN_INVALID"
+
+
 def test_token_files_plain_and_bad(tmp_path: Path) -> None:
     plain = tmp_path / "tokens.txt"
     plain.write_text("# operators\none\n\n  two  \n")

@@ -22,6 +22,7 @@ scope. The engine knows nothing of tokens.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import hashlib
@@ -108,7 +109,10 @@ class TokenSet:
 
     def find(self, token: str) -> Caller | None:
         """The caller of `token`, or None. Compares with every digest, found or not."""
-        presented = _digest(token)
+        return self.find_digest(_digest(token))
+
+    def find_digest(self, presented: bytes) -> Caller | None:
+        """The caller of the token whose SHA-256 digest is `presented`, or None."""
         found: Caller | None = None
         for entry in self._entries:
             if hmac.compare_digest(presented, entry.digest) and found is None:
@@ -199,9 +203,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, tokens: TokenSet) -> None:
         self.tokens = tokens
+        self._streams: dict[asyncio.Task[Any], tuple[bytes, Caller]] = {}
+        """The streaming calls in progress (Watch, Stream: they may last for days), each with
+        its token's digest and the caller it stood for when the call began."""
+        self._revoked: set[asyncio.Task[Any]] = set()
+        """Those a reload ended: their token is gone, or stands for another caller now."""
 
     def reload(self) -> None:
-        """Read the tokens file again; on an error keep the current tokens and log it."""
+        """Read the tokens file again; on an error keep the current tokens and log it. Open
+        streams whose token is no longer accepted, or whose scope or read-only flag changed,
+        end with UNAUTHENTICATED (`TOKEN_REVOKED`); the client reconnects with what it has now."""
         try:
             tokens = self.tokens.reloaded()
         except TokenFileError as exc:
@@ -211,7 +222,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             logger.error("tokens not reloaded: the new file holds no token, keeping the current ones")
             return
         self.tokens = tokens
-        logger.info("tokens reloaded (%d tokens)", len(tokens))
+        revoked = [
+            task
+            for task, (digest, caller) in self._streams.items()
+            if task not in self._revoked and tokens.find_digest(digest) != caller
+        ]
+        for task in revoked:
+            self._revoked.add(task)
+            task.cancel()
+        logger.info("tokens reloaded (%d tokens); %d open streams ended", len(tokens), len(revoked))
 
     async def intercept_service(
         self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -220,25 +239,68 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method.startswith(OPEN_SERVICES):
             return handler
-        caller, error = self._authenticate(handler_call_details.invocation_metadata or ())
+        caller, digest, error = self._authenticate(handler_call_details.invocation_metadata or ())
         if error is not None:
             return _denying(handler, error, method)
         assert caller is not None
+        if handler.unary_stream is not None:
+            return self._streaming(handler, caller, digest, method)
         return with_caller(handler, caller)
 
-    def _authenticate(self, metadata: Any) -> tuple[Caller | None, errors.ServiceError | None]:
+    def _authenticate(self, metadata: Any) -> tuple[Caller | None, bytes, errors.ServiceError | None]:
         values = [value for key, value in metadata if key == "authorization"]
         if not values:
-            return None, errors.Unauthenticated(
-                "missing bearer token: send metadata `authorization: Bearer <token>`", reason="TOKEN_MISSING"
+            return (
+                None,
+                b"",
+                errors.Unauthenticated(
+                    "missing bearer token: send metadata `authorization: Bearer <token>`",
+                    reason="TOKEN_MISSING",
+                ),
             )
         value = values[0] if isinstance(values[0], str) else values[0].decode("latin-1")
         scheme, _, token = value.partition(" ")
         token = token.strip()
-        caller = self.tokens.find(token) if scheme.lower() == "bearer" and token else None
+        digest = _digest(token)
+        caller = self.tokens.find_digest(digest) if scheme.lower() == "bearer" and token else None
         if caller is None:
-            return None, errors.Unauthenticated("invalid bearer token", reason="TOKEN_INVALID")
-        return caller, None
+            return None, b"", errors.Unauthenticated("invalid bearer token", reason="TOKEN_INVALID")
+        return caller, digest, None
+
+    def _streaming(self, handler: _Handler, caller: Caller, digest: bytes, method: str) -> _Handler:
+        """`with_caller` for a server-streaming call, which a reload may end (`reload`)."""
+        inner: Any = handler.unary_stream
+        streams, revoked = self._streams, self._revoked
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            CALLER.set(caller)
+            task = asyncio.current_task()
+            assert task is not None
+            streams[task] = (digest, caller)
+            try:
+                # Closed with this wrapper, so the handler's cleanup runs now, not at collection.
+                async with contextlib.aclosing(inner(request, context)) as messages:
+                    async for message in messages:
+                        yield message
+            except asyncio.CancelledError:
+                if task not in revoked:
+                    raise
+                task.uncancel()
+                status = to_status(
+                    errors.Unauthenticated(
+                        "the token of this call was revoked or changed (tokens reloaded); call again",
+                        reason="TOKEN_REVOKED",
+                    ),
+                    method=method,
+                )
+                await context.abort(status.code, status.details, status.trailing_metadata)
+            finally:
+                streams.pop(task, None)
+                revoked.discard(task)
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream, handler.request_deserializer, handler.response_serializer
+        )
 
 
 def with_caller(handler: _Handler, caller: Caller) -> _Handler:
