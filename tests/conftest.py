@@ -18,6 +18,7 @@ PostgreSQL server the session starts (tests/postgres.py). `--database` chooses:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -138,6 +139,19 @@ class Databases:
         url = await self.server.create_database(migrated=False)
         self.created[url] = url
         return url
+
+
+@pytest.fixture
+async def own_postgres() -> AsyncIterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, for a test that shuts it down and starts it again."""
+    bin_dir = find_bin_dir()
+    assert bin_dir is not None, "PostgreSQL's binaries are missing (.ci/run installs them)"
+    made = PostgresServer(bin_dir)
+    await asyncio.to_thread(made.start)
+    try:
+        yield made
+    finally:
+        await asyncio.to_thread(made.stop)
 
 
 @pytest.fixture

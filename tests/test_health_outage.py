@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-from postgres import PostgresServer, find_bin_dir
+from postgres import PostgresServer
 from process import serve_argv, start_server
 from scraping import scrape, value
 
@@ -23,18 +22,6 @@ from runservice.errors import ServiceError
 pytestmark = pytest.mark.timeout(120)
 
 READINESS = ("runservice.v1.RunService", "runservice.v1.ScheduleService")
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[PostgresServer]:
-    bin_dir = find_bin_dir()
-    assert bin_dir is not None, "PostgreSQL's binaries are missing (.ci/run installs them)"
-    made = PostgresServer(bin_dir)
-    await asyncio.to_thread(made.start)
-    try:
-        yield made
-    finally:
-        await asyncio.to_thread(made.stop)
 
 
 async def statuses(address: str) -> dict[str, str]:
@@ -68,7 +55,8 @@ async def started(address: str) -> str:
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["one-process", "engine-process"])
-async def test_readiness_follows_the_database(database: PostgresServer, split: bool) -> None:
+async def test_readiness_follows_the_database(own_postgres: PostgresServer, split: bool) -> None:
+    database = own_postgres
     url = await database.create_database()
     args = ["--database-url", url, "--workflows", "tests.workflows", "--claim-interval", "0.2"]
     args += ["--metrics-address", "127.0.0.1:0", *(["--engine-process"] if split else [])]

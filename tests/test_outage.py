@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from postgres import PostgresServer, find_bin_dir
+from postgres import PostgresServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from runservice.engine import Engine
@@ -95,15 +95,8 @@ branches = create_workflow("outage-parallel").parallel([left, right]).commit()
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[PostgresServer]:
-    bin_dir = find_bin_dir()
-    assert bin_dir is not None, "PostgreSQL's binaries are missing (.ci/run installs them)"
-    made = PostgresServer(bin_dir)
-    await asyncio.to_thread(made.start)
-    try:
-        yield made
-    finally:
-        await asyncio.to_thread(made.stop)
+def server(own_postgres: PostgresServer) -> PostgresServer:
+    return own_postgres
 
 
 @pytest.fixture(autouse=True)

@@ -251,7 +251,7 @@ async def test_a_tenant_can_neither_plant_nor_capture_another_tenants_run(
         )
         in_use = await rpc_error(stub.Start(start, metadata=tenant))
         assert in_use.code() is grpc.StatusCode.ALREADY_EXISTS
-        assert error_info(in_use).reason == "RUN_ID_IN_USE"
+        assert error_info(in_use).reason == "RUN_ID_OF_ANOTHER_RESOURCE"
         planted = await stub.GetRun(pb.GetRunRequest(run_id=derived), metadata=admin)
         assert (planted.run.status, planted.run.HasField("input")) == (run_pb2.RUN_STATUS_PENDING, False)
         # The same when the check before the engine saw no run yet (one created meanwhile):
@@ -267,7 +267,7 @@ async def test_a_tenant_can_neither_plant_nor_capture_another_tenants_run(
                 pb.CreateRunRequest(workflow_id="echo", run_id="shared", resource_id="a"), metadata=admin
             ),
         ):
-            assert error_info(await rpc_error(call)).reason == "RUN_ID_IN_USE"
+            assert error_info(await rpc_error(call)).reason == "RUN_ID_OF_ANOTHER_RESOURCE"
 
         # Another tenant's run is not found whatever workflow the request names.
         await stub.Start(

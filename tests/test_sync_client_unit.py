@@ -362,3 +362,20 @@ def test_every_unary_method_of_both_services_is_retried_on_unavailable() -> None
 
 def test_values_survive_the_request_builders() -> None:
     assert from_value(to_value({"a": [1, 2.5, None]})) == {"a": [1, 2.5, None]}
+
+
+def test_every_reason_names_one_error_class() -> None:
+    """The clients rebuild an error's class from its reason (`client/status.py`): two classes
+    sharing one would make every error of the one arrive as the other."""
+    seen: dict[str, type[errors.ServiceError]] = {}
+    pending: list[type[errors.ServiceError]] = [errors.ServiceError]
+    while pending:
+        cls = pending.pop(0)
+        pending.extend(cls.__subclasses__())
+        if "reason" in vars(cls):
+            other = seen.get(cls.reason)
+            # A subclass may share its parent's reason (`Internal` is the root's): it wins.
+            assert other is None or issubclass(cls, other), (
+                f"{cls.__name__} and {other.__name__}: {cls.reason}"
+            )
+            seen[cls.reason] = cls

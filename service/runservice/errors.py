@@ -171,7 +171,7 @@ class RunBelongsToOtherWorkflow(AlreadyExists):
 
 
 class RunBelongsToOtherResource(AlreadyExists):
-    reason = "RUN_ID_IN_USE"
+    reason = "RUN_ID_OF_ANOTHER_RESOURCE"
 
     def __init__(self, run_id: str) -> None:
         super().__init__(
