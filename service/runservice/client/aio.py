@@ -84,7 +84,7 @@ class Client:
         self.timeout = timeout
         self.metadata = call_metadata(metadata, token)
         self._credentials = channel_credentials(credentials)
-        self._options = channel_options(retry=retry, config=service_config, options=options)
+        self._options = channel_options(retry=retry, config=service_config, options=options, timeout=timeout)
         self._channel: grpc.aio.Channel | None = None
         self._stub: RunServiceAsyncStub | None = None
         self._tasks: set[asyncio.Task[None]] = set()

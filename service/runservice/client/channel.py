@@ -33,6 +33,10 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     # a proxy that dropped the connection is noticed within 40 s, even during a quiet Watch.
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
+    # What a ping's answer is waited for (gRPC 1.85 ignores keepalive_timeout_ms for that: its
+    # own 60 s default made a silently dropped connection take 90 s to notice). Kept equal to
+    # keepalive_timeout_ms by `channel_options`.
+    ("grpc.http2.ping_timeout_ms", 10_000),
 ]
 
 
@@ -151,17 +155,29 @@ def channel_options(
     retry: RetryPolicy | None = DEFAULT_RETRY,
     config: dict[str, Json] | None = None,
     options: Any = (),
+    timeout: float | None = None,
 ) -> list[tuple[str, Any]]:
     """Options for a client channel: limits, keepalive and the service config, each replaced by
     an option of `options` with the same key; the other `options` are added.
 
     `config` replaces the published service config entirely (then `retry` is ignored).
+    `timeout`, the client's deadline of unary calls, replaces the published config's 30 s
+    default: gRPC applies the shorter of the two, so a longer deadline was cut to 30 s.
+    A `grpc.keepalive_timeout_ms` of `options` sets `grpc.http2.ping_timeout_ms` too, unless
+    `options` sets that as well.
     """
     chosen = service_config(retry) if config is None else config
+    if config is None and timeout is not None:
+        for method in chosen["methodConfig"]:
+            if "timeout" in method:
+                method["timeout"] = f"{timeout:.3f}s"
     merged = dict(CHANNEL_OPTIONS)
     merged["grpc.enable_retries"] = 1
     merged["grpc.service_config"] = json.dumps(chosen)
     # One entry per key: gRPC takes the first occurrence of a key, so appending the caller's
     # options after ours would silently keep ours.
-    merged.update(options)
+    given = dict(options)
+    merged.update(given)
+    if "grpc.keepalive_timeout_ms" in given and "grpc.http2.ping_timeout_ms" not in given:
+        merged["grpc.http2.ping_timeout_ms"] = given["grpc.keepalive_timeout_ms"]
     return list(merged.items())

@@ -82,7 +82,7 @@ class SyncClient:
         self.metadata = call_metadata(metadata, token)
         if channel is None:
             assert target is not None
-            opts = channel_options(retry=retry, config=service_config, options=options)
+            opts = channel_options(retry=retry, config=service_config, options=options, timeout=timeout)
             secure = channel_credentials(credentials)
             if secure is None:
                 channel = grpc.insecure_channel(target, options=opts)

@@ -59,6 +59,9 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_send_message_length", 8 * _MIB),
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
+    # What a ping's answer is waited for: gRPC 1.85 takes this, not keepalive_timeout_ms (its
+    # own default is 60 s), so a silently dropped client would hold its streams 80 s.
+    ("grpc.http2.ping_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
     # Polyglot clients ping every 10-30 s; the 5 min default would answer GOAWAY too_many_pings.
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
