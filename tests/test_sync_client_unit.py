@@ -252,7 +252,7 @@ def test_watch_reopens_from_the_last_sequence_on_unavailable_and_an_unmarked_end
         (grpc.StatusCode.INTERNAL, errors.Internal),
         (grpc.StatusCode.NOT_FOUND, errors.NotFound),
         (grpc.StatusCode.PERMISSION_DENIED, errors.PermissionDenied),
-        (grpc.StatusCode.DEADLINE_EXCEEDED, errors.ServiceError),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, errors.DeadlineExceeded),
     ],
 )
 def test_watch_raises_other_errors_without_reconnecting(

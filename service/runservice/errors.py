@@ -37,6 +37,7 @@
     ├── Unavailable                    the server is draining; retry elsewhere
     │   └── RunClaimed                 Resume of a suspended run another drive holds; retry
     ├── Unimplemented
+    ├── DeadlineExceeded               (the clients') the call's deadline passed; also a TimeoutError
     └── Internal                       a bug; details are logged, never sent
     WorkflowDefinitionError            raised in the author's code at definition time
     StepTimeoutError, RunTimeoutError, WorkflowTimeoutError
@@ -482,6 +483,13 @@ class StorageFailed(StorageUnavailable):
 
 class Unimplemented(ServiceError):
     reason = "UNIMPLEMENTED"
+
+
+class DeadlineExceeded(ServiceError, TimeoutError):
+    """The call's deadline passed before its answer came (raised by the clients, never sent by
+    the server): what it asked may still have happened; retry with the same `request_id`."""
+
+    reason = "DEADLINE_EXCEEDED"
 
 
 class Internal(ServiceError):
