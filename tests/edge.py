@@ -76,8 +76,29 @@ async def losing_first_replies(upstream: str, seen: dict[str, list[str]]) -> Asy
         return grpc.unary_unary_rpc_method_handler(forward)
 
     handlers = {method: forwarding(method, *named) for method, named in named_by.items()}
+    handlers["Watch"] = _cutting_watches(channel, seen.setdefault("Watch", []))
     async with _proxy(handlers, channel) as address:
         yield address
+
+
+def _cutting_watches(channel: grpc.aio.Channel, calls: list[str]) -> grpc.RpcMethodHandler[Any, Any]:
+    """Watch, relayed, but the first call ends UNAVAILABLE after its first message (a drain)
+    and the second at once, OK, without `end_of_stream` (a proxy's idle cut): a follower must
+    reopen both times from the last sequence it saw."""
+    watch: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+        "/runservice.v1.RunService/Watch"
+    )
+
+    async def forward(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
+        calls.append(str(run_service_pb2.WatchRequest.FromString(raw).after_sequence))
+        if len(calls) == 2:
+            return
+        async for message in watch(raw):
+            yield message
+            if len(calls) == 1:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "draining; reconnect from your sequence")
+
+    return grpc.unary_stream_rpc_method_handler(forward)
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,8 @@ export {
   LOAD_OPTIONS,
 } from "./client";
 export type { ClientOptions, RichError, ServiceConstructor } from "./client";
+export { follow } from "./follow";
+export type { FollowOptions } from "./follow";
 export { createScheduleClient } from "./schedules";
 export { fromValue, toValue } from "./value";
 export type { Json } from "./value";

@@ -24,6 +24,7 @@ import type { StartResponse__Output } from "../generated/runservice/v1/StartResp
 import type { StreamResponse__Output } from "../generated/runservice/v1/StreamResponse";
 import type { WatchResponse__Output } from "../generated/runservice/v1/WatchResponse";
 import { createClient, deadline, decodeError, protoRoot, unary } from "../src/client";
+import { follow } from "../src/follow";
 import { fromValue, toValue } from "../src/value";
 
 const target = process.env.RUNSERVICE_TARGET;
@@ -180,6 +181,31 @@ function retryProxy(): string {
   if (!proxy) throw new Error("set RUNSERVICE_RETRY_PROXY (tests/test_node_client.py does)");
   return proxy;
 }
+
+test("follow reopens a cut Watch from its last sequence: nothing lost, nothing twice", async () => {
+  // Through the proxy, the first Watch ends UNAVAILABLE after one message, the second OK at once.
+  const proxied = createClient(process.env.RUNSERVICE_RETRY_PROXY!);
+  try {
+    const { run } = await unary<StartResponse__Output>((cb) =>
+      client.Start({ workflowId: "approval", inputData: toValue({ count: 1 }), wait: true }, deadline(10), cb),
+    );
+    assert.equal(run?.status, "RUN_STATUS_SUSPENDED");
+    const events: RunEvent__Output[] = [];
+    const following = (async () => {
+      for await (const event of follow(proxied, run!.runId)) events.push(event);
+    })();
+    while (events.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    await unary((cb) =>
+      client.Resume({ runId: run!.runId, resumeData: toValue({ approved: true }) }, deadline(10), cb),
+    );
+    await following;
+    assert.deepEqual(sequences(events), range(1, events.length));
+    assert.equal(events.at(-1)?.type, "RUN_EVENT_TYPE_WORKFLOW_FINISH");
+    assert.equal(events.at(-1)?.runStatus, "RUN_STATUS_SUCCESS");
+  } finally {
+    proxied.close();
+  }
+});
 
 test("a Start whose reply was lost is retried with the same requestId: one run", async () => {
   // RUNSERVICE_RETRY_PROXY forwards each Start to the server but answers the first with
