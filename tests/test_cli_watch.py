@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from clitools import RUNSERVICE, clean_env, cli_workflows, runservice
 from conftest import ServingFactory
+from process import serve_argv, start_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -219,3 +220,29 @@ async def test_ctrl_c_stops_a_watch_quietly(target: str) -> None:
     _, err = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 130
     assert err.decode().strip() == ""
+
+
+async def test_a_watch_gives_up_on_a_server_that_stays_away(tmp_path: Path) -> None:
+    """A watched server killed and never restarted: `runservice watch` says on stderr each time
+    it reconnects, and after `--give-up-after` seconds with no answer exits 1 with one error
+    line that names the last sequence (it reconnected forever, saying nothing)."""
+    server = await start_server(
+        serve_argv("--data-dir", str(tmp_path / "data"), "--workflows", "tests.workflows")
+    )
+    try:
+        await suspended_run(server.address, "w-away")
+        proc = await asyncio.create_subprocess_exec(
+            str(RUNSERVICE), "watch", "w-away", "--target", server.address, "--give-up-after", "1.5",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+        )  # fmt: skip
+        assert proc.stdout is not None
+        while b"finish" not in await asyncio.wait_for(proc.stdout.readline(), 15):
+            pass
+    finally:
+        await server.kill()
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 1, lines
+    told = "runservice: watch: watch of run w-away ended with UNAVAILABLE"
+    assert any(line.startswith(told) for line in lines), lines
+    assert "WATCH_GAVE_UP" in lines[-1] and "resume after sequence 6" in lines[-1], lines[-1]

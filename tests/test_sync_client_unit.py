@@ -379,3 +379,18 @@ def test_every_reason_names_one_error_class() -> None:
                 f"{cls.__name__} and {other.__name__}: {cls.reason}"
             )
             seen[cls.reason] = cls
+
+
+def test_a_follow_gives_up_after_its_time_without_a_message(
+    channel: grpc_testing.Channel, pool: Threads
+) -> None:
+    client = SyncClient(channel=channel)
+    seen, done = following(pool, client.follow("r1", give_up_after=0.0))
+    _, _, rpc = channel.take_unary_stream(method("Watch"))
+    rpc.send_response(watch_response(event(1)))
+    assert received(seen, 1) == [1]
+    rpc.terminate((), grpc.StatusCode.UNAVAILABLE, "gone")  # no time left: not reopened
+    with pytest.raises(errors.Unavailable) as caught:
+        done.result(10)
+    assert caught.value.reason == "WATCH_GAVE_UP"
+    assert caught.value.metadata == {"run_id": "r1", "last_sequence": "1"}

@@ -9,9 +9,11 @@ event seen if the stream breaks, and ends when the run is terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -86,7 +88,20 @@ def add_parser(
         help="only events after sequence N (default: every event when piped or with --json; "
         "the live display starts from the run as it is now)",
     )
+    watch.add_argument(
+        "--give-up-after",
+        type=float,
+        default=GIVE_UP_AFTER,
+        metavar="SECONDS",
+        help=f"exit 1 after this long with no answer from the server (heartbeats count; each reconnect "
+        f"is told on stderr meanwhile); 0: never (default {GIVE_UP_AFTER:g})",
+    )
     watch.set_defaults(handler=client_command(watch_run))
+
+
+GIVE_UP_AFTER = 300.0
+"""Seconds `runservice watch` goes on reconnecting to a server that does not answer (a quiet
+watch of a suspended run still hears a heartbeat every 15 s)."""
 
 
 @dataclass(frozen=True)
@@ -203,17 +218,39 @@ async def watch_run(client: Client, args: argparse.Namespace) -> int:
     # where the Watch stream would keep reconnecting.
     run = await client.get_workflow("").run_execution_result(args.run_id)
     live = not args.json and sys.stdout.isatty()
-    if live:
-        await _live(client, run, args)
-    else:
-        await _print_events(client, run, args)
+    with _telling_reconnects():
+        if live:
+            await _live(client, run, args)
+        else:
+            await _print_events(client, run, args)
     # The stream ends only once the run is terminal; its final record gives the exit code.
     final = await client.get_workflow("").run_execution_result(args.run_id)
     return run_exit_code(final)
 
 
+@contextlib.contextmanager
+def _telling_reconnects() -> Iterator[None]:
+    """The client's reconnect lines (INFO, otherwise unseen) on stderr while the watch runs:
+    someone watching a run whose server went away sees why nothing comes."""
+    log = logging.getLogger("runservice.client")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("runservice: watch: %(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def _give_up(args: argparse.Namespace) -> float | None:
+    return args.give_up_after if args.give_up_after and args.give_up_after > 0 else None
+
+
 async def _print_events(client: Client, run: Run, args: argparse.Namespace) -> None:
-    async for event in client.follow(run.run_id, args.after or 0):
+    async for event in client.follow(run.run_id, args.after or 0, give_up_after=_give_up(args)):
         if args.json:
             print_json(jsonable(event), indent=None)
         else:
@@ -225,6 +262,6 @@ async def _live(client: Client, run: Run, args: argparse.Namespace) -> None:
     after = run.last_sequence if args.after is None else args.after
     out = console()
     with Live(view, console=out, refresh_per_second=REFRESHES_PER_SECOND, transient=False) as live:
-        async for event in client.follow(run.run_id, after):
+        async for event in client.follow(run.run_id, after, give_up_after=_give_up(args)):
             view = view.apply(event)
             live.update(view, refresh=True)

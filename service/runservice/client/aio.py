@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,7 +42,7 @@ from runservice.client.convert import (
     workflow_from_proto,
 )
 from runservice.client.schedules import AsyncSchedules
-from runservice.client.status import Backoff, error_from_rpc, should_reconnect
+from runservice.client.status import Backoff, error_from_rpc, gave_up, should_reconnect
 from runservice.model import Json
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
 
@@ -161,16 +162,20 @@ class Client:
         *,
         until_settled: bool = False,
         attempt_timeout: float | None = None,
+        give_up_after: float | None = None,
     ) -> AsyncIterator[model.Event]:
         """Events of a run after `after_sequence`, reopening Watch from the last one seen.
 
         Ends at the server's end of stream (the run is terminal) or, with `until_settled`,
         after the first finish event (terminal or suspended). Reconnects on UNAVAILABLE, on an
         end without `end_of_stream` and, when `attempt_timeout` bounds each attempt, on
-        DEADLINE_EXCEEDED; raises the mapped error on anything else.
+        DEADLINE_EXCEEDED; raises the mapped error on anything else. With `give_up_after`,
+        raises errors.Unavailable (`WATCH_GAVE_UP`, with the last sequence) once that many
+        seconds passed with no message (heartbeats count) rather than reconnect again.
         """
         last = after_sequence
         backoff = Backoff()
+        heard = time.monotonic()
         while True:
             request = run_service_pb2.WatchRequest(run_id=run_id, after_sequence=last)
             call = self.stub.Watch(request, timeout=attempt_timeout, metadata=self.metadata)
@@ -180,6 +185,7 @@ class Client:
                     if ended:
                         break  # nothing comes after the end: a server that sent more is not followed
                     backoff.reset()
+                    heard = time.monotonic()
                     for msg in response.events:
                         if msg.sequence <= last:
                             continue  # already delivered before a reconnect
@@ -210,6 +216,8 @@ class Client:
                 raise
             finally:
                 call.cancel()
+            if give_up_after is not None and time.monotonic() - heard > give_up_after:
+                raise gave_up(run_id, last, give_up_after, why)
             delay = backoff.next_delay()
             logger.info("watch of run %s %s; resuming after %d in %.2fs", run_id, why, last, delay)
             await asyncio.sleep(delay)

@@ -104,6 +104,16 @@ def should_reconnect(code: grpc.StatusCode, *, attempt_deadline: bool) -> bool:
     return code in TRANSIENT or (attempt_deadline and code is grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
+def gave_up(run_id: str, last: int, seconds: float, why: str) -> errors.Unavailable:
+    """The error a follow raises when nothing came for `seconds` (`give_up_after`)."""
+    return errors.Unavailable(
+        f"watch of run {run_id!r} gave up: no message for {seconds:g} s (the last attempt {why});"
+        f" resume after sequence {last}",
+        reason="WATCH_GAVE_UP",
+        metadata={"run_id": run_id, "last_sequence": str(last)},
+    )
+
+
 class Backoff:
     """Capped exponential backoff with full jitter, reset by any message received."""
 

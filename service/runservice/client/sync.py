@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
@@ -40,7 +41,7 @@ from runservice.client.convert import (
     workflow_from_proto,
 )
 from runservice.client.schedules import SyncSchedules
-from runservice.client.status import Backoff, FailedCall, error_from_rpc, should_reconnect
+from runservice.client.status import Backoff, FailedCall, error_from_rpc, gave_up, should_reconnect
 from runservice.model import Json
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
 
@@ -151,12 +152,14 @@ class SyncClient:
         *,
         until_settled: bool = False,
         attempt_timeout: float | None = None,
+        give_up_after: float | None = None,
     ) -> Iterator[model.Event]:
         """Events of a run after `after_sequence`, reopening Watch from the last one seen.
 
         Same rules as `Client.follow`. Leaving the loop early closes the stream.
         """
-        return _Follow(self, run_id, after_sequence, until_settled, attempt_timeout).events()
+        follow = _Follow(self, run_id, after_sequence, until_settled, attempt_timeout, give_up_after)
+        return follow.events()
 
     def _register(self, item: SyncWatchHandle | _Follow, add: bool) -> None:
         with self._lock:
@@ -177,12 +180,14 @@ class _Follow:
         after_sequence: int,
         until_settled: bool,
         attempt_timeout: float | None,
+        give_up_after: float | None = None,
     ) -> None:
         self.client = client
         self.run_id = run_id
         self.last = after_sequence
         self.until_settled = until_settled
         self.attempt_timeout = attempt_timeout
+        self.give_up_after = give_up_after
         self._stopped = threading.Event()
         self._call: grpc.Call | None = None
 
@@ -202,6 +207,7 @@ class _Follow:
 
     def _events(self) -> Iterator[model.Event]:
         backoff = Backoff()
+        heard = time.monotonic()
         while not self._stopped.is_set():
             request = run_service_pb2.WatchRequest(run_id=self.run_id, after_sequence=self.last)
             responses = self.client.stub.Watch(
@@ -216,6 +222,7 @@ class _Follow:
                     if ended:
                         break  # nothing comes after the end: a server that sent more is not followed
                     backoff.reset()
+                    heard = time.monotonic()
                     for msg in response.events:
                         if msg.sequence <= self.last:
                             continue  # already delivered before a reconnect
@@ -244,6 +251,8 @@ class _Follow:
             finally:
                 self._call = None
                 self._cancel(responses)
+            if self.give_up_after is not None and time.monotonic() - heard > self.give_up_after:
+                raise gave_up(self.run_id, self.last, self.give_up_after, why)
             delay = backoff.next_delay()
             logger.info("watch of run %s %s; resuming after %d in %.2fs", self.run_id, why, self.last, delay)
             self._stopped.wait(delay)
