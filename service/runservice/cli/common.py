@@ -192,6 +192,7 @@ _CODES: tuple[tuple[type[errors.ServiceError], str], ...] = (
     (errors.PermissionDenied, "PERMISSION_DENIED"),
     (errors.Unavailable, "UNAVAILABLE"),
     (errors.Unimplemented, "UNIMPLEMENTED"),
+    (errors.DeadlineExceeded, "DEADLINE_EXCEEDED"),
     (errors.Internal, "INTERNAL"),
 )
 

@@ -161,16 +161,17 @@ def channel_options(
     an option of `options` with the same key; the other `options` are added.
 
     `config` replaces the published service config entirely (then `retry` is ignored).
-    `timeout`, the client's deadline of unary calls, replaces the published config's 30 s
-    default: gRPC applies the shorter of the two, so a longer deadline was cut to 30 s.
+    `timeout`, the client's deadline of unary calls: when it is longer than the published
+    config's 30 s, that is dropped (gRPC applies the shorter of the two, so a longer deadline
+    was cut to 30 s; the client's own, sent with every call, bounds them).
     A `grpc.keepalive_timeout_ms` of `options` sets `grpc.http2.ping_timeout_ms` too, unless
     `options` sets that as well.
     """
     chosen = service_config(retry) if config is None else config
     if config is None and timeout is not None:
         for method in chosen["methodConfig"]:
-            if "timeout" in method:
-                method["timeout"] = f"{timeout:.3f}s"
+            if float(str(method.get("timeout", "inf")).rstrip("s")) < timeout:
+                del method["timeout"]
     merged = dict(CHANNEL_OPTIONS)
     merged["grpc.enable_retries"] = 1
     merged["grpc.service_config"] = json.dumps(chosen)

@@ -734,17 +734,21 @@ class RunDriver:
                 self.request_context.clear()
                 self.request_context.update(self._staged_context)
                 return failed(refused)
+        where = f"steps.{'.'.join(path)}"
         if outcome.kind is Kind.SUSPENDED:
             detail = outcome.output if isinstance(outcome.output, dict) else {}
-            value, field = detail.get("payload"), f"steps.{'.'.join(path)}.suspend_payload"
-            if detail.get("output") is not None:  # both count, as one value
-                value, field = [value, detail["output"]], f"steps.{'.'.join(path)}.suspend_output"
+            checked = [(f"{where}.suspend_payload", detail.get("payload"))]
+            if detail.get("output") is not None:
+                checked.append((f"{where}.suspend_output", detail["output"]))
         elif outcome.kind in (Kind.SUCCESS, Kind.BAILED):
-            value, field = outcome.output, f"steps.{'.'.join(path)}.output"
+            checked = [(f"{where}.output", outcome.output)]
         else:
             return outcome
+        field = checked[0][0]
         try:
-            size = limits.check(field, value, limits.STEP_OUTPUT)
+            size = 0
+            for field, value in checked:
+                size += limits.check(field, value, limits.STEP_OUTPUT)
             sizes = {**self._sizes, path: size}
             total = self._base_size + sum(sizes.values())
             if total > limits.RUN_TOTAL:
