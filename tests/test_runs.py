@@ -436,3 +436,14 @@ async def test_watch_follows_across_suspend_and_resume(client: Client) -> None:
     later = [e async for e in run.watch_events(after_sequence=5)]
     assert [e.sequence for e in later] == list(range(6, stored.last_sequence + 1))
     assert [e.sequence for e in later] == [e.sequence for e in seen[5:]]
+
+
+async def test_a_wait_timeout_bounds_start_async_and_the_run_goes_on(client: Client) -> None:
+    """`start_async(wait_timeout=)`: the wait ends with errors.DeadlineExceeded (a TimeoutError),
+    the run goes on, and a retry with the same request id answers with that run."""
+    run = await client.get_workflow("napping").create_run()
+    with pytest.raises(errors.DeadlineExceeded) as late:
+        await run.start_async(input_data={"value": 5}, request_id="slow-start", wait_timeout=0.05)
+    assert isinstance(late.value, TimeoutError)
+    done = await run.start_async(input_data={"value": 5}, request_id="slow-start", wait_timeout=10)
+    assert (done.status, done.result) == (RunStatus.SUCCESS, {"value": 10})

@@ -122,12 +122,19 @@ class SyncClient:
             self.channel.close()
 
     def call(
-        self, method: grpc.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req, *, wait: bool = False
+        self,
+        method: grpc.UnaryUnaryMultiCallable[_Req, _Resp],
+        request: _Req,
+        *,
+        wait: bool = False,
+        wait_timeout: float | None = None,
     ) -> _Resp:
-        """One unary call, with service errors raised as `runservice.errors` exceptions."""
+        """One unary call, with service errors raised as `runservice.errors` exceptions. One that
+        `wait`s for a run has `wait_timeout` as its deadline (None: none), not the client's."""
         self._check_open()
         try:
-            return method(request, timeout=None if wait else self.timeout, metadata=self.metadata)
+            deadline = wait_timeout if wait else self.timeout
+            return method(request, timeout=deadline, metadata=self.metadata)
         except grpc.RpcError as exc:
             raise _mapped(exc) from exc
 
@@ -440,14 +447,18 @@ class SyncRunHandle(convert.RunRequests):
         request_id: str | None = None,
         run_timeout: float | dt.timedelta | None = None,
         include_state: bool = False,
+        wait_timeout: float | None = None,
     ) -> model.Run:
         """Start the run and return once it is terminal or suspended (Mastra `startAsync`).
 
-        `run_timeout` and `include_state` as for `start`."""
+        `run_timeout` and `include_state` as for `start`. `wait_timeout` (seconds) bounds the
+        wait (errors.DeadlineExceeded; the run goes on, and a retry with the same `request_id`
+        answers with it); None: as long as the run takes."""
         request = self._start_request(
             input_data, initial_state, request_context, request_id, True, run_timeout, include_state
         )
-        return self._keep(self.client.call(self.client.stub.Start, request, wait=True).run)
+        called = self.client.call(self.client.stub.Start, request, wait=True, wait_timeout=wait_timeout)
+        return self._keep(called.run)
 
     def resume(
         self,
@@ -476,12 +487,16 @@ class SyncRunHandle(convert.RunRequests):
         request_context: dict[str, Any] | None = None,
         request_id: str | None = None,
         include_state: bool = False,
+        wait_timeout: float | None = None,
     ) -> model.Run:
-        """Resume and return once the run is terminal or suspended again (Mastra `resumeAsync`)."""
+        """Resume and return once the run is terminal or suspended again (Mastra `resumeAsync`).
+
+        `wait_timeout` as for `start_async`."""
         request = self._resume_request(
             resume_data, step, label, for_each_index, request_context, request_id, True, include_state
         )
-        return self._keep(self.client.call(self.client.stub.Resume, request, wait=True).run)
+        called = self.client.call(self.client.stub.Resume, request, wait=True, wait_timeout=wait_timeout)
+        return self._keep(called.run)
 
     def cancel(self, *, request_id: str | None = None) -> model.Run:
         """Cancel the run; a finished run comes back unchanged."""
