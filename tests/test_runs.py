@@ -447,3 +447,15 @@ async def test_a_wait_timeout_bounds_start_async_and_the_run_goes_on(client: Cli
     assert isinstance(late.value, TimeoutError)
     done = await run.start_async(input_data={"value": 5}, request_id="slow-start", wait_timeout=10)
     assert (done.status, done.result) == (RunStatus.SUCCESS, {"value": 10})
+
+
+async def test_a_wait_timeout_bounds_a_waiting_time_travel(client: Client) -> None:
+    """`time_travel(wait=True, wait_timeout=)` (and `fork`, `restart`): the wait ends with
+    errors.DeadlineExceeded while the re-executed run goes on."""
+    run = await client.get_workflow("sluggish").create_run()
+    await run.start(input_data={"value": 1})
+    await until(lambda: flows.CLEANUPS.get(run.run_id) == "started")
+    assert (await run.cancel()).status is RunStatus.CANCELED
+    with pytest.raises(errors.DeadlineExceeded):
+        await run.time_travel("slow", wait=True, wait_timeout=0.1)
+    assert (await run.cancel()).status is RunStatus.CANCELED  # it was running again

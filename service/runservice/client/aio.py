@@ -458,10 +458,12 @@ class RunHandle(convert.RunRequests):
         request_context: dict[str, Any] | None = None,
         request_id: str | None = None,
         wait: bool = False,
+        wait_timeout: float | None = None,
     ) -> model.Run:
         """Re-execute this settled run from `step` (a dotted id or a path) with `input_data`
         (None: the input the step ran with); with `wait`, return once it settles again
-        (Mastra `timeTravel` / `timeTravelAsync`). The earlier outcome stays in the run's events."""
+        (Mastra `timeTravel` / `timeTravelAsync`). The earlier outcome stays in the run's events.
+        `wait_timeout` bounds a `wait`, as for `start_async`."""
         request = convert.time_travel_request(
             self.workflow_id,
             self.run_id,
@@ -472,7 +474,10 @@ class RunHandle(convert.RunRequests):
             request_id=convert.ensure_request_id(request_id),
             wait=wait,
         )
-        return self._keep((await self.client.call(self.client.stub.TimeTravel, request, wait=wait)).run)
+        called = await self.client.call(
+            self.client.stub.TimeTravel, request, wait=wait, wait_timeout=wait_timeout
+        )
+        return self._keep(called.run)
 
     async def fork(
         self,
@@ -484,9 +489,11 @@ class RunHandle(convert.RunRequests):
         request_context: dict[str, Any] | None = None,
         request_id: str | None = None,
         wait: bool = False,
+        wait_timeout: float | None = None,
     ) -> model.Run:
         """Fork this settled run from `step` into a new run (`new_run_id`, or generated),
-        leaving this one untouched; returns the new run (its `forked_from` names this one)."""
+        leaving this one untouched; returns the new run (its `forked_from` names this one).
+        `wait_timeout` bounds a `wait`, as for `start_async`."""
         request = convert.fork_run_request(
             self.workflow_id,
             self.run_id,
@@ -498,17 +505,26 @@ class RunHandle(convert.RunRequests):
             request_id=request_id,
             wait=wait,
         )
-        return run_from_proto((await self.client.call(self.client.stub.ForkRun, request, wait=wait)).run)
+        called = await self.client.call(
+            self.client.stub.ForkRun, request, wait=wait, wait_timeout=wait_timeout
+        )
+        return run_from_proto(called.run)
 
-    async def restart(self, *, wait: bool = False, request_id: str | None = None) -> model.Run:
-        """Re-drive a run that was running when its server died (its retries re-drive nothing)."""
+    async def restart(
+        self, *, wait: bool = False, request_id: str | None = None, wait_timeout: float | None = None
+    ) -> model.Run:
+        """Re-drive a run that was running when its server died (its retries re-drive nothing).
+        `wait_timeout` bounds a `wait`, as for `start_async`."""
         request = run_service_pb2.RestartRequest(
             workflow_id=self.workflow_id,
             run_id=self.run_id,
             wait=wait,
             request_id=convert.ensure_request_id(request_id),
         )
-        return self._keep((await self.client.call(self.client.stub.Restart, request, wait=wait)).run)
+        called = await self.client.call(
+            self.client.stub.Restart, request, wait=wait, wait_timeout=wait_timeout
+        )
+        return self._keep(called.run)
 
     async def stream(
         self,
