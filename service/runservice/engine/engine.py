@@ -190,7 +190,7 @@ class Engine:
             store,
             self._workflows,
             [*(s for w in self._workflows.values() for s in w.schedules), *schedules],
-            admit=self._schedule_admission,
+            admit=self._claim_if_room,
             launch=self._launch_claimed,
             trace_id=new_trace_id,
             poll_interval=claim_interval,
@@ -811,16 +811,14 @@ class Engine:
                 if task is not None:
                     await self._remember(run_id, request)
                     return replace(run, steps=()), task
-                room = self._capacity.reserve(run.workflow_id)
-                try:
-                    if not room:  # bounds hold for a Restart too: the claim loop takes it with room
+                with self._claim_if_room(run.workflow_id) as claim:
+                    if claim is None:  # bounds hold for a Restart too: the claim loop takes it with room
                         await self._remember(run_id, request)
-                        self._keeper.wake()
                         return replace(run, steps=())
                     workflow = self.definition(run)
                     sent = time.monotonic()
                     claimed = await self._store.write(
-                        RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim, request=request)
+                        RunWrite(run_id, expect=_ACTIVE, claim=claim, request=request)
                     )
                     if not claimed.applied:  # another replica drives it
                         await self._remember(run_id, request)
@@ -834,8 +832,6 @@ class Engine:
                     )
                     task = self._launch(self._driver(workflow, run, self._lease(claimed.epoch), sent))
                     return replace(run, steps=()), task
-                finally:
-                    self._capacity.release(room, run.workflow_id)
 
         return await self._answer(await self._admit(admission()), wait)
 
@@ -902,8 +898,7 @@ class Engine:
                 # replicas) one applies, the other finds the run running and is refused.
                 sent = time.monotonic()
                 # Without room the run is committed all the same, with no owner, as a Start is.
-                room = self._capacity.reserve(run.workflow_id)
-                try:
+                with self._claim_if_room(run.workflow_id) as claim:
                     result = await self._store.write(
                         RunWrite(
                             run_id,
@@ -912,7 +907,7 @@ class Engine:
                             drop_steps=[s.path for s in target.replaced],
                             events=events,
                             request=("time-travel", request_id) if request_id else None,
-                            claim=self._keeper.claim if room else None,
+                            claim=claim,
                         )
                     )
                     if not result.applied:
@@ -925,15 +920,12 @@ class Engine:
                         ".".join(target.path),
                         extra=logs.run_extra(run_id, run.trace_id),
                     )
-                    if not room:
-                        self._keeper.wake()
+                    if claim is None:
                         return _Repeat(run_id)  # answered from the run as the claim loop drives it
                     run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
                     run = run.with_steps(target.kept)
                     task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
                     return replace(run, steps=()), task
-                finally:
-                    self._capacity.release(room, run.workflow_id)
 
         return await self._answer(await self._admit(admission()), wait)
 
@@ -990,8 +982,7 @@ class Engine:
                 )
                 sent = time.monotonic()
                 # Without room the run is committed all the same, with no owner, as a Start is.
-                room = self._capacity.reserve(source.workflow_id)
-                try:
+                with self._claim_if_room(source.workflow_id) as claim:
                     result = await self._store.write(
                         RunWrite(
                             fork_id,
@@ -999,7 +990,7 @@ class Engine:
                             steps=target.kept,
                             events=events,
                             request=("fork", request_id) if request_id else None,
-                            claim=self._keeper.claim if room else None,
+                            claim=claim,
                         )
                     )
                     if not result.applied:
@@ -1013,14 +1004,11 @@ class Engine:
                         ".".join(target.path),
                         extra=logs.run_extra(fork_id, fresh.trace_id),
                     )
-                    if not room:
-                        self._keeper.wake()
+                    if claim is None:
                         return _Repeat(fork_id)  # answered from the run as the claim loop drives it
                     run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
                     task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
                     return replace(run, steps=()), task
-                finally:
-                    self._capacity.release(room, source.workflow_id)
 
         return await self._answer(await self._admit(admission()), wait)
 
@@ -1281,10 +1269,11 @@ class Engine:
         )
 
     @contextlib.contextmanager
-    def _schedule_admission(self, workflow_id: str) -> Iterator[Claim | None]:
-        """Room for a schedule's new run, held until its drive launched, and its claim; None
-        when the engine is full or runs wait for room (they go first, as for Start): the run
-        is committed with no owner and the claim loop, woken, drives it once there is room."""
+    def _claim_if_room(self, workflow_id: str) -> Iterator[Claim | None]:
+        """Room for a run of `workflow_id` about to be taken (a schedule's tick, a TimeTravel, a
+        ForkRun, a Restart), held until its drive launched, and its claim; None when the engine
+        or the workflow is full or runs wait for room (they go first, as for Start): the run is
+        committed with no owner and the claim loop, woken, drives it once there is room."""
         room = self._capacity.reserve(workflow_id)
         try:
             yield self._keeper.claim if room else None
