@@ -182,30 +182,17 @@ def fail(message: str, code: int) -> int:
     return code
 
 
-_CODES: tuple[tuple[type[errors.ServiceError], str], ...] = (
-    (errors.InvalidArgument, "INVALID_ARGUMENT"),
-    (errors.NotFound, "NOT_FOUND"),
-    (errors.AlreadyExists, "ALREADY_EXISTS"),
-    (errors.FailedPrecondition, "FAILED_PRECONDITION"),
-    (errors.ResourceExhausted, "RESOURCE_EXHAUSTED"),
-    (errors.Unauthenticated, "UNAUTHENTICATED"),
-    (errors.PermissionDenied, "PERMISSION_DENIED"),
-    (errors.Unavailable, "UNAVAILABLE"),
-    (errors.Unimplemented, "UNIMPLEMENTED"),
-    (errors.DeadlineExceeded, "DEADLINE_EXCEEDED"),
-    (errors.Internal, "INTERNAL"),
-)
-
-
 def status_code(exc: errors.ServiceError) -> str:
     """The gRPC status code name of a service error."""
+    from runservice.client.status import code_name  # here: the client loads only when used
+
     code = getattr(exc, "code", None)  # a client that records the code says it directly
     if isinstance(code, str) and code:
         return code
-    for cls, name in _CODES:
-        if isinstance(exc, cls):
-            return name
-    # Not one of ours (a transport error such as DEADLINE_EXCEEDED): the reason is the code.
+    name = code_name(exc)
+    if name is not None:
+        return name
+    # Not one of ours (a transport error such as CANCELLED): the reason is the code.
     return exc.reason if exc.reason.isupper() else "UNKNOWN"
 
 

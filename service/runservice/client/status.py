@@ -54,6 +54,19 @@ _BY_CODE: dict[grpc.StatusCode, type[errors.ServiceError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
     grpc.StatusCode.INTERNAL: errors.Internal,
 }
+_CODE_NAMES: dict[type[errors.ServiceError], str] = {}
+for _code, _cls in _BY_CODE.items():
+    _CODE_NAMES.setdefault(_cls, _code.name)
+
+
+def code_name(error: errors.ServiceError) -> str | None:
+    """The status code name of `error`'s class (the nearest in the table); None for a bare
+    ServiceError (one made from a code the table does not name: its reason is that code)."""
+    for cls in type(error).__mro__:
+        name = _CODE_NAMES.get(cls)
+        if name is not None:
+            return name
+    return None
 
 
 def error_from_rpc(exc: FailedCall) -> errors.ServiceError:
