@@ -55,8 +55,8 @@ async def check_run(engine: Engine, run_id: str | None, workflow_id: str | None 
     run = await engine.get_run(run_id)
     if not who.may_see(run.resource_id):
         raise errors.RunNotFound(run_id)
-    if workflow_id:
-        await engine.get_run(run_id, workflow_id=workflow_id)
+    if workflow_id and run.workflow_id != workflow_id:
+        raise errors.RunWorkflowMismatch(run_id, workflow_id, run.workflow_id)
 
 
 def check_chosen_run_id(run_id: str | None) -> None:
