@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import resource
 import socket
 import sqlite3
 import subprocess
@@ -163,15 +162,18 @@ async def test_an_open_health_watch_ends_at_the_drain_and_does_not_hold_the_stop
 def run_serve(*args: str, file_size_limit: int | None = None) -> subprocess.CompletedProcess[str]:
     """`serve ARGS` to its end; with `file_size_limit`, no file may grow past that many bytes
     (RLIMIT_FSIZE: a write past it fails as on a full disk)."""
-
-    def limit() -> None:
-        if file_size_limit is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, resource.RLIM_INFINITY))
-
-    return subprocess.run(
-        [sys.executable, "-m", "runservice", "serve", *args],
-        cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=30, preexec_fn=limit,
-    )  # fmt: skip
+    argv = [sys.executable, "-m", "runservice", "serve", *args]
+    if file_size_limit is not None:
+        # The limit is set by a small launcher that then becomes the server, not by a
+        # `preexec_fn`: that makes subprocess fork() this gRPC-using process, which runs
+        # gRPC's fork handlers while other tests' gRPC threads are busy.
+        launcher = (
+            "import os, resource, sys; "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({file_size_limit}, resource.RLIM_INFINITY)); "
+            "os.execv(sys.argv[1], sys.argv[1:])"
+        )
+        argv = [sys.executable, "-c", launcher, *argv]
+    return subprocess.run(argv, cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=30)
 
 
 def assert_one_line_failure(done: subprocess.CompletedProcess[str], *expected: str) -> None:
