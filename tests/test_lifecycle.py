@@ -186,6 +186,51 @@ def assert_one_line_failure(done: subprocess.CompletedProcess[str], *expected: s
         assert text in lines[0], lines[0]
 
 
+SHELLING_FLOWS = """
+import asyncio
+
+from runservice.workflow import create_step, create_workflow
+
+
+@create_step("shell-out")
+async def shell_out(ctx):
+    for _ in range(3):
+        process = await asyncio.create_subprocess_exec("true")
+        await process.wait()
+    return {"exit": process.returncode}
+
+
+shelling = create_workflow("shelling").then(shell_out).commit()
+"""
+
+
+@LAYOUTS
+async def test_step_bodies_that_fork_leave_no_grpc_fork_lines(
+    tmp_path: Path, layout: tuple[str, ...]
+) -> None:
+    """Under uvloop a body's subprocess is a real fork(). With gRPC's fork handlers on (its
+    default), each fork while a call was in flight logged "Other threads are currently
+    calling into gRPC, skipping fork() handlers" in the server's log."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "shelling_flows.py").write_text(SHELLING_FLOWS)
+    env = server_env(PYTHONPATH=str(tmp_path / "app"))
+    args = ("--data-dir", str(tmp_path / "data"), "--workflows", "shelling_flows", *layout)
+    server = await start_server(serve_argv(*args), env=env)
+    try:
+        async with Client(server.address, timeout=30) as client:
+            workflow = client.get_workflow("shelling")
+
+            async def one() -> RunStatus:
+                run = await workflow.create_run()
+                return (await run.start_async()).status
+
+            assert set(await asyncio.gather(*(one() for _ in range(40)))) == {RunStatus.SUCCESS}
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+    assert "fork() handlers" not in server.text, server.text
+
+
 def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")

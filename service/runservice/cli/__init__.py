@@ -15,8 +15,16 @@ ended failed or canceled, 130 interrupted.
 
 from __future__ import annotations
 
-import argparse
 import os
+
+# gRPC's fork handlers are for a process that forks and goes on using gRPC in the child.
+# This one only forks to exec (the engine process; a step body's subprocess, under uvloop
+# a real fork()), and there the handlers print "Other threads are currently calling into
+# gRPC, skipping fork() handlers" on every fork while a call is in flight, or hold the fork
+# while gRPC's threads drain. gRPC reads the setting when it is imported: it must come first.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import argparse
 import sys
 from collections.abc import Sequence
 
