@@ -327,6 +327,11 @@ With PostgreSQL's default, no timeout, one row an operator's open transaction he
 writer, and with it every run of the replica, for as long as the transaction stayed open."""
 
 
+HELD_ROWS_KEPT = 1024
+"""How many held runs the writer remembers (`PostgresStore._held_rows`) before it forgets them
+all: a run whose row stays held and that is never written again would otherwise stay for good."""
+
+
 async def _writer_session(conn: Any) -> None:
     """Set up the writer's session: `_KEYED_ONLY`, and `WRITER_LOCK_WAIT` unless the
     database (or its user) has a `lock_timeout` of its own."""
@@ -625,6 +630,10 @@ class PostgresStore(PostgresSchedules):
             return
         for change, outcome in zip(changes, outcomes, strict=True):
             if isinstance(outcome, asyncpg.exceptions.LockNotAvailableError):
+                if len(self._held_rows) >= HELD_ROWS_KEPT:
+                    # Only a shortcut: a run forgotten here waits out `lock_timeout` once more.
+                    # Runs never written again would otherwise stay in it for good.
+                    self._held_rows.clear()
                 self._held_rows.add(change.run_id)  # its next batches find out at once (apply_batch)
             elif self._held_rows:
                 self._held_rows.discard(change.run_id)
