@@ -53,8 +53,31 @@ async def long(ctx):
     return {"done": "long"}
 
 
+@create_step("stubborn")
+async def stubborn(ctx):
+    if mark("stubborn") == 0:  # the first execution ignores every cancellation for a minute
+        for _ in range(60):
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                pass
+    return {"done": "stubborn"}
+
+
+@create_step("swallow-once")
+async def swallow_once(ctx):
+    mark("swallow-once")
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        pass
+    return {"done": "swallow-once"}
+
+
 short_flow = create_workflow("short-flow").then(short).commit()
 long_flow = create_workflow("long-flow").then(long).commit()
+stubborn_flow = create_workflow("stubborn-flow").then(stubborn).commit()
+swallow_flow = create_workflow("swallow-flow").then(swallow_once).commit()
 '''
 
 
@@ -101,7 +124,7 @@ async def test_sigterm_stops_in_phases(tmp_path: Path, layout: tuple[str, ...]) 
                 await asyncio.sleep(0.02)
             run = await client.get_workflow("long-flow").run_by_id("long-run")
             assert run.status is RunStatus.RUNNING
-            assert len(await client.list_workflows()) == 2
+            assert len(await client.list_workflows()) == 4
             assert loop.time() - signalled < 2.5, "health should turn NOT_SERVING before the drain delay ends"
         assert await server.stop(15, signalled=True) == 0
     finally:
@@ -128,6 +151,54 @@ async def test_sigterm_stops_in_phases(tmp_path: Path, layout: tuple[str, ...]) 
     finally:
         await again.kill()
     assert marks(mark_file).count("short") == 1 and marks(mark_file).count("long") == 2
+
+
+@LAYOUTS
+async def test_a_body_that_ignores_cancellation_does_not_hold_the_stop(
+    tmp_path: Path, layout: tuple[str, ...]
+) -> None:
+    """A body that catches every CancelledError held the stop for as long as it ran (an audit
+    saw 57 s past a 3 s grace: an orchestrator's SIGKILL in production), and a run whose body
+    ended on its own as it was cancelled was logged as left at its last checkpoint."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "slow_flows.py").write_text(SLOW_FLOWS)
+    mark_file = tmp_path / "marks.txt"
+    env = server_env(PYTHONPATH=str(tmp_path / "app"), OPS_MARKS=str(mark_file))
+    args = ("--data-dir", str(tmp_path / "data"), "--workflows", "slow_flows", "--grace", "1", *layout)
+    server = await start_server(serve_argv(*args, "--drain-delay", "0"), env=env)
+    try:
+        async with Client(server.address, timeout=10) as client:
+            await (await client.get_workflow("stubborn-flow").create_run(run_id="stubborn-run")).start()
+            await (await client.get_workflow("swallow-flow").create_run(run_id="swallow-run")).start()
+            while not {"stubborn", "swallow-once"} <= set(marks(mark_file)):
+                await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        signalled = loop.time()
+        assert await server.stop(30) == 0
+        assert loop.time() - signalled < 15, "the stop waited for the body that ignores cancellation"
+    finally:
+        await server.kill()
+    assert "run stubborn-run did not stop within 2.0s of being cancelled" in server.text
+    assert "tasks did not end when cancelled (run stubborn-run); exiting without them" in server.text
+    assert "run swallow-run ended success as the engine stopped" in server.text
+    assert "swallow-run left" not in server.text and "Traceback" not in server.text
+
+    # The run left behind is re-driven at the next boot; the one that ended stays done.
+    again = await start_server(serve_argv(*args), env=env)
+    try:
+        async with Client(again.address, timeout=10) as client:
+            for _ in range(200):
+                run = await client.get_workflow("stubborn-flow").run_by_id("stubborn-run")
+                if run.status is not RunStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.05)
+            assert run.status is RunStatus.SUCCESS and run.result == {"done": "stubborn"}
+            swallowed = await client.get_workflow("swallow-flow").run_by_id("swallow-run")
+            assert swallowed.status is RunStatus.SUCCESS
+        assert await again.stop() == 0
+    finally:
+        await again.kill()
+    assert marks(mark_file).count("stubborn") == 2 and marks(mark_file).count("swallow-once") == 1
 
 
 @LAYOUTS

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import socket
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.0001
 """Seconds the loop thread may keep the GIL while another thread waits for it."""
+
+LEFT_TASKS_WAIT = 2.0
+"""Seconds the tasks still alive when serving ended get to end once cancelled, before the
+process exits without them."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,7 +79,6 @@ def run_serve(args: argparse.Namespace) -> int:
     """`runservice serve`: settings from the environment and flags, then serve until stopped."""
     # The server (grpc, the engine, the stores) is imported here, not at module level: every
     # other command of the CLI would pay for it at start-up.
-    import uvloop
 
     from runservice.server import serve
     from runservice.server.auth import TokenFileError
@@ -126,9 +132,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if taken:
         return _fail(f"cannot serve: cannot listen on {settings.address}: {taken}", 1)
     try:
-        # uvloop's event loop roughly halves asyncio's per-callback cost, and a run is
-        # mostly callbacks (gRPC completions, store futures, step coroutines).
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        with _event_loop() as runner:
             runner.run(
                 serve(
                     workflows,
@@ -207,8 +211,6 @@ def _run_engine_process(link_fd: int) -> int:
     go to the front, which reports them."""
     import signal
 
-    import uvloop
-
     from runservice.server.engine_process import (
         STORAGE_FAILED_EXIT,
         connect_host,
@@ -269,8 +271,43 @@ def _run_engine_process(link_fd: int) -> int:
             host.close()
         return 0
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    with _event_loop() as runner:
         return runner.run(run())
+
+
+@contextlib.contextmanager
+def _event_loop() -> Iterator[asyncio.Runner]:
+    """A Runner on uvloop's event loop whose close does not wait for ever on a task that
+    ignores cancellation (a step body that catches asyncio.CancelledError and goes on: the
+    engine already stopped without it, `UNWIND_WAIT` in engine/engine.py). Such a task would
+    hold the process past any grace period until an orchestrator's SIGKILL; instead, once
+    the store is closed, the process exits without it."""
+    import uvloop
+
+    # uvloop's event loop roughly halves asyncio's per-callback cost, and a run is mostly
+    # callbacks (gRPC completions, store futures, step coroutines).
+    runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    failed = True
+    try:
+        yield runner
+        failed = False
+    finally:
+        loop = runner.get_loop()
+        left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in left:
+            task.cancel()
+        if left:
+            _, pending = loop.run_until_complete(asyncio.wait(left, timeout=LEFT_TASKS_WAIT))
+            if pending:
+                logger.error(
+                    "%d tasks did not end when cancelled (%s); exiting without them",
+                    len(pending),
+                    ", ".join(sorted(task.get_name() for task in pending)),
+                )
+                logs.flush()
+                sys.stdout.flush()
+                os._exit(1 if failed else 0)
+        runner.close()
 
 
 def _not_now(signum: int, frame: object) -> None:

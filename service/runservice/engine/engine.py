@@ -240,10 +240,7 @@ class Engine:
         for admission in list(self._admissions):
             admission.cancel()
         await asyncio.gather(*self._admissions, return_exceptions=True)
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel("engine closing")
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._stop_tasks(dict(self._tasks), "engine closing")
         self._drivers.clear()
 
     async def shutdown(self, grace: float) -> list[str]:
@@ -261,23 +258,49 @@ class Engine:
             await asyncio.wait(tasks.values(), timeout=grace)
         left = {run_id: task for run_id, task in tasks.items() if not task.done()}
         leases = {run_id: driver.lease for run_id, driver in self._drivers.items() if run_id in left}
-        for task in left.values():
-            task.cancel("engine shutting down")
-        await asyncio.gather(*left.values(), return_exceptions=True)
+        stuck = await self._stop_tasks(left, "engine shutting down")
+        kept = []
         for run_id in left:
-            await self._release(run_id, leases.get(run_id))
+            if run_id not in stuck:  # a stuck body may still write: its lease runs out instead
+                await self._release(run_id, leases.get(run_id))
             try:
                 run = await self._store.get_run(run_id)
             except StorageUnavailable:  # every run left is still logged, and the engine closes
                 run = None
+            extra = logs.run_extra(run_id, run.trace_id if run is not None else None)
+            if run is not None and run.status.settled and run_id not in stuck:
+                # Its body ended on its own as it was cancelled (it caught the cancellation).
+                logger.info("run %s ended %s as the engine stopped", run_id, run.status.value, extra=extra)
+                continue
+            kept.append(run_id)
             status = run.status.value if run is not None else "unknown"
             logger.warning(
                 "run %s left %s at its last checkpoint; the next boot re-drives it",
                 run_id,
                 status,
-                extra=logs.run_extra(run_id, run.trace_id if run is not None else None),
+                extra=extra,
             )
-        return list(left)
+        return kept
+
+    async def _stop_tasks(self, tasks: dict[str, asyncio.Task[Run]], reason: str) -> set[str]:
+        """Cancel the run tasks `tasks` and wait up to `UNWIND_WAIT` for them to end; the ids of
+        those that did not. A body that catches the cancellation and goes on would otherwise hold
+        the stop for as long as it runs (past `--grace`, until an orchestrator's SIGKILL)."""
+        for task in tasks.values():
+            task.cancel(reason)
+        if not tasks:
+            return set()
+        _, pending = await asyncio.wait(tasks.values(), timeout=UNWIND_WAIT)
+        stuck = {run_id for run_id, task in tasks.items() if task in pending}
+        for run_id in stuck:
+            logger.error(
+                "run %s did not stop within %.1fs of being cancelled (a step body that catches"
+                " asyncio.CancelledError and goes on?); stopping without it",
+                run_id,
+                UNWIND_WAIT,
+                extra=logs.run_extra(run_id, None),
+            )
+        return stuck
 
     async def _take_over(self, name: str) -> None:
         taken = await self._store.take_over(name, self.owner)
@@ -1525,6 +1548,11 @@ def _running_again(**more: Any) -> dict[str, Any]:
     """The fields of a suspended run that goes on (resumed, or woken for a nested deadline)."""
     return dict(status=RunStatus.RUNNING, suspended=(), resume_labels={}, wake_at=None, **more)
 
+
+UNWIND_WAIT = 2.0
+"""Seconds a run task gets to end once cancelled at shutdown (its body's `finally` blocks, the
+drive's last commit); past it the engine stops without it (and `runservice serve` exits without
+waiting for it: cli/serve.py)."""
 
 OUTAGE_RETRY_FIRST = 0.1
 OUTAGE_RETRY_MAX = 5.0
