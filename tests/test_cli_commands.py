@@ -73,6 +73,20 @@ async def test_unreachable_server_is_one_line_and_exit_1(unused_tcp_port: int) -
     assert from_env.code == 1 and from_env.json()["error"]["code"] == "UNAVAILABLE"
 
 
+async def test_unusable_tls_files_and_token_are_one_line_usage_errors(target: str, tmp_path: Path) -> None:
+    """Each was a Python traceback (FileNotFoundError, IsADirectoryError, gRPC's batch error)."""
+    missing = await cli(target, "workflows", "--tls-ca", str(tmp_path / "absent.pem"))
+    assert missing.code == 2
+    one_error_line(missing, "absent.pem", "No such file")
+    directory = await cli(target, "workflows", "--tls-cert", str(tmp_path), "--tls-key", str(tmp_path))
+    assert directory.code == 2
+    one_error_line(directory, str(tmp_path), "Is a directory")
+    for token in ("secret-token-1\n", "sécret"):
+        refused = await runservice("workflows", "--target", target, env=clean_env(RUNSERVICE_TOKEN=token))
+        assert refused.code == 2
+        one_error_line(refused, "RUNSERVICE_TOKEN", "printable ASCII")
+
+
 async def test_target_from_the_environment(target: str) -> None:
     result = await runservice("workflows", "--json", env=clean_env(RUNSERVICE_TARGET=target))
     assert result.code == 0, result.err
@@ -240,6 +254,16 @@ async def test_start_errors(target: str, tmp_path: Path) -> None:
     no_file = await cli(target, "start", "echo", "--input", f"@{tmp_path / 'missing.json'}")
     assert no_file.code == 2
     one_error_line(no_file, "--input", "missing.json")
+    # UTF-16 with a byte-order mark, as PowerShell's `>` writes: a traceback before.
+    (tmp_path / "utf16.json").write_bytes('{"count": 1}'.encode("utf-16"))
+    utf16 = await cli(target, "start", "echo", "--input", f"@{tmp_path / 'utf16.json'}")
+    assert utf16.code == 2
+    one_error_line(utf16, "--input", "utf16.json", "is not UTF-8 text")
+    # UTF-8 with a byte-order mark (Notepad's): JSON all the same.
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + b'{"count": 1}')
+    bom = await cli(target, "start", "echo", "--input", f"@{tmp_path / 'bom.json'}", "--wait", "--json")
+    assert bom.code == 0, bom.err
+    assert bom.json()["result"] == {"count": 2}
 
     first = await cli(target, "start", "echo", "-i", '{"count": 1}', "--run-id", "twice", "--wait")
     assert first.code == 0, first.err

@@ -104,14 +104,21 @@ def read_json(text: str | None, flag: str) -> Json:
     if text is None:
         return None
     source = "the argument"
-    if text == "-":
-        source, text = "stdin", sys.stdin.read()
-    elif text.startswith("@"):
-        path = Path(text[1:]).expanduser()
-        try:
-            source, text = str(path), path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{flag}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        if text == "-":
+            source, text = "stdin", sys.stdin.buffer.read().decode("utf-8-sig")
+        elif text.startswith("@"):
+            path = Path(text[1:]).expanduser()
+            source = str(path)
+            try:
+                # utf-8-sig: a byte-order mark (Notepad, PowerShell) is skipped, as RFC 8259 allows.
+                text = path.read_text(encoding="utf-8-sig")
+            except OSError as exc:
+                raise UsageError(f"{flag}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{flag}: {source} is not UTF-8 text (byte {exc.start}: {exc.reason}); JSON must be UTF-8"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -163,12 +170,17 @@ async def _with_client(body: Command, args: argparse.Namespace) -> int:
 
     # The token only from the environment: a flag would show it in `ps` and shell history.
     token = os.environ.get(TOKEN_ENV) or None
-    client = Client(
-        args.target,
-        timeout=args.timeout or DEFAULT_TIMEOUT,
-        token=token,
-        credentials=_credentials(args),
-    )
+    try:
+        client = Client(
+            args.target,
+            timeout=args.timeout or DEFAULT_TIMEOUT,
+            token=token,
+            credentials=_credentials(args),
+        )
+    except OSError as exc:  # a TLS file
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # the token, the TLS files' pairing
+        raise UsageError(f"{TOKEN_ENV}: {exc}" if "token" in str(exc) else str(exc)) from None
     async with client:
         if args.timeout is None:
             return await body(client, args)

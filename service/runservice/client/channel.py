@@ -143,9 +143,14 @@ def channel_credentials(credentials: Credentials | None) -> grpc.ChannelCredenti
 
 
 def call_metadata(metadata: Any = (), token: str | None = None) -> tuple[tuple[str, str | bytes], ...]:
-    """Metadata sent with every call: `metadata` pairs (or a dict), plus `authorization: Bearer`."""
+    """Metadata sent with every call: `metadata` pairs (or a dict), plus `authorization: Bearer`.
+
+    Raises ValueError for a token gRPC cannot send (it would fail every call with a C-core
+    batch error instead)."""
     pairs = list(metadata.items() if isinstance(metadata, dict) else metadata)
     if token is not None:
+        if not token or not all("!" <= char <= "~" for char in token):  # as the server's tokens
+            raise ValueError("the token must be non-empty printable ASCII, no spaces (a trailing newline?)")
         pairs.append(("authorization", f"Bearer {token}"))
     return tuple((str(key).lower(), value) for key, value in pairs)
 
