@@ -81,6 +81,18 @@ async def test_unusable_tls_files_and_token_are_one_line_usage_errors(target: st
     directory = await cli(target, "workflows", "--tls-cert", str(tmp_path), "--tls-key", str(tmp_path))
     assert directory.code == 2
     one_error_line(directory, str(tmp_path), "Is a directory")
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("not a certificate\n")
+    garbage = await cli(target, "workflows", "--tls-ca", str(not_pem))
+    assert garbage.code == 2
+    one_error_line(garbage, "not.pem", "is not a PEM file")
+    # TLS to a plaintext server: gRPC's INFO lines about the handshake came first.
+    mismatch = await cli(target, "workflows", "--tls")
+    assert mismatch.code == 1
+    one_error_line(mismatch, "UNAVAILABLE")
+    empty = await runservice("workflows", "--target", "")
+    assert empty.code == 2
+    one_error_line(empty, "target is empty")
     for token in ("secret-token-1\n", "sécret"):
         refused = await runservice("workflows", "--target", target, env=clean_env(RUNSERVICE_TOKEN=token))
         assert refused.code == 2

@@ -346,6 +346,19 @@ def test_taken_port(tmp_path: Path) -> None:
     assert_one_line_failure(done, f"127.0.0.1:{port}")
 
 
+def test_unresolvable_host_and_a_metrics_port_shared_with_the_address(tmp_path: Path) -> None:
+    """Each printed gRPC's own error line first, and the shared port's cause only in it."""
+    done = run_serve("--address", "999.1.1.1:50051", "--data-dir", str(tmp_path))
+    assert_one_line_failure(done, "999.1.1.1:50051", "cannot resolve")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    done = run_serve("--address", address, "--metrics-address", address, "--data-dir", str(tmp_path))
+    assert_one_line_failure(done, "metrics_address", address, "a port of its own")
+    assert done.returncode == 2
+
+
 def test_bad_tls_file(tmp_path: Path) -> None:
     done = run_serve(
         "--address", "127.0.0.1:0", "--data-dir", str(tmp_path),

@@ -23,6 +23,10 @@ import os
 # gRPC, skipping fork() handlers" on every fork while a call is in flight, or hold the fork
 # while gRPC's threads drain. gRPC reads the setting when it is imported: it must come first.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+# gRPC 1.6x and later print INFO lines by default (a failed TLS handshake, for one): in a
+# command's stderr they come before its one-line error, and in the server's log once per bad
+# client. ERROR keeps what an operator needs; our own messages say the rest.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import argparse
 import sys

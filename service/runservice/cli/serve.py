@@ -128,9 +128,13 @@ def run_serve(args: argparse.Namespace) -> int:
             return _fail(f"data directory {data_dir} exists and is not a directory", 1)
         except OSError as exc:
             return _fail(f"cannot create the data directory {data_dir}: {exc.strerror or exc}", 1)
-    taken = _address_taken(settings.address)
-    if taken:
-        return _fail(f"cannot serve: cannot listen on {settings.address}: {taken}", 1)
+    if settings.metrics_address is not None and settings.metrics_address == settings.address:
+        same = settings.metrics_address
+        return _fail(f"metrics_address {same} is the address too: give it a port of its own", 2)
+    for address in (settings.address, settings.metrics_address):
+        taken = _address_taken(address) if address is not None else None
+        if taken:
+            return _fail(f"cannot serve: cannot listen on {address}: {taken}", 1)
     try:
         with _event_loop() as runner:
             runner.run(
@@ -353,6 +357,8 @@ def _address_taken(address: str) -> str | None:
         return None
     try:
         infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r}: {exc.strerror}"
     except OSError:
         return None
     for family, kind, proto, _, sockaddr in infos:

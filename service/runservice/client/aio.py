@@ -33,6 +33,7 @@ from runservice.client.channel import (
     call_metadata,
     channel_credentials,
     channel_options,
+    checked_target,
 )
 from runservice.client.convert import (
     StepRef,
@@ -81,7 +82,7 @@ class Client:
         service_config: dict[str, Json] | None = None,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        self.target = target
+        self.target = checked_target(target)
         self.timeout = timeout
         self.metadata = call_metadata(metadata, token)
         self._credentials = channel_credentials(credentials)

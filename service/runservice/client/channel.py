@@ -125,7 +125,12 @@ class TlsFiles:
 
     def credentials(self) -> grpc.ChannelCredentials:
         def read(path: str | Path | None) -> bytes | None:
-            return None if path is None else Path(path).read_bytes()
+            if path is None:
+                return None
+            pem = Path(path).read_bytes()
+            if b"-----BEGIN " not in pem:  # gRPC would log its own error lines, then fail each call
+                raise ValueError(f"{path} is not a PEM file (no -----BEGIN line)")
+            return pem
 
         if (self.cert is None) != (self.key is None):
             raise ValueError("TlsFiles needs both cert and key for client authentication, or neither")
@@ -140,6 +145,13 @@ Credentials = grpc.ChannelCredentials | TlsFiles
 
 def channel_credentials(credentials: Credentials | None) -> grpc.ChannelCredentials | None:
     return credentials.credentials() if isinstance(credentials, TlsFiles) else credentials
+
+
+def checked_target(target: str) -> str:
+    """`target`, or ValueError when it is blank (gRPC would log its own error lines, then fail)."""
+    if not target.strip():
+        raise ValueError("the target is empty: give HOST:PORT (or a gRPC target URI)")
+    return target
 
 
 def call_metadata(metadata: Any = (), token: str | None = None) -> tuple[tuple[str, str | bytes], ...]:

@@ -32,6 +32,7 @@ from runservice.client.channel import (
     call_metadata,
     channel_credentials,
     channel_options,
+    checked_target,
 )
 from runservice.client.convert import (
     StepRef,
@@ -78,7 +79,7 @@ class SyncClient:
     ) -> None:
         if (target is None) == (channel is None):
             raise ValueError("give a target or a channel")
-        self.target = target
+        self.target = None if target is None else checked_target(target)
         self.timeout = timeout
         self.metadata = call_metadata(metadata, token)
         if channel is None:
