@@ -132,6 +132,8 @@ async def test_sigterm_stops_in_phases(tmp_path: Path, layout: tuple[str, ...]) 
     # The short step finished inside the grace period; the long one was left and logged.
     assert "short-done" in marks(mark_file) and "long-done" not in marks(mark_file)
     assert "run long-run left running at its last checkpoint" in server.text
+    # The file by its absolute path: a relative one depends on a working directory the log lacks.
+    assert f"(database: SQLite file {tmp_path / 'data' / 'runservice.db'})" in server.text
     assert "waiting up to 4.0s for 2 running runs to settle" in server.text
     assert "short-run left" not in server.text and "Traceback" not in server.text
 
@@ -357,6 +359,17 @@ def test_unresolvable_host_and_a_metrics_port_shared_with_the_address(tmp_path: 
     done = run_serve("--address", address, "--metrics-address", address, "--data-dir", str(tmp_path))
     assert_one_line_failure(done, "metrics_address", address, "a port of its own")
     assert done.returncode == 2
+
+
+def test_an_sqlite_url_with_a_host_is_a_usage_error(tmp_path: Path) -> None:
+    """`sqlite://runs.db` made a directory `sqlite:` and a database in it."""
+    done = run_serve("--address", "127.0.0.1:0", "--database-url", f"sqlite://{tmp_path.name}.db")
+    assert_one_line_failure(
+        done, "database-url (flag): 'sqlite://", "is not an SQLite URL", "sqlite:////absolute"
+    )
+    assert done.stderr.count("sqlite://") == 3  # the value once, and the two forms
+    assert done.returncode == 2
+    assert not (ROOT / "sqlite:").exists()
 
 
 def test_bad_tls_file(tmp_path: Path) -> None:

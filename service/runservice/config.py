@@ -20,6 +20,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runservice.errors import WorkflowDefinitionError
+from runservice.storage import sqlite_path
 from runservice.workflow.schedule import Schedule
 
 PREFIX = "RUNSERVICE_"
@@ -67,7 +68,8 @@ class Settings(BaseSettings):
     data_dir: str = Field("./data", description="directory of runservice.db and runservice.address")
     database_url: str | None = Field(
         None,
-        description="`sqlite:///path/to/file.db` or `postgresql://user@host/db` (overrides the data dir)",
+        description="`sqlite:///relative/file.db`, `sqlite:////absolute/file.db` or "
+        "`postgresql://user@host/db` (overrides the data dir)",
     )
     durability: str = Field(
         "full",
@@ -246,6 +248,13 @@ class Settings(BaseSettings):
         # Checked here: gRPC and the resolver would take port 99999 as 99999 % 65536.
         if not host or not port.isdigit() or int(port) > 65535:
             raise ValueError("must be HOST:PORT with a port from 0 to 65535")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value:
+            sqlite_path(value)  # ValueError for `sqlite://name`
         return value
 
     @field_validator("durability", mode="before")
@@ -445,4 +454,7 @@ def _describe(exc: ValidationError, flags: Mapping[str, Any]) -> str:
     source = "flag" if name in flags else "environment"
     error = first.get("ctx", {}).get("error")
     message = str(error) if error is not None else first["msg"].lower()
-    return f"{name.replace('_', '-')} ({source}): {first['input']!r} {message}"
+    given = repr(first["input"])
+    if message.startswith(given):  # the message names the value itself: not twice
+        return f"{name.replace('_', '-')} ({source}): {message}"
+    return f"{name.replace('_', '-')} ({source}): {given} {message}"

@@ -41,7 +41,7 @@ from runservice.server.schedules import SCHEDULE_SERVICE
 from runservice.server.schedules import SERVICE as SCHEDULE_SERVICE_DESCRIPTOR
 from runservice.server.tls import ReloadingCredentials, TlsFiles
 from runservice.server.tracing import Tracing
-from runservice.storage import redact_url
+from runservice.storage import describe_database
 from runservice.v1 import run_service_pb2
 from runservice.workflow import Schedule, Workflow
 
@@ -376,7 +376,7 @@ async def serve(
                 "serving %d workflows on %s (database: %s)",
                 len(workflows),
                 server.address,
-                redact_url(database_url),
+                describe_database(database_url),
             )
             try:
                 await stop.wait()

@@ -38,7 +38,7 @@ from runservice.server.front import EngineLink
 from runservice.server.hosting import add_services, running_engine
 from runservice.server.observability import Observability
 from runservice.server.tracing import Tracing
-from runservice.storage import redact_url
+from runservice.storage import describe_database
 from runservice.v1 import run_service_pb2
 from runservice.workflow import Schedule, Workflow
 
@@ -226,7 +226,7 @@ async def serve_engine(
                 "engine process %d serving %d workflows (database: %s)",
                 os.getpid(),
                 len(workflows),
-                redact_url(database_url),
+                describe_database(database_url),
             )
             await asyncio.wait((host.stop_requested, failure), return_when=asyncio.FIRST_COMPLETED)
             grace = 0.0 if failure.done() else host.stop_requested.result()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -333,17 +334,24 @@ from runservice.storage.schedules import (  # noqa: E402 (they use RunWrite and 
 
 
 def sqlite_path(url: str) -> str | None:
-    """The file of an SQLite database URL (`sqlite:///path/to/file.db`, or a plain path);
-    None for any other URL."""
+    """The file of an SQLite database URL, or of a plain path; None for any other URL.
+
+    The URL's form is SQLAlchemy's: `sqlite:///relative/file.db` (three slashes: relative to
+    the working directory) and `sqlite:////absolute/file.db` (four). Raises ValueError for
+    `sqlite://name` (a host, which SQLite has none of: it made a directory `sqlite:`)."""
     if url.startswith("sqlite:///"):
-        return url.removeprefix("sqlite://").removeprefix("/")
-    if url.startswith("sqlite://") or "://" not in url:
+        return url.removeprefix("sqlite:///")
+    if url.startswith("sqlite:"):
+        raise ValueError(
+            f"{url!r} is not an SQLite URL: sqlite:///relative/file.db or sqlite:////absolute/file.db"
+        )
+    if "://" not in url:
         return url
     return None
 
 
 def open_store(url: str, *, durability: str = "full") -> Store:
-    """The store for a database URL: `sqlite:///path/to/file.db` (or a plain path), or
+    """The store for a database URL: `sqlite:///relative.db`, `sqlite:////absolute.db` (or a plain path), or
     `postgresql://user:password@host:port/database` (also `postgres://`).
 
     `durability` (SQLite): `full` syncs before anything is told (the rule), `normal` never
@@ -359,13 +367,26 @@ def open_store(url: str, *, durability: str = "full") -> Store:
 
         return SqliteStore(path, durability=durability)
     raise ValueError(
-        f"unsupported database URL {redact_url(url)!r}: use sqlite:///path/to/file.db or"
+        f"unsupported database URL {redact_url(url)!r}: use sqlite:////absolute/file.db or"
         " postgresql://host/database"
     )
 
 
 _SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword"})
 """Query parameters of a PostgreSQL URL that hold a secret (libpq's, which asyncpg reads)."""
+
+
+def describe_database(url: str) -> str:
+    """What a log line says the server uses: the SQLite file's absolute path (a relative one
+    is resolved from the working directory, which a reader of the log cannot see), else the
+    URL without its secrets."""
+    try:
+        path = sqlite_path(url)
+    except ValueError:
+        path = None
+    if path is None:
+        return redact_url(url)
+    return f"SQLite file {Path(path).expanduser().absolute()}"
 
 
 def redact_url(url: str) -> str:
