@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,9 @@ async def test_the_image_command_line_from_a_fresh_venv(tmp_path: Path) -> None:
         timeout=120,
     )
     (wheel,) = wheels.glob("runservice-*.whl")
+    # PEP 561 markers: without the package's, a caller's `mypy --strict` skipped every
+    # `from runservice.client import ...` as untyped.
+    assert {"runservice/py.typed", "runservice/v1/py.typed"} <= set(zipfile.ZipFile(wheel).namelist())
     # A fresh venv holding the wheel and its dependencies (from the package index, or pip's cache).
     env_dir = tmp_path / "venv"
     await asyncio.to_thread(venv.create, env_dir, with_pip=True)
