@@ -124,6 +124,10 @@ async def test_check_reports_what_modules_define(app: Path) -> None:
     assert "    input: {name: string}" in lines and "    output: {text: string}" in lines
     assert any(re.fullmatch(r"\s+greet\s+\{name: string\}\s+\{text: string\}", line) for line in lines)
     assert lines[-1] == "ok: 1 workflow, 1 step"
+    # A module named twice is one module, as `serve` counts it (it was reported twice, 2 workflows).
+    twice = await runservice("check", "--workflows", "my_app.workflows,my_app.workflows", cwd=app)
+    assert twice.code == 0, twice.err
+    assert twice.out.splitlines()[-1] == "ok: 1 workflow, 1 step"
 
     both = await runservice(
         "check", "--workflows", "my_app.workflows,runservice.examples", "--json", "--app-dir", str(app)

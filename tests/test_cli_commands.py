@@ -58,6 +58,12 @@ async def test_version_help_and_usage_errors() -> None:
 
     unknown = await runservice("runs", "--no-such-flag")
     assert unknown.code == 2 and "--no-such-flag" in unknown.err
+    # Out of range: usage errors (exit 2), not calls the server refuses (exit 1).
+    negative = await runservice("watch", "some-run", "--after", "-5")
+    assert negative.code == 2 and "'-5' must be 0 or more" in negative.err
+    for limit in ("0", "5000", "ten"):
+        page = await runservice("runs", "--limit", limit)
+        assert page.code == 2 and f"'{limit}'" in page.err, page.err
     missing = await runservice("show")
     assert missing.code == 2 and "RUN" in missing.err
 

@@ -89,6 +89,22 @@ def _credentials(args: argparse.Namespace) -> Any:
     return TlsFiles(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key)
 
 
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high` (a usage error, exit 2, otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {span}")
+        return value
+
+    return parse
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)

@@ -61,7 +61,7 @@ def load_modules(
     where = use_app_dir(app_dir) if app_dir is not None else None
     loaded: list[LoadedModule] = []
     seen: dict[tuple[str, str], tuple[str, Workflow]] = {}
-    for name in modules:
+    for name in dict.fromkeys(modules):  # a module named twice is loaded (and counted) once
         module = _import(name, where)
         declared = getattr(module, "WORKFLOWS", None)
         if declared is not None:

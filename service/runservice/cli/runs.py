@@ -17,6 +17,7 @@ from runservice.cli.common import (
     read_json,
     run_exit_code,
     run_handle,
+    whole_number,
 )
 from runservice.cli.output import (
     console,
@@ -144,7 +145,13 @@ def add_parsers(
     runs.add_argument(
         "--version", help="with --workflow: only runs that started on this version of the workflow"
     )
-    runs.add_argument("--limit", "-n", type=int, default=0, help="runs per page (default 50, at most 1000)")
+    runs.add_argument(
+        "--limit",
+        "-n",
+        type=whole_number(1, 1000),
+        default=0,
+        help="runs per page (default 50, at most 1000)",
+    )
     runs.add_argument("--page-token", default="", help="the next_page_token of a previous page")
     runs.add_argument(
         "--full", action="store_true", help="with --json: each run's input, result and request context too"

@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from runservice.cli.common import client_command, print_json, run_exit_code
+from runservice.cli.common import client_command, print_json, run_exit_code, whole_number
 from runservice.cli.output import (
     clock,
     console,
@@ -83,7 +83,7 @@ def add_parser(
     watch.add_argument("run_id", metavar="RUN", help="the run id")
     watch.add_argument(
         "--after",
-        type=int,
+        type=whole_number(0),
         metavar="N",
         help="only events after sequence N (default: every event when piped or with --json; "
         "the live display starts from the run as it is now)",
