@@ -216,6 +216,16 @@ def test_bad_setting_is_a_one_line_error(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("variable", ["RUNSERVICE_TOKENS", "RUNSERVICE_TOKENS_FILE"])
+def test_an_empty_auth_variable_fails_closed(tmp_path: Path, variable: str) -> None:
+    """Empty variables are ignored, and an empty secret turned authentication off."""
+    done = _run_cli("--data-dir", str(tmp_path), env=_env(**{variable: ""}))
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.endswith(f"{variable} is set but empty: unset it to serve without authentication")
+    assert not (tmp_path / "runservice.db").exists()
+
+
 def test_settings_from_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
         "RUNSERVICE_ADDRESS": "0.0.0.0:6000",

@@ -250,6 +250,14 @@ class Settings(BaseSettings):
             raise ValueError("must be HOST:PORT with a port from 0 to 65535")
         return value
 
+    @field_validator("tokens", "tokens_file")
+    @classmethod
+    def _auth_given(cls, value: str | None) -> str | None:
+        # Fail closed: a secret that reached the process empty turned authentication off.
+        if value is not None and not value.strip():
+            raise ValueError("is set but empty: unset it to serve without authentication")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
@@ -411,6 +419,19 @@ def parse_schedules(value: str) -> list[Schedule]:
         except WorkflowDefinitionError as exc:
             raise ValueError(str(exc)) from None
     return schedules
+
+
+def check_auth_variables(flags: Mapping[str, Any]) -> None:
+    """ConfigError when `RUNSERVICE_TOKENS` or `RUNSERVICE_TOKENS_FILE` is set but empty and no
+    flag gives the setting. Empty variables are ignored (`env_ignore_empty`), but for these a
+    secret that reached the server empty would turn authentication off: `serve` fails closed."""
+    for name in ("tokens", "tokens_file"):
+        variable = env_name(name)
+        if flags.get(name) is None and variable in os.environ and not os.environ[variable].strip():
+            raise ConfigError(
+                f"{name.replace('_', '-')} (environment): {variable} is set but empty:"
+                " unset it to serve without authentication"
+            )
 
 
 def env_name(field: str) -> str:

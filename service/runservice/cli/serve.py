@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING
 
 from runservice import logs
 from runservice.cli.loading import WorkflowLoadError, load_workflows
-from runservice.config import SECRET_SETTINGS, ConfigError, Settings, env_name, unknown_variables
+from runservice.config import (
+    SECRET_SETTINGS,
+    ConfigError,
+    Settings,
+    check_auth_variables,
+    env_name,
+    unknown_variables,
+)
 from runservice.errors import StorageFailed, WorkflowDefinitionError
 
 if TYPE_CHECKING:
@@ -88,13 +95,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if getattr(args, "engine_link_fd", None) is not None:
         return _run_engine_process(args.engine_link_fd)
     try:
-        settings = Settings.load(
-            **{
-                name: getattr(args, name, None)
-                for name in Settings.model_fields
-                if name not in SECRET_SETTINGS
-            }
-        )
+        flags = {
+            name: getattr(args, name, None) for name in Settings.model_fields if name not in SECRET_SETTINGS
+        }
+        check_auth_variables(flags)
+        settings = Settings.load(**flags)
     except ConfigError as exc:
         return _fail(str(exc), 2)
     logs.configure(settings.log_level, settings.log_format, access_log=settings.access_log)
