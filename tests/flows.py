@@ -396,7 +396,61 @@ outer = create_workflow("outer", input_schema=Value).then(middle).then(finish).c
 nested_failing = create_workflow("nested-failing-inner", input_schema=Value).then(broken).commit()
 nested_failure = create_workflow("nested-failure", input_schema=Value).then(nested_failing).commit()
 
+# -- a failed attempt's state changes are dropped (Mastra's handlers/step.ts) ----------------
+
+
+@create_step("note-then-fail", retries=1)
+async def note_then_fail(ctx: StepContext) -> Any:
+    log = [*ctx.state.get("log", []), f"attempt{ctx.retry_count}"]
+    ctx.set_state({"n": ctx.state.get("n", 0) + 1, "log": log})
+    if ctx.retry_count == 0:
+        raise RuntimeError("the first attempt fails after setting state")
+    return ctx.state
+
+
+@create_step("doomed-branch")
+async def doomed_branch(ctx: StepContext) -> Any:
+    ctx.set_state({"n": 999, "doomed": True})
+    raise RuntimeError("this branch fails after setting state")
+
+
+@create_step("kept-branch")
+async def kept_branch(ctx: StepContext) -> Any:
+    ctx.set_state({"kept": True})
+    return "kept"
+
+
+@create_step("read-state", input_schema=None)
+async def read_state(ctx: StepContext) -> Any:
+    return ctx.state
+
+
+retried_state = create_workflow("retried-state").then(note_then_fail).then(read_state).commit()
+failed_branch_state = (
+    create_workflow("failed-branch-state")
+    .parallel([doomed_branch, kept_branch], allow_failure=True)
+    .then(read_state)
+    .commit()
+)
+
+
+@create_step("always-fails-slowly", retries=3)
+async def always_fails_slowly(ctx: StepContext) -> Any:
+    _count(ctx, "always-fails-slowly")
+    raise RuntimeError(f"attempt {ctx.retry_count}")
+
+
+delayed_retries = (
+    create_workflow("delayed-retries", retry_config={"attempts": 3, "delay": 5})
+    .then(always_fails_slowly)
+    .commit()
+)
+
+
 WORKFLOWS = [
+    retried_state,
+    failed_branch_state,
+    delayed_retries,
     pipeline,
     approval,
     drafting,

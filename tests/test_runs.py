@@ -222,6 +222,46 @@ async def test_failure_after_retries_is_a_structured_error(client: Client) -> No
     assert step(result, "broken").status is StepStatus.FAILED
 
 
+async def test_a_failed_attempts_state_changes_are_dropped(client: Client) -> None:
+    """As in Mastra, each attempt starts from the state the step started with, and only an
+    attempt that did not fail changes the run state: a failed attempt's set_state reached its
+    retry, and a failed parallel branch's the steps after the block."""
+    retried = await (await client.get_workflow("retried-state").create_run()).start_async()
+    assert retried.status is RunStatus.SUCCESS
+    assert retried.result == {"n": 1, "log": ["attempt1"]}
+    assert step(retried, "note-then-fail").output == {"n": 1, "log": ["attempt1"]}
+
+    branch = await (await client.get_workflow("failed-branch-state").create_run()).start_async()
+    assert branch.status is RunStatus.SUCCESS
+    assert branch.result == {"kept": True}
+    assert step(branch, "doomed-branch").status is StepStatus.FAILED
+
+
+async def test_a_cancel_during_a_retry_delay_records_the_attempt_that_ran(client: Client) -> None:
+    run = await client.get_workflow("delayed-retries").create_run()
+    await run.start()
+    await until(lambda: flows.CALLS[f"{run.run_id}:always-fails-slowly"] == 1)
+    await asyncio.sleep(0.1)  # into the 5 s delay before the second attempt
+    canceled = await run.cancel()
+    assert canceled.status is RunStatus.CANCELED
+    record = step(canceled, "always-fails-slowly")
+    # The attempt index was counted up before the delay: the record named an attempt that never ran.
+    assert (record.status, record.attempt) == (StepStatus.CANCELED, 0)
+    assert flows.CALLS[f"{run.run_id}:always-fails-slowly"] == 1
+
+
+async def test_a_canceled_foreach_shows_no_item_suspended(client: Client) -> None:
+    run = await client.get_workflow("each").create_run()
+    suspended = await run.start_async(input_data=[{"value": -1}, {"value": 2}, {"value": -3}])
+    assert suspended.status is RunStatus.SUSPENDED
+    canceled = await run.cancel()
+    again = await client.get_workflow("each").run_execution_result(run.run_id)
+    for read in (canceled, again):
+        items = step(read, "check-item").foreach_items
+        # The first batch of two: item 0 suspended (canceled now), item 1 done; 2 never began.
+        assert [(i.index, i.status) for i in items] == [(0, StepStatus.CANCELED), (1, StepStatus.SUCCESS)]
+
+
 async def test_bail_ends_the_run_successfully(client: Client) -> None:
     run = await client.get_workflow("bailing").create_run()
     result = await run.start_async(input_data={"value": 11})

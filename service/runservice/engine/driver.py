@@ -68,6 +68,16 @@ _POSITION = attrgetter("position")
 _UNFINISHED = (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.SUSPENDED)
 
 
+def stopped_record(record: StepRecord, now: float) -> StepRecord:
+    """`record` as a cancel (or a deadline) leaves it: canceled, and so are its foreach items
+    still running or suspended (they read `suspended` in a canceled run before)."""
+    items = record.foreach_items
+    if any(item.status in _UNFINISHED for item in items):
+        canceled = StepStatus.CANCELED
+        items = tuple(replace(i, status=canceled) if i.status in _UNFINISHED else i for i in items)
+    return replace(record, status=StepStatus.CANCELED, ended_at=now, foreach_items=items)
+
+
 @dataclass(frozen=True, slots=True)
 class Resumption:
     """An accepted resume as a body receives it: the resume data (checked against the
@@ -237,10 +247,8 @@ class RunDriver:
         suspended beside one the cancel stopped is over too, as `Engine._cancel_idle`
         records the steps of a run canceled while nothing drove it."""
         for record in sorted(self.records.values(), key=_POSITION):
-            if record.status in (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.SUSPENDED):
-                self.record_event(
-                    EventType.STEP_RESULT, replace(record, status=StepStatus.CANCELED, ended_at=now)
-                )
+            if record.status in _UNFINISHED:
+                self.record_event(EventType.STEP_RESULT, stopped_record(record, now))
         self.suspended.clear()
         self.labels.clear()
 
@@ -532,6 +540,7 @@ class RunDriver:
                 await self.leases.assure(self.run_id, lambda: self.lease_at)
             if self.cancel_requested:
                 return CANCELED, attempt
+            runtime = scope.step_runtime(path)
             ctx = StepContext(
                 input_data=value,
                 run_id=self.run_id,
@@ -542,7 +551,7 @@ class RunDriver:
                 resume_data=resume_value,
                 suspend_data=resumption.suspend_payload if resumption is not None else None,
                 abort_signal=self.abort_signal,
-                runtime=scope.step_runtime(path),
+                runtime=runtime,
                 suspend_schema=step.suspend_schema,
             )
             # Each attempt gets the step's whole timeout, cut to what is left of the
@@ -593,8 +602,10 @@ class RunDriver:
                         exc_info=error,
                         extra=logs.step_extra(self.run_id, path, attempt),
                     )
-                    attempt += 1
                     await self.interruptible_sleep(delay)
+                    if self.cancel_requested:  # during the delay: the attempt after it never ran
+                        return CANCELED, attempt
+                    attempt += 1
                     continue
                 logger.error(
                     "run %s step %s attempt %d failed",
@@ -616,15 +627,19 @@ class RunDriver:
                         return failed(
                             RunError("OutputSerializationError", f"suspend output is not JSON data: {exc}")
                         ), attempt
+                runtime.keep_state()
                 return Outcome(Kind.SUSPENDED, output=detail), attempt
             if isinstance(result, Bail):
+                runtime.keep_state()
                 return Outcome(Kind.BAILED, result.result), attempt
             try:
-                return success(to_jsonable(result)), attempt
+                output = to_jsonable(result)
             except Exception as exc:
                 return failed(
                     RunError("OutputSerializationError", f"step output is not JSON data: {exc}")
                 ), attempt
+            runtime.keep_state()
+            return success(output), attempt
 
     async def _call_body(self, step: Step, ctx: StepContext) -> Any:
         """Run the body inside the current task; `cancel()` cancels that task while it runs.

@@ -28,7 +28,7 @@ from runservice.engine import paging
 from runservice.engine.admission import Caller
 from runservice.engine.capacity import Capacity, Reservation
 from runservice.engine.deadlines import deadline_error, iso, run_deadline
-from runservice.engine.driver import RunDriver
+from runservice.engine.driver import RunDriver, stopped_record
 from runservice.engine.failures import log_failure
 from runservice.engine.follow import follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
@@ -718,7 +718,7 @@ class Engine:
         run_id = run.run_id
         now = time.time()
         stopped = [
-            replace(s, status=StepStatus.CANCELED, ended_at=now)
+            stopped_record(s, now)
             for s in run.steps
             if s.status in (StepStatus.SUSPENDED, StepStatus.RUNNING, StepStatus.WAITING)
         ]

@@ -68,13 +68,6 @@ class Scope:
     def get_state(self) -> dict[str, Json]:
         return dict(self.memory.state)
 
-    def set_state(self, patch: Mapping[str, Json]) -> None:
-        """Merge `patch` into the run state; a state over `limits.STATE` is refused
-        (PayloadTooLarge raised in the step, which fails it) and left unchanged."""
-        merged = {**self.memory.state, **patch}
-        limits.check_state(merged)
-        self.memory.state.update(patch)
-
     async def write_output(self, chunk: Json) -> None:
         await self.memory.write_output(chunk, self.prefix)
 
@@ -87,19 +80,33 @@ class Scope:
 
 
 class BoundRuntime:
-    """A scope bound to one step, so the step's writer output names that step."""
+    """A scope bound to one attempt of one step: the step's writer output names that step, and
+    what the attempt sets with `set_state` is kept aside until it ends. Only an attempt that
+    did not fail changes the run state (`keep_state`), as in Mastra, where each attempt
+    starts from the state the step started with: a failed attempt's changes reached its retry,
+    and a failed parallel branch's the steps after the block."""
 
-    __slots__ = ("_path", "_scope")
+    __slots__ = ("_patch", "_path", "_scope")
 
     def __init__(self, scope: Scope, path: StepPath) -> None:
         self._scope = scope
         self._path = path
+        self._patch: dict[str, Json] = {}
 
     def get_state(self) -> dict[str, Json]:
-        return self._scope.get_state()
+        return {**self._scope.memory.state, **self._patch}
 
     def set_state(self, patch: Mapping[str, Json]) -> None:
-        self._scope.set_state(patch)
+        """Merge `patch` into what this attempt sets; a state over `limits.STATE` is refused
+        (PayloadTooLarge raised in the step, which fails it) and left unchanged."""
+        limits.check_state({**self._scope.memory.state, **self._patch, **patch})
+        self._patch.update(patch)
+
+    def keep_state(self) -> None:
+        """The attempt ended without failing: what it set becomes the run's state."""
+        if self._patch:
+            self._scope.memory.state.update(self._patch)
+            self._patch.clear()
 
     async def write_output(self, chunk: Json) -> None:
         await self._scope.memory.write_output(chunk, self._path)

@@ -11,18 +11,22 @@ from runservice.model import Json
 from runservice.workflow.schema import Schema, to_jsonable
 
 
-class StepRuntime(Protocol):
-    """Services the engine gives a running step; implemented by the engine."""
+class RunView(Protocol):
+    """What a branch or loop condition reads of its run; implemented by the engine."""
 
     def get_state(self) -> dict[str, Json]: ...
-
-    def set_state(self, patch: Mapping[str, Json]) -> None: ...
-
-    async def write_output(self, chunk: Json) -> None: ...
 
     def step_result(self, step_id: str) -> Json | None: ...
 
     def init_data(self) -> Json: ...
+
+
+class StepRuntime(RunView, Protocol):
+    """Services the engine gives a running step; implemented by the engine."""
+
+    def set_state(self, patch: Mapping[str, Json]) -> None: ...
+
+    async def write_output(self, chunk: Json) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,7 @@ class ConditionContext:
         workflow_id: str,
         resource_id: str | None,
         request_context: dict[str, Json],
-        runtime: StepRuntime,
+        runtime: RunView,
         iteration_count: int = 0,
         retry_count: int = -1,
     ) -> None:
@@ -138,12 +142,14 @@ class StepContext(ConditionContext):
         self.suspend_data = suspend_data
         self.abort_signal = abort_signal
         self.writer = Writer(runtime)
+        self._step_runtime = runtime
         self._suspend_schema = suspend_schema
         self.suspension: Suspension | None = None
 
     def set_state(self, patch: Mapping[str, Any]) -> None:
-        """Shallow-merge `patch` into the run state; persisted with the step's result."""
-        self._runtime.set_state(to_jsonable(dict(patch)))
+        """Shallow-merge `patch` into the run state, kept if this attempt does not fail (a
+        retry starts from the state the step started with); persisted with the step's result."""
+        self._step_runtime.set_state(to_jsonable(dict(patch)))
 
     async def suspend(self, payload: Any = None, *, resume_label: str | list[str] | None = None) -> None:
         """Suspend this step; the run waits for Resume. Return from the body afterwards."""
