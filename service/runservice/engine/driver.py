@@ -472,6 +472,15 @@ class RunDriver:
         if isinstance(validated, Outcome):
             return validated
         value, checked = validated
+        # A step in flight when the process died carries on from the attempt its record
+        # reached (each failed attempt is committed before the next: `run_body`), so a crash
+        # during the retries does not give the step its whole retry budget again.
+        earlier = self.records.get(path)
+        first = (
+            earlier.attempt
+            if earlier is not None and earlier.status is StepStatus.RUNNING and earlier.iteration == iteration
+            else 0
+        )
         record = StepRecord(
             path,
             StepStatus.RUNNING,
@@ -480,9 +489,10 @@ class RunDriver:
             iteration=iteration,
             position=self.position(path),
             call_id=new_call_id(),
+            attempt=first,
         )
         self.record_event(EventType.STEP_START, record)
-        body, attempt = await self.run_body(step, value, scope, path, None)
+        body, attempt = await self.run_body(step, value, scope, path, None, record=record)
         outcome = self.finish_record(record, body, attempt=attempt)
         await self.outbox.after_body()
         return outcome
@@ -514,10 +524,19 @@ class RunDriver:
         return body
 
     async def run_body(
-        self, step: Step, value: Any, scope: Scope, path: StepPath, resumption: Resumption | None
+        self,
+        step: Step,
+        value: Any,
+        scope: Scope,
+        path: StepPath,
+        resumption: Resumption | None,
+        *,
+        record: StepRecord | None = None,
     ) -> tuple[Outcome, int]:
         """Call the body until it succeeds, suspends, bails or runs out of retries.
 
+        With the step's running `record`, the attempts go on from its `attempt`, and each
+        failed attempt commits the index of the next one on it before the retry's delay.
         Returns the outcome and the index of the last attempt.
         """
         resume_value: Any = None
@@ -530,7 +549,7 @@ class RunDriver:
                 return failed(RunError("ResumeValidationError", str(exc), exc.details)), 0
         retries = step.retries if step.retries is not None else scope.workflow.retry_config.attempts
         delay = scope.workflow.retry_config.delay
-        attempt = 0
+        attempt = record.attempt if record is not None else 0
         while True:
             # Every earlier result must be durable before user code runs again.
             await self.outbox.before_body()
@@ -602,6 +621,11 @@ class RunDriver:
                         exc_info=error,
                         extra=logs.step_extra(self.run_id, path, attempt),
                     )
+                    if record is not None:  # internal progress: a commit nobody waits on for a sync
+                        record = replace(record, attempt=attempt + 1)
+                        self.records[path] = record
+                        self.outbox.stage(step=record)
+                        await self.outbox.commit()
                     await self.interruptible_sleep(delay)
                     if self.cancel_requested:  # during the delay: the attempt after it never ran
                         return CANCELED, attempt
