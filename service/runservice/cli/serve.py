@@ -133,7 +133,7 @@ def run_serve(args: argparse.Namespace) -> int:
             return _fail(f"data directory {data_dir} exists and is not a directory", 1)
         except OSError as exc:
             return _fail(f"cannot create the data directory {data_dir}: {exc.strerror or exc}", 1)
-    if settings.metrics_address is not None and settings.metrics_address == settings.address:
+    if settings.metrics_address == settings.address and not settings.address.endswith(":0"):
         same = settings.metrics_address
         return _fail(f"metrics_address {same} is the address too: give it a port of its own", 2)
     for address in (settings.address, settings.metrics_address):
