@@ -157,7 +157,49 @@ lonely = (
     .then(hold_if_many)
     .commit()
 )
-FLOWS = [held, asking, sleeper, ticked, dozer, serial, narrow, napping_after_sleep, drowsy, dreamy, lonely]
+beside = {"now": 0, "most": 0}
+"""Bodies of `beside-nap` running now, and the most at once."""
+
+
+@create_step("beside-nap", input_schema=Count, output_schema=Count)
+async def beside_nap(ctx: StepContext) -> Count:
+    await asyncio.sleep(0.05)  # the sibling's sleep begins first (or, listed second, after it)
+    beside["now"] += 1
+    beside["most"] = max(beside["most"], beside["now"])
+    try:
+        await asyncio.sleep(0.3)
+    finally:
+        beside["now"] -= 1
+    return Count(count=ctx.input_data.count)
+
+
+short_sleep = create_workflow("short-sleep", input_schema=Count, output_schema=Count).sleep(0.1).commit()
+sleep_then_body = (
+    create_workflow("sleep-beside-body", input_schema=Count, max_active_runs=1)
+    .parallel([short_sleep, beside_nap])
+    .commit()
+)
+body_then_sleep = (
+    create_workflow("body-beside-sleep", input_schema=Count, max_active_runs=1)
+    .parallel([beside_nap, short_sleep])
+    .commit()
+)
+
+FLOWS = [
+    held,
+    asking,
+    sleeper,
+    ticked,
+    dozer,
+    serial,
+    narrow,
+    napping_after_sleep,
+    drowsy,
+    dreamy,
+    lonely,
+    sleep_then_body,
+    body_then_sleep,
+]
 
 
 @pytest.fixture(autouse=True)
@@ -166,6 +208,7 @@ def fresh_gate() -> None:
     first_gate.reset()
     woken_gate.reset()
     woken.update(now=0, most=0)
+    beside.update(now=0, most=0)
 
 
 async def until(check: Any, within: float = 10.0) -> None:
@@ -332,6 +375,19 @@ async def test_a_workflows_own_bound_holds_back_its_runs_only(
             await until(lambda run_id=run_id, expected=expected: _is(served, run_id, expected))
         assert gate.entered == [-10, 10, 5, -20, 20]
         assert await served.store.count_unowned() == 0
+
+
+@pytest.mark.parametrize("workflow_id", ["sleep-beside-body", "body-beside-sleep"])
+async def test_a_sleep_beside_a_running_body_keeps_the_runs_room(
+    serving: ServingFactory, tmp_path: Path, workflow_id: str
+) -> None:
+    """A parallel branch's sleep marked the run `waiting` (taking no room) while a sibling's
+    body ran, so the next run of a workflow bounded to one started its body beside it."""
+    async with serving(tmp_path / "runs.db", workflows=FLOWS, claim_interval=0.05) as served:
+        runs = [await served.engine.start(workflow_id, input_data={"count": n}) for n in range(3)]
+        for run in runs:
+            await until(lambda run=run: _is(served, run.run_id, RunStatus.SUCCESS))
+    assert beside["most"] == 1
 
 
 async def test_an_operators_time_travel_fork_and_restart_wait_for_room_too(

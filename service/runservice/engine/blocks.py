@@ -120,6 +120,9 @@ class Walker(Protocol):
 
     async def interruptible_sleep(self, seconds: float) -> None: ...
 
+    def bodies_running(self) -> bool:
+        """Whether a step body of the run is running now (a sibling branch's, beside a sleep)."""
+
     def sleeping(self) -> None:
         """The run sleeps (`waiting`): it takes no room, so runs that wait for some may go."""
 
@@ -415,14 +418,19 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
             position=walker.position(path),
         )
     assert record is not None
-    walker.status = RunStatus.WAITING
+    # A sibling branch's body running beside this sleep keeps the run `running`, and its room:
+    # a run counted as sleeping while a body ran let one more run past the bounds. (A body
+    # that starts while the run sleeps takes the room back first: `RunDriver.run_body`.)
+    if not walker.bodies_running():
+        walker.status = RunStatus.WAITING
     if fresh:
-        walker.record_event(EventType.STEP_WAITING, record, status=RunStatus.WAITING, wake_at=record.wake_at)
+        walker.record_event(EventType.STEP_WAITING, record, status=walker.status, wake_at=record.wake_at)
     else:  # a re-drive of the sleep (after a restart): the log has told of it already
-        walker.outbox.stage(status=RunStatus.WAITING, wake_at=record.wake_at)
+        walker.outbox.stage(status=walker.status, wake_at=record.wake_at)
     walker.stage_memory()
     await walker.outbox.commit()
-    walker.sleeping()
+    if walker.status is RunStatus.WAITING:
+        walker.sleeping()
     wake_at = record.wake_at or now
     cut = scope.deadline is not None and scope.deadline < wake_at  # a nested workflow's deadline comes first
     await walker.interruptible_sleep(min(wake_at, scope.deadline or wake_at) - time.time())

@@ -130,6 +130,7 @@ class RunDriver:
         self.labels: dict[str, ResumeLabel] = {}
         self._next_position = max((s.position for s in run.steps), default=0) + 1
         self._bodies: set[asyncio.Task[Any]] = set()
+        self._waking: asyncio.Lock | None = None
         """Tasks currently inside a step body (the driver task, or a concurrent block's tasks)."""
         self._cancels: dict[asyncio.Task[Any], int] = {}
         self._sizes: dict[StepPath, int] = {}
@@ -557,6 +558,12 @@ class RunDriver:
             # waits for a renewal, which stops this drive if another replica took the run.
             if self.leases is not None and self.leases.stale(self.lease_at):
                 await self.leases.assure(self.run_id, lambda: self.lease_at)
+            if self.status is RunStatus.WAITING:
+                # A sibling branch sleeps, and the run with it: a body that runs takes the
+                # run's room back first (it may wait for some), as a sleep that ends does.
+                await self.awake()
+                self.outbox.stage(status=RunStatus.RUNNING)
+                await self.outbox.commit()
             if self.cancel_requested:
                 return CANCELED, attempt
             runtime = scope.step_runtime(path)
@@ -873,15 +880,24 @@ class RunDriver:
         self.outbox.event(EventType.STEP_OUTPUT, self.status, record, data=chunk)
         await self.outbox.commit()
 
+    def bodies_running(self) -> bool:
+        return bool(self._bodies)
+
     def sleeping(self) -> None:
         """The run sleeps (`waiting`): it takes no room, so runs that wait for some may go."""
         if self.leases is not None:
             self.leases.room_made(self.run.workflow_id)
 
     async def awake(self) -> None:
-        """The run's sleep ended: it is `running` again once it has room (engine/capacity.py)."""
-        if self.leases is not None:
-            await self.leases.room_to_go_on(self)
+        """The run's sleep ended (or a body of it is to run): it is `running` again once it
+        has room (engine/capacity.py)."""
+        if self.leases is not None and self.status is RunStatus.WAITING:
+            # Two branches may wake the run at once (a sleep ending, a sibling's body): the
+            # keeper waits for room once per run, so the second waits for the first.
+            if self._waking is None:
+                self._waking = asyncio.Lock()
+            async with self._waking:
+                await self.leases.room_to_go_on(self)
         self.status = RunStatus.RUNNING
 
     async def interruptible_sleep(self, seconds: float) -> None:
