@@ -447,7 +447,20 @@ delayed_retries = (
 )
 
 
+@create_step("needs-value", input_schema=Value, output_schema=Value)
+async def needs_value(ctx: StepContext) -> Value:
+    _count(ctx, "needs-value")
+    return ctx.input_data
+
+
+refused_input = (
+    create_workflow("refused-input", retry_config={"attempts": 2, "delay": 0.01}).then(needs_value).commit()
+)
+"""No input schema of its own: the step's refuses what the run was given."""
+
+
 WORKFLOWS = [
+    refused_input,
     retried_state,
     failed_branch_state,
     delayed_retries,

@@ -222,6 +222,21 @@ async def test_failure_after_retries_is_a_structured_error(client: Client) -> No
     assert step(result, "broken").status is StepStatus.FAILED
 
 
+async def test_a_refused_step_input_starts_the_step_and_fails_each_attempt(client: Client) -> None:
+    """As in Mastra, which validates inside its retry loop: `workflow-step-start`, then the
+    retries, then the failure (before, a lone step result with attempt 0 and no start)."""
+    run = await client.get_workflow("refused-input").create_run()
+    result = await run.start_async(input_data={"value": "x"})
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and result.error.name == "StepInputValidationError"
+    record = step(result, "needs-value")
+    assert (record.status, record.attempt, record.payload) == (StepStatus.FAILED, 2, {"value": "x"})
+    assert flows.CALLS[f"{run.run_id}:needs-value"] == 0  # the body never ran
+    events = [event async for event in client.follow(run.run_id, 0)]
+    kinds = [event.type for event in events if event.step is not None and event.step.path == ("needs-value",)]
+    assert kinds == [EventType.STEP_START, EventType.STEP_RESULT]
+
+
 async def test_a_failed_attempts_state_changes_are_dropped(client: Client) -> None:
     """As in Mastra, each attempt starts from the state the step started with, and only an
     attempt that did not fail changes the run state: a failed attempt's set_state reached its

@@ -68,6 +68,14 @@ _POSITION = attrgetter("position")
 _UNFINISHED = (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.SUSPENDED)
 
 
+class _InputRefused(Exception):
+    """An attempt of a step whose input its schema refused (`RunDriver.run_body`)."""
+
+    def __init__(self, error: RunError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def stopped_record(record: StepRecord, now: float) -> StepRecord:
     """`record` as a cancel (or a deadline) leaves it: canceled, and so are its foreach items
     still running or suspended (they read `suspended` in a canceled run before)."""
@@ -468,11 +476,17 @@ class RunDriver:
     async def execute(
         self, step: Step, data: Json, path: StepPath, scope: Scope, *, iteration: int = 0
     ) -> Outcome:
-        """Run a step from its input (first run, or again after a crash) and record it."""
-        validated = self.validate_input(step.input_schema, data, path, iteration=iteration)
+        """Run a step from its input (first run, or again after a crash) and record it.
+
+        An input its schema refuses fails each attempt in place of the body, as in Mastra,
+        which validates inside its retry loop: the step starts, is retried, then fails."""
+        validated = self.validate_input(step.input_schema, data, path, emit=False)
+        invalid: RunError | None = None
         if isinstance(validated, Outcome):
-            return validated
-        value, checked = validated
+            invalid = validated.error
+            value, checked = None, data
+        else:
+            value, checked = validated
         # A step in flight when the process died carries on from the attempt its record
         # reached (each failed attempt is committed before the next: `run_body`), so a crash
         # during the retries does not give the step its whole retry budget again.
@@ -493,7 +507,7 @@ class RunDriver:
             attempt=first,
         )
         self.record_event(EventType.STEP_START, record)
-        body, attempt = await self.run_body(step, value, scope, path, None, record=record)
+        body, attempt = await self.run_body(step, value, scope, path, None, record=record, invalid=invalid)
         outcome = self.finish_record(record, body, attempt=attempt)
         await self.outbox.after_body()
         return outcome
@@ -533,12 +547,14 @@ class RunDriver:
         resumption: Resumption | None,
         *,
         record: StepRecord | None = None,
+        invalid: RunError | None = None,
     ) -> tuple[Outcome, int]:
         """Call the body until it succeeds, suspends, bails or runs out of retries.
 
         With the step's running `record`, the attempts go on from its `attempt`, and each
         failed attempt commits the index of the next one on it before the retry's delay.
-        Returns the outcome and the index of the last attempt.
+        With `invalid` (the step's input refused), each attempt fails with it instead of
+        calling the body. Returns the outcome and the index of the last attempt.
         """
         resume_value: Any = None
         if resumption is not None:
@@ -589,6 +605,8 @@ class RunDriver:
             error: BaseException | None = None
             try:
                 with logs.in_step(path):
+                    if invalid is not None:
+                        raise _InputRefused(invalid)
                     if cut:
                         result = await self._call_timed(step, ctx, path, left or 0.0, scope)
                     elif seconds is not None:
@@ -625,7 +643,7 @@ class RunDriver:
                         self.run_id,
                         ".".join(path),
                         attempt,
-                        exc_info=error,
+                        exc_info=None if isinstance(error, _InputRefused) else error,
                         extra=logs.step_extra(self.run_id, path, attempt),
                     )
                     if record is not None:  # internal progress: a commit nobody waits on for a sync
@@ -643,9 +661,11 @@ class RunDriver:
                     self.run_id,
                     ".".join(path),
                     attempt,
-                    exc_info=error,
+                    exc_info=None if isinstance(error, _InputRefused) else error,
                     extra=logs.step_extra(self.run_id, path, attempt),
                 )
+                if isinstance(error, _InputRefused):
+                    return failed(error.error), attempt
                 return failed(RunError.from_exception(error)), attempt
             if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel
                 return CANCELED, attempt
