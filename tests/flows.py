@@ -450,7 +450,7 @@ delayed_retries = (
 @create_step("needs-value", input_schema=Value, output_schema=Value)
 async def needs_value(ctx: StepContext) -> Value:
     _count(ctx, "needs-value")
-    return ctx.input_data
+    return Value(value=ctx.input_data.value)
 
 
 refused_input = (
