@@ -280,8 +280,20 @@ async def wobbly(ctx: StepContext) -> Any:
 retried = create_workflow("retried", retry_config={"attempts": 2, "delay": 30}).then(wobbly).commit()
 """Each failed attempt waits 30 s before the next: the engine is stopped in that delay."""
 
+
+@create_step("wobbly-item")
+async def wobbly_item(ctx: StepContext) -> Any:
+    await probe.body(f"wobbly-item[{ctx.input_data}]#{ctx.retry_count}")
+    raise RuntimeError(f"attempt {ctx.retry_count} fails")
+
+
+retried_each = (
+    create_workflow("retried-each", retry_config={"attempts": 1, "delay": 30}).foreach(wobbly_item).commit()
+)
+
 WORKFLOWS = [
     retried,
+    retried_each,
     napping,
     to_six,
     remembering_each,
@@ -376,6 +388,19 @@ async def test_a_sleep_re_driven_after_a_stop_is_told_of_once(db: str) -> None:
     assert done.status is RunStatus.SUCCESS and done.result == {"n": 1}
     nap = next(s.path for s in done.steps if s.path != ("after-nap",))
     assert await told(engine_events(db, run.run_id), nap, EventType.STEP_WAITING) == 1
+
+
+async def test_a_foreach_items_retries_go_on_from_the_attempt_a_crash_left(db: str) -> None:
+    """As a step's: each failed attempt of an item is committed on its row before the delay."""
+    async with booted(db) as engine:
+        run = await engine.start("retried-each", input_data=[7])
+        await probe.wait_entered("wobbly-item[7]#0")
+        await asyncio.sleep(0.2)  # attempt 0 failed: into the 30 s delay
+    async with booted(db) as engine:  # attempt 1 runs at once, and is the last
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.FAILED and done.error is not None
+    assert done.error.message == "attempt 1 fails"
+    assert probe.ran == Counter({"wobbly-item[7]#0": 1, "wobbly-item[7]#1": 1})
 
 
 # -- runs interrupted in a body ---------------------------------------------------------------------

@@ -134,6 +134,9 @@ class ForeachItem:
     resumed_at: float | None = None
     """When a resume of this item was accepted (see `resume_pending`)."""
     resume_payload: Json = None
+    attempt: int = 0
+    """A running item's next attempt (its failed ones are committed as they fail, so a crash
+    does not give the item its whole retry budget again)."""
 
     @property
     def resume_pending(self) -> bool:
@@ -152,6 +155,7 @@ class ForeachItem:
             suspended_at=self.suspended_at,
             resumed_at=self.resumed_at,
             resume_payload=self.resume_payload,
+            attempt=self.attempt or None,
         )
 
     @classmethod
@@ -166,6 +170,7 @@ class ForeachItem:
             suspended_at=data.get("suspended_at"),
             resumed_at=data.get("resumed_at"),
             resume_payload=data.get("resume_payload"),
+            attempt=data.get("attempt") or 0,
         )
 
 

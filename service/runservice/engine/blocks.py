@@ -93,7 +93,7 @@ class Walker(Protocol):
     ) -> Outcome: ...
 
     async def run_item(
-        self, step: Step, data: Json, path: StepPath, scope: Scope, item: ForeachItem | None
+        self, step: Step, data: Json, path: StepPath, scope: Scope, index: int, item: ForeachItem | None
     ) -> Outcome: ...
 
     async def gather(self, *branches: Coroutine[Any, Any, _T]) -> list[_T]: ...
@@ -252,7 +252,7 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             # An item's own timeout counts from the foreach's start.
             item_scope = scope.child(step, (*path, f"[{index}]"), data, started_at=started_at)
             return await walker.run_sequence(step, data, item_scope)
-        return await walker.run_item(step, items[index], path, scope, state.get(index))
+        return await walker.run_item(step, items[index], path, scope, index, state.get(index))
 
     if record.status is StepStatus.SUSPENDED:
         if not walker.resume_below(path):

@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -507,7 +507,14 @@ class RunDriver:
             attempt=first,
         )
         self.record_event(EventType.STEP_START, record)
-        body, attempt = await self.run_body(step, value, scope, path, None, record=record, invalid=invalid)
+
+        def reached(next_attempt: int) -> None:
+            self.records[path] = replace(record, attempt=next_attempt)
+            self.outbox.stage(step=self.records[path])
+
+        body, attempt = await self.run_body(
+            step, value, scope, path, None, first_attempt=first, reached=reached, invalid=invalid
+        )
         outcome = self.finish_record(record, body, attempt=attempt)
         await self.outbox.after_body()
         return outcome
@@ -526,16 +533,24 @@ class RunDriver:
         return outcome
 
     async def run_item(
-        self, step: Step, data: Json, path: StepPath, scope: Scope, item: ForeachItem | None
+        self, step: Step, data: Json, path: StepPath, scope: Scope, index: int, item: ForeachItem | None
     ) -> Outcome:
-        """Run one foreach item's body; the foreach block records the item's outcome."""
+        """Run one foreach item's body; the foreach block records the item's outcome. An
+        item in flight when the process died goes on from the attempt its row reached."""
         validated = self.validate_input(step.input_schema, data, path, emit=False)
         if isinstance(validated, Outcome):
             return validated
         resumption = None
         if item is not None and item.resume_pending:
             resumption = Resumption(item.resume_payload, item.suspend_payload)
-        body, _ = await self.run_body(step, validated[0], scope, path, resumption)
+        first = item.attempt if item is not None and item.status is StepStatus.RUNNING else 0
+
+        def reached(next_attempt: int) -> None:
+            self.outbox.stage_item(path, ForeachItem(index, StepStatus.RUNNING, attempt=next_attempt))
+
+        body, _ = await self.run_body(
+            step, validated[0], scope, path, resumption, first_attempt=first, reached=reached
+        )
         return body
 
     async def run_body(
@@ -546,15 +561,17 @@ class RunDriver:
         path: StepPath,
         resumption: Resumption | None,
         *,
-        record: StepRecord | None = None,
+        first_attempt: int = 0,
+        reached: Callable[[int], None] | None = None,
         invalid: RunError | None = None,
     ) -> tuple[Outcome, int]:
         """Call the body until it succeeds, suspends, bails or runs out of retries.
 
-        With the step's running `record`, the attempts go on from its `attempt`, and each
-        failed attempt commits the index of the next one on it before the retry's delay.
-        With `invalid` (the step's input refused), each attempt fails with it instead of
-        calling the body. Returns the outcome and the index of the last attempt.
+        The attempts start at `first_attempt`; before a retry's delay, `reached` stages the
+        index of the next attempt (on the step's record, or its foreach item's row), and it
+        is committed, so a crash does not give the step its whole retry budget again. With
+        `invalid` (the step's input refused), each attempt fails with it instead of calling
+        the body. Returns the outcome and the index of the last attempt.
         """
         resume_value: Any = None
         if resumption is not None:
@@ -566,7 +583,7 @@ class RunDriver:
                 return failed(RunError("ResumeValidationError", str(exc), exc.details)), 0
         retries = step.retries if step.retries is not None else scope.workflow.retry_config.attempts
         delay = scope.workflow.retry_config.delay
-        attempt = record.attempt if record is not None else 0
+        attempt = first_attempt
         while True:
             # Every earlier result must be durable before user code runs again.
             await self.outbox.before_body()
@@ -646,10 +663,8 @@ class RunDriver:
                         exc_info=None if isinstance(error, _InputRefused) else error,
                         extra=logs.step_extra(self.run_id, path, attempt),
                     )
-                    if record is not None:  # internal progress: a commit nobody waits on for a sync
-                        record = replace(record, attempt=attempt + 1)
-                        self.records[path] = record
-                        self.outbox.stage(step=record)
+                    if reached is not None:  # internal progress: a commit nobody waits on for a sync
+                        reached(attempt + 1)
                         await self.outbox.commit()
                     await self.interruptible_sleep(delay)
                     if self.cancel_requested:  # during the delay: the attempt after it never ran
