@@ -138,8 +138,9 @@ class RunDriver:
         self.labels: dict[str, ResumeLabel] = {}
         self._next_position = max((s.position for s in run.steps), default=0) + 1
         self._bodies: set[asyncio.Task[Any]] = set()
-        self._waking: asyncio.Lock | None = None
         """Tasks currently inside a step body (the driver task, or a concurrent block's tasks)."""
+        self._waking: asyncio.Lock | None = None
+        """Held while the run waits for room to go on (`awake`): one wait per run at a time."""
         self._cancels: dict[asyncio.Task[Any], int] = {}
         self._sizes: dict[StepPath, int] = {}
         """Bytes of each step's output or suspend payload (for the run's total size)."""
