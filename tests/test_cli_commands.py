@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import signal
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from clitools import Result, clean_env, cli_workflows, runservice
+from clitools import RUNSERVICE, Result, clean_env, cli_workflows, runservice
 from conftest import ServingFactory
 
 from runservice import __version__
@@ -288,6 +290,33 @@ async def test_start_errors(target: str, tmp_path: Path) -> None:
     again = await cli(target, "start", "echo", "-i", '{"count": 1}', "--run-id", "twice")
     assert again.code == 1
     one_error_line(again, "ALREADY_EXISTS RUN_ALREADY_STARTED", "twice")
+
+
+async def test_a_wait_cut_short_names_the_run_that_goes_on(target: str) -> None:
+    """`start --wait` without --run-id never told the run's id when its wait ended early (a
+    --timeout, Ctrl-C), and the run went on."""
+    cut = await cli(target, "start", "sluggish", "-i", '{"value": 1}', "--wait", "--timeout", "1")
+    assert cut.code == 1
+    line = one_error_line(cut, "DEADLINE_EXCEEDED", "may still be running")
+    found = re.search(r"\(runservice watch (\S+)\)$", line)
+    assert found is not None, line
+    run_id = found.group(1)
+    shown = await cli(target, "show", run_id, "--json")
+    assert shown.code == 0 and shown.json()["status"] == "running"
+
+    proc = await asyncio.create_subprocess_exec(
+        str(RUNSERVICE), "start", "sluggish", "-i", '{"value": 2}', "--wait", "--target", target,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+    )  # fmt: skip
+    await asyncio.sleep(2.0)  # connected and waiting
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130
+    (interrupted,) = err.decode().strip().splitlines()
+    assert interrupted.startswith("runservice: error: interrupted; run ")
+    assert "may still be running (runservice watch " in interrupted
+    for run in (run_id, interrupted.split()[4]):
+        assert (await cli(target, "cancel", run)).code == 0
 
 
 async def test_a_failed_run_exits_3(target: str) -> None:

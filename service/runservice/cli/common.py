@@ -174,6 +174,9 @@ def client_command(body: Command) -> Callable[[argparse.Namespace], int]:
             late = errors.ServiceError(f"no answer within {args.timeout:g} s", reason="DEADLINE_EXCEEDED")
             return fail_call(late, args)
         except KeyboardInterrupt:
+            waited = getattr(args, "waiting_on", None)
+            if waited:  # the wait ended here, not the run
+                return fail(f"interrupted; {_still_running(waited)}", EXIT_INTERRUPTED)
             print(file=sys.stderr)
             return EXIT_INTERRUPTED
 
@@ -244,9 +247,16 @@ def fail_call(exc: errors.ServiceError, args: argparse.Namespace) -> int:
         text += " (" + "; ".join(f"{v.field}: {v.description}" for v in exc.violations) + ")"
     if code == "UNAVAILABLE" and exc.reason == "UNAVAILABLE":
         text += f" (is a server running at {args.target}? see --target or {TARGET_ENV})"
+    waited = getattr(args, "waiting_on", None)
+    if waited and code in ("DEADLINE_EXCEEDED", "UNAVAILABLE", "CANCELLED"):
+        text += f"; {_still_running(waited)}"  # a wait that ended says which run it waited for
     if getattr(args, "json", False):
         print_json({"error": error_json(exc)})
     return fail(f"{head}: {text}", EXIT_CALL)
+
+
+def _still_running(run_id: str) -> str:
+    return f"run {run_id} may still be running (runservice watch {run_id})"
 
 
 def print_json(value: Any, *, indent: int | None = 2) -> None:

@@ -34,7 +34,7 @@ from runservice.cli.output import (
     when,
 )
 from runservice.cli.selection import act_on, add_filters, selected_ids, selection
-from runservice.model import Json, Run, RunStatus
+from runservice.model import Json, Run, RunStatus, time_ordered_id
 
 if TYPE_CHECKING:
     from runservice.client import Client
@@ -222,7 +222,14 @@ async def start_run(client: Client, args: argparse.Namespace) -> int:
         input_data = await _default_input(client, args.workflow)
     state = read_json(args.state, "--state")
     context = read_json(args.context, "--context")
-    run = run_handle(client, args.run_id or "", workflow_id=args.workflow, resource_id=args.resource_id)
+    run_id = args.run_id or ""
+    if args.wait and not run_id and not args.request_id:
+        # Chosen here, as the server would (time-ordered), so that a wait cut short (Ctrl-C,
+        # --timeout, a server stopping) can name the run that goes on. With a --request-id
+        # the server derives the run id from it, and a repeated command finds the same run.
+        run_id = time_ordered_id()
+    args.waiting_on = run_id if args.wait else None
+    run = run_handle(client, run_id, workflow_id=args.workflow, resource_id=args.resource_id)
     start = run.start_async if args.wait else run.start
     done = await start(
         input_data,
@@ -246,6 +253,7 @@ async def resume_run(client: Client, args: argparse.Namespace) -> int:
     data = read_json(args.data, "--data")
     context = read_json(args.context, "--context")
     run = run_handle(client, args.run_id)
+    args.waiting_on = args.run_id if args.wait else None
     resume = run.resume_async if args.wait else run.resume
     done = await resume(
         data,
