@@ -226,6 +226,19 @@ def test_an_empty_auth_variable_fails_closed(tmp_path: Path, variable: str) -> N
     assert not (tmp_path / "runservice.db").exists()
 
 
+def test_two_variables_of_one_setting_that_disagree_are_refused(tmp_path: Path) -> None:
+    """pydantic took one of RUNSERVICE_SHUTDOWN_GRACE and RUNSERVICE_GRACE and ignored the other."""
+    done = _run_cli(
+        "--data-dir", str(tmp_path), env=_env(RUNSERVICE_SHUTDOWN_GRACE="30", RUNSERVICE_GRACE="5")
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "runservice: error: grace (environment): RUNSERVICE_SHUTDOWN_GRACE='30' and RUNSERVICE_GRACE='5'"
+        " disagree: set one of them"
+    ]
+    assert not (tmp_path / "runservice.db").exists()
+
+
 def test_settings_from_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
         "RUNSERVICE_ADDRESS": "0.0.0.0:6000",

@@ -434,6 +434,21 @@ def check_auth_variables(flags: Mapping[str, Any]) -> None:
             )
 
 
+def check_alias_variables(flags: Mapping[str, Any]) -> None:
+    """ConfigError when two variables of one setting (`RUNSERVICE_SHUTDOWN_GRACE` and
+    `RUNSERVICE_GRACE`) are both set, differently, and no flag gives it: pydantic would take one
+    in silence, and the operator who set the other would not learn it is ignored."""
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if flags.get(field) is not None or not isinstance(alias, AliasChoices):
+            continue
+        names = [str(choice).upper() for choice in alias.choices if str(choice).upper().startswith(PREFIX)]
+        given = {name: os.environ[name].strip() for name in names if os.environ.get(name, "").strip()}
+        if len(set(given.values())) > 1:
+            both = " and ".join(f"{name}={value!r}" for name, value in given.items())
+            raise ConfigError(f"{field.replace('_', '-')} (environment): {both} disagree: set one of them")
+
+
 def env_name(field: str) -> str:
     """The main environment variable of a setting."""
     return PREFIX + ("SHUTDOWN_GRACE" if field == "grace" else field.upper())

@@ -26,6 +26,7 @@ from runservice.config import (
     SECRET_SETTINGS,
     ConfigError,
     Settings,
+    check_alias_variables,
     check_auth_variables,
     env_name,
     unknown_variables,
@@ -99,6 +100,7 @@ def run_serve(args: argparse.Namespace) -> int:
             name: getattr(args, name, None) for name in Settings.model_fields if name not in SECRET_SETTINGS
         }
         check_auth_variables(flags)
+        check_alias_variables(flags)
         settings = Settings.load(**flags)
     except ConfigError as exc:
         return _fail(str(exc), 2)
