@@ -192,6 +192,30 @@ def test_sqlite_schema_lacking_a_column_is_refused_in_one_line(
     conn.close()
 
 
+def test_another_applications_sqlite_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """A `--database-url` naming another application's file: refused in one line, and neither
+    switched to WAL nor given runservice's tables (it used to get both in silence)."""
+    path = tmp_path / "inventory.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO items (name) VALUES ('bolt')")
+    conn.close()
+    before = path.read_bytes()
+    argv = [sys.executable, "-m", "runservice", "serve", "--address", "127.0.0.1:0"]
+    done = subprocess.run(
+        [*argv, "--database-url", f"sqlite:///{path}"],
+        cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line == (
+        f"runservice: error: cannot serve: database {path} holds tables runservice did not make"
+        " (items): it is another application's file; give runservice a file of its own"
+    )
+    assert path.read_bytes() == before
+    assert not Path(f"{path}-wal").exists()
+
+
 async def test_postgres_schema_lacking_a_table_is_refused(pg_databases: Databases) -> None:
     url = await pg_databases.url_for("dropped")
     conn = await asyncpg.connect(url)

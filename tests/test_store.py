@@ -175,7 +175,8 @@ async def test_sqlite_new_file_has_small_pages_and_an_existing_file_keeps_its_ow
     old = str(tmp_path / "old.db")
     with sqlite3.connect(old) as conn:
         conn.execute("PRAGMA page_size = 4096")
-        conn.execute("CREATE TABLE made_before (x)")
+        conn.execute("CREATE TABLE made_before (x)")  # writes the file's first pages
+        conn.execute("DROP TABLE made_before")  # a table not ours would be refused
     conn.close()
     store = SqliteStore(old)
     await store.open()

@@ -1268,6 +1268,7 @@ def _connect_writer(path: str) -> sqlite3.Connection:
     # write lock up front, so busy_timeout applies instead of a deferred upgrade failing.
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
+        _refuse_foreign(conn, path)
         # Only a new, empty file takes it (before WAL mode and its first table): an existing
         # database keeps the page size it was made with.
         conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
@@ -1291,6 +1292,23 @@ def _connect_writer(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
+    """RuntimeError (one line) for a database of another application: one with tables but no
+    `runs`. Before, runservice switched it to WAL and added its tables beside the others (a
+    `--database-url` naming the wrong file), changing a file that was not its own."""
+    names = [
+        name
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        if not name.startswith("sqlite_")
+    ]
+    if names and "runs" not in names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise RuntimeError(
+            f"database {path} holds tables runservice did not make ({shown}): it is another"
+            " application's file; give runservice a file of its own"
+        )
 
 
 def _migrate(conn: sqlite3.Connection, path: str) -> None:
