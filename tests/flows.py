@@ -457,10 +457,15 @@ refused_input = (
     create_workflow("refused-input", retry_config={"attempts": 2, "delay": 0.01}).then(needs_value).commit()
 )
 """No input schema of its own: the step's refuses what the run was given."""
+refused_item = (
+    create_workflow("refused-item", retry_config={"attempts": 2, "delay": 0.01}).foreach(needs_value).commit()
+)
+"""A foreach whose step refuses one of the items."""
 
 
 WORKFLOWS = [
     refused_input,
+    refused_item,
     retried_state,
     failed_branch_state,
     delayed_retries,

@@ -4,6 +4,7 @@ bail, cancel, claims, streams and watches."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from typing import Any
@@ -235,6 +236,29 @@ async def test_a_refused_step_input_starts_the_step_and_fails_each_attempt(clien
     events = [event async for event in client.follow(run.run_id, 0)]
     kinds = [event.type for event in events if event.step is not None and event.step.path == ("needs-value",)]
     assert kinds == [EventType.STEP_START, EventType.STEP_RESULT]
+
+
+async def test_a_refused_foreach_item_fails_each_attempt_as_a_step_does(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Mastra runs each item through the step's retry loop, which validates: the refused item
+    is retried, then fails the foreach (before, it failed at once, with no retry)."""
+    caplog.set_level(logging.WARNING, logger="runservice.engine.driver")
+    run = await client.get_workflow("refused-item").create_run()
+    result = await run.start_async(input_data=[{"value": 1}, {"value": "x"}])
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None and result.error.name == "StepInputValidationError"
+    record = step(result, "needs-value")
+    refused = record.foreach_items[1]
+    assert refused.status is StepStatus.FAILED
+    assert refused.error is not None and refused.error.name == "StepInputValidationError"
+    assert flows.CALLS[f"{run.run_id}:needs-value"] == 1  # the valid item's body alone
+    attempts = [
+        r.getMessage().rsplit(" attempt ", 1)[1]
+        for r in caplog.records
+        if run.run_id in r.getMessage() and " step needs-value attempt " in r.getMessage()
+    ]
+    assert attempts == ["0 failed; retrying", "1 failed; retrying", "2 failed"]
 
 
 async def test_a_failed_attempts_state_changes_are_dropped(client: Client) -> None:

@@ -537,10 +537,10 @@ class RunDriver:
         self, step: Step, data: Json, path: StepPath, scope: Scope, index: int, item: ForeachItem | None
     ) -> Outcome:
         """Run one foreach item's body; the foreach block records the item's outcome. An
-        item in flight when the process died goes on from the attempt its row reached."""
+        item in flight when the process died goes on from the attempt its row reached. An
+        item its step's schema refuses fails each attempt, as a step's refused input does."""
         validated = self.validate_input(step.input_schema, data, path, emit=False)
-        if isinstance(validated, Outcome):
-            return validated
+        value, invalid = (None, validated.error) if isinstance(validated, Outcome) else (validated[0], None)
         resumption = None
         if item is not None and item.resume_pending:
             resumption = Resumption(item.resume_payload, item.suspend_payload)
@@ -550,7 +550,7 @@ class RunDriver:
             self.outbox.stage_item(path, ForeachItem(index, StepStatus.RUNNING, attempt=next_attempt))
 
         body, _ = await self.run_body(
-            step, validated[0], scope, path, resumption, first_attempt=first, reached=reached
+            step, value, scope, path, resumption, first_attempt=first, reached=reached, invalid=invalid
         )
         return body
 
