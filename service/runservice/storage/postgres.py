@@ -82,13 +82,12 @@ from runservice.storage.hub import EventHub
 from runservice.storage.postgres_schedules import PostgresSchedules
 from runservice.storage.postgres_writes import (
     CHANNEL,
-    RUN_COLUMN_LIST,
-    RUN_COLUMNS,
     apply_batch,
     column_digests,
     run_from_row,
     with_items,
 )
+from runservice.storage.rows import RUN_COLUMN_LIST, RUN_COLUMNS
 from runservice.storage.schedules import SCHEDULE_COLUMNS
 
 logger = logging.getLogger(__name__)

@@ -44,16 +44,15 @@ import orjson
 from runservice.model import (
     Event,
     ForeachItem,
-    ResumeLabel,
     Run,
     RunError,
     RunStatus,
     StepPath,
     StepRecord,
-    Travel,
     path_key,
 )
-from runservice.storage import RunWrite, WriteResult, values
+from runservice.storage import RunWrite, WriteResult, rows, values
+from runservice.storage.rows import RUN_COLUMN_LIST, RUN_COLUMNS
 
 STATEMENT_ERRORS = (asyncpg.PostgresError, asyncpg.exceptions._base.DataError)
 """Errors the database (or asyncpg, before sending) raises for one statement; the
@@ -67,12 +66,6 @@ CHANNEL = "runservice_events"
 """The NOTIFY channel; a payload is lines of `<last sequence> <run id>`."""
 _NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
 
-RUN_COLUMN_LIST = (
-    "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
-    " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested, forked_from, travel, deadline, definition_version, definition_digest"
-)
-RUN_COLUMNS = RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `run_from_row` use
 _RUN_TYPES = (
     ["text"] * 4
     + ["bytea"] * 7
@@ -879,7 +872,7 @@ def column_digests(row: Sequence[Any], into: set[str]) -> None:
             into.add(cell[1:].decode())
 
 
-def _column_value(cell: bytes | None, found: dict[str, Any] | None) -> Any:
+def _column_value(cell: bytes | None, found: rows.Found) -> Any:
     if cell is None:
         return None
     if cell[:1] == values.REF_MARK:
@@ -903,10 +896,6 @@ def with_items(record: dict[str, Any], items: bytes | None) -> dict[str, Any]:
 def _json(value: Any) -> bytes | None:
     # orjson bytes go to bytea as they are: no str round trip, no server-side JSON parse.
     return None if value is None else values.dumps(value)
-
-
-def loads(data: bytes | None) -> Any:
-    return None if data is None else orjson.loads(data)
 
 
 def _encode_error(error: RunError | None) -> bytes | None:
@@ -987,29 +976,4 @@ def _patched_run_row(change: RunWrite, encoded: _Encoded, now: float) -> tuple[o
 def run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Run:
     """A Run from the RUN_COLUMNS of a row; `found`: the stored values its columns refer to
     (see `column_digests`)."""
-    return Run(
-        run_id=row[0],
-        workflow_id=row[1],
-        resource_id=row[2],
-        status=RunStatus(row[3]),
-        input=_column_value(row[4], found),
-        state=loads(row[5]),
-        request_context=loads(row[6]) or {},
-        result=_column_value(row[7], found),
-        error=RunError.from_json(loads(row[8])),
-        suspended=tuple(tuple(path) for path in loads(row[9]) or ()),
-        resume_labels={name: ResumeLabel.from_json(label) for name, label in (loads(row[10]) or {}).items()},
-        started_at=row[11],
-        ended_at=row[12],
-        wake_at=row[13],
-        trace_id=row[14],
-        last_sequence=row[15],
-        created_at=row[16],
-        updated_at=row[17],
-        cancel_requested=bool(row[18]),
-        forked_from=row[19],
-        travel=Travel.from_json(loads(row[20])),
-        deadline=row[21],
-        definition_version=row[22],
-        definition_digest=row[23],
-    )
+    return rows.run_from_row(row, _column_value, found)

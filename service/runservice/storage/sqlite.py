@@ -86,13 +86,11 @@ from runservice.errors import StorageFailed, StorageUnavailable
 from runservice.model import (
     Event,
     ForeachItem,
-    ResumeLabel,
     Run,
     RunError,
     RunStatus,
     StepPath,
     StepRecord,
-    Travel,
     path_key,
 )
 from runservice.storage import (
@@ -108,6 +106,7 @@ from runservice.storage import (
     values,
 )
 from runservice.storage.hub import EventHub
+from runservice.storage.rows import RUN_COLUMN_LIST, RUN_COLUMNS, Found, loads, run_from_row
 from runservice.storage.sqlite_schedules import SqliteSchedules
 
 logger = logging.getLogger(__name__)
@@ -183,23 +182,17 @@ _JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 """A reset WAL is truncated to this size, so one burst does not keep a large file."""
 _MARK_SYNC = "UPDATE sync_marks SET count = count + 1 WHERE id = 1"
 
-_RUN_COLUMN_LIST = (
-    "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
-    " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
-    " cancel_requested, forked_from, travel, deadline, definition_version, definition_digest"
-)
-_RUN_COLUMNS = _RUN_COLUMN_LIST.split(", ")  # the order `_run_row` and `_run_from_row` use
-_SELECT_RUN = f"SELECT {_RUN_COLUMN_LIST} FROM runs"
+_SELECT_RUN = f"SELECT {RUN_COLUMN_LIST} FROM runs"
 _SELECT_RUN_WITH_STEPS = (
-    f"SELECT {', '.join('r.' + c for c in _RUN_COLUMNS)}, s.record,"
+    f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, s.record,"
     # A foreach step's item rows as one JSON array (NULL when it has none).
     " (SELECT '[' || group_concat(f.item, ',') || ']' FROM foreach_items f"
     " WHERE f.run_id = s.run_id AND f.path_key = s.path_key)"
     " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = ?"
 )
 _INSERT_RUN = (
-    f"INSERT INTO runs ({_RUN_COLUMN_LIST}, owner, epoch, lease_expires_at)"
-    f" VALUES ({', '.join('?' * (len(_RUN_COLUMNS) + 3))}) ON CONFLICT (run_id) DO NOTHING"
+    f"INSERT INTO runs ({RUN_COLUMN_LIST}, owner, epoch, lease_expires_at)"
+    f" VALUES ({', '.join('?' * (len(RUN_COLUMNS) + 3))}) ON CONFLICT (run_id) DO NOTHING"
 )
 """A new run, claimed by its creator or not (owner, epoch, lease end: set in the same row)."""
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, time, body) VALUES (?, ?, ?, ?)"
@@ -980,7 +973,7 @@ class SqliteStore(SqliteSchedules):
 # -- listing -------------------------------------------------------------------------
 
 _SUMMARY_COLUMN_LIST = ", ".join(
-    "NULL" if column in ("input", "state", "request_context", "result") else column for column in _RUN_COLUMNS
+    "NULL" if column in ("input", "state", "request_context", "result") else column for column in RUN_COLUMNS
 )
 
 
@@ -994,7 +987,7 @@ def _list_sql(query: RunQuery) -> tuple[str, list[object]]:
     """
     statuses = sorted(status.value for status in query.statuses)
     limit = max(query.limit, 0)
-    columns = _RUN_COLUMN_LIST if query.payloads else _SUMMARY_COLUMN_LIST
+    columns = RUN_COLUMN_LIST if query.payloads else _SUMMARY_COLUMN_LIST
     if len(statuses) <= 1:
         sql, one_params = _list_one(query, statuses[0] if statuses else None, columns)
         return f"{sql} LIMIT ?", [*one_params, limit]
@@ -1764,10 +1757,6 @@ def _json(value: Any) -> str | None:
     return None if value is None else _dumps(value)
 
 
-def _loads(text: str | None) -> Any:
-    return None if text is None else orjson.loads(text)
-
-
 def _encode_error(error: RunError | None) -> str | None:
     return None if error is None else _dumps(error.to_json())
 
@@ -1817,7 +1806,7 @@ def _column_digests(row: Sequence[Any], into: set[str]) -> None:
 
 
 def _run_row(run: Run, now: float, last_seq: int, writer: values.ValueWriter) -> tuple[object, ...]:
-    """Values for `_RUN_COLUMNS` of a new run whose log will hold `last_seq` events."""
+    """Values for `RUN_COLUMNS` of a new run whose log will hold `last_seq` events."""
     return (
         run.run_id,
         run.workflow_id,
@@ -1846,37 +1835,12 @@ def _run_row(run: Run, now: float, last_seq: int, writer: values.ValueWriter) ->
     )
 
 
-def _cell(cell: Any, found: dict[str, Any] | None) -> Any:
+def _cell(cell: Any, found: Found) -> Any:
     """A JSON column: inline text, or a reference to a stored value."""
     if isinstance(cell, bytes):
         return None if found is None else found.get(cell.decode())
-    return _loads(cell)
+    return loads(cell)
 
 
 def _run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Run:
-    return Run(
-        run_id=row[0],
-        workflow_id=row[1],
-        resource_id=row[2],
-        status=RunStatus(row[3]),
-        input=_cell(row[4], found),
-        state=_loads(row[5]),
-        request_context=_loads(row[6]) or {},
-        result=_cell(row[7], found),
-        error=RunError.from_json(_loads(row[8])),
-        suspended=tuple(tuple(path) for path in _loads(row[9]) or ()),
-        resume_labels={name: ResumeLabel.from_json(label) for name, label in (_loads(row[10]) or {}).items()},
-        started_at=row[11],
-        ended_at=row[12],
-        wake_at=row[13],
-        trace_id=row[14],
-        last_sequence=row[15],
-        created_at=row[16],
-        updated_at=row[17],
-        cancel_requested=bool(row[18]),
-        forked_from=row[19],
-        travel=Travel.from_json(_loads(row[20])),
-        deadline=row[21],
-        definition_version=row[22],
-        definition_digest=row[23],
-    )
+    return run_from_row(row, _cell, found)

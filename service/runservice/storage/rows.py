@@ -1,0 +1,58 @@
+"""A run's columns, in the order both stores select and insert them, and the `Run` a row of
+them reads back as: one definition, so a column added reaches both stores' readers alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from runservice.model import ResumeLabel, Run, RunError, RunStatus, Travel
+
+RUN_COLUMN_LIST = (
+    "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
+    " suspended, resume_labels, started_at, ended_at, wake_at, trace_id, last_seq, created_at, updated_at,"
+    " cancel_requested, forked_from, travel, deadline, definition_version, definition_digest"
+)
+RUN_COLUMNS = RUN_COLUMN_LIST.split(", ")  # the order each store's row writer and `run_from_row` use
+
+Found = Mapping[str, Any] | None
+"""The stored values a run's columns refer to, by digest (storage/values.py)."""
+
+
+def loads(data: str | bytes | None) -> Any:
+    """A JSON column's value (NULL: None)."""
+    return None if data is None else orjson.loads(data)
+
+
+def run_from_row(row: Sequence[Any], value: Callable[[Any, Found], Any], found: Found = None) -> Run:
+    """A Run from the `RUN_COLUMNS` of a row. `value` reads the input and result columns,
+    which may hold a reference to a stored value instead of JSON (each store marks it its
+    own way); `found` holds the values they refer to."""
+    return Run(
+        run_id=row[0],
+        workflow_id=row[1],
+        resource_id=row[2],
+        status=RunStatus(row[3]),
+        input=value(row[4], found),
+        state=loads(row[5]),
+        request_context=loads(row[6]) or {},
+        result=value(row[7], found),
+        error=RunError.from_json(loads(row[8])),
+        suspended=tuple(tuple(path) for path in loads(row[9]) or ()),
+        resume_labels={name: ResumeLabel.from_json(label) for name, label in (loads(row[10]) or {}).items()},
+        started_at=row[11],
+        ended_at=row[12],
+        wake_at=row[13],
+        trace_id=row[14],
+        last_sequence=row[15],
+        created_at=row[16],
+        updated_at=row[17],
+        cancel_requested=bool(row[18]),
+        forked_from=row[19],
+        travel=Travel.from_json(loads(row[20])),
+        deadline=row[21],
+        definition_version=row[22],
+        definition_digest=row[23],
+    )
