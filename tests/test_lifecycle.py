@@ -99,13 +99,43 @@ LAYOUTS = pytest.mark.parametrize(
 """`serve` as one process, and with the engine in a second one (`--engine-process`)."""
 
 
-@LAYOUTS
-async def test_sigterm_stops_in_phases(tmp_path: Path, layout: tuple[str, ...]) -> None:
+def slow_flows_app(
+    tmp_path: Path, grace: str, layout: tuple[str, ...]
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """`serve` arguments and environment for SLOW_FLOWS (marks in tmp_path/marks.txt)."""
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "slow_flows.py").write_text(SLOW_FLOWS)
+    env = server_env(PYTHONPATH=str(tmp_path / "app"), OPS_MARKS=str(tmp_path / "marks.txt"))
+    args = ("--data-dir", str(tmp_path / "data"), "--workflows", "slow_flows", "--grace", grace, *layout)
+    return args, env
+
+
+async def next_boot_finishes(
+    args: tuple[str, ...], env: dict[str, str], left: tuple[str, str], ended: tuple[str, str]
+) -> None:
+    """A new server on the same data re-drives the run `left` (workflow, run id) to success,
+    and the run that `ended` stays succeeded."""
+    again = await start_server(serve_argv(*args), env=env)
+    try:
+        async with Client(again.address, timeout=10) as client:
+            workflow, run_id = left
+            for _ in range(200):
+                run = await client.get_workflow(workflow).run_by_id(run_id)
+                if run.status is not RunStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.05)
+            assert run.status is RunStatus.SUCCESS and run.result == {"done": run_id.removesuffix("-run")}
+            done = await client.get_workflow(ended[0]).run_by_id(ended[1])
+            assert done.status is RunStatus.SUCCESS
+        assert await again.stop() == 0
+    finally:
+        await again.kill()
+
+
+@LAYOUTS
+async def test_sigterm_stops_in_phases(tmp_path: Path, layout: tuple[str, ...]) -> None:
+    args, env = slow_flows_app(tmp_path, "4", layout)
     mark_file = tmp_path / "marks.txt"
-    env = server_env(PYTHONPATH=str(tmp_path / "app"), OPS_MARKS=str(mark_file))
-    args = ("--data-dir", str(tmp_path / "data"), "--workflows", "slow_flows", "--grace", "4", *layout)
     server = await start_server(serve_argv(*args, "--drain-delay", "2.5"), env=env)
     try:
         async with Client(server.address, timeout=10) as client:
@@ -138,20 +168,7 @@ async def test_sigterm_stops_in_phases(tmp_path: Path, layout: tuple[str, ...]) 
     assert "short-run left" not in server.text and "Traceback" not in server.text
 
     # The next boot re-drives the run that was left, and the short one stays done.
-    again = await start_server(serve_argv(*args), env=env)
-    try:
-        async with Client(again.address, timeout=10) as client:
-            for _ in range(200):
-                long_run = await client.get_workflow("long-flow").run_by_id("long-run")
-                if long_run.status is not RunStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.05)
-            assert long_run.status is RunStatus.SUCCESS and long_run.result == {"done": "long"}
-            short_run = await client.get_workflow("short-flow").run_by_id("short-run")
-            assert short_run.status is RunStatus.SUCCESS
-        assert await again.stop() == 0
-    finally:
-        await again.kill()
+    await next_boot_finishes(args, env, ("long-flow", "long-run"), ("short-flow", "short-run"))
     assert marks(mark_file).count("short") == 1 and marks(mark_file).count("long") == 2
 
 
@@ -162,11 +179,8 @@ async def test_a_body_that_ignores_cancellation_does_not_hold_the_stop(
     """A body that catches every CancelledError held the stop for as long as it ran (an audit
     saw 57 s past a 3 s grace: an orchestrator's SIGKILL in production), and a run whose body
     ended on its own as it was cancelled was logged as left at its last checkpoint."""
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "slow_flows.py").write_text(SLOW_FLOWS)
+    args, env = slow_flows_app(tmp_path, "1", layout)
     mark_file = tmp_path / "marks.txt"
-    env = server_env(PYTHONPATH=str(tmp_path / "app"), OPS_MARKS=str(mark_file))
-    args = ("--data-dir", str(tmp_path / "data"), "--workflows", "slow_flows", "--grace", "1", *layout)
     server = await start_server(serve_argv(*args, "--drain-delay", "0"), env=env)
     try:
         async with Client(server.address, timeout=10) as client:
@@ -186,20 +200,7 @@ async def test_a_body_that_ignores_cancellation_does_not_hold_the_stop(
     assert "swallow-run left" not in server.text and "Traceback" not in server.text
 
     # The run left behind is re-driven at the next boot; the one that ended stays done.
-    again = await start_server(serve_argv(*args), env=env)
-    try:
-        async with Client(again.address, timeout=10) as client:
-            for _ in range(200):
-                run = await client.get_workflow("stubborn-flow").run_by_id("stubborn-run")
-                if run.status is not RunStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.05)
-            assert run.status is RunStatus.SUCCESS and run.result == {"done": "stubborn"}
-            swallowed = await client.get_workflow("swallow-flow").run_by_id("swallow-run")
-            assert swallowed.status is RunStatus.SUCCESS
-        assert await again.stop() == 0
-    finally:
-        await again.kill()
+    await next_boot_finishes(args, env, ("stubborn-flow", "stubborn-run"), ("swallow-flow", "swallow-run"))
     assert marks(mark_file).count("stubborn") == 2 and marks(mark_file).count("swallow-once") == 1
 
 
