@@ -69,6 +69,7 @@ BOTH_BACKENDS = frozenset(
         "test_retried_changes",
         "test_retention",
         "test_capacity",
+        "test_unreadable",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""

@@ -36,6 +36,8 @@
     │   └── RunIdReserved              a scoped caller chose a run id of the form the server derives
     ├── Unavailable                    the server is draining; retry elsewhere
     │   └── RunClaimed                 Resume of a suspended run another drive holds; retry
+    ├── DataLoss
+    │   └── RunUnreadable              a stored run, step record or event that cannot be decoded
     ├── Unimplemented
     ├── DeadlineExceeded               (the clients') the call's deadline passed; also a TimeoutError
     └── Internal                       a bug; details are logged, never sent
@@ -479,6 +481,27 @@ class StorageFailed(StorageUnavailable):
 
     reason = "STORAGE_FAILED"
     telling = "the database's disk failed to sync a write ({detail}); the server stops; retry"
+
+
+class DataLoss(ServiceError):
+    """Stored data cannot be read back: retrying does not help."""
+
+    reason = "DATA_LOSS"
+
+
+class RunUnreadable(DataLoss):
+    """A run's stored row, step record or event does not decode (changed by hand, written by
+    a newer runservice, or damaged). Only that run is affected: it can still be deleted, or
+    restored from a backup; the other runs read as before."""
+
+    reason = "RUN_UNREADABLE"
+
+    def __init__(self, run_id: str, part: str, detail: str) -> None:
+        super().__init__(
+            f"run {run_id!r} cannot be read: its {part} is not data runservice wrote ({detail});"
+            " restore it from a backup, or delete it",
+            metadata={"run_id": run_id, "part": part},
+        )
 
 
 class Unimplemented(ServiceError):

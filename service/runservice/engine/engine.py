@@ -57,6 +57,7 @@ from runservice.errors import (
     RunNotActive,
     RunNotFound,
     RunNotSuspended,
+    RunUnreadable,
     RunWorkflowMismatch,
     StorageFailed,
     StorageUnavailable,
@@ -1101,8 +1102,13 @@ class Engine:
         async with self._lock(run_id):
             if request_id and await self.deleted(run_id, request_id):
                 return
-            run = await self._load(run_id, workflow_id)
-            if run.status in _ACTIVE:
+            try:
+                run: Run | None = await self._load(run_id, workflow_id)
+            except RunUnreadable:
+                # It can still go, as long as it is not active: the write checks its status
+                # column, which the store reads without decoding the rest.
+                run = None
+            if run is not None and run.status in _ACTIVE:
                 raise RunActive(run_id, run.status.value)
             result = await self._store.write(
                 RunWrite(

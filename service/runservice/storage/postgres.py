@@ -87,7 +87,7 @@ from runservice.storage.postgres_writes import (
     run_from_row,
     with_items,
 )
-from runservice.storage.rows import RUN_COLUMN_LIST, RUN_COLUMNS
+from runservice.storage.rows import RUN_COLUMN_LIST, RUN_COLUMNS, UNDECODABLE, unreadable
 from runservice.storage.schedules import SCHEDULE_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -926,13 +926,19 @@ class PostgresStore(PostgresSchedules):
         if not rows:
             return None
         self._count_check(rows[0][len(RUN_COLUMNS)])
-        decoded = [with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
-        wanted: set[str] = set()
-        values.records_wanted(decoded, wanted)
+        try:
+            decoded = [with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
+            wanted: set[str] = set()
+            values.records_wanted(decoded, wanted)
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "step records", exc) from None
         column_digests(rows[0], wanted)
         found = await self._values(run_id, wanted)
-        records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
-        return run_from_row(rows[0], found).with_steps(records)
+        try:
+            records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "step records", exc) from None
+        return _decoded_run(rows[0], found).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
@@ -947,12 +953,19 @@ class PostgresStore(PostgresSchedules):
         rows = await self._readers().fetch(self._one_run.events, run_id, after, max(limit, 0))
         if rows:
             self._count_check(rows[0][3])
-        decoded = [(seq, at, orjson.loads(body)) for seq, at, body, _ in rows]
-        wanted: set[str] = set()
-        for _, _, body in decoded:
-            values.wanted(body, wanted)
+        try:
+            decoded = [(seq, at, orjson.loads(body)) for seq, at, body, _ in rows]
+            wanted: set[str] = set()
+            for _, _, body in decoded:
+                values.wanted(body, wanted)
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "events", exc) from None
         found = await self._values(run_id, wanted)
-        return [Event.from_json(run_id, seq, at, values.resolve(body, found)) for seq, at, body in decoded]
+        try:
+            events = [Event.from_json(run_id, s, at, values.resolve(body, found)) for s, at, body in decoded]
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "events", exc) from None
+        return events
 
     async def _flushed(self, needed: bool) -> None:
         """Before what a read saw is told: when it may hold progress committed without a
@@ -1065,7 +1078,10 @@ class PostgresStore(PostgresSchedules):
             run_id,
             list(digests),
         )
-        return {digest: orjson.loads(body) for digest, body in rows}
+        try:
+            return {digest: orjson.loads(body) for digest, body in rows}
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "stored values", exc) from None
 
     async def _runs_from_rows(self, rows: Sequence[Any]) -> list[Run]:
         """Runs from `RUN_COLUMNS` rows, their stored values read with one statement."""
@@ -1076,7 +1092,7 @@ class PostgresStore(PostgresSchedules):
             if digests:
                 wanted.append((row[0], digests))
         if not wanted:
-            return [run_from_row(row) for row in rows]
+            return [_decoded_run(row) for row in rows]
         pairs = [(run_id, digest) for run_id, digests in wanted for digest in digests]
         found: dict[str, dict[str, Any]] = {}
         for run_id, digest, body in await self._readers().fetch(
@@ -1086,8 +1102,18 @@ class PostgresStore(PostgresSchedules):
             [run_id for run_id, _ in pairs],
             [digest for _, digest in pairs],
         ):
-            found.setdefault(run_id, {})[digest] = orjson.loads(body)
-        return [run_from_row(row, found.get(row[0])) for row in rows]
+            try:
+                found.setdefault(run_id, {})[digest] = orjson.loads(body)
+            except UNDECODABLE as exc:
+                raise unreadable(run_id, "stored values", exc) from None
+        return [_decoded_run(row, found.get(row[0])) for row in rows]
+
+
+def _decoded_run(row: Sequence[Any], found: dict[str, Any] | None = None) -> Run:
+    try:
+        return run_from_row(row, found)
+    except UNDECODABLE as exc:
+        raise unreadable(row[0], "row", exc) from None
 
 
 async def _keep_session(conn: Any) -> None:

@@ -3,12 +3,17 @@ them reads back as: one definition, so a column added reaches both stores' reade
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from runservice.errors import RunUnreadable
 from runservice.model import ResumeLabel, Run, RunError, RunStatus, Travel
+
+logger = logging.getLogger(__name__)
 
 RUN_COLUMN_LIST = (
     "run_id, workflow_id, resource_id, status, input, state, request_context, result, error,"
@@ -56,3 +61,25 @@ def run_from_row(row: Sequence[Any], value: Callable[[Any, Found], Any], found: 
         definition_version=row[22],
         definition_digest=row[23],
     )
+
+
+UNDECODABLE = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+"""What decoding a stored row that is not what runservice wrote raises: orjson's JSONDecodeError
+(a ValueError), an unknown status (ValueError), a missing key or a value of another type."""
+NOTICE_EVERY = 60.0
+"""Seconds between two log lines about the same unreadable run."""
+_noticed: dict[str, float] = {}
+
+
+def unreadable(run_id: str, part: str, exc: BaseException) -> RunUnreadable:
+    """The error for a failure to decode `part` of a stored run (one of `UNDECODABLE`, caught
+    around decoding alone: a bug elsewhere must stay a bug): the caller gets DATA_LOSS naming
+    the run, and the log one line a minute per run, not an INTERNAL error with a traceback."""
+    detail = f"{type(exc).__name__}: {exc}"
+    now = time.monotonic()
+    if now - _noticed.get(run_id, -NOTICE_EVERY) >= NOTICE_EVERY:
+        if len(_noticed) > 1000:
+            _noticed.clear()
+        _noticed[run_id] = now
+        logger.warning("run %s cannot be read: its %s does not decode (%s)", run_id, part, detail)
+    return RunUnreadable(run_id, part, detail)

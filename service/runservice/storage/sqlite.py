@@ -106,7 +106,15 @@ from runservice.storage import (
     values,
 )
 from runservice.storage.hub import EventHub
-from runservice.storage.rows import RUN_COLUMN_LIST, RUN_COLUMNS, Found, loads, run_from_row
+from runservice.storage.rows import (
+    RUN_COLUMN_LIST,
+    RUN_COLUMNS,
+    UNDECODABLE,
+    Found,
+    loads,
+    run_from_row,
+    unreadable,
+)
 from runservice.storage.sqlite_schedules import SqliteSchedules
 
 logger = logging.getLogger(__name__)
@@ -863,13 +871,19 @@ class SqliteStore(SqliteSchedules):
         await self._sync_run(run_id)
         if not rows:
             return None
-        decoded = [_with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
-        wanted: set[str] = set()
-        values.records_wanted(decoded, wanted)
+        try:
+            decoded = [_with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
+            wanted: set[str] = set()
+            values.records_wanted(decoded, wanted)
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "step records", exc) from None
         _column_digests(rows[0], wanted)
         found = await self._values(run_id, wanted)
-        records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
-        return _run_from_row(rows[0], found).with_steps(records)
+        try:
+            records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "step records", exc) from None
+        return _decoded_run(rows[0], found).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
@@ -885,12 +899,19 @@ class SqliteStore(SqliteSchedules):
             (run_id, after, max(limit, 0)),
         )
         await self._sync_run(run_id)
-        decoded = [(seq, at, orjson.loads(body)) for seq, at, body in rows]
-        wanted: set[str] = set()
-        for _, _, body in decoded:
-            values.wanted(body, wanted)
+        try:
+            decoded = [(seq, at, orjson.loads(body)) for seq, at, body in rows]
+            wanted: set[str] = set()
+            for _, _, body in decoded:
+                values.wanted(body, wanted)
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "events", exc) from None
         found = await self._values(run_id, wanted)
-        return [Event.from_json(run_id, seq, at, values.resolve(body, found)) for seq, at, body in decoded]
+        try:
+            events = [Event.from_json(run_id, s, at, values.resolve(body, found)) for s, at, body in decoded]
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "events", exc) from None
+        return events
 
     async def created_at(self, run_id: str) -> float | None:
         """When the run now under `run_id` was created; None if there is none."""
@@ -936,14 +957,17 @@ class SqliteStore(SqliteSchedules):
             f"SELECT digest, body FROM run_values WHERE run_id = ? AND digest IN ({marks})",
             (run_id, *digests),
         )
-        return {digest: orjson.loads(body) for digest, body in rows}
+        try:
+            return {digest: orjson.loads(body) for digest, body in rows}
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "stored values", exc) from None
 
     async def _runs_from_rows(self, rows: Sequence[Sequence[Any]]) -> list[Run]:
         runs = []
         for row in rows:
             wanted: set[str] = set()
             _column_digests(row, wanted)
-            runs.append(_run_from_row(row, await self._values(row[0], wanted) if wanted else None))
+            runs.append(_decoded_run(row, await self._values(row[0], wanted) if wanted else None))
         return runs
 
     async def count_runs(self, statuses: frozenset[RunStatus]) -> dict[RunStatus, int]:
@@ -1842,5 +1866,8 @@ def _cell(cell: Any, found: Found) -> Any:
     return loads(cell)
 
 
-def _run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Run:
-    return run_from_row(row, _cell, found)
+def _decoded_run(row: Sequence[Any], found: dict[str, Any] | None = None) -> Run:
+    try:
+        return run_from_row(row, _cell, found)
+    except UNDECODABLE as exc:
+        raise unreadable(row[0], "row", exc) from None

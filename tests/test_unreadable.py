@@ -1,0 +1,99 @@
+"""A run whose stored data does not decode (a row changed by hand, written by a newer
+runservice, or damaged) is refused as DATA_LOSS (`RUN_UNREADABLE`, naming the run and the
+part) with one log line, never an INTERNAL error with a traceback; the other runs read as
+before, and the unreadable one can be deleted. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from conftest import Databases, serving_on
+
+from runservice import errors
+from runservice.client import Client
+from runservice.model import RunStatus
+from runservice.storage import rows
+
+pytestmark = pytest.mark.timeout(60)
+
+BAD = b"{not json"
+
+CORRUPTIONS = {
+    "row": ("UPDATE runs SET state = {bad} WHERE run_id = {run}", "bad-row"),
+    "step records": ("UPDATE steps SET record = {bad} WHERE run_id = {run}", "bad-steps"),
+    "events": ("UPDATE events SET body = {bad} WHERE run_id = {run} AND seq = 2", "bad-events"),
+}
+
+
+async def corrupt(url: str) -> None:
+    """Write BAD into one part of each of the runs CORRUPTIONS names, as a hand edit would."""
+    if url.startswith("postgresql://"):
+        conn = await asyncpg.connect(url)
+        try:
+            for sql, run in CORRUPTIONS.values():
+                await conn.execute(sql.format(bad="$1", run="$2"), BAD, run)
+        finally:
+            await conn.close()
+        return
+    with sqlite3.connect(url) as db:
+        for sql, run in CORRUPTIONS.values():
+            # The text type, as the store writes JSON on SQLite (a BLOB in a column is a reference).
+            db.execute(sql.format(bad="?", run="?"), (BAD.decode(), run))
+    db.close()
+
+
+async def test_an_unreadable_run_is_data_loss_and_the_others_read(
+    databases: Databases, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rows, "_noticed", {})  # each run is logged once a minute per process
+    url = await databases.url_for(tmp_path / "runs.db")
+    ids = ["good", *(run for _, run in CORRUPTIONS.values())]
+    async with serving_on(url) as served, Client(served.address, timeout=10) as client:
+        for run_id in ids:
+            run = await client.get_workflow("echo").create_run(run_id=run_id)
+            assert (await run.start_async(input_data={"count": 1})).status is RunStatus.SUCCESS
+    await corrupt(url)
+
+    async with serving_on(url) as served, Client(served.address, timeout=10) as client:
+        echo = client.get_workflow("echo")
+        good = await echo.run_by_id("good")
+        assert good.status is RunStatus.SUCCESS and good.result is not None
+
+        async def refused(call: Any) -> errors.ServiceError:
+            with pytest.raises(errors.DataLoss) as caught:
+                await call
+            return caught.value
+
+        for part, (_, run_id) in CORRUPTIONS.items():
+            if part == "events":
+                error = await refused(_drain(client, run_id))
+            else:
+                error = await refused(echo.run_by_id(run_id))
+            assert isinstance(error, errors.RunUnreadable)
+            assert error.reason == "RUN_UNREADABLE"
+            assert error.metadata == {"run_id": run_id, "part": part}
+            assert f"run '{run_id}' cannot be read: its {part} is not data runservice wrote" in error.message
+        # The summary listing reads no JSON column it could fail on; the full one names the run.
+        summary, _ = await echo.runs()
+        assert {run.run_id for run in summary} == set(ids)
+        listing = await refused(echo.runs(full=True))
+        assert listing.metadata == {"run_id": "bad-row", "part": "row"}
+
+        # The unreadable runs can be deleted; the listing then reads again.
+        for _, run_id in CORRUPTIONS.values():
+            await echo.delete_run_by_id(run_id)
+        runs, _ = await echo.runs()
+        assert [run.run_id for run in runs] == ["good"]
+
+    lines = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert any(line.startswith("run bad-row cannot be read: its row does not decode") for line in lines)
+    assert not [r for r in caplog.records if r.exc_info], "no traceback was logged"
+
+
+async def _drain(client: Client, run_id: str) -> None:
+    async for _ in client.follow(run_id, 0):
+        pass
