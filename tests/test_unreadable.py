@@ -5,6 +5,7 @@ before, and the unreadable one can be deleted. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ CORRUPTIONS = {
     "step records": ("UPDATE steps SET record = {bad} WHERE run_id = {run}", "bad-steps"),
     "events": ("UPDATE events SET body = {bad} WHERE run_id = {run} AND seq = 2", "bad-events"),
 }
+ACTIVE = "bad-active"
+"""A run made active again by hand, its step records damaged: the boot cannot re-drive it."""
+REACTIVATE = "UPDATE runs SET status = 'running', ended_at = NULL WHERE run_id = {run}"
 
 
 async def corrupt(url: str) -> None:
@@ -34,15 +38,17 @@ async def corrupt(url: str) -> None:
     if url.startswith("postgresql://"):
         conn = await asyncpg.connect(url)
         try:
-            for sql, run in CORRUPTIONS.values():
+            for sql, run in [*CORRUPTIONS.values(), (CORRUPTIONS["step records"][0], ACTIVE)]:
                 await conn.execute(sql.format(bad="$1", run="$2"), BAD, run)
+            await conn.execute(REACTIVATE.format(run="$1"), ACTIVE)
         finally:
             await conn.close()
         return
     with sqlite3.connect(url) as db:
-        for sql, run in CORRUPTIONS.values():
+        for sql, run in [*CORRUPTIONS.values(), (CORRUPTIONS["step records"][0], ACTIVE)]:
             # The text type, as the store writes JSON on SQLite (a BLOB in a column is a reference).
             db.execute(sql.format(bad="?", run="?"), (BAD.decode(), run))
+        db.execute(REACTIVATE.format(run="?"), (ACTIVE,))
     db.close()
 
 
@@ -51,7 +57,7 @@ async def test_an_unreadable_run_is_data_loss_and_the_others_read(
 ) -> None:
     monkeypatch.setattr(rows, "_noticed", {})  # each run is logged once a minute per process
     url = await databases.url_for(tmp_path / "runs.db")
-    ids = ["good", *(run for _, run in CORRUPTIONS.values())]
+    ids = ["good", ACTIVE, *(run for _, run in CORRUPTIONS.values())]
     async with serving_on(url) as served, Client(served.address, timeout=10) as client:
         for run_id in ids:
             run = await client.get_workflow("echo").create_run(run_id=run_id)
@@ -76,21 +82,37 @@ async def test_an_unreadable_run_is_data_loss_and_the_others_read(
             assert isinstance(error, errors.RunUnreadable)
             assert error.reason == "RUN_UNREADABLE"
             assert error.metadata == {"run_id": run_id, "part": part}
-            assert f"run '{run_id}' cannot be read: its {part} is not data runservice wrote" in error.message
+            assert (
+                f"run '{run_id}' cannot be read: what is stored as its {part} does not decode"
+                in error.message
+            )
         # The summary listing reads no JSON column it could fail on; the full one names the run.
         summary, _ = await echo.runs()
         assert {run.run_id for run in summary} == set(ids)
         listing = await refused(echo.runs(full=True))
         assert listing.metadata == {"run_id": "bad-row", "part": "row"}
 
+        # The active one could not be re-driven: it ended failed, saying why, without a traceback.
+        for _ in range(100):
+            summary, _ = await echo.runs()
+            if {run.run_id: run.status for run in summary}[ACTIVE] is RunStatus.FAILED:
+                break
+            await asyncio.sleep(0.05)
+        assert {run.run_id: run.status for run in summary}[ACTIVE] is RunStatus.FAILED
+
         # The unreadable runs can be deleted; the listing then reads again.
-        for _, run_id in CORRUPTIONS.values():
+        for run_id in [ACTIVE, *(run for _, run in CORRUPTIONS.values())]:
             await echo.delete_run_by_id(run_id)
         runs, _ = await echo.runs()
         assert [run.run_id for run in runs] == ["good"]
 
     lines = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
-    assert any(line.startswith("run bad-row cannot be read: its row does not decode") for line in lines)
+    assert any(
+        line.startswith("run bad-row cannot be read: what is stored as its row does not") for line in lines
+    )
+    assert any(
+        line.startswith(f"run {ACTIVE}: cannot be recovered: run '{ACTIVE}' cannot be") for line in lines
+    )
     assert not [r for r in caplog.records if r.exc_info], "no traceback was logged"
 
 

@@ -498,7 +498,7 @@ class RunUnreadable(DataLoss):
 
     def __init__(self, run_id: str, part: str, detail: str) -> None:
         super().__init__(
-            f"run {run_id!r} cannot be read: its {part} is not data runservice wrote ({detail});"
+            f"run {run_id!r} cannot be read: what is stored as its {part} does not decode ({detail});"
             " restore it from a backup, or delete it",
             metadata={"run_id": run_id, "part": part},
         )

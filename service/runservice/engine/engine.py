@@ -1253,6 +1253,9 @@ class Engine:
                 extra=logs.run_extra(run_id),
             )
             return False
+        except RunUnreadable as exc:  # its data, not the code: a traceback would say nothing
+            logger.error("run %s: cannot be recovered: %s", run_id, exc.message, extra=logs.run_extra(run_id))
+            await self._fail(run_id, f"the run could not be recovered: {exc.message}", lease)
         except Exception:
             logger.exception("run %s: cannot be recovered", run_id)
             await self._fail(run_id, "the run could not be recovered; see the server log", lease)

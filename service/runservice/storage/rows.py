@@ -81,5 +81,7 @@ def unreadable(run_id: str, part: str, exc: BaseException) -> RunUnreadable:
         if len(_noticed) > 1000:
             _noticed.clear()
         _noticed[run_id] = now
-        logger.warning("run %s cannot be read: its %s does not decode (%s)", run_id, part, detail)
+        logger.warning(
+            "run %s cannot be read: what is stored as its %s does not decode (%s)", run_id, part, detail
+        )
     return RunUnreadable(run_id, part, detail)
