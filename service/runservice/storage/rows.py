@@ -1,5 +1,6 @@
 """A run's columns, in the order both stores select and insert them, and the `Run` a row of
-them reads back as: one definition, so a column added reaches both stores' readers alike."""
+them reads back as: one definition, so a column added reaches both stores' readers alike.
+Also how both report a run whose stored data does not decode (`unreadable`)."""
 
 from __future__ import annotations
 
