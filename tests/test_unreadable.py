@@ -119,3 +119,59 @@ async def test_an_unreadable_run_is_data_loss_and_the_others_read(
 async def _drain(client: Client, run_id: str) -> None:
     async for _ in client.follow(run_id, 0):
         pass
+
+
+async def _set_status(url: str, run_id: str, status: str) -> None:
+    if url.startswith("postgresql://"):
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("UPDATE runs SET status = $1 WHERE run_id = $2", status, run_id)
+        finally:
+            await conn.close()
+        return
+    with sqlite3.connect(url) as db:
+        db.execute("UPDATE runs SET status = ? WHERE run_id = ?", (status, run_id))
+    db.close()
+
+
+async def test_a_status_this_code_does_not_know_fails_its_own_changes_not_a_batch(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """A status read back in the writer (a delete, a conflicting create, a change whose
+    condition failed) was decoded there: one unknown status failed every change of its batch
+    (an audit saw resumes of other runs answered INTERNAL, and a resumed run ended failed).
+    Now only that run's changes are refused, the overlap check of a schedule ignores it, and
+    it can be deleted."""
+    url = await databases.url_for(tmp_path / "runs.db")
+    good = [f"good-{i}" for i in range(8)]
+    async with serving_on(url) as served, Client(served.address, timeout=10) as client:
+        approval = client.get_workflow("approval")
+        for run_id in [*good, "odd"]:
+            run = await approval.create_run(run_id=run_id)
+            assert (await run.start_async(input_data={"count": 1})).status is RunStatus.SUSPENDED
+    await _set_status(url, "odd", "paused")  # a newer release's status, or a hand edit
+
+    async with serving_on(url) as served, Client(served.address, timeout=10) as client:
+        approval = client.get_workflow("approval")
+
+        async def resume(run_id: str) -> RunStatus:
+            run = await approval.create_run(run_id=run_id)
+            return (await run.resume_async(resume_data={"approved": True})).status
+
+        async def start_odd() -> BaseException | None:
+            try:
+                await (await approval.create_run(run_id="odd")).start_async(input_data={"count": 1})
+            except Exception as exc:  # the answer for the odd run itself
+                return exc
+            return None
+
+        outcomes = await asyncio.gather(*(resume(run_id) for run_id in good), start_odd(), start_odd())
+        assert outcomes[: len(good)] == [RunStatus.SUCCESS] * len(good)
+        for refused in outcomes[len(good) :]:
+            assert isinstance(refused, errors.RunUnreadable | errors.AlreadyExists), refused
+        with pytest.raises(errors.RunUnreadable) as unreadable:
+            await approval.run_by_id("odd")
+        assert unreadable.value.metadata == {"run_id": "odd", "part": "status"}
+        await approval.delete_run_by_id("odd")
+        with pytest.raises(errors.RunNotFound):
+            await approval.run_by_id("odd")

@@ -1102,18 +1102,22 @@ class Engine:
         async with self._lock(run_id):
             if request_id and await self.deleted(run_id, request_id):
                 return
+            expect: frozenset[RunStatus] | None = _DELETABLE
             try:
                 run: Run | None = await self._load(run_id, workflow_id)
-            except RunUnreadable:
+            except RunUnreadable as exc:
                 # It can still go, as long as it is not active: the write checks its status
-                # column, which the store reads without decoding the rest.
+                # column, which the store reads without decoding the rest. A status this code
+                # does not know is no server's to drive: such a run goes whatever it says.
                 run = None
+                if exc.metadata.get("part") == "status":
+                    expect = None
             if run is not None and run.status in _ACTIVE:
                 raise RunActive(run_id, run.status.value)
             result = await self._store.write(
                 RunWrite(
                     run_id,
-                    expect=_DELETABLE,
+                    expect=expect,
                     delete=True,
                     request=("delete", request_id) if request_id else None,
                 )

@@ -938,7 +938,7 @@ class PostgresStore(PostgresSchedules):
             records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
         except UNDECODABLE as exc:
             raise unreadable(run_id, "step records", exc) from None
-        return _decoded_run(rows[0], found).with_steps(records)
+        return run_from_row(rows[0], found).with_steps(records)
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
@@ -1092,7 +1092,7 @@ class PostgresStore(PostgresSchedules):
             if digests:
                 wanted.append((row[0], digests))
         if not wanted:
-            return [_decoded_run(row) for row in rows]
+            return [run_from_row(row) for row in rows]
         pairs = [(run_id, digest) for run_id, digests in wanted for digest in digests]
         found: dict[str, dict[str, Any]] = {}
         for run_id, digest, body in await self._readers().fetch(
@@ -1106,14 +1106,7 @@ class PostgresStore(PostgresSchedules):
                 found.setdefault(run_id, {})[digest] = orjson.loads(body)
             except UNDECODABLE as exc:
                 raise unreadable(run_id, "stored values", exc) from None
-        return [_decoded_run(row, found.get(row[0])) for row in rows]
-
-
-def _decoded_run(row: Sequence[Any], found: dict[str, Any] | None = None) -> Run:
-    try:
-        return run_from_row(row, found)
-    except UNDECODABLE as exc:
-        raise unreadable(row[0], "row", exc) from None
+        return [run_from_row(row, found.get(row[0])) for row in rows]
 
 
 async def _keep_session(conn: Any) -> None:

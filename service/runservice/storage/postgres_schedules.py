@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from runservice.model import RunStatus
 from runservice.storage import WriteResult
 from runservice.storage.postgres_writes import _apply_all
 from runservice.storage.schedules import (
@@ -28,6 +27,7 @@ from runservice.storage.schedules import (
     TickResult,
     TriggerRecord,
     decide,
+    last_run_status,
     trigger_record,
 )
 
@@ -171,7 +171,7 @@ class PostgresSchedules:
             status = None
             if last_run_id is not None:
                 found = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", last_run_id)
-                status = None if found is None else RunStatus(found)
+                status = last_run_status(last_run_id, found)
             decision = decide(
                 fire,
                 paused=paused,

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import asyncpg
 import orjson
 
+from runservice.errors import RunUnreadable
 from runservice.model import (
     Event,
     ForeachItem,
@@ -52,7 +53,7 @@ from runservice.model import (
     path_key,
 )
 from runservice.storage import RunWrite, WriteResult, rows, values
-from runservice.storage.rows import RUN_COLUMN_LIST, RUN_COLUMNS
+from runservice.storage.rows import KNOWN_STATUSES, RUN_COLUMN_LIST, RUN_COLUMNS, stored_status
 
 STATEMENT_ERRORS = (asyncpg.PostgresError, asyncpg.exceptions._base.DataError)
 """Errors the database (or asyncpg, before sending) raises for one statement; the
@@ -66,6 +67,8 @@ CHANNEL = "runservice_events"
 """The NOTIFY channel; a payload is lines of `<last sequence> <run id>`."""
 _NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
 
+_KNOWN = ",".join(KNOWN_STATUSES)
+"""`expect` of an update with none of its own (see `_update_columns`)."""
 _RUN_TYPES = (
     ["text"] * 4
     + ["bytea"] * 7
@@ -505,7 +508,10 @@ async def _apply_all(conn: Any, changes: Sequence[RunWrite], now: float, *, noti
             round_ = _Round()
         if change.delete:
             await rows.flush(conn)  # rows of the run written earlier in the batch go too
-            outcomes[index] = await _delete(conn, change)
+            try:
+                outcomes[index] = await _delete(conn, change)
+            except RunUnreadable as exc:  # a status this code does not know: nothing deleted
+                outcomes[index] = exc
             continue
         try:
             encoded = _encode(change)
@@ -525,7 +531,7 @@ async def _delete(conn: Any, change: RunWrite) -> WriteResult:
         await conn.execute(_DELETE_RUN, change.run_id)
     elif not await conn.fetchval(_DELETE_RUN_IF, change.run_id, sorted(s.value for s in change.expect)):
         found = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", change.run_id)
-        return WriteResult(applied=False, status=None if found is None else RunStatus(found))
+        return WriteResult(applied=False, status=stored_status(change.run_id, found))
     if change.request is not None:
         # Its own statement, after the delete: one statement cannot both delete the run's
         # request rows and insert this one (a retry of the delete finds it).
@@ -610,7 +616,9 @@ def _update_columns(
     """The arrays of an update of this shape (see `_update_sql`) for these updates."""
     rows: list[list[Any]] = []
     for _, change, encoded in updates:
-        expect = None if change.expect is None else ",".join(sorted(s.value for s in change.expect))
+        # With no `expect`, any status this code knows: one it does not know is read and refused
+        # (`_not_applied`), never changed.
+        expect = _KNOWN if change.expect is None else ",".join(sorted(s.value for s in change.expect))
         row = [change.run_id, len(encoded.bodies), expect]
         if shape.slots:
             row.append(encoded.mask)
@@ -637,8 +645,11 @@ async def _not_applied(
         status = found.get(change.run_id)
         if status is None and change.create is None and change.expect is None:
             outcomes[index] = KeyError(change.run_id)
-        else:
-            outcomes[index] = WriteResult(applied=False, status=None if status is None else RunStatus(status))
+            continue
+        try:
+            outcomes[index] = WriteResult(applied=False, status=stored_status(change.run_id, status))
+        except RunUnreadable as exc:
+            outcomes[index] = exc
 
 
 def _applied(
@@ -975,5 +986,5 @@ def _patched_run_row(change: RunWrite, encoded: _Encoded, now: float) -> tuple[o
 
 def run_from_row(row: Sequence[Any], found: dict[str, Any] | None = None) -> Run:
     """A Run from the RUN_COLUMNS of a row; `found`: the stored values its columns refer to
-    (see `column_digests`)."""
-    return rows.run_from_row(row, _column_value, found)
+    (see `column_digests`). RunUnreadable for a row that does not decode."""
+    return rows.decoded_run(row, _column_value, found)

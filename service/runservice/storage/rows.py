@@ -64,6 +64,16 @@ def run_from_row(row: Sequence[Any], value: Callable[[Any, Found], Any], found: 
     )
 
 
+def decoded_run(row: Sequence[Any], value: Callable[[Any, Found], Any], found: Found = None) -> Run:
+    """`run_from_row`, with RunUnreadable for a row that does not decode (part `status` when
+    its status is one this code does not know, else `row`)."""
+    try:
+        return run_from_row(row, value, found)
+    except UNDECODABLE as exc:
+        part = "row" if row[3] in KNOWN_STATUSES else "status"
+        raise unreadable(row[0], part, exc) from None
+
+
 UNDECODABLE = (ValueError, TypeError, KeyError, AttributeError, IndexError)
 """What decoding a stored row that is not what runservice wrote raises: orjson's JSONDecodeError
 (a ValueError), an unknown status (ValueError), a missing key or a value of another type."""
@@ -86,3 +96,19 @@ def unreadable(run_id: str, part: str, exc: BaseException) -> RunUnreadable:
             "run %s cannot be read: what is stored as its %s does not decode (%s)", run_id, part, detail
         )
     return RunUnreadable(run_id, part, detail)
+
+
+KNOWN_STATUSES = tuple(sorted(status.value for status in RunStatus))
+"""Every status this code knows: a write with no `expect` of its own applies only to a run in
+one of them, so a run whose status it does not know is never changed without being read."""
+
+
+def stored_status(run_id: str, text: str | None) -> RunStatus | None:
+    """The run's status from its status column (None: no such run); RunUnreadable for one
+    this code does not know (a hand edit, a newer runservice)."""
+    if text is None:
+        return None
+    try:
+        return RunStatus(text)
+    except ValueError as exc:
+        raise unreadable(run_id, "status", exc) from None

@@ -27,8 +27,10 @@ from typing import Any, Literal
 
 import orjson
 
+from runservice.errors import RunUnreadable
 from runservice.model import Json, RunStatus
 from runservice.storage import RunWrite, WriteResult
+from runservice.storage.rows import stored_status
 
 TickKind = Literal["cron", "trigger", "buffered", "missed"]
 """Why a tick fires: its cron time came, TriggerSchedule, the tick `buffer_one` kept, or the
@@ -182,6 +184,16 @@ class Decision:
     pending_tick: float | None
     record: bool
     """Insert the tick's record (started or skipped)."""
+
+
+def last_run_status(run_id: str, text: str | None) -> RunStatus | None:
+    """The status of a schedule's last run, for its overlap policy: None when it is gone, or
+    when its status is one this code does not know (logged): no server drives such a run, so it
+    holds no tick up."""
+    try:
+        return stored_status(run_id, text)
+    except RunUnreadable:
+        return None
 
 
 def decide(

@@ -82,7 +82,7 @@ from typing import Any, TypeGuard
 import aiosqlite
 import orjson
 
-from runservice.errors import StorageFailed, StorageUnavailable
+from runservice.errors import RunUnreadable, StorageFailed, StorageUnavailable
 from runservice.model import (
     Event,
     ForeachItem,
@@ -107,12 +107,14 @@ from runservice.storage import (
 )
 from runservice.storage.hub import EventHub
 from runservice.storage.rows import (
+    KNOWN_STATUSES,
     RUN_COLUMN_LIST,
     RUN_COLUMNS,
     UNDECODABLE,
     Found,
+    decoded_run,
     loads,
-    run_from_row,
+    stored_status,
     unreadable,
 )
 from runservice.storage.sqlite_schedules import SqliteSchedules
@@ -1596,9 +1598,19 @@ def _apply(
 ) -> WriteResult | batching.Done | Exception:
     """Apply one change, its step and event rows gathered into `rows`.
 
-    Returns the exception of a change that cannot be encoded (nothing of it is applied);
-    raises only database errors.
+    Returns the exception of a change that cannot be encoded, or of one whose run has a
+    status this code does not know (RunUnreadable: that change alone fails, not its batch);
+    nothing of such a change is applied. Raises only database errors.
     """
+    try:
+        return _apply_change(conn, change, now, rows)
+    except RunUnreadable as exc:  # from `_status`, read only where nothing of the change is written
+        return exc
+
+
+def _apply_change(
+    conn: sqlite3.Connection, change: RunWrite | _Operation | _Sync, now: float, rows: _Rows
+) -> WriteResult | batching.Done | Exception:
     if isinstance(change, _Sync):
         return batching.Done(None)
     if isinstance(change, _Operation):
@@ -1607,8 +1619,7 @@ def _apply(
     run_id = change.run_id
     if change.delete:
         rows.flush()
-        found = _status(conn, run_id)
-        if change.expect is not None and found not in change.expect:
+        if change.expect is not None and (found := _status(conn, run_id)) not in change.expect:
             return WriteResult(applied=False, status=found)
         for table in ("steps", "foreach_items", "events", "requests", "run_values", "runs"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
@@ -1646,8 +1657,10 @@ def _apply(
         # Sequences come from the row itself, inside the transaction: a rollback returns them.
         condition = "run_id = ?"
         where: list[object] = [run_id]
-        if change.expect is not None:  # statuses are fixed lowercase words: safe as SQL literals
-            condition += f" AND status IN ({', '.join(repr(s.value) for s in sorted(change.expect))})"
+        # Statuses are fixed lowercase words: safe as SQL literals. With no `expect`, any status
+        # this code knows: one it does not know is read (`_status`) and refused, never changed.
+        expected = KNOWN_STATUSES if change.expect is None else sorted(s.value for s in change.expect)
+        condition += f" AND status IN ({', '.join(map(repr, expected))})"
         if change.fence is not None:
             condition += " AND owner = ? AND epoch = ?"
             where += [change.fence.owner, change.fence.epoch]
@@ -1765,7 +1778,7 @@ def _index(item: dict[str, Any]) -> int:
 
 def _status(conn: sqlite3.Connection, run_id: str) -> RunStatus | None:
     row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    return None if row is None else RunStatus(row[0])
+    return None if row is None else stored_status(run_id, row[0])
 
 
 # -- encoding ------------------------------------------------------------------------
@@ -1867,7 +1880,4 @@ def _cell(cell: Any, found: Found) -> Any:
 
 
 def _decoded_run(row: Sequence[Any], found: dict[str, Any] | None = None) -> Run:
-    try:
-        return run_from_row(row, _cell, found)
-    except UNDECODABLE as exc:
-        raise unreadable(row[0], "row", exc) from None
+    return decoded_run(row, _cell, found)

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from runservice.model import RunStatus
 from runservice.storage import WriteResult
 from runservice.storage.schedules import (
     SCHEDULE_COLUMNS,
@@ -23,6 +22,7 @@ from runservice.storage.schedules import (
     TickResult,
     TriggerRecord,
     decide,
+    last_run_status,
     trigger_record,
 )
 
@@ -146,7 +146,7 @@ class SqliteSchedules:
             status = None
             if last_run_id is not None:
                 found = conn.execute("SELECT status FROM runs WHERE run_id = ?", (last_run_id,)).fetchone()
-                status = None if found is None else RunStatus(found[0])
+                status = last_run_status(last_run_id, None if found is None else found[0])
             decision = decide(
                 fire,
                 paused=bool(paused),
