@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -169,6 +171,38 @@ async def test_restore_waits_for_the_server_to_stop_checks_the_backup_and_keeps_
     put = await runservice("restore", str(database), "--data-dir", str(elsewhere))
     assert put.code == 0, put.err
     assert run_ids(elsewhere / "runservice.db") == {before.run_id, late.run_id}
+
+
+async def test_a_restore_that_cannot_copy_leaves_the_database_in_place(tmp_path: Path) -> None:
+    """A full disk during the copy: the database stays where it was, whole (an audit saw it
+    moved aside before the copy failed, and the next `serve` start from an empty file)."""
+    data = tmp_path / "data"
+    database = data / "runservice.db"
+    async with serving_on(database, workflows=WORKFLOWS) as served, Client(served.address) as client:
+        kept = await (await client.get_workflow("echo").create_run()).start_async({"count": 1})
+    backup = tmp_path / "backup.db"
+    assert (await runservice("backup", str(backup), "--data-dir", str(data))).code == 0
+    # No file may grow past 4 KiB in the restore's process: its copy fails as on a full disk.
+    launcher = (
+        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY));"
+        " os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    argv = [sys.executable, "-c", launcher, sys.executable, "-m", "runservice", "restore", str(backup)]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*argv, "--data-dir", str(data)],
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"runservice: error: restore: could not copy {backup}: ")
+    assert line.endswith(f"; {database} is left as it was")
+    assert run_ids(database) == {kept.run_id}
+    left = [path.name for path in data.iterdir() if "before-restore" in path.name or "partial" in path.name]
+    assert left == [], "nothing moved aside, no partial copy left"
 
 
 async def test_restore_takes_a_newer_backup_only_if_it_says_older_servers_can_use_it(tmp_path: Path) -> None:

@@ -79,25 +79,42 @@ def restore(backup: str, database: str) -> Copy:
         lock = lock_database(database)
     except RuntimeError:
         raise BackupError(f"database {database} is in use by a runservice server: stop it first") from None
+    target = Path(database)
+    partial = _partial(target)
     try:
         _check(backup)
-        target = Path(database)
+        # The copy first, beside the database: a copy that fails (a full disk) leaves the
+        # database in place, as it was. Before, it had been moved aside already, and the next
+        # `serve` started from an empty file with every run gone from view.
+        try:
+            _snapshot(backup, partial)
+        except (sqlite3.Error, OSError) as exc:
+            raise BackupError(f"could not copy {backup}: {exc}; {database} is left as it was") from None
         replaced = None
+        moved: list[str] = []
         if target.exists():
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             aside = target.with_name(f"{target.name}.before-restore-{stamp}")
             for suffix in ("", *_SIDE_FILES):
                 with contextlib.suppress(FileNotFoundError):
                     os.rename(f"{target}{suffix}", f"{aside}{suffix}")
+                    moved.append(suffix)
             replaced = str(aside)
         for suffix in _SIDE_FILES:  # never a stale WAL beside the restored file
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{target}{suffix}")
         try:
-            _copy(backup, target)
-        except sqlite3.Error as exc:
-            raise BackupError(f"could not copy {backup}: {exc}") from None
+            os.rename(partial, target)
+            _sync_directory(target.parent)
+        except OSError as exc:
+            for suffix in moved:  # the database back where it was
+                os.rename(f"{replaced}{suffix}", f"{target}{suffix}")
+            raise BackupError(
+                f"could not put {backup} in place: {exc}; {database} is left as it was"
+            ) from None
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
         os.close(lock)
     runs, version = _describe(str(target))
     return Copy(str(target), target.stat().st_size, runs, version, time.monotonic() - began, replaced)
@@ -106,19 +123,30 @@ def restore(backup: str, database: str) -> Copy:
 def _copy(source: str, target: Path) -> None:
     """Write `source` as one consistent snapshot (with what its own `-wal` file holds) to a
     new file at `target`, synced before it gets its name."""
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    partial = _partial(target)
     try:
-        conn = _read_only(source)
-        try:
-            conn.execute("VACUUM INTO ?", (str(partial),))
-        finally:
-            conn.close()
-        _sync(partial)
+        _snapshot(source, partial)
         os.rename(partial, target)
         _sync_directory(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
+
+
+def _partial(target: Path) -> Path:
+    """Where a copy meant for `target` is written until it is whole (same directory: a rename)."""
+    return target.with_name(f".{target.name}.partial-{os.getpid()}")
+
+
+def _snapshot(source: str, partial: Path) -> None:
+    """`source` as one consistent snapshot (with what its own `-wal` file holds) in the new
+    file `partial`, synced."""
+    conn = _read_only(source)
+    try:
+        conn.execute("VACUUM INTO ?", (str(partial),))
+    finally:
+        conn.close()
+    _sync(partial)
 
 
 def _read_only(path: str) -> sqlite3.Connection:
