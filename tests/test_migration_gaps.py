@@ -200,20 +200,26 @@ def test_another_applications_sqlite_file_is_refused_and_left_as_it_was(tmp_path
         conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
         conn.execute("INSERT INTO items (name) VALUES ('bolt')")
     conn.close()
-    before = path.read_bytes()
-    argv = [sys.executable, "-m", "runservice", "serve", "--address", "127.0.0.1:0"]
-    done = subprocess.run(
-        [*argv, "--database-url", f"sqlite:///{path}"],
-        cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert done.returncode == 1, done.stderr
-    (line,) = done.stderr.strip().splitlines()
-    assert line == (
-        f"runservice: error: cannot serve: database {path} holds tables runservice did not make"
-        " (items): it is another application's file; give runservice a file of its own"
-    )
-    assert path.read_bytes() == before
-    assert not Path(f"{path}-wal").exists()
+    # Another tool's table named `runs` (MLflow's database has one) does not make it ours.
+    other = tmp_path / "experiments.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, experiment TEXT, metric REAL)")
+    conn.close()
+    for file, tables in ((path, "items"), (other, "runs")):
+        before = file.read_bytes()
+        argv = [sys.executable, "-m", "runservice", "serve", "--address", "127.0.0.1:0"]
+        done = subprocess.run(
+            [*argv, "--database-url", f"sqlite:///{file}"],
+            cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line == (
+            f"runservice: error: cannot serve: database {file} holds tables runservice did not make"
+            f" ({tables}): it is another application's file; give runservice a file of its own"
+        )
+        assert file.read_bytes() == before  # not even switched to WAL
+        assert not Path(f"{file}-wal").exists()
 
 
 async def test_postgres_schema_lacking_a_table_is_refused(pg_databases: Databases) -> None:

@@ -1314,15 +1314,21 @@ def _connect_writer(path: str) -> sqlite3.Connection:
 
 
 def _refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
-    """RuntimeError (one line) for a database of another application: one with tables but no
-    `runs`. Before, runservice switched it to WAL and added its tables beside the others (a
-    `--database-url` naming the wrong file), changing a file that was not its own."""
+    """RuntimeError (one line) for a database of another application: one with tables that
+    are not ours (no record of our migrations, and no `runs` table with our columns: `runs` is
+    a common name). Before, runservice switched it to WAL and added its tables beside the
+    others (a `--database-url` naming the wrong file), changing a file that was not its own."""
     names = [
         name
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         if not name.startswith("sqlite_")
     ]
-    if names and "runs" not in names:
+    ours = _APPLIED in names or (
+        "runs" in names
+        and {"run_id", "workflow_id", "status", "input"}
+        <= {row[1] for row in conn.execute("SELECT * FROM pragma_table_info('runs')")}
+    )
+    if names and not ours:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise RuntimeError(
             f"database {path} holds tables runservice did not make ({shown}): it is another"
