@@ -70,9 +70,11 @@ tt_branch = create_workflow("tt-branch", input_schema=Value).then(add_one)
 tt_branch = tt_branch.branch([(lambda ctx: ALLOW["times-ten"], times_ten)]).commit()
 
 tt_each = create_workflow("tt-each", input_schema=list[Value]).foreach(times_ten, concurrency=2).commit()
+tt_loop = create_workflow("tt-loop", input_schema=Value)
+tt_loop = tt_loop.dountil(tt_inner, lambda ctx: ctx.input_data["value"] > 1000).commit()
 
 client = client_for(
-    [tt_pipeline, tt_nested, tt_failing, tt_gated, tt_nap, tt_branch, tt_each, flows.approval]
+    [tt_pipeline, tt_nested, tt_failing, tt_gated, tt_nap, tt_branch, tt_each, tt_loop, flows.approval]
 )
 
 
@@ -152,6 +154,18 @@ async def test_time_travel_into_a_nested_workflow(client: Client) -> None:
     # A path of ids works as well as the dotted form.
     third = await handle.time_travel(["tt-inner", "times-ten"], {"value": 6}, wait=True)
     assert third.result == {"text": "value is 60"} and third.travel is not None and third.travel.count == 2
+
+
+async def test_time_travel_into_a_loops_nested_body_takes_the_input_once(client: Client) -> None:
+    """The body drops its records at each iteration: the target took the new input at every
+    one, and a loop whose exit depended on it never ended (an audit saw 4,000 iterations)."""
+    handle = await client.get_workflow("tt-loop").create_run()
+    first = await handle.start_async({"value": 1})  # 2 -> 20, 21 -> 210, 211 -> 2110
+    assert first.result == {"value": 2110}
+    async with asyncio.timeout(20):
+        again = await handle.time_travel("tt-inner.times-ten", {"value": 5}, wait=True)
+    assert again.status is RunStatus.SUCCESS
+    assert again.result == {"value": 5110}  # 5 -> 50, then 51 -> 510, 511 -> 5110
 
 
 async def test_time_travel_to_a_nested_workflow_step_and_to_a_foreach_step(client: Client) -> None:

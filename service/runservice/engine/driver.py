@@ -365,14 +365,24 @@ class RunDriver:
 
     def travel_input(self, path: StepPath, data: Json) -> Json:
         """The input of the step at `path`: a time travel's new input while its target has
-        no outcome yet (in its first loop iteration), else `data` (the walk's)."""
+        no outcome yet in the first iteration of every loop around it, else `data` (the walk's).
+
+        A nested workflow that is a loop's body drops the records under it at each new
+        iteration (`drop_below`), so a target inside it has no record again: its own record
+        cannot tell that the input was used. The body's record carries the iteration, and it
+        is durable: past the first, the walk's data goes on (before, the target took the new
+        input at every iteration, and a loop whose exit depended on it never ended)."""
         travel = self.travel
         if travel is None or travel.step != path:
             return data
         record = self.records.get(path)
-        if record is None or (recorded(record) is None and record.iteration <= 1):
-            return travel.input
-        return data
+        if record is not None and (recorded(record) is not None or record.iteration > 1):
+            return data
+        for size in range(1, len(path)):
+            around = self.records.get(path[:size])
+            if around is not None and around.iteration > 1:
+                return data
+        return travel.input
 
     def current_record(self, path: StepPath, scope: Scope, iteration: int = 0) -> StepRecord | None:
         """The step's record if it belongs to the current loop iteration: `iteration` for a
