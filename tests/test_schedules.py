@@ -28,6 +28,7 @@ from runservice import StepContext, create_step, create_workflow
 from runservice.client import Client, SyncClient
 from runservice.config import ConfigError, Settings
 from runservice.engine import Engine
+from runservice.engine import schedules as schedules_module
 from runservice.engine.schedules import trigger_run_id
 from runservice.errors import FailedPrecondition, RunNotFound, ScheduleNotFound, WorkflowDefinitionError
 from runservice.model import RunStatus
@@ -81,6 +82,36 @@ async def scheduled_runs(client: Client, workflow_id: str) -> list[Any]:
 
 
 # -- ticking -----------------------------------------------------------------------------------
+
+
+async def test_a_schedule_pointed_at_a_tick_it_fired_moves_on(
+    serving: ServingFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resumed by a server whose clock is 2 s behind the one that fired it, a schedule's next
+    tick is one it fired already: the tick's record refused it as "lost", the schedule stayed
+    due at that tick, and it never fired again (schedules audit)."""
+    ran: Counter[str] = Counter()
+    workflow = ticking("skewed", ran)
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+        async with asyncio.timeout(10):
+            while len(await scheduled_runs(client, workflow.id)) < 4:
+                await asyncio.sleep(0.1)
+        await client.schedules.pause("skewed")
+        before = await scheduled_runs(client, workflow.id)
+        real = time.time
+        with monkeypatch.context() as behind:
+            behind.setattr(schedules_module.time, "time", lambda: real() - 2)
+            resumed = await client.schedules.resume("skewed")
+        assert resumed.next_tick is not None and resumed.next_tick <= before[-1].schedule_tick
+        async with asyncio.timeout(10):
+            while len(await scheduled_runs(client, workflow.id)) <= len(before):
+                await asyncio.sleep(0.1)
+        after = await scheduled_runs(client, workflow.id)
+        ticks = [run.schedule_tick for run in after]
+        assert len(ticks) == len(set(ticks)), "no tick fired twice"
 
 
 async def test_each_tick_fires_once_over_a_restart(serving: ServingFactory, tmp_path: Path) -> None:

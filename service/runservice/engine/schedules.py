@@ -256,8 +256,10 @@ class Scheduler:
                 result = await self._fire_cron(row, time.time())
                 row = await self._store.get_schedule(row.schedule_id) or row
                 if result.outcome == "lost" and row.next_tick == due and not row.paused:
-                    logger.debug(
-                        "schedule %s: tick %s lost with the schedule still due", row.schedule_id, _iso(due)
+                    logger.warning(
+                        "schedule %s: tick %s lost with the schedule still due; trying again",
+                        row.schedule_id,
+                        _iso(due),
                     )
                     return self._back_off(row.schedule_id)
         except StorageUnavailable:

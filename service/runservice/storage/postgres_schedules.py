@@ -196,7 +196,16 @@ class PostgresSchedules:
                     now,
                 )
                 if not inserted:
-                    return TickResult("lost")  # this tick fired already
+                    # This tick fired already, yet the schedule still points at it (a resume or
+                    # a changed cron computed from a clock behind the one that fired it): move
+                    # on. Returning "lost" left it due for ever, trying the same tick again.
+                    await conn.execute(
+                        "UPDATE schedules SET next_tick = $1, updated_at = $2 WHERE schedule_id = $3",
+                        decision.next_tick,
+                        now,
+                        fire.schedule_id,
+                    )
+                    return TickResult("advanced")
                 (outcome,) = await _apply_all(conn, [fire.start], now, notify=self.notify)
                 if isinstance(outcome, Exception):
                     raise outcome

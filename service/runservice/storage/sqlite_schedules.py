@@ -167,7 +167,14 @@ class SqliteSchedules:
                     (fire.schedule_id, fire.tick, fire.kind, fire.start.run_id, now),
                 ).rowcount
                 if not inserted:
-                    return TickResult("lost")  # this tick fired already
+                    # This tick fired already, yet the schedule still points at it (a resume or
+                    # a changed cron computed from a clock behind the one that fired it): move
+                    # on. Returning "lost" left it due for ever, trying the same tick again.
+                    conn.execute(
+                        "UPDATE schedules SET next_tick = ?, updated_at = ? WHERE schedule_id = ?",
+                        (decision.next_tick, now, fire.schedule_id),
+                    )
+                    return TickResult("advanced")
                 rows = _Rows(conn)
                 outcome = _apply(conn, fire.start, now, rows)
                 rows.flush()
