@@ -25,6 +25,7 @@ from run_writes import orphan
 from runservice import errors
 from runservice.client import Client, RetryPolicy, RunHandle, SyncClient, SyncRunHandle, TlsFiles
 from runservice.model import Event, EventType, RunStatus
+from runservice.server.status import to_status
 from runservice.storage import Claim
 from runservice.v1 import run_pb2, run_service_pb2
 
@@ -94,16 +95,21 @@ async def test_follow_reopens_on_unavailable_and_raises_internal(caplog: pytest.
         if len(requests) == 1:
             yield events(1, 2)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "draining")
-        yield events(3)
-        await context.abort(grpc.StatusCode.INTERNAL, "a bug")
+        if len(requests) == 2:  # a proxy's reset: INTERNAL without runservice's ErrorInfo
+            yield events(3)
+            await context.abort(grpc.StatusCode.INTERNAL, "Received RST_STREAM with error code 2")
+        yield events(4)
+        status = to_status(errors.Internal("a bug"))  # the server's own: it carries its ErrorInfo
+        await context.abort(status.code, status.details, status.trailing_metadata)
 
     seen: list[int] = []
     async with scripted({"Watch": watch_handler(watch)}) as address, Client(address, token="tok") as client:
         with pytest.raises(errors.Internal) as caught:
             async for event in client.follow("r1"):
                 seen.append(event.sequence)
-    assert seen == [1, 2, 3] and caught.value.reason == "INTERNAL"
-    assert [after for after, _ in requests] == [0, 2]  # reopened once, from the cursor; never after INTERNAL
+    assert seen == [1, 2, 3, 4] and caught.value.reason == "INTERNAL"
+    # Reopened from the cursor after UNAVAILABLE and after the reset; never after the server's INTERNAL.
+    assert [after for after, _ in requests] == [0, 2, 3]
     assert all(metadata["authorization"] == "Bearer tok" for _, metadata in requests)
     assert "ended with UNAVAILABLE; resuming after 2" in caplog.text
 

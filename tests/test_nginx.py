@@ -21,6 +21,7 @@ import pytest
 from edge import error_info, serving
 from google.protobuf import struct_pb2
 from packages import debian_install
+from process import serve_argv, server_env, start_server
 
 from runservice import errors
 from runservice.client import Client
@@ -48,6 +49,7 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
+    client_max_body_size 64m;
     server {{
         listen 127.0.0.1:{port} http2;
         location / {{
@@ -207,3 +209,48 @@ async def test_long_watch_with_heartbeats_and_cancellation_through_nginx(
         else:
             pytest.fail("the server never saw the cancelled stream end")
         again.cancel()
+
+
+async def test_a_follow_through_nginx_goes_on_after_the_server_dies(
+    proxy_factory: object, tmp_path: Path
+) -> None:
+    """nginx resets the streams of a server that died with RST_STREAM INTERNAL_ERROR: the
+    client saw INTERNAL and raised it, though a follow exists for exactly that (deploy audit).
+    A status without the server's ErrorInfo is a proxy's or the transport's: reopened."""
+    port = free_port()
+    args = (
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--workflows",
+        "tests.workflows",
+        "--address",
+        f"127.0.0.1:{port}",
+    )
+    server = await start_server(serve_argv(*args), env=server_env())
+    address = proxy_factory(f"127.0.0.1:{port}")  # type: ignore[operator]
+    try:
+        async with Client(address, timeout=10) as client:
+            approval = client.get_workflow("approval")
+            started = await (await approval.create_run(run_id="k")).start_async(input_data={"count": 1})
+            assert started.status is RunStatus.SUSPENDED
+            seen: list[int] = []
+
+            async def follow() -> None:
+                async for event in client.follow("k", 0):
+                    seen.append(event.sequence)
+
+            following = asyncio.create_task(follow())
+            async with asyncio.timeout(10):
+                while not seen:
+                    await asyncio.sleep(0.05)
+            await server.kill()
+            await asyncio.sleep(0.5)  # the follow meets the reset, and retries against nginx's 502s
+            server = await start_server(serve_argv(*args), env=server_env())
+            resumed = await (await approval.create_run(run_id="k")).resume_async(
+                resume_data={"approved": True}
+            )
+            assert resumed.status is RunStatus.SUCCESS
+            await asyncio.wait_for(following, 20)
+            assert seen == list(range(1, len(seen) + 1)) and len(seen) > started.last_sequence
+    finally:
+        await server.kill()

@@ -28,7 +28,6 @@ from runservice import StepContext, create_step, create_workflow
 from runservice.client import Client, SyncClient
 from runservice.config import ConfigError, Settings
 from runservice.engine import Engine
-from runservice.engine import schedules as schedules_module
 from runservice.engine.schedules import trigger_run_id
 from runservice.errors import FailedPrecondition, RunNotFound, ScheduleNotFound, WorkflowDefinitionError
 from runservice.model import RunStatus
@@ -103,7 +102,7 @@ async def test_a_schedule_pointed_at_a_tick_it_fired_moves_on(
         before = await scheduled_runs(client, workflow.id)
         real = time.time
         with monkeypatch.context() as behind:
-            behind.setattr(schedules_module.time, "time", lambda: real() - 2)
+            behind.setattr(time, "time", lambda: real() - 2)  # the server shares this process
             resumed = await client.schedules.resume("skewed")
         assert resumed.next_tick is not None and resumed.next_tick <= before[-1].schedule_tick
         async with asyncio.timeout(10):

@@ -263,10 +263,35 @@ def test_watch_raises_other_errors_without_reconnecting(
     _, _, rpc = channel.take_unary_stream(method("Watch"))
     rpc.send_response(watch_response(event(1)))
     assert received(seen, 1) == [1]
-    rpc.terminate((), code, "boom")
+    rpc.terminate(server_sent(code), code, "boom")
     with pytest.raises(error) as caught:
         done.result(5)
     assert caught.value.reason == code.name  # type: ignore[attr-defined]
+
+
+def server_sent(code: grpc.StatusCode) -> tuple[tuple[str, bytes]]:
+    """The trailer of a status the server sent: every one carries its ErrorInfo."""
+    return details(code, "boom", error_details_pb2.ErrorInfo(reason=code.name, domain="runservice.dev"))
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN])
+def test_a_reset_the_server_did_not_send_is_reopened(
+    channel: grpc_testing.Channel, pool: Threads, code: grpc.StatusCode
+) -> None:
+    """nginx resets the streams of a server that died with RST_STREAM INTERNAL_ERROR: a status
+    without runservice's ErrorInfo is the proxy's or the transport's, so the watch goes on."""
+    client = SyncClient(channel=channel)
+    seen, done = following(pool, client.follow("r1"))
+    _, _, rpc = channel.take_unary_stream(method("Watch"))
+    rpc.send_response(watch_response(event(1)))
+    assert received(seen, 1) == [1]
+    rpc.terminate((), code, "Received RST_STREAM with error code 2")
+    _, request, rpc = channel.take_unary_stream(method("Watch"))
+    assert request.after_sequence == 1
+    rpc.send_response(watch_response(event(2, run_pb2.RUN_EVENT_TYPE_WORKFLOW_FINISH), end=True))
+    assert received(seen, 1) == [2]
+    rpc.terminate((), grpc.StatusCode.OK, "")
+    done.result(5)
 
 
 def test_a_per_attempt_deadline_is_transient(channel: grpc_testing.Channel, pool: Threads) -> None:
@@ -295,7 +320,7 @@ def test_watch_handle_hands_the_error_to_on_error_and_wait(channel: grpc_testing
 
     watch = SyncRunHandle(client, run.workflow_id, "r1").watch(lambda e: None, on_error=on_error)
     _, _, rpc = channel.take_unary_stream(method("Watch"))
-    rpc.terminate((), grpc.StatusCode.INTERNAL, "bug")
+    rpc.terminate(server_sent(grpc.StatusCode.INTERNAL), grpc.StatusCode.INTERNAL, "bug")
     assert got.wait(5)
     with pytest.raises(errors.Internal):
         watch.wait(5)

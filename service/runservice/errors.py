@@ -54,6 +54,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+DOMAIN = "runservice.dev"
+"""The ErrorInfo domain of every status the server sends: a status without it came from a
+proxy or the transport."""
+
 
 @dataclass(frozen=True, slots=True)
 class FieldViolation:

@@ -12,6 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { RunEvent__Output } from "../generated/runservice/v1/RunEvent";
 import type { RunServiceClient } from "../generated/runservice/v1/RunService";
 import type { WatchResponse__Output } from "../generated/runservice/v1/WatchResponse";
+import { decodeError } from "./client";
 
 export interface FollowOptions {
   /** Events after this sequence (0: from the first). int64 as a string or a number. */
@@ -26,9 +27,21 @@ export interface FollowOptions {
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 
+/** The domain of the ErrorInfo every status runservice sends carries. */
+const DOMAIN = "runservice.dev";
+
+/** True when a Watch that failed with `error` should be reopened: UNAVAILABLE (a drain, a
+ * connection cut), or INTERNAL / UNKNOWN that the server did not send (no runservice ErrorInfo):
+ * a proxy's reset of the stream of a server that died (nginx sends RST_STREAM INTERNAL_ERROR). */
+export function shouldReconnect(error: grpc.ServiceError): boolean {
+  if (error.code === grpc.status.UNAVAILABLE) return true;
+  if (error.code !== grpc.status.INTERNAL && error.code !== grpc.status.UNKNOWN) return false;
+  return decodeError(error).errorInfo?.domain !== DOMAIN;
+}
+
 /** Every event of the run after `afterSequence`, in order, until the run is terminal. Errors
- * other than UNAVAILABLE (NOT_FOUND, PERMISSION_DENIED, ...) are thrown: reopening would fail
- * the same way. */
+ * the server sends other than UNAVAILABLE (NOT_FOUND, PERMISSION_DENIED, ...) are thrown:
+ * reopening would fail the same way (see `shouldReconnect`). */
 export async function* follow(
   client: RunServiceClient,
   runId: string,
@@ -57,7 +70,7 @@ export async function* follow(
         }
       }
     } catch (error) {
-      if ((error as grpc.ServiceError).code !== grpc.status.UNAVAILABLE) throw error;
+      if (!shouldReconnect(error as grpc.ServiceError)) throw error;
       lastError = error;
     } finally {
       call.cancel(); // a no-op once the call ended; stops it when the consumer left early

@@ -11,7 +11,7 @@ export {
   LOAD_OPTIONS,
 } from "./client";
 export type { ClientOptions, RichError, ServiceConstructor } from "./client";
-export { follow } from "./follow";
+export { follow, shouldReconnect } from "./follow";
 export type { FollowOptions } from "./follow";
 export { createScheduleClient } from "./schedules";
 export { fromValue, toValue } from "./value";

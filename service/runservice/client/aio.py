@@ -213,9 +213,7 @@ class Client:
             except grpc.aio.AioRpcError as exc:
                 if ended:
                     return  # the run's end was seen: how the call then ended changes nothing
-                if self._closed or not should_reconnect(
-                    exc.code(), attempt_deadline=attempt_timeout is not None
-                ):
+                if self._closed or not should_reconnect(exc, attempt_deadline=attempt_timeout is not None):
                     raise error_from_rpc(exc) from exc
                 why = f"ended with {exc.code().name}"
             except asyncio.CancelledError:
@@ -584,7 +582,7 @@ class RunHandle(convert.RunRequests):
             if ended:
                 return
             # Before the first event we cannot tell whether the start happened: report it.
-            if last == 0 or not should_reconnect(exc.code(), attempt_deadline=False):
+            if last == 0 or not should_reconnect(exc, attempt_deadline=False):
                 raise error_from_rpc(exc) from exc
             logger.info(
                 "stream of run %s ended with %s; following after %d", self.run_id, exc.code().name, last

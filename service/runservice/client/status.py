@@ -105,17 +105,39 @@ def error_from_rpc(exc: FailedCall) -> errors.ServiceError:
 
 TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE})
 """Codes after which Watch is reopened from its cursor: the server drained, the connection broke
-or aged out. Anything else (INTERNAL, NOT_FOUND, PERMISSION_DENIED...) is raised: reopening
-would fail the same way, or hide a bug."""
+or aged out. Anything else (INTERNAL, NOT_FOUND, PERMISSION_DENIED...) from the server is raised:
+reopening would fail the same way, or hide a bug."""
+RESET = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
+"""Codes a proxy or the transport gives a stream it cut (nginx resets the streams of a server
+that died, or outlived its read timeout, with RST_STREAM INTERNAL_ERROR): reopened too, unless
+the server sent them, which it does only with its ErrorInfo."""
 
 
-def should_reconnect(code: grpc.StatusCode, *, attempt_deadline: bool) -> bool:
-    """True when a stream that failed with `code` should be reopened from its cursor.
+def should_reconnect(exc: FailedCall, *, attempt_deadline: bool) -> bool:
+    """True when a stream that failed with `exc` should be reopened from its cursor.
 
     DEADLINE_EXCEEDED counts only when the client set a per-attempt deadline itself: then it
     means "this attempt is over", not "the caller's time is up".
     """
-    return code in TRANSIENT or (attempt_deadline and code is grpc.StatusCode.DEADLINE_EXCEEDED)
+    code = exc.code()
+    if code in TRANSIENT or (attempt_deadline and code is grpc.StatusCode.DEADLINE_EXCEEDED):
+        return True
+    return code in RESET and not from_server(exc)
+
+
+def from_server(exc: FailedCall) -> bool:
+    """True when the status carries the server's ErrorInfo: the server sent it, not a proxy
+    or the transport."""
+    trailers: Iterable[tuple[str, str | bytes]] = exc.trailing_metadata() or ()  # type: ignore[assignment]
+    for key, raw in trailers:
+        if key != _DETAILS_KEY or not isinstance(raw, bytes):
+            continue
+        for detail in status_pb2.Status.FromString(raw).details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                return bool(info.domain == errors.DOMAIN)
+    return False
 
 
 def gave_up(run_id: str, last: int, seconds: float, why: str) -> errors.Unavailable:

@@ -252,7 +252,7 @@ class _Follow:
                     return
                 code = cast(FailedCall, exc).code()
                 if self.client._closed or not should_reconnect(
-                    code, attempt_deadline=self.attempt_timeout is not None
+                    cast(FailedCall, exc), attempt_deadline=self.attempt_timeout is not None
                 ):
                     raise _mapped(exc) from exc
                 why = f"ended with {code.name}"
@@ -636,7 +636,7 @@ class SyncRunHandle(convert.RunRequests):
                 return  # close() ended the stream (the run goes on): a quiet end, as a follow's
             code = cast(FailedCall, exc).code()
             # Before the first event we cannot tell whether the start happened: report it.
-            if last == 0 or not should_reconnect(code, attempt_deadline=False):
+            if last == 0 or not should_reconnect(cast(FailedCall, exc), attempt_deadline=False):
                 raise _mapped(exc) from exc
             logger.info("stream of run %s ended with %s; following after %d", self.run_id, code.name, last)
         finally:

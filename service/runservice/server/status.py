@@ -23,7 +23,7 @@ from runservice import errors
 
 logger = logging.getLogger(__name__)
 
-DOMAIN = "runservice.dev"
+DOMAIN = errors.DOMAIN
 
 CODES: dict[type, grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
