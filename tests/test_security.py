@@ -581,6 +581,29 @@ async def test_mutual_tls(tmp_path: Path) -> None:
         assert half.code == 1 and "go together" in half.err
 
 
+async def test_health_checks_a_certificate_that_names_the_service_not_loopback(tmp_path: Path) -> None:
+    """A probe dials the pod on loopback, but a certificate issued for the service (what
+    cert-manager makes) names the service: the hostname check failed (deploy audit)."""
+    from clitools import clean_env, runservice
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("runservice.default.svc")
+    (tmp_path / "tls").mkdir()
+    chain, key = tmp_path / "tls" / "server.pem", tmp_path / "tls" / "server.key"
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    key.write_bytes(cert.private_key_pem.bytes())
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    async with serving(tmp_path / "runs.db", EdgeOptions(tls=TlsFiles(str(chain), str(key)))) as server:
+        health = ("health", "--address", server.address, "--tls-ca", str(ca_file))
+        refused = await runservice(*health, env=clean_env())
+        assert refused.code == 1 and "health check" in refused.err
+        named = await runservice(*health, "--tls-server-name", "runservice.default.svc", env=clean_env())
+        assert named.code == 0 and named.out.strip().endswith("SERVING"), named.err
+    plain = await runservice("health", "--address", "127.0.0.1:1", "--tls-server-name", "x", env=clean_env())
+    assert plain.code == 1 and "--tls-server-name needs TLS" in plain.err
+
+
 def test_bad_tls_files_are_refused_before_serving(tmp_path: Path) -> None:
     files = write_cert(trustme.CA(), tmp_path, "server")
     other = write_cert(trustme.CA(), tmp_path, "other")

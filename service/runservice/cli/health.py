@@ -40,6 +40,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("--tls-ca", help="PEM CA bundle: check over TLS, trusting this CA")
     check.add_argument("--tls-cert", help="PEM client certificate, for a server that asks (mTLS)")
     check.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    check.add_argument(
+        "--tls-server-name",
+        help="the name the server's certificate is checked against (default: the address's host):"
+        " a probe dials the pod on loopback, but the certificate names the service",
+    )
     check.set_defaults(handler=run_health)
 
 
@@ -62,6 +67,8 @@ def run_health(args: argparse.Namespace) -> int:
         target = target_address(args.address, args.data_dir)
         if (args.tls_cert is None) != (args.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
+        if args.tls_server_name and not (args.tls_ca or args.tls_cert):
+            raise ConfigError("--tls-server-name needs TLS: give --tls-ca")
         tls_ca, tls_cert, tls_key = (
             Path(name).read_bytes() if name else None for name in (args.tls_ca, args.tls_cert, args.tls_key)
         )
@@ -73,6 +80,7 @@ def run_health(args: argparse.Namespace) -> int:
                 tls_ca=tls_ca,
                 tls_cert=tls_cert,
                 tls_key=tls_key,
+                tls_server_name=args.tls_server_name,
             )
         )
     except (ConfigError, OSError, errors.ServiceError) as exc:

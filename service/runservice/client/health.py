@@ -17,18 +17,22 @@ async def check_health(
     tls_ca: bytes | None = None,
     tls_cert: bytes | None = None,
     tls_key: bytes | None = None,
+    tls_server_name: str | None = None,
 ) -> str:
     """The gRPC health status of `service` at `target` ("SERVING", "NOT_SERVING", ...), over TLS
     trusting the PEM `tls_ca` when given, presenting the PEM client `tls_cert`/`tls_key` to a
     server that asks for one (mTLS: its handshake comes before any service, health included).
+    `tls_server_name` is the name the server's certificate is checked against instead of the
+    target's host: a probe dials the pod on loopback, but its certificate names the service.
 
     Raises errors.Unavailable when the server cannot be reached within `deadline` seconds.
     """
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     secure = tls_ca is not None or tls_cert is not None
+    options = [("grpc.ssl_target_name_override", tls_server_name)] if tls_server_name else []
     channel = (
-        grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(tls_ca, tls_key, tls_cert))
+        grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(tls_ca, tls_key, tls_cert), options)
         if secure
         else grpc.aio.insecure_channel(target)
     )
