@@ -64,7 +64,7 @@ import asyncpg
 import orjson
 
 from runservice.errors import StorageUnavailable
-from runservice.model import Event, Run, RunStatus, StepRecord
+from runservice.model import Event, Run, RunStatus
 from runservice.storage import (
     BoundedClaim,
     Claim,
@@ -87,7 +87,14 @@ from runservice.storage.postgres_writes import (
     run_from_row,
     with_items,
 )
-from runservice.storage.rows import RUN_COLUMN_LIST, RUN_COLUMNS, UNDECODABLE, unreadable
+from runservice.storage.rows import (
+    RUN_COLUMN_LIST,
+    RUN_COLUMNS,
+    UNDECODABLE,
+    step_records,
+    step_rows,
+    unreadable,
+)
 from runservice.storage.schedules import SCHEDULE_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -926,19 +933,10 @@ class PostgresStore(PostgresSchedules):
         if not rows:
             return None
         self._count_check(rows[0][len(RUN_COLUMNS)])
-        try:
-            decoded = [with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
-            wanted: set[str] = set()
-            values.records_wanted(decoded, wanted)
-        except UNDECODABLE as exc:
-            raise unreadable(run_id, "step records", exc) from None
+        decoded, wanted = step_rows(run_id, rows, with_items)
         column_digests(rows[0], wanted)
         found = await self._values(run_id, wanted)
-        try:
-            records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
-        except UNDECODABLE as exc:
-            raise unreadable(run_id, "step records", exc) from None
-        return run_from_row(rows[0], found).with_steps(records)
+        return run_from_row(rows[0], found).with_steps(step_records(run_id, decoded, found))
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""

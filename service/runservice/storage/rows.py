@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from runservice.errors import RunUnreadable
-from runservice.model import ResumeLabel, Run, RunError, RunStatus, Travel
+from runservice.model import ResumeLabel, Run, RunError, RunStatus, StepRecord, Travel
+from runservice.storage import values
 
 logger = logging.getLogger(__name__)
 
@@ -112,3 +113,25 @@ def stored_status(run_id: str, text: str | None) -> RunStatus | None:
         return RunStatus(text)
     except ValueError as exc:
         raise unreadable(run_id, "status", exc) from None
+
+
+def step_rows(
+    run_id: str, rows: Sequence[Sequence[Any]], with_items: Callable[[Any, Any], dict[str, Any]]
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """The step records of a run's rows (a record's JSON, then its items, in the last two
+    columns; `with_items` joins them) and the digests of the stored values they refer to."""
+    try:
+        decoded = [with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
+        wanted: set[str] = set()
+        values.records_wanted(decoded, wanted)
+    except UNDECODABLE as exc:
+        raise unreadable(run_id, "step records", exc) from None
+    return decoded, wanted
+
+
+def step_records(run_id: str, decoded: list[dict[str, Any]], found: Mapping[str, Any]) -> list[StepRecord]:
+    """The `StepRecord`s of `step_rows`' records, with the stored values `found` in place."""
+    try:
+        return [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
+    except UNDECODABLE as exc:
+        raise unreadable(run_id, "step records", exc) from None

@@ -114,6 +114,8 @@ from runservice.storage.rows import (
     Found,
     decoded_run,
     loads,
+    step_records,
+    step_rows,
     stored_status,
     unreadable,
 )
@@ -873,19 +875,10 @@ class SqliteStore(SqliteSchedules):
         await self._sync_run(run_id)
         if not rows:
             return None
-        try:
-            decoded = [_with_items(orjson.loads(row[-2]), row[-1]) for row in rows if row[-2] is not None]
-            wanted: set[str] = set()
-            values.records_wanted(decoded, wanted)
-        except UNDECODABLE as exc:
-            raise unreadable(run_id, "step records", exc) from None
+        decoded, wanted = step_rows(run_id, rows, _with_items)
         _column_digests(rows[0], wanted)
         found = await self._values(run_id, wanted)
-        try:
-            records = [StepRecord.from_json(values.resolve_record(record, found)) for record in decoded]
-        except UNDECODABLE as exc:
-            raise unreadable(run_id, "step records", exc) from None
-        return _decoded_run(rows[0], found).with_steps(records)
+        return _decoded_run(rows[0], found).with_steps(step_records(run_id, decoded, found))
 
     async def list_runs(self, query: RunQuery) -> list[Run]:
         """Runs matching `query`, newest first (created_at, then run_id, descending)."""
