@@ -35,7 +35,10 @@
     ├── Unauthenticated / PermissionDenied
     │   └── RunIdReserved              a scoped caller chose a run id of the form the server derives
     ├── Unavailable                    the server is draining; retry elsewhere
-    │   └── RunClaimed                 Resume of a suspended run another drive holds; retry
+    │   ├── RunClaimed                 Resume of a suspended run another drive holds; retry
+    │   └── StorageUnavailable         the database could not answer; retry
+    │       └── StorageFailed          the store cannot trust its disk any more; the server stops
+    │           └── DatabaseFileMoved  the SQLite file was deleted or replaced under the server
     ├── DataLoss
     │   └── RunUnreadable              a stored run, step record or event that cannot be decoded
     ├── Unimplemented
@@ -485,6 +488,14 @@ class StorageFailed(StorageUnavailable):
 
     reason = "STORAGE_FAILED"
     telling = "the database's disk failed to sync a write ({detail}); the server stops; retry"
+
+
+class DatabaseFileMoved(StorageFailed):
+    """The SQLite database file (or its lock file) was deleted or replaced while the server ran.
+    What the server writes from then on would reach a file nobody can open again, so it saves
+    what it committed next to the path and stops, like `StorageFailed` (same reason)."""
+
+    telling = "the database file was deleted or replaced under the server ({detail}); the server stops; retry"
 
 
 class DataLoss(ServiceError):

@@ -31,7 +31,7 @@ from runservice.config import (
     env_name,
     unknown_variables,
 )
-from runservice.errors import StorageFailed, WorkflowDefinitionError
+from runservice.errors import DatabaseFileMoved, StorageFailed, WorkflowDefinitionError
 
 if TYPE_CHECKING:
     from runservice.server import EdgeOptions
@@ -171,6 +171,12 @@ def run_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc), 1)
     except EngineRefused as exc:  # what one process would have said, with the same code
         return _fail(exc.message if exc.code == 2 else f"cannot serve: {exc.message}", exc.code)
+    except DatabaseFileMoved as exc:  # the store logged where it saved what it held
+        return _fail(
+            f"stopped: the database file was deleted or replaced under the server ({exc.detail});"
+            " the log says where what it held was saved: put it back, then restart the server",
+            1,
+        )
     except StorageFailed as exc:  # after serving or while starting: the store logged what failed
         return _fail(
             f"stopped: the database's disk failed to sync a write ({exc.detail}); check the device,"
@@ -223,6 +229,7 @@ def _run_engine_process(link_fd: int) -> int:
     import signal
 
     from runservice.server.engine_process import (
+        DATABASE_MOVED_EXIT,
         STORAGE_FAILED_EXIT,
         connect_host,
         die_with_parent,
@@ -269,7 +276,9 @@ def _run_engine_process(link_fd: int) -> int:
                 max_message_size=settings.max_message_size,
                 schedules=schedules,
             )
-        except StorageFailed:  # the store logged it; the front sees this code, and stops
+        except DatabaseFileMoved:  # the store logged it; the front sees this code, and stops
+            return DATABASE_MOVED_EXIT
+        except StorageFailed:
             return STORAGE_FAILED_EXIT
         except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
             if host.serving:

@@ -22,10 +22,11 @@ from google.rpc import error_details_pb2  # noqa: F401  (registers error detail 
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from runservice.engine import Engine
-from runservice.errors import StorageFailed
+from runservice.errors import DatabaseFileMoved, StorageFailed
 from runservice.server.auth import AuthInterceptor, TokenSet
 from runservice.server.decoding import RECEIVE_SLACK
 from runservice.server.engine_process import (
+    DATABASE_MOVED_EXIT,
     STORAGE_FAILED_EXIT,
     EngineProcess,
     EngineProcessLost,
@@ -450,6 +451,8 @@ async def _serve_front(
         code = await engine.stop(within=grace + drain_delay + 30)
     if lost_code == STORAGE_FAILED_EXIT:
         raise StorageFailed("as the engine process logged")
+    if lost_code == DATABASE_MOVED_EXIT:
+        raise DatabaseFileMoved("as the engine process logged")
     if lost_code is not None:
         raise EngineProcessLost(f"the engine process exited unexpectedly (code {lost_code})")
     if code != 0:

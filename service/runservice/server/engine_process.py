@@ -51,6 +51,8 @@ ENGINE_LINK_FD = "--engine-link-fd"
 STORAGE_FAILED_EXIT = 3
 """The engine process's exit code when its store failed for good (see `StorageFailed`): the
 front then stops with the same error."""
+DATABASE_MOVED_EXIT = 4
+"""The same, when its SQLite file was deleted or replaced (see `DatabaseFileMoved`)."""
 
 
 class EngineRefused(RuntimeError):
@@ -247,6 +249,7 @@ def _ignored(signum: int) -> None:
 
 
 __all__ = [
+    "DATABASE_MOVED_EXIT",
     "ENGINE_LINK_FD",
     "STORAGE_FAILED_EXIT",
     "EngineProcess",

@@ -59,6 +59,16 @@ the server stops, so a restart recovers from what is on disk.
 One process owns a database file: `open` takes an exclusive `flock` on
 `<path>.lock`, so a second server on the same file refuses to start (boot
 recovery assumes nobody else is running these runs).
+
+The files are watched while the store is open (the checkpointer's thread compares the
+paths' device and inode with the descriptors held, every tenth of its interval). A
+database file deleted or replaced under the server (a cleanup of a temporary directory, a
+`rm -r` of the data directory, a copy moved over it) would take every later commit with it
+at the next restart, which would start on an empty file: instead, between two batches, the
+writer saves everything committed into `<path>.rescued-<UTC time>` (SQLite's backup, read
+through the descriptors still open) and the store fails stop (`DatabaseFileMoved`). A
+later `open` refuses to create a new database beside a rescued copy. A lock file deleted
+or replaced is taken again; if another process holds the new one, the store fails stop.
 """
 
 from __future__ import annotations
@@ -66,6 +76,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import functools
+import glob
 import logging
 import math
 import os
@@ -82,7 +93,7 @@ from typing import Any, TypeGuard
 import aiosqlite
 import orjson
 
-from runservice.errors import RunUnreadable, StorageFailed, StorageUnavailable
+from runservice.errors import DatabaseFileMoved, RunUnreadable, StorageFailed, StorageUnavailable
 from runservice.model import (
     Event,
     ForeachItem,
@@ -389,6 +400,10 @@ class SqliteStore(SqliteSchedules):
         """Changes of the last batch refused as StorageUnavailable (for the hub's listeners)."""
         self.failure: StorageFailed | None = None
         """Set when a sync failed: from then on every request is refused (see the module)."""
+        self._moved: tuple[str, bool] | None = None
+        """How the database file was moved (see the module), and whether to rescue its data:
+        set on the loop when the checkpointer's thread notices, acted on by the writer."""
+        self._moved_noticed = False  # the checkpointer's thread: tell the loop once
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._readers: list[_Reader] = []
@@ -423,6 +438,7 @@ class SqliteStore(SqliteSchedules):
                 lambda: self.commits,
                 self._database_fd,
                 lambda exc: loop.call_soon_threadsafe(self._fail_stop, exc),
+                self._watch_files,
             )
             self._checkpointer.start()
         except BaseException:
@@ -610,7 +626,7 @@ class SqliteStore(SqliteSchedules):
     def _refusal(self) -> StorageFailed:
         """The error every request gets once the store failed stop."""
         assert self.failure is not None
-        return StorageFailed(self.failure.detail)
+        return type(self.failure)(self.failure.detail)
 
     def _fail_stop(self, exc: OSError | sqlite3.Error) -> StorageFailed:
         """A sync failed: refuse everything from now on, and tell the hub's listeners (once)."""
@@ -626,6 +642,77 @@ class SqliteStore(SqliteSchedules):
             self.hub.failed(self.failure)
         return self._refusal()
 
+    def _watch_files(self) -> None:
+        """On the checkpointer's thread: tell the loop, once, that a file moved (see the module)."""
+        if self._moved_noticed or self._database_fd is None or self._lock_fd is None or self._loop is None:
+            return
+        database = _moved(self.path, self._database_fd)
+        if database is not None:
+            self._moved_noticed = True
+            self._loop.call_soon_threadsafe(self._file_moved, database, True)
+        elif (lock := _moved(f"{self.path}.lock", self._lock_fd)) is not None:
+            self._moved_noticed = True
+            self._loop.call_soon_threadsafe(self._lock_moved, lock)
+
+    def _lock_moved(self, how: str) -> None:
+        """The lock file was deleted or replaced: lock the path again, or fail stop when
+        another process holds it (two writers would re-drive each other's runs)."""
+        if self._state != "open" or self._lock_fd is None:
+            return
+        try:
+            fd = lock_database(self.path)
+        except RuntimeError:
+            self._file_moved(f"{how} (its lock file), and another process holds the new one", False)
+            return
+        os.close(self._lock_fd)
+        self._lock_fd = fd
+        self._moved_noticed = False
+        logger.warning("the lock file %s.lock was %s while the server ran: locked it again", self.path, how)
+
+    def _file_moved(self, how: str, rescue: bool) -> None:
+        """Have the writer act on a moved file between two batches (`_stop_moved`)."""
+        if self._moved is not None or self.failure is not None or not self._accepting:
+            return
+        self._moved = (how, rescue)
+        # Wakes the writer when nothing else is queued; its future fails with the rest.
+        waking: asyncio.Future[Any] = self._enqueue(_Operation(lambda conn, now: None))
+        waking.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    async def _stop_moved(self, how: str, rescue: bool) -> None:
+        """Between two batches: save what was committed (when `rescue`), then fail stop."""
+        assert self._loop is not None and self._executor is not None
+        saved = ""
+        if rescue:
+            try:
+                copy = await self._loop.run_in_executor(self._executor, self._rescue)
+            except (OSError, sqlite3.Error) as exc:
+                saved = f"; saving what it held failed ({_described(exc)})"
+            else:
+                saved = f"; everything committed is saved in {copy}: move it back to {self.path}"
+        # Callers are told how, not where: paths of the server's disk are for its log.
+        self.failure = DatabaseFileMoved(how)
+        logger.error(
+            "the database file %s was %s%s. Refusing every request from now on; the server stops",
+            self.path,
+            how,
+            saved,
+        )
+        self.hub.failed(self.failure)
+
+    def _rescue(self) -> str:
+        """On the writer thread, idle between batches: copy the database, read through the
+        descriptors the writer still holds, beside its path; returns the copy's path."""
+        assert self._conn is not None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = f"{self.path}.rescued-{stamp}"
+        Path(target).parent.mkdir(parents=True, exist_ok=True)  # a data directory removed whole
+        copy = sqlite3.connect(target)
+        try:
+            self._conn.backup(copy)
+        finally:
+            copy.close()
+        return target
+
     async def _write_loop(self) -> None:
         """Drain the queue in batches, one transaction per batch, until the close sentinel."""
         await batching.write_batches(self._queue, self._commit, max_batch=_MAX_BATCH, stopped=self._stop)
@@ -635,6 +722,8 @@ class SqliteStore(SqliteSchedules):
 
     async def _commit(self, batch: list[_Pending]) -> None:
         assert self._executor is not None
+        if self._moved is not None and self.failure is None:
+            await self._stop_moved(*self._moved)
         if self.failure is not None:  # queued before the sync failed
             batching.fail(batch, self._refusal())
             return
@@ -1087,11 +1176,13 @@ class _Checkpointer:
         commits: Callable[[], int],
         database_fd: int,
         lost: Callable[[OSError | sqlite3.Error], object],
+        watch: Callable[[], object] = lambda: None,
     ) -> None:
         self._path = path
         self._commits = commits
         self._database_fd = database_fd
         self._lost = lost
+        self._watch = watch
         self._wal = f"{path}-wal"
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sqlite-checkpointer {path}", daemon=True)
@@ -1165,6 +1256,7 @@ class _Checkpointer:
             # only growth past it says that much was written since.
             checked_size = 0
             while not self._stopping.wait(_CHECKPOINT_INTERVAL / 10):
+                self._watch()
                 ticks += 1
                 commits = self._commits()
                 grown = self._wal_size() - checked_size >= _CHECKPOINT_WAL_BYTES
@@ -1275,9 +1367,38 @@ def lock_database(path: str) -> int:
     return fd
 
 
+def _moved(path: str, fd: int) -> str | None:
+    """How the file at `path` is no longer the one `fd` holds open ("deleted", "replaced
+    by another file"), or None while it is (or when the path cannot be read: no reason to stop)."""
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return "deleted"
+    except OSError:
+        return None
+    held = os.fstat(fd)
+    if (here.st_dev, here.st_ino) != (held.st_dev, held.st_ino):
+        return "replaced by another file"
+    return None
+
+
+def _refuse_rescued(path: str) -> None:
+    """RuntimeError (one line) instead of a new, empty database beside a copy a server saved
+    when the file was deleted under it (a restart would otherwise lose every run in silence)."""
+    if os.path.exists(path):
+        return
+    rescued = sorted(Path(path).parent.glob(f"{glob.escape(Path(path).name)}.rescued-*"))
+    if rescued:
+        raise RuntimeError(
+            f"database {path} does not exist, but {rescued[-1]} holds what a server saved when the"
+            f" file was deleted under it: move it to {path} to go on from it, or remove it to start empty"
+        )
+
+
 def _connect_writer(path: str) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves. IMMEDIATE takes the
     # write lock up front, so busy_timeout applies instead of a deferred upgrade failing.
+    _refuse_rescued(path)
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
         _refuse_foreign(conn, path)
