@@ -338,7 +338,8 @@ def test_default_settings_give_the_default_edge(monkeypatch: pytest.MonkeyPatch)
 
     for name in [n for n in os.environ if n.startswith("RUNSERVICE_")]:
         monkeypatch.delenv(name)
-    assert edge_options(Settings.load()) == EdgeOptions()
+    # The health socket is the data directory's: not an edge setting of its own.
+    assert edge_options(Settings.load()) == EdgeOptions(probe_socket=Path("data") / "runservice.sock")
 
 
 def test_the_cli_names_the_status_code_of_every_branch_of_the_error_tree() -> None:

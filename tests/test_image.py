@@ -113,7 +113,8 @@ async def test_the_image_command_line_from_a_fresh_venv(tmp_path: Path) -> None:
             env=env, cwd=workdir, capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert check.returncode == 0, check.stderr
-        assert check.stdout.strip() == f"127.0.0.1:{port} SERVING"
+        # On the data directory's health socket (what works unchanged with TLS on).
+        assert check.stdout.strip() == f"unix:{(data / 'runservice.sock').resolve()} SERVING"
         async with Client(server.address, timeout=10) as client:
             run = await client.get_workflow("city-weather").create_run()
             done = await run.start_async(input_data={"city": "Lisbon"})

@@ -319,6 +319,11 @@ class Settings(BaseSettings):
         """Where the server writes the address it listens on (read by `runservice health`)."""
         return Path(self.data_dir).expanduser() / "runservice.address"
 
+    @property
+    def probe_socket(self) -> Path:
+        """The Unix socket serving the health service alone, in plaintext (`runservice health`)."""
+        return Path(self.data_dir).expanduser() / "runservice.sock"
+
     @classmethod
     def load(cls, **flags: Any) -> Settings:
         """Defaults, then `RUNSERVICE_*` variables, then `flags` (None means "not given").

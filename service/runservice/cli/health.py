@@ -1,9 +1,12 @@
 """`runservice health`: ask a running server's gRPC health service (the image's HEALTHCHECK).
 
-The address comes from, in order: `--address`; the address file the server writes into its
-data directory when it starts (`runservice.address`: right even when the server was started
-with its own `--address`); `RUNSERVICE_ADDRESS`. A wildcard host (0.0.0.0, [::]) is checked on
-loopback. Exit 0 when SERVING, 1 otherwise, with one line on stdout or stderr.
+The address comes from, in order: `--address`; without TLS flags, the Unix socket the server
+serves its health on in its data directory (`runservice.sock`: plaintext, whatever TLS or client
+certificates the server's port asks for, so the image's HEALTHCHECK works unchanged with TLS
+on); the address file the server writes there when it starts (`runservice.address`: right
+even when the server was started with its own `--address`); `RUNSERVICE_ADDRESS`. A wildcard
+host (0.0.0.0, [::]) is checked on loopback. Exit 0 when SERVING, 1 otherwise, with one line
+on stdout or stderr.
 """
 
 from __future__ import annotations
@@ -48,10 +51,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.set_defaults(handler=run_health)
 
 
-def target_address(address: str | None, data_dir: str | None) -> str:
-    """The address to check (see the module docstring), with a wildcard host made loopback."""
+def target_address(address: str | None, data_dir: str | None, *, tls: bool = False) -> str:
+    """The address to check (see the module docstring), with a wildcard host made loopback;
+    `tls`: the check is over TLS, so not on the health socket."""
     if not address:
         settings = Settings.load(data_dir=data_dir)
+        if not tls and settings.probe_socket.is_socket():
+            return f"unix:{settings.probe_socket.resolve()}"
         try:
             address = settings.address_file.read_text().strip()
         except OSError:
@@ -64,7 +70,8 @@ def target_address(address: str | None, data_dir: str | None) -> str:
 def run_health(args: argparse.Namespace) -> int:
     """`runservice health`."""
     try:
-        target = target_address(args.address, args.data_dir)
+        tls = bool(args.tls_ca or args.tls_cert)
+        target = target_address(args.address, args.data_dir, tls=tls)
         if (args.tls_cert is None) != (args.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         if args.tls_server_name and not (args.tls_ca or args.tls_cert):

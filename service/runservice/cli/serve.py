@@ -358,6 +358,7 @@ def edge_options(settings: Settings) -> EdgeOptions:
         max_concurrent_streams=settings.max_concurrent_streams,
         max_streams_per_caller=settings.max_streams_per_caller,
         drain_delay=settings.drain_delay,
+        probe_socket=settings.probe_socket,
     )
 
 

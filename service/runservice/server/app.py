@@ -89,6 +89,9 @@ class EdgeOptions:
     """Open Stream/Watch calls per caller; 0: no limit."""
     drain_delay: float = 0.0
     """Seconds between health NOT_SERVING and closing the listener on shutdown."""
+    probe_socket: Path | None = None
+    """A Unix socket serving the health service alone, in plaintext (`runservice health` uses it:
+    a probe inside the container then needs no TLS files or client certificate); None: none."""
 
 
 def server_options(options: EdgeOptions) -> list[tuple[str, int]]:
@@ -160,6 +163,7 @@ class RunServer:
         host = address.rsplit(":", 1)[0]
         self.address = f"{host}:{self.port}"
         """The bound address, with the real port when `address` asked for port 0."""
+        self.probe = _probe_server(options.probe_socket, self.health) if options.probe_socket else None
         self._stopped = False
         self._storage_available = True
         self._storage_changed = asyncio.Event()
@@ -172,6 +176,8 @@ class RunServer:
         if self.observability is not None:
             await self.observability.start()
         await self.server.start()
+        if self.probe is not None:
+            await self.probe.start()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._set_readiness(health_pb2.HealthCheckResponse.SERVING)
         self._readiness = asyncio.create_task(self._follow_storage(), name="readiness")
@@ -235,8 +241,39 @@ class RunServer:
         try:
             await self.server.stop(grace)
         finally:
+            if self.probe is not None:
+                await self.probe.stop(0)
             if self.observability is not None:
                 await self.observability.stop()
+
+
+_SOCKET_PATH_MAX = 107
+"""The longest path a Unix socket can be bound to (`sun_path` is 108 bytes on Linux)."""
+
+
+def _probe_server(path: Path, servicer: DrainingHealth) -> grpc.aio.Server | None:
+    """A server of `servicer` alone on the Unix socket `path`, only its owner may connect to
+    (what it tells, anyone who can read the data directory can tell); None, logged, when the
+    socket cannot be made (the probe then dials the TCP address)."""
+    path = path.expanduser().resolve()
+    if len(os.fsencode(path)) > _SOCKET_PATH_MAX:
+        logger.info("no health socket: %s is longer than a Unix socket path can be", path)
+        return None
+    probe = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, probe)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        bound = probe.add_insecure_port(f"unix:{path}")  # bound here (a stale socket is replaced)
+        if bound:
+            os.chmod(path, 0o600)  # connecting takes write permission: the owner's alone
+    except (OSError, RuntimeError) as exc:
+        bound, reason = 0, str(exc)
+    else:
+        reason = "gRPC could not bind it"
+    if not bound:
+        logger.warning("no health socket at %s (%s): `runservice health` dials the address", path, reason)
+        return None
+    return probe
 
 
 def build_server(
