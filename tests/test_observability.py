@@ -33,13 +33,13 @@ from runservice import logs
 from runservice.client import Client, RunHandle, SyncClient, SyncRunHandle
 from runservice.config import ConfigError, Settings
 from runservice.engine import Engine
-from runservice.model import Event, EventType, Execution
+from runservice.model import Event, EventType, Execution, Run, RunStatus
 from runservice.server import EdgeOptions, build_server
 from runservice.server.auth import TokenSet
 from runservice.server.calls import Call, CallObserver
 from runservice.server.observability import Observability
 from runservice.server.tracing import Tracing
-from runservice.storage import open_store
+from runservice.storage import RunWrite, open_store
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 from runservice.wire import to_value
 from runservice.workflow import StepContext, clone_step, create_step, create_workflow
@@ -143,6 +143,8 @@ async def serving(
     try:
         await observability.start()  # as `serve` does: before the engine re-drives active runs
         async with Engine(store, WORKFLOWS, heartbeat=0.2) as engine:
+            if observability.metrics is not None:  # as server/hosting.py does
+                observability.metrics.served = engine.served_definitions()
             server = build_server(engine, heartbeat=0.2, observability=observability, options=options)
             await server.start()
             try:
@@ -501,6 +503,38 @@ async def test_runs_recovered_at_boot_are_counted_under_their_workflow(tmp_path:
             s = await scrape(served.metrics_url)
             assert value(s, "runservice_runs_finished_total", workflow="gated", status="canceled") == 1
             assert value(s, "runservice_runs_suspended") == 0
+
+        await eventually(counted)
+
+
+async def test_runs_of_a_definition_not_served_here_are_a_gauge_of_their_own(tmp_path: Path) -> None:
+    """A run recorded on a step graph this server does not serve (the code changed under the
+    same version) is never claimed here: it shows as unowned and as not served."""
+    db = tmp_path / "runs.db"
+    store = open_store(str(db))
+    await store.open()
+    try:
+        now = time.time()
+        for run_id, digest in (("stranded", "a-graph-no-longer-served"), ("old", "")):
+            run = Run(
+                run_id=run_id,
+                workflow_id="gated",
+                status=RunStatus.RUNNING,
+                created_at=now,
+                updated_at=now,
+                definition_version="1" if digest else "0",
+                definition_digest=digest,
+            )
+            await store.write(RunWrite(run_id, create=run))
+    finally:
+        await store.close()
+    async with serving(db, metrics=True) as served:
+
+        async def counted() -> None:
+            s = await scrape(served.metrics_url)
+            assert value(s, "runservice_runs_unowned") == 2
+            assert value(s, "runservice_runs_not_served") == 2
+            assert value(s, "runservice_runs_in_flight") == 2
 
         await eventually(counted)
 

@@ -24,6 +24,8 @@ from pydantic import BaseModel
 
 from runservice import errors
 from runservice.client import Client
+from runservice.engine import leases
+from runservice.engine.versions import not_served
 from runservice.model import Run, RunStatus
 from runservice.storage import Claim, RunQuery, RunWrite, open_store
 from runservice.storage import postgres as pg
@@ -222,9 +224,10 @@ async def test_two_versions_side_by_side_and_refusals(tmp_path: Path, serving: S
 
 
 async def test_recovery_leaves_a_run_of_an_unserved_version_until_it_is_served(
-    tmp_path: Path, serving: ServingFactory, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, serving: ServingFactory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = tmp_path / "runs.db"
+    monkeypatch.setattr(leases, "NOT_SERVED_EVERY", 0.2)  # warned of every 5 min in production
     HOLD["on"] = True
     async with serving(db, workflows=[V1]) as served, Client(served.address, timeout=10.0) as client:
         run = await client.get_workflow("review").create_run(run_id="inflight")
@@ -237,6 +240,14 @@ async def test_recovery_leaves_a_run_of_an_unserved_version_until_it_is_served(
     async with serving(db, workflows=[V2]) as served, Client(served.address, timeout=10.0) as client:
         handle = client.get_workflow("review")
         await asyncio.sleep(0.5)  # several claim rounds (every 0.1 s) and, on PostgreSQL, lease ends
+        # Left alone, but not in silence: a warning names the definition they wait for.
+        warned = "2 run(s) of workflow 'review' are active on version '1' (step graph "
+        async with asyncio.timeout(10):
+            while not [r for r in caplog.records if r.getMessage().startswith(warned)]:
+                await asyncio.sleep(0.05)
+        (warning, *_) = [r for r in caplog.records if r.getMessage().startswith(warned)]
+        assert warning.levelname == "WARNING"
+        assert "this server does not serve version '1'" in warning.getMessage()
         left = await handle.run_by_id("inflight")
         assert left.status is RunStatus.RUNNING and left.error is None
         with pytest.raises(errors.WorkflowVersionUnavailable) as refused:
@@ -296,6 +307,10 @@ async def test_claim_takes_only_runs_of_served_definitions(tmp_path: Path, datab
             assert stored is not None
             assert (stored.definition_version, stored.definition_digest) == (version, digest)
         served = [("w", "1", "d1"), ("w", "1", ""), ("w", "2", "d2")]
+        unowned = await store.count_unowned_by_definition()
+        assert unowned == {("w", version, digest): 1 for version, digest in recorded.values()}
+        assert not_served(unowned, ["w"], served) == {("w", "1", "other"): 1, ("w", "3", "d3"): 1}
+        assert not_served(unowned, ["another"], served) == {}
         claimed = await store.claim_runs(Claim("me", 60), 10, ["w"], served)
         assert sorted(run_id for run_id, _ in claimed) == ["a", "b", "c"]
         assert await store.claim_runs(Claim("me", 60), 10, ["w"], []) == []

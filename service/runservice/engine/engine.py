@@ -83,7 +83,7 @@ from runservice.model import (
     time_ordered_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
-from runservice.storage import Claim, Lease, RunQuery, RunWrite, Store, Subscription, WriteResult
+from runservice.storage import Claim, Definition, Lease, RunQuery, RunWrite, Store, Subscription, WriteResult
 from runservice.workflow import Schedule, Schema, SchemaViolation, Step, Workflow
 
 logger = logging.getLogger(__name__)
@@ -352,6 +352,11 @@ class Engine:
         """Every served version of a workflow, oldest first (the last is the newest), or WorkflowNotFound."""
         self.workflow(workflow_id)
         return self._versions.of(workflow_id)
+
+    def served_definitions(self) -> tuple[list[str], list[Definition]]:
+        """The workflow ids served here, and every (id, version, digest) a run of them may have
+        recorded to be driven here (`not_served` in engine/versions.py takes both)."""
+        return list(self._workflows), self._versions.definitions()
 
     def definition(self, run: Run) -> Workflow:
         """The served definition a run continues on: the version it recorded, with the same

@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Collection
 
 from runservice.engine.capacity import Capacity, Sleeper
 from runservice.engine.failures import log_failure
+from runservice.engine.versions import not_served
 from runservice.errors import StorageUnavailable
 from runservice.model import RunStatus
 from runservice.storage import Claim, Definition, Lease, Store
@@ -50,6 +51,9 @@ lease ago. Heartbeats go out every third of a lease, so only a replica that stal
 the other half is the margin for that wait."""
 RENEW_RETRY = 0.5
 """Seconds between renewals while `assure` cannot reach the store."""
+NOT_SERVED_EVERY = 300.0
+"""Seconds between two warnings of runs that wait for a definition no claim here takes (the
+first is a claim interval after start: a deploy that strands runs says so at once)."""
 
 
 class LeaseLost(Exception):
@@ -135,6 +139,7 @@ class LeaseKeeper:
         """The runs the last renewal found still this replica's but could not renew, as
         another session held their rows (`Renewal.held`)."""
         self._closed = False
+        self._not_served_told = -NOT_SERVED_EVERY  # monotonic time of the last warning
 
     @property
     def claim(self) -> Claim:
@@ -399,9 +404,41 @@ class LeaseKeeper:
                 if self._outage:
                     await self.heartbeat()  # its own leases first: they may have run out meanwhile
                 await self.claim_due()
+                if time.monotonic() - self._not_served_told >= NOT_SERVED_EVERY:
+                    self._not_served_told = time.monotonic()
+                    await self.warn_not_served()
             except Exception as exc:
                 self._failed(exc)
                 log_failure(logger, "claiming due runs failed; retrying in %.1fs", self._claim_interval)
+
+    async def warn_not_served(self) -> None:
+        """One warning per definition whose active runs no claim here takes and nobody drives:
+        silent, they would stay `running` for ever (and hold back their schedule's ticks)."""
+        if self._definitions is None:
+            return  # every definition is claimed here
+        unowned = await self._store.count_unowned_by_definition()
+        for (workflow_id, version, digest), runs in sorted(
+            not_served(unowned, self._workflows, self._definitions).items()
+        ):
+            graphs = sorted(d for w, v, d in self._definitions if (w, v) == (workflow_id, version) and d)
+            served = (
+                f"serves version {version!r} with another step graph ({', '.join(graphs)})"
+                if graphs
+                else f"does not serve version {version!r}"
+            )
+            logger.warning(
+                "%d run(s) of workflow %r are active on version %r (step graph %s) and nobody drives"
+                " them: this server %s. They wait until a server serving that definition starts;"
+                " deploy it (a changed graph needs a new version), or cancel them (runservice runs"
+                " -w %s --version %s -s running,waiting lists them)",
+                runs,
+                workflow_id,
+                version,
+                digest or "unrecorded",
+                served,
+                workflow_id,
+                version,
+            )
 
     async def _heartbeat_loop(self) -> None:
         interval = self.lease_seconds / 3

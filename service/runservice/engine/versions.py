@@ -10,7 +10,7 @@ recorded version "1" and no digest: any served definition of version "1" continu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from runservice.errors import WorkflowDefinitionChanged, WorkflowDefinitionError, WorkflowVersionUnavailable
@@ -69,3 +69,19 @@ class ServedVersions:
                 run.run_id, run.workflow_id, run.definition_version, run.definition_digest, workflow.digest
             )
         return workflow
+
+
+def not_served(
+    unowned: Mapping[Definition, int], workflows: Collection[str], definitions: Collection[Definition]
+) -> dict[Definition, int]:
+    """Of the active runs no server drives, counted by the definition they recorded
+    (`Store.count_unowned_by_definition`), those of `workflows` whose definition is none of
+    `definitions` (`ServedVersions.definitions`): no claim here takes them, and they wait,
+    `running`, for a server that serves it (a graph changed under the same version, a
+    version retired too early)."""
+    served = set(definitions)
+    return {
+        definition: runs
+        for definition, runs in unowned.items()
+        if definition[0] in workflows and definition not in served
+    }

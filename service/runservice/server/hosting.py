@@ -61,6 +61,8 @@ async def running_engine(
                 replica_name=replica_name,
                 schedules=schedules,
             ) as engine:
+                if observability.metrics is not None:
+                    observability.metrics.served = engine.served_definitions()
                 yield engine, observability
         finally:
             await observability.stop()

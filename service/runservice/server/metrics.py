@@ -27,11 +27,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from runservice.engine.versions import not_served
 from runservice.errors import StorageUnavailable
 from runservice.model import Event, EventType, RunStatus
 from runservice.server.calls import Call
 from runservice.server.committed import RunInfo
-from runservice.storage import Store
+from runservice.storage import Definition, Store
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,16 @@ class Metrics:
             " (--max-active-runs), or owned by a server whose leases ran out; a claim loop takes them.",
             registry=registry,
         )
+        self.runs_not_served = Gauge(
+            "runservice_runs_not_served",
+            "Of runservice_runs_unowned, the runs of workflows served here whose recorded version and"
+            " step graph this server does not serve: no claim here takes them (the log warns of them).",
+            registry=registry,
+        )
+        self.runs_not_served.set(math.nan)  # until the engine runs: nothing served is known yet
+        self.served: tuple[list[str], list[Definition]] | None = None
+        """The workflows and definitions the engine serves (`Engine.served_definitions`), for
+        `runs_not_served`; None until the engine runs (the gauge is then NaN)."""
         self.commit_seconds = Histogram(
             "runservice_store_commit_seconds",
             "Store transaction time (statements and commit), one per group-commit batch.",
@@ -231,15 +242,17 @@ class Metrics:
         if self._store is not None:
             try:
                 counts = await self._store.count_runs(_COUNTED)
-                unowned = await self._store.count_unowned()
+                unowned = await self._store.count_unowned_by_definition()
             except StorageUnavailable:
-                self.runs_in_flight.set(math.nan)
-                self.runs_suspended.set(math.nan)
-                self.runs_unowned.set(math.nan)
+                for gauge in (self.runs_in_flight, self.runs_suspended, self.runs_unowned):
+                    gauge.set(math.nan)
+                self.runs_not_served.set(math.nan)
             else:
                 self.runs_in_flight.set(sum(counts[status] for status in _IN_FLIGHT))
                 self.runs_suspended.set(counts[RunStatus.SUSPENDED])
-                self.runs_unowned.set(unowned)
+                self.runs_unowned.set(sum(unowned.values()))
+                if self.served is not None:
+                    self.runs_not_served.set(sum(not_served(unowned, *self.served).values()))
         return generate_latest(self.registry)
 
 

@@ -290,6 +290,10 @@ class Store(Protocol):
         """How many active runs have no live owner: left for want of room, or owned by a
         replica whose leases ran out, until a claim loop takes them (a metrics gauge)."""
 
+    async def count_unowned_by_definition(self) -> dict[Definition, int]:
+        """`count_unowned`, by the (workflow id, version, digest) the runs recorded: those of a
+        definition no server serves wait for one that does (engine/leases.py warns of them)."""
+
     # -- cron schedules (storage/schedules.py has the types) ---------------------------------
 
     async def upsert_schedules(

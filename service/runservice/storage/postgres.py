@@ -1061,11 +1061,19 @@ class PostgresStore(PostgresSchedules):
 
     async def count_unowned(self) -> int:
         """Active runs with no live owner (see `Store.count_unowned`), on the database's clock."""
-        found = await self._readers().fetchval(
-            "SELECT count(*) FROM runs WHERE status IN ('running', 'waiting')"
-            f" AND (owner IS NULL OR lease_expires_at < {_NOW})"
+        return sum((await self.count_unowned_by_definition()).values())
+
+    async def count_unowned_by_definition(self) -> dict[Definition, int]:
+        """See `Store.count_unowned_by_definition`."""
+        rows = await self._readers().fetch(
+            "SELECT workflow_id, definition_version, definition_digest, count(*) AS runs FROM runs"
+            f" WHERE status IN ('running', 'waiting') AND (owner IS NULL OR lease_expires_at < {_NOW})"
+            " GROUP BY workflow_id, definition_version, definition_digest"
         )
-        return int(found)
+        return {
+            (row["workflow_id"], row["definition_version"], row["definition_digest"]): int(row["runs"])
+            for row in rows
+        }
 
     async def _values(self, run_id: str, digests: set[str]) -> dict[str, Any]:
         """The stored values of a run by digest (see storage/values.py)."""

@@ -1070,12 +1070,17 @@ class SqliteStore(SqliteSchedules):
 
     async def count_unowned(self) -> int:
         """Active runs with no live owner (see `Store.count_unowned`)."""
+        return sum((await self.count_unowned_by_definition()).values())
+
+    async def count_unowned_by_definition(self) -> dict[Definition, int]:
+        """See `Store.count_unowned_by_definition`."""
         rows = await self._reader().execute_fetchall(
-            f"SELECT COUNT(*) FROM runs WHERE status IN {_ACTIVE_SQL}"
-            " AND (owner IS NULL OR lease_expires_at < ?)",
+            "SELECT workflow_id, definition_version, definition_digest, COUNT(*) FROM runs"
+            f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
+            " GROUP BY workflow_id, definition_version, definition_digest",
             (time.time(),),
         )
-        return int(rows[0][0])
+        return {(workflow_id, version, digest): int(count) for workflow_id, version, digest, count in rows}
 
 
 # -- listing -------------------------------------------------------------------------
