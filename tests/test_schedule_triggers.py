@@ -16,6 +16,7 @@ from test_schedules import asking
 
 from runservice import limits
 from runservice.client import Client, SyncClient
+from runservice.engine.retention import Retention
 from runservice.errors import InvalidArgument
 from runservice.model import RunStatus
 
@@ -156,3 +157,46 @@ async def test_blocking_client_and_cli_pass_the_request_id(serving: ServingFacto
             await client.schedules.trigger("keyed", request_id="k" * (limits.ID + 1))
         assert "request_id" in str(refused.value)
         assert len(await run_ids(client, workflow.id)) == 2
+
+
+async def test_schedule_history_is_forgotten_once_old_but_a_kept_runs_origin_stays(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """The retention sweep forgets, after a day (here half a second), trigger outcomes and the
+    tick records whose run is gone or that started none: an every-minute schedule left 525,000
+    rows a year. A tick whose run is kept stays, so the run still names its schedule."""
+    workflow = asking("swept", cron=YEARLY, overlap="skip")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+        kept = await client.schedules.trigger("swept", request_id="kept")
+        assert kept.outcome == "started" and kept.run is not None
+        skipped = await client.schedules.trigger("swept", request_id="skipped")
+        assert skipped.outcome == "skipped"
+        handle = await client.get_workflow(workflow.id).create_run(kept.run.run_id)
+        assert (await handle.resume_async("yes")).status is RunStatus.SUCCESS
+        deleted = await client.schedules.trigger("swept", request_id="deleted")
+        assert deleted.outcome == "started" and deleted.run is not None
+        gone = await client.get_workflow(workflow.id).create_run(deleted.run.run_id)
+        assert (await gone.resume_async("yes")).status is RunStatus.SUCCESS
+        await client.get_workflow(workflow.id).delete_run_by_id(deleted.run.run_id)
+        await asyncio.sleep(0.6)
+        young = await client.schedules.trigger("swept", request_id="young")
+        assert young.outcome == "started" and young.run is not None
+
+        sweeper = Retention(served.store, 0, marks=0.5)
+        assert await sweeper.sweep() == 0
+        # Three trigger outcomes (kept, skipped, deleted), two ticks (skipped, deleted), and the
+        # DeleteRun's request mark.
+        assert sweeper.forgotten == 6
+        assert await served.store.forget_schedule_history(time.time() - 0.5, 10) == 0
+        for request_id in ("kept", "skipped", "deleted"):
+            assert await served.store.trigger_request("swept", request_id) is None, request_id
+        assert await served.store.trigger_request("swept", "young") is not None
+        origins = await served.store.schedule_origins([kept.run.run_id, young.run.run_id])
+        assert origins == {kept.run.run_id: ("swept", kept.tick), young.run.run_id: ("swept", young.tick)}
+        assert (await client.get_workflow(workflow.id).run_by_id(kept.run.run_id)).schedule_id == "swept"
+        # Forgotten, a retry fires again: a day after, a retry is a new trigger.
+        again = await client.schedules.trigger("swept", request_id="deleted")
+        assert again.outcome == "skipped" and again.active_run_id == young.run.run_id

@@ -9,7 +9,10 @@ settled, so two replicas deleting the same run delete it once.
 
 The sweep also forgets the marks that DeleteRun's `request_id` leaves (so that a retry of a
 delete that worked succeeds) once they are `DELETE_MARKS_KEPT` old, retention or not: a
-retry comes within seconds, and without it every delete a client made stayed a row.
+retry comes within seconds, and without it every delete a client made stayed a row. So it
+does with schedule history of the same age: the outcome TriggerSchedule's `request_id`
+keeps, and the record of each tick whose run is gone or that started none (without it, an
+every-minute schedule left 525,000 rows a year).
 """
 
 from __future__ import annotations
@@ -97,9 +100,19 @@ class Retention:
             total += forgotten
             if forgotten < MARKS_PAGE:
                 break
-        self.forgotten += total
+        history = 0
+        while True:
+            forgotten = await self._store.forget_schedule_history(cutoff, MARKS_PAGE)
+            history += forgotten
+            if forgotten < MARKS_PAGE:
+                break
+        self.forgotten += total + history
         if total:
             logger.info("retention: forgot %d request marks of runs deleted before %s", total, iso(cutoff))
+        if history:
+            logger.info(
+                "retention: forgot %d records of schedule ticks and triggers before %s", history, iso(cutoff)
+            )
 
     async def _delete_runs(self) -> int:
         cutoff = time.time() - self.seconds

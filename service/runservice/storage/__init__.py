@@ -327,6 +327,11 @@ class Store(Protocol):
         """The first outcome of the schedule's trigger with this request id (see
         `TickFire.request`), or None."""
 
+    async def forget_schedule_history(self, cutoff: float, limit: int) -> int:
+        """Remove at most `limit` records of schedule history made before `cutoff`: trigger
+        outcomes (a retry after it fires again), and ticks whose run is gone or that started none
+        (a tick with a run stays: GetRun names the run's schedule from it). How many."""
+
 
 from runservice.storage.schedules import (  # noqa: E402 (they use RunWrite and WriteResult above)
     ScheduleDefinition,

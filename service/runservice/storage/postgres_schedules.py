@@ -247,12 +247,27 @@ class PostgresSchedules:
         )
         return {run_id: (schedule_id, tick) for run_id, schedule_id, tick in rows}
 
+    async def forget_schedule_history(self, cutoff: float, limit: int) -> int:
+        """See `Store.forget_schedule_history`."""
+        found = await self._readers().fetchval(_FORGET_SCHEDULE_HISTORY, cutoff, max(limit, 0))
+        return int(found)
+
     async def trigger_request(self, schedule_id: str, request_id: str) -> TriggerRecord | None:
         """The first outcome of the schedule's trigger with this request id, or None."""
         row = await self._readers().fetchrow(_FIND_TRIGGER, schedule_id, request_id)
         return None if row is None else TriggerRecord(*row)
 
 
+_FORGET_SCHEDULE_HISTORY = (
+    "WITH old_ticks AS (SELECT schedule_id, tick FROM schedule_ticks t WHERE tick < $1"
+    " AND (run_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)) LIMIT $2),"
+    " ticks AS (DELETE FROM schedule_ticks t USING old_ticks o"
+    " WHERE t.schedule_id = o.schedule_id AND t.tick = o.tick RETURNING 1),"
+    " old_triggers AS (SELECT schedule_id, request_id FROM schedule_triggers WHERE created_at < $1 LIMIT $2),"
+    " triggers AS (DELETE FROM schedule_triggers t USING old_triggers o"
+    " WHERE t.schedule_id = o.schedule_id AND t.request_id = o.request_id RETURNING 1)"
+    " SELECT (SELECT count(*) FROM ticks) + (SELECT count(*) FROM triggers)"
+)
 _FIND_TRIGGER = (
     "SELECT outcome, tick, run_id, active_run_id FROM schedule_triggers"
     " WHERE schedule_id = $1 AND request_id = $2"

@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from runservice.storage.hub import EventHub
 
 _SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
+_GONE_TICK = (  # a tick before the cutoff whose run is gone, or that started none
+    "tick < ? AND (run_id IS NULL"
+    " OR NOT EXISTS (SELECT 1 FROM runs WHERE runs.run_id = schedule_ticks.run_id))"
+)
+_OLD_TICKS = f"SELECT schedule_id, tick FROM schedule_ticks WHERE {_GONE_TICK} LIMIT ?"
+_OLD_TRIGGERS = "SELECT schedule_id, request_id FROM schedule_triggers WHERE created_at < ? LIMIT ?"
 _UPSERT = (
     "INSERT INTO schedules (schedule_id, workflow_id, cron, timezone, input, resource_id, overlap,"
     " missed, description, paused, next_tick, created_at, updated_at)"
@@ -233,6 +239,33 @@ class SqliteSchedules:
             )
             found.update({run_id: (schedule_id, tick) for run_id, schedule_id, tick in rows})
         return found
+
+    async def forget_schedule_history(self, cutoff: float, limit: int) -> int:
+        """See `Store.forget_schedule_history`. Found on a reader (every old tick of a run still
+        kept is read: off the event loop), removed by key on the writer, unsynced (a record a
+        power loss brings back is forgotten at the next sweep)."""
+        from runservice.storage.sqlite import _Operation  # the store module imports this one
+
+        limit = max(limit, 0)
+        ticks = await self._reader().execute_fetchall(_OLD_TICKS, (cutoff, limit))
+        triggers = await self._reader().execute_fetchall(_OLD_TRIGGERS, (cutoff, limit))
+        if not ticks and not triggers:
+            return 0  # the usual case: no commit on the writer for nothing
+
+        def apply(conn: sqlite3.Connection, now: float) -> int:
+            forgotten = 0
+            for schedule_id, tick in ticks:  # checked again: a run of that id may have been made since
+                forgotten += conn.execute(
+                    f"DELETE FROM schedule_ticks WHERE schedule_id = ? AND tick = ? AND {_GONE_TICK}",
+                    (schedule_id, tick, cutoff),
+                ).rowcount
+            conn.executemany(
+                "DELETE FROM schedule_triggers WHERE schedule_id = ? AND request_id = ?", list(triggers)
+            )
+            return forgotten + len(triggers)
+
+        forgotten: int = await self._submit(_Operation(apply))
+        return forgotten
 
     async def trigger_request(self, schedule_id: str, request_id: str) -> TriggerRecord | None:
         """The first outcome of the schedule's trigger with this request id, or None."""
