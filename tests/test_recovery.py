@@ -21,7 +21,7 @@ import pytest
 from pydantic import BaseModel
 
 from runservice.engine import Engine
-from runservice.errors import InvalidArgument, StepNotSuspended
+from runservice.errors import InvalidArgument, RequestIdReused, StepNotSuspended
 from runservice.model import Event, EventType, Run, RunStatus, StepStatus
 from runservice.storage import RunWrite, Store, open_store
 from runservice.workflow import StepContext, Workflow, clone_step, create_step, create_workflow
@@ -838,7 +838,9 @@ async def test_a_sleep_that_cannot_be_stored_fails_its_step(db: str, seconds: fl
 async def test_a_request_id_alone_makes_start_idempotent(db: str) -> None:
     async with booted(db) as engine:
         first = await engine.start("sequence", input_data={"n": 1}, request_id="once", wait=True)
-        again = await engine.start("sequence", input_data={"n": 9}, request_id="once", wait=True)
+        again = await engine.start("sequence", input_data={"n": 1}, request_id="once", wait=True)
+        with pytest.raises(RequestIdReused):  # other input: not a retry of that Start
+            await engine.start("sequence", input_data={"n": 9}, request_id="once", wait=True)
         other = await engine.start("sequence", input_data={"n": 2}, request_id="twice", wait=True)
         runs, _ = await engine.list_runs(workflow_id="sequence")
     assert again.run_id == first.run_id and again.result == first.result == 20

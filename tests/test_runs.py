@@ -381,6 +381,17 @@ async def test_a_second_start_is_refused_unless_it_repeats_the_request_id(client
     assert again.value.reason == "RUN_ALREADY_STARTED"
     repeated = await run.start_async(input_data={"value": 1}, request_id="req-1")
     assert repeated.status is RunStatus.SUCCESS and repeated.result == first.result
+    # The request id with other input is not a retry: answering with the first run would say
+    # that input ran (AWS's client tokens and Stripe's idempotency keys refuse it too).
+    with pytest.raises(errors.RequestIdReused) as reused:
+        await run.start_async(input_data={"value": 2}, request_id="req-1")
+    assert reused.value.reason == "REQUEST_ID_REUSED" and isinstance(reused.value, errors.AlreadyExists)
+    assert reused.value.metadata == {"run_id": run.run_id, "request_id": "req-1", "field": "input_data"}
+    # Nor is it with another workflow, naming the same run.
+    other = RunHandle(client, "racing", run.run_id)
+    with pytest.raises(errors.AlreadyExists) as elsewhere:
+        await other.start_async(input_data={"value": 1}, request_id="req-1")
+    assert elsewhere.value.reason == "RUN_ID_IN_USE"
     assert flows.CALLS[f"{run.run_id}:add-one"] == 1
 
 

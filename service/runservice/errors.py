@@ -12,7 +12,8 @@
     ├── AlreadyExists
     │   ├── RunAlreadyStarted          a second Start of a run
     │   ├── RunBelongsToOtherWorkflow  a run id reused with another workflow
-    │   └── RunBelongsToOtherResource  a run id reused with another resource (tenant)
+    │   ├── RunBelongsToOtherResource  a run id reused with another resource (tenant)
+    │   └── RequestIdReused            a Start's request id reused with other input
     ├── FailedPrecondition
     │   ├── RunNotSuspended            Resume of a run that is not suspended
     │   ├── StepNotSuspended           Resume naming a step that is not suspended
@@ -187,6 +188,21 @@ class RunBelongsToOtherResource(AlreadyExists):
         super().__init__(
             f"run id {run_id!r} is already used by another resource",
             metadata={"run_id": run_id},
+        )
+
+
+class RequestIdReused(AlreadyExists):
+    """A Start carried the request id of an earlier Start of the run with other input: a retry
+    must repeat its request (as AWS's client tokens and Stripe's idempotency keys require);
+    answering with the first run would tell the caller its input ran when it did not."""
+
+    reason = "REQUEST_ID_REUSED"
+
+    def __init__(self, run_id: str, request_id: str, field: str) -> None:
+        super().__init__(
+            f"request id {request_id!r} started run {run_id!r} with another {field}: retry with the"
+            " same request, or use a new request id",
+            metadata={"run_id": run_id, "request_id": request_id, "field": field},
         )
 
 

@@ -48,6 +48,7 @@ from runservice.engine.versions import ServedVersions, identity
 from runservice.errors import (
     FieldViolation,
     InvalidArgument,
+    RequestIdReused,
     RunActive,
     RunAlreadyStarted,
     RunBelongsToOtherResource,
@@ -438,7 +439,7 @@ class Engine:
         async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
                 if request_id and await self._store.has_request(run_id, "start", request_id):
-                    _check_resource(await self._load(run_id), resource_id)
+                    _check_repeat(await self._load(run_id), workflow_id, resource_id, request_id, run_input)
                     return _Repeat(run_id)
                 now = time.time()
                 begin = EventDraft.workflow_start(workflow_id, Execution.START)
@@ -494,6 +495,8 @@ class Engine:
                         )
                         if not result.applied:
                             if request_id and await self._store.has_request(run_id, "start", request_id):
+                                started = await self._load(run_id)
+                                _check_repeat(started, workflow_id, resource_id, request_id, run_input)
                                 return _Repeat(run_id)
                             raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
                     if claim is None:
@@ -1672,6 +1675,18 @@ def _context(request_context: dict[str, Json] | None) -> dict[str, Json]:
     if not isinstance(request_context, dict):
         raise _invalid("request_context", "must be a JSON object")
     return dict(request_context)
+
+
+def _check_repeat(
+    run: Run, workflow_id: str, resource_id: str | None, request_id: str, run_input: Json
+) -> None:
+    """A Start that repeats one whose request id `run` recorded: refused unless it is the same
+    request (workflow, resource, input), so a reply never says that other input ran."""
+    if run.workflow_id != workflow_id:
+        raise RunBelongsToOtherWorkflow(run.run_id, run.workflow_id)
+    _check_resource(run, resource_id)
+    if run.input != run_input:
+        raise RequestIdReused(run.run_id, request_id, "input_data")
 
 
 def _check_resource(run: Run, resource_id: str | None) -> None:

@@ -34,7 +34,8 @@ export interface StartRequest {
   'wait'?: (boolean);
   /**
    * Optional idempotency key. A retry with the same key returns the first outcome
-   * instead of ALREADY_EXISTS.
+   * instead of ALREADY_EXISTS; the same key with other input_data is ALREADY_EXISTS,
+   * reason REQUEST_ID_REUSED (it is not a retry of that Start).
    */
   'requestId'?: (string);
   /**
@@ -89,7 +90,8 @@ export interface StartRequest__Output {
   'wait': (boolean);
   /**
    * Optional idempotency key. A retry with the same key returns the first outcome
-   * instead of ALREADY_EXISTS.
+   * instead of ALREADY_EXISTS; the same key with other input_data is ALREADY_EXISTS,
+   * reason REQUEST_ID_REUSED (it is not a retry of that Start).
    */
   'requestId': (string);
   /**
