@@ -1381,7 +1381,10 @@ def _moved(path: str, fd: int) -> str | None:
         return "deleted"
     except OSError:
         return None
-    held = os.fstat(fd)
+    try:
+        held = os.fstat(fd)
+    except OSError:  # closed as the store closes: nothing to watch any more
+        return None
     if (here.st_dev, here.st_ino) != (held.st_dev, held.st_ino):
         return "replaced by another file"
     return None
