@@ -7,15 +7,18 @@ import asyncio
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import flows
 import pytest
-from conftest import client_for
+from conftest import ServingFactory, client_for
+from pydantic import BaseModel, Field
 
 from runservice import errors
 from runservice.client import Client, RunHandle
 from runservice.model import EventType, Run, RunStatus, StepStatus, time_ordered_id
+from runservice.workflow import StepContext, create_step, create_workflow
 
 client = client_for(flows.WORKFLOWS)
 
@@ -393,6 +396,39 @@ async def test_a_second_start_is_refused_unless_it_repeats_the_request_id(client
         await other.start_async(input_data={"value": 1}, request_id="req-1")
     assert elsewhere.value.reason == "RUN_ID_IN_USE"
     assert flows.CALLS[f"{run.run_id}:add-one"] == 1
+
+
+class Order(BaseModel):
+    sku: str
+    order_ref: str = Field(default_factory=lambda: uuid.uuid4().hex)  # differs at each validation
+
+
+@create_step("place", input_schema=Order, output_schema=Order)
+async def place(ctx: StepContext) -> Order:
+    return ctx.input_data
+
+
+STAMPED = create_workflow("stamped", input_schema=Order).then(place).commit()
+
+
+async def test_a_retried_start_is_one_even_when_the_schema_fills_in_generated_defaults(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """The request id is compared with the input as sent, not as validated: a default the schema
+    generates (a uuid, the time) differs at each validation, and a retry is still a retry
+    (audit: such retries were refused as REQUEST_ID_REUSED)."""
+    async with serving(tmp_path / "runs.db", workflows=[STAMPED]) as served, Client(served.address) as client:
+
+        async def start(sku: str) -> Run:
+            return await RunHandle(client, "stamped", "").start_async(
+                input_data={"sku": sku}, request_id="o-7"
+            )
+
+        first = await start("A1")
+        again = await start("A1")
+        assert again.run_id == first.run_id and again.result == first.result
+        with pytest.raises(errors.RequestIdReused):
+            await start("B2")
 
 
 async def test_concurrent_starts_run_the_steps_once(client: Client) -> None:

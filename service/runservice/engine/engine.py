@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -22,6 +23,8 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import orjson
 
 from runservice import logs
 from runservice.engine import paging
@@ -430,6 +433,7 @@ class Engine:
             raise _invalid("initial_state", "the run state must be a JSON object")
         context = _context(request_context)
         run_deadline(0.0, None, run_timeout)  # a bad timeout is refused before anything is written
+        mark = start_mark(request_id, input_data) if request_id else None
         # Without a run id, a request id alone must identify the first outcome: the run id
         # is derived from it, so a retry lands on the same run, even on another replica.
         run_id = run_id or (
@@ -438,8 +442,8 @@ class Engine:
 
         async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
-                if request_id and await self._store.has_request(run_id, "start", request_id):
-                    _check_repeat(await self._load(run_id), workflow_id, resource_id, request_id, run_input)
+                if request_id and await self._repeats(run_id, request_id, mark):
+                    _check_repeat(await self._load(run_id), workflow_id, resource_id)
                     return _Repeat(run_id)
                 now = time.time()
                 begin = EventDraft.workflow_start(workflow_id, Execution.START)
@@ -461,7 +465,7 @@ class Engine:
                     resource_id=resource_id or None,
                     **fields,
                 )
-                request = ("start", request_id) if request_id else None
+                request = ("start", mark) if mark else None
                 # Without room the run is committed all the same, with no owner: the claim loop
                 # takes it once some replica has room (engine/capacity.py).
                 room = self._capacity.reserve(workflow_id)
@@ -494,9 +498,8 @@ class Engine:
                             caller,
                         )
                         if not result.applied:
-                            if request_id and await self._store.has_request(run_id, "start", request_id):
-                                started = await self._load(run_id)
-                                _check_repeat(started, workflow_id, resource_id, request_id, run_input)
+                            if request_id and await self._repeats(run_id, request_id, mark):
+                                _check_repeat(await self._load(run_id), workflow_id, resource_id)
                                 return _Repeat(run_id)
                             raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
                     if claim is None:
@@ -509,6 +512,16 @@ class Engine:
                     self._capacity.release(room, workflow_id)
 
         return await self._answer(await self._admitted_here(admission), wait)
+
+    async def _repeats(self, run_id: str, request_id: str, mark: str | None) -> bool:
+        """Whether a Start with `request_id` (and `mark`, `start_mark`) repeats one the run
+        recorded; RequestIdReused when that one carried other input (not a retry of it)."""
+        seen = await self._store.request_ids(run_id, "start")
+        if mark in seen or request_id in seen:  # the plain id: recorded before marks had input
+            return True
+        if any(marked.rsplit(_INPUT_MARK, 1)[0] == request_id for marked in seen):
+            raise RequestIdReused(run_id, request_id, "input_data")
+        return False
 
     async def resume(
         self,
@@ -1677,16 +1690,24 @@ def _context(request_context: dict[str, Json] | None) -> dict[str, Json]:
     return dict(request_context)
 
 
-def _check_repeat(
-    run: Run, workflow_id: str, resource_id: str | None, request_id: str, run_input: Json
-) -> None:
+def _check_repeat(run: Run, workflow_id: str, resource_id: str | None) -> None:
     """A Start that repeats one whose request id `run` recorded: refused unless it is the same
-    request (workflow, resource, input), so a reply never says that other input ran."""
+    workflow and resource, so a reply never answers with another caller's run."""
     if run.workflow_id != workflow_id:
         raise RunBelongsToOtherWorkflow(run.run_id, run.workflow_id)
     _check_resource(run, resource_id)
-    if run.input != run_input:
-        raise RequestIdReused(run.run_id, request_id, "input_data")
+
+
+_INPUT_MARK = "#input:"
+
+
+def start_mark(request_id: str, input_data: Json) -> str:
+    """The request mark a Start leaves: its request id and a digest of `input_data` as the
+    caller sent it. Sent, not validated: a schema's generated defaults (a uuid, the time) differ
+    at each validation, and a retry must still be one. A Start with the request id and another
+    mark is a reuse with other input (`_repeats`)."""
+    body = orjson.dumps(input_data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr)
+    return f"{request_id}{_INPUT_MARK}{hashlib.blake2b(body, digest_size=16).hexdigest()}"
 
 
 def _check_resource(run: Run, resource_id: str | None) -> None:

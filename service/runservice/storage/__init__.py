@@ -216,6 +216,9 @@ class Store(Protocol):
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
 
+    async def request_ids(self, run_id: str, kind: str) -> list[str]:
+        """Every request id a committed write of this `kind` left for the run."""
+
     async def take_over(self, name: str, owner: str) -> int | None:
         """Hold the replica name `name` for as long as this store is open, and end the leases
         of the runs earlier processes of that name own (`owner`s starting with `name/`), so

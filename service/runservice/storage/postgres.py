@@ -994,6 +994,13 @@ class PostgresStore(PostgresSchedules):
         )
         return row is not None
 
+    async def request_ids(self, run_id: str, kind: str) -> list[str]:
+        """See `Store.request_ids`."""
+        rows = await self._readers().fetch(
+            "SELECT request_id FROM requests WHERE run_id = $1 AND kind = $2", run_id, kind
+        )
+        return [row["request_id"] for row in rows]
+
     async def take_over(self, name: str, owner: str) -> int | None:
         """Hold `name` and end the leases of its earlier processes' runs (see `Store.take_over`).
         While the name is held elsewhere, the event feed keeps trying: a killed predecessor's

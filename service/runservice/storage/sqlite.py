@@ -1010,6 +1010,11 @@ class SqliteStore(SqliteSchedules):
         )
         return bool(rows)
 
+    async def request_ids(self, run_id: str, kind: str) -> list[str]:
+        """See `Store.request_ids` (a lookup by key: on the event loop)."""
+        sql = "SELECT request_id FROM requests WHERE run_id = ? AND kind = ?"
+        return [request_id for (request_id,) in self._point_rows(sql, (run_id, kind))]
+
     async def take_over(self, name: str, owner: str) -> int | None:
         """Nothing to take over: opening the file voided every lease (see `Store.take_over`)."""
         return 0
