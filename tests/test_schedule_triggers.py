@@ -187,13 +187,17 @@ async def test_schedule_history_is_forgotten_once_old_but_a_kept_runs_origin_sta
 
         sweeper = Retention(served.store, 0, marks=0.5)
         assert await sweeper.sweep() == 0
-        # Three trigger outcomes (kept, skipped, deleted), two ticks (skipped, deleted), and the
-        # DeleteRun's request mark.
-        assert sweeper.forgotten == 6
+        # Two trigger outcomes and two ticks (skipped, deleted), and the DeleteRun's request mark.
+        assert sweeper.forgotten == 5
         assert await served.store.forget_schedule_history(time.time() - 0.5, 10) == 0
-        for request_id in ("kept", "skipped", "deleted"):
+        for request_id in ("skipped", "deleted"):
             assert await served.store.trigger_request("swept", request_id) is None, request_id
-        assert await served.store.trigger_request("swept", "young") is not None
+        for request_id in ("kept", "young"):
+            assert await served.store.trigger_request("swept", request_id) is not None, request_id
+        # A retry of the kept run's trigger still answers with its run (its record stays).
+        retried = await client.schedules.trigger("swept", request_id="kept")
+        assert retried.outcome == "started" and retried.run is not None
+        assert retried.run.run_id == kept.run.run_id
         origins = await served.store.schedule_origins([kept.run.run_id, young.run.run_id])
         assert origins == {kept.run.run_id: ("swept", kept.tick), young.run.run_id: ("swept", young.tick)}
         assert (await client.get_workflow(workflow.id).run_by_id(kept.run.run_id)).schedule_id == "swept"

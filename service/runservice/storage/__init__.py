@@ -331,9 +331,11 @@ class Store(Protocol):
         `TickFire.request`), or None."""
 
     async def forget_schedule_history(self, cutoff: float, limit: int) -> int:
-        """Remove at most `limit` records of schedule history made before `cutoff`: trigger
-        outcomes (a retry after it fires again), and ticks whose run is gone or that started none
-        (a tick with a run stays: GetRun names the run's schedule from it). How many."""
+        """Remove at most `limit` records of schedule history made before `cutoff` whose run is
+        gone or that started none: trigger outcomes (a retry after it fires again) and ticks.
+        Those of a run still stored stay: a retry of its trigger finds its run from the record
+        (its id is derived from the request id), and GetRun names the run's schedule from its
+        tick. How many."""
 
 
 from runservice.storage.schedules import (  # noqa: E402 (they use RunWrite and WriteResult above)

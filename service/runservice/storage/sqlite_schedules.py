@@ -35,7 +35,15 @@ _GONE_TICK = (  # a tick before the cutoff whose run is gone, or that started no
     " OR NOT EXISTS (SELECT 1 FROM runs WHERE runs.run_id = schedule_ticks.run_id))"
 )
 _OLD_TICKS = f"SELECT schedule_id, tick FROM schedule_ticks WHERE {_GONE_TICK} LIMIT ?"
-_OLD_TRIGGERS = "SELECT schedule_id, request_id FROM schedule_triggers WHERE created_at < ? LIMIT ?"
+_GONE_TRIGGER = (  # as for ticks: a retry of a trigger whose run is kept finds its record
+    "created_at < ? AND (run_id IS NULL"
+    " OR NOT EXISTS (SELECT 1 FROM runs WHERE runs.run_id = schedule_triggers.run_id))"
+)
+_OLD_TRIGGERS = f"SELECT schedule_id, request_id FROM schedule_triggers WHERE {_GONE_TRIGGER} LIMIT ?"
+_FORGET_TICK = f"DELETE FROM schedule_ticks WHERE schedule_id = ? AND tick = ? AND {_GONE_TICK}"
+_FORGET_TRIGGER = (
+    f"DELETE FROM schedule_triggers WHERE schedule_id = ? AND request_id = ? AND {_GONE_TRIGGER}"
+)
 _UPSERT = (
     "INSERT INTO schedules (schedule_id, workflow_id, cron, timezone, input, resource_id, overlap,"
     " missed, description, paused, next_tick, created_at, updated_at)"
@@ -254,15 +262,12 @@ class SqliteSchedules:
 
         def apply(conn: sqlite3.Connection, now: float) -> int:
             forgotten = 0
-            for schedule_id, tick in ticks:  # checked again: a run of that id may have been made since
-                forgotten += conn.execute(
-                    f"DELETE FROM schedule_ticks WHERE schedule_id = ? AND tick = ? AND {_GONE_TICK}",
-                    (schedule_id, tick, cutoff),
-                ).rowcount
-            conn.executemany(
-                "DELETE FROM schedule_triggers WHERE schedule_id = ? AND request_id = ?", list(triggers)
-            )
-            return forgotten + len(triggers)
+            # Checked again: a run of that id may have been made since they were read.
+            for schedule_id, tick in ticks:
+                forgotten += conn.execute(_FORGET_TICK, (schedule_id, tick, cutoff)).rowcount
+            for schedule_id, request_id in triggers:
+                forgotten += conn.execute(_FORGET_TRIGGER, (schedule_id, request_id, cutoff)).rowcount
+            return forgotten
 
         forgotten: int = await self._submit(_Operation(apply))
         return forgotten
