@@ -405,7 +405,8 @@ class Order(BaseModel):
 
 @create_step("place", input_schema=Order, output_schema=Order)
 async def place(ctx: StepContext) -> Order:
-    return ctx.input_data
+    order: Order = ctx.input_data
+    return order
 
 
 STAMPED = create_workflow("stamped", input_schema=Order).then(place).commit()
