@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 from process import ServerProcess, serve_argv, server_env, start_server
 
 from runservice.client import Client
-from runservice.model import RunStatus
+from runservice.model import Run, RunStatus
+from runservice.storage import RunWrite
+from runservice.storage.sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -151,3 +154,25 @@ async def test_a_lock_file_deleted_under_the_server_is_taken_again(tmp_path: Pat
         assert await server.stop() == 0
     finally:
         await server.kill()
+
+
+async def test_a_relative_path_is_watched_wherever_a_step_takes_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steps run in the server's process and may change its working directory: the store watches
+    (and would save) the file it opened, not the same relative path elsewhere (audit: a chdir
+    stopped a healthy server as "deleted", its copy written under the new directory)."""
+    monkeypatch.chdir(tmp_path)
+    store = SqliteStore("data/runservice.db")
+    await store.open()
+    try:
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)
+        await asyncio.sleep(0.5)  # five looks of the checkpointer's thread
+        now = time.time()
+        run = Run(run_id="r1", workflow_id="w", status=RunStatus.PENDING, created_at=now, updated_at=now)
+        assert (await store.write(RunWrite("r1", create=run))).applied
+        assert store.failure is None and not list(elsewhere.iterdir())
+    finally:
+        await store.close()

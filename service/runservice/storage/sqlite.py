@@ -77,6 +77,7 @@ import asyncio
 import fcntl
 import functools
 import glob
+import itertools
 import logging
 import math
 import os
@@ -373,7 +374,9 @@ class SqliteStore(SqliteSchedules):
     def __init__(self, path: str, *, durability: str = "full") -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}")
-        self.path = path
+        # Absolute: the files are watched and saved by path while steps run in this process,
+        # and a step that changes the working directory must not move them (audit).
+        self.path = os.path.abspath(path)
         self.durability = durability
         self.hub = EventHub()
         self.transactions = 0
@@ -404,6 +407,7 @@ class SqliteStore(SqliteSchedules):
         """How the database file was moved (see the module), and whether to rescue its data:
         set on the loop when the checkpointer's thread notices, acted on by the writer."""
         self._moved_noticed = False  # the checkpointer's thread: tell the loop once
+        self._moved_seen = 0  # the checkpointer's thread: looks in a row that found it moved
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._readers: list[_Reader] = []
@@ -647,11 +651,15 @@ class SqliteStore(SqliteSchedules):
         if self._moved_noticed or self._database_fd is None or self._lock_fd is None or self._loop is None:
             return
         database = _moved(self.path, self._database_fd)
+        lock = None if database is not None else _moved(f"{self.path}.lock", self._lock_fd)
+        # Twice in a row, a tenth of a second apart: a glimpse (a path being swapped) stops nothing.
+        self._moved_seen = self._moved_seen + 1 if database or lock else 0
+        if self._moved_seen < 2:
+            return
+        self._moved_noticed, self._moved_seen = True, 0
         if database is not None:
-            self._moved_noticed = True
             self._loop.call_soon_threadsafe(self._file_moved, database, True)
-        elif (lock := _moved(f"{self.path}.lock", self._lock_fd)) is not None:
-            self._moved_noticed = True
+        elif lock is not None:
             self._loop.call_soon_threadsafe(self._lock_moved, lock)
 
     def _lock_moved(self, how: str) -> None:
@@ -706,6 +714,10 @@ class SqliteStore(SqliteSchedules):
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = f"{self.path}.rescued-{stamp}"
         Path(target).parent.mkdir(parents=True, exist_ok=True)  # a data directory removed whole
+        for number in itertools.count(1):  # never over an earlier copy (a second in the same second)
+            if not os.path.exists(target):
+                break
+            target = f"{self.path}.rescued-{stamp}-{number}"
         copy = sqlite3.connect(target)
         try:
             self._conn.backup(copy)
