@@ -53,7 +53,7 @@ VOLUME ["/data"]
 EXPOSE 50051
 
 # `runservice health` asks the gRPC health service on the server's plaintext health socket
-# /data/runservice.sock (so it works with TLS on), else at the address the server wrote into
+# /data/runservice.HOSTNAME.sock (so it works with TLS on), else at the address the server wrote into
 # /data/runservice.address when it started (it follows an --address given in the command).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["runservice", "health"]

@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from socket import gethostname
 
 import pytest
 from postgres import PostgresServer
@@ -339,7 +340,8 @@ def test_default_settings_give_the_default_edge(monkeypatch: pytest.MonkeyPatch)
     for name in [n for n in os.environ if n.startswith("RUNSERVICE_")]:
         monkeypatch.delenv(name)
     # The health socket is the data directory's: not an edge setting of its own.
-    assert edge_options(Settings.load()) == EdgeOptions(probe_socket=Path("data") / "runservice.sock")
+    socket = Path("data") / f"runservice.{gethostname()}.sock"
+    assert edge_options(Settings.load()) == EdgeOptions(probe_socket=socket)
 
 
 def test_the_cli_names_the_status_code_of_every_branch_of_the_error_tree() -> None:

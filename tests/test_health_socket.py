@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from socket import gethostname
 
 import pytest
 import trustme
@@ -36,7 +37,7 @@ async def test_health_needs_no_tls_files_on_the_data_directorys_socket(tmp_path:
     argv = serve_argv("--data-dir", str(data), "--workflows", "tests.workflows")
     server = await start_server(argv, env=env)
     try:
-        socket = data / "runservice.sock"
+        socket = data / f"runservice.{gethostname()}.sock"
         assert stat.S_ISSOCK(socket.stat().st_mode)
         assert stat.S_IMODE(socket.stat().st_mode) == 0o600
 
@@ -56,7 +57,7 @@ async def test_health_needs_no_tls_files_on_the_data_directorys_socket(tmp_path:
         assert await server.stop() == 0
     finally:
         await server.kill()
-    assert not (data / "runservice.sock").exists()
+    assert not (data / f"runservice.{gethostname()}.sock").exists()
     gone = await runservice("health", "--data-dir", str(data), env=clean_env())
     assert gone.code == 1, gone.out
 
@@ -74,3 +75,32 @@ async def test_a_data_directory_too_deep_for_a_socket_is_served_without_one(tmp_
         assert await server.stop() == 0
     finally:
         await server.kill()
+
+
+async def test_a_second_server_on_the_data_directory_leaves_the_first_ones_socket_alone(
+    tmp_path: Path,
+) -> None:
+    """gRPC replaces any file at the path when it binds and removes it when it stops: a second
+    server of this host on the same data directory (replicas sharing a volume, a rolling update)
+    took the first one's socket, and removed it when it stopped (audit)."""
+    data = tmp_path / "data"
+    socket = data / f"runservice.{gethostname()}.sock"
+    argv = ("--data-dir", str(data), "--workflows", "tests.workflows")
+    first = await start_server(serve_argv(*argv), env=server_env())
+    try:
+        inode = socket.stat().st_ino
+        second = await start_server(
+            serve_argv(*argv, "--database-url", f"sqlite:///{tmp_path / 'second.db'}"), env=server_env()
+        )
+        try:
+            assert "another server of this host serves" in second.text, second.text[-2000:]
+            assert socket.stat().st_ino == inode
+            assert await second.stop() == 0
+        finally:
+            await second.kill()
+        assert socket.stat().st_ino == inode
+        checked = await runservice("health", "--data-dir", str(data), env=clean_env())
+        assert checked.code == 0 and checked.out.strip() == f"unix:{socket.resolve()} SERVING", checked.err
+        assert await first.stop() == 0
+    finally:
+        await first.kill()

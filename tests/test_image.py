@@ -14,6 +14,7 @@ import sys
 import venv
 import zipfile
 from pathlib import Path
+from socket import gethostname
 
 import pytest
 from dockerfile import final_stage, image_env, instruction
@@ -114,7 +115,8 @@ async def test_the_image_command_line_from_a_fresh_venv(tmp_path: Path) -> None:
         )  # fmt: skip
         assert check.returncode == 0, check.stderr
         # On the data directory's health socket (what works unchanged with TLS on).
-        assert check.stdout.strip() == f"unix:{(data / 'runservice.sock').resolve()} SERVING"
+        socket = data / f"runservice.{gethostname()}.sock"
+        assert check.stdout.strip() == f"unix:{socket.resolve()} SERVING"
         async with Client(server.address, timeout=10) as client:
             run = await client.get_workflow("city-weather").create_run()
             done = await run.start_async(input_data={"city": "Lisbon"})

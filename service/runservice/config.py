@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -321,8 +322,9 @@ class Settings(BaseSettings):
 
     @property
     def probe_socket(self) -> Path:
-        """The Unix socket serving the health service alone, in plaintext (`runservice health`)."""
-        return Path(self.data_dir).expanduser() / "runservice.sock"
+        """The Unix socket serving the health service alone, in plaintext (`runservice health`):
+        one per host, so replicas sharing a data directory (a volume) keep their own."""
+        return Path(self.data_dir).expanduser() / f"runservice.{socket.gethostname()}.sock"
 
     @classmethod
     def load(cls, **flags: Any) -> Settings:

@@ -1,7 +1,7 @@
 """`runservice health`: ask a running server's gRPC health service (the image's HEALTHCHECK).
 
 The address comes from, in order: `--address`; without TLS flags, the Unix socket the server
-serves its health on in its data directory (`runservice.sock`: plaintext, whatever TLS or client
+serves its health on in its data directory (`runservice.HOSTNAME.sock`: plaintext, whatever TLS or client
 certificates the server's port asks for, so the image's HEALTHCHECK works unchanged with TLS
 on); the address file the server writes there when it starts (`runservice.address`: right
 even when the server was started with its own `--address`); `RUNSERVICE_ADDRESS`. A wildcard
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def target_address(address: str | None, data_dir: str | None, *, tls: bool = Fal
     `tls`: the check is over TLS, so not on the health socket."""
     if not address:
         settings = Settings.load(data_dir=data_dir)
-        if not tls and settings.probe_socket.is_socket():
+        if not tls and _reachable(settings.probe_socket):
             return f"unix:{settings.probe_socket.resolve()}"
         try:
             address = settings.address_file.read_text().strip()
@@ -65,6 +66,15 @@ def target_address(address: str | None, data_dir: str | None, *, tls: bool = Fal
         address = address or settings.address
     host, _, port = address.rpartition(":")
     return f"{_WILDCARDS.get(host, host)}:{port}"
+
+
+def _reachable(path: Path) -> bool:
+    """Whether `path` is a socket this user may connect to (the server's user alone may: another
+    one dials the address, as before the socket existed)."""
+    try:
+        return path.is_socket() and os.access(path, os.W_OK)
+    except OSError:  # a data directory this user cannot read
+        return False
 
 
 def run_health(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ elsewhere), stop within the grace period, close the engine and the store.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import signal
@@ -163,7 +164,10 @@ class RunServer:
         host = address.rsplit(":", 1)[0]
         self.address = f"{host}:{self.port}"
         """The bound address, with the real port when `address` asked for port 0."""
-        self.probe = _probe_server(options.probe_socket, self.health) if options.probe_socket else None
+        self.probe: grpc.aio.Server | None = None
+        self._probe_lock: int | None = None
+        if options.probe_socket is not None:
+            self.probe, self._probe_lock = _probe_server(options.probe_socket, self.health)
         self._stopped = False
         self._storage_available = True
         self._storage_changed = asyncio.Event()
@@ -242,7 +246,9 @@ class RunServer:
             await self.server.stop(grace)
         finally:
             if self.probe is not None:
-                await self.probe.stop(0)
+                await self.probe.stop(0)  # gRPC removes the socket file: this server's, by its lock
+            if self._probe_lock is not None:
+                os.close(self._probe_lock)
             if self.observability is not None:
                 await self.observability.stop()
 
@@ -251,18 +257,32 @@ _SOCKET_PATH_MAX = 107
 """The longest path a Unix socket can be bound to (`sun_path` is 108 bytes on Linux)."""
 
 
-def _probe_server(path: Path, servicer: DrainingHealth) -> grpc.aio.Server | None:
-    """A server of `servicer` alone on the Unix socket `path`, only its owner may connect to
-    (what it tells, anyone who can read the data directory can tell); None, logged, when the
-    socket cannot be made (the probe then dials the TCP address)."""
+def _probe_server(path: Path, servicer: DrainingHealth) -> tuple[grpc.aio.Server | None, int | None]:
+    """A server of `servicer` alone on the Unix socket `path`, which only its owner may connect
+    to (what it tells, anyone who can read the data directory can tell), and the descriptor of
+    the lock that makes it this server's; (None, None), logged, when the socket cannot be made
+    or another server holds it (the probe then dials the TCP address)."""
     path = path.expanduser().resolve()
     if len(os.fsencode(path)) > _SOCKET_PATH_MAX:
         logger.info("no health socket: %s is longer than a Unix socket path can be", path)
-        return None
+        return None, None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        logger.warning("no health socket at %s (%s): `runservice health` dials the address", path, exc)
+        return None, None
+    try:
+        # gRPC replaces any file at the path when it binds, and removes it when it stops: the
+        # lock keeps a second server of this host on the same data directory off a live one.
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        logger.info("no health socket: another server of this host serves %s", path)
+        return None, None
     probe = grpc.aio.server()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, probe)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         bound = probe.add_insecure_port(f"unix:{path}")  # bound here (a stale socket is replaced)
         if bound:
             os.chmod(path, 0o600)  # connecting takes write permission: the owner's alone
@@ -271,9 +291,10 @@ def _probe_server(path: Path, servicer: DrainingHealth) -> grpc.aio.Server | Non
     else:
         reason = "gRPC could not bind it"
     if not bound:
+        os.close(lock)
         logger.warning("no health socket at %s (%s): `runservice health` dials the address", path, reason)
-        return None
-    return probe
+        return None, None
+    return probe, lock
 
 
 def build_server(
