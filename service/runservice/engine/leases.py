@@ -427,8 +427,9 @@ class LeaseKeeper:
                 else f"does not serve version {version!r}"
             )
             logger.warning(
-                "%d run(s) of workflow %r are active on version %r (step graph %s) and nobody drives"
-                " them: this server %s. They wait until a server serving that definition starts;"
+                "%d run(s) of workflow %r are active on version %r (step graph %s) and no server drives"
+                " them now: this server %s. They wait until a server serving that definition takes"
+                " them (another replica that does, in a rolling deploy, within a claim interval);"
                 " deploy it (a changed graph needs a new version), or cancel them (runservice runs"
                 " -w %s --version %s -s running,waiting lists them)",
                 runs,
