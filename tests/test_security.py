@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from runservice.server.auth import TokenFileError, TokenSet
 from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
 from runservice.v1 import run_pb2, run_service_pb2_grpc
 from runservice.v1 import run_service_pb2 as pb
+
+pytestmark = pytest.mark.timeout(60)
 
 HEARTBEAT = 0.2
 
@@ -536,6 +539,39 @@ async def test_tls_and_reload_without_restart(tmp_path: Path) -> None:
         # A broken new key is refused; the server keeps its certificate.
         write_file(files.key, "not a key")
         assert await list_over_tls(server.address, trusting_second) == 3
+
+
+async def test_broken_certificate_files_are_logged_once_not_at_every_handshake(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Certificate files replaced with bad content were read again, and their failure logged,
+    at every new connection: a log flood. Now each distinct failure is logged once, the last
+    good certificate keeps serving, and one line says when the files work again."""
+    caplog.set_level(logging.INFO, logger="runservice.server.tls")
+    ca = trustme.CA()
+    files = write_cert(ca, tmp_path / "tls", "server")
+    good_key = str(tmp_path / "good.key")
+    replace_file(good_key, files.key)
+    trusting = grpc.ssl_channel_credentials(ca.cert_pem.bytes())
+
+    def lines(text: str) -> int:
+        return sum(text in record.getMessage() for record in caplog.records)
+
+    async with serving(tmp_path / "runs.db", EdgeOptions(tls=files)) as server:
+        write_file(files.key, "not a key")
+        for _ in range(5):  # each Client is a new connection, so a new handshake
+            assert await list_over_tls(server.address, trusting) == 3
+        assert lines("TLS reload failed") == 1
+        write_file(files.key, "another broken key")  # changed, still broken: a new failure
+        for _ in range(3):
+            assert await list_over_tls(server.address, trusting) == 3
+        assert lines("TLS reload failed") == 2
+        replace_file(files.key, good_key)
+        for _ in range(3):
+            assert await list_over_tls(server.address, trusting) == 3
+        assert lines("the files are usable again") == 1
+        assert lines("TLS certificate reloaded") == 1
+        assert server.tls is not None and server.tls.reloads == 1
 
 
 async def test_mutual_tls(tmp_path: Path) -> None:
