@@ -392,6 +392,53 @@ async def test_a_reload_ends_the_open_streams_of_a_revoked_or_changed_token(
         assert error_info(refused).reason == "TOKEN_INVALID"
 
 
+async def answer(stub: Any, token: str) -> grpc.StatusCode:
+    """What a call with `token` gets: OK, or the code it failed with."""
+    try:
+        await stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer(token))
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+OK, DENIED = grpc.StatusCode.OK, grpc.StatusCode.UNAUTHENTICATED
+
+
+def log_lines(caplog: pytest.LogCaptureFixture, text: str) -> int:
+    return sum(text in record.getMessage() for record in caplog.records)
+
+
+async def test_a_half_written_plain_tokens_file_grants_no_truncated_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reload that caught `echo second-token >> tokens.txt` mid-write took the unterminated
+    last line, a prefix of the token (a shorter secret), as a token. Now a plain tokens file
+    whose last line has no newline is refused whole: the current tokens stay, one warning
+    names the file and why."""
+    caplog.set_level(logging.INFO, logger="runservice.server.auth")
+    path = tmp_path / "tokens.txt"
+    path.write_text("first-token\n")
+    async with (
+        serving(tmp_path / "runs.db", EdgeOptions(tokens=TokenSet.load(str(path)))) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        assert server.auth is not None
+        await asyncio.to_thread(path.write_text, "first-token\nsecond-to")
+        server.auth.reload()  # SIGHUP's path
+        assert [await answer(stub, t) for t in ("first-token", "second-to")] == [OK, DENIED]
+        refused = [r for r in caplog.records if "tokens not reloaded" in r.getMessage()]
+        assert len(refused) == 1 and refused[0].levelno == logging.WARNING
+        assert str(path) in refused[0].getMessage() and "newline" in refused[0].getMessage()
+        await asyncio.to_thread(path.write_text, "first-token\nsecond-token\n")
+        server.auth.reload()
+        assert [await answer(stub, t) for t in ("first-token", "second-token", "second-to")] == [
+            OK,
+            OK,
+            DENIED,
+        ]
+
+
 def test_token_files_plain_and_bad(tmp_path: Path) -> None:
     plain = tmp_path / "tokens.txt"
     plain.write_text("# operators\none\n\n  two  \n")
@@ -411,6 +458,12 @@ def test_token_files_plain_and_bad(tmp_path: Path) -> None:
     plain.write_text("one two\n")
     with pytest.raises(TokenFileError, match="printable ASCII"):
         TokenSet.load(str(plain))
+    # A last line without its newline is a file caught mid-write: refused at boot as on reload.
+    plain.write_text("one\ntw")
+    with pytest.raises(TokenFileError, match="does not end with a newline"):
+        TokenSet.load(str(plain))
+    plain.write_text("one\r\n# comment\r\n  \t")  # CRLF, and only blanks after the last line
+    assert len(TokenSet.load(str(plain))) == 1
     with pytest.raises(TokenFileError, match="printable ASCII"):
         TokenSet.load(tokens="good,b\u00e4d")
     # The digest of an empty token (`sha256sum` of an unset variable) would admit "Bearer ".

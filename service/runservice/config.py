@@ -138,7 +138,9 @@ class Settings(BaseSettings):
         "each have a core: more runs/s under load, about 0.1 ms more per call",
     )
     tokens_file: str | None = Field(
-        None, description="bearer tokens: one per line, or a .toml/.json file with per-token options"
+        None,
+        description="bearer tokens: one per line, each ending with a newline (a last line without one "
+        "is a file still being written: refused), or a .toml/.json file with per-token options",
     )
     tokens: str | None = Field(
         None, description="comma-separated bearer tokens with full access (environment only)"
