@@ -439,6 +439,93 @@ async def test_a_half_written_plain_tokens_file_grants_no_truncated_token(
         ]
 
 
+async def test_emptying_the_tokens_file_revokes_every_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Emptying the file, to revoke every token, kept them all valid: a reload that found no
+    token kept the current ones. Now it revokes them: every call is UNAUTHENTICATED and open
+    streams end, health still answers, one warning says so, and authentication stays on."""
+    caplog.set_level(logging.INFO, logger="runservice.server.auth")
+    path = tmp_path / "tokens.txt"
+    path.write_text("only-token\n")
+    async with (
+        serving(tmp_path / "runs.db", EdgeOptions(tokens=TokenSet.load(str(path)))) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        assert server.auth is not None
+        await stub.Start(
+            pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True),
+            metadata=bearer("only-token"),
+        )
+        watch = stub.Watch(pb.WatchRequest(run_id="r"), metadata=bearer("only-token"))
+        await first_message(watch)
+        for emptied in ("", "# every token revoked\n\n"):
+            await asyncio.to_thread(path.write_text, emptied)
+            server.auth.reload()
+            assert await answer(stub, "only-token") is DENIED
+        missing = await rpc_error(stub.ListWorkflows(pb.ListWorkflowsRequest()))
+        assert error_info(missing).reason == "TOKEN_MISSING"  # not "no auth": still required
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            while True:
+                await watch.read()
+        assert error_info(ended.value).reason == "TOKEN_REVOKED"
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = await health.Check(health_pb2.HealthCheckRequest(service="runservice.v1.RunService"))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert log_lines(caplog, f"the tokens file {path} holds none") == 2  # one per reload
+        await asyncio.to_thread(path.write_text, "new-token\n")
+        server.auth.reload()
+        assert [await answer(stub, t) for t in ("new-token", "only-token")] == [OK, DENIED]
+
+
+async def test_a_server_whose_tokens_file_holds_none_starts_refusing_every_call(tmp_path: Path) -> None:
+    """At start as on a reload: an empty tokens file accepts no token (it exited with a usage
+    error, so a restart while every token was revoked stopped the runs it drives too)."""
+    import signal
+
+    from process import serve_argv, server_env, start_server
+
+    path = tmp_path / "tokens.txt"
+    path.write_text("")
+    args = ("--data-dir", str(tmp_path / "data"), "--tokens-file", str(path))
+    server = await start_server(serve_argv(*args), env=server_env())
+    try:
+        assert f"the tokens file {path} holds none" in server.text
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = run_service_pb2_grpc.RunServiceStub(channel)
+            assert await answer(stub, "") is DENIED and await answer(stub, "some-token") is DENIED
+            await asyncio.to_thread(path.write_text, "first-token\n")
+            server.proc.send_signal(signal.SIGHUP)
+            for _ in range(100):
+                if await answer(stub, "first-token") is OK:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the token written to the file was never accepted")
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+    # A tokens setting that lists none can never accept one: still a usage error.
+    refused = await start_server_exit(server_env(RUNSERVICE_TOKENS=" , "), tmp_path)
+    assert refused[0] == 2 and "no token was found" in refused[1]
+
+
+async def start_server_exit(env: dict[str, str], tmp_path: Path) -> tuple[int, str]:
+    """The exit code and stderr of a `serve` that is expected to refuse to start."""
+    from process import serve_argv
+
+    proc = await asyncio.create_subprocess_exec(
+        *serve_argv("--data-dir", str(tmp_path / "refused")),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
 def test_token_files_plain_and_bad(tmp_path: Path) -> None:
     plain = tmp_path / "tokens.txt"
     plain.write_text("# operators\none\n\n  two  \n")

@@ -92,6 +92,11 @@ class TokenSet:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def path(self) -> str | None:
+        """The tokens file, if the tokens come from one."""
+        return self._sources[0]
+
     @classmethod
     def load(cls, path: str | None = None, tokens: str | None = None) -> TokenSet:
         """Tokens from `path` and from the comma-separated `tokens`; TokenFileError when unusable."""
@@ -214,6 +219,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, tokens: TokenSet) -> None:
         self.tokens = tokens
+        if not len(tokens):
+            logger.warning("no bearer token yet: %s", _none_accepted(tokens))
         self._streams: dict[asyncio.Task[Any], tuple[bytes, Caller]] = {}
         """The streaming calls in progress (Watch, Stream: they may last for days), each with
         its token's digest and the caller it stood for when the call began."""
@@ -223,14 +230,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     def reload(self) -> None:
         """Read the tokens file again; on an error keep the current tokens and log it. Open
         streams whose token is no longer accepted, or whose scope or read-only flag changed,
-        end with UNAUTHENTICATED (`TOKEN_REVOKED`); the client reconnects with what it has now."""
+        end with UNAUTHENTICATED (`TOKEN_REVOKED`); the client reconnects with what it has now.
+
+        A file that now holds no token revokes them all (every call is UNAUTHENTICATED), as
+        one that holds none at start accepts none: emptying the file is how an operator
+        revokes every token, and keeping them would be the unsafe answer. It never turns
+        authentication off."""
         try:
             tokens = self.tokens.reloaded()
         except TokenFileError as exc:
             logger.warning("tokens not reloaded, keeping the current ones: %s", exc)
-            return
-        if not len(tokens):
-            logger.error("tokens not reloaded: the new file holds no token, keeping the current ones")
             return
         self.tokens = tokens
         revoked = [
@@ -241,7 +250,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         for task in revoked:
             self._revoked.add(task)
             task.cancel()
-        logger.info("tokens reloaded (%d tokens); %d open streams ended", len(tokens), len(revoked))
+        if len(tokens):
+            logger.info("tokens reloaded (%d tokens); %d open streams ended", len(tokens), len(revoked))
+        else:
+            logger.warning("tokens reloaded: %s; %d open streams ended", _none_accepted(tokens), len(revoked))
 
     async def intercept_service(
         self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -312,6 +324,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return grpc.unary_stream_rpc_method_handler(
             stream, handler.request_deserializer, handler.response_serializer
         )
+
+
+def _none_accepted(tokens: TokenSet) -> str:
+    source = f"the tokens file {tokens.path}" if tokens.path else "the tokens setting"
+    return f"{source} holds none, so every call is refused (UNAUTHENTICATED) until it holds one"
 
 
 def with_caller(handler: _Handler, caller: Caller) -> _Handler:
