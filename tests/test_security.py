@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from runservice.engine.engine import request_run_id
 from runservice.server import EdgeOptions
 from runservice.server.auth import TokenFileError, TokenSet
 from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
+from runservice.server.watched import WatchedFiles, stamp_of
 from runservice.v1 import run_pb2, run_service_pb2_grpc
 from runservice.v1 import run_service_pb2 as pb
 
@@ -524,6 +526,90 @@ async def start_server_exit(env: dict[str, str], tmp_path: Path) -> tuple[int, s
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode is not None
     return proc.returncode, err.decode()
+
+
+async def until_answers(stub: Any, expected: dict[str, grpc.StatusCode], within: float = 5.0) -> None:
+    """Wait until each token of `expected` gets its answer."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        got = {token: await answer(stub, token) for token in expected}
+        if got == expected:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"after {within}s the tokens still get {got}, not {expected}")
+        await asyncio.sleep(0.02)
+
+
+async def test_the_tokens_file_is_read_again_when_it_changes_without_a_signal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tokens were read again only on SIGHUP, while the TLS files were followed: a token
+    removed from the file stayed valid until someone signalled the server. Now the file is
+    watched the same way (server/watched.py): no signal, and the new token works and the
+    removed one is UNAUTHENTICATED within the poll interval (twice it: a change is read once
+    it held still from one look to the next). A refused file is logged once, not per look."""
+    caplog.set_level(logging.INFO, logger="runservice.server.auth")
+    interval = 0.1
+    path = tmp_path / "tokens.txt"
+    path.write_text("old-token\n")
+    options = EdgeOptions(tokens=TokenSet.load(str(path)), tokens_poll_interval=interval)
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        await stub.Start(
+            pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True),
+            metadata=bearer("old-token"),
+        )
+        watch = stub.Watch(pb.WatchRequest(run_id="r"), metadata=bearer("old-token"))
+        await first_message(watch)
+        await asyncio.to_thread(path.write_text, "new-token\n")
+        await until_answers(stub, {"new-token": OK, "old-token": DENIED})
+        with pytest.raises(grpc.aio.AioRpcError) as ended:  # its open streams end too
+            while True:
+                await watch.read()
+        assert error_info(ended.value).reason == "TOKEN_REVOKED"
+
+        # Left half-written: refused, with one warning however many looks see it.
+        await asyncio.to_thread(path.write_text, "new-token\nnext-tok")
+        await asyncio.sleep(10 * interval)
+        assert [await answer(stub, t) for t in ("new-token", "next-tok")] == [OK, DENIED]
+        assert log_lines(caplog, "does not end with a newline") == 1
+
+        # Replaced by a rename (a new inode, what `mv` and Kubernetes Secret volumes do).
+        partial = path.with_name("tokens.txt.tmp")
+        await asyncio.to_thread(partial.write_text, "next-token\n")
+        await asyncio.to_thread(os.replace, partial, path)
+        await until_answers(stub, {"next-token": OK, "new-token": DENIED, "next-tok": DENIED})
+
+        # Emptied: every token revoked, no signal either.
+        await asyncio.to_thread(path.write_text, "")
+        await until_answers(stub, {"next-token": DENIED})
+
+
+def test_watched_files_read_a_change_once_it_held_still_and_a_failure_once(tmp_path: Path) -> None:
+    """What the tokens file's watcher reads (server/watched.py), look by look, on real files."""
+    path = tmp_path / "tokens.txt"
+    path.write_text("a\n")
+    watched = WatchedFiles([str(path)], settle=True)
+    assert watched.due() is None  # unchanged
+    path.write_text("a\nb")
+    assert watched.due() is None  # changed: seen, not read yet
+    path.write_text("a\nb\n")
+    assert watched.due() is None  # changed again since that look: still not read
+    stamp = watched.due()
+    assert stamp is not None and stamp == stamp_of([str(path)])  # held still from one look to the next
+    watched.read(stamp, ok=False)
+    assert watched.due() is None and watched.failing  # a refused file is not read again at each look
+    path.unlink()
+    assert watched.due() is None
+    missing = watched.due()
+    assert missing == (None,)  # a file gone is a change too (reading it fails: logged once)
+    watched.read(missing, ok=False)
+    assert watched.due() is None
+    watched.request()  # SIGHUP: read now, changed or not
+    assert watched.due() == (None,)
 
 
 def test_token_files_plain_and_bad(tmp_path: Path) -> None:

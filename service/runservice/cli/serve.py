@@ -346,6 +346,7 @@ def edge_options(settings: Settings) -> EdgeOptions:
         check_tls_files(tls)
     return EdgeOptions(
         tokens=tokens,
+        tokens_poll_interval=settings.tokens_poll_interval,
         tls=tls,
         max_message_size=settings.max_message_size,
         max_concurrent_streams=settings.max_concurrent_streams,
