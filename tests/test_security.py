@@ -6,6 +6,8 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,11 @@ from runservice.engine.engine import request_run_id
 from runservice.server import EdgeOptions
 from runservice.server.auth import TokenFileError, TokenSet
 from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
+from runservice.server.watched import WatchedFiles, stamp_of
 from runservice.v1 import run_pb2, run_service_pb2_grpc
 from runservice.v1 import run_service_pb2 as pb
+
+pytestmark = pytest.mark.timeout(60)
 
 HEARTBEAT = 0.2
 
@@ -389,6 +394,224 @@ async def test_a_reload_ends_the_open_streams_of_a_revoked_or_changed_token(
         assert error_info(refused).reason == "TOKEN_INVALID"
 
 
+async def answer(stub: Any, token: str) -> grpc.StatusCode:
+    """What a call with `token` gets: OK, or the code it failed with."""
+    try:
+        await stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer(token))
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+OK, DENIED = grpc.StatusCode.OK, grpc.StatusCode.UNAUTHENTICATED
+
+
+def log_lines(caplog: pytest.LogCaptureFixture, text: str) -> int:
+    return sum(text in record.getMessage() for record in caplog.records)
+
+
+async def test_a_half_written_plain_tokens_file_grants_no_truncated_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reload that caught `echo second-token >> tokens.txt` mid-write took the unterminated
+    last line, a prefix of the token (a shorter secret), as a token. Now a plain tokens file
+    whose last line has no newline is refused whole: the current tokens stay, one warning
+    names the file and why."""
+    caplog.set_level(logging.INFO, logger="runservice.server.auth")
+    path = tmp_path / "tokens.txt"
+    path.write_text("first-token\n")
+    async with (
+        serving(tmp_path / "runs.db", EdgeOptions(tokens=TokenSet.load(str(path)))) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        assert server.auth is not None
+        await asyncio.to_thread(path.write_text, "first-token\nsecond-to")
+        server.auth.reload()  # SIGHUP's path
+        assert [await answer(stub, t) for t in ("first-token", "second-to")] == [OK, DENIED]
+        refused = [r for r in caplog.records if "tokens not reloaded" in r.getMessage()]
+        assert len(refused) == 1 and refused[0].levelno == logging.WARNING
+        assert str(path) in refused[0].getMessage() and "newline" in refused[0].getMessage()
+        await asyncio.to_thread(path.write_text, "first-token\nsecond-token\n")
+        server.auth.reload()
+        assert [await answer(stub, t) for t in ("first-token", "second-token", "second-to")] == [
+            OK,
+            OK,
+            DENIED,
+        ]
+
+
+async def test_emptying_the_tokens_file_revokes_every_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Emptying the file, to revoke every token, kept them all valid: a reload that found no
+    token kept the current ones. Now it revokes them: every call is UNAUTHENTICATED and open
+    streams end, health still answers, one warning says so, and authentication stays on."""
+    caplog.set_level(logging.INFO, logger="runservice.server.auth")
+    path = tmp_path / "tokens.txt"
+    path.write_text("only-token\n")
+    async with (
+        serving(tmp_path / "runs.db", EdgeOptions(tokens=TokenSet.load(str(path)))) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        assert server.auth is not None
+        await stub.Start(
+            pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True),
+            metadata=bearer("only-token"),
+        )
+        watch = stub.Watch(pb.WatchRequest(run_id="r"), metadata=bearer("only-token"))
+        await first_message(watch)
+        for emptied in ("", "# every token revoked\n\n"):
+            await asyncio.to_thread(path.write_text, emptied)
+            server.auth.reload()
+            assert await answer(stub, "only-token") is DENIED
+        missing = await rpc_error(stub.ListWorkflows(pb.ListWorkflowsRequest()))
+        assert error_info(missing).reason == "TOKEN_MISSING"  # not "no auth": still required
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            while True:
+                await watch.read()
+        assert error_info(ended.value).reason == "TOKEN_REVOKED"
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = await health.Check(health_pb2.HealthCheckRequest(service="runservice.v1.RunService"))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert log_lines(caplog, f"the tokens file {path} holds none") == 2  # one per reload
+        await asyncio.to_thread(path.write_text, "new-token\n")
+        server.auth.reload()
+        assert [await answer(stub, t) for t in ("new-token", "only-token")] == [OK, DENIED]
+
+
+async def test_a_server_whose_tokens_file_holds_none_starts_refusing_every_call(tmp_path: Path) -> None:
+    """At start as on a reload: an empty tokens file accepts no token (it exited with a usage
+    error, so a restart while every token was revoked stopped the runs it drives too)."""
+    import signal
+
+    from process import serve_argv, server_env, start_server
+
+    path = tmp_path / "tokens.txt"
+    path.write_text("")
+    args = ("--data-dir", str(tmp_path / "data"), "--tokens-file", str(path))
+    server = await start_server(serve_argv(*args), env=server_env())
+    try:
+        assert f"the tokens file {path} holds none" in server.text
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = run_service_pb2_grpc.RunServiceStub(channel)
+            assert await answer(stub, "") is DENIED and await answer(stub, "some-token") is DENIED
+            await asyncio.to_thread(path.write_text, "first-token\n")
+            server.proc.send_signal(signal.SIGHUP)
+            for _ in range(100):
+                if await answer(stub, "first-token") is OK:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the token written to the file was never accepted")
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+    # A tokens setting that lists none can never accept one: still a usage error.
+    refused = await start_server_exit(server_env(RUNSERVICE_TOKENS=" , "), tmp_path)
+    assert refused[0] == 2 and "no token was found" in refused[1]
+
+
+async def start_server_exit(env: dict[str, str], tmp_path: Path) -> tuple[int, str]:
+    """The exit code and stderr of a `serve` that is expected to refuse to start."""
+    from process import serve_argv
+
+    proc = await asyncio.create_subprocess_exec(
+        *serve_argv("--data-dir", str(tmp_path / "refused")),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+async def until_answers(stub: Any, expected: dict[str, grpc.StatusCode], within: float = 5.0) -> None:
+    """Wait until each token of `expected` gets its answer."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        got = {token: await answer(stub, token) for token in expected}
+        if got == expected:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"after {within}s the tokens still get {got}, not {expected}")
+        await asyncio.sleep(0.02)
+
+
+async def test_the_tokens_file_is_read_again_when_it_changes_without_a_signal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tokens were read again only on SIGHUP, while the TLS files were followed: a token
+    removed from the file stayed valid until someone signalled the server. Now the file is
+    watched the same way (server/watched.py): no signal, and the new token works and the
+    removed one is UNAUTHENTICATED within the poll interval (twice it: a change is read once
+    it held still from one look to the next). A refused file is logged once, not per look."""
+    caplog.set_level(logging.INFO, logger="runservice.server.auth")
+    interval = 0.1
+    path = tmp_path / "tokens.txt"
+    path.write_text("old-token\n")
+    options = EdgeOptions(tokens=TokenSet.load(str(path)), tokens_poll_interval=interval)
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        await stub.Start(
+            pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True),
+            metadata=bearer("old-token"),
+        )
+        watch = stub.Watch(pb.WatchRequest(run_id="r"), metadata=bearer("old-token"))
+        await first_message(watch)
+        await asyncio.to_thread(path.write_text, "new-token\n")
+        await until_answers(stub, {"new-token": OK, "old-token": DENIED})
+        with pytest.raises(grpc.aio.AioRpcError) as ended:  # its open streams end too
+            while True:
+                await watch.read()
+        assert error_info(ended.value).reason == "TOKEN_REVOKED"
+
+        # Left half-written: refused, with one warning however many looks see it.
+        await asyncio.to_thread(path.write_text, "new-token\nnext-tok")
+        await asyncio.sleep(10 * interval)
+        assert [await answer(stub, t) for t in ("new-token", "next-tok")] == [OK, DENIED]
+        assert log_lines(caplog, "does not end with a newline") == 1
+
+        # Replaced by a rename (a new inode, what `mv` and Kubernetes Secret volumes do).
+        partial = path.with_name("tokens.txt.tmp")
+        await asyncio.to_thread(partial.write_text, "next-token\n")
+        await asyncio.to_thread(os.replace, partial, path)
+        await until_answers(stub, {"next-token": OK, "new-token": DENIED, "next-tok": DENIED})
+
+        # Emptied: every token revoked, no signal either.
+        await asyncio.to_thread(path.write_text, "")
+        await until_answers(stub, {"next-token": DENIED})
+
+
+def test_watched_files_read_a_change_once_it_held_still_and_a_failure_once(tmp_path: Path) -> None:
+    """What the tokens file's watcher reads (server/watched.py), look by look, on real files."""
+    path = tmp_path / "tokens.txt"
+    path.write_text("a\n")
+    watched = WatchedFiles([str(path)], settle=True)
+    assert watched.due() is None  # unchanged
+    path.write_text("a\nb")
+    assert watched.due() is None  # changed: seen, not read yet
+    path.write_text("a\nb\n")
+    assert watched.due() is None  # changed again since that look: still not read
+    stamp = watched.due()
+    assert stamp is not None and stamp == stamp_of([str(path)])  # held still from one look to the next
+    watched.read(stamp, ok=False)
+    assert watched.due() is None and watched.failing  # a refused file is not read again at each look
+    path.unlink()
+    assert watched.due() is None
+    missing = watched.due()
+    assert missing == (None,)  # a file gone is a change too (reading it fails: logged once)
+    watched.read(missing, ok=False)
+    assert watched.due() is None
+    watched.request()  # SIGHUP: read now, changed or not
+    assert watched.due() == (None,)
+
+
 def test_token_files_plain_and_bad(tmp_path: Path) -> None:
     plain = tmp_path / "tokens.txt"
     plain.write_text("# operators\none\n\n  two  \n")
@@ -408,6 +631,12 @@ def test_token_files_plain_and_bad(tmp_path: Path) -> None:
     plain.write_text("one two\n")
     with pytest.raises(TokenFileError, match="printable ASCII"):
         TokenSet.load(str(plain))
+    # A last line without its newline is a file caught mid-write: refused at boot as on reload.
+    plain.write_text("one\ntw")
+    with pytest.raises(TokenFileError, match="does not end with a newline"):
+        TokenSet.load(str(plain))
+    plain.write_text("one\r\n# comment\r\n  \t")  # CRLF, and only blanks after the last line
+    assert len(TokenSet.load(str(plain))) == 1
     with pytest.raises(TokenFileError, match="printable ASCII"):
         TokenSet.load(tokens="good,b\u00e4d")
     # The digest of an empty token (`sha256sum` of an unset variable) would admit "Bearer ".
@@ -536,6 +765,39 @@ async def test_tls_and_reload_without_restart(tmp_path: Path) -> None:
         # A broken new key is refused; the server keeps its certificate.
         write_file(files.key, "not a key")
         assert await list_over_tls(server.address, trusting_second) == 3
+
+
+async def test_broken_certificate_files_are_logged_once_not_at_every_handshake(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Certificate files replaced with bad content were read again, and their failure logged,
+    at every new connection: a log flood. Now each distinct failure is logged once, the last
+    good certificate keeps serving, and one line says when the files work again."""
+    caplog.set_level(logging.INFO, logger="runservice.server.tls")
+    ca = trustme.CA()
+    files = write_cert(ca, tmp_path / "tls", "server")
+    good_key = str(tmp_path / "good.key")
+    replace_file(good_key, files.key)
+    trusting = grpc.ssl_channel_credentials(ca.cert_pem.bytes())
+
+    def lines(text: str) -> int:
+        return sum(text in record.getMessage() for record in caplog.records)
+
+    async with serving(tmp_path / "runs.db", EdgeOptions(tls=files)) as server:
+        write_file(files.key, "not a key")
+        for _ in range(5):  # each Client is a new connection, so a new handshake
+            assert await list_over_tls(server.address, trusting) == 3
+        assert lines("TLS reload failed") == 1
+        write_file(files.key, "another broken key")  # changed, still broken: a new failure
+        for _ in range(3):
+            assert await list_over_tls(server.address, trusting) == 3
+        assert lines("TLS reload failed") == 2
+        replace_file(files.key, good_key)
+        for _ in range(3):
+            assert await list_over_tls(server.address, trusting) == 3
+        assert lines("the files are usable again") == 1
+        assert lines("TLS certificate reloaded") == 1
+        assert server.tls is not None and server.tls.reloads == 1
 
 
 async def test_mutual_tls(tmp_path: Path) -> None:

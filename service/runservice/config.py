@@ -139,7 +139,14 @@ class Settings(BaseSettings):
         "each have a core: more runs/s under load, about 0.1 ms more per call",
     )
     tokens_file: str | None = Field(
-        None, description="bearer tokens: one per line, or a .toml/.json file with per-token options"
+        None,
+        description="bearer tokens: one per line, each ending with a newline (a last line without one "
+        "is a file still being written: refused), or a .toml/.json file with per-token options",
+    )
+    tokens_poll_interval: float = Field(
+        2.0,
+        description="seconds between looks at --tokens-file for changes; a change is read once the file "
+        "held still from one look to the next, so an edit takes effect within twice this (SIGHUP: at once)",
     )
     tokens: str | None = Field(
         None, description="comma-separated bearer tokens with full access (environment only)"
@@ -161,7 +168,15 @@ class Settings(BaseSettings):
         ".json or .toml file holding one (TOML: [[schedules]] tables)",
     )
 
-    @field_validator("grace", "heartbeat", "drain_delay", "lease_seconds", "claim_interval", mode="before")
+    @field_validator(
+        "grace",
+        "heartbeat",
+        "drain_delay",
+        "lease_seconds",
+        "claim_interval",
+        "tokens_poll_interval",
+        mode="before",
+    )
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -185,7 +200,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a finite number >= 0")
         return value
 
-    @field_validator("heartbeat", "lease_seconds", "claim_interval")
+    @field_validator("heartbeat", "lease_seconds", "claim_interval", "tokens_poll_interval")
     @classmethod
     def _positive(cls, value: float) -> float:
         if not math.isfinite(value) or value <= 0:

@@ -343,7 +343,9 @@ def edge_options(settings: Settings) -> EdgeOptions:
     tokens = None
     if settings.tokens_file or settings.tokens:
         tokens = TokenSet.load(settings.tokens_file, settings.tokens)
-        if not len(tokens):
+        # A tokens file may gain tokens later (it is read again), so one that holds none serves
+        # refusing every call, as it does once emptied; a list of none never will.
+        if not len(tokens) and not settings.tokens_file:
             raise TokenFileError("authentication is configured but no token was found")
     tls = None
     if settings.tls_cert or settings.tls_key or settings.tls_client_ca:
@@ -353,6 +355,7 @@ def edge_options(settings: Settings) -> EdgeOptions:
         check_tls_files(tls)
     return EdgeOptions(
         tokens=tokens,
+        tokens_poll_interval=settings.tokens_poll_interval,
         tls=tls,
         max_message_size=settings.max_message_size,
         max_concurrent_streams=settings.max_concurrent_streams,

@@ -81,6 +81,8 @@ class EdgeOptions:
 
     tokens: TokenSet | None = None
     """Bearer tokens; None: no authentication."""
+    tokens_poll_interval: float = 2.0
+    """Seconds between looks at the tokens file for changes (see `AuthInterceptor.follow_file`)."""
     tls: TlsFiles | None = None
     """Serve TLS (mTLS when `tls.client_ca` is set); None: plaintext."""
     max_message_size: int = 8 * _MIB
@@ -172,6 +174,7 @@ class RunServer:
         self._storage_available = True
         self._storage_changed = asyncio.Event()
         self._readiness: asyncio.Task[None] | None = None
+        self._tokens_file: asyncio.Task[None] | None = None
         self._stop_listening: Callable[[], None] = lambda: None
 
     async def start(self) -> None:
@@ -185,6 +188,10 @@ class RunServer:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._set_readiness(health_pb2.HealthCheckResponse.SERVING)
         self._readiness = asyncio.create_task(self._follow_storage(), name="readiness")
+        if self.auth is not None:
+            self._tokens_file = asyncio.create_task(
+                self.auth.follow_file(self.options.tokens_poll_interval), name="tokens-file"
+            )
         if self.engine_link is not None:
             self.engine_link.on_storage = self._storage_answers
             self._storage_answers(self.engine_link.storage_available)  # told before we listened
@@ -249,6 +256,10 @@ class RunServer:
                 await self.probe.stop(0)  # gRPC removes the socket file: this server's, by its lock
             if self._probe_lock is not None:
                 os.close(self._probe_lock)
+            # Only now: calls served during the drain delay and the grace see revocations too.
+            if self._tokens_file is not None:
+                self._tokens_file.cancel()
+                await asyncio.gather(self._tokens_file, return_exceptions=True)
             if self.observability is not None:
                 await self.observability.stop()
 
@@ -338,7 +349,8 @@ async def serve(
     Shutdown phases: health NOT_SERVING while still serving for the drain delay; stop accepting;
     in-flight calls and running steps get `grace` seconds; runs still going are then stopped at
     their last checkpoint and each is logged (the next boot re-drives them). A second signal
-    during the shutdown exits the process at once. SIGHUP reloads the tokens and the TLS certificate.
+    during the shutdown exits the process at once. SIGHUP reloads the tokens and the TLS certificate
+    at once (both are also read again when their files change).
     `address_file`, when given, receives the bound address (`runservice health` reads it).
     `metrics_address` serves Prometheus metrics there; `tracing` makes OpenTelemetry spans
     (exported over OTLP when its exporter package is installed); `access_log` logs one line

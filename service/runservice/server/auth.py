@@ -6,7 +6,8 @@ SHA-256 digests are kept; a presented token is hashed and compared with every di
 
 Token file formats (chosen by suffix):
 
-    tokens.txt    one token per line, full access; blank lines and `#` comments ignored
+    tokens.txt    one token per line, full access; blank lines and `#` comments ignored; every
+                  line ends with a newline (a file whose last line has none is refused whole)
     tokens.toml   [[tokens]] tables, see below     tokens.json  {"tokens": [ {...}, ... ]}
 
     [[tokens]]
@@ -15,7 +16,8 @@ Token file formats (chosen by suffix):
     resources = ["tenant-a"]      # optional: only runs with these resource ids
     read_only = true              # optional: no Start, Resume, Cancel, Restart, CreateRun, DeleteRun
 
-The interceptor checks `authorization: Bearer <token>` on every call except health and
+The file is read again when it changes (looked at every few seconds: `follow_file`) and on
+SIGHUP. The interceptor checks `authorization: Bearer <token>` on every call except health and
 reflection and puts the caller in `CALLER` (a contextvar) for the servicer, which applies the
 scope. The engine knows nothing of tokens.
 """
@@ -39,6 +41,7 @@ import grpc
 
 from runservice import errors
 from runservice.server.status import to_status
+from runservice.server.watched import Stamp, WatchedFiles, stamp_of
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +86,25 @@ class TokenSet:
     """Digests of the accepted tokens and the caller each one stands for."""
 
     def __init__(
-        self, entries: Iterable[_Entry], *, path: str | None = None, tokens: str | None = None
+        self,
+        entries: Iterable[_Entry],
+        *,
+        path: str | None = None,
+        tokens: str | None = None,
+        stamp: Stamp = (),
     ) -> None:
         self._entries = tuple(entries)
         self._sources = (path, tokens)
+        self.stamp = stamp
+        """The file's stamp (server/watched.py) taken just before it was read."""
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def path(self) -> str | None:
+        """The tokens file, if the tokens come from one."""
+        return self._sources[0]
 
     @classmethod
     def load(cls, path: str | None = None, tokens: str | None = None) -> TokenSet:
@@ -99,9 +114,10 @@ class TokenSet:
             if token:
                 _check_sendable(token, f"token {number + 1} of the tokens setting")
                 entries.append(_Entry(_digest(token), Caller(name=f"env-token-{number + 1}")))
+        stamp = stamp_of((path,)) if path else ()
         if path:
             entries.extend(_read_file(Path(path)))
-        return cls(entries, path=path, tokens=tokens)
+        return cls(entries, path=path, tokens=tokens, stamp=stamp)
 
     def reloaded(self) -> TokenSet:
         """The same sources read again (SIGHUP); TokenFileError when the file is now unusable."""
@@ -138,6 +154,16 @@ def _read_file(path: Path) -> list[_Entry]:
         raise TokenFileError(f"cannot read tokens file {path}: {exc}") from None
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
+        # A line counts once its newline is written: text after the last one is what a reader
+        # sees of a file caught mid-write (`echo TOKEN >> file`), a prefix of the real token,
+        # a shorter secret. The whole file is refused, so a reload keeps the current tokens.
+        # (A TOML or JSON file cut short mid-line does not parse.)
+        tail = text[max(text.rfind("\n"), text.rfind("\r")) + 1 :]
+        if tail.strip():
+            raise TokenFileError(
+                f"tokens file {path}: its last line does not end with a newline (a file still being"
+                " written?); end every line with one, and replace the file by renaming a complete copy"
+            )
         lines = (line.strip() for line in text.splitlines())
         tokens = [line for line in lines if line and not line.startswith("#")]
         for n, token in enumerate(tokens):
@@ -145,7 +171,7 @@ def _read_file(path: Path) -> list[_Entry]:
         return [_Entry(_digest(t), Caller(name=f"{path.name}:{n + 1}")) for n, t in enumerate(tokens)]
     try:
         data: Any = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:  # nesting too deep
         raise TokenFileError(f"tokens file {path} is not valid {suffix[1:].upper()}: {exc}") from None
     raw = data.get("tokens") if isinstance(data, dict) else None
     if not isinstance(raw, list):
@@ -203,24 +229,55 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, tokens: TokenSet) -> None:
         self.tokens = tokens
+        if not len(tokens):
+            logger.warning("no bearer token yet: %s", _none_accepted(tokens))
+        # Settled: a look between an editor's truncate and its write, or amid the writes of a long
+        # file, would take a file cut short (tokens or a token's `resources` line missing).
+        self._file = WatchedFiles((tokens.path,), stamp=tokens.stamp, settle=True) if tokens.path else None
         self._streams: dict[asyncio.Task[Any], tuple[bytes, Caller]] = {}
         """The streaming calls in progress (Watch, Stream: they may last for days), each with
         its token's digest and the caller it stood for when the call began."""
         self._revoked: set[asyncio.Task[Any]] = set()
         """Those a reload ended: their token is gone, or stands for another caller now."""
 
+    async def follow_file(self, interval: float) -> None:
+        """Look at the tokens file every `interval` seconds and read it again once it changed and
+        then held still until the next look (so within two intervals); until cancelled."""
+        if self._file is None:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                stamp = self._file.due()
+                if stamp is not None:
+                    self._reload(stamp)
+            except Exception:  # a bug here must not end revocations for the life of the process
+                logger.exception("looking at the tokens file %s failed", self.tokens.path)
+
     def reload(self) -> None:
-        """Read the tokens file again; on an error keep the current tokens and log it. Open
-        streams whose token is no longer accepted, or whose scope or read-only flag changed,
-        end with UNAUTHENTICATED (`TOKEN_REVOKED`); the client reconnects with what it has now."""
+        """Read the tokens file again now (SIGHUP), changed or not."""
+        self._reload(stamp_of(self._file.paths) if self._file is not None else ())
+
+    def _reload(self, stamp: Stamp) -> None:
+        """Read the tokens file (whose stamp was `stamp` just before); on an error keep the
+        current tokens and log it, once: the watcher reads that file again only when it
+        changes (or a minute later). Open streams whose token is no longer accepted, or whose
+        scope or read-only flag changed, end with UNAUTHENTICATED (`TOKEN_REVOKED`); the
+        client reconnects with what it has now.
+
+        A file that now holds no token revokes them all (every call is UNAUTHENTICATED), as
+        one that holds none at start accepts none: emptying the file is how an operator
+        revokes every token, and keeping them would be the unsafe answer. It never turns
+        authentication off."""
         try:
             tokens = self.tokens.reloaded()
         except TokenFileError as exc:
-            logger.error("tokens not reloaded, keeping the current ones: %s", exc)
+            if self._file is not None:
+                self._file.read(stamp, ok=False)
+            logger.warning("tokens not reloaded, keeping the current ones: %s", exc)
             return
-        if not len(tokens):
-            logger.error("tokens not reloaded: the new file holds no token, keeping the current ones")
-            return
+        if self._file is not None:
+            self._file.read(stamp, ok=True)
         self.tokens = tokens
         revoked = [
             task
@@ -230,7 +287,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         for task in revoked:
             self._revoked.add(task)
             task.cancel()
-        logger.info("tokens reloaded (%d tokens); %d open streams ended", len(tokens), len(revoked))
+        if len(tokens):
+            logger.info("tokens reloaded (%d tokens); %d open streams ended", len(tokens), len(revoked))
+        else:
+            logger.warning("tokens reloaded: %s; %d open streams ended", _none_accepted(tokens), len(revoked))
 
     async def intercept_service(
         self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -301,6 +361,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return grpc.unary_stream_rpc_method_handler(
             stream, handler.request_deserializer, handler.response_serializer
         )
+
+
+def _none_accepted(tokens: TokenSet) -> str:
+    source = f"the tokens file {tokens.path}" if tokens.path else "the tokens setting"
+    return f"{source} holds none, so every call is refused (UNAUTHENTICATED) until it holds one"
 
 
 def with_caller(handler: _Handler, caller: Caller) -> _Handler:

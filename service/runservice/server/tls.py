@@ -2,20 +2,23 @@
 
 grpcio's `dynamic_ssl_server_credentials` asks a fetcher for the certificate configuration
 at each new TLS handshake; ours answers None (keep the current one) unless the files changed
-(their size or mtime) or a reload was requested (SIGHUP). Connections already open keep the
+(see server/watched.py) or a reload was requested (SIGHUP). Connections already open keep the
 certificate they were made with. A reload that fails (half-written file, key not matching)
-is logged and the previous certificate stays in use.
+is logged once and the previous certificate stays in use; the files are read again when they
+change (or a minute later), and a reload that works after a failure says so.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+
+from runservice.server.watched import WatchedFiles
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +37,6 @@ class TlsFiles:
 
     def paths(self) -> tuple[str, ...]:
         return (self.cert, self.key) + ((self.client_ca,) if self.client_ca else ())
-
-
-def _stamp(files: TlsFiles) -> tuple[tuple[int, int], ...]:
-    stamps = []
-    for path in files.paths():
-        info = os.stat(path)
-        stamps.append((info.st_mtime_ns, info.st_size))
-    return tuple(stamps)
 
 
 def _read(files: TlsFiles) -> grpc.ServerCertificateConfiguration:
@@ -76,9 +71,11 @@ class ReloadingCredentials:
 
     def __init__(self, files: TlsFiles) -> None:
         self.files = files
-        self._stamp = _stamp(files)
+        self._watch = WatchedFiles(files.paths())  # stamped before the read: a change meanwhile is seen
         initial = _read(files)
-        self._reload_requested = False
+        # gRPC fetches on its own threads, one per handshake in progress: one reads, the others
+        # keep the current certificate meanwhile (and none logs the same failure again).
+        self._lock = threading.Lock()
         self.reloads = 0
         self.credentials = grpc.dynamic_ssl_server_credentials(
             initial,
@@ -88,20 +85,30 @@ class ReloadingCredentials:
 
     def request_reload(self) -> None:
         """Read the files again at the next handshake (SIGHUP)."""
-        self._reload_requested = True
+        with self._lock:
+            self._watch.request()
 
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
-        # Called by gRPC at every handshake, on its own thread: stat is cheap, reading is not.
-        try:
-            stamp = _stamp(self.files)
-            if stamp == self._stamp and not self._reload_requested:
-                return None
-            self._reload_requested = False
-            config = _read(self.files)
-        except (OSError, TlsConfigError) as exc:
-            logger.error("TLS reload failed, keeping the current certificate: %s", exc)
+        # Called by gRPC at every handshake: a stat per file is cheap, reading them is not.
+        if not self._lock.acquire(blocking=False):
             return None
-        self._stamp = stamp
-        self.reloads += 1
-        logger.info("TLS certificate reloaded from %s", self.files.cert)
+        try:
+            stamp = self._watch.due()
+            if stamp is None:
+                return None
+            recovering = self._watch.failing
+            try:
+                config = _read(self.files)
+            except TlsConfigError as exc:
+                self._watch.read(stamp, ok=False)
+                logger.error("TLS reload failed, keeping the current certificate: %s", exc)
+                return None
+            self._watch.read(stamp, ok=True)
+            self.reloads += 1
+        finally:
+            self._lock.release()
+        if recovering:
+            logger.info("TLS certificate reloaded from %s: the files are usable again", self.files.cert)
+        else:
+            logger.info("TLS certificate reloaded from %s", self.files.cert)
         return config
