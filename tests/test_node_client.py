@@ -123,6 +123,8 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     assert len(seen["Watch"]) == 3 and seen["Watch"][0] == "0" != seen["Watch"][2], seen["Watch"]
     assert "triggers once per request_id: a retry returns the first outcome" in out
     assert "decodes a ScheduleService error: an unknown schedule" in out
+    assert "follow with attemptTimeoutMs reopens each Watch its deadline ends: every event once" in out
+    assert "a deadline of follow's callOptions bounds each attempt; a fixed one that passed is thrown" in out
     assert "a call without the token is UNAUTHENTICATED (TOKEN_MISSING), a wrong one TOKEN_INVALID" in out
     assert "the token option goes with every call: unary, Stream, follow's Watch, ScheduleService" in out
     assert "per-call interceptors replace the client's: include tokenInterceptor in them" in out
