@@ -1,9 +1,11 @@
 """The Node.js caller (clients/node) against a real server: its TypeScript is compiled with tsc
 (which type-checks every call against the generated types), then `node --test` runs it with
-RUNSERVICE_TARGET pointing at a server on a free port. On CI (CI=true) a missing Node fails.
+RUNSERVICE_TARGET pointing at a server on a free port, and RUNSERVICE_AUTH_TARGET at a second one
+that requires the bearer token RUNSERVICE_AUTH_TOKEN. On CI (CI=true) a missing Node fails.
 
 The server serves tests/workflows.py plus `nightly`, whose schedule ticks once a year (1 January,
-00:00 UTC), so the only runs it starts during the test are the ones the test triggers."""
+00:00 UTC), so the only runs it starts during the test are the ones the test triggers. The one
+with a token serves tests/workflows.py only."""
 
 from __future__ import annotations
 
@@ -17,13 +19,17 @@ from types import ModuleType
 import pytest
 from conftest import ServingFactory
 from edge import losing_first_replies
+from edge import serving as serving_with
 from workflows import WORKFLOWS, Count, bump
 
 from runservice import create_workflow
+from runservice.server import EdgeOptions
+from runservice.server.auth import TokenSet
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_TIMEOUT = 90.0
-TESTS = ("runservice.test.js", "schedules.test.js")
+TESTS = ("runservice.test.js", "schedules.test.js", "auth.test.js")
+TOKEN = "node-caller-secret"
 
 nightly = (
     create_workflow("nightly", input_schema=Count, output_schema=Count, description="Adds one to its input")
@@ -87,6 +93,7 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     async with (
         serving(tmp_path / "runs.db", workflows=[*WORKFLOWS, nightly]) as served,
         losing_first_replies(served.address, seen) as proxy,
+        serving_with(tmp_path / "auth.db", EdgeOptions(tokens=TokenSet.load(tokens=TOKEN))) as authed,
     ):
         out = await run(
             node,
@@ -97,6 +104,8 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
                 "RUNSERVICE_TARGET": served.address,
                 "RUNSERVICE_RETRY_PROXY": proxy,
                 "RUNSERVICE_PROTOS": str(ROOT / "protos"),
+                "RUNSERVICE_AUTH_TARGET": authed.address,
+                "RUNSERVICE_AUTH_TOKEN": TOKEN,
             },
         )
     assert "# fail 0" in out or "fail 0" in out, out
@@ -114,6 +123,12 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     assert len(seen["Watch"]) == 3 and seen["Watch"][0] == "0" != seen["Watch"][2], seen["Watch"]
     assert "triggers once per request_id: a retry returns the first outcome" in out
     assert "decodes a ScheduleService error: an unknown schedule" in out
+    assert "follow with attemptTimeoutMs reopens each Watch its deadline ends: every event once" in out
+    assert "a deadline of follow's callOptions bounds each attempt; a fixed one that passed is thrown" in out
+    assert "a call without the token is UNAUTHENTICATED (TOKEN_MISSING), a wrong one TOKEN_INVALID" in out
+    assert "the token option goes with every call: unary, Stream, follow's Watch, ScheduleService" in out
+    assert "per-call interceptors replace the client's: include tokenInterceptor in them" in out
+    assert "a token gRPC cannot send throws at construction, with a clear message" in out
 
 
 def test_node_missing_on_ci_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,6 +46,11 @@ export interface ClientOptions {
   credentials?: grpc.ChannelCredentials;
   /** Extra channel options (override the defaults below). */
   channelOptions?: grpc.ChannelOptions;
+  /** Bearer token of a server that requires one (`--tokens-file`, `RUNSERVICE_TOKENS`): sent as
+   * `authorization: Bearer TOKEN` with every call, unary and streaming (tokenInterceptor).
+   * Non-empty printable ASCII without spaces, as the server's tokens; anything else (a trailing
+   * newline read from a file) throws at construction instead of failing every call. */
+  token?: string;
 }
 
 /** The .proto file `file` (under protoRoot()) loaded with the generated types' options. */
@@ -114,6 +119,35 @@ export const requestIdInterceptor: grpc.Interceptor = (options, nextCall) => {
   });
 };
 
+/** Throws a clear Error for a token gRPC metadata cannot carry or the server could never accept:
+ * empty, or with anything but printable ASCII without spaces (as the server checks its tokens). */
+export function checkToken(token: string): void {
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new Error("the token must be non-empty printable ASCII, no spaces (a trailing newline?)");
+  }
+}
+
+/**
+ * Sends `authorization: Bearer <token>` with every call it intercepts, unary or streaming (the
+ * metadata is set when the call starts, before any message). The token is checked first
+ * (checkToken), so a bad one throws here, not on each call.
+ *
+ * connect() installs it on every client when ClientOptions.token is given. grpc-js lets call
+ * options' `interceptors` replace the client's: if you pass your own per call, include this one
+ * (and requestIdInterceptor), or the call goes without the token.
+ */
+export function tokenInterceptor(token: string): grpc.Interceptor {
+  checkToken(token);
+  const value = `Bearer ${token}`;
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start: (metadata, listener, next) => {
+        metadata.set("authorization", value);
+        next(metadata, listener);
+      },
+    });
+}
+
 /** A UUID version 7 (RFC 9562): Unix time in milliseconds in the first 48 bits, then random. */
 export function uuidv7(): string {
   const bytes = randomBytes(16);
@@ -128,10 +162,14 @@ export function uuidv7(): string {
  * A client of `Service` on a channel set up the way runservice expects: the published service
  * config (protos/runservice/v1/service_config.json: deadlines of short calls, retries on
  * UNAVAILABLE), request ids filled for the retried calls (requestIdInterceptor), a keepalive
- * ping every 30 s (the server accepts one per 10 s) and replies up to the server's 8 MiB limit.
- * Every runservice client (createClient, createScheduleClient) is built here so they behave alike.
+ * ping every 30 s (the server accepts one per 10 s) and replies up to the server's 8 MiB limit,
+ * and with `options.token` the bearer token on every call (tokenInterceptor; a token gRPC cannot
+ * send throws here). Every runservice client (createClient, createScheduleClient) is built here
+ * so they behave alike.
  */
 export function connect<C>(Service: ServiceConstructor<C>, target: string, options: ClientOptions = {}): C {
+  const interceptors = [requestIdInterceptor];
+  if (options.token !== undefined) interceptors.push(tokenInterceptor(options.token));
   const serviceConfig = readFileSync(join(protoRoot(), "runservice", "v1", "service_config.json"), "utf8");
   return new Service(target, options.credentials ?? grpc.credentials.createInsecure(), {
     "grpc.service_config": JSON.stringify(JSON.parse(serviceConfig)),
@@ -140,7 +178,7 @@ export function connect<C>(Service: ServiceConstructor<C>, target: string, optio
     "grpc.keepalive_timeout_ms": 10_000,
     "grpc.max_receive_message_length": 8 * 1024 * 1024,
     ...options.channelOptions,
-    interceptors: [requestIdInterceptor],
+    interceptors,
   });
 }
 

@@ -3,7 +3,8 @@
  * clients' `follow`. A Watch ends with `endOfStream` once the run is terminal; any other end (a
  * drain's UNAVAILABLE, a connection cut or recycled, a proxy's idle timeout ending the call OK)
  * means "reopen from the last sequence you saw". That is done here, with a backoff, so nothing
- * is lost and nothing is seen twice.
+ * is lost and nothing is seen twice. With `attemptTimeoutMs` each Watch also ends at its own
+ * deadline and is reopened at once, as the Python clients' `attempt_timeout` does.
  *
  *   for await (const event of follow(client, runId)) console.log(event.sequence, event.type);
  */
@@ -20,7 +21,19 @@ export interface FollowOptions {
   /** Give up, raising the last error, after this long with no message (heartbeats count);
    * none by default: a watch of a run suspended for days is quiet, not broken. */
   giveUpAfterMs?: number;
-  /** Call options of each Watch (metadata is sent as is; a deadline bounds each attempt). */
+  /** Bounds each Watch attempt: its deadline is this many ms after it opens, and when that
+   * deadline ends it (DEADLINE_EXCEEDED without runservice's ErrorInfo, the deadline passed) the
+   * Watch is reopened at once from the last sequence seen, as after any other normal end. Lets a
+   * proxy or load balancer that ends long calls, or a need to re-resolve, be met on your terms.
+   * None by default: one Watch for as long as the connection holds. */
+  attemptTimeoutMs?: number;
+  /** Call options of each Watch, asked for afresh per attempt. A `deadline` here is per attempt
+   * too, reopened when it passes like `attemptTimeoutMs` (with both, the earlier one bounds the
+   * attempt). A deadline that has already passed when an attempt opens (a fixed Date, returned
+   * again) is the caller's time being up: its DEADLINE_EXCEEDED is thrown. grpc-js CallOptions
+   * carry no metadata: for the bearer token use ClientOptions.token, for other metadata an
+   * interceptor on the client. Per-call `interceptors` replace the client's (requestIdInterceptor,
+   * tokenInterceptor): include them if you pass some. */
   callOptions?: () => grpc.CallOptions;
 }
 
@@ -39,21 +52,53 @@ export function shouldReconnect(error: grpc.ServiceError): boolean {
   return decodeError(error).errorInfo?.domain !== DOMAIN;
 }
 
+/** Node's timers may fire a millisecond or so before Date.now() reaches the deadline they were
+ * set for: a DEADLINE_EXCEEDED this close to the attempt's deadline is that deadline's. */
+const DEADLINE_SLACK_MS = 50;
+
+/** Milliseconds since the epoch of a grpc-js deadline (Infinity: none). */
+function deadlineMs(deadline: grpc.Deadline | undefined): number {
+  if (deadline === undefined) return Infinity;
+  return deadline instanceof Date ? deadline.getTime() : deadline;
+}
+
+/** True when `error` is the attempt's own deadline ending it: DEADLINE_EXCEEDED that the server
+ * did not send (no runservice ErrorInfo), at or after a deadline that was still ahead when the
+ * attempt opened. */
+function endedByAttemptDeadline(error: grpc.ServiceError, deadline: number, opened: number): boolean {
+  if (error.code !== grpc.status.DEADLINE_EXCEEDED || !(deadline > opened)) return false;
+  if (Date.now() < deadline - DEADLINE_SLACK_MS) return false;
+  return decodeError(error).errorInfo?.domain !== DOMAIN;
+}
+
 /** Every event of the run after `afterSequence`, in order, until the run is terminal. Errors
  * the server sends other than UNAVAILABLE (NOT_FOUND, PERMISSION_DENIED, ...) are thrown:
- * reopening would fail the same way (see `shouldReconnect`). */
+ * reopening would fail the same way (see `shouldReconnect`). An attempt ended by its own
+ * deadline (`attemptTimeoutMs`, or a deadline of `callOptions`) is reopened at once. */
 export async function* follow(
   client: RunServiceClient,
   runId: string,
   options: FollowOptions = {},
 ): AsyncGenerator<RunEvent__Output, void, undefined> {
+  const { attemptTimeoutMs } = options;
+  if (attemptTimeoutMs !== undefined && !(Number.isFinite(attemptTimeoutMs) && attemptTimeoutMs > 0)) {
+    throw new RangeError(`attemptTimeoutMs must be a positive number of milliseconds, not ${attemptTimeoutMs}`);
+  }
   let after = BigInt(options.afterSequence ?? 0);
   let failures = 0;
   let heard = Date.now();
   let lastError: unknown = null;
   for (;;) {
-    const call = client.Watch({ runId, afterSequence: after.toString() }, options.callOptions?.() ?? {});
+    const callOptions = { ...options.callOptions?.() };
+    const opened = Date.now();
+    const attemptDeadline = Math.min(
+      deadlineMs(callOptions.deadline),
+      attemptTimeoutMs === undefined ? Infinity : opened + attemptTimeoutMs,
+    );
+    if (attemptDeadline !== Infinity) callOptions.deadline = attemptDeadline;
+    const call = client.Watch({ runId, afterSequence: after.toString() }, callOptions);
     let finished = false;
+    let attemptOver = false;
     try {
       for await (const message of call as AsyncIterable<WatchResponse__Output>) {
         heard = Date.now();
@@ -70,7 +115,8 @@ export async function* follow(
         }
       }
     } catch (error) {
-      if (!shouldReconnect(error as grpc.ServiceError)) throw error;
+      attemptOver = endedByAttemptDeadline(error as grpc.ServiceError, attemptDeadline, opened);
+      if (!attemptOver && !shouldReconnect(error as grpc.ServiceError)) throw error;
       lastError = error;
     } finally {
       call.cancel(); // a no-op once the call ended; stops it when the consumer left early
@@ -78,6 +124,10 @@ export async function* follow(
     if (finished) return;
     if (options.giveUpAfterMs !== undefined && Date.now() - heard > options.giveUpAfterMs) {
       throw lastError ?? new Error(`no message about run ${runId} for ${options.giveUpAfterMs} ms`);
+    }
+    if (attemptOver) {
+      failures = 0; // the attempt ran its course: a normal end, reopened at once
+      continue;
     }
     const ceiling = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** failures++);
     await new Promise((resolve) => setTimeout(resolve, ceiling / 2 + Math.random() * (ceiling / 2)));

@@ -1,4 +1,5 @@
 export {
+  checkToken,
   connect,
   createClient,
   deadline,
@@ -6,6 +7,7 @@ export {
   loadContract,
   protoRoot,
   requestIdInterceptor,
+  tokenInterceptor,
   unary,
   uuidv7,
   LOAD_OPTIONS,

@@ -24,7 +24,7 @@ import type { StartResponse__Output } from "../generated/runservice/v1/StartResp
 import type { StreamResponse__Output } from "../generated/runservice/v1/StreamResponse";
 import type { WatchResponse__Output } from "../generated/runservice/v1/WatchResponse";
 import { createClient, deadline, decodeError, protoRoot, unary } from "../src/client";
-import { follow } from "../src/follow";
+import { follow, type FollowOptions } from "../src/follow";
 import { fromValue, toValue } from "../src/value";
 
 const target = process.env.RUNSERVICE_TARGET;
@@ -205,6 +205,92 @@ test("follow reopens a cut Watch from its last sequence: nothing lost, nothing t
   } finally {
     proxied.close();
   }
+});
+
+/** Follows a suspended approval run with `options` until `attempts()` reaches `reopened`, then
+ * resumes it and returns every event follow delivered to the run's end. */
+async function followAcrossAttempts(
+  options: FollowOptions,
+  attempts: () => number,
+  reopened: number,
+): Promise<RunEvent__Output[]> {
+  const { run } = await unary<StartResponse__Output>((cb) =>
+    client.Start({ workflowId: "approval", inputData: toValue({ count: 1 }), wait: true }, deadline(10), cb),
+  );
+  assert.equal(run?.status, "RUN_STATUS_SUSPENDED");
+  const events: RunEvent__Output[] = [];
+  let settled = false;
+  const following = (async () => {
+    for await (const event of follow(client, run!.runId, options)) events.push(event);
+  })().finally(() => {
+    settled = true;
+  });
+  while (attempts() < reopened && !settled) await new Promise((resolve) => setTimeout(resolve, 20));
+  if (settled) await following; // ended before the run did: throws follow's error
+  assert.ok(events.length > 0);
+  await unary((cb) => client.Resume({ runId: run!.runId, resumeData: toValue({ approved: true }) }, deadline(10), cb));
+  await following;
+  return events;
+}
+
+function assertWholeRun(events: RunEvent__Output[]): void {
+  assert.deepEqual(sequences(events), range(1, events.length), "every event once, in order");
+  assert.deepEqual(
+    events.filter((event) => event.type === "RUN_EVENT_TYPE_WORKFLOW_FINISH").map((event) => event.runStatus),
+    ["RUN_STATUS_SUSPENDED", "RUN_STATUS_SUCCESS"],
+  );
+}
+
+test("follow with attemptTimeoutMs reopens each Watch its deadline ends: every event once", { timeout: 30_000 }, async () => {
+  let attempts = 0;
+  const events = await followAcrossAttempts(
+    {
+      attemptTimeoutMs: 300,
+      callOptions: () => {
+        attempts += 1;
+        return {};
+      },
+    },
+    () => attempts,
+    5, // four attempts ended by their deadline while the run stayed suspended
+  );
+  assertWholeRun(events);
+  assert.ok(attempts >= 5, `${attempts} attempts`);
+  await assert.rejects(
+    follow(client, "x", { attemptTimeoutMs: 0 }).next(),
+    /attemptTimeoutMs must be a positive number of milliseconds/,
+  );
+});
+
+test("a deadline of follow's callOptions bounds each attempt; a fixed one that passed is thrown", { timeout: 30_000 }, async () => {
+  let attempts = 0;
+  const events = await followAcrossAttempts(
+    {
+      callOptions: () => {
+        attempts += 1;
+        return deadline(0.3); // made afresh for each attempt: a per-attempt deadline
+      },
+    },
+    () => attempts,
+    4,
+  );
+  assertWholeRun(events);
+
+  // The same Date every time: the caller's own time, up once it passed.
+  const { run } = await unary<StartResponse__Output>((cb) =>
+    client.Start({ workflowId: "approval", inputData: toValue({ count: 1 }), wait: true }, deadline(10), cb),
+  );
+  const fixed = deadline(0.3);
+  let seen = 0;
+  const ended = await (async () => {
+    for await (const event of follow(client, run!.runId, { callOptions: () => fixed })) seen = Number(event.sequence);
+  })().then(
+    () => assert.fail("follow with a passed deadline ended without an error"),
+    (error: grpc.ServiceError) => error,
+  );
+  assert.equal(ended.code, grpc.status.DEADLINE_EXCEEDED);
+  assert.ok(seen > 0, "the events before the deadline were delivered");
+  await unary((cb) => client.Cancel({ runId: run!.runId }, deadline(10), cb));
 });
 
 test("a Start whose reply was lost is retried with the same requestId: one run", async () => {
