@@ -895,3 +895,38 @@ async def test_the_cli_calls_a_server_with_tls_and_a_token(tmp_path: Path) -> No
             "workflows", "--target", target, env=clean_env(RUNSERVICE_TOKEN="cli-secret")
         )
         assert plain.code == 1
+
+
+async def test_calls_refused_for_their_token_are_told_in_the_log_a_line_a_minute(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the access log, a caller guessing tokens (or one left with a revoked token) left
+    no trace but metrics (audit): the first refusal is told at once, then one line a minute
+    (here 0.3 s) counts those refused since, by reason."""
+    from runservice.server import auth
+
+    monkeypatch.setattr(auth, "DENIALS_TOLD_EVERY", 0.3)
+    options = EdgeOptions(tokens=TokenSet.load(tokens="a-token"))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+
+        def told() -> list[tuple[str, str]]:
+            return [
+                (r.levelname, r.getMessage()) for r in caplog.records if "calls refused" in r.getMessage()
+            ]
+
+        first = "calls refused for their bearer token: 1 TOKEN_MISSING (last: /runservice.v1.RunService/"
+        await rpc_error(stub.ListWorkflows(pb.ListWorkflowsRequest()))
+        assert len(told()) == 1 and told()[0][1].startswith(first) and "ipv4:127.0.0.1:" in told()[0][1]
+        for token in ("guess-1", "guess-2"):
+            await rpc_error(stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer(token)))
+        await rpc_error(stub.ListWorkflows(pb.ListWorkflowsRequest()))
+        assert len(told()) == 1  # within the minute: counted, not told
+        await asyncio.sleep(0.35)
+        await rpc_error(stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer("guess-3")))
+        second = "calls refused for their bearer token: 3 TOKEN_INVALID, 1 TOKEN_MISSING ("
+        assert len(told()) == 2 and told()[1][1].startswith(second)
+        assert {level for level, _ in told()} == {"WARNING"}

@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import tomllib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ from runservice.server.status import to_status
 from runservice.server.watched import Stamp, WatchedFiles, stamp_of
 
 logger = logging.getLogger(__name__)
+
+DENIALS_TOLD_EVERY = 60.0
+"""Seconds between two warnings of calls refused for their token (the first is told at once)."""
 
 OPEN_SERVICES = (
     "/grpc.health.v1.Health/",
@@ -239,6 +243,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         its token's digest and the caller it stood for when the call began."""
         self._revoked: set[asyncio.Task[Any]] = set()
         """Those a reload ended: their token is gone, or stands for another caller now."""
+        self._denials = _Denials()
 
     async def follow_file(self, interval: float) -> None:
         """Look at the tokens file every `interval` seconds and read it again once it changed and
@@ -301,7 +306,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return handler
         caller, digest, error = self._authenticate(handler_call_details.invocation_metadata or ())
         if error is not None:
-            return _denying(handler, error, method)
+            return _denying(handler, error, method, self._denials)
         assert caller is not None
         if handler.unary_stream is not None:
             return self._streaming(handler, caller, digest, method)
@@ -396,10 +401,30 @@ def with_caller(handler: _Handler, caller: Caller) -> _Handler:
     return handler  # RunService has no client-streaming methods
 
 
-def _denying(handler: _Handler, error: errors.ServiceError, method: str) -> _Handler:
+class _Denials:
+    """Calls refused for their token, told in the log without the access log (a guessing
+    caller, a client left with a revoked token): the first at once, then at most one line a
+    `DENIALS_TOLD_EVERY` with how many were refused since the last line, and why."""
+
+    def __init__(self) -> None:
+        self._told_at = -DENIALS_TOLD_EVERY
+        self._since: dict[str, int] = {}
+
+    def note(self, reason: str, method: str, peer: str) -> None:
+        self._since[reason] = self._since.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._told_at < DENIALS_TOLD_EVERY:
+            return
+        counts = ", ".join(f"{count} {why}" for why, count in sorted(self._since.items()))
+        self._told_at, self._since = now, {}
+        logger.warning("calls refused for their bearer token: %s (last: %s from %s)", counts, method, peer)
+
+
+def _denying(handler: _Handler, error: errors.ServiceError, method: str, denials: _Denials) -> _Handler:
     status = to_status(error, method=method)
 
     async def abort(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        denials.note(error.reason, method, context.peer())
         await context.abort(status.code, status.details, status.trailing_metadata)
 
     if handler.unary_stream is not None:
