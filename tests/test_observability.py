@@ -42,7 +42,7 @@ from runservice.server.tracing import Tracing
 from runservice.storage import RunWrite, open_store
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 from runservice.wire import to_value
-from runservice.workflow import StepContext, clone_step, create_step, create_workflow
+from runservice.workflow import StepContext, Workflow, clone_step, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -131,6 +131,7 @@ async def serving(
     tracing: Tracing | None = None,
     access_log: bool = False,
     options: EdgeOptions | None = None,
+    workflows: list[Workflow] = WORKFLOWS,
 ) -> AsyncIterator[Served]:
     store = open_store(str(db))
     await store.open()
@@ -142,7 +143,7 @@ async def serving(
     )
     try:
         await observability.start()  # as `serve` does: before the engine re-drives active runs
-        async with Engine(store, WORKFLOWS, heartbeat=0.2) as engine:
+        async with Engine(store, workflows, heartbeat=0.2) as engine:
             if observability.metrics is not None:  # as server/hosting.py does
                 observability.metrics.served = engine.served_definitions()
             server = build_server(engine, heartbeat=0.2, observability=observability, options=options)
@@ -535,6 +536,29 @@ async def test_runs_of_a_definition_not_served_here_are_a_gauge_of_their_own(tmp
             assert value(s, "runservice_runs_unowned") == 2
             assert value(s, "runservice_runs_not_served") == 2
             assert value(s, "runservice_runs_in_flight") == 2
+
+        await eventually(counted)
+
+
+async def test_ticks_schedules_fired_are_counted_by_kind_and_outcome(tmp_path: Path) -> None:
+    """Schedules had no metrics (audit): a skipped tick, or ticks lost for ever, showed only as
+    INFO lines."""
+    from test_schedules import asking
+
+    scheduled = asking("counted", cron="0 0 1 1 *", overlap="skip")  # no cron tick during the test
+    async with serving(tmp_path / "runs.db", metrics=True, workflows=[scheduled]) as served:
+        async with Client(served.address) as client:
+            assert (await client.schedules.trigger("counted")).outcome == "started"
+            assert (await client.schedules.trigger("counted")).outcome == "skipped"  # the first waits
+            assert (await client.schedules.trigger("counted", request_id="r")).outcome == "skipped"
+            assert (await client.schedules.trigger("counted", request_id="r")).outcome == "skipped"
+
+        async def counted() -> None:
+            s = await scrape(served.metrics_url)
+            ticks = "runservice_schedule_ticks_total"
+            assert value(s, ticks, schedule="counted", kind="trigger", outcome="started") == 1
+            assert value(s, ticks, schedule="counted", kind="trigger", outcome="skipped") == 2
+            assert value(s, ticks, schedule="counted", kind="trigger", outcome="repeated") == 0
 
         await eventually(counted)
 

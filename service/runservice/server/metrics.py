@@ -104,6 +104,15 @@ class Metrics:
             ["workflow", "status"],
             registry=registry,
         )
+        self.schedule_ticks = Counter(
+            "runservice_schedule_ticks",
+            "Ticks this server fired, by schedule, kind (cron, trigger, buffered, missed) and outcome:"
+            " started, skipped or buffered (overlap policy), advanced (next_tick moved on, nothing"
+            " started), lost (another replica fired it first, or the schedule was paused or removed),"
+            " repeated (a retried trigger).",
+            ["schedule", "kind", "outcome"],
+            registry=registry,
+        )
         self.runs_deleted = Counter(
             "runservice_runs_deleted",
             "Runs deleted with their events: by DeleteRun, or by the retention sweep (--retention).",
@@ -234,6 +243,9 @@ class Metrics:
 
     def on_deleted(self, runs: int) -> None:
         self.runs_deleted.inc(runs)
+
+    def on_tick(self, schedule_id: str, kind: str, outcome: str) -> None:
+        self.schedule_ticks.labels(schedule_id, kind, outcome).inc()
 
     # -- exposition --------------------------------------------------------------------------------
 

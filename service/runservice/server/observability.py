@@ -87,6 +87,7 @@ class Observability:
                 hub.listen_refusals(self.metrics.on_refused),
                 hub.listen_availability(self.metrics.on_availability),
                 hub.listen_deletions(self.metrics.on_deleted),
+                hub.listen_ticks(self.metrics.on_tick),
             ]
             self.metrics.on_availability(hub.available)
         if self.endpoint is not None:

@@ -89,6 +89,11 @@ AvailabilityListener = Callable[[bool], None]
 StorageUnavailable) and when it answers again (True: a write went through; a read alone does
 not tell, as a database that refuses writes cannot serve)."""
 
+TickListener = Callable[[str, str, str], None]
+"""Called with (schedule id, kind, outcome) of each tick a schedule fired (see `TickFire`,
+`TickResult`): cron, trigger, buffered or missed; started, skipped, buffered, advanced, lost
+or repeated."""
+
 FailureListener = Callable[[StorageFailed], None]
 """Called once, when the store stopped trusting its device (a failed fsync): from then on it
 refuses every request, and the process should stop (see `StorageFailed`)."""
@@ -129,7 +134,8 @@ class EventHub:
     Besides the per-run subscriptions, listeners (metrics, traces) may hear every
     committed event (`listen`), every transaction's cost (`listen_commits`), the changes
     storage refused (`listen_refusals`), whether storage answers (`listen_availability`), the
-    runs deleted (`listen_deletions`) and the store's failure (`listen_failure`).
+    runs deleted (`listen_deletions`), the ticks schedules fired (`listen_ticks`) and the
+    store's failure (`listen_failure`).
     Listeners are called synchronously on the store's writer task, after the commit: they
     must be quick (the store is on every run's path); an exception is logged.
     """
@@ -142,6 +148,7 @@ class EventHub:
         self._deletion_listeners = _Listeners[DeletionListener]("a deletion")
         self._failure_listeners = _Listeners[FailureListener]("a failure")
         self._availability_listeners = _Listeners[AvailabilityListener]("an availability")
+        self._tick_listeners = _Listeners[TickListener]("a tick")
         self.available = True
         """False from a refusal (StorageUnavailable) until storage answers again (`reached`)."""
 
@@ -167,6 +174,11 @@ class EventHub:
         """Call `listener(available)` each time `available` changes; returns the function that
         stops it."""
         return self._availability_listeners.add(listener)
+
+    def listen_ticks(self, listener: TickListener) -> Callable[[], None]:
+        """Call `listener(schedule_id, kind, outcome)` after each tick a schedule fired; returns
+        the function that stops it."""
+        return self._tick_listeners.add(listener)
 
     def listen_failure(self, listener: FailureListener) -> Callable[[], None]:
         """Call `listener(error)` when the store fails for good (see `FailureListener`);
@@ -203,6 +215,10 @@ class EventHub:
         for run_id in run_ids:
             self.nudge(run_id)
         self._deletion_listeners.call(len(run_ids))
+
+    def ticked(self, schedule_id: str, kind: str, outcome: str) -> None:
+        """Called by the store after each `fire_tick` with what the tick did."""
+        self._tick_listeners.call(schedule_id, kind, outcome)
 
     def failed(self, error: StorageFailed) -> None:
         """Called by the store, once, when it fails for good (on the event loop)."""

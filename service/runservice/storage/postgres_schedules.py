@@ -145,9 +145,10 @@ class PostgresSchedules:
         try:
             result = await self._fire(fire)
         except _Lost:
-            return TickResult("lost")
+            result = TickResult("lost")
         if result.write is not None and result.write.events:
             self.hub.publish(list(result.write.events))
+        self.hub.ticked(fire.schedule_id, fire.kind, result.outcome)
         return result
 
     async def _fire(self, fire: TickFire) -> TickResult:
