@@ -10,8 +10,8 @@ settled, so two replicas deleting the same run delete it once.
 The sweep also forgets the marks that DeleteRun's `request_id` leaves (so that a retry of a
 delete that worked succeeds) once they are `DELETE_MARKS_KEPT` old, retention or not: a
 retry comes within seconds, and without it every delete a client made stayed a row. So it
-does with schedule history of the same age: the outcome TriggerSchedule's `request_id`
-keeps, and the record of each tick whose run is gone or that started none (without it, an
+does with schedule history of the same age whose run is gone (or that started none): the
+outcome TriggerSchedule's `request_id` keeps, and the record of each tick (without it, an
 every-minute schedule left 525,000 rows a year).
 """
 
