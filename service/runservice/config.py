@@ -140,8 +140,7 @@ class Settings(BaseSettings):
     )
     tokens_file: str | None = Field(
         None,
-        description="bearer tokens: one per line, each ending with a newline (a last line without one "
-        "is a file still being written: refused), or a .toml/.json file with per-token options",
+        description="bearer tokens: one per line, or a .toml/.json file with per-token options",
     )
     tokens_poll_interval: float = Field(
         2.0,

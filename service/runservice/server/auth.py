@@ -6,8 +6,7 @@ SHA-256 digests are kept; a presented token is hashed and compared with every di
 
 Token file formats (chosen by suffix):
 
-    tokens.txt    one token per line, full access; blank lines and `#` comments ignored; every
-                  line ends with a newline (a file whose last line has none is refused whole)
+    tokens.txt    one token per line, full access; blank lines and `#` comments ignored
     tokens.toml   [[tokens]] tables, see below     tokens.json  {"tokens": [ {...}, ... ]}
 
     [[tokens]]
@@ -158,16 +157,6 @@ def _read_file(path: Path) -> list[_Entry]:
         raise TokenFileError(f"cannot read tokens file {path}: {exc}") from None
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
-        # A line counts once its newline is written: text after the last one is what a reader
-        # sees of a file caught mid-write (`echo TOKEN >> file`), a prefix of the real token,
-        # a shorter secret. The whole file is refused, so a reload keeps the current tokens.
-        # (A TOML or JSON file cut short mid-line does not parse.)
-        tail = text[max(text.rfind("\n"), text.rfind("\r")) + 1 :]
-        if tail.strip():
-            raise TokenFileError(
-                f"tokens file {path}: its last line does not end with a newline (a file still being"
-                " written?); end every line with one, and replace the file by renaming a complete copy"
-            )
         lines = (line.strip() for line in text.splitlines())
         tokens = [line for line in lines if line and not line.startswith("#")]
         for n, token in enumerate(tokens):
@@ -282,6 +271,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             logger.warning("tokens not reloaded, keeping the current ones: %s", exc)
             return
         if self._file is not None:
+            if stamp_of(self._file.paths) != stamp:
+                # Changed while it was read: what was read may be a file cut short mid-write (a
+                # token's prefix, a scoped token's `resources` line missing). The watcher reads
+                # it again once it holds still (audit).
+                logger.info("the tokens file changed while it was read: reading it once it holds still")
+                return
             self._file.read(stamp, ok=True)
         self.tokens = tokens
         revoked = [
