@@ -394,6 +394,37 @@ async def test_a_reload_ends_the_open_streams_of_a_revoked_or_changed_token(
         assert error_info(refused).reason == "TOKEN_INVALID"
 
 
+async def test_removing_a_line_of_a_plain_tokens_file_keeps_the_streams_of_the_others(tmp_path: Path) -> None:
+    """A plain file's tokens are named by their line: removing the first renamed the second, and
+    its open streams ended as revoked though nobody changed it (audit)."""
+    path = tmp_path / "tokens.txt"
+    path.write_text("tok-a\ntok-abc\n")
+    async with (
+        serving(tmp_path / "runs.db", EdgeOptions(tokens=TokenSet.load(str(path)))) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        kept, gone = bearer("tok-abc"), bearer("tok-a")
+        start = pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True)
+        await stub.Start(start, metadata=kept)
+        watches = {
+            name: stub.Watch(pb.WatchRequest(run_id="r"), metadata=m)
+            for name, m in (("kept", kept), ("gone", gone))
+        }
+        for watch in watches.values():
+            await first_message(watch)
+        assert server.auth is not None
+        await asyncio.to_thread(path.write_text, "tok-abc\n")
+        server.auth.reload()
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            while True:
+                await watches["gone"].read()
+        assert error_info(ended.value).reason == "TOKEN_REVOKED"
+        beat = await asyncio.wait_for(watches["kept"].read(), 5)  # a heartbeat: still open
+        assert isinstance(beat, pb.WatchResponse)
+        watches["kept"].cancel()
+
+
 async def answer(stub: Any, token: str) -> grpc.StatusCode:
     """What a call with `token` gets: OK, or the code it failed with."""
     try:

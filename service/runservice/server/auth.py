@@ -282,7 +282,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         revoked = [
             task
             for task, (digest, caller) in self._streams.items()
-            if task not in self._revoked and tokens.find_digest(digest) != caller
+            if task not in self._revoked and not _same_grant(tokens.find_digest(digest), caller)
         ]
         for task in revoked:
             self._revoked.add(task)
@@ -361,6 +361,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return grpc.unary_stream_rpc_method_handler(
             stream, handler.request_deserializer, handler.response_serializer
         )
+
+
+def _same_grant(now: Caller | None, before: Caller) -> bool:
+    """Whether a token still grants what it did: accepted, with the same scope. Not its name: a
+    plain file's tokens are named by their line, and removing one line renames those after it
+    (audit: that ended the open streams of tokens nobody changed)."""
+    return now is not None and (now.resources, now.read_only) == (before.resources, before.read_only)
 
 
 def _none_accepted(tokens: TokenSet) -> str:
