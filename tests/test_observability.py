@@ -562,6 +562,19 @@ async def test_ticks_schedules_fired_are_counted_by_kind_and_outcome(tmp_path: P
 
         await eventually(counted)
 
+    # A buffered tick is looked at on every pass while its run is active: that fires nothing,
+    # and was counted as "lost" each time (audit).
+    buffering = asking("buffering", cron="0 0 1 1 *", overlap="buffer_one")
+    async with serving(tmp_path / "buffered.db", metrics=True, workflows=[buffering]) as served:
+        async with Client(served.address) as client:
+            assert (await client.schedules.trigger("buffering")).outcome == "started"
+            assert (await client.schedules.trigger("buffering")).outcome == "buffered"
+        await asyncio.sleep(2.5)  # the scheduler's passes (every second) look at the buffered tick
+        s = await scrape(served.metrics_url)
+        ticks = "runservice_schedule_ticks_total"
+        assert value(s, ticks, schedule="buffering", kind="buffered", outcome="lost") == 0
+        assert value(s, ticks, schedule="buffering", kind="trigger", outcome="buffered") == 1
+
 
 # -- traces ----------------------------------------------------------------------------------------
 

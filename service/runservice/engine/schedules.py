@@ -314,7 +314,7 @@ class Scheduler:
                     _iso(tick),
                 )
                 advance = TickFire(
-                    row.schedule_id, tick, "cron", None, expect_next=due, advance_to=self._after(row, tick)
+                    row.schedule_id, tick, "missed", None, expect_next=due, advance_to=self._after(row, tick)
                 )
                 return await self._store.fire_tick(advance)
         return await self._fire(row, tick, kind, expect_next=due, advance_to=self._after(row, tick))

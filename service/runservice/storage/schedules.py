@@ -35,7 +35,7 @@ from runservice.storage.rows import stored_status
 TickKind = Literal["cron", "trigger", "buffered", "missed"]
 """Why a tick fires: its cron time came, TriggerSchedule, the tick `buffer_one` kept, or the
 missed tick `run_once` fires."""
-Outcome = Literal["started", "skipped", "buffered", "advanced", "lost", "repeated"]
+Outcome = Literal["started", "skipped", "buffered", "advanced", "lost", "repeated", "waiting"]
 
 BUSY = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.SUSPENDED})
 """Statuses of a run that is still in progress, for the overlap policy."""
@@ -144,7 +144,8 @@ class TickResult:
     schedule is active and the policy is `skip`, or a tick is already buffered), "buffered"
     (kept for when the active run ends), "advanced" (only `next_tick` moved), "lost" (another
     replica fired this tick first, or the schedule was paused, changed or removed meanwhile),
-    "repeated" (a trigger whose request was already recorded: nothing done, read the record).
+    "repeated" (a trigger whose request was already recorded: nothing done, read the record),
+    "waiting" (a buffered tick whose schedule's run is still active: it waits on, nothing done).
     `active_run_id` is the run that caused a skip or a buffer.
     """
 
@@ -216,8 +217,8 @@ def decide(
         return Decision("advanced", next_tick, pending_tick, record=False)
     busy = last_run_status in BUSY
     if busy and overlap != "allow":
-        if fire.kind == "buffered":  # still busy: the buffered tick waits on
-            return Decision("lost", next_tick, pending_tick, record=False)
+        if fire.kind == "buffered":  # still busy: the buffered tick waits on (no tick fired)
+            return Decision("waiting", next_tick, pending_tick, record=False)
         if overlap == "buffer_one" and pending_tick is None:
             return Decision("buffered", next_tick, fire.tick, record=False)
         return Decision("skipped", next_tick, pending_tick, record=True)
