@@ -403,23 +403,52 @@ def with_caller(handler: _Handler, caller: Caller) -> _Handler:
     return handler  # RunService has no client-streaming methods
 
 
+_PEERS_COUNTED = 1000
+"""Distinct peer hosts counted between two lines (past it, only those already counted)."""
+
+
 class _Denials:
     """Calls refused for their token, told in the log without the access log (a guessing
     caller, a client left with a revoked token): the first at once, then at most one line a
-    `DENIALS_TOLD_EVERY` with how many were refused since the last line, and why."""
+    `DENIALS_TOLD_EVERY` with how many were refused since the last line, why, and from which
+    host most came. A burst is told when its minute ends, with no later refusal needed (audit)."""
 
     def __init__(self) -> None:
         self._told_at = -DENIALS_TOLD_EVERY
         self._since: dict[str, int] = {}
+        self._hosts: dict[str, int] = {}
+        self._last = ("", "")
+        self._due: asyncio.TimerHandle | None = None
 
     def note(self, reason: str, method: str, peer: str) -> None:
+        """On the event loop, for each call refused."""
         self._since[reason] = self._since.get(reason, 0) + 1
-        now = time.monotonic()
-        if now - self._told_at < DENIALS_TOLD_EVERY:
+        host = peer.rsplit(":", 1)[0]  # the port differs at each connection
+        if host in self._hosts or len(self._hosts) < _PEERS_COUNTED:
+            self._hosts[host] = self._hosts.get(host, 0) + 1
+        self._last = (method, peer)
+        wait = self._told_at + DENIALS_TOLD_EVERY - time.monotonic()
+        if wait <= 0:
+            self._tell()
+        elif self._due is None:
+            self._due = asyncio.get_running_loop().call_later(wait, self._tell)
+
+    def _tell(self) -> None:
+        self._due = None
+        if not self._since:
             return
         counts = ", ".join(f"{count} {why}" for why, count in sorted(self._since.items()))
-        self._told_at, self._since = now, {}
-        logger.warning("calls refused for their bearer token: %s (last: %s from %s)", counts, method, peer)
+        host = max(self._hosts, key=self._hosts.__getitem__)
+        method, peer = self._last
+        logger.warning(
+            "calls refused for their bearer token: %s (most from %s: %d; last: %s from %s)",
+            counts,
+            host,
+            self._hosts[host],
+            method,
+            peer,
+        )
+        self._told_at, self._since, self._hosts = time.monotonic(), {}, {}
 
 
 def _denying(handler: _Handler, error: errors.ServiceError, method: str, denials: _Denials) -> _Handler:
