@@ -340,9 +340,14 @@ def edge_options(settings: Settings) -> EdgeOptions:
     from runservice.server.auth import TokenFileError, TokenSet
     from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
 
+    # Absolute: the files are read again while steps run in this process, and a step that
+    # changes the working directory must not move them (as the SQLite store's path).
+    def absolute(path: str | None) -> str | None:
+        return os.path.abspath(path) if path else None
+
     tokens = None
     if settings.tokens_file or settings.tokens:
-        tokens = TokenSet.load(settings.tokens_file, settings.tokens)
+        tokens = TokenSet.load(absolute(settings.tokens_file), settings.tokens)
         # A tokens file may gain tokens later (it is read again), so one that holds none serves
         # refusing every call, as it does once emptied; a list of none never will.
         if not len(tokens) and not settings.tokens_file:
@@ -351,7 +356,8 @@ def edge_options(settings: Settings) -> EdgeOptions:
     if settings.tls_cert or settings.tls_key or settings.tls_client_ca:
         if not (settings.tls_cert and settings.tls_key):
             raise TlsConfigError("TLS needs both --tls-cert and --tls-key")
-        tls = TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        cert, key = os.path.abspath(settings.tls_cert), os.path.abspath(settings.tls_key)
+        tls = TlsFiles(cert, key, absolute(settings.tls_client_ca))
         check_tls_files(tls)
     return EdgeOptions(
         tokens=tokens,
