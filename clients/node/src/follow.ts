@@ -25,7 +25,10 @@ export interface FollowOptions {
    * deadline ends it (DEADLINE_EXCEEDED without runservice's ErrorInfo, the deadline passed) the
    * Watch is reopened at once from the last sequence seen, as after any other normal end. Lets a
    * proxy or load balancer that ends long calls, or a need to re-resolve, be met on your terms.
-   * None by default: one Watch for as long as the connection holds. */
+   * At least MIN_ATTEMPT_MS (100): shorter, the reopens would hammer the server without ever
+   * hearing from it. An attempt that hears nothing is no message for `giveUpAfterMs`: keep that
+   * above the server's heartbeat (15 s) plus one attempt. None by default: one Watch for as long
+   * as the connection holds. */
   attemptTimeoutMs?: number;
   /** Call options of each Watch, asked for afresh per attempt. A `deadline` here is per attempt
    * too, reopened when it passes like `attemptTimeoutMs` (with both, the earlier one bounds the
@@ -38,6 +41,8 @@ export interface FollowOptions {
 }
 
 const FIRST_BACKOFF_MS = 100;
+/** The shortest `attemptTimeoutMs` (see FollowOptions). */
+export const MIN_ATTEMPT_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 
 /** The domain of the ErrorInfo every status runservice sends carries. */
@@ -81,8 +86,10 @@ export async function* follow(
   options: FollowOptions = {},
 ): AsyncGenerator<RunEvent__Output, void, undefined> {
   const { attemptTimeoutMs } = options;
-  if (attemptTimeoutMs !== undefined && !(Number.isFinite(attemptTimeoutMs) && attemptTimeoutMs > 0)) {
-    throw new RangeError(`attemptTimeoutMs must be a positive number of milliseconds, not ${attemptTimeoutMs}`);
+  if (attemptTimeoutMs !== undefined && !(Number.isFinite(attemptTimeoutMs) && attemptTimeoutMs >= MIN_ATTEMPT_MS)) {
+    throw new RangeError(
+      `attemptTimeoutMs must be a positive number of milliseconds, at least ${MIN_ATTEMPT_MS}, not ${attemptTimeoutMs}`,
+    );
   }
   let after = BigInt(options.afterSequence ?? 0);
   let failures = 0;

@@ -260,6 +260,9 @@ test("follow with attemptTimeoutMs reopens each Watch its deadline ends: every e
     follow(client, "x", { attemptTimeoutMs: 0 }).next(),
     /attemptTimeoutMs must be a positive number of milliseconds/,
   );
+  // Shorter than a round trip, attempts would reopen without end and never hear (audit: 935
+  // Watch calls in 3 s with 1 ms).
+  await assert.rejects(follow(client, "x", { attemptTimeoutMs: 1 }).next(), /at least 100/);
 });
 
 test("a deadline of follow's callOptions bounds each attempt; a fixed one that passed is thrown", { timeout: 30_000 }, async () => {
