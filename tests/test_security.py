@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -394,16 +396,26 @@ async def test_a_reload_ends_the_open_streams_of_a_revoked_or_changed_token(
         assert error_info(refused).reason == "TOKEN_INVALID"
 
 
+@contextlib.asynccontextmanager
+async def tokens_file_served(
+    tmp_path: Path, text: str, *, poll: float = 2.0
+) -> AsyncIterator[tuple[Any, Any, Path]]:
+    """A server whose tokens come from `tokens.txt` holding `text` (looked at every `poll`
+    seconds), with a RunService stub on it, and the file's path."""
+    path = tmp_path / "tokens.txt"
+    path.write_text(text)
+    options = EdgeOptions(tokens=TokenSet.load(str(path)), tokens_poll_interval=poll)
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        yield server, run_service_pb2_grpc.RunServiceStub(channel), path
+
+
 async def test_removing_a_line_of_a_plain_tokens_file_keeps_the_streams_of_the_others(tmp_path: Path) -> None:
     """A plain file's tokens are named by their line: removing the first renamed the second, and
     its open streams ended as revoked though nobody changed it (audit)."""
-    path = tmp_path / "tokens.txt"
-    path.write_text("tok-a\ntok-abc\n")
-    async with (
-        serving(tmp_path / "runs.db", EdgeOptions(tokens=TokenSet.load(str(path)))) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+    async with tokens_file_served(tmp_path, "tok-a\ntok-abc\n") as (server, stub, path):
         kept, gone = bearer("tok-abc"), bearer("tok-a")
         start = pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True)
         await stub.Start(start, metadata=kept)
@@ -450,15 +462,8 @@ async def test_a_tokens_file_that_changed_while_read_is_not_taken(
     still. A file written without a final newline (`kubectl create secret --from-literal`,
     `printf %s`) is taken as it is (audit: refusing it locked servers out at start)."""
     caplog.set_level(logging.INFO, logger="runservice.server.auth")
-    path = tmp_path / "tokens.txt"
-    path.write_text("first-token")  # no final newline
-    assert len(TokenSet.load(str(path))) == 1
-    options = EdgeOptions(tokens=TokenSet.load(str(path)), tokens_poll_interval=0.05)
-    async with (
-        serving(tmp_path / "runs.db", options) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+    async with tokens_file_served(tmp_path, "first-token", poll=0.05) as (server, stub, path):  # no newline
+        assert len(TokenSet.load(str(path))) == 1
         assert server.auth is not None and server.auth.tokens.path == str(path)
         assert await answer(stub, "first-token") == OK
         looked = stamp_of((str(path),))  # the look before a read
@@ -477,13 +482,7 @@ async def test_emptying_the_tokens_file_revokes_every_token(
     token kept the current ones. Now it revokes them: every call is UNAUTHENTICATED and open
     streams end, health still answers, one warning says so, and authentication stays on."""
     caplog.set_level(logging.INFO, logger="runservice.server.auth")
-    path = tmp_path / "tokens.txt"
-    path.write_text("only-token\n")
-    async with (
-        serving(tmp_path / "runs.db", EdgeOptions(tokens=TokenSet.load(str(path)))) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+    async with tokens_file_served(tmp_path, "only-token\n") as (server, stub, path):
         assert server.auth is not None
         await stub.Start(
             pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True),
@@ -501,8 +500,9 @@ async def test_emptying_the_tokens_file_revokes_every_token(
             while True:
                 await watch.read()
         assert error_info(ended.value).reason == "TOKEN_REVOKED"
-        health = health_pb2_grpc.HealthStub(channel)
-        reply = await health.Check(health_pb2.HealthCheckRequest(service="runservice.v1.RunService"))
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = await health.Check(health_pb2.HealthCheckRequest(service="runservice.v1.RunService"))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert log_lines(caplog, f"the tokens file {path} holds none") == 2  # one per reload
         await asyncio.to_thread(path.write_text, "new-token\n")
@@ -579,14 +579,7 @@ async def test_the_tokens_file_is_read_again_when_it_changes_without_a_signal(
     it held still from one look to the next). A refused file is logged once, not per look."""
     caplog.set_level(logging.INFO, logger="runservice.server.auth")
     interval = 0.1
-    path = tmp_path / "tokens.txt"
-    path.write_text("old-token\n")
-    options = EdgeOptions(tokens=TokenSet.load(str(path)), tokens_poll_interval=interval)
-    async with (
-        serving(tmp_path / "runs.db", options) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+    async with tokens_file_served(tmp_path, "old-token\n", poll=interval) as (_, stub, path):
         await stub.Start(
             pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True),
             metadata=bearer("old-token"),

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from runservice.engine.deadlines import iso
 from runservice.engine.failures import log_failure
@@ -94,18 +95,8 @@ class Retention:
 
     async def _forget_deletes(self) -> None:
         cutoff = time.time() - self.marks
-        total = 0
-        while True:
-            forgotten = await self._store.forget_deletes(cutoff, MARKS_PAGE)
-            total += forgotten
-            if forgotten < MARKS_PAGE:
-                break
-        history = 0
-        while True:
-            forgotten = await self._store.forget_schedule_history(cutoff, MARKS_PAGE)
-            history += forgotten
-            if forgotten < MARKS_PAGE:
-                break
+        total = await _in_pages(self._store.forget_deletes, cutoff)
+        history = await _in_pages(self._store.forget_schedule_history, cutoff)
         self.forgotten += total + history
         if total:
             logger.info("retention: forgot %d request marks of runs deleted before %s", total, iso(cutoff))
@@ -137,3 +128,13 @@ class Retention:
         if swept:
             logger.info("retention: deleted %d runs that ended before %s", swept, iso(cutoff))
         return swept
+
+
+async def _in_pages(forget: Callable[[float, int], Awaitable[int]], cutoff: float) -> int:
+    """Call `forget(cutoff, MARKS_PAGE)` until a page comes back short; how many it forgot."""
+    total = 0
+    while True:
+        forgotten = await forget(cutoff, MARKS_PAGE)
+        total += forgotten
+        if forgotten < MARKS_PAGE:
+            return total
