@@ -217,8 +217,11 @@ class EventHub:
         self._deletion_listeners.call(len(run_ids))
 
     def ticked(self, schedule_id: str, kind: str, outcome: str) -> None:
-        """Called by the store after each `fire_tick` with what the tick did."""
-        self._tick_listeners.call(schedule_id, kind, outcome)
+        """Called by the store after each `fire_tick` with what the tick did. A buffered tick
+        looked at while its schedule's run is still active ("waiting") fired nothing: listeners
+        do not hear of it (it is looked at on every pass of the scheduler)."""
+        if outcome != "waiting":
+            self._tick_listeners.call(schedule_id, kind, outcome)
 
     def failed(self, error: StorageFailed) -> None:
         """Called by the store, once, when it fails for good (on the event loop)."""

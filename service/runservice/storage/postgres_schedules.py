@@ -148,8 +148,7 @@ class PostgresSchedules:
             result = TickResult("lost")
         if result.write is not None and result.write.events:
             self.hub.publish(list(result.write.events))
-        if result.outcome != "waiting":  # a buffered tick looked at while its run is busy: not fired
-            self.hub.ticked(fire.schedule_id, fire.kind, result.outcome)
+        self.hub.ticked(fire.schedule_id, fire.kind, result.outcome)
         return result
 
     async def _fire(self, fire: TickFire) -> TickResult:

@@ -229,8 +229,7 @@ class SqliteSchedules:
         assert isinstance(result, TickResult)
         if result.write is not None and result.write.events:
             self.hub.publish(list(result.write.events))  # operations' events are not published by the writer
-        if result.outcome != "waiting":  # a buffered tick looked at while its run is busy: not fired
-            self.hub.ticked(fire.schedule_id, fire.kind, result.outcome)
+        self.hub.ticked(fire.schedule_id, fire.kind, result.outcome)
         return result
 
     async def schedule_origins(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
