@@ -200,6 +200,7 @@ async def serving_on(
     claim_interval: float = 0.1,
     lease_seconds: float = LEASE,
     replica_name: str | None = None,
+    heartbeat: float = HEARTBEAT,
 ) -> AsyncIterator[Served]:
     """A real engine and gRPC server on `database` (a path or URL, or a store not yet opened),
     which it opens and closes; the other arguments as `serve`'s settings."""
@@ -218,7 +219,7 @@ async def serving_on(
             max_active_runs=max_active_runs,
             replica_name=replica_name,
         ) as engine:
-            server = build_server(engine, address=address, heartbeat=HEARTBEAT)
+            server = build_server(engine, address=address, heartbeat=heartbeat)
             await server.start()
             try:
                 yield Served(engine=engine, store=store, server=server)

@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Served
+from conftest import Served, ServingFactory
 from edge import losing_first_replies, slow_to_end
 from run_writes import orphan
 
@@ -168,6 +168,29 @@ async def test_a_per_attempt_deadline_reopens_the_watch(
     await run.resume_async({"approved": True})
     await asyncio.wait_for(watching, 10)
     assert "ended with DEADLINE_EXCEEDED" in caplog.text
+    assert [e.sequence for e in seen] == list(range(1, len(seen) + 1))
+    assert seen[-1].ends_run and seen[-1].run_status is RunStatus.SUCCESS
+
+
+async def test_attempts_shorter_than_the_heartbeat_do_not_give_up_on_a_live_server(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A live server heartbeats within each attempt's deadline (at half the time it leaves),
+    so `give_up_after` counts silence, not attempts that ended before the next heartbeat."""
+    async with serving(tmp_path / "runs.db", heartbeat=15.0) as served, Client(served.address) as client:
+        run = await client.get_workflow("approval").create_run()
+        await run.start_async({"count": 1})  # suspended: nothing happens until the resume
+        seen: list[Event] = []
+
+        async def collect() -> None:
+            async for event in client.follow(run.run_id, attempt_timeout=0.5, give_up_after=1.2):
+                seen.append(event)
+
+        watching = asyncio.create_task(collect())
+        await asyncio.wait([watching], timeout=3.0)  # six attempts, more than twice give_up_after
+        assert not watching.done(), watching.exception()
+        await run.resume_async({"approved": True})
+        await asyncio.wait_for(watching, 10)
     assert [e.sequence for e in seen] == list(range(1, len(seen) + 1))
     assert seen[-1].ends_run and seen[-1].run_status is RunStatus.SUCCESS
 

@@ -253,6 +253,26 @@ async def test_a_deadline_ends_the_call_and_the_run_goes_on(server: ServerProces
         assert run.status == run_pb2.RUN_STATUS_SUCCESS
 
 
+async def test_a_watch_heartbeats_within_the_clients_deadline(server: ServerProcess) -> None:
+    """The engine's streams know the client's deadline (the front forwards it): an idle Watch
+    shorter than the server's heartbeat (15 s here) gets one at half its time."""
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        started = await stub.Start(
+            run_service_pb2.StartRequest(
+                workflow_id="approval", run_id="quiet-1", input_data=_struct(count=1), wait=True
+            )
+        )
+        assert started.run.status == run_pb2.RUN_STATUS_SUSPENDED  # nothing happens until a resume
+        request = run_service_pb2.WatchRequest(run_id="quiet-1", after_sequence=started.run.last_sequence)
+        replies = []
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            async for reply in stub.Watch(request, timeout=1.0):
+                replies.append(reply)
+        assert ended.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert replies and not replies[0].events and not replies[0].end_of_stream
+
+
 async def test_the_front_exits_when_the_engine_process_dies(tmp_path: Path) -> None:
     server = await _serve(tmp_path)
     try:

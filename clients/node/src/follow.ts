@@ -25,10 +25,9 @@ export interface FollowOptions {
    * deadline ends it (DEADLINE_EXCEEDED without runservice's ErrorInfo, the deadline passed) the
    * Watch is reopened at once from the last sequence seen, as after any other normal end. Lets a
    * proxy or load balancer that ends long calls, or a need to re-resolve, be met on your terms.
-   * At least MIN_ATTEMPT_MS (100): shorter, the reopens would hammer the server without ever
-   * hearing from it. An attempt that hears nothing is no message for `giveUpAfterMs`: keep that
-   * above the server's heartbeat (15 s) plus one attempt. None by default: one Watch for as long
-   * as the connection holds. */
+   * At least MIN_ATTEMPT_MS (100): shorter, the reopens would hammer the server. The server
+   * heartbeats within each attempt's deadline (at half the time it leaves), so `giveUpAfterMs`
+   * counts only silence. None by default: one Watch for as long as the connection holds. */
   attemptTimeoutMs?: number;
   /** Call options of each Watch, asked for afresh per attempt. A `deadline` here is per attempt
    * too, reopened when it passes like `attemptTimeoutMs` (with both, the earlier one bounds the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -54,12 +55,20 @@ class HostContext:
     """The part of `grpc.aio.ServicerContext` the servicers use, for a call that came over
     the link."""
 
-    __slots__ = ("_code", "_metadata", "_peer")
+    __slots__ = ("_code", "_deadline", "_metadata", "_peer")
 
-    def __init__(self, metadata: tuple[tuple[str, str | bytes], ...], peer: str) -> None:
+    def __init__(
+        self, metadata: tuple[tuple[str, str | bytes], ...], peer: str, timeout: float | None = None
+    ) -> None:
         self._metadata = metadata
         self._peer = peer
         self._code: grpc.StatusCode | None = None
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+
+    def time_remaining(self) -> float | None:
+        """Seconds left before the client's deadline (as the front saw it), None without one.
+        The front ends the call itself when it passes."""
+        return None if self._deadline is None else max(self._deadline - time.monotonic(), 0.0)
 
     def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         return self._metadata
@@ -165,7 +174,7 @@ class EngineHost(link.Frames):
         head, request_bytes = link.split_head(body)
         name, resources, read_only = head["caller"]
         CALLER.set(Caller(name, None if resources is None else frozenset(resources), read_only))
-        context = HostContext(link.decode_metadata(head["metadata"]), head["peer"])
+        context = HostContext(link.decode_metadata(head["metadata"]), head["peer"], head.get("timeout"))
         handler = self._handlers.get(head["method"])
         try:
             if handler is None:

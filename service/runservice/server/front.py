@@ -124,6 +124,9 @@ class EngineLink(link.Frames):
                 [item for item in context.invocation_metadata() or () if item[0] not in _NOT_FORWARDED]
             ),
             "peer": context.peer(),
+            # The seconds the client's deadline leaves (None: no deadline), so the engine's
+            # streams know when a heartbeat must come for the client to hear one.
+            "timeout": context.time_remaining(),
             "caller": [
                 caller.name,
                 None if caller.resources is None else sorted(caller.resources),

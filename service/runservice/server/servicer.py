@@ -43,6 +43,10 @@ def _trace(
     return trace_request(options, context.invocation_metadata(), field=field)
 
 
+MIN_HEARTBEAT = 0.05
+"""Seconds: the shortest idle interval a call's deadline brings a stream's heartbeat down to."""
+
+
 async def _close(iterator: AsyncIterator[Any]) -> None:
     """Close an async generator now, so its `finally` (unsubscribe) runs at once."""
     aclose = getattr(iterator, "aclose", None)
@@ -63,6 +67,16 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self._limit = convert.reply_limit(max_message_size)
         self._workflows: dict[str, run_pb2.Workflow] | None = None
         self._shared = SharedReplies(self._limit)
+
+    def _heartbeat_within(self, context: Context) -> float:
+        """The idle interval of a stream: the server's, or half the time the call has left
+        when its deadline comes first. A follow that bounds each attempt (`attempt_timeout`)
+        then hears from a live server in every attempt, so its `give_up_after` counts only
+        silence, not attempts that ended before the next heartbeat was due."""
+        left = context.time_remaining()
+        if left is None:
+            return self._heartbeat
+        return max(min(self._heartbeat, left / 2), MIN_HEARTBEAT)
 
     def _workflow_messages(self) -> dict[str, run_pb2.Workflow]:
         # Workflows are fixed for the life of the process: convert them once.
@@ -313,7 +327,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         run_id = run.run_id
         # The run came back as of its start: its last event is this stream's WORKFLOW_START.
         follow = self._engine.follow(
-            run_id, after=run.last_sequence - 1, until_settled=True, heartbeat=self._heartbeat
+            run_id, after=run.last_sequence - 1, until_settled=True, heartbeat=self._heartbeat_within(context)
         )
         try:
             async for batch in follow:
@@ -340,7 +354,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             state = await self._engine.workflow_state_at(run_id, after)
         # Many Watch streams on one run share the server's CPU: their replies are coalesced.
         follow = self._engine.follow(
-            run_id, after=after, until_settled=False, heartbeat=self._heartbeat, coalesce=True
+            run_id, after=after, until_settled=False, heartbeat=self._heartbeat_within(context), coalesce=True
         )
         try:
             async for batch in follow:
