@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -382,7 +383,7 @@ async def test_a_reload_ends_the_open_streams_of_a_revoked_or_changed_token(
         # tenant-a is removed; tenant-ab loses resource "b"; admin is unchanged.
         changed = TOKENS_TOML.format(a_digest=hashlib.sha256(b"other").hexdigest())
         await asyncio.to_thread(tokens_file.write_text, changed.replace('["a", "b"]', '["a"]'))
-        server.auth.reload()
+        await server.auth.reload()
         for name in ("tenant", "both"):
             with pytest.raises(grpc.aio.AioRpcError) as ended:
                 while True:
@@ -427,7 +428,7 @@ async def test_removing_a_line_of_a_plain_tokens_file_keeps_the_streams_of_the_o
             await first_message(watch)
         assert server.auth is not None
         await asyncio.to_thread(path.write_text, "tok-abc\n")
-        server.auth.reload()
+        await server.auth.reload()
         with pytest.raises(grpc.aio.AioRpcError) as ended:
             while True:
                 await watches["gone"].read()
@@ -468,7 +469,7 @@ async def test_a_tokens_file_that_changed_while_read_is_not_taken(
         assert await answer(stub, "first-token") == OK
         looked = stamp_of((str(path),))  # the look before a read
         await asyncio.to_thread(path.write_text, "first-token\nsecond-to")  # a writer, mid-way
-        server.auth._reload(looked)  # the read that follows the look: the file changed since
+        await server.auth._reload(looked)  # the read that follows the look: the file changed since
         assert [await answer(stub, t) for t in ("first-token", "second-to")] == [OK, DENIED]
         assert log_lines(caplog, "changed while it was read") == 1
         await asyncio.to_thread(path.write_text, "first-token\nsecond-token\n")  # the writer done
@@ -492,7 +493,7 @@ async def test_emptying_the_tokens_file_revokes_every_token(
         await first_message(watch)
         for emptied in ("", "# every token revoked\n\n"):
             await asyncio.to_thread(path.write_text, emptied)
-            server.auth.reload()
+            await server.auth.reload()
             assert await answer(stub, "only-token") is DENIED
         missing = await rpc_error(stub.ListWorkflows(pb.ListWorkflowsRequest()))
         assert error_info(missing).reason == "TOKEN_MISSING"  # not "no auth": still required
@@ -506,7 +507,7 @@ async def test_emptying_the_tokens_file_revokes_every_token(
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert log_lines(caplog, f"the tokens file {path} holds none") == 2  # one per reload
         await asyncio.to_thread(path.write_text, "new-token\n")
-        server.auth.reload()
+        await server.auth.reload()
         assert [await answer(stub, t) for t in ("new-token", "only-token")] == [OK, DENIED]
 
 
@@ -567,6 +568,39 @@ async def until_answers(stub: Any, expected: dict[str, grpc.StatusCode], within:
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"after {within}s the tokens still get {got}, not {expected}")
         await asyncio.sleep(0.02)
+
+
+async def test_a_tokens_file_whose_read_hangs_holds_up_no_call(tmp_path: Path) -> None:
+    """The tokens file was read on the event loop: a read that hangs (a network file system
+    gone away; here a FIFO nobody writes to) stalled every call. Now it holds up the reload
+    only, and the server still answers and stops."""
+    released = threading.Event()
+    async with tokens_file_served(tmp_path, "old-token\n", poll=0.05) as (server, stub, path):
+        fifo = tmp_path / "tokens.fifo"
+        os.mkfifo(fifo)
+        os.replace(fifo, path)  # the watcher sees a change, then opens it: blocked until a writer comes
+
+        def write_later() -> None:  # whatever happens, the read ends (and the test) within seconds
+            released.wait(5)
+            with open(path, "w") as writer:
+                writer.write("ignored-token\n")
+
+        writer = threading.Thread(target=write_later, daemon=True)
+        writer.start()
+        await asyncio.sleep(0.5)  # several looks: the read has begun and hangs
+        loop = asyncio.get_running_loop()
+        for _ in range(5):
+            began = loop.time()
+            assert await answer(stub, "old-token") == OK
+            assert loop.time() - began < 1.0
+            await asyncio.sleep(0.1)
+        released.set()
+        await asyncio.to_thread(writer.join, 10)
+        renamed = path.with_name("tokens.txt.tmp")
+        await asyncio.to_thread(renamed.write_text, "new-token\n")
+        await asyncio.to_thread(os.replace, renamed, path)
+        await until_answers(stub, {"new-token": OK, "old-token": DENIED})
+        assert server.auth is not None
 
 
 async def test_the_tokens_file_is_read_again_when_it_changes_without_a_signal(

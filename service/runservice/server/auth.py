@@ -41,7 +41,7 @@ import grpc
 
 from runservice import errors
 from runservice.server.status import to_status
-from runservice.server.watched import Stamp, WatchedFiles, stamp_of
+from runservice.server.watched import Stamp, WatchedFiles, off_the_loop, stamp_of
 
 logger = logging.getLogger(__name__)
 
@@ -233,52 +233,86 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self._revoked: set[asyncio.Task[Any]] = set()
         """Those a reload ended: their token is gone, or stands for another caller now."""
         self._denials = _Denials()
+        self._wake = asyncio.Event()
+        """Set by `reload`: the watcher looks now rather than at its next interval."""
+        self._asked: list[asyncio.Future[None]] = []
+        """The futures of `reload` calls the watcher has yet to answer."""
 
     async def follow_file(self, interval: float) -> None:
         """Look at the tokens file every `interval` seconds and read it again once it changed and
-        then held still until the next look (so within two intervals); until cancelled."""
+        then held still until the next look (so within two intervals), or at once when `reload`
+        asks; until cancelled. Looks and reads run on a thread of their own: a file on a network
+        file system that hangs holds up the reload, not every call."""
         if self._file is None:
             return
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            asked, self._asked = self._asked, []
             try:
-                stamp = self._file.due()
+                stamp = await off_the_loop(self._file.due, "tokens-file")
                 if stamp is not None:
-                    self._reload(stamp)
+                    await self._reload(stamp)
             except Exception:  # a bug here must not end revocations for the life of the process
                 logger.exception("looking at the tokens file %s failed", self.tokens.path)
+            finally:
+                for done in asked:
+                    if not done.done():
+                        done.set_result(None)
 
-    def reload(self) -> None:
-        """Read the tokens file again now (SIGHUP), changed or not."""
-        self._reload(stamp_of(self._file.paths) if self._file is not None else ())
+    def reload(self) -> asyncio.Future[None]:
+        """Read the tokens file again now (SIGHUP), changed or not: the watcher does, and the
+        future this returns is done once it has (at once without a tokens file)."""
+        done = asyncio.get_running_loop().create_future()
+        if self._file is None:
+            done.set_result(None)
+            return done
+        # The watcher's thread may be in `due()` meanwhile: at worst this request is taken by
+        # that look, whose read comes after it, or by the next.
+        self._file.request()
+        self._asked.append(done)
+        self._wake.set()
+        return done
 
-    def _reload(self, stamp: Stamp) -> None:
-        """Read the tokens file (whose stamp was `stamp` just before); on an error keep the
-        current tokens and log it, once: the watcher reads that file again only when it
-        changes (or a minute later). Open streams whose token is no longer accepted, or whose
-        scope or read-only flag changed, end with UNAUTHENTICATED (`TOKEN_REVOKED`); the
-        client reconnects with what it has now.
+    async def _reload(self, stamp: Stamp) -> None:
+        """Read the tokens file (whose stamp was `stamp` just before) off the loop, then take it."""
+        self._take(stamp, await off_the_loop(lambda: self._read(stamp), "tokens-file"))
+
+    def _read(self, stamp: Stamp) -> TokenSet | TokenFileError | None:
+        """The file read again: its tokens, why they are refused, or None when the file changed
+        while it was read (what was read may be a file cut short mid-write: a token's prefix, a
+        scoped token's `resources` line missing; audit). Blocking: not on the event loop."""
+        try:
+            tokens = self.tokens.reloaded()
+        except TokenFileError as exc:
+            return exc
+        if self._file is not None and stamp_of(self._file.paths) != stamp:
+            return None
+        return tokens
+
+    def _take(self, stamp: Stamp, read: TokenSet | TokenFileError | None) -> None:
+        """Take what `_read` found. On an error keep the current tokens and log it, once: the
+        watcher reads that file again only when it changes (or a minute later). A file that
+        changed while it was read is read again once it holds still. Open streams whose token
+        is no longer accepted, or whose scope or read-only flag changed, end with
+        UNAUTHENTICATED (`TOKEN_REVOKED`); the client reconnects with what it has now.
 
         A file that now holds no token revokes them all (every call is UNAUTHENTICATED), as
         one that holds none at start accepts none: emptying the file is how an operator
         revokes every token, and keeping them would be the unsafe answer. It never turns
         authentication off."""
-        try:
-            tokens = self.tokens.reloaded()
-        except TokenFileError as exc:
+        if isinstance(read, TokenFileError):
             if self._file is not None:
                 self._file.read(stamp, ok=False)
-            logger.warning("tokens not reloaded, keeping the current ones: %s", exc)
+            logger.warning("tokens not reloaded, keeping the current ones: %s", read)
+            return
+        if read is None:
+            logger.info("the tokens file changed while it was read: reading it once it holds still")
             return
         if self._file is not None:
-            if stamp_of(self._file.paths) != stamp:
-                # Changed while it was read: what was read may be a file cut short mid-write (a
-                # token's prefix, a scoped token's `resources` line missing). The watcher reads
-                # it again once it holds still (audit).
-                logger.info("the tokens file changed while it was read: reading it once it holds still")
-                return
             self._file.read(stamp, ok=True)
-        self.tokens = tokens
+        tokens = self.tokens = read
         revoked = [
             task
             for task, (digest, caller) in self._streams.items()

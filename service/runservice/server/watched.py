@@ -10,10 +10,15 @@ tick of the file system's clock).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import threading
 import time
-from collections.abc import Iterable
-from typing import TypeAlias
+from collections.abc import Callable, Iterable
+from typing import TypeAlias, TypeVar
+
+T = TypeVar("T")
 
 RETRY_AFTER = 60.0
 """Seconds after which files whose read failed are read again even if they look unchanged."""
@@ -85,3 +90,32 @@ class WatchedFiles:
         self._stamp = stamp
         self._seen = None
         self._failed_at = None if ok else time.monotonic()
+
+
+async def off_the_loop(read: Callable[[], T], name: str) -> T:
+    """`read()` on a daemon thread of its own, awaited. A file on a network file system that
+    hangs then blocks that thread only: not the event loop, and not the process's exit (the
+    default executor's threads are joined at exit, a hung one for ever)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if answer.done():
+            return  # its awaiter was cancelled
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result)  # type: ignore[arg-type]  # T when there is no error
+
+    def run() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = read()
+        except BaseException as exc:  # handed to the awaiter, raised there
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await answer
