@@ -90,10 +90,15 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     await run(node, tsc, "-p", "tsconfig.json", "--noEmit")
     await run(node, tsc, "-p", "tsconfig.json")
     seen: dict[str, list[str]] = {}
+    tokens_file = tmp_path / "node-tokens.toml"  # the Node test rewrites it
+    tokens_file.write_text("tokens = []\n")
     async with (
         serving(tmp_path / "runs.db", workflows=[*WORKFLOWS, nightly]) as served,
         losing_first_replies(served.address, seen) as proxy,
-        serving_with(tmp_path / "auth.db", EdgeOptions(tokens=TokenSet.load(tokens=TOKEN))) as authed,
+        serving_with(
+            tmp_path / "auth.db",
+            EdgeOptions(tokens=TokenSet.load(str(tokens_file), tokens=TOKEN), tokens_poll_interval=0.05),
+        ) as authed,
     ):
         out = await run(
             node,
@@ -106,6 +111,7 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
                 "RUNSERVICE_PROTOS": str(ROOT / "protos"),
                 "RUNSERVICE_AUTH_TARGET": authed.address,
                 "RUNSERVICE_AUTH_TOKEN": TOKEN,
+                "RUNSERVICE_AUTH_TOKENS_FILE": str(tokens_file),
             },
         )
     assert "# fail 0" in out or "fail 0" in out, out
@@ -129,6 +135,7 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     assert "the token option goes with every call: unary, Stream, follow's Watch, ScheduleService" in out
     assert "per-call interceptors replace the client's: include tokenInterceptor in them" in out
     assert "a token gRPC cannot send throws at construction, with a clear message" in out
+    assert "follow reopens a Watch a tokens reload ended (TOKEN_REVOKED)" in out
 
 
 def test_node_missing_on_ci_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -397,6 +397,48 @@ async def test_a_reload_ends_the_open_streams_of_a_revoked_or_changed_token(
         assert error_info(refused).reason == "TOKEN_INVALID"
 
 
+async def test_follow_goes_on_when_its_tokens_scope_changed_and_ends_when_it_is_gone(
+    tmp_path: Path, tokens_file: Path
+) -> None:
+    """The clients' follow raised the server's TOKEN_REVOKED: a token whose scope a reload
+    changed (it still grants the run) lost its watch. Now follow reopens with the same token:
+    the watch goes on, every event once; a token that is gone fails with TOKEN_INVALID."""
+    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        Client(server.address, token="admin-secret") as admin,
+        Client(server.address, token="ab-secret") as both,
+        Client(server.address, token="a-secret") as tenant,
+    ):
+        run = await admin.get_workflow("approval").create_run(resource_id="a")
+        await run.start_async({"count": 1})  # suspended
+        seen: dict[str, list[int]] = {"both": [], "tenant": []}
+
+        async def follow(name: str, client: Client) -> None:
+            async for event in client.follow(run.run_id):
+                seen[name].append(event.sequence)
+
+        watches = {
+            name: asyncio.create_task(follow(name, client))
+            for name, client in (("both", both), ("tenant", tenant))
+        }
+        while not all(seen.values()):
+            await asyncio.sleep(0.02)
+        assert server.auth is not None
+        # tenant-a is removed; tenant-ab loses resource "b" (it still grants run "a").
+        changed = TOKENS_TOML.format(a_digest=hashlib.sha256(b"other").hexdigest())
+        await asyncio.to_thread(tokens_file.write_text, changed.replace('["a", "b"]', '["a"]'))
+        await server.auth.reload()
+        with pytest.raises(errors.Unauthenticated) as gone:
+            await asyncio.wait_for(watches["tenant"], 10)
+        assert gone.value.reason == "TOKEN_INVALID"
+        await asyncio.sleep(0.5)  # the reopened watch is open again
+        assert not watches["both"].done()
+        await run.resume_async({"approved": True})
+        await asyncio.wait_for(watches["both"], 10)
+    assert seen["both"] == list(range(1, len(seen["both"]) + 1)) and len(seen["both"]) > len(seen["tenant"])
+
+
 @contextlib.asynccontextmanager
 async def tokens_file_served(
     tmp_path: Path, text: str, *, poll: float = 2.0

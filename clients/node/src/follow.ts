@@ -49,11 +49,17 @@ const DOMAIN = "runservice.dev";
 
 /** True when a Watch that failed with `error` should be reopened: UNAVAILABLE (a drain, a
  * connection cut), or INTERNAL / UNKNOWN that the server did not send (no runservice ErrorInfo):
- * a proxy's reset of the stream of a server that died (nginx sends RST_STREAM INTERNAL_ERROR). */
+ * a proxy's reset of the stream of a server that died (nginx sends RST_STREAM INTERNAL_ERROR);
+ * and the server's UNAUTHENTICATED TOKEN_REVOKED. */
 export function shouldReconnect(error: grpc.ServiceError): boolean {
   if (error.code === grpc.status.UNAVAILABLE) return true;
+  const info = decodeError(error).errorInfo;
+  // A reload of the server's tokens ended the streams of a token that is gone or whose scope
+  // changed: reopened with the same token, the watch goes on if it still grants the run, and
+  // fails with the server's answer (TOKEN_INVALID, NOT_FOUND) if not.
+  if (error.code === grpc.status.UNAUTHENTICATED) return info?.domain === DOMAIN && info.reason === "TOKEN_REVOKED";
   if (error.code !== grpc.status.INTERNAL && error.code !== grpc.status.UNKNOWN) return false;
-  return decodeError(error).errorInfo?.domain !== DOMAIN;
+  return info?.domain !== DOMAIN;
 }
 
 /** Node's timers may fire a millisecond or so before Date.now() reaches the deadline they were

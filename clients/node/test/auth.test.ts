@@ -1,10 +1,11 @@
 /**
  * The Node.js caller against a real runservice that requires a bearer token
  * (RUNSERVICE_AUTH_TARGET, started by tests/test_node_client.py with RUNSERVICE_AUTH_TOKEN as its
- * only token and the workflows of tests/workflows.py): ClientOptions.token goes with every call of
+ * token, RUNSERVICE_AUTH_TOKENS_FILE as its tokens file, and the workflows of tests/workflows.py): ClientOptions.token goes with every call of
  * every client connect builds, unary and streaming, and a token gRPC cannot send is refused at once.
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { test } from "node:test";
 
 import * as grpc from "@grpc/grpc-js";
@@ -29,8 +30,12 @@ import { toValue } from "../src/value";
 
 const target = process.env.RUNSERVICE_AUTH_TARGET;
 const token = process.env.RUNSERVICE_AUTH_TOKEN;
-if (!target || !token) {
-  throw new Error("set RUNSERVICE_AUTH_TARGET and RUNSERVICE_AUTH_TOKEN (tests/test_node_client.py does)");
+/** The server's tokens file (besides `token`), looked at every 50 ms: this test rewrites it. */
+const tokensFile = process.env.RUNSERVICE_AUTH_TOKENS_FILE;
+if (!target || !token || !tokensFile) {
+  throw new Error(
+    "set RUNSERVICE_AUTH_TARGET, RUNSERVICE_AUTH_TOKEN and RUNSERVICE_AUTH_TOKENS_FILE (tests/test_node_client.py does)",
+  );
 }
 
 const TIMEOUT = { timeout: 30_000 };
@@ -125,5 +130,77 @@ test("a token gRPC cannot send throws at construction, with a clear message", TI
     assert.throws(() => createClient(target, { token: bad }), unsendable, JSON.stringify(bad));
     assert.throws(() => createScheduleClient(target, { token: bad }), unsendable, JSON.stringify(bad));
     assert.throws(() => tokenInterceptor(bad), unsendable, JSON.stringify(bad));
+  }
+});
+
+/** A tokens file granting `scopedToken` the runs of `resources` (none: the token is gone). */
+function grant(resources: string[] | null): void {
+  const entry = `[[tokens]]\nname = "node-scoped"\ntoken = "${scopedToken}"\nresources = ${JSON.stringify(resources)}\n`;
+  writeFileSync(tokensFile!, resources === null ? "tokens = []\n" : entry);
+}
+
+const scopedToken = "node-scoped-secret";
+
+test("follow reopens a Watch a tokens reload ended (TOKEN_REVOKED): on while the token still grants the run, TOKEN_INVALID once it is gone", TIMEOUT, async () => {
+  const admin = createClient(target, { token });
+  const scoped = createClient(target, { token: scopedToken });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  try {
+    grant(["a"]);
+    const suspended = async (): Promise<string> => {
+      const { run } = await unary<StartResponse__Output>((cb) =>
+        admin.Start({ workflowId: "approval", resourceId: "a", inputData: toValue({ count: 1 }), wait: true }, deadline(20), cb),
+      );
+      assert.equal(run?.status, "RUN_STATUS_SUSPENDED");
+      return run!.runId;
+    };
+    // Until the server took the file: the scoped token answers.
+    for (let tries = 0; ; tries++) {
+      try {
+        await unary((cb) => scoped.ListWorkflows({}, deadline(10), cb));
+        break;
+      } catch (error) {
+        if (tries > 200) throw error;
+        await sleep(20);
+      }
+    }
+    const runId = await suspended();
+    let attempts = 0;
+    const events: RunEvent__Output[] = [];
+    const following = (async () => {
+      const options = { callOptions: () => ((attempts += 1), {}) };
+      for await (const event of follow(scoped, runId, options)) events.push(event);
+    })();
+    while (events.length === 0) await sleep(20);
+    grant(["a", "b"]); // its scope changed: the server ends its streams, follow reopens them
+    for (let tries = 0; attempts < 2; tries++) {
+      assert.ok(tries < 250, "the Watch was never reopened");
+      await sleep(20);
+    }
+    await unary((cb) => admin.Resume({ runId, resumeData: toValue({ approved: true }) }, deadline(10), cb));
+    await following;
+    assert.deepEqual(
+      events.map((event) => Number(event.sequence)),
+      Array.from({ length: events.length }, (_, i) => i + 1),
+      "every event once, across the reopened Watch",
+    );
+    assert.equal(events.at(-1)?.runStatus, "RUN_STATUS_SUCCESS");
+
+    const second = await suspended();
+    const seen: RunEvent__Output[] = [];
+    const ended = (async () => {
+      for await (const event of follow(scoped, second)) seen.push(event);
+    })();
+    while (seen.length === 0) await sleep(20);
+    grant(null); // the token is gone: the reopened Watch is refused, and follow throws that
+    const gone = await ended.then(
+      () => assert.fail("follow ended without an error"),
+      (error: grpc.ServiceError) => decodeError(error),
+    );
+    assert.equal(gone.code, grpc.status.UNAUTHENTICATED);
+    assert.equal(gone.errorInfo?.reason, "TOKEN_INVALID");
+  } finally {
+    admin.close();
+    scoped.close();
   }
 });

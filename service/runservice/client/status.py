@@ -117,17 +117,21 @@ def should_reconnect(exc: FailedCall, *, attempt_deadline: bool) -> bool:
     """True when a stream that failed with `exc` should be reopened from its cursor.
 
     DEADLINE_EXCEEDED counts only when the client set a per-attempt deadline itself: then it
-    means "this attempt is over", not "the caller's time is up".
+    means "this attempt is over", not "the caller's time is up". The server's TOKEN_REVOKED
+    (a reload of its tokens ended the streams of a token that is gone or whose scope changed)
+    counts too: reopened with the same token, the watch goes on if the token still grants the
+    run, and fails with the server's answer (TOKEN_INVALID, NOT_FOUND) if not.
     """
     code = exc.code()
     if code in TRANSIENT or (attempt_deadline and code is grpc.StatusCode.DEADLINE_EXCEEDED):
         return True
-    return code in RESET and not from_server(exc)
+    info = _error_info(exc)
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return info is not None and info.domain == errors.DOMAIN and info.reason == "TOKEN_REVOKED"
+    return code in RESET and (info is None or info.domain != errors.DOMAIN)
 
 
-def from_server(exc: FailedCall) -> bool:
-    """True when the status carries the server's ErrorInfo: the server sent it, not a proxy
-    or the transport."""
+def _error_info(exc: FailedCall) -> error_details_pb2.ErrorInfo | None:
     trailers: Iterable[tuple[str, str | bytes]] = exc.trailing_metadata() or ()  # type: ignore[assignment]
     for key, raw in trailers:
         if key != _DETAILS_KEY or not isinstance(raw, bytes):
@@ -136,8 +140,8 @@ def from_server(exc: FailedCall) -> bool:
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
                 detail.Unpack(info)
-                return bool(info.domain == errors.DOMAIN)
-    return False
+                return info
+    return None
 
 
 def gave_up(run_id: str, last: int, seconds: float, why: str) -> errors.Unavailable:
