@@ -5,18 +5,22 @@ nothing, also after a restart; another request id fires again."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
+import orjson
 import pytest
 from clitools import runservice
-from conftest import ServingFactory
+from conftest import Databases, ServingFactory
 from test_schedules import asking
 
 from runservice import limits
 from runservice.client import Client, SyncClient
 from runservice.engine.retention import Retention
+from runservice.engine.schedules import legacy_trigger_key, trigger_run_id
 from runservice.errors import InvalidArgument
 from runservice.model import RunStatus
 
@@ -204,3 +208,60 @@ async def test_schedule_history_is_forgotten_once_old_but_a_kept_runs_origin_sta
         # Forgotten, a retry fires again: a day after, a retry is a new trigger.
         again = await client.schedules.trigger("swept", request_id="deleted")
         assert again.outcome == "skipped" and again.active_run_id == young.run.run_id
+
+
+async def record_as_before_schedule_triggers(
+    database: str, schedule_id: str, request_id: str, record: dict[str, object]
+) -> None:
+    """A trigger's first outcome as a version before `schedule_triggers` (SQLite schema 12,
+    PostgreSQL 10) recorded it: a `requests` row under a derived key, the record in `kind`."""
+    row = (
+        legacy_trigger_key(schedule_id, request_id),
+        "trigger " + orjson.dumps(record).decode(),
+        request_id,
+    )
+    if database.startswith("postgresql://"):
+        conn = await asyncpg.connect(database)
+        try:
+            await conn.execute("INSERT INTO requests (run_id, kind, request_id) VALUES ($1, $2, $3)", *row)
+        finally:
+            await conn.close()
+        return
+
+    def insert() -> None:
+        with sqlite3.connect(database, timeout=10) as conn:
+            conn.execute("INSERT INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)", row)
+        conn.close()
+
+    await asyncio.to_thread(insert)
+
+
+async def test_a_trigger_recorded_before_schedule_triggers_still_answers_its_retries(
+    serving: ServingFactory, databases: Databases, tmp_path: Path
+) -> None:
+    """The migration to `schedule_triggers` copied none of the `requests` rows that held the
+    first outcomes before it (audit): after an upgrade, a retry of a trigger that had started
+    a run answered SCHEDULE_NOT_FOUND (its run id was taken), and one that had been skipped
+    started a run once the active one ended. Those rows are still read."""
+    workflow = asking("legacy", cron=YEARLY, overlap="skip")
+    db = tmp_path / "runs.db"
+    async with serving(db, workflows=[workflow]) as served, Client(served.address) as client:
+        earlier = time.time() - 3600
+        run_id = trigger_run_id("legacy", "old-started")  # the run the old trigger started
+        handle = await client.get_workflow(workflow.id).create_run(run_id)
+        assert (await handle.start_async({})).status is RunStatus.SUSPENDED
+        url = await databases.url_for(db)
+        started = {"outcome": "started", "tick": earlier, "run_id": run_id, "active_run_id": None}
+        skipped = {"outcome": "skipped", "tick": earlier + 1, "run_id": None, "active_run_id": run_id}
+        await record_as_before_schedule_triggers(url, "legacy", "old-started", started)
+        await record_as_before_schedule_triggers(url, "legacy", "old-skipped", skipped)
+        assert (await handle.resume_async("yes")).status is RunStatus.SUCCESS  # nothing active now
+
+        again = await client.schedules.trigger("legacy", request_id="old-started")
+        assert again.outcome == "started" and again.tick == earlier
+        assert again.run is not None and again.run.run_id == run_id
+        still = await client.schedules.trigger("legacy", request_id="old-skipped")
+        assert still.outcome == "skipped" and still.tick == earlier + 1 and still.active_run_id == run_id
+        assert await run_ids(client, workflow.id) == {run_id}  # nothing fired again
+        fresh = await client.schedules.trigger("legacy", request_id="new")  # a new one fires
+        assert fresh.outcome == "started" and fresh.run is not None and fresh.run.run_id != run_id

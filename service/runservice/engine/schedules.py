@@ -93,6 +93,12 @@ def trigger_run_id(schedule_id: str, request_id: str) -> str:
     return str(uuid.uuid5(_TRIGGER_RUN_IDS, f"{schedule_id}\x00{request_id}"))
 
 
+def legacy_trigger_key(schedule_id: str, request_id: str) -> str:
+    """Where a version before `schedule_triggers` recorded a trigger's first outcome
+    (`requests.run_id`): still read, so its retries fire nothing after an upgrade."""
+    return f"schedule-trigger:{trigger_run_id(schedule_id, request_id)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Triggered:
     """What TriggerSchedule did: `outcome` started, skipped or buffered (see `TickResult`)."""
@@ -451,7 +457,8 @@ class Scheduler:
             raise Unavailable("server is shutting down; retry on another instance")
         row = await self.get(schedule_id)
         if request_id:
-            first = await self._store.trigger_request(schedule_id, request_id)
+            legacy = legacy_trigger_key(schedule_id, request_id)
+            first = await self._store.trigger_request(schedule_id, request_id, legacy)
             if first is not None:
                 return await self._triggered(schedule_id, first)
         if row.workflow_id not in self._workflows:

@@ -326,9 +326,12 @@ class Store(Protocol):
     async def schedule_origins(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
         """(schedule id, tick time) of each of these runs that a schedule started."""
 
-    async def trigger_request(self, schedule_id: str, request_id: str) -> TriggerRecord | None:
+    async def trigger_request(
+        self, schedule_id: str, request_id: str, legacy_key: str | None = None
+    ) -> TriggerRecord | None:
         """The first outcome of the schedule's trigger with this request id (see
-        `TickFire.request`), or None."""
+        `TickFire.request`), or None. With `legacy_key`, also the record a version before
+        `schedule_triggers` left under that key (`storage.schedules.LEGACY_TRIGGER_KIND`)."""
 
     async def forget_schedule_history(self, cutoff: float, limit: int) -> int:
         """Remove at most `limit` records of schedule history made before `cutoff` whose run is

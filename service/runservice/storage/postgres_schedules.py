@@ -28,6 +28,7 @@ from runservice.storage.schedules import (
     TriggerRecord,
     decide,
     last_run_status,
+    legacy_trigger_record,
     trigger_record,
 )
 
@@ -253,10 +254,17 @@ class PostgresSchedules:
         found = await self._readers().fetchval(_FORGET_SCHEDULE_HISTORY, cutoff, max(limit, 0))
         return int(found)
 
-    async def trigger_request(self, schedule_id: str, request_id: str) -> TriggerRecord | None:
-        """The first outcome of the schedule's trigger with this request id, or None."""
+    async def trigger_request(
+        self, schedule_id: str, request_id: str, legacy_key: str | None = None
+    ) -> TriggerRecord | None:
+        """See `Store.trigger_request`."""
         row = await self._readers().fetchrow(_FIND_TRIGGER, schedule_id, request_id)
-        return None if row is None else TriggerRecord(*row)
+        if row is not None:
+            return TriggerRecord(*row)
+        if legacy_key is None:
+            return None
+        kinds = await self._readers().fetch(_FIND_LEGACY_TRIGGER, legacy_key, request_id)
+        return next(filter(None, (legacy_trigger_record(kind) for (kind,) in kinds)), None)
 
 
 _FORGET_SCHEDULE_HISTORY = (
@@ -274,6 +282,7 @@ _FIND_TRIGGER = (
     "SELECT outcome, tick, run_id, active_run_id FROM schedule_triggers"
     " WHERE schedule_id = $1 AND request_id = $2"
 )
+_FIND_LEGACY_TRIGGER = "SELECT kind FROM requests WHERE run_id = $1 AND request_id = $2"
 _INSERT_TRIGGER = (
     "INSERT INTO schedule_triggers"
     " (schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at)"

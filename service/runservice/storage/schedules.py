@@ -164,6 +164,29 @@ class TriggerRecord:
     active_run_id: str | None
 
 
+LEGACY_TRIGGER_KIND = "trigger "
+"""Before `schedule_triggers` (SQLite schema 12, PostgreSQL 10) a trigger's first outcome was a
+`requests` row: its `run_id` a key derived from (schedule id, request id), its `kind` this
+prefix then the record as JSON. Such rows are still read, so a retry of a trigger made before
+an upgrade fires nothing again (audit: the migration copied none of them)."""
+
+
+def legacy_trigger_record(kind: str) -> TriggerRecord | None:
+    """The record a `requests.kind` of `LEGACY_TRIGGER_KIND` holds, or None if it holds none."""
+    if not kind.startswith(LEGACY_TRIGGER_KIND):
+        return None
+    try:
+        fields = orjson.loads(kind[len(LEGACY_TRIGGER_KIND) :])
+        outcome = fields["outcome"]
+        if outcome not in ("started", "skipped", "buffered"):
+            return None
+        return TriggerRecord(
+            outcome, float(fields["tick"]), fields.get("run_id"), fields.get("active_run_id")
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def trigger_record(
     fire: TickFire, outcome: Outcome, active_run_id: str | None
 ) -> tuple[str, str, str, float, str | None, str | None] | None:

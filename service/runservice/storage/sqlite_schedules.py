@@ -23,6 +23,7 @@ from runservice.storage.schedules import (
     TriggerRecord,
     decide,
     last_run_status,
+    legacy_trigger_record,
     trigger_record,
 )
 
@@ -273,16 +274,24 @@ class SqliteSchedules:
         forgotten: int = await self._submit(_Operation(apply))
         return forgotten
 
-    async def trigger_request(self, schedule_id: str, request_id: str) -> TriggerRecord | None:
-        """The first outcome of the schedule's trigger with this request id, or None."""
+    async def trigger_request(
+        self, schedule_id: str, request_id: str, legacy_key: str | None = None
+    ) -> TriggerRecord | None:
+        """See `Store.trigger_request`."""
         rows = await self._reader().execute_fetchall(_FIND_TRIGGER, (schedule_id, request_id))
-        return TriggerRecord(*rows[0]) if rows else None
+        if rows:
+            return TriggerRecord(*rows[0])
+        if legacy_key is None:
+            return None
+        kinds = await self._reader().execute_fetchall(_FIND_LEGACY_TRIGGER, (legacy_key, request_id))
+        return next(filter(None, (legacy_trigger_record(kind) for (kind,) in kinds)), None)
 
 
 _FIND_TRIGGER = (
     "SELECT outcome, tick, run_id, active_run_id FROM schedule_triggers"
     " WHERE schedule_id = ? AND request_id = ?"
 )
+_FIND_LEGACY_TRIGGER = "SELECT kind FROM requests WHERE run_id = ? AND request_id = ?"
 _INSERT_TRIGGER = (
     "INSERT INTO schedule_triggers"
     " (schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at)"
