@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from runservice.engine import Engine
 from runservice.errors import InvalidArgument, RequestIdReused, StepNotSuspended
-from runservice.model import Event, EventType, Run, RunStatus, StepStatus
+from runservice.model import Event, EventType, Run, RunStatus, StepRecord, StepStatus
 from runservice.storage import RunWrite, Store, open_store
 from runservice.workflow import StepContext, Workflow, clone_step, create_step, create_workflow
 
@@ -479,6 +479,31 @@ async def test_a_foreach_one_at_a_time_reruns_only_the_item_in_flight(db: str) -
         done = await settled(engine, run.run_id)
     assert done.status is RunStatus.SUCCESS and done.result == [i * i for i in range(6)]
     assert probe.ran == Counter({f"square[{i}]": 2 if i == 3 else 1 for i in range(6)})
+
+
+async def test_a_foreach_record_an_early_version_overwrote_is_driven_again_from_its_input(db: str) -> None:
+    """The earliest versions overwrote a running foreach's record with an item's (no items, no
+    payload: `{"path": ["square"], "status": "running", "position": 0}`), and a server upgraded
+    from one failed that run for good (RecoveryError, audit). Its items are the step's input
+    again: they run again, as bodies in flight after a crash do."""
+    probe.hold = {"square[2]"}
+    async with booted(db) as engine:
+        run = await engine.start("squares-one", input_data=list(range(4)))
+        await probe.wait_entered("square[2]")
+        stored = await engine.get_run(run.run_id)
+    [foreach] = stored.steps
+    store = open_store(db)
+    await store.open()
+    try:
+        overwritten = StepRecord(foreach.path, StepStatus.RUNNING, position=foreach.position)
+        await store.write(RunWrite(run.run_id, steps=(overwritten,), clear_items=(foreach.path,)))
+    finally:
+        await store.close()
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == [i * i for i in range(4)], done.error
+    assert probe.ran == Counter({"square[0]": 2, "square[1]": 2, "square[2]": 2, "square[3]": 1})
 
 
 async def test_a_foreach_one_at_a_time_resumes_item_by_item_across_restarts(db: str) -> None:

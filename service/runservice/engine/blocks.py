@@ -235,6 +235,12 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             walker.drop_below(path)  # and so do the records inside them
         announce = True
     items = record.payload if isinstance(record.payload, list) else None
+    if items is None and not record.foreach_items and isinstance(data, list):
+        # The earliest versions overwrote a running foreach's record with an item's (no items,
+        # no payload; audit). Its items are the step's input again, recomputed as before: they
+        # run again, as bodies in flight at a crash do.
+        items = data
+        record = replace(record, payload=data)
     if items is None:
         error = RunError("RecoveryError", f"the stored record of foreach step {step.id!r} has no items")
         return walker.finish_record(record, failed(error))
