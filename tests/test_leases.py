@@ -374,7 +374,7 @@ async def test_a_caller_waiting_at_a_replica_that_lost_the_lease_gets_the_outcom
         await wait_entered("work")
         await a._keeper.aclose()  # a stalls: no more heartbeats
         await wait_entered("work", 2)  # b claimed the run and runs the step again
-        a._lost("w1")  # what a's heartbeat does once it learns of the loss: its drive stops
+        await a._lost("w1")  # what a's heartbeat does once it learns of the loss: its drive stops
         await asyncio.sleep(0.1)
         assert not waiting.done()
         release.set()
@@ -390,7 +390,7 @@ async def test_a_waiting_caller_cancelled_with_its_drive_goes_away(shared: Store
         await wait_entered("work")
         drive = a._tasks["c1"]
         drive.add_done_callback(lambda _: waiting.cancel())  # before `waiting` sees the drive end
-        a._lost("c1")
+        await a._lost("c1")
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(waiting, 5)
         release.set()
@@ -552,6 +552,9 @@ async def test_the_heartbeat_keeps_the_lease_of_a_settling_drive(shared: Store) 
     async def adopt(run_id: str, lease: Lease, sent: float) -> None:
         raise AssertionError("nothing is claimed here")
 
+    async def stop(run_id: str) -> None:
+        lost.append(run_id)
+
     keeper = LeaseKeeper(
         shared,
         owner="one",
@@ -560,7 +563,7 @@ async def test_the_heartbeat_keeps_the_lease_of_a_settling_drive(shared: Store) 
         workflows=["slow"],
         adopt=adopt,
         local=lambda: {"a": True},  # driven here, settling
-        lost=lost.append,
+        lost=stop,
         cancel=lost.append,
         renewed=lambda run_ids, sent: None,
     )
@@ -600,6 +603,51 @@ async def test_a_replica_back_from_a_stall_starts_no_body_of_a_run_it_lost(share
     assert stored is not None and stored.status is RunStatus.RUNNING  # b drives it on
     events = await shared.read_events(run_id, 0)
     assert results(events, ("first",)) == 0  # a's result of the first step was fenced
+
+
+aborted: list[bool] = []
+"""Whether `abort_signal` was set when each `watchful` body's cancellation reached it."""
+
+
+@create_step("watchful")
+async def watchful(ctx: StepContext) -> int:
+    try:
+        await hold("watchful")
+    finally:
+        aborted.append(ctx.abort_signal.is_set())
+    return 1
+
+
+watchful_flow = create_workflow("watchful").then(watchful).commit()
+
+
+async def test_a_body_stopped_by_a_cancel_taken_elsewhere_during_a_stall_sees_abort_signal(
+    shared: Store,
+) -> None:
+    """A Cancel taken by another replica while the owner stalled: once back, the owner stops
+    the body as a Cancel that reached it does, `abort_signal` set. It was left unset, so the
+    body could not tell the user's Cancel from a takeover (audit)."""
+    aborted.clear()
+    options: dict[str, Any] = dict(lease_seconds=0.6, claim_interval=60, cancel_grace=1.0)
+    async with (
+        Engine(shared, [watchful_flow], owner="a", **options) as a,
+        Engine(shared, [watchful_flow], owner="b", **options) as b,
+    ):
+        run = await a.start("watchful")
+        await wait_entered("watchful")
+        heartbeat = a._keeper._heartbeat
+        assert heartbeat is not None
+        heartbeat.cancel()  # a stalls: no more heartbeats, its body still running
+        await asyncio.gather(heartbeat, return_exceptions=True)
+        await asyncio.sleep(0.7)  # past the lease
+        assert (await b.cancel(run.run_id)).status is RunStatus.CANCELED
+        assert aborted == []  # nothing reached a's body yet
+        await a._keeper.heartbeat()  # a is back: the renewal finds the run is no longer its
+        async with asyncio.timeout(5):
+            while not aborted:
+                await asyncio.sleep(0.01)
+        assert (await a.get_run(run.run_id)).status is RunStatus.CANCELED
+    assert aborted == [True] and ran["watchful"] == 1
 
 
 async def test_a_replica_back_from_a_stall_does_not_claim_its_own_runs_again(shared: Store) -> None:

@@ -63,6 +63,7 @@ from runservice.errors import (
     RunNotSuspended,
     RunUnreadable,
     RunWorkflowMismatch,
+    ServiceError,
     StorageFailed,
     StorageUnavailable,
     Unavailable,
@@ -1362,8 +1363,23 @@ class Engine:
     def _lease(self, epoch: int) -> Lease:
         return Lease(self._keeper.owner, epoch)
 
-    def _lost(self, run_id: str) -> None:
-        """Another replica owns the run now: stop driving it here (its commits are fenced)."""
+    async def _lost(self, run_id: str) -> None:
+        """Another replica owns the run now, or ended it: stop driving it here (its commits are
+        fenced). A run canceled meanwhile (a Cancel taken by another replica while this one
+        could not renew: a stall, a partition) stops as a Cancel that reached this replica
+        does: its bodies see `abort_signal` set when their cancellation reaches them (audit:
+        they could not tell a Cancel from a takeover). Never fails: a read that does not
+        answer within LOST_STATUS_WAIT stops the drive all the same."""
+        driver = self._drivers.get(run_id)
+        if driver is not None:
+            try:
+                async with asyncio.timeout(LOST_STATUS_WAIT):
+                    run = await self._store.get_run(run_id)
+            except (TimeoutError, ServiceError, OSError) as exc:
+                logger.info("run %s: its status after the lease was lost is unknown (%s)", run_id, exc)
+            else:
+                if run is not None and run.status is RunStatus.CANCELED:
+                    driver.abort_signal.set()
         task = self._tasks.get(run_id)
         if task is not None:
             task.cancel("lease lost")
@@ -1587,6 +1603,10 @@ UNWIND_WAIT = 2.0
 """Seconds a run task gets to end once cancelled at shutdown (its body's `finally` blocks, the
 drive's last commit); past it the engine stops without it (and `runservice serve` exits without
 waiting for it: cli/serve.py)."""
+
+LOST_STATUS_WAIT = 1.0
+"""Seconds a replica that lost a run's lease waits to read whether the run was canceled,
+before it stops its drive all the same (`Engine._lost`)."""
 
 OUTAGE_RETRY_FIRST = 0.1
 OUTAGE_RETRY_MAX = 5.0

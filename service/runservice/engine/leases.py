@@ -87,7 +87,7 @@ class LeaseKeeper:
         definitions: Collection[Definition] | None = None,
         adopt: Callable[[str, Lease, float], Awaitable[None]],
         local: Callable[[], dict[str, bool]],
-        lost: Callable[[str], None],
+        lost: Callable[[str], Awaitable[None]],
         cancel: Callable[[str], None],
         renewed: Callable[[Collection[str], float], None],
         capacity: Capacity | None = None,
@@ -478,10 +478,15 @@ class LeaseKeeper:
                 self.lease_seconds,
             )
         self._held = held
-        for run_id, settled in self._local().items():
-            if run_id in before and run_id not in owned and not settled:
-                logger.warning("run %s: lease lost; stopping the local drive", run_id)
-                self._lost(run_id)
+        lost = [
+            run_id
+            for run_id, settled in self._local().items()
+            if run_id in before and run_id not in owned and not settled
+        ]
+        for run_id in lost:
+            logger.warning("run %s: lease lost; stopping the local drive", run_id)
+        if lost:
+            await asyncio.gather(*(self._lost(run_id) for run_id in lost))
         for run_id, cancel_requested in owned.items():
             if cancel_requested:
                 self._cancel(run_id)
