@@ -1369,11 +1369,12 @@ class Engine:
         could not renew: a stall, a partition) stops as a Cancel that reached this replica
         does: its bodies see `abort_signal` set when their cancellation reaches them (audit:
         they could not tell a Cancel from a takeover). Never fails: a read that does not
-        answer within LOST_STATUS_WAIT stops the drive all the same."""
+        answer soon (LOST_STATUS_WAIT) stops the drive all the same."""
         driver = self._drivers.get(run_id)
         if driver is not None:
             try:
-                async with asyncio.timeout(LOST_STATUS_WAIT):
+                # Bounded by the heartbeat interval too: the renewal of the others waits for it.
+                async with asyncio.timeout(min(LOST_STATUS_WAIT, self._keeper.lease_seconds / 3)):
                     run = await self._store.get_run(run_id)
             except (TimeoutError, ServiceError, OSError) as exc:
                 logger.info("run %s: its status after the lease was lost is unknown (%s)", run_id, exc)
