@@ -318,6 +318,34 @@ async def test_nested_three_levels_suspended_and_resumed_by_path(client: Client)
     assert records(done)["middle.innermost"] == ("success", {"approved": True, "note": ""})
 
 
+async def test_nested_workflow_records_carry_the_inner_suspension_and_its_resume(client: Client) -> None:
+    """As in Mastra: a nested workflow that suspends lends the suspend payload of the step
+    suspended inside it to its own record and STEP_SUSPENDED event, and takes the resume
+    (payload and time) so its record drops the suspension once it ends. Its record carried
+    no payload, and kept `suspended_at` after the resume (audit)."""
+    run = await client.get_workflow("outer").create_run()
+    state = await run.start_async(input_data={"value": 1})
+    inner = next(s for s in state.steps if s.path == ("middle", "innermost", "approve"))
+    assert inner.suspend_payload is not None
+    for path in (("middle",), ("middle", "innermost")):
+        outer = next(s for s in state.steps if s.path == path)
+        assert outer.status is StepStatus.SUSPENDED and outer.suspend_payload == inner.suspend_payload, path
+    events = [e async for e in client.follow(run.run_id, until_settled=True)]
+    told = [e.step for e in events if e.type is EventType.STEP_SUSPENDED and e.step is not None]
+    assert [(s.path, s.suspend_payload) for s in told] == [
+        (("middle", "innermost", "approve"), inner.suspend_payload),
+        (("middle", "innermost"), inner.suspend_payload),
+        (("middle",), inner.suspend_payload),
+    ]
+    done = await run.resume_async(step="middle.innermost.approve", resume_data={"approved": True})
+    assert done.status is RunStatus.SUCCESS
+    for each in (("middle",), ("middle", "innermost"), ("middle", "innermost", "approve")):
+        ended = next(s for s in done.steps if s.path == each)
+        assert ended.status is StepStatus.SUCCESS, each
+        assert ended.resume_payload == {"approved": True, "note": ""} and ended.resumed_at is not None, each
+        assert (ended.suspend_payload, ended.suspended_at) == (None, None), each
+
+
 async def test_nested_resumed_by_dotted_string_with_events_on_the_parent_stream(client: Client) -> None:
     run = await client.get_workflow("outer").create_run()
     first = [e async for e in run.stream(input_data={"value": 1})]

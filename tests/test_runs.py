@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from runservice import errors
 from runservice.client import Client, RunHandle
 from runservice.model import EventType, Run, RunStatus, StepStatus, time_ordered_id
-from runservice.workflow import StepContext, create_step, create_workflow
+from runservice.workflow import SchemaViolation, StepContext, create_step, create_workflow
 
 client = client_for(flows.WORKFLOWS)
 
@@ -586,3 +586,44 @@ async def test_a_wait_timeout_bounds_a_waiting_time_travel(client: Client) -> No
     with pytest.raises(errors.DeadlineExceeded):
         await run.time_travel("slow", wait=True, wait_timeout=0.1)
     assert (await run.cancel()).status is RunStatus.CANCELED  # it was running again
+
+
+class Asked(BaseModel):
+    question: str
+
+
+attempts: dict[str, int] = {}
+
+
+@create_step("bad-suspend", suspend_schema=Asked, retries=2)
+async def bad_suspend(ctx: StepContext) -> Any:
+    attempts["bad-suspend"] = attempts.get("bad-suspend", 0) + 1
+    await ctx.suspend({"nope": 1})
+    return None
+
+
+@create_step("own-violation", retries=2)
+async def own_violation(ctx: StepContext) -> Any:
+    attempts["own-violation"] = attempts.get("own-violation", 0) + 1
+    raise SchemaViolation("its own check", [errors.FieldViolation("x", "not what it wanted")])
+
+
+async def test_a_refused_suspend_payload_fails_at_once_and_a_bodys_own_violation_is_retried(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A payload the step's `suspend_schema` refuses fails the step at once, without retries
+    (README). A SchemaViolation the body raises for its own reasons was taken for one too: not
+    retried, and reported as SuspendValidationError (audit). It is a failure like any other."""
+    attempts.clear()
+    workflows = [
+        create_workflow("bad-suspend").then(bad_suspend).commit(),
+        create_workflow("own-violation").then(own_violation).commit(),
+    ]
+    async with serving(tmp_path / "runs.db", workflows=workflows) as served, Client(served.address) as client:
+        refused = await (await client.get_workflow("bad-suspend").create_run()).start_async({})
+        assert refused.status is RunStatus.FAILED and refused.error is not None
+        assert refused.error.name == "SuspendValidationError" and "question" in refused.error.message
+        own = await (await client.get_workflow("own-violation").create_run()).start_async({})
+        assert own.status is RunStatus.FAILED and own.error is not None
+        assert own.error.name == "SchemaViolation" and "not what it wanted" in own.error.message
+    assert attempts == {"bad-suspend": 1, "own-violation": 3}

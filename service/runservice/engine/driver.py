@@ -57,6 +57,7 @@ from runservice.workflow import (
     Step,
     StepContext,
     StepNode,
+    SuspendPayloadRefused,
     Workflow,
     to_jsonable,
 )
@@ -480,7 +481,23 @@ class RunDriver:
             return outcome
         if outcome.kind is Kind.BAILED:  # bail ends the nested workflow, not its parent
             outcome = success(outcome.output)
+        if outcome.kind is Kind.SUSPENDED:
+            outcome = self._suspended_inside(path)
         return self.finish_record(record, outcome, leaf=False)
+
+    def _suspended_inside(self, path: StepPath) -> Outcome:
+        """A nested workflow's suspension as Mastra records it: the first step suspended
+        inside lends its suspend payload and output to the workflow's own record and its
+        STEP_SUSPENDED event (audit: they carried none, so a form built from
+        `steps[<nested id>].suspend_payload` found nothing)."""
+        size = len(path)
+        for inner in self.suspended:
+            record = self.records.get(inner) if len(inner) > size and inner[:size] == path else None
+            if record is not None:
+                return Outcome(
+                    Kind.SUSPENDED, {"payload": record.suspend_payload, "output": record.suspend_output}
+                )
+        return SUSPENDED
 
     # -- executing one step: start record, body, finish record ---------------------------------
 
@@ -650,7 +667,7 @@ class RunDriver:
                 # Nobody cancelled this task: the body let out a CancelledError of its own
                 # (it awaited a task it had cancelled). A failure like any other exception.
                 error = exc
-            except SchemaViolation as exc:  # an invalid suspend payload never retries
+            except SuspendPayloadRefused as exc:  # an invalid suspend payload never retries
                 return failed(RunError("SuspendValidationError", str(exc), exc.details)), attempt
             except DRIVE_ENDINGS:
                 # A commit the body made (its writer's) found the run another replica's, or

@@ -616,6 +616,14 @@ class Engine:
         # loses nothing: every later drive resumes that step until its next outcome.
         accepted = accept(run_id, records[path], index, data, now)
         records[path] = accepted
+        # The nested workflows around the step take the resume too, as in Mastra (their
+        # records' resume payload and time): once one ends, its record drops its suspension.
+        around = tuple(
+            replace(outer, resumed_at=now, resume_payload=data)
+            for outer in (records.get(path[:size]) for size in range(1, len(path)))
+            if outer is not None and outer.status is StepStatus.SUSPENDED and not outer.foreach_items
+        )
+        records.update((outer.path, outer) for outer in around)
         fields = _running_again(request_context=merged)
         claimed = room.take(run.workflow_id)
         result = await self._take(
@@ -623,7 +631,7 @@ class Engine:
                 run_id,
                 expect=frozenset({RunStatus.SUSPENDED}),
                 patch=fields,
-                steps=(accepted,),
+                steps=(*around, accepted),
                 events=(EventDraft.workflow_start(run.workflow_id, Execution.RESUME),),
                 request=("resume", request_id) if request_id else None,
                 # Without room, still a claim: a drive that holds the run (the claim loop took

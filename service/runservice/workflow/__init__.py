@@ -19,7 +19,7 @@ from runservice.workflow.builder import (
 )
 from runservice.workflow.context import Bail, ConditionContext, StepContext, StepRuntime, Suspension
 from runservice.workflow.schedule import Missed, Overlap, Schedule
-from runservice.workflow.schema import Schema, SchemaViolation, to_jsonable
+from runservice.workflow.schema import Schema, SchemaViolation, SuspendPayloadRefused, to_jsonable
 from runservice.workflow.step import RetryConfig, Step, clone_step, create_step
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "StepContext",
     "StepNode",
     "StepRuntime",
+    "SuspendPayloadRefused",
     "Suspension",
     "Workflow",
     "clone_step",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from runservice.model import Json
-from runservice.workflow.schema import Schema, to_jsonable
+from runservice.workflow.schema import Schema, SchemaViolation, SuspendPayloadRefused, to_jsonable
 
 
 class RunView(Protocol):
@@ -154,7 +154,10 @@ class StepContext(ConditionContext):
     async def suspend(self, payload: Any = None, *, resume_label: str | list[str] | None = None) -> None:
         """Suspend this step; the run waits for Resume. Return from the body afterwards."""
         if self._suspend_schema is not None:
-            _, data = self._suspend_schema.validate(payload, "suspend payload")
+            try:
+                _, data = self._suspend_schema.validate(payload, "suspend payload")
+            except SchemaViolation as exc:
+                raise SuspendPayloadRefused(exc.what, exc.violations) from None
         else:
             data = to_jsonable(payload)
         labels = (resume_label,) if isinstance(resume_label, str) else tuple(resume_label or ())

@@ -22,6 +22,12 @@ class SchemaViolation(Exception):
         self.details = [{"field": v.field, "description": v.description} for v in violations]
 
 
+class SuspendPayloadRefused(SchemaViolation):
+    """`ctx.suspend` got a payload its step's `suspend_schema` refuses: the step fails with
+    `SuspendValidationError`. Its own class, so that a SchemaViolation a body raises for its
+    own reasons is a failure like any other (and retried)."""
+
+
 class Schema:
     """A validating wrapper around a pydantic type."""
 
