@@ -20,6 +20,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from workflows import approval
 
 from runservice.engine import Engine
@@ -27,6 +29,8 @@ from runservice.engine import engine as engine_module
 from runservice.engine.leases import LeaseKeeper
 from runservice.errors import RunClaimed, RunNotSuspended, Unavailable
 from runservice.model import EventType, Run, RunStatus
+from runservice.server.committed import CommittedEvents
+from runservice.server.tracing import Tracing
 from runservice.storage import BoundedClaim, Claim, Lease, Renewal, RunWrite, Store, open_store
 from runservice.storage.sqlite import SqliteStore
 from runservice.workflow import StepContext, create_step, create_workflow
@@ -648,6 +652,49 @@ async def test_a_body_stopped_by_a_cancel_taken_elsewhere_during_a_stall_sees_ab
                 await asyncio.sleep(0.01)
         assert (await a.get_run(run.run_id)).status is RunStatus.CANCELED
     assert aborted == [True] and ran["watchful"] == 1
+
+
+async def test_a_run_taken_over_is_let_go_by_the_metrics_and_traces_of_the_replica_that_lost_it(
+    pg_databases: Any, tmp_path: Path
+) -> None:
+    """Two replicas, each with its own store: `a` stalls, `b` takes the run over and finishes it.
+    `a` never sees the finish (it is committed through `b`), so its index of runs for metrics
+    and traces kept the run, and its span stayed open, for the life of the process (audit).
+    Once `a` learns it lost the run, it lets both go and ends the span, marked so."""
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    stores = [open_store(url), open_store(url)]
+    for each in stores:
+        await each.open()
+    exporter = InMemorySpanExporter()
+    tracing = Tracing(SimpleSpanProcessor(exporter))
+    committed = CommittedEvents(stores[0], [tracing.on_event], read_runs=True, releases=[tracing.on_release])
+    committed.start()
+    try:
+        async with (
+            Engine(stores[0], [slow], owner="a", lease_seconds=0.6, claim_interval=60) as a,
+            Engine(stores[1], [slow], owner="b", lease_seconds=0.6, claim_interval=0.05) as b,
+        ):
+            run = await a.start("slow", input_data={"n": 3})
+            await wait_entered("work")
+            heartbeat = a._keeper._heartbeat
+            assert heartbeat is not None
+            heartbeat.cancel()  # a stalls: no more heartbeats, its body still running
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await wait_entered("work", 2)  # b took the run over
+            assert run.run_id in committed._runs and run.run_id in tracing._executions
+            release.set()
+            assert (await settled(b, run.run_id)).status is RunStatus.SUCCESS
+            await a._keeper.heartbeat()  # a is back: the run is no longer its
+            async with asyncio.timeout(5):
+                while run.run_id in committed._runs or run.run_id in tracing._executions:
+                    await asyncio.sleep(0.01)
+    finally:
+        await committed.stop()
+        for each in stores:
+            await each.close()
+    [root] = [span for span in exporter.get_finished_spans() if span.name == "run slow"]
+    assert root.attributes is not None and root.attributes.get("runservice.taken_over") is True
+    tracing.shutdown()
 
 
 async def test_a_replica_back_from_a_stall_does_not_claim_its_own_runs_again(shared: Store) -> None:

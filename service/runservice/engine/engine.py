@@ -1392,6 +1392,7 @@ class Engine:
         task = self._tasks.get(run_id)
         if task is not None:
             task.cancel("lease lost")
+            self._store.hub.released(run_id)
 
     def _remote_cancel(self, run_id: str) -> None:
         driver = self._drivers.get(run_id)
@@ -1431,6 +1432,7 @@ class Engine:
                     driver = again
             except LeaseLost:
                 logger.warning("run %s: lease lost; another replica continues it", driver.run_id)
+                self._store.hub.released(driver.run_id)
                 return await self._load(driver.run_id, steps=True)
             except BaseException as exc:
                 task = asyncio.current_task()

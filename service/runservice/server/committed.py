@@ -5,7 +5,8 @@ what metrics and spans describe is what is durable, and the engine does nothing 
 them. An event names only its run; the run's workflow (and, for traces, its trace id
 and request context) comes from the WORKFLOW_START event when that suffices, else from
 one read of the run, done in a task while that run's events wait in order. A run is
-forgotten when it settles (WORKFLOW_FINISH), so the index holds only active runs.
+forgotten when it settles (WORKFLOW_FINISH), or when the engine lets it go to another
+replica (`EventHub.released`), so the index holds only the runs active here.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class RunInfo:
 
 
 EventHandler = Callable[[RunInfo, Event], None]
+ReleaseHandler = Callable[[str], None]
+"""Called with a run this process let go to another replica: its finish will not be seen here."""
 
 UNKNOWN_WORKFLOW = "unknown"
 """The workflow label of a run that was deleted before it could be read."""
@@ -74,25 +77,38 @@ class CommittedEvents:
     mid-way (tracing needs the stored trace id and request context).
     """
 
-    def __init__(self, store: Store, handlers: Sequence[EventHandler], *, read_runs: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        handlers: Sequence[EventHandler],
+        *,
+        read_runs: bool = False,
+        releases: Sequence[ReleaseHandler] = (),
+    ) -> None:
         self._store = store
         self._handlers = tuple(handlers)
+        self._releases = tuple(releases)
         self._read_runs = read_runs
         self._runs: dict[str, RunInfo] = {}
         self._waiting: dict[str, list[Event]] = {}
         """Events of runs being read, in order; dispatched once the read is done."""
+        self._let_go: set[str] = set()
+        """Runs released while their read was in flight: forgotten once its events are handed over."""
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stop: Callable[[], None] | None = None
+        self._stop: list[Callable[[], None]] = []
 
     def start(self) -> None:
-        if self._stop is None:
-            self._stop = self._store.hub.listen(self._on_events)
+        if not self._stop:
+            self._stop = [
+                self._store.hub.listen(self._on_events),
+                self._store.hub.listen_releases(self._on_release),
+            ]
 
     async def stop(self) -> None:
         """Stop listening and cancel the reads in flight (their events are dropped)."""
-        if self._stop is not None:
-            self._stop()
-            self._stop = None
+        for stop in self._stop:
+            stop()
+        self._stop = []
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -141,6 +157,27 @@ class CommittedEvents:
         self._runs[run_id] = info
         for event in events:
             self._dispatch(info, event)
+        if run_id in self._let_go:
+            self._let_go.discard(run_id)
+            self._forget(run_id)
+
+    def _on_release(self, run_id: str) -> None:
+        """The engine let the run go to another replica: it finishes there, unseen here. What
+        is kept for it goes (after the events its read holds back), and the release handlers
+        hear of it. Before, each run taken over stayed here for the life of the process."""
+        if run_id in self._waiting:
+            self._let_go.add(run_id)
+        else:
+            self._forget(run_id)
+
+    def _forget(self, run_id: str) -> None:
+        if self._runs.pop(run_id, None) is None:
+            return
+        for release in self._releases:
+            try:
+                release(run_id)
+            except Exception:
+                logger.exception("a release handler failed on run %s", run_id)
 
     def _dispatch(self, info: RunInfo, event: Event) -> None:
         info.note(event)
@@ -153,4 +190,4 @@ class CommittedEvents:
             self._runs.pop(info.run_id, None)
 
 
-__all__ = ["UNKNOWN_WORKFLOW", "CommittedEvents", "EventHandler", "RunInfo"]
+__all__ = ["UNKNOWN_WORKFLOW", "CommittedEvents", "EventHandler", "ReleaseHandler", "RunInfo"]

@@ -47,8 +47,11 @@ class Observability:
             handlers.append(self.metrics.on_event)
         if tracing is not None and store is not None:
             handlers.append(tracing.on_event)
+        releases = [tracing.on_release] if tracing is not None and store is not None else []
         self._events = (
-            CommittedEvents(store, handlers, read_runs=tracing is not None) if handlers and store else None
+            CommittedEvents(store, handlers, read_runs=tracing is not None, releases=releases)
+            if handlers and store
+            else None
         )
         self._stop_listening: list[Callable[[], None]] = []
         """Removes the metrics' store listeners (empty: not listening)."""

@@ -354,6 +354,19 @@ class Tracing:
         end = step.ended_at or step.suspended_at or event.time
         span.end(_ns(end))
 
+    def on_release(self, run_id: str) -> None:
+        """This process let the run go to another replica: the spans it opened for the run end
+        now, marked so (`runservice.taken_over`); the other replica traces what follows. They
+        were never ended, nor exported (audit)."""
+        execution = self._executions.pop(run_id, None)
+        if execution is None:
+            return
+        for span in reversed(list(execution.steps.values())):  # innermost first
+            span.end()
+        execution.steps.clear()
+        execution.root.set_attribute("runservice.taken_over", True)
+        execution.root.end()
+
     def _finish(self, run_id: str, execution: _Execution, event: Event, finish: Event | None) -> None:
         for span in reversed(list(execution.steps.values())):  # innermost first
             span.end(_ns(event.time))

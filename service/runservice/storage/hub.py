@@ -81,6 +81,9 @@ RefusalListener = Callable[[int], None]
 """Called with how many changes of a transaction storage could not take (StorageUnavailable:
 a full disk, an I/O error, a lost or read-only database)."""
 
+ReleaseListener = Callable[[str], None]
+"""Called with a run this process stopped driving without its finish (see `EventHub.released`)."""
+
 DeletionListener = Callable[[int], None]
 """Called with how many runs a transaction deleted (DeleteRun, or the retention sweep)."""
 
@@ -134,8 +137,9 @@ class EventHub:
     Besides the per-run subscriptions, listeners (metrics, traces) may hear every
     committed event (`listen`), every transaction's cost (`listen_commits`), the changes
     storage refused (`listen_refusals`), whether storage answers (`listen_availability`), the
-    runs deleted (`listen_deletions`), the ticks schedules fired (`listen_ticks`) and the
-    store's failure (`listen_failure`).
+    runs deleted (`listen_deletions`), the ticks schedules fired (`listen_ticks`), the runs
+    the engine let go to another replica (`listen_releases`) and the store's failure
+    (`listen_failure`).
     Listeners are called synchronously on the store's writer task, after the commit: they
     must be quick (the store is on every run's path); an exception is logged.
     """
@@ -149,6 +153,7 @@ class EventHub:
         self._failure_listeners = _Listeners[FailureListener]("a failure")
         self._availability_listeners = _Listeners[AvailabilityListener]("an availability")
         self._tick_listeners = _Listeners[TickListener]("a tick")
+        self._release_listeners = _Listeners[ReleaseListener]("a release")
         self.available = True
         """False from a refusal (StorageUnavailable) until storage answers again (`reached`)."""
 
@@ -179,6 +184,11 @@ class EventHub:
         """Call `listener(schedule_id, kind, outcome)` after each tick a schedule fired; returns
         the function that stops it."""
         return self._tick_listeners.add(listener)
+
+    def listen_releases(self, listener: ReleaseListener) -> Callable[[], None]:
+        """Call `listener(run_id)` when this process stopped driving a run it will not finish
+        (another replica took it over); returns the function that stops it."""
+        return self._release_listeners.add(listener)
 
     def listen_failure(self, listener: FailureListener) -> Callable[[], None]:
         """Call `listener(error)` when the store fails for good (see `FailureListener`);
@@ -215,6 +225,13 @@ class EventHub:
         for run_id in run_ids:
             self.nudge(run_id)
         self._deletion_listeners.call(len(run_ids))
+
+    def released(self, run_id: str) -> None:
+        """Called by the engine when it stopped driving `run_id` without its finish, because
+        another replica owns it now: its finish will be committed there, and listeners that
+        keep something of a run until its finish (metrics' and traces' index, open spans) let
+        it go now rather than for the life of the process (audit)."""
+        self._release_listeners.call(run_id)
 
     def ticked(self, schedule_id: str, kind: str, outcome: str) -> None:
         """Called by the store after each `fire_tick` with what the tick did. A buffered tick
