@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +16,19 @@ from runservice.engine import Engine
 from runservice.server import EdgeOptions, RunServer, build_server
 from runservice.storage import open_store
 from runservice.v1 import run_service_pb2
+from runservice.workflow import Workflow
 
 HEARTBEAT = 0.2
 
 
 @contextlib.asynccontextmanager
-async def serving(db: Path, options: EdgeOptions) -> AsyncIterator[RunServer]:
+async def serving(
+    db: Path, options: EdgeOptions, workflows: Iterable[Workflow] = WORKFLOWS
+) -> AsyncIterator[RunServer]:
     store = open_store(str(db))
     await store.open()
     try:
-        async with Engine(store, WORKFLOWS, heartbeat=HEARTBEAT) as engine:
+        async with Engine(store, workflows, heartbeat=HEARTBEAT) as engine:
             server = build_server(engine, heartbeat=HEARTBEAT, options=options)
             await server.start()
             try:

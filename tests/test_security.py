@@ -31,6 +31,7 @@ from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
 from runservice.server.watched import WatchedFiles, stamp_of
 from runservice.v1 import run_pb2, run_service_pb2_grpc
 from runservice.v1 import run_service_pb2 as pb
+from runservice.workflow import StepContext, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -437,6 +438,46 @@ async def test_follow_goes_on_when_its_tokens_scope_changed_and_ends_when_it_is_
         await run.resume_async({"approved": True})
         await asyncio.wait_for(watches["both"], 10)
     assert seen["both"] == list(range(1, len(seen["both"]) + 1)) and len(seen["both"]) > len(seen["tenant"])
+
+
+@create_step("gushing")
+async def gushing(ctx: StepContext) -> None:
+    while True:  # until cancelled: events of 1.5 KB as fast as they are stored
+        await ctx.writer.write("x" * 1500)
+
+
+flood = create_workflow("flood").then(gushing).commit()
+"""A run whose Watch fills any flow-control window of a client that does not read."""
+
+
+async def test_a_revocation_while_the_server_waits_to_send_ends_the_watch_with_its_status(
+    tmp_path: Path, tokens_file: Path
+) -> None:
+    """A Watch whose client reads slower than the server sends (the server waits on flow
+    control): a reload that changed its token's scope ended the handler, but the call got no
+    status at all and hung until the client gave up (audit). Now the client gets the messages
+    sent before, then UNAUTHENTICATED TOKEN_REVOKED (a follow reopens on it)."""
+    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
+    async with (
+        serving(tmp_path / "runs.db", options, workflows=[flood]) as server,
+        grpc.aio.insecure_channel(server.address, options=[("grpc.http2.bdp_probe", 0)]) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        start = pb.StartRequest(workflow_id="flood", run_id="gush", resource_id="a")
+        await stub.Start(start, metadata=bearer("admin-secret"))
+        watch = stub.Watch(pb.WatchRequest(run_id="gush"), metadata=bearer("ab-secret"))
+        await first_message(watch)
+        await asyncio.sleep(1.0)  # read nothing more: the server soon waits to send
+        assert server.auth is not None
+        changed = TOKENS_TOML.format(a_digest=hashlib.sha256(b"a-secret").hexdigest())
+        await asyncio.to_thread(tokens_file.write_text, changed.replace('["a", "b"]', '["a"]'))
+        await server.auth.reload()
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            async with asyncio.timeout(10):
+                while (await watch.read()) is not grpc.aio.EOF:
+                    pass
+        assert error_info(ended.value).reason == "TOKEN_REVOKED"
+        await stub.Cancel(pb.CancelRequest(run_id="gush"), metadata=bearer("admin-secret"))
 
 
 @contextlib.asynccontextmanager

@@ -366,7 +366,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         inner: Any = handler.unary_stream
         streams, revoked = self._streams, self._revoked
 
-        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             CALLER.set(caller)
             task = asyncio.current_task()
             assert task is not None
@@ -375,7 +375,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 # Closed with this wrapper, so the handler's cleanup runs now, not at collection.
                 async with contextlib.aclosing(inner(request, context)) as messages:
                     async for message in messages:
-                        yield message
+                        # Written here, not yielded: a revocation that comes while gRPC waits to
+                        # send (a client reading slower than the run writes) lands in this frame,
+                        # which ends the call with TOKEN_REVOKED. Yielded, it landed in gRPC's
+                        # own send and the call hung with no status at all (audit).
+                        await context.write(message)
             except asyncio.CancelledError:
                 if task not in revoked:
                     raise
