@@ -905,6 +905,49 @@ async def test_tls_and_reload_without_restart(tmp_path: Path) -> None:
         assert await list_over_tls(server.address, trusting_second) == 3
 
 
+async def test_a_sighup_while_a_certificate_read_hangs_holds_up_no_call(tmp_path: Path) -> None:
+    """A handshake whose certificate read hangs (a network file system gone; here a FIFO)
+    held the reload lock, and SIGHUP's `request_reload` waited for it on the event loop:
+    every call of the server froze (audit). Now it only asks, and calls on open connections
+    go on; the next handshake reads the files."""
+    ca = trustme.CA()
+    files = write_cert(ca, tmp_path / "tls", "server")
+    trusting = grpc.ssl_channel_credentials(ca.cert_pem.bytes())
+    released = threading.Event()
+    async with (
+        serving(tmp_path / "runs.db", EdgeOptions(tls=files)) as server,
+        Client(server.address, credentials=trusting, timeout=5) as open_connection,
+    ):
+        assert len(await open_connection.list_workflows()) == 3
+        good = await asyncio.to_thread(Path(files.cert).read_bytes)
+        fifo, kept = tmp_path / "cert.fifo", tmp_path / "cert.fifo.link"
+        os.mkfifo(fifo)
+        os.link(fifo, kept)
+        os.replace(fifo, files.cert)  # the next handshake's read of the certificate hangs
+
+        def unblock_later() -> None:  # whatever happens, the read ends (and the test) within seconds
+            released.wait(8)
+            fresh = tmp_path / "cert.new"
+            fresh.write_bytes(good)
+            os.replace(fresh, files.cert)  # a file again, for the reads that follow
+            with open(kept, "wb") as writer:  # the read blocked on the FIFO gets it too
+                writer.write(good)
+
+        writer = threading.Thread(target=unblock_later, daemon=True)
+        writer.start()
+        with pytest.raises(errors.ServiceError):  # its handshake waits on the FIFO: a gRPC thread
+            async with Client(server.address, credentials=trusting, timeout=1) as new_connection:
+                await new_connection.list_workflows()
+        assert server.tls is not None
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        server.tls.request_reload()  # what SIGHUP's handler does, on the event loop
+        assert loop.time() - began < 0.5
+        assert len(await asyncio.wait_for(open_connection.list_workflows(), 2)) == 3
+        released.set()
+        await asyncio.to_thread(writer.join, 10)
+
+
 async def test_broken_certificate_files_are_logged_once_not_at_every_handshake(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -76,6 +76,9 @@ class ReloadingCredentials:
         # gRPC fetches on its own threads, one per handshake in progress: one reads, the others
         # keep the current certificate meanwhile (and none logs the same failure again).
         self._lock = threading.Lock()
+        self._requested = False
+        """Set by `request_reload` (on the event loop, without the lock: a handshake thread may
+        hold it for as long as a file read hangs); taken by the next fetch."""
         self.reloads = 0
         self.credentials = grpc.dynamic_ssl_server_credentials(
             initial,
@@ -84,15 +87,19 @@ class ReloadingCredentials:
         )
 
     def request_reload(self) -> None:
-        """Read the files again at the next handshake (SIGHUP)."""
-        with self._lock:
-            self._watch.request()
+        """Read the files again at the next handshake (SIGHUP). Never waits: it took the lock,
+        and a handshake reading a file that hangs (a network file system gone) held it, so a
+        SIGHUP froze the event loop and every call with it (audit)."""
+        self._requested = True
 
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         # Called by gRPC at every handshake: a stat per file is cheap, reading them is not.
         if not self._lock.acquire(blocking=False):
             return None
         try:
+            if self._requested:
+                self._requested = False
+                self._watch.request()
             stamp = self._watch.due()
             if stamp is None:
                 return None
