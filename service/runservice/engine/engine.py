@@ -63,7 +63,6 @@ from runservice.errors import (
     RunNotSuspended,
     RunUnreadable,
     RunWorkflowMismatch,
-    ServiceError,
     StorageFailed,
     StorageUnavailable,
     Unavailable,
@@ -1378,16 +1377,17 @@ class Engine:
         does: its bodies see `abort_signal` set when their cancellation reaches them (audit:
         they could not tell a Cancel from a takeover). Never fails: a read that does not
         answer soon (LOST_STATUS_WAIT) stops the drive all the same."""
-        driver = self._drivers.get(run_id)
-        if driver is not None:
+        if run_id in self._drivers:
             try:
-                # Bounded by the heartbeat interval too: the renewal of the others waits for it.
-                async with asyncio.timeout(min(LOST_STATUS_WAIT, self._keeper.lease_seconds / 3)):
+                # A sixth of the lease at most: the heartbeat that renews the other runs waits
+                # for it, and must still come well within their leases.
+                async with asyncio.timeout(min(LOST_STATUS_WAIT, self._keeper.lease_seconds / 6)):
                     run = await self._store.get_run(run_id)
-            except (TimeoutError, ServiceError, OSError) as exc:
-                logger.info("run %s: its status after the lease was lost is unknown (%s)", run_id, exc)
+            except Exception as exc:  # whatever the read met, the drive stops all the same
+                logger.info("run %s: its status after the lease was lost is unknown (%r)", run_id, exc)
             else:
-                if run is not None and run.status is RunStatus.CANCELED:
+                driver = self._drivers.get(run_id)  # after the read: an outage's re-drive replaces it
+                if driver is not None and run is not None and run.status is RunStatus.CANCELED:
                     driver.abort_signal.set()
         task = self._tasks.get(run_id)
         if task is not None:
