@@ -37,6 +37,9 @@ class Context:
     def peer(self) -> str:
         return "ipv4:127.0.0.1:4242"
 
+    def time_remaining(self) -> float | None:
+        return None  # no deadline
+
     async def abort(self, code: grpc.StatusCode, details: str, trailing_metadata: Any = ()) -> None:
         self.aborted = (code, details, trailing_metadata)
         raise RuntimeError("aborted")
