@@ -291,7 +291,32 @@ retried_each = (
     create_workflow("retried-each", retry_config={"attempts": 1, "delay": 30}).foreach(wobbly_item).commit()
 )
 
+
+@create_step("ask-first", resume_schema=Answer)
+async def ask_first(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"q": "first"})
+        return None
+    await probe.body("ask-first")
+    return {"first": ctx.resume_data.ok}
+
+
+@create_step("ask-second", resume_schema=Answer)
+async def ask_second(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"q": "second"})
+        return None
+    return {"second": ctx.resume_data.ok}
+
+
+asking_twice = (
+    create_workflow("asking-twice")
+    .then(create_workflow("twice-inner").then(ask_first).then(ask_second).commit())
+    .commit()
+)
+
 WORKFLOWS = [
+    asking_twice,
     retried,
     retried_each,
     napping,
@@ -504,6 +529,33 @@ async def test_a_foreach_record_an_early_version_overwrote_is_driven_again_from_
         done = await settled(engine, run.run_id)
     assert done.status is RunStatus.SUCCESS and done.result == [i * i for i in range(4)], done.error
     assert probe.ran == Counter({"square[0]": 2, "square[1]": 2, "square[2]": 2, "square[3]": 1})
+
+
+async def test_a_nested_workflow_re_driven_after_a_crash_records_its_next_suspension(db: str) -> None:
+    """A crash while a resumed step inside a nested workflow ran: the re-drive suspended on
+    the next step, but the nested workflow's record stayed `running` in a suspended run, with
+    the first suspension's payload (audit). It is recorded suspended, with the new one."""
+    probe.hold = {"ask-first"}
+    async with booted(db) as engine:
+        run = await engine.start("asking-twice", wait=True)
+        assert run.status is RunStatus.SUSPENDED
+        await engine.resume(run.run_id, step=["twice-inner", "ask-first"], resume_data={"ok": True})
+        await probe.wait_entered("ask-first")
+        async with asyncio.timeout(5):  # the resumed nested workflow's start is committed
+            while True:
+                stored = await engine.get_run(run.run_id)
+                if next(s for s in stored.steps if s.path == ("twice-inner",)).status is StepStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.01)
+    probe.hold.clear()
+    async with booted(db) as engine:
+        after = await settled(engine, run.run_id)
+    assert after.status is RunStatus.SUSPENDED and after.suspended == (("twice-inner", "ask-second"),)
+    inner = next(s for s in after.steps if s.path == ("twice-inner",))
+    assert inner.status is StepStatus.SUSPENDED and inner.suspend_payload == {"q": "second"}
+    assert inner.suspended_at is not None and inner.resumed_at is not None
+    assert inner.suspended_at > inner.resumed_at
+    assert probe.ran["ask-first"] == 2
 
 
 async def test_a_foreach_one_at_a_time_resumes_item_by_item_across_restarts(db: str) -> None:

@@ -627,3 +627,39 @@ async def test_a_refused_suspend_payload_fails_at_once_and_a_bodys_own_violation
         assert own.status is RunStatus.FAILED and own.error is not None
         assert own.error.name == "SchemaViolation" and "not what it wanted" in own.error.message
     assert attempts == {"bad-suspend": 1, "own-violation": 3}
+
+
+def nested_deep(levels: int) -> Any:
+    """A workflow whose step suspends `levels` nested workflows down, with a ~0.9 MB payload."""
+
+    @create_step("deep-ask")
+    async def deep_ask(ctx: StepContext) -> Any:
+        if ctx.resume_data is None:
+            await ctx.suspend({"blob": "x" * 900_000})
+            return None
+        return {"done": True}
+
+    flow = create_workflow("level-1").then(deep_ask).commit()
+    for level in range(2, levels + 1):
+        flow = create_workflow(f"level-{level}").then(flow).commit()
+    return create_workflow("deep").then(flow).commit()
+
+
+async def test_a_payload_lent_to_every_nested_level_never_takes_a_run_over_its_limit(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """Each nested workflow's record carries the payload of the step suspended inside it (as
+    in Mastra). Six levels of a 0.9 MB payload counted 6.3 MB against the run's 6 MiB, and a
+    run that fits failed with PayloadTooLarge (audit). The copies that would not fit are left
+    out: the run suspends, and the inner levels carry it."""
+    async with (
+        serving(tmp_path / "runs.db", workflows=[nested_deep(6)]) as served,
+        Client(served.address, timeout=30) as client,
+    ):
+        run = await client.get_workflow("deep").create_run()
+        suspended = await run.start_async({})
+        assert suspended.status is RunStatus.SUSPENDED, suspended.error
+        lent = [s for s in suspended.steps if s.suspend_payload is not None]
+        assert 1 < len(lent) < 7 and all(s.suspend_payload == {"blob": "x" * 900_000} for s in lent)
+        done = await run.resume_async({})
+        assert done.status is RunStatus.SUCCESS and done.result == {"done": True}

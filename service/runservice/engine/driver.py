@@ -436,6 +436,7 @@ class RunDriver:
         if record is not None and (done := recorded(record)) is not None:
             return done
         announce = True
+        listing = False
         if record is not None and record.status is StepStatus.RUNNING:
             # A re-drive (after a restart): its start is in the log, and the workflow goes on
             # from its inner records; only an inner step in flight runs, and tells, again.
@@ -457,7 +458,7 @@ class RunDriver:
             if self.resume_below(path):
                 record = replace(record, status=StepStatus.RUNNING)
             else:
-                announce = False  # the walk only lists the suspended steps inside
+                announce, listing = False, True  # the walk only lists the suspended steps inside
         if announce:
             record = replace(record, call_id=new_call_id())
             self.record_event(EventType.STEP_START, record)
@@ -477,12 +478,19 @@ class RunDriver:
             # Its deadline cut a running step (in a parallel, say) while another inside it
             # was suspended: that one is over with its workflow, as at a node boundary.
             self._nested_expired(child)
-        if outcome.kind is Kind.SUSPENDED and not announce:
+        if outcome.kind is Kind.SUSPENDED and listing:
             return outcome
+        # A re-drive that suspends again goes on to its record: it stayed `running` in a
+        # suspended run (audit).
         if outcome.kind is Kind.BAILED:  # bail ends the nested workflow, not its parent
             outcome = success(outcome.output)
         if outcome.kind is Kind.SUSPENDED:
-            outcome = self._suspended_inside(path)
+            lent = self._suspended_inside(path)
+            # The copy counts toward the run's size as any payload does: one that would take
+            # the run over its limit is left out (the inner step's record has it) rather than
+            # fail a run that fits (audit: six levels deep, a 1 MiB payload failed).
+            if lent is SUSPENDED or self._within_limits(path, lent).kind is not Kind.FAILED:
+                outcome = lent
         return self.finish_record(record, outcome, leaf=False)
 
     def _suspended_inside(self, path: StepPath) -> Outcome:

@@ -615,10 +615,11 @@ class Engine:
         # loses nothing: every later drive resumes that step until its next outcome.
         accepted = accept(run_id, records[path], index, data, now)
         records[path] = accepted
-        # The nested workflows around the step take the resume too, as in Mastra (their
-        # records' resume payload and time): once one ends, its record drops its suspension.
+        # The nested workflows around the step take the resume too, as in Mastra: once one
+        # ends, its record drops its suspension. Its time only: a copy of the resume data on
+        # every level would count against no limit and could outgrow a reply (audit).
         around = tuple(
-            replace(outer, resumed_at=now, resume_payload=data)
+            replace(outer, resumed_at=now)
             for outer in (records.get(path[:size]) for size in range(1, len(path)))
             if outer is not None and outer.status is StepStatus.SUSPENDED and not outer.foreach_items
         )
@@ -1377,6 +1378,7 @@ class Engine:
         does: its bodies see `abort_signal` set when their cancellation reaches them (audit:
         they could not tell a Cancel from a takeover). Never fails: a read that does not
         answer soon (LOST_STATUS_WAIT) stops the drive all the same."""
+        task = self._tasks.get(run_id)
         if run_id in self._drivers:
             try:
                 # A sixth of the lease at most: the heartbeat that renews the other runs waits
@@ -1387,10 +1389,16 @@ class Engine:
                 logger.info("run %s: its status after the lease was lost is unknown (%r)", run_id, exc)
             else:
                 driver = self._drivers.get(run_id)  # after the read: an outage's re-drive replaces it
-                if driver is not None and run is not None and run.status is RunStatus.CANCELED:
+                if (
+                    driver is not None
+                    and self._tasks.get(run_id) is task
+                    and run is not None
+                    and run.status is RunStatus.CANCELED
+                ):
                     driver.abort_signal.set()
-        task = self._tasks.get(run_id)
-        if task is not None:
+        # Only the drive that lost the lease: one started here during the read (a Resume, a
+        # claim with a new lease) is not its (audit).
+        if task is not None and self._tasks.get(run_id) is task:
             task.cancel("lease lost")
             self._store.hub.released(run_id)
 
