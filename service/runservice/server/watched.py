@@ -11,7 +11,7 @@ tick of the file system's clock).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import os
 import threading
 import time
@@ -96,26 +96,15 @@ async def off_the_loop(read: Callable[[], T], name: str) -> T:
     """`read()` on a daemon thread of its own, awaited. A file on a network file system that
     hangs then blocks that thread only: not the event loop, and not the process's exit (the
     default executor's threads are joined at exit, a hung one for ever)."""
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if answer.done():
-            return  # its awaiter was cancelled
-        if error is not None:
-            answer.set_exception(error)
-        else:
-            answer.set_result(result)  # type: ignore[arg-type]  # T when there is no error
+    answer: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     def run() -> None:
-        result: T | None = None
-        error: BaseException | None = None
+        if not answer.set_running_or_notify_cancel():
+            return  # its awaiter was cancelled before the thread started
         try:
-            result = read()
+            answer.set_result(read())
         except BaseException as exc:  # handed to the awaiter, raised there
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(settle, result, error)
+            answer.set_exception(exc)
 
     threading.Thread(target=run, name=name, daemon=True).start()
-    return await answer
+    return await asyncio.wrap_future(answer)
