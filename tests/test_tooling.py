@@ -351,6 +351,43 @@ def test_bench_inprocess_rounds_smoke(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["three", "suspend"])
+async def test_bench_instructions_child_counts_the_stores_commits(kind: str) -> None:
+    """`python -m bench.instructions`'s child: the operations run to their end on the real
+    engine and store, and the commits and fsyncs it reports are those of the counted ones."""
+    from bench import instructions
+
+    commits, syncs = await instructions.run_child(kind, 1, 10, "full")
+    # 3-step runs: 4 commits each, the last synced; suspend+resume: 4 commits, 2 synced
+    # (the lease keeper may add a renewal).
+    assert 40 <= commits <= 42 and syncs >= (10 if kind == "three" else 20), (commits, syncs)
+    few = instructions.Counted(1_000, 10, 2)
+    many = instructions.Counted(5_000, 50, 12)
+    assert instructions.per_op("x", few, many, (10, 30)) == instructions.PerOp("x", 200, 2, 0.5)
+
+
+@pytest.mark.timeout(60)
+def test_bench_instructions_reads_callgrinds_total(tmp_path: Path) -> None:
+    """The instruction count is read off a real callgrind run (valgrind is a dev tool: the
+    bench says so when it is missing, and this test needs it)."""
+    import shutil
+
+    from bench import instructions
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        pytest.skip("valgrind is not installed")
+    small, _ = instructions.under_callgrind(valgrind, [sys.executable, "-S", "-c", "pass"], tmp_path)
+    large, out = instructions.under_callgrind(
+        valgrind, [sys.executable, "-S", "-c", "print(sum(range(200_000)))"], tmp_path
+    )
+    assert out.strip() == str(sum(range(200_000)))
+    assert 0 < small < large
+    with pytest.raises(RuntimeError, match="no total"):
+        instructions.collected("==1== Events : Ir\n")
+
+
+@pytest.mark.timeout(60)
 async def test_bench_storage_size_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     """`python -m bench.storage_size` on SQLite: a large value is stored about once."""
     from bench import storage_size
