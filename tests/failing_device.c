@@ -2,7 +2,9 @@
  * - while the file named by the environment variable FAILSYNC_FLAG exists, fsync and
  *   fdatasync fail with EIO, as on a device that could not write back what the page cache held;
  * - while the file named by FAILREAD_FLAG exists, pread64 (how SQLite reads its files) fails
- *   with EIO, as on a device with unreadable blocks.
+ *   with EIO, as on a device with unreadable blocks;
+ * - while the file named by SLOWSYNC_FLAG exists, fsync and fdatasync take 300 ms longer, as
+ *   on a slow or overloaded device.
  * Nothing else changes. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -16,7 +18,10 @@ static int flagged(const char *variable) {
     return flag != NULL && access(flag, F_OK) == 0;
 }
 
-static int failing(void) { return flagged("FAILSYNC_FLAG"); }
+static int failing(void) {
+    if (flagged("SLOWSYNC_FLAG")) usleep(300 * 1000);
+    return flagged("FAILSYNC_FLAG");
+}
 
 int fsync(int fd) {
     static int (*real)(int);

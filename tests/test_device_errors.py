@@ -156,3 +156,43 @@ async def test_a_failed_read_is_refused_as_retryable_and_the_server_goes_on(
     finally:
         await server.kill()
     assert " ERROR " not in server.text and "Traceback" not in server.text, server.text[-3000:]
+
+
+async def test_a_slow_disks_syncs_leave_the_event_loop(tmp_path: Path, failing_device: Path) -> None:
+    """A synced commit of a lone change runs on the event loop when the disk is quick (it saves
+    two thread hand-offs); on a disk whose fsync is slow, after the first such commit every
+    synced commit goes to the writer thread, so the server goes on answering meanwhile."""
+    data, flag = tmp_path / "data", tmp_path / "slow-syncs"
+    argv = serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows")
+    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failing_device), SLOWSYNC_FLAG=str(flag)))
+    try:
+        async with Client(server.address, timeout=30, retry=None) as client:
+            workflow = client.get_workflow("gated")
+            await workflow.create_run(run_id="probe")
+            flag.touch()  # every fsync now takes 300 ms more
+            waits: list[float] = []
+            creating = True
+
+            async def probe() -> None:
+                loop = asyncio.get_running_loop()
+                while creating:
+                    began = loop.time()
+                    await workflow.run_by_id("probe")  # a point read on the server's loop
+                    waits.append(loop.time() - began)
+                    await asyncio.sleep(0.02)
+
+            prober = asyncio.create_task(probe())
+            began = asyncio.get_running_loop().time()
+            try:
+                for index in range(5):  # one durable (synced) commit each, one at a time
+                    await workflow.create_run(run_id=f"slow-{index}")
+            finally:
+                creating = False
+                await prober
+            assert asyncio.get_running_loop().time() - began >= 5 * 0.3  # the syncs were slow
+            stalled = [wait for wait in waits if wait >= 0.25]
+            assert len(stalled) <= 1 and len(waits) >= 20, (stalled, len(waits))
+            flag.unlink()
+        assert await server.stop() == 0
+    finally:
+        await server.kill()

@@ -51,6 +51,19 @@ async def test_a_durable_write_returns_synced(store: SqliteStore) -> None:
     assert store.syncs == 1
 
 
+async def test_a_lone_synced_commit_runs_on_the_loop_and_a_batch_on_the_writer_thread(
+    store: SqliteStore,
+) -> None:
+    """A synced batch of one change, nothing queued behind it, commits on the event loop (two
+    thread hand-offs saved); a larger batch goes to the writer thread, so the loop serves the
+    other callers during its fsync. Either way the commit is synced (BENCHMARKS.md)."""
+    await store.write(new_run("a"))
+    assert store.syncs == store.loop_syncs == 1
+    await asyncio.gather(*(store.write(new_run(run_id)) for run_id in ("b", "c", "d")))
+    assert store.syncs == 2 and store.loop_syncs == 1  # one batch of three
+    assert store.durable == store.commits == 2
+
+
 async def test_progress_is_not_synced_until_a_barrier_covers_it(store: SqliteStore) -> None:
     await store.write(new_run("a"))
     for _ in range(3):

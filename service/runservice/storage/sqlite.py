@@ -44,6 +44,17 @@ such waits. An unsynced `COMMIT` only writes the batch's WAL frames to the page
 cache, so it runs on the loop too: a batch costs at most one hand-off, however
 many changes it holds, and internal progress none.
 
+That one hand-off is itself costly when nothing else is going on: two thread
+wake-ups, and the loop thread idle in between, cost a run one at a time about
+a third of its time on this project's VMs, far more than the fsync's own wait
+(BENCHMARKS.md). So a synced batch of one change, with nothing queued behind it,
+commits on the loop: there is no other work the loop could do meanwhile (the
+GIL is released during the fsync all the same). A larger batch says other work
+is waiting, and goes to the writer thread. A disk whose fsync is slow would stall
+every call for as long, and gains little from skipping the hand-off: while the
+synced commits' moving average time is above `_LOOP_SYNC_LIMIT`, they all go to
+the writer thread (a first fsync that hangs still stalls the loop once).
+
 Event sequences are allocated from `runs.last_seq` inside the writing
 transaction. With a single writer, commit order is sequence order and a
 rolled-back write gives its sequences back: the log of a run is 1, 2, 3, ...
@@ -149,6 +160,12 @@ BACKWARD_COMPATIBLE = frozenset({16})
 add what older code never reads), recorded in `schema_compatible` (made by 16, so only from
 16 on): a server of an earlier version started on the database (a rollback) serves it."""
 _MAX_BATCH = 500
+_LOOP_SYNC_LIMIT = 0.001
+"""Seconds of the synced commits' moving average above which none commits on the event loop
+(see the module docstring): on this project's disks an fsync of the WAL takes 0.1-0.3 ms,
+sometimes a few ms; a disk slower than this stalls the loop for too long to be worth it."""
+_SYNC_AVERAGE_WEIGHT = 0.125
+"""Weight of the latest synced commit's time in the moving average."""
 _PAGE_SIZE = 2048
 """Bytes per page of a new database. A commit writes every page it dirtied to the WAL, and a
 run's rows land on a few pages of their own (its index entries are keyed by run id): half of
@@ -414,6 +431,10 @@ class SqliteStore(SqliteSchedules):
         self._point: sqlite3.Connection | None = None  # point reads, on the event loop
         self._next_reader = 0
         self._queue = batching.WriteQueue()
+        self._sync_seconds = 0.0
+        """Moving average of the synced commits' times (see `_LOOP_SYNC_LIMIT`)."""
+        self.loop_syncs = 0
+        """Synced commits made on the event loop (see the module docstring)."""
         self._writer_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -783,10 +804,13 @@ class SqliteStore(SqliteSchedules):
                 outcomes = self._apply_batch(changes, full, begun=True)
             self.commits += 1
             number = self.commits
-            if full:
-                # Only a synced commit leaves the loop: it is the fsync, and it releases the GIL.
+            if full and self._sync_on_loop(batch):
+                self.loop_syncs += 1
+                self._end_synced_transaction()
+            elif full:
+                # A synced commit leaves the loop: it is the fsync, and it releases the GIL.
                 assert self._loop is not None
-                await self._loop.run_in_executor(self._executor, self._end_transaction)
+                await self._loop.run_in_executor(self._executor, self._end_synced_transaction)
             else:
                 # An unsynced COMMIT is a few WAL page writes to the page cache (about 60 us):
                 # cheaper here than a hand-off to the writer thread and back.
@@ -933,8 +957,23 @@ class SqliteStore(SqliteSchedules):
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._synchronous = synchronous
 
+    def _sync_on_loop(self, batch: list[_Pending]) -> bool:
+        """Whether this synced batch commits on the event loop: it is a lone change, nothing
+        waits behind it, and no synced commit was slow lately (see the module docstring)."""
+        return len(batch) == 1 and self._queue.empty() and self._sync_seconds <= _LOOP_SYNC_LIMIT
+
+    def _end_synced_transaction(self) -> None:
+        """`_end_transaction` under synchronous=FULL, its time taken into the moving average
+        that `_sync_on_loop` reads (on the loop or the writer thread: one at a time)."""
+        started = time.perf_counter()
+        try:
+            self._end_transaction()
+        finally:
+            took = time.perf_counter() - started
+            self._sync_seconds += (took - self._sync_seconds) * _SYNC_AVERAGE_WEIGHT
+
     def _end_transaction(self) -> None:
-        """In the writer thread: commit the open transaction (rolled back if that fails)."""
+        """Commit the open transaction (rolled back if that fails)."""
         conn = self._conn
         assert conn is not None
         try:
