@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runservice import errors, limits
+from runservice.engine.scope import StateSizes
 from runservice.server import convert
 from runservice.v1 import run_service_pb2
 from runservice.wire import fill, from_value, to_value
@@ -138,6 +139,24 @@ def _all_finite(data: Any) -> bool:
 @given(finite_json)
 def test_size_measure_is_the_encoded_size(data: Any) -> None:
     assert limits.json_size(data) == to_value(data).ByteSize()
+
+
+@CI
+@given(
+    st.dictionaries(st.text(max_size=8), finite_json, max_size=5),
+    st.lists(st.dictionaries(st.sampled_from("abcdef"), finite_json, max_size=3), max_size=8),
+)
+def test_the_run_states_size_kept_entry_by_entry_is_its_measure(
+    initial: dict[str, Any], patches: list[dict[str, Any]]
+) -> None:
+    """`set_state` measures only what it sets (engine/scope.py): the size it keeps is the
+    whole state's measure after any sequence of patches."""
+    state = dict(initial)
+    sizes = StateSizes(state)
+    for patch in patches:
+        assert sizes.size(patch) == limits.json_size({**state, **patch})
+        sizes.merged(patch)
+        assert sizes.size({}) == limits.json_size(state)
 
 
 @CI

@@ -96,6 +96,18 @@ def json_size(obj: Any, _depth: int = 0) -> int:
     raise TypeError(f"not JSON data: {type(obj).__name__}")
 
 
+def entry_size(key: str, value: Any) -> int:
+    """The bytes one key and its value add to the `json_size` of the object holding them:
+    an object's size is `object_size` of the sum of its entries' (so a part of it can be
+    measured again alone)."""
+    return _delimited(_delimited(_utf8_size(str(key))) + _delimited(json_size(value, 1)))
+
+
+def object_size(entries: int) -> int:
+    """The `json_size` of an object whose entries' `entry_size` add up to `entries`."""
+    return _delimited(entries)
+
+
 def _within_depth(depth: int) -> None:
     if depth >= JSON_DEPTH:
         raise ValueError(f"objects and arrays are nested more than {JSON_DEPTH} levels deep")
@@ -174,5 +186,7 @@ __all__ = [
     "check_run_total",
     "check_state",
     "check_step_output",
+    "entry_size",
     "json_size",
+    "object_size",
 ]

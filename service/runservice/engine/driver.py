@@ -26,7 +26,7 @@ from runservice.engine.deadlines import deadline_error, iso, workflow_deadline_e
 from runservice.engine.leases import LeaseKeeper
 from runservice.engine.outbox import DRIVE_ENDINGS, IN_CONCURRENT_BLOCK, Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
-from runservice.engine.scope import Scope
+from runservice.engine.scope import Scope, StateSizes
 from runservice.errors import PayloadTooLarge, StepTimeoutError, WorkflowTimeoutError
 from runservice.model import (
     EventType,
@@ -124,6 +124,7 @@ class RunDriver:
         self.resource_id = run.resource_id
         self.records: dict[StepPath, StepRecord] = {s.path: s for s in run.steps}
         self.state: dict[str, Json] = dict(run.state) if isinstance(run.state, dict) else {}
+        self.state_sizes = StateSizes(self.state)
         self.request_context: dict[str, Json] = dict(run.request_context)
         self._staged_context = dict(self.request_context)
         """The request context as last staged (bodies may change it; see `stage_memory`)."""
@@ -135,7 +136,9 @@ class RunDriver:
         self.status = RunStatus.RUNNING
         self.cancel_requested = False
         self.abort_signal = asyncio.Event()
-        self.suspended: list[StepPath] = []
+        self.suspended: dict[StepPath, None] = {}
+        """The suspended steps, in the order they suspended (a dict: a wide parallel re-driven
+        on each resume looks every branch up in it)."""
         self.labels: dict[str, ResumeLabel] = {}
         self._next_position = max((s.position for s in run.steps), default=0) + 1
         self._bodies: set[asyncio.Task[Any]] = set()
@@ -145,6 +148,8 @@ class RunDriver:
         self._cancels: dict[asyncio.Task[Any], int] = {}
         self._sizes: dict[StepPath, int] = {}
         """Bytes of each step's output or suspend payload (for the run's total size)."""
+        self._sizes_total = 0
+        """The sum of `_sizes`, kept as it changes: summed per step, a run of N steps cost O(N²)."""
         self._base_size = limits.json_size(run.input) + limits.json_size(self.request_context)
         self.settling = False
         """True from the moment the final commit is staged (the lease is released with it)."""
@@ -296,7 +301,7 @@ class RunDriver:
                     EventType.STEP_RESULT,
                     replace(record, status=StepStatus.FAILED, error=error, ended_at=now),
                 )
-        self.suspended[:] = [p for p in self.suspended if p[:size] != scope.prefix]
+        self.suspended = {p: None for p in self.suspended if p[:size] != scope.prefix}
         for label, target in list(self.labels.items()):
             if target.path[:size] == scope.prefix:
                 del self.labels[label]
@@ -408,7 +413,7 @@ class RunDriver:
         stale = [key for key in self.records if len(key) > size and key[:size] == path]
         for key in stale:
             del self.records[key]
-            self._sizes.pop(key, None)
+            self._sizes_total -= self._sizes.pop(key, 0)
         if stale:
             self.outbox.drop_steps(stale)
 
@@ -866,15 +871,15 @@ class RunDriver:
             size = 0
             for field, value in checked:
                 size += limits.check(field, value, limits.STEP_OUTPUT)
-            sizes = {**self._sizes, path: size}
-            total = self._base_size + sum(sizes.values())
+            total = self._base_size + self._sizes_total - self._sizes.get(path, 0) + size
             if total > limits.RUN_TOTAL:
                 raise PayloadTooLarge("run", total, limits.RUN_TOTAL)
         except PayloadTooLarge as exc:
             return failed(RunError("PayloadTooLarge", str(exc), exc.metadata))
         except ValueError as exc:  # text no store can encode: the step fails, its records stay
             return failed(RunError("OutputSerializationError", f"{field} is not JSON data: {exc}"))
-        self._sizes = sizes
+        self._sizes_total += size - self._sizes.get(path, 0)
+        self._sizes[path] = size
         return outcome
 
     def validate_input(
@@ -927,8 +932,7 @@ class RunDriver:
 
     def note_suspended(self, record: StepRecord) -> None:
         """List a suspended step (and its suspended foreach items' labels) for Resume."""
-        if record.path not in self.suspended:
-            self.suspended.append(record.path)
+        self.suspended[record.path] = None  # kept in place if listed already
         for label in record.resume_labels:
             self.labels[label] = ResumeLabel(record.path)
         for item in record.foreach_items:

@@ -55,6 +55,9 @@ class Outbox:
         self._cleared: list[StepPath] = []
         self._dropped: list[StepPath] = []
         self._events: list[EventDraft] = []
+        self._results = False
+        """Whether an event other than a step's start is staged: kept as events are staged, not
+        looked for, since a parallel of W branches stages W starts before its first body runs."""
         self._patch: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self.last_sequence = 0
@@ -74,6 +77,7 @@ class Outbox:
             self._steps[step.path] = step
         if event is not None:
             self._events.append(event)
+            self._results = self._results or event.type is not EventType.STEP_START
         self._patch.update(patch)
 
     def stage_item(self, path: StepPath, item: ForeachItem) -> None:
@@ -104,6 +108,7 @@ class Outbox:
     def event(self, type_: Any, status: RunStatus, step: StepRecord | None = None, **fields: Any) -> None:
         """Stage an event about `step`; the step's stored record is not touched."""
         self._events.append(EventDraft(type=type_, run_status=status, step=step, **fields))
+        self._results = self._results or type_ is not EventType.STEP_START
 
     async def before_body(self) -> None:
         """Make every staged result durable; a staged start alone is flushed later.
@@ -112,7 +117,7 @@ class Outbox:
         any body runs, and the log shows every branch starting before the first result
         (Mastra's order).
         """
-        if self._patch or any(event.type is not EventType.STEP_START for event in self._events):
+        if self._patch or self._results:
             await self.commit()
         elif self._events:
             if self._timer is None:
@@ -183,6 +188,7 @@ class Outbox:
                 drop_steps=tuple(self._dropped),
             )
             self._steps, self._events, self._patch, self._request = {}, [], {}, None
+            self._results = False
             self._items, self._cleared, self._dropped = {}, [], []
             # Progress is internal until the run settles: only the settling commit (the
             # caller's reply, the watchers' last event) must be synced; it covers the rest.
