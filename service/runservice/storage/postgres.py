@@ -953,11 +953,22 @@ class PostgresStore(PostgresSchedules):
             self._count_check(rows[0][3])
         try:
             decoded = [(seq, at, orjson.loads(body)) for seq, at, body, _ in rows]
-            wanted: set[str] = set()
-            for _, _, body in decoded:
-                values.wanted(body, wanted)
+            refs = [values.referred(body) for _, _, body in decoded]
         except UNDECODABLE as exc:
             raise unreadable(run_id, "events", exc) from None
+        wanted = set().union(*refs)
+        if wanted:  # large values: the page ends before they pass values.EVENT_PAGE_BYTES
+            sizes = await self._readers().fetch(
+                "SELECT digest, octet_length(body) FROM run_values WHERE run_id = $1"
+                " AND digest = ANY($2::text[])",
+                run_id,
+                list(wanted),
+            )
+            kept = values.page_length(
+                [(len(row[2]), ref) for row, ref in zip(rows, refs, strict=True)],
+                {digest: size for digest, size in sizes},
+            )
+            decoded, wanted = decoded[:kept], set().union(*refs[:kept])
         found = await self._values(run_id, wanted)
         try:
             events = [Event.from_json(run_id, s, at, values.resolve(body, found)) for s, at, body in decoded]

@@ -1036,11 +1036,20 @@ class SqliteStore(SqliteSchedules):
         await self._sync_run(run_id)
         try:
             decoded = [(seq, at, orjson.loads(body)) for seq, at, body in rows]
-            wanted: set[str] = set()
-            for _, _, body in decoded:
-                values.wanted(body, wanted)
+            refs = [values.referred(body) for _, _, body in decoded]
         except UNDECODABLE as exc:
             raise unreadable(run_id, "events", exc) from None
+        wanted = set().union(*refs)
+        if wanted:  # large values: the page ends before they pass values.EVENT_PAGE_BYTES
+            sizes = self._point_rows(
+                f"SELECT digest, length(body) FROM run_values WHERE run_id = ? AND digest IN"
+                f" ({', '.join('?' * len(wanted))})",
+                (run_id, *wanted),
+            )
+            kept = values.page_length(
+                [(len(row[2]), ref) for row, ref in zip(rows, refs, strict=True)], dict(sizes)
+            )
+            decoded, wanted = decoded[:kept], set().union(*refs[:kept])
         found = await self._values(run_id, wanted)
         try:
             events = [Event.from_json(run_id, s, at, values.resolve(body, found)) for s, at, body in decoded]

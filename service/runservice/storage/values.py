@@ -20,7 +20,7 @@ than the copy.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -125,6 +125,33 @@ class ValueWriter:
         if refs:
             data["refs"] = refs
         return data
+
+
+EVENT_PAGE_BYTES = 8 * 1024 * 1024
+"""A page of events (`Store.read_events`: a Watch's replay, a fold of the log) ends before its
+bodies and the values they refer to pass this many bytes, after one event at least. A run's
+events may carry far more than the run holds (each iteration of a loop records its step's
+output anew): a thousand of them carrying 1 MiB each made one page a gigabyte in memory."""
+
+
+def page_length(events: Sequence[tuple[int, set[str]]], value_sizes: Mapping[str, int]) -> int:
+    """How many of `events` (each its body's bytes and the digests it refers to) the page
+    keeps: as many as fit in `EVENT_PAGE_BYTES`, each value counted once, one at least."""
+    total = 0
+    counted: set[str] = set()
+    for kept, (size, digests) in enumerate(events):
+        total += size + sum(value_sizes.get(digest, 0) for digest in digests - counted)
+        if kept and total > EVENT_PAGE_BYTES:
+            return kept
+        counted |= digests
+    return len(events)
+
+
+def referred(data: Mapping[str, Any]) -> set[str]:
+    """The digests a decoded record or event body (and its step) refers to."""
+    found: set[str] = set()
+    wanted(data, found)
+    return found
 
 
 def wanted(data: Mapping[str, Any], into: set[str]) -> None:
