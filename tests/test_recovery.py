@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import orjson
 import pytest
 from pydantic import BaseModel
 
@@ -529,6 +533,136 @@ async def test_a_foreach_record_an_early_version_overwrote_is_driven_again_from_
         done = await settled(engine, run.run_id)
     assert done.status is RunStatus.SUCCESS and done.result == [i * i for i in range(4)], done.error
     assert probe.ran == Counter({"square[0]": 2, "square[1]": 2, "square[2]": 2, "square[3]": 1})
+
+
+asking_many = create_workflow("asking-many").foreach(ask_item, concurrency=200).commit()
+
+
+async def sql(url: str, statement: str, *args: Any) -> list[tuple[Any, ...]]:
+    """One statement on the test's database beside the store, as a hand edit would run it
+    (`$n` parameters, `?n` on SQLite)."""
+    if url.startswith("postgresql://"):
+        conn = await asyncpg.connect(url)
+        try:
+            return [tuple(row) for row in await conn.fetch(statement, *args)]
+        finally:
+            await conn.close()
+    with contextlib.closing(sqlite3.connect(url)) as conn, conn:
+        return conn.execute(re.sub(r"\$(\d+)", r"?\1", statement), args).fetchall()
+
+
+async def count_item_writes(url: str) -> None:
+    """Count every foreach item row the store inserts or updates (in `item_writes`), with a
+    trigger of the database itself: what the store writes, however it batches it."""
+    await sql(url, "CREATE TABLE item_writes (n integer NOT NULL)")
+    await sql(url, "INSERT INTO item_writes VALUES (0)")
+    if url.startswith("postgresql://"):
+        await sql(
+            url,
+            "CREATE FUNCTION count_item_write() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN UPDATE item_writes SET n = n + 1; RETURN NULL; END $$",
+        )
+        await sql(
+            url,
+            "CREATE TRIGGER item_written AFTER INSERT OR UPDATE ON foreach_items"
+            " FOR EACH ROW EXECUTE FUNCTION count_item_write()",
+        )
+        return
+    for event in ("INSERT", "UPDATE"):
+        await sql(
+            url,
+            f"CREATE TRIGGER item_{event.lower()} AFTER {event} ON foreach_items"
+            " BEGIN UPDATE item_writes SET n = n + 1; END",
+        )
+
+
+async def item_writes(url: str) -> int:
+    [(count,)] = await sql(url, "SELECT n FROM item_writes")
+    return int(count)
+
+
+async def test_resuming_one_item_of_a_large_foreach_writes_that_items_rows_only(db: str) -> None:
+    """A resume of one item of N wrote every item's row twice (the accepted resume on a record
+    carrying all items, then each item the re-drive had loaded): O(N) per resume, O(N²) to
+    resume them all (audit). Now the rows of the resumed item only, whatever N is."""
+    async with booted(db, [asking_many]) as engine:
+        run = await engine.start("asking-many", input_data=list(range(200)), wait=True)
+        assert run.status is RunStatus.SUSPENDED and len(run.steps[0].foreach_items) == 200
+        await count_item_writes(db)
+        for resumed, index in enumerate((7, 150), start=1):
+            before = await item_writes(db)
+            after = await engine.resume(run.run_id, for_each_index=index, resume_data={"ok": True}, wait=True)
+            # The accepted resume, then the item's outcome.
+            assert await item_writes(db) - before <= 2, index
+            assert after.status is RunStatus.SUSPENDED
+            items = after.steps[0].foreach_items
+            assert [i.index for i in items] == list(range(200))
+            assert sum(1 for i in items if i.status is StepStatus.SUCCESS) == resumed
+            assert items[index].status is StepStatus.SUCCESS
+            assert items[index].output == {"item": index, "ok": True}
+        with pytest.raises(StepNotSuspended):  # a second resume of the same item is refused
+            await engine.resume(run.run_id, for_each_index=7, resume_data={"ok": True}, wait=True)
+    assert probe.ran == Counter({"ask-item[7]": 1, "ask-item[150]": 1})
+
+
+async def move_items_inline(url: str, run_id: str) -> None:
+    """Store the run's foreach items inside its foreach record, and no item rows, as versions
+    before item rows existed did (JSON as text on SQLite, bytea on PostgreSQL)."""
+    [(record,)] = await sql(url, "SELECT record FROM steps WHERE run_id = $1", run_id)
+    rows = await sql(url, "SELECT item FROM foreach_items WHERE run_id = $1 ORDER BY item_index", run_id)
+    data = orjson.loads(record)
+    data["foreach_items"] = [orjson.loads(item) for (item,) in rows]
+    body = orjson.dumps(data)
+    await sql(
+        url,
+        "UPDATE steps SET record = $2 WHERE run_id = $1",
+        run_id,
+        body if isinstance(record, bytes) else body.decode(),
+    )
+    await sql(url, "DELETE FROM foreach_items WHERE run_id = $1", run_id)
+
+
+async def stored_items(url: str, run_id: str) -> tuple[bool, list[int]]:
+    """Whether the run's foreach record holds items inline, and the indexes of its item rows."""
+    [(record,)] = await sql(url, "SELECT record FROM steps WHERE run_id = $1", run_id)
+    rows = await sql(
+        url, "SELECT item_index FROM foreach_items WHERE run_id = $1 ORDER BY item_index", run_id
+    )
+    return "foreach_items" in orjson.loads(record), [index for (index,) in rows]
+
+
+async def test_a_suspended_foreach_with_its_items_inline_resumes_and_moves_them_to_rows(db: str) -> None:
+    async with booted(db) as engine:
+        run = await engine.start("asking-each", input_data=[0, 1, 2], wait=True)
+        assert [i.status for i in run.steps[0].foreach_items] == [StepStatus.SUSPENDED] * 3
+    await move_items_inline(db, run.run_id)
+    assert await stored_items(db, run.run_id) == (True, [])
+    async with booted(db) as engine:
+        after = await engine.resume(run.run_id, for_each_index=1, resume_data={"ok": True}, wait=True)
+        assert after.status is RunStatus.SUSPENDED
+        statuses = [i.status for i in after.steps[0].foreach_items]
+        assert statuses == [StepStatus.SUSPENDED, StepStatus.SUCCESS, StepStatus.SUSPENDED]
+    assert await stored_items(db, run.run_id) == (False, [0, 1, 2])
+    async with booted(db) as engine:
+        done = await engine.resume(run.run_id, resume_data={"ok": False}, wait=True)
+    assert done.status is RunStatus.SUCCESS
+    assert done.result == [{"item": 0, "ok": False}, {"item": 1, "ok": True}, {"item": 2, "ok": False}]
+    assert probe.ran == Counter({"ask-item[0]": 1, "ask-item[1]": 1, "ask-item[2]": 1})
+
+
+async def test_a_running_foreach_with_its_items_inline_goes_on_and_moves_them_to_rows(db: str) -> None:
+    probe.hold = {"square[2]"}
+    async with booted(db) as engine:
+        run = await engine.start("squares-one", input_data=list(range(4)))
+        await probe.wait_entered("square[2]")
+    await move_items_inline(db, run.run_id)
+    assert await stored_items(db, run.run_id) == (True, [])
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == [i * i for i in range(4)], done.error
+    assert probe.ran == Counter({"square[0]": 1, "square[1]": 1, "square[2]": 2, "square[3]": 1})
+    assert await stored_items(db, run.run_id) == (False, [0, 1, 2, 3])
 
 
 async def test_a_nested_workflow_re_driven_after_a_crash_records_its_next_suspension(db: str) -> None:

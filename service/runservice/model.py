@@ -205,6 +205,10 @@ class StepRecord:
     """What the body returned after it called suspend, unless None (Mastra's suspendOutput)."""
     call_id: str = ""
     """One execution of the step (Mastra's stepCallId): new each time it begins; retries share it."""
+    items_inline: bool = field(default=False, compare=False)
+    """Read back from a stored record that still holds its foreach items inline (written before
+    items had rows of their own): the next write of the record, which stores no items inline,
+    must write them all as rows. Never stored itself (see `ITEMS_INLINE`)."""
 
     @property
     def key(self) -> str:
@@ -285,7 +289,13 @@ class StepRecord:
             position=data.get("position") or 0,
             suspend_output=data.get("suspend_output"),
             call_id=data.get("call_id") or "",
+            items_inline=bool(data.get(ITEMS_INLINE)),
         )
+
+
+ITEMS_INLINE = "items_inline"
+"""The key a store sets on a decoded step record whose stored row holds its foreach items inline
+(`StepRecord.items_inline`)."""
 
 
 def new_call_id() -> str:

@@ -272,8 +272,12 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
         announce = True
     # From here the step's own record leaves the items out: they are in their rows, and a
     # record carrying them would write them all again (and could write back stale ones).
-    loaded = [item.index for item in record.foreach_items]
-    record = replace(record, foreach_items=())
+    if record.items_inline:
+        # Stored before items had rows of their own, the record held them inline: they become
+        # rows in the commit that first writes the record without them, or they would be lost.
+        for item in record.foreach_items:
+            walker.outbox.stage_item(path, item)
+    record = replace(record, foreach_items=(), items_inline=False)
     if announce:
         record = replace(record, call_id=new_call_id())
         walker.record_event(EventType.STEP_START, record)
@@ -329,10 +333,6 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
 
     def finish(outcome: Outcome, *, leaf: bool = True) -> Outcome:
         result = walker.finish_record(record, outcome, leaf=leaf)
-        # Items this walk found stored are written once more as rows: a record stored before
-        # items had rows of their own held them inline, and the record just staged has none.
-        for index in loaded:
-            walker.outbox.stage_item(path, state[index])
         walker.records[path] = replace(walker.records[path], foreach_items=listed)
         return result
 

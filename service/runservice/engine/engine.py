@@ -614,7 +614,7 @@ class Engine:
         # The accepted resume is stored on the step, so a crash before or while it runs
         # loses nothing: every later drive resumes that step until its next outcome.
         accepted = accept(run_id, records[path], index, data, now)
-        records[path] = accepted
+        records[path] = accepted.record
         # The nested workflows around the step take the resume too, as in Mastra: once one
         # ends, its record drops its suspension. Its time only: a copy of the resume data on
         # every level would count against no limit and could outgrow a reply (audit).
@@ -631,7 +631,8 @@ class Engine:
                 run_id,
                 expect=frozenset({RunStatus.SUSPENDED}),
                 patch=fields,
-                steps=(*around, accepted),
+                steps=(*around, accepted.stored),
+                items=tuple((path, item) for item in accepted.items),
                 events=(EventDraft.workflow_start(run.workflow_id, Execution.RESUME),),
                 request=("resume", request_id) if request_id else None,
                 # Without room, still a claim: a drive that holds the run (the claim loop took

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from runservice.errors import (
     FieldViolation,
@@ -12,7 +13,7 @@ from runservice.errors import (
     RunNotSuspended,
     StepNotSuspended,
 )
-from runservice.model import Json, Run, RunStatus, StepPath, StepRecord, StepStatus
+from runservice.model import ForeachItem, Json, Run, RunStatus, StepPath, StepRecord, StepStatus
 from runservice.model import evolve as replace  # dataclasses.replace, faster
 from runservice.workflow import Runnable, Workflow
 
@@ -57,8 +58,21 @@ def _without_items(path: StepPath) -> StepPath:
     return tuple(part for part in path if not part.startswith("["))
 
 
-def accept(run_id: str, record: StepRecord, index: int | None, data: Json, now: float) -> StepRecord:
-    """The step record with the resume accepted on it (on the chosen foreach items).
+class Accepted(NamedTuple):
+    """A resume accepted on a step: what the walk follows, and what is written for it."""
+
+    record: StepRecord
+    """The step's record with the resume on it and on its chosen foreach items (all its items)."""
+    stored: StepRecord
+    """The record to write: without its items, which have rows of their own, so a resume of one
+    item of N costs the same whatever N is; with all of them when the stored record held them
+    inline (an old version's), which moves them to rows."""
+    items: tuple[ForeachItem, ...]
+    """The foreach items the resume changed, each written as its own row."""
+
+
+def accept(run_id: str, record: StepRecord, index: int | None, data: Json, now: float) -> Accepted:
+    """The resume accepted on the step (on the chosen foreach items).
 
     Stored in the same commit that makes the run `running` again, it is what every
     later drive of the run follows until the resumed step's next outcome is committed.
@@ -76,14 +90,25 @@ def accept(run_id: str, record: StepRecord, index: int | None, data: Json, now: 
                     [f"{'.'.join(record.path)}[{i}]" for i in sorted(suspended)],
                 )
         chosen = suspended if index is None else {index}
-        resumed = tuple(
-            replace(i, resumed_at=now, resume_payload=data) if i.index in chosen else i
+        changed: dict[int, ForeachItem] = {
+            i.index: replace(i, resumed_at=now, resume_payload=data)
             for i in record.foreach_items
+            if i.index in chosen
+        }
+        resumed = replace(
+            record,
+            foreach_items=tuple(changed.get(i.index, i) for i in record.foreach_items),
+            resumed_at=now,
+            resume_payload=data,
+            items_inline=False,  # the write below stores them all as rows
         )
-        return replace(record, foreach_items=resumed, resumed_at=now, resume_payload=data)
+        if record.items_inline:
+            return Accepted(resumed, resumed, ())
+        return Accepted(resumed, replace(resumed, foreach_items=()), tuple(changed.values()))
     if index is not None and f"[{index}]" not in record.path:
         raise _bad_index(f"step {'.'.join(record.path)!r} is not a foreach step")
-    return replace(record, resumed_at=now, resume_payload=data)
+    resumed = replace(record, resumed_at=now, resume_payload=data)
+    return Accepted(resumed, resumed, ())
 
 
 def _bad_index(description: str) -> InvalidArgument:

@@ -43,6 +43,7 @@ import orjson
 
 from runservice.errors import RunUnreadable
 from runservice.model import (
+    ITEMS_INLINE,
     Event,
     ForeachItem,
     Run,
@@ -894,10 +895,13 @@ def _column_value(cell: bytes | None, found: rows.Found) -> Any:
 def with_items(record: dict[str, Any], items: bytes | None) -> dict[str, Any]:
     """A decoded step record with its item rows (`items`: their JSON, comma-separated) as
     `foreach_items`; items a record still holds inline (written before item rows existed)
-    stay unless a row replaces them."""
+    stay unless a row replaces them, and the record says it holds some (`StepRecord.items_inline`)."""
+    inline = record.get("foreach_items")
+    if inline:
+        record[ITEMS_INLINE] = True
     if not items:
         return record
-    merged = {item["index"]: item for item in record.get("foreach_items") or ()}
+    merged = {item["index"]: item for item in inline or ()}
     for item in orjson.loads(b"[" + items + b"]"):
         merged[item["index"]] = item
     record["foreach_items"] = [merged[index] for index in sorted(merged)]

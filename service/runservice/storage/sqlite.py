@@ -107,6 +107,7 @@ import orjson
 
 from runservice.errors import DatabaseFileMoved, RunUnreadable, StorageFailed, StorageUnavailable
 from runservice.model import (
+    ITEMS_INLINE,
     Event,
     ForeachItem,
     Run,
@@ -1950,11 +1951,14 @@ def _encode_items(change: RunWrite, writer: values.ValueWriter) -> list[tuple[st
 
 def _with_items(record: dict[str, Any], items: str | None) -> dict[str, Any]:
     """A decoded step record with its item rows as `foreach_items`; items a record still
-    holds inline (written before item rows existed) stay unless a row replaces them."""
+    holds inline (written before item rows existed) stay unless a row replaces them, and
+    the record says it holds some (`StepRecord.items_inline`)."""
+    inline = record.get("foreach_items")
+    if inline:
+        record[ITEMS_INLINE] = True
     if items is None:
         return record
     rows = orjson.loads(items)
-    inline = record.get("foreach_items")
     if inline:
         merged = {item["index"]: item for item in inline}
         merged.update((item["index"], item) for item in rows)
