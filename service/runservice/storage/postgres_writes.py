@@ -51,6 +51,7 @@ from runservice.model import (
     RunStatus,
     StepPath,
     StepRecord,
+    evolve,
     path_key,
 )
 from runservice.storage import RunWrite, WriteResult, rows, values
@@ -849,8 +850,8 @@ def _encode(change: RunWrite) -> _Encoded:
     def step_row(record: StepRecord) -> bytes:
         if not record.foreach_items:
             return orjson.dumps(encode_step(record))
-        data = record.to_json()  # the items go to their own rows, not into the step's
-        del data["foreach_items"]
+        # The items go to their own rows, not into the step's: left out before encoding.
+        data = evolve(record, foreach_items=()).to_json()
         return writer.body(run_id, data, values.RECORD_FIELDS)
 
     def item_row(key: str, item: ForeachItem) -> tuple[str, int, bytes]:

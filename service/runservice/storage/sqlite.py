@@ -115,6 +115,7 @@ from runservice.model import (
     RunStatus,
     StepPath,
     StepRecord,
+    evolve,
     path_key,
 )
 from runservice.storage import (
@@ -1925,9 +1926,9 @@ def _encode(
     def step_row(record: StepRecord) -> str:
         if not record.foreach_items:
             return _dumps(encode_step(record))
-        # The items go to their own rows (`_encode_items`), not into the step's.
-        data = record.to_json()
-        del data["foreach_items"]
+        # The items go to their own rows (`_encode_items`), not into the step's: left out
+        # before encoding, not encoded only to be dropped.
+        data = evolve(record, foreach_items=()).to_json()
         return writer.body(change.run_id, data, values.RECORD_FIELDS).decode()
 
     steps = [(step.key, step.position, step_row(step)) for step in change.steps]
