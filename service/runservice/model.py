@@ -230,7 +230,7 @@ class StepRecord:
     def to_json(self) -> dict[str, Json]:
         # Spelled out rather than filtered from a dict of everything: this runs for every
         # step start and result, and most fields are empty on most records.
-        out: dict[str, Json] = {"path": list(self.path), "status": self.status.value}
+        out: dict[str, Json] = {"path": list(self.path), "status": self.status._value_}
         if self.payload is not None:
             out["payload"] = self.payload
         if self.output is not None:
@@ -452,7 +452,9 @@ class EventDraft:
 
     def to_json(self, encode_step: Callable[[StepRecord], Any] = StepRecord.to_json) -> dict[str, Json]:
         """The storage encoding; `encode_step` may hand over a record already encoded."""
-        out: dict[str, Json] = {"type": self.type.value, "run_status": self.run_status.value}
+        # `_value_`, the member's own attribute: `.value` is a property of Enum, a function
+        # call each time, and these run several times for every step of every run.
+        out: dict[str, Json] = {"type": self.type._value_, "run_status": self.run_status._value_}
         if self.step is not None:
             out["step"] = encode_step(self.step)
         if self.data is not None:
@@ -462,7 +464,7 @@ class EventDraft:
         if self.progress is not None:
             out["progress"] = self.progress.to_json()
         if self.cause is not None:
-            out["cause"] = self.cause.value
+            out["cause"] = self.cause._value_
         return out
 
 

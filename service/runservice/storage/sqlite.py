@@ -1835,7 +1835,7 @@ def _apply_change(
         lease = (claim.owner, 1, now + claim.seconds) if claim is not None else (None, 0, None)
         if conn.execute(_INSERT_RUN, (*created, *lease)).rowcount == 0:
             return WriteResult(applied=False, status=_status(conn, run_id))
-        status, last_seq, epoch = change.create.status.value, count, lease[1]
+        status, last_seq, epoch = change.create.status._value_, count, lease[1]
         if assignments:
             ((status, last_seq, epoch),) = conn.execute(
                 f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ?"
@@ -2009,7 +2009,7 @@ def _same(value: Any) -> Any:
 
 
 _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
-    "status": lambda value: RunStatus(value).value,
+    "status": lambda value: RunStatus(value)._value_,
     "input": _json,
     "state": _json,
     "request_context": _json,
@@ -2046,7 +2046,7 @@ def _run_row(run: Run, now: float, last_seq: int, writer: values.ValueWriter) ->
         run.run_id,
         run.workflow_id,
         run.resource_id,
-        run.status.value,
+        run.status._value_,
         writer.column(run.run_id, run.input),
         _json(run.state),
         _json(run.request_context),
