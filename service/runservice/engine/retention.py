@@ -108,25 +108,30 @@ class Retention:
     async def _delete_runs(self) -> int:
         cutoff = time.time() - self.seconds
         swept = 0
-        while True:
-            run_ids = await self._store.settled_before(cutoff, PAGE)
-            if not run_ids:
-                break
-            try:
-                async with asyncio.TaskGroup() as deletes:
-                    writes = [
-                        deletes.create_task(self._store.write(RunWrite(run_id, expect=SETTLED, delete=True)))
-                        for run_id in run_ids
-                    ]
-            except ExceptionGroup as group:  # one database: its first failure says it all
-                raise group.exceptions[0] from None
-            gone = sum(write.result().applied for write in writes)
-            swept += gone
-            self.deleted += gone
-            if gone == 0:
-                break  # every one changed meanwhile (a time travel): the next sweep looks again
-        if swept:
-            logger.info("retention: deleted %d runs that ended before %s", swept, iso(cutoff))
+        try:
+            while True:
+                run_ids = await self._store.settled_before(cutoff, PAGE)
+                if not run_ids:
+                    break
+                try:
+                    async with asyncio.TaskGroup() as deletes:
+                        writes = [
+                            deletes.create_task(
+                                self._store.write(RunWrite(run_id, expect=SETTLED, delete=True))
+                            )
+                            for run_id in run_ids
+                        ]
+                except ExceptionGroup as group:  # one database: its first failure says it all
+                    raise group.exceptions[0] from None
+                gone = sum(write.result().applied for write in writes)
+                swept += gone
+                self.deleted += gone
+                if gone == 0:
+                    break  # every one changed meanwhile (a time travel): the next sweep looks again
+        finally:
+            # Also when a shutdown or a failure stops the sweep: what it deleted is on record.
+            if swept:
+                logger.info("retention: deleted %d runs that ended before %s", swept, iso(cutoff))
         return swept
 
 
