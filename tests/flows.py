@@ -315,6 +315,11 @@ async def tick(ctx: StepContext) -> Any:
 many_each = create_workflow("many-each").foreach(tick).commit()
 """A foreach of a trivial step, one item at a time: for large item counts."""
 
+
+def _one(ctx: StepContext) -> int:
+    return 1
+
+
 mapped = (
     create_workflow("mapped", input_schema=Value)
     .then(double)
@@ -322,8 +327,9 @@ mapped = (
         {
             "doubled": {"step": "double", "path": "value"},
             "original": {"init_data": True, "path": "value"},
-            "constant": {"value": "k"},
+            "constant": {"value": "k", "schema": str},  # Mastra's typed sources: shown, not checked
             "tenant": {"request_context_path": "tenant"},
+            "one": {"fn": _one, "schema": int},
         },
         id="reshape",
     )

@@ -245,10 +245,24 @@ async def test_map_declarative_sources_and_function(client: Client) -> None:
     result = await start(client, "mapped", {"value": 4}, request_context={"tenant": "acme"})
     assert records(result)["reshape"] == (
         "success",
-        {"doubled": 8, "original": 4, "constant": "k", "tenant": "acme"},
+        {"doubled": 8, "original": 4, "constant": "k", "tenant": "acme", "one": 1},
     )
     assert result.result == {"sum": 12}
     assert "mapping_1" in records(result)  # generated ids are stable: the n-th map of the workflow
+    # A source's `schema` (Mastra's `{value, schema}`, `{fn, schema}`...) is described as JSON Schema.
+    details = await client.get_workflow("mapped").details()
+    (reshape,) = [node for node in details.step_graph if node["id"] == "reshape"]
+    assert reshape["map_config"]["constant"] == {"value": "k", "schema": {"type": "string"}}
+    assert reshape["map_config"]["one"] == {"fn": "_one", "schema": {"type": "integer"}}
+
+
+def test_map_schema_is_only_for_value_context_and_function_sources() -> None:
+    from runservice.workflow import create_workflow
+
+    with pytest.raises(errors.WorkflowDefinitionError, match="unknown source"):
+        create_workflow("bad-map").map({"x": {"step": "s", "path": ".", "schema": int}})
+    with pytest.raises(errors.WorkflowDefinitionError, match="schema that is not a type"):
+        create_workflow("bad-map").map({"x": {"value": 1, "schema": "an int, please"}})
 
 
 # -- sleep ---------------------------------------------------------------------------------------------------

@@ -179,8 +179,9 @@ class Workflow:
 
         Sources: `{"step": step_or_id, "path": "a.b"}` (path "." is the whole output),
         `{"init_data": True, "path": ...}`, `{"value": constant}`,
-        `{"request_context_path": "a.b"}`. The id defaults to `mapping_<n>`, stable
-        across processes as long as the definition is unchanged.
+        `{"request_context_path": "a.b"}`, `{"fn": f}`; the last three may add a `schema`
+        (a type: described, not checked, as in Mastra). The id defaults to `mapping_<n>`,
+        stable across processes as long as the definition is unchanged.
         """
         from runservice.workflow.mapping import mapping_step
 

@@ -9,10 +9,14 @@ from typing import Any
 from runservice.errors import WorkflowDefinitionError
 from runservice.model import Json
 from runservice.workflow.context import StepContext
-from runservice.workflow.schema import to_jsonable
+from runservice.workflow.schema import as_schema, to_jsonable
 from runservice.workflow.step import Step
 
 _SOURCE_KEYS = ({"step", "path"}, {"init_data", "path"}, {"value"}, {"request_context_path"}, {"fn"})
+_TYPED = ({"value"}, {"request_context_path"}, {"fn"})
+"""Sources that may also name the `schema` of what they give, as in Mastra, where it types the
+map step's output and is not checked when the step runs; here it is shown in the workflow's
+description (its JSON Schema) and not checked either."""
 
 
 def mapping_step(
@@ -30,14 +34,20 @@ def mapping_step(
     if not isinstance(mapping, dict) or not mapping:
         raise WorkflowDefinitionError(f"workflow {workflow_id!r}: map() needs a function or a non-empty dict")
     for key, source in mapping.items():
-        if not isinstance(source, dict) or not any(
-            set(source) == keys or set(source) == keys - {"path"} for keys in _SOURCE_KEYS
-        ):
+        if not isinstance(source, dict) or not _known(set(source)):
             raise WorkflowDefinitionError(
                 f"workflow {workflow_id!r}: map key {key!r} has an unknown source {source!r}; use "
                 "{'step': s, 'path': 'a.b'}, {'init_data': True, 'path': ...}, {'value': v}, "
-                "{'request_context_path': 'a.b'} or {'fn': f}"
+                "{'request_context_path': 'a.b'} or {'fn': f} (the last three with an optional "
+                "'schema')"
             )
+        if "schema" in source:
+            try:
+                _schema_json(source["schema"])
+            except Exception as exc:
+                raise WorkflowDefinitionError(
+                    f"workflow {workflow_id!r}: map key {key!r} has a schema that is not a type: {exc}"
+                ) from None
     sources = dict(mapping)
 
     async def run_sources(ctx: StepContext) -> dict[str, Json]:
@@ -48,6 +58,12 @@ def mapping_step(
         return out
 
     return Step(id=step_id, execute=run_sources, description="map", map_config=_describe(sources))
+
+
+def _known(keys: set[str]) -> bool:
+    if "schema" in keys:
+        return keys - {"schema"} in _TYPED
+    return any(keys == known or keys == known - {"path"} for known in _SOURCE_KEYS)
 
 
 def _resolve(ctx: StepContext, step_id: str, source: dict[str, Any]) -> Any:
@@ -95,10 +111,18 @@ def _describe(sources: dict[str, Any]) -> dict[str, Json]:
                 entry[name] = names if isinstance(value, list | tuple) else names[0]
             elif name == "fn":
                 entry[name] = _name(value)
+            elif name == "schema":
+                entry[name] = _schema_json(value)
             else:
                 entry[name] = to_jsonable(value)
         out[key] = entry
     return out
+
+
+def _schema_json(schema: Any) -> Json:
+    """A map source's `schema` as JSON Schema (None: no schema); raises for what is not a type."""
+    checked = as_schema(schema)
+    return None if checked is None else checked.json_schema()
 
 
 def _name(fn: Any) -> str:
