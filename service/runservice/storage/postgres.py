@@ -57,6 +57,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from functools import partial
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -956,20 +957,11 @@ class PostgresStore(PostgresSchedules):
             refs = [values.referred(body) for _, _, body in decoded]
         except UNDECODABLE as exc:
             raise unreadable(run_id, "events", exc) from None
-        wanted = set().union(*refs)
-        if wanted:  # large values: the page ends before they pass values.EVENT_PAGE_BYTES
-            sizes = await self._readers().fetch(
-                "SELECT digest, octet_length(body) FROM run_values WHERE run_id = $1"
-                " AND digest = ANY($2::text[])",
-                run_id,
-                list(wanted),
-            )
-            kept = values.page_length(
-                [(len(row[2]), ref) for row, ref in zip(rows, refs, strict=True)],
-                {digest: size for digest, size in sizes},
-            )
-            decoded, wanted = decoded[:kept], set().union(*refs[:kept])
-        found = await self._values(run_id, wanted)
+        found: dict[str, Any] = {}
+        if any(refs):  # large values: the page ends before they pass values.EVENT_PAGE_BYTES
+            sized = [(len(row[2]), ref) for row, ref in zip(rows, refs, strict=True)]
+            kept, found = await values.page_values(sized, partial(self._sized_values, run_id))
+            decoded = decoded[:kept]
         try:
             events = [Event.from_json(run_id, s, at, values.resolve(body, found)) for s, at, body in decoded]
         except UNDECODABLE as exc:
@@ -1097,13 +1089,17 @@ class PostgresStore(PostgresSchedules):
         """The stored values of a run by digest (see storage/values.py)."""
         if not digests:
             return {}
+        return {digest: value for digest, (value, _) in (await self._sized_values(run_id, digests)).items()}
+
+    async def _sized_values(self, run_id: str, digests: set[str]) -> dict[str, tuple[Any, int]]:
+        """The stored values of a run by digest, each with its JSON's length."""
         rows = await self._readers().fetch(
             "SELECT digest, body FROM run_values WHERE run_id = $1 AND digest = ANY($2::text[])",
             run_id,
             list(digests),
         )
         try:
-            return {digest: orjson.loads(body) for digest, body in rows}
+            return {digest: (orjson.loads(body), len(body)) for digest, body in rows}
         except UNDECODABLE as exc:
             raise unreadable(run_id, "stored values", exc) from None
 

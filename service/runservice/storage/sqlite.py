@@ -1041,18 +1041,11 @@ class SqliteStore(SqliteSchedules):
             refs = [values.referred(body) for _, _, body in decoded]
         except UNDECODABLE as exc:
             raise unreadable(run_id, "events", exc) from None
-        wanted = set().union(*refs)
-        if wanted:  # large values: the page ends before they pass values.EVENT_PAGE_BYTES
-            sizes = self._point_rows(
-                f"SELECT digest, length(body) FROM run_values WHERE run_id = ? AND digest IN"
-                f" ({', '.join('?' * len(wanted))})",
-                (run_id, *wanted),
-            )
-            kept = values.page_length(
-                [(len(row[2]), ref) for row, ref in zip(rows, refs, strict=True)], dict(sizes)
-            )
-            decoded, wanted = decoded[:kept], set().union(*refs[:kept])
-        found = await self._values(run_id, wanted)
+        found: dict[str, Any] = {}
+        if any(refs):  # large values: the page ends before they pass values.EVENT_PAGE_BYTES
+            sized = [(len(row[2]), ref) for row, ref in zip(rows, refs, strict=True)]
+            kept, found = await values.page_values(sized, functools.partial(self._sized_values, run_id))
+            decoded = decoded[:kept]
         try:
             events = [Event.from_json(run_id, s, at, values.resolve(body, found)) for s, at, body in decoded]
         except UNDECODABLE as exc:
@@ -1103,13 +1096,17 @@ class SqliteStore(SqliteSchedules):
         """The stored values of a run by digest (see storage/values.py)."""
         if not digests:
             return {}
+        return {digest: value for digest, (value, _) in (await self._sized_values(run_id, digests)).items()}
+
+    async def _sized_values(self, run_id: str, digests: set[str]) -> dict[str, tuple[Any, int]]:
+        """The stored values of a run by digest, each with its JSON's length."""
         marks = ", ".join("?" * len(digests))
         rows = self._point_rows(
             f"SELECT digest, body FROM run_values WHERE run_id = ? AND digest IN ({marks})",
             (run_id, *digests),
         )
         try:
-            return {digest: orjson.loads(body) for digest, body in rows}
+            return {digest: (orjson.loads(body), len(body)) for digest, body in rows}
         except UNDECODABLE as exc:
             raise unreadable(run_id, "stored values", exc) from None
 

@@ -20,7 +20,7 @@ than the copy.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -132,19 +132,34 @@ EVENT_PAGE_BYTES = 8 * 1024 * 1024
 bodies and the values they refer to pass this many bytes, after one event at least. A run's
 events may carry far more than the run holds (each iteration of a loop records its step's
 output anew): a thousand of them carrying 1 MiB each made one page a gigabyte in memory."""
+EVENTS_AT_ONCE = 16
+"""Events whose stored values a page reads with one statement (see `page_values`)."""
 
 
-def page_length(events: Sequence[tuple[int, set[str]]], value_sizes: Mapping[str, int]) -> int:
-    """How many of `events` (each its body's bytes and the digests it refers to) the page
-    keeps: as many as fit in `EVENT_PAGE_BYTES`, each value counted once, one at least."""
-    total = 0
-    counted: set[str] = set()
-    for kept, (size, digests) in enumerate(events):
-        total += size + sum(value_sizes.get(digest, 0) for digest in digests - counted)
-        if kept and total > EVENT_PAGE_BYTES:
-            return kept
-        counted |= digests
-    return len(events)
+async def page_values(
+    events: Sequence[tuple[int, set[str]]],
+    load: Callable[[set[str]], Awaitable[dict[str, tuple[Any, int]]]],
+) -> tuple[int, dict[str, Any]]:
+    """How many of `events` (each its body's bytes and the digests it refers to) a page keeps,
+    and the values they refer to: read in order, the values of `EVENTS_AT_ONCE` events at a
+    time (`load`: digest -> value and its JSON's bytes), until the bodies and values pass
+    `EVENT_PAGE_BYTES` (one event at least, each value counted once). A page reads at most the
+    values of `EVENTS_AT_ONCE` events more than it keeps."""
+    found: dict[str, Any] = {}
+    total = kept = 0
+    while kept < len(events):
+        group = events[kept : kept + EVENTS_AT_ONCE]
+        missing = set().union(*(digests for _, digests in group)) - found.keys()
+        sizes: dict[str, int] = {}
+        for digest, (value, size) in (await load(missing) if missing else {}).items():
+            found[digest] = value
+            sizes[digest] = size
+        for size, digests in group:
+            total += size + sum(sizes.pop(digest, 0) for digest in digests)
+            if kept and total > EVENT_PAGE_BYTES:
+                return kept, found
+            kept += 1
+    return kept, found
 
 
 def referred(data: Mapping[str, Any]) -> set[str]:
