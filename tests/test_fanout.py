@@ -10,10 +10,11 @@ import pytest
 from runservice import limits
 from runservice.client import Client
 from runservice.engine import Engine
-from runservice.engine.follow import coalescing_pause
-from runservice.model import Event, EventType, RunStatus
+from runservice.engine.follow import coalescing_pause, follow_events
+from runservice.model import Event, EventDraft, EventType, Run, RunStatus
 from runservice.server import convert
 from runservice.server.fanout import SharedReplies
+from runservice.storage import RunWrite
 from runservice.storage.sqlite import SqliteStore
 from runservice.v1 import run_service_pb2
 from runservice.workflow import StepContext, create_step, create_workflow
@@ -105,3 +106,37 @@ async def test_a_thousand_coalescing_followers_get_every_event_in_fewer_batches(
         assert [sequence for batch in batches for sequence in batch] == log
     # 50 commits of a few milliseconds each: a batch each without coalescing, a few with it.
     assert max(len(batches) for batches in seen) < 20 < len(uncoalesced)
+
+
+async def test_a_follower_that_fell_behind_catches_up_to_the_end_of_the_run(tmp_path: Path) -> None:
+    """A follower too slow for its subscription (over 1,000 events buffered: they are dropped)
+    re-reads the store; a page it reads may end before the run's last event, and nothing live
+    is left to tell it more is stored: it reads on until it reaches the end."""
+    store = SqliteStore(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        step = EventDraft(type=EventType.STEP_OUTPUT, run_status=RunStatus.RUNNING, data=1)
+        run = Run(run_id="slow", workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0)
+        await store.write(RunWrite("slow", create=run, events=(step,)))
+        follow = follow_events(
+            store,
+            "slow",
+            after=0,
+            until_settled=False,
+            heartbeat=0.2,
+            draining=lambda: False,
+            register=lambda _: None,
+        )
+        seen = [event.sequence for event in await anext(follow)]
+        assert await anext(follow) == []  # a heartbeat: the stored log is read, the follower is live
+        for _ in range(999):  # the follower reads nothing meanwhile: its subscription holds them
+            await store.write(RunWrite("slow", events=(step,)), durable=False)
+        finish = EventDraft(type=EventType.WORKFLOW_FINISH, run_status=RunStatus.SUCCESS, data=1)
+        # The run's last commit takes the subscription over 1,000: dropped, the follower lags.
+        await store.write(RunWrite("slow", patch={"status": RunStatus.SUCCESS}, events=(step, finish)))
+        async with asyncio.timeout(10):
+            async for batch in follow:
+                seen.extend(event.sequence for event in batch)
+    finally:
+        await store.close()
+    assert seen == list(range(1, 1003))

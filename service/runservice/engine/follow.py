@@ -55,13 +55,22 @@ async def follow_events(
                 return
         if run.status.terminal and cursor >= run.last_sequence:
             return
+        behind = False
         while True:
             if draining():
                 raise Unavailable("server is shutting down; reconnect with your last sequence")
-            live = await subscription.wait(heartbeat)
-            if subscription.lagged or (live and live[0].sequence > cursor + 1):
-                subscription.lagged = False
+            if behind:
+                # A page read to catch up may end before the run's last event (pages are
+                # bounded in events and bytes), and the events after it, dropped from the
+                # subscription, come back from nowhere else: read on until a page is empty.
                 live = await read(cursor)
+                behind = bool(live)
+            else:
+                live = await subscription.wait(heartbeat)
+                if subscription.lagged or (live and live[0].sequence > cursor + 1):
+                    subscription.lagged = False
+                    live = await read(cursor)
+                    behind = bool(live)
             fresh = [e for e in live if e.sequence > cursor]
             if not fresh:
                 if heartbeat is not None and not live and not draining():
