@@ -53,7 +53,9 @@ GIL is released during the fsync all the same). A larger batch says other work
 is waiting, and goes to the writer thread. A disk whose fsync is slow would stall
 every call for as long, and gains little from skipping the hand-off: while the
 synced commits' moving average time is above `_LOOP_SYNC_LIMIT`, they all go to
-the writer thread (a first fsync that hangs still stalls the loop once).
+the writer thread, and for `_SLOW_SYNC_BACKOFF` seconds after any one of them
+took longer than `_SLOW_SYNC` (a disk whose syncs stall now and then). So a sync
+that stalls holds the loop once in that time at most (one that hangs, once).
 
 Event sequences are allocated from `runs.last_seq` inside the writing
 transaction. With a single writer, commit order is sequence order and a
@@ -168,6 +170,11 @@ _LOOP_SYNC_LIMIT = 0.001
 sometimes a few ms; a disk slower than this stalls the loop for too long to be worth it."""
 _SYNC_AVERAGE_WEIGHT = 0.125
 """Weight of the latest synced commit's time in the moving average."""
+_SLOW_SYNC = 0.01
+"""Seconds of one synced commit past which synced commits stay off the event loop for
+`_SLOW_SYNC_BACKOFF` seconds: the average forgets a stall within a few dozen commits, and a
+disk whose syncs stall now and then would hold the loop at each stall (review)."""
+_SLOW_SYNC_BACKOFF = 60.0
 _PAGE_SIZE = 2048
 """Bytes per page of a new database. A commit writes every page it dirtied to the WAL, and a
 run's rows land on a few pages of their own (its index entries are keyed by run id): half of
@@ -435,6 +442,8 @@ class SqliteStore(SqliteSchedules):
         self._queue = batching.WriteQueue()
         self._sync_seconds = 0.0
         """Moving average of the synced commits' times (see `_LOOP_SYNC_LIMIT`)."""
+        self._loop_syncs_after = 0.0
+        """Monotonic time before which no synced commit runs on the loop (see `_SLOW_SYNC`)."""
         self.loop_syncs = 0
         """Synced commits made on the event loop (see the module docstring)."""
         self._writer_task: asyncio.Task[None] | None = None
@@ -962,7 +971,12 @@ class SqliteStore(SqliteSchedules):
     def _sync_on_loop(self, batch: list[_Pending]) -> bool:
         """Whether this synced batch commits on the event loop: it is a lone change, nothing
         waits behind it, and no synced commit was slow lately (see the module docstring)."""
-        return len(batch) == 1 and self._queue.empty() and self._sync_seconds <= _LOOP_SYNC_LIMIT
+        return (
+            len(batch) == 1
+            and self._queue.empty()
+            and self._sync_seconds <= _LOOP_SYNC_LIMIT
+            and time.monotonic() >= self._loop_syncs_after
+        )
 
     def _end_synced_transaction(self) -> None:
         """`_end_transaction` under synchronous=FULL, its time taken into the moving average
@@ -973,6 +987,8 @@ class SqliteStore(SqliteSchedules):
         finally:
             took = time.perf_counter() - started
             self._sync_seconds += (took - self._sync_seconds) * _SYNC_AVERAGE_WEIGHT
+            if took > _SLOW_SYNC:
+                self._loop_syncs_after = time.monotonic() + _SLOW_SYNC_BACKOFF
 
     def _end_transaction(self) -> None:
         """Commit the open transaction (rolled back if that fails)."""
