@@ -1278,16 +1278,25 @@ async def test_version_13_foreach_items_move_to_a_clustered_table(db_path: str) 
     assert "WITHOUT ROWID" in tables["foreach_items"] and "foreach_items_v14" not in tables
 
 
-async def test_a_page_of_events_ends_before_its_values_pass_the_page_bytes(store: AnyStore) -> None:
+@pytest.mark.parametrize("first", ["a", "\u4e00"], ids=["ascii", "three-byte-utf8"])
+async def test_a_page_of_events_ends_before_its_values_pass_the_page_bytes(
+    store: AnyStore, first: str
+) -> None:
     """Events that carry large values (each its own, as a loop's iterations record theirs) are
-    read in pages of at most `values.EVENT_PAGE_BYTES`: every event once, in order, intact."""
+    read in pages of at most `values.EVENT_PAGE_BYTES` (bytes, not characters): every event
+    once, in order, intact."""
     from runservice.storage import values
 
     big = 700 * 1024
+    width = len(first.encode())
     run = new_run("paged")
     await create(store, run)
-    for index in range(16):  # 16 x 700 KiB, each value different: over 11 MiB in all
-        await store.write(RunWrite(run_id=run.run_id, events=(draft(chr(ord("a") + index) * big),)))
+
+    def data(index: int) -> str:  # 700 KiB of UTF-8, each event's different
+        return chr(ord(first) + index) * (big // width)
+
+    for index in range(16):  # 16 x 700 KiB: over 11 MiB in all
+        await store.write(RunWrite(run_id=run.run_id, events=(draft(data(index)),)))
     pages: list[list[Event]] = []
     cursor = 0
     while events := await store.read_events(run.run_id, cursor):
@@ -1295,7 +1304,7 @@ async def test_a_page_of_events_ends_before_its_values_pass_the_page_bytes(store
         cursor = events[-1].sequence
     assert [len(page) for page in pages] == [11, 5]  # 8 MiB / 700 KiB, then the rest
     assert sequences(event for page in pages for event in page) == list(range(1, 17))
-    assert all(event.data == chr(ord("a") + event.sequence - 1) * big for page in pages for event in page)
+    assert all(event.data == data(event.sequence - 1) for page in pages for event in page)
     assert values.EVENT_PAGE_BYTES // (big + 2) == 11  # the 12th event's value passes it
     # A single event larger than a page is still read (one per page at least).
     assert len(await store.read_events(run.run_id, 0, limit=1)) == 1

@@ -959,7 +959,7 @@ class PostgresStore(PostgresSchedules):
             raise unreadable(run_id, "events", exc) from None
         found: dict[str, Any] = {}
         if any(refs):  # large values: the page ends before they pass values.EVENT_PAGE_BYTES
-            sized = [(len(row[2]), ref) for row, ref in zip(rows, refs, strict=True)]
+            sized = [(values.encoded_length(row[2]), ref) for row, ref in zip(rows, refs, strict=True)]
             kept, found = await values.page_values(sized, partial(self._sized_values, run_id))
             decoded = decoded[:kept]
         try:
@@ -1089,19 +1089,26 @@ class PostgresStore(PostgresSchedules):
         """The stored values of a run by digest (see storage/values.py)."""
         if not digests:
             return {}
-        return {digest: value for digest, (value, _) in (await self._sized_values(run_id, digests)).items()}
+        rows = await self._value_rows(run_id, digests)
+        try:
+            return {digest: orjson.loads(body) for digest, body in rows}
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "stored values", exc) from None
 
     async def _sized_values(self, run_id: str, digests: set[str]) -> dict[str, tuple[Any, int]]:
-        """The stored values of a run by digest, each with its JSON's length."""
-        rows = await self._readers().fetch(
+        """The stored values of a run by digest, each with its JSON's bytes."""
+        rows = await self._value_rows(run_id, digests)
+        try:
+            return {digest: (orjson.loads(body), values.encoded_length(body)) for digest, body in rows}
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "stored values", exc) from None
+
+    async def _value_rows(self, run_id: str, digests: set[str]) -> list[Any]:
+        return await self._readers().fetch(  # type: ignore[no-any-return]
             "SELECT digest, body FROM run_values WHERE run_id = $1 AND digest = ANY($2::text[])",
             run_id,
             list(digests),
         )
-        try:
-            return {digest: (orjson.loads(body), len(body)) for digest, body in rows}
-        except UNDECODABLE as exc:
-            raise unreadable(run_id, "stored values", exc) from None
 
     async def _runs_from_rows(self, rows: Sequence[Any]) -> list[Run]:
         """Runs from `RUN_COLUMNS` rows, their stored values read with one statement."""

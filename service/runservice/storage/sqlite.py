@@ -1059,7 +1059,7 @@ class SqliteStore(SqliteSchedules):
             raise unreadable(run_id, "events", exc) from None
         found: dict[str, Any] = {}
         if any(refs):  # large values: the page ends before they pass values.EVENT_PAGE_BYTES
-            sized = [(len(row[2]), ref) for row, ref in zip(rows, refs, strict=True)]
+            sized = [(values.encoded_length(row[2]), ref) for row, ref in zip(rows, refs, strict=True)]
             kept, found = await values.page_values(sized, functools.partial(self._sized_values, run_id))
             decoded = decoded[:kept]
         try:
@@ -1112,19 +1112,25 @@ class SqliteStore(SqliteSchedules):
         """The stored values of a run by digest (see storage/values.py)."""
         if not digests:
             return {}
-        return {digest: value for digest, (value, _) in (await self._sized_values(run_id, digests)).items()}
+        try:
+            return {digest: orjson.loads(body) for digest, body in self._value_rows(run_id, digests)}
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "stored values", exc) from None
 
     async def _sized_values(self, run_id: str, digests: set[str]) -> dict[str, tuple[Any, int]]:
-        """The stored values of a run by digest, each with its JSON's length."""
+        """The stored values of a run by digest, each with its JSON's bytes."""
+        rows = self._value_rows(run_id, digests)
+        try:
+            return {digest: (orjson.loads(body), values.encoded_length(body)) for digest, body in rows}
+        except UNDECODABLE as exc:
+            raise unreadable(run_id, "stored values", exc) from None
+
+    def _value_rows(self, run_id: str, digests: set[str]) -> list[Any]:
         marks = ", ".join("?" * len(digests))
-        rows = self._point_rows(
+        return self._point_rows(
             f"SELECT digest, body FROM run_values WHERE run_id = ? AND digest IN ({marks})",
             (run_id, *digests),
         )
-        try:
-            return {digest: (orjson.loads(body), len(body)) for digest, body in rows}
-        except UNDECODABLE as exc:
-            raise unreadable(run_id, "stored values", exc) from None
 
     async def _runs_from_rows(self, rows: Sequence[Sequence[Any]]) -> list[Run]:
         runs = []

@@ -136,6 +136,14 @@ EVENTS_AT_ONCE = 16
 """Events whose stored values a page reads with one statement (see `page_values`)."""
 
 
+def encoded_length(text: str | bytes) -> int:
+    """The bytes of `text` in UTF-8 (as stored and sent); a str all ASCII is not encoded to
+    tell (`isascii` reads a flag CPython keeps)."""
+    if isinstance(text, bytes) or text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 async def page_values(
     events: Sequence[tuple[int, set[str]]],
     load: Callable[[set[str]], Awaitable[dict[str, tuple[Any, int]]]],
