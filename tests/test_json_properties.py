@@ -196,3 +196,16 @@ def test_step_and_run_checks_name_what_is_too_large() -> None:
     with pytest.raises(errors.PayloadTooLarge) as refused:
         limits.check_run_total([big] * 7)
     assert refused.value.metadata["limit"] == str(limits.RUN_TOTAL)
+
+
+def test_the_run_states_size_sees_a_list_or_dict_grown_in_place() -> None:
+    """A body's `ctx.state` hands out the state's own lists and dicts: one grown in place, then
+    another key set, is measured anew (review: the 1 MiB limit let 1.2 MB through)."""
+    state: dict[str, Any] = {"items": [], "table": {}, "text": "t"}
+    sizes = StateSizes(state)
+    assert sizes.size({}) == limits.json_size(state)
+    state["items"].append("x" * 1000)  # in place, no set_state
+    state["table"]["k"] = [1, 2]
+    assert sizes.size({"other": 1}) == limits.json_size({**state, "other": 1})
+    sizes.merged({"items": state["items"] + ["y"]})
+    assert sizes.size({}) == limits.json_size(state)

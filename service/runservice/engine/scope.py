@@ -16,36 +16,55 @@ class StateSizes:
     """The run state's size as `limits.json_size` measures it, kept entry by entry, so that a
     `set_state` measures what it sets and not the whole state again: measured whole on each
     call, a loop adding to its state cost O(N²) (an audit: 6.5 ms per iteration at 10,000
-    iterations, all of it measuring). An entry is measured again when its key is set, or
-    holds another object than when it was measured; a value changed in place, not through
-    `set_state`, counts with its earlier size until then."""
+    iterations, all of it measuring). An entry is measured again when its key is set, when
+    it holds another object than when it was measured, or when that object's length changed
+    (a list or dict of the state grown in place by a body: `ctx.state` hands the state's own
+    values out). A change deeper inside it, in place, counts with its earlier size until one
+    of those happens (review)."""
 
-    __slots__ = ("_entries", "_state", "_total")
+    __slots__ = ("_containers", "_entries", "_state", "_total")
 
     def __init__(self, state: dict[str, Json]) -> None:
         self._state = state
-        self._entries: dict[str, tuple[Json, int]] = {}
+        self._entries: dict[str, tuple[Json, int, int]] = {}
+        """Key -> the value measured, its size, and its length then (-1: not a container)."""
         self._total: int | None = None
-        """The sum of the entries' sizes of `_state` (measured at the first check)."""
+        """The sum of the entries' sizes of `_state` as measured."""
+        self._containers: set[str] = set()
+        """Keys whose value is a list or dict: only those can change in place."""
 
     def _entry(self, key: str, value: Json) -> int:
         known = self._entries.get(key)
-        if known is not None and known[0] is value:
+        if known is not None and known[0] is value and known[2] == _length(value):
             return known[1]
+        return self._measure(key, value)
+
+    def _measure(self, key: str, value: Json) -> int:
         size = limits.entry_size(key, value)
-        self._entries[key] = (value, size)
+        length = _length(value)
+        self._entries[key] = (value, size, length)
+        if length < 0:
+            self._containers.discard(key)
+        else:
+            self._containers.add(key)
         return size
 
     def size(self, patch: Mapping[str, Json]) -> int:
         """`limits.json_size` of the state with `patch` merged (ValueError or TypeError when
-        `patch` is not JSON data), changing nothing."""
+        `patch` is not JSON data), changing nothing but what it measured of the state."""
         state = self._state
         if self._total is None:
-            self._total = sum(self._entry(key, value) for key, value in state.items())
+            self._total = sum(self._measure(key, value) for key, value in state.items())
+        else:
+            # Lists and dicts grown in place since they were measured (see the class docstring).
+            for key in list(self._containers):
+                value, size, length = self._entries[key]
+                if value is state[key] and length != _length(value):
+                    self._total += self._measure(key, value) - size
         total = self._total
         for key, value in patch.items():
             if key in state:
-                total -= self._entry(key, state[key])
+                total -= self._entries[key][1]
             total += limits.entry_size(key, value)
         return limits.object_size(total)
 
@@ -62,8 +81,12 @@ class StateSizes:
             if self._total is not None:
                 if key in state:
                     self._total -= self._entry(key, state[key])
-                self._total += self._entry(key, value)
+                self._total += self._measure(key, value)
             state[key] = value
+
+
+def _length(value: Json) -> int:
+    return len(value) if isinstance(value, dict | list) else -1
 
 
 class RunMemory(Protocol):
