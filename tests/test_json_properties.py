@@ -188,7 +188,7 @@ def test_step_and_run_checks_name_what_is_too_large() -> None:
     assert refused.value.metadata["field"] == "steps.outer.inner.output"
     limits.check_step_output(("s",), "z" * 1000)
     with pytest.raises(errors.PayloadTooLarge) as refused:
-        limits.check_state({"s": big})
+        StateSizes({}).check({"s": big})
     assert refused.value.metadata["field"] == "state"
     assert limits.check_run_total([None, {"a": 1}, "xy"]) == limits.json_size({"a": 1}) + limits.json_size(
         "xy"

@@ -149,11 +149,6 @@ def check_step_output(path: tuple[str, ...], output: Any) -> None:
     check(f"steps.{'.'.join(path)}.output", output, STEP_OUTPUT)
 
 
-def check_state(state: Any) -> None:
-    """Raise `PayloadTooLarge` when the run-wide state exceeds STATE."""
-    check("state", state, STATE)
-
-
 def check_run_total(parts: Iterable[Any]) -> int:
     """The total size of a run's JSON `parts` (input, request context, state, result and
     every step record's payload, output, suspend and resume payloads); raises
@@ -184,7 +179,6 @@ __all__ = [
     "TRACE_NAMES",
     "check",
     "check_run_total",
-    "check_state",
     "check_step_output",
     "entry_size",
     "json_size",

@@ -175,6 +175,7 @@ _SLOW_SYNC = 0.01
 `_SLOW_SYNC_BACKOFF` seconds: the average forgets a stall within a few dozen commits, and a
 disk whose syncs stall now and then would hold the loop at each stall (review)."""
 _SLOW_SYNC_BACKOFF = 60.0
+"""Seconds synced commits stay off the event loop after one took longer than `_SLOW_SYNC`."""
 _PAGE_SIZE = 2048
 """Bytes per page of a new database. A commit writes every page it dirtied to the WAL, and a
 run's rows land on a few pages of their own (its index entries are keyed by run id): half of

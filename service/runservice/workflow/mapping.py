@@ -41,14 +41,8 @@ def mapping_step(
                 "{'request_context_path': 'a.b'} or {'fn': f} (the last three with an optional "
                 "'schema')"
             )
-        if "schema" in source:
-            try:
-                _schema_json(source["schema"])
-            except Exception as exc:
-                raise WorkflowDefinitionError(
-                    f"workflow {workflow_id!r}: map key {key!r} has a schema that is not a type: {exc}"
-                ) from None
     sources = dict(mapping)
+    described = _describe(sources, workflow_id)  # refuses a schema that is not a type
 
     async def run_sources(ctx: StepContext) -> dict[str, Json]:
         out: dict[str, Json] = {}
@@ -57,7 +51,7 @@ def mapping_step(
             out[key] = await value if inspect.isawaitable(value) else value
         return out
 
-    return Step(id=step_id, execute=run_sources, description="map", map_config=_describe(sources))
+    return Step(id=step_id, execute=run_sources, description="map", map_config=described)
 
 
 def _known(keys: set[str]) -> bool:
@@ -100,7 +94,7 @@ def _at(data: Json, path: str, where: str, step_id: str) -> Json:
     return current
 
 
-def _describe(sources: dict[str, Any]) -> dict[str, Json]:
+def _describe(sources: dict[str, Any], workflow_id: str) -> dict[str, Json]:
     out: dict[str, Json] = {}
     for key, source in sources.items():
         entry: dict[str, Json] = {}
@@ -112,7 +106,12 @@ def _describe(sources: dict[str, Any]) -> dict[str, Json]:
             elif name == "fn":
                 entry[name] = _name(value)
             elif name == "schema":
-                entry[name] = _schema_json(value)
+                try:
+                    entry[name] = _schema_json(value)
+                except Exception as exc:
+                    raise WorkflowDefinitionError(
+                        f"workflow {workflow_id!r}: map key {key!r} has a schema that is not a type: {exc}"
+                    ) from None
             else:
                 entry[name] = to_jsonable(value)
         out[key] = entry
