@@ -134,7 +134,6 @@ from runservice.storage import (
 )
 from runservice.storage.hub import EventHub
 from runservice.storage.rows import (
-    KNOWN_STATUSES,
     RUN_COLUMN_LIST,
     RUN_COLUMNS,
     UNDECODABLE,
@@ -1863,36 +1862,37 @@ def _apply_change(
                 (*params, run_id),
             ).fetchall()
     else:
+        # The row is read and its conditions checked here, then updated by its key: inside
+        # the writer's transaction nothing writes it in between, and the two statements cost
+        # half of one `UPDATE ... WHERE <conditions> RETURNING`, for which SQLite builds a
+        # temporary table (and another for the IN list of statuses) on every execution.
+        found = conn.execute(_WRITE_CONDITION, (run_id,)).fetchone()
+        if found is None:
+            return KeyError(run_id) if change.expect is None else WriteResult(applied=False, status=None)
+        # A status this code does not know is refused unchanged (RunUnreadable), with no `expect`
+        # too: such a run is never changed without being read.
+        before = stored_status(run_id, found[0])
+        status, last_seq, epoch, owner, lease_expires_at = found
+        fence = change.fence
+        if (
+            (change.expect is not None and before not in change.expect)
+            or (fence is not None and (owner != fence.owner or epoch != fence.epoch))
+            or (claim is not None and owner is not None and not _expired(lease_expires_at, now))
+        ):
+            return WriteResult(applied=False, status=before)
         if claim is not None:
-            assignments += ["owner = ?", "epoch = epoch + 1", "lease_expires_at = ?"]
-            params += [claim.owner, now + claim.seconds]
+            epoch += 1
+            assignments += ["owner = ?", "epoch = ?", "lease_expires_at = ?"]
+            params += [claim.owner, epoch, now + claim.seconds]
         elif change.release:
             assignments += ["owner = NULL", "lease_expires_at = NULL"]
-        # One statement checks the condition, takes the sequences and sets the fields.
-        # Sequences come from the row itself, inside the transaction: a rollback returns them.
-        condition = "run_id = ?"
-        where: list[object] = [run_id]
-        # Statuses are fixed lowercase words: safe as SQL literals. With no `expect`, any status
-        # this code knows: one it does not know is read (`_status`) and refused, never changed.
-        expected = KNOWN_STATUSES if change.expect is None else sorted(s.value for s in change.expect)
-        condition += f" AND status IN ({', '.join(map(repr, expected))})"
-        if change.fence is not None:
-            condition += " AND owner = ? AND epoch = ?"
-            where += [change.fence.owner, change.fence.epoch]
-        if change.claim is not None:
-            condition += " AND (owner IS NULL OR lease_expires_at < ?)"
-            where.append(now)
-        row = conn.execute(
-            f"UPDATE runs SET {', '.join(['updated_at = ?', 'last_seq = last_seq + ?', *assignments])}"
-            f" WHERE {condition} RETURNING status, last_seq, epoch",
-            (now, count, *params, *where),
-        ).fetchone()
-        if row is None:
-            found = _status(conn, run_id)
-            if found is None and change.expect is None:
-                return KeyError(run_id)
-            return WriteResult(applied=False, status=found)
-        status, last_seq, epoch = row
+        last_seq += count
+        conn.execute(
+            f"UPDATE runs SET {', '.join(['updated_at = ?', 'last_seq = ?', *assignments])} WHERE run_id = ?",
+            (now, last_seq, *params, run_id),
+        )
+        if "status" in change.patch:
+            status = RunStatus(change.patch["status"])._value_
     first = last_seq - count + 1
     if change.drop_steps:  # applied (the condition held): drop before this change's upserts
         rows.flush()
@@ -1917,6 +1917,14 @@ def _apply_change(
     return WriteResult(
         applied=True, status=RunStatus(status), events=events, epoch=epoch if change.claim else 0
     )
+
+
+def _expired(lease_expires_at: float | None, now: float) -> bool:
+    """Whether an owner's lease ran out (one with no expiry never does, as in SQL's `NULL < now`)."""
+    return lease_expires_at is not None and lease_expires_at < now
+
+
+_WRITE_CONDITION = "SELECT status, last_seq, epoch, owner, lease_expires_at FROM runs WHERE run_id = ?"
 
 
 def _encode(
