@@ -1,6 +1,7 @@
 """`--retention`: a run that succeeded, failed or was canceled is deleted once it ended that long
-ago, with its events, as DeleteRun deletes it (a Watch of it then ends NOT_FOUND); suspended, pending
-and running runs stay, whatever their age. On SQLite and PostgreSQL through a real server, and
+ago, with its events, as DeleteRun deletes it (a Watch of it then ends NOT_FOUND), and so is one
+reserved (CreateRun) that long ago and never started; suspended and running runs stay, whatever
+their age. On SQLite and PostgreSQL through a real server, and
 through the real `runservice serve` in both layouts."""
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ async def test_settled_runs_go_after_the_retention_and_the_rest_stay(
             RunStatus.PENDING,
             RunStatus.RUNNING,
         ]
-        settled = [succeeded.run_id, failed.run_id, canceled.run_id]
+        # A reservation never started goes as a settled run does, counted from its reservation.
+        settled = [succeeded.run_id, failed.run_id, canceled.run_id, pending.run_id]
         within = RETENTION + 4 * pause_for(RETENTION) + 3
         await until_gone(served, settled, within=within)
         async with connected(served) as stub:
@@ -135,20 +137,18 @@ async def test_settled_runs_go_after_the_retention_and_the_rest_stay(
         assert not await gone(served, suspended.run_id)
         await engine.resume(suspended.run_id, resume_data={"count": 5}, wait=True)
         await until_gone(served, [suspended.run_id], within=within)
-        for run_id in (pending.run_id, running.run_id):  # never settled: never deleted
-            assert not await gone(served, run_id)
+        assert not await gone(served, running.run_id)  # active, however old: never deleted
         gate.release()
         await until_gone(served, [running.run_id], within=within)
-        assert not await gone(served, pending.run_id)
         assert engine.retention is not None
         # The sweep counts a page's deletions once all of them committed: a moment after the
         # last run is gone for readers.
         bound = time.monotonic() + within
-        while engine.retention.deleted < 5:
+        while engine.retention.deleted < 6:
             assert time.monotonic() < bound, engine.retention.deleted
             await asyncio.sleep(0.05)
-        assert engine.retention.deleted == 5
-        assert sum(deletions) == 5
+        assert engine.retention.deleted == 6
+        assert sum(deletions) == 6
 
 
 async def test_a_sweep_deletes_by_when_the_run_ended(serving: ServingFactory, tmp_path: Path) -> None:
@@ -182,6 +182,48 @@ async def test_a_sweep_deletes_by_when_the_run_ended(serving: ServingFactory, tm
         assert await sweeper.sweep() == 0 and sweeper.deleted == 1
         with pytest.raises(ValueError):
             Retention(served.store, -1)
+
+
+async def test_a_reservation_goes_only_if_never_started(serving: ServingFactory, tmp_path: Path) -> None:
+    """A run reserved before the retention and never started is deleted; one reserved as long
+    ago and started since, or reserved since, is kept by that rule, and a Start that lands
+    between the sweep's listing and its delete keeps its run."""
+    day = 86400.0
+    now = time.time()
+
+    def reserved(run_id: str, created: float) -> RunWrite:
+        run = Run(
+            run_id=run_id,
+            workflow_id="quick",
+            status=RunStatus.PENDING,
+            created_at=created,
+            updated_at=created,
+        )
+        return RunWrite(run_id, create=run)
+
+    async with serving(tmp_path / "runs.db", workflows=FLOWS) as served:
+        assert (await served.store.write(reserved("abandoned", now - 3 * day))).applied
+        assert (await served.store.write(reserved("recent", now - 0.5 * day))).applied
+        assert (await served.store.write(reserved("started", now - 3 * day))).applied
+        fresh, _ = await served.engine.create_run("quick")
+        ran = await served.engine.start("quick", run_id="started", input_data={"count": 1}, wait=True)
+        assert ran.status is RunStatus.SUCCESS
+        sweeper = Retention(served.store, day)
+        assert await sweeper.sweep() == 1
+        assert await gone(served, "abandoned")
+        for kept in ("recent", "started", fresh.run_id):
+            assert not await gone(served, kept)
+        # The delete holds only while the run is still pending: a Start that came first wins.
+        assert await served.store.unstarted_before(now - day, 10) == []
+        late = await served.store.write(reserved("late", now - 3 * day))
+        assert late.applied and await served.store.unstarted_before(now - day, 10) == ["late"]
+        await served.engine.start("quick", run_id="late", input_data={"count": 1}, wait=True)
+        refused = await served.store.write(
+            RunWrite("late", expect=frozenset({RunStatus.PENDING}), delete=True)
+        )
+        assert not refused.applied and refused.status is RunStatus.SUCCESS
+        assert not await gone(served, "late")
+        assert await sweeper.sweep() == 0 and sweeper.deleted == 1
 
 
 @pytest.mark.timeout(90)

@@ -3,9 +3,12 @@
 Without it every run ever made stays stored, with its events, steps and values, and the
 database only grows. A run that succeeded, failed or was canceled is deleted with its
 events, as DeleteRun deletes it (GetRun and Watch of it then answer NOT_FOUND); a suspended
-run waits for a person however long it takes and is never deleted, nor is a pending or
-active one. Every replica sweeps: a delete is conditional on the run still being
-settled, so two replicas deleting the same run delete it once.
+run waits for a person however long it takes and is never deleted, nor is an active one.
+A run reserved (CreateRun) and never started goes once it was reserved `retention` ago: a
+client that reserves an id and then fails its Start (bad input, a crash) would otherwise
+leave it pending for ever. Every replica sweeps: a delete is conditional on the run still
+being settled (or still pending), so two replicas deleting the same run delete it once, and
+a Start that comes first keeps its run.
 
 The sweep also forgets the marks that DeleteRun's `request_id` leaves (so that a retry of a
 delete that worked succeeds) once they are `DELETE_MARKS_KEPT` old, retention or not: a
@@ -31,6 +34,7 @@ from runservice.storage import RunWrite, Store
 logger = logging.getLogger(__name__)
 
 SETTLED = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELED})
+UNSTARTED = frozenset({RunStatus.PENDING})
 PAGE = 200
 """Runs deleted together: their deletes share the store's group commits, and the runs' own
 commits go in between pages when a sweep meets a large backlog."""
@@ -87,9 +91,15 @@ class Retention:
             await asyncio.sleep(self.pause)
 
     async def sweep(self) -> int:
-        """Delete every run that settled more than `seconds` ago (with retention), then forget
-        the delete marks older than `marks`; returns how many runs it deleted."""
-        swept = await self._delete_runs() if self.seconds > 0 else 0
+        """Delete every run that settled more than `seconds` ago and every one reserved that
+        long ago and never started (with retention), then forget the delete marks older than
+        `marks`; returns how many runs it deleted."""
+        swept = 0
+        if self.seconds > 0:
+            swept += await self._delete_runs(self._store.settled_before, SETTLED, "ended")
+            swept += await self._delete_runs(
+                self._store.unstarted_before, UNSTARTED, "were reserved and never started"
+            )
         await self._forget_deletes()
         return swept
 
@@ -105,19 +115,23 @@ class Retention:
                 "retention: forgot %d records of schedule ticks and triggers before %s", history, iso(cutoff)
             )
 
-    async def _delete_runs(self) -> int:
+    async def _delete_runs(
+        self, due: Callable[[float, int], Awaitable[list[str]]], expect: frozenset[RunStatus], what: str
+    ) -> int:
+        """Delete, page by page, the runs `due(cutoff, PAGE)` names, each only while its status
+        is still one of `expect`."""
         cutoff = time.time() - self.seconds
         swept = 0
         try:
             while True:
-                run_ids = await self._store.settled_before(cutoff, PAGE)
+                run_ids = await due(cutoff, PAGE)
                 if not run_ids:
                     break
                 try:
                     async with asyncio.TaskGroup() as deletes:
                         writes = [
                             deletes.create_task(
-                                self._store.write(RunWrite(run_id, expect=SETTLED, delete=True))
+                                self._store.write(RunWrite(run_id, expect=expect, delete=True))
                             )
                             for run_id in run_ids
                         ]
@@ -127,11 +141,11 @@ class Retention:
                 swept += gone
                 self.deleted += gone
                 if gone == 0:
-                    break  # every one changed meanwhile (a time travel): the next sweep looks again
+                    break  # every one changed meanwhile (a time travel, a Start): the next sweep looks again
         finally:
             # Also when a shutdown or a failure stops the sweep: what it deleted is on record.
             if swept:
-                logger.info("retention: deleted %d runs that ended before %s", swept, iso(cutoff))
+                logger.info("retention: deleted %d runs that %s before %s", swept, what, iso(cutoff))
         return swept
 
 

@@ -230,6 +230,10 @@ class Store(Protocol):
         """Ids of at most `limit` runs that succeeded, failed or were canceled before
         `cutoff` (their `ended_at`), in no particular order: what the retention sweep deletes."""
 
+    async def unstarted_before(self, cutoff: float, limit: int) -> list[str]:
+        """Ids of at most `limit` runs reserved (CreateRun) before `cutoff` and still not
+        started, in no particular order: what the retention sweep deletes besides."""
+
     async def forget_deletes(self, cutoff: float, limit: int) -> int:
         """Remove at most `limit` of the request marks deletes left before `cutoff` (a
         DeleteRun's `request_id`, kept so that a retry of it succeeds); returns how many."""

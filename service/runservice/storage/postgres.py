@@ -1051,6 +1051,15 @@ class PostgresStore(PostgresSchedules):
         )
         return [str(row[0]) for row in rows]
 
+    async def unstarted_before(self, cutoff: float, limit: int) -> list[str]:
+        """Ids of at most `limit` runs reserved before `cutoff` and still not started."""
+        rows = await self._readers().fetch(
+            "SELECT run_id FROM runs WHERE status = 'pending' AND created_at < $1 LIMIT $2",
+            cutoff,
+            max(limit, 0),
+        )
+        return [str(row[0]) for row in rows]
+
     async def forget_deletes(self, cutoff: float, limit: int) -> int:
         """Remove at most `limit` marks of deletes made before `cutoff`; how many."""
         found = await self._readers().fetchval(_FORGET_DELETE_MARKS, cutoff, max(limit, 0))

@@ -257,6 +257,11 @@ _SETTLED_BEFORE = (
 """Settled runs that ended before a cutoff. A run ends after it was created, so the range on
 `created_at` holds them all, and the status index (status, created_at) reads just that range."""
 
+_UNSTARTED_BEFORE = (
+    "SELECT run_id FROM runs WHERE status = 'pending' AND created_at < ? LIMIT ?"
+)
+"""Runs reserved before a cutoff and never started (the status index reads just that range)."""
+
 _INSERT_REQUEST = "INSERT OR IGNORE INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)"
 _INSERT_DELETE_MARK = (
     "INSERT OR IGNORE INTO requests (run_id, kind, request_id, deleted_at) VALUES (?, ?, ?, ?)"
@@ -1093,6 +1098,11 @@ class SqliteStore(SqliteSchedules):
     async def settled_before(self, cutoff: float, limit: int) -> list[str]:
         """Ids of at most `limit` runs that settled (ended) before `cutoff`."""
         rows = await self._reader().execute_fetchall(_SETTLED_BEFORE, (cutoff, cutoff, max(limit, 0)))
+        return [str(row[0]) for row in rows]
+
+    async def unstarted_before(self, cutoff: float, limit: int) -> list[str]:
+        """Ids of at most `limit` runs reserved before `cutoff` and still not started."""
+        rows = await self._reader().execute_fetchall(_UNSTARTED_BEFORE, (cutoff, max(limit, 0)))
         return [str(row[0]) for row in rows]
 
     async def forget_deletes(self, cutoff: float, limit: int) -> int:
