@@ -257,9 +257,7 @@ _SETTLED_BEFORE = (
 """Settled runs that ended before a cutoff. A run ends after it was created, so the range on
 `created_at` holds them all, and the status index (status, created_at) reads just that range."""
 
-_UNSTARTED_BEFORE = (
-    "SELECT run_id FROM runs WHERE status = 'pending' AND created_at < ? LIMIT ?"
-)
+_UNSTARTED_BEFORE = "SELECT run_id FROM runs WHERE status = 'pending' AND created_at < ? LIMIT ?"
 """Runs reserved before a cutoff and never started (the status index reads just that range)."""
 
 _INSERT_REQUEST = "INSERT OR IGNORE INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)"
