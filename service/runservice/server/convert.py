@@ -71,29 +71,43 @@ def _set_error(target: run_pb2.RunError, error: model.RunError | None) -> None:
 
 
 def _fill_step(msg: run_pb2.StepRecord, record: model.StepRecord, *, payloads: bool = True) -> None:
+    # A field is touched only when it has a value: reaching a sub-message field makes its
+    # wrapper, which costs as much as filling a small one, and most of a record's are unset.
     msg.path.ids.extend(record.path)
     msg.status = _STEP_STATUS[record.status]
     if payloads:
-        wire.set_value(msg.payload, record.payload)
-        wire.set_value(msg.output, record.output)
-        wire.set_value(msg.suspend_payload, record.suspend_payload)
-        wire.set_value(msg.resume_payload, record.resume_payload)
-        wire.set_value(msg.suspend_output, record.suspend_output)
-    _set_error(msg.error, record.error)
-    wire.set_time(msg.started_at, record.started_at)
-    wire.set_time(msg.ended_at, record.ended_at)
-    wire.set_time(msg.suspended_at, record.suspended_at)
-    wire.set_time(msg.resumed_at, record.resumed_at)
+        if record.payload is not None:
+            wire.fill(msg.payload, record.payload)
+        if record.output is not None:
+            wire.fill(msg.output, record.output)
+        if record.suspend_payload is not None:
+            wire.fill(msg.suspend_payload, record.suspend_payload)
+        if record.resume_payload is not None:
+            wire.fill(msg.resume_payload, record.resume_payload)
+        if record.suspend_output is not None:
+            wire.fill(msg.suspend_output, record.suspend_output)
+    if record.error is not None:
+        _set_error(msg.error, record.error)
+    if record.started_at is not None:
+        wire.set_time(msg.started_at, record.started_at)
+    if record.ended_at is not None:
+        wire.set_time(msg.ended_at, record.ended_at)
+    if record.suspended_at is not None:
+        wire.set_time(msg.suspended_at, record.suspended_at)
+    if record.resumed_at is not None:
+        wire.set_time(msg.resumed_at, record.resumed_at)
     msg.attempt = record.attempt
     msg.iteration = record.iteration
-    msg.resume_labels.extend(record.resume_labels)
+    if record.resume_labels:
+        msg.resume_labels.extend(record.resume_labels)
     for item in record.foreach_items:
         out = msg.foreach_items.add(index=item.index, status=_STEP_STATUS[item.status])
         if payloads:
             wire.set_value(out.output, item.output)
             wire.set_value(out.suspend_payload, item.suspend_payload)
         _set_error(out.error, item.error)
-    wire.set_time(msg.wake_at, record.wake_at)
+    if record.wake_at is not None:
+        wire.set_time(msg.wake_at, record.wake_at)
     msg.call_id = record.call_id
 
 
@@ -127,14 +141,19 @@ def run_to_proto(run: model.Run, *, include_state: bool = True, view: View = FUL
         definition_digest=run.definition_digest,
     )
     summary = view == SUMMARY
+    # Sub-message fields are reached only when set (see `_fill_step`).
     if not summary:
-        wire.set_value(msg.input, run.input)
-        wire.set_value(msg.result, run.result)
-        wire.set_value(msg.request_context, run.request_context)
+        if run.input is not None:
+            wire.fill(msg.input, run.input)
+        if run.result is not None:
+            wire.fill(msg.result, run.result)
+        if run.request_context is not None:
+            wire.fill(msg.request_context, run.request_context)
         _add_steps(msg.steps, run.steps, payloads=view == FULL)
-        if include_state:
-            wire.set_value(msg.state, run.state)
-    _set_error(msg.error, run.error)
+        if include_state and run.state is not None:
+            wire.fill(msg.state, run.state)
+    if run.error is not None:
+        _set_error(msg.error, run.error)
     for path in run.suspended:
         msg.suspended.add().ids.extend(path)
     for label, target in run.resume_labels.items():
@@ -145,16 +164,20 @@ def run_to_proto(run: model.Run, *, include_state: bool = True, view: View = FUL
             entry.for_each_index = target.for_each_index
     wire.set_time(msg.create_time, run.created_at)
     wire.set_time(msg.update_time, run.updated_at)
-    wire.set_time(msg.start_time, run.started_at)
-    wire.set_time(msg.end_time, run.ended_at)
-    wire.set_time(msg.wake_time, run.wake_at)
+    if run.started_at is not None:
+        wire.set_time(msg.start_time, run.started_at)
+    if run.ended_at is not None:
+        wire.set_time(msg.end_time, run.ended_at)
+    if run.wake_at is not None:
+        wire.set_time(msg.wake_time, run.wake_at)
     if run.forked_from:
         msg.forked_from_run_id = run.forked_from
     if run.travel is not None:
         msg.forked_from_step.ids.extend(run.travel.fork_step if run.forked_from else ())
         msg.time_travel_count = run.travel.count
         msg.time_travel_step.ids.extend(run.travel.step)
-    wire.set_time(msg.deadline, run.deadline)
+    if run.deadline is not None:
+        wire.set_time(msg.deadline, run.deadline)
     if run.schedule_id is not None:
         msg.schedule_id = run.schedule_id
         wire.set_time(msg.schedule_tick_time, run.schedule_tick)
