@@ -103,9 +103,12 @@ def _fill_step(msg: run_pb2.StepRecord, record: model.StepRecord, *, payloads: b
     for item in record.foreach_items:
         out = msg.foreach_items.add(index=item.index, status=_STEP_STATUS[item.status])
         if payloads:
-            wire.set_value(out.output, item.output)
-            wire.set_value(out.suspend_payload, item.suspend_payload)
-        _set_error(out.error, item.error)
+            if item.output is not None:
+                wire.fill(out.output, item.output)
+            if item.suspend_payload is not None:
+                wire.fill(out.suspend_payload, item.suspend_payload)
+        if item.error is not None:
+            _set_error(out.error, item.error)
     if record.wake_at is not None:
         wire.set_time(msg.wake_at, record.wake_at)
     msg.call_id = record.call_id
@@ -193,9 +196,10 @@ def _fill_event(msg: run_pb2.RunEvent, event: model.Event, *, payloads: bool = T
     if event.step is not None:
         msg.step_path.ids.extend(event.step.path)
         _fill_step(msg.step, event.step, payloads=payloads)
-    if payloads:
-        wire.set_value(msg.data, event.data)
-    _set_error(msg.error, event.error)
+    if payloads and event.data is not None:
+        wire.fill(msg.data, event.data)
+    if event.error is not None:
+        _set_error(msg.error, event.error)
     if event.cause is not None:
         msg.cause = _CAUSE[event.cause]
     if event.progress is not None:
@@ -204,8 +208,8 @@ def _fill_event(msg: run_pb2.RunEvent, event: model.Event, *, payloads: bool = T
         msg.progress.total_count = progress.total_count
         msg.progress.current_index = progress.current_index
         msg.progress.iteration_status = _STEP_STATUS[progress.iteration_status]
-        if payloads:
-            wire.set_value(msg.progress.iteration_output, progress.iteration_output)
+        if payloads and progress.iteration_output is not None:
+            wire.fill(msg.progress.iteration_output, progress.iteration_output)
 
 
 def _add_events(
