@@ -12,12 +12,14 @@ from typing import Any
 
 import asyncpg
 import pytest
+import run_writes
 from conftest import Databases, serving_on
 
 from runservice import errors
 from runservice.client import Client
 from runservice.model import RunStatus
-from runservice.storage import rows
+from runservice.storage import Claim, RunWrite, rows
+from runservice.storage.sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -175,3 +177,35 @@ async def test_a_status_this_code_does_not_know_fails_its_own_changes_not_a_batc
         await approval.delete_run_by_id("odd")
         with pytest.raises(errors.RunNotFound):
             await approval.run_by_id("odd")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    ["last_seq = 'x'", "epoch = 'x'", "owner = 'gone', lease_expires_at = 'x'"],
+    ids=["sequence", "epoch", "lease-end"],
+)
+async def test_a_row_whose_numbers_are_text_fails_its_own_change_not_a_batch(
+    tmp_path: Path, edit: str
+) -> None:
+    """SQLite keeps whatever a hand edit writes in a number column. The writer reads a run's
+    sequence, epoch and lease end before it changes the run (a claim adds one to the epoch
+    and compares the lease end with now): text there refuses that change as RUN_UNREADABLE,
+    and the other changes of its batch commit."""
+    store = SqliteStore(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        for run_id in ("odd", "good"):
+            assert (await store.write(run_writes.new_run(run_id))).applied
+        with sqlite3.connect(tmp_path / "runs.db") as db:
+            db.execute(f"UPDATE runs SET {edit} WHERE run_id = 'odd'")
+        db.close()
+        claim = RunWrite("odd", claim=Claim("here", 30.0))
+        # Submitted together: one batch, one transaction.
+        odd, good = store.submit(claim), store.submit(run_writes.progress("good"))
+        assert (await good).applied
+        with pytest.raises(errors.RunUnreadable) as refused:
+            await odd
+        assert refused.value.metadata == {"run_id": "odd", "part": "row"}
+        assert (await store.write(run_writes.finish("good"))).status is RunStatus.SUCCESS
+    finally:
+        await store.close()

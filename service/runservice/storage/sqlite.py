@@ -1881,6 +1881,9 @@ def _apply_change(
         # too: such a run is never changed without being read.
         before = stored_status(run_id, found[0])
         status, last_seq, epoch, owner, lease_expires_at = found
+        if type(last_seq) is not int or type(epoch) is not int or type(lease_expires_at) not in _LEASE_END:
+            # A hand edit: SQL would have taken the text as 0; this change alone is refused.
+            raise unreadable(run_id, "row", TypeError("its sequence, epoch or lease end is not a number"))
         fence = change.fence
         if (
             (change.expect is not None and before not in change.expect)
@@ -1931,6 +1934,9 @@ def _expired(lease_expires_at: float | None, now: float) -> bool:
     """Whether an owner's lease ran out (one with no expiry never does, as in SQL's `NULL < now`)."""
     return lease_expires_at is not None and lease_expires_at < now
 
+
+_LEASE_END = frozenset({float, int, type(None)})
+"""What a row's `lease_expires_at` may hold (SQLite keeps whatever a hand edit wrote)."""
 
 _WRITE_CONDITION = "SELECT status, last_seq, epoch, owner, lease_expires_at FROM runs WHERE run_id = ?"
 
