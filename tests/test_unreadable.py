@@ -181,16 +181,23 @@ async def test_a_status_this_code_does_not_know_fails_its_own_changes_not_a_batc
 
 @pytest.mark.parametrize(
     "edit",
-    ["last_seq = 'x'", "epoch = 'x'", "owner = 'gone', lease_expires_at = 'x'"],
-    ids=["sequence", "epoch", "lease-end"],
+    [
+        "last_seq = 'x'",
+        "epoch = 'x'",
+        "owner = 'gone', lease_expires_at = 'x'",
+        "last_seq = 9223372036854775807",
+        "epoch = 9223372036854775807",
+    ],
+    ids=["sequence", "epoch", "lease-end", "sequence-at-64-bits", "epoch-at-64-bits"],
 )
 async def test_a_row_whose_numbers_are_text_fails_its_own_change_not_a_batch(
     tmp_path: Path, edit: str
 ) -> None:
     """SQLite keeps whatever a hand edit writes in a number column. The writer reads a run's
     sequence, epoch and lease end before it changes the run (a claim adds one to the epoch
-    and compares the lease end with now): text there refuses that change as RUN_UNREADABLE,
-    and the other changes of its batch commit."""
+    and compares the lease end with now): text there, or a number the change would carry
+    past 64 bits, refuses that change as RUN_UNREADABLE, and the other changes of its batch
+    commit."""
     store = SqliteStore(str(tmp_path / "runs.db"))
     await store.open()
     try:
@@ -199,7 +206,7 @@ async def test_a_row_whose_numbers_are_text_fails_its_own_change_not_a_batch(
         with sqlite3.connect(tmp_path / "runs.db") as db:
             db.execute(f"UPDATE runs SET {edit} WHERE run_id = 'odd'")
         db.close()
-        claim = RunWrite("odd", claim=Claim("here", 30.0))
+        claim = RunWrite("odd", claim=Claim("here", 30.0), events=run_writes.progress("odd").events)
         # Submitted together: one batch, one transaction.
         odd, good = store.submit(claim), store.submit(run_writes.progress("good"))
         assert (await good).applied

@@ -1881,9 +1881,18 @@ def _apply_change(
         # too: such a run is never changed without being read.
         before = stored_status(run_id, found[0])
         status, last_seq, epoch, owner, lease_expires_at = found
-        if type(last_seq) is not int or type(epoch) is not int or type(lease_expires_at) not in _LEASE_END:
-            # A hand edit: SQL would have taken the text as 0; this change alone is refused.
-            raise unreadable(run_id, "row", TypeError("its sequence, epoch or lease end is not a number"))
+        if (
+            type(last_seq) is not int
+            or type(epoch) is not int
+            or type(lease_expires_at) not in _LEASE_END
+            or last_seq > _LARGEST - count
+            or epoch >= _LARGEST
+        ):
+            # A hand edit: SQL would have taken text as 0, and made a REAL of a sum past 64 bits
+            # (which Python cannot bind: the whole batch failed). This change alone is refused.
+            raise unreadable(
+                run_id, "row", TypeError("its sequence, epoch or lease end is not a number in range")
+            )
         fence = change.fence
         if (
             (change.expect is not None and before not in change.expect)
@@ -1935,6 +1944,8 @@ def _expired(lease_expires_at: float | None, now: float) -> bool:
     return lease_expires_at is not None and lease_expires_at < now
 
 
+_LARGEST = 2**63 - 1
+"""SQLite's largest INTEGER."""
 _LEASE_END = frozenset({float, int, type(None)})
 """What a row's `lease_expires_at` may hold (SQLite keeps whatever a hand edit wrote)."""
 
