@@ -366,3 +366,28 @@ async def test_marks_from_before_the_migration_count_from_it(databases: Database
             assert not await store.has_request(*late)
     finally:
         await store.close()
+
+
+async def test_a_start_whose_reservation_is_deleted_meanwhile_creates_the_run(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A Start of a reserved id tries to create the run, reads the reservation it finds
+    instead, then starts it. A delete that lands in between (the retention sweep's, here
+    submitted right after the Start's create, as a sweep on another task or replica can)
+    answered the Start NOT_FOUND, or ALREADY_EXISTS for a run that no longer existed; the
+    Start now creates the run afresh."""
+    async with serving(tmp_path / "runs.db", workflows=FLOWS) as served:
+        for _ in range(3):
+            reservation, _ = await served.engine.create_run("quick")
+            run_id = reservation.run_id
+            start = asyncio.ensure_future(
+                served.engine.start("quick", run_id=run_id, input_data={"count": 1}, wait=True)
+            )
+            await asyncio.sleep(0)  # the Start has submitted its create, which finds the run
+            deleted = await served.store.write(
+                RunWrite(run_id, expect=frozenset({RunStatus.PENDING}), delete=True)
+            )
+            assert deleted.applied
+            run = await start
+            assert (run.status, run.result) == (RunStatus.SUCCESS, {"count": 2})
+            assert (await served.engine.get_run(run_id)).status is RunStatus.SUCCESS

@@ -92,6 +92,8 @@ from runservice.workflow import Schedule, Schema, SchemaViolation, Step, Workflo
 
 logger = logging.getLogger(__name__)
 
+_START_ATTEMPTS = 3
+"""Creates a Start tries when its run's reservation is deleted under it each time."""
 _ACTIVE = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
 _DELETABLE = frozenset(RunStatus) - _ACTIVE
 _T = TypeVar("_T")
@@ -473,13 +475,21 @@ class Engine:
                     claim = self._keeper.claim if room else None
                     # With `wait`, the reply comes after the settling commit, which is synced:
                     # the start's own commit need not wait for an fsync.
-                    result = await self._take(
-                        RunWrite(run_id, create=fresh, events=(begin,), request=request, claim=claim),
-                        caller,
-                        durable=not wait,
-                    )
-                    if not result.applied:
-                        existing = await self._load(run_id)
+                    new = fresh
+                    # A reservation deleted between a refused create and the start of it (the
+                    # retention sweep, another replica's DeleteRun) is created afresh.
+                    for _ in range(_START_ATTEMPTS):
+                        fresh = new
+                        result = await self._take(
+                            RunWrite(run_id, create=fresh, events=(begin,), request=request, claim=claim),
+                            caller,
+                            durable=not wait,
+                        )
+                        if result.applied:
+                            break
+                        existing = await self._store.get_run(run_id)
+                        if existing is None:
+                            continue
                         if existing.workflow_id != workflow_id:
                             raise RunBelongsToOtherWorkflow(run_id, existing.workflow_id)
                         # A run id is its resource's: a Start never takes over, or runs its
@@ -497,11 +507,15 @@ class Engine:
                             ),
                             caller,
                         )
-                        if not result.applied:
+                        if result.applied:
+                            break
+                        if result.status is not None:  # started (or canceled) by another call
                             if request_id and await self._repeats(run_id, request_id, mark):
                                 _check_repeat(await self._load(run_id), workflow_id, resource_id)
                                 return _Repeat(run_id)
-                            raise RunAlreadyStarted(run_id, (result.status or RunStatus.PENDING).value)
+                            raise RunAlreadyStarted(run_id, result.status.value)
+                    else:
+                        raise Unavailable(f"run {run_id} was deleted each time it was started; retry")
                     if claim is None:
                         self._keeper.wake()  # it may have room: runs waited, this one joined them
                         return _Repeat(run_id)  # answered from the run as the claim loop drives it
