@@ -51,6 +51,18 @@ def test_evolve_is_replace_for_slotted_and_other_dataclasses() -> None:
             if self.n < 0:
                 raise ValueError("negative")
 
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Slotted:  # a copier made for a class met for the first time, every field copied
+        name: str
+        tags: tuple[str, ...] = ()
+        extra: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    first = Slotted("a", ("t",), {"x": 1})
+    second = evolve(first, name="b")
+    assert second == Slotted("b", ("t",), {"x": 1}) and second.extra is first.extra
+    with pytest.raises(TypeError, match="nope"):
+        evolve(first, name="c", nope=1)
+
     assert evolve(Checked(1), n=2) == Checked(2)
     with pytest.raises(ValueError, match="negative"):
         evolve(Checked(1), n=-1)

@@ -554,13 +554,12 @@ def _replace_step(steps: tuple[StepRecord, ...], record: StepRecord) -> tuple[St
 
 
 _D = TypeVar("_D")
-_SLOTS: dict[type, tuple[tuple[str, Any, Any], ...] | None] = {}
-"""Per dataclass: its fields' names and slot setters and getters, or None when `evolve` must not
-bypass `__init__`."""
+_COPIERS: dict[type, Callable[[Any, dict[str, Any]], Any] | None] = {}
+"""Per dataclass: its copier (`_copier_of`), or None when `evolve` must not bypass `__init__`."""
 
 
 def evolve(obj: _D, /, **changes: Any) -> _D:
-    """`dataclasses.replace`, almost twice as fast for the slotted dataclasses (this module's).
+    """`dataclasses.replace`, about twice as fast for the slotted dataclasses (this module's).
 
     `replace` walks the fields' metadata and calls the frozen `__init__`, which sets each
     field through `object.__setattr__`; the engine copies a step record or a run several
@@ -569,30 +568,43 @@ def evolve(obj: _D, /, **changes: Any) -> _D:
     through `replace` itself.
     """
     cls = type(obj)
-    slots = _SLOTS.get(cls, ())
-    if slots == ():
-        slots = _SLOTS[cls] = _slots_of(cls)
-    if slots is None:
+    copier = _COPIERS.get(cls)
+    if copier is None and cls not in _COPIERS:
+        copier = _COPIERS[cls] = _copier_of(cls)
+    if copier is None:
         return replace(obj, **changes)  # type: ignore[type-var]
-    new = object.__new__(cls)
-    for name, put, get in slots:
-        put(new, changes.pop(name) if name in changes else get(obj))
-    if changes:
+    new: _D = copier(obj, changes)
+    if changes:  # what the copier took is popped: the rest names no field
         raise TypeError(f"{cls.__name__} has no field(s) {', '.join(changes)}")
     return new
 
 
-def _slots_of(cls: type) -> tuple[tuple[str, Any, Any], ...] | None:
+def _copier_of(cls: type) -> Callable[[Any, dict[str, Any]], Any] | None:
+    """A function that makes a copy of a `cls` with `changes` popped in: one line per field,
+    each an attribute read and its slot's setter. Made with `exec`, as dataclasses makes
+    `__init__`: a loop over the fields cost about as much again (an `evolve` of a Run took
+    4.7 us with the loop, 3.2 with this; `replace` of a step record 6.6)."""
     if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
         return None
     fields = dataclasses.fields(cls)
     slots: list[Any] = [cls.__dict__.get(f.name) for f in fields]
     if len(fields) != len(getattr(cls, "__dataclass_fields__", ())) or not all(
-        f.init and isinstance(slot, types.MemberDescriptorType) for f, slot in zip(fields, slots, strict=True)
+        f.init and isinstance(slot, types.MemberDescriptorType) and f.name.isidentifier()
+        for f, slot in zip(fields, slots, strict=True)
     ):
         return None
-    # Each descriptor's bound methods, made once: looking them up per copy costs as much as the copy.
-    return tuple((f.name, slot.__set__, slot.__get__) for f, slot in zip(fields, slots, strict=True))
+    # Each descriptor's bound setter, made once: looking it up per copy costs as much as the copy.
+    names: dict[str, Any] = {"new_object": object.__new__, "cls": cls}
+    lines = ["def copy(obj, changes):", "    new = new_object(cls)"]
+    for index, (f, slot) in enumerate(zip(fields, slots, strict=True)):
+        names[f"set_{index}"] = slot.__set__
+        lines.append(
+            f"    set_{index}(new, changes.pop({f.name!r}) if {f.name!r} in changes else obj.{f.name})"
+        )
+    lines.append("    return new")
+    exec("\n".join(lines), names)  # the text holds nothing but the field names checked above
+    copier: Callable[[Any, dict[str, Any]], Any] = names["copy"]
+    return copier
 
 
 _IDS = random.Random(os.urandom(32))
