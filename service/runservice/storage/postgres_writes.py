@@ -48,11 +48,11 @@ from runservice.model import (
     ForeachItem,
     Run,
     RunError,
-    RunStatus,
     StepPath,
     StepRecord,
     evolve,
     path_key,
+    run_status,
 )
 from runservice.storage import RunWrite, WriteResult, rows, values
 from runservice.storage.rows import KNOWN_STATUSES, RUN_COLUMN_LIST, RUN_COLUMNS, stored_status
@@ -691,7 +691,7 @@ def _result(
         for i, d in enumerate(change.events)
     )
     return WriteResult(
-        applied=True, status=RunStatus(status), events=events, epoch=epoch if change.claim else 0
+        applied=True, status=run_status(status), events=events, epoch=epoch if change.claim else 0
     )
 
 
@@ -931,7 +931,7 @@ def _same(value: Any) -> Any:
 
 
 _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
-    "status": lambda value: RunStatus(value).value,
+    "status": lambda value: run_status(value).value,
     "input": _json,
     "state": _json,
     "request_context": _json,

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from runservice.errors import RunUnreadable
-from runservice.model import ResumeLabel, Run, RunError, RunStatus, StepRecord, Travel
+from runservice.model import ResumeLabel, Run, RunError, RunStatus, StepRecord, Travel, run_status
 from runservice.storage import values
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def run_from_row(row: Sequence[Any], value: Callable[[Any, Found], Any], found: 
         run_id=row[0],
         workflow_id=row[1],
         resource_id=row[2],
-        status=RunStatus(row[3]),
+        status=run_status(row[3]),
         input=value(row[4], found),
         state=loads(row[5]),
         request_context=loads(row[6]) or {},
@@ -110,7 +110,7 @@ def stored_status(run_id: str, text: str | None) -> RunStatus | None:
     if text is None:
         return None
     try:
-        return RunStatus(text)
+        return run_status(text)
     except ValueError as exc:
         raise unreadable(run_id, "status", exc) from None
 

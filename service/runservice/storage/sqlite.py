@@ -119,6 +119,7 @@ from runservice.model import (
     StepRecord,
     evolve,
     path_key,
+    run_status,
 )
 from runservice.storage import (
     BoundedClaim,
@@ -1912,7 +1913,7 @@ def _apply_change(
             (now, last_seq, *params, run_id),
         )
         if "status" in change.patch:
-            status = RunStatus(change.patch["status"])._value_
+            status = run_status(change.patch["status"])._value_
     first = last_seq - count + 1
     if change.drop_steps:  # applied (the condition held): drop before this change's upserts
         rows.flush()
@@ -1935,7 +1936,7 @@ def _apply_change(
         for i, d in enumerate(change.events)
     )
     return WriteResult(
-        applied=True, status=RunStatus(status), events=events, epoch=epoch if change.claim else 0
+        applied=True, status=run_status(status), events=events, epoch=epoch if change.claim else 0
     )
 
 
@@ -2062,7 +2063,7 @@ def _same(value: Any) -> Any:
 
 
 _PATCH_ENCODERS: dict[str, Callable[[Any], object]] = {
-    "status": lambda value: RunStatus(value)._value_,
+    "status": lambda value: run_status(value)._value_,
     "input": _json,
     "state": _json,
     "request_context": _json,
