@@ -72,19 +72,23 @@ def json_size(obj: Any, _depth: int = 0) -> int:
     """
     if obj is None or obj is True or obj is False:
         return 2  # tag + one-byte varint
+    # Exact types first: a step's output is measured on every step, and the isinstance
+    # checks against the ABCs cost more than the rest of a small value's walk.
     kind = type(obj)
     if kind is str:
         return _delimited(_utf8_size(obj))
     if kind is int or kind is float:
         return 9  # tag + fixed64
-    if isinstance(obj, Mapping):
+    if kind is dict or (kind is not list and isinstance(obj, Mapping)):
         _within_depth(_depth)
         body = 0
         for key, item in obj.items():
-            key_bytes = _utf8_size(str(key))
-            body += _delimited(_delimited(key_bytes) + _delimited(json_size(item, _depth + 1)))
+            entry = _delimited(_utf8_size(key if type(key) is str else str(key))) + _delimited(
+                json_size(item, _depth + 1)
+            )
+            body += _delimited(entry)
         return _delimited(body)
-    if isinstance(obj, list | tuple):
+    if kind is list or isinstance(obj, list | tuple):
         _within_depth(_depth)
         return _delimited(sum(_delimited(json_size(item, _depth + 1)) for item in obj))
     if isinstance(obj, bool):
@@ -116,6 +120,8 @@ def _within_depth(depth: int) -> None:
 def _utf8_size(text: str) -> int:
     """The UTF-8 size of `text`; ValueError for text UTF-8 cannot carry (a lone surrogate, as
     `json.loads` makes of a truncated emoji's escape), which no store could encode."""
+    if text.isascii():  # one byte a character; `isascii` reads a flag of the string
+        return len(text)
     try:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError as exc:
@@ -124,11 +130,7 @@ def _utf8_size(text: str) -> int:
 
 def _delimited(length: int) -> int:
     """A length-delimited field of `length` bytes: one-byte tag, varint length, the bytes."""
-    return 1 + _varint(length) + length
-
-
-def _varint(n: int) -> int:
-    return 1 if n < 0x80 else (n.bit_length() + 6) // 7
+    return length + (2 if length < 0x80 else 1 + (length.bit_length() + 6) // 7)
 
 
 def check(field: str, obj: Any, limit: int) -> int:
