@@ -663,3 +663,54 @@ async def test_a_payload_lent_to_every_nested_level_never_takes_a_run_over_its_l
         assert 1 < len(lent) < 7 and all(s.suspend_payload == {"blob": "x" * 900_000} for s in lent)
         done = await run.resume_async({})
         assert done.status is RunStatus.SUCCESS and done.result == {"done": True}
+
+
+def _blob_step(step_id: str) -> Any:
+    @create_step(step_id)
+    async def blob(ctx: StepContext) -> Any:
+        return {"blob": "x" * 1_000_000}
+
+    return blob
+
+
+@create_step("question")
+async def question(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"q": 1})
+        return None
+    return {"ok": True}
+
+
+def outputs_around(workflow_id: str, ask: bool) -> Any:
+    """Five steps of ~1 MB, a question when `ask`, two more: 7 MB against the run's 6 MiB."""
+    flow = create_workflow(workflow_id)
+    for index in range(5):
+        flow = flow.then(_blob_step(f"before-{index}"))
+    if ask:
+        flow = flow.then(question)
+    for index in range(2):
+        flow = flow.then(_blob_step(f"after-{index}"))
+    return flow.commit()
+
+
+async def test_what_a_run_stored_before_a_resume_counts_against_its_limit(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """The run's size limit counts the outputs stored before it suspended: a resumed (or
+    recovered) run counted from nothing, and a run that stops at the limit in one go went
+    on to 7 MB when a question came between (review)."""
+    workflows = [outputs_around("straight", ask=False), outputs_around("asking", ask=True)]
+    async with (
+        serving(tmp_path / "runs.db", workflows=workflows) as served,
+        Client(served.address, timeout=60) as client,
+    ):
+        straight = await (await client.get_workflow("straight").create_run()).start_async({})
+        run = await client.get_workflow("asking").create_run()
+        asked = await run.start_async({})
+        assert asked.status is RunStatus.SUSPENDED, asked.error
+        answered = await run.resume_async({})
+        for ended in (straight, answered):
+            assert ended.status is RunStatus.FAILED and ended.error is not None
+            assert ended.error.name == "PayloadTooLarge" and "run" in ended.error.message
+            failed = [s for s in ended.steps if s.status is StepStatus.FAILED]
+            assert [s.path for s in failed] == [("after-1",)]

@@ -146,9 +146,11 @@ class RunDriver:
         self._waking: asyncio.Lock | None = None
         """Held while the run waits for room to go on (`awake`): one wait per run at a time."""
         self._cancels: dict[asyncio.Task[Any], int] = {}
-        self._sizes: dict[StepPath, int] = {}
+        # What the stored records hold counts from the start: a resumed or recovered run
+        # began with none counted, and went on to twice the limit (review).
+        self._sizes: dict[StepPath, int] = {path: _produced_size(s) for path, s in self.records.items()}
         """Bytes of each step's output or suspend payload (for the run's total size)."""
-        self._sizes_total = 0
+        self._sizes_total = sum(self._sizes.values())
         """The sum of `_sizes`, kept as it changes: summed per step, a run of N steps cost O(N²)."""
         self._base_size = limits.json_size(run.input) + limits.json_size(self.request_context)
         self.settling = False
@@ -984,6 +986,24 @@ class RunDriver:
                 await self.abort_signal.wait()
         except TimeoutError:
             pass
+
+
+def _produced_size(record: StepRecord) -> int:
+    """What `_within_limits` counted of a stored step record when it was made: a finished
+    step's output, a suspended one's payload and output (0 for what it cannot measure: a
+    record an older version stored, which must not stop the run from going on)."""
+    try:
+        if record.status is StepStatus.SUCCESS:
+            return 0 if record.output is None else limits.json_size(record.output)
+        if record.status is StepStatus.SUSPENDED:
+            return sum(
+                limits.json_size(value)
+                for value in (record.suspend_payload, record.suspend_output)
+                if value is not None
+            )
+    except (TypeError, ValueError):
+        pass
+    return 0
 
 
 def _refusal(field: str, value: Any, limit: int) -> RunError | None:
