@@ -37,8 +37,10 @@ STEP_OUTPUT = 1 * MIB
 STATE = 1 * MIB
 """The run-wide state after a step changed it."""
 RUN_TOTAL = 6 * MIB
-"""All JSON data of a run together (input, context, state, result, every step record's
-payloads): a GetRun of the full run stays under MESSAGE."""
+"""A run's input and request context with every step's output and suspend payload and
+output, together. Step payloads (inputs) are not counted: mostly the output before them
+again, they would halve what a chain of steps may pass along. A run whose full view would
+pass MESSAGE (five steps passing 1 MiB each: 10 MiB) reads without its step payloads."""
 
 ID = 128
 """run_id, workflow_id, request_id, a step id and a resume label (characters)."""
