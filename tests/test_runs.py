@@ -279,6 +279,48 @@ async def test_a_failed_attempts_state_changes_are_dropped(client: Client) -> No
     assert step(branch, "doomed-branch").status is StepStatus.FAILED
 
 
+def _state_setter(step_id: str, key: str) -> Any:
+    @create_step(step_id)
+    async def set_big(ctx: StepContext) -> Any:
+        ctx.set_state({key: "s" * 600_000})  # fits the state of now (1 MiB)
+        await asyncio.sleep(0.2)  # the sibling sets its own meanwhile
+        return {"set": key}
+
+    return set_big
+
+
+async def test_parallel_branches_that_each_fit_the_state_limit_do_not_pass_it_together(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """Each branch's set_state was measured against the run state of then: two branches of
+    0.6 MB each fit alone and merged into 1.2 MB, past the 1 MiB limit (review). The second
+    to end fails with PayloadTooLarge, and its change is not merged."""
+    flow = create_workflow("two-big-states").parallel([_state_setter("a", "a"), _state_setter("b", "b")])
+    async with (
+        serving(tmp_path / "runs.db", workflows=[flow.commit()]) as served,
+        Client(served.address, timeout=30) as client,
+    ):
+        run = await client.get_workflow("two-big-states").create_run()
+        ended = await run.start_async({})
+        read = await client.get_workflow("two-big-states").run_execution_result(
+            run.run_id, include_state=True
+        )
+    assert ended.status is RunStatus.FAILED
+    outcomes = sorted((s.path, s.status) for s in read.steps)
+    assert outcomes in (
+        [(("a",), StepStatus.SUCCESS), (("b",), StepStatus.FAILED)],
+        [(("a",), StepStatus.FAILED), (("b",), StepStatus.SUCCESS)],
+    )
+    failed = next(s for s in read.steps if s.status is StepStatus.FAILED)
+    assert failed.error is not None and failed.error.name == "PayloadTooLarge"
+    assert failed.error.details == {
+        "field": "state",
+        "size": failed.error.details["size"],
+        "limit": str(1 << 20),
+    }
+    assert isinstance(read.state, dict) and len(read.state) == 1  # only the first to end merged
+
+
 async def test_a_cancel_during_a_retry_delay_records_the_attempt_that_ran(client: Client) -> None:
     run = await client.get_workflow("delayed-retries").create_run()
     await run.start()

@@ -736,19 +736,21 @@ class RunDriver:
                         return failed(
                             RunError("OutputSerializationError", f"suspend output is not JSON data: {exc}")
                         ), attempt
-                runtime.keep_state()
-                return Outcome(Kind.SUSPENDED, output=detail), attempt
-            if isinstance(result, Bail):
-                runtime.keep_state()
-                return Outcome(Kind.BAILED, result.result), attempt
+                outcome = Outcome(Kind.SUSPENDED, output=detail)
+            elif isinstance(result, Bail):
+                outcome = Outcome(Kind.BAILED, result.result)
+            else:
+                try:
+                    outcome = success(to_jsonable(result))
+                except Exception as exc:
+                    return failed(
+                        RunError("OutputSerializationError", f"step output is not JSON data: {exc}")
+                    ), attempt
             try:
-                output = to_jsonable(result)
-            except Exception as exc:
-                return failed(
-                    RunError("OutputSerializationError", f"step output is not JSON data: {exc}")
-                ), attempt
-            runtime.keep_state()
-            return success(output), attempt
+                runtime.keep_state()
+            except PayloadTooLarge as exc:  # with what parallel siblings merged since its set_state
+                return failed(RunError("PayloadTooLarge", str(exc), exc.metadata)), attempt
+            return outcome, attempt
 
     async def _call_body(self, step: Step, ctx: StepContext) -> Any:
         """Run the body inside the current task; `cancel()` cancels that task while it runs.

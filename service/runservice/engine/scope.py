@@ -183,9 +183,14 @@ class BoundRuntime:
         self._patch.update(patch)
 
     def keep_state(self) -> None:
-        """The attempt ended without failing: what it set becomes the run's state."""
+        """The attempt ended without failing: what it set becomes the run's state, unless
+        the state would then be over `limits.STATE` (PayloadTooLarge, nothing merged):
+        `set_state` measured it against the state of then, and parallel branches that each
+        fit may merge since and not fit together."""
         if self._patch:
-            self._scope.memory.state_sizes.merged(self._patch)
+            memory = self._scope.memory
+            memory.state_sizes.check(self._patch)
+            memory.state_sizes.merged(self._patch)
             self._patch.clear()
 
     async def write_output(self, chunk: Json) -> None:
