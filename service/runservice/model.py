@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import keyword
 import os
 import random
 import time
@@ -602,7 +603,10 @@ def _copier_of(cls: type) -> Callable[[Any, dict[str, Any]], Any] | None:
     fields = dataclasses.fields(cls)
     slots: list[Any] = [cls.__dict__.get(f.name) for f in fields]
     if len(fields) != len(getattr(cls, "__dataclass_fields__", ())) or not all(
-        f.init and isinstance(slot, types.MemberDescriptorType) and f.name.isidentifier()
+        f.init
+        and isinstance(slot, types.MemberDescriptorType)
+        and f.name.isidentifier()
+        and not keyword.iskeyword(f.name)
         for f, slot in zip(fields, slots, strict=True)
     ):
         return None
