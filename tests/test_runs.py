@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 
 from runservice import errors
 from runservice.client import Client, RunHandle
-from runservice.model import EventType, Run, RunStatus, StepStatus, time_ordered_id
+from runservice.model import EventType, Run, RunStatus, StepStatus, evolve, time_ordered_id
+from runservice.storage import RunWrite
 from runservice.workflow import SchemaViolation, StepContext, create_step, create_workflow
 
 client = client_for(flows.WORKFLOWS)
@@ -279,10 +280,44 @@ async def test_a_failed_attempts_state_changes_are_dropped(client: Client) -> No
     assert step(branch, "doomed-branch").status is StepStatus.FAILED
 
 
-def _state_setter(step_id: str, key: str) -> Any:
-    @create_step(step_id)
+async def test_a_run_an_earlier_version_stored_past_its_limit_goes_on(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """Before its records were counted on a resume, a run could be stored past its 6 MiB;
+    counted now, every step it has left failed, a question's answer too (review). Such a
+    run goes on as it did (counted from the resume); one within its limit is counted whole."""
+    workflow = create_workflow("legacy")
+    for index in range(5):
+        workflow = workflow.then(_blob_step(f"before-{index}"))
+    workflow = workflow.then(question).then(_blob_step("after"))
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow.commit()]) as served,
+        Client(served.address, timeout=60) as client,
+    ):
+        run = await client.get_workflow("legacy").create_run()
+        assert (await run.start_async({})).status is RunStatus.SUSPENDED
+        stored = await served.store.get_run(run.run_id, steps=True)
+        assert stored is not None
+        # As an earlier version could leave it: 6.5 MB of outputs before the question.
+        grown = tuple(
+            evolve(record, output={"blob": "x" * 1_300_000})
+            for record in stored.steps
+            if record.path[0].startswith("before-")
+        )
+        assert (await served.store.write(RunWrite(run.run_id, steps=grown))).applied
+        done = await run.resume_async({})
+    assert done.status is RunStatus.SUCCESS, done.error
+    assert [s.status for s in done.steps][-2:] == [StepStatus.SUCCESS, StepStatus.SUCCESS]
+
+
+def _state_setter(step_id: str, key: str, *, fallback: bool = False) -> Any:
+    @create_step(step_id, retries=1 if fallback else 0)
     async def set_big(ctx: StepContext) -> Any:
-        ctx.set_state({key: "s" * 600_000})  # fits the state of now (1 MiB)
+        try:
+            ctx.set_state({key: "s" * 600_000})  # fits the state of now (1 MiB)
+        except errors.PayloadTooLarge:
+            ctx.set_state({key: "small"})  # a retry sees the sibling's state: no room
+            return {"set": "small"}
         await asyncio.sleep(0.2)  # the sibling sets its own meanwhile
         return {"set": key}
 
@@ -294,17 +329,26 @@ async def test_parallel_branches_that_each_fit_the_state_limit_do_not_pass_it_to
 ) -> None:
     """Each branch's set_state was measured against the run state of then: two branches of
     0.6 MB each fit alone and merged into 1.2 MB, past the 1 MiB limit (review). The second
-    to end fails with PayloadTooLarge, and its change is not merged."""
-    flow = create_workflow("two-big-states").parallel([_state_setter("a", "a"), _state_setter("b", "b")])
+    to end has its attempt fail with PayloadTooLarge, its change not merged; it is retried
+    as a set_state refused in the body is, and a retry sees the state with its sibling's."""
+    workflows = [
+        create_workflow("two-big").parallel([_state_setter("a", "a"), _state_setter("b", "b")]).commit(),
+        create_workflow("two-big-retried")
+        .parallel([_state_setter("a", "a", fallback=True), _state_setter("b", "b", fallback=True)])
+        .commit(),
+    ]
     async with (
-        serving(tmp_path / "runs.db", workflows=[flow.commit()]) as served,
+        serving(tmp_path / "runs.db", workflows=workflows) as served,
         Client(served.address, timeout=30) as client,
     ):
-        run = await client.get_workflow("two-big-states").create_run()
+        handle = client.get_workflow("two-big")
+        run = await handle.create_run()
         ended = await run.start_async({})
-        read = await client.get_workflow("two-big-states").run_execution_result(
-            run.run_id, include_state=True
-        )
+        read = await handle.run_execution_result(run.run_id, include_state=True)
+        retried_handle = client.get_workflow("two-big-retried")
+        retried_run = await retried_handle.create_run()
+        retried = await retried_run.start_async({})
+        retried_read = await retried_handle.run_execution_result(retried_run.run_id, include_state=True)
     assert ended.status is RunStatus.FAILED
     outcomes = sorted((s.path, s.status) for s in read.steps)
     assert outcomes in (
@@ -313,12 +357,14 @@ async def test_parallel_branches_that_each_fit_the_state_limit_do_not_pass_it_to
     )
     failed = next(s for s in read.steps if s.status is StepStatus.FAILED)
     assert failed.error is not None and failed.error.name == "PayloadTooLarge"
-    assert failed.error.details == {
-        "field": "state",
-        "size": failed.error.details["size"],
-        "limit": str(1 << 20),
-    }
+    details = failed.error.details or {}
+    assert (details.get("field"), details.get("limit")) == ("state", str(1 << 20))
     assert isinstance(read.state, dict) and len(read.state) == 1  # only the first to end merged
+
+    assert retried.status is RunStatus.SUCCESS, retried.error
+    assert sorted(s.attempt for s in retried_read.steps) == [0, 1]  # the second to end retried
+    assert isinstance(retried_read.state, dict)
+    assert sorted(len(value) for value in retried_read.state.values()) == [len("small"), 600_000]
 
 
 async def test_a_cancel_during_a_retry_delay_records_the_attempt_that_ran(client: Client) -> None:

@@ -39,8 +39,9 @@ STATE = 1 * MIB
 RUN_TOTAL = 6 * MIB
 """A run's input and request context with every step's output and suspend payload and
 output, together. Step payloads (inputs) are not counted: mostly the output before them
-again, they would halve what a chain of steps may pass along. A run whose full view would
-pass MESSAGE (five steps passing 1 MiB each: 10 MiB) reads without its step payloads."""
+again, they would halve what a chain of steps may pass along; nor are resume data and a
+foreach's items one by one. A run whose full view would pass MESSAGE (five steps passing
+1 MiB each: 10 MiB) reads without its step payloads."""
 
 ID = 128
 """run_id, workflow_id, request_id, a step id and a resume label (characters)."""

@@ -26,7 +26,7 @@ from runservice.engine.deadlines import deadline_error, iso, workflow_deadline_e
 from runservice.engine.leases import LeaseKeeper
 from runservice.engine.outbox import DRIVE_ENDINGS, IN_CONCURRENT_BLOCK, Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
-from runservice.engine.scope import Scope, StateSizes
+from runservice.engine.scope import BoundRuntime, Scope, StateSizes
 from runservice.errors import PayloadTooLarge, StepTimeoutError, WorkflowTimeoutError
 from runservice.model import (
     EventType,
@@ -146,13 +146,23 @@ class RunDriver:
         self._waking: asyncio.Lock | None = None
         """Held while the run waits for room to go on (`awake`): one wait per run at a time."""
         self._cancels: dict[asyncio.Task[Any], int] = {}
-        # What the stored records hold counts from the start: a resumed or recovered run
-        # began with none counted, and went on to twice the limit (review).
-        self._sizes: dict[StepPath, int] = {path: _produced_size(s) for path, s in self.records.items()}
-        """Bytes of each step's output or suspend payload (for the run's total size)."""
-        self._sizes_total = sum(self._sizes.values())
-        """The sum of `_sizes`, kept as it changes: summed per step, a run of N steps cost O(N²)."""
         self._base_size = limits.json_size(run.input) + limits.json_size(self.request_context)
+        # What the stored records hold counts from the start: a resumed or recovered run
+        # began with none counted, and went on to twice the limit (review). A run already
+        # past it was stored so by an earlier version: it goes on as it did there (counted
+        # from nothing), not failed by whatever step comes next.
+        sizes = {path: _produced_size(record) for path, record in self.records.items()}
+        if self._base_size + sum(sizes.values()) > limits.RUN_TOTAL:
+            logger.warning(
+                "run %s holds more than its %d bytes (stored by an earlier version): counted from now",
+                run.run_id,
+                limits.RUN_TOTAL,
+            )
+            sizes = {}
+        self._sizes: dict[StepPath, int] = sizes
+        """Bytes of each step's output or suspend payload (for the run's total size)."""
+        self._sizes_total = sum(sizes.values())
+        """The sum of `_sizes`, kept as it changes: summed per step, a run of N steps cost O(N²)."""
         self.settling = False
         """True from the moment the final commit is staged (the lease is released with it)."""
         self.result: Run | None = None
@@ -691,66 +701,75 @@ class RunDriver:
                 raise
             except Exception as exc:
                 error = exc
-            if error is not None:
-                # Retrying past the deadline of a nested workflow is pointless: it is over.
-                if (
-                    attempt < retries
-                    and not self.cancel_requested
-                    and not isinstance(error, WorkflowTimeoutError)
-                ):
-                    logger.warning(
-                        "run %s step %s attempt %d failed; retrying",
-                        self.run_id,
-                        ".".join(path),
-                        attempt,
-                        exc_info=None if isinstance(error, _InputRefused) else error,
-                        extra=logs.step_extra(self.run_id, path, attempt),
-                    )
-                    if reached is not None:  # internal progress: a commit nobody waits on for a sync
-                        reached(attempt + 1)
-                        await self.outbox.commit()
-                    await self.interruptible_sleep(delay)
-                    if self.cancel_requested:  # during the delay: the attempt after it never ran
-                        return CANCELED, attempt
-                    attempt += 1
-                    continue
-                logger.error(
-                    "run %s step %s attempt %d failed",
+            if error is None:
+                if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel
+                    return CANCELED, attempt
+                try:
+                    return self._attempt_outcome(result, ctx, runtime), attempt
+                except PayloadTooLarge as exc:
+                    # The state with what parallel siblings merged since its set_state: this
+                    # attempt's error, retried as one set_state raised in the body would be.
+                    error = exc
+            # Retrying past the deadline of a nested workflow is pointless: it is over.
+            if (
+                attempt < retries
+                and not self.cancel_requested
+                and not isinstance(error, WorkflowTimeoutError)
+            ):
+                logger.warning(
+                    "run %s step %s attempt %d failed; retrying",
                     self.run_id,
                     ".".join(path),
                     attempt,
                     exc_info=None if isinstance(error, _InputRefused) else error,
                     extra=logs.step_extra(self.run_id, path, attempt),
                 )
-                if isinstance(error, _InputRefused):
-                    return failed(error.error), attempt
-                return failed(RunError.from_exception(error)), attempt
-            if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel
-                return CANCELED, attempt
-            if ctx.suspension is not None:
-                detail = {"payload": ctx.suspension.payload, "labels": list(ctx.suspension.labels)}
-                if result is not None:  # Mastra keeps what the body returned: suspendOutput
-                    try:
-                        detail["output"] = to_jsonable(result)
-                    except Exception as exc:
-                        return failed(
-                            RunError("OutputSerializationError", f"suspend output is not JSON data: {exc}")
-                        ), attempt
-                outcome = Outcome(Kind.SUSPENDED, output=detail)
-            elif isinstance(result, Bail):
-                outcome = Outcome(Kind.BAILED, result.result)
-            else:
+                if reached is not None:  # internal progress: a commit nobody waits on for a sync
+                    reached(attempt + 1)
+                    await self.outbox.commit()
+                await self.interruptible_sleep(delay)
+                if self.cancel_requested:  # during the delay: the attempt after it never ran
+                    return CANCELED, attempt
+                attempt += 1
+                continue
+            logger.error(
+                "run %s step %s attempt %d failed",
+                self.run_id,
+                ".".join(path),
+                attempt,
+                exc_info=None if isinstance(error, _InputRefused) else error,
+                extra=logs.step_extra(self.run_id, path, attempt),
+            )
+            if isinstance(error, _InputRefused):
+                return failed(error.error), attempt
+            if isinstance(error, PayloadTooLarge):  # its field, size and limit, as `_within_limits` gives
+                return failed(RunError(type(error).__name__, str(error), error.metadata)), attempt
+            return failed(RunError.from_exception(error)), attempt
+
+    @staticmethod
+    def _attempt_outcome(result: Any, ctx: StepContext, runtime: BoundRuntime) -> Outcome:
+        """The outcome of an attempt whose body returned `result`; what it set of the state
+        is merged unless the outcome is a failure. PayloadTooLarge when the state with it
+        merged would be over its limit (nothing merged)."""
+        if ctx.suspension is not None:
+            detail = {"payload": ctx.suspension.payload, "labels": list(ctx.suspension.labels)}
+            if result is not None:  # Mastra keeps what the body returned: suspendOutput
                 try:
-                    outcome = success(to_jsonable(result))
+                    detail["output"] = to_jsonable(result)
                 except Exception as exc:
                     return failed(
-                        RunError("OutputSerializationError", f"step output is not JSON data: {exc}")
-                    ), attempt
+                        RunError("OutputSerializationError", f"suspend output is not JSON data: {exc}")
+                    )
+            outcome = Outcome(Kind.SUSPENDED, output=detail)
+        elif isinstance(result, Bail):
+            outcome = Outcome(Kind.BAILED, result.result)
+        else:
             try:
-                runtime.keep_state()
-            except PayloadTooLarge as exc:  # with what parallel siblings merged since its set_state
-                return failed(RunError("PayloadTooLarge", str(exc), exc.metadata)), attempt
-            return outcome, attempt
+                outcome = success(to_jsonable(result))
+            except Exception as exc:
+                return failed(RunError("OutputSerializationError", f"step output is not JSON data: {exc}"))
+        runtime.keep_state()
+        return outcome
 
     async def _call_body(self, step: Step, ctx: StepContext) -> Any:
         """Run the body inside the current task; `cancel()` cancels that task while it runs.

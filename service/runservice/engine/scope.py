@@ -39,8 +39,10 @@ class StateSizes:
             return known[1]
         return self._measure(key, value)
 
-    def _measure(self, key: str, value: Json) -> int:
-        size = limits.entry_size(key, value)
+    def _measure(self, key: str, value: Json, size: int | None = None) -> int:
+        """Keep the size of `key`'s `value` (measured now unless `size` is given)."""
+        if size is None:
+            size = limits.entry_size(key, value)
         length = _length(value)
         self._entries[key] = (value, size, length)
         if length < 0:
@@ -49,9 +51,10 @@ class StateSizes:
             self._containers.add(key)
         return size
 
-    def size(self, patch: Mapping[str, Json]) -> int:
+    def size(self, patch: Mapping[str, Json], measured: dict[str, int] | None = None) -> int:
         """`limits.json_size` of the state with `patch` merged (ValueError or TypeError when
-        `patch` is not JSON data), changing nothing but what it measured of the state."""
+        `patch` is not JSON data), changing nothing but what it measured of the state; the
+        size of each entry of `patch` goes into `measured` when given."""
         state = self._state
         if self._total is None:
             self._total = sum(self._measure(key, value) for key, value in state.items())
@@ -65,7 +68,10 @@ class StateSizes:
         for key, value in patch.items():
             if key in state:
                 total -= self._entries[key][1]
-            total += limits.entry_size(key, value)
+            entry = limits.entry_size(key, value)
+            if measured is not None:
+                measured[key] = entry
+            total += entry
         return limits.object_size(total)
 
     def check(self, patch: Mapping[str, Json]) -> None:
@@ -74,15 +80,24 @@ class StateSizes:
         if size > limits.STATE:
             raise PayloadTooLarge("state", size, limits.STATE)
 
-    def merged(self, patch: Mapping[str, Json]) -> None:
-        """Merge `patch` (checked) into the state, keeping the sizes."""
+    def merged(self, patch: Mapping[str, Json], measured: Mapping[str, int] | None = None) -> None:
+        """Merge `patch` (checked) into the state, keeping the sizes (those in `measured`
+        as given: `size` measured them)."""
         state = self._state
         for key, value in patch.items():
             if self._total is not None:
                 if key in state:
                     self._total -= self._entry(key, state[key])
-                self._total += self._measure(key, value)
+                self._total += self._measure(key, value, None if measured is None else measured[key])
             state[key] = value
+
+    def merge(self, patch: Mapping[str, Json]) -> None:
+        """`check`, then `merged`, each value of `patch` measured once."""
+        measured: dict[str, int] = {}
+        size = self.size(patch, measured)
+        if size > limits.STATE:
+            raise PayloadTooLarge("state", size, limits.STATE)
+        self.merged(patch, measured)
 
 
 def _length(value: Json) -> int:
@@ -188,9 +203,7 @@ class BoundRuntime:
         `set_state` measured it against the state of then, and parallel branches that each
         fit may merge since and not fit together."""
         if self._patch:
-            memory = self._scope.memory
-            memory.state_sizes.check(self._patch)
-            memory.state_sizes.merged(self._patch)
+            self._scope.memory.state_sizes.merge(self._patch)
             self._patch.clear()
 
     async def write_output(self, chunk: Json) -> None:
