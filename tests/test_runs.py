@@ -380,6 +380,39 @@ async def test_a_cancel_during_a_retry_delay_records_the_attempt_that_ran(client
     assert flows.CALLS[f"{run.run_id}:always-fails-slowly"] == 1
 
 
+bodies_run: list[int] = []
+
+
+@create_step("hundred-k")
+async def hundred_k(ctx: StepContext) -> Any:
+    bodies_run.append(ctx.input_data)
+    return {"blob": "x" * 100_000}
+
+
+async def test_a_foreach_stops_once_its_output_is_past_the_limit(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A foreach's output is the list of its items' outputs, limited to 1 MiB as any step's.
+    Every item ran and was stored before the list was measured and refused (review: 20 items
+    of 100 KB, 2 MB stored for a step that failed). The items stop with the batch that takes
+    the list past the limit, and the step fails as it did."""
+    bodies_run.clear()
+    workflow = create_workflow("wide-each").foreach(hundred_k, concurrency=2).commit()
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address, timeout=60) as client,
+    ):
+        run = await client.get_workflow("wide-each").create_run()
+        ended = await run.start_async(list(range(20)))
+    assert ended.status is RunStatus.FAILED and ended.error is not None
+    assert ended.error.name == "PayloadTooLarge"
+    assert (ended.error.details or {}).get("field") == "steps.hundred-k.output"
+    # 11 outputs of 100 KB pass 1 MiB: the batch of two that holds the 11th is the last.
+    assert sorted(bodies_run) == list(range(12))
+    record = step(ended, "hundred-k")
+    assert record.status is StepStatus.FAILED and len(record.foreach_items) == 12
+
+
 async def test_a_canceled_foreach_shows_no_item_suspended(client: Client) -> None:
     run = await client.get_workflow("each").create_run()
     suspended = await run.start_async(input_data=[{"value": -1}, {"value": 2}, {"value": -3}])

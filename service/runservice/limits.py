@@ -115,6 +115,12 @@ def object_size(entries: int) -> int:
     return _delimited(entries)
 
 
+def element_size(value: Any) -> int:
+    """The bytes one element adds to the `json_size` of the list holding it: a list's size
+    is `object_size` of the sum of its elements' (as an object's of its entries')."""
+    return _delimited(json_size(value, 1))
+
+
 def _within_depth(depth: int) -> None:
     if depth >= JSON_DEPTH:
         raise ValueError(f"objects and arrays are nested more than {JSON_DEPTH} levels deep")
@@ -185,6 +191,7 @@ __all__ = [
     "check",
     "check_run_total",
     "check_step_output",
+    "element_size",
     "entry_size",
     "json_size",
     "object_size",

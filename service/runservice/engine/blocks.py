@@ -17,10 +17,12 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
+from runservice import limits
 from runservice.engine.deadlines import workflow_deadline_error
 from runservice.engine.outbox import Outbox
 from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, combine, failed, recorded, success
 from runservice.engine.scope import Scope
+from runservice.errors import PayloadTooLarge
 from runservice.model import (
     EventType,
     ForeachItem,
@@ -285,9 +287,12 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
     """The step a progress event names: the path only, never the items."""
     total = len(items)
     completed = sum(1 for i in state.values() if i.status in (StepStatus.SUCCESS, StepStatus.FAILED))
+    # The outputs so far, as the foreach's own output (their list) will measure: once past
+    # its limit, no later item can bring it back, so no later batch runs (nor is stored).
+    produced = sum(_element_size(i) for i in state.values() if i.status is StepStatus.SUCCESS)
 
     async def one(index: int) -> None:
-        nonlocal completed
+        nonlocal completed, produced
         if walker.cancel_requested:
             return
         before = state.get(index)
@@ -306,6 +311,8 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
         state[index] = item
         if item.status in (StepStatus.SUCCESS, StepStatus.FAILED):
             completed += 1
+        if item.status is StepStatus.SUCCESS:
+            produced += _element_size(item)
         walker.outbox.stage_item(path, item)
         walker.stage_memory()  # what the item's body set is stored with its outcome
         walker.outbox.event(
@@ -324,8 +331,10 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             await one(todo[0])
         elif todo:
             await walker.gather(*(one(i) for i in todo))
-        if walker.cancel_requested or any(
-            (i := state.get(index)) is None or i.status is not StepStatus.SUCCESS for index in batch
+        if (
+            walker.cancel_requested
+            or any((i := state.get(index)) is None or i.status is not StepStatus.SUCCESS for index in batch)
+            or limits.object_size(produced) > limits.STEP_OUTPUT
         ):
             break
     # The record the walk keeps has the items (the run's answer, labels and Resume read it).
@@ -341,6 +350,12 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
     failure = next((i for i in listed if i.status is StepStatus.FAILED), None)
     if failure is not None:
         return finish(failed(failure.error or RunError("Error", "an item failed")))
+    if limits.object_size(produced) > limits.STEP_OUTPUT:
+        # As `_within_limits` fails it at the end, where every item would have run first.
+        refused = PayloadTooLarge(
+            f"steps.{'.'.join(path)}.output", limits.object_size(produced), limits.STEP_OUTPUT
+        )
+        return finish(failed(RunError("PayloadTooLarge", str(refused), refused.metadata)))
     waiting = [i for i in listed if i.status is StepStatus.SUSPENDED]
     if waiting:
         outcome = finish(
@@ -352,6 +367,15 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
     if len(listed) != total or any(i.status is not StepStatus.SUCCESS for i in listed):
         return finish(CANCELED)  # an item canceled on its own: nothing else leaves one unfinished
     return finish(success([i.output for i in listed]))
+
+
+def _element_size(item: ForeachItem) -> int:
+    """What a succeeded item's output adds to the foreach's output (0 if it cannot be
+    measured: a row an older version stored; the foreach's own check still measures it)."""
+    try:
+        return limits.element_size(item.output)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _needs_run(item: ForeachItem | None, nested: bool) -> bool:
