@@ -310,6 +310,45 @@ async def test_a_run_an_earlier_version_stored_past_its_limit_goes_on(
     assert [s.status for s in done.steps][-2:] == [StepStatus.SUCCESS, StepStatus.SUCCESS]
 
 
+@create_step("note-context")
+async def note_context(ctx: StepContext) -> Any:
+    ctx.request_context["note"] = "c" * 60_000  # within its 64 KiB, and part of the run
+    return {"noted": True}
+
+
+@create_step("note-too-much")
+async def note_too_much(ctx: StepContext) -> Any:
+    ctx.request_context["note"] = "c" * 70_000  # past the context's 64 KiB
+    return {"noted": True}
+
+
+async def test_a_request_context_a_body_grew_counts_and_is_limited_in_a_foreach_too(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """The run's 6 MiB counted the request context as it was when the drive began, so a
+    body's 60 KB went uncounted and the run was stored past its limit; and a foreach item's
+    body could take the context past its 64 KiB, checked only for steps (review)."""
+    grown = create_workflow("grown").then(note_context)
+    for index in range(6):  # 6 x 1.04 MB fit the 6 MiB alone, not with the 60 KB context
+        grown = grown.then(_blob_step(f"big-{index}", 1_040_000))
+    items = create_workflow("context-items").foreach(note_too_much)
+    async with (
+        serving(tmp_path / "runs.db", workflows=[grown.commit(), items.commit()]) as served,
+        Client(served.address, timeout=60) as client,
+    ):
+        ended = await (await client.get_workflow("grown").create_run()).start_async({})
+        handle = client.get_workflow("context-items")
+        run = await handle.create_run()
+        each = await run.start_async([1, 2])
+        read = await handle.run_execution_result(run.run_id)
+    assert ended.status is RunStatus.FAILED and ended.error is not None
+    assert ended.error.name == "PayloadTooLarge" and "run" in ended.error.message
+    assert [s.path for s in ended.steps if s.status is StepStatus.FAILED] == [("big-5",)]
+    assert each.status is RunStatus.FAILED and each.error is not None
+    assert (each.error.details or {}).get("field") == "request_context"
+    assert "note" not in (read.request_context or {})  # the change went back, as for a step
+
+
 def _state_setter(step_id: str, key: str, *, fallback: bool = False) -> Any:
     @create_step(step_id, retries=1 if fallback else 0)
     async def set_big(ctx: StepContext) -> Any:
@@ -786,10 +825,10 @@ async def test_a_payload_lent_to_every_nested_level_never_takes_a_run_over_its_l
         assert done.status is RunStatus.SUCCESS and done.result == {"done": True}
 
 
-def _blob_step(step_id: str) -> Any:
+def _blob_step(step_id: str, size: int = 1_000_000) -> Any:
     @create_step(step_id)
     async def blob(ctx: StepContext) -> Any:
-        return {"blob": "x" * 1_000_000}
+        return {"blob": "x" * size}
 
     return blob
 

@@ -146,15 +146,19 @@ class RunDriver:
         self._waking: asyncio.Lock | None = None
         """Held while the run waits for room to go on (`awake`): one wait per run at a time."""
         self._cancels: dict[asyncio.Task[Any], int] = {}
-        self._base_size = limits.json_size(run.input) + limits.json_size(self.request_context)
+        self._input_size = limits.json_size(run.input)
+        self._base_size = self._input_size + limits.json_size(self.request_context)
+        """The input's and the request context's bytes (kept as bodies change the context)."""
         # What the stored records hold counts from the start: a resumed or recovered run
-        # began with none counted, and went on to twice the limit (review). A run already
-        # past it was stored so by an earlier version: it goes on as it did there (counted
-        # from nothing), not failed by whatever step comes next.
+        # began with none counted, and went on to twice the limit (review). Past it without
+        # the context (which a Resume may add to) only an earlier version could store a run:
+        # it goes on as it did there (counted from nothing), not failed by whatever step
+        # comes next (review).
         sizes = {path: _produced_size(record) for path, record in self.records.items()}
-        if self._base_size + sum(sizes.values()) > limits.RUN_TOTAL:
+        if self._input_size + sum(sizes.values()) > limits.RUN_TOTAL:
             logger.warning(
-                "run %s holds more than its %d bytes (stored by an earlier version): counted from now",
+                "run %s holds more than its %d bytes of input and step outputs (stored so by an"
+                " earlier version): counted from now",
                 run.run_id,
                 limits.RUN_TOTAL,
             )
@@ -604,7 +608,10 @@ class RunDriver:
         body, _ = await self.run_body(
             step, value, scope, path, resumption, first_attempt=first, reached=reached, invalid=invalid
         )
-        return body
+        # Checked here as `finish_record` checks a step's: the foreach stages what the item's
+        # body left of the context with the item (review: an item's body went unchecked).
+        refused = self._context_refusal()
+        return body if refused is None else failed(refused)
 
     async def run_body(
         self,
@@ -873,12 +880,9 @@ class RunDriver:
     def _within_limits(self, path: StepPath, outcome: Outcome) -> Outcome:
         """The outcome, or a failure when what the step produced is over a size limit
         (`runservice.limits`): nothing over a limit is stored, so every run stays readable."""
-        if self.request_context != self._staged_context:  # the body changed it
-            refused = _refusal("request_context", self.request_context, limits.REQUEST_CONTEXT)
-            if refused is not None:
-                self.request_context.clear()
-                self.request_context.update(self._staged_context)
-                return failed(refused)
+        refused = self._context_refusal()
+        if refused is not None:
+            return failed(refused)
         where = f"steps.{'.'.join(path)}"
         if outcome.kind is Kind.SUSPENDED:
             detail = outcome.output if isinstance(outcome.output, dict) else {}
@@ -904,6 +908,21 @@ class RunDriver:
         self._sizes_total += size - self._sizes.get(path, 0)
         self._sizes[path] = size
         return outcome
+
+    def _context_refusal(self) -> RunError | None:
+        """Why a body's change of the request context cannot be kept (over its limit: the
+        context goes back to what it was), or None; the run's size then counts the context
+        as it is (review: a body's 60 KB of context went uncounted, and a run was stored
+        past its limit)."""
+        if self.request_context == self._staged_context:  # no body changed it
+            return None
+        refused = _refusal("request_context", self.request_context, limits.REQUEST_CONTEXT)
+        if refused is not None:
+            self.request_context.clear()
+            self.request_context.update(self._staged_context)
+            return refused
+        self._base_size = self._input_size + limits.json_size(self.request_context)
+        return None
 
     def validate_input(
         self, schema: Any, data: Json, path: StepPath, *, emit: bool = True, iteration: int = 0
