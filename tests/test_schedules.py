@@ -633,18 +633,27 @@ async def test_a_cancelled_trigger_still_drives_the_run_it_created(tmp_path: Pat
     try:
         async with Engine(store, [workflow], claim_interval=0.1) as engine:
             # Cut each trigger a little later than the last, across the window of its write,
-            # until a few were cut after it (however slow the machine's reads are).
+            # until a few were cut after it (however slow the machine's reads are). The window
+            # may be a turn or two wide (a lone synced commit is made on the loop, without a
+            # hand-off): once a trigger ends before its cut, sweep again from the start (it
+            # was a single sweep, and one cut in it made this test fail now and then).
             created = 0
-            for turns in range(400):
-                trigger = asyncio.create_task(engine.schedules.trigger("cancelled", request_id=f"r{turns}"))
-                for _ in range(turns):
-                    await asyncio.sleep(0)
-                trigger.cancel()
-                outcome = (await asyncio.gather(trigger, return_exceptions=True))[0]
-                if isinstance(outcome, asyncio.CancelledError):
+            for sweep in range(50):
+                for turns in range(400):
+                    request_id = f"r{sweep}-{turns}"
+                    triggered = engine.schedules.trigger("cancelled", request_id=request_id)
+                    trigger = asyncio.create_task(triggered)
+                    for _ in range(turns):
+                        await asyncio.sleep(0)
+                    trigger.cancel()
+                    outcome = (await asyncio.gather(trigger, return_exceptions=True))[0]
+                    if not isinstance(outcome, asyncio.CancelledError):
+                        break  # it ended before the cut: past the window
                     with contextlib.suppress(RunNotFound):
-                        await engine.get_run(trigger_run_id("cancelled", f"r{turns}"))
+                        await engine.get_run(trigger_run_id("cancelled", request_id))
                         created += 1
+                    if created >= 3:
+                        break
                 if created >= 3:
                     break
             assert created >= 3, "no trigger was cut after its tick was handed to the store"
