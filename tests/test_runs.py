@@ -285,7 +285,8 @@ async def test_a_run_an_earlier_version_stored_past_its_limit_goes_on(
 ) -> None:
     """Before its records were counted on a resume, a run could be stored past its 6 MiB;
     counted now, every step it has left failed, a question's answer too (review). Such a
-    run goes on as it did (counted from the resume); one within its limit is counted whole."""
+    run goes on as it did, counted from the resume (a run within its limit is counted whole:
+    `test_what_a_run_stored_before_a_resume_counts_against_its_limit`)."""
     workflow = create_workflow("legacy")
     for index in range(5):
         workflow = workflow.then(_blob_step(f"before-{index}"))
