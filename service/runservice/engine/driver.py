@@ -718,19 +718,20 @@ class RunDriver:
                     # attempt's error, retried as one set_state raised in the body would be.
                     error = exc
             # Retrying past the deadline of a nested workflow is pointless: it is over.
-            if (
+            retrying = (
                 attempt < retries
                 and not self.cancel_requested
                 and not isinstance(error, WorkflowTimeoutError)
-            ):
-                logger.warning(
-                    "run %s step %s attempt %d failed; retrying",
-                    self.run_id,
-                    ".".join(path),
-                    attempt,
-                    exc_info=None if isinstance(error, _InputRefused) else error,
-                    extra=logs.step_extra(self.run_id, path, attempt),
-                )
+            )
+            (logger.warning if retrying else logger.error)(
+                "run %s step %s attempt %d failed" + ("; retrying" if retrying else ""),
+                self.run_id,
+                ".".join(path),
+                attempt,
+                exc_info=None if isinstance(error, _InputRefused) else error,
+                extra=logs.step_extra(self.run_id, path, attempt),
+            )
+            if retrying:
                 if reached is not None:  # internal progress: a commit nobody waits on for a sync
                     reached(attempt + 1)
                     await self.outbox.commit()
@@ -739,14 +740,6 @@ class RunDriver:
                     return CANCELED, attempt
                 attempt += 1
                 continue
-            logger.error(
-                "run %s step %s attempt %d failed",
-                self.run_id,
-                ".".join(path),
-                attempt,
-                exc_info=None if isinstance(error, _InputRefused) else error,
-                extra=logs.step_extra(self.run_id, path, attempt),
-            )
             if isinstance(error, _InputRefused):
                 return failed(error.error), attempt
             if isinstance(error, PayloadTooLarge):  # its field, size and limit, as `_within_limits` gives

@@ -74,9 +74,10 @@ class StateSizes:
             total += entry
         return limits.object_size(total)
 
-    def check(self, patch: Mapping[str, Json]) -> None:
-        """Raise `PayloadTooLarge` when the state with `patch` merged exceeds `limits.STATE`."""
-        size = self.size(patch)
+    def check(self, patch: Mapping[str, Json], measured: dict[str, int] | None = None) -> None:
+        """Raise `PayloadTooLarge` when the state with `patch` merged exceeds `limits.STATE`
+        (the size of each entry of `patch` goes into `measured` when given, as for `size`)."""
+        size = self.size(patch, measured)
         if size > limits.STATE:
             raise PayloadTooLarge("state", size, limits.STATE)
 
@@ -94,9 +95,7 @@ class StateSizes:
     def merge(self, patch: Mapping[str, Json]) -> None:
         """`check`, then `merged`, each value of `patch` measured once."""
         measured: dict[str, int] = {}
-        size = self.size(patch, measured)
-        if size > limits.STATE:
-            raise PayloadTooLarge("state", size, limits.STATE)
+        self.check(patch, measured)
         self.merged(patch, measured)
 
 
