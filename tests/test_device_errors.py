@@ -83,7 +83,7 @@ async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
             with pytest.raises(StorageFailed) as refused:
                 await later.start({"gate": str(gate)}, request_id="later-start")
             assert refused.value.reason == "STORAGE_FAILED"
-            assert "SQLITE_IOERR_FSYNC" in str(refused.value)
+            assert "fdatasync of the WAL failed: Input/output error" in str(refused.value)
             gate.touch()  # the gated run's next commits are refused too
         assert await exited(server) == 1
     finally:
@@ -101,6 +101,30 @@ async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
     finally:
         await server.kill()
     assert " ERROR " not in server.text and "Traceback" not in server.text, server.text[-3000:]
+
+
+async def test_a_read_whose_sync_fails_stops_the_server(tmp_path: Path, failing_device: Path) -> None:
+    """A read of a run whose progress nobody was told of syncs it first: a barrier, an fsync of
+    the WAL with no commit of its own. A failed one stops the server as a failed commit does."""
+    data, gate, flag = tmp_path / "data", tmp_path / "gate", tmp_path / "fail-syncs"
+    argv = serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows")
+    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failing_device), FAILSYNC_FLAG=str(flag)))
+    try:
+        async with Client(server.address, timeout=10, retry=None) as client:
+            await start_gated(client, gate)  # its step's start is committed unsynced
+            # The checkpointer syncs what was committed within a second; past it, the next
+            # sync is the read's barrier.
+            await asyncio.sleep(1.5)
+            flag.touch()
+            with pytest.raises(StorageFailed) as refused:
+                await client.get_workflow("gated").run_by_id("gated-run")
+            assert refused.value.reason == "STORAGE_FAILED"
+            assert "fdatasync of the WAL failed: Input/output error" in str(refused.value)
+            gate.touch()
+        assert await exited(server) == 1
+    finally:
+        await server.kill()
+    assert_stopped_for_a_failed_sync(server)
 
 
 async def test_a_checkpoint_whose_sync_fails_stops_the_server(tmp_path: Path, failing_device: Path) -> None:

@@ -2,10 +2,13 @@
 
 Durability (the rule: whatever a caller or a watcher has been told survives a
 power loss). The WAL is appended in order and an fsync of it covers every frame
-before it, so the writer commits each batch under `synchronous=NORMAL` (safe
-against a process crash, no fsync) unless the batch must be synced, and then
-under `synchronous=FULL` (the commit fsyncs the WAL, covering every earlier
-NORMAL commit). A batch is synced when it holds a durable `write` (the default),
+before it, so the writer commits every batch under `synchronous=NORMAL` (safe
+against a process crash, no fsync), and a batch that must be synced is followed
+by an fdatasync of the WAL file (`_sync_wal`, covering every earlier commit).
+That is what `synchronous=FULL` does at a commit in WAL mode, without switching
+the connection's level twice per synced batch (two statements of about 20 us),
+and a barrier with nothing to commit needs no transaction (FULL needs a frame to
+write before it syncs). A batch is synced when it holds a durable `write` (the default),
 events of a run someone watches, or a `sync` barrier. `commits` counts the
 transactions, `durable` is the watermark: every commit up to it is fsynced.
 `sync()` waits until the watermark covers every commit made so far, and reads
@@ -35,7 +38,7 @@ keeps a RESTART from finishing; the writer then waits for it only briefly, and l
 often while it lasts (`_RESTART_BACKOFF`).
 
 The writer's statements run on the event loop thread and only a synced
-`COMMIT` (the WAL write and fsync, which release the GIL) runs on the writer
+`COMMIT` (the WAL write and its fsync, which release the GIL) runs on the writer
 thread. A statement is a few microseconds of in-memory B-tree work, but every
 call into sqlite3 from a second thread drops and retakes the GIL, and retaking
 it while the event loop is busy waits for the interpreter's switch interval:
@@ -231,7 +234,6 @@ after each (from the first to the second figure): a reader holding an old snapsh
 minutes costs the writer 100 ms a few times, then once every 30 s."""
 _JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 """A reset WAL is truncated to this size, so one burst does not keep a large file."""
-_MARK_SYNC = "UPDATE sync_marks SET count = count + 1 WHERE id = 1"
 
 _SELECT_RUN = f"SELECT {RUN_COLUMN_LIST} FROM runs"
 _SELECT_RUN_WITH_STEPS = (
@@ -418,17 +420,17 @@ class SqliteStore(SqliteSchedules):
         self._unsynced: dict[str, int] = {}
         """Run id -> the last commit that wrote the run, for runs written since the last sync."""
         self.syncs = 0
-        """Commits made under synchronous=FULL (each one fsync of the WAL)."""
+        """Synced batches (each one fdatasync of the WAL)."""
         self.wal_restarts = 0
         self.wal_restarts_busy = 0
         """RESTART checkpoints that readers kept from finishing (see `_RESTART_BACKOFF`)."""
         """RESTART checkpoints the writer ran because the WAL kept growing under load."""
-        self._synchronous = "NORMAL"  # the writer connection's current setting
         self._checkpointer: _Checkpointer | None = None
         self._state = "new"  # -> "open" -> "closed"
         self._accepting = False
         self._lock_fd: int | None = None
         self._database_fd: int | None = None  # for the checkpointer's fsync of the file
+        self._wal_fd: int | None = None  # for the writer's fsync of the WAL (`_sync_wal`)
         self._refused = 0
         """Changes of the last batch refused as StorageUnavailable (for the hub's listeners)."""
         self.failure: StorageFailed | None = None
@@ -473,6 +475,9 @@ class SqliteStore(SqliteSchedules):
             # Opened once and closed only after every connection: closing a descriptor of the
             # file drops this process's POSIX locks on it, SQLite's included.
             self._database_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            # The WAL file exists from the writer's first read in WAL mode, and lasts as long as
+            # its connection: an fsync through this descriptor syncs what SQLite wrote through its own.
+            self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
             self._checkpointer = _Checkpointer(
                 self.path,
                 lambda: self.commits,
@@ -529,6 +534,9 @@ class SqliteStore(SqliteSchedules):
                         # the writer thread so the file is unlocked only once nothing writes to it.
                         executor.shutdown(wait=True)
             finally:
+                if self._wal_fd is not None:
+                    os.close(self._wal_fd)
+                    self._wal_fd = None
                 if self._database_fd is not None:
                     os.close(self._database_fd)
                     self._database_fd = None
@@ -798,39 +806,41 @@ class SqliteStore(SqliteSchedules):
                 sync = sync or item.durable
             changes.append(item)
         full = sync and self.durability == "full"
-        if not full and all(isinstance(change, _Sync) for change in changes):
+        barriers = all(isinstance(change, _Sync) for change in changes)
+        if not full and barriers:
             batching.answer(batch, [batching.Done(None)] * len(batch))  # already covered
             return
         started = time.perf_counter()
         try:
+            if barriers:  # nothing to commit: an fsync of what is committed so far
+                await self._sync(batch, self._sync_wal)
+                self._synced(self.commits)
+                self.hub.committed(time.perf_counter() - started, len(batch))
+                batching.answer(batch, [batching.Done(None)] * len(batch))
+                return
             try:
-                outcomes = self._apply_batch(changes, full)
+                outcomes = self._apply_batch(changes)
             except sqlite3.OperationalError as exc:
                 if not _locked(exc):
                     raise
                 # Another connection holds the write lock: wait for it (up to the busy
                 # timeout) on the writer thread, with the loop free meanwhile.
                 # The loop runs meanwhile, so a Watch of a run of the batch may subscribe
-                # before it commits: its events must be synced then. Waiting is rare, and
-                # SQLite fixes the sync level before the transaction: sync the batch.
+                # before it commits: its events must be synced then. Waiting is rare: sync
+                # the batch.
                 full = self.durability == "full"
                 assert self._loop is not None
-                await self._loop.run_in_executor(self._executor, self._begin_waiting, full)
-                outcomes = self._apply_batch(changes, full, begun=True)
+                await self._loop.run_in_executor(self._executor, self._begin_waiting)
+                outcomes = self._apply_batch(changes, begun=True)
             self.commits += 1
             number = self.commits
-            if full and self._sync_on_loop(batch):
-                self.loop_syncs += 1
-                self._end_synced_transaction()
-            elif full:
-                # A synced commit leaves the loop: it is the fsync, and it releases the GIL.
-                assert self._loop is not None
-                await self._loop.run_in_executor(self._executor, self._end_synced_transaction)
+            if full:
+                await self._sync(batch, self._end_synced_transaction)
             else:
                 # An unsynced COMMIT is a few WAL page writes to the page cache (about 60 us):
                 # cheaper here than a hand-off to the writer thread and back.
                 self._end_transaction()
-        except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is committed
+        except Exception as exc:  # BEGIN, COMMIT or the fsync failed: nothing of the batch is told
             error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
             if _lost_durability(exc):
                 error = self._fail_stop(exc)
@@ -840,11 +850,8 @@ class SqliteStore(SqliteSchedules):
             batching.fail(batch, error)
             return
         self.transactions += 1
-        if full:
-            self.syncs += 1
         if full or self.durability == "normal":
-            self.durable = number
-            self._unsynced.clear()
+            self._synced(number)
         else:
             for change in changes:
                 if isinstance(change, RunWrite):
@@ -864,6 +871,24 @@ class SqliteStore(SqliteSchedules):
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
 
+    async def _sync(self, batch: list[_Pending], sync: Callable[[], None]) -> None:
+        """Run `sync` (a synced commit, or the fsync alone) on the loop when the batch is a lone
+        change with nothing behind it, else on the writer thread (see the module docstring)."""
+        if self._sync_on_loop(batch):
+            self.loop_syncs += 1
+            sync()
+        else:
+            # A synced commit leaves the loop: it is the fsync, and it releases the GIL.
+            assert self._loop is not None
+            await self._loop.run_in_executor(self._executor, sync)
+
+    def _synced(self, number: int) -> None:
+        """Every commit up to `number` is fsynced (or, with `durability="normal"`, never will be)."""
+        if self.durability == "full":
+            self.syncs += 1
+        self.durable = number
+        self._unsynced.clear()
+
     def _publish(self, committed: list[Event]) -> None:
         """Hand committed events to the hub. Subscribers (watchers, streams, waiting callers)
         never see an event a power loss could take back: a batch holding events of a run
@@ -873,13 +898,11 @@ class SqliteStore(SqliteSchedules):
         self.hub.publish(committed)
 
     def _apply_batch(
-        self, changes: list[RunWrite | _Operation | _Sync], full: bool = False, begun: bool = False
+        self, changes: list[RunWrite | _Operation | _Sync], begun: bool = False
     ) -> list[WriteResult | batching.Done | Exception]:
         """Open the batch's transaction (unless `begun`: `_begin_waiting` opened it) and apply
-        every change; `_end_transaction` commits it (under synchronous=FULL when `full`: then
-        the commit fsyncs the WAL, writing a sync mark if nothing else of the batch wrote a
-        frame). Raises SQLITE_BUSY at once, before anything is applied, when another
-        connection holds the write lock.
+        every change; `_end_transaction` commits it. Raises SQLITE_BUSY at once, before
+        anything is applied, when another connection holds the write lock.
 
         A change encodes everything before it touches the database and checks its
         conditions before it modifies anything, so a bad change fails alone without a
@@ -889,18 +912,14 @@ class SqliteStore(SqliteSchedules):
         conn = self._conn
         assert conn is not None
         now = time.time()
-        before = conn.total_changes
         self._refused = 0
-        if not begun:  # else `_begin_waiting` set the level: it cannot change in a transaction
-            self._set_synchronous(full)
+        if not begun:
             conn.execute("BEGIN IMMEDIATE")
         try:
             try:
                 rows = _Rows(conn)
                 outcomes = [_apply(conn, change, now, rows) for change in changes]
                 rows.flush()
-                if full and conn.total_changes == before:
-                    conn.execute(_MARK_SYNC)  # an fsync needs a frame to write
                 return outcomes
             except sqlite3.Error:
                 conn.execute("ROLLBACK")
@@ -920,8 +939,6 @@ class SqliteStore(SqliteSchedules):
                     conn.execute("ROLLBACK TO w")
                 outcomes.append(outcome)
                 conn.execute("RELEASE w")
-            if full:
-                conn.execute(_MARK_SYNC)
             return outcomes
         except BaseException:
             if conn.in_transaction:
@@ -951,26 +968,16 @@ class SqliteStore(SqliteSchedules):
         if self._checkpointer is not None:
             self._checkpointer.restarted(busy=bool(busy))
 
-    def _begin_waiting(self, full: bool) -> None:
-        """In the writer thread: open a write transaction (to commit under synchronous=FULL
-        when `full`), waiting up to the busy timeout for a lock another connection holds
-        (SQLITE_BUSY past it)."""
+    def _begin_waiting(self) -> None:
+        """In the writer thread: open a write transaction, waiting up to the busy timeout for
+        a lock another connection holds (SQLITE_BUSY past it)."""
         conn = self._conn
         assert conn is not None
-        self._set_synchronous(full)
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         try:
             conn.execute("BEGIN IMMEDIATE")
         finally:
             conn.execute("PRAGMA busy_timeout = 0")
-
-    def _set_synchronous(self, full: bool) -> None:
-        """Commit under synchronous=FULL (an fsync of the WAL) or NORMAL from now on."""
-        synchronous = "FULL" if full else "NORMAL"
-        if synchronous != self._synchronous:
-            assert self._conn is not None
-            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
-            self._synchronous = synchronous
 
     def _sync_on_loop(self, batch: list[_Pending]) -> bool:
         """Whether this synced batch commits on the event loop: it is a lone change, nothing
@@ -983,11 +990,20 @@ class SqliteStore(SqliteSchedules):
         )
 
     def _end_synced_transaction(self) -> None:
-        """`_end_transaction` under synchronous=FULL, its time taken into the moving average
-        that `_sync_on_loop` reads (on the loop or the writer thread: one at a time)."""
+        """`_end_transaction`, then `_sync_wal`."""
+        self._end_transaction()
+        self._sync_wal()
+
+    def _sync_wal(self) -> None:
+        """fdatasync the WAL file: every commit so far survives a power loss (as a commit under
+        synchronous=FULL would). Its time goes into the moving average that `_sync_on_loop`
+        reads (on the loop or the writer thread: one at a time). Raises WalSyncFailed."""
+        assert self._wal_fd is not None
         started = time.perf_counter()
         try:
-            self._end_transaction()
+            _fdatasync(self._wal_fd)
+        except OSError as exc:
+            raise WalSyncFailed(exc.errno, f"fdatasync of the WAL failed: {exc.strerror}") from exc
         finally:
             took = time.perf_counter() - started
             self._sync_seconds += (took - self._sync_seconds) * _SYNC_AVERAGE_WEIGHT
@@ -1416,9 +1432,15 @@ def _locked(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
-def _lost_durability(exc: BaseException) -> TypeGuard[sqlite3.Error]:
+class WalSyncFailed(OSError):
+    """The fdatasync of the WAL after a synced commit failed (see the module docstring)."""
+
+
+def _lost_durability(exc: BaseException) -> TypeGuard[sqlite3.Error | WalSyncFailed]:
     """Whether `exc` is a failed sync (see the module docstring)."""
-    return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) in _LOST_DURABILITY
+    return isinstance(exc, WalSyncFailed) or (
+        isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) in _LOST_DURABILITY
+    )
 
 
 def _storage_error(exc: sqlite3.Error) -> Exception:
@@ -1511,7 +1533,7 @@ def _connect_writer(path: str) -> sqlite3.Connection:
         (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
         if str(mode).lower() != "wal":
             raise RuntimeError(f"database {path} cannot use WAL journaling (got {mode!r})")
-        # Per batch, the store switches to FULL when the batch must be synced (see the module).
+        # A batch that must be synced is followed by an fsync of the WAL (see the module).
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
         conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
