@@ -17,6 +17,7 @@ goes on, and answers once the device reads again.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -180,6 +181,71 @@ async def test_a_failed_read_is_refused_as_retryable_and_the_server_goes_on(
     finally:
         await server.kill()
     assert " ERROR " not in server.text and "Traceback" not in server.text, server.text[-3000:]
+
+
+async def test_a_read_of_a_commit_whose_fsync_is_under_way_waits_for_it(
+    tmp_path: Path, failing_device: Path
+) -> None:
+    """A synced commit is visible to readers from its COMMIT on, while its fsync of the WAL is
+    under way: a read that sees it answers only once that fsync is done (what it tells must
+    survive a power loss). A read of another run does not wait for it."""
+    data, flag = tmp_path / "data", tmp_path / "slow-syncs"
+    argv = serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows")
+    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failing_device), SLOWSYNC_FLAG=str(flag)))
+    try:
+        async with Client(server.address, timeout=30, retry=None) as client:
+            workflow = client.get_workflow("gated")
+            await workflow.create_run(run_id="other")
+            flag.touch()  # every fsync now takes 300 ms more
+            # Slow: from now on synced commits leave the loop, which reads meanwhile.
+            await workflow.create_run(run_id="first")
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            creating = asyncio.create_task(workflow.create_run(run_id="second"))
+            await asyncio.sleep(0.1)  # committed long since; its fsync takes 300 ms
+            other = await workflow.run_by_id("other")
+            other_read = loop.time() - began
+            second = await workflow.run_by_id("second")
+            second_read = loop.time() - began
+            await creating
+            created = loop.time() - began
+            flag.unlink()
+        assert other.status is RunStatus.PENDING and other_read < 0.25, other_read
+        assert second.status is RunStatus.PENDING
+        assert second_read >= 0.3 and second_read >= created - 0.1, (second_read, created)
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
+
+
+async def test_a_read_of_a_schedule_whose_change_is_being_synced_waits_for_it(
+    tmp_path: Path, failing_device: Path
+) -> None:
+    """The same for a schedule: a GetSchedule that sees a pause whose fsync is under way answers
+    once it is done."""
+    data, flag = tmp_path / "data", tmp_path / "slow-syncs"
+    schedule = {"id": "yearly", "workflow": "gated", "cron": "0 0 1 1 *", "input_data": {"gate": "-"}}
+    argv = serve_argv(
+        "--data-dir", str(data), "--workflows", "tests.disk_workflows", "--schedules", json.dumps([schedule])
+    )
+    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failing_device), SLOWSYNC_FLAG=str(flag)))
+    try:
+        async with Client(server.address, timeout=30, retry=None) as client:
+            assert not (await client.schedules.get("yearly")).paused
+            flag.touch()  # every fsync now takes 300 ms more
+            await client.get_workflow("gated").create_run(run_id="first")  # synced commits leave the loop
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            pausing = asyncio.create_task(client.schedules.pause("yearly"))
+            await asyncio.sleep(0.1)  # committed long since; its fsync takes 300 ms
+            seen = await client.schedules.get("yearly")
+            read = loop.time() - began
+            await pausing
+            flag.unlink()
+        assert seen.paused and read >= 0.3, (seen.paused, read)
+        assert await server.stop() == 0
+    finally:
+        await server.kill()
 
 
 async def test_a_slow_disks_syncs_leave_the_event_loop(tmp_path: Path, failing_device: Path) -> None:

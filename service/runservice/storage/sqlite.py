@@ -12,8 +12,11 @@ write before it syncs). A batch is synced when it holds a durable `write` (the d
 events of a run someone watches, or a `sync` barrier. `commits` counts the
 transactions, `durable` is the watermark: every commit up to it is fsynced.
 `sync()` waits until the watermark covers every commit made so far, and reads
-(`get_run`, `list_runs`, `read_events`) call it before returning what they saw,
-so nothing unsynced is ever handed out. Subscribers of the hub hear only of
+(`get_run`, `list_runs`, `read_events`, request ids, schedules) call it before
+returning what they saw,
+so nothing unsynced is ever handed out; that includes a synced commit while its
+fsync runs, which readers see from its COMMIT on (under FULL they saw it only once
+synced), so its runs count as unsynced until then. Subscribers of the hub hear only of
 events at or below the watermark. Internal progress (`write(change,
 durable=False)`, leases) commits without an fsync; the next synced commit
 covers it. `durability="normal"` never syncs (Mastra's setting): a power loss
@@ -419,6 +422,9 @@ class SqliteStore(SqliteSchedules):
         """The durable watermark: every commit up to this number is fsynced (see `sync`)."""
         self._unsynced: dict[str, int] = {}
         """Run id -> the last commit that wrote the run, for runs written since the last sync."""
+        self._unsynced_other = 0
+        """The last commit of a change that names no run (a schedule's, which may start one),
+        until a sync covers it: a read of the schedules or of any run waits for it."""
         self.syncs = 0
         """Synced batches (each one fdatasync of the WAL)."""
         self.wal_restarts = 0
@@ -574,9 +580,15 @@ class SqliteStore(SqliteSchedules):
         """`sync` up to the last commit that wrote `run_id`: what a read of one run saw of it
         is durable then, without waiting for other runs' progress (under load there always
         is some, and a sync of it costs the read an fsync)."""
-        target = self._unsynced.get(run_id, 0)
+        target = max(self._unsynced.get(run_id, 0), self._unsynced_other)
         if target > self.durable:
             await self.sync(target)
+
+    async def _sync_visible(self) -> None:
+        """`sync` up to the last commit of a change that names no run: what a read of the
+        schedules saw is durable then."""
+        if self._unsynced_other > self.durable:
+            await self.sync(self._unsynced_other)
 
     async def claim_runs(
         self,
@@ -835,6 +847,9 @@ class SqliteStore(SqliteSchedules):
             self.commits += 1
             number = self.commits
             if full:
+                # Readers see it from its COMMIT on, while its fsync is under way (under
+                # synchronous=FULL they did not): a read of what it wrote waits for the fsync.
+                self._note_unsynced(changes, number)
                 await self._sync(batch, self._end_synced_transaction)
             else:
                 # An unsynced COMMIT is a few WAL page writes to the page cache (about 60 us):
@@ -853,12 +868,7 @@ class SqliteStore(SqliteSchedules):
         if full or self.durability == "normal":
             self._synced(number)
         else:
-            for change in changes:
-                if isinstance(change, RunWrite):
-                    self._unsynced[change.run_id] = number
-                elif isinstance(change, _Operation):
-                    for run_id in change.runs:
-                        self._unsynced[run_id] = number
+            self._note_unsynced(changes, number)
         self.hub.committed(time.perf_counter() - started, len(batch))
         if self._refused:
             self.hub.refused(self._refused)
@@ -881,6 +891,17 @@ class SqliteStore(SqliteSchedules):
             # A synced commit leaves the loop: it is the fsync, and it releases the GIL.
             assert self._loop is not None
             await self._loop.run_in_executor(self._executor, sync)
+
+    def _note_unsynced(self, changes: list[RunWrite | _Operation | _Sync], number: int) -> None:
+        """Remember what the commit `number` wrote until a sync covers it (see `_sync_run`)."""
+        for change in changes:
+            if isinstance(change, RunWrite):
+                self._unsynced[change.run_id] = number
+            elif isinstance(change, _Operation):
+                for run_id in change.runs:
+                    self._unsynced[run_id] = number
+                if change.durable and not change.runs:
+                    self._unsynced_other = number
 
     def _synced(self, number: int) -> None:
         """Every commit up to `number` is fsynced (or, with `durability="normal"`, never will be)."""
@@ -1091,6 +1112,7 @@ class SqliteStore(SqliteSchedules):
     async def created_at(self, run_id: str) -> float | None:
         """When the run now under `run_id` was created; None if there is none."""
         rows = self._point_rows("SELECT created_at FROM runs WHERE run_id = ?", (run_id,))
+        await self._sync_run(run_id)
         return float(rows[0][0]) if rows else None
 
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
@@ -1099,12 +1121,15 @@ class SqliteStore(SqliteSchedules):
             "SELECT 1 FROM requests WHERE run_id = ? AND kind = ? AND request_id = ?",
             (run_id, kind, request_id),
         )
+        await self._sync_run(run_id)  # a retry is answered from it
         return bool(rows)
 
     async def request_ids(self, run_id: str, kind: str) -> list[str]:
         """See `Store.request_ids` (a lookup by key: on the event loop)."""
         sql = "SELECT request_id FROM requests WHERE run_id = ? AND kind = ?"
-        return [request_id for (request_id,) in self._point_rows(sql, (run_id, kind))]
+        rows = self._point_rows(sql, (run_id, kind))
+        await self._sync_run(run_id)
+        return [request_id for (request_id,) in rows]
 
     async def take_over(self, name: str, owner: str) -> int | None:
         """Nothing to take over: opening the file voided every lease (see `Store.take_over`)."""

@@ -69,6 +69,8 @@ class SqliteSchedules:
     """Provided by SqliteStore: a reader connection."""
     _point_rows: Callable[[str, Sequence[object]], list[Any]]
     """Provided by SqliteStore: the rows of a lookup by key, read on the event loop."""
+    _sync_visible: Callable[[], Awaitable[None]]
+    """Provided by SqliteStore: wait until what a read saw of the synced commits is durable."""
 
     async def _operation(self, apply: Any) -> Any:
         from runservice.storage.sqlite import _Operation  # the store module imports this one
@@ -115,11 +117,13 @@ class SqliteSchedules:
     async def list_schedules(self) -> list[StoredSchedule]:
         """Every stored schedule, by id."""
         rows = await self._reader().execute_fetchall(f"{_SELECT} ORDER BY schedule_id")
+        await self._sync_visible()
         return [StoredSchedule.from_row(row) for row in rows]
 
     async def get_schedule(self, schedule_id: str) -> StoredSchedule | None:
         """The schedule, or None."""
         rows = await self._reader().execute_fetchall(f"{_SELECT} WHERE schedule_id = ?", (schedule_id,))
+        await self._sync_visible()
         return StoredSchedule.from_row(rows[0]) if rows else None
 
     async def set_schedule_paused(
@@ -279,6 +283,7 @@ class SqliteSchedules:
     ) -> TriggerRecord | None:
         """See `Store.trigger_request`."""
         rows = await self._reader().execute_fetchall(_FIND_TRIGGER, (schedule_id, request_id))
+        await self._sync_visible()
         if rows:
             return TriggerRecord(*rows[0])
         if legacy_key is None:
