@@ -176,3 +176,34 @@ async def test_a_relative_path_is_watched_wherever_a_step_takes_the_working_dire
         assert store.failure is None and not list(elsewhere.iterdir())
     finally:
         await store.close()
+
+
+async def test_a_database_path_through_a_symbolic_link_syncs_the_wal_sqlite_writes(tmp_path: Path) -> None:
+    """SQLite puts the WAL beside the file a link resolves to. The store fsyncs that file, not a
+    `-wal` beside the link (review: such a path did not open, and with a stale file beside the
+    link every synced commit would have fsynced that file instead)."""
+    real, data = tmp_path / "disk", tmp_path / "data"
+    real.mkdir()
+    data.mkdir()
+    (data / "runservice.db").symlink_to(real / "runservice.db")
+    (data / "runservice.db-wal").write_bytes(b"")  # stale, beside the link
+    store = SqliteStore(str(data / "runservice.db"))
+    await store.open()
+    try:
+        now = time.time()
+        run = Run(run_id="r1", workflow_id="w", status=RunStatus.PENDING, created_at=now, updated_at=now)
+        assert (await store.write(RunWrite("r1", create=run))).applied
+        assert store.syncs == 1 and store.failure is None
+        assert store._wal_fd is not None
+        assert os.fstat(store._wal_fd).st_ino == (real / "runservice.db-wal").stat().st_ino
+        assert (real / "runservice.db-wal").stat().st_size > 0
+        assert (data / "runservice.db-wal").stat().st_size == 0
+    finally:
+        await store.close()
+    reopened = SqliteStore(str(real / "runservice.db"))
+    await reopened.open()
+    try:
+        found = await reopened.get_run("r1")
+        assert found is not None and found.status is RunStatus.PENDING
+    finally:
+        await reopened.close()

@@ -222,7 +222,7 @@ async def test_a_read_of_a_schedule_whose_change_is_being_synced_waits_for_it(
     tmp_path: Path, failing_device: Path
 ) -> None:
     """The same for a schedule: a GetSchedule that sees a pause whose fsync is under way answers
-    once it is done."""
+    once it is done. A read of a run meanwhile does not wait for it."""
     data, flag = tmp_path / "data", tmp_path / "slow-syncs"
     schedule = {"id": "yearly", "workflow": "gated", "cron": "0 0 1 1 *", "input_data": {"gate": "-"}}
     argv = serve_argv(
@@ -232,17 +232,21 @@ async def test_a_read_of_a_schedule_whose_change_is_being_synced_waits_for_it(
     try:
         async with Client(server.address, timeout=30, retry=None) as client:
             assert not (await client.schedules.get("yearly")).paused
+            await client.get_workflow("gated").create_run(run_id="other")
             flag.touch()  # every fsync now takes 300 ms more
             await client.get_workflow("gated").create_run(run_id="first")  # synced commits leave the loop
             loop = asyncio.get_running_loop()
             began = loop.time()
             pausing = asyncio.create_task(client.schedules.pause("yearly"))
             await asyncio.sleep(0.1)  # committed long since; its fsync takes 300 ms
+            await client.get_workflow("gated").run_by_id("other")
+            other_read = loop.time() - began
             seen = await client.schedules.get("yearly")
             read = loop.time() - began
             await pausing
             flag.unlink()
         assert seen.paused and read >= 0.3, (seen.paused, read)
+        assert other_read < 0.25, other_read
         assert await server.stop() == 0
     finally:
         await server.kill()

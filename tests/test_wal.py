@@ -138,7 +138,9 @@ def test_the_checkpointer_retries_a_database_it_cannot_open_yet(
     commits = itertools.count()
     directory = os.open(tmp_path, os.O_RDONLY)
     lost: list[BaseException] = []
-    checkpointer = sqlite._Checkpointer(str(path), lambda: next(commits), directory, lost.append)
+    checkpointer = sqlite._Checkpointer(
+        str(path), f"{path}-wal", lambda: next(commits), directory, lost.append
+    )
     try:
         checkpointer.start()
         time.sleep(0.3)

@@ -196,7 +196,8 @@ class EventHub:
         return self._failure_listeners.add(listener)
 
     def committed(self, seconds: float, changes: int) -> None:
-        """Called by the store after each transaction (committed or not) with its cost."""
+        """Called by the store after each transaction (committed or not), or a barrier's fsync
+        alone, with its cost."""
         self._commit_listeners.call(seconds, changes)
 
     def refused(self, changes: int, *, away: bool = True) -> None:

@@ -293,7 +293,7 @@ class _Operation:
     outcome) or start runs: they are synced like a durable `write`.
     """
 
-    __slots__ = ("apply", "durable", "runs")
+    __slots__ = ("apply", "durable", "runs", "schedules")
 
     def __init__(
         self,
@@ -301,12 +301,15 @@ class _Operation:
         *,
         durable: bool = False,
         runs: tuple[str, ...] = (),
+        schedules: bool = False,
     ) -> None:
         self.apply = apply
         self.durable = durable
         self.runs = runs
         """Runs whose fields it changes that a read hands out: a read of one waits for a sync
         covering the change, as for a `RunWrite` (claims and heartbeats change none of those)."""
+        self.schedules = schedules
+        """Whether it changes the schedules: a read of them waits for a sync covering it."""
 
 
 def _driven(conn: sqlite3.Connection, workflow_id: str, now: float) -> int:
@@ -422,9 +425,8 @@ class SqliteStore(SqliteSchedules):
         """The durable watermark: every commit up to this number is fsynced (see `sync`)."""
         self._unsynced: dict[str, int] = {}
         """Run id -> the last commit that wrote the run, for runs written since the last sync."""
-        self._unsynced_other = 0
-        """The last commit of a change that names no run (a schedule's, which may start one),
-        until a sync covers it: a read of the schedules or of any run waits for it."""
+        self._unsynced_schedules = 0
+        """The last commit that changed the schedules (see `_sync_visible`)."""
         self.syncs = 0
         """Synced batches (each one fdatasync of the WAL)."""
         self.wal_restarts = 0
@@ -453,11 +455,13 @@ class SqliteStore(SqliteSchedules):
         self._next_reader = 0
         self._queue = batching.WriteQueue()
         self._sync_seconds = 0.0
-        """Moving average of the synced commits' times (see `_LOOP_SYNC_LIMIT`)."""
+        """Moving average of the WAL fsyncs' times (see `_LOOP_SYNC_LIMIT`; a commit's own WAL
+        writes are not in it)."""
         self._loop_syncs_after = 0.0
         """Monotonic time before which no synced commit runs on the loop (see `_SLOW_SYNC`)."""
         self.loop_syncs = 0
-        """Synced commits made on the event loop (see the module docstring)."""
+        """Syncs (a synced commit, or a barrier's fsync alone) made on the event loop (see the
+        module docstring)."""
         self._writer_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -483,9 +487,11 @@ class SqliteStore(SqliteSchedules):
             self._database_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             # The WAL file exists from the writer's first read in WAL mode, and lasts as long as
             # its connection: an fsync through this descriptor syncs what SQLite wrote through its own.
-            self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+            wal = _wal_path(self._conn)
+            self._wal_fd = os.open(wal, os.O_RDONLY | os.O_CLOEXEC)
             self._checkpointer = _Checkpointer(
                 self.path,
+                wal,
                 lambda: self.commits,
                 self._database_fd,
                 lambda exc: loop.call_soon_threadsafe(self._fail_stop, exc),
@@ -580,15 +586,15 @@ class SqliteStore(SqliteSchedules):
         """`sync` up to the last commit that wrote `run_id`: what a read of one run saw of it
         is durable then, without waiting for other runs' progress (under load there always
         is some, and a sync of it costs the read an fsync)."""
-        target = max(self._unsynced.get(run_id, 0), self._unsynced_other)
+        target = self._unsynced.get(run_id, 0)
         if target > self.durable:
             await self.sync(target)
 
     async def _sync_visible(self) -> None:
-        """`sync` up to the last commit of a change that names no run: what a read of the
-        schedules saw is durable then."""
-        if self._unsynced_other > self.durable:
-            await self.sync(self._unsynced_other)
+        """`sync` up to the last commit that changed the schedules: what a read of them saw is
+        durable then (such a commit is synced, but readers see it while its fsync runs)."""
+        if self._unsynced_schedules > self.durable:
+            await self.sync(self._unsynced_schedules)
 
     async def claim_runs(
         self,
@@ -848,7 +854,8 @@ class SqliteStore(SqliteSchedules):
             number = self.commits
             if full:
                 # Readers see it from its COMMIT on, while its fsync is under way (under
-                # synchronous=FULL they did not): a read of what it wrote waits for the fsync.
+                # synchronous=FULL they did not): a read of what it wrote waits for the fsync,
+                # a read of other runs does not.
                 self._note_unsynced(changes, number)
                 await self._sync(batch, self._end_synced_transaction)
             else:
@@ -900,8 +907,8 @@ class SqliteStore(SqliteSchedules):
             elif isinstance(change, _Operation):
                 for run_id in change.runs:
                     self._unsynced[run_id] = number
-                if change.durable and not change.runs:
-                    self._unsynced_other = number
+                if change.schedules:
+                    self._unsynced_schedules = number
 
     def _synced(self, number: int) -> None:
         """Every commit up to `number` is fsynced (or, with `durability="normal"`, never will be)."""
@@ -1314,6 +1321,7 @@ class _Checkpointer:
     def __init__(
         self,
         path: str,
+        wal: str,
         commits: Callable[[], int],
         database_fd: int,
         lost: Callable[[OSError | sqlite3.Error], object],
@@ -1324,7 +1332,7 @@ class _Checkpointer:
         self._database_fd = database_fd
         self._lost = lost
         self._watch = watch
-        self._wal = f"{path}-wal"
+        self._wal = wal
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sqlite-checkpointer {path}", daemon=True)
         self.checkpoints = 0
@@ -1545,6 +1553,15 @@ def _refuse_rescued(path: str) -> None:
         )
 
 
+def _wal_path(conn: sqlite3.Connection) -> str:
+    """The WAL file of the connection's database, where SQLite puts it: beside the file a
+    symbolic link in the given path resolves to, not beside the link."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return f"{file}-wal"
+    raise RuntimeError("SQLite names no main database")
+
+
 def _connect_writer(path: str) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves. IMMEDIATE takes the
     # write lock up front, so busy_timeout applies instead of a deferred upgrade failing.
@@ -1732,7 +1749,7 @@ _PRESENT: dict[int, Callable[[_Schema], bool]] = {
     7: lambda s: "deadline" in s.columns.get("runs", set()),
     8: lambda s: "forked_from" in s.columns.get("runs", set()),
     9: lambda s: "foreach_items" in s.tables,
-    10: lambda s: "sync_marks" in s.tables,
+    10: lambda s: "sync_marks" in s.tables,  # unused since barriers fsync without committing
     11: lambda s: s.partial("runs_by_resource"),
     12: lambda s: "schedule_triggers" in s.tables,
     13: lambda s: "runs_wake_suspended" in s.indexes,

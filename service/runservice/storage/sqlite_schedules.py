@@ -72,11 +72,12 @@ class SqliteSchedules:
     _sync_visible: Callable[[], Awaitable[None]]
     """Provided by SqliteStore: wait until what a read saw of the synced commits is durable."""
 
-    async def _operation(self, apply: Any) -> Any:
+    async def _operation(self, apply: Any, runs: tuple[str, ...] = ()) -> Any:
+        """Run `apply` in the writer's batch, synced: what a schedule call answers (a pause, a
+        trigger's outcome) is told. `runs`: the run it may start (its reads wait for the sync)."""
         from runservice.storage.sqlite import _Operation  # the store module imports this one
 
-        # Synced: what a schedule call answers (a pause, a trigger's outcome) is told.
-        return await self._submit(_Operation(apply, durable=True))
+        return await self._submit(_Operation(apply, durable=True, runs=runs, schedules=True))
 
     async def upsert_schedules(
         self, schedules: Sequence[ScheduleDefinition], *, prune: Sequence[str] = ()
@@ -228,7 +229,9 @@ class SqliteSchedules:
             )
             return TickResult(decision.outcome, write, None if run_id else last_run_id)
 
-        result = await self._operation(_savepoint(apply))
+        result = await self._operation(
+            _savepoint(apply), runs=(fire.start.run_id,) if fire.start is not None else ()
+        )
         if isinstance(result, Exception):
             raise result
         assert isinstance(result, TickResult)
