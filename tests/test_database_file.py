@@ -207,3 +207,21 @@ async def test_a_database_path_through_a_symbolic_link_syncs_the_wal_sqlite_writ
         assert found is not None and found.status is RunStatus.PENDING
     finally:
         await reopened.close()
+
+
+async def test_a_second_path_to_the_same_database_through_a_link_is_refused(tmp_path: Path) -> None:
+    """The lock file lies beside the file a link resolves to: a server on the link and one on its
+    target take the same lock (before, each took its own, and both drove the same runs)."""
+    real, data = tmp_path / "disk", tmp_path / "data"
+    real.mkdir()
+    data.mkdir()
+    (data / "runservice.db").symlink_to(real / "runservice.db")
+    first = SqliteStore(str(data / "runservice.db"))
+    await first.open()
+    try:
+        second = SqliteStore(str(real / "runservice.db"))
+        with pytest.raises(RuntimeError, match="in use by another runservice process"):
+            await second.open()
+        assert (real / "runservice.db.lock").exists() and not (data / "runservice.db.lock").exists()
+    finally:
+        await first.close()

@@ -76,7 +76,8 @@ every read and write from then on with StorageFailed and leaves the files as the
 the server stops, so a restart recovers from what is on disk.
 
 One process owns a database file: `open` takes an exclusive `flock` on
-`<path>.lock`, so a second server on the same file refuses to start (boot
+`<path>.lock` (beside the file a symbolic link resolves to, so a second path to the same
+file takes the same lock), so a second server on the same file refuses to start (boot
 recovery assumes nobody else is running these runs).
 
 The files are watched while the store is open (the checkpointer's thread compares the
@@ -713,7 +714,7 @@ class SqliteStore(SqliteSchedules):
         if self._moved_noticed or self._database_fd is None or self._lock_fd is None or self._loop is None:
             return
         database = _moved(self.path, self._database_fd)
-        lock = None if database is not None else _moved(f"{self.path}.lock", self._lock_fd)
+        lock = None if database is not None else _moved(lock_path(self.path), self._lock_fd)
         # Twice in a row, a tenth of a second apart: a glimpse (a path being swapped) stops nothing.
         self._moved_seen = self._moved_seen + 1 if database or lock else 0
         if self._moved_seen < 2:
@@ -737,7 +738,9 @@ class SqliteStore(SqliteSchedules):
         os.close(self._lock_fd)
         self._lock_fd = fd
         self._moved_noticed = False
-        logger.warning("the lock file %s.lock was %s while the server ran: locked it again", self.path, how)
+        logger.warning(
+            "the lock file %s was %s while the server ran: locked it again", lock_path(self.path), how
+        )
 
     def _file_moved(self, how: str, rescue: bool) -> None:
         """Have the writer act on a moved file between two batches (`_stop_moved`)."""
@@ -1505,12 +1508,18 @@ def _note_corrupt(exc: sqlite3.Error) -> None:
 # -- the writer thread's side ------------------------------------------------------
 
 
+def lock_path(path: str) -> str:
+    """The lock file of the database at `path`: beside the file a symbolic link in the path
+    resolves to, where SQLite keeps the WAL too, so a link and its target take one lock."""
+    return f"{os.path.realpath(path)}.lock"
+
+
 def lock_database(path: str) -> int:
     """Take the lock file that makes one process the owner of the database at `path` (see
     the module docstring); returns its descriptor, whose closing lets it go. RuntimeError
     when another process holds it."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
