@@ -18,8 +18,11 @@ Under callgrind the program runs about 50 times slower, so time-driven code runs
 per operation than at full speed; the child takes the outbox's background flush of a step's
 start (`START_FLUSH_DELAY`) out of the way, since no step here runs long enough at full
 speed to reach it, and keeps a lone synced commit on the event loop (a commit's time under
-valgrind is no measure of the disk: `storage/sqlite.py`, `_LOOP_SYNC_LIMIT`). The lease
-keeper and the WAL checkpointer still run on their clocks, a small part of the total. Group
+valgrind is no measure of the disk: `storage/sqlite.py`, `_LOOP_SYNC_LIMIT`). The work done
+on clocks (the WAL checkpointer, the engine's claim loop and heartbeat) is put off past the
+measure: at full speed it is a few statements per second among hundreds of runs, under
+valgrind fifty times as much per operation, and as much more as the machine is slower that
+day (two counts of one tree differed by 2-3 % on a slow day before this). Group
 commit at 64 in flight batches differently under valgrind (an fsync takes the same wall time
 while everything else is slower), and with the machine's load: 64 in flight varies by about
 1 %, compare `commits/op` before reading a difference there. Needs valgrind (Debian's
@@ -120,18 +123,22 @@ async def run_child(kind: str, concurrency: int, ops: int, durability: str) -> t
     # event loop; under valgrind's slowdown every one would (see the module docstring).
     delay, outbox.START_FLUSH_DELAY = outbox.START_FLUSH_DELAY, 3600.0
     limit, sqlite._LOOP_SYNC_LIMIT = sqlite._LOOP_SYNC_LIMIT, float("inf")
+    interval, sqlite._CHECKPOINT_INTERVAL = sqlite._CHECKPOINT_INTERVAL, 3600.0
     try:
         return await _count_commits(kind, concurrency, ops, durability)
     finally:
         outbox.START_FLUSH_DELAY = delay
         sqlite._LOOP_SYNC_LIMIT = limit
+        sqlite._CHECKPOINT_INTERVAL = interval
 
 
 async def _count_commits(kind: str, concurrency: int, ops: int, durability: str) -> tuple[int, int]:
     async with scratch_store(durability, None) as store:
         await store.open()
         try:
-            async with Engine(store, WORKFLOWS) as engine:
+            async with Engine(
+                store, WORKFLOWS, heartbeat=3600.0, lease_seconds=21600.0, claim_interval=3600.0
+            ) as engine:
 
                 async def three_steps() -> None:
                     run = await engine.start("bench-three-steps", input_data={"value": 1}, wait=True)
