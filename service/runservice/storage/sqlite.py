@@ -13,11 +13,10 @@ events of a run someone watches, or a `sync` barrier. `commits` counts the
 transactions, `durable` is the watermark: every commit up to it is fsynced.
 `sync()` waits until the watermark covers every commit made so far, and reads
 (`get_run`, `list_runs`, `read_events`, request ids, schedules) call it before
-returning what they saw,
-so nothing unsynced is ever handed out; that includes a synced commit while its
-fsync runs, which readers see from its COMMIT on (under FULL they saw it only once
-synced), so its runs count as unsynced until then. Subscribers of the hub hear only of
-events at or below the watermark. Internal progress (`write(change,
+returning what they saw, so nothing unsynced is ever handed out. That includes a
+synced commit while its fsync runs: readers see it from its COMMIT on (under FULL
+they saw it only once synced), so what it wrote counts as unsynced until then.
+Subscribers of the hub hear only of events at or below the watermark. Internal progress (`write(change,
 durable=False)`, leases) commits without an fsync; the next synced commit
 covers it. `durability="normal"` never syncs (Mastra's setting): a power loss
 may then lose replies and events already delivered. Group commit keeps the
