@@ -22,7 +22,10 @@ valgrind is no measure of the disk: `storage/sqlite.py`, `_LOOP_SYNC_LIMIT`). Th
 on clocks (the WAL checkpointer, the engine's claim loop and heartbeat) is put off past the
 measure: at full speed it is a few statements per second among hundreds of runs, under
 valgrind fifty times as much per operation, and as much more as the machine is slower that
-day (two counts of one tree differed by 2-3 % on a slow day before this). Group
+day (two counts of one tree differed by 2-3 % on a slow day before this). After the warm-up
+every object is collected and frozen out of the collector's reach (`gc.freeze`): a full
+collection walks every object, and whether one fell among the measured operations or not
+moved a count by 10 %; the young generations are still collected as they fill. Group
 commit at 64 in flight batches differently under valgrind (an fsync takes the same wall time
 while everything else is slower), and with the machine's load: 64 in flight varies by about
 1 %, compare `commits/op` before reading a difference there. Needs valgrind (Debian's
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import gc
 import json
 import os
 import re
@@ -155,6 +159,10 @@ async def _count_commits(kind: str, concurrency: int, ops: int, durability: str)
 
                 operation: Callable[[], Awaitable[None]] = three_steps if kind == "three" else suspend_resume
                 await _drive_all(operation, WARM_UP_OPS, concurrency)
+                # A full collection walks every object the warm-up left: one landing in the
+                # measured operations or not moved a count by 10 % (see the module docstring).
+                gc.collect()
+                gc.freeze()
                 commits, syncs = _counts(store)
                 await _drive_all(operation, ops, concurrency)
                 after = _counts(store)
