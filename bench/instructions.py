@@ -24,8 +24,10 @@ measure: at full speed it is a few statements per second among hundreds of runs,
 valgrind fifty times as much per operation, and as much more as the machine is slower that
 day (two counts of one tree differed by 2-3 % on a slow day before this). After the warm-up
 every object is collected and frozen out of the collector's reach (`gc.freeze`): a full
-collection walks every object, and whether one fell among the measured operations or not
-moved a count by 10 %; the young generations are still collected as they fill. Group
+collection walks every object, and whether one falls among the measured operations or not
+is a large all-or-nothing share of them (3-step runs: two counts 0.7 % apart before, 0.2 %
+after; suspend+resume still spreads by up to 4.5 %, for a reason not found); the young
+generations are still collected as they fill. Group
 commit at 64 in flight batches differently under valgrind (an fsync takes the same wall time
 while everything else is slower), and with the machine's load: 64 in flight varies by about
 1 %, compare `commits/op` before reading a difference there. Needs valgrind (Debian's
@@ -159,8 +161,8 @@ async def _count_commits(kind: str, concurrency: int, ops: int, durability: str)
 
                 operation: Callable[[], Awaitable[None]] = three_steps if kind == "three" else suspend_resume
                 await _drive_all(operation, WARM_UP_OPS, concurrency)
-                # A full collection walks every object the warm-up left: one landing in the
-                # measured operations or not moved a count by 10 % (see the module docstring).
+                # A full collection walks every object the warm-up left: whether one lands in the
+                # measured operations must not decide the count (see the module docstring).
                 gc.collect()
                 gc.freeze()
                 commits, syncs = _counts(store)
