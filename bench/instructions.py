@@ -9,10 +9,11 @@ start-up and warm-up cancelled out.
 
 Why: this machine's speed drifts by 25-50 % between sittings (BENCHMARKS.md), so timed A/B
 comparisons of a change worth a few per cent need many alternated sittings and still
-mislead. An instruction count is the same in every sitting for the same code and
-binaries, whatever else the machine is doing: two runs of the same tree agree to about
-1 %. It counts work, not time: it cannot see a wait (an fsync, a lock) nor a cache miss, so
-it complements the timed benchmark and never replaces it.
+mislead. An instruction count is about the same in every sitting for the same code and
+binaries, whatever else the machine is doing: two runs of the same tree agree to 0.2 % for
+3-step runs, but suspend+resume one at a time may spread by a few per cent (below). It
+counts work, not time: it cannot see a wait (an fsync, a lock) nor a cache miss, so it
+complements the timed benchmark and never replaces it.
 
 Under callgrind the program runs about 50 times slower, so time-driven code runs more often
 per operation than at full speed; the child takes the outbox's background flush of a step's
