@@ -178,14 +178,21 @@ async def test_a_relative_path_is_watched_wherever_a_step_takes_the_working_dire
         await store.close()
 
 
-async def test_a_database_path_through_a_symbolic_link_syncs_the_wal_sqlite_writes(tmp_path: Path) -> None:
-    """SQLite puts the WAL beside the file a link resolves to. The store fsyncs that file, not a
-    `-wal` beside the link (review: such a path did not open, and with a stale file beside the
-    link every synced commit would have fsynced that file instead)."""
+def linked_database(tmp_path: Path) -> tuple[Path, Path]:
+    """Directories `disk` and `data`, with `data/runservice.db` a symbolic link to
+    `disk/runservice.db` (not made yet)."""
     real, data = tmp_path / "disk", tmp_path / "data"
     real.mkdir()
     data.mkdir()
     (data / "runservice.db").symlink_to(real / "runservice.db")
+    return real, data
+
+
+async def test_a_database_path_through_a_symbolic_link_syncs_the_wal_sqlite_writes(tmp_path: Path) -> None:
+    """SQLite puts the WAL beside the file a link resolves to. The store fsyncs that file, not a
+    `-wal` beside the link (review: such a path did not open, and with a stale file beside the
+    link every synced commit would have fsynced that file instead)."""
+    real, data = linked_database(tmp_path)
     (data / "runservice.db-wal").write_bytes(b"")  # stale, beside the link
     store = SqliteStore(str(data / "runservice.db"))
     await store.open()
@@ -212,10 +219,7 @@ async def test_a_database_path_through_a_symbolic_link_syncs_the_wal_sqlite_writ
 async def test_a_second_path_to_the_same_database_through_a_link_is_refused(tmp_path: Path) -> None:
     """The lock file lies beside the file a link resolves to: a server on the link and one on its
     target take the same lock (before, each took its own, and both drove the same runs)."""
-    real, data = tmp_path / "disk", tmp_path / "data"
-    real.mkdir()
-    data.mkdir()
-    (data / "runservice.db").symlink_to(real / "runservice.db")
+    real, data = linked_database(tmp_path)
     first = SqliteStore(str(data / "runservice.db"))
     await first.open()
     try:

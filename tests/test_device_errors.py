@@ -52,6 +52,17 @@ def failing_device(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return library
 
 
+async def start_on_the_device(
+    tmp_path: Path, failing_device: Path, flag_variable: str, *args: str
+) -> tuple[ServerProcess, Path]:
+    """A server of `tests.disk_workflows` on the preloaded device, and the flag file that sets it
+    off while it exists (`flag_variable` names the failure: FAILSYNC_FLAG, SLOWSYNC_FLAG)."""
+    flag = tmp_path / flag_variable.lower()
+    argv = serve_argv("--data-dir", str(tmp_path / "data"), "--workflows", "tests.disk_workflows", *args)
+    env = server_env(LD_PRELOAD=str(failing_device), **{flag_variable: str(flag)})
+    return await start_server(argv, env=env), flag
+
+
 async def exited(server: ServerProcess, limit: float = 20.0) -> int:
     """The exit code of a server that stops by itself."""
     return await server.stop(limit, signalled=True)
@@ -107,9 +118,8 @@ async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
 async def test_a_read_whose_sync_fails_stops_the_server(tmp_path: Path, failing_device: Path) -> None:
     """A read of a run whose progress nobody was told of syncs it first: a barrier, an fsync of
     the WAL with no commit of its own. A failed one stops the server as a failed commit does."""
-    data, gate, flag = tmp_path / "data", tmp_path / "gate", tmp_path / "fail-syncs"
-    argv = serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows")
-    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failing_device), FAILSYNC_FLAG=str(flag)))
+    gate = tmp_path / "gate"
+    server, flag = await start_on_the_device(tmp_path, failing_device, "FAILSYNC_FLAG")
     try:
         async with Client(server.address, timeout=10, retry=None) as client:
             await start_gated(client, gate)  # its step's start is committed unsynced
@@ -189,9 +199,7 @@ async def test_a_read_of_a_commit_whose_fsync_is_under_way_waits_for_it(
     """A synced commit is visible to readers from its COMMIT on, while its fsync of the WAL is
     under way: a read that sees it answers only once that fsync is done (what it tells must
     survive a power loss). A read of another run does not wait for it."""
-    data, flag = tmp_path / "data", tmp_path / "slow-syncs"
-    argv = serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows")
-    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failing_device), SLOWSYNC_FLAG=str(flag)))
+    server, flag = await start_on_the_device(tmp_path, failing_device, "SLOWSYNC_FLAG")
     try:
         async with Client(server.address, timeout=30, retry=None) as client:
             workflow = client.get_workflow("gated")
@@ -223,12 +231,10 @@ async def test_a_read_of_a_schedule_whose_change_is_being_synced_waits_for_it(
 ) -> None:
     """The same for a schedule: a GetSchedule that sees a pause whose fsync is under way answers
     once it is done. A read of a run meanwhile does not wait for it."""
-    data, flag = tmp_path / "data", tmp_path / "slow-syncs"
     schedule = {"id": "yearly", "workflow": "gated", "cron": "0 0 1 1 *", "input_data": {"gate": "-"}}
-    argv = serve_argv(
-        "--data-dir", str(data), "--workflows", "tests.disk_workflows", "--schedules", json.dumps([schedule])
+    server, flag = await start_on_the_device(
+        tmp_path, failing_device, "SLOWSYNC_FLAG", "--schedules", json.dumps([schedule])
     )
-    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failing_device), SLOWSYNC_FLAG=str(flag)))
     try:
         async with Client(server.address, timeout=30, retry=None) as client:
             assert not (await client.schedules.get("yearly")).paused
@@ -256,9 +262,7 @@ async def test_a_slow_disks_syncs_leave_the_event_loop(tmp_path: Path, failing_d
     """A synced commit of a lone change runs on the event loop when the disk is quick (it saves
     two thread hand-offs); on a disk whose fsync is slow, after the first such commit every
     synced commit goes to the writer thread, so the server goes on answering meanwhile."""
-    data, flag = tmp_path / "data", tmp_path / "slow-syncs"
-    argv = serve_argv("--data-dir", str(data), "--workflows", "tests.disk_workflows")
-    server = await start_server(argv, env=server_env(LD_PRELOAD=str(failing_device), SLOWSYNC_FLAG=str(flag)))
+    server, flag = await start_on_the_device(tmp_path, failing_device, "SLOWSYNC_FLAG")
     try:
         async with Client(server.address, timeout=30, retry=None) as client:
             workflow = client.get_workflow("gated")
