@@ -156,3 +156,87 @@ async def test_calls_in_flight_end_unavailable_when_the_engine_goes_away() -> No
         await asyncio.wait_for(call, 5)
     assert context.aborted is not None and context.aborted[0] is grpc.StatusCode.UNAVAILABLE
     assert front.closed.is_set()
+
+
+async def test_call_ids_wrap_around_past_the_frames_u32_and_skip_open_calls() -> None:
+    release = asyncio.Event()
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request[::-1]
+
+    async def held(request: bytes, context: Any) -> bytes:
+        await release.wait()
+        return b"held"
+
+    front, host = await _linked(
+        {
+            "/test.Calls/Echo": grpc.unary_unary_rpc_method_handler(echo, _raw, _raw),
+            "/test.Calls/Held": grpc.unary_unary_rpc_method_handler(held, _raw, _raw),
+        }
+    )
+    try:
+        # A server that has forwarded four billion calls, one of them still open with id 1.
+        open_call = asyncio.ensure_future(front.unary("/test.Calls/Held", b"", _as_grpc(Context())))
+        await asyncio.sleep(0.1)
+        assert list(front._calls) == [1]
+        front._last_id = link.MAX_CALL_ID - 2
+        for _ in range(4):  # ids 2**32-2 and 2**32-1, then 2 and 3: 0 is the link's, 1 is taken
+            assert await front.unary("/test.Calls/Echo", b"abc", _as_grpc(Context())) == b"cba"
+        assert front._last_id == 3
+        release.set()
+        assert await open_call == b"held"
+    finally:
+        front.close()
+        await host.close_calls()
+
+
+async def test_a_stream_of_large_messages_is_held_back_by_its_bytes() -> None:
+    mib = 1 << 20
+    produced = 0
+
+    async def large(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        nonlocal produced
+        for number in itertools.count():
+            produced += 1
+            yield bytes([number % 256]) * (4 * mib)
+
+    handler = grpc.unary_stream_rpc_method_handler(large, _raw, _raw)
+    front, host = await _linked({"/test.Large/Follow": handler})
+    try:
+        streams = []
+        for _ in range(4):  # four clients read one message each, then stop reading
+            messages = front.stream("/test.Large/Follow", b"", _as_grpc(Context()))
+            assert len(await anext(messages)) == 4 * mib
+            streams.append(messages)
+        await asyncio.sleep(0.5)
+        # What the front holds: a message over the byte window goes one at a time, as gRPC's
+        # flow control would let it.
+        held = sum(queue.qsize() for queue in front._calls.values())
+        assert held <= 4
+        assert produced <= 4 * 3
+        for messages in streams:  # reading on gets every message, in order
+            assert [(await anext(messages))[0] for _ in range(3)] == [1, 2, 3]
+            await messages.aclose()
+    finally:
+        front.close()
+        await host.close_calls()
+
+
+async def test_a_call_whose_handler_meets_a_cancellation_of_its_own_still_ends() -> None:
+    awaited: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def waits(request: bytes, context: Any) -> bytes:
+        return await awaited  # cancelled by someone else: the call itself was not
+
+    front, host = await _linked({"/test.Calls/Waits": grpc.unary_unary_rpc_method_handler(waits, _raw, _raw)})
+    try:
+        context = Context()
+        call = asyncio.ensure_future(front.unary("/test.Calls/Waits", b"", _as_grpc(context)))
+        await asyncio.sleep(0.1)
+        awaited.cancel()
+        with pytest.raises(RuntimeError, match="aborted"):
+            await asyncio.wait_for(call, 5)
+        assert context.aborted is not None and context.aborted[0] is grpc.StatusCode.CANCELLED
+    finally:
+        front.close()
+        await host.close_calls()

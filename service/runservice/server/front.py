@@ -13,7 +13,6 @@ ends UNAVAILABLE and `EngineLink.closed` is set (the server then stops).
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
@@ -48,7 +47,7 @@ class EngineLink(link.Frames):
 
     def __init__(self) -> None:
         super().__init__()
-        self._ids = itertools.count(1)
+        self._last_id = link.CONTROL
         self._calls: dict[int, asyncio.Queue[bytes | _Ended]] = {}
         self.ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         """Resolves with the engine's READY head: `{}`, or `{"error": ...}` when it cannot start."""
@@ -105,8 +104,17 @@ class EngineLink(link.Frames):
             raise RuntimeError(f"the engine's metrics: {ended.details}")
         return ended.payload
 
+    def _next_id(self) -> int:
+        """A call id no open call has. Ids are a frame's u32 and wrap around: the engine has
+        long forgotten a call by the time its id comes round again (4 billion calls later),
+        and one still open, a Watch of weeks, keeps its id to itself."""
+        while True:
+            self._last_id = self._last_id % link.MAX_CALL_ID + 1
+            if self._last_id not in self._calls:
+                return self._last_id
+
     def _open(self, kind: int, body: bytes) -> tuple[int, asyncio.Queue[bytes | _Ended]]:
-        call_id = next(self._ids)
+        call_id = self._next_id()
         replies: asyncio.Queue[bytes | _Ended] = asyncio.Queue()
         if self.send(link.frame(call_id, kind, body)):
             self._calls[call_id] = replies

@@ -39,9 +39,15 @@ STORAGE = 11
 
 CONTROL = 0
 """The call id of frames about the link itself (HELLO, READY, DRAIN, STOP, STORAGE)."""
+MAX_CALL_ID = 2**32 - 1
+"""The largest call id a frame can carry; calls are numbered from 1 up to it, then from 1 again."""
 
 STREAM_WINDOW = 32
 """Messages of one response stream the engine may send ahead of the front's credits."""
+STREAM_WINDOW_BYTES = 1 << 20
+"""And their bytes: past this the engine waits for credits (one message always goes), so a
+client that stops reading a stream of large messages holds about one in the front, as gRPC's
+flow control holds about one in a single process."""
 
 _HEAD = struct.Struct("<IIB")
 _JSON_LENGTH = struct.Struct("<I")
@@ -145,11 +151,13 @@ __all__ = [
     "DRAIN",
     "END",
     "HELLO",
+    "MAX_CALL_ID",
     "MESSAGE",
     "METRICS",
     "READY",
     "STOP",
     "STREAM_WINDOW",
+    "STREAM_WINDOW_BYTES",
     "Frames",
     "decode_metadata",
     "encode_metadata",
