@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -84,6 +85,35 @@ class HostContext:
         raise Aborted(code, details, trailing_metadata)
 
 
+class _Window:
+    """What one response stream sent that the front has not handed to its client yet: at
+    most `link.STREAM_WINDOW` messages and `link.STREAM_WINDOW_BYTES` bytes, but always one
+    message, however large (the front holds what a client has not read yet)."""
+
+    __slots__ = ("_bytes", "_room", "_sizes")
+
+    def __init__(self) -> None:
+        self._sizes: deque[int] = deque()
+        self._bytes = 0
+        self._room = asyncio.Event()
+
+    async def take(self, size: int) -> None:
+        """Wait until a message of `size` bytes may be sent; it then counts as sent."""
+        while self._sizes and (
+            len(self._sizes) >= link.STREAM_WINDOW or self._bytes + size > link.STREAM_WINDOW_BYTES
+        ):
+            self._room.clear()
+            await self._room.wait()
+        self._sizes.append(size)
+        self._bytes += size
+
+    def credit(self) -> None:
+        """The front handed the oldest message sent to its client."""
+        if self._sizes:
+            self._bytes -= self._sizes.popleft()
+            self._room.set()
+
+
 class EngineHost(link.Frames):
     """Runs each call the front sends on the registered handlers and sends back its
     messages and status; obeys DRAIN, STOP and METRICS."""
@@ -94,7 +124,7 @@ class EngineHost(link.Frames):
         self._drain: Callable[[], None] = lambda: None
         self._metrics: Callable[[], Awaitable[bytes]] | None = None
         self._calls: dict[int, asyncio.Task[None]] = {}
-        self._credits: dict[int, asyncio.Semaphore] = {}
+        self._windows: dict[int, _Window] = {}
         self.stop_requested: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
         """Resolves with the grace period of a STOP (None once the front is gone)."""
         self.hello: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -149,9 +179,9 @@ class EngineHost(link.Frames):
             if call is not None:
                 call.cancel()
         elif kind == link.CREDIT:
-            credit = self._credits.get(call_id)
-            if credit is not None:
-                credit.release()
+            window = self._windows.get(call_id)
+            if window is not None:
+                window.credit()
         elif kind == link.METRICS:
             self._start(call_id, self._render_metrics(call_id))
         elif kind == link.HELLO:
@@ -192,18 +222,26 @@ class EngineHost(link.Frames):
         except Exception:  # a bug: gRPC would say UNKNOWN too
             logger.exception("%s failed", head["method"])
             self._end(call_id, grpc.StatusCode.UNKNOWN, "internal error")
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and not task.cancelling():
+                # Not the front's CANCEL, nor a stop: something the handler awaited was
+                # cancelled. Without an END the front's call would wait for ever.
+                self._end(call_id, grpc.StatusCode.CANCELLED, "the call was cancelled in the server")
+            raise
 
     async def _stream(self, call_id: int, handler: Handler, request: Any, context: HostContext) -> None:
-        credit = self._credits[call_id] = asyncio.Semaphore(link.STREAM_WINDOW)
+        window = self._windows[call_id] = _Window()
         messages = handler.unary_stream(request, context)
         try:
             async for message in messages:
-                await credit.acquire()
+                data = handler.response_serializer(message)
+                await window.take(len(data))
                 await self.drained()
-                if not self.send(link.frame(call_id, link.MESSAGE, handler.response_serializer(message))):
+                if not self.send(link.frame(call_id, link.MESSAGE, data)):
                     return  # the front is gone
         finally:
-            self._credits.pop(call_id, None)
+            self._windows.pop(call_id, None)
             await messages.aclose()
 
     async def _render_metrics(self, call_id: int) -> None:
