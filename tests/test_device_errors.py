@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -113,6 +114,31 @@ async def test_a_failed_fsync_stops_the_server_and_loses_nothing(
     finally:
         await server.kill()
     assert " ERROR " not in server.text and "Traceback" not in server.text, server.text[-3000:]
+
+
+@LAYOUTS
+async def test_a_sync_that_fails_while_steps_finish_after_a_stop_is_an_error_exit(
+    tmp_path: Path, failing_device: Path, layout: tuple[str, ...]
+) -> None:
+    """SIGTERM, then a running step's result fails to sync within the grace period: the stop
+    is an error (exit 1, the device named), for a supervisor to see; with the engine in its
+    own process as well as in one."""
+    server, flag = await start_on_the_device(
+        tmp_path, failing_device, "FAILSYNC_FLAG", "--drain-delay", "0.5", "--grace", "10", *layout
+    )
+    gate = tmp_path / "gate"
+    try:
+        async with Client(server.address, timeout=10, retry=None) as client:
+            await start_gated(client, gate)
+        await asyncio.sleep(1.5)  # the checkpointer synced what came before
+        server.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(1.0)  # past the drain delay: running steps have their grace
+        flag.touch()
+        gate.touch()  # the gated step ends; its result's commit fails to sync
+        assert await exited(server, 30) == 1
+    finally:
+        await server.kill()
+    assert_stopped_for_a_failed_sync(server)
 
 
 async def test_a_read_whose_sync_fails_stops_the_server(tmp_path: Path, failing_device: Path) -> None:

@@ -319,6 +319,56 @@ async def test_the_front_exits_when_the_engine_process_dies(tmp_path: Path) -> N
         await again.kill()
 
 
+FORKING_FLOWS = """
+import asyncio
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+from runservice.workflow import create_step, create_workflow
+
+POOL = ProcessPoolExecutor(1)  # work off the event loop, in a forked process kept for reuse
+
+
+@create_step("crunch")
+async def crunch(ctx):
+    return {"worker": await asyncio.get_running_loop().run_in_executor(POOL, os.getpid)}
+
+
+crunch_flow = create_workflow("crunch").then(crunch).commit()
+"""
+
+
+async def test_the_front_notices_the_engines_death_when_a_step_forked(tmp_path: Path) -> None:
+    """A process the engine forked holds its end of the link open after it died: the front
+    watches the process too, ends the calls UNAVAILABLE and exits, as without the fork."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "crunch_flows.py").write_text(FORKING_FLOWS)
+    argv = serve_argv("--data-dir", str(tmp_path / "data"), "--workflows", "crunch_flows", "--engine-process")
+    server = await start_server(argv, env=server_env(PYTHONPATH=str(app)))
+    worker = 0
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = run_service_pb2_grpc.RunServiceStub(channel)
+            request = run_service_pb2.StartRequest(workflow_id="crunch", input_data=_struct(), wait=True)
+            done = await stub.Start(request, timeout=20)
+            worker = int(done.run.result.struct_value.fields["worker"].number_value)
+            assert _alive(worker)
+            os.kill(engine_pid(server), signal.SIGKILL)
+            await asyncio.sleep(1.0)
+            with pytest.raises(grpc.aio.AioRpcError) as cut:
+                await stub.ListWorkflows(run_service_pb2.ListWorkflowsRequest(), timeout=5)
+            assert cut.value.code() is grpc.StatusCode.UNAVAILABLE, cut.value
+        assert await asyncio.wait_for(server.proc.wait(), 10) == 1
+    finally:
+        if worker and _alive(worker):  # it holds the server's stderr open too
+            os.kill(worker, signal.SIGKILL)
+        if server.proc.returncode is not None and server.reader is not None:
+            await asyncio.wait_for(server.reader, 10)  # the rest of its log
+        await server.kill()
+    assert "the engine process exited (code -9)" in server.text, server.text[-3000:]
+
+
 async def test_the_engine_process_stops_when_the_front_dies(tmp_path: Path) -> None:
     """At once, not after the grace period (on Linux the kernel kills it with the front): a
     restart must find the database free, as after the death of one process; the run it was

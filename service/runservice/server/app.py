@@ -507,9 +507,8 @@ async def _serve_front(
             if address_file is not None:
                 _write_address(address_file, server.address)
             logger.info("serving on %s; the engine runs in process %d", server.address, engine.process.pid)
-            lost = await _first(asyncio.ensure_future(engine.link.closed.wait()), stop)
-            if lost is not None:
-                lost_code = await engine.process.wait()
+            lost_code = await _first(engine.gone(), stop)
+            if lost_code is not None:
                 logger.error("the engine process exited (code %s): stopping", lost_code)
                 await server.stop(0, drain_delay=0)
             else:
@@ -519,9 +518,10 @@ async def _serve_front(
     finally:
         drain_delay = options.drain_delay if options is not None else 0.0
         code = await engine.stop(within=grace + drain_delay + 30)
-    if lost_code == STORAGE_FAILED_EXIT:
+    # The store may fail while running steps finish after a stop, as well as while serving.
+    if STORAGE_FAILED_EXIT in (lost_code, code):
         raise StorageFailed("as the engine process logged")
-    if lost_code == DATABASE_MOVED_EXIT:
+    if DATABASE_MOVED_EXIT in (lost_code, code):
         raise DatabaseFileMoved("as the engine process logged")
     if lost_code is not None:
         raise EngineProcessLost(f"the engine process exited unexpectedly (code {lost_code})")

@@ -105,6 +105,24 @@ class EngineProcess:
         link.hello(settings)
         return cls(process, link)
 
+    async def gone(self) -> int:
+        """Wait until the engine process is gone, then end every open call UNAVAILABLE; its
+        exit code. Gone is its link closed or the process exited, whichever comes first: a
+        process a step forked (a process pool, a shell command in the background) holds the
+        engine's end of the socket open after the engine died."""
+        waits = (
+            asyncio.ensure_future(self.link.closed.wait()),
+            asyncio.ensure_future(self.process.wait()),
+        )
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        self.link.close()
+        return await self.process.wait()
+
     async def stop(self, within: float) -> int:
         """Close the link (the engine stops as after a STOP without grace if it has not had
         one) and wait up to `within` seconds for the process, then kill it. Its exit code."""
@@ -156,6 +174,8 @@ _PR_SET_PDEATHSIG = 1
 
 async def connect_host(fd: int) -> EngineHost:
     """The engine process's end of the link, from the descriptor the front passed."""
+    # Passed to this process inheritable; the processes its steps start must not hold it.
+    os.set_inheritable(fd, False)
     sock = socket.socket(fileno=fd)
     _, host = await asyncio.get_running_loop().create_unix_connection(EngineHost, sock=sock)
     return host
