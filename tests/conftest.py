@@ -69,6 +69,7 @@ BOTH_BACKENDS = frozenset(
         "test_retried_changes",
         "test_retention",
         "test_capacity",
+        "test_cancel_paths",
         "test_unreadable",
     }
 )

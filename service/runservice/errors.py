@@ -36,7 +36,7 @@
     ├── Unauthenticated / PermissionDenied
     │   └── RunIdReserved              a scoped caller chose a run id of the form the server derives
     ├── Unavailable                    the server is draining; retry elsewhere
-    │   ├── RunClaimed                 Resume of a suspended run another drive holds; retry
+    │   ├── RunClaimed                 Resume or Cancel of a suspended run another drive holds; retry
     │   └── StorageUnavailable         the database could not answer; retry
     │       └── StorageFailed          the store cannot trust its disk any more; the server stops
     │           └── DatabaseFileMoved  the SQLite file was deleted or replaced under the server
@@ -467,8 +467,9 @@ class Unavailable(ServiceError):
 
 
 class RunClaimed(Unavailable):
-    """Resume of a suspended run that another drive holds and did not let go of in time: the
-    claim loop took it because its deadline (or a nested workflow's) passed. Retrying is safe."""
+    """Resume or Cancel of a suspended run that another drive holds and did not let go of in
+    time: the claim loop took it because its deadline (or a nested workflow's) passed. Retrying
+    is safe."""
 
     reason = "RUN_CLAIMED"
 

@@ -9,6 +9,7 @@ anything else runs. What a block needs of the run is the `Walker` protocol below
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import inspect
 import logging
@@ -130,6 +131,12 @@ class Walker(Protocol):
 
     async def awake(self) -> None:
         """The run's sleep ended: it is `running` again once it has room."""
+
+    def asleep(self) -> contextlib.AbstractContextManager[None]:
+        """Around a sleep of the run (the last body to end beside it leaves the run `waiting`)."""
+
+    async def after_body(self) -> None:
+        """Commit a body's result at once inside a concurrent block (`Outbox.after_body`)."""
 
 
 async def run_parallel(walker: Walker, node: ParallelNode, data: Json, scope: Scope) -> Outcome:
@@ -321,7 +328,7 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             marker,
             progress=StepProgress(completed, total, index, item.status, item.output),
         )
-        await walker.outbox.after_body()
+        await walker.after_body()
 
     size = max(node.concurrency, 1)
     for first in range(0, total, size):
@@ -337,6 +344,13 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             or limits.object_size(produced) > limits.STEP_OUTPUT
         ):
             break
+    if walker.cancel_requested:
+        # A cancel (or the run's deadline) ends the items waiting for a resume too, as it ends
+        # a suspended step: a canceled foreach lists none suspended (audit).
+        for index, known in state.items():
+            if known.status in (StepStatus.SUSPENDED, StepStatus.RUNNING):
+                state[index] = replace(known, status=StepStatus.CANCELED)
+                walker.outbox.stage_item(path, state[index])
     # The record the walk keeps has the items (the run's answer, labels and Resume read it).
     listed = tuple(state[i] for i in sorted(state))
 
@@ -463,7 +477,8 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
         walker.sleeping()
     wake_at = record.wake_at or now
     cut = scope.deadline is not None and scope.deadline < wake_at  # a nested workflow's deadline comes first
-    await walker.interruptible_sleep(min(wake_at, scope.deadline or wake_at) - time.time())
+    with walker.asleep():
+        await walker.interruptible_sleep(min(wake_at, scope.deadline or wake_at) - time.time())
     await walker.awake()
     walker.outbox.stage(status=RunStatus.RUNNING, wake_at=None)
     if walker.cancel_requested:

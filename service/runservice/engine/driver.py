@@ -12,10 +12,11 @@ retries), and its finish record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -143,6 +144,8 @@ class RunDriver:
         self._next_position = max((s.position for s in run.steps), default=0) + 1
         self._bodies: set[asyncio.Task[Any]] = set()
         """Tasks currently inside a step body (the driver task, or a concurrent block's tasks)."""
+        self._sleeps = 0
+        """Sleeps of the run under way (a parallel's branches may sleep beside running bodies)."""
         self._waking: asyncio.Lock | None = None
         """Held while the run waits for room to go on (`awake`): one wait per run at a time."""
         self._cancels: dict[asyncio.Task[Any], int] = {}
@@ -573,7 +576,7 @@ class RunDriver:
             step, value, scope, path, None, first_attempt=first, reached=reached, invalid=invalid
         )
         outcome = self.finish_record(record, body, attempt=attempt)
-        await self.outbox.after_body()
+        await self.after_body()
         return outcome
 
     async def resume_step(self, step: Step, record: StepRecord, scope: Scope) -> Outcome:
@@ -586,7 +589,7 @@ class RunDriver:
         resumption = Resumption(record.resume_payload, record.suspend_payload)
         body, attempt = await self.run_body(step, validated[0], scope, record.path, resumption)
         outcome = self.finish_record(running, body, attempt=attempt)
-        await self.outbox.after_body()
+        await self.after_body()
         return outcome
 
     async def run_item(
@@ -997,6 +1000,29 @@ class RunDriver:
         """The run sleeps (`waiting`): it takes no room, so runs that wait for some may go."""
         if self.leases is not None:
             self.leases.room_made(self.run.workflow_id)
+
+    @contextlib.contextmanager
+    def asleep(self) -> Iterator[None]:
+        """Around a sleep of the run: while one lasts, the last body to end beside it leaves
+        the run `waiting` again (`after_body`)."""
+        self._sleeps += 1
+        try:
+            yield
+        finally:
+            self._sleeps -= 1
+
+    async def after_body(self) -> None:
+        """`Outbox.after_body`, and when the body that ended was the last one running beside a
+        sleep, the run sleeps again: `waiting`, committed with the body's result, its room
+        given back (audit: it stayed `running` and kept its room for the rest of the sleep)."""
+        rests = self._sleeps > 0 and not self._bodies and self.status is RunStatus.RUNNING
+        rests = rests and IN_CONCURRENT_BLOCK.get() and not self.cancel_requested
+        if rests:
+            self.status = RunStatus.WAITING
+            self.outbox.stage(status=RunStatus.WAITING)
+        await self.outbox.after_body()
+        if rests:
+            self.sleeping()
 
     async def awake(self) -> None:
         """The run's sleep ended (or a body of it is to run): it is `running` again once it

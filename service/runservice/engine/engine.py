@@ -95,6 +95,8 @@ logger = logging.getLogger(__name__)
 _START_ATTEMPTS = 3
 """Creates a Start tries when its run's reservation is deleted under it each time."""
 _ACTIVE = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
+_OPEN = frozenset({RunStatus.PENDING, RunStatus.SUSPENDED, *_ACTIVE})
+"""A run not over yet: a Cancel ends it."""
 _DELETABLE = frozenset(RunStatus) - _ACTIVE
 _T = TypeVar("_T")
 
@@ -681,46 +683,53 @@ class Engine:
 
         async def admission() -> Run | asyncio.Task[Run] | None:
             async with self._lock(run_id):
-                if request_id and await self._store.has_request(run_id, "cancel", request_id):
-                    return await self._load(run_id, workflow_id, steps=True)
-                task = self._tasks.get(run_id)
-                driver = self._drivers.get(run_id)
-                if task is None or driver is None:
+                delays = iter(CLAIMED_RUN_RETRIES)
+                while True:
+                    if request_id and await self._store.has_request(run_id, "cancel", request_id):
+                        return await self._load(run_id, workflow_id, steps=True)
+                    task = self._tasks.get(run_id)
+                    driver = self._drivers.get(run_id)
+                    if task is not None and driver is not None:
+                        await self._load(run_id, workflow_id)  # the workflow_id given must match
+                        # Stored before it is acknowledged: a drive that cannot settle (its commits
+                        # refused past its lease) leaves the run to a claim loop, whose drive must
+                        # stop it too. Refused, the Cancel is UNAVAILABLE: the caller retries.
+                        marked = await self._store.write(
+                            RunWrite(run_id, expect=_ACTIVE, patch={"cancel_requested": True})
+                        )
+                        if marked.applied or marked.status is not RunStatus.SUSPENDED:
+                            driver.cancel(request_id)
+                            return task
+                        # Its drive settled it suspended just now: take it as one nobody drives.
                     run = await self._load(run_id, workflow_id, steps=True)
                     if run.status.terminal:
                         return run
-                    if run.status not in _ACTIVE:
-                        await self._cancel_idle(run, request_id)
-                        return await self.get_run(run_id)
-                    # Active but not driven here: take it if nobody drives it, else ask its owner.
-                    claimed = await self._store.write(
-                        RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim)
-                    )
-                    if claimed.applied:
-                        await self._cancel_idle(run, request_id, self._lease(claimed.epoch))
-                        return await self.get_run(run_id)
-                    await self._store.write(
-                        RunWrite(
-                            run_id,
-                            expect=_ACTIVE,
-                            patch={"cancel_requested": True},
-                            request=("cancel", request_id) if request_id else None,
+                    # Nobody drives it here. A Start, a Resume, the claim loop and a Cancel each
+                    # take a run before they change it, so one of them goes on, and the Cancel
+                    # stops the run as stored once taken, not as read before (audit: a run the
+                    # claim loop woke between the read and the write was overwritten, and its
+                    # drive went on under a canceled run).
+                    taken = await self._take_and_cancel(run_id, request_id)
+                    if taken.applied or taken.status is None or taken.status.terminal:
+                        continue  # canceled, or it ended or went meanwhile: answered from the store
+                    if taken.status in _ACTIVE and run_id not in self._drivers:
+                        # Driven elsewhere: ask its owner (its heartbeat reads the mark), or the
+                        # claim loop's drive of it once its owner's lease has ended.
+                        await self._store.write(
+                            RunWrite(
+                                run_id,
+                                expect=_ACTIVE,
+                                patch={"cancel_requested": True},
+                                request=("cancel", request_id) if request_id else None,
+                            )
                         )
-                    )
-                else:
-                    await self._load(run_id, workflow_id)  # the workflow_id given must match
-                    # Stored before it is acknowledged: a drive that cannot settle (its commits
-                    # refused past its lease) leaves the run to a claim loop, whose drive must
-                    # stop it too. Refused, the Cancel is UNAVAILABLE: the caller retries.
-                    marked = await self._store.write(
-                        RunWrite(run_id, expect=_ACTIVE, patch={"cancel_requested": True})
-                    )
-                    if not marked.applied and marked.status is RunStatus.SUSPENDED:
-                        # Its drive settled it suspended just now: nothing drives it any more.
-                        await self._cancel_idle(await self._load(run_id, steps=True), request_id)
-                        return await self.get_run(run_id)
-                    driver.cancel(request_id)
-                return task
+                        return None
+                    # Held but not driven yet (the claim loop took it for a deadline, or its
+                    # drive starts here): look again once its holder has moved it on.
+                    delay = next(delays, None)
+                    if delay is None:
+                        raise RunClaimed(run_id)
+                    await asyncio.sleep(delay)
 
         # The claim of a run nobody drives and its cancel are one admission: cut in between,
         # the run would stay this replica's, active and driven by nobody.
@@ -747,20 +756,28 @@ class Engine:
             if run is None or run.status not in _ACTIVE:
                 return
             polls += 1
-            if polls % 10 == 0 and await self._admit(self._take_and_cancel(run_id)):
+            if polls % 10 == 0 and (await self._admit(self._take_and_cancel(run_id))).applied:
                 return  # it was ownerless: canceled here
             await asyncio.sleep(0.05)
 
-    async def _take_and_cancel(self, run_id: str) -> bool:
-        """Claim an active run if nobody owns it, and cancel it; whether it was taken."""
-        claimed = await self._store.write(RunWrite(run_id, expect=_ACTIVE, claim=self._keeper.claim))
+    async def _take_and_cancel(self, run_id: str, request_id: str | None = None) -> WriteResult:
+        """Claim a run that is not over if no live owner holds it, then cancel it as stored once
+        claimed; the claim's result (not applied: it is held, or over, or gone)."""
+        # Not synced: nobody is told of the claim, and the cancel's own commit covers it.
+        claim = RunWrite(run_id, expect=_OPEN, claim=self._keeper.claim)
+        claimed = await self._store.write(claim, durable=False)
         if claimed.applied:
-            await self._cancel_idle(await self._load(run_id, steps=True), None, self._lease(claimed.epoch))
-        return claimed.applied
+            lease = self._lease(claimed.epoch)
+            try:
+                await self._cancel_idle(await self._load(run_id, steps=True), request_id, lease)
+            except BaseException:
+                await self._release(run_id, lease)  # not kept from a Resume until a restart
+                raise
+        return claimed
 
-    async def _cancel_idle(self, run: Run, request_id: str | None = None, lease: Lease | None = None) -> None:
-        """Cancel a run no task is executing: pending, suspended, or active with no live
-        owner (then `lease` is the claim this engine just took on it)."""
+    async def _cancel_idle(self, run: Run, request_id: str | None, lease: Lease) -> None:
+        """Cancel a run no task is executing (pending, suspended, or active with no live owner),
+        as read once this engine claimed it (`lease`)."""
         run_id = run.run_id
         now = time.time()
         stopped = [
@@ -771,12 +788,14 @@ class Engine:
         await self._store.write(
             RunWrite(
                 run_id,
-                expect=frozenset({RunStatus.PENDING, RunStatus.SUSPENDED, *_ACTIVE}),
+                expect=_OPEN,
                 patch=dict(
                     status=RunStatus.CANCELED, ended_at=now, suspended=(), resume_labels={}, wake_at=None
                 ),
                 steps=stopped,
                 events=(
+                    # Each step stopped in the log too: a Watch's workflow state follows the log.
+                    *(EventDraft(EventType.STEP_RESULT, RunStatus.CANCELED, step=s) for s in stopped),
                     EventDraft(EventType.WORKFLOW_CANCELED, RunStatus.CANCELED),
                     EventDraft(EventType.WORKFLOW_FINISH, RunStatus.CANCELED),
                 ),
@@ -794,7 +813,7 @@ class Engine:
         now = time.time()
         error = deadline_error(run.deadline)
         stopped = [
-            replace(s, status=StepStatus.CANCELED, ended_at=now)
+            stopped_record(s, now)  # its foreach items too
             for s in run.steps
             if s.status in (StepStatus.SUSPENDED, StepStatus.RUNNING, StepStatus.WAITING)
         ]
