@@ -16,14 +16,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import flows
 import grpc
 import pytest
-from conftest import Served, ServingFactory
+from conftest import Served, ServingFactory, serving_on
 from edge import losing_first_replies, slow_to_end
 from run_writes import orphan
 
 from runservice import errors
 from runservice.client import Client, RetryPolicy, RunHandle, SyncClient, SyncRunHandle, TlsFiles
+from runservice.client.channel import channel_options
 from runservice.model import Event, EventType, RunStatus
 from runservice.server.status import to_status
 from runservice.storage import Claim
@@ -590,3 +592,80 @@ async def test_the_clients_read_a_watch_and_a_stream_to_their_end(served: Served
             synced = await asyncio.to_thread(lambda: list(handle.watch_events()))
     assert watched[-1].ends_run and streamed[-1].ends_run and synced[-1].ends_run
     assert ends == ["ok", "ok", "ok"]
+
+
+async def test_a_watch_callback_may_close_the_async_client(served: Served) -> None:
+    client = Client(served.address, timeout=10.0)
+    run = await client.get_workflow("approval").create_run()
+    await run.start_async({"count": 1})  # suspended: the watch then idles
+    closed = asyncio.Event()
+    errors_seen: list[BaseException] = []
+
+    async def callback(event: Event) -> None:
+        await client.close()  # waited for itself before, for ever
+        closed.set()
+
+    handle = run.watch(callback, on_error=errors_seen.append)
+    await asyncio.wait_for(closed.wait(), 5)
+    await asyncio.wait_for(handle.wait(), 5)  # the watch ends quietly on the closed channel
+    assert errors_seen == [] and handle.done
+    assert client._channel is not None and client._channel.get_state() is grpc.ChannelConnectivity.SHUTDOWN
+
+
+async def test_a_watch_callback_may_close_the_sync_client(served: Served) -> None:
+    client = SyncClient(served.address, timeout=10.0)
+    run = await on_thread(lambda: client.get_workflow("approval").create_run())
+    await on_thread(lambda: run.start_async({"count": 1}))
+    errors_seen: list[BaseException] = []
+    handle = run.watch(lambda event: client.close(), on_error=errors_seen.append)
+    await on_thread(lambda: handle.join(10))
+    assert handle.done
+    assert errors_seen == []  # not 'cannot join current thread'
+    with pytest.raises(ValueError, match="closed"):  # the channel was closed too
+        client.channel.unary_unary("/x/y")(b"")  # type: ignore[arg-type]
+
+
+async def test_closing_the_sync_client_ends_a_stream_on_a_channel_given_to_it(tmp_path: Path) -> None:
+    async with serving_on(tmp_path / "runs.db", workflows=[flows.long_nap]) as served:
+        await closes_a_stream_on_a_given_channel(served)
+
+
+async def closes_a_stream_on_a_given_channel(served: Served) -> None:
+    channel = grpc.insecure_channel(served.address)
+    try:
+        client = SyncClient(channel=channel)
+        run = await on_thread(lambda: client.get_workflow("long-nap").create_run())
+        seen: list[int] = []
+
+        def stream() -> None:
+            seen.extend(event.sequence for event in run.stream({"value": 1}))
+
+        streaming = asyncio.ensure_future(on_thread(stream))
+        for _ in range(250):  # until the run sleeps (a minute) and its stream idles
+            if len(seen) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert len(seen) >= 2, seen
+        await on_thread(client.close)
+        await asyncio.wait_for(streaming, 5)  # a quiet end; before, it went on with the run
+    finally:
+        channel.close()
+
+
+async def test_a_run_timeout_a_duration_cannot_hold_is_refused_before_sending(client: Client) -> None:
+    run = await client.get_workflow("approval").create_run()
+    for timeout in (float("nan"), float("inf"), 1e12):
+        with pytest.raises(errors.InvalidArgument) as caught:
+            await run.start({"count": 1}, run_timeout=timeout)
+        assert [v.field for v in caught.value.violations] == ["run_timeout"]
+    assert (await client.get_workflow("approval").run_by_id(run.run_id)).status is RunStatus.PENDING
+
+
+def test_both_clients_reconnect_within_five_seconds_of_a_servers_return() -> None:
+    # gRPC's own backoff grows to 120 s, failing every call at once meanwhile (audit: a server
+    # back after 45 s was reached 21 s later); both clients cap it.
+    options = dict(channel_options())
+    assert options["grpc.initial_reconnect_backoff_ms"] <= 1_000
+    assert options["grpc.max_reconnect_backoff_ms"] <= 5_000
+    node = (Path(__file__).resolve().parent.parent / "clients" / "node" / "src" / "client.ts").read_text()
+    assert '"grpc.max_reconnect_backoff_ms": 5_000' in node

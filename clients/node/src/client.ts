@@ -176,6 +176,9 @@ export function connect<C>(Service: ServiceConstructor<C>, target: string, optio
     "grpc.enable_retries": 1,
     "grpc.keepalive_time_ms": 30_000,
     "grpc.keepalive_timeout_ms": 10_000,
+    // A server back after a restart is reached within 5 s, not after a backoff grown to 120 s.
+    "grpc.initial_reconnect_backoff_ms": 500,
+    "grpc.max_reconnect_backoff_ms": 5_000,
     "grpc.max_receive_message_length": 8 * 1024 * 1024,
     ...options.channelOptions,
     interceptors,

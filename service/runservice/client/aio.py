@@ -118,12 +118,17 @@ class Client:
         `watch_events` and `stream` loops end quietly (the runs go on); new calls raise
         `errors.Unavailable` (reason CLIENT_CLOSED)."""
         self._closed = True
-        tasks = list(self._tasks)
+        # Not the task close() runs in (a watch's callback may close the client): it would wait
+        # for itself. Its loop ends by itself on the closed channel.
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._channel is not None:
-            await self._channel.close()
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            if self._channel is not None:
+                await self._channel.close()
 
     def closed_the_call(self) -> bool:
         """True when the CancelledError being handled came from `close()`, not from cancelling

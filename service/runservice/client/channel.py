@@ -37,6 +37,12 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     # own 60 s default made a silently dropped connection take 90 s to notice). Kept equal to
     # keepalive_timeout_ms by `channel_options`.
     ("grpc.http2.ping_timeout_ms", 10_000),
+    # A channel whose server went away tries to connect again after a backoff that grows to
+    # gRPC's default of 120 s, and fails every call at once meanwhile (every channel of the
+    # process to that address shares the connection): a server back after a 45 s restart was
+    # reached 21 s later, a Watch resumed 27 s later. At most 5 s instead.
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from google.protobuf import message, struct_pb2
+from google.protobuf import duration_pb2, message, struct_pb2
 
 from runservice import errors, model, wire
 from runservice.model import Json
@@ -316,6 +316,22 @@ def _fill_exact(value: struct_pb2.Value, obj: Any, path: str) -> None:
         raise TypeError(f"{path}: not JSON data: {type(obj).__name__}")
 
 
+_MAX_DURATION = 315_576_000_000
+"""The seconds a protobuf Duration can hold (10,000 years)."""
+
+
+def request_duration(seconds: float | dt.timedelta | None, field: str) -> duration_pb2.Duration | None:
+    """A Duration for the request field `field` (None: left unset); a NaN, an infinity or more
+    than a Duration holds raises `errors.InvalidArgument`, as `request_value` does, and nothing
+    is sent (it raised ValueError or OverflowError from deep in the conversion)."""
+    if seconds is None:
+        return None
+    value = seconds.total_seconds() if isinstance(seconds, dt.timedelta) else float(seconds)
+    if not math.isfinite(value) or abs(value) > _MAX_DURATION:
+        raise _not_a_double(field, f"a duration must be finite and at most {_MAX_DURATION} seconds")
+    return wire.duration(value)
+
+
 def _not_a_double(path: str, problem: str) -> errors.InvalidArgument:
     return errors.InvalidArgument(
         f"{path}: {problem}", reason="INVALID_REQUEST", violations=[errors.FieldViolation(path, problem)]
@@ -369,7 +385,7 @@ def start_request(
         wait=wait,
         request_id=request_id,
         resource_id=resource_id or "",
-        timeout=wire.duration(run_timeout),
+        timeout=request_duration(run_timeout, "run_timeout"),
         include_state=include_state,
     )
 

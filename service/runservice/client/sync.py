@@ -98,7 +98,7 @@ class SyncClient:
         self.schedules = SyncSchedules(self)
         """ScheduleService: list, get, pause, resume and trigger cron schedules."""
         self._watches: set[SyncWatchHandle] = set()
-        self._follows: set[_Follow] = set()
+        self._follows: set[_Follow | _StreamCall] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -115,12 +115,15 @@ class SyncClient:
         self._closed = True
         with self._lock:
             watches, follows = list(self._watches), list(self._follows)
-        for follow in follows:
-            follow.stop()
-        for watch in watches:
-            watch.join(5.0)
-        if self._owns_channel:
-            self.channel.close()
+        try:
+            for follow in follows:
+                follow.stop()
+            for watch in watches:
+                if not watch.in_its_thread():  # a watch's callback may close the client
+                    watch.join(5.0)
+        finally:
+            if self._owns_channel:
+                self.channel.close()
 
     def call(
         self,
@@ -169,13 +172,24 @@ class SyncClient:
         follow = _Follow(self, run_id, after_sequence, until_settled, attempt_timeout, give_up_after)
         return follow.events()
 
-    def _register(self, item: SyncWatchHandle | _Follow, add: bool) -> None:
+    def _register(self, item: SyncWatchHandle | _Follow | _StreamCall, add: bool) -> None:
         with self._lock:
             found: set[Any] = self._watches if isinstance(item, SyncWatchHandle) else self._follows
             if add:
                 found.add(item)
             else:
                 found.discard(item)
+
+
+class _StreamCall:
+    """An open Stream call, so that `close()` ends it also on a channel the client does not
+    own (closing its own channel cancels its calls; one given to it stays open)."""
+
+    def __init__(self, call: grpc.Call) -> None:
+        self._call = call
+
+    def stop(self) -> None:
+        self._call.cancel()
 
 
 class _Follow:
@@ -309,6 +323,10 @@ class SyncWatchHandle:
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
+
+    def in_its_thread(self) -> bool:
+        """Whether the caller runs in this watch's thread (its callback)."""
+        return threading.current_thread() is self._thread
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the watch ends (TimeoutError after `timeout` seconds); raise its error."""
@@ -613,6 +631,10 @@ class SyncRunHandle(convert.RunRequests):
         last = 0
         settled = False
         responses = self.client.stub.Stream(request, metadata=self.client.metadata)
+        opened = _StreamCall(cast(grpc.Call, responses))
+        self.client._register(opened, True)
+        if self.client._closed:  # closed since the check above: it found nothing to stop
+            opened.stop()
         ended = False
         try:
             for response in responses:
@@ -640,6 +662,7 @@ class SyncRunHandle(convert.RunRequests):
                 raise _mapped(exc) from exc
             logger.info("stream of run %s ended with %s; following after %d", self.run_id, code.name, last)
         finally:
+            self.client._register(opened, False)
             cast(grpc.Call, responses).cancel()
         if last == 0:
             raise errors.Unavailable(f"the stream of run {self.run_id!r} ended before any event")
