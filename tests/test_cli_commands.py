@@ -68,6 +68,15 @@ async def test_version_help_and_usage_errors() -> None:
         assert page.code == 2 and f"'{limit}'" in page.err, page.err
     missing = await runservice("show")
     assert missing.code == 2 and "RUN" in missing.err
+    # What a request cannot carry is a usage error too, not a traceback (audit).
+    for timeout in ("nan", "inf", "-1"):
+        late = await runservice("start", "echo", "--run-timeout", timeout)
+        assert late.code == 2 and f"'{timeout}' must be a finite number" in late.err, late.err
+    far = await runservice("resume", "some-run", "--data", "{}", "--index", "99999999999")
+    assert far.code == 2 and "'99999999999' must be from 0 to 2147483647" in far.err, far.err
+    garbled = await runservice("show", "run-\udcff", "--target", "127.0.0.1:9")  # the byte 0xff
+    assert garbled.code == 2 and "is not valid UTF-8" in garbled.err, garbled.err
+    assert "Traceback" not in late.err + far.err + garbled.err
 
 
 async def test_unreachable_server_is_one_line_and_exit_1(unused_tcp_port: int) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -62,7 +63,7 @@ def client_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=_seconds,
+        type=seconds,
         default=None,
         help=f"give up after SECONDS (default {DEFAULT_TIMEOUT:g} s per call; none with --wait or watch)",
     )
@@ -105,13 +106,14 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds more than 0 (a usage error, exit 2, otherwise)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number more than 0")
     return value
 
 
@@ -168,6 +170,8 @@ def client_command(body: Command) -> Callable[[argparse.Namespace], int]:
             return asyncio.run(_with_client(body, args))
         except UsageError as exc:
             return fail(str(exc), EXIT_USAGE)
+        except UnicodeEncodeError as exc:  # an argument of bytes that are not UTF-8 (a run id)
+            return fail(f"{exc.object!r} is not valid UTF-8", EXIT_USAGE)
         except errors.ServiceError as exc:
             return fail_call(exc, args)
         except TimeoutError:

@@ -17,6 +17,7 @@ from runservice.cli.common import (
     read_json,
     run_exit_code,
     run_handle,
+    seconds,
     whole_number,
 )
 from runservice.cli.output import (
@@ -68,7 +69,7 @@ def add_parsers(
     start.add_argument("--wait", action="store_true", help="return once the run is finished or suspended")
     start.add_argument(
         "--run-timeout",
-        type=float,
+        type=seconds,
         metavar="SECONDS",
         help="the run's deadline from now (wall clock; the workflow's own timeout, if shorter, wins)",
     )
@@ -87,7 +88,9 @@ def add_parsers(
         "--step", metavar="PATH", help="the suspended step: an id, or outer.inner when nested"
     )
     resume.add_argument("--label", help="the resume label the step registered when it suspended")
-    resume.add_argument("--index", type=int, metavar="N", help="resume only item N of a foreach step")
+    resume.add_argument(
+        "--index", type=whole_number(0, 2**31 - 1), metavar="N", help="resume only item N of a foreach step"
+    )
     resume.add_argument("--context", metavar="JSON", help=f"request context entries ({JSON_HELP})")
     resume.add_argument("--request-id", help="idempotency key")
     resume.add_argument("--wait", action="store_true", help="return once the run is finished or suspended")
