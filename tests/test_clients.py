@@ -669,3 +669,30 @@ def test_both_clients_reconnect_within_five_seconds_of_a_servers_return() -> Non
     assert options["grpc.max_reconnect_backoff_ms"] <= 5_000
     node = (Path(__file__).resolve().parent.parent / "clients" / "node" / "src" / "client.ts").read_text()
     assert '"grpc.max_reconnect_backoff_ms": 5_000' in node
+
+
+async def test_a_wait_cut_short_is_retried_with_the_request_id_the_client_made(tmp_path: Path) -> None:
+    async with serving_on(tmp_path / "runs.db", workflows=[flows.long_nap]) as served:
+        async with Client(served.address) as client:
+            run = await client.get_workflow("long-nap").create_run()
+            with pytest.raises(errors.DeadlineExceeded) as cut:
+                await run.start_async({"value": 1}, wait_timeout=0.3)
+            made = cut.value.metadata["request_id"]
+            # The retry the README asks for: the same call with that key finds the first start.
+            with pytest.raises(errors.DeadlineExceeded) as again:
+                await run.start_async({"value": 1}, wait_timeout=0.3, request_id=made)
+            assert again.value.metadata["request_id"] == made
+            with pytest.raises(errors.AlreadyExists):  # without it, a second start
+                await run.start_async({"value": 1}, wait_timeout=0.3)
+
+        def sync_cut() -> str:
+            with SyncClient(served.address) as sync:
+                other = sync.get_workflow("long-nap").create_run()
+                with pytest.raises(errors.DeadlineExceeded) as cut:
+                    other.start_async({"value": 1}, wait_timeout=0.3)
+                made = cut.value.metadata["request_id"]
+                with pytest.raises(errors.DeadlineExceeded):
+                    other.start_async({"value": 1}, wait_timeout=0.3, request_id=made)
+                return made
+
+        assert await on_thread(sync_cut)

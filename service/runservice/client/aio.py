@@ -43,7 +43,7 @@ from runservice.client.convert import (
     workflow_from_proto,
 )
 from runservice.client.schedules import AsyncSchedules
-from runservice.client.status import Backoff, error_from_rpc, gave_up, should_reconnect
+from runservice.client.status import Backoff, error_from_rpc, error_of_call, gave_up, should_reconnect
 from runservice.model import Json
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
 
@@ -151,7 +151,7 @@ class Client:
             deadline = wait_timeout if wait else self.timeout
             return await method(request, timeout=deadline, metadata=self.metadata)
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc) from exc
+            raise error_of_call(exc, request) from exc
 
     async def list_workflows(self) -> list[WorkflowInfo]:
         """Every workflow the server runs, sorted by id."""
@@ -588,7 +588,7 @@ class RunHandle(convert.RunRequests):
                 return
             # Before the first event we cannot tell whether the start happened: report it.
             if last == 0 or not should_reconnect(exc, attempt_deadline=False):
-                raise error_from_rpc(exc) from exc
+                raise error_of_call(exc, request) from exc
             logger.info(
                 "stream of run %s ended with %s; following after %d", self.run_id, exc.code().name, last
             )

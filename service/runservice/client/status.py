@@ -70,6 +70,17 @@ def code_name(error: errors.ServiceError) -> str | None:
     return None
 
 
+def error_of_call(exc: FailedCall, request: object) -> errors.ServiceError:
+    """`error_from_rpc`, with the request's idempotency key in its metadata (`request_id`) when
+    the request has one: a call that ended without an answer (a deadline, UNAVAILABLE) is
+    retried with that key, which the client made up when the caller gave none."""
+    error = error_from_rpc(exc)
+    request_id = getattr(request, "request_id", "")
+    if request_id and isinstance(request_id, str):
+        error.metadata.setdefault("request_id", request_id)
+    return error
+
+
 def error_from_rpc(exc: FailedCall) -> errors.ServiceError:
     """The service exception for a failed call: class by ErrorInfo reason, else by code."""
     code = exc.code()

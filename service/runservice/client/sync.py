@@ -42,7 +42,14 @@ from runservice.client.convert import (
     workflow_from_proto,
 )
 from runservice.client.schedules import SyncSchedules
-from runservice.client.status import Backoff, FailedCall, error_from_rpc, gave_up, should_reconnect
+from runservice.client.status import (
+    Backoff,
+    FailedCall,
+    error_from_rpc,
+    error_of_call,
+    gave_up,
+    should_reconnect,
+)
 from runservice.model import Json
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
 
@@ -140,7 +147,7 @@ class SyncClient:
             deadline = wait_timeout if wait else self.timeout
             return method(request, timeout=deadline, metadata=self.metadata)
         except grpc.RpcError as exc:
-            raise _mapped(exc) from exc
+            raise error_of_call(cast(FailedCall, exc), request) from exc
 
     def _check_open(self) -> None:
         # Every call and stream, so none reaches the closed channel (its ValueError says less).
@@ -659,7 +666,7 @@ class SyncRunHandle(convert.RunRequests):
             code = cast(FailedCall, exc).code()
             # Before the first event we cannot tell whether the start happened: report it.
             if last == 0 or not should_reconnect(cast(FailedCall, exc), attempt_deadline=False):
-                raise _mapped(exc) from exc
+                raise error_of_call(cast(FailedCall, exc), request) from exc
             logger.info("stream of run %s ended with %s; following after %d", self.run_id, code.name, last)
         finally:
             self.client._register(opened, False)
