@@ -390,8 +390,11 @@ async def test_fork_leaves_the_original_untouched_and_names_its_origin(client: C
     assert after.result == original.result and after.last_sequence == original.last_sequence
     assert [s.output for s in after.steps] == [s.output for s in original.steps]
     events = await _events(client, fork.run_id)
-    assert [e.type for e in events[:2]] == [EventType.TIME_TRAVEL, EventType.WORKFLOW_START]
+    # The fork's log: the time travel, the records it starts from, then its own execution.
+    starts = [EventType.TIME_TRAVEL, EventType.STEP_RESULT, EventType.WORKFLOW_START]
+    assert [e.type for e in events[:3]] == starts
     assert events[0].data["forked_from"]["run_id"] == handle.run_id
+    assert events[1].step is not None and events[1].step.output == _step(fork, "add-one").output
     forks, _ = await workflow.runs(forked_from=handle.run_id)
     assert [r.run_id for r in forks] == [fork.run_id]
     # The fork's id is taken now: a second fork into it is refused.
@@ -415,6 +418,22 @@ async def test_the_sync_client_time_travels_and_forks(sync_client: SyncClient) -
     assert again.result == {"count": 11} and again.travel is not None and again.travel.count == 1
     assert fork.result == {"count": 21} and fork.forked_from == "sync-tt"
     assert [r.run_id for r in forks] == ["sync-fork"]
+
+
+async def test_watch_workflow_state_of_a_fork_has_the_records_it_starts_from(client: Client) -> None:
+    handle = await client.get_workflow("tt-pipeline").create_run()
+    await handle.start_async(input_data={"value": 1})
+    fork = await handle.fork("times-ten", {"value": 5}, wait=True)
+    last: Any = None
+    async with asyncio.timeout(10):
+        async for reply in client.stub.Watch(
+            run_service_pb2.WatchRequest(run_id=fork.run_id, include_workflow_state=True)
+        ):
+            for state in reply.workflow_states:
+                last = state
+    # As GetRun has them: add-one kept from the original (it had none before), the rest run here.
+    assert [".".join(s.path.ids) for s in last.steps] == [".".join(s.path) for s in fork.steps]
+    assert wire.read_value(last.steps[0], "output") == _step(fork, "add-one").output
 
 
 async def test_watch_workflow_state_drops_the_replaced_records(stub: RunServiceAsyncStub) -> None:

@@ -1066,6 +1066,19 @@ class Engine:
                 )
                 events = (
                     travel_event(target.path, target.replaced, source, fork=True),
+                    # The records the fork starts from, in its own log: a Watch's workflow state
+                    # and a follower of the fork know them as GetRun does (audit). Without the
+                    # items of a foreach, as the foreach's own result event has none.
+                    *(
+                        EventDraft(
+                            EventType.STEP_SUSPENDED
+                            if kept.status is StepStatus.SUSPENDED
+                            else EventType.STEP_RESULT,
+                            RunStatus.RUNNING,
+                            step=replace(kept, foreach_items=(), items_inline=False),
+                        )
+                        for kept in target.kept
+                    ),
                     EventDraft.workflow_start(source.workflow_id, Execution.FORK),
                 )
                 sent = time.monotonic()
