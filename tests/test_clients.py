@@ -696,3 +696,25 @@ async def test_a_wait_cut_short_is_retried_with_the_request_id_the_client_made(t
                 return made
 
         assert await on_thread(sync_cut)
+
+
+async def test_a_call_in_flight_when_the_client_closes_ends_client_closed(tmp_path: Path) -> None:
+    async with serving_on(tmp_path / "runs.db", workflows=[flows.long_nap]) as served:
+        client = Client(served.address)
+        run = await client.get_workflow("long-nap").create_run()
+        waiting = asyncio.ensure_future(run.start_async({"value": 1}))
+        await asyncio.sleep(0.5)
+        await client.close()
+        with pytest.raises(errors.Unavailable) as closed:  # not a CancelledError nobody asked for
+            await asyncio.wait_for(waiting, 5)
+        assert closed.value.reason == "CLIENT_CLOSED"
+
+        def sync_closed() -> str:
+            sync = SyncClient(served.address)
+            other = sync.get_workflow("long-nap").create_run()
+            threading.Timer(0.5, sync.close).start()
+            with pytest.raises(errors.Unavailable) as caught:
+                other.start_async({"value": 1})
+            return caught.value.reason
+
+        assert await on_thread(sync_closed) == "CLIENT_CLOSED"

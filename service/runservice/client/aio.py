@@ -152,6 +152,10 @@ class Client:
             return await method(request, timeout=deadline, metadata=self.metadata)
         except grpc.aio.AioRpcError as exc:
             raise error_of_call(exc, request) from exc
+        except asyncio.CancelledError:
+            if self.closed_the_call():  # close() meanwhile, not a cancellation of this task
+                raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED") from None
+            raise
 
     async def list_workflows(self) -> list[WorkflowInfo]:
         """Every workflow the server runs, sorted by id."""

@@ -147,6 +147,9 @@ class SyncClient:
             deadline = wait_timeout if wait else self.timeout
             return method(request, timeout=deadline, metadata=self.metadata)
         except grpc.RpcError as exc:
+            if self._closed and cast(FailedCall, exc).code() is grpc.StatusCode.CANCELLED:
+                # close() on another thread closed the channel under it
+                raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED") from exc
             raise error_of_call(cast(FailedCall, exc), request) from exc
 
     def _check_open(self) -> None:
