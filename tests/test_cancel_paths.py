@@ -15,6 +15,7 @@ import pytest
 from conftest import Databases
 
 from runservice.engine import Engine
+from runservice.errors import StorageUnavailable
 from runservice.model import EventType, Run, RunStatus, StepStatus
 from runservice.storage import Store, open_store
 from runservice.workflow import StepContext, clone_step, create_step, create_workflow
@@ -206,3 +207,21 @@ async def test_the_log_of_a_canceled_suspended_run_tells_its_steps_end(store: St
         EventType.WORKFLOW_FINISH,
     ]
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_cancel_that_fails_after_its_claim_leaves_the_run_free(store: Store) -> None:
+    """The Cancel's claim holds nothing once made: if the cancel itself fails (the database went
+    away between the two writes), a Resume takes the run at once rather than RUN_CLAIMED until a
+    restart (on SQLite a claim's lease never ends)."""
+    async with Engine(store, WORKFLOWS) as engine:
+        run = await engine.start("approval", run_id="kept", wait=True)
+        assert run.status is RunStatus.SUSPENDED
+
+        async def failing(*args: Any, **kwargs: Any) -> Any:
+            raise StorageUnavailable("the database went away")
+
+        engine._cancel_idle = failing  # type: ignore[method-assign]
+        with pytest.raises(StorageUnavailable):
+            await engine.cancel("kept")
+        resumed = await asyncio.wait_for(engine.resume("kept", resume_data="yes", wait=True), 5)
+    assert resumed.status is RunStatus.SUCCESS

@@ -762,22 +762,24 @@ class Engine:
 
     async def _take_and_cancel(self, run_id: str, request_id: str | None = None) -> WriteResult:
         """Claim a run that is not over if no live owner holds it, then cancel it as stored once
-        claimed; the claim's result (not applied: it is held, or over, or gone)."""
-        # Not synced: nobody is told of the claim, and the cancel's own commit covers it.
-        claim = RunWrite(run_id, expect=_OPEN, claim=self._keeper.claim)
-        claimed = await self._store.write(claim, durable=False)
-        if claimed.applied:
-            lease = self._lease(claimed.epoch)
-            try:
-                await self._cancel_idle(await self._load(run_id, steps=True), request_id, lease)
-            except BaseException:
-                await self._release(run_id, lease)  # not kept from a Resume until a restart
-                raise
-        return claimed
+        claimed. Not applied when it is held, over or gone, or was taken between the claim and
+        the cancel; then the result's status is the run's.
 
-    async def _cancel_idle(self, run: Run, request_id: str | None, lease: Lease) -> None:
+        The claim's lease has ended by the time anyone reads it (`passing_claim`): a Resume or
+        the claim loop may take the run at once (the cancel, fenced by the claim, is then not
+        applied), and a cancel that fails leaves nothing held."""
+        # Not synced: nobody is told of the claim, and the cancel's own commit covers it.
+        claim = RunWrite(run_id, expect=_OPEN, claim=self._keeper.passing_claim)
+        claimed = await self._store.write(claim, durable=False)
+        if not claimed.applied:
+            return claimed
+        return await self._cancel_idle(
+            await self._load(run_id, steps=True), request_id, self._lease(claimed.epoch)
+        )
+
+    async def _cancel_idle(self, run: Run, request_id: str | None, lease: Lease) -> WriteResult:
         """Cancel a run no task is executing (pending, suspended, or active with no live owner),
-        as read once this engine claimed it (`lease`)."""
+        as read once this engine claimed it (`lease`); the write's result."""
         run_id = run.run_id
         now = time.time()
         stopped = [
@@ -785,7 +787,7 @@ class Engine:
             for s in run.steps
             if s.status in (StepStatus.SUSPENDED, StepStatus.RUNNING, StepStatus.WAITING)
         ]
-        await self._store.write(
+        return await self._store.write(
             RunWrite(
                 run_id,
                 expect=_OPEN,
