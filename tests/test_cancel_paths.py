@@ -6,6 +6,7 @@ steps and items, GetRun with the log, and no body runs on under a run that ended
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,7 +18,8 @@ from conftest import Databases
 from runservice.engine import Engine
 from runservice.errors import StorageUnavailable
 from runservice.model import EventType, Run, RunStatus, StepStatus
-from runservice.storage import Store, open_store
+from runservice.storage import RunWrite, Store, open_store
+from runservice.storage.sqlite import SqliteStore
 from runservice.workflow import StepContext, clone_step, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(60)
@@ -73,7 +75,30 @@ quick_alone = create_workflow("quick-alone").then(clone_step(quick, id="alone"))
 timed_inner = create_workflow("timed-inner", timeout=0.5).then(ask).commit()
 woken = create_workflow("woken").parallel([timed_inner], allow_failure=True).then(slow).commit()
 
-WORKFLOWS = [each, each_ask, approval, nap_beside, quick_alone, woken]
+EVENTS: dict[str, asyncio.Event] = {}
+
+
+@create_step("think-then-ask")
+async def think_then_ask(ctx: StepContext) -> Any:
+    if ctx.resume_data is not None:
+        return {"answer": ctx.resume_data}
+    EVENTS["entered"].set()
+    await EVENTS["go_on"].wait()
+    return await ctx.suspend({"question": 1})
+
+
+@create_step("ends-during-the-commit")
+async def ends_during_the_commit(ctx: StepContext) -> Any:
+    await EVENTS["sleep_committing"].wait()
+    return {"beside": True}
+
+
+asker = create_workflow("asker").then(think_then_ask).commit()
+late_napper = create_workflow("late-napper").then(clone_step(quick, id="first")).sleep(30).then(quick)
+late_napper = late_napper.commit()
+nap_after = create_workflow("nap-after").parallel([ends_during_the_commit, late_napper]).commit()
+
+WORKFLOWS = [each, each_ask, approval, nap_beside, quick_alone, woken, asker, nap_after]
 
 
 @pytest.fixture
@@ -225,3 +250,59 @@ async def test_a_cancel_that_fails_after_its_claim_leaves_the_run_free(store: St
             await engine.cancel("kept")
         resumed = await asyncio.wait_for(engine.resume("kept", resume_data="yes", wait=True), 5)
     assert resumed.status is RunStatus.SUCCESS
+
+
+async def test_a_body_that_ends_while_a_sleep_is_committed_leaves_the_run_waiting(store: Store) -> None:
+    """The sleep decides `running` (a sibling body runs), and that body ends while the sleep's
+    commit is in flight: the run must still rest, not hold its room for the whole sleep."""
+    EVENTS["sleep_committing"] = asyncio.Event()
+    write = store.write
+
+    async def slow_sleep_commit(change: RunWrite, *, durable: bool = True) -> Any:
+        if any(e.type is EventType.STEP_WAITING for e in change.events):
+            EVENTS["sleep_committing"].set()
+            await asyncio.sleep(0.3)  # a commit that takes a while (an fsync under load)
+        return await write(change, durable=durable)
+
+    store.write = slow_sleep_commit  # type: ignore[method-assign]
+    async with Engine(store, WORKFLOWS, max_active_runs=1) as engine:
+        await engine.start("nap-after", run_id="napping", input_data={})
+        run = await until(engine, "napping", lambda r: r.status is RunStatus.WAITING)
+        assert record(run, "ends-during-the-commit").status is StepStatus.SUCCESS
+        await engine.start("quick-alone", run_id="next", input_data={})
+        await until(engine, "next", lambda r: r.status is RunStatus.SUCCESS, limit=5)
+
+
+@contextlib.asynccontextmanager
+async def replica(store: Store, name: str) -> AsyncIterator[Engine]:
+    # A 6 s lease: heartbeats every 2 s, as in production (a third of the lease).
+    engine = Engine(store, WORKFLOWS, owner=name, lease_seconds=6.0, claim_interval=0.05, cancel_grace=1.0)
+    await engine.__aenter__()
+    try:
+        yield engine
+    finally:
+        await engine.aclose()
+
+
+async def test_a_cancel_taken_elsewhere_of_a_run_that_then_suspends_cancels_it(store: Store) -> None:
+    """Replica B asks A (through the store) to stop the run A drives; A's step suspends before
+    A's heartbeat reads the ask, and A's settling commit clears it. B cancels the run then: it
+    answered `suspended` before, and so did every retry with the same request id."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False  # as on PostgreSQL: two replicas, leases and heartbeats
+    EVENTS["entered"], EVENTS["go_on"] = asyncio.Event(), asyncio.Event()
+    async with replica(store, "a") as a, replica(store, "b") as b:
+        await a.start("asker", run_id="asked-elsewhere")
+        await asyncio.wait_for(EVENTS["entered"].wait(), 10)
+        cancel = asyncio.create_task(b.cancel("asked-elsewhere", request_id="c1"))
+        async with asyncio.timeout(5):  # B asked A through the store
+            while not (await store.get_run("asked-elsewhere")).cancel_requested:  # type: ignore[union-attr]
+                await asyncio.sleep(0.01)
+        EVENTS["go_on"].set()  # A's step suspends before A's next heartbeat reads the ask
+        canceled = await asyncio.wait_for(cancel, 30)
+        await asyncio.sleep(2.5)  # past A's next heartbeat
+        final = await a.get_run("asked-elsewhere")
+        retried = await b.cancel("asked-elsewhere", request_id="c1")  # the client's retry
+    assert canceled.status is RunStatus.CANCELED
+    assert final.status is RunStatus.CANCELED
+    assert retried.status is RunStatus.CANCELED and retried.last_sequence == final.last_sequence

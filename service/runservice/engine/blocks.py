@@ -464,20 +464,21 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
     assert record is not None
     # A sibling branch's body running beside this sleep keeps the run `running`, and its room:
     # a run counted as sleeping while a body ran let one more run past the bounds. (A body
-    # that starts while the run sleeps takes the room back first: `RunDriver.run_body`.)
-    if not walker.bodies_running():
-        walker.status = RunStatus.WAITING
-    if fresh:
-        walker.record_event(EventType.STEP_WAITING, record, status=walker.status, wake_at=record.wake_at)
-    else:  # a re-drive of the sleep (after a restart): the log has told of it already
-        walker.outbox.stage(status=walker.status, wake_at=record.wake_at)
-    walker.stage_memory()
-    await walker.outbox.commit()
-    if walker.status is RunStatus.WAITING:
-        walker.sleeping()
-    wake_at = record.wake_at or now
-    cut = scope.deadline is not None and scope.deadline < wake_at  # a nested workflow's deadline comes first
+    # that starts while the run sleeps takes the room back first: `RunDriver.run_body`; the
+    # last one to end leaves it `waiting` again, also one that ends during this commit.)
     with walker.asleep():
+        if not walker.bodies_running():
+            walker.status = RunStatus.WAITING
+        if fresh:
+            walker.record_event(EventType.STEP_WAITING, record, status=walker.status, wake_at=record.wake_at)
+        else:  # a re-drive of the sleep (after a restart): the log has told of it already
+            walker.outbox.stage(status=walker.status, wake_at=record.wake_at)
+        walker.stage_memory()
+        await walker.outbox.commit()
+        if walker.status is RunStatus.WAITING:
+            walker.sleeping()
+        wake_at = record.wake_at or now
+        cut = scope.deadline is not None and scope.deadline < wake_at  # a nested deadline comes first
         await walker.interruptible_sleep(min(wake_at, scope.deadline or wake_at) - time.time())
     await walker.awake()
     walker.outbox.stage(status=RunStatus.RUNNING, wake_at=None)

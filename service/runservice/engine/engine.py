@@ -715,13 +715,10 @@ class Engine:
                     if taken.status in _ACTIVE and run_id not in self._drivers:
                         # Driven elsewhere: ask its owner (its heartbeat reads the mark), or the
                         # claim loop's drive of it once its owner's lease has ended.
+                        # The request id is kept by the commit that cancels the run, not by
+                        # this ask: a retry must not answer a run that settled suspended.
                         await self._store.write(
-                            RunWrite(
-                                run_id,
-                                expect=_ACTIVE,
-                                patch={"cancel_requested": True},
-                                request=("cancel", request_id) if request_id else None,
-                            )
+                            RunWrite(run_id, expect=_ACTIVE, patch={"cancel_requested": True})
                         )
                         return None
                     # Held but not driven yet (the claim loop took it for a deadline, or its
@@ -742,22 +739,34 @@ class Engine:
         else:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._cancel_grace * 2 + self._keeper.lease_seconds):
-                    await self._until_settled(run_id)
+                    await self._until_settled(run_id, request_id)
         return await self.get_run(run_id)
 
-    async def _until_settled(self, run_id: str) -> None:
-        """Wait (polling the store) until a run driven elsewhere is no longer active.
+    async def _until_settled(self, run_id: str, request_id: str | None) -> None:
+        """Wait (polling the store) until a run driven elsewhere, and asked to stop through
+        the store, is over.
 
-        If its owner's lease ends meanwhile and nobody takes the run over (its owner died
-        and no live server serves the run's workflow version), it is canceled here."""
+        It may settle suspended before its owner read the ask (the settling commit clears
+        it): it is canceled here then (review: the Cancel answered a suspended run, and
+        nothing canceled it later). So is a run whose owner's lease ends meanwhile and that
+        nobody takes over (its owner died and no live server serves the run's workflow
+        version), and one whose drive begins here meanwhile (the claim loop took it) is
+        stopped here."""
         polls = 0
         while True:
             run = await self._store.get_run(run_id)
-            if run is None or run.status not in _ACTIVE:
+            if run is None or run.status.terminal:
+                return
+            driver, task = self._drivers.get(run_id), self._tasks.get(run_id)
+            if driver is not None and task is not None:
+                driver.cancel(request_id)
+                await asyncio.wait((asyncio.shield(task),), timeout=self._cancel_grace * 2)
                 return
             polls += 1
-            if polls % 10 == 0 and (await self._admit(self._take_and_cancel(run_id))).applied:
-                return  # it was ownerless: canceled here
+            if run.status not in _ACTIVE or polls % 10 == 0:
+                taken = await self._admit(self._take_and_cancel(run_id, request_id))
+                if taken.applied:
+                    return  # nobody drove it: canceled here
             await asyncio.sleep(0.05)
 
     async def _take_and_cancel(self, run_id: str, request_id: str | None = None) -> WriteResult:
