@@ -1006,7 +1006,9 @@ class Engine:
                             drop_steps=[s.path for s in target.replaced],
                             events=events,
                             request=("time-travel", request_id) if request_id else None,
-                            claim=claim,
+                            # Without room, a passing claim (as a Resume's): the epoch moves on,
+                            # so a Cancel's fenced write based on what was there before fails.
+                            claim=claim or self._keeper.passing_claim,
                         )
                     )
                     if not result.applied:
