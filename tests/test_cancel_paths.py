@@ -6,7 +6,6 @@ steps and items, GetRun with the log, and no body runs on under a run that ended
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -273,15 +272,9 @@ async def test_a_body_that_ends_while_a_sleep_is_committed_leaves_the_run_waitin
         await until(engine, "next", lambda r: r.status is RunStatus.SUCCESS, limit=5)
 
 
-@contextlib.asynccontextmanager
-async def replica(store: Store, name: str) -> AsyncIterator[Engine]:
+def replica(store: Store, name: str) -> Engine:
     # A 6 s lease: heartbeats every 2 s, as in production (a third of the lease).
-    engine = Engine(store, WORKFLOWS, owner=name, lease_seconds=6.0, claim_interval=0.05, cancel_grace=1.0)
-    await engine.__aenter__()
-    try:
-        yield engine
-    finally:
-        await engine.aclose()
+    return Engine(store, WORKFLOWS, owner=name, lease_seconds=6.0, claim_interval=0.05, cancel_grace=1.0)
 
 
 async def test_a_cancel_taken_elsewhere_of_a_run_that_then_suspends_cancels_it(store: Store) -> None:
