@@ -70,13 +70,25 @@ def code_name(error: errors.ServiceError) -> str | None:
     return None
 
 
+_RETRIED_WITH_ITS_KEY = frozenset(
+    {
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+    }
+)
+"""Codes after which a call is retried, or its outcome unknown (it may have been carried out)."""
+
+
 def error_of_call(exc: FailedCall, request: object) -> errors.ServiceError:
     """`error_from_rpc`, with the request's idempotency key in its metadata (`request_id`) when
-    the request has one: a call that ended without an answer (a deadline, UNAVAILABLE) is
-    retried with that key, which the client made up when the caller gave none."""
+    the request has one and the call is to be retried with it (a deadline, UNAVAILABLE): the
+    client made that key up when the caller gave none. A refusal does not carry it."""
     error = error_from_rpc(exc)
     request_id = getattr(request, "request_id", "")
-    if request_id and isinstance(request_id, str):
+    if request_id and isinstance(request_id, str) and exc.code() in _RETRIED_WITH_ITS_KEY:
         error.metadata.setdefault("request_id", request_id)
     return error
 
