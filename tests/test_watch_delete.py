@@ -155,3 +155,44 @@ async def test_a_watch_on_another_replica_ends_and_never_shows_the_new_run(
             if run_id == "reborn":
                 assert await start(stub_a, "shapes", run_id) > last
             await ends_not_found(watcher, task, deleted, last)
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["notify", "poll"])
+async def test_a_watch_never_shows_a_new_run_its_own_replica_makes_under_the_id(
+    pg_databases: Any, tmp_path: Path, announced: bool
+) -> None:
+    """Replica A deletes the run; the new one under its id is made on B, the Watch's replica, so
+    its events reach the Watch from B's own commits. Without A's NOTIFY (a lost notice, or B's
+    LISTEN connection reconnecting), they were handed on as the old run's (audit)."""
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(PostgresStore(url, notify=announced)) as a,
+        serving_on(PostgresStore(url, poll_interval=0.5)) as b,
+        connected(a) as stub_a,
+        connected(b) as stub_b,
+    ):
+        last = await start(stub_a, "approval", "reborn-here")
+        watcher, task = await watching(stub_b, "reborn-here", last)
+        deleted = time.monotonic()
+        await stub_a.DeleteRun(run_service_pb2.DeleteRunRequest(run_id="reborn-here"))
+        assert await start(stub_b, "shapes", "reborn-here") > last
+        await ends_not_found(watcher, task, deleted, last)
+
+
+async def test_a_watch_past_the_end_of_the_run_is_refused(databases: Any, tmp_path: Path) -> None:
+    """No cursor of a run is past its last event (nothing is told before it is stored): a Watch
+    after one is INVALID_ARGUMENT at once. It waited for ever on an active run (audit)."""
+    url = await databases.url_for(tmp_path / "runs.db")
+    async with serving_on(open_store(url)) as served, connected(served) as stub:
+        last = await start(stub, "approval", "short")  # suspended: active for a Watch
+        past = run_service_pb2.WatchRequest(run_id="short", after_sequence=last + 50)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async with asyncio.timeout(5):
+                async for _ in stub.Watch(past):
+                    pass
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(refused.value).reason == "INVALID_REQUEST"
+        watcher = Watcher()  # from its very end, a Watch is still fine
+        task = asyncio.create_task(watcher.follow(stub, "short"))
+        await watcher.until_seen(last)
+        task.cancel()

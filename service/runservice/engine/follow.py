@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-from runservice.errors import RunNotFound, Unavailable
+from runservice.errors import FieldViolation, InvalidArgument, RunNotFound, Unavailable
 from runservice.model import Event
 from runservice.storage import Store, Subscription
 
@@ -28,6 +28,14 @@ async def follow_events(
         run = await store.get_run(run_id)
         if run is None:
             raise RunNotFound(run_id)
+        if after > run.last_sequence:
+            # Nobody is told of an event before it is stored, so no cursor of this run is past
+            # its end (one of a deleted run of the same id is). Waited on, it never ended
+            # (audit): the events up to it, the run's end among them, were all dropped.
+            problem = f"is past the run's last event ({run.last_sequence})"
+            raise InvalidArgument(
+                f"after_sequence {after} {problem}", violations=[FieldViolation("after_sequence", problem)]
+            )
         born = run.created_at
 
         async def read(cursor: int) -> list[Event]:
@@ -67,7 +75,13 @@ async def follow_events(
                 behind = bool(live)
             else:
                 live = await subscription.wait(heartbeat)
-                if subscription.lagged or (live and live[0].sequence > cursor + 1):
+                # Read from the store unless the live events go on from the cursor without a
+                # gap: a new run under a deleted run's id, committed here, starts again at 1,
+                # and only a read tells it apart (audit: its events were handed on as this
+                # run's when the delete's notice from another replica was lost).
+                if subscription.lagged or (
+                    live and (live[0].sequence != cursor + 1 or live[-1].sequence != cursor + len(live))
+                ):
                     subscription.lagged = False
                     live = await read(cursor)
                     behind = bool(live)

@@ -559,6 +559,9 @@ class PostgresStore(PostgresSchedules):
     def _drop_writer(self) -> None:
         """Forget the writer's connection (closed, or left mid-operation by a dropped link)."""
         writer, self._writer = self._writer, None
+        # Its backend's pid may go to another replica's connection: that one's notices must not
+        # be taken for this process's own (audit).
+        self._writer_pid = 0
         if writer is not None and not writer.is_closed():
             writer.terminate()
 
