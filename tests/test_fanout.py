@@ -140,3 +140,39 @@ async def test_a_follower_that_fell_behind_catches_up_to_the_end_of_the_run(tmp_
     finally:
         await store.close()
     assert seen == list(range(1, 1003))
+
+
+CHUNK = "x" * (128 * 1024)
+
+
+@create_step("chunky")
+async def chunky_step(ctx: StepContext) -> int:
+    for index in range(200):
+        await ctx.writer.write({"i": index, "blob": CHUNK})
+    return 200
+
+
+chunky = create_workflow("chunky").then(chunky_step).commit()
+
+
+async def test_a_follower_that_stops_reading_holds_a_bounded_part_of_its_runs_events(tmp_path: Path) -> None:
+    """A Watch whose client stopped reading: its subscription buffered every event of its run,
+    up to 1,000 of up to 1 MiB each (audit: 50 MiB for 400 chunks of 128 KiB). Past 8 MiB it
+    lets them go and its reader re-reads the store, and still gets every event once, in order."""
+    store = SqliteStore(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        async with Engine(store, [chunky]) as engine:
+            run, _ = await engine.create_run("chunky")
+            follow = engine.follow(run.run_id, heartbeat=1.0)
+            seen = [e.sequence for e in await follow.__anext__()]  # reads once, then stops
+            (subscription,) = store.hub._subscribers[run.run_id]
+            await engine.start("chunky", run_id=run.run_id, wait=True)
+            held = sum(len(str(e.data)) for e in subscription._buffer)
+            assert held < 9 * 2**20, f"one stalled follower holds {held / 2**20:.0f} MiB"
+            async for batch in follow:  # reading on: every event, once, in order
+                seen.extend(e.sequence for e in batch)
+            final = await engine.get_run(run.run_id)
+        assert seen == list(range(1, final.last_sequence + 1))
+    finally:
+        await store.close()

@@ -12,12 +12,18 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from runservice import limits
 from runservice.errors import StorageFailed
 from runservice.model import Event
 
 logger = logging.getLogger(__name__)
 
 _MAX_BUFFERED = 1000
+_MAX_BUFFERED_BYTES = 8 * 2**20
+"""What a subscription holds of its run's events, at most, about: a Watch whose client stopped
+reading (its stream blocked by flow control) pinned 1,000 events of up to 1 MiB each (audit).
+Past either bound the subscription is `lagged`, and its reader re-reads the store from its
+cursor, in pages bounded in bytes too."""
 
 
 class Subscription:
@@ -27,16 +33,20 @@ class Subscription:
         self._hub = hub
         self.run_id = run_id
         self._buffer: list[Event] = []
+        self._bytes = 0
         self._ready = asyncio.Event()
         self.lagged = False
         """Set when events were dropped; the reader must catch up from the store."""
 
-    def _push(self, events: list[Event]) -> None:
-        if len(self._buffer) + len(events) > _MAX_BUFFERED:
+    def _push(self, events: list[Event], size: int) -> None:
+        """Buffer `events` (`size`: their JSON's bytes, about), or drop everything held."""
+        if len(self._buffer) + len(events) > _MAX_BUFFERED or self._bytes + size > _MAX_BUFFERED_BYTES:
             self._buffer.clear()
+            self._bytes = 0
             self.lagged = True
         else:
             self._buffer.extend(events)
+            self._bytes += size
         self._ready.set()
 
     async def wait(self, idle: float | None) -> list[Event]:
@@ -48,6 +58,7 @@ class Subscription:
             except TimeoutError:
                 return []
         events, self._buffer = self._buffer, []
+        self._bytes = 0
         self._ready.clear()
         return events
 
@@ -256,8 +267,9 @@ class EventHub:
             if event.run_id in self._subscribers:
                 by_run[event.run_id].append(event)
         for run_id, run_events in by_run.items():
+            size = sum(map(_event_size, run_events))
             for subscription in self._subscribers.get(run_id, ()):
-                subscription._push(run_events)
+                subscription._push(run_events, size)
         if events and self._listeners.all:
             self._listeners.call(events)
 
@@ -289,3 +301,18 @@ class EventHub:
             subscribers.discard(subscription)
             if not subscribers:
                 del self._subscribers[subscription.run_id]
+
+
+def _event_size(event: Event) -> int:
+    """The bytes of an event's JSON values (its data, its step's, its progress item's), about:
+    what a subscription holding it pins."""
+    step, progress = event.step, event.progress
+    values = [event.data]
+    if step is not None:
+        values += [step.payload, step.output, step.suspend_payload]
+    if progress is not None:
+        values.append(progress.iteration_output)
+    try:
+        return sum(limits.json_size(value) for value in values if value is not None)
+    except (TypeError, ValueError):  # not JSON data: the store refused it before it got here
+        return 0
