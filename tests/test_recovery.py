@@ -296,6 +296,30 @@ retried_each = (
 )
 
 
+@create_step("wobbly-resumed")
+async def wobbly_resumed(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"q": "go?"})
+        return None
+    await probe.body(f"wobbly-resumed[{ctx.retry_count}]")
+    raise RuntimeError(f"attempt {ctx.retry_count} fails")
+
+
+retried_resumed = (
+    create_workflow("retried-resumed", retry_config={"attempts": 2, "delay": 30})
+    .then(wobbly_resumed)
+    .commit()
+)
+"""A step that suspends, then fails every attempt after its resume, 30 s apart."""
+
+retried_resumed_each = (
+    create_workflow("retried-resumed-each", retry_config={"attempts": 2, "delay": 30})
+    .foreach(wobbly_resumed)
+    .commit()
+)
+"""The same step as a foreach's: each item suspends, then fails every attempt after its resume."""
+
+
 @create_step("ask-first", resume_schema=Answer)
 async def ask_first(ctx: StepContext) -> Any:
     if ctx.resume_data is None:
@@ -323,6 +347,8 @@ WORKFLOWS = [
     asking_twice,
     retried,
     retried_each,
+    retried_resumed,
+    retried_resumed_each,
     napping,
     to_six,
     remembering_each,
@@ -453,6 +479,46 @@ async def test_retries_go_on_from_the_attempt_a_crash_left(db: str) -> None:
     assert probe.ran == Counter({"wobbly[0]": 1, "wobbly[1]": 1, "wobbly[2]": 1})
     (record,) = done.steps
     assert (record.status, record.attempt) == (StepStatus.FAILED, 2)
+
+
+async def test_a_resumed_steps_retries_go_on_from_the_attempt_a_crash_left(db: str) -> None:
+    """As a step's first run: before, a resumed step re-driven after a crash in its retries
+    started again at attempt 0 with its whole retry budget (an audit's reading)."""
+    async with booted(db) as engine:
+        run = await engine.start("retried-resumed", wait=True)
+        assert run.status is RunStatus.SUSPENDED
+        await engine.resume(run.run_id, resume_data={"go": True})
+        await probe.wait_entered("wobbly-resumed[0]")
+        await asyncio.sleep(0.2)  # attempt 0 failed: into the 30 s delay
+    async with booted(db) as engine:  # attempt 1 runs at once, then its delay
+        await probe.wait_entered("wobbly-resumed[1]")
+        await asyncio.sleep(0.2)
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.FAILED and done.error is not None
+    assert done.error.message == "attempt 2 fails"
+    assert probe.ran == Counter({"wobbly-resumed[0]": 1, "wobbly-resumed[1]": 1, "wobbly-resumed[2]": 1})
+    (record,) = done.steps
+    assert (record.status, record.attempt) == (StepStatus.FAILED, 2)
+
+
+async def test_a_resumed_items_retries_keep_the_resume_and_go_on_from_the_attempt_a_crash_left(
+    db: str,
+) -> None:
+    async with booted(db) as engine:
+        run = await engine.start("retried-resumed-each", input_data=[7], wait=True)
+        assert run.status is RunStatus.SUSPENDED
+        await engine.resume(run.run_id, for_each_index=0, resume_data={"go": True})
+        await probe.wait_entered("wobbly-resumed[0]")
+        await asyncio.sleep(0.2)  # attempt 0 failed: into the 30 s delay
+    async with booted(db) as engine:  # attempt 1 runs at once, with the resume, then its delay
+        await probe.wait_entered("wobbly-resumed[1]")
+        await asyncio.sleep(0.2)
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.FAILED and done.error is not None
+    assert done.error.message == "attempt 2 fails"
+    assert probe.ran == Counter({"wobbly-resumed[0]": 1, "wobbly-resumed[1]": 1, "wobbly-resumed[2]": 1})
 
 
 async def test_a_sequence_reruns_only_the_step_in_flight(db: str) -> None:

@@ -149,8 +149,8 @@ class ForeachItem:
     """When a resume of this item was accepted (see `resume_pending`)."""
     resume_payload: Json = None
     attempt: int = 0
-    """A running item's next attempt (its failed ones are committed as they fail, so a crash
-    does not give the item its whole retry budget again)."""
+    """A running (or resumed) item's next attempt (its failed ones are committed as they fail,
+    so a crash does not give the item its whole retry budget again)."""
 
     @property
     def resume_pending(self) -> bool:

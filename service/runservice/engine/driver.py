@@ -584,10 +584,20 @@ class RunDriver:
         validated = self.validate_input(step.input_schema, record.payload, record.path, emit=False)
         if isinstance(validated, Outcome):
             return self.finish_record(record, validated)
-        running = replace(record, status=StepStatus.RUNNING, call_id=new_call_id())
+        # A resume cut by a crash during its retries goes on from the attempt its record
+        # reached, as `execute` does; a resume just accepted starts its attempts over.
+        first = record.attempt if record.status is StepStatus.RUNNING else 0
+        running = replace(record, status=StepStatus.RUNNING, call_id=new_call_id(), attempt=first)
         self.record_event(EventType.STEP_START, running)
         resumption = Resumption(record.resume_payload, record.suspend_payload)
-        body, attempt = await self.run_body(step, validated[0], scope, record.path, resumption)
+
+        def reached(next_attempt: int) -> None:
+            self.records[record.path] = replace(running, attempt=next_attempt)
+            self.outbox.stage(step=self.records[record.path])
+
+        body, attempt = await self.run_body(
+            step, validated[0], scope, record.path, resumption, first_attempt=first, reached=reached
+        )
         outcome = self.finish_record(running, body, attempt=attempt)
         await self.after_body()
         return outcome
@@ -600,13 +610,19 @@ class RunDriver:
         item its step's schema refuses fails each attempt, as a step's refused input does."""
         validated = self.validate_input(step.input_schema, data, path, emit=False)
         value, invalid = (None, validated.error) if isinstance(validated, Outcome) else (validated[0], None)
-        resumption = None
-        if item is not None and item.resume_pending:
-            resumption = Resumption(item.resume_payload, item.suspend_payload)
-        first = item.attempt if item is not None and item.status is StepStatus.RUNNING else 0
+        resumed = item if item is not None and item.resume_pending else None
+        resumption = None if resumed is None else Resumption(resumed.resume_payload, resumed.suspend_payload)
+        first = item.attempt if item is not None and (item.status is StepStatus.RUNNING or resumed) else 0
 
         def reached(next_attempt: int) -> None:
-            self.outbox.stage_item(path, ForeachItem(index, StepStatus.RUNNING, attempt=next_attempt))
+            # A resumed item's row keeps its accepted resume: before, a crash in a retry's
+            # delay lost it, and the item ran again without it and suspended again.
+            row = (
+                ForeachItem(index, StepStatus.RUNNING, attempt=next_attempt)
+                if resumed is None
+                else replace(resumed, attempt=next_attempt)
+            )
+            self.outbox.stage_item(path, row)
 
         body, _ = await self.run_body(
             step, value, scope, path, resumption, first_attempt=first, reached=reached, invalid=invalid
