@@ -469,6 +469,50 @@ refused_item = (
 """A foreach whose step refuses one of the items."""
 
 
+# -- decisions taken before a suspension are not taken again at its resume ---------------------
+
+
+@create_step("when-ready")
+async def when_ready(ctx: StepContext) -> dict[str, bool]:
+    _count(ctx, "when-ready")
+    return {"ran": True}
+
+
+@create_step("gate")
+async def gate(ctx: StepContext) -> Any:
+    """Changes the state the conditions before it read, then suspends."""
+    if ctx.resume_data is None:
+        ctx.set_state({"ready": True, "n": 0})
+        await ctx.suspend({"ask": "go on?"})
+        return None
+    return {"state": dict(ctx.state)}
+
+
+@create_step("count-up")
+async def count_up(ctx: StepContext) -> dict[str, int]:
+    n = int(ctx.state.get("n", 0)) + 1
+    ctx.set_state({"n": n})
+    _count(ctx, "count-up")
+    return {"n": n}
+
+
+branch_then_gate = (
+    create_workflow("branch-then-gate")
+    .branch([(lambda c: bool(c.state.get("ready", False)), when_ready)])
+    .then(gate)
+    .commit()
+)
+"""No branch holds at the start; the gate after it makes one hold before it suspends."""
+
+loop_then_gate = (
+    create_workflow("loop-then-gate")
+    .dowhile(count_up, lambda c: int(c.state.get("n", 0)) < 3)
+    .then(gate)
+    .commit()
+)
+"""The loop ends at n = 3; the gate after it sets n back to 0 before it suspends."""
+
+
 WORKFLOWS = [
     refused_input,
     refused_item,
@@ -504,4 +548,6 @@ WORKFLOWS = [
     slow_each,
     restart_nap,
     everything,
+    branch_then_gate,
+    loop_then_gate,
 ]

@@ -85,6 +85,29 @@ async def test_branch_with_no_true_condition_outputs_empty_and_raising_condition
 # -- loops ------------------------------------------------------------------------------------------------
 
 
+async def test_a_resume_takes_no_decision_again_of_a_branch_or_loop_the_walk_went_past(
+    client: Client,
+) -> None:
+    """As Mastra re-enters at the suspended entry: before, the resume evaluated the conditions
+    of a branch that chose nothing and of a loop that had ended again, on the state the gate
+    had changed since (an audit): `when-ready` ran, and the loop ran three more times and
+    overwrote the state the gate had set."""
+    for workflow, ran in (("branch-then-gate", {}), ("loop-then-gate", {"count-up": 3})):
+        run = await client.get_workflow(workflow).create_run()
+        suspended = await run.start_async(input_data={})
+        assert suspended.status is RunStatus.SUSPENDED, workflow
+        done = await run.resume_async(resume_data={"ok": True})
+        assert done.status is RunStatus.SUCCESS, workflow
+        assert done.result == {"state": {"ready": True, "n": 0}}, workflow
+        assert {
+            name: count
+            for key, count in flows.CALLS.items()
+            for owner, name in [key.split(":", 1)]
+            if owner == run.run_id
+        } == ran, workflow
+        assert "when-ready" not in records(done), workflow
+
+
 async def test_dowhile_feeds_each_iteration_the_previous_output(client: Client) -> None:
     result = await start(client, "looping-while", {"value": 3})
     assert result.result == {"value": 24}  # 6, 12, 24

@@ -43,6 +43,7 @@ from runservice.workflow import (
     ConditionContext,
     ForeachNode,
     LoopNode,
+    Node,
     ParallelNode,
     Runnable,
     SleepNode,
@@ -119,6 +120,8 @@ class Walker(Protocol):
 
     def resume_below(self, path: StepPath) -> bool: ...
 
+    def passed(self, node: Node, scope: Scope) -> bool: ...
+
     def position(self, path: StepPath) -> int: ...
 
     async def interruptible_sleep(self, seconds: float) -> None: ...
@@ -149,10 +152,11 @@ async def run_branch(walker: Walker, node: BranchNode, data: Json, scope: Scope)
     """Every branch whose condition is true runs; a condition that raises counts as false.
 
     Once a branch has a record its selection is settled: conditions are not evaluated
-    again when the block is re-entered after a resume or a restart.
+    again when the block is re-entered after a resume or a restart. Nor are they when
+    none held and the walk went past the block (`Walker.passed`).
     """
     chosen = [step for _, step in node.branches if walker.current_record((*scope.prefix, step.id), scope)]
-    if not chosen:
+    if not chosen and not walker.passed(node, scope):
         for condition, step in node.branches:
             try:
                 if await evaluate(condition, walker, data, scope):
@@ -183,6 +187,8 @@ async def run_loop(walker: Walker, node: LoopNode, data: Json, scope: Scope) -> 
     iteration = record.iteration if record is not None and record.iteration else 1
     start = record.payload if record is not None else data
     outcome = await walker.run_unit(node.step, start, scope, iteration=iteration)
+    if record is not None and recorded(record) is not None and walker.passed(node, scope):
+        return outcome  # the loop ended on an earlier walk: its condition is not asked again
     while outcome.ok:
         try:
             holds = await evaluate(node.condition, walker, outcome.output, scope, iteration)

@@ -436,6 +436,20 @@ class RunDriver:
         if stale:
             self.outbox.drop_steps(stale)
 
+    def passed(self, node: Node, scope: Scope) -> bool:
+        """Whether an earlier walk of `scope` went past `node`: a node after it has a record
+        of this iteration. The decisions of a block the walk went past (a branch that chose
+        none, a loop that ended) were taken then, and are not taken again on a later walk
+        (a resume, a recovery), where the state its conditions read may have changed since:
+        Mastra's resume re-enters at the suspended entry and skips the ones before it."""
+        after = False
+        for step_id, owner in scope.workflow.node_ids():
+            if owner is node:
+                after = True
+            elif after and self.current_record((*scope.prefix, step_id), scope) is not None:
+                return True
+        return False
+
     def resume_below(self, path: StepPath) -> bool:
         """Whether a step at or under `path` (or one of its foreach items) has an accepted
         resume that has not run yet."""
