@@ -1029,6 +1029,30 @@ async def test_a_foreach_of_nested_workflows_resumes_item_by_item(db: str) -> No
     assert probe.ran == Counter({"ask-item[20]": 1, "ask-item[10]": 2})
 
 
+async def test_a_resume_naming_no_item_of_a_foreach_of_workflows_resumes_every_item(db: str) -> None:
+    """As a foreach of steps' (Mastra, B.5): before, it was refused (MULTIPLE_SUSPENDED_STEPS),
+    so each item had to be resumed on its own. Every item's resume is accepted in one commit,
+    and each is carried out after a crash."""
+    probe.hold = {"ask-item[10]", "ask-item[20]", "ask-item[30]"}
+    async with booted(db) as engine:
+        run = await engine.start("nested-each", input_data=[10, 20, 30], wait=True)
+        assert len(run.suspended) == 3
+        await engine.resume(run.run_id, step=["item-flow"], resume_data={"ok": True})
+        await probe.wait_entered("ask-item[10]", "ask-item[20]", "ask-item[30]")
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+        assert done.status is RunStatus.SUCCESS
+        assert done.result == [{"item": n, "ok": True} for n in (10, 20, 30)]
+        again = await engine.start("nested-each", input_data=[40, 50], wait=True)
+        assert (await engine.resume(again.run_id, resume_data={"ok": False}, wait=True)).result == [
+            {"item": 40, "ok": False},
+            {"item": 50, "ok": False},
+        ]
+    assert probe.ran == Counter({"ask-item[10]": 2, "ask-item[20]": 2, "ask-item[30]": 2, "ask-item[40]": 1,
+                                 "ask-item[50]": 1})  # fmt: skip
+
+
 # -- one bad run never stops the others (issue 11 #0c) ---------------------------------------------
 
 

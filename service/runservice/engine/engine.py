@@ -38,7 +38,7 @@ from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
 from runservice.engine.retention import Retention
 from runservice.engine.schedules import Scheduler
-from runservice.engine.targets import accept, find_runnable, resolve
+from runservice.engine.targets import Accepted, accept, find_runnable, resolve
 from runservice.engine.timetravel import (
     RECORDED_INPUT,
     check_time_travel,
@@ -619,25 +619,31 @@ class Engine:
             # Past its deadline a run never continues: it ends here, not half-way later.
             await self._expire_idle(run)
             raise RunDeadlineExceeded(run_id, iso(run.deadline))
-        path, index = resolve(run, step, label, for_each_index)
+        targets = resolve(run, step, label, for_each_index)
         workflow = self.definition(run)  # after resolve: a finished run is RUN_NOT_SUSPENDED
-        target = find_runnable(workflow, path)
-        schema = target.resume_schema if isinstance(target, Step) else None
-        _, data = _validate_typed(schema, resume_data, "resume_data", "resume data")
         now = time.time()
         merged = {**run.request_context, **context}
         records = {s.path: s for s in run.steps}
-        # The accepted resume is stored on the step, so a crash before or while it runs
-        # loses nothing: every later drive resumes that step until its next outcome.
-        accepted = accept(run_id, records[path], index, data, now)
-        records[path] = accepted.record
-        # The nested workflows around the step take the resume too, as in Mastra: once one
+        accepted: list[Accepted] = []
+        for path, index in targets:
+            target = find_runnable(workflow, path)
+            schema = target.resume_schema if isinstance(target, Step) else None
+            _, data = _validate_typed(schema, resume_data, "resume_data", "resume data")
+            # The accepted resume is stored on the step, so a crash before or while it runs
+            # loses nothing: every later drive resumes that step until its next outcome.
+            accepted.append(accept(run_id, records[path], index, data, now))
+            records[path] = accepted[-1].record
+        # The nested workflows around the steps take the resume too, as in Mastra: once one
         # ends, its record drops its suspension. Its time only: a copy of the resume data on
         # every level would count against no limit and could outgrow a reply (audit).
         around = tuple(
             replace(outer, resumed_at=now)
-            for outer in (records.get(path[:size]) for size in range(1, len(path)))
-            if outer is not None and outer.status is StepStatus.SUSPENDED and not outer.foreach_items
+            for outer in {
+                outer.path: outer
+                for path, _ in targets
+                for outer in (records.get(path[:size]) for size in range(1, len(path)))
+                if outer is not None and outer.status is StepStatus.SUSPENDED and not outer.foreach_items
+            }.values()
         )
         records.update((outer.path, outer) for outer in around)
         fields = _running_again(request_context=merged)
@@ -647,8 +653,8 @@ class Engine:
                 run_id,
                 expect=frozenset({RunStatus.SUSPENDED}),
                 patch=fields,
-                steps=(*around, accepted.stored),
-                items=tuple((path, item) for item in accepted.items),
+                steps=(*around, *(one.stored for one in accepted)),
+                items=tuple((one.record.path, item) for one in accepted for item in one.items),
                 events=(EventDraft.workflow_start(run.workflow_id, Execution.RESUME),),
                 request=("resume", request_id) if request_id else None,
                 # Without room, still a claim: a drive that holds the run (the claim loop took

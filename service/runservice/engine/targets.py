@@ -20,10 +20,12 @@ from runservice.workflow import Runnable, Workflow
 
 def resolve(
     run: Run, step: Sequence[str], label: str | None, for_each_index: int | None
-) -> tuple[StepPath, int | None]:
-    """The path of the step to resume (and the foreach item), following Mastra's rules:
+) -> list[tuple[StepPath, int | None]]:
+    """The paths of the steps to resume (and the foreach item), following Mastra's rules:
     a label wins over `step`; `step` may name a nested path or its outer workflow step;
-    with neither, exactly one step must be suspended."""
+    with neither, exactly one step must be suspended. As for a foreach of steps, one
+    suspended step in each of several items of one foreach of workflows is resumed in all
+    of them when no item is named."""
     if run.status is not RunStatus.SUSPENDED:
         raise RunNotSuspended(run.run_id, run.status.value)
     suspended = list(run.suspended)
@@ -32,7 +34,7 @@ def resolve(
         target = run.resume_labels.get(label)
         if target is None:
             raise ResumeLabelNotFound(run.run_id, label, list(run.resume_labels))
-        return target.path, for_each_index if for_each_index is not None else target.for_each_index
+        return [(target.path, for_each_index if for_each_index is not None else target.for_each_index)]
     wanted: StepPath = ()
     if step:
         wanted = tuple(step[0].split(".")) if len(step) == 1 else tuple(step)
@@ -50,8 +52,23 @@ def resolve(
             raise RunNotSuspended(run.run_id, run.status.value)
         raise StepNotSuspended(run.run_id, ".".join(wanted) or "(any)", names)
     if len(matches) > 1:
-        raise MultipleSuspendedSteps(run.run_id, [".".join(p) for p in matches])
-    return matches[0], for_each_index
+        if for_each_index is not None or not _one_per_item(matches):
+            raise MultipleSuspendedSteps(run.run_id, [".".join(p) for p in matches])
+        return [(path, None) for path in matches]
+    return [(matches[0], for_each_index)]
+
+
+def _one_per_item(paths: Sequence[StepPath]) -> bool:
+    """Whether `paths` are in different items of the same foreach of workflows, one each."""
+    items: set[str] = set()
+    outer: set[StepPath] = set()
+    for path in paths:
+        at = next((i for i, part in enumerate(path) if part.startswith("[")), None)
+        if at is None or path[at] in items:
+            return False
+        items.add(path[at])
+        outer.add(path[:at])
+    return len(outer) == 1
 
 
 def _without_items(path: StepPath) -> StepPath:

@@ -21,7 +21,9 @@ export interface ResumeRequest {
   'resumeData'?: (_google_protobuf_Value | null);
   /**
    * The step to resume: a path of ids (outermost first) or one dotted id such as
-   * "outer.inner". Optional when exactly one step is suspended.
+   * "outer.inner". Optional when exactly one step is suspended. Without an item, the
+   * suspended items of a foreach are all resumed with the same data (one suspended step
+   * in each item, for a foreach of workflows).
    */
   'step'?: (string)[];
   /**
@@ -73,7 +75,9 @@ export interface ResumeRequest__Output {
   'resumeData': (_google_protobuf_Value__Output | null);
   /**
    * The step to resume: a path of ids (outermost first) or one dotted id such as
-   * "outer.inner". Optional when exactly one step is suspended.
+   * "outer.inner". Optional when exactly one step is suspended. Without an item, the
+   * suspended items of a foreach are all resumed with the same data (one suspended step
+   * in each item, for a foreach of workflows).
    */
   'step': (string)[];
   /**
