@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -104,6 +105,12 @@ def deep_json(depth: int, leaf: Any = None) -> Any:
 def token_at(created_at: str) -> str:
     """A page token whose position is `created_at`, written as JSON as it stands."""
     return base64.urlsafe_b64encode(f'[{created_at},"x","digest"]'.encode()).decode()
+
+
+def forged(token: str, created_at: str, run_id: str) -> str:
+    """`token` (a genuine one: its digest holds) with its position written as JSON as given."""
+    digest = json.loads(base64.urlsafe_b64decode(token))[2]
+    return base64.urlsafe_b64encode(f'[{created_at},{run_id},"{digest}"]'.encode()).decode()
 
 
 def start(**fields: Any) -> Build:
@@ -476,6 +483,88 @@ ROWS: list[Row] = [
         "ListRuns-token-nan",
         "ListRuns",
         msg(lambda ids: run_service_pb2.ListRunsRequest(page_token=token_at("NaN"))),
+        INVALID,
+        REQ,
+        "page_token",
+    ),
+    Row(
+        "ListRuns-token-forged-surrogate-run-id",
+        "ListRuns",
+        msg(
+            lambda ids: run_service_pb2.ListRunsRequest(
+                page_size=1, page_token=forged(ids.token, "1", '"\\ud800"')
+            )
+        ),
+        INVALID,
+        REQ,
+        "page_token",
+    ),
+    Row(
+        "ListRuns-token-forged-nul-run-id",
+        "ListRuns",
+        msg(
+            lambda ids: run_service_pb2.ListRunsRequest(
+                page_size=1, page_token=forged(ids.token, "1", '"a\\u0000b"')
+            )
+        ),
+        INVALID,
+        REQ,
+        "page_token",
+    ),
+    Row(
+        "ListRuns-token-forged-list-run-id",
+        "ListRuns",
+        msg(
+            lambda ids: run_service_pb2.ListRunsRequest(
+                page_size=1, page_token=forged(ids.token, "1", '["x"]')
+            )
+        ),
+        INVALID,
+        REQ,
+        "page_token",
+    ),
+    Row(
+        "ListRuns-token-forged-null-run-id",
+        "ListRuns",
+        msg(
+            lambda ids: run_service_pb2.ListRunsRequest(
+                page_size=1, page_token=forged(ids.token, "1", "null")
+            )
+        ),
+        INVALID,
+        REQ,
+        "page_token",
+    ),
+    Row(
+        "ListRuns-token-forged-empty-run-id",
+        "ListRuns",
+        msg(
+            lambda ids: run_service_pb2.ListRunsRequest(page_size=1, page_token=forged(ids.token, "1", '""'))
+        ),
+        INVALID,
+        REQ,
+        "page_token",
+    ),
+    Row(
+        "ListRuns-token-forged-boolean-time",
+        "ListRuns",
+        msg(
+            lambda ids: run_service_pb2.ListRunsRequest(
+                page_size=1, page_token=forged(ids.token, "true", '"x"')
+            )
+        ),
+        INVALID,
+        REQ,
+        "page_token",
+    ),
+    Row(
+        "ListRuns-token-forged-string-time",
+        "ListRuns",
+        msg(
+            lambda ids: run_service_pb2.ListRunsRequest(
+                page_size=1, page_token=forged(ids.token, '"1"', '"x"')
+            )
+        ),
         INVALID,
         REQ,
         "page_token",

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 
+from runservice import limits
 from runservice.errors import FieldViolation, InvalidArgument
 from runservice.storage import RunQuery
 
@@ -47,7 +48,15 @@ def decode_token(token: str, query: RunQuery) -> tuple[float, str]:
     """The position a token continues from; InvalidArgument for a token not issued for `query`."""
     try:
         created_at, run_id, digest = json.loads(base64.urlsafe_b64decode(token.encode()))
-        position = float(created_at), str(run_id)
+        # The digest is no signature: anyone can build a token, so its position is checked
+        # as a run's would be. A string no store can compare with (a NUL, a lone surrogate)
+        # failed INTERNAL, or listed nothing on one store and failed on the other (audit).
+        if isinstance(created_at, bool) or not isinstance(created_at, int | float):
+            raise TypeError("a run's creation time is a number")
+        if not isinstance(run_id, str) or not 0 < len(run_id) <= limits.ID or "\0" in run_id:
+            raise TypeError("not a run id")
+        run_id.encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate
+        position = float(created_at), run_id
         if not math.isfinite(position[0]):
             raise ValueError("no run was created at that time")
     except (ValueError, TypeError, OverflowError, binascii.Error):  # Overflow: an integer past a float
