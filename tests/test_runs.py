@@ -635,6 +635,34 @@ async def test_state_writer_and_request_context(client: Client) -> None:
     assert result.resource_id == "user-7"
 
 
+async def test_a_merged_request_context_is_held_to_its_limit(client: Client) -> None:
+    """Each part within 64 KiB, the stored context and a Resume's, TimeTravel's or ForkRun's
+    added up past it: a run grew by 60 KiB per TimeTravel until it failed and could no longer
+    be read whole (audit). Now the call is refused and changes nothing."""
+    stored = {"first": "a" * 40_000}
+    more = {"second": "b" * 40_000}
+    run = await client.get_workflow("approval").create_run()
+    suspended = await run.start_async(input_data={"value": 1}, request_context=stored)
+    assert suspended.status is RunStatus.SUSPENDED
+    with pytest.raises(errors.PayloadTooLarge) as refused:
+        await run.resume_async(resume_data={"approved": True}, request_context=more)
+    assert refused.value.metadata["field"] == "request_context"
+    after = await client.get_workflow("approval").run_execution_result(run.run_id)
+    assert after.status is RunStatus.SUSPENDED and after.last_sequence == suspended.last_sequence
+    done = await run.resume_async(resume_data={"approved": True}, request_context={"small": 1})
+    assert done.status is RunStatus.SUCCESS
+    with pytest.raises(errors.PayloadTooLarge):
+        await run.time_travel("finish", request_context=more, wait=True)
+    with pytest.raises(errors.PayloadTooLarge):
+        await run.fork("finish", request_context=more, new_run_id=f"fork-{run.run_id}", wait=True)
+    with pytest.raises(errors.RunNotFound):
+        await client.get_workflow("approval").run_execution_result(f"fork-{run.run_id}")
+    unchanged = await client.get_workflow("approval").run_execution_result(run.run_id)
+    assert unchanged.last_sequence == done.last_sequence
+    again = await run.time_travel("finish", request_context={"small": 2}, wait=True)
+    assert again.status is RunStatus.SUCCESS
+
+
 def kinds(events: list[Any]) -> list[tuple[str, str]]:
     return [(e.type.value, ".".join(e.step_path)) for e in events]
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from runservice import logs
+from runservice import limits, logs
 from runservice.engine import paging
 from runservice.engine.admission import Caller
 from runservice.engine.capacity import Capacity, Reservation
@@ -622,7 +622,7 @@ class Engine:
         targets = resolve(run, step, label, for_each_index)
         workflow = self.definition(run)  # after resolve: a finished run is RUN_NOT_SUSPENDED
         now = time.time()
-        merged = {**run.request_context, **context}
+        merged = _merged_context(run.request_context, context)
         records = {s.path: s for s in run.steps}
         accepted: list[Accepted] = []
         for path, index in targets:
@@ -989,7 +989,7 @@ class Engine:
                     wake_at=None,
                     cancel_requested=False,
                     state=_travel_state(workflow, run, initial_state),
-                    request_context={**run.request_context, **context},
+                    request_context=_merged_context(run.request_context, context),
                     travel=travel,
                     # A new execution: the workflow's timeout counts again from now (a timed-out
                     # run's old deadline would end it at once).
@@ -1075,7 +1075,7 @@ class Engine:
                     resource_id=source.resource_id,
                     input=source.input,
                     state=_travel_state(workflow, source, initial_state),
-                    request_context={**source.request_context, **context},
+                    request_context=_merged_context(source.request_context, context),
                     started_at=now,
                     trace_id=trace_id or new_trace_id(),
                     forked_from=source.run_id,
@@ -1793,6 +1793,17 @@ def _context(request_context: dict[str, Json] | None) -> dict[str, Json]:
     if not isinstance(request_context, dict):
         raise _invalid("request_context", "must be a JSON object")
     return dict(request_context)
+
+
+def _merged_context(stored: dict[str, Json], given: dict[str, Json]) -> dict[str, Json]:
+    """The request context a Resume, TimeTravel or ForkRun goes on with: the stored one with
+    the caller's entries merged in. PayloadTooLarge past its limit: each part within it, the
+    two could add up past it, and a run grew by 60 KiB per TimeTravel until it failed, then
+    could no longer be read whole (audit)."""
+    merged = {**stored, **given}
+    if given:
+        limits.check("request_context", merged, limits.REQUEST_CONTEXT)
+    return merged
 
 
 def _check_repeat(run: Run, workflow_id: str, resource_id: str | None) -> None:
