@@ -74,7 +74,19 @@ tt_loop = create_workflow("tt-loop", input_schema=Value)
 tt_loop = tt_loop.dountil(tt_inner, lambda ctx: ctx.input_data["value"] > 1000).commit()
 
 client = client_for(
-    [tt_pipeline, tt_nested, tt_failing, tt_gated, tt_nap, tt_branch, tt_each, tt_loop, flows.approval]
+    [
+        tt_pipeline,
+        tt_nested,
+        tt_failing,
+        tt_gated,
+        tt_nap,
+        tt_branch,
+        tt_each,
+        tt_loop,
+        flows.approval,
+        flows.branch_then_gate,
+        flows.loop_then_gate,
+    ]
 )
 
 
@@ -92,6 +104,27 @@ async def _until_status(client: Client, workflow: str, run_id: str, status: RunS
         while (run := await client.get_workflow(workflow).run_by_id(run_id)).status is not status:
             await asyncio.sleep(0.02)
     return run
+
+
+async def test_time_travel_takes_no_decision_again_of_a_branch_or_loop_before_its_target(
+    client: Client,
+) -> None:
+    """As Mastra's time travel starts at its target: a branch that chose none and a loop that
+    ended before it keep their decisions, whatever the state their conditions read says now
+    (the gate set `ready` and `n = 0`, so asked again, `when-ready` would run and the loop
+    would count to three again)."""
+    for workflow, ran in (("branch-then-gate", {}), ("loop-then-gate", {"count-up": 3})):
+        handle = await client.get_workflow(workflow).create_run()
+        assert (await handle.start_async(input_data={})).status is RunStatus.SUSPENDED
+        assert (await handle.resume_async(resume_data={"ok": True})).status is RunStatus.SUCCESS
+        travelled = await handle.time_travel("gate", wait=True)
+        assert travelled.status is RunStatus.SUSPENDED, workflow
+        assert {
+            name: count
+            for key, count in flows.CALLS.items()
+            for owner, name in [key.split(":", 1)]
+            if owner == handle.run_id
+        } == ran, workflow
 
 
 async def test_time_travel_of_a_successful_run_keeps_earlier_steps_reruns_the_rest(client: Client) -> None:

@@ -441,13 +441,18 @@ class RunDriver:
         of this iteration. The decisions of a block the walk went past (a branch that chose
         none, a loop that ended) were taken then, and are not taken again on a later walk
         (a resume, a recovery), where the state its conditions read may have changed since:
-        Mastra's resume re-enters at the suspended entry and skips the ones before it."""
+        Mastra's resume re-enters at the suspended entry and skips the ones before it. So
+        does a time travel to a later node: Mastra's starts at its target."""
+        target = self.travel.step if self.travel is not None else None
+        size = len(scope.prefix) + 1
         after = False
         for step_id, owner in scope.workflow.node_ids():
             if owner is node:
                 after = True
-            elif after and self.current_record((*scope.prefix, step_id), scope) is not None:
-                return True
+            elif after:
+                path = (*scope.prefix, step_id)
+                if self.current_record(path, scope) is not None or (target and target[:size] == path):
+                    return True
         return False
 
     def resume_below(self, path: StepPath) -> bool:
