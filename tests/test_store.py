@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -513,13 +513,13 @@ async def test_hub_hears_committed_events_in_order(store: AnyStore, url: str) ->
     published: list[Event] = []
     publish = store.hub.publish
 
-    def checking_publish(events: Iterable[Event]) -> None:
+    def checking_publish(events: Iterable[Event], born: Mapping[str, float]) -> None:
         # At publish time, the events must already be committed: another connection sees them.
         events = list(events)
         if events:
             assert uncommitted(url, events) == [], "published before commit"
         published.extend(events)
-        publish(events)
+        publish(events, born)
 
     store.hub.publish = checking_publish  # type: ignore[method-assign]
 

@@ -159,6 +159,35 @@ async def test_a_watch_on_another_replica_ends_and_never_shows_the_new_run(
             await ends_not_found(watcher, task, deleted, last)
 
 
+async def test_a_watch_never_hands_on_a_new_run_resumed_on_its_own_replica(
+    pg_databases: Any, tmp_path: Path
+) -> None:
+    """A deletes the suspended run and starts the same workflow under its id, with as many
+    events, announcing nothing (a lost notice); the new run is resumed on B, where the Watch
+    is. B's own commits go on from the Watch's cursor without a gap: they were handed on as
+    the deleted run's, to its end (audit). B's poll is slower than the test, so only the run's
+    creation carried with B's live events can tell them apart."""
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(PostgresStore(url, notify=False)) as a,
+        serving_on(PostgresStore(url, poll_interval=30)) as b,
+        connected(a) as stub_a,
+        connected(b) as stub_b,
+    ):
+        last = await start(stub_a, "approval", "twin")
+        watcher, task = await watching(stub_b, "twin", last)
+        deleted = time.monotonic()
+        await stub_a.DeleteRun(run_service_pb2.DeleteRunRequest(run_id="twin"))
+        assert await start(stub_a, "approval", "twin") == last
+        approved = struct_pb2.Value()
+        approved.struct_value.update({"approved": True})
+        resumed = await stub_b.Resume(
+            run_service_pb2.ResumeRequest(run_id="twin", resume_data=approved, wait=True)
+        )
+        assert resumed.run.last_sequence > last
+        await ends_not_found(watcher, task, deleted, last)
+
+
 async def test_a_watch_past_the_end_of_the_run_is_refused(databases: Any, tmp_path: Path) -> None:
     """No cursor of a run is past its last event (nothing is told before it is stored): a Watch
     after one is INVALID_ARGUMENT at once. It waited for ever on an active run (audit)."""

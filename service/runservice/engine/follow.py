@@ -75,12 +75,18 @@ async def follow_events(
                 behind = bool(live)
             else:
                 live = await subscription.wait(heartbeat)
-                # Read from the store unless the live events go on from the cursor without a
-                # gap: a new run under a deleted run's id, committed here, starts again at 1,
-                # and only a read tells it apart (audit: its events were handed on as this
-                # run's when the delete's notice from another replica was lost).
+                # Read from the store unless the live events are this run's own and go on from
+                # the cursor without a gap. A new run under a deleted run's id, committed here,
+                # may do both but the first (audit: made on another replica and resumed here,
+                # it went on from this run's last event when the delete's notice was lost);
+                # the read finds this run gone.
                 if subscription.lagged or (
-                    live and (live[0].sequence != cursor + 1 or live[-1].sequence != cursor + len(live))
+                    live
+                    and (
+                        subscription.born != born
+                        or live[0].sequence != cursor + 1
+                        or live[-1].sequence != cursor + len(live)
+                    )
                 ):
                     subscription.lagged = False
                     live = await read(cursor)

@@ -134,12 +134,15 @@ class WriteResult:
     status found (None when the run does not exist).
     `events` are the events as written, with their sequences and times.
     `epoch` is the run's lease epoch after a `claim` (0 otherwise).
+    `created_at` is the run's, when the change applied (None otherwise): it tells which run of
+    its id the events are of, as a deleted run's id can be taken by a new run.
     """
 
     applied: bool
     status: RunStatus | None
     events: tuple[Event, ...] = ()
     epoch: int = 0
+    created_at: float | None = None
 
     @property
     def last_sequence(self) -> int:

@@ -148,6 +148,20 @@ def answer(batch: Sequence[Pending], outcomes: Sequence[Any]) -> list[Event]:
     return committed
 
 
+def births(outcomes: Sequence[Any]) -> dict[str, float]:
+    """The `created_at` of each run whose events a committed batch holds (its outcomes), for
+    `EventHub.publish`. A run id that named two runs in the batch (one deleted, the other made
+    under its id) is left out: its subscribers re-read the store rather than trust the hub."""
+    born: dict[str, float] = {}
+    twice: set[str] = set()
+    for outcome in outcomes:
+        if isinstance(outcome, WriteResult) and outcome.events and outcome.created_at is not None:
+            run_id = outcome.events[0].run_id
+            if born.setdefault(run_id, outcome.created_at) != outcome.created_at:
+                twice.add(run_id)
+    return {run_id: created_at for run_id, created_at in born.items() if run_id not in twice}
+
+
 def deleted(changes: Sequence[Any], outcomes: Sequence[Any]) -> list[str]:
     """The runs a committed batch deleted: `changes` (Quiet ones unwrapped) and their outcomes.
 

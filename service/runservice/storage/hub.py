@@ -1,7 +1,9 @@
 """In-process fan-out of committed events to the subscribers of each run.
 
 The hub is a hint, never the record: a subscriber that falls too far behind is
-marked `lagged` and must re-read the store from its own cursor.
+marked `lagged` and must re-read the store from its own cursor. Events are handed on with
+the creation of their run (`Subscription.born`): a deleted run's id may name a new run,
+whose events go on in sequence from the old one's.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from runservice import limits
@@ -37,9 +39,19 @@ class Subscription:
         self._ready = asyncio.Event()
         self.lagged = False
         """Set when events were dropped; the reader must catch up from the store."""
+        self.born: float | None = None
+        """The `created_at` of the run whose events were pushed last: every event buffered is
+        of that run. A reader hands on only events of the run it follows, which the sequences
+        alone do not tell (audit: a new run under a deleted run's id, resumed here, went on
+        from the old run's last event, and was handed on as the old run's)."""
 
-    def _push(self, events: list[Event], size: int) -> None:
-        """Buffer `events` (`size`: their JSON's bytes, about), or drop everything held."""
+    def _push(self, events: list[Event], size: int, born: float) -> None:
+        """Buffer `events` (`size`: their JSON's bytes, about) of the run created at `born`, or
+        drop everything held."""
+        if born != self.born:  # another run of this id: what is held is not of the same run
+            self._buffer.clear()
+            self._bytes = 0
+            self.born = born
         if len(self._buffer) + len(events) > _MAX_BUFFERED or self._bytes + size > _MAX_BUFFERED_BYTES:
             self._buffer.clear()
             self._bytes = 0
@@ -261,15 +273,22 @@ class EventHub:
         self._subscribers[run_id].add(subscription)
         return subscription
 
-    def publish(self, events: Sequence[Event]) -> None:
+    def publish(self, events: Sequence[Event], born: Mapping[str, float]) -> None:
+        """Hand committed `events` to their runs' subscribers; `born` has the `created_at` of
+        each run they are of. A run missing from it (unknown: its id named two runs in one
+        commit) has its subscribers re-read the store instead."""
         by_run: defaultdict[str, list[Event]] = defaultdict(list)
         for event in events:
             if event.run_id in self._subscribers:
                 by_run[event.run_id].append(event)
         for run_id, run_events in by_run.items():
+            created = born.get(run_id)
+            if created is None:
+                self.nudge(run_id)
+                continue
             size = sum(map(_event_size, run_events))
             for subscription in self._subscribers.get(run_id, ()):
-                subscription._push(run_events, size)
+                subscription._push(run_events, size, created)
         if events and self._listeners.all:
             self._listeners.call(events)
 

@@ -688,7 +688,7 @@ class PostgresStore(PostgresSchedules):
             known.pop(run_id, None)
         hub.deleted(deleted)  # its followers here re-read and end
         try:
-            hub.publish(committed)
+            hub.publish(committed, batching.births(outcomes))
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
         if isinstance(refusal, _UNWRITABLE):  # the next batch connects anew: after a failover, the primary

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from runservice.storage import WriteResult
+from runservice.storage import WriteResult, batching
 from runservice.storage.postgres_writes import _apply_all
 from runservice.storage.schedules import (
     SCHEDULE_COLUMNS,
@@ -148,7 +148,7 @@ class PostgresSchedules:
         except _Lost:
             result = TickResult("lost")
         if result.write is not None and result.write.events:
-            self.hub.publish(list(result.write.events))
+            self.hub.publish(list(result.write.events), batching.births([result.write]))
         self.hub.ticked(fire.schedule_id, fire.kind, result.outcome)
         return result
 

@@ -114,7 +114,7 @@ _INSERT_RUNS = (
     " FROM unnest("
     + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate([*_RUN_TYPES, "text", "double precision"]))
     + f") AS c({RUN_COLUMN_LIST}, claim_owner, claim_seconds)"
-    + " ON CONFLICT (run_id) DO NOTHING RETURNING run_id, status, last_seq, epoch"
+    + " ON CONFLICT (run_id) DO NOTHING RETURNING run_id, status, last_seq, epoch, created_at"
 )
 
 
@@ -168,7 +168,7 @@ def _update_sql(shape: _UpdateShape, first: int) -> tuple[str, int]:
     sql = (
         f"UPDATE runs r SET {', '.join(sets)} FROM unnest({arrays})"
         f" AS c({', '.join(name for name, _ in columns)}) WHERE {' AND '.join(where)}"
-        " RETURNING r.run_id, r.status, r.last_seq, r.epoch"
+        " RETURNING r.run_id, r.status, r.last_seq, r.epoch, r.created_at"
     )
     return sql, len(columns)
 
@@ -313,7 +313,7 @@ def _one_statement(shape: _Shape) -> str:
         ctes.append(f"q AS ({_QUIET_SELECT})")
         extra += ", (SELECT off FROM q)"
     if not (shape.notify and "events" in shape.rows):
-        return f"WITH {', '.join(ctes)} SELECT run_id, status, last_seq, epoch{extra} FROM a"
+        return f"WITH {', '.join(ctes)} SELECT run_id, status, last_seq, epoch, created_at{extra} FROM a"
     # A line per run with events, `<last sequence> <run id>`, cut into payloads under the limit.
     ctes.append("lines AS (SELECT max(seq) || ' ' || run_id AS line FROM e GROUP BY run_id)")
     ctes.append(
@@ -322,7 +322,7 @@ def _one_statement(shape: _Shape) -> str:
         f" / {_NOTIFY_PAYLOAD_BYTES // 2} AS chunk FROM lines) t GROUP BY chunk)"
     )
     return (
-        f"WITH {', '.join(ctes)} SELECT run_id, status, last_seq, epoch{extra},"
+        f"WITH {', '.join(ctes)} SELECT run_id, status, last_seq, epoch, created_at{extra},"
         " (SELECT count(*) FROM notes) FROM a"
     )
 
@@ -491,7 +491,7 @@ async def _apply_in_one_statement(
         if row is None:
             missing.append((index, change))
         else:
-            outcomes[index] = _result(change, encoded, row[1], row[2], now, row[3])
+            outcomes[index] = _result(change, encoded, _Applied.of(row), now)
     if missing:
         await _not_applied(conn, missing, outcomes)
     assert all(outcome is not None for outcome in outcomes)
@@ -581,7 +581,7 @@ class _Round:
                 if row is None:
                     missing.append((index, change))
                 else:
-                    outcomes[index] = _applied(change, encoded, row[1], row[2], now, rows, row[3])
+                    outcomes[index] = _applied(change, encoded, _Applied.of(row), now, rows)
         if self.updates:
             updated = {
                 row[0]: row for row in await conn.fetch(_UPDATE_RUNS, now, *_update_columns(self.updates))
@@ -591,7 +591,7 @@ class _Round:
                 if row is None:
                     missing.append((index, change))
                 else:
-                    outcomes[index] = _applied(change, encoded, row[1], row[2], now, rows, row[3])
+                    outcomes[index] = _applied(change, encoded, _Applied.of(row), now, rows)
         if missing:
             await _not_applied(conn, missing, outcomes)
 
@@ -654,12 +654,24 @@ async def _not_applied(
             outcomes[index] = exc
 
 
-def _applied(
-    change: RunWrite, encoded: _Encoded, status: str, last_seq: int, now: float, rows: _Rows, epoch: int
-) -> WriteResult:
+class _Applied(NamedTuple):
+    """What a write returns of the row of a run it changed."""
+
+    status: str
+    last_seq: int
+    epoch: int
+    created_at: float
+
+    @classmethod
+    def of(cls, row: Any) -> _Applied:
+        """From a row `run_id, status, last_seq, epoch, created_at`."""
+        return cls(row[1], row[2], row[3], row[4])
+
+
+def _applied(change: RunWrite, encoded: _Encoded, row: _Applied, now: float, rows: _Rows) -> WriteResult:
     """The result of an applied change; its step, event and request rows go into `rows`."""
     run_id = change.run_id
-    first = last_seq - len(encoded.bodies) + 1
+    first = row.last_seq - len(encoded.bodies) + 1
     for path in change.drop_steps:  # deleted before the batch's step rows are written
         key = path_key(path)
         rows.steps.pop((run_id, key), None)
@@ -676,22 +688,24 @@ def _applied(
     if change.request is not None:
         kind, request_id = change.request
         rows.requests.append((run_id, kind, request_id))
-    return _result(change, encoded, status, last_seq, now, epoch)
+    return _result(change, encoded, row, now)
 
 
-def _result(
-    change: RunWrite, encoded: _Encoded, status: str, last_seq: int, now: float, epoch: int
-) -> WriteResult:
+def _result(change: RunWrite, encoded: _Encoded, row: _Applied, now: float) -> WriteResult:
     """The result of an applied change, its events numbered up to the run's `last_seq`."""
     run_id = change.run_id
-    first = last_seq - len(encoded.bodies) + 1
+    first = row.last_seq - len(encoded.bodies) + 1
     # Built from the drafts, not re-parsed: the engine hands over JSON-ready values already.
     events = tuple(
         Event(run_id, first + i, now, d.type, d.run_status, d.step, d.data, d.error, d.progress, d.cause)
         for i, d in enumerate(change.events)
     )
     return WriteResult(
-        applied=True, status=run_status(status), events=events, epoch=epoch if change.claim else 0
+        applied=True,
+        status=run_status(row.status),
+        events=events,
+        epoch=row.epoch if change.claim else 0,
+        created_at=row.created_at,
     )
 
 

@@ -886,7 +886,7 @@ class SqliteStore(SqliteSchedules):
         committed = batching.answer(batch, outcomes)
         try:
             self.hub.deleted(batching.deleted(changes, outcomes))
-            self._publish(committed)
+            self._publish(committed, batching.births(outcomes))
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
 
@@ -919,13 +919,14 @@ class SqliteStore(SqliteSchedules):
         self.durable = number
         self._unsynced.clear()
 
-    def _publish(self, committed: list[Event]) -> None:
+    def _publish(self, committed: list[Event], born: dict[str, float]) -> None:
         """Hand committed events to the hub. Subscribers (watchers, streams, waiting callers)
         never see an event a power loss could take back: a batch holding events of a run
         someone watches is synced (`_commit` decides it), and an unsynced batch is committed
         and published without yielding to the loop, so nobody can subscribe in between (a
-        batch that waits for another connection's lock yields: it is synced)."""
-        self.hub.publish(committed)
+        batch that waits for another connection's lock yields: it is synced). `born`: see
+        `EventHub.publish`."""
+        self.hub.publish(committed, born)
 
     def _apply_batch(
         self, changes: list[RunWrite | _Operation | _Sync], begun: bool = False
@@ -1936,6 +1937,7 @@ def _apply_change(
         if conn.execute(_INSERT_RUN, (*created, *lease)).rowcount == 0:
             return WriteResult(applied=False, status=_status(conn, run_id))
         status, last_seq, epoch = change.create.status._value_, count, lease[1]
+        created_at = change.create.created_at
         if assignments:
             ((status, last_seq, epoch),) = conn.execute(
                 f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ?"
@@ -1953,7 +1955,7 @@ def _apply_change(
         # A status this code does not know is refused unchanged (RunUnreadable), with no `expect`
         # too: such a run is never changed without being read.
         before = stored_status(run_id, found[0])
-        status, last_seq, epoch, owner, lease_expires_at = found
+        status, last_seq, epoch, owner, lease_expires_at, created_at = found
         if (
             type(last_seq) is not int
             or type(epoch) is not int
@@ -2008,7 +2010,11 @@ def _apply_change(
         for i, d in enumerate(change.events)
     )
     return WriteResult(
-        applied=True, status=run_status(status), events=events, epoch=epoch if change.claim else 0
+        applied=True,
+        status=run_status(status),
+        events=events,
+        epoch=epoch if change.claim else 0,
+        created_at=created_at,
     )
 
 
@@ -2022,7 +2028,9 @@ _LARGEST = 2**63 - 1
 _LEASE_END = frozenset({float, int, type(None)})
 """What a row's `lease_expires_at` may hold (SQLite keeps whatever a hand edit wrote)."""
 
-_WRITE_CONDITION = "SELECT status, last_seq, epoch, owner, lease_expires_at FROM runs WHERE run_id = ?"
+_WRITE_CONDITION = (
+    "SELECT status, last_seq, epoch, owner, lease_expires_at, created_at FROM runs WHERE run_id = ?"
+)
 
 
 def _encode(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from runservice.storage import WriteResult
+from runservice.storage import WriteResult, batching
 from runservice.storage.schedules import (
     SCHEDULE_COLUMNS,
     ScheduleDefinition,
@@ -236,7 +236,8 @@ class SqliteSchedules:
             raise result
         assert isinstance(result, TickResult)
         if result.write is not None and result.write.events:
-            self.hub.publish(list(result.write.events))  # operations' events are not published by the writer
+            # Operations' events are not published by the writer.
+            self.hub.publish(list(result.write.events), batching.births([result.write]))
         self.hub.ticked(fire.schedule_id, fire.kind, result.outcome)
         return result
 
