@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-from conftest import HEARTBEAT, Served, ServingFactory
+from conftest import HEARTBEAT, Served, ServingFactory, serving_on
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -21,10 +21,10 @@ from run_writes import orphan
 from runservice import errors
 from runservice.client import Client, event_from_proto
 from runservice.engine import engine as engine_module
-from runservice.model import Event, EventType, Run, RunStatus, StepStatus
+from runservice.model import Event, EventDraft, EventType, Run, RunStatus, StepStatus
 from runservice.server.status import to_status
 from runservice.storage import Claim, RunWrite
-from runservice.v1 import run_pb2, run_service_pb2
+from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 from runservice.wire import from_value, to_value
 
 if TYPE_CHECKING:
@@ -362,6 +362,49 @@ async def test_watch_of_a_finished_run_replays_and_ends(stub: RunServiceAsyncStu
         async for _ in stub.Watch(run_service_pb2.WatchRequest(run_id="r-nope")):
             pass
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_watch_paging_through_its_backlog_ends_at_the_drain(tmp_path: Path) -> None:
+    """A stop ends a Watch still paging slowly through a long stored backlog within about a
+    page, UNAVAILABLE with SERVER_DRAINING, and returns without waiting out its grace. Only the
+    live part looked at the drain: the reader kept paging for the whole grace, then got gRPC's
+    own UNAVAILABLE ("Cancelling all calls") without ErrorInfo (audit)."""
+    grace = 2.0
+    async with serving_on(tmp_path / "runs.db") as served:
+        # Suspended: nothing drives it, and a Watch would go live after its backlog.
+        run = Run(run_id="long", workflow_id="wf", status=RunStatus.SUSPENDED, created_at=1.0, updated_at=1.0)
+        output = EventDraft(type=EventType.STEP_OUTPUT, run_status=RunStatus.SUSPENDED, data="x" * 2000)
+        await served.store.write(RunWrite("long", create=run, events=(output,) * 1000))
+        for _ in range(11):  # pages are bounded in bytes: a dozen pages or more
+            await served.store.write(RunWrite("long", events=(output,) * 1000), durable=False)
+        seen: list[int] = []
+        async with grpc.aio.insecure_channel(served.address) as channel:
+            call = run_service_pb2_grpc.RunServiceStub(channel).Watch(
+                run_service_pb2.WatchRequest(run_id="long")
+            )
+
+            async def read_slowly() -> None:
+                async for reply in call:
+                    assert not reply.end_of_stream
+                    seen.extend(e.sequence for e in reply.events)
+                    await asyncio.sleep(0.3)
+
+            reader = asyncio.create_task(read_slowly())
+            async with asyncio.timeout(10):
+                while not seen:
+                    await asyncio.sleep(0.01)
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            await served.server.stop(grace)
+            stopped = loop.time() - began
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                async with asyncio.timeout(10):
+                    await reader
+            watched = loop.time() - began
+    assert stopped < grace / 2 and watched < grace / 2, (stopped, watched, ended.value.details())
+    assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert rich(ended.value)[1].reason == "SERVER_DRAINING"
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) < 12_000
 
 
 # -- the client ------------------------------------------------------------------------------

@@ -53,6 +53,10 @@ async def follow_events(
         # last event the run had when we subscribed is not the end of a Watch.
         last = 0 if until_settled else run.last_sequence
         while True:  # the stored backlog
+            # Before each page as in the live loop: a long backlog read slowly otherwise kept
+            # its stream past the drain, to the end of the stop's grace (audit).
+            if draining():
+                raise Unavailable("server is shutting down; reconnect with your last sequence")
             stored = await read(cursor)
             if not stored:
                 break
