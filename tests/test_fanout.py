@@ -31,17 +31,19 @@ def _events(run_id: str, first: int, last: int, at: float = 1.0) -> list[Event]:
 
 def test_one_batch_is_serialised_once_for_every_stream() -> None:
     shared = SharedReplies(convert.reply_limit(limits.MESSAGE))
-    first = shared.replies(_events("r", 1, 3), 3)
-    again = shared.replies(_events("r", 1, 3), 3)  # another stream's copy of the same batch
+    first = shared.replies(_events("r", 1, 3), 3, born=1.0)
+    again = shared.replies(_events("r", 1, 3), 3, born=1.0)  # another stream's copy of the same batch
     assert again is first
     (data,) = first
     expected = convert.watch_replies(_events("r", 1, 3), (), 3, limit=convert.reply_limit(limits.MESSAGE))[0]
     assert run_service_pb2.WatchResponse.FromString(data) == expected
-    # Another watermark, another range, another run or another commit: another message.
-    assert shared.replies(_events("r", 1, 3), 5) is not first
-    assert shared.replies(_events("r", 2, 3), 3) is not first
-    assert shared.replies(_events("s", 1, 3), 3) is not first
-    assert shared.replies(_events("r", 1, 3, at=2.0), 3) is not first
+    # Another watermark, another range, another run, another commit or another run under the
+    # same id (made after a delete): another message.
+    assert shared.replies(_events("r", 1, 3), 5, born=1.0) is not first
+    assert shared.replies(_events("r", 2, 3), 3, born=1.0) is not first
+    assert shared.replies(_events("s", 1, 3), 3, born=1.0) is not first
+    assert shared.replies(_events("r", 1, 3, at=2.0), 3, born=1.0) is not first
+    assert shared.replies(_events("r", 1, 3), 3, born=2.0) is not first
 
 
 async def test_many_watchers_of_one_run_see_the_same_log(client: Client) -> None:

@@ -324,6 +324,35 @@ async def test_watch_include_run_comes_first(stub: RunServiceAsyncStub) -> None:
     call.cancel()
 
 
+async def test_a_refused_watch_with_include_run_sends_nothing_first(
+    served: Served, stub: RunServiceAsyncStub
+) -> None:
+    """A Watch refused at once ends with its status before any message: the run asked for
+    (include_run) came first, with the cursor past its end as its watermark (audit)."""
+    run = await _suspended_run(stub, "r-refused")
+
+    async def refused(request: run_service_pb2.WatchRequest) -> grpc.aio.AioRpcError:
+        got: list[run_service_pb2.WatchResponse] = []
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            async with asyncio.timeout(5):
+                async for reply in stub.Watch(request):
+                    got.append(reply)
+        assert got == []
+        return ended.value
+
+    past = run_service_pb2.WatchRequest(
+        run_id="r-refused", after_sequence=run.last_sequence + 50, include_run=True
+    )
+    assert (await refused(past)).code() is grpc.StatusCode.INVALID_ARGUMENT
+    # What follows the run read is that run, not one made anew under its id since.
+    with pytest.raises(errors.RunNotFound):
+        await anext(served.engine.follow("r-refused", born=-1.0))
+    served.engine.drain()  # as a stop does, before the listener closes
+    drained = await refused(run_service_pb2.WatchRequest(run_id="r-refused", include_run=True))
+    assert drained.code() is grpc.StatusCode.UNAVAILABLE
+    assert rich(drained)[1].reason == "SERVER_DRAINING"
+
+
 async def test_watch_with_workflow_state_across_resume(stub: RunServiceAsyncStub) -> None:
     run = await _suspended_run(stub, "r-state")
     cursor = 2  # after WORKFLOW_START and the first STEP_START: the state is seeded from them

@@ -33,7 +33,7 @@ from runservice.engine.capacity import Capacity, Reservation
 from runservice.engine.deadlines import deadline_error, iso, run_deadline
 from runservice.engine.driver import RunDriver, stopped_record
 from runservice.engine.failures import log_failure
-from runservice.engine.follow import follow_events
+from runservice.engine.follow import check_cursor, drained, follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
 from runservice.engine.retention import Retention
@@ -1233,6 +1233,7 @@ class Engine:
         until_settled: bool = False,
         heartbeat: float | None = None,
         coalesce: bool = False,
+        born: float | None = None,
     ) -> AsyncIterator[list[Event]]:
         """Events with sequence > `after`: first the stored ones, then live ones, each exactly once.
 
@@ -1240,16 +1241,35 @@ class Engine:
         idle seconds. Ends after the finish event of a terminal run (or, with
         `until_settled`, after any finish event, suspended included). Raises RunNotFound
         for an unknown run, and for a run deleted while followed (never going on into a
-        new run made under the same id), and Unavailable when the engine drains. With `coalesce`, live
-        events of a run many follow come in fewer, larger batches (`follow.coalescing_pause`).
+        new run made under the same id), InvalidArgument for a cursor past the run's end, and
+        Unavailable when the engine drains. With `coalesce`, live events of a run many follow
+        come in fewer, larger batches (`follow.coalescing_pause`). With `born` (the run's
+        `created_at`, from `check_follow`), a run made anew under its id since is not found.
         """
-        return self._follow(run_id, after, until_settled, heartbeat, coalesce)
+        return self._follow(run_id, after, until_settled, heartbeat, coalesce, born)
+
+    async def check_follow(self, run_id: str, after: int, *, steps: bool = False) -> Run:
+        """The run a `follow` from `after` would follow, with its step records if `steps`, or the
+        error that follow would end with at once (Unavailable, RunNotFound, InvalidArgument):
+        a caller that sends something before the events (the run) asks first, so a refusal
+        comes before anything it sent (audit)."""
+        if self._draining:
+            raise drained()
+        run = await (self.get_run(run_id) if steps else self._load(run_id))
+        check_cursor(run, after)
+        return run
 
     async def _follow(
-        self, run_id: str, after: int, until_settled: bool, heartbeat: float | None, coalesce: bool
+        self,
+        run_id: str,
+        after: int,
+        until_settled: bool,
+        heartbeat: float | None,
+        coalesce: bool,
+        born: float | None,
     ) -> AsyncIterator[list[Event]]:
         if self._draining:
-            raise Unavailable("server is shutting down; reconnect with your last sequence")
+            raise drained()
         registered: list[Subscription] = []
 
         def register(subscription: Subscription) -> None:
@@ -1266,6 +1286,7 @@ class Engine:
                 coalesce=coalesce,
                 draining=lambda: self._draining,
                 register=register,
+                born=born,
             ):
                 yield batch
         finally:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from runservice.errors import FieldViolation, InvalidArgument, RunNotFound, Unavailable
-from runservice.model import Event
+from runservice.model import Event, Run
 from runservice.storage import Store, Subscription
 
 
@@ -20,22 +20,16 @@ async def follow_events(
     draining: Callable[[], bool],
     register: Callable[[Subscription], None],
     coalesce: bool = False,
+    born: float | None = None,
 ) -> AsyncIterator[list[Event]]:
     """See Engine.follow. Subscribes before reading the store so nothing falls in between."""
     stop: Callable[[Event], bool] = (lambda e: e.settles_run) if until_settled else (lambda e: e.ends_run)
     with store.hub.subscribe(run_id) as subscription:
         register(subscription)
         run = await store.get_run(run_id)
-        if run is None:
+        if run is None or (born is not None and run.created_at != born):
             raise RunNotFound(run_id)
-        if after > run.last_sequence:
-            # Nobody is told of an event before it is stored, so no cursor of this run is past
-            # its end (one of a deleted run of the same id is). Waited on, it never ended
-            # (audit): the events up to it, the run's end among them, were all dropped.
-            problem = f"is past the run's last event ({run.last_sequence})"
-            raise InvalidArgument(
-                f"after_sequence {after} {problem}", violations=[FieldViolation("after_sequence", problem)]
-            )
+        check_cursor(run, after)
         born = run.created_at
 
         async def read(cursor: int) -> list[Event]:
@@ -56,7 +50,7 @@ async def follow_events(
             # Before each page as in the live loop: a long backlog read slowly otherwise kept
             # its stream past the drain, to the end of the stop's grace (audit).
             if draining():
-                raise Unavailable("server is shutting down; reconnect with your last sequence")
+                raise drained()
             stored = await read(cursor)
             if not stored:
                 break
@@ -70,7 +64,7 @@ async def follow_events(
         behind = False
         while True:
             if draining():
-                raise Unavailable("server is shutting down; reconnect with your last sequence")
+                raise drained()
             if behind:
                 # A page read to catch up may end before the run's last event (pages are
                 # bounded in events and bytes), and the events after it, dropped from the
@@ -107,6 +101,23 @@ async def follow_events(
                 return
             if coalesce and (pause := coalescing_pause(store.hub.subscribers(run_id))):
                 await asyncio.sleep(pause)
+
+
+def check_cursor(run: Run, after: int) -> None:
+    """InvalidArgument for a cursor `after` past the last event of `run`."""
+    if after > run.last_sequence:
+        # Nobody is told of an event before it is stored, so no cursor of this run is past
+        # its end (one of a deleted run of the same id is). Waited on, it never ended
+        # (audit): the events up to it, the run's end among them, were all dropped.
+        problem = f"is past the run's last event ({run.last_sequence})"
+        raise InvalidArgument(
+            f"after_sequence {after} {problem}", violations=[FieldViolation("after_sequence", problem)]
+        )
+
+
+def drained() -> Unavailable:
+    """What a follow ends with when the server drains."""
+    return Unavailable("server is shutting down; reconnect with your last sequence")
 
 
 REPLY_COST = 50e-6

@@ -5,8 +5,9 @@ stream used to build its own WatchResponse and gRPC serialised it once per strea
 the first stream to send a batch keeps the serialised message, and every other stream
 sending the same batch (same run, same events, same watermark) sends those bytes
 (Watch's response serializer passes bytes through, see decoding.py). Committed events
-never change, so a batch is named by its run, the sequences and commit time of its first
-and last event, and the watermark.
+never change, so a batch is named by its run (its id and its creation: a deleted run's id
+may name a new run, whose log has the same sequences), the sequences and commit time of its
+first and last event, and the watermark.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _ENTRIES = 256
 _LARGEST = 256 * 1024
 """Messages larger than this are not kept (memory); each stream serialises its own."""
 
-Key = tuple[str, int, float, int, float, int]
+Key = tuple[str, float, int, float, int, float, int]
 
 
 class SharedReplies:
@@ -33,10 +34,11 @@ class SharedReplies:
         self._limit = limit
         self._kept: OrderedDict[Key, list[bytes]] = OrderedDict()
 
-    def replies(self, events: Sequence[model.Event], watermark: int) -> list[bytes]:
-        """The Watch messages of `events` (no workflow states), serialised."""
+    def replies(self, events: Sequence[model.Event], watermark: int, *, born: float) -> list[bytes]:
+        """The Watch messages of `events` (no workflow states) of the run created at `born`,
+        serialised."""
         first, last = events[0], events[-1]
-        key = (first.run_id, first.sequence, first.time, last.sequence, last.time, watermark)
+        key = (first.run_id, born, first.sequence, first.time, last.sequence, last.time, watermark)
         kept = self._kept.get(key)
         if kept is not None:
             self._kept.move_to_end(key)

@@ -344,17 +344,25 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         args = convert.watch_args(request)
         run_id, after = args["run_id"], args["after_sequence"]
         await scope.check_run(self._engine, run_id)
+        # The cursor and the drain are checked before anything is sent: a refusal came after
+        # the run's message (audit).
+        run = await self._engine.check_follow(run_id, after, steps=args["include_run"])
         watermark = after
         if args["include_run"]:
-            run = await self._engine.get_run(run_id)
-            watermark = max(watermark, run.last_sequence)
+            watermark = run.last_sequence
             yield convert.watch_run(run, watermark, limit=self._limit)
         state: model.WorkflowState | None = None
         if args["include_workflow_state"]:
             state = await self._engine.workflow_state_at(run_id, after)
         # Many Watch streams on one run share the server's CPU: their replies are coalesced.
+        # `born`: the events are of the run just read, not of one made anew under its id since.
         follow = self._engine.follow(
-            run_id, after=after, until_settled=False, heartbeat=self._heartbeat_within(context), coalesce=True
+            run_id,
+            after=after,
+            until_settled=False,
+            heartbeat=self._heartbeat_within(context),
+            coalesce=True,
+            born=run.created_at,
         )
         try:
             async for batch in follow:
@@ -368,7 +376,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                 # Without states, every stream of the run sends the same bytes: made once.
                 shared = bool(batch) and state is None
                 for reply in (
-                    self._shared.replies(batch, watermark)
+                    self._shared.replies(batch, watermark, born=run.created_at)
                     if shared
                     else convert.watch_replies(batch, states, watermark, limit=self._limit)
                 ):
