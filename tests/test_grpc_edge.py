@@ -20,10 +20,13 @@ from run_writes import orphan
 
 from runservice import errors
 from runservice.client import Client, event_from_proto
+from runservice.engine import Engine
 from runservice.engine import engine as engine_module
 from runservice.model import Event, EventDraft, EventType, Run, RunStatus, StepStatus
+from runservice.server.app import EdgeOptions, build_server
 from runservice.server.status import to_status
 from runservice.storage import Claim, RunWrite
+from runservice.storage.sqlite import SqliteStore
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 from runservice.wire import from_value, to_value
 
@@ -351,6 +354,46 @@ async def test_a_refused_watch_with_include_run_sends_nothing_first(
     drained = await refused(run_service_pb2.WatchRequest(run_id="r-refused", include_run=True))
     assert drained.code() is grpc.StatusCode.UNAVAILABLE
     assert rich(drained)[1].reason == "SERVER_DRAINING"
+
+
+@pytest.mark.parametrize("with_states", [False, True], ids=["shared", "with-states"])
+async def test_a_watch_watermark_never_goes_back(tmp_path: Path, with_states: bool) -> None:
+    """A batch over the send limit is split: each part has the stream's watermark, which no
+    message tells lower than one before. The first part had its own last event as watermark,
+    below the run's last sequence the include_run message had told (audit)."""
+    store = SqliteStore(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        run = Run(run_id="big", workflow_id="wf", status=RunStatus.RUNNING, created_at=1.0, updated_at=1.0)
+        output = EventDraft(type=EventType.STEP_OUTPUT, run_status=RunStatus.RUNNING, data="p" * 100_000)
+        await store.write(RunWrite("big", create=run, events=(output,) * 5))
+        finish = EventDraft(type=EventType.WORKFLOW_FINISH, run_status=RunStatus.SUCCESS, data=1)
+        await store.write(RunWrite("big", patch={"status": RunStatus.SUCCESS}, events=(finish,)))
+        async with Engine(store, [], heartbeat=HEARTBEAT) as engine:
+            # 256 KiB messages: the six events, 500 KB, are one page and need three messages.
+            server = build_server(
+                engine, heartbeat=HEARTBEAT, options=EdgeOptions(max_message_size=256 * 1024)
+            )
+            await server.start()
+            try:
+                async with grpc.aio.insecure_channel(server.address) as channel:
+                    request = run_service_pb2.WatchRequest(
+                        run_id="big", include_run=True, include_workflow_state=with_states
+                    )
+                    async with asyncio.timeout(10):
+                        replies = [
+                            r async for r in run_service_pb2_grpc.RunServiceStub(channel).Watch(request)
+                        ]
+            finally:
+                await server.stop(0.5)
+    finally:
+        await store.close()
+    assert replies[0].HasField("run") and replies[0].watermark_sequence == 6
+    assert [e.sequence for r in replies for e in r.events] == [1, 2, 3, 4, 5, 6]
+    assert sum(1 for r in replies if r.events) > 1  # split
+    marks = [r.watermark_sequence for r in replies]
+    assert marks == sorted(marks) and all(m == 6 for m in marks), marks
+    assert replies[-1].end_of_stream
 
 
 async def test_watch_with_workflow_state_across_resume(stub: RunServiceAsyncStub) -> None:

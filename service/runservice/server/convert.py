@@ -900,14 +900,16 @@ def watch_replies(
     events: Sequence[model.Event], states: Sequence[model.WorkflowState], watermark: int, *, limit: int
 ) -> list[run_service_pb2.WatchResponse]:
     """A batch of events (and states) as Watch messages that can be sent: usually one; a
-    batch over the send limit is split (each part's watermark is its last event), and a lone
-    event still over it goes without the JSON data of its step records and states."""
+    batch over the send limit is split, and a lone event still over it goes without the JSON
+    data of its step records and states. Every part has `watermark`: the highest sequence
+    recorded for the run, which a stream never tells lower than before (its first part told
+    its own last event, below what the stream had told: audit)."""
     msg = watch_events(events, states, watermark)
     if msg.ByteSize() <= limit:
         return [msg]
     if len(events) > 1:
         half = len(events) // 2
-        first = watch_replies(events[:half], states[:half], events[half - 1].sequence, limit=limit)
+        first = watch_replies(events[:half], states[:half], watermark, limit=limit)
         return first + watch_replies(events[half:], states[half:], watermark, limit=limit)
     return [_checked(watch_events(events, states, watermark, payloads=False), "Watch", limit)]
 

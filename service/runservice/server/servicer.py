@@ -347,9 +347,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         # The cursor and the drain are checked before anything is sent: a refusal came after
         # the run's message (audit).
         run = await self._engine.check_follow(run_id, after, steps=args["include_run"])
-        watermark = after
+        # The highest sequence recorded for the run (proto): from the first message on, none
+        # tells less than the run had when the Watch began, nor less than one told before.
+        watermark = run.last_sequence
         if args["include_run"]:
-            watermark = run.last_sequence
             yield convert.watch_run(run, watermark, limit=self._limit)
         state: model.WorkflowState | None = None
         if args["include_workflow_state"]:
