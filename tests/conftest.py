@@ -71,6 +71,7 @@ BOTH_BACKENDS = frozenset(
         "test_capacity",
         "test_cancel_paths",
         "test_unreadable",
+        "test_user_errors",
     }
 )
 """Test modules that run on SQLite and PostgreSQL by default."""

@@ -43,6 +43,11 @@ again, they would halve what a chain of steps may pass along; nor are resume dat
 foreach's items one by one. A run whose full view would pass MESSAGE (five steps passing
 1 MiB each: 10 MiB) reads without its step payloads."""
 
+ERROR_MESSAGE = 16 * KIB
+"""The message of a step's error (characters): a longer one is cut, saying how much was."""
+ERROR_DETAILS = 64 * KIB
+"""The details of a step's error: larger ones (or ones that are not JSON data) are left out."""
+
 ID = 128
 """run_id, workflow_id, request_id, a step id and a resume label (characters)."""
 RESOURCE_ID = 256
@@ -171,6 +176,8 @@ def check_run_total(parts: Iterable[Any]) -> int:
 
 
 __all__ = [
+    "ERROR_DETAILS",
+    "ERROR_MESSAGE",
     "ID",
     "INITIAL_STATE",
     "INPUT",

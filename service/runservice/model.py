@@ -19,6 +19,11 @@ from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
+import orjson
+
+import runservice.limits as limits
+from runservice.errors import PayloadTooLarge
+
 Json = Any
 """A JSON-compatible value: dict, list, str, int, float, bool or None."""
 
@@ -107,6 +112,33 @@ class Execution(enum.StrEnum):
     """The first execution of a run ForkRun made."""
 
 
+def _clean_text(text: str, limit: int) -> str:
+    """`text` that UTF-8 can carry (a lone surrogate written as its escape), cut to `limit`
+    characters; `text` itself when it is both already."""
+    if not isinstance(text, str):
+        text = repr(text)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode()
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return text
+
+
+def _json_details(details: Any) -> Json:
+    """`details` as JSON data within the limits of an error's details, or None."""
+    if callable(details):
+        return None
+    try:
+        data = orjson.loads(orjson.dumps(details))  # JSON data only; NaN becomes null
+        limits.check("error.details", data, limits.ERROR_DETAILS)
+    except (TypeError, ValueError, PayloadTooLarge):
+        return None
+    return data
+
+
 @dataclass(frozen=True, slots=True)
 class RunError:
     """A structured error: class name, message and optional details; never a stack trace."""
@@ -117,8 +149,27 @@ class RunError:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> RunError:
-        details = getattr(exc, "details", None)
-        return cls(name=type(exc).__name__, message=str(exc) or type(exc).__name__, details=details)
+        """The error of an exception raised by any code (a step's), `bounded`."""
+        name = type(exc).__name__
+        try:
+            message = str(exc)
+        except Exception:  # a broken __str__ of user code's exception
+            message = ""
+        return cls(name=name, message=message or name, details=getattr(exc, "details", None)).bounded()
+
+    def bounded(self) -> RunError:
+        """This error as every store and reply can carry it, whatever made it (user code's
+        exception): its name and message valid Unicode, the message cut to `ERROR_MESSAGE`
+        characters, its details kept only if they are JSON data within `ERROR_DETAILS` and
+        `JSON_DEPTH` (an exception's `details` may be anything: grpc's AioRpcError's is a
+        method). As they were raised, such errors failed their runs INTERNAL with the step
+        left `running`, or stored a run no reply could carry (audit)."""
+        name = _clean_text(self.name, limits.ID)
+        message = _clean_text(self.message, limits.ERROR_MESSAGE)
+        details = None if self.details is None else _json_details(self.details)
+        if name is self.name and message is self.message and details == self.details:
+            return self
+        return RunError(name, message, details)
 
     def to_json(self) -> dict[str, Json]:
         out: dict[str, Json] = {"name": self.name, "message": self.message}

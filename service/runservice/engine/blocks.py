@@ -21,7 +21,17 @@ from typing import Any, Protocol, TypeVar
 from runservice import limits
 from runservice.engine.deadlines import workflow_deadline_error
 from runservice.engine.outbox import Outbox
-from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, combine, failed, recorded, success
+from runservice.engine.outcome import (
+    CANCELED,
+    SUSPENDED,
+    USER_EXITS,
+    Kind,
+    Outcome,
+    combine,
+    failed,
+    recorded,
+    success,
+)
 from runservice.engine.scope import Scope
 from runservice.errors import PayloadTooLarge
 from runservice.model import (
@@ -529,8 +539,11 @@ async def evaluate(condition: Any, walker: Walker, data: Json, scope: Scope, ite
 
 
 async def _call(fn: Any, ctx: ConditionContext) -> Any:
-    result = fn(ctx)
-    return await result if inspect.isawaitable(result) else result
+    try:
+        result = fn(ctx)
+        return await result if inspect.isawaitable(result) else result
+    except USER_EXITS as exc:
+        raise RuntimeError(f"{type(exc).__name__}({exc})") from exc
 
 
 def _condition_context(walker: Walker, data: Json, scope: Scope, iteration: int = 0) -> ConditionContext:

@@ -26,7 +26,16 @@ from runservice.engine import blocks
 from runservice.engine.deadlines import deadline_error, iso, workflow_deadline_error
 from runservice.engine.leases import LeaseKeeper
 from runservice.engine.outbox import DRIVE_ENDINGS, IN_CONCURRENT_BLOCK, Outbox
-from runservice.engine.outcome import CANCELED, SUSPENDED, Kind, Outcome, failed, recorded, success
+from runservice.engine.outcome import (
+    CANCELED,
+    SUSPENDED,
+    USER_EXITS,
+    Kind,
+    Outcome,
+    failed,
+    recorded,
+    success,
+)
 from runservice.engine.scope import BoundRuntime, Scope, StateSizes
 from runservice.errors import PayloadTooLarge, StepTimeoutError, WorkflowTimeoutError
 from runservice.model import (
@@ -744,7 +753,7 @@ class RunDriver:
                 # the database away: the drive ends, as on a commit of its own; the step did
                 # not fail, and is not retried here.
                 raise
-            except Exception as exc:
+            except (Exception, *USER_EXITS) as exc:
                 error = exc
             if error is None:
                 if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel

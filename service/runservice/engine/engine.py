@@ -96,6 +96,7 @@ _START_ATTEMPTS = 3
 """Creates a Start tries when its run's reservation is deleted under it each time."""
 _ACTIVE = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
 _OPEN = frozenset({RunStatus.PENDING, RunStatus.SUSPENDED, *_ACTIVE})
+_UNFINISHED_STEPS = frozenset({StepStatus.SUSPENDED, StepStatus.RUNNING, StepStatus.WAITING})
 """A run not over yet: a Cancel ends it."""
 _DELETABLE = frozenset(RunStatus) - _ACTIVE
 _T = TypeVar("_T")
@@ -797,11 +798,7 @@ class Engine:
         as read once this engine claimed it (`lease`); the write's result."""
         run_id = run.run_id
         now = time.time()
-        stopped = [
-            stopped_record(s, now)
-            for s in run.steps
-            if s.status in (StepStatus.SUSPENDED, StepStatus.RUNNING, StepStatus.WAITING)
-        ]
+        stopped = [stopped_record(s, now) for s in run.steps if s.status in _UNFINISHED_STEPS]
         return await self._store.write(
             RunWrite(
                 run_id,
@@ -832,7 +829,7 @@ class Engine:
         stopped = [
             stopped_record(s, now)  # its foreach items too
             for s in run.steps
-            if s.status in (StepStatus.SUSPENDED, StepStatus.RUNNING, StepStatus.WAITING)
+            if s.status in _UNFINISHED_STEPS
         ]
         result = await self._store.write(
             RunWrite(
@@ -1541,7 +1538,10 @@ class Engine:
                 await self._fail(
                     driver.run_id, "the engine failed while driving the run; see the server log", driver.lease
                 )
-                raise
+                # A caller waiting for the run gets it as stored, failed (before: INTERNAL, for a
+                # run that exists). Raised, user code's SystemExit (a schema's validator's) went
+                # out of the event loop, and took the server down (audit).
+                return await self._load(driver.run_id, steps=True)
 
     async def _reloaded(self, driver: RunDriver, outage: _Outage) -> RunDriver | Run:
         """A new drive of `driver`'s run from what is stored, once the database answers; the
@@ -1569,12 +1569,34 @@ class Engine:
         outage = _Outage()
         while True:
             try:
+                now = time.time()
+                # Its steps still under way end with it, as a cancel's do: a failed run listed a
+                # step `running` (audit). Unless they cannot be read, the likely cause here.
+                try:
+                    stopped = [
+                        stopped_record(s, now)
+                        for s in (await self._load(run_id, steps=True)).steps
+                        if s.status in _UNFINISHED_STEPS
+                    ]
+                except (RunUnreadable, RunNotFound):
+                    stopped = []
                 await self._store.write(
                     RunWrite(
                         run_id,
                         expect=_ACTIVE,
-                        patch=dict(status=RunStatus.FAILED, error=error, ended_at=time.time(), wake_at=None),
-                        events=(EventDraft(EventType.WORKFLOW_FINISH, RunStatus.FAILED, error=error),),
+                        patch=dict(
+                            status=RunStatus.FAILED,
+                            error=error,
+                            ended_at=now,
+                            wake_at=None,
+                            suspended=(),
+                            resume_labels={},
+                        ),
+                        steps=stopped,
+                        events=(
+                            *(EventDraft(EventType.STEP_RESULT, RunStatus.FAILED, step=s) for s in stopped),
+                            EventDraft(EventType.WORKFLOW_FINISH, RunStatus.FAILED, error=error),
+                        ),
                         fence=lease,
                         release=True,
                     )

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 from runservice.model import Json, RunError, StepRecord, StepStatus
 
+USER_EXITS = (SystemExit, KeyboardInterrupt)
+"""What a step's code may raise to stop a program (`sys.exit()`, argparse's error, a library's
+own): from a body or a condition, an error like any other. Let through, asyncio takes them out
+of the event loop: before, a step that called `sys.exit(2)` stopped the server (audit)."""
+
 
 class Kind(enum.Enum):
     SUCCESS = "success"
@@ -37,7 +42,9 @@ def success(output: Json) -> Outcome:
 
 
 def failed(error: RunError) -> Outcome:
-    return Outcome(Kind.FAILED, error=error)
+    """A failure with `error` as it can be stored (`RunError.bounded`): every failure of a
+    step, a foreach item or a block is made here, whatever raised it."""
+    return Outcome(Kind.FAILED, error=error.bounded())
 
 
 def combine(ids: Sequence[str], outcomes: Sequence[Outcome], *, allow_failure: bool = False) -> Outcome:

@@ -46,6 +46,10 @@ class Schema:
             value = self._adapter.validate_python(data)
         except pydantic.ValidationError as exc:
             raise SchemaViolation(f"invalid {what}", _violations(exc)) from None
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # A validator's (user code): as any other exception of one, never the server's
+            # exit, which asyncio takes out of the event loop (audit).
+            raise RuntimeError(f"a validator of the {what} raised {type(exc).__name__}({exc})") from exc
         return value, to_jsonable(value)
 
     def json_schema(self) -> dict[str, Json]:

@@ -1,0 +1,207 @@
+"""Whatever a step's code raises fails its step (or its run), never the server, and leaves a
+run every reply can carry.
+
+- SystemExit or KeyboardInterrupt (`sys.exit()` in a body, an argparse error in a library it
+  calls, a validator of its schema): before, it stopped the server's event loop.
+- An exception whose `details` is not JSON data (grpc's AioRpcError's is a method) or whose
+  message UTF-8 cannot carry: before, the run failed INTERNAL with its step left `running`.
+- An exception with details nested too deep or a message of megabytes: before, the run was
+  stored as it was, and GetRun and ListRuns of its workflow failed from then on (audits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import pytest
+from conftest import client_for
+from pydantic import BaseModel, field_validator
+
+from runservice import errors
+from runservice.client import Client
+from runservice.model import RunStatus, StepStatus
+from runservice.workflow import StepContext, create_step, create_workflow
+
+
+@create_step("exits")
+async def exits(ctx: StepContext) -> Any:
+    await asyncio.sleep(0.05)
+    sys.exit(3)
+
+
+@create_step("interrupted")
+async def interrupted(ctx: StepContext) -> Any:
+    raise KeyboardInterrupt
+
+
+@create_step("beside")
+async def beside(ctx: StepContext) -> Any:
+    await asyncio.sleep(0.3)
+    return {"done": True}
+
+
+class Quitting(BaseModel):
+    value: int
+
+    @field_validator("value")
+    @classmethod
+    def quits(cls, value: int) -> int:
+        if value < 0:
+            sys.exit(5)
+        return value
+
+
+@create_step("checked", input_schema=Quitting)
+async def checked(ctx: StepContext) -> Any:
+    return {"value": ctx.input_data.value}
+
+
+@create_step("pause")
+async def pause(ctx: StepContext) -> Any:
+    await asyncio.sleep(0.1)  # `beside` is recorded `running` meanwhile
+    return ctx.input_data
+
+
+@create_step("after")
+async def after(ctx: StepContext) -> Any:
+    return {"after": True}
+
+
+def quit_condition(ctx: Any) -> bool:
+    sys.exit(4)
+
+
+class Odd(Exception):
+    def __init__(self, message: str, details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = {"inner": value}
+    return value
+
+
+ODD = {
+    "method": Odd("upstream unavailable", Odd.__init__),
+    "set": Odd("a set of codes", {1, 2}),
+    "surrogate": Odd("stderr: \udcff broken", {"text": "fine"}),
+    "surrogate-details": Odd("bad details", {"text": "\udcff"}),
+    "deep": Odd("deep body", nested(41)),
+    "huge": Odd("response body: " + "x" * 3_000_000, {"big": "y" * 200_000}),
+}
+
+
+@create_step("raises-odd")
+async def raises_odd(ctx: StepContext) -> Any:
+    raise ODD[ctx.input_data["kind"]]
+
+
+@create_step("item-raises-odd")
+async def item_raises_odd(ctx: StepContext) -> Any:
+    raise ODD[ctx.input_data]
+
+
+WORKFLOWS = [
+    create_workflow("exiting", retry_config={"attempts": 1, "delay": 0}).then(exits).commit(),
+    create_workflow("exiting-beside").parallel([beside, exits, interrupted]).commit(),
+    create_workflow("exiting-branch").branch([(quit_condition, after)]).commit(),
+    create_workflow("exiting-loop").dowhile(after, quit_condition).commit(),
+    create_workflow("exiting-validator").then(checked).commit(),
+    create_workflow("exiting-input", input_schema=Quitting).then(after).commit(),
+    create_workflow("exiting-validator-beside")
+    .parallel([beside, create_workflow("paused-check").then(pause).then(checked).commit()])
+    .commit(),
+    create_workflow("odd-error").then(raises_odd).commit(),
+    create_workflow("odd-item-error").foreach(item_raises_odd).commit(),
+]
+
+client = client_for(WORKFLOWS)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def start(client: Client, workflow: str, data: Any) -> Any:
+    run = await client.get_workflow(workflow).create_run()
+    return await run.start_async(input_data=data)
+
+
+async def test_a_body_that_exits_fails_its_step_and_is_retried(client: Client) -> None:
+    run = await start(client, "exiting", {})
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert (run.error.name, run.error.message) == ("SystemExit", "3")
+    (record,) = run.steps
+    assert (record.status, record.attempt) == (StepStatus.FAILED, 1)
+
+
+async def test_siblings_of_a_body_that_exits_run_to_their_end(client: Client) -> None:
+    run = await start(client, "exiting-beside", {})
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.name in ("SystemExit", "KeyboardInterrupt")
+    statuses = {".".join(s.path): s.status for s in run.steps}
+    assert statuses == {
+        "beside": StepStatus.SUCCESS,
+        "exits": StepStatus.FAILED,
+        "interrupted": StepStatus.FAILED,
+    }
+
+
+async def test_a_condition_that_exits_is_a_condition_that_raised(client: Client) -> None:
+    branch = await start(client, "exiting-branch", {})
+    assert branch.status is RunStatus.SUCCESS and branch.result == {}
+    loop = await start(client, "exiting-loop", {})
+    assert loop.status is RunStatus.FAILED and loop.error is not None
+    assert loop.error.name == "LoopConditionError" and "SystemExit" in loop.error.message
+
+
+async def test_a_schema_validator_that_exits_fails_the_run_or_the_call(client: Client) -> None:
+    run = await start(client, "exiting-validator", {"value": -1})
+    assert run.status is RunStatus.FAILED
+    # An error of the engine's drive (here the validator's) ends the steps under way with the
+    # run: before, `beside`, stopped by it, stayed `running` in a failed run.
+    beside = await start(client, "exiting-validator-beside", {"value": -1})
+    assert beside.status is RunStatus.FAILED and beside.error is not None
+    assert beside.error.name == "InternalError"
+    stored = await client.get_workflow("exiting-validator-beside").run_by_id(beside.run_id)
+    assert {".".join(s.path): s.status for s in stored.steps} == {
+        "beside": StepStatus.CANCELED,
+        "paused-check": StepStatus.CANCELED,
+        "paused-check.pause": StepStatus.SUCCESS,
+    }
+    with pytest.raises(errors.ServiceError):
+        await start(client, "exiting-input", {"value": -1})
+    # The server is still there, and serves.
+    assert (await start(client, "exiting-input", {"value": 1})).status is RunStatus.SUCCESS
+
+
+@pytest.mark.parametrize("kind", list(ODD))
+async def test_an_odd_exception_fails_its_step_and_the_run_reads_back(
+    client: Client, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The engine logs the exception as raised: pytest-xdist cannot send a report whose captured
+    # log holds a lone surrogate (the server's stderr writes it as its escape).
+    caplog.set_level(logging.CRITICAL, logger="runservice.engine")
+    run = await start(client, "odd-error", {"kind": kind})
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.name == "Odd"
+    assert run.error.message.startswith(str(ODD[kind]).split(" ")[0])
+    assert len(run.error.message) <= 16_384 + 40
+    (record,) = run.steps
+    assert record.status is StepStatus.FAILED and record.error == run.error
+    if kind in ("method", "set", "surrogate-details", "deep", "huge"):
+        assert run.error.details is None
+    else:
+        assert run.error.details == {"text": "fine"}
+    workflow = client.get_workflow("odd-error")
+    assert (await workflow.run_by_id(run.run_id)).error == run.error
+    listed, _ = await workflow.runs(full=True)
+    assert run.run_id in {r.run_id for r in listed}
+    items = await start(client, "odd-item-error", [kind])
+    assert items.status is RunStatus.FAILED and items.error is not None
+    assert items.error.name == "Odd" and len(items.error.message) <= 16_384 + 40
+    assert (await client.get_workflow("odd-item-error").run_by_id(items.run_id)).error == items.error
