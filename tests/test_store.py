@@ -662,6 +662,41 @@ async def test_delete_with_and_without_expect(store: AnyStore) -> None:
     assert await store.write(RunWrite("r1", delete=True, expect=RUNNING)) == WriteResult(False, None)
 
 
+async def test_postgres_delete_waits_for_a_commit_of_the_run_in_flight_and_leaves_none_of_it(
+    pg_databases: Databases,
+) -> None:
+    """A Cancel on one replica and a DeleteRun on another at once: the delete, one statement,
+    waited on the run's row, then deleted it but not the events and request the Cancel had
+    added, which its snapshot predated (audit). A run later made under the id took them for
+    its own, and none of its Resumes could be stored. Now the delete takes the row first."""
+    url = await pg_databases.url_for("delete-race")
+    store = PostgresStore(url)
+    await store.open()
+    other = await asyncpg.connect(url)
+    try:
+        await create(store, new_run("r1"), draft())
+        in_flight = other.transaction()
+        await in_flight.start()
+        await other.execute("UPDATE runs SET status = 'canceled', last_seq = 2 WHERE run_id = 'r1'")
+        await other.execute(
+            "INSERT INTO events (run_id, seq, time, body)"
+            " SELECT run_id, 2, time, body FROM events WHERE run_id = 'r1' AND seq = 1"
+        )
+        await other.execute("INSERT INTO requests (run_id, kind, request_id) VALUES ('r1', 'cancel', 'c1')")
+        either = frozenset({RunStatus.PENDING, RunStatus.CANCELED})
+        delete = asyncio.create_task(store.write(RunWrite("r1", delete=True, expect=either)))
+        await asyncio.sleep(0.3)
+        assert not delete.done(), "the delete waits for the run's row"
+        await in_flight.commit()
+        async with asyncio.timeout(10):
+            assert (await delete).applied
+        for table in ("runs", "events", "requests", "steps"):
+            assert await other.fetchval(f"SELECT count(*) FROM {table} WHERE run_id = 'r1'") == 0, table
+    finally:
+        await other.close()
+        await store.close()
+
+
 async def test_data_survives_close_and_reopen(url: str) -> None:
     first = new_store(url)
     await first.open()

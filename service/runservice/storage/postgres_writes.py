@@ -212,15 +212,7 @@ _INSERT_DELETE_MARK = (
     "INSERT INTO requests (run_id, kind, request_id, deleted_at)"
     f" VALUES ($1, $2, $3, {_NOW}) ON CONFLICT DO NOTHING"
 )
-_DELETE_RUN_IF = (
-    "WITH gone AS (DELETE FROM runs WHERE run_id = $1 AND status = ANY($2::text[]) RETURNING run_id),"
-    " s AS (DELETE FROM steps WHERE run_id IN (SELECT run_id FROM gone)),"
-    " f AS (DELETE FROM foreach_items WHERE run_id IN (SELECT run_id FROM gone)),"
-    " e AS (DELETE FROM events WHERE run_id IN (SELECT run_id FROM gone)),"
-    " q AS (DELETE FROM requests WHERE run_id IN (SELECT run_id FROM gone)),"
-    " v AS (DELETE FROM run_values WHERE run_id IN (SELECT run_id FROM gone))"
-    " SELECT count(*) FROM gone"
-)
+_LOCK_RUN = "SELECT status FROM runs WHERE run_id = $1 FOR UPDATE"
 
 Outcome = WriteResult | Exception
 
@@ -529,11 +521,18 @@ async def _apply_all(conn: Any, changes: Sequence[RunWrite], now: float, *, noti
 
 
 async def _delete(conn: Any, change: RunWrite) -> WriteResult:
-    if change.expect is None:
-        await conn.execute(_DELETE_RUN, change.run_id)
-    elif not await conn.fetchval(_DELETE_RUN_IF, change.run_id, sorted(s.value for s in change.expect)):
-        found = await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", change.run_id)
-        return WriteResult(applied=False, status=stored_status(change.run_id, found))
+    # The run's row is locked first, by a statement of its own: a commit of the run in flight
+    # (a Cancel on another replica) is waited for, and the deletes, each statement with a
+    # snapshot of its own, then see every row it added. In one statement, as before, they
+    # read the snapshot taken before that commit, and left its events and request behind
+    # (audit: a run later made under the id took them for its own, and no Resume of it could
+    # be stored again).
+    found = await conn.fetchval(_LOCK_RUN, change.run_id)
+    if change.expect is not None:
+        status = stored_status(change.run_id, found)
+        if status not in change.expect:
+            return WriteResult(applied=False, status=status)
+    await conn.execute(_DELETE_RUN, change.run_id)
     if change.request is not None:
         # Its own statement, after the delete: one statement cannot both delete the run's
         # request rows and insert this one (a retry of the delete finds it).
