@@ -15,7 +15,7 @@ import pytest
 from conftest import Databases
 
 from runservice.engine import Engine
-from runservice.errors import StorageUnavailable
+from runservice.errors import StepNotSuspended, StorageUnavailable
 from runservice.model import EventType, Run, RunStatus, StepStatus
 from runservice.storage import RunWrite, Store, open_store
 from runservice.storage.sqlite import SqliteStore
@@ -97,7 +97,25 @@ late_napper = create_workflow("late-napper").then(clone_step(quick, id="first"))
 late_napper = late_napper.commit()
 nap_after = create_workflow("nap-after").parallel([ends_during_the_commit, late_napper]).commit()
 
-WORKFLOWS = [each, each_ask, approval, nap_beside, quick_alone, woken, asker, nap_after]
+RESUMED: list[tuple[str, str, Any]] = []
+"""(run id, step id, resume data) of every resumed body that ran."""
+
+
+@create_step("counted-ask")
+async def counted_ask(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        return await ctx.suspend({"question": 1})
+    RESUMED.append((ctx.run_id, "ask", ctx.resume_data))
+    return {"answer": ctx.resume_data}
+
+
+two_asks = (
+    create_workflow("two-asks")
+    .parallel([clone_step(counted_ask, id="ask-a"), clone_step(counted_ask, id="ask-b")])
+    .commit()
+)
+
+WORKFLOWS = [each, each_ask, approval, nap_beside, quick_alone, woken, asker, nap_after, two_asks]
 
 
 @pytest.fixture
@@ -299,3 +317,77 @@ async def test_a_cancel_taken_elsewhere_of_a_run_that_then_suspends_cancels_it(s
     assert canceled.status is RunStatus.CANCELED
     assert final.status is RunStatus.CANCELED
     assert retried.status is RunStatus.CANCELED and retried.last_sequence == final.last_sequence
+
+
+READING: contextvars.ContextVar[bool] = contextvars.ContextVar("reading", default=False)
+
+
+def held_reads(engine: Engine, meanwhile: Callable[[], Any]) -> None:
+    """Make `engine`'s reads of a run, in a context with READING set, wait for `meanwhile()`
+    (another replica's whole change of the run) before they return what they read."""
+    load = engine._load
+
+    async def stale_load(*args: Any, **kwargs: Any) -> Run:
+        read = await load(*args, **kwargs)
+        if READING.get():
+            READING.set(False)  # the first read only: the next reads what is stored
+            await meanwhile()
+        return read
+
+    engine._load = stale_load  # type: ignore[method-assign]
+
+
+async def test_a_resume_read_before_another_replicas_resume_of_the_same_step_is_refused(
+    store: Store,
+) -> None:
+    """Replica A reads the run for a Resume of `ask-a`; B resumes `ask-a` and the run suspends
+    again (on `ask-b`) before A writes. A's write found the status it expected and applied:
+    both Resumes were answered OK and the body ran twice (a chaos audit). Now A's write finds
+    the run changed, A reads it again, and `ask-a` is no longer suspended."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False
+    RESUMED.clear()
+    async with replica(store, "a") as a, replica(store, "b") as b:
+        run = await a.start("two-asks", run_id="asked-twice", wait=True)
+        assert run.status is RunStatus.SUSPENDED
+
+        async def b_resumes() -> None:
+            done = await b.resume("asked-twice", step=["ask-a"], resume_data="from b", wait=True)
+            assert done.status is RunStatus.SUSPENDED and done.suspended == (("ask-b",),)
+
+        held_reads(a, b_resumes)
+        READING.set(True)
+        with pytest.raises(StepNotSuspended):
+            await a.resume("asked-twice", step=["ask-a"], resume_data="from a", wait=True)
+        READING.set(False)
+        final = await a.get_run("asked-twice")
+    assert RESUMED == [("asked-twice", "ask", "from b")]
+    assert final.status is RunStatus.SUSPENDED and final.suspended == (("ask-b",),)
+    assert record(final, "ask-a").output == {"answer": "from b"}
+
+
+async def test_a_time_travel_read_before_another_replicas_resume_plans_from_the_run_as_it_is(
+    store: Store,
+) -> None:
+    """Replica A reads the run for a time travel to `ask-b`; B resumes `ask-a` meanwhile. A's
+    write applied on the records it had read: the run listed `ask-a` suspended with a `success`
+    record, and a Resume of it was then accepted and ran nothing (a chaos audit)."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False
+    RESUMED.clear()
+    async with replica(store, "a") as a, replica(store, "b") as b:
+        run = await a.start("two-asks", run_id="travelled", wait=True)
+        assert run.status is RunStatus.SUSPENDED
+
+        async def b_resumes() -> None:
+            await b.resume("travelled", step=["ask-a"], resume_data="from b", wait=True)
+
+        held_reads(a, b_resumes)
+        READING.set(True)
+        travelled = await a.time_travel("travelled", step=["ask-b"], wait=True)
+        READING.set(False)
+        assert travelled.status is RunStatus.SUSPENDED and travelled.suspended == (("ask-b",),)
+        assert record(travelled, "ask-a").status is StepStatus.SUCCESS
+        with pytest.raises(StepNotSuspended):
+            await b.resume("travelled", step=["ask-a"], resume_data="again", wait=True)
+    assert RESUMED == [("travelled", "ask", "from b")]

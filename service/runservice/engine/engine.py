@@ -653,6 +653,9 @@ class Engine:
             RunWrite(
                 run_id,
                 expect=frozenset({RunStatus.SUSPENDED}),
+                # The run as read: another replica's Resume of the same step in between, its run
+                # suspended again since, let this one apply too, and the body ran twice (audit).
+                expect_sequence=run.last_sequence,
                 patch=fields,
                 steps=(*around, *(one.stored for one in accepted)),
                 items=tuple((one.record.path, item) for one in accepted for item in one.items),
@@ -670,7 +673,9 @@ class Engine:
             if request_id and await self._store.has_request(run_id, "resume", request_id):
                 return _Repeat(run_id)
             if result.status is RunStatus.SUSPENDED:
-                return None  # still suspended, so only the claim failed: another drive holds it
+                # Still suspended: another drive holds it (the claim failed), or it changed since
+                # it was read (the next attempt reads it again, and decides on that).
+                return None
             raise RunNotSuspended(run_id, (result.status or RunStatus.CANCELED).value)
         if not claimed:
             self._keeper.wake()  # it may have room: runs waited, this one joined them
@@ -963,73 +968,88 @@ class Engine:
 
         async def admission() -> _Admission:
             async with self._lock(run_id):
-                run = await self._load(run_id, workflow_id, steps=True)
-                if request_id and await self._store.has_request(run_id, "time-travel", request_id):
-                    return _Repeat(run_id)
-                workflow = self.definition(run)  # its recorded version, with the same step graph
-                check_time_travel(run, workflow)
-                target = plan(run, workflow, step, input_data)
-                previous = run.travel
-                travel = Travel(
-                    target.path,
-                    target.input,
-                    count=(previous.count if previous else 0) + 1,
-                    fork_step=previous.fork_step if previous else (),
-                )
-                fields: dict[str, Any] = dict(
-                    status=RunStatus.RUNNING,
-                    result=None,
-                    error=None,
-                    ended_at=None,
-                    suspended=(),
-                    resume_labels={},
-                    wake_at=None,
-                    cancel_requested=False,
-                    state=_travel_state(workflow, run, initial_state),
-                    request_context=_merged_context(run.request_context, context),
-                    travel=travel,
-                    # A new execution: the workflow's timeout counts again from now (a timed-out
-                    # run's old deadline would end it at once).
-                    deadline=run_deadline(time.time(), workflow.timeout, None),
-                )
-                events = (
-                    travel_event(target.path, target.replaced, run, fork=False),
-                    EventDraft.workflow_start(run.workflow_id, Execution.TIME_TRAVEL),
-                )
-                # Conditional on the settled status: of two concurrent time travels (on any
-                # replicas) one applies, the other finds the run running and is refused.
-                sent = time.monotonic()
-                # Without room the run is committed all the same, with no owner, as a Start is.
-                with self._claim_if_room(run.workflow_id) as claim:
-                    result = await self._store.write(
-                        RunWrite(
-                            run_id,
-                            expect=frozenset({run.status}),
-                            patch=fields,
-                            drop_steps=[s.path for s in target.replaced],
-                            events=events,
-                            request=("time-travel", request_id) if request_id else None,
-                            # Without room, a passing claim (as a Resume's): the epoch moves on,
-                            # so a Cancel's fenced write based on what was there before fails.
-                            claim=claim or self._keeper.passing_claim,
-                        )
-                    )
-                    if not result.applied:
-                        if request_id and await self._store.has_request(run_id, "time-travel", request_id):
-                            return _Repeat(run_id)
-                        raise refusal(run_id, result.status)
-                    logger.info(
-                        "run %s: time travel to %s",
+                # Again from the run as read while it changes between the read and the write
+                # (another replica's Resume or time travel): the plan is made from the records.
+                for _ in range(_REPLANS):
+                    travelled = await travel_once()
+                    if travelled is not None:
+                        return travelled
+                raise RunClaimed(run_id)
+
+        async def travel_once() -> _Admission | None:
+            run = await self._load(run_id, workflow_id, steps=True)
+            if request_id and await self._store.has_request(run_id, "time-travel", request_id):
+                return _Repeat(run_id)
+            workflow = self.definition(run)  # its recorded version, with the same step graph
+            check_time_travel(run, workflow)
+            target = plan(run, workflow, step, input_data)
+            previous = run.travel
+            travel = Travel(
+                target.path,
+                target.input,
+                count=(previous.count if previous else 0) + 1,
+                fork_step=previous.fork_step if previous else (),
+            )
+            fields: dict[str, Any] = dict(
+                status=RunStatus.RUNNING,
+                result=None,
+                error=None,
+                ended_at=None,
+                suspended=(),
+                resume_labels={},
+                wake_at=None,
+                cancel_requested=False,
+                state=_travel_state(workflow, run, initial_state),
+                request_context=_merged_context(run.request_context, context),
+                travel=travel,
+                # A new execution: the workflow's timeout counts again from now (a timed-out
+                # run's old deadline would end it at once).
+                deadline=run_deadline(time.time(), workflow.timeout, None),
+            )
+            events = (
+                travel_event(target.path, target.replaced, run, fork=False),
+                EventDraft.workflow_start(run.workflow_id, Execution.TIME_TRAVEL),
+            )
+            # Conditional on the settled status: of two concurrent time travels (on any
+            # replicas) one applies, the other finds the run running and is refused.
+            sent = time.monotonic()
+            # Without room the run is committed all the same, with no owner, as a Start is.
+            with self._claim_if_room(run.workflow_id) as claim:
+                result = await self._store.write(
+                    RunWrite(
                         run_id,
-                        ".".join(target.path),
-                        extra=logs.run_extra(run_id, run.trace_id),
+                        expect=frozenset({run.status}),
+                        # The run as planned from: a run another replica resumed, and that
+                        # suspended again, in between kept records the plan did not know of
+                        # and lost an accepted resume (audit).
+                        expect_sequence=run.last_sequence,
+                        patch=fields,
+                        drop_steps=[s.path for s in target.replaced],
+                        events=events,
+                        request=("time-travel", request_id) if request_id else None,
+                        # Without room, a passing claim (as a Resume's): the epoch moves on,
+                        # so a Cancel's fenced write based on what was there before fails.
+                        claim=claim or self._keeper.passing_claim,
                     )
-                    if claim is None:
-                        return _Repeat(run_id)  # answered from the run as the claim loop drives it
-                    run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
-                    run = run.with_steps(target.kept)
-                    task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
-                    return replace(run, steps=()), task
+                )
+                if not result.applied:
+                    if request_id and await self._store.has_request(run_id, "time-travel", request_id):
+                        return _Repeat(run_id)
+                    if result.status is run.status:
+                        return None  # changed since it was read: planned again
+                    raise refusal(run_id, result.status)
+                logger.info(
+                    "run %s: time travel to %s",
+                    run_id,
+                    ".".join(target.path),
+                    extra=logs.run_extra(run_id, run.trace_id),
+                )
+                if claim is None:
+                    return _Repeat(run_id)  # answered from the run as the claim loop drives it
+                run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
+                run = run.with_steps(target.kept)
+                task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
+                return replace(run, steps=()), task
 
         return await self._answer(await self._admit(admission()), wait)
 
@@ -1743,6 +1763,10 @@ OUTAGE_CALM = 30.0
 """A drive's tries that fail farther apart than this are two outages: the second starts its
 waits from OUTAGE_RETRY_FIRST again. Closer, they are one that lasts (a full disk fails every
 try that writes, though reads still answer), and the waits go on doubling."""
+_REPLANS = 5
+"""Times a TimeTravel plans again from the run as stored when it changed between its read and
+its write (each change is another replica's whole Resume or time travel: rare, and brief)."""
+
 CLAIMED_RUN_RETRIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 1.8)
 """Seconds between a Resume's attempts while another drive holds the suspended run (about
 5 s in all; its holder commits within milliseconds unless its process died)."""
