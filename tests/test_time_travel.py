@@ -433,6 +433,12 @@ async def test_fork_leaves_the_original_untouched_and_names_its_origin(client: C
     # The fork's id is taken now: a second fork into it is refused.
     with pytest.raises(errors.AlreadyExists):
         await handle.fork("times-ten", {"value": 6}, new_run_id=fork.run_id)
+    # So is the id of a run created and not started, which was "already started (status
+    # pending)" before (an audit).
+    created = await workflow.create_run()
+    with pytest.raises(errors.RunBelongsToOtherWorkflow) as taken:
+        await handle.fork("times-ten", {"value": 6}, new_run_id=created.run_id)
+    assert taken.value.reason == "RUN_ID_IN_USE"
 
 
 async def test_the_sync_client_time_travels_and_forks(sync_client: SyncClient) -> None:

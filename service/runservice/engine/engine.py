@@ -1133,6 +1133,11 @@ class Engine:
                     if not result.applied:
                         if request_id and await self._store.has_request(fork_id, "fork", request_id):
                             return _Repeat(fork_id)
+                        # A run created and not started holds the id: not "already started".
+                        if result.status is RunStatus.PENDING and (
+                            taken := await self._store.get_run(fork_id)
+                        ):
+                            raise RunBelongsToOtherWorkflow(fork_id, taken.workflow_id)
                         raise RunAlreadyStarted(fork_id, (result.status or RunStatus.PENDING).value)
                     logger.info(
                         "run %s: forked from run %s at %s",
