@@ -513,6 +513,50 @@ loop_then_gate = (
 """The loop ends at n = 3; the gate after it sets n back to 0 before it suspends."""
 
 
+@create_step("tick")
+async def tick(ctx: StepContext) -> Any:
+    """Counts `n` up; at 2 it makes `ready` hold and suspends."""
+    if ctx.resume_data is not None:
+        return {"n": int(ctx.state.get("n", 0))}
+    n = int(ctx.state.get("n", 0)) + 1
+    ctx.set_state({"n": n, "ready": n == 2})
+    if n == 2:
+        await ctx.suspend({"ask": "go on?"})
+        return None
+    return {"n": n}
+
+
+def _branch_then_loop(workflow_id: str) -> Any:
+    return (
+        create_workflow(workflow_id)
+        .branch([(lambda c: bool(c.state.get("ready", False)), when_ready)])
+        .dowhile(tick, lambda c: int(c.state.get("n", 0)) < 2)
+        .commit()
+    )
+
+
+branch_then_loop_in_loop = (
+    create_workflow("branch-then-loop-in-loop")
+    .dountil(_branch_then_loop("branch-then-loop"), lambda c: True)
+    .commit()
+)
+"""Inside a loop's body: a branch none of whose conditions holds, then a loop that suspends
+after it made the branch's condition hold."""
+
+mark_then_count = (
+    create_workflow("mark-then-count")
+    .dountil(
+        create_workflow("mark-then-count-body")
+        .branch([(lambda c: int(c.state.get("n", 0)) >= 1, when_ready)])
+        .then(count_up)
+        .commit(),
+        lambda c: int(c.state.get("n", 0)) >= 3,
+    )
+    .commit()
+)
+"""Three iterations of a body whose branch holds from the second on (`when-ready` runs twice)."""
+
+
 WORKFLOWS = [
     refused_input,
     refused_item,
@@ -550,4 +594,6 @@ WORKFLOWS = [
     everything,
     branch_then_gate,
     loop_then_gate,
+    branch_then_loop_in_loop,
+    mark_then_count,
 ]

@@ -108,6 +108,18 @@ async def test_a_resume_takes_no_decision_again_of_a_branch_or_loop_the_walk_wen
         assert "when-ready" not in records(done), workflow
 
 
+async def test_inside_a_loop_body_a_resume_takes_no_decision_again_of_a_branch_the_walk_went_past(
+    client: Client,
+) -> None:
+    """The same inside a loop's body, where the entry after the branch is a loop: its record
+    carries its own iteration, and was taken for one of another iteration (a review)."""
+    run = await client.get_workflow("branch-then-loop-in-loop").create_run()
+    assert (await run.start_async(input_data={})).status is RunStatus.SUSPENDED
+    done = await run.resume_async(resume_data={"ok": True})
+    assert done.status is RunStatus.SUCCESS
+    assert flows.CALLS[f"{run.run_id}:when-ready"] == 0
+
+
 async def test_dowhile_feeds_each_iteration_the_previous_output(client: Client) -> None:
     result = await start(client, "looping-while", {"value": 3})
     assert result.result == {"value": 24}  # 6, 12, 24

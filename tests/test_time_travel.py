@@ -86,6 +86,7 @@ client = client_for(
         flows.approval,
         flows.branch_then_gate,
         flows.loop_then_gate,
+        flows.mark_then_count,
     ]
 )
 
@@ -125,6 +126,23 @@ async def test_time_travel_takes_no_decision_again_of_a_branch_or_loop_before_it
             for owner, name in [key.split(":", 1)]
             if owner == handle.run_id
         } == ran, workflow
+
+
+async def test_a_time_travel_into_a_loop_body_lets_the_iterations_after_it_decide_again(
+    client: Client,
+) -> None:
+    """The branch before the target is passed in the first iteration only: once the target ran,
+    the next iterations ask it again (a review: it was skipped in every one of them)."""
+    handle = await client.get_workflow("mark-then-count").create_run()
+    assert (await handle.start_async(input_data={})).status is RunStatus.SUCCESS
+    assert flows.CALLS[f"{handle.run_id}:when-ready"] == 2
+    travelled = await handle.time_travel(
+        ["mark-then-count-body", "count-up"], {}, initial_state={"n": 0}, wait=True
+    )
+    assert travelled.status is RunStatus.SUCCESS
+    # The first iteration starts at its target (n = 1); the second and third ask the branch.
+    assert flows.CALLS[f"{handle.run_id}:when-ready"] == 2 + 2
+    assert flows.CALLS[f"{handle.run_id}:count-up"] == 3 + 3
 
 
 async def test_time_travel_of_a_successful_run_keeps_earlier_steps_reruns_the_rest(client: Client) -> None:

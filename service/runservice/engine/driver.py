@@ -407,16 +407,25 @@ class RunDriver:
         is durable: past the first, the walk's data goes on (before, the target took the new
         input at every iteration, and a loop whose exit depended on it never ended)."""
         travel = self.travel
-        if travel is None or travel.step != path:
+        if travel is None or travel.step != path or self._travel_ahead() is None:
             return data
+        return travel.input
+
+    def _travel_ahead(self) -> StepPath | None:
+        """A time travel's target while the walk has yet to reach it: it has no outcome yet,
+        in the first iteration of every loop around it (see `travel_input`); else None."""
+        travel = self.travel
+        if travel is None:
+            return None
+        path = travel.step
         record = self.records.get(path)
         if record is not None and (recorded(record) is not None or record.iteration > 1):
-            return data
+            return None
         for size in range(1, len(path)):
             around = self.records.get(path[:size])
             if around is not None and around.iteration > 1:
-                return data
-        return travel.input
+                return None
+        return path
 
     def current_record(self, path: StepPath, scope: Scope, iteration: int = 0) -> StepRecord | None:
         """The step's record if it belongs to the current loop iteration: `iteration` for a
@@ -451,8 +460,14 @@ class RunDriver:
         none, a loop that ended) were taken then, and are not taken again on a later walk
         (a resume, a recovery), where the state its conditions read may have changed since:
         Mastra's resume re-enters at the suspended entry and skips the ones before it. So
-        does a time travel to a later node: Mastra's starts at its target."""
-        target = self.travel.step if self.travel is not None else None
+        does a time travel to a later node, until the walk reaches its target: Mastra's
+        starts at its target (a target in a loop body, reached, lets the next iterations
+        decide again: review).
+
+        A later loop's record carries the loop's own iteration, not the enclosing one's: any
+        record of it is of this walk, as `run_loop` reads it (review: inside a loop body, a
+        loop after a branch read as not reached, and the branch decided again)."""
+        target = self._travel_ahead()
         size = len(scope.prefix) + 1
         after = False
         for step_id, owner in scope.workflow.node_ids():
@@ -460,7 +475,12 @@ class RunDriver:
                 after = True
             elif after:
                 path = (*scope.prefix, step_id)
-                if self.current_record(path, scope) is not None or (target and target[:size] == path):
+                record = (
+                    self.records.get(path)
+                    if isinstance(owner, LoopNode)
+                    else self.current_record(path, scope)
+                )
+                if record is not None or (target is not None and target[:size] == path):
                     return True
         return False
 
