@@ -513,8 +513,8 @@ loop_then_gate = (
 """The loop ends at n = 3; the gate after it sets n back to 0 before it suspends."""
 
 
-@create_step("tick")
-async def tick(ctx: StepContext) -> Any:
+@create_step("tick-until-ready")
+async def tick_until_ready(ctx: StepContext) -> Any:
     """Counts `n` up; at 2 it makes `ready` hold and suspends."""
     if ctx.resume_data is not None:
         return {"n": int(ctx.state.get("n", 0))}
@@ -530,7 +530,7 @@ def _branch_then_loop(workflow_id: str) -> Any:
     return (
         create_workflow(workflow_id)
         .branch([(lambda c: bool(c.state.get("ready", False)), when_ready)])
-        .dowhile(tick, lambda c: int(c.state.get("n", 0)) < 2)
+        .dowhile(tick_until_ready, lambda c: int(c.state.get("n", 0)) < 2)
         .commit()
     )
 

@@ -391,3 +391,31 @@ async def test_a_time_travel_read_before_another_replicas_resume_plans_from_the_
         with pytest.raises(StepNotSuspended):
             await b.resume("travelled", step=["ask-a"], resume_data="again", wait=True)
     assert RESUMED == [("travelled", "ask", "from b")]
+
+
+async def test_a_resume_read_before_the_run_was_deleted_and_made_anew_applies_to_the_new_run_as_it_is(
+    store: Store,
+) -> None:
+    """Replica A reads the run for a Resume; B deletes it and starts a new run under its id,
+    which reaches the same sequence. A's write applied the old run's records and request
+    context to the new run (a review). Now A reads the new run again and resumes it as it is."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False
+    RESUMED.clear()
+    async with replica(store, "a") as a, replica(store, "b") as b:
+        old = await a.start("two-asks", run_id="reborn", request_context={"gen": 1}, wait=True)
+        assert old.status is RunStatus.SUSPENDED
+
+        async def b_makes_it_anew() -> None:
+            await b.delete_run("reborn")
+            new = await b.start("two-asks", run_id="reborn", request_context={"gen": 2}, wait=True)
+            assert new.status is RunStatus.SUSPENDED and new.last_sequence == old.last_sequence
+
+        held_reads(a, b_makes_it_anew)
+        READING.set(True)
+        await a.resume("reborn", step=["ask-a"], resume_data="from a", wait=True)
+        READING.set(False)
+        final = await a.get_run("reborn")
+    assert final.request_context == {"gen": 2}
+    assert record(final, "ask-a").started_at >= final.created_at
+    assert RESUMED == [("reborn", "ask", "from a")]

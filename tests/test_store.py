@@ -231,17 +231,24 @@ async def test_expect_mismatch_and_missing_run(store: AnyStore) -> None:
         await store.write(RunWrite("nope", patch={"result": 1}))
 
 
-async def test_expect_sequence_applies_only_while_nothing_was_logged_since(store: AnyStore) -> None:
+async def test_expect_read_applies_only_to_the_same_run_with_nothing_logged_since(store: AnyStore) -> None:
     await create(store, new_run("r1"), draft())  # sequence 1
-    stale = RunWrite("r1", expect_sequence=0, patch={"result": 1}, events=[draft()])
+    read = await store.get_run("r1")
+    assert read is not None
+    born = read.created_at
+    stale = RunWrite("r1", expect_read=(born, 0), patch={"result": 1}, events=[draft()])
     assert await store.write(stale) == WriteResult(applied=False, status=RunStatus.PENDING)
-    current = await store.write(RunWrite("r1", expect_sequence=1, patch={"result": 2}, events=[draft()]))
+    other = RunWrite("r1", expect_read=(born + 1, 1), patch={"result": 1}, events=[draft()])
+    assert await store.write(other) == WriteResult(applied=False, status=RunStatus.PENDING)
+    current = await store.write(RunWrite("r1", expect_read=(born, 1), patch={"result": 2}, events=[draft()]))
     assert current.applied and current.last_sequence == 2
     # In a batch with changes of other runs (one statement on PostgreSQL), each its own.
     await create(store, new_run("r2"))
+    r2 = await store.get_run("r2")
+    assert r2 is not None
     both = await asyncio.gather(
-        store.write(RunWrite("r1", expect_sequence=1, patch={"result": 3})),
-        store.write(RunWrite("r2", expect_sequence=0, patch={"result": 4})),
+        store.write(RunWrite("r1", expect_read=(born, 1), patch={"result": 3})),
+        store.write(RunWrite("r2", expect_read=(r2.created_at, 0), patch={"result": 4})),
     )
     assert [result.applied for result in both] == [False, True]
     got = [await store.get_run(run_id) for run_id in ("r1", "r2")]

@@ -654,8 +654,9 @@ class Engine:
                 run_id,
                 expect=frozenset({RunStatus.SUSPENDED}),
                 # The run as read: another replica's Resume of the same step in between, its run
-                # suspended again since, let this one apply too, and the body ran twice (audit).
-                expect_sequence=run.last_sequence,
+                # suspended again since, let this one apply too, and the body ran twice (audit);
+                # so did a new run under its id (review).
+                expect_read=(run.created_at, run.last_sequence),
                 patch=fields,
                 steps=(*around, *(one.stored for one in accepted)),
                 items=tuple((one.record.path, item) for one in accepted for item in one.items),
@@ -970,7 +971,9 @@ class Engine:
             async with self._lock(run_id):
                 # Again from the run as read while it changes between the read and the write
                 # (another replica's Resume or time travel): the plan is made from the records.
-                for _ in range(_REPLANS):
+                # Or while another drive holds it (the claim failed): as a Resume waits.
+                for delay in (0.0, *CLAIMED_RUN_RETRIES):
+                    await asyncio.sleep(delay)
                     travelled = await travel_once()
                     if travelled is not None:
                         return travelled
@@ -1022,7 +1025,7 @@ class Engine:
                         # The run as planned from: a run another replica resumed, and that
                         # suspended again, in between kept records the plan did not know of
                         # and lost an accepted resume (audit).
-                        expect_sequence=run.last_sequence,
+                        expect_read=(run.created_at, run.last_sequence),
                         patch=fields,
                         drop_steps=[s.path for s in target.replaced],
                         events=events,
@@ -1036,7 +1039,7 @@ class Engine:
                     if request_id and await self._store.has_request(run_id, "time-travel", request_id):
                         return _Repeat(run_id)
                     if result.status is run.status:
-                        return None  # changed since it was read: planned again
+                        return None  # changed since it was read, or held: planned again
                     raise refusal(run_id, result.status)
                 logger.info(
                     "run %s: time travel to %s",
@@ -1596,14 +1599,15 @@ class Engine:
             try:
                 now = time.time()
                 # Its steps still under way end with it, as a cancel's do: a failed run listed a
-                # step `running` (audit). Unless they cannot be read, the likely cause here.
+                # step `running` (audit). Unless they cannot be read (the likely cause here, or
+                # the outage): the run is failed all the same, as before (review).
                 try:
                     stopped = [
                         stopped_record(s, now)
                         for s in (await self._load(run_id, steps=True)).steps
                         if s.status in _UNFINISHED_STEPS
                     ]
-                except (RunUnreadable, RunNotFound):
+                except Exception:
                     stopped = []
                 await self._store.write(
                     RunWrite(
@@ -1768,12 +1772,8 @@ OUTAGE_CALM = 30.0
 """A drive's tries that fail farther apart than this are two outages: the second starts its
 waits from OUTAGE_RETRY_FIRST again. Closer, they are one that lasts (a full disk fails every
 try that writes, though reads still answer), and the waits go on doubling."""
-_REPLANS = 5
-"""Times a TimeTravel plans again from the run as stored when it changed between its read and
-its write (each change is another replica's whole Resume or time travel: rare, and brief)."""
-
 CLAIMED_RUN_RETRIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 1.8)
-"""Seconds between a Resume's attempts while another drive holds the suspended run (about
+"""Seconds between a Resume's (or a TimeTravel's) attempts while another drive holds the run (about
 5 s in all; its holder commits within milliseconds unless its process died)."""
 
 

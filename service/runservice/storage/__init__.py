@@ -92,9 +92,10 @@ class RunWrite:
 
     - `create`: insert this new run; not applied if the run id exists.
     - `expect`: apply only if the run exists and its status is one of these.
-    - `expect_sequence` (not for `create` or `delete`): apply only if the run's last event is
-      still this one, nothing logged of it since it was read: a change planned from what was
-      read, while another replica changed the run and brought it back to the same status.
+    - `expect_read` (not for `create` or `delete`): `(created_at, last_sequence)` of the run as
+      read; apply only if it is still that run with nothing logged since: a change planned from
+      what was read, while another replica changed the run and brought it back to the same
+      status, or deleted it and made a new one under its id.
     - `patch`: run fields to set (keys from RUN_PATCH_FIELDS); `updated_at` is always set.
     - `steps`: step records to upsert, keyed by path. A record's `foreach_items` are
       stored as item rows (upserted, like `items`), never inside the step's own row.
@@ -115,7 +116,7 @@ class RunWrite:
     run_id: str
     create: Run | None = None
     expect: frozenset[RunStatus] | None = None
-    expect_sequence: int | None = None
+    expect_read: tuple[float, int] | None = None
     patch: Mapping[str, Any] = field(default_factory=dict)
     steps: Sequence[StepRecord] = ()
     events: Sequence[EventDraft] = ()

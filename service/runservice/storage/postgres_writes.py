@@ -128,7 +128,7 @@ class _UpdateShape(NamedTuple):
     claim: bool
     release: bool
     sequence: bool = False
-    """Some change of the batch has an `expect_sequence`."""
+    """Some change of the batch has an `expect_read`."""
 
 
 _EVERY_UPDATE = _UpdateShape(
@@ -150,7 +150,7 @@ def _update_sql(shape: _UpdateShape, first: int) -> tuple[str, int]:
     if shape.release:
         columns.append(("release", "boolean"))
     if shape.sequence:
-        columns.append(("expect_seq", "bigint"))
+        columns += [("expect_created", "double precision"), ("expect_seq", "bigint")]
     sets = ["updated_at = $1", "last_seq = r.last_seq + c.n"]
     for slot in shape.slots:
         name = _PATCHABLE[slot][0]
@@ -170,8 +170,10 @@ def _update_sql(shape: _UpdateShape, first: int) -> tuple[str, int]:
         where.append("(c.fence_owner IS NULL OR (r.owner = c.fence_owner AND r.epoch = c.fence_epoch))")
     if shape.claim:  # a claim only to a run with no live owner
         where.append(f"(c.claim_owner IS NULL OR r.owner IS NULL OR r.lease_expires_at < {_NOW})")
-    if shape.sequence:  # a change planned from the run as read, with nothing logged since
-        where.append("(c.expect_seq IS NULL OR r.last_seq = c.expect_seq)")
+    if shape.sequence:  # a change planned from the run as read: the same run, nothing logged since
+        where.append(
+            "(c.expect_seq IS NULL OR (r.created_at = c.expect_created AND r.last_seq = c.expect_seq))"
+        )
     arrays = ", ".join(f"${first + k}::{kind}[]" for k, (_, kind) in enumerate(columns))
     sql = (
         f"UPDATE runs r SET {', '.join(sets)} FROM unnest({arrays})"
@@ -475,7 +477,7 @@ async def _apply_in_one_statement(
         fence=any(change.fence for _, change, _ in updates),
         claim=any(change.claim for _, change, _ in updates),
         release=any(change.release for _, change, _ in updates),
-        sequence=any(change.expect_sequence is not None for _, change, _ in updates),
+        sequence=any(change.expect_read is not None for _, change, _ in updates),
     )
     arrays = _row_arrays(rows.steps, events, rows.requests, rows.items, rows.values)
     kinds = tuple(kind for kind, _, _ in _ROW_CTES if arrays[kind][0])
@@ -642,7 +644,7 @@ def _update_columns(
         if shape.release:
             row.append(change.release)
         if shape.sequence:
-            row.append(change.expect_sequence)
+            row += change.expect_read or (None, None)
         rows.append(row)
     return [list(column) for column in zip(*rows, strict=True)]
 

@@ -1971,7 +1971,7 @@ def _apply_change(
         fence = change.fence
         if (
             (change.expect is not None and before not in change.expect)
-            or (change.expect_sequence is not None and last_seq != change.expect_sequence)
+            or (change.expect_read is not None and (created_at, last_seq) != change.expect_read)
             or (fence is not None and (owner != fence.owner or epoch != fence.epoch))
             or (claim is not None and owner is not None and not _expired(lease_expires_at, now))
         ):
