@@ -102,6 +102,11 @@ async def raises_odd(ctx: StepContext) -> Any:
     raise ODD[ctx.input_data["kind"]]
 
 
+@create_step("item-fails-large")
+async def item_fails_large(ctx: StepContext) -> Any:
+    raise Odd("\N{GRINNING FACE}" * 16_384, {"big": "x" * 64_000})
+
+
 @create_step("item-raises-odd")
 async def item_raises_odd(ctx: StepContext) -> Any:
     raise ODD[ctx.input_data]
@@ -119,6 +124,7 @@ WORKFLOWS = [
     .commit(),
     create_workflow("odd-error").then(raises_odd).commit(),
     create_workflow("odd-item-error").foreach(item_raises_odd).commit(),
+    create_workflow("many-large-errors").foreach(item_fails_large, concurrency=100).commit(),
 ]
 
 client = client_for(WORKFLOWS)
@@ -205,3 +211,20 @@ async def test_an_odd_exception_fails_its_step_and_the_run_reads_back(
     assert items.status is RunStatus.FAILED and items.error is not None
     assert items.error.name == "Odd" and len(items.error.message) <= 16_384 + 40
     assert (await client.get_workflow("odd-item-error").run_by_id(items.run_id)).error == items.error
+
+
+async def test_many_items_failing_at_once_with_large_errors_leave_a_readable_run(client: Client) -> None:
+    """Each error is bounded, but a batch of 100 items failing with 130 KiB each made a run of
+    13 MiB that no view but the summary could read (a review). The run's errors together are
+    held to 1 MiB: past it, each keeps its name and the start of its message."""
+    run = await start(client, "many-large-errors", list(range(100)))
+    assert run.status is RunStatus.FAILED and run.error is not None
+    workflow = client.get_workflow("many-large-errors")
+    full = await workflow.run_by_id(run.run_id)
+    (foreach,) = full.steps
+    errors_kept = [item.error for item in foreach.foreach_items if item.error is not None]
+    assert len(errors_kept) == 100
+    whole = [e for e in errors_kept if e.details is not None]
+    brief = [e for e in errors_kept if e.details is None]
+    assert whole and brief and all(e.name == "Odd" for e in errors_kept)
+    assert all(len(e.message) < 400 and e.message.endswith("past their limit]") for e in brief)

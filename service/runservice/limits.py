@@ -47,6 +47,11 @@ ERROR_MESSAGE = 16 * KIB
 """The message of a step's error (characters): a longer one is cut, saying how much was."""
 ERROR_DETAILS = 64 * KIB
 """The details of a step's error: larger ones (or ones that are not JSON data) are left out."""
+RUN_ERRORS = 1 * MIB
+"""The errors a run's steps and foreach items keep, together: past it, each new one keeps its
+name and the first ERROR_BRIEF characters of its message only."""
+ERROR_BRIEF = 256
+"""Characters of an error's message kept once the run's errors are past RUN_ERRORS."""
 
 ID = 128
 """run_id, workflow_id, request_id, a step id and a resume label (characters)."""
@@ -176,6 +181,7 @@ def check_run_total(parts: Iterable[Any]) -> int:
 
 
 __all__ = [
+    "ERROR_BRIEF",
     "ERROR_DETAILS",
     "ERROR_MESSAGE",
     "ID",
@@ -187,6 +193,7 @@ __all__ = [
     "REQUEST_CONTEXT",
     "RESOURCE_ID",
     "RESUME_DATA",
+    "RUN_ERRORS",
     "RUN_TOTAL",
     "STATE",
     "STATUSES",

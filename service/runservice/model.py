@@ -171,6 +171,14 @@ class RunError:
             return self
         return RunError(name, message, details)
 
+    def brief(self) -> RunError:
+        """This error as a run past its errors' limit keeps it (`limits.RUN_ERRORS`): its name
+        and the start of its message."""
+        message = _clean_text(self.message, limits.ERROR_BRIEF)
+        if len(self.message) > limits.ERROR_BRIEF:
+            message += " [cut: the run's errors are past their limit]"
+        return RunError(self.name, message)
+
     def to_json(self) -> dict[str, Json]:
         out: dict[str, Json] = {"name": self.name, "message": self.message}
         if self.details is not None:

@@ -132,6 +132,8 @@ class Walker(Protocol):
 
     def passed(self, node: Node, scope: Scope) -> bool: ...
 
+    def kept_error(self, error: RunError) -> RunError: ...
+
     def position(self, path: StepPath) -> int: ...
 
     async def interruptible_sleep(self, seconds: float) -> None: ...
@@ -331,6 +333,8 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
         if unchanged and outcome.kind is Kind.SUSPENDED:
             return
         item = _item(index, outcome, before)
+        if item.error is not None:
+            item = replace(item, error=walker.kept_error(item.error))
         state[index] = item
         if item.status in (StepStatus.SUCCESS, StepStatus.FAILED):
             completed += 1

@@ -179,6 +179,8 @@ class RunDriver:
         """Bytes of each step's output or suspend payload (for the run's total size)."""
         self._sizes_total = sum(sizes.values())
         """The sum of `_sizes`, kept as it changes: summed per step, a run of N steps cost O(N²)."""
+        self._errors_total = sum(map(_errors_size, self.records.values()))
+        """Bytes of the errors the run's records and foreach items keep (see `kept_error`)."""
         self.settling = False
         """True from the moment the final commit is staged (the lease is released with it)."""
         self.result: Run | None = None
@@ -951,6 +953,8 @@ class RunDriver:
                 checked.append((f"{where}.suspend_output", detail["output"]))
         elif outcome.kind in (Kind.SUCCESS, Kind.BAILED):
             checked = [(f"{where}.output", outcome.output)]
+        elif outcome.kind is Kind.FAILED and outcome.error is not None:
+            return failed(self.kept_error(outcome.error))
         else:
             return outcome
         field = checked[0][0]
@@ -968,6 +972,18 @@ class RunDriver:
         self._sizes_total += size - self._sizes.get(path, 0)
         self._sizes[path] = size
         return outcome
+
+    def kept_error(self, error: RunError) -> RunError:
+        """`error` as a step's record or a foreach item keeps it: whole while the run's errors
+        stay within `limits.RUN_ERRORS`, else `error.brief()`. Each error is bounded, but all
+        of a foreach's items failing at once were kept whole (review: 100 items failing with
+        80 KiB each made the run unreadable in all but its summary)."""
+        size = _error_size(error)
+        if self._errors_total + size > limits.RUN_ERRORS:
+            error = error.brief()
+            size = _error_size(error)
+        self._errors_total += size
+        return error
 
     def _context_refusal(self) -> RunError | None:
         """Why a body's change of the request context cannot be kept (over its limit: the
@@ -1109,6 +1125,22 @@ class RunDriver:
                 await self.abort_signal.wait()
         except TimeoutError:
             pass
+
+
+def _error_size(error: RunError | None) -> int:
+    """What `error` adds to a run's errors (0 for one that cannot be measured: an older
+    version's, which must not stop the run from going on)."""
+    if error is None:
+        return 0
+    try:
+        return limits.json_size(error.to_json())
+    except (TypeError, ValueError):
+        return 0
+
+
+def _errors_size(record: StepRecord) -> int:
+    """The errors a stored record keeps: its own and its foreach items'."""
+    return _error_size(record.error) + sum(_error_size(item.error) for item in record.foreach_items)
 
 
 def _produced_size(record: StepRecord) -> int:
