@@ -15,7 +15,7 @@ import pytest
 from conftest import Databases
 
 from runservice.engine import Engine
-from runservice.errors import StepNotSuspended, StorageUnavailable
+from runservice.errors import RunNotFound, StepNotSuspended, StorageUnavailable
 from runservice.model import EventType, Run, RunStatus, StepStatus
 from runservice.storage import RunWrite, Store, open_store
 from runservice.storage.sqlite import SqliteStore
@@ -419,3 +419,61 @@ async def test_a_resume_read_before_the_run_was_deleted_and_made_anew_applies_to
     assert final.request_context == {"gen": 2}
     assert record(final, "ask-a").started_at >= final.created_at
     assert RESUMED == [("reborn", "ask", "from a")]
+
+
+async def test_a_resume_past_the_deadline_read_before_a_time_travel_elsewhere_resumes_the_new_execution(
+    store: Store,
+) -> None:
+    """Replica A reads a run past its deadline for a Resume, and goes to end it; B's time travel
+    meanwhile made it a new execution, with no deadline, which suspended again. A's write, on
+    the status only, failed that execution with the old deadline after B had answered
+    `suspended` (a chaos audit). Now A reads the run again, and resumes it as it is."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False
+    RESUMED.clear()
+    # No claim loop turn meanwhile: it would end the run past its deadline itself.
+    options: dict[str, Any] = dict(lease_seconds=6.0, claim_interval=60.0, cancel_grace=1.0)
+    async with (
+        Engine(store, WORKFLOWS, owner="a", **options) as a,
+        Engine(store, WORKFLOWS, owner="b", **options) as b,
+    ):
+        run = await a.start("two-asks", run_id="late", run_timeout=0.3, wait=True)
+        assert run.status is RunStatus.SUSPENDED
+        await asyncio.sleep(0.4)  # past its deadline
+
+        async def b_travels() -> None:
+            travelled = await b.time_travel("late", step=["ask-a"], wait=True)
+            assert travelled.status is RunStatus.SUSPENDED and travelled.deadline is None
+
+        held_reads(a, b_travels)
+        READING.set(True)
+        done = await a.resume("late", step=["ask-a"], resume_data="from a", wait=True)
+        READING.set(False)
+        final = await a.get_run("late")
+    assert done.status is RunStatus.SUSPENDED and done.suspended == (("ask-b",),)
+    assert final.status is RunStatus.SUSPENDED and final.error is None
+    assert RESUMED == [("late", "ask", "from a")]
+
+
+@pytest.mark.parametrize("call", ["resume", "delete"])
+async def test_a_resume_or_a_delete_of_a_run_another_replica_deleted_meanwhile_is_run_not_found(
+    store: Store, call: str
+) -> None:
+    """Each read the run, then found it gone when it wrote: the Resume answered "not suspended
+    (status canceled)", the second delete "is running; cancel it first" (a chaos audit)."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False
+    async with replica(store, "a") as a, replica(store, "b") as b:
+        assert (await a.start("two-asks", run_id="gone", wait=True)).status is RunStatus.SUSPENDED
+
+        async def b_deletes() -> None:
+            await b.delete_run("gone")
+
+        held_reads(a, b_deletes)
+        READING.set(True)
+        with pytest.raises(RunNotFound):
+            if call == "resume":
+                await a.resume("gone", step=["ask-a"], resume_data="late", wait=True)
+            else:
+                await a.delete_run("gone")
+        READING.set(False)

@@ -617,8 +617,11 @@ class Engine:
         if request_id and await self._store.has_request(run_id, "resume", request_id):
             return _Repeat(run_id)
         if run.status is RunStatus.SUSPENDED and run.deadline is not None and time.time() >= run.deadline:
-            # Past its deadline a run never continues: it ends here, not half-way later.
-            await self._expire_idle(run)
+            # Past its deadline a run never continues: it ends here, not half-way later. As
+            # read: a time travel on another replica meanwhile made it a new execution, with
+            # no deadline, which this must not fail (a chaos audit); then read it again.
+            if not await self._expire_idle(run):
+                return None
             raise RunDeadlineExceeded(run_id, iso(run.deadline))
         targets = resolve(run, step, label, for_each_index)
         workflow = self.definition(run)  # after resolve: a finished run is RUN_NOT_SUSPENDED
@@ -677,7 +680,9 @@ class Engine:
                 # Still suspended: another drive holds it (the claim failed), or it changed since
                 # it was read (the next attempt reads it again, and decides on that).
                 return None
-            raise RunNotSuspended(run_id, (result.status or RunStatus.CANCELED).value)
+            if result.status is None:  # deleted since it was read (it said "canceled": audit)
+                raise RunNotFound(run_id)
+            raise RunNotSuspended(run_id, result.status.value)
         if not claimed:
             self._keeper.wake()  # it may have room: runs waited, this one joined them
             return _Repeat(run_id)
@@ -827,8 +832,8 @@ class Engine:
 
     async def _expire_idle(self, run: Run, lease: Lease | None = None) -> bool:
         """End a suspended run past its deadline: failed with RunTimeoutError, its suspended
-        steps canceled. `lease` is the claim the claim loop took on it. False if it was no
-        longer suspended (resumed or ended meanwhile)."""
+        steps canceled. `lease` is the claim the claim loop took on it. False if it is no longer
+        the run as read (resumed, time-travelled or ended meanwhile): its records are from it."""
         assert run.deadline is not None
         now = time.time()
         error = deadline_error(run.deadline)
@@ -841,6 +846,7 @@ class Engine:
             RunWrite(
                 run.run_id,
                 expect=frozenset({RunStatus.SUSPENDED}),
+                expect_read=(run.created_at, run.last_sequence),
                 patch=dict(
                     status=RunStatus.FAILED,
                     error=error,
@@ -1244,7 +1250,9 @@ class Engine:
                 )
             )
             if not result.applied:
-                raise RunActive(run_id, (result.status or RunStatus.RUNNING).value)
+                if result.status is None:  # another delete took it first (it said "running": audit)
+                    raise RunNotFound(run_id)
+                raise RunActive(run_id, result.status.value)
 
     async def deleted(self, run_id: str, request_id: str) -> bool:
         """True if a delete with this `request_id` removed the run."""
