@@ -199,6 +199,10 @@ async def test_an_odd_exception_fails_its_step_and_the_run_reads_back(
     assert len(run.error.message) <= 16_384 + 40
     (record,) = run.steps
     assert record.status is StepStatus.FAILED and record.error == run.error
+    if kind == "huge":  # cut once, and the count is right however often it is bounded again
+        kept = len(run.error.message) - len(f"... ({len(str(ODD[kind])) - 16_344} more characters)")
+        assert run.error.message.endswith(f"... ({len(str(ODD[kind])) - kept} more characters)")
+        assert run.error.bounded() is run.error
     if kind in ("method", "set", "surrogate-details", "deep", "huge"):
         assert run.error.details is None
     else:

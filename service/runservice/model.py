@@ -113,8 +113,9 @@ class Execution(enum.StrEnum):
 
 
 def _clean_text(text: str, limit: int) -> str:
-    """`text` that UTF-8 can carry (a lone surrogate written as its escape), cut to `limit`
-    characters; `text` itself when it is both already."""
+    """`text` that UTF-8 can carry (a lone surrogate written as its escape), cut to at most
+    `limit` characters, saying how many were cut (so cutting it again changes nothing);
+    `text` itself when it is both already."""
     if not isinstance(text, str):
         text = repr(text)
     if not text.isascii():
@@ -123,8 +124,14 @@ def _clean_text(text: str, limit: int) -> str:
         except UnicodeEncodeError:
             text = text.encode("utf-8", "backslashreplace").decode()
     if len(text) > limit:
-        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+        # The note takes room too: a text cut to `limit` and then noted was over it, and each
+        # later pass cut it again and miscounted (review).
+        room = limit - 40
+        text = f"{text[:room]}... ({len(text) - room} more characters)"
     return text
+
+
+_BRIEF_NOTE = " [cut: the run's errors are past their limit]"
 
 
 def _json_details(details: Any) -> Json:
@@ -174,9 +181,13 @@ class RunError:
     def brief(self) -> RunError:
         """This error as a run past its errors' limit keeps it (`limits.RUN_ERRORS`): its name
         and the start of its message."""
+        if self.details is None and (
+            len(self.message) <= limits.ERROR_BRIEF or self.message.endswith(_BRIEF_NOTE)
+        ):
+            return self
         message = _clean_text(self.message, limits.ERROR_BRIEF)
         if len(self.message) > limits.ERROR_BRIEF:
-            message += " [cut: the run's errors are past their limit]"
+            message += _BRIEF_NOTE
         return RunError(self.name, message)
 
     def to_json(self) -> dict[str, Json]:
