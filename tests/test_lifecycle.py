@@ -194,7 +194,9 @@ async def test_a_body_that_ignores_cancellation_does_not_hold_the_stop(
         assert loop.time() - signalled < 15, "the stop waited for the body that ignores cancellation"
     finally:
         await server.kill()
-    assert "run stubborn-run did not stop within 2.0s of being cancelled" in server.text
+    # Waited for once (2 s), not again by the engine's close and the process's exit (an audit
+    # measured 8.9 s past a 1 s grace: three waits of 2 s).
+    assert server.text.count("run stubborn-run did not stop within 2.0s of being cancelled") == 1
     assert "tasks did not end when cancelled (run stubborn-run); exiting without them" in server.text
     assert "run swallow-run ended success as the engine stopped" in server.text
     assert "swallow-run left" not in server.text and "Traceback" not in server.text

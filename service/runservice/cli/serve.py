@@ -31,6 +31,7 @@ from runservice.config import (
     env_name,
     unknown_variables,
 )
+from runservice.engine.engine import ABANDONED
 from runservice.errors import DatabaseFileMoved, StorageFailed, WorkflowDefinitionError
 
 if TYPE_CHECKING:
@@ -317,7 +318,11 @@ def _event_loop() -> Iterator[asyncio.Runner]:
         for task in left:
             task.cancel()
         if left:
-            _, pending = loop.run_until_complete(asyncio.wait(left, timeout=LEFT_TASKS_WAIT))
+            # Not again for the run tasks the engine waited for already (2 s more: an audit).
+            waited = [task for task in left if task not in ABANDONED]
+            pending = {task for task in left if task in ABANDONED}
+            if waited:
+                pending |= loop.run_until_complete(asyncio.wait(waited, timeout=LEFT_TASKS_WAIT))[1]
             if pending:
                 logger.error(
                     "%d tasks did not end when cancelled (%s); exiting without them",

@@ -10,6 +10,7 @@ import os
 import random
 import time
 import uuid
+import weakref
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -298,11 +299,14 @@ class Engine:
         the stop for as long as it runs (past `--grace`, until an orchestrator's SIGKILL)."""
         for task in tasks.values():
             task.cancel(reason)
-        if not tasks:
-            return set()
-        _, pending = await asyncio.wait(tasks.values(), timeout=UNWIND_WAIT)
-        stuck = {run_id for run_id, task in tasks.items() if task in pending}
-        for run_id in stuck:
+        # Waited for once: a stop that gave up on a task does not wait for it again at close,
+        # nor does the process at its exit (`ABANDONED`; each wait was 2 s more: an audit).
+        waited = [task for task in tasks.values() if task not in ABANDONED]
+        pending: set[asyncio.Task[Run]] = set()
+        if waited:
+            _, pending = await asyncio.wait(waited, timeout=UNWIND_WAIT)
+            ABANDONED.update(pending)
+        for run_id in (run_id for run_id, task in tasks.items() if task in pending):
             logger.error(
                 "run %s did not stop within %.1fs of being cancelled (a step body that catches"
                 " asyncio.CancelledError and goes on?); stopping without it",
@@ -310,7 +314,7 @@ class Engine:
                 UNWIND_WAIT,
                 extra=logs.run_extra(run_id, None),
             )
-        return stuck
+        return {run_id for run_id, task in tasks.items() if not task.done() and task in ABANDONED}
 
     async def _take_over(self, name: str) -> None:
         taken = await self._store.take_over(name, self.owner)
@@ -1763,6 +1767,10 @@ def _running_again(**more: Any) -> dict[str, Any]:
     """The fields of a suspended run that goes on (resumed, or woken for a nested deadline)."""
     return dict(status=RunStatus.RUNNING, suspended=(), resume_labels={}, wake_at=None, **more)
 
+
+ABANDONED: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+"""Run tasks a stop gave up on: cancelled, they went on (a body that catches the
+cancellation). Nobody waits for them again; the process exits without them."""
 
 UNWIND_WAIT = 2.0
 """Seconds a run task gets to end once cancelled at shutdown (its body's `finally` blocks, the
