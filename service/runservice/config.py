@@ -29,6 +29,10 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _MIB = 1024 * 1024
 MIN_MESSAGE_SIZE = 64 * 1024
 """The smallest `max_message_size` accepted."""
+MAX_MESSAGE_SIZE = 256 * _MIB
+"""The largest `max_message_size` accepted: gRPC takes its limits as 32-bit ints, and the
+server receives up to four times it (`RECEIVE_SLACK`) to answer a larger request with details.
+512 MiB and more failed the start with a traceback (an audit)."""
 _REPLICA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 """Units of a duration (`retention`, the CLI's `--since`): seconds, minutes, hours, days."""
@@ -228,6 +232,8 @@ class Settings(BaseSettings):
         # Below this even a run's summary (its error message, its labels) may not fit a reply.
         if value < MIN_MESSAGE_SIZE:
             raise ValueError(f"must be at least {MIN_MESSAGE_SIZE} bytes (64 KiB)")
+        if value > MAX_MESSAGE_SIZE:
+            raise ValueError(f"must be at most {MAX_MESSAGE_SIZE} bytes (256 MiB)")
         return value
 
     @field_validator("max_streams_per_caller", "max_active_runs")
