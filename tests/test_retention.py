@@ -26,8 +26,8 @@ from process import serve_argv, server_env, start_server
 from runservice import errors
 from runservice.client import Client
 from runservice.engine.retention import LONGEST_PAUSE, Retention, pause_for
-from runservice.model import Run, RunStatus
-from runservice.storage import RunWrite
+from runservice.model import EventDraft, EventType, Run, RunStatus
+from runservice.storage import Due, RunWrite
 from runservice.storage import sqlite as sqlite_store
 from runservice.storage.postgres import PostgresStore
 from runservice.storage.sqlite import SqliteStore
@@ -184,6 +184,54 @@ async def test_a_sweep_deletes_by_when_the_run_ended(serving: ServingFactory, tm
             Retention(served.store, -1)
 
 
+async def test_a_run_changed_between_the_sweeps_listing_and_its_delete_is_kept(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """The sweep lists the runs due, then deletes them: one a time travel made active and
+    settled again meanwhile, or one deleted and made anew under its id, was deleted seconds
+    after it ended, on its status alone (a chaos audit of two replicas). It is kept now."""
+    day = 86400.0
+    now = time.time()
+
+    def stored(run_id: str) -> RunWrite:
+        run = Run(
+            run_id=run_id,
+            workflow_id="quick",
+            status=RunStatus.SUCCESS,
+            created_at=now - 3 * day,
+            updated_at=now - 2 * day,
+            input={"count": 1},
+            result={"count": 2},
+            started_at=now - 3 * day,
+            ended_at=now - 2 * day,
+        )
+        return RunWrite(run_id, create=run, events=[EventDraft(EventType.WORKFLOW_START, RunStatus.SUCCESS)])
+
+    async with serving(tmp_path / "runs.db", workflows=FLOWS) as served:
+        for run_id in ("travelled", "made-anew", "old"):
+            assert (await served.store.write(stored(run_id))).applied
+        listing = served.store.settled_before
+
+        async def then_changed(cutoff: float, limit: int) -> list[Due]:
+            found = await listing(cutoff, limit)
+            if found:  # another replica's calls, between this listing and the deletes
+                await served.store.write(
+                    RunWrite(
+                        "travelled",
+                        patch={"ended_at": now},
+                        events=[EventDraft(EventType.WORKFLOW_START, RunStatus.SUCCESS)],
+                    )
+                )
+                await served.store.write(RunWrite("made-anew", delete=True))
+                await served.engine.start("quick", run_id="made-anew", input_data={"count": 1}, wait=True)
+            return found
+
+        served.store.settled_before = then_changed  # type: ignore[method-assign]
+        assert await Retention(served.store, day).sweep() == 1
+        assert await gone(served, "old")
+        assert not await gone(served, "travelled") and not await gone(served, "made-anew")
+
+
 async def test_a_reservation_goes_only_if_never_started(serving: ServingFactory, tmp_path: Path) -> None:
     """A run reserved before the retention and never started is deleted; one reserved as long
     ago and started since, or reserved since, is kept by that rule, and a Start that lands
@@ -216,7 +264,9 @@ async def test_a_reservation_goes_only_if_never_started(serving: ServingFactory,
         # The delete holds only while the run is still pending: a Start that came first wins.
         assert await served.store.unstarted_before(now - day, 10) == []
         late = await served.store.write(reserved("late", now - 3 * day))
-        assert late.applied and await served.store.unstarted_before(now - day, 10) == ["late"]
+        assert late.applied and [d.run_id for d in await served.store.unstarted_before(now - day, 10)] == [
+            "late"
+        ]
         await served.engine.start("quick", run_id="late", input_data={"count": 1}, wait=True)
         refused = await served.store.write(
             RunWrite("late", expect=frozenset({RunStatus.PENDING}), delete=True)

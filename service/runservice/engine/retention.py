@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from runservice.engine.deadlines import iso
 from runservice.engine.failures import log_failure
 from runservice.model import RunStatus
-from runservice.storage import RunWrite, Store
+from runservice.storage import Due, RunWrite, Store
 
 logger = logging.getLogger(__name__)
 
@@ -116,24 +116,33 @@ class Retention:
             )
 
     async def _delete_runs(
-        self, due: Callable[[float, int], Awaitable[list[str]]], expect: frozenset[RunStatus], what: str
+        self, due: Callable[[float, int], Awaitable[list[Due]]], expect: frozenset[RunStatus], what: str
     ) -> int:
-        """Delete, page by page, the runs `due(cutoff, PAGE)` names, each only while its status
-        is still one of `expect`."""
+        """Delete, page by page, the runs `due(cutoff, PAGE)` names, each only while it is the
+        run found, unchanged: one a time travel made active and settled again, or one deleted
+        and made anew under its id, meanwhile, was deleted seconds after it ended (a chaos
+        audit: the status alone was checked)."""
         cutoff = time.time() - self.seconds
         swept = 0
         try:
             while True:
-                run_ids = await due(cutoff, PAGE)
-                if not run_ids:
+                found = await due(cutoff, PAGE)
+                if not found:
                     break
                 try:
                     async with asyncio.TaskGroup() as deletes:
                         writes = [
                             deletes.create_task(
-                                self._store.write(RunWrite(run_id, expect=expect, delete=True))
+                                self._store.write(
+                                    RunWrite(
+                                        run.run_id,
+                                        expect=expect,
+                                        expect_read=(run.created_at, run.last_sequence),
+                                        delete=True,
+                                    )
+                                )
                             )
-                            for run_id in run_ids
+                            for run in found
                         ]
                 except ExceptionGroup as group:  # one database: its first failure says it all
                     raise group.exceptions[0] from None

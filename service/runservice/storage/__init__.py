@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from runservice.model import Event, EventDraft, ForeachItem, Run, RunStatus, StepPath, StepRecord
@@ -92,10 +92,10 @@ class RunWrite:
 
     - `create`: insert this new run; not applied if the run id exists.
     - `expect`: apply only if the run exists and its status is one of these.
-    - `expect_read` (not for `create` or `delete`): `(created_at, last_sequence)` of the run as
-      read; apply only if it is still that run with nothing logged since: a change planned from
-      what was read, while another replica changed the run and brought it back to the same
-      status, or deleted it and made a new one under its id.
+    - `expect_read` (not for `create`): `(created_at, last_sequence)` of the run as read;
+      apply only if it is still that run with nothing logged since: a change planned from what
+      was read, while another replica changed the run and brought it back to the same status,
+      or deleted it and made a new one under its id.
     - `patch`: run fields to set (keys from RUN_PATCH_FIELDS); `updated_at` is always set.
     - `steps`: step records to upsert, keyed by path. A record's `foreach_items` are
       stored as item rows (upserted, like `items`), never inside the step's own row.
@@ -152,6 +152,15 @@ class WriteResult:
     @property
     def last_sequence(self) -> int:
         return self.events[-1].sequence if self.events else 0
+
+
+class Due(NamedTuple):
+    """A run the retention sweep found due, as found: it deletes the run only if it is still
+    that run, unchanged (`RunWrite.expect_read`)."""
+
+    run_id: str
+    created_at: float
+    last_sequence: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,13 +243,13 @@ class Store(Protocol):
         another live process holds the name. A store of one process (SQLite) voids every
         lease when it opens anyway: 0."""
 
-    async def settled_before(self, cutoff: float, limit: int) -> list[str]:
-        """Ids of at most `limit` runs that succeeded, failed or were canceled before
-        `cutoff` (their `ended_at`), in no particular order: what the retention sweep deletes."""
+    async def settled_before(self, cutoff: float, limit: int) -> list[Due]:
+        """At most `limit` runs that succeeded, failed or were canceled before `cutoff` (their
+        `ended_at`), in no particular order: what the retention sweep deletes."""
 
-    async def unstarted_before(self, cutoff: float, limit: int) -> list[str]:
-        """Ids of at most `limit` runs reserved (CreateRun) before `cutoff` and still not
-        started, in no particular order: what the retention sweep deletes besides."""
+    async def unstarted_before(self, cutoff: float, limit: int) -> list[Due]:
+        """At most `limit` runs reserved (CreateRun) before `cutoff` and still not started, in
+        no particular order: what the retention sweep deletes besides."""
 
     async def forget_deletes(self, cutoff: float, limit: int) -> int:
         """Remove at most `limit` of the request marks deletes left before `cutoff` (a
@@ -440,6 +449,7 @@ __all__ = [
     "BoundedClaim",
     "Claim",
     "Definition",
+    "Due",
     "EventHub",
     "Lease",
     "Renewal",

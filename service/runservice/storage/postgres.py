@@ -70,6 +70,7 @@ from runservice.storage import (
     BoundedClaim,
     Claim,
     Definition,
+    Due,
     Lease,
     Renewal,
     RunQuery,
@@ -1044,24 +1045,25 @@ class PostgresStore(PostgresSchedules):
         self._took_over = True
         return taken
 
-    async def settled_before(self, cutoff: float, limit: int) -> list[str]:
-        """Ids of at most `limit` runs that settled (ended) before `cutoff`."""
+    async def settled_before(self, cutoff: float, limit: int) -> list[Due]:
+        """At most `limit` runs that settled (ended) before `cutoff`."""
         rows = await self._readers().fetch(
-            "SELECT run_id FROM runs WHERE status IN ('success', 'failed', 'canceled')"
+            "SELECT run_id, created_at, last_seq FROM runs WHERE status IN ('success', 'failed', 'canceled')"
             " AND created_at < $1 AND ended_at < $1 LIMIT $2",
             cutoff,
             max(limit, 0),
         )
-        return [str(row[0]) for row in rows]
+        return [Due(str(row[0]), row[1], row[2]) for row in rows]
 
-    async def unstarted_before(self, cutoff: float, limit: int) -> list[str]:
-        """Ids of at most `limit` runs reserved before `cutoff` and still not started."""
+    async def unstarted_before(self, cutoff: float, limit: int) -> list[Due]:
+        """At most `limit` runs reserved before `cutoff` and still not started."""
         rows = await self._readers().fetch(
-            "SELECT run_id FROM runs WHERE status = 'pending' AND created_at < $1 LIMIT $2",
+            "SELECT run_id, created_at, last_seq FROM runs"
+            " WHERE status = 'pending' AND created_at < $1 LIMIT $2",
             cutoff,
             max(limit, 0),
         )
-        return [str(row[0]) for row in rows]
+        return [Due(str(row[0]), row[1], row[2]) for row in rows]
 
     async def forget_deletes(self, cutoff: float, limit: int) -> int:
         """Remove at most `limit` marks of deletes made before `cutoff`; how many."""

@@ -222,7 +222,7 @@ _INSERT_DELETE_MARK = (
     "INSERT INTO requests (run_id, kind, request_id, deleted_at)"
     f" VALUES ($1, $2, $3, {_NOW}) ON CONFLICT DO NOTHING"
 )
-_LOCK_RUN = "SELECT status FROM runs WHERE run_id = $1 FOR UPDATE"
+_LOCK_RUN = "SELECT status, created_at, last_seq FROM runs WHERE run_id = $1 FOR UPDATE"
 
 Outcome = WriteResult | Exception
 
@@ -538,10 +538,12 @@ async def _delete(conn: Any, change: RunWrite) -> WriteResult:
     # read the snapshot taken before that commit, and left its events and request behind
     # (audit: a run later made under the id took them for its own, and no Resume of it could
     # be stored again).
-    found = await conn.fetchval(_LOCK_RUN, change.run_id)
-    if change.expect is not None:
-        status = stored_status(change.run_id, found)
-        if status not in change.expect:
+    found = await conn.fetchrow(_LOCK_RUN, change.run_id)
+    if change.expect is not None or change.expect_read is not None:
+        status = stored_status(change.run_id, None if found is None else found[0])
+        if (change.expect is not None and status not in change.expect) or (
+            change.expect_read is not None and (found is None or (found[1], found[2]) != change.expect_read)
+        ):
             return WriteResult(applied=False, status=status)
     await conn.execute(_DELETE_RUN, change.run_id)
     if change.request is not None:

@@ -131,6 +131,7 @@ from runservice.storage import (
     BoundedClaim,
     Claim,
     Definition,
+    Due,
     Lease,
     Renewal,
     RunQuery,
@@ -257,15 +258,18 @@ _UPSERT_STEP = (
     " ON CONFLICT (run_id, path_key) DO UPDATE SET position = excluded.position, record = excluded.record"
 )
 _SETTLED_BEFORE = (
-    "SELECT run_id FROM runs WHERE status IN ('success', 'failed', 'canceled')"
+    "SELECT run_id, created_at, last_seq FROM runs WHERE status IN ('success', 'failed', 'canceled')"
     " AND created_at < ? AND ended_at < ? LIMIT ?"
 )
 """Settled runs that ended before a cutoff. A run ends after it was created, so the range on
 `created_at` holds them all, and the status index (status, created_at) reads just that range."""
 
-_UNSTARTED_BEFORE = "SELECT run_id FROM runs WHERE status = 'pending' AND created_at < ? LIMIT ?"
+_UNSTARTED_BEFORE = (
+    "SELECT run_id, created_at, last_seq FROM runs WHERE status = 'pending' AND created_at < ? LIMIT ?"
+)
 """Runs reserved before a cutoff and never started (the status index reads just that range)."""
 
+_CREATED_AND_SEQUENCE = "SELECT created_at, last_seq FROM runs WHERE run_id = ?"
 _INSERT_REQUEST = "INSERT OR IGNORE INTO requests (run_id, kind, request_id) VALUES (?, ?, ?)"
 _INSERT_DELETE_MARK = (
     "INSERT OR IGNORE INTO requests (run_id, kind, request_id, deleted_at) VALUES (?, ?, ?, ?)"
@@ -1145,15 +1149,15 @@ class SqliteStore(SqliteSchedules):
         """Nothing to take over: opening the file voided every lease (see `Store.take_over`)."""
         return 0
 
-    async def settled_before(self, cutoff: float, limit: int) -> list[str]:
-        """Ids of at most `limit` runs that settled (ended) before `cutoff`."""
+    async def settled_before(self, cutoff: float, limit: int) -> list[Due]:
+        """At most `limit` runs that settled (ended) before `cutoff`."""
         rows = await self._reader().execute_fetchall(_SETTLED_BEFORE, (cutoff, cutoff, max(limit, 0)))
-        return [str(row[0]) for row in rows]
+        return [Due(str(row[0]), row[1], row[2]) for row in rows]
 
-    async def unstarted_before(self, cutoff: float, limit: int) -> list[str]:
-        """Ids of at most `limit` runs reserved before `cutoff` and still not started."""
+    async def unstarted_before(self, cutoff: float, limit: int) -> list[Due]:
+        """At most `limit` runs reserved before `cutoff` and still not started."""
         rows = await self._reader().execute_fetchall(_UNSTARTED_BEFORE, (cutoff, max(limit, 0)))
-        return [str(row[0]) for row in rows]
+        return [Due(str(row[0]), row[1], row[2]) for row in rows]
 
     async def forget_deletes(self, cutoff: float, limit: int) -> int:
         """Remove at most `limit` marks of deletes made before `cutoff`; how many (not synced:
@@ -1917,6 +1921,10 @@ def _apply_change(
         rows.flush()
         if change.expect is not None and (found := _status(conn, run_id)) not in change.expect:
             return WriteResult(applied=False, status=found)
+        if change.expect_read is not None:
+            read = conn.execute(_CREATED_AND_SEQUENCE, (run_id,)).fetchone()
+            if read is None or tuple(read) != change.expect_read:
+                return WriteResult(applied=False, status=_status(conn, run_id))
         for table in ("steps", "foreach_items", "events", "requests", "run_values", "runs"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         if change.request is not None:  # kept: a retry of the delete finds it
