@@ -15,7 +15,7 @@ import pytest
 from conftest import Databases
 
 from runservice.engine import Engine
-from runservice.errors import RunNotFound, StepNotSuspended, StorageUnavailable
+from runservice.errors import RunBelongsToOtherWorkflow, RunNotFound, StepNotSuspended, StorageUnavailable
 from runservice.model import EventType, Run, RunStatus, StepStatus
 from runservice.storage import RunWrite, Store, open_store
 from runservice.storage.sqlite import SqliteStore
@@ -477,3 +477,103 @@ async def test_a_resume_or_a_delete_of_a_run_another_replica_deleted_meanwhile_i
             else:
                 await a.delete_run("gone")
         READING.set(False)
+
+
+async def test_a_delete_read_before_the_run_was_made_anew_leaves_the_new_run(store: Store) -> None:
+    """Replica A reads the run to delete it; B deletes it and starts a new run under its id.
+    A's delete, on the status only, deleted the new run (a review). Now it finds another run
+    under the id: the one it was asked to delete is gone."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False
+    async with replica(store, "a") as a, replica(store, "b") as b:
+        assert (await a.start("two-asks", run_id="remade", wait=True)).status is RunStatus.SUSPENDED
+
+        async def b_makes_it_anew() -> None:
+            await b.delete_run("remade")
+            await b.start("two-asks", run_id="remade", request_context={"gen": 2}, wait=True)
+
+        held_reads(a, b_makes_it_anew)
+        READING.set(True)
+        with pytest.raises(RunNotFound):
+            await a.delete_run("remade", workflow_id="two-asks")
+        READING.set(False)
+        kept = await b.get_run("remade")
+    assert kept.status is RunStatus.SUSPENDED and kept.request_context == {"gen": 2}
+
+
+async def test_a_time_travel_of_a_run_another_replica_deleted_meanwhile_is_run_not_found(
+    store: Store,
+) -> None:
+    """It said "still running" (a review)."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False
+    async with replica(store, "a") as a, replica(store, "b") as b:
+        assert (await a.start("two-asks", run_id="travel-gone", wait=True)).status is RunStatus.SUSPENDED
+
+        async def b_deletes() -> None:
+            await b.delete_run("travel-gone")
+
+        held_reads(a, b_deletes)
+        READING.set(True)
+        with pytest.raises(RunNotFound):
+            await a.time_travel("travel-gone", step=["ask-a"], wait=True)
+        READING.set(False)
+
+
+async def test_a_start_of_a_reservation_made_again_meanwhile_checks_the_new_one(store: Store) -> None:
+    """Replica A's Start finds the id reserved (its create refused) and checks the reservation;
+    B deletes it and reserves the id again for another workflow. A's write, on the status
+    only, took the new reservation over and ran its own workflow in it (a review). Now A
+    checks the new reservation, and refuses."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False
+    async with replica(store, "a") as a, replica(store, "b") as b:
+        await a.create_run("quick-alone", run_id="reserved")
+        read = store.get_run
+
+        async def get_run_then_remade(run_id: str, *args: Any, **kwargs: Any) -> Run | None:
+            found = await read(run_id, *args, **kwargs)
+            if READING.get():
+                READING.set(False)
+                await b.delete_run("reserved")
+                await b.create_run("two-asks", run_id="reserved")
+            return found
+
+        store.get_run = get_run_then_remade  # type: ignore[method-assign]
+        READING.set(True)
+        try:
+            with pytest.raises(RunBelongsToOtherWorkflow):
+                await a.start("quick-alone", run_id="reserved", input_data={}, wait=True)
+        finally:
+            READING.set(False)
+            store.get_run = read  # type: ignore[method-assign]
+        kept = await b.get_run("reserved")
+    assert kept.workflow_id == "two-asks" and kept.status is RunStatus.PENDING
+
+
+async def test_an_engine_failure_whose_read_of_the_steps_meets_an_outage_waits_and_stops_them(
+    store: Store,
+) -> None:
+    """`_fail` (the engine's own failure of a run) reads the steps to end them with the run. A
+    storage outage on that read made it fail the run without them: a failed run kept a step
+    `running` (a review). It waits the outage out as its write does, and reads them again."""
+    EVENTS["entered"], EVENTS["go_on"] = asyncio.Event(), asyncio.Event()
+    async with replica(store, "a") as a:
+        await a.start("asker", run_id="failing")
+        await asyncio.wait_for(EVENTS["entered"].wait(), 10)
+        await until(a, "failing", lambda r: any(s.status is StepStatus.RUNNING for s in r.steps))
+        load = a._load
+        outage = [StorageUnavailable("the read connection dropped")]
+
+        async def load_once_down(*args: Any, **kwargs: Any) -> Run:
+            if kwargs.get("steps") and outage:
+                raise outage.pop()
+            return await load(*args, **kwargs)
+
+        a._load = load_once_down  # type: ignore[method-assign]
+        await a._fail("failing", "the engine failed", a._drivers["failing"].lease)
+        a._load = load  # type: ignore[method-assign]
+        failed = await a.get_run("failing")
+        EVENTS["go_on"].set()
+    assert failed.status is RunStatus.FAILED
+    assert [s.status for s in failed.steps] == [StepStatus.CANCELED]

@@ -306,6 +306,8 @@ class Engine:
         if waited:
             _, pending = await asyncio.wait(waited, timeout=UNWIND_WAIT)
             ABANDONED.update(pending)
+            if pending:  # and the tasks of their blocks (a foreach's items), cancelled with them
+                ABANDONED.update(t for t in asyncio.all_tasks() if not t.done() and t.cancelling())
         for run_id in (run_id for run_id, task in tasks.items() if task in pending):
             logger.error(
                 "run %s did not stop within %.1fs of being cancelled (a step body that catches"
@@ -507,6 +509,10 @@ class Engine:
                             RunWrite(
                                 run_id,
                                 expect=frozenset({RunStatus.PENDING}),
+                                # The reservation checked above: one deleted and made again under
+                                # its id meanwhile (another workflow's, resource's) was taken over
+                                # (review); then the loop reads the new one.
+                                expect_read=(existing.created_at, existing.last_sequence),
                                 patch=fields,
                                 events=(begin,),
                                 request=request,
@@ -516,6 +522,8 @@ class Engine:
                         )
                         if result.applied:
                             break
+                        if result.status is RunStatus.PENDING:
+                            continue  # another reservation under its id: checked again
                         if result.status is not None:  # started (or canceled) by another call
                             if request_id and await self._repeats(run_id, request_id, mark):
                                 _check_repeat(await self._load(run_id), workflow_id, resource_id)
@@ -1050,6 +1058,8 @@ class Engine:
                         return _Repeat(run_id)
                     if result.status is run.status:
                         return None  # changed since it was read, or held: planned again
+                    if result.status is None:  # deleted meanwhile (it said "still running": review)
+                        raise RunNotFound(run_id)
                     raise refusal(run_id, result.status)
                 logger.info(
                     "run %s: time travel to %s",
@@ -1233,30 +1243,50 @@ class Engine:
         async with self._lock(run_id):
             if request_id and await self.deleted(run_id, request_id):
                 return
-            expect: frozenset[RunStatus] | None = _DELETABLE
-            try:
-                run: Run | None = await self._load(run_id, workflow_id)
-            except RunUnreadable as exc:
-                # It can still go, as long as it is not active: the write checks its status
-                # column, which the store reads without decoding the rest. A status this code
-                # does not know is no server's to drive: such a run goes whatever it says.
-                run = None
-                if exc.metadata.get("part") == "status":
-                    expect = None
-            if run is not None and run.status in _ACTIVE:
-                raise RunActive(run_id, run.status.value)
-            result = await self._store.write(
-                RunWrite(
-                    run_id,
-                    expect=expect,
-                    delete=True,
-                    request=("delete", request_id) if request_id else None,
-                )
+            born: float | None = None
+            for _ in range(3):
+                born = await self._delete_once(run_id, workflow_id, request_id, born)
+                if born is None:
+                    return
+            raise Unavailable(f"run {run_id} changed each time it was deleted; retry")
+
+    async def _delete_once(
+        self, run_id: str, workflow_id: str | None, request_id: str | None, born: float | None
+    ) -> float | None:
+        """Delete the run as read: None once done; its `created_at` when it changed in between
+        (read it again: `born`, and if it is another run by then, the one asked for is gone)."""
+        expect: frozenset[RunStatus] | None = _DELETABLE
+        try:
+            run: Run | None = await self._load(run_id, workflow_id)
+        except RunUnreadable as exc:
+            # It can still go, as long as it is not active: the write checks its status
+            # column, which the store reads without decoding the rest. A status this code
+            # does not know is no server's to drive: such a run goes whatever it says.
+            run = None
+            if exc.metadata.get("part") == "status":
+                expect = None
+        if run is not None and born is not None and run.created_at != born:
+            raise RunNotFound(run_id)  # deleted, and another made under its id, meanwhile
+        if run is not None and run.status in _ACTIVE:
+            raise RunActive(run_id, run.status.value)
+        result = await self._store.write(
+            RunWrite(
+                run_id,
+                expect=expect,
+                # The run read (and its workflow checked): one deleted and made anew under its id
+                # meanwhile, by another replica, was deleted in its place (review).
+                expect_read=None if run is None else (run.created_at, run.last_sequence),
+                delete=True,
+                request=("delete", request_id) if request_id else None,
             )
-            if not result.applied:
-                if result.status is None:  # another delete took it first (it said "running": audit)
-                    raise RunNotFound(run_id)
-                raise RunActive(run_id, result.status.value)
+        )
+        if result.applied:
+            return None
+        if result.status is None:  # another delete took it first (it said "running": audit)
+            raise RunNotFound(run_id)
+        if result.status in _ACTIVE or run is None:
+            raise RunActive(run_id, result.status.value)
+        return run.created_at
 
     async def deleted(self, run_id: str, request_id: str) -> bool:
         """True if a delete with this `request_id` removed the run."""
@@ -1619,6 +1649,8 @@ class Engine:
                         for s in (await self._load(run_id, steps=True)).steps
                         if s.status in _UNFINISHED_STEPS
                     ]
+                except (StorageUnavailable, StorageFailed):
+                    raise  # waited out below, and read again (review)
                 except Exception:
                     stopped = []
                 await self._store.write(
