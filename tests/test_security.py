@@ -54,6 +54,11 @@ async def first_message(call: Any) -> pb.WatchResponse:
     return message
 
 
+async def watched(call: Any) -> list[pb.WatchResponse]:
+    """Every message of a Watch call."""
+    return [reply async for reply in call]
+
+
 async def rpc_error(call: Any) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
@@ -1111,3 +1116,58 @@ async def test_calls_refused_for_their_token_are_told_in_the_log_a_line_a_minute
         second += " (most from ipv4:127.0.0.1: 4;"
         assert len(told()) == 2 and told()[1][1].startswith(second), told()
         assert {level for level, _ in told()} == {"WARNING"}
+
+
+@pytest.mark.parametrize("call", ["Resume", "Cancel", "DeleteRun", "TimeTravel", "Watch"])
+async def test_a_tenants_call_never_acts_on_another_tenants_run_made_under_the_id_after_its_check(
+    tmp_path: Path, tokens_file: Path, call: str
+) -> None:
+    """The edge checks the caller's scope on its read of the run, the engine reads it again and
+    acts. Tenant A's run deleted and another tenant's made under its id between the two reads:
+    A's Resume, Cancel, DeleteRun and TimeTravel acted on B's run, and A's Watch sent it (an
+    audit). Now the engine acts only on the run the scope was checked on."""
+    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        admin, tenant = bearer("admin-secret"), bearer("a-secret")
+        mine = pb.StartRequest(
+            workflow_id="approval", run_id="order-42", resource_id="a", input_data=count(1)
+        )
+        await stub.Start(mine, metadata=tenant)
+        engine = server.engine
+        assert engine is not None
+        read = engine.get_run
+        swapped: list[str] = []
+
+        async def read_then_swapped(run_id: str, **kwargs: Any) -> Any:
+            found = await read(run_id, **kwargs)
+            if not swapped:  # the edge's scope check: then the run is made anew for tenant B
+                swapped.append(run_id)
+                await engine.delete_run(run_id)
+                await engine.start(
+                    "approval", run_id=run_id, resource_id="b", input_data={"count": 2}, wait=True
+                )
+            return found
+
+        engine.get_run = read_then_swapped  # type: ignore[method-assign]
+        requests: dict[str, Any] = {
+            "Resume": lambda: stub.Resume(
+                pb.ResumeRequest(run_id="order-42", resume_data=count(3)), metadata=tenant
+            ),
+            "Cancel": lambda: stub.Cancel(pb.CancelRequest(run_id="order-42"), metadata=tenant),
+            "DeleteRun": lambda: stub.DeleteRun(pb.DeleteRunRequest(run_id="order-42"), metadata=tenant),
+            "TimeTravel": lambda: stub.TimeTravel(
+                pb.TimeTravelRequest(run_id="order-42", step=["bump"]), metadata=tenant
+            ),
+            "Watch": lambda: watched(
+                stub.Watch(pb.WatchRequest(run_id="order-42", include_run=True), metadata=tenant)
+            ),
+        }
+        refused = await rpc_error(requests[call]())
+        engine.get_run = read  # type: ignore[method-assign]
+        assert refused.code() is grpc.StatusCode.NOT_FOUND
+        theirs = (await stub.GetRun(pb.GetRunRequest(run_id="order-42"), metadata=admin)).run
+        assert theirs.resource_id == "b" and theirs.status == run_pb2.RUN_STATUS_SUSPENDED

@@ -564,8 +564,10 @@ class Engine:
         request_context: dict[str, Json] | None = None,
         request_id: str | None = None,
         wait: bool = False,
+        born: float | None = None,
     ) -> Run:
-        """Resume a suspended step; same return convention as `start`."""
+        """Resume a suspended step; same return convention as `start`. With `born`, only the
+        run created then (see `_load`)."""
         self._check_open()
         context = _context(request_context)
 
@@ -589,6 +591,7 @@ class Engine:
                             wait,
                             caller,
                             room,
+                            born,
                         )
                     ) is None:
                         # Another drive holds the suspended run (the claim loop took it because a
@@ -621,11 +624,12 @@ class Engine:
         wait: bool,
         caller: Caller,
         room: Reservation,
+        born: float | None,
     ) -> tuple[Workflow, Run, int] | _Repeat | None:
         """Commit a resume of the run: its definition, the run to drive and the lease epoch;
         a retried request's marker, or the run's when there was no `room` to claim it (the
         claim loop drives it); None while another drive holds the run."""
-        run = await self._load(run_id, workflow_id, steps=True)
+        run = await self._load(run_id, workflow_id, steps=True, born=born)
         if request_id and await self._store.has_request(run_id, "resume", request_id):
             return _Repeat(run_id)
         if run.status is RunStatus.SUSPENDED and run.deadline is not None and time.time() >= run.deadline:
@@ -704,11 +708,17 @@ class Engine:
         return workflow, run, result.epoch
 
     async def cancel(
-        self, run_id: str, *, workflow_id: str | None = None, request_id: str | None = None
+        self,
+        run_id: str,
+        *,
+        workflow_id: str | None = None,
+        request_id: str | None = None,
+        born: float | None = None,
     ) -> Run:
         """Cancel a run and return it once canceled (a finished run is returned unchanged).
 
-        A retry with the same `request_id` changes nothing and returns the run as it is.
+        A retry with the same `request_id` changes nothing and returns the run as it is. With
+        `born`, only the run created then (see `_load`).
         """
 
         async def admission() -> Run | asyncio.Task[Run] | None:
@@ -716,11 +726,11 @@ class Engine:
                 delays = iter(CLAIMED_RUN_RETRIES)
                 while True:
                     if request_id and await self._store.has_request(run_id, "cancel", request_id):
-                        return await self._load(run_id, workflow_id, steps=True)
+                        return await self._load(run_id, workflow_id, steps=True, born=born)
                     task = self._tasks.get(run_id)
                     driver = self._drivers.get(run_id)
                     if task is not None and driver is not None:
-                        await self._load(run_id, workflow_id)  # the workflow_id given must match
+                        await self._load(run_id, workflow_id, born=born)  # the workflow_id given must match
                         # Stored before it is acknowledged: a drive that cannot settle (its commits
                         # refused past its lease) leaves the run to a claim loop, whose drive must
                         # stop it too. Refused, the Cancel is UNAVAILABLE: the caller retries.
@@ -731,7 +741,7 @@ class Engine:
                             driver.cancel(request_id)
                             return task
                         # Its drive settled it suspended just now: take it as one nobody drives.
-                    run = await self._load(run_id, workflow_id, steps=True)
+                    run = await self._load(run_id, workflow_id, steps=True, born=born)
                     if run.status.terminal:
                         return run
                     # Nobody drives it here. A Start, a Resume, the claim loop and a Cancel each
@@ -916,6 +926,7 @@ class Engine:
         workflow_id: str | None = None,
         request_id: str | None = None,
         wait: bool = False,
+        born: float | None = None,
     ) -> Run:
         """Re-drive an active (`running` or `waiting`) run from its last checkpoint.
 
@@ -928,7 +939,7 @@ class Engine:
 
         async def admission() -> _Admission:
             async with self._lock(run_id):
-                run = await self._load(run_id, workflow_id, steps=True)
+                run = await self._load(run_id, workflow_id, steps=True, born=born)
                 if request_id and await self._store.has_request(run_id, "restart", request_id):
                     return _Repeat(run_id)
                 if run.status not in _ACTIVE:
@@ -949,7 +960,7 @@ class Engine:
                     if not claimed.applied:  # another replica drives it
                         await self._remember(run_id, request)
                         return replace(run, steps=())
-                    run = await self._load(run_id, steps=True)
+                    run = await self._load(run_id, steps=True, born=born)
                     logger.info(
                         "run %s: restarted from its last checkpoint (was %s)",
                         run_id,
@@ -978,6 +989,7 @@ class Engine:
         request_context: dict[str, Json] | None = None,
         request_id: str | None = None,
         wait: bool = False,
+        born: float | None = None,
     ) -> Run:
         """Run a settled run again from `step` with `input_data` (Mastra's timeTravel; see
         `engine/timetravel.py`). Same return convention as `start`. `initial_state`
@@ -998,7 +1010,7 @@ class Engine:
                 raise RunClaimed(run_id)
 
         async def travel_once() -> _Admission | None:
-            run = await self._load(run_id, workflow_id, steps=True)
+            run = await self._load(run_id, workflow_id, steps=True, born=born)
             if request_id and await self._store.has_request(run_id, "time-travel", request_id):
                 return _Repeat(run_id)
             workflow = self.definition(run)  # its recorded version, with the same step graph
@@ -1089,13 +1101,14 @@ class Engine:
         request_id: str | None = None,
         wait: bool = False,
         trace_id: str | None = None,
+        born: float | None = None,
     ) -> Run:
         """Time travel into a new run (DBOS's fork): `run_id` is left as it is; the new run
         (`new_run_id`, else derived from `request_id`, else random) copies its input, state,
         request context and the records before `step`, and names it in `forked_from`."""
         self._check_open()
         context = _context(request_context)
-        source = await self._load(run_id, workflow_id, steps=True)
+        source = await self._load(run_id, workflow_id, steps=True, born=born)
         fork_id = new_run_id or (fork_run_id(run_id, request_id) if request_id else time_ordered_id())
 
         async def admission() -> _Admission:
@@ -1233,7 +1246,12 @@ class Engine:
         return runs[:limit], paging.encode_token(query, last.created_at, last.run_id)
 
     async def delete_run(
-        self, run_id: str, *, workflow_id: str | None = None, request_id: str | None = None
+        self,
+        run_id: str,
+        *,
+        workflow_id: str | None = None,
+        request_id: str | None = None,
+        born: float | None = None,
     ) -> None:
         """Delete a run that is not running or waiting (RunActive otherwise).
 
@@ -1243,8 +1261,7 @@ class Engine:
         async with self._lock(run_id):
             if request_id and await self.deleted(run_id, request_id):
                 return
-            born: float | None = None
-            for _ in range(3):
+            for _ in range(3):  # `born`: the run created then only (see `_load`), once read
                 born = await self._delete_once(run_id, workflow_id, request_id, born)
                 if born is None:
                     return
@@ -1315,14 +1332,18 @@ class Engine:
         """
         return self._follow(run_id, after, until_settled, heartbeat, coalesce, born)
 
-    async def check_follow(self, run_id: str, after: int, *, steps: bool = False) -> Run:
+    async def check_follow(
+        self, run_id: str, after: int, *, steps: bool = False, born: float | None = None
+    ) -> Run:
         """The run a `follow` from `after` would follow, with its step records if `steps`, or the
         error that follow would end with at once (Unavailable, RunNotFound, InvalidArgument):
         a caller that sends something before the events (the run) asks first, so a refusal
         comes before anything it sent (audit)."""
         if self._draining:
             raise drained()
-        run = await (self.get_run(run_id) if steps else self._load(run_id))
+        run = await self._load(run_id, steps=steps, born=born)
+        if steps:  # as `get_run` gives it
+            run = (await self._with_origins([run]))[0]
         check_cursor(run, after)
         return run
 
@@ -1782,9 +1803,14 @@ class Engine:
             return await self._followed_until_settled(run_id)
         return await self.get_run(run_id)
 
-    async def _load(self, run_id: str, workflow_id: str | None = None, *, steps: bool = False) -> Run:
+    async def _load(
+        self, run_id: str, workflow_id: str | None = None, *, steps: bool = False, born: float | None = None
+    ) -> Run:
+        """The run (RunNotFound, RunWorkflowMismatch); with `born`, the run created then only: a
+        caller's check of the run (its resource scope, at the edge) holds for that run alone,
+        not one made anew under its id since (an audit: a tenant's call acted on another's)."""
         run = await self._store.get_run(run_id, steps=steps)
-        if run is None:
+        if run is None or (born is not None and run.created_at != born):
             raise RunNotFound(run_id)
         if workflow_id and run.workflow_id != workflow_id:
             raise RunWorkflowMismatch(run_id, workflow_id, run.workflow_id)

@@ -43,20 +43,24 @@ def check_resource(resource_id: str | None, method: str) -> None:
         )
 
 
-async def check_run(engine: Engine, run_id: str | None, workflow_id: str | None = None) -> None:
+async def check_run(engine: Engine, run_id: str | None, workflow_id: str | None = None) -> float | None:
     """RunNotFound when the run exists but is outside the caller's scope (no-op without a scope).
+    Returns the checked run's `created_at` (None without a scope), for the engine's `born`: the
+    check holds for that run only, not one of another resource made under its id before the
+    engine reads it (an audit: a tenant's Resume, Cancel or Delete acted on another's run).
 
     Scope first, workflow second: a run the caller may not see is not found whatever workflow
     the request names (naming the wrong one answered RUN_WORKFLOW_MISMATCH, with the run's
     workflow, for any run)."""
     who = caller()
     if who.resources is None or not run_id:
-        return
+        return None
     run = await engine.get_run(run_id)
     if not who.may_see(run.resource_id):
         raise errors.RunNotFound(run_id)
     if workflow_id and run.workflow_id != workflow_id:
         raise errors.RunWorkflowMismatch(run_id, workflow_id, run.workflow_id)
+    return run.created_at
 
 
 def check_chosen_run_id(run_id: str | None) -> None:

@@ -150,8 +150,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> run_service_pb2.CancelResponse:
         args = convert.cancel_args(request)
         scope.check_writer("Cancel")
-        await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
-        run = await self._engine.cancel(**args)
+        born = await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
+        run = await self._engine.cancel(**args, born=born)
         logger.debug(
             "run %s cancel requested (%s)",
             run.run_id,
@@ -166,8 +166,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> run_service_pb2.RestartResponse:
         ref = convert.run_change(request)
         scope.check_writer("Restart")
-        await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
-        run = await self._engine.restart(**ref, wait=request.wait)
+        born = await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
+        run = await self._engine.restart(**ref, wait=request.wait, born=born)
         return convert.restart_response(run, limit=self._limit)
 
     async def _start(
@@ -206,12 +206,12 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         """Resume; its span follows the caller's tracing options or `traceparent`, if any."""
         args = convert.resume_args(request)
         trace = _trace(request, context, field)
-        await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
+        born = await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         if self._tracing is None:
-            return await self._engine.resume(**args, wait=wait)
+            return await self._engine.resume(**args, wait=wait, born=born)
         forget = self._tracing.expect_resume(args["run_id"], trace)
         try:
-            return await self._engine.resume(**args, wait=wait)
+            return await self._engine.resume(**args, wait=wait, born=born)
         except Exception:
             forget()
             raise
@@ -248,7 +248,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         ref = convert.run_change(request)
         scope.check_writer("DeleteRun")
         try:
-            await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
+            born = await scope.check_run(self._engine, ref["run_id"], ref["workflow_id"])
         except errors.RunNotFound:
             # The scope check needs the run: a retry whose first attempt deleted it succeeds
             # (the engine tells a retry apart itself when there is no scope to check).
@@ -256,7 +256,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             if request_id is None or not await self._engine.deleted(ref["run_id"], request_id):
                 raise
         else:
-            await self._engine.delete_run(**ref)
+            await self._engine.delete_run(**ref, born=born)
         return convert.delete_run_response()
 
     # -- time travel ---------------------------------------------------------------------------
@@ -268,11 +268,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         args = convert.time_travel_args(request)
         trace = _trace(request, context)
         scope.check_writer("TimeTravel")
-        await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
+        born = await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         # The re-execution is traced like a resume: its WORKFLOW_START follows the time travel.
         forget = self._expect_execution(args["run_id"], trace)
         try:
-            run = await self._engine.time_travel(**args, wait=request.wait)
+            run = await self._engine.time_travel(**args, wait=request.wait, born=born)
         except Exception:
             forget()
             raise
@@ -287,8 +287,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         trace = _trace(request, context)
         scope.check_writer("ForkRun")
         scope.check_chosen_run_id(new_run_id)
-        await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
-        source = await self._engine.get_run(args["run_id"])
+        born = await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
+        source = scope.check_visible(await self._engine.get_run(args["run_id"]))
         fork_id = new_run_id or (
             fork_run_id(args["run_id"], args["request_id"]) if args["request_id"] else model.time_ordered_id()
         )
@@ -296,7 +296,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         forget = self._expect_execution(fork_id, trace)
         try:
             run = await self._engine.fork(
-                **args, new_run_id=fork_id, wait=request.wait, trace_id=trace.trace_id
+                **args, new_run_id=fork_id, wait=request.wait, trace_id=trace.trace_id, born=born
             )
         except Exception:
             forget()
@@ -343,10 +343,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> AsyncIterator[run_service_pb2.WatchResponse | bytes]:
         args = convert.watch_args(request)
         run_id, after = args["run_id"], args["after_sequence"]
-        await scope.check_run(self._engine, run_id)
+        born = await scope.check_run(self._engine, run_id)
         # The cursor and the drain are checked before anything is sent: a refusal came after
-        # the run's message (audit).
-        run = await self._engine.check_follow(run_id, after, steps=args["include_run"])
+        # the run's message (audit). Of the run the scope was checked on (`born`).
+        run = await self._engine.check_follow(run_id, after, steps=args["include_run"], born=born)
         # The highest sequence recorded for the run (proto): from the first message on, none
         # tells less than the run had when the Watch began, nor less than one told before.
         watermark = run.last_sequence
