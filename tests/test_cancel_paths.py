@@ -115,7 +115,7 @@ two_asks = (
     .commit()
 )
 
-WORKFLOWS = [each, each_ask, approval, nap_beside, quick_alone, woken, asker, nap_after, two_asks]
+WORKFLOWS = [each, each_ask, approval, nap_beside, quick_alone, woken, asker, nap_after, two_asks, napper]
 
 
 @pytest.fixture
@@ -577,3 +577,39 @@ async def test_an_engine_failure_whose_read_of_the_steps_meets_an_outage_waits_a
         EVENTS["go_on"].set()
     assert failed.status is RunStatus.FAILED
     assert [s.status for s in failed.steps] == [StepStatus.CANCELED]
+
+
+async def test_a_cancel_of_a_run_driven_elsewhere_never_cancels_a_run_made_anew_under_its_id(
+    store: Store,
+) -> None:
+    """Replica A asks B, through the store, to stop the run B drives, then polls until it is
+    over. The run ended canceled, was deleted and a new run made under its id before A's poll
+    read it: the poll took the new run for the one it asked to stop, and canceled it (an
+    audit). Now the poll ends once the id holds another run."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False
+    async with replica(store, "a") as a, replica(store, "b") as b:
+        await b.start("napper", run_id="job-7", input_data={})
+        await until(b, "job-7", lambda r: r.status is RunStatus.WAITING)
+        get_run = store.get_run
+        remade: list[Run] = []
+
+        async def late_poll(run_id: str, **kwargs: Any) -> Run | None:
+            read = await get_run(run_id, **kwargs)
+            if READING.get() and not remade and read is not None and read.status is RunStatus.CANCELED:
+                READING.set(False)  # B's own reads below are not held
+                await b.delete_run(run_id)
+                remade.append(await b.start("approval", run_id=run_id, input_data={}, wait=True))
+                read = await get_run(run_id, **kwargs)  # what the late poll reads
+            return read
+
+        store.get_run = late_poll  # type: ignore[method-assign]
+        READING.set(True)
+        try:
+            await asyncio.wait_for(a.cancel("job-7"), 30)
+        finally:
+            READING.set(False)
+            store.get_run = get_run  # type: ignore[method-assign]
+        final = await b.get_run("job-7")
+    assert remade and remade[0].status is RunStatus.SUSPENDED
+    assert final.status is RunStatus.SUSPENDED and final.created_at == remade[0].created_at

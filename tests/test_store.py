@@ -242,6 +242,12 @@ async def test_expect_read_applies_only_to_the_same_run_with_nothing_logged_sinc
     assert await store.write(other) == WriteResult(applied=False, status=RunStatus.PENDING)
     current = await store.write(RunWrite("r1", expect_read=(born, 1), patch={"result": 2}, events=[draft()]))
     assert current.applied and current.last_sequence == 2
+    # With no sequence: the same run, whatever it logged since (a Cancel's ask to a driven run).
+    any_since = await store.write(RunWrite("r1", expect_read=(born, None), patch={"cancel_requested": True}))
+    assert any_since.applied
+    another = RunWrite("r1", expect_read=(born + 1, None), patch={"cancel_requested": False})
+    assert not (await store.write(another)).applied
+    assert not (await store.write(RunWrite("r1", expect_read=(born + 1, None), delete=True))).applied
     # In a batch with changes of other runs (one statement on PostgreSQL), each its own.
     await create(store, new_run("r2"))
     r2 = await store.get_run("r2")

@@ -721,6 +721,9 @@ class Engine:
         `born`, only the run created then (see `_load`).
         """
 
+        asked: list[float] = []
+        """The `created_at` of the run asked to stop through the store (driven elsewhere)."""
+
         async def admission() -> Run | asyncio.Task[Run] | None:
             async with self._lock(run_id):
                 delays = iter(CLAIMED_RUN_RETRIES)
@@ -730,12 +733,18 @@ class Engine:
                     task = self._tasks.get(run_id)
                     driver = self._drivers.get(run_id)
                     if task is not None and driver is not None:
-                        await self._load(run_id, workflow_id, born=born)  # the workflow_id given must match
+                        # The workflow_id given must match.
+                        current = await self._load(run_id, workflow_id, born=born)
                         # Stored before it is acknowledged: a drive that cannot settle (its commits
                         # refused past its lease) leaves the run to a claim loop, whose drive must
                         # stop it too. Refused, the Cancel is UNAVAILABLE: the caller retries.
                         marked = await self._store.write(
-                            RunWrite(run_id, expect=_ACTIVE, patch={"cancel_requested": True})
+                            RunWrite(
+                                run_id,
+                                expect=_ACTIVE,
+                                expect_read=(current.created_at, None),
+                                patch={"cancel_requested": True},
+                            )
                         )
                         if marked.applied or marked.status is not RunStatus.SUSPENDED:
                             driver.cancel(request_id)
@@ -749,7 +758,7 @@ class Engine:
                     # stops the run as stored once taken, not as read before (audit: a run the
                     # claim loop woke between the read and the write was overwritten, and its
                     # drive went on under a canceled run).
-                    taken = await self._take_and_cancel(run_id, request_id)
+                    taken = await self._take_and_cancel(run_id, request_id, run.created_at)
                     if taken.applied or taken.status is None or taken.status.terminal:
                         continue  # canceled, or it ended or went meanwhile: answered from the store
                     if taken.status in _ACTIVE and run_id not in self._drivers:
@@ -757,9 +766,17 @@ class Engine:
                         # claim loop's drive of it once its owner's lease has ended.
                         # The request id is kept by the commit that cancels the run, not by
                         # this ask: a retry must not answer a run that settled suspended.
+                        # The run as read only: one deleted and made anew under its id meanwhile
+                        # was canceled in its place (an audit).
                         await self._store.write(
-                            RunWrite(run_id, expect=_ACTIVE, patch={"cancel_requested": True})
+                            RunWrite(
+                                run_id,
+                                expect=_ACTIVE,
+                                expect_read=(run.created_at, None),
+                                patch={"cancel_requested": True},
+                            )
                         )
+                        asked.append(run.created_at)
                         return None
                     # Held but not driven yet (the claim loop took it for a deadline, or its
                     # drive starts here): look again once its holder has moved it on.
@@ -779,10 +796,10 @@ class Engine:
         else:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._cancel_grace * 2 + self._keeper.lease_seconds):
-                    await self._until_settled(run_id, request_id)
+                    await self._until_settled(run_id, request_id, asked[-1])
         return await self.get_run(run_id)
 
-    async def _until_settled(self, run_id: str, request_id: str | None) -> None:
+    async def _until_settled(self, run_id: str, request_id: str | None, born: float) -> None:
         """Wait (polling the store) until a run driven elsewhere, and asked to stop through
         the store, is over.
 
@@ -791,11 +808,12 @@ class Engine:
         nothing canceled it later). So is a run whose owner's lease ends meanwhile and that
         nobody takes over (its owner died and no live server serves the run's workflow
         version), and one whose drive begins here meanwhile (the claim loop took it) is
-        stopped here."""
+        stopped here. Of the run created at `born` only: another made under its id since is not
+        the one asked to stop (an audit)."""
         polls = 0
         while True:
             run = await self._store.get_run(run_id)
-            if run is None or run.status.terminal:
+            if run is None or run.status.terminal or run.created_at != born:
                 return
             driver, task = self._drivers.get(run_id), self._tasks.get(run_id)
             if driver is not None and task is not None:
@@ -804,26 +822,27 @@ class Engine:
                 return
             polls += 1
             if run.status not in _ACTIVE or polls % 10 == 0:
-                taken = await self._admit(self._take_and_cancel(run_id, request_id))
+                taken = await self._admit(self._take_and_cancel(run_id, request_id, born))
                 if taken.applied:
                     return  # nobody drove it: canceled here
             await asyncio.sleep(0.05)
 
-    async def _take_and_cancel(self, run_id: str, request_id: str | None = None) -> WriteResult:
+    async def _take_and_cancel(self, run_id: str, request_id: str | None, born: float) -> WriteResult:
         """Claim a run that is not over if no live owner holds it, then cancel it as stored once
         claimed. Not applied when it is held, over or gone, or was taken between the claim and
         the cancel; then the result's status is the run's.
 
         The claim's lease has ended by the time anyone reads it (`passing_claim`): a Resume or
         the claim loop may take the run at once (the cancel, fenced by the claim, is then not
-        applied), and a cancel that fails leaves nothing held."""
+        applied), and a cancel that fails leaves nothing held. Of the run created at `born`
+        only: another made under its id since is not the one asked to stop."""
         # Not synced: nobody is told of the claim, and the cancel's own commit covers it.
-        claim = RunWrite(run_id, expect=_OPEN, claim=self._keeper.passing_claim)
+        claim = RunWrite(run_id, expect=_OPEN, expect_read=(born, None), claim=self._keeper.passing_claim)
         claimed = await self._store.write(claim, durable=False)
         if not claimed.applied:
             return claimed
         return await self._cancel_idle(
-            await self._load(run_id, steps=True), request_id, self._lease(claimed.epoch)
+            await self._load(run_id, steps=True, born=born), request_id, self._lease(claimed.epoch)
         )
 
     async def _cancel_idle(self, run: Run, request_id: str | None, lease: Lease) -> WriteResult:

@@ -95,7 +95,8 @@ class RunWrite:
     - `expect_read` (not for `create`): `(created_at, last_sequence)` of the run as read;
       apply only if it is still that run with nothing logged since: a change planned from what
       was read, while another replica changed the run and brought it back to the same status,
-      or deleted it and made a new one under its id.
+      or deleted it and made a new one under its id. A last sequence of None: the same run,
+      whatever it logged since (a driven run's, whose log grows).
     - `patch`: run fields to set (keys from RUN_PATCH_FIELDS); `updated_at` is always set.
     - `steps`: step records to upsert, keyed by path. A record's `foreach_items` are
       stored as item rows (upserted, like `items`), never inside the step's own row.
@@ -116,7 +117,7 @@ class RunWrite:
     run_id: str
     create: Run | None = None
     expect: frozenset[RunStatus] | None = None
-    expect_read: tuple[float, int] | None = None
+    expect_read: tuple[float, int | None] | None = None
     patch: Mapping[str, Any] = field(default_factory=dict)
     steps: Sequence[StepRecord] = ()
     events: Sequence[EventDraft] = ()

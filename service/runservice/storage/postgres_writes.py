@@ -172,7 +172,8 @@ def _update_sql(shape: _UpdateShape, first: int) -> tuple[str, int]:
         where.append(f"(c.claim_owner IS NULL OR r.owner IS NULL OR r.lease_expires_at < {_NOW})")
     if shape.sequence:  # a change planned from the run as read: the same run, nothing logged since
         where.append(
-            "(c.expect_seq IS NULL OR (r.created_at = c.expect_created AND r.last_seq = c.expect_seq))"
+            "(c.expect_created IS NULL OR (r.created_at = c.expect_created"
+            " AND (c.expect_seq IS NULL OR r.last_seq = c.expect_seq)))"
         )
     arrays = ", ".join(f"${first + k}::{kind}[]" for k, (_, kind) in enumerate(columns))
     sql = (
@@ -542,7 +543,12 @@ async def _delete(conn: Any, change: RunWrite) -> WriteResult:
     if change.expect is not None or change.expect_read is not None:
         status = stored_status(change.run_id, None if found is None else found[0])
         if (change.expect is not None and status not in change.expect) or (
-            change.expect_read is not None and (found is None or (found[1], found[2]) != change.expect_read)
+            change.expect_read is not None
+            and (
+                found is None
+                or found[1] != change.expect_read[0]
+                or change.expect_read[1] not in (None, found[2])
+            )
         ):
             return WriteResult(applied=False, status=status)
     await conn.execute(_DELETE_RUN, change.run_id)

@@ -1923,7 +1923,7 @@ def _apply_change(
             return WriteResult(applied=False, status=found)
         if change.expect_read is not None:
             read = conn.execute(_CREATED_AND_SEQUENCE, (run_id,)).fetchone()
-            if read is None or tuple(read) != change.expect_read:
+            if read is None or not _as_read(read[0], read[1], change.expect_read):
                 return WriteResult(applied=False, status=_status(conn, run_id))
         for table in ("steps", "foreach_items", "events", "requests", "run_values", "runs"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
@@ -1979,7 +1979,7 @@ def _apply_change(
         fence = change.fence
         if (
             (change.expect is not None and before not in change.expect)
-            or (change.expect_read is not None and (created_at, last_seq) != change.expect_read)
+            or (change.expect_read is not None and not _as_read(created_at, last_seq, change.expect_read))
             or (fence is not None and (owner != fence.owner or epoch != fence.epoch))
             or (claim is not None and owner is not None and not _expired(lease_expires_at, now))
         ):
@@ -2115,6 +2115,11 @@ def _with_items(record: dict[str, Any], items: str | None) -> dict[str, Any]:
 def _index(item: dict[str, Any]) -> int:
     index: int = item["index"]
     return index
+
+
+def _as_read(created_at: float, last_seq: int, expected: tuple[float, int | None]) -> bool:
+    """Whether a run's row is the run `RunWrite.expect_read` names, as it was read."""
+    return created_at == expected[0] and (expected[1] is None or last_seq == expected[1])
 
 
 def _status(conn: sqlite3.Connection, run_id: str) -> RunStatus | None:
