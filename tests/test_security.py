@@ -1171,3 +1171,34 @@ async def test_a_tenants_call_never_acts_on_another_tenants_run_made_under_the_i
         assert refused.code() is grpc.StatusCode.NOT_FOUND
         theirs = (await stub.GetRun(pb.GetRunRequest(run_id="order-42"), metadata=admin)).run
         assert theirs.resource_id == "b" and theirs.status == run_pb2.RUN_STATUS_SUSPENDED
+
+
+async def test_a_streams_last_message_is_never_another_tenants_run_made_under_the_id(
+    tmp_path: Path, tokens_file: Path
+) -> None:
+    """Stream reads the run again for its last message: deleted and made anew under its id for
+    another tenant in between, that message carried the other tenant's run (an audit)."""
+    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        engine = server.engine
+        assert engine is not None
+        read = engine.get_run
+
+        async def swapped_then_read(run_id: str, **kwargs: Any) -> Any:
+            found = await read(run_id, **kwargs)
+            if found.resource_id != "a" or not found.status.terminal:
+                return found
+            engine.get_run = read  # type: ignore[method-assign]
+            await engine.delete_run(run_id)
+            await engine.start("echo", run_id=run_id, resource_id="b", input_data={"count": 9}, wait=True)
+            return await read(run_id, **kwargs)
+
+        engine.get_run = swapped_then_read  # type: ignore[method-assign]
+        start = pb.StartRequest(workflow_id="echo", run_id="order-7", resource_id="a", input_data=count(1))
+        call = stub.Stream(pb.StreamRequest(start=start), metadata=bearer("a-secret"))
+        refused = await rpc_error(watched(call))
+        assert refused.code() is grpc.StatusCode.NOT_FOUND

@@ -327,7 +327,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         run_id = run.run_id
         # The run came back as of its start: its last event is this stream's WORKFLOW_START.
         follow = self._engine.follow(
-            run_id, after=run.last_sequence - 1, until_settled=True, heartbeat=self._heartbeat_within(context)
+            run_id,
+            after=run.last_sequence - 1,
+            until_settled=True,
+            heartbeat=self._heartbeat_within(context),
+            born=run.created_at,
         )
         try:
             async for batch in follow:
@@ -335,7 +339,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                     yield reply
         finally:
             await _close(follow)
-        yield convert.stream_end(await self._engine.get_run(run_id), limit=self._limit)
+        end = await self._engine.get_run(run_id)
+        if end.created_at != run.created_at:  # deleted, and another made under its id, meanwhile:
+            raise errors.RunNotFound(run_id)  # not that one's (another tenant's) run (an audit)
+        yield convert.stream_end(end, limit=self._limit)
 
     @streaming_errors
     async def Watch(  # type: ignore[override]  # also yields serialised messages (fanout.py)
