@@ -21,6 +21,11 @@ CLEANUPS: dict[str, str] = {}
 """run id -> how the slow step's body ended ("finally" once its finally block ran)."""
 
 
+def ran(run_id: str) -> dict[str, int]:
+    """Step name -> how many times its body started in the run `run_id` (from CALLS)."""
+    return {key.split(":", 1)[1]: count for key, count in CALLS.items() if key.split(":", 1)[0] == run_id}
+
+
 def _count(ctx: StepContext, name: str) -> int:
     CALLS[f"{ctx.run_id}:{name}"] += 1
     return CALLS[f"{ctx.run_id}:{name}"]

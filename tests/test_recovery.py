@@ -481,34 +481,19 @@ async def test_retries_go_on_from_the_attempt_a_crash_left(db: str) -> None:
     assert (record.status, record.attempt) == (StepStatus.FAILED, 2)
 
 
-async def test_a_resumed_steps_retries_go_on_from_the_attempt_a_crash_left(db: str) -> None:
-    """As a step's first run: before, a resumed step re-driven after a crash in its retries
-    started again at attempt 0 with its whole retry budget (an audit's reading)."""
-    async with booted(db) as engine:
-        run = await engine.start("retried-resumed", wait=True)
-        assert run.status is RunStatus.SUSPENDED
-        await engine.resume(run.run_id, resume_data={"go": True})
-        await probe.wait_entered("wobbly-resumed[0]")
-        await asyncio.sleep(0.2)  # attempt 0 failed: into the 30 s delay
-    async with booted(db) as engine:  # attempt 1 runs at once, then its delay
-        await probe.wait_entered("wobbly-resumed[1]")
-        await asyncio.sleep(0.2)
-    async with booted(db) as engine:
-        done = await settled(engine, run.run_id)
-    assert done.status is RunStatus.FAILED and done.error is not None
-    assert done.error.message == "attempt 2 fails"
-    assert probe.ran == Counter({"wobbly-resumed[0]": 1, "wobbly-resumed[1]": 1, "wobbly-resumed[2]": 1})
-    (record,) = done.steps
-    assert (record.status, record.attempt) == (StepStatus.FAILED, 2)
-
-
-async def test_a_resumed_items_retries_keep_the_resume_and_go_on_from_the_attempt_a_crash_left(
-    db: str,
+@pytest.mark.parametrize(
+    ("workflow", "data", "index"), [("retried-resumed", None, None), ("retried-resumed-each", [7], 0)]
+)
+async def test_a_resumed_step_or_items_retries_go_on_from_the_attempt_a_crash_left(
+    db: str, workflow: str, data: Any, index: int | None
 ) -> None:
+    """As a step's first run. Before, a resumed step re-driven after a crash in its retries
+    started again at attempt 0 with its whole retry budget (an audit's reading), and a resumed
+    foreach item lost its accepted resume, ran again without it and suspended again."""
     async with booted(db) as engine:
-        run = await engine.start("retried-resumed-each", input_data=[7], wait=True)
+        run = await engine.start(workflow, input_data=data, wait=True)
         assert run.status is RunStatus.SUSPENDED
-        await engine.resume(run.run_id, for_each_index=0, resume_data={"go": True})
+        await engine.resume(run.run_id, for_each_index=index, resume_data={"go": True})
         await probe.wait_entered("wobbly-resumed[0]")
         await asyncio.sleep(0.2)  # attempt 0 failed: into the 30 s delay
     async with booted(db) as engine:  # attempt 1 runs at once, with the resume, then its delay
@@ -519,6 +504,8 @@ async def test_a_resumed_items_retries_keep_the_resume_and_go_on_from_the_attemp
     assert done.status is RunStatus.FAILED and done.error is not None
     assert done.error.message == "attempt 2 fails"
     assert probe.ran == Counter({"wobbly-resumed[0]": 1, "wobbly-resumed[1]": 1, "wobbly-resumed[2]": 1})
+    (record,) = done.steps
+    assert record.status is StepStatus.FAILED
 
 
 async def test_a_sequence_reruns_only_the_step_in_flight(db: str) -> None:
