@@ -82,6 +82,7 @@ from runservice.model import (
     Run,
     RunError,
     RunStatus,
+    StepRecord,
     StepStatus,
     Travel,
     WorkflowState,
@@ -876,33 +877,14 @@ class Engine:
         steps canceled. `lease` is the claim the claim loop took on it. False if it is no longer
         the run as read (resumed, time-travelled or ended meanwhile): its records are from it."""
         assert run.deadline is not None
-        now = time.time()
-        error = deadline_error(run.deadline)
-        stopped = [
-            stopped_record(s, now)  # its foreach items too
-            for s in run.steps
-            if s.status in _UNFINISHED_STEPS
-        ]
         result = await self._store.write(
-            RunWrite(
+            _ended_failed(
                 run.run_id,
+                deadline_error(run.deadline),
+                run.steps,
                 expect=frozenset({RunStatus.SUSPENDED}),
                 expect_read=(run.created_at, run.last_sequence),
-                patch=dict(
-                    status=RunStatus.FAILED,
-                    error=error,
-                    ended_at=now,
-                    suspended=(),
-                    resume_labels={},
-                    wake_at=None,
-                ),
-                steps=stopped,
-                events=(
-                    *(EventDraft(EventType.STEP_RESULT, RunStatus.FAILED, step=s) for s in stopped),
-                    EventDraft(EventType.WORKFLOW_FINISH, RunStatus.FAILED, error=error),
-                ),
                 fence=lease,
-                release=True,
             )
         )
         if result.applied:
@@ -1679,41 +1661,17 @@ class Engine:
         outage = _Outage()
         while True:
             try:
-                now = time.time()
                 # Its steps still under way end with it, as a cancel's do: a failed run listed a
                 # step `running` (audit). Unless they cannot be read (the likely cause here, or
                 # the outage): the run is failed all the same, as before (review).
+                steps: tuple[StepRecord, ...] = ()
                 try:
-                    stopped = [
-                        stopped_record(s, now)
-                        for s in (await self._load(run_id, steps=True)).steps
-                        if s.status in _UNFINISHED_STEPS
-                    ]
+                    steps = (await self._load(run_id, steps=True)).steps
                 except (StorageUnavailable, StorageFailed):
                     raise  # waited out below, and read again (review)
                 except Exception:
-                    stopped = []
-                await self._store.write(
-                    RunWrite(
-                        run_id,
-                        expect=_ACTIVE,
-                        patch=dict(
-                            status=RunStatus.FAILED,
-                            error=error,
-                            ended_at=now,
-                            wake_at=None,
-                            suspended=(),
-                            resume_labels={},
-                        ),
-                        steps=stopped,
-                        events=(
-                            *(EventDraft(EventType.STEP_RESULT, RunStatus.FAILED, step=s) for s in stopped),
-                            EventDraft(EventType.WORKFLOW_FINISH, RunStatus.FAILED, error=error),
-                        ),
-                        fence=lease,
-                        release=True,
-                    )
-                )
+                    pass
+                await self._store.write(_ended_failed(run_id, error, steps, expect=_ACTIVE, fence=lease))
                 return
             except StorageFailed:  # the store takes nothing more: the server is stopping
                 log_failure(logger, "run %s: could not be marked failed", run_id)
@@ -1838,6 +1796,26 @@ class Engine:
     def _check_open(self) -> None:
         if self._closed or self._draining or self._stopping:
             raise Unavailable("server is shutting down; retry on another instance")
+
+
+def _ended_failed(run_id: str, error: RunError, steps: Iterable[StepRecord], **conditions: Any) -> RunWrite:
+    """The write that ends a run failed with `error` (under `conditions`: expect, fence...), its
+    `steps` still under way stopped with it, each told in the log as a Watch's state follows it."""
+    now = time.time()
+    stopped = [stopped_record(s, now) for s in steps if s.status in _UNFINISHED_STEPS]  # items too
+    return RunWrite(
+        run_id,
+        patch=dict(
+            status=RunStatus.FAILED, error=error, ended_at=now, suspended=(), resume_labels={}, wake_at=None
+        ),
+        steps=stopped,
+        events=(
+            *(EventDraft(EventType.STEP_RESULT, RunStatus.FAILED, step=s) for s in stopped),
+            EventDraft(EventType.WORKFLOW_FINISH, RunStatus.FAILED, error=error),
+        ),
+        release=True,
+        **conditions,
+    )
 
 
 def _running_again(**more: Any) -> dict[str, Any]:
