@@ -4,6 +4,8 @@ and under the service name the standard OTEL_* variables choose."""
 from __future__ import annotations
 
 import os
+import socket
+import time
 from pathlib import Path
 
 import grpc
@@ -11,6 +13,7 @@ import pytest
 from otlp_collector import Collector, grpc_collector, http_collector
 from process import serve_argv, server_env, start_server
 
+from runservice.server.tracing import FLUSH_WAIT
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 from runservice.wire import to_value
 
@@ -180,6 +183,39 @@ async def test_traces_exporter_none_exports_nothing(tmp_path: Path) -> None:
         )
     assert collector.spans == []
     assert "spans are not exported (OTEL_TRACES_EXPORTER=none)" in log
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+async def test_a_collector_that_does_not_answer_holds_up_no_stop(tmp_path: Path, protocol: str) -> None:
+    """A collector that takes connections and never answers (hung, or behind a proxy that
+    drops everything) held a stop for 30 s with the exporters' default timeout, the event loop
+    blocked meanwhile (audit). The last spans now get FLUSH_WAIT, then are dropped, said once."""
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)  # the kernel completes the handshakes; nothing ever answers
+        env = server_env()
+        for name in [name for name in env if name.startswith("OTEL_")]:
+            del env[name]
+        env.update(
+            OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{hole.getsockname()[1]}",
+        )
+        data = str(tmp_path / "data")
+        argv = serve_argv("--data-dir", data, "--tracing", "--grace", "1", "--drain-delay", "0")
+        server = await start_server(argv, env=env)
+        try:
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                request = run_service_pb2.StartRequest(workflow_id="city-weather", wait=True)
+                request.input_data.CopyFrom(to_value({"city": "Paris"}))
+                done = await run_service_pb2_grpc.RunServiceStub(channel).Start(request)
+            assert done.run.status == run_pb2.RUN_STATUS_SUCCESS
+            began = time.monotonic()
+            assert await server.stop(limit=40) == 0, server.text
+            took = time.monotonic() - began
+        finally:
+            await server.kill()
+    assert took < 1 + FLUSH_WAIT + 3, server.text  # the grace, the flush, the rest of a stop
+    assert f"spans not exported within {FLUSH_WAIT:g} s of the stop" in server.text
 
 
 def test_traces_exporter_lists_the_exporters(caplog: pytest.LogCaptureFixture) -> None:

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from runservice.engine import Engine
 from runservice.errors import StorageUnavailable
 from runservice.model import Event, EventType, Run, RunStatus
-from runservice.server.metrics import Metrics
+from runservice.server.metrics import COUNT_WAIT, Metrics
 from runservice.storage import Claim, Renewal, RunWrite
 from runservice.storage.postgres import HELD_ROW_WAIT, WRITER_LOCK_WAIT, PostgresStore
 from runservice.workflow import StepContext, Workflow, create_step, create_workflow
@@ -529,3 +529,52 @@ async def test_a_row_held_by_another_session_holds_up_only_its_own_run(
     assert (done.status, done.result) == (RunStatus.SUCCESS, 42), done.error
     assert "LockNotAvailableError 55P03" in caplog.text
     assert_went_on(events, caplog)
+
+
+async def test_a_database_that_hangs_is_taken_as_away_and_back(server: PostgresServer) -> None:
+    """A database that keeps its connections and answers nothing (a hung primary, a host behind
+    a network that drops every packet): calls are refused as retryable within `answer_wait`,
+    readiness goes off, a scrape answers within COUNT_WAIT with the counts unknown, and all of
+    it comes back when the database does. Before, every call waited for its own deadline while
+    health said SERVING, the scrape hung, and the log said nothing (audit)."""
+    store = PostgresStore(await server.create_database(), answer_wait=1.0)
+    await store.open()
+    metrics = Metrics(store)
+    seen: list[bool] = []
+    store.hub.listen_availability(seen.append)
+    gate.set()
+    try:
+        async with Engine(store, [sequence], lease_seconds=30, claim_interval=0.2) as engine:
+            done = await engine.start("outage-sequence", input_data={"n": 1}, wait=True)
+            await asyncio.to_thread(server.freeze)
+            try:
+                for attempt in (
+                    engine.get_run(done.run_id),
+                    engine.start("outage-sequence", input_data={"n": 1}, request_id="r1", wait=True),
+                ):
+                    began = time.monotonic()
+                    with pytest.raises(StorageUnavailable, match="did not answer in time"):
+                        await attempt
+                    assert time.monotonic() - began < 2 * store.answer_wait + 1
+                assert seen == [False] and not store.hub.available
+                began = time.monotonic()
+                gauges = await rendered(metrics)
+                assert time.monotonic() - began < COUNT_WAIT + 1
+                assert math.isnan(gauges["runservice_runs_in_flight"])
+            finally:
+                await asyncio.to_thread(server.thaw)
+            deadline = time.monotonic() + 30
+            while True:  # the caller retries with the same request id
+                try:
+                    run = await engine.start(
+                        "outage-sequence", input_data={"n": 1}, request_id="r1", wait=True
+                    )
+                    break
+                except StorageUnavailable:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+            assert (run.status, run.result) == (RunStatus.SUCCESS, 4)
+            assert seen[-1] is True and store.hub.available
+            assert (await rendered(metrics))["runservice_runs_in_flight"] == 0
+    finally:
+        await store.close()

@@ -97,8 +97,12 @@ class EngineLink(link.Frames):
 
     async def metrics(self) -> bytes:
         """The engine's metrics (runs, steps, the store) in the text exposition format."""
-        _, replies = self._open(link.METRICS, b"")
-        ended = await replies.get()
+        call_id, replies = self._open(link.METRICS, b"")
+        try:
+            ended = await replies.get()
+        except asyncio.CancelledError:
+            self._calls.pop(call_id, None)  # a scrape given up on: its late answer goes nowhere
+            raise
         assert isinstance(ended, _Ended)
         if ended.code is not grpc.StatusCode.OK:
             raise RuntimeError(f"the engine's metrics: {ended.details}")

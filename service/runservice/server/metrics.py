@@ -42,6 +42,10 @@ _COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 500)
 _IN_FLIGHT = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
 _COUNTED = frozenset({*_IN_FLIGHT, RunStatus.SUSPENDED})
+COUNT_WAIT = 2.0
+"""Seconds a scrape waits for the database's counts before it reports them unknown (NaN):
+a database that hangs rather than refuses must not make the scrape miss Prometheus's own
+timeout (10 s by default), and with it every other figure (audit)."""
 
 
 class Metrics:
@@ -253,9 +257,10 @@ class Metrics:
         """The text exposition, gauges counted in the database first."""
         if self._store is not None:
             try:
-                counts = await self._store.count_runs(_COUNTED)
-                unowned = await self._store.count_unowned_by_definition()
-            except StorageUnavailable:
+                async with asyncio.timeout(COUNT_WAIT):
+                    counts = await self._store.count_runs(_COUNTED)
+                    unowned = await self._store.count_unowned_by_definition()
+            except (StorageUnavailable, TimeoutError):
                 for gauge in (self.runs_in_flight, self.runs_suspended, self.runs_unowned):
                     gauge.set(math.nan)
                 self.runs_not_served.set(math.nan)

@@ -8,6 +8,8 @@ the server.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -17,6 +19,11 @@ from runservice.server.committed import CommittedEvents, EventHandler
 from runservice.server.metrics import Metrics, MetricsEndpoint
 from runservice.server.tracing import Tracing
 from runservice.storage import Store
+
+logger = logging.getLogger(__name__)
+
+ENGINE_METRICS_WAIT = 5.0
+"""Seconds a scrape waits for the engine process's half (`--engine-process`)."""
 
 
 class Observability:
@@ -61,7 +68,16 @@ class Observability:
         """The metrics' text exposition (the engine process's too, with `--engine-process`)."""
         text = await self.metrics.render() if self.metrics is not None else b""
         if self._engine_metrics is not None:
-            text += await self._engine_metrics()
+            try:
+                # Its own counts wait at most COUNT_WAIT; past this it is the process that does
+                # not answer (a step blocking its event loop, say): the edge's half still goes out.
+                async with asyncio.timeout(ENGINE_METRICS_WAIT):
+                    text += await self._engine_metrics()
+            except TimeoutError:
+                logger.warning(
+                    "the engine process sent no metrics within %g s: this scrape has only the edge's",
+                    ENGINE_METRICS_WAIT,
+                )
         return text
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
@@ -107,8 +123,8 @@ class Observability:
             stop()
         self._stop_listening = []
         if self.tracing is not None:
-            self.tracing.shutdown()
-            self.tracing = None
+            tracing, self.tracing = self.tracing, None
+            await tracing.close()
 
 
 __all__ = ["Observability"]

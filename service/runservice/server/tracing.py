@@ -16,10 +16,13 @@ flow) and not exported.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import logging
 import os
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +42,9 @@ from runservice.server.committed import RunInfo
 from runservice.v1 import run_service_pb2
 
 logger = logging.getLogger(__name__)
+
+FLUSH_WAIT = 2.0
+"""Seconds a stop waits for the spans still queued to be exported (`Tracing.close`)."""
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -171,7 +177,11 @@ class Tracing:
     """Spans of runs and steps for one server. `processor` receives them (None: not exported)."""
 
     def __init__(self, processor: SpanProcessor | None = None, *, service_name: str = "runservice") -> None:
-        self.provider = TracerProvider(resource=otlp.resource(service_name), id_generator=_RunTraceIds())
+        # Flushed by `close`, within a bound: an exit handler of its own would wait out a
+        # collector that does not answer, after the stop, however long that takes.
+        self.provider = TracerProvider(
+            resource=otlp.resource(service_name), id_generator=_RunTraceIds(), shutdown_on_exit=False
+        )
         if processor is not None:
             self.provider.add_span_processor(processor)
         self._tracer = self.provider.get_tracer("runservice")
@@ -194,13 +204,47 @@ class Tracing:
         return tracing
 
     def shutdown(self) -> None:
-        """End the spans still open and flush the processors."""
+        """End the spans still open and flush the processors (as long as their exporters take)."""
+        self._end_open_spans()
+        self.provider.shutdown()
+
+    async def close(self, wait: float = FLUSH_WAIT) -> None:
+        """End the spans still open and flush the processors, waiting at most `wait` seconds.
+
+        A collector that does not answer holds an exporter for its timeout at each batch and
+        try (a stop took 30 s, past the deploy files' SIGKILL budget, with the event loop
+        blocked so that a second signal did nothing: audit). The flush runs on a daemon thread
+        of its own: whatever it has not exported by then is dropped, and it holds up neither
+        the store's close nor the process's exit."""
+        self._end_open_spans()
+        loop = asyncio.get_running_loop()
+        flushed = loop.create_future()
+
+        def done() -> None:
+            if not flushed.done():
+                flushed.set_result(None)
+
+        def flush() -> None:
+            try:
+                self.provider.shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+                    loop.call_soon_threadsafe(done)
+
+        threading.Thread(target=flush, name="span-flush", daemon=True).start()
+        try:
+            await asyncio.wait_for(flushed, wait)
+        except TimeoutError:
+            logger.warning(
+                "spans not exported within %g s of the stop (does the collector answer?) are dropped", wait
+            )
+
+    def _end_open_spans(self) -> None:
         for execution in self._executions.values():
             for span in execution.steps.values():
                 span.end()
             execution.root.end()
         self._executions.clear()
-        self.provider.shutdown()
 
     # -- what callers asked for ----------------------------------------------------------------
 

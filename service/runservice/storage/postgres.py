@@ -212,6 +212,16 @@ to back; one left open is a replica stopped mid-batch (a paused process or VM, a
 loop), and its row locks would hold every other replica's write to those rows, the whole
 writer of that replica with it (a Cancel of one of its runs, say), for as long as it stays
 stopped. Ended, its transaction rolls back and the replica reconnects when it goes on."""
+ANSWER_WAIT = 10.0
+"""Seconds a statement, or a new connection, may go unanswered before the database is taken
+as away (StorageUnavailable; readiness off; the writer connects anew). A database that
+refuses or drops connections says so at once, but a hung primary, or a host behind a network
+that drops every packet, leaves the connection open with nothing coming back: without this,
+every call waited for its own deadline while health said SERVING and the metrics' scrape
+hung (audit), and after a failover to another address the writer waited out the kernel's
+retransmissions (about 15 minutes). The store's statements take milliseconds (a row lock
+they wait for is bounded by `lock_timeout`, `WRITER_LOCK_WAIT`); the migrations, which may
+wait for another replica's, are not bounded."""
 _MAX_BATCH = 500
 _READERS = 4
 _POLL_INTERVAL = 1.0
@@ -248,6 +258,8 @@ _UNAVAILABLE = _LOST + _REFUSED
 def _unavailable(exc: BaseException) -> StorageUnavailable:
     """The error a caller sees for an unavailable database (its address stays in the server log)."""
     detail = type(exc).__name__
+    if isinstance(exc, TimeoutError):  # asyncpg's own says nothing
+        return StorageUnavailable(f"{detail}: the database did not answer in time")
     sqlstate = getattr(exc, "sqlstate", None)
     return StorageUnavailable(f"{detail} {sqlstate}: {exc}" if sqlstate else detail)
 
@@ -413,8 +425,11 @@ class PostgresStore(PostgresSchedules):
         poll_interval: float = _POLL_INTERVAL,
         notify: bool = True,
         idle_in_transaction: float = IDLE_IN_TRANSACTION,
+        answer_wait: float = ANSWER_WAIT,
     ) -> None:
         self.url = url
+        self.answer_wait = answer_wait
+        """Seconds a statement or a connect may go unanswered (`ANSWER_WAIT`)."""
         self._idle_in_transaction = {
             "idle_in_transaction_session_timeout": str(int(idle_in_transaction * 1000))
         }
@@ -470,8 +485,12 @@ class PostgresStore(PostgresSchedules):
         self._state = "open"
         self._loop = asyncio.get_running_loop()
         try:
+            migrator = await self._connect(bounded=False)  # may wait for another replica's migration
+            try:
+                await migrate(migrator)
+            finally:
+                await migrator.close()
             self._writer = await self._connect()
-            await migrate(self._writer)
             await _writer_session(self._writer)
             self._writer_pid = self._writer.get_server_pid()
             try:
@@ -490,6 +509,8 @@ class PostgresStore(PostgresSchedules):
                 max_size=_READERS,
                 reset=_keep_session,
                 server_settings=self._idle_in_transaction,
+                timeout=self.answer_wait,
+                command_timeout=self.answer_wait,
             )
         except BaseException as exc:
             self._state = "closed"
@@ -501,7 +522,8 @@ class PostgresStore(PostgresSchedules):
         self._feed_task = asyncio.create_task(self._feed(), name="postgres-event-feed")
         self._accepting = True
 
-    async def _connect(self) -> Any:
+    async def _connect(self, *, bounded: bool = True) -> Any:
+        """A new session (`bounded`: its connect and each statement within `answer_wait`)."""
         # synchronous_commit on whatever the server default: a returned write survives a
         # crash of the database host, not only of this process. The writer's statements
         # have fixed shapes whose best plan does not depend on the values (index lookups
@@ -515,6 +537,8 @@ class PostgresStore(PostgresSchedules):
                 "plan_cache_mode": "force_generic_plan",
                 **self._idle_in_transaction,
             },
+            timeout=self.answer_wait,
+            command_timeout=self.answer_wait if bounded else None,
         )
 
     @property
@@ -631,7 +655,7 @@ class PostgresStore(PostgresSchedules):
             if isinstance(exc, _UNAVAILABLE) or (self._writer is not None and self._writer.is_closed()):
                 # Whether the batch took is unknown; the next one starts on a new connection
                 # (after a failover, perhaps to the new primary).
-                logger.warning("the writer lost the database: %s", exc)
+                logger.warning("the writer lost the database: %s", _unavailable(exc).detail)
                 self._drop_writer()
                 exc = _unavailable(exc)
             hub.committed(time.perf_counter() - started, len(batch))
