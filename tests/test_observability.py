@@ -698,6 +698,36 @@ async def test_trace_options_set_the_run_trace_id_and_a_resume_is_its_own_span(t
     ]
 
 
+async def test_a_fork_and_a_time_travel_trace_and_count_only_the_steps_they_run(tmp_path: Path) -> None:
+    """A fork's log copies the records it keeps (here step add's) before its WORKFLOW_START:
+    they were counted as step executions and traced in a bogus `recovery` run span (audit)."""
+    exporter = InMemorySpanExporter()
+    async with serving(
+        tmp_path / "runs.db", metrics=True, tracing=Tracing(SimpleSpanProcessor(exporter))
+    ) as served:
+        async with Client(served.address) as client:
+            run = await client.get_workflow("nested").create_run("original")
+            await run.start_async({"count": 1})
+            forked = await run.fork("sub", {"count": 5}, new_run_id="forked", wait=True)
+            assert forked.status.value == "success"
+            travelled = await run.time_travel("sub", {"count": 7}, wait=True)
+            assert travelled.status.value == "success"
+
+        async def counted() -> None:
+            s = await scrape(served.metrics_url)
+            steps = "runservice_step_duration_seconds_count"
+            assert value(s, steps, workflow="nested", step="add", status="success") == 1
+            assert value(s, steps, workflow="nested", step="sub", status="success") == 3
+            assert len([span for span in exporter.get_finished_spans() if span.name == "run nested"]) == 3
+
+        await eventually(counted)
+    spans = exporter.get_finished_spans()
+    attributes = [dict(span.attributes or {}) for span in spans if span.name == "run nested"]
+    executions = {(found["runservice.run_id"], found["runservice.execution"]) for found in attributes}
+    assert executions == {("original", "start"), ("original", "time_travel"), ("forked", "fork")}
+    assert len([span for span in spans if span.name == "step add"]) == 1
+
+
 async def test_without_tracing_the_run_trace_id_still_follows_traceparent(tmp_path: Path) -> None:
     async with serving(tmp_path / "runs.db") as served, stub_for(served) as stub:
         done = await stub.Start(

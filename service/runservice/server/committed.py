@@ -22,6 +22,9 @@ from runservice.storage import Store
 logger = logging.getLogger(__name__)
 
 
+_COPIED = frozenset({EventType.STEP_RESULT, EventType.STEP_SUSPENDED})
+
+
 class RunInfo:
     """What handlers know of an event's run. `run` is the stored run when it was read.
 
@@ -30,6 +33,10 @@ class RunInfo:
     suspended run), `time_travel` (a TimeTravel of this run) or `fork` (the first execution
     of a run ForkRun made), as the event's `cause` says. Events stored before causes were
     have none: then the TIME_TRAVEL event just before tells the last two apart from a resume.
+
+    A fork's log copies the kept records (STEP_RESULT, STEP_SUSPENDED) between its TIME_TRAVEL
+    and its WORKFLOW_START: `note` says they are copies, and handlers do not see them (they
+    were counted as steps run again, in a bogus execution's span: audit).
     """
 
     __slots__ = ("_travel", "execution", "run", "run_id", "workflow_id")
@@ -41,8 +48,9 @@ class RunInfo:
         self.execution = "start"
         self._travel: str | None = None
 
-    def note(self, event: Event) -> None:
-        """Follow the run's events (each, before the handlers see it) for `execution`."""
+    def note(self, event: Event) -> bool:
+        """Follow the run's events (each, before the handlers see it) for `execution`; False
+        for a record a fork copied (nothing ran)."""
         if event.type is EventType.TIME_TRAVEL:
             forked = isinstance(event.data, dict) and event.data.get("forked_from") is not None
             self._travel = "fork" if forked else "time_travel"
@@ -52,6 +60,9 @@ class RunInfo:
             else:
                 self.execution = self._travel or ("start" if event.sequence == 1 else "resume")
             self._travel = None
+        elif self._travel is not None and event.type in _COPIED:
+            return False
+        return True
 
     @property
     def trace_id(self) -> str:
@@ -180,7 +191,8 @@ class CommittedEvents:
                 logger.exception("a release handler failed on run %s", run_id)
 
     def _dispatch(self, info: RunInfo, event: Event) -> None:
-        info.note(event)
+        if not info.note(event):
+            return
         for handler in self._handlers:
             try:
                 handler(info, event)
