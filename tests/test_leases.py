@@ -76,6 +76,8 @@ async def work(ctx: StepContext) -> int:
 
 
 slow = create_workflow("slow").then(prepare).then(work).commit()
+bounded = create_workflow("bounded", max_active_runs=1).then(prepare).commit()
+"""Its runs are left to the claim loops on PostgreSQL (the bound is shared by the replicas)."""
 
 
 @create_step("chat", retries=2)
@@ -695,6 +697,72 @@ async def test_a_run_taken_over_is_let_go_by_the_metrics_and_traces_of_the_repli
     [root] = [span for span in exporter.get_finished_spans() if span.name == "run slow"]
     assert root.attributes is not None and root.attributes.get("runservice.taken_over") is True
     tracing.shutdown()
+
+
+async def test_a_replica_that_only_accepts_starts_keeps_nothing_of_them_and_ends_their_spans(
+    pg_databases: Any, tmp_path: Path
+) -> None:
+    """Runs of a bounded workflow are committed with no owner and driven by a claim loop: `b`
+    accepts their Starts and (most likely) `a` drives them. `b` kept each run in its index and
+    its span open until it stopped, and `a` traced the drive as a `recovery` (audit). Now `b`
+    ends its span at once, marked `left_unowned`, and keeps nothing; the drive's span, on
+    whichever replica claimed the run, is the run's `start`, marked `claimed`, in its trace."""
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    stores = [open_store(url), open_store(url)]
+    exporters = [InMemorySpanExporter(), InMemorySpanExporter()]
+    tracings = [Tracing(SimpleSpanProcessor(exporter)) for exporter in exporters]
+    followers = [
+        CommittedEvents(store, [tracing.on_event], read_runs=True, releases=[tracing.on_release])
+        for store, tracing in zip(stores, tracings, strict=True)
+    ]
+    for store, follower in zip(stores, followers, strict=True):
+        await store.open()
+        follower.start()
+    try:
+        async with (
+            Engine(stores[0], [bounded], owner="a", claim_interval=0.05) as a,
+            Engine(stores[1], [bounded], owner="b", claim_interval=60) as b,
+        ):
+            runs = [await b.start("bounded", input_data={"n": n}) for n in range(5)]
+            for run in runs:
+                assert (await settled(a, run.run_id)).status is RunStatus.SUCCESS
+
+            def all_ended() -> bool:
+                return (
+                    sum(span.name == "run bounded" for e in exporters for span in e.get_finished_spans())
+                    == 10
+                )
+
+            async with asyncio.timeout(5):
+                while not all_ended():
+                    await asyncio.sleep(0.02)
+            for follower, tracing in zip(followers, tracings, strict=True):
+                assert follower._runs == {} and tracing._executions == {}
+    finally:
+        for follower in followers:
+            await follower.stop()
+        for store in stores:
+            await store.close()
+    spans = [span for exporter in exporters for span in exporter.get_finished_spans()]
+    for run in runs:
+        mine = [span for span in spans if (span.attributes or {}).get("runservice.run_id") == run.run_id]
+        roots = sorted(
+            (span for span in mine if span.name == "run bounded"), key=lambda span: span.start_time or 0
+        )
+        accepted, driven = (dict(span.attributes or {}) for span in roots)
+        assert accepted["runservice.execution"] == "start" and accepted["runservice.left_unowned"] is True
+        assert "runservice.run_status" not in accepted
+        assert driven["runservice.execution"] == "start" and driven["runservice.claimed"] is True
+        assert driven["runservice.run_status"] == "success"
+        assert {span.context.trace_id for span in roots} == {int(run.trace_id, 16)}
+        [step] = [
+            span
+            for span in spans
+            if span.name == "step prepare" and span.context.trace_id == int(run.trace_id, 16)
+        ]
+        assert step.parent is not None and step.parent.span_id == roots[1].context.span_id
+    for tracing in tracings:
+        tracing.shutdown()
 
 
 async def test_a_replica_back_from_a_stall_does_not_claim_its_own_runs_again(shared: Store) -> None:

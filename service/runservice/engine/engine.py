@@ -533,7 +533,7 @@ class Engine:
                     else:
                         raise Unavailable(f"run {run_id} was deleted each time it was started; retry")
                     if claim is None:
-                        self._keeper.wake()  # it may have room: runs waited, this one joined them
+                        self._left_unowned(run_id)
                         return _Repeat(run_id)  # answered from the run as the claim loop drives it
                     run = replace(fresh, last_sequence=result.last_sequence)
                     drive = self._driver(workflow, run, self._lease(result.epoch), caller.sent)
@@ -701,7 +701,7 @@ class Engine:
                 raise RunNotFound(run_id)
             raise RunNotSuspended(run_id, result.status.value)
         if not claimed:
-            self._keeper.wake()  # it may have room: runs waited, this one joined them
+            self._left_unowned(run_id)
             return _Repeat(run_id)
         run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
             records.values()
@@ -1081,6 +1081,7 @@ class Engine:
                     extra=logs.run_extra(run_id, run.trace_id),
                 )
                 if claim is None:
+                    self._left_unowned(run_id)
                     return _Repeat(run_id)  # answered from the run as the claim loop drives it
                 run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
                 run = run.with_steps(target.kept)
@@ -1184,6 +1185,7 @@ class Engine:
                         extra=logs.run_extra(fork_id, fresh.trace_id),
                     )
                     if claim is None:
+                        self._left_unowned(fork_id)
                         return _Repeat(fork_id)  # answered from the run as the claim loop drives it
                     run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
                     task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
@@ -1509,6 +1511,14 @@ class Engine:
                 if driver.status is not waiting and driver.run.workflow_id == workflow_id
             ]
         )
+
+    def _left_unowned(self, run_id: str) -> None:
+        """An execution of the run was committed with no owner: a claim loop drives it, this
+        replica's (woken: it may have room, runs waited and this one joined them) or
+        another's. What this process keeps of the run until its finish goes now: that drive
+        is followed as any claimed run is, and another replica's finish is never seen here."""
+        self._store.hub.released(run_id, unowned=True)
+        self._keeper.wake()
 
     @contextlib.contextmanager
     def _claim_if_room(self, workflow_id: str) -> Iterator[Claim | None]:

@@ -375,10 +375,12 @@ class Scheduler:
                     logger.info(
                         "schedule %s: tick %s started run %s", row.schedule_id, _iso(tick), run.run_id
                     )
-                    if claim is not None:  # else there was no room: the claim loop drives it
+                    if claim is not None:
                         started = replace(run, last_sequence=result.write.last_sequence)
                         task = self._launch(started, result.write.epoch, caller.sent)
                         task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
+                    else:  # no room: a claim loop drives it, here or elsewhere (see Engine._left_unowned)
+                        self._store.hub.released(run.run_id, unowned=True)
                 elif result.outcome in ("skipped", "buffered"):
                     logger.info(
                         "schedule %s: tick %s %s (overlap=%s, run %s is active)",

@@ -6,7 +6,8 @@ them. An event names only its run; the run's workflow (and, for traces, its trac
 and request context) comes from the WORKFLOW_START event when that suffices, else from
 one read of the run, done in a task while that run's events wait in order. A run is
 forgotten when it settles (WORKFLOW_FINISH), or when the engine lets it go to another
-replica (`EventHub.released`), so the index holds only the runs active here.
+replica or leaves it to the claim loops (`EventHub.released`), so the index holds only the
+runs driven here.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class RunInfo:
     were counted as steps run again, in a bogus execution's span: audit).
     """
 
-    __slots__ = ("_travel", "execution", "run", "run_id", "workflow_id")
+    __slots__ = ("_travel", "claimed", "execution", "run", "run_id", "workflow_id")
 
     def __init__(self, run_id: str, workflow_id: str, run: Run | None = None) -> None:
         self.run_id = run_id
@@ -47,6 +48,10 @@ class RunInfo:
         self.run = run
         self.execution = "start"
         self._travel: str | None = None
+        self.claimed = False
+        """The run was first seen here mid-way, just after its latest WORKFLOW_START (read from
+        the store, as `execution` says): a claim loop drives that execution from its start,
+        which was committed unseen here (by another replica, or left to the claim loops here)."""
 
     def note(self, event: Event) -> bool:
         """Follow the run's events (each, before the handlers see it) for `execution`; False
@@ -74,8 +79,9 @@ class RunInfo:
 
 
 EventHandler = Callable[[RunInfo, Event], None]
-ReleaseHandler = Callable[[str], None]
-"""Called with a run this process let go to another replica: its finish will not be seen here."""
+ReleaseHandler = Callable[[str, bool], None]
+"""Called with a run this process let go, and whether it left it unowned (see
+`EventHub.released`): its finish will not be seen here."""
 
 UNKNOWN_WORKFLOW = "unknown"
 """The workflow label of a run that was deleted before it could be read."""
@@ -103,8 +109,9 @@ class CommittedEvents:
         self._runs: dict[str, RunInfo] = {}
         self._waiting: dict[str, list[Event]] = {}
         """Events of runs being read, in order; dispatched once the read is done."""
-        self._let_go: set[str] = set()
-        """Runs released while their read was in flight: forgotten once its events are handed over."""
+        self._let_go: dict[str, tuple[int, bool]] = {}
+        """Runs released while their read was in flight: how many of their waiting events came
+        before the release (handed over, then the run is forgotten) and whether it was left unowned."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop: list[Callable[[], None]] = []
 
@@ -154,8 +161,12 @@ class CommittedEvents:
 
     async def _read(self, run_id: str) -> None:
         run: Run | None = None
+        start: Event | None = None
         try:
             run = await self._store.get_run(run_id)
+            seen = self._waiting[run_id][0]
+            if self._read_runs and run is not None and seen.type is not EventType.WORKFLOW_START:
+                start = await self._start_just_before(seen)
         except Exception:  # the events still count, under an unknown workflow
             log_failure(logger, "reading run %s for metrics and traces failed", run_id)
         events = self._waiting.pop(run_id, [])
@@ -165,28 +176,51 @@ class CommittedEvents:
             first = events[0] if events else None
             workflow = first.data if first and isinstance(first.data, str) else UNKNOWN_WORKFLOW
             info = RunInfo(run_id, workflow)
+        if start is not None:
+            info.note(start)
+            info.claimed = True
         self._runs[run_id] = info
-        for event in events:
+        let_go = self._let_go.pop(run_id, None)
+        if let_go is None:
+            for event in events:
+                self._dispatch(info, event)
+            return
+        # Released meanwhile: what came before the release is of the execution it let go; what
+        # came after (this process's claim loop took the run at once) is a drive seen anew.
+        before, unowned = let_go
+        for event in events[:before]:
             self._dispatch(info, event)
-        if run_id in self._let_go:
-            self._let_go.discard(run_id)
-            self._forget(run_id)
+        self._forget(run_id, unowned)
+        if events[before:]:
+            self._on_events(events[before:])
 
-    def _on_release(self, run_id: str) -> None:
-        """The engine let the run go to another replica: it finishes there, unseen here. What
-        is kept for it goes (after the events its read holds back), and the release handlers
-        hear of it. Before, each run taken over stayed here for the life of the process."""
-        if run_id in self._waiting:
-            self._let_go.add(run_id)
+    async def _start_just_before(self, event: Event) -> Event | None:
+        """The WORKFLOW_START just before `event` in its run's log, if that is what it is: the
+        drive seen from `event` on is that execution's from its start, not a recovery of it."""
+        if event.sequence < 2:
+            return None
+        previous = await self._store.read_events(event.run_id, event.sequence - 2, limit=1)
+        if previous and previous[0].type is EventType.WORKFLOW_START:
+            return previous[0]
+        return None
+
+    def _on_release(self, run_id: str, unowned: bool) -> None:
+        """The engine let the run go (see `EventHub.released`): it finishes elsewhere, or in a
+        drive this process follows anew, unseen from here. What is kept for it goes (after the
+        events its read holds back), and the release handlers hear of it. Before, each run taken
+        over stayed here for the life of the process, and so did each run left unowned (audit)."""
+        waiting = self._waiting.get(run_id)
+        if waiting is not None:
+            self._let_go[run_id] = (len(waiting), unowned)
         else:
-            self._forget(run_id)
+            self._forget(run_id, unowned)
 
-    def _forget(self, run_id: str) -> None:
+    def _forget(self, run_id: str, unowned: bool) -> None:
         if self._runs.pop(run_id, None) is None:
             return
         for release in self._releases:
             try:
-                release(run_id)
+                release(run_id, unowned)
             except Exception:
                 logger.exception("a release handler failed on run %s", run_id)
 

@@ -5,7 +5,8 @@ trace of an incoming `traceparent` header, else a new random one; it is stored a
 run's `trace_id` (and put on its log lines) whether or not tracing is on.
 
 With tracing on (`Tracing`), each execution of a run (its Start, each Resume, a
-recovery after a restart) is a span `run <workflow>` in that trace, a child of
+recovery after a restart; an execution left to the claim loops has two, the accepting
+replica's and the driving one's) is a span `run <workflow>` in that trace, a child of
 `parent_span_id` or of the `traceparent` span when given; each step is a span
 `step <path>` under it, and the steps of a nested workflow are children of the nested
 workflow's own step span. Spans are built from committed events with the times the
@@ -310,8 +311,9 @@ class Tracing:
             self._finish(info.run_id, execution, event, event)
 
     def _open(self, info: RunInfo, event: Event, *, recovered: bool = False) -> _Execution:
-        if recovered:
-            request, segment = TraceRequest(), "recovery"
+        if recovered:  # first seen mid-way: the caller's request (parent, tags) is not stored
+            request = TraceRequest()
+            segment = info.execution if info.claimed else "recovery"
         elif info.execution == "start":
             segment = "start"
             request = (
@@ -327,6 +329,8 @@ class Tracing:
             "runservice.workflow_id": info.workflow_id,
             "runservice.execution": segment,
         }
+        if recovered and info.claimed:
+            attributes["runservice.claimed"] = True
         run = info.run
         if run is not None and run.resource_id:
             attributes["runservice.resource_id"] = run.resource_id
@@ -398,17 +402,19 @@ class Tracing:
         end = step.ended_at or step.suspended_at or event.time
         span.end(_ns(end))
 
-    def on_release(self, run_id: str) -> None:
-        """This process let the run go to another replica: the spans it opened for the run end
-        now, marked so (`runservice.taken_over`); the other replica traces what follows. They
-        were never ended, nor exported (audit)."""
+    def on_release(self, run_id: str, unowned: bool) -> None:
+        """This process let the run go (`EventHub.released`): the spans it opened for the run
+        end now, marked with why: `runservice.taken_over` (another replica drives it now) or
+        `runservice.left_unowned` (committed with no owner: the span of the claim loop's drive,
+        on whichever replica, follows). They were never ended, nor exported, until the process
+        stopped (audit)."""
         execution = self._executions.pop(run_id, None)
         if execution is None:
             return
         for span in reversed(list(execution.steps.values())):  # innermost first
             span.end()
         execution.steps.clear()
-        execution.root.set_attribute("runservice.taken_over", True)
+        execution.root.set_attribute("runservice.left_unowned" if unowned else "runservice.taken_over", True)
         execution.root.end()
 
     def _finish(self, run_id: str, execution: _Execution, event: Event, finish: Event | None) -> None:

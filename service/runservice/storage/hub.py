@@ -104,8 +104,9 @@ RefusalListener = Callable[[int], None]
 """Called with how many changes of a transaction storage could not take (StorageUnavailable:
 a full disk, an I/O error, a lost or read-only database)."""
 
-ReleaseListener = Callable[[str], None]
-"""Called with a run this process stopped driving without its finish (see `EventHub.released`)."""
+ReleaseListener = Callable[[str, bool], None]
+"""Called with a run this process will not see finish, and whether it was left unowned (see
+`EventHub.released`)."""
 
 DeletionListener = Callable[[int], None]
 """Called with how many runs a transaction deleted (DeleteRun, or the retention sweep)."""
@@ -209,8 +210,8 @@ class EventHub:
         return self._tick_listeners.add(listener)
 
     def listen_releases(self, listener: ReleaseListener) -> Callable[[], None]:
-        """Call `listener(run_id)` when this process stopped driving a run it will not finish
-        (another replica took it over); returns the function that stops it."""
+        """Call `listener(run_id, unowned)` when this process let go of a run it will not finish
+        (see `released`); returns the function that stops it."""
         return self._release_listeners.add(listener)
 
     def listen_failure(self, listener: FailureListener) -> Callable[[], None]:
@@ -250,12 +251,15 @@ class EventHub:
             self.nudge(run_id)
         self._deletion_listeners.call(len(run_ids))
 
-    def released(self, run_id: str) -> None:
+    def released(self, run_id: str, *, unowned: bool = False) -> None:
         """Called by the engine when it stopped driving `run_id` without its finish, because
-        another replica owns it now: its finish will be committed there, and listeners that
-        keep something of a run until its finish (metrics' and traces' index, open spans) let
-        it go now rather than for the life of the process (audit)."""
-        self._release_listeners.call(run_id)
+        another replica owns it now, or (`unowned`) when it committed an execution of the run
+        with no owner (no room here: a Start, Resume, TimeTravel, ForkRun or schedule tick
+        left to the claim loops, whose drive, here or on another replica, is followed anew).
+        Listeners that keep something of a run until its finish (metrics' and traces' index,
+        open spans) let it go now rather than for the life of the process (audit: a replica
+        that only accepted Starts kept every run, and its open span, until it stopped)."""
+        self._release_listeners.call(run_id, unowned)
 
     def ticked(self, schedule_id: str, kind: str, outcome: str) -> None:
         """Called by the store after each `fire_tick` with what the tick did. A buffered tick
