@@ -490,6 +490,57 @@ async def test_calls_refused_at_the_edge_are_counted_and_logged(tmp_path: Path) 
     assert ("/grpc.health.v1.Health/Check", "OK") in access
 
 
+async def test_calls_to_unknown_methods_are_counted_as_unknown_and_logged_after_authentication(
+    tmp_path: Path,
+) -> None:
+    """gRPC answered a method not served with no handler, so such calls were neither counted
+    nor logged, and a caller without a token learnt which methods exist (audit). Now each is
+    counted under the one label `unknown` (made-up paths make no new series), its access line
+    shows the path asked for (cut), and a bad token is UNAUTHENTICATED before UNIMPLEMENTED."""
+    options = EdgeOptions(tokens=TokenSet.load(None, tokens="s3cret"))
+    authorized = (("authorization", "Bearer s3cret"),)
+    made_up = "/runservice.v1.RunService/" + "Nope" * 100
+    with json_log_lines() as lines:
+        async with (
+            serving(tmp_path / "runs.db", metrics=True, access_log=True, options=options) as served,
+            grpc.aio.insecure_channel(served.address) as channel,
+        ):
+            calls = [
+                ("/runservice.v1.RunService/Nope", (("authorization", "Bearer wrong"),)),
+                ("/runservice.v1.RunService/Nope", authorized),
+                ("/made.up.Service/Anything", authorized),
+                ("/grpc.health.v1.Health/Nope", ()),  # open to probes: no token needed
+                (made_up, authorized),
+            ]
+            codes = []
+            for path, metadata in calls:
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    call: Any = channel.unary_unary(path)  # raw bytes: no serializers
+                    await call(b"", metadata=metadata, timeout=5)
+                codes.append(refused.value.code())
+            assert codes == [grpc.StatusCode.UNAUTHENTICATED] + [grpc.StatusCode.UNIMPLEMENTED] * 4
+            with pytest.raises(grpc.aio.AioRpcError) as streaming:  # a streaming caller is answered too
+                await channel.stream_stream("/made.up.Service/Streams")(iter(()), metadata=authorized).read()
+            assert streaming.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+            async def counted() -> None:
+                s = await scrape(served.metrics_url)
+                unknown = {"grpc_service": "unknown", "grpc_method": "unknown", "grpc_type": "unknown"}
+                assert value(s, "grpc_server_started_total", **unknown) == 6
+                assert value(s, "grpc_server_handled_total", **unknown, grpc_code="UNAUTHENTICATED") == 1
+                assert value(s, "grpc_server_handled_total", **unknown, grpc_code="UNIMPLEMENTED") == 5
+                _, text = await asyncio.to_thread(get, served.metrics_url)
+                assert "Nope" not in text and "made.up" not in text
+
+            await eventually(counted)
+    access = [(line["method"], line["code"]) for line in lines if line["logger"] == "runservice.access"]
+    assert ("/runservice.v1.RunService/Nope", "UNAUTHENTICATED") in access
+    assert ("/runservice.v1.RunService/Nope", "UNIMPLEMENTED") in access
+    assert ("/made.up.Service/Anything", "UNIMPLEMENTED") in access
+    assert ("/grpc.health.v1.Health/Nope", "UNIMPLEMENTED") in access
+    assert (made_up[:200] + "...", "UNIMPLEMENTED") in access
+
+
 async def test_runs_recovered_at_boot_are_counted_under_their_workflow(tmp_path: Path) -> None:
     """A run first seen mid-way (no WORKFLOW_START in this process) is read once for its workflow."""
     db = tmp_path / "runs.db"

@@ -38,6 +38,8 @@ from runservice.server.health import DrainingHealth
 from runservice.server.hosting import add_services, running_engine
 from runservice.server.limits import StreamLimitInterceptor
 from runservice.server.observability import Observability
+from runservice.server.reflection import V1 as REFLECTION_V1
+from runservice.server.reflection import V1ALPHA as REFLECTION_V1ALPHA
 from runservice.server.reflection import enable_reflection
 from runservice.server.schedules import SCHEDULE_SERVICE
 from runservice.server.schedules import SERVICE as SCHEDULE_SERVICE_DESCRIPTOR
@@ -53,6 +55,21 @@ _T = TypeVar("_T")
 
 RUN_SERVICE_DESCRIPTOR = run_service_pb2.DESCRIPTOR.services_by_name["RunService"]
 RUN_SERVICE = RUN_SERVICE_DESCRIPTOR.full_name
+SERVED_METHODS = frozenset(
+    [
+        *(
+            f"/{service.full_name}/{method.name}"
+            for service in (
+                RUN_SERVICE_DESCRIPTOR,
+                SCHEDULE_SERVICE_DESCRIPTOR,
+                health_pb2.DESCRIPTOR.services_by_name["Health"],
+            )
+            for method in service.methods
+        ),
+        *(f"/{name}/ServerReflectionInfo" for name in (REFLECTION_V1, REFLECTION_V1ALPHA)),
+    ]
+)
+"""Every method path a server answers (a call to any other is observed as `unknown`)."""
 
 _MIB = 1024 * 1024
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -129,7 +146,7 @@ class RunServer:
         self.observability = observability
         # Observability first: it times and counts every call, refused ones included.
         interceptors: list[grpc.aio.ServerInterceptor] = (
-            list(observability.interceptors()) if observability is not None else []
+            list(observability.interceptors(SERVED_METHODS)) if observability is not None else []
         )
         self.auth = AuthInterceptor(options.tokens) if options.tokens is not None else None
         if self.auth is not None:

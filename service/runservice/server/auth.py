@@ -40,6 +40,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from runservice import errors
+from runservice.server.calls import UNIMPLEMENTED, shown_path
 from runservice.server.status import to_status
 from runservice.server.watched import Stamp, WatchedFiles, off_the_loop, stamp_of
 
@@ -331,11 +332,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     ) -> _Handler | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(OPEN_SERVICES):
+        if method.startswith(OPEN_SERVICES):
             return handler
         caller, digest, error = self._authenticate(handler_call_details.invocation_metadata or ())
         if error is not None:
-            return _denying(handler, error, method, self._denials)
+            # A method not served is refused too: a caller without a token does not learn
+            # which methods exist (it was told UNIMPLEMENTED).
+            return _denying(handler or UNIMPLEMENTED, error, method, self._denials)
+        if handler is None:
+            return None
         assert caller is not None
         if handler.unary_stream is not None:
             return self._streaming(handler, caller, digest, method)
@@ -490,6 +495,7 @@ class _Denials:
 
 
 def _denying(handler: _Handler, error: errors.ServiceError, method: str, denials: _Denials) -> _Handler:
+    method = shown_path(method)  # the caller chose it: it may name no method, at any length
     status = to_status(error, method=method)
 
     async def abort(context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -504,6 +510,14 @@ def _denying(handler: _Handler, error: errors.ServiceError, method: str, denials
 
         return grpc.unary_stream_rpc_method_handler(
             deny_stream, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.stream_stream is not None:  # (a method not served) whatever the caller sends
+
+        async def deny_any(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            await abort(context)
+
+        return grpc.stream_stream_rpc_method_handler(
+            deny_any, handler.request_deserializer, handler.response_serializer
         )
 
     async def deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

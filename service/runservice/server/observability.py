@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 import grpc
 
@@ -80,8 +80,9 @@ class Observability:
                 )
         return text
 
-    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        """The server interceptors to install (none when neither metrics nor the access log is on)."""
+    def interceptors(self, served: Collection[str] | None = None) -> list[grpc.aio.ServerInterceptor]:
+        """The server interceptors to install (none when neither metrics nor the access log is on);
+        `served`: the paths of the methods the server serves (any other is counted as `unknown`)."""
         on_start: list[Observer] = []
         on_end: list[Observer] = []
         if self.metrics is not None and self.endpoint is not None:  # only a served Metrics counts RPCs
@@ -89,7 +90,7 @@ class Observability:
             on_end.append(self.metrics.on_call_end)
         if self.access_log:
             on_end.append(log_access)
-        return [CallObserver(on_start, on_end)] if on_end else []
+        return [CallObserver(on_start, on_end, served=served)] if on_end else []
 
     async def start(self) -> None:
         """Start listening to the store and serving metrics. Idempotent: an owner may start it
