@@ -1118,6 +1118,24 @@ async def test_calls_refused_for_their_token_are_told_in_the_log_a_line_a_minute
         assert {level for level, _ in told()} == {"WARNING"}
 
 
+async def test_refusals_not_yet_told_are_told_when_the_server_stops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refusals after the first wait for their minute to end: a server stopped within it lost
+    them from the log (audit). It tells them as it stops."""
+    options = EdgeOptions(tokens=TokenSet.load(tokens="a-token"))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        for token in ("guess-1", "guess-2"):
+            await rpc_error(stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer(token)))
+    told = [r.getMessage() for r in caplog.records if "calls refused" in r.getMessage()]
+    assert len(told) == 2, told
+    assert told[1].startswith("calls refused for their bearer token: 1 TOKEN_INVALID"), told
+
+
 @pytest.mark.parametrize("call", ["Resume", "Cancel", "DeleteRun", "TimeTravel", "Watch"])
 async def test_a_tenants_call_never_acts_on_another_tenants_run_made_under_the_id_after_its_check(
     tmp_path: Path, tokens_file: Path, call: str

@@ -277,6 +277,8 @@ class RunServer:
             if self._tokens_file is not None:
                 self._tokens_file.cancel()
                 await asyncio.gather(self._tokens_file, return_exceptions=True)
+            if self.auth is not None:
+                self.auth.close()
             if self.observability is not None:
                 await self.observability.stop()
 

@@ -262,6 +262,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                     if not done.done():
                         done.set_result(None)
 
+    def close(self) -> None:
+        """The server stopped: refusals not yet told are told now (their minute would have
+        ended after the process, and the line was lost: audit)."""
+        self._denials.flush()
+
     def reload(self) -> asyncio.Future[None]:
         """Read the tokens file again now (SIGHUP), changed or not: the watcher does, and the
         future this returns is done once it has (at once without a tokens file)."""
@@ -475,6 +480,12 @@ class _Denials:
             self._tell()
         elif self._due is None:
             self._due = asyncio.get_running_loop().call_later(wait, self._tell)
+
+    def flush(self) -> None:
+        """Tell the refusals not yet told now, rather than when their minute ends."""
+        if self._due is not None:
+            self._due.cancel()
+            self._tell()
 
     def _tell(self) -> None:
         self._due = None
