@@ -23,6 +23,7 @@ from runservice.client import Client, event_from_proto
 from runservice.engine import Engine
 from runservice.engine import engine as engine_module
 from runservice.model import Event, EventDraft, EventType, Run, RunStatus, StepStatus
+from runservice.server import servicer as servicer_module
 from runservice.server.app import EdgeOptions, build_server
 from runservice.server.status import to_status
 from runservice.storage import Claim, RunWrite
@@ -308,6 +309,45 @@ async def test_watch_sends_heartbeats_when_idle(stub: RunServiceAsyncStub) -> No
     heartbeats = [m for m in seen if not m.events]
     assert all(m.watermark_sequence == run.last_sequence and not m.end_of_stream for m in heartbeats)
     assert loop.time() - began < 10 * HEARTBEAT + 2
+
+
+async def test_long_streams_are_ended_by_the_server_and_the_client_loses_nothing(
+    stub: RunServiceAsyncStub, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections are recycled with no cut of the calls under way (a Start or Resume with
+    `wait` lasts as long as its run: a 30 s grace cut them, an audit), so the server ends long
+    streams itself after STREAM_AGE: UNAVAILABLE STREAM_RECYCLED, after a whole batch, and
+    the client opens the Watch again after its last sequence."""
+    monkeypatch.setattr(servicer_module, "STREAM_AGE", 0.5)
+    run = await _suspended_run(stub, "r-aged")
+    call = stub.Watch(run_service_pb2.WatchRequest(run_id="r-aged"))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    seen: list[run_service_pb2.WatchResponse] = []
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        async for msg in call:
+            seen.append(msg)
+    took = loop.time() - began
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert rich(ended.value)[1].reason == "STREAM_RECYCLED"
+    assert 0.45 <= took < 0.5 + HEARTBEAT + 1  # within a heartbeat of its age
+    assert [e.sequence for m in seen for e in m.events] == list(range(1, run.last_sequence + 1))
+
+    async with Client(served.address, timeout=10.0) as client:
+
+        async def followed() -> list[Event]:
+            return [event async for event in client.follow("r-aged", 0, until_settled=True)]
+
+        following = asyncio.create_task(followed())
+        await asyncio.sleep(1.6)  # three streams' worth
+        await stub.Resume(
+            run_service_pb2.ResumeRequest(
+                run_id="r-aged", step=["ask"], resume_data=to_value({"approved": True})
+            )
+        )
+        events = await asyncio.wait_for(following, 10)
+    assert [e.sequence for e in events] == list(range(1, events[-1].sequence + 1))
+    assert events[-1].type is EventType.WORKFLOW_FINISH
 
 
 async def test_watch_include_run_comes_first(stub: RunServiceAsyncStub) -> None:

@@ -466,6 +466,20 @@ class Unavailable(ServiceError):
     reason = "SERVER_DRAINING"
 
 
+class StreamRecycled(Unavailable):
+    """A Stream or Watch open for the server's `STREAM_AGE`: ended so that long streams
+    spread over the replicas as new calls do. Nothing is lost: open it again after the last
+    sequence seen (the clients do)."""
+
+    reason = "STREAM_RECYCLED"
+
+    def __init__(self, age: float) -> None:
+        super().__init__(
+            f"the stream was open for {age / 60:.0f} minutes, the server's limit:"
+            " open it again after the last sequence seen"
+        )
+
+
 class RunClaimed(Unavailable):
     """Resume or Cancel of a suspended run that another drive holds and did not let go of in
     time: the claim loop took it because its deadline (or a nested workflow's) passed. Retrying

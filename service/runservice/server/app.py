@@ -86,9 +86,13 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.max_connection_idle_ms", 300_000),
-    # Recycle long-lived connections so load spreads; streams resume from their cursor.
+    # Recycle long-lived connections so that new calls spread over the replicas (GOAWAY). The
+    # calls under way finish on the old connection, however long they wait: a Start or Resume
+    # with `wait` lasts as long as its run, and a grace of 30 s cut every such call older than
+    # that with UNAVAILABLE, twelve at once beyond the clients' retries (audit). Streams are
+    # ended by the server itself after STREAM_AGE (servicer.py), and resume from their cursor.
     ("grpc.max_connection_age_ms", 1_800_000),
-    ("grpc.max_connection_age_grace_ms", 30_000),
+    ("grpc.max_connection_age_grace_ms", 2**31 - 1),  # gRPC's "infinite"
 ]
 
 

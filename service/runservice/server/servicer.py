@@ -9,6 +9,8 @@ call's native state in grpc.aio.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -45,6 +47,20 @@ def _trace(
 
 MIN_HEARTBEAT = 0.05
 """Seconds: the shortest idle interval a call's deadline brings a stream's heartbeat down to."""
+
+
+STREAM_AGE = 1800.0
+"""Seconds a Stream or Watch stays open, give or take a tenth at random, before the server
+ends it (`StreamRecycled`; the clients open it again after their last sequence). Connections
+are recycled every 30 minutes so that new calls spread over the replicas, but the calls under
+way finish on the old connection (app.py): long streams are ended here instead. A stream
+loops at least once a heartbeat, so it ends within one of its time."""
+
+
+def _recycle_at() -> float:
+    """When a stream opened now ends (spread, so streams opened together do not all come back
+    at once)."""
+    return time.monotonic() + STREAM_AGE * random.uniform(0.9, 1.0)
 
 
 async def _close(iterator: AsyncIterator[Any]) -> None:
@@ -333,10 +349,13 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             heartbeat=self._heartbeat_within(context),
             born=run.created_at,
         )
+        recycle_at = _recycle_at()
         try:
             async for batch in follow:
                 for reply in convert.stream_replies(run_id, batch, limit=self._limit):
                     yield reply
+                if time.monotonic() >= recycle_at:  # after the batch: the cursor covers it
+                    raise errors.StreamRecycled(STREAM_AGE)
         finally:
             await _close(follow)
         end = await self._engine.get_run(run_id)
@@ -372,6 +391,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             coalesce=True,
             born=run.created_at,
         )
+        recycle_at = _recycle_at()
         try:
             async for batch in follow:
                 states: list[model.WorkflowState] = []
@@ -389,6 +409,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                     else convert.watch_replies(batch, states, watermark, limit=self._limit)
                 ):
                     yield reply
+                if time.monotonic() >= recycle_at:  # after the batch: the cursor covers it
+                    raise errors.StreamRecycled(STREAM_AGE)
         finally:
             await _close(follow)
         yield convert.watch_end(watermark)

@@ -18,12 +18,10 @@ flow) and not exported.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import os
 import re
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from runservice.errors import FieldViolation, InvalidArgument
 from runservice.model import Event, EventType, Json, RunStatus, StepPath, StepStatus
 from runservice.server import otlp
 from runservice.server.committed import RunInfo
+from runservice.server.watched import off_the_loop
 from runservice.v1 import run_service_pb2
 
 logger = logging.getLogger(__name__)
@@ -215,26 +214,11 @@ class Tracing:
         A collector that does not answer holds an exporter for its timeout at each batch and
         try (a stop took 30 s, past the deploy files' SIGKILL budget, with the event loop
         blocked so that a second signal did nothing: audit). The flush runs on a daemon thread
-        of its own: whatever it has not exported by then is dropped, and it holds up neither
-        the store's close nor the process's exit."""
+        of its own (`off_the_loop`): whatever it has not exported by then is dropped, and it
+        holds up neither the store's close nor the process's exit."""
         self._end_open_spans()
-        loop = asyncio.get_running_loop()
-        flushed = loop.create_future()
-
-        def done() -> None:
-            if not flushed.done():
-                flushed.set_result(None)
-
-        def flush() -> None:
-            try:
-                self.provider.shutdown()
-            finally:
-                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-                    loop.call_soon_threadsafe(done)
-
-        threading.Thread(target=flush, name="span-flush", daemon=True).start()
         try:
-            await asyncio.wait_for(flushed, wait)
+            await asyncio.wait_for(off_the_loop(self.provider.shutdown, "span-flush"), wait)
         except TimeoutError:
             logger.warning(
                 "spans not exported within %g s of the stop (does the collector answer?) are dropped", wait
