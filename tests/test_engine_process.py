@@ -10,10 +10,14 @@ test_observability.py, for both layouts.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import re
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from postgres import PostgresServer
 from process import ServerProcess, serve_argv, server_env, start_server
 from test_bad_input import details
 
+from runservice import errors
 from runservice.client import Client
 from runservice.model import RunStatus
 from runservice.v1 import (
@@ -39,6 +44,7 @@ pytestmark = pytest.mark.timeout(90)
 
 FLOWS = """
 import asyncio
+import logging
 
 from runservice.workflow import create_step, create_workflow
 
@@ -50,6 +56,17 @@ async def nap(ctx):
 
 
 nap_flow = create_workflow("nap").then(nap).commit()
+
+
+@create_step("loud")
+async def loud(ctx):
+    for i in range(20):  # each line longer than a pipe's atomic write
+        logging.getLogger("loud").warning("loud %d %s", i, "y" * 20000)
+        await asyncio.sleep(0.005)
+    return 1
+
+
+loud_flow = create_workflow("loud").then(loud).commit()
 """
 
 TOKENS = """
@@ -98,14 +115,19 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     assert "Traceback" not in served.text, served.text
 
 
-def engine_pid(server: ServerProcess) -> int:
-    found = re.search(r"engine process (\d+) serving", server.text)  # logged before `listening on`
-    assert found, server.text
+async def engine_pid(server: ServerProcess) -> int:
+    """The engine process's pid, from its `serving` line: the front relays the engine's stderr,
+    so the line may come just after the front's `listening on`."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (found := re.search(r"engine process (\d+) serving", server.text)):
+        assert asyncio.get_running_loop().time() < deadline, server.text
+        await asyncio.sleep(0.05)
     return int(found.group(1))
 
 
 async def test_the_engine_process_marks_its_log_lines(server: ServerProcess) -> None:
-    """Both processes write to one stderr: the engine process's lines say so, the edge's do not."""
+    """Both processes' lines reach one stderr: the engine process's lines say so, the edge's do not."""
+    await engine_pid(server)
     lines = server.text.splitlines()
     (serving,) = [line for line in lines if re.search(r"engine process \d+ serving", line)]
     assert serving.endswith(" [role=engine]"), serving
@@ -293,7 +315,7 @@ async def test_the_front_exits_when_the_engine_process_dies(tmp_path: Path) -> N
                 except grpc.aio.AioRpcError:
                     pass
                 await asyncio.sleep(0.05)
-            os.kill(engine_pid(server), signal.SIGKILL)
+            os.kill(await engine_pid(server), signal.SIGKILL)
             with pytest.raises(grpc.aio.AioRpcError) as cut:
                 await asyncio.wait_for(waiting, 10)
             assert cut.value.code() is grpc.StatusCode.UNAVAILABLE
@@ -354,7 +376,7 @@ async def test_the_front_notices_the_engines_death_when_a_step_forked(tmp_path: 
             done = await stub.Start(request, timeout=20)
             worker = int(done.run.result.struct_value.fields["worker"].number_value)
             assert _alive(worker)
-            os.kill(engine_pid(server), signal.SIGKILL)
+            os.kill(await engine_pid(server), signal.SIGKILL)
             await asyncio.sleep(1.0)
             with pytest.raises(grpc.aio.AioRpcError) as cut:
                 await stub.ListWorkflows(run_service_pb2.ListWorkflowsRequest(), timeout=5)
@@ -375,7 +397,7 @@ async def test_the_engine_process_stops_when_the_front_dies(tmp_path: Path) -> N
     driving is re-driven by the next start."""
     server = await _serve(tmp_path, "--grace", "30")
     try:
-        pid = engine_pid(server)
+        pid = await engine_pid(server)
         async with grpc.aio.insecure_channel(server.address) as channel:
             stub = run_service_pb2_grpc.RunServiceStub(channel)
             await stub.Start(
@@ -487,7 +509,7 @@ async def test_only_the_engine_process_imports_the_workflow_modules(tmp_path: Pa
     try:
         async with Client(server.address, timeout=10) as client:
             assert [workflow.id for workflow in await client.list_workflows()] == ["marked"]
-        assert imported_by.read_text().split() == [str(engine_pid(server))]
+        assert imported_by.read_text().split() == [str(await engine_pid(server))]
         assert await server.stop() == 0
     finally:
         await server.kill()
@@ -523,3 +545,73 @@ def test_a_workflow_the_engine_process_cannot_serve_is_a_one_line_usage_error(
     assert len(lines) == 1 and lines[0].startswith("runservice: error: ") and expected in lines[0], (
         done.stderr
     )
+
+
+async def test_long_lines_of_both_processes_are_never_spliced(tmp_path: Path) -> None:
+    """With `--log-format json` every line is one JSON object, even lines longer than a pipe
+    writes whole (a step's long log line, a traceback) while the edge logs access lines and
+    stderr is read slowly: the front writes the engine's lines. Before, both processes wrote
+    to one stderr and 74 of 1,343 such lines were spliced (audit)."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "nap_flows.py").write_text(FLOWS)
+    argv = serve_argv("--data-dir", str(tmp_path / "data"), "--workflows", "nap_flows",
+                      "--engine-process", "--log-format", "json")  # fmt: skip
+    # A pipe of our own, read a little at a time on a thread: it stays nearly full while runs
+    # log, so a long write goes into it in pieces (asyncio's reader would empty it at once).
+    readable, writable = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=server_env(PYTHONPATH=str(app)), stdout=subprocess.DEVNULL, stderr=writable
+        )
+    finally:
+        os.close(writable)
+    written = bytearray()
+    slowly = threading.Event()
+    slowly.set()
+
+    def read() -> None:
+        with os.fdopen(readable, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(512):
+                written.extend(chunk)
+                if slowly.is_set():
+                    time.sleep(0.002)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := re.search(rb"listening on (\S+?)\"", bytes(written))):
+            assert time.monotonic() < deadline and proc.returncode is None, bytes(written)[-3000:]
+            await asyncio.sleep(0.1)
+        async with Client(found.group(1).decode()) as client:
+            workflow = client.get_workflow("loud")
+            runs = [await workflow.create_run() for _ in range(6)]
+            for run in runs:
+                await run.start({})
+
+            async def access_lines() -> None:
+                for _ in range(150):
+                    with contextlib.suppress(errors.NotFound):
+                        await workflow.run_by_id("nope")
+
+            await asyncio.gather(*(access_lines() for _ in range(8)))
+            for run in runs:
+                while (await workflow.run_by_id(run.run_id)).status is not RunStatus.SUCCESS:
+                    assert time.monotonic() < deadline + 60
+                    await asyncio.sleep(0.1)
+    finally:
+        slowly.clear()
+        if proc.returncode is None:
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
+        await asyncio.to_thread(reader.join, 10)
+    lines = [line for line in bytes(written).split(b"\n") if line]
+    assert sum(b"loud 19 " in line for line in lines) == 6
+    spliced = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            spliced.append(line[:100])
+    assert spliced == []

@@ -259,6 +259,19 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             loop.call_later(FLUSH_SECONDS, self._write_kept)
         self._lines.append(line)
 
+    def relay(self, lines: list[str]) -> None:
+        """Lines another process made, written at once after the kept ones (as a WARNING is)."""
+        self.acquire()
+        try:
+            self._lines.extend(lines)
+            self._write()
+        except Exception:  # as `handleError` does, without a record to name
+            self._lines = []
+            if logging.raiseExceptions:
+                traceback.print_exc(file=sys.stderr)
+        finally:
+            self.release()
+
     def flush(self) -> None:
         self.acquire()
         try:
@@ -408,6 +421,18 @@ def flush() -> None:
         kept.flush()
 
 
+def relay_lines(lines: list[str]) -> None:
+    """Write lines another process made (the engine process's stderr, `serve --engine-process`)
+    through `configure`'s handler: this process then writes all of the two processes' lines,
+    and a line longer than a pipe's atomic write (ATOMIC_WRITE) is never torn by the other's."""
+    out = _configured
+    if out is not None:
+        out.relay(lines)
+        return
+    sys.stderr.write("".join(line + "\n" for line in lines))
+    sys.stderr.flush()
+
+
 ACCESS_LOGGER = "runservice.access"
 """The logger of the access log (one INFO line per RPC)."""
 
@@ -508,5 +533,6 @@ __all__ = [
     "handler",
     "in_step",
     "log_access",
+    "relay_lines",
     "step_extra",
 ]

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import runservice
+from runservice import logs
 from runservice.errors import StorageFailed
 from runservice.server.engine_host import EngineHost, HandlerTable
 from runservice.server.front import EngineLink
@@ -68,12 +69,40 @@ class EngineProcessLost(RuntimeError):
     """The engine process exited while the front was serving."""
 
 
+RELAY_DRAIN = 1.0
+"""Seconds the front reads on from the engine's stderr once the engine process is gone: the
+processes its steps started may hold it open for good."""
+_RELAY_CHUNK = 65536
+_RELAY_LONGEST = 1 << 20
+"""Bytes of a line without its end that the relay keeps; more is written as it is."""
+
+
+async def relay_stderr(stream: asyncio.StreamReader) -> None:
+    """Write what the engine process writes to its stderr, whole lines at a time, through this
+    process's log handler (`logs.relay_lines`). The two processes once shared one stderr, and
+    a line longer than a pipe's atomic write (a traceback, a step's long log line) was spliced
+    with the other's lines: 80 of 1,343 JSON lines were not JSON (audit)."""
+    pending = b""
+    while chunk := await stream.read(_RELAY_CHUNK):
+        *lines, pending = (pending + chunk).split(b"\n")
+        if len(pending) > _RELAY_LONGEST:
+            lines.append(pending)
+            pending = b""
+        if lines:
+            logs.relay_lines([line.decode(errors="replace") for line in lines])
+    if pending:
+        logs.relay_lines([pending.decode(errors="replace")])
+
+
 class EngineProcess:
-    """The front's handle on the engine process: its link and the process itself."""
+    """The front's handle on the engine process: its link, the process itself, and the task
+    relaying its stderr."""
 
     def __init__(self, process: asyncio.subprocess.Process, link: EngineLink) -> None:
         self.process = process
         self.link = link
+        assert process.stderr is not None
+        self._relay = asyncio.create_task(relay_stderr(process.stderr), name="engine-stderr")
 
     @classmethod
     async def start(cls, settings: dict[str, Any]) -> EngineProcess:
@@ -89,6 +118,7 @@ class EngineProcess:
                 str(theirs.fileno()),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,  # relayed by the front, line by line
                 env=_child_environment(),
             )
         except BaseException:
@@ -121,18 +151,28 @@ class EngineProcess:
                 wait.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
         self.link.close()
-        return await self.process.wait()
+        code = await self.process.wait()
+        await self._end_relay()
+        return code
 
     async def stop(self, within: float) -> int:
         """Close the link (the engine stops as after a STOP without grace if it has not had
         one) and wait up to `within` seconds for the process, then kill it. Its exit code."""
         self.link.close()
         try:
-            return await asyncio.wait_for(self.process.wait(), within)
+            code = await asyncio.wait_for(self.process.wait(), within)
         except TimeoutError:
             logger.error("the engine process did not stop within %.0fs: killing it", within)
             self.process.kill()
-            return await self.process.wait()
+            code = await self.process.wait()
+        await self._end_relay()
+        return code
+
+    async def _end_relay(self) -> None:
+        """Relay the engine's last lines (up to RELAY_DRAIN seconds), then stop relaying."""
+        await asyncio.wait({self._relay}, timeout=RELAY_DRAIN)
+        self._relay.cancel()
+        await asyncio.gather(self._relay, return_exceptions=True)
 
 
 def _child_environment() -> dict[str, str]:
