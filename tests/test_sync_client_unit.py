@@ -16,7 +16,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from runservice import errors
-from runservice.client import SyncClient
+from runservice.client import SyncClient, error_from_rpc
 from runservice.model import EventType, RunStatus
 from runservice.v1 import run_pb2, run_service_pb2
 from runservice.wire import from_value, to_value
@@ -389,21 +389,46 @@ def test_values_survive_the_request_builders() -> None:
     assert from_value(to_value({"a": [1, 2.5, None]})) == {"a": [1, 2.5, None]}
 
 
-def test_every_reason_names_one_error_class() -> None:
-    """The clients rebuild an error's class from its reason (`client/status.py`): two classes
-    sharing one would make every error of the one arrive as the other."""
-    seen: dict[str, type[errors.ServiceError]] = {}
-    pending: list[type[errors.ServiceError]] = [errors.ServiceError]
+def test_each_reason_is_raised_as_the_most_general_class_declaring_it() -> None:
+    """The clients rebuild an error's class from its reason (`client/status.py`). Two unrelated
+    classes declaring one reason would make the errors of one arrive as the other, and a class
+    that only inherits its parent's reason (DatabaseFileMoved, a StorageFailed the server tells
+    apart only in its log) must not take it over: STORAGE_FAILED arrived as DatabaseFileMoved."""
+    from runservice.client.status import _BY_REASON
+
+    declaring: dict[str, list[type[errors.ServiceError]]] = {}
+    pending = list(errors.ServiceError.__subclasses__())  # the root's reason is only a default
     while pending:
         cls = pending.pop(0)
         pending.extend(cls.__subclasses__())
         if "reason" in vars(cls):
-            other = seen.get(cls.reason)
-            # A subclass may share its parent's reason (`Internal` is the root's): it wins.
-            assert other is None or issubclass(cls, other), (
-                f"{cls.__name__} and {other.__name__}: {cls.reason}"
-            )
-            seen[cls.reason] = cls
+            declaring.setdefault(cls.reason, []).append(cls)
+    expected = {}
+    for reason, classes in declaring.items():
+        [most_general] = [
+            cls for cls in classes if not any(cls is not o and issubclass(cls, o) for o in classes)
+        ]
+        expected[reason] = most_general
+    assert expected == _BY_REASON
+    assert expected["STORAGE_FAILED"] is errors.StorageFailed and expected["INTERNAL"] is errors.Internal
+
+    class Failed:  # what error_from_rpc reads of a failed call
+        def __init__(self, trailers: object) -> None:
+            self.trailers = trailers
+
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self) -> str:
+            return "m"
+
+        def trailing_metadata(self) -> object:
+            return self.trailers
+
+    for reason, cls in expected.items():
+        info = error_details_pb2.ErrorInfo(reason=reason, domain=errors.DOMAIN)
+        error = error_from_rpc(Failed(details(grpc.StatusCode.UNAVAILABLE, "m", info)))
+        assert (type(error), error.reason) == (cls, reason)
 
 
 def test_a_follow_gives_up_after_its_time_without_a_message(

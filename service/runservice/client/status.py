@@ -30,11 +30,18 @@ class FailedCall(Protocol):
 
 
 def _error_classes() -> dict[str, type[errors.ServiceError]]:
+    """Each reason's class: the most general one that declares that reason itself.
+
+    A class without a `reason` of its own only inherits its parent's (DatabaseFileMoved is a
+    StorageFailed the server tells apart in its log, not on the wire): taking it would turn
+    every error of that reason into the narrower class. The root's reason is a default, not
+    one of its own: INTERNAL is `Internal`'s."""
     by_reason: dict[str, type[errors.ServiceError]] = {}
-    pending: list[type[errors.ServiceError]] = [errors.ServiceError]
-    while pending:  # parents first, so a subclass sharing its parent's reason wins
+    pending = list(errors.ServiceError.__subclasses__())
+    while pending:  # parents first, so the most general class declaring a reason keeps it
         cls = pending.pop(0)
-        by_reason[cls.reason] = cls
+        if "reason" in vars(cls):
+            by_reason.setdefault(cls.reason, cls)
         pending.extend(cls.__subclasses__())
     return by_reason
 
