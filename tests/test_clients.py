@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -653,8 +654,10 @@ async def closes_a_stream_on_a_given_channel(served: Served) -> None:
 
 
 async def test_a_run_timeout_a_duration_cannot_hold_is_refused_before_sending(client: Client) -> None:
+    # A negative one was sent as an invalid Duration (-1.5 s as -2 s + 0.5 s); the server refuses
+    # one that is not positive anyway.
     run = await client.get_workflow("approval").create_run()
-    for timeout in (float("nan"), float("inf"), 1e12):
+    for timeout in (float("nan"), float("inf"), 1e12, 0, -1.5, -0.25, dt.timedelta(milliseconds=-1500)):
         with pytest.raises(errors.InvalidArgument) as caught:
             await run.start({"count": 1}, run_timeout=timeout)
         assert [v.field for v in caught.value.violations] == ["run_timeout"]

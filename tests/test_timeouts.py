@@ -18,11 +18,13 @@ from typing import Any
 
 import pytest
 from conftest import ServingFactory, client_for
+from google.protobuf import duration_pb2
 from pydantic import BaseModel
 
 from runservice import errors
 from runservice.client import Client, SyncClient
 from runservice.model import EventType, Run, RunStatus, StepStatus
+from runservice.v1 import run_service_pb2
 from runservice.workflow import StepContext, Workflow, clone_step, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(60)
@@ -311,10 +313,13 @@ async def test_a_time_travel_or_fork_of_a_timed_out_run_gets_a_fresh_deadline(cl
 
 
 async def test_a_timeout_that_is_not_positive_is_invalid(client: Client) -> None:
+    # The Python clients refuse one before sending it (tests/test_clients.py): send it raw.
     run = await client.get_workflow("no-timeout").create_run()
-    with pytest.raises(errors.InvalidArgument) as caught:
-        await run.start({"seconds": 0.05}, run_timeout=-1)
-    assert [v.field for v in caught.value.violations] == ["timeout"]
+    for timeout in (duration_pb2.Duration(seconds=-1), duration_pb2.Duration(seconds=0)):
+        request = run_service_pb2.StartRequest(workflow_id="no-timeout", run_id=run.run_id, timeout=timeout)
+        with pytest.raises(errors.InvalidArgument) as caught:
+            await client.call(client.stub.Start, request)
+        assert [v.field for v in caught.value.violations] == ["timeout"]
     assert (await client.get_workflow("no-timeout").run_by_id(run.run_id)).status is RunStatus.PENDING
 
 

@@ -292,11 +292,11 @@ def _fill_exact(value: struct_pb2.Value, obj: Any, path: str) -> None:
         wire.fill(value, obj)
     elif isinstance(obj, float):
         if not math.isfinite(obj):
-            raise _not_a_double(path, "numbers must be finite (NaN and Infinity are not JSON)")
+            raise _invalid(path, "numbers must be finite (NaN and Infinity are not JSON)")
         value.number_value = obj
     elif isinstance(obj, int):
         if not -_MAX_EXACT_INT <= obj <= _MAX_EXACT_INT:
-            raise _not_a_double(
+            raise _invalid(
                 path, "integers beyond ±2^53 would be rounded (numbers are doubles): send a string"
             )
         value.number_value = obj
@@ -321,18 +321,19 @@ _MAX_DURATION = 315_576_000_000
 
 
 def request_duration(seconds: float | dt.timedelta | None, field: str) -> duration_pb2.Duration | None:
-    """A Duration for the request field `field` (None: left unset); a NaN, an infinity or more
-    than a Duration holds raises `errors.InvalidArgument`, as `request_value` does, and nothing
-    is sent (it raised ValueError or OverflowError from deep in the conversion)."""
+    """A Duration for the request field `field` (None: left unset). One that is not positive,
+    a NaN, an infinity or more than a Duration holds raises `errors.InvalidArgument`, as
+    `request_value` does and as the server answers it, and nothing is sent (a negative one was
+    sent as an invalid Duration, its seconds and nanos of opposite signs)."""
     if seconds is None:
         return None
     value = seconds.total_seconds() if isinstance(seconds, dt.timedelta) else float(seconds)
-    if not math.isfinite(value) or abs(value) > _MAX_DURATION:
-        raise _not_a_double(field, f"a duration must be finite and at most {_MAX_DURATION} seconds")
+    if not (math.isfinite(value) and 0 < value <= _MAX_DURATION):
+        raise _invalid(field, f"a duration must be positive, finite and at most {_MAX_DURATION} seconds")
     return wire.duration(value)
 
 
-def _not_a_double(path: str, problem: str) -> errors.InvalidArgument:
+def _invalid(path: str, problem: str) -> errors.InvalidArgument:
     return errors.InvalidArgument(
         f"{path}: {problem}", reason="INVALID_REQUEST", violations=[errors.FieldViolation(path, problem)]
     )
