@@ -340,6 +340,29 @@ async def test_numbers_a_double_cannot_carry_are_refused_before_sending(client: 
     assert await asyncio.to_thread(sync_start) == ["input_data.count[0]"]
 
 
+async def test_dict_keys_that_are_not_strings_are_refused_before_sending(client: Client) -> None:
+    # str() turned them into strings: {1: "a", "1": "b"} arrived as one key, 1 as "1".
+    run = await client.get_workflow("approval").create_run()
+    refused = [
+        ({1: "a", "1": "b"}, "input_data.1"),
+        ({"count": 1, "items": [{"price": 1, True: "yes"}]}, "input_data.items[0].True"),
+    ]
+    for data, path in refused:
+        with pytest.raises(errors.InvalidArgument) as caught:
+            await run.start_async(data)
+        assert caught.value.reason == "INVALID_REQUEST"
+        assert [v.field for v in caught.value.violations] == [path]
+    unsent = await client.get_workflow("approval").run_by_id(run.run_id)
+    assert unsent.status is RunStatus.PENDING
+
+    def sync_start() -> list[str]:
+        with SyncClient(client.target) as sync, pytest.raises(errors.InvalidArgument) as caught:
+            sync.get_workflow("approval").create_run().start({"count": 1, "tags": {2: "x"}})
+        return [v.field for v in caught.value.violations]
+
+    assert await asyncio.to_thread(sync_start) == ["input_data.tags.2"]
+
+
 def idle_after(response: Any) -> Any:
     """A stream handler that sends `response`, then stays open until the call ends."""
 

@@ -275,9 +275,10 @@ def request_value(obj: Any, field: str) -> struct_pb2.Value | None:
 
     `wire.fill` writes a NaN, ±Infinity or an int beyond a double's range as null, and rounds
     an int beyond 2^53: right for what the server stores, wrong for what a caller sends, which
-    would then be silently changed. Such a value raises `errors.InvalidArgument` (reason
-    INVALID_REQUEST, a violation naming its path, e.g. `input_data.items[3].price`), as the
-    server answers a NaN sent by another client, and nothing is sent.
+    would then be silently changed. Such a value, or a dict key that is not a string, raises
+    `errors.InvalidArgument` (reason INVALID_REQUEST, a violation naming its path, e.g.
+    `input_data.items[3].price`), as the server answers a NaN sent by another client, and
+    nothing is sent.
     """
     if obj is None:
         return None
@@ -304,7 +305,11 @@ def _fill_exact(value: struct_pb2.Value, obj: Any, path: str) -> None:
         fields = value.struct_value.fields
         value.struct_value.SetInParent()  # an empty dict is still a struct
         for key, item in obj.items():
-            _fill_exact(fields[str(key)], item, f"{path}.{key}")
+            if not isinstance(key, str):
+                # str() would send it changed (1 as "1", True as "True"), and {1: .., "1": ..}
+                # would lose one of the two: refused like any other value JSON cannot carry.
+                raise _invalid(f"{path}.{key}", f"object keys must be strings, not {type(key).__name__}")
+            _fill_exact(fields[key], item, f"{path}.{key}")
     elif isinstance(obj, list | tuple):
         items = value.list_value
         items.SetInParent()
