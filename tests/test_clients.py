@@ -431,6 +431,52 @@ async def test_closing_the_sync_client_ends_its_open_stream_quietly() -> None:
         assert seen == [1]
 
 
+async def test_a_stream_that_ends_before_any_event_says_so_with_its_request_id() -> None:
+    # StreamRequest has no request_id of its own (its Start or Resume has): the errors of a
+    # stream carried none. And an end without an error said SERVER_DRAINING, which no server said.
+    received: list[str] = []
+
+    async def stream(request: run_service_pb2.StreamRequest, context: Any) -> AsyncIterator[Any]:
+        action = request.start if request.HasField("start") else request.resume
+        received.append(action.request_id)
+        if len(received) % 2 == 0:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "connection reset")
+        return
+        yield  # an async generator that sends nothing
+
+    handler = grpc.unary_stream_rpc_method_handler(
+        stream,
+        request_deserializer=run_service_pb2.StreamRequest.FromString,
+        response_serializer=run_service_pb2.StreamResponse.SerializeToString,
+    )
+    caught: list[errors.ServiceError] = []
+
+    async def consume(events: AsyncIterator[Event]) -> None:
+        with pytest.raises(errors.Unavailable) as raised:
+            async for _ in events:
+                pass
+        caught.append(raised.value)
+
+    def consume_sync(address: str) -> None:
+        with SyncClient(address) as sync:
+            run = SyncRunHandle(sync, "wf", "r1")
+            for events in (run.stream({"count": 1}), run.resume_stream({"ok": True}, request_id="mine")):
+                with pytest.raises(errors.Unavailable) as raised:
+                    list(events)
+                caught.append(raised.value)
+
+    async with scripted({"Stream": handler}) as address:
+        async with Client(address) as client:
+            run = RunHandle(client, "wf", "r1")
+            await consume(run.stream({"count": 1}))
+            await consume(run.resume_stream({"ok": True}, request_id="mine"))
+        await asyncio.to_thread(consume_sync, address)
+    assert [e.reason for e in caught] == ["STREAM_ENDED_EARLY", "UNAVAILABLE"] * 2
+    assert [e.metadata["request_id"] for e in caught] == received
+    assert received[1] == received[3] == "mine"
+    assert caught[0].metadata["run_id"] == "r1"
+
+
 async def test_the_sync_client_refuses_every_call_and_stream_after_close(served: Served) -> None:
     def after_close() -> list[str]:
         client = SyncClient(served.address, timeout=10.0)

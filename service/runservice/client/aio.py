@@ -43,7 +43,14 @@ from runservice.client.convert import (
     workflow_from_proto,
 )
 from runservice.client.schedules import AsyncSchedules
-from runservice.client.status import Backoff, error_from_rpc, error_of_call, gave_up, should_reconnect
+from runservice.client.status import (
+    Backoff,
+    error_from_rpc,
+    error_of_call,
+    gave_up,
+    should_reconnect,
+    stream_ended_early,
+)
 from runservice.model import Json
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
 
@@ -603,7 +610,7 @@ class RunHandle(convert.RunRequests):
         finally:
             call.cancel()
         if last == 0:
-            raise errors.Unavailable(f"the stream of run {self.run_id!r} ended before any event")
+            raise stream_ended_early(self.run_id, request)
         # The stream broke after the run started: follow the rest of it with Watch.
         if not settled:
             async for event in self.client.follow(self.run_id, last, until_settled=True):

@@ -15,6 +15,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from runservice import errors
+from runservice.v1 import run_service_pb2
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -94,10 +95,20 @@ def error_of_call(exc: FailedCall, request: object) -> errors.ServiceError:
     the request has one and the call is to be retried with it (a deadline, UNAVAILABLE): the
     client made that key up when the caller gave none. A refusal does not carry it."""
     error = error_from_rpc(exc)
-    request_id = getattr(request, "request_id", "")
-    if request_id and isinstance(request_id, str) and exc.code() in _RETRIED_WITH_ITS_KEY:
+    request_id = request_id_of(request)
+    if request_id and exc.code() in _RETRIED_WITH_ITS_KEY:
         error.metadata.setdefault("request_id", request_id)
     return error
+
+
+def request_id_of(request: object) -> str:
+    """The idempotency key `request` carries ("": none): its own, or, for a Stream, that of the
+    Start or Resume it wraps (StreamRequest has no field of its own)."""
+    if isinstance(request, run_service_pb2.StreamRequest):
+        action = request.WhichOneof("action")
+        request = getattr(request, action) if action else None
+    found = getattr(request, "request_id", "")
+    return found if isinstance(found, str) else ""
 
 
 def error_from_rpc(exc: FailedCall) -> errors.ServiceError:
@@ -172,6 +183,18 @@ def _error_info(exc: FailedCall) -> error_details_pb2.ErrorInfo | None:
                 detail.Unpack(info)
                 return info
     return None
+
+
+def stream_ended_early(run_id: str, request: object) -> errors.Unavailable:
+    """The error a Stream raises when it ended without an error before its first event: whether
+    it started (or resumed) the run is unknown, so it is to be retried with its `request_id`."""
+    found = {"run_id": run_id, "request_id": request_id_of(request)}
+    metadata = {key: value for key, value in found.items() if value}  # a Start may name no run
+    return errors.Unavailable(
+        f"the stream of run {run_id!r} ended before any event; retry with the same request_id",
+        reason="STREAM_ENDED_EARLY",
+        metadata=metadata,
+    )
 
 
 def gave_up(run_id: str, last: int, seconds: float, why: str) -> errors.Unavailable:

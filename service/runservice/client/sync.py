@@ -49,6 +49,7 @@ from runservice.client.status import (
     error_of_call,
     gave_up,
     should_reconnect,
+    stream_ended_early,
 )
 from runservice.model import Json
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
@@ -675,7 +676,7 @@ class SyncRunHandle(convert.RunRequests):
             self.client._register(opened, False)
             cast(grpc.Call, responses).cancel()
         if last == 0:
-            raise errors.Unavailable(f"the stream of run {self.run_id!r} ended before any event")
+            raise stream_ended_early(self.run_id, request)
         if not settled:  # the stream broke after the run started: follow the rest with Watch
             yield from self.client.follow(self.run_id, last, until_settled=True)
         request_run = run_service_pb2.GetRunRequest(workflow_id=self.workflow_id, run_id=self.run_id)
