@@ -496,6 +496,37 @@ async def test_the_sync_client_refuses_every_call_and_stream_after_close(served:
     assert await asyncio.to_thread(after_close) == ["CLIENT_CLOSED"] * 3
 
 
+async def test_a_sync_client_closed_between_its_check_and_the_call_raises_client_closed(
+    served: Served,
+) -> None:
+    # close() on another thread can land after a call's check that the client is open and before
+    # grpc is called: grpc then refused the call on the closed channel with a bare ValueError.
+    # Each grpc callable here runs close() first, so every call lands in that window.
+    def closing_first(client: SyncClient, method: Any) -> Any:
+        def invoke(request: Any, **kwargs: Any) -> Any:
+            client.close()
+            return method(request, **kwargs)
+
+        return invoke
+
+    def in_the_window() -> tuple[list[str], list[Event]]:
+        reasons = []
+        unary = SyncClient(served.address)
+        with pytest.raises(errors.Unavailable) as caught:
+            unary.call(closing_first(unary, unary.stub.ListWorkflows), run_service_pb2.ListWorkflowsRequest())
+        reasons.append(caught.value.reason)
+        streaming = SyncClient(served.address)
+        streaming.stub.Stream = closing_first(streaming, streaming.stub.Stream)
+        with pytest.raises(errors.Unavailable) as caught:
+            list(SyncRunHandle(streaming, "echo", "r1").stream({"count": 1}))
+        reasons.append(caught.value.reason)
+        following = SyncClient(served.address)
+        following.stub.Watch = closing_first(following, following.stub.Watch)
+        return reasons, list(following.follow("r1"))  # open when close() came: a quiet end
+
+    assert await on_thread(in_the_window) == (["CLIENT_CLOSED"] * 2, [])
+
+
 # -- the sync client end to end ---------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from runservice import errors, model
+from runservice import model
 from runservice.client import convert
 from runservice.client.channel import (
     DEFAULT_RETRY,
@@ -45,6 +45,7 @@ from runservice.client.convert import (
 from runservice.client.schedules import AsyncSchedules
 from runservice.client.status import (
     Backoff,
+    client_closed,
     error_from_rpc,
     error_of_call,
     gave_up,
@@ -111,7 +112,7 @@ class Client:
     def stub(self) -> RunServiceAsyncStub:
         """The raw aio stub (the channel is created on first use, inside the running loop)."""
         if self._closed:
-            raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED")
+            raise client_closed()
         if self._stub is None:
             if self._credentials is None:
                 self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
@@ -161,7 +162,7 @@ class Client:
             raise error_of_call(exc, request) from exc
         except asyncio.CancelledError:
             if self.closed_the_call():  # close() meanwhile, not a cancellation of this task
-                raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED") from None
+                raise client_closed() from None
             raise
 
     async def list_workflows(self) -> list[WorkflowInfo]:

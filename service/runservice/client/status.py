@@ -185,6 +185,11 @@ def _error_info(exc: FailedCall) -> error_details_pb2.ErrorInfo | None:
     return None
 
 
+def client_closed() -> errors.Unavailable:
+    """The error of a call made, or under way, when the client is closed."""
+    return errors.Unavailable("the client is closed", reason="CLIENT_CLOSED")
+
+
 def stream_ended_early(run_id: str, request: object) -> errors.Unavailable:
     """The error a Stream raises when it ended without an error before its first event: whether
     it started (or resumed) the run is unknown, so it is to be retried with its `request_id`."""

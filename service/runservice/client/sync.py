@@ -45,6 +45,7 @@ from runservice.client.schedules import SyncSchedules
 from runservice.client.status import (
     Backoff,
     FailedCall,
+    client_closed,
     error_from_rpc,
     error_of_call,
     gave_up,
@@ -58,6 +59,7 @@ logger = logging.getLogger("runservice.client")
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
+_T = TypeVar("_T")
 
 
 def _mapped(exc: grpc.RpcError) -> errors.ServiceError:
@@ -143,20 +145,31 @@ class SyncClient:
     ) -> _Resp:
         """One unary call, with service errors raised as `runservice.errors` exceptions. One that
         `wait`s for a run has `wait_timeout` as its deadline (None: none), not the client's."""
-        self._check_open()
         try:
-            deadline = wait_timeout if wait else self.timeout
-            return method(request, timeout=deadline, metadata=self.metadata)
+            return self._invoke(method, request, timeout=wait_timeout if wait else self.timeout)
         except grpc.RpcError as exc:
             if self._closed and cast(FailedCall, exc).code() is grpc.StatusCode.CANCELLED:
                 # close() on another thread closed the channel under it
-                raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED") from exc
+                raise client_closed() from exc
             raise error_of_call(cast(FailedCall, exc), request) from exc
 
     def _check_open(self) -> None:
-        # Every call and stream, so none reaches the closed channel (its ValueError says less).
         if self._closed:
-            raise errors.Unavailable("the client is closed", reason="CLIENT_CLOSED")
+            raise client_closed()
+
+    def _invoke(self, method: Callable[..., _T], request: object, *, timeout: float | None = None) -> _T:
+        """`method(request)` with this client's metadata: every call and stream is made here.
+
+        A close() on another thread may come after the check and before the call: grpc then
+        refuses the call on the closed channel with a bare ValueError, which is CLIENT_CLOSED
+        to the caller, as for a call made after it."""
+        self._check_open()
+        try:
+            return method(request, timeout=timeout, metadata=self.metadata)
+        except ValueError as exc:
+            if self._closed:
+                raise client_closed() from exc
+            raise
 
     def list_workflows(self) -> list[WorkflowInfo]:
         """Every workflow the server runs, sorted by id."""
@@ -243,9 +256,12 @@ class _Follow:
         heard = time.monotonic()
         while not self._stopped.is_set():
             request = run_service_pb2.WatchRequest(run_id=self.run_id, after_sequence=self.last)
-            responses = self.client.stub.Watch(
-                request, timeout=self.attempt_timeout, metadata=self.client.metadata
-            )
+            try:
+                responses = self.client._invoke(self.client.stub.Watch, request, timeout=self.attempt_timeout)
+            except errors.Unavailable:
+                if self._stopped.is_set():
+                    return  # close() stopped this follow as it reopened: a quiet end
+                raise
             self._call = cast(grpc.Call, responses)
             if self._stopped.is_set():  # stop() ran before the call was visible to it
                 self._call.cancel()
@@ -638,13 +654,12 @@ class SyncRunHandle(convert.RunRequests):
         return self._stream(run_service_pb2.StreamRequest(resume=resume))
 
     def _stream(self, request: run_service_pb2.StreamRequest) -> Iterator[model.Event]:
-        self.client._check_open()
         last = 0
         settled = False
-        responses = self.client.stub.Stream(request, metadata=self.client.metadata)
+        responses = self.client._invoke(self.client.stub.Stream, request)
         opened = _StreamCall(cast(grpc.Call, responses))
         self.client._register(opened, True)
-        if self.client._closed:  # closed since the check above: it found nothing to stop
+        if self.client._closed:  # closed since `_invoke` checked: close() found nothing to stop
             opened.stop()
         ended = False
         try:
