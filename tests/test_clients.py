@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +24,7 @@ import grpc
 import pytest
 from conftest import Served, ServingFactory, serving_on
 from edge import losing_first_replies, slow_to_end
+from process import serve_argv, start_server
 from run_writes import orphan
 
 from runservice import errors
@@ -196,6 +199,80 @@ async def test_attempts_shorter_than_the_heartbeat_do_not_give_up_on_a_live_serv
         await asyncio.wait_for(watching, 10)
     assert [e.sequence for e in seen] == list(range(1, len(seen) + 1))
     assert seen[-1].ends_run and seen[-1].run_status is RunStatus.SUCCESS
+
+
+async def test_a_follow_gives_up_on_a_hung_server_once_its_time_passed(tmp_path: Path) -> None:
+    """A server that hangs (SIGSTOP: the connection stays up, nothing answers) held an open attempt
+    until keepalive gave the connection up, ~40 s: `give_up_after` was checked only between
+    attempts. Until then the heartbeats (every 0.2 s here) keep the quiet follow going, and the
+    caller's own time with an event, longer than the limit, is not the server's silence."""
+    argv = serve_argv("--data-dir", str(tmp_path), "--workflows", "tests.workflows", "--heartbeat", "0.2")
+    server = await start_server(argv)
+    try:
+        async with Client(server.address) as client:
+            run = await client.get_workflow("approval").create_run()
+            suspended = await run.start_async({"count": 1})  # nothing but heartbeats from now on
+            seen: list[int] = []
+
+            async def follow() -> None:
+                async for event in client.follow(run.run_id, give_up_after=1.5):
+                    seen.append(event.sequence)
+                    if len(seen) == 1:
+                        await asyncio.sleep(2.0)
+
+            async def follow_sync() -> None:
+                def blocking() -> None:
+                    with SyncClient(server.address) as sync:
+                        for event in sync.follow(run.run_id, give_up_after=1.5):
+                            seen.append(event.sequence)
+                            if len(seen) == 1:
+                                time.sleep(2.0)
+
+                await asyncio.to_thread(blocking)
+
+            for following in (follow, follow_sync):
+                seen.clear()
+                watching = asyncio.create_task(following())
+                await asyncio.wait([watching], timeout=5.0)  # the first event's 2 s, then heartbeats
+                assert not watching.done(), watching.exception()
+                assert seen and seen[-1] == suspended.last_sequence
+                server.proc.send_signal(signal.SIGSTOP)
+                try:
+                    stopped = time.monotonic()
+                    with pytest.raises(errors.Unavailable) as caught:
+                        await asyncio.wait_for(watching, 10)
+                    assert time.monotonic() - stopped < 4.0  # 1.5 s after the last heartbeat
+                finally:
+                    server.proc.send_signal(signal.SIGCONT)
+                assert caught.value.reason == "WATCH_GAVE_UP"
+                assert caught.value.metadata["last_sequence"] == str(seen[-1])
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+        await server.stop()
+
+
+async def test_a_follow_gives_up_between_attempts_once_its_time_passed() -> None:
+    # A server that refuses every Watch: the follow reconnects with backoff, and gives up once the
+    # limit passed, naming how the last attempt ended (an open attempt's silence is the test above).
+    async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "draining")
+        yield
+
+    def follow_sync(address: str) -> None:
+        with SyncClient(address) as sync:
+            list(sync.follow("r1", give_up_after=1.0))
+
+    async with scripted({"Watch": watch_handler(refuse)}) as address, Client(address) as client:
+        for follow in (
+            lambda: client.follow("r1", give_up_after=1.0).__anext__(),
+            lambda: asyncio.to_thread(follow_sync, address),
+        ):
+            began = time.monotonic()
+            with pytest.raises(errors.Unavailable) as caught:
+                await asyncio.wait_for(follow(), 10)
+            assert 1.0 <= time.monotonic() - began < 3.0
+            assert caught.value.reason == "WATCH_GAVE_UP"
+            assert "the last attempt ended with UNAVAILABLE" in caught.value.message
 
 
 async def test_unary_calls_are_retried_on_unavailable_by_the_published_policy() -> None:

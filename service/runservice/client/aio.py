@@ -18,7 +18,6 @@ import asyncio
 import datetime as dt
 import inspect
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,6 +44,7 @@ from runservice.client.convert import (
 from runservice.client.schedules import AsyncSchedules
 from runservice.client.status import (
     Backoff,
+    Silence,
     client_closed,
     error_from_rpc,
     error_of_call,
@@ -196,21 +196,34 @@ class Client:
         end without `end_of_stream` and, when `attempt_timeout` bounds each attempt, on
         DEADLINE_EXCEEDED; raises the mapped error on anything else. With `give_up_after`,
         raises errors.Unavailable (`WATCH_GAVE_UP`, with the last sequence) once that many
-        seconds passed with no message (heartbeats count) rather than reconnect again.
+        seconds passed with no message (heartbeats count), in an open attempt or between
+        attempts, rather than wait or reconnect again.
         """
         last = after_sequence
         backoff = Backoff()
-        heard = time.monotonic()
+        silence = None if give_up_after is None else Silence(give_up_after)
         while True:
             request = run_service_pb2.WatchRequest(run_id=run_id, after_sequence=last)
             call = self.stub.Watch(request, timeout=attempt_timeout, metadata=self.metadata)
+            responses = aiter(call)
             ended = False
             try:
-                async for response in call:
+                while True:
+                    try:
+                        # A server that hangs (connection up, nothing answers) holds a read until
+                        # keepalive gives up on the connection, ~40 s: bound it by the silence left.
+                        async with asyncio.timeout(None if silence is None else silence.left()):
+                            response = await anext(responses)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        assert silence is not None  # the read's only deadline
+                        raise gave_up(run_id, last, silence.limit, "was silent") from None
+                    if silence is not None:
+                        silence.heard()
                     if ended:
                         break  # nothing comes after the end: a server that sent more is not followed
                     backoff.reset()
-                    heard = time.monotonic()
                     for msg in response.events:
                         if msg.sequence <= last:
                             continue  # already delivered before a reconnect
@@ -224,6 +237,8 @@ class Client:
                     # Read on to the call's own end (OK, at once): cancelling it here instead
                     # made every watch that ended normally a CANCELLED call on the server.
                     ended = response.end_of_stream
+                    if silence is not None:
+                        silence.listening()
                 if ended:
                     return
                 why = "ended without end_of_stream"
@@ -239,13 +254,15 @@ class Client:
                 raise
             finally:
                 call.cancel()
-            if give_up_after is not None and time.monotonic() - heard > give_up_after:
-                raise gave_up(run_id, last, give_up_after, why)
             delay = backoff.next_delay()
+            if silence is not None:
+                delay = min(delay, max(silence.left(), 0.0))  # awake in time to give up
             logger.info("watch of run %s %s; resuming after %d in %.2fs", run_id, why, last, delay)
             await asyncio.sleep(delay)
             if self._closed:
                 return  # closed while waiting to reopen: as above
+            if silence is not None and silence.left() <= 0:
+                raise gave_up(run_id, last, silence.limit, why)
 
 
 class WorkflowHandle:

@@ -8,6 +8,7 @@ Both clients raise the exception chosen by the `ErrorInfo.reason` of the status 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -210,6 +211,29 @@ def gave_up(run_id: str, last: int, seconds: float, why: str) -> errors.Unavaila
         reason="WATCH_GAVE_UP",
         metadata={"run_id": run_id, "last_sequence": str(last)},
     )
+
+
+class Silence:
+    """How long a follow has waited for the server with nothing from it (`give_up_after`). The
+    caller's time with the events does not count: what the server sent meanwhile waits in the
+    stream, and a slow caller is no sign of a hung server."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self._since: float | None = time.monotonic()  # None while the caller has the events
+
+    def heard(self) -> None:
+        """A message came: the clock stops until the follow reads again."""
+        self._since = None
+
+    def listening(self) -> None:
+        """The follow reads again: the clock counts from now."""
+        self._since = time.monotonic()
+
+    def left(self) -> float:
+        """Seconds of silence left before giving up (the whole limit while the caller has events)."""
+        since = self._since
+        return self.limit if since is None else since + self.limit - time.monotonic()
 
 
 class Backoff:

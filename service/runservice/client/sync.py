@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
@@ -45,6 +44,7 @@ from runservice.client.schedules import SyncSchedules
 from runservice.client.status import (
     Backoff,
     FailedCall,
+    Silence,
     client_closed,
     error_from_rpc,
     error_of_call,
@@ -253,7 +253,7 @@ class _Follow:
 
     def _events(self) -> Iterator[model.Event]:
         backoff = Backoff()
-        heard = time.monotonic()
+        silence = None if self.give_up_after is None else Silence(self.give_up_after)
         while not self._stopped.is_set():
             request = run_service_pb2.WatchRequest(run_id=self.run_id, after_sequence=self.last)
             try:
@@ -265,13 +265,15 @@ class _Follow:
             self._call = cast(grpc.Call, responses)
             if self._stopped.is_set():  # stop() ran before the call was visible to it
                 self._call.cancel()
+            cutter = None if silence is None else _SilenceCutter(silence, self._call)
             ended = False
             try:
                 for response in responses:
+                    if silence is not None:
+                        silence.heard()
                     if ended:
                         break  # nothing comes after the end: a server that sent more is not followed
                     backoff.reset()
-                    heard = time.monotonic()
                     for msg in response.events:
                         if msg.sequence <= self.last:
                             continue  # already delivered before a reconnect
@@ -285,12 +287,16 @@ class _Follow:
                     # Read on to the call's own end (OK, at once): cancelling it here instead
                     # made every watch that ended normally a CANCELLED call on the server.
                     ended = response.end_of_stream
+                    if silence is not None:
+                        silence.listening()
                 if ended:
                     return
                 why = "ended without end_of_stream"
             except grpc.RpcError as exc:
                 if self._stopped.is_set() or ended:
                     return
+                if cutter is not None and cutter.cut:
+                    raise gave_up(self.run_id, self.last, cutter.silence.limit, "was silent") from None
                 code = cast(FailedCall, exc).code()
                 if self.client._closed or not should_reconnect(
                     cast(FailedCall, exc), attempt_deadline=self.attempt_timeout is not None
@@ -298,17 +304,46 @@ class _Follow:
                     raise _mapped(exc) from exc
                 why = f"ended with {code.name}"
             finally:
+                if cutter is not None:
+                    cutter.close()
                 self._call = None
                 self._cancel(responses)
-            if self.give_up_after is not None and time.monotonic() - heard > self.give_up_after:
-                raise gave_up(self.run_id, self.last, self.give_up_after, why)
             delay = backoff.next_delay()
+            if silence is not None:
+                delay = min(delay, max(silence.left(), 0.0))  # awake in time to give up
             logger.info("watch of run %s %s; resuming after %d in %.2fs", self.run_id, why, self.last, delay)
-            self._stopped.wait(delay)
+            if self._stopped.wait(delay):
+                return
+            if silence is not None and silence.left() <= 0:
+                raise gave_up(self.run_id, self.last, silence.limit, why)
 
     @staticmethod
     def _cancel(responses: object) -> None:
         cast(grpc.Call, responses).cancel()
+
+
+class _SilenceCutter:
+    """Cancels one Watch attempt's call, from a thread of its own, once the silence reaches its
+    limit: grpc's blocking iterator has no deadline but the call's, and a server that hangs
+    (connection up, nothing answers) would hold it until keepalive gives the connection up, ~40 s."""
+
+    def __init__(self, silence: Silence, call: grpc.Call) -> None:
+        self.cut = False
+        self.silence = silence
+        self._call = call
+        self._over = threading.Event()
+        threading.Thread(target=self._run, name="watch-silence", daemon=True).start()
+
+    def close(self) -> None:
+        """The attempt ended: the thread ends too."""
+        self._over.set()
+
+    def _run(self) -> None:
+        while not self._over.wait(max(self.silence.left(), 0.0)):
+            if self.silence.left() <= 0:
+                self.cut = True
+                self._call.cancel()
+                return
 
 
 class SyncWatchHandle:
