@@ -124,6 +124,7 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     assert "a CreateRun whose reply was lost is retried with the same runId: one run" in out
     assert "a ForkRun without newRunId or requestId makes a time-ordered run; a requestId names it" in out
     assert "decodes an error's status code, ErrorInfo and BadRequest" in out
+    assert "toValue refuses what is not JSON, naming its path, and leaves an undefined property out" in out
     assert "watches one run across a suspend and a resume" in out
     assert "follow reopens a cut Watch from its last sequence: nothing lost, nothing twice" in out
     assert len(seen["Watch"]) == 3 and seen["Watch"][0] == "0" != seen["Watch"][2], seen["Watch"]

@@ -25,7 +25,7 @@ import type { StreamResponse__Output } from "../generated/runservice/v1/StreamRe
 import type { WatchResponse__Output } from "../generated/runservice/v1/WatchResponse";
 import { createClient, deadline, decodeError, protoRoot, unary } from "../src/client";
 import { follow, type FollowOptions } from "../src/follow";
-import { fromValue, toValue } from "../src/value";
+import { fromValue, type Json, toValue } from "../src/value";
 
 const target = process.env.RUNSERVICE_TARGET;
 if (!target) throw new Error("set RUNSERVICE_TARGET to a running runservice (host:port)");
@@ -442,4 +442,30 @@ test("toValue and fromValue round-trip JSON and refuse what doubles cannot carry
   assert.deepEqual(fromValue(toValue(data)), data);
   assert.throws(() => toValue(Number.NaN), RangeError);
   assert.throws(() => toValue(2 ** 60), RangeError);
+});
+
+test("toValue refuses what is not JSON, naming its path, and leaves an undefined property out", () => {
+  // Typed as Json would not let these through: callers holding `any` (parsed bodies, ORM rows) can.
+  const refused = (value: unknown, error: RegExp) =>
+    assert.throws(() => toValue(value as Json), (thrown: Error) => thrown instanceof TypeError && error.test(thrown.message));
+  refused({ at: { when: new Date(0) } }, /^value\.at\.when is a Date, not JSON data: send its toISOString\(\)/);
+  refused({ tags: new Set(["a"]) }, /^value\.tags is an instance of Set/);
+  refused(new Map([["a", 1]]), /^value is an instance of Map/);
+  refused({ "a b": [1, Buffer.from("x")] }, /^value\["a b"\]\[1\] is an instance of Buffer/);
+  refused({ run: new (class Run {})() }, /^value\.run is an instance of Run/);
+  refused({ f: () => 1 }, /^value\.f is a function/);
+  refused({ s: Symbol("s") }, /^value\.s is a symbol/);
+  refused({ big: 2n ** 64n }, /^value\.big is a bigint, not JSON data: send it as a string/);
+  refused([1, undefined], /^value\[1\] is undefined, not JSON data: send null/);
+  refused(undefined, /^value is undefined/);
+  const cycle: Record<string, unknown> = {};
+  cycle.self = { again: cycle };
+  refused(cycle, /^value\.self\.again is an object it is inside of: JSON cannot carry a cycle/);
+  assert.throws(() => toValue({ items: [{ price: Number.NaN }] }), /^RangeError: value\.items\[0\]\.price is NaN/);
+
+  // An undefined property is an absent one (as JSON.stringify and TypeScript's optional fields).
+  assert.deepEqual(fromValue(toValue({ city: "Paris", note: undefined } as unknown as Json)), { city: "Paris" });
+  const shared = { x: 1 }; // the same object twice is no cycle
+  assert.deepEqual(fromValue(toValue([shared, shared])), [{ x: 1 }, { x: 1 }]);
+  assert.deepEqual(fromValue(toValue(Object.assign(Object.create(null), { a: 1 }))), { a: 1 });
 });
