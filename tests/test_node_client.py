@@ -1,7 +1,9 @@
 """The Node.js caller (clients/node) against a real server: its TypeScript is compiled with tsc
 (which type-checks every call against the generated types), then `node --test` runs it with
 RUNSERVICE_TARGET pointing at a server on a free port, and RUNSERVICE_AUTH_TARGET at a second one
-that requires the bearer token RUNSERVICE_AUTH_TOKEN. On CI (CI=true) a missing Node fails.
+that requires the bearer token RUNSERVICE_AUTH_TOKEN. RUNSERVICE_SERVE is the command of a server
+process (tests/node_workflows.py) that process.test.ts starts itself, to kill and restart.
+On CI (CI=true) a missing Node fails.
 
 The server serves tests/workflows.py plus `nightly`, whose schedule ticks once a year (1 January,
 00:00 UTC), so the only runs it starts during the test are the ones the test triggers. The one
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import shutil
 from pathlib import Path
@@ -20,6 +23,7 @@ import pytest
 from conftest import ServingFactory
 from edge import losing_first_replies
 from edge import serving as serving_with
+from process import serve_argv, server_env
 from workflows import WORKFLOWS, Count, bump
 
 from runservice import create_workflow
@@ -28,7 +32,7 @@ from runservice.server.auth import TokenSet
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_TIMEOUT = 90.0
-TESTS = ("runservice.test.js", "schedules.test.js", "auth.test.js")
+TESTS = ("runservice.test.js", "schedules.test.js", "auth.test.js", "process.test.js")
 TOKEN = "node-caller-secret"
 
 nightly = (
@@ -92,6 +96,14 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     seen: dict[str, list[str]] = {}
     tokens_file = tmp_path / "node-tokens.toml"  # the Node test rewrites it
     tokens_file.write_text("tokens = []\n")
+    serve = {  # process.test.ts adds --address (0 at first, the same one again after a restart)
+        "argv": serve_argv(
+            *("--data-dir", str(tmp_path / "process-data"), "--workflows", "tests.node_workflows"),
+            *("--heartbeat", "0.2", "--metrics-address", "127.0.0.1:0"),
+        ),
+        "env": server_env(),
+        "cwd": str(ROOT),
+    }
     async with (
         serving(tmp_path / "runs.db", workflows=[*WORKFLOWS, nightly]) as served,
         losing_first_replies(served.address, seen) as proxy,
@@ -112,6 +124,7 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
                 "RUNSERVICE_AUTH_TARGET": authed.address,
                 "RUNSERVICE_AUTH_TOKEN": TOKEN,
                 "RUNSERVICE_AUTH_TOKENS_FILE": str(tokens_file),
+                "RUNSERVICE_SERVE": json.dumps(serve),
             },
         )
     assert "# fail 0" in out or "fail 0" in out, out
@@ -137,6 +150,7 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     assert "per-call interceptors replace the client's: include tokenInterceptor in them" in out
     assert "a token gRPC cannot send throws at construction, with a clear message" in out
     assert "follow reopens a Watch a tokens reload ended (TOKEN_REVOKED)" in out
+    assert "a Start failed after gRPC's retries, retried with its error's ids, gets the same run" in out
 
 
 def test_node_missing_on_ci_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

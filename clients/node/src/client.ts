@@ -84,6 +84,18 @@ const START = "/runservice.v1.RunService/Start";
 const CREATE_RUN = "/runservice.v1.RunService/CreateRun";
 const FORK_RUN = "/runservice.v1.RunService/ForkRun";
 
+/** What requestIdInterceptor filled in a request, and where a failed call's error carries it:
+ * the request's field and the key of the error's `metadata` (the .proto name, as the Python
+ * clients' errors carry `request_id`). */
+const FILLED_FIELDS = [
+  ["requestId", "request_id"],
+  ["runId", "run_id"],
+  ["newRunId", "new_run_id"],
+] as const;
+
+/** The request fields requestIdInterceptor filled in a failed call (RichError.retryWith). */
+export type FilledIds = Partial<Record<(typeof FILLED_FIELDS)[number][0], string>>;
+
 /**
  * Makes gRPC's retries safe: a call of IDEMPOTENT_CALLS without a `requestId` gets a fresh UUID
  * (as the Python clients do), so a retry after a lost reply returns the first outcome instead of
@@ -95,29 +107,48 @@ const FORK_RUN = "/runservice.v1.RunService/ForkRun";
  * A CreateRun without `runId` gets one too: it has no `requestId`, and a retry would reserve a
  * second run.
  *
+ * gRPC's retries end after about 1.4 s: a call that fails after them (a server restart that
+ * outlasted them) may still have acted, and only the caller can retry it later. So the error of
+ * a call whose request was filled here carries what was filled in its `metadata` (`request_id`,
+ * `run_id`, `new_run_id`; decodeError reads them into `retryWith`): the caller's retry with them
+ * returns the first outcome, where one without them would start a second run.
+ *
  * connect() installs it on every client. grpc-js lets call options' `interceptors` replace the
  * client's: if you pass your own per call, include this one.
  */
 export const requestIdInterceptor: grpc.Interceptor = (options, nextCall) => {
   const path = options.method_definition.path;
-  if (path === CREATE_RUN) {
-    // No requestId there: a runId of our own makes a retry get the run the first one reserved.
-    return new grpc.InterceptingCall(nextCall(options), {
-      sendMessage: (message: Record<string, unknown>, next) =>
-        next(message.runId ? message : { ...message, runId: uuidv7() }),
-    });
-  }
-  if (!IDEMPOTENT_CALLS.has(path)) return new grpc.InterceptingCall(nextCall(options));
+  if (path !== CREATE_RUN && !IDEMPOTENT_CALLS.has(path)) return new grpc.InterceptingCall(nextCall(options));
+  let filled: FilledIds = {};
   return new grpc.InterceptingCall(nextCall(options), {
+    start: (metadata, _listener, next) =>
+      next(metadata, {
+        onReceiveStatus: (status, next) => next(status.code === grpc.status.OK ? status : withFilled(status, filled)),
+      }),
     sendMessage: (message: Record<string, unknown>, next) => {
-      if (message.requestId) return next(message);
-      const filled: Record<string, unknown> = { ...message, requestId: randomUUID() };
-      if (path === START && !message.runId) filled.runId = uuidv7();
-      if (path === FORK_RUN && !message.newRunId) filled.newRunId = uuidv7();
-      next(filled);
+      if (path === CREATE_RUN) {
+        // No requestId there: a runId of our own makes a retry get the run the first one reserved.
+        if (!message.runId) filled = { runId: uuidv7() };
+      } else if (!message.requestId) {
+        filled = { requestId: randomUUID() };
+        if (path === START && !message.runId) filled.runId = uuidv7();
+        if (path === FORK_RUN && !message.newRunId) filled.newRunId = uuidv7();
+      }
+      next({ ...message, ...filled });
     },
   });
 };
+
+/** `status` with the ids in `filled` added to its metadata (a copy: gRPC may hold the original). */
+function withFilled(status: grpc.StatusObject, filled: FilledIds): grpc.StatusObject {
+  if (Object.keys(filled).length === 0) return status;
+  const metadata = status.metadata.clone();
+  for (const [field, key] of FILLED_FIELDS) {
+    const value = filled[field];
+    if (value !== undefined) metadata.set(key, value);
+  }
+  return { ...status, metadata };
+}
 
 /** Throws a clear Error for a token gRPC metadata cannot carry or the server could never accept:
  * empty, or with anything but printable ASCII without spaces (as the server checks its tokens). */
@@ -210,6 +241,10 @@ export interface RichError {
   status: Status__Output | null;
   errorInfo: ErrorInfo__Output | null;
   badRequest: BadRequest__Output | null;
+  /** The ids the client filled in the request (requestIdInterceptor): empty when it filled
+   * none, or you gave them. A call that failed UNAVAILABLE or DEADLINE_EXCEEDED may have acted:
+   * retry it with `{ ...request, ...retryWith }` to get its first outcome, not a second run. */
+  retryWith: FilledIds;
 }
 
 let statusRoot: protobuf.Root | null = null;
@@ -228,7 +263,17 @@ function errorTypes(): protobuf.Root {
 
 const CONVERSION: protobuf.IConversionOptions = { longs: String, enums: String, defaults: true };
 
-/** The status code, message, ErrorInfo and BadRequest of a failed call. */
+/** What requestIdInterceptor put in an error's metadata (see withFilled). */
+function filledIds(metadata: grpc.Metadata | undefined): FilledIds {
+  const ids: FilledIds = {};
+  for (const [field, key] of FILLED_FIELDS) {
+    const [value] = metadata?.get(key) ?? [];
+    if (typeof value === "string") ids[field] = value;
+  }
+  return ids;
+}
+
+/** The status code, message, ErrorInfo, BadRequest and filled ids of a failed call. */
 export function decodeError(error: grpc.ServiceError): RichError {
   const out: RichError = {
     code: error.code,
@@ -236,6 +281,7 @@ export function decodeError(error: grpc.ServiceError): RichError {
     status: null,
     errorInfo: null,
     badRequest: null,
+    retryWith: filledIds(error.metadata),
   };
   const [raw] = error.metadata?.get("grpc-status-details-bin") ?? [];
   if (!(raw instanceof Buffer)) return out;

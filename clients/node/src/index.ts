@@ -12,7 +12,7 @@ export {
   uuidv7,
   LOAD_OPTIONS,
 } from "./client";
-export type { ClientOptions, RichError, ServiceConstructor } from "./client";
+export type { ClientOptions, FilledIds, RichError, ServiceConstructor } from "./client";
 export { follow, shouldReconnect } from "./follow";
 export type { FollowOptions } from "./follow";
 export { createScheduleClient } from "./schedules";
