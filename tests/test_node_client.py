@@ -151,6 +151,7 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     assert "a token gRPC cannot send throws at construction, with a clear message" in out
     assert "follow reopens a Watch a tokens reload ended (TOKEN_REVOKED)" in out
     assert "a Start failed after gRPC's retries, retried with its error's ids, gets the same run" in out
+    assert "follow reads a Watch on to its status OK after endOfStream: the server counts no cancel" in out
 
 
 def test_node_missing_on_ci_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,9 @@
  * drain's UNAVAILABLE, a connection cut or recycled, a proxy's idle timeout ending the call OK)
  * means "reopen from the last sequence you saw". That is done here, with a backoff, so nothing
  * is lost and nothing is seen twice. With `attemptTimeoutMs` each Watch also ends at its own
- * deadline and is reopened at once, as the Python clients' `attempt_timeout` does.
+ * deadline and is reopened at once, as the Python clients' `attempt_timeout` does. The Watch
+ * that brings `endOfStream` is read on to its status OK, as the server expects of a call that
+ * ended normally.
  *
  *   for await (const event of follow(client, runId)) console.log(event.sequence, event.type);
  */
@@ -109,10 +111,11 @@ export async function* follow(
     );
     if (attemptDeadline !== Infinity) callOptions.deadline = attemptDeadline;
     const call = client.Watch({ runId, afterSequence: after.toString() }, callOptions);
-    let finished = false;
+    let ended = false;
     let attemptOver = false;
     try {
       for await (const message of call as AsyncIterable<WatchResponse__Output>) {
+        if (ended) break; // nothing comes after the end: a server that sent more is not followed
         heard = Date.now();
         failures = 0;
         for (const event of message.events) {
@@ -121,19 +124,19 @@ export async function* follow(
           after = sequence;
           yield event;
         }
-        if (message.endOfStream) {
-          finished = true;
-          break;
-        }
+        // Read on to the call's own end (status OK, at once): cancelling it here made every
+        // watch that ended normally a CANCELLED call in the server's metrics and access log.
+        ended = message.endOfStream;
       }
     } catch (error) {
+      if (ended) return; // the run's end was seen: how the call then ended changes nothing
       attemptOver = endedByAttemptDeadline(error as grpc.ServiceError, attemptDeadline, opened);
       if (!attemptOver && !shouldReconnect(error as grpc.ServiceError)) throw error;
       lastError = error;
     } finally {
       call.cancel(); // a no-op once the call ended; stops it when the consumer left early
     }
-    if (finished) return;
+    if (ended) return;
     if (options.giveUpAfterMs !== undefined && Date.now() - heard > options.giveUpAfterMs) {
       throw lastError ?? new Error(`no message about run ${runId} for ${options.giveUpAfterMs} ms`);
     }

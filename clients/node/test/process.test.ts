@@ -1,7 +1,8 @@
 /**
  * The Node.js caller against a runservice process of its own (RUNSERVICE_SERVE, from
  * tests/test_node_client.py, serving tests/node_workflows.py), which these tests kill and
- * restart: a server away for longer than gRPC's retries.
+ * restart: a server away for longer than gRPC's retries, and how the server counts a Watch that
+ * follow read to its end.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -13,7 +14,8 @@ import * as grpc from "@grpc/grpc-js";
 import type { ListRunsResponse__Output } from "../generated/runservice/v1/ListRunsResponse";
 import type { StartRequest } from "../generated/runservice/v1/StartRequest";
 import type { StartResponse__Output } from "../generated/runservice/v1/StartResponse";
-import { createClient, deadline, decodeError, unary } from "../src/client";
+import { createClient, deadline, decodeError, requestIdInterceptor, unary } from "../src/client";
+import { follow } from "../src/follow";
 import { toValue } from "../src/value";
 
 interface ServeCommand {
@@ -78,6 +80,18 @@ class Server {
     this.proc.kill("SIGTERM");
     await this.exited;
   }
+
+  /** grpc_server_handled_total of Watch by status code, from the server's metrics. */
+  async watchesEnded(): Promise<Record<string, number>> {
+    const text = await (await fetch(this.metricsUrl)).text();
+    const counts: Record<string, number> = {};
+    for (const line of text.split("\n")) {
+      if (!line.startsWith("grpc_server_handled_total{") || !line.includes('grpc_method="Watch"')) continue;
+      const code = /grpc_code="(\w+)"/.exec(line)![1];
+      counts[code] = Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+    return counts;
+  }
 }
 
 let server: Server;
@@ -137,6 +151,47 @@ test("a Start failed after gRPC's retries, retried with its error's ids, gets th
       [retryWith.runId],
       "one run: the retry got the first one's",
     );
+  } finally {
+    client.close();
+  }
+});
+
+test("follow reads a Watch on to its status OK after endOfStream: the server counts no cancel", { timeout: 30_000 }, async () => {
+  const client = createClient(server.address);
+  try {
+    const before = await server.watchesEnded();
+    const runs = 3;
+    for (let i = 0; i < runs; i++) {
+      const { run } = await unary<StartResponse__Output>((cb) =>
+        client.Start({ workflowId: "nap", inputData: toValue({ seconds: 0.2 }) }, deadline(10), cb),
+      );
+      // The status each Watch ended with, as the client saw it. A Watch cancelled after its
+      // endOfStream has none yet when follow ends: its CANCELLED comes later, and whether the
+      // server counts it so depends on which reaches it first, the cancel or its own OK.
+      const statuses: grpc.status[] = [];
+      const recordStatus: grpc.Interceptor = (options, nextCall) =>
+        new grpc.InterceptingCall(nextCall(options), {
+          start: (metadata, _listener, next) =>
+            next(metadata, {
+              onReceiveStatus: (status, next) => {
+                statuses.push(status.code);
+                next(status);
+              },
+            }),
+        });
+      const types: string[] = [];
+      const callOptions = () => ({ interceptors: [requestIdInterceptor, recordStatus] });
+      for await (const event of follow(client, run!.runId, { callOptions })) types.push(event.type);
+      assert.equal(types.at(-1), "RUN_EVENT_TYPE_WORKFLOW_FINISH");
+      assert.deepEqual(statuses, [grpc.status.OK], "follow ended once its Watch ended OK");
+    }
+    const ended = (counts: Record<string, number>, code: string) => (counts[code] ?? 0) - (before[code] ?? 0);
+    let now = await server.watchesEnded();
+    for (let tries = 0; ended(now, "OK") + ended(now, "CANCELLED") < runs && tries < 100; tries++) {
+      await sleep(50); // the server counts a call once its handler is done
+      now = await server.watchesEnded();
+    }
+    assert.deepEqual([ended(now, "OK"), ended(now, "CANCELLED")], [runs, 0], JSON.stringify(now));
   } finally {
     client.close();
   }
