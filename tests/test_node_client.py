@@ -2,7 +2,7 @@
 (which type-checks every call against the generated types), then `node --test` runs it with
 RUNSERVICE_TARGET pointing at a server on a free port, and RUNSERVICE_AUTH_TARGET at a second one
 that requires the bearer token RUNSERVICE_AUTH_TOKEN. RUNSERVICE_SERVE is the command of a server
-process (tests/node_workflows.py) that process.test.ts starts itself, to kill and restart.
+process (tests/node_workflows.py) that process.test.ts starts itself, to kill, restart and pause.
 On CI (CI=true) a missing Node fails.
 
 The server serves tests/workflows.py plus `nightly`, whose schedule ticks once a year (1 January,
@@ -151,6 +151,7 @@ async def test_the_node_client_against_a_real_server(serving: ServingFactory, tm
     assert "a token gRPC cannot send throws at construction, with a clear message" in out
     assert "follow reopens a Watch a tokens reload ended (TOKEN_REVOKED)" in out
     assert "a Start failed after gRPC's retries, retried with its error's ids, gets the same run" in out
+    assert "follow gives up after giveUpAfterMs of silence while its Watch hangs on a paused server" in out
     assert "follow reads a Watch on to its status OK after endOfStream: the server counts no cancel" in out
 
 

@@ -20,8 +20,10 @@ import { decodeError } from "./client";
 export interface FollowOptions {
   /** Events after this sequence (0: from the first). int64 as a string or a number. */
   afterSequence?: string | number;
-  /** Give up, raising the last error, after this long with no message (heartbeats count);
-   * none by default: a watch of a run suspended for days is quiet, not broken. */
+  /** Give up after this long with no message (heartbeats count), throwing the last error that
+   * ended an attempt (or an Error saying so when none did): between attempts, and within one
+   * whose server hangs (the Watch is cancelled then). Time your loop spends on an event does not
+   * count. None by default: a watch of a run suspended for days is quiet, not broken. */
   giveUpAfterMs?: number;
   /** Bounds each Watch attempt: its deadline is this many ms after it opens, and when that
    * deadline ends it (DEADLINE_EXCEEDED without runservice's ErrorInfo, the deadline passed) the
@@ -98,11 +100,15 @@ export async function* follow(
       `attemptTimeoutMs must be a positive number of milliseconds, at least ${MIN_ATTEMPT_MS}, not ${attemptTimeoutMs}`,
     );
   }
+  const { giveUpAfterMs } = options;
   let after = BigInt(options.afterSequence ?? 0);
   let failures = 0;
   let heard = Date.now();
   let lastError: unknown = null;
+  const giveUp = () => lastError ?? new Error(`no message about run ${runId} for ${giveUpAfterMs} ms`);
+  const quietFor = () => Date.now() - heard;
   for (;;) {
+    if (giveUpAfterMs !== undefined && quietFor() >= giveUpAfterMs) throw giveUp();
     const callOptions = { ...options.callOptions?.() };
     const opened = Date.now();
     const attemptDeadline = Math.min(
@@ -111,12 +117,29 @@ export async function* follow(
     );
     if (attemptDeadline !== Infinity) callOptions.deadline = attemptDeadline;
     const call = client.Watch({ runId, afterSequence: after.toString() }, callOptions);
+    // A server that hangs (stopped, or its machine gone without a reset) keeps the call open and
+    // silent until keepalive gives up on the connection, 40 s later: the silence limit ends the
+    // attempt itself. It counts only while we wait for the server, not while the consumer holds
+    // an event (a slow consumer leaves the server's messages waiting in the call's buffer).
+    let silence: NodeJS.Timeout | undefined;
+    let silent = false;
+    const listen = () => {
+      if (giveUpAfterMs === undefined) return;
+      silence = setTimeout(
+        () => {
+          silent = true;
+          call.cancel();
+        },
+        giveUpAfterMs - quietFor(),
+      );
+    };
     let ended = false;
     let attemptOver = false;
     try {
+      listen();
       for await (const message of call as AsyncIterable<WatchResponse__Output>) {
+        clearTimeout(silence);
         if (ended) break; // nothing comes after the end: a server that sent more is not followed
-        heard = Date.now();
         failures = 0;
         for (const event of message.events) {
           const sequence = BigInt(event.sequence);
@@ -124,27 +147,31 @@ export async function* follow(
           after = sequence;
           yield event;
         }
+        heard = Date.now();
         // Read on to the call's own end (status OK, at once): cancelling it here made every
         // watch that ended normally a CANCELLED call in the server's metrics and access log.
         ended = message.endOfStream;
+        listen();
       }
     } catch (error) {
       if (ended) return; // the run's end was seen: how the call then ended changes nothing
+      if (silent) throw giveUp();
       attemptOver = endedByAttemptDeadline(error as grpc.ServiceError, attemptDeadline, opened);
       if (!attemptOver && !shouldReconnect(error as grpc.ServiceError)) throw error;
       lastError = error;
     } finally {
+      clearTimeout(silence);
       call.cancel(); // a no-op once the call ended; stops it when the consumer left early
     }
     if (ended) return;
-    if (options.giveUpAfterMs !== undefined && Date.now() - heard > options.giveUpAfterMs) {
-      throw lastError ?? new Error(`no message about run ${runId} for ${options.giveUpAfterMs} ms`);
-    }
     if (attemptOver) {
       failures = 0; // the attempt ran its course: a normal end, reopened at once
       continue;
     }
     const ceiling = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** failures++);
-    await new Promise((resolve) => setTimeout(resolve, ceiling / 2 + Math.random() * (ceiling / 2)));
+    let pause = ceiling / 2 + Math.random() * (ceiling / 2);
+    // Not past the give-up time: a backoff grown to 5 s would give up that much late.
+    if (giveUpAfterMs !== undefined) pause = Math.min(pause, giveUpAfterMs - quietFor());
+    await new Promise((resolve) => setTimeout(resolve, pause));
   }
 }

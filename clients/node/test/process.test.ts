@@ -1,8 +1,8 @@
 /**
  * The Node.js caller against a runservice process of its own (RUNSERVICE_SERVE, from
- * tests/test_node_client.py, serving tests/node_workflows.py), which these tests kill and
- * restart: a server away for longer than gRPC's retries, and how the server counts a Watch that
- * follow read to its end.
+ * tests/test_node_client.py, serving tests/node_workflows.py), which these tests kill, restart
+ * and pause: a server away for longer than gRPC's retries, a server that hangs, and how the
+ * server counts a Watch that follow read to its end.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -76,7 +76,16 @@ class Server {
     await this.exited;
   }
 
+  pause(): void {
+    this.proc.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    this.proc.kill("SIGCONT");
+  }
+
   async stop(): Promise<void> {
+    this.resume();
     this.proc.kill("SIGTERM");
     await this.exited;
   }
@@ -152,6 +161,44 @@ test("a Start failed after gRPC's retries, retried with its error's ids, gets th
       "one run: the retry got the first one's",
     );
   } finally {
+    client.close();
+  }
+});
+
+test("follow gives up after giveUpAfterMs of silence while its Watch hangs on a paused server", { timeout: 30_000 }, async () => {
+  const client = createClient(server.address);
+  const { run } = await unary<StartResponse__Output>((cb) =>
+    client.Start({ workflowId: "nap", inputData: toValue({ seconds: 60 }) }, deadline(10), cb),
+  );
+  const giveUpAfterMs = 2_000;
+  let seen = 0;
+  let settled = false;
+  const following = (async () => {
+    for await (const event of follow(client, run!.runId, { giveUpAfterMs })) {
+      if (seen === 0) await sleep(1.5 * giveUpAfterMs); // a slow consumer is no silent server
+      seen = Number(event.sequence);
+    }
+  })().finally(() => {
+    settled = true;
+  });
+  try {
+    while (seen === 0) await sleep(20);
+    await sleep(2 * giveUpAfterMs); // the run naps: only the server's heartbeats (0.2 s) are heard
+    assert.ok(!settled, "follow gave up on a server that heartbeats");
+    server.pause();
+    const paused = Date.now();
+    const error = await following.then(
+      () => assert.fail("follow ended without an error"),
+      (error: Error) => error,
+    );
+    const waited = Date.now() - paused;
+    assert.match(error.message, new RegExp(`no message about run ${run!.runId} for ${giveUpAfterMs} ms`));
+    // Before the fix it waited for keepalive to drop the connection: about 40 s.
+    assert.ok(waited >= giveUpAfterMs - 500 && waited < giveUpAfterMs + 3_000, `gave up after ${waited} ms`);
+  } finally {
+    server.resume();
+    await following.catch(() => undefined);
+    await unary((cb) => client.Cancel({ runId: run!.runId }, deadline(10), cb));
     client.close();
   }
 });
