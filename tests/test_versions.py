@@ -23,7 +23,7 @@ from process import ROOT, ServerProcess, serve_argv, server_env, start_server
 from pydantic import BaseModel
 
 from runservice import errors
-from runservice.client import Client
+from runservice.client import Client, RunHandle
 from runservice.engine import leases
 from runservice.engine.versions import not_served
 from runservice.model import Run, RunStatus
@@ -286,6 +286,73 @@ async def until(read: Any, wanted: RunStatus, within: float = 10.0) -> None:
     assert status is wanted
 
 
+@create_step("other_step")
+async def other_step(ctx: StepContext) -> dict[str, Any]:
+    return {"other": True}
+
+
+OTHER = create_workflow("other").then(other_step).commit()
+"""What a server that no longer serves `review` at all serves instead."""
+
+
+async def test_a_workflow_no_longer_served_at_all_strands_no_run_in_silence(
+    tmp_path: Path, serving: ServingFactory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retiring a whole workflow id, not one version of it (audit): its runs were left out of
+    the warning and the gauge, `ListRuns(workflow_id=...)` was NOT_FOUND so the retiring
+    check could not find them, and a Resume or Restart was NOT_FOUND WORKFLOW_NOT_FOUND
+    instead of the promised WORKFLOW_VERSION_UNAVAILABLE."""
+    db = tmp_path / "runs.db"
+    monkeypatch.setattr(leases, "NOT_SERVED_EVERY", 0.2)  # warned of every 5 min in production
+    async with serving(db, workflows=[V1]) as served, Client(served.address, timeout=10.0) as client:
+        handle = client.get_workflow("review")
+        assert (await (await handle.create_run(run_id="parked")).start_async({"n": 2})).status is (
+            RunStatus.SUSPENDED
+        )
+        HOLD["on"] = True  # the next run is left `running` in `prepare` when the server stops
+        await (await handle.create_run(run_id="inflight")).start(input_data={"n": 1})
+        await until(lambda: run_status(client, "inflight"), RunStatus.RUNNING)
+    HOLD["on"] = False
+    async with serving(db, workflows=[OTHER]) as served, Client(served.address, timeout=10.0) as client:
+        warned = "1 run(s) of workflow 'review' are active on version '1' (step graph "
+        async with asyncio.timeout(10):
+            while not [r for r in caplog.records if r.getMessage().startswith(warned)]:
+                await asyncio.sleep(0.05)
+        (warning, *_) = [r for r in caplog.records if r.getMessage().startswith(warned)]
+        assert warning.levelname == "WARNING"
+        assert "this server does not serve workflow 'review' at all" in warning.getMessage()
+        unowned = await served.store.count_unowned_by_definition()
+        assert sum(not_served(unowned, served.engine.served_definitions()).values()) == 1  # the gauge
+
+        # The README's retiring check finds them; an id never seen lists nothing.
+        handle = client.get_workflow("review")
+        active, _ = await handle.runs(version="1", status=["running", "waiting", "suspended"])
+        assert sorted(r.run_id for r in active) == ["inflight", "parked"]
+        assert (await client.get_workflow("never-seen").runs())[0] == []
+
+        # No CreateRun: it makes or fetches a run to start, of a workflow served here.
+        parked = RunHandle(client, "review", "parked")
+        with pytest.raises(errors.WorkflowVersionUnavailable) as refused:
+            await parked.resume_async(resume_data={"approved": True})
+        assert refused.value.metadata == {
+            "run_id": "parked",
+            "workflow_id": "review",
+            "recorded_version": "1",
+            "served_versions": "",
+        }
+        assert "no version of it is served" in refused.value.message
+        with pytest.raises(errors.WorkflowVersionUnavailable):
+            await parked.time_travel("gate")
+        with pytest.raises(errors.WorkflowVersionUnavailable):
+            await parked.fork("gate")
+        with pytest.raises(errors.WorkflowVersionUnavailable):
+            await RunHandle(client, "review", "inflight").restart(wait=True)
+        assert (await handle.run_by_id("parked")).status is RunStatus.SUSPENDED
+        assert (await handle.run_by_id("inflight")).status is RunStatus.RUNNING
+        # A Cancel needs no definition.
+        assert (await RunHandle(client, "review", "inflight").cancel()).status is RunStatus.CANCELED
+
+
 async def test_claim_takes_only_runs_of_served_definitions(tmp_path: Path, databases: Databases) -> None:
     store = open_store(await databases.url_for(tmp_path / "claims.db"))
     await store.open()
@@ -309,8 +376,9 @@ async def test_claim_takes_only_runs_of_served_definitions(tmp_path: Path, datab
         served = [("w", "1", "d1"), ("w", "1", ""), ("w", "2", "d2")]
         unowned = await store.count_unowned_by_definition()
         assert unowned == {("w", version, digest): 1 for version, digest in recorded.values()}
-        assert not_served(unowned, ["w"], served) == {("w", "1", "other"): 1, ("w", "3", "d3"): 1}
-        assert not_served(unowned, ["another"], served) == {}
+        assert not_served(unowned, served) == {("w", "1", "other"): 1, ("w", "3", "d3"): 1}
+        # A server that serves no version of "w" counts every one of its runs no server drives.
+        assert not_served(unowned, [("another", "1", "d1")]) == unowned
         claimed = await store.claim_runs(Claim("me", 60), 10, ["w"], served)
         assert sorted(run_id for run_id, _ in claimed) == ["a", "b", "c"]
         assert await store.claim_runs(Claim("me", 60), 10, ["w"], []) == []

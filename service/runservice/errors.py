@@ -330,15 +330,16 @@ class ScheduleInputInvalid(FailedPrecondition):
 
 class WorkflowVersionUnavailable(FailedPrecondition):
     """The run started on a version of its workflow this server does not serve (retired,
-    or not deployed here yet): nothing of it is driven until a server serves that version."""
+    or not deployed here yet, or the whole workflow no longer served): nothing of it is
+    driven until a server serves that version. `served_versions` is empty in the last case."""
 
     reason = "WORKFLOW_VERSION_UNAVAILABLE"
 
     def __init__(self, run_id: str, workflow_id: str, recorded: str, served: Sequence[str]) -> None:
-        listed = ", ".join(served) or "none"
+        listed = f"served versions: {', '.join(served)}" if served else "no version of it is served"
         super().__init__(
             f"run {run_id!r} started on version {recorded!r} of workflow {workflow_id!r}, which this "
-            f"server does not serve (served versions: {listed}); serve that version again to continue it",
+            f"server does not serve ({listed}); serve that version again to continue it",
             metadata={
                 "run_id": run_id,
                 "workflow_id": workflow_id,

@@ -369,15 +369,16 @@ class Engine:
         self.workflow(workflow_id)
         return self._versions.of(workflow_id)
 
-    def served_definitions(self) -> tuple[list[str], list[Definition]]:
-        """The workflow ids served here, and every (id, version, digest) a run of them may have
-        recorded to be driven here (`not_served` in engine/versions.py takes both)."""
-        return list(self._workflows), self._versions.definitions()
+    def served_definitions(self) -> list[Definition]:
+        """Every (id, version, digest) a run may have recorded to be driven here (what
+        `not_served` in engine/versions.py compares with)."""
+        return self._versions.definitions()
 
     def definition(self, run: Run) -> Workflow:
         """The served definition a run continues on: the version it recorded, with the same
-        step graph. Raises WorkflowVersionUnavailable or WorkflowDefinitionChanged otherwise."""
-        self.workflow(run.workflow_id)
+        step graph. Raises WorkflowVersionUnavailable or WorkflowDefinitionChanged otherwise,
+        also when no version of its workflow is served here: the run exists, only its
+        definition is missing (not WorkflowNotFound, which tells of a workflow id unknown)."""
         return self._versions.definition(run)
 
     def workflow(self, workflow_id: str) -> Workflow:
@@ -949,11 +950,13 @@ class Engine:
                 if task is not None:
                     await self._remember(run_id, request)
                     return replace(run, steps=()), task
+                # Before room is looked for: without it the run is left to the claim loop, which
+                # never takes a run of a definition not served here, and the Restart would pass.
+                workflow = self.definition(run)
                 with self._claim_if_room(run.workflow_id) as claim:
                     if claim is None:  # bounds hold for a Restart too: the claim loop takes it with room
                         await self._remember(run_id, request)
                         return replace(run, steps=())
-                    workflow = self.definition(run)
                     sent = time.monotonic()
                     claimed = await self._store.write(
                         RunWrite(run_id, expect=_ACTIVE, claim=claim, request=request)
@@ -1220,10 +1223,11 @@ class Engine:
         `payloads=False` leaves input, result, state and request context out (summaries).
         `resource_ids`: only runs of these resources (a token bound to several: the page,
         and the run its token points after, are that caller's).
-        A page token only continues the listing of the filters it was issued for."""
-        if workflow_id:
-            self.workflow(workflow_id)
-        elif definition_version:
+        A page token only continues the listing of the filters it was issued for.
+        `workflow_id` is a filter like the others, not checked against the served workflows:
+        the runs of a workflow retired from every server are still stored (listing them is how
+        one finds those a retirement strands); an id never seen lists nothing."""
+        if not workflow_id and definition_version:
             raise _invalid("definition_version", "filtering by version needs a workflow_id")
         if page_size < 0:
             raise _invalid("page_size", "must not be negative")

@@ -413,19 +413,19 @@ class LeaseKeeper:
 
     async def warn_not_served(self) -> None:
         """One warning per definition whose active runs no claim here takes and nobody drives:
-        silent, they would stay `running` for ever (and hold back their schedule's ticks)."""
+        silent, they would stay `running` or `waiting` for ever (and hold back their schedule's
+        ticks). Runs of a workflow not served here at all are among them."""
         if self._definitions is None:
             return  # every definition is claimed here
         unowned = await self._store.count_unowned_by_definition()
-        for (workflow_id, version, digest), runs in sorted(
-            not_served(unowned, self._workflows, self._definitions).items()
-        ):
+        for (workflow_id, version, digest), runs in sorted(not_served(unowned, self._definitions).items()):
             graphs = sorted(d for w, v, d in self._definitions if (w, v) == (workflow_id, version) and d)
-            served = (
-                f"serves version {version!r} with another step graph ({', '.join(graphs)})"
-                if graphs
-                else f"does not serve version {version!r}"
-            )
+            if graphs:
+                served = f"serves version {version!r} with another step graph ({', '.join(graphs)})"
+            elif workflow_id in self._workflows:
+                served = f"does not serve version {version!r}"
+            else:  # the whole workflow retired while runs of it were still active
+                served = f"does not serve workflow {workflow_id!r} at all"
             logger.warning(
                 "%d run(s) of workflow %r are active on version %r (step graph %s) and no server drives"
                 " them now: this server %s. They wait until a server serving that definition takes"

@@ -72,16 +72,13 @@ class ServedVersions:
 
 
 def not_served(
-    unowned: Mapping[Definition, int], workflows: Collection[str], definitions: Collection[Definition]
+    unowned: Mapping[Definition, int], definitions: Collection[Definition]
 ) -> dict[Definition, int]:
     """Of the active runs no server drives, counted by the definition they recorded
-    (`Store.count_unowned_by_definition`), those of `workflows` whose definition is none of
-    `definitions` (`ServedVersions.definitions`): no claim here takes them, and they wait,
-    `running`, for a server that serves it (a graph changed under the same version, a
-    version retired too early)."""
+    (`Store.count_unowned_by_definition`), those whose definition is none of `definitions`
+    (`ServedVersions.definitions`): no claim here takes them, and they wait, `running` or
+    `waiting`, for a server that serves it (a graph changed under the same version, a
+    version retired too early, a workflow no longer served at all). A workflow this server
+    does not serve is no exception: its runs are as stranded if no other server takes them."""
     served = set(definitions)
-    return {
-        definition: runs
-        for definition, runs in unowned.items()
-        if definition[0] in workflows and definition not in served
-    }
+    return {definition: runs for definition, runs in unowned.items() if definition not in served}

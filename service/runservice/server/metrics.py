@@ -149,13 +149,13 @@ class Metrics:
         )
         self.runs_not_served = Gauge(
             "runservice_runs_not_served",
-            "Of runservice_runs_unowned, the runs of workflows served here whose recorded version and"
-            " step graph this server does not serve: no claim here takes them (the log warns of them).",
+            "Of runservice_runs_unowned, the runs whose recorded workflow, version and step graph this"
+            " server does not serve: no claim here takes them (the log warns of them).",
             registry=registry,
         )
         self.runs_not_served.set(math.nan)  # until the engine runs: nothing served is known yet
-        self.served: tuple[list[str], list[Definition]] | None = None
-        """The workflows and definitions the engine serves (`Engine.served_definitions`), for
+        self.served: list[Definition] | None = None
+        """The definitions the engine serves (`Engine.served_definitions`), for
         `runs_not_served`; None until the engine runs (the gauge is then NaN)."""
         self.commit_seconds = Histogram(
             "runservice_store_commit_seconds",
@@ -269,7 +269,7 @@ class Metrics:
                 self.runs_suspended.set(counts[RunStatus.SUSPENDED])
                 self.runs_unowned.set(sum(unowned.values()))
                 if self.served is not None:
-                    self.runs_not_served.set(sum(not_served(unowned, *self.served).values()))
+                    self.runs_not_served.set(sum(not_served(unowned, self.served).values()))
         return generate_latest(self.registry)
 
 
