@@ -605,6 +605,43 @@ async def test_schedules_of_workflows_served_elsewhere(serving: ServingFactory, 
         assert refused.value.metadata == {"schedule_id": "theirs", "workflow_id": "wf-theirs"}
 
 
+async def test_a_schedule_of_a_workflow_no_server_serves_is_warned_of_and_shown_overdue(
+    serving: ServingFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A workflow retired from every server leaves its schedule stored (no server may prune
+    what another replica could serve): it never fires, and it read `active` with its next
+    tick in the past for ever, with nothing logged (audit)."""
+    ran: Counter[str] = Counter()
+    db = tmp_path / "runs.db"
+    async with serving(db, workflows=[ticking("retired", ran)]):
+        pass
+
+    @create_step("noop")
+    async def noop(ctx: StepContext) -> Any:
+        return None
+
+    async with serving(db, workflows=[create_workflow("other").then(noop).commit()]) as served:
+        served.engine.schedules.grace = 0.2  # 5 s: a tick later than that and the poll fired nowhere
+        warned = "schedule retired: tick "
+        async with asyncio.timeout(10):
+            while not [r for r in caplog.records if r.getMessage().startswith(warned)]:
+                await asyncio.sleep(0.05)
+        [warning] = [r for r in caplog.records if r.getMessage().startswith(warned)]  # once, not per look
+        assert warning.levelname == "WARNING"
+        assert "this server does not serve that workflow; no server fires it" in warning.getMessage()
+
+        await served.store.set_schedule_paused("retired", True, None)
+        await served.store.set_schedule_paused("retired", False, time.time() - 3600)  # an hour overdue
+        listed = await runservice("schedules", "list", "--target", served.address)
+        assert listed.code == 0, listed.err
+        [row] = [line for line in listed.out.splitlines() if line.startswith("retired")]
+        assert " overdue " in row and " active " not in row
+        got = await runservice("schedules", "get", "retired", "--target", served.address)
+        assert got.code == 0 and got.out.startswith("retired: overdue\n"), got.out
+        assert "is workflow 'wf-retired' served?" in got.out
+        assert ran == Counter()  # nothing fired it
+
+
 async def test_the_schedule_loop_stops_when_closed_as_it_wakes(tmp_path: Path) -> None:
     """A wake-up (a run ending) that completes just as the loop is cancelled at shutdown: the
     loop stops. With `asyncio.wait_for` (Python 3.11) the cancellation was swallowed there and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -12,6 +13,21 @@ from runservice.cli.output import console, jsonable, print_table, short_json, ta
 
 if TYPE_CHECKING:
     from runservice.client import Client, ScheduleInfo
+
+
+OVERDUE = 60.0
+"""Seconds past its due time after which a schedule's tick that has not fired is shown as
+overdue: a served schedule fires within a claim interval, so one this late is fired by no
+server (its workflow is retired from every server, or none is running)."""
+
+
+def _state(schedule: ScheduleInfo) -> Text:
+    """paused, active, or overdue: a schedule no server fires would otherwise read active for ever."""
+    if schedule.paused:
+        return Text("paused", style="yellow")
+    if schedule.next_tick is not None and time.time() - schedule.next_tick > OVERDUE:
+        return Text("overdue", style="red")
+    return Text("active", style="green")
 
 
 def add_parsers(
@@ -76,7 +92,7 @@ async def list_schedules(client: Client, args: argparse.Namespace) -> int:
             Text(s.workflow_id),
             Text(s.cron),
             Text(s.timezone),
-            Text("paused", style="yellow") if s.paused else Text("active", style="green"),
+            _state(s),
             when(s.next_tick) if not s.paused else "",
             Text(s.last_run_id or ""),
         )
@@ -86,7 +102,16 @@ async def list_schedules(client: Client, args: argparse.Namespace) -> int:
 
 def _print(schedule: ScheduleInfo) -> None:
     out = console()
-    out.print(Text(f"{schedule.schedule_id}: {'paused' if schedule.paused else 'active'}", style="bold"))
+    state = _state(schedule)
+    out.print(Text(f"{schedule.schedule_id}: {state.plain}", style="bold"))
+    if state.plain == "overdue":
+        out.print(
+            Text(
+                f"no server fired its tick: is workflow {schedule.workflow_id!r} served? (the servers"
+                " that do not serve it log a warning)",
+                style="red",
+            )
+        )
     facts = [
         ("workflow", schedule.workflow_id),
         ("cron", f"{schedule.cron} ({schedule.timezone})"),

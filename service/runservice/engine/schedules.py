@@ -77,6 +77,9 @@ logger = logging.getLogger(__name__)
 GRACE = 5.0
 """Seconds after its cron time during which a tick still counts as on time (not missed)."""
 
+UNSERVED_EVERY = 300.0
+"""Seconds between two warnings of one overdue schedule whose workflow is not served here."""
+
 _TICK_RUN_IDS = uuid.UUID("0b6c9d3e-57a1-4f0e-8c2d-6a1e9f4b7c53")
 
 
@@ -164,6 +167,8 @@ class Scheduler:
         if it could not fire then, never missed)."""
         self._retry_at: dict[str, float] = {}
         """Schedules whose tick could not fire, and when to try again (see `_fire_schedule`)."""
+        self._unserved_told: dict[str, float] = {}
+        """Schedules of workflows not served here warned of as overdue, and when (`_warn_unserved`)."""
         self._closed = False
 
     @property
@@ -239,7 +244,10 @@ class Scheduler:
         `poll_interval`): the other schedules would meet the same database."""
         earliest: float | None = None
         for row in await self._store.list_schedules():
-            if row.paused or row.workflow_id not in self._workflows:
+            if row.paused:
+                continue
+            if row.workflow_id not in self._workflows:
+                self._warn_unserved(row)
                 continue
             due_at = self._retry_at.get(row.schedule_id)
             if due_at is None or due_at <= time.time():
@@ -247,6 +255,29 @@ class Scheduler:
             if due_at is not None:
                 earliest = due_at if earliest is None else min(earliest, due_at)
         return earliest
+
+    def _warn_unserved(self, row: StoredSchedule) -> None:
+        """One warning (again every `UNSERVED_EVERY` seconds) for a schedule of a workflow this
+        server does not serve whose tick no server fired in time: its workflow was retired
+        from every server (nobody prunes its schedules then: a server cannot tell that from a
+        workflow only other replicas serve), and it would otherwise look active for ever."""
+        now, due = time.time(), row.next_tick
+        if due is None or now - due <= self.grace + self.poll_interval:
+            self._unserved_told.pop(row.schedule_id, None)  # another replica fires it
+            return
+        if now - self._unserved_told.get(row.schedule_id, -math.inf) < UNSERVED_EVERY:
+            return
+        self._unserved_told[row.schedule_id] = now
+        logger.warning(
+            "schedule %s: tick %s of workflow %r is %.0fs overdue and this server does not serve that"
+            " workflow; no server fires it. Serve the workflow again (declared without this schedule,"
+            " it is removed), or pause it (runservice schedules pause %s)",
+            row.schedule_id,
+            _iso(due),
+            row.workflow_id,
+            now - due,
+            row.schedule_id,
+        )
 
     async def _fire_schedule(self, row: StoredSchedule) -> float | None:
         """Fire the schedule's buffered tick and its due cron tick; returns when to look at it
