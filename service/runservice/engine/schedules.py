@@ -167,6 +167,9 @@ class Scheduler:
         if it could not fire then, never missed)."""
         self._retry_at: dict[str, float] = {}
         """Schedules whose tick could not fire, and when to try again (see `_fire_schedule`)."""
+        self._held: dict[str, float] = {}
+        """Schedules whose due tick was lost to a transaction holding their row, and that tick:
+        held at the next try too, it is warned of (`_fire_schedule`)."""
         self._unserved_told: dict[str, float] = {}
         """Schedules of workflows not served here warned of as overdue, and when (`_warn_unserved`)."""
         self._closed = False
@@ -293,12 +296,21 @@ class Scheduler:
                 result = await self._fire_cron(row, time.time())
                 row = await self._store.get_schedule(row.schedule_id) or row
                 if result.outcome == "lost" and row.next_tick == due and not row.paused:
+                    # Held by another transaction, the row is most often another replica's
+                    # firing this tick, not committed yet when read again here: look again
+                    # after a poll without a word. Held again at the same tick, or refused,
+                    # the tick cannot fire: that is worth a line per try.
+                    if result.held and self._held.get(row.schedule_id) != due:
+                        self._held[row.schedule_id] = due
+                        return self._back_off(row.schedule_id)
                     logger.warning(
-                        "schedule %s: tick %s lost with the schedule still due; trying again",
+                        "schedule %s: tick %s lost with the schedule still due%s; trying again",
                         row.schedule_id,
                         _iso(due),
+                        " (another transaction holds its row)" if result.held else "",
                     )
                     return self._back_off(row.schedule_id)
+                self._held.pop(row.schedule_id, None)
         except StorageUnavailable:
             raise
         except ScheduleInputInvalid as exc:  # stays so until the declarations agree: no trace

@@ -163,8 +163,11 @@ class PostgresSchedules:
                 f" WHERE schedule_id = $1 {lock}",
                 fire.schedule_id,
             )
-            if row is None:  # unknown, or another replica is firing it right now
-                return TickResult("lost")
+            if row is None:  # removed, or another transaction holds it (a replica firing it now)
+                # A plain read does not wait for the lock: it tells the two apart, so that the
+                # loop does not take a replica's tick about to commit for one that cannot fire.
+                held = await conn.fetchval("SELECT 1 FROM schedules WHERE schedule_id = $1", fire.schedule_id)
+                return TickResult("lost", held=held is not None)
             paused, next_tick, pending_tick, overlap, last_run_id = row
             if fire.request is not None and await conn.fetchrow(
                 _FIND_TRIGGER, fire.schedule_id, fire.request

@@ -146,12 +146,14 @@ class TickResult:
     replica fired this tick first, or the schedule was paused, changed or removed meanwhile),
     "repeated" (a trigger whose request was already recorded: nothing done, read the record),
     "waiting" (a buffered tick whose schedule's run is still active: it waits on, nothing done).
-    `active_run_id` is the run that caused a skip or a buffer.
+    `active_run_id` is the run that caused a skip or a buffer. `held`: lost because another
+    transaction held the schedule's row (PostgreSQL; most often a replica firing the same tick).
     """
 
     outcome: Outcome
     write: WriteResult | None = None
     active_run_id: str | None = None
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
