@@ -579,6 +579,17 @@ async def test_time_zone_and_listing(serving: ServingFactory, tmp_path: Path) ->
         assert resumed.code == 0 and "active" in resumed.out
         fired = await runservice("schedules", "trigger", "tokyo-nine", "--json", "--target", served.address)
         assert fired.code == 0 and fired.json()["outcome"] == "started"
+        # Times say their zone (audit: NEXT was printed bare, in UTC, next to ZONE Asia/Tokyo):
+        # a schedule's in its own zone, with the offset; a run's with its offset.
+        table = await runservice("schedules", "list", "--target", served.address)
+        [row] = [line for line in table.out.splitlines() if line.startswith("tokyo-nine")]
+        assert re.search(r" \d{4}-\d\d-\d\d 09:00:00\+09:00( |$)", row), row
+        shown = await runservice("schedules", "get", "tokyo-nine", "--target", served.address)
+        assert re.search(r"^next tick: \d{4}-\d\d-\d\d 09:00:00\+09:00$", shown.out, re.M), shown.out
+        runs = await runservice("runs", "-w", tokyo.id, "--target", served.address)
+        [run_row] = runs.out.splitlines()[1:]
+        stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d"
+        assert re.search(rf"{stamp}\s+{stamp}$", run_row), run_row  # CREATED and UPDATED
         missing = await runservice("schedules", "get", "nope", "--target", served.address)
         assert missing.code == 1 and "SCHEDULE_NOT_FOUND" in missing.err + missing.out
 

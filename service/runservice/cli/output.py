@@ -11,6 +11,7 @@ import datetime as dt
 import enum
 import json
 import sys
+import zoneinfo
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -117,11 +118,19 @@ def status_text(status: RunStatus | StepStatus | str) -> Text:
     return Text(word, style=STATUS_STYLE.get(word, ""))
 
 
-def when(seconds: float | None) -> str:
-    """A POSIX time as local `YYYY-MM-DD HH:MM:SS`, or "" when unset."""
+def when(seconds: float | None, zone: str | None = None) -> str:
+    """A POSIX time as `YYYY-MM-DD HH:MM:SS+HH:MM` in the IANA `zone` (a schedule's), else in
+    the local one, or "" when unset. With its offset: a bare time read as local, UTC or the
+    schedule's zone alike, and was off by hours for whoever guessed wrong (audit)."""
     if not seconds:
         return ""
-    return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        where = zoneinfo.ZoneInfo(zone) if zone else None
+    except zoneinfo.ZoneInfoNotFoundError:  # this machine's time zone data lacks it: local time
+        where = None
+    moment = dt.datetime.fromtimestamp(seconds, dt.UTC).astimezone(where)
+    offset = moment.strftime("%z")  # +0100; `%:z` only from Python 3.12
+    return f"{moment.strftime('%Y-%m-%d %H:%M:%S')}{offset[:3]}:{offset[3:]}"
 
 
 def clock(seconds: float) -> str:

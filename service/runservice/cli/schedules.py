@@ -93,7 +93,7 @@ async def list_schedules(client: Client, args: argparse.Namespace) -> int:
             Text(s.cron),
             Text(s.timezone),
             _state(s),
-            when(s.next_tick) if not s.paused else "",
+            when(s.next_tick, s.timezone) if not s.paused else "",
             Text(s.last_run_id or ""),
         )
     print_table(out, grid)
@@ -117,9 +117,9 @@ def _print(schedule: ScheduleInfo) -> None:
         ("cron", f"{schedule.cron} ({schedule.timezone})"),
         ("overlap", schedule.overlap),
         ("missed", schedule.missed),
-        ("next tick", when(schedule.next_tick) if not schedule.paused else ""),
-        ("last tick", when(schedule.last_tick)),
-        ("pending tick", when(schedule.pending_tick)),
+        ("next tick", when(schedule.next_tick, schedule.timezone) if not schedule.paused else ""),
+        ("last tick", when(schedule.last_tick, schedule.timezone)),
+        ("pending tick", when(schedule.pending_tick, schedule.timezone)),
         ("last run", schedule.last_run_id or ""),
         ("resource", schedule.resource_id or ""),
         ("input", short_json(schedule.input, 2000) if schedule.input is not None else ""),
@@ -172,7 +172,7 @@ async def trigger_schedule(client: Client, args: argparse.Namespace) -> int:
     if result.outcome == "started" and result.run is not None:
         out.print(Text(f"{result.schedule.schedule_id}: started run {result.run.run_id}"))
     elif result.outcome == "started":
-        tick = when(result.tick)
+        tick = when(result.tick, result.schedule.timezone)
         out.print(Text(f"{result.schedule.schedule_id}: started a run at {tick} (the run was deleted since)"))
     else:
         out.print(
