@@ -330,8 +330,13 @@ async def test_a_workflow_no_longer_served_at_all_strands_no_run_in_silence(
         assert sorted(r.run_id for r in active) == ["inflight", "parked"]
         assert (await client.get_workflow("never-seen").runs())[0] == []
 
-        # No CreateRun: it makes or fetches a run to start, of a workflow served here.
-        parked = RunHandle(client, "review", "parked")
+        # CreateRun finds a run of a workflow no longer served (a handle on it), never makes one.
+        parked = await handle.create_run(run_id="parked")
+        assert parked.last_run is not None and parked.last_run.status is RunStatus.SUSPENDED
+        with pytest.raises(errors.WorkflowNotFound):
+            await handle.create_run(run_id="fresh")
+        with pytest.raises(errors.WorkflowNotFound):
+            await client.get_workflow("other-name").create_run(run_id="parked")
         with pytest.raises(errors.WorkflowVersionUnavailable) as refused:
             await parked.resume_async(resume_data={"approved": True})
         assert refused.value.metadata == {
@@ -350,7 +355,8 @@ async def test_a_workflow_no_longer_served_at_all_strands_no_run_in_silence(
         assert (await handle.run_by_id("parked")).status is RunStatus.SUSPENDED
         assert (await handle.run_by_id("inflight")).status is RunStatus.RUNNING
         # A Cancel needs no definition.
-        assert (await RunHandle(client, "review", "inflight").cancel()).status is RunStatus.CANCELED
+        inflight = await handle.create_run(run_id="inflight")
+        assert (await inflight.cancel()).status is RunStatus.CANCELED
 
 
 async def test_claim_takes_only_runs_of_served_definitions(tmp_path: Path, databases: Databases) -> None:

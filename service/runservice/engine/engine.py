@@ -393,8 +393,17 @@ class Engine:
     async def create_run(
         self, workflow_id: str, *, run_id: str | None = None, resource_id: str | None = None
     ) -> tuple[Run, bool]:
-        """Reserve a run (status pending). Returns (run, created); an existing run is returned as is."""
-        self.workflow(workflow_id)
+        """Reserve a run (status pending). Returns (run, created); an existing run is returned as is,
+        also of a workflow no longer served here (found, never made: a client's handle on it, to
+        read, cancel or delete it, begins with this call)."""
+        try:
+            self.workflow(workflow_id)
+        except WorkflowNotFound:
+            existing = await self._store.get_run(run_id) if run_id else None
+            if existing is None or existing.workflow_id != workflow_id:
+                raise
+            _check_resource(existing, resource_id)
+            return existing, False
         now = time.time()
         run = Run(
             run_id=run_id or time_ordered_id(),
