@@ -401,7 +401,8 @@ def test_each_reason_is_raised_as_the_most_general_class_declaring_it() -> None:
     while pending:
         cls = pending.pop(0)
         pending.extend(cls.__subclasses__())
-        if "reason" in vars(cls):
+        # The tree as the clients import it: other tests' classes (test_grpc_edge's) come later.
+        if "reason" in vars(cls) and cls.__module__ == errors.__name__:
             declaring.setdefault(cls.reason, []).append(cls)
     expected = {}
     for reason, classes in declaring.items():
