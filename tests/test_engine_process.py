@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from test_bad_input import details
 from runservice import errors
 from runservice.client import Client
 from runservice.model import RunStatus
+from runservice.server.engine_process import RELAY_DRAIN, spawn_relayed
 from runservice.v1 import (
     run_pb2,
     run_service_pb2,
@@ -615,3 +617,22 @@ async def test_long_lines_of_both_processes_are_never_spliced(tmp_path: Path) ->
         except ValueError:
             spliced.append(line[:100])
     assert spliced == []
+
+
+async def test_a_process_a_child_left_behind_holds_up_neither_the_wait_nor_the_relay(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The engine's stderr is relayed from a pipe of the front's own: on asyncio's own loop,
+    `Process.wait()` also waits for the subprocess pipes it made to close, and a process a step
+    started inherits the pipe and may hold it for good. The front then never saw the engine die
+    (review). Its last line is relayed; the relay ends RELAY_DRAIN after."""
+    leaves_a_sleeper = (
+        "import subprocess, sys; subprocess.Popen(['sleep', '30']);"
+        " print('the last line', file=sys.stderr); print('no end', end='', file=sys.stderr)"
+    )
+    process, relay = await spawn_relayed(sys.executable, "-c", leaves_a_sleeper)
+    assert await asyncio.wait_for(process.wait(), 10) == 0
+    began = asyncio.get_running_loop().time()
+    await relay.end()
+    assert asyncio.get_running_loop().time() - began < RELAY_DRAIN + 1
+    assert "the last line\n" in capsys.readouterr().err

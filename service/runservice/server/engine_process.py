@@ -94,22 +94,72 @@ async def relay_stderr(stream: asyncio.StreamReader) -> None:
         logs.relay_lines([pending.decode(errors="replace")])
 
 
-class EngineProcess:
-    """The front's handle on the engine process: its link, the process itself, and the task
-    relaying its stderr."""
+class _Relay:
+    """The engine process's stderr, relayed (`relay_stderr`) from a pipe of the front's own.
+    Not asyncio's subprocess pipe: `Process.wait()` also waits for those to close, and a
+    process a step started (a process pool, a command in the background) inherits the pipe
+    and may hold it open for good: the front then never saw the engine die, and its stop
+    waited for ever (review)."""
 
-    def __init__(self, process: asyncio.subprocess.Process, link: EngineLink) -> None:
+    def __init__(self, task: asyncio.Task[None], transport: asyncio.BaseTransport) -> None:
+        self._task = task
+        self._transport = transport
+
+    @classmethod
+    async def open(cls, readable: int) -> _Relay:
+        """Relay what comes into the pipe whose read end is `readable` (now the relay's)."""
+        reader = asyncio.StreamReader(limit=_RELAY_CHUNK)
+        pipe = os.fdopen(readable, "rb", buffering=0)
+        try:
+            transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader), pipe
+            )
+        except BaseException:
+            pipe.close()
+            raise
+        return cls(asyncio.create_task(relay_stderr(reader), name="engine-stderr"), transport)
+
+    async def end(self) -> None:
+        """Relay the engine's last lines (up to RELAY_DRAIN seconds), then stop relaying."""
+        await asyncio.wait({self._task}, timeout=RELAY_DRAIN)
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._transport.close()
+
+
+async def spawn_relayed(*argv: str, **options: Any) -> tuple[asyncio.subprocess.Process, _Relay]:
+    """`argv` started (`asyncio.create_subprocess_exec` with `options`), its stderr relayed."""
+    readable, writable = os.pipe()
+    try:
+        process = await asyncio.create_subprocess_exec(*argv, stderr=writable, **options)
+    except BaseException:
+        os.close(readable)
+        raise
+    finally:
+        os.close(writable)  # the child's now: the relay sees the end once it and its own are gone
+    try:
+        return process, await _Relay.open(readable)
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+
+
+class EngineProcess:
+    """The front's handle on the engine process: its link, the process itself, and the relay
+    of its stderr."""
+
+    def __init__(self, process: asyncio.subprocess.Process, link: EngineLink, relay: _Relay) -> None:
         self.process = process
         self.link = link
-        assert process.stderr is not None
-        self._relay = asyncio.create_task(relay_stderr(process.stderr), name="engine-stderr")
+        self._relay = relay
 
     @classmethod
     async def start(cls, settings: dict[str, Any]) -> EngineProcess:
         """Start the engine process and send it `settings` (it is ready when `link.ready` says so)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            process = await asyncio.create_subprocess_exec(
+            process, relay = await spawn_relayed(
                 sys.executable,
                 "-m",
                 "runservice",
@@ -118,7 +168,6 @@ class EngineProcess:
                 str(theirs.fileno()),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,  # relayed by the front, line by line
                 env=_child_environment(),
             )
         except BaseException:
@@ -131,9 +180,10 @@ class EngineProcess:
         except BaseException:
             process.kill()
             await process.wait()
+            await relay.end()  # what it said as it failed
             raise
         link.hello(settings)
-        return cls(process, link)
+        return cls(process, link, relay)
 
     async def gone(self) -> int:
         """Wait until the engine process is gone, then end every open call UNAVAILABLE; its
@@ -152,7 +202,7 @@ class EngineProcess:
             await asyncio.gather(*waits, return_exceptions=True)
         self.link.close()
         code = await self.process.wait()
-        await self._end_relay()
+        await self._relay.end()
         return code
 
     async def stop(self, within: float) -> int:
@@ -165,14 +215,8 @@ class EngineProcess:
             logger.error("the engine process did not stop within %.0fs: killing it", within)
             self.process.kill()
             code = await self.process.wait()
-        await self._end_relay()
+        await self._relay.end()
         return code
-
-    async def _end_relay(self) -> None:
-        """Relay the engine's last lines (up to RELAY_DRAIN seconds), then stop relaying."""
-        await asyncio.wait({self._relay}, timeout=RELAY_DRAIN)
-        self._relay.cancel()
-        await asyncio.gather(self._relay, return_exceptions=True)
 
 
 def _child_environment() -> dict[str, str]:
