@@ -204,6 +204,7 @@ class Engine:
             [*(s for w in self._workflows.values() for s in w.schedules), *schedules],
             admit=self._claim_if_room,
             launch=self._launch_claimed,
+            left_unowned=self._left_unowned,
             trace_id=new_trace_id,
             poll_interval=claim_interval,
         )
@@ -1529,8 +1530,11 @@ class Engine:
         """An execution of the run was committed with no owner: a claim loop drives it, this
         replica's (woken: it may have room, runs waited and this one joined them) or
         another's. What this process keeps of the run until its finish goes now: that drive
-        is followed as any claimed run is, and another replica's finish is never seen here."""
-        self._store.hub.released(run_id, unowned=True)
+        is followed as any claimed run is, and another replica's finish is never seen here.
+        Unless the claim loop here took it already, while the commit was being synced (review):
+        its drive is under way, and its span with it."""
+        if run_id not in self._tasks:
+            self._store.hub.released(run_id, unowned=True)
         self._keeper.wake()
 
     @contextlib.contextmanager

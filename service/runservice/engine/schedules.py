@@ -127,6 +127,7 @@ class Scheduler:
         *,
         admit: Callable[[str], contextlib.AbstractContextManager[Claim | None]],
         launch: Launch,
+        left_unowned: Callable[[str], None],
         trace_id: Callable[[], str],
         poll_interval: float = 1.0,
         grace: float = GRACE,
@@ -136,7 +137,8 @@ class Scheduler:
         tick commits and its drive launches; `claim` is None when the engine or the workflow
         is full or runs wait for that room (the run is then committed with no owner, for the
         claim loop). `launch(run, epoch, sent)` drives a run this replica created already
-        claimed (the claim sent at `sent`, `time.monotonic()`)."""
+        claimed (the claim sent at `sent`, `time.monotonic()`); `left_unowned(run_id)` is told of
+        a run committed with no owner (`Engine._left_unowned`)."""
         self._store = store
         self._workflows = dict(workflows)
         self._declared: dict[str, Schedule] = {}
@@ -157,6 +159,7 @@ class Scheduler:
             self._declared[schedule.id] = schedule
         self._admit = admit
         self._launch = launch
+        self._left_unowned = left_unowned
         self._trace_id = trace_id
         self.poll_interval = poll_interval
         self.grace = grace
@@ -422,8 +425,8 @@ class Scheduler:
                         started = replace(run, last_sequence=result.write.last_sequence)
                         task = self._launch(started, result.write.epoch, caller.sent)
                         task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
-                    else:  # no room: a claim loop drives it, here or elsewhere (see Engine._left_unowned)
-                        self._store.hub.released(run.run_id, unowned=True)
+                    else:  # no room: a claim loop drives it, here or elsewhere
+                        self._left_unowned(run.run_id)
                 elif result.outcome in ("skipped", "buffered"):
                     logger.info(
                         "schedule %s: tick %s %s (overlap=%s, run %s is active)",
