@@ -196,8 +196,9 @@ def stream_ended_early(run_id: str, request: object) -> errors.Unavailable:
     it started (or resumed) the run is unknown, so it is to be retried with its `request_id`."""
     found = {"run_id": run_id, "request_id": request_id_of(request)}
     metadata = {key: value for key, value in found.items() if value}  # a Start may name no run
+    again = "retry with the same request_id" if "request_id" in metadata else "retry it"
     return errors.Unavailable(
-        f"the stream of run {run_id!r} ended before any event; retry with the same request_id",
+        f"the stream of run {run_id!r} ended before any event; {again}",
         reason="STREAM_ENDED_EARLY",
         metadata=metadata,
     )

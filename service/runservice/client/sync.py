@@ -259,8 +259,10 @@ class _Follow:
             try:
                 responses = self.client._invoke(self.client.stub.Watch, request, timeout=self.attempt_timeout)
             except errors.Unavailable:
-                if self._stopped.is_set():
-                    return  # close() stopped this follow as it reopened: a quiet end
+                # close() marks the client closed, then stops its follows: either way, this
+                # follow was stopped by it as it reopened, a quiet end (review).
+                if self._stopped.is_set() or self.client._closed:
+                    return
                 raise
             self._call = cast(grpc.Call, responses)
             if self._stopped.is_set():  # stop() ran before the call was visible to it
