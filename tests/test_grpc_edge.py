@@ -350,6 +350,23 @@ async def test_long_streams_are_ended_by_the_server_and_the_client_loses_nothing
     assert events[-1].type is EventType.WORKFLOW_FINISH
 
 
+async def test_a_stream_past_its_age_still_ends_with_the_run(
+    stub: RunServiceAsyncStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message that ends the run is followed by the end, not by STREAM_RECYCLED (review):
+    a recycled stream costs its client a reconnect to learn what the next message said."""
+    monkeypatch.setattr(servicer_module, "STREAM_AGE", 0.0)  # every stream is past its age
+    run = await _suspended_run(stub, "r-past-age")
+    await stub.Resume(
+        run_service_pb2.ResumeRequest(
+            run_id=run.run_id, step=["ask"], resume_data=to_value({"approved": True}), wait=True
+        )
+    )
+    # The whole log in one message (the backlog of a short run), its last event the finish.
+    watched = [msg async for msg in stub.Watch(run_service_pb2.WatchRequest(run_id=run.run_id))]
+    assert watched[-1].end_of_stream
+
+
 async def test_watch_include_run_comes_first(stub: RunServiceAsyncStub) -> None:
     run = await _suspended_run(stub, "r-first")
     call = stub.Watch(

@@ -354,7 +354,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             async for batch in follow:
                 for reply in convert.stream_replies(run_id, batch, limit=self._limit):
                     yield reply
-                if time.monotonic() >= recycle_at:  # after the batch: the cursor covers it
+                # After the batch (the cursor covers it), unless it settled the run: the end follows.
+                if time.monotonic() >= recycle_at and not (batch and batch[-1].settles_run):
                     raise errors.StreamRecycled(STREAM_AGE)
         finally:
             await _close(follow)
@@ -409,7 +410,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                     else convert.watch_replies(batch, states, watermark, limit=self._limit)
                 ):
                     yield reply
-                if time.monotonic() >= recycle_at:  # after the batch: the cursor covers it
+                # After the batch (the cursor covers it), unless it ended the run: the end follows.
+                if time.monotonic() >= recycle_at and not (batch and batch[-1].ends_run):
                     raise errors.StreamRecycled(STREAM_AGE)
         finally:
             await _close(follow)
