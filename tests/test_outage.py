@@ -555,11 +555,11 @@ async def test_a_database_that_hangs_is_taken_as_away_and_back(server: PostgresS
                     began = time.monotonic()
                     with pytest.raises(StorageUnavailable, match="did not answer in time"):
                         await attempt
-                    assert time.monotonic() - began < 2 * store.answer_wait + 1
+                    assert time.monotonic() - began < 3 * store.answer_wait + 3  # not the deadline
                 assert seen == [False] and not store.hub.available
                 began = time.monotonic()
                 gauges = await rendered(metrics)
-                assert time.monotonic() - began < COUNT_WAIT + 1
+                assert time.monotonic() - began < COUNT_WAIT + 3
                 assert math.isnan(gauges["runservice_runs_in_flight"])
             finally:
                 await asyncio.to_thread(server.thaw)
