@@ -408,13 +408,18 @@ async def test_an_operators_time_travel_fork_and_restart_wait_for_room_too(
         forked = await engine.fork(source.run_id, step=["hold-if-many"], input_data={"count": 30})
         restarted = await engine.restart(left.run_id)
         assert travelled.status is forked.status is restarted.status is RunStatus.RUNNING
+        # With `wait`, answered once the run settles, as a waiting Start is (an audit: it was
+        # answered at once, `running`, the run not yet begun).
+        waiting = asyncio.create_task(engine.restart(left.run_id, wait=True))
         await asyncio.sleep(0.3)
         assert gate.entered == [10]  # none of them was driven past the bound
+        assert not waiting.done()
         assert await served.store.count_unowned() == 3
         gate.release()
         for run in (busy, left, travelled, forked):
             await until(lambda run_id=run.run_id: _is(served, run_id, RunStatus.SUCCESS))
         assert sorted(gate.entered) == [10, 20, 30, 40]
+        assert (await asyncio.wait_for(waiting, 10)).status is RunStatus.SUCCESS
         assert (await engine.get_run(travelled.run_id)).result == {"count": 20}
         assert (await engine.get_run(forked.run_id)).result == {"count": 30}
 

@@ -964,16 +964,18 @@ class Engine:
                 # never takes a run of a definition not served here, and the Restart would pass.
                 workflow = self.definition(run)
                 with self._claim_if_room(run.workflow_id) as claim:
+                    # Answered as the claim loop drives it (with `wait`, once it settles, as a held
+                    # back TimeTravel is: it answered at once with the run not yet begun, an audit).
                     if claim is None:  # bounds hold for a Restart too: the claim loop takes it with room
                         await self._remember(run_id, request)
-                        return replace(run, steps=())
+                        return _Repeat(run_id)
                     sent = time.monotonic()
                     claimed = await self._store.write(
                         RunWrite(run_id, expect=_ACTIVE, claim=claim, request=request)
                     )
-                    if not claimed.applied:  # another replica drives it
+                    if not claimed.applied:  # another replica drives it: followed as it goes
                         await self._remember(run_id, request)
-                        return replace(run, steps=())
+                        return _Repeat(run_id)
                     run = await self._load(run_id, steps=True, born=born)
                     logger.info(
                         "run %s: restarted from its last checkpoint (was %s)",
