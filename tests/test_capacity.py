@@ -687,3 +687,24 @@ async def test_serve_with_workflow_max_active_runs(tmp_path: Path, layout: tuple
         assert await server.stop() == 0
     assert "driving 1 runs of workflow 'slow' (its max_active_runs)" in server.text
     assert "workflow 'lone'" not in server.text
+
+
+async def test_a_bounded_workflows_runs_take_turns_with_the_others_for_the_room(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """On a full server, the run of a workflow with a bound of its own waited behind every
+    run of the others, however much older, for good while they kept coming: the claim loop
+    gave the room to their group first at every pass (an audit). The groups take turns."""
+    async with serving(
+        tmp_path / "runs.db", workflows=[held, lonely], max_active_runs=1, claim_interval=CLAIM_INTERVAL
+    ) as served:
+        engine = served.engine
+        busy = await engine.start("held", input_data={"count": 1})
+        await until(lambda: _true(gate.entered == [1]))
+        oldest = await engine.start("lonely", input_data={"count": 40})  # its own bound has room
+        newer = [await engine.start("held", input_data={"count": count}) for count in range(2, 8)]
+        gate.release()
+        for run in (busy, oldest, *newer):
+            await until(lambda run_id=run.run_id: _is(served, run_id, RunStatus.SUCCESS))
+    # Within two claims of the first room, not after the six newer runs.
+    assert gate.entered.index(40) <= 2, gate.entered

@@ -122,6 +122,8 @@ class LeaseKeeper:
         ]
         """The workflows claimed together: those without a bound of their own, then each
         bounded one apart (`claim_due`)."""
+        self._first_group = 0
+        """The group a claim pass begins with: the next one at each pass."""
         self._wake = asyncio.Event()
         self._sleepers: dict[Sleeper, asyncio.Future[None]] = {}
         """The drives whose run's sleep ended with no room to go on, in the order they woke,
@@ -161,9 +163,14 @@ class LeaseKeeper:
         limited = {} if capacity is None else capacity.limits
         if self._sleepers:
             await self._go_on_sleepers()  # they hold their drives already: room goes to them first
+        # The groups take turns at being first: on a full server the first takes whatever
+        # room a drive leaves, and with a fixed order a workflow with a bound of its own waited
+        # behind every run of the others, for good while they kept coming (an audit).
+        groups = self._groups[self._first_group :] + self._groups[: self._first_group]
+        self._first_group = (self._first_group + 1) % max(len(self._groups), 1)
         while True:
             more = False  # some group took a whole page: more of it may be due
-            for workflows in self._groups:
+            for workflows in groups:
                 page = limit
                 if capacity is not None:
                     page = min(limit, capacity.room())
