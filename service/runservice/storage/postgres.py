@@ -220,8 +220,9 @@ that drops every packet, leaves the connection open with nothing coming back: wi
 every call waited for its own deadline while health said SERVING and the metrics' scrape
 hung (audit), and after a failover to another address the writer waited out the kernel's
 retransmissions (about 15 minutes). The store's statements take milliseconds (a row lock
-they wait for is bounded by `lock_timeout`, `WRITER_LOCK_WAIT`); the migrations, which may
-wait for another replica's, are not bounded."""
+they wait for is bounded by `lock_timeout`, `WRITER_LOCK_WAIT`), but a run's delete, which
+grows with its log, gets `postgres_writes.DELETE_WAIT`; the migrations, which may wait for
+another replica's, are not bounded."""
 _MAX_BATCH = 500
 _READERS = 4
 _POLL_INTERVAL = 1.0

@@ -68,6 +68,8 @@ inside the one statement of an implicit transaction)."""
 CHANNEL = "runservice_events"
 """The NOTIFY channel; a payload is lines of `<last sequence> <run id>`."""
 _NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
+DELETE_WAIT = 600.0
+"""Seconds a run's delete may take (the other statements get `postgres.ANSWER_WAIT`)."""
 
 _KNOWN = ",".join(KNOWN_STATUSES)
 """`expect` of an update with none of its own (see `_update_columns`)."""
@@ -551,7 +553,9 @@ async def _delete(conn: Any, change: RunWrite) -> WriteResult:
             )
         ):
             return WriteResult(applied=False, status=status)
-    await conn.execute(_DELETE_RUN, change.run_id)
+    # The one statement whose time grows with the run (a loop of months has millions of events):
+    # not bounded by the connection's ANSWER_WAIT, which would fail it, and its retention, for good.
+    await conn.execute(_DELETE_RUN, change.run_id, timeout=DELETE_WAIT)
     if change.request is not None:
         # Its own statement, after the delete: one statement cannot both delete the run's
         # request rows and insert this one (a retry of the delete finds it).
