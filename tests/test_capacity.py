@@ -185,6 +185,19 @@ body_then_sleep = (
     .commit()
 )
 
+each: dict[int, asyncio.Event] = {}
+"""Lets `one-by-one`'s body of each count go (a test sets the event of that count)."""
+
+
+@create_step("hold-each", input_schema=Count, output_schema=Count)
+async def hold_each(ctx: StepContext) -> Count:
+    gate.entered.append(ctx.input_data.count)
+    await each.setdefault(ctx.input_data.count, asyncio.Event()).wait()
+    return Count(count=ctx.input_data.count)
+
+
+one_by_one = create_workflow("one-by-one", input_schema=Count, output_schema=Count).then(hold_each).commit()
+
 FLOWS = [
     held,
     asking,
@@ -708,3 +721,33 @@ async def test_a_bounded_workflows_runs_take_turns_with_the_others_for_the_room(
             await until(lambda run_id=run.run_id: _is(served, run_id, RunStatus.SUCCESS))
     # Within two claims of the first room, not after the six newer runs.
     assert gate.entered.index(40) <= 2, gate.entered
+
+
+async def test_the_turns_pass_only_with_room_so_new_runs_arriving_do_not_hand_it_back(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A Start that finds the server full wakes the claim loop for a pass that claims nothing.
+    When any pass handed the lead on, a new run arriving after each drive's end handed it back,
+    and the bounded workflow's run waited for good again (review). The turn passes with room."""
+    each.clear()
+    async with serving(
+        tmp_path / "runs.db", workflows=[one_by_one, lonely], max_active_runs=1, claim_interval=CLAIM_INTERVAL
+    ) as served:
+        engine = served.engine
+        await engine.start("one-by-one", input_data={"count": 1})
+        await until(lambda: _true(gate.entered == [1]))
+        oldest = await engine.start("lonely", input_data={"count": 40})  # its body passes the gate
+        gate.release()
+        for count in range(2, 4):
+            await engine.start("one-by-one", input_data={"count": count})
+        for new in range(4, 10):  # a drive ends; a new run comes while the next one is driven
+            seen = len(gate.entered)
+            each.setdefault(gate.entered[-1], asyncio.Event()).set()
+            await until(lambda seen=seen: _true(len(gate.entered) > seen))
+            await engine.start("one-by-one", input_data={"count": new})
+            if 40 in gate.entered:
+                break
+        await until(lambda: _is(served, oldest.run_id, RunStatus.SUCCESS))
+        for event in each.values():
+            event.set()
+        assert gate.entered.index(40) <= 3, gate.entered

@@ -165,12 +165,15 @@ class LeaseKeeper:
             await self._go_on_sleepers()  # they hold their drives already: room goes to them first
         # The groups take turns at being first: on a full server the first takes whatever
         # room a drive leaves, and with a fixed order a workflow with a bound of its own waited
-        # behind every run of the others, for good while they kept coming (an audit).
-        groups = self._groups[self._first_group :] + self._groups[: self._first_group]
-        self._first_group = (self._first_group + 1) % max(len(self._groups), 1)
+        # behind every run of the others, for good while they kept coming (an audit). The turn
+        # passes when a group gets room, not at each pass: passes that find the server full
+        # (a Start wakes the loop) would otherwise hand the lead back (review).
+        count = len(self._groups)
+        order = [(self._first_group + offset) % count for offset in range(count)]
         while True:
             more = False  # some group took a whole page: more of it may be due
-            for workflows in groups:
+            for index in order:
+                workflows = self._groups[index]
                 page = limit
                 if capacity is not None:
                     page = min(limit, capacity.room())
@@ -187,9 +190,13 @@ class LeaseKeeper:
                             claimed = await self._claim_bounded(workflows[0], shared, page)
                             adopted += len(claimed)
                             more = more or len(claimed) == page
+                            if claimed:
+                                self._first_group = (index + 1) % count
                             continue
                 claimed = await self._claim_page(workflows, page)
                 adopted += len(claimed)
+                if claimed:
+                    self._first_group = (index + 1) % count
                 if len(claimed) == page:
                     more = True
                 elif capacity is not None and workflows[0] in limited:
