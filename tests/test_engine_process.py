@@ -30,7 +30,7 @@ from postgres import PostgresServer
 from process import ServerProcess, serve_argv, server_env, start_server
 from test_bad_input import details
 
-from runservice import errors
+from runservice import errors, logs
 from runservice.client import Client
 from runservice.model import RunStatus
 from runservice.server.engine_process import RELAY_DRAIN, spawn_relayed
@@ -620,19 +620,27 @@ async def test_long_lines_of_both_processes_are_never_spliced(tmp_path: Path) ->
 
 
 async def test_a_process_a_child_left_behind_holds_up_neither_the_wait_nor_the_relay(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The engine's stderr is relayed from a pipe of the front's own: on asyncio's own loop,
     `Process.wait()` also waits for the subprocess pipes it made to close, and a process a step
     started inherits the pipe and may hold it for good. The front then never saw the engine die
     (review). Its last line is relayed; the relay ends RELAY_DRAIN after."""
+    monkeypatch.setattr(logs, "_configured", None)  # to stderr, whatever another test configured
     leaves_a_sleeper = (
-        "import subprocess, sys; subprocess.Popen(['sleep', '30']);"
-        " print('the last line', file=sys.stderr); print('no end', end='', file=sys.stderr)"
+        "import subprocess, sys; sleeper = subprocess.Popen(['sleep', '30']);"
+        " print('sleeper', sleeper.pid, file=sys.stderr); print('no end', end='', file=sys.stderr)"
     )
     process, relay = await spawn_relayed(sys.executable, "-c", leaves_a_sleeper)
-    assert await asyncio.wait_for(process.wait(), 10) == 0
-    began = asyncio.get_running_loop().time()
-    await relay.end()
-    assert asyncio.get_running_loop().time() - began < RELAY_DRAIN + 1
-    assert "the last line\n" in capsys.readouterr().err
+    try:
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+        began = asyncio.get_running_loop().time()
+        await relay.end()
+        assert asyncio.get_running_loop().time() - began < RELAY_DRAIN + 1
+    finally:
+        relayed = capsys.readouterr().err
+        found = re.search(r"sleeper (\d+)\n", relayed)
+        if found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(found.group(1)), signal.SIGKILL)
+    assert found, relayed
