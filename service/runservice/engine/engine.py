@@ -111,6 +111,9 @@ class _Repeat:
     claim loop for want of room (engine/capacity.py)."""
 
     run_id: str
+    born: float | None = None
+    """`created_at` of the run the admission read (a caller's scope was checked on that run):
+    another made anew under the id meanwhile is RunNotFound, not the answer."""
 
 
 _Admission = Run | _Repeat | tuple[Run, "asyncio.Task[Run]"]
@@ -643,7 +646,7 @@ class Engine:
         claim loop drives it); None while another drive holds the run."""
         run = await self._load(run_id, workflow_id, steps=True, born=born)
         if request_id and await self._store.has_request(run_id, "resume", request_id):
-            return _Repeat(run_id)
+            return _Repeat(run_id, run.created_at)
         if run.status is RunStatus.SUSPENDED and run.deadline is not None and time.time() >= run.deadline:
             # Past its deadline a run never continues: it ends here, not half-way later. As
             # read: a time travel on another replica meanwhile made it a new execution, with
@@ -703,7 +706,7 @@ class Engine:
         )
         if not result.applied:
             if request_id and await self._store.has_request(run_id, "resume", request_id):
-                return _Repeat(run_id)
+                return _Repeat(run_id, run.created_at)
             if result.status is RunStatus.SUSPENDED:
                 # Still suspended: another drive holds it (the claim failed), or it changed since
                 # it was read (the next attempt reads it again, and decides on that).
@@ -713,7 +716,7 @@ class Engine:
             raise RunNotSuspended(run_id, result.status.value)
         if not claimed:
             self._left_unowned(run_id)
-            return _Repeat(run_id)
+            return _Repeat(run_id, run.created_at)
         run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
             records.values()
         )
@@ -953,7 +956,7 @@ class Engine:
             async with self._lock(run_id):
                 run = await self._load(run_id, workflow_id, steps=True, born=born)
                 if request_id and await self._store.has_request(run_id, "restart", request_id):
-                    return _Repeat(run_id)
+                    return _Repeat(run_id, run.created_at)
                 if run.status not in _ACTIVE:
                     raise RunNotActive(run_id, run.status.value)
                 task = self._tasks.get(run_id)
@@ -968,14 +971,14 @@ class Engine:
                     # back TimeTravel is: it answered at once with the run not yet begun, an audit).
                     if claim is None:  # bounds hold for a Restart too: the claim loop takes it with room
                         await self._remember(run_id, request)
-                        return _Repeat(run_id)
+                        return _Repeat(run_id, run.created_at)
                     sent = time.monotonic()
                     claimed = await self._store.write(
                         RunWrite(run_id, expect=_ACTIVE, claim=claim, request=request)
                     )
                     if not claimed.applied:  # another replica drives it: followed as it goes
                         await self._remember(run_id, request)
-                        return _Repeat(run_id)
+                        return _Repeat(run_id, run.created_at)
                     run = await self._load(run_id, steps=True, born=born)
                     logger.info(
                         "run %s: restarted from its last checkpoint (was %s)",
@@ -1028,7 +1031,7 @@ class Engine:
         async def travel_once() -> _Admission | None:
             run = await self._load(run_id, workflow_id, steps=True, born=born)
             if request_id and await self._store.has_request(run_id, "time-travel", request_id):
-                return _Repeat(run_id)
+                return _Repeat(run_id, run.created_at)
             workflow = self.definition(run)  # its recorded version, with the same step graph
             check_time_travel(run, workflow)
             target = plan(run, workflow, step, input_data)
@@ -1083,7 +1086,7 @@ class Engine:
                 )
                 if not result.applied:
                     if request_id and await self._store.has_request(run_id, "time-travel", request_id):
-                        return _Repeat(run_id)
+                        return _Repeat(run_id, run.created_at)
                     if result.status is run.status:
                         return None  # changed since it was read, or held: planned again
                     if result.status is None:  # deleted meanwhile (it said "still running": review)
@@ -1097,7 +1100,7 @@ class Engine:
                 )
                 if claim is None:
                     self._left_unowned(run_id)
-                    return _Repeat(run_id)  # answered from the run as the claim loop drives it
+                    return _Repeat(run_id, run.created_at)  # answered as the claim loop drives it
                 run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
                 run = run.with_steps(target.kept)
                 task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
@@ -1747,13 +1750,14 @@ class Engine:
             run = await self._followed_until_settled(run_id)
         return run
 
-    async def _followed_until_settled(self, run_id: str) -> Run:
-        """The run once it is not active, whoever drives it (this follows its log)."""
-        run = await self._load(run_id, steps=True)
+    async def _followed_until_settled(self, run_id: str, born: float | None = None) -> Run:
+        """The run once it is not active, whoever drives it (this follows its log); with
+        `born`, of the run created then only."""
+        run = await self._load(run_id, steps=True, born=born)
         if run.status in _ACTIVE:
-            async for _ in self.follow(run_id, after=run.last_sequence, until_settled=True):
+            async for _ in self.follow(run_id, after=run.last_sequence, until_settled=True, born=born):
                 pass
-            run = await self._load(run_id, steps=True)
+            run = await self._load(run_id, steps=True, born=born)
         return run
 
     async def _admitted_here(self, admission: Callable[[Caller], Awaitable[_T]]) -> _T:
@@ -1794,20 +1798,25 @@ class Engine:
     async def _answer(self, admitted: _Admission, wait: bool) -> Run:
         """The reply to a Start, Resume, Restart, time travel or fork once admitted."""
         if isinstance(admitted, _Repeat):
-            return await self._repeat(admitted.run_id, wait)
+            return await self._repeat(admitted.run_id, wait, admitted.born)
         if isinstance(admitted, Run):
             return admitted
         run, task = admitted
         return await self._settled(task, run.run_id) if wait else run
 
-    async def _repeat(self, run_id: str, wait: bool) -> Run:
-        """The answer to a retried request: the run now, or once it settles (wherever it runs)."""
+    async def _repeat(self, run_id: str, wait: bool, born: float | None = None) -> Run:
+        """The answer to a retried request: the run now, or once it settles (wherever it runs);
+        with `born`, of the run created then only."""
         task = self._tasks.get(run_id)
         if wait and task is not None:
-            return await self._settled(task, run_id)
-        if wait:
-            return await self._followed_until_settled(run_id)
-        return await self.get_run(run_id)
+            run = await self._settled(task, run_id)
+        elif wait:
+            run = await self._followed_until_settled(run_id, born)
+        else:
+            run = await self.get_run(run_id)
+        if born is not None and run.created_at != born:
+            raise RunNotFound(run_id)
+        return run
 
     async def _load(
         self, run_id: str, workflow_id: str | None = None, *, steps: bool = False, born: float | None = None
