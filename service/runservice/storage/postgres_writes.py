@@ -68,8 +68,10 @@ inside the one statement of an implicit transaction)."""
 CHANNEL = "runservice_events"
 """The NOTIFY channel; a payload is lines of `<last sequence> <run id>`."""
 _NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
-DELETE_WAIT = 600.0
-"""Seconds a run's delete may take (the other statements get `postgres.ANSWER_WAIT`)."""
+DELETE_WAIT = 120.0
+"""Seconds a run's delete may take (the other statements get `postgres.ANSWER_WAIT`). The
+writer waits for it meanwhile, as it always did for a delete: deleting a huge run's rows in
+chunks of their own, off the writer, would spare it that."""
 
 _KNOWN = ",".join(KNOWN_STATUSES)
 """`expect` of an update with none of its own (see `_update_columns`)."""
