@@ -123,8 +123,10 @@ class _Relay:
         """Relay the engine's last lines (up to RELAY_DRAIN seconds), then stop relaying."""
         await asyncio.wait({self._task}, timeout=RELAY_DRAIN)
         self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        (failed,) = await asyncio.gather(self._task, return_exceptions=True)
         self._transport.close()
+        if isinstance(failed, Exception):  # the engine's later lines were not relayed: say so
+            logger.error("relaying the engine process's stderr failed", exc_info=failed)
 
 
 async def spawn_relayed(*argv: str, **options: Any) -> tuple[asyncio.subprocess.Process, _Relay]:
