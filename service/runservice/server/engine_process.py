@@ -203,9 +203,9 @@ class EngineProcess:
                 wait.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
         self.link.close()
-        code = await self.process.wait()
-        await self._relay.end()
-        return code
+        # The relay reads on meanwhile: `stop` ends it, not this (its drain would hold up the
+        # front's own stop by RELAY_DRAIN while a process a step left holds the pipe).
+        return await self.process.wait()
 
     async def stop(self, within: float) -> int:
         """Close the link (the engine stops as after a STOP without grace if it has not had
