@@ -27,6 +27,16 @@ MODULES = {
 }
 
 
+async def city_weather(address: str) -> run_service_pb2.StartResponse:
+    """A `city-weather` run started with `wait` on the server at `address`; asserts it succeeded."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        request = run_service_pb2.StartRequest(workflow_id="city-weather", wait=True)
+        request.input_data.CopyFrom(to_value({"city": "Paris"}))
+        done = await run_service_pb2_grpc.RunServiceStub(channel).Start(request)
+    assert done.run.status == run_pb2.RUN_STATUS_SUCCESS
+    return done
+
+
 async def traced_run(tmp_path: Path, otel: dict[str, str], *, uninstalled: str = "") -> tuple[str, str]:
     """Serve with `--tracing` and the `otel` variables (and without the `uninstalled` exporter
     package), run `city-weather`, stop: (the run's trace id, the server's log)."""
@@ -45,11 +55,7 @@ async def traced_run(tmp_path: Path, otel: dict[str, str], *, uninstalled: str =
         env["PYTHONPATH"] += os.pathsep + str(blocker)
     server = await start_server(serve_argv("--data-dir", str(tmp_path / "data"), "--tracing"), env=env)
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
-            request = run_service_pb2.StartRequest(workflow_id="city-weather", wait=True)
-            request.input_data.CopyFrom(to_value({"city": "Paris"}))
-            done = await run_service_pb2_grpc.RunServiceStub(channel).Start(request)
-        assert done.run.status == run_pb2.RUN_STATUS_SUCCESS
+        done = await city_weather(server.address)
         assert await server.stop() == 0, server.text  # the shutdown flushes the spans
     finally:
         await server.kill()
@@ -204,11 +210,7 @@ async def test_a_collector_that_does_not_answer_holds_up_no_stop(tmp_path: Path,
         argv = serve_argv("--data-dir", data, "--tracing", "--grace", "1", "--drain-delay", "0")
         server = await start_server(argv, env=env)
         try:
-            async with grpc.aio.insecure_channel(server.address) as channel:
-                request = run_service_pb2.StartRequest(workflow_id="city-weather", wait=True)
-                request.input_data.CopyFrom(to_value({"city": "Paris"}))
-                done = await run_service_pb2_grpc.RunServiceStub(channel).Start(request)
-            assert done.run.status == run_pb2.RUN_STATUS_SUCCESS
+            await city_weather(server.address)
             began = time.monotonic()
             assert await server.stop(limit=40) == 0, server.text
             took = time.monotonic() - began

@@ -158,6 +158,17 @@ async def tried_again() -> None:
         await asyncio.sleep(0.05)
 
 
+async def started_once_back(engine: Engine) -> Run:
+    """The Start of request `r1` retried, as a caller does, until the database answers again."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return await engine.start("outage-sequence", input_data={"n": 1}, request_id="r1", wait=True)
+        except StorageUnavailable:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+
+
 async def rendered(metrics: Metrics) -> dict[str, float]:
     """The unlabelled samples of a render of `metrics`, by name."""
     text = (await metrics.render()).decode()
@@ -237,16 +248,7 @@ async def test_a_start_during_the_outage_is_refused_as_retryable(server: Postgre
             )
             await asyncio.to_thread(server.start_again)
             gate.set()
-            deadline = time.monotonic() + 30
-            while True:  # the caller retries with the same request id
-                try:
-                    run = await engine.start(
-                        "outage-sequence", input_data={"n": 1}, request_id="r1", wait=True
-                    )
-                    break
-                except StorageUnavailable:
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.1)
+            run = await started_once_back(engine)
     finally:
         await store.close()
     assert (run.status, run.result) == (RunStatus.SUCCESS, 4)
@@ -563,16 +565,7 @@ async def test_a_database_that_hangs_is_taken_as_away_and_back(server: PostgresS
                 assert math.isnan(gauges["runservice_runs_in_flight"])
             finally:
                 await asyncio.to_thread(server.thaw)
-            deadline = time.monotonic() + 30
-            while True:  # the caller retries with the same request id
-                try:
-                    run = await engine.start(
-                        "outage-sequence", input_data={"n": 1}, request_id="r1", wait=True
-                    )
-                    break
-                except StorageUnavailable:
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.1)
+            run = await started_once_back(engine)
             assert (run.status, run.result) == (RunStatus.SUCCESS, 4)
             assert seen[-1] is True and store.hub.available
             assert (await rendered(metrics))["runservice_runs_in_flight"] == 0
