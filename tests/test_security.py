@@ -1220,3 +1220,81 @@ async def test_a_streams_last_message_is_never_another_tenants_run_made_under_th
         call = stub.Stream(pb.StreamRequest(start=start), metadata=bearer("a-secret"))
         refused = await rpc_error(watched(call))
         assert refused.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_call_whose_request_comes_after_its_token_was_revoked_is_refused(tmp_path: Path) -> None:
+    """The token is checked when a call's headers come; a client may send the request message
+    long after. A Start, a Cancel and a Watch whose headers came before a reload that revoked
+    their token ran with it all the same, and the Watch was never ended (audit)."""
+    async with tokens_file_served(tmp_path, "tok-old\ntok-admin\n") as (server, stub, path):
+        assert server.auth is not None
+        start = pb.StartRequest(workflow_id="approval", run_id="r", input_data=count(1), wait=True)
+        await stub.Start(start, metadata=bearer("tok-admin"))
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            go = asyncio.Event()
+
+            async def later(message: Any) -> AsyncIterator[Any]:
+                await go.wait()
+                yield message
+
+            # Client-streaming on this side: the headers go now, the message once `go` is set.
+            calls: dict[str, Any] = {
+                "Start": channel.stream_unary(
+                    "/runservice.v1.RunService/Start",
+                    request_serializer=pb.StartRequest.SerializeToString,
+                    response_deserializer=pb.StartResponse.FromString,
+                )(
+                    later(pb.StartRequest(workflow_id="approval", input_data=count(2))),
+                    metadata=bearer("tok-old"),
+                ),
+                "Cancel": channel.stream_unary(
+                    "/runservice.v1.RunService/Cancel",
+                    request_serializer=pb.CancelRequest.SerializeToString,
+                    response_deserializer=pb.CancelResponse.FromString,
+                )(later(pb.CancelRequest(run_id="r")), metadata=bearer("tok-old")),
+            }
+            watch = channel.stream_stream(
+                "/runservice.v1.RunService/Watch",
+                request_serializer=pb.WatchRequest.SerializeToString,
+                response_deserializer=pb.WatchResponse.FromString,
+            )(later(pb.WatchRequest(run_id="r")), metadata=bearer("tok-old"))
+            await asyncio.sleep(0.3)  # the headers are in
+            await asyncio.to_thread(path.write_text, "tok-admin\n")
+            await server.auth.reload()
+            go.set()
+            for name, call in calls.items():
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await call
+                assert error_info(refused.value).reason == "TOKEN_REVOKED", name
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                async for _ in watch:
+                    pass
+            assert error_info(ended.value).reason == "TOKEN_REVOKED"
+        assert (await stub.GetRun(pb.GetRunRequest(run_id="r"), metadata=bearer("tok-admin"))).run.status == (
+            run_pb2.RUN_STATUS_SUSPENDED  # not canceled
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "emptied"),
+    [
+        ("tokens.toml", ""),
+        ("tokens.toml", "# every token revoked\n"),
+        ("tokens.json", " \n"),
+        ("tokens.json", "{}"),
+    ],
+)
+def test_an_emptied_toml_or_json_tokens_file_holds_no_token(tmp_path: Path, name: str, emptied: str) -> None:
+    """As a plain file's: emptying it revokes every token. A TOML or JSON file emptied (or left
+    with comments) was a broken file, and a reload kept every token (audit)."""
+    path = tmp_path / name
+    path.write_text(emptied)
+    assert len(TokenSet.load(str(path))) == 0
+
+
+def test_resources_null_is_refused_not_taken_for_every_resource(tmp_path: Path) -> None:
+    """`"resources": null` (some tools write an empty list so) made the token unscoped (audit)."""
+    path = tmp_path / "tokens.json"
+    path.write_text('{"tokens": [{"name": "x", "token": "x-secret", "resources": null}]}')
+    with pytest.raises(TokenFileError, match="`resources` must be a list"):
+        TokenSet.load(str(path))

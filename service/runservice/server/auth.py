@@ -163,10 +163,14 @@ def _read_file(path: Path) -> list[_Entry]:
         for n, token in enumerate(tokens):
             _check_sendable(token, f"tokens file {path}, token {n + 1}")
         return [_Entry(_digest(t), Caller(name=f"{path.name}:{n + 1}")) for n, t in enumerate(tokens)]
+    if not text.strip():  # emptied: no token, as a plain file (how every token is revoked)
+        return []
     try:
         data: Any = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:  # nesting too deep
         raise TokenFileError(f"tokens file {path} is not valid {suffix[1:].upper()}: {exc}") from None
+    if data == {}:  # comments only (TOML), or an empty object: no token either (audit: kept them all)
+        return []
     raw = data.get("tokens") if isinstance(data, dict) else None
     if not isinstance(raw, list):
         raise TokenFileError(f"tokens file {path} needs a `tokens` list")
@@ -197,6 +201,8 @@ def _entry(item: Any, number: int, path: Path) -> _Entry:
             raise TokenFileError(f"{where}: `sha256` must be 64 hex digits")
         if digest == _digest(""):  # `sha256sum` of an unset variable: it would admit "Bearer "
             raise TokenFileError(f"{where}: `sha256` is the digest of an empty token")
+    if "resources" in item and item["resources"] is None:  # a null list must not mean every resource
+        raise TokenFileError(f"{where}: `resources` must be a list of resource ids (leave it out for all)")
     resources = item.get("resources")
     if resources is not None and (
         not isinstance(resources, list) or not all(isinstance(r, str) and r for r in resources)
@@ -349,7 +355,31 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         assert caller is not None
         if handler.unary_stream is not None:
             return self._streaming(handler, caller, digest, method)
+        if handler.unary_unary is not None:
+            return self._unary(handler, caller, digest, method)
         return with_caller(handler, caller)
+
+    def _still_granted(self, digest: bytes, caller: Caller) -> bool:
+        """Whether the token a call's headers carried grants now what it did then. The headers
+        are checked as they come; the request message may come long after (a client sends
+        them apart), and a call whose token was revoked or narrowed meanwhile ran with the
+        old grant, writes included, and its Watch was never ended (audit)."""
+        return _same_grant(self.tokens.find_digest(digest), caller)
+
+    def _unary(self, handler: _Handler, caller: Caller, digest: bytes, method: str) -> _Handler:
+        """`with_caller` for a unary call, refused TOKEN_REVOKED if its token no longer grants
+        what it did when the headers came (`_still_granted`)."""
+        inner: Any = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            if not self._still_granted(digest, caller):
+                await _abort_revoked(context, method)
+            CALLER.set(caller)
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary, handler.request_deserializer, handler.response_serializer
+        )
 
     def _authenticate(self, metadata: Any) -> tuple[Caller | None, bytes, errors.ServiceError | None]:
         values = [value for key, value in metadata if key == "authorization"]
@@ -380,7 +410,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             CALLER.set(caller)
             task = asyncio.current_task()
             assert task is not None
-            streams[task] = (digest, caller)
+            streams[task] = (digest, caller)  # from now on, a reload that revokes it ends it
+            if not self._still_granted(digest, caller):  # a reload came before: as if it ended it
+                streams.pop(task, None)
+                await _abort_revoked(context, method)
             try:
                 # Closed with this wrapper, so the handler's cleanup runs now, not at collection.
                 async with contextlib.aclosing(inner(request, context)) as messages:
@@ -394,14 +427,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 if task not in revoked:
                     raise
                 task.uncancel()
-                status = to_status(
-                    errors.Unauthenticated(
-                        "the token of this call was revoked or changed (tokens reloaded); call again",
-                        reason="TOKEN_REVOKED",
-                    ),
-                    method=method,
-                )
-                await context.abort(status.code, status.details, status.trailing_metadata)
+                await _abort_revoked(context, method)
             finally:
                 streams.pop(task, None)
                 revoked.discard(task)
@@ -409,6 +435,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return grpc.unary_stream_rpc_method_handler(
             stream, handler.request_deserializer, handler.response_serializer
         )
+
+
+async def _abort_revoked(context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
+    """End the call UNAUTHENTICATED, TOKEN_REVOKED (raises, as `context.abort` does)."""
+    status = to_status(
+        errors.Unauthenticated(
+            "the token of this call was revoked or changed (tokens reloaded); call again",
+            reason="TOKEN_REVOKED",
+        ),
+        method=method,
+    )
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 def _same_grant(now: Caller | None, before: Caller) -> bool:
