@@ -1028,6 +1028,16 @@ async def test_mutual_tls(tmp_path: Path) -> None:
         half = await runservice(*health, "--tls-cert", client_files.cert, env=clean_env())
         assert half.code == 1 and "go together" in half.err
 
+        # A refused handshake is a closed socket to the client: the CLI says what else it may be.
+        listing = ("workflows", "--target", server.address, "--tls-ca", str(server_ca_file))
+        bare = await runservice(*listing, env=clean_env())
+        assert bare.code == 1 and "does it ask for a client certificate (--tls-cert)?" in bare.err, bare.err
+        strangers = write_cert(trustme.CA(), tmp_path / "stranger", "client")
+        foreign = await runservice(
+            *listing, "--tls-cert", strangers.cert, "--tls-key", strangers.key, env=clean_env()
+        )
+        assert foreign.code == 1 and "did it refuse --tls-cert?" in foreign.err, foreign.err
+
 
 async def test_health_checks_a_certificate_that_names_the_service_not_loopback(tmp_path: Path) -> None:
     """A probe dials the pod on loopback, but a certificate issued for the service (what

@@ -250,7 +250,14 @@ def fail_call(exc: errors.ServiceError, args: argparse.Namespace) -> int:
     if exc.violations:
         text += " (" + "; ".join(f"{v.field}: {v.description}" for v in exc.violations) + ")"
     if code == "UNAVAILABLE" and exc.reason == "UNAVAILABLE":
-        text += f" (is a server running at {args.target}? see --target or {TARGET_ENV})"
+        text += f" (is a server running at {args.target}? see --target or {TARGET_ENV}"
+        # A TLS handshake the server refused (a client certificate of another CA, expired)
+        # reaches the client as a closed socket too (audit: it read as a server down).
+        if getattr(args, "tls_cert", None):
+            text += "; or did it refuse --tls-cert? (its CA, its expiry)"
+        elif getattr(args, "tls", False) or getattr(args, "tls_ca", None):
+            text += "; or does it ask for a client certificate (--tls-cert)?"
+        text += ")"
     waited = getattr(args, "waiting_on", None)
     if waited and code in ("DEADLINE_EXCEEDED", "UNAVAILABLE", "CANCELLED"):
         text += f"; {_still_running(waited)}"  # a wait that ended says which run it waited for
