@@ -6,8 +6,9 @@ steps and items, GetRun with the log, and no body runs on under a run that ended
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -295,14 +296,22 @@ def replica(store: Store, name: str) -> Engine:
     return Engine(store, WORKFLOWS, owner=name, lease_seconds=6.0, claim_interval=0.05, cancel_grace=1.0)
 
 
+@contextlib.asynccontextmanager
+async def two_replicas(store: Store) -> AsyncIterator[tuple[Engine, Engine]]:
+    """Replicas "a" and "b" on `store`, as on PostgreSQL (SQLite's store told it is shared:
+    leases and heartbeats)."""
+    if isinstance(store, SqliteStore):
+        store.exclusive = False
+    async with replica(store, "a") as a, replica(store, "b") as b:
+        yield a, b
+
+
 async def test_a_cancel_taken_elsewhere_of_a_run_that_then_suspends_cancels_it(store: Store) -> None:
     """Replica B asks A (through the store) to stop the run A drives; A's step suspends before
     A's heartbeat reads the ask, and A's settling commit clears it. B cancels the run then: it
     answered `suspended` before, and so did every retry with the same request id."""
-    if isinstance(store, SqliteStore):
-        store.exclusive = False  # as on PostgreSQL: two replicas, leases and heartbeats
     EVENTS["entered"], EVENTS["go_on"] = asyncio.Event(), asyncio.Event()
-    async with replica(store, "a") as a, replica(store, "b") as b:
+    async with two_replicas(store) as (a, b):
         await a.start("asker", run_id="asked-elsewhere")
         await asyncio.wait_for(EVENTS["entered"].wait(), 10)
         cancel = asyncio.create_task(b.cancel("asked-elsewhere", request_id="c1"))
@@ -322,9 +331,10 @@ async def test_a_cancel_taken_elsewhere_of_a_run_that_then_suspends_cancels_it(s
 READING: contextvars.ContextVar[bool] = contextvars.ContextVar("reading", default=False)
 
 
-def held_reads(engine: Engine, meanwhile: Callable[[], Any]) -> None:
-    """Make `engine`'s reads of a run, in a context with READING set, wait for `meanwhile()`
-    (another replica's whole change of the run) before they return what they read."""
+@contextlib.contextmanager
+def reads_held(engine: Engine, meanwhile: Callable[[], Any]) -> Iterator[None]:
+    """In the block, `engine`'s first read of a run waits for `meanwhile()` (another replica's
+    whole change of the run) before it returns what it read."""
     load = engine._load
 
     async def stale_load(*args: Any, **kwargs: Any) -> Run:
@@ -335,6 +345,12 @@ def held_reads(engine: Engine, meanwhile: Callable[[], Any]) -> None:
         return read
 
     engine._load = stale_load  # type: ignore[method-assign]
+    READING.set(True)
+    try:
+        yield
+    finally:
+        READING.set(False)
+        engine._load = load  # type: ignore[method-assign]
 
 
 async def test_a_resume_read_before_another_replicas_resume_of_the_same_step_is_refused(
@@ -344,10 +360,8 @@ async def test_a_resume_read_before_another_replicas_resume_of_the_same_step_is_
     again (on `ask-b`) before A writes. A's write found the status it expected and applied:
     both Resumes were answered OK and the body ran twice (a chaos audit). Now A's write finds
     the run changed, A reads it again, and `ask-a` is no longer suspended."""
-    if isinstance(store, SqliteStore):
-        store.exclusive = False
     RESUMED.clear()
-    async with replica(store, "a") as a, replica(store, "b") as b:
+    async with two_replicas(store) as (a, b):
         run = await a.start("two-asks", run_id="asked-twice", wait=True)
         assert run.status is RunStatus.SUSPENDED
 
@@ -355,11 +369,8 @@ async def test_a_resume_read_before_another_replicas_resume_of_the_same_step_is_
             done = await b.resume("asked-twice", step=["ask-a"], resume_data="from b", wait=True)
             assert done.status is RunStatus.SUSPENDED and done.suspended == (("ask-b",),)
 
-        held_reads(a, b_resumes)
-        READING.set(True)
-        with pytest.raises(StepNotSuspended):
+        with reads_held(a, b_resumes), pytest.raises(StepNotSuspended):
             await a.resume("asked-twice", step=["ask-a"], resume_data="from a", wait=True)
-        READING.set(False)
         final = await a.get_run("asked-twice")
     assert RESUMED == [("asked-twice", "ask", "from b")]
     assert final.status is RunStatus.SUSPENDED and final.suspended == (("ask-b",),)
@@ -372,20 +383,16 @@ async def test_a_time_travel_read_before_another_replicas_resume_plans_from_the_
     """Replica A reads the run for a time travel to `ask-b`; B resumes `ask-a` meanwhile. A's
     write applied on the records it had read: the run listed `ask-a` suspended with a `success`
     record, and a Resume of it was then accepted and ran nothing (a chaos audit)."""
-    if isinstance(store, SqliteStore):
-        store.exclusive = False
     RESUMED.clear()
-    async with replica(store, "a") as a, replica(store, "b") as b:
+    async with two_replicas(store) as (a, b):
         run = await a.start("two-asks", run_id="travelled", wait=True)
         assert run.status is RunStatus.SUSPENDED
 
         async def b_resumes() -> None:
             await b.resume("travelled", step=["ask-a"], resume_data="from b", wait=True)
 
-        held_reads(a, b_resumes)
-        READING.set(True)
-        travelled = await a.time_travel("travelled", step=["ask-b"], wait=True)
-        READING.set(False)
+        with reads_held(a, b_resumes):
+            travelled = await a.time_travel("travelled", step=["ask-b"], wait=True)
         assert travelled.status is RunStatus.SUSPENDED and travelled.suspended == (("ask-b",),)
         assert record(travelled, "ask-a").status is StepStatus.SUCCESS
         with pytest.raises(StepNotSuspended):
@@ -399,10 +406,8 @@ async def test_a_resume_read_before_the_run_was_deleted_and_made_anew_applies_to
     """Replica A reads the run for a Resume; B deletes it and starts a new run under its id,
     which reaches the same sequence. A's write applied the old run's records and request
     context to the new run (a review). Now A reads the new run again and resumes it as it is."""
-    if isinstance(store, SqliteStore):
-        store.exclusive = False
     RESUMED.clear()
-    async with replica(store, "a") as a, replica(store, "b") as b:
+    async with two_replicas(store) as (a, b):
         old = await a.start("two-asks", run_id="reborn", request_context={"gen": 1}, wait=True)
         assert old.status is RunStatus.SUSPENDED
 
@@ -411,10 +416,8 @@ async def test_a_resume_read_before_the_run_was_deleted_and_made_anew_applies_to
             new = await b.start("two-asks", run_id="reborn", request_context={"gen": 2}, wait=True)
             assert new.status is RunStatus.SUSPENDED and new.last_sequence == old.last_sequence
 
-        held_reads(a, b_makes_it_anew)
-        READING.set(True)
-        await a.resume("reborn", step=["ask-a"], resume_data="from a", wait=True)
-        READING.set(False)
+        with reads_held(a, b_makes_it_anew):
+            await a.resume("reborn", step=["ask-a"], resume_data="from a", wait=True)
         final = await a.get_run("reborn")
     assert final.request_context == {"gen": 2}
     assert record(final, "ask-a").started_at >= final.created_at
@@ -445,10 +448,8 @@ async def test_a_resume_past_the_deadline_read_before_a_time_travel_elsewhere_re
             travelled = await b.time_travel("late", step=["ask-a"], wait=True)
             assert travelled.status is RunStatus.SUSPENDED and travelled.deadline is None
 
-        held_reads(a, b_travels)
-        READING.set(True)
-        done = await a.resume("late", step=["ask-a"], resume_data="from a", wait=True)
-        READING.set(False)
+        with reads_held(a, b_travels):
+            done = await a.resume("late", step=["ask-a"], resume_data="from a", wait=True)
         final = await a.get_run("late")
     assert done.status is RunStatus.SUSPENDED and done.suspended == (("ask-b",),)
     assert final.status is RunStatus.SUSPENDED and final.error is None
@@ -461,42 +462,32 @@ async def test_a_resume_or_a_delete_of_a_run_another_replica_deleted_meanwhile_i
 ) -> None:
     """Each read the run, then found it gone when it wrote: the Resume answered "not suspended
     (status canceled)", the second delete "is running; cancel it first" (a chaos audit)."""
-    if isinstance(store, SqliteStore):
-        store.exclusive = False
-    async with replica(store, "a") as a, replica(store, "b") as b:
+    async with two_replicas(store) as (a, b):
         assert (await a.start("two-asks", run_id="gone", wait=True)).status is RunStatus.SUSPENDED
 
         async def b_deletes() -> None:
             await b.delete_run("gone")
 
-        held_reads(a, b_deletes)
-        READING.set(True)
-        with pytest.raises(RunNotFound):
+        with reads_held(a, b_deletes), pytest.raises(RunNotFound):
             if call == "resume":
                 await a.resume("gone", step=["ask-a"], resume_data="late", wait=True)
             else:
                 await a.delete_run("gone")
-        READING.set(False)
 
 
 async def test_a_delete_read_before_the_run_was_made_anew_leaves_the_new_run(store: Store) -> None:
     """Replica A reads the run to delete it; B deletes it and starts a new run under its id.
     A's delete, on the status only, deleted the new run (a review). Now it finds another run
     under the id: the one it was asked to delete is gone."""
-    if isinstance(store, SqliteStore):
-        store.exclusive = False
-    async with replica(store, "a") as a, replica(store, "b") as b:
+    async with two_replicas(store) as (a, b):
         assert (await a.start("two-asks", run_id="remade", wait=True)).status is RunStatus.SUSPENDED
 
         async def b_makes_it_anew() -> None:
             await b.delete_run("remade")
             await b.start("two-asks", run_id="remade", request_context={"gen": 2}, wait=True)
 
-        held_reads(a, b_makes_it_anew)
-        READING.set(True)
-        with pytest.raises(RunNotFound):
+        with reads_held(a, b_makes_it_anew), pytest.raises(RunNotFound):
             await a.delete_run("remade", workflow_id="two-asks")
-        READING.set(False)
         kept = await b.get_run("remade")
     assert kept.status is RunStatus.SUSPENDED and kept.request_context == {"gen": 2}
 
@@ -505,19 +496,14 @@ async def test_a_time_travel_of_a_run_another_replica_deleted_meanwhile_is_run_n
     store: Store,
 ) -> None:
     """It said "still running" (a review)."""
-    if isinstance(store, SqliteStore):
-        store.exclusive = False
-    async with replica(store, "a") as a, replica(store, "b") as b:
+    async with two_replicas(store) as (a, b):
         assert (await a.start("two-asks", run_id="travel-gone", wait=True)).status is RunStatus.SUSPENDED
 
         async def b_deletes() -> None:
             await b.delete_run("travel-gone")
 
-        held_reads(a, b_deletes)
-        READING.set(True)
-        with pytest.raises(RunNotFound):
+        with reads_held(a, b_deletes), pytest.raises(RunNotFound):
             await a.time_travel("travel-gone", step=["ask-a"], wait=True)
-        READING.set(False)
 
 
 async def test_a_start_of_a_reservation_made_again_meanwhile_checks_the_new_one(store: Store) -> None:
@@ -525,9 +511,7 @@ async def test_a_start_of_a_reservation_made_again_meanwhile_checks_the_new_one(
     B deletes it and reserves the id again for another workflow. A's write, on the status
     only, took the new reservation over and ran its own workflow in it (a review). Now A
     checks the new reservation, and refuses."""
-    if isinstance(store, SqliteStore):
-        store.exclusive = False
-    async with replica(store, "a") as a, replica(store, "b") as b:
+    async with two_replicas(store) as (a, b):
         await a.create_run("quick-alone", run_id="reserved")
         read = store.get_run
 
@@ -586,9 +570,7 @@ async def test_a_cancel_of_a_run_driven_elsewhere_never_cancels_a_run_made_anew_
     over. The run ended canceled, was deleted and a new run made under its id before A's poll
     read it: the poll took the new run for the one it asked to stop, and canceled it (an
     audit). Now the poll ends once the id holds another run."""
-    if isinstance(store, SqliteStore):
-        store.exclusive = False
-    async with replica(store, "a") as a, replica(store, "b") as b:
+    async with two_replicas(store) as (a, b):
         await b.start("napper", run_id="job-7", input_data={})
         await until(b, "job-7", lambda r: r.status is RunStatus.WAITING)
         get_run = store.get_run
