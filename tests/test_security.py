@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -26,12 +26,16 @@ from runservice import errors
 from runservice.client import Client
 from runservice.engine.engine import request_run_id
 from runservice.server import EdgeOptions
+from runservice.server.app import RunServer
 from runservice.server.auth import TokenFileError, TokenSet
 from runservice.server.tls import TlsConfigError, TlsFiles, check_tls_files
 from runservice.server.watched import WatchedFiles, stamp_of
 from runservice.v1 import run_pb2, run_service_pb2_grpc
 from runservice.v1 import run_service_pb2 as pb
 from runservice.workflow import StepContext, create_step, create_workflow
+
+if TYPE_CHECKING:
+    from runservice.v1.run_service_pb2_grpc import RunServiceAsyncStub
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -140,12 +144,7 @@ async def test_missing_or_wrong_token_is_unauthenticated_and_health_stays_open(
 
 
 async def test_scoped_and_read_only_tokens(tmp_path: Path, tokens_file: Path) -> None:
-    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
-    async with (
-        serving(tmp_path / "runs.db", options) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+    async with tokens_served(tmp_path, tokens_file) as (_server, stub):
         admin, tenant, reader, both = (
             bearer("admin-secret"), bearer("a-secret"), bearer("reader-secret"), bearer("ab-secret"),
         )  # fmt: skip
@@ -237,12 +236,7 @@ async def test_a_tenant_can_neither_plant_nor_capture_another_tenants_run(
     the planter. Now a scoped token may not choose ids of that form, and whoever planted one,
     a Start or CreateRun never uses a run of another resource. Naming the wrong workflow no
     longer tells a tenant that another tenant's run exists, nor its workflow."""
-    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
-    async with (
-        serving(tmp_path / "runs.db", options) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+    async with tokens_served(tmp_path, tokens_file) as (_server, stub):
         admin, tenant, both = bearer("admin-secret"), bearer("a-secret"), bearer("ab-secret")
         derived = request_run_id("echo", "order-1", "a")
         for call in (
@@ -310,12 +304,7 @@ async def test_a_tenant_can_neither_plant_nor_capture_another_tenants_run(
 
 
 async def test_a_token_of_several_resources_gets_full_list_pages(tmp_path: Path, tokens_file: Path) -> None:
-    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
-    async with (
-        serving(tmp_path / "runs.db", options) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+    async with tokens_served(tmp_path, tokens_file) as (_server, stub):
         admin, both = bearer("admin-secret"), bearer("ab-secret")
         # Other tenants' runs sit between this caller's, so the store's pages are mostly foreign.
         resources = ["a", "c", "c", "c", "b", "c", "c", "c"] * 3
@@ -366,12 +355,7 @@ async def test_a_reload_ends_the_open_streams_of_a_revoked_or_changed_token(
     """A Watch of a suspended run can stay open for days on heartbeats. A token removed from
     the file (or whose scope changed) kept its open streams after SIGHUP; now they end with
     UNAUTHENTICATED (`TOKEN_REVOKED`), and the streams of unchanged tokens go on."""
-    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
-    async with (
-        serving(tmp_path / "runs.db", options) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+    async with tokens_served(tmp_path, tokens_file) as (server, stub):
         admin, tenant, both = bearer("admin-secret"), bearer("a-secret"), bearer("ab-secret")
         await stub.Start(
             pb.StartRequest(
@@ -483,6 +467,19 @@ async def test_a_revocation_while_the_server_waits_to_send_ends_the_watch_with_i
                     pass
         assert error_info(ended.value).reason == "TOKEN_REVOKED"
         await stub.Cancel(pb.CancelRequest(run_id="gush"), metadata=bearer("admin-secret"))
+
+
+@contextlib.asynccontextmanager
+async def tokens_served(
+    tmp_path: Path, tokens_file: Path
+) -> AsyncIterator[tuple[RunServer, RunServiceAsyncStub]]:
+    """A server whose tokens come from `tokens_file`, and a RunService stub on it."""
+    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
+    async with (
+        serving(tmp_path / "runs.db", options) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        yield server, run_service_pb2_grpc.RunServiceStub(channel)
 
 
 @contextlib.asynccontextmanager
@@ -1154,12 +1151,7 @@ async def test_a_tenants_call_never_acts_on_another_tenants_run_made_under_the_i
     acts. Tenant A's run deleted and another tenant's made under its id between the two reads:
     A's Resume, Cancel, DeleteRun and TimeTravel acted on B's run, and A's Watch sent it (an
     audit). Now the engine acts only on the run the scope was checked on."""
-    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
-    async with (
-        serving(tmp_path / "runs.db", options) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+    async with tokens_served(tmp_path, tokens_file) as (server, stub):
         admin, tenant = bearer("admin-secret"), bearer("a-secret")
         mine = pb.StartRequest(
             workflow_id="approval", run_id="order-42", resource_id="a", input_data=count(1)
@@ -1206,12 +1198,7 @@ async def test_a_streams_last_message_is_never_another_tenants_run_made_under_th
 ) -> None:
     """Stream reads the run again for its last message: deleted and made anew under its id for
     another tenant in between, that message carried the other tenant's run (an audit)."""
-    options = EdgeOptions(tokens=TokenSet.load(str(tokens_file)))
-    async with (
-        serving(tmp_path / "runs.db", options) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+    async with tokens_served(tmp_path, tokens_file) as (server, stub):
         engine = server.engine
         assert engine is not None
         read = engine.get_run
