@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +18,15 @@ from pydantic import BaseModel, Field
 
 from runservice import errors
 from runservice.client import Client, RunHandle
-from runservice.model import EventType, Run, RunStatus, StepStatus, evolve, time_ordered_id
+from runservice.model import (
+    EventType,
+    Run,
+    RunStatus,
+    StepStatus,
+    evolve,
+    new_call_id,
+    time_ordered_id,
+)
 from runservice.storage import RunWrite
 from runservice.workflow import SchemaViolation, StepContext, create_step, create_workflow
 
@@ -518,6 +527,23 @@ async def test_runs_started_without_an_id_get_time_ordered_uuid7_ids(client: Cli
     # 74 random bits after the millisecond: ids drawn in the same millisecond differ.
     drawn = [time_ordered_id() for _ in range(10_000)]
     assert len(set(drawn)) == len(drawn)
+
+
+def test_a_process_forked_from_the_server_draws_other_ids() -> None:
+    """Ids come from one urandom-seeded generator (a urandom call each costs a GIL hand-off
+    under load); a child forked by a step's multiprocessing must not draw its parent's ids."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.write(write, f"{time_ordered_id()} {new_call_id()}".encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        run_id, call_id = pipe.read().split()
+    assert os.waitpid(child, 0)[1] == 0
+    # The last 12 hex digits of a run id are random bits alone.
+    assert run_id[-12:] != time_ordered_id()[-12:] and call_id != new_call_id()
+    assert len(call_id) == 32 and int(call_id, 16) >= 0
 
 
 async def test_a_start_without_a_run_id_gets_a_time_ordered_one_unless_a_request_id_names_it(

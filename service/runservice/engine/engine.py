@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import random
 import time
 import uuid
@@ -86,6 +85,7 @@ from runservice.model import (
     StepStatus,
     Travel,
     WorkflowState,
+    random_bits,
     time_ordered_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
@@ -1906,9 +1906,6 @@ class _Outage:
         self._tried = time.monotonic()
 
 
-_ids = random.Random(os.urandom(32))
-
-
 def _workflow_bounds(workflows: Mapping[str, Workflow], given: Mapping[str, int]) -> dict[str, int]:
     """Each bounded workflow's bound: its newest version's, unless `given` replaces it."""
     for workflow_id, bound in given.items():
@@ -1939,7 +1936,7 @@ def request_run_id(workflow_id: str, request_id: str, resource_id: str | None) -
 
 def new_trace_id() -> str:
     """A random W3C trace id: 32 lowercase hex digits, never all zeros."""
-    return f"{_ids.getrandbits(128) or 1:032x}"
+    return f"{random_bits(128) or 1:032x}"
 
 
 def _validate(schema: Schema | None, data: Json, field: str, what: str) -> Json:
