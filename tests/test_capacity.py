@@ -6,6 +6,7 @@ through a real server, and through `runservice serve` in both layouts."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from pathlib import Path
@@ -238,6 +239,7 @@ async def status(served: Served, run_id: str) -> RunStatus:
 async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
     serving: ServingFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="runservice.engine.engine")
     async with serving(
         tmp_path / "runs.db", workflows=FLOWS, max_active_runs=LIMIT, claim_interval=CLAIM_INTERVAL
     ) as served:
@@ -272,6 +274,9 @@ async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
             await until(lambda run_id=run_id: _is(served, run_id, RunStatus.SUCCESS))
         assert sorted(gate.entered) == [-7, 1, 2, 3, 4, 99]
         assert await served.store.count_unowned() == 0
+        # A run that waited for room is not logged as a crash's recovery.
+        assert f"run {third.run_id}: starting" in caplog.text
+        assert f"run {third.run_id}: re-driving" not in caplog.text
         for run in sleepers:
             assert await status(served, run.run_id) is RunStatus.WAITING
 
@@ -566,6 +571,7 @@ def test_a_workflows_own_bound_holds_back_only_its_runs() -> None:
 
 SLOW_FLOWS = """
 import asyncio
+import logging
 
 from pydantic import BaseModel
 

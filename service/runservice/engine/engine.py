@@ -1457,12 +1457,17 @@ class Engine:
                         await self._release(run_id, lease)
                     return True
             workflow = self.definition(run)
-            logger.info(
-                "run %s: re-driving from its last checkpoint (was %s)",
-                run_id,
-                run.status,
-                extra=logs.run_extra(run_id, run.trace_id),
-            )
+            if not run.steps:
+                # Most often a run that waited for room (`max_active_runs`), not a recovery:
+                # either way nothing of it ran yet.
+                logger.info("run %s: starting", run_id, extra=logs.run_extra(run_id, run.trace_id))
+            else:
+                logger.info(
+                    "run %s: re-driving from its last checkpoint (was %s)",
+                    run_id,
+                    run.status,
+                    extra=logs.run_extra(run_id, run.trace_id),
+                )
             self._launch(self._driver(workflow, run, lease, sent))
         except (WorkflowVersionUnavailable, WorkflowDefinitionChanged) as exc:
             # Not this server's to drive (the claim normally skips it): leave it as it is,
