@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -76,6 +77,8 @@ async def test_a_database_deleted_under_the_server_is_saved_and_the_server_stops
     rescued = sorted(data.glob("runservice.db.rescued-*"))
     assert len(rescued) == 1, (list(data.iterdir()) if data.exists() else "no directory", text[-3000:])
     assert f"everything committed is saved in {rescued[0]}" in text, text[-3000:]
+    # Every run's data, as the database: its owner's alone (a directory removed is made anew so).
+    assert (stat.S_IMODE(data.stat().st_mode), stat.S_IMODE(rescued[0].stat().st_mode)) == (0o700, 0o600)
     told = "deleted" if not layout else "as the engine process logged"
     stopped = f"stopped: the database file was deleted or replaced under the server ({told})"
     assert stopped in text, text[-3000:]

@@ -33,6 +33,7 @@ from runservice.config import (
 )
 from runservice.engine.engine import ABANDONED
 from runservice.errors import DatabaseFileMoved, StorageFailed, WorkflowDefinitionError
+from runservice.storage import PRIVATE_DIRECTORY
 
 if TYPE_CHECKING:
     from runservice.server import EdgeOptions
@@ -131,7 +132,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not settings.database_url:
         data_dir = Path(settings.data_dir).expanduser()
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)  # the owner's alone
         except FileExistsError:
             return _fail(f"data directory {data_dir} exists and is not a directory", 1)
         except OSError as exc:

@@ -45,7 +45,7 @@ from runservice.server.schedules import SCHEDULE_SERVICE
 from runservice.server.schedules import SERVICE as SCHEDULE_SERVICE_DESCRIPTOR
 from runservice.server.tls import ReloadingCredentials, TlsFiles
 from runservice.server.tracing import Tracing
-from runservice.storage import describe_database
+from runservice.storage import PRIVATE_DIRECTORY, PRIVATE_FILE, describe_database
 from runservice.v1 import run_service_pb2
 from runservice.workflow import Schedule, Workflow
 
@@ -301,8 +301,8 @@ def _probe_server(path: Path, servicer: DrainingHealth) -> tuple[grpc.aio.Server
         logger.info("no health socket: %s is longer than a Unix socket path can be", path)
         return None, None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path.parent.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
+        lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
     except OSError as exc:
         logger.warning("no health socket at %s (%s): `runservice health` dials the address", path, exc)
         return None, None
@@ -319,7 +319,7 @@ def _probe_server(path: Path, servicer: DrainingHealth) -> tuple[grpc.aio.Server
     try:
         bound = probe.add_insecure_port(f"unix:{path}")  # bound here (a stale socket is replaced)
         if bound:
-            os.chmod(path, 0o600)  # connecting takes write permission: the owner's alone
+            os.chmod(path, PRIVATE_FILE)  # connecting takes write permission: the owner's alone
     except (OSError, RuntimeError) as exc:
         bound, reason = 0, str(exc)
     else:
@@ -579,11 +579,14 @@ async def _after_drain(server: RunServer, engine: Engine, grace: float) -> None:
 
 
 def _write_address(path: Path, address: str) -> None:
-    """Write the bound address atomically (a health check never reads half a line)."""
+    """Write the bound address atomically (a health check never reads half a line), in a
+    file only the server's user may read, as everything it makes in the data directory."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".tmp")
-        partial.write_text(address + "\n")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
+        with os.fdopen(fd, "w") as file:
+            file.write(address + "\n")
         os.replace(partial, path)
     except OSError as exc:
         logger.warning("cannot write the address file %s: %s", path, exc)

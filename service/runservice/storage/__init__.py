@@ -9,6 +9,7 @@ hear of its events only after the commit.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,6 +371,23 @@ from runservice.storage.schedules import (  # noqa: E402 (they use RunWrite and 
     TickResult,
     TriggerRecord,
 )
+
+PRIVATE_DIRECTORY = 0o700
+"""The mode of a directory the store (or the server) creates: its owner's alone."""
+
+PRIVATE_FILE = 0o600
+"""The mode of a file the store (or the server) creates: its owner's alone."""
+
+
+def create_private(path: str) -> None:
+    """Create `path` as an empty file only its owner may read or write, unless something is
+    there already (left as it is). An empty file is a new database to SQLite, and the `-wal`,
+    `-shm` and journal files SQLite makes beside a database take the database file's mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def sqlite_path(url: str) -> str | None:

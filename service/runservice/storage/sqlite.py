@@ -88,11 +88,18 @@ writer saves everything committed into `<path>.rescued-<UTC time>` (SQLite's bac
 through the descriptors still open) and the store fails stop (`DatabaseFileMoved`). A
 later `open` refuses to create a new database beside a rescued copy. A lock file deleted
 or replaced is taken again; if another process holds the new one, the store fails stop.
+
+What the store creates is its owner's alone: a directory 0700, the database, its lock file and
+a rescued copy 0600 (`create_private`). SQLite gives the `-wal` and `-shm` files the database
+file's mode, so making the database file 0600 before SQLite opens it covers them. Modes of
+files and directories that exist already are the operator's: `open` leaves them, and logs one
+warning when other users can read the database (`_warn_readable`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import functools
 import glob
@@ -101,7 +108,9 @@ import logging
 import math
 import os
 import re
+import shlex
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -128,6 +137,8 @@ from runservice.model import (
     run_status,
 )
 from runservice.storage import (
+    PRIVATE_DIRECTORY,
+    PRIVATE_FILE,
     BoundedClaim,
     Claim,
     Definition,
@@ -138,6 +149,7 @@ from runservice.storage import (
     RunWrite,
     WriteResult,
     batching,
+    create_private,
     values,
 )
 from runservice.storage.hub import EventHub
@@ -483,6 +495,7 @@ class SqliteStore(SqliteSchedules):
         try:
             self._lock_fd = await loop.run_in_executor(self._executor, lock_database, self.path)
             self._conn = await loop.run_in_executor(self._executor, _connect_writer, self.path)
+            _warn_readable(self.path)  # once its -wal and -shm exist
             for _ in range(_READERS):
                 self._readers.append(_Reader(await _connect_reader(self.path), self))
             self._point = _connect_point_reader(self.path)
@@ -781,11 +794,12 @@ class SqliteStore(SqliteSchedules):
         assert self._conn is not None
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = f"{self.path}.rescued-{stamp}"
-        Path(target).parent.mkdir(parents=True, exist_ok=True)  # a data directory removed whole
+        Path(target).parent.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)  # removed whole
         for number in itertools.count(1):  # never over an earlier copy (a second in the same second)
             if not os.path.exists(target):
                 break
             target = f"{self.path}.rescued-{stamp}-{number}"
+        create_private(target)  # every run's data: the owner's alone, as the database
         copy = sqlite3.connect(target)
         try:
             self._conn.backup(copy)
@@ -1518,12 +1532,50 @@ def lock_path(path: str) -> str:
     return f"{os.path.realpath(path)}.lock"
 
 
+def _warn_readable(path: str) -> None:
+    """One WARNING naming the files of the database at `path` (the database, its `-wal`
+    and `-shm`, copies runservice made beside it) that every local user can read: readable
+    by others, in a directory others may enter. A deployment made before the store created
+    its files private has them so; their modes are the operator's to change (a group may
+    share them on purpose), so this only tells how."""
+    real = Path(os.path.realpath(path))
+    directory = real.parent
+    try:
+        directory_mode = stat.S_IMODE(directory.stat().st_mode)
+        if not directory_mode & stat.S_IXOTH:
+            return
+        readable = []
+        for file in sorted(directory.glob(f"{glob.escape(real.name)}*")):
+            if file.name.endswith(".lock"):  # holds nothing
+                continue
+            try:
+                status = file.stat()
+            except FileNotFoundError:  # a -shm gone meanwhile
+                continue
+            mode = stat.S_IMODE(status.st_mode)
+            if stat.S_ISREG(status.st_mode) and mode & stat.S_IROTH:
+                readable.append(f"{file} ({mode:04o})")
+    except OSError:  # cannot tell: nothing to say
+        return
+    if readable:
+        logger.warning(
+            "every local user can read the database: %s, in %s (%04o). runservice creates its"
+            " files 0600 and directories 0700 but leaves existing ones as they are: make them"
+            " private with `chmod o-rwx %s*` (and `chmod 700 %s`)",
+            ", ".join(readable),
+            directory,
+            directory_mode,
+            shlex.quote(str(real)),
+            shlex.quote(str(directory)),
+        )
+
+
 def lock_database(path: str) -> int:
     """Take the lock file that makes one process the owner of the database at `path` (see
     the module docstring); returns its descriptor, whose closing lets it go. RuntimeError
     when another process holds it."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    Path(path).parent.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -1579,6 +1631,10 @@ def _connect_writer(path: str) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves. IMMEDIATE takes the
     # write lock up front, so busy_timeout applies instead of a deferred upgrade failing.
     _refuse_rescued(path)
+    # A new database is made private before SQLite opens it (SQLite would make it 0644, and
+    # its -wal and -shm with it). A failure here is SQLite's to report, as it always was.
+    with contextlib.suppress(OSError):
+        create_private(os.path.realpath(path))
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
         _refuse_foreign(conn, path)

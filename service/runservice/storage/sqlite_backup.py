@@ -13,6 +13,8 @@ lock file a server holds), checks the backup first, moves the current database, 
 `-wal` file, aside rather than deleting it, and copies the backup as `back_up` copies (so a
 database file with commits still in its own `-wal`, left by a killed server, restores
 whole). Backing up and restoring is also how the file shrinks after many runs were deleted.
+A backup, and a database `restore` puts in place, is made 0600 (its owner's alone), as a new
+database is; the database it replaces is moved aside with the mode it had.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from runservice.storage import create_private
 from runservice.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, lock_database, unusable_versions
 
 _SIDE_FILES = ("-wal", "-shm")
@@ -140,7 +143,9 @@ def _partial(target: Path) -> Path:
 
 def _snapshot(source: str, partial: Path) -> None:
     """`source` as one consistent snapshot (with what its own `-wal` file holds) in the new
-    file `partial`, synced."""
+    file `partial`, synced, which only its owner may read (every run's inputs and outputs:
+    SQLite would make it 0644)."""
+    create_private(str(partial))  # VACUUM INTO fills an empty file
     conn = _read_only(source)
     try:
         conn.execute("VACUUM INTO ?", (str(partial),))
