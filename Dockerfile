@@ -39,11 +39,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     RUNSERVICE_ADDRESS=0.0.0.0:50051 \
     RUNSERVICE_DATA_DIR=/data
 
+# /data is the server user's alone (0700, as the server makes a data directory): a new named
+# volume takes the mode of the image's directory, so no other account can read the runs.
 RUN groupadd --system --gid 10001 runservice \
     && useradd --system --uid 10001 --gid runservice --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin runservice \
     && mkdir /data /app \
-    && chown runservice:runservice /data
+    && chown runservice:runservice /data \
+    && chmod 0700 /data
 
 COPY --from=build /opt/venv /opt/venv
 

@@ -40,6 +40,9 @@ def test_dockerfile_shape() -> None:
     healthcheck = instruction(stage, "HEALTHCHECK")
     assert json.loads(healthcheck.split(" CMD ", 1)[1]) == ["runservice", "health"]
     assert image_env(stage)["RUNSERVICE_DATA_DIR"] == "/data"
+    # The volume's directory is the image user's alone, as the server makes a data directory.
+    made = " ".join(line for line in stage if line.upper().startswith("RUN "))
+    assert "chown runservice:runservice /data" in made and "chmod 0700 /data" in made, made
 
 
 async def test_the_image_command_line_from_a_fresh_venv(tmp_path: Path) -> None:
