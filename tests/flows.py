@@ -353,6 +353,16 @@ def soon(ctx: Any) -> dt.datetime:
 napping_until = create_workflow("napping-until", input_schema=Value).sleep_until(soon).then(triple).commit()
 
 
+def soon_here(ctx: Any) -> dt.datetime:
+    """A naive datetime: the server's local time."""
+    return dt.datetime.now() + dt.timedelta(seconds=0.2)
+
+
+napping_until_here = (
+    create_workflow("napping-until-here", input_schema=Value).sleep_until(soon_here).then(triple).commit()
+)
+
+
 @create_step("ask-more", input_schema=Value, output_schema=Value, resume_schema=Decision)
 async def ask_more(ctx: StepContext) -> Any:
     if ctx.resume_data is None:
@@ -591,6 +601,7 @@ WORKFLOWS = [
     napping,
     long_nap,
     napping_until,
+    napping_until_here,
     outer,
     nested_failure,
     asking_loop,

@@ -312,6 +312,22 @@ async def test_sleep_passes_input_through_and_reports_waiting(client: Client) ->
     assert until.result == {"value": 3}
 
 
+async def test_sleep_until_reads_a_naive_datetime_as_the_servers_local_time(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`datetime.now() + 0.2 s` on a server two hours east of UTC sleeps 0.2 s, not two hours
+    and 0.2 s (the server runs in this process: its local time is the test's)."""
+    monkeypatch.setenv("TZ", "Etc/GMT-2")
+    time.tzset()
+    try:
+        async with asyncio.timeout(10):  # read as UTC, it would sleep until two hours from now
+            done = await start(client, "napping-until-here", {"value": 1})
+        assert done.result == {"value": 3}
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 async def test_cancel_interrupts_a_sleep(client: Client) -> None:
     run = await client.get_workflow("long-nap").create_run()
     await run.start(input_data={"value": 1})

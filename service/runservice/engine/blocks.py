@@ -529,8 +529,9 @@ async def _wake_time(
             until = await _call(until, _condition_context(walker, data, scope))
         if not isinstance(until, dt.datetime):
             raise TypeError(f"sleep_until needs a datetime, got {until!r}")
-        if until.tzinfo is None:
-            until = until.replace(tzinfo=dt.UTC)
+        # A naive datetime is the server's local time, as `datetime.timestamp()` reads it:
+        # `datetime.now() + timedelta(...)` means what it says. It was read as UTC, and a run
+        # on a server two hours east of UTC slept two hours longer (audit).
         wake_at = until.timestamp()
     if wake_at > LATEST_TIME:
         raise ValueError("it would end after 9999-12-31, the latest time a run can store")

@@ -195,7 +195,8 @@ class Workflow:
         return self._add(SleepNode(check_id("sleep", id) if id else self._next_id("sleep"), duration))
 
     def sleep_until(self, until: Instant | InstantFn, *, id: str | None = None) -> Workflow:
-        """Pause until `until` (an aware datetime, or a function returning one)."""
+        """Pause until `until` (a datetime, or a function returning one). A naive datetime
+        is the server's local time, as `datetime.timestamp()` reads it; an aware one is exact."""
         if not callable(until) and not isinstance(until, dt.datetime):
             raise WorkflowDefinitionError(f"workflow {self.id!r}: sleep_until needs a datetime")
         node_id = check_id("sleep", id) if id else self._next_id("sleep_until")
