@@ -14,7 +14,7 @@ from conftest import client_for
 
 from runservice import errors
 from runservice.client import Client
-from runservice.model import Event, EventType, Run, RunStatus, StepStatus
+from runservice.model import Event, EventType, Run, RunStatus, StepStatus, WorkflowState
 
 client = client_for(flows.WORKFLOWS)
 
@@ -159,6 +159,15 @@ async def test_foreach_keeps_input_order_and_reports_progress(client: Client) ->
     body = result.steps[0]
     assert body.payload == [{"value": 1}, {"value": 2}, {"value": 3}]
     assert [i.status for i in body.foreach_items] == [StepStatus.SUCCESS] * 3
+    # Watch's workflow state (the log folded) keeps the foreach's record through its progress
+    # events: each carries a bare marker of the step (audit: the state lost its payload).
+    state = WorkflowState(status=RunStatus.PENDING)
+    for event in events:
+        state = state.apply(event)
+        if event.type is EventType.STEP_PROGRESS:
+            (record,) = state.steps
+            assert record.status is StepStatus.RUNNING and record.payload == body.payload, record
+    assert state.steps[0].output == [{"value": 10}, {"value": 20}, {"value": 30}]
 
 
 async def test_foreach_needs_a_list(client: Client) -> None:

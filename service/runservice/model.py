@@ -621,7 +621,11 @@ class WorkflowState:
     def apply(self, event: Event) -> WorkflowState:
         """The state after `event`."""
         steps = self.steps
-        if event.step is not None:
+        if event.step is not None and not (
+            # A foreach's progress carries a bare marker of its step (path and status): the
+            # record its start told stays, payload and all, until its outcome replaces it.
+            event.type is EventType.STEP_PROGRESS and any(s.path == event.step.path for s in steps)
+        ):
             kept = [s for s in steps if s.path != event.step.path]
             steps = (*kept, event.step) if len(kept) == len(steps) else _replace_step(steps, event.step)
         result, error = self.result, self.error
