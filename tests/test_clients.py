@@ -271,7 +271,9 @@ async def test_a_follow_gives_up_between_attempts_once_its_time_passed() -> None
             began = time.monotonic()
             with pytest.raises(errors.Unavailable) as caught:
                 await asyncio.wait_for(follow(), 10)
-            assert 1.0 <= time.monotonic() - began < 3.0
+            # Well before the 10 s the attempts would go on for (room for a loaded machine:
+            # under 3 s failed once with four test processes on two cores).
+            assert 1.0 <= time.monotonic() - began < 6.0
             assert caught.value.reason == "WATCH_GAVE_UP"
             assert "the last attempt ended with UNAVAILABLE" in caught.value.message
 

@@ -12,6 +12,7 @@ run every reply can carry.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sys
 from typing import Any
@@ -22,7 +23,7 @@ from pydantic import BaseModel, field_validator
 
 from runservice import errors
 from runservice.client import Client
-from runservice.model import RunStatus, StepStatus
+from runservice.model import Event, RunError, RunStatus, StepStatus
 from runservice.workflow import StepContext, create_step, create_workflow
 
 
@@ -112,6 +113,37 @@ async def item_raises_odd(ctx: StepContext) -> Any:
     raise ODD[ctx.input_data]
 
 
+@create_step("charges")
+async def charges(ctx: StepContext) -> Any:
+    try:
+        raise ConnectionError("card service down")
+    except ConnectionError as exc:
+        raise RuntimeError("charge failed") from exc
+
+
+@create_step("handles-badly")
+async def handles_badly(ctx: StepContext) -> Any:
+    try:
+        raise KeyError("card")
+    except KeyError:
+        raise RuntimeError("handled badly")  # noqa: B904 - the implicit context is the point
+
+
+def chain(messages: list[str], loop: bool = False) -> BaseException:
+    """An exception raised from each next one, outermost first; `loop`: the last from the first."""
+    raised = [ValueError(message) for message in messages]
+    for upper, lower in itertools.pairwise(raised):
+        upper.__cause__ = lower
+    if loop:
+        raised[-1].__cause__ = raised[0]
+    return raised[0]
+
+
+@create_step("raises-chain")
+async def raises_chain(ctx: StepContext) -> Any:
+    raise chain(["top", "level 1 " + "x" * 5_000, "level 2", "level 3", "level 4", "level 5"], ctx.input_data)
+
+
 WORKFLOWS = [
     create_workflow("exiting", retry_config={"attempts": 1, "delay": 0}).then(exits).commit(),
     create_workflow("exiting-beside").parallel([beside, exits, interrupted]).commit(),
@@ -125,6 +157,11 @@ WORKFLOWS = [
     create_workflow("odd-error").then(raises_odd).commit(),
     create_workflow("odd-item-error").foreach(item_raises_odd).commit(),
     create_workflow("many-large-errors").foreach(item_fails_large, concurrency=100).commit(),
+    create_workflow("caused", retry_config={"attempts": 0, "delay": 0})
+    .then(create_workflow("caused-inner").then(charges).commit())
+    .commit(),
+    create_workflow("caused-implicitly").then(handles_badly).commit(),
+    create_workflow("caused-deeply").then(raises_chain).commit(),
 ]
 
 client = client_for(WORKFLOWS)
@@ -135,6 +172,11 @@ pytestmark = pytest.mark.timeout(60)
 async def start(client: Client, workflow: str, data: Any) -> Any:
     run = await client.get_workflow(workflow).create_run()
     return await run.start_async(input_data=data)
+
+
+async def stream(client: Client, workflow: str, data: Any) -> tuple[str, list[Event]]:
+    run = await client.get_workflow(workflow).create_run()
+    return run.run_id, [event async for event in run.stream(input_data=data)]
 
 
 async def test_a_body_that_exits_fails_its_step_and_is_retried(client: Client) -> None:
@@ -232,3 +274,34 @@ async def test_many_items_failing_at_once_with_large_errors_leave_a_readable_run
     brief = [e for e in errors_kept if e.details is None]
     assert whole and brief and all(e.name == "Odd" for e in errors_kept)
     assert all(len(e.message) < 400 and e.message.endswith("past their limit]") for e in brief)
+
+
+async def test_an_error_keeps_the_chain_it_was_raised_from(client: Client) -> None:
+    """`raise ... from` gives the run's error a `cause` (Mastra's error keeps its `cause`): its
+    name and message, through a nested workflow, in the reply, in GetRun and in the log's
+    last event; the chain is cut at four levels and its messages at 1,024 characters."""
+    run_id, events = await stream(client, "caused", None)
+    run = await client.get_workflow("caused").run_by_id(run_id)
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert (run.error.name, run.error.message) == ("RuntimeError", "charge failed")
+    assert run.error.cause == RunError("ConnectionError", "card service down")
+    assert events[-1].error == run.error
+    (inner,) = [record for record in run.steps if record.path == ("caused-inner", "charges")]
+    assert inner.error == run.error
+
+    implicit = await start(client, "caused-implicitly", None)
+    assert implicit.error is not None and implicit.error.message == "handled badly"
+    assert implicit.error.cause is None  # an exception raised while handling another: no cause
+
+    for loop in (False, True):
+        deep = await start(client, "caused-deeply", loop)
+        assert deep.error is not None and deep.error.message == "top"
+        causes = []
+        below = deep.error.cause
+        while below is not None:
+            assert below.details is None and len(below.message) <= 1_024
+            causes.append(below.message.split(" ...")[0][:7])
+            below = below.cause
+        assert causes == ["level 1", "level 2", "level 3", "level 4"]
+        assert deep.error.cause is not None and deep.error.cause.message.endswith("more characters)")
+        assert (await client.get_workflow("caused-deeply").run_by_id(deep.run_id)).error == deep.error

@@ -50,6 +50,10 @@ ERROR_DETAILS = 64 * KIB
 RUN_ERRORS = 1 * MIB
 """The errors a run's steps and foreach items keep, together: past it, each new one keeps its
 name and the first ERROR_BRIEF characters of its message only."""
+ERROR_CAUSES = 4
+"""Errors an error's `cause` chain keeps (`raise ... from`): the ones further down are left out."""
+ERROR_CAUSE_MESSAGE = 1 * KIB
+"""The message of an error's cause (characters): a longer one is cut, saying how much was."""
 ERROR_BRIEF = 256
 """Characters of an error's message kept once the run's errors are past RUN_ERRORS."""
 

@@ -153,30 +153,40 @@ class RunError:
     name: str
     message: str
     details: Json = None
+    cause: RunError | None = None
+    """The error this one was raised from (`raise ... from`, Mastra's `cause`): its name,
+    message and own cause, `limits.ERROR_CAUSES` deep at most, without details."""
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> RunError:
-        """The error of an exception raised by any code (a step's), `bounded`."""
-        name = type(exc).__name__
-        try:
-            message = str(exc)
-        except Exception:  # a broken __str__ of user code's exception
-            message = ""
-        return cls(name=name, message=message or name, details=getattr(exc, "details", None)).bounded()
+        """The error of an exception raised by any code (a step's), `bounded`, with the chain
+        of exceptions it was raised from (its `__cause__`s; not the implicit `__context__`,
+        which a step that handles one error and raises another of its own did not ask for)."""
+        chain: list[BaseException] = []
+        below = exc.__cause__
+        while below is not None and len(chain) < limits.ERROR_CAUSES and all(e is not below for e in chain):
+            chain.append(below)
+            below = below.__cause__
+        cause = None
+        for raised in reversed(chain):
+            cause = cls(type(raised).__name__, _message_of(raised), cause=cause)
+        return cls(type(exc).__name__, _message_of(exc), getattr(exc, "details", None), cause).bounded()
 
     def bounded(self) -> RunError:
         """This error as every store and reply can carry it, whatever made it (user code's
         exception): its name and message valid Unicode, the message cut to `ERROR_MESSAGE`
         characters, its details kept only if they are JSON data within `ERROR_DETAILS` and
         `JSON_DEPTH` (an exception's `details` may be anything: grpc's AioRpcError's is a
-        method). As they were raised, such errors failed their runs INTERNAL with the step
-        left `running`, or stored a run no reply could carry (audit)."""
+        method), its causes as `_bounded_causes` keeps them. As they were raised, such errors
+        failed their runs INTERNAL with the step left `running`, or stored a run no reply
+        could carry (audit)."""
         name = _clean_text(self.name, limits.ID)
         message = _clean_text(self.message, limits.ERROR_MESSAGE)
         details = None if self.details is None else _json_details(self.details)
-        if name is self.name and message is self.message and details == self.details:
+        cause = _bounded_causes(self.cause, limits.ERROR_CAUSES)
+        if name is self.name and message is self.message and details == self.details and cause is self.cause:
             return self
-        return RunError(name, message, details)
+        return RunError(name, message, details, cause)
 
     def brief(self) -> RunError:
         """This error as a run past its errors' limit keeps it (`limits.RUN_ERRORS`): its name
@@ -194,13 +204,44 @@ class RunError:
         out: dict[str, Json] = {"name": self.name, "message": self.message}
         if self.details is not None:
             out["details"] = self.details
+        if self.cause is not None:
+            out["cause"] = self.cause.to_json()
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Json] | None) -> RunError | None:
         if data is None:
             return None
-        return cls(name=data["name"], message=data["message"], details=data.get("details"))
+        cause = data.get("cause")
+        return cls(
+            name=data["name"],
+            message=data["message"],
+            details=data.get("details"),
+            cause=cls.from_json(cause) if isinstance(cause, dict) else None,
+        )
+
+
+def _message_of(exc: BaseException) -> str:
+    """`str(exc)`, or the class name when that is empty or breaks (user code's `__str__`)."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = ""
+    return message or type(exc).__name__
+
+
+def _bounded_causes(cause: RunError | None, depth: int) -> RunError | None:
+    """`cause` and the causes below it, `depth` at most, each its name and its message cut to
+    `ERROR_CAUSE_MESSAGE` characters, without details: a chain of causes stays small beside
+    the error it explains. `cause` itself when it is so already."""
+    if cause is None or depth <= 0:
+        return None
+    below = _bounded_causes(cause.cause, depth - 1)
+    name = _clean_text(cause.name, limits.ID)
+    message = _clean_text(cause.message, limits.ERROR_CAUSE_MESSAGE)
+    if name is cause.name and message is cause.message and cause.details is None and below is cause.cause:
+        return cause
+    return RunError(name, message, cause=below)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,12 @@ def _error(msg: message.Message, name: str) -> model.RunError | None:
     if not msg.HasField(name):
         return None
     error: run_pb2.RunError = getattr(msg, name)
-    return model.RunError(name=error.name, message=error.message, details=wire.read_value(error, "details"))
+    return model.RunError(
+        name=error.name,
+        message=error.message,
+        details=wire.read_value(error, "details"),
+        cause=_error(error, "cause"),
+    )
 
 
 def step_from_proto(msg: run_pb2.StepRecord, position: int = 0) -> model.StepRecord:

@@ -68,6 +68,8 @@ def _set_error(target: run_pb2.RunError, error: model.RunError | None) -> None:
     target.name = error.name
     target.message = error.message
     wire.set_value(target.details, error.details)
+    if error.cause is not None:
+        _set_error(target.cause, error.cause)
 
 
 def _fill_step(msg: run_pb2.StepRecord, record: model.StepRecord, *, payloads: bool = True) -> None:

@@ -121,14 +121,16 @@ LOOP_KIND_DOWHILE: LoopKind
 LOOP_KIND_DOUNTIL: LoopKind
 
 class RunError(_message.Message):
-    __slots__ = ("name", "message", "details")
+    __slots__ = ("name", "message", "details", "cause")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
     name: str
     message: str
     details: _struct_pb2.Value
-    def __init__(self, name: _Optional[str] = ..., message: _Optional[str] = ..., details: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    cause: RunError
+    def __init__(self, name: _Optional[str] = ..., message: _Optional[str] = ..., details: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., cause: _Optional[_Union[RunError, _Mapping]] = ...) -> None: ...
 
 class StepPath(_message.Message):
     __slots__ = ("ids",)

@@ -1,6 +1,7 @@
 // Original file: runservice/v1/run.proto
 
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from '../../google/protobuf/Value';
+import type { RunError as _runservice_v1_RunError, RunError__Output as _runservice_v1_RunError__Output } from '../../runservice/v1/RunError';
 
 /**
  * A structured error. Never contains a stack trace.
@@ -18,6 +19,13 @@ export interface RunError {
    * Optional structured details (for example validation issues).
    */
   'details'?: (_google_protobuf_Value | null);
+  /**
+   * The error this one was raised from (Python's `raise ... from`, Mastra's
+   * `cause`), with its own cause below it: four levels at most, each with its
+   * name and message (cut to 1,024 characters) and no details. Unset when the
+   * error has no cause.
+   */
+  'cause'?: (_runservice_v1_RunError | null);
 }
 
 /**
@@ -36,4 +44,11 @@ export interface RunError__Output {
    * Optional structured details (for example validation issues).
    */
   'details': (_google_protobuf_Value__Output | null);
+  /**
+   * The error this one was raised from (Python's `raise ... from`, Mastra's
+   * `cause`), with its own cause below it: four levels at most, each with its
+   * name and message (cut to 1,024 characters) and no details. Unset when the
+   * error has no cause.
+   */
+  'cause': (_runservice_v1_RunError__Output | null);
 }
