@@ -4,7 +4,7 @@
 # Serve your own workflows by building FROM this image (README "Docker" has a full example):
 #   COPY my_app /app/my_app  +  ENV RUNSERVICE_APP_DIR=/app RUNSERVICE_WORKFLOWS=my_app.workflows
 # tests/test_image.py builds the same wheel, installs it into a fresh venv and runs this
-# ENTRYPOINT + CMD with this ENV, then this HEALTHCHECK.
+# ENTRYPOINT (after tini's `--`) + CMD with this ENV, then this HEALTHCHECK.
 
 # --- build: the project's wheel, installed with its pinned dependencies into a venv --------------
 FROM python:3.11-slim AS build
@@ -39,6 +39,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     RUNSERVICE_ADDRESS=0.0.0.0:50051 \
     RUNSERVICE_DATA_DIR=/data
 
+# tini is PID 1: it reaps the processes that steps' own children leave behind (a `sh -c 'x &'`:
+# runservice as PID 1 never waited for them, and they stayed zombies for the container's life),
+# and a SIGTERM that comes before the server installs its handlers stops the server (PID 1 gets
+# no default action: the signal was lost, and a pod deleted while starting waited for SIGKILL).
+# DL3008: Debian's tini of this base image's release; its version is the release's.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
+
 # /data is the server user's alone (0700, as the server makes a data directory): a new named
 # volume takes the mode of the image's directory, so no other account can read the runs.
 RUN groupadd --system --gid 10001 runservice \
@@ -61,6 +71,6 @@ EXPOSE 50051
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["runservice", "health"]
 
-# Exec form: runservice is PID 1 and receives SIGTERM itself (health NOT_SERVING, drain, grace).
-ENTRYPOINT ["runservice"]
+# Exec form: tini passes SIGTERM on to runservice (health NOT_SERVING, drain, grace).
+ENTRYPOINT ["/usr/bin/tini", "--", "runservice"]
 CMD ["serve"]

@@ -69,6 +69,7 @@ def test_compose_file_matches_the_image() -> None:
     ]
     grace = float(env["RUNSERVICE_DRAIN_DELAY"]) + float(env["RUNSERVICE_SHUTDOWN_GRACE"])
     assert float(service["stop_grace_period"].rstrip("s")) > grace
+    assert service["restart"] == "unless-stopped"  # an exit 1 asks for a restart (README "Stopping")
 
 
 def test_several_replicas_on_postgresql_with_rolling_updates() -> None:
@@ -107,6 +108,7 @@ def test_compose_runs_two_replicas_on_one_postgresql() -> None:
     for replica in replicas:
         assert set(replica["environment"]) <= known_variables()
         assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert replica["restart"] == "unless-stopped"
 
 
 def _environments(node: Any) -> list[dict[str, str]]:

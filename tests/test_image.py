@@ -32,16 +32,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+INIT = ["/usr/bin/tini", "--"]
+"""The image's PID 1, before the command (Debian's tini: not on this machine)."""
+
+
 def test_dockerfile_shape() -> None:
     stage = final_stage(ROOT / "Dockerfile")
     assert instruction(stage, "USER").split(":")[0] not in ("0", "root")
     assert json.loads(instruction(stage, "VOLUME")) == ["/data"]
-    assert json.loads(instruction(stage, "ENTRYPOINT")) == ["runservice"]  # exec form: SIGTERM reaches it
+    # Exec form, under tini: SIGTERM reaches the server, and orphans of steps' processes are reaped.
+    assert json.loads(instruction(stage, "ENTRYPOINT")) == [*INIT, "runservice"]
+    made = " ".join(line for line in stage if line.upper().startswith("RUN "))
+    assert "apt-get install -y --no-install-recommends tini" in made, made
     healthcheck = instruction(stage, "HEALTHCHECK")
     assert json.loads(healthcheck.split(" CMD ", 1)[1]) == ["runservice", "health"]
     assert image_env(stage)["RUNSERVICE_DATA_DIR"] == "/data"
     # The volume's directory is the image user's alone, as the server makes a data directory.
-    made = " ".join(line for line in stage if line.upper().startswith("RUN "))
     assert "chown runservice:runservice /data" in made and "chmod 0700 /data" in made, made
 
 
@@ -100,7 +106,7 @@ async def test_the_image_command_line_from_a_fresh_venv(tmp_path: Path) -> None:
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH'].replace('/opt/venv/bin:', '')}"
     data = tmp_path / "data"
     env["RUNSERVICE_DATA_DIR"] = str(data)  # the image's /data volume
-    entrypoint = json.loads(instruction(stage, "ENTRYPOINT"))
+    entrypoint = json.loads(instruction(stage, "ENTRYPOINT"))[len(INIT) :]  # what tini starts
     cmd = json.loads(instruction(stage, "CMD"))
     healthcheck = json.loads(instruction(stage, "HEALTHCHECK").split(" CMD ", 1)[1])
     # The command line adds its own --address: the health check must follow it, not RUNSERVICE_ADDRESS.
