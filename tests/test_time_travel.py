@@ -69,6 +69,26 @@ ALLOW = {"times-ten": True}
 tt_branch = create_workflow("tt-branch", input_schema=Value).then(add_one)
 tt_branch = tt_branch.branch([(lambda ctx: ALLOW["times-ten"], times_ten)]).commit()
 
+
+@create_step("tt-other", input_schema=Value, output_schema=Value)
+async def tt_other(ctx: StepContext) -> Value:
+    _ran(ctx, "tt-other")
+    return Value(value=ctx.input_data.value + 100)
+
+
+def _go(ctx: Any) -> bool:
+    return bool(ctx.state.get("go"))
+
+
+def _other(ctx: Any) -> bool:
+    return not ctx.state.get("go") or bool(ctx.state.get("both"))
+
+
+tt_branch_inner = create_workflow("tt-branch-inner", input_schema=Value).then(times_ten).commit()
+tt_branch_nested = create_workflow("tt-branch-nested", input_schema=Value)
+tt_branch_nested = tt_branch_nested.branch([(_go, tt_branch_inner), (_other, tt_other)]).commit()
+"""A branch whose conditions read the run state: a time travel's `initial_state` changes them."""
+
 tt_each = create_workflow("tt-each", input_schema=list[Value]).foreach(times_ten, concurrency=2).commit()
 tt_loop = create_workflow("tt-loop", input_schema=Value)
 tt_loop = tt_loop.dountil(tt_inner, lambda ctx: ctx.input_data["value"] > 1000).commit()
@@ -81,6 +101,7 @@ client = client_for(
         tt_gated,
         tt_nap,
         tt_branch,
+        tt_branch_nested,
         tt_each,
         tt_loop,
         flows.approval,
@@ -271,6 +292,25 @@ async def test_a_branch_target_runs_again_even_if_its_condition_no_longer_holds(
     finally:
         ALLOW["times-ten"] = True
     assert again.status is RunStatus.SUCCESS and again.result == {"times-ten": {"value": 30}}
+
+
+async def test_a_target_inside_a_nested_workflow_that_is_a_branch_runs_again(client: Client) -> None:
+    """The branch holding the target is the one the walk takes, as for a plain branch step:
+    the target's path goes through it (audit: the nested workflow was dropped, the other
+    branch ran instead and the target never ran again)."""
+    workflow = client.get_workflow("tt-branch-nested")
+    for travel in ("time_travel", "fork"):
+        handle = await workflow.create_run()
+        first = await handle.start_async(input_data={"value": 1}, initial_state={"go": True})
+        assert first.result == {"tt-branch-inner": {"value": 10}}
+        again = await getattr(handle, travel)(
+            "tt-branch-inner.times-ten", {"value": 2}, initial_state={"go": False}, wait=True
+        )
+        assert again.status is RunStatus.SUCCESS, travel
+        assert again.result["tt-branch-inner"] == {"value": 20}, travel
+        assert _step(again, "tt-branch-inner.times-ten").payload == {"value": 2}
+        assert _step(again, "tt-branch-inner").status is StepStatus.SUCCESS
+        assert BODIES[f"{again.run_id}:times-ten"] == (1 if travel == "fork" else 2), travel
 
 
 async def test_time_travel_without_input_reuses_the_recorded_input(client: Client) -> None:

@@ -179,8 +179,10 @@ async def run_branch(walker: Walker, node: BranchNode, data: Json, scope: Scope)
                 )
     target = walker.travel.step if walker.travel is not None else None
     if target is not None and target not in walker.records:
-        # A time travel's target runs again even if its condition no longer holds.
-        chosen = [s for _, s in node.branches if s in chosen or (*scope.prefix, s.id) == target]
+        # A time travel's target runs again even if its condition no longer holds, and so
+        # does the branch whose nested workflow holds it: compared by the path's prefix.
+        size = len(scope.prefix) + 1
+        chosen = [s for _, s in node.branches if s in chosen or target[:size] == (*scope.prefix, s.id)]
     outcomes = await walker.gather(*(walker.run_unit(step, data, scope) for step in chosen))
     return combine([s.id for s in chosen], outcomes)
 
