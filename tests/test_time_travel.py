@@ -87,7 +87,9 @@ def _other(ctx: Any) -> bool:
 tt_branch_inner = create_workflow("tt-branch-inner", input_schema=Value).then(times_ten).commit()
 tt_branch_nested = create_workflow("tt-branch-nested", input_schema=Value)
 tt_branch_nested = tt_branch_nested.branch([(_go, tt_branch_inner), (_other, tt_other)]).commit()
-"""A branch whose conditions read the run state: a time travel's `initial_state` changes them."""
+tt_branch_pair = create_workflow("tt-branch-pair", input_schema=Value)
+tt_branch_pair = tt_branch_pair.branch([(_go, times_ten), (_other, tt_other)]).commit()
+"""Branches whose conditions read the run state: a time travel's `initial_state` changes them."""
 
 tt_each = create_workflow("tt-each", input_schema=list[Value]).foreach(times_ten, concurrency=2).commit()
 tt_loop = create_workflow("tt-loop", input_schema=Value)
@@ -102,6 +104,7 @@ client = client_for(
         tt_nap,
         tt_branch,
         tt_branch_nested,
+        tt_branch_pair,
         tt_each,
         tt_loop,
         flows.approval,
@@ -307,10 +310,46 @@ async def test_a_target_inside_a_nested_workflow_that_is_a_branch_runs_again(cli
             "tt-branch-inner.times-ten", {"value": 2}, initial_state={"go": False}, wait=True
         )
         assert again.status is RunStatus.SUCCESS, travel
-        assert again.result["tt-branch-inner"] == {"value": 20}, travel
+        assert again.result == {"tt-branch-inner": {"value": 20}}, travel
+        assert sorted(".".join(s.path) for s in again.steps) == [
+            "tt-branch-inner",
+            "tt-branch-inner.times-ten",
+        ]
         assert _step(again, "tt-branch-inner.times-ten").payload == {"value": 2}
-        assert _step(again, "tt-branch-inner").status is StepStatus.SUCCESS
         assert BODIES[f"{again.run_id}:times-ten"] == (1 if travel == "fork" else 2), travel
+        assert BODIES[f"{again.run_id}:tt-other"] == 0, travel
+
+
+async def test_a_time_travel_into_a_branch_runs_only_the_branch_holding_its_target(client: Client) -> None:
+    """As Mastra's time travel, which runs the target of a `.branch` and marks its siblings
+    skipped: the conditions are not asked again, a sibling that started before the target
+    keeps its record (and its output in the block's), one that started after it is dropped
+    and does not run (audit: every branch whose condition held now ran, some never before)."""
+    workflow = client.get_workflow("tt-branch-pair")
+    handle = await workflow.create_run()
+    first = await handle.start_async(input_data={"value": 1}, initial_state={"go": True})
+    assert first.result == {"times-ten": {"value": 10}}
+    again = await handle.time_travel("times-ten", {"value": 3}, initial_state={"go": False}, wait=True)
+    assert again.status is RunStatus.SUCCESS and again.result == {"times-ten": {"value": 30}}
+    assert [".".join(s.path) for s in again.steps] == ["times-ten"]
+    assert BODIES[f"{handle.run_id}:tt-other"] == 0
+
+    both = await workflow.create_run()
+    first = await both.start_async(input_data={"value": 1}, initial_state={"go": True, "both": True})
+    assert first.result == {"times-ten": {"value": 10}, "tt-other": {"value": 101}}
+    assert _step(first, "times-ten").position < _step(first, "tt-other").position
+    # The second branch: the first started before it and is kept as it was.
+    again = await both.time_travel("tt-other", {"value": 5}, initial_state={"go": False}, wait=True)
+    assert again.result == {"times-ten": {"value": 10}, "tt-other": {"value": 105}}
+    assert _step(again, "times-ten").started_at == _step(first, "times-ten").started_at
+    assert BODIES[f"{both.run_id}:times-ten"] == 1
+    # The first branch: the second started after it, so its record goes, and it does not run.
+    third = await both.time_travel("times-ten", {"value": 4}, wait=True)
+    assert third.result == {"times-ten": {"value": 40}}
+    assert [".".join(s.path) for s in third.steps] == ["times-ten"]
+    assert BODIES[f"{both.run_id}:tt-other"] == 2
+    travel = [e for e in await _events(client, both.run_id) if e.type is EventType.TIME_TRAVEL][-1]
+    assert sorted(travel.data["replaced_steps"]) == ["times-ten", "tt-other"]
 
 
 async def test_time_travel_without_input_reuses_the_recorded_input(client: Client) -> None:

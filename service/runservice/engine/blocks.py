@@ -44,7 +44,6 @@ from runservice.model import (
     StepProgress,
     StepRecord,
     StepStatus,
-    Travel,
     new_call_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
@@ -82,9 +81,10 @@ class Walker(Protocol):
     outbox: Outbox
     status: RunStatus
     cancel_requested: bool
-    travel: Travel | None
 
     def current_record(self, path: StepPath, scope: Scope, iteration: int = 0) -> StepRecord | None: ...
+
+    def travel_ahead(self) -> StepPath | None: ...
 
     def drop_below(self, path: StepPath) -> None: ...
 
@@ -165,9 +165,20 @@ async def run_branch(walker: Walker, node: BranchNode, data: Json, scope: Scope)
 
     Once a branch has a record its selection is settled: conditions are not evaluated
     again when the block is re-entered after a resume or a restart. Nor are they when
-    none held and the walk went past the block (`Walker.passed`).
+    none held and the walk went past the block (`Walker.passed`), nor when a time travel's
+    target not reached yet is in one of the branches: as in Mastra, whose time travel runs
+    the target's branch and marks the others skipped, that branch runs whatever its
+    condition says now, beside the branches kept from before the target and no other.
     """
-    chosen = [step for _, step in node.branches if walker.current_record((*scope.prefix, step.id), scope)]
+    target = walker.travel_ahead()
+    size = len(scope.prefix) + 1
+    # By the path's prefix: the target may be inside a nested workflow that is the branch.
+    chosen = [
+        step
+        for _, step in node.branches
+        if walker.current_record((*scope.prefix, step.id), scope)
+        or (target is not None and target[:size] == (*scope.prefix, step.id))
+    ]
     if not chosen and not walker.passed(node, scope):
         for condition, step in node.branches:
             try:
@@ -177,12 +188,6 @@ async def run_branch(walker: Walker, node: BranchNode, data: Json, scope: Scope)
                 logger.warning(
                     "run %s: branch condition for %s raised %r; treated as false", walker.run_id, step.id, exc
                 )
-    target = walker.travel.step if walker.travel is not None else None
-    if target is not None and target not in walker.records:
-        # A time travel's target runs again even if its condition no longer holds, and so
-        # does the branch whose nested workflow holds it: compared by the path's prefix.
-        size = len(scope.prefix) + 1
-        chosen = [s for _, s in node.branches if s in chosen or target[:size] == (*scope.prefix, s.id)]
     outcomes = await walker.gather(*(walker.run_unit(step, data, scope) for step in chosen))
     return combine([s.id for s in chosen], outcomes)
 

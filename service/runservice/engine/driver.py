@@ -409,11 +409,11 @@ class RunDriver:
         is durable: past the first, the walk's data goes on (before, the target took the new
         input at every iteration, and a loop whose exit depended on it never ended)."""
         travel = self.travel
-        if travel is None or travel.step != path or self._travel_ahead() is None:
+        if travel is None or travel.step != path or self.travel_ahead() is None:
             return data
         return travel.input
 
-    def _travel_ahead(self) -> StepPath | None:
+    def travel_ahead(self) -> StepPath | None:
         """A time travel's target while the walk has yet to reach it: it has no outcome yet,
         in the first iteration of every loop around it (see `travel_input`); else None."""
         travel = self.travel
@@ -469,7 +469,7 @@ class RunDriver:
         A later loop's record carries the loop's own iteration, not the enclosing one's: any
         record of it is of this walk, as `run_loop` reads it (review: inside a loop body, a
         loop after a branch read as not reached, and the branch decided again)."""
-        target = self._travel_ahead()
+        target = self.travel_ahead()
         size = len(scope.prefix) + 1
         after = False
         for step_id, owner in scope.workflow.node_ids():
