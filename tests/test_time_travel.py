@@ -91,6 +91,29 @@ tt_branch_pair = create_workflow("tt-branch-pair", input_schema=Value)
 tt_branch_pair = tt_branch_pair.branch([(_go, times_ten), (_other, tt_other)]).commit()
 """Branches whose conditions read the run state: a time travel's `initial_state` changes them."""
 
+
+@create_step("tt-slow-add", input_schema=Value, output_schema=Value)
+async def tt_slow_add(ctx: StepContext) -> Value:
+    _ran(ctx, "tt-slow-add")
+    await asyncio.sleep(0.05)  # the parallel sibling's steps start meanwhile
+    return Value(value=ctx.input_data.value + 1)
+
+
+@create_step("ask-a", input_schema=Value, output_schema=Value)
+async def ask_a(ctx: StepContext) -> Value | None:
+    _ran(ctx, "ask-a")
+    if ctx.resume_data is None:
+        await ctx.suspend({"at": ctx.input_data.value})
+        return None
+    return Value(value=ctx.input_data.value + ctx.resume_data["add"])
+
+
+ask_b = create_step("ask-b", input_schema=Value, output_schema=Value)(ask_a.execute)
+tt_par_a = create_workflow("tt-par-a", input_schema=Value).then(tt_slow_add).then(ask_a).commit()
+tt_par_b = create_workflow("tt-par-b", input_schema=Value).then(ask_b).commit()
+tt_par_nested = create_workflow("tt-par-nested", input_schema=Value).parallel([tt_par_a, tt_par_b]).commit()
+"""`tt-par-a.ask-a` starts after `tt-par-b.ask-b`, inside a nested workflow that started before it."""
+
 tt_each = create_workflow("tt-each", input_schema=list[Value]).foreach(times_ten, concurrency=2).commit()
 tt_loop = create_workflow("tt-loop", input_schema=Value)
 tt_loop = tt_loop.dountil(tt_inner, lambda ctx: ctx.input_data["value"] > 1000).commit()
@@ -105,6 +128,7 @@ client = client_for(
         tt_branch,
         tt_branch_nested,
         tt_branch_pair,
+        tt_par_nested,
         tt_each,
         tt_loop,
         flows.approval,
@@ -350,6 +374,38 @@ async def test_a_time_travel_into_a_branch_runs_only_the_branch_holding_its_targ
     assert BODIES[f"{both.run_id}:tt-other"] == 2
     travel = [e for e in await _events(client, both.run_id) if e.type is EventType.TIME_TRAVEL][-1]
     assert sorted(travel.data["replaced_steps"]) == ["times-ten", "tt-other"]
+
+
+async def test_a_step_that_started_after_the_target_in_a_sibling_nested_workflow_runs_again(
+    client: Client,
+) -> None:
+    """Everything that started after the target runs again, with the nested workflows around it,
+    also one that started before the target: its earlier steps keep their records. Before, the
+    step's record was deleted (and listed as replaced) but its workflow kept `success`, so it
+    never ran again and a later time travel to it was refused as never reached (audit)."""
+    handle = await client.get_workflow("tt-par-nested").create_run()
+    first = await handle.start_async(input_data={"value": 1})
+    assert set(first.suspended) == {("tt-par-a", "ask-a"), ("tt-par-b", "ask-b")}
+    assert _step(first, "tt-par-b.ask-b").position < _step(first, "tt-par-a.ask-a").position
+    await handle.resume_async({"add": 10}, step="tt-par-a.ask-a")
+    done = await handle.resume_async({"add": 20}, step="tt-par-b.ask-b")
+    assert done.result == {"tt-par-a": {"value": 12}, "tt-par-b": {"value": 21}}
+
+    again = await handle.time_travel("tt-par-b.ask-b", {"value": 5}, wait=True)
+
+    assert again.status is RunStatus.SUSPENDED
+    assert set(again.suspended) == {("tt-par-a", "ask-a"), ("tt-par-b", "ask-b")}
+    assert _step(again, "tt-par-a.tt-slow-add").started_at == _step(done, "tt-par-a.tt-slow-add").started_at
+    assert BODIES[f"{handle.run_id}:tt-slow-add"] == 1
+    await handle.resume_async({"add": 1}, step="tt-par-a.ask-a")
+    done = await handle.resume_async({"add": 2}, step="tt-par-b.ask-b")
+    assert done.result == {"tt-par-a": {"value": 3}, "tt-par-b": {"value": 7}}
+    (travel,) = [e for e in await _events(client, handle.run_id) if e.type is EventType.TIME_TRAVEL]
+    replaced = sorted(travel.data["replaced_steps"])
+    assert replaced == ["tt-par-a", "tt-par-a.ask-a", "tt-par-b", "tt-par-b.ask-b"]
+    assert all(_step(again, path) for path in replaced)  # each ran again
+    later = await handle.time_travel("tt-par-a.ask-a", {"value": 50}, wait=True)
+    assert later.status is RunStatus.SUSPENDED and ("tt-par-a", "ask-a") in later.suspended
 
 
 async def test_time_travel_without_input_reuses_the_recorded_input(client: Client) -> None:

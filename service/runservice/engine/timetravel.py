@@ -7,7 +7,8 @@ Mastra's `timeTravel` and DBOS's fork. The engine drives a run from its step rec
   earlier steps inside enclosing nested workflows) are kept: they give back their
   outcomes and never run again;
 - the target, everything that started after it, and the records of the nested
-  workflows that enclose it are removed: the walk runs them again;
+  workflows that enclose any of them are removed: the walk runs them again (a nested
+  workflow that started before the target keeps the records of its earlier steps);
 - the target's new input is stored on the run (`Run.travel`); the walk gives it to the
   target instead of its predecessor's output, until the target has an outcome.
 
@@ -95,12 +96,12 @@ def plan(run: Run, workflow: Workflow, step: Sequence[str], input_data: Json) ->
     target = next((s for s in run.steps if s.path == path), None)
     if target is None:
         raise StepNotReached(run.run_id, path_key(path))
-    enclosing = {path[:size] for size in range(1, len(path))}
-    replaced = tuple(
-        s
-        for s in run.steps
-        if s.position >= target.position or s.path in enclosing or s.path[: len(path)] == path
-    )
+    going = {s.path for s in run.steps if s.position >= target.position or s.path[: len(path)] == path}
+    # A nested workflow runs again when anything inside it does, also one that started before
+    # the target (a parallel sibling's, whose later steps started after it): kept, its record
+    # would give back its outcome, and the steps replaced inside it would never run again.
+    enclosing = {p[:size] for p in going for size in range(1, len(p))}
+    replaced = tuple(s for s in run.steps if s.path in going or s.path in enclosing)
     kept = tuple(s for s in run.steps if s not in replaced)
     data = target.payload if input_data is RECORDED_INPUT else input_data
     schema = runnable.input_schema
