@@ -310,6 +310,9 @@ async def check_item(ctx: StepContext) -> Any:
 
 each = create_workflow("each", input_schema=list[Value]).foreach(check_item, concurrency=2).commit()
 each_unchecked = create_workflow("each-unchecked").foreach(check_item).commit()
+check_flow = create_workflow("check-flow", input_schema=Value).then(check_item).commit()
+each_flow = create_workflow("each-flow", input_schema=list[Value]).foreach(check_flow, concurrency=2).commit()
+"""A foreach of nested workflows whose step suspends on a negative value, as `each`'s does."""
 
 
 @create_step("tick")
@@ -596,6 +599,7 @@ WORKFLOWS = [
     looping_until,
     each,
     each_unchecked,
+    each_flow,
     many_each,
     mapped,
     napping,

@@ -243,6 +243,29 @@ async def test_resuming_every_suspended_item_of_a_batch_at_once(client: Client) 
     assert state.result == [{"value": 10}, {"value": 20}, {"value": 30}]
 
 
+async def test_a_foreach_of_workflows_carries_the_suspension_of_its_items_as_one_of_steps(
+    client: Client,
+) -> None:
+    """An item of nested workflows that suspends lends the payload of its first suspended step
+    to its item, and the first suspended item its payload to the foreach's record and event, as
+    a foreach of steps and a nested workflow do (audit: the foreach of workflows carried none)."""
+    items = [{"value": -1}, {"value": 2}, {"value": -3}]
+    for workflow, foreach in (("each", ("check-item",)), ("each-flow", ("check-flow",))):
+        run = await client.get_workflow(workflow).create_run()
+        state = await run.start_async(input_data=items)
+        assert state.status is RunStatus.SUSPENDED
+        [record] = [s for s in state.steps if s.path == foreach]
+        assert record.suspend_payload == {"item": -1}, workflow
+        assert [i.suspend_payload for i in record.foreach_items] == [{"item": -1}, None], workflow
+        events = [e async for e in client.follow(run.run_id, until_settled=True)]
+        [told] = [e.step for e in events if e.type is EventType.STEP_SUSPENDED and e.step_path == foreach]
+        assert told is not None and told.suspend_payload == {"item": -1}, workflow
+        state = await run.resume_async(for_each_index=0, resume_data={"approved": True})
+        [record] = [s for s in state.steps if s.path == foreach]
+        assert [i.suspend_payload for i in record.foreach_items] == [None, None, {"item": -3}], workflow
+        assert record.suspend_payload == {"item": -3}, workflow
+
+
 async def test_a_large_foreach_keeps_every_item_in_order(client: Client) -> None:
     count = 2_000
     run = await client.get_workflow("many-each").create_run()

@@ -128,6 +128,10 @@ class Walker(Protocol):
 
     def note_suspended(self, record: StepRecord) -> None: ...
 
+    def suspended_inside(self, path: StepPath) -> Outcome: ...
+
+    def lent(self, path: StepPath, suspension: Outcome) -> Outcome: ...
+
     def resume_below(self, path: StepPath) -> bool: ...
 
     def passed(self, node: Node, scope: Scope) -> bool: ...
@@ -291,7 +295,10 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             data = validated[1]
             # An item's own timeout counts from the foreach's start.
             item_scope = scope.child(step, (*path, f"[{index}]"), data, started_at=started_at)
-            return await walker.run_sequence(step, data, item_scope)
+            outcome = await walker.run_sequence(step, data, item_scope)
+            if outcome.kind is Kind.SUSPENDED:  # the item carries it as an item of steps does
+                return walker.suspended_inside(item_scope.prefix)
+            return outcome
         return await walker.run_item(step, items[index], path, scope, index, state.get(index))
 
     if record.status is StepStatus.SUSPENDED:
@@ -399,9 +406,10 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
         return finish(failed(RunError("PayloadTooLarge", str(refused), refused.metadata)))
     waiting = [i for i in listed if i.status is StepStatus.SUSPENDED]
     if waiting:
-        outcome = finish(
-            Outcome(Kind.SUSPENDED, {"payload": waiting[0].suspend_payload, "labels": []}), leaf=False
-        )
+        suspension = Outcome(Kind.SUSPENDED, {"payload": waiting[0].suspend_payload, "labels": []})
+        # Items of workflows hold a copy of an inner step's payload: lent as a nested
+        # workflow's record takes it, left out where it would take the run over its limit.
+        outcome = finish(walker.lent(path, suspension) if nested else suspension, leaf=False)
         if not nested:
             walker.note_suspended(walker.records[path])
         return outcome

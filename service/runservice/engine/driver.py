@@ -559,19 +559,24 @@ class RunDriver:
         if outcome.kind is Kind.BAILED:  # bail ends the nested workflow, not its parent
             outcome = success(outcome.output)
         if outcome.kind is Kind.SUSPENDED:
-            lent = self._suspended_inside(path)
-            # The copy counts toward the run's size as any payload does: one that would take
-            # the run over its limit is left out (the inner step's record has it) rather than
-            # fail a run that fits (audit: six levels deep, a 1 MiB payload failed).
-            if lent is SUSPENDED or self._within_limits(path, lent).kind is not Kind.FAILED:
-                outcome = lent
+            outcome = self.lent(path, self.suspended_inside(path))
         return self.finish_record(record, outcome, leaf=False)
 
-    def _suspended_inside(self, path: StepPath) -> Outcome:
+    def lent(self, path: StepPath, suspension: Outcome) -> Outcome:
+        """`suspension`, lent by a step inside, as the record at `path` may carry it. The copy
+        counts toward the run's size as any payload does: one that would take the run over
+        its limit is left out (the inner step's record has it) rather than fail a run that
+        fits (audit: six levels deep, a 1 MiB payload failed)."""
+        if suspension is SUSPENDED or self._within_limits(path, suspension).kind is not Kind.FAILED:
+            return suspension
+        return SUSPENDED
+
+    def suspended_inside(self, path: StepPath) -> Outcome:
         """A nested workflow's suspension as Mastra records it: the first step suspended
         inside lends its suspend payload and output to the workflow's own record and its
         STEP_SUSPENDED event (audit: they carried none, so a form built from
-        `steps[<nested id>].suspend_payload` found nothing)."""
+        `steps[<nested id>].suspend_payload` found nothing). So does an item of a foreach
+        of workflows (`path` ending in its "[i]")."""
         size = len(path)
         for inner in self.suspended:
             record = self.records.get(inner) if len(inner) > size and inner[:size] == path else None
