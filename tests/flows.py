@@ -353,6 +353,18 @@ def soon(ctx: Any) -> dt.datetime:
     return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.2)
 
 
+short_nap = create_workflow("short-nap", input_schema=Value).sleep(0.3).commit()
+each_twice = (
+    create_workflow("each-twice", input_schema=Value)
+    .map(lambda ctx: [ctx.input_data, ctx.input_data])
+    .foreach(clone_step(double, id="double-each"))
+    .commit()
+)
+nap_beside = (
+    create_workflow("nap-beside", input_schema=Value).parallel([short_nap, double, each_twice]).commit()
+)
+"""Bodies that start while a parallel sibling sleeps (the first branch's sleep starts first)."""
+
 napping_until = create_workflow("napping-until", input_schema=Value).sleep_until(soon).then(triple).commit()
 
 
@@ -606,6 +618,7 @@ WORKFLOWS = [
     long_nap,
     napping_until,
     napping_until_here,
+    nap_beside,
     outer,
     nested_failure,
     asking_loop,

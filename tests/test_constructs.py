@@ -344,6 +344,25 @@ async def test_sleep_passes_input_through_and_reports_waiting(client: Client) ->
     assert until.result == {"value": 3}
 
 
+async def test_a_body_that_starts_beside_a_sleep_is_told_as_running(client: Client) -> None:
+    """The run is `running` again before a body starts beside a sibling's sleep, and its start
+    event says so (audit: it said `waiting`, the run's status before the body took it back).
+    A nested workflow's start runs no body: it tells the run as it is."""
+    _, events = await stream(client, "nap-beside", {"value": 1})
+    assert events[-1].type is EventType.WORKFLOW_FINISH and events[-1].run_status is RunStatus.SUCCESS
+    slept = next(e.sequence for e in events if e.type is EventType.STEP_WAITING)
+    starts = {
+        ".".join(e.step_path): e.run_status
+        for e in events
+        if e.type is EventType.STEP_START and e.sequence > slept and e.step_path not in (("each-twice",),)
+    }
+    assert starts == {
+        "double": RunStatus.RUNNING,  # a step
+        "each-twice.mapping_1": RunStatus.RUNNING,
+        "each-twice.double-each": RunStatus.RUNNING,  # a foreach: its items' bodies start with it
+    }
+
+
 async def test_sleep_until_reads_a_naive_datetime_as_the_servers_local_time(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

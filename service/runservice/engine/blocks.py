@@ -151,6 +151,9 @@ class Walker(Protocol):
     async def awake(self) -> None:
         """The run's sleep ended: it is `running` again once it has room."""
 
+    async def wake_for_body(self) -> None:
+        """A body is to start while a sibling's sleep holds the run `waiting`: `running` again."""
+
     def asleep(self) -> contextlib.AbstractContextManager[None]:
         """Around a sleep of the run (the last body to end beside it leaves the run `waiting`)."""
 
@@ -320,6 +323,10 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             walker.outbox.stage_item(path, item)
     record = replace(record, foreach_items=(), items_inline=False)
     if announce:
+        if not nested and walker.status is RunStatus.WAITING:
+            # Its items' bodies start with it, as a step's body does (`RunDriver.execute`); the
+            # items of workflows start as their inner steps start.
+            await walker.wake_for_body()
         record = replace(record, call_id=new_call_id())
         walker.record_event(EventType.STEP_START, record)
     marker = StepRecord(path, StepStatus.RUNNING, position=record.position)

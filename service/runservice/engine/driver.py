@@ -621,6 +621,8 @@ class RunDriver:
             call_id=new_call_id(),
             attempt=first,
         )
+        if self.status is RunStatus.WAITING:  # a sibling sleeps: only then does a start cost more
+            await self.wake_for_body()
         self.record_event(EventType.STEP_START, record)
 
         def reached(next_attempt: int) -> None:
@@ -643,6 +645,8 @@ class RunDriver:
         # reached, as `execute` does; a resume just accepted starts its attempts over.
         first = record.attempt if record.status is StepStatus.RUNNING else 0
         running = replace(record, status=StepStatus.RUNNING, call_id=new_call_id(), attempt=first)
+        if self.status is RunStatus.WAITING:
+            await self.wake_for_body()
         self.record_event(EventType.STEP_START, running)
         resumption = Resumption(record.resume_payload, record.suspend_payload)
 
@@ -726,10 +730,9 @@ class RunDriver:
             if self.leases is not None and self.leases.stale(self.lease_at):
                 await self.leases.assure(self.run_id, lambda: self.lease_at)
             if self.status is RunStatus.WAITING:
-                # A sibling branch sleeps, and the run with it: a body that runs takes the
-                # run's room back first (it may wait for some), as a sleep that ends does.
-                await self.awake()
-                self.outbox.stage(status=RunStatus.RUNNING)
+                # A sibling's sleep began since the step started (in a retry's delay, or while
+                # the commit above ran): the run is taken back before this attempt too.
+                await self.wake_for_body()
                 await self.outbox.commit()
             if self.cancel_requested:
                 return CANCELED, attempt
@@ -1120,6 +1123,15 @@ class RunDriver:
             async with self._waking:
                 await self.leases.room_to_go_on(self)
         self.status = RunStatus.RUNNING
+
+    async def wake_for_body(self) -> None:
+        """A sibling branch sleeps, and the run with it (`waiting`), as a body is to start: the
+        body takes the run's room back first (it may wait for some), as a sleep that ends does,
+        and the run's `running` is staged before the step's start, so the start event tells the
+        run as the body finds it (audit: it said `waiting`). The status rides with the commit
+        before the body (`Outbox.before_body`)."""
+        await self.awake()
+        self.outbox.stage(status=RunStatus.RUNNING)
 
     async def interruptible_sleep(self, seconds: float) -> None:
         """Sleep, waking early if the run is canceled."""
