@@ -5,16 +5,30 @@ from __future__ import annotations
 import logging
 import sys
 
+from runservice import logs
 from runservice.errors import DataLoss, StorageUnavailable
 
 
 def log_failure(log: logging.Logger, message: str, *args: object) -> None:
     """Log the exception being handled: one warning line for a database that did not answer
-    (during an outage each loop says so every turn, and a trace adds nothing) or for stored
-    data that does not decode (the data is at fault, not the code), a trace at ERROR for
-    anything else."""
-    error = sys.exc_info()[1]
+    (a trace adds nothing) or for stored data that does not decode (the data is at fault,
+    not the code), a trace at ERROR for anything else."""
+    _log(log, sys.exc_info()[1], False, message, *args)
+
+
+def log_loop_failure(log: logging.Logger, message: str, *args: object) -> None:
+    """`log_failure` for a background loop, which meets the same failure at every turn while
+    it lasts (claims, lease renewals, schedule ticks, retention): each message is logged at
+    most every `logs.REPEAT_EVERY` seconds, saying how often it was left out (`logs.repeated`)."""
+    _log(log, sys.exc_info()[1], True, message, *args)
+
+
+def _log(log: logging.Logger, error: BaseException | None, loop: bool, message: str, *args: object) -> None:
     if isinstance(error, StorageUnavailable | DataLoss):
-        log.warning(f"{message}: %s", *args, error.message)
+        level, message, args, trace = logging.WARNING, f"{message}: %s", (*args, error.message), None
     else:
-        log.exception(message, *args)
+        level, trace = logging.ERROR, error
+    if loop:
+        logs.repeated(log, level, message, *args, exc_info=trace)
+    else:
+        log.log(level, message, *args, exc_info=trace)

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 
 from runservice.engine.capacity import Capacity, Sleeper
-from runservice.engine.failures import log_failure
+from runservice.engine.failures import log_loop_failure
 from runservice.engine.versions import not_served
 from runservice.errors import StorageUnavailable
 from runservice.model import RunStatus
@@ -404,7 +404,7 @@ class LeaseKeeper:
         try:
             await self.heartbeat()
         except Exception:
-            log_failure(logger, "renewing leases failed; retrying in %.1fs", RENEW_RETRY)
+            log_loop_failure(logger, "renewing leases failed; retrying in %.1fs", RENEW_RETRY)
             await asyncio.sleep(RENEW_RETRY)
 
     async def _claim_loop(self) -> None:
@@ -423,7 +423,7 @@ class LeaseKeeper:
                     await self.warn_not_served()
             except Exception as exc:
                 self._failed(exc)
-                log_failure(logger, "claiming due runs failed; retrying in %.1fs", self._claim_interval)
+                log_loop_failure(logger, "claiming due runs failed; retrying in %.1fs", self._claim_interval)
 
     async def warn_not_served(self) -> None:
         """One warning per definition whose active runs no claim here takes and nobody drives:
@@ -463,7 +463,7 @@ class LeaseKeeper:
                 await self.heartbeat()
             except Exception as exc:
                 self._failed(exc)
-                log_failure(logger, "renewing leases failed; retrying in %.1fs", interval)
+                log_loop_failure(logger, "renewing leases failed; retrying in %.1fs", interval)
 
     async def heartbeat(self) -> None:
         """Renew this replica's leases; stop what it lost; pass on remote cancels."""

@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from runservice.engine.deadlines import iso
-from runservice.engine.failures import log_failure
+from runservice.engine.failures import log_loop_failure
 from runservice.model import RunStatus
 from runservice.storage import Due, RunWrite, Store
 
@@ -87,7 +87,7 @@ class Retention:
             try:
                 await self.sweep()
             except Exception:
-                log_failure(logger, "the retention sweep failed; trying again in %.1fs", self.pause)
+                log_loop_failure(logger, "the retention sweep failed; trying again in %.1fs", self.pause)
             await asyncio.sleep(self.pause)
 
     async def sweep(self) -> int:

@@ -48,7 +48,7 @@ from typing import Any
 
 from runservice.engine.admission import Caller
 from runservice.engine.deadlines import run_deadline
-from runservice.engine.failures import log_failure
+from runservice.engine.failures import log_failure, log_loop_failure
 from runservice.engine.versions import identity
 from runservice.errors import (
     ScheduleInputInvalid,
@@ -235,7 +235,7 @@ class Scheduler:
                 if due_at is not None:
                     delay = min(delay, max(due_at - time.time(), 0.0))
             except Exception:
-                log_failure(logger, "firing schedule ticks failed; retrying in %.1fs", delay)
+                log_loop_failure(logger, "firing schedule ticks failed; retrying in %.1fs", delay)
             # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives as
             # the wake-up completes (a run ending during shutdown wakes the loop), and the loop
             # then never stopped. `asyncio.timeout` tells its own timeout from a cancellation.

@@ -64,6 +64,7 @@ from typing import Any, NamedTuple
 import asyncpg
 import orjson
 
+from runservice import logs
 from runservice.errors import StorageUnavailable
 from runservice.model import Event, Run, RunStatus
 from runservice.storage import (
@@ -857,7 +858,9 @@ class PostgresStore(PostgresSchedules):
                     await listener.add_listener(CHANNEL, self._on_notify)
                     self._listener = listener
                 except _CONNECTION_ERRORS as exc:
-                    logger.warning("LISTEN connection failed (polling meanwhile): %s", exc)
+                    logs.repeated(
+                        logger, logging.WARNING, "LISTEN connection failed (polling meanwhile): %s", exc
+                    )
                 else:
                     # Notifications sent while nobody listened are gone: look at every watched run.
                     self._known.clear()
@@ -866,9 +869,9 @@ class PostgresStore(PostgresSchedules):
             try:
                 await self._poll()
             except (*_CONNECTION_ERRORS, StorageUnavailable) as exc:
-                logger.warning("polling watched runs failed: %s", exc)
+                logs.repeated(logger, logging.WARNING, "polling watched runs failed: %s", exc)
             except Exception:  # keep feeding: watchers depend on this loop for other processes' events
-                logger.exception("polling watched runs failed")
+                logs.repeated(logger, logging.ERROR, "polling watched runs failed", exc_info=True)
             await asyncio.sleep(self.poll_interval if self._listener is not None else _RECONNECT_DELAY)
 
     async def _take_name_again(self) -> None:
@@ -879,7 +882,13 @@ class PostgresStore(PostgresSchedules):
             async with self._name_lock:
                 taken = await self._take_name()
         except (*_CONNECTION_ERRORS, StorageUnavailable) as exc:
-            logger.warning("holding the replica name %r failed (trying again): %s", self._name, exc)
+            logs.repeated(
+                logger,
+                logging.WARNING,
+                "holding the replica name %r failed (trying again): %s",
+                self._name,
+                exc,
+            )
             return
         if taken is None:
             if not self._name_missed:
