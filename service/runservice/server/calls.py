@@ -234,9 +234,17 @@ class CallObserver(grpc.aio.ServerInterceptor):
 _access_logger = logging.getLogger(logs.ACCESS_LOGGER)
 
 
+_HEALTH_SERVICE = "grpc.health.v1.Health"
+
+
 def log_access(call: Call) -> None:
-    """The access line of an ended call (`logs.log_access`): method, code, duration, peer."""
+    """The access line of an ended call (`logs.log_access`): method, code, duration, peer;
+    none for a health check that answered: the probes of Kubernetes, Docker and load balancers
+    ask every few seconds, and their lines buried the calls (operations audit). The metrics
+    count them, a failed one is logged, and health logs each change of its status."""
     if not _access_logger.isEnabledFor(logging.INFO):  # before asking grpc for the peer
+        return
+    if call.service == _HEALTH_SERVICE and call.code is grpc.StatusCode.OK:
         return
     peer = call.peer if call.peer is not None else call.context.peer()
     logs.log_access(call.path, call.code.name, round(call.seconds * 1000, 3), peer)
