@@ -106,7 +106,10 @@ class RunWrite:
     - `drop_steps`: step records to remove, by path, with their foreach items (before `steps`
       are upserted).
     - `delete`: remove the run with its steps, events and requests; its own `request` is
-      then remembered, so a retried delete finds it once the run is gone.
+      then remembered, so a retried delete finds it once the run is gone. Every read finds
+      the run gone from its commit on; a run with many rows has them removed afterwards, in
+      chunks off the writer, and its id can be taken again once they are (a create waits for
+      them: storage/removal.py).
     - `fence`: apply only while this lease owns the run (progress of a driven run).
     - `claim`: the run must have no live owner; the writer becomes its owner (epoch + 1).
     - `release`: the run has no owner afterwards (it settled: suspended or finished).

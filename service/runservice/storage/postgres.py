@@ -43,6 +43,11 @@ transaction under a transaction-scoped advisory lock and recorded in
 Every one not recorded there is applied, also below the newest recorded (numbers were
 merged out of order); a schema still lacking a table or column is refused at open.
 
+A delete holds the writer for a bounded time: a run with more rows than a batch removes
+with its deletes loses its `runs` row in the batch, and its id goes into `deleted_runs`; the
+store's `Removal` deletes its rows afterwards, a chunk per transaction of a pooled connection
+(storage/removal.py has the rules that keep those rows from ever being taken for a run's).
+
 Several replicas share one database: every active run is owned through a lease (owner,
 epoch, expiry by the database's clock). The writer applies `RunWrite.fence`, `claim` and
 `release` in the same statements as the change itself; `claim_runs` takes due runs with
@@ -79,12 +84,14 @@ from runservice.storage import (
     WriteResult,
     batching,
     redact_url,
+    removal,
     values,
 )
 from runservice.storage.hub import EventHub
 from runservice.storage.postgres_schedules import PostgresSchedules
 from runservice.storage.postgres_writes import (
     CHANNEL,
+    HAS_LEFTOVERS,
     apply_batch,
     column_digests,
     run_from_row,
@@ -111,7 +118,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = tuple(
 )
 """(version, script) in order, found by name: a new schema change is a new `postgres_vN.sql`."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-BACKWARD_COMPATIBLE = frozenset({14})
+BACKWARD_COMPATIBLE = frozenset({14, 15})
 """Migrations that leave the database usable by a server that does not know them (they only
 add what older code never reads), recorded in `schema_compatible` (made by 14, so only from
 14 on): a server of an earlier version started on the database (a rollback) serves it."""
@@ -221,9 +228,9 @@ that drops every packet, leaves the connection open with nothing coming back: wi
 every call waited for its own deadline while health said SERVING and the metrics' scrape
 hung (audit), and after a failover to another address the writer waited out the kernel's
 retransmissions (about 15 minutes). The store's statements take milliseconds (a row lock
-they wait for is bounded by `lock_timeout`, `WRITER_LOCK_WAIT`), but a run's delete, which
-grows with its log, gets `postgres_writes.DELETE_WAIT`; the migrations, which may wait for
-another replica's, are not bounded."""
+they wait for is bounded by `lock_timeout`, `WRITER_LOCK_WAIT`), a run's delete too (a large
+run's rows are removed afterwards, a chunk per transaction: storage/removal.py); the
+migrations, which may wait for another replica's, are not bounded."""
 _MAX_BATCH = 500
 _READERS = 4
 _POLL_INTERVAL = 1.0
@@ -385,6 +392,41 @@ _SELECT_SUMMARY = "SELECT {} FROM runs".format(
 """A listing's summaries: the payload columns are not read at all."""
 
 
+_NOT_LEFTOVERS = "NOT EXISTS (SELECT 1 FROM deleted_runs WHERE run_id = $1)"
+"""The rows under the id `$1` are not those of a deleted run still being removed: reads hide
+those (storage/removal.py). Evaluated once per statement, a lookup in a table kept nearly empty."""
+_REQUEST_SEEN = f"(kind = 'delete' OR {_NOT_LEFTOVERS})"
+"""A request mark a read may see: a delete's (kept after its run, for a retry of it), or one
+under an id no deleted run's rows still hold."""
+_FIND_LEFTOVERS = "SELECT run_id FROM deleted_runs ORDER BY deleted_at LIMIT $1"
+_TAKE_LEFTOVERS = "SELECT events_below FROM deleted_runs WHERE run_id = $1 FOR UPDATE SKIP LOCKED"
+_REMOVE_ROWS = tuple(
+    f"WITH d AS (DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table}"
+    f" WHERE run_id = $1{extra} LIMIT $2) RETURNING 1) SELECT count(*) FROM d"
+    for table, key, extra in (
+        ("steps", "run_id, path_key", ""),
+        ("foreach_items", "run_id, path_key, item_index", ""),
+        ("run_values", "run_id, digest", ""),
+        ("requests", "run_id, kind, request_id", " AND kind <> 'delete'"),
+    )
+)
+"""A chunk of a deleted run's leftovers of each kind but events (at most `$2` rows each)."""
+_REMOVE_EVENTS = "DELETE FROM events WHERE run_id = $1 AND seq >= $2 AND seq < $3"
+"""The events of a deleted run in a range of sequences: from the last down, its first event last.
+A range the planner estimates as it is, not "the last n" (`seq > (SELECT seq ... ORDER BY seq
+DESC OFFSET n)`): estimated at a third of the run's events, that was planned as a scan of the
+whole table once the run was most of it, for each chunk (3 million events, under load, took
+200 s instead of 9). A range also reads no index entry of the chunks before (dead until a vacuum)."""
+_MOVE_BELOW = "UPDATE deleted_runs SET events_below = $2 WHERE run_id = $1"
+_FORGET_LEFTOVERS = "DELETE FROM deleted_runs WHERE run_id = $1"
+REMOVAL_CHUNK = 5000
+"""Rows of each kind one transaction of the removal deletes (a few milliseconds, on a pooled
+connection: the writer never waits for it)."""
+REMOVAL_POLL = 10.0
+"""Seconds between the removal's looks for leftovers nobody here announced: another replica
+killed while it removed them (this process's own deletes wake it)."""
+
+
 class _OneRunReads(NamedTuple):
     """The statements that read one run (`$1`), each with a column that checks the WAL."""
 
@@ -402,9 +444,10 @@ class _OneRunReads(NamedTuple):
             # A foreach step's item rows, comma-separated JSON (NULL when it has none).
             " (SELECT string_agg(f.item, ','::bytea) FROM foreach_items f"
             " WHERE f.run_id = s.run_id AND f.path_key = s.path_key)"
-            " FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id WHERE r.run_id = $1",
-            f"SELECT seq, time, body, {check} FROM events"
-            " WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            f" FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id AND {_NOT_LEFTOVERS}"
+            " WHERE r.run_id = $1",
+            f"SELECT seq, time, body, {check} FROM events WHERE run_id = $1 AND seq > $2"
+            f" AND {_NOT_LEFTOVERS} ORDER BY seq LIMIT $3",
         )
 
 
@@ -477,6 +520,10 @@ class PostgresStore(PostgresSchedules):
         """Last sequence this process's subscribers were given or told of, per watched run."""
         self._born: dict[str, float] = {}
         """`created_at` of each watched run when the poll last read it."""
+        self.removal = removal.Removal(
+            "postgres", self._find_leftovers, self._remove_leftovers, self._requeue, poll=REMOVAL_POLL
+        )
+        """Removes the rows of large deleted runs after their delete (storage/removal.py)."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -523,6 +570,7 @@ class PostgresStore(PostgresSchedules):
         self._writer_task = asyncio.create_task(self._write_loop(), name="postgres-writer")
         self._feed_task = asyncio.create_task(self._feed(), name="postgres-event-feed")
         self._accepting = True
+        self.removal.start()
 
     async def _connect(self, *, bounded: bool = True) -> Any:
         """A new session (`bounded`: its connect and each statement within `answer_wait`)."""
@@ -555,6 +603,9 @@ class PostgresStore(PostgresSchedules):
         self._state = "closed"
         self._accepting = False
         try:
+            # First: no chunk is left in flight, and the changes parked for one are refused
+            # (retry), never handed back to a writer that stopped.
+            await self.removal.aclose()
             if self._writer_task is not None:
                 self._queue.put_nowait(None)  # after every queued write: they are flushed first
                 await self._writer_task
@@ -689,7 +740,11 @@ class PostgresStore(PostgresSchedules):
         hub.committed(time.perf_counter() - started, len(batch))
         if not away:
             hub.reached()
-        committed = batching.answer(batch, outcomes)
+        # A create of an id whose deleted run's rows are still being removed waits for them.
+        answered, told = self.removal.hold(batch, outcomes)
+        committed = batching.answer(answered, told)
+        if removal.deleted_any(changes, outcomes):
+            self.removal.wake()  # the rows of a large run are left to it
         if not flush and any(hub.watching(event.run_id) for event in committed):
             # Someone here subscribed while the batch was in flight: flush before they hear of it.
             number = self.transactions
@@ -845,6 +900,55 @@ class PostgresStore(PostgresSchedules):
             del owned[run_id]
         owned.update((run_id, bool(flag)) for run_id, flag in renewed)
         return Renewal(owned)
+
+    # -- removal of deleted runs' rows (storage/removal.py) -------------------------
+
+    def _requeue(self, pending: _Pending) -> None:
+        """Hand a parked change back to the writer (refused once the store closes)."""
+        if not self._accepting:
+            if not pending[1].done():
+                pending[1].set_exception(StorageUnavailable("the store closed; retry"))
+            return
+        self._queue.put_nowait(pending)
+
+    async def _find_leftovers(self, limit: int) -> list[str]:
+        """Ids of deleted runs whose rows are still being removed, oldest first."""
+        if self._pool is None:
+            return []
+        return [row[0] for row in await _reached(self._pool.fetch(_FIND_LEFTOVERS, limit))]
+
+    async def _remove_leftovers(self, run_id: str) -> bool | None:
+        """One chunk of a deleted run's rows, in a transaction of a pooled connection (never the
+        writer's); True once none is left, None while another replica's removal holds the run."""
+        if self._pool is None:
+            raise StorageUnavailable("the store is closed")
+
+        async def chunk() -> bool | None:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # Replicas take turns on a run; a run its writer is deleting right now waits.
+                below = await conn.fetchval(_TAKE_LEFTOVERS, run_id)
+                if below is None:
+                    return None if await conn.fetchval(HAS_LEFTOVERS, run_id) else True
+                # Rows found by key, as the writer's (`_KEYED_ONLY`): never a scan of a whole table
+                # for a chunk, whatever the statistics say of the run's share of it.
+                await conn.execute("SET LOCAL enable_seqscan = off")
+                full = False
+                for sql in _REMOVE_ROWS:
+                    full = await conn.fetchval(sql, run_id, REMOVAL_CHUNK) >= REMOVAL_CHUNK or full
+                if full:
+                    return False
+                # Events once the rest is gone, the first one last: it keeps the id from a
+                # create that slipped past the check (storage/removal.py).
+                low = max(below - REMOVAL_CHUNK, 1)
+                await conn.execute(_REMOVE_EVENTS, run_id, low, below)
+                if low > 1:
+                    await conn.execute(_MOVE_BELOW, run_id, low)
+                    return False
+                await conn.execute(_FORGET_LEFTOVERS, run_id)
+                return True
+
+        gone: bool | None = await _reached(chunk())
+        return gone
 
     # -- events from other processes ---------------------------------------------
 
@@ -1028,7 +1132,7 @@ class PostgresStore(PostgresSchedules):
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
         row = await self._readers().fetchrow(
-            "SELECT 1 FROM requests WHERE run_id = $1 AND kind = $2 AND request_id = $3",
+            f"SELECT 1 FROM requests WHERE run_id = $1 AND kind = $2 AND request_id = $3 AND {_REQUEST_SEEN}",
             run_id,
             kind,
             request_id,
@@ -1038,7 +1142,9 @@ class PostgresStore(PostgresSchedules):
     async def request_ids(self, run_id: str, kind: str) -> list[str]:
         """See `Store.request_ids`."""
         rows = await self._readers().fetch(
-            "SELECT request_id FROM requests WHERE run_id = $1 AND kind = $2", run_id, kind
+            f"SELECT request_id FROM requests WHERE run_id = $1 AND kind = $2 AND {_REQUEST_SEEN}",
+            run_id,
+            kind,
         )
         return [row["request_id"] for row in rows]
 
@@ -1311,6 +1417,7 @@ _REQUIRED: dict[str, str] = {
     "schedule_ticks": "schedule_id, tick, kind, outcome, run_id, fired_at",
     "schedule_triggers": "schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at",
     "schema_compatible": "version",
+    "deleted_runs": "run_id, deleted_at, events_below",
 }
 """The tables and columns this code's statements use (tests check a new database has exactly these)."""
 

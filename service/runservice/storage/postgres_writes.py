@@ -54,7 +54,7 @@ from runservice.model import (
     path_key,
     run_status,
 )
-from runservice.storage import RunWrite, WriteResult, rows, values
+from runservice.storage import RunWrite, WriteResult, removal, rows, values
 from runservice.storage.rows import KNOWN_STATUSES, RUN_COLUMN_LIST, RUN_COLUMNS, stored_status
 
 STATEMENT_ERRORS = (asyncpg.PostgresError, asyncpg.exceptions._base.DataError)
@@ -68,10 +68,6 @@ inside the one statement of an implicit transaction)."""
 CHANNEL = "runservice_events"
 """The NOTIFY channel; a payload is lines of `<last sequence> <run id>`."""
 _NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
-DELETE_WAIT = 120.0
-"""Seconds a run's delete may take (the other statements get `postgres.ANSWER_WAIT`). The
-writer waits for it meanwhile, as it always did for a delete: deleting a huge run's rows in
-chunks of their own, off the writer, would spare it that."""
 
 _KNOWN = ",".join(KNOWN_STATUSES)
 """`expect` of an update with none of its own (see `_update_columns`)."""
@@ -118,6 +114,8 @@ _INSERT_RUNS = (
     " FROM unnest("
     + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate([*_RUN_TYPES, "text", "double precision"]))
     + f") AS c({RUN_COLUMN_LIST}, claim_owner, claim_seconds)"
+    # Not while a deleted run's rows under the id are being removed (storage/removal.py).
+    + " WHERE NOT EXISTS (SELECT 1 FROM deleted_runs d WHERE d.run_id = c.run_id)"
     + " ON CONFLICT (run_id) DO NOTHING RETURNING run_id, status, last_seq, epoch, created_at"
 )
 
@@ -190,6 +188,7 @@ def _update_sql(shape: _UpdateShape, first: int) -> tuple[str, int]:
 
 _UPDATE_RUNS, _ = _update_sql(_EVERY_UPDATE, 2)
 _STATUSES = "SELECT run_id, status FROM runs WHERE run_id = ANY($1::text[])"
+_LEFTOVERS = "SELECT run_id FROM deleted_runs WHERE run_id = ANY($1::text[])"
 # A batch's step, event and request rows, and its NOTIFY, in one statement: data-modifying
 # CTEs always run to completion, and an empty array inserts nothing.
 _WRITE_ROWS_CTES = (
@@ -214,19 +213,35 @@ _CLEAR_ITEMS = (
     "DELETE FROM foreach_items f USING unnest($1::text[], $2::text[]) AS c(run_id, path_key)"
     " WHERE f.run_id = c.run_id AND f.path_key = c.path_key"
 )
+_OF_RUN = {table: "WHERE run_id = $1" for table in (*removal.LEFTOVER_TABLES, "events")}
+_OF_RUN["requests"] += " AND kind <> 'delete'"  # delete marks are not the run's: kept for a retry
 _DELETE_RUN = (
-    "WITH r AS (DELETE FROM runs WHERE run_id = $1),"
-    " s AS (DELETE FROM steps WHERE run_id = $1),"
-    " f AS (DELETE FROM foreach_items WHERE run_id = $1),"
-    " e AS (DELETE FROM events WHERE run_id = $1),"
-    " q AS (DELETE FROM requests WHERE run_id = $1),"
-    " v AS (DELETE FROM run_values WHERE run_id = $1)"
-    " SELECT 1"
+    # Its rows, each kind counted up to what the batch may still remove ($2): bounded reads.
+    "WITH sizes AS MATERIALIZED (SELECT "
+    + " + ".join(
+        f"(SELECT count(*) FROM (SELECT 1 FROM {table} {where} LIMIT $2 + 1) c)"
+        for table, where in _OF_RUN.items()
+    )
+    + " AS size, EXISTS (SELECT 1 FROM deleted_runs WHERE run_id = $1) AS pending),"
+    # whole: removed with the delete; else left to the removal (storage/removal.py).
+    " w AS MATERIALIZED (SELECT size <= $2 AND NOT pending AS whole, size FROM sizes),"
+    + "".join(
+        f" d{n} AS (DELETE FROM {table} {where} AND (SELECT whole FROM w)),"
+        for n, (table, where) in enumerate(_OF_RUN.items())
+    )
+    + " r AS (DELETE FROM runs WHERE run_id = $1),"
+    # Its events go from the last down (`events_below`, see postgres_v15.sql).
+    f" t AS (INSERT INTO deleted_runs (run_id, deleted_at, events_below) SELECT $1, {_NOW},"
+    " (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE run_id = $1)"
+    " WHERE NOT (SELECT whole FROM w) ON CONFLICT DO NOTHING),"
+    # The delete's request mark, kept so that a retry finds it (never among the rows deleted).
+    " m AS (INSERT INTO requests (run_id, kind, request_id, deleted_at)"
+    f" SELECT $1, $3::text, $4::text, {_NOW} WHERE $4::text IS NOT NULL ON CONFLICT DO NOTHING)"
+    " SELECT whole, size FROM w"
 )
-_INSERT_DELETE_MARK = (
-    "INSERT INTO requests (run_id, kind, request_id, deleted_at)"
-    f" VALUES ($1, $2, $3, {_NOW}) ON CONFLICT DO NOTHING"
-)
+"""A run's delete once its row is locked: the run goes, with its rows if they are few, else its
+id goes into `deleted_runs` and the removal takes its rows away in chunks, off the writer."""
+HAS_LEFTOVERS = "SELECT EXISTS (SELECT 1 FROM deleted_runs WHERE run_id = $1)"
 _LOCK_RUN = "SELECT status, created_at, last_seq FROM runs WHERE run_id = $1 FOR UPDATE"
 
 Outcome = WriteResult | Exception
@@ -419,21 +434,35 @@ async def _apply_each(
     """Apply each change whose outcome is not in `taken` already in a savepoint of its own,
     so that one the database refuses fails alone."""
     outcomes: list[Outcome] = []
+    budget = removal.RemovalBudget()
     for index, change in enumerate(changes):
         outcome = taken.get(index)
         if outcome is None:
             await conn.execute("SAVEPOINT w")
             try:
-                (outcome,) = await _apply_all(conn, [change], now, notify=False)
+                (outcome,) = await _apply_all(conn, [change], now, notify=False, budget=budget)
             except STATEMENT_ERRORS as exc:
                 outcome = exc
             if isinstance(outcome, Exception):
                 await conn.execute("ROLLBACK TO SAVEPOINT w")
+            if _first_event_taken(outcome) and await conn.fetchval(HAS_LEFTOVERS, change.run_id):
+                # The first event of a deleted run whose rows are being removed holds the id
+                # (storage/removal.py): the change waits for them, parked.
+                outcome = removal.LeftoversPending(change.run_id)
             await conn.execute("RELEASE SAVEPOINT w")
         outcomes.append(outcome)
     if notify:
         await _Rows().flush(conn, _notifications(changes, outcomes))
     return outcomes
+
+
+def _first_event_taken(outcome: Outcome) -> bool:
+    """Whether a change failed because an event's sequence is taken already: only the rows of
+    a deleted run still being removed can hold one (storage/removal.py)."""
+    return (
+        isinstance(outcome, asyncpg.exceptions.UniqueViolationError)
+        and getattr(outcome, "constraint_name", None) == "events_pkey"
+    )
 
 
 async def _begin(conn: Any, quiet: bool) -> None:
@@ -506,9 +535,18 @@ async def _apply_in_one_statement(
     return outcomes  # type: ignore[return-value]
 
 
-async def _apply_all(conn: Any, changes: Sequence[RunWrite], now: float, *, notify: bool) -> list[Outcome]:
+async def _apply_all(
+    conn: Any,
+    changes: Sequence[RunWrite],
+    now: float,
+    *,
+    notify: bool,
+    budget: removal.RemovalBudget | None = None,
+) -> list[Outcome]:
     """Apply `changes` in order (in rounds, see the module docstring), with a NOTIFY of their
-    events if `notify`; raises only database errors."""
+    events if `notify`; raises only database errors. `budget`: the rows the batch's deletes
+    may still remove themselves (storage/removal.py)."""
+    budget = removal.RemovalBudget() if budget is None else budget
     outcomes: list[Outcome | None] = [None] * len(changes)
     rows = _Rows()
     round_ = _Round()
@@ -519,7 +557,7 @@ async def _apply_all(conn: Any, changes: Sequence[RunWrite], now: float, *, noti
         if change.delete:
             await rows.flush(conn)  # rows of the run written earlier in the batch go too
             try:
-                outcomes[index] = await _delete(conn, change)
+                outcomes[index] = await _delete(conn, change, budget)
             except RunUnreadable as exc:  # a status this code does not know: nothing deleted
                 outcomes[index] = exc
             continue
@@ -536,13 +574,13 @@ async def _apply_all(conn: Any, changes: Sequence[RunWrite], now: float, *, noti
     return done
 
 
-async def _delete(conn: Any, change: RunWrite) -> WriteResult:
+async def _delete(conn: Any, change: RunWrite, budget: removal.RemovalBudget) -> WriteResult:
     # The run's row is locked first, by a statement of its own: a commit of the run in flight
-    # (a Cancel on another replica) is waited for, and the deletes, each statement with a
-    # snapshot of its own, then see every row it added. In one statement, as before, they
-    # read the snapshot taken before that commit, and left its events and request behind
-    # (audit: a run later made under the id took them for its own, and no Resume of it could
-    # be stored again).
+    # (a Cancel on another replica) is waited for, and the delete, a statement with a snapshot
+    # of its own, then sees every row it added. In one statement, as before, the deletes read
+    # the snapshot taken before that commit, and left its events and request behind (audit: a
+    # run later made under the id took them for its own, and no Resume of it could be stored
+    # again).
     found = await conn.fetchrow(_LOCK_RUN, change.run_id)
     if change.expect is not None or change.expect_read is not None:
         status = stored_status(change.run_id, None if found is None else found[0])
@@ -555,13 +593,14 @@ async def _delete(conn: Any, change: RunWrite) -> WriteResult:
             )
         ):
             return WriteResult(applied=False, status=status)
-    # The one statement whose time grows with the run (a loop of months has millions of events):
-    # not bounded by the connection's ANSWER_WAIT, which would fail it, and its retention, for good.
-    await conn.execute(_DELETE_RUN, change.run_id, timeout=DELETE_WAIT)
-    if change.request is not None:
-        # Its own statement, after the delete: one statement cannot both delete the run's
-        # request rows and insert this one (a retry of the delete finds it).
-        await conn.execute(_INSERT_DELETE_MARK, change.run_id, *change.request)
+    # Bounded, whatever the run's size: a run with more rows than the batch may still remove
+    # (a loop of months has millions of events) leaves them to the removal. Deleted here in one
+    # statement, they held the writer, and every run of the replica, for as long (0.7 s a
+    # million events), and a statement longer than ANSWER_WAIT failed, its retention for good.
+    kind, request_id = change.request if change.request is not None else ("delete", None)
+    whole, size = await conn.fetchrow(_DELETE_RUN, change.run_id, max(budget.rows, 0), kind, request_id)
+    if whole:
+        budget.rows -= size
     return WriteResult(applied=True, status=None)
 
 
@@ -669,8 +708,14 @@ async def _not_applied(
     """The outcomes of changes that did not apply: the run's status, or KeyError for a
     patch of a run that does not exist."""
     found = dict(await conn.fetch(_STATUSES, [change.run_id for _, change in missing]))
+    absent = [c.run_id for _, c in missing if c.create is not None and c.run_id not in found]
+    # A create refused with no run under its id: an earlier run's rows still hold it.
+    held = {row[0] for row in await conn.fetch(_LEFTOVERS, absent)} if absent else set()
     for index, change in missing:
         status = found.get(change.run_id)
+        if status is None and change.create is not None and change.run_id in held:
+            outcomes[index] = removal.LeftoversPending(change.run_id)
+            continue
         if status is None and change.create is None and change.expect is None:
             outcomes[index] = KeyError(change.run_id)
             continue
