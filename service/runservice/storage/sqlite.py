@@ -74,6 +74,11 @@ on disk. The store fails stop instead (`failure`, `EventHub.listen_failure`): it
 every read and write from then on with StorageFailed and leaves the files as they are, and
 the server stops, so a restart recovers from what is on disk.
 
+A delete holds the writer (and so the loop) for a bounded time: a run with more rows than
+a batch removes with its deletes loses its `runs` row in the batch, and its id goes into
+`deleted_runs`; the store's `Removal` deletes its rows afterwards, a chunk per operation of
+the writer, so other writes commit in between (storage/removal.py).
+
 One process owns a database file: `open` takes an exclusive `flock` on
 `<path>.lock` (beside the file a symbolic link resolves to, so a second path to the same
 file takes the same lock), so a second server on the same file refuses to start (boot
@@ -150,6 +155,7 @@ from runservice.storage import (
     WriteResult,
     batching,
     create_private,
+    removal,
     values,
 )
 from runservice.storage.hub import EventHub
@@ -178,7 +184,7 @@ MIGRATIONS: dict[int, str] = {
 }
 """version -> script (`migrate_vN.sql` upgrades to N); found by name, so a new change is a new file."""
 SCHEMA_VERSION = max([BASE_VERSION, *MIGRATIONS])
-BACKWARD_COMPATIBLE = frozenset({16})
+BACKWARD_COMPATIBLE = frozenset({16, 17})
 """Migrations that leave the database usable by a server that does not know them (they only
 add what older code never reads), recorded in `schema_compatible` (made by 16, so only from
 16 on): a server of an earlier version started on the database (a rollback) serves it."""
@@ -480,6 +486,11 @@ class SqliteStore(SqliteSchedules):
         module docstring)."""
         self._writer_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # One process writes the file: it finds leftovers at open (a crash), else is woken.
+        self.removal = removal.Removal(
+            "sqlite", self._find_leftovers, self._remove_leftovers, self._requeue, poll=None
+        )
+        """Removes the rows of large deleted runs after their delete (storage/removal.py)."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -521,6 +532,7 @@ class SqliteStore(SqliteSchedules):
             raise
         self._writer_task = asyncio.create_task(self._write_loop(), name=f"sqlite-writer {self.path}")
         self._accepting = True
+        self.removal.start()
 
     async def close(self) -> None:
         """Refuse new writes, commit the queued ones, then release every resource. Idempotent."""
@@ -529,6 +541,9 @@ class SqliteStore(SqliteSchedules):
         self._state = "closed"
         self._accepting = False
         try:
+            # First: its chunks go through the writer, and the changes parked for them are
+            # refused (retry), never handed back to a writer that stopped.
+            await self.removal.aclose()
             if self._writer_task is not None:
                 self._queue.put_nowait(None)  # after every queued write: they are flushed first
                 await self._writer_task
@@ -691,6 +706,31 @@ class SqliteStore(SqliteSchedules):
 
         owned: dict[str, bool] = await self._submit(_Operation(apply))
         return Renewal(owned)
+
+    def _requeue(self, pending: _Pending) -> None:
+        """Hand a parked change back to the writer (refused once the store closes or failed)."""
+        if not self._accepting or self.failure is not None:
+            if not pending[1].done():
+                pending[1].set_exception(
+                    self._refusal()
+                    if self.failure is not None
+                    else StorageUnavailable("the store closed; retry")
+                )
+            return
+        self._queue.put_nowait(pending)
+
+    async def _find_leftovers(self, limit: int) -> list[str]:
+        """Ids of deleted runs whose rows are still being removed, oldest first."""
+        rows = await self._reader().execute_fetchall(
+            "SELECT run_id FROM deleted_runs ORDER BY deleted_at LIMIT ?", (limit,)
+        )
+        return [run_id for (run_id,) in rows]
+
+    async def _remove_leftovers(self, run_id: str) -> bool | None:
+        """One chunk of a deleted run's rows, as an operation of the writer: other writes go
+        in between two chunks. Not synced: nobody is told of it."""
+        gone: bool = await self._submit(_Operation(lambda conn, now: _remove_chunk(conn, run_id)))
+        return gone
 
     async def _submit(self, item: RunWrite | _Operation | batching.Quiet | _Sync) -> Any:
         return await self._enqueue(item)
@@ -901,7 +941,11 @@ class SqliteStore(SqliteSchedules):
             self.hub.refused(self._refused)
         else:
             self.hub.reached()
-        committed = batching.answer(batch, outcomes)
+        # A create of an id whose deleted run's rows are still being removed waits for them.
+        answered, told = self.removal.hold(batch, outcomes)
+        committed = batching.answer(answered, told)
+        if removal.deleted_any(changes, outcomes):
+            self.removal.wake()  # the rows of a large run are left to it
         try:
             self.hub.deleted(batching.deleted(changes, outcomes))
             self._publish(committed, batching.births(outcomes))
@@ -974,10 +1018,11 @@ class SqliteStore(SqliteSchedules):
                 conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
             outcomes = []
+            budget = removal.RemovalBudget()
             for change in changes:
                 conn.execute("SAVEPOINT w")
                 try:
-                    rows = _Rows(conn)
+                    rows = _Rows(conn, budget)
                     outcome = _apply(conn, change, now, rows)
                     rows.flush()
                 except sqlite3.Error as exc:
@@ -1117,8 +1162,9 @@ class SqliteStore(SqliteSchedules):
     async def read_events(self, run_id: str, after: int, limit: int = 1000) -> list[Event]:
         """Events with sequence > `after`, in order, at most `limit`."""
         rows = await self._reader().execute_fetchall(
-            "SELECT seq, time, body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (run_id, after, max(limit, 0)),
+            f"SELECT seq, time, body FROM events WHERE run_id = ? AND seq > ? AND {_NOT_LEFTOVERS}"
+            " ORDER BY seq LIMIT ?",
+            (run_id, after, run_id, max(limit, 0)),
         )
         await self._sync_run(run_id)
         try:
@@ -1146,16 +1192,16 @@ class SqliteStore(SqliteSchedules):
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
         rows = self._point_rows(
-            "SELECT 1 FROM requests WHERE run_id = ? AND kind = ? AND request_id = ?",
-            (run_id, kind, request_id),
+            f"SELECT 1 FROM requests WHERE run_id = ? AND kind = ? AND request_id = ? AND {_REQUEST_SEEN}",
+            (run_id, kind, request_id, run_id),
         )
         await self._sync_run(run_id)  # a retry is answered from it
         return bool(rows)
 
     async def request_ids(self, run_id: str, kind: str) -> list[str]:
         """See `Store.request_ids` (a lookup by key: on the event loop)."""
-        sql = "SELECT request_id FROM requests WHERE run_id = ? AND kind = ?"
-        rows = self._point_rows(sql, (run_id, kind))
+        sql = f"SELECT request_id FROM requests WHERE run_id = ? AND kind = ? AND {_REQUEST_SEEN}"
+        rows = self._point_rows(sql, (run_id, kind, run_id))
         await self._sync_run(run_id)
         return [request_id for (request_id,) in rows]
 
@@ -1825,6 +1871,7 @@ _PRESENT: dict[int, Callable[[_Schema], bool]] = {
     14: lambda s: "foreach_items" in s.tables and not s.rowid("foreach_items"),
     15: lambda s: "deleted_at" in s.columns.get("requests", set()),
     16: lambda s: "schema_compatible" in s.tables,
+    17: lambda s: "deleted_runs" in s.tables,
 }
 """Whether each migration is in a database whose applied migrations are not recorded, judged
 from its schema (every main commit's own files: schema.sql makes 2-4, each migration's script
@@ -1914,10 +1961,12 @@ class _Reader:
 class _Rows:
     """Step, item and event rows of a batch, inserted with one `executemany` per table."""
 
-    __slots__ = ("_conn", "clears", "events", "items", "steps", "values")
+    __slots__ = ("_conn", "budget", "clears", "events", "items", "steps", "values")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, budget: removal.RemovalBudget | None = None) -> None:
         self._conn = conn
+        self.budget = removal.RemovalBudget() if budget is None else budget
+        """What the batch's deletes may still remove themselves (storage/removal.py)."""
         self.steps: list[tuple[str, str, int, str]] = []
         self.items: list[tuple[str, str, int, str]] = []
         self.clears: list[tuple[str, str]] = []
@@ -1981,8 +2030,7 @@ def _apply_change(
             read = conn.execute(_CREATED_AND_SEQUENCE, (run_id,)).fetchone()
             if read is None or not _as_read(read[0], read[1], change.expect_read):
                 return WriteResult(applied=False, status=_status(conn, run_id))
-        for table in ("steps", "foreach_items", "events", "requests", "run_values", "runs"):
-            conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        _delete_run(conn, run_id, now, rows.budget)
         if change.request is not None:  # kept: a retry of the delete finds it
             conn.execute(_INSERT_DELETE_MARK, (run_id, *change.request, now))
         return WriteResult(applied=True, status=None)
@@ -1996,6 +2044,10 @@ def _apply_change(
     count = len(bodies)
     claim = change.claim
     if change.create is not None and created is not None:  # `expect` means nothing for a new run
+        if conn.execute(_HAS_LEFTOVERS, (run_id,)).fetchone() is not None:
+            # A deleted run's rows under the id are still being removed: the store parks the
+            # create until they are gone (storage/removal.py).
+            return removal.LeftoversPending(run_id)
         # The claim goes into the new row itself: one statement for a Start.
         lease = (claim.owner, 1, now + claim.seconds) if claim is not None else (None, 0, None)
         if conn.execute(_INSERT_RUN, (*created, *lease)).rowcount == 0:
@@ -2081,6 +2133,82 @@ def _apply_change(
         epoch=epoch if change.claim else 0,
         created_at=created_at,
     )
+
+
+_OF_RUN = {table: "WHERE run_id = ?" for table in (*removal.LEFTOVER_TABLES, "events")}
+_OF_RUN["requests"] += " AND kind <> 'delete'"  # delete marks are not the run's: kept for a retry
+_HAS_LEFTOVERS = "SELECT 1 FROM deleted_runs WHERE run_id = ?"
+_NOT_LEFTOVERS = "NOT EXISTS (SELECT 1 FROM deleted_runs WHERE run_id = ?)"
+"""The rows under an id are not those of a deleted run still being removed: reads hide those."""
+_REQUEST_SEEN = f"(kind = 'delete' OR {_NOT_LEFTOVERS})"
+"""A request mark a read may see: a delete's (kept after its run, for a retry of it), or one
+under an id no deleted run's rows still hold."""
+_REMOVE_ROWS = tuple(
+    f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE run_id = ?{extra} LIMIT ?)"
+    for table, key, extra in (
+        ("steps", "run_id, path_key", ""),
+        ("foreach_items", "run_id, path_key, item_index", ""),
+        ("run_values", "run_id, digest", ""),
+        ("requests", "run_id, kind, request_id", " AND kind <> 'delete'"),
+    )
+)
+"""A chunk of a deleted run's leftovers of each kind but events (at most `?` rows each)."""
+_REMOVE_EVENTS = "DELETE FROM events WHERE run_id = ? AND seq >= ? AND seq < ?"
+"""The events of a deleted run in a range of sequences: from the last down, its first event last
+(`deleted_runs.events_below`, see migrate_v17.sql)."""
+REMOVAL_CHUNK = 1000
+"""Rows of each kind one operation of the removal deletes: about 2 ms of the writer, which
+runs it between other writes, on the event loop."""
+
+
+def _delete_run(conn: sqlite3.Connection, run_id: str, now: float, budget: removal.RemovalBudget) -> None:
+    """Delete the run, with its rows if they are few (what is left of the batch's `budget`),
+    else record its id in `deleted_runs` for the removal to take them away in chunks, between
+    other writes. Bounded, whatever the run's size: deleting a million events here held the
+    writer, and the event loop it runs on, for 1.6 s."""
+    whole = conn.execute(_HAS_LEFTOVERS, (run_id,)).fetchone() is None
+    size = 0
+    for table, where in _OF_RUN.items():
+        if not whole:
+            break
+        (found,) = conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} {where} LIMIT ?)", (run_id, budget.rows + 1)
+        ).fetchone()
+        size += found
+        whole = size <= budget.rows
+    if whole:
+        for table, where in _OF_RUN.items():
+            conn.execute(f"DELETE FROM {table} {where}", (run_id,))
+        budget.rows -= size
+    else:
+        conn.execute(
+            "INSERT OR IGNORE INTO deleted_runs (run_id, deleted_at, events_below)"
+            " SELECT ?, ?, coalesce(max(seq), 0) + 1 FROM events WHERE run_id = ?",
+            (run_id, now, run_id),
+        )
+    conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+
+def _remove_chunk(conn: sqlite3.Connection, run_id: str) -> bool:
+    """One chunk of the rows of a deleted run still being removed (`REMOVAL_CHUNK` of each
+    kind); True once none is left and its id is out of `deleted_runs`."""
+    found = conn.execute("SELECT events_below FROM deleted_runs WHERE run_id = ?", (run_id,)).fetchone()
+    if found is None:
+        return True
+    full = False
+    for sql in _REMOVE_ROWS:
+        full = conn.execute(sql, (run_id, REMOVAL_CHUNK)).rowcount >= REMOVAL_CHUNK or full
+    if full:
+        return False
+    # Events once the rest is gone, the first one last (as on PostgreSQL, storage/removal.py).
+    (below,) = found
+    low = max(below - REMOVAL_CHUNK, 1)
+    conn.execute(_REMOVE_EVENTS, (run_id, low, below))
+    if low > 1:
+        conn.execute("UPDATE deleted_runs SET events_below = ? WHERE run_id = ?", (low, run_id))
+        return False
+    conn.execute("DELETE FROM deleted_runs WHERE run_id = ?", (run_id,))
+    return True
 
 
 def _expired(lease_expires_at: float | None, now: float) -> bool:
