@@ -65,6 +65,7 @@ BOTH_BACKENDS = frozenset(
         "test_versions",
         "test_schedule_triggers",
         "test_watch_delete",
+        "test_deletion",
         "test_migration_gaps",
         "test_retried_changes",
         "test_retention",
