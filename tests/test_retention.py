@@ -441,3 +441,21 @@ async def test_a_start_whose_reservation_is_deleted_meanwhile_creates_the_run(
             run = await start
             assert (run.status, run.result) == (RunStatus.SUCCESS, {"count": 2})
             assert (await served.engine.get_run(run_id)).status is RunStatus.SUCCESS
+
+
+async def test_a_stop_cut_short_while_the_sweep_stops_is_not_swallowed(tmp_path: Path) -> None:
+    """`aclose` waits for the sweep's task to end; a cancellation of whoever closes it (a stop
+    cut short) must reach that caller, not be taken for the task's own and swallowed."""
+    store = SqliteStore(str(tmp_path / "runs.db"))
+    await store.open()
+    try:
+        sweeper = Retention(store, 86_400)
+        sweeper.start()
+        await asyncio.sleep(0.05)  # the loop is in its pause
+        closer = asyncio.create_task(sweeper.aclose())
+        await asyncio.sleep(0)  # the closer has cancelled the loop and waits for it
+        closer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(closer, 5)
+    finally:
+        await store.close()

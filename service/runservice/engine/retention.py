@@ -21,7 +21,6 @@ every-minute schedule left 525,000 rows a year).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -79,8 +78,9 @@ class Retention:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # gather: the task's cancellation is its own; a cancellation of this caller (a
+            # stop cut short) still reaches it, where `suppress(CancelledError)` swallowed both.
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _loop(self) -> None:
         while True:
