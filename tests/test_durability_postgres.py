@@ -282,3 +282,16 @@ async def test_the_writer_never_scans_the_runs_table(url: str) -> None:
     finally:
         await store.close()
         await admin.close()
+
+
+async def test_the_stores_sessions_plan_once_and_compile_nothing(url: str) -> None:
+    """Generic plans (made once per statement) and no JIT: the statements are short, and where
+    the statistics made one run look huge PostgreSQL spent ~50 ms compiling a delete."""
+    store = PostgresStore(url)
+    conn = await store._connect()
+    try:
+        assert await conn.fetchval("SHOW jit") == "off"
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    finally:
+        await conn.close()
