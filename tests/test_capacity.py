@@ -275,7 +275,7 @@ async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
         assert sorted(gate.entered) == [-7, 1, 2, 3, 4, 99]
         assert await served.store.count_unowned() == 0
         # A run that waited for room is not logged as a crash's recovery.
-        assert f"run {third.run_id}: starting" in caplog.text
+        assert f"run {third.run_id}: starting from its beginning" in caplog.text
         assert f"run {third.run_id}: re-driving" not in caplog.text
         for run in sleepers:
             assert await status(served, run.run_id) is RunStatus.WAITING

@@ -297,6 +297,11 @@ async def test_a_watch_heartbeats_within_the_clients_deadline(server: ServerProc
         assert replies and not replies[0].events and not replies[0].end_of_stream
 
 
+REDRIVEN = r"run {}: (re-driving from its last checkpoint|starting from its beginning) \(was running\)"
+"""How the next start tells a run it drives again: from its last checkpoint, or from its beginning
+when it died before its step's start was committed (that commit waits a few milliseconds)."""
+
+
 async def test_the_front_exits_when_the_engine_process_dies(tmp_path: Path) -> None:
     server = await _serve(tmp_path)
     try:
@@ -337,7 +342,7 @@ async def test_the_front_exits_when_the_engine_process_dies(tmp_path: Path) -> N
         async with Client(again.address, timeout=10) as client:
             run = await client.get_workflow("nap").run_by_id("cut")
             assert run.status is RunStatus.RUNNING
-            assert "run cut: re-driving from its last checkpoint" in again.text, again.text
+            assert re.search(REDRIVEN.format("cut"), again.text), again.text
         assert await again.stop() == 0
     finally:
         await again.kill()
@@ -421,7 +426,7 @@ async def test_the_engine_process_stops_when_the_front_dies(tmp_path: Path) -> N
     try:
         async with Client(again.address, timeout=10) as client:
             assert (await client.get_workflow("nap").run_by_id("orphan")).status is RunStatus.RUNNING
-        assert "run orphan: re-driving from its last checkpoint" in again.text, again.text
+        assert re.search(REDRIVEN.format("orphan"), again.text), again.text
         assert await again.stop() == 0
     finally:
         await again.kill()

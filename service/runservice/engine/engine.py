@@ -1458,9 +1458,14 @@ class Engine:
                     return True
             workflow = self.definition(run)
             if not run.steps:
-                # Most often a run that waited for room (`max_active_runs`), not a recovery:
-                # either way nothing of it ran yet.
-                logger.info("run %s: starting", run_id, extra=logs.run_extra(run_id, run.trace_id))
+                # Most often a run that waited for room (`max_active_runs`), not a crash's
+                # recovery: nothing of it is recorded as run, and it starts over.
+                logger.info(
+                    "run %s: starting from its beginning (was %s)",
+                    run_id,
+                    run.status,
+                    extra=logs.run_extra(run_id, run.trace_id),
+                )
             else:
                 logger.info(
                     "run %s: re-driving from its last checkpoint (was %s)",
