@@ -554,6 +554,21 @@ def test_a_workflow_the_engine_process_cannot_serve_is_a_one_line_usage_error(
     )
 
 
+def test_an_engine_process_that_dies_while_starting_says_how_it_ended(tmp_path: Path) -> None:
+    """A workflows module that ends the process at import without a word (os._exit): the front
+    said only that the engine process exited while starting; now its exit code too."""
+    (tmp_path / "vanishes_at_import.py").write_text("import os\nos._exit(7)\n")
+    argv = serve_argv(
+        "--data-dir", str(tmp_path / "data"), "--app-dir", str(tmp_path), "--workflows", "vanishes_at_import",
+        "--engine-process",
+    )  # fmt: skip
+    done = subprocess.run(argv, env=server_env(), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "runservice: error: cannot serve: the engine process exited while starting (code 7)"
+    ]
+
+
 async def test_long_lines_of_both_processes_are_never_spliced(tmp_path: Path) -> None:
     """With `--log-format json` every line is one JSON object, even lines longer than a pipe
     writes whole (a step's long log line, a traceback) while the edge logs access lines and

@@ -367,6 +367,38 @@ def test_full_disk(tmp_path: Path, layout: tuple[str, ...]) -> None:
 
 
 @LAYOUTS
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            "import sys\nX = 1\nsys.exit(3)\n",
+            "SystemExit at {file}:3: the module exited while it was imported",
+        ),
+        ("X = 1\nraise KeyboardInterrupt\n", "KeyboardInterrupt at {file}:2: the module raised it"),
+    ],
+    ids=["sys-exit", "keyboard-interrupt"],
+)
+def test_a_module_that_exits_as_it_is_imported(
+    tmp_path: Path, layout: tuple[str, ...], source: str, expected: str
+) -> None:
+    """A module that calls sys.exit() at import made `serve` exit with its code (3: "run failed"
+    in the CLI's table) without a word; with --engine-process the one line had no cause; one
+    that raised KeyboardInterrupt printed a traceback (audit). Now: the usage error of any
+    module that does not import, with the file and line."""
+    module = tmp_path / "app" / "quits_at_import.py"
+    module.parent.mkdir()
+    module.write_text(source)
+    done = run_serve(
+        "--address", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"), "--app-dir", str(module.parent),
+        "--workflows", "quits_at_import", *layout,
+    )  # fmt: skip
+    assert_one_line_failure(
+        done, "cannot import workflows module 'quits_at_import'", expected.format(file=module)
+    )
+    assert done.returncode == 2
+
+
+@LAYOUTS
 def test_database_of_a_newer_schema(tmp_path: Path, layout: tuple[str, ...]) -> None:
     with sqlite3.connect(tmp_path / "runservice.db") as conn:
         conn.execute("PRAGMA user_version = 999")

@@ -8,11 +8,15 @@ with its own bin directory there, so without it `--workflows my_app.workflows` w
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import sysconfig
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,14 @@ _NOT_THE_AUTHORS = (
     str(Path(importlib.__file__).resolve().parent),
 )
 """Frames of ours and of the import machinery: an error's location is the last frame outside them."""
+_LIBRARIES = tuple(
+    {
+        str(form) + os.sep
+        for name in ("stdlib", "platstdlib", "purelib", "platlib")
+        for form in (Path(sysconfig.get_path(name)), Path(sysconfig.get_path(name)).resolve())
+    }
+)
+"""The standard library and the installed packages: frames an author's line called into."""
 
 
 class WorkflowLoadError(Exception):
@@ -102,18 +114,59 @@ def load_workflows(modules: Sequence[str], *, app_dir: str | os.PathLike[str] | 
 
 
 def _import(name: str, app_dir: Path | None) -> object:
+    with _own_interrupts() as interrupted:
+        try:
+            return importlib.import_module(name)
+        # The author's module can fail in any way; report it in one line. SystemExit and
+        # KeyboardInterrupt too: a module that calls sys.exit() (a script's `main()` run at
+        # import, an argparse error) made `serve` and `check` exit silently with its code
+        # (3 reads as "run failed" in the CLI's table), and one that raised KeyboardInterrupt
+        # printed a traceback (an audit). A Ctrl-C of ours while it imports stays an interrupt.
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            if isinstance(exc, KeyboardInterrupt) and interrupted:
+                raise
+            if isinstance(exc, ModuleNotFoundError) and exc.name and _is_prefix(exc.name, name):
+                looked = f" (looked in the app directory {app_dir}; see --app-dir)" if app_dir else ""
+                raise WorkflowLoadError(f"cannot import workflows module {name!r}: {exc}{looked}") from exc
+            location = _location(exc)
+            at = f" at {location}" if location else ""
+            detail = _detail(exc)
+            raise WorkflowLoadError(
+                f"cannot import workflows module {name!r}: {type(exc).__name__}{at}: {detail}"
+            ) from exc
+
+
+def _detail(exc: BaseException) -> str:
+    """What an import failure says, on one line."""
+    if isinstance(exc, SystemExit):
+        return f"the module exited while it was imported (sys.exit({exc.code!r}))"
+    if isinstance(exc, KeyboardInterrupt) and not str(exc):
+        return "the module raised it while it was imported"
+    return str(exc).replace("\n", " ")
+
+
+@contextlib.contextmanager
+def _own_interrupts() -> Iterator[list[bool]]:
+    """While a module imports, tell a real Ctrl-C (SIGINT: non-empty list) from a module that
+    raises KeyboardInterrupt itself (empty). Only where Python's own handler is installed, on
+    the main thread; elsewhere (the engine process ignores SIGINT) it is always the module's."""
+    seen: list[bool] = []
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield seen
+        return
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
     try:
-        return importlib.import_module(name)
-    except Exception as exc:  # the author's module can fail in any way; report it in one line
-        if isinstance(exc, ModuleNotFoundError) and exc.name and _is_prefix(exc.name, name):
-            looked = f" (looked in the app directory {app_dir}; see --app-dir)" if app_dir else ""
-            raise WorkflowLoadError(f"cannot import workflows module {name!r}: {exc}{looked}") from exc
-        location = _location(exc)
-        at = f" at {location}" if location else ""
-        detail = str(exc).replace("\n", " ")
-        raise WorkflowLoadError(
-            f"cannot import workflows module {name!r}: {type(exc).__name__}{at}: {detail}"
-        ) from exc
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _is_prefix(missing: str, name: str) -> bool:
@@ -122,13 +175,17 @@ def _is_prefix(missing: str, name: str) -> bool:
 
 def _location(exc: BaseException) -> str | None:
     """FILE:LINE of the author's code that raised: a syntax error's position, else the
-    innermost traceback frame that is neither ours nor the import machinery's."""
+    innermost traceback frame that is neither ours nor the import machinery's, nor, when the
+    author's code called it, a library's (the standard library's argparse exits for a module
+    that parses the command line at import: its line is not the one to fix)."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{exc.filename}:{exc.lineno}"
-    found = None
+    found = authors = None
     for frame in traceback.extract_tb(exc.__traceback__):
         # "<string>": code made at run time, such as a dataclass's __init__ (Schedule's).
         if frame.filename.startswith(_NOT_THE_AUTHORS) or frame.filename.startswith("<"):
             continue
         found = f"{frame.filename}:{frame.lineno}"
-    return found
+        if not frame.filename.startswith(_LIBRARIES):
+            authors = found
+    return authors or found

@@ -9,6 +9,7 @@ elsewhere), stop within the grace period, close the engine and the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -72,6 +73,8 @@ SERVED_METHODS = frozenset(
 """Every method path a server answers (a call to any other is observed as `unknown`)."""
 
 _MIB = 1024 * 1024
+EXIT_WAIT = 5.0
+"""Seconds the front waits for the exit code of an engine process that went away while starting."""
 SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.so_reuseport", 0),  # fail loudly on a taken port instead of sharing it silently
     ("grpc.max_receive_message_length", 8 * _MIB),
@@ -511,7 +514,11 @@ async def _serve_front(
         if ready is None:
             return  # stopped while the engine was starting
         if "error" in ready:
-            raise EngineRefused(str(ready["error"]), int(ready.get("code", 1)))
+            message = str(ready["error"])
+            if "code" not in ready:  # it did not refuse, it died: how it ended says a little
+                with contextlib.suppress(TimeoutError):
+                    message += f" (code {await asyncio.wait_for(engine.process.wait(), EXIT_WAIT)})"
+            raise EngineRefused(message, int(ready.get("code", 1)))
         observability = Observability(
             None, metrics_address=metrics_address, access_log=access_log, engine_metrics=engine.link.metrics
         )
