@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 import signal
 import subprocess
@@ -77,6 +78,38 @@ async def test_version_help_and_usage_errors() -> None:
     garbled = await runservice("show", "run-\udcff", "--target", "127.0.0.1:9")  # the byte 0xff
     assert garbled.code == 2 and "is not valid UTF-8" in garbled.err, garbled.err
     assert "Traceback" not in late.err + far.err + garbled.err
+
+
+async def test_output_the_terminal_cannot_encode_is_escaped_not_an_error(target: str) -> None:
+    """On an ASCII stdout (LANG=C elsewhere, PYTHONIOENCODING=ascii) the first `°C` of a result
+    ended the output half-way with exit 2, `'...' is not valid UTF-8` and the whole output pasted
+    into the message (audit). Text now escapes it, JSON writes JSON escapes (the same JSON)."""
+    started = await cli(
+        target, "start", "city-weather", "-i", '{"city": "Oslo"}', "--run-id", "deg", "--wait"
+    )
+    assert started.code == 0 and "°C" in started.out, started.err
+    ascii_only = clean_env(PYTHONIOENCODING="ascii")
+
+    async def run(*args: str) -> Result:
+        done = await runservice(*args, "--target", target, env=ascii_only)
+        assert done.code == 0 and done.err == "", done.err
+        assert done.out.isascii(), done.out
+        return done
+
+    text = await run("show", "deg")
+    assert "\\xb0C" in text.out and text.out.splitlines()[0] == "run deg (city-weather) success"
+    as_json = await run("show", "deg", "--json")
+    assert "\\u00b0C" in as_json.out and "°C" in as_json.json()["result"]["activities"]
+    lines = (await run("watch", "deg", "--json")).out.splitlines()
+    assert "°C" in json.loads(lines[-1])["data"]["activities"]
+    assert "\\xb0C" in (await run("watch", "deg")).out
+
+    # What still is a usage error: an argument that cannot be sent, said in a short line.
+    padding = "x" * 5000
+    surrogate = await cli(target, "start", "echo", "--input", f'{{"count": 1, "a": "{padding}\\udcff"}}')
+    assert surrogate.code == 2
+    line = one_error_line(surrogate, "is not valid UTF-8", "\\udcff")
+    assert len(line) < 200, line
 
 
 async def test_unreachable_server_is_one_line_and_exit_1(unused_tcp_port: int) -> None:

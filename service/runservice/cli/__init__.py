@@ -29,6 +29,8 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import argparse
+import codecs
+import io
 import sys
 from collections.abc import Sequence
 
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The `runservice` command."""
+    _never_fail_to_encode()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
@@ -75,3 +78,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return code
+
+
+def _never_fail_to_encode() -> None:
+    """Have stdout and stderr write what their encoding lacks as escapes (`\\xb0`), as
+    stderr does by default: on an ASCII terminal (LANG=C, PYTHONIOENCODING=ascii) the first
+    `°C` of a run's result ended the output half-way, reported as a usage error (audit).
+    The bytes of a file name that is not UTF-8 (surrogate escapes) are written as they were.
+    An error handler already chosen to be lenient (replace, ignore) is kept."""
+    codecs.register_error(_OUTPUT_ERRORS, _escape)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors in ("strict", "surrogateescape"):
+            stream.reconfigure(errors=_OUTPUT_ERRORS)
+
+
+_OUTPUT_ERRORS = "runservice.escape"
+
+
+def _escape(exc: UnicodeError) -> tuple[str | bytes, int]:
+    if isinstance(exc, UnicodeEncodeError) and all(
+        0xDC80 <= ord(char) <= 0xDCFF for char in exc.object[exc.start : exc.end]
+    ):
+        return codecs.lookup_error("surrogateescape")(exc)
+    return codecs.backslashreplace_errors(exc)

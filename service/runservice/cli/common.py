@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import json
 import math
 import os
@@ -170,8 +171,14 @@ def client_command(body: Command) -> Callable[[argparse.Namespace], int]:
             return asyncio.run(_with_client(body, args))
         except UsageError as exc:
             return fail(str(exc), EXIT_USAGE)
-        except UnicodeEncodeError as exc:  # an argument of bytes that are not UTF-8 (a run id)
-            return fail(f"{exc.object!r} is not valid UTF-8", EXIT_USAGE)
+        except UnicodeEncodeError as exc:
+            # An argument of bytes that are not UTF-8 (a run id), or a JSON escape of a lone
+            # surrogate, refused as the request is encoded. Only that: output never fails to
+            # encode (`writes_utf8`, `print_json`, and `main` makes stdout escape what its
+            # encoding lacks), and it once came here, pasted whole into the message (audit).
+            if codecs.lookup(exc.encoding).name != "utf-8":
+                raise
+            return fail(f"{_excerpt(exc)} is not valid UTF-8", EXIT_USAGE)
         except errors.ServiceError as exc:
             return fail_call(exc, args)
         except TimeoutError:
@@ -270,6 +277,27 @@ def _still_running(run_id: str) -> str:
     return f"run {run_id} may still be running (runservice watch {run_id})"
 
 
+def _excerpt(exc: UnicodeEncodeError, around: int = 40) -> str:
+    """The text that failed to encode, cut to `around` characters either side of the failure."""
+    text = exc.object
+    start, end = max(0, exc.start - around), min(len(text), exc.end + around)
+    return ("..." if start else "") + repr(text[start:end]) + ("..." if end < len(text) else "")
+
+
+def writes_utf8(stream: Any) -> bool:
+    """Whether `stream` encodes text as UTF-8 (a terminal or pipe of the C locale may not)."""
+    encoding = getattr(stream, "encoding", None)
+    if not isinstance(encoding, str):
+        return False
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
+
+
 def print_json(value: Any, *, indent: int | None = 2) -> None:
-    """`value` as JSON on stdout (`indent=None`: one line, for a stream of values)."""
-    print(json.dumps(value, indent=indent, ensure_ascii=False, default=str), flush=True)
+    """`value` as JSON on stdout (`indent=None`: one line, for a stream of values). Characters
+    are written as themselves where stdout is UTF-8, else as JSON escapes (`\\u00b0`: the same
+    JSON, which any encoding can carry; an ASCII stdout failed on the first `°C`)."""
+    text = json.dumps(value, indent=indent, ensure_ascii=not writes_utf8(sys.stdout), default=str)
+    print(text, flush=True)
