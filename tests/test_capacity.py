@@ -565,8 +565,11 @@ def test_a_workflows_own_bound_holds_back_only_its_runs() -> None:
     alone = Capacity(0, lambda: 7, lambda: 7, limits={"serial": 1}, busy_in=lambda w: 0)
     assert alone.room() > 10**9 and alone.reserve("serial") and not alone.reserve("serial")
     assert alone.reserve("other")
-    with pytest.raises(WorkflowDefinitionError, match="max_active_runs must be a positive integer"):
-        create_workflow("bad", max_active_runs=0)
+    for bad in (0, 2**32):  # GetWorkflow carries it as a uint32: a larger one made it fail INTERNAL
+        with pytest.raises(
+            WorkflowDefinitionError, match="max_active_runs must be an integer from 1 to 4294967295"
+        ):
+            create_workflow("bad", max_active_runs=bad)
 
 
 SLOW_FLOWS = """

@@ -320,6 +320,34 @@ def test_an_address_without_a_valid_port_is_a_one_line_usage_error(tmp_path: Pat
         assert "from 0 to 65535" in line and flag.lstrip("-") in line, line
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--max-concurrent-streams", "2147483648", "'2147483648' must be from 1 to 2147483647"),
+        ("--max-concurrent-streams", "0", "'0' must be from 1 to 2147483647"),
+        (
+            "--workflow-max-active-runs",
+            "city-weather=4294967296",
+            "'city-weather=4294967296': must be at most 4294967295",
+        ),
+    ],
+)
+def test_an_integer_setting_out_of_its_range_is_a_one_line_usage_error(
+    tmp_path: Path, flag: str, value: str, expected: str
+) -> None:
+    """gRPC takes --max-concurrent-streams as a C int: 2**31 crashed the start with a 33-line
+    OverflowError traceback; a workflow bound past a uint32 made ListWorkflows fail INTERNAL."""
+    name = flag.removeprefix("--")
+    for args, env, source in (
+        ((flag, value), _env(), "flag"),
+        ((), _env(**{env_name(name.replace("-", "_")): value}), "environment"),
+    ):
+        done = _run_cli("--data-dir", str(tmp_path), *args, env=env)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [f"runservice: error: {name} ({source}): {expected}"]
+    assert not (tmp_path / "runservice.db").exists()
+
+
 def test_every_setting_is_a_flag_and_a_readme_row() -> None:
     readme = (ROOT / "README.md").read_text()
     parser_help = subprocess.run(

@@ -63,7 +63,7 @@ async def test_version_help_and_usage_errors() -> None:
     assert unknown.code == 2 and "--no-such-flag" in unknown.err
     # Out of range: usage errors (exit 2), not calls the server refuses (exit 1).
     negative = await runservice("watch", "some-run", "--after", "-5")
-    assert negative.code == 2 and "'-5' must be 0 or more" in negative.err
+    assert negative.code == 2 and "'-5' must be from 0 to" in negative.err
     for limit in ("0", "5000", "ten"):
         page = await runservice("runs", "--limit", limit)
         assert page.code == 2 and f"'{limit}'" in page.err, page.err
@@ -73,6 +73,13 @@ async def test_version_help_and_usage_errors() -> None:
     for timeout in ("nan", "inf", "-1"):
         late = await runservice("start", "echo", "--run-timeout", timeout)
         assert late.code == 2 and f"'{timeout}' must be a finite number" in late.err, late.err
+    # Past gRPC's deadlines (int64 nanoseconds: the year 2262) a call failed at once,
+    # DEADLINE_EXCEEDED, and a sequence past Watch's int64 was a ValueError traceback.
+    for flag in ("--timeout", "--run-timeout"):
+        far_off = await runservice("start", "echo", flag, "1e10", "--target", "127.0.0.1:9")
+        assert far_off.code == 2 and "'1e10' must be at most 1000000000 seconds" in far_off.err, far_off.err
+    after = await runservice("watch", "some-run", "--after", str(2**63), "--target", "127.0.0.1:9")
+    assert after.code == 2 and f"'{2**63}' must be from 0 to {2**63 - 1}" in after.err, after.err
     far = await runservice("resume", "some-run", "--data", "{}", "--index", "99999999999")
     assert far.code == 2 and "'99999999999' must be from 0 to 2147483647" in far.err, far.err
     garbled = await runservice("show", "run-\udcff", "--target", "127.0.0.1:9")  # the byte 0xff

@@ -21,6 +21,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runservice.errors import WorkflowDefinitionError
+from runservice.limits import ACTIVE_RUNS_BOUND, GRPC_INT
 from runservice.storage import sqlite_path
 from runservice.workflow.schedule import Schedule
 
@@ -222,8 +223,9 @@ class Settings(BaseSettings):
     @field_validator("max_concurrent_streams")
     @classmethod
     def _positive_int(cls, value: int) -> int:
-        if value <= 0:
-            raise ValueError("must be positive")
+        # gRPC takes it as a C int: above that the start crashed (OverflowError, an audit).
+        if not 0 < value <= GRPC_INT:
+            raise ValueError(f"must be from 1 to {GRPC_INT}")
         return value
 
     @field_validator("max_message_size")
@@ -392,6 +394,8 @@ def parse_workflow_limits(value: str) -> dict[str, int]:
             raise ValueError(f"{item!r}: {number!r} is not a whole number") from None
         if bound < 0:
             raise ValueError(f"{item!r}: must be >= 0 (0: no bound of its own)")
+        if bound > ACTIVE_RUNS_BOUND:  # ListWorkflows carries it as a uint32
+            raise ValueError(f"{item!r}: must be at most {ACTIVE_RUNS_BOUND}")
         limits[workflow_id] = bound
     return limits
 

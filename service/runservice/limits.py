@@ -73,6 +73,13 @@ TRACE_METADATA = 64 * KIB
 """TracingOptions' metadata (bytes, as sent)."""
 STATUSES = 16
 """Statuses in one ListRuns filter (there are 7; repeats are harmless up to this)."""
+ACTIVE_RUNS_BOUND = 2**32 - 1
+"""The largest bound on one workflow's active runs (`max_active_runs=`, the server's
+`--workflow-max-active-runs`): GetWorkflow and ListWorkflows carry it as a uint32, and a
+larger one made them fail INTERNAL."""
+GRPC_INT = 2**31 - 1
+"""The largest value of a gRPC channel argument (a C int): `--max-concurrent-streams` above it
+crashed the start with an OverflowError traceback."""
 JSON_DEPTH = 30
 """Levels of objects and arrays within each other in any JSON value, stored or sent. Each
 level of a `google.protobuf.Value` object is three messages deep, and the deepest reply

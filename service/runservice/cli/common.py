@@ -45,6 +45,9 @@ EXIT_INTERRUPTED = 130
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 30.0
 """Seconds a call that does not wait for a run may take when --timeout is not given."""
+MAX_SECONDS = 1e9
+"""The longest --timeout or --run-timeout (about 31 years). gRPC keeps a deadline in int64
+nanoseconds: one past the year 2262 (a --timeout of 1e10) failed at once, DEADLINE_EXCEEDED."""
 
 
 class UsageError(Exception):
@@ -108,13 +111,16 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds more than 0 (a usage error, exit 2, otherwise)."""
+    """An argparse type: a number of seconds more than 0 and at most MAX_SECONDS (a usage
+    error, exit 2, otherwise)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value > 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number more than 0")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most {MAX_SECONDS:.0f} seconds")
     return value
 
 

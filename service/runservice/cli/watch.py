@@ -83,7 +83,7 @@ def add_parser(
     watch.add_argument("run_id", metavar="RUN", help="the run id")
     watch.add_argument(
         "--after",
-        type=whole_number(0),
+        type=whole_number(0, 2**63 - 1),  # Watch's after_sequence is an int64
         metavar="N",
         help="only events after sequence N (default: every event when piped or with --json; "
         "the live display starts from the run as it is now)",

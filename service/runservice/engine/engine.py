@@ -1923,9 +1923,14 @@ def _workflow_bounds(workflows: Mapping[str, Workflow], given: Mapping[str, int]
             raise WorkflowDefinitionError(
                 f"a max_active_runs is given for workflow {workflow_id!r}, which is not served"
             )
-        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 0:
+        if (
+            isinstance(bound, bool)
+            or not isinstance(bound, int)
+            or not 0 <= bound <= limits.ACTIVE_RUNS_BOUND
+        ):
             raise WorkflowDefinitionError(
-                f"workflow {workflow_id!r}: max_active_runs must be 0 (no bound) or more, not {bound!r}"
+                f"workflow {workflow_id!r}: max_active_runs must be from 0 (no bound) to"
+                f" {limits.ACTIVE_RUNS_BOUND}, not {bound!r}"
             )
     bounds = {w.id: w.max_active_runs for w in workflows.values() if w.max_active_runs}
     bounds.update(given)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runservice.errors import WorkflowDefinitionError
+from runservice.limits import ACTIVE_RUNS_BOUND
 from runservice.model import Json
 from runservice.workflow.context import ConditionContext, StepContext
 from runservice.workflow.identity import DEFAULT_VERSION, check_version, graph_digest
@@ -337,9 +338,10 @@ def _schedule_validated(schema: Schema | None, data: Json, what: str) -> Json:
 def _check_max_active_runs(workflow_id: str, value: int | None) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= ACTIVE_RUNS_BOUND:
         raise WorkflowDefinitionError(
-            f"workflow {workflow_id!r}: max_active_runs must be a positive integer or None, not {value!r}"
+            f"workflow {workflow_id!r}: max_active_runs must be an integer from 1 to {ACTIVE_RUNS_BOUND}"
+            f" or None, not {value!r}"
         )
     return value
 
