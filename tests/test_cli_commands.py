@@ -354,18 +354,80 @@ async def test_a_wait_cut_short_names_the_run_that_goes_on(target: str) -> None:
     assert shown.code == 0 and shown.json()["status"] == "running"
 
     proc = await asyncio.create_subprocess_exec(
-        str(RUNSERVICE), "start", "sluggish", "-i", '{"value": 2}', "--wait", "--target", target,
+        str(RUNSERVICE), "start", "sluggish", "-i", '{"value": 2}', "--wait", "--target", target, "--json",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
     )  # fmt: skip
     await asyncio.sleep(2.0)  # connected and waiting
     proc.send_signal(signal.SIGINT)
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 130
     (interrupted,) = err.decode().strip().splitlines()
     assert interrupted.startswith("runservice: error: interrupted; run ")
     assert "may still be running (runservice watch " in interrupted
+    error = Result(130, out.decode(), "").json()["error"]  # with --json, a script gets the run
+    assert error["code"] == "CANCELLED" and error["metadata"] == {"run_id": interrupted.split()[4]}
     for run in (run_id, interrupted.split()[4]):
         assert (await cli(target, "cancel", run)).code == 0
+
+
+@pytest.mark.timeout(150)
+async def test_a_wait_cut_short_names_the_run_in_json_and_with_a_request_id(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """`start --wait --json` cut short gave `"metadata": {}` (only stderr named the run), and
+    with --request-id, whose run id the server derives, nothing named it at all: not after a
+    --timeout, nor when a stopping server ended the wait UNAVAILABLE (audit)."""
+    start = ("start", "sluggish", "-i", '{"value": 1}')
+    async with serving(tmp_path / "runs.db", workflows=cli_workflows()) as served:
+        target = served.address
+        for key in ((), ("--request-id", "rq-cut")):
+            cut = await cli(target, *start, *key, "--wait", "--timeout", "1", "--json")
+            assert cut.code == 1
+            error = cut.json()["error"]
+            assert error["code"] == "DEADLINE_EXCEEDED", error
+            run_id = error["metadata"]["run_id"]
+            one_error_line(cut, f"run {run_id} may still be running (runservice watch {run_id})")
+            shown = await cli(target, "show", run_id, "--json")
+            assert shown.code == 0 and shown.json()["status"] == "running", shown.err
+        again = await cli(target, *start, "--request-id", "rq-cut", "--json")  # the same run
+        assert again.code == 0 and again.json()["run_id"] == run_id, again.err
+        # So do time travel and fork (a fork without --new-run-id: its id chosen, or derived).
+        assert (await cli(target, "cancel", run_id)).code == 0
+        for travel in (
+            ("time-travel", run_id),
+            ("fork", run_id),
+            ("fork", run_id, "--request-id", "rq-fork"),
+        ):
+            cut = await cli(target, *travel, "--step", "slow", "--wait", "--timeout", "1", "--json")
+            assert cut.code == 1 and cut.json()["error"]["code"] == "DEADLINE_EXCEEDED", cut.out
+            named = cut.json()["error"]["metadata"]["run_id"]
+            assert f"run {named} may still be running" in cut.err
+            shown = (await cli(target, "show", named, "--json")).json()
+            assert shown["status"] == "running", shown
+            assert (named == run_id) if travel[0] == "time-travel" else (shown["forked_from"] == run_id)
+            assert (await cli(target, "cancel", named)).code == 0
+
+        async def running() -> int:
+            return len((await cli(target, "runs", "--status", "running", "--json")).json()["runs"])
+
+        before = await running()
+        proc = await asyncio.create_subprocess_exec(
+            str(RUNSERVICE), *start, "--request-id", "rq-drain", "--wait", "--json", "--target", target,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+        )  # fmt: skip
+        async with asyncio.timeout(20):
+            while await running() == before:  # until its run started
+                await asyncio.sleep(0.05)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)  # the server stopped
+    assert proc.returncode == 1, err
+    error = Result(1, out.decode(), err.decode()).json()["error"]
+    assert error["code"] == "UNAVAILABLE", error
+    drained = error["metadata"]["run_id"]
+    assert f"run {drained} may still be running" in err.decode()
+    async with serving(tmp_path / "runs.db", workflows=cli_workflows()) as served:
+        shown = await cli(served.address, "show", drained, "--json")
+        assert shown.code == 0 and shown.json()["workflow_id"] == "sluggish", shown.err
+        assert (await cli(served.address, "cancel", drained, run_id)).code == 0
 
 
 async def test_a_failed_run_exits_3(target: str) -> None:

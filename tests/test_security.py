@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from runservice import errors
 from runservice.client import Client
-from runservice.engine.engine import request_run_id
+from runservice.model import request_run_id
 from runservice.server import EdgeOptions
 from runservice.server.app import RunServer
 from runservice.server.auth import TokenFileError, TokenSet

@@ -777,6 +777,25 @@ def time_ordered_id() -> str:
     return str(uuid.UUID(int=value))
 
 
+_REQUEST_IDS = uuid.UUID("6f1d3c2e-5b7a-4c8e-9a0b-2d4e6f8a1c3e")
+_FORKS = uuid.UUID("0b6f3d1a-7c52-4e8b-9f14-6a2d5c8e3b71")
+
+
+def request_run_id(workflow_id: str, request_id: str, resource_id: str | None) -> str:
+    """The run id a Start without one gets from its request id (stable across retries).
+
+    The resource id is part of it: callers of different tenants who happen to use the same
+    request id get different runs, never each other's. Here, not in the engine, so that the
+    command line can name the run a `start --wait --request-id` cut short leaves going.
+    """
+    return str(uuid.uuid5(_REQUEST_IDS, f"{workflow_id}\x00{resource_id or ''}\x00{request_id}"))
+
+
+def fork_run_id(source_run_id: str, request_id: str) -> str:
+    """The id a ForkRun without `new_run_id` gets from its request id (stable across retries)."""
+    return str(uuid.uuid5(_FORKS, f"{source_run_id}\x00{request_id}"))
+
+
 def path_key(path: StepPath) -> str:
     """The storage key of a step path ("outer.inner")."""
     return ".".join(path)

@@ -193,7 +193,11 @@ def client_command(body: Command) -> Callable[[argparse.Namespace], int]:
         except KeyboardInterrupt:
             waited = getattr(args, "waiting_on", None)
             if waited:  # the wait ended here, not the run
-                return fail(f"interrupted; {_still_running(waited)}", EXIT_INTERRUPTED)
+                message = f"interrupted; {_still_running(waited)}"
+                if getattr(args, "json", False):
+                    metadata = {"run_id": waited}
+                    print_json({"error": _error_json("CANCELLED", "INTERRUPTED", message, metadata)})
+                return fail(message, EXIT_INTERRUPTED)
             print(file=sys.stderr)
             return EXIT_INTERRUPTED
 
@@ -246,12 +250,20 @@ def status_code(exc: errors.ServiceError) -> str:
 
 def error_json(exc: errors.ServiceError) -> dict[str, Json]:
     """A service error for `--json` output."""
+    violations = [{"field": v.field, "description": v.description} for v in exc.violations]
+    return _error_json(status_code(exc), exc.reason, exc.message, dict(exc.metadata), violations)
+
+
+def _error_json(
+    code: str, reason: str, message: str, metadata: dict[str, str], violations: Json = None
+) -> dict[str, Json]:
+    """The `error` object of `--json` output (README, Command line)."""
     return {
-        "code": status_code(exc),
-        "reason": exc.reason,
-        "message": exc.message,
-        "metadata": exc.metadata,
-        "violations": [{"field": v.field, "description": v.description} for v in exc.violations],
+        "code": code,
+        "reason": reason,
+        "message": message,
+        "metadata": dict(metadata),
+        "violations": violations if violations is not None else [],
     }
 
 
@@ -271,11 +283,16 @@ def fail_call(exc: errors.ServiceError, args: argparse.Namespace) -> int:
         elif getattr(args, "tls", False) or getattr(args, "tls_ca", None):
             text += "; or does it ask for a client certificate (--tls-cert)?"
         text += ")"
-    waited = getattr(args, "waiting_on", None)
-    if waited and code in ("DEADLINE_EXCEEDED", "UNAVAILABLE", "CANCELLED"):
+    waited: str | None = getattr(args, "waiting_on", None)
+    if waited and code not in ("DEADLINE_EXCEEDED", "UNAVAILABLE", "CANCELLED"):
+        waited = None  # the call failed, not the wait
+    if waited:
         text += f"; {_still_running(waited)}"  # a wait that ended says which run it waited for
     if getattr(args, "json", False):
-        print_json({"error": error_json(exc)})
+        body = error_json(exc)
+        if waited:  # and so does the JSON: a script needs the run, not a line to parse
+            body["metadata"] = {**exc.metadata, "run_id": waited}
+        print_json({"error": body})
     return fail(f"{head}: {text}", EXIT_CALL)
 
 

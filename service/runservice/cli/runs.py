@@ -35,7 +35,7 @@ from runservice.cli.output import (
     when,
 )
 from runservice.cli.selection import act_on, add_filters, selected_ids, selection
-from runservice.model import Json, Run, RunStatus, time_ordered_id
+from runservice.model import Json, Run, RunStatus, fork_run_id, request_run_id, time_ordered_id
 
 if TYPE_CHECKING:
     from runservice.client import Client
@@ -225,13 +225,18 @@ async def start_run(client: Client, args: argparse.Namespace) -> int:
         input_data = await _default_input(client, args.workflow)
     state = read_json(args.state, "--state")
     context = read_json(args.context, "--context")
-    run_id = args.run_id or ""
-    if args.wait and not run_id and not args.request_id:
-        # Chosen here, as the server would (time-ordered), so that a wait cut short (Ctrl-C,
-        # --timeout, a server stopping) can name the run that goes on. With a --request-id
-        # the server derives the run id from it, and a repeated command finds the same run.
-        run_id = time_ordered_id()
-    args.waiting_on = run_id if args.wait else None
+    run_id = waiting_on = args.run_id or ""
+    if args.wait and not run_id:
+        # Known here, so that a wait cut short (Ctrl-C, --timeout, a server stopping) can name
+        # the run that goes on. Without a --request-id, chosen as the server would (time-ordered).
+        # With one, the server derives it from the key, so that the same command run again finds
+        # the same run; it is derived here the same way, not sent (a token scoped to resources
+        # may not choose an id of that form).
+        if args.request_id:
+            waiting_on = request_run_id(args.workflow, args.request_id, args.resource_id)
+        else:
+            run_id = waiting_on = time_ordered_id()
+    args.waiting_on = waiting_on if args.wait else None
     run = run_handle(client, run_id, workflow_id=args.workflow, resource_id=args.resource_id)
     start = run.start_async if args.wait else run.start
     done = await start(
@@ -284,6 +289,7 @@ async def cancel_run(client: Client, args: argparse.Namespace) -> int:
 
 async def time_travel_run(client: Client, args: argparse.Namespace) -> int:
     """`runservice time-travel RUN --step STEP`."""
+    args.waiting_on = args.run_id if args.wait else None
     done = await run_handle(client, args.run_id).time_travel(
         args.step,
         read_json(args.input, "--input"),
@@ -297,10 +303,17 @@ async def time_travel_run(client: Client, args: argparse.Namespace) -> int:
 
 async def fork_run(client: Client, args: argparse.Namespace) -> int:
     """`runservice fork RUN --step STEP`."""
+    new_run_id = waiting_on = args.new_run_id
+    if args.wait and not new_run_id:  # as for start: the fork a wait cut short leaves going is named
+        if args.request_id:
+            waiting_on = fork_run_id(args.run_id, args.request_id)
+        else:
+            new_run_id = waiting_on = time_ordered_id()
+    args.waiting_on = waiting_on if args.wait else None
     done = await run_handle(client, args.run_id).fork(
         args.step,
         read_json(args.input, "--input"),
-        new_run_id=args.new_run_id,
+        new_run_id=new_run_id,
         initial_state=read_json(args.state, "--state"),
         request_context=read_json(args.context, "--context"),
         request_id=args.request_id,

@@ -8,7 +8,6 @@ import hashlib
 import logging
 import random
 import time
-import uuid
 import weakref
 from collections.abc import (
     AsyncIterator,
@@ -42,7 +41,6 @@ from runservice.engine.targets import Accepted, accept, find_runnable, resolve
 from runservice.engine.timetravel import (
     RECORDED_INPUT,
     check_time_travel,
-    fork_run_id,
     plan,
     refusal,
     travel_event,
@@ -85,7 +83,9 @@ from runservice.model import (
     StepStatus,
     Travel,
     WorkflowState,
+    fork_run_id,
     random_bits,
+    request_run_id,
     time_ordered_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
@@ -1935,18 +1935,6 @@ def _workflow_bounds(workflows: Mapping[str, Workflow], given: Mapping[str, int]
     bounds = {w.id: w.max_active_runs for w in workflows.values() if w.max_active_runs}
     bounds.update(given)
     return {workflow_id: bound for workflow_id, bound in bounds.items() if bound}
-
-
-_REQUEST_IDS = uuid.UUID("6f1d3c2e-5b7a-4c8e-9a0b-2d4e6f8a1c3e")
-
-
-def request_run_id(workflow_id: str, request_id: str, resource_id: str | None) -> str:
-    """The run id a Start without one gets from its request id (stable across retries).
-
-    The resource id is part of it: callers of different tenants who happen to use the same
-    request id get different runs, never each other's.
-    """
-    return str(uuid.uuid5(_REQUEST_IDS, f"{workflow_id}\x00{resource_id or ''}\x00{request_id}"))
 
 
 def new_trace_id() -> str:

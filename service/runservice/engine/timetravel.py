@@ -23,7 +23,6 @@ nothing of what ran before is lost: the replaced records are in the events befor
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,14 +127,6 @@ def travel_event(path: StepPath, replaced: Sequence[StepRecord], previous: Run, 
         "forked_from" if fork else "previous": outcome,
     }
     return EventDraft(EventType.TIME_TRAVEL, RunStatus.RUNNING, data=data)
-
-
-_FORKS = uuid.UUID("0b6f3d1a-7c52-4e8b-9f14-6a2d5c8e3b71")
-
-
-def fork_run_id(source_run_id: str, request_id: str) -> str:
-    """The id a ForkRun without `new_run_id` gets from its request id (stable across retries)."""
-    return str(uuid.uuid5(_FORKS, f"{source_run_id}\x00{request_id}"))
 
 
 def _path(step: Sequence[str]) -> StepPath:

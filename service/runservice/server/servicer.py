@@ -19,7 +19,6 @@ import grpc
 from runservice import errors, logs, model
 from runservice.engine import Engine
 from runservice.engine.engine import new_trace_id
-from runservice.engine.timetravel import fork_run_id
 from runservice.server import convert, scope
 from runservice.server.fanout import SharedReplies
 from runservice.server.status import streaming_errors, unary_errors
@@ -306,7 +305,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         born = await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         source = scope.check_visible(await self._engine.get_run(args["run_id"]))
         fork_id = new_run_id or (
-            fork_run_id(args["run_id"], args["request_id"]) if args["request_id"] else model.time_ordered_id()
+            model.fork_run_id(args["run_id"], args["request_id"])
+            if args["request_id"]
+            else model.time_ordered_id()
         )
         await scope.check_new_run(self._engine, fork_id, source.resource_id, "ForkRun")
         forget = self._expect_execution(fork_id, trace)
