@@ -87,6 +87,32 @@ async def test_version_help_and_usage_errors() -> None:
     assert "Traceback" not in late.err + far.err + garbled.err
 
 
+async def test_usage_errors_with_json_are_json_on_stdout_too() -> None:
+    """Errors with --json go to stdout as `{"error": {...}}` too; usage errors printed nothing
+    there (`start city-weather --input '[1,2' --json`: exit 2, stdout empty; audit)."""
+    down = ("--target", "127.0.0.1:9")  # none of them gets as far as calling a server
+    for args, message in (
+        (("start", "city-weather", "--input", "[1,2"), "--input: the argument is not JSON"),  # UsageError
+        (("runs", "--limit", "0"), "argument --limit/-n: '0' must be from 1 to 1000"),  # argparse's
+        (("start",), "the following arguments are required: WORKFLOW"),
+        (("cancel",), "name a run, or select runs with"),
+        (("runs", "--no-such-flag"), "unrecognized arguments: --no-such-flag"),
+    ):
+        done = await runservice(*args, *down, "--json")
+        assert done.code == 2, done.err
+        assert message in done.err
+        error = done.json()["error"]
+        assert set(error) == {"code", "reason", "message", "metadata", "violations"}, error
+        assert error["code"] == "INVALID_ARGUMENT" and error["reason"] == "USAGE", error
+        assert error["message"].startswith(message) and error["metadata"] == {} and error["violations"] == []
+        plain = await runservice(*args, *down)
+        assert plain.code == 2 and plain.out == "" and message in plain.err
+    # `check` keeps its own JSON shape for every error.
+    for args in (("check", "--json"), ("check", "--json", "--no-such-flag")):
+        checked = await runservice(*args, env=clean_env())
+        assert checked.code == 2 and checked.json()["ok"] is False and checked.json()["error"], checked.out
+
+
 async def test_output_the_terminal_cannot_encode_is_escaped_not_an_error(target: str) -> None:
     """On an ASCII stdout (LANG=C elsewhere, PYTHONIOENCODING=ascii) the first `°C` of a result
     ended the output half-way with exit 2, `'...' is not valid UTF-8` and the whole output pasted

@@ -33,22 +33,44 @@ import codecs
 import io
 import sys
 from collections.abc import Sequence
+from typing import NoReturn, cast
 
 from runservice import __version__
 from runservice.cli import backup, check, health, runs, schedules, serve, watch, workflows
-from runservice.cli.common import EXIT_USAGE, client_options
+from runservice.cli.common import EXIT_USAGE, client_options, print_json, usage_error_json
+
+
+class _ArgumentError(Exception):
+    """What argparse refused, raised instead of its exit so that `main` can report it as JSON
+    too when --json was given."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors `main` reports (its subcommands' parsers are _Parsers too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _ArgumentError(self, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; each sets `handler` to the function that runs it."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="runservice",
         description="Durable workflow run service: serve workflows, and start, follow and manage their runs.",
         epilog="Every command that calls a server takes --target (RUNSERVICE_TARGET), --timeout and --json. "
         "Exit codes: 0 done, 1 the call failed, 2 usage, 3 the run ended failed or canceled.",
     )
     parser.add_argument("--version", action="version", version=f"runservice {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Each subcommand's parser is a _Parser too (argparse makes them of the parent's class).
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND"),
+    )
     parent = client_options()
     serve.add_parser(commands)
     health.add_parser(commands)
@@ -65,7 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The `runservice` command."""
     _never_fail_to_encode()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(given)
+    except _ArgumentError as exc:
+        return _usage_error(exc, given)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
@@ -78,6 +104,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return code
+
+
+def _usage_error(exc: _ArgumentError, given: list[str]) -> int:
+    """argparse's usage and error lines on stderr, as argparse prints them; with --json on the
+    command line also the error on stdout, as for every error (an argument that is not JSON
+    printed nothing there: an audit). `check` keeps its own shape, `{"ok": false, "error": ...}`."""
+    exc.parser.print_usage(sys.stderr)
+    print(f"{exc.parser.prog}: error: {exc.message}", file=sys.stderr)
+    options = given[: given.index("--")] if "--" in given else given
+    if "--json" in options:
+        # The command is the first word (the top parser reports unrecognized arguments).
+        command = next((word for word in options if not word.startswith("-")), "")
+        print_json(
+            {"ok": False, "error": exc.message}
+            if command == "check"
+            else {"error": usage_error_json(exc.message)}
+        )
+    return EXIT_USAGE
 
 
 def _never_fail_to_encode() -> None:

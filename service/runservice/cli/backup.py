@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from runservice.cli.common import EXIT_CALL, EXIT_OK, EXIT_USAGE, fail, print_json
+from runservice.cli.common import EXIT_CALL, EXIT_OK, fail, fail_usage, print_json
 from runservice.config import ConfigError, Settings
 from runservice.storage import redact_url, sqlite_path
 from runservice.storage.sqlite_backup import BackupError, Copy, back_up, restore
@@ -82,13 +82,13 @@ def _database(args: argparse.Namespace) -> str | int:
     try:
         url = Settings.load(data_dir=args.data_dir, database_url=args.database_url).database
     except ConfigError as exc:
-        return fail(str(exc), EXIT_USAGE)
+        return fail_usage(str(exc), args)
     path = sqlite_path(url)
     if path is None:
-        return fail(
+        return fail_usage(
             f"{args.command}: {redact_url(url)} is not an SQLite database: back up and restore PostgreSQL"
             " with its own tools (pg_dump, pg_restore, or your provider's snapshots)",
-            EXIT_USAGE,
+            args,
         )
     return path
 

@@ -51,9 +51,10 @@ def run_check(args: argparse.Namespace) -> int:
     """`runservice check`."""
     modules = [name.strip() for name in (args.workflows or "").split(",") if name.strip()]
     if not modules:
-        return fail(
-            "name the workflow modules with --workflows MODULE[,MODULE] (or RUNSERVICE_WORKFLOWS)", EXIT_USAGE
-        )
+        message = "name the workflow modules with --workflows MODULE[,MODULE] (or RUNSERVICE_WORKFLOWS)"
+        if args.json:
+            print_json({"ok": False, "error": message})
+        return fail(message, EXIT_USAGE)
     try:
         loaded = load_modules(modules, app_dir=args.app_dir)
         report = [_module_json(module) for module in loaded]

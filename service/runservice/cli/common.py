@@ -50,6 +50,10 @@ MAX_SECONDS = 1e9
 nanoseconds: one past the year 2262 (a --timeout of 1e10) failed at once, DEADLINE_EXCEEDED."""
 
 
+USAGE = "USAGE"
+"""The `reason` of a usage error in `--json` output (its code: INVALID_ARGUMENT)."""
+
+
 class UsageError(Exception):
     """The command line asks for something that cannot be done (exit 2)."""
 
@@ -176,7 +180,7 @@ def client_command(body: Command) -> Callable[[argparse.Namespace], int]:
         try:
             return asyncio.run(_with_client(body, args))
         except UsageError as exc:
-            return fail(str(exc), EXIT_USAGE)
+            return fail_usage(str(exc), args)
         except UnicodeEncodeError as exc:
             # An argument of bytes that are not UTF-8 (a run id), or a JSON escape of a lone
             # surrogate, refused as the request is encoded. Only that: output never fails to
@@ -184,7 +188,7 @@ def client_command(body: Command) -> Callable[[argparse.Namespace], int]:
             # encoding lacks), and it once came here, pasted whole into the message (audit).
             if codecs.lookup(exc.encoding).name != "utf-8":
                 raise
-            return fail(f"{_excerpt(exc)} is not valid UTF-8", EXIT_USAGE)
+            return fail_usage(f"{_excerpt(exc)} is not valid UTF-8", args)
         except errors.ServiceError as exc:
             return fail_call(exc, args)
         except TimeoutError:
@@ -232,6 +236,19 @@ def fail(message: str, code: int) -> int:
     """Print `runservice: error: MESSAGE` (one line) on stderr and return `code`."""
     print(f"runservice: error: {' '.join(message.split())}", file=sys.stderr)
     return code
+
+
+def fail_usage(message: str, args: argparse.Namespace | None = None, *, as_json: bool = False) -> int:
+    """Report a usage error in one line, and with --json (`args.json`, or `as_json`) also as
+    `{"error": {...}}` on stdout, as every error is (code INVALID_ARGUMENT, reason USAGE); EXIT_USAGE."""
+    if as_json or getattr(args, "json", False):
+        print_json({"error": usage_error_json(message)})
+    return fail(message, EXIT_USAGE)
+
+
+def usage_error_json(message: str) -> dict[str, Json]:
+    """A usage error for `--json` output."""
+    return _error_json("INVALID_ARGUMENT", USAGE, " ".join(message.split()), {})
 
 
 def status_code(exc: errors.ServiceError) -> str:
