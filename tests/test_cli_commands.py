@@ -80,6 +80,23 @@ async def test_version_help_and_usage_errors() -> None:
         assert far_off.code == 2 and "'1e10' must be at most 1000000000 seconds" in far_off.err, far_off.err
     after = await runservice("watch", "some-run", "--after", str(2**63), "--target", "127.0.0.1:9")
     assert after.code == 2 and f"'{2**63}' must be from 0 to {2**63 - 1}" in after.err, after.err
+    # Each was accepted: a NaN or negative give-up meant "never" in silence, a negative or NaN
+    # health timeout failed as DEADLINE_EXCEEDED (a probe's mistake read as a dead server),
+    # `garbage` was checked as 127.0.0.1:garbage, and --version without --workflow was left to
+    # the server to refuse.
+    for give_up in ("nan", "-5", "inf"):
+        watched = await runservice("watch", "some-run", "--give-up-after", give_up, "--target", "127.0.0.1:9")
+        assert watched.code == 2 and f"'{give_up}' must be from 0 (never) to" in watched.err, watched.err
+    for timeout in ("-1", "nan", "0"):
+        probe = await runservice("health", "--address", "127.0.0.1:9", "--timeout", timeout)
+        assert probe.code == 2 and f"'{timeout}' must be a finite number more than 0" in probe.err, probe.err
+    for address in ("garbage", "127.0.0.1:0", "127.0.0.1:65536", "host:", "127.0.0.1:http"):
+        probe = await runservice("health", "--address", address)
+        assert probe.code == 2, probe.err
+        assert f"'{address}' must be HOST:PORT with a port from 1 to 65535" in probe.err, probe.err
+    versioned = await runservice("runs", "--version", "1", "--target", "127.0.0.1:9")
+    assert versioned.code == 2
+    one_error_line(versioned, "--version needs --workflow: a version is one workflow's")
     far = await runservice("resume", "some-run", "--data", "{}", "--index", "99999999999")
     assert far.code == 2 and "'99999999999' must be from 0 to 2147483647" in far.err, far.err
     garbled = await runservice("show", "run-\udcff", "--target", "127.0.0.1:9")  # the byte 0xff

@@ -128,6 +128,18 @@ def seconds(text: str) -> float:
     return value
 
 
+def seconds_or_never(text: str) -> float:
+    """An argparse type: a number of seconds from 0 (which means never) to MAX_SECONDS. NaN and
+    negative numbers are refused: taken as 0, they meant "never" in silence (an audit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= MAX_SECONDS:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 0 (never) to {MAX_SECONDS:.0f} seconds")
+    return value
+
+
 def read_json(text: str | None, flag: str) -> Json:
     """The JSON value of a flag: inline JSON, `@FILE` for a file's contents or `-` for stdin."""
     if text is None:

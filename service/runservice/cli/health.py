@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from runservice import errors
+from runservice.cli.common import seconds
 from runservice.client import RUN_SERVICE_NAME, check_health
 from runservice.config import ConfigError, Settings
 
@@ -31,7 +32,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="check a running server's gRPC health (exit 0 when SERVING)",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    check.add_argument("--address", help="HOST:PORT to check (default: the data dir's address file)")
+    check.add_argument(
+        "--address",
+        type=_address,
+        help="HOST:PORT to check, or unix:PATH (default: the data dir's health socket or address file)",
+    )
     check.add_argument("--data-dir", help="the server's data directory (RUNSERVICE_DATA_DIR; default ./data)")
     check.add_argument(
         "--service",
@@ -39,7 +44,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"service to check ('' for the server; default {RUN_SERVICE_NAME})",
     )
     check.add_argument(
-        "--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)"
+        "--timeout",
+        type=seconds,
+        default=3.0,
+        metavar="SECONDS",
+        help="seconds to wait for the answer (default 3)",
     )
     check.add_argument("--tls-ca", help="PEM CA bundle: check over TLS, trusting this CA")
     check.add_argument("--tls-cert", help="PEM client certificate, for a server that asks (mTLS)")
@@ -66,6 +75,20 @@ def target_address(address: str | None, data_dir: str | None, *, tls: bool = Fal
         address = address or settings.address
     host, _, port = address.rpartition(":")
     return f"{_WILDCARDS.get(host, host)}:{port}"
+
+
+def _address(text: str) -> str:
+    """An argparse type: HOST:PORT with a port from 1 to 65535 (an empty or wildcard host is
+    loopback), or a Unix socket `unix:PATH`. `garbage` was checked as `127.0.0.1:garbage`,
+    and failed as a server that does not answer (an audit)."""
+    if text.startswith("unix:"):
+        return text
+    _, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be HOST:PORT with a port from 1 to 65535, or unix:PATH"
+        )
+    return text
 
 
 def _reachable(path: Path) -> bool:

@@ -325,6 +325,8 @@ async def fork_run(client: Client, args: argparse.Namespace) -> int:
 async def list_runs(client: Client, args: argparse.Namespace) -> int:
     """`runservice runs`."""
     chosen = selection(args)
+    if args.version and not chosen.workflow:  # refused here, not only by the server
+        raise UsageError("--version needs --workflow: a version is one workflow's")
     runs, token = await client.get_workflow(chosen.workflow).runs(
         status=list(chosen.statuses),
         resource_id=chosen.resource,

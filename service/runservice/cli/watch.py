@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from runservice.cli.common import client_command, print_json, run_exit_code, whole_number
+from runservice.cli.common import client_command, print_json, run_exit_code, seconds_or_never, whole_number
 from runservice.cli.output import (
     clock,
     console,
@@ -90,7 +90,7 @@ def add_parser(
     )
     watch.add_argument(
         "--give-up-after",
-        type=float,
+        type=seconds_or_never,
         default=GIVE_UP_AFTER,
         metavar="SECONDS",
         help=f"exit 1 after this long with no answer from the server (heartbeats count; each reconnect "
@@ -246,7 +246,7 @@ def _telling_reconnects() -> Iterator[None]:
 
 
 def _give_up(args: argparse.Namespace) -> float | None:
-    return args.give_up_after if args.give_up_after and args.give_up_after > 0 else None
+    return args.give_up_after or None  # 0: never
 
 
 async def _print_events(client: Client, run: Run, args: argparse.Namespace) -> None:
