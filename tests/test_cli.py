@@ -395,3 +395,34 @@ def test_a_database_password_is_never_printed(tmp_path: Path, url: str) -> None:
     done = _run_cli("--data-dir", str(tmp_path), "--database-url", url)
     assert done.returncode != 0
     assert "hunter2" not in done.stderr and "***" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # Was `cannot serve: invalid literal for int() with base 10: 'abc'`, exit 1.
+        ("postgresql://app:hunter2@127.0.0.1:abc/db", "is not a PostgreSQL URL (port could not be cast"),
+        ("postgresql://app:hunter2@127.0.0.1:70000/db", "is not a PostgreSQL URL (port out of range"),
+        # Was `cannot serve: Invalid IPv6 URL`, exit 1.
+        ("postgresql://app:hunter2@[bad/db?password=hunter2", "is not a PostgreSQL URL (invalid ipv6 url)"),
+        # Exit 1, though a configuration error.
+        ("mysql://app:hunter2@db/x", "is not a database URL runservice takes"),
+        # The password was printed as given: only PostgreSQL URLs were redacted.
+        ("sqlite://admin:hunter2@db/x", "is not an SQLite URL"),
+    ],
+)
+def test_a_database_url_of_the_wrong_shape_is_a_one_line_usage_error(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    """Checked with the settings: one line naming the setting and where it came from, exit 2,
+    the URL without its password, whatever its scheme."""
+    for args, env, source in (
+        (("--database-url", url), _env(), "flag"),
+        ((), _env(RUNSERVICE_DATABASE_URL=url), "environment"),
+    ):
+        done = _run_cli("--data-dir", str(tmp_path), *args, env=env)
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"runservice: error: database-url ({source}): '") and expected in line, line
+        assert "hunter2" not in line and ":***@" in line, line
+    assert not list(tmp_path.iterdir())

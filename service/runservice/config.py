@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runservice.errors import WorkflowDefinitionError
 from runservice.limits import ACTIVE_RUNS_BOUND, GRPC_INT
-from runservice.storage import sqlite_path
+from runservice.storage import check_database_url, redact_url
 from runservice.workflow.schedule import Schedule
 
 PREFIX = "RUNSERVICE_"
@@ -285,7 +285,7 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
         if value:
-            sqlite_path(value)  # ValueError for `sqlite://name`
+            check_database_url(value)  # `sqlite://name`, a port that is not one, another scheme
         return value
 
     @field_validator("durability", mode="before")
@@ -521,7 +521,10 @@ def _describe(exc: ValidationError, flags: Mapping[str, Any]) -> str:
     source = "flag" if name in flags else "environment"
     error = first.get("ctx", {}).get("error")
     message = str(error) if error is not None else first["msg"].lower()
-    given = repr(first["input"])
+    value = first["input"]
+    if name == "database_url" and isinstance(value, str):
+        value = redact_url(value)  # its password, whatever the scheme, is never shown
+    given = repr(value)
     if message.startswith(given):  # the message names the value itself: not twice
         return f"{name.replace('_', '-')} ({source}): {message}"
     return f"{name.replace('_', '-')} ({source}): {given} {message}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,6 +411,38 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
+_POSTGRESQL_FORM = "postgresql://user:password@host:port/database"
+
+
+def check_database_url(url: str) -> None:
+    """ValueError unless `open_store` takes `url`: an SQLite URL or path, or a PostgreSQL URL
+    whose host and port parse. The message shows the URL without its secrets. Checked with the
+    settings, so that a bad URL is a configuration error naming the setting (exit 2), not
+    `cannot serve: invalid literal for int()` once the server starts (an audit)."""
+    if url.startswith(_POSTGRESQL_SCHEMES):
+        try:
+            _ = urlsplit(url).port  # ValueError: brackets that do not close, a port not 0-65535
+        except ValueError as exc:
+            raise ValueError(
+                f"{redact_url(url)!r} is not a PostgreSQL URL ({str(exc).lower()}): {_POSTGRESQL_FORM}"
+            ) from None
+        return
+    try:
+        path = sqlite_path(url)
+    except ValueError:
+        raise ValueError(
+            f"{redact_url(url)!r} is not an SQLite URL: sqlite:///relative/file.db or sqlite:////absolute/file.db"
+        ) from None
+    if path is None:
+        raise ValueError(
+            f"{redact_url(url)!r} is not a database URL runservice takes: use sqlite:////absolute/file.db"
+            f" or {_POSTGRESQL_FORM}"
+        )
+
+
+_POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
 def open_store(url: str, *, durability: str = "full") -> Store:
     """The store for a database URL: `sqlite:///relative.db`, `sqlite:////absolute.db` (or a plain path), or
     `postgresql://user:password@host:port/database` (also `postgres://`).
@@ -417,7 +450,7 @@ def open_store(url: str, *, durability: str = "full") -> Store:
     `durability` (SQLite): `full` syncs before anything is told (the rule), `normal` never
     syncs (a power loss may lose replies and events already delivered). PostgreSQL
     always keeps the rule."""
-    if url.startswith(("postgresql://", "postgres://")):
+    if url.startswith(_POSTGRESQL_SCHEMES):
         from runservice.storage.postgres import PostgresStore
 
         return PostgresStore(url)
@@ -451,8 +484,13 @@ def describe_database(url: str) -> str:
 
 def redact_url(url: str) -> str:
     """`url` with its secrets replaced by `***`, for logs and error messages: the password of
-    `user:password@` and the password query parameters (`?password=...`)."""
-    parts = urlsplit(url)
+    `user:password@` and the password query parameters (`?password=...`); of any scheme, and of
+    a URL that does not parse too (a bracket that does not close)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.password
+    except ValueError:
+        return _redact_unparsed(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     secret_query = any(key.lower() in _SECRET_PARAMETERS for key, _ in pairs)
     if parts.password is None and not secret_query:
@@ -464,6 +502,15 @@ def redact_url(url: str) -> str:
         hidden = [(key, "***" if key.lower() in _SECRET_PARAMETERS else value) for key, value in pairs]
         parts = parts._replace(query=urlencode(hidden, safe="*"))
     return urlunsplit(parts)
+
+
+_USERINFO_PASSWORD = re.compile(r"(//[^/?#@:]*:)[^/?#]*@")
+_QUERY_SECRET = re.compile(r"([?&](?:" + "|".join(sorted(_SECRET_PARAMETERS)) + r")=)[^&#]*", re.IGNORECASE)
+
+
+def _redact_unparsed(url: str) -> str:
+    """`redact_url` for a URL urlsplit refuses: the same secrets, found by their shape."""
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", url))
 
 
 __all__ = [
@@ -485,6 +532,7 @@ __all__ = [
     "TickResult",
     "TriggerRecord",
     "WriteResult",
+    "check_database_url",
     "open_store",
     "redact_url",
 ]
