@@ -162,6 +162,52 @@ async def test_output_the_terminal_cannot_encode_is_escaped_not_an_error(target:
     assert len(line) < 200, line
 
 
+CTRL_C_ON_IMPORT = """
+import os
+import signal
+import sys
+
+
+class CtrlC:
+    \"\"\"A Ctrl-C exactly as the command starts importing INTERRUPT_ON_IMPORT.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ["INTERRUPT_ON_IMPORT"]:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+
+sys.meta_path.insert(0, CtrlC())
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "command"),
+    [
+        ("argparse", ("runs",)),  # the command's own module, as it loads
+        ("runservice.workflow", ("workflows",)),  # the package's authoring API
+        ("rich", ("workflows",)),  # a subcommand's module
+        ("pydantic_settings", ("runs",)),  # the configuration
+        ("grpc", ("show", "some-run")),  # the client, once the command runs
+        ("runservice.examples", ("check", "--workflows", "runservice.examples")),  # a workflows module
+    ],
+)
+async def test_ctrl_c_at_any_point_exits_130_quietly(
+    tmp_path: Path, module: str, command: tuple[str, ...]
+) -> None:
+    """Every command imported its subcommands' modules (rich, pydantic, gRPC: half a second)
+    before `main` could treat Ctrl-C as an interrupt: a Ctrl-C then printed a KeyboardInterrupt
+    traceback (audit). The interrupt comes as the command imports `module` (a sitecustomize
+    that sends SIGINT from an import hook), each time a different stage."""
+    (tmp_path / "sitecustomize.py").write_text(CTRL_C_ON_IMPORT)
+    env = clean_env(PYTHONPATH=str(tmp_path), INTERRUPT_ON_IMPORT=module)
+    target = () if command[0] == "check" else ("--target", "127.0.0.1:9")
+    done = await runservice(*command, *target, env=env)
+    assert done.code == 130, done.err
+    assert "Traceback" not in done.err and done.err.strip() == "" and done.out == "", done.err
+
+
 async def test_unreachable_server_is_one_line_and_exit_1(unused_tcp_port: int) -> None:
     down = f"127.0.0.1:{unused_tcp_port}"
     result = await runservice("workflows", "--target", down)

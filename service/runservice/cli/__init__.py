@@ -11,11 +11,17 @@
 
 Exit codes are listed in cli/common.py: 0 done, 1 a failed call, 2 usage, 3 a run that
 ended failed or canceled, 130 interrupted.
+
+This module imports the standard library alone: the subcommands' modules (rich, pydantic,
+gRPC: about half a second) are imported inside `main`, where a Ctrl-C is an interrupt (130,
+quietly), not a KeyboardInterrupt traceback from an import (an audit).
 """
 
 from __future__ import annotations
 
 import os
+
+from runservice.cli import _loading  # first: a Ctrl-C while this package loads exits 130 quietly
 
 # gRPC's fork handlers are for a process that forks and goes on using gRPC in the child.
 # This one only forks to exec (the engine process; a step body's subprocess, under uvloop
@@ -36,8 +42,10 @@ from collections.abc import Sequence
 from typing import NoReturn, cast
 
 from runservice import __version__
-from runservice.cli import backup, check, health, runs, schedules, serve, watch, workflows
-from runservice.cli.common import EXIT_USAGE, client_options, print_json, usage_error_json
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""As cli/common.py has them (not imported from there before `main` guards against Ctrl-C)."""
 
 
 class _ArgumentError(Exception):
@@ -59,6 +67,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; each sets `handler` to the function that runs it."""
+    from runservice.cli import backup, check, health, runs, schedules, serve, watch, workflows
+    from runservice.cli.common import client_options
+
     parser = _Parser(
         prog="runservice",
         description="Durable workflow run service: serve workflows, and start, follow and manage their runs.",
@@ -85,6 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The `runservice` command."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C wherever a command did not handle it itself: while its modules load (the
+        # first half second of every command), while a workflows module imports, a backup.
+        print(file=sys.stderr)  # the shell's prompt goes on the next line, not after "^C"
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     _never_fail_to_encode()
     parser = build_parser()
     given = list(sys.argv[1:] if argv is None else argv)
@@ -110,6 +131,8 @@ def _usage_error(exc: _ArgumentError, given: list[str]) -> int:
     """argparse's usage and error lines on stderr, as argparse prints them; with --json on the
     command line also the error on stdout, as for every error (an argument that is not JSON
     printed nothing there: an audit). `check` keeps its own shape, `{"ok": false, "error": ...}`."""
+    from runservice.cli.common import print_json, usage_error_json
+
     exc.parser.print_usage(sys.stderr)
     print(f"{exc.parser.prog}: error: {exc.message}", file=sys.stderr)
     options = given[: given.index("--")] if "--" in given else given
@@ -145,3 +168,6 @@ def _escape(exc: UnicodeError) -> tuple[str | bytes, int]:
     ):
         return codecs.lookup_error("surrogateescape")(exc)
     return codecs.backslashreplace_errors(exc)
+
+
+_loading.done()
