@@ -305,3 +305,15 @@ async def test_an_error_keeps_the_chain_it_was_raised_from(client: Client) -> No
         assert causes == ["level 1", "level 2", "level 3", "level 4"]
         assert deep.error.cause is not None and deep.error.cause.message.endswith("more characters)")
         assert (await client.get_workflow("caused-deeply").run_by_id(deep.run_id)).error == deep.error
+
+
+def test_a_brief_error_keeps_no_cause_and_a_cycle_of_causes_ends_at_its_top() -> None:
+    """Past a run's 1 MiB of errors each new one is kept brief: its name and the start of its
+    message, no causes (a brief error that kept 4 KiB of causes let a wide foreach make a run
+    no reply could carry: review). A cause that is the error itself again ends the chain."""
+    error = RunError.from_exception(chain(["top", "level 1 " + "x" * 1_100, "level 2"]))
+    assert error.cause is not None and error.brief().cause is None
+    assert error.brief() == RunError("ValueError", "top")
+    top, below = ValueError("top"), KeyError("below")
+    top.__cause__, below.__cause__ = below, top
+    assert RunError.from_exception(top).cause == RunError("KeyError", "'below'")

@@ -164,7 +164,12 @@ class RunError:
         which a step that handles one error and raises another of its own did not ask for)."""
         chain: list[BaseException] = []
         below = exc.__cause__
-        while below is not None and len(chain) < limits.ERROR_CAUSES and all(e is not below for e in chain):
+        # A cycle ends where it comes back to an exception already in the chain, the top one too.
+        while (
+            below is not None
+            and len(chain) < limits.ERROR_CAUSES
+            and all(e is not below for e in (exc, *chain))
+        ):
             chain.append(below)
             below = below.__cause__
         cause = None
@@ -190,9 +195,12 @@ class RunError:
 
     def brief(self) -> RunError:
         """This error as a run past its errors' limit keeps it (`limits.RUN_ERRORS`): its name
-        and the start of its message."""
-        if self.details is None and (
-            len(self.message) <= limits.ERROR_BRIEF or self.message.endswith(_BRIEF_NOTE)
+        and the start of its message, without details or causes (review: a brief error that
+        kept its causes kept 4 KiB, and a wide foreach made a run no reply could carry)."""
+        if (
+            self.details is None
+            and self.cause is None
+            and (len(self.message) <= limits.ERROR_BRIEF or self.message.endswith(_BRIEF_NOTE))
         ):
             return self
         message = _clean_text(self.message, limits.ERROR_BRIEF)
