@@ -312,6 +312,22 @@ each = create_workflow("each", input_schema=list[Value]).foreach(check_item, con
 each_unchecked = create_workflow("each-unchecked").foreach(check_item).commit()
 check_flow = create_workflow("check-flow", input_schema=Value).then(check_item).commit()
 each_flow = create_workflow("each-flow", input_schema=list[Value]).foreach(check_flow, concurrency=2).commit()
+
+
+@create_step("asks-large")
+async def asks_large(ctx: StepContext) -> Any:
+    """Suspends with about 0.9 MB, or ends once resumed."""
+    if ctx.resume_data is None:
+        await ctx.suspend({"form": str(ctx.input_data) * 900_000})
+        return None
+    return {"done": ctx.input_data}
+
+
+each_flow_large = (
+    create_workflow("each-flow-large")
+    .foreach(create_workflow("asks-large-flow").then(asks_large).commit(), concurrency=5)
+    .commit()
+)
 """A foreach of nested workflows whose step suspends on a negative value, as `each`'s does."""
 
 
@@ -612,6 +628,7 @@ WORKFLOWS = [
     each,
     each_unchecked,
     each_flow,
+    each_flow_large,
     many_each,
     mapped,
     napping,

@@ -266,6 +266,24 @@ async def test_a_foreach_of_workflows_carries_the_suspension_of_its_items_as_one
         assert record.suspend_payload == {"item": -3}, workflow
 
 
+async def test_the_copies_of_a_foreach_of_workflows_count_toward_the_runs_size(client: Client) -> None:
+    """Each item's copy of its inner step's payload counts as a nested workflow's record's does:
+    five items suspending with 0.9 MB each made 9.9 MB, a run no reply could carry (review).
+    The copies that fit are kept; the inner steps' records keep every payload."""
+    run = await client.get_workflow("each-flow-large").create_run()
+    state = await run.start_async(input_data=list("01234"))
+    assert state.status is RunStatus.SUSPENDED
+    full = await client.get_workflow("each-flow-large").run_by_id(run.run_id)
+    [record] = [s for s in full.steps if s.path == ("asks-large-flow",)]
+    kept = [i.suspend_payload is not None for i in record.foreach_items]
+    assert kept[0] and not all(kept), kept
+    assert len([s for s in full.steps if s.suspend_payload is not None and len(s.path) == 3]) == 5
+    for index in range(5):  # what the copies counted is given back as the items end
+        state = await run.resume_async(for_each_index=index, resume_data={"ok": True})
+    assert state.status is RunStatus.SUCCESS, state.error
+    assert state.result == [{"done": digit} for digit in "01234"]
+
+
 async def test_a_large_foreach_keeps_every_item_in_order(client: Client) -> None:
     count = 2_000
     run = await client.get_workflow("many-each").create_run()

@@ -128,7 +128,8 @@ class Walker(Protocol):
 
     def note_suspended(self, record: StepRecord) -> None: ...
 
-    def suspended_inside(self, path: StepPath) -> Outcome: ...
+
+    def item_outcome(self, prefix: StepPath, outcome: Outcome) -> Outcome: ...
 
     def lent(self, path: StepPath, suspension: Outcome) -> Outcome: ...
 
@@ -298,10 +299,8 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             data = validated[1]
             # An item's own timeout counts from the foreach's start.
             item_scope = scope.child(step, (*path, f"[{index}]"), data, started_at=started_at)
-            outcome = await walker.run_sequence(step, data, item_scope)
-            if outcome.kind is Kind.SUSPENDED:  # the item carries it as an item of steps does
-                return walker.suspended_inside(item_scope.prefix)
-            return outcome
+            # A suspended item carries the payload as an item of steps does.
+            return walker.item_outcome(item_scope.prefix, await walker.run_sequence(step, data, item_scope))
         return await walker.run_item(step, items[index], path, scope, index, state.get(index))
 
     if record.status is StepStatus.SUSPENDED:
