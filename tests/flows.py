@@ -389,6 +389,12 @@ def soon_here(ctx: Any) -> dt.datetime:
     return dt.datetime.now() + dt.timedelta(seconds=0.2)
 
 
+napping_until_long_ago = (
+    create_workflow("napping-until-long-ago", input_schema=Value)
+    .sleep_until(lambda ctx: dt.datetime.min)  # naive: its local time is before year 1
+    .then(triple)
+    .commit()
+)
 napping_until_here = (
     create_workflow("napping-until-here", input_schema=Value).sleep_until(soon_here).then(triple).commit()
 )
@@ -635,6 +641,7 @@ WORKFLOWS = [
     long_nap,
     napping_until,
     napping_until_here,
+    napping_until_long_ago,
     nap_beside,
     outer,
     nested_failure,

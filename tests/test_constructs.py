@@ -392,6 +392,9 @@ async def test_sleep_until_reads_a_naive_datetime_as_the_servers_local_time(
         async with asyncio.timeout(10):  # read as UTC, it would sleep until two hours from now
             done = await start(client, "napping-until-here", {"value": 1})
         assert done.result == {"value": 3}
+        # The earliest naive datetime is before year 1 there: long past, not a failed sleep.
+        long_ago = await start(client, "napping-until-long-ago", {"value": 1})
+        assert long_ago.status is RunStatus.SUCCESS and long_ago.result == {"value": 3}, long_ago.error
     finally:
         monkeypatch.undo()
         time.tzset()

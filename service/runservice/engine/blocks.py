@@ -128,7 +128,6 @@ class Walker(Protocol):
 
     def note_suspended(self, record: StepRecord) -> None: ...
 
-
     def item_outcome(self, prefix: StepPath, outcome: Outcome) -> Outcome: ...
 
     def lent(self, path: StepPath, suspension: Outcome) -> Outcome: ...
@@ -553,7 +552,14 @@ async def _wake_time(
         # A naive datetime is the server's local time, as `datetime.timestamp()` reads it:
         # `datetime.now() + timedelta(...)` means what it says. It was read as UTC, and a run
         # on a server two hours east of UTC slept two hours longer (audit).
-        wake_at = until.timestamp()
+        try:
+            wake_at = until.timestamp()
+        except (OverflowError, ValueError, OSError):
+            # A naive time at an end of datetime's range, past what the local zone converts
+            # (`datetime.min`: "year 0 is out of range"): long past, or after the latest.
+            if until.year > 1970:
+                raise ValueError("it would end after 9999-12-31, the latest time a run can store") from None
+            wake_at = now
     if wake_at > LATEST_TIME:
         raise ValueError("it would end after 9999-12-31, the latest time a run can store")
     return wake_at
