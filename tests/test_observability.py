@@ -1161,3 +1161,14 @@ def test_line_times_are_those_of_the_standard_formatter_across_seconds() -> None
         stamp = json.loads(json_lines.format(record))["time"]
         utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
         assert stamp == f"{utc}.{int(created % 1 * 1000):03d}Z"
+
+
+def test_a_loops_failure_is_logged_once_a_while_per_kind(caplog: pytest.LogCaptureFixture) -> None:
+    """A background loop's failure is logged at once, then held back for `REPEAT_EVERY`; a
+    failure of another kind under the same message is not held back behind it (review)."""
+    log = logging.getLogger("runservice.test.repeats")
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        for kind in (TimeoutError, TimeoutError, ValueError, TimeoutError):
+            logs.repeated(log, logging.WARNING, "a loop failed: %s", kind.__name__, kind=kind)
+    told = [r.getMessage() for r in caplog.records]
+    assert told == ["a loop failed: TimeoutError", "a loop failed: ValueError"]

@@ -70,18 +70,22 @@ class in_step:  # lowercase: used as a function, `with in_step(path):`
 REPEAT_EVERY = 30.0
 """Seconds between two lines of one repeated failure (`repeated`)."""
 
-_repeats: dict[tuple[str, str], tuple[float, int]] = {}
-"""(logger, message template) -> when it was last logged, and how often it was left out since."""
+_repeats: dict[tuple[str, str, object], tuple[float, int]] = {}
+"""(logger, message template, kind) -> when it was last logged, and how often it was left out since."""
 
 
-def repeated(log: logging.Logger, level: int, message: str, *args: object, exc_info: Any = None) -> None:
+def repeated(
+    log: logging.Logger, level: int, message: str, *args: object, exc_info: Any = None, kind: object = None
+) -> None:
     """Log a failure that a background loop meets at every turn while something stays broken
     (a database away: the loops claiming runs, renewing leases, firing schedule ticks, holding
     the LISTEN connection): the first at once, then at most one line per `REPEAT_EVERY`
     seconds for each message, saying how many were left out. An audit counted 117 warnings
     in a 17 s PostgreSQL outage, seven a second; each loop says it again at once when it
-    fails again after a quiet half-minute, and health says when the database is back."""
-    key = (log.name, message)
+    fails again after a quiet half-minute, and health says when the database is back. `kind`
+    (an exception's class) keeps apart failures that share a message: a second, different bug
+    is not held back behind the first (review)."""
+    key = (log.name, message, kind)
     now = time.monotonic()
     last, left_out = _repeats.get(key, (-REPEAT_EVERY, 0))
     if now - last < REPEAT_EVERY:

@@ -29,6 +29,6 @@ def _log(log: logging.Logger, error: BaseException | None, loop: bool, message: 
     else:
         level, trace = logging.ERROR, error
     if loop:
-        logs.repeated(log, level, message, *args, exc_info=trace)
+        logs.repeated(log, level, message, *args, exc_info=trace, kind=type(error))
     else:
         log.log(level, message, *args, exc_info=trace)
