@@ -317,3 +317,12 @@ def test_a_brief_error_keeps_no_cause_and_a_cycle_of_causes_ends_at_its_top() ->
     top, below = ValueError("top"), KeyError("below")
     top.__cause__, below.__cause__ = below, top
     assert RunError.from_exception(top).cause == RunError("KeyError", "'below'")
+
+
+def test_the_cli_shows_an_errors_causes() -> None:
+    """`runservice show` and `watch` print a failed run's error with what it was raised from."""
+    from runservice.cli.output import error_line
+
+    error = RunError.from_exception(chain(["charge failed", "card service down"]))
+    assert error_line(error) == "ValueError: charge failed; from ValueError: card service down"
+    assert error_line(RunError("Bail", "Bail")) == "Bail" and error_line(None) == ""

@@ -161,10 +161,13 @@ def step_time(step: StepRecord, now: float) -> str:
 
 
 def error_line(error: RunError | None) -> str:
-    """`Name: message` of a structured error."""
-    if error is None:
-        return ""
-    return f"{error.name}: {error.message}" if error.message != error.name else error.name
+    """`Name: message` of a structured error, then `; from Name: message` for each error it was
+    raised from (its `cause` chain)."""
+    parts: list[str] = []
+    while error is not None:
+        parts.append(f"{error.name}: {error.message}" if error.message != error.name else error.name)
+        error = error.cause
+    return "; from ".join(parts)
 
 
 def step_detail(step: StepRecord, limit: int = 60) -> str:
