@@ -249,6 +249,45 @@ async def test_postgres_a_delete_never_waits_for_the_rows_of_its_run(pg_database
         await store.close()
 
 
+async def test_postgres_a_held_row_of_one_deleted_run_stops_no_other_runs_removal(
+    pg_databases: Databases, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator's open transaction holds a row of the deleted run `a`: the runs deleted
+    after it are removed all the same, and a create of one of their ids is committed, while
+    `a` waits. Before, `a`'s chunk waited out the pool's command timeout (told as the database
+    away), the whole pass failed with it and backed off: a parked create of `b` was refused
+    after `PARK_WAIT`, and `c` was never touched while the row stayed held."""
+    url = await pg_databases.url_for("held-one-of-three")
+    store = PostgresStore(url)
+    await store.open()
+    operator = await asyncpg.connect(url)
+    try:
+        for run_id in ("a", "b", "c"):
+            await make_large(store, url, run_id)
+        held = operator.transaction()
+        await held.start()
+        # Its steps, which its first chunk removes.
+        await operator.execute("SELECT 1 FROM steps WHERE run_id = 'a' FOR UPDATE")
+        async with asyncio.timeout(60):
+            for run_id in ("a", "b", "c"):  # `a` oldest: the removal takes it first
+                assert (await store.write(RunWrite(run_id, delete=True))).applied
+            made = await store.write(RunWrite("b", create=new_run("b", created_at=2000.0), events=[draft()]))
+            assert made.applied and [event.sequence for event in made.events] == [1]
+            while await leftovers(url, "c"):
+                await asyncio.sleep(0.05)
+            assert await leftovers(url, "a") > 0 and await pending(url) == 1
+            lines = [record.getMessage() for record in caplog.records]
+            assert any("run 'a' is held by another session" in line for line in lines)
+            assert not any("unavailable" in line for line in lines)
+            await held.rollback()
+            await store.removal.drained()
+        assert await leftovers(url, "a") == 0 and await pending(url) == 0
+        assert await leftovers(url, "b") == 1  # the new run's event
+    finally:
+        await operator.close()
+        await store.close()
+
+
 # -- no reader sees the rows; a new run of the id keeps its own ------------------------------
 
 

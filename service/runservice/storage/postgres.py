@@ -922,19 +922,25 @@ class PostgresStore(PostgresSchedules):
 
     async def _remove_leftovers(self, run_id: str) -> bool | None:
         """One chunk of a deleted run's rows, in a transaction of a pooled connection (never the
-        writer's); True once none is left, None while another replica's removal holds the run."""
+        writer's); True once none is left, None while another replica's removal holds the run.
+        A row of it another session holds (an operator's open transaction) is waited for
+        `WRITER_LOCK_WAIT` at most, then `removal.RowsHeld`: the removal tries that run again
+        later and goes on with the others. Before, the chunk waited `ANSWER_WAIT` holding a
+        reader, was told as the database away, and stopped the removal of every run."""
         if self._pool is None:
             raise StorageUnavailable("the store is closed")
 
         async def chunk() -> bool | None:
             async with self._pool.acquire() as conn, conn.transaction():
+                # Rows found by key, as the writer's (`_KEYED_ONLY`): never a scan of a whole table
+                # for a chunk, whatever the statistics say of the run's share of it.
+                await conn.execute(
+                    f"SET LOCAL enable_seqscan = off; SET LOCAL lock_timeout = {int(WRITER_LOCK_WAIT * 1000)}"
+                )
                 # Replicas take turns on a run; a run its writer is deleting right now waits.
                 below = await conn.fetchval(_TAKE_LEFTOVERS, run_id)
                 if below is None:
                     return None if await conn.fetchval(HAS_LEFTOVERS, run_id) else True
-                # Rows found by key, as the writer's (`_KEYED_ONLY`): never a scan of a whole table
-                # for a chunk, whatever the statistics say of the run's share of it.
-                await conn.execute("SET LOCAL enable_seqscan = off")
                 full = False
                 for sql in _REMOVE_ROWS:
                     full = await conn.fetchval(sql, run_id, REMOVAL_CHUNK) >= REMOVAL_CHUNK or full
@@ -950,7 +956,12 @@ class PostgresStore(PostgresSchedules):
                 await conn.execute(_FORGET_LEFTOVERS, run_id)
                 return True
 
-        gone: bool | None = await _reached(chunk())
+        try:
+            gone: bool | None = await _reached(chunk())
+        except StorageUnavailable as exc:
+            if isinstance(exc.__cause__, asyncpg.exceptions.LockNotAvailableError):
+                raise removal.RowsHeld(run_id) from exc
+            raise
         return gone
 
     # -- events from other processes ---------------------------------------------

@@ -80,6 +80,15 @@ class LeftoversPending(StorageUnavailable):
         self.run_id = run_id
 
 
+class RowsHeld(StorageUnavailable):
+    """A chunk of a deleted run's rows waited past its `lock_timeout` for a row another
+    session holds (an operator's open transaction): that run is tried again later, alone."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"a row of the deleted run {run_id!r} is held by another session")
+        self.run_id = run_id
+
+
 class RemovalBudget:
     """What a batch of the writer may still remove with its deletes (`INLINE_ROWS`)."""
 
@@ -124,6 +133,9 @@ class Removal:
         """Wakes so far; a pass that began after wake n and found nothing sets `_emptied` to n."""
         self._emptied = -1
         self._passed = asyncio.Condition()
+        self._failing: dict[str, tuple[int, float]] = {}
+        """Runs whose last chunk failed: failures in a row, and when to try the run again. A
+        run that keeps failing (a row held for good) waits alone: the others go on."""
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -210,10 +222,14 @@ class Removal:
                 failures = 0
 
     async def _wait(self) -> None:
-        """Until woken, or `poll` passes; while changes are parked, `HELD_RETRY` at most."""
+        """Until woken, or `poll` passes; while changes are parked, `HELD_RETRY` at most; while
+        a run waits after a failure, until it is due."""
         timeout = self.poll
         if self._parked:
             timeout = HELD_RETRY if timeout is None else min(timeout, HELD_RETRY)
+        if self._failing:
+            due = max(min(until for _, until in self._failing.values()) - time.monotonic(), 0.0)
+            timeout = due if timeout is None else min(timeout, due)
         if not self._wanted.is_set():
             try:
                 async with asyncio.timeout(timeout):
@@ -222,17 +238,32 @@ class Removal:
                 pass
 
     async def _pass(self) -> bool:
-        """One chunk of each run with leftovers (those a parked change waits for first);
-        whether to go on at once (some made progress and have more)."""
+        """One chunk of each run with leftovers (those a parked change waits for first), but
+        those waiting after a failure; whether to go on at once (some made progress and have
+        more)."""
         self._wanted.clear()
         began = self._asked
-        found = await self._find(FIND)
+        limit = FIND + len(self._failing)  # runs that wait do not take the place of others
+        found = await self._find(limit)
         ids = [*self._parked, *(run_id for run_id in found if run_id not in self._parked)]
-        more = len(found) >= FIND
+        self._failing = {run_id: entry for run_id, entry in self._failing.items() if run_id in ids}
+        more = len(found) >= limit
         left = more
+        progressed = False
+        now = time.monotonic()
         for run_id in ids:
-            gone = await self._remove(run_id)
+            if run_id in self._failing and self._failing[run_id][1] > now:
+                left = True  # waits after a failure (`_wait` wakes for it)
+                continue
+            try:
+                gone = await self._remove(run_id)
+            except Exception as exc:  # this run's alone (a row held): the others go on
+                self._failed(run_id, exc)
+                left = True
+                continue
+            self._failing.pop(run_id, None)
             self.chunks += 1
+            progressed = True
             if gone is None:  # another session removes them: a parked change waits for it
                 left = True
                 continue
@@ -247,7 +278,27 @@ class Removal:
             async with self._passed:
                 self._emptied = began
                 self._passed.notify_all()
-        return more
+        return more and progressed  # not at once when every run found waits
+
+    def _failed(self, run_id: str, exc: Exception) -> None:
+        """A chunk of `run_id` failed: the run is skipped for a while (doubling from
+        `RETRY_FIRST` to `RETRY_MOST` while it keeps failing)."""
+        failures = self._failing.get(run_id, (0, 0.0))[0] + 1
+        delay = min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MOST)
+        self._failing[run_id] = (failures, time.monotonic() + delay)
+        if isinstance(exc, RowsHeld):
+            logger.warning(
+                "a row of the deleted run %r is held by another session: removing its rows again in %.1fs",
+                run_id,
+                delay,
+            )
+        else:
+            logger.warning(
+                "removing the rows of the deleted run %r failed (trying it again in %.1fs): %s",
+                run_id,
+                delay,
+                exc,
+            )
 
     def _release(self, run_id: str) -> None:
         """The leftovers of `run_id` are gone: its parked changes go back to the writer."""
