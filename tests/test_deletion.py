@@ -38,7 +38,7 @@ from runservice.model import (
     StepRecord,
     StepStatus,
 )
-from runservice.storage import RunQuery, RunWrite, open_store, removal
+from runservice.storage import RunQuery, RunWrite, open_store, postgres_writes, removal
 from runservice.storage import postgres as pg
 from runservice.storage import sqlite as sqlite_store
 from runservice.storage.postgres import PostgresStore
@@ -286,6 +286,41 @@ async def test_postgres_a_held_row_of_one_deleted_run_stops_no_other_runs_remova
     finally:
         await operator.close()
         await store.close()
+
+
+async def delete_in_one_batch(url: str, run_ids: list[str], budget: removal.RemovalBudget) -> None:
+    """Delete `run_ids` in one transaction, as the writer's batch does, with its `budget`."""
+    if url.startswith("postgresql://"):
+        conn = await asyncpg.connect(url)
+        try:
+            async with conn.transaction():
+                for run_id in run_ids:
+                    deleted = await postgres_writes._delete(conn, RunWrite(run_id, delete=True), budget)
+                    assert deleted.applied
+        finally:
+            await conn.close()
+        return
+    with contextlib.closing(sqlite3.connect(url, timeout=10)) as conn, conn:
+        for run_id in run_ids:
+            sqlite_store._delete_run(conn, run_id, 1000.0, budget)
+
+
+async def test_a_delete_left_to_the_removal_draws_down_its_batchs_budget(store: AnyStore, url: str) -> None:
+    """A large run's counted rows are charged to the batch though they are left to the removal:
+    the budget is spent, and a small run deleted after it in the batch is left too, its counts
+    bounded. Before, only a run that went whole was charged, and each large run's delete of a
+    batch counted up to `INLINE_ROWS` rows of each kind again (500 held the writer a second)."""
+    await make_large(store, url, "big")
+    small = RunWrite("small", create=new_run("small"), events=[draft()], steps=[step("a")])
+    assert (await store.write(small)).applied
+    budget = removal.RemovalBudget()
+    await delete_in_one_batch(url, ["big"], budget)
+    assert budget.rows <= 0
+    await delete_in_one_batch(url, ["small"], budget)
+    assert await pending(url) == 2 and await leftovers(url, "small") == 2
+    async with asyncio.timeout(60):
+        await store.removal.drained()
+    assert await pending(url) == 0 and await leftovers(url, "small") == 0
 
 
 # -- no reader sees the rows; a new run of the id keeps its own ------------------------------

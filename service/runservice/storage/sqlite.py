@@ -2167,19 +2167,22 @@ def _delete_run(conn: sqlite3.Connection, run_id: str, now: float, budget: remov
     other writes. Bounded, whatever the run's size: deleting a million events here held the
     writer, and the event loop it runs on, for 1.6 s."""
     whole = conn.execute(_HAS_LEFTOVERS, (run_id,)).fetchone() is None
+    allowed = max(budget.rows, 0)  # never a negative LIMIT: SQLite takes it as none
     size = 0
     for table, where in _OF_RUN.items():
         if not whole:
             break
         (found,) = conn.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {table} {where} LIMIT ?)", (run_id, budget.rows + 1)
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} {where} LIMIT ?)", (run_id, allowed + 1)
         ).fetchone()
         size += found
-        whole = size <= budget.rows
+        whole = size <= allowed
+    # Charged whether the run goes whole or not: its counts are the batch's cost too (past the
+    # budget, later deletes of the batch count one row of each kind).
+    budget.rows -= size
     if whole:
         for table, where in _OF_RUN.items():
             conn.execute(f"DELETE FROM {table} {where}", (run_id,))
-        budget.rows -= size
     else:
         conn.execute(
             "INSERT OR IGNORE INTO deleted_runs (run_id, deleted_at, events_below)"
