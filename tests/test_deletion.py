@@ -373,6 +373,27 @@ async def test_reads_find_the_run_gone_and_a_new_run_of_its_id_waits_for_its_row
     assert await pending(url) == 0
 
 
+async def test_a_run_row_made_beside_the_old_rows_shows_none_of_their_steps(
+    store: AnyStore, url: str
+) -> None:
+    """An older runservice, which knows no `deleted_runs`, reserves the id (its CreateRun) while
+    the old rows are being removed: GetRun shows the reservation with no step. Before, SQLite
+    showed the old run's steps (and their foreach items) as the reservation's."""
+    await make_large(store, url, "big")
+    async with asyncio.timeout(60):
+        with removal_held(store):
+            assert (await store.write(RunWrite("big", delete=True))).applied
+            await query(
+                url,
+                "INSERT INTO runs (run_id, workflow_id, status, created_at, updated_at)"
+                " VALUES ('big', 'wf', 'pending', 2000, 2000)",
+            )
+            reservation = await store.get_run("big", steps=True)
+            assert reservation is not None and reservation.created_at == 2000.0
+            assert reservation.steps == ()
+            assert await store.read_events("big", 0) == []
+
+
 async def test_postgres_a_run_made_past_the_check_never_logs_among_the_old_rows(
     pg_databases: Databases,
 ) -> None:
