@@ -272,9 +272,12 @@ _SELECT_RUN_WITH_STEPS = (
 """Parameters: the run id, twice."""
 _INSERT_RUN = (
     f"INSERT INTO runs ({RUN_COLUMN_LIST}, owner, epoch, lease_expires_at)"
-    f" VALUES ({', '.join('?' * (len(RUN_COLUMNS) + 3))}) ON CONFLICT (run_id) DO NOTHING"
+    f" SELECT {', '.join('?' * (len(RUN_COLUMNS) + 3))} WHERE {_NOT_LEFTOVERS}"
+    " ON CONFLICT (run_id) DO NOTHING"
 )
-"""A new run, claimed by its creator or not (owner, epoch, lease end: set in the same row)."""
+"""A new run, claimed by its creator or not (owner, epoch, lease end: set in the same row), then
+its id (last parameter) again: nothing is inserted while a deleted run's rows under the id are
+still being removed (as PostgreSQL's `_INSERT_RUNS`), nor beside an existing run."""
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, time, body) VALUES (?, ?, ?, ?)"
 _UPSERT_STEP = (
     "INSERT INTO steps (run_id, path_key, position, record) VALUES (?, ?, ?, ?)"
@@ -2049,13 +2052,15 @@ def _apply_change(
     count = len(bodies)
     claim = change.claim
     if change.create is not None and created is not None:  # `expect` means nothing for a new run
-        if conn.execute(_HAS_LEFTOVERS, (run_id,)).fetchone() is not None:
-            # A deleted run's rows under the id are still being removed: the store parks the
-            # create until they are gone (storage/removal.py).
-            return removal.LeftoversPending(run_id)
-        # The claim goes into the new row itself: one statement for a Start.
+        # The claim goes into the new row itself: one statement for a Start, which looks at
+        # `deleted_runs` too (a second statement only when nothing was inserted).
         lease = (claim.owner, 1, now + claim.seconds) if claim is not None else (None, 0, None)
-        if conn.execute(_INSERT_RUN, (*created, *lease)).rowcount == 0:
+        if conn.execute(_INSERT_RUN, (*created, *lease, run_id)).rowcount == 0:
+            if conn.execute(_HAS_LEFTOVERS, (run_id,)).fetchone() is not None:
+                # A deleted run's rows under the id are still being removed (whether a run row
+                # is beside them or not): the store parks the create until they are gone
+                # (storage/removal.py).
+                return removal.LeftoversPending(run_id)
             return WriteResult(applied=False, status=_status(conn, run_id))
         status, last_seq, epoch = change.create.status._value_, count, lease[1]
         created_at = change.create.created_at
