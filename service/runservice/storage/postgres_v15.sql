@@ -17,3 +17,6 @@ CREATE TABLE IF NOT EXISTS deleted_runs (
     deleted_at double precision NOT NULL,
     events_below bigint NOT NULL
 );
+-- The removal takes the oldest first (ORDER BY deleted_at LIMIT n): read from here, never a
+-- sort of the whole table (a retention sweep of a large backlog may list many).
+CREATE INDEX IF NOT EXISTS deleted_runs_by_deleted_at ON deleted_runs (deleted_at);

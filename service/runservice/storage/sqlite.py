@@ -1879,7 +1879,7 @@ _PRESENT: dict[int, Callable[[_Schema], bool]] = {
     14: lambda s: "foreach_items" in s.tables and not s.rowid("foreach_items"),
     15: lambda s: "deleted_at" in s.columns.get("requests", set()),
     16: lambda s: "schema_compatible" in s.tables,
-    17: lambda s: "deleted_runs" in s.tables,
+    17: lambda s: "deleted_runs" in s.tables and "deleted_runs_by_deleted_at" in s.indexes,
 }
 """Whether each migration is in a database whose applied migrations are not recorded, judged
 from its schema (every main commit's own files: schema.sql makes 2-4, each migration's script
