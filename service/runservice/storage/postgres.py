@@ -746,7 +746,8 @@ class PostgresStore(PostgresSchedules):
         # A create of an id whose deleted run's rows are still being removed waits for them.
         answered, told = self.removal.hold(batch, outcomes)
         committed = batching.answer(answered, told)
-        if removal.deleted_any(changes, outcomes):
+        deleted = batching.deleted(changes, outcomes)
+        if deleted:
             self.removal.wake()  # the rows of a large run are left to it
         if not flush and any(hub.watching(event.run_id) for event in committed):
             # Someone here subscribed while the batch was in flight: flush before they hear of it.
@@ -766,7 +767,6 @@ class PostgresStore(PostgresSchedules):
         for event in committed:  # what the hub carries, the poll need not announce again
             if hub.watching(event.run_id) and event.sequence > known.get(event.run_id, 0):
                 known[event.run_id] = event.sequence
-        deleted = batching.deleted(changes, outcomes)
         for run_id in deleted:
             # A new run under its id starts its log again at 1: what is known of the old
             # log must not hide the new one's.

@@ -41,11 +41,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from runservice.errors import StorageUnavailable
-from runservice.storage import WriteResult, batching
+from runservice.storage import batching
 
 logger = logging.getLogger(__name__)
 
@@ -318,11 +318,3 @@ class Removal:
                 self._parked[run_id] = kept
             else:
                 del self._parked[run_id]
-
-
-def deleted_any(changes: Sequence[Any], outcomes: Sequence[Any]) -> bool:
-    """Whether a committed batch applied a delete (its leftovers, if any, wait for the removal)."""
-    return any(
-        getattr(change, "delete", False) and isinstance(outcome, WriteResult) and outcome.applied
-        for change, outcome in zip(changes, outcomes, strict=True)
-    )

@@ -952,10 +952,11 @@ class SqliteStore(SqliteSchedules):
         # A create of an id whose deleted run's rows are still being removed waits for them.
         answered, told = self.removal.hold(batch, outcomes)
         committed = batching.answer(answered, told)
-        if removal.deleted_any(changes, outcomes):
+        deleted = batching.deleted(changes, outcomes)
+        if deleted:
             self.removal.wake()  # the rows of a large run are left to it
         try:
-            self.hub.deleted(batching.deleted(changes, outcomes))
+            self.hub.deleted(deleted)
             self._publish(committed, batching.births(outcomes))
         except Exception:  # a broken subscriber must not stop the writer; the log is the record
             logger.exception("publishing committed events failed")
