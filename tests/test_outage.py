@@ -177,10 +177,22 @@ async def rendered(metrics: Metrics) -> dict[str, float]:
     return {sample.name: sample.value for family in families for sample in family.samples}
 
 
+def ours(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    """The records of an outage but asyncpg's own: a connection attempt (`sslmode=prefer`, the
+    default, asks for TLS first) that the server closes while it shuts down leaves a future of
+    asyncpg's `TLSUpgradeProto` with an exception nobody retrieves (asyncpg issue 1310, PR 1312),
+    which asyncio logs at ERROR whether or not our attempt handled the failure it raised."""
+    return [
+        r
+        for r in records
+        if not (r.name == "asyncio" and "unexpected connection_lost() call" in r.getMessage())
+    ]
+
+
 def assert_went_on(events: list[Event], caplog: pytest.LogCaptureFixture) -> None:
     """What every run that outlived an outage shows: nothing logged at ERROR, one gap-free log,
     one committed result per step (the rerun's)."""
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert [r.getMessage() for r in ours(caplog.records) if r.levelno >= logging.ERROR] == []
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     results = Counter(e.step.path for e in events if e.type is EventType.STEP_RESULT and e.step)
     assert set(results.values()) == {1}
@@ -219,7 +231,7 @@ async def test_a_run_outlives_a_database_restart(
     assert samples["runservice_store_unavailable_total"] >= 1  # the result's commit, refused
     # An outage is logged as warnings: no run failed, no trace of an engine error, no trace at all.
     assert_went_on(events, caplog)
-    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    assert [r.getMessage() for r in ours(caplog.records) if r.exc_info] == []
     # Each loop says the outage once, not at every turn (claims every 0.2 s, polls every 50 ms;
     # an audit counted seven warnings a second).
     warned = collections.Counter(r.msg for r in caplog.records if r.levelno == logging.WARNING)

@@ -23,7 +23,7 @@ from postgres import PostgresServer, find_bin_dir
 from pydantic import BaseModel
 from test_schedules import ticking, until
 
-from runservice import StepContext, create_step, create_workflow
+from runservice import StepContext, create_step, create_workflow, logs
 from runservice.client import Client
 from runservice.engine import Engine
 from runservice.errors import FailedPrecondition, StorageUnavailable
@@ -98,10 +98,15 @@ async def scheduled_ticks(engine: Engine, workflow_id: str) -> list[float]:
 
 
 async def test_a_read_only_database_is_one_warning_a_turn_and_unavailable_to_trigger(
-    server: PostgresServer, store: PostgresStore, caplog: pytest.LogCaptureFixture
+    server: PostgresServer,
+    store: PostgresStore,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The loop's tick transaction is refused every turn: one warning line per turn, no trace,
-    no spin (the tick stays due all along); TriggerSchedule is UNAVAILABLE, not INTERNAL."""
+    no spin (the tick stays due all along); TriggerSchedule is UNAVAILABLE, not INTERNAL. (A
+    server logs such a line at most every 30 s; here every one is, to count the turns.)"""
+    monkeypatch.setattr(logs, "REPEAT_EVERY", 0.0)
     caplog.set_level(logging.INFO, logger=SCHEDULES)
     ran: Counter[str] = Counter()
     async with Engine(store, [ticking("read-only", ran)], lease_seconds=30, claim_interval=POLL) as engine:
