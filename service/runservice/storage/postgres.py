@@ -403,12 +403,7 @@ _TAKE_LEFTOVERS = "SELECT events_below FROM deleted_runs WHERE run_id = $1 FOR U
 _REMOVE_ROWS = tuple(
     f"WITH d AS (DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table}"
     f" WHERE run_id = $1{extra} LIMIT $2) RETURNING 1) SELECT count(*) FROM d"
-    for table, key, extra in (
-        ("steps", "run_id, path_key", ""),
-        ("foreach_items", "run_id, path_key, item_index", ""),
-        ("run_values", "run_id, digest", ""),
-        ("requests", "run_id, kind, request_id", " AND kind <> 'delete'"),
-    )
+    for table, key, extra in removal.LEFTOVER_KEYS
 )
 """A chunk of a deleted run's leftovers of each kind but events (at most `$2` rows each)."""
 _REMOVE_EVENTS = "DELETE FROM events WHERE run_id = $1 AND seq >= $2 AND seq < $3"

@@ -67,6 +67,15 @@ most while they go on): the database away, a full disk."""
 LEFTOVER_TABLES = ("steps", "foreach_items", "run_values", "requests")
 """The tables whose rows of a deleted run are removed before its events (see the module)."""
 
+LEFTOVER_KEYS = (
+    ("steps", "run_id, path_key", ""),
+    ("foreach_items", "run_id, path_key, item_index", ""),
+    ("run_values", "run_id, digest", ""),
+    ("requests", "run_id, kind, request_id", " AND kind <> 'delete'"),
+)
+"""Each of `LEFTOVER_TABLES` with its key and what of it is a deleted run's (a delete's own
+request marks are not: they stay for a retry of it), as both stores' chunks delete them."""
+
 
 class LeftoversPending(StorageUnavailable):
     """A change of a run whose id an earlier, deleted run's rows still hold (`deleted_runs`):

@@ -2154,12 +2154,7 @@ _REQUEST_SEEN = f"(kind = 'delete' OR {_NOT_LEFTOVERS})"
 under an id no deleted run's rows still hold."""
 _REMOVE_ROWS = tuple(
     f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE run_id = ?{extra} LIMIT ?)"
-    for table, key, extra in (
-        ("steps", "run_id, path_key", ""),
-        ("foreach_items", "run_id, path_key, item_index", ""),
-        ("run_values", "run_id, digest", ""),
-        ("requests", "run_id, kind, request_id", " AND kind <> 'delete'"),
-    )
+    for table, key, extra in removal.LEFTOVER_KEYS
 )
 """A chunk of a deleted run's leftovers of each kind but events (at most `?` rows each)."""
 _REMOVE_EVENTS = "DELETE FROM events WHERE run_id = ? AND seq >= ? AND seq < ?"
