@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 RUNSERVICE = Path(sys.executable).parent / "runservice"
 """The console script pip installed next to this interpreter (.venv/bin/runservice)."""
@@ -18,10 +23,35 @@ RUNSERVICE = Path(sys.executable).parent / "runservice"
 COMMAND_TIMEOUT = 30.0
 
 
+def _this_checkout() -> list[str]:
+    """What the console script needs on PYTHONPATH to run this checkout's code: nothing when
+    the package is installed from it (`pip install -e .`, as dev.py and CI do), this
+    checkout's service/ and stubs/ when it is an editable install of another one (a git
+    worktree sharing its venv: the commands would run the other tree's code)."""
+    try:
+        text = importlib.metadata.distribution("runservice").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    installed = json.loads(text or "{}")
+    if not installed.get("dir_info", {}).get("editable"):
+        return []
+    source = Path(urllib.request.url2pathname(urllib.parse.urlparse(installed.get("url", "")).path))
+    if source.resolve() == ROOT:
+        return []
+    return [str(ROOT / "service"), str(ROOT / "stubs")]
+
+
+_CHECKOUT = _this_checkout()
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without RUNSERVICE_* settings or PYTHONPATH (the script must not need it)."""
+    """The environment without RUNSERVICE_* settings or PYTHONPATH (the script must not need
+    it), but for `extra`'s and `_this_checkout`'s."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSERVICE_") and k != "PYTHONPATH"}
+    paths = [*extra.pop("PYTHONPATH", "").split(os.pathsep), *_CHECKOUT]
     env.update(extra)
+    if any(paths):
+        env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
     return env
 
 
