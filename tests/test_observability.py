@@ -1167,8 +1167,31 @@ def test_a_loops_failure_is_logged_once_a_while_per_kind(caplog: pytest.LogCaptu
     """A background loop's failure is logged at once, then held back for `REPEAT_EVERY`; a
     failure of another kind under the same message is not held back behind it (review)."""
     log = logging.getLogger("runservice.test.repeats")
+    failures = logs.LoopFailures(log)
     with caplog.at_level(logging.WARNING, logger=log.name):
         for kind in (TimeoutError, TimeoutError, ValueError, TimeoutError):
-            logs.repeated(log, logging.WARNING, "a loop failed: %s", kind.__name__, kind=kind)
+            failures.failed(logging.WARNING, "a loop failed: %s", kind.__name__, kind=kind)
     told = [r.getMessage() for r in caplog.records]
     assert told == ["a loop failed: TimeoutError", "a loop failed: ValueError"]
+
+
+def test_a_loops_new_failure_after_a_success_is_logged_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A turn that succeeded ends the outage: a failure within `REPEAT_EVERY` of the last line
+    is a new outage, and its first line is not held back (before, it was until the 30 s
+    passed: an operator missed its start). Only the loop that succeeded forgets: another's
+    failure under the same message is still held back."""
+    log = logging.getLogger("runservice.test.recovered")
+    failures, other = logs.LoopFailures(log), logs.LoopFailures(log)
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        failures.failed(logging.WARNING, "a loop failed: %s", "first outage", kind=TimeoutError)
+        other.failed(logging.WARNING, "a loop failed: %s", "the other loop's", kind=TimeoutError)
+        failures.recovered()
+        other.failed(logging.WARNING, "a loop failed: %s", "the other loop's, again", kind=TimeoutError)
+        failures.failed(logging.WARNING, "a loop failed: %s", "second outage", kind=TimeoutError)
+        failures.failed(logging.WARNING, "a loop failed: %s", "second outage, again", kind=TimeoutError)
+    told = [r.getMessage() for r in caplog.records]
+    assert told == [
+        "a loop failed: first outage",
+        "a loop failed: the other loop's",
+        "a loop failed: second outage",
+    ]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -459,3 +461,37 @@ async def test_a_stop_cut_short_while_the_sweep_stops_is_not_swallowed(tmp_path:
             await asyncio.wait_for(closer, 5)
     finally:
         await store.close()
+
+
+async def test_a_new_outage_of_the_sweep_is_logged_at_once_after_a_sweep_that_succeeded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sweep fails (the database away), then succeeds, then fails again a pause later: two
+    lines, one per outage. Before, the second waited until 30 s after the first (its start
+    was missed); a failure every turn is still one line (logs.LoopFailures)."""
+    store = SqliteStore(str(tmp_path / "runs.db"))
+    await store.open()
+    settled_before = store.settled_before
+    turns = 0
+
+    async def away_at_some_turns(*args: Any, **kwargs: Any) -> Any:
+        nonlocal turns
+        turns += 1
+        if turns in (1, 3, 4):
+            raise errors.StorageUnavailable(f"away at turn {turns}")
+        return await settled_before(*args, **kwargs)
+
+    store.settled_before = away_at_some_turns  # type: ignore[method-assign]
+    caplog.set_level(logging.WARNING, logger="runservice.engine.retention")
+    sweeper = Retention(store, RETENTION)
+    try:
+        sweeper.start()
+        async with asyncio.timeout(10):
+            while turns < 5:
+                await asyncio.sleep(0.05)
+    finally:
+        await sweeper.aclose()
+        await store.close()
+    told = [r.getMessage() for r in caplog.records if r.name == "runservice.engine.retention"]
+    assert [re.findall(r"away at turn \d", line) for line in told] == [["away at turn 1"], ["away at turn 3"]]
+    assert all(line.startswith("the retention sweep failed") for line in told), told

@@ -68,33 +68,55 @@ class in_step:  # lowercase: used as a function, `with in_step(path):`
 
 
 REPEAT_EVERY = 30.0
-"""Seconds between two lines of one repeated failure (`repeated`)."""
-
-_repeats: dict[tuple[str, str, object], tuple[float, int]] = {}
-"""(logger, message template, kind) -> when it was last logged, and how often it was left out since."""
+"""Seconds between two lines of one repeated failure (`LoopFailures`)."""
 
 
-def repeated(
-    log: logging.Logger, level: int, message: str, *args: object, exc_info: Any = None, kind: object = None
-) -> None:
-    """Log a failure that a background loop meets at every turn while something stays broken
-    (a database away: the loops claiming runs, renewing leases, firing schedule ticks, holding
-    the LISTEN connection): the first at once, then at most one line per `REPEAT_EVERY`
-    seconds for each message, saying how many were left out. An audit counted 117 warnings
-    in a 17 s PostgreSQL outage, seven a second; each loop says it again at once when it
-    fails again after a quiet half-minute, and health says when the database is back. `kind`
-    (an exception's class) keeps apart failures that share a message: a second, different bug
-    is not held back behind the first (review)."""
-    key = (log.name, message, kind)
-    now = time.monotonic()
-    last, left_out = _repeats.get(key, (-REPEAT_EVERY, 0))
-    if now - last < REPEAT_EVERY:
-        _repeats[key] = (last, left_out + 1)
-        return
-    _repeats[key] = (now, 0)
-    if left_out:
-        message += f" (and {left_out} times more in the last {now - last:.0f} s)"
-    log.log(level, message, *args, exc_info=exc_info)
+class LoopFailures:
+    """The failures of one background loop, which meets the same one at every turn while
+    something stays broken (a database away: the loops claiming runs, renewing leases, firing
+    schedule ticks, holding the LISTEN connection). `failed` logs the first at once, then at
+    most one line per `REPEAT_EVERY` seconds for each message, saying how many were left out:
+    an audit counted 117 warnings in a 17 s PostgreSQL outage, seven a second. `kind` (an
+    exception's class) keeps apart failures that share a message: a second, different bug is
+    not held back behind the first (review).
+
+    The loop calls `recovered` at each turn that succeeds: its next failure begins a new
+    outage and is logged at once (one that comes and goes every other turn, each time it
+    comes). Before, an outage that began within `REPEAT_EVERY` of the last line of an earlier
+    one was held back until that time had passed, and an operator missed its start. Nothing
+    is logged at the recovery: the lines are templates of what failed (the error, the retry's
+    delay), with nothing to say of a success, and the usual cause, the database away, has its
+    own line when it answers again (the server's health)."""
+
+    __slots__ = ("_held", "log")
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self._held: dict[tuple[str, object], tuple[float, int]] = {}
+        """(message template, kind) -> when it was last logged, and how often it was left out since."""
+
+    def failed(
+        self, level: int, message: str, *args: object, exc_info: Any = None, kind: object = None
+    ) -> None:
+        """Log this failure of the loop, unless the same one was logged less than
+        `REPEAT_EVERY` seconds ago (since the loop last `recovered`)."""
+        key = (message, kind)
+        now = time.monotonic()
+        held = self._held.get(key)
+        if held is not None:
+            last, left_out = held
+            if now - last < REPEAT_EVERY:
+                self._held[key] = (last, left_out + 1)
+                return
+            if left_out:
+                message += f" (and {left_out} times more in the last {now - last:.0f} s)"
+        self._held[key] = (now, 0)
+        self.log.log(level, message, *args, exc_info=exc_info)
+
+    def recovered(self) -> None:
+        """A turn of the loop succeeded: its next failure is a new one, logged at once."""
+        if self._held:
+            self._held.clear()
 
 
 def run_extra(run_id: str, trace_id: str | None = None) -> dict[str, Any]:
@@ -552,6 +574,7 @@ __all__ = [
     "TRACE_ID",
     "ClientGone",
     "JsonFormatter",
+    "LoopFailures",
     "Role",
     "RunFields",
     "TextFormatter",

@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 
+from runservice import logs
 from runservice.engine.capacity import Capacity, Sleeper
 from runservice.engine.failures import log_loop_failure
 from runservice.engine.versions import not_served
@@ -137,6 +138,9 @@ class LeaseKeeper:
         self._heartbeat: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
         """The renewal `assure` started and every waiting driver shares."""
+        self._claim_failures = logs.LoopFailures(logger)
+        self._renew_failures = logs.LoopFailures(logger)
+        """Of the heartbeat and of `assure`'s renewals: they meet the same failures."""
         self._held: frozenset[str] = frozenset()
         """The runs the last renewal found still this replica's but could not renew, as
         another session held their rows (`Renewal.held`)."""
@@ -404,8 +408,10 @@ class LeaseKeeper:
         try:
             await self.heartbeat()
         except Exception:
-            log_loop_failure(logger, "renewing leases failed; retrying in %.1fs", RENEW_RETRY)
+            log_loop_failure(self._renew_failures, "renewing leases failed; retrying in %.1fs", RENEW_RETRY)
             await asyncio.sleep(RENEW_RETRY)
+        else:
+            self._renew_failures.recovered()
 
     async def _claim_loop(self) -> None:
         while True:
@@ -423,7 +429,11 @@ class LeaseKeeper:
                     await self.warn_not_served()
             except Exception as exc:
                 self._failed(exc)
-                log_loop_failure(logger, "claiming due runs failed; retrying in %.1fs", self._claim_interval)
+                log_loop_failure(
+                    self._claim_failures, "claiming due runs failed; retrying in %.1fs", self._claim_interval
+                )
+            else:
+                self._claim_failures.recovered()
 
     async def warn_not_served(self) -> None:
         """One warning per definition whose active runs no claim here takes and nobody drives:
@@ -463,7 +473,9 @@ class LeaseKeeper:
                 await self.heartbeat()
             except Exception as exc:
                 self._failed(exc)
-                log_loop_failure(logger, "renewing leases failed; retrying in %.1fs", interval)
+                log_loop_failure(self._renew_failures, "renewing leases failed; retrying in %.1fs", interval)
+            else:
+                self._renew_failures.recovered()
 
     async def heartbeat(self) -> None:
         """Renew this replica's leases; stop what it lost; pass on remote cancels."""

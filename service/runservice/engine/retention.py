@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from runservice import logs
 from runservice.engine.deadlines import iso
 from runservice.engine.failures import log_loop_failure
 from runservice.model import RunStatus
@@ -69,6 +70,7 @@ class Retention:
         self.forgotten = 0
         self._store = store
         self._task: asyncio.Task[None] | None = None
+        self._failures = logs.LoopFailures(logger)
 
     def start(self) -> None:
         if self._task is None:
@@ -87,7 +89,11 @@ class Retention:
             try:
                 await self.sweep()
             except Exception:
-                log_loop_failure(logger, "the retention sweep failed; trying again in %.1fs", self.pause)
+                log_loop_failure(
+                    self._failures, "the retention sweep failed; trying again in %.1fs", self.pause
+                )
+            else:
+                self._failures.recovered()
             await asyncio.sleep(self.pause)
 
     async def sweep(self) -> int:

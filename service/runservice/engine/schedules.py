@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from runservice import logs
 from runservice.engine.admission import Caller
 from runservice.engine.deadlines import run_deadline
 from runservice.engine.failures import log_failure, log_loop_failure
@@ -165,6 +166,7 @@ class Scheduler:
         self.grace = grace
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._failures = logs.LoopFailures(logger)
         self._since = math.inf
         """When the loop started: a tick that fell after it fell while this server ran (late,
         if it could not fire then, never missed)."""
@@ -235,7 +237,9 @@ class Scheduler:
                 if due_at is not None:
                     delay = min(delay, max(due_at - time.time(), 0.0))
             except Exception:
-                log_loop_failure(logger, "firing schedule ticks failed; retrying in %.1fs", delay)
+                log_loop_failure(self._failures, "firing schedule ticks failed; retrying in %.1fs", delay)
+            else:
+                self._failures.recovered()
             # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives as
             # the wake-up completes (a run ending during shutdown wakes the loop), and the loop
             # then never stopped. `asyncio.timeout` tells its own timeout from a cancellation.

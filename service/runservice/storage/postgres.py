@@ -515,6 +515,11 @@ class PostgresStore(PostgresSchedules):
         """Last sequence this process's subscribers were given or told of, per watched run."""
         self._born: dict[str, float] = {}
         """`created_at` of each watched run when the poll last read it."""
+        # The feed loop's three doings fail and recover apart (a LISTEN connection refused
+        # while polls get through): one's success must not forget another's failure.
+        self._listen_failures = logs.LoopFailures(logger)
+        self._poll_failures = logs.LoopFailures(logger)
+        self._name_failures = logs.LoopFailures(logger)
         self.removal = removal.Removal(
             "postgres", self._find_leftovers, self._remove_leftovers, self._requeue, poll=REMOVAL_POLL
         )
@@ -971,20 +976,24 @@ class PostgresStore(PostgresSchedules):
                     await listener.add_listener(CHANNEL, self._on_notify)
                     self._listener = listener
                 except _CONNECTION_ERRORS as exc:
-                    logs.repeated(
-                        logger, logging.WARNING, "LISTEN connection failed (polling meanwhile): %s", exc
+                    self._listen_failures.failed(
+                        logging.WARNING, "LISTEN connection failed (polling meanwhile): %s", exc
                     )
                 else:
+                    self._listen_failures.recovered()
                     # Notifications sent while nobody listened are gone: look at every watched run.
                     self._known.clear()
             if self._name is not None and (self._name_holder is None or self._name_holder.is_closed()):
                 await self._take_name_again()
             try:
-                await self._poll()
+                read = await self._poll()
             except (*_CONNECTION_ERRORS, StorageUnavailable) as exc:
-                logs.repeated(logger, logging.WARNING, "polling watched runs failed: %s", exc)
+                self._poll_failures.failed(logging.WARNING, "polling watched runs failed: %s", exc)
             except Exception:  # keep feeding: watchers depend on this loop for other processes' events
-                logs.repeated(logger, logging.ERROR, "polling watched runs failed", exc_info=True)
+                self._poll_failures.failed(logging.ERROR, "polling watched runs failed", exc_info=True)
+            else:
+                if read:  # not a turn with nothing watched: it tells nothing of the database
+                    self._poll_failures.recovered()
             await asyncio.sleep(self.poll_interval if self._listener is not None else _RECONNECT_DELAY)
 
     async def _take_name_again(self) -> None:
@@ -995,14 +1004,11 @@ class PostgresStore(PostgresSchedules):
             async with self._name_lock:
                 taken = await self._take_name()
         except (*_CONNECTION_ERRORS, StorageUnavailable) as exc:
-            logs.repeated(
-                logger,
-                logging.WARNING,
-                "holding the replica name %r failed (trying again): %s",
-                self._name,
-                exc,
+            self._name_failures.failed(
+                logging.WARNING, "holding the replica name %r failed (trying again): %s", self._name, exc
             )
             return
+        self._name_failures.recovered()
         if taken is None:
             if not self._name_missed:
                 self._name_missed = True
@@ -1040,16 +1046,17 @@ class PostgresStore(PostgresSchedules):
             self._known.pop(run_id, None)  # a new run under this id starts its log again
             self.hub.nudge(run_id)
 
-    async def _poll(self) -> None:
+    async def _poll(self) -> bool:
         """Read the last sequence of every watched run; nudge the ones that moved unseen,
-        and those deleted or deleted and made anew (whose notice was lost)."""
+        and those deleted or deleted and made anew (whose notice was lost). Whether it read
+        the database (not when nothing is watched)."""
         watched = self.hub.watched()
         for run_id in [r for r in self._known if r not in watched]:
             del self._known[run_id]
         for run_id in [r for r in self._born if r not in watched]:
             del self._born[run_id]
         if not watched or self._pool is None:
-            return
+            return False
         rows = await self._readers().fetch(
             "SELECT run_id, last_seq, created_at FROM runs WHERE run_id = ANY($1)", watched
         )
@@ -1064,6 +1071,7 @@ class PostgresStore(PostgresSchedules):
             if run_id not in found:
                 self._born.pop(run_id, None)
                 self._gone(run_id)
+        return True
 
     # -- reads -----------------------------------------------------------------
 
