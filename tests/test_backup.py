@@ -12,9 +12,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from clitools import runservice
+from clitools import RUNSERVICE, Result, clean_env, runservice
 from conftest import serving_on
 from process import serve_argv, server_env, start_server
 from workflows import WORKFLOWS
@@ -28,6 +29,14 @@ pytestmark = pytest.mark.timeout(90)
 
 ACTIVE = (RunStatus.RUNNING, RunStatus.WAITING)
 FLOWS = "tests.workflows,tests.replica_workflows"
+
+
+FULL_DISK = (
+    "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY));"
+    " os.execv(sys.argv[1], sys.argv[1:])"
+)
+"""`python -c FULL_DISK PROGRAM ARGS...` runs PROGRAM with no file growing past 4 KiB: a copy
+fails as on a full disk."""
 
 
 def size(path: Path | str) -> int:
@@ -183,11 +192,7 @@ async def test_a_restore_that_cannot_copy_leaves_the_database_in_place(tmp_path:
     backup = tmp_path / "backup.db"
     assert (await runservice("backup", str(backup), "--data-dir", str(data))).code == 0
     # No file may grow past 4 KiB in the restore's process: its copy fails as on a full disk.
-    launcher = (
-        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY));"
-        " os.execv(sys.argv[1], sys.argv[1:])"
-    )
-    argv = [sys.executable, "-c", launcher, sys.executable, "-m", "runservice", "restore", str(backup)]
+    argv = [sys.executable, "-c", FULL_DISK, sys.executable, "-m", "runservice", "restore", str(backup)]
     done = await asyncio.to_thread(
         subprocess.run,
         [*argv, "--data-dir", str(data)],
@@ -238,6 +243,60 @@ async def test_backup_refuses_what_it_cannot_do(tmp_path: Path) -> None:
             command, str(tmp_path / "x.db"), "--database-url", "postgresql://u:secret@h/db"
         )
         assert made.code == 2 and "pg_dump" in made.err and "secret" not in made.err, made.err
+
+
+def failure(done: Result, command: str) -> dict[str, Any]:
+    """The `{"error": {...}}` a failed `command --json` printed on stdout, checked against the
+    one line it wrote on stderr and its exit code (1: it could not be done)."""
+    assert done.code == 1, (done.code, done.out, done.err)
+    error: dict[str, Any] = done.json()["error"]
+    assert set(error) == {"code", "reason", "message", "metadata", "violations"}
+    assert (error["code"], error["reason"], error["violations"]) == (
+        "FAILED_PRECONDITION",
+        f"{command.upper()}_FAILED",
+        [],
+    )
+    assert done.error_lines == [f"runservice: error: {command}: {error['message']}"]
+    return error
+
+
+async def test_a_backup_or_restore_that_cannot_be_done_prints_its_error_as_json(tmp_path: Path) -> None:
+    """With --json, every failure is also the `{"error": {...}}` object other commands print
+    on stdout, with the files in its metadata. Before, only usage errors were: a database
+    missing, a destination taken or full, a server holding the database printed nothing
+    there, and a script had nothing to parse."""
+    data, absent = tmp_path / "data", tmp_path / "absent"
+    database, backup = data / "runservice.db", tmp_path / "backup.db"
+    missing = await runservice("backup", str(backup), "--data-dir", str(absent), "--json")
+    error = failure(missing, "backup")
+    assert error["message"] == f"no database at {absent / 'runservice.db'}"
+    assert error["metadata"] == {"database": str(absent / "runservice.db"), "destination": str(backup)}
+    (tmp_path / "taken.db").write_text("mine")
+    async with serving_on(database, workflows=WORKFLOWS):
+        taken = await runservice("backup", str(tmp_path / "taken.db"), "--data-dir", str(data), "--json")
+        assert "already exists" in failure(taken, "backup")["message"]
+        # No file may grow past 4 KiB in the command's process: the copy fails as on a full disk.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", FULL_DISK, str(RUNSERVICE), "backup", str(backup), "--data-dir", str(data),
+            "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode is not None
+        full = failure(Result(proc.returncode, out.decode(), err.decode()), "backup")
+        assert full["message"].startswith(f"could not back up {database}: "), full
+        assert not backup.exists()
+        made = await runservice("backup", str(backup), "--data-dir", str(data))
+        assert made.code == 0, made.err
+        held = await runservice("restore", str(backup), "--data-dir", str(data), "--json")
+        error = failure(held, "restore")
+        assert error["message"] == f"database {database} is in use by a runservice server: stop it first"
+        assert error["metadata"] == {"database": str(database), "backup": str(backup)}
+    nothing = await runservice("restore", str(tmp_path / "none.db"), "--data-dir", str(data), "--json")
+    assert failure(nothing, "restore")["message"] == f"no backup at {tmp_path / 'none.db'}"
+    # Without --json: the same line, and nothing on stdout.
+    plain = await runservice("restore", str(tmp_path / "none.db"), "--data-dir", str(data))
+    assert (plain.code, plain.out) == (1, "")
+    assert plain.error_lines == [f"runservice: error: restore: no backup at {tmp_path / 'none.db'}"]
 
 
 async def test_a_backup_leaves_out_what_deleted_runs_freed(tmp_path: Path) -> None:

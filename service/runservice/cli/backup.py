@@ -5,7 +5,8 @@
 puts a backup in the database's place while no server uses it, moving the current database
 aside. Both find the database as `serve` does (`--data-dir`, `--database-url` and their
 RUNSERVICE_ variables). A PostgreSQL database is backed up with PostgreSQL's own tools.
-Exit codes: 0 done, 1 it could not be done, 2 usage.
+Exit codes: 0 done, 1 it could not be done, 2 usage. An error is one line on stderr and, with
+`--json`, also `{"error": {...}}` on stdout, as every command's (cli/common.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from runservice.cli.common import EXIT_CALL, EXIT_OK, fail, fail_usage, print_json
+from runservice.cli.common import EXIT_CALL, EXIT_OK, fail, fail_usage, local_error_json, print_json
 from runservice.config import ConfigError, Settings
 from runservice.storage import redact_url, sqlite_path
 from runservice.storage.sqlite_backup import BackupError, Copy, back_up, restore
@@ -58,7 +59,7 @@ def run_backup(args: argparse.Namespace) -> int:
     try:
         copy = back_up(database, args.destination)
     except (BackupError, OSError) as exc:
-        return fail(f"backup: {exc}", EXIT_CALL)
+        return _fail(args, exc, database=database, destination=args.destination)
     _report(args, copy, f"backed up {database} to {copy.path}")
     return EXIT_OK
 
@@ -71,7 +72,7 @@ def run_restore(args: argparse.Namespace) -> int:
     try:
         copy = restore(args.backup, database)
     except (BackupError, OSError) as exc:
-        return fail(f"restore: {exc}", EXIT_CALL)
+        return _fail(args, exc, database=database, backup=args.backup)
     moved = f"; the database it replaced is now {copy.replaced}" if copy.replaced else ""
     _report(args, copy, f"restored {args.backup} to {database}{moved}")
     return EXIT_OK
@@ -91,6 +92,22 @@ def _database(args: argparse.Namespace) -> str | int:
             args,
         )
     return path
+
+
+_REASONS = {"backup": "BACKUP_FAILED", "restore": "RESTORE_FAILED"}
+"""The `reason` of a failed `backup` or `restore` in `--json` output (its code:
+FAILED_PRECONDITION, as the files are not in a state it can be done in: a database missing,
+a destination that exists or cannot be written, a server holding the database, a damaged
+backup). The message says which."""
+
+
+def _fail(args: argparse.Namespace, exc: Exception, **files: str) -> int:
+    """Report a backup or restore that could not be done in one line, and with --json also as
+    `{"error": {...}}` on stdout, naming the `files` in its metadata; EXIT_CALL."""
+    if args.json:
+        error = local_error_json("FAILED_PRECONDITION", _REASONS[args.command], str(exc), files)
+        print_json({"error": error})
+    return fail(f"{args.command}: {exc}", EXIT_CALL)
 
 
 def _report(args: argparse.Namespace, copy: Copy, what: str) -> None:

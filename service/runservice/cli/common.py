@@ -263,6 +263,12 @@ def usage_error_json(message: str) -> dict[str, Json]:
     return _error_json("INVALID_ARGUMENT", USAGE, " ".join(message.split()), {})
 
 
+def local_error_json(code: str, reason: str, message: str, metadata: dict[str, str]) -> dict[str, Json]:
+    """A failure of a command that calls no server (`backup`, `restore`) for `--json` output:
+    the shape of a server's error, with the code and reason the command gives it."""
+    return _error_json(code, reason, " ".join(message.split()), metadata)
+
+
 def status_code(exc: errors.ServiceError) -> str:
     """The gRPC status code name of a service error."""
     from runservice.client.status import code_name  # here: the client loads only when used
