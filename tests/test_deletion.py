@@ -27,6 +27,7 @@ from conftest import Databases, ServingFactory
 from edge import error_info
 from google.protobuf import struct_pb2
 from process import server_env
+from scraping import scrape, value
 
 from runservice.engine.retention import Retention
 from runservice.model import (
@@ -38,6 +39,7 @@ from runservice.model import (
     StepRecord,
     StepStatus,
 )
+from runservice.server.observability import Observability
 from runservice.storage import RunQuery, RunWrite, open_store, postgres_writes, removal
 from runservice.storage import postgres as pg
 from runservice.storage import sqlite as sqlite_store
@@ -172,7 +174,7 @@ def removal_held(store: AnyStore) -> Iterator[asyncio.Event]:
     gate = asyncio.Event()
     remove = store.removal._remove
 
-    async def held(run_id: str) -> bool | None:
+    async def held(run_id: str) -> tuple[bool | None, int]:
         await gate.wait()
         return await remove(run_id)
 
@@ -218,6 +220,52 @@ async def test_a_large_runs_delete_answers_at_once_and_other_runs_commit_while_i
     assert mid_removal > 0, "no other write committed between two chunks of the removal"
     assert store.removal.removed == 1 and store.removal.chunks > EVENTS // CHUNK
     assert await leftovers(url, "big") == 0 and await pending(url) == 0
+
+
+async def test_the_metrics_show_the_runs_being_removed_and_the_rows_removed(
+    store: AnyStore, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scrapes of the real metrics endpoint while two large runs' rows are removed: two runs
+    being removed (`runservice_store_runs_being_removed`, counted in the database: the removal
+    takes one run a pass here) and some of their rows removed
+    (`runservice_store_rows_removed_total`); once they are gone, none, and every row counted.
+    Before, neither was there: an operator could not see that rows were being removed in the
+    background, nor that the removal was stuck."""
+    monkeypatch.setattr(removal, "FIND", 1)
+    observability = Observability(store, metrics_address="127.0.0.1:0")
+    await observability.start()
+    assert observability.endpoint is not None
+    metrics = f"http://{observability.endpoint.address}/metrics"
+    remove, gate, second = store.removal._remove, asyncio.Event(), asyncio.Event()
+
+    async def after_one_chunk(run_id: str) -> tuple[bool | None, int]:
+        if store.removal.chunks >= 1:  # its first pass has ended, and was reported
+            second.set()
+            await gate.wait()
+        return await remove(run_id)
+
+    try:
+        for run_id in ("a", "b"):
+            await make_large(store, url, run_id)
+        rows = await leftovers(url, "a") + await leftovers(url, "b")  # every one left to the removal
+        store.removal._remove = after_one_chunk
+        async with asyncio.timeout(60):
+            # Both deleted before the removal looks (a delete through the store wakes it at once).
+            await delete_in_one_batch(url, ["a", "b"], removal.RemovalBudget())
+            store.removal.wake()
+            await second.wait()
+            held = await scrape(metrics)
+            assert value(held, "runservice_store_runs_being_removed") == 2
+            assert 0 < value(held, "runservice_store_rows_removed_total") < rows
+            gate.set()
+            await store.removal.drained()
+        done = await scrape(metrics)
+    finally:
+        gate.set()
+        store.removal._remove = remove
+        await observability.stop()
+    assert value(done, "runservice_store_runs_being_removed") == 0
+    assert value(done, "runservice_store_rows_removed_total") == rows
 
 
 async def test_postgres_a_delete_never_waits_for_the_rows_of_its_run(pg_databases: Databases) -> None:
@@ -456,12 +504,12 @@ async def main(url: str) -> None:
     await store.open()
     remove, first = store.removal._remove, asyncio.Event()
 
-    async def one_chunk(run_id: str) -> bool | None:
+    async def one_chunk(run_id: str) -> tuple[bool | None, int]:
         if first.is_set():
             await asyncio.Event().wait()  # SIGKILLed here, in the middle of the removal
-        gone = await remove(run_id)
+        done = await remove(run_id)
         first.set()
-        return gone
+        return done
 
     store.removal._remove = one_chunk
     assert (await store.write(RunWrite("big", delete=True))).applied

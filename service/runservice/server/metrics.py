@@ -5,7 +5,8 @@ Three sources, none of them in the engine:
 - runs and steps, from committed events (`on_event`, fed by `CommittedEvents`), so they
   count what is durable;
 - the store, from its hub: each transaction's duration and size (`on_commit`), the
-  changes and reads storage could not take (`on_refused`), the runs deleted (`on_deleted`); and the
+  changes and reads storage could not take (`on_refused`), the runs deleted (`on_deleted`), the
+  removal of large deleted runs' rows after their delete (`on_removal`); and the
   runs in flight and suspended, counted in the database when the endpoint is scraped
   (unknown, NaN, while the database does not answer: a scrape never fails for an outage,
   when its other figures matter most).
@@ -182,6 +183,18 @@ class Metrics:
             registry=registry,
         )
         self.store_available.set(1)
+        self.runs_being_removed = Gauge(
+            "runservice_store_runs_being_removed",
+            "Deleted runs whose rows are still being removed after their delete, a chunk at a time"
+            " (in the database; runs too large to go with their delete's commit). Set after each pass"
+            " of the removal: it stays up while a removal is stuck.",
+            registry=registry,
+        )
+        self.rows_removed = Counter(
+            "runservice_store_rows_removed",
+            "Rows of deleted runs (steps, items, values, requests, events) the removal deleted here.",
+            registry=registry,
+        )
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -247,6 +260,11 @@ class Metrics:
 
     def on_deleted(self, runs: int) -> None:
         self.runs_deleted.inc(runs)
+
+    def on_removal(self, runs: int, rows: int) -> None:
+        self.runs_being_removed.set(runs)
+        if rows:
+            self.rows_removed.inc(rows)
 
     def on_tick(self, schedule_id: str, kind: str, outcome: str) -> None:
         self.schedule_ticks.labels(schedule_id, kind, outcome).inc()

@@ -107,6 +107,7 @@ class Observability:
                 hub.listen_refusals(self.metrics.on_refused),
                 hub.listen_availability(self.metrics.on_availability),
                 hub.listen_deletions(self.metrics.on_deleted),
+                hub.listen_removals(self.metrics.on_removal),
                 hub.listen_ticks(self.metrics.on_tick),
             ]
             self.metrics.on_availability(hub.available)

@@ -111,6 +111,11 @@ ReleaseListener = Callable[[str, bool], None]
 DeletionListener = Callable[[int], None]
 """Called with how many runs a transaction deleted (DeleteRun, or the retention sweep)."""
 
+RemovalListener = Callable[[int, int], None]
+"""Called after each pass of the store's removal of large deleted runs' rows (storage/removal.py)
+with the deleted runs whose rows are still being removed (in the database) and the rows the
+pass removed."""
+
 AvailabilityListener = Callable[[bool], None]
 """Called when storage stops answering (False: it refused a change or a read as
 StorageUnavailable) and when it answers again (True: a write went through; a read alone does
@@ -161,9 +166,9 @@ class EventHub:
     Besides the per-run subscriptions, listeners (metrics, traces) may hear every
     committed event (`listen`), every transaction's cost (`listen_commits`), the changes
     storage refused (`listen_refusals`), whether storage answers (`listen_availability`), the
-    runs deleted (`listen_deletions`), the ticks schedules fired (`listen_ticks`), the runs
-    the engine let go to another replica (`listen_releases`) and the store's failure
-    (`listen_failure`).
+    runs deleted (`listen_deletions`), the removal of large deleted runs' rows
+    (`listen_removals`), the ticks schedules fired (`listen_ticks`), the runs the engine let
+    go to another replica (`listen_releases`) and the store's failure (`listen_failure`).
     Listeners are called synchronously on the store's writer task, after the commit: they
     must be quick (the store is on every run's path); an exception is logged.
     """
@@ -174,6 +179,7 @@ class EventHub:
         self._commit_listeners = _Listeners[CommitListener]("a commit")
         self._refusal_listeners = _Listeners[RefusalListener]("a refusal")
         self._deletion_listeners = _Listeners[DeletionListener]("a deletion")
+        self._removal_listeners = _Listeners[RemovalListener]("a removal")
         self._failure_listeners = _Listeners[FailureListener]("a failure")
         self._availability_listeners = _Listeners[AvailabilityListener]("an availability")
         self._tick_listeners = _Listeners[TickListener]("a tick")
@@ -198,6 +204,11 @@ class EventHub:
         """Call `listener(runs)` when a transaction deleted `runs` runs; returns the function
         that stops it."""
         return self._deletion_listeners.add(listener)
+
+    def listen_removals(self, listener: RemovalListener) -> Callable[[], None]:
+        """Call `listener(runs, rows)` after each pass of the removal of deleted runs' rows;
+        returns the function that stops it."""
+        return self._removal_listeners.add(listener)
 
     def listen_availability(self, listener: AvailabilityListener) -> Callable[[], None]:
         """Call `listener(available)` each time `available` changes; returns the function that
@@ -250,6 +261,11 @@ class EventHub:
         for run_id in run_ids:
             self.nudge(run_id)
         self._deletion_listeners.call(len(run_ids))
+
+    def removing(self, runs: int, rows: int) -> None:
+        """Called by the store's removal after each pass: `runs` deleted runs' rows are still
+        being removed (in the database: every replica's), and the pass removed `rows` rows."""
+        self._removal_listeners.call(runs, rows)
 
     def released(self, run_id: str, *, unowned: bool = False) -> None:
         """Called by the engine when it stopped driving `run_id` without its finish, because

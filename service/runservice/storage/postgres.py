@@ -406,7 +406,10 @@ _REMOVE_ROWS = tuple(
     for table, key, extra in removal.LEFTOVER_KEYS
 )
 """A chunk of a deleted run's leftovers of each kind but events (at most `$2` rows each)."""
-_REMOVE_EVENTS = "DELETE FROM events WHERE run_id = $1 AND seq >= $2 AND seq < $3"
+_REMOVE_EVENTS = (
+    "WITH d AS (DELETE FROM events WHERE run_id = $1 AND seq >= $2 AND seq < $3 RETURNING 1)"
+    " SELECT count(*) FROM d"
+)
 """The events of a deleted run in a range of sequences: from the last down, its first event last.
 A range the planner estimates as it is, not "the last n" (`seq > (SELECT seq ... ORDER BY seq
 DESC OFFSET n)`): estimated at a third of the run's events, that was planned as a scan of the
@@ -521,7 +524,13 @@ class PostgresStore(PostgresSchedules):
         self._poll_failures = logs.LoopFailures(logger)
         self._name_failures = logs.LoopFailures(logger)
         self.removal = removal.Removal(
-            "postgres", self._find_leftovers, self._remove_leftovers, self._requeue, poll=REMOVAL_POLL
+            "postgres",
+            self._find_leftovers,
+            self._count_leftovers,
+            self._remove_leftovers,
+            self._requeue,
+            self.hub.removing,
+            poll=REMOVAL_POLL,
         )
         """Removes the rows of large deleted runs after their delete (storage/removal.py)."""
 
@@ -920,9 +929,17 @@ class PostgresStore(PostgresSchedules):
             return []
         return [row[0] for row in await _reached(self._pool.fetch(_FIND_LEFTOVERS, limit))]
 
-    async def _remove_leftovers(self, run_id: str) -> bool | None:
+    async def _count_leftovers(self) -> int:
+        """How many deleted runs' rows are still being removed."""
+        if self._pool is None:
+            return 0
+        count: int = await _reached(self._pool.fetchval("SELECT count(*) FROM deleted_runs"))
+        return count
+
+    async def _remove_leftovers(self, run_id: str) -> tuple[bool | None, int]:
         """One chunk of a deleted run's rows, in a transaction of a pooled connection (never the
-        writer's); True once none is left, None while another replica's removal holds the run.
+        writer's), and the rows it deleted; True once none is left, None while another replica's
+        removal holds the run.
         A row of it another session holds (an operator's open transaction) is waited for
         `WRITER_LOCK_WAIT` at most, then `removal.RowsHeld`: the removal tries that run again
         later and goes on with the others. Before, the chunk waited `ANSWER_WAIT` holding a
@@ -930,7 +947,7 @@ class PostgresStore(PostgresSchedules):
         if self._pool is None:
             raise StorageUnavailable("the store is closed")
 
-        async def chunk() -> bool | None:
+        async def chunk() -> tuple[bool | None, int]:
             async with self._pool.acquire() as conn, conn.transaction():
                 # Rows found by key, as the writer's (`_KEYED_ONLY`): never a scan of a whole table
                 # for a chunk, whatever the statistics say of the run's share of it.
@@ -940,29 +957,32 @@ class PostgresStore(PostgresSchedules):
                 # Replicas take turns on a run; a run its writer is deleting right now waits.
                 below = await conn.fetchval(_TAKE_LEFTOVERS, run_id)
                 if below is None:
-                    return None if await conn.fetchval(HAS_LEFTOVERS, run_id) else True
+                    return (None if await conn.fetchval(HAS_LEFTOVERS, run_id) else True), 0
+                rows = 0
                 full = False
                 for sql in _REMOVE_ROWS:
-                    full = await conn.fetchval(sql, run_id, REMOVAL_CHUNK) >= REMOVAL_CHUNK or full
+                    removed = await conn.fetchval(sql, run_id, REMOVAL_CHUNK)
+                    rows += removed
+                    full = removed >= REMOVAL_CHUNK or full
                 if full:
-                    return False
+                    return False, rows
                 # Events once the rest is gone, the first one last: it keeps the id from a
                 # create that slipped past the check (storage/removal.py).
                 low = max(below - REMOVAL_CHUNK, 1)
-                await conn.execute(_REMOVE_EVENTS, run_id, low, below)
+                rows += await conn.fetchval(_REMOVE_EVENTS, run_id, low, below)
                 if low > 1:
                     await conn.execute(_MOVE_BELOW, run_id, low)
-                    return False
+                    return False, rows
                 await conn.execute(_FORGET_LEFTOVERS, run_id)
-                return True
+                return True, rows
 
         try:
-            gone: bool | None = await _reached(chunk())
+            done: tuple[bool | None, int] = await _reached(chunk())
         except StorageUnavailable as exc:
             if isinstance(exc.__cause__, asyncpg.exceptions.LockNotAvailableError):
                 raise removal.RowsHeld(run_id) from exc
             raise
-        return gone
+        return done
 
     # -- events from other processes ---------------------------------------------
 

@@ -110,27 +110,34 @@ class RemovalBudget:
 class Removal:
     """Removes the leftovers of deleted runs, in a task the store starts and stops.
 
-    `find(limit)`: ids in `deleted_runs`, oldest first. `remove(run_id)`: one chunk of that
-    run's leftovers; True once none is left (its id is out of `deleted_runs`), False while
-    some are, None when another session is removing them (PostgreSQL). `requeue(pending)`:
-    hand a parked change back to the writer's queue. `poll`: seconds between looks for
-    leftovers nobody here announced (another replica's crash); None: only when woken.
+    `find(limit)`: ids in `deleted_runs`, oldest first; `count()`: how many it holds.
+    `remove(run_id)`: one chunk of that run's leftovers, and the rows it deleted; True once
+    none is left (its id is out of `deleted_runs`), False while some are, None when another
+    session is removing them (PostgreSQL). `requeue(pending)`: hand a parked change back to
+    the writer's queue. `report(runs, rows)`: after each pass, the deleted runs whose rows are
+    still being removed and the rows the pass removed (`EventHub.removing`: the metrics).
+    `poll`: seconds between looks for leftovers nobody here announced (another replica's
+    crash); None: only when woken.
     """
 
     def __init__(
         self,
         name: str,
         find: Callable[[int], Awaitable[list[str]]],
-        remove: Callable[[str], Awaitable[bool | None]],
+        count: Callable[[], Awaitable[int]],
+        remove: Callable[[str], Awaitable[tuple[bool | None, int]]],
         requeue: Callable[[batching.Pending], None],
+        report: Callable[[int, int], None],
         *,
         poll: float | None,
         park_wait: float = PARK_WAIT,
     ) -> None:
         self._name = name
         self._find = find
+        self._count = count
         self._remove = remove
         self._requeue = requeue
+        self._report = report
         self.poll = poll
         self.park_wait = park_wait
         self.removed = 0
@@ -254,6 +261,9 @@ class Removal:
         began = self._asked
         limit = FIND + len(self._failing)  # runs that wait do not take the place of others
         found = await self._find(limit)
+        # Counted only past a page: the look is by index, a count reads the whole table.
+        being_removed = len(found) if len(found) < limit else await self._count()
+        rows = 0
         ids = [*self._parked, *(run_id for run_id in found if run_id not in self._parked)]
         self._failing = {run_id: entry for run_id, entry in self._failing.items() if run_id in ids}
         more = len(found) >= limit
@@ -265,13 +275,14 @@ class Removal:
                 left = True  # waits after a failure (`_wait` wakes for it)
                 continue
             try:
-                gone = await self._remove(run_id)
+                gone, removed = await self._remove(run_id)
             except Exception as exc:  # this run's alone (a row held): the others go on
                 self._failed(run_id, exc)
                 left = True
                 continue
             self._failing.pop(run_id, None)
             self.chunks += 1
+            rows += removed
             progressed = True
             if gone is None:  # another session removes them: a parked change waits for it
                 left = True
@@ -279,10 +290,12 @@ class Removal:
             if gone:
                 if run_id in found:
                     self.removed += 1
+                    being_removed -= 1
                 self._release(run_id)
             else:
                 more = left = True
         self._expire()
+        self._report(being_removed, rows)
         if not left:  # nothing was left once it ended
             async with self._passed:
                 self._emptied = began

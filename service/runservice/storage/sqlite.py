@@ -496,7 +496,13 @@ class SqliteStore(SqliteSchedules):
         self._loop: asyncio.AbstractEventLoop | None = None
         # One process writes the file: it finds leftovers at open (a crash), else is woken.
         self.removal = removal.Removal(
-            "sqlite", self._find_leftovers, self._remove_leftovers, self._requeue, poll=None
+            "sqlite",
+            self._find_leftovers,
+            self._count_leftovers,
+            self._remove_leftovers,
+            self._requeue,
+            self.hub.removing,
+            poll=None,
         )
         """Removes the rows of large deleted runs after their delete (storage/removal.py)."""
 
@@ -734,11 +740,16 @@ class SqliteStore(SqliteSchedules):
         )
         return [run_id for (run_id,) in rows]
 
-    async def _remove_leftovers(self, run_id: str) -> bool | None:
+    async def _count_leftovers(self) -> int:
+        """How many deleted runs' rows are still being removed."""
+        ((count,),) = await self._reader().execute_fetchall("SELECT count(*) FROM deleted_runs", ())
+        return int(count)
+
+    async def _remove_leftovers(self, run_id: str) -> tuple[bool | None, int]:
         """One chunk of a deleted run's rows, as an operation of the writer: other writes go
         in between two chunks. Not synced: nobody is told of it."""
-        gone: bool = await self._submit(_Operation(lambda conn, now: _remove_chunk(conn, run_id)))
-        return gone
+        done: tuple[bool, int] = await self._submit(_Operation(lambda conn, now: _remove_chunk(conn, run_id)))
+        return done
 
     async def _submit(self, item: RunWrite | _Operation | batching.Quiet | _Sync) -> Any:
         return await self._enqueue(item)
@@ -2196,26 +2207,29 @@ def _delete_run(conn: sqlite3.Connection, run_id: str, now: float, budget: remov
     conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
 
 
-def _remove_chunk(conn: sqlite3.Connection, run_id: str) -> bool:
+def _remove_chunk(conn: sqlite3.Connection, run_id: str) -> tuple[bool, int]:
     """One chunk of the rows of a deleted run still being removed (`REMOVAL_CHUNK` of each
-    kind); True once none is left and its id is out of `deleted_runs`."""
+    kind); True once none is left and its id is out of `deleted_runs`, and the rows deleted."""
     found = conn.execute("SELECT events_below FROM deleted_runs WHERE run_id = ?", (run_id,)).fetchone()
     if found is None:
-        return True
+        return True, 0
+    rows = 0
     full = False
     for sql in _REMOVE_ROWS:
-        full = conn.execute(sql, (run_id, REMOVAL_CHUNK)).rowcount >= REMOVAL_CHUNK or full
+        removed = conn.execute(sql, (run_id, REMOVAL_CHUNK)).rowcount
+        rows += removed
+        full = removed >= REMOVAL_CHUNK or full
     if full:
-        return False
+        return False, rows
     # Events once the rest is gone, the first one last (as on PostgreSQL, storage/removal.py).
     (below,) = found
     low = max(below - REMOVAL_CHUNK, 1)
-    conn.execute(_REMOVE_EVENTS, (run_id, low, below))
+    rows += conn.execute(_REMOVE_EVENTS, (run_id, low, below)).rowcount
     if low > 1:
         conn.execute("UPDATE deleted_runs SET events_below = ? WHERE run_id = ?", (low, run_id))
-        return False
+        return False, rows
     conn.execute("DELETE FROM deleted_runs WHERE run_id = ?", (run_id,))
-    return True
+    return True, rows
 
 
 def _expired(lease_expires_at: float | None, now: float) -> bool:
