@@ -28,7 +28,7 @@ from runservice.model import (
     time_ordered_id,
 )
 from runservice.storage import RunWrite
-from runservice.workflow import SchemaViolation, StepContext, create_step, create_workflow
+from runservice.workflow import SchemaViolation, StepContext, clone_step, create_step, create_workflow
 
 client = client_for(flows.WORKFLOWS)
 
@@ -357,6 +357,101 @@ async def test_a_request_context_a_body_grew_counts_and_is_limited_in_a_foreach_
     assert each.status is RunStatus.FAILED and each.error is not None
     assert (each.error.details or {}).get("field") == "request_context"
     assert "note" not in (read.request_context or {})  # the change went back, as for a step
+
+
+@create_step("gives-a-list")
+async def gives_a_list(ctx: StepContext) -> Any:
+    ctx.set_state({"log": ["kept"]})
+    return {"a": [1]}
+
+
+@create_step("changes-in-place")
+async def changes_in_place(ctx: StepContext) -> Any:
+    ctx.input_data["a"].append("input")
+    earlier: Any = ctx.get_step_result("gives-a-list")
+    earlier["a"].append("result")
+    ctx.get_init_data()["items"].append("init")
+    ctx.state["log"].append("x" * 400_000)  # set_state is the way; in place, past 1 MiB in three
+    return {"a": [1]}
+
+
+@create_step("asks-in-place")
+async def asks_in_place(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend({"asked": ["why"]})
+        return None
+    ctx.resume_data["answers"].append("changed")
+    ctx.suspend_data["asked"].append("changed")
+    return {"done": True}
+
+
+async def test_what_a_body_changes_in_place_is_its_own_copy(serving: ServingFactory, tmp_path: Path) -> None:
+    """A body was handed what the engine holds, not a copy: changing its input in place
+    changed the earlier step's record in memory, so the Start's reply showed an output the
+    store never had (a reply a later read contradicts); `ctx.state` changed in place went past
+    `set_state` and its 1 MiB (1.8 MB of state stored); a resume payload changed in place
+    showed in the reply only. Each is the body's own copy now: the run, as replied and as
+    read, holds what was recorded."""
+    workflow = (
+        create_workflow("in-place")
+        .then(gives_a_list)
+        .then(changes_in_place)
+        .then(clone_step(changes_in_place, id="again"))
+        .then(clone_step(changes_in_place, id="and-again"))
+        .then(asks_in_place)
+        .commit()
+    )
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address, timeout=60) as client,
+    ):
+        handle = client.get_workflow("in-place")
+        run = await handle.create_run()
+        asked = await run.start_async({"items": []}, include_state=True)
+        assert asked.status is RunStatus.SUSPENDED
+        done = await run.resume_async({"answers": ["yes"]}, include_state=True)
+        read = await handle.run_execution_result(run.run_id, include_state=True)
+    assert done.status is RunStatus.SUCCESS, done.error
+    for seen in (asked, done, read):
+        assert step(seen, "gives-a-list").output == {"a": [1]}
+        for name in ("changes-in-place", "again", "and-again"):
+            assert step(seen, name).payload == step(seen, name).output == {"a": [1]}
+        assert seen.input == {"items": []}
+        assert seen.state == {"log": ["kept"]}
+    assert step(asked, "asks-in-place").suspend_payload == {"asked": ["why"]}
+    for seen in (done, read):
+        assert step(seen, "asks-in-place").resume_payload == {"answers": ["yes"]}
+    assert done.steps == read.steps
+
+
+@create_step("starts-a-list")
+async def starts_a_list(ctx: StepContext) -> Any:
+    ctx.request_context["seen"] = []
+    return {}
+
+
+@create_step("grows-the-list")
+async def grows_the_list(ctx: StepContext) -> Any:
+    ctx.request_context["seen"].append("c" * 70_000)  # in place, past the context's 64 KiB
+    return {}
+
+
+async def test_a_request_context_grown_in_place_is_limited(serving: ServingFactory, tmp_path: Path) -> None:
+    """What was staged of the request context was a shallow copy, so a body that grew a list
+    of it in place changed the copy too: the change went unseen, unchecked against the
+    context's 64 KiB, and was stored whole when the run settled."""
+    workflow = create_workflow("grown-in-place").then(starts_a_list).then(grows_the_list).commit()
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address, timeout=60) as client,
+    ):
+        handle = client.get_workflow("grown-in-place")
+        run = await handle.create_run()
+        ended = await run.start_async({})
+        read = await handle.run_execution_result(run.run_id)
+    assert ended.status is RunStatus.FAILED and ended.error is not None
+    assert (ended.error.details or {}).get("field") == "request_context"
+    assert read.request_context == {"seen": []}  # the change went back, as for a step
 
 
 def _state_setter(step_id: str, key: str, *, fallback: bool = False) -> Any:

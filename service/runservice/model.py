@@ -27,6 +27,26 @@ from runservice.errors import PayloadTooLarge
 Json = Any
 """A JSON-compatible value: dict, list, str, int, float, bool or None."""
 
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+
+def json_copy(value: Json) -> Json:
+    """A copy of JSON data that shares no dict or list with `value`.
+
+    What the engine holds (a step's recorded output, the run's input and state, a resume
+    payload) is handed to user code as a copy: a body that changed its input in place
+    changed the earlier step's record in memory, so a Start's reply showed an output the
+    store never had, and a change of `ctx.state` in place went past `set_state`, its limit
+    and its rollback of a failed attempt (1.8 MB of state stored under a 1 MiB limit).
+    """
+    kind = type(value)
+    if kind is dict:
+        return {key: item if type(item) in _IMMUTABLE else json_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [item if type(item) in _IMMUTABLE else json_copy(item) for item in value]
+    return value  # a scalar (JSON data holds no other container)
+
+
 StepPath = tuple[str, ...]
 """Step ids from the top-level workflow down to a step."""
 

@@ -44,6 +44,7 @@ from runservice.model import (
     StepProgress,
     StepRecord,
     StepStatus,
+    json_copy,
     new_call_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
@@ -580,7 +581,7 @@ async def _call(fn: Any, ctx: ConditionContext) -> Any:
 
 def _condition_context(walker: Walker, data: Json, scope: Scope, iteration: int = 0) -> ConditionContext:
     return ConditionContext(
-        input_data=data,
+        input_data=json_copy(data),  # what the engine holds: a condition gets its own
         run_id=walker.run_id,
         workflow_id=walker.workflow_id,
         resource_id=walker.resource_id,

@@ -49,6 +49,7 @@ from runservice.model import (
     StepPath,
     StepRecord,
     StepStatus,
+    json_copy,
     new_call_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
@@ -135,8 +136,10 @@ class RunDriver:
         self.records: dict[StepPath, StepRecord] = {s.path: s for s in run.steps}
         self.state: dict[str, Json] = dict(run.state) if isinstance(run.state, dict) else {}
         self.state_sizes = StateSizes(self.state)
-        self.request_context: dict[str, Json] = dict(run.request_context)
-        self._staged_context = dict(self.request_context)
+        # Bodies change the live context in place, deep inside too: it shares nothing with
+        # `run`, and what was staged last is a copy to its depth.
+        self.request_context: dict[str, Json] = json_copy(run.request_context)
+        self._staged_context = json_copy(self.request_context)
         """The request context as last staged (bodies may change it; see `stage_memory`)."""
         # Held, not looked up: on Python 3.11 every get_running_loop() is a getpid() syscall
         # (the engine passes the loop it holds, so a run costs none).
@@ -756,7 +759,7 @@ class RunDriver:
                 request_context=self.request_context,
                 retry_count=attempt,
                 resume_data=resume_value,
-                suspend_data=resumption.suspend_payload if resumption is not None else None,
+                suspend_data=json_copy(resumption.suspend_payload) if resumption is not None else None,
                 abort_signal=self.abort_signal,
                 runtime=runtime,
                 suspend_schema=step.suspend_schema,
@@ -1014,7 +1017,7 @@ class RunDriver:
         refused = _refusal("request_context", self.request_context, limits.REQUEST_CONTEXT)
         if refused is not None:
             self.request_context.clear()
-            self.request_context.update(self._staged_context)
+            self.request_context.update(json_copy(self._staged_context))
             return refused
         self._base_size = self._input_size + limits.json_size(self.request_context)
         return None
@@ -1024,10 +1027,12 @@ class RunDriver:
     ) -> tuple[Any, Json] | Outcome:
         """The typed input and its JSON form (defaults applied), or a failed outcome
         (recorded as the step's result when `emit`)."""
+        # The body gets a copy: `data` is what the engine holds (an earlier step's output,
+        # the run's input), and `checked` is recorded as the step's payload.
         if schema is None:
-            return data, data
+            return json_copy(data), data
         try:
-            value, checked = schema.validate(data, "step input")
+            value, checked = schema.validate(json_copy(data), "step input")
         except SchemaViolation as exc:
             error = RunError("StepInputValidationError", str(exc), exc.details)
             return self.reject(path, data, error, iteration=iteration) if emit else failed(error)
@@ -1064,7 +1069,7 @@ class RunDriver:
         never come). The request context is written only when a body changed it."""
         self.outbox.stage(state=dict(self.state))
         if self.request_context != self._staged_context:
-            self._staged_context = dict(self.request_context)
+            self._staged_context = json_copy(self.request_context)
             self.outbox.stage(request_context=dict(self._staged_context))
 
     def note_suspended(self, record: StepRecord) -> None:
@@ -1204,8 +1209,8 @@ def _refusal(field: str, value: Any, limit: int) -> RunError | None:
 def _resume_value(step: Step, data: Json) -> Any:
     schema = step.resume_schema
     if schema is None:
-        return data
-    value, _ = schema.validate(data, "resume data")
+        return json_copy(data)  # the record's resume payload: the body gets its own
+    value, _ = schema.validate(json_copy(data), "resume data")
     return value
 
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from runservice import limits
 from runservice.errors import PayloadTooLarge
-from runservice.model import Json, StepPath, StepRecord, StepStatus
+from runservice.model import Json, StepPath, StepRecord, StepStatus, json_copy
 from runservice.workflow import Workflow
 
 
@@ -159,18 +159,23 @@ class Scope:
     def step_runtime(self, path: StepPath) -> BoundRuntime:
         return BoundRuntime(self, path)
 
+    # What user code reads is a copy to its depth (`json_copy`): changed in place, the run's
+    # own would change past `set_state`, its limit and a failed attempt's rollback.
     def get_state(self) -> dict[str, Json]:
-        return dict(self.memory.state)
+        state: dict[str, Json] = json_copy(self.memory.state)
+        return state
 
     async def write_output(self, chunk: Json) -> None:
         await self.memory.write_output(chunk, self.prefix)
 
     def step_result(self, step_id: str) -> Json | None:
         record = self.memory.records.get((*self.prefix, step_id))
-        return record.output if record is not None and record.status is StepStatus.SUCCESS else None
+        if record is None or record.status is not StepStatus.SUCCESS:
+            return None
+        return json_copy(record.output)
 
     def init_data(self) -> Json:
-        return self.init
+        return json_copy(self.init)
 
 
 class BoundRuntime:
@@ -188,7 +193,8 @@ class BoundRuntime:
         self._patch: dict[str, Json] = {}
 
     def get_state(self) -> dict[str, Json]:
-        return {**self._scope.memory.state, **self._patch}
+        state: dict[str, Json] = json_copy({**self._scope.memory.state, **self._patch})
+        return state
 
     def set_state(self, patch: Mapping[str, Json]) -> None:
         """Merge `patch` into what this attempt sets; a state over `limits.STATE` is refused
