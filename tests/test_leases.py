@@ -27,7 +27,7 @@ from workflows import approval
 from runservice.engine import Engine
 from runservice.engine import engine as engine_module
 from runservice.engine.leases import LeaseKeeper
-from runservice.errors import RunClaimed, RunNotSuspended, Unavailable
+from runservice.errors import RequestIdReused, RunClaimed, RunNotSuspended, Unavailable
 from runservice.model import EventType, Run, RunStatus
 from runservice.server.committed import CommittedEvents
 from runservice.server.tracing import Tracing
@@ -428,6 +428,24 @@ async def test_a_retried_start_with_wait_at_another_replica_waits_for_the_outcom
         done = await asyncio.wait_for(retry, 10)
     assert (done.run_id, done.status, done.result) == (first.run_id, RunStatus.SUCCESS, 12)
     assert ran["work"] == 1
+
+
+async def test_a_start_reusing_its_request_id_at_another_replica_is_refused_naming_the_field(
+    shared: Store,
+) -> None:
+    """Both replicas make the same mark of a Start, and the run id from its request id: a
+    retry at another replica is one, and a reuse there with another request context is
+    refused, not answered with the first run (which runs with the first context)."""
+    sent: dict[str, Any] = {"input_data": {"n": 3}, "request_context": {"tenant": "t-1"}}
+    async with replica(shared, "a") as a, replica(shared, "b") as b:
+        first = await a.start("slow", **sent, request_id="req-ctx")
+        retry = await b.start("slow", **sent, request_id="req-ctx")
+        with pytest.raises(RequestIdReused) as reused:
+            await b.start("slow", **{**sent, "request_context": {"tenant": "t-2"}}, request_id="req-ctx")
+        release.set()
+        done = await settled(a, first.run_id)
+    assert retry.run_id == first.run_id and reused.value.metadata["field"] == "request_context"
+    assert (done.status, done.result, ran["prepare"]) == (RunStatus.SUCCESS, 6, 1)
 
 
 async def test_cancel_at_another_replica_stops_the_step_at_its_owner(shared: Store) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
 import sqlite3
 import time
@@ -26,7 +27,7 @@ from pydantic import BaseModel
 
 from runservice.engine import Engine
 from runservice.errors import InvalidArgument, RequestIdReused, StepNotSuspended
-from runservice.model import Event, EventType, Run, RunStatus, StepRecord, StepStatus
+from runservice.model import Event, EventType, Run, RunStatus, StepRecord, StepStatus, request_run_id
 from runservice.storage import RunWrite, Store, open_store
 from runservice.workflow import StepContext, Workflow, clone_step, create_step, create_workflow
 
@@ -1134,6 +1135,82 @@ async def test_a_request_id_alone_makes_start_idempotent(db: str) -> None:
     assert again.run_id == first.run_id and again.result == first.result == 20
     assert other.run_id != first.run_id
     assert len(runs) == 2 and probe.ran["first"] == 2
+
+
+async def test_a_start_reusing_its_request_id_with_another_field_is_refused_naming_it(db: str) -> None:
+    """A request id stands for the whole Start: one with the id of an earlier Start and
+    another initial state, request context or timeout was answered with the first run, whose
+    state, context and deadline were not the ones asked for (only the input was compared).
+    The same request is still a retry, with another `wait` or trace id (each attempt's own)."""
+    sent: dict[str, Any] = {
+        "input_data": {"n": 1},
+        "initial_state": {"step": "one"},
+        "request_context": {"tenant": "t-1"},
+        "run_timeout": 60.0,
+    }
+    async with booted(db) as engine:
+        first = await engine.start("sequence", **sent, request_id="once", wait=True)
+        again = await engine.start("sequence", **sent, request_id="once", trace_id="ab" * 16)
+        assert (again.run_id, again.trace_id, again.deadline) == (
+            first.run_id,
+            first.trace_id,
+            first.deadline,
+        )
+        for field, other, named in (
+            ("input_data", {"n": 2}, "input_data"),
+            ("initial_state", {"step": "two"}, "initial_state"),
+            ("initial_state", None, "initial_state"),
+            ("request_context", {"tenant": "t-2"}, "request_context"),
+            ("request_context", None, "request_context"),
+            ("run_timeout", 30.0, "timeout"),  # StartRequest's name for it
+            ("run_timeout", None, "timeout"),
+        ):
+            with pytest.raises(RequestIdReused) as reused:
+                await engine.start("sequence", **{**sent, field: other}, request_id="once")
+            assert reused.value.metadata == {"run_id": first.run_id, "request_id": "once", "field": named}
+        # Unset state and context are the empty ones they mean: the same request.
+        bare = await engine.start("sequence", input_data={"n": 3}, request_id="bare", wait=True)
+        same = await engine.start(
+            "sequence", input_data={"n": 3}, initial_state={}, request_context={}, request_id="bare"
+        )
+        assert same.run_id == bare.run_id
+    assert probe.ran["first"] == 2
+
+
+def input_mark(request_id: str, input_data: Any) -> str:
+    """The mark a Start with a request id left from commit e9c4c95 on (its request id and a
+    digest of its input only), written out here as those versions made it."""
+    body = orjson.dumps(input_data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return f"{request_id}#input:{hashlib.blake2b(body, digest_size=16).hexdigest()}"
+
+
+@pytest.mark.parametrize("old_form", ["plain", "input"])
+async def test_a_start_marked_by_an_earlier_version_is_repeated_by_its_retry(db: str, old_form: str) -> None:
+    """A retry that comes just after an upgrade is still one: a mark an earlier version left
+    (the plain request id before commit e9c4c95, the id and a digest of the input since) is
+    compared on the fields it recorded, and only those."""
+    async with booted(db) as engine:  # as the earlier version: a run started under the derived id...
+        run_id = request_run_id("sequence", "old-1", None)
+        started = await engine.start("sequence", run_id=run_id, input_data={"n": 1}, wait=True)
+        mark = "old-1" if old_form == "plain" else input_mark("old-1", {"n": 1})
+        assert (await engine._store.write(RunWrite(run_id, request=("start", mark)))).applied
+        assert await engine._store.request_ids(run_id, "start") == [mark]  # ...and that mark only
+    async with booted(db) as engine:  # upgraded
+        again = await engine.start("sequence", input_data={"n": 1}, request_id="old-1", wait=True)
+        assert (again.run_id, again.result) == (started.run_id, started.result)
+        # Not recorded by either form: not compared.
+        other_state = await engine.start(
+            "sequence", input_data={"n": 1}, initial_state={"k": 1}, request_id="old-1"
+        )
+        assert other_state.run_id == run_id
+        if old_form == "input":
+            with pytest.raises(RequestIdReused) as reused:
+                await engine.start("sequence", input_data={"n": 2}, request_id="old-1")
+            assert reused.value.metadata["field"] == "input_data"
+        else:
+            assert (await engine.start("sequence", input_data={"n": 2}, request_id="old-1")).run_id == run_id
+        assert await engine._store.request_ids(run_id, "start") == [mark]
+    assert probe.ran["first"] == 1
 
 
 async def test_cancel_remembers_its_request_id(db: str) -> None:

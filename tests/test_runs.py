@@ -680,6 +680,43 @@ async def test_a_second_start_is_refused_unless_it_repeats_the_request_id(client
     assert flows.CALLS[f"{run.run_id}:add-one"] == 1
 
 
+async def test_a_start_reusing_its_request_id_with_another_field_is_refused_naming_it(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A request id stands for the whole Start: one with the id of an earlier Start and another
+    initial state, request context or timeout was answered with the first run, whose state,
+    context and deadline were not the ones asked for (only the input was compared). The same
+    request is still a retry, once the server restarted too, with or without `wait`."""
+    sent: dict[str, Any] = {
+        "input_data": {"value": 1},
+        "initial_state": {"total": 10},
+        "request_context": {"tenant": "t-1"},
+        "run_timeout": 60.0,
+    }
+    other = {"initial_state": {"total": 20}, "request_context": {"tenant": "t-2"}, "run_timeout": 30.0}
+
+    async def start(client: Client, **fields: Any) -> Run:
+        return await RunHandle(client, "stateful", "").start(**{**sent, **fields}, request_id="k-1")
+
+    db = tmp_path / "runs.db"
+    async with serving(db, workflows=flows.WORKFLOWS) as served, Client(served.address) as client:
+        first = await RunHandle(client, "stateful", "").start_async(**sent, request_id="k-1")
+        assert first.status is RunStatus.SUCCESS and first.result["tenant"] == "t-1"
+        for field, value in other.items():
+            with pytest.raises(errors.RequestIdReused) as reused:
+                await start(client, **{field: value})
+            named = "timeout" if field == "run_timeout" else field  # StartRequest's name
+            assert reused.value.metadata == {"run_id": first.run_id, "request_id": "k-1", "field": named}
+    async with serving(db, workflows=flows.WORKFLOWS) as served, Client(served.address) as client:
+        again = await start(client)
+        assert (again.run_id, again.result, again.deadline) == (first.run_id, first.result, first.deadline)
+        with pytest.raises(errors.RequestIdReused) as reused:
+            await start(client, request_context={})
+        assert reused.value.metadata["field"] == "request_context"
+        runs, _ = await client.get_workflow("stateful").runs()
+    assert [run.run_id for run in runs] == [first.run_id]
+
+
 class Order(BaseModel):
     sku: str
     order_ref: str = Field(default_factory=lambda: uuid.uuid4().hex)  # differs at each validation

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random
 import time
@@ -23,8 +22,6 @@ from collections.abc import (
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import orjson
-
 from runservice import limits, logs
 from runservice.engine import paging
 from runservice.engine.admission import Caller
@@ -35,6 +32,7 @@ from runservice.engine.failures import log_failure
 from runservice.engine.follow import check_cursor, drained, follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
+from runservice.engine.marks import START, Mark
 from runservice.engine.retention import Retention
 from runservice.engine.schedules import Scheduler
 from runservice.engine.targets import Accepted, accept, find_runnable, resolve
@@ -49,7 +47,6 @@ from runservice.engine.versions import ServedVersions, identity
 from runservice.errors import (
     FieldViolation,
     InvalidArgument,
-    RequestIdReused,
     RunActive,
     RunAlreadyStarted,
     RunBelongsToOtherResource,
@@ -449,17 +446,14 @@ class Engine:
         self._check_open()
         workflow = self.workflow(workflow_id)
         run_input = _validate(workflow.input_schema, input_data, "input_data", "input data")
-        state = _validate(
-            workflow.state_schema,
-            {} if initial_state is None else initial_state,
-            "initial_state",
-            "initial state",
-        )
+        state_sent = {} if initial_state is None else initial_state
+        state = _validate(workflow.state_schema, state_sent, "initial_state", "initial state")
         if not isinstance(state, dict):
             raise _invalid("initial_state", "the run state must be a JSON object")
         context = _context(request_context)
         run_deadline(0.0, None, run_timeout)  # a bad timeout is refused before anything is written
-        mark = start_mark(request_id, input_data) if request_id else None
+        # What a retry must repeat: the request as sent (engine/marks.py says which fields).
+        mark = START.mark(request_id, (input_data, state_sent, context, run_timeout)) if request_id else None
         # Without a run id, a request id alone must identify the first outcome: the run id
         # is derived from it, so a retry lands on the same run, even on another replica.
         run_id = run_id or (
@@ -468,7 +462,7 @@ class Engine:
 
         async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
-                if request_id and await self._repeats(run_id, request_id, mark):
+                if mark and await self._repeats(run_id, mark):
                     _check_repeat(await self._load(run_id), workflow_id, resource_id)
                     return _Repeat(run_id)
                 now = time.time()
@@ -491,7 +485,7 @@ class Engine:
                     resource_id=resource_id or None,
                     **fields,
                 )
-                request = ("start", mark) if mark else None
+                request = ("start", mark.text) if mark else None
                 # Without room the run is committed all the same, with no owner: the claim loop
                 # takes it once some replica has room (engine/capacity.py).
                 room = self._capacity.reserve(workflow_id)
@@ -540,7 +534,7 @@ class Engine:
                         if result.status is RunStatus.PENDING:
                             continue  # another reservation under its id: checked again
                         if result.status is not None:  # started (or canceled) by another call
-                            if request_id and await self._repeats(run_id, request_id, mark):
+                            if mark and await self._repeats(run_id, mark):
                                 _check_repeat(await self._load(run_id), workflow_id, resource_id)
                                 return _Repeat(run_id)
                             raise RunAlreadyStarted(run_id, result.status.value)
@@ -557,15 +551,10 @@ class Engine:
 
         return await self._answer(await self._admitted_here(admission), wait)
 
-    async def _repeats(self, run_id: str, request_id: str, mark: str | None) -> bool:
-        """Whether a Start with `request_id` (and `mark`, `start_mark`) repeats one the run
-        recorded; RequestIdReused when that one carried other input (not a retry of it)."""
-        seen = await self._store.request_ids(run_id, "start")
-        if mark in seen or request_id in seen:  # the plain id: recorded before marks had input
-            return True
-        if any(marked.rsplit(_INPUT_MARK, 1)[0] == request_id for marked in seen):
-            raise RequestIdReused(run_id, request_id, "input_data")
-        return False
+    async def _repeats(self, run_id: str, mark: Mark) -> bool:
+        """Whether a Start that leaves `mark` repeats one the run recorded; RequestIdReused
+        when that one was sent with another field (not a retry of it)."""
+        return START.repeats(run_id, mark, await self._store.request_ids(run_id, "start"))
 
     async def resume(
         self,
@@ -1993,18 +1982,6 @@ def _check_repeat(run: Run, workflow_id: str, resource_id: str | None) -> None:
     if run.workflow_id != workflow_id:
         raise RunBelongsToOtherWorkflow(run.run_id, run.workflow_id)
     _check_resource(run, resource_id)
-
-
-_INPUT_MARK = "#input:"
-
-
-def start_mark(request_id: str, input_data: Json) -> str:
-    """The request mark a Start leaves: its request id and a digest of `input_data` as the
-    caller sent it. Sent, not validated: a schema's generated defaults (a uuid, the time) differ
-    at each validation, and a retry must still be one. A Start with the request id and another
-    mark is a reuse with other input (`_repeats`)."""
-    body = orjson.dumps(input_data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr)
-    return f"{request_id}{_INPUT_MARK}{hashlib.blake2b(body, digest_size=16).hexdigest()}"
 
 
 def _check_resource(run: Run, resource_id: str | None) -> None:

@@ -34,8 +34,10 @@ export interface StartRequest {
   'wait'?: (boolean);
   /**
    * Optional idempotency key. A retry with the same key returns the first outcome
-   * instead of ALREADY_EXISTS; the same key with other input_data is ALREADY_EXISTS,
-   * reason REQUEST_ID_REUSED (it is not a retry of that Start).
+   * instead of ALREADY_EXISTS; the same key with another input_data, initial_state,
+   * request_context or timeout is ALREADY_EXISTS, reason REQUEST_ID_REUSED, with that
+   * field in the ErrorInfo metadata "field" (it is not a retry of that Start). A retry
+   * may change wait, include_state and tracing_options.
    */
   'requestId'?: (string);
   /**
@@ -90,8 +92,10 @@ export interface StartRequest__Output {
   'wait': (boolean);
   /**
    * Optional idempotency key. A retry with the same key returns the first outcome
-   * instead of ALREADY_EXISTS; the same key with other input_data is ALREADY_EXISTS,
-   * reason REQUEST_ID_REUSED (it is not a retry of that Start).
+   * instead of ALREADY_EXISTS; the same key with another input_data, initial_state,
+   * request_context or timeout is ALREADY_EXISTS, reason REQUEST_ID_REUSED, with that
+   * field in the ErrorInfo metadata "field" (it is not a retry of that Start). A retry
+   * may change wait, include_state and tracing_options.
    */
   'requestId': (string);
   /**

@@ -1,0 +1,148 @@
+"""Request marks: how a retried request is told from another one that reuses its request id.
+
+A `request_id` is an idempotency key: a retry with it gets the first outcome instead of a
+second run. A request with the same id and other parameters is not a retry: answering it with
+the first run would tell the caller that what it sent ran, when a run with another input,
+state, context or deadline did. Production idempotency keys refuse it (Stripe's idempotency
+keys, AWS's client tokens): here RequestIdReused, naming the field that differs.
+
+So the mark a request leaves (a `requests` row, written in the commit that makes the run) is
+its request id followed by a digest of each field that makes it the request it is, in the
+order of its form's `fields`; a Start's (`START`):
+
+    order-7#start:<input_data: 32 hex>.<initial_state: 16>.<request_context: 16>.<timeout: 16>
+
+A later request with the id repeats it when its own mark is stored (the usual retry: one
+lookup and a string compare), and is RequestIdReused naming the first field whose digest
+differs otherwise. One digest per field rather than one of the whole request, so that the
+error can name the field: the bytes hashed are the same either way (each field's once), and a
+field left out costs a lookup (`_LEFT_OUT`).
+
+Earlier versions left marks that record a prefix of a form's fields (`MarkForm.older`, and the
+plain id). They are still read and compared on what they recorded only, so a retry that comes
+just after an upgrade is still one. The other way round, a version that does not know a form
+never takes its marks for its own request id's (see `START`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import orjson
+
+from runservice.errors import RequestIdReused
+
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+"""Equal values dump to equal bytes whatever their keys' order, in every process and replica."""
+_DIGEST = re.compile(r"[0-9a-f]+")
+_SEPARATOR = "."
+
+
+class Mark(NamedTuple):
+    """The mark a request leaves: `text` is stored (the `requests` row's request id). A tuple:
+    one is made on every Start with a request id."""
+
+    request_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class MarkForm:
+    """How one kind of request marks itself: its `tag` after the request id, then a digest of
+    each of `fields` (the names RequestIdReused gives), `sizes[i]` bytes each."""
+
+    tag: str
+    fields: tuple[str, ...]
+    sizes: tuple[int, ...]
+    older: tuple[str, ...] = ()
+    """Tags of forms earlier versions wrote: each recorded a prefix of `fields` (as many as it
+    has digests), compared on those. A mark that is the request id alone recorded none."""
+
+    def mark(self, request_id: str, values: Sequence[object]) -> Mark:
+        """The mark of a request with `request_id` whose `fields` have `values` (as sent)."""
+        if len(values) != len(self.fields):
+            raise ValueError(f"{self.tag} marks digest {len(self.fields)} fields, not {len(values)}")
+        return Mark(request_id, request_id + self.tag + _SEPARATOR.join(map(_digest, values, self.sizes)))
+
+    def repeats(self, run_id: str, mark: Mark, seen: Collection[str]) -> bool:
+        """Whether the request that leaves `mark` repeats one whose mark the run recorded
+        (`seen`): True for a mark of its request id with the same digest of each field that
+        mark recorded, RequestIdReused naming the first field that differs, False when none
+        is of the id."""
+        if mark.text in seen:
+            return True  # the usual retry: the same form, the same fields
+        ours = self._digests(mark.text, mark.request_id) or []
+        for stored in seen:
+            recorded = self._digests(stored, mark.request_id)
+            if recorded is None:
+                continue  # another request id's
+            # An older form records fewer fields: only those are compared. A newer one may
+            # record more (fields added later): only the ones this version knows are.
+            for field, theirs, mine in zip(self.fields, recorded, ours, strict=False):
+                if theirs != mine:
+                    raise RequestIdReused(run_id, mark.request_id, field)
+            return True
+        return False
+
+    def _digests(self, text: str, request_id: str) -> list[str] | None:
+        """The digests the mark `text` recorded (none for the plain request id), or None when
+        it is not a mark of `request_id` in this form or an older one."""
+        if not text.startswith(request_id):
+            return None
+        rest = text[len(request_id) :]
+        if not rest:
+            return []  # the plain request id, written before marks had digests
+        for tag in (self.tag, *self.older):
+            if rest.startswith(tag):
+                digests = rest[len(tag) :].split(_SEPARATOR)
+                # Strictly digests: a request id that merely starts with this one is another's.
+                if all(_DIGEST.fullmatch(digest) for digest in digests):
+                    return digests
+        return None
+
+
+def _digest(value: object, size: int) -> str:
+    body = orjson.dumps(value, option=_CANONICAL, default=repr)
+    return _LEFT_OUT.get((body, size)) or hashlib.blake2b(body, digest_size=size).hexdigest()
+
+
+_LEFT_OUT = {
+    (body, size): hashlib.blake2b(body, digest_size=size).hexdigest()
+    for body in (b"null", b"{}")
+    for size in (8, 16)
+}
+"""The digests of what most requests send for the fields they leave out, made once: hashing
+costs about 0.4 us a field, and a Start with a request id but no state, context or timeout
+(most of them) would spend a third of its mark's time on those three."""
+
+
+START = MarkForm(
+    "#start:",
+    # What the run is made of, as the caller sent it: not as validated, since a schema's
+    # generated defaults (a uuid, the time) differ at each validation and a retry must still
+    # be one. The engine passes an unset `initial_state` and `request_context` as {}, which
+    # they mean. `timeout` is StartRequest's name for the engine's `run_timeout` (seconds): a
+    # retry with another one would have been answered with the first run's deadline.
+    ("input_data", "initial_state", "request_context", "timeout"),
+    # The input's digest as long as in the `#input:` form, so that the two compare; the
+    # others need only tell a reuse from a retry.
+    (16, 8, 8, 8),
+    # From commit e9c4c95 on, `<id>#input:<input_data: 32 hex>`. The new form has a tag of its
+    # own: those versions take any `<id>#input:...` other than their own mark for a reuse with
+    # other input, so that, had the digests followed `#input:`, a retry of a Start a newer
+    # replica took that lands on them (a rolling upgrade, a rollback) would be refused as
+    # REQUEST_ID_REUSED. A `#start:` mark is none of theirs: they answer RUN_ALREADY_STARTED
+    # (the run exists and goes on), as they do for any mark they do not know (README).
+    older=("#input:",),
+)
+"""A Start's mark (kind "start"). The engine also checks `workflow_id` and `resource_id`
+against the run (RUN_ID_IN_USE, RUN_ID_OF_ANOTHER_RESOURCE), and `run_id` is the run that
+holds the mark. Not compared, so a retry may change them: `wait` and `include_state`, which
+say how to answer, not what to run (a caller may start without waiting, then retry with
+`wait` to learn the outcome); the trace id (`tracing_options`, or the call's `traceparent`),
+which is each attempt's own (a retried RPC's instrumentation may give it a new one) and
+changes what is observed of the run, not what runs."""
