@@ -27,7 +27,16 @@ from pydantic import BaseModel
 
 from runservice.engine import Engine
 from runservice.errors import InvalidArgument, RequestIdReused, StepNotSuspended
-from runservice.model import Event, EventType, Run, RunStatus, StepRecord, StepStatus, request_run_id
+from runservice.model import (
+    Event,
+    EventType,
+    Run,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    fork_run_id,
+    request_run_id,
+)
 from runservice.storage import RunWrite, Store, open_store
 from runservice.workflow import StepContext, Workflow, clone_step, create_step, create_workflow
 
@@ -1211,6 +1220,21 @@ async def test_a_start_marked_by_an_earlier_version_is_repeated_by_its_retry(db:
             assert (await engine.start("sequence", input_data={"n": 2}, request_id="old-1")).run_id == run_id
         assert await engine._store.request_ids(run_id, "start") == [mark]
     assert probe.ran["first"] == 1
+
+
+async def test_a_fork_marked_by_an_earlier_version_is_repeated_by_its_retry(db: str) -> None:
+    """Before ForkRun's mark had digests it was the plain request id: a retry after an upgrade
+    finds the fork, and nothing recorded is compared."""
+    async with booted(db) as engine:  # as the earlier version
+        source = await engine.start("sequence", input_data={"n": 1}, wait=True)
+        fork_id = fork_run_id(source.run_id, "fork-1")
+        fork = await engine.fork(source.run_id, new_run_id=fork_id, step=["second"], input_data=5, wait=True)
+        assert (await engine._store.write(RunWrite(fork_id, request=("fork", "fork-1")))).applied
+    async with booted(db) as engine:  # upgraded
+        again = await engine.fork(source.run_id, step=["second"], input_data=5, request_id="fork-1")
+        assert (again.run_id, again.last_sequence) == (fork.run_id, fork.last_sequence)
+        assert await engine._store.request_ids(fork_id, "fork") == ["fork-1"]
+    assert probe.ran["second"] == 2  # the run's, and the fork's once
 
 
 async def test_cancel_remembers_its_request_id(db: str) -> None:

@@ -551,6 +551,42 @@ async def test_request_id_retry_returns_the_first_outcome(client: Client) -> Non
     assert BODIES[f"{fork.run_id}:times-ten"] == 1
 
 
+async def test_a_fork_reusing_its_request_id_with_another_field_is_refused_naming_it(client: Client) -> None:
+    """A fork's request id stands for the whole ForkRun: one with the id of an earlier fork
+    and another original run, step, input, state or request context was answered with the
+    first fork, made of what the caller did not ask for. The same request is still a retry."""
+    workflow = client.get_workflow("tt-pipeline")
+    handle, other = await workflow.create_run(), await workflow.create_run()
+    for run in (handle, other):
+        await run.start_async(input_data={"value": 1})
+    sent: dict[str, Any] = {
+        "input_data": {"value": 4},
+        "initial_state": {"k": 1},
+        "request_context": {"tenant": "t-1"},
+        "new_run_id": f"{handle.run_id}-fork",
+        "request_id": "fk-1",
+    }
+    first = await handle.fork("times-ten", **sent, wait=True)
+    again = await handle.fork("times-ten", **sent)
+    assert (again.run_id, again.last_sequence) == (first.run_id, first.last_sequence)
+    for field, changed in (
+        ("input_data", {"value": 5}),
+        ("input_data", None),  # the step's recorded input: not the input sent
+        ("initial_state", None),  # the original's state: not {"k": 1}
+        ("request_context", {"tenant": "t-2"}),
+    ):
+        with pytest.raises(errors.RequestIdReused) as reused:
+            await handle.fork("times-ten", **{**sent, field: changed})
+        assert reused.value.metadata == {"run_id": first.run_id, "request_id": "fk-1", "field": field}
+    with pytest.raises(errors.RequestIdReused) as reused:
+        await handle.fork("to-text", **sent)
+    assert reused.value.metadata["field"] == "step"
+    with pytest.raises(errors.RequestIdReused) as reused:
+        await other.fork("times-ten", **sent)  # another original run, naming the same fork
+    assert reused.value.metadata["field"] == "run_id"
+    assert BODIES[f"{first.run_id}:times-ten"] == 1
+
+
 async def test_fork_leaves_the_original_untouched_and_names_its_origin(client: Client) -> None:
     workflow = client.get_workflow("tt-pipeline")
     handle = await workflow.create_run()

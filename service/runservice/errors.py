@@ -13,7 +13,7 @@
     │   ├── RunAlreadyStarted          a second Start of a run
     │   ├── RunBelongsToOtherWorkflow  a run id reused with another workflow
     │   ├── RunBelongsToOtherResource  a run id reused with another resource (tenant)
-    │   └── RequestIdReused            a Start's request id reused with other fields (not a retry)
+    │   └── RequestIdReused            a Start's or ForkRun's request id reused with other fields
     ├── FailedPrecondition
     │   ├── RunNotSuspended            Resume of a run that is not suspended
     │   ├── StepNotSuspended           Resume naming a step that is not suspended
@@ -192,10 +192,10 @@ class RunBelongsToOtherResource(AlreadyExists):
 
 
 class RequestIdReused(AlreadyExists):
-    """A Start carried the request id of an earlier Start of the run with another `field`
-    (input_data, initial_state, request_context or timeout: engine/marks.py): a retry must
-    repeat its request (as AWS's client tokens and Stripe's idempotency keys require);
-    answering with the first run would tell the caller that what it sent ran when it did not."""
+    """A Start (or ForkRun) carried the request id of an earlier one that made the run, with
+    another `field` (engine/marks.py says which count): a retry must repeat its request (as
+    AWS's client tokens and Stripe's idempotency keys require); answering with the first run
+    would tell the caller that what it sent ran when it did not."""
 
     reason = "REQUEST_ID_REUSED"
 

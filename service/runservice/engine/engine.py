@@ -32,7 +32,7 @@ from runservice.engine.failures import log_failure
 from runservice.engine.follow import check_cursor, drained, follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
-from runservice.engine.marks import START, Mark
+from runservice.engine.marks import FORK, START, Mark, MarkForm
 from runservice.engine.retention import Retention
 from runservice.engine.schedules import Scheduler
 from runservice.engine.targets import Accepted, accept, find_runnable, resolve
@@ -462,7 +462,7 @@ class Engine:
 
         async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
-                if mark and await self._repeats(run_id, mark):
+                if mark and await self._repeats(run_id, START, mark):
                     _check_repeat(await self._load(run_id), workflow_id, resource_id)
                     return _Repeat(run_id)
                 now = time.time()
@@ -485,7 +485,7 @@ class Engine:
                     resource_id=resource_id or None,
                     **fields,
                 )
-                request = ("start", mark.text) if mark else None
+                request = (START.kind, mark.text) if mark else None
                 # Without room the run is committed all the same, with no owner: the claim loop
                 # takes it once some replica has room (engine/capacity.py).
                 room = self._capacity.reserve(workflow_id)
@@ -534,7 +534,7 @@ class Engine:
                         if result.status is RunStatus.PENDING:
                             continue  # another reservation under its id: checked again
                         if result.status is not None:  # started (or canceled) by another call
-                            if mark and await self._repeats(run_id, mark):
+                            if mark and await self._repeats(run_id, START, mark):
                                 _check_repeat(await self._load(run_id), workflow_id, resource_id)
                                 return _Repeat(run_id)
                             raise RunAlreadyStarted(run_id, result.status.value)
@@ -551,10 +551,10 @@ class Engine:
 
         return await self._answer(await self._admitted_here(admission), wait)
 
-    async def _repeats(self, run_id: str, mark: Mark) -> bool:
-        """Whether a Start that leaves `mark` repeats one the run recorded; RequestIdReused
+    async def _repeats(self, run_id: str, form: MarkForm, mark: Mark) -> bool:
+        """Whether a request that leaves `mark` repeats one the run recorded; RequestIdReused
         when that one was sent with another field (not a retry of it)."""
-        return START.repeats(run_id, mark, await self._store.request_ids(run_id, "start"))
+        return form.repeats(run_id, mark, await self._store.request_ids(run_id, form.kind))
 
     async def resume(
         self,
@@ -1119,10 +1119,17 @@ class Engine:
         context = _context(request_context)
         source = await self._load(run_id, workflow_id, steps=True, born=born)
         fork_id = new_run_id or (fork_run_id(run_id, request_id) if request_id else time_ordered_id())
+        # What a retry must repeat: the request as sent (engine/marks.py says which fields).
+        sent_input = () if input_data is RECORDED_INPUT else (input_data,)
+        mark = (
+            FORK.mark(request_id, (run_id, list(step), sent_input, initial_state, context))
+            if request_id
+            else None
+        )
 
         async def admission() -> _Admission:
             async with self._lock(fork_id):
-                if request_id and await self._store.has_request(fork_id, "fork", request_id):
+                if mark and await self._repeats(fork_id, FORK, mark):
                     return _Repeat(fork_id)
                 workflow = self.definition(source)  # the fork keeps records made by this definition
                 check_time_travel(source, workflow)
@@ -1171,12 +1178,12 @@ class Engine:
                             create=fresh,
                             steps=target.kept,
                             events=events,
-                            request=("fork", request_id) if request_id else None,
+                            request=(FORK.kind, mark.text) if mark else None,
                             claim=claim,
                         )
                     )
                     if not result.applied:
-                        if request_id and await self._store.has_request(fork_id, "fork", request_id):
+                        if mark and await self._repeats(fork_id, FORK, mark):
                             return _Repeat(fork_id)
                         # A run created and not started holds the id: not "already started".
                         if result.status is RunStatus.PENDING and (

@@ -8,7 +8,7 @@ keys, AWS's client tokens): here RequestIdReused, naming the field that differs.
 
 So the mark a request leaves (a `requests` row, written in the commit that makes the run) is
 its request id followed by a digest of each field that makes it the request it is, in the
-order of its form's `fields`; a Start's (`START`):
+order of its form's `fields` (`START`, `FORK`); a Start's:
 
     order-7#start:<input_data: 32 hex>.<initial_state: 16>.<request_context: 16>.<timeout: 16>
 
@@ -52,9 +52,11 @@ class Mark(NamedTuple):
 
 @dataclass(frozen=True)
 class MarkForm:
-    """How one kind of request marks itself: its `tag` after the request id, then a digest of
-    each of `fields` (the names RequestIdReused gives), `sizes[i]` bytes each."""
+    """How one kind of request marks itself (its `requests` rows have that `kind`): its `tag`
+    after the request id, then a digest of each of `fields` (the names RequestIdReused gives),
+    `sizes[i]` bytes each."""
 
+    kind: str
     tag: str
     fields: tuple[str, ...]
     sizes: tuple[int, ...]
@@ -121,6 +123,7 @@ costs about 0.4 us a field, and a Start with a request id but no state, context 
 
 
 START = MarkForm(
+    "start",
     "#start:",
     # What the run is made of, as the caller sent it: not as validated, since a schema's
     # generated defaults (a uuid, the time) differ at each validation and a retry must still
@@ -139,10 +142,28 @@ START = MarkForm(
     # (the run exists and goes on), as they do for any mark they do not know (README).
     older=("#input:",),
 )
-"""A Start's mark (kind "start"). The engine also checks `workflow_id` and `resource_id`
-against the run (RUN_ID_IN_USE, RUN_ID_OF_ANOTHER_RESOURCE), and `run_id` is the run that
-holds the mark. Not compared, so a retry may change them: `wait` and `include_state`, which
-say how to answer, not what to run (a caller may start without waiting, then retry with
-`wait` to learn the outcome); the trace id (`tracing_options`, or the call's `traceparent`),
-which is each attempt's own (a retried RPC's instrumentation may give it a new one) and
-changes what is observed of the run, not what runs."""
+"""A Start's mark. The engine also checks `workflow_id` and `resource_id` against the run
+(RUN_ID_IN_USE, RUN_ID_OF_ANOTHER_RESOURCE), and `run_id` is the run that holds the mark. Not
+compared, so a retry may change them: `wait` and `include_state`, which say how to answer, not
+what to run (a caller may start without waiting, then retry with `wait` to learn the outcome);
+the trace id (`tracing_options`, or the call's `traceparent`), which is each attempt's own (a
+retried RPC's instrumentation may give it a new one) and changes what is observed of the run,
+not what runs."""
+
+
+FORK = MarkForm(
+    "fork",
+    "#fork:",
+    # What the fork is made of, as sent: the original run (a fork's id is derived from it and
+    # the request id, but a caller may name the fork's id itself), the step it starts from
+    # (as sent: a retry sends the same path in the same form), the step's input (`[]` when
+    # unset, the recorded input, and `[input]` when sent, so that no input sent digests as
+    # unset), the state (unset, the original's state, differs from `{}`: digested as sent)
+    # and the request context entries (unset merges none: passed as `{}`).
+    ("run_id", "step", "input_data", "initial_state", "request_context"),
+    (8, 8, 8, 8, 8),
+    # Earlier versions marked a fork with the plain request id only: read as recording nothing.
+)
+"""A ForkRun's mark, on the fork. Not compared, as for `START`: `wait` and the trace id
+(`tracing_options`); `new_run_id` is the run that holds the mark; `workflow_id` is checked
+against the original run."""

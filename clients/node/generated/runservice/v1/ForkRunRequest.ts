@@ -41,7 +41,10 @@ export interface ForkRunRequest {
    */
   'wait'?: (boolean);
   /**
-   * Optional idempotency key. A retry with the same key returns the first fork.
+   * Optional idempotency key. A retry with the same key returns the first fork; the
+   * same key with another run_id, step, input_data, initial_state or request_context is
+   * ALREADY_EXISTS, reason REQUEST_ID_REUSED, with that field in the ErrorInfo metadata
+   * "field" (it is not a retry of that fork).
    */
   'requestId'?: (string);
   /**
@@ -88,7 +91,10 @@ export interface ForkRunRequest__Output {
    */
   'wait': (boolean);
   /**
-   * Optional idempotency key. A retry with the same key returns the first fork.
+   * Optional idempotency key. A retry with the same key returns the first fork; the
+   * same key with another run_id, step, input_data, initial_state or request_context is
+   * ALREADY_EXISTS, reason REQUEST_ID_REUSED, with that field in the ErrorInfo metadata
+   * "field" (it is not a retry of that fork).
    */
   'requestId': (string);
   /**
