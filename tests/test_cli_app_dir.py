@@ -5,6 +5,7 @@ on the import path. `runservice check` reports what the modules define, or what 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import subprocess
@@ -236,3 +237,86 @@ async def test_check_duplicate_ids_and_usage(app: Path) -> None:
     assert nothing.code == 2 and "--workflows" in nothing.err
     from_env = await runservice("check", cwd=app, env=clean_env(RUNSERVICE_WORKFLOWS="my_app.workflows"))
     assert from_env.code == 0 and "workflow hello" in from_env.out
+
+
+# The configuration's schedules (--schedules, RUNSERVICE_SCHEDULES): `check` printed "ok" for
+# schedules `serve` refuses (a cron that never fires, an unknown zone, a workflow not served).
+BAD_SCHEDULES: dict[str, tuple[list[dict[str, object]], str]] = {
+    "never": (
+        [{"cron": "0 0 30 2 *"}],
+        "schedules (environment): schedule 's': cron expression '0 0 30 2 *' never matches a date",
+    ),
+    "zone": (
+        [{"timezone": "Europe/Berln"}],
+        "schedules (environment): schedule 's': unknown time zone 'Europe/Berln'",
+    ),
+    "workflow": (
+        [{"workflow": "nope"}],
+        "schedules: schedule 's' names workflow 'nope', which is not served (served: hello)",
+    ),
+    "input": (
+        [{"input_data": {"nom": "Ada"}}],
+        "schedules: schedule 's': input_data fails the workflow's schema: name: Field required",
+    ),
+    "twice": (  # `serve` refused it only once the database was open ("cannot serve", exit 1)
+        [{}, {"cron": "0 10 * * *"}],
+        "schedules: two schedules have the id 's' (the setting gives it twice)",
+    ),
+}
+
+
+def schedules_json(*changes: dict[str, object]) -> str:
+    """A `schedules` setting: one good schedule of `hello` per item of `changes`, changed by it."""
+    good = {"id": "s", "workflow": "hello", "cron": "0 9 * * 1-5", "input_data": {"name": "Ada"}}
+    return json.dumps([good | change for change in changes])
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SCHEDULES))
+async def test_check_refuses_the_schedules_serve_refuses(app: Path, case: str) -> None:
+    changes, expected = BAD_SCHEDULES[case]
+    env = clean_env(RUNSERVICE_SCHEDULES=schedules_json(*changes))
+    done = await runservice("check", "--workflows", "my_app.workflows", cwd=app, env=env)
+    assert done.code == 1 and done.out == "", done.out
+    assert len(done.error_lines) == 1 and done.error_lines[0].startswith(f"runservice: error: {expected}")
+    as_json = await runservice("check", "--workflows", "my_app.workflows", "--json", cwd=app, env=env)
+    error = done.error_lines[0].removeprefix("runservice: error: ")
+    assert as_json.code == 1 and as_json.json() == {"ok": False, "error": error}
+    # `serve` refuses it with the same words (its line also quotes the variable's value).
+    served = await runservice(
+        "serve", "--workflows", "my_app.workflows", "--address", "127.0.0.1:0", "--data-dir",
+        str(app / "data"), cwd=app, env=env,
+    )  # fmt: skip
+    assert served.code == 2 and len(served.error_lines) == 1, served.err
+    assert expected.split(": ", 1)[1] in served.err
+
+
+async def test_check_reports_the_schedules_it_checked(app: Path, tmp_path: Path) -> None:
+    two = schedules_json({}, {"id": "t", "cron": "0 8 * * *", "timezone": "Europe/Berlin"})
+    done = await runservice(
+        "check", "--workflows", "my_app.workflows", cwd=app, env=clean_env(RUNSERVICE_SCHEDULES=two)
+    )
+    assert done.code == 0, done.err
+    lines = done.out.splitlines()
+    assert "schedules (RUNSERVICE_SCHEDULES)" in lines
+    assert any(re.fullmatch(r"\s+t\s+hello\s+0 8 \* \* \*\s+Europe/Berlin", line) for line in lines), lines
+    assert lines[-1] == "ok: 1 workflow, 1 step, 2 schedules"
+    # The flag wins over the variable, as it does for `serve`; a TOML file, as `serve` reads it.
+    toml = tmp_path / "schedules.toml"
+    toml.write_text(
+        '[[schedules]]\nid = "t"\nworkflow = "hello"\ncron = "0 8 * * *"\ninput_data = {name = "x"}\n'
+    )
+    env = clean_env(RUNSERVICE_SCHEDULES=schedules_json(*BAD_SCHEDULES["never"][0]))
+    flag = await runservice(
+        "check", "--workflows", "my_app.workflows", "--schedules", str(toml), "--json", cwd=app, env=env
+    )
+    assert flag.code == 0, flag.err
+    assert [(s["id"], s["workflow_id"], s["timezone"]) for s in flag.json()["schedules"]] == [
+        ("t", "hello", "UTC")
+    ]
+    bad = await runservice("check", "--workflows", "my_app.workflows", "--schedules", "[{", cwd=app)
+    assert bad.code == 1 and bad.error_lines[0].startswith(
+        "runservice: error: schedules (flag): is not valid JSON"
+    )
+    # Without the setting, the text is as it was and the JSON lists no schedules.
+    none = await runservice("check", "--workflows", "my_app.workflows", "--json", cwd=app)
+    assert none.code == 0 and none.json()["schedules"] == []

@@ -13,9 +13,9 @@ import os
 import re
 import socket
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -24,6 +24,9 @@ from runservice.errors import WorkflowDefinitionError
 from runservice.limits import ACTIVE_RUNS_BOUND, GRPC_INT
 from runservice.storage import check_database_url, redact_url
 from runservice.workflow.schedule import Schedule
+
+if TYPE_CHECKING:
+    from runservice.workflow import Workflow
 
 PREFIX = "RUNSERVICE_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -450,6 +453,37 @@ def parse_schedules(value: str) -> list[Schedule]:
         except WorkflowDefinitionError as exc:
             raise ValueError(str(exc)) from None
     return schedules
+
+
+def check_served_schedules(schedules: Iterable[Schedule], workflows: Iterable[Workflow]) -> None:
+    """ConfigError for a schedule of the `schedules` setting that the engine would refuse at its
+    start: one of a workflow not among `workflows`, one whose input (or the empty initial state)
+    the workflow's schemas refuse, or one whose id another schedule has. `serve` and `check` both
+    call it, so `check` passes the schedules `serve` takes and refuses the others."""
+    newest = {workflow.id: workflow for workflow in workflows}  # the version the scheduler uses
+    # A clash of ids was refused only when the engine was made, the database already open
+    # ("cannot serve", exit 1), and `check` did not see it.
+    declared_by = {own.id: workflow.id for workflow in newest.values() for own in workflow.schedules}
+    given: set[str] = set()
+    for schedule in schedules:
+        if schedule.id in declared_by or schedule.id in given:
+            other = (
+                f"workflow {declared_by[schedule.id]!r} declares one too"
+                if schedule.id in declared_by
+                else "the setting gives it twice"
+            )
+            raise ConfigError(f"schedules: two schedules have the id {schedule.id!r} ({other})")
+        given.add(schedule.id)
+        workflow = newest.get(schedule.workflow_id)
+        if workflow is None:
+            raise ConfigError(
+                f"schedules: schedule {schedule.id!r} names workflow {schedule.workflow_id!r}, "
+                f"which is not served (served: {', '.join(sorted(newest))})"
+            )
+        try:
+            workflow.scheduled_run_data(schedule.input_data, f"schedule {schedule.id!r}")
+        except WorkflowDefinitionError as exc:
+            raise ConfigError(f"schedules: {exc}") from None
 
 
 def check_auth_variables(flags: Mapping[str, Any]) -> None:

@@ -1,9 +1,10 @@
-"""`runservice check`: load workflow modules as `serve` would and report what they define.
+"""`runservice check`: load workflow modules and schedules as `serve` would and report what they define.
 
 Nothing is served and no database is opened. Exit 0 with a summary of each workflow (its
-steps and schemas) when every module loads; exit 1 with one line saying exactly what is
-wrong when one does not (a module that does not import, with the file and line that
-failed; no committed workflow; a duplicate id; a schema that has no JSON Schema).
+steps and schemas) and of the configuration's schedules (`--schedules`, RUNSERVICE_SCHEDULES)
+when every module and schedule loads; exit 1 with one line saying exactly what is wrong when
+one does not (a module that does not import, with the file and line that failed; no committed
+workflow; a duplicate id; a schema that has no JSON Schema; a schedule `serve` would refuse).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from rich.text import Text
 
 from runservice.cli.common import EXIT_CALL, EXIT_OK, EXIT_USAGE, fail, print_json
 from runservice.cli.loading import LoadedModule, WorkflowLoadError, load_modules
-from runservice.cli.output import console, print_table, schema_summary, table
+from runservice.cli.output import console, jsonable, print_table, schema_summary, table
+from runservice.config import ConfigError, Settings, check_served_schedules, env_name, parse_schedules
 from runservice.model import Json
-from runservice.workflow import Runnable, Schema, Workflow
+from runservice.workflow import Runnable, Schedule, Schema, Workflow
 
 SCHEMAS = ("input", "output", "resume", "suspend")
 
@@ -43,6 +45,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=os.environ.get("RUNSERVICE_APP_DIR") or ".",
         help="directory put first on the import path (RUNSERVICE_APP_DIR; default .)",
     )
+    check.add_argument(
+        "--schedules",
+        # No default from the variable here: an error names where the value came from, as `serve`'s does.
+        help=f"{Settings.model_fields['schedules'].description}; checked as `serve` would "
+        f"({env_name('schedules')})",
+    )
     check.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
     check.set_defaults(handler=run_check)
 
@@ -55,15 +63,18 @@ def run_check(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"ok": False, "error": message})
         return fail(message, EXIT_USAGE)
+    setting, source = _schedules_setting(args)
     try:
+        schedules = _schedules(setting, source)
         loaded = load_modules(modules, app_dir=args.app_dir)
         report = [_module_json(module) for module in loaded]
-    except WorkflowLoadError as exc:
+        check_served_schedules(schedules, [wf for module in loaded for wf in module.workflows])
+    except (WorkflowLoadError, ConfigError) as exc:
         if args.json:
             print_json({"ok": False, "error": str(exc)})
         return fail(str(exc), EXIT_CALL)
     if args.json:
-        print_json({"ok": True, "modules": report})
+        print_json({"ok": True, "modules": report, "schedules": [jsonable(s) for s in schedules]})
         return EXIT_OK
     out = console()
     for module in report:
@@ -71,12 +82,48 @@ def run_check(args: argparse.Namespace) -> int:
         out.print(Text.assemble((module["module"], "bold"), f"  {module['file'] or ''}", style=""))
         for wf in workflows:
             _print_workflow(out, wf)
+    if setting is not None:
+        _print_schedules(out, schedules, source)
     count = sum(len(module["workflows"]) for module in report)
     steps = sum(len(wf["steps"]) for module in report for wf in module["workflows"])
-    out.print(
-        Text(f"ok: {count} workflow{'s' * (count != 1)}, {steps} step{'s' * (steps != 1)}", style="green")
-    )
+    summary = f"ok: {count} workflow{'s' * (count != 1)}, {steps} step{'s' * (steps != 1)}"
+    if setting is not None:
+        summary += f", {len(schedules)} schedule{'s' * (len(schedules) != 1)}"
+    out.print(Text(summary, style="green"))
     return EXIT_OK
+
+
+def _schedules_setting(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The `schedules` setting `serve` would read and where it comes from: the flag wins, and an
+    empty variable is unset (`Settings`: env_ignore_empty)."""
+    if args.schedules is not None:
+        return args.schedules, "flag"
+    return os.environ.get(env_name("schedules")) or None, "environment"
+
+
+def _schedules(setting: str | None, source: str) -> list[Schedule]:
+    """The schedules of the setting, parsed as `serve` parses them (cron, time zone, policies);
+    ConfigError naming the setting and its source, as `serve`'s does (without the value)."""
+    if setting is None:
+        return []
+    try:
+        return parse_schedules(setting)
+    except ValueError as exc:
+        raise ConfigError(f"schedules ({source}): {exc}") from None
+
+
+def _print_schedules(out: Console, schedules: list[Schedule], source: str) -> None:
+    out.print(
+        Text.assemble(
+            ("schedules", "bold"), f" ({'--schedules' if source == 'flag' else env_name('schedules')})"
+        )
+    )
+    grid = table("SCHEDULE", "WORKFLOW", "CRON", "ZONE", framed=out.is_terminal, keep=("CRON",))
+    for schedule in schedules:
+        grid.add_row(
+            Text(schedule.id), Text(schedule.workflow_id), Text(schedule.cron), Text(schedule.timezone)
+        )
+    print_table(out, Padding(grid, (0, 0, 0, 2)))
 
 
 def _print_workflow(out: Console, wf: dict[str, Json]) -> None:

@@ -28,11 +28,12 @@ from runservice.config import (
     Settings,
     check_alias_variables,
     check_auth_variables,
+    check_served_schedules,
     env_name,
     unknown_variables,
 )
 from runservice.engine.engine import ABANDONED
-from runservice.errors import DatabaseFileMoved, StorageFailed, WorkflowDefinitionError
+from runservice.errors import DatabaseFileMoved, StorageFailed
 from runservice.storage import PRIVATE_DIRECTORY
 
 if TYPE_CHECKING:
@@ -194,27 +195,17 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _served(settings: Settings) -> tuple[list[Workflow], list[Schedule]]:
     """The workflows (their modules imported) and the schedules `settings` serve; raises
-    WorkflowLoadError, or ConfigError for a schedule of a workflow not served or whose input
-    the workflow's schema refuses, or for a bound given to a workflow not served."""
+    WorkflowLoadError, or ConfigError for a schedule the engine would refuse
+    (`check_served_schedules`) or a bound given to a workflow not served."""
     workflows = load_workflows(settings.workflows, app_dir=settings.app_dir)
     schedules = settings.declared_schedules()
-    newest = {workflow.id: workflow for workflow in workflows}  # the version the scheduler uses
-    for schedule in schedules:
-        workflow = newest.get(schedule.workflow_id)
-        if workflow is None:
-            raise ConfigError(
-                f"schedules: schedule {schedule.id!r} names workflow {schedule.workflow_id!r}, "
-                f"which is not served (served: {', '.join(sorted(newest))})"
-            )
-        try:
-            workflow.scheduled_run_data(schedule.input_data, f"schedule {schedule.id!r}")
-        except WorkflowDefinitionError as exc:
-            raise ConfigError(f"schedules: {exc}") from None
+    check_served_schedules(schedules, workflows)
+    served = {workflow.id for workflow in workflows}
     for workflow_id in settings.workflow_limits():
-        if workflow_id not in newest:
+        if workflow_id not in served:
             raise ConfigError(
                 f"workflow_max_active_runs: workflow {workflow_id!r} is not served "
-                f"(served: {', '.join(sorted(newest))})"
+                f"(served: {', '.join(sorted(served))})"
             )
     return workflows, schedules
 
