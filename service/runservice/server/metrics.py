@@ -11,6 +11,10 @@ Three sources, none of them in the engine:
   (unknown, NaN, while the database does not answer: a scrape never fails for an outage,
   when its other figures matter most).
 
+The gauges counted in the database (runs in flight, suspended, unowned, not served, being
+removed) are database-wide: every replica sharing a PostgreSQL database reports the same
+count, and their help text says so, since a `sum()` across replicas would multiply them.
+
 Each server has its own registry (several servers can share a process, as tests do).
 The endpoint is a small asyncio HTTP server on its own address, so a scrape's database
 count is an ordinary async read.
@@ -137,21 +141,27 @@ class Metrics:
             registry=registry,
         )
         self.runs_in_flight = Gauge(
-            "runservice_runs_in_flight", "Runs running or waiting (in the database).", registry=registry
+            "runservice_runs_in_flight",
+            "Runs running or waiting, database-wide (the same on every replica).",
+            registry=registry,
         )
         self.runs_suspended = Gauge(
-            "runservice_runs_suspended", "Runs suspended (in the database).", registry=registry
+            "runservice_runs_suspended",
+            "Runs suspended, database-wide (the same on every replica).",
+            registry=registry,
         )
         self.runs_unowned = Gauge(
             "runservice_runs_unowned",
-            "Runs running or waiting that no server drives (in the database): left for want of room"
-            " (--max-active-runs), or owned by a server whose leases ran out; a claim loop takes them.",
+            "Runs running or waiting that no server drives, database-wide (the same on every replica):"
+            " left for want of room (--max-active-runs), or owned by a server whose leases ran out;"
+            " a claim loop takes them.",
             registry=registry,
         )
         self.runs_not_served = Gauge(
             "runservice_runs_not_served",
             "Of runservice_runs_unowned, the runs whose recorded workflow, version and step graph this"
-            " server does not serve: no claim here takes them (the log warns of them).",
+            " server does not serve: no claim here takes them (the log warns of them). Database-wide"
+            " (the same on every replica serving the same definitions).",
             registry=registry,
         )
         self.runs_not_served.set(math.nan)  # until the engine runs: nothing served is known yet
@@ -186,8 +196,8 @@ class Metrics:
         self.runs_being_removed = Gauge(
             "runservice_store_runs_being_removed",
             "Deleted runs whose rows are still being removed after their delete, a chunk at a time"
-            " (in the database; runs too large to go with their delete's commit). Set after each pass"
-            " of the removal: it stays up while a removal is stuck.",
+            " (database-wide, the same on every replica; runs too large to go with their delete's"
+            " commit). Set after each pass of the removal: it stays up while a removal is stuck.",
             registry=registry,
         )
         self.rows_removed = Counter(
