@@ -64,6 +64,7 @@ BOTH_BACKENDS = frozenset(
         "test_timeouts",
         "test_versions",
         "test_schedule_triggers",
+        "test_schedule_edges",
         "test_watch_delete",
         "test_deletion",
         "test_migration_gaps",

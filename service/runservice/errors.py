@@ -11,7 +11,8 @@
     │   └── ScheduleNotFound
     ├── AlreadyExists
     │   ├── RunAlreadyStarted          a second Start of a run
-    │   ├── RunBelongsToOtherWorkflow  a run id reused with another workflow
+    │   ├── RunBelongsToOtherWorkflow  a run id reused with another workflow, or held by another run
+    │   │   └── TriggerRunIdInUse      TriggerSchedule whose derived run id another run holds
     │   ├── RunBelongsToOtherResource  a run id reused with another resource (tenant)
     │   └── RequestIdReused            a Start's or ForkRun's request id reused with other fields
     ├── FailedPrecondition
@@ -178,6 +179,22 @@ class RunBelongsToOtherWorkflow(AlreadyExists):
         super().__init__(
             f"run id {run_id!r} is already used by workflow {workflow_id!r}",
             metadata={"run_id": run_id, "workflow_id": workflow_id},
+        )
+
+
+class TriggerRunIdInUse(RunBelongsToOtherWorkflow):
+    """The run id a TriggerSchedule derives from (schedule id, request id) is held by a run that
+    is not this trigger's (a caller made it with that id): nothing started. RUN_ID_IN_USE, as
+    for a fork into a taken id: the id is in use, another request id fires. Not
+    RUN_ALREADY_STARTED, a retry's answer, which would tell the caller its trigger started a
+    run; never SCHEDULE_NOT_FOUND (it was, before): the schedule exists."""
+
+    def __init__(self, schedule_id: str, run_id: str, workflow_id: str) -> None:
+        AlreadyExists.__init__(
+            self,
+            f"schedule {schedule_id!r}: run id {run_id!r}, derived for this trigger from its request id,"
+            f" is held by another run (of workflow {workflow_id!r}); trigger with another request id",
+            metadata={"schedule_id": schedule_id, "run_id": run_id, "workflow_id": workflow_id},
         )
 
 

@@ -23,7 +23,10 @@ waiting or suspended), `buffer_one` keeps the tick and starts it when that run e
 
 A run started by a schedule has a run id derived from (schedule id, tick time), so a claim
 retried after an unknown outcome cannot make a second run, and its schedule id and tick
-time are recorded with the tick (`Engine.get_run` and `list_runs` show them).
+time are recorded with the tick (`Engine.get_run` and `list_runs` show them). Anyone can
+derive that id: a run a caller made with it before the tick holds it for good, so the tick is
+passed over (recorded and counted as `run_id_taken`, one warning), not tried again for ever;
+a trigger whose derived id is held so answers TriggerRunIdInUse.
 
 A trigger with a request id (TriggerSchedule's idempotency key) starts a run whose id is
 derived from (schedule id, request id) instead, and its outcome (started, skipped or
@@ -56,6 +59,7 @@ from runservice.errors import (
     ScheduleNotFound,
     ScheduleWorkflowNotServed,
     StorageUnavailable,
+    TriggerRunIdInUse,
     Unavailable,
     WorkflowDefinitionError,
 )
@@ -431,6 +435,16 @@ class Scheduler:
                         task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
                     else:  # no room: a claim loop drives it, here or elsewhere
                         self._left_unowned(run.run_id)
+                elif result.outcome == "run_id_taken":
+                    # Anyone can derive a tick's run id; a caller who made a run with it first
+                    # holds it for good. The tick was passed over (see `TickResult`), once.
+                    logger.warning(
+                        "schedule %s: tick %s started nothing: its run id %s is held by a run a"
+                        " caller made; the tick is passed over",
+                        row.schedule_id,
+                        _iso(tick),
+                        run.run_id,
+                    )
                 elif result.outcome in ("skipped", "buffered"):
                     logger.info(
                         "schedule %s: tick %s %s (overlap=%s, run %s is active)",
@@ -516,18 +530,20 @@ class Scheduler:
         if row.workflow_id not in self._workflows:
             raise ScheduleWorkflowNotServed(schedule_id, row.workflow_id)
         tick = time.time()
+        run_id = trigger_run_id(schedule_id, request_id) if request_id else tick_run_id(schedule_id, tick)
         result = await self._fire(row, tick, "trigger", request_id=request_id)
         if result.outcome == "repeated" and request_id:  # a retry that raced the first
             first = await self._store.trigger_request(schedule_id, request_id)
             if first is not None:
                 return await self._triggered(schedule_id, first)
+        if result.outcome == "run_id_taken":  # no record of this request: another run holds the id
+            taken = await self._store.get_run(run_id)
+            raise TriggerRunIdInUse(schedule_id, run_id, taken.workflow_id if taken else row.workflow_id)
         if result.outcome not in ("started", "skipped", "buffered"):  # removed meanwhile
             raise ScheduleNotFound(schedule_id)
-        run_id = None
-        if result.write is not None:
-            run_id = trigger_run_id(schedule_id, request_id) if request_id else tick_run_id(schedule_id, tick)
         return await self._triggered(
-            schedule_id, TriggerRecord(result.outcome, tick, run_id, result.active_run_id)
+            schedule_id,
+            TriggerRecord(result.outcome, tick, run_id if result.write else None, result.active_run_id),
         )
 
     async def _triggered(self, schedule_id: str, record: TriggerRecord) -> Triggered:

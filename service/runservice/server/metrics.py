@@ -118,7 +118,8 @@ class Metrics:
             "Ticks this server fired, by schedule, kind (cron, trigger, buffered, missed) and outcome:"
             " started, skipped or buffered (overlap policy), advanced (next_tick moved on, nothing"
             " started), lost (another replica fired it first, or the schedule was paused or removed),"
-            " repeated (a retried trigger).",
+            " repeated (a retried trigger), run_id_taken (the tick's run id is held by a run a caller"
+            " made: nothing started, the tick is passed over).",
             ["schedule", "kind", "outcome"],
             registry=registry,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -143,10 +144,7 @@ class PostgresSchedules:
 
     async def fire_tick(self, fire: TickFire) -> TickResult:
         """Claim a tick and create its run in one transaction (see `Store.fire_tick`)."""
-        try:
-            result = await self._fire(fire)
-        except _Lost:
-            result = TickResult("lost")
+        result = await self._fire(fire)
         if result.write is not None and result.write.events:
             self.hub.publish(list(result.write.events), batching.births([result.write]))
         self.hub.ticked(fire.schedule_id, fire.kind, result.outcome)
@@ -214,9 +212,13 @@ class PostgresSchedules:
                 (outcome,) = await _apply_all(conn, [fire.start], now, notify=self.notify)
                 if isinstance(outcome, Exception):
                     raise outcome
-                if not outcome.applied:  # the tick's run exists: it fired before
-                    raise _Lost
-                write, run_id = outcome, fire.start.run_id
+                if outcome.applied:
+                    write, run_id = outcome, fire.start.run_id
+                else:
+                    # The tick never fired (its record was just made), yet its run id is taken:
+                    # a caller chose it. Passed over, recorded without the run (not this tick's).
+                    await conn.execute(_TAKEN, fire.schedule_id, fire.tick)
+                    decision = replace(decision, outcome="run_id_taken")
             elif decision.record:
                 await conn.execute(
                     "INSERT INTO schedule_ticks (schedule_id, tick, kind, outcome, run_id, fired_at)"
@@ -286,12 +288,11 @@ _FIND_TRIGGER = (
     " WHERE schedule_id = $1 AND request_id = $2"
 )
 _FIND_LEGACY_TRIGGER = "SELECT kind FROM requests WHERE run_id = $1 AND request_id = $2"
+_TAKEN = (  # a tick whose run id was taken: passed over, without that run (not the tick's)
+    "UPDATE schedule_ticks SET outcome = 'run_id_taken', run_id = NULL WHERE schedule_id = $1 AND tick = $2"
+)
 _INSERT_TRIGGER = (
     "INSERT INTO schedule_triggers"
     " (schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
-
-
-class _Lost(Exception):
-    """The tick's run exists already: the transaction rolls back and the tick is reported lost."""

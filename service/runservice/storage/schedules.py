@@ -35,7 +35,7 @@ from runservice.storage.rows import stored_status
 TickKind = Literal["cron", "trigger", "buffered", "missed"]
 """Why a tick fires: its cron time came, TriggerSchedule, the tick `buffer_one` kept, or the
 missed tick `run_once` fires."""
-Outcome = Literal["started", "skipped", "buffered", "advanced", "lost", "repeated", "waiting"]
+Outcome = Literal["started", "skipped", "buffered", "advanced", "lost", "repeated", "waiting", "run_id_taken"]
 
 BUSY = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.SUSPENDED})
 """Statuses of a run that is still in progress, for the overlap policy."""
@@ -145,7 +145,11 @@ class TickResult:
     (kept for when the active run ends), "advanced" (only `next_tick` moved), "lost" (another
     replica fired this tick first, or the schedule was paused, changed or removed meanwhile),
     "repeated" (a trigger whose request was already recorded: nothing done, read the record),
-    "waiting" (a buffered tick whose schedule's run is still active: it waits on, nothing done).
+    "waiting" (a buffered tick whose schedule's run is still active: it waits on, nothing done),
+    "run_id_taken" (the tick's run id, which anyone can derive, is held by a run a caller made
+    before the tick: nothing started; the tick is recorded with this outcome and no run, and the
+    schedule moves past it as past a tick that fired: the id stays taken, so trying the tick
+    again could never succeed).
     `active_run_id` is the run that caused a skip or a buffer. `held`: lost because another
     transaction held the schedule's row (PostgreSQL; most often a replica firing the same tick).
     """

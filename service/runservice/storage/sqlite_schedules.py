@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -201,9 +202,13 @@ class SqliteSchedules:
                 if isinstance(outcome, Exception):
                     raise outcome
                 assert isinstance(outcome, WriteResult)
-                if not outcome.applied:  # the tick's run exists: it fired before
-                    raise _Lost
-                write, run_id = outcome, fire.start.run_id
+                if outcome.applied:
+                    write, run_id = outcome, fire.start.run_id
+                else:
+                    # The tick never fired (its record was just made), yet its run id is taken:
+                    # a caller chose it. Passed over, recorded without the run (not this tick's).
+                    conn.execute(_TAKEN, (fire.schedule_id, fire.tick))
+                    decision = replace(decision, outcome="run_id_taken")
             elif decision.record:
                 conn.execute(
                     "INSERT INTO schedule_ticks (schedule_id, tick, kind, outcome, run_id, fired_at)"
@@ -301,6 +306,9 @@ _FIND_TRIGGER = (
     " WHERE schedule_id = ? AND request_id = ?"
 )
 _FIND_LEGACY_TRIGGER = "SELECT kind FROM requests WHERE run_id = ? AND request_id = ?"
+_TAKEN = (  # a tick whose run id was taken: passed over, without that run (not the tick's)
+    "UPDATE schedule_ticks SET outcome = 'run_id_taken', run_id = NULL WHERE schedule_id = ? AND tick = ?"
+)
 _INSERT_TRIGGER = (
     "INSERT INTO schedule_triggers"
     " (schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at)"
@@ -310,10 +318,6 @@ _INSERT_TRIGGER = (
 
 def _recorded(conn: sqlite3.Connection, schedule_id: str, request_id: str) -> bool:
     return conn.execute(_FIND_TRIGGER, (schedule_id, request_id)).fetchone() is not None
-
-
-class _Lost(Exception):
-    """The tick's run exists already: undo the tick's changes (the savepoint) and report it lost."""
 
 
 def _savepoint(apply: Any) -> Any:
@@ -327,8 +331,6 @@ def _savepoint(apply: Any) -> Any:
         conn.execute("SAVEPOINT tick")
         try:
             result = apply(conn, now)
-        except _Lost:
-            result = TickResult("lost")
         except sqlite3.Error:
             conn.execute("ROLLBACK TO tick")
             conn.execute("RELEASE tick")

@@ -1,0 +1,85 @@
+"""Cron schedules at their edges, through the real server on both backends: a tick or a trigger
+whose derived run id a caller took first. (The other schedule tests: tests/test_schedules.py.)"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import ServingFactory
+from test_schedules import asking, scheduled_runs, ticking, until
+
+from runservice.client import Client
+from runservice.engine.schedules import tick_run_id, trigger_run_id
+from runservice.errors import AlreadyExists
+from runservice.model import RunStatus
+from runservice.workflow.schedule import next_tick
+
+pytestmark = pytest.mark.timeout(60)
+
+SCHEDULES = "runservice.engine.schedules"
+YEARLY = "0 0 1 1 *"  # no cron tick during a test: only triggers fire
+
+
+async def test_a_tick_whose_run_id_a_caller_took_is_passed_over(
+    serving: ServingFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone can derive a tick's run id. A run made with it before the tick made the tick's
+    transaction roll back as "lost": the schedule stayed due at that tick, tried it again every
+    claim interval and never fired again, even after a restart (schedules audit)."""
+    caplog.set_level(logging.INFO, SCHEDULES)
+    ran: Counter[str] = Counter()
+    workflow = ticking("squat", ran)
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+        schedule = await client.schedules.get("squat")
+        assert schedule.next_tick is not None
+        target = next_tick(schedule.cron, schedule.timezone, schedule.next_tick + 1)  # 2 ticks ahead
+        squatted = tick_run_id("squat", target)
+        await client.get_workflow(workflow.id).create_run(run_id=squatted)
+        assert time.time() < target, "the run was made after its tick"
+
+        async def past_it() -> bool:
+            return any((run.schedule_tick or 0) > target for run in await scheduled_runs(client, workflow.id))
+
+        await until(past_it, 10, "a tick after the taken one to fire")
+        runs = {run.run_id: run for run in await scheduled_runs(client, workflow.id)}
+        # The caller's run is untouched and not taken for the schedule's.
+        assert runs[squatted].status is RunStatus.PENDING and runs[squatted].schedule_id is None
+        ticks = sorted(run.schedule_tick for run in runs.values() if run.schedule_tick is not None)
+        assert target not in ticks and len(ticks) == len(set(ticks))
+        assert (await client.schedules.get("squat")).next_tick > target  # type: ignore[operator]
+    warned = [r.getMessage() for r in caplog.records if r.name == SCHEDULES and r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and squatted in warned[0] and "squat" in warned[0], warned
+
+
+async def test_a_trigger_whose_run_id_a_caller_took_is_run_id_in_use(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """TriggerSchedule answered NOT_FOUND SCHEDULE_NOT_FOUND, for a schedule that exists, when
+    the run id its request id derives was taken (schedules audit)."""
+    workflow = asking("taken", cron=YEARLY, overlap="allow")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+        squatted = trigger_run_id("taken", "req-1")
+        await client.get_workflow(workflow.id).create_run(run_id=squatted)
+        for _ in range(2):  # a retry is refused alike: nothing was recorded
+            with pytest.raises(AlreadyExists) as refused:
+                await client.schedules.trigger("taken", request_id="req-1")
+            assert refused.value.reason == "RUN_ID_IN_USE"
+            assert refused.value.metadata["schedule_id"] == "taken"
+            assert refused.value.metadata["run_id"] == squatted
+        assert [run.run_id for run in await scheduled_runs(client, workflow.id)] == [squatted]
+        # Another request id fires, and its retry still answers with its first run.
+        fired = await client.schedules.trigger("taken", request_id="req-2")
+        assert fired.outcome == "started" and fired.run is not None
+        again = await client.schedules.trigger("taken", request_id="req-2")
+        assert again.run is not None and again.run.run_id == fired.run.run_id and again.tick == fired.tick
+        assert len(await scheduled_runs(client, workflow.id)) == 2
