@@ -1,22 +1,26 @@
 """Cron schedules at their edges, through the real server on both backends: a tick or a trigger
-whose derived run id a caller took first. (The other schedule tests: tests/test_schedules.py.)"""
+whose derived run id a caller took first, an hour of late ticks. (The other schedule tests:
+tests/test_schedules.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ServingFactory
 from test_schedules import asking, scheduled_runs, ticking, until
 
 from runservice.client import Client
+from runservice.engine import schedules as schedules_module
 from runservice.engine.schedules import tick_run_id, trigger_run_id
 from runservice.errors import AlreadyExists
 from runservice.model import RunStatus
-from runservice.workflow.schedule import next_tick
+from runservice.workflow.schedule import next_tick, previous_tick
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -83,3 +87,57 @@ async def test_a_trigger_whose_run_id_a_caller_took_is_run_id_in_use(
         again = await client.schedules.trigger("taken", request_id="req-2")
         assert again.run is not None and again.run.run_id == fired.run.run_id and again.tick == fired.tick
         assert len(await scheduled_runs(client, workflow.id)) == 2
+
+
+class Ahead:
+    """The `time` module as the schedule loop sees it, its clock `seconds` ahead of the real one
+    (the rest of the server keeps the real clock)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def time(self) -> float:
+        return time.time() + self.seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+async def test_late_ticks_are_coalesced_into_the_most_recent(
+    serving: ServingFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server ran but could not fire for an hour (its clock jumped forward, as it would
+    after a stopped process or a database outage): each late tick fired in turn, an every-minute
+    schedule's 60 runs back to back (schedules audit: 34 after a 30 s SIGSTOP of an every-second
+    one). Only the most recent late tick fires; the others are passed over, in one log line."""
+    caplog.set_level(logging.INFO, SCHEDULES)
+    ran: Counter[str] = Counter()
+    workflow = ticking("gap", ran, cron="* * * * *")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+        before = time.time()
+        monkeypatch.setattr(schedules_module, "time", Ahead(3600))
+
+        async def fired() -> bool:
+            return any(
+                (run.schedule_tick or 0) > before + 120 for run in await scheduled_runs(client, workflow.id)
+            )
+
+        await until(fired, 10, "the most recent late tick")
+        await asyncio.sleep(1.0)  # a catch-up would go on meanwhile
+        runs = await scheduled_runs(client, workflow.id)
+        schedule = await client.schedules.get("gap")
+    late = [run.schedule_tick for run in runs if (run.schedule_tick or 0) > before + 120]
+    # (A tick due in the instant before the jump may have fired on time.)
+    assert len(late) == 1 and len(runs) <= 2, [run.schedule_tick for run in runs]
+    assert late[0] == previous_tick("* * * * *", "UTC", late[0] + 59)  # a minute's tick
+    assert late[0] > before + 3600 - 120 and schedule.next_tick == late[0] + 60
+    passed = [
+        r.getMessage() for r in caplog.records if r.name == SCHEDULES and "passed over" in r.getMessage()
+    ]
+    assert len(passed) == 1 and "only the most recent" in passed[0], passed

@@ -11,7 +11,10 @@ the API changed (a resume, a buffered tick whose active run ended elsewhere).
 When a tick is due:
 - on time (its cron time is at most `grace` seconds ago): it fires;
 - late (later than that, but it fell while this server's loop ran: the database was away, or
-  refused the tick's transaction): it fires, and the ticks after it in turn;
+  refused the tick's transaction, the process was stopped, the clock jumped forward): the most
+  recent due tick fires, and the late ones before it are passed over (one `advanced` tick
+  transaction, one log line saying how many), as Kubernetes' CronJob does; firing each in turn
+  started one run per tick back to back (an hour's outage of an every-second schedule: 3,600);
 - missed (it fell before this server started, while nothing ran): the `missed` policy decides.
   `skip` fires nothing for those; `run_once` fires one run for the most recent of them.
   Either way `next_tick` moves to the first tick after them.
@@ -75,7 +78,7 @@ from runservice.storage import (
     TriggerRecord,
 )
 from runservice.workflow import Schedule, Workflow
-from runservice.workflow.schedule import next_tick, previous_tick
+from runservice.workflow.schedule import count_ticks, next_tick, previous_tick
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,9 @@ GRACE = 5.0
 
 UNSERVED_EVERY = 300.0
 """Seconds between two warnings of one overdue schedule whose workflow is not served here."""
+
+_COUNT_UP_TO = 1000
+"""Late ticks passed over are counted up to this for the log line (see `count_ticks`)."""
 
 _TICK_RUN_IDS = uuid.UUID("0b6c9d3e-57a1-4f0e-8c2d-6a1e9f4b7c53")
 
@@ -345,22 +351,29 @@ class Scheduler:
         return retry_at
 
     async def _fire_cron(self, row: StoredSchedule, now: float) -> TickResult:
-        """Fire the due tick (each due tick in turn, so a slow loop catches up), or apply the
-        missed policy to ticks that fell before this server started.
+        """Fire the due tick, or the most recent of several late ones, or apply the missed
+        policy to ticks that fell before this server started.
 
         A tick more than `grace` seconds old that fell while this server was running (its
         loop was kept from firing it: a database outage, a slow turn) is late, not missed:
-        it fires now. Only ticks that fell while no server ran are missed."""
+        it fires now. Of several late ticks only the most recent fires. Only ticks that fell
+        while no server ran are missed."""
         due = row.next_tick
         assert due is not None  # it is due
         if now - due <= self.grace:
             tick, kind = due, "cron"
         elif due >= self._since:
-            logger.info("schedule %s: tick %s fires %.0fs late", row.schedule_id, _iso(due), now - due)
-            tick, kind = due, "cron"
+            tick, kind = max(previous_tick(row.cron, row.timezone, now), due), "cron"
+            if tick == due:
+                logger.info("schedule %s: tick %s fires %.0fs late", row.schedule_id, _iso(due), now - due)
+            else:
+                passed = await self._pass_over(row, due, tick)
+                if passed.outcome != "advanced":  # fired or changed meanwhile: look again
+                    return passed
+                due = tick
         else:
             # The latest tick that fell before this server started, never before the one due
-            # (a cadence changed meanwhile); later ones are fired in turn, on time or late.
+            # (a cadence changed meanwhile); later ones fire on time, or are late (above).
             tick = max(previous_tick(row.cron, row.timezone, min(now, self._since)), due)
             if now - tick <= self.grace:  # the older ones were missed; this one is on time
                 kind = "cron"
@@ -378,6 +391,23 @@ class Scheduler:
                 )
                 return await self._store.fire_tick(advance)
         return await self._fire(row, tick, kind, expect_next=due, advance_to=self._after(row, tick))
+
+    async def _pass_over(self, row: StoredSchedule, due: float, latest: float) -> TickResult:
+        """Move the schedule from the late tick `due` to `latest`, the most recent due one,
+        starting nothing for those before it (counted as one `advanced` tick, as `missed=skip`
+        counts the ticks it passes over)."""
+        late = count_ticks(row.cron, row.timezone, due, latest, _COUNT_UP_TO)
+        logger.info(
+            "schedule %s: %s late ticks from %s passed over; only the most recent, %s, fires (%.0fs late)",
+            row.schedule_id,
+            f"{late}" if late < _COUNT_UP_TO else f"{_COUNT_UP_TO} or more",
+            _iso(due),
+            _iso(latest),
+            time.time() - latest,
+        )
+        return await self._store.fire_tick(
+            TickFire(row.schedule_id, due, "cron", None, expect_next=due, advance_to=latest)
+        )
 
     @staticmethod
     def _after(row: StoredSchedule, tick: float) -> float:

@@ -175,6 +175,22 @@ def previous_tick(cron: str, timezone: str, when: float) -> float:
             return float(value)
 
 
+def count_ticks(cron: str, timezone: str, first: float, before: float, limit: int) -> int:
+    """How many ticks of `cron` in `timezone` fall from the tick `first` to before `before`,
+    counted up to `limit` (a figure for a log line: counting a day of an every-second cron one
+    by one would hold the event loop for seconds)."""
+    start = dt.datetime.fromtimestamp(first, zone(timezone))
+    ticks = croniter(cron, start)
+    count = 1
+    while count < limit:
+        value = float(ticks.get_next(float))
+        if value >= before:
+            break
+        if not _repeated(cron, value, start):
+            count += 1
+    return count
+
+
 def _repeated(cron: str, tick: float, start: dt.datetime) -> bool:
     """Whether `tick` is the second occurrence of a local time the autumn DST change repeats,
     for a cron that names its hours: croniter returns both occurrences, and a daily job would
@@ -186,4 +202,4 @@ def _repeated(cron: str, tick: float, start: dt.datetime) -> bool:
     return local.fold == 1 and local.replace(fold=0).timestamp() != tick
 
 
-__all__ = ["Missed", "Overlap", "Schedule", "check_cron", "next_tick", "previous_tick", "zone"]
+__all__ = ["Missed", "Overlap", "Schedule", "check_cron", "count_ticks", "next_tick", "previous_tick", "zone"]
