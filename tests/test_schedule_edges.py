@@ -1,6 +1,6 @@
 """Cron schedules at their edges, through the real server on both backends: a tick or a trigger
-whose derived run id a caller took first, an hour of late ticks. (The other schedule tests:
-tests/test_schedules.py.)"""
+whose derived run id a caller took first, an hour of late ticks, a tick buffered before a pause
+or a change of overlap. (The other schedule tests: tests/test_schedules.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import ServingFactory
-from test_schedules import asking, scheduled_runs, ticking, until
+from test_schedules import _resume, asking, scheduled_runs, ticking, until
 
 from runservice.client import Client
 from runservice.engine import schedules as schedules_module
@@ -141,3 +141,72 @@ async def test_late_ticks_are_coalesced_into_the_most_recent(
         r.getMessage() for r in caplog.records if r.name == SCHEDULES and "passed over" in r.getMessage()
     ]
     assert len(passed) == 1 and "only the most recent" in passed[0], passed
+
+
+async def buffered_behind_a_suspended_run(
+    client: Client, workflow_id: str, schedule_id: str
+) -> tuple[Any, float]:
+    """The schedule's first run, suspended, and the tick `buffer_one` keeps behind it."""
+
+    async def suspended() -> bool:
+        runs = await scheduled_runs(client, workflow_id)
+        return len(runs) >= 1 and runs[0].status is RunStatus.SUSPENDED
+
+    await until(suspended, 10, "the first run to suspend")
+
+    async def buffered() -> bool:
+        return (await client.schedules.get(schedule_id)).pending_tick is not None
+
+    await until(buffered, 5, "a buffered tick")
+    pending = (await client.schedules.get(schedule_id)).pending_tick
+    assert pending is not None
+    return (await scheduled_runs(client, workflow_id))[0], pending
+
+
+async def test_a_tick_buffered_before_a_pause_does_not_fire_at_resume(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """Pausing kept the tick `buffer_one` had buffered: resumed, even a week later, the schedule
+    fired that old tick at once, though resuming fires from the next tick after now (schedules
+    audit)."""
+    workflow = asking("paused-buffer", overlap="buffer_one")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+        first, stale = await buffered_behind_a_suspended_run(client, workflow.id, "paused-buffer")
+        paused = await client.schedules.pause("paused-buffer")
+        assert paused.paused and paused.pending_tick is None
+        await _resume(client, workflow.id, first.run_id)  # the active run ends while paused
+        resumed_at = time.time()
+        resumed = await client.schedules.resume("paused-buffer")
+        assert resumed.pending_tick is None
+
+        async def ticking_again() -> bool:
+            runs = await scheduled_runs(client, workflow.id)
+            return any((run.schedule_tick or 0) > resumed_at for run in runs)
+
+        await until(ticking_again, 10, "a tick after the resume")
+        ticks = [run.schedule_tick for run in await scheduled_runs(client, workflow.id)]
+    assert stale not in ticks and all(tick > resumed_at for tick in ticks[1:]), (stale, ticks)
+
+
+async def test_a_tick_buffered_under_buffer_one_is_dropped_when_declared_with_another_overlap(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """Declared again with `allow`, a schedule kept the tick `buffer_one` had buffered, and it
+    started at once, alongside the run it was kept behind."""
+    db = tmp_path / "runs.db"
+    async with (
+        serving(db, workflows=[asking("redeclared", cron=YEARLY, overlap="buffer_one")]) as served,
+        Client(served.address) as client,
+    ):
+        first = await client.schedules.trigger("redeclared")
+        assert first.outcome == "started" and first.run is not None
+        assert (await client.schedules.trigger("redeclared")).outcome == "buffered"
+    allowing = asking("redeclared", cron=YEARLY, overlap="allow")
+    async with serving(db, workflows=[allowing]) as served, Client(served.address) as client:
+        schedule = await client.schedules.get("redeclared")
+        assert schedule.overlap == "allow" and schedule.pending_tick is None
+        await asyncio.sleep(0.5)  # a turn or more of the schedule loop
+        assert [run.run_id for run in await scheduled_runs(client, allowing.id)] == [first.run.run_id]

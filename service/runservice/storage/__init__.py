@@ -331,8 +331,10 @@ class Store(Protocol):
     ) -> None:
         """Store the declared schedules: a new one as given; a known one takes the declared
         definition fields, keeps its paused state, and keeps its next tick unless its cron or
-        time zone changed. Schedules of the workflows in `prune` that are not among
-        `schedules` are deleted (their fired ticks stay recorded)."""
+        time zone changed, and its buffered tick only while its overlap is still `buffer_one`
+        (a tick kept under it would still start under a policy that keeps none). Schedules of
+        the workflows in `prune` that are not among `schedules` are deleted (their fired ticks
+        stay recorded)."""
 
     async def list_schedules(self) -> list[StoredSchedule]:
         """Every stored schedule, by id."""
@@ -344,7 +346,9 @@ class Store(Protocol):
         self, schedule_id: str, paused: bool, next_tick: float | None
     ) -> StoredSchedule | None:
         """Pause or resume a schedule; resuming sets its next tick to `next_tick` (the ticks
-        that fell while it was paused are not fired). None if unknown."""
+        that fell while it was paused are not fired). Pausing drops the tick `buffer_one` kept,
+        a tick from before the pause: resumed, the schedule fires from the next tick after now,
+        not that one (it fired at once, however old). None if unknown."""
 
     async def fire_tick(self, fire: TickFire) -> TickResult:
         """Claim one tick of a schedule and, if the overlap policy lets it, create its run,

@@ -44,6 +44,8 @@ _UPSERT = (
     " ON CONFLICT (schedule_id) DO UPDATE SET workflow_id = excluded.workflow_id,"
     " input = excluded.input, resource_id = excluded.resource_id, overlap = excluded.overlap,"
     " missed = excluded.missed, description = excluded.description, updated_at = excluded.updated_at,"
+    # Only `buffer_one` keeps a tick: one kept under it would fire at once under `allow`.
+    " pending_tick = CASE WHEN excluded.overlap = 'buffer_one' THEN schedules.pending_tick END,"
     # A new cadence starts from now; the same cadence keeps its place (a missed tick stays due).
     " next_tick = CASE WHEN schedules.cron = excluded.cron AND schedules.timezone = excluded.timezone"
     " THEN schedules.next_tick ELSE excluded.next_tick END,"
@@ -126,9 +128,10 @@ class PostgresSchedules:
     ) -> StoredSchedule | None:
         """Pause or resume a schedule (see `Store.set_schedule_paused`)."""
         if paused:
+            # The tick `buffer_one` kept goes with the pause (see the SQLite store's).
             row = await self._readers().fetchrow(
-                "UPDATE schedules SET paused = true, updated_at = $1 WHERE schedule_id = $2"
-                f" RETURNING {SCHEDULE_COLUMNS}",
+                "UPDATE schedules SET paused = true, pending_tick = NULL, updated_at = $1"
+                f" WHERE schedule_id = $2 RETURNING {SCHEDULE_COLUMNS}",
                 time.time(),
                 schedule_id,
             )

@@ -53,6 +53,8 @@ _UPSERT = (
     " ON CONFLICT (schedule_id) DO UPDATE SET workflow_id = excluded.workflow_id,"
     " input = excluded.input, resource_id = excluded.resource_id, overlap = excluded.overlap,"
     " missed = excluded.missed, description = excluded.description, updated_at = excluded.updated_at,"
+    # Only `buffer_one` keeps a tick: one kept under it would fire at once under `allow`.
+    " pending_tick = CASE WHEN excluded.overlap = 'buffer_one' THEN schedules.pending_tick END,"
     # A new cadence starts from now; the same cadence keeps its place (a missed tick stays due).
     " next_tick = CASE WHEN schedules.cron = excluded.cron AND schedules.timezone = excluded.timezone"
     " THEN schedules.next_tick ELSE excluded.next_tick END,"
@@ -135,7 +137,14 @@ class SqliteSchedules:
 
         def apply(conn: sqlite3.Connection, now: float) -> StoredSchedule | None:
             if paused:
-                sql = "UPDATE schedules SET paused = 1, updated_at = ? WHERE schedule_id = ?"
+                # The tick `buffer_one` kept is from before the pause, and a resumed schedule fires
+                # from the next tick after now: it goes with the pause. Dropped here, not at the
+                # resume: a paused schedule shows nothing pending, and a trigger buffered during the
+                # pause (asked for then, and told `buffered`) still starts once resumed.
+                sql = (
+                    "UPDATE schedules SET paused = 1, pending_tick = NULL, updated_at = ?"
+                    " WHERE schedule_id = ?"
+                )
                 params: tuple[object, ...] = (now, schedule_id)
             else:
                 sql = (
