@@ -394,6 +394,18 @@ def test_a_cron_that_never_matches_fails_at_definition() -> None:
     Schedule(id="leap", cron="0 0 29 2 *")  # rare, but it comes
 
 
+def test_a_schedule_every_replica_would_compute_apart_fails_at_definition() -> None:
+    """croniter draws an `R` field anew at every parse, and `localtime` is each host's zone:
+    replicas (and each turn of one) computed other ticks, named by their times (audit)."""
+    for random in ("R * * * *", "0 R * * *", "R(10-20) * * * *", "r/5 * * * *", "0 0 * * R"):
+        with pytest.raises(WorkflowDefinitionError, match="random field"):
+            Schedule(id="x", cron=random)
+    for host in ("localtime", "posixrules"):
+        with pytest.raises(WorkflowDefinitionError, match="each host's own"):
+            Schedule(id="x", cron="0 9 * * *", timezone=host)
+    Schedule(id="names", cron="0 9 * MAR FRI")  # month and day names are no random field
+
+
 async def test_serve_refuses_a_cron_that_never_matches_in_one_line(tmp_path: Path) -> None:
     never = await runservice(
         "serve",

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import zoneinfo
 from dataclasses import dataclass
 from enum import StrEnum
@@ -78,6 +79,13 @@ class Schedule:
         object.__setattr__(self, "timezone", str(self.timezone))
         check_cron(self.cron, what)
         zone(self.timezone, what)
+        if self.timezone in _HOST_ZONES:
+            # Ticks are computed by every replica and named by their time: a zone that is
+            # each host's own would have replicas on differently set hosts fire apart.
+            raise WorkflowDefinitionError(
+                f"{what}: time zone {self.timezone!r} is each host's own; name it (for example 'UTC'"
+                " or 'Europe/Paris'), so that every replica computes the same ticks"
+            )
         try:
             object.__setattr__(self, "overlap", Overlap(self.overlap))
         except ValueError:
@@ -118,6 +126,12 @@ class Schedule:
         return previous_tick(self.cron, self.timezone, when)
 
 
+_RANDOM = re.compile(r"[Rr](?:$|[(/])")
+"""croniter's random field (`R`, `R(10-20)`, `R/5`); not a month or day name (`MAR`, `FRI`)."""
+_HOST_ZONES = frozenset({"localtime", "posixrules"})
+"""Zone names zoneinfo resolves to each host's own setting (/etc/localtime)."""
+
+
 def check_cron(expression: str, what: str = "schedule") -> None:
     """WorkflowDefinitionError unless croniter accepts `expression` (5 fields, or 6 with seconds)."""
     fields = expression.split()
@@ -125,6 +139,13 @@ def check_cron(expression: str, what: str = "schedule") -> None:
         raise WorkflowDefinitionError(
             f"{what}: cron expression {expression!r} must have 5 fields (minute hour day month weekday)"
             " or 6 (the same and seconds)"
+        )
+    if any(_RANDOM.match(part) for field in fields for part in field.split(",")):
+        # croniter draws `R` anew at every parse: each look at the schedule (every replica,
+        # every turn) would compute other ticks, and a tick is named by its time.
+        raise WorkflowDefinitionError(
+            f"{what}: cron expression {expression!r} has a random field (R): its ticks would differ"
+            " at each look and on each replica; name the minute or hour"
         )
     try:
         ticks = croniter(expression, dt.datetime(2000, 1, 1, tzinfo=dt.UTC), second_at_beginning=False)
