@@ -139,7 +139,7 @@ async def make_large(store: AnyStore, url: str, run_id: str) -> None:
                 events=[draft({"large": "x" * 2000})],  # stored once, in run_values
                 steps=[step(f"s{i}") for i in range(120)],
                 items=[(("each",), ForeachItem(i, StepStatus.SUCCESS)) for i in range(120)],
-                request=("start", "s1"),
+                requests=(("start", "s1"),),
             )
         )
     ).applied
@@ -380,7 +380,7 @@ async def test_reads_find_the_run_gone_and_a_new_run_of_its_id_waits_for_its_row
     await make_large(store, url, "big")
     async with asyncio.timeout(60):
         with removal_held(store) as removing:
-            assert (await store.write(RunWrite("big", delete=True, request=("delete", "d1")))).applied
+            assert (await store.write(RunWrite("big", delete=True, requests=(("delete", "d1"),)))).applied
             assert await leftovers(url, "big") == EVENTS + 242  # none removed yet
             assert await pending(url) == 1
             # Gone for every reader, though its rows are still there.
@@ -401,7 +401,7 @@ async def test_reads_find_the_run_gone_and_a_new_run_of_its_id_waits_for_its_row
                     create=new_run("big", RunStatus.RUNNING, created_at=2000.0),
                     events=[draft("new")],
                     steps=[step("mine")],
-                    request=("start", "s2"),
+                    requests=(("start", "s2"),),
                 )
             )
             assert (await store.write(RunWrite("other", create=new_run("other")))).applied

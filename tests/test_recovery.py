@@ -1202,7 +1202,7 @@ async def test_a_start_marked_by_an_earlier_version_is_repeated_by_its_retry(db:
         run_id = request_run_id("sequence", "old-1", None)
         started = await engine.start("sequence", run_id=run_id, input_data={"n": 1}, wait=True)
         mark = "old-1" if old_form == "plain" else input_mark("old-1", {"n": 1})
-        assert (await engine._store.write(RunWrite(run_id, request=("start", mark)))).applied
+        assert (await engine._store.write(RunWrite(run_id, requests=(("start", mark),)))).applied
         assert await engine._store.request_ids(run_id, "start") == [mark]  # ...and that mark only
     async with booted(db) as engine:  # upgraded
         again = await engine.start("sequence", input_data={"n": 1}, request_id="old-1", wait=True)
@@ -1229,7 +1229,7 @@ async def test_a_fork_marked_by_an_earlier_version_is_repeated_by_its_retry(db: 
         source = await engine.start("sequence", input_data={"n": 1}, wait=True)
         fork_id = fork_run_id(source.run_id, "fork-1")
         fork = await engine.fork(source.run_id, new_run_id=fork_id, step=["second"], input_data=5, wait=True)
-        assert (await engine._store.write(RunWrite(fork_id, request=("fork", "fork-1")))).applied
+        assert (await engine._store.write(RunWrite(fork_id, requests=(("fork", "fork-1"),)))).applied
     async with booted(db) as engine:  # upgraded
         again = await engine.fork(source.run_id, step=["second"], input_data=5, request_id="fork-1")
         assert (again.run_id, again.last_sequence) == (fork.run_id, fork.last_sequence)

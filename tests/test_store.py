@@ -203,7 +203,7 @@ async def test_create_of_existing_id_is_not_applied(store: AnyStore) -> None:
         patch={"result": 5},
         events=[draft()],
         steps=[step("a", 1)],
-        request=("start", "req-1"),
+        requests=(("start", "req-1"),),
     )
     result = await store.write(again)
     assert result == WriteResult(applied=False, status=RunStatus.RUNNING)
@@ -382,7 +382,7 @@ async def test_failing_change_consumes_no_sequence_and_spares_its_batch(store: A
         store.write(RunWrite("r1", events=[draft(1)])),
         store.write(RunWrite("r1", events=[draft(2), draft(3)], steps=[bad_step], patch={"result": "bad"})),
         store.write(RunWrite("r2", events=[draft(1)])),
-        store.write(RunWrite("r1", events=[draft(4)], request=("k", "id"))),
+        store.write(RunWrite("r1", events=[draft(4)], requests=(("k", "id"),))),
         return_exceptions=True,
     )
     assert store.transactions == before + 1  # all four were in one batch
@@ -435,7 +435,7 @@ async def test_database_error_in_a_batch_of_distinct_runs_fails_only_its_change(
 
     before = store.transactions
     outcomes = await asyncio.gather(
-        store.write(RunWrite("r1", events=[draft(1)], steps=[step("a", 1)], request=("k", "id"))),
+        store.write(RunWrite("r1", events=[draft(1)], steps=[step("a", 1)], requests=(("k", "id"),))),
         store.write(RunWrite("r2", create=broken, events=[draft(1)])),
         store.write(RunWrite("r3", events=[draft(2), draft(3)], patch={"state": {"n": 1}})),
         return_exceptions=True,
@@ -506,7 +506,7 @@ async def test_one_batch_applies_each_runs_changes_in_order(store: AnyStore) -> 
         RunWrite("new", steps=[step("a", 1, StepStatus.SUCCESS)], events=[draft(3)]),
         RunWrite("old", delete=True),
         RunWrite("old", create=new_run("old"), patch={"status": RunStatus.SUSPENDED}, events=[draft(4)]),
-        RunWrite("old", expect=frozenset({RunStatus.SUSPENDED}), events=[draft(5)], request=("r", "1")),
+        RunWrite("old", expect=frozenset({RunStatus.SUSPENDED}), events=[draft(5)], requests=(("r", "1"),)),
         RunWrite("gone", patch={"result": 1}),
         RunWrite("new", expect=frozenset(), events=[draft("never")]),
     ]
@@ -594,22 +594,32 @@ async def test_request_idempotency_keys(store: AnyStore) -> None:
     await create(store, new_run("r2"))
     assert not await store.has_request("r1", "resume", "req-1")
 
-    first = await store.write(RunWrite("r1", events=[draft()], request=("resume", "req-1")))
+    first = await store.write(RunWrite("r1", events=[draft()], requests=(("resume", "req-1"),)))
     assert first.applied
     assert await store.has_request("r1", "resume", "req-1")
     assert not await store.has_request("r1", "cancel", "req-1")
     assert not await store.has_request("r2", "resume", "req-1")
 
     # Recording the same key again is harmless.
-    again = await store.write(RunWrite("r1", request=("resume", "req-1")))
+    again = await store.write(RunWrite("r1", requests=(("resume", "req-1"),)))
     assert again.applied
 
     # A write that is not applied, or fails, records nothing.
-    await store.write(RunWrite("r2", expect=RUNNING, request=("resume", "req-2")))
+    await store.write(RunWrite("r2", expect=RUNNING, requests=(("resume", "req-2"),)))
     with pytest.raises(TypeError):
-        await store.write(RunWrite("r2", steps=[step("x", 1, output={1})], request=("resume", "req-3")))
+        await store.write(RunWrite("r2", steps=[step("x", 1, output={1})], requests=(("resume", "req-3"),)))
     assert not await store.has_request("r2", "resume", "req-2")
     assert not await store.has_request("r2", "resume", "req-3")
+
+    # Several rows of one commit (a Resume's plain request id and its mark beside it) go in
+    # together or not at all; also with steps dropped (PostgreSQL applies such a change apart
+    # from a one-statement batch).
+    for n, dropped in ((4, ()), (5, [("gone",)])):
+        rows = (("resume", f"req-{n}"), ("resume-mark", f"m-{n}"))
+        assert (await store.write(RunWrite("r1", requests=rows, drop_steps=dropped))).applied
+        assert [await store.has_request("r1", *row) for row in rows] == [True, True]
+    await store.write(RunWrite("r2", expect=RUNNING, requests=(("resume", "req-6"), ("resume-mark", "m-6"))))
+    assert await store.request_ids("r2", "resume") == await store.request_ids("r2", "resume-mark") == []
 
 
 async def test_list_runs_filters_and_keyset_paging(store: AnyStore) -> None:
@@ -668,7 +678,7 @@ async def test_list_runs_filters_and_keyset_paging(store: AnyStore) -> None:
 
 async def test_delete_with_and_without_expect(store: AnyStore) -> None:
     await create(store, new_run("r1"), draft())
-    await store.write(RunWrite("r1", steps=[step("a", 1)], request=("start", "x")))
+    await store.write(RunWrite("r1", steps=[step("a", 1)], requests=(("start", "x"),)))
 
     kept = await store.write(RunWrite("r1", delete=True, expect=RUNNING))
     assert kept == WriteResult(applied=False, status=RunStatus.PENDING)
@@ -737,7 +747,7 @@ async def test_data_survives_close_and_reopen(url: str) -> None:
             patch={"status": RunStatus.RUNNING, "state": {"s": 1}},
             steps=[step("a", 1)],
             events=[draft(2)],
-            request=("start", "req"),
+            requests=(("start", "req"),),
         )
     )
     await first.close()

@@ -485,7 +485,7 @@ class Engine:
                     resource_id=resource_id or None,
                     **fields,
                 )
-                request = (START.kind, mark.text) if mark else None
+                requests = ((START.kind, mark.text),) if mark else ()
                 # Without room the run is committed all the same, with no owner: the claim loop
                 # takes it once some replica has room (engine/capacity.py).
                 room = self._capacity.reserve(workflow_id)
@@ -499,7 +499,7 @@ class Engine:
                     for _ in range(_START_ATTEMPTS):
                         fresh = new
                         result = await self._take(
-                            RunWrite(run_id, create=fresh, events=(begin,), request=request, claim=claim),
+                            RunWrite(run_id, create=fresh, events=(begin,), requests=requests, claim=claim),
                             caller,
                             durable=not wait,
                         )
@@ -524,7 +524,7 @@ class Engine:
                                 expect_read=(existing.created_at, existing.last_sequence),
                                 patch=fields,
                                 events=(begin,),
-                                request=request,
+                                requests=requests,
                                 claim=claim,
                             ),
                             caller,
@@ -684,7 +684,7 @@ class Engine:
                 steps=(*around, *(one.stored for one in accepted)),
                 items=tuple((one.record.path, item) for one in accepted for item in one.items),
                 events=(EventDraft.workflow_start(run.workflow_id, Execution.RESUME),),
-                request=("resume", request_id) if request_id else None,
+                requests=(("resume", request_id),) if request_id else (),
                 # Without room, still a claim: a drive that holds the run (the claim loop took
                 # it for a deadline) must keep the resume out until it lets go, or its commits
                 # would overwrite the step record that carries the accepted resume.
@@ -869,7 +869,7 @@ class Engine:
                     EventDraft(EventType.WORKFLOW_CANCELED, RunStatus.CANCELED),
                     EventDraft(EventType.WORKFLOW_FINISH, RunStatus.CANCELED),
                 ),
-                request=("cancel", request_id) if request_id else None,
+                requests=(("cancel", request_id),) if request_id else (),
                 fence=lease,
                 release=True,
             )
@@ -939,7 +939,7 @@ class Engine:
         re-drives nothing and returns the run as it is, settled or not.
         """
         self._check_open()
-        request = ("restart", request_id) if request_id else None
+        requests = (("restart", request_id),) if request_id else ()
 
         async def admission() -> _Admission:
             async with self._lock(run_id):
@@ -950,7 +950,7 @@ class Engine:
                     raise RunNotActive(run_id, run.status.value)
                 task = self._tasks.get(run_id)
                 if task is not None:
-                    await self._remember(run_id, request)
+                    await self._remember(run_id, requests)
                     return replace(run, steps=()), task
                 # Before room is looked for: without it the run is left to the claim loop, which
                 # never takes a run of a definition not served here, and the Restart would pass.
@@ -959,14 +959,14 @@ class Engine:
                     # Answered as the claim loop drives it (with `wait`, once it settles, as a held
                     # back TimeTravel is: it answered at once with the run not yet begun, an audit).
                     if claim is None:  # bounds hold for a Restart too: the claim loop takes it with room
-                        await self._remember(run_id, request)
+                        await self._remember(run_id, requests)
                         return _Repeat(run_id, run.created_at)
                     sent = time.monotonic()
                     claimed = await self._store.write(
-                        RunWrite(run_id, expect=_ACTIVE, claim=claim, request=request)
+                        RunWrite(run_id, expect=_ACTIVE, claim=claim, requests=requests)
                     )
                     if not claimed.applied:  # another replica drives it: followed as it goes
-                        await self._remember(run_id, request)
+                        await self._remember(run_id, requests)
                         return _Repeat(run_id, run.created_at)
                     run = await self._load(run_id, steps=True, born=born)
                     logger.info(
@@ -980,11 +980,11 @@ class Engine:
 
         return await self._answer(await self._admit(admission()), wait)
 
-    async def _remember(self, run_id: str, request: tuple[str, str] | None) -> None:
+    async def _remember(self, run_id: str, requests: tuple[tuple[str, str], ...]) -> None:
         """Record a request that changed nothing while the run is active (a Restart of a run
         already driven), so that its retry, once the run has settled, is still a retry."""
-        if request is not None:
-            await self._store.write(RunWrite(run_id, expect=_ACTIVE, request=request))
+        if requests:
+            await self._store.write(RunWrite(run_id, expect=_ACTIVE, requests=requests))
 
     async def time_travel(
         self,
@@ -1067,7 +1067,7 @@ class Engine:
                         patch=fields,
                         drop_steps=[s.path for s in target.replaced],
                         events=events,
-                        request=("time-travel", request_id) if request_id else None,
+                        requests=(("time-travel", request_id),) if request_id else (),
                         # Without room, a passing claim (as a Resume's): the epoch moves on,
                         # so a Cancel's fenced write based on what was there before fails.
                         claim=claim or self._keeper.passing_claim,
@@ -1178,7 +1178,7 @@ class Engine:
                             create=fresh,
                             steps=target.kept,
                             events=events,
-                            request=(FORK.kind, mark.text) if mark else None,
+                            requests=((FORK.kind, mark.text),) if mark else (),
                             claim=claim,
                         )
                     )
@@ -1312,7 +1312,7 @@ class Engine:
                 # meanwhile, by another replica, was deleted in its place (review).
                 expect_read=None if run is None else (run.created_at, run.last_sequence),
                 delete=True,
-                request=("delete", request_id) if request_id else None,
+                requests=(("delete", request_id),) if request_id else (),
             )
         )
         if result.applied:

@@ -64,7 +64,7 @@ class Outbox:
         self._timer: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task[tuple[Event, ...]] | None = None
         self._flush_error: BaseException | None = None
-        self._request: tuple[str, str] | None = None
+        self._requests: tuple[tuple[str, str], ...] = ()
 
     def stage(
         self,
@@ -102,8 +102,8 @@ class Outbox:
         self._release = True
 
     def remember(self, kind: str, request_id: str) -> None:
-        """Commit this idempotency key with the next write (see `RunWrite.request`)."""
-        self._request = (kind, request_id)
+        """Commit this idempotency key with the next write (see `RunWrite.requests`)."""
+        self._requests = ((kind, request_id),)
 
     def event(self, type_: Any, status: RunStatus, step: StepRecord | None = None, **fields: Any) -> None:
         """Stage an event about `step`; the step's stored record is not touched."""
@@ -180,14 +180,14 @@ class Outbox:
                 patch=self._patch,
                 steps=tuple(self._steps.values()),
                 events=tuple(self._events),
-                request=self._request,
+                requests=self._requests,
                 fence=self._lease,
                 release=self._release,
                 items=tuple((path, item) for (path, _), item in self._items.items()),
                 clear_items=tuple(self._cleared),
                 drop_steps=tuple(self._dropped),
             )
-            self._steps, self._events, self._patch, self._request = {}, [], {}, None
+            self._steps, self._events, self._patch, self._requests = {}, [], {}, ()
             self._results = False
             self._items, self._cleared, self._dropped = {}, [], []
             # Progress is internal until the run settles: only the settling commit (the

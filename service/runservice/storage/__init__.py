@@ -103,14 +103,16 @@ class RunWrite:
     - `steps`: step records to upsert, keyed by path. A record's `foreach_items` are
       stored as item rows (upserted, like `items`), never inside the step's own row.
     - `events`: appended with the next sequences of the run, in order.
-    - `request`: `(kind, request_id)` remembered for idempotency (ignored if already there).
+    - `requests`: `(kind, request_id)` rows remembered for idempotency, in the change's commit
+      (each ignored if already there): a request's mark, or the rows of a request that leaves
+      more than one (engine/marks.py). Empty for most writes.
     - `drop_steps`: step records to remove, by path, with their foreach items (before `steps`
       are upserted).
-    - `delete`: remove the run with its steps, events and requests; its own `request` is
-      then remembered, so a retried delete finds it once the run is gone. Every read finds
-      the run gone from its commit on; a run with many rows has them removed afterwards, in
-      chunks off the writer, and its id can be taken again once they are (a create waits for
-      them: storage/removal.py).
+    - `delete`: remove the run with its steps, events and requests; its own `requests` (a
+      delete's mark: one at most) are then remembered, so a retried delete finds it once the
+      run is gone. Every read finds the run gone from its commit on; a run with many rows has
+      them removed afterwards, in chunks off the writer, and its id can be taken again once
+      they are (a create waits for them: storage/removal.py).
     - `fence`: apply only while this lease owns the run (progress of a driven run).
     - `claim`: the run must have no live owner; the writer becomes its owner (epoch + 1).
     - `release`: the run has no owner afterwards (it settled: suspended or finished).
@@ -126,7 +128,7 @@ class RunWrite:
     patch: Mapping[str, Any] = field(default_factory=dict)
     steps: Sequence[StepRecord] = ()
     events: Sequence[EventDraft] = ()
-    request: tuple[str, str] | None = None
+    requests: tuple[tuple[str, str], ...] = ()
     delete: bool = False
     fence: Lease | None = None
     claim: Claim | None = None

@@ -503,8 +503,8 @@ async def _apply_in_one_statement(
             rows.values[(change.run_id, digest)] = body
         last = len(encoded.bodies) - 1
         events.extend((change.run_id, last - i, now, body) for i, body in enumerate(encoded.bodies))
-        if change.request is not None:
-            rows.requests.append((change.run_id, *change.request))
+        if change.requests:  # tested first: cheaper than a loop over none (most writes)
+            rows.requests.extend((change.run_id, kind, request_id) for kind, request_id in change.requests)
     updates = round_.updates
     shape = _UpdateShape(
         tuple(slot for slot in range(len(_PATCHABLE)) if any(e.mask & (1 << slot) for _, _, e in updates)),
@@ -597,7 +597,8 @@ async def _delete(conn: Any, change: RunWrite, budget: removal.RemovalBudget) ->
     # (a loop of months has millions of events) leaves them to the removal. Deleted here in one
     # statement, they held the writer, and every run of the replica, for as long (0.7 s a
     # million events), and a statement longer than ANSWER_WAIT failed, its retention for good.
-    kind, request_id = change.request if change.request is not None else ("delete", None)
+    # A delete's mark is one row (engine: `delete_run`), passed to the statement's parameters.
+    kind, request_id = change.requests[0] if change.requests else ("delete", None)
     size = await conn.fetchval(_DELETE_RUN, change.run_id, max(budget.rows, 0), kind, request_id, column=1)
     # Charged whether the run went whole or not: its counts are the batch's cost too. Left out
     # for a run left to the removal, each such delete of a batch counted up to `INLINE_ROWS`
@@ -759,9 +760,8 @@ def _applied(change: RunWrite, encoded: _Encoded, row: _Applied, now: float, row
     for digest, body in encoded.stored:
         rows.values[(run_id, digest)] = body
     rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(encoded.bodies))
-    if change.request is not None:
-        kind, request_id = change.request
-        rows.requests.append((run_id, kind, request_id))
+    if change.requests:  # tested first: cheaper than a loop over none (most writes)
+        rows.requests.extend((run_id, kind, request_id) for kind, request_id in change.requests)
     return _result(change, encoded, row, now)
 
 

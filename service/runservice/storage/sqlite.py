@@ -2051,8 +2051,8 @@ def _apply_change(
             if read is None or not _as_read(read[0], read[1], change.expect_read):
                 return WriteResult(applied=False, status=_status(conn, run_id))
         _delete_run(conn, run_id, now, rows.budget)
-        if change.request is not None:  # kept: a retry of the delete finds it
-            conn.execute(_INSERT_DELETE_MARK, (run_id, *change.request, now))
+        for kind, request_id in change.requests:  # kept: a retry of the delete finds it
+            conn.execute(_INSERT_DELETE_MARK, (run_id, kind, request_id, now))
         return WriteResult(applied=True, status=None)
     writer = values.ValueWriter()
     try:
@@ -2140,9 +2140,9 @@ def _apply_change(
         rows.clear(run_id, [*change.clear_items, *change.drop_steps])
     rows.items.extend((run_id, key, index, item) for key, index, item in items)
     rows.events.extend((run_id, first + i, now, body) for i, body in enumerate(bodies))
-    if change.request is not None:
-        kind, request_id = change.request
-        conn.execute(_INSERT_REQUEST, (run_id, kind, request_id))
+    if change.requests:  # tested first: a loop over none costs a write about 400 instructions
+        for kind, request_id in change.requests:
+            conn.execute(_INSERT_REQUEST, (run_id, kind, request_id))
     # Built from the drafts, not re-parsed: the engine hands over JSON-ready values already.
     events = tuple(
         Event(run_id, first + i, now, d.type, d.run_status, d.step, d.data, d.error, d.progress, d.cause)
