@@ -890,7 +890,7 @@ async def test_a_resumed_step_in_flight_is_resumed_again(db: str) -> None:
     async with booted(db) as engine:
         done = await settled(engine, run.run_id)
         assert done.status is RunStatus.SUCCESS and done.result == {"approved": True}
-        again = await engine.resume(run.run_id, resume_data={"ok": False}, request_id="r1")
+        again = await engine.resume(run.run_id, resume_data={"ok": True}, request_id="r1")
         assert again.status is RunStatus.SUCCESS and again.result == {"approved": True}
     assert probe.ran["approve-resumed"] == 2
 
@@ -1235,6 +1235,67 @@ async def test_a_fork_marked_by_an_earlier_version_is_repeated_by_its_retry(db: 
         assert (again.run_id, again.last_sequence) == (fork.run_id, fork.last_sequence)
         assert await engine._store.request_ids(fork_id, "fork") == ["fork-1"]
     assert probe.ran["second"] == 2  # the run's, and the fork's once
+
+
+async def test_a_resume_or_time_travel_keeps_the_plain_request_id_earlier_versions_look_up(db: str) -> None:
+    """Earlier versions tell a retried Resume or TimeTravel by looking its plain request id up
+    exactly: a run resumed or time travelled by this version must still have that row, or a
+    retry that lands on an older replica (a rolling upgrade, a rollback) would resume or time
+    travel the run a second time. The mark with the digests is a row of its own kind beside
+    it, and both go with the run when it is deleted."""
+    async with booted(db) as engine:
+        store = engine._store
+        run = await engine.start("gate", wait=True)
+        await engine.resume(run.run_id, resume_data={"ok": True}, request_id="r-new", wait=True)
+        travelled = await engine.time_travel(run.run_id, step=["approve"], request_id="t-new", wait=True)
+        assert travelled.status is RunStatus.SUSPENDED
+        for kind, request_id, tag in (
+            ("resume", "r-new", "#resume:"),
+            ("time-travel", "t-new", "#time-travel:"),
+        ):
+            assert await store.has_request(run.run_id, kind, request_id)  # an older version's lookup
+            assert await store.request_ids(run.run_id, kind) == [request_id]
+            [mark] = await store.request_ids(run.run_id, f"{kind}-mark")
+            assert mark.startswith(request_id + tag)
+        await engine.delete_run(run.run_id)
+        for kind in ("resume", "resume-mark", "time-travel", "time-travel-mark"):
+            assert await store.request_ids(run.run_id, kind) == []
+
+
+async def test_a_resume_marked_by_an_earlier_version_is_repeated_by_its_retry(db: str) -> None:
+    """Before a Resume's mark had digests it was the plain request id alone: a retry after an
+    upgrade is answered with the first outcome, and so is one with other resume data, as
+    nothing was recorded to compare it with."""
+    async with booted(db) as engine:  # as the earlier version: a resume and its plain request id
+        run = await engine.start("gate", wait=True)
+        resumed = await engine.resume(run.run_id, resume_data={"ok": True}, wait=True)
+        assert (await engine._store.write(RunWrite(run.run_id, requests=(("resume", "old-r"),)))).applied
+    async with booted(db) as engine:  # upgraded
+        for data in ({"ok": True}, {"ok": False}):
+            again = await engine.resume(run.run_id, resume_data=data, request_id="old-r", wait=True)
+            assert (again.last_sequence, again.result) == (resumed.last_sequence, {"approved": True})
+        assert await engine._store.request_ids(run.run_id, "resume-mark") == []
+    assert probe.ran["approve-resumed"] == 1
+
+
+async def test_a_time_travel_marked_by_an_earlier_version_is_repeated_by_its_retry(db: str) -> None:
+    """As a Resume's: a TimeTravel recorded with its plain request id alone is repeated by a
+    retry after an upgrade, whatever it sends, and the run is not time travelled again."""
+    async with booted(db) as engine:  # as the earlier version
+        source = await engine.start("sequence", input_data={"n": 1}, wait=True)
+        travelled = await engine.time_travel(source.run_id, step=["second"], input_data=5, wait=True)
+        assert (
+            await engine._store.write(RunWrite(source.run_id, requests=(("time-travel", "old-t"),)))
+        ).applied
+    async with booted(db) as engine:  # upgraded
+        for sent in (5, 6):
+            again = await engine.time_travel(
+                source.run_id, step=["second"], input_data=sent, request_id="old-t", wait=True
+            )
+            assert (again.last_sequence, again.result) == (travelled.last_sequence, travelled.result)
+            assert again.travel is not None and again.travel.count == 1
+        assert await engine._store.request_ids(source.run_id, "time-travel-mark") == []
+    assert probe.ran["second"] == 2  # the run's, and the time travel's once
 
 
 async def test_cancel_remembers_its_request_id(db: str) -> None:

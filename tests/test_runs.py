@@ -717,6 +717,44 @@ async def test_a_start_reusing_its_request_id_with_another_field_is_refused_nami
     assert [run.run_id for run in runs] == [first.run_id]
 
 
+async def test_a_resume_reusing_its_request_id_with_another_field_is_refused_naming_it(
+    client: Client,
+) -> None:
+    """A Resume's request id stands for the whole Resume: one that reused the id of an earlier
+    one with other resume data (a caller that sent "approve" after "reject"), or another step,
+    label, item or request context, was answered with the first outcome, and told that what it
+    sent was done. The same request is still a retry, with or without `wait` or the state."""
+    run = await client.get_workflow("approval").create_run()
+    await run.start_async(input_data={"value": 1})
+    sent: dict[str, Any] = {
+        "resume_data": {"approved": False},
+        "step": "approve",
+        "request_context": {"tenant": "t-1"},
+        "request_id": "rs-1",
+    }
+    first = await run.resume_async(**sent)
+    assert first.result == {"text": "rejected"}
+    again = await run.resume(**sent, include_state=True)
+    assert (again.status, again.last_sequence, again.result) == (
+        first.status,
+        first.last_sequence,
+        first.result,
+    )
+    for field, changed in (
+        ("resume_data", {"approved": True}),
+        ("step", None),
+        ("label", "manager"),
+        ("for_each_index", 0),
+        ("request_context", {"tenant": "t-2"}),
+        ("request_context", None),
+    ):
+        with pytest.raises(errors.RequestIdReused) as reused:
+            await run.resume_async(**{**sent, field: changed})
+        assert reused.value.metadata == {"run_id": run.run_id, "request_id": "rs-1", "field": field}
+    assert flows.CALLS[f"{run.run_id}:approve"] == 2  # the suspension, and the resume once
+    assert flows.CALLS[f"{run.run_id}:finish"] == 1
+
+
 class Order(BaseModel):
     sku: str
     order_ref: str = Field(default_factory=lambda: uuid.uuid4().hex)  # differs at each validation

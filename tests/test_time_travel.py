@@ -587,6 +587,43 @@ async def test_a_fork_reusing_its_request_id_with_another_field_is_refused_namin
     assert BODIES[f"{first.run_id}:times-ten"] == 1
 
 
+async def test_a_time_travel_reusing_its_request_id_with_another_field_is_refused_naming_it(
+    client: Client,
+) -> None:
+    """A TimeTravel's request id stands for the whole request: one with the id of an earlier
+    time travel and another step, input, state or request context was answered with the first
+    outcome, the run travelled with what the caller did not send. The same request is still a
+    retry, with or without `wait`, and the run is not travelled again."""
+    handle = await client.get_workflow("tt-pipeline").create_run()
+    await handle.start_async(input_data={"value": 1})
+    sent: dict[str, Any] = {
+        "input_data": {"value": 4},
+        "initial_state": {"k": 1},
+        "request_context": {"tenant": "t-1"},
+        "request_id": "tt-2",
+    }
+    first = await handle.time_travel("times-ten", **sent, wait=True)
+    assert first.result == {"text": "value is 40"}
+    again = await handle.time_travel("times-ten", **sent)
+    assert (again.last_sequence, again.result) == (first.last_sequence, first.result)
+    assert again.travel is not None and again.travel.count == 1
+    for field, changed in (
+        ("input_data", {"value": 5}),
+        ("input_data", None),  # the step's recorded input: not the input sent
+        ("initial_state", None),  # the run's state: not {"k": 1}
+        ("request_context", {"tenant": "t-2"}),
+    ):
+        with pytest.raises(errors.RequestIdReused) as reused:
+            await handle.time_travel("times-ten", **{**sent, field: changed}, wait=True)
+        assert reused.value.metadata == {"run_id": handle.run_id, "request_id": "tt-2", "field": field}
+    with pytest.raises(errors.RequestIdReused) as reused:
+        await handle.time_travel("to-text", **sent, wait=True)
+    assert reused.value.metadata["field"] == "step"
+    assert BODIES[f"{handle.run_id}:times-ten"] == 2  # the run's, and the time travel's once
+    travelled = await client.get_workflow("tt-pipeline").run_execution_result(handle.run_id)
+    assert travelled.travel is not None and travelled.travel.count == 1
+
+
 async def test_fork_leaves_the_original_untouched_and_names_its_origin(client: Client) -> None:
     workflow = client.get_workflow("tt-pipeline")
     handle = await workflow.create_run()

@@ -14,7 +14,7 @@
     │   ├── RunBelongsToOtherWorkflow  a run id reused with another workflow, or held by another run
     │   │   └── TriggerRunIdInUse      TriggerSchedule whose derived run id another run holds
     │   ├── RunBelongsToOtherResource  a run id reused with another resource (tenant)
-    │   └── RequestIdReused            a Start's or ForkRun's request id reused with other fields
+    │   └── RequestIdReused            a request id reused with other fields (not a retry)
     ├── FailedPrecondition
     │   ├── RunNotSuspended            Resume of a run that is not suspended
     │   ├── StepNotSuspended           Resume naming a step that is not suspended
@@ -209,17 +209,17 @@ class RunBelongsToOtherResource(AlreadyExists):
 
 
 class RequestIdReused(AlreadyExists):
-    """A Start (or ForkRun) carried the request id of an earlier one that made the run, with
-    another `field` (engine/marks.py says which count): a retry must repeat its request (as
-    AWS's client tokens and Stripe's idempotency keys require); answering with the first run
-    would tell the caller that what it sent ran when it did not."""
+    """A Start, Resume, TimeTravel or ForkRun carried the request id of an earlier one of the
+    run, with another `field` (engine/marks.py says which count): a retry must repeat its
+    request (as AWS's client tokens and Stripe's idempotency keys require); answering with the
+    first outcome would tell the caller that what it sent ran when it did not."""
 
     reason = "REQUEST_ID_REUSED"
 
     def __init__(self, run_id: str, request_id: str, field: str) -> None:
         super().__init__(
-            f"request id {request_id!r} started run {run_id!r} with another {field}: retry with the"
-            " same request, or use a new request id",
+            f"request id {request_id!r} was used on run {run_id!r} with another {field}: retry with"
+            " the same request, or use a new request id",
             metadata={"run_id": run_id, "request_id": request_id, "field": field},
         )
 

@@ -32,7 +32,7 @@ from runservice.engine.failures import log_failure
 from runservice.engine.follow import check_cursor, drained, follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
-from runservice.engine.marks import FORK, START, Mark, MarkForm
+from runservice.engine.marks import FORK, RESUME, START, TIME_TRAVEL, Mark, MarkForm
 from runservice.engine.retention import Retention
 from runservice.engine.schedules import Scheduler
 from runservice.engine.targets import Accepted, accept, find_runnable, resolve
@@ -485,7 +485,7 @@ class Engine:
                     resource_id=resource_id or None,
                     **fields,
                 )
-                requests = ((START.kind, mark.text),) if mark else ()
+                requests = START.rows(mark) if mark else ()
                 # Without room the run is committed all the same, with no owner: the claim loop
                 # takes it once some replica has room (engine/capacity.py).
                 room = self._capacity.reserve(workflow_id)
@@ -554,7 +554,15 @@ class Engine:
     async def _repeats(self, run_id: str, form: MarkForm, mark: Mark) -> bool:
         """Whether a request that leaves `mark` repeats one the run recorded; RequestIdReused
         when that one was sent with another field (not a retry of it)."""
-        return form.repeats(run_id, mark, await self._store.request_ids(run_id, form.kind))
+        if form.beside is None:
+            return form.repeats(run_id, mark, await self._store.request_ids(run_id, form.kind))
+        # Recorded with its plain request id beside the mark (marks.py `RESUME`): that row is
+        # looked up first, the one lookup of a request sent once (most are).
+        if not await self._store.has_request(run_id, form.beside, mark.request_id):
+            return False
+        # Recorded. An earlier version left no mark beside the id: nothing to compare, a repeat.
+        form.repeats(run_id, mark, await self._store.request_ids(run_id, form.kind))
+        return True
 
     async def resume(
         self,
@@ -574,6 +582,12 @@ class Engine:
         run created then (see `_load`)."""
         self._check_open()
         context = _context(request_context)
+        # What a retry must repeat: the request as sent (engine/marks.py says which fields).
+        mark = (
+            RESUME.mark(request_id, (resume_data, list(step), label, for_each_index, context))
+            if request_id
+            else None
+        )
 
         async def admission(caller: Caller) -> _Admission:
             async with self._lock(run_id):
@@ -591,7 +605,7 @@ class Engine:
                             for_each_index,
                             resume_data,
                             context,
-                            request_id,
+                            mark,
                             wait,
                             caller,
                             room,
@@ -624,7 +638,7 @@ class Engine:
         for_each_index: int | None,
         resume_data: Json,
         context: dict[str, Json],
-        request_id: str | None,
+        mark: Mark | None,
         wait: bool,
         caller: Caller,
         room: Reservation,
@@ -634,7 +648,7 @@ class Engine:
         a retried request's marker, or the run's when there was no `room` to claim it (the
         claim loop drives it); None while another drive holds the run."""
         run = await self._load(run_id, workflow_id, steps=True, born=born)
-        if request_id and await self._store.has_request(run_id, "resume", request_id):
+        if mark and await self._repeats(run_id, RESUME, mark):
             return _Repeat(run_id, run.created_at)
         if run.status is RunStatus.SUSPENDED and run.deadline is not None and time.time() >= run.deadline:
             # Past its deadline a run never continues: it ends here, not half-way later. As
@@ -684,7 +698,8 @@ class Engine:
                 steps=(*around, *(one.stored for one in accepted)),
                 items=tuple((one.record.path, item) for one in accepted for item in one.items),
                 events=(EventDraft.workflow_start(run.workflow_id, Execution.RESUME),),
-                requests=(("resume", request_id),) if request_id else (),
+                # The plain request id, which earlier versions look up, and the mark beside it.
+                requests=RESUME.rows(mark) if mark else (),
                 # Without room, still a claim: a drive that holds the run (the claim loop took
                 # it for a deadline) must keep the resume out until it lets go, or its commits
                 # would overwrite the step record that carries the accepted resume.
@@ -694,7 +709,7 @@ class Engine:
             durable=not wait,  # with `wait` the reply comes after the synced settling commit
         )
         if not result.applied:
-            if request_id and await self._store.has_request(run_id, "resume", request_id):
+            if mark and await self._repeats(run_id, RESUME, mark):
                 return _Repeat(run_id, run.created_at)
             if result.status is RunStatus.SUSPENDED:
                 # Still suspended: another drive holds it (the claim failed), or it changed since
@@ -1004,6 +1019,15 @@ class Engine:
         replaces the run state when given; `request_context` entries are merged in."""
         self._check_open()
         context = _context(request_context)
+        # What a retry must repeat: the request as sent (engine/marks.py says which fields).
+        sent_input = () if input_data is RECORDED_INPUT else (input_data,)
+        mark = (
+            TIME_TRAVEL.mark(request_id, (list(step), sent_input, initial_state, context))
+            if request_id
+            else None
+        )
+        # The plain request id, which earlier versions look up, and the mark beside it.
+        requests = TIME_TRAVEL.rows(mark) if mark else ()
 
         async def admission() -> _Admission:
             async with self._lock(run_id):
@@ -1019,7 +1043,7 @@ class Engine:
 
         async def travel_once() -> _Admission | None:
             run = await self._load(run_id, workflow_id, steps=True, born=born)
-            if request_id and await self._store.has_request(run_id, "time-travel", request_id):
+            if mark and await self._repeats(run_id, TIME_TRAVEL, mark):
                 return _Repeat(run_id, run.created_at)
             workflow = self.definition(run)  # its recorded version, with the same step graph
             check_time_travel(run, workflow)
@@ -1067,14 +1091,14 @@ class Engine:
                         patch=fields,
                         drop_steps=[s.path for s in target.replaced],
                         events=events,
-                        requests=(("time-travel", request_id),) if request_id else (),
+                        requests=requests,
                         # Without room, a passing claim (as a Resume's): the epoch moves on,
                         # so a Cancel's fenced write based on what was there before fails.
                         claim=claim or self._keeper.passing_claim,
                     )
                 )
                 if not result.applied:
-                    if request_id and await self._store.has_request(run_id, "time-travel", request_id):
+                    if mark and await self._repeats(run_id, TIME_TRAVEL, mark):
                         return _Repeat(run_id, run.created_at)
                     if result.status is run.status:
                         return None  # changed since it was read, or held: planned again
@@ -1178,7 +1202,7 @@ class Engine:
                             create=fresh,
                             steps=target.kept,
                             events=events,
-                            requests=((FORK.kind, mark.text),) if mark else (),
+                            requests=FORK.rows(mark) if mark else (),
                             claim=claim,
                         )
                     )

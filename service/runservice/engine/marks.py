@@ -22,6 +22,10 @@ Earlier versions left marks that record a prefix of a form's fields (`MarkForm.o
 plain id). They are still read and compared on what they recorded only, so a retry that comes
 just after an upgrade is still one. The other way round, a version that does not know a form
 never takes its marks for its own request id's (see `START`).
+
+A Resume or a TimeTravel is recorded twice, in the same commit (`MarkForm.beside`, see
+`RESUME`): its plain request id, which earlier versions look up exactly, and its mark, under a
+kind of its own.
 """
 
 from __future__ import annotations
@@ -63,12 +67,23 @@ class MarkForm:
     older: tuple[str, ...] = ()
     """Tags of forms earlier versions wrote: each recorded a prefix of `fields` (as many as it
     has digests), compared on those. A mark that is the request id alone recorded none."""
+    beside: str | None = None
+    """The kind of a row with the plain request id that every mark of this form has beside it
+    (written in the same commit): the one earlier versions look up. None: the mark is the
+    request's only row."""
 
     def mark(self, request_id: str, values: Sequence[object]) -> Mark:
         """The mark of a request with `request_id` whose `fields` have `values` (as sent)."""
         if len(values) != len(self.fields):
             raise ValueError(f"{self.tag} marks digest {len(self.fields)} fields, not {len(values)}")
         return Mark(request_id, request_id + self.tag + _SEPARATOR.join(map(_digest, values, self.sizes)))
+
+    def rows(self, mark: Mark) -> tuple[tuple[str, str], ...]:
+        """The `requests` rows (`RunWrite.requests`) the commit of a request that leaves `mark`
+        records: the mark, and the plain request id beside it when the form keeps one."""
+        if self.beside is None:
+            return ((self.kind, mark.text),)
+        return (self.beside, mark.request_id), (self.kind, mark.text)
 
     def repeats(self, run_id: str, mark: Mark, seen: Collection[str]) -> bool:
         """Whether the request that leaves `mark` repeats one whose mark the run recorded
@@ -167,3 +182,42 @@ FORK = MarkForm(
 """A ForkRun's mark, on the fork. Not compared, as for `START`: `wait` and the trace id
 (`tracing_options`); `new_run_id` is the run that holds the mark; `workflow_id` is checked
 against the original run."""
+
+
+# A Resume's and a TimeTravel's mark was the plain request id (kinds "resume" and
+# "time-travel"), and earlier versions look that row up exactly (`Store.has_request`) to tell a
+# retry. A run resumed or time travelled by a newer version must still have it: an older replica
+# that met another form (a rolling upgrade, a rollback) would find no row, take a retry for a new
+# request and resume or time travel the run a second time (a time travel settles the run again,
+# so a second one is accepted). A Start or fork cannot happen twice, which is why theirs could
+# change form. So the digests go in a row of their own kind beside the plain one: older versions
+# never read it, and a run's delete removes both (every row of the run's in `requests` but a
+# delete's own).
+
+RESUME = MarkForm(
+    "resume-mark",
+    "#resume:",
+    # What the resume is, as sent: the resume data (unset is null), the step as a path (a
+    # dotted id is split before it gets here), the label, the foreach item (unset is null),
+    # and the request context entries (unset merges none: passed as `{}`).
+    ("resume_data", "step", "label", "for_each_index", "request_context"),
+    (8, 8, 8, 8, 8),
+    beside="resume",
+)
+"""A Resume's mark, on the run. Not compared: `wait` and `include_state`, which say how to answer,
+and the trace (`tracing_options`, `traceparent`), each attempt's own; `workflow_id` is checked
+against the run."""
+
+
+TIME_TRAVEL = MarkForm(
+    "time-travel-mark",
+    "#time-travel:",
+    # As `FORK`'s, less the run (the mark is on it): the step, its input (`[]` unset: the
+    # recorded input; `[input]` sent), the state (unset, the run's own, differs from `{}`)
+    # and the request context entries.
+    ("step", "input_data", "initial_state", "request_context"),
+    (8, 8, 8, 8),
+    beside="time-travel",
+)
+"""A TimeTravel's mark, on the run. Not compared: `wait` and the trace (`tracing_options`);
+`workflow_id` is checked against the run."""

@@ -43,7 +43,11 @@ export interface ResumeRequest {
    */
   'wait'?: (boolean);
   /**
-   * Optional idempotency key. A retry with the same key returns the first outcome.
+   * Optional idempotency key. A retry with the same key returns the first outcome; the
+   * same key with another resume_data, step, label, for_each_index or request_context is
+   * ALREADY_EXISTS, reason REQUEST_ID_REUSED, with that field in the ErrorInfo metadata
+   * "field" (it is not a retry of that Resume). A retry may change wait, include_state
+   * and tracing_options.
    */
   'requestId'?: (string);
   /**
@@ -97,7 +101,11 @@ export interface ResumeRequest__Output {
    */
   'wait': (boolean);
   /**
-   * Optional idempotency key. A retry with the same key returns the first outcome.
+   * Optional idempotency key. A retry with the same key returns the first outcome; the
+   * same key with another resume_data, step, label, for_each_index or request_context is
+   * ALREADY_EXISTS, reason REQUEST_ID_REUSED, with that field in the ErrorInfo metadata
+   * "field" (it is not a retry of that Resume). A retry may change wait, include_state
+   * and tracing_options.
    */
   'requestId': (string);
   /**

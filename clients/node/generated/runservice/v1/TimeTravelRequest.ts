@@ -40,7 +40,9 @@ export interface TimeTravelRequest {
   'wait'?: (boolean);
   /**
    * Optional idempotency key. A retry with the same key returns the first outcome
-   * instead of a second time travel.
+   * instead of a second time travel; the same key with another step, input_data,
+   * initial_state or request_context is ALREADY_EXISTS, reason REQUEST_ID_REUSED, with
+   * that field in the ErrorInfo metadata "field" (it is not a retry of that time travel).
    */
   'requestId'?: (string);
   /**
@@ -86,7 +88,9 @@ export interface TimeTravelRequest__Output {
   'wait': (boolean);
   /**
    * Optional idempotency key. A retry with the same key returns the first outcome
-   * instead of a second time travel.
+   * instead of a second time travel; the same key with another step, input_data,
+   * initial_state or request_context is ALREADY_EXISTS, reason REQUEST_ID_REUSED, with
+   * that field in the ErrorInfo metadata "field" (it is not a retry of that time travel).
    */
   'requestId': (string);
   /**
