@@ -122,6 +122,7 @@ async def test_late_ticks_are_coalesced_into_the_most_recent(
     ):
         before = time.time()
         monkeypatch.setattr(schedules_module, "time", Ahead(3600))
+        jumped = time.time() + 3600  # ticks after it come on time (a slow test may see one)
 
         async def fired() -> bool:
             return any(
@@ -132,11 +133,14 @@ async def test_late_ticks_are_coalesced_into_the_most_recent(
         await asyncio.sleep(1.0)  # a catch-up would go on meanwhile
         runs = await scheduled_runs(client, workflow.id)
         schedule = await client.schedules.get("gap")
-    late = [run.schedule_tick for run in runs if (run.schedule_tick or 0) > before + 120]
-    # (A tick due in the instant before the jump may have fired on time.)
-    assert len(late) == 1 and len(runs) <= 2, [run.schedule_tick for run in runs]
+    ticks = [run.schedule_tick or 0 for run in runs]
+    late = [tick for tick in ticks if before + 120 < tick <= jumped]
+    # (A tick due in the instant before the jump may have fired on time, and so may the minute
+    # after the jump, on a slow machine.)
+    assert len(late) == 1 and len(runs) <= 3, ticks
     assert late[0] == previous_tick("* * * * *", "UTC", late[0] + 59)  # a minute's tick
-    assert late[0] > before + 3600 - 120 and schedule.next_tick == late[0] + 60
+    assert late[0] > before + 3600 - 120 and schedule.next_tick is not None
+    assert schedule.next_tick >= late[0] + 60
     passed = [
         r.getMessage() for r in caplog.records if r.name == SCHEDULES and "passed over" in r.getMessage()
     ]
