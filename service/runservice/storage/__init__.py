@@ -329,14 +329,34 @@ class Store(Protocol):
     # -- cron schedules (storage/schedules.py has the types) ---------------------------------
 
     async def upsert_schedules(
-        self, schedules: Sequence[ScheduleDefinition], *, prune: Sequence[str] = ()
-    ) -> None:
+        self,
+        schedules: Sequence[ScheduleDefinition],
+        *,
+        prune: Sequence[str] = (),
+        lapsed_before: float | None = None,
+    ) -> list[str]:
         """Store the declared schedules: a new one as given; a known one takes the declared
         definition fields, keeps its paused state, and keeps its next tick unless its cron or
         time zone changed, and its buffered tick only while its overlap is still `buffer_one`
-        (a tick kept under it would still start under a policy that keeps none). Schedules of
-        the workflows in `prune` that are not among `schedules` are deleted (their fired ticks
-        stay recorded)."""
+        (a tick kept under it would still start under a policy that keeps none). Each is marked
+        declared now (`declared_at`). Schedules of the workflows in `prune` that are not among
+        `schedules` are deleted (their fired ticks stay recorded): all of them when
+        `lapsed_before` is None, else only those last declared before it (a row never marked,
+        NULL, counts as declared now: an older replica may declare it). Returns the ids deleted."""
+
+    async def refresh_schedules(
+        self,
+        declared: Sequence[StoredSchedule],
+        *,
+        prune: Sequence[str],
+        lapsed_before: float,
+        booted: float,
+    ) -> tuple[list[str], list[str]]:
+        """In one transaction: mark the `declared` schedules declared now; re-create, as given,
+        those of them the database lacks (another replica deleted them); delete the schedules of
+        the workflows in `prune` that are not among `declared` and were last declared before
+        `lapsed_before` (a row never marked counts as declared at `booted`). Returns (the ids
+        re-created, the ids deleted)."""
 
     async def list_schedules(self) -> list[StoredSchedule]:
         """Every stored schedule, by id."""

@@ -118,7 +118,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = tuple(
 )
 """(version, script) in order, found by name: a new schema change is a new `postgres_vN.sql`."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-BACKWARD_COMPATIBLE = frozenset({14, 15})
+BACKWARD_COMPATIBLE = frozenset({14, 15, 16})
 """Migrations that leave the database usable by a server that does not know them (they only
 add what older code never reads), recorded in `schema_compatible` (made by 14, so only from
 14 on): a server of an earlier version started on the database (a rollback) serves it."""
@@ -1450,7 +1450,7 @@ _REQUIRED: dict[str, str] = {
     "requests": "run_id, kind, request_id, deleted_at",
     "run_values": "run_id, digest, body",
     "foreach_items": "run_id, path_key, item_index, item",
-    "schedules": SCHEDULE_COLUMNS,
+    "schedules": f"{SCHEDULE_COLUMNS}, declared_at",
     "schedule_ticks": "schedule_id, tick, kind, outcome, run_id, fired_at",
     "schedule_triggers": "schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at",
     "schema_compatible": "version",

@@ -39,17 +39,30 @@ if TYPE_CHECKING:
 _SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
 _UPSERT = (
     "INSERT INTO schedules (schedule_id, workflow_id, cron, timezone, input, resource_id, overlap,"
-    " missed, description, paused, next_tick, created_at, updated_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10, $11, $11)"
+    " missed, description, paused, next_tick, created_at, updated_at, declared_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10, $11, $11, $11)"
     " ON CONFLICT (schedule_id) DO UPDATE SET workflow_id = excluded.workflow_id,"
     " input = excluded.input, resource_id = excluded.resource_id, overlap = excluded.overlap,"
     " missed = excluded.missed, description = excluded.description, updated_at = excluded.updated_at,"
+    " declared_at = excluded.declared_at,"
     # Only `buffer_one` keeps a tick: one kept under it would fire at once under `allow`.
     " pending_tick = CASE WHEN excluded.overlap = 'buffer_one' THEN schedules.pending_tick END,"
     # A new cadence starts from now; the same cadence keeps its place (a missed tick stays due).
     " next_tick = CASE WHEN schedules.cron = excluded.cron AND schedules.timezone = excluded.timezone"
     " THEN schedules.next_tick ELSE excluded.next_tick END,"
     " cron = excluded.cron, timezone = excluded.timezone"
+)
+_PRUNE = (
+    "DELETE FROM schedules WHERE workflow_id = ANY($1::text[]) AND NOT schedule_id = ANY($2::text[])"
+    # A row never marked (NULL: stored before `declared_at`, or by an older replica) counts as
+    # declared at $4: it may be an older replica's, which never refreshes it.
+    " AND ($3::double precision IS NULL OR coalesce(declared_at, $4) < $3) RETURNING schedule_id"
+)
+_REFRESH = "UPDATE schedules SET declared_at = $1 WHERE schedule_id = ANY($2::text[]) RETURNING schedule_id"
+_RESTORE = (  # a declared schedule another replica deleted; the first replica to restore it wins
+    f"INSERT INTO schedules ({SCHEDULE_COLUMNS}, declared_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    " ON CONFLICT (schedule_id) DO NOTHING RETURNING 1"
 )
 
 
@@ -62,8 +75,12 @@ class PostgresSchedules:
     """Provided by PostgresStore: the connection pool."""
 
     async def upsert_schedules(
-        self, schedules: Sequence[ScheduleDefinition], *, prune: Sequence[str] = ()
-    ) -> None:
+        self,
+        schedules: Sequence[ScheduleDefinition],
+        *,
+        prune: Sequence[str] = (),
+        lapsed_before: float | None = None,
+    ) -> list[str]:
         """Store the declared schedules (see `Store.upsert_schedules`)."""
         now = time.time()
         async with self._transaction() as conn:
@@ -86,13 +103,32 @@ class PostgresSchedules:
                     for s in schedules
                 ],
             )
+            if not prune:
+                return []
+            ids = [s.schedule_id for s in schedules]
+            return [row[0] for row in await conn.fetch(_PRUNE, list(prune), ids, lapsed_before, now)]
+
+    async def refresh_schedules(
+        self,
+        declared: Sequence[StoredSchedule],
+        *,
+        prune: Sequence[str],
+        lapsed_before: float,
+        booted: float,
+    ) -> tuple[list[str], list[str]]:
+        """Refresh this replica's declarations (see `Store.refresh_schedules`)."""
+        now = time.time()
+        ids = [s.schedule_id for s in declared]
+        async with self._transaction() as conn:
+            found = {row[0] for row in await conn.fetch(_REFRESH, now, ids)}
+            restored = []
+            for s in declared:
+                if s.schedule_id not in found and await conn.fetchval(_RESTORE, *_restored_row(s, now)):
+                    restored.append(s.schedule_id)
+            pruned = []
             if prune:
-                await conn.execute(
-                    "DELETE FROM schedules WHERE workflow_id = ANY($1::text[])"
-                    " AND NOT schedule_id = ANY($2::text[])",
-                    list(prune),
-                    [s.schedule_id for s in schedules],
-                )
+                pruned = [row[0] for row in await conn.fetch(_PRUNE, list(prune), ids, lapsed_before, booted)]
+            return restored, pruned
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Any]:
@@ -273,6 +309,29 @@ class PostgresSchedules:
             return None
         kinds = await self._readers().fetch(_FIND_LEGACY_TRIGGER, legacy_key, request_id)
         return next(filter(None, (legacy_trigger_record(kind) for (kind,) in kinds)), None)
+
+
+def _restored_row(s: StoredSchedule, now: float) -> tuple[object, ...]:
+    """The parameters of `_RESTORE`: the schedule as given, declared now."""
+    return (
+        s.schedule_id,
+        s.workflow_id,
+        s.cron,
+        s.timezone,
+        None if s.input is None else orjson.dumps(s.input),
+        s.resource_id,
+        s.overlap,
+        s.missed,
+        s.description,
+        s.paused,
+        s.next_tick,
+        s.last_tick,
+        s.pending_tick,
+        s.last_run_id,
+        s.created_at,
+        now,
+        now,
+    )
 
 
 _FORGET_SCHEDULE_HISTORY = (

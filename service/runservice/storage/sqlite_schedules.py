@@ -48,17 +48,22 @@ _FORGET_TRIGGER = (
 )
 _UPSERT = (
     "INSERT INTO schedules (schedule_id, workflow_id, cron, timezone, input, resource_id, overlap,"
-    " missed, description, paused, next_tick, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
+    " missed, description, paused, next_tick, created_at, updated_at, declared_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
     " ON CONFLICT (schedule_id) DO UPDATE SET workflow_id = excluded.workflow_id,"
     " input = excluded.input, resource_id = excluded.resource_id, overlap = excluded.overlap,"
     " missed = excluded.missed, description = excluded.description, updated_at = excluded.updated_at,"
+    " declared_at = excluded.declared_at,"
     # Only `buffer_one` keeps a tick: one kept under it would fire at once under `allow`.
     " pending_tick = CASE WHEN excluded.overlap = 'buffer_one' THEN schedules.pending_tick END,"
     # A new cadence starts from now; the same cadence keeps its place (a missed tick stays due).
     " next_tick = CASE WHEN schedules.cron = excluded.cron AND schedules.timezone = excluded.timezone"
     " THEN schedules.next_tick ELSE excluded.next_tick END,"
     " cron = excluded.cron, timezone = excluded.timezone"
+)
+_RESTORE = (  # a declared schedule found missing (see the PostgreSQL store's)
+    f"INSERT INTO schedules ({SCHEDULE_COLUMNS}, declared_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (schedule_id) DO NOTHING"
 )
 
 
@@ -83,11 +88,15 @@ class SqliteSchedules:
         return await self._submit(_Operation(apply, durable=True, runs=runs, schedules=True))
 
     async def upsert_schedules(
-        self, schedules: Sequence[ScheduleDefinition], *, prune: Sequence[str] = ()
-    ) -> None:
+        self,
+        schedules: Sequence[ScheduleDefinition],
+        *,
+        prune: Sequence[str] = (),
+        lapsed_before: float | None = None,
+    ) -> list[str]:
         """Store the declared schedules (see `Store.upsert_schedules`)."""
 
-        def apply(conn: sqlite3.Connection, now: float) -> None:
+        def apply(conn: sqlite3.Connection, now: float) -> list[str]:
             conn.executemany(
                 _UPSERT,
                 [
@@ -104,19 +113,53 @@ class SqliteSchedules:
                         s.next_tick,
                         now,
                         now,
+                        now,
                     )
                     for s in schedules
                 ],
             )
-            if prune:
-                ids = [s.schedule_id for s in schedules]
-                conn.execute(
-                    f"DELETE FROM schedules WHERE workflow_id IN ({', '.join('?' * len(prune))})"
-                    f" AND schedule_id NOT IN ({', '.join('?' * len(ids))})",
-                    [*prune, *ids],
-                )
+            return _prune(conn, prune, [s.schedule_id for s in schedules], lapsed_before, now)
 
-        await self._operation(apply)
+        pruned: list[str] = await self._operation(apply)
+        return pruned
+
+    async def refresh_schedules(
+        self,
+        declared: Sequence[StoredSchedule],
+        *,
+        prune: Sequence[str],
+        lapsed_before: float,
+        booted: float,
+    ) -> tuple[list[str], list[str]]:
+        """Refresh the declarations (see `Store.refresh_schedules`; the engine does not call it
+        on this store, whose one server prunes at boot, but it does what PostgreSQL's does)."""
+        ids = [s.schedule_id for s in declared]
+
+        def apply(conn: sqlite3.Connection, now: float) -> tuple[list[str], list[str]]:
+            found = {
+                row[0]
+                for row in conn.execute(
+                    f"UPDATE schedules SET declared_at = ? WHERE schedule_id IN ({', '.join('?' * len(ids))})"
+                    " RETURNING schedule_id",
+                    [now, *ids],
+                )
+            }
+            restored = []
+            for s in declared:
+                if s.schedule_id in found:
+                    continue
+                row = (
+                    *(s.schedule_id, s.workflow_id, s.cron, s.timezone),
+                    None if s.input is None else orjson.dumps(s.input).decode(),
+                    *(s.resource_id, s.overlap, s.missed, s.description, int(s.paused)),
+                    *(s.next_tick, s.last_tick, s.pending_tick, s.last_run_id, s.created_at, now, now),
+                )
+                if conn.execute(_RESTORE, row).rowcount:
+                    restored.append(s.schedule_id)
+            return restored, _prune(conn, prune, ids, lapsed_before, booted)
+
+        done: tuple[list[str], list[str]] = await self._operation(apply)
+        return done
 
     async def list_schedules(self) -> list[StoredSchedule]:
         """Every stored schedule, by id."""
@@ -323,6 +366,27 @@ _INSERT_TRIGGER = (
     " (schedule_id, request_id, outcome, tick, run_id, active_run_id, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+def _prune(
+    conn: sqlite3.Connection,
+    prune: Sequence[str],
+    kept: Sequence[str],
+    lapsed_before: float | None,
+    unmarked: float,
+) -> list[str]:
+    """Delete the schedules of the workflows `prune` that are not `kept`: all of them, or with
+    `lapsed_before` only those last declared before it (a row never marked counts as declared
+    at `unmarked`). Their ids."""
+    if not prune:
+        return []
+    rows = conn.execute(
+        f"DELETE FROM schedules WHERE workflow_id IN ({', '.join('?' * len(prune))})"
+        f" AND schedule_id NOT IN ({', '.join('?' * len(kept))})"
+        " AND (? IS NULL OR coalesce(declared_at, ?) < ?) RETURNING schedule_id",
+        [*prune, *kept, lapsed_before, unmarked, lapsed_before],
+    )
+    return [row[0] for row in rows]
 
 
 def _recorded(conn: sqlite3.Connection, schedule_id: str, request_id: str) -> bool:

@@ -1,0 +1,12 @@
+-- runservice PostgreSQL schema, migration 16: when a replica last declared each schedule.
+--
+-- A replica booting used to delete the schedules of its workflows that it did not declare: in a
+-- rolling deploy an older replica that restarted deleted the schedules newer ones declare, and
+-- nothing brought them back. Now every replica refreshes `declared_at` (seconds since the epoch) of
+-- the schedules it declares, re-creating one gone missing, and prunes only schedules nobody has
+-- declared for a lease (engine/schedules.py). NULL: stored before this column, or by an older
+-- replica (which never refreshes it); a newer replica counts such a row as declared at its own boot.
+--
+-- Only a column older code never reads: a server of an earlier version may serve the database
+-- (schema_compatible).
+ALTER TABLE schedules ADD COLUMN IF NOT EXISTS declared_at double precision;
