@@ -51,6 +51,7 @@ HEARTBEAT = 0.2
 BOTH_BACKENDS = frozenset(
     {
         "test_store",
+        "test_schedule_declarations",
         "test_store_values",
         "test_bad_input",
         "test_json_properties",

@@ -1,5 +1,16 @@
 """Cron schedules: the loop that fires due ticks, and the operations on schedules.
 
+Declarations: a server writes the schedules it declares (code and configuration) at boot, and
+removes the schedules of the workflows it serves that it no longer declares. With one server
+(SQLite's exclusive store) it removes them at that boot. Replicas sharing a database may disagree
+(a rolling deploy runs two versions), so there a declaration is a lease (`declare`, `refresh`):
+each replica marks its declared schedules (`declared_at`) at boot and every `declare_every`
+seconds, restores one of them that has gone missing (a replica of a version before leases deleted
+it at its boot), and removes only schedules of its workflows that no replica has declared for
+`declare_lease` seconds. Removing at boot only, and restoring at every turn, let a replica that
+stopped soon after (the old version in a deploy removing the schedule) restore it for good;
+removing and restoring at every turn made replicas that disagree delete and re-create it in turn.
+
 Every replica runs the loop; the database decides which replica fires a tick (see
 storage/schedules.py): a tick is claimed in the transaction that creates its run, so it
 fires once across restarts and replicas, and no tick lives only in one process's timer.
@@ -85,6 +96,13 @@ logger = logging.getLogger(__name__)
 GRACE = 5.0
 """Seconds after its cron time during which a tick still counts as on time (not missed)."""
 
+DECLARE_EVERY = 60.0
+"""Seconds between two refreshes of a replica's declarations on a shared database (`refresh`)."""
+
+DECLARE_LEASE = 3 * DECLARE_EVERY
+"""Seconds a declaration holds: a schedule of a served workflow that no replica declared for
+longer is pruned; one declared more recently may be a live replica's (of another version)."""
+
 UNSERVED_EVERY = 300.0
 """Seconds between two warnings of one overdue schedule whose workflow is not served here."""
 
@@ -142,6 +160,8 @@ class Scheduler:
         trace_id: Callable[[], str],
         poll_interval: float = 1.0,
         grace: float = GRACE,
+        declare_every: float = DECLARE_EVERY,
+        declare_lease: float = DECLARE_LEASE,
     ) -> None:
         """`declared`: the schedules of the workflows and of the configuration (ids unique).
         `with admit(workflow_id) as claim:` holds room for a new run of the workflow while its
@@ -149,7 +169,8 @@ class Scheduler:
         is full or runs wait for that room (the run is then committed with no owner, for the
         claim loop). `launch(run, epoch, sent)` drives a run this replica created already
         claimed (the claim sent at `sent`, `time.monotonic()`); `left_unowned(run_id)` is told of
-        a run committed with no owner (`Engine._left_unowned`)."""
+        a run committed with no owner (`Engine._left_unowned`). `declare_every`, `declare_lease`:
+        see `DECLARE_EVERY`, `DECLARE_LEASE` (a shared database only)."""
         self._store = store
         self._workflows = dict(workflows)
         self._declared: dict[str, Schedule] = {}
@@ -174,6 +195,18 @@ class Scheduler:
         self._trace_id = trace_id
         self.poll_interval = poll_interval
         self.grace = grace
+        self.declare_every = declare_every
+        self.declare_lease = declare_lease
+        self._shared = not store.exclusive
+        """Other replicas may declare schedules here: declarations are leases (`refresh`)."""
+        self._booted = math.inf
+        """When `declare` ran: a row no replica ever marked declared counts as declared then."""
+        self._refresh_at = math.inf
+        """When the loop refreshes the declarations next (`time.monotonic()`)."""
+        self._refresh_failures = logs.LoopFailures(logger)
+        self._seen: dict[str, StoredSchedule] = {}
+        """The declared schedules as the loop last read them: one another replica deleted is
+        restored from here, with its paused state and place (`_restoring`)."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = logs.LoopFailures(logger)
@@ -196,25 +229,100 @@ class Scheduler:
     async def declare(self) -> None:
         """Store the declared schedules: definitions from code and configuration win, the paused
         state set through the API is kept; schedules of the workflows served here that are no
-        longer declared are removed (those of workflows only other replicas serve are theirs)."""
+        longer declared are removed (those of workflows only other replicas serve are theirs).
+
+        On a shared database only those no replica has declared for `declare_lease` seconds:
+        one declared more recently may be a live replica's (a newer version's, in a rolling
+        deploy), which `refresh` would restore at once; the others go at a later `refresh`. The
+        one server of an exclusive store (SQLite) removes them at once: nobody else declares."""
         now = time.time()
-        await self._store.upsert_schedules(
-            [
-                ScheduleDefinition(
-                    schedule_id=s.id,
-                    workflow_id=s.workflow_id,
-                    cron=s.cron,
-                    timezone=s.timezone,
-                    input=s.input_data,
-                    resource_id=s.resource_id,
-                    overlap=str(s.overlap),
-                    missed=str(s.missed),
-                    description=s.description,
-                    next_tick=s.next_after(now),
-                )
-                for s in self._declared.values()
-            ],
+        self._booted = now
+        pruned = await self._store.upsert_schedules(
+            [self._definition(s, now) for s in self._declared.values()],
             prune=list(self._workflows),
+            lapsed_before=now - self.declare_lease if self._shared else None,
+        )
+        self._log_pruned(pruned)
+        self._refresh_at = time.monotonic() + self.declare_every
+
+    async def refresh(self) -> None:
+        """Renew this replica's declarations (every `declare_every` seconds on a shared
+        database), restore those of them another replica deleted, and prune the schedules of
+        the workflows served here that no replica has declared for `declare_lease` seconds.
+
+        A replica of a version before declarations were leases deletes at its boot every
+        schedule of its workflows it does not declare, those that newer replicas declare too: a
+        newer replica restores such a schedule at its next refresh (one warning), as it last
+        read it (paused or not, its next tick, its buffered tick and last run). Only renewed,
+        a declaration no replica makes any more lapses: the schedule is pruned about a lease
+        after the last replica declaring it stopped, never while one still runs."""
+        now = time.time()
+        restored, pruned = await self._store.refresh_schedules(
+            [self._restoring(s, now) for s in self._declared.values()],
+            prune=list(self._workflows),
+            lapsed_before=now - self.declare_lease,
+            booted=self._booted,
+        )
+        for schedule_id in restored:
+            seen = self._seen.get(schedule_id)
+            logger.warning(
+                "schedule %s: declared here but gone from the database (a replica of an older"
+                " version deleted it at its boot?); restored %s",
+                schedule_id,
+                "as last read here" if seen else "from its declaration, from the next tick after now",
+            )
+        self._log_pruned(pruned)
+        if restored:
+            self.wake()
+
+    def _log_pruned(self, pruned: Iterable[str]) -> None:
+        for schedule_id in pruned:
+            self._seen.pop(schedule_id, None)
+            logger.info(
+                "schedule %s: removed; its workflow is served here and no server declares it any more",
+                schedule_id,
+            )
+
+    @staticmethod
+    def _definition(s: Schedule, now: float) -> ScheduleDefinition:
+        return ScheduleDefinition(
+            schedule_id=s.id,
+            workflow_id=s.workflow_id,
+            cron=s.cron,
+            timezone=s.timezone,
+            input=s.input_data,
+            resource_id=s.resource_id,
+            overlap=str(s.overlap),
+            missed=str(s.missed),
+            description=s.description,
+            next_tick=s.next_after(now),
+        )
+
+    def _restoring(self, s: Schedule, now: float) -> StoredSchedule:
+        """The row to restore the declared schedule `s` from, should it be missing: its
+        declaration, with where it stood when the loop last read it (as a declaration at boot
+        keeps them: the paused state, the next tick unless the cadence changed, the buffered
+        tick under `buffer_one`, the last run for the overlap policy)."""
+        d = self._definition(s, now)
+        seen = self._seen.get(s.id)
+        same_cadence = seen is not None and (seen.cron, seen.timezone) == (d.cron, d.timezone)
+        return StoredSchedule(
+            schedule_id=d.schedule_id,
+            workflow_id=d.workflow_id,
+            cron=d.cron,
+            timezone=d.timezone,
+            input=d.input,
+            resource_id=d.resource_id,
+            overlap=d.overlap,
+            missed=d.missed,
+            description=d.description,
+            paused=seen is not None and seen.paused,
+            next_tick=seen.next_tick if seen is not None and same_cadence else d.next_tick,
+            last_tick=seen.last_tick if seen else None,
+            pending_tick=seen.pending_tick if seen and d.overlap == "buffer_one" else None,
+            last_run_id=seen.last_run_id if seen else None,
+            created_at=seen.created_at if seen else now,
+            updated_at=now,
         )
 
     def start(self) -> None:
@@ -242,6 +350,20 @@ class Scheduler:
         while not self._closed:
             delay = self.poll_interval
             self._wake.clear()  # before looking: a wake-up during the look is not lost
+            if self._shared and time.monotonic() >= self._refresh_at:
+                try:
+                    await self.refresh()
+                except Exception:
+                    self._refresh_at = time.monotonic() + delay  # tried again at the next turn
+                    log_loop_failure(
+                        self._refresh_failures,
+                        "refreshing schedule declarations failed; retrying in %.1fs",
+                        delay,
+                    )
+                else:
+                    self._refresh_failures.recovered()
+                    self._refresh_at = time.monotonic() + self.declare_every
+            delay = min(delay, max(self._refresh_at - time.monotonic(), 0.0))
             try:
                 due_at = await self.fire_due()
                 if due_at is not None:
@@ -264,6 +386,8 @@ class Scheduler:
         `poll_interval`): the other schedules would meet the same database."""
         earliest: float | None = None
         for row in await self._store.list_schedules():
+            if row.schedule_id in self._declared:
+                self._seen[row.schedule_id] = row
             if row.paused:
                 continue
             if row.workflow_id not in self._workflows:
@@ -592,4 +716,12 @@ def _iso(when: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
-__all__ = ["GRACE", "Scheduler", "Triggered", "tick_run_id", "trigger_run_id"]
+__all__ = [
+    "DECLARE_EVERY",
+    "DECLARE_LEASE",
+    "GRACE",
+    "Scheduler",
+    "Triggered",
+    "tick_run_id",
+    "trigger_run_id",
+]

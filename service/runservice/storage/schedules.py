@@ -5,6 +5,8 @@ Tables (migrate_v5.sql, postgres_v3.sql): `schedules` holds each schedule's defi
 its paused flag and where it stands (next tick, last tick, the tick buffered by
 `buffer_one`, the last run it started); `schedule_ticks` records every tick that was
 fired or skipped, keyed by (schedule id, tick time), with the run it started.
+`schedules.declared_at` (migrate_v18.sql, postgres_v16.sql) is when a server last declared the
+schedule: replicas renew it, and prune only what nobody renewed for a lease (engine/schedules.py).
 
 Exactly once: a cron tick is claimed by a conditional change of `next_tick` (it applies
 only while `next_tick` is still the tick being fired, under the schedule row's lock), and
