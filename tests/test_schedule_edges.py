@@ -63,10 +63,12 @@ async def test_a_tick_whose_run_id_a_caller_took_is_passed_over(
 
 
 async def test_a_trigger_whose_run_id_a_caller_took_is_run_id_in_use(
-    serving: ServingFactory, tmp_path: Path
+    serving: ServingFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """TriggerSchedule answered NOT_FOUND SCHEDULE_NOT_FOUND, for a schedule that exists, when
-    the run id its request id derives was taken (schedules audit)."""
+    the run id its request id derives was taken (schedules audit). Its warning says what the
+    caller was answered, not that a tick was passed over."""
+    caplog.set_level(logging.INFO, SCHEDULES)
     workflow = asking("taken", cron=YEARLY, overlap="allow")
     async with (
         serving(tmp_path / "runs.db", workflows=[workflow]) as served,
@@ -87,6 +89,9 @@ async def test_a_trigger_whose_run_id_a_caller_took_is_run_id_in_use(
         again = await client.schedules.trigger("taken", request_id="req-2")
         assert again.run is not None and again.run.run_id == fired.run.run_id and again.tick == fired.tick
         assert len(await scheduled_runs(client, workflow.id)) == 2
+    warned = [r.getMessage() for r in caplog.records if r.name == SCHEDULES and "held by" in r.getMessage()]
+    assert len(warned) == 2 and all("a trigger started nothing" in line for line in warned), warned
+    assert all("RUN_ID_IN_USE" in line and "passed over" not in line for line in warned), warned
 
 
 class Ahead:

@@ -593,11 +593,11 @@ class Scheduler:
                     # Anyone can derive a tick's run id; a caller who made a run with it first
                     # holds it for good. The tick was passed over (see `TickResult`), once.
                     logger.warning(
-                        "schedule %s: tick %s started nothing: its run id %s is held by a run a"
-                        " caller made; the tick is passed over",
+                        "schedule %s: %s started nothing: its run id %s is held by a run a caller made; %s",
                         row.schedule_id,
-                        _iso(tick),
+                        f"tick {_iso(tick)}" if kind != "trigger" else "a trigger",
                         run.run_id,
+                        "the tick is passed over" if kind != "trigger" else "answered RUN_ID_IN_USE",
                     )
                 elif result.outcome in ("skipped", "buffered"):
                     logger.info(
