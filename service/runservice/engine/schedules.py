@@ -60,7 +60,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from runservice import logs
@@ -306,18 +306,10 @@ class Scheduler:
         d = self._definition(s, now)
         seen = self._seen.get(s.id)
         same_cadence = seen is not None and (seen.cron, seen.timezone) == (d.cron, d.timezone)
+        declared = {f.name: getattr(d, f.name) for f in fields(d)}
         return StoredSchedule(
-            schedule_id=d.schedule_id,
-            workflow_id=d.workflow_id,
-            cron=d.cron,
-            timezone=d.timezone,
-            input=d.input,
-            resource_id=d.resource_id,
-            overlap=d.overlap,
-            missed=d.missed,
-            description=d.description,
+            **{**declared, "next_tick": seen.next_tick if seen is not None and same_cadence else d.next_tick},
             paused=seen is not None and seen.paused,
-            next_tick=seen.next_tick if seen is not None and same_cadence else d.next_tick,
             last_tick=seen.last_tick if seen else None,
             pending_tick=seen.pending_tick if seen and d.overlap == "buffer_one" else None,
             last_run_id=seen.last_run_id if seen else None,

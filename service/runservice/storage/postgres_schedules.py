@@ -30,6 +30,7 @@ from runservice.storage.schedules import (
     decide,
     last_run_status,
     legacy_trigger_record,
+    restore_values,
     trigger_record,
 )
 
@@ -123,7 +124,9 @@ class PostgresSchedules:
             found = {row[0] for row in await conn.fetch(_REFRESH, now, ids)}
             restored = []
             for s in declared:
-                if s.schedule_id not in found and await conn.fetchval(_RESTORE, *_restored_row(s, now)):
+                if s.schedule_id not in found and await conn.fetchval(
+                    _RESTORE, *restore_values(s, orjson.dumps, now)
+                ):
                     restored.append(s.schedule_id)
             pruned = []
             if prune:
@@ -309,29 +312,6 @@ class PostgresSchedules:
             return None
         kinds = await self._readers().fetch(_FIND_LEGACY_TRIGGER, legacy_key, request_id)
         return next(filter(None, (legacy_trigger_record(kind) for (kind,) in kinds)), None)
-
-
-def _restored_row(s: StoredSchedule, now: float) -> tuple[object, ...]:
-    """The parameters of `_RESTORE`: the schedule as given, declared now."""
-    return (
-        s.schedule_id,
-        s.workflow_id,
-        s.cron,
-        s.timezone,
-        None if s.input is None else orjson.dumps(s.input),
-        s.resource_id,
-        s.overlap,
-        s.missed,
-        s.description,
-        s.paused,
-        s.next_tick,
-        s.last_tick,
-        s.pending_tick,
-        s.last_run_id,
-        s.created_at,
-        now,
-        now,
-    )
 
 
 _FORGET_SCHEDULE_HISTORY = (

@@ -23,8 +23,8 @@ inside the transaction, and gets the first outcome back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import orjson
@@ -112,6 +112,17 @@ SCHEDULE_COLUMNS = (
     " paused, next_tick, last_tick, pending_tick, last_run_id, created_at, updated_at"
 )
 """The columns `StoredSchedule.from_row` reads, in its order."""
+
+
+def restore_values(
+    schedule: StoredSchedule, encode: Callable[[Json], object], now: float
+) -> tuple[object, ...]:
+    """The values of `SCHEDULE_COLUMNS` and then `declared_at` of `schedule`, to insert it again
+    as it stood, declared and updated `now` (`encode`: its input as the store keeps JSON)."""
+    values = {f.name: getattr(schedule, f.name) for f in fields(StoredSchedule)}
+    values["input"] = None if schedule.input is None else encode(schedule.input)
+    values["updated_at"] = now
+    return (*values.values(), now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,5 +280,6 @@ __all__ = [
     "TickResult",
     "TriggerRecord",
     "decide",
+    "restore_values",
     "trigger_record",
 ]

@@ -25,6 +25,7 @@ from runservice.storage.schedules import (
     decide,
     last_run_status,
     legacy_trigger_record,
+    restore_values,
     trigger_record,
 )
 
@@ -148,13 +149,9 @@ class SqliteSchedules:
             for s in declared:
                 if s.schedule_id in found:
                     continue
-                row = (
-                    *(s.schedule_id, s.workflow_id, s.cron, s.timezone),
-                    None if s.input is None else orjson.dumps(s.input).decode(),
-                    *(s.resource_id, s.overlap, s.missed, s.description, int(s.paused)),
-                    *(s.next_tick, s.last_tick, s.pending_tick, s.last_run_id, s.created_at, now, now),
-                )
-                if conn.execute(_RESTORE, row).rowcount:
+                if conn.execute(
+                    _RESTORE, restore_values(s, lambda value: orjson.dumps(value).decode(), now)
+                ).rowcount:
                     restored.append(s.schedule_id)
             return restored, _prune(conn, prune, ids, lapsed_before, booted)
 
