@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 
 def debian_install(package: str, *, provides: str) -> None:
@@ -21,3 +22,16 @@ def debian_install(package: str, *, provides: str) -> None:
     if shutil.which(provides) is None:  # stale package lists
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300)
         subprocess.run(install, env=env, capture_output=True, timeout=300)
+
+
+def build_preload(source: Path, into: Path) -> Path:
+    """The LD_PRELOAD library `into/<source's stem>.so` built from the C file `source` (in
+    tests/) with the machine's C compiler (Debian's gcc, installed when missing and the tests
+    run as root)."""
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        debian_install("gcc", provides="gcc")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    assert compiler, f"a C compiler (cc) is needed to build {source.name}"
+    library = into / f"{source.stem}.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"], check=True)
+    return library

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 from disk_workflows import assert_both_went_on, settled, start_gated
-from packages import debian_install
+from packages import build_preload
 from process import ServerProcess, serve_argv, server_env, start_server
 
 from runservice.client import Client
@@ -41,16 +39,10 @@ LAYOUTS = pytest.mark.parametrize(
 
 @pytest.fixture(scope="module")
 def failing_device(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/failing_device.c, built with the machine's C compiler (Debian's gcc, installed when
-    missing and the tests run as root)."""
-    if not (shutil.which("cc") or shutil.which("gcc")):
-        debian_install("gcc", provides="gcc")
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    assert compiler, "a C compiler (cc) is needed to build tests/failing_device.c"
-    library = tmp_path_factory.mktemp("failing-device") / "failing_device.so"
-    source = Path(__file__).with_name("failing_device.c")
-    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"], check=True)
-    return library
+    """tests/failing_device.c, built with the machine's C compiler."""
+    return build_preload(
+        Path(__file__).with_name("failing_device.c"), tmp_path_factory.mktemp("failing-device")
+    )
 
 
 async def start_on_the_device(

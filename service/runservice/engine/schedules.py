@@ -15,6 +15,12 @@ Every replica runs the loop; the database decides which replica fires a tick (se
 storage/schedules.py): a tick is claimed in the transaction that creates its run, so it
 fires once across restarts and replicas, and no tick lives only in one process's timer.
 
+On a shared database the schedules keep the database's time, not each replica's own
+(`Store.clock`, read at every refresh of the declarations): a replica whose clock ran ahead
+fired every tick early (the skew's worth: a midnight report read the day before it ended), and
+one whose clock ran a lease behind saw every declaration lapsed and pruned the schedules other
+replicas declare. An offset past `CLOCK_TOLD_PAST` is logged.
+
 The loop wakes at the earliest due tick of the schedules it serves, and at least every
 `poll_interval` seconds (the engine's claim interval), so it sees what other replicas and
 the API changed (a resume, a buffered tick whose active run ended elsewhere).
@@ -102,6 +108,9 @@ DECLARE_EVERY = 60.0
 DECLARE_LEASE = 3 * DECLARE_EVERY
 """Seconds a declaration holds: a schedule of a served workflow that no replica declared for
 longer is pruned; one declared more recently may be a live replica's (of another version)."""
+
+CLOCK_TOLD_PAST = 2.0
+"""Seconds this server's clock may be off the database's before the log says so."""
 
 UNSERVED_EVERY = 300.0
 """Seconds between two warnings of one overdue schedule whose workflow is not served here."""
@@ -199,6 +208,9 @@ class Scheduler:
         self.declare_lease = declare_lease
         self._shared = not store.exclusive
         """Other replicas may declare schedules here: declarations are leases (`refresh`)."""
+        self._offset = 0.0
+        """The database's clock less this server's, as last read (`_read_clock`)."""
+        self._offset_told = 0.0
         self._booted = math.inf
         """When `declare` ran: a row no replica ever marked declared counts as declared then."""
         self._refresh_at = math.inf
@@ -226,6 +238,37 @@ class Scheduler:
     def declared(self) -> dict[str, Schedule]:
         return dict(self._declared)
 
+    @property
+    def clock_offset(self) -> float:
+        """The database's clock less this server's, in seconds (0 on an exclusive store)."""
+        return self._offset
+
+    def _now(self) -> float:
+        """The time on the database's clock, which every replica's schedules keep."""
+        return time.time() + self._offset
+
+    async def _read_clock(self) -> None:
+        """Measure this server's clock against the database's (shared databases only: one
+        server's own clock is the only one its schedules meet)."""
+        if not self._shared:
+            return
+        before = time.time()
+        database = await self._store.clock()
+        self._offset = database - (before + time.time()) / 2
+        self._store.hub.clock_read(self._offset)
+        off = abs(self._offset) > CLOCK_TOLD_PAST
+        if off and abs(self._offset - self._offset_told) > CLOCK_TOLD_PAST:
+            logger.warning(
+                "this server's clock is %.1fs %s the database's; its schedules keep the database's"
+                " time, but its runs' timestamps and deadlines are its own (is its time synchronised?)",
+                abs(self._offset),
+                "behind" if self._offset > 0 else "ahead of",
+            )
+            self._offset_told = self._offset
+        elif not off and abs(self._offset_told) > CLOCK_TOLD_PAST:
+            logger.info("this server's clock is within %.1fs of the database's again", abs(self._offset))
+            self._offset_told = self._offset
+
     async def declare(self) -> None:
         """Store the declared schedules: definitions from code and configuration win, the paused
         state set through the API is kept; schedules of the workflows served here that are no
@@ -235,7 +278,8 @@ class Scheduler:
         one declared more recently may be a live replica's (a newer version's, in a rolling
         deploy), which `refresh` would restore at once; the others go at a later `refresh`. The
         one server of an exclusive store (SQLite) removes them at once: nobody else declares."""
-        now = time.time()
+        await self._read_clock()
+        now = self._now()
         self._booted = now
         pruned = await self._store.upsert_schedules(
             [self._definition(s, now) for s in self._declared.values()],
@@ -256,7 +300,8 @@ class Scheduler:
         read it (paused or not, its next tick, its buffered tick and last run). Only renewed,
         a declaration no replica makes any more lapses: the schedule is pruned about a lease
         after the last replica declaring it stopped, never while one still runs."""
-        now = time.time()
+        await self._read_clock()
+        now = self._now()
         restored, pruned = await self._store.refresh_schedules(
             [self._restoring(s, now) for s in self._declared.values()],
             prune=list(self._workflows),
@@ -320,7 +365,7 @@ class Scheduler:
     def start(self) -> None:
         """Start the loop (after `declare`)."""
         if self._task is None:
-            self._since = time.time()
+            self._since = self._now()
             self._task = asyncio.create_task(self._loop(), name="runservice schedule loop")
 
     async def aclose(self) -> None:
@@ -359,7 +404,7 @@ class Scheduler:
             try:
                 due_at = await self.fire_due()
                 if due_at is not None:
-                    delay = min(delay, max(due_at - time.time(), 0.0))
+                    delay = min(delay, max(due_at - self._now(), 0.0))
             except Exception:
                 log_loop_failure(self._failures, "firing schedule ticks failed; retrying in %.1fs", delay)
             else:
@@ -386,7 +431,7 @@ class Scheduler:
                 self._warn_unserved(row)
                 continue
             due_at = self._retry_at.get(row.schedule_id)
-            if due_at is None or due_at <= time.time():
+            if due_at is None or due_at <= self._now():
                 due_at = await self._fire_schedule(row)
             if due_at is not None:
                 earliest = due_at if earliest is None else min(earliest, due_at)
@@ -397,7 +442,7 @@ class Scheduler:
         server does not serve whose tick no server fired in time: its workflow was retired
         from every server (nobody prunes its schedules then: a server cannot tell that from a
         workflow only other replicas serve), and it would otherwise look active for ever."""
-        now, due = time.time(), row.next_tick
+        now, due = self._now(), row.next_tick
         if due is None or now - due <= self.grace + self.poll_interval:
             self._unserved_told.pop(row.schedule_id, None)  # another replica fires it
             return
@@ -425,8 +470,9 @@ class Scheduler:
         try:
             if row.pending_tick is not None:
                 await self._fire_buffered(row)
-            if due is not None and due <= time.time():
-                result = await self._fire_cron(row, time.time())
+            now = self._now()
+            if due is not None and due <= now:
+                result = await self._fire_cron(row, now)
                 row = await self._store.get_schedule(row.schedule_id) or row
                 if result.outcome == "lost" and row.next_tick == due and not row.paused:
                     # Held by another transaction, the row is most often another replica's
@@ -462,7 +508,7 @@ class Scheduler:
         return row.next_tick
 
     def _back_off(self, schedule_id: str) -> float:
-        retry_at = time.time() + self.poll_interval
+        retry_at = self._now() + self.poll_interval
         self._retry_at[schedule_id] = retry_at
         return retry_at
 
@@ -519,7 +565,7 @@ class Scheduler:
             f"{late}" if late < _COUNT_UP_TO else f"{_COUNT_UP_TO} or more",
             _iso(due),
             _iso(latest),
-            time.time() - latest,
+            self._now() - latest,
         )
         return await self._store.fire_tick(
             TickFire(row.schedule_id, due, "cron", None, expect_next=due, advance_to=latest)
@@ -614,7 +660,7 @@ class Scheduler:
                 run_input, state = workflow.scheduled_run_data(row.input, f"schedule {row.schedule_id!r}")
             except WorkflowDefinitionError as exc:
                 raise ScheduleInputInvalid(row.schedule_id, str(exc)) from None
-        now = time.time()
+        now = time.time()  # a run's own times are its server's, as every run it makes (not `_now`)
         return Run(
             run_id=run_id,
             workflow_id=row.workflow_id,
@@ -655,7 +701,7 @@ class Scheduler:
         """Fire ticks again from the next one after now (ticks that fell while paused are not fired)."""
         row = await self.get(schedule_id)
         resumed = await self._store.set_schedule_paused(
-            schedule_id, False, next_tick(row.cron, row.timezone, time.time())
+            schedule_id, False, next_tick(row.cron, row.timezone, self._now())
         )
         if resumed is None:
             raise ScheduleNotFound(schedule_id)
@@ -675,7 +721,7 @@ class Scheduler:
                 return await self._triggered(schedule_id, first)
         if row.workflow_id not in self._workflows:
             raise ScheduleWorkflowNotServed(schedule_id, row.workflow_id)
-        tick = time.time()
+        tick = self._now()
         run_id = trigger_run_id(schedule_id, request_id) if request_id else tick_run_id(schedule_id, tick)
         result = await self._fire(row, tick, "trigger", request_id=request_id)
         if result.outcome == "repeated" and request_id:  # a retry that raced the first

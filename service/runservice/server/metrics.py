@@ -6,7 +6,8 @@ Three sources, none of them in the engine:
   count what is durable;
 - the store, from its hub: each transaction's duration and size (`on_commit`), the
   changes and reads storage could not take (`on_refused`), the runs deleted (`on_deleted`), the
-  removal of large deleted runs' rows after their delete (`on_removal`); and the
+  removal of large deleted runs' rows after their delete (`on_removal`), the ticks schedules
+  fired (`on_tick`), the database's clock against this server's (`clock_offset`); and the
   runs in flight and suspended, counted in the database when the endpoint is scraped
   (unknown, NaN, while the database does not answer: a scrape never fails for an outage,
   when its other figures matter most).
@@ -139,6 +140,13 @@ class Metrics:
             "Step execution time (from its start or resume to its result), by final step status.",
             ["workflow", "step", "status"],
             buckets=_STEP_BUCKETS,
+            registry=registry,
+        )
+        self.clock_offset = Gauge(
+            "runservice_clock_offset_seconds",
+            "The database's clock less this server's, as the schedules last read it (every minute on"
+            " PostgreSQL; 0 on SQLite). Schedules keep the database's time; runs' timestamps and"
+            " deadlines keep this server's: alert when it is more than a second or two either way.",
             registry=registry,
         )
         self.runs_in_flight = Gauge(

@@ -109,6 +109,7 @@ class Observability:
                 hub.listen_deletions(self.metrics.on_deleted),
                 hub.listen_removals(self.metrics.on_removal),
                 hub.listen_ticks(self.metrics.on_tick),
+                hub.listen_clock(self.metrics.clock_offset.set),
             ]
             self.metrics.on_availability(hub.available)
         if self.endpoint is not None:

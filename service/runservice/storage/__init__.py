@@ -328,6 +328,11 @@ class Store(Protocol):
 
     # -- cron schedules (storage/schedules.py has the types) ---------------------------------
 
+    async def clock(self) -> float:
+        """The database's time, in seconds since the epoch: the same for every replica sharing
+        it, whatever each replica's own clock says (PostgreSQL's `clock_timestamp()`; SQLite's
+        one server's own clock). Schedules keep time by it (engine/schedules.py)."""
+
     async def upsert_schedules(
         self,
         schedules: Sequence[ScheduleDefinition],

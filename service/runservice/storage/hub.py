@@ -122,6 +122,7 @@ StorageUnavailable) and when it answers again (True: a write went through; a rea
 not tell, as a database that refuses writes cannot serve)."""
 
 TickListener = Callable[[str, str, str], None]
+ClockListener = Callable[[float], None]
 """Called with (schedule id, kind, outcome) of each tick a schedule fired (see `TickFire`,
 `TickResult`): cron, trigger, buffered or missed; started, skipped, buffered, advanced, lost
 or repeated."""
@@ -167,8 +168,9 @@ class EventHub:
     committed event (`listen`), every transaction's cost (`listen_commits`), the changes
     storage refused (`listen_refusals`), whether storage answers (`listen_availability`), the
     runs deleted (`listen_deletions`), the removal of large deleted runs' rows
-    (`listen_removals`), the ticks schedules fired (`listen_ticks`), the runs the engine let
-    go to another replica (`listen_releases`) and the store's failure (`listen_failure`).
+    (`listen_removals`), the ticks schedules fired (`listen_ticks`), how far this server's
+    clock is from the database's (`listen_clock`), the runs the engine let go to another
+    replica (`listen_releases`) and the store's failure (`listen_failure`).
     Listeners are called synchronously on the store's writer task, after the commit: they
     must be quick (the store is on every run's path); an exception is logged.
     """
@@ -183,6 +185,7 @@ class EventHub:
         self._failure_listeners = _Listeners[FailureListener]("a failure")
         self._availability_listeners = _Listeners[AvailabilityListener]("an availability")
         self._tick_listeners = _Listeners[TickListener]("a tick")
+        self._clock_listeners = _Listeners[ClockListener]("a clock")
         self._release_listeners = _Listeners[ReleaseListener]("a release")
         self.available = True
         """False from a refusal (StorageUnavailable) until storage answers again (`reached`)."""
@@ -219,6 +222,11 @@ class EventHub:
         """Call `listener(schedule_id, kind, outcome)` after each tick a schedule fired; returns
         the function that stops it."""
         return self._tick_listeners.add(listener)
+
+    def listen_clock(self, listener: ClockListener) -> Callable[[], None]:
+        """Call `listener(offset)` each time the schedules read the database's clock (`offset`:
+        its time less this server's, in seconds); returns the function that stops it."""
+        return self._clock_listeners.add(listener)
 
     def listen_releases(self, listener: ReleaseListener) -> Callable[[], None]:
         """Call `listener(run_id, unowned)` when this process let go of a run it will not finish
@@ -283,6 +291,11 @@ class EventHub:
         do not hear of it (it is looked at on every pass of the scheduler)."""
         if outcome != "waiting":
             self._tick_listeners.call(schedule_id, kind, outcome)
+
+    def clock_read(self, offset: float) -> None:
+        """Called by the engine's schedules after reading the database's clock: its time less
+        this server's, in seconds."""
+        self._clock_listeners.call(offset)
 
     def failed(self, error: StorageFailed) -> None:
         """Called by the store, once, when it fails for good (on the event loop)."""

@@ -59,6 +59,7 @@ _PRUNE = (
     # declared at $4: it may be an older replica's, which never refreshes it.
     " AND ($3::double precision IS NULL OR coalesce(declared_at, $4) < $3) RETURNING schedule_id"
 )
+_CLOCK = "SELECT extract(epoch from clock_timestamp())::double precision"
 _REFRESH = "UPDATE schedules SET declared_at = $1 WHERE schedule_id = ANY($2::text[]) RETURNING schedule_id"
 _RESTORE = (  # a declared schedule another replica deleted; the first replica to restore it wins
     f"INSERT INTO schedules ({SCHEDULE_COLUMNS}, declared_at)"
@@ -75,6 +76,11 @@ class PostgresSchedules:
     _readers: Any
     """Provided by PostgresStore: the connection pool."""
 
+    async def clock(self) -> float:
+        """The database server's time (see `Store.clock`)."""
+        now: float = await self._readers().fetchval(_CLOCK)
+        return now
+
     async def upsert_schedules(
         self,
         schedules: Sequence[ScheduleDefinition],
@@ -83,8 +89,8 @@ class PostgresSchedules:
         lapsed_before: float | None = None,
     ) -> list[str]:
         """Store the declared schedules (see `Store.upsert_schedules`)."""
-        now = time.time()
         async with self._transaction() as conn:
+            now = await conn.fetchval(_CLOCK)  # declared_at: on the clock every replica reads
             await conn.executemany(
                 _UPSERT,
                 [
@@ -118,9 +124,9 @@ class PostgresSchedules:
         booted: float,
     ) -> tuple[list[str], list[str]]:
         """Refresh this replica's declarations (see `Store.refresh_schedules`)."""
-        now = time.time()
         ids = [s.schedule_id for s in declared]
         async with self._transaction() as conn:
+            now = await conn.fetchval(_CLOCK)
             found = {row[0] for row in await conn.fetch(_REFRESH, now, ids)}
             restored = []
             for s in declared:

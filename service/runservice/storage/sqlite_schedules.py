@@ -8,6 +8,7 @@ change of one transaction (see storage/schedules.py).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,10 @@ class SqliteSchedules:
         from runservice.storage.sqlite import _Operation  # the store module imports this one
 
         return await self._submit(_Operation(apply, durable=True, runs=runs, schedules=True))
+
+    async def clock(self) -> float:
+        """The database's time (see `Store.clock`): the one server's own clock."""
+        return time.time()
 
     async def upsert_schedules(
         self,
