@@ -4,6 +4,8 @@ bail, cancel, claims, streams and watches."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import enum
 import logging
 import os
 import time
@@ -14,7 +16,7 @@ from typing import Any
 import flows
 import pytest
 from conftest import ServingFactory, client_for
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from runservice import errors
 from runservice.client import Client, RunHandle
@@ -787,6 +789,63 @@ async def test_a_retried_start_is_one_even_when_the_schema_fills_in_generated_de
         assert again.run_id == first.run_id and again.result == first.result
         with pytest.raises(errors.RequestIdReused):
             await start("B2")
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class StrictOrder(BaseModel):
+    """Strict, as zod's schemas are: no "yes" for a bool, no "3" for an int."""
+
+    model_config = ConfigDict(strict=True)
+    count: int
+    colour: Colour
+    due: datetime.datetime
+
+
+class StrictApproval(BaseModel):
+    model_config = ConfigDict(strict=True)
+    approved: bool
+
+
+@create_step("hold", input_schema=StrictOrder, resume_schema=StrictApproval, suspend_schema=StrictOrder)
+async def hold(ctx: StepContext) -> Any:
+    order: StrictOrder = ctx.input_data
+    if ctx.resume_data is None:
+        await ctx.suspend(order)  # the model itself: validated as the JSON it becomes
+        return None
+    return {"approved": ctx.resume_data.approved, "due": order.due.isoformat(), "colour": order.colour.value}
+
+
+STRICT = create_workflow("strict", input_schema=StrictOrder).then(hold).commit()
+
+
+async def test_a_strict_schema_refuses_what_lax_pydantic_converts_and_takes_json_for_other_types(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """Data is validated as the JSON document it is, so a strict schema works: before, it was
+    validated as Python objects, where a strict schema refuses an ISO string for a datetime and
+    a value for an Enum (every start failed), and the only schemas that could be used converted
+    `"yes"` to true and `"3"` to 3 where zod, and so Mastra, refuses them (differential audit)."""
+    order = {"count": 3, "colour": "red", "due": "2026-12-01T09:00:00Z"}
+    async with serving(tmp_path / "runs.db", workflows=[STRICT]) as served, Client(served.address) as client:
+        run = await client.get_workflow("strict").create_run()
+        with pytest.raises(errors.InvalidArgument) as refused:
+            await run.start_async(input_data={**order, "count": "3"})
+        assert [v.field for v in refused.value.violations] == ["input_data.count"]
+        suspended = await run.start_async(input_data=order)
+        assert suspended.status is RunStatus.SUSPENDED, suspended.error
+        (record,) = suspended.steps
+        assert record.suspend_payload == {"count": 3, "colour": "red", "due": "2026-12-01T09:00:00Z"}
+        with pytest.raises(errors.InvalidArgument) as invalid:
+            await run.resume_async(resume_data={"approved": "yes"})
+        assert [v.field for v in invalid.value.violations] == ["resume_data.approved"]
+        still = await client.get_workflow("strict").run_execution_result(run.run_id)
+        assert still.status is RunStatus.SUSPENDED
+        done = await run.resume_async(resume_data={"approved": True})
+        assert done.status is RunStatus.SUCCESS, done.error
+        assert done.result == {"approved": True, "due": "2026-12-01T09:00:00+00:00", "colour": "red"}
 
 
 async def test_concurrent_starts_run_the_steps_once(client: Client) -> None:

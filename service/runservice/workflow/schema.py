@@ -37,13 +37,23 @@ class Schema:
         self.type = type_
         self._adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(type_)
 
-    def validate(self, data: Json, what: str) -> tuple[Any, Json]:
-        """Validate `data`; return the typed value and its JSON form (defaults applied).
+    def validate(self, data: Any, what: str) -> tuple[Any, Json]:
+        """Validate `data` as the JSON document it is (or, a body's suspend payload, becomes);
+        return the typed value, which shares nothing with `data`, and its JSON form (defaults
+        applied).
+
+        As a JSON document, so that a schema's own rules hold as pydantic gives them for JSON:
+        a strict schema (`ConfigDict(strict=True)`, `StrictBool`) refuses `"yes"` for a bool, as
+        zod does, and still takes an ISO string for a datetime or a value for an Enum; validated
+        as Python objects, a strict schema refused those, and so could not be used at all.
 
         Raises SchemaViolation naming `what` (for example "input data").
         """
         try:
-            value = self._adapter.validate_python(data)
+            value = self._adapter.validate_json(pydantic_core.to_json(data))
+        except pydantic_core.PydanticSerializationError as exc:
+            violation = FieldViolation(field="", description=f"not JSON data: {exc}")
+            raise SchemaViolation(f"invalid {what}", [violation]) from None
         except pydantic.ValidationError as exc:
             raise SchemaViolation(f"invalid {what}", _violations(exc)) from None
         except (SystemExit, KeyboardInterrupt) as exc:
