@@ -227,6 +227,34 @@ async def test_a_database_of_the_previous_schema_upgrades_and_its_schedules_fire
     assert marked is not None and marked >= booted - 1.0
 
 
+async def test_sqlite_the_schedule_loop_looks_once_a_poll_after_the_refresh_time_has_passed(
+    tmp_path: Path,
+) -> None:
+    """On an exclusive store nothing is refreshed, so nothing moved the refresh time on: once
+    past (a minute after boot in production), the loop's wait was cut to nothing and it read
+    the schedules back to back, about 11,000 times a second, a whole core (review)."""
+    store = open_store(str(tmp_path / "runs.db"))
+    await store.open()
+    looks = 0
+    list_schedules = store.list_schedules
+
+    async def counted() -> list[Any]:
+        nonlocal looks
+        looks += 1
+        return await list_schedules()
+
+    store.list_schedules = counted  # type: ignore[method-assign]
+    try:
+        engine = Engine(store, [declaring("X")], claim_interval=POLL, replica_name="only")
+        engine.schedules.declare_every = EVERY
+        async with engine:
+            await asyncio.sleep(EVERY * 2 + POLL * 5)  # well past the refresh time (EVERY)
+    finally:
+        await store.close()
+    # One look a poll (every POLL s), a few more for wake-ups; spinning made thousands.
+    assert 2 <= looks <= 20, looks
+
+
 async def _has(engine: Engine, schedule_id: str) -> bool:
     return schedule_id in await stored(engine)
 

@@ -214,7 +214,8 @@ class Scheduler:
         self._booted = math.inf
         """When `declare` ran: a row no replica ever marked declared counts as declared then."""
         self._refresh_at = math.inf
-        """When the loop refreshes the declarations next (`time.monotonic()`)."""
+        """When the loop refreshes the declarations next (`time.monotonic()`); never on an
+        exclusive store (a time there, once past, made the loop look without a pause: review)."""
         self._refresh_failures = logs.LoopFailures(logger)
         self._seen: dict[str, StoredSchedule] = {}
         """The declared schedules as the loop last read them: one another replica deleted is
@@ -287,7 +288,8 @@ class Scheduler:
             lapsed_before=now - self.declare_lease if self._shared else None,
         )
         self._log_pruned(pruned)
-        self._refresh_at = time.monotonic() + self.declare_every
+        if self._shared:  # the one server of an exclusive store has nothing to renew
+            self._refresh_at = time.monotonic() + self.declare_every
 
     async def refresh(self) -> None:
         """Renew this replica's declarations (every `declare_every` seconds on a shared
