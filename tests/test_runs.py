@@ -964,6 +964,29 @@ async def test_stream_events_for_suspend_and_resume(client: Client) -> None:
     assert second[1].step is not None and second[1].step.resume_payload == {"approved": True, "note": ""}
 
 
+async def test_a_retried_stream_sends_its_execution_from_the_start(client: Client) -> None:
+    """A Stream retried with its request id (README: after a broken stream) sends the events of
+    the execution it started or resumed, from that execution's first event, as the first try
+    did: the events a retry sends are the same. Before, it followed from the run's last event
+    as the retry found it, so once the run had settled a retry got only WORKFLOW_FINISH, and
+    mid-run it began half-way with no sign of what it missed (audit)."""
+    run = await client.get_workflow("approval").create_run()
+    first = [(e.sequence, e.type) async for e in run.stream(input_data={"value": 1}, request_id="s-1")]
+    again = [(e.sequence, e.type) async for e in run.stream(input_data={"value": 1}, request_id="s-1")]
+    assert again == first and first[0] == (1, EventType.WORKFLOW_START)
+
+    resumed = [
+        (e.sequence, e.type)
+        async for e in run.resume_stream(resume_data={"approved": True}, request_id="r-1")
+    ]
+    retried = [
+        (e.sequence, e.type)
+        async for e in run.resume_stream(resume_data={"approved": True}, request_id="r-1")
+    ]
+    assert retried == resumed and resumed[0] == (first[-1][0] + 1, EventType.WORKFLOW_START)
+    assert resumed[-1][1] is EventType.WORKFLOW_FINISH
+
+
 async def test_stream_events_for_failure(client: Client) -> None:
     run = await client.get_workflow("parallel-fail").create_run()
     events = [e async for e in run.stream(input_data={"value": 1})]

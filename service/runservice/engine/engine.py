@@ -32,7 +32,17 @@ from runservice.engine.failures import log_failure
 from runservice.engine.follow import check_cursor, drained, follow_events
 from runservice.engine.leases import LeaseKeeper, LeaseLost, replica_id
 from runservice.engine.locks import KeyedLock
-from runservice.engine.marks import FORK, RESUME, START, TIME_TRAVEL, Mark, MarkForm
+from runservice.engine.marks import (
+    FORK,
+    RESUME,
+    RESUME_BEGAN,
+    START,
+    TIME_TRAVEL,
+    Mark,
+    MarkForm,
+    began_at,
+    began_row,
+)
 from runservice.engine.retention import Retention
 from runservice.engine.schedules import Scheduler
 from runservice.engine.targets import Accepted, accept, find_runnable, resolve
@@ -629,6 +639,12 @@ class Engine:
 
         return await self._answer(await self._admitted_here(admission), wait)
 
+    async def resume_began(self, run_id: str, request_id: str) -> int | None:
+        """The sequence of the WORKFLOW_START of the run's resume with `request_id`: where a
+        Stream of it begins, for a retry too. None if the run recorded none (a version
+        before these records made the resume)."""
+        return began_at(await self._store.request_ids(run_id, RESUME_BEGAN), request_id)
+
     async def _accept_resume(
         self,
         run_id: str,
@@ -698,8 +714,11 @@ class Engine:
                 steps=(*around, *(one.stored for one in accepted)),
                 items=tuple((one.record.path, item) for one in accepted for item in one.items),
                 events=(EventDraft.workflow_start(run.workflow_id, Execution.RESUME),),
-                # The plain request id, which earlier versions look up, and the mark beside it.
-                requests=RESUME.rows(mark) if mark else (),
+                # The plain request id, which earlier versions look up, and the mark beside it;
+                # where its execution begins (as read, the run's next event: `expect_read`).
+                requests=(*RESUME.rows(mark), began_row(mark.request_id, run.last_sequence + 1))
+                if mark
+                else (),
                 # Without room, still a claim: a drive that holds the run (the claim loop took
                 # it for a deadline) must keep the resume out until it lets go, or its commits
                 # would overwrite the step record that carries the accepted resume.

@@ -209,6 +209,28 @@ and the trace (`tracing_options`, `traceparent`), each attempt's own; `workflow_
 against the run."""
 
 
+RESUME_BEGAN = "resume-began"
+"""The kind of the `requests` row a Resume with a request id also leaves: `<request id>#<the
+sequence of its WORKFLOW_START>`. A retried Stream of the resume follows from there, not from
+where the run is by then (it began mid-run, or with only the end: audit). Older versions never
+read it; a run's delete removes it with the others."""
+
+
+def began_row(request_id: str, sequence: int) -> tuple[str, str]:
+    """The `RESUME_BEGAN` row of a resume with `request_id` whose execution begins at `sequence`."""
+    return RESUME_BEGAN, f"{request_id}#{sequence}"
+
+
+def began_at(rows: Collection[str], request_id: str) -> int | None:
+    """The sequence a `RESUME_BEGAN` row of `request_id` recorded, or None (none, or left by a
+    version before these rows)."""
+    for row in rows:
+        recorded, _, sequence = row.rpartition("#")
+        if recorded == request_id and sequence.isdigit():
+            return int(sequence)
+    return None
+
+
 TIME_TRAVEL = MarkForm(
     "time-travel-mark",
     "#time-travel:",

@@ -335,17 +335,25 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         action = convert.stream_action(request)
         scope.check_writer("Stream")
         # Start or resume first: a refused request fails with its status before any message.
+        # Where this stream's execution begins. Not the run's last event as it comes back: a
+        # retry's run (the request id's first outcome) and one left to the claim loop for want
+        # of room come back as they are now, and the stream began mid-run, or with the end
+        # alone (audit). A Start's execution is the run's first; a Resume's is recorded.
         if action[0] == "start":
             run = await self._start(
                 request.start, context, wait=False, field="start.tracing_options", verb="Stream"
             )
+            after = 0
         else:
             run = await self._resume(request.resume, context, wait=False, field="resume.tracing_options")
+            began = None
+            if request.resume.request_id:
+                began = await self._engine.resume_began(run.run_id, request.resume.request_id)
+            after = run.last_sequence - 1 if began is None else began - 1
         run_id = run.run_id
-        # The run came back as of its start: its last event is this stream's WORKFLOW_START.
         follow = self._engine.follow(
             run_id,
-            after=run.last_sequence - 1,
+            after=after,
             until_settled=True,
             heartbeat=self._heartbeat_within(context),
             born=run.created_at,
