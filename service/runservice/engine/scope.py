@@ -18,9 +18,10 @@ class StateSizes:
     call, a loop adding to its state cost O(N²) (an audit: 6.5 ms per iteration at 10,000
     iterations, all of it measuring). An entry is measured again when its key is set, when
     it holds another object than when it was measured, or when that object's length changed
-    (a list or dict of the state grown in place by a body: `ctx.state` hands the state's own
-    values out). A change deeper inside it, in place, counts with its earlier size until one
-    of those happens (review)."""
+    (a list or dict of the state grown in place: before `ctx.state` handed out copies, a body
+    could). A change deeper inside it, in place, counts with its earlier size until one of
+    those happens (review); a body can make neither now, since `ctx.state` is a copy and
+    `set_state` stores one."""
 
     __slots__ = ("_containers", "_entries", "_state", "_total")
 
