@@ -116,8 +116,12 @@ class MarkForm:
         for tag in (self.tag, *self.older):
             if rest.startswith(tag):
                 digests = rest[len(tag) :].split(_SEPARATOR)
-                # Strictly digests: a request id that merely starts with this one is another's.
-                if all(_DIGEST.fullmatch(digest) for digest in digests):
+                # Strictly digests, each of its field's length: a request id that merely starts
+                # with this one is another's (`k#input:00ff` is a caller's id, not a mark of `k`).
+                if len(digests) <= len(self.sizes) and all(
+                    len(digest) == 2 * size and _DIGEST.fullmatch(digest)
+                    for digest, size in zip(digests, self.sizes, strict=False)
+                ):
                     return digests
         return None
 
