@@ -253,8 +253,10 @@ class Scheduler:
         server's own clock is the only one its schedules meet)."""
         if not self._shared:
             return
-        before = time.time()
+        sent, before = time.monotonic(), time.time()
         database = await self._store.clock()
+        if time.monotonic() - sent > CLOCK_TOLD_PAST:
+            return  # a reading that took that long could be off by as much: the last one stands
         self._offset = database - (before + time.time()) / 2
         self._store.hub.clock_read(self._offset)
         off = abs(self._offset) > CLOCK_TOLD_PAST
