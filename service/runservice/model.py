@@ -166,21 +166,6 @@ def _json_details(details: Any) -> Json:
     return data
 
 
-def _details_of(exc: BaseException) -> Any:
-    """An exception's error `details`: its `details` attribute when it has one; else its own
-    public attributes that are JSON data (`self.code = 42` in its `__init__`), as Mastra's error
-    keeps a thrown error's own properties beside its name and message (differential audit:
-    they were dropped); None when it has neither."""
-    if hasattr(exc, "details"):
-        return exc.details
-    kept = {
-        name: data
-        for name, value in getattr(exc, "__dict__", {}).items()
-        if not name.startswith("_") and ((data := _json_details(value)) is not None or value is None)
-    }
-    return kept or None
-
-
 @dataclass(frozen=True, slots=True)
 class RunError:
     """A structured error: class name, message and optional details; never a stack trace."""
@@ -210,7 +195,7 @@ class RunError:
         cause = None
         for raised in reversed(chain):
             cause = cls(type(raised).__name__, _message_of(raised), cause=cause)
-        return cls(type(exc).__name__, _message_of(exc), _details_of(exc), cause).bounded()
+        return cls(type(exc).__name__, _message_of(exc), getattr(exc, "details", None), cause).bounded()
 
     def bounded(self) -> RunError:
         """This error as every store and reply can carry it, whatever made it (user code's
