@@ -113,6 +113,24 @@ async def item_raises_odd(ctx: StepContext) -> Any:
     raise ODD[ctx.input_data]
 
 
+class Declined(Exception):
+    """A library's error with properties of its own (Mastra keeps a thrown error's, `err.code`)."""
+
+    def __init__(self, code: int, api_key: str) -> None:
+        super().__init__(f"card declined ({code})")
+        self.code = code
+        self.api_key = api_key  # what an exception may hold: never stored
+
+
+@create_step("declines")
+async def declines(ctx: StepContext) -> Any:
+    if ctx.input_data.get("told"):
+        error = Declined(51, "sk-live-secret")
+        error.details = {"code": error.code}  # type: ignore[attr-defined]  # what a caller is told
+        raise error
+    raise Declined(51, "sk-live-secret")
+
+
 @create_step("charges")
 async def charges(ctx: StepContext) -> Any:
     try:
@@ -155,6 +173,7 @@ WORKFLOWS = [
     .parallel([beside, create_workflow("paused-check").then(pause).then(checked).commit()])
     .commit(),
     create_workflow("odd-error").then(raises_odd).commit(),
+    create_workflow("declined", retry_config={"attempts": 0, "delay": 0}).then(declines).commit(),
     create_workflow("odd-item-error").foreach(item_raises_odd).commit(),
     create_workflow("many-large-errors").foreach(item_fails_large, concurrency=100).commit(),
     create_workflow("caused", retry_config={"attempts": 0, "delay": 0})
@@ -225,6 +244,19 @@ async def test_a_schema_validator_that_exits_fails_the_run_or_the_call(client: C
         await start(client, "exiting-input", {"value": -1})
     # The server is still there, and serves.
     assert (await start(client, "exiting-input", {"value": 1})).status is RunStatus.SUCCESS
+
+
+async def test_an_exceptions_own_attributes_are_not_stored_only_its_details(client: Client) -> None:
+    """Unlike Mastra's error, which keeps a thrown error's own properties, a run's error keeps
+    only an exception's `details`: Python exceptions hold far more in their attributes (a
+    JSONDecodeError the whole document, a CalledProcessError its command line, a database
+    error the row's values, a client's error its key), which anyone reading the run would see
+    (a review of a change that stored them)."""
+    run = await start(client, "declined", {})
+    assert run.error is not None and (run.error.name, run.error.message) == ("Declined", "card declined (51)")
+    assert run.error.details is None
+    told = await start(client, "declined", {"told": True})
+    assert told.error is not None and told.error.details == {"code": 51}
 
 
 @pytest.mark.parametrize("kind", list(ODD))

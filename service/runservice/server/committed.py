@@ -3,8 +3,9 @@
 The store's hub hands over each batch of committed events (`EventHub.listen`), so
 what metrics and spans describe is what was committed (a process crash keeps it; on SQLite a
 power loss may take back a run's last progress no caller or watcher was told of yet, which
-the durability rule allows, and its counts with it), and the engine does nothing for them. An event names only its run; the run's workflow (and, for traces, its trace id
-and request context) comes from the WORKFLOW_START event when that suffices, else from
+the durability rule allows, and its counts with it), and the engine does nothing for them.
+An event names only its run; the run's workflow (and, for traces, its trace id and request
+context) comes from the WORKFLOW_START event when that suffices, else from
 one read of the run, done in a task while that run's events wait in order. A run is
 forgotten when it settles (WORKFLOW_FINISH), or when the engine lets it go to another
 replica or leaves it to the claim loops (`EventHub.released`), so the index holds only the
