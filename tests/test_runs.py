@@ -848,6 +848,53 @@ async def test_a_strict_schema_refuses_what_lax_pydantic_converts_and_takes_json
         assert done.result == {"approved": True, "due": "2026-12-01T09:00:00+00:00", "colour": "red"}
 
 
+class Prompt(BaseModel):
+    """A suspend schema whose JSON form is not its input form: a field left out of it."""
+
+    question: str
+    internal_note: str = Field(exclude=True)
+
+
+class Stamp(BaseModel):
+    at: datetime.datetime | str
+
+
+@create_step("prompts", suspend_schema=Prompt)
+async def prompts(ctx: StepContext) -> Any:
+    if ctx.resume_data is None:
+        await ctx.suspend(Prompt(question="ok?", internal_note="for the body alone"))
+        return None
+    return {"resumed": True}
+
+
+@create_step("stamps", input_schema=Stamp)
+async def stamps(ctx: StepContext) -> Any:
+    return {"type": type(ctx.input_data.at).__name__}
+
+
+LAX = [
+    create_workflow("prompting").then(prompts).commit(),
+    create_workflow("stamping").then(stamps).commit(),
+]
+
+
+async def test_lax_schemas_validate_python_data_as_pydantic_does(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A schema a Python value passes is not asked about its JSON form: a body's own model
+    instance suspends, though its JSON leaves out a required field, and a union keeps a string a
+    string (review: validating every value as JSON refused the first and made the second a
+    datetime)."""
+    async with serving(tmp_path / "runs.db", workflows=LAX) as served, Client(served.address) as client:
+        suspended = await (await client.get_workflow("prompting").create_run()).start_async(input_data={})
+        assert suspended.status is RunStatus.SUSPENDED, suspended.error
+        assert suspended.steps[0].suspend_payload == {"question": "ok?"}
+        stamped = await (await client.get_workflow("stamping").create_run()).start_async(
+            input_data={"at": "2026-01-02T00:00:00"}
+        )
+        assert stamped.result == {"type": "str"}
+
+
 async def test_concurrent_starts_run_the_steps_once(client: Client) -> None:
     run = await client.get_workflow("pipeline").create_run()
     outcomes = await asyncio.gather(

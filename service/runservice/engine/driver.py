@@ -1028,12 +1028,11 @@ class RunDriver:
         """The typed input and its JSON form (defaults applied), or a failed outcome
         (recorded as the step's result when `emit`)."""
         # The body gets a copy: `data` is what the engine holds (an earlier step's output,
-        # the run's input), and `checked` is recorded as the step's payload. A schema's value
-        # is one (`Schema.validate`).
+        # the run's input), and `checked` is recorded as the step's payload.
         if schema is None:
             return json_copy(data), data
         try:
-            value, checked = schema.validate(data, "step input")
+            value, checked = schema.validate(json_copy(data), "step input")
         except SchemaViolation as exc:
             error = RunError("StepInputValidationError", str(exc), exc.details)
             return self.reject(path, data, error, iteration=iteration) if emit else failed(error)
@@ -1211,7 +1210,7 @@ def _resume_value(step: Step, data: Json) -> Any:
     schema = step.resume_schema
     if schema is None:
         return json_copy(data)  # the record's resume payload: the body gets its own
-    value, _ = schema.validate(data, "resume data")  # a copy (`Schema.validate`)
+    value, _ = schema.validate(json_copy(data), "resume data")
     return value
 
 

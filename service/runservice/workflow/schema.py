@@ -38,19 +38,22 @@ class Schema:
         self._adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(type_)
 
     def validate(self, data: Any, what: str) -> tuple[Any, Json]:
-        """Validate `data` as the JSON document it is (or, a body's suspend payload, becomes);
-        return the typed value, which shares nothing with `data`, and its JSON form (defaults
-        applied).
+        """Validate `data`; return the typed value and its JSON form (defaults applied).
 
-        As a JSON document, so that a schema's own rules hold as pydantic gives them for JSON:
-        a strict schema (`ConfigDict(strict=True)`, `StrictBool`) refuses `"yes"` for a bool, as
-        zod does, and still takes an ISO string for a datetime or a value for an Enum; validated
-        as Python objects, a strict schema refused those, and so could not be used at all.
+        By pydantic's rules for Python data first, as any pydantic user expects of a dict (a
+        union `datetime | str` keeps a string, a body's model instance is taken as it is).
+        Data a schema refuses there is asked again as the JSON document it is: a strict schema
+        (`ConfigDict(strict=True)`, zod's way) refuses an ISO string for a datetime and a
+        value for an Enum as Python data, the only forms JSON has for them, so it could not be
+        used at all (differential audit). What both refuse is refused with JSON's reasons.
 
         Raises SchemaViolation naming `what` (for example "input data").
         """
         try:
-            value = self._adapter.validate_json(pydantic_core.to_json(data))
+            try:
+                value = self._adapter.validate_python(data)
+            except pydantic.ValidationError:
+                value = self._adapter.validate_json(pydantic_core.to_json(data))
         except pydantic_core.PydanticSerializationError as exc:
             violation = FieldViolation(field="", description=f"not JSON data: {exc}")
             raise SchemaViolation(f"invalid {what}", [violation]) from None
