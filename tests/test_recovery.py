@@ -266,6 +266,27 @@ remembering_sides = (
 )
 
 
+def _noting(name: str, state: dict[str, Any] | None = None) -> Any:
+    async def execute(ctx: StepContext) -> Any:
+        if state is not None:
+            ctx.set_state(state)
+        await probe.body(name)
+        return ctx.input_data
+
+    return create_step(name, execute=execute)
+
+
+remembering_in_turn = (
+    create_workflow("remembering-in-turn")
+    .then(_noting("note-a", {"a": [1, 2]}))
+    .then(_noting("pass-on"))
+    .then(_noting("note-b", {"b": {"c": True}}))
+    .then(_noting("last"))
+    .commit()
+)
+"""Two steps set the state, two leave it as it is."""
+
+
 @create_step("add-one")
 async def add_one(ctx: StepContext) -> int:
     await probe.body(f"add-one[{ctx.input_data}]")
@@ -363,6 +384,7 @@ WORKFLOWS = [
     to_six,
     remembering_each,
     remembering_sides,
+    remembering_in_turn,
     squares,
     sequence,
     sides,
@@ -855,6 +877,34 @@ async def test_what_a_suspended_branch_set_survives_a_crash_of_its_sibling(db: s
     assert done.status is RunStatus.SUCCESS
     assert done.result == {"ask-and-remember": "go", "remember-slowly": "slow"}
     assert done.state == {"asked": True, "slow": True}
+
+
+async def test_the_state_is_written_when_a_step_changed_it_and_survives_a_crash(db: str) -> None:
+    """A step's change of the state is committed with its record (read back while the next
+    body runs, and after a crash); a step that changed nothing does not write it again, nor
+    does the settling commit."""
+    probe.hold = {"last"}
+    written: list[Any] = []
+    async with booted(db) as engine:
+        write = engine._store.write
+
+        async def spy(change: RunWrite, **options: Any) -> Any:
+            if "state" in change.patch:
+                written.append(change.patch["state"])
+            return await write(change, **options)
+
+        engine._store.write = spy  # type: ignore[method-assign]
+        run = await engine.start("remembering-in-turn", input_data={"x": 1})
+        await probe.wait_entered("last")
+        stored = await engine.get_run(run.run_id)
+        assert stored.state == {"a": [1, 2], "b": {"c": True}}
+        assert written == [{"a": [1, 2]}, {"a": [1, 2], "b": {"c": True}}]
+    probe.hold.clear()
+    async with booted(db) as engine:
+        done = await settled(engine, run.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == {"x": 1}
+    assert done.state == {"a": [1, 2], "b": {"c": True}}
+    assert probe.ran == Counter({"note-a": 1, "pass-on": 1, "note-b": 1, "last": 2})
 
 
 async def test_a_loop_in_a_nested_loop_body_recovers_in_its_outer_iteration(db: str) -> None:

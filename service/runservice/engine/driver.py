@@ -136,6 +136,10 @@ class RunDriver:
         self.records: dict[StepPath, StepRecord] = {s.path: s for s in run.steps}
         self.state: dict[str, Json] = dict(run.state) if isinstance(run.state, dict) else {}
         self.state_sizes = StateSizes(self.state)
+        self._staged_changes = 0 if isinstance(run.state, dict) else -1
+        """`state_sizes.changes` when the state was last staged (see `stage_state`); 0 at first:
+        the state the drive starts from is the one stored (the run as read, or as this process
+        just wrote it), unless what is stored is no object (-1: it is written as `{}`)."""
         # Bodies change the live context in place, deep inside too: it shares nothing with
         # `run`, and what was staged last is a copy to its depth.
         self.request_context: dict[str, Json] = json_copy(run.request_context)
@@ -273,10 +277,10 @@ class RunDriver:
             resume_labels=dict(self.labels) if settled else {},
             ended_at=None if settled else now,
             wake_at=min(self.nested_deadlines) if settled and self.nested_deadlines else None,
-            state=dict(self.state),
             request_context=dict(self.request_context),
             cancel_requested=False,
         )
+        self.stage_state()
         self.outbox.stage(**fields)
         self.outbox.release()
         self.settling = True
@@ -284,6 +288,7 @@ class RunDriver:
         self.result = replace(
             self.run,
             **fields,
+            state=dict(self.state),
             updated_at=now,
             last_sequence=self.outbox.last_sequence,
             steps=tuple(sorted(self.records.values(), key=_POSITION)),
@@ -1066,11 +1071,21 @@ class RunDriver:
         """Stage the run state and request context as they are now, with the outcome of a
         body just recorded: a finished body never runs again, so a re-drive after a crash
         must find what it set in the commit that recorded it (the settling commit may
-        never come). The request context is written only when a body changed it."""
-        self.outbox.stage(state=dict(self.state))
+        never come). Each is written only when a body changed it."""
+        self.stage_state()
         if self.request_context != self._staged_context:
             self._staged_context = json_copy(self.request_context)
             self.outbox.stage(request_context=dict(self._staged_context))
+
+    def stage_state(self) -> None:
+        """Stage the run state unless it is as last staged (no merge since: `StateSizes.changes`).
+        What was staged is in the store or in the outbox, which commits it before anything
+        after it (a failed commit ends the drive), so the store holds the state as it is: an
+        unchanged state was encoded and written into the run's row again at every step."""
+        changes = self.state_sizes.changes
+        if changes != self._staged_changes:
+            self._staged_changes = changes
+            self.outbox.stage(state=dict(self.state))
 
     def note_suspended(self, record: StepRecord) -> None:
         """List a suspended step (and its suspended foreach items' labels) for Resume."""

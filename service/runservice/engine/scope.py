@@ -21,9 +21,13 @@ class StateSizes:
     (a list or dict of the state grown in place: before `ctx.state` handed out copies, a body
     could). A change deeper inside it, in place, counts with its earlier size until one of
     those happens (review); a body can make neither now, since `ctx.state` is a copy and
-    `set_state` stores one."""
+    `set_state` stores one.
 
-    __slots__ = ("_containers", "_entries", "_state", "_total")
+    `changes` counts the merges of a non-empty patch into the state: by it the driver tells
+    that the state is as it last staged it, and need not be written again
+    (`RunDriver.stage_state`)."""
+
+    __slots__ = ("_containers", "_entries", "_state", "_total", "changes")
 
     def __init__(self, state: dict[str, Json]) -> None:
         self._state = state
@@ -33,6 +37,8 @@ class StateSizes:
         """The sum of the entries' sizes of `_state` as measured."""
         self._containers: set[str] = set()
         """Keys whose value is a list or dict: only those can change in place."""
+        self.changes = 0
+        """Merges of a non-empty patch into the state so far (see the class docstring)."""
 
     def _entry(self, key: str, value: Json) -> int:
         known = self._entries.get(key)
@@ -86,6 +92,8 @@ class StateSizes:
         """Merge `patch` (checked) into the state, keeping the sizes (those in `measured`
         as given: `size` measured them)."""
         state = self._state
+        if patch:
+            self.changes += 1
         for key, value in patch.items():
             if self._total is not None:
                 if key in state:
@@ -109,7 +117,7 @@ class RunMemory(Protocol):
 
     state: dict[str, Json]
     state_sizes: StateSizes
-    """Changes `state` (through `merged`) and measures it."""
+    """Changes `state` (through `merged`, the only way it changes) and measures it."""
     records: dict[StepPath, StepRecord]
 
     async def write_output(self, chunk: Json, path: StepPath) -> None: ...
