@@ -287,6 +287,17 @@ remembering_in_turn = (
 """Two steps set the state, two leave it as it is."""
 
 
+@create_step("flag-context")
+async def flag_context(ctx: StepContext) -> Any:
+    ctx.request_context["n"] = True  # was 1, which Python's == takes for True
+    await probe.body("flag-context")
+    return ctx.input_data
+
+
+flagging = create_workflow("flagging").then(flag_context).then(_noting("after-flag")).commit()
+"""A step changes a request context value for one Python's `==` takes for the same."""
+
+
 @create_step("add-one")
 async def add_one(ctx: StepContext) -> int:
     await probe.body(f"add-one[{ctx.input_data}]")
@@ -385,6 +396,7 @@ WORKFLOWS = [
     remembering_each,
     remembering_sides,
     remembering_in_turn,
+    flagging,
     squares,
     sequence,
     sides,
@@ -905,6 +917,19 @@ async def test_the_state_is_written_when_a_step_changed_it_and_survives_a_crash(
     assert done.status is RunStatus.SUCCESS and done.result == {"x": 1}
     assert done.state == {"a": [1, 2], "b": {"c": True}}
     assert probe.ran == Counter({"note-a": 1, "pass-on": 1, "note-b": 1, "last": 2})
+
+
+async def test_a_request_context_value_changed_to_an_equal_python_value_is_written(db: str) -> None:
+    """A body that changed a context value from 1 to true changed it in JSON, though not for
+    Python's `==`: the step's commit writes it (before, only the settling commit did, so a
+    crash between lost it)."""
+    probe.hold = {"after-flag"}
+    async with booted(db) as engine:
+        run = await engine.start("flagging", input_data={"x": 1}, request_context={"n": 1})
+        await probe.wait_entered("after-flag")
+        stored = (await engine.get_run(run.run_id)).request_context
+        assert stored == {"n": True} and stored["n"] is True  # `==` alone takes 1 for True
+    probe.hold.clear()
 
 
 async def test_a_loop_in_a_nested_loop_body_recovers_in_its_outer_iteration(db: str) -> None:

@@ -50,6 +50,7 @@ from runservice.model import (
     StepRecord,
     StepStatus,
     json_copy,
+    json_equal,
     new_call_id,
 )
 from runservice.model import evolve as replace  # dataclasses.replace, faster
@@ -1017,7 +1018,7 @@ class RunDriver:
         context goes back to what it was), or None; the run's size then counts the context
         as it is (review: a body's 60 KB of context went uncounted, and a run was stored
         past its limit)."""
-        if self.request_context == self._staged_context:  # no body changed it
+        if json_equal(self.request_context, self._staged_context):  # no body changed it
             return None
         refused = _refusal("request_context", self.request_context, limits.REQUEST_CONTEXT)
         if refused is not None:
@@ -1073,7 +1074,7 @@ class RunDriver:
         must find what it set in the commit that recorded it (the settling commit may
         never come). Each is written only when a body changed it."""
         self.stage_state()
-        if self.request_context != self._staged_context:
+        if not json_equal(self.request_context, self._staged_context):
             self._staged_context = json_copy(self.request_context)
             self.outbox.stage(request_context=dict(self._staged_context))
 
