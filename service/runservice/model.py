@@ -55,6 +55,8 @@ def json_equal(a: Json, b: Json) -> bool:
         return False
     if type(a) is dict:
         same: dict[str, Json] = b  # the same type as `a`
+        if not a:  # the common request context: no generator to make
+            return not same
         return a.keys() == same.keys() and all(json_equal(item, same[key]) for key, item in a.items())
     if type(a) is list:
         alike: list[Json] = b
