@@ -116,7 +116,49 @@ two_asks = (
     .commit()
 )
 
-WORKFLOWS = [each, each_ask, approval, nap_beside, quick_alone, woken, asker, nap_after, two_asks, napper]
+CONDITIONS: list[tuple[str, str]] = []
+"""(what, how it ended) of every slow condition or duration function that was called."""
+
+
+def thinking(what: str, answer: Any) -> Callable[[Any], Any]:
+    """A condition or a sleep's duration that takes 30 s to decide (a remote check)."""
+
+    async def decide(ctx: Any) -> Any:
+        CONDITIONS.append((what, "asked"))
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            CONDITIONS.append((what, "cancelled" if ctx.abort_signal.is_set() else "cancelled, no abort"))
+            raise
+        CONDITIONS.append((what, "answered"))
+        return answer
+
+    return decide
+
+
+slow_loop = create_workflow("slow-loop").dowhile(quick, thinking("loop", True)).commit()
+slow_branch = (
+    create_workflow("slow-branch")
+    .branch([(thinking("branch", True), clone_step(quick, id="chosen"))])
+    .commit()
+)
+slow_sleep = create_workflow("slow-sleep").sleep(thinking("sleep", 0.0)).then(quick).commit()
+
+WORKFLOWS = [
+    each,
+    each_ask,
+    approval,
+    nap_beside,
+    quick_alone,
+    woken,
+    asker,
+    nap_after,
+    two_asks,
+    napper,
+    slow_loop,
+    slow_branch,
+    slow_sleep,
+]
 
 
 @pytest.fixture
@@ -204,6 +246,31 @@ async def test_a_sleep_beside_a_branch_that_ended_leaves_the_run_waiting_and_its
         # The one run of room is free: another run goes on at once, not after the 30 s nap.
         await engine.start("quick-alone", run_id="next", input_data={})
         await until(engine, "next", lambda r: r.status is RunStatus.SUCCESS, limit=5)
+
+
+@pytest.mark.parametrize("workflow", ["slow-loop", "slow-branch", "slow-sleep"])
+async def test_a_cancel_stops_a_condition_or_a_sleeps_duration_that_is_deciding(
+    store: Store, workflow: str
+) -> None:
+    """A loop's or a branch's condition and a sleep's duration function are user code that may
+    take long (a remote check): a Cancel cancels them as it cancels a body (`abort_signal` set),
+    and nothing starts after it. Before, only bodies were cancelled: the Cancel waited its
+    grace (10 s), answered `running`, and the run went on until the condition returned, a
+    branch it chose logging a start after the Cancel (cancel audit)."""
+    what = workflow.removeprefix("slow-")
+    async with Engine(store, WORKFLOWS, cancel_grace=5.0) as engine:
+        await engine.start(workflow, run_id=workflow, input_data={})
+        async with asyncio.timeout(10):
+            while (what, "asked") not in CONDITIONS:
+                await asyncio.sleep(0.02)
+        async with asyncio.timeout(2):  # well within the grace: not its end
+            canceled = await engine.cancel(workflow)
+        assert canceled.status is RunStatus.CANCELED, canceled.error
+        assert (what, "cancelled") in CONDITIONS and (what, "answered") not in CONDITIONS
+        events = await store.read_events(workflow, 0)
+        started = [e.step.path for e in events if e.type is EventType.STEP_START and e.step is not None]
+        assert started == ([("quick",)] if what == "loop" else [])  # none after the Cancel
+        assert not [s for s in (await engine.get_run(workflow)).steps if s.status in UNFINISHED]
 
 
 async def test_a_cancel_of_a_driven_foreach_cancels_its_suspended_items(store: Store) -> None:

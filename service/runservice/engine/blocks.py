@@ -9,9 +9,9 @@ anything else runs. What a block needs of the run is the `Walker` protocol below
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
-import inspect
 import logging
 import math
 import time
@@ -82,6 +82,7 @@ class Walker(Protocol):
     outbox: Outbox
     status: RunStatus
     cancel_requested: bool
+    abort_signal: asyncio.Event
 
     def current_record(self, path: StepPath, scope: Scope, iteration: int = 0) -> StepRecord | None: ...
 
@@ -112,6 +113,10 @@ class Walker(Protocol):
     ) -> Outcome: ...
 
     async def gather(self, *branches: Coroutine[Any, Any, _T]) -> list[_T]: ...
+
+    async def call_user(self, fn: Any, ctx: ConditionContext) -> Any: ...
+
+    def absorb_cancel(self) -> bool: ...
 
     def record_event(self, type_: EventType, record: StepRecord, **patch: Any) -> None: ...
 
@@ -192,10 +197,16 @@ async def run_branch(walker: Walker, node: BranchNode, data: Json, scope: Scope)
             try:
                 if await evaluate(condition, walker, data, scope):
                     chosen.append(step)
+            except asyncio.CancelledError:
+                if walker.absorb_cancel():
+                    return CANCELED
+                raise
             except Exception as exc:
                 logger.warning(
                     "run %s: branch condition for %s raised %r; treated as false", walker.run_id, step.id, exc
                 )
+        if walker.cancel_requested:  # taken while a condition ran: no branch starts
+            return CANCELED
     outcomes = await walker.gather(*(walker.run_unit(step, data, scope) for step in chosen))
     return combine([s.id for s in chosen], outcomes)
 
@@ -219,6 +230,10 @@ async def run_loop(walker: Walker, node: LoopNode, data: Json, scope: Scope) -> 
     while outcome.ok:
         try:
             holds = await evaluate(node.condition, walker, outcome.output, scope, iteration)
+        except asyncio.CancelledError:
+            if walker.absorb_cancel():
+                return CANCELED
+            raise
         except Exception as exc:
             error = RunError("LoopConditionError", f"loop condition of {node.step.id!r} raised: {exc}")
             return failed(error)
@@ -478,6 +493,10 @@ async def run_sleep(walker: Walker, node: SleepNode | SleepUntilNode, data: Json
     if fresh:
         try:
             wake_at = await _wake_time(walker, node, data, scope, now)
+        except asyncio.CancelledError:
+            if walker.absorb_cancel():
+                return CANCELED
+            raise
         except Exception as exc:
             error = RunError("SleepError", f"sleep {node.id!r}: {exc}")
             return walker.finish_record(
@@ -539,7 +558,7 @@ async def _wake_time(
     if isinstance(node, SleepNode):
         value = node.duration
         if callable(value):
-            value = await _call(value, _condition_context(walker, data, scope))
+            value = await _call(walker, value, _condition_context(walker, data, scope))
         seconds = sleep_seconds(value)
         if not math.isfinite(seconds):
             raise ValueError(f"the duration must be a finite number of seconds, got {seconds!r}")
@@ -547,7 +566,7 @@ async def _wake_time(
     else:
         until = node.until
         if callable(until):
-            until = await _call(until, _condition_context(walker, data, scope))
+            until = await _call(walker, until, _condition_context(walker, data, scope))
         if not isinstance(until, dt.datetime):
             raise TypeError(f"sleep_until needs a datetime, got {until!r}")
         # A naive datetime is the server's local time, as `datetime.timestamp()` reads it:
@@ -568,13 +587,13 @@ async def _wake_time(
 
 async def evaluate(condition: Any, walker: Walker, data: Json, scope: Scope, iteration: int = 0) -> bool:
     """Call a branch or loop condition (sync or async) and return its truth."""
-    return bool(await _call(condition, _condition_context(walker, data, scope, iteration)))
+    return bool(await _call(walker, condition, _condition_context(walker, data, scope, iteration)))
 
 
-async def _call(fn: Any, ctx: ConditionContext) -> Any:
+async def _call(walker: Walker, fn: Any, ctx: ConditionContext) -> Any:
+    """Call user code that is no step body: a Cancel cancels it all the same (`call_user`)."""
     try:
-        result = fn(ctx)
-        return await result if inspect.isawaitable(result) else result
+        return await walker.call_user(fn, ctx)
     except USER_EXITS as exc:
         raise RuntimeError(f"{type(exc).__name__}({exc})") from exc
 
@@ -588,4 +607,5 @@ def _condition_context(walker: Walker, data: Json, scope: Scope, iteration: int 
         request_context=walker.request_context,
         runtime=scope,
         iteration_count=iteration,
+        abort_signal=walker.abort_signal,
     )

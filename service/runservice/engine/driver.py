@@ -643,6 +643,8 @@ class RunDriver:
         )
         if self.status is RunStatus.WAITING:  # a sibling sleeps: only then does a start cost more
             await self.wake_for_body()
+        if self.cancel_requested:  # no step starts after a Cancel (one taken during the wake-up)
+            return CANCELED
         self.record_event(EventType.STEP_START, record)
 
         def reached(next_attempt: int) -> None:
@@ -788,7 +790,7 @@ class RunDriver:
                     else:
                         result = await self._call_body(step, ctx)
             except asyncio.CancelledError as exc:
-                if self._absorb_cancel():
+                if self.absorb_cancel():
                     return CANCELED, attempt
                 task = asyncio.current_task(self.loop)
                 if task is None or task.cancelling():
@@ -806,7 +808,7 @@ class RunDriver:
             except (Exception, *USER_EXITS) as exc:
                 error = exc
             if error is None:
-                if self.cancel_requested and self._absorb_cancel():  # the body swallowed the cancel
+                if self.cancel_requested and self.absorb_cancel():  # the body swallowed the cancel
                     return CANCELED, attempt
                 try:
                     return self._attempt_outcome(result, ctx, runtime), attempt
@@ -882,6 +884,19 @@ class RunDriver:
         finally:
             self._bodies.discard(task)
 
+    async def call_user(self, fn: Callable[[Any], Any], ctx: Any) -> Any:
+        """Call a condition or a sleep's duration function (sync or async) as a body is
+        called: `cancel()` cancels the task while it awaits (a slow condition went on after a
+        Cancel, which waited its grace and answered `running`: cancel audit)."""
+        task = asyncio.current_task(self.loop)
+        assert task is not None
+        self._bodies.add(task)
+        try:
+            result = fn(ctx)
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            self._bodies.discard(task)
+
     async def _call_timed(
         self, step: Step, ctx: StepContext, path: StepPath, seconds: float, nested: Scope | None = None
     ) -> Any:
@@ -907,7 +922,7 @@ class RunDriver:
             return WorkflowTimeoutError(nested.deadline_of, iso(nested.deadline))
         return StepTimeoutError(".".join(path), seconds)
 
-    def _absorb_cancel(self) -> bool:
+    def absorb_cancel(self) -> bool:
         """True when the current task's pending cancellation came only from `cancel()`.
 
         Those cancellations are undone (`uncancel`) and the step ends as canceled; any

@@ -61,7 +61,8 @@ class ConditionContext:
     """The argument of a branch or loop condition: a read-only view of the run.
 
     `iteration_count` is the 1-based loop iteration (0 outside loops); `retry_count` is -1,
-    as in Mastra, because conditions are not retried.
+    as in Mastra, because conditions are not retried. `abort_signal` is set on Cancel, as a
+    step's is (a condition awaiting something slow is cancelled then, too).
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class ConditionContext:
         runtime: RunView,
         iteration_count: int = 0,
         retry_count: int = -1,
+        abort_signal: asyncio.Event | None = None,
     ) -> None:
         self.input_data = input_data
         self.run_id = run_id
@@ -83,6 +85,7 @@ class ConditionContext:
         self.request_context = request_context
         self.iteration_count = iteration_count
         self.retry_count = retry_count
+        self.abort_signal = abort_signal if abort_signal is not None else asyncio.Event()
         self._runtime = runtime
 
     @property
