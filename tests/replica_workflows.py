@@ -72,4 +72,25 @@ async def ask(ctx: StepContext) -> Any:
 
 asker = create_workflow("asker").then(ask).commit()
 
-WORKFLOWS = [relay, asker]
+
+@create_step("reporting")
+async def reporting(ctx: StepContext) -> Any:
+    """Writes progress as best effort: a failed write is noted and the work goes on (a body
+    that catches Exception around its writes, as many do)."""
+    try:
+        for chunk in range(200):
+            await asyncio.sleep(0.2)
+            try:
+                await ctx.writer.write({"chunk": chunk})
+            except Exception as exc:
+                record(ctx, "reporting", f"write failed: {type(exc).__name__}")
+            record(ctx, "reporting", f"chunk {chunk}")
+        return {"chunks": 200}
+    except asyncio.CancelledError:
+        record(ctx, "reporting", f"cancelled, abort {'set' if ctx.abort_signal.is_set() else 'unset'}")
+        raise
+
+
+reporter = create_workflow("reporter").then(reporting).then(last).commit()
+
+WORKFLOWS = [relay, asker, reporter]

@@ -24,7 +24,7 @@ import grpc
 import pytest
 from process import ROOT, ServerProcess, serve_argv, server_env, start_server
 
-from runservice.client import Client
+from runservice.client import Client, RunHandle
 from runservice.model import Event, EventType, Run, RunStatus
 from runservice.storage import open_store
 from runservice.v1 import run_service_pb2, run_service_pb2_grpc
@@ -261,6 +261,35 @@ async def test_a_paused_replica_commits_nothing_for_the_runs_it_lost(
         assert [e.sequence for e in logs_after[run_id]] == [e.sequence for e in logs_before[run_id]]
         check_log(logs_after[run_id])
     assert "lease lost" in a.text
+
+
+async def test_a_body_writing_on_a_stalled_replica_sees_a_cancel_taken_elsewhere_as_a_cancel(
+    pg_databases: Any, tmp_path: Path
+) -> None:
+    """A replica stalled (SIGSTOP) while another took a Cancel of its run: once it goes on, the
+    body's next progress write renews the lease first, as a body's start does, and the body
+    gets its CancelledError with `abort_signal` set. Before, the write raised LeaseLost, an
+    Exception a body that catches them around its writes went on past, abort unset (cancel
+    audit, D3)."""
+    url = await pg_databases.url_for("stalled-cancel")
+    side = tmp_path / "ran.db"
+    async with replicas(url, side, 2) as (a, b):
+        async with Client(a.address) as on_a:
+            run = await on_a.get_workflow("reporter").create_run()
+            await run.start(input_data={})
+        await until(lambda: any(p == "chunk 2" for _, _, _, p in executions(side)), 20, "progress on A")
+        a.proc.send_signal(signal.SIGSTOP)
+        async with Client(b.address) as on_b:
+            canceled = await RunHandle(on_b, "reporter", run.run_id).cancel()
+        assert canceled.status is RunStatus.CANCELED
+        a.proc.send_signal(signal.SIGCONT)
+        await until(
+            lambda: any(p.startswith("cancelled") for *_, p in executions(side)), 20, "A's body to stop"
+        )
+    phases = [p for r, s, pid, p in executions(side) if pid == a.proc.pid and s == "reporting"]
+    assert phases[-1] == "cancelled, abort set", phases[-5:]
+    assert not [p for p in phases if p.startswith("write failed")], phases[-5:]
+    assert not [s for _, s, _, _ in executions(side) if s == "last"]
 
 
 async def test_a_killed_owners_run_still_ends_at_its_deadline(pg_databases: Any, tmp_path: Path) -> None:

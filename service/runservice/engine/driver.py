@@ -1124,6 +1124,12 @@ class RunDriver:
         # Checked as a step's output is (PayloadTooLarge or ValueError raised in the body,
         # which may handle it): nothing over a limit or unencodable is stored.
         limits.check(f"steps.{'.'.join(path)}.chunk", chunk, limits.STEP_OUTPUT)
+        # As before a body starts: a replica that stalled past its leases renews first, and a
+        # run another replica took (or canceled) stops this drive there: the body gets its
+        # CancelledError (with `abort_signal` set after a Cancel), not a LeaseLost from its
+        # write that it might catch and work on past (cancel audit, D3).
+        if self.leases is not None and self.leases.stale(self.lease_at):
+            await self.leases.assure(self.run_id, lambda: self.lease_at)
         record = self.records.get(path) or StepRecord(path, StepStatus.RUNNING)
         self.outbox.event(EventType.STEP_OUTPUT, self.status, record, data=chunk)
         await self.outbox.commit()
