@@ -351,6 +351,8 @@ async def test_a_schedule_tick_waits_behind_runs_waiting_for_room(
         assert await served.store.count_unowned() == 2 and gate.entered == [1]
         # The claim loop's turn: the oldest first, then the tick's run once there is room.
         for run_id in (queued.run_id, triggered.run.run_id):
+            # Once the drive before has ended: its run reads `success` a moment before.
+            await until(lambda: _true(engine._capacity.room() == 1))
             await engine._keeper.claim_due()
             await until(lambda run_id=run_id: _is(served, run_id, RunStatus.SUCCESS))
         assert gate.entered == [1, 2, 99]
