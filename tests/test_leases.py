@@ -141,6 +141,32 @@ async def test_a_claim_of_unowned_runs_only_leaves_lapsed_leases_alone(store: St
     assert await store.claim_runs(Claim("two", 10), 5, ["slow"]) == [("a", Lease("two", 2))]
 
 
+async def test_an_overdue_claim_takes_only_runs_past_their_own_deadline(store: Store) -> None:
+    """`overdue` (runs left for want of room): active or suspended runs with no live owner whose
+    deadline passed; not a run within its deadline or with none, nor one suspended whose nested
+    workflow's deadline (`wake_at`) passed but not its own, which needs a drive."""
+    past, later = time.time() - 5, time.time() + 60
+    for run_id, status, deadline, wake_at in (
+        ("late", RunStatus.RUNNING, past, None),
+        ("late-sleeping", RunStatus.WAITING, past, None),
+        ("late-suspended", RunStatus.SUSPENDED, past, None),
+        ("in-time", RunStatus.RUNNING, later, None),
+        ("no-deadline", RunStatus.RUNNING, None, None),
+        ("nested-late", RunStatus.SUSPENDED, later, past),
+    ):
+        run = replace(new_run(run_id, status), deadline=deadline, wake_at=wake_at)
+        await store.write(RunWrite(run_id, create=run))
+    overdue = await store.claim_runs(Claim("r1", 10), 10, ["slow"], overdue=True)
+    assert sorted(overdue) == [
+        ("late", Lease("r1", 1)),
+        ("late-sleeping", Lease("r1", 1)),
+        ("late-suspended", Lease("r1", 1)),
+    ]
+    assert await store.claim_runs(Claim("r2", 10), 10, ["slow"], overdue=True) == []  # owned now
+    rest = await store.claim_runs(Claim("r2", 10), 10, ["slow"])
+    assert sorted(run_id for run_id, _ in rest) == ["in-time", "nested-late", "no-deadline"]
+
+
 async def test_a_bounded_claim_counts_the_runs_live_owners_drive(store: Store) -> None:
     """`claim_bounded`: at most the bound minus the workflow's running runs with a live owner,
     whoever owns them; sleeping (waiting) runs and lapsed leases do not count."""

@@ -272,6 +272,7 @@ class Store(Protocol):
         exclude: Collection[str] = (),
         *,
         unowned_only: bool = False,
+        overdue: bool = False,
     ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs (running or waiting) of these workflows that have
         no live owner: none, or a lease that expired (by the database's clock; with
@@ -281,7 +282,9 @@ class Store(Protocol):
         that it fails). With `definitions`, only runs whose (workflow id, definition version,
         definition digest) is one of them: a run of a version this replica does not serve is
         left for one that does. Never the runs in `exclude` (those the claimer drives already:
-        a lapsed lease of its own is renewed, not claimed again). Returns (run id, lease) of
+        a lapsed lease of its own is renewed, not claimed again). With `overdue`, only the runs
+        past their own `deadline` (by the database's clock), active or suspended: what a claimer
+        ends without a drive, so it takes them whatever its room. Returns (run id, lease) of
         each."""
 
     async def claim_bounded(

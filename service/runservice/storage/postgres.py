@@ -127,15 +127,17 @@ _ACTIVE = ["running", "waiting"]
 _NOW = "extract(epoch from now())::double precision"
 
 
-def _due(active: int, workflows: int, filtered: int, exclude: int, unowned: int) -> str:
+def _due(active: int, workflows: int, filtered: int, exclude: int, unowned: int, overdue: int) -> str:
     """The condition of a run a claim may take, its parameters numbered from the given ones
     (`filtered` and the two after it: the served definitions; `unowned`: only runs with no
-    owner, not those whose owner's lease ran out)."""
+    owner, not those whose owner's lease ran out; `overdue`: only runs past their own deadline)."""
     return (
         # Suspended runs past their deadline are claimed too: the claimer ends them; and those
         # past the deadline of a nested workflow suspended inside them (wake_at): it fails it.
         f"(status = ANY(${active}::text[])"
         f" OR (status = 'suspended' AND (deadline < {_NOW} OR wake_at < {_NOW})))"
+        # Past their own deadline, active or suspended: the claimer ends them, without a drive.
+        f" AND (NOT ${overdue}::boolean OR deadline < {_NOW})"
         f" AND (owner IS NULL OR (NOT ${unowned}::boolean AND lease_expires_at < {_NOW}))"
         f" AND workflow_id = ANY(${workflows}::text[])"
         # false: any definition; else only the served (workflow, version, digest) triples.
@@ -152,13 +154,13 @@ _CLAIM = (
     # claimed (its own changes count as locked), and so claimed every due run, whatever the
     # limit: past `--max-active-runs` and past a workflow's bound (seen on a database whose
     # statistics made the planner choose that plan).
-    f"WITH chosen AS MATERIALIZED (SELECT run_id FROM runs WHERE {_due(3, 4, 6, 10, 11)}"
+    f"WITH chosen AS MATERIALIZED (SELECT run_id FROM runs WHERE {_due(3, 4, 6, 10, 11, 12)}"
     " ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
     f" UPDATE runs SET owner = $1, epoch = runs.epoch + 1, lease_expires_at = {_NOW} + $2"
     " FROM chosen WHERE runs.run_id = chosen.run_id"
     " RETURNING runs.run_id, runs.epoch"
 )
-_ANY_DUE = f"SELECT EXISTS (SELECT 1 FROM runs WHERE {_due(1, 2, 3, 7, 8)})"
+_ANY_DUE = f"SELECT EXISTS (SELECT 1 FROM runs WHERE {_due(1, 2, 3, 7, 8, 9)})"
 _LOCK_WORKFLOW = "SELECT pg_advisory_xact_lock(hashtextextended('runservice workflow ' || $1, 0))"
 """Held by a bounded claim until it commits: claims of one workflow's runs take turns."""
 _DRIVEN = (
@@ -799,6 +801,7 @@ class PostgresStore(PostgresSchedules):
         exclude: Collection[str] = (),
         *,
         unowned_only: bool = False,
+        overdue: bool = False,
     ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs with no live owner (see `Store.claim_runs`).
 
@@ -820,6 +823,7 @@ class PostgresStore(PostgresSchedules):
             [d[2] for d in served],
             list(exclude),
             unowned_only,
+            overdue,
             wrote=True,
         )
         return [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
@@ -848,6 +852,7 @@ class PostgresStore(PostgresSchedules):
             [d[2] for d in served],
             list(exclude),
             unowned_only,
+            False,  # not only the overdue runs
         )
 
         async def claim_some() -> BoundedClaim:

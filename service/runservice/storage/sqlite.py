@@ -355,7 +355,7 @@ def _driven(conn: sqlite3.Connection, workflow_id: str, now: float) -> int:
 class _DueRuns:
     """The runs a claim of `workflows` may take (see `Store.claim_runs`), to claim or to look for."""
 
-    __slots__ = ("_excluded", "_params", "_sql", "_unowned_only")
+    __slots__ = ("_excluded", "_overdue", "_params", "_sql", "_unowned_only")
 
     def __init__(
         self,
@@ -363,8 +363,10 @@ class _DueRuns:
         definitions: Collection[Definition] | None,
         exclude: Collection[str],
         unowned_only: bool = False,
+        overdue: bool = False,
     ) -> None:
         self._unowned_only = unowned_only
+        self._overdue = overdue
         served = sorted(definitions or ())
         by_definition = (
             " AND (workflow_id, definition_version, definition_digest)"
@@ -377,21 +379,27 @@ class _DueRuns:
         # this reads only the active ones, (runs_overdue) the suspended runs whose
         # deadline passed, which the engine ends, and (runs_wake_suspended) those whose
         # nested workflow's deadline passed, which the engine drives until it fails.
+        # `overdue`: only the runs past their own deadline, which the engine ends undriven.
         placeholders = ", ".join("?" * len(workflows))
         self._sql = (
             "SELECT run_id, created_at FROM ("
             " SELECT run_id, created_at FROM runs INDEXED BY runs_by_workflow_status"
             f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
-            f" AND workflow_id IN ({placeholders}){by_definition}"
+            + (" AND deadline IS NOT NULL AND deadline < ?" if overdue else "")
+            + f" AND workflow_id IN ({placeholders}){by_definition}"
             " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_overdue"
             " WHERE status = 'suspended' AND deadline IS NOT NULL AND deadline < ?"
             " AND (owner IS NULL OR lease_expires_at < ?)"
             f" AND workflow_id IN ({placeholders}){by_definition}"
-            " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_wake_suspended"
-            " WHERE status = 'suspended' AND wake_at IS NOT NULL AND wake_at < ?"
-            " AND (owner IS NULL OR lease_expires_at < ?)"
-            f" AND workflow_id IN ({placeholders}){by_definition}"
-            ") WHERE run_id NOT IN (SELECT value FROM json_each(?))"
+            + (
+                ""
+                if overdue
+                else " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_wake_suspended"
+                " WHERE status = 'suspended' AND wake_at IS NOT NULL AND wake_at < ?"
+                " AND (owner IS NULL OR lease_expires_at < ?)"
+                f" AND workflow_id IN ({placeholders}){by_definition}"
+            )
+            + ") WHERE run_id NOT IN (SELECT value FROM json_each(?))"
         )
         self._params = (tuple(workflows), tuple(value for definition in served for value in definition))
         self._excluded = orjson.dumps(list(exclude)).decode()
@@ -400,8 +408,10 @@ class _DueRuns:
         workflows, chosen = self._params
         # Leases are compared with it: with nothing before it, only runs with no owner are due.
         lapsed = -math.inf if self._unowned_only else now
-        active, overdue = (lapsed, *workflows, *chosen), (now, lapsed, *workflows, *chosen)
-        return (*active, *overdue, *overdue, self._excluded)
+        overdue = (now, lapsed, *workflows, *chosen)
+        if self._overdue:
+            return (lapsed, now, *workflows, *chosen, *overdue, self._excluded)
+        return (lapsed, *workflows, *chosen, *overdue, *overdue, self._excluded)
 
     def claim(
         self, conn: sqlite3.Connection, now: float, claim: Claim, limit: int
@@ -651,11 +661,12 @@ class SqliteStore(SqliteSchedules):
         exclude: Collection[str] = (),
         *,
         unowned_only: bool = False,
+        overdue: bool = False,
     ) -> list[tuple[str, Lease]]:
         """Take up to `limit` active runs with no live owner (see `Store.claim_runs`)."""
         if not workflows or (definitions is not None and not definitions):
             return []
-        due = _DueRuns(workflows, definitions, exclude, unowned_only)
+        due = _DueRuns(workflows, definitions, exclude, unowned_only, overdue)
 
         def apply(conn: sqlite3.Connection, now: float) -> list[tuple[str, Lease]]:
             return due.claim(conn, now, claim, limit)
