@@ -23,7 +23,7 @@ from runservice.config import ConfigError, Settings
 from runservice.engine import Engine
 from runservice.engine.capacity import Capacity
 from runservice.errors import WorkflowDefinitionError
-from runservice.model import RunStatus
+from runservice.model import RunStatus, StepStatus
 from runservice.storage import open_store
 from runservice.workflow import StepContext, create_step, create_workflow
 
@@ -395,6 +395,59 @@ async def test_a_workflows_own_bound_holds_back_its_runs_only(
             await until(lambda run_id=run_id, expected=expected: _is(served, run_id, expected))
         assert gate.entered == [-10, 10, 5, -20, 20]
         assert await served.store.count_unowned() == 0
+
+
+@pytest.mark.parametrize("bound", ["workflow", "server"])
+async def test_a_deadline_ends_a_run_waiting_for_room_whatever_the_room(
+    serving: ServingFactory, tmp_path: Path, bound: str
+) -> None:
+    """Full (the server's --max-active-runs, or the workflow's own bound, held by a run whose
+    body waits), a run left waiting for room past its deadline is failed with RunTimeoutError
+    soon after it, no body of it run, and so is a suspended run: not once the holder ends. The
+    claim loop, which looks only every 30 s here, is woken by the waiting run's deadline."""
+    workflow, suspending = ("serial", "serial") if bound == "workflow" else ("held", "asking")
+    async with serving(
+        tmp_path / "runs.db",
+        workflows=FLOWS,
+        max_active_runs=1 if bound == "server" else 0,
+        claim_interval=CLAIM_INTERVAL,
+    ) as served:
+        engine = served.engine
+        # Its deadline passes before the waiting runs' do: their wake-up finds it past too.
+        parked = await engine.start(suspending, input_data={"count": 2}, wait=True, run_timeout=0.3)
+        assert parked.status is RunStatus.SUSPENDED  # takes no room
+        if bound == "workflow":
+            hog = await engine.start(workflow, input_data={"count": 1}, wait=True)
+            await engine.resume(hog.run_id, resume_data={"count": 10})
+            holding = [-10, 10]
+        else:
+            hog = await engine.start(workflow, input_data={"count": 10})
+            holding = [10]
+        await until(lambda: _true(gate.entered == holding))
+        left = await engine.start(workflow, input_data={"count": 3}, run_timeout=0.5)
+        assert left.status is RunStatus.RUNNING  # full: committed with no owner
+        began = time.monotonic()
+        waiter = asyncio.create_task(
+            engine.start(workflow, input_data={"count": 4}, wait=True, run_timeout=0.5)
+        )
+        answered = await asyncio.wait_for(waiter, 5)
+        assert time.monotonic() - began < 3.0
+        assert answered.status is RunStatus.FAILED
+        assert answered.error is not None and answered.error.name == "RunTimeoutError"
+        for run_id in (left.run_id, parked.run_id):
+            await until(lambda run_id=run_id: _is(served, run_id, RunStatus.FAILED), within=5.0)
+            ended = await engine.get_run(run_id)
+            assert ended.error is not None and ended.error.name == "RunTimeoutError"
+            assert all(step.status is StepStatus.CANCELED for step in ended.steps)
+        # The suspended step is over with its run, as a drive's end leaves it.
+        assert [s.status for s in (await engine.get_run(parked.run_id)).steps] == [StepStatus.CANCELED]
+        # No body of theirs ran, and the holder holds the room still.
+        assert gate.entered == holding
+        assert await status(served, hog.run_id) is RunStatus.RUNNING
+        assert await served.store.count_unowned() == 0
+        gate.release()
+        await until(lambda: _is(served, hog.run_id, RunStatus.SUCCESS))
+        assert gate.entered == holding
 
 
 @pytest.mark.parametrize("workflow_id", ["sleep-beside-body", "body-beside-sleep"])

@@ -202,6 +202,7 @@ class Engine:
             workflows=list(self._workflows),
             definitions=self._versions.definitions(),
             adopt=self._adopt,
+            expire=self._expire,
             local=lambda: {run_id: driver.settling for run_id, driver in self._drivers.items()},
             lost=self._lost,
             renewed=self._renewed,
@@ -551,7 +552,7 @@ class Engine:
                     else:
                         raise Unavailable(f"run {run_id} was deleted each time it was started; retry")
                     if claim is None:
-                        self._left_unowned(run_id)
+                        self._left_unowned(run_id, fresh.deadline)
                         return _Repeat(run_id)  # answered from the run as the claim loop drives it
                     run = replace(fresh, last_sequence=result.last_sequence)
                     drive = self._driver(workflow, run, self._lease(result.epoch), caller.sent)
@@ -738,7 +739,7 @@ class Engine:
                 raise RunNotFound(run_id)
             raise RunNotSuspended(run_id, result.status.value)
         if not claimed:
-            self._left_unowned(run_id)
+            self._left_unowned(run_id, run.deadline)
             return _Repeat(run_id, run.created_at)
         run = replace(run, updated_at=now, last_sequence=result.last_sequence, **fields).with_steps(
             records.values()
@@ -910,24 +911,27 @@ class Engine:
         )
 
     async def _expire_idle(self, run: Run, lease: Lease | None = None) -> bool:
-        """End a suspended run past its deadline: failed with RunTimeoutError, its suspended
-        steps canceled. `lease` is the claim the claim loop took on it. False if it is no longer
-        the run as read (resumed, time-travelled or ended meanwhile): its records are from it."""
+        """End a run nobody drives that is past its deadline (suspended, or active with no owner:
+        waiting for room, or its owner gone): failed with RunTimeoutError, its steps still under
+        way canceled, as its drive would end it (`RunDriver.drive`), and no body runs. `lease`
+        is the claim the claim loop took on it. False if it is no longer the run as read
+        (resumed, time-travelled or ended meanwhile): its records are from it."""
         assert run.deadline is not None
         result = await self._store.write(
             _ended_failed(
                 run.run_id,
                 deadline_error(run.deadline),
                 run.steps,
-                expect=frozenset({RunStatus.SUSPENDED}),
+                expect=frozenset({run.status}),
                 expect_read=(run.created_at, run.last_sequence),
                 fence=lease,
             )
         )
         if result.applied:
             logger.warning(
-                "run %s: passed its deadline while suspended; ended",
+                "run %s: passed its deadline while %s; ended",
                 run.run_id,
+                "suspended" if run.status is RunStatus.SUSPENDED else "nobody drove it",
                 extra=logs.run_extra(run.run_id, run.trace_id),
             )
         return result.applied
@@ -1131,7 +1135,7 @@ class Engine:
                     extra=logs.run_extra(run_id, run.trace_id),
                 )
                 if claim is None:
-                    self._left_unowned(run_id)
+                    self._left_unowned(run_id, fields["deadline"])
                     return _Repeat(run_id, run.created_at)  # answered as the claim loop drives it
                 run = replace(run, updated_at=time.time(), last_sequence=result.last_sequence, **fields)
                 run = run.with_steps(target.kept)
@@ -1242,7 +1246,7 @@ class Engine:
                         extra=logs.run_extra(fork_id, fresh.trace_id),
                     )
                     if claim is None:
-                        self._left_unowned(fork_id)
+                        self._left_unowned(fork_id, fresh.deadline)
                         return _Repeat(fork_id)  # answered from the run as the claim loop drives it
                     run = replace(fresh, last_sequence=result.last_sequence).with_steps(target.kept)
                     task = self._launch(self._driver(workflow, run, self._lease(result.epoch), sent))
@@ -1458,26 +1462,34 @@ class Engine:
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _adopt(self, run_id: str, lease: Lease, sent: float) -> None:
+    async def _adopt(self, run_id: str, lease: Lease, sent: float, overdue: bool = False) -> None:
         """Drive a run the claim loop took (nobody drove it: its process stopped, or this
-        one's heartbeat came too late and its own drive lost the lease)."""
-        if await self._adopted(run_id, lease, sent) or not self._keeper.exclusive:
+        one's heartbeat came too late and its own drive lost the lease); `overdue`: it was
+        taken as past its deadline, whatever the room, and is ended, not driven (`_expire`)."""
+        if await self._adopted(run_id, lease, sent, overdue) or not self._keeper.exclusive:
             return  # elsewhere a run not adopted for storage's sake is claimed once its lease ends
         # On an exclusive store (SQLite) the claim's lease never ends, so nothing else would
         # take the run before the next boot: the adoption is tried again here.
-        task = asyncio.create_task(self._adopt_again(run_id, lease, sent), name=f"run {run_id} adoption")
+        task = asyncio.create_task(
+            self._adopt_again(run_id, lease, sent, overdue), name=f"run {run_id} adoption"
+        )
         self._adoptions.add(task)
         task.add_done_callback(self._adoptions.discard)
 
-    async def _adopt_again(self, run_id: str, lease: Lease, sent: float) -> None:
+    async def _expire(self, run_id: str, lease: Lease) -> None:
+        """End a run the claim loop took as past its deadline (`LeaseKeeper.end_overdue`): it
+        takes no room, as nothing of it runs."""
+        await self._adopt(run_id, lease, time.monotonic(), overdue=True)
+
+    async def _adopt_again(self, run_id: str, lease: Lease, sent: float, overdue: bool) -> None:
         """Try `_adopted` until storage lets it, waiting as a drive does through an outage."""
         outage = _Outage()
         while True:
             await outage.wait()
-            if await self._adopted(run_id, lease, sent):
+            if await self._adopted(run_id, lease, sent, overdue):
                 return
 
-    async def _adopted(self, run_id: str, lease: Lease, sent: float) -> bool:
+    async def _adopted(self, run_id: str, lease: Lease, sent: float, overdue: bool) -> bool:
         """`_adopt` once; False when storage failed for a while (the run is left claimed, not
         driven), so trying again may succeed."""
         stale = self._tasks.get(run_id)
@@ -1485,6 +1497,12 @@ class Engine:
             stale.cancel("lease lost")
         try:
             run = await self._load(run_id, steps=True)
+            if overdue:
+                # Past its deadline by the database's clock, which took it: ended here, whatever
+                # this server's clock says, for a drive would run a body without room.
+                if run.deadline is None or not await self._expire_idle(run, lease):
+                    await self._release(run_id, lease)
+                return True
             if run.status is RunStatus.SUSPENDED:  # claimed because a deadline passed
                 if run.wake_at is not None and (run.deadline is None or run.wake_at < run.deadline):
                     run = await self._wake_suspended(run, lease)  # a nested workflow's deadline
@@ -1580,16 +1598,18 @@ class Engine:
             ]
         )
 
-    def _left_unowned(self, run_id: str) -> None:
+    def _left_unowned(self, run_id: str, deadline: float | None) -> None:
         """An execution of the run was committed with no owner: a claim loop drives it, this
-        replica's (woken: it may have room, runs waited and this one joined them) or
-        another's. What this process keeps of the run until its finish goes now: that drive
-        is followed as any claimed run is, and another replica's finish is never seen here.
+        replica's (woken: it may have room, runs waited and this one joined them; and woken
+        again at its `deadline`, to end it should it wait for room still) or another's. What
+        this process keeps of the run until its finish goes now: that drive is followed as any
+        claimed run is, and another replica's finish is never seen here.
         Unless the claim loop here took it already, while the commit was being synced (review):
         its drive is under way, and its span with it."""
         if run_id not in self._tasks:
             self._store.hub.released(run_id, unowned=True)
         self._keeper.wake()
+        self._keeper.wake_by(deadline)
 
     @contextlib.contextmanager
     def _claim_if_room(self, workflow_id: str) -> Iterator[Claim | None]:

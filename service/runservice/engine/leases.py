@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import heapq
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from runservice import logs
 from runservice.engine.capacity import Capacity, Sleeper
@@ -52,6 +53,8 @@ lease ago. Heartbeats go out every third of a lease, so only a replica that stal
 the other half is the margin for that wait."""
 RENEW_RETRY = 0.5
 """Seconds between renewals while `assure` cannot reach the store."""
+DEADLINE_SLACK = 0.05
+"""Seconds past a waiting run's deadline at which the claim loop is woken to end it (`wake_by`)."""
 NOT_SERVED_EVERY = 300.0
 """Seconds between two warnings of runs that wait for a definition no claim here takes (the
 first is a claim interval after start: a deploy that strands runs says so at once)."""
@@ -92,10 +95,12 @@ class LeaseKeeper:
         cancel: Callable[[str], None],
         renewed: Callable[[Collection[str], float], None],
         capacity: Capacity | None = None,
+        expire: Callable[[str, Lease], Awaitable[None]] | None = None,
     ) -> None:
         """`adopt(run_id, lease, sent)` drives a claimed run (`sent`: when its claim was
-        sent, `time.monotonic()`); `local()` maps the runs this engine drives to whether
-        they settled already; `lost(run_id)` stops one that is no longer ours;
+        sent, `time.monotonic()`); `expire(run_id, lease)` ends one claimed as past its
+        deadline, without a drive (`end_overdue`); `local()` maps the runs this engine drives
+        to whether they settled already; `lost(run_id)` stops one that is no longer ours;
         `cancel(run_id)` cancels one a Cancel elsewhere asked to stop; `renewed(run_ids,
         sent)` tells the drives of these runs that their leases were renewed by a request
         sent then. `capacity` bounds how many runs a claim takes (engine/capacity.py)."""
@@ -112,6 +117,11 @@ class LeaseKeeper:
         self._cancel = cancel
         self._renewed = renewed
         self._capacity = capacity
+        self._expire = expire
+        self._deadlines: list[float] = []
+        """A heap of the deadlines (epoch seconds) of runs left to the claim loop (`wake_by`)."""
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        """Wakes the claim loop at the earliest of `_deadlines`."""
         limited = {} if capacity is None else capacity.limits
         self._groups = [
             group
@@ -161,7 +171,19 @@ class LeaseKeeper:
     async def claim_due(self, limit: int = 100) -> int:
         """Claim and adopt due runs until none is left, or the engine is full; returns how
         many were adopted. The runs of a workflow with a bound of its own are claimed apart,
-        at most its room at a time."""
+        at most its room at a time. Of the runs left for want of room, those past their
+        deadline are ended all the same (`end_overdue`)."""
+        full: list[str] = []
+        adopted = await self._claim_with_room(limit, full)
+        if full:
+            # Else a run past its deadline stayed `running` (or `suspended`) until a drive
+            # ended, for as long as the overload lasted (an audit).
+            await self.end_overdue(list(dict.fromkeys(full)), limit)
+        return adopted
+
+    async def _claim_with_room(self, limit: int, full: list[str]) -> int:
+        """`claim_due` but for the runs past their deadline: those of the workflows it adds to
+        `full`, whose due runs it left for want of room, are for `end_overdue`."""
         adopted = 0
         capacity = self._capacity
         limited = {} if capacity is None else capacity.limits
@@ -183,15 +205,17 @@ class LeaseKeeper:
                     page = min(limit, capacity.room())
                     if page <= 0:
                         capacity.note_full()  # a drive that ends wakes this loop again
+                        full[:] = self._workflows
                         return adopted
                     if workflows[0] in limited:
                         page = min(page, capacity.room_in(workflows[0]))
                         if page <= 0:
                             capacity.note_full(workflows[0])  # one of its drives ending wakes this loop
+                            full.append(workflows[0])
                             continue
                         shared = capacity.shared_bound(workflows[0])
                         if shared is not None:
-                            claimed = await self._claim_bounded(workflows[0], shared, page)
+                            claimed = await self._claim_bounded(workflows[0], shared, page, full)
                             adopted += len(claimed)
                             more = more or len(claimed) == page
                             if claimed:
@@ -227,8 +251,11 @@ class LeaseKeeper:
             await self._adopt(run_id, lease, sent)
         return claimed
 
-    async def _claim_bounded(self, workflow_id: str, bound: int, page: int) -> list[tuple[str, Lease]]:
-        """Claim and adopt up to `page` due runs of a workflow whose bound the servers share."""
+    async def _claim_bounded(
+        self, workflow_id: str, bound: int, page: int, full: list[str]
+    ) -> list[tuple[str, Lease]]:
+        """Claim and adopt up to `page` due runs of a workflow whose bound the servers share;
+        if some are held back by the bound, the workflow is added to `full`."""
         assert self._capacity is not None
         sent = time.monotonic()
         taken = await self._store.claim_bounded(
@@ -244,7 +271,59 @@ class LeaseKeeper:
             await self._adopt(run_id, lease, sent)
         if taken.held_back:
             self._capacity.note_full(workflow_id)  # a drive of it ending, here or elsewhere, wakes a loop
+            full.append(workflow_id)
         return taken.claimed
+
+    async def end_overdue(self, workflows: Sequence[str], limit: int = 100) -> int:
+        """Claim the runs of `workflows` past their deadline (by the database's clock) that
+        nobody drives, and have each ended (`expire`), whatever the room: ending one runs no
+        body. Returns how many were claimed."""
+        if self._expire is None:
+            return 0
+        ended = 0
+        while True:
+            claimed = await self._store.claim_runs(
+                self.claim,
+                limit,
+                workflows,
+                self._definitions,
+                exclude=list(self._local()),
+                unowned_only=self._unowned_only(),
+                overdue=True,
+            )
+            for run_id, lease in claimed:
+                await self._expire(run_id, lease)
+            ended += len(claimed)
+            if len(claimed) < limit:
+                return ended
+
+    def wake_by(self, deadline: float | None) -> None:
+        """A run with this deadline (epoch seconds) was left to the claim loop: wake it once the
+        deadline passes, should the run still wait for room then (`end_overdue`), not only at
+        its next look. One timer, for the earliest deadline to come."""
+        if deadline is None or self._closed:
+            return
+        heapq.heappush(self._deadlines, deadline)
+        if self._deadlines[0] == deadline:
+            self._arm()
+
+    def _arm(self) -> None:
+        """Set the timer for the earliest deadline still to come, dropping those passed."""
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        now = time.time()
+        while self._deadlines and self._deadlines[0] < now:
+            heapq.heappop(self._deadlines)
+        if self._deadlines:
+            # A little after it: the claim compares with the database's clock, deadline < now.
+            delay = self._deadlines[0] - now + DEADLINE_SLACK
+            self._deadline_timer = asyncio.get_running_loop().call_later(delay, self._deadline_passed)
+
+    def _deadline_passed(self) -> None:
+        self._deadline_timer = None
+        self._wake.set()
+        self._arm()
 
     def _unowned_only(self) -> bool:
         """Whether claims leave the runs whose owner's lease ran out alone: while the database
@@ -375,6 +454,9 @@ class LeaseKeeper:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         await self.stop_claiming()
         for task in (self._heartbeat, self._renewing):
             if task is not None:

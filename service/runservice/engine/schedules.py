@@ -165,7 +165,7 @@ class Scheduler:
         *,
         admit: Callable[[str], contextlib.AbstractContextManager[Claim | None]],
         launch: Launch,
-        left_unowned: Callable[[str], None],
+        left_unowned: Callable[[str, float | None], None],
         trace_id: Callable[[], str],
         poll_interval: float = 1.0,
         grace: float = GRACE,
@@ -177,9 +177,9 @@ class Scheduler:
         tick commits and its drive launches; `claim` is None when the engine or the workflow
         is full or runs wait for that room (the run is then committed with no owner, for the
         claim loop). `launch(run, epoch, sent)` drives a run this replica created already
-        claimed (the claim sent at `sent`, `time.monotonic()`); `left_unowned(run_id)` is told of
-        a run committed with no owner (`Engine._left_unowned`). `declare_every`, `declare_lease`:
-        see `DECLARE_EVERY`, `DECLARE_LEASE` (a shared database only)."""
+        claimed (the claim sent at `sent`, `time.monotonic()`); `left_unowned(run_id, deadline)` is
+        told of a run committed with no owner (`Engine._left_unowned`). `declare_every`,
+        `declare_lease`: see `DECLARE_EVERY`, `DECLARE_LEASE` (a shared database only)."""
         self._store = store
         self._workflows = dict(workflows)
         self._declared: dict[str, Schedule] = {}
@@ -630,7 +630,7 @@ class Scheduler:
                         task = self._launch(started, result.write.epoch, caller.sent)
                         task.add_done_callback(lambda _: self.wake())  # a buffered tick may wait for it
                     else:  # no room: a claim loop drives it, here or elsewhere
-                        self._left_unowned(run.run_id)
+                        self._left_unowned(run.run_id, run.deadline)
                 elif result.outcome == "run_id_taken":
                     # Anyone can derive a tick's run id; a caller who made a run with it first
                     # holds it for good. The tick was passed over (see `TickResult`), once.
