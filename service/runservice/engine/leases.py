@@ -55,6 +55,10 @@ RENEW_RETRY = 0.5
 """Seconds between renewals while `assure` cannot reach the store."""
 DEADLINE_SLACK = 0.05
 """Seconds past a waiting run's deadline at which the claim loop is woken to end it (`wake_by`)."""
+DEADLINES_KEPT = 10_000
+"""Deadlines of waiting runs `wake_by` keeps at most: past that (a long overload of runs with
+distant deadlines) a run's deadline is found by the claim loop's next look instead, so memory
+does not grow with the overload."""
 NOT_SERVED_EVERY = 300.0
 """Seconds between two warnings of runs that wait for a definition no claim here takes (the
 first is a claim interval after start: a deploy that strands runs says so at once)."""
@@ -301,7 +305,7 @@ class LeaseKeeper:
         """A run with this deadline (epoch seconds) was left to the claim loop: wake it once the
         deadline passes, should the run still wait for room then (`end_overdue`), not only at
         its next look. One timer, for the earliest deadline to come."""
-        if deadline is None or self._closed:
+        if deadline is None or self._closed or len(self._deadlines) >= DEADLINES_KEPT:
             return
         heapq.heappush(self._deadlines, deadline)
         if self._deadlines[0] == deadline:
