@@ -161,6 +161,10 @@ class RunDriver:
         self._next_position = max((s.position for s in run.steps), default=0) + 1
         self._bodies: set[asyncio.Task[Any]] = set()
         """Tasks currently inside a step body (the driver task, or a concurrent block's tasks)."""
+        self._calls: set[asyncio.Task[Any]] = set()
+        """Tasks in a condition's or a sleep duration's call (`call_user`): `cancel()` cancels
+        them as it does bodies, but they are no body running (`bodies_running`): a sleep beside
+        one still leaves the run `waiting`."""
         self._sleeps = 0
         """Sleeps of the run under way (a parallel's branches may sleep beside running bodies)."""
         self._waking: asyncio.Lock | None = None
@@ -243,7 +247,7 @@ class RunDriver:
             return
         self.cancel_requested = True
         self.abort_signal.set()
-        for task in self._bodies:
+        for task in (*self._bodies, *self._calls):
             self._cancels[task] = self._cancels.get(task, 0) + 1
             task.cancel("run canceled")
 
@@ -890,12 +894,12 @@ class RunDriver:
         Cancel, which waited its grace and answered `running`: cancel audit)."""
         task = asyncio.current_task(self.loop)
         assert task is not None
-        self._bodies.add(task)
+        self._calls.add(task)
         try:
             result = fn(ctx)
             return await result if inspect.isawaitable(result) else result
         finally:
-            self._bodies.discard(task)
+            self._calls.discard(task)
 
     async def _call_timed(
         self, step: Step, ctx: StepContext, path: StepPath, seconds: float, nested: Scope | None = None
