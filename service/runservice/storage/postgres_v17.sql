@@ -1,0 +1,14 @@
+-- runservice PostgreSQL schema, migration 17: the order the claim loops take waiting runs in.
+--
+-- `queued_at` (seconds since the epoch, by the database's clock): when the run was last left
+-- waiting for a claim loop. Every create sets it, and so does a write that leaves an execution
+-- with no owner (a Resume or TimeTravel without room: a passing claim; a Start of a run created
+-- ahead). Claims take the runs by `coalesce(queued_at, created_at)`: by creation alone, a Resume
+-- of an old run went ahead of every Start already waiting (audit D2). NULL: stored before this
+-- column, or by an older replica; such a run is ordered by its creation, as before.
+--
+-- No index: the claim finds the due runs through runs_by_workflow_status (and runs_overdue,
+-- runs_wake_suspended for suspended ones) and sorts those few; no ordered index can serve its
+-- OR of active and suspended runs. Only a column older code never reads: a server of an earlier
+-- version may serve the database (schema_compatible).
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS queued_at double precision;
