@@ -281,6 +281,31 @@ async def test_a_full_server_stores_new_runs_and_drives_them_when_room_is_made(
             assert await status(served, run.run_id) is RunStatus.WAITING
 
 
+async def test_waiting_runs_are_claimed_in_the_order_they_were_left_waiting(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A Resume of an older run, left waiting for room after a Start was, goes after that
+    Start: claims go in the order runs were left waiting (`queued_at`), not by creation (an
+    audit: a stream of Resumes of older runs kept a waiting Start waiting for as long as it lasted)."""
+    async with serving(
+        tmp_path / "runs.db", workflows=FLOWS, max_active_runs=1, claim_interval=CLAIM_INTERVAL
+    ) as served:
+        engine = served.engine
+        parked = await engine.start("asking", input_data={"count": 1}, wait=True)  # the older run
+        assert parked.status is RunStatus.SUSPENDED
+        busy = await engine.start("held", input_data={"count": 1})
+        await until(lambda: _true(gate.entered == [1]))
+        queued = await engine.start("held", input_data={"count": 2})  # full: left waiting first
+        await asyncio.sleep(0.01)
+        resumed = await engine.resume(parked.run_id, resume_data={"count": 7})  # then this one
+        assert queued.status is resumed.status is RunStatus.RUNNING
+        assert await served.store.count_unowned() == 2
+        gate.release()  # room for one at a time: the Start, then the Resume
+        for run_id in (busy.run_id, queued.run_id, parked.run_id):
+            await until(lambda run_id=run_id: _is(served, run_id, RunStatus.SUCCESS))
+        assert gate.entered == [1, 2, -7]
+
+
 async def test_a_run_that_begins_to_sleep_makes_room_at_once(serving: ServingFactory, tmp_path: Path) -> None:
     """A drive that begins a sleep takes no room from then on: the claim loop is woken for a
     run that waits, as when a drive ends, not left until its next look."""

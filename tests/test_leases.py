@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -139,6 +140,90 @@ async def test_a_claim_of_unowned_runs_only_leaves_lapsed_leases_alone(store: St
     assert bounded == BoundedClaim([("c", Lease("two", 1))], False)
     assert await store.claim_runs(Claim("two", 10), 5, ["slow"], unowned_only=True) == []
     assert await store.claim_runs(Claim("two", 10), 5, ["slow"]) == [("a", Lease("two", 2))]
+
+
+async def test_claims_take_runs_in_the_order_they_were_left_waiting(store: Store, url: str) -> None:
+    """The claim order is when each run was left to the claim loops (`queued_at`), not its
+    creation (audit D2: a Resume of an old run went ahead of every Start already waiting). A
+    create, a passing claim (a Resume without room) and a claimless change that makes a run
+    active (a Start of a run created ahead) put the run behind those left before it; another
+    change of a waiting run keeps its place; a row from before the column goes by its creation."""
+    running, suspended = frozenset({RunStatus.RUNNING}), frozenset({RunStatus.SUSPENDED})
+    await store.write(RunWrite("resumed", create=new_run("resumed", RunStatus.SUSPENDED)))  # the oldest
+    await store.write(RunWrite("begun", create=new_run("begun", RunStatus.PENDING)))
+    await store.write(RunWrite("started", create=replace(new_run("started"), created_at=5.0)))
+    await asyncio.sleep(0.01)
+    resume = RunWrite("resumed", expect=suspended, patch={"status": RunStatus.RUNNING}, claim=Claim("r1", 0))
+    assert (await store.write(resume)).applied
+    await asyncio.sleep(0.01)
+    begin = RunWrite("begun", expect=frozenset({RunStatus.PENDING}), patch={"status": RunStatus.RUNNING})
+    assert (await store.write(begin)).applied
+    # A request remembered for a waiting run (a Restart's): it keeps its place.
+    assert (await store.write(RunWrite("started", expect=running, requests=(("restart", "x"),)))).applied
+    await store.write(RunWrite("legacy", create=replace(new_run("legacy"), created_at=2.0)))
+    await _unqueued(url, "legacy")  # as written before `queued_at`, or by an older server
+    await asyncio.sleep(0.01)  # the passing claim's lease is over
+    order = [run_id for _ in range(5) for run_id, _ in await store.claim_runs(Claim("r2", 10), 1, ["slow"])]
+    assert order == ["legacy", "started", "resumed", "begun"]
+
+
+async def test_a_database_from_before_queued_at_is_migrated_and_its_waiting_runs_go_first(url: str) -> None:
+    """A database of the schema before `queued_at` (SQLite 18, PostgreSQL 16) with runs waiting
+    gets the column at open, recorded as usable by older servers: those runs go by their
+    creation, ahead of a run left waiting after the upgrade (created earlier, say by a clock)."""
+    store = open_store(url)
+    await store.open()
+    try:
+        for run_id, created_at in (("b", 2.0), ("a", 1.0)):
+            await store.write(RunWrite(run_id, create=replace(new_run(run_id), created_at=created_at)))
+    finally:
+        await store.close()
+    postgres = url.startswith("postgres")
+    version = 17 if postgres else 19
+    await _run_sql(
+        url,
+        "ALTER TABLE runs DROP COLUMN queued_at",
+        f"DELETE FROM schema_migrations WHERE version = {version}",
+        f"DELETE FROM schema_compatible WHERE version = {version}",
+        *(() if postgres else ("PRAGMA user_version = 18",)),
+    )
+    store = open_store(url)
+    await store.open()
+    try:
+        await store.write(RunWrite("new", create=replace(new_run("new"), created_at=0.5)))
+        claims = [await store.claim_runs(Claim("r", 10), 1, ["slow"]) for _ in range(4)]
+        assert [run_id for claimed in claims for run_id, _ in claimed] == ["a", "b", "new"]
+    finally:
+        await store.close()
+    compatible = "SELECT count(*) FROM schema_compatible WHERE version = "
+    if postgres:
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval(compatible + str(version)) == 1
+        finally:
+            await conn.close()
+    else:
+        with contextlib.closing(sqlite3.connect(url)) as lite:
+            assert lite.execute(compatible + str(version)).fetchone() == (1,)
+
+
+async def _run_sql(url: str, *statements: str) -> None:
+    if not url.startswith("postgres"):
+        with contextlib.closing(sqlite3.connect(url)) as conn, conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _unqueued(url: str, run_id: str) -> None:
+    """Clear a run's `queued_at`, as a server from before the column leaves it."""
+    await _run_sql(url, f"UPDATE runs SET queued_at = NULL WHERE run_id = '{run_id}'")
 
 
 async def test_an_overdue_claim_takes_only_runs_past_their_own_deadline(store: Store) -> None:

@@ -62,10 +62,17 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Take ownership of a run that has no live owner, for `seconds` (renewed by heartbeats)."""
+    """Take ownership of a run that has no live owner, for `seconds` (renewed by heartbeats).
+    A claim of no seconds (`passing`) has ended by the time anyone reads it: it leaves the run
+    to the claim loops."""
 
     owner: str
     seconds: float
+
+    @property
+    def passing(self) -> bool:
+        """Whether the claim leaves the run to the claim loops (see `RunWrite`'s `queued_at`)."""
+        return self.seconds <= 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +123,10 @@ class RunWrite:
     - `fence`: apply only while this lease owns the run (progress of a driven run).
     - `claim`: the run must have no live owner; the writer becomes its owner (epoch + 1).
     - `release`: the run has no owner afterwards (it settled: suspended or finished).
+      A change that leaves an execution to the claim loops sets the run's `queued_at` (the
+      claim order, oldest first): every `create`, a `passing` claim (a Resume or TimeTravel
+      without room), and a change with no claim that makes the run active (a Start of a run
+      created ahead). A run that waits keeps its place through other changes.
     - `items`: foreach item states to upsert, keyed by (step path, item index): an item's
       progress is one small row, however many items its step has.
     - `clear_items`: steps whose stored items are deleted first (a foreach that starts over).

@@ -154,8 +154,11 @@ _CLAIM = (
     # claimed (its own changes count as locked), and so claimed every due run, whatever the
     # limit: past `--max-active-runs` and past a workflow's bound (seen on a database whose
     # statistics made the planner choose that plan).
+    # In the order the runs were left waiting (`queued_at`, see `RunWrite`; a run stored before
+    # it was, or by an older replica, by its creation): the due runs are found by the indexes of
+    # their conditions (runs_by_workflow_status...), then sorted (postgres_v17.sql).
     f"WITH chosen AS MATERIALIZED (SELECT run_id FROM runs WHERE {_due(3, 4, 6, 10, 11, 12)}"
-    " ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
+    " ORDER BY coalesce(queued_at, created_at) LIMIT $5 FOR UPDATE SKIP LOCKED)"
     f" UPDATE runs SET owner = $1, epoch = runs.epoch + 1, lease_expires_at = {_NOW} + $2"
     " FROM chosen WHERE runs.run_id = chosen.run_id"
     " RETURNING runs.run_id, runs.epoch"

@@ -104,13 +104,15 @@ _PATCHABLE = (
     ("definition_digest", "text"),
 )
 _PATCH_SLOT = {name: i for i, (name, _) in enumerate(_PATCHABLE)}
+_ACTIVE_SQL = "('running', 'waiting')"
 
-# A new run may be claimed by its creator (Start): owner NULL or the claimer, epoch 0 or 1.
+# A new run may be claimed by its creator (Start): owner NULL or the claimer, epoch 0 or 1. It
+# is in the claim order from now (`queued_at`, see `RunWrite`).
 _INSERT_RUNS = (
-    f"INSERT INTO runs ({RUN_COLUMN_LIST}, owner, epoch, lease_expires_at)"
+    f"INSERT INTO runs ({RUN_COLUMN_LIST}, owner, epoch, lease_expires_at, queued_at)"
     f" SELECT {', '.join('c.' + name for name in RUN_COLUMNS)}, c.claim_owner,"
     " CASE WHEN c.claim_owner IS NULL THEN 0 ELSE 1 END,"
-    f" CASE WHEN c.claim_owner IS NULL THEN NULL ELSE {_NOW} + c.claim_seconds END"
+    f" CASE WHEN c.claim_owner IS NULL THEN NULL ELSE {_NOW} + c.claim_seconds END, {_NOW}"
     " FROM unnest("
     + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate([*_RUN_TYPES, "text", "double precision"]))
     + f") AS c({RUN_COLUMN_LIST}, claim_owner, claim_seconds)"
@@ -166,6 +168,19 @@ def _update_sql(shape: _UpdateShape, first: int) -> tuple[str, int]:
         sets.append(f"lease_expires_at = CASE{expiry}{release} ELSE r.lease_expires_at END")
     if shape.claim:
         sets.append("epoch = r.epoch + CASE WHEN c.claim_owner IS NOT NULL THEN 1 ELSE 0 END")
+    # An execution left to the claim loops waits behind those left before it (see `RunWrite`):
+    # a passing claim's, or a claimless change's that makes the run active (r: the row before).
+    queued = []
+    if shape.claim:
+        queued.append(f" WHEN c.claim_owner IS NOT NULL THEN CASE WHEN c.claim_seconds <= 0 THEN {_NOW} END")
+    status = _PATCH_SLOT["status"]
+    if status in shape.slots:
+        queued.append(
+            f" WHEN c.mask & {1 << status} <> 0 AND c.status IN {_ACTIVE_SQL}"
+            f" AND r.status NOT IN {_ACTIVE_SQL} THEN {_NOW}"
+        )
+    if queued:
+        sets.append(f"queued_at = coalesce(CASE{''.join(queued)} END, r.queued_at)")
     # expect: NULL for none, else the statuses joined by commas (statuses are plain words).
     where = ["r.run_id = c.run_id", "(c.expect IS NULL OR r.status = ANY(string_to_array(c.expect, ',')))"]
     if shape.fence:  # a fenced change applies only under its lease

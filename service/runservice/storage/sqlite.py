@@ -118,7 +118,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -271,13 +271,14 @@ _SELECT_RUN_WITH_STEPS = (
 )
 """Parameters: the run id, twice."""
 _INSERT_RUN = (
-    f"INSERT INTO runs ({RUN_COLUMN_LIST}, owner, epoch, lease_expires_at)"
-    f" SELECT {', '.join('?' * (len(RUN_COLUMNS) + 3))} WHERE {_NOT_LEFTOVERS}"
+    f"INSERT INTO runs ({RUN_COLUMN_LIST}, owner, epoch, lease_expires_at, queued_at)"
+    f" SELECT {', '.join('?' * (len(RUN_COLUMNS) + 4))} WHERE {_NOT_LEFTOVERS}"
     " ON CONFLICT (run_id) DO NOTHING"
 )
-"""A new run, claimed by its creator or not (owner, epoch, lease end: set in the same row), then
-its id (last parameter) again: nothing is inserted while a deleted run's rows under the id are
-still being removed (as PostgreSQL's `_INSERT_RUNS`), nor beside an existing run."""
+"""A new run, claimed by its creator or not (owner, epoch, lease end: set in the same row), in
+the claim order from now (`queued_at`, see `RunWrite`), then its id (last parameter) again:
+nothing is inserted while a deleted run's rows under the id are still being removed (as
+PostgreSQL's `_INSERT_RUNS`), nor beside an existing run."""
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, time, body) VALUES (?, ?, ?, ?)"
 _UPSERT_STEP = (
     "INSERT INTO steps (run_id, path_key, position, record) VALUES (?, ?, ?, ?)"
@@ -312,6 +313,7 @@ _UPSERT_ITEM = (
 _CLEAR_ITEMS = "DELETE FROM foreach_items WHERE run_id = ? AND path_key = ?"
 
 _ACTIVE_SQL = "('running', 'waiting')"
+_ACTIVE = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
 
 
 class _Operation:
@@ -352,6 +354,10 @@ def _driven(conn: sqlite3.Connection, workflow_id: str, now: float) -> int:
     return int(driven)
 
 
+_QUEUED = "coalesce(queued_at, created_at) AS queued"
+"""A due run's place in the claim order (`_DueRuns`)."""
+
+
 class _DueRuns:
     """The runs a claim of `workflows` may take (see `Store.claim_runs`), to claim or to look for."""
 
@@ -381,20 +387,22 @@ class _DueRuns:
         # nested workflow's deadline passed, which the engine drives until it fails.
         # `overdue`: only the runs past their own deadline, which the engine ends undriven.
         placeholders = ", ".join("?" * len(workflows))
+        # `queued`: the claim order, when each run was left waiting (see `RunWrite`); a run stored
+        # before `queued_at` was (or by an older server) by its creation.
         self._sql = (
-            "SELECT run_id, created_at FROM ("
-            " SELECT run_id, created_at FROM runs INDEXED BY runs_by_workflow_status"
+            "SELECT run_id, queued FROM ("
+            f" SELECT run_id, {_QUEUED} FROM runs INDEXED BY runs_by_workflow_status"
             f" WHERE status IN {_ACTIVE_SQL} AND (owner IS NULL OR lease_expires_at < ?)"
             + (" AND deadline IS NOT NULL AND deadline < ?" if overdue else "")
             + f" AND workflow_id IN ({placeholders}){by_definition}"
-            " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_overdue"
+            f" UNION ALL SELECT run_id, {_QUEUED} FROM runs INDEXED BY runs_overdue"
             " WHERE status = 'suspended' AND deadline IS NOT NULL AND deadline < ?"
             " AND (owner IS NULL OR lease_expires_at < ?)"
             f" AND workflow_id IN ({placeholders}){by_definition}"
             + (
                 ""
                 if overdue
-                else " UNION ALL SELECT run_id, created_at FROM runs INDEXED BY runs_wake_suspended"
+                else f" UNION ALL SELECT run_id, {_QUEUED} FROM runs INDEXED BY runs_wake_suspended"
                 " WHERE status = 'suspended' AND wake_at IS NOT NULL AND wake_at < ?"
                 " AND (owner IS NULL OR lease_expires_at < ?)"
                 f" AND workflow_id IN ({placeholders}){by_definition}"
@@ -416,10 +424,10 @@ class _DueRuns:
     def claim(
         self, conn: sqlite3.Connection, now: float, claim: Claim, limit: int
     ) -> list[tuple[str, Lease]]:
-        """Claim up to `limit` of them, oldest first."""
+        """Claim up to `limit` of them, in the order they were left waiting (oldest first)."""
         rows = conn.execute(
             "UPDATE runs SET owner = ?, epoch = epoch + 1, lease_expires_at = ?"
-            f" WHERE run_id IN (SELECT run_id FROM ({self._sql}) ORDER BY created_at LIMIT ?)"
+            f" WHERE run_id IN (SELECT run_id FROM ({self._sql}) ORDER BY queued LIMIT ?)"
             " RETURNING run_id, epoch",
             (claim.owner, now + claim.seconds, *self._values(now), limit),
         ).fetchall()
@@ -2080,7 +2088,7 @@ def _apply_change(
         # The claim goes into the new row itself: one statement for a Start, which looks at
         # `deleted_runs` too (a second statement only when nothing was inserted).
         lease = (claim.owner, 1, now + claim.seconds) if claim is not None else (None, 0, None)
-        if conn.execute(_INSERT_RUN, (*created, *lease, run_id)).rowcount == 0:
+        if conn.execute(_INSERT_RUN, (*created, *lease, now, run_id)).rowcount == 0:
             if conn.execute(_HAS_LEFTOVERS, (run_id,)).fetchone() is not None:
                 # A deleted run's rows under the id are still being removed (whether a run row
                 # is beside them or not): the store parks the create until they are gone
@@ -2133,6 +2141,10 @@ def _apply_change(
             params += [claim.owner, epoch, now + claim.seconds]
         elif change.release:
             assignments += ["owner = NULL", "lease_expires_at = NULL"]
+        if claim.passing if claim is not None else _activates(before, change.patch):
+            # An execution left to the claim loops: it waits behind those left before it.
+            assignments.append("queued_at = ?")
+            params.append(now)
         last_seq += count
         conn.execute(
             f"UPDATE runs SET {', '.join(['updated_at = ?', 'last_seq = ?', *assignments])} WHERE run_id = ?",
@@ -2243,6 +2255,13 @@ def _remove_chunk(conn: sqlite3.Connection, run_id: str) -> tuple[bool, int]:
         return False, rows
     conn.execute("DELETE FROM deleted_runs WHERE run_id = ?", (run_id,))
     return True, rows
+
+
+def _activates(before: RunStatus | None, patch: Mapping[str, Any]) -> bool:
+    """Whether a change's `patch` makes a run that was not active active (a Start of a run created
+    ahead): with no claim, its execution is left to the claim loops (`RunWrite`'s `queued_at`)."""
+    after = patch.get("status")
+    return after is not None and run_status(after) in _ACTIVE and before not in _ACTIVE
 
 
 def _expired(lease_expires_at: float | None, now: float) -> bool:
