@@ -126,6 +126,11 @@ class LeaseKeeper:
         """A heap of the deadlines (epoch seconds) of runs left to the claim loop (`wake_by`)."""
         self._deadline_timer: asyncio.TimerHandle | None = None
         """Wakes the claim loop at the earliest of `_deadlines`."""
+        self._overdue_at = 0.0
+        """When (`time.monotonic()`) a full pass looks for runs past their deadline next: at
+        once after a deadline of `_deadlines` passed, else a claim interval after the last
+        look. Not at every pass: under an overload every drive that ends wakes one, and each
+        look is a claim transaction."""
         limited = {} if capacity is None else capacity.limits
         self._groups = [
             group
@@ -179,9 +184,10 @@ class LeaseKeeper:
         deadline are ended all the same (`end_overdue`)."""
         full: list[str] = []
         adopted = await self._claim_with_room(limit, full)
-        if full:
+        if full and time.monotonic() >= self._overdue_at:
             # Else a run past its deadline stayed `running` (or `suspended`) until a drive
             # ended, for as long as the overload lasted (an audit).
+            self._overdue_at = time.monotonic() + self._claim_interval
             await self.end_overdue(list(dict.fromkeys(full)), limit)
         return adopted
 
@@ -326,6 +332,7 @@ class LeaseKeeper:
 
     def _deadline_passed(self) -> None:
         self._deadline_timer = None
+        self._overdue_at = 0.0  # the next pass looks for runs past their deadline
         self._wake.set()
         self._arm()
 
