@@ -2141,8 +2141,10 @@ def _apply_change(
             params += [claim.owner, epoch, now + claim.seconds]
         elif change.release:
             assignments += ["owner = NULL", "lease_expires_at = NULL"]
-        if claim.passing if claim is not None else _activates(before, change.patch):
-            # An execution left to the claim loops: it waits behind those left before it.
+        # An execution left to the claim loops (a passing claim, or a claimless change that makes
+        # the run active) waits behind those left before it.
+        queued = claim.passing if claim is not None else _activates(before, change.patch)
+        if queued:
             assignments.append("queued_at = ?")
             params.append(now)
         last_seq += count
