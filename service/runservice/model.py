@@ -47,23 +47,6 @@ def json_copy(value: Json) -> Json:
     return value  # a scalar (JSON data holds no other container)
 
 
-def json_equal(a: Json, b: Json) -> bool:
-    """Whether `a` and `b` are the same JSON: Python's `==` takes `1`, `1.0` and `true` for one
-    value, and JSON has three (a body that changed a request context value from 1 to true
-    went unwritten until the run settled: a crash between lost it)."""
-    if type(a) is not type(b):
-        return False
-    if type(a) is dict:
-        same: dict[str, Json] = b  # the same type as `a`
-        if not a:  # the common request context: no generator to make
-            return not same
-        return a.keys() == same.keys() and all(json_equal(item, same[key]) for key, item in a.items())
-    if type(a) is list:
-        alike: list[Json] = b
-        return len(a) == len(alike) and all(map(json_equal, a, alike))
-    return bool(a == b)
-
-
 StepPath = tuple[str, ...]
 """Step ids from the top-level workflow down to a step."""
 
