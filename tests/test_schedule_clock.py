@@ -9,6 +9,7 @@ old to it (the other replica restored it at its next refresh, and so on at every
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -32,6 +33,8 @@ pytestmark = pytest.mark.timeout(120)
 
 SKEW = 3600
 """Seconds the skewed replica's clock runs ahead of the machine's (and the database's)."""
+SLOW_READING = 2.5
+"""Seconds a slow reading of the database's clock takes (past `CLOCK_TOLD_PAST`)."""
 
 TICKING = {
     "id": "relay-every-second",
@@ -103,5 +106,45 @@ async def test_a_replica_whose_clock_runs_ahead_keeps_the_databases_time(
                 assert await skewed.stop() == 0
             finally:
                 await skewed.kill()
+    finally:
+        await store.close()
+
+
+async def test_the_first_reading_of_the_databases_clock_is_taken_however_slow(
+    pg_databases: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reading that takes over `CLOCK_TOLD_PAST` may be off by half its round trip at most, so a
+    later one leaves the last reading standing; but the first is taken all the same. Before, a
+    first reading that slow left the offset 0, off by the whole skew: a server an hour ahead
+    pruned, at its boot, on its own clock. The database is made slow with a sleep around the
+    real reading (reading an hour ahead, as from a server an hour behind)."""
+    url = await pg_databases.url_for("schedule-clock-slow")
+    store = open_store(url)
+    await store.open()
+    try:
+        read = store.clock
+
+        async def slow_clock() -> float:
+            database = await read() + SKEW
+            await asyncio.sleep(SLOW_READING)
+            return database
+
+        monkeypatch.setattr(store, "clock", slow_clock)
+        workflow = create_workflow("slow-clock").then(count).commit()
+        engine = Engine(store, [workflow], lease_seconds=30, claim_interval=0.2)
+        async with engine:
+            # The boot's reading: the database's time was read half a round trip before the
+            # middle, so the offset is short of the skew by about that.
+            assert engine.schedules.clock_offset == pytest.approx(SKEW - SLOW_READING / 2, abs=1.0)
+
+            async def quick_clock() -> float:
+                return await read() + SKEW + 100  # a later, slow reading is not taken
+
+            monkeypatch.setattr(store, "clock", quick_clock)
+            await engine.schedules.refresh()
+            assert engine.schedules.clock_offset == pytest.approx(SKEW + 100, abs=1.0)
+            monkeypatch.setattr(store, "clock", slow_clock)
+            await engine.schedules.refresh()
+            assert engine.schedules.clock_offset == pytest.approx(SKEW + 100, abs=1.0)
     finally:
         await store.close()

@@ -210,6 +210,8 @@ class Scheduler:
         """Other replicas may declare schedules here: declarations are leases (`refresh`)."""
         self._offset = 0.0
         """The database's clock less this server's, as last read (`_read_clock`)."""
+        self._clock_read = False
+        """Whether `_offset` was ever read: until then it is no reading at all."""
         self._offset_told = 0.0
         self._booted = math.inf
         """When `declare` ran: a row no replica ever marked declared counts as declared then."""
@@ -255,8 +257,12 @@ class Scheduler:
             return
         sent, before = time.monotonic(), time.time()
         database = await self._store.clock()
-        if time.monotonic() - sent > CLOCK_TOLD_PAST:
+        if time.monotonic() - sent > CLOCK_TOLD_PAST and self._clock_read:
             return  # a reading that took that long could be off by as much: the last one stands
+        # The first one is taken however long it took: it is off by half its round trip at
+        # most, and 0 by the whole skew (a review: a slow first reading left a server an hour
+        # ahead pruning at its boot on its own clock, the defect the offset is for).
+        self._clock_read = True
         self._offset = database - (before + time.time()) / 2
         self._store.hub.clock_read(self._offset)
         off = abs(self._offset) > CLOCK_TOLD_PAST
