@@ -53,3 +53,40 @@ async def test_time_travel_fork_and_list_forks(target: str) -> None:
 
     unknown = await cli(target, "time-travel", "cli-tt", "--step", "nope")
     assert unknown.code != 0 and "nope" in unknown.err and "Traceback" not in unknown.err
+
+
+async def test_time_travel_with_resume_data(target: str) -> None:
+    started = await cli(
+        target,
+        "start",
+        "human-approval",
+        "-i",
+        '{"amount": 120, "requester": "ada"}',
+        "--wait",
+        "--run-id",
+        "cli-tt-ask",
+    )
+    assert started.code == 0, started.err
+    assert started.out.splitlines()[0] == "run cli-tt-ask (human-approval) suspended"
+
+    refused = await cli(
+        target, "time-travel", "cli-tt-ask", "--step", "approve", "--resume-data", '{"approved": "maybe"}'
+    )
+    assert refused.code != 0 and "resume_data" in refused.err and "Traceback" not in refused.err
+
+    travelled = await cli(
+        target,
+        "time-travel",
+        "cli-tt-ask",
+        "--step",
+        "approve",
+        "--resume-data",
+        '{"approved": true, "approver": "grace"}',
+        "--wait",
+        "--json",
+    )
+    assert travelled.code == 0, travelled.err
+    run = travelled.json()
+    assert run["status"] == "success" and run["travel"]["count"] == 1
+    approve = next(s for s in run["steps"] if s["path"] == ["approve"])
+    assert approve["resume_payload"] == {"approved": True, "approver": "grace"}

@@ -13,7 +13,7 @@ import hashlib
 import orjson
 import pytest
 
-from runservice.engine.marks import RESUME_BEGAN, START, began_at, began_row
+from runservice.engine.marks import RESUME_BEGAN, START, TIME_TRAVEL, began_at, began_row
 from runservice.errors import RequestIdReused
 
 pytestmark = pytest.mark.timeout(10)
@@ -46,3 +46,20 @@ def test_where_a_resume_began_is_read_back_for_its_request_id_only() -> None:
     rows = [began_row("r-1", 7)[1], began_row("r-1#2", 12)[1], began_row("other", 3)[1]]
     assert began_row("r-1", 7)[0] == RESUME_BEGAN
     assert (began_at(rows, "r-1"), began_at(rows, "r-1#2"), began_at(rows, "r-2")) == (7, 12, None)
+
+
+def test_a_field_added_later_is_left_out_while_unset_and_compared_as_unset_when_missing() -> None:
+    """`resume_data` came to TimeTravel after its marks: a mark without it is the one earlier
+    versions wrote and read (and the one they left compares as made without it), one with it
+    is refused for a retry without it, and the other way round."""
+    sent: tuple[object, ...] = (["ask"], (), None, {})
+    plain = TIME_TRAVEL.mark("k", (*sent, None))
+    assert plain.text.count(".") == 3  # four digests: the form before resume_data
+    resumed = TIME_TRAVEL.mark("k", (*sent, {"add": 1}))
+    assert resumed.text.startswith(plain.text + ".")
+    assert TIME_TRAVEL.repeats("r", plain, [plain.text])
+    assert TIME_TRAVEL.repeats("r", resumed, [resumed.text])
+    for mine, stored in ((resumed, plain), (plain, resumed), (TIME_TRAVEL.mark("k", (*sent, 2)), resumed)):
+        with pytest.raises(RequestIdReused) as reused:
+            TIME_TRAVEL.repeats("r", mine, [stored.text])
+        assert reused.value.metadata["field"] == "resume_data"

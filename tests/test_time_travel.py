@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import flows
 import pytest
 from conftest import client_for
 from flows import Text, Value, add_one, to_text
+from pydantic import BaseModel
 
 from runservice import create_step, create_workflow, errors, wire
 from runservice.client import Client, RunHandle, SyncClient
@@ -114,6 +115,40 @@ tt_par_b = create_workflow("tt-par-b", input_schema=Value).then(ask_b).commit()
 tt_par_nested = create_workflow("tt-par-nested", input_schema=Value).parallel([tt_par_a, tt_par_b]).commit()
 """`tt-par-a.ask-a` starts after `tt-par-b.ask-b`, inside a nested workflow that started before it."""
 
+
+class Add(BaseModel):
+    add: int
+
+
+SEEN: defaultdict[str, list[tuple[Any, Any, Any]]] = defaultdict(list)
+"""`run id:step id` -> (input value, resume data, suspend data) of each run of its body."""
+
+
+@create_step("ask", input_schema=Value, output_schema=Value, resume_schema=Add)
+async def ask(ctx: StepContext) -> Value | None:
+    """Suspends until resumed with a number to add."""
+    resumed = None if ctx.resume_data is None else ctx.resume_data.model_dump()
+    SEEN[f"{ctx.run_id}:ask"].append((ctx.input_data.value, resumed, ctx.suspend_data))
+    if ctx.resume_data is None:
+        await ctx.suspend({"at": ctx.input_data.value})
+        return None
+    return Value(value=ctx.input_data.value + ctx.resume_data.add)
+
+
+@create_step("note", input_schema=Value, output_schema=Value)
+async def note(ctx: StepContext) -> Value:
+    """No resume schema: records what it is given."""
+    SEEN[f"{ctx.run_id}:note"].append((ctx.input_data.value, ctx.resume_data, ctx.suspend_data))
+    return Value(value=ctx.input_data.value)
+
+
+tt_ask = create_workflow("tt-ask", input_schema=Value).then(add_one).then(ask).then(times_ten).commit()
+tt_ask_inner = create_workflow("tt-ask-inner", input_schema=Value).then(add_one).then(ask).commit()
+tt_ask_nested = create_workflow("tt-ask-nested", input_schema=Value).then(tt_ask_inner).commit()
+tt_ask_each = create_workflow("tt-ask-each", input_schema=list[Value]).foreach(ask, concurrency=2).commit()
+tt_ask_flows = create_workflow("tt-ask-flows", input_schema=list[Value]).foreach(tt_ask_inner).commit()
+tt_note = create_workflow("tt-note", input_schema=Value).then(note).commit()
+
 tt_each = create_workflow("tt-each", input_schema=list[Value]).foreach(times_ten, concurrency=2).commit()
 tt_loop = create_workflow("tt-loop", input_schema=Value)
 tt_loop = tt_loop.dountil(tt_inner, lambda ctx: ctx.input_data["value"] > 1000).commit()
@@ -131,6 +166,11 @@ client = client_for(
         tt_par_nested,
         tt_each,
         tt_loop,
+        tt_ask,
+        tt_ask_nested,
+        tt_ask_each,
+        tt_ask_flows,
+        tt_note,
         flows.approval,
         flows.branch_then_gate,
         flows.loop_then_gate,
@@ -663,7 +703,7 @@ async def test_fork_leaves_the_original_untouched_and_names_its_origin(client: C
 
 
 async def test_the_sync_client_time_travels_and_forks(sync_client: SyncClient) -> None:
-    def scenario() -> tuple[Run, Run, Run, list[Run]]:
+    def scenario() -> tuple[Run, Run, Run, list[Run], Run, Run]:
         with sync_client as connected:
             echo = connected.get_workflow("echo")
             run = echo.create_run(run_id="sync-tt")
@@ -671,13 +711,18 @@ async def test_the_sync_client_time_travels_and_forks(sync_client: SyncClient) -
             again = run.time_travel("bump", {"count": 10}, wait=True)
             fork = run.fork("bump", {"count": 20}, new_run_id="sync-fork", wait=True)
             forks, _ = echo.runs(forked_from="sync-tt")
-        return first, again, fork, forks
+            asking = connected.get_workflow("approval").create_run(run_id="sync-ask")
+            asking.start_async({"count": 1})
+            rejected = asking.time_travel("ask", resume_data={"approved": False}, wait=True)
+            approved = asking.fork("ask", resume_data={"approved": True}, wait=True)
+        return first, again, fork, forks, rejected, approved
 
-    first, again, fork, forks = await asyncio.to_thread(scenario)
+    first, again, fork, forks, rejected, approved = await asyncio.to_thread(scenario)
     assert first.result == {"count": 2}
     assert again.result == {"count": 11} and again.travel is not None and again.travel.count == 1
     assert fork.result == {"count": 21} and fork.forked_from == "sync-tt"
     assert [r.run_id for r in forks] == ["sync-fork"]
+    assert rejected.result == {"verdict": "rejected"} and approved.result == {"verdict": "approved"}
 
 
 async def test_watch_workflow_state_of_a_fork_has_the_records_it_starts_from(client: Client) -> None:
@@ -719,3 +764,167 @@ async def test_watch_workflow_state_drops_the_replaced_records(stub: RunServiceA
     final = states[run_pb2.RUN_EVENT_TYPE_WORKFLOW_FINISH]
     assert [list(s.path.ids) for s in final.steps] == [["bump"]]
     assert wire.read_value(final, "result") == {"count": 6}
+
+
+# -- resume_data: time travel to a step and resume it in one call (Mastra's `resumeData`) ----------
+
+
+async def test_resume_data_resumes_the_suspended_step_it_travels_to(client: Client) -> None:
+    """The body gets the data and the payload it suspended with, as from a Resume; GetRun and
+    the log show it as they show a Resume's (the record's resume payload, the start event), and
+    the TIME_TRAVEL event says what the execution was given."""
+    handle = await client.get_workflow("tt-ask").create_run()
+    suspended = await handle.start_async(input_data={"value": 1})
+    assert suspended.status is RunStatus.SUSPENDED and _step(suspended, "ask").suspend_payload == {"at": 2}
+
+    done = await handle.time_travel("ask", resume_data={"add": 5}, wait=True)
+
+    assert done.status is RunStatus.SUCCESS and done.result == {"value": 70}  # (2 + 5) * 10
+    assert SEEN[f"{handle.run_id}:ask"] == [(2, None, None), (2, {"add": 5}, {"at": 2})]
+    record = _step(done, "ask")
+    assert record.resume_payload == {"add": 5} and record.resumed_at is not None
+    assert record.suspend_payload is None  # a resumed step that ends keeps no trace of it
+    assert flows.CALLS[f"{handle.run_id}:add-one"] == 1  # before the target: kept
+    events = await _events(client, handle.run_id)
+    travel = next(e for e in events if e.type is EventType.TIME_TRAVEL)
+    assert travel.data["resume_data"] == {"add": 5}
+    start = next(
+        e
+        for e in events
+        if e.sequence > travel.sequence and e.type is EventType.STEP_START and e.step_path == ("ask",)
+    )
+    assert start.step is not None and start.step.resume_payload == {"add": 5}
+    assert start.step.suspend_payload == {"at": 2}  # what it was resumed from, as a Resume's start
+
+    # With new input too; no suspension left now: the body gets none.
+    again = await handle.time_travel("ask", {"value": 10}, resume_data={"add": 1}, wait=True)
+    assert again.result == {"value": 110}
+    assert SEEN[f"{handle.run_id}:ask"][-1] == (10, {"add": 1}, None)
+    # Without resume data the step runs as it first did: it suspends again.
+    plain = await handle.time_travel("ask", wait=True)
+    assert plain.status is RunStatus.SUSPENDED and _step(plain, "ask").resume_payload is None
+    async with asyncio.timeout(10):
+        tail = [e async for e in client.follow(handle.run_id, again.last_sequence, until_settled=True)]
+    assert tail[0].type is EventType.TIME_TRAVEL and "resume_data" not in tail[0].data
+
+
+async def test_resume_data_answers_again_a_step_that_was_resumed_and_went_on(client: Client) -> None:
+    """Mastra gives resumeData only to a target the run left suspended and drops it otherwise;
+    here the target gets it, so a decision made with a Resume can be made again in one call."""
+    handle = await client.get_workflow("tt-ask").create_run()
+    await handle.start_async(input_data={"value": 1})
+    first = await handle.resume_async({"add": 1})
+    assert first.result == {"value": 30}
+
+    again = await handle.time_travel("ask", resume_data={"add": 3}, wait=True)
+
+    assert again.status is RunStatus.SUCCESS and again.result == {"value": 50}
+    assert SEEN[f"{handle.run_id}:ask"][-1] == (2, {"add": 3}, None)
+    assert _step(again, "ask").resume_payload == {"add": 3}
+
+
+async def test_resume_data_is_validated_as_a_resumes_and_a_refusal_changes_nothing(client: Client) -> None:
+    handle = await client.get_workflow("tt-ask").create_run()
+    await handle.start_async(input_data={"value": 1})
+    with pytest.raises(errors.ValidationFailed) as travelled:
+        await handle.time_travel("ask", resume_data={"add": "many"}, wait=True)
+    with pytest.raises(errors.ValidationFailed) as resumed:
+        await handle.resume_async({"add": "many"})
+    assert travelled.value.reason == resumed.value.reason == "VALIDATION_FAILED"
+    assert [v.field for v in travelled.value.violations] == [v.field for v in resumed.value.violations]
+    assert [v.field for v in travelled.value.violations] == ["resume_data.add"]
+    unchanged = await client.get_workflow("tt-ask").run_by_id(handle.run_id)
+    assert unchanged.status is RunStatus.SUSPENDED and unchanged.travel is None
+    assert len(SEEN[f"{handle.run_id}:ask"]) == 1
+
+
+async def test_resume_data_of_a_step_without_resume_schema_is_given_as_sent(client: Client) -> None:
+    """As a Resume of such a step takes any data (and Mastra's time travel too)."""
+    handle = await client.get_workflow("tt-note").create_run()
+    await handle.start_async(input_data={"value": 1})
+    again = await handle.time_travel("note", resume_data={"anything": [1, "two"]}, wait=True)
+    assert again.status is RunStatus.SUCCESS
+    assert SEEN[f"{handle.run_id}:note"] == [(1, None, None), (1, {"anything": [1, "two"]}, None)]
+
+
+async def test_resume_data_for_a_step_in_a_nested_workflow_and_not_for_the_workflow(client: Client) -> None:
+    """A path into a nested workflow resumes that step (its earlier steps keep their records). A
+    nested workflow (or a foreach of them) has no body to give the data to: refused, naming the
+    field and the step suspended inside, and nothing changes (Mastra resumes that step)."""
+    handle = await client.get_workflow("tt-ask-nested").create_run()
+    first = await handle.start_async(input_data={"value": 1})
+    assert first.suspended == (("tt-ask-inner", "ask"),)
+    with pytest.raises(errors.InvalidArgument) as refused:
+        await handle.time_travel("tt-ask-inner", resume_data={"add": 1})
+    assert refused.value.reason == "INVALID_REQUEST"
+    assert [v.field for v in refused.value.violations] == ["resume_data"]
+    assert "tt-ask-inner.ask" in str(refused.value)
+    assert (await client.get_workflow("tt-ask-nested").run_by_id(handle.run_id)).travel is None
+
+    done = await handle.time_travel("tt-ask-inner.ask", resume_data={"add": 7}, wait=True)
+    assert done.status is RunStatus.SUCCESS and done.result == {"value": 9}
+    assert SEEN[f"{handle.run_id}:ask"][-1] == (2, {"add": 7}, {"at": 2})
+    assert flows.CALLS[f"{handle.run_id}:add-one"] == 1
+
+    items = await client.get_workflow("tt-ask-flows").create_run()
+    assert (await items.start_async(input_data=[{"value": 1}])).status is RunStatus.SUSPENDED
+    with pytest.raises(errors.InvalidArgument) as each:
+        await items.time_travel("tt-ask-inner", resume_data={"add": 1})
+    assert [v.field for v in each.value.violations] == ["resume_data"]
+
+
+async def test_resume_data_resumes_every_item_of_a_foreach_step(client: Client) -> None:
+    """Each item's body gets the data, with the payload that item was left suspended with (by
+    index, as Mastra's; an item resumed before has none); Mastra resumes only the suspended ones."""
+    handle = await client.get_workflow("tt-ask-each").create_run()
+    first = await handle.start_async(input_data=[{"value": 1}, {"value": 2}])
+    assert first.status is RunStatus.SUSPENDED
+    partly = await handle.resume_async({"add": 1}, for_each_index=0)
+    assert partly.status is RunStatus.SUSPENDED  # item 1 still waits
+
+    done = await handle.time_travel("ask", resume_data={"add": 10}, wait=True)
+
+    assert done.status is RunStatus.SUCCESS and done.result == [{"value": 11}, {"value": 12}]
+    assert sorted(SEEN[f"{handle.run_id}:ask"][-2:], key=str) == sorted(
+        [(1, {"add": 10}, None), (2, {"add": 10}, {"at": 2})], key=str
+    )
+    assert _step(done, "ask").resume_payload == {"add": 10}
+
+
+async def test_a_time_travel_reusing_its_request_id_with_other_resume_data_is_refused(client: Client) -> None:
+    handle = await client.get_workflow("tt-ask").create_run()
+    await handle.start_async(input_data={"value": 1})
+    first = await handle.time_travel("ask", resume_data={"add": 1}, request_id="tt-r", wait=True)
+    again = await handle.time_travel("ask", resume_data={"add": 1}, request_id="tt-r", wait=True)
+    assert (again.last_sequence, again.result) == (first.last_sequence, first.result)
+    for other in ({"add": 2}, None):
+        with pytest.raises(errors.RequestIdReused) as reused:
+            await handle.time_travel("ask", resume_data=other, request_id="tt-r")
+        assert reused.value.metadata == {
+            "run_id": handle.run_id,
+            "request_id": "tt-r",
+            "field": "resume_data",
+        }
+    # One sent without resume data is no retry of one with it either.
+    await handle.time_travel("ask", {"value": 4}, request_id="tt-s", wait=True)
+    with pytest.raises(errors.RequestIdReused) as added:
+        await handle.time_travel("ask", {"value": 4}, resume_data={"add": 1}, request_id="tt-s")
+    assert added.value.metadata["field"] == "resume_data"
+    assert len(SEEN[f"{handle.run_id}:ask"]) == 3  # the start, each time travel once
+
+
+async def test_a_fork_resumes_its_step_with_resume_data_and_the_original_stays_suspended(
+    client: Client,
+) -> None:
+    workflow = client.get_workflow("tt-ask")
+    handle = await workflow.create_run()
+    await handle.start_async(input_data={"value": 1})
+    fork = await handle.fork("ask", resume_data={"add": 2}, request_id="fk-r", wait=True)
+    assert fork.status is RunStatus.SUCCESS and fork.result == {"value": 40}
+    assert SEEN[f"{fork.run_id}:ask"] == [(2, {"add": 2}, {"at": 2})]
+    events = await _events(client, fork.run_id)
+    assert events[0].type is EventType.TIME_TRAVEL and events[0].data["resume_data"] == {"add": 2}
+    assert (await workflow.run_by_id(handle.run_id)).status is RunStatus.SUSPENDED
+    with pytest.raises(errors.RequestIdReused) as reused:
+        await handle.fork("ask", resume_data={"add": 3}, request_id="fk-r")
+    assert reused.value.metadata["field"] == "resume_data"

@@ -1,7 +1,7 @@
 """Time travel with two replicas on one database (SQLite used as a shared store, and
 PostgreSQL): a time travel takes the run's lease like Start, so only one of two racing
 time travels runs, and a replica that dies during one leaves it to the other, which
-gives the target step the same new input."""
+gives the target step the same new input (and resume data)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ held: set[int] = set()
 def reset() -> None:
     ran.clear()
     held.clear()
+    given.clear()
+    blocking.clear()
 
 
 @create_step("prepare")
@@ -52,6 +54,26 @@ async def work(ctx: StepContext) -> int:
 
 travelling = create_workflow("travelling").then(prepare).then(work).commit()
 
+given: list[tuple[object, object]] = []
+"""(resume data, suspend data) of each run of `decide`'s body."""
+blocking: set[str] = set()
+"""While it holds "decide", a resumed `decide` blocks until the test stops its engine."""
+
+
+@create_step("decide")
+async def decide(ctx: StepContext) -> object:
+    given.append((ctx.resume_data, ctx.suspend_data))
+    if ctx.resume_data is None:
+        await ctx.suspend({"asked": ctx.input_data})
+        return None
+    ran["decide"] += 1
+    if "decide" in blocking:
+        await asyncio.Event().wait()
+    return ctx.resume_data
+
+
+deciding = create_workflow("deciding").then(prepare).then(decide).commit()
+
 
 @pytest.fixture
 async def shared(databases: Any, tmp_path: Path) -> AsyncIterator[Store]:
@@ -67,7 +89,7 @@ async def shared(databases: Any, tmp_path: Path) -> AsyncIterator[Store]:
 
 @contextlib.asynccontextmanager
 async def replica(store: Store, name: str) -> AsyncIterator[Engine]:
-    engine = Engine(store, [travelling], owner=name, lease_seconds=0.6, claim_interval=0.05)
+    engine = Engine(store, [travelling, deciding], owner=name, lease_seconds=0.6, claim_interval=0.05)
     await engine.__aenter__()
     try:
         yield engine
@@ -127,3 +149,22 @@ async def test_a_time_travel_left_by_a_dead_replica_keeps_its_new_input(shared: 
         again = await b.time_travel(first.run_id, step=["work"], input_data=50, wait=True)
     assert again.status is RunStatus.SUCCESS and again.result == 100
     assert ran["prepare"] == 1 and ran["work:1"] == 1
+
+
+async def test_a_time_travel_with_resume_data_left_by_a_dead_replica_resumes_it_again(shared: Store) -> None:
+    """The step's body was under way, resumed by the time travel, when its replica died: the
+    other runs it again resumed, with the same resume data and suspend payload (its record
+    carries them, as a resumed step's does), never as a fresh step that would suspend again."""
+    async with replica(shared, "b") as b:
+        async with replica(shared, "a") as a:
+            first = await a.start("deciding", input_data={"n": 3}, wait=True)
+            assert first.status is RunStatus.SUSPENDED
+            blocking.add("decide")
+            travelling_run = await a.time_travel(first.run_id, step=["decide"], resume_data={"ok": True})
+            assert travelling_run.status is RunStatus.RUNNING
+            await until_ran("decide")
+            blocking.clear()  # `b`'s attempt returns
+        done = await settled(b, first.run_id)
+    assert done.status is RunStatus.SUCCESS and done.result == {"ok": True}
+    assert given == [(None, None), *[({"ok": True}, {"asked": 3})] * 2]
+    assert ran["prepare"] == 1 and ran["decide"] == 2

@@ -490,10 +490,27 @@ class Travel:
     """Time travels of this run so far (a fork starts at 0)."""
     fork_step: StepPath = ()
     """For a fork: the step it was forked at (kept across later time travels)."""
+    resume_data: Json = None
+    """The request's `resume_data`: the target runs as resumed with it until it has an
+    outcome, so a crash before its body ran re-runs it resumed all the same. None: it runs
+    as a fresh step."""
+    suspend_payload: Json = None
+    """With `resume_data`: what the target's body gets as its suspend data, the payload it
+    was left suspended with (None when it was not suspended); for a foreach step a list of
+    its items' payloads, by index. Copied here since its replaced record is gone."""
+    suspended_at: float | None = None
+    """When the target was left suspended (see `suspend_payload`): its record shows it, as
+    a resumed step's does, until its next outcome."""
 
     def to_json(self) -> dict[str, Json]:
         return _compact(
-            step=list(self.step), input=self.input, count=self.count, fork_step=list(self.fork_step) or None
+            step=list(self.step),
+            input=self.input,
+            count=self.count,
+            fork_step=list(self.fork_step) or None,
+            resume_data=self.resume_data,
+            suspend_payload=self.suspend_payload,
+            suspended_at=self.suspended_at,
         )
 
     @classmethod
@@ -505,6 +522,9 @@ class Travel:
             input=data.get("input"),
             count=data.get("count") or 0,
             fork_step=tuple(data.get("fork_step") or ()),
+            resume_data=data.get("resume_data"),
+            suspend_payload=data.get("suspend_payload"),
+            suspended_at=data.get("suspended_at"),
         )
 
 

@@ -126,6 +126,11 @@ def add_parsers(
             metavar="JSON",
             help=f"the step's new input (default: its recorded one; {JSON_HELP})",
         )
+        travel.add_argument(
+            "--resume-data",
+            metavar="JSON",
+            help=f"run the step as resumed with this data (as `resume --data`; {JSON_HELP})",
+        )
         travel.add_argument("--state", metavar="JSON", help=f"replace the run state ({JSON_HELP})")
         travel.add_argument("--context", metavar="JSON", help=f"request context entries ({JSON_HELP})")
         travel.add_argument("--request-id", help="idempotency key")
@@ -293,6 +298,7 @@ async def time_travel_run(client: Client, args: argparse.Namespace) -> int:
     done = await run_handle(client, args.run_id).time_travel(
         args.step,
         read_json(args.input, "--input"),
+        resume_data=read_json(args.resume_data, "--resume-data"),
         initial_state=read_json(args.state, "--state"),
         request_context=read_json(args.context, "--context"),
         request_id=args.request_id,
@@ -313,6 +319,7 @@ async def fork_run(client: Client, args: argparse.Namespace) -> int:
     done = await run_handle(client, args.run_id).fork(
         args.step,
         read_json(args.input, "--input"),
+        resume_data=read_json(args.resume_data, "--resume-data"),
         new_run_id=new_run_id,
         initial_state=read_json(args.state, "--state"),
         request_context=read_json(args.context, "--context"),

@@ -487,6 +487,7 @@ class RunHandle(convert.RunRequests):
         step: StepRef | Sequence[StepRef],
         input_data: Any = None,
         *,
+        resume_data: Any = None,
         initial_state: Any = None,
         request_context: dict[str, Any] | None = None,
         request_id: str | None = None,
@@ -496,6 +497,7 @@ class RunHandle(convert.RunRequests):
         """Re-execute this settled run from `step` (a dotted id or a path) with `input_data`
         (None: the input the step ran with); with `wait`, return once it settles again
         (Mastra `timeTravel` / `timeTravelAsync`). The earlier outcome stays in the run's events.
+        With `resume_data` the step runs as resumed with it (Mastra's `resumeData`).
         `wait_timeout` bounds a `wait`, as for `start_async`."""
         request = convert.time_travel_request(
             self.workflow_id,
@@ -506,6 +508,7 @@ class RunHandle(convert.RunRequests):
             request_context=request_context,
             request_id=convert.ensure_request_id(request_id),
             wait=wait,
+            resume_data=resume_data,
         )
         called = await self.client.call(
             self.client.stub.TimeTravel, request, wait=wait, wait_timeout=wait_timeout
@@ -517,6 +520,7 @@ class RunHandle(convert.RunRequests):
         step: StepRef | Sequence[StepRef],
         input_data: Any = None,
         *,
+        resume_data: Any = None,
         new_run_id: str | None = None,
         initial_state: Any = None,
         request_context: dict[str, Any] | None = None,
@@ -526,7 +530,7 @@ class RunHandle(convert.RunRequests):
     ) -> model.Run:
         """Fork this settled run from `step` into a new run (`new_run_id`, or generated),
         leaving this one untouched; returns the new run (its `forked_from` names this one).
-        `wait_timeout` bounds a `wait`, as for `start_async`."""
+        `resume_data` as for `time_travel`. `wait_timeout` bounds a `wait`, as for `start_async`."""
         request = convert.fork_run_request(
             self.workflow_id,
             self.run_id,
@@ -537,6 +541,7 @@ class RunHandle(convert.RunRequests):
             request_context=request_context,
             request_id=request_id,
             wait=wait,
+            resume_data=resume_data,
         )
         called = await self.client.call(
             self.client.stub.ForkRun, request, wait=wait, wait_timeout=wait_timeout

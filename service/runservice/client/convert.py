@@ -536,8 +536,10 @@ def time_travel_request(
     request_context: dict[str, Any] | None,
     request_id: str,
     wait: bool,
+    resume_data: Any = None,
 ) -> run_service_pb2.TimeTravelRequest:
-    """A TimeTravel request; `input_data=None` leaves the step's recorded input."""
+    """A TimeTravel request; `input_data=None` leaves the step's recorded input, and
+    `resume_data=None` runs the step as it first ran (not resumed)."""
     return run_service_pb2.TimeTravelRequest(
         workflow_id=workflow_id,
         run_id=run_id,
@@ -547,6 +549,7 @@ def time_travel_request(
         request_context=request_value(request_context, "request_context"),
         wait=wait,
         request_id=request_id,
+        resume_data=request_value(resume_data, "resume_data"),
     )
 
 
@@ -561,6 +564,7 @@ def fork_run_request(
     request_context: dict[str, Any] | None,
     request_id: str | None,
     wait: bool,
+    resume_data: Any = None,
 ) -> run_service_pb2.ForkRunRequest:
     """A ForkRun request; `input_data=None` leaves the step's recorded input. Without a
     `new_run_id` or a `request_id` of the caller's, the new run's id is made here (see
@@ -575,4 +579,5 @@ def fork_run_request(
         request_context=request_value(request_context, "request_context"),
         wait=wait,
         request_id=ensure_request_id(request_id),
+        resume_data=request_value(resume_data, "resume_data"),
     )

@@ -27,6 +27,7 @@ from runservice.engine.outcome import (
     USER_EXITS,
     Kind,
     Outcome,
+    Resumption,
     combine,
     failed,
     recorded,
@@ -87,6 +88,8 @@ class Walker(Protocol):
     def current_record(self, path: StepPath, scope: Scope, iteration: int = 0) -> StepRecord | None: ...
 
     def travel_ahead(self) -> StepPath | None: ...
+
+    def travel_resume(self, path: StepPath, index: int | None = None) -> Resumption | None: ...
 
     def drop_below(self, path: StepPath) -> None: ...
 
@@ -279,14 +282,18 @@ async def run_foreach(walker: Walker, node: ForeachNode, data: Json, scope: Scop
             )
             return walker.reject(path, data, error, iteration=scope.iteration)
         # The loop iteration it belongs to (as any step's): a later iteration starts over.
+        now = time.time()
         record = StepRecord(
             path,
             StepStatus.RUNNING,
             payload=data,
-            started_at=time.time(),
+            started_at=now,
             iteration=scope.iteration,
             position=walker.position(path),
         )
+        resumed = walker.travel_resume(path)
+        if resumed is not None:  # a time travel's: each item runs resumed (`run_item`)
+            record = replace(record, resume_payload=resumed.data, resumed_at=now)
         walker.outbox.clear_items(path)  # items of an earlier pass (a loop iteration) go
         if nested:
             walker.drop_below(path)  # and so do the records inside them

@@ -17,7 +17,6 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -34,6 +33,7 @@ from runservice.engine.outcome import (
     USER_EXITS,
     Kind,
     Outcome,
+    Resumption,
     failed,
     recorded,
     success,
@@ -98,15 +98,6 @@ def stopped_record(record: StepRecord, now: float) -> StepRecord:
         canceled = StepStatus.CANCELED
         items = tuple(replace(i, status=canceled) if i.status in _UNFINISHED else i for i in items)
     return replace(record, status=StepStatus.CANCELED, ended_at=now, foreach_items=items)
-
-
-@dataclass(frozen=True, slots=True)
-class Resumption:
-    """An accepted resume as a body receives it: the resume data (checked against the
-    step's resume schema when the body is called) and the payload it suspended with."""
-
-    data: Json
-    suspend_payload: Json
 
 
 class RunDriver:
@@ -408,12 +399,17 @@ class RunDriver:
             done = recorded(record)
             if done is not None:
                 return done
+            # A Resume accepted on it wins over a time travel's resume data, and so does its
+            # record of that data once it started (`execute`): then a crash re-runs it resumed.
             if record.resume_pending:
                 return await self.resume_step(runnable, record, scope)
             if record.status is StepStatus.SUSPENDED:
                 self.note_suspended(record)
                 return SUSPENDED
-        return await self.execute(runnable, data, path, scope, iteration=iteration or scope.iteration)
+        resumed = self.travel_resume(path) if self.travel is not None else None
+        return await self.execute(
+            runnable, data, path, scope, iteration=iteration or scope.iteration, resumed=resumed
+        )
 
     def travel_input(self, path: StepPath, data: Json) -> Json:
         """The input of the step at `path`: a time travel's new input while its target has
@@ -428,6 +424,19 @@ class RunDriver:
         if travel is None or travel.step != path or self.travel_ahead() is None:
             return data
         return travel.input
+
+    def travel_resume(self, path: StepPath, index: int | None = None) -> Resumption | None:
+        """A time travel's resume data for the step at `path` (`index`: for that item of a
+        foreach step) while the walk has yet to reach its target, as `travel_input` gives its
+        input; else None. The suspend payload is the one the target (the item) was left
+        suspended with, if any."""
+        travel = self.travel
+        if travel is None or travel.resume_data is None or travel.step != path or self.travel_ahead() is None:
+            return None
+        payload = travel.suspend_payload
+        if index is not None:
+            payload = payload[index] if isinstance(payload, list) and index < len(payload) else None
+        return Resumption(travel.resume_data, payload, None if index is not None else travel.suspended_at)
 
     def travel_ahead(self) -> StepPath | None:
         """A time travel's target while the walk has yet to reach it: it has no outcome yet,
@@ -616,12 +625,22 @@ class RunDriver:
     # -- executing one step: start record, body, finish record ---------------------------------
 
     async def execute(
-        self, step: Step, data: Json, path: StepPath, scope: Scope, *, iteration: int = 0
+        self,
+        step: Step,
+        data: Json,
+        path: StepPath,
+        scope: Scope,
+        *,
+        iteration: int = 0,
+        resumed: Resumption | None = None,
     ) -> Outcome:
         """Run a step from its input (first run, or again after a crash) and record it.
 
         An input its schema refuses fails each attempt in place of the body, as in Mastra,
-        which validates inside its retry loop: the step starts, is retried, then fails."""
+        which validates inside its retry loop: the step starts, is retried, then fails.
+        `resumed`: a time travel's resume data, which the body gets as a resumed one does;
+        its record then is a resumed step's (`resume_pending` until its outcome), so a
+        crash while it runs re-runs it resumed (`resume_step`)."""
         validated = self.validate_input(step.input_schema, data, path, emit=False)
         invalid: RunError | None = None
         if isinstance(validated, Outcome):
@@ -638,16 +657,25 @@ class RunDriver:
             if earlier is not None and earlier.status is StepStatus.RUNNING and earlier.iteration == iteration
             else 0
         )
+        now = time.time()
         record = StepRecord(
             path,
             StepStatus.RUNNING,
             payload=checked,
-            started_at=time.time(),
+            started_at=now,
             iteration=iteration,
             position=self.position(path),
             call_id=new_call_id(),
             attempt=first,
         )
+        if resumed is not None:
+            record = replace(
+                record,
+                resume_payload=resumed.data,
+                resumed_at=now,
+                suspend_payload=resumed.suspend_payload,
+                suspended_at=resumed.suspended_at,
+            )
         if self.status is RunStatus.WAITING:  # a sibling sleeps: only then does a start cost more
             await self.wake_for_body()
         if self.cancel_requested:  # no step starts after a Cancel (one taken during the wake-up)
@@ -659,7 +687,7 @@ class RunDriver:
             self.outbox.stage(step=self.records[path])
 
         body, attempt = await self.run_body(
-            step, value, scope, path, None, first_attempt=first, reached=reached, invalid=invalid
+            step, value, scope, path, resumed, first_attempt=first, reached=reached, invalid=invalid
         )
         outcome = self.finish_record(record, body, attempt=attempt)
         await self.after_body()
@@ -700,6 +728,10 @@ class RunDriver:
         value, invalid = (None, validated.error) if isinstance(validated, Outcome) else (validated[0], None)
         resumed = item if item is not None and item.resume_pending else None
         resumption = None if resumed is None else Resumption(resumed.resume_payload, resumed.suspend_payload)
+        if resumption is None and self.travel is not None:
+            # A foreach a time travel resumes: each of its items that has not run yet, or was
+            # cut by a crash, runs resumed (an item it left suspended waits for a Resume).
+            resumption = self.travel_resume(path, index)
         first = item.attempt if item is not None and (item.status is StepStatus.RUNNING or resumed) else 0
 
         def reached(next_attempt: int) -> None:

@@ -1036,21 +1036,21 @@ class Engine:
         request_id: str | None = None,
         wait: bool = False,
         born: float | None = None,
+        resume_data: Json = None,
     ) -> Run:
         """Run a settled run again from `step` with `input_data` (Mastra's timeTravel; see
         `engine/timetravel.py`). Same return convention as `start`. `initial_state`
-        replaces the run state when given; `request_context` entries are merged in."""
+        replaces the run state when given; `request_context` entries are merged in. With
+        `resume_data` the step runs as resumed with it."""
         self._check_open()
         context = _context(request_context)
         # What a retry must repeat: the request as sent (engine/marks.py says which fields).
         sent_input = () if input_data is RECORDED_INPUT else (input_data,)
         mark = (
-            TIME_TRAVEL.mark(request_id, (list(step), sent_input, initial_state, context))
+            TIME_TRAVEL.mark(request_id, (list(step), sent_input, initial_state, context, resume_data))
             if request_id
             else None
         )
-        # The plain request id, which earlier versions look up, and the mark beside it.
-        requests = TIME_TRAVEL.rows(mark) if mark else ()
 
         async def admission() -> _Admission:
             async with self._lock(run_id):
@@ -1070,14 +1070,19 @@ class Engine:
                 return _Repeat(run_id, run.created_at)
             workflow = self.definition(run)  # its recorded version, with the same step graph
             check_time_travel(run, workflow)
-            target = plan(run, workflow, step, input_data)
+            target = plan(run, workflow, step, input_data, resume_data)
             previous = run.travel
             travel = Travel(
                 target.path,
                 target.input,
                 count=(previous.count if previous else 0) + 1,
                 fork_step=previous.fork_step if previous else (),
+                resume_data=target.resume_data,
+                suspend_payload=target.suspend_payload,
+                suspended_at=target.suspended_at,
             )
+            # The plain request id, which earlier versions look up, and the mark beside it.
+            requests = TIME_TRAVEL.rows(mark) if mark else ()
             fields: dict[str, Any] = dict(
                 status=RunStatus.RUNNING,
                 result=None,
@@ -1095,7 +1100,7 @@ class Engine:
                 deadline=run_deadline(time.time(), workflow.timeout, None),
             )
             events = (
-                travel_event(target.path, target.replaced, run, fork=False),
+                travel_event(target, run, fork=False),
                 EventDraft.workflow_start(run.workflow_id, Execution.TIME_TRAVEL),
             )
             # Conditional on the settled status: of two concurrent time travels (on any
@@ -1158,10 +1163,12 @@ class Engine:
         wait: bool = False,
         trace_id: str | None = None,
         born: float | None = None,
+        resume_data: Json = None,
     ) -> Run:
         """Time travel into a new run (DBOS's fork): `run_id` is left as it is; the new run
         (`new_run_id`, else derived from `request_id`, else random) copies its input, state,
-        request context and the records before `step`, and names it in `forked_from`."""
+        request context and the records before `step`, and names it in `forked_from`. With
+        `resume_data` the step runs as resumed with it, as in `time_travel`."""
         self._check_open()
         context = _context(request_context)
         source = await self._load(run_id, workflow_id, steps=True, born=born)
@@ -1169,7 +1176,7 @@ class Engine:
         # What a retry must repeat: the request as sent (engine/marks.py says which fields).
         sent_input = () if input_data is RECORDED_INPUT else (input_data,)
         mark = (
-            FORK.mark(request_id, (run_id, list(step), sent_input, initial_state, context))
+            FORK.mark(request_id, (run_id, list(step), sent_input, initial_state, context, resume_data))
             if request_id
             else None
         )
@@ -1180,7 +1187,7 @@ class Engine:
                     return _Repeat(fork_id)
                 workflow = self.definition(source)  # the fork keeps records made by this definition
                 check_time_travel(source, workflow)
-                target = plan(source, workflow, step, input_data)
+                target = plan(source, workflow, step, input_data, resume_data)
                 now = time.time()
                 fresh = Run(
                     run_id=fork_id,
@@ -1195,12 +1202,19 @@ class Engine:
                     started_at=now,
                     trace_id=trace_id or new_trace_id(),
                     forked_from=source.run_id,
-                    travel=Travel(target.path, target.input, fork_step=target.path),
+                    travel=Travel(
+                        target.path,
+                        target.input,
+                        fork_step=target.path,
+                        resume_data=target.resume_data,
+                        suspend_payload=target.suspend_payload,
+                        suspended_at=target.suspended_at,
+                    ),
                     **identity(workflow),
                     deadline=run_deadline(now, workflow.timeout, None),
                 )
                 events = (
-                    travel_event(target.path, target.replaced, source, fork=True),
+                    travel_event(target, source, fork=True),
                     # The records the fork starts from, in its own log: a Watch's workflow state
                     # and a follower of the fork know them as GetRun does (audit). Without the
                     # items of a foreach, as the foreach's own result event has none.

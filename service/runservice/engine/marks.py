@@ -71,12 +71,23 @@ class MarkForm:
     """The kind of a row with the plain request id that every mark of this form has beside it
     (written in the same commit): the one earlier versions look up. None: the mark is the
     request's only row."""
+    added: int = 0
+    """How many of the last `fields` were added to the request after its form's first version.
+    A mark leaves out the digests of those at its end that are unset (None), so the mark of a
+    request that sets none is the one earlier versions wrote and read; and a mark of this tag
+    without them was made by a request that did not set them (earlier versions had no such
+    field), so they compare as unset. Not a prefix: a retry that sets one where the first did
+    not is RequestIdReused naming it."""
 
     def mark(self, request_id: str, values: Sequence[object]) -> Mark:
         """The mark of a request with `request_id` whose `fields` have `values` (as sent)."""
         if len(values) != len(self.fields):
             raise ValueError(f"{self.tag} marks digest {len(self.fields)} fields, not {len(values)}")
-        return Mark(request_id, request_id + self.tag + _SEPARATOR.join(map(_digest, values, self.sizes)))
+        kept = len(values)
+        while kept > len(values) - self.added and values[kept - 1] is None:
+            kept -= 1
+        digests = map(_digest, values[:kept], self.sizes)
+        return Mark(request_id, request_id + self.tag + _SEPARATOR.join(digests))
 
     def rows(self, mark: Mark) -> tuple[tuple[str, str], ...]:
         """The `requests` rows (`RunWrite.requests`) the commit of a request that leaves `mark`
@@ -122,8 +133,16 @@ class MarkForm:
                     len(digest) == 2 * size and _DIGEST.fullmatch(digest)
                     for digest, size in zip(digests, self.sizes, strict=False)
                 ):
-                    return digests
+                    return self._with_unset_added(digests) if tag == self.tag else digests
         return None
+
+    def _with_unset_added(self, digests: list[str]) -> list[str]:
+        """The digests of a mark of this form's own tag with those of the `added` fields it
+        left out (unset) filled in."""
+        missing = len(self.fields) - len(digests)
+        if not 0 < missing <= self.added:
+            return digests
+        return digests + [_digest(None, size) for size in self.sizes[len(digests) :]]
 
 
 def _digest(value: object, size: int) -> str:
@@ -179,9 +198,11 @@ FORK = MarkForm(
     # unset, the recorded input, and `[input]` when sent, so that no input sent digests as
     # unset), the state (unset, the original's state, differs from `{}`: digested as sent)
     # and the request context entries (unset merges none: passed as `{}`).
-    ("run_id", "step", "input_data", "initial_state", "request_context"),
-    (8, 8, 8, 8, 8),
+    ("run_id", "step", "input_data", "initial_state", "request_context", "resume_data"),
+    (8, 8, 8, 8, 8, 8),
     # Earlier versions marked a fork with the plain request id only: read as recording nothing.
+    # `resume_data` (unset: null) came later: left out while unset (see `MarkForm.added`).
+    added=1,
 )
 """A ForkRun's mark, on the fork. Not compared, as for `START`: `wait` and the trace id
 (`tracing_options`); `new_run_id` is the run that holds the mark; `workflow_id` is checked
@@ -241,9 +262,12 @@ TIME_TRAVEL = MarkForm(
     # As `FORK`'s, less the run (the mark is on it): the step, its input (`[]` unset: the
     # recorded input; `[input]` sent), the state (unset, the run's own, differs from `{}`)
     # and the request context entries.
-    ("step", "input_data", "initial_state", "request_context"),
-    (8, 8, 8, 8),
+    ("step", "input_data", "initial_state", "request_context", "resume_data"),
+    (8, 8, 8, 8, 8),
     beside="time-travel",
+    # `resume_data` (unset: null) came later: left out while unset, so the marks of those
+    # requests are as before.
+    added=1,
 )
 """A TimeTravel's mark, on the run. Not compared: `wait` and the trace (`tracing_options`);
 `workflow_id` is checked against the run."""

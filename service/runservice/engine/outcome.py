@@ -33,6 +33,17 @@ class Outcome:
         return self.kind is Kind.SUCCESS
 
 
+@dataclass(frozen=True, slots=True)
+class Resumption:
+    """An accepted resume as a body receives it: the resume data (checked against the
+    step's resume schema when the body is called) and the payload it suspended with."""
+
+    data: Json
+    suspend_payload: Json
+    suspended_at: float | None = None
+    """When it suspended (a time travel's resumed record shows it, as a resumed step's does)."""
+
+
 SUSPENDED = Outcome(Kind.SUSPENDED)
 CANCELED = Outcome(Kind.CANCELED)
 

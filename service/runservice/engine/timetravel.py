@@ -16,6 +16,15 @@ A loop body keeps one record (its latest iteration), so travelling to a loop bod
 the loop again from its first iteration with the new input. Steps inside a foreach item
 (paths with "[i]") cannot be targets; the foreach step itself can (its input is the list).
 
+With `resume_data` (Mastra's `resumeData`) the target runs as resumed: its body gets the
+data and, when the run left it suspended, the payload it suspended with (a foreach step:
+every item's body, each with its own payload). It is stored on the run with the new input
+(`Travel`), so it survives a crash as the input does. Mastra gives it only to a target
+(and to any later step) the run left suspended, and drops it without a word otherwise or
+when it fails the resume schema: here it is validated as a Resume's is, and the target
+gets it whatever its record says, so a step that was resumed and went on can be answered
+again in one call. A nested workflow has no body to give it to: refused, naming `resume_data`.
+
 The run's event log continues (TimeTravel) or starts (ForkRun) with a TIME_TRAVEL event
 whose data names the target and the replaced records and carries the earlier outcome, so
 nothing of what ran before is lost: the replaced records are in the events before it.
@@ -36,7 +45,17 @@ from runservice.errors import (
     StepNotReached,
     ValidationFailed,
 )
-from runservice.model import EventDraft, EventType, Json, Run, RunStatus, StepPath, StepRecord, path_key
+from runservice.model import (
+    EventDraft,
+    EventType,
+    Json,
+    Run,
+    RunStatus,
+    StepPath,
+    StepRecord,
+    StepStatus,
+    path_key,
+)
 from runservice.workflow import ForeachNode, Schema, SchemaViolation, Workflow
 
 TRAVELABLE = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.SUSPENDED})
@@ -63,6 +82,11 @@ class TravelPlan:
     input: Json
     kept: tuple[StepRecord, ...]
     replaced: tuple[StepRecord, ...]
+    resume_data: Json = None
+    """The validated resume data (None: the target is not resumed)."""
+    suspend_payload: Json = None
+    """What the target's body gets as its suspend data (see `Travel.suspend_payload`)."""
+    suspended_at: float | None = None
 
 
 def check_time_travel(run: Run, workflow: Workflow) -> None:
@@ -84,9 +108,12 @@ def refusal(run_id: str, status: RunStatus | None) -> Exception:
     return RunStillActive(run_id, (status or RunStatus.RUNNING).value)
 
 
-def plan(run: Run, workflow: Workflow, step: Sequence[str], input_data: Json) -> TravelPlan:
+def plan(
+    run: Run, workflow: Workflow, step: Sequence[str], input_data: Json, resume_data: Json = None
+) -> TravelPlan:
     """Which records stay and go when `run` travels back to `step` (a path of ids, or one
-    dotted id), and the target's validated input (`RECORDED_INPUT`: the one it ran with)."""
+    dotted id), the target's validated input (`RECORDED_INPUT`: the one it ran with) and
+    resume data (None: not resumed)."""
     path = _path(step)
     runnable = find_runnable(workflow, path)
     if runnable is None or any(part.startswith("[") for part in path):
@@ -104,16 +131,54 @@ def plan(run: Run, workflow: Workflow, step: Sequence[str], input_data: Json) ->
     kept = tuple(s for s in run.steps if s not in replaced)
     data = target.payload if input_data is RECORDED_INPUT else input_data
     schema = runnable.input_schema
-    if _is_foreach(workflow, path):
-        data = _validate_items(schema, data)
-    else:
-        data = _validate(schema, data, "input_data")
-    return TravelPlan(path, data, kept, replaced)
+    foreach = _is_foreach(workflow, path)
+    data = _validate_items(schema, data) if foreach else _validate(schema, data, "input_data")
+    if resume_data is None:
+        return TravelPlan(path, data, kept, replaced)
+    if isinstance(runnable, Workflow):
+        raise _no_body(run, path, foreach)
+    resumed = _validate(runnable.resume_schema, resume_data, "resume_data", "resume data")
+    suspended = target.status is StepStatus.SUSPENDED
+    payload: Json = target.suspend_payload if suspended else None
+    if foreach:
+        # By index, as Mastra's: item i of the new input gets what item i suspended with.
+        payload = [None] * (1 + max((i.index for i in target.foreach_items), default=-1))
+        for item in target.foreach_items:
+            if item.status is StepStatus.SUSPENDED:
+                payload[item.index] = item.suspend_payload
+    return TravelPlan(
+        path,
+        data,
+        kept,
+        replaced,
+        resume_data=resumed,
+        suspend_payload=payload,
+        suspended_at=target.suspended_at if suspended and not foreach else None,
+    )
 
 
-def travel_event(path: StepPath, replaced: Sequence[StepRecord], previous: Run, *, fork: bool) -> EventDraft:
+def _no_body(run: Run, path: StepPath, foreach: bool) -> InvalidArgument:
+    """The refusal of resume data for a nested workflow (or a foreach of them): it has no body
+    of its own to give it to, and it runs again from its first step. Mastra gives it to a step
+    suspended inside and runs none of the earlier ones again, which here is a time travel to
+    that step: named when the run has one."""
+    suspended = [path_key(p) for p in run.suspended if p[: len(path)] == path and p != path]
+    what = "a foreach of nested workflows" if foreach else "a nested workflow"
+    hint = f" (suspended inside it: {', '.join(suspended)})" if suspended else ""
+    description = (
+        f"{path_key(path)!r} is {what}, whose steps get resume data, not itself: time travel to"
+        f" the step inside it that is to be resumed{hint}"
+    )
+    return InvalidArgument(
+        f"resume_data: {description}", violations=[FieldViolation("resume_data", description)]
+    )
+
+
+def travel_event(target: TravelPlan, previous: Run, *, fork: bool) -> EventDraft:
     """The TIME_TRAVEL event: the target, the replaced records and the earlier outcome
-    (for a fork: the run it was forked from and that run's outcome)."""
+    (for a fork: the run it was forked from and that run's outcome), and the resume data
+    the target runs with, if any (the log says what the execution was given, as a
+    resumed step's start event does)."""
     outcome: dict[str, Json] = {
         "run_id": previous.run_id,
         "status": previous.status.value,
@@ -122,10 +187,12 @@ def travel_event(path: StepPath, replaced: Sequence[StepRecord], previous: Run, 
         "last_sequence": previous.last_sequence,
     }
     data: dict[str, Json] = {
-        "step": list(path),
-        "replaced_steps": [] if fork else [s.key for s in replaced],
+        "step": list(target.path),
+        "replaced_steps": [] if fork else [s.key for s in target.replaced],
         "forked_from" if fork else "previous": outcome,
     }
+    if target.resume_data is not None:
+        data["resume_data"] = target.resume_data
     return EventDraft(EventType.TIME_TRAVEL, RunStatus.RUNNING, data=data)
 
 
@@ -144,11 +211,11 @@ def _is_foreach(workflow: Workflow, path: StepPath) -> bool:
     )
 
 
-def _validate(schema: Schema | None, data: Json, field: str) -> Json:
+def _validate(schema: Schema | None, data: Json, field: str, what: str = "step input") -> Json:
     if schema is None:
         return data
     try:
-        return schema.validate(data, "step input")[1]
+        return schema.validate(data, what)[1]
     except SchemaViolation as exc:
         violations = [
             FieldViolation(f"{field}.{v.field}" if v.field else field, v.description) for v in exc.violations

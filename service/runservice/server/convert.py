@@ -596,14 +596,15 @@ class TimeTravelArgs(TypedDict):
     initial_state: Json
     request_context: dict[str, Json] | None
     request_id: str | None
+    resume_data: Json
 
 
 def time_travel_args(
-    request: run_service_pb2.TimeTravelRequest | run_service_pb2.ForkRunRequest,
+    request: run_service_pb2.TimeTravelRequest | run_service_pb2.ForkRunRequest, prefix: str = ""
 ) -> TimeTravelArgs:
     """Engine arguments of a TimeTravel or ForkRun (`wait`, `new_run_id` and tracing are
     read by the caller); an unset input_data is the step's recorded input."""
-    checks = Checks()
+    checks = Checks(prefix)
     checks.run_id("run_id", request.run_id, required=True)
     workflow = _workflow_ref(checks, request.workflow_id)
     step = checks.step_path("step", request.step)
@@ -615,6 +616,7 @@ def time_travel_args(
         input_data = RECORDED_INPUT
     initial_state = checks.json(request, "initial_state", limits.INITIAL_STATE)
     context = checks.json_object(request, "request_context", limits.REQUEST_CONTEXT)
+    resume_data = checks.json(request, "resume_data", limits.RESUME_DATA)
     checks.done()
     return TimeTravelArgs(
         run_id=request.run_id,
@@ -624,6 +626,7 @@ def time_travel_args(
         initial_state=initial_state,
         request_context=context,
         request_id=_optional(request.request_id),
+        resume_data=resume_data,
     )
 
 

@@ -273,7 +273,7 @@ class DeleteRunResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class TimeTravelRequest(_message.Message):
-    __slots__ = ("workflow_id", "run_id", "step", "input_data", "initial_state", "request_context", "wait", "request_id", "tracing_options")
+    __slots__ = ("workflow_id", "run_id", "step", "input_data", "initial_state", "request_context", "wait", "request_id", "tracing_options", "resume_data")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +283,7 @@ class TimeTravelRequest(_message.Message):
     WAIT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACING_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_DATA_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     run_id: str
     step: _containers.RepeatedScalarFieldContainer[str]
@@ -292,7 +293,8 @@ class TimeTravelRequest(_message.Message):
     wait: bool
     request_id: str
     tracing_options: TracingOptions
-    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., step: _Optional[_Iterable[str]] = ..., input_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., initial_state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ...) -> None: ...
+    resume_data: _struct_pb2.Value
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., step: _Optional[_Iterable[str]] = ..., input_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., initial_state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ..., resume_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class TimeTravelResponse(_message.Message):
     __slots__ = ("run",)
@@ -301,7 +303,7 @@ class TimeTravelResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class ForkRunRequest(_message.Message):
-    __slots__ = ("workflow_id", "run_id", "new_run_id", "step", "input_data", "initial_state", "request_context", "wait", "request_id", "tracing_options")
+    __slots__ = ("workflow_id", "run_id", "new_run_id", "step", "input_data", "initial_state", "request_context", "wait", "request_id", "tracing_options", "resume_data")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     NEW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +314,7 @@ class ForkRunRequest(_message.Message):
     WAIT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACING_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_DATA_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     run_id: str
     new_run_id: str
@@ -322,7 +325,8 @@ class ForkRunRequest(_message.Message):
     wait: bool
     request_id: str
     tracing_options: TracingOptions
-    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., new_run_id: _Optional[str] = ..., step: _Optional[_Iterable[str]] = ..., input_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., initial_state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ...) -> None: ...
+    resume_data: _struct_pb2.Value
+    def __init__(self, workflow_id: _Optional[str] = ..., run_id: _Optional[str] = ..., new_run_id: _Optional[str] = ..., step: _Optional[_Iterable[str]] = ..., input_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., initial_state: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_context: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., wait: _Optional[bool] = ..., request_id: _Optional[str] = ..., tracing_options: _Optional[_Union[TracingOptions, _Mapping]] = ..., resume_data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class ForkRunResponse(_message.Message):
     __slots__ = ("run",)

@@ -51,6 +51,10 @@ export interface ForkRunRequest {
    * Optional tracing of the fork's execution; its trace_id becomes the fork's trace id.
    */
   'tracingOptions'?: (_runservice_v1_TracingOptions | null);
+  /**
+   * Optional. The step runs as resumed with this data (as TimeTravelRequest.resume_data).
+   */
+  'resumeData'?: (_google_protobuf_Value | null);
 }
 
 /**
@@ -101,4 +105,8 @@ export interface ForkRunRequest__Output {
    * Optional tracing of the fork's execution; its trace_id becomes the fork's trace id.
    */
   'tracingOptions': (_runservice_v1_TracingOptions__Output | null);
+  /**
+   * Optional. The step runs as resumed with this data (as TimeTravelRequest.resume_data).
+   */
+  'resumeData': (_google_protobuf_Value__Output | null);
 }

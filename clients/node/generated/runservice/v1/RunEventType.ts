@@ -50,7 +50,7 @@ export const RunEventType = {
    * `replaced_steps` (dotted paths of the step records that were replaced: their
    * earlier events stay in the log) with `previous` (the earlier outcome: run_id,
    * status, result, error, last_sequence) for TimeTravel, or `forked_from` (the same
-   * fields, of the original run) for ForkRun.
+   * fields, of the original run) for ForkRun; `resume_data` when the request had some.
    */
   RUN_EVENT_TYPE_TIME_TRAVEL: 'RUN_EVENT_TYPE_TIME_TRAVEL',
 } as const;
@@ -115,7 +115,7 @@ export type RunEventType =
    * `replaced_steps` (dotted paths of the step records that were replaced: their
    * earlier events stay in the log) with `previous` (the earlier outcome: run_id,
    * status, result, error, last_sequence) for TimeTravel, or `forked_from` (the same
-   * fields, of the original run) for ForkRun.
+   * fields, of the original run) for ForkRun; `resume_data` when the request had some.
    */
   | 'RUN_EVENT_TYPE_TIME_TRAVEL'
   | 10

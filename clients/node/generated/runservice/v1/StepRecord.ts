@@ -36,7 +36,8 @@ export interface StepRecord {
    */
   'suspendPayload'?: (_google_protobuf_Value | null);
   /**
-   * The resume data the step was resumed with; set after a resume.
+   * The resume data the step was resumed with; set after a resume (or a TimeTravel
+   * with resume_data).
    */
   'resumePayload'?: (_google_protobuf_Value | null);
   /**
@@ -119,7 +120,8 @@ export interface StepRecord__Output {
    */
   'suspendPayload': (_google_protobuf_Value__Output | null);
   /**
-   * The resume data the step was resumed with; set after a resume.
+   * The resume data the step was resumed with; set after a resume (or a TimeTravel
+   * with resume_data).
    */
   'resumePayload': (_google_protobuf_Value__Output | null);
   /**

@@ -49,6 +49,17 @@ export interface TimeTravelRequest {
    * Optional tracing of the re-execution (its span, trace id and attributes).
    */
   'tracingOptions'?: (_runservice_v1_TracingOptions | null);
+  /**
+   * Optional. Runs the step as resumed with this data (Mastra's timeTravel `resumeData`):
+   * its body gets it as `resume_data`, with the payload it suspended with as
+   * `suspend_data` when the run left it suspended (else none); for a foreach step, every
+   * item's body. Validated against the step's resume schema as a Resume's is (unchecked
+   * when it has none). A nested workflow is no step with a body: INVALID_ARGUMENT with a
+   * field violation on `resume_data` (travel to the step inside it). Unset or null: the
+   * step runs as it first did. Recorded in the TIME_TRAVEL event's data and on the step's
+   * record (resume_payload, resumed_at).
+   */
+  'resumeData'?: (_google_protobuf_Value | null);
 }
 
 /**
@@ -97,4 +108,15 @@ export interface TimeTravelRequest__Output {
    * Optional tracing of the re-execution (its span, trace id and attributes).
    */
   'tracingOptions': (_runservice_v1_TracingOptions__Output | null);
+  /**
+   * Optional. Runs the step as resumed with this data (Mastra's timeTravel `resumeData`):
+   * its body gets it as `resume_data`, with the payload it suspended with as
+   * `suspend_data` when the run left it suspended (else none); for a foreach step, every
+   * item's body. Validated against the step's resume schema as a Resume's is (unchecked
+   * when it has none). A nested workflow is no step with a body: INVALID_ARGUMENT with a
+   * field violation on `resume_data` (travel to the step inside it). Unset or null: the
+   * step runs as it first did. Recorded in the TIME_TRAVEL event's data and on the step's
+   * record (resume_payload, resumed_at).
+   */
+  'resumeData': (_google_protobuf_Value__Output | null);
 }
