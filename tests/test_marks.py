@@ -13,7 +13,7 @@ import hashlib
 import orjson
 import pytest
 
-from runservice.engine.marks import RESUME_BEGAN, START, TIME_TRAVEL, began_at, began_row
+from runservice.engine.marks import RESUME_BEGAN, START, TIME_TRAVEL, TIME_TRAVEL_BEGAN, began_at, began_row
 from runservice.errors import RequestIdReused
 
 pytestmark = pytest.mark.timeout(10)
@@ -63,3 +63,7 @@ def test_a_field_added_later_is_left_out_while_unset_and_compared_as_unset_when_
         with pytest.raises(RequestIdReused) as reused:
             TIME_TRAVEL.repeats("r", mine, [stored.text])
         assert reused.value.metadata["field"] == "resume_data"
+
+
+def test_where_a_time_travel_began_has_rows_of_its_own_kind() -> None:
+    assert began_row("t-1", 9, TIME_TRAVEL_BEGAN) == (TIME_TRAVEL_BEGAN, "t-1#9") != began_row("t-1", 9)

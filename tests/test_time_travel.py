@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import flows
+import grpc
 import pytest
 from conftest import client_for
 from flows import Text, Value, add_one, to_text
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 
 from runservice import create_step, create_workflow, errors, wire
 from runservice.client import Client, RunHandle, SyncClient
+from runservice.client.status import error_from_rpc
 from runservice.model import Event, EventType, Execution, Run, RunStatus, StepStatus
 from runservice.v1 import run_pb2, run_service_pb2
 from runservice.workflow import StepContext
@@ -928,3 +930,93 @@ async def test_a_fork_resumes_its_step_with_resume_data_and_the_original_stays_s
     with pytest.raises(errors.RequestIdReused) as reused:
         await handle.fork("ask", resume_data={"add": 3}, request_id="fk-r")
     assert reused.value.metadata["field"] == "resume_data"
+
+
+# -- Stream with time_travel (Mastra's `timeTravelStream`) ------------------------------------------
+
+
+async def test_a_time_travel_stream_sends_the_re_execution_from_its_time_travel_event(client: Client) -> None:
+    handle = await client.get_workflow("tt-ask").create_run()
+    first = await handle.start_async(input_data={"value": 1})
+
+    events = [e async for e in handle.time_travel_stream("ask", resume_data={"add": 5}, request_id="tts-1")]
+
+    assert [e.sequence for e in events] == list(range(first.last_sequence + 1, events[-1].sequence + 1))
+    assert events[0].type is EventType.TIME_TRAVEL and events[0].data["resume_data"] == {"add": 5}
+    assert events[0].data["previous"]["status"] == "suspended"
+    assert events[1].type is EventType.WORKFLOW_START and events[1].cause is Execution.TIME_TRAVEL
+    assert [(e.type, e.step_path) for e in events[2:4]] == [
+        (EventType.STEP_START, ("ask",)),
+        (EventType.STEP_RESULT, ("ask",)),
+    ]
+    assert events[-1].type is EventType.WORKFLOW_FINISH and events[-1].data == {"value": 70}
+    assert handle.last_run is not None and handle.last_run.result == {"value": 70}
+    # The stream is that time travel's: a retry sends the same events after the run moved on
+    # (here: another time travel), and one that changes what was sent is refused.
+    await handle.time_travel("times-ten", {"value": 3}, wait=True)
+    again = [e async for e in handle.time_travel_stream("ask", resume_data={"add": 5}, request_id="tts-1")]
+    assert [(e.sequence, e.type) for e in again] == [(e.sequence, e.type) for e in events]
+    with pytest.raises(errors.RequestIdReused) as reused:
+        async for _ in handle.time_travel_stream("ask", resume_data={"add": 6}, request_id="tts-1"):
+            pytest.fail("no event expected")
+    assert reused.value.metadata["field"] == "resume_data"
+    assert len(SEEN[f"{handle.run_id}:ask"]) == 2  # the start and the streamed time travel
+
+
+async def test_a_time_travel_stream_without_request_id_ends_with_the_run_suspended(client: Client) -> None:
+    """Through the stub, as a caller of another language sends it: no request id, no resume data."""
+    handle = await client.get_workflow("tt-ask").create_run()
+    first = await handle.start_async(input_data={"value": 1})
+    request = run_service_pb2.StreamRequest(
+        time_travel=run_service_pb2.TimeTravelRequest(run_id=handle.run_id, step=["ask"])
+    )
+    async with asyncio.timeout(10):
+        messages = [m async for m in client.stub.Stream(request)]
+    events = [e for m in messages for e in m.events]
+    assert events[0].sequence == first.last_sequence + 1
+    assert events[0].type == run_pb2.RUN_EVENT_TYPE_TIME_TRAVEL
+    assert events[1].type == run_pb2.RUN_EVENT_TYPE_WORKFLOW_START
+    assert events[-2].type == run_pb2.RUN_EVENT_TYPE_STEP_SUSPENDED
+    assert events[-1].type == run_pb2.RUN_EVENT_TYPE_WORKFLOW_FINISH
+    end = messages[-1]
+    assert end.end_of_stream and end.run_id == handle.run_id
+    assert end.run.status == run_pb2.RUN_STATUS_SUSPENDED
+    assert end.run.time_travel_count == 1
+
+
+async def test_a_refused_time_travel_stream_fails_before_any_message(client: Client) -> None:
+    gated = await client.get_workflow("tt-gated").create_run()
+    await gated.start(input_data={"value": 1})
+    asking = await client.get_workflow("tt-ask").create_run()
+    await asking.start_async(input_data={"value": 1})
+    cases: list[tuple[run_service_pb2.TimeTravelRequest, str, list[str]]] = [
+        (run_service_pb2.TimeTravelRequest(run_id=gated.run_id, step=["gate"]), "RUN_STILL_ACTIVE", []),
+        (run_service_pb2.TimeTravelRequest(run_id=asking.run_id), "INVALID_REQUEST", ["time_travel.step"]),
+        (
+            run_service_pb2.TimeTravelRequest(
+                run_id=asking.run_id, step=["ask"], resume_data=wire.optional_value({"add": "x"})
+            ),
+            "VALIDATION_FAILED",
+            ["resume_data.add"],
+        ),
+    ]
+    for travel, reason, fields in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in client.stub.Stream(run_service_pb2.StreamRequest(time_travel=travel)):
+                pytest.fail("no message expected")
+        error = error_from_rpc(caught.value)
+        assert (error.reason, [v.field for v in error.violations]) == (reason, fields)
+    await gated.cancel()
+    assert (await client.get_workflow("tt-ask").run_by_id(asking.run_id)).travel is None
+
+
+async def test_the_sync_client_streams_a_time_travel(sync_client: SyncClient) -> None:
+    def scenario() -> list[Event]:
+        with sync_client as connected:
+            asking = connected.get_workflow("approval").create_run(run_id="sync-tts")
+            asking.start_async({"count": 1})
+            return list(asking.time_travel_stream("ask", resume_data={"approved": True}))
+
+    events = await asyncio.to_thread(scenario)
+    assert events[0].type is EventType.TIME_TRAVEL and events[0].data["resume_data"] == {"approved": True}
+    assert events[-1].type is EventType.WORKFLOW_FINISH and events[-1].data == {"verdict": "approved"}

@@ -104,7 +104,7 @@ def error_of_call(exc: FailedCall, request: object) -> errors.ServiceError:
 
 def request_id_of(request: object) -> str:
     """The idempotency key `request` carries ("": none): its own, or, for a Stream, that of the
-    Start or Resume it wraps (StreamRequest has no field of its own)."""
+    Start, Resume or TimeTravel it wraps (StreamRequest has no field of its own)."""
     if isinstance(request, run_service_pb2.StreamRequest):
         action = request.WhichOneof("action")
         request = getattr(request, action) if action else None
@@ -193,7 +193,8 @@ def client_closed() -> errors.Unavailable:
 
 def stream_ended_early(run_id: str, request: object) -> errors.Unavailable:
     """The error a Stream raises when it ended without an error before its first event: whether
-    it started (or resumed) the run is unknown, so it is to be retried with its `request_id`."""
+    it started (resumed, time travelled) the run is unknown, so it is to be retried with its
+    `request_id`."""
     found = {"run_id": run_id, "request_id": request_id_of(request)}
     metadata = {key: value for key, value in found.items() if value}  # a Start may name no run
     again = "retry with the same request_id" if "request_id" in metadata else "retry it"

@@ -695,6 +695,32 @@ class SyncRunHandle(convert.RunRequests):
         )
         return self._stream(run_service_pb2.StreamRequest(resume=resume))
 
+    def time_travel_stream(
+        self,
+        step: StepRef | Sequence[StepRef],
+        input_data: Any = None,
+        *,
+        resume_data: Any = None,
+        initial_state: Any = None,
+        request_context: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> Iterator[model.Event]:
+        """Time travel this settled run as `time_travel` does and yield the events of the
+        re-execution, from its TIME_TRAVEL event until it is terminal or suspended again
+        (Mastra `timeTravelStream`; `last_run` is then set)."""
+        request = convert.time_travel_request(
+            self.workflow_id,
+            self.run_id,
+            step=step,
+            input_data=input_data,
+            initial_state=initial_state,
+            request_context=request_context,
+            request_id=convert.ensure_request_id(request_id),
+            wait=False,
+            resume_data=resume_data,
+        )
+        return self._stream(run_service_pb2.StreamRequest(time_travel=request))
+
     def _stream(self, request: run_service_pb2.StreamRequest) -> Iterator[model.Event]:
         last = 0
         settled = False

@@ -38,6 +38,7 @@ from runservice.engine.marks import (
     RESUME_BEGAN,
     START,
     TIME_TRAVEL,
+    TIME_TRAVEL_BEGAN,
     Mark,
     MarkForm,
     began_at,
@@ -646,6 +647,12 @@ class Engine:
         before these records made the resume)."""
         return began_at(await self._store.request_ids(run_id, RESUME_BEGAN), request_id)
 
+    async def time_travel_began(self, run_id: str, request_id: str) -> int | None:
+        """The sequence of the TIME_TRAVEL event of the run's time travel with `request_id`:
+        where a Stream of it begins, for a retry too. None if the run recorded none (a version
+        before these records made it)."""
+        return began_at(await self._store.request_ids(run_id, TIME_TRAVEL_BEGAN), request_id)
+
     async def _accept_resume(
         self,
         run_id: str,
@@ -1081,8 +1088,17 @@ class Engine:
                 suspend_payload=target.suspend_payload,
                 suspended_at=target.suspended_at,
             )
-            # The plain request id, which earlier versions look up, and the mark beside it.
-            requests = TIME_TRAVEL.rows(mark) if mark else ()
+            # The plain request id, which earlier versions look up, and the mark beside it;
+            # where its execution begins (as read, the run's next event: `expect_read`), for a
+            # Stream of it, retried too.
+            requests = (
+                (
+                    *TIME_TRAVEL.rows(mark),
+                    began_row(mark.request_id, run.last_sequence + 1, TIME_TRAVEL_BEGAN),
+                )
+                if mark
+                else ()
+            )
             fields: dict[str, Any] = dict(
                 status=RunStatus.RUNNING,
                 result=None,

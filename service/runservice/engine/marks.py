@@ -241,9 +241,10 @@ where the run is by then (it began mid-run, or with only the end: audit). Older 
 read it; a run's delete removes it with the others."""
 
 
-def began_row(request_id: str, sequence: int) -> tuple[str, str]:
-    """The `RESUME_BEGAN` row of a resume with `request_id` whose execution begins at `sequence`."""
-    return RESUME_BEGAN, f"{request_id}#{sequence}"
+def began_row(request_id: str, sequence: int, kind: str = RESUME_BEGAN) -> tuple[str, str]:
+    """The `RESUME_BEGAN` row (or one of another `kind`: `TIME_TRAVEL_BEGAN`) of a request with
+    `request_id` whose execution begins at `sequence`."""
+    return kind, f"{request_id}#{sequence}"
 
 
 def began_at(rows: Collection[str], request_id: str) -> int | None:
@@ -271,3 +272,9 @@ TIME_TRAVEL = MarkForm(
 )
 """A TimeTravel's mark, on the run. Not compared: `wait` and the trace (`tracing_options`);
 `workflow_id` is checked against the run."""
+
+
+TIME_TRAVEL_BEGAN = "time-travel-began"
+"""The kind of the `requests` row a TimeTravel with a request id also leaves: `<request id>#<the
+sequence of its TIME_TRAVEL event>`, as `RESUME_BEGAN` for a Resume: a retried Stream of the time
+travel follows from there (`began_row`, `began_at`)."""

@@ -342,7 +342,7 @@ def _fill_step_node(msg: run_pb2.StepGraphNode, step: Runnable) -> None:
 class Checks:
     """Collects field violations so one INVALID_ARGUMENT lists every bad field.
 
-    `prefix` names the enclosing field (for the start/resume inside a StreamRequest).
+    `prefix` names the enclosing field (for the start, resume or time_travel inside a StreamRequest).
     """
 
     def __init__(self, prefix: str = "") -> None:
@@ -735,18 +735,24 @@ def watch_args(request: run_service_pb2.WatchRequest) -> WatchArgs:
     )
 
 
-StreamAction = tuple[Literal["start"], StartArgs] | tuple[Literal["resume"], ResumeArgs]
+StreamAction = (
+    tuple[Literal["start"], StartArgs]
+    | tuple[Literal["resume"], ResumeArgs]
+    | tuple[Literal["time_travel"], TimeTravelArgs]
+)
 
 
 def stream_action(request: run_service_pb2.StreamRequest) -> StreamAction:
-    """What a Stream asks for: ("start", args) or ("resume", args)."""
+    """What a Stream asks for: ("start", args), ("resume", args) or ("time_travel", args)."""
     action = request.WhichOneof("action")
     if action == "start":
         return "start", start_args(request.start, prefix="start.")
     if action == "resume":
         return "resume", resume_args(request.resume, prefix="resume.")
+    if action == "time_travel":
+        return "time_travel", time_travel_args(request.time_travel, prefix="time_travel.")
     checks = Checks()
-    checks.bad("action", "set start or resume")
+    checks.bad("action", "set start, resume or time_travel")
     checks.done()
     raise AssertionError("unreachable")
 

@@ -280,18 +280,32 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def TimeTravel(
         self, request: run_service_pb2.TimeTravelRequest, context: Context
     ) -> run_service_pb2.TimeTravelResponse:
+        run = await self._time_travel(request, context, wait=request.wait, verb="TimeTravel")
+        return convert.time_travel_response(run, limit=self._limit)
+
+    async def _time_travel(
+        self,
+        request: run_service_pb2.TimeTravelRequest,
+        context: Context,
+        *,
+        wait: bool,
+        verb: str | None,
+        field: str = "tracing_options",
+    ) -> model.Run:
+        """Time travel; `verb`: the call whose writer scope is checked (None: checked already,
+        as Stream's)."""
         args = convert.time_travel_args(request)
-        trace = _trace(request, context)
-        scope.check_writer("TimeTravel")
+        trace = _trace(request, context, field)
+        if verb is not None:
+            scope.check_writer(verb)
         born = await scope.check_run(self._engine, args["run_id"], args["workflow_id"])
         # The re-execution is traced like a resume: its WORKFLOW_START follows the time travel.
         forget = self._expect_execution(args["run_id"], trace)
         try:
-            run = await self._engine.time_travel(**args, wait=request.wait, born=born)
+            return await self._engine.time_travel(**args, wait=wait, born=born)
         except Exception:
             forget()
             raise
-        return convert.time_travel_response(run, limit=self._limit)
 
     @unary_errors
     async def ForkRun(
@@ -334,22 +348,32 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> AsyncIterator[run_service_pb2.StreamResponse]:
         action = convert.stream_action(request)
         scope.check_writer("Stream")
-        # Start or resume first: a refused request fails with its status before any message.
-        # Where this stream's execution begins. Not the run's last event as it comes back: a
-        # retry's run (the request id's first outcome) and one left to the claim loop for want
-        # of room come back as they are now, and the stream began mid-run, or with the end
-        # alone (audit). A Start's execution is the run's first; a Resume's is recorded.
+        # Start, resume or time travel first: a refused request fails with its status before any
+        # message. Where this stream's execution begins. Not the run's last event as it comes
+        # back: a retry's run (the request id's first outcome) and one left to the claim loop for
+        # want of room come back as they are now, and the stream began mid-run, or with the end
+        # alone (audit). A Start's execution is the run's first; a Resume's and a time travel's
+        # are recorded (a time travel's begins at its TIME_TRAVEL event, the one before the
+        # WORKFLOW_START its commit ends with).
         if action[0] == "start":
             run = await self._start(
                 request.start, context, wait=False, field="start.tracing_options", verb="Stream"
             )
             after = 0
-        else:
+        elif action[0] == "resume":
             run = await self._resume(request.resume, context, wait=False, field="resume.tracing_options")
             began = None
             if request.resume.request_id:
                 began = await self._engine.resume_began(run.run_id, request.resume.request_id)
             after = run.last_sequence - 1 if began is None else began - 1
+        else:
+            run = await self._time_travel(
+                request.time_travel, context, wait=False, verb=None, field="time_travel.tracing_options"
+            )
+            began = None
+            if request.time_travel.request_id:
+                began = await self._engine.time_travel_began(run.run_id, request.time_travel.request_id)
+            after = max(run.last_sequence - 2, 0) if began is None else began - 1
         run_id = run.run_id
         follow = self._engine.follow(
             run_id,

@@ -163,12 +163,14 @@ class RestartResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class StreamRequest(_message.Message):
-    __slots__ = ("start", "resume")
+    __slots__ = ("start", "resume", "time_travel")
     START_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    TIME_TRAVEL_FIELD_NUMBER: _ClassVar[int]
     start: StartRequest
     resume: ResumeRequest
-    def __init__(self, start: _Optional[_Union[StartRequest, _Mapping]] = ..., resume: _Optional[_Union[ResumeRequest, _Mapping]] = ...) -> None: ...
+    time_travel: TimeTravelRequest
+    def __init__(self, start: _Optional[_Union[StartRequest, _Mapping]] = ..., resume: _Optional[_Union[ResumeRequest, _Mapping]] = ..., time_travel: _Optional[_Union[TimeTravelRequest, _Mapping]] = ...) -> None: ...
 
 class StreamResponse(_message.Message):
     __slots__ = ("run_id", "events", "end_of_stream", "run")

@@ -172,7 +172,8 @@ class RunServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Stream(self, request, context):
-        """Starts or resumes a run and streams its events until it is terminal or suspended.
+        """Starts, resumes or time travels a run and streams its events until it is terminal or
+        suspended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -56,7 +56,9 @@ class RunServiceStub:
     Restart: _grpc.UnaryUnaryMultiCallable[_run_service_pb2.RestartRequest, _run_service_pb2.RestartResponse]
     """Re-drives a run that was running when its process died."""
     Stream: _grpc.UnaryStreamMultiCallable[_run_service_pb2.StreamRequest, _run_service_pb2.StreamResponse]
-    """Starts or resumes a run and streams its events until it is terminal or suspended."""
+    """Starts, resumes or time travels a run and streams its events until it is terminal or
+    suspended.
+    """
     Watch: _grpc.UnaryStreamMultiCallable[_run_service_pb2.WatchRequest, _run_service_pb2.WatchResponse]
     """Follows a run's events from a cursor until the run is terminal, across
     suspends and resumes. Only a message with end_of_stream means "done"; a
@@ -113,7 +115,9 @@ class RunServiceAsyncStub(RunServiceStub):
     Restart: _aio.UnaryUnaryMultiCallable[_run_service_pb2.RestartRequest, _run_service_pb2.RestartResponse]  # type: ignore[assignment]
     """Re-drives a run that was running when its process died."""
     Stream: _aio.UnaryStreamMultiCallable[_run_service_pb2.StreamRequest, _run_service_pb2.StreamResponse]  # type: ignore[assignment]
-    """Starts or resumes a run and streams its events until it is terminal or suspended."""
+    """Starts, resumes or time travels a run and streams its events until it is terminal or
+    suspended.
+    """
     Watch: _aio.UnaryStreamMultiCallable[_run_service_pb2.WatchRequest, _run_service_pb2.WatchResponse]  # type: ignore[assignment]
     """Follows a run's events from a cursor until the run is terminal, across
     suspends and resumes. Only a message with end_of_stream means "done"; a
@@ -215,7 +219,9 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _run_service_pb2.StreamRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_run_service_pb2.StreamResponse], _abc.AsyncIterator[_run_service_pb2.StreamResponse]]:
-        """Starts or resumes a run and streams its events until it is terminal or suspended."""
+        """Starts, resumes or time travels a run and streams its events until it is terminal or
+        suspended.
+        """
 
     @_abc_1.abstractmethod
     def Watch(

@@ -214,12 +214,14 @@ export interface RunServiceClient extends grpc.Client {
   start(argument: _runservice_v1_StartRequest, callback: grpc.requestCallback<_runservice_v1_StartResponse__Output>): grpc.ClientUnaryCall;
   
   /**
-   * Starts or resumes a run and streams its events until it is terminal or suspended.
+   * Starts, resumes or time travels a run and streams its events until it is terminal or
+   * suspended.
    */
   Stream(argument: _runservice_v1_StreamRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_runservice_v1_StreamResponse__Output>;
   Stream(argument: _runservice_v1_StreamRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_runservice_v1_StreamResponse__Output>;
   /**
-   * Starts or resumes a run and streams its events until it is terminal or suspended.
+   * Starts, resumes or time travels a run and streams its events until it is terminal or
+   * suspended.
    */
   stream(argument: _runservice_v1_StreamRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_runservice_v1_StreamResponse__Output>;
   stream(argument: _runservice_v1_StreamRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_runservice_v1_StreamResponse__Output>;
@@ -339,7 +341,8 @@ export interface RunServiceHandlers extends grpc.UntypedServiceImplementation {
   Start: grpc.handleUnaryCall<_runservice_v1_StartRequest__Output, _runservice_v1_StartResponse>;
   
   /**
-   * Starts or resumes a run and streams its events until it is terminal or suspended.
+   * Starts, resumes or time travels a run and streams its events until it is terminal or
+   * suspended.
    */
   Stream: grpc.handleServerStreamingCall<_runservice_v1_StreamRequest__Output, _runservice_v1_StreamResponse>;
   

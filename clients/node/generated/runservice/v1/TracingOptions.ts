@@ -5,7 +5,7 @@ import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf
 /**
  * How an execution (a Start or a Resume) is traced: Mastra's `tracingOptions`. A W3C
  * `traceparent` request header is honoured too; these fields win over it. Stream takes
- * them in its embedded StartRequest or ResumeRequest.
+ * them in its embedded StartRequest, ResumeRequest or TimeTravelRequest.
  */
 export interface TracingOptions {
   /**
@@ -38,7 +38,7 @@ export interface TracingOptions {
 /**
  * How an execution (a Start or a Resume) is traced: Mastra's `tracingOptions`. A W3C
  * `traceparent` request header is honoured too; these fields win over it. Stream takes
- * them in its embedded StartRequest or ResumeRequest.
+ * them in its embedded StartRequest, ResumeRequest or TimeTravelRequest.
  */
 export interface TracingOptions__Output {
   /**
