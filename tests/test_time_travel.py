@@ -847,6 +847,8 @@ async def test_resume_data_of_a_step_without_resume_schema_is_given_as_sent(clie
     again = await handle.time_travel("note", resume_data={"anything": [1, "two"]}, wait=True)
     assert again.status is RunStatus.SUCCESS
     assert SEEN[f"{handle.run_id}:note"] == [(1, None, None), (1, {"anything": [1, "two"]}, None)]
+    await handle.time_travel("note", resume_data=False, wait=True)  # falsy is data (Mastra drops it)
+    assert SEEN[f"{handle.run_id}:note"][-1] == (1, False, None)
 
 
 async def test_resume_data_for_a_step_in_a_nested_workflow_and_not_for_the_workflow(client: Client) -> None:
@@ -873,6 +875,7 @@ async def test_resume_data_for_a_step_in_a_nested_workflow_and_not_for_the_workf
     with pytest.raises(errors.InvalidArgument) as each:
         await items.time_travel("tt-ask-inner", resume_data={"add": 1})
     assert [v.field for v in each.value.violations] == ["resume_data"]
+    assert "foreach of nested workflows" in str(each.value)
 
 
 async def test_resume_data_resumes_every_item_of_a_foreach_step(client: Client) -> None:

@@ -161,14 +161,21 @@ def _no_body(run: Run, path: StepPath, foreach: bool) -> InvalidArgument:
     """The refusal of resume data for a nested workflow (or a foreach of them): it has no body
     of its own to give it to, and it runs again from its first step. Mastra gives it to a step
     suspended inside and runs none of the earlier ones again, which here is a time travel to
-    that step: named when the run has one."""
-    suspended = [path_key(p) for p in run.suspended if p[: len(path)] == path and p != path]
-    what = "a foreach of nested workflows" if foreach else "a nested workflow"
-    hint = f" (suspended inside it: {', '.join(suspended)})" if suspended else ""
-    description = (
-        f"{path_key(path)!r} is {what}, whose steps get resume data, not itself: time travel to"
-        f" the step inside it that is to be resumed{hint}"
-    )
+    that step: named when the run has one. Steps inside a foreach's items are no targets: those
+    are travelled to without it, then resumed."""
+    key = path_key(path)
+    if foreach:
+        description = (
+            f"{key!r} is a foreach of nested workflows: resume data goes to a step, and the steps"
+            " inside its items cannot be time travel targets; travel without resume_data, then Resume"
+        )
+    else:
+        suspended = [path_key(p) for p in run.suspended if p[: len(path)] == path and p != path]
+        hint = f" (suspended inside it: {', '.join(suspended)})" if suspended else ""
+        description = (
+            f"{key!r} is a nested workflow, whose steps get resume data, not itself: time travel"
+            f" to the step inside it that is to be resumed{hint}"
+        )
     return InvalidArgument(
         f"resume_data: {description}", violations=[FieldViolation("resume_data", description)]
     )
