@@ -174,6 +174,7 @@ client = client_for(
         tt_ask_flows,
         tt_note,
         flows.approval,
+        flows.asking_loop,
         flows.branch_then_gate,
         flows.loop_then_gate,
         flows.mark_then_count,
@@ -876,6 +877,17 @@ async def test_resume_data_for_a_step_in_a_nested_workflow_and_not_for_the_workf
         await items.time_travel("tt-ask-inner", resume_data={"add": 1})
     assert [v.field for v in each.value.violations] == ["resume_data"]
     assert "foreach of nested workflows" in str(each.value)
+
+
+async def test_resume_data_for_a_loop_body_resumes_its_first_iteration_only(client: Client) -> None:
+    """As the new input: the loop runs again from its first iteration, which is resumed; the next
+    one runs as any does and suspends (given to every iteration, the loop would have ended)."""
+    handle = await client.get_workflow("asking-loop").create_run()
+    assert (await handle.start_async(input_data={"value": 1})).status is RunStatus.SUSPENDED
+    again = await handle.time_travel("ask-more", resume_data={"approved": True}, wait=True)
+    assert again.status is RunStatus.SUSPENDED
+    record = _step(again, "ask-more")
+    assert (record.iteration, record.suspend_payload, record.resume_payload) == (2, {"at": 2}, None)
 
 
 async def test_resume_data_resumes_every_item_of_a_foreach_step(client: Client) -> None:
