@@ -8,6 +8,7 @@ gRPC refused them itself, with no details, after the change was committed.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -15,10 +16,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from clitools import runservice
 from google.protobuf import struct_pb2
 from process import ROOT, ServerProcess, serve_argv, server_env, start_server
 from test_bad_input import details
 
+from runservice import errors
+from runservice.client import Client, SyncClient
+from runservice.model import EventType, RunStatus
 from runservice.v1 import run_pb2, run_service_pb2, run_service_pb2_grpc
 
 pytestmark = pytest.mark.timeout(90)
@@ -129,6 +134,45 @@ async def test_replies_fit_the_configured_message_size(server: ServerProcess) ->
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.ListRuns(run_service_pb2.ListRunsRequest(view=run_service_pb2.RUN_VIEW_FULL))
         assert details(refused.value)[0].reason == "REPLY_TOO_LARGE"
+
+
+async def test_a_run_too_large_for_one_reply_reads_in_a_smaller_view(server: ServerProcess) -> None:
+    """The clients read a run in the view asked for, or in the largest that fits; `runservice
+    show` and `runservice watch` show such a run. Before, the clients could ask for no view:
+    GetRun failed with REPLY_TOO_LARGE, `show` and `watch` failed (exit 1, `watch` of a run
+    that succeeded), and a stream of it raised after its last event (an audit)."""
+    async with Client(server.address) as client:
+        padded = client.get_workflow("padded")
+        run = await padded.create_run("big")
+        events = [event async for event in run.stream(input_data=PAD)]
+        assert events[-1].type is EventType.WORKFLOW_FINISH
+        assert run.last_run is not None and run.last_run.status is RunStatus.SUCCESS
+        assert run.last_run.result == PAD and not any(step.output for step in run.last_run.steps)
+
+        with pytest.raises(errors.ReplyTooLarge):
+            await padded.run_execution_result("big")
+        lean = await padded.run_execution_result("big", view="without_payloads")
+        assert lean.input == PAD and [step.output for step in lean.steps] == [None, None]
+        summary = await padded.run_by_id("big", view="summary")
+        assert summary.status is RunStatus.SUCCESS and summary.input is None and not summary.steps
+        largest, view = await padded.largest_view("big")
+        assert view == "without_payloads" and largest.result == PAD and len(largest.steps) == 2
+        with pytest.raises(ValueError, match="view must be one of"):
+            await padded.run_execution_result("big", view="most")  # type: ignore[arg-type]
+
+    with SyncClient(server.address) as sync_client:
+        largest, view = sync_client.get_workflow("padded").largest_view("big")
+        assert view == "without_payloads" and largest.status is RunStatus.SUCCESS
+
+    shown = await runservice("show", "big", "--target", server.address)
+    assert shown.code == 0 and "success" in shown.out and "copy" in shown.out, shown.err
+    assert "too large for one reply: shown without its steps' JSON" in shown.err
+    as_json = await runservice("show", "big", "--json", "--view", "summary", "--target", server.address)
+    assert as_json.code == 0 and json.loads(as_json.out)["status"] == "success", as_json.err
+    full = await runservice("show", "big", "--view", "full", "--target", server.address)
+    assert full.code == 1 and "REPLY_TOO_LARGE" in full.err and "Traceback" not in full.err
+    watched = await runservice("watch", "big", "--target", server.address)
+    assert watched.code == 0 and "Traceback" not in watched.err, watched.err
 
 
 @pytest.mark.parametrize(("size", "said"), [("1000", "at least 65536"), ("536870912", "at most 268435456")])

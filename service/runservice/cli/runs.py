@@ -35,6 +35,7 @@ from runservice.cli.output import (
     when,
 )
 from runservice.cli.selection import act_on, add_filters, selected_ids, selection
+from runservice.client.convert import VIEWS_LARGEST_FIRST
 from runservice.model import Json, Run, RunStatus, fork_run_id, request_run_id, time_ordered_id
 
 if TYPE_CHECKING:
@@ -173,6 +174,12 @@ def add_parsers(
         description="Show a run: status, input, result or error, state and every step.",
     )
     show.add_argument("run_id", metavar="RUN", help="the run id")
+    show.add_argument(
+        "--view",
+        choices=VIEWS_LARGEST_FIRST,
+        help="how much of the run to read: full, without_payloads (the steps' statuses, errors and"
+        " times, not their JSON) or summary; by default the largest that fits in one reply",
+    )
     show.set_defaults(handler=client_command(show_run))
 
     delete = commands.add_parser(
@@ -376,7 +383,16 @@ async def list_runs(client: Client, args: argparse.Namespace) -> int:
 
 async def show_run(client: Client, args: argparse.Namespace) -> int:
     """`runservice show RUN`."""
-    run = await client.get_workflow("").run_execution_result(args.run_id, include_state=True)
+    workflow = client.get_workflow("")
+    if args.view is None:
+        # A run over the message limit (five steps passing 1 MiB on) still shows (an audit).
+        run, view = await workflow.largest_view(args.run_id, include_state=True)
+        if view != "full":
+            told = "without its steps' JSON" if view == "without_payloads" else "as a summary"
+            note = f"runservice: the run is too large for one reply: shown {told} (--view)"
+            console(stderr=True).print(Text(note, style="dim"))
+    else:
+        run = await workflow.run_execution_result(args.run_id, include_state=True, view=args.view)
     if args.json:
         print_json(jsonable(run))
         return EXIT_OK

@@ -216,15 +216,17 @@ async def watch_run(client: Client, args: argparse.Namespace) -> int:
     """`runservice watch RUN`."""
     # Ask for the run first: an unknown run or an unreachable server fails at once here,
     # where the Watch stream would keep reconnecting.
-    run = await client.get_workflow("").run_execution_result(args.run_id)
+    # As large as fits: a run over the message limit (five steps passing 1 MiB on) is watched
+    # too, its earlier steps without their JSON (an audit: it failed at once).
+    run, _ = await client.get_workflow("").largest_view(args.run_id)
     live = not args.json and sys.stdout.isatty()
     with _telling_reconnects():
         if live:
             await _live(client, run, args)
         else:
             await _print_events(client, run, args)
-    # The stream ends only once the run is terminal; its final record gives the exit code.
-    final = await client.get_workflow("").run_execution_result(args.run_id)
+    # The stream ends only once the run is terminal; its final status gives the exit code.
+    final = await client.get_workflow("").run_execution_result(args.run_id, view="summary")
     return run_exit_code(final)
 
 

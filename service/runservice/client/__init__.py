@@ -23,6 +23,7 @@ from runservice.client.channel import (
     service_config,
 )
 from runservice.client.convert import (
+    RunView,
     StepInfo,
     StepRef,
     WorkflowInfo,
@@ -42,6 +43,7 @@ __all__ = [
     "Client",
     "RetryPolicy",
     "RunHandle",
+    "RunView",
     "ScheduleInfo",
     "StepInfo",
     "StepRef",

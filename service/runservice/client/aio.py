@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from runservice import model
+from runservice import errors, model
 from runservice.client import convert
 from runservice.client.channel import (
     DEFAULT_RETRY,
@@ -35,6 +35,8 @@ from runservice.client.channel import (
     checked_target,
 )
 from runservice.client.convert import (
+    VIEWS_LARGEST_FIRST,
+    RunView,
     StepRef,
     WorkflowInfo,
     event_from_proto,
@@ -286,17 +288,30 @@ class WorkflowHandle:
         handle.last_run = run_from_proto(response.run)
         return handle
 
-    async def run_execution_result(self, run_id: str, *, include_state: bool = False) -> model.Run:
-        """The run with its status, result or error and every step record."""
-        request = run_service_pb2.GetRunRequest(
-            workflow_id=self.workflow_id, run_id=run_id, include_state=include_state
-        )
+    async def run_execution_result(
+        self, run_id: str, *, include_state: bool = False, view: RunView = "full"
+    ) -> model.Run:
+        """The run with its status, result or error and every step record. `view`
+        "without_payloads" leaves out the step records' JSON, "summary" the records, input,
+        result and state: a run too large for one reply (`errors.ReplyTooLarge`) reads so
+        (`largest_view` picks the largest that fits)."""
+        request = convert.get_run_request(self.workflow_id, run_id, include_state=include_state, view=view)
         response = await self.client.call(self.client.stub.GetRun, request)
         return run_from_proto(response.run)
 
-    async def run_by_id(self, run_id: str) -> model.Run:
+    async def run_by_id(self, run_id: str, *, view: RunView = "full") -> model.Run:
         """The run (same as `run_execution_result`)."""
-        return await self.run_execution_result(run_id)
+        return await self.run_execution_result(run_id, view=view)
+
+    async def largest_view(self, run_id: str, *, include_state: bool = False) -> tuple[model.Run, RunView]:
+        """The run in the largest view that fits in one reply, and that view: "full", else
+        "without_payloads", else "summary" (five steps that pass 1 MiB on make 10 MiB)."""
+        for view in VIEWS_LARGEST_FIRST[:-1]:
+            try:
+                return await self.run_execution_result(run_id, include_state=include_state, view=view), view
+            except errors.ReplyTooLarge:
+                continue
+        return await self.run_execution_result(run_id, include_state=include_state, view="summary"), "summary"
 
     async def delete_run_by_id(self, run_id: str, *, request_id: str | None = None) -> None:
         """Delete a run that is not running, with its events.
@@ -665,8 +680,8 @@ class RunHandle(convert.RunRequests):
         if not settled:
             async for event in self.client.follow(self.run_id, last, until_settled=True):
                 yield event
-        request_run = run_service_pb2.GetRunRequest(workflow_id=self.workflow_id, run_id=self.run_id)
-        self._keep((await self.client.call(self.client.stub.GetRun, request_run)).run)
+        # As large as fits: a run too large for one reply still streamed every event (an audit).
+        self.last_run, _ = await WorkflowHandle(self.client, self.workflow_id).largest_view(self.run_id)
 
     def watch_events(
         self, after_sequence: int = 0, *, attempt_timeout: float | None = None

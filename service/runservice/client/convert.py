@@ -12,7 +12,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from google.protobuf import duration_pb2, message, struct_pb2
 
@@ -425,6 +425,31 @@ def resume_request(
         wait=wait,
         request_id=request_id,
         include_state=include_state,
+    )
+
+
+RunView = Literal["full", "without_payloads", "summary"]
+"""How much of a run a read returns (GetRun's `view`): everything; everything but the step
+records' JSON (their statuses, errors and times stay); ids, status, error and times only."""
+
+RUN_VIEWS: dict[str, run_service_pb2.RunView] = {
+    "full": run_service_pb2.RUN_VIEW_FULL,
+    "without_payloads": run_service_pb2.RUN_VIEW_WITHOUT_PAYLOADS,
+    "summary": run_service_pb2.RUN_VIEW_SUMMARY,
+}
+
+VIEWS_LARGEST_FIRST: tuple[RunView, ...] = ("full", "without_payloads", "summary")
+"""The views a read of the largest one that fits tries, in turn (`largest_view`)."""
+
+
+def get_run_request(
+    workflow_id: str, run_id: str, *, include_state: bool = False, view: RunView = "full"
+) -> run_service_pb2.GetRunRequest:
+    """A GetRun request; ValueError for a view that is none of `RunView`'s."""
+    if view not in RUN_VIEWS:
+        raise ValueError(f"view must be one of {', '.join(RUN_VIEWS)}, not {view!r}")
+    return run_service_pb2.GetRunRequest(
+        workflow_id=workflow_id, run_id=run_id, include_state=include_state, view=RUN_VIEWS[view]
     )
 
 
