@@ -151,6 +151,22 @@ tt_ask_each = create_workflow("tt-ask-each", input_schema=list[Value]).foreach(a
 tt_ask_flows = create_workflow("tt-ask-flows", input_schema=list[Value]).foreach(tt_ask_inner).commit()
 tt_note = create_workflow("tt-note", input_schema=Value).then(note).commit()
 
+
+@create_step("ask-positive", input_schema=Value, output_schema=Value, resume_schema=Add)
+async def ask_positive(ctx: StepContext) -> Value | None:
+    """Suspends until resumed with a positive number to add."""
+    resumed = None if ctx.resume_data is None else ctx.resume_data.model_dump()
+    SEEN[f"{ctx.run_id}:ask-positive"].append((ctx.input_data.value, resumed, ctx.suspend_data))
+    if ctx.resume_data is None or ctx.resume_data.add <= 0:
+        await ctx.suspend({"at": ctx.input_data.value})
+        return None
+    return Value(value=ctx.input_data.value + ctx.resume_data.add)
+
+
+tt_ask_one_by_one = (
+    create_workflow("tt-ask-one-by-one", input_schema=list[Value]).foreach(ask_positive).commit()
+)
+
 tt_each = create_workflow("tt-each", input_schema=list[Value]).foreach(times_ten, concurrency=2).commit()
 tt_loop = create_workflow("tt-loop", input_schema=Value)
 tt_loop = tt_loop.dountil(tt_inner, lambda ctx: ctx.input_data["value"] > 1000).commit()
@@ -173,6 +189,7 @@ client = client_for(
         tt_ask_each,
         tt_ask_flows,
         tt_note,
+        tt_ask_one_by_one,
         flows.approval,
         flows.asking_loop,
         flows.branch_then_gate,
@@ -906,6 +923,30 @@ async def test_resume_data_resumes_every_item_of_a_foreach_step(client: Client) 
         [(1, {"add": 10}, None), (2, {"add": 10}, {"at": 2})], key=str
     )
     assert _step(done, "ask").resume_payload == {"add": 10}
+
+
+async def test_resume_data_is_for_the_time_travels_own_execution(client: Client) -> None:
+    """A foreach one item at a time: the time travel's data resumes item 0, which suspends
+    again, and the run settles. A Resume of item 0 then runs item 1 with no resume data: before,
+    the time travel's data was kept on the run until the foreach had an outcome, and item 1 got
+    it within the Resume's execution (a review)."""
+    handle = await client.get_workflow("tt-ask-one-by-one").create_run()
+    first = await handle.start_async(input_data=[{"value": 1}, {"value": 2}])
+    assert first.status is RunStatus.SUSPENDED
+
+    again = await handle.time_travel("ask-positive", resume_data={"add": 0}, wait=True)
+    assert again.status is RunStatus.SUSPENDED
+    resumed = await handle.resume_async({"add": 5}, for_each_index=0)
+
+    assert resumed.status is RunStatus.SUSPENDED  # item 1 asks in its turn
+    assert SEEN[f"{handle.run_id}:ask-positive"] == [
+        (1, None, None),  # the start
+        (1, {"add": 0}, {"at": 1}),  # the time travel
+        (1, {"add": 5}, {"at": 1}),  # the Resume
+        (2, None, None),  # the next item, fresh
+    ]
+    done = await handle.resume_async({"add": 7}, for_each_index=1)
+    assert done.status is RunStatus.SUCCESS and done.result == [{"value": 6}, {"value": 9}]
 
 
 async def test_a_time_travel_reusing_its_request_id_with_other_resume_data_is_refused(client: Client) -> None:
