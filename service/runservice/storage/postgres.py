@@ -118,7 +118,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = tuple(
 )
 """(version, script) in order, found by name: a new schema change is a new `postgres_vN.sql`."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-BACKWARD_COMPATIBLE = frozenset({14, 15, 16, 17})
+BACKWARD_COMPATIBLE = frozenset({14, 15, 16, 17, 18})
 """Migrations that leave the database usable by a server that does not know them (they only
 add what older code never reads), recorded in `schema_compatible` (made by 14, so only from
 14 on): a server of an earlier version started on the database (a rollback) serves it."""
@@ -1452,7 +1452,7 @@ async def _serve_newer(conn: Any, unknown: set[int]) -> None:
 
 
 _REQUIRED: dict[str, str] = {
-    "runs": f"{RUN_COLUMN_LIST}, owner, epoch, lease_expires_at, queued_at",
+    "runs": f"{RUN_COLUMN_LIST}, owner, epoch, lease_expires_at, queued_at, woken_epoch",
     "steps": "run_id, path_key, position, record",
     "events": "run_id, seq, time, body",
     "requests": "run_id, kind, request_id, deleted_at",

@@ -184,7 +184,7 @@ MIGRATIONS: dict[int, str] = {
 }
 """version -> script (`migrate_vN.sql` upgrades to N); found by name, so a new change is a new file."""
 SCHEMA_VERSION = max([BASE_VERSION, *MIGRATIONS])
-BACKWARD_COMPATIBLE = frozenset({16, 17, 18, 19})
+BACKWARD_COMPATIBLE = frozenset({16, 17, 18, 19, 20})
 """Migrations that leave the database usable by a server that does not know them (they only
 add what older code never reads), recorded in `schema_compatible` (made by 16, so only from
 16 on): a server of an earlier version started on the database (a rollback) serves it."""
@@ -1913,6 +1913,7 @@ _PRESENT: dict[int, Callable[[_Schema], bool]] = {
     17: lambda s: "deleted_runs" in s.tables and "deleted_runs_by_deleted_at" in s.indexes,
     18: lambda s: "declared_at" in s.columns.get("schedules", set()),
     19: lambda s: "queued_at" in s.columns.get("runs", set()),
+    20: lambda s: "woken_epoch" in s.columns.get("runs", set()),
 }
 """Whether each migration is in a database whose applied migrations are not recorded, judged
 from its schema (every main commit's own files: schema.sql makes 2-4, each migration's script
