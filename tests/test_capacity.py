@@ -198,6 +198,21 @@ async def hold_each(ctx: StepContext) -> Count:
 
 
 one_by_one = create_workflow("one-by-one", input_schema=Count, output_schema=Count).then(hold_each).commit()
+SHARED_SLEEP = 2.0
+"""Seconds `shared-sleepy` version 1 sleeps: ample for the test to fill the bound meanwhile."""
+sleepy_here = (
+    create_workflow("shared-sleepy", input_schema=Count, version="1", max_active_runs=1)
+    .sleep(SHARED_SLEEP)
+    .then(hold_each)
+    .commit()
+)
+"""A bounded workflow's run that sleeps, served by one replica..."""
+starting_there = (
+    create_workflow("shared-sleepy", input_schema=Count, version="2", max_active_runs=1)
+    .then(hold_each)
+    .commit()
+)
+"""... and its runs that do not, served by the other only: each replica's runs stay its own."""
 
 FLOWS = [
     held,
@@ -592,6 +607,73 @@ async def test_replicas_share_a_workflows_bound_with_runs_whose_sleep_ends(
         assert [run.result for run in runs] == [{"count": n} for n in range(8)]
         assert napping["most"] == 2
         assert await one.store.count_unowned() == 0
+
+
+async def test_a_run_whose_sleep_ended_goes_before_the_runs_another_replica_would_start(
+    pg_databases: Databases, tmp_path: Path
+) -> None:
+    """On PostgreSQL with a bound the replicas share, a run whose sleep ended while the bound was
+    taken goes on next when room is made, wherever: before the runs waiting to start that another
+    replica would claim at once. That replica's claims leave it the room and tell its replica, whose
+    claim loop looks only every 30 s here (audit D3: the other replica's Starts went first, one
+    after another, for as long as they came)."""
+    each.clear()
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(url, workflows=[sleepy_here], claim_interval=CLAIM_INTERVAL) as one,
+        serving_on(url, workflows=[starting_there], claim_interval=0.5) as two,
+    ):
+        sleeper_run = await one.engine.start("shared-sleepy", input_data={"count": 0})
+        await until(lambda: _is(one, sleeper_run.run_id, RunStatus.WAITING))  # asleep: no room taken
+        runs = [await two.engine.start("shared-sleepy", input_data={"count": n}) for n in (1, 2, 3)]
+        await until(lambda: _true(bool(gate.entered)))
+        assert gate.entered == [1], "the sleep ended before the first run was claimed (a slow machine?)"
+        # Its sleep ends while the first run holds the bound: it waits for room.
+        await until(lambda: _true(bool(one.engine._keeper._sleepers)), within=SHARED_SLEEP + 10)
+        each.setdefault(1, asyncio.Event()).set()  # room is made on the other replica
+        await until(lambda: _true(len(gate.entered) == 2))
+        assert gate.entered == [1, 0]
+        for count in (0, 2, 3):
+            each.setdefault(count, asyncio.Event()).set()
+        for run in (sleeper_run, *runs):
+            await until(lambda run_id=run.run_id: _is(one, run_id, RunStatus.SUCCESS))
+        assert gate.entered == [1, 0, 2, 3]
+
+
+async def test_a_woken_run_its_replica_is_too_full_to_drive_holds_no_room_of_a_shared_bound(
+    pg_databases: Databases, tmp_path: Path
+) -> None:
+    """A run whose sleep ended on a replica full of other runs (--max-active-runs) holds none of
+    its workflow's room meanwhile: the other replicas' runs of the workflow go on. Once its replica
+    has room, it holds that and waits for the workflow's, which it gets before the runs waiting to
+    start."""
+    each.clear()
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(
+            url, workflows=[sleepy_here, held], max_active_runs=1, claim_interval=CLAIM_INTERVAL
+        ) as one,
+        serving_on(url, workflows=[starting_there], claim_interval=0.5) as two,
+    ):
+        sleeper_run = await one.engine.start("shared-sleepy", input_data={"count": 0})
+        await until(lambda: _is(one, sleeper_run.run_id, RunStatus.WAITING))
+        blocker = await one.engine.start("held", input_data={"count": 100})  # fills its replica
+        runs = [await two.engine.start("shared-sleepy", input_data={"count": n}) for n in (1, 2, 3)]
+        await until(lambda: _true(sorted(gate.entered) == [1, 100]))
+        await until(lambda: _true(bool(one.engine._keeper._sleepers)), within=SHARED_SLEEP + 10)
+        each.setdefault(1, asyncio.Event()).set()
+        await until(lambda: _true(gate.entered[2:] == [2]))  # not held for the run that cannot go on
+        gate.release()  # its replica has room again: the woken run holds it, and waits for the bound's
+        await until(lambda: _is(one, blocker.run_id, RunStatus.SUCCESS))
+        await until(lambda: _true(one.engine._capacity.room() == 0))
+        each.setdefault(2, asyncio.Event()).set()
+        await until(lambda: _true(len(gate.entered) == 4))
+        assert gate.entered[2:] == [2, 0]
+        for count in (0, 3):
+            each.setdefault(count, asyncio.Event()).set()
+        for run in (sleeper_run, *runs):
+            await until(lambda run_id=run.run_id: _is(one, run_id, RunStatus.SUCCESS))
+        assert gate.entered[2:] == [2, 0, 3]
 
 
 async def _is(served: Served, run_id: str, expected: RunStatus) -> bool:

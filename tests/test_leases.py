@@ -33,6 +33,7 @@ from runservice.model import EventType, Run, RunStatus
 from runservice.server.committed import CommittedEvents
 from runservice.server.tracing import Tracing
 from runservice.storage import BoundedClaim, Claim, Lease, Renewal, RunWrite, Store, open_store
+from runservice.storage.postgres import PostgresStore
 from runservice.storage.sqlite import SqliteStore
 from runservice.workflow import StepContext, create_step, create_workflow
 
@@ -304,6 +305,85 @@ async def test_a_sleeping_run_goes_on_only_within_its_workflows_bound(store: Sto
     assert await status("r1") == (RunStatus.WAITING, 5.0)
     assert await store.wake_bounded("r1", leases["r1"], "slow", 2)
     assert await status("r1") == (RunStatus.RUNNING, None)
+
+
+async def test_woken_runs_waiting_for_room_hold_the_room_of_a_bound_the_servers_share(store: Store) -> None:
+    """A woken run that `wake_bounded` finds no room for is marked as waiting for some, under its
+    lease: a claim (`claim_bounded`) leaves it the workflow's room, and tells the servers of such
+    runs (`listen_room`) when it finds room they hold after a drive ended (`freed`). Woken runs go
+    on in the order their sleeps ended. The mark ends when the run goes on, and counts only while
+    its owner's lease lives and no other claim took the run since (audit D3: claims counted only
+    the driven runs, and Starts took the room every time, for as long as they came)."""
+    for n, run_id in enumerate(("r0", "early", "late")):
+        await store.write(RunWrite(run_id, create=replace(new_run(run_id), created_at=1.0 + n)))
+    leases = dict(await store.claim_runs(Claim("one", 10), 10, ["slow"]))
+    for run_id, wake_at in (("early", 10.0), ("late", 20.0)):  # their sleeps ended then
+        patch = {"status": RunStatus.WAITING, "wake_at": wake_at}
+        await store.write(RunWrite(run_id, patch=patch, fence=leases[run_id]))
+    await store.write(RunWrite("queued", create=replace(new_run("queued"), created_at=4.0)))
+    told: list[str] = []
+    store.listen_room(told.append)
+    if isinstance(store, PostgresStore):
+        await until_true(lambda: store.listening)  # told through the LISTEN connection
+    try:
+        assert not await store.wake_bounded("late", leases["late"], "slow", 1)  # r0 runs: marked
+        # No room: nobody is told.
+        assert await store.claim_bounded(Claim("two", 10), 10, "slow", 1, freed=True) == BoundedClaim(
+            [], True
+        )
+        await store.write(
+            RunWrite("r0", patch={"status": RunStatus.SUCCESS}, fence=leases["r0"], release=True)
+        )
+        # Room for one, which the woken run holds: no Start takes it, and its server is told.
+        assert await store.claim_bounded(Claim("two", 10), 10, "slow", 1) == BoundedClaim([], True)
+        assert await store.claim_bounded(Claim("two", 10), 10, "slow", 1, freed=True) == BoundedClaim(
+            [], True
+        )
+        await until_true(lambda: told == ["slow"])
+        # The run whose sleep ended first goes first, marked or not; then the room is taken.
+        assert await store.wake_bounded("early", leases["early"], "slow", 1)
+        assert not await store.wake_bounded("late", leases["late"], "slow", 1)
+        assert await store.wake_bounded("late", leases["late"], "slow", 2)
+        # Gone on, it holds room as a driven run; asleep again, it holds none.
+        assert await store.claim_bounded(Claim("two", 10), 10, "slow", 2) == BoundedClaim([], True)
+        await store.write(RunWrite("late", patch={"status": RunStatus.WAITING}, fence=leases["late"]))
+        third = await store.claim_bounded(Claim("two", 10), 10, "slow", 2)
+        assert third == BoundedClaim([("queued", Lease("two", 1))], False)
+        assert await store.claim_bounded(Claim("two", 10), 10, "slow", 9, freed=True) == BoundedClaim(
+            [], False
+        )
+        await asyncio.sleep(0.05)
+        assert told == ["slow"]  # no woken run waits: nobody is told
+    finally:
+        store.unlisten_room(told.append)
+
+
+async def test_a_woken_runs_mark_lasts_only_under_its_lease(store: Store) -> None:
+    """The mark of a woken run waiting for room counts only while its owner's lease lives and
+    is the one it was made under: a run another server claimed since (a new epoch) holds no room
+    until that server's `wake_bounded` marks it again."""
+    await store.write(RunWrite("r0", create=replace(new_run("r0"), created_at=1.0)))
+    await store.write(RunWrite("woken", create=replace(new_run("woken"), created_at=2.0)))
+    leases = dict(await store.claim_runs(Claim("one", 0.3), 10, ["slow"]))
+    patch = {"status": RunStatus.WAITING, "wake_at": 5.0}
+    await store.write(RunWrite("woken", patch=patch, fence=leases["woken"]))
+    assert not await store.wake_bounded("woken", leases["woken"], "slow", 1)  # r0 runs: marked
+    assert await store.claim_bounded(Claim("two", 10), 10, "slow", 2) == BoundedClaim([], False)
+    await asyncio.sleep(0.35)  # "one" goes quiet: its leases lapse
+    claimed = await store.claim_runs(Claim("two", 10), 10, ["slow"])
+    assert sorted(claimed) == [("r0", Lease("two", 2)), ("woken", Lease("two", 2))]
+    # r0 runs under "two"; the woken run, claimed under a new epoch, holds no room yet.
+    assert await store.claim_bounded(Claim("three", 10), 10, "slow", 2) == BoundedClaim([], False)
+    await store.write(RunWrite("more", create=replace(new_run("more"), created_at=3.0)))
+    more = await store.claim_bounded(Claim("three", 10), 10, "slow", 2)
+    assert more == BoundedClaim([("more", Lease("three", 1))], False)
+
+
+async def until_true(check: Any, within: float = 10.0) -> None:
+    bound = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < bound, "not within the bound"
+        await asyncio.sleep(0.01)
 
 
 async def test_a_claim_takes_no_more_than_its_limit_whatever_the_plan(

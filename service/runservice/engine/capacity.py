@@ -20,9 +20,15 @@ its runs are never claimed by an admission, only by the claim loops, which count
 of it that live owners drive and claim under a lock of the workflow in the database
 (`Store.claim_bounded`). A drive of it that ends or begins a sleep wakes this server's
 claim loop, which takes the next waiting run, wherever it was started. A run of it that
-wakes counts itself in under the same lock (`Store.wake_bounded`); one that finds no room
-waits for its server's next claim pass: a drive of the workflow ending there, or on another
-server at the latest `--claim-interval` later.
+wakes counts itself in under the same lock (`Store.wake_bounded`), holding room here first.
+One that finds no room keeps that, and the database marks it as waiting: every server's
+claims count it as holding the workflow's next room, so it goes before the runs waiting to
+start wherever room is made, and the claim that finds such room after a drive ended tells
+its server (`Store.listen_room`), whose claim loop lets it go on. Counted by the driven runs
+alone, it waited for its own server's next claim pass while the other servers' claim loops,
+each woken by its own drive's end, took the room for their waiting runs, for as long as
+they came (an audit). A run this server is too full to drive takes no such room: it holds
+none here, so it is not marked, and the other servers' runs of the workflow go on meanwhile.
 """
 
 from __future__ import annotations

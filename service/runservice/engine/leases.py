@@ -148,6 +148,12 @@ class LeaseKeeper:
         self._sleepers: dict[Sleeper, asyncio.Future[None]] = {}
         """The drives whose run's sleep ended with no room to go on, in the order they woke,
         each with the future that lets it go on (`room_to_go_on`)."""
+        self._holding: set[Sleeper] = set()
+        """Of those whose bound the servers share, the ones that hold room here while they wait
+        for the workflow's, marked in the database as waiting for it (`_let_go_on`)."""
+        self._freed: set[str] = set()
+        """The workflows with a shared bound a drive of which ended or began a sleep here since
+        their last claim: that claim tells the servers of woken runs waiting for room of it."""
         self._outage = False
         """A call of the claim loop or the heartbeat found the database away; cleared by the
         first renewal that gets through (`_unowned_only`)."""
@@ -268,15 +274,23 @@ class LeaseKeeper:
         if some are held back by the bound, the workflow is added to `full`."""
         assert self._capacity is not None
         sent = time.monotonic()
-        taken = await self._store.claim_bounded(
-            self.claim,
-            page,
-            workflow_id,
-            bound,
-            self._definitions,
-            exclude=list(self._local()),
-            unowned_only=self._unowned_only(),
-        )
+        freed = workflow_id in self._freed
+        self._freed.discard(workflow_id)  # a drive that ends during the claim counts for the next
+        try:
+            taken = await self._store.claim_bounded(
+                self.claim,
+                page,
+                workflow_id,
+                bound,
+                self._definitions,
+                exclude=list(self._local()),
+                unowned_only=self._unowned_only(),
+                freed=freed,
+            )
+        except BaseException:
+            if freed:
+                self._freed.add(workflow_id)  # the next claim tells of it
+            raise
         for run_id, lease in taken.claimed:
             await self._adopt(run_id, lease, sent)
         if taken.held_back:
@@ -362,12 +376,17 @@ class LeaseKeeper:
             return
         if self._sleepers:
             self._go_on_here()
-        if (
-            capacity.waiting
-            or workflow_id in capacity.waiting_in
-            or capacity.shared_bound(workflow_id)
-            or self._sleepers
-        ):
+        shared = capacity.shared_bound(workflow_id) is not None
+        if shared:
+            self._freed.add(workflow_id)
+        if capacity.waiting or workflow_id in capacity.waiting_in or shared or self._sleepers:
+            self._wake.set()
+
+    def _room_told(self, workflow_id: str) -> None:
+        """A claim, here or on another server, found room of `workflow_id`'s shared bound that
+        woken runs waiting for it hold (`Store.listen_room`): if one of them is here, it goes
+        on now, not at this server's next claim pass."""
+        if any(sleeper.workflow_id == workflow_id for sleeper in self._holding):
             self._wake.set()
 
     async def room_to_go_on(self, sleeper: Sleeper) -> None:
@@ -376,18 +395,21 @@ class LeaseKeeper:
         room or not). Sleepers of one workflow go on in the order they woke."""
         if self._capacity is None or sleeper.status is not RunStatus.WAITING or sleeper.abort_signal.is_set():
             return
-        behind = any(other.workflow_id == sleeper.workflow_id for other in self._sleepers)
-        if not behind and await self._let_go_on(sleeper):
-            return
-        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers[sleeper] = granted
-        stopped = asyncio.ensure_future(sleeper.abort_signal.wait())
         try:
-            await asyncio.wait((granted, stopped), return_when=asyncio.FIRST_COMPLETED)
+            behind = any(other.workflow_id == sleeper.workflow_id for other in self._sleepers)
+            if not behind and await self._let_go_on(sleeper):
+                return
+            granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._sleepers[sleeper] = granted
+            stopped = asyncio.ensure_future(sleeper.abort_signal.wait())
+            try:
+                await asyncio.wait((granted, stopped), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+                if self._sleepers.get(sleeper) is granted:
+                    del self._sleepers[sleeper]
         finally:
-            stopped.cancel()
-            if self._sleepers.get(sleeper) is granted:
-                del self._sleepers[sleeper]
+            self._let_go(sleeper)  # stopped (or failed) while it held room here: given back
 
     def _go_on_here(self) -> None:
         """Let the sleepers whose bounds are this server's alone go on, as room allows."""
@@ -409,6 +431,8 @@ class LeaseKeeper:
         for sleeper, granted in list(self._sleepers.items()):
             if granted.done() or sleeper.workflow_id in full:
                 continue
+            if self._sleepers.get(sleeper) is not granted or sleeper.abort_signal.is_set():
+                continue  # stopped while one before it went on: room held for it now would stay held
             if await self._let_go_on(sleeper):
                 if not granted.done():
                     granted.set_result(None)
@@ -426,17 +450,29 @@ class LeaseKeeper:
             return self._hold(sleeper)
         if sleeper.status is not RunStatus.WAITING:
             return True
-        if not capacity.hold(workflow_id):
-            return False
-        try:
-            # Not past the bound while the count runs: the hold counts the run here meanwhile.
-            if not await self._store.wake_bounded(sleeper.run_id, sleeper.lease, workflow_id, shared):
-                capacity.note_full(workflow_id)  # retried at the next claim pass
+        # Room here first, held until the run goes on or stops: the hold counts the run here
+        # while the database counts it, and once no room of the workflow is left the database
+        # counts it as holding the next (`wake_bounded` marks it), so that no server's claim
+        # takes it for a run waiting to start (audit D3). Not without room here: a run this
+        # server is too full to drive would hold the workflow's room from every server.
+        if sleeper not in self._holding:
+            if not capacity.hold(workflow_id):
                 return False
-            sleeper.status = RunStatus.RUNNING
-            return True
-        finally:
-            capacity.release(True, workflow_id)
+            self._holding.add(sleeper)
+        if not await self._store.wake_bounded(sleeper.run_id, sleeper.lease, workflow_id, shared):
+            # Tried again when a claim tells of room (`_room_told`), or at the next claim pass.
+            capacity.note_full(workflow_id)
+            return False
+        sleeper.status = RunStatus.RUNNING  # counted busy from now on, in place of its hold
+        self._let_go(sleeper)
+        return True
+
+    def _let_go(self, sleeper: Sleeper) -> None:
+        """Give back the room `sleeper` held here while it waited for its shared bound's."""
+        if sleeper in self._holding:
+            self._holding.discard(sleeper)
+            assert self._capacity is not None
+            self._capacity.release(True, sleeper.workflow_id)
 
     def _hold(self, sleeper: Sleeper) -> bool:
         """Whether `sleeper` may go on within this server's room; if so it is `running` again
@@ -452,6 +488,7 @@ class LeaseKeeper:
 
     def start(self) -> None:
         """Start the background loops (after a first `claim_due`)."""
+        self._store.listen_room(self._room_told)
         self._claiming = asyncio.create_task(self._claim_loop(), name="runservice claim loop")
         if not self.exclusive:
             self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="runservice heartbeat")
@@ -465,6 +502,7 @@ class LeaseKeeper:
 
     async def aclose(self) -> None:
         self._closed = True
+        self._store.unlisten_room(self._room_told)
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
             self._deadline_timer = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -308,18 +308,35 @@ class Store(Protocol):
         exclude: Collection[str] = (),
         *,
         unowned_only: bool = False,
+        freed: bool = False,
     ) -> BoundedClaim:
         """`claim_runs` for one workflow whose runs all servers sharing the database drive at
         most `bound` of at once: up to `limit`, and no more than `bound` minus its `running`
-        runs that have a live owner, counted and claimed under a lock of the workflow held
-        until the claims commit, so that servers claiming at once share the bound."""
+        runs that have a live owner and minus its woken runs waiting for room (those
+        `wake_bounded` found none for: they go first), counted and claimed under a lock of
+        the workflow held until the claims commit, so that servers claiming at once share the
+        bound. `freed`: a drive of the workflow ended or began a sleep at the claimer since
+        its last claim; if woken runs wait and there is room, their servers are told at the
+        commit (`listen_room`), as nothing else would wake them."""
 
     async def wake_bounded(self, run_id: str, lease: Lease, workflow_id: str, bound: int) -> bool:
         """Make the sleeping run `run_id` (`waiting`, driven under `lease`) `running` again if
         its workflow, whose runs all servers sharing the database drive at most `bound` of at
-        once, has room: fewer `running` runs with a live owner than `bound`, counted under the
-        lock `claim_bounded` takes. False, changing nothing, when it has none. The row changes
-        only while `lease` holds the run; a lost lease is for the drive's next commit to find."""
+        once, has room: fewer than `bound` runs that are `running` with a live owner or are
+        woken runs waiting for room ahead of this one (by `wake_at`, then run id), counted
+        under the lock `claim_bounded` takes. When it has none, the run is marked as waiting
+        for room under `lease` (its owner holds room of its own for it meanwhile), so that
+        claims leave it the workflow's room; False. The row changes only while `lease` holds
+        the run; a lost lease is for the drive's next commit to find. A mark lasts while the
+        run is `waiting` under that lease: a claim by another owner voids it."""
+
+    def listen_room(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(workflow_id)` when a claim (`claim_bounded` with `freed`), in this
+        process or another, found room of the workflow that woken runs waiting for room
+        hold; at most once per claim, and not at all while a database connection is down."""
+
+    def unlisten_room(self, callback: Callable[[str], None]) -> None:
+        """Stop calling `callback` (given to `listen_room`)."""
 
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> Renewal:
         """Extend by `seconds` the leases `owner` holds on `run_ids` (the runs it drives: a

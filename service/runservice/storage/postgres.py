@@ -166,16 +166,39 @@ _CLAIM = (
 _ANY_DUE = f"SELECT EXISTS (SELECT 1 FROM runs WHERE {_due(1, 2, 3, 7, 8, 9)})"
 _LOCK_WORKFLOW = "SELECT pg_advisory_xact_lock(hashtextextended('runservice workflow ' || $1, 0))"
 """Held by a bounded claim until it commits: claims of one workflow's runs take turns."""
-_DRIVEN = (
-    "SELECT count(*) FROM runs WHERE owner IS NOT NULL AND workflow_id = $1"
-    f" AND status = 'running' AND lease_expires_at >= {_NOW}"
+_WOKEN = (
+    "status = 'waiting' AND woken_epoch IS NOT NULL AND woken_epoch = epoch"
+    f" AND owner IS NOT NULL AND lease_expires_at >= {_NOW}"
 )
-"""The runs of a workflow that live owners drive (by `runs_by_owner`: only owned runs)."""
+"""A woken run waiting for room of its workflow's shared bound (`wake_bounded` marked it under
+its lease, and that lease is live): by `runs_woken`, only the marked runs still waiting."""
+_COUNTED = (
+    "SELECT (SELECT count(*) FROM runs WHERE owner IS NOT NULL AND workflow_id = $1"
+    f" AND status = 'running' AND lease_expires_at >= {_NOW}),"
+    f" (SELECT count(*) FROM runs WHERE workflow_id = $1 AND {_WOKEN})"
+)
+"""The runs of a workflow that live owners drive, and its woken runs waiting for room."""
+_AHEAD = (
+    "SELECT (SELECT count(*) FROM runs WHERE owner IS NOT NULL AND workflow_id = $1"
+    f" AND status = 'running' AND lease_expires_at >= {_NOW})"
+    f" + (SELECT count(*) FROM runs WHERE workflow_id = $1 AND {_WOKEN} AND run_id <> $2"
+    " AND (coalesce(wake_at, 0), run_id)"
+    " < (SELECT coalesce(wake_at, 0), run_id FROM runs WHERE run_id = $2))"
+)
+"""The runs a woken run of a workflow (`$2`) finds holding its room: those live owners drive,
+and the woken runs waiting for room whose sleep ended before its own."""
 _WAKE = (
-    "UPDATE runs SET status = 'running', wake_at = NULL"
+    "UPDATE runs SET status = 'running', wake_at = NULL, woken_epoch = NULL"
     " WHERE run_id = $1 AND owner = $2 AND epoch = $3 AND status = 'waiting'"
 )
 """A sleeping run its owner lets go on (`wake_bounded`), under its lease."""
+_MARK_WOKEN = (
+    "UPDATE runs SET woken_epoch = epoch WHERE run_id = $1 AND owner = $2 AND epoch = $3"
+    " AND status = 'waiting' AND woken_epoch IS DISTINCT FROM epoch"
+)
+"""A woken run that found no room marked as waiting for some, under its lease (`wake_bounded`)."""
+_TELL_ROOM = f"SELECT pg_notify('{CHANNEL}', 'room ' || $1)"
+"""Tells every replica (`listen_room`) at the commit that the workflow has room woken runs hold."""
 _HOLD_NAME = "SELECT pg_try_advisory_lock(hashtextextended('runservice replica ' || $1, 0))"
 """A session lock on a replica name: the database ends it with the session, so when a process
 that held it is gone (killed: its socket closes) the next one of that name gets it."""
@@ -507,6 +530,8 @@ class PostgresStore(PostgresSchedules):
         self._writer_pid = 0
         self._pool: Any = None  # asyncpg.Pool
         self._listener: Any = None  # asyncpg.Connection
+        self._room_listeners: list[Callable[[str], None]] = []
+        """Told of room woken runs hold (`listen_room`)."""
         self._name: str | None = None
         """The replica name this process holds (`take_over`), on `_name_holder`'s session."""
         self._owner = ""
@@ -841,10 +866,12 @@ class PostgresStore(PostgresSchedules):
         exclude: Collection[str] = (),
         *,
         unowned_only: bool = False,
+        freed: bool = False,
     ) -> BoundedClaim:
         """See `Store.claim_bounded`: a transaction that takes the workflow's advisory lock,
         counts, then claims (READ COMMITTED: each statement sees what the claims before it,
-        which held the lock, committed)."""
+        which held the lock, committed). The woken runs' servers are told by a NOTIFY on the
+        events channel, which a replica too old to know it ignores."""
         if definitions is not None and not definitions:
             return BoundedClaim([], False)
         served = sorted(definitions or ())
@@ -861,16 +888,18 @@ class PostgresStore(PostgresSchedules):
         async def claim_some() -> BoundedClaim:
             async with self._readers().acquire() as conn, conn.transaction():
                 await conn.execute(_LOCK_WORKFLOW, workflow_id)
-                driven = await conn.fetchval(_DRIVEN, workflow_id)
-                room = min(limit, bound - driven)
+                driven, woken = await conn.fetchrow(_COUNTED, workflow_id)
+                room = min(limit, bound - driven - woken)
                 rows = []
                 if room > 0:
                     rows = await conn.fetch(
                         _CLAIM, claim.owner, claim.seconds, _ACTIVE, [workflow_id], room, *chosen
                     )
-                held_back = driven + len(rows) >= bound and await conn.fetchval(
+                held_back = driven + woken + len(rows) >= bound and await conn.fetchval(
                     _ANY_DUE, _ACTIVE, [workflow_id], *chosen
                 )
+                if freed and woken and driven < bound:
+                    await conn.execute(_TELL_ROOM, workflow_id)
             claimed = [(run_id, Lease(claim.owner, epoch)) for run_id, epoch in rows]
             return BoundedClaim(claimed, bool(held_back))
 
@@ -884,7 +913,8 @@ class PostgresStore(PostgresSchedules):
         async def wake() -> bool:
             async with self._readers().acquire() as conn, conn.transaction():
                 await conn.execute(_LOCK_WORKFLOW, workflow_id)
-                if await conn.fetchval(_DRIVEN, workflow_id) >= bound:
+                if await conn.fetchval(_AHEAD, workflow_id, run_id) >= bound:
+                    await conn.execute(_MARK_WOKEN, run_id, lease.owner, lease.epoch)
                     return False
                 await conn.execute(_WAKE, run_id, lease.owner, lease.epoch)
                 return True
@@ -1059,6 +1089,17 @@ class PostgresStore(PostgresSchedules):
                 self._gone(run_id)
             elif sequence.isdigit():  # anything else on the channel is not ours to read
                 self._heard(run_id, int(sequence))
+            elif sequence == "room":  # `_TELL_ROOM`: here the workflow's id
+                for callback in list(self._room_listeners):
+                    callback(run_id)
+
+    def listen_room(self, callback: Callable[[str], None]) -> None:
+        """See `Store.listen_room`: through the LISTEN connection."""
+        self._room_listeners.append(callback)
+
+    def unlisten_room(self, callback: Callable[[str], None]) -> None:
+        if callback in self._room_listeners:
+            self._room_listeners.remove(callback)
 
     def _heard(self, run_id: str, sequence: int) -> None:
         """The log of `run_id` reaches `sequence`: wake its subscribers if that is news to them."""

@@ -354,6 +354,27 @@ def _driven(conn: sqlite3.Connection, workflow_id: str, now: float) -> int:
     return int(driven)
 
 
+_WOKEN = (
+    "SELECT count(*) FROM runs INDEXED BY runs_woken WHERE workflow_id = ? AND status = 'waiting'"
+    " AND woken_epoch IS NOT NULL AND woken_epoch = epoch AND owner IS NOT NULL AND lease_expires_at >= ?"
+)
+"""The woken runs of a workflow waiting for room of its shared bound (`Store.wake_bounded`)."""
+
+
+def _woken(conn: sqlite3.Connection, workflow_id: str, now: float, ahead_of: str | None = None) -> int:
+    """The woken runs of `workflow_id` waiting for room (`_WOKEN`); with `ahead_of`, only those
+    whose sleep ended before that run's (`wake_at`, then run id)."""
+    if ahead_of is None:
+        (woken,) = conn.execute(_WOKEN, (workflow_id, now)).fetchone()
+    else:
+        (woken,) = conn.execute(
+            f"{_WOKEN} AND run_id <> ? AND (coalesce(wake_at, 0), run_id)"
+            " < (SELECT coalesce(wake_at, 0), run_id FROM runs WHERE run_id = ?)",
+            (workflow_id, now, ahead_of, ahead_of),
+        ).fetchone()
+    return int(woken)
+
+
 _QUEUED = "coalesce(queued_at, created_at) AS queued"
 """A due run's place in the claim order (`_DueRuns`)."""
 
@@ -465,6 +486,8 @@ class SqliteStore(SqliteSchedules):
         self.path = os.path.abspath(path)
         self.durability = durability
         self.hub = EventHub()
+        self._room_listeners: list[Callable[[str], None]] = []
+        """Told of room woken runs hold (`listen_room`)."""
         self.transactions = 0
         """Write transactions committed so far (one per group-commit batch)."""
         self.commits = 0
@@ -692,29 +715,50 @@ class SqliteStore(SqliteSchedules):
         exclude: Collection[str] = (),
         *,
         unowned_only: bool = False,
+        freed: bool = False,
     ) -> BoundedClaim:
-        """See `Store.claim_bounded`: the count and the claim are one operation of the writer."""
+        """See `Store.claim_bounded`: the count and the claim are one operation of the writer;
+        the woken runs' servers are those of this process that listen on this store."""
         if definitions is not None and not definitions:
             return BoundedClaim([], False)
         due = _DueRuns([workflow_id], definitions, exclude, unowned_only)
+        told = False
 
         def apply(conn: sqlite3.Connection, now: float) -> BoundedClaim:
-            driven = _driven(conn, workflow_id, now)
-            room = min(limit, bound - driven)
+            nonlocal told
+            driven, woken = _driven(conn, workflow_id, now), _woken(conn, workflow_id, now)
+            room = min(limit, bound - driven - woken)
             claimed = due.claim(conn, now, claim, room) if room > 0 else []
-            return BoundedClaim(claimed, driven + len(claimed) >= bound and due.any(conn, now))
+            told = freed and woken > 0 and driven < bound
+            return BoundedClaim(claimed, driven + woken + len(claimed) >= bound and due.any(conn, now))
 
         result: BoundedClaim = await self._submit(_Operation(apply))
+        if told:
+            for callback in list(self._room_listeners):
+                callback(workflow_id)
         return result
+
+    def listen_room(self, callback: Callable[[str], None]) -> None:
+        """See `Store.listen_room`: only the listeners of this store object hear."""
+        self._room_listeners.append(callback)
+
+    def unlisten_room(self, callback: Callable[[str], None]) -> None:
+        if callback in self._room_listeners:
+            self._room_listeners.remove(callback)
 
     async def wake_bounded(self, run_id: str, lease: Lease, workflow_id: str, bound: int) -> bool:
         """See `Store.wake_bounded`: the count and the change are one operation of the writer."""
 
         def apply(conn: sqlite3.Connection, now: float) -> bool:
-            if _driven(conn, workflow_id, now) >= bound:
+            if _driven(conn, workflow_id, now) + _woken(conn, workflow_id, now, run_id) >= bound:
+                conn.execute(
+                    "UPDATE runs SET woken_epoch = epoch WHERE run_id = ? AND owner = ? AND epoch = ?"
+                    " AND status = 'waiting' AND woken_epoch IS NOT epoch",
+                    (run_id, lease.owner, lease.epoch),
+                )
                 return False
             conn.execute(
-                "UPDATE runs SET status = 'running', wake_at = NULL"
+                "UPDATE runs SET status = 'running', wake_at = NULL, woken_epoch = NULL"
                 " WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'waiting'",
                 (run_id, lease.owner, lease.epoch),
             )
