@@ -22,9 +22,9 @@ from runservice.client import Client
 from runservice.config import ConfigError, Settings
 from runservice.engine import Engine
 from runservice.engine.capacity import Capacity
-from runservice.errors import WorkflowDefinitionError
+from runservice.errors import RunClaimed, WorkflowDefinitionError
 from runservice.model import RunStatus, StepStatus
-from runservice.storage import open_store
+from runservice.storage import Claim, RunWrite, open_store
 from runservice.workflow import StepContext, create_step, create_workflow
 
 pytestmark = pytest.mark.timeout(60)
@@ -537,6 +537,32 @@ async def test_an_operators_time_travel_fork_and_restart_wait_for_room_too(
         assert (await engine.get_run(forked.run_id)).result == {"count": 30}
 
 
+async def test_room_an_admission_gives_back_unused_goes_to_the_runs_waiting_at_once(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A Resume holds its room while another drive holds the run, and gives up after about 5 s
+    (RunClaimed): the room it gives back goes to a Start left waiting meanwhile at once. It was
+    left until the claim loop's next look, here 300 s later (audit S1)."""
+    async with serving(
+        tmp_path / "runs.db", workflows=FLOWS, max_active_runs=1, claim_interval=300.0
+    ) as served:
+        engine = served.engine
+        parked = await engine.start("asking", input_data={"count": 1}, wait=True)
+        assert parked.status is RunStatus.SUSPENDED
+        # Another replica's claim loop holds the run (it took it for a deadline, say).
+        taken = await served.store.write(RunWrite(parked.run_id, claim=Claim("elsewhere", 60.0)))
+        assert taken.applied
+        resuming = asyncio.create_task(engine.resume(parked.run_id, resume_data={"count": 7}))
+        await until(lambda: _true(engine._capacity.room() == 0))  # the Resume holds the room
+        queued = await engine.start("held", input_data={"count": 2})  # full: left waiting
+        assert queued.status is RunStatus.RUNNING and await served.store.count_unowned() == 1
+        with pytest.raises(RunClaimed):
+            await asyncio.wait_for(resuming, 30)
+        await until(lambda: _true(gate.entered == [2]), within=20.0)
+        gate.release()
+        await until(lambda: _is(served, queued.run_id, RunStatus.SUCCESS))
+
+
 async def test_a_full_replica_leaves_runs_to_one_with_room(pg_databases: Databases, tmp_path: Path) -> None:
     """On PostgreSQL the runs a full replica leaves are driven by another replica with room,
     while the full one still drives what it has."""
@@ -732,6 +758,45 @@ def test_a_workflows_own_bound_holds_back_only_its_runs() -> None:
             WorkflowDefinitionError, match="max_active_runs must be an integer from 1 to 4294967295"
         ):
             create_workflow("bad", max_active_runs=bad)
+
+
+def test_room_given_back_wakes_the_claim_loop_only_for_runs_waiting_for_it() -> None:
+    """`release` calls `given_back` when runs wait for the room it makes: the server's, or the
+    workflow's own here; not when nothing waits (every admission releases), not while the
+    room is still taken, nor for a bound the servers share (counted in the database)."""
+    woken: list[int] = []
+    busy = [0]
+    capacity = Capacity(
+        2,
+        lambda: busy[0],
+        lambda: busy[0],
+        limits={"own": 1},
+        busy_in=lambda w: 0,
+        given_back=lambda: woken.append(1),
+    )
+    assert capacity.reserve("other") and capacity.reserve("other")
+    capacity.release(True, "other")
+    capacity.release(True, "other")
+    assert woken == []  # nothing waits
+    assert capacity.reserve("other") and capacity.reserve("other") and not capacity.reserve("other")
+    busy[0] = 1  # one of them launched: its drive holds the room its release gives back
+    capacity.release(True, "other")
+    assert woken == [] and capacity.waiting
+    capacity.release(True, "other")  # the other gave up: room for a run that waits
+    assert woken == [1]
+    capacity.waiting, busy[0] = False, 0
+    assert capacity.reserve("own") and not capacity.reserve("own") and capacity.waiting_in == {"own"}
+    assert capacity.reserve("other")
+    capacity.release(True, "other")  # not its room
+    capacity.release(True, "own")
+    assert woken == [1, 1]
+    shared = Capacity(
+        2, lambda: 0, lambda: 0, limits={"w": 1}, shared=True, given_back=lambda: woken.append(2)
+    )
+    assert shared.hold("w")
+    shared.note_full("w")
+    shared.release(True, "w")
+    assert woken == [1, 1]
 
 
 SLOW_FLOWS = """

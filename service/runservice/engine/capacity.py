@@ -76,6 +76,7 @@ class Capacity:
         "_busy",
         "_busy_in",
         "_drives",
+        "_given_back",
         "_limits",
         "_noticed",
         "_reserved",
@@ -95,8 +96,11 @@ class Capacity:
         limits: Mapping[str, int] | None = None,
         busy_in: Callable[[str], int] | None = None,
         shared: bool = False,
+        given_back: Callable[[], None] | None = None,
     ) -> None:
+        """`given_back()` is called when room is given back that runs wait for (`release`)."""
         self.limit = limit
+        self._given_back = given_back
         self._shared = shared
         self._drives = drives
         self._busy = busy
@@ -176,11 +180,28 @@ class Capacity:
         return True
 
     def release(self, reserved: bool, workflow_id: str | None = None) -> None:
-        """Give back what `reserve(workflow_id)` returned."""
+        """Give back what `reserve(workflow_id)` or `hold(workflow_id)` returned; if runs wait
+        for the room that makes, `given_back()`. Room an admission held and launched nothing
+        with (a Start that found its run started, a Resume that gave up, a claim not applied)
+        woke nothing, and the runs waiting meanwhile waited for the claim loop's next look, a
+        --claim-interval later (audit S1). Here, not at each caller: every admission releases,
+        and only this knows whether anything waits; when nothing does (the common case) it
+        wakes nothing, and after a launch, whose drive holds the room, only while room is left."""
         if reserved and self._bounded:
             self._reserved -= 1
             if workflow_id in self._reserved_in:
                 self._reserved_in[workflow_id] -= 1
+            if self._given_back is not None and self._awaited(workflow_id):
+                self._given_back()
+
+    def _awaited(self, workflow_id: str | None) -> bool:
+        """Whether runs wait for the room a release of `workflow_id`'s made: the engine's, or
+        the workflow's own here (not a shared bound's: that room is counted in the database)."""
+        if self.waiting:
+            return self.room() > 0
+        if workflow_id is None or workflow_id not in self.waiting_in:
+            return False  # nothing waits for it: the common case, a dictionary lookup at most
+        return self.shared_bound(workflow_id) is None and self.room_in(workflow_id) > 0 and self.room() > 0
 
     def note_full(self, workflow_id: str | None = None) -> None:
         """Runs wait for room: the engine's, or (given) the workflow's own, here or (for a

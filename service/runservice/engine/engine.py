@@ -194,6 +194,7 @@ class Engine:
             limits=_workflow_bounds(self._workflows, workflow_limits or {}),
             busy_in=self._busy_in,
             shared=not getattr(store, "exclusive", False),
+            given_back=lambda: self._keeper.wake(),
         )
         self._keeper = LeaseKeeper(
             store,

@@ -482,8 +482,8 @@ class LeaseKeeper:
         assert self._capacity is not None
         if not self._capacity.hold(sleeper.workflow_id):
             return False
+        sleeper.status = RunStatus.RUNNING  # first: the release then gives back no room it took
         self._capacity.release(True, sleeper.workflow_id)
-        sleeper.status = RunStatus.RUNNING
         return True
 
     def start(self) -> None:
