@@ -490,6 +490,35 @@ async def test_a_deadline_ends_a_run_waiting_for_room_whatever_the_room(
         assert gate.entered == holding
 
 
+async def test_a_deadline_past_before_its_run_is_left_waiting_ends_it_at_once(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A run whose deadline passes while its commit is made, on a full server whose claim loop
+    looked for overdue runs a moment before (for the run left before it) and looks only every
+    30 s: it is ended at once. Before, its deadline, past when the claim loop was told of it,
+    was dropped unseen, and the run was answered at the next look (a review)."""
+    async with serving(
+        tmp_path / "runs.db", workflows=FLOWS, max_active_runs=1, claim_interval=CLAIM_INTERVAL
+    ) as served:
+        engine = served.engine
+        hog = await engine.start("held", input_data={"count": 10})
+        await until(lambda: _true(gate.entered == [10]))
+        first = await engine.start("held", input_data={"count": 3}, run_timeout=60)
+        assert first.status is RunStatus.RUNNING  # left waiting: the claim loop looks at once
+        await asyncio.sleep(0.2)
+        began = time.monotonic()
+        late = await asyncio.wait_for(
+            engine.start("held", input_data={"count": 4}, wait=True, run_timeout=0.001), 20
+        )
+        assert time.monotonic() - began < CLAIM_INTERVAL / 3
+        assert late.status is RunStatus.FAILED
+        assert late.error is not None and late.error.name == "RunTimeoutError"
+        assert gate.entered == [10] and await status(served, first.run_id) is RunStatus.RUNNING
+        gate.release()
+        await until(lambda: _is(served, first.run_id, RunStatus.SUCCESS))
+        assert await status(served, hog.run_id) is RunStatus.SUCCESS
+
+
 @pytest.mark.parametrize("workflow_id", ["sleep-beside-body", "body-beside-sleep"])
 async def test_a_sleep_beside_a_running_body_keeps_the_runs_room(
     serving: ServingFactory, tmp_path: Path, workflow_id: str

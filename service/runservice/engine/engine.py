@@ -1640,7 +1640,7 @@ class Engine:
         if run_id not in self._tasks:
             self._store.hub.released(run_id, unowned=True)
         self._keeper.wake()
-        self._keeper.wake_by(deadline)
+        self._keeper.wake_by(run_id, deadline)
 
     @contextlib.contextmanager
     def _claim_if_room(self, workflow_id: str) -> Iterator[Claim | None]:

@@ -122,8 +122,13 @@ class LeaseKeeper:
         self._renewed = renewed
         self._capacity = capacity
         self._expire = expire
-        self._deadlines: list[float] = []
-        """A heap of the deadlines (epoch seconds) of runs left to the claim loop (`wake_by`)."""
+        self._deadlines: list[tuple[float, str]] = []
+        """A heap of the deadlines (epoch seconds) of runs left to the claim loop, with the run
+        (`wake_by`); an entry whose run is no longer in `_waiting` is dropped as it comes up."""
+        self._waiting: dict[str, float] = {}
+        """The runs left to the claim loop with a deadline, until a claim here takes them or
+        their deadline passes: a deadline of a run claimed since is no reason to look (a
+        review: under an overload, every run's deadline made the loop look once more)."""
         self._deadline_timer: asyncio.TimerHandle | None = None
         """Wakes the claim loop at the earliest of `_deadlines`."""
         self._overdue_at = 0.0
@@ -264,6 +269,7 @@ class LeaseKeeper:
             unowned_only=self._unowned_only(),
         )
         for run_id, lease in claimed:
+            self._taken(run_id)
             await self._adopt(run_id, lease, sent)
         return claimed
 
@@ -292,6 +298,7 @@ class LeaseKeeper:
                 self._freed.add(workflow_id)  # the next claim tells of it
             raise
         for run_id, lease in taken.claimed:
+            self._taken(run_id)
             await self._adopt(run_id, lease, sent)
         if taken.held_back:
             self._capacity.note_full(workflow_id)  # a drive of it ending, here or elsewhere, wakes a loop
@@ -316,38 +323,63 @@ class LeaseKeeper:
                 overdue=True,
             )
             for run_id, lease in claimed:
+                self._taken(run_id)
                 await self._expire(run_id, lease)
             ended += len(claimed)
             if len(claimed) < limit:
                 return ended
 
-    def wake_by(self, deadline: float | None) -> None:
-        """A run with this deadline (epoch seconds) was left to the claim loop: wake it once the
-        deadline passes, should the run still wait for room then (`end_overdue`), not only at
-        its next look. One timer, for the earliest deadline to come."""
-        if deadline is None or self._closed or len(self._deadlines) >= DEADLINES_KEPT:
+    def wake_by(self, run_id: str, deadline: float | None) -> None:
+        """The run, with this deadline (epoch seconds), was left to the claim loop: wake it once
+        the deadline passes, should the run still wait for room then (`end_overdue`), not only
+        at its next look. One timer, for the earliest deadline to come."""
+        if deadline is None or self._closed:
             return
-        heapq.heappush(self._deadlines, deadline)
-        if self._deadlines[0] == deadline:
+        if len(self._deadlines) >= DEADLINES_KEPT:  # mostly runs claimed since: kept no more
+            self._deadlines = [(kept, waiting) for waiting, kept in self._waiting.items()]
+            heapq.heapify(self._deadlines)
+            if len(self._deadlines) >= DEADLINES_KEPT:
+                return
+        self._waiting[run_id] = deadline
+        heapq.heappush(self._deadlines, (deadline, run_id))
+        if self._deadlines[0] == (deadline, run_id):
             self._arm()
 
+    def _taken(self, run_id: str) -> None:
+        """A claim here took the run (to drive it, or to end it): its deadline is no reason to
+        look any more."""
+        if self._waiting:
+            self._waiting.pop(run_id, None)
+
     def _arm(self) -> None:
-        """Set the timer for the earliest deadline still to come, dropping those passed."""
+        """Set the timer for the earliest deadline still to come. Those passed already (a
+        deadline that passed before the run was left, or while the loop was busy) make the next
+        pass look at once: dropped unseen, they waited for the look a claim interval later (a
+        review: a 1 ms `run_timeout` on a full server was answered after the claim interval)."""
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
             self._deadline_timer = None
         now = time.time()
-        while self._deadlines and self._deadlines[0] < now:
-            heapq.heappop(self._deadlines)
+        passed = False
+        while self._deadlines and (self._deadlines[0][0] < now or not self._still_waits(*self._deadlines[0])):
+            deadline, run_id = heapq.heappop(self._deadlines)
+            if self._still_waits(deadline, run_id):
+                del self._waiting[run_id]
+                passed = True
+        if passed:
+            self._overdue_at = 0.0  # the next pass looks for runs past their deadline
+            self._wake.set()
         if self._deadlines:
             # A little after it: the claim compares with the database's clock, deadline < now.
-            delay = self._deadlines[0] - now + DEADLINE_SLACK
+            delay = self._deadlines[0][0] - now + DEADLINE_SLACK
             self._deadline_timer = asyncio.get_running_loop().call_later(delay, self._deadline_passed)
+
+    def _still_waits(self, deadline: float, run_id: str) -> bool:
+        """Whether the heap's entry is of a run still left to the claim loop with that deadline."""
+        return self._waiting.get(run_id) == deadline
 
     def _deadline_passed(self) -> None:
         self._deadline_timer = None
-        self._overdue_at = 0.0  # the next pass looks for runs past their deadline
-        self._wake.set()
         self._arm()
 
     def _unowned_only(self) -> bool:
