@@ -589,6 +589,23 @@ async def test_hub_events_equal_stored_events(store: AnyStore) -> None:
     assert began.events[0].cause is Execution.DEADLINE
 
 
+async def test_request_ids_of_one_request_are_read_by_their_prefix(store: AnyStore) -> None:
+    """A caller looks for one request's rows (a Stream's `resume-began` row, a retry's marks):
+    read by their prefix, not every row of the kind (a run resumed 10,000 times holds 10,000),
+    whatever characters the ids hold (SQLite reads a range of the key)."""
+    await create(store, new_run("r1"))
+    ids = ["a", "a#1", "a#12", "a$", "ab#3", "b#4", "é#5", "é\U0010ffff", "é\U0010ffff#6", "\U0010ffff#7"]
+    await store.write(RunWrite("r1", requests=tuple(("began", request_id) for request_id in ids)))
+    assert sorted(await store.request_ids("r1", "began")) == sorted(ids)
+    assert sorted(await store.request_ids("r1", "began", "a#")) == ["a#1", "a#12"]
+    assert sorted(await store.request_ids("r1", "began", "a")) == ["a", "a#1", "a#12", "a$", "ab#3"]
+    assert await store.request_ids("r1", "began", "é#") == ["é#5"]
+    assert sorted(await store.request_ids("r1", "began", "é\U0010ffff")) == ["é\U0010ffff", "é\U0010ffff#6"]
+    assert await store.request_ids("r1", "began", "\U0010ffff") == ["\U0010ffff#7"]
+    assert await store.request_ids("r1", "began", "c") == []
+    assert await store.request_ids("r1", "other", "a") == []
+
+
 async def test_request_idempotency_keys(store: AnyStore) -> None:
     await create(store, new_run("r1"))
     await create(store, new_run("r2"))

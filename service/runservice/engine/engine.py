@@ -568,13 +568,15 @@ class Engine:
         """Whether a request that leaves `mark` repeats one the run recorded; RequestIdReused
         when that one was sent with another field (not a retry of it)."""
         if form.beside is None:
-            return form.repeats(run_id, mark, await self._store.request_ids(run_id, form.kind))
+            return form.repeats(
+                run_id, mark, await self._store.request_ids(run_id, form.kind, mark.request_id)
+            )
         # Recorded with its plain request id beside the mark (marks.py `RESUME`): that row is
         # looked up first, the one lookup of a request sent once (most are).
         if not await self._store.has_request(run_id, form.beside, mark.request_id):
             return False
         # Recorded. An earlier version left no mark beside the id: nothing to compare, a repeat.
-        form.repeats(run_id, mark, await self._store.request_ids(run_id, form.kind))
+        form.repeats(run_id, mark, await self._store.request_ids(run_id, form.kind, mark.request_id))
         return True
 
     async def resume(
@@ -646,13 +648,15 @@ class Engine:
         """The sequence of the WORKFLOW_START of the run's resume with `request_id`: where a
         Stream of it begins, for a retry too. None if the run recorded none (a version
         before these records made the resume)."""
-        return began_at(await self._store.request_ids(run_id, RESUME_BEGAN), request_id)
+        return began_at(await self._store.request_ids(run_id, RESUME_BEGAN, f"{request_id}#"), request_id)
 
     async def time_travel_began(self, run_id: str, request_id: str) -> int | None:
         """The sequence of the TIME_TRAVEL event of the run's time travel with `request_id`:
         where a Stream of it begins, for a retry too. None if the run recorded none (a version
         before these records made it)."""
-        return began_at(await self._store.request_ids(run_id, TIME_TRAVEL_BEGAN), request_id)
+        return began_at(
+            await self._store.request_ids(run_id, TIME_TRAVEL_BEGAN, f"{request_id}#"), request_id
+        )
 
     async def _accept_resume(
         self,

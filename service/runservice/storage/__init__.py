@@ -252,8 +252,10 @@ class Store(Protocol):
     async def has_request(self, run_id: str, kind: str, request_id: str) -> bool:
         """True if a write with this `(kind, request_id)` was committed for the run."""
 
-    async def request_ids(self, run_id: str, kind: str) -> list[str]:
-        """Every request id a committed write of this `kind` left for the run."""
+    async def request_ids(self, run_id: str, kind: str, prefix: str = "") -> list[str]:
+        """Every request id a committed write of this `kind` left for the run, of those that
+        begin with `prefix`: a run resumed 10,000 times holds as many rows of a kind, and a
+        caller looks for one request's."""
 
     async def take_over(self, name: str, owner: str) -> int | None:
         """Hold the replica name `name` for as long as this store is open, and end the leases

@@ -1225,12 +1225,15 @@ class PostgresStore(PostgresSchedules):
         )
         return row is not None
 
-    async def request_ids(self, run_id: str, kind: str) -> list[str]:
-        """See `Store.request_ids`."""
+    async def request_ids(self, run_id: str, kind: str, prefix: str = "") -> list[str]:
+        """See `Store.request_ids` (`starts_with`: a range of the key would follow the
+        database's collation, which need not order by code point)."""
         rows = await self._readers().fetch(
-            f"SELECT request_id FROM requests WHERE run_id = $1 AND kind = $2 AND {_REQUEST_SEEN}",
+            f"SELECT request_id FROM requests WHERE run_id = $1 AND kind = $2 AND {_REQUEST_SEEN}"
+            " AND starts_with(request_id, $3)",
             run_id,
             kind,
+            prefix,
         )
         return [row["request_id"] for row in rows]
 

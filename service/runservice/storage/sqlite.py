@@ -116,6 +116,7 @@ import re
 import shlex
 import sqlite3
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -373,6 +374,13 @@ def _woken(conn: sqlite3.Connection, workflow_id: str, now: float, ahead_of: str
             (workflow_id, now, ahead_of, ahead_of),
         ).fetchone()
     return int(woken)
+
+
+def _beyond(prefix: str) -> str | None:
+    """The least text after every text that begins with `prefix` (by code point), or None when
+    there is none: its last character that is not the greatest, one higher, cut there."""
+    kept = prefix.rstrip(chr(sys.maxunicode))
+    return kept[:-1] + chr(ord(kept[-1]) + 1) if kept else None
 
 
 _QUEUED = "coalesce(queued_at, created_at) AS queued"
@@ -1281,10 +1289,19 @@ class SqliteStore(SqliteSchedules):
         await self._sync_run(run_id)  # a retry is answered from it
         return bool(rows)
 
-    async def request_ids(self, run_id: str, kind: str) -> list[str]:
-        """See `Store.request_ids` (a lookup by key: on the event loop)."""
+    async def request_ids(self, run_id: str, kind: str, prefix: str = "") -> list[str]:
+        """See `Store.request_ids` (a lookup by key: on the event loop; with `prefix`, a range
+        of the key, which SQLite orders by code point)."""
         sql = f"SELECT request_id FROM requests WHERE run_id = ? AND kind = ? AND {_REQUEST_SEEN}"
-        rows = self._point_rows(sql, (run_id, kind, run_id))
+        params: tuple[str, ...] = (run_id, kind, run_id)
+        if prefix:
+            sql += " AND request_id >= ?"
+            params += (prefix,)
+            beyond = _beyond(prefix)
+            if beyond is not None:
+                sql += " AND request_id < ?"
+                params += (beyond,)
+        rows = self._point_rows(sql, params)
         await self._sync_run(run_id)
         return [request_id for (request_id,) in rows]
 
