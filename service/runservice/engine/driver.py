@@ -39,6 +39,7 @@ from runservice.engine.outcome import (
     success,
 )
 from runservice.engine.scope import BoundRuntime, Scope, StateSizes
+from runservice.engine.timetravel import travel_ended
 from runservice.errors import PayloadTooLarge, StepTimeoutError, WorkflowTimeoutError
 from runservice.model import (
     EventType,
@@ -279,15 +280,8 @@ class RunDriver:
             request_context=dict(self.request_context),
             cancel_requested=False,
         )
-        travel = self.travel
-        if travel is not None and (travel.resume_data is not None or travel.suspend_payload is not None):
-            # A time travel's resume data is for its own execution, which this ends: kept, it
-            # went on into a later Resume's execution (a foreach's next items got it), and its
-            # copies of suspend payloads (1 MiB an item) stayed in the run's row for good,
-            # read by every summary (a review).
-            self.travel = fields["travel"] = replace(
-                travel, resume_data=None, suspend_payload=None, suspended_at=None
-            )
+        fields.update(travel_ended(self.travel))  # a time travel's resume data was for this one
+        self.travel = fields.get("travel", self.travel)
         self.stage_state()
         self.outbox.stage(**fields)
         self.outbox.release()

@@ -52,6 +52,7 @@ from runservice.engine.timetravel import (
     check_time_travel,
     plan,
     refusal,
+    travel_ended,
     travel_event,
 )
 from runservice.engine.versions import ServedVersions, identity
@@ -907,7 +908,12 @@ class Engine:
                 run_id,
                 expect=_OPEN,
                 patch=dict(
-                    status=RunStatus.CANCELED, ended_at=now, suspended=(), resume_labels={}, wake_at=None
+                    status=RunStatus.CANCELED,
+                    ended_at=now,
+                    suspended=(),
+                    resume_labels={},
+                    wake_at=None,
+                    **travel_ended(run.travel),
                 ),
                 steps=stopped,
                 events=(
@@ -936,6 +942,7 @@ class Engine:
                 run.steps,
                 expect=frozenset({run.status}),
                 expect_read=(run.created_at, run.last_sequence),
+                travel=travel_ended(run.travel),
                 fence=lease,
             )
         )
@@ -1940,15 +1947,28 @@ class Engine:
             raise Unavailable("server is shutting down; retry on another instance")
 
 
-def _ended_failed(run_id: str, error: RunError, steps: Iterable[StepRecord], **conditions: Any) -> RunWrite:
+def _ended_failed(
+    run_id: str,
+    error: RunError,
+    steps: Iterable[StepRecord],
+    travel: Mapping[str, Travel] | None = None,
+    **conditions: Any,
+) -> RunWrite:
     """The write that ends a run failed with `error` (under `conditions`: expect, fence...), its
-    `steps` still under way stopped with it, each told in the log as a Watch's state follows it."""
+    `steps` still under way stopped with it, each told in the log as a Watch's state follows it;
+    `travel`: the run's field as `travel_ended` gives it."""
     now = time.time()
     stopped = [stopped_record(s, now) for s in steps if s.status in _UNFINISHED_STEPS]  # items too
     return RunWrite(
         run_id,
         patch=dict(
-            status=RunStatus.FAILED, error=error, ended_at=now, suspended=(), resume_labels={}, wake_at=None
+            status=RunStatus.FAILED,
+            error=error,
+            ended_at=now,
+            suspended=(),
+            resume_labels={},
+            wake_at=None,
+            **(travel or {}),
         ),
         steps=stopped,
         events=(

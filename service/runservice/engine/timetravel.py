@@ -33,7 +33,7 @@ nothing of what ran before is lost: the replaced records are in the events befor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runservice.engine.targets import find_runnable
@@ -54,6 +54,7 @@ from runservice.model import (
     StepPath,
     StepRecord,
     StepStatus,
+    Travel,
     path_key,
 )
 from runservice.workflow import ForeachNode, Schema, SchemaViolation, Workflow
@@ -87,6 +88,16 @@ class TravelPlan:
     suspend_payload: Json = None
     """What the target's body gets as its suspend data (see `Travel.suspend_payload`)."""
     suspended_at: float | None = None
+
+
+def travel_ended(travel: Travel | None) -> dict[str, Travel]:
+    """The `travel` field of a run whose execution ends (settles, is canceled or expires), if it
+    changes: a time travel's resume data, and its copies of the target's suspend payloads, are
+    for its own execution. Kept, they went on into a later Resume's execution (a foreach's next
+    items got them), and stayed in the run's row for good, read by every summary (a review)."""
+    if travel is None or (travel.resume_data is None and travel.suspend_payload is None):
+        return {}
+    return {"travel": replace(travel, resume_data=None, suspend_payload=None, suspended_at=None)}
 
 
 def check_time_travel(run: Run, workflow: Workflow) -> None:
