@@ -519,6 +519,42 @@ async def test_a_deadline_past_before_its_run_is_left_waiting_ends_it_at_once(
         assert await status(served, hog.run_id) is RunStatus.SUCCESS
 
 
+@pytest.mark.parametrize("ending", ["cancel", "deadline"])
+async def test_a_time_travels_resume_data_goes_when_a_run_waiting_for_room_is_ended(
+    serving: ServingFactory, tmp_path: Path, ending: str
+) -> None:
+    """A time travel with resume data left waiting for room on a full server, then canceled or
+    ended at its deadline by the claim loop, no drive of it made: the run keeps no resume data,
+    as a drive's end keeps none (it was for that execution alone, and it held copies of the
+    step's suspend payload)."""
+    # The claim loop looks for runs past their deadline once an interval: often, for the second.
+    interval = CLAIM_INTERVAL if ending == "cancel" else 0.2
+    async with serving(
+        tmp_path / "runs.db", workflows=FLOWS, max_active_runs=1, claim_interval=interval
+    ) as served:
+        engine = served.engine
+        parked = await engine.start("asking", input_data={"count": 1}, wait=True)
+        assert parked.status is RunStatus.SUSPENDED
+        hog = await engine.start("held", input_data={"count": 10})
+        await until(lambda: _true(gate.entered == [10]))
+        travelled = await engine.time_travel(parked.run_id, step=["ask"], resume_data={"count": 5})
+        assert travelled.status is RunStatus.RUNNING  # full: left to the claim loop
+        stored = await engine.get_run(parked.run_id)
+        assert stored.travel is not None and stored.travel.resume_data == {"count": 5}
+        if ending == "cancel":
+            await engine.cancel(parked.run_id)
+        else:
+            await served.store.write(RunWrite(parked.run_id, patch={"deadline": time.time()}))
+            await until(lambda: _is(served, parked.run_id, RunStatus.FAILED), within=10.0)
+        ended = await engine.get_run(parked.run_id)
+        assert ended.status in (RunStatus.CANCELED, RunStatus.FAILED)
+        assert ended.travel is not None and ended.travel.count == 1
+        assert (ended.travel.resume_data, ended.travel.suspend_payload) == (None, None)
+        assert gate.entered == [10]  # no body of it ran
+        gate.release()
+        await until(lambda: _is(served, hog.run_id, RunStatus.SUCCESS))
+
+
 @pytest.mark.parametrize("workflow_id", ["sleep-beside-body", "body-beside-sleep"])
 async def test_a_sleep_beside_a_running_body_keeps_the_runs_room(
     serving: ServingFactory, tmp_path: Path, workflow_id: str
