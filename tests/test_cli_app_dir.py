@@ -233,8 +233,12 @@ async def test_check_duplicate_ids_and_usage(app: Path) -> None:
         "runservice: error: two workflows have the id 'hello' and version '1'"
         " (in 'my_app.workflows' and 'my_app.copy')"
     ]
-    nothing = await runservice("check", cwd=app)
+    nothing = await runservice("check", "--workflows", " , ", cwd=app)
     assert nothing.code == 2 and "--workflows" in nothing.err
+    # Without --workflows, what `serve` serves without it (a usage error, exit 2, in an audit).
+    served = await runservice("check", "--json", cwd=app)
+    assert served.code == 0, served.err
+    assert [module["module"] for module in served.json()["modules"]] == ["runservice.examples"]
     from_env = await runservice("check", cwd=app, env=clean_env(RUNSERVICE_WORKFLOWS="my_app.workflows"))
     assert from_env.code == 0 and "workflow hello" in from_env.out
 

@@ -125,7 +125,7 @@ async def test_usage_errors_with_json_are_json_on_stdout_too() -> None:
         plain = await runservice(*args, *down)
         assert plain.code == 2 and plain.out == "" and message in plain.err
     # `check` keeps its own JSON shape for every error.
-    for args in (("check", "--json"), ("check", "--json", "--no-such-flag")):
+    for args in (("check", "--json", "--workflows", ""), ("check", "--json", "--no-such-flag")):
         checked = await runservice(*args, env=clean_env())
         assert checked.code == 2 and checked.json()["ok"] is False and checked.json()["error"], checked.out
 

@@ -35,15 +35,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Import workflow modules the way `serve` does and list their workflows, steps "
         "and schemas, or say in one line what is wrong (exit 1).",
     )
+    # `serve`'s defaults, from its settings: `check` with no flag checks what `serve` would serve.
+    served = ",".join(Settings.model_fields["workflows"].default)
+    app_dir = Settings.model_fields["app_dir"].default
     check.add_argument(
         "--workflows",
-        default=os.environ.get("RUNSERVICE_WORKFLOWS") or None,
-        help="comma-separated modules of workflows (RUNSERVICE_WORKFLOWS)",
+        default=os.environ.get(env_name("workflows")) or served,
+        help=f"comma-separated modules of workflows ({env_name('workflows')}; default {served}, as `serve`)",
     )
     check.add_argument(
         "--app-dir",
-        default=os.environ.get("RUNSERVICE_APP_DIR") or ".",
-        help="directory put first on the import path (RUNSERVICE_APP_DIR; default .)",
+        default=os.environ.get(env_name("app_dir")) or app_dir,
+        help=f"directory put first on the import path ({env_name('app_dir')}; default {app_dir})",
     )
     check.add_argument(
         "--schedules",
