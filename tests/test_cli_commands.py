@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from clitools import RUNSERVICE, Result, clean_env, cli_workflows, runservice
+from clitools import ROOT, RUNSERVICE, Result, clean_env, cli_workflows, runservice
 from conftest import ServingFactory
 
 from runservice import __version__
@@ -102,6 +102,22 @@ async def test_version_help_and_usage_errors() -> None:
     garbled = await runservice("show", "run-\udcff", "--target", "127.0.0.1:9")  # the byte 0xff
     assert garbled.code == 2 and "is not valid UTF-8" in garbled.err, garbled.err
     assert "Traceback" not in late.err + far.err + garbled.err
+
+
+async def test_help_lists_every_exit_code_and_the_commands_that_exit_3() -> None:
+    """`--help` left out 130, and README and help named only start, resume and watch for 3
+    (time-travel and fork with --wait exit 3 too: tests/test_cli_time_travel.py; audit)."""
+    helped = await runservice("--help")
+    assert helped.code == 0, helped.err
+    epilog = " ".join(helped.out.split())
+    for told in ("0 done", "1 the call failed", "2 usage", "3 the run ended failed or canceled", "130"):
+        assert told in epilog, epilog
+    assert "time-travel and fork with --wait" in epilog, epilog
+    readme = (ROOT / "README.md").read_text()
+    exit_3 = next(line for line in readme.splitlines() if line.startswith("| 3 |"))
+    for command in ("start", "resume", "time-travel", "fork"):
+        assert f"`{command} --wait`" in exit_3, exit_3
+    assert "`watch`" in exit_3
 
 
 async def test_usage_errors_with_json_are_json_on_stdout_too() -> None:

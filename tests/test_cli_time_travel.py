@@ -55,6 +55,18 @@ async def test_time_travel_fork_and_list_forks(target: str) -> None:
     assert unknown.code != 0 and "nope" in unknown.err and "Traceback" not in unknown.err
 
 
+async def test_a_travel_or_fork_waited_on_that_fails_exits_3(target: str) -> None:
+    """As `start --wait` does (README, exit codes: an audit found these two undocumented)."""
+    failed = await cli(target, "start", "failing", "-i", '{"value": 1}', "--wait", "--run-id", "cli-tt-fail")
+    assert failed.code == 3, failed.err
+    travelled = await cli(target, "time-travel", "cli-tt-fail", "--step", "broken", "--wait")
+    assert travelled.code == 3 and travelled.out.startswith("run cli-tt-fail (failing) failed"), travelled
+    forked = await cli(target, "fork", "cli-tt-fail", "--step", "broken", "--new-run-id", "cli-f", "--wait")
+    assert forked.code == 3 and forked.out.startswith("run cli-f (failing) failed"), forked
+    unwaited = await cli(target, "fork", "cli-tt-fail", "--step", "broken")
+    assert unwaited.code == 0, unwaited
+
+
 async def test_time_travel_with_resume_data(target: str) -> None:
     started = await cli(
         target,

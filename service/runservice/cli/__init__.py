@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="runservice",
         description="Durable workflow run service: serve workflows, and start, follow and manage their runs.",
         epilog="Every command that calls a server takes --target (RUNSERVICE_TARGET), --timeout and --json. "
-        "Exit codes: 0 done, 1 the call failed, 2 usage, 3 the run ended failed or canceled.",
+        "Exit codes: 0 done, 1 the call failed, 2 usage, 3 the run ended failed or canceled "
+        "(start, resume, time-travel and fork with --wait; watch), 130 interrupted (Ctrl-C).",
     )
     parser.add_argument("--version", action="version", version=f"runservice {__version__}")
     # Each subcommand's parser is a _Parser too (argparse makes them of the parent's class).

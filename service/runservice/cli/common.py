@@ -2,11 +2,13 @@
 
 Exit codes of every command:
 
-    0    done (for `start --wait`, `resume --wait` and `watch`: the run succeeded or is suspended)
+    0    done (for `--wait` on `start`, `resume`, `time-travel` and `fork`: the run succeeded or is
+         suspended; for `watch`: it succeeded)
     1    the call failed: the server answered with an error status, or could not be reached
          in time (also `check` when a workflows module is wrong)
     2    usage: an unknown flag, a missing argument, input that is not JSON
-    3    `start --wait`, `resume --wait` or `watch`: the run ended failed or canceled
+    3    `start`, `resume`, `time-travel` or `fork` with `--wait`, or `watch`: the run ended failed
+         or canceled
     130  interrupted (Ctrl-C)
 
 An error is one line on stderr, `runservice: error: CODE REASON: message`; with `--json`
