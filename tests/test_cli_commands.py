@@ -228,7 +228,11 @@ async def test_unreachable_server_is_one_line_and_exit_1(unused_tcp_port: int) -
     down = f"127.0.0.1:{unused_tcp_port}"
     result = await runservice("workflows", "--target", down)
     assert result.code == 1
-    one_error_line(result, "UNAVAILABLE", down, "RUNSERVICE_TARGET")
+    line = one_error_line(result, "UNAVAILABLE", down, "RUNSERVICE_TARGET")
+    assert "TLS" not in line  # refused: nothing listens, so TLS is not the question
+    probe = await runservice("health", "--address", down)
+    assert probe.code == 1 and f"is a server running at {down}? see --address" in probe.err, probe.err
+    assert "TLS" not in probe.err
 
     # The target also comes from the environment.
     from_env = await runservice("runs", "--json", env=clean_env(RUNSERVICE_TARGET=down))

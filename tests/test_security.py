@@ -1022,6 +1022,10 @@ async def test_mutual_tls(tmp_path: Path) -> None:
         assert checked.code == 0 and checked.out.strip().endswith("SERVING"), checked.err
         refused = await runservice(*health, env=clean_env())
         assert refused.code == 1 and "health check" in refused.err
+        # health gives the hints every command gives (it gave none: an audit).
+        assert "does it ask for a client certificate (--tls-cert)?" in refused.err, refused.err
+        plain = await runservice("health", "--address", server.address, env=clean_env())
+        assert plain.code == 1 and "or does it serve TLS? (--tls-ca)" in plain.err, plain.err
         half = await runservice(*health, "--tls-cert", client_files.cert, env=clean_env())
         assert half.code == 1 and "go together" in half.err
 
@@ -1034,6 +1038,10 @@ async def test_mutual_tls(tmp_path: Path) -> None:
             *listing, "--tls-cert", strangers.cert, "--tls-key", strangers.key, env=clean_env()
         )
         assert foreign.code == 1 and "did it refuse --tls-cert?" in foreign.err, foreign.err
+        # Without TLS flags the server hangs up too: TLS is named, not only "is a server running".
+        plaintext = await runservice("workflows", "--target", server.address, env=clean_env())
+        assert plaintext.code == 1, plaintext.err
+        assert "or does it serve TLS? (--tls or --tls-ca)" in plaintext.err, plaintext.err
 
 
 async def test_health_checks_a_certificate_that_names_the_service_not_loopback(tmp_path: Path) -> None:

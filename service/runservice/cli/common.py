@@ -312,14 +312,15 @@ def fail_call(exc: errors.ServiceError, args: argparse.Namespace) -> int:
     if exc.violations:
         text += " (" + "; ".join(f"{v.field}: {v.description}" for v in exc.violations) + ")"
     if code == "UNAVAILABLE" and exc.reason == "UNAVAILABLE":
-        text += f" (is a server running at {args.target}? see --target or {TARGET_ENV}"
-        # A TLS handshake the server refused (a client certificate of another CA, expired)
-        # reaches the client as a closed socket too (audit: it read as a server down).
-        if getattr(args, "tls_cert", None):
-            text += "; or did it refuse --tls-cert? (its CA, its expiry)"
-        elif getattr(args, "tls", False) or getattr(args, "tls_ca", None):
-            text += "; or does it ask for a client certificate (--tls-cert)?"
-        text += ")"
+        hint = unreachable_hint(
+            exc.message,
+            args.target,
+            see=f"--target or {TARGET_ENV}",
+            tls_flags="--tls or --tls-ca",
+            tls=bool(getattr(args, "tls", False) or getattr(args, "tls_ca", None)),
+            client_cert=bool(getattr(args, "tls_cert", None)),
+        )
+        text += f" ({hint})"
     waited: str | None = getattr(args, "waiting_on", None)
     if waited and code not in ("DEADLINE_EXCEEDED", "UNAVAILABLE", "CANCELLED"):
         waited = None  # the call failed, not the wait
@@ -331,6 +332,29 @@ def fail_call(exc: errors.ServiceError, args: argparse.Namespace) -> int:
             body["metadata"] = {**exc.metadata, "run_id": waited}
         print_json({"error": body})
     return fail(f"{head}: {text}", EXIT_CALL)
+
+
+_NOTHING_ANSWERED = ("Connection refused", "timed out")
+"""Words of a transport error that no server took the connection: TLS is not the question then."""
+
+
+def unreachable_hint(
+    message: str, target: str, *, see: str, tls_flags: str, tls: bool, client_cert: bool
+) -> str:
+    """What to check when a call to `target` failed UNAVAILABLE in the transport (`message`, its
+    words), for every command (`health` included): whether a server runs there, and whether TLS
+    is the cause. A server hangs up a handshake it refuses: a TLS one a plaintext client's, an
+    mTLS one a client's without an acceptable certificate (of another CA, expired). That reaches
+    the client as a closed socket, and read as a server down (audits). `see`: where the target
+    comes from; `tls_flags`: the flags that turn TLS on; `tls`, `client_cert`: what the call used."""
+    hint = f"is a server running at {target}? see {see}"
+    if target.startswith("unix:") or any(words in message for words in _NOTHING_ANSWERED):
+        return hint  # a Unix socket is the plaintext health socket; the others had no handshake
+    if client_cert:
+        return hint + "; or did it refuse --tls-cert? (its CA, its expiry)"
+    if tls:
+        return hint + "; or does it ask for a client certificate (--tls-cert)?"
+    return hint + f"; or does it serve TLS? ({tls_flags})"
 
 
 def _still_running(run_id: str) -> str:

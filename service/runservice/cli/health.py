@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from runservice import errors
-from runservice.cli.common import seconds
+from runservice.cli.common import seconds, unreachable_hint
 from runservice.client import RUN_SERVICE_NAME, check_health
 from runservice.config import ConfigError, Settings
 
@@ -123,7 +123,21 @@ def run_health(args: argparse.Namespace) -> int:
                 tls_server_name=args.tls_server_name,
             )
         )
-    except (ConfigError, OSError, errors.ServiceError) as exc:
+    except errors.ServiceError as exc:
+        message = exc.message
+        if exc.reason == "UNAVAILABLE":  # the transport's: the hints every command gives
+            hint = unreachable_hint(
+                message,
+                target,
+                see="--address or --data-dir",
+                tls_flags="--tls-ca",
+                tls=tls,
+                client_cert=bool(args.tls_cert),
+            )
+            message += f" ({hint})"
+        print(f"runservice: health: {' '.join(message.split())}", file=sys.stderr)
+        return 1
+    except (ConfigError, OSError) as exc:
         print(f"runservice: health: {exc}", file=sys.stderr)
         return 1
     print(f"{target} {status}")

@@ -25,7 +25,8 @@ async def check_health(
     `tls_server_name` is the name the server's certificate is checked against instead of the
     target's host: a probe dials the pod on loopback, but its certificate names the service.
 
-    Raises errors.Unavailable when the server cannot be reached within `deadline` seconds.
+    Raises errors.Unavailable when the server cannot be reached within `deadline` seconds (its
+    reason: the status code, UNAVAILABLE when the transport failed).
     """
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -42,8 +43,9 @@ async def check_health(
                 health_pb2.HealthCheckRequest(service=service), timeout=deadline
             )
         except grpc.aio.AioRpcError as exc:
+            # The code is the reason: the transport's, or the health service's, not ours.
             raise errors.Unavailable(
-                f"health check of {target} failed: {exc.code().name}: {exc.details()}"
+                f"health check of {target} failed: {exc.code().name}: {exc.details()}", reason=exc.code().name
             ) from None
     name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     return name
