@@ -415,7 +415,7 @@ async def test_start_input_from_a_file_and_stdin_and_every_option(target: str, t
 async def test_start_errors(target: str, tmp_path: Path) -> None:
     invalid = await cli(target, "start", "echo", "--input", '{"count": "many"}', "--wait")
     assert invalid.code == 1 and invalid.out == ""
-    one_error_line(invalid, "INVALID_ARGUMENT VALIDATION_FAILED", "count")
+    one_error_line(invalid, "INVALID_ARGUMENT VALIDATION_FAILED", "count", "(input_data.count: ")
 
     invalid_json = await cli(target, "start", "echo", "--input", '{"count": "many"}', "--json")
     error = invalid_json.json()["error"]
@@ -697,6 +697,10 @@ async def test_runs_filters_and_pages(target: str) -> None:
     bad = await cli(target, "runs", "--status", "sleeping")
     assert bad.code == 2
     one_error_line(bad, "--status", "sleeping")
+    # A violation the message says already is not said again in parentheses (audit).
+    garbage = await cli(target, "runs", "--page-token", "garbage")
+    line = one_error_line(garbage, "INVALID_ARGUMENT INVALID_REQUEST", "page_token: not a token")
+    assert line.count("page_token:") == 1, line
 
 
 async def test_show_a_run_and_its_steps(target: str) -> None:

@@ -53,6 +53,8 @@ async def test_time_travel_fork_and_list_forks(target: str) -> None:
 
     unknown = await cli(target, "time-travel", "cli-tt", "--step", "nope")
     assert unknown.code != 0 and "nope" in unknown.err and "Traceback" not in unknown.err
+    # The message is the violation: said once (it was repeated in parentheses: an audit).
+    assert unknown.err.count("has no step 'nope'") == 1, unknown.err
 
 
 async def test_a_travel_or_fork_waited_on_that_fails_exits_3(target: str) -> None:

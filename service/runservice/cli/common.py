@@ -309,8 +309,11 @@ def fail_call(exc: errors.ServiceError, args: argparse.Namespace) -> int:
     code = status_code(exc)
     head = code if exc.reason == code else f"{code} {exc.reason}"
     text = exc.message
-    if exc.violations:
-        text += " (" + "; ".join(f"{v.field}: {v.description}" for v in exc.violations) + ")"
+    # Only what the message does not say already: the server's often is its one violation
+    # (`step: workflow 'x' has no step 'nope'`), and the line said it twice (audit).
+    untold = [told for v in exc.violations if (told := f"{v.field}: {v.description}") not in text]
+    if untold:
+        text += " (" + "; ".join(untold) + ")"
     if code == "UNAVAILABLE" and exc.reason == "UNAVAILABLE":
         hint = unreachable_hint(
             exc.message,
