@@ -239,6 +239,22 @@ async def test_unreachable_server_is_one_line_and_exit_1(unused_tcp_port: int) -
     assert from_env.code == 1 and from_env.json()["error"]["code"] == "UNAVAILABLE"
 
 
+async def test_health_of_a_service_without_a_status_says_so(target: str) -> None:
+    """NOT_FOUND came with an empty message: `health check of ... failed: NOT_FOUND: ` (audit)."""
+    from runservice.client.health import SERVICES
+
+    for service in SERVICES:  # the ones the message names are the server's
+        known = await runservice("health", "--address", target, "--service", service)
+        assert known.code == 0 and known.out.split() == [target, "SERVING"], known
+    unknown = await runservice("health", "--address", target, "--service", "nope")
+    assert unknown.code == 1 and unknown.out == "", unknown
+    assert unknown.err.strip() == (
+        f"runservice: health: health check of {target} failed: the server has no health status for "
+        "service 'nope' (a runservice server has one for '', 'runservice.v1.RunService', "
+        "'runservice.v1.ScheduleService')"
+    )
+
+
 async def test_unusable_tls_files_and_token_are_one_line_usage_errors(target: str, tmp_path: Path) -> None:
     """Each was a Python traceback (FileNotFoundError, IsADirectoryError, gRPC's batch error)."""
     missing = await cli(target, "workflows", "--tls-ca", str(tmp_path / "absent.pem"))

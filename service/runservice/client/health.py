@@ -5,8 +5,15 @@ from __future__ import annotations
 import grpc
 
 from runservice import errors
+from runservice.v1 import schedule_service_pb2
 
 RUN_SERVICE_NAME = "runservice.v1.RunService"
+SERVICES = (
+    "",
+    RUN_SERVICE_NAME,
+    schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
+)
+"""The services a runservice server reports a health status for ("": the server itself)."""
 
 
 async def check_health(
@@ -26,7 +33,8 @@ async def check_health(
     target's host: a probe dials the pod on loopback, but its certificate names the service.
 
     Raises errors.Unavailable when the server cannot be reached within `deadline` seconds (its
-    reason: the status code, UNAVAILABLE when the transport failed).
+    reason: the status code, UNAVAILABLE when the transport failed); errors.NotFound when the
+    server has no status for `service`.
     """
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -43,6 +51,12 @@ async def check_health(
                 health_pb2.HealthCheckRequest(service=service), timeout=deadline
             )
         except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.NOT_FOUND:  # the health service says no more than the code
+                known = ", ".join(repr(name) for name in SERVICES)
+                raise errors.NotFound(
+                    f"health check of {target} failed: the server has no health status for service "
+                    f"{service!r} (a runservice server has one for {known})",
+                ) from None
             # The code is the reason: the transport's, or the health service's, not ours.
             raise errors.Unavailable(
                 f"health check of {target} failed: {exc.code().name}: {exc.details()}", reason=exc.code().name
