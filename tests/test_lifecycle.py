@@ -412,7 +412,29 @@ def test_taken_port(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = run_serve("--address", f"127.0.0.1:{port}", "--data-dir", str(tmp_path))
-    assert_one_line_failure(done, f"127.0.0.1:{port}")
+        assert_one_line_failure(done, f"cannot listen on 127.0.0.1:{port}")
+        assert "metrics" not in done.stderr
+        # The metrics port taken: said to be the metrics address, not as if the gRPC one (audit).
+        metrics = run_serve(
+            "--address", "127.0.0.1:0", "--metrics-address", f"127.0.0.1:{port}", "--data-dir", str(tmp_path)
+        )
+        assert_one_line_failure(metrics, f"cannot listen on the metrics address 127.0.0.1:{port}")
+
+
+async def test_a_metrics_port_taken_after_the_check_names_the_metrics_address() -> None:
+    """`serve` checks both ports before binding; one taken between that check and the bind
+    fails in the metrics endpoint, which says which listener it is too."""
+    from runservice.server.metrics import MetricsEndpoint
+
+    async def render() -> bytes:
+        return b""
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(OSError, match=f"^cannot listen on the metrics address {address}: "):
+            await MetricsEndpoint(render, address).start()
 
 
 def test_unresolvable_host_and_a_metrics_port_shared_with_the_address(tmp_path: Path) -> None:

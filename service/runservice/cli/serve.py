@@ -141,10 +141,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if settings.metrics_address == settings.address and not settings.address.endswith(":0"):
         same = settings.metrics_address
         return _fail(f"metrics_address {same} is the address too: give it a port of its own", 2)
-    for address in (settings.address, settings.metrics_address):
+    # Which of the two: a taken metrics port read as the gRPC one (an audit).
+    for address, what in ((settings.address, ""), (settings.metrics_address, "the metrics address ")):
         taken = _address_taken(address) if address is not None else None
         if taken:
-            return _fail(f"cannot serve: cannot listen on {address}: {taken}", 1)
+            return _fail(f"cannot serve: cannot listen on {what}{address}: {taken}", 1)
     try:
         with _event_loop() as runner:
             runner.run(

@@ -325,7 +325,12 @@ class MetricsEndpoint:
         """The bound address, with the real port once started."""
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        try:
+            self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        except OSError as exc:  # said as the gRPC listener's is, and which listener it is
+            raise OSError(
+                f"cannot listen on the metrics address {self.address}: {exc.strerror or exc}"
+            ) from None
         port = self._server.sockets[0].getsockname()[1]
         self.address = f"{self._host}:{port}"
         logger.info("metrics on http://%s/metrics", self.address)
