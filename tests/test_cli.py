@@ -359,6 +359,10 @@ def test_every_setting_is_a_flag_and_a_readme_row() -> None:
         if name not in SECRET_SETTINGS:
             flag = "--" + name.replace("_", "-")
             assert flag in parser_help and f"`{flag}`" in readme, name
+    # What the validators take, in help and README alike (CRITICAL was only in the README).
+    levels = "DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    assert levels in " ".join(parser_help.split())
+    assert f"| {levels} |" in readme
 
 
 def test_default_settings_give_the_default_edge(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -134,7 +134,8 @@ class Settings(BaseSettings):
         "workflows' authors set (create_workflow(..., max_active_runs=N)): WORKFLOW=N[,WORKFLOW=N], "
         "0 for no bound of its own",
     )
-    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    # From the levels the validator takes: CRITICAL, taken, was left out of `serve --help` (audit).
+    log_level: str = Field("INFO", description=f"{', '.join(_LOG_LEVELS[:-1])} or {_LOG_LEVELS[-1]}")
     log_format: str = Field("text", description="text, or json for one JSON object per line")
     access_log: bool = Field(True, description="one log line per RPC (method, code, duration, peer)")
     metrics_address: str | None = Field(
