@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from clitools import runservice
+from clitools import Result, runservice
 from conftest import Databases, ServingFactory
 from process import ROOT, server_env
 from pydantic import BaseModel
@@ -734,6 +734,38 @@ async def test_a_cancelled_trigger_still_drives_the_run_it_created(tmp_path: Pat
             await until(all_ended, 5, "every triggered run to end")
     finally:
         await store.close()
+
+
+async def test_cli_trigger_retried_after_the_active_run_ended_says_it_was_active(
+    serving: ServingFactory, tmp_path: Path
+) -> None:
+    """A retry returns the first outcome, skipped, whose run has ended since: it said the run
+    "is still active" (audit); now it says the run was, when triggered."""
+    workflow = asking("held", cron="0 0 1 1 *", overlap="skip")
+    async with (
+        serving(tmp_path / "runs.db", workflows=[workflow]) as served,
+        Client(served.address) as client,
+    ):
+
+        def trigger(key: str) -> Awaitable[Result]:
+            args = ("schedules", "trigger", "held", "--request-id", key, "--target", served.address)
+            return runservice(*args, env=server_env())
+
+        started = await trigger("first")
+        assert started.code == 0 and "started run" in started.out, started.err
+        [run] = await scheduled_runs(client, workflow.id)
+
+        async def suspended() -> bool:
+            done = await client.get_workflow(workflow.id).run_execution_result(run.run_id)
+            return done.status is RunStatus.SUSPENDED
+
+        await until(suspended, 10, "the triggered run to suspend")
+        told = f"held: skipped (overlap skip; run {run.run_id} was active when triggered)"
+        skipped = await trigger("second")
+        assert skipped.code == 0 and skipped.out.strip() == told, skipped
+        assert (await _resume(client, workflow.id, run.run_id)).status is RunStatus.SUCCESS
+        again = await trigger("second")
+    assert again.code == 0 and again.out.strip() == told, again
 
 
 async def test_cli_trigger_retried_after_its_run_was_deleted(serving: ServingFactory, tmp_path: Path) -> None:

@@ -175,10 +175,12 @@ async def trigger_schedule(client: Client, args: argparse.Namespace) -> int:
         tick = when(result.tick, result.schedule.timezone)
         out.print(Text(f"{result.schedule.schedule_id}: started a run at {tick} (the run was deleted since)"))
     else:
+        # Said of the trigger's time: a retry with its --request-id returns this first outcome
+        # as it was, and "is still active" read as now for a run that had ended since (audit).
         out.print(
             Text(
                 f"{result.schedule.schedule_id}: {result.outcome} (overlap {result.schedule.overlap}; "
-                f"run {result.active_run_id} is still active)"
+                f"run {result.active_run_id} was active when triggered)"
             )
         )
     return EXIT_OK
