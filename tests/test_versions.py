@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+from clitools import runservice
 from conftest import Databases, ServingFactory
 from process import ROOT, ServerProcess, serve_argv, server_env, start_server
 from pydantic import BaseModel
@@ -124,6 +125,13 @@ async def test_digest_is_stable_across_processes() -> None:
     assert digests == {here["wf"].digest}
 
 
+async def show(target: str, run_id: str) -> str:
+    """`runservice show RUN`'s output."""
+    shown = await runservice("show", run_id, "--target", target)
+    assert shown.code == 0, shown.err
+    return shown.out
+
+
 async def test_two_versions_side_by_side_and_refusals(tmp_path: Path, serving: ServingFactory) -> None:
     db = tmp_path / "runs.db"
     async with serving(db, workflows=[V1]) as served, Client(served.address, timeout=10.0) as client:
@@ -205,6 +213,10 @@ async def test_two_versions_side_by_side_and_refusals(tmp_path: Path, serving: S
             ("gate", "suspended"),
         ]
         assert [r.run_id for r in (await handle.runs(version="1", status="suspended"))[0]] == ["stranded"]
+        # `show` says so, instead of suggesting a `resume` that can only fail (an audit).
+        shown = await show(served.address, "stranded")
+        assert "cannot be resumed here: version '1', which it started on, is not served (served: 2)" in shown
+        assert "resume with" not in shown
 
     # Version "1" served again, but with another graph: refused with its own reason.
     async with (
@@ -219,9 +231,14 @@ async def test_two_versions_side_by_side_and_refusals(tmp_path: Path, serving: S
         assert (meta["recorded_version"], meta["served_version"]) == ("1", "1")
         assert (meta["recorded_digest"], meta["served_digest"]) == (V1.digest, V1_CHANGED.digest)
         assert (await run.client.get_workflow("review").run_by_id("stranded")).status is RunStatus.SUSPENDED
+        shown = await show(served.address, "stranded")
+        assert "cannot be resumed here: version '1' is served with another step graph" in shown
+        assert "resume with" not in shown
 
     # The original v1 back: the stranded run finishes on it.
     async with serving(db, workflows=[V1, V2]) as served, Client(served.address, timeout=10.0) as client:
+        shown = await show(served.address, "stranded")
+        assert "resume with: runservice resume stranded --data JSON" in shown and "cannot" not in shown
         run = await client.get_workflow("review").create_run(run_id="stranded")
         done = await run.resume_async(resume_data={"approved": True})
         assert done.result == {"by": "v1", "approved": True}

@@ -246,8 +246,9 @@ def resume_hint(run: Run) -> Iterable[str]:
         yield f"runservice resume {run.run_id}{flag} --data JSON"
 
 
-def print_run(run: Run, out: Console, *, hint_watch: bool = False) -> None:
-    """A run in a few lines: id, workflow, status, then its result, error or suspended steps."""
+def print_run(run: Run, out: Console, *, hint_watch: bool = False, not_resumable: str | None = None) -> None:
+    """A run in a few lines: id, workflow, status, then its result, error or suspended steps;
+    `not_resumable`: why the server cannot resume it, said instead of the `resume` command."""
     head = Text.assemble(
         ("run ", ""), (run.run_id, "bold"), (f" ({run.workflow_id}) ", ""), status_text(run.status)
     )
@@ -262,7 +263,9 @@ def print_run(run: Run, out: Console, *, hint_watch: bool = False) -> None:
             step = by_path.get(path)
             payload = short_json(step.suspend_payload, 200) if step else ""
             out.print(Text(f"suspended: {'.'.join(path)} {payload}"))
-        for line in resume_hint(run):
+        if not_resumable:
+            out.print(Text(f"cannot be resumed here: {not_resumable}", style="yellow"))
+        for line in resume_hint(run) if not not_resumable else ():
             out.print(Text(f"resume with: {line}", style="dim"))
     if hint_watch and not run.status.settled:
         out.print(Text(f"follow it with: runservice watch {run.run_id}", style="dim"))

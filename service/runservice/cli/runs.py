@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from runservice import errors
 from runservice.cli.common import (
     EXIT_OK,
     UsageError,
@@ -397,7 +398,7 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
         print_json(jsonable(run))
         return EXIT_OK
     out = console()
-    print_run(run, out)
+    print_run(run, out, not_resumable=await _why_not_resumable(client, run))
     facts = [
         ("resource", run.resource_id or ""),
         ("version", f"{run.definition_version} ({run.definition_digest or 'no digest recorded'})"),
@@ -438,6 +439,34 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
             )
         print_table(out, grid)
     return EXIT_OK
+
+
+async def _why_not_resumable(client: Client, run: Run) -> str | None:
+    """Why the server would refuse to resume a suspended `run`, as its engine decides
+    (engine/versions.py: the version it started on not served, or served with another step
+    graph), or None: `show` suggested a `resume` that could only fail (an audit). One
+    GetWorkflow, for a suspended run only; when it fails, the suggestion stays."""
+    if run.status is not RunStatus.SUSPENDED:
+        return None
+    try:
+        served = (await client.get_workflow(run.workflow_id).details()).versions
+    except errors.WorkflowNotFound:
+        return f"workflow {run.workflow_id!r} is not served (WORKFLOW_VERSION_UNAVAILABLE)"
+    except errors.ServiceError:
+        return None
+    version = next((v for v in served if v.version == run.definition_version), None)
+    if version is None:
+        listed = ", ".join(v.version for v in served)
+        return (
+            f"version {run.definition_version!r}, which it started on, is not served (served: {listed});"
+            " serve it again to continue the run (WORKFLOW_VERSION_UNAVAILABLE)"
+        )
+    if run.definition_digest and run.definition_digest != version.digest:
+        return (
+            f"version {version.version!r} is served with another step graph than the run started on;"
+            " serve the original definition to continue it (WORKFLOW_DEFINITION_CHANGED)"
+        )
+    return None
 
 
 async def delete_run(client: Client, args: argparse.Namespace) -> int:
