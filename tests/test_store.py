@@ -595,6 +595,7 @@ async def test_request_ids_of_one_request_are_read_by_their_prefix(store: AnySto
     whatever characters the ids hold (SQLite reads a range of the key)."""
     await create(store, new_run("r1"))
     ids = ["a", "a#1", "a#12", "a$", "ab#3", "b#4", "é#5", "é\U0010ffff", "é\U0010ffff#6", "\U0010ffff#7"]
+    ids += ["x\ud7ff", "x\ud7ff#8", "x\ue000#9"]  # one below the surrogates, one above
     await store.write(RunWrite("r1", requests=tuple(("began", request_id) for request_id in ids)))
     assert sorted(await store.request_ids("r1", "began")) == sorted(ids)
     assert sorted(await store.request_ids("r1", "began", "a#")) == ["a#1", "a#12"]
@@ -602,6 +603,7 @@ async def test_request_ids_of_one_request_are_read_by_their_prefix(store: AnySto
     assert await store.request_ids("r1", "began", "é#") == ["é#5"]
     assert sorted(await store.request_ids("r1", "began", "é\U0010ffff")) == ["é\U0010ffff", "é\U0010ffff#6"]
     assert await store.request_ids("r1", "began", "\U0010ffff") == ["\U0010ffff#7"]
+    assert sorted(await store.request_ids("r1", "began", "x\ud7ff")) == ["x\ud7ff", "x\ud7ff#8"]
     assert await store.request_ids("r1", "began", "c") == []
     assert await store.request_ids("r1", "other", "a") == []
 

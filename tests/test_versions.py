@@ -24,7 +24,7 @@ from process import ROOT, ServerProcess, serve_argv, server_env, start_server
 from pydantic import BaseModel
 
 from runservice import errors
-from runservice.client import Client, RunHandle, WorkflowVersion
+from runservice.client import Client, RunHandle
 from runservice.engine import leases
 from runservice.engine.versions import not_served
 from runservice.model import Run, RunStatus
@@ -137,8 +137,7 @@ async def test_two_versions_side_by_side_and_refusals(tmp_path: Path, serving: S
     async with serving(db, workflows=[V1]) as served, Client(served.address, timeout=10.0) as client:
         handle = client.get_workflow("review")
         details = await handle.details()
-        assert (details.version, details.digest) == ("1", V1.digest)
-        assert details.versions == (WorkflowVersion("1", V1.digest, newest=True),)
+        assert (details.version, details.digest, details.versions) == ("1", V1.digest, (("1", V1.digest),))
         old = await handle.create_run(run_id="old")
         suspended = await old.start_async(input_data={"n": 1})
         assert suspended.status is RunStatus.SUSPENDED
@@ -151,10 +150,7 @@ async def test_two_versions_side_by_side_and_refusals(tmp_path: Path, serving: S
         handle = client.get_workflow("review")
         details = await handle.details()
         assert details.version == "2" and details.digest == V2.digest
-        assert details.versions == (
-            WorkflowVersion("1", V1.digest, False),
-            WorkflowVersion("2", V2.digest, True),
-        )
+        assert details.versions == (("1", V1.digest), ("2", V2.digest))
         assert [n["id"] for n in details.step_graph] == ["prepare", "gate", "finish_v2"]
         listed = await client.list_workflows()
         assert [(w.id, w.version, w.versions) for w in listed] == [("review", "2", details.versions)]

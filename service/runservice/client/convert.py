@@ -174,17 +174,6 @@ class StepInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkflowVersion:
-    """One served version of a workflow, as `Workflow.versions` has it."""
-
-    version: str
-    digest: str
-    """Digest of its step graph (a run continues only on the graph it started on)."""
-    newest: bool
-    """New runs start on it."""
-
-
-@dataclass(frozen=True, slots=True)
 class WorkflowInfo:
     """A workflow as `details()` describes it: schemas, steps by id, and the step graph."""
 
@@ -201,9 +190,8 @@ class WorkflowInfo:
     """The newest served version (new runs start on it)."""
     digest: str = ""
     """Digest of that version's step graph."""
-    versions: tuple[WorkflowVersion, ...] = ()
-    """Every served version with its digest, oldest first, the newest flagged (as gRPC gives
-    them: `workflows --json` gave bare pairs, and which was newest was lost)."""
+    versions: tuple[tuple[str, str], ...] = ()
+    """Every served (version, digest), oldest first."""
     max_active_runs: int | None = None
     """Runs of it driven at once, by all the servers sharing the database together (sleeping
     ones aside); None: only each server's own bound."""
@@ -264,7 +252,7 @@ def workflow_from_proto(msg: run_pb2.Workflow) -> WorkflowInfo:
         timeout=wire.read_duration(msg, "timeout"),
         version=msg.version or "1",
         digest=msg.digest,
-        versions=tuple(WorkflowVersion(v.version, v.digest, v.newest) for v in msg.versions),
+        versions=tuple((v.version, v.digest) for v in msg.versions),
         max_active_runs=msg.max_active_runs or None,
     )
 

@@ -380,7 +380,11 @@ def _beyond(prefix: str) -> str | None:
     """The least text after every text that begins with `prefix` (by code point), or None when
     there is none: its last character that is not the greatest, one higher, cut there."""
     kept = prefix.rstrip(chr(sys.maxunicode))
-    return kept[:-1] + chr(ord(kept[-1]) + 1) if kept else None
+    if not kept:
+        return None
+    after = ord(kept[-1]) + 1
+    # Past the surrogates, which no text holds and sqlite3 cannot bind (U+D7FF: a review).
+    return kept[:-1] + chr(0xE000 if 0xD800 <= after <= 0xDFFF else after)
 
 
 _QUEUED = "coalesce(queued_at, created_at) AS queued"
