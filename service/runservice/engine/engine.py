@@ -1808,13 +1808,17 @@ class Engine:
                 # step `running` (audit). Unless they cannot be read (the likely cause here, or
                 # the outage): the run is failed all the same, as before (review).
                 steps: tuple[StepRecord, ...] = ()
+                travel: dict[str, Travel] = {}
                 try:
-                    steps = (await self._load(run_id, steps=True)).steps
+                    stored = await self._load(run_id, steps=True)
+                    steps, travel = stored.steps, travel_ended(stored.travel)
                 except (StorageUnavailable, StorageFailed):
                     raise  # waited out below, and read again (review)
                 except Exception:
                     pass
-                await self._store.write(_ended_failed(run_id, error, steps, expect=_ACTIVE, fence=lease))
+                await self._store.write(
+                    _ended_failed(run_id, error, steps, travel, expect=_ACTIVE, fence=lease)
+                )
                 return
             except StorageFailed:  # the store takes nothing more: the server is stopping
                 log_failure(logger, "run %s: could not be marked failed", run_id)
