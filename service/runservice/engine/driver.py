@@ -1146,7 +1146,11 @@ class RunDriver:
         if self.request_context != self._staged_context:
             return True
         encoded = _encoded(self.request_context)
-        return encoded is None or encoded != self._staged_context_json
+        if encoded is None or self._staged_context_json is None:
+            # What orjson refuses (an integer past 64 bits) the store still writes: walked, so
+            # that such a value does not rewrite the context at every step (a review).
+            return not _same_json(self.request_context, self._staged_context)
+        return encoded != self._staged_context_json
 
     def stage_state(self) -> None:
         """Stage the run state unless it is as last staged (no merge since: `StateSizes.changes`).
@@ -1292,6 +1296,18 @@ def _encoded(value: Json) -> bytes | None:
         return orjson.dumps(value)
     except (TypeError, ValueError):
         return None
+
+
+def _same_json(a: Json, b: Json) -> bool:
+    """Whether `a` and `b` are the same JSON, told apart by type where `==` is not (`1`,
+    `1.0`, `true`): the walk in Python `_context_changed` needs when orjson cannot encode."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same_json(item, b[key]) for key, item in a.items())
+    if type(a) is list:
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    return bool(a == b)
 
 
 def _refusal(field: str, value: Any, limit: int) -> RunError | None:
