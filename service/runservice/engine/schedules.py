@@ -257,13 +257,17 @@ class Scheduler:
             return
         sent, before = time.monotonic(), time.time()
         database = await self._store.clock()
-        if time.monotonic() - sent > CLOCK_TOLD_PAST and self._clock_read:
-            return  # a reading that took that long could be off by as much: the last one stands
-        # The first one is taken however long it took: it is off by half its round trip at
-        # most, and 0 by the whole skew (a review: a slow first reading left a server an hour
-        # ahead pruning at its boot on its own clock, the defect the offset is for).
+        took = time.monotonic() - sent
+        offset = database - (before + time.time()) / 2
+        # A reading that took long is off by up to half its round trip: the last one stands. A
+        # first one is taken all the same when it says more than that: 0 is then off by the
+        # whole skew (a review: a slow first reading left a server an hour ahead pruning at its
+        # boot on its own clock, the defect the offset is for); when it says less, 0 is as good
+        # (a second review: an 8 s reading of a right clock said 4 s ahead).
+        if took > CLOCK_TOLD_PAST and (self._clock_read or abs(offset) <= took / 2):
+            return
         self._clock_read = True
-        self._offset = database - (before + time.time()) / 2
+        self._offset = offset
         self._store.hub.clock_read(self._offset)
         off = abs(self._offset) > CLOCK_TOLD_PAST
         if off and abs(self._offset - self._offset_told) > CLOCK_TOLD_PAST:
