@@ -164,6 +164,16 @@ async def test_a_run_too_large_for_one_reply_reads_in_a_smaller_view(server: Ser
         largest, view = sync_client.get_workflow("padded").largest_view("big")
         assert view == "without_payloads" and largest.status is RunStatus.SUCCESS
 
+    # A client whose own receive limit is below what the server sends (the server's may be up to
+    # 256 MiB, a client's 8 MiB by default): its refusal counts too (a review).
+    small = [("grpc.max_receive_message_length", 150 * 1024)]
+    async with Client(server.address, options=small) as client:
+        largest, view = await client.get_workflow("padded").largest_view("big")
+        assert view == "summary" and largest.status is RunStatus.SUCCESS and largest.input is None
+    with SyncClient(server.address, options=small) as sync_client:
+        largest, view = sync_client.get_workflow("padded").largest_view("big")
+        assert view == "summary" and largest.status is RunStatus.SUCCESS
+
     shown = await runservice("show", "big", "--target", server.address)
     assert shown.code == 0 and "success" in shown.out and "copy" in shown.out, shown.err
     assert "too large for one reply: shown without its steps' JSON" in shown.err

@@ -305,11 +305,12 @@ class WorkflowHandle:
 
     async def largest_view(self, run_id: str, *, include_state: bool = False) -> tuple[model.Run, RunView]:
         """The run in the largest view that fits in one reply, and that view: "full", else
-        "without_payloads", else "summary" (five steps that pass 1 MiB on make 10 MiB)."""
+        "without_payloads", else "summary" (five steps that pass 1 MiB on make 10 MiB). What
+        fits is the smaller of the server's and this client's message limits."""
         for view in VIEWS_LARGEST_FIRST[:-1]:
             try:
                 return await self.run_execution_result(run_id, include_state=include_state, view=view), view
-            except errors.ReplyTooLarge:
+            except errors.ResourceExhausted:  # the server's REPLY_TOO_LARGE, or over this client's limit
                 continue
         return await self.run_execution_result(run_id, include_state=include_state, view="summary"), "summary"
 
