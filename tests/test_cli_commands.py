@@ -297,6 +297,9 @@ async def test_workflows_lists_ids_steps_and_inputs(target: str) -> None:
     assert {"echo", "approval", "shapes", "human-approval", "order-fulfilment"} <= set(by_id)
     assert set(by_id["approval"]["steps"]) == {"bump", "ask", "report"}
     assert by_id["echo"]["input_schema"]["required"] == ["count"]
+    # As gRPC gives them, named and the newest flagged (bare [version, digest] pairs: an audit).
+    echo = by_id["echo"]
+    assert echo["versions"] == [{"version": "1", "digest": echo["digest"], "newest": True}]
 
     text = await cli(target, "workflows")
     assert text.code == 0, text.err

@@ -454,16 +454,16 @@ async def _why_not_resumable(client: Client, run: Run) -> str | None:
         return f"workflow {run.workflow_id!r} is not served (WORKFLOW_VERSION_UNAVAILABLE)"
     except errors.ServiceError:
         return None
-    version = next((v for v in served if v.version == run.definition_version), None)
-    if version is None:
-        listed = ", ".join(v.version for v in served)
+    digest = next((digest for version, digest in served if version == run.definition_version), None)
+    if digest is None:
+        listed = ", ".join(version for version, _ in served)
         return (
             f"version {run.definition_version!r}, which it started on, is not served (served: {listed});"
             " serve it again to continue the run (WORKFLOW_VERSION_UNAVAILABLE)"
         )
-    if run.definition_digest and run.definition_digest != version.digest:
+    if run.definition_digest and run.definition_digest != digest:
         return (
-            f"version {version.version!r} is served with another step graph than the run started on;"
+            f"version {run.definition_version!r} is served with another step graph than the run started on;"
             " serve the original definition to continue it (WORKFLOW_DEFINITION_CHANGED)"
         )
     return None

@@ -13,6 +13,8 @@ from runservice.cli.output import console, jsonable, print_table, schema_summary
 
 if TYPE_CHECKING:
     from runservice.client import Client
+    from runservice.client.convert import WorkflowInfo
+    from runservice.model import Json
 
 
 def add_parsers(
@@ -43,7 +45,7 @@ async def list_workflows(client: Client, args: argparse.Namespace) -> int:
     """`runservice workflows`."""
     workflows = await client.list_workflows()
     if args.json:
-        print_json({"workflows": [jsonable(wf) for wf in workflows]})
+        print_json({"workflows": [_workflow_json(wf) for wf in workflows]})
         return EXIT_OK
     out = console()
     # The bounds' column only when some workflow has one: most servers have none.
@@ -74,3 +76,14 @@ async def draw_graph(client: Client, args: argparse.Namespace) -> int:
     else:
         print(chart, end="", flush=True)  # never through rich: Mermaid's brackets are not markup
     return EXIT_OK
+
+
+def _workflow_json(workflow: WorkflowInfo) -> Json:
+    """A workflow as JSON, its versions named and the newest flagged as gRPC gives them (bare
+    `[version, digest]` pairs lost which was newest: an audit). The client keeps its pairs."""
+    described = jsonable(workflow)
+    described["versions"] = [
+        {"version": version, "digest": digest, "newest": version == workflow.version}
+        for version, digest in workflow.versions
+    ]
+    return described
