@@ -735,9 +735,10 @@ async def test_a_woken_run_its_replica_is_too_full_to_drive_holds_no_room_of_a_s
     pg_databases: Databases, tmp_path: Path
 ) -> None:
     """A run whose sleep ended on a replica full of other runs (--max-active-runs) holds none of
-    its workflow's room meanwhile: the other replicas' runs of the workflow go on. Once its replica
-    has room, it holds that and waits for the workflow's, which it gets before the runs waiting to
-    start."""
+        its workflow's room meanwhile: the other replicas' runs of the workflow go on. Once its replica
+        has room, it holds that and waits for the workflow's, which it gets before the runs waiting to
+        start. Marked meanwhile, it holds none of its replica's room (a review: it held one, though
+    nothing else of it runs)."""
     each.clear()
     url = await pg_databases.url_for(tmp_path / "runs.db")
     async with (
@@ -754,9 +755,10 @@ async def test_a_woken_run_its_replica_is_too_full_to_drive_holds_no_room_of_a_s
         await until(lambda: _true(bool(one.engine._keeper._sleepers)), within=SHARED_SLEEP + 10)
         each.setdefault(1, asyncio.Event()).set()
         await until(lambda: _true(gate.entered[2:] == [2]))  # not held for the run that cannot go on
-        gate.release()  # its replica has room again: the woken run holds it, and waits for the bound's
+        gate.release()  # its replica has room again: the woken run is marked, and waits for the bound's
         await until(lambda: _is(one, blocker.run_id, RunStatus.SUCCESS))
-        await until(lambda: _true(one.engine._capacity.room() == 0))
+        await until(lambda: _true(bool(one.engine._keeper._marked)))
+        assert one.engine._capacity.room() == 1  # holding none of its replica's meanwhile
         each.setdefault(2, asyncio.Event()).set()
         await until(lambda: _true(len(gate.entered) == 4))
         assert gate.entered[2:] == [2, 0]
@@ -765,6 +767,73 @@ async def test_a_woken_run_its_replica_is_too_full_to_drive_holds_no_room_of_a_s
         for run in (sleeper_run, *runs):
             await until(lambda run_id=run.run_id: _is(one, run_id, RunStatus.SUCCESS))
         assert gate.entered[2:] == [2, 0, 3]
+
+
+async def test_a_woken_run_waiting_for_a_shared_bound_leaves_its_replicas_room_to_other_workflows(
+    pg_databases: Databases, tmp_path: Path
+) -> None:
+    """A run whose sleep ended while its workflow's shared bound is taken on another replica holds
+    none of its own replica's room while it waits (a review: with --max-active-runs 1, another
+    workflow's Start there waited for as long as the bound stayed taken). When the bound has room
+    and its replica has none, its mark is cleared, so the room goes to the other replica's runs;
+    it goes on once its replica has room again."""
+    each.clear()
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(
+            url, workflows=[sleepy_here, held], max_active_runs=1, claim_interval=CLAIM_INTERVAL
+        ) as one,
+        serving_on(url, workflows=[starting_there], claim_interval=0.5) as two,
+    ):
+        sleeper_run = await one.engine.start("shared-sleepy", input_data={"count": 0})
+        await until(lambda: _is(one, sleeper_run.run_id, RunStatus.WAITING))
+        first = await two.engine.start("shared-sleepy", input_data={"count": 1})
+        await until(lambda: _true(gate.entered == [1]))
+        # Its sleep ends while the other replica's run holds the bound: marked, holding nothing here.
+        await until(lambda: _true(bool(one.engine._keeper._marked)), within=SHARED_SLEEP + 10)
+        other = await one.engine.start("held", input_data={"count": 100})
+        await until(lambda: _true(gate.entered == [1, 100]))  # another workflow's run goes on
+        second = await two.engine.start("shared-sleepy", input_data={"count": 2})
+        each.setdefault(1, asyncio.Event()).set()  # the bound has room; the woken run's replica none
+        await until(lambda: _true(gate.entered == [1, 100, 2]))
+        assert not one.engine._keeper._marked
+        gate.release()  # room on its replica: it waits for the bound's, marked, and goes next
+        await until(lambda: _true(bool(one.engine._keeper._marked)))
+        each.setdefault(2, asyncio.Event()).set()
+        await until(lambda: _true(gate.entered == [1, 100, 2, 0]))
+        each.setdefault(0, asyncio.Event()).set()
+        for run in (sleeper_run, first, second, other):
+            await until(lambda run_id=run.run_id: _is(one, run_id, RunStatus.SUCCESS))
+
+
+async def test_a_shutdown_gives_up_the_shared_bounds_room_its_woken_runs_hold(
+    pg_databases: Databases, tmp_path: Path
+) -> None:
+    """A replica shutting down clears the marks of its woken runs waiting for a shared bound's
+    room, as nothing lets them go on there any more: the other replica's runs of the workflow go
+    on during the grace (a review: the workflow stood idle for the whole --grace)."""
+    each.clear()
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(url, workflows=[sleepy_here], claim_interval=CLAIM_INTERVAL) as one,
+        serving_on(url, workflows=[starting_there], claim_interval=0.5) as two,
+    ):
+        sleeper_run = await one.engine.start("shared-sleepy", input_data={"count": 0})
+        await until(lambda: _is(one, sleeper_run.run_id, RunStatus.WAITING))
+        await two.engine.start("shared-sleepy", input_data={"count": 1})
+        await until(lambda: _true(gate.entered == [1]))
+        await until(lambda: _true(bool(one.engine._keeper._marked)), within=SHARED_SLEEP + 10)
+        await two.engine.start("shared-sleepy", input_data={"count": 2})
+        shutting = asyncio.ensure_future(one.engine.shutdown(30.0))  # far longer than the test
+        try:
+            await until(lambda: _true(not one.engine._keeper._marked))
+            each.setdefault(1, asyncio.Event()).set()
+            await until(lambda: _true(gate.entered == [1, 2]), within=20)
+            assert not shutting.done()  # within the grace, its woken run still waiting
+        finally:
+            each.setdefault(2, asyncio.Event()).set()
+            shutting.cancel()
+            await asyncio.gather(shutting, return_exceptions=True)
 
 
 async def _is(served: Served, run_id: str, expected: RunStatus) -> bool:

@@ -20,15 +20,17 @@ its runs are never claimed by an admission, only by the claim loops, which count
 of it that live owners drive and claim under a lock of the workflow in the database
 (`Store.claim_bounded`). A drive of it that ends or begins a sleep wakes this server's
 claim loop, which takes the next waiting run, wherever it was started. A run of it that
-wakes counts itself in under the same lock (`Store.wake_bounded`), holding room here first.
-One that finds no room keeps that, and the database marks it as waiting: every server's
-claims count it as holding the workflow's next room, so it goes before the runs waiting to
-start wherever room is made, and the claim that finds such room after a drive ended tells
-its server (`Store.listen_room`), whose claim loop lets it go on. Counted by the driven runs
-alone, it waited for its own server's next claim pass while the other servers' claim loops,
-each woken by its own drive's end, took the room for their waiting runs, for as long as
-they came (an audit). A run this server is too full to drive takes no such room: it holds
-none here, so it is not marked, and the other servers' runs of the workflow go on meanwhile.
+wakes counts itself in under the same lock (`Store.wake_bounded`), holding room here while
+it does. One that finds no room gives that back, and the database marks it as waiting: every
+server's claims count it as holding the workflow's next room, so it goes before the runs
+waiting to start wherever room is made, and the server where a drive ended tells its server
+(`Store.listen_room`), whose claim loop lets it go on. Counted by the driven runs alone, it
+waited for its own server's next claim pass while the other servers' claim loops, each woken
+by its own drive's end, took the room for their waiting runs, for as long as they came (an
+audit). Holding room here while marked, it kept the other workflows' runs here waiting for as
+long as the bound stayed taken (a review). A run this server is too full to drive when it is
+tried again has its mark cleared (`Store.unmark_woken`), as have those of a server shutting
+down: the other servers' runs of the workflow go on meanwhile.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ class Capacity:
         """Room for a sleeping run of `workflow_id` to go on, held until `release(True,
         workflow_id)`; False when the engine or the workflow is full. Unlike `reserve`, ahead
         of the runs waiting to start (the run holds its drive already), and for a shared
-        bound too (its holder then counts the run in the database: `Store.wake_bounded`)."""
+        bound too (held while its holder counts the run in the database: `Store.wake_bounded`)."""
         if not self._bounded:
             return True
         if self.room() <= 0:

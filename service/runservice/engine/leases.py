@@ -153,9 +153,14 @@ class LeaseKeeper:
         self._sleepers: dict[Sleeper, asyncio.Future[None]] = {}
         """The drives whose run's sleep ended with no room to go on, in the order they woke,
         each with the future that lets it go on (`room_to_go_on`)."""
-        self._holding: set[Sleeper] = set()
-        """Of those whose bound the servers share, the ones that hold room here while they wait
-        for the workflow's, marked in the database as waiting for it (`_let_go_on`)."""
+        self._marked: set[Sleeper] = set()
+        """Of those whose bound the servers share, the ones the database marks as waiting for the
+        workflow's room (`_let_go_on`). They hold none here meanwhile: held for as long as the
+        bound stayed taken elsewhere, it kept every other workflow's runs here waiting (a review:
+        with --max-active-runs 1, nothing else ran)."""
+        self._stopping = False
+        """Set by `stop_claiming`: a woken run that finds no room is not left marked, as nothing
+        here lets it go on any more."""
         self._freed: set[str] = set()
         """The workflows with a shared bound a drive of which ended or began a sleep here since
         their last claim: that claim tells the servers of woken runs waiting for room of it."""
@@ -418,7 +423,7 @@ class LeaseKeeper:
         """A claim, here or on another server, found room of `workflow_id`'s shared bound that
         woken runs waiting for it hold (`Store.listen_room`): if one of them is here, it goes
         on now, not at this server's next claim pass."""
-        if any(sleeper.workflow_id == workflow_id for sleeper in self._holding):
+        if any(sleeper.workflow_id == workflow_id for sleeper in self._marked):
             self._wake.set()
 
     async def room_to_go_on(self, sleeper: Sleeper) -> None:
@@ -441,7 +446,7 @@ class LeaseKeeper:
                 if self._sleepers.get(sleeper) is granted:
                     del self._sleepers[sleeper]
         finally:
-            self._let_go(sleeper)  # stopped (or failed) while it held room here: given back
+            self._marked.discard(sleeper)  # ended or `running`: the mark counts no more
 
     def _go_on_here(self) -> None:
         """Let the sleepers whose bounds are this server's alone go on, as room allows."""
@@ -482,29 +487,38 @@ class LeaseKeeper:
             return self._hold(sleeper)
         if sleeper.status is not RunStatus.WAITING:
             return True
-        # Room here first, held until the run goes on or stops: the hold counts the run here
-        # while the database counts it, and once no room of the workflow is left the database
-        # counts it as holding the next (`wake_bounded` marks it), so that no server's claim
-        # takes it for a run waiting to start (audit D3). Not without room here: a run this
-        # server is too full to drive would hold the workflow's room from every server.
-        if sleeper not in self._holding:
-            if not capacity.hold(workflow_id):
-                return False
-            self._holding.add(sleeper)
-        if not await self._store.wake_bounded(sleeper.run_id, sleeper.lease, workflow_id, shared):
-            # Tried again when a claim tells of room (`_room_told`), or at the next claim pass.
-            capacity.note_full(workflow_id)
+        # Room here first, held while the database counts the run: not past this server's
+        # bound meanwhile. When the workflow has no room left, the database marks the run as
+        # holding its next (so that no server's claim takes it for a run waiting to start:
+        # audit D3), and the hold is given back: other workflows' runs here go on meanwhile.
+        if not capacity.hold(workflow_id):
+            if sleeper in self._marked:
+                # Too full to drive it now: the workflow's room it holds goes to the other
+                # servers' runs, and it waits unmarked for room here (`note_full` by `hold`).
+                await self._unmark([sleeper])
             return False
-        sleeper.status = RunStatus.RUNNING  # counted busy from now on, in place of its hold
-        self._let_go(sleeper)
-        return True
+        granted = False
+        try:
+            granted = await self._store.wake_bounded(sleeper.run_id, sleeper.lease, workflow_id, shared)
+            if granted:
+                sleeper.status = RunStatus.RUNNING  # first: counted busy in place of the hold
+        finally:
+            capacity.release(True, workflow_id)
+        if granted:
+            return True
+        if self._stopping:
+            await self._unmark([sleeper])  # a shutdown began meanwhile: nothing here retries it
+            return False
+        # Tried again when a claim tells of room (`_room_told`), or at the next claim pass.
+        self._marked.add(sleeper)
+        capacity.note_full(workflow_id)
+        return False
 
-    def _let_go(self, sleeper: Sleeper) -> None:
-        """Give back the room `sleeper` held here while it waited for its shared bound's."""
-        if sleeper in self._holding:
-            self._holding.discard(sleeper)
-            assert self._capacity is not None
-            self._capacity.release(True, sleeper.workflow_id)
+    async def _unmark(self, sleepers: Collection[Sleeper]) -> None:
+        """Clear the database's marks of `sleepers` (under their leases)."""
+        runs = [(sleeper.run_id, sleeper.lease) for sleeper in sleepers if sleeper.lease is not None]
+        await self._store.unmark_woken(runs)
+        self._marked.difference_update(sleepers)
 
     def _hold(self, sleeper: Sleeper) -> bool:
         """Whether `sleeper` may go on within this server's room; if so it is `running` again
@@ -526,11 +540,28 @@ class LeaseKeeper:
             self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="runservice heartbeat")
 
     async def stop_claiming(self) -> None:
-        """Take no more runs (a graceful shutdown); leases held are still renewed."""
+        """Take no more runs (a graceful shutdown); leases held are still renewed. The woken runs
+        waiting here for their shared bound's room hold it no more: nothing here lets them go on
+        now, and marked, they kept the workflow's room from every server for the whole grace (a
+        review: with bound 1, the workflow stalled cluster-wide for --grace)."""
+        self._stopping = True
         task, self._claiming = self._claiming, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        capacity = self._capacity
+        # Every sleeper of a shared bound, not only those known marked: a claim pass cancelled
+        # above may have had its mark committed unanswered. A run not marked is left unchanged.
+        waiting = [
+            sleeper
+            for sleeper in self._sleepers
+            if capacity is not None and capacity.shared_bound(sleeper.workflow_id) is not None
+        ]
+        if waiting and not self._closed:
+            try:
+                await self._unmark(waiting)
+            except Exception:  # their marks lapse with their leases, released after the grace
+                logger.warning("clearing the marks of %d woken runs failed", len(waiting), exc_info=True)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -327,15 +327,23 @@ class Store(Protocol):
         once, has room: fewer than `bound` runs that are `running` with a live owner or are
         woken runs waiting for room ahead of this one (by `wake_at`, then run id), counted
         under the lock `claim_bounded` takes. When it has none, the run is marked as waiting
-        for room under `lease` (its owner holds room of its own for it meanwhile), so that
-        claims leave it the workflow's room; False. The row changes only while `lease` holds
-        the run; a lost lease is for the drive's next commit to find. A mark lasts while the
-        run is `waiting` under that lease: a claim by another owner voids it."""
+        for room under `lease`, so that claims leave it the workflow's room; False. The row
+        changes only while `lease` holds the run; a lost lease is for the drive's next commit
+        to find. A mark lasts while the run is `waiting` under that lease (a claim by another
+        owner voids it), until `unmark_woken`."""
+
+    async def unmark_woken(self, runs: Collection[tuple[str, Lease]]) -> None:
+        """Clear the marks `wake_bounded` set on these woken runs (run id, the lease it was
+        given), each only while that lease still holds the run: their owner cannot drive them
+        now (too full, or shutting down), so the workflow's room they held goes to the other
+        servers' runs. The servers of the workflows' other woken runs are told (`listen_room`),
+        as a run ahead of theirs no longer holds the room."""
 
     def listen_room(self, callback: Callable[[str], None]) -> None:
         """Call `callback(workflow_id)` when a claim (`claim_bounded` with `freed`), in this
         process or another, found room of the workflow that woken runs waiting for room
-        hold; at most once per claim, and not at all while a database connection is down."""
+        hold, or marks of it were cleared (`unmark_woken`); at most once per call, and not at
+        all while a database connection is down."""
 
     def unlisten_room(self, callback: Callable[[str], None]) -> None:
         """Stop calling `callback` (given to `listen_room`)."""

@@ -197,6 +197,12 @@ _MARK_WOKEN = (
     " AND status = 'waiting' AND woken_epoch IS DISTINCT FROM epoch"
 )
 """A woken run that found no room marked as waiting for some, under its lease (`wake_bounded`)."""
+_UNMARK_WOKEN = (
+    "UPDATE runs SET woken_epoch = NULL FROM unnest($1::text[], $2::bigint[]) AS u(run_id, epoch)"
+    " WHERE runs.run_id = u.run_id AND runs.owner = $3 AND runs.epoch = u.epoch"
+    " AND runs.woken_epoch IS NOT NULL RETURNING runs.workflow_id"
+)
+"""Marks of woken runs cleared by their owner, under its leases (`unmark_woken`)."""
 _TELL_ROOM = f"SELECT pg_notify('{CHANNEL}', 'room ' || $1)"
 """Tells every replica (`listen_room`) at the commit that the workflow has room woken runs hold."""
 _HOLD_NAME = "SELECT pg_try_advisory_lock(hashtextextended('runservice replica ' || $1, 0))"
@@ -921,6 +927,28 @@ class PostgresStore(PostgresSchedules):
 
         woken: bool = await self._readers().reached(wake(), wrote=True)
         return woken
+
+    async def unmark_woken(self, runs: Collection[tuple[str, Lease]]) -> None:
+        """See `Store.unmark_woken`: one statement per owner, and a NOTIFY per workflow whose
+        marks it cleared, at the commit."""
+        by_owner: dict[str, list[tuple[str, int]]] = {}
+        for run_id, lease in runs:
+            by_owner.setdefault(lease.owner, []).append((run_id, lease.epoch))
+        if not by_owner:
+            return
+
+        async def unmark() -> None:
+            async with self._readers().acquire() as conn, conn.transaction():
+                cleared: set[str] = set()
+                for owner, marked in by_owner.items():
+                    rows = await conn.fetch(
+                        _UNMARK_WOKEN, [r for r, _ in marked], [e for _, e in marked], owner
+                    )
+                    cleared.update(row[0] for row in rows)
+                for workflow_id in sorted(cleared):
+                    await conn.execute(_TELL_ROOM, workflow_id)
+
+        await self._readers().reached(unmark(), wrote=True)
 
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> Renewal:
         """See `Store.renew_leases`. One statement renews every run whose row is free now

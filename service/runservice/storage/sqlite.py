@@ -779,6 +779,30 @@ class SqliteStore(SqliteSchedules):
         woken: bool = await self._submit(_Operation(apply, runs=(run_id,)))
         return woken
 
+    async def unmark_woken(self, runs: Collection[tuple[str, Lease]]) -> None:
+        """See `Store.unmark_woken`: one operation of the writer; the listeners of this store
+        object are told of the workflows whose marks it cleared."""
+        marked = [(run_id, lease.owner, lease.epoch) for run_id, lease in runs]
+        if not marked:
+            return
+
+        def apply(conn: sqlite3.Connection, now: float) -> set[str]:
+            cleared: set[str] = set()
+            for run_id, owner, epoch in marked:
+                row = conn.execute(
+                    "UPDATE runs SET woken_epoch = NULL WHERE run_id = ? AND owner = ? AND epoch = ?"
+                    " AND woken_epoch IS NOT NULL RETURNING workflow_id",
+                    (run_id, owner, epoch),
+                ).fetchone()
+                if row is not None:
+                    cleared.add(row[0])
+            return cleared
+
+        cleared: set[str] = await self._submit(_Operation(apply))
+        for workflow_id in sorted(cleared):
+            for callback in list(self._room_listeners):
+                callback(workflow_id)
+
     async def renew_leases(self, owner: str, seconds: float, run_ids: Collection[str]) -> Renewal:
         """Extend `owner`'s leases on `run_ids`; those it still owns with their cancel flags
         (none is ever held: this process is the file's one writer)."""
