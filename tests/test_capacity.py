@@ -836,6 +836,35 @@ async def test_a_shutdown_gives_up_the_shared_bounds_room_its_woken_runs_hold(
             await asyncio.gather(shutting, return_exceptions=True)
 
 
+async def test_room_made_on_a_full_replica_is_told_to_the_woken_runs_it_holds(
+    pg_databases: Databases, tmp_path: Path
+) -> None:
+    """A drive of a shared-bound workflow that ends on a replica full of other waiting runs
+    tells the woken run waiting for that room, though the replica's claim pass stops for want
+    of room before it claims anything of the workflow (a review: the woken run waited for its
+    own claim loop, 30 s here, the bound's room idle meanwhile)."""
+    each.clear()
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(url, workflows=[sleepy_here], claim_interval=CLAIM_INTERVAL) as one,
+        serving_on(
+            url, workflows=[starting_there, held], max_active_runs=1, claim_interval=CLAIM_INTERVAL
+        ) as two,
+    ):
+        sleeper_run = await one.engine.start("shared-sleepy", input_data={"count": 0})
+        await until(lambda: _is(one, sleeper_run.run_id, RunStatus.WAITING))
+        await two.engine.start("shared-sleepy", input_data={"count": 1})
+        await until(lambda: _true(gate.entered == [1]))
+        waiting = [await two.engine.start("held", input_data={"count": n}) for n in (100, 101)]
+        await until(lambda: _true(bool(one.engine._keeper._marked)), within=SHARED_SLEEP + 10)
+        each.setdefault(1, asyncio.Event()).set()  # the room goes to `held` on its replica...
+        await until(lambda: _true(sorted(gate.entered) == [0, 1, 100]), within=15)  # ...and the bound's
+        gate.release()
+        each.setdefault(0, asyncio.Event()).set()
+        for run in (sleeper_run, *waiting):
+            await until(lambda run_id=run.run_id: _is(one, run_id, RunStatus.SUCCESS), within=20)
+
+
 async def _is(served: Served, run_id: str, expected: RunStatus) -> bool:
     return await status(served, run_id) is expected
 
