@@ -550,6 +550,28 @@ class RunRequests:
             include_state=include_state,
         )
 
+    def _time_travel_request(
+        self,
+        step: StepRef | Sequence[StepRef],
+        input_data: Any,
+        resume_data: Any,
+        initial_state: Any,
+        request_context: dict[str, Any] | None,
+        request_id: str | None,
+        wait: bool,
+    ) -> run_service_pb2.TimeTravelRequest:
+        return time_travel_request(
+            self.workflow_id,
+            self.run_id,
+            step=step,
+            input_data=input_data,
+            initial_state=initial_state,
+            request_context=request_context,
+            request_id=ensure_request_id(request_id),
+            wait=wait,
+            resume_data=resume_data,
+        )
+
 
 def time_travel_request(
     workflow_id: str,

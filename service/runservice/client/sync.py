@@ -621,16 +621,8 @@ class SyncRunHandle(convert.RunRequests):
         (Mastra `timeTravel` / `timeTravelAsync`). The earlier outcome stays in the run's events.
         With `resume_data` the step runs as resumed with it (Mastra's `resumeData`).
         `wait_timeout` bounds a `wait`, as for `start_async`."""
-        request = convert.time_travel_request(
-            self.workflow_id,
-            self.run_id,
-            step=step,
-            input_data=input_data,
-            initial_state=initial_state,
-            request_context=request_context,
-            request_id=convert.ensure_request_id(request_id),
-            wait=wait,
-            resume_data=resume_data,
+        request = self._time_travel_request(
+            step, input_data, resume_data, initial_state, request_context, request_id, wait
         )
         called = self.client.call(self.client.stub.TimeTravel, request, wait=wait, wait_timeout=wait_timeout)
         return self._keep(called.run)
@@ -724,16 +716,8 @@ class SyncRunHandle(convert.RunRequests):
         """Time travel this settled run as `time_travel` does and yield the events of the
         re-execution, from its TIME_TRAVEL event until it is terminal or suspended again
         (Mastra `timeTravelStream`; `last_run` is then set)."""
-        request = convert.time_travel_request(
-            self.workflow_id,
-            self.run_id,
-            step=step,
-            input_data=input_data,
-            initial_state=initial_state,
-            request_context=request_context,
-            request_id=convert.ensure_request_id(request_id),
-            wait=False,
-            resume_data=resume_data,
+        request = self._time_travel_request(
+            step, input_data, resume_data, initial_state, request_context, request_id, False
         )
         return self._stream(run_service_pb2.StreamRequest(time_travel=request))
 
