@@ -731,13 +731,51 @@ async def test_a_run_whose_sleep_ended_goes_before_the_runs_another_replica_woul
         assert gate.entered == [1, 0, 2, 3]
 
 
+async def test_a_woken_run_canceled_while_the_bounds_room_is_counted_for_it_is_forgotten(
+    pg_databases: Databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A woken run waiting for a shared bound's room, canceled while its claim loop counts that
+    room for it, is forgotten. Before, the loop took it for marked once the count ended, after
+    the Cancel had forgotten it, and kept it for good: each `room` NOTIFY of its workflow woke
+    the loop for it (a review). The count is made slow around the real one."""
+    each.clear()
+    url = await pg_databases.url_for(tmp_path / "runs.db")
+    async with (
+        serving_on(url, workflows=[sleepy_here], claim_interval=CLAIM_INTERVAL) as one,
+        serving_on(url, workflows=[starting_there], claim_interval=0.5) as two,
+    ):
+        sleeper_run = await one.engine.start("shared-sleepy", input_data={"count": 0})
+        await until(lambda: _is(one, sleeper_run.run_id, RunStatus.WAITING))
+        first = await two.engine.start("shared-sleepy", input_data={"count": 1})
+        await until(lambda: _true(gate.entered == [1]))
+        keeper = one.engine._keeper
+        await until(lambda: _true(bool(keeper._marked)), within=SHARED_SLEEP + 10)
+        counting = asyncio.Event()
+        wake_bounded = one.store.wake_bounded
+
+        async def slow(*args: Any, **kwargs: Any) -> bool:
+            counting.set()
+            await asyncio.sleep(1.0)
+            return await wake_bounded(*args, **kwargs)
+
+        monkeypatch.setattr(one.store, "wake_bounded", slow)
+        keeper.wake()
+        await asyncio.wait_for(counting.wait(), 10)
+        await one.engine.cancel(sleeper_run.run_id)
+        await asyncio.sleep(1.5)  # the count ends after the Cancel
+        assert not keeper._marked and not keeper._sleepers
+        monkeypatch.setattr(one.store, "wake_bounded", wake_bounded)
+        each.setdefault(1, asyncio.Event()).set()
+        await until(lambda: _is(two, first.run_id, RunStatus.SUCCESS))
+
+
 async def test_a_woken_run_its_replica_is_too_full_to_drive_holds_no_room_of_a_shared_bound(
     pg_databases: Databases, tmp_path: Path
 ) -> None:
     """A run whose sleep ended on a replica full of other runs (--max-active-runs) holds none of
-        its workflow's room meanwhile: the other replicas' runs of the workflow go on. Once its replica
-        has room, it holds that and waits for the workflow's, which it gets before the runs waiting to
-        start. Marked meanwhile, it holds none of its replica's room (a review: it held one, though
+    its workflow's room meanwhile: the other replicas' runs of the workflow go on. Once its replica
+    has room, it holds that and waits for the workflow's, which it gets before the runs waiting to
+    start. Marked meanwhile, it holds none of its replica's room (a review: it held one, though
     nothing else of it runs)."""
     each.clear()
     url = await pg_databases.url_for(tmp_path / "runs.db")
