@@ -1184,7 +1184,9 @@ async def test_deadlines_passing_close_together_make_one_look(tmp_path: Path) ->
         keeper._wake.clear()
         async with asyncio.timeout(5):
             await keeper._wake.wait()
-        assert time.monotonic() - looked >= leases_module.DEADLINES_GATHERED * 0.8
+        gathered = time.monotonic() - looked
+        # At the end of the window, not at some later look (generous: a loaded machine).
+        assert leases_module.DEADLINES_GATHERED * 0.8 <= gathered < leases_module.DEADLINES_GATHERED + 1.5
         assert keeper._waiting == {}  # the other four, gathered into this look
     finally:
         await keeper.aclose()
