@@ -574,6 +574,12 @@ async def test_resume_a_suspended_run(target: str) -> None:
         'suspended: ask {"question": "approve 2?"}',
         "resume with: runservice resume ap-1 --data JSON",
     ]
+    # Read without the steps' JSON, the payload is left out, not shown as null (a review).
+    lean = await cli(target, "show", "ap-1", "--view", "without_payloads")
+    assert lean.code == 0 and "suspended: ask\n" in lean.out and "null" not in lean.out, lean.out
+    full = await cli(target, "show", "ap-1")
+    assert full.code == 0 and 'suspended: ask {"question": "approve 2?"}' in full.out
+
     wrong = await cli(target, "resume", "ap-1", "--data", '{"approved": "perhaps"}')
     assert wrong.code == 1
     one_error_line(wrong, "INVALID_ARGUMENT VALIDATION_FAILED")

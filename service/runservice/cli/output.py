@@ -170,13 +170,14 @@ def error_line(error: RunError | None) -> str:
     return "; from ".join(parts)
 
 
-def step_detail(step: StepRecord, limit: int = 60) -> str:
-    """The one thing worth knowing about a step: its error, suspend payload, wake time or output."""
+def step_detail(step: StepRecord, limit: int = 60, *, payloads: bool = True) -> str:
+    """The one thing worth knowing about a step: its error, suspend payload, wake time or output
+    (`payloads` False: the run was read without its steps' JSON, so none is shown as null)."""
     if step.status is StepStatus.FAILED:
         return error_line(step.error)
     if step.status is StepStatus.SUSPENDED:
         labels = f" (labels: {', '.join(step.resume_labels)})" if step.resume_labels else ""
-        return short_json(step.suspend_payload, limit) + labels
+        return (short_json(step.suspend_payload, limit) if payloads else "") + labels
     if step.status is StepStatus.WAITING and step.wake_at:
         return f"until {clock(step.wake_at)}"
     if step.foreach_items:
@@ -246,9 +247,17 @@ def resume_hint(run: Run) -> Iterable[str]:
         yield f"runservice resume {run.run_id}{flag} --data JSON"
 
 
-def print_run(run: Run, out: Console, *, hint_watch: bool = False, not_resumable: str | None = None) -> None:
+def print_run(
+    run: Run,
+    out: Console,
+    *,
+    hint_watch: bool = False,
+    not_resumable: str | None = None,
+    payloads: bool = True,
+) -> None:
     """A run in a few lines: id, workflow, status, then its result, error or suspended steps;
-    `not_resumable`: why the server cannot resume it, said instead of the `resume` command."""
+    `not_resumable`: why the server cannot resume it, said instead of the `resume` command;
+    `payloads` False: read without its steps' JSON (no suspend payload is shown as null)."""
     head = Text.assemble(
         ("run ", ""), (run.run_id, "bold"), (f" ({run.workflow_id}) ", ""), status_text(run.status)
     )
@@ -261,8 +270,8 @@ def print_run(run: Run, out: Console, *, hint_watch: bool = False, not_resumable
         by_path = {step.path: step for step in run.steps}
         for path in run.suspended:
             step = by_path.get(path)
-            payload = short_json(step.suspend_payload, 200) if step else ""
-            out.print(Text(f"suspended: {'.'.join(path)} {payload}"))
+            payload = short_json(step.suspend_payload, 200) if step and payloads else ""
+            out.print(Text(f"suspended: {'.'.join(path)} {payload}".rstrip()))
         if not_resumable:
             out.print(Text(f"cannot be resumed here: {not_resumable}", style="yellow"))
         for line in resume_hint(run) if not not_resumable else ():

@@ -393,12 +393,14 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
             note = f"runservice: the run is too large for one reply: shown {told} (--view)"
             console(stderr=True).print(Text(note, style="dim"))
     else:
-        run = await workflow.run_execution_result(args.run_id, include_state=True, view=args.view)
+        view = args.view
+        run = await workflow.run_execution_result(args.run_id, include_state=True, view=view)
     if args.json:
         print_json(jsonable(run))
         return EXIT_OK
     out = console()
-    print_run(run, out, not_resumable=await _why_not_resumable(client, run))
+    payloads = view == "full"  # else left out, not null
+    print_run(run, out, not_resumable=await _why_not_resumable(client, run), payloads=payloads)
     facts = [
         ("resource", run.resource_id or ""),
         ("version", f"{run.definition_version} ({run.definition_digest or 'no digest recorded'})"),
@@ -435,7 +437,7 @@ async def show_run(client: Client, args: argparse.Namespace) -> int:
                 str(step.attempt + 1) if step.attempt else "",
                 when(step.started_at),
                 step_time(step, now),
-                Text(step_detail(step, 100) or error_line(step.error)),
+                Text(step_detail(step, 100, payloads=payloads) or error_line(step.error)),
             )
         print_table(out, grid)
     return EXIT_OK
