@@ -749,7 +749,8 @@ async def test_a_woken_run_canceled_while_the_bounds_room_is_counted_for_it_is_f
         first = await two.engine.start("shared-sleepy", input_data={"count": 1})
         await until(lambda: _true(gate.entered == [1]))
         keeper = one.engine._keeper
-        await until(lambda: _true(bool(keeper._marked)), within=SHARED_SLEEP + 10)
+        # Refused and waiting (a sleeper), marked: its first count is over.
+        await until(lambda: _true(bool(keeper._sleepers) and bool(keeper._marked)), within=SHARED_SLEEP + 10)
         counting = asyncio.Event()
         wake_bounded = one.store.wake_bounded
 

@@ -501,6 +501,11 @@ class LeaseKeeper:
                 if not granted.done():
                     granted.set_result(None)
             else:
+                if self._sleepers.get(sleeper) is not granted:
+                    # Stopped during the count (a Cancel, its deadline): `room_to_go_on` forgot
+                    # it before it was marked, and kept, each `room` NOTIFY of its workflow woke
+                    # the claim loop for it, for good (a review).
+                    self._marked.discard(sleeper)
                 full.add(sleeper.workflow_id)
 
     async def _let_go_on(self, sleeper: Sleeper) -> bool:
@@ -524,10 +529,6 @@ class LeaseKeeper:
                 # servers' runs, and it waits unmarked for room here (`note_full` by `hold`).
                 await self._unmark([sleeper])
             return False
-        # Known marked before the count, as the database may mark it: a stop meanwhile (a
-        # Cancel, its deadline) forgets it (`room_to_go_on`), where one added after the count
-        # stayed for good, each later `room` NOTIFY waking the claim loop for it (a review).
-        self._marked.add(sleeper)
         granted = False
         try:
             granted = await self._store.wake_bounded(sleeper.run_id, sleeper.lease, workflow_id, shared)
@@ -536,12 +537,12 @@ class LeaseKeeper:
         finally:
             capacity.release(True, workflow_id)
         if granted:
-            self._marked.discard(sleeper)
             return True
         if self._stopping:
             await self._unmark([sleeper])  # a shutdown began meanwhile: nothing here retries it
             return False
         # Tried again when a claim tells of room (`_room_told`), or at the next claim pass.
+        self._marked.add(sleeper)
         capacity.note_full(workflow_id)
         return False
 
