@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,21 @@ async def test_a_replica_whose_clock_runs_ahead_keeps_the_databases_time(
         await store.close()
 
 
+def _slowed(
+    store: Any, ahead: float
+) -> tuple[Callable[[], Awaitable[float]], Callable[[], Awaitable[float]]]:
+    """The store's real reading of the database's clock, and a slow one around it: read at its
+    start, `ahead` seconds added, answered `SLOW_READING` later (a slow database)."""
+    read: Callable[[], Awaitable[float]] = store.clock
+
+    async def slow_clock() -> float:
+        database = await read() + ahead
+        await asyncio.sleep(SLOW_READING)
+        return database
+
+    return read, slow_clock
+
+
 async def test_the_first_reading_of_the_databases_clock_is_taken_however_slow(
     pg_databases: Databases, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -122,13 +138,7 @@ async def test_the_first_reading_of_the_databases_clock_is_taken_however_slow(
     store = open_store(url)
     await store.open()
     try:
-        read = store.clock
-
-        async def slow_clock() -> float:
-            database = await read() + SKEW
-            await asyncio.sleep(SLOW_READING)
-            return database
-
+        read, slow_clock = _slowed(store, SKEW)
         monkeypatch.setattr(store, "clock", slow_clock)
         workflow = create_workflow("slow-clock").then(count).commit()
         engine = Engine(store, [workflow], lease_seconds=30, claim_interval=0.2)
@@ -160,13 +170,7 @@ async def test_a_slow_first_reading_that_says_less_than_its_own_error_is_not_tak
     store = open_store(url)
     await store.open()
     try:
-        read = store.clock
-
-        async def slow_clock() -> float:
-            database = await read()
-            await asyncio.sleep(SLOW_READING)  # the answer comes late: read at the start
-            return database
-
+        _, slow_clock = _slowed(store, 0.0)
         monkeypatch.setattr(store, "clock", slow_clock)
         workflow = create_workflow("slow-right-clock").then(count).commit()
         async with Engine(store, [workflow], lease_seconds=30, claim_interval=0.2) as engine:
